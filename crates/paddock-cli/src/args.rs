@@ -1,0 +1,72 @@
+//! The command line (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// paddock: a local-first sandbox for the tool calls of AI agents.
+#[derive(Parser, Debug)]
+#[command(name = "paddock", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More detail on stderr (-v info, -vv debug); PADDOCK_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Decide a call against the policy without running anything (exit 0 allow, 77 deny).
+    Check(CheckArgs),
+    /// Lint or show policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// Where the policy and the workspace come from.
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Policy file (default: the embedded default policy).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The workspace, `${WORKSPACE}` in the policy (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["read", "write", "connect", "argv"])))]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print {"decision","rule","reason"} as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Check reading this path.
+    #[arg(long, value_name = "PATH")]
+    pub read: Option<PathBuf>,
+    /// Check writing this path.
+    #[arg(long, value_name = "PATH")]
+    pub write: Option<PathBuf>,
+    /// Check a connection to HOST[:PORT] (port 443 when omitted).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub connect: Option<String>,
+    /// The command to check: -- PROGRAM [ARGS...]
+    #[arg(last = true, value_name = "PROGRAM")]
+    pub argv: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate policy files (exit 78 if any is invalid, with FILE:LINE:COL errors).
+    Lint {
+        /// Policy files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the effective merged policy as TOML.
+    Show(PolicyArgs),
+}

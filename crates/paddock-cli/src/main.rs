@@ -1,0 +1,38 @@
+//! `paddock`: a local-first sandbox for the tool calls of AI agents.
+//!
+//! The binary is a thin adapter: it parses the command line, loads the policy and hands the
+//! work to the library crates. Exit codes follow DESIGN.md: the child's own; 64 usage;
+//! 71 a required sandbox layer is unavailable; 77 denied or revoked; 78 invalid policy;
+//! 124 timeout; 125 paddock's own failure; 128+N killed by signal N.
+
+mod args;
+mod check;
+mod exit;
+mod policy_cmd;
+mod setup;
+
+use clap::Parser;
+
+use args::{Cli, Command, PolicyCommand};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    setup::init_logging(cli.verbose);
+    let code = match cli.command {
+        Command::Check(a) => check::run(a),
+        Command::Policy { command: PolicyCommand::Lint { files } } => policy_cmd::lint(&files),
+        Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,50 @@
+//! `paddock policy lint` and `paddock policy show`.
+
+use std::path::PathBuf;
+
+use paddock_policy::{Policy, Vars};
+
+use crate::args::PolicyArgs;
+use crate::exit;
+use crate::setup::{current_dir, load_policy};
+
+/// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
+pub fn lint(files: &[PathBuf]) -> i32 {
+    let cwd = match current_dir() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let vars = Vars::from_env(cwd);
+    let mut code = exit::OK;
+    for f in files {
+        match Policy::load(f, &vars) {
+            Ok(p) => {
+                for r in p.commands.iter().flat_map(|c| c.unresolved()) {
+                    eprintln!(
+                        "{}: warning: the program of `{}` is not found in the sandbox PATH ({}), so the pattern matches nothing",
+                        r.origin,
+                        r.raw,
+                        p.sandbox_path()
+                    );
+                }
+                println!("{}: ok", f.display());
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = exit::CONFIG;
+            }
+        }
+    }
+    code
+}
+
+/// Prints the effective merged policy.
+pub fn show(a: PolicyArgs) -> i32 {
+    match load_policy(&a) {
+        Ok(p) => {
+            print!("{}", p.effective_toml());
+            exit::OK
+        }
+        Err(code) => code,
+    }
+}

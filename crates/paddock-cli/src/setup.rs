@@ -1,0 +1,63 @@
+//! What every command needs: logging, the workspace, the policy.
+
+use std::path::{Path, PathBuf};
+
+use paddock_policy::{Policy, Vars};
+
+use crate::args::PolicyArgs;
+use crate::exit;
+
+/// Logs go to stderr; `PADDOCK_LOG` (an env-filter) overrides `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Prints `paddock: MESSAGE` on stderr and returns `code`.
+pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
+    eprintln!("paddock: {message}");
+    code
+}
+
+/// The current directory, or a failure code.
+pub fn current_dir() -> Result<PathBuf, i32> {
+    std::env::current_dir().map_err(|e| fail(exit::USAGE, format_args!("cannot read the current directory: {e}")))
+}
+
+/// The workspace: `--workspace`, else the current directory; canonical, must be a directory.
+pub fn workspace(arg: Option<&Path>) -> Result<PathBuf, i32> {
+    let dir = match arg {
+        Some(d) => d.to_path_buf(),
+        None => current_dir()?,
+    };
+    match std::fs::canonicalize(&dir) {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(_) => Err(fail(exit::USAGE, format_args!("workspace `{}` is not a directory", dir.display()))),
+        Err(e) => Err(fail(exit::USAGE, format_args!("workspace `{}`: {e}", dir.display()))),
+    }
+}
+
+/// Loads `--policy` or the embedded default; prints located errors and returns 78 on failure.
+pub fn load_policy(args: &PolicyArgs) -> Result<Policy, i32> {
+    let ws = workspace(args.policy_workspace())?;
+    let vars = Vars::from_env(ws);
+    let loaded = match &args.policy {
+        Some(path) => Policy::load(path, &vars),
+        None => Policy::embedded_default(&vars),
+    };
+    loaded.map_err(|e| {
+        eprintln!("{e}");
+        exit::CONFIG
+    })
+}
+
+impl PolicyArgs {
+    fn policy_workspace(&self) -> Option<&Path> {
+        self.workspace.as_deref()
+    }
+}

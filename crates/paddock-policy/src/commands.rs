@@ -1,0 +1,217 @@
+//! `[commands]`: which programs a call may start, with which arguments.
+//!
+//! A pattern is shell-words tokens. The first names a program (a bare name, looked up in
+//! the sandbox PATH, or an absolute path); pattern and call match when both resolve to the
+//! same canonical absolute path. Each later token is a glob for exactly one argument; a
+//! final `**` matches zero or more remaining arguments. `deny` beats `allow`.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::error::{Origin, Problems};
+use crate::Decision;
+
+/// One compiled command pattern.
+#[derive(Debug, Clone)]
+pub struct CommandRule {
+    /// `commands.allow[0]` and so on.
+    pub id: Arc<str>,
+    /// As written.
+    pub raw: String,
+    /// The program's canonical path, `None` when it does not resolve (then it matches nothing).
+    pub program: Option<PathBuf>,
+    /// Where it was written.
+    pub origin: Origin,
+    args: Vec<GlobMatcher>,
+    rest: bool,
+}
+
+impl CommandRule {
+    fn matches_args(&self, args: &[String]) -> bool {
+        if args.len() < self.args.len() || (!self.rest && args.len() != self.args.len()) {
+            return false;
+        }
+        self.args.iter().zip(args).all(|(g, a)| g.is_match(a.as_str()))
+    }
+}
+
+/// The compiled `[commands]` table.
+#[derive(Debug, Clone, Default)]
+pub struct CommandRules {
+    /// `allow` in order.
+    pub allow: Vec<CommandRule>,
+    /// `deny` in order.
+    pub deny: Vec<CommandRule>,
+    allow_by_program: HashMap<PathBuf, Vec<usize>>,
+    deny_by_program: HashMap<PathBuf, Vec<usize>>,
+}
+
+/// Resolves a program the way the sandbox will: a name with a slash as given (relative to
+/// `cwd`), a bare name through `path_var`; then to its canonical path. `None` when no
+/// executable regular file is found.
+pub fn resolve_program(program: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
+    if program.is_empty() {
+        return None;
+    }
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then(|| std::fs::canonicalize(&p).ok()).flatten();
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty() && Path::new(d).is_absolute())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| executable(p))
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
+fn executable(p: &Path) -> bool {
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+pub(crate) struct RawCommand {
+    pub raw: String,
+    pub origin: Origin,
+}
+
+const PATTERN_HINT: &str =
+    "a pattern is a program (bare name or absolute path) then one glob per argument, e.g. \"git log **\" or \"ls *\"";
+
+fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &mut Problems) -> Option<CommandRule> {
+    let tokens = match shell_words::split(&e.raw) {
+        Ok(t) => t,
+        Err(err) => {
+            problems.push(&e.origin, format!("malformed command pattern `{}`: {err}", e.raw), Some(PATTERN_HINT.into()));
+            return None;
+        }
+    };
+    let Some((program, args)) = tokens.split_first() else {
+        problems.push(&e.origin, "empty command pattern", Some(PATTERN_HINT.into()));
+        return None;
+    };
+    if program.is_empty() || program.contains(['*', '?', '[', ']', '{', '}']) {
+        problems.push(
+            &e.origin,
+            format!("bad program `{program}` in `{}`", e.raw),
+            Some("the program is a bare name or an absolute path, without globs; globs are for arguments".into()),
+        );
+        return None;
+    }
+    if program.contains('/') && !program.starts_with('/') {
+        problems.push(
+            &e.origin,
+            format!("relative program path `{program}` in `{}`", e.raw),
+            Some("write a bare name (looked up in the sandbox PATH) or an absolute path".into()),
+        );
+        return None;
+    }
+    let mut globs = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for (j, tok) in args.iter().enumerate() {
+        if tok == "**" {
+            if j + 1 != args.len() {
+                problems.push(
+                    &e.origin,
+                    format!("`**` must be the last token in `{}`", e.raw),
+                    Some("a final `**` matches any remaining arguments; use `*` for exactly one argument".into()),
+                );
+                return None;
+            }
+            rest = true;
+            continue;
+        }
+        if tok.contains("**") {
+            problems.push(
+                &e.origin,
+                format!("`**` inside the argument `{tok}` of `{}`", e.raw),
+                Some("inside an argument use `*`; `**` alone, last, matches any remaining arguments".into()),
+            );
+            return None;
+        }
+        match GlobBuilder::new(tok).literal_separator(false).backslash_escape(true).build() {
+            Ok(g) => globs.push(g.compile_matcher()),
+            Err(err) => {
+                problems.push(
+                    &e.origin,
+                    format!("bad glob `{tok}` in `{}`: {}", e.raw, err.kind()),
+                    Some("`*` any characters, `?` one, `[abc]` a class, `{a,b}` alternatives".into()),
+                );
+                return None;
+            }
+        }
+    }
+    let resolved = resolve_program(program, path_var, Path::new("/"));
+    if resolved.is_none() {
+        tracing::debug!(pattern = %e.raw, "command pattern's program does not resolve; it matches nothing");
+    }
+    Some(CommandRule { id: format!("commands.{kind}[{i}]").into(), raw: e.raw, program: resolved, origin: e.origin, args: globs, rest })
+}
+
+impl CommandRules {
+    pub(crate) fn compile(allow: Vec<RawCommand>, deny: Vec<RawCommand>, path_var: &str, problems: &mut Problems) -> CommandRules {
+        let mut rules = CommandRules::default();
+        for (i, e) in allow.into_iter().enumerate() {
+            if let Some(r) = compile_one("allow", i, e, path_var, problems) {
+                if let Some(p) = &r.program {
+                    rules.allow_by_program.entry(p.clone()).or_default().push(rules.allow.len());
+                }
+                rules.allow.push(r);
+            }
+        }
+        for (i, e) in deny.into_iter().enumerate() {
+            if let Some(r) = compile_one("deny", i, e, path_var, problems) {
+                if let Some(p) = &r.program {
+                    rules.deny_by_program.entry(p.clone()).or_default().push(rules.deny.len());
+                }
+                rules.deny.push(r);
+            }
+        }
+        rules
+    }
+
+    /// Patterns whose program does not resolve (they match nothing): worth a lint warning.
+    pub fn unresolved(&self) -> impl Iterator<Item = &CommandRule> {
+        self.allow.iter().chain(&self.deny).filter(|r| r.program.is_none())
+    }
+
+    /// Decides a call of `program` (already resolved, `None` if it did not) with `args`.
+    pub fn decide(&self, program: Option<&Path>, shown: &str, args: &[String]) -> Decision {
+        let Some(program) = program else {
+            return Decision::deny_default(format!(
+                "`{shown}` does not resolve to an executable in the sandbox PATH, so no [commands] pattern matches it"
+            ));
+        };
+        if let Some(r) = self.first_match(&self.deny_by_program, &self.deny, program, args) {
+            return Decision::deny(&r.id, format!("`{}` is denied by `{}`", shown, r.raw));
+        }
+        if let Some(r) = self.first_match(&self.allow_by_program, &self.allow, program, args) {
+            return Decision::allow(&r.id, format!("`{}` is allowed by `{}`", shown, r.raw));
+        }
+        let hint = if self.allow_by_program.contains_key(program) {
+            "its arguments match no allow pattern of that program"
+        } else {
+            "no allow pattern names that program"
+        };
+        Decision::deny_default(format!("`{shown}` ({}) is not in [commands] allow: {hint}", program.display()))
+    }
+
+    fn first_match<'a>(
+        &self,
+        index: &HashMap<PathBuf, Vec<usize>>,
+        rules: &'a [CommandRule],
+        program: &Path,
+        args: &[String],
+    ) -> Option<&'a CommandRule> {
+        index.get(program)?.iter().map(|&i| &rules[i]).find(|r| r.matches_args(args))
+    }
+}
+
+/// Joins argv for messages, quoting where needed.
+pub(crate) fn shown(argv: &[String]) -> String {
+    shell_words::join(argv)
+}
+

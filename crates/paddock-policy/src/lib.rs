@@ -1,0 +1,340 @@
+//! paddock's policy engine: parse, validate, compile and decide.
+//!
+//! A policy is a TOML file of allowlists (policy v1, see `DESIGN.md`). Loading compiles it
+//! once: globs into sets, paths normalised, host patterns indexed, command patterns
+//! resolved to canonical programs. Deciding is then pure and fast, and every [`Decision`]
+//! names the rule that made it (`commands.allow[2]`, `network.deny[0]`, `default`).
+//!
+//! This crate knows no processes, sockets or clocks; it reads the filesystem only to load
+//! files, normalise paths and resolve programs.
+//!
+//! ```
+//! use paddock_policy::{Policy, Vars, Verdict};
+//!
+//! let vars = Vars { workspace: "/work/project".into(), home: Some("/home/dev".into()),
+//!                   tmpdir: "/tmp".into(), caller_path: None };
+//! let policy = Policy::from_toml_str("example.toml", r#"
+//!     version = 1
+//!     [filesystem]
+//!     read = ["/usr"]
+//!     write = ["${WORKSPACE}"]
+//!     deny = ["${WORKSPACE}/**/*.pem"]
+//!     [network]
+//!     allow = ["*.crates.io"]
+//! "#, &vars).unwrap();
+//!
+//! let d = policy.decide_write("/work/project/src/main.rs".as_ref());
+//! assert_eq!((d.verdict, &*d.rule), (Verdict::Allow, "filesystem.write[0]"));
+//! let d = policy.decide_read("/work/project/keys/server.pem".as_ref());
+//! assert_eq!((d.verdict, &*d.rule), (Verdict::Deny, "filesystem.deny[0]"));
+//! let d = policy.decide_connect("static.crates.io", 443);
+//! assert_eq!((d.verdict, &*d.rule), (Verdict::Allow, "network.allow[0]"));
+//! let d = policy.decide_connect("crates.io", 443);   // `*.` never covers the apex
+//! assert_eq!((d.verdict, &*d.rule), (Verdict::Deny, "default"));
+//! ```
+#![deny(missing_docs)]
+
+mod commands;
+mod error;
+mod limits;
+mod load;
+mod network;
+mod paths;
+mod raw;
+mod show;
+mod vars;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use commands::{resolve_program, CommandRule, CommandRules};
+pub use error::{Origin, PolicyError, Problem};
+pub use limits::{format_size, parse_size, EnvRules, Limits, DEFAULT_PATH};
+pub use network::{normalize_host, split_host_port, Host, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
+pub use paths::{normalize, DenyRule, FsRules, PathRule};
+pub use vars::Vars;
+
+use error::Problems;
+use load::Merged;
+
+/// The embedded default policy: workspace writable, system read-only, home secrets denied,
+/// no network. The same text as `policies/default.toml`.
+pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
+
+/// The name the embedded default goes by in messages.
+pub const DEFAULT_POLICY_NAME: &str = "<embedded default>";
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The call may go ahead.
+    Allow,
+    /// The call is refused.
+    Deny,
+}
+
+impl Verdict {
+    /// `"allow"` or `"deny"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// The outcome of one check: the verdict, the rule that decided and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allow or deny.
+    pub verdict: Verdict,
+    /// The rule id: `filesystem.read[0]`, `commands.deny[1]`, `network.allow[3]`, or
+    /// `default` when no rule matched.
+    pub rule: Arc<str>,
+    /// A sentence for a person.
+    pub reason: String,
+}
+
+impl Decision {
+    pub(crate) fn allow(rule: &Arc<str>, reason: String) -> Decision {
+        Decision { verdict: Verdict::Allow, rule: Arc::clone(rule), reason }
+    }
+    pub(crate) fn deny(rule: &Arc<str>, reason: String) -> Decision {
+        Decision { verdict: Verdict::Deny, rule: Arc::clone(rule), reason }
+    }
+    pub(crate) fn deny_default(reason: String) -> Decision {
+        Decision { verdict: Verdict::Deny, rule: Arc::from("default"), reason }
+    }
+    pub(crate) fn allow_default(reason: String) -> Decision {
+        Decision { verdict: Verdict::Allow, rule: Arc::from("default"), reason }
+    }
+    /// Whether the verdict is allow.
+    pub fn is_allow(&self) -> bool {
+        self.verdict == Verdict::Allow
+    }
+}
+
+/// `[sandbox] enforcement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Enforcement {
+    /// Refuse to run if a layer the policy needs is missing (the default).
+    #[default]
+    Strict,
+    /// Run, and record what was missing.
+    BestEffort,
+}
+
+impl Enforcement {
+    /// `"strict"` or `"best-effort"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Strict => "strict",
+            Enforcement::BestEffort => "best-effort",
+        }
+    }
+}
+
+/// A loaded, validated, compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The files it was built from, bases first (or [`DEFAULT_POLICY_NAME`]).
+    pub files: Vec<PathBuf>,
+    /// `[sandbox] enforcement`.
+    pub enforcement: Enforcement,
+    /// `[filesystem]`.
+    pub filesystem: FsRules,
+    /// `[commands]`; `None` when no file has the table (any program may start).
+    pub commands: Option<CommandRules>,
+    /// `[network]`.
+    pub network: NetworkRules,
+    /// `[env]`.
+    pub env: EnvRules,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// The variables it was compiled with.
+    pub vars: Vars,
+    sandbox_path: String,
+    effective: String,
+    hash: String,
+}
+
+impl Policy {
+    /// Loads the policy file at `path` and what it extends.
+    pub fn load(path: &Path, vars: &Vars) -> Result<Policy, PolicyError> {
+        Policy::compile(load::load_file(path)?, vars)
+    }
+
+    /// Loads a policy from text; `name` is used in messages, `extends` resolves from the
+    /// current directory.
+    pub fn from_toml_str(name: &str, text: &str, vars: &Vars) -> Result<Policy, PolicyError> {
+        let base = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Policy::compile(load::load_text(Path::new(name), text, &base)?, vars)
+    }
+
+    /// The embedded default policy ([`DEFAULT_POLICY`]).
+    pub fn embedded_default(vars: &Vars) -> Result<Policy, PolicyError> {
+        Policy::compile(load::load_text(Path::new(DEFAULT_POLICY_NAME), DEFAULT_POLICY, Path::new("/"))?, vars)
+    }
+
+    fn compile(m: Merged, vars: &Vars) -> Result<Policy, PolicyError> {
+        let mut problems = Problems::default();
+        let enforcement = match &m.enforcement {
+            None => Enforcement::Strict,
+            Some((s, o)) => match s.as_str() {
+                "strict" => Enforcement::Strict,
+                "best-effort" => Enforcement::BestEffort,
+                other => {
+                    problems.push(o, format!("unknown enforcement `{other}`"), Some("write \"strict\" (refuse when a layer is missing) or \"best-effort\" (run and record what is missing)".to_string()));
+                    Enforcement::Strict
+                }
+            },
+        };
+        let paths = |list: &[load::At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
+            list.iter()
+                .filter_map(|(raw, origin)| match vars.expand_path(raw) {
+                    Ok(expanded) => Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone() }),
+                    Err((msg, hint)) => {
+                        problems.push(origin, msg, Some(hint));
+                        None
+                    }
+                })
+                .collect()
+        };
+        let (read, write, deny) = (paths(&m.fs_read, &mut problems), paths(&m.fs_write, &mut problems), paths(&m.fs_deny, &mut problems));
+        let filesystem = FsRules::compile(read, write, deny, &mut problems);
+
+        let env = EnvRules::compile(
+            m.env_pass.iter().map(|(p, o)| (p.clone(), o.clone())).collect(),
+            m.env_set.values().map(|((k, ko), (v, _))| (k.clone(), ko.clone(), v.clone())).collect(),
+            &mut problems,
+        );
+        let sandbox_path = env.sandbox_path(vars.caller_path.as_deref());
+
+        let cmd = |list: &[load::At<String>]| list.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() }).collect();
+        let commands = m.commands.as_ref().map(|(allow, deny)| CommandRules::compile(cmd(allow), cmd(deny), &sandbox_path, &mut problems));
+
+        let net = |list: &[load::At<String>]| list.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() }).collect();
+        let hosts = m
+            .net_hosts
+            .values()
+            .map(|((k, ko), (v, vo))| (network::RawEntry { raw: k.clone(), origin: ko.clone() }, network::RawEntry { raw: v.clone(), origin: vo.clone() }))
+            .collect();
+        let network = NetworkRules::compile(net(&m.net_allow), net(&m.net_deny), net(&m.net_private), hosts, &mut problems);
+
+        let mut limits = Limits::default();
+        if let Some((v, o)) = &m.timeout {
+            limits.timeout = limits::duration(v, o, "timeout", &mut problems);
+        }
+        if let Some((v, o)) = &m.max_output {
+            limits.max_output = limits::size(v, o, "max_output", &mut problems);
+        }
+        if let Some((v, o)) = &m.max_memory {
+            limits.max_memory = limits::size(v, o, "max_memory", &mut problems);
+        }
+        if let Some((v, o)) = &m.max_processes {
+            limits.max_processes = limits::count(*v, o, "max_processes", &mut problems);
+        }
+        if let Some((v, o)) = &m.max_open_files {
+            limits.max_open_files = limits::count(*v, o, "max_open_files", &mut problems);
+        }
+        problems.into_result()?;
+
+        let mut policy = Policy {
+            files: m.files,
+            enforcement,
+            filesystem,
+            commands,
+            network,
+            env,
+            limits,
+            vars: vars.clone(),
+            sandbox_path,
+            effective: String::new(),
+            hash: String::new(),
+        };
+        let (header, body) = show::effective_toml(&policy);
+        policy.hash = show::sha256_hex(body.as_bytes());
+        policy.effective = header + &body;
+        Ok(policy)
+    }
+
+    /// The effective merged policy as TOML, variables expanded (what `policy show` prints).
+    pub fn effective_toml(&self) -> &str {
+        &self.effective
+    }
+
+    /// SHA-256 (hex) of [`Policy::effective_toml`] less its comment header: identifies the
+    /// policy in audit records.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The sandbox PATH: `[env]`'s PATH if set, else the caller's if passed, else
+    /// [`DEFAULT_PATH`].
+    pub fn sandbox_path(&self) -> &str {
+        &self.sandbox_path
+    }
+
+    /// Resolves a call's program as the sandbox will (see [`resolve_program`]).
+    pub fn resolve_program(&self, program: &str, cwd: &Path) -> Option<PathBuf> {
+        resolve_program(program, &self.sandbox_path, cwd)
+    }
+
+    /// Decides whether a call may start `argv`, resolving its program from `cwd`.
+    pub fn check_command(&self, argv: &[String], cwd: &Path) -> Decision {
+        let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
+        self.decide_command(resolved.as_deref(), argv)
+    }
+
+    /// Decides a call of `argv` whose program resolved to `program` (pure).
+    pub fn decide_command(&self, program: Option<&Path>, argv: &[String]) -> Decision {
+        let shown = commands::shown(argv);
+        match &self.commands {
+            None => Decision::allow_default(format!("no [commands] table: any program may start (`{shown}` is still confined by the other rules)")),
+            Some(rules) => rules.decide(program, &shown, argv.get(1..).unwrap_or(&[])),
+        }
+    }
+
+    /// Decides a read of `path` (relative paths are taken from `cwd`), normalising it first.
+    pub fn check_read(&self, path: &Path, cwd: &Path) -> Decision {
+        self.filesystem.decide_read(&normalize(path, cwd))
+    }
+
+    /// Decides a write of `path` (relative paths are taken from `cwd`), normalising it first.
+    pub fn check_write(&self, path: &Path, cwd: &Path) -> Decision {
+        self.filesystem.decide_write(&normalize(path, cwd))
+    }
+
+    /// Decides a read of an already normalised path (pure).
+    pub fn decide_read(&self, path: &Path) -> Decision {
+        self.filesystem.decide_read(path)
+    }
+
+    /// Decides a write of an already normalised path (pure).
+    pub fn decide_write(&self, path: &Path) -> Decision {
+        self.filesystem.decide_write(path)
+    }
+
+    /// Decides a connection to `host:port` by name (pure). Address checks (private ranges,
+    /// pins) are the proxy's, with [`NetworkRules::pinned`] and
+    /// [`NetworkRules::private_allowed`].
+    pub fn decide_connect(&self, host: &str, port: u16) -> Decision {
+        self.network.decide(host, port)
+    }
+
+    /// Every rule id of the policy, in order (for "grants never used" in a review).
+    pub fn rule_ids(&self) -> Vec<String> {
+        let fs = &self.filesystem;
+        let mut ids: Vec<String> = fs.read.iter().map(|r| r.id.to_string()).collect();
+        ids.extend(fs.write.iter().map(|r| r.id.to_string()));
+        ids.extend(fs.deny.iter().map(|r| r.id.to_string()));
+        if let Some(c) = &self.commands {
+            ids.extend(c.allow.iter().chain(&c.deny).map(|r| r.id.to_string()));
+        }
+        ids.extend(self.network.allow.iter().chain(&self.network.deny).map(|r| r.id.to_string()));
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Loading: reading files, following `extends` (relative to the extending file, cycles
+//! detected), and merging: lists concatenate (base first), scalars and table keys override.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Origin, PolicyError, Problems};
+use crate::raw::{self, IntOrString, RawPolicy};
+
+/// A value with the place it was written.
+pub(crate) type At<T> = (T, Origin);
+
+/// Every file of a policy merged into one, each entry remembering its origin.
+#[derive(Default)]
+pub(crate) struct Merged {
+    pub files: Vec<PathBuf>,
+    pub enforcement: Option<At<String>>,
+    pub fs_read: Vec<At<String>>,
+    pub fs_write: Vec<At<String>>,
+    pub fs_deny: Vec<At<String>>,
+    pub commands: Option<(Vec<At<String>>, Vec<At<String>>)>,
+    pub net_allow: Vec<At<String>>,
+    pub net_deny: Vec<At<String>>,
+    pub net_private: Vec<At<String>>,
+    pub net_hosts: BTreeMap<String, (At<String>, At<String>)>,
+    pub env_pass: Vec<At<String>>,
+    pub env_set: BTreeMap<String, (At<String>, At<String>)>,
+    pub timeout: Option<At<IntOrString>>,
+    pub max_output: Option<At<IntOrString>>,
+    pub max_processes: Option<At<i64>>,
+    pub max_memory: Option<At<IntOrString>>,
+    pub max_open_files: Option<At<i64>>,
+}
+
+struct Loader {
+    merged: Merged,
+    /// Canonical paths of the files being loaded, outermost first (for cycle detection).
+    stack: Vec<PathBuf>,
+}
+
+/// Loads `path` and everything it extends.
+pub(crate) fn load_file(path: &Path) -> Result<Merged, PolicyError> {
+    let mut l = Loader { merged: Merged::default(), stack: Vec::new() };
+    l.file(path, None)?;
+    Ok(l.merged)
+}
+
+/// Loads a policy given as text; `extends` entries resolve relative to `base_dir`.
+pub(crate) fn load_text(name: &Path, text: &str, base_dir: &Path) -> Result<Merged, PolicyError> {
+    let mut l = Loader { merged: Merged::default(), stack: Vec::new() };
+    l.text(name, text, base_dir, PathBuf::from(name))?;
+    Ok(l.merged)
+}
+
+impl Loader {
+    fn file(&mut self, path: &Path, from: Option<&Origin>) -> Result<(), PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let msg = format!("cannot read policy `{}`: {e}", path.display());
+            let hint = Some("check the path; `extends` entries are relative to the file that names them".to_string());
+            match from {
+                Some(o) => PolicyError::one(o.clone(), msg, hint),
+                None => PolicyError::file(path, msg, hint),
+            }
+        })?;
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.text(path, &text, &dir, canonical)
+    }
+
+    fn text(&mut self, name: &Path, text: &str, base_dir: &Path, canonical: PathBuf) -> Result<(), PolicyError> {
+        let file = Arc::new(name.to_path_buf());
+        let raw = raw::parse(&file, text)?;
+        let at = |span: std::ops::Range<usize>| Origin::at(&file, text, span.start);
+        let mut problems = Problems::default();
+        match &raw.version {
+            None => problems.push(&Origin::at(&file, text, 0), "missing `version`", Some("put `version = 1` at the top of the file".to_string())),
+            Some(v) if *v.get_ref() != 1 => problems.push(
+                &at(v.span()),
+                format!("unsupported policy version {}", v.get_ref()),
+                Some("this paddock reads policy version 1: `version = 1`".to_string()),
+            ),
+            Some(_) => {}
+        }
+        problems.into_result()?;
+
+        self.stack.push(canonical);
+        for e in &raw.extends {
+            let origin = at(e.span());
+            let rel = Path::new(e.get_ref());
+            if e.get_ref().trim().is_empty() {
+                self.stack.pop();
+                return Err(PolicyError::one(origin, "empty `extends` entry", Some("name a policy file, e.g. \"base.toml\"".into())));
+            }
+            let target = base_dir.join(rel);
+            let target_canon = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+            if self.stack.contains(&target_canon) {
+                let chain: Vec<String> = self
+                    .stack
+                    .iter()
+                    .map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+                    .chain(std::iter::once(rel.display().to_string()))
+                    .collect();
+                self.stack.pop();
+                return Err(PolicyError::one(
+                    origin,
+                    format!("`extends` cycle: {}", chain.join(" -> ")),
+                    Some("a policy cannot extend itself, directly or through other files".into()),
+                ));
+            }
+            if let Err(err) = self.file(&target, Some(&origin)) {
+                self.stack.pop();
+                return Err(err);
+            }
+        }
+        self.stack.pop();
+        self.merged.files.push(name.to_path_buf());
+        self.overlay(raw, &at);
+        Ok(())
+    }
+
+    fn overlay(&mut self, raw: RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin) {
+        let m = &mut self.merged;
+        let list = |v: Vec<raw::S<String>>| -> Vec<At<String>> {
+            v.into_iter().map(|s| {
+                let o = at(s.span());
+                (s.into_inner(), o)
+            }).collect()
+        };
+        if let Some(s) = raw.sandbox {
+            if let Some(e) = s.enforcement {
+                let o = at(e.span());
+                m.enforcement = Some((e.into_inner(), o));
+            }
+        }
+        if let Some(f) = raw.filesystem {
+            m.fs_read.extend(list(f.read));
+            m.fs_write.extend(list(f.write));
+            m.fs_deny.extend(list(f.deny));
+        }
+        if let Some(c) = raw.commands {
+            let c = c.into_inner();
+            let entry = m.commands.get_or_insert_with(Default::default);
+            entry.0.extend(list(c.allow));
+            entry.1.extend(list(c.deny));
+        }
+        if let Some(n) = raw.network {
+            m.net_allow.extend(list(n.allow));
+            m.net_deny.extend(list(n.deny));
+            m.net_private.extend(list(n.allow_private));
+            for (k, v) in n.hosts {
+                let (ko, vo) = (at(k.span()), at(v.span()));
+                let key = k.get_ref().to_ascii_lowercase();
+                m.net_hosts.insert(key, ((k.into_inner(), ko), (v.into_inner(), vo)));
+            }
+        }
+        if let Some(e) = raw.env {
+            m.env_pass.extend(list(e.pass));
+            for (k, v) in e.set {
+                let (ko, vo) = (at(k.span()), at(v.span()));
+                m.env_set.insert(k.get_ref().clone(), ((k.into_inner(), ko), (v.into_inner(), vo)));
+            }
+        }
+        if let Some(l) = raw.limits {
+            macro_rules! over {
+                ($field:ident) => {
+                    if let Some(v) = l.$field {
+                        let o = at(v.span());
+                        m.$field = Some((v.into_inner(), o));
+                    }
+                };
+            }
+            over!(timeout);
+            over!(max_output);
+            over!(max_processes);
+            over!(max_memory);
+            over!(max_open_files);
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! `[filesystem]`: path normalisation and the read / write / deny decision.
+//!
+//! Paths are normalised before matching: `.` and `..` are folded and symlinks are resolved
+//! for the part of the path that exists, the way the kernel would walk it. `deny` entries
+//! are globs (`*` stays inside one component, `**` crosses them) and beat `read` and
+//! `write`; a deny entry covers what lies below it. `write` implies read.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{Origin, Problems};
+use crate::Decision;
+
+/// How many symlinks one normalisation follows before it gives up (like the kernel's 40).
+const MAX_LINKS: usize = 40;
+
+/// Normalises an absolute path: folds `.` and `..` and resolves the symlinks of the part
+/// that exists. A relative `path` is taken relative to `cwd`.
+pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
+    let joined;
+    let path = if path.is_absolute() {
+        path
+    } else {
+        joined = cwd.join(path);
+        &joined
+    };
+    let mut queue: VecDeque<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut exists = true;
+    let mut links = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            out.pop();
+            exists = true;
+            continue;
+        }
+        out.push(&c);
+        if !exists {
+            continue;
+        }
+        match std::fs::symlink_metadata(&out) {
+            Ok(m) if m.file_type().is_symlink() && links < MAX_LINKS => {
+                links += 1;
+                let Ok(target) = std::fs::read_link(&out) else { continue };
+                out.pop();
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                let mut front: Vec<OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(s) => Some(s.to_os_string()),
+                        Component::ParentDir => Some(OsString::from("..")),
+                        _ => None,
+                    })
+                    .collect();
+                while let Some(t) = front.pop() {
+                    queue.push_front(t);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => exists = false,
+        }
+    }
+    out
+}
+
+/// One path entry of `read` or `write`.
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    /// `filesystem.read[0]` and so on.
+    pub id: Arc<str>,
+    /// As written in the policy.
+    pub raw: String,
+    /// Expanded and normalised.
+    pub path: PathBuf,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// One `deny` entry.
+#[derive(Debug, Clone)]
+pub struct DenyRule {
+    /// `filesystem.deny[0]` and so on.
+    pub id: Arc<str>,
+    /// As written in the policy.
+    pub raw: String,
+    /// Expanded, its literal prefix normalised; a glob when `is_glob`.
+    pub pattern: String,
+    /// Whether `pattern` has glob syntax.
+    pub is_glob: bool,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+/// The compiled `[filesystem]` section.
+#[derive(Debug, Clone, Default)]
+pub struct FsRules {
+    /// `read` entries in order.
+    pub read: Vec<PathRule>,
+    /// `write` entries in order.
+    pub write: Vec<PathRule>,
+    /// `deny` entries in order.
+    pub deny: Vec<DenyRule>,
+    read_index: HashMap<PathBuf, usize>,
+    write_index: HashMap<PathBuf, usize>,
+    deny_set: GlobSet,
+}
+
+fn has_glob_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', ']', '{', '}'])
+}
+
+/// The normalised literal prefix of a glob, and the glob rebuilt on it.
+fn normalize_glob(expanded: &str) -> String {
+    let comps: Vec<&str> = expanded.split('/').collect();
+    let first_glob = comps.iter().position(|c| has_glob_meta(c)).unwrap_or(comps.len());
+    let prefix = comps[..first_glob].join("/");
+    let prefix = if prefix.is_empty() { "/".to_string() } else { prefix };
+    let norm = normalize(Path::new(&prefix), Path::new("/"));
+    let mut out = norm.to_string_lossy().into_owned();
+    for c in &comps[first_glob..] {
+        if !out.ends_with('/') {
+            out.push('/');
+        }
+        out.push_str(c);
+    }
+    out
+}
+
+pub(crate) struct RawPathEntry {
+    pub raw: String,
+    pub expanded: PathBuf,
+    pub origin: Origin,
+}
+
+impl FsRules {
+    pub(crate) fn compile(
+        read: Vec<RawPathEntry>,
+        write: Vec<RawPathEntry>,
+        deny: Vec<RawPathEntry>,
+        problems: &mut Problems,
+    ) -> FsRules {
+        let mut rules = FsRules::default();
+        for (kind, list) in [("read", read), ("write", write)] {
+            for (i, e) in list.into_iter().enumerate() {
+                let s = e.expanded.to_string_lossy();
+                if has_glob_meta(&s) {
+                    problems.push(
+                        &e.origin,
+                        format!("glob in `filesystem.{kind}` entry `{}`", e.raw),
+                        Some(format!("`{kind}` takes directories or files (recursive); globs belong in `deny`")),
+                    );
+                    continue;
+                }
+                let path = normalize(&e.expanded, Path::new("/"));
+                let rule = PathRule { id: format!("filesystem.{kind}[{i}]").into(), raw: e.raw, path, origin: e.origin };
+                let (vec, index) = if kind == "read" {
+                    (&mut rules.read, &mut rules.read_index)
+                } else {
+                    (&mut rules.write, &mut rules.write_index)
+                };
+                index.entry(rule.path.clone()).or_insert(vec.len());
+                vec.push(rule);
+            }
+        }
+        let mut set = GlobSetBuilder::new();
+        for (i, e) in deny.into_iter().enumerate() {
+            let s = e.expanded.to_string_lossy().into_owned();
+            let is_glob = has_glob_meta(&s);
+            let pattern = if is_glob {
+                normalize_glob(&s)
+            } else {
+                normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
+            };
+            let glob = GlobBuilder::new(&if is_glob { pattern.clone() } else { globset::escape(&pattern) })
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build();
+            match glob {
+                Ok(g) => {
+                    set.add(g);
+                    rules.deny.push(DenyRule { id: format!("filesystem.deny[{i}]").into(), raw: e.raw, pattern, is_glob, origin: e.origin });
+                }
+                Err(err) => problems.push(
+                    &e.origin,
+                    format!("bad glob `{}`: {}", e.raw, err.kind()),
+                    Some("`*` matches within one path component, `**` across components, `?` one character, `[abc]` a class".into()),
+                ),
+            }
+        }
+        rules.deny_set = set.build().unwrap_or_else(|_| GlobSet::empty());
+        rules
+    }
+
+    /// The first deny rule covering `path` (already normalised) or one of its ancestors.
+    fn denied(&self, path: &Path) -> Option<&DenyRule> {
+        if self.deny.is_empty() {
+            return None;
+        }
+        let mut best: Option<usize> = None;
+        for anc in path.ancestors() {
+            if self.deny_set.is_match(anc) {
+                let first = self.deny_set.matches(anc).into_iter().min();
+                best = match (best, first) {
+                    (Some(b), Some(f)) => Some(b.min(f)),
+                    (b, f) => b.or(f),
+                };
+            }
+        }
+        best.map(|i| &self.deny[i])
+    }
+
+    /// Decides a read of `path`, which must already be normalised ([`normalize`]).
+    pub fn decide_read(&self, path: &Path) -> Decision {
+        if let Some(d) = self.denied(path) {
+            return Decision::deny(&d.id, format!("{} is denied by `{}`", path.display(), d.raw));
+        }
+        for anc in path.ancestors() {
+            if let Some(&i) = self.write_index.get(anc) {
+                let r = &self.write[i];
+                return Decision::allow(&r.id, format!("{} is under write path `{}`", path.display(), r.raw));
+            }
+            if let Some(&i) = self.read_index.get(anc) {
+                let r = &self.read[i];
+                return Decision::allow(&r.id, format!("{} is under read path `{}`", path.display(), r.raw));
+            }
+        }
+        Decision::deny_default(format!(
+            "{} is not under any [filesystem] read or write path; add it to `read` to allow it",
+            path.display()
+        ))
+    }
+
+    /// Decides a write of `path`, which must already be normalised ([`normalize`]).
+    pub fn decide_write(&self, path: &Path) -> Decision {
+        if let Some(d) = self.denied(path) {
+            return Decision::deny(&d.id, format!("{} is denied by `{}`", path.display(), d.raw));
+        }
+        for anc in path.ancestors() {
+            if let Some(&i) = self.write_index.get(anc) {
+                let r = &self.write[i];
+                return Decision::allow(&r.id, format!("{} is under write path `{}`", path.display(), r.raw));
+            }
+        }
+        let read_only = path.ancestors().find_map(|a| self.read_index.get(a)).map(|&i| &self.read[i]);
+        Decision::deny_default(match read_only {
+            Some(r) => format!(
+                "{} is read-only (under `{}`, {}); add it to `write` to allow writing",
+                path.display(),
+                r.raw,
+                r.id
+            ),
+            None => format!("{} is not under any [filesystem] write path; add it to `write` to allow it", path.display()),
+        })
+    }
+
+    /// Whether `path` (normalised) is covered by a deny rule.
+    pub fn is_denied(&self, path: &Path) -> bool {
+        self.denied(path).is_some()
+    }
+
+    /// The concrete paths that deny rules cover at this moment: literal entries that exist,
+    /// and what the globs match below their literal prefix. The sandbox masks these.
+    /// Symlinks are not followed while walking. At most `limit` entries are visited per glob;
+    /// the `bool` says whether a walk was cut short.
+    pub fn expand_deny(&self, limit: usize) -> (Vec<PathBuf>, bool) {
+        let mut out = Vec::new();
+        let mut cut = false;
+        for d in &self.deny {
+            if !d.is_glob {
+                let p = PathBuf::from(&d.pattern);
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    out.push(p);
+                }
+                continue;
+            }
+            let Ok(glob) = GlobBuilder::new(&d.pattern).literal_separator(true).backslash_escape(true).build() else {
+                continue;
+            };
+            let m = glob.compile_matcher();
+            let root: PathBuf = {
+                let comps: Vec<&str> = d.pattern.split('/').collect();
+                let first = comps.iter().position(|c| has_glob_meta(c)).unwrap_or(comps.len());
+                let p = comps[..first].join("/");
+                PathBuf::from(if p.is_empty() { "/".to_string() } else { p })
+            };
+            let mut visited = 0usize;
+            let mut stack = vec![root];
+            while let Some(dir) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+                for entry in rd.flatten() {
+                    visited += 1;
+                    if visited > limit {
+                        cut = true;
+                        stack.clear();
+                        break;
+                    }
+                    let p = entry.path();
+                    if m.is_match(&p) {
+                        out.push(p);
+                        continue; // masked whole: no need to look inside
+                    }
+                    if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        (out, cut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn normalize_folds_dots() {
+        let p = normalize(Path::new("/nonexistent-paddock/a/./b/../c"), Path::new("/"));
+        assert_eq!(p, PathBuf::from("/nonexistent-paddock/a/c"));
+        let p = normalize(Path::new("x/../y"), Path::new("/nonexistent-paddock"));
+        assert_eq!(p, PathBuf::from("/nonexistent-paddock/y"));
+        assert_eq!(normalize(Path::new("/../../.."), Path::new("/")), PathBuf::from("/"));
+    }
+
+    #[test]
+    fn normalize_resolves_symlinks_then_dotdot() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap();
+        std::fs::create_dir_all(root.join("real/inner")).unwrap();
+        symlink(root.join("real/inner"), root.join("link")).unwrap();
+        symlink("real", root.join("rel")).unwrap();
+        // link/.. is real/, not root/
+        assert_eq!(normalize(&root.join("link/../x"), Path::new("/")), root.join("real/x"));
+        assert_eq!(normalize(&root.join("rel/inner/f"), Path::new("/")), root.join("real/inner/f"));
+        // a loop does not hang
+        symlink(root.join("loop"), root.join("loop")).unwrap();
+        let _ = normalize(&root.join("loop/x"), Path::new("/"));
+    }
+}

@@ -1,0 +1,110 @@
+//! `policy show`: the effective merged policy written back as TOML, and its hash.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::limits::format_size;
+use crate::Policy;
+
+#[derive(Serialize)]
+struct Effective {
+    version: i64,
+    sandbox: Sandbox,
+    filesystem: Filesystem,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commands: Option<Commands>,
+    network: Network,
+    env: Env,
+    limits: BTreeMap<&'static str, toml::Value>,
+}
+
+#[derive(Serialize)]
+struct Sandbox {
+    enforcement: &'static str,
+}
+
+#[derive(Serialize)]
+struct Filesystem {
+    read: Vec<String>,
+    write: Vec<String>,
+    deny: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Commands {
+    allow: Vec<String>,
+    deny: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Network {
+    allow: Vec<String>,
+    deny: Vec<String>,
+    allow_private: Vec<String>,
+    hosts: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Env {
+    pass: Vec<String>,
+    set: BTreeMap<String, String>,
+}
+
+/// The comment header (files, variables) and the TOML body.
+pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
+    let fs = &p.filesystem;
+    let mut limits = BTreeMap::new();
+    if let Some(t) = p.limits.timeout {
+        limits.insert("timeout", toml::Value::String(humantime::format_duration(t).to_string()));
+    }
+    if let Some(n) = p.limits.max_output {
+        limits.insert("max_output", toml::Value::String(format_size(n)));
+    }
+    if let Some(n) = p.limits.max_processes {
+        limits.insert("max_processes", toml::Value::Integer(n as i64));
+    }
+    if let Some(n) = p.limits.max_memory {
+        limits.insert("max_memory", toml::Value::String(format_size(n)));
+    }
+    if let Some(n) = p.limits.max_open_files {
+        limits.insert("max_open_files", toml::Value::Integer(n as i64));
+    }
+    let e = Effective {
+        version: 1,
+        sandbox: Sandbox { enforcement: p.enforcement.as_str() },
+        filesystem: Filesystem {
+            read: fs.read.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
+            write: fs.write.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
+            deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
+        },
+        commands: p.commands.as_ref().map(|c| Commands {
+            allow: c.allow.iter().map(|r| r.raw.clone()).collect(),
+            deny: c.deny.iter().map(|r| r.raw.clone()).collect(),
+        }),
+        network: Network {
+            allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
+            deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),
+            allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
+            hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        },
+        env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },
+        limits,
+    };
+    let files: Vec<String> = p.files.iter().map(|f| f.display().to_string()).collect();
+    let header = format!(
+        "# effective policy, merged from: {}\n# variables: WORKSPACE={} HOME={} TMPDIR={}\n# sandbox PATH: {}\n",
+        files.join(", "),
+        p.vars.workspace.display(),
+        p.vars.home.as_ref().map(|h| h.display().to_string()).unwrap_or_else(|| "(unset)".into()),
+        p.vars.tmpdir.display(),
+        p.sandbox_path(),
+    );
+    let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
+    (header, body)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

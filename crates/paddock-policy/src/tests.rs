@@ -1,0 +1,362 @@
+//! Unit tests of loading, every class of bad policy, and the decisions.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn vars(ws: &str) -> Vars {
+    Vars { workspace: ws.into(), home: Some("/home/u".into()), tmpdir: "/tmp".into(), caller_path: None }
+}
+
+fn policy(text: &str) -> Policy {
+    Policy::from_toml_str("p.toml", text, &vars("/nonexistent-ws")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str) -> String {
+    Policy::from_toml_str("p.toml", text, &vars("/nonexistent-ws")).expect_err("policy should be invalid").to_string()
+}
+
+fn rule(d: &Decision) -> (&'static str, &str) {
+    (d.verdict.as_str(), &d.rule)
+}
+
+#[test]
+fn embedded_default_loads_and_is_sane() {
+    let p = Policy::embedded_default(&vars("/nonexistent-ws")).unwrap();
+    assert_eq!(p.enforcement, Enforcement::Strict);
+    assert!(p.commands.is_none());
+    assert!(!p.network.any_allowed());
+    assert!(p.decide_write(Path::new("/nonexistent-ws/src/main.rs")).is_allow());
+    assert!(p.decide_read(Path::new("/usr/bin/git")).is_allow());
+    assert!(!p.decide_write(Path::new("/usr/bin/git")).is_allow());
+    assert!(!p.decide_read(Path::new("/home/u/.ssh/id_ed25519")).is_allow());
+    assert!(!p.decide_read(Path::new("/nonexistent-ws/.env")).is_allow());
+    assert!(!p.decide_read(Path::new("/nonexistent-ws/deep/x/cert.pem")).is_allow());
+    assert!(!p.decide_connect("github.com", 443).is_allow());
+    assert_eq!(p.hash().len(), 64);
+}
+
+// ---------- bad input: every class gives FILE:LINE:COL and a hint ----------
+
+#[test]
+fn bad_syntax() {
+    let e = error("version = 1\n[filesystem\n");
+    assert!(e.starts_with("p.toml:2:"), "{e}");
+}
+
+#[test]
+fn missing_and_wrong_version() {
+    let e = error("[filesystem]\nread = [\"/usr\"]\n");
+    assert!(e.starts_with("p.toml:1:1: error: missing `version`"), "{e}");
+    assert!(e.contains("hint: put `version = 1`"), "{e}");
+    let e = error("version = 2\n");
+    assert!(e.starts_with("p.toml:1:11: error: unsupported policy version 2"), "{e}");
+    let e = error("version = \"1\"\n");
+    assert!(e.starts_with("p.toml:1:11: error: invalid type"), "{e}");
+}
+
+#[test]
+fn unknown_keys_in_every_section() {
+    for (text, key) in [
+        ("version = 1\n[sandbox]\nenforce = \"strict\"\n", "enforce"),
+        ("version = 1\n[commands]\nallowed = []\n", "allowed"),
+        ("version = 1\n[network]\nalow = []\n", "alow"),
+        ("version = 1\n[env]\npas = []\n", "pas"),
+        ("version = 1\n[limits]\ntimout = \"1s\"\n", "timout"),
+        ("version = 1\n[netwrk]\n", "netwrk"),
+    ] {
+        let e = error(text);
+        assert!(e.contains(&format!("unknown key `{key}`")), "{e}");
+        assert!(e.contains("hint: did you mean"), "{e}");
+        assert!(e.starts_with("p.toml:"), "{e}");
+    }
+}
+
+#[test]
+fn bad_paths() {
+    let e = error("version = 1\n[filesystem]\nread = [\"/usr\", \"src\"]\n");
+    assert!(e.starts_with("p.toml:3:17: error: relative path `src`"), "{e}");
+    assert!(e.contains("hint: paths must be absolute"), "{e}");
+    let e = error("version = 1\n[filesystem]\nwrite = [\"${WORKSPAC}/x\"]\n");
+    assert!(e.starts_with("p.toml:3:10: error: unknown variable `${WORKSPAC}`"), "{e}");
+    let e = error("version = 1\n[filesystem]\ndeny = [\"${WORKSPACE}/[a\"]\n");
+    assert!(e.starts_with("p.toml:3:9: error: bad glob"), "{e}");
+    let e = error("version = 1\n[filesystem]\nread = [\"/usr/*\"]\n");
+    assert!(e.contains("glob in `filesystem.read`"), "{e}");
+}
+
+#[test]
+fn bad_commands() {
+    for (pattern, msg) in [
+        ("", "empty command pattern"),
+        ("   ", "empty command pattern"),
+        ("git 'log", "malformed command pattern"),
+        ("./git status", "relative program path"),
+        ("git ** status", "`**` must be the last token"),
+        ("git a**", "`**` inside the argument"),
+        ("g*t status", "bad program"),
+        ("git [z", "bad glob"),
+    ] {
+        let e = error(&format!("version = 1\n[commands]\nallow = [\"ls\", {pattern:?}]\n"));
+        assert!(e.starts_with("p.toml:3:16: error: "), "{pattern}: {e}");
+        assert!(e.contains(msg), "{pattern}: {e}");
+        assert!(e.contains("hint:"), "{pattern}: {e}");
+    }
+}
+
+#[test]
+fn bad_hosts_ports_cidrs() {
+    for (entry, msg) in [
+        ("git*hub.com", "wildcard may only be the whole first label"),
+        ("api.*.com", "wildcard may only be the whole first label"),
+        ("*", "wildcard"),
+        ("github.com:0", "bad port"),
+        ("github.com:99999", "bad port"),
+        ("github.com:https", "bad port"),
+        ("a..b", "empty label"),
+        ("bad host.com", "cannot have"),
+        ("*.10.0.0.1", "IP"),
+    ] {
+        let e = error(&format!("version = 1\n[network]\nallow = [{entry:?}]\n"));
+        assert!(e.starts_with("p.toml:3:10: error: bad host pattern"), "{entry}: {e}");
+        assert!(e.contains(msg), "{entry}: {e}");
+    }
+    let e = error("version = 1\n[network]\nallow_private = [\"10.0.0.0/33\"]\n");
+    assert!(e.starts_with("p.toml:3:18: error: bad CIDR"), "{e}");
+    let e = error("version = 1\n[network.hosts]\n\"a.test\" = \"localhost\"\n");
+    assert!(e.starts_with("p.toml:3:12: error: bad address"), "{e}");
+}
+
+#[test]
+fn bad_limits() {
+    for (line, msg) in [
+        ("timeout = \"12 parsecs\"", "bad duration"),
+        ("timeout = 120", "has no unit"),
+        ("timeout = \"0s\"", "longer than zero"),
+        ("max_output = \"8 MeB\"", "unknown size unit"),
+        ("max_memory = -1", "must be positive"),
+        ("max_processes = 0", "positive integer"),
+        ("max_open_files = \"many\"", "invalid type"),
+    ] {
+        let e = error(&format!("version = 1\n[limits]\n{line}\n"));
+        assert!(e.starts_with("p.toml:3:"), "{line}: {e}");
+        assert!(e.contains(msg), "{line}: {e}");
+    }
+}
+
+#[test]
+fn bad_enforcement_and_env() {
+    let e = error("version = 1\n[sandbox]\nenforcement = \"lax\"\n");
+    assert!(e.starts_with("p.toml:3:15: error: unknown enforcement `lax`"), "{e}");
+    let e = error("version = 1\n[env]\npass = [\"BAD-NAME\"]\n");
+    assert!(e.contains("bad variable pattern"), "{e}");
+    let e = error("version = 1\n[env]\nset = { \"1X\" = \"y\" }\n");
+    assert!(e.contains("bad variable name"), "{e}");
+}
+
+#[test]
+fn all_problems_are_reported() {
+    let e = error("version = 1\n[filesystem]\nread = [\"a\", \"b\"]\n");
+    assert_eq!(e.matches("error:").count(), 2, "{e}");
+}
+
+// ---------- extends ----------
+
+#[test]
+fn extends_merges_and_detects_cycles() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::write(d.join("base.toml"), "version = 1\n[filesystem]\nread = [\"/usr\"]\n[limits]\ntimeout = \"10s\"\n[network]\nallow = [\"a.com\"]\n").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/child.toml"), "version = 1\nextends = [\"../base.toml\"]\n[filesystem]\nread = [\"/etc\"]\n[limits]\ntimeout = \"20s\"\n").unwrap();
+    let p = Policy::load(&d.join("sub/child.toml"), &vars("/w")).unwrap();
+    let reads: Vec<_> = p.filesystem.read.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(reads, vec![PathBuf::from("/usr"), PathBuf::from("/etc")]);
+    assert_eq!(p.limits.timeout, Some(std::time::Duration::from_secs(20)));
+    assert_eq!(rule(&p.decide_connect("a.com", 443)), ("allow", "network.allow[0]"));
+    assert_eq!(rule(&p.decide_read(Path::new("/etc/hosts"))), ("allow", "filesystem.read[1]"));
+
+    std::fs::write(d.join("a.toml"), "version = 1\nextends = [\"b.toml\"]\n").unwrap();
+    std::fs::write(d.join("b.toml"), "version = 1\nextends = [\"a.toml\"]\n").unwrap();
+    let e = Policy::load(&d.join("a.toml"), &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("b.toml:2:12: error: `extends` cycle: a.toml -> b.toml -> a.toml"), "{e}");
+    std::fs::write(d.join("self.toml"), "version = 1\nextends = [\"self.toml\"]\n").unwrap();
+    assert!(Policy::load(&d.join("self.toml"), &vars("/w")).unwrap_err().to_string().contains("cycle"));
+
+    std::fs::write(d.join("missing.toml"), "version = 1\nextends = [\"nope.toml\"]\n").unwrap();
+    let e = Policy::load(&d.join("missing.toml"), &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("missing.toml:2:12: error: cannot read policy"), "{e}");
+
+    std::fs::write(d.join("badbase.toml"), "version = 1\n[filesystem]\nread = [\"rel\"]\n").unwrap();
+    std::fs::write(d.join("usesbad.toml"), "version = 1\nextends = [\"badbase.toml\"]\n").unwrap();
+    let e = Policy::load(&d.join("usesbad.toml"), &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("badbase.toml:3:9: error: relative path"), "{e}");
+}
+
+// ---------- commands ----------
+
+#[test]
+fn command_matching() {
+    let p = policy(
+        "version = 1\n[env]\nset = { PATH = \"/usr/bin:/bin\" }\n[commands]\nallow = [\"git status\", \"git log **\", \"ls *\", \"/bin/echo hi*\", \"sh -c 'echo a b'\"]\ndeny = [\"git log --all **\"]\n",
+    );
+    let d = |argv: &[&str]| {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let d = p.check_command(&argv, Path::new("/"));
+        (d.verdict.as_str(), d.rule.to_string())
+    };
+    assert_eq!(d(&["git", "status"]), ("allow", "commands.allow[0]".into()));
+    assert_eq!(d(&["git", "status", "-s"]), ("deny", "default".into()));
+    assert_eq!(d(&["git", "log"]), ("allow", "commands.allow[1]".into()));
+    assert_eq!(d(&["git", "log", "-n", "3"]), ("allow", "commands.allow[1]".into()));
+    assert_eq!(d(&["git", "log", "--all"]), ("deny", "commands.deny[0]".into()));
+    assert_eq!(d(&["ls", "/etc"]), ("allow", "commands.allow[2]".into()));
+    assert_eq!(d(&["ls"]), ("deny", "default".into()));
+    assert_eq!(d(&["ls", "a", "b"]), ("deny", "default".into()));
+    // bare name and absolute path resolve to the same program
+    assert_eq!(d(&["/usr/bin/git", "status"]), ("allow", "commands.allow[0]".into()));
+    assert_eq!(d(&["echo", "hiya"]), ("allow", "commands.allow[3]".into()));
+    assert_eq!(d(&["sh", "-c", "echo a b"]), ("allow", "commands.allow[4]".into()));
+    assert_eq!(d(&["sh", "-c", "echo a"]), ("deny", "default".into()));
+    // ./git never matches git
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("git"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(t.path().join("git")).unwrap().permissions(), 0o755);
+    std::fs::set_permissions(t.path().join("git"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let argv = vec!["./git".to_string(), "status".to_string()];
+    assert_eq!(rule(&p.check_command(&argv, t.path())), ("deny", "default"));
+    // unknown programs match nothing
+    assert_eq!(d(&["no-such-program-paddock"]), ("deny", "default".into()));
+}
+
+#[test]
+fn no_commands_table_allows_any_program() {
+    let p = policy("version = 1\n");
+    let d = p.check_command(&["anything".to_string()], Path::new("/"));
+    assert_eq!(rule(&d), ("allow", "default"));
+    let p = policy("version = 1\n[commands]\n");
+    let d = p.check_command(&["ls".to_string()], Path::new("/"));
+    assert_eq!(rule(&d), ("deny", "default"));
+}
+
+#[test]
+fn sandbox_path_follows_env() {
+    let mut v = vars("/w");
+    v.caller_path = Some("/opt/x/bin:/usr/bin".into());
+    let p = Policy::from_toml_str("p", "version = 1\n[env]\npass = [\"PATH\"]\n", &v).unwrap();
+    assert_eq!(p.sandbox_path(), "/opt/x/bin:/usr/bin");
+    let p = Policy::from_toml_str("p", "version = 1\n", &v).unwrap();
+    assert_eq!(p.sandbox_path(), DEFAULT_PATH);
+    let p = Policy::from_toml_str("p", "version = 1\n[env]\npass = [\"PATH\"]\nset = { PATH = \"/bin\" }\n", &v).unwrap();
+    assert_eq!(p.sandbox_path(), "/bin");
+    let env = p.env.child_env([("PATH", "/x"), ("SECRET", "s")]);
+    assert_eq!(env, vec![("PATH".to_string(), "/bin".to_string())]);
+}
+
+// ---------- paths ----------
+
+#[test]
+fn path_decisions_with_dotdot_and_symlinks() {
+    let t = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(t.path()).unwrap();
+    let ws = root.join("ws");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("secret")).unwrap();
+    std::os::unix::fs::symlink(root.join("secret"), ws.join("escape")).unwrap();
+    let p = Policy::from_toml_str(
+        "p",
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\ndeny = [\"${WORKSPACE}/.env\", \"${WORKSPACE}/**/*.pem\", \"~/.ssh\"]\n",
+        &vars(ws.to_str().unwrap()),
+    )
+    .unwrap();
+    let cwd = ws.as_path();
+    assert_eq!(rule(&p.check_write(Path::new("src/main.rs"), cwd)), ("allow", "filesystem.write[0]"));
+    assert_eq!(rule(&p.check_read(Path::new("/usr/lib/x"), cwd)), ("allow", "filesystem.read[0]"));
+    assert_eq!(rule(&p.check_write(Path::new("/usr/lib/x"), cwd)), ("deny", "default"));
+    // `..` out of the workspace
+    assert_eq!(rule(&p.check_read(Path::new("../secret/k"), cwd)), ("deny", "default"));
+    assert_eq!(rule(&p.check_write(Path::new("src/../../secret/k"), cwd)), ("deny", "default"));
+    // a symlink in the workspace pointing out of it
+    assert_eq!(rule(&p.check_read(Path::new("escape/k"), cwd)), ("deny", "default"));
+    // deny beats write, covers what is below, globs cross directories with **
+    assert_eq!(rule(&p.check_read(Path::new(".env"), cwd)), ("deny", "filesystem.deny[0]"));
+    assert_eq!(rule(&p.check_read(Path::new("src/./../.env"), cwd)), ("deny", "filesystem.deny[0]"));
+    assert_eq!(rule(&p.check_read(Path::new("a/b/c/key.pem"), cwd)), ("deny", "filesystem.deny[1]"));
+    assert_eq!(rule(&p.check_read(Path::new("key.pem"), cwd)), ("deny", "filesystem.deny[1]"));
+    assert_eq!(rule(&p.check_read(Path::new("key.pem.txt"), cwd)), ("allow", "filesystem.write[0]"));
+    assert_eq!(rule(&p.check_read(Path::new("/home/u/.ssh/id_rsa"), cwd)), ("deny", "filesystem.deny[2]"));
+    // a symlink in the workspace pointing at a denied file is denied too
+    std::fs::write(ws.join(".env"), "K=V").unwrap();
+    std::os::unix::fs::symlink(ws.join(".env"), ws.join("innocent")).unwrap();
+    assert_eq!(rule(&p.check_read(Path::new("innocent"), cwd)), ("deny", "filesystem.deny[0]"));
+    // prefix of a name is not a parent
+    assert_eq!(rule(&p.check_read(Path::new("/usrx/y"), cwd)), ("deny", "default"));
+    // expansion of deny globs at start
+    std::fs::create_dir_all(ws.join("a/b")).unwrap();
+    std::fs::write(ws.join("a/b/k.pem"), "").unwrap();
+    let (found, cut) = p.filesystem.expand_deny(10_000);
+    assert!(!cut);
+    assert!(found.contains(&ws.join(".env")) && found.contains(&ws.join("a/b/k.pem")), "{found:?}");
+}
+
+// ---------- network ----------
+
+#[test]
+fn host_matching() {
+    let p = policy(
+        "version = 1\n[network]\nallow = [\"github.com\", \"*.crates.io\", \"pypi.org:443\", \"api.test:8080\", \"127.0.0.1:9000\", \"[::1]:9001\", \"bücher.example\"]\ndeny = [\"gist.github.com\", \"bad.crates.io:443\"]\n",
+    );
+    let d = |h: &str, port: u16| {
+        let d = p.decide_connect(h, port);
+        (d.verdict.as_str(), d.rule.to_string())
+    };
+    assert_eq!(d("github.com", 443), ("allow", "network.allow[0]".into()));
+    assert_eq!(d("github.com", 80), ("allow", "network.allow[0]".into()));
+    assert_eq!(d("github.com", 22), ("deny", "default".into()));
+    assert_eq!(d("GitHub.COM.", 443), ("allow", "network.allow[0]".into()));
+    assert_eq!(d("api.github.com", 443), ("deny", "default".into()));
+    assert_eq!(d("index.crates.io", 443), ("allow", "network.allow[1]".into()));
+    assert_eq!(d("a.b.crates.io", 443), ("allow", "network.allow[1]".into()));
+    assert_eq!(d("crates.io", 443), ("deny", "default".into()));
+    assert_eq!(d("evilcrates.io", 443), ("deny", "default".into()));
+    assert_eq!(d("pypi.org", 443), ("allow", "network.allow[2]".into()));
+    assert_eq!(d("pypi.org", 80), ("deny", "default".into()));
+    assert_eq!(d("api.test", 8080), ("allow", "network.allow[3]".into()));
+    assert_eq!(d("api.test", 443), ("deny", "default".into()));
+    assert_eq!(d("127.0.0.1", 9000), ("allow", "network.allow[4]".into()));
+    assert_eq!(d("127.0.0.1", 80), ("deny", "default".into()));
+    assert_eq!(d("[::1]", 9001), ("allow", "network.allow[5]".into()));
+    assert_eq!(d("::1", 9001), ("allow", "network.allow[5]".into()));
+    assert_eq!(d("xn--bcher-kva.example", 443), ("allow", "network.allow[6]".into()));
+    assert_eq!(d("BÜCHER.example", 443), ("allow", "network.allow[6]".into()));
+    // deny: portless covers every port, beats allow
+    assert_eq!(d("gist.github.com", 443), ("deny", "network.deny[0]".into()));
+    assert_eq!(d("gist.github.com", 8443), ("deny", "network.deny[0]".into()));
+    assert_eq!(d("bad.crates.io", 443), ("deny", "network.deny[1]".into()));
+    assert_eq!(d("bad.crates.io", 80), ("allow", "network.allow[1]".into()));
+    // odd forms are refused
+    assert_eq!(d("github.com@evil.com", 443).0, "deny");
+    assert_eq!(d("127.1", 9000).0, "deny");
+    assert_eq!(d("", 443).0, "deny");
+}
+
+#[test]
+fn pins_and_private_ranges() {
+    let p = policy("version = 1\n[network]\nallow = [\"api.internal.test\"]\nallow_private = [\"127.0.0.0/8\", \"fd00::1\"]\n[network.hosts]\n\"API.internal.test\" = \"127.0.0.1\"\n");
+    assert_eq!(p.network.pinned("api.internal.test."), Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(p.network.pinned("other.test"), None);
+    assert!(p.network.private_allowed("127.0.0.5".parse().unwrap()));
+    assert!(p.network.private_allowed("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(p.network.private_allowed("fd00::1".parse().unwrap()));
+    assert!(!p.network.private_allowed("10.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn effective_policy_round_trips() {
+    let p = policy("version = 1\n[filesystem]\nread = [\"/usr\"]\n[commands]\nallow = [\"ls *\"]\n[network]\nallow = [\"a.com\"]\n[limits]\ntimeout = \"2m\"\nmax_output = \"8MiB\"\n");
+    let shown = p.effective_toml().to_string();
+    let again = Policy::from_toml_str("shown", &shown, &vars("/nonexistent-ws")).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    let body = |s: &str| s.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(again.effective_toml()), body(&shown));
+    assert_eq!(again.hash(), p.hash());
+}

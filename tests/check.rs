@@ -1,0 +1,193 @@
+//! End-to-end: `paddock check`, `paddock policy lint` and `paddock policy show`, driving
+//! the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn paddock() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_paddock"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = cmd.output().expect("run paddock");
+    (status.code().expect("exit code"), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+}
+
+fn write_policy(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn readme_command_works_on_the_embedded_default() {
+    let (code, out, err) = run(paddock().args(["check", "--", "git", "status"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("allow: "), "{out}");
+}
+
+#[test]
+fn json_decisions_and_exit_codes() {
+    let t = tempfile::tempdir().unwrap();
+    let ws = t.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let pol = write_policy(
+        t.path(),
+        "p.toml",
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\ndeny = [\"${WORKSPACE}/.env\"]\n[commands]\nallow = [\"git status\", \"git log **\"]\ndeny = [\"git log -p **\"]\n[network]\nallow = [\"github.com\", \"*.crates.io\"]\ndeny = [\"gist.github.com\"]\n",
+    );
+    let check = |extra: &[&str]| {
+        let mut c = paddock();
+        c.arg("check").arg("--policy").arg(&pol).arg("--workspace").arg(&ws).arg("--json").args(extra).current_dir(&ws);
+        let (code, out, err) = run(&mut c);
+        let v = json(&out);
+        assert!(err.is_empty(), "{err}");
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+        (code, v["decision"].as_str().unwrap().to_string(), v["rule"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string())
+    };
+    let (code, d, rule, _) = check(&["--", "git", "status"]);
+    assert_eq!((code, d.as_str(), rule.as_str()), (0, "allow", "commands.allow[0]"));
+    let (code, d, rule, _) = check(&["--", "git", "log", "-n", "1"]);
+    assert_eq!((code, d.as_str(), rule.as_str()), (0, "allow", "commands.allow[1]"));
+    let (code, d, rule, reason) = check(&["--", "git", "log", "-p", "x"]);
+    assert_eq!((code, d.as_str(), rule.as_str()), (77, "deny", "commands.deny[0]"));
+    assert!(reason.contains("git log -p **"), "{reason}");
+    let (code, d, rule, _) = check(&["--", "git", "push"]);
+    assert_eq!((code, d.as_str(), rule.as_str()), (77, "deny", "default"));
+    let (code, _, rule, _) = check(&["--write", "src/main.rs"]);
+    assert_eq!((code, rule.as_str()), (0, "filesystem.write[0]"));
+    let (code, _, rule, _) = check(&["--read", ".env"]);
+    assert_eq!((code, rule.as_str()), (77, "filesystem.deny[0]"));
+    let (code, _, rule, _) = check(&["--read", "../../../../etc/passwd"]);
+    assert_eq!((code, rule.as_str()), (77, "default"));
+    let (code, _, rule, _) = check(&["--write", "/usr/bin/x"]);
+    assert_eq!((code, rule.as_str()), (77, "default"));
+    let (code, _, rule, _) = check(&["--connect", "GitHub.com.:443"]);
+    assert_eq!((code, rule.as_str()), (0, "network.allow[0]"));
+    let (code, _, rule, _) = check(&["--connect", "github.com:22"]);
+    assert_eq!((code, rule.as_str()), (77, "default"));
+    let (code, _, rule, _) = check(&["--connect", "gist.github.com"]);
+    assert_eq!((code, rule.as_str()), (77, "network.deny[0]"));
+    let (code, _, rule, _) = check(&["--connect", "index.crates.io"]);
+    assert_eq!((code, rule.as_str()), (0, "network.allow[1]"));
+    let (code, _, rule, _) = check(&["--connect", "crates.io"]);
+    assert_eq!((code, rule.as_str()), (77, "default"));
+}
+
+#[test]
+fn human_output_names_rule_and_reason() {
+    let (code, out, _) = run(paddock().args(["check", "--connect", "example.com"]));
+    assert_eq!(code, 77);
+    assert!(out.starts_with("deny: ") && out.contains("(default)") && out.contains("[network] allow"), "{out}");
+}
+
+#[test]
+fn every_bad_input_class_is_located() {
+    let t = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        ("syntax", "version = 1\n[filesystem\n", ":2:"),
+        ("unknown key", "version = 1\n[filesystem]\nreed = []\n", ":3:1: error: unknown key `reed`"),
+        ("wrong type", "version = 1\n[limits]\nmax_processes = \"many\"\n", ":3:17: error: invalid type"),
+        ("relative path", "version = 1\n[filesystem]\nread = [\"usr\"]\n", ":3:9: error: relative path"),
+        ("unknown variable", "version = 1\n[filesystem]\nread = [\"${HOMEDIR}/x\"]\n", ":3:9: error: unknown variable"),
+        ("bad glob", "version = 1\n[filesystem]\ndeny = [\"/a/[b\"]\n", ":3:9: error: bad glob"),
+        ("wildcard in the middle", "version = 1\n[network]\nallow = [\"a.*.com\"]\n", ":3:10: error: bad host pattern"),
+        ("bad port", "version = 1\n[network]\nallow = [\"a.com:70000\"]\n", ":3:10: error: bad host pattern"),
+        ("bad cidr", "version = 1\n[network]\nallow_private = [\"300.0.0.0/8\"]\n", ":3:18: error: bad CIDR"),
+        ("bad duration", "version = 1\n[limits]\ntimeout = \"soon\"\n", ":3:11: error: bad duration"),
+        ("bad size", "version = 1\n[limits]\nmax_memory = \"2 jiggabytes\"\n", ":3:14: error: bad size"),
+        ("empty command", "version = 1\n[commands]\nallow = [\"\"]\n", ":3:10: error: empty command pattern"),
+        ("malformed command", "version = 1\n[commands]\nallow = [\"git 'x\"]\n", ":3:10: error: malformed command pattern"),
+        ("missing extends", "version = 1\nextends = [\"nope.toml\"]\n", ":2:12: error: cannot read policy"),
+        ("cyclic extends", "version = 1\nextends = [\"cyclic extends.toml\"]\n", ":2:12: error: `extends` cycle"),
+        ("missing version", "[env]\npass = []\n", ":1:1: error: missing `version`"),
+    ];
+    for (name, text, want) in cases {
+        let p = write_policy(t.path(), &format!("{name}.toml"), text);
+        for args in [vec!["policy", "lint"], vec!["check", "--connect", "a.com", "--policy"]] {
+            let mut c = paddock();
+            c.args(&args).arg(&p);
+            let (code, out, err) = run(&mut c);
+            assert_eq!(code, 78, "{name}: {out}{err}");
+            let located = format!("{}{want}", p.display());
+            assert!(err.contains(&located), "{name}: expected `{located}` in:\n{err}");
+            assert!(err.contains("hint:") || *name == "syntax", "{name}: no hint in:\n{err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn missing_policy_file_and_usage_errors() {
+    let (code, _, err) = run(paddock().args(["check", "--policy", "/nonexistent/p.toml", "--", "ls"]));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("/nonexistent/p.toml:1:1: error: cannot read policy"), "{err}");
+    let (code, _, _) = run(paddock().args(["check"]));
+    assert_eq!(code, 64);
+    let (code, _, _) = run(paddock().args(["check", "--read", "a", "--write", "b"]));
+    assert_eq!(code, 64);
+    let (code, _, _) = run(paddock().args(["frobnicate"]));
+    assert_eq!(code, 64);
+    let (code, _, err) = run(paddock().args(["check", "--workspace", "/nonexistent-ws", "--", "ls"]));
+    assert_eq!(code, 64, "{err}");
+    let (code, _, err) = run(paddock().args(["check", "--connect", "a.com:x"]));
+    assert_eq!(code, 64, "{err}");
+    let (code, out, _) = run(paddock().args(["--help"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("check"));
+}
+
+#[test]
+fn presets_lint_clean() {
+    let dir = repo().join("policies");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into()).collect();
+    for want in ["default.toml", "read-only.toml", "coding-agent.toml", "ci.toml"] {
+        assert!(names.contains(&want.to_string()), "missing preset {want}");
+    }
+    let (code, out, err) = run(paddock().args(["policy", "lint"]).args(&files));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("error"), "{err}");
+    assert_eq!(out.matches(": ok").count(), files.len(), "{out}");
+}
+
+#[test]
+fn embedded_default_is_policies_default_toml() {
+    let t = tempfile::tempdir().unwrap();
+    let show = |extra: &[&std::ffi::OsStr]| {
+        let mut c = paddock();
+        c.args(["policy", "show", "--workspace"]).arg(t.path()).args(extra);
+        let (code, out, err) = run(&mut c);
+        assert_eq!(code, 0, "{err}");
+        out.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n")
+    };
+    let preset = repo().join("policies/default.toml");
+    assert_eq!(show(&[]), show(&["--policy".as_ref(), preset.as_os_str()]));
+}
+
+#[test]
+fn show_prints_a_policy_that_lints_and_merges_extends() {
+    let t = tempfile::tempdir().unwrap();
+    write_policy(t.path(), "base.toml", "version = 1\n[network]\nallow = [\"a.com\"]\n[limits]\ntimeout = \"1m\"\n");
+    let child = write_policy(t.path(), "child.toml", "version = 1\nextends = [\"base.toml\"]\n[network]\nallow = [\"b.com\"]\n[limits]\ntimeout = \"2m\"\n");
+    let (code, out, err) = run(paddock().args(["policy", "show", "--policy"]).arg(&child));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("allow = [\"a.com\", \"b.com\"]"), "{out}");
+    assert!(out.contains("timeout = \"2m\""), "{out}");
+    let shown = write_policy(t.path(), "shown.toml", &out);
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&shown));
+    assert_eq!(code, 0, "{err}");
+    // the merged list keeps the base's rule ids first
+    let (code, out, _) = run(paddock().args(["check", "--json", "--connect", "b.com", "--policy"]).arg(&child));
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["rule"], "network.allow[1]");
+}
