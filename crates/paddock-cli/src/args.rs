@@ -17,6 +17,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a command (or a whole agent) confined by the policy.
+    Run(RunArgs),
     /// Decide a call against the policy without running anything (exit 0 allow, 77 deny).
     Check(CheckArgs),
     /// Lint or show policies.
@@ -35,6 +37,21 @@ pub struct PolicyArgs {
     /// The workspace, `${WORKSPACE}` in the policy (default: the current directory).
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Print which confinement layers this machine offers, and exit.
+    #[arg(long)]
+    pub explain: bool,
+    /// The command: -- PROGRAM [ARGS...]
+    #[arg(last = true, value_name = "PROGRAM", required_unless_present = "explain")]
+    pub argv: Vec<String>,
 }
 
 #[derive(Args, Debug)]

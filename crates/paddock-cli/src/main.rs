@@ -9,6 +9,7 @@ mod args;
 mod check;
 mod exit;
 mod policy_cmd;
+mod run;
 mod setup;
 
 use clap::Parser;
@@ -16,6 +17,9 @@ use clap::Parser;
 use args::{Cli, Command, PolicyCommand};
 
 fn main() {
+    // The sandbox re-executes this binary as its single-threaded helper: that must be
+    // the first thing that happens, before any thread or allocation-heavy setup.
+    paddock_sandbox::helper_main_if_requested();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -30,6 +34,7 @@ fn main() {
     };
     setup::init_logging(cli.verbose);
     let code = match cli.command {
+        Command::Run(a) => run::run(a, cli.verbose),
         Command::Check(a) => check::run(a),
         Command::Policy { command: PolicyCommand::Lint { files } } => policy_cmd::lint(&files),
         Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),

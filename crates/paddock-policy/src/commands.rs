@@ -26,8 +26,24 @@ pub struct CommandRule {
     pub program: Option<PathBuf>,
     /// Where it was written.
     pub origin: Origin,
-    args: Vec<GlobMatcher>,
+    args: Vec<ArgMatcher>,
     rest: bool,
+}
+
+/// One argument token: compared as a string when it has no glob syntax.
+#[derive(Debug, Clone)]
+enum ArgMatcher {
+    Literal(String),
+    Glob(GlobMatcher),
+}
+
+impl ArgMatcher {
+    fn is_match(&self, arg: &str) -> bool {
+        match self {
+            ArgMatcher::Literal(s) => s == arg,
+            ArgMatcher::Glob(g) => g.is_match(arg),
+        }
+    }
 }
 
 impl CommandRule {
@@ -35,7 +51,42 @@ impl CommandRule {
         if args.len() < self.args.len() || (!self.rest && args.len() != self.args.len()) {
             return false;
         }
-        self.args.iter().zip(args).all(|(g, a)| g.is_match(a.as_str()))
+        self.args.iter().zip(args).all(|(g, a)| g.is_match(a))
+    }
+
+    fn first_literal(&self) -> Option<&str> {
+        match self.args.first() {
+            Some(ArgMatcher::Literal(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The rules of one program, indexed by a literal first argument, so that a decision
+/// looks at the few patterns that can match rather than at all of them.
+#[derive(Debug, Clone, Default)]
+struct ProgramIndex {
+    by_first: HashMap<String, Vec<usize>>,
+    others: Vec<usize>,
+}
+
+impl ProgramIndex {
+    fn add(&mut self, rule: &CommandRule, i: usize) {
+        match rule.first_literal() {
+            Some(first) => self.by_first.entry(first.to_string()).or_default().push(i),
+            None => self.others.push(i),
+        }
+    }
+
+    /// The lowest index among the rules that match `args`.
+    fn first_match(&self, rules: &[CommandRule], args: &[String]) -> Option<usize> {
+        let find = |list: &[usize]| list.iter().copied().find(|&i| rules[i].matches_args(args));
+        let a = args.first().and_then(|f| self.by_first.get(f.as_str())).and_then(|l| find(l));
+        let b = find(&self.others);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -46,8 +97,8 @@ pub struct CommandRules {
     pub allow: Vec<CommandRule>,
     /// `deny` in order.
     pub deny: Vec<CommandRule>,
-    allow_by_program: HashMap<PathBuf, Vec<usize>>,
-    deny_by_program: HashMap<PathBuf, Vec<usize>>,
+    allow_by_program: HashMap<PathBuf, ProgramIndex>,
+    deny_by_program: HashMap<PathBuf, ProgramIndex>,
 }
 
 /// Resolves a program the way the sandbox will: a name with a slash as given (relative to
@@ -132,8 +183,12 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
             );
             return None;
         }
+        if !tok.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            globs.push(ArgMatcher::Literal(tok.clone()));
+            continue;
+        }
         match GlobBuilder::new(tok).literal_separator(false).backslash_escape(true).build() {
-            Ok(g) => globs.push(g.compile_matcher()),
+            Ok(g) => globs.push(ArgMatcher::Glob(g.compile_matcher())),
             Err(err) => {
                 problems.push(
                     &e.origin,
@@ -157,7 +212,7 @@ impl CommandRules {
         for (i, e) in allow.into_iter().enumerate() {
             if let Some(r) = compile_one("allow", i, e, path_var, problems) {
                 if let Some(p) = &r.program {
-                    rules.allow_by_program.entry(p.clone()).or_default().push(rules.allow.len());
+                    rules.allow_by_program.entry(p.clone()).or_default().add(&r, rules.allow.len());
                 }
                 rules.allow.push(r);
             }
@@ -165,7 +220,7 @@ impl CommandRules {
         for (i, e) in deny.into_iter().enumerate() {
             if let Some(r) = compile_one("deny", i, e, path_var, problems) {
                 if let Some(p) = &r.program {
-                    rules.deny_by_program.entry(p.clone()).or_default().push(rules.deny.len());
+                    rules.deny_by_program.entry(p.clone()).or_default().add(&r, rules.deny.len());
                 }
                 rules.deny.push(r);
             }
@@ -185,10 +240,12 @@ impl CommandRules {
                 "`{shown}` does not resolve to an executable in the sandbox PATH, so no [commands] pattern matches it"
             ));
         };
-        if let Some(r) = self.first_match(&self.deny_by_program, &self.deny, program, args) {
+        if let Some(i) = self.deny_by_program.get(program).and_then(|x| x.first_match(&self.deny, args)) {
+            let r = &self.deny[i];
             return Decision::deny(&r.id, format!("`{}` is denied by `{}`", shown, r.raw));
         }
-        if let Some(r) = self.first_match(&self.allow_by_program, &self.allow, program, args) {
+        if let Some(i) = self.allow_by_program.get(program).and_then(|x| x.first_match(&self.allow, args)) {
+            let r = &self.allow[i];
             return Decision::allow(&r.id, format!("`{}` is allowed by `{}`", shown, r.raw));
         }
         let hint = if self.allow_by_program.contains_key(program) {
@@ -197,16 +254,6 @@ impl CommandRules {
             "no allow pattern names that program"
         };
         Decision::deny_default(format!("`{shown}` ({}) is not in [commands] allow: {hint}", program.display()))
-    }
-
-    fn first_match<'a>(
-        &self,
-        index: &HashMap<PathBuf, Vec<usize>>,
-        rules: &'a [CommandRule],
-        program: &Path,
-        args: &[String],
-    ) -> Option<&'a CommandRule> {
-        index.get(program)?.iter().map(|&i| &rules[i]).find(|r| r.matches_args(args))
     }
 }
 

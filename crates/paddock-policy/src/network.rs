@@ -54,7 +54,14 @@ pub fn normalize_host(input: &str) -> Result<Host, String> {
     if s.contains(|c: char| c.is_whitespace() || "/\\@%:?#[]*".contains(c)) {
         return Err(format!("`{input}` has characters a host name cannot have"));
     }
-    let ascii = idna::domain_to_ascii(s).map_err(|_| format!("`{input}` is not a valid host name (IDNA)"))?;
+    // Plain ASCII names (the common case) skip IDNA; `xn--` labels are validated by it.
+    let plain = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !s.split('.').any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
+    let ascii = if plain {
+        s.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(s).map_err(|_| format!("`{input}` is not a valid host name (IDNA)"))?
+    };
     if ascii.is_empty() || ascii.len() > 253 {
         return Err(format!("`{input}` is not a valid host name"));
     }
@@ -293,7 +300,7 @@ impl NetworkRules {
         }
         let hint = match h {
             Host::Ip(_) => format!("IP literals need an explicit entry: add \"{h}:{port}\" to [network] allow"),
-            Host::Name(_) if self.allow.iter().any(|r| !r.wildcard && &r.host == h) => {
+            Host::Name(_) if self.allow_exact.contains_key(h) => {
                 format!("the host is allowed on other ports: add \"{h}:{port}\" to [network] allow")
             }
             Host::Name(_) => format!("add \"{h}\" (ports 80 and 443) or \"{h}:{port}\" to [network] allow"),

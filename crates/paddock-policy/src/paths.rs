@@ -83,6 +83,8 @@ pub struct PathRule {
     pub id: Arc<str>,
     /// As written in the policy.
     pub raw: String,
+    /// Variables expanded, not normalised (may be a symlink such as `/bin`).
+    pub expanded: PathBuf,
     /// Expanded and normalised.
     pub path: PathBuf,
     /// Where it was written.
@@ -115,7 +117,12 @@ pub struct FsRules {
     pub deny: Vec<DenyRule>,
     read_index: HashMap<PathBuf, usize>,
     write_index: HashMap<PathBuf, usize>,
-    deny_set: GlobSet,
+    /// Literal deny paths (the common case): looked up for the path and each ancestor.
+    deny_literal: HashMap<PathBuf, usize>,
+    /// Glob deny entries, each compiled as `P` and `P/**` so one match covers what lies
+    /// below; `deny_glob_rule[k]` is the deny index of glob `k`.
+    deny_globs: GlobSet,
+    deny_glob_rule: Vec<usize>,
 }
 
 fn has_glob_meta(s: &str) -> bool {
@@ -165,7 +172,7 @@ impl FsRules {
                     continue;
                 }
                 let path = normalize(&e.expanded, Path::new("/"));
-                let rule = PathRule { id: format!("filesystem.{kind}[{i}]").into(), raw: e.raw, path, origin: e.origin };
+                let rule = PathRule { id: format!("filesystem.{kind}[{i}]").into(), raw: e.raw, expanded: e.expanded, path, origin: e.origin };
                 let (vec, index) = if kind == "read" {
                     (&mut rules.read, &mut rules.read_index)
                 } else {
@@ -184,13 +191,26 @@ impl FsRules {
             } else {
                 normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
             };
-            let glob = GlobBuilder::new(&if is_glob { pattern.clone() } else { globset::escape(&pattern) })
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build();
+            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
+            let glob = if is_glob {
+                build(&pattern).and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
+                    .map(Some)
+            } else {
+                Ok(None)
+            };
             match glob {
-                Ok(g) => {
-                    set.add(g);
+                Ok(globs) => {
+                    let rule = rules.deny.len();
+                    match globs {
+                        Some((g, below)) => {
+                            set.add(g);
+                            set.add(below);
+                            rules.deny_glob_rule.extend([rule, rule]);
+                        }
+                        None => {
+                            rules.deny_literal.entry(PathBuf::from(&pattern)).or_insert(rule);
+                        }
+                    }
                     rules.deny.push(DenyRule { id: format!("filesystem.deny[{i}]").into(), raw: e.raw, pattern, is_glob, origin: e.origin });
                 }
                 Err(err) => problems.push(
@@ -200,7 +220,7 @@ impl FsRules {
                 ),
             }
         }
-        rules.deny_set = set.build().unwrap_or_else(|_| GlobSet::empty());
+        rules.deny_globs = set.build().unwrap_or_else(|_| GlobSet::empty());
         rules
     }
 
@@ -209,16 +229,16 @@ impl FsRules {
         if self.deny.is_empty() {
             return None;
         }
-        let mut best: Option<usize> = None;
-        for anc in path.ancestors() {
-            if self.deny_set.is_match(anc) {
-                let first = self.deny_set.matches(anc).into_iter().min();
-                best = match (best, first) {
-                    (Some(b), Some(f)) => Some(b.min(f)),
-                    (b, f) => b.or(f),
-                };
-            }
-        }
+        let literal = path.ancestors().filter_map(|a| self.deny_literal.get(a)).copied().min();
+        let glob = if self.deny_glob_rule.is_empty() || !self.deny_globs.is_match(path) {
+            None
+        } else {
+            self.deny_globs.matches(path).into_iter().map(|k| self.deny_glob_rule[k]).min()
+        };
+        let best = match (literal, glob) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         best.map(|i| &self.deny[i])
     }
 

@@ -230,6 +230,20 @@ fn command_matching() {
 }
 
 #[test]
+fn first_matching_pattern_wins_across_index_buckets() {
+    let p = policy("version = 1\n[commands]\nallow = [\"git * x\", \"git status **\", \"git [s]tatus\"]\ndeny = [\"git status --porcelain\", \"git * --porcelain\"]\n");
+    let d = |argv: &[&str]| {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        p.check_command(&argv, Path::new("/")).rule.to_string()
+    };
+    assert_eq!(d(&["git", "status", "x"]), "commands.allow[0]");
+    assert_eq!(d(&["git", "status"]), "commands.allow[1]");
+    assert_eq!(d(&["git", "log", "x"]), "commands.allow[0]");
+    assert_eq!(d(&["git", "status", "--porcelain"]), "commands.deny[0]");
+    assert_eq!(d(&["git", "log", "--porcelain"]), "commands.deny[1]");
+}
+
+#[test]
 fn no_commands_table_allows_any_program() {
     let p = policy("version = 1\n");
     let d = p.check_command(&["anything".to_string()], Path::new("/"));
@@ -284,6 +298,7 @@ fn path_decisions_with_dotdot_and_symlinks() {
     assert_eq!(rule(&p.check_read(Path::new("a/b/c/key.pem"), cwd)), ("deny", "filesystem.deny[1]"));
     assert_eq!(rule(&p.check_read(Path::new("key.pem"), cwd)), ("deny", "filesystem.deny[1]"));
     assert_eq!(rule(&p.check_read(Path::new("key.pem.txt"), cwd)), ("allow", "filesystem.write[0]"));
+    assert_eq!(rule(&p.check_read(Path::new("dir.pem/inside"), cwd)), ("deny", "filesystem.deny[1]"));
     assert_eq!(rule(&p.check_read(Path::new("/home/u/.ssh/id_rsa"), cwd)), ("deny", "filesystem.deny[2]"));
     // a symlink in the workspace pointing at a denied file is denied too
     std::fs::write(ws.join(".env"), "K=V").unwrap();

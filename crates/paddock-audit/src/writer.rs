@@ -1,0 +1,548 @@
+//! Appending records: [`AuditLog`].
+//!
+//! # One append
+//!
+//! 1. Encode the event's fields (outside any lock).
+//! 2. Take the in-process mutex (threads sharing one `AuditLog`), then the
+//!    exclusive `flock` of the file (other `AuditLog`s, other processes).
+//! 3. Find the last complete line: if the file has the length this writer
+//!    left it at, reuse what it remembers; otherwise read backwards from the
+//!    end in small blocks (never the whole file) to the last `\n`-terminated
+//!    line, and take its `seq` and SHA-256.
+//! 4. If the file does not end with `\n`, its last line is torn (a writer
+//!    died mid-write): the torn bytes are truncated away, with a `tracing`
+//!    warning, and the new record chains from the last complete one. So the
+//!    torn bytes never end up in the middle of the log, [`verify`] reports a
+//!    torn line only while it is the last one (as a warning), and the chain
+//!    stays checkable end to end. Nothing of value is lost: a torn record
+//!    was never acknowledged to its caller.
+//! 5. Append `line + "\n"` with a single `write` (the file is `O_APPEND`).
+//! 6. Release the lock; then, for [`AuditLog::append_durable`], `fdatasync`.
+//!
+//! If the last complete line is not a record (the log was damaged by hand),
+//! appending fails with [`AuditError::CorruptTail`]: the writer fails closed
+//! rather than invent a sequence number.
+//!
+//! # Durability
+//!
+//! [`AuditLog::append_durable`] returns once the record is on disk (use it
+//! for `call.start`, which must be on disk before the child runs).
+//! [`AuditLog::append`] returns once the record is in the file (visible to
+//! every reader, safe from a crash of this process) and leaves the `fsync`
+//! to a background thread, which syncs at most [`SyncPolicy::max_delay`]
+//! after the first unsynced record, or as soon as
+//! [`SyncPolicy::max_records`] are pending. [`AuditLog::sync`] syncs now;
+//! dropping the log syncs too.
+//!
+//! [`verify`]: crate::verify()
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::AuditError;
+use crate::record::{assemble_line, encode_payload, line_digest, now_ts, to_hex, Event};
+
+mod tail;
+
+use tail::{read_tail, Tail};
+
+/// When batched appends ([`AuditLog::append`]) reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// Longest time a record written by [`AuditLog::append`] stays unsynced
+    /// (give or take the time of one `fsync`).
+    pub max_delay: Duration,
+    /// Sync as soon as this many records are unsynced.
+    pub max_records: u64,
+}
+
+impl Default for SyncPolicy {
+    /// 50 ms or 1024 records, whichever comes first.
+    fn default() -> Self {
+        SyncPolicy {
+            max_delay: Duration::from_millis(50),
+            max_records: 1024,
+        }
+    }
+}
+
+/// What [`AuditLog::append`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedRecord {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The record's timestamp.
+    pub ts: String,
+    /// SHA-256 (hex) of the line written: the next record's `prev`.
+    pub hash: String,
+    /// Byte offset of the line in the file.
+    pub offset: u64,
+    /// Whether the record was synced to disk before returning.
+    pub durable: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tail: Option<Tail>,
+    dirty: u64,
+    dirty_since: Option<Instant>,
+    shutdown: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    file: File,
+    policy: SyncPolicy,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+/// An open audit log, for appending. `Send + Sync`: share it (in an `Arc`)
+/// between threads; any number of processes may open the same file.
+///
+/// ```
+/// # fn main() -> Result<(), paddock_audit::AuditError> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use paddock_audit::{AuditLog, Call, CallOutcome, Decision, Target};
+/// let log = AuditLog::open(dir.path().join("audit.jsonl"))?;
+/// let call = Call::new("c1", "s1", Target::command(["ls"]), Decision::Allow).with_rule("commands.allow[0]");
+/// let start = log.append_durable(&call.start())?; // on disk before the child runs
+/// let end = log.append(&call.end(CallOutcome::exited(0)))?;
+/// assert_eq!((start.seq, end.seq), (1, 2));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log at `path` with the default [`SyncPolicy`].
+    ///
+    /// Missing parent directories are created with mode 0700 and a new log
+    /// file with mode 0600 (an existing file keeps its mode).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        Self::open_with(path, SyncPolicy::default())
+    }
+
+    /// Opens (or creates) the log at `path` with the given [`SyncPolicy`].
+    pub fn open_with(path: impl AsRef<Path>, policy: SyncPolicy) -> Result<Self, AuditError> {
+        let path = path.as_ref().to_path_buf();
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent {
+            crate::state::create_private_dir(dir)?;
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).mode(0o600);
+        let (file, created) = match opts.clone().create_new(true).open(&path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+                opts.open(&path)
+                    .map_err(|e| AuditError::io(&path, "open", e))?,
+                false,
+            ),
+            Err(e) => return Err(AuditError::io(&path, "create", e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| AuditError::io(&path, "inspect", e))?;
+        if !meta.is_file() {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(AuditError::io(&path, "open", e));
+        }
+        if created {
+            // Make the new directory entry durable too.
+            if let Ok(d) = File::open(parent.unwrap_or(Path::new("."))) {
+                let _ = d.sync_all();
+            }
+            tracing::debug!(path = %path.display(), "created audit log");
+        }
+        let inner = Arc::new(Inner {
+            path,
+            file,
+            policy,
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let for_thread = Arc::clone(&inner);
+        let flusher = std::thread::Builder::new()
+            .name("paddock-audit-sync".into())
+            .spawn(move || flusher(&for_thread))
+            .map_err(|e| AuditError::io(&inner.path, "start the sync thread for", e))?;
+        Ok(AuditLog {
+            inner,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends `event`; the `fsync` follows within the [`SyncPolicy`].
+    pub fn append(&self, event: &Event) -> Result<AppendedRecord, AuditError> {
+        self.inner.append(event, false)
+    }
+
+    /// Appends `event` and syncs it to disk before returning.
+    pub fn append_durable(&self, event: &Event) -> Result<AppendedRecord, AuditError> {
+        self.inner.append(event, true)
+    }
+
+    /// Syncs every record appended so far to disk.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let pending = {
+            let mut st = self.inner.lock_state();
+            st.dirty_since = None;
+            std::mem::take(&mut st.dirty)
+        };
+        self.inner.sync_data(pending)
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.inner.lock_state().shutdown = true;
+        self.inner.wake.notify_all();
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "audit log: final sync failed");
+        }
+    }
+}
+
+impl Inner {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                // A thread panicked mid-append: forget the cached tail and
+                // read it again from the file.
+                let mut g = poisoned.into_inner();
+                g.tail = None;
+                self.state.clear_poison();
+                g
+            }
+        }
+    }
+
+    fn append(&self, event: &Event, durable: bool) -> Result<AppendedRecord, AuditError> {
+        let payload = encode_payload(event).map_err(AuditError::Encode)?;
+        let kind = event.kind();
+
+        let mut st = self.lock_state();
+        let flock = FileLock::acquire(&self.file, &self.path)?;
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| AuditError::io(&self.path, "inspect", e))?
+            .len();
+        let tail = match st.tail {
+            Some(t) if t.len == len => t,
+            _ => {
+                st.tail = None;
+                read_tail(&self.file, &self.path, len)?
+            }
+        };
+        let seq = tail.seq + 1;
+        let ts = now_ts();
+        let mut line = assemble_line(seq, &ts, kind, &to_hex(&tail.hash), &payload);
+        let hash = line_digest(line.as_bytes());
+        line.push('\n');
+        if let Err(e) = (&self.file).write_all(line.as_bytes()) {
+            // Part of the line may be in the file: the next append re-reads
+            // the tail and truncates it.
+            st.tail = None;
+            return Err(AuditError::io(&self.path, "append to", e));
+        }
+        st.tail = Some(Tail {
+            len: tail.len + line.len() as u64,
+            seq,
+            hash,
+        });
+        drop(flock);
+
+        let record = AppendedRecord {
+            seq,
+            ts,
+            hash: to_hex(&hash),
+            offset: tail.len,
+            durable,
+        };
+        if durable {
+            // Everything written so far is covered by this sync.
+            let pending = std::mem::take(&mut st.dirty) + 1;
+            st.dirty_since = None;
+            drop(st);
+            self.sync_data(pending)?;
+        } else {
+            st.dirty += 1;
+            if st.dirty == 1 {
+                st.dirty_since = Some(Instant::now());
+                self.wake.notify_one();
+            } else if st.dirty == self.policy.max_records {
+                self.wake.notify_one();
+            }
+        }
+        Ok(record)
+    }
+
+    /// `fdatasync`; on failure the `pending` records count as unsynced again.
+    fn sync_data(&self, pending: u64) -> Result<(), AuditError> {
+        if let Err(e) = self.file.sync_data() {
+            let mut st = self.lock_state();
+            st.dirty += pending;
+            st.dirty_since.get_or_insert_with(Instant::now);
+            return Err(AuditError::io(&self.path, "sync", e));
+        }
+        Ok(())
+    }
+}
+
+/// The background thread that applies the [`SyncPolicy`].
+fn flusher(inner: &Inner) {
+    let policy = inner.policy;
+    let mut st = inner.lock_state();
+    loop {
+        if st.shutdown {
+            return;
+        }
+        let Some(since) = st.dirty_since.filter(|_| st.dirty > 0) else {
+            st = inner.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        let due = since + policy.max_delay;
+        let now = Instant::now();
+        if st.dirty < policy.max_records && now < due {
+            st = inner
+                .wake
+                .wait_timeout(st, due - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        let pending = std::mem::take(&mut st.dirty);
+        st.dirty_since = None;
+        drop(st);
+        let failed = inner.sync_data(pending).err();
+        st = inner.lock_state();
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "audit log: background sync failed; retrying");
+            st = inner
+                .wake
+                .wait_timeout(st, policy.max_delay)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// The exclusive `flock` of the log, released on drop.
+struct FileLock<'a>(&'a File);
+
+impl<'a> FileLock<'a> {
+    fn acquire(file: &'a File, path: &Path) -> Result<Self, AuditError> {
+        file.lock().map_err(|e| AuditError::io(path, "lock", e))?;
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::{Call, Decision, Target};
+    use crate::record::{line_hash, Record, GENESIS_PREV};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn ev(i: usize) -> Event {
+        Call::new(
+            format!("c{i}"),
+            "s",
+            Target::command(["true"]),
+            Decision::Allow,
+        )
+        .start()
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn creates_private_file_and_dirs_and_chains() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state/sub/audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        let a = log.append(&ev(1)).unwrap();
+        let b = log.append_durable(&ev(2)).unwrap();
+        assert_eq!((a.seq, a.offset, a.durable), (1, 0, false));
+        assert_eq!((b.seq, b.durable), (2, true));
+        drop(log);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        let l = lines(&path);
+        let r1 = Record::from_line(l[0].as_bytes()).unwrap();
+        let r2 = Record::from_line(l[1].as_bytes()).unwrap();
+        assert_eq!(r1.prev, GENESIS_PREV);
+        assert_eq!(r2.prev, line_hash(l[0].as_bytes()));
+        assert_eq!(a.hash, r2.prev);
+        assert_eq!(b.offset, l[0].len() as u64 + 1);
+    }
+
+    #[test]
+    fn reopening_continues_the_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        AuditLog::open(&path).unwrap().append(&ev(1)).unwrap();
+        let second = AuditLog::open(&path).unwrap();
+        let r = second.append(&ev(2)).unwrap();
+        assert_eq!(r.seq, 2);
+    }
+
+    #[test]
+    fn another_writer_invalidates_the_cached_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let a = AuditLog::open(&path).unwrap();
+        let b = AuditLog::open(&path).unwrap();
+        for i in 0..10 {
+            let w = if i % 3 == 0 { &a } else { &b };
+            assert_eq!(w.append(&ev(i)).unwrap().seq, i as u64 + 1);
+        }
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_and_chained_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(&ev(1)).unwrap();
+        let good_len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"seq":2,"ts":"20"#)
+            .unwrap();
+        let r = log.append(&ev(2)).unwrap();
+        assert_eq!((r.seq, r.offset), (2, good_len));
+        let l = lines(&path);
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            Record::from_line(l[1].as_bytes()).unwrap().prev,
+            line_hash(l[0].as_bytes())
+        );
+    }
+
+    #[test]
+    fn a_torn_only_file_starts_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        std::fs::write(&path, b"{\"seq\":1,").unwrap();
+        let r = AuditLog::open(&path).unwrap().append(&ev(1)).unwrap();
+        assert_eq!((r.seq, r.offset), (1, 0));
+    }
+
+    #[test]
+    fn long_last_line_is_found_across_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let big = Call::new(
+            "c",
+            "s",
+            Target::command(vec!["x".repeat(50_000)]),
+            Decision::Allow,
+        )
+        .start();
+        AuditLog::open(&path).unwrap().append(&big).unwrap();
+        AuditLog::open(&path).unwrap().append(&big).unwrap();
+        let r = AuditLog::open(&path).unwrap().append(&ev(3)).unwrap();
+        assert_eq!(r.seq, 3);
+        let l = lines(&path);
+        assert_eq!(
+            Record::from_line(l[2].as_bytes()).unwrap().prev,
+            line_hash(l[1].as_bytes())
+        );
+    }
+
+    #[test]
+    fn corrupt_last_line_fails_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        std::fs::write(&path, b"not json\n").unwrap();
+        let err = AuditLog::open(&path).unwrap().append(&ev(1)).unwrap_err();
+        assert!(
+            matches!(err, AuditError::CorruptTail { offset: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("paddock audit verify"));
+    }
+
+    #[test]
+    fn background_sync_runs_and_threads_share_a_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("audit.jsonl");
+        let log = Arc::new(
+            AuditLog::open_with(
+                &path,
+                SyncPolicy {
+                    max_delay: Duration::from_millis(5),
+                    max_records: 7,
+                },
+            )
+            .unwrap(),
+        );
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        log.append(&ev(t * 1000 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(log.inner.lock_state().dirty, 0, "the flusher synced");
+        let l = lines(&path);
+        assert_eq!(l.len(), 400);
+        for (i, w) in l.windows(2).enumerate() {
+            let r = Record::from_line(w[1].as_bytes()).unwrap();
+            assert_eq!(r.seq, i as u64 + 2);
+            assert_eq!(r.prev, line_hash(w[0].as_bytes()));
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Steps 6 and 7 of the order (in the target, after the rlimits, before seccomp): drop
+//! every capability, then set `no_new_privs`.
+//!
+//! Securebits are locked first (`NOROOT`, `NO_SETUID_FIXUP`, `KEEP_CAPS`,
+//! `NO_CAP_AMBIENT_RAISE`) so uid 0 inside the sandbox gains nothing at `execve`; then the
+//! bounding set is emptied, the ambient set cleared, and `capset` zeroes the inheritable,
+//! effective and permitted sets. As root, the child therefore holds no capability at all,
+//! in its user namespace or the host's.
+
+use std::io;
+
+use crate::report::LayerState;
+use crate::sys::{cvt_long, prctl};
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn capget() -> io::Result<[CapData; 2]> {
+    let mut hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: a v3 header and room for two data structs, as capget(2) requires.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) })?;
+    Ok(data)
+}
+
+fn capset_zero() -> io::Result<()> {
+    let mut hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
+    let data = [CapData::default(); 2];
+    // SAFETY: a v3 header and two data structs, as capset(2) requires.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) }).map(drop)
+}
+
+fn last_cap() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+/// Drops all capabilities; returns the layer state and detail.
+pub(crate) fn drop_all() -> (LayerState, String) {
+    const SECBIT_NOROOT: u64 = 1 << 0;
+    const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
+    const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
+    const SECBIT_NO_SETUID_FIXUP_LOCKED: u64 = 1 << 3;
+    const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
+    const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
+    const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    let mut notes = Vec::new();
+    if let Err(e) = prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0) {
+        notes.push(format!("securebits not locked: {e}"));
+    }
+    let mut bounding_ok = true;
+    for cap in 0..=last_cap() {
+        if let Err(e) = prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                bounding_ok = false;
+            }
+        }
+    }
+    if !bounding_ok {
+        notes.push("bounding set kept (no CAP_SETPCAP); no_new_privs stops any gain".into());
+    }
+    let _ = prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0);
+    if let Err(e) = capset_zero() {
+        return (LayerState::Unavailable, format!("capset failed: {e}"));
+    }
+    match capget() {
+        Ok(d) if d.iter().all(|c| c.effective == 0 && c.permitted == 0 && c.inheritable == 0) => {
+            let mut detail =
+                "no capabilities: bounding, ambient, inheritable, effective and permitted sets empty".to_string();
+            if !notes.is_empty() {
+                detail = format!("no capabilities; {}", notes.join("; "));
+            }
+            (LayerState::Enforced, detail)
+        }
+        Ok(_) => (LayerState::Unavailable, "capabilities remain after capset".into()),
+        Err(e) => (LayerState::Unavailable, format!("capget failed: {e}")),
+    }
+}
+
+/// `PR_SET_NO_NEW_PRIVS`: setuid bits and file capabilities grant nothing from here on.
+pub(crate) fn no_new_privs() -> (LayerState, String) {
+    match prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
+        .and_then(|_| prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0))
+    {
+        Ok(1) => (LayerState::Enforced, "PR_SET_NO_NEW_PRIVS".into()),
+        Ok(_) => (LayerState::Unavailable, "no_new_privs did not stick".into()),
+        Err(e) => (LayerState::Unavailable, format!("prctl failed: {e}")),
+    }
+}

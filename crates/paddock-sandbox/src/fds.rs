@@ -1,0 +1,33 @@
+//! Step 9 of the order (in the target, after seccomp, just before `execve`): no inherited
+//! descriptors beyond 0, 1 and 2.
+//!
+//! Everything from 3 up is closed with `close_range(2)` except the control socket, which is
+//! marked close-on-exec: it carries the report and the release byte, and is gone once
+//! `execve` succeeds (or reports its failure if not).
+
+use std::os::fd::RawFd;
+
+use crate::report::LayerState;
+use crate::sys::cvt_long;
+
+fn close_range(first: u32, last: u32) -> std::io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range only closes descriptors of this process; nothing in this
+    // single-threaded process uses the ones in range afterwards.
+    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+}
+
+/// Closes every descriptor but 0, 1, 2 and `keep` (made close-on-exec).
+pub(crate) fn close_inherited(keep: RawFd) -> (LayerState, String) {
+    let keep = keep as u32;
+    let r = close_range(3, keep.saturating_sub(1)).and_then(|()| close_range(keep + 1, u32::MAX));
+    // SAFETY: fcntl on a descriptor this process owns.
+    let cloexec = unsafe { libc::fcntl(keep as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    match (r, cloexec) {
+        (Ok(()), 0) => (LayerState::Enforced, "only 0, 1, 2 are inherited (close_range)".into()),
+        (Err(e), _) => (LayerState::Unavailable, format!("close_range failed: {e}")),
+        (_, _) => (LayerState::Unavailable, "control socket could not be marked close-on-exec".into()),
+    }
+}

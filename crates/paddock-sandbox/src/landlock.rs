@@ -1,0 +1,157 @@
+//! Step 4 of the order (in the target, after the mount view, before rlimits): Landlock.
+//!
+//! The same filesystem rights as the mount view, as defence in depth and as the fallback
+//! when there is no mount namespace: read paths get read + execute, write paths everything,
+//! plus the sandbox's own `/dev` files, `/proc` (read) and the private `/tmp`. Without a
+//! mount view, deny paths are enforced by granting the siblings along the way instead of
+//! the parent. TCP (ABI ≥ 4): no bind, connect only to the proxy port (none without a
+//! proxy). Scopes (ABI ≥ 6): no abstract unix sockets and no signals out of the sandbox.
+
+use std::path::{Path, PathBuf};
+
+use ::landlock::{
+    path_beneath_rules, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+};
+
+use crate::report::LayerState;
+use crate::spec::{NetworkMode, PathPlan, SandboxSpec};
+
+/// The ABI whose rights this crate knows and vets.
+const TARGET_ABI: ABI = ABI::V7;
+
+/// The Landlock ABI version of the running kernel (0: unsupported or disabled).
+pub fn kernel_abi() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attr, size 0 and the VERSION flag, the call only returns a number.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    r.max(0)
+}
+
+/// Grants `access` on `root`, except on the deny paths beneath it (their siblings get it).
+fn rules_excluding(root: &Path, denies: &[PathBuf], out: &mut Vec<PathBuf>) {
+    if denies.iter().any(|d| d == root) {
+        return;
+    }
+    if !denies.iter().any(|d| d.starts_with(root)) {
+        out.push(root.to_path_buf());
+        return;
+    }
+    if let Ok(rd) = std::fs::read_dir(root) {
+        for e in rd.flatten() {
+            rules_excluding(&e.path(), denies, out);
+        }
+    }
+}
+
+/// Applies the ruleset; returns the layer state and detail.
+pub(crate) fn apply(
+    spec: &SandboxSpec,
+    plan: &PathPlan,
+    mounts_ok: bool,
+    private_tmp: bool,
+) -> (LayerState, String) {
+    let abi = kernel_abi();
+    if abi == 0 {
+        return (LayerState::Unavailable, "landlock not supported by this kernel".into());
+    }
+    let expand = |paths: &[PathBuf]| -> Vec<PathBuf> {
+        if mounts_ok {
+            return paths.to_vec();
+        }
+        let mut out = Vec::new();
+        for p in paths {
+            rules_excluding(p, &plan.denies, &mut out);
+        }
+        out
+    };
+    let reads = expand(&plan.reads);
+    let mut writes = expand(&plan.writes);
+    let mut dev_files = vec![
+        "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
+        "/dev/pts", "/dev/shm",
+    ];
+    if private_tmp {
+        writes.push(PathBuf::from("/tmp"));
+    }
+    let mut read_only: Vec<PathBuf> = reads.clone();
+    read_only.push(PathBuf::from("/proc"));
+    if mounts_ok {
+        read_only.push(PathBuf::from("/dev"));
+    } else {
+        dev_files.retain(|f| *f != "/dev/shm");
+    }
+
+    let fs_all = AccessFs::from_all(TARGET_ABI);
+    let fs_read = AccessFs::from_read(TARGET_ABI);
+    let dev_rw: BitFlags<AccessFs> = AccessFs::from_read(TARGET_ABI)
+        | AccessFs::WriteFile
+        | AccessFs::Truncate
+        | AccessFs::IoctlDev
+        | AccessFs::MakeReg
+        | AccessFs::RemoveFile
+        | AccessFs::MakeDir
+        | AccessFs::RemoveDir;
+    let net_rule_port = match spec.network {
+        NetworkMode::Proxy { port } => Some(port),
+        NetworkMode::None => None,
+    };
+    let result = (|| -> Result<RulesetStatus, ::landlock::RulesetError> {
+        let mut created = Ruleset::default()
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(fs_all)?
+            .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
+            .scope(Scope::from_all(TARGET_ABI))?
+            .create()?
+            .add_rules(path_beneath_rules(&read_only, fs_read))?
+            .add_rules(path_beneath_rules(&writes, fs_all))?
+            .add_rules(path_beneath_rules(&dev_files, dev_rw))?;
+        if mounts_ok {
+            // The new root holds only what the spec allows: listing it reveals nothing more.
+            created = created.add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))?;
+        }
+        if let Some(port) = net_rule_port {
+            created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
+        Ok(created.restrict_self()?.ruleset)
+    })();
+    let tcp = match net_rule_port {
+        Some(p) => format!("TCP connect only to port {p}, no bind"),
+        None => "no TCP connect or bind".into(),
+    };
+    let deny_note = if mounts_ok || plan.denies.is_empty() {
+        String::new()
+    } else {
+        ", deny paths excluded by granting their siblings".into()
+    };
+    let detail = format!(
+        "landlock ABI {abi}: {} read, {} write path rules{deny_note}; {tcp}; scopes: abstract unix sockets, signals",
+        reads.len(),
+        writes.len()
+    );
+    match result {
+        Ok(RulesetStatus::FullyEnforced) => (LayerState::Enforced, detail),
+        Ok(RulesetStatus::PartiallyEnforced) => {
+            let mut gaps = Vec::new();
+            if abi < 4 {
+                gaps.push("no TCP rules (ABI < 4)");
+            }
+            if abi < 6 {
+                gaps.push("no scopes (ABI < 6)");
+            }
+            if abi < 5 {
+                gaps.push("no ioctl rules (ABI < 5)");
+            }
+            (LayerState::Partial, format!("{detail}; missing: {}", gaps.join(", ")))
+        }
+        Ok(RulesetStatus::NotEnforced) => (LayerState::Unavailable, format!("landlock ABI {abi}: not enforced")),
+        Err(e) => (LayerState::Unavailable, format!("landlock ABI {abi}: {e}")),
+    }
+}

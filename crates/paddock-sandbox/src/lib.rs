@@ -1,0 +1,120 @@
+//! Confine one child process on Linux.
+//!
+//! `paddock-sandbox` takes a [`SandboxSpec`] (a program, its argv, environment and working
+//! directory, the paths it may read, write and must not see, its network and limits) and
+//! runs the program so that the kernel, not the program's good behaviour, keeps it inside.
+//! It returns how the child ended ([`RunOutcome`]) and what was enforced
+//! ([`EnforcementReport`]). It knows nothing of policies, HTTP, audit or sessions, and it
+//! holds all of paddock's `unsafe` code, each block with a `// SAFETY:` comment.
+//!
+//! # Order of application
+//!
+//! The caller never forks: [`spawn`] re-executes the current binary as a single-threaded
+//! helper ([`helper_main_if_requested`] must be the first thing `main` does), which applies,
+//! in this order, one module per concern:
+//!
+//! | step | where | module |
+//! |------|-------|--------|
+//! | 1. `setsid` | helper | `helper` |
+//! | 2. user, mount, pid, net, ipc, uts, cgroup namespaces; `lo` up; proxy listener | helper | `namespaces` |
+//! | 3. mount view (ro/rw binds, deny masks, /proc, /dev, /tmp, `pivot_root`) | reaper, pid 1 | `mounts` |
+//! | 4. Landlock (filesystem, TCP, scopes) | target | `landlock` |
+//! | 5. rlimits, cgroup status | target | `limits` |
+//! | 6. drop every capability | target | `caps` |
+//! | 7. `no_new_privs` | target | `caps` |
+//! | 8. seccomp filter | target | `seccomp` |
+//! | 9. close inherited descriptors | target | `fds` |
+//! | 10. `execve` with the spec's environment only | target | `helper` |
+//!
+//! Each step records an [`LayerStatus`] (enforced, partial, unavailable). With
+//! [`Enforcement::Strict`] the first unavailable layer stops the run with
+//! [`SandboxError::LayerUnavailable`] (exit code 71); with [`Enforcement::BestEffort`] the
+//! child runs and the report says what was missing.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use paddock_sandbox::{run, SandboxSpec, StdioMode, Enforcement};
+//!
+//! fn main() {
+//!     paddock_sandbox::helper_main_if_requested(); // first thing in main()
+//!
+//!     let mut spec = SandboxSpec::new("/usr/bin/echo", vec!["echo".into(), "hi".into()]);
+//!     spec.read_paths = vec!["/usr".into(), "/lib".into(), "/lib64".into(), "/bin".into()];
+//!     spec.stdio = StdioMode::Capture { stdin: None };
+//!     spec.enforcement = Enforcement::Strict;
+//!     let outcome = run(&spec).expect("confined run");
+//!     assert_eq!(outcome.stdout, b"hi\n");
+//!     assert_eq!(outcome.exit_code(), 0);
+//! }
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlock and seccomp");
+
+mod caps;
+mod error;
+mod fds;
+mod helper;
+mod landlock;
+mod limits;
+mod mounts;
+mod namespaces;
+mod parent;
+mod proto;
+mod pty;
+mod relay;
+mod report;
+mod seccomp;
+mod spec;
+mod sys;
+
+pub use error::SandboxError;
+pub use helper::HELPER_MARKER;
+pub use parent::{run, spawn, Running};
+pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
+pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode};
+
+/// Runs the sandbox helper when this process was started as one, and never returns then;
+/// returns immediately otherwise.
+///
+/// Call it first thing in `main()` of every binary that calls [`run`] or [`spawn`]: they
+/// start `/proc/self/exe` with [`HELPER_MARKER`] as `argv[1]`.
+pub fn helper_main_if_requested() {
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() != Some(std::ffi::OsStr::new(HELPER_MARKER)) {
+        return;
+    }
+    helper::main(args)
+}
+
+/// Which layers this machine offers: a best-effort confinement of `/bin/true` that is
+/// stopped right before `execve`, so every layer is really tried.
+///
+/// Needs [`helper_main_if_requested`] in `main`, like [`run`]. If the helper cannot start,
+/// every layer is reported unavailable with the reason.
+pub fn probe() -> EnforcementReport {
+    let mut spec = SandboxSpec::new("/bin/true", vec!["true".into()]);
+    spec.enforcement = Enforcement::BestEffort;
+    spec.stdio = StdioMode::Capture { stdin: None };
+    match spawn(&spec) {
+        Ok(running) => running.report().clone(), // dropping it kills the parked child
+        Err(e) => {
+            let mut r = EnforcementReport::default();
+            for name in [
+                "session", "user_ns", "mount_ns", "pid_ns", "net_ns", "ipc_ns", "uts_ns", "cgroup_ns", "mounts",
+                "landlock", "rlimits", "cgroup", "caps", "no_new_privs", "seccomp", "fds", "env",
+            ] {
+                r.set(name, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
+            }
+            r
+        }
+    }
+}
+
+/// The Landlock ABI version of the running kernel (0 when Landlock is unavailable).
+pub fn landlock_abi() -> i64 {
+    landlock::kernel_abi()
+}

@@ -1,0 +1,418 @@
+//! Step 3 of the order (in the reaper, pid 1 of the new pid namespace, before the target
+//! forks): the mount view.
+//!
+//! `/` becomes recursively private; a tmpfs on `/tmp` (of this namespace only) becomes a
+//! scratch root with the host's root under `/oldroot`; a second tmpfs, `/newroot`, receives
+//! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`),
+//! read-write binds of the write paths (`nosuid,nodev`), masks over the deny paths (a
+//! read-only empty tmpfs of mode 000 for a directory, a bind of an empty mode-000 file for
+//! anything else), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
+//! read-only), a minimal `/dev` (null zero full random urandom tty, a private devpts with
+//! `ptmx`, `shm`), and a private `/tmp` unless `/tmp` is a write path. The new root is made
+//! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::spec::PathPlan;
+use crate::sys::{cpath, cvt, cvt_long};
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// What the mount view ended up with.
+#[derive(Debug, Default)]
+pub(crate) struct MountView {
+    /// A fresh /proc of the new pid namespace is mounted.
+    pub proc_ok: bool,
+    /// A private tmpfs is on /tmp.
+    pub private_tmp: bool,
+    /// Human-readable summary for the report.
+    pub detail: String,
+    /// Something requested could not be set up (beyond missing paths).
+    pub partial: bool,
+}
+
+fn mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cpath).transpose()?;
+    let target_c = cpath(target)?;
+    let fstype = fstype.map(crate::sys::cstring).transpose()?;
+    let data = data.map(crate::sys::cstring).transpose()?;
+    let p = |c: &Option<std::ffi::CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is either null or a NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::mount(p(&src), target_c.as_ptr(), p(&fstype), flags, p(&data).cast()) })
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("mount {}: {e}", target.display())))
+}
+
+/// Adds mount attributes to `target` (and everything beneath it when `recursive`).
+fn set_attrs(target: &Path, set: u64, recursive: bool) -> io::Result<()> {
+    let c = cpath(target)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
+    // SAFETY: a valid path, a valid mount_attr and its exact size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    match cvt_long(r) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => remount_fallback(target, set),
+        Err(e) => Err(io::Error::new(e.kind(), format!("mount_setattr {}: {e}", target.display()))),
+    }
+}
+
+/// Before Linux 5.12: a bind remount of the top mount only, keeping its locked flags.
+fn remount_fallback(target: &Path, set: u64) -> io::Result<()> {
+    let c = cpath(target)?;
+    // SAFETY: an all-zero statvfs is valid; statvfs fills it from a valid path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and buffer.
+    cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    let mut flags = libc::MS_BIND | libc::MS_REMOUNT;
+    for (st_flag, ms) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if st.f_flag & st_flag != 0 {
+            flags |= ms;
+        }
+    }
+    for (a, ms) in [
+        (MOUNT_ATTR_RDONLY, libc::MS_RDONLY),
+        (MOUNT_ATTR_NOSUID, libc::MS_NOSUID),
+        (MOUNT_ATTR_NODEV, libc::MS_NODEV),
+        (MOUNT_ATTR_NOEXEC, libc::MS_NOEXEC),
+    ] {
+        if set & a != 0 {
+            flags |= ms;
+        }
+    }
+    mount(None, target, None, flags, None)
+}
+
+fn mkdir_p(p: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(p)
+}
+
+/// `/newroot` + `p`.
+fn under(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
+/// Creates an empty directory or file at `dst` to mount on, unless something is there.
+fn mountpoint(dst: &Path, dir: bool) -> io::Result<()> {
+    if fs::symlink_metadata(dst).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = dst.parent() {
+        mkdir_p(parent)?;
+    }
+    if dir {
+        mkdir_p(dst)
+    } else {
+        fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(dst).map(drop)
+    }
+}
+
+fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
+    let a = crate::sys::cstring(new_root)?;
+    let b = crate::sys::cstring(put_old)?;
+    // SAFETY: two valid NUL-terminated paths.
+    cvt_long(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) })
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))
+}
+
+fn chdir(p: &Path) -> io::Result<()> {
+    std::env::set_current_dir(p)
+}
+
+fn umount_detach(p: &str) -> io::Result<()> {
+    let c = crate::sys::cstring(p)?;
+    // SAFETY: a valid NUL-terminated path.
+    cvt(unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) })
+        .map(drop)
+        .map_err(|e| io::Error::new(e.kind(), format!("umount {p}: {e}")))
+}
+
+/// Paths the sandbox provides itself; the spec cannot bind over them.
+fn is_reserved(p: &Path) -> bool {
+    p.starts_with("/proc") || p.starts_with("/dev")
+}
+
+/// A private tmpfs on `/tmp` of the new root.
+fn mount_private_tmp(root: &Path) -> io::Result<()> {
+    let tmp = root.join("tmp");
+    mkdir_p(&tmp)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &tmp,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )
+}
+
+/// Builds the view and moves into it. An error leaves the process in an unusable state:
+/// the caller reports it and exits.
+pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
+    let mut view = MountView::default();
+    let mut notes: Vec<String> = plan.notes.clone();
+    let root = Path::new("/newroot");
+    let old = Path::new("/oldroot");
+
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        Path::new("/tmp"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    mkdir_p(Path::new("/tmp/oldroot"))?;
+    mkdir_p(Path::new("/tmp/newroot"))?;
+    pivot_root("/tmp", "/tmp/oldroot")?;
+    chdir(Path::new("/"))?;
+    mount(
+        Some(Path::new("tmpfs")),
+        root,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )?;
+    // The empty file that masks denied files (mode 000: not even its owner may read it).
+    let empty = Path::new("/deny-file");
+    fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o000).open(empty)?;
+
+    let (mut n_ro, mut n_rw, mut n_deny) = (0, 0, 0);
+    // Binds, parents first; a write path beneath a read path lands on top of it.
+    let mut binds: Vec<(&PathBuf, bool)> = plan
+        .reads
+        .iter()
+        .map(|p| (p, false))
+        .chain(plan.writes.iter().map(|p| (p, true)))
+        .collect();
+    binds.sort_by_key(|(p, w)| (p.components().count(), *w));
+    let private_tmp = !plan.is_writable(Path::new("/tmp"));
+    let mut tmp_done = false;
+    for (p, writable) in binds {
+        // The private /tmp goes right after the top-level binds, below any deeper bind.
+        if private_tmp && !tmp_done && p.components().count() > 2 {
+            mount_private_tmp(root)?;
+            tmp_done = true;
+        }
+        if is_reserved(p) {
+            notes.push(format!("{} skipped: the sandbox provides its own", p.display()));
+            continue;
+        }
+        let src = under(old, p);
+        let dst = under(root, p);
+        let meta = match fs::symlink_metadata(&src) {
+            Ok(m) => m,
+            Err(_) => {
+                notes.push(format!("{} skipped: does not exist", p.display()));
+                continue;
+            }
+        };
+        if meta.file_type().is_symlink() {
+            // Reproduce the link (e.g. /bin -> usr/bin); its target needs its own entry.
+            let target = fs::read_link(&src)?;
+            if fs::symlink_metadata(&dst).is_err() {
+                if let Some(parent) = dst.parent() {
+                    mkdir_p(parent)?;
+                }
+                symlink(&target, &dst)?;
+            }
+            continue;
+        }
+        mountpoint(&dst, meta.is_dir())?;
+        mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+        if writable {
+            set_attrs(&dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
+            n_rw += 1;
+        } else {
+            set_attrs(&dst, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
+            n_ro += 1;
+        }
+    }
+    if private_tmp && !tmp_done {
+        mount_private_tmp(root)?;
+    }
+    view.private_tmp = private_tmp;
+    for p in &plan.denies {
+        let dst = under(root, p);
+        let meta = match fs::symlink_metadata(&dst) {
+            Ok(m) => m,
+            Err(_) => continue, // not visible in the sandbox: nothing to mask
+        };
+        if meta.file_type().is_symlink() {
+            notes.push(format!("deny {} is a symlink: give its target", p.display()));
+            view.partial = true;
+            continue;
+        }
+        if meta.is_dir() {
+            mount(
+                Some(Path::new("tmpfs")),
+                &dst,
+                Some("tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some("mode=000,size=4k,nr_inodes=1"),
+            )?;
+        } else {
+            mount(Some(empty), &dst, None, libc::MS_BIND, None)?;
+            set_attrs(
+                &dst,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                false,
+            )?;
+        }
+        n_deny += 1;
+    }
+
+    // /proc of the new pid namespace.
+    let proc_dir = root.join("proc");
+    mkdir_p(&proc_dir)?;
+    match mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    ) {
+        Ok(()) => {
+            view.proc_ok = true;
+            for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
+                let p = proc_dir.join(sub);
+                if p.exists() {
+                    let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
+                        .and_then(|()| set_attrs(&p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
+                    if let Err(e) = r {
+                        notes.push(format!("/proc/{sub} not read-only: {e}"));
+                        view.partial = true;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            notes.push(format!("no /proc: {e}"));
+            view.partial = true;
+        }
+    }
+
+    // A minimal /dev.
+    let dev = root.join("dev");
+    mkdir_p(&dev)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=0755"),
+    )?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let dst = dev.join(name);
+        let src = old.join("dev").join(name);
+        let r = mountpoint(&dst, false)
+            .and_then(|()| mount(Some(&src), &dst, None, libc::MS_BIND, None));
+        if let Err(e) = r {
+            notes.push(format!("/dev/{name} missing: {e}"));
+            view.partial = true;
+        }
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        symlink(target, dev.join(link))?;
+    }
+    let pts = dev.join("pts");
+    mkdir_p(&pts)?;
+    if let Err(e) = mount(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=620"),
+    ) {
+        notes.push(format!("no private devpts: {e}"));
+        if pty {
+            view.partial = true;
+        }
+    }
+    let shm = dev.join("shm");
+    mkdir_p(&shm)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &shm,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    set_attrs(&dev, MOUNT_ATTR_RDONLY, false)?;
+
+    // Seal the new root, drop the old one, move in.
+    mount(
+        None,
+        root,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )?;
+    mount(None, old, None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    umount_detach("/oldroot")?;
+    chdir(root)?;
+    pivot_root(".", ".")?;
+    umount_detach(".")?;
+    chdir(Path::new("/"))?;
+
+    let mut detail = format!(
+        "new root: {n_ro} read-only, {n_rw} read-write binds, {n_deny} deny masks, {}, minimal /dev, {}",
+        if view.proc_ok { "fresh /proc" } else { "no /proc" },
+        if view.private_tmp { "private /tmp" } else { "/tmp from the write paths" }
+    );
+    if !notes.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&notes.join("; "));
+    }
+    view.detail = detail;
+    Ok(view)
+}

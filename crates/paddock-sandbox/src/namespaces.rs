@@ -1,0 +1,172 @@
+//! Step 2 of the order (after `setsid`, before the reaper forks): new user, mount, pid, net,
+//! ipc, uts and cgroup namespaces, in the helper.
+//!
+//! One `unshare(2)` for all of them; if that fails, each is tried on its own so the report
+//! says exactly which one is missing. The user namespace maps the caller's own uid and gid
+//! (`0 → 0` for root, `65534 → 65534` for nobody), with `setgroups` denied; as root the
+//! supplementary groups are dropped first. Then, inside: hostname `paddock`, `lo` up, and,
+//! in proxy mode, the TCP listener on `127.0.0.1:port` that is passed to the parent.
+//! The pid namespace applies to the helper's children: the reaper is its pid 1.
+
+use std::fs;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::report::{EnforcementReport, LayerState};
+use crate::sys::cvt;
+
+/// Which namespaces this process now lives in (pid: its children).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Namespaces {
+    pub user: bool,
+    pub mount: bool,
+    pub pid: bool,
+}
+
+const ALL: &[(&str, libc::c_int)] = &[
+    ("user_ns", libc::CLONE_NEWUSER),
+    ("mount_ns", libc::CLONE_NEWNS),
+    ("pid_ns", libc::CLONE_NEWPID),
+    ("net_ns", libc::CLONE_NEWNET),
+    ("ipc_ns", libc::CLONE_NEWIPC),
+    ("uts_ns", libc::CLONE_NEWUTS),
+    ("cgroup_ns", libc::CLONE_NEWCGROUP),
+];
+
+fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: unshare takes only flags; the helper is single-threaded as CLONE_NEWUSER needs.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// Enters the namespaces and records each in `report`.
+pub(crate) fn enter(report: &mut EnforcementReport) -> Namespaces {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut groups_note = String::new();
+    if uid == 0 {
+        // SAFETY: setgroups with an empty list; no pointer is read when the size is 0.
+        if unsafe { libc::setgroups(0, std::ptr::null()) } == 0 {
+            groups_note = ", supplementary groups dropped".into();
+        }
+    }
+    let all = ALL.iter().fold(0, |acc, (_, f)| acc | f);
+    let mut ok: Vec<(&str, Result<(), io::Error>)> = Vec::new();
+    match unshare(all) {
+        Ok(()) => ok.extend(ALL.iter().map(|(n, _)| (*n, Ok(())))),
+        Err(e) => {
+            tracing::debug!("unshare of all namespaces failed ({e}); trying one by one");
+            for (name, flag) in ALL {
+                ok.push((name, unshare(*flag)));
+            }
+        }
+    }
+    let has = |n: &str| ok.iter().any(|(m, r)| *m == n && r.is_ok());
+    let mut ns = Namespaces {
+        user: has("user_ns"),
+        mount: has("mount_ns"),
+        pid: has("pid_ns"),
+    };
+    for (name, r) in &ok {
+        let (state, detail) = match (name, r) {
+            (_, Err(e)) => (LayerState::Unavailable, format!("unshare failed: {e}")),
+            (&"user_ns", Ok(())) => match map_ids(uid, gid) {
+                Ok(()) => (
+                    LayerState::Enforced,
+                    format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied{groups_note}"),
+                ),
+                Err(e) => {
+                    ns.user = false;
+                    (LayerState::Unavailable, format!("writing the id maps failed: {e}"))
+                }
+            },
+            (&"pid_ns", Ok(())) => (LayerState::Enforced, "the reaper is pid 1, the command pid 2".into()),
+            (&"net_ns", Ok(())) => match loopback_up() {
+                Ok(()) => (LayerState::Enforced, "only lo, up".into()),
+                Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
+            },
+            (&"uts_ns", Ok(())) => {
+                // SAFETY: a valid buffer and its length.
+                let r = unsafe { libc::sethostname(c"paddock".as_ptr(), 7) };
+                let host = if r == 0 { "hostname paddock" } else { "hostname unchanged" };
+                (LayerState::Enforced, host.into())
+            }
+            (_, Ok(())) => (LayerState::Enforced, "new namespace".into()),
+        };
+        report.set(name, state, detail);
+    }
+    ns
+}
+
+fn map_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
+    fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+    match fs::write("/proc/self/setgroups", "deny") {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+}
+
+fn inet_dgram_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `ip link set lo up`, with the classic `SIOCSIFFLAGS` ioctl.
+fn loopback_up() -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = inet_dgram_socket()?;
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the interface named in `req` and fills ifru_flags.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: ifru_flags is the union member SIOCGIFFLAGS just filled.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req` (name and flags).
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// A listening TCP socket on `127.0.0.1:port` in this (the child's) network namespace.
+pub(crate) fn proxy_listener(port: u16) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: SO_REUSEADDR takes a pointer to an int and its size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in and its exact size is passed.
+    cvt(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    // SAFETY: listen on a bound socket we own.
+    cvt(unsafe { libc::listen(sock.as_raw_fd(), 128) })?;
+    Ok(sock)
+}

@@ -1,0 +1,148 @@
+//! The parent's side of the child's output (and of its pty): relay threads with a cap on
+//! bytes.
+//!
+//! Not a confinement step in the child: it runs in the parent for the whole run. Each
+//! stream is read to its end; bytes past `max_output` are drained and dropped, and the
+//! stream is flagged as truncated. In capture mode the bytes are collected instead of
+//! written. A write error on the caller's side (e.g. a closed pipe) stops the writing, not
+//! the draining.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::pty::{set_winsize, winsize};
+use crate::sys;
+
+/// What one relayed stream amounted to.
+#[derive(Debug, Default)]
+pub(crate) struct StreamResult {
+    /// Bytes read from the child.
+    pub total: u64,
+    /// Bytes dropped after the cap.
+    pub truncated: bool,
+    /// Collected bytes (capture mode).
+    pub captured: Vec<u8>,
+}
+
+/// Where a relayed stream goes.
+pub(crate) enum Sink {
+    /// A descriptor of the caller (1 or 2).
+    Fd(RawFd),
+    /// Memory.
+    Capture,
+}
+
+/// Relays `src` to `sink` on a new thread.
+pub(crate) fn spawn_stream(
+    mut src: impl Read + Send + 'static,
+    sink: Sink,
+    cap: Option<u64>,
+) -> JoinHandle<StreamResult> {
+    std::thread::spawn(move || {
+        let mut res = StreamResult::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sink_ok = true;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let already = res.total;
+            res.total += n as u64;
+            let allowed = match cap {
+                Some(c) => c.saturating_sub(already).min(n as u64) as usize,
+                None => n,
+            };
+            if allowed < n {
+                res.truncated = true;
+            }
+            if allowed == 0 {
+                continue;
+            }
+            match &sink {
+                Sink::Capture => res.captured.extend_from_slice(&buf[..allowed]),
+                Sink::Fd(fd) if sink_ok => {
+                    if sys::write_all(*fd, &buf[..allowed]).is_err() {
+                        sink_ok = false;
+                    }
+                }
+                Sink::Fd(_) => {}
+            }
+        }
+        res
+    })
+}
+
+/// Writes `data` to the child's stdin on a new thread, then closes it.
+pub(crate) fn spawn_stdin(mut dst: impl Write + Send + 'static, data: Vec<u8>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let _ = dst.write_all(&data);
+    })
+}
+
+/// Relays the caller's terminal and the pty master both ways until the child side is gone
+/// (the master reads EIO) or `stop` is set; stdout bytes are counted and capped.
+pub(crate) fn spawn_pty(
+    master: OwnedFd,
+    cap: Option<u64>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<StreamResult> {
+    std::thread::spawn(move || {
+        let m = master.as_raw_fd();
+        let mut res = StreamResult::default();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut stdin_open = true;
+        let mut last_ws = winsize(0).map(|w| (w.ws_row, w.ws_col));
+        let mut out_ok = true;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(ws) = winsize(0) {
+                if Some((ws.ws_row, ws.ws_col)) != last_ws {
+                    last_ws = Some((ws.ws_row, ws.ws_col));
+                    set_winsize(m, &ws);
+                }
+            }
+            let mut fds = [
+                libc::pollfd { fd: m, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: two valid pollfd entries.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+            if r < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if fds[0].revents != 0 {
+                match sys::read(m, &mut buf) {
+                    Ok(0) | Err(_) => break, // EIO: no slave left open
+                    Ok(n) => {
+                        let already = res.total;
+                        res.total += n as u64;
+                        let allowed = cap.map_or(n, |c| c.saturating_sub(already).min(n as u64) as usize);
+                        if allowed < n {
+                            res.truncated = true;
+                        }
+                        if out_ok && allowed > 0 && sys::write_all(1, &buf[..allowed]).is_err() {
+                            out_ok = false;
+                        }
+                    }
+                }
+            }
+            if stdin_open && fds[1].revents != 0 {
+                match sys::read(0, &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => {
+                        let _ = sys::write_all(m, &buf[..n]);
+                    }
+                }
+            }
+        }
+        res
+    })
+}

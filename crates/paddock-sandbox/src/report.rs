@@ -1,0 +1,162 @@
+//! What was enforced and how the child ended: [`EnforcementReport`] and [`RunOutcome`].
+//!
+//! The report is built up along the order of application: the helper records the session
+//! and the namespaces, the reaper the mount view, the target process everything from
+//! Landlock to the closing of descriptors; the target sends the whole report to the parent
+//! just before `execve`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How far one layer is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerState {
+    /// In force as requested.
+    Enforced,
+    /// In force, with gaps the detail names.
+    Partial,
+    /// Not in force on this machine.
+    Unavailable,
+}
+
+/// The status of one confinement layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerStatus {
+    /// The layer: `session`, `user_ns`, `mount_ns`, `pid_ns`, `net_ns`, `ipc_ns`, `uts_ns`,
+    /// `cgroup_ns`, `mounts`, `landlock`, `rlimits`, `cgroup`, `caps`, `no_new_privs`,
+    /// `seccomp`, `fds`, `env`.
+    pub name: String,
+    /// Enforced, partial or unavailable.
+    pub state: LayerState,
+    /// What exactly, e.g. `landlock ABI 7` or `cgroup v2 not delegated`.
+    pub detail: String,
+}
+
+/// The status of every layer, in the order they were applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcementReport {
+    /// One entry per layer.
+    pub layers: Vec<LayerStatus>,
+}
+
+/// Layers whose absence does not stop a strict run, with the reason.
+const OPTIONAL_LAYERS: &[&str] = &["cgroup"];
+
+impl EnforcementReport {
+    /// Records (or replaces) the status of `name`.
+    pub fn set(&mut self, name: &str, state: LayerState, detail: impl Into<String>) {
+        let detail = detail.into();
+        if let Some(l) = self.layers.iter_mut().find(|l| l.name == name) {
+            l.state = state;
+            l.detail = detail;
+        } else {
+            self.layers.push(LayerStatus {
+                name: name.to_string(),
+                state,
+                detail,
+            });
+        }
+    }
+
+    /// The status of `name`, if recorded.
+    pub fn get(&self, name: &str) -> Option<&LayerStatus> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+
+    /// True when `name` is recorded as enforced or partial.
+    pub fn is_active(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|l| l.state != LayerState::Unavailable)
+    }
+
+    /// The first unavailable layer a strict run cannot do without (cgroup is optional while
+    /// rlimits cover the limits).
+    pub fn first_missing(&self) -> Option<&LayerStatus> {
+        self.layers.iter().find(|l| {
+            l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str())
+        })
+    }
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitKind {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+    /// The timeout killed the whole process tree.
+    TimedOut,
+}
+
+/// The result of one confined run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// How the child ended.
+    pub status: ExitKind,
+    /// What was enforced.
+    pub report: EnforcementReport,
+    /// Bytes the child wrote to stdout (all of them, relayed or not).
+    pub stdout_bytes: u64,
+    /// Bytes the child wrote to stderr (all of them, relayed or not).
+    pub stderr_bytes: u64,
+    /// stdout went past `max_output` and the rest was dropped.
+    pub stdout_truncated: bool,
+    /// stderr went past `max_output` and the rest was dropped.
+    pub stderr_truncated: bool,
+    /// Collected stdout (only in [`crate::StdioMode::Capture`]; at most `max_output` bytes).
+    pub stdout: Vec<u8>,
+    /// Collected stderr (only in [`crate::StdioMode::Capture`]; at most `max_output` bytes).
+    pub stderr: Vec<u8>,
+    /// Wall clock from the release of the child to its end.
+    pub duration: Duration,
+}
+
+impl RunOutcome {
+    /// The exit code a shell would show: the code, `128 + N` for signal N, 124 for timeout.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            ExitKind::Exited(c) => c,
+            ExitKind::Signaled(n) => 128 + n,
+            ExitKind::TimedOut => 124,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let mut o = RunOutcome {
+            status: ExitKind::Exited(3),
+            report: EnforcementReport::default(),
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout: vec![],
+            stderr: vec![],
+            duration: Duration::ZERO,
+        };
+        assert_eq!(o.exit_code(), 3);
+        o.status = ExitKind::Signaled(15);
+        assert_eq!(o.exit_code(), 143);
+        o.status = ExitKind::TimedOut;
+        assert_eq!(o.exit_code(), 124);
+    }
+
+    #[test]
+    fn cgroup_is_optional_for_strict() {
+        let mut r = EnforcementReport::default();
+        r.set("cgroup", LayerState::Unavailable, "not delegated");
+        assert!(r.first_missing().is_none());
+        r.set("seccomp", LayerState::Unavailable, "no");
+        assert_eq!(r.first_missing().unwrap().name, "seccomp");
+        r.set("seccomp", LayerState::Enforced, "yes");
+        assert!(r.first_missing().is_none());
+    }
+}

@@ -1,0 +1,269 @@
+//! What to run and how to confine it: [`SandboxSpec`] and its parts.
+//!
+//! The spec is built by the caller (the supervisor, from a compiled policy), travels to the
+//! helper as JSON over an inherited pipe, and is read by every later step. This module also
+//! computes the [`PathPlan`], the one view of the filesystem rules that both the mount view
+//! and Landlock apply, so the two layers can never disagree.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SandboxError;
+
+/// Everything the sandbox needs to start and confine one child process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSpec {
+    /// Absolute path of the program, already resolved by the caller.
+    pub program: PathBuf,
+    /// Arguments, `argv[0]` first (as the user typed it).
+    pub argv: Vec<String>,
+    /// Absolute working directory; the same path inside the sandbox.
+    pub cwd: PathBuf,
+    /// The complete environment of the child: nothing else is inherited.
+    pub env: Vec<(String, String)>,
+    /// Absolute, normalised paths the child may read and execute (recursive).
+    /// A path that does not exist is skipped and noted in the report.
+    pub read_paths: Vec<PathBuf>,
+    /// Absolute, normalised paths the child may read and write (recursive).
+    pub write_paths: Vec<PathBuf>,
+    /// Concrete existing paths to mask (globs already expanded); they beat read and write.
+    pub deny_paths: Vec<PathBuf>,
+    /// What to do when a layer is unavailable.
+    pub enforcement: Enforcement,
+    /// The child's network.
+    pub network: NetworkMode,
+    /// Resource limits.
+    pub limits: Limits,
+    /// How standard input, output and error reach the child.
+    pub stdio: StdioMode,
+}
+
+impl SandboxSpec {
+    /// A strict spec that runs `program` with `argv` in `/`, with an empty environment, no
+    /// filesystem access, no network, no limits and inherited standard input.
+    pub fn new(program: impl Into<PathBuf>, argv: Vec<String>) -> Self {
+        SandboxSpec {
+            program: program.into(),
+            argv,
+            cwd: PathBuf::from("/"),
+            env: Vec::new(),
+            read_paths: Vec::new(),
+            write_paths: Vec::new(),
+            deny_paths: Vec::new(),
+            enforcement: Enforcement::Strict,
+            network: NetworkMode::None,
+            limits: Limits::default(),
+            stdio: StdioMode::Inherit,
+        }
+    }
+
+    /// Checks what the sandbox relies on: absolute paths, no NUL bytes, well-formed
+    /// environment names, a non-empty argv.
+    pub fn validate(&self) -> Result<(), SandboxError> {
+        let bad = |what: String| Err(SandboxError::InvalidSpec(what));
+        if !self.program.is_absolute() {
+            return bad(format!("program {:?} must be an absolute path", self.program));
+        }
+        if !self.cwd.is_absolute() {
+            return bad(format!("cwd {:?} must be an absolute path", self.cwd));
+        }
+        if self.argv.is_empty() {
+            return bad("argv must hold at least argv[0]".into());
+        }
+        for p in self
+            .read_paths
+            .iter()
+            .chain(&self.write_paths)
+            .chain(&self.deny_paths)
+        {
+            if !p.is_absolute() {
+                return bad(format!("path {p:?} must be absolute"));
+            }
+        }
+        let has_nul = |s: &[u8]| s.contains(&0);
+        use std::os::unix::ffi::OsStrExt;
+        if has_nul(self.program.as_os_str().as_bytes())
+            || has_nul(self.cwd.as_os_str().as_bytes())
+            || self.argv.iter().any(|a| has_nul(a.as_bytes()))
+        {
+            return bad("program, cwd and argv must not contain NUL bytes".into());
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || has_nul(k.as_bytes()) || has_nul(v.as_bytes()) {
+                return bad(format!("environment variable name {k:?} is not valid"));
+            }
+        }
+        if let NetworkMode::Proxy { port: 0 } = self.network {
+            return bad("proxy port must not be 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What happens when a confinement layer is unavailable on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Enforcement {
+    /// Refuse to run ([`SandboxError::LayerUnavailable`], the CLI exits 71).
+    #[default]
+    Strict,
+    /// Run anyway and record what was missing in the report.
+    BestEffort,
+}
+
+/// The child's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A network namespace with only `lo` (up) and nothing listening; Landlock (ABI ≥ 4)
+    /// also denies every TCP bind and connect.
+    #[default]
+    None,
+    /// As `None`, plus a TCP listener on `127.0.0.1:port` inside the namespace, handed to
+    /// the caller ([`crate::Running::take_proxy_listener`]); TCP connect is allowed to that
+    /// port only.
+    Proxy {
+        /// The port the proxy listens on inside the child's namespace.
+        port: u16,
+    },
+}
+
+/// Resource limits of the child's process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall clock for the whole process tree; then it is killed ([`crate::ExitKind::TimedOut`]).
+    pub timeout: Option<Duration>,
+    /// Bytes relayed per output stream; the rest is drained and dropped.
+    pub max_output: Option<u64>,
+    /// `RLIMIT_NPROC` (processes of the child's user).
+    pub max_processes: Option<u64>,
+    /// Bytes of memory (`RLIMIT_AS` per process while cgroup v2 is not delegated).
+    pub max_memory: Option<u64>,
+    /// `RLIMIT_NOFILE`.
+    pub max_open_files: Option<u64>,
+}
+
+/// How standard input, output and error reach the child.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum StdioMode {
+    /// stdin is inherited; stdout and stderr are relayed through pipes (counted, capped).
+    #[default]
+    Inherit,
+    /// A pseudo-terminal of the child's own, relayed to the caller's terminal (raw mode).
+    /// Falls back to `Inherit` when the caller's stdin is not a terminal.
+    Pty,
+    /// stdout and stderr are collected into [`crate::RunOutcome`]; stdin is `stdin`'s bytes
+    /// (or empty).
+    Capture {
+        /// Bytes written to the child's stdin, then closed.
+        stdin: Option<Vec<u8>>,
+    },
+}
+
+/// The filesystem rules after normalisation, shared by the mount view and Landlock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PathPlan {
+    /// Read + execute, sorted parents first.
+    pub reads: Vec<PathBuf>,
+    /// Read + write, sorted parents first.
+    pub writes: Vec<PathBuf>,
+    /// Masks, sorted parents first, none beneath another.
+    pub denies: Vec<PathBuf>,
+    /// What was dropped and why.
+    pub notes: Vec<String>,
+}
+
+fn depth(p: &Path) -> usize {
+    p.components().count()
+}
+
+impl PathPlan {
+    /// Normalises the spec's paths: a path in both read and write is written; a read or
+    /// write path at or beneath a deny path is dropped (deny beats read/write); nested deny
+    /// paths collapse into their ancestor.
+    pub fn new(spec: &SandboxSpec) -> PathPlan {
+        let mut plan = PathPlan::default();
+        let mut denies: Vec<PathBuf> = spec.deny_paths.clone();
+        denies.sort_by_key(|p| depth(p));
+        denies.dedup();
+        for d in denies {
+            if !plan.denies.iter().any(|a| d.starts_with(a)) {
+                plan.denies.push(d);
+            }
+        }
+        let denied = |p: &Path| plan.denies.iter().any(|d| p.starts_with(d));
+        let mut notes = Vec::new();
+        let mut writes: Vec<PathBuf> = Vec::new();
+        for w in &spec.write_paths {
+            if denied(w) {
+                notes.push(format!("{} dropped: beneath a deny path", w.display()));
+            } else if !writes.contains(w) {
+                writes.push(w.clone());
+            }
+        }
+        let mut reads: Vec<PathBuf> = Vec::new();
+        for r in &spec.read_paths {
+            if denied(r) {
+                notes.push(format!("{} dropped: beneath a deny path", r.display()));
+            } else if !writes.contains(r) && !reads.contains(r) {
+                reads.push(r.clone());
+            }
+        }
+        reads.sort_by_key(|p| depth(p));
+        writes.sort_by_key(|p| depth(p));
+        plan.reads = reads;
+        plan.writes = writes;
+        plan.notes = notes;
+        plan
+    }
+
+    /// True when `p` is a write path or beneath one.
+    pub fn is_writable(&self, p: &Path) -> bool {
+        self.writes.iter().any(|w| p.starts_with(w))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec::new("/bin/true", vec!["true".into()])
+    }
+
+    #[test]
+    fn write_beats_read_and_deny_beats_both() {
+        let mut s = spec();
+        s.read_paths = vec!["/usr".into(), "/home/u/ws".into(), "/home/u/.ssh/x".into()];
+        s.write_paths = vec!["/home/u/ws".into(), "/home/u/.ssh".into()];
+        s.deny_paths = vec!["/home/u/.ssh/id".into(), "/home/u/.ssh".into()];
+        let p = PathPlan::new(&s);
+        assert_eq!(p.reads, vec![PathBuf::from("/usr")]);
+        assert_eq!(p.writes, vec![PathBuf::from("/home/u/ws")]);
+        assert_eq!(p.denies, vec![PathBuf::from("/home/u/.ssh")]);
+        assert_eq!(p.notes.len(), 2);
+        assert!(p.is_writable(Path::new("/home/u/ws/a")));
+        assert!(!p.is_writable(Path::new("/home/u/wsx")));
+    }
+
+    #[test]
+    fn validate_rejects_relative_paths() {
+        let mut s = spec();
+        assert!(s.validate().is_ok());
+        s.cwd = "rel".into();
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.env = vec![("A=B".into(), "c".into())];
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn spec_roundtrips_through_json() {
+        let mut s = spec();
+        s.network = NetworkMode::Proxy { port: 8080 };
+        s.limits.timeout = Some(Duration::from_millis(1500));
+        s.stdio = StdioMode::Capture { stdin: Some(b"hi".to_vec()) };
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<SandboxSpec>(&j).unwrap(), s);
+    }
+}

@@ -1,0 +1,197 @@
+//! Shared driver of the integration tests: runs the harness binary as root or as uid 65534.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use paddock_sandbox::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode};
+
+pub const NOBODY: u32 = 65534;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum User {
+    Root,
+    Nobody,
+}
+
+/// A world-readable directory holding copies of the test binaries (for uid 65534).
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // One fixed directory (world-readable), so repeated runs leave no pile behind.
+        let d = PathBuf::from("/tmp/paddock-sandbox-tests");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, src) in [
+            ("harness", env!("CARGO_BIN_EXE_paddock-sandbox-harness")),
+            ("testprobe", env!("CARGO_BIN_EXE_paddock-sandbox-testprobe")),
+        ] {
+            let dst = d.join(name);
+            let tmp = d.join(format!("{name}.{}", std::process::id()));
+            std::fs::copy(src, &tmp).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &dst).unwrap(); // atomic: a running copy is never rewritten
+        }
+        d
+    })
+}
+
+pub fn require_root() {
+    // SAFETY: getuid cannot fail.
+    assert_eq!(unsafe { libc::getuid() }, 0, "these tests run as root (they also drop to uid 65534 with setpriv)");
+}
+
+/// A per-test scratch tree: `root/ws` (the write path) and `root/outside` (not granted).
+pub struct Scratch {
+    pub root: PathBuf,
+    pub ws: PathBuf,
+    pub outside: PathBuf,
+    pub user: User,
+}
+
+impl Scratch {
+    pub fn new(name: &str, user: User) -> Scratch {
+        require_root();
+        let root = bin_dir().join(format!("{name}-{user:?}"));
+        let _ = std::fs::remove_dir_all(&root);
+        let ws = root.join("ws");
+        let outside = root.join("outside");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        for d in [&root, &ws, &outside] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // The test probe runs from the workspace (it is executable there).
+        std::fs::copy(bin_dir().join("testprobe"), ws.join("testprobe")).unwrap();
+        std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET\n").unwrap();
+        std::fs::set_permissions(outside.join("secret.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        if user == User::Nobody {
+            chown(&ws);
+            chown(&ws.join("testprobe"));
+        }
+        Scratch { root, ws, outside, user }
+    }
+
+    /// A strict spec for `sh -c script` with the system read-only and `ws` writable.
+    pub fn sh(&self, script: &str) -> SandboxSpec {
+        let mut spec = SandboxSpec::new("/bin/sh", vec!["sh".into(), "-c".into(), script.into()]);
+        spec.cwd = self.ws.clone();
+        spec.env = vec![("PATH".into(), "/usr/bin:/bin".into()), ("FOO".into(), "bar".into())];
+        spec.read_paths = ["/usr", "/bin", "/lib", "/lib64", "/etc", "/sbin"].iter().map(PathBuf::from).collect();
+        spec.write_paths = vec![self.ws.clone()];
+        spec.enforcement = Enforcement::Strict;
+        spec.network = NetworkMode::None;
+        spec.limits = Limits { timeout: Some(std::time::Duration::from_secs(60)), ..Limits::default() };
+        spec.stdio = StdioMode::Inherit;
+        spec
+    }
+
+    pub fn probe_bin(&self) -> String {
+        self.ws.join("testprobe").display().to_string()
+    }
+
+    /// Runs the spec through the harness; `wrap` is an optional shell prefix run as the
+    /// user before exec'ing the harness (e.g. `exec 9<file;`).
+    pub fn run_with(&self, spec: &SandboxSpec, prelude: &str) -> Run {
+        let spec_path = self.root.join("spec.json");
+        let out_path = self.root.join("outcome.json");
+        std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&out_path);
+        if self.user == User::Nobody {
+            // The outcome file is written by uid 65534.
+            std::fs::write(&out_path, b"").unwrap();
+            chown(&out_path);
+        }
+        let harness = bin_dir().join("harness");
+        let script = format!(
+            "{prelude} exec {} run {} {}",
+            harness.display(),
+            spec_path.display(),
+            out_path.display()
+        );
+        let mut cmd = match self.user {
+            User::Root => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(&script);
+                c
+            }
+            User::Nobody => {
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", &script]);
+                c
+            }
+        };
+        cmd.env("PADDOCK_TEST_CANARY", "caller-env-must-not-leak")
+            .current_dir("/")
+            .stdin(Stdio::null());
+        let out = cmd.output().expect("run harness");
+        let outcome: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out_path).unwrap_or_default()).unwrap_or(serde_json::Value::Null);
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            outcome,
+        };
+        if let Some(err) = run.outcome.get("err") {
+            if run.outcome["code"] == 71 {
+                panic!("KERNEL/MACHINE LACKS A SANDBOX LAYER (strict run refused): {err}");
+            }
+        }
+        run
+    }
+
+    pub fn run(&self, spec: &SandboxSpec) -> Run {
+        self.run_with(spec, "")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+pub fn chown(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path.
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) }, 0);
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outcome: serde_json::Value,
+}
+
+impl Run {
+    pub fn ok(&self) -> &serde_json::Value {
+        match self.outcome.get("ok") {
+            Some(o) => o,
+            None => panic!("the run failed: {self:#?}"),
+        }
+    }
+}
+
+/// Two tests per case: as root and as uid 65534.
+#[macro_export]
+macro_rules! both_users {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn as_root() {
+                ($body)(User::Root, stringify!($name))
+            }
+            #[test]
+            fn as_nobody() {
+                ($body)(User::Nobody, stringify!($name))
+            }
+        }
+    };
+}
