@@ -26,6 +26,69 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Verify or review the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Revoke a grant: every later decision denies what SELECTOR covers.
+    Revoke(RevokeArgs),
+    /// Withdraw a revocation.
+    Unrevoke(UnrevokeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute the hash chain: exit 0 intact, 1 broken (naming the first bad line).
+    Verify {
+        /// Audit log file (default: $STATE/audit.jsonl).
+        #[arg(long, value_name = "FILE")]
+        audit: Option<PathBuf>,
+    },
+    /// What each grant was used for, grants never used, denied attempts, connections.
+    Review(ReviewArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Only records newer than this: a duration (`24h`, `7days`) or a date (RFC 3339).
+    #[arg(long, value_name = "DUR")]
+    pub since: Option<String>,
+    /// Print the review as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["selector", "list"])))]
+pub struct RevokeArgs {
+    /// command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID
+    #[arg(value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Why (kept in the revocation list and the audit log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// List the revocations in force.
+    #[arg(long, conflicts_with_all = ["selector", "reason"])]
+    pub list: bool,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnrevokeArgs {
+    /// The selector, as given to `paddock revoke`.
+    #[arg(value_name = "SELECTOR")]
+    pub selector: String,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 /// Where the policy and the workspace come from.

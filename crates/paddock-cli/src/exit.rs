@@ -10,6 +10,10 @@ pub const UNAVAILABLE: i32 = 71;
 pub const DENIED: i32 = 77;
 /// Invalid policy.
 pub const CONFIG: i32 = 78;
-// 124 (timeout), 125 (paddock's own failure) and 128+N come from the sandbox's outcome.
+/// paddock's own failure.
+pub const INTERNAL: i32 = 125;
+/// `audit verify`: the chain is broken.
+pub const BROKEN: i32 = 1;
+// 124 (timeout) and 128+N come from the sandbox's outcome.
 /// The program was not found (as a shell says it).
 pub const NOT_FOUND: i32 = 127;

@@ -6,15 +6,18 @@
 //! 124 timeout; 125 paddock's own failure; 128+N killed by signal N.
 
 mod args;
+mod audit_cmd;
 mod check;
 mod exit;
 mod policy_cmd;
+mod revoke_cmd;
 mod run;
 mod setup;
+mod state;
 
 use clap::Parser;
 
-use args::{Cli, Command, PolicyCommand};
+use args::{AuditCommand, Cli, Command, PolicyCommand};
 
 fn main() {
     // The sandbox re-executes this binary as its single-threaded helper: that must be
@@ -38,6 +41,10 @@ fn main() {
         Command::Check(a) => check::run(a),
         Command::Policy { command: PolicyCommand::Lint { files } } => policy_cmd::lint(&files),
         Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),
+        Command::Audit { command: AuditCommand::Verify { audit } } => audit_cmd::verify(audit.as_deref()),
+        Command::Audit { command: AuditCommand::Review(a) } => audit_cmd::review(a),
+        Command::Revoke(a) => revoke_cmd::revoke(a),
+        Command::Unrevoke(a) => revoke_cmd::unrevoke(a),
     };
     std::process::exit(code);
 }

@@ -42,8 +42,16 @@ pub fn workspace(arg: Option<&Path>) -> Result<PathBuf, i32> {
     }
 }
 
-/// Loads `--policy` or the embedded default; prints located errors and returns 78 on failure.
+/// Loads `--policy` or the embedded default with the revocations in force; prints located
+/// errors and returns 78 on failure.
 pub fn load_policy(args: &PolicyArgs) -> Result<Policy, i32> {
+    let mut policy = load_policy_only(args)?;
+    crate::state::apply_revocations(&mut policy)?;
+    Ok(policy)
+}
+
+/// Loads `--policy` or the embedded default, without revocations.
+pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
     let ws = workspace(args.policy_workspace())?;
     let vars = Vars::from_env(ws);
     let loaded = match &args.policy {

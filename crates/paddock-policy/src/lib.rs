@@ -41,6 +41,7 @@ mod load;
 mod network;
 mod paths;
 mod raw;
+mod revoke;
 mod show;
 mod vars;
 
@@ -52,6 +53,7 @@ pub use error::{Origin, PolicyError, Problem};
 pub use limits::{format_size, parse_size, EnvRules, Limits, DEFAULT_PATH};
 pub use network::{normalize_host, split_host_port, Host, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
+pub use revoke::Revocation;
 pub use vars::Vars;
 
 use error::Problems;
@@ -156,6 +158,7 @@ pub struct Policy {
     sandbox_path: String,
     effective: String,
     hash: String,
+    revocations: revoke::Revocations,
 }
 
 impl Policy {
@@ -251,11 +254,20 @@ impl Policy {
             sandbox_path,
             effective: String::new(),
             hash: String::new(),
+            revocations: revoke::Revocations::default(),
         };
         let (header, body) = show::effective_toml(&policy);
         policy.hash = show::sha256_hex(body.as_bytes());
         policy.effective = header + &body;
         Ok(policy)
+    }
+
+    /// Applies revocations (`paddock revoke`) to every later decision of this policy.
+    /// `source` names the list in errors (e.g. `$STATE/revocations.toml`). An entry that
+    /// cannot be compiled is an error: a revocation must never be silently ignored.
+    pub fn set_revocations(&mut self, list: &[(Revocation, Option<String>)], source: &Path) -> Result<(), PolicyError> {
+        self.revocations = revoke::Revocations::compile(list, source, &self.vars, &self.sandbox_path)?;
+        Ok(())
     }
 
     /// The effective merged policy as TOML, variables expanded (what `policy show` prints).
@@ -289,49 +301,71 @@ impl Policy {
     /// Decides a call of `argv` whose program resolved to `program` (pure).
     pub fn decide_command(&self, program: Option<&Path>, argv: &[String]) -> Decision {
         let shown = commands::shown(argv);
-        match &self.commands {
+        let args = argv.get(1..).unwrap_or(&[]);
+        let d = match &self.commands {
             None => Decision::allow_default(format!("no [commands] table: any program may start (`{shown}` is still confined by the other rules)")),
-            Some(rules) => rules.decide(program, &shown, argv.get(1..).unwrap_or(&[])),
+            Some(rules) => rules.decide(program, &shown, args),
+        };
+        if self.revocations.is_empty() {
+            return d;
         }
+        self.revocations.command(d, program, args)
     }
 
     /// Decides a read of `path` (relative paths are taken from `cwd`), normalising it first.
     pub fn check_read(&self, path: &Path, cwd: &Path) -> Decision {
-        self.filesystem.decide_read(&normalize(path, cwd))
+        self.decide_read(&normalize(path, cwd))
     }
 
     /// Decides a write of `path` (relative paths are taken from `cwd`), normalising it first.
     pub fn check_write(&self, path: &Path, cwd: &Path) -> Decision {
-        self.filesystem.decide_write(&normalize(path, cwd))
+        self.decide_write(&normalize(path, cwd))
     }
 
     /// Decides a read of an already normalised path (pure).
     pub fn decide_read(&self, path: &Path) -> Decision {
-        self.filesystem.decide_read(path)
+        let d = self.filesystem.decide_read(path);
+        if self.revocations.is_empty() {
+            return d;
+        }
+        self.revocations.path(d, path)
     }
 
     /// Decides a write of an already normalised path (pure).
     pub fn decide_write(&self, path: &Path) -> Decision {
-        self.filesystem.decide_write(path)
+        let d = self.filesystem.decide_write(path);
+        if self.revocations.is_empty() {
+            return d;
+        }
+        self.revocations.path(d, path)
     }
 
     /// Decides a connection to `host:port` by name (pure). Address checks (private ranges,
     /// pins) are the proxy's, with [`NetworkRules::pinned`] and
     /// [`NetworkRules::private_allowed`].
     pub fn decide_connect(&self, host: &str, port: u16) -> Decision {
-        self.network.decide(host, port)
+        let h = match normalize_host(host) {
+            Ok(h) => h,
+            Err(m) => return Decision::deny_default(format!("refused: {m}")),
+        };
+        let d = self.network.decide_host(&h, port);
+        if self.revocations.is_empty() {
+            return d;
+        }
+        self.revocations.connect(d, &h, port)
     }
 
-    /// Every rule id of the policy, in order (for "grants never used" in a review).
-    pub fn rule_ids(&self) -> Vec<String> {
+    /// The rule ids that grant something (`commands.allow`, `network.allow`,
+    /// `filesystem.read`, `filesystem.write`), in order: the candidates for "grants never
+    /// used" in a review.
+    pub fn grant_ids(&self) -> Vec<String> {
         let fs = &self.filesystem;
-        let mut ids: Vec<String> = fs.read.iter().map(|r| r.id.to_string()).collect();
-        ids.extend(fs.write.iter().map(|r| r.id.to_string()));
-        ids.extend(fs.deny.iter().map(|r| r.id.to_string()));
+        let mut ids: Vec<String> = Vec::new();
         if let Some(c) = &self.commands {
-            ids.extend(c.allow.iter().chain(&c.deny).map(|r| r.id.to_string()));
+            ids.extend(c.allow.iter().map(|r| r.id.to_string()));
         }
-        ids.extend(self.network.allow.iter().chain(&self.network.deny).map(|r| r.id.to_string()));
+        ids.extend(self.network.allow.iter().map(|r| r.id.to_string()));
+        ids.extend(fs.read.iter().chain(&fs.write).map(|r| r.id.to_string()));
         ids
     }
 }

@@ -375,3 +375,52 @@ fn effective_policy_round_trips() {
     assert_eq!(body(again.effective_toml()), body(&shown));
     assert_eq!(again.hash(), p.hash());
 }
+
+// ---------- revocations ----------
+
+#[test]
+fn revocations_of_each_kind_deny_with_revoked() {
+    let mut p = policy(
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\n[commands]\nallow = [\"git status\", \"git log **\", \"ls *\"]\n[network]\nallow = [\"github.com\", \"*.crates.io\"]\n",
+    );
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let before = (
+        p.check_command(&argv(&["git", "status"]), Path::new("/")),
+        p.decide_write(Path::new("/nonexistent-ws/src/a.rs")),
+        p.decide_connect("index.crates.io", 443),
+    );
+    assert!(before.0.is_allow() && before.1.is_allow() && before.2.is_allow());
+    let list = vec![
+        (Revocation::Rule("commands.allow[0]".into()), Some("too broad".into())),
+        (Revocation::Command("ls **".into()), None),
+        (Revocation::Path("${WORKSPACE}/src".into()), None),
+        (Revocation::Network("*.crates.io:443".into()), None),
+        (Revocation::Network("github.com".into()), None),
+    ];
+    p.set_revocations(&list, Path::new("revocations.toml")).unwrap();
+    let d = p.check_command(&argv(&["git", "status"]), Path::new("/"));
+    assert_eq!(rule(&d), ("deny", "commands.allow[0]"));
+    assert!(d.reason.contains("revoked by `rule:commands.allow[0]` (too broad)"), "{}", d.reason);
+    let d = p.check_command(&argv(&["ls", "/tmp"]), Path::new("/"));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert!(d.reason.contains("revoked by `command:ls **`"), "{}", d.reason);
+    assert!(p.check_command(&argv(&["git", "log"]), Path::new("/")).is_allow());
+    let d = p.decide_write(Path::new("/nonexistent-ws/src/a.rs"));
+    assert!(d.reason.contains("revoked") && !d.is_allow(), "{}", d.reason);
+    assert!(p.decide_write(Path::new("/nonexistent-ws/docs/a.md")).is_allow());
+    assert!(p.decide_read(Path::new("/nonexistent-ws/srcx")).is_allow());
+    let d = p.decide_connect("index.crates.io", 443);
+    assert!(!d.is_allow() && d.reason.contains("revoked"), "{}", d.reason);
+    assert!(p.decide_connect("index.crates.io", 80).is_allow());
+    assert!(!p.decide_connect("github.com", 80).is_allow());
+    // what was denied stays denied with its own reason
+    let d = p.decide_connect("example.com", 443);
+    assert!(!d.reason.contains("revoked"), "{}", d.reason);
+    // no [commands] table: a command revocation still applies
+    let mut open = policy("version = 1\n");
+    open.set_revocations(&[(Revocation::Command("ls **".into()), None)], Path::new("r")).unwrap();
+    assert!(!open.check_command(&argv(&["ls", "-l"]), Path::new("/")).is_allow());
+    // a revocation that cannot be compiled is an error, never ignored
+    let e = open.set_revocations(&[(Revocation::Network("a.*.com".into()), None)], Path::new("r.toml")).unwrap_err();
+    assert!(e.to_string().starts_with("r.toml:1:1: error: bad host pattern"), "{e}");
+}

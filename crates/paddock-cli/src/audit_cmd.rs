@@ -1,0 +1,65 @@
+//! `paddock audit verify` and `paddock audit review`.
+
+use std::path::Path;
+
+use paddock_audit::{Revocations, Since};
+
+use crate::args::ReviewArgs;
+use crate::exit;
+use crate::setup::{fail, load_policy_only};
+use crate::state::{audit_file, revocations_file};
+
+/// Recomputes the chain: exit 0 intact (a torn last line is a warning), 1 broken.
+pub fn verify(audit: Option<&Path>) -> i32 {
+    let path = match audit_file(audit) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match paddock_audit::verify(&path) {
+        Ok(report) => {
+            println!("{report}");
+            if report.is_intact() {
+                exit::OK
+            } else {
+                exit::BROKEN
+            }
+        }
+        Err(e) => fail(exit::INTERNAL, format_args!("cannot verify {}: {e}", path.display())),
+    }
+}
+
+/// Per grant: uses, first and last, the calls; grants never used; denied attempts;
+/// connections by host.
+pub fn review(a: ReviewArgs) -> i32 {
+    let policy = match load_policy_only(&a.policy) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let since = match a.since.as_deref().map(Since::parse).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(exit::USAGE, format_args!("--since: {e}")),
+    };
+    let (path, revs) = match (audit_file(a.audit.as_deref()), revocations_file()) {
+        (Ok(p), Ok(r)) => (p, r),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let revocations = match Revocations::load(&revs) {
+        Ok(r) => r,
+        Err(e) => return fail(exit::CONFIG, format_args!("revocation list: {e}")),
+    };
+    match paddock_audit::review(&path, since, &policy.grant_ids()) {
+        Ok(r) => {
+            let r = r.with_revocations(revocations.entries());
+            if a.json {
+                match serde_json::to_string_pretty(&r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => return fail(exit::INTERNAL, e),
+                }
+            } else {
+                print!("{r}");
+            }
+            exit::OK
+        }
+        Err(e) => fail(exit::INTERNAL, format_args!("cannot review {}: {e}", path.display())),
+    }
+}

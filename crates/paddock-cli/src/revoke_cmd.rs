@@ -1,0 +1,101 @@
+//! `paddock revoke` and `paddock unrevoke`: the revocation list and its audit records.
+
+use paddock_audit::{AuditLog, Event, Revocations, Selector};
+use paddock_policy::{Policy, Vars};
+
+use crate::args::{RevokeArgs, UnrevokeArgs};
+use crate::exit;
+use crate::setup::{current_dir, fail};
+use crate::state::{audit_file, revocations_file, to_policy};
+
+const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID, e.g. `rule:commands.allow[2]` or `network:gist.github.com`";
+
+/// Parses a selector and checks that the policy engine can apply it (a pattern that does
+/// not compile would be a revocation that never matches).
+fn parse(s: &str) -> Result<Selector, i32> {
+    let sel: Selector = s.parse().map_err(|e| {
+        eprintln!("paddock: {e}");
+        eprintln!("  hint: {SELECTOR_HINT}");
+        exit::USAGE
+    })?;
+    let ws = current_dir()?;
+    let mut probe = Policy::embedded_default(&Vars::from_env(ws)).map_err(|e| fail(exit::INTERNAL, e))?;
+    probe.set_revocations(&[(to_policy(&sel), None)], std::path::Path::new("<selector>")).map_err(|e| {
+        let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+        eprintln!("paddock: bad selector `{s}`: {msg}");
+        eprintln!("  hint: {SELECTOR_HINT}");
+        exit::USAGE
+    })?;
+    Ok(sel)
+}
+
+fn load() -> Result<Revocations, i32> {
+    let path = revocations_file()?;
+    Revocations::load(&path).map_err(|e| fail(exit::CONFIG, format_args!("revocation list: {e}")))
+}
+
+fn log(audit: Option<&std::path::Path>, event: &Event) -> Result<(), i32> {
+    let path = audit_file(audit)?;
+    let log = AuditLog::open(&path).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))?;
+    log.append_durable(event).map(drop).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))
+}
+
+/// `paddock revoke SELECTOR [--reason TEXT]` and `paddock revoke --list`.
+pub fn revoke(a: RevokeArgs) -> i32 {
+    let mut list = match load() {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if a.list {
+        if list.entries().is_empty() {
+            println!("no revocations in force ({})", list.path().display());
+        }
+        for r in list.entries() {
+            match &r.reason {
+                Some(why) => println!("{}\t{}\t{why}", r.selector, r.ts),
+                None => println!("{}\t{}", r.selector, r.ts),
+            }
+        }
+        return exit::OK;
+    }
+    let Some(raw) = a.selector.as_deref() else { return fail(exit::USAGE, "revoke needs a SELECTOR or --list") };
+    let sel = match parse(raw) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if !list.add(sel.clone(), a.reason.clone()) {
+        println!("{sel} is already revoked");
+        return exit::OK;
+    }
+    if let Err(e) = list.save() {
+        return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
+    }
+    if let Err(code) = log(a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
+        return code;
+    }
+    println!("revoked {sel}: every later decision denies what it covers (`paddock unrevoke {sel}` withdraws it)");
+    exit::OK
+}
+
+/// `paddock unrevoke SELECTOR`.
+pub fn unrevoke(a: UnrevokeArgs) -> i32 {
+    let sel: Selector = match a.selector.parse() {
+        Ok(s) => s,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let mut list = match load() {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if !list.remove(&sel) {
+        return fail(exit::USAGE, format_args!("{sel} is not revoked; `paddock revoke --list` shows the revocations in force"));
+    }
+    if let Err(e) = list.save() {
+        return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
+    }
+    if let Err(code) = log(a.audit.as_deref(), &Event::unrevoke(sel.clone(), None)) {
+        return code;
+    }
+    println!("unrevoked {sel}");
+    exit::OK
+}

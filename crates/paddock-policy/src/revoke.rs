@@ -1,0 +1,142 @@
+//! Revocations: grants a person withdrew after review (`paddock revoke`). Every decision
+//! consults them: a call they cover is denied with a reason that says "revoked", whatever
+//! the policy's rules say.
+//!
+//! The selectors are parsed and stored by `paddock-audit` (`$STATE/revocations.toml`); this
+//! module only matches: `command:PATTERN` with the syntax of `[commands]` patterns,
+//! `path:PATH` covering the path and what lies below it, `network:HOST[:PORT]` with the
+//! syntax of `[network]` entries (no port: every port), `rule:RULE_ID` a rule of the policy.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::commands::{CommandRules, RawCommand};
+use crate::error::{Origin, Problems};
+use crate::network::{Host, NetworkRules, RawEntry};
+use crate::{Decision, PolicyError, Vars};
+
+/// One revoked grant, as the policy engine applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// `command:PATTERN`.
+    Command(String),
+    /// `path:PATH` (variables and `~` allowed).
+    Path(String),
+    /// `network:HOST[:PORT]`.
+    Network(String),
+    /// `rule:RULE_ID`.
+    Rule(String),
+}
+
+/// Revocations compiled against a policy's sandbox PATH and variables.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Revocations {
+    labels: Vec<String>,
+    rules: HashMap<String, usize>,
+    commands: CommandRules,
+    command_index: Vec<usize>,
+    paths: HashMap<PathBuf, usize>,
+    network: NetworkRules,
+    network_index: Vec<usize>,
+}
+
+impl Revocations {
+    /// Compiles `(revocation, reason)` pairs; `source` names the list in errors.
+    pub(crate) fn compile(list: &[(Revocation, Option<String>)], source: &Path, vars: &Vars, sandbox_path: &str) -> Result<Revocations, PolicyError> {
+        let file = Arc::new(source.to_path_buf());
+        let mut problems = Problems::default();
+        let mut r = Revocations::default();
+        let mut commands = Vec::new();
+        let mut hosts = Vec::new();
+        for (i, (rev, reason)) in list.iter().enumerate() {
+            let origin = Origin { file: Arc::clone(&file), line: i + 1, col: 1 };
+            let (label, value) = match rev {
+                Revocation::Command(p) => ("command", p),
+                Revocation::Path(p) => ("path", p),
+                Revocation::Network(p) => ("network", p),
+                Revocation::Rule(p) => ("rule", p),
+            };
+            r.labels.push(match reason {
+                Some(why) if !why.is_empty() => format!("`{label}:{value}` ({why})"),
+                _ => format!("`{label}:{value}`"),
+            });
+            match rev {
+                Revocation::Rule(id) => {
+                    r.rules.entry(id.clone()).or_insert(i);
+                }
+                Revocation::Command(p) => {
+                    commands.push(RawCommand { raw: p.clone(), origin });
+                    r.command_index.push(i);
+                }
+                Revocation::Network(p) => {
+                    hosts.push(RawEntry { raw: p.clone(), origin });
+                    r.network_index.push(i);
+                }
+                Revocation::Path(p) => match vars.expand_path(p) {
+                    Ok(path) => {
+                        r.paths.entry(crate::paths::normalize(&path, Path::new("/"))).or_insert(i);
+                    }
+                    Err((msg, hint)) => problems.push(&origin, msg, Some(hint)),
+                },
+            }
+        }
+        r.commands = CommandRules::compile(commands, Vec::new(), sandbox_path, &mut problems);
+        r.network = NetworkRules::compile(Vec::new(), hosts, Vec::new(), Vec::new(), &mut problems);
+        problems.into_result()?;
+        Ok(r)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn revoke(&self, d: Decision, i: usize) -> Decision {
+        let what = if d.is_allow() { format!("allowed by {}", d.rule) } else { d.reason.clone() };
+        Decision { verdict: crate::Verdict::Deny, rule: d.rule, reason: format!("revoked by {}: this was {what}", self.labels[i]) }
+    }
+
+    fn by_rule(&self, d: &Decision) -> Option<usize> {
+        if d.is_allow() { self.rules.get(&*d.rule).copied() } else { None }
+    }
+
+    pub(crate) fn command(&self, d: Decision, program: Option<&Path>, args: &[String]) -> Decision {
+        if !d.is_allow() {
+            return d;
+        }
+        let by_pattern = program.and_then(|_| {
+            let hit = self.commands.decide(program, "", args);
+            hit.is_allow().then(|| self.commands.allow.iter().position(|r| r.id == hit.rule)).flatten().map(|k| self.command_index[k])
+        });
+        match by_pattern.or_else(|| self.by_rule(&d)) {
+            Some(i) => self.revoke(d, i),
+            None => d,
+        }
+    }
+
+    pub(crate) fn path(&self, d: Decision, path: &Path) -> Decision {
+        if !d.is_allow() {
+            return d;
+        }
+        let hit = path.ancestors().filter_map(|a| self.paths.get(a)).copied().min();
+        match hit.or_else(|| self.by_rule(&d)) {
+            Some(i) => self.revoke(d, i),
+            None => d,
+        }
+    }
+
+    pub(crate) fn connect(&self, d: Decision, host: &Host, port: u16) -> Decision {
+        if !d.is_allow() {
+            return d;
+        }
+        let hit = self.network.decide_host(host, port);
+        let by_host = (!hit.is_allow() && &*hit.rule != "default")
+            .then(|| self.network.deny.iter().position(|r| r.id == hit.rule))
+            .flatten()
+            .map(|k| self.network_index[k]);
+        match by_host.or_else(|| self.by_rule(&d)) {
+            Some(i) => self.revoke(d, i),
+            None => d,
+        }
+    }
+}
