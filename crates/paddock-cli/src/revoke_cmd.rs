@@ -6,7 +6,7 @@ use paddock_policy::{Policy, Vars};
 use crate::args::{RevokeArgs, UnrevokeArgs};
 use crate::exit;
 use crate::setup::{current_dir, fail};
-use crate::state::{audit_file, revocations_file, to_policy};
+use crate::state::{audit_file, revocations_file};
 
 const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID, e.g. `rule:commands.allow[2]` or `network:gist.github.com`";
 
@@ -20,7 +20,7 @@ fn parse(s: &str) -> Result<Selector, i32> {
     })?;
     let ws = current_dir()?;
     let mut probe = Policy::embedded_default(&Vars::from_env(ws)).map_err(|e| fail(exit::INTERNAL, e))?;
-    probe.set_revocations(&[(to_policy(&sel), None)], std::path::Path::new("<selector>")).map_err(|e| {
+    probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(|e| {
         let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
         eprintln!("paddock: bad selector `{s}`: {msg}");
         eprintln!("  hint: {SELECTOR_HINT}");

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use paddock_audit::{Revocations, Selector};
-use paddock_policy::{Policy, Revocation};
+use paddock_audit::Revocations;
+use paddock_policy::Policy;
 
 use crate::exit;
 use crate::setup::fail;
@@ -20,6 +20,12 @@ pub fn revocations_file() -> Result<PathBuf, i32> {
     state_dir().map(|d| paddock_audit::revocations_path(&d))
 }
 
+/// `$STATE/revocations.toml`, or `None` when there is no state directory at all (then
+/// nothing can have been revoked: `paddock revoke` needs one too).
+pub fn revocations_file_if_any() -> Option<PathBuf> {
+    paddock_audit::resolve_state_dir(|k| std::env::var_os(k)).map(|d| paddock_audit::revocations_path(&d))
+}
+
 /// The audit log: `--audit`, else `$STATE/audit.jsonl` (the directory is created 0700).
 pub fn audit_file(arg: Option<&Path>) -> Result<PathBuf, i32> {
     match arg {
@@ -30,28 +36,12 @@ pub fn audit_file(arg: Option<&Path>) -> Result<PathBuf, i32> {
     }
 }
 
-/// The policy engine's view of a stored selector.
-pub fn to_policy(s: &Selector) -> Revocation {
-    match s {
-        Selector::Command(p) => Revocation::Command(p.clone()),
-        Selector::Path(p) => Revocation::Path(p.clone()),
-        Selector::Network { host, port: None } => Revocation::Network(host.clone()),
-        Selector::Network { host, port: Some(p) } if host.contains(':') => Revocation::Network(format!("[{host}]:{p}")),
-        Selector::Network { host, port: Some(p) } => Revocation::Network(format!("{host}:{p}")),
-        Selector::Rule(r) => Revocation::Rule(r.clone()),
-    }
-}
-
 /// Loads `$STATE/revocations.toml` (absent: none) into `policy`. A list that cannot be read
 /// or compiled stops the command: revocations are never silently ignored.
 pub fn apply_revocations(policy: &mut Policy) -> Result<(), i32> {
-    let path = revocations_file()?;
+    let Some(path) = revocations_file_if_any() else { return Ok(()) };
     let list = Revocations::load(&path).map_err(|e| fail(exit::CONFIG, format_args!("revocation list: {e}")))?;
-    let entries: Vec<(Revocation, Option<String>)> = list.entries().iter().map(|r| (to_policy(&r.selector), r.reason.clone())).collect();
-    if entries.is_empty() {
-        return Ok(());
-    }
-    policy.set_revocations(&entries, &path).map_err(|e| {
+    paddock::apply_revocations(policy, &list).map_err(|e| {
         eprintln!("{e}");
         exit::CONFIG
     })

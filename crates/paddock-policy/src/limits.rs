@@ -46,6 +46,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// Parses a duration such as `"120s"`, `"5m"` or `"1h 30m"` (humantime syntax), longer
+/// than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a duration must be longer than zero".into()),
+        Err(e) => Err(format!("bad duration `{s}`: {e}")),
+    }
+}
+
 /// Formats a size the way `policy show` writes it.
 pub fn format_size(n: u64) -> String {
     for (unit, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
@@ -74,14 +84,10 @@ pub(crate) fn duration(v: &IntOrString, origin: &Origin, key: &str, problems: &m
             problems.push(origin, format!("bad duration for `{key}`: `{n}` has no unit"), Some(format!("{DURATION_HINT}; for seconds write \"{n}s\"")));
             None
         }
-        IntOrString::Str(s) => match humantime::parse_duration(s.trim()) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                problems.push(origin, format!("`{key}` must be longer than zero"), Some(DURATION_HINT.into()));
-                None
-            }
-            Err(e) => {
-                problems.push(origin, format!("bad duration `{s}` for `{key}`: {e}"), Some(DURATION_HINT.into()));
+        IntOrString::Str(s) => match parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                problems.push(origin, format!("{m} (for `{key}`)"), Some(DURATION_HINT.into()));
                 None
             }
         },

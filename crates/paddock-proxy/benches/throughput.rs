@@ -1,0 +1,302 @@
+//! Proxy overhead over loopback: bulk throughput through a CONNECT tunnel
+//! against the same transfer direct, and the latency a tunnel adds to a new
+//! connection.
+//!
+//! `cargo bench -p paddock-proxy` runs the full measurement (1 GiB each way,
+//! 2000 connections). Built as a test (`cargo test --benches`) it runs a tiny
+//! smoke version. Sizes can be overridden: `PADDOCK_BENCH_MIB`, `PADDOCK_BENCH_CONNS`,
+//! `PADDOCK_BENCH_BUF` (relay buffer); `PADDOCK_BENCH_NO_SPLICE=1` measures the
+//! user-space copy instead of `splice(2)`; `PADDOCK_BENCH_VERBOSE=1` prints each run.
+//!
+//! Only loopback is dialled: the policy pins `bench.test` to 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paddock_proxy::{serve, HostDecision, HostPolicy, ProxyConfig};
+
+struct BenchPolicy;
+
+impl HostPolicy for BenchPolicy {
+    fn decide(&self, _host: &str, _port: u16) -> HostDecision {
+        HostDecision::allow("network.allow[0]", "bench")
+    }
+    fn pinned(&self, _host: &str) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+    fn private_allowed(&self, addr: IpAddr) -> bool {
+        addr.is_loopback()
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Upload sink: reads to EOF, answers the byte count (8 bytes), closes.
+/// Download source: after the one-byte command `d` + 8-byte length, sends that many bytes.
+/// Echo: anything else is echoed byte for byte until EOF.
+fn start_upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_nodelay(true);
+                let mut cmd = [0u8; 1];
+                if s.read_exact(&mut cmd).is_err() {
+                    return;
+                }
+                match cmd[0] {
+                    b'u' => {
+                        let mut buf = vec![0u8; CHUNK];
+                        let mut n = 0u64;
+                        loop {
+                            match s.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(k) => n += k as u64,
+                            }
+                        }
+                        let _ = s.write_all(&n.to_le_bytes());
+                    }
+                    b'd' => {
+                        let mut len = [0u8; 8];
+                        if s.read_exact(&mut len).is_err() {
+                            return;
+                        }
+                        let mut left = u64::from_le_bytes(len);
+                        let buf = vec![7u8; CHUNK];
+                        while left > 0 {
+                            let k = left.min(CHUNK as u64) as usize;
+                            if s.write_all(&buf[..k]).is_err() {
+                                return;
+                            }
+                            left -= k as u64;
+                        }
+                    }
+                    other => {
+                        let _ = s.write_all(&[other]);
+                        let mut buf = [0u8; 512];
+                        loop {
+                            match s.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(k) => {
+                                    if s.write_all(&buf[..k]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Opens a stream to the upstream, directly or through a CONNECT tunnel.
+fn open(upstream: SocketAddr, proxy: Option<SocketAddr>) -> TcpStream {
+    match proxy {
+        None => {
+            let s = TcpStream::connect(upstream).unwrap();
+            s.set_nodelay(true).unwrap();
+            s
+        }
+        Some(p) => {
+            let mut s = TcpStream::connect(p).unwrap();
+            s.set_nodelay(true).unwrap();
+            write!(
+                s,
+                "CONNECT bench.test:{} HTTP/1.1\r\nHost: bench.test:{}\r\n\r\n",
+                upstream.port(),
+                upstream.port()
+            )
+            .unwrap();
+            let mut head = Vec::with_capacity(64);
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut b).unwrap();
+                head.push(b[0]);
+            }
+            assert!(
+                head.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&head)
+            );
+            s
+        }
+    }
+}
+
+fn upload(upstream: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Duration {
+    let buf = vec![1u8; CHUNK];
+    let t = Instant::now();
+    let mut s = open(upstream, proxy);
+    s.write_all(b"u").unwrap();
+    let mut left = bytes;
+    while left > 0 {
+        let k = left.min(CHUNK as u64) as usize;
+        s.write_all(&buf[..k]).unwrap();
+        left -= k as u64;
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut n = [0u8; 8];
+    s.read_exact(&mut n).unwrap();
+    let el = t.elapsed();
+    assert_eq!(u64::from_le_bytes(n), bytes);
+    el
+}
+
+fn download(upstream: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Duration {
+    let mut buf = vec![0u8; CHUNK];
+    let t = Instant::now();
+    let mut s = open(upstream, proxy);
+    s.write_all(b"d").unwrap();
+    s.write_all(&bytes.to_le_bytes()).unwrap();
+    let mut got = 0u64;
+    while got < bytes {
+        let k = s.read(&mut buf).unwrap();
+        assert!(k > 0, "early EOF at {got}");
+        got += k as u64;
+    }
+    t.elapsed()
+}
+
+/// Sequential new connections, each doing a one-byte round trip.
+fn connections(upstream: SocketAddr, proxy: Option<SocketAddr>, n: usize) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut s = open(upstream, proxy);
+        s.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"x");
+    }
+    t.elapsed() / n as u32
+}
+
+/// CPU seconds (user + system) from a /proc stat line.
+fn stat_cpu(stat: &str) -> f64 {
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    f.get(11)
+        .zip(f.get(12))
+        .map(|(u, s)| (u + s) / 100.0)
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds used by this process so far.
+fn cpu_seconds() -> f64 {
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU seconds used so far by the proxy's runtime threads (tokio-rt-worker).
+fn proxy_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    dir.filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter(|s| s.contains("(tokio-rt-worker)"))
+        .map(|s| stat_cpu(&s))
+        .sum()
+}
+
+/// Best wall time of `runs`, and the cores busy during it.
+fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let c = cpu_seconds();
+        let d = f();
+        let cores = (cpu_seconds() - c) / d.as_secs_f64();
+        if std::env::var_os("PADDOCK_BENCH_VERBOSE").is_some() {
+            println!("    run {:.3}s, {cores:.2} cores busy", d.as_secs_f64());
+        }
+        best = best.min(d);
+    }
+    best
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let mib = env("PADDOCK_BENCH_MIB", if full { 1024 } else { 8 });
+    let conns = env("PADDOCK_BENCH_CONNS", if full { 2000 } else { 20 }) as usize;
+    let runs = if full { 3 } else { 1 };
+    let bytes = mib * 1024 * 1024;
+
+    let upstream = start_upstream();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = events.clone();
+    rt.spawn(serve(
+        listener,
+        Arc::new(BenchPolicy),
+        Arc::new(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }),
+        ProxyConfig {
+            buffer_size: env("PADDOCK_BENCH_BUF", 256 * 1024) as usize,
+            zero_copy: std::env::var_os("PADDOCK_BENCH_NO_SPLICE").is_none(),
+            ..ProxyConfig::default()
+        },
+        std::future::pending(),
+    ));
+
+    let gib = |d: Duration| bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64;
+    println!(
+        "paddock-proxy bench: {mib} MiB transfers (best of {runs}), {conns} sequential connections"
+    );
+    for (name, f) in [
+        (
+            "upload",
+            upload as fn(SocketAddr, Option<SocketAddr>, u64) -> Duration,
+        ),
+        ("download", download),
+    ] {
+        let direct = best(runs, || f(upstream, None, bytes));
+        let p = proxy_cpu_seconds();
+        let tunnel = best(runs, || f(upstream, Some(proxy), bytes));
+        let proxy_cpu =
+            (proxy_cpu_seconds() - p) / runs as f64 / (bytes as f64 / (1u64 << 30) as f64);
+        println!(
+            "{name:>8}: direct {:.2} GiB/s, tunnel {:.2} GiB/s, ratio {:.0}%; proxy threads {:.2} CPU-s per GiB",
+            gib(direct),
+            gib(tunnel),
+            100.0 * direct.as_secs_f64() / tunnel.as_secs_f64(),
+            proxy_cpu
+        );
+    }
+    let direct = best(runs, || connections(upstream, None, conns));
+    let tunnel = best(runs, || connections(upstream, Some(proxy), conns));
+    println!(
+        "connect: direct {:.1} us, tunnel {:.1} us, added {:.1} us per new connection",
+        direct.as_secs_f64() * 1e6,
+        tunnel.as_secs_f64() * 1e6,
+        (tunnel.as_secs_f64() - direct.as_secs_f64()) * 1e6
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    println!(
+        "events reported: {}",
+        events.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}

@@ -1,0 +1,283 @@
+//! CONNECT tunnels: `CONNECT host:port` → gate → `200` → byte relay.
+//!
+//! Order: parse the authority (400), ask the policy (403), take a tunnel slot
+//! (503 past `max_tunnels`), resolve, vet and dial (403/502/504), answer 200,
+//! and once hyper hands over the client socket, relay bytes both ways:
+//! with `splice(2)` on Linux ([`crate::splice`]), else with
+//! `copy_bidirectional_with_sizes` (either way a half-close on one side is
+//! propagated as a shutdown to the other, the other direction keeps flowing). A tunnel with
+//! no traffic for `idle_timeout` is closed. Bytes are counted each way; the
+//! event is emitted when the tunnel ends.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{copy_bidirectional_with_sizes, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::MissedTickBehavior;
+
+use crate::body::ProxyBody;
+use crate::event::{EventGuard, Kind, Verdict};
+use crate::gate::{describe, Refusal};
+use crate::server::{refuse, text_response, Shared, TunnelSlot};
+use crate::target::{connect_target, Target};
+use crate::ProxyConfig;
+
+/// Handles one CONNECT request; an admitted tunnel is left in `slot`.
+pub(crate) async fn handle(
+    mut req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    slot: &TunnelSlot,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let guard = shared.guard(start, Kind::Connect);
+    let target = match connect_target(&req) {
+        Ok(t) => t,
+        Err(e) => {
+            guard.update(|d| {
+                d.host = req.uri().to_string();
+                d.rule = "proxy.request".into();
+                d.reason = e.to_string();
+                d.status = 400;
+            });
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                format!("paddock: bad request: {e}\n"),
+            );
+        }
+    };
+    guard.update(|d| {
+        d.host = target.host.as_policy_str();
+        d.port = target.port;
+    });
+    let decision = match shared.gate.decide("CONNECT", &target) {
+        Ok(d) => d,
+        Err(r) => return refuse(&guard, r),
+    };
+    guard.update(|d| {
+        d.rule = decision.rule.clone();
+        d.reason = decision.reason.clone();
+    });
+    let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
+        return refuse(&guard, too_many_tunnels(shared, &target));
+    };
+    let admitted = match shared.gate.dial("CONNECT", &target, &decision).await {
+        Ok(a) => a,
+        Err(r) => return refuse(&guard, r),
+    };
+    guard.update(|d| {
+        d.verdict = Verdict::Allowed;
+        d.address = Some(admitted.address);
+        d.status = 200;
+    });
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let opts = RelayOpts::from(&shared.cfg);
+    let tunnel = async move {
+        let _permit = permit;
+        let result = match on_upgrade.await {
+            Ok(client) => relay_upgraded(client, admitted.stream, &guard, opts).await,
+            Err(e) => Err(io::Error::other(format!(
+                "client connection was not handed over: {e}"
+            ))),
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "tunnel ended with an error");
+            guard.update(|d| d.error = Some(e.to_string()));
+        }
+    };
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::pin(tunnel));
+    Response::new(ProxyBody::empty())
+}
+
+/// The refusal past `max_tunnels`.
+pub(crate) fn too_many_tunnels(shared: &Shared, target: &Target) -> Refusal {
+    let max = shared.cfg.max_tunnels;
+    Refusal {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!(
+            "paddock: {}: too many open tunnels (max_tunnels = {max}); retry later\n",
+            describe("CONNECT", target)
+        ),
+        rule: "proxy.max_tunnels".into(),
+        reason: format!("more than {max} concurrent tunnels"),
+        allowed: false,
+        address: None,
+    }
+}
+
+/// How a tunnel relays: from [`crate::ProxyConfig`].
+#[derive(Clone, Copy)]
+pub(crate) struct RelayOpts {
+    buffer: usize,
+    idle: Duration,
+    zero_copy: bool,
+}
+
+impl From<&ProxyConfig> for RelayOpts {
+    fn from(cfg: &ProxyConfig) -> RelayOpts {
+        RelayOpts {
+            buffer: cfg.buffer_size,
+            idle: cfg.idle_timeout,
+            zero_copy: cfg.zero_copy,
+        }
+    }
+}
+
+/// Takes the raw client socket back from hyper when possible (no extra
+/// indirection per read), sends what hyper had already buffered, then relays.
+async fn relay_upgraded(
+    client: Upgraded,
+    mut upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+) -> io::Result<()> {
+    match client.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            if !parts.read_buf.is_empty() {
+                upstream.write_all(&parts.read_buf).await?;
+                guard
+                    .up
+                    .fetch_add(parts.read_buf.len() as u64, Ordering::Relaxed);
+            }
+            relay_tcp(parts.io.into_inner(), upstream, guard, opts).await
+        }
+        Err(client) => relay(TokioIo::new(client), upstream, guard, opts).await,
+    }
+}
+
+/// Socket to socket: `splice(2)` on Linux, a user-space copy elsewhere or
+/// when pipes cannot be had.
+pub(crate) async fn relay_tcp(
+    client: TcpStream,
+    upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if opts.zero_copy {
+        match (
+            crate::splice::Pipe::new(opts.buffer),
+            crate::splice::Pipe::new(opts.buffer),
+        ) {
+            (Ok(a), Ok(b)) => {
+                let spliced =
+                    crate::splice::relay(&client, &upstream, (a, b), &guard.up, &guard.down);
+                return until_idle(spliced, guard, opts.idle).await;
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "no pipes for splice; copying in user space")
+            }
+        }
+    }
+    relay(client, upstream, guard, opts).await
+}
+
+/// Copies both ways in user space until both sides are done.
+async fn relay<C>(
+    client: C,
+    upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut client = Counted {
+        inner: client,
+        read: guard.up.clone(),
+    };
+    let mut upstream = Counted {
+        inner: upstream,
+        read: guard.down.clone(),
+    };
+    let copy = copy_bidirectional_with_sizes(&mut client, &mut upstream, opts.buffer, opts.buffer);
+    until_idle(async move { copy.await.map(|_| ()) }, guard, opts.idle).await
+}
+
+/// Runs `relay` until it ends, or until no byte moved either way for `idle`.
+async fn until_idle(
+    relay: impl Future<Output = io::Result<()>>,
+    guard: &EventGuard,
+    idle: Duration,
+) -> io::Result<()> {
+    tokio::pin!(relay);
+    let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut seen = (0, 0);
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::select! {
+            r = &mut relay => return r,
+            _ = ticker.tick() => {
+                let now = (guard.up.load(Ordering::Relaxed), guard.down.load(Ordering::Relaxed));
+                if now != seen {
+                    seen = now;
+                    quiet_since = Instant::now();
+                } else if quiet_since.elapsed() >= idle {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("tunnel idle for {idle:?}")));
+                }
+            }
+        }
+    }
+}
+
+/// Counts the bytes read from the inner stream.
+struct Counted<T> {
+    inner: T,
+    read: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.read
+            .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,258 @@
+//! Absolute-URI HTTP forwarding: `GET http://host[:port]/path` → gate →
+//! one upstream HTTP/1.1 connection → relayed response.
+//!
+//! Order: read and check the target against the `Host` header (400), ask the
+//! policy (403), resolve, vet and dial (403/502/504), then send the request in
+//! origin-form (`GET /path`) with hop-by-hop headers removed (`Connection` and
+//! the headers it names, `Proxy-Connection`, `Proxy-Authorization`,
+//! `Keep-Alive`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`). hyper
+//! frames the bodies again on each side. Each request gets its own upstream
+//! connection, so a later request on the same client connection is decided
+//! afresh. Body bytes are counted each way; the event is emitted when both
+//! bodies are done (or dropped).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING,
+};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::TokioIo;
+
+use crate::body::ProxyBody;
+use crate::event::{Kind, Verdict};
+use crate::gate::{describe, Refusal};
+use crate::server::{refuse, text_response, Shared};
+use crate::target::{forward_target, Target};
+
+/// Headers that concern one hop only and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those that `Connection` names.
+/// A removed `Transfer-Encoding` also takes `Content-Length` with it: the
+/// length is then the body's own, as hyper re-frames it.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// Handles one non-CONNECT request.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let guard = Arc::new(shared.guard(start, Kind::Http));
+    let target = match forward_target(&req) {
+        Ok(t) => t,
+        Err(e) => {
+            guard.update(|d| {
+                d.host = req
+                    .uri()
+                    .authority()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                d.rule = "proxy.request".into();
+                d.reason = e.to_string();
+                d.status = 400;
+            });
+            return text_response(
+                StatusCode::BAD_REQUEST,
+                format!("paddock: bad request: {e}\n"),
+            );
+        }
+    };
+    guard.update(|d| {
+        d.host = target.host.as_policy_str();
+        d.port = target.port;
+    });
+    let method = req.method().as_str().to_owned();
+    let decision = match shared.gate.decide(&method, &target) {
+        Ok(d) => d,
+        Err(r) => return refuse(&guard, r),
+    };
+    guard.update(|d| {
+        d.rule = decision.rule.clone();
+        d.reason = decision.reason.clone();
+    });
+    let admitted = match shared.gate.dial(&method, &target, &decision).await {
+        Ok(a) => a,
+        Err(r) => return refuse(&guard, r),
+    };
+    guard.update(|d| {
+        d.verdict = Verdict::Allowed;
+        d.address = Some(admitted.address);
+    });
+    let upstream_failure = |status: StatusCode, why: String| Refusal {
+        status,
+        message: format!("paddock: {}: {why}\n", describe(&method, &target)),
+        rule: decision.rule.clone(),
+        reason: why,
+        allowed: true,
+        address: Some(admitted.address),
+    };
+
+    let (mut parts, body) = req.into_parts();
+    parts.uri = origin_form(&parts.uri);
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(HOST) {
+        if let Ok(v) = HeaderValue::from_str(&host_header(&target)) {
+            parts.headers.insert(HOST, v);
+        }
+    }
+    let body = ProxyBody::Relayed {
+        inner: body,
+        counter: guard.up.clone(),
+        _guard: guard.clone(),
+    };
+    let upstream_req = Request::from_parts(parts, body);
+
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake(TokioIo::new(admitted.stream)).await {
+            Ok(x) => x,
+            Err(e) => {
+                return refuse(
+                    &guard,
+                    upstream_failure(
+                        StatusCode::BAD_GATEWAY,
+                        format!("upstream handshake failed: {e}"),
+                    ),
+                )
+            }
+        };
+    let conn_task = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
+    let idle = shared.cfg.idle_timeout;
+    let failure = match tokio::time::timeout(idle, sender.send_request(upstream_req)).await {
+        Ok(Ok(r)) if r.status() != StatusCode::SWITCHING_PROTOCOLS => Ok(r),
+        Ok(Ok(_)) => Err((
+            StatusCode::BAD_GATEWAY,
+            "upstream switched protocols; upgrades are not relayed over plain HTTP, use CONNECT"
+                .to_owned(),
+        )),
+        Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {e}"))),
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("upstream sent no response within {idle:?}"),
+        )),
+    };
+    let resp = match failure {
+        Ok(r) => r,
+        Err((status, why)) => {
+            // Ends the upstream connection now, and with it the request body
+            // that holds the event open.
+            conn_task.abort();
+            return refuse(&guard, upstream_failure(status, why));
+        }
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    guard.update(|d| d.status = rparts.status.as_u16());
+    let body = ProxyBody::Relayed {
+        inner: rbody,
+        counter: guard.down.clone(),
+        _guard: guard,
+    };
+    Response::from_parts(rparts, body)
+}
+
+/// `http://host/path?q` → `/path?q`.
+fn origin_form(uri: &Uri) -> Uri {
+    let pq = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    let pq = if pq.starts_with('/') {
+        pq.to_owned()
+    } else {
+        format!("/{pq}")
+    };
+    pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// The `Host` header for an upstream request that came without one.
+fn host_header(target: &Target) -> String {
+    match target.port {
+        80 => target.host.to_string(),
+        p => target.host.authority(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, X-Secret, close"),
+            ("x-secret", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("upgrade", "websocket"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "10"),
+            ("x-kept", "yes"),
+            ("accept", "*/*"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "x-kept"]);
+    }
+
+    #[test]
+    fn content_length_is_kept_without_transfer_encoding() {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(CONTENT_LENGTH).unwrap(), "3");
+    }
+
+    #[test]
+    fn origin_form_keeps_path_and_query() {
+        assert_eq!(
+            origin_form(&"http://a.test/x/y?z=1".parse().unwrap()),
+            "/x/y?z=1"
+        );
+        assert_eq!(origin_form(&"http://a.test".parse().unwrap()), "/");
+        assert_eq!(origin_form(&"http://a.test?q".parse().unwrap()), "/?q");
+    }
+}

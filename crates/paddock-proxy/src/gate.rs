@@ -1,0 +1,394 @@
+//! Decision plumbing: policy → resolution → address vetting → dial.
+//!
+//! Applied to every parsed [`Target`], in this order:
+//! 1. [`Gate::decide`]: the [`HostPolicy`] decides the normalised host and port.
+//! 2. [`Gate::dial`]: resolve (an IP literal is its own address; a name uses
+//!    the policy's pin first, else one DNS lookup), canonicalise IPv4-mapped
+//!    addresses, classify each address and drop those that are not public
+//!    unless `private_allowed` covers them, then dial the vetted addresses in
+//!    order until one answers. The socket returned is connected to a vetted
+//!    address: there is no second lookup.
+//!
+//! Every failure is a [`Refusal`] that carries the status, the rule and a
+//! message for the client that says how to allow the connection.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use crate::addr::classify;
+use crate::host::Host;
+use crate::target::Target;
+use crate::{HostDecision, HostPolicy};
+
+/// Rule id used when an address class is refused.
+pub(crate) const RULE_PRIVATE: &str = "network.allow_private";
+
+/// A refusal: what the client is told and what the event records.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    /// The deciding rule (policy or proxy).
+    pub rule: String,
+    /// Why, for the event.
+    pub reason: String,
+    /// True when the policy allowed the host and the failure came later
+    /// (unreachable upstream, timeout): the event's verdict stays Allowed.
+    pub allowed: bool,
+    /// The address refused or last tried.
+    pub address: Option<SocketAddr>,
+    /// The text body for the client.
+    pub message: String,
+}
+
+/// A dialled, vetted upstream.
+pub(crate) struct Admitted {
+    pub stream: TcpStream,
+    pub address: SocketAddr,
+}
+
+/// The gate for one proxy instance.
+pub(crate) struct Gate {
+    pub policy: Arc<dyn HostPolicy>,
+    pub connect_timeout: Duration,
+}
+
+/// How a refused target was asked for, for messages: `CONNECT a.test:443`, `GET a.test:80`.
+pub(crate) fn describe(method: &str, target: &Target) -> String {
+    format!("{method} {}", target.authority())
+}
+
+/// What to add to `[network] allow` to allow `target`: an entry without a port
+/// covers 80 and 443.
+fn allow_entry(target: &Target) -> String {
+    let host = target.host.as_policy_str();
+    match target.port {
+        80 | 443 => host,
+        p => target.host.authority(p),
+    }
+}
+
+impl Gate {
+    /// Step 1: the policy's decision, or a 403 refusal naming the rule.
+    pub(crate) fn decide(&self, method: &str, target: &Target) -> Result<HostDecision, Refusal> {
+        let host = target.host.as_policy_str();
+        let d = self.policy.decide(&host, target.port);
+        if d.allow {
+            return Ok(d);
+        }
+        let entry = allow_entry(target);
+        let hint = if d.rule.starts_with("network.deny") {
+            format!("to allow it remove the matching entry from [network] deny and add \"{entry}\" to [network] allow")
+        } else if d.reason.contains("revoked") {
+            format!("the grant was revoked; to allow it again add \"{entry}\" to [network] allow in a new policy")
+        } else {
+            format!("to allow it add \"{entry}\" to [network] allow")
+        };
+        Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "paddock: {} refused by {} ({:?}); {hint}\n",
+                describe(method, target),
+                d.rule,
+                d.reason
+            ),
+            rule: d.rule,
+            reason: d.reason,
+            allowed: false,
+            address: None,
+        })
+    }
+
+    /// Step 2: resolve, vet and dial. `decision` is the allowing decision from step 1.
+    pub(crate) async fn dial(
+        &self,
+        method: &str,
+        target: &Target,
+        decision: &HostDecision,
+    ) -> Result<Admitted, Refusal> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let what = describe(method, target);
+        let upstream_failure =
+            |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
+                status,
+                message: format!("paddock: {what}: {why}\n"),
+                rule: decision.rule.clone(),
+                reason: why,
+                allowed: true,
+                address,
+            };
+        let addrs = match self.resolve(target, deadline).await {
+            Ok(a) => a,
+            Err(Resolve::Timeout) => {
+                return Err(upstream_failure(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    None,
+                    format!("name lookup timed out after {:?}", self.connect_timeout),
+                ))
+            }
+            Err(Resolve::Failed(e)) => {
+                return Err(upstream_failure(
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    format!("cannot resolve host: {e}"),
+                ))
+            }
+        };
+        let vetted = self.vet(method, target, &addrs)?;
+        let mut last: Option<(SocketAddr, io::Error)> = None;
+        for sa in vetted {
+            match timeout_at(deadline, TcpStream::connect(sa)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Admitted {
+                        stream,
+                        address: sa,
+                    });
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%sa, error = %e, "upstream connect failed");
+                    last = Some((sa, e));
+                }
+                Err(_) => {
+                    return Err(upstream_failure(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        Some(sa),
+                        format!(
+                            "timed out connecting to {sa} after {:?}",
+                            self.connect_timeout
+                        ),
+                    ))
+                }
+            }
+        }
+        let (sa, e) = last.expect("vet returns at least one address");
+        Err(upstream_failure(
+            StatusCode::BAD_GATEWAY,
+            Some(sa),
+            format!("cannot connect to {sa}: {e}"),
+        ))
+    }
+
+    /// The candidate addresses, in order, deduplicated and canonical.
+    async fn resolve(&self, target: &Target, deadline: Instant) -> Result<Vec<IpAddr>, Resolve> {
+        let raw: Vec<IpAddr> = match &target.host {
+            Host::Ip(ip) => vec![*ip],
+            Host::Name(name) => match self.policy.pinned(name) {
+                Some(ip) => vec![ip],
+                None => match timeout_at(
+                    deadline,
+                    tokio::net::lookup_host((name.as_str(), target.port)),
+                )
+                .await
+                {
+                    Err(_) => return Err(Resolve::Timeout),
+                    Ok(Err(e)) => return Err(Resolve::Failed(e)),
+                    Ok(Ok(it)) => it.map(|sa| sa.ip()).collect(),
+                },
+            },
+        };
+        let mut out: Vec<IpAddr> = Vec::with_capacity(raw.len());
+        for ip in raw {
+            let ip = ip.to_canonical();
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        if out.is_empty() {
+            return Err(Resolve::Failed(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no addresses",
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Keeps the addresses that are public or covered by `allow_private`.
+    fn vet(
+        &self,
+        method: &str,
+        target: &Target,
+        addrs: &[IpAddr],
+    ) -> Result<Vec<SocketAddr>, Refusal> {
+        let mut refused: Option<(IpAddr, crate::AddrClass)> = None;
+        let mut ok = Vec::with_capacity(addrs.len());
+        for &ip in addrs {
+            let class = classify(ip);
+            if class.is_public() || self.policy.private_allowed(ip) {
+                ok.push(SocketAddr::new(ip, target.port));
+            } else {
+                tracing::debug!(%ip, %class, host = %target.host, "address refused");
+                refused.get_or_insert((ip, class));
+            }
+        }
+        if !ok.is_empty() {
+            return Ok(ok);
+        }
+        let (ip, class) = refused.expect("addrs is never empty");
+        let cidr = match ip {
+            IpAddr::V4(_) => format!("{ip}/32"),
+            IpAddr::V6(_) => format!("{ip}/128"),
+        };
+        let reason = match &target.host {
+            Host::Ip(_) => format!("{ip} is a {class} address, which allow_private does not cover"),
+            Host::Name(n) => format!(
+                "{n} resolves to {ip}, a {class} address, which allow_private does not cover"
+            ),
+        };
+        Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: format!(
+                "paddock: {} refused by {RULE_PRIVATE} ({reason:?}); to allow it add \"{cidr}\" to [network] allow_private\n",
+                describe(method, target)
+            ),
+            rule: RULE_PRIVATE.into(),
+            reason,
+            allowed: false,
+            address: Some(SocketAddr::new(ip, target.port)),
+        })
+    }
+}
+
+enum Resolve {
+    Timeout,
+    Failed(io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::normalise_host;
+
+    struct P;
+    impl HostPolicy for P {
+        fn decide(&self, host: &str, port: u16) -> HostDecision {
+            match host {
+                "evil.example" => HostDecision::deny("network.deny[0]", "evil"),
+                "gone.example" => HostDecision::deny("network.allow[1]", "revoked by operator"),
+                _ => HostDecision::deny("network.default", format!("no entry for {host}:{port}")),
+            }
+        }
+        fn pinned(&self, host: &str) -> Option<IpAddr> {
+            match host {
+                "pinned.test" => Some("169.254.169.254".parse().unwrap()),
+                "mapped.test" => Some("::ffff:127.0.0.1".parse().unwrap()),
+                _ => None,
+            }
+        }
+        fn private_allowed(&self, addr: IpAddr) -> bool {
+            addr == IpAddr::from([127, 0, 0, 1])
+        }
+    }
+
+    fn gate() -> Gate {
+        Gate {
+            policy: Arc::new(P),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn t(h: &str, port: u16) -> Target {
+        Target {
+            host: normalise_host(h).unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn deny_messages_name_rule_and_hint() {
+        let r = gate()
+            .decide("CONNECT", &t("evil.example", 443))
+            .unwrap_err();
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert!(
+            r.message
+                .contains("CONNECT evil.example:443 refused by network.deny[0] (\"evil\")"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message
+                .contains("remove the matching entry from [network] deny"),
+            "{}",
+            r.message
+        );
+        let r = gate().decide("GET", &t("other.example", 8080)).unwrap_err();
+        assert!(
+            r.message
+                .contains("add \"other.example:8080\" to [network] allow"),
+            "{}",
+            r.message
+        );
+        let r = gate().decide("GET", &t("other.example", 80)).unwrap_err();
+        assert!(
+            r.message
+                .contains("add \"other.example\" to [network] allow"),
+            "{}",
+            r.message
+        );
+        let r = gate().decide("GET", &t("gone.example", 80)).unwrap_err();
+        assert!(r.message.contains("revoked"), "{}", r.message);
+    }
+
+    #[tokio::test]
+    async fn pins_are_vetted_without_dialing() {
+        let allow = HostDecision::allow("network.allow[0]", "test");
+        let r = gate()
+            .dial("CONNECT", &t("pinned.test", 443), &allow)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.rule, RULE_PRIVATE);
+        assert_eq!(r.address, Some("169.254.169.254:443".parse().unwrap()));
+        assert!(r.message.contains("link-local"), "{}", r.message);
+        assert!(
+            r.message
+                .contains("\"169.254.169.254/32\" to [network] allow_private"),
+            "{}",
+            r.message
+        );
+        // IP literals are vetted the same way, nothing is dialled.
+        let r = gate()
+            .dial("CONNECT", &t("10.1.2.3", 443), &allow)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (r.status, r.rule.as_str()),
+            (StatusCode::FORBIDDEN, RULE_PRIVATE)
+        );
+        let r = gate()
+            .dial("CONNECT", &t("[fe80::1]", 443), &allow)
+            .await
+            .err()
+            .unwrap();
+        assert!(r.message.contains("fe80::1/128"), "{}", r.message);
+        let r = gate()
+            .dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(r.address, Some("169.254.169.254:80".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn mapped_addresses_are_canonicalised() {
+        let g = gate();
+        let addrs = g
+            .resolve(
+                &t("mapped.test", 1),
+                Instant::now() + Duration::from_secs(1),
+            )
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(addrs, vec![IpAddr::from([127, 0, 0, 1])]);
+        assert!(g.vet("CONNECT", &t("mapped.test", 1), &addrs).is_ok());
+    }
+}

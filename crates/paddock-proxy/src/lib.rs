@@ -1,0 +1,133 @@
+//! paddock's egress gate: an HTTP proxy that decides every connection.
+//!
+//! A sandboxed child has no network but a loopback interface on which this
+//! proxy listens (`HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` point at it). For each
+//! `CONNECT host:port` tunnel, each plain `GET http://host/path` request and
+//! each SOCKS5 `CONNECT` (optional, for clients that only speak SOCKS) it:
+//!
+//! 1. reads the target from the request line (origin-form, userinfo, odd
+//!    ports and a disagreeing `Host` header are refused with 400; see
+//!    [`forward_target`], [`connect_target`]);
+//! 2. normalises the host ([`normalise_host`]: lowercase, no trailing dot,
+//!    punycode);
+//! 3. asks the [`HostPolicy`] (403 with the rule and a hint when denied);
+//! 4. resolves the name — the policy's pin first, else DNS — and
+//!    [`classify`]s every address: anything but [`AddrClass::Public`] is
+//!    refused unless [`HostPolicy::private_allowed`] covers it (the SSRF
+//!    guard: loopback, RFC 1918, CGNAT, link-local/metadata, and IPv6 forms
+//!    embedding them);
+//! 5. dials exactly the vetted address (no second lookup, so no DNS
+//!    rebinding window) and relays, counting bytes;
+//! 6. reports the connection once through the event callback
+//!    ([`ConnectionEvent`]).
+//!
+//! The proxy never parses policy: the policy engine implements [`HostPolicy`].
+//! The listener is handed in, so it can be a socket inside a child's network
+//! namespace.
+//!
+//! ```no_run
+//! use std::net::IpAddr;
+//! use std::sync::Arc;
+//! use paddock_proxy::{serve, HostDecision, HostPolicy, ProxyConfig};
+//!
+//! struct OnlyExample;
+//! impl HostPolicy for OnlyExample {
+//!     fn decide(&self, host: &str, port: u16) -> HostDecision {
+//!         if host == "example.com" && (port == 80 || port == 443) {
+//!             HostDecision::allow("network.allow[0]", "example.com is allowed")
+//!         } else {
+//!             HostDecision::deny("network.default", "no [network] allow entry matches")
+//!         }
+//!     }
+//!     fn pinned(&self, _host: &str) -> Option<IpAddr> { None }
+//!     fn private_allowed(&self, _addr: IpAddr) -> bool { false }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! serve(
+//!     listener,
+//!     Arc::new(OnlyExample),
+//!     Arc::new(|event| { let _ = event; /* audit it */ }),
+//!     ProxyConfig::default(),
+//!     std::future::pending(),
+//! )
+//! .await
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod addr;
+mod body;
+mod connect;
+mod event;
+mod forward;
+mod gate;
+mod host;
+mod server;
+mod socks;
+#[cfg(target_os = "linux")]
+mod splice;
+mod target;
+
+use std::net::IpAddr;
+
+pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
+pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
+pub use host::{normalise_host, Host, HostError};
+pub use server::{serve, ProxyConfig};
+pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
+
+/// Decides `host:port` by name. The policy engine implements it; the proxy
+/// never parses policy itself.
+pub trait HostPolicy: Send + Sync + 'static {
+    /// Decides whether `host:port` may be reached.
+    ///
+    /// `host` is the proxy's normalised form of what the client asked
+    /// ([`normalise_host`]): lowercase ASCII, punycode for IDNs, no trailing
+    /// dot; an IP literal in canonical text without brackets (`10.0.0.1`,
+    /// `::1`) — the policy should allow literals only by an explicit entry.
+    /// Normalising it again is harmless (the form is a fixed point), so an
+    /// implementation that normalises its input works unchanged.
+    fn decide(&self, host: &str, port: u16) -> HostDecision;
+
+    /// A `[network.hosts]` pin for the (normalised) name, consulted before
+    /// DNS. A pinned address is classified like any other.
+    fn pinned(&self, host: &str) -> Option<IpAddr>;
+
+    /// True when an `allow_private` CIDR covers `addr`, a non-public address
+    /// (IPv4-mapped IPv6 addresses arrive as plain IPv4).
+    fn private_allowed(&self, addr: IpAddr) -> bool;
+}
+
+/// A policy's answer for one host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDecision {
+    /// Whether the connection may proceed (to resolution and address vetting).
+    pub allow: bool,
+    /// The id of the rule that decided, e.g. `network.allow[2]`, `network.deny[0]`.
+    pub rule: String,
+    /// Why, in words, for the refusal message and the audit log.
+    pub reason: String,
+}
+
+impl HostDecision {
+    /// An allowing decision.
+    pub fn allow(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
+        HostDecision {
+            allow: true,
+            rule: rule.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A denying decision.
+    pub fn deny(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
+        HostDecision {
+            allow: false,
+            rule: rule.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! paddock: a local-first sandbox for the tool calls of AI agents, as a library.
+//!
+//! A [`Session`] holds a policy (with the revocations in force), an audit log and the
+//! egress proxy engine. [`Session::call`] runs one [`ToolCall`]: it decides the call
+//! against the policy, writes `call.start` to the audit log (durably, before the child
+//! runs), runs it in a child process the kernel confines (`paddock-sandbox`), with its
+//! network through paddock's proxy (`paddock-proxy`), and writes `call.end`. `read_file`
+//! and `write_file` are performed by a confined child too, never with the supervisor's
+//! own rights. The `paddock` binary (`run`, `serve`, `mcp`) is a thin adapter over this.
+//!
+//! Binaries that use it must call [`paddock_sandbox::helper_main_if_requested`] first
+//! thing in `main` (the sandbox re-executes the binary as its helper).
+//!
+//! ```no_run
+//! use paddock::{Session, SessionConfig, ToolCall};
+//! use paddock_policy::{Policy, Vars};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     paddock_sandbox::helper_main_if_requested();
+//!     let vars = Vars::from_env(std::env::current_dir()?);
+//!     let policy = Policy::embedded_default(&vars)?;
+//!     let session = Session::new(SessionConfig::new(policy, "/tmp/paddock-audit.jsonl"))?;
+//!     let out = session.call(ToolCall::Command {
+//!         argv: vec!["git".into(), "status".into()], cwd: None, stdin: None, timeout: None,
+//!     }).await?;
+//!     println!("{} ({}): exit {:?}\n{}", out.decision, out.rule, out.exit_code, out.stdout);
+//!     session.close()?;
+//!     Ok(())
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod call;
+mod net;
+mod session;
+pub mod spec;
+
+pub use call::{CallOutcome, Timeout, ToolCall};
+pub use session::{apply_revocations, revocation_of, ConnectionObserver, RunResult, Session, SessionConfig};
+
+pub use paddock_audit as audit;
+pub use paddock_policy as policy;
+pub use paddock_proxy as proxy;
+pub use paddock_sandbox as sandbox;
+
+/// Why a session or a call failed (a denial is not an error: it is an outcome).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The audit log could not be opened or written: no call runs unaudited.
+    #[error("audit log: {0}")]
+    Audit(#[from] paddock_audit::AuditError),
+    /// The revocation list does not compile against the policy.
+    #[error("{0}")]
+    Policy(#[from] paddock_policy::PolicyError),
+    /// The sandbox could not start or finish the child.
+    #[error("{0}")]
+    Sandbox(#[from] paddock_sandbox::SandboxError),
+    /// The call was allowed but its program is not found in the sandbox PATH.
+    #[error("the program is not found in the sandbox PATH")]
+    NotFound {
+        /// `seq` of the call's `call.start`.
+        seq: u64,
+        /// The exit code reported (127).
+        code: i32,
+    },
+    /// I/O outside the sandbox (the proxy's listener).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// paddock's own failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl SessionError {
+    /// The exit code the CLI uses: 71 a required layer is missing, 127 not found, 125
+    /// paddock's own failure, else the sandbox's.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SessionError::Sandbox(e @ paddock_sandbox::SandboxError::LayerUnavailable { .. }) => {
+                let _ = e;
+                71
+            }
+            SessionError::Sandbox(e) => e.exit_code(),
+            SessionError::NotFound { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}

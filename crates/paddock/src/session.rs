@@ -1,0 +1,442 @@
+//! A session: one policy, one audit log, one egress proxy engine, and the calls that run
+//! under them. `Session::call` = decide → audit `call.start` → confine and run → audit
+//! `call.end`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use paddock_audit::{AuditLog, Call, CallOutcome as AuditOutcome, Decision as AuditDecision, Event, Revocations, SessionEnd, SessionStart, Target};
+use paddock_policy::{normalize, Decision, Policy, Revocation};
+use paddock_proxy::ConnectionEvent;
+use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode};
+
+use crate::call::{CallOutcome, ToolCall};
+use crate::net::ProxyTask;
+use crate::{spec, SessionError};
+
+/// A callback that sees every proxied connection (for `paddock run -v`).
+pub type ConnectionObserver = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
+
+/// What a session is built from.
+pub struct SessionConfig {
+    /// The policy, without revocations (the session loads and follows those itself).
+    pub policy: Policy,
+    /// The audit log file (`$STATE/audit.jsonl` by default).
+    pub audit_log: PathBuf,
+    /// The revocation list (`$STATE/revocations.toml`), re-read when it changes so a
+    /// revocation applies from the next call; `None` for none.
+    pub revocations: Option<PathBuf>,
+    /// `run`, `serve`, `mcp` or `library`: recorded on `session.start`. A `run` session
+    /// holds one call and writes no session records.
+    pub mode: String,
+    /// Sees every proxied connection.
+    pub on_connection: Option<ConnectionObserver>,
+}
+
+impl SessionConfig {
+    /// A config with the audit log at `audit_log` and no revocation list.
+    pub fn new(policy: Policy, audit_log: impl Into<PathBuf>) -> SessionConfig {
+        SessionConfig { policy, audit_log: audit_log.into(), revocations: None, mode: "library".into(), on_connection: None }
+    }
+}
+
+pub(crate) struct Inner {
+    pub id: String,
+    base: Policy,
+    current: Mutex<Arc<Policy>>,
+    revocations: Mutex<Option<Revocations>>,
+    pub log: AuditLog,
+    pub on_connection: Option<ConnectionObserver>,
+    mode: String,
+    calls: AtomicU64,
+    started: Instant,
+}
+
+/// The result of [`Session::run`]: the decision and, when the call ran, how it ended.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The decision on the call.
+    pub decision: Decision,
+    /// How the child ended; `None` when the call was denied.
+    pub outcome: Option<RunOutcome>,
+    /// `seq` of the call's `call.start` record.
+    pub audit_seq: u64,
+}
+
+/// A supervisor session. Cheap to clone; calls may run concurrently.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+fn new_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{:x}-{:x}-{}", nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The policy engine's form of a stored selector.
+pub fn revocation_of(s: &paddock_audit::Selector) -> Revocation {
+    use paddock_audit::Selector;
+    match s {
+        Selector::Command(p) => Revocation::Command(p.clone()),
+        Selector::Path(p) => Revocation::Path(p.clone()),
+        Selector::Network { host, port: None } => Revocation::Network(host.clone()),
+        Selector::Network { host, port: Some(p) } if host.contains(':') => Revocation::Network(format!("[{host}]:{p}")),
+        Selector::Network { host, port: Some(p) } => Revocation::Network(format!("{host}:{p}")),
+        Selector::Rule(r) => Revocation::Rule(r.clone()),
+    }
+}
+
+/// Applies `list`'s revocations to `policy` (replacing any it had).
+pub fn apply_revocations(policy: &mut Policy, list: &Revocations) -> Result<(), paddock_policy::PolicyError> {
+    let entries: Vec<(Revocation, Option<String>)> = list.entries().iter().map(|r| (revocation_of(&r.selector), r.reason.clone())).collect();
+    policy.set_revocations(&entries, list.path())
+}
+
+fn with_revocations(base: &Policy, list: &Revocations) -> Result<Policy, SessionError> {
+    let mut p = base.clone();
+    apply_revocations(&mut p, list)?;
+    Ok(p)
+}
+
+impl Inner {
+    /// The current policy, revocations included; re-reads the revocation list when it
+    /// changed on disk. A list that cannot be read or compiled fails closed: every
+    /// decision is denied until it is fixed.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        let mut revs = self.revocations.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = revs.as_mut() {
+            match list.reload_if_changed() {
+                Ok(false) => {}
+                Ok(true) => match with_revocations(&self.base, list) {
+                    Ok(p) => *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p),
+                    Err(e) => {
+                        tracing::error!("revocation list {}: {e}; denying every call until it is fixed", list.path().display());
+                        return Arc::new(deny_all(&self.base, list.path()));
+                    }
+                },
+                Err(e) => {
+                    tracing::error!("revocation list {}: {e}; denying every call until it is fixed", list.path().display());
+                    return Arc::new(deny_all(&self.base, list.path()));
+                }
+            }
+        }
+        Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
+        let verdict = if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny };
+        Call::new(new_id("c"), self.id.clone(), target, verdict).with_cwd(cwd).with_rule(&*d.rule).with_reason(&d.reason).with_policy_hash(policy.hash())
+    }
+
+    fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
+        let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
+        Ok(r?.seq)
+    }
+
+    /// decide → audit start → confine and run → audit end. Blocking. `spec` is `None`
+    /// when the decision is a denial. Proxied connections are served on `rt`.
+    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: Option<&tokio::runtime::Handle>) -> Result<(u64, Option<RunOutcome>), SessionError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let spec = match (decision.is_allow(), spec) {
+            (true, Some(Ok(spec))) => spec,
+            (true, Some(Err(code))) => {
+                // Allowed, but there is nothing to run (the program does not resolve).
+                let seq = self.append(&call.start(), true)?;
+                self.append(&call.end(AuditOutcome::exited(code)), false)?;
+                return Err(SessionError::NotFound { seq, code });
+            }
+            _ => return Ok((self.append(&call.start(), true)?, None)),
+        };
+        let mut running = match paddock_sandbox::spawn(&spec) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = match e {
+                    SandboxError::LayerUnavailable { .. } => 71,
+                    ref other => other.exit_code(),
+                };
+                self.append(&call.start(), true)?;
+                self.append(&call.end(AuditOutcome::exited(code)), false)?;
+                return Err(SessionError::Sandbox(e));
+            }
+        };
+        let proxy = match (spec.network, running.take_proxy_listener(), rt) {
+            (NetworkMode::Proxy { .. }, Some(fd), Some(rt)) => Some((ProxyTask::start(rt, Arc::clone(self), fd, call.call_id.clone())?, rt)),
+            (NetworkMode::Proxy { .. }, _, _) => return Err(SessionError::Internal("the sandbox's proxy listener or a runtime for the proxy is missing".into())),
+            _ => None,
+        };
+        // Every layer is in place and the child is parked before exec: record the call,
+        // with what was enforced, durably, then let it run. (`call.end` repeats the call's
+        // fields; the report, large, stays on `call.start`.)
+        let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
+        let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
+        let waited = running.wait();
+        if let Some((task, rt)) = proxy {
+            rt.block_on(task.stop());
+        }
+        let outcome = match waited {
+            Ok(o) => o,
+            Err(e) => {
+                self.append(&call.end(AuditOutcome::exited(125)), false)?;
+                return Err(SessionError::Sandbox(e));
+            }
+        };
+        let ended = match outcome.status {
+            ExitKind::Exited(c) => AuditOutcome::exited(c),
+            ExitKind::Signaled(n) => AuditOutcome::signaled(n),
+            ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
+        };
+        let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
+        let ended = ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(outcome.stdout_bytes, outcome.stderr_bytes, truncated);
+        self.append(&call.end(ended), false)?;
+        Ok((seq, Some(outcome)))
+    }
+}
+
+/// A policy under which nothing is allowed: what a session falls back to when its
+/// revocation list cannot be read (fail closed).
+fn deny_all(base: &Policy, source: &Path) -> Policy {
+    let mut p = base.clone();
+    let all = [Revocation::Path("/".into()), Revocation::Command("**".into())];
+    let _ = p.set_revocations(&all.map(|r| (r, Some(format!("revocation list {} unreadable", source.display())))), source);
+    p
+}
+
+impl Session {
+    /// Opens the audit log (an error here means no call may run), loads the revocation
+    /// list, and records `session.start` (except for `run`).
+    pub fn new(cfg: SessionConfig) -> Result<Session, SessionError> {
+        let log = AuditLog::open(&cfg.audit_log)?;
+        let (current, revocations) = match &cfg.revocations {
+            Some(path) => {
+                let list = Revocations::load(path)?;
+                (with_revocations(&cfg.policy, &list)?, Some(list))
+            }
+            None => (cfg.policy.clone(), None),
+        };
+        let inner = Arc::new(Inner {
+            id: new_id(&cfg.mode),
+            current: Mutex::new(Arc::new(current)),
+            revocations: Mutex::new(revocations),
+            log,
+            on_connection: cfg.on_connection,
+            mode: cfg.mode,
+            calls: AtomicU64::new(0),
+            started: Instant::now(),
+            base: cfg.policy,
+        });
+        if inner.mode != "run" {
+            let start = SessionStart::new(inner.id.clone()).with_mode(inner.mode.clone()).with_policy_hash(inner.base.hash()).with_workspace(&inner.base.vars.workspace);
+            inner.append(&Event::SessionStart(start), true)?;
+        }
+        Ok(Session { inner })
+    }
+
+    /// The session id (on every record of its calls).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The policy in force, revocations included.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner.policy()
+    }
+
+    /// The audit log file.
+    pub fn audit_log(&self) -> &Path {
+        self.inner.log.path()
+    }
+
+    /// Runs `argv` from `cwd` with the caller's terminal or streams (`stdio`), blocking:
+    /// the path of `paddock run`. The proxy, when the policy allows any host, runs on a
+    /// runtime of its own started after the sandbox.
+    pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
+        let policy = self.inner.policy();
+        let decision = policy.check_command(argv, cwd);
+        let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
+        let spec = decision.is_allow().then(|| match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
+            Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
+            None => Err(127),
+        });
+        let rt = if policy.network.any_allowed() {
+            Some(tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("paddock-proxy").enable_all().build().map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?)
+        } else {
+            None
+        };
+        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, rt.as_ref().map(|r| r.handle()))?;
+        Ok(RunResult { decision, outcome, audit_seq })
+    }
+
+    /// Decides `call` without running it (`POST /v1/check`).
+    pub fn check(&self, call: &ToolCall) -> Decision {
+        let policy = self.inner.policy();
+        let ws = policy.vars.workspace.clone();
+        match call {
+            ToolCall::Command { argv, cwd, .. } => policy.check_command(argv, &resolve_cwd(&ws, cwd.as_deref())),
+            ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
+            ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
+            ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
+                Ok((host, port)) => policy.decide_connect(&host, port),
+                Err(m) => deny(m),
+            },
+        }
+    }
+
+    /// Runs one tool call: decide → audit start → confine and run → audit end. The
+    /// child's output is captured. A denial is an outcome, not an error.
+    pub async fn call(&self, call: ToolCall) -> Result<CallOutcome, SessionError> {
+        let inner = Arc::clone(&self.inner);
+        let rt = tokio::runtime::Handle::current();
+        let t0 = Instant::now();
+        let is_read = matches!(call, ToolCall::ReadFile { .. });
+        tokio::task::spawn_blocking(move || {
+            let policy = inner.policy();
+            let (decision, target, cwd, spec) = plan(&policy, call);
+            let record = inner.call_record(target, &decision, &cwd, &policy);
+            let result = inner.execute(record, &decision, spec, Some(&rt));
+            Ok::<_, SessionError>(outcome(decision, result, is_read, t0))
+        })
+        .await
+        .map_err(|e| SessionError::Internal(format!("call task: {e}")))?
+    }
+
+    /// Records `session.end` with the number of calls and the session's duration.
+    pub fn close(&self) -> Result<(), SessionError> {
+        if self.inner.mode != "run" {
+            let end = SessionEnd::new(self.inner.id.clone()).with_totals(self.inner.calls.load(Ordering::Relaxed), self.inner.started.elapsed().as_millis() as u64);
+            self.inner.append(&Event::SessionEnd(end), true)?;
+        }
+        self.inner.log.sync()?;
+        Ok(())
+    }
+}
+
+fn deny(reason: String) -> Decision {
+    Decision { verdict: paddock_policy::Verdict::Deny, rule: Arc::from("default"), reason }
+}
+
+fn resolve_cwd(ws: &Path, cwd: Option<&str>) -> PathBuf {
+    match cwd {
+        Some(c) => normalize(Path::new(c), ws),
+        None => ws.to_path_buf(),
+    }
+}
+
+/// `scheme://[userinfo@]host[:port]/...` → host and port (80 / 443 by scheme).
+fn url_host_port(url: &str) -> Result<(String, u16), String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("`{url}` is not an absolute http(s) URL"))?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        other => return Err(format!("scheme `{other}` is not http or https")),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!("`{url}` has userinfo (`user@host`): refused"));
+    }
+    let (host, port) = paddock_policy::split_host_port(authority)?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port.unwrap_or(default)))
+}
+
+type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
+
+/// Decides a tool call and, when allowed, builds the spec of the confined child that
+/// performs it.
+fn plan(policy: &Policy, call: ToolCall) -> Plan {
+    let ws = policy.vars.workspace.clone();
+    let helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, cwd: &Path| -> Result<SandboxSpec, i32> {
+        let program = policy.resolve_program(name, cwd).ok_or(127)?;
+        let mut s = spec::build(policy, program, argv, cwd, StdioMode::Capture { stdin });
+        if name != "curl" {
+            s.network = NetworkMode::None;
+        }
+        Ok(s)
+    };
+    match call {
+        ToolCall::Command { argv, cwd, stdin, timeout } => {
+            let cwd = resolve_cwd(&ws, cwd.as_deref());
+            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_command(&argv, &cwd) };
+            let spec = d.is_allow().then(|| {
+                let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
+                let mut s = spec::build(policy, program, argv.clone(), &cwd, StdioMode::Capture { stdin: stdin.map(String::into_bytes) });
+                if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
+                    s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
+                }
+                Ok(s)
+            });
+            (d, Target::command(&argv), cwd, spec)
+        }
+        ToolCall::ReadFile { path } => {
+            let p = normalize(Path::new(&path), &ws);
+            let d = policy.decide_read(&p);
+            let spec = d.is_allow().then(|| helper("cat", vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()], None, &ws));
+            (d, Target::read_file(&p), ws.clone(), spec)
+        }
+        ToolCall::WriteFile { path, content } => {
+            let p = normalize(Path::new(&path), &ws);
+            let d = policy.decide_write(&p);
+            let of = format!("of={}", p.to_string_lossy());
+            let spec = d.is_allow().then(|| helper("dd", vec!["dd".into(), of, "status=none".into()], Some(content.into_bytes()), &ws));
+            (d, Target::write_file(&p), ws.clone(), spec)
+        }
+        ToolCall::HttpRequest { url, method, headers, body } => {
+            let d = match url_host_port(&url) {
+                Ok((host, port)) => policy.decide_connect(&host, port),
+                Err(m) => deny(m),
+            };
+            let method = method.unwrap_or_else(|| "GET".into());
+            let mut argv: Vec<String> = vec!["curl".into(), "-sS".into(), "-i".into(), "-X".into(), method.clone()];
+            for (k, v) in headers.iter().flatten() {
+                argv.push("-H".into());
+                argv.push(format!("{k}: {v}"));
+            }
+            if body.is_some() {
+                argv.push("--data-binary".into());
+                argv.push("@-".into());
+            }
+            argv.push("--".into());
+            argv.push(url.clone());
+            let spec = d.is_allow().then(|| helper("curl", argv, body.map(String::into_bytes), &ws));
+            (d, Target::http_request(&url, Some(&method)), ws.clone(), spec)
+        }
+    }
+}
+
+/// The API's view of a call's result. For `read_file` the file goes to `content`.
+fn outcome(decision: Decision, result: Result<(u64, Option<RunOutcome>), SessionError>, read: bool, t0: Instant) -> CallOutcome {
+    let mut o = CallOutcome {
+        decision: decision.verdict.as_str().into(),
+        rule: decision.rule.to_string(),
+        reason: decision.reason.clone(),
+        duration_ms: t0.elapsed().as_millis() as u64,
+        ..CallOutcome::default()
+    };
+    match result {
+        Ok((seq, run)) => {
+            o.audit_seq = seq;
+            if let Some(r) = run {
+                o.exit_code = Some(r.exit_code());
+                o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
+                o.stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+                o.truncated = r.stdout_truncated || r.stderr_truncated;
+                o.timed_out = r.status == ExitKind::TimedOut;
+                if read && o.exit_code == Some(0) {
+                    o.content = Some(std::mem::take(&mut o.stdout));
+                }
+            }
+        }
+        Err(SessionError::NotFound { seq, code }) => {
+            o.audit_seq = seq;
+            o.exit_code = Some(code);
+            o.stderr = "paddock: the program is not found in the sandbox PATH".into();
+        }
+        Err(e) => {
+            o.exit_code = Some(e.exit_code());
+            o.stderr = format!("paddock: {e}");
+        }
+    }
+    o
+}

@@ -1,0 +1,112 @@
+//! From a compiled policy to a sandbox spec: the one place that maps `[filesystem]`,
+//! `[env]`, `[limits]` and `[sandbox]` onto what `paddock-sandbox` enforces.
+
+use std::path::{Path, PathBuf};
+
+use paddock_policy::{Enforcement, PathRule, Policy};
+use paddock_sandbox::{NetworkMode, SandboxSpec, StdioMode};
+
+/// How many directory entries one deny glob may visit when it is expanded at start.
+pub const DENY_WALK_LIMIT: usize = 200_000;
+
+/// The port paddock's proxy listens on inside each sandbox's own network namespace (only
+/// `lo` exists there, so any fixed port is free).
+pub const PROXY_PORT: u16 = 3128;
+
+/// The proxy variables a sandboxed program sees, so curl, git, cargo, npm and pip use the
+/// proxy unchanged.
+pub fn proxy_env(port: u16) -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut v = Vec::new();
+    for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        v.push((k.to_string(), url.clone()));
+        v.push((k.to_ascii_lowercase(), url.clone()));
+    }
+    v.push(("NO_PROXY".into(), String::new()));
+    v.push(("no_proxy".into(), String::new()));
+    v
+}
+
+fn paths(rules: &[PathRule]) -> Vec<PathBuf> {
+    // Symlinked entries (`/bin` -> `/usr/bin`) go in as written too, so the link exists
+    // inside the sandbox; the sandbox binds the target.
+    let mut v: Vec<PathBuf> = Vec::new();
+    for r in rules {
+        for p in [&r.expanded, &r.path] {
+            if !v.contains(p) {
+                v.push(p.clone());
+            }
+        }
+    }
+    v
+}
+
+/// The sandbox spec for running `argv` (program already resolved) under `policy`, from the
+/// working directory `cwd` (used when the policy lets the sandbox see it, else the
+/// workspace, else `/`). The network is the proxy's when the policy allows any host.
+pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
+    let fs = &policy.filesystem;
+    let mut spec = SandboxSpec::new(program, argv);
+    spec.read_paths = paths(&fs.read);
+    spec.write_paths = paths(&fs.write);
+    let (deny, cut) = fs.expand_deny(DENY_WALK_LIMIT);
+    if cut {
+        tracing::warn!("a deny glob's expansion stopped after {DENY_WALK_LIMIT} entries: files past that are not masked by the mount view");
+    }
+    spec.deny_paths = deny;
+    // A read-only bind does not stop connect(2) on a socket file, and Landlock does not
+    // cover it either: mask every live host socket the granted paths would expose.
+    for sock in live_unix_sockets() {
+        if policy.decide_read(&sock).is_allow() && !spec.deny_paths.contains(&sock) {
+            tracing::debug!(socket = %sock.display(), "masking a host unix socket under a granted path");
+            spec.deny_paths.push(sock);
+        }
+    }
+    let ws = &policy.vars.workspace;
+    spec.cwd = [cwd, ws.as_path()]
+        .into_iter()
+        .find(|d| policy.check_read(d, d).is_allow())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    spec.env = policy.env.child_env(std::env::vars());
+    if !spec.env.iter().any(|(k, _)| k == "PATH") {
+        spec.env.push(("PATH".into(), policy.sandbox_path().to_string()));
+    }
+    spec.enforcement = match policy.enforcement {
+        Enforcement::Strict => paddock_sandbox::Enforcement::Strict,
+        Enforcement::BestEffort => paddock_sandbox::Enforcement::BestEffort,
+    };
+    if policy.network.any_allowed() {
+        spec.network = NetworkMode::Proxy { port: PROXY_PORT };
+        spec.env.retain(|(k, _)| !k.to_ascii_lowercase().ends_with("_proxy"));
+        spec.env.extend(proxy_env(PROXY_PORT));
+    } else {
+        spec.network = NetworkMode::None;
+    }
+    let l = &policy.limits;
+    spec.limits = paddock_sandbox::Limits {
+        timeout: l.timeout,
+        max_output: l.max_output,
+        max_processes: l.max_processes,
+        max_memory: l.max_memory,
+        max_open_files: l.max_open_files,
+    };
+    spec.stdio = stdio;
+    spec
+}
+
+/// Pathname unix sockets bound on the host (in this network namespace), from
+/// `/proc/net/unix`.
+pub fn live_unix_sockets() -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else { return Vec::new() };
+    let mut v: Vec<PathBuf> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(7))
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
