@@ -51,7 +51,7 @@ use std::sync::Arc;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use error::{Origin, PolicyError, Problem};
 pub use limits::{format_size, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
-pub use network::{normalize_host, split_host_port, Host, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
+pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use revoke::Revocation;
 pub use vars::Vars;

@@ -18,6 +18,11 @@ use crate::Decision;
 /// Ports a portless `allow` entry covers.
 pub const DEFAULT_ALLOW_PORTS: [u16; 2] = [80, 443];
 
+/// Longest name accepted.
+const MAX_NAME: usize = 253;
+/// Longest label accepted.
+const MAX_LABEL: usize = 63;
+
 /// A normalised host: a lowercase ASCII (punycode) name without a trailing dot, or an IP.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -25,6 +30,21 @@ pub enum Host {
     Name(String),
     /// An IP literal.
     Ip(IpAddr),
+}
+
+impl Host {
+    /// The name, or the IP literal in canonical text without brackets (`::1`).
+    pub fn as_policy_str(&self) -> String {
+        match self {
+            Host::Name(n) => n.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// The form used in an authority (`host:port`): IPv6 literals in brackets.
+    pub fn authority(&self, port: u16) -> String {
+        format!("{self}:{port}")
+    }
 }
 
 impl std::fmt::Display for Host {
@@ -37,50 +57,107 @@ impl std::fmt::Display for Host {
     }
 }
 
-/// Normalises a host as a client or a policy wrote it: case, one trailing dot, IDN to
-/// punycode, `[v6]` brackets. Refuses empty labels, bad characters and all-numeric names
-/// that are not a proper dotted-quad (`127.1`, `0x7f.1`: resolvers read those as addresses).
-pub fn normalize_host(input: &str) -> Result<Host, String> {
-    let s = input.strip_suffix('.').unwrap_or(input);
-    if s.is_empty() {
-        return Err("empty host".into());
+/// Why a host was refused by normalisation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The host is empty.
+    #[error("empty host")]
+    Empty,
+    /// The host contains a character that has no place in a host name.
+    #[error("host {host:?} contains {ch:?}, which a host name cannot have")]
+    BadChar {
+        /// The host as given.
+        host: String,
+        /// The offending character.
+        ch: char,
+    },
+    /// A label is empty (`a..b`, `.a`, `a..`).
+    #[error("host {0:?} has an empty label")]
+    EmptyLabel(String),
+    /// The IDNA conversion failed.
+    #[error("host {0:?} is not a valid internationalised domain name")]
+    Idna(String),
+    /// The name or a label is too long.
+    #[error("host {0:?} is too long")]
+    TooLong(String),
+    /// A bracketed literal is not an IPv6 address.
+    #[error("host {0:?} is not a valid IPv6 literal")]
+    BadIpv6(String),
+    /// The name looks like a number a resolver could read as an IPv4 address.
+    #[error("host {0:?} looks like an IP address in a non-standard form; write it as a dotted quad")]
+    NumericName(String),
+}
+
+/// Normalises a host as a client or a policy wrote it (no port): case, one trailing dot,
+/// IDN to punycode, `[v6]` brackets or a bare IPv6 literal. Refuses empty labels, bad
+/// characters (also after IDNA mapping) and all-numeric names that are not a proper
+/// dotted quad (`127.1`, `0x7f.1`, `2130706433`: resolvers read those as addresses).
+/// The one normaliser of paddock: the policy and the proxy both use it, so the name a
+/// rule matches is the name the proxy resolves.
+///
+/// ```
+/// use paddock_policy::{normalize_host, Host};
+/// assert_eq!(normalize_host("Example.COM.").unwrap(), Host::Name("example.com".into()));
+/// assert_eq!(normalize_host("bücher.example").unwrap(), Host::Name("xn--bcher-kva.example".into()));
+/// assert_eq!(normalize_host("[::1]").unwrap(), Host::Ip("::1".parse().unwrap()));
+/// assert!(normalize_host("allowed.com@evil.com").is_err());
+/// ```
+pub fn normalize_host(raw: &str) -> Result<Host, HostError> {
+    if raw.is_empty() {
+        return Err(HostError::Empty);
     }
-    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return inner.parse::<std::net::Ipv6Addr>().map(|a| Host::Ip(IpAddr::V6(a))).map_err(|_| format!("bad IPv6 literal `{input}`"));
+    if let Some(ch) = raw.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '%' | '@' | '\\' | '/' | '?' | '#' | '*' | '[' | ']') && !(c == '[' && raw.starts_with('[')) && !(c == ']' && raw.ends_with(']'))) {
+        return Err(HostError::BadChar { host: raw.into(), ch });
     }
-    if let Ok(ip) = s.parse::<IpAddr>() {
+    if let Some(inner) = raw.strip_prefix('[') {
+        let inner = inner.strip_suffix(']').ok_or_else(|| HostError::BadIpv6(raw.into()))?;
+        let ip: std::net::Ipv6Addr = inner.parse().map_err(|_| HostError::BadIpv6(raw.into()))?;
+        return Ok(Host::Ip(IpAddr::V6(ip)));
+    }
+    if let Ok(ip) = raw.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
-    if s.contains(|c: char| c.is_whitespace() || "/\\@%:?#[]*".contains(c)) {
-        return Err(format!("`{input}` has characters a host name cannot have"));
-    }
+    let name = raw.strip_suffix('.').unwrap_or(raw);
+    check_labels(raw, name)?;
     // Plain ASCII names (the common case) skip IDNA; `xn--` labels are validated by it.
-    let plain = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !s.split('.').any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
-    let ascii = if plain {
-        s.to_ascii_lowercase()
-    } else {
-        idna::domain_to_ascii(s).map_err(|_| format!("`{input}` is not a valid host name (IDNA)"))?
-    };
-    if ascii.is_empty() || ascii.len() > 253 {
-        return Err(format!("`{input}` is not a valid host name"));
+    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.split('.').any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
+    let ascii = if plain { name.to_ascii_lowercase() } else { idna::domain_to_ascii(name).map_err(|_| HostError::Idna(raw.into()))? };
+    // UTS 46 maps some characters (full-width dots, `％`, ...) to ASCII ones: check the
+    // result again, strictly.
+    if let Some(ch) = ascii.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))) {
+        return Err(HostError::BadChar { host: raw.into(), ch });
     }
-    for label in ascii.split('.') {
-        if label.is_empty() {
-            return Err(format!("`{input}` has an empty label"));
-        }
-        if label.len() > 63 {
-            return Err(format!("`{input}` has a label longer than 63 characters"));
-        }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("`{input}` has characters a host name cannot have"));
-        }
+    check_labels(raw, &ascii)?;
+    if ascii.len() > MAX_NAME {
+        return Err(HostError::TooLong(raw.into()));
     }
-    let last = ascii.rsplit('.').next().unwrap_or("");
-    if last.bytes().all(|b| b.is_ascii_digit()) || (last.starts_with("0x") && ascii.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'x')) {
-        return Err(format!("`{input}` looks like an IP address in a non-standard form; write it as a dotted quad"));
+    if let Ok(ip) = ascii.parse::<std::net::Ipv4Addr>() {
+        // e.g. a full-width spelling of a dotted quad: it is that literal.
+        return Ok(Host::Ip(IpAddr::V4(ip)));
+    }
+    // A TLD is never numeric: such a name is an address in a form inet_aton accepts.
+    let last = ascii.rsplit('.').next().unwrap_or_default();
+    let hex = last.strip_prefix("0x").is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+    if hex || last.chars().all(|c| c.is_ascii_digit()) {
+        return Err(HostError::NumericName(raw.into()));
     }
     Ok(Host::Name(ascii))
+}
+
+fn check_labels(raw: &str, name: &str) -> Result<(), HostError> {
+    if name.is_empty() {
+        return Err(HostError::Empty);
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(HostError::EmptyLabel(raw.into()));
+        }
+        if label.len() > MAX_LABEL {
+            return Err(HostError::TooLong(raw.into()));
+        }
+    }
+    Ok(())
 }
 
 /// Splits `host[:port]` / `[v6][:port]` / bare IPv6 into its parts.
@@ -176,7 +253,7 @@ fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> 
         );
         return None;
     }
-    let host = match normalize_host(name) {
+    let host = match normalize_host(name).map_err(|e| e.to_string()) {
         Ok(h) => h,
         Err(m) => {
             problems.push(&e.origin, format!("bad host pattern `{}`: {m}", e.raw), Some(HOST_HINT.into()));
@@ -230,7 +307,7 @@ impl NetworkRules {
             }
         }
         for (k, v) in &hosts {
-            let name = match normalize_host(&k.raw) {
+            let name = match normalize_host(&k.raw).map_err(|e| e.to_string()) {
                 Ok(Host::Name(n)) => n,
                 Ok(Host::Ip(_)) => {
                     problems.push(&k.origin, format!("`{}` in [network.hosts] is an address, not a name", k.raw), Some("pin a host name: `\"api.internal.test\" = \"127.0.0.1\"`".into()));
@@ -283,11 +360,10 @@ impl NetworkRules {
 
     /// Decides a connection to `host:port`. `host` is normalised here.
     pub fn decide(&self, host: &str, port: u16) -> Decision {
-        let h = match normalize_host(host) {
-            Ok(h) => h,
-            Err(m) => return Decision::deny_default(format!("refused: {m}")),
-        };
-        self.decide_host(&h, port)
+        match normalize_host(host) {
+            Ok(h) => self.decide_host(&h, port),
+            Err(e) => Decision::deny_default(format!("refused: {e}")),
+        }
     }
 
     /// Decides a connection to an already normalised host.
@@ -354,5 +430,116 @@ mod tests {
         assert!(split_host_port("a.com:0").is_err());
         assert!(split_host_port("a.com:65536").is_err());
         assert!(split_host_port("a.com:http").is_err());
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn name(s: &str) -> Host {
+        Host::Name(s.into())
+    }
+
+    #[test]
+    fn names_are_lowercased_and_lose_one_trailing_dot() {
+        assert_eq!(normalize_host("Example.COM").unwrap(), name("example.com"));
+        assert_eq!(normalize_host("example.com.").unwrap(), name("example.com"));
+        assert_eq!(
+            normalize_host("a-b_c.example").unwrap(),
+            name("a-b_c.example")
+        );
+        assert_eq!(normalize_host("localhost").unwrap(), name("localhost"));
+    }
+
+    #[test]
+    fn idn_becomes_punycode() {
+        assert_eq!(
+            normalize_host("bücher.example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            normalize_host("BÜCHER.example.").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+        assert_eq!(
+            normalize_host("xn--bcher-kva.example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+        // Full-width dot maps to '.'.
+        assert_eq!(
+            normalize_host("bücher。example").unwrap(),
+            name("xn--bcher-kva.example")
+        );
+    }
+
+    #[test]
+    fn ip_literals() {
+        assert_eq!(
+            normalize_host("127.0.0.1").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            normalize_host("[::1]").unwrap(),
+            Host::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            normalize_host("[::FFFF:127.0.0.1]").unwrap(),
+            Host::Ip("::ffff:127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(Host::Ip("::1".parse().unwrap()).as_policy_str(), "::1");
+        assert_eq!(Host::Ip("::1".parse().unwrap()).authority(443), "[::1]:443");
+        assert_eq!(name("a.test").authority(80), "a.test:80");
+    }
+
+    #[test]
+    fn refusals() {
+        let bad = [
+            "",
+            ".",
+            "..",
+            "a..b",
+            ".a",
+            "a..",
+            "a b",
+            " a",
+            "a\t",
+            "a%2e",
+            "fe80::1%eth0",
+            "[fe80::1%25eth0]",
+            "user@host",
+            "allowed.com@evil.com",
+            "a\\b",
+            "a/b",
+            "[::1",
+            "[nothost]",
+            "127.1",
+            "2130706433",
+            "0x7f000001",
+            "0x7f.0.0.1",
+            "1.2.3.4.5",
+            "a.b.123",
+            "a\u{0}b",
+            "ex＠mple.com",
+            "ex％41mple.com",
+            "xn--",
+        ];
+        for b in bad {
+            assert!(
+                normalize_host(b).is_err(),
+                "{b:?} should be refused, got {:?}",
+                normalize_host(b)
+            );
+        }
+        let long_label = "a".repeat(64);
+        assert!(matches!(
+            normalize_host(&long_label),
+            Err(HostError::TooLong(_))
+        ));
+        let long_name = vec!["a".repeat(60); 5].join(".");
+        assert!(matches!(
+            normalize_host(&long_name),
+            Err(HostError::TooLong(_))
+        ));
     }
 }

@@ -18,6 +18,15 @@ use crate::Decision;
 /// How many symlinks one normalisation follows before it gives up (like the kernel's 40).
 const MAX_LINKS: usize = 40;
 
+/// The names and `..` of a path, in order (`/` and `.` dropped).
+fn steps(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(s) => Some(s.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        _ => None,
+    })
+}
+
 /// Normalises an absolute path: folds `.` and `..` and resolves the symlinks of the part
 /// that exists. A relative `path` is taken relative to `cwd`.
 pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
@@ -28,14 +37,7 @@ pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
         joined = cwd.join(path);
         &joined
     };
-    let mut queue: VecDeque<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect();
+    let mut queue: VecDeque<OsString> = steps(path).collect();
     let mut out = PathBuf::from("/");
     let mut exists = true;
     let mut links = 0;
@@ -57,15 +59,7 @@ pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
                 if target.is_absolute() {
                     out = PathBuf::from("/");
                 }
-                let mut front: Vec<OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(s) => Some(s.to_os_string()),
-                        Component::ParentDir => Some(OsString::from("..")),
-                        _ => None,
-                    })
-                    .collect();
-                while let Some(t) = front.pop() {
+                for t in steps(&target).collect::<Vec<_>>().into_iter().rev() {
                     queue.push_front(t);
                 }
             }

@@ -28,7 +28,7 @@ use tokio::time::MissedTickBehavior;
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Refusal};
-use crate::server::{refuse, text_response, Shared, TunnelSlot};
+use crate::server::{bad_request, refuse, Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
 use crate::ProxyConfig;
 
@@ -42,18 +42,7 @@ pub(crate) async fn handle(
     let guard = shared.guard(start, Kind::Connect);
     let target = match connect_target(&req) {
         Ok(t) => t,
-        Err(e) => {
-            guard.update(|d| {
-                d.host = req.uri().to_string();
-                d.rule = "proxy.request".into();
-                d.reason = e.to_string();
-                d.status = 400;
-            });
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                format!("paddock: bad request: {e}\n"),
-            );
-        }
+        Err(e) => return bad_request(&guard, req.uri().to_string(), e),
     };
     guard.update(|d| {
         d.host = target.host.as_policy_str();

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::ProxyBody;
 use crate::event::{Kind, Verdict};
 use crate::gate::{describe, Refusal};
-use crate::server::{refuse, text_response, Shared};
+use crate::server::{bad_request, refuse, Shared};
 use crate::target::{forward_target, Target};
 
 /// Headers that concern one hop only and are never forwarded.
@@ -72,20 +72,8 @@ pub(crate) async fn handle(
     let target = match forward_target(&req) {
         Ok(t) => t,
         Err(e) => {
-            guard.update(|d| {
-                d.host = req
-                    .uri()
-                    .authority()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                d.rule = "proxy.request".into();
-                d.reason = e.to_string();
-                d.status = 400;
-            });
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                format!("paddock: bad request: {e}\n"),
-            );
+            let shown = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+            return bad_request(&guard, shown, e);
         }
     };
     guard.update(|d| {

@@ -112,6 +112,18 @@ pub(crate) fn refuse(guard: &EventGuard, r: Refusal) -> Response<ProxyBody> {
     text_response(status, message)
 }
 
+/// Answers a request that cannot be parsed into a target: 400, recorded with `shown` as
+/// the host.
+pub(crate) fn bad_request(guard: &EventGuard, shown: String, e: impl std::fmt::Display) -> Response<ProxyBody> {
+    guard.update(|d| {
+        d.host = shown;
+        d.rule = "proxy.request".into();
+        d.reason = e.to_string();
+        d.status = 400;
+    });
+    text_response(StatusCode::BAD_REQUEST, format!("paddock: bad request: {e}\n"))
+}
+
 /// Records a refusal in the event; returns the status and the client's message.
 pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, String) {
     tracing::debug!(status = %r.status, rule = %r.rule, reason = %r.reason, "refused");
