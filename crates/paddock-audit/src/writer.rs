@@ -120,7 +120,11 @@ struct Inner {
 #[derive(Debug)]
 pub struct AuditLog {
     inner: Arc<Inner>,
-    flusher: Option<JoinHandle<()>>,
+    /// The sync thread, started by the first batched append (so that a caller that only
+    /// appends durably, or has not appended yet, stays single-threaded: the sandbox forks
+    /// its helper directly from a single-threaded process). `None` inside when the thread
+    /// could not start: batched appends are then synced at once.
+    flusher: std::sync::OnceLock<Option<JoinHandle<()>>>,
 }
 
 impl AuditLog {
@@ -171,14 +175,9 @@ impl AuditLog {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
-        let for_thread = Arc::clone(&inner);
-        let flusher = std::thread::Builder::new()
-            .name("paddock-audit-sync".into())
-            .spawn(move || flusher(&for_thread))
-            .map_err(|e| AuditError::io(&inner.path, "start the sync thread for", e))?;
         Ok(AuditLog {
             inner,
-            flusher: Some(flusher),
+            flusher: std::sync::OnceLock::new(),
         })
     }
 
@@ -189,7 +188,15 @@ impl AuditLog {
 
     /// Appends `event`; the `fsync` follows within the [`SyncPolicy`].
     pub fn append(&self, event: &Event) -> Result<AppendedRecord, AuditError> {
-        self.inner.append(event, false)
+        let started = self.flusher.get_or_init(|| {
+            let for_thread = Arc::clone(&self.inner);
+            std::thread::Builder::new()
+                .name("paddock-audit-sync".into())
+                .spawn(move || flusher(&for_thread))
+                .map_err(|e| tracing::warn!(error = %e, "audit log: no sync thread; syncing every record"))
+                .ok()
+        });
+        self.inner.append(event, started.is_none())
     }
 
     /// Appends `event` and syncs it to disk before returning.
@@ -212,7 +219,7 @@ impl Drop for AuditLog {
     fn drop(&mut self) {
         self.inner.lock_state().shutdown = true;
         self.inner.wake.notify_all();
-        if let Some(t) = self.flusher.take() {
+        if let Some(Some(t)) = self.flusher.take() {
             let _ = t.join();
         }
         if let Err(e) = self.sync() {

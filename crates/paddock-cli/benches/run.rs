@@ -61,4 +61,24 @@ fn main() {
         let p = stats("paddock run -- /bin/true (all layers)", confined, Some(base));
         println!("paddock / bubblewrap = {:.2}", p.as_secs_f64() / b.as_secs_f64());
     }
+    audit_cost(n, ws.path());
+}
+
+/// What auditing adds to one `run`: a `call.start` appended durably (fsync'd before the
+/// child runs) and a `call.end` appended batched, as `paddock run` writes them.
+fn audit_cost(n: usize, dir: &Path) {
+    use paddock_audit::{AuditLog, Call, CallOutcome, Decision, Target};
+    let log = AuditLog::open(dir.join("bench-audit.jsonl")).expect("audit log");
+    let mut pairs = Vec::with_capacity(n);
+    for i in 0..n {
+        let call = Call::new(format!("c-{i}"), "bench", Target::command(["/bin/true"]), Decision::Allow)
+            .with_cwd(dir)
+            .with_rule("default")
+            .with_policy_hash("0".repeat(64));
+        let t = Instant::now();
+        log.append_durable(&call.start()).expect("append");
+        log.append(&call.end(CallOutcome::exited(0).with_duration_ms(1))).expect("append");
+        pairs.push(t.elapsed());
+    }
+    stats("audit: call.start (fsync) + call.end (batched)", pairs, None);
 }

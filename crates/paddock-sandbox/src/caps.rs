@@ -43,13 +43,6 @@ fn capset_zero() -> io::Result<()> {
     cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) }).map(drop)
 }
 
-fn last_cap() -> u64 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
-}
-
 /// Drops all capabilities; returns the layer state and detail.
 pub(crate) fn drop_all() -> (LayerState, String) {
     const SECBIT_NOROOT: u64 = 1 << 0;
@@ -71,11 +64,13 @@ pub(crate) fn drop_all() -> (LayerState, String) {
         notes.push(format!("securebits not locked: {e}"));
     }
     let mut bounding_ok = true;
-    for cap in 0..=last_cap() {
-        if let Err(e) = prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
-            if e.raw_os_error() != Some(libc::EINVAL) {
-                bounding_ok = false;
-            }
+    // Capabilities are numbered without gaps: the first EINVAL is one past the last
+    // (/proc/sys/kernel/cap_last_cap says the same, for the price of a file read).
+    for cap in 0..64 {
+        match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(_) => bounding_ok = false,
         }
     }
     if !bounding_ok {

@@ -1,15 +1,24 @@
-//! The re-exec entry: `/proc/self/exe <MARKER> <spec fd> <control fd>`, started by
-//! [`crate::spawn`]. It runs the whole order of application from a single-threaded
-//! process, so forking and allocating are safe:
+//! The helper: the single-threaded process that runs the whole order of application, so
+//! forking and allocating are safe. [`crate::spawn`] starts it one of two ways, and both
+//! run [`run`]:
 //!
-//! 1. helper: read the spec from the inherited pipe; `setsid` (layer `session`);
+//! * forked straight from the caller when the caller is single-threaded (nothing can hold
+//!   a lock across the fork): no `execve`, no dynamic loading, the spec passed in memory;
+//! * otherwise re-executed: `/proc/self/exe <MARKER> <spec fd> <control fd>`, which reads
+//!   the spec as JSON from the inherited pipe ([`main`]).
+//!
+//! The session layer's detail says which. Then:
+//!
+//! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
+//!    in view); `setsid` (layer `session`);
 //! 2. helper: namespaces ([`crate::namespaces`]); fork the reaper; in proxy mode create the
 //!    listener and pass it, with the reaper's pidfd, to the parent; then wait for the
-//!    reaper, and kill it if the parent goes away;
-//! 3. reaper (pid 1 of the new pid namespace): the mount view ([`crate::mounts`]), `chdir`,
-//!    fork the target, reap every orphan, report the target's wait status, exit (which
-//!    kills whatever the target left behind);
-//! 4. target: `setsid` (+ the pty as controlling terminal), Landlock, rlimits, capabilities,
+//!    reaper, kill it if the parent goes away, and remove the cgroup once it is reaped;
+//! 3. reaper (pid 1 of the new pid namespace): move into the cgroup and take a cgroup
+//!    namespace rooted there; the mount view ([`crate::mounts`]), `chdir`; install the
+//!    signal forwarding ([`crate::signals`]); fork the target, reap every orphan, report the
+//!    target's wait status, exit (which kills whatever the target left behind);
+//! 4. target: default signal dispositions, `setsid` (+ the pty as controlling terminal), Landlock, rlimits, capabilities,
 //!    no_new_privs, seccomp, descriptors; send the report; wait for the parent's release;
 //!    `execve` with the spec's environment only.
 //!
@@ -25,7 +34,7 @@ use crate::proto::{self, Msg};
 use crate::report::{EnforcementReport, LayerState};
 use crate::spec::{Enforcement, NetworkMode, PathPlan, SandboxSpec};
 use crate::sys::{self, cvt, cvt_long, exit_now};
-use crate::{caps, fds, landlock, limits, mounts, namespaces, pty, seccomp};
+use crate::{caps, cgroup, fds, landlock, limits, mounts, namespaces, pty, seccomp, signals};
 
 /// `argv[1]` that turns the paddock binary into the helper.
 pub const HELPER_MARKER: &str = "__paddock-sandbox-helper-v1__";
@@ -36,6 +45,8 @@ pub(crate) struct Request {
     pub spec: SandboxSpec,
     /// The child gets the pty on 0, 1, 2 as its controlling terminal.
     pub pty: bool,
+    /// How the helper was started, for the report.
+    pub launch: String,
 }
 
 /// Everything the later steps need, carried through the forks.
@@ -72,7 +83,7 @@ impl State {
     }
 }
 
-/// Runs the helper; `args` are the arguments after the marker.
+/// The re-exec entry; `args` are the arguments after the marker.
 pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
     let mut fd_arg = || -> Option<RawFd> { args.next()?.to_str()?.parse().ok() };
     let (Some(spec_fd), Some(ctl)) = (fd_arg(), fd_arg()) else {
@@ -83,7 +94,7 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
     }
     // SAFETY: the parent passed this descriptor (the spec pipe's read end) for us to own.
     let mut spec_pipe = unsafe { std::fs::File::from_raw_fd(spec_fd) };
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(16 * 1024);
     let read = spec_pipe.read_to_end(&mut buf);
     drop(spec_pipe);
     let req: Request = match read.ok().and_then(|_| serde_json::from_slice(&buf).ok()) {
@@ -93,9 +104,15 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
             exit_now(125)
         }
     };
+    run(req, ctl)
+}
+
+/// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
+pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let plan = PathPlan::new(&req.spec);
+    let cg = cgroup::create(&req.spec.limits);
     let mut st = State {
-        cgroup: limits::cgroup_status(&req.spec.limits),
+        cgroup: (cg.state, cg.detail),
         spec: req.spec,
         pty: req.pty,
         plan,
@@ -103,19 +120,37 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
         ctl,
         pty_slave: None,
     };
+    let cg = cg.cgroup;
+    let fail = |st: &State, detail: String| -> ! {
+        if let Some(c) = &cg {
+            c.remove();
+        }
+        st.fail(None, detail)
+    };
 
     // SAFETY: setsid has no memory-safety preconditions.
     match cvt(unsafe { libc::setsid() }) {
-        Ok(_) => st.report.set("session", LayerState::Enforced, "setsid: new session, no controlling terminal"),
+        Ok(_) => st.report.set(
+            "session",
+            LayerState::Enforced,
+            format!("setsid: new session, no controlling terminal; {}", req.launch),
+        ),
         Err(e) => st.report.set("session", LayerState::Unavailable, format!("setsid failed: {e}")),
     }
     let ns = namespaces::enter(&mut st.report);
-    st.strict_check();
+    if st.spec.enforcement == Enforcement::Strict {
+        if let Some(l) = st.report.first_missing() {
+            if let Some(c) = &cg {
+                c.remove();
+            }
+            st.fail(Some(&l.name.clone()), l.detail.clone());
+        }
+    }
 
     let reaper = match sys::fork() {
-        Ok(0) => reaper_main(st, ns),
+        Ok(0) => reaper_main(st, ns, cg),
         Ok(pid) => pid,
-        Err(e) => st.fail(None, format!("fork of the reaper failed: {e}")),
+        Err(e) => fail(&st, format!("fork of the reaper failed: {e}")),
     };
     // SAFETY: pidfd_open on our own child, which cannot be reaped before we wait for it.
     let pidfd = match cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, reaper, 0) }) {
@@ -123,7 +158,7 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
         Err(e) => {
             kill_and_reap(reaper);
-            st.fail(None, format!("pidfd_open failed: {e}"))
+            fail(&st, format!("pidfd_open failed: {e}"))
         }
     };
     let listener = match st.spec.network {
@@ -131,7 +166,7 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
             Ok(l) => Some(l),
             Err(e) => {
                 kill_and_reap(reaper);
-                st.fail(None, format!("proxy listener on 127.0.0.1:{port}: {e}"))
+                fail(&st, format!("proxy listener on 127.0.0.1:{port}: {e}"))
             }
         },
         NetworkMode::None => None,
@@ -140,13 +175,16 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
     pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
     if proto::send(ctl, &Msg::Reaper { listener: listener.is_some() }, &pass).is_err() {
         kill_and_reap(reaper);
+        if let Some(c) = &cg {
+            c.remove();
+        }
         exit_now(125)
     }
     drop(listener);
     if let Ok(null) = sys::open_dev_null() {
         sys::redirect_stdio(null);
     }
-    helper_wait(ctl, reaper, &pidfd)
+    helper_wait(ctl, reaper, &pidfd, cg.as_ref())
 }
 
 fn kill_and_reap(pid: libc::pid_t) {
@@ -157,8 +195,14 @@ fn kill_and_reap(pid: libc::pid_t) {
     }
 }
 
-/// Waits for the reaper; kills it if the parent hangs up the control socket.
-fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd) -> ! {
+/// Waits for the reaper; kills it if the parent hangs up the control socket. Then the
+/// cgroup, empty with the pid namespace gone, is removed.
+fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&cgroup::SandboxCgroup>) -> ! {
+    let remove = || {
+        if let Some(c) = cg {
+            c.remove();
+        }
+    };
     loop {
         let mut fds = [
             libc::pollfd { fd: ctl, events: 0, revents: 0 },
@@ -171,6 +215,7 @@ fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd) -> ! {
         }
         if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             kill_and_reap(reaper);
+            remove();
             exit_now(125);
         }
         if fds[1].revents != 0 {
@@ -180,16 +225,40 @@ fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd) -> ! {
             if !(libc::WIFEXITED(ws) && libc::WEXITSTATUS(ws) == 0) {
                 let _ = proto::send(ctl, &Msg::ReaperLost { wstatus: ws }, &[]);
             }
+            remove();
             exit_now(0);
         }
     }
 }
 
 /// The reaper: pid 1 of the new pid namespace.
-fn reaper_main(mut st: State, ns: namespaces::Namespaces) -> ! {
+fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<cgroup::SandboxCgroup>) -> ! {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"paddock-reaper".as_ptr()) };
+    if let Some(cg) = cg {
+        match cg.enter() {
+            Ok(()) if ns.cgroup => {
+                // A cgroup namespace rooted at the sandbox's cgroup: the tree sees it as `/`.
+                // SAFETY: unshare takes only flags; this process is single-threaded.
+                if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+                    st.report.set(
+                        "cgroup_ns",
+                        LayerState::Partial,
+                        "new namespace, rooted above the sandbox's cgroup",
+                    );
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                st.cgroup = (
+                    LayerState::Unavailable,
+                    format!("moving into the sandbox's cgroup failed: {e}; only RLIMIT_NPROC (per uid, not for root) and RLIMIT_AS (per process) bound memory and processes"),
+                );
+            }
+        }
+        drop(cg); // the descriptors; the helper removes the cgroup
+    }
     let null = sys::open_dev_null().ok();
     let (mounts_ok, private_tmp) = if ns.mount {
         match mounts::build(&st.plan, st.pty) {
@@ -222,11 +291,13 @@ fn reaper_main(mut st: State, ns: namespaces::Namespaces) -> ! {
     if !ns.pid {
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0);
     }
+    signals::reaper_install();
     let target = match sys::fork() {
         Ok(0) => target_main(st, mounts_ok, private_tmp),
         Ok(pid) => pid,
         Err(e) => st.fail(None, format!("fork of the target failed: {e}")),
     };
+    signals::reaper_set_target(target);
     drop(st.pty_slave.take());
     if let Some(null) = null {
         sys::redirect_stdio(null);
@@ -249,6 +320,7 @@ fn reaper_main(mut st: State, ns: namespaces::Namespaces) -> ! {
 
 /// The target: confines itself, reports, waits for the release, `execve`.
 fn target_main(mut st: State, mounts_ok: bool, private_tmp: bool) -> ! {
+    signals::target_reset();
     // SAFETY: setsid has no memory-safety preconditions (we are not a group leader).
     unsafe { libc::setsid() };
     if let Some(slave) = st.pty_slave.take() {

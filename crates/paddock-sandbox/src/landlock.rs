@@ -6,6 +6,9 @@
 //! mount view, deny paths are enforced by granting the siblings along the way instead of
 //! the parent. TCP (ABI ≥ 4): no bind, connect only to the proxy port (none without a
 //! proxy). Scopes (ABI ≥ 6): no abstract unix sockets and no signals out of the sandbox.
+//! With a mount view, a path beneath another that grants at least as much gets no rule of
+//! its own: the view holds nothing else there (a symlink inside a granted tree that points
+//! elsewhere resolves within the view, where only granted paths are bound).
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +54,15 @@ fn rules_excluding(root: &Path, denies: &[PathBuf], out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `paths` without those strictly beneath one of `covers`.
+fn without_nested(paths: &[PathBuf], covers: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .filter(|p| !covers.iter().any(|c| c != *p && p.starts_with(c)))
+        .cloned()
+        .collect()
+}
+
 /// Applies the ruleset; returns the layer state and detail.
 pub(crate) fn apply(
     spec: &SandboxSpec,
@@ -72,8 +84,15 @@ pub(crate) fn apply(
         }
         out
     };
-    let reads = expand(&plan.reads);
-    let mut writes = expand(&plan.writes);
+    let (reads, mut writes) = if mounts_ok {
+        // In the mount view, a rule beneath another that grants as much adds nothing (e.g.
+        // /usr/bin beneath /usr): each rule costs an open, a landlock_add_rule and a close.
+        let writes = without_nested(&plan.writes, &plan.writes);
+        let covers: Vec<PathBuf> = plan.reads.iter().chain(&plan.writes).cloned().collect();
+        (without_nested(&plan.reads, &covers), writes)
+    } else {
+        (expand(&plan.reads), expand(&plan.writes))
+    };
     let mut dev_files = vec![
         "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
         "/dev/pts", "/dev/shm",

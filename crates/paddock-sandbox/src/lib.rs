@@ -9,22 +9,28 @@
 //!
 //! # Order of application
 //!
-//! The caller never forks: [`spawn`] re-executes the current binary as a single-threaded
-//! helper ([`helper_main_if_requested`] must be the first thing `main` does), which applies,
-//! in this order, one module per concern:
+//! The caller never runs confinement code itself: [`spawn`] starts a single-threaded
+//! helper, forked straight from the caller when the caller is single-threaded, and
+//! otherwise re-executed from the current binary ([`helper_main_if_requested`] must be the
+//! first thing `main` does); the session layer's detail says which. The helper applies, in
+//! this order, one module per concern:
 //!
 //! | step | where | module |
 //! |------|-------|--------|
-//! | 1. `setsid` | helper | `helper` |
+//! | 1. a fresh cgroup bounding the tree (pids, memory), when one can be had; `setsid` | helper | `cgroup`, `helper` |
 //! | 2. user, mount, pid, net, ipc, uts, cgroup namespaces; `lo` up; proxy listener | helper | `namespaces` |
-//! | 3. mount view (ro/rw binds, deny masks, /proc, /dev, /tmp, `pivot_root`) | reaper, pid 1 | `mounts` |
+//! | 3. move into the cgroup (+ a cgroup namespace rooted there); mount view (ro/rw binds, deny masks, /proc, /dev, /tmp, `pivot_root`); signal forwarding | reaper, pid 1 | `cgroup`, `mounts`, `signals` |
 //! | 4. Landlock (filesystem, TCP, scopes) | target | `landlock` |
-//! | 5. rlimits, cgroup status | target | `limits` |
+//! | 5. rlimits (the cgroup's status is reported here too) | target | `limits` |
 //! | 6. drop every capability | target | `caps` |
 //! | 7. `no_new_privs` | target | `caps` |
 //! | 8. seccomp filter | target | `seccomp` |
 //! | 9. close inherited descriptors | target | `fds` |
 //! | 10. `execve` with the spec's environment only | target | `helper` |
+//!
+//! The cgroup is removed by the helper once the reaper (and so the pid namespace) is gone.
+//! While [`Running::wait`] runs, `SIGINT`, `SIGTERM` and `SIGHUP` sent to the caller are
+//! forwarded to the command's process group; if the caller dies, the helper kills the tree.
 //!
 //! Each step records an [`LayerStatus`] (enforced, partial, unavailable). With
 //! [`Enforcement::Strict`] the first unavailable layer stops the run with
@@ -55,6 +61,7 @@
 compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlock and seccomp");
 
 mod caps;
+mod cgroup;
 mod error;
 mod fds;
 mod helper;
@@ -68,6 +75,7 @@ mod pty;
 mod relay;
 mod report;
 mod seccomp;
+mod signals;
 mod spec;
 mod sys;
 

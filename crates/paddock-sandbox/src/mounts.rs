@@ -130,6 +130,73 @@ fn mkdir_p(p: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o755).create(p)
 }
 
+/// One `mkdir`, content if it is already there.
+fn mkdir_one(p: &Path) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o755).create(p) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// An empty file to mount on, in a directory we made (no lookup first).
+fn touch(p: &Path) -> io::Result<()> {
+    fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(p).map(drop)
+}
+
+/// What is mounted at a place of the new root, for the binds beneath it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    ReadOnly,
+    Writable,
+    /// Not a bind of the host (the private /tmp).
+    Other,
+}
+
+/// The binds made so far: which one a path lies in, and the directories made in the new
+/// root's own tmpfs (so mount points need no lookups).
+#[derive(Default)]
+struct Binds {
+    bound: Vec<(PathBuf, Bound)>,
+    made: std::collections::HashSet<PathBuf>,
+}
+
+impl Binds {
+    /// The deepest bind at or above `p` (a path as seen in the sandbox).
+    fn covering(&self, p: &Path) -> Option<Bound> {
+        self.bound
+            .iter()
+            .filter(|(b, _)| p.starts_with(b))
+            .max_by_key(|(b, _)| b.components().count())
+            .map(|(_, k)| *k)
+    }
+
+    /// Creates the mount point `dst` (`/newroot` + `p`) for a bind of `p`.
+    fn mountpoint(&mut self, p: &Path, dst: &Path, dir: bool) -> io::Result<()> {
+        if self.covering(p).is_some() {
+            // Inside an earlier bind: the host's tree, look before making anything.
+            return mountpoint(dst, dir);
+        }
+        // In the new root's own tmpfs: make each missing parent once.
+        let mut cur = PathBuf::new();
+        if let Some(parent) = dst.parent() {
+            for c in parent.components() {
+                cur.push(c);
+                if cur.components().count() > 2 && !self.made.contains(&cur) {
+                    mkdir_one(&cur)?;
+                    self.made.insert(cur.clone());
+                }
+            }
+        }
+        if dir {
+            mkdir_one(dst)?;
+            self.made.insert(dst.to_path_buf());
+            Ok(())
+        } else {
+            touch(dst)
+        }
+    }
+}
+
 /// `/newroot` + `p`.
 fn under(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap_or(p))
@@ -205,8 +272,8 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
         libc::MS_NOSUID | libc::MS_NODEV,
         Some("mode=0755"),
     )?;
-    mkdir_p(Path::new("/tmp/oldroot"))?;
-    mkdir_p(Path::new("/tmp/newroot"))?;
+    mkdir_one(Path::new("/tmp/oldroot"))?;
+    mkdir_one(Path::new("/tmp/newroot"))?;
     pivot_root("/tmp", "/tmp/oldroot")?;
     chdir(Path::new("/"))?;
     mount(
@@ -231,14 +298,22 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
     binds.sort_by_key(|(p, w)| (p.components().count(), *w));
     let private_tmp = !plan.is_writable(Path::new("/tmp"));
     let mut tmp_done = false;
+    let mut state = Binds::default();
     for (p, writable) in binds {
         // The private /tmp goes right after the top-level binds, below any deeper bind.
         if private_tmp && !tmp_done && p.components().count() > 2 {
             mount_private_tmp(root)?;
+            state.bound.push((PathBuf::from("/tmp"), Bound::Other));
             tmp_done = true;
         }
         if is_reserved(p) {
             notes.push(format!("{} skipped: the sandbox provides its own", p.display()));
+            continue;
+        }
+        let kind = if writable { Bound::Writable } else { Bound::ReadOnly };
+        if state.covering(p) == Some(kind) {
+            // Already in view, with the same rights, through the recursive bind of an
+            // ancestor (e.g. /usr/bin beneath /usr): another bind would change nothing.
             continue;
         }
         let src = under(old, p);
@@ -261,7 +336,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
             }
             continue;
         }
-        mountpoint(&dst, meta.is_dir())?;
+        state.mountpoint(p, &dst, meta.is_dir())?;
         mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)?;
         if writable {
             set_attrs(&dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
@@ -270,6 +345,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
             set_attrs(&dst, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
             n_ro += 1;
         }
+        state.bound.push((p.to_path_buf(), kind));
     }
     if private_tmp && !tmp_done {
         mount_private_tmp(root)?;
@@ -307,7 +383,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
 
     // /proc of the new pid namespace.
     let proc_dir = root.join("proc");
-    mkdir_p(&proc_dir)?;
+    mkdir_one(&proc_dir)?;
     match mount(
         Some(Path::new("proc")),
         &proc_dir,
@@ -319,13 +395,15 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
             view.proc_ok = true;
             for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
                 let p = proc_dir.join(sub);
-                if p.exists() {
-                    let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
-                        .and_then(|()| set_attrs(&p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
-                    if let Err(e) = r {
+                let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
+                    .and_then(|()| set_attrs(&p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {} // not in this kernel
+                    Err(e) => {
                         notes.push(format!("/proc/{sub} not read-only: {e}"));
                         view.partial = true;
                     }
+                    Ok(()) => {}
                 }
             }
         }
@@ -337,7 +415,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
 
     // A minimal /dev.
     let dev = root.join("dev");
-    mkdir_p(&dev)?;
+    mkdir_one(&dev)?;
     mount(
         Some(Path::new("tmpfs")),
         &dev,
@@ -348,8 +426,8 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let dst = dev.join(name);
         let src = old.join("dev").join(name);
-        let r = mountpoint(&dst, false)
-            .and_then(|()| mount(Some(&src), &dst, None, libc::MS_BIND, None));
+        // /dev is a fresh tmpfs: no lookups first.
+        let r = touch(&dst).and_then(|()| mount(Some(&src), &dst, None, libc::MS_BIND, None));
         if let Err(e) = r {
             notes.push(format!("/dev/{name} missing: {e}"));
             view.partial = true;
@@ -365,7 +443,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
         symlink(target, dev.join(link))?;
     }
     let pts = dev.join("pts");
-    mkdir_p(&pts)?;
+    mkdir_one(&pts)?;
     if let Err(e) = mount(
         Some(Path::new("devpts")),
         &pts,
@@ -379,7 +457,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
         }
     }
     let shm = dev.join("shm");
-    mkdir_p(&shm)?;
+    mkdir_one(&shm)?;
     mount(
         Some(Path::new("tmpfs")),
         &shm,

@@ -21,6 +21,7 @@ pub(crate) struct Namespaces {
     pub user: bool,
     pub mount: bool,
     pub pid: bool,
+    pub cgroup: bool,
 }
 
 const ALL: &[(&str, libc::c_int)] = &[
@@ -65,6 +66,7 @@ pub(crate) fn enter(report: &mut EnforcementReport) -> Namespaces {
         user: has("user_ns"),
         mount: has("mount_ns"),
         pid: has("pid_ns"),
+        cgroup: has("cgroup_ns"),
     };
     for (name, r) in &ok {
         let (state, detail) = match (name, r) {

@@ -130,11 +130,12 @@ pub(crate) fn send_raw(sock: RawFd, body: &[u8], fds: &[RawFd]) -> io::Result<()
 
 /// Receives one message; `Ok(None)` at end of stream (every holder of the other end closed).
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
-    let mut body = vec![0u8; MAX_MSG];
+    // Not zeroed: the kernel writes what it returns, and only those bytes are read.
+    let mut body: Vec<u8> = Vec::with_capacity(MAX_MSG);
     let mut cbuf = [0u64; 16];
     let mut iov = libc::iovec {
         iov_base: body.as_mut_ptr().cast(),
-        iov_len: body.len(),
+        iov_len: MAX_MSG,
     };
     // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
     let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
@@ -176,7 +177,9 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
     if hdr.msg_flags & libc::MSG_TRUNC != 0 {
         return Err(io::Error::other("control message truncated"));
     }
-    let msg = serde_json::from_slice(&body[..n]).map_err(io::Error::other)?;
+    // SAFETY: recvmsg initialised the first `n` bytes (n <= MAX_MSG, the capacity).
+    unsafe { body.set_len(n) };
+    let msg = serde_json::from_slice(&body).map_err(io::Error::other)?;
     Ok(Some((msg, fds)))
 }
 

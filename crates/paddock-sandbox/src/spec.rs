@@ -135,9 +135,11 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Bytes relayed per output stream; the rest is drained and dropped.
     pub max_output: Option<u64>,
-    /// `RLIMIT_NPROC` (processes of the child's user).
+    /// Processes of the whole tree (`pids.max` of the sandbox's cgroup, when one can be
+    /// had) and `RLIMIT_NPROC` (processes of the child's uid; not enforced for root).
     pub max_processes: Option<u64>,
-    /// Bytes of memory (`RLIMIT_AS` per process while cgroup v2 is not delegated).
+    /// Bytes of memory of the whole tree (the sandbox cgroup's memory limit, when one can
+    /// be had) and `RLIMIT_AS` (per process).
     pub max_memory: Option<u64>,
     /// `RLIMIT_NOFILE`.
     pub max_open_files: Option<u64>,

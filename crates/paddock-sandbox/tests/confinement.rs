@@ -105,7 +105,9 @@ both_users!(proc_1_is_the_reaper_of_a_new_pid_namespace, |user, name| {
 
 both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
     let s = Scratch::new(name, user);
-    let marker = format!("pdk-mark-{}", std::process::id() % 100000);
+    // One name per variant (comm keeps 15 bytes): the four variants run side by side.
+    let variant = format!("{}{}", if user == User::Root { 'r' } else { 'n' }, if s.threaded { 'x' } else { 'f' });
+    let marker = format!("pdkm{}{variant}", std::process::id() % 100000);
     std::fs::copy("/bin/sleep", s.ws.join(&marker)).unwrap();
     if user == User::Nobody {
         common::chown(&s.ws.join(&marker));
@@ -254,7 +256,11 @@ both_users!(pty_mode_gives_a_terminal_of_its_own, |user, name| {
         inner = format!("setpriv --reuid=65534 --regid=65534 --clear-groups {inner}");
     }
     // script(1) gives the harness a terminal on stdin.
-    let out = std::process::Command::new("script")
+    let mut script = std::process::Command::new("script");
+    if s.threaded {
+        script.env("PADDOCK_HARNESS_THREADED", "1");
+    }
+    let out = script
         .args(["-qec", &inner, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output()

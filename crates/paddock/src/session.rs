@@ -139,7 +139,9 @@ impl Inner {
 
     /// decide → audit start → confine and run → audit end. Blocking. `spec` is `None`
     /// when the decision is a denial. Proxied connections are served on `rt`.
-    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: Option<&tokio::runtime::Handle>) -> Result<(u64, Option<RunOutcome>), SessionError> {
+    /// `rt` gives the runtime for the proxy; it is asked for only after the sandbox has
+    /// started, so a single-threaded caller can still have its helper forked directly.
+    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>) -> Result<(u64, Option<RunOutcome>), SessionError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let spec = match (decision.is_allow(), spec) {
             (true, Some(Ok(spec))) => spec,
@@ -163,9 +165,12 @@ impl Inner {
                 return Err(SessionError::Sandbox(e));
             }
         };
-        let proxy = match (spec.network, running.take_proxy_listener(), rt) {
-            (NetworkMode::Proxy { .. }, Some(fd), Some(rt)) => Some((ProxyTask::start(rt, Arc::clone(self), fd, call.call_id.clone())?, rt)),
-            (NetworkMode::Proxy { .. }, _, _) => return Err(SessionError::Internal("the sandbox's proxy listener or a runtime for the proxy is missing".into())),
+        let proxy = match (spec.network, running.take_proxy_listener()) {
+            (NetworkMode::Proxy { .. }, Some(fd)) => {
+                let rt = rt()?;
+                Some((ProxyTask::start(&rt, Arc::clone(self), fd, call.call_id.clone())?, rt))
+            }
+            (NetworkMode::Proxy { .. }, None) => return Err(SessionError::Internal("the sandbox handed over no proxy listener".into())),
             _ => None,
         };
         // Every layer is in place and the child is parked before exec: record the call,
@@ -261,12 +266,20 @@ impl Session {
             Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
             None => Err(127),
         });
-        let rt = if policy.network.any_allowed() {
-            Some(tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("paddock-proxy").enable_all().build().map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?)
-        } else {
-            None
+        let runtime = std::sync::OnceLock::new();
+        let rt = || -> Result<tokio::runtime::Handle, SessionError> {
+            if let Some(r) = runtime.get() {
+                return Ok(tokio::runtime::Runtime::handle(r).clone());
+            }
+            let r = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("paddock-proxy")
+                .enable_all()
+                .build()
+                .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
+            Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, rt.as_ref().map(|r| r.handle()))?;
+        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, &rt)?;
         Ok(RunResult { decision, outcome, audit_seq })
     }
 
@@ -296,7 +309,7 @@ impl Session {
             let policy = inner.policy();
             let (decision, target, cwd, spec) = plan(&policy, call);
             let record = inner.call_record(target, &decision, &cwd, &policy);
-            let result = inner.execute(record, &decision, spec, Some(&rt));
+            let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()));
             Ok::<_, SessionError>(outcome(decision, result, is_read, t0))
         })
         .await

@@ -4,11 +4,18 @@
 //! (or the error) as JSON, exits with the outcome's exit code (71/125/126/127 on errors).
 //! In proxy mode it answers each connection to the proxy port with `proxied`.
 //! `paddock-sandbox-harness probe`: prints the probe report as JSON.
+//! With `PADDOCK_HARNESS_THREADED=1` it starts a second (idle) thread first, so the sandbox
+//! takes its re-exec path, as for a multi-threaded caller; otherwise it forks the helper.
 
 use std::process::exit;
 
 fn main() {
     paddock_sandbox::helper_main_if_requested();
+    if std::env::var_os("PADDOCK_HARNESS_THREADED").is_some() {
+        std::thread::spawn(|| loop {
+            std::thread::park();
+        });
+    }
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("probe") => {

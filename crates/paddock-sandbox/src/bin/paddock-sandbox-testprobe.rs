@@ -1,7 +1,9 @@
 //! Test helper run *inside* the sandbox by paddock-sandbox's integration tests: it tries
 //! the system calls the sandbox must refuse and prints one `name=RESULT` line per try.
 //!
-//! `paddock-sandbox-testprobe syscalls` | `connect PORT` | `fds`
+//! `paddock-sandbox-testprobe syscalls` | `connect PORT` | `forks N` (fork up to N idle
+//! children, print `forked=K errno=E`) | `alloc BYTES HOLD_MS` (allocate and touch BYTES,
+//! print `alloc=OK`, hold them HOLD_MS, print `alloc=HELD`; `alloc=ERR` if the allocation is refused)
 
 use std::io::{Read, Write};
 
@@ -36,8 +38,53 @@ fn main() {
                 Err(e) => println!("connect=ERR {e} ({:?})", e.raw_os_error()),
             }
         }
+        Some("forks") => forks(args[2].parse().unwrap()),
+        Some("alloc") => alloc(args[2].parse().unwrap(), args[3].parse().unwrap()),
         _ => std::process::exit(64),
     }
+}
+
+fn forks(n: usize) {
+    let mut kids = Vec::new();
+    let mut errno = 0;
+    for _ in 0..n {
+        // SAFETY (test helper): the child only sleeps and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain syscalls in the child.
+            unsafe {
+                libc::sleep(30);
+                libc::_exit(0);
+            }
+        }
+        if pid < 0 {
+            errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            break;
+        }
+        kids.push(pid);
+    }
+    println!("forked={} errno={errno}", kids.len());
+    for pid in kids {
+        // SAFETY: signalling and reaping our own children.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+fn alloc(bytes: usize, hold_ms: u64) {
+    let mut v: Vec<u8> = Vec::new();
+    if v.try_reserve_exact(bytes).is_err() {
+        println!("alloc=ERR");
+        return;
+    }
+    // Touch every page, so the memory is really charged.
+    v.resize(bytes, 1);
+    println!("alloc=OK");
+    std::thread::sleep(std::time::Duration::from_millis(hold_ms));
+    std::hint::black_box(&v);
+    println!("alloc=HELD");
 }
 
 fn syscalls() {

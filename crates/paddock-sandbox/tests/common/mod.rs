@@ -50,6 +50,9 @@ pub struct Scratch {
     pub ws: PathBuf,
     pub outside: PathBuf,
     pub user: User,
+    /// The harness runs a second thread, so the sandbox re-executes its helper instead of
+    /// forking it (tests whose name ends in `-reexec`).
+    pub threaded: bool,
 }
 
 impl Scratch {
@@ -72,7 +75,7 @@ impl Scratch {
             chown(&ws);
             chown(&ws.join("testprobe"));
         }
-        Scratch { root, ws, outside, user }
+        Scratch { root, ws, outside, user, threaded: name.ends_with("-reexec") }
     }
 
     /// A strict spec for `sh -c script` with the system read-only and `ws` writable.
@@ -93,9 +96,10 @@ impl Scratch {
         self.ws.join("testprobe").display().to_string()
     }
 
-    /// Runs the spec through the harness; `wrap` is an optional shell prefix run as the
-    /// user before exec'ing the harness (e.g. `exec 9<file;`).
-    pub fn run_with(&self, spec: &SandboxSpec, prelude: &str) -> Run {
+    /// Starts the harness on the spec without waiting; `prelude` is an optional shell
+    /// prefix run as the user before exec'ing the harness (e.g. `exec 9<file;`). The
+    /// child's pid is the harness's own (the shell and setpriv exec it).
+    pub fn start_with(&self, spec: &SandboxSpec, prelude: &str) -> std::process::Child {
         let spec_path = self.root.join("spec.json");
         let out_path = self.root.join("outcome.json");
         std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap()).unwrap();
@@ -124,10 +128,21 @@ impl Scratch {
                 c
             }
         };
+        if self.threaded {
+            cmd.env("PADDOCK_HARNESS_THREADED", "1");
+        }
         cmd.env("PADDOCK_TEST_CANARY", "caller-env-must-not-leak")
             .current_dir("/")
-            .stdin(Stdio::null());
-        let out = cmd.output().expect("run harness");
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("run harness")
+    }
+
+    /// Waits for a harness started by [`Scratch::start_with`] and reads its outcome.
+    pub fn finish(&self, child: std::process::Child) -> Run {
+        let out = child.wait_with_output().expect("wait for the harness");
+        let out_path = self.root.join("outcome.json");
         let outcome: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&out_path).unwrap_or_default()).unwrap_or(serde_json::Value::Null);
         let run = Run {
@@ -141,7 +156,18 @@ impl Scratch {
                 panic!("KERNEL/MACHINE LACKS A SANDBOX LAYER (strict run refused): {err}");
             }
         }
+        if let Some(layers) = run.outcome.pointer("/ok/report/layers").and_then(|l| l.as_array()) {
+            let session = layers.iter().find(|l| l["name"] == "session").expect("a session layer");
+            let detail = session["detail"].as_str().unwrap_or_default();
+            let want = if self.threaded { "re-executed" } else { "forked" };
+            assert!(detail.contains(want), "the helper was not {want}: {detail}");
+        }
         run
+    }
+
+    /// Runs the spec through the harness (see [`Scratch::start_with`]).
+    pub fn run_with(&self, spec: &SandboxSpec, prelude: &str) -> Run {
+        self.finish(self.start_with(spec, prelude))
     }
 
     pub fn run(&self, spec: &SandboxSpec) -> Run {
@@ -178,7 +204,8 @@ impl Run {
     }
 }
 
-/// Two tests per case: as root and as uid 65534.
+/// Four tests per case: as root and as uid 65534, each with the helper forked from the
+/// (single-threaded) harness and re-executed from a multi-threaded one.
 #[macro_export]
 macro_rules! both_users {
     ($name:ident, $body:expr) => {
@@ -191,6 +218,14 @@ macro_rules! both_users {
             #[test]
             fn as_nobody() {
                 ($body)(User::Nobody, stringify!($name))
+            }
+            #[test]
+            fn as_root_reexec() {
+                ($body)(User::Root, concat!(stringify!($name), "-reexec"))
+            }
+            #[test]
+            fn as_nobody_reexec() {
+                ($body)(User::Nobody, concat!(stringify!($name), "-reexec"))
             }
         }
     };

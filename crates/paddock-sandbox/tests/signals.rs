@@ -1,0 +1,99 @@
+//! Signals sent to the caller (the harness, standing in for `paddock run`) reach the
+//! sandboxed command; if the caller is killed outright, the whole tree dies with it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Scratch, User};
+
+/// Starts `script` in the sandbox, waits until it wrote `started`, and returns the harness.
+fn start(s: &Scratch, script: &str) -> std::process::Child {
+    let mut spec = s.sh(script);
+    spec.limits.timeout = Some(Duration::from_secs(60));
+    let child = s.start_with(&spec, "");
+    let t = Instant::now();
+    while !s.ws.join("started").exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "the command never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn marker(s: &Scratch, user: User) -> String {
+    // One name per variant (comm keeps 15 bytes): the four variants run side by side.
+    let variant = format!("{}{}", if user == User::Root { 'r' } else { 'n' }, if s.threaded { 'x' } else { 'f' });
+    let marker = format!("pdks{}{variant}", std::process::id() % 100000);
+    std::fs::copy("/bin/sleep", s.ws.join(&marker)).unwrap();
+    if user == User::Nobody {
+        common::chown(&s.ws.join(&marker));
+    }
+    marker
+}
+
+fn survivors(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .filter(|c| c.trim() == marker)
+        .count()
+}
+
+fn kill(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+both_users!(sigterm_to_the_caller_ends_the_command, |user, name| {
+    let s = Scratch::new(name, user);
+    let m = marker(&s, user);
+    // A shell with a child of its own: the whole foreground group gets the signal.
+    let child = start(&s, &format!("touch started; ./{m} 30; echo after-sleep"));
+    let t = Instant::now();
+    kill(&child, libc::SIGTERM);
+    let r = s.finish(child);
+    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    assert_eq!(r.code, 143, "{r:#?}");
+    assert_eq!(r.ok()["status"]["Signaled"], 15, "{r:#?}");
+    assert!(!r.stdout.contains("after-sleep"), "{r:#?}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(survivors(&m), 0);
+});
+
+both_users!(sigint_and_sighup_are_forwarded_too, |user, name| {
+    let s = Scratch::new(name, user);
+    let m = marker(&s, user);
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGHUP, 129)] {
+        let _ = std::fs::remove_file(s.ws.join("started"));
+        let child = start(&s, &format!("touch started; exec ./{m} 30"));
+        kill(&child, sig);
+        let r = s.finish(child);
+        assert_eq!(r.code, code, "signal {sig}: {r:#?}");
+    }
+});
+
+both_users!(a_command_that_handles_the_signal_decides, |user, name| {
+    let s = Scratch::new(name, user);
+    let child = start(&s, "trap 'echo caught; exit 3' TERM; touch started; while :; do sleep 0.05; done");
+    kill(&child, libc::SIGTERM);
+    let r = s.finish(child);
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert!(r.stdout.contains("caught"), "{r:#?}");
+});
+
+both_users!(sigkill_of_the_caller_kills_the_tree, |user, name| {
+    let s = Scratch::new(name, user);
+    let m = marker(&s, user);
+    let child = start(&s, &format!("( setsid ./{m} 300 & ); touch started; exec ./{m} 301"));
+    while survivors(&m) < 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill(&child, libc::SIGKILL);
+    let _ = s.finish(child);
+    let t = Instant::now();
+    while survivors(&m) > 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "the tree outlived the caller");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+});
