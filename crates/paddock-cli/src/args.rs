@@ -35,6 +35,50 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Withdraw a revocation.
     Unrevoke(UnrevokeArgs),
+    /// Serve the supervisor's HTTP API on loopback or a unix socket (bearer token).
+    Serve(ServeArgs),
+    /// Serve the supervisor's tools over MCP on stdin/stdout.
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Loopback address to listen on: 127.x.x.x:PORT, [::1]:PORT or localhost:PORT (port 0
+    /// picks a free port; the address is printed on stderr). Anything else is refused.
+    #[arg(long, value_name = "ADDR", default_value = paddock::api::DEFAULT_LISTEN, conflicts_with = "socket")]
+    pub listen: String,
+    /// Listen on a unix socket instead (created 0600).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Bearer token file (default: $STATE/token, created 0600 with 256 random bits if absent).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Largest request body (`1MiB`, `65536`); larger bodies get 413.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    pub max_body: String,
+    /// Calls that run at once (default: 2 x cores); more wait in the queue.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// Calls that may wait for a slot; more get 503.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_queue: usize,
+    /// On SIGTERM/SIGINT, how long running calls may take to finish before they are killed.
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub shutdown_grace: String,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,10 +8,12 @@
 mod args;
 mod audit_cmd;
 mod check;
+mod mcp_cmd;
 mod exit;
 mod policy_cmd;
 mod revoke_cmd;
 mod run;
+mod serve;
 mod setup;
 mod state;
 
@@ -45,6 +47,8 @@ fn main() {
         Command::Audit { command: AuditCommand::Review(a) } => audit_cmd::review(a),
         Command::Revoke(a) => revoke_cmd::revoke(a),
         Command::Unrevoke(a) => revoke_cmd::unrevoke(a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Mcp(a) => mcp_cmd::mcp(a),
     };
     std::process::exit(code);
 }

@@ -31,7 +31,9 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 mod call;
+pub mod mcp;
 mod net;
 mod session;
 pub mod spec;

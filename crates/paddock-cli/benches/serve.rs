@@ -1,0 +1,224 @@
+//! `POST /v1/calls` of `{"tool":"command","argv":["/bin/true"]}` through `paddock serve`,
+//! with 1 and 8 concurrent keep-alive HTTP/1.1 clients over TCP loopback, against a plain
+//! spawn of `/bin/true` in the same run; and the server's idle RSS (VmRSS).
+//!
+//! Targets (issue 6): p50 overhead ≤ 1 ms above a plain spawn, ≥ 300 calls/s, idle RSS
+//! ≤ 20 MiB. The figures are printed as measured, with the verdict for each target.
+//!
+//! Run: `cargo bench -p paddock-cli --bench serve` (`PADDOCK_BENCH_N` calls per series,
+//! default 400). The state dir (audit log, token) is a temp dir under `$TMPDIR`, or under
+//! `PADDOCK_BENCH_STATE_DIR`: every call's `call.start` is fsync'd there, so the file system
+//! under it counts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BODY: &str = r#"{"tool":"command","argv":["/bin/true"]}"#;
+
+/// One keep-alive connection.
+struct Client {
+    s: BufReader<TcpStream>,
+    request: Vec<u8>,
+}
+
+impl Client {
+    fn new(addr: &str, token: &str) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let request = format!("POST /v1/calls HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{BODY}", BODY.len()).into_bytes();
+        Client { s: BufReader::new(s), request }
+    }
+
+    /// One call; its latency. Panics unless the answer is 200 with exit code 0.
+    fn call(&mut self) -> Duration {
+        self.call_expect("\"exit_code\":0")
+    }
+
+    /// One request; its latency. Panics unless the answer is 200 and holds `want`.
+    fn call_expect(&mut self, want: &str) -> Duration {
+        let t = Instant::now();
+        self.s.get_mut().write_all(&self.request).expect("send");
+        let mut line = String::new();
+        self.s.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.s.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("content-length");
+            }
+        }
+        let mut body = vec![0; len];
+        self.s.read_exact(&mut body).expect("body");
+        let d = t.elapsed();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(want), "{body}");
+        d
+    }
+}
+
+fn spawn_true() -> Duration {
+    let t = Instant::now();
+    let st = Command::new("/bin/true").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let d = t.elapsed();
+    assert!(st.success());
+    d
+}
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(name: &str, mut v: Vec<Duration>, wall: Duration) -> Stats {
+    v.sort();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let s = Stats { p50: p(0.5), p99: p(0.99) };
+    println!("{name:<46} {:>8.1} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} calls)", v.len() as f64 / wall.as_secs_f64(), ms(s.p50), ms(s.p99), v.len());
+    s
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmRSS")
+}
+
+fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
+    std::fs::create_dir_all(dir.join("ws")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workspace"])
+        .arg(dir.join("ws"))
+        .env("PADDOCK_STATE_DIR", state)
+        .env_remove("PADDOCK_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn paddock serve");
+    let (tx, rx) = mpsc::channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("paddock: listening on ") {
+                let _ = tx.send(a.trim().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("paddock serve reports its address");
+    (child, addr)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and `cargo test --benches` probe the harness
+    }
+    let n: usize = std::env::var("PADDOCK_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(400);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The audit log's file system matters (each call.start is fsync'd):
+    // PADDOCK_BENCH_STATE_DIR puts the state dir elsewhere (e.g. on a tmpfs).
+    let state = match std::env::var_os("PADDOCK_BENCH_STATE_DIR") {
+        Some(d) => tempfile::tempdir_in(d).expect("state dir").keep(),
+        None => dir.path().join("state"),
+    };
+    let (mut server, addr) = start_server(dir.path(), &state);
+    let pid = server.id();
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_rss = vm_rss_kib(pid);
+    let token = std::fs::read_to_string(state.join("token")).unwrap().trim().to_string();
+
+    // Warm-up (page cache, the helper binary, the runtime's threads).
+    let mut c = Client::new(&addr, &token);
+    for _ in 0..20 {
+        c.call();
+        spawn_true();
+    }
+
+    // 1 client, interleaved with plain spawns so that the machine's noise falls on both.
+    let mut plain = Vec::with_capacity(n);
+    let mut one = Vec::with_capacity(n);
+    let (mut plain_wall, mut one_wall) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..n {
+        let d = spawn_true();
+        plain_wall += d;
+        plain.push(d);
+        let d = c.call();
+        one_wall += d;
+        one.push(d);
+    }
+
+    // 8 clients, each on its own keep-alive connection.
+    let clients = 8;
+    let per = n.div_ceil(clients);
+    let t = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, token) = (addr.clone(), token.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::new(&addr, &token);
+                (0..per).map(|_| c.call()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let eight: Vec<Duration> = threads.into_iter().flat_map(|h| h.join().expect("client")).collect();
+    let eight_wall = t.elapsed();
+
+    // Plain spawns from 8 threads at once, for the same comparison.
+    let t = Instant::now();
+    let threads: Vec<_> = (0..clients).map(|_| std::thread::spawn(move || (0..per).map(|_| spawn_true()).collect::<Vec<_>>())).collect();
+    let plain8: Vec<Duration> = threads.into_iter().flat_map(|h| h.join().expect("spawner")).collect();
+    let plain8_wall = t.elapsed();
+
+    std::thread::sleep(Duration::from_millis(300));
+    let after_rss = vm_rss_kib(pid);
+
+    // The API alone, without a sandbox or an audit record: POST /v1/check of the same call.
+    let mut check = Client::new(&addr, &token);
+    check.request = String::from_utf8(check.request).unwrap().replacen("/v1/calls", "/v1/check", 1).into_bytes();
+    let t = Instant::now();
+    let api_only: Vec<Duration> = (0..n).map(|_| check.call_expect("\"decision\":\"allow\"")).collect();
+    let api_wall = t.elapsed();
+
+    // Idle again, past the runtime's blocking-thread keep-alive (10 s).
+    std::thread::sleep(Duration::from_secs(12));
+    let later_rss = vm_rss_kib(pid);
+
+    println!("paddock serve: POST /v1/calls {BODY}, keep-alive HTTP/1.1 over TCP loopback");
+    println!("machine: {} cores; state dir {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), state.display());
+    let p = stats("plain spawn of /bin/true, 1 thread", plain, plain_wall);
+    let s1 = stats("paddock serve, 1 client", one, one_wall);
+    stats("plain spawn of /bin/true, 8 threads", plain8, plain8_wall);
+    let s8 = stats("paddock serve, 8 clients", eight.clone(), eight_wall);
+    stats("POST /v1/check (the API alone, no sandbox)", api_only, api_wall);
+    let overhead = s1.p50.saturating_sub(p.p50);
+    let rate1 = n as f64 / one_wall.as_secs_f64();
+    let rate8 = eight.len() as f64 / eight_wall.as_secs_f64();
+    println!("p50 overhead above a plain spawn (1 client): {:.3} ms; p99 with 8 clients {:.3} ms", ms(overhead), ms(s8.p99));
+    println!("server VmRSS: idle after start {:.1} MiB, right after the run {:.1} MiB, idle 12 s later {:.1} MiB", idle_rss as f64 / 1024.0, after_rss as f64 / 1024.0, later_rss as f64 / 1024.0);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!("target p50 overhead <= 1 ms: {} ({:.3} ms)", verdict(overhead <= Duration::from_millis(1)), ms(overhead));
+    println!("target >= 300 calls/s: {} (1 client {rate1:.0}/s, 8 clients {rate8:.0}/s)", verdict(rate8.max(rate1) >= 300.0));
+    println!("target idle RSS <= 20 MiB: {} ({:.1} MiB)", verdict(idle_rss.max(later_rss) <= 20 * 1024), idle_rss.max(later_rss) as f64 / 1024.0);
+
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let t = Instant::now();
+    while server.try_wait().ok().flatten().is_none() {
+        if t.elapsed() > Duration::from_secs(15) {
+            let _ = server.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.wait();
+}

@@ -1,0 +1,106 @@
+//! `paddock serve`: the supervisor's HTTP API on loopback or a unix socket, over a `serve`
+//! session. The listen address is checked before anything else (exit 64 for anything but
+//! loopback, with a hint to use an SSH tunnel); the token file is created if absent and
+//! refused if group or others may read it; SIGTERM or SIGINT stops it gracefully: running
+//! calls finish (within `--shutdown-grace`), `session.end` is recorded, exit 0.
+
+use std::path::PathBuf;
+
+use paddock::api::{self, ApiConfig, ApiError, Listen};
+use paddock::{Session, SessionConfig, SessionError};
+
+use crate::args::ServeArgs;
+use crate::exit;
+use crate::setup::{fail, load_policy_only};
+use crate::state::{audit_file, revocations_file_if_any};
+
+/// Runs `paddock serve`; returns the exit code.
+pub fn serve(a: ServeArgs) -> i32 {
+    // The address first: a refused address never gets as far as a socket.
+    let listen = match &a.socket {
+        Some(p) => Listen::Unix(p.clone()),
+        None => match api::parse_listen(&a.listen) {
+            Ok(addr) => Listen::Tcp(addr),
+            Err(e) => return fail(exit::USAGE, e),
+        },
+    };
+    let max_body = match paddock_policy::parse_size(&a.max_body) {
+        Ok(n) => n as usize,
+        Err(m) => return fail(exit::USAGE, format_args!("--max-body {}: {m}", a.max_body)),
+    };
+    let grace = match paddock_policy::parse_duration(&a.shutdown_grace) {
+        Ok(d) => d,
+        Err(m) => return fail(exit::USAGE, format_args!("--shutdown-grace {}: {m}", a.shutdown_grace)),
+    };
+    let policy = match load_policy_only(&a.policy) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let audit_log = match audit_file(a.audit.as_deref()) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let token_file = match &a.token_file {
+        Some(f) => f.clone(),
+        None => match paddock::audit::state_dir() {
+            Ok(d) => d.join("token"),
+            Err(e) => return fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}")),
+        },
+    };
+    match api::ensure_token_file(&token_file) {
+        Ok(true) => eprintln!("paddock: created the token file {} (0600, 256 random bits)", token_file.display()),
+        Ok(false) => {}
+        Err(e) => return fail(exit::USAGE, e),
+    }
+    let mut cfg = ApiConfig::new(&token_file);
+    cfg.max_body = max_body;
+    cfg.max_queue = a.max_queue;
+    cfg.shutdown_grace = grace;
+    if let Some(n) = a.max_concurrent {
+        cfg.max_concurrent = n.max(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("paddock-serve").enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::INTERNAL, format_args!("runtime: {e}")),
+    };
+    let code = rt.block_on(run(listen, cfg, policy, audit_log, token_file));
+    // Calls still running past the grace period die with this process (their helpers see
+    // the control socket hang up and kill the whole tree).
+    rt.shutdown_background();
+    code
+}
+
+async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, audit_log: PathBuf, token_file: PathBuf) -> i32 {
+    let shutdown = match api::shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
+    };
+    let server = match api::Server::bind(&listen, cfg).await {
+        Ok(s) => s,
+        Err(e @ (ApiError::Token(_) | ApiError::Listen(_))) => return fail(exit::USAGE, e),
+        Err(e) => return fail(exit::INTERNAL, e),
+    };
+    let session_cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations_file_if_any(), mode: "serve".into(), on_connection: None };
+    let session = match Session::new(session_cfg) {
+        Ok(s) => s,
+        Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
+        Err(e) => return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display())),
+    };
+    let shown = match &listen {
+        Listen::Tcp(_) => server.local_addr(),
+        Listen::Unix(_) => format!("unix:{}", server.local_addr()),
+    };
+    eprintln!("paddock: listening on {shown}");
+    eprintln!("paddock: session {}, token file {}, audit log {}", session.id(), token_file.display(), audit_log.display());
+    let served = server.serve(session.clone(), shutdown).await;
+    let closed = session.close();
+    match (served, closed) {
+        (Ok(summary), Ok(())) => {
+            let note = if summary.calls_abandoned { "; calls still running were killed" } else { "" };
+            eprintln!("paddock: stopped after {} request(s){note}; session {} closed", summary.requests, session.id());
+            exit::OK
+        }
+        (Err(e), _) => fail(exit::INTERNAL, e),
+        (_, Err(e)) => fail(exit::INTERNAL, format_args!("closing the session: {e}")),
+    }
+}

@@ -1,0 +1,190 @@
+//! Where the API listens: a loopback TCP address (127.0.0.0/8 or ::1) or a unix socket
+//! created 0600, and which `Host` headers count as loopback. Anything else is refused
+//! before a socket is bound.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The default listen address of `paddock serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+/// Where the API listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A loopback TCP address (checked by [`parse_listen`]).
+    Tcp(SocketAddr),
+    /// A unix socket path (created 0600).
+    Unix(PathBuf),
+}
+
+/// Why a listen address is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Not `HOST:PORT` with a literal address.
+    #[error("--listen {given}: {why}; give a loopback address and port such as 127.0.0.1:7878 or [::1]:7878 (port 0 picks a free port)")]
+    Malformed {
+        /// What was given.
+        given: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An address that is not loopback.
+    #[error(
+        "--listen {given}: refused: `{host}` is not a loopback address. paddock serve listens only on 127.0.0.0/8, ::1 or a unix socket (--socket PATH): it runs tools with your rights, and nothing but this machine may reach it. To use it from another machine, forward a port over SSH from there: `ssh -L 8080:127.0.0.1:{port} THIS_HOST`, then talk to 127.0.0.1:8080 on that machine"
+    )]
+    NotLoopback {
+        /// What was given.
+        given: String,
+        /// The host part.
+        host: String,
+        /// The port asked for.
+        port: u16,
+    },
+}
+
+/// Parses `--listen`: `127.x.x.x:PORT`, `[::1]:PORT` or `localhost:PORT` (taken as
+/// 127.0.0.1, never resolved). Every other address — `0.0.0.0`, `[::]`, a LAN or public
+/// address, any other host name — is refused with a hint to use an SSH tunnel.
+pub fn parse_listen(given: &str) -> Result<SocketAddr, ListenError> {
+    let malformed = |why: &str| ListenError::Malformed { given: given.into(), why: why.into() };
+    let (host, port) = split_host_port(given).ok_or_else(|| malformed("expected HOST:PORT"))?;
+    let port: u16 = port.parse().map_err(|_| malformed("the port is not a number from 0 to 65535"))?;
+    let ip = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        match host.parse::<IpAddr>() {
+            Ok(ip) if is_loopback(ip) => ip,
+            _ => return Err(ListenError::NotLoopback { given: given.into(), host: host.into(), port: if port == 0 { 7878 } else { port } }),
+        }
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// 127.0.0.0/8 or ::1 (an IPv4-mapped form of either is not accepted: a socket bound to
+/// `::ffff:127.0.0.1` is a dual-stack socket).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+    }
+}
+
+/// `host:port` or `[v6]:port` → (host without brackets, port text).
+fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return Some((host, port));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    (!host.contains(':') && !host.is_empty()).then_some((host, port))
+}
+
+/// Whether a `Host` header names this machine's loopback: `127.x.x.x`, `localhost` or
+/// `[::1]`, each with an optional port. Anything else (a DNS name that a browser page
+/// rebound to 127.0.0.1, say) is not.
+pub fn is_loopback_host(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, after)) => match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        }
+    } else {
+        match value.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (value, None),
+        }
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() {
+            return false;
+        }
+    }
+    if value.starts_with('[') {
+        return host.parse::<Ipv6Addr>().is_ok_and(|ip| ip == Ipv6Addr::LOCALHOST);
+    }
+    host.eq_ignore_ascii_case("localhost") || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Binds a unix socket at `path` with mode 0600, race-free: it is bound inside a fresh
+/// 0700 directory, chmod'ed, then renamed into place. A stale socket (nobody listening)
+/// at `path` is replaced; a live one, or any other file, is an error.
+pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{}: a server is already listening there", path.display()))),
+            Err(_) => std::fs::remove_file(path)?,
+        },
+        Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{}: exists and is not a socket", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the socket path has no file name"))?;
+    let staging = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let inner = staging.join("s");
+    let result = (|| {
+        let listener = std::os::unix::net::UnixListener::bind(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        listener.set_nonblocking(true)?;
+        tokio::net::UnixListener::from_std(listener)
+    })();
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&staging);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_listen_addresses_are_accepted() {
+        assert_eq!(parse_listen("127.0.0.1:7878").unwrap(), "127.0.0.1:7878".parse().unwrap());
+        assert_eq!(parse_listen("127.3.4.5:0").unwrap(), "127.3.4.5:0".parse().unwrap());
+        assert_eq!(parse_listen("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(parse_listen("localhost:9").unwrap(), "127.0.0.1:9".parse().unwrap());
+    }
+
+    #[test]
+    fn other_addresses_are_refused_with_an_ssh_hint() {
+        for a in ["0.0.0.0:7878", "[::]:7878", "192.168.1.10:7878", "10.0.0.1:1", "localhost.example:7878", "example.com:80", "[::ffff:127.0.0.1]:1", "[fe80::1]:1"] {
+            let e = parse_listen(a).unwrap_err();
+            assert!(matches!(e, ListenError::NotLoopback { .. }), "{a}: {e}");
+            assert!(e.to_string().contains("ssh -L"), "{e}");
+        }
+        for a in ["127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", ":80", "::1:80"] {
+            assert!(parse_listen(a).is_err(), "{a}");
+        }
+    }
+
+    #[test]
+    fn host_headers() {
+        for h in ["127.0.0.1", "127.0.0.1:7878", "127.9.9.9:1", "localhost", "LOCALHOST:80", "[::1]", "[::1]:7878"] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["evil.example", "evil.example:7878", "localhost.example", "127.0.0.1.nip.io", "0.0.0.0:1", "192.168.1.10", "[::]:1", "[::1]x", "127.0.0.1:", "127.0.0.1:99999", "::1", "", "localhost:80:80"] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unix_socket_is_0600_and_stale_ones_are_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let l = bind_unix(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert!(bind_unix(&path).is_err(), "a live socket is not replaced");
+        drop(l);
+        let _l = bind_unix(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no staging left behind");
+    }
+}

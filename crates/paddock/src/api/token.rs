@@ -1,0 +1,206 @@
+//! The bearer token of the API: a file created 0600 with 256 random bits (hex) when absent,
+//! refused when group or others may read it (as ssh refuses a private key), compared in
+//! constant time, and re-read when the file changes so a rotated token takes effect on the
+//! next request without a restart.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+/// Why the token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Group or others may read or write the file.
+    #[error("token file {path}: mode {mode:04o} lets group or others read it; run `chmod 600 {path}`")]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file holds no token.
+    #[error("token file {0}: empty; write a random token into it (or delete it: paddock creates one)")]
+    Empty(String),
+    /// The file is not a regular file.
+    #[error("token file {0}: not a regular file")]
+    NotAFile(String),
+    /// Reading or creating the file failed.
+    #[error("token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TokenError + '_ {
+    move |source| TokenError::Io { path: path.display().to_string(), source }
+}
+
+/// Creates `path` (mode 0600, parent directories 0700) holding 256 random bits as 64 hex
+/// digits, unless it exists. Returns whether it was created.
+pub fn ensure_token_file(path: &Path) -> Result<bool, TokenError> {
+    if path.symlink_metadata().is_ok() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+    }
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(io(Path::new("/dev/urandom")))?;
+    let mut hex = String::with_capacity(65);
+    for b in bytes {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex.push('\n');
+    let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false), // another process won the race
+        Err(e) => return Err(io(path)(e)),
+    };
+    f.write_all(hex.as_bytes()).and_then(|_| f.sync_all()).map_err(io(path))?;
+    Ok(true)
+}
+
+/// What identifies one version of the file: when any of it changes, the file is re-read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+    mode: u32,
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp { dev: m.dev(), ino: m.ino(), size: m.size(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec(), ctime: m.ctime(), ctime_nsec: m.ctime_nsec(), mode: m.mode() }
+    }
+}
+
+/// The token in force: the SHA-256 of the file's trimmed content, cached until the file
+/// changes.
+pub struct Token {
+    path: PathBuf,
+    cached: Mutex<Option<(Stamp, [u8; 32])>>,
+}
+
+impl Token {
+    /// Reads and checks the token file now (so that a bad file stops `serve` at start).
+    pub fn load(path: &Path) -> Result<Token, TokenError> {
+        let t = Token { path: path.to_path_buf(), cached: Mutex::new(None) };
+        t.current()?;
+        Ok(t)
+    }
+
+    /// The token file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The digest of the token in force; re-reads the file when its metadata changed.
+    fn current(&self) -> Result<[u8; 32], TokenError> {
+        let meta = std::fs::metadata(&self.path).map_err(io(&self.path))?;
+        let stamp = Stamp::of(&meta);
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, digest)) = *cached {
+            if s == stamp {
+                return Ok(digest);
+            }
+        }
+        let shown = || self.path.display().to_string();
+        if !meta.is_file() {
+            return Err(TokenError::NotAFile(shown()));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(TokenError::Permissions { path: shown(), mode: meta.mode() & 0o7777 });
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(io(&self.path))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(TokenError::Empty(shown()));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if cached.is_some() {
+            tracing::info!("token file {} changed: the new token is in force", self.path.display());
+        }
+        *cached = Some((stamp, digest));
+        Ok(digest)
+    }
+
+    /// Whether `presented` is the token in force. Both sides are hashed first, so the
+    /// comparison takes the same time whatever the length or content of `presented`.
+    pub fn verify(&self, presented: &str) -> Result<bool, TokenError> {
+        let expected = self.current()?;
+        let given: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+        Ok(constant_time_eq(&expected, &given))
+    }
+}
+
+/// Compares without an early exit: the time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for i in 0..32 {
+        diff |= std::hint::black_box(a[i] ^ b[i]);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn created_0600_with_256_bits_and_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/token");
+        assert!(ensure_token_file(&path).unwrap());
+        assert!(!ensure_token_file(&path).unwrap());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.trim().len(), 64);
+        assert!(text.trim().chars().all(|c| c.is_ascii_hexdigit()));
+        let t = Token::load(&path).unwrap();
+        assert!(t.verify(text.trim()).unwrap());
+        assert!(!t.verify("wrong").unwrap());
+        assert!(!t.verify("").unwrap());
+    }
+
+    #[test]
+    fn rotation_takes_effect_and_loose_modes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "one\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let t = Token::load(&path).unwrap();
+        assert!(t.verify("one").unwrap());
+        std::fs::write(&path, "two-two\n").unwrap();
+        assert!(t.verify("two-two").unwrap());
+        assert!(!t.verify("one").unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(t.verify("two-two"), Err(TokenError::Permissions { .. })));
+        assert!(matches!(Token::load(&path), Err(TokenError::Permissions { .. })));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, "  \n").unwrap();
+        assert!(matches!(t.verify("x"), Err(TokenError::Empty(_))));
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(&[7; 32], &[7; 32]));
+        let mut b = [7; 32];
+        b[31] = 8;
+        assert!(!constant_time_eq(&[7; 32], &b));
+    }
+}
