@@ -257,3 +257,17 @@ fn review_reports_grants_unused_grants_and_denials() {
     let (code, _, err) = out(&mut fx.cmd(&["audit", "review", "--since", "yesterday-ish"]));
     assert_eq!(code, 64, "{err}");
 }
+
+#[test]
+fn a_revoked_path_is_gone_for_commands_too() {
+    let fx = Fx::new();
+    std::fs::create_dir_all(fx.ws.join("sec")).unwrap();
+    std::fs::write(fx.ws.join("sec/x"), "topsecret").unwrap();
+    let (code, stdout, err) = out(&mut fx.cmd(&["run", "--", "cat", "sec/x"]));
+    assert_eq!((code, stdout.as_str()), (0, "topsecret"), "{err}");
+    let sel = format!("path:{}", fx.ws.join("sec").display());
+    assert_eq!(out(&mut fx.cmd(&["revoke", &sel])).0, 0);
+    let (code, stdout, _) = out(&mut fx.cmd(&["run", "--", "cat", "sec/x"]));
+    assert_ne!(code, 0);
+    assert!(!stdout.contains("topsecret"));
+}

@@ -270,6 +270,13 @@ impl Policy {
         Ok(())
     }
 
+    /// The paths that `path:` revocations withdrew (normalised): the sandbox masks them
+    /// like `deny` entries, so a revoked path is gone for commands too, not only for
+    /// `read_file`/`write_file` decisions.
+    pub fn revoked_paths(&self) -> Vec<PathBuf> {
+        self.revocations.paths().map(Path::to_path_buf).collect()
+    }
+
     /// The effective merged policy as TOML, variables expanded (what `policy show` prints).
     pub fn effective_toml(&self) -> &str {
         &self.effective

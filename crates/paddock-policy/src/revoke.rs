@@ -87,6 +87,11 @@ impl Revocations {
         Ok(r)
     }
 
+    /// The paths of `path:` revocations, normalised.
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.paths.keys().map(PathBuf::as_path)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

@@ -54,6 +54,11 @@ pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, s
         tracing::warn!("a deny glob's expansion stopped after {DENY_WALK_LIMIT} entries: files past that are not masked by the mount view");
     }
     spec.deny_paths = deny;
+    for p in policy.revoked_paths() {
+        if std::fs::symlink_metadata(&p).is_ok() && !spec.deny_paths.contains(&p) {
+            spec.deny_paths.push(p);
+        }
+    }
     // A read-only bind does not stop connect(2) on a socket file, and Landlock does not
     // cover it either: mask every live host socket the granted paths would expose.
     for sock in live_unix_sockets() {
