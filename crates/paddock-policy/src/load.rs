@@ -11,6 +11,9 @@ use crate::raw::{self, IntOrString, RawPolicy};
 /// A value with the place it was written.
 pub(crate) type At<T> = (T, Origin);
 
+/// `allow` and `deny` lists of one table.
+pub(crate) type AllowDeny = (Vec<At<String>>, Vec<At<String>>);
+
 /// Every file of a policy merged into one, each entry remembering its origin.
 #[derive(Default)]
 pub(crate) struct Merged {
@@ -19,7 +22,8 @@ pub(crate) struct Merged {
     pub fs_read: Vec<At<String>>,
     pub fs_write: Vec<At<String>>,
     pub fs_deny: Vec<At<String>>,
-    pub commands: Option<(Vec<At<String>>, Vec<At<String>>)>,
+    /// `[commands]`: `(allow, deny)`, `None` when no file has the table.
+    pub commands: Option<AllowDeny>,
     pub net_allow: Vec<At<String>>,
     pub net_deny: Vec<At<String>>,
     pub net_private: Vec<At<String>>,
