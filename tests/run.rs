@@ -540,7 +540,12 @@ fn blocks_proc_environ_of_host_process(u: User) {
     let marker = format!("HOST-ENV-{}", unique());
     let host = f.host_process(&f.outside, &[("PADDOCK_HOST_MARKER", &marker)]);
     // The control: the marker really is in that process's environment.
-    assert!(read(Path::new(&format!("/proc/{}/environ", host.pid))).contains(&marker), "control: the host process lacks the marker");
+    // (polled: during setpriv's exec of sleep, /proc/PID/environ can read empty for a moment)
+    let start = Instant::now();
+    while !read(Path::new(&format!("/proc/{}/environ", host.pid))).contains(&marker) {
+        assert!(start.elapsed() < Duration::from_secs(5), "control: the host process lacks the marker");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let script = r#"cat "/proc/$1/environ"; for e in /proc/[0-9]*/environ; do cat "$e"; done; echo; echo done"#;
     let o = f.run(&Pol::default(), &["sh", "-c", script, "sh", &host.pid.to_string()], None);
     assert_eq!(o.out().lines().last(), Some("done"), "{o}");

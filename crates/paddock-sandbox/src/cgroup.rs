@@ -19,7 +19,10 @@
 //! that moment. The reaper moves itself in first thing (step 3a), before it forks the
 //! target, and then takes a cgroup namespace rooted at the new cgroup. The helper removes
 //! the cgroup once the reaper is reaped: the pid namespace is dead then, so it is empty.
-//! `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
+//! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
+//! host view and credentials), and hands the descriptors to the call's helper, which
+//! plays the helper's part above (and the caller removes it too if the call's helper
+//! died). `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
 //! unprivileged.
 
 use std::ffi::CString;
@@ -130,10 +133,33 @@ impl Part {
 impl SandboxCgroup {
     /// In the reaper, before the target forks: moves this process into every directory.
     pub(crate) fn enter(&self) -> io::Result<()> {
-        for p in &self.parts {
-            write_all(p.procs.as_raw_fd(), b"0")?;
+        for fd in self.parts.iter().map(|p| &p.procs) {
+            write_all(fd.as_raw_fd(), b"0")?;
         }
         Ok(())
+    }
+
+    /// What a zygote's call needs to enter and remove the cgroup: for each directory its
+    /// name, and the descriptors of its `cgroup.procs` and of its parent.
+    pub(crate) fn handover(&self) -> (Vec<String>, Vec<RawFd>) {
+        let names = self.parts.iter().map(|p| p.name.to_string_lossy().into_owned()).collect();
+        let fds = self.parts.iter().flat_map(|p| [p.procs.as_raw_fd(), p.parent.as_raw_fd()]).collect();
+        (names, fds)
+    }
+
+    /// The cgroup [`SandboxCgroup::handover`] described, received by a zygote's call
+    /// (`fds`: pairs of `cgroup.procs` and parent). Malformed input yields `None`.
+    pub(crate) fn from_handover(names: &[String], fds: Vec<OwnedFd>) -> Option<SandboxCgroup> {
+        if fds.len() != names.len() * 2 || names.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut it = fds.into_iter();
+        for n in names {
+            let (procs, parent) = (it.next()?, it.next()?);
+            parts.push(Part { parent, name: cstring(n).ok()?, procs });
+        }
+        Some(SandboxCgroup { parts })
     }
 
     /// In the helper, once the reaper is reaped: removes every directory.
@@ -193,6 +219,13 @@ struct Want {
 
 /// Creates the sandbox's cgroup for `limits`, in the helper, before the namespaces.
 pub(crate) fn create(limits: &Limits) -> Setup {
+    // SAFETY: getpid cannot fail.
+    create_named(limits, &format!("paddock-{}", unsafe { libc::getpid() }))
+}
+
+/// [`create`] with the directory's name given (a zygote's calls are all made by the
+/// caller's process: `paddock-<pid>-z<n>`).
+pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
     let mut wants = Vec::new();
     if let Some(v) = limits.max_processes {
         wants.push(Want { ctl: "pids", value: v });
@@ -207,8 +240,7 @@ pub(crate) fn create(limits: &Limits) -> Setup {
             detail: "not needed: no memory or process limit requested".into(),
         };
     }
-    // SAFETY: getpid cannot fail.
-    let name = format!("paddock-{}", unsafe { libc::getpid() });
+    let name = name.to_string();
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let own = own_cgroups(&own);

@@ -23,6 +23,10 @@
 //!    `execve` with the spec's environment only.
 //!
 //! A strict run stops at the first step that finds a layer unavailable and reports it.
+//!
+//! A request with `zygote` set runs [`crate::zygote`]'s process instead, which forks one
+//! call helper per call; those reuse the reaper and target steps here unchanged (the
+//! reaper adds the per-call mounts, [`crate::mounts::per_call`], to the zygote's view).
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -47,22 +51,28 @@ pub(crate) struct Request {
     pub pty: bool,
     /// How the helper was started, for the report.
     pub launch: String,
+    /// Start a zygote ([`crate::Zygote`]) rather than one child.
+    #[serde(default)]
+    pub zygote: bool,
 }
 
 /// Everything the later steps need, carried through the forks.
-struct State {
-    spec: SandboxSpec,
-    pty: bool,
-    plan: PathPlan,
-    report: EnforcementReport,
-    cgroup: (LayerState, String),
-    ctl: RawFd,
+pub(crate) struct State {
+    pub spec: SandboxSpec,
+    pub pty: bool,
+    pub plan: PathPlan,
+    pub report: EnforcementReport,
+    pub cgroup: (LayerState, String),
+    pub ctl: RawFd,
     /// The pty slave the target takes as its terminal.
-    pty_slave: Option<OwnedFd>,
+    pub pty_slave: Option<OwnedFd>,
+    /// A zygote's call: the mount view is the zygote's (built, private /tmp); the reaper
+    /// only adds the per-call mounts.
+    pub zygote_view: Option<(bool, bool)>,
 }
 
 impl State {
-    fn fail(&self, layer: Option<&str>, detail: String) -> ! {
+    pub(crate) fn fail(&self, layer: Option<&str>, detail: String) -> ! {
         let _ = proto::send(
             self.ctl,
             &Msg::Failed {
@@ -109,6 +119,9 @@ pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
 
 /// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
+    if req.zygote {
+        crate::zygote::main(req, ctl)
+    }
     let plan = PathPlan::new(&req.spec);
     let cg = cgroup::create(&req.spec.limits);
     let mut st = State {
@@ -119,6 +132,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
         report: EnforcementReport::default(),
         ctl,
         pty_slave: None,
+        zygote_view: None,
     };
     let cg = cg.cgroup;
     let fail = |st: &State, detail: String| -> ! {
@@ -187,7 +201,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     helper_wait(ctl, reaper, &pidfd, cg.as_ref())
 }
 
-fn kill_and_reap(pid: libc::pid_t) {
+pub(crate) fn kill_and_reap(pid: libc::pid_t) {
     // SAFETY: signalling and reaping our own child.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
@@ -197,7 +211,7 @@ fn kill_and_reap(pid: libc::pid_t) {
 
 /// Waits for the reaper; kills it if the parent hangs up the control socket. Then the
 /// cgroup, empty with the pid namespace gone, is removed.
-fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&cgroup::SandboxCgroup>) -> ! {
+pub(crate) fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&cgroup::SandboxCgroup>) -> ! {
     let remove = || {
         if let Some(c) = cg {
             c.remove();
@@ -226,13 +240,14 @@ fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&cgr
                 let _ = proto::send(ctl, &Msg::ReaperLost { wstatus: ws }, &[]);
             }
             remove();
+            let _ = proto::send(ctl, &Msg::Done, &[]);
             exit_now(0);
         }
     }
 }
 
 /// The reaper: pid 1 of the new pid namespace.
-fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<cgroup::SandboxCgroup>) -> ! {
+pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<cgroup::SandboxCgroup>) -> ! {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"paddock-reaper".as_ptr()) };
@@ -260,8 +275,35 @@ fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<cgroup::San
         drop(cg); // the descriptors; the helper removes the cgroup
     }
     let null = sys::open_dev_null().ok();
-    let (mounts_ok, private_tmp) = if ns.mount {
-        match mounts::build(&st.plan, st.pty) {
+    let (mounts_ok, private_tmp) = if let Some((built, private_tmp)) = st.zygote_view {
+        // A zygote's call: its own mount namespace, copied from the zygote's view.
+        if built && ns.mount {
+            match mounts::per_call(private_tmp, &st.plan) {
+                Ok((proc_ok, notes)) => {
+                    let prev = st.report.get("mounts").map(|l| (l.state, l.detail.clone()));
+                    let (mut state, mut detail) = prev.unwrap_or((LayerState::Enforced, String::new()));
+                    detail.push_str(&format!(
+                        "; per call: {}, fresh /dev/shm{}",
+                        if proc_ok { "fresh /proc of the call's pid namespace" } else { "no /proc" },
+                        if private_tmp { ", fresh private /tmp" } else { "" }
+                    ));
+                    if !notes.is_empty() {
+                        detail.push_str("; ");
+                        detail.push_str(&notes.join("; "));
+                    }
+                    if (!proc_ok || !notes.is_empty()) && state == LayerState::Enforced {
+                        state = LayerState::Partial;
+                    }
+                    st.report.set("mounts", state, detail);
+                }
+                Err(e) => st.fail(None, format!("the call's mounts failed: {e}")),
+            }
+        } else if built {
+            st.fail(None, "the call has no mount namespace of its own: its /proc and /tmp would be shared".into());
+        }
+        (built, private_tmp)
+    } else if ns.mount {
+        match mounts::build(&st.plan, st.pty, false) {
             Ok(view) => {
                 let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
                 st.report.set("mounts", state, view.detail);

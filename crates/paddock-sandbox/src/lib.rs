@@ -28,6 +28,11 @@
 //! | 9. close inherited descriptors | target | `fds` |
 //! | 10. `execve` with the spec's environment only | target | `helper` |
 //!
+//! [`Zygote`] splits this order for the calls of one session: steps 1 and 2 (but the pid
+//! and cgroup namespaces) and the mount view once, in a long-lived helper; then, per call,
+//! a fork with its own pid, mount (fresh `/proc`, `/tmp`, `/dev/shm`), ipc and cgroup
+//! namespaces, and steps 3 to 10 exactly as here. Its module docs say what calls share.
+//!
 //! The cgroup is removed by the helper once the reaper (and so the pid namespace) is gone.
 //! While [`Running::wait`] runs, `SIGINT`, `SIGTERM` and `SIGHUP` sent to the caller are
 //! forwarded to the command's process group; if the caller dies, the helper kills the tree.
@@ -78,12 +83,14 @@ mod seccomp;
 mod signals;
 mod spec;
 mod sys;
+mod zygote;
 
 pub use error::SandboxError;
 pub use helper::HELPER_MARKER;
 pub use parent::{run, spawn, Running};
 pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode};
+pub use zygote::Zygote;
 
 /// Runs the sandbox helper when this process was started as one, and never returns then;
 /// returns immediately otherwise.

@@ -7,7 +7,7 @@
 //! read-write binds of the write paths (`nosuid,nodev`), masks over the deny paths (a
 //! read-only empty tmpfs of mode 000 for a directory, a bind of an empty mode-000 file for
 //! anything else), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
-//! read-only), a minimal `/dev` (null zero full random urandom tty, a private devpts with
+//! read-only; for a [`crate::Zygote`], mounted by each call instead: [`per_call`]), a minimal `/dev` (null zero full random urandom tty, a private devpts with
 //! `ptmx`, `shm`), and a private `/tmp` unless `/tmp` is a write path. The new root is made
 //! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
 
@@ -258,7 +258,10 @@ fn mount_private_tmp(root: &Path) -> io::Result<()> {
 
 /// Builds the view and moves into it. An error leaves the process in an unusable state:
 /// the caller reports it and exits.
-pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
+///
+/// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
+/// /proc yet (see [`per_call`]).
+pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<MountView> {
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     let root = Path::new("/newroot");
@@ -381,35 +384,32 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
         n_deny += 1;
     }
 
-    // /proc of the new pid namespace.
+    // /proc of the new pid namespace; a zygote has none yet (each call mounts its own).
     let proc_dir = root.join("proc");
     mkdir_one(&proc_dir)?;
-    match mount(
-        Some(Path::new("proc")),
-        &proc_dir,
-        Some("proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        None,
-    ) {
-        Ok(()) => {
-            view.proc_ok = true;
-            for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
-                let p = proc_dir.join(sub);
-                let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
-                    .and_then(|()| set_attrs(&p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {} // not in this kernel
-                    Err(e) => {
-                        notes.push(format!("/proc/{sub} not read-only: {e}"));
-                        view.partial = true;
-                    }
-                    Ok(()) => {}
-                }
+    if zygote {
+        // The kernel lets a user namespace mount a proc only when one is already fully
+        // visible in the mount namespace: keep the host's, bound here and covered at once
+        // by an empty read-only tmpfs (so a call whose own /proc failed sees nothing).
+        mount(Some(&old.join("proc")), &proc_dir, None, libc::MS_BIND | libc::MS_REC, None)?;
+        mount(
+            Some(Path::new("tmpfs")),
+            &proc_dir,
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=000,size=4k,nr_inodes=1"),
+        )?;
+    } else {
+        let before = notes.len();
+        match mount_proc(&proc_dir, &mut notes) {
+            Ok(()) => {
+                view.proc_ok = true;
+                view.partial |= notes.len() > before;
             }
-        }
-        Err(e) => {
-            notes.push(format!("no /proc: {e}"));
-            view.partial = true;
+            Err(e) => {
+                notes.push(format!("no /proc: {e}"));
+                view.partial = true;
+            }
         }
     }
 
@@ -484,7 +484,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
 
     let mut detail = format!(
         "new root: {n_ro} read-only, {n_rw} read-write binds, {n_deny} deny masks, {}, minimal /dev, {}",
-        if view.proc_ok { "fresh /proc" } else { "no /proc" },
+        if view.proc_ok { "fresh /proc" } else if zygote { "a fresh /proc per call" } else { "no /proc" },
         if view.private_tmp { "private /tmp" } else { "/tmp from the write paths" }
     );
     if !notes.is_empty() {
@@ -493,4 +493,129 @@ pub(crate) fn build(plan: &PathPlan, pty: bool) -> io::Result<MountView> {
     }
     view.detail = detail;
     Ok(view)
+}
+
+/// A fresh proc on `proc_dir`, with `/proc/sys` and friends read-only. Notes what could not
+/// be made read-only (and sets nothing partial: the caller decides).
+fn mount_proc(proc_dir: &Path, notes: &mut Vec<String>) -> io::Result<()> {
+    mount(
+        Some(Path::new("proc")),
+        proc_dir,
+        Some("proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )?;
+    for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
+        let p = proc_dir.join(sub);
+        let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
+            .and_then(|()| set_attrs(&p, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true));
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // not in this kernel
+            Err(e) => notes.push(format!("/proc/{sub} not read-only: {e}")),
+            Ok(()) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Step 3 for a call of a [`crate::Zygote`] (in the call's reaper, pid 1 of its own pid
+/// namespace, in a mount namespace of its own copied from the zygote's view): a fresh
+/// `/proc` of the call's pid namespace, and a fresh `/tmp` (when the view's is private)
+/// and `/dev/shm`, so no call sees another's. Returns whether /proc is there, and notes.
+///
+/// The fresh `/tmp` keeps the binds the view has beneath `/tmp` (e.g. a workspace under
+/// `/tmp`): each is cloned (`open_tree`, recursively, attributes and masks included) before
+/// the tmpfs goes on, and moved back onto the same path in it (`move_mount`).
+pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan) -> io::Result<(bool, Vec<String>)> {
+    let mut notes = Vec::new();
+    let proc_ok = match mount_proc(Path::new("/proc"), &mut notes) {
+        Ok(()) => true,
+        Err(e) => {
+            notes.push(format!("no /proc: {e}"));
+            false
+        }
+    };
+    if private_tmp {
+        fresh_tmp(plan)?;
+    }
+    mount(
+        Some(Path::new("tmpfs")),
+        Path::new("/dev/shm"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    Ok((proc_ok, notes))
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// What lies beneath the view's `/tmp`, to put back on the fresh one.
+enum Keep {
+    Tree(std::os::fd::OwnedFd, bool),
+    Link(PathBuf),
+}
+
+/// A fresh tmpfs on `/tmp`, with the view's binds beneath `/tmp` moved onto it.
+fn fresh_tmp(plan: &PathPlan) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let tmp = Path::new("/tmp");
+    let mut tops: Vec<&PathBuf> = plan.reads.iter().chain(&plan.writes).filter(|p| p.starts_with(tmp) && p.as_path() != tmp).collect();
+    tops.sort_by_key(|p| p.components().count());
+    let mut kept: Vec<(PathBuf, Keep)> = Vec::new();
+    for p in tops {
+        if kept.iter().any(|(k, _)| p.starts_with(k)) {
+            continue; // comes along with its ancestor's tree
+        }
+        let Ok(meta) = fs::symlink_metadata(p) else { continue }; // not in the view
+        if meta.file_type().is_symlink() {
+            kept.push((p.clone(), Keep::Link(fs::read_link(p)?)));
+            continue;
+        }
+        let c = cpath(p)?;
+        // SAFETY: open_tree with a valid path and flags; on success we own the descriptor.
+        let fd = cvt_long(unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+            )
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("open_tree {}: {e}", p.display())))?;
+        // SAFETY: a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        kept.push((p.clone(), Keep::Tree(fd, meta.is_dir())));
+    }
+    mount(Some(Path::new("tmpfs")), tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    for (p, keep) in kept {
+        if let Some(parent) = p.parent() {
+            mkdir_p(parent)?;
+        }
+        match keep {
+            Keep::Link(target) => symlink(&target, &p)?,
+            Keep::Tree(fd, dir) => {
+                if dir {
+                    mkdir_p(&p)?;
+                } else {
+                    touch(&p)?;
+                }
+                let c = cpath(&p)?;
+                // SAFETY: move_mount of a detached tree we own onto a valid path.
+                cvt_long(unsafe {
+                    libc::syscall(
+                        libc::SYS_move_mount,
+                        fd.as_raw_fd(),
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        c.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    )
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("move_mount {}: {e}", p.display())))?;
+            }
+        }
+    }
+    Ok(())
 }

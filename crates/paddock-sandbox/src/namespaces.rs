@@ -7,6 +7,7 @@
 //! supplementary groups are dropped first. Then, inside: hostname `paddock`, `lo` up, and,
 //! in proxy mode, the TCP listener on `127.0.0.1:port` that is passed to the parent.
 //! The pid namespace applies to the helper's children: the reaper is its pid 1.
+//! A [`crate::Zygote`] enters [`ZYGOTE`] once and each of its calls [`PER_CALL`].
 
 use std::fs;
 use std::io;
@@ -41,22 +42,35 @@ fn unshare(flags: libc::c_int) -> io::Result<()> {
 
 /// Enters the namespaces and records each in `report`.
 pub(crate) fn enter(report: &mut EnforcementReport) -> Namespaces {
+    enter_only(report, &[])
+}
+
+/// The namespaces a zygote ([`crate::Zygote`]) enters once for all its calls.
+pub(crate) const ZYGOTE: &[&str] = &["user_ns", "mount_ns", "net_ns", "ipc_ns", "uts_ns"];
+/// The namespaces each call of a zygote gets of its own (inside the zygote's user
+/// namespace): pid (and so a fresh `/proc`, hence mount), ipc (SysV IPC needs no
+/// privilege) and cgroup.
+pub(crate) const PER_CALL: &[&str] = &["pid_ns", "mount_ns", "ipc_ns", "cgroup_ns"];
+
+/// Enters the namespaces named in `only` (all of them when empty) and records each.
+pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[&str]) -> Namespaces {
+    let wanted: Vec<&(&str, libc::c_int)> = ALL.iter().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut groups_note = String::new();
-    if uid == 0 {
+    if uid == 0 && wanted.iter().any(|(n, _)| *n == "user_ns") {
         // SAFETY: setgroups with an empty list; no pointer is read when the size is 0.
         if unsafe { libc::setgroups(0, std::ptr::null()) } == 0 {
             groups_note = ", supplementary groups dropped".into();
         }
     }
-    let all = ALL.iter().fold(0, |acc, (_, f)| acc | f);
+    let all = wanted.iter().fold(0, |acc, (_, f)| acc | f);
     let mut ok: Vec<(&str, Result<(), io::Error>)> = Vec::new();
     match unshare(all) {
-        Ok(()) => ok.extend(ALL.iter().map(|(n, _)| (*n, Ok(())))),
+        Ok(()) => ok.extend(wanted.iter().map(|(n, _)| (*n, Ok(())))),
         Err(e) => {
             tracing::debug!("unshare of all namespaces failed ({e}); trying one by one");
-            for (name, flag) in ALL {
+            for (name, flag) in &wanted {
                 ok.push((name, unshare(*flag)));
             }
         }

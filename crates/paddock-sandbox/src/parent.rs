@@ -51,6 +51,11 @@ pub struct Running {
     raw_mode: Option<RawMode>,
     limits: Limits,
     program: PathBuf,
+    /// A zygote's call: the pidfd of the call's helper (a child of the zygote, not ours),
+    /// until the call ends.
+    remote: Option<OwnedFd>,
+    /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
+    cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
 impl std::fmt::Debug for Running {
@@ -62,7 +67,7 @@ impl std::fmt::Debug for Running {
     }
 }
 
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: a valid array of two ints for the kernel to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -73,7 +78,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// `fd` moved to a number above 2 (a caller that closed its stdin gets pipes on 0), so it
 /// can be `dup2`'d onto 0, 1, 2 without clobbering another.
-fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
@@ -92,21 +97,66 @@ fn decode(ws: i32) -> ExitKind {
 }
 
 /// The number of threads of this process (`Threads:` in `/proc/self/status`).
-fn thread_count() -> Option<usize> {
+pub(crate) fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
 }
 
 /// The helper's ends of its standard descriptors (`None`: the caller's own).
-struct ChildStdio {
-    stdin: Option<OwnedFd>,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
+pub(crate) struct ChildStdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// The caller's ends of the child's standard descriptors.
+pub(crate) struct ParentStdio {
+    out_r: Option<OwnedFd>,
+    err_r: Option<OwnedFd>,
+    in_w: Option<OwnedFd>,
+    capture_stdin: Option<Vec<u8>>,
+}
+
+/// The pipes (or `/dev/null`) for the child's 0, 1, 2 under `spec.stdio`.
+pub(crate) fn make_stdio(spec: &SandboxSpec, use_pty: bool) -> std::io::Result<(ChildStdio, ParentStdio)> {
+    let null = || -> std::io::Result<OwnedFd> {
+        let fd = sys::open_dev_null()?;
+        // SAFETY: a new descriptor that nothing else owns.
+        above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut ends = ParentStdio { out_r: None, err_r: None, in_w: None, capture_stdin: None };
+    let stdio = match &spec.stdio {
+        StdioMode::Capture { stdin } => {
+            let (o_r, o_w) = pipe()?;
+            let (e_r, e_w) = pipe()?;
+            ends.out_r = Some(o_r);
+            ends.err_r = Some(e_r);
+            let child_in = if stdin.is_some() {
+                let (i_r, i_w) = pipe()?;
+                ends.in_w = Some(i_w);
+                i_r
+            } else {
+                null()?
+            };
+            ends.capture_stdin = stdin.clone();
+            ChildStdio { stdin: Some(child_in), stdout: Some(o_w), stderr: Some(e_w) }
+        }
+        // The reaper opens the pty inside the sandbox and sends the master.
+        StdioMode::Pty if use_pty => ChildStdio { stdin: Some(null()?), stdout: Some(null()?), stderr: Some(null()?) },
+        StdioMode::Inherit | StdioMode::Pty => {
+            let (o_r, o_w) = pipe()?;
+            let (e_r, e_w) = pipe()?;
+            ends.out_r = Some(o_r);
+            ends.err_r = Some(e_r);
+            ChildStdio { stdin: None, stdout: Some(o_w), stderr: Some(e_w) }
+        }
+    };
+    Ok((stdio, ends))
 }
 
 /// Forks the helper from this single-threaded process; the child runs [`helper::run`] and
 /// never returns.
-fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std::io::Result<libc::pid_t> {
+pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std::io::Result<libc::pid_t> {
     let ctl_fd = ctl.as_raw_fd();
     let pid = sys::fork()?;
     if pid != 0 {
@@ -153,40 +203,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     let (ctl, ctl_child) = proto::socketpair()?;
     let ctl_child = above_stdio(ctl_child)?;
 
-    // The helper's standard descriptors, and the parent's ends of them.
-    let null = || -> std::io::Result<OwnedFd> {
-        let fd = sys::open_dev_null()?;
-        // SAFETY: a new descriptor that nothing else owns.
-        above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
-    };
-    let mut capture_stdin = None;
-    let (mut out_r, mut err_r, mut in_w) = (None, None, None);
-    let stdio = match &spec.stdio {
-        StdioMode::Capture { stdin } => {
-            let (o_r, o_w) = pipe()?;
-            let (e_r, e_w) = pipe()?;
-            out_r = Some(o_r);
-            err_r = Some(e_r);
-            let child_in = if stdin.is_some() {
-                let (i_r, i_w) = pipe()?;
-                in_w = Some(i_w);
-                i_r
-            } else {
-                null()?
-            };
-            capture_stdin = stdin.clone();
-            ChildStdio { stdin: Some(child_in), stdout: Some(o_w), stderr: Some(e_w) }
-        }
-        // The reaper opens the pty inside the sandbox and sends the master.
-        StdioMode::Pty if use_pty => ChildStdio { stdin: Some(null()?), stdout: Some(null()?), stderr: Some(null()?) },
-        StdioMode::Inherit | StdioMode::Pty => {
-            let (o_r, o_w) = pipe()?;
-            let (e_r, e_w) = pipe()?;
-            out_r = Some(o_r);
-            err_r = Some(e_r);
-            ChildStdio { stdin: None, stdout: Some(o_w), stderr: Some(e_w) }
-        }
-    };
+    let (stdio, ends) = make_stdio(spec, use_pty)?;
 
     let mut request_spec = spec.clone();
     if let StdioMode::Capture { stdin } = &mut request_spec.stdio {
@@ -198,6 +215,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
             spec: request_spec,
             pty: use_pty,
             launch: "helper forked from the single-threaded caller (no re-exec)".into(),
+            zygote: false,
         };
         fork_helper(req, ctl_child, stdio).map_err(|e| SandboxError::Spawn(format!("fork of the helper: {e}")))?
     } else {
@@ -205,34 +223,52 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
             Some(n) => format!("helper re-executed from /proc/self/exe (the caller has {n} threads)"),
             None => "helper re-executed from /proc/self/exe (the caller's thread count is unknown)".into(),
         };
-        let req = Request { spec: request_spec, pty: use_pty, launch };
+        let req = Request { spec: request_spec, pty: use_pty, launch, zygote: false };
         reexec_helper(&req, ctl_child, stdio)?
     };
     tracing::debug!(helper = helper_pid, forked = threads == Some(1), program = %spec.program.display(), "sandbox helper started");
 
-    let mut running = Running {
-        stdout: None,
-        stderr: None,
-        stdin: None,
-        pty: None,
-        raw_mode: None,
-        ctl,
-        reaper: None,
-        listener: None,
-        report: EnforcementReport::default(),
-        limits: spec.limits,
-        program: spec.program.clone(),
-        helper: Some(helper_pid),
-    };
+    handshake(Running::new(spec, ctl, Some(helper_pid)), ends, spec, use_pty)
+}
+
+impl Running {
+    pub(crate) fn new(spec: &SandboxSpec, ctl: OwnedFd, helper: Option<libc::pid_t>) -> Running {
+        Running {
+            stdout: None,
+            stderr: None,
+            stdin: None,
+            pty: None,
+            raw_mode: None,
+            ctl,
+            reaper: None,
+            listener: None,
+            report: EnforcementReport::default(),
+            limits: spec.limits,
+            program: spec.program.clone(),
+            helper,
+            remote: None,
+            cgroup: None,
+        }
+    }
+
+    /// A zygote's call: the cgroup to remove once it ends.
+    pub(crate) fn set_cgroup(&mut self, cg: Option<crate::cgroup::SandboxCgroup>) {
+        self.cgroup = cg;
+    }
+}
+
+/// Starts the relays and waits for the helper side's report: the child is then parked
+/// before `execve`.
+pub(crate) fn handshake(mut running: Running, ends: ParentStdio, spec: &SandboxSpec, use_pty: bool) -> Result<Running, SandboxError> {
     let cap = spec.limits.max_output;
     let capture = matches!(spec.stdio, StdioMode::Capture { .. });
-    if let Some(out) = out_r {
+    if let Some(out) = ends.out_r {
         running.stdout = Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap));
     }
-    if let Some(err) = err_r {
+    if let Some(err) = ends.err_r {
         running.stderr = Some(relay::spawn_stream(File::from(err), if capture { Sink::Capture } else { Sink::Fd(2) }, cap));
     }
-    if let (Some(input), Some(data)) = (in_w, capture_stdin) {
+    if let (Some(input), Some(data)) = (ends.in_w, ends.capture_stdin) {
         running.stdin = Some(relay::spawn_stdin(File::from(input), data));
     }
 
@@ -253,6 +289,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
                     status.map_or("unknown status".into(), describe_status)
                 )));
             }
+            Some((Msg::CallHelper, fds)) => running.remote = fds.into_iter().next(),
             Some((Msg::Reaper { listener }, fds)) => {
                 let mut fds = fds.into_iter();
                 running.reaper = fds.next();
@@ -289,7 +326,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
 
 /// Re-executes `/proc/self/exe` as the helper (a multi-threaded caller); the spec goes
 /// over a pipe as JSON.
-fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio) -> Result<libc::pid_t, SandboxError> {
+pub(crate) fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio) -> Result<libc::pid_t, SandboxError> {
     let (spec_r, spec_w) = pipe()?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0("paddock-sandbox-helper")
@@ -335,7 +372,7 @@ fn describe_status(ws: i32) -> String {
 }
 
 /// Waits for `pid` (our child) for at most `limit`; its wait status if it ended.
-fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
+pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
     // SAFETY: pidfd_open on our own unreaped child.
     let fd = cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).ok();
     if let Some(fd) = fd {
@@ -379,6 +416,34 @@ impl Running {
 
     fn kill_tree(&self) {
         self.signal_reaper(libc::SIGKILL);
+    }
+
+    /// A zygote's call: kills the call's helper (not our child) through its pidfd.
+    fn kill_remote(&self) {
+        if let Some(fd) = &self.remote {
+            // SAFETY: pidfd_send_signal on a pidfd we own, without siginfo.
+            unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0u32)
+            };
+        }
+    }
+
+    /// A zygote's call has ended (or is abandoned): make sure its helper is gone (it exits
+    /// once its reaper, and so the call's pid namespace, is gone), then remove the call's
+    /// cgroup.
+    fn end_remote(&mut self) {
+        if let Some(fd) = self.remote.take() {
+            if !proto::poll_in(&fd, KILL_GRACE.as_millis() as i32).unwrap_or(false) {
+                self.remote = Some(fd);
+                self.kill_remote();
+                if let Some(fd) = self.remote.take() {
+                    let _ = proto::poll_in(&fd, KILL_GRACE.as_millis() as i32);
+                }
+            }
+        }
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
     }
 
     /// Waits for the helper (blocking) and returns its wait status.
@@ -457,6 +522,7 @@ impl Running {
                         // SAFETY: signalling our own unreaped child.
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
+                    self.kill_remote();
                     break;
                 }
                 continue;
@@ -466,6 +532,13 @@ impl Running {
             }
             match proto::recv(self.ctl.as_raw_fd())? {
                 None => break,
+                Some((Msg::Done, _)) => {
+                    // The pid namespace is gone and the cgroup removed; a zygote's call
+                    // helper exits on its own.
+                    self.remote = None;
+                    self.cgroup = None;
+                    break;
+                }
                 Some((Msg::Exit { wstatus }, _)) => status = Some(decode(wstatus)),
                 Some((Msg::ExecFailed { errno }, _)) => exec_errno = Some(errno),
                 Some((Msg::ReaperLost { wstatus }, _)) => lost = Some(wstatus),
@@ -475,6 +548,7 @@ impl Running {
         drop(forwarder);
         let duration = start.elapsed();
         let helper_status = self.reap_helper();
+        self.end_remote();
         let pid_ns = self.report.is_active("pid_ns");
         let join = |h: Option<JoinHandle<StreamResult>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
         let (out, err) = if let Some((h, stop)) = self.pty.take() {
@@ -537,6 +611,13 @@ impl Drop for Running {
                     libc::waitpid(pid, std::ptr::null_mut(), 0);
                 }
             }
+        }
+        if self.remote.is_some() || self.cgroup.is_some() {
+            self.kill_tree();
+            // SAFETY: shutdown of our own socket: the call's helper sees the hang-up and
+            // kills its reaper if we never got the reaper's pidfd.
+            unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
+            self.end_remote();
         }
         if let Some((_, stop)) = &self.pty {
             stop.store(true, Ordering::Relaxed);

@@ -4,6 +4,9 @@
 //! (the reaper's pidfd, the proxy listener, the pty master) passed as `SCM_RIGHTS`. Upward: `Reaper`, `Pty`,
 //! `Ready` (the report, just before `execve`), `Failed`, `ExecFailed`, `Exit`,
 //! `ReaperLost`. Downward: one byte, [`GO`], that releases the target into `execve`.
+//! A zygote ([`crate::Zygote`]) has a socket of its own: downward `Spawn` (the call's own
+//! control socket and stdio attached), upward `ZygoteReady` once; each call's helper
+//! then speaks on the call's socket as above, starting with `CallHelper`.
 //! The helper and the reaper never read the socket, they only poll it for hang-up.
 
 use std::io;
@@ -12,7 +15,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::EnforcementReport;
+use crate::report::{EnforcementReport, LayerState};
+use crate::spec::SandboxSpec;
 use crate::sys::cvt;
 
 /// The byte that releases the target into `execve`.
@@ -59,6 +63,36 @@ pub(crate) enum Msg {
         /// Raw wait status of the reaper.
         wstatus: i32,
     },
+    /// From a zygote: its namespaces and mount view are in place (the report of those
+    /// layers).
+    ZygoteReady {
+        /// The layers the zygote applied.
+        report: EnforcementReport,
+        /// The mount view was built (else Landlock alone guards the filesystem).
+        mounts_ok: bool,
+        /// The view has a private `/tmp` (remounted fresh for each call).
+        private_tmp: bool,
+    },
+    /// Downward, to a zygote: start one call. Descriptors: the call's control socket,
+    /// then its stdin, stdout, stderr, then `cgroup.procs` and parent of each directory of
+    /// its cgroup.
+    Spawn {
+        /// The call (its filesystem fields are the zygote's).
+        spec: Box<SandboxSpec>,
+        /// The cgroup layer's status, decided by the caller that made the cgroup.
+        cgroup: (LayerState, String),
+        /// The names of the cgroup's directories (descriptors: `cgroup.procs` and parent
+        /// of each).
+        #[serde(default)]
+        cgroup_dirs: Vec<String>,
+    },
+    /// From the helper, last: the reaper is reaped, so every process of the pid namespace
+    /// is gone (and the one-shot helper's cgroup removed). The helper exits next; its own
+    /// namespaces' teardown need not delay the caller.
+    Done,
+    /// From a zygote's per-call helper: its own pidfd (descriptor attached), so the caller
+    /// can kill it although it is not the caller's child.
+    CallHelper,
 }
 
 /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.

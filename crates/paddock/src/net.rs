@@ -1,6 +1,7 @@
 //! The egress proxy of a session: the policy as the proxy's [`HostPolicy`], one proxy task
-//! per sandbox (each has its own network namespace and listener), every connection on the
-//! audit log.
+//! per call (a one-shot sandbox has its own network namespace; the calls of a session's
+//! zygote share one, each listening on a port of its own that Landlock confines it to, so
+//! every connection is attributed to its call), every connection on the audit log.
 
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;

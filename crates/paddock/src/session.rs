@@ -1,19 +1,29 @@
 //! A session: one policy, one audit log, one egress proxy engine, and the calls that run
 //! under them. `Session::call` = decide → audit `call.start` → confine and run → audit
 //! `call.end`.
+//!
+//! `Session::call`s run in the session's zygote (`paddock_sandbox::Zygote`): namespaces
+//! and mount view made once per policy, a fork per call with its own pid namespace,
+//! /proc, /tmp, SysV IPC, cgroup, Landlock domain, seccomp filter and proxy port. The deny
+//! globs and the live host sockets are expanded when the zygote starts: a file created
+//! later beneath a deny glob is masked from the next zygote on (a revocation reload starts
+//! one; Landlock still grants per path). Without Landlock ABI 4 (TCP confinement), or
+//! when a zygote cannot start, each call gets a sandbox of its own. `Session::run` always
+//! does.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use paddock_audit::{AuditLog, Call, CallOutcome as AuditOutcome, Decision as AuditDecision, Event, Revocations, SessionEnd, SessionStart, Target};
 use paddock_policy::{normalize, Decision, Policy, Revocation};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode};
+use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, Zygote};
 
 use crate::call::{CallOutcome, ToolCall};
 use crate::net::ProxyTask;
+use crate::spec::FsView;
 use crate::{spec, SessionError};
 
 /// A callback that sees every proxied connection (for `paddock run -v`).
@@ -52,6 +62,64 @@ pub(crate) struct Inner {
     mode: String,
     calls: AtomicU64,
     started: Instant,
+    zygote: Mutex<ZygoteSlot>,
+}
+
+/// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
+/// mount view (paddock_sandbox's `Zygote` docs say what they share and what each has of
+/// its own). Held by the session and by each call that runs in it; the last holder of a
+/// retired one ends it.
+pub(crate) struct SessionZygote {
+    policy: Arc<Policy>,
+    view: Arc<FsView>,
+    zygote: Zygote,
+    /// Proxy ports free for the next call, and the next new one: each concurrent call
+    /// listens on a port of its own in the shared network namespace, so its connections
+    /// are its own on the audit log and Landlock lets it reach no other call's listener.
+    ports: Mutex<(Vec<u16>, u16)>,
+}
+
+/// A call's proxy port, back to the pool when dropped (after the call's proxy stopped).
+struct PortLease {
+    zygote: Arc<SessionZygote>,
+    port: u16,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.zygote.ports.lock().unwrap_or_else(|e| e.into_inner()).0.push(self.port);
+    }
+}
+
+impl SessionZygote {
+    fn lease_port(self: &Arc<Self>) -> Option<PortLease> {
+        let mut p = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let port = match p.0.pop() {
+            Some(port) => port,
+            None => {
+                let port = p.1;
+                p.1 = port.checked_add(1)?;
+                port
+            }
+        };
+        Some(PortLease { zygote: Arc::clone(self), port })
+    }
+}
+
+enum ZygoteSlot {
+    Empty,
+    Ready(Arc<SessionZygote>),
+    /// Starting one failed under this policy (e.g. strict and a layer is missing): its
+    /// calls take the one-shot path, which reports why.
+    Failed(Arc<Policy>),
+}
+
+/// Zygotes share one network namespace among calls; they are used only where Landlock
+/// (ABI ≥ 4) confines each call's TCP to its own proxy port, so no call can reach another
+/// call's proxy listener. Elsewhere every call gets a sandbox of its own.
+fn zygotes_supported() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| std::env::var_os("PADDOCK_NO_ZYGOTE").is_none() && paddock_sandbox::landlock_abi() >= 4)
 }
 
 /// The result of [`Session::run`]: the decision and, when the call ran, how it ended.
@@ -127,6 +195,74 @@ impl Inner {
         Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The zygote for calls under `policy`: the current one when it was started under this
+    /// very policy and is alive, else a new one (the old one ends once its calls have).
+    /// `None`: calls take the one-shot path.
+    fn zygote_for(&self, policy: &Arc<Policy>) -> Option<Arc<SessionZygote>> {
+        if !zygotes_supported() {
+            return None;
+        }
+        let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => return Some(Arc::clone(z)),
+            ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
+            _ => {}
+        }
+        // Retire the old one first: its process ends once the session and its calls let go.
+        *slot = ZygoteSlot::Empty;
+        let view = spec::fs_view(policy);
+        let ws = policy.vars.workspace.clone();
+        let template = spec::build_with(policy, &view, PathBuf::from("/bin/true"), vec!["true".into()], &ws, StdioMode::Capture { stdin: None });
+        match Zygote::start(&template) {
+            Ok(zygote) => {
+                tracing::debug!(session = %self.id, "zygote started");
+                let z = Arc::new(SessionZygote { policy: Arc::clone(policy), view: Arc::new(view), zygote, ports: Mutex::new((Vec::new(), spec::PROXY_PORT)) });
+                *slot = ZygoteSlot::Ready(Arc::clone(&z));
+                Some(z)
+            }
+            Err(e) => {
+                tracing::debug!(session = %self.id, "no zygote ({e}): one sandbox per call");
+                *slot = ZygoteSlot::Failed(Arc::clone(policy));
+                None
+            }
+        }
+    }
+
+    /// Drops `z` from the session (it died): the next call starts a new one.
+    fn retire(&self, z: &Arc<SessionZygote>) {
+        let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(&*slot, ZygoteSlot::Ready(cur) if Arc::ptr_eq(cur, z)) {
+            *slot = ZygoteSlot::Empty;
+        }
+    }
+
+    /// Confines `spec`'s child: in `zygote` when given (and it takes the spec), else in a
+    /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
+    fn start_child(&self, spec: &mut SandboxSpec, zygote: Option<&Arc<SessionZygote>>) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
+        let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {
+            return Ok((paddock_sandbox::spawn(spec)?, None));
+        };
+        let lease = match spec.network {
+            NetworkMode::Proxy { .. } => match z.lease_port() {
+                Some(l) => {
+                    spec::set_proxy_port(spec, l.port);
+                    Some(l)
+                }
+                None => return Ok((paddock_sandbox::spawn(spec)?, None)),
+            },
+            NetworkMode::None => None,
+        };
+        match z.zygote.spawn(spec) {
+            Ok(r) => Ok((r, lease)),
+            Err(SandboxError::Spawn(m)) if !z.zygote.is_alive() => {
+                tracing::warn!(session = %self.id, "the session's zygote is gone ({m}); this call gets a sandbox of its own");
+                self.retire(z);
+                Ok((paddock_sandbox::spawn(spec)?, lease))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
         let verdict = if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny };
         Call::new(new_id("c"), self.id.clone(), target, verdict).with_cwd(cwd).with_rule(&*d.rule).with_reason(&d.reason).with_policy_hash(policy.hash())
@@ -141,9 +277,9 @@ impl Inner {
     /// when the decision is a denial. Proxied connections are served on `rt`.
     /// `rt` gives the runtime for the proxy; it is asked for only after the sandbox has
     /// started, so a single-threaded caller can still have its helper forked directly.
-    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>) -> Result<(u64, Option<RunOutcome>), SessionError> {
+    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>, zygote: Option<&Arc<SessionZygote>>) -> Result<(u64, Option<RunOutcome>), SessionError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let spec = match (decision.is_allow(), spec) {
+        let mut spec = match (decision.is_allow(), spec) {
             (true, Some(Ok(spec))) => spec,
             (true, Some(Err(code))) => {
                 // Allowed, but there is nothing to run (the program does not resolve).
@@ -153,7 +289,7 @@ impl Inner {
             }
             _ => return Ok((self.append(&call.start(), true)?, None)),
         };
-        let mut running = match paddock_sandbox::spawn(&spec) {
+        let (mut running, _port) = match self.start_child(&mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
                 let code = match e {
@@ -232,6 +368,7 @@ impl Session {
             calls: AtomicU64::new(0),
             started: Instant::now(),
             base: cfg.policy,
+            zygote: Mutex::new(ZygoteSlot::Empty),
         });
         if inner.mode != "run" {
             let start = SessionStart::new(inner.id.clone()).with_mode(inner.mode.clone()).with_policy_hash(inner.base.hash()).with_workspace(&inner.base.vars.workspace);
@@ -279,7 +416,7 @@ impl Session {
                 .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
             Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, &rt)?;
+        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, &rt, None)?;
         Ok(RunResult { decision, outcome, audit_seq })
     }
 
@@ -307,9 +444,14 @@ impl Session {
         let is_read = matches!(call, ToolCall::ReadFile { .. });
         tokio::task::spawn_blocking(move || {
             let policy = inner.policy();
-            let (decision, target, cwd, spec) = plan(&policy, call);
+            // The zygote (and its filesystem view) only once a call is allowed to run.
+            let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
+            let (decision, target, cwd, spec) = plan(&policy, call, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
+                Some(z) => Arc::clone(&z.view),
+                None => Arc::new(spec::fs_view(&policy)),
+            });
             let record = inner.call_record(target, &decision, &cwd, &policy);
-            let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()));
+            let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()), zygote.flatten().as_ref());
             Ok::<_, SessionError>(outcome(decision, result, is_read, t0))
         })
         .await
@@ -358,11 +500,12 @@ type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
 
 /// Decides a tool call and, when allowed, builds the spec of the confined child that
 /// performs it.
-fn plan(policy: &Policy, call: ToolCall) -> Plan {
+/// `view` gives the filesystem fields (asked for only when the call is allowed).
+fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) -> Plan {
     let ws = policy.vars.workspace.clone();
-    let helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, cwd: &Path| -> Result<SandboxSpec, i32> {
+    let mut helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, cwd: &Path| -> Result<SandboxSpec, i32> {
         let program = policy.resolve_program(name, cwd).ok_or(127)?;
-        let mut s = spec::build(policy, program, argv, cwd, StdioMode::Capture { stdin });
+        let mut s = spec::build_with(policy, &view(), program, argv, cwd, StdioMode::Capture { stdin });
         if name != "curl" {
             s.network = NetworkMode::None;
         }
@@ -374,7 +517,7 @@ fn plan(policy: &Policy, call: ToolCall) -> Plan {
             let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_command(&argv, &cwd) };
             let spec = d.is_allow().then(|| {
                 let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
-                let mut s = spec::build(policy, program, argv.clone(), &cwd, StdioMode::Capture { stdin: stdin.map(String::into_bytes) });
+                let mut s = spec::build_with(policy, &view(), program, argv.clone(), &cwd, StdioMode::Capture { stdin: stdin.map(String::into_bytes) });
                 if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
                     s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
                 }

@@ -13,6 +13,14 @@ pub const DENY_WALK_LIMIT: usize = 200_000;
 /// `lo` exists there, so any fixed port is free).
 pub const PROXY_PORT: u16 = 3128;
 
+/// Points a spec at the proxy port `port` (its network and its proxy variables): each
+/// concurrent call of a zygote has a port of its own in the shared network namespace.
+pub fn set_proxy_port(spec: &mut SandboxSpec, port: u16) {
+    spec.network = NetworkMode::Proxy { port };
+    spec.env.retain(|(k, _)| !k.to_ascii_lowercase().ends_with("_proxy"));
+    spec.env.extend(proxy_env(port));
+}
+
 /// The proxy variables a sandboxed program sees, so curl, git, cargo, npm and pip use the
 /// proxy unchanged.
 pub fn proxy_env(port: u16) -> Vec<(String, String)> {
@@ -41,12 +49,40 @@ fn paths(rules: &[PathRule]) -> Vec<PathBuf> {
     v
 }
 
+/// The filesystem fields of a policy's specs: read, write and deny paths, the deny globs
+/// expanded and the live host sockets masked as of now (the costly part of [`build`]; a
+/// session computes it once per zygote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsView {
+    /// `SandboxSpec::read_paths`.
+    pub read_paths: Vec<PathBuf>,
+    /// `SandboxSpec::write_paths`.
+    pub write_paths: Vec<PathBuf>,
+    /// `SandboxSpec::deny_paths`.
+    pub deny_paths: Vec<PathBuf>,
+}
+
 /// The sandbox spec for running `argv` (program already resolved) under `policy`, from the
 /// working directory `cwd` (used when the policy lets the sandbox see it, else the
 /// workspace, else `/`). The network is the proxy's when the policy allows any host.
 pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
-    let fs = &policy.filesystem;
+    build_with(policy, &fs_view(policy), program, argv, cwd, stdio)
+}
+
+/// [`build`] with the filesystem fields given.
+pub fn build_with(policy: &Policy, view: &FsView, program: PathBuf, argv: Vec<String>, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
     let mut spec = SandboxSpec::new(program, argv);
+    spec.read_paths = view.read_paths.clone();
+    spec.write_paths = view.write_paths.clone();
+    spec.deny_paths = view.deny_paths.clone();
+    finish(policy, spec, cwd, stdio)
+}
+
+/// Expands the policy's filesystem rules into a spec's paths (deny globs walked, revoked
+/// paths and live host sockets under granted paths masked).
+pub fn fs_view(policy: &Policy) -> FsView {
+    let fs = &policy.filesystem;
+    let mut spec = SandboxSpec::new("/", vec![String::new()]);
     spec.read_paths = paths(&fs.read);
     spec.write_paths = paths(&fs.write);
     let (deny, cut) = fs.expand_deny(DENY_WALK_LIMIT);
@@ -67,6 +103,10 @@ pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, s
             spec.deny_paths.push(sock);
         }
     }
+    FsView { read_paths: spec.read_paths, write_paths: spec.write_paths, deny_paths: spec.deny_paths }
+}
+
+fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
     let ws = &policy.vars.workspace;
     spec.cwd = [cwd, ws.as_path()]
         .into_iter()

@@ -4,6 +4,9 @@
 //! (or the error) as JSON, exits with the outcome's exit code (71/125/126/127 on errors).
 //! In proxy mode it answers each connection to the proxy port with `proxied`.
 //! `paddock-sandbox-harness probe`: prints the probe report as JSON.
+//! `paddock-sandbox-harness time SPEC.json N`: p50 latency of N sequential calls, one-shot
+//! and in a zygote. With `PADDOCK_HARNESS_ZYGOTE=N`, `run` starts a zygote from the spec
+//! and runs N calls of it at once (each on its own proxy port); the first one is reported.
 //! With `PADDOCK_HARNESS_THREADED=1` it starts a second (idle) thread first, so the sandbox
 //! takes its re-exec path, as for a multi-threaded caller; otherwise it forks the helper.
 
@@ -22,19 +25,66 @@ fn main() {
             let report = paddock_sandbox::probe();
             println!("{}", serde_json::to_string_pretty(&report).unwrap());
         }
+        Some("time") if args.len() == 4 => {
+            // `time SPEC.json N`: p50 of N sequential calls, one-shot and in a zygote.
+            let spec: paddock_sandbox::SandboxSpec =
+                serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");
+            let n: usize = args[3].parse().expect("N");
+            let p50 = |f: &dyn Fn() -> paddock_sandbox::Running| {
+                let mut ready = Vec::new();
+                let mut total = Vec::new();
+                for _ in 0..n {
+                    let t = std::time::Instant::now();
+                    let r = f();
+                    ready.push(t.elapsed());
+                    r.wait().expect("wait");
+                    total.push(t.elapsed());
+                }
+                ready.sort();
+                total.sort();
+                (ready[n / 2], total[n / 2])
+            };
+            println!("one-shot (ready, total): {:?}", p50(&|| paddock_sandbox::spawn(&spec).expect("spawn")));
+            let z = paddock_sandbox::Zygote::start(&spec).expect("zygote");
+            println!("zygote   (ready, total): {:?}", p50(&|| z.spawn(&spec).expect("spawn")));
+        }
         Some("run") if args.len() == 4 => {
             let spec: paddock_sandbox::SandboxSpec =
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");
-            let result = paddock_sandbox::spawn(&spec).and_then(|mut running| {
-                if let Some(listener) = running.take_proxy_listener() {
-                    // A stand-in for paddock-proxy: answer every connection with one line.
-                    let listener = std::net::TcpListener::from(listener);
-                    std::thread::spawn(move || {
-                        for conn in listener.incoming().flatten() {
-                            let mut conn = conn;
-                            let _ = std::io::Write::write_all(&mut conn, b"proxied\n");
+            // With PADDOCK_HARNESS_ZYGOTE=N, the spec runs in a zygote started from it: N
+            // calls at once (each on its own proxy port), the first one's outcome written.
+            let zygote_calls: usize = std::env::var("PADDOCK_HARNESS_ZYGOTE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let start = |spec: &paddock_sandbox::SandboxSpec| -> Result<paddock_sandbox::Running, paddock_sandbox::SandboxError> {
+                if zygote_calls == 0 {
+                    return paddock_sandbox::spawn(spec);
+                }
+                let zygote = paddock_sandbox::Zygote::start(spec)?;
+                let mut others = Vec::new();
+                for i in 1..zygote_calls {
+                    let mut s = spec.clone();
+                    if let paddock_sandbox::NetworkMode::Proxy { port } = s.network {
+                        s.network = paddock_sandbox::NetworkMode::Proxy { port: port + i as u16 };
+                    }
+                    others.push(zygote.spawn(&s)?);
+                }
+                let first = zygote.spawn(spec)?;
+                let handles: Vec<_> = others
+                    .into_iter()
+                    .map(|mut r| {
+                        if let Some(l) = r.take_proxy_listener() {
+                            serve_proxy(l);
                         }
-                    });
+                        std::thread::spawn(move || r.wait())
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().expect("a concurrent call")?;
+                }
+                Ok(first)
+            };
+            let result = start(&spec).and_then(|mut running| {
+                if let Some(listener) = running.take_proxy_listener() {
+                    serve_proxy(listener);
                 }
                 running.wait()
             });
@@ -53,4 +103,15 @@ fn main() {
             exit(64);
         }
     }
+}
+
+/// A stand-in for paddock-proxy: answers every connection with one line.
+fn serve_proxy(listener: std::os::fd::OwnedFd) {
+    let listener = std::net::TcpListener::from(listener);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut conn = conn;
+            let _ = std::io::Write::write_all(&mut conn, b"proxied\n");
+        }
+    });
 }

@@ -53,6 +53,9 @@ pub struct Scratch {
     /// The harness runs a second thread, so the sandbox re-executes its helper instead of
     /// forking it (tests whose name ends in `-reexec`).
     pub threaded: bool,
+    /// When above 0, the harness starts a zygote from the spec and runs this many calls
+    /// of it at once (the first call's outcome is reported).
+    pub zygote_calls: usize,
 }
 
 impl Scratch {
@@ -75,7 +78,7 @@ impl Scratch {
             chown(&ws);
             chown(&ws.join("testprobe"));
         }
-        Scratch { root, ws, outside, user, threaded: name.ends_with("-reexec") }
+        Scratch { root, ws, outside, user, threaded: name.ends_with("-reexec"), zygote_calls: 0 }
     }
 
     /// A strict spec for `sh -c script` with the system read-only and `ws` writable.
@@ -130,6 +133,9 @@ impl Scratch {
         };
         if self.threaded {
             cmd.env("PADDOCK_HARNESS_THREADED", "1");
+        }
+        if self.zygote_calls > 0 {
+            cmd.env("PADDOCK_HARNESS_ZYGOTE", self.zygote_calls.to_string());
         }
         cmd.env("PADDOCK_TEST_CANARY", "caller-env-must-not-leak")
             .current_dir("/")
