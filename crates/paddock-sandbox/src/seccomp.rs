@@ -184,10 +184,23 @@ pub(crate) fn programs() -> Result<Vec<(&'static str, BpfProgram)>, BackendError
     Ok(progs)
 }
 
+/// The compiled filters, once per process: the zygote compiles them before its first
+/// fork, so every call it starts installs them without compiling again.
+static COMPILED: std::sync::OnceLock<Result<Vec<(&'static str, BpfProgram)>, String>> = std::sync::OnceLock::new();
+
+/// Compiles the filters now (idempotent). Called by the zygote at start.
+pub(crate) fn prepare() {
+    let _ = compiled();
+}
+
+fn compiled() -> &'static Result<Vec<(&'static str, BpfProgram)>, String> {
+    COMPILED.get_or_init(|| programs().map_err(|e| e.to_string()))
+}
+
 /// Installs the filters (no_new_privs must already be set); returns the layer state and
 /// detail.
 pub(crate) fn install() -> (LayerState, String) {
-    let progs = match programs() {
+    let progs = match compiled() {
         Ok(p) => p,
         Err(e) => return (LayerState::Unavailable, format!("seccomp filter not built: {e}")),
     };

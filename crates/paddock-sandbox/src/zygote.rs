@@ -302,6 +302,8 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     // The calls' helpers are reaped by the kernel (they report to the caller themselves).
     // SAFETY: setting a signal disposition to SIG_IGN installs no handler.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // Compile the seccomp filters once: every call forked from here inherits them.
+    crate::seccomp::prepare();
     let z = ZygoteState { ctl, report, mounts_ok, private_tmp };
     loop {
         match proto::recv(ctl) {
