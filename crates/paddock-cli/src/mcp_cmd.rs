@@ -7,17 +7,13 @@ use paddock::{Session, SessionConfig, SessionError};
 
 use crate::args::McpArgs;
 use crate::exit;
-use crate::setup::{fail, load_policy_only};
-use crate::state::{audit_file, revocations_file_if_any};
+use crate::setup::{fail, session_inputs};
+use crate::state::revocations_file_if_any;
 
 /// Runs `paddock mcp`; returns the exit code.
 pub fn mcp(a: McpArgs) -> i32 {
-    let policy = match load_policy_only(&a.policy) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let audit_log = match audit_file(a.audit.as_deref()) {
-        Ok(l) => l,
+    let (policy, audit_log) = match session_inputs(&a.policy, a.audit.as_deref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("paddock-mcp").enable_all().build() {

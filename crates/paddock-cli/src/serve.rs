@@ -11,8 +11,8 @@ use paddock::{Session, SessionConfig, SessionError};
 
 use crate::args::ServeArgs;
 use crate::exit;
-use crate::setup::{fail, load_policy_only};
-use crate::state::{audit_file, revocations_file_if_any};
+use crate::setup::{fail, session_inputs};
+use crate::state::revocations_file_if_any;
 
 /// Runs `paddock serve`; returns the exit code.
 pub fn serve(a: ServeArgs) -> i32 {
@@ -32,12 +32,8 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return fail(exit::USAGE, format_args!("--shutdown-grace {}: {m}", a.shutdown_grace)),
     };
-    let policy = match load_policy_only(&a.policy) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let audit_log = match audit_file(a.audit.as_deref()) {
-        Ok(l) => l,
+    let (policy, audit_log) = match session_inputs(&a.policy, a.audit.as_deref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let token_file = match &a.token_file {

@@ -69,3 +69,11 @@ impl PolicyArgs {
         self.workspace.as_deref()
     }
 }
+
+/// What a session needs from the command line: the policy (without revocations: the
+/// session follows the list itself) and the audit log's path.
+pub fn session_inputs(args: &PolicyArgs, audit: Option<&Path>) -> Result<(Policy, PathBuf), i32> {
+    let policy = load_policy_only(args)?;
+    let log = crate::state::audit_file(audit)?;
+    Ok((policy, log))
+}

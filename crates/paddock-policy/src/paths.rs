@@ -236,20 +236,27 @@ impl FsRules {
         best.map(|i| &self.deny[i])
     }
 
+    /// The deny decision for `path`, if a deny rule covers it.
+    fn deny_decision(&self, path: &Path) -> Option<Decision> {
+        self.denied(path).map(|d| Decision::deny(&d.id, format!("{} is denied by `{}`", path.display(), d.raw)))
+    }
+
+    /// The most specific rule granting `path` (a write path, or with `read` a read path
+    /// too; at equal depth write wins), and its kind.
+    fn granting(&self, path: &Path, read: bool) -> Option<(&PathRule, &'static str)> {
+        path.ancestors().find_map(|anc| {
+            let w = self.write_index.get(anc).map(|&i| (&self.write[i], "write"));
+            w.or_else(|| if read { self.read_index.get(anc).map(|&i| (&self.read[i], "read")) } else { None })
+        })
+    }
+
     /// Decides a read of `path`, which must already be normalised ([`normalize`]).
     pub fn decide_read(&self, path: &Path) -> Decision {
-        if let Some(d) = self.denied(path) {
-            return Decision::deny(&d.id, format!("{} is denied by `{}`", path.display(), d.raw));
+        if let Some(d) = self.deny_decision(path) {
+            return d;
         }
-        for anc in path.ancestors() {
-            if let Some(&i) = self.write_index.get(anc) {
-                let r = &self.write[i];
-                return Decision::allow(&r.id, format!("{} is under write path `{}`", path.display(), r.raw));
-            }
-            if let Some(&i) = self.read_index.get(anc) {
-                let r = &self.read[i];
-                return Decision::allow(&r.id, format!("{} is under read path `{}`", path.display(), r.raw));
-            }
+        if let Some((r, kind)) = self.granting(path, true) {
+            return Decision::allow(&r.id, format!("{} is under {kind} path `{}`", path.display(), r.raw));
         }
         Decision::deny_default(format!(
             "{} is not under any [filesystem] read or write path; add it to `read` to allow it",
@@ -259,14 +266,11 @@ impl FsRules {
 
     /// Decides a write of `path`, which must already be normalised ([`normalize`]).
     pub fn decide_write(&self, path: &Path) -> Decision {
-        if let Some(d) = self.denied(path) {
-            return Decision::deny(&d.id, format!("{} is denied by `{}`", path.display(), d.raw));
+        if let Some(d) = self.deny_decision(path) {
+            return d;
         }
-        for anc in path.ancestors() {
-            if let Some(&i) = self.write_index.get(anc) {
-                let r = &self.write[i];
-                return Decision::allow(&r.id, format!("{} is under write path `{}`", path.display(), r.raw));
-            }
+        if let Some((r, kind)) = self.granting(path, false) {
+            return Decision::allow(&r.id, format!("{} is under {kind} path `{}`", path.display(), r.raw));
         }
         let read_only = path.ancestors().find_map(|a| self.read_index.get(a)).map(|&i| &self.read[i]);
         Decision::deny_default(match read_only {
