@@ -8,11 +8,14 @@
 use paddock::{Session, SessionConfig, ToolCall};
 use paddock_policy::{Policy, Vars};
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The sandbox re-executes this binary as its helper: first thing in main.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The sandbox re-executes this binary as its single-threaded helper: first thing in
+    // main, before the runtime starts its threads (so not under `#[tokio::main]`).
     paddock::sandbox::helper_main_if_requested();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(agent())
+}
 
+async fn agent() -> Result<(), Box<dyn std::error::Error>> {
     let workspace = std::env::current_dir()?;
     let policy = Policy::embedded_default(&Vars::from_env(&workspace))?;
     let log = std::env::temp_dir().join("paddock-embed-audit.jsonl");

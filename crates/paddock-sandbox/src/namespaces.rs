@@ -84,6 +84,10 @@ pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[&str]) -> Names
     };
     for (name, r) in &ok {
         let (state, detail) = match (name, r) {
+            (&"user_ns", Err(e)) if e.raw_os_error() == Some(libc::EINVAL) && crate::parent::thread_count().is_some_and(|n| n > 1) => (
+                LayerState::Unavailable,
+                format!("unshare failed: {e}: the helper process is multi-threaded; call paddock_sandbox::helper_main_if_requested() first in main, before any thread starts (not inside #[tokio::main])"),
+            ),
             (_, Err(e)) => (LayerState::Unavailable, format!("unshare failed: {e}")),
             (&"user_ns", Ok(())) => match map_ids(uid, gid) {
                 Ok(()) => (

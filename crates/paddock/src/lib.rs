@@ -9,23 +9,38 @@
 //! own rights. The `paddock` binary (`run`, `serve`, `mcp`) is a thin adapter over this.
 //!
 //! Binaries that use it must call [`paddock_sandbox::helper_main_if_requested`] first
-//! thing in `main` (the sandbox re-executes the binary as its helper).
+//! thing in `main`, before any thread starts (the sandbox re-executes the binary as its
+//! single-threaded helper; under `#[tokio::main]` the runtime's threads would already be
+//! there, so build the runtime after it, as below).
 //!
-//! ```no_run
+//! ```
 //! use paddock::{Session, SessionConfig, ToolCall};
 //! use paddock_policy::{Policy, Vars};
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // First thing in main, before any thread (so not under `#[tokio::main]`, whose
+//!     // runtime starts before the body): the sandbox re-executes this binary as its helper.
 //!     paddock_sandbox::helper_main_if_requested();
+//!     tokio::runtime::Runtime::new()?.block_on(agent())
+//! }
+//!
+//! async fn agent() -> Result<(), Box<dyn std::error::Error>> {
+//!     let state = std::env::temp_dir().join(format!("paddock-doc-{}", std::process::id()));
 //!     let vars = Vars::from_env(std::env::current_dir()?);
 //!     let policy = Policy::embedded_default(&vars)?;
-//!     let session = Session::new(SessionConfig::new(policy, "/tmp/paddock-audit.jsonl"))?;
+//!     let session = Session::new(SessionConfig::new(policy, state.join("audit.jsonl")))?;
+//!
 //!     let out = session.call(ToolCall::Command {
-//!         argv: vec!["git".into(), "status".into()], cwd: None, stdin: None, timeout: None,
+//!         argv: vec!["echo".into(), "hello".into()], cwd: None, stdin: None, timeout: None,
 //!     }).await?;
-//!     println!("{} ({}): exit {:?}\n{}", out.decision, out.rule, out.exit_code, out.stdout);
+//!     assert_eq!((out.decision.as_str(), out.exit_code, out.stdout.as_str()), ("allow", Some(0), "hello\n"), "{}", out.stderr);
+//!
+//!     // Home secrets are denied by the embedded default: a denial is an outcome.
+//!     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+//!     let out = session.call(ToolCall::ReadFile { path: format!("{home}/.ssh/id_ed25519") }).await?;
+//!     assert_eq!(out.decision, "deny");
 //!     session.close()?;
+//!     # std::fs::remove_dir_all(&state).ok();
 //!     Ok(())
 //! }
 //! ```
