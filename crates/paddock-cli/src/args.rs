@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// paddock: a local-first sandbox for the tool calls of AI agents.
 #[derive(Parser, Debug)]
-#[command(name = "paddock", version, about, long_about = None, propagate_version = true)]
+#[command(name = "paddock", version, about = "paddock: a local-first sandbox for the tool calls of AI agents", long_about = None, propagate_version = true)]
 pub struct Cli {
     /// More detail on stderr (-v info, -vv debug); PADDOCK_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
