@@ -271,3 +271,56 @@ fn a_revoked_path_is_gone_for_commands_too() {
     assert_ne!(code, 0);
     assert!(!stdout.contains("topsecret"));
 }
+
+#[test]
+fn an_unwritable_home_falls_back_to_a_private_state_dir() {
+    // `setpriv --reuid=65534` keeps root's HOME=/root, where uid 65534 cannot write: the
+    // call must still run, audited, with the log in $TMPDIR/paddock-65534/state.
+    let me = std::fs::read_to_string("/proc/self/status").unwrap();
+    assert!(me.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")), "this test drops to uid 65534 and must run as root (CI does)");
+    let dir = tempfile::Builder::new().prefix("paddock-e2e-").tempdir_in("/tmp").unwrap();
+    let root = dir.path();
+    let bin = root.join("paddock");
+    std::fs::copy(env!("CARGO_BIN_EXE_paddock"), &bin).unwrap();
+    let (tmp, ws) = (root.join("tmp"), root.join("ws"));
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::create_dir(&ws).unwrap();
+    for (p, mode) in [(root, 0o755), (bin.as_path(), 0o755), (tmp.as_path(), 0o1777)] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    std::os::unix::fs::chown(&ws, Some(65534), Some(65534)).unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--", "true"])
+        .env("HOME", "/root")
+        .env("TMPDIR", &tmp)
+        .env_remove("PADDOCK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .current_dir(&ws)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("fallback"), "the fallback is announced: {err}");
+    let log = std::fs::read_to_string(tmp.join("paddock-65534/state/audit.jsonl")).unwrap();
+    assert!(log.lines().next().unwrap().contains("\"event\":\"call.start\""), "{log}");
+    // a directory of someone else's under that name is refused, never used
+    let other_tmp = root.join("tmp2");
+    std::fs::create_dir_all(other_tmp.join("paddock-65534")).unwrap();
+    std::fs::set_permissions(&other_tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--", "true"])
+        .env("HOME", "/root")
+        .env("TMPDIR", &other_tmp)
+        .env_remove("PADDOCK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .current_dir(&ws)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -4,6 +4,13 @@
 //! `~/.local/state/paddock`. Empty variables count as unset, and so does a
 //! relative `XDG_STATE_HOME` (the XDG spec says to ignore it). Directories
 //! this crate creates are mode 0700; existing ones are left as they are.
+//!
+//! One fallback: when `$STATE` comes from `HOME` (neither variable is set) and that
+//! home is not ours to write (a process whose uid was changed without its
+//! environment, such as `setpriv --reuid=65534` under root's `HOME=/root`),
+//! `$STATE` is `$TMPDIR/paddock-UID/state` instead, a directory that must be ours,
+//! mode 0700 and not a symlink; a warning names it. A `$STATE` named explicitly is
+//! never replaced: failing to create it is an error.
 
 use std::ffi::OsString;
 use std::fs::DirBuilder;
@@ -17,11 +24,53 @@ pub const AUDIT_LOG_FILE: &str = "audit.jsonl";
 /// File name of the revocation list inside `$STATE`.
 pub const REVOCATIONS_FILE: &str = "revocations.toml";
 
-/// Resolves `$STATE` from the process environment and creates it (0700).
+/// Resolves `$STATE` from the process environment and creates it (0700), with the
+/// fallback the module doc describes.
 pub fn state_dir() -> Result<PathBuf, AuditError> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let dir = resolve_state_dir(|k| std::env::var_os(k)).ok_or(AuditError::NoStateDir)?;
+    match create_private_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if env("PADDOCK_STATE_DIR").is_none() && env("XDG_STATE_HOME").is_none() => {
+            let fallback = fallback_state_dir().map_err(|_| e)?;
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| tracing::warn!(
+                home_state = %dir.display(),
+                state = %fallback.display(),
+                "the home directory is not writable by this user: paddock's state (audit log, revocations) is in the fallback directory; set PADDOCK_STATE_DIR to choose"
+            ));
+            Ok(fallback)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `$TMPDIR/paddock-UID/state`, created 0700; the parent must be a real directory of
+/// this user's with no access for others.
+fn fallback_state_dir() -> Result<PathBuf, AuditError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = effective_uid().ok_or(AuditError::NoStateDir)?;
+    let base = std::env::temp_dir().join(format!("paddock-{uid}"));
+    match DirBuilder::new().mode(0o700).create(&base) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(AuditError::io(&base, "create directory", e)),
+    }
+    let meta = std::fs::symlink_metadata(&base).map_err(|e| AuditError::io(&base, "inspect", e))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        let e = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not a private directory of this user");
+        return Err(AuditError::io(&base, "use", e));
+    }
+    let dir = base.join("state");
     create_private_dir(&dir)?;
     Ok(dir)
+}
+
+/// The effective uid, from `/proc/self/status` (this crate has no `unsafe`).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Resolves `$STATE` with `env` as the environment, without touching the

@@ -8,11 +8,10 @@ use paddock::{Session, SessionConfig, SessionError};
 use crate::args::McpArgs;
 use crate::exit;
 use crate::setup::{fail, session_inputs};
-use crate::state::revocations_file_if_any;
 
 /// Runs `paddock mcp`; returns the exit code.
 pub fn mcp(a: McpArgs) -> i32 {
-    let (policy, audit_log) = match session_inputs(&a.policy, a.audit.as_deref()) {
+    let (policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -25,7 +24,7 @@ pub fn mcp(a: McpArgs) -> i32 {
             Ok(s) => s,
             Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
         };
-        let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations_file_if_any(), mode: "mcp".into(), on_connection: None };
+        let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "mcp".into(), on_connection: None };
         let session = match Session::new(cfg) {
             Ok(s) => s,
             Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),

@@ -28,8 +28,8 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let audit_log = match audit_file(a.audit.as_deref()) {
-        Ok(l) => l,
+    let (audit_log, revocations) = match audit_file(a.audit.as_deref()).and_then(|l| Ok((l, revocations_file_if_any()?))) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let max_output = policy.limits.max_output;
@@ -40,7 +40,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             eprintln!("paddock: {} {}:{} -> {addr} {} by {} ({} up, {} down)", e.kind, e.host, e.port, e.verdict, e.rule, e.bytes_up, e.bytes_down);
         }) as ConnectionObserver
     });
-    let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations_file_if_any(), mode: "run".into(), on_connection };
+    let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "run".into(), on_connection };
     // The log is opened before anything is decided or run: a call never runs unaudited.
     let session = match Session::new(cfg) {
         Ok(s) => s,

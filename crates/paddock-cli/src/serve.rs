@@ -12,7 +12,6 @@ use paddock::{Session, SessionConfig, SessionError};
 use crate::args::ServeArgs;
 use crate::exit;
 use crate::setup::{fail, session_inputs};
-use crate::state::revocations_file_if_any;
 
 /// Runs `paddock serve`; returns the exit code.
 pub fn serve(a: ServeArgs) -> i32 {
@@ -32,7 +31,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return fail(exit::USAGE, format_args!("--shutdown-grace {}: {m}", a.shutdown_grace)),
     };
-    let (policy, audit_log) = match session_inputs(&a.policy, a.audit.as_deref()) {
+    let (policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -59,14 +58,14 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => return fail(exit::INTERNAL, format_args!("runtime: {e}")),
     };
-    let code = rt.block_on(run(listen, cfg, policy, audit_log, token_file));
+    let code = rt.block_on(run(listen, cfg, policy, audit_log, revocations, token_file));
     // Calls still running past the grace period die with this process (their helpers see
     // the control socket hang up and kill the whole tree).
     rt.shutdown_background();
     code
 }
 
-async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, audit_log: PathBuf, token_file: PathBuf) -> i32 {
+async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, audit_log: PathBuf, revocations: Option<PathBuf>, token_file: PathBuf) -> i32 {
     let shutdown = match api::shutdown_signal() {
         Ok(s) => s,
         Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
@@ -76,7 +75,7 @@ async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, aud
         Err(e @ (ApiError::Token(_) | ApiError::Listen(_))) => return fail(exit::USAGE, e),
         Err(e) => return fail(exit::INTERNAL, e),
     };
-    let session_cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations_file_if_any(), mode: "serve".into(), on_connection: None };
+    let session_cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "serve".into(), on_connection: None };
     let session = match Session::new(session_cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),

@@ -15,7 +15,7 @@ pub fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).without_time().try_init();
 }
 
 /// Prints `paddock: MESSAGE` on stderr and returns `code`.
@@ -71,9 +71,10 @@ impl PolicyArgs {
 }
 
 /// What a session needs from the command line: the policy (without revocations: the
-/// session follows the list itself) and the audit log's path.
-pub fn session_inputs(args: &PolicyArgs, audit: Option<&Path>) -> Result<(Policy, PathBuf), i32> {
+/// session follows the list itself), the audit log's path and the revocation list's.
+pub fn session_inputs(args: &PolicyArgs, audit: Option<&Path>) -> Result<(Policy, PathBuf, Option<PathBuf>), i32> {
     let policy = load_policy_only(args)?;
     let log = crate::state::audit_file(audit)?;
-    Ok((policy, log))
+    let revocations = crate::state::revocations_file_if_any()?;
+    Ok((policy, log, revocations))
 }

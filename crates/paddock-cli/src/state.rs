@@ -9,37 +9,42 @@ use crate::exit;
 use crate::setup::fail;
 
 /// `$STATE` (`$PADDOCK_STATE_DIR`, `$XDG_STATE_HOME/paddock`, `~/.local/state/paddock`),
-/// not created.
+/// created 0700.
 fn state_dir() -> Result<PathBuf, i32> {
-    paddock_audit::resolve_state_dir(|k| std::env::var_os(k))
-        .ok_or_else(|| fail(exit::USAGE, "no state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME"))
+    paddock_audit::state_dir().map_err(|e| match e {
+        paddock_audit::AuditError::NoStateDir => fail(exit::USAGE, "no state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME"),
+        e => fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}")),
+    })
 }
 
-/// `$STATE/revocations.toml`.
+/// `$STATE/revocations.toml` (the directory is created 0700).
 pub fn revocations_file() -> Result<PathBuf, i32> {
     state_dir().map(|d| paddock_audit::revocations_path(&d))
 }
 
 /// `$STATE/revocations.toml`, or `None` when there is no state directory at all (then
-/// nothing can have been revoked: `paddock revoke` needs one too).
-pub fn revocations_file_if_any() -> Option<PathBuf> {
-    paddock_audit::resolve_state_dir(|k| std::env::var_os(k)).map(|d| paddock_audit::revocations_path(&d))
+/// nothing can have been revoked: `paddock revoke` needs one too). A state directory that
+/// exists but cannot be used is an error: revocations are never silently ignored.
+pub fn revocations_file_if_any() -> Result<Option<PathBuf>, i32> {
+    match paddock_audit::state_dir() {
+        Ok(d) => Ok(Some(paddock_audit::revocations_path(&d))),
+        Err(paddock_audit::AuditError::NoStateDir) => Ok(None),
+        Err(e) => Err(fail(exit::CONFIG, format_args!("state directory: {e}; set PADDOCK_STATE_DIR"))),
+    }
 }
 
 /// The audit log: `--audit`, else `$STATE/audit.jsonl` (the directory is created 0700).
 pub fn audit_file(arg: Option<&Path>) -> Result<PathBuf, i32> {
     match arg {
         Some(p) => Ok(p.to_path_buf()),
-        None => paddock_audit::state_dir()
-            .map(|d| paddock_audit::audit_log_path(&d))
-            .map_err(|e| fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}"))),
+        None => state_dir().map(|d| paddock_audit::audit_log_path(&d)),
     }
 }
 
 /// Loads `$STATE/revocations.toml` (absent: none) into `policy`. A list that cannot be read
 /// or compiled stops the command: revocations are never silently ignored.
 pub fn apply_revocations(policy: &mut Policy) -> Result<(), i32> {
-    let Some(path) = revocations_file_if_any() else { return Ok(()) };
+    let Some(path) = revocations_file_if_any()? else { return Ok(()) };
     let list = Revocations::load(&path).map_err(|e| fail(exit::CONFIG, format_args!("revocation list: {e}")))?;
     paddock::apply_revocations(policy, &list).map_err(|e| {
         eprintln!("{e}");
