@@ -289,18 +289,22 @@ fn an_unwritable_home_falls_back_to_a_private_state_dir() {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
     std::os::unix::fs::chown(&ws, Some(65534), Some(65534)).unwrap();
-    let o = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["run", "--", "true"])
-        .env("HOME", "/root")
-        .env("TMPDIR", &tmp)
-        .env_remove("PADDOCK_STATE_DIR")
-        .env_remove("XDG_STATE_HOME")
-        .current_dir(&ws)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // `paddock run -- true` as uid 65534, root's HOME, and TMPDIR=`tmpdir`
+    let run_as_nobody = |tmpdir: &Path| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(["run", "--", "true"])
+            .env("HOME", "/root")
+            .env("TMPDIR", tmpdir)
+            .env_remove("PADDOCK_STATE_DIR")
+            .env_remove("XDG_STATE_HOME")
+            .current_dir(&ws)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run_as_nobody(&tmp);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("fallback"), "the fallback is announced: {err}");
@@ -310,17 +314,6 @@ fn an_unwritable_home_falls_back_to_a_private_state_dir() {
     let other_tmp = root.join("tmp2");
     std::fs::create_dir_all(other_tmp.join("paddock-65534")).unwrap();
     std::fs::set_permissions(&other_tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    let o = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .args(["run", "--", "true"])
-        .env("HOME", "/root")
-        .env("TMPDIR", &other_tmp)
-        .env_remove("PADDOCK_STATE_DIR")
-        .env_remove("XDG_STATE_HOME")
-        .current_dir(&ws)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run_as_nobody(&other_tmp);
     assert_eq!(o.status.code(), Some(125), "{}", String::from_utf8_lossy(&o.stderr));
 }
