@@ -30,7 +30,10 @@ async fn agent() -> Result<(), Box<dyn std::error::Error>> {
     for call in calls {
         let tool = call.tool();
         let out = session.call(call).await?;
-        println!("{tool:<13} {:<5} {:<22} exit {:?}  audit seq {}", out.decision, out.rule, out.exit_code, out.audit_seq);
+        println!(
+            "{tool:<13} {:<5} {:<22} exit {:?}  audit seq {}",
+            out.decision, out.rule, out.exit_code, out.audit_seq
+        );
         if !out.allowed() {
             println!("              {}", out.reason);
         }

@@ -12,7 +12,11 @@ fn paddock(state: &Path) -> Command {
 
 fn out(mut c: impl std::borrow::BorrowMut<Command>) -> (i32, String, String) {
     let o = c.borrow_mut().output().expect("run paddock");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 struct Fx {
@@ -67,10 +71,16 @@ fn run_writes_start_and_end_and_verify_passes() {
     assert_eq!(s["decision"], "allow");
     assert_eq!(s["rule"], "default");
     assert_eq!(s["policy_hash"].as_str().unwrap().len(), 64);
-    assert_eq!(s["enforcement"]["layers"].as_array().unwrap().iter().find(|l| l["name"] == "seccomp").unwrap()["state"], "enforced");
+    assert_eq!(
+        s["enforcement"]["layers"].as_array().unwrap().iter().find(|l| l["name"] == "seccomp").unwrap()["state"],
+        "enforced"
+    );
     assert_eq!((e["seq"].as_u64(), e["event"].as_str()), (Some(2), Some("call.end")));
     assert_eq!(e["call_id"], s["call_id"]);
-    assert_eq!((e["exit_code"].as_i64(), e["stdout_bytes"].as_u64(), e["stderr_bytes"].as_u64()), (Some(3), Some(4), Some(4)));
+    assert_eq!(
+        (e["exit_code"].as_i64(), e["stdout_bytes"].as_u64(), e["stderr_bytes"].as_u64()),
+        (Some(3), Some(4), Some(4))
+    );
     assert_eq!(e["truncated"], false);
     // no environment values reach the log
     let text = std::fs::read_to_string(fx.log()).unwrap();
@@ -85,12 +95,16 @@ fn denied_calls_are_recorded_and_audit_flag_moves_the_log() {
     let fx = Fx::new();
     let pol = fx.policy("version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\", \"/lib\", \"/lib64\"]\n[commands]\nallow = [\"true\"]\n");
     let log = fx.root.join("elsewhere.jsonl");
-    let (code, _, err) = out(fx.cmd(&["run", "--policy", pol.to_str().unwrap(), "--audit", log.to_str().unwrap(), "--", "ls"]));
+    let (code, _, err) =
+        out(fx.cmd(&["run", "--policy", pol.to_str().unwrap(), "--audit", log.to_str().unwrap(), "--", "ls"]));
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("not in [commands] allow"), "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     let rec: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    assert_eq!((rec["event"].as_str(), rec["decision"].as_str(), rec["rule"].as_str()), (Some("call.start"), Some("deny"), Some("default")));
+    assert_eq!(
+        (rec["event"].as_str(), rec["decision"].as_str(), rec["rule"].as_str()),
+        (Some("call.start"), Some("deny"), Some("default"))
+    );
     assert!(!fx.log().exists(), "--audit must move the log");
 }
 
@@ -98,7 +112,8 @@ fn denied_calls_are_recorded_and_audit_flag_moves_the_log() {
 fn unwritable_log_means_the_call_does_not_run() {
     let fx = Fx::new();
     let marker = fx.ws.join("ran");
-    let (code, _, err) = out(fx.cmd(&["run", "--audit", "/proc/version/x.jsonl", "--", "touch", marker.to_str().unwrap()]));
+    let (code, _, err) =
+        out(fx.cmd(&["run", "--audit", "/proc/version/x.jsonl", "--", "touch", marker.to_str().unwrap()]));
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("does not run unaudited"), "{err}");
     assert!(!marker.exists());
@@ -109,7 +124,8 @@ fn concurrent_runs_keep_the_chain() {
     let fx = Fx::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            let script = format!("for i in $(seq 50); do {} run -- /bin/true || exit 1; done", env!("CARGO_BIN_EXE_paddock"));
+            let script =
+                format!("for i in $(seq 50); do {} run -- /bin/true || exit 1; done", env!("CARGO_BIN_EXE_paddock"));
             let mut c = Command::new("sh");
             c.args(["-c", &script]).env("PADDOCK_STATE_DIR", &fx.state).current_dir(&fx.ws).stdin(Stdio::null());
             c.spawn().unwrap()
@@ -123,8 +139,13 @@ fn concurrent_runs_keep_the_chain() {
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r["seq"].as_u64(), Some(i as u64 + 1));
     }
-    let starts: std::collections::HashSet<_> = recs.iter().filter(|r| r["event"] == "call.start").map(|r| r["call_id"].as_str().unwrap().to_string()).collect();
-    let ends: std::collections::HashSet<_> = recs.iter().filter(|r| r["event"] == "call.end").map(|r| r["call_id"].as_str().unwrap().to_string()).collect();
+    let starts: std::collections::HashSet<_> = recs
+        .iter()
+        .filter(|r| r["event"] == "call.start")
+        .map(|r| r["call_id"].as_str().unwrap().to_string())
+        .collect();
+    let ends: std::collections::HashSet<_> =
+        recs.iter().filter(|r| r["event"] == "call.end").map(|r| r["call_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(starts.len(), 200);
     assert_eq!(starts, ends);
     let (code, stdout, _) = out(&mut fx.cmd(&["audit", "verify"]));
@@ -142,8 +163,17 @@ fn tampering_is_detected_and_named() {
     let cases: Vec<(&str, String)> = vec![
         ("edit", good.replacen("\"exit_code\":0", "\"exit_code\":1", 1)),
         ("delete", lines.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| format!("{l}\n")).collect()),
-        ("swap", [lines[0], lines[2], lines[1], lines[3], lines[4], lines[5]].iter().map(|l| format!("{l}\n")).collect()),
-        ("insert", [lines[0], lines[1], lines[1], lines[2], lines[3], lines[4], lines[5]].iter().map(|l| format!("{l}\n")).collect()),
+        (
+            "swap",
+            [lines[0], lines[2], lines[1], lines[3], lines[4], lines[5]].iter().map(|l| format!("{l}\n")).collect(),
+        ),
+        (
+            "insert",
+            [lines[0], lines[1], lines[1], lines[2], lines[3], lines[4], lines[5]]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect(),
+        ),
     ];
     for (name, text) in cases {
         std::fs::write(fx.log(), text).unwrap();
@@ -277,7 +307,10 @@ fn an_unwritable_home_falls_back_to_a_private_state_dir() {
     // `setpriv --reuid=65534` keeps root's HOME=/root, where uid 65534 cannot write: the
     // call must still run, audited, with the log in $TMPDIR/paddock-65534/state.
     let me = std::fs::read_to_string("/proc/self/status").unwrap();
-    assert!(me.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")), "this test drops to uid 65534 and must run as root (CI does)");
+    assert!(
+        me.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "this test drops to uid 65534 and must run as root (CI does)"
+    );
     let dir = tempfile::Builder::new().prefix("paddock-e2e-").tempdir_in("/tmp").unwrap();
     let root = dir.path();
     let bin = root.join("paddock");

@@ -14,7 +14,11 @@ fn repo() -> PathBuf {
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("run paddock");
-    (status.code().expect("exit code"), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+    (
+        status.code().expect("exit code"),
+        String::from_utf8_lossy(&stdout).into(),
+        String::from_utf8_lossy(&stderr).into(),
+    )
 }
 
 fn write_policy(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -51,7 +55,12 @@ fn json_decisions_and_exit_codes() {
         let v = json(&out);
         assert!(err.is_empty(), "{err}");
         assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
-        (code, v["decision"].as_str().unwrap().to_string(), v["rule"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap().to_string())
+        (
+            code,
+            v["decision"].as_str().unwrap().to_string(),
+            v["rule"].as_str().unwrap().to_string(),
+            v["reason"].as_str().unwrap().to_string(),
+        )
     };
     let (code, d, rule, _) = check(&["--", "git", "status"]);
     assert_eq!((code, d.as_str(), rule.as_str()), (0, "allow", "commands.allow[0]"));
@@ -105,7 +114,11 @@ fn every_bad_input_class_is_located() {
         ("bad duration", "version = 1\n[limits]\ntimeout = \"soon\"\n", ":3:11: error: bad duration"),
         ("bad size", "version = 1\n[limits]\nmax_memory = \"2 jiggabytes\"\n", ":3:14: error: bad size"),
         ("empty command", "version = 1\n[commands]\nallow = [\"\"]\n", ":3:10: error: empty command pattern"),
-        ("malformed command", "version = 1\n[commands]\nallow = [\"git 'x\"]\n", ":3:10: error: malformed command pattern"),
+        (
+            "malformed command",
+            "version = 1\n[commands]\nallow = [\"git 'x\"]\n",
+            ":3:10: error: malformed command pattern",
+        ),
         ("missing extends", "version = 1\nextends = [\"nope.toml\"]\n", ":2:12: error: cannot read policy"),
         ("cyclic extends", "version = 1\nextends = [\"cyclic extends.toml\"]\n", ":2:12: error: `extends` cycle"),
         ("missing version", "[env]\npass = []\n", ":1:1: error: missing `version`"),
@@ -178,7 +191,11 @@ fn embedded_default_is_policies_default_toml() {
 fn show_prints_a_policy_that_lints_and_merges_extends() {
     let t = tempfile::tempdir().unwrap();
     write_policy(t.path(), "base.toml", "version = 1\n[network]\nallow = [\"a.com\"]\n[limits]\ntimeout = \"1m\"\n");
-    let child = write_policy(t.path(), "child.toml", "version = 1\nextends = [\"base.toml\"]\n[network]\nallow = [\"b.com\"]\n[limits]\ntimeout = \"2m\"\n");
+    let child = write_policy(
+        t.path(),
+        "child.toml",
+        "version = 1\nextends = [\"base.toml\"]\n[network]\nallow = [\"b.com\"]\n[limits]\ntimeout = \"2m\"\n",
+    );
     let (code, out, err) = run(paddock().args(["policy", "show", "--policy"]).arg(&child));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("allow = [\"a.com\", \"b.com\"]"), "{out}");

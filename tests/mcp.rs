@@ -72,8 +72,12 @@ impl Mcp {
         self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
         let deadline = Instant::now() + HANG;
         loop {
-            let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("no response to {method}"));
-            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carries only MCP frames, got {line:?}: {e}"));
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no response to {method}"));
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout carries only MCP frames, got {line:?}: {e}"));
             assert_eq!(v["jsonrpc"], "2.0", "{v}");
             if v["id"] == id {
                 return v;
@@ -94,7 +98,11 @@ impl Mcp {
     }
 
     fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("state/audit.jsonl")).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(self.dir.path().join("state/audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -107,7 +115,12 @@ fn outcome(result: &Value) -> Value {
 }
 
 fn policy_text(tail: &str) -> String {
-    let read = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"].iter().filter(|p| Path::new(p).exists()).map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+    let read = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"]
+        .iter()
+        .filter(|p| Path::new(p).exists())
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!("version = 1\n\n[filesystem]\nread = [{read}]\nwrite = [\"${{WORKSPACE}}\"]\ndeny = [\"${{WORKSPACE}}/.env\"]\n\n[env]\nset = {{ PATH = \"/usr/local/bin:/usr/bin:/bin\" }}\n\n{tail}\n")
 }
 

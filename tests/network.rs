@@ -103,12 +103,19 @@ set = {{ PATH = "/usr/bin:/bin" }}
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
     }
 
     fn records(&self, event: &str) -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(self.root.join("state/audit.jsonl")).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["event"] == event).collect()
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["event"] == event)
+            .collect()
     }
 }
 
@@ -134,7 +141,13 @@ fn allowed_name_works_over_plain_http_and_connect() {
     assert_eq!(out.trim(), format!("200 hello from {p}"), "{err}");
     assert!(err.contains(&format!("connect a.wild.test:{p} -> 127.0.0.1:{p} allowed by network.allow[1]")), "{err}");
     let conns = fx.records("net.connect");
-    assert!(conns.iter().any(|c| c["host"] == "allowed.test" && c["verdict"] == "allow" && c["rule"] == "network.allow[0]" && c["bytes_down"].as_u64() > Some(0)), "{conns:?}");
+    assert!(
+        conns.iter().any(|c| c["host"] == "allowed.test"
+            && c["verdict"] == "allow"
+            && c["rule"] == "network.allow[0]"
+            && c["bytes_down"].as_u64() > Some(0)),
+        "{conns:?}"
+    );
     assert!(fx.up.hits.load(Ordering::SeqCst) >= 2);
 }
 
@@ -148,7 +161,12 @@ fn everything_else_is_refused() {
         ("allowed name, port not allowed", curl(&format!("http://allowed.test:{o}/")), "403", "default"),
         ("denied name", curl(&format!("http://denied.test:{p}/")), "403", "network.deny[0]"),
         ("IP literal without an entry", curl(&format!("http://127.0.0.1:{p}/")), "403", "default"),
-        ("allowed name pinned to a private address not in allow_private", curl(&format!("http://unpinned-private.test:{p}/")), "403", "private"),
+        (
+            "allowed name pinned to a private address not in allow_private",
+            curl(&format!("http://unpinned-private.test:{p}/")),
+            "403",
+            "private",
+        ),
         ("userinfo trick", curl(&format!("'http://allowed.test:{p}@denied.test:{p}/'")), "403", ""),
     ];
     let before = fx.up.hits.load(Ordering::SeqCst) + fx.other.hits.load(Ordering::SeqCst);
@@ -168,7 +186,11 @@ fn everything_else_is_refused() {
     ));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.matches("rc=0").count(), 0, "{out}\n{err}");
-    assert_eq!(fx.up.hits.load(Ordering::SeqCst) + fx.other.hits.load(Ordering::SeqCst), before, "an upstream saw a connection");
+    assert_eq!(
+        fx.up.hits.load(Ordering::SeqCst) + fx.other.hits.load(Ordering::SeqCst),
+        before,
+        "an upstream saw a connection"
+    );
     let denied = fx.records("net.connect").into_iter().filter(|c| c["verdict"] == "deny").count();
     assert!(denied >= 6, "every refusal is on the audit log ({denied})");
 }

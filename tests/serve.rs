@@ -23,7 +23,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_paddock");
 const HANG: Duration = Duration::from_secs(60);
 
 fn system_reads() -> String {
-    ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"].iter().filter(|p| Path::new(p).exists()).map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+    ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"]
+        .iter()
+        .filter(|p| Path::new(p).exists())
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A policy: the system read-only, the workspace writable, `.env` denied, plus `tail`.
@@ -48,7 +53,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {} {}", self.status, self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {} {}", self.status, self.body))
     }
 }
 
@@ -130,7 +136,10 @@ impl Server {
 
     fn audit(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(self.state().join("audit.jsonl")).unwrap_or_default();
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("audit line is JSON")).collect()
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .collect()
     }
 
     fn session_id(&self) -> String {
@@ -162,7 +171,12 @@ impl Server {
     }
 
     fn paddock(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).args(args).env("PADDOCK_STATE_DIR", self.state()).stdin(Stdio::null()).output().expect("run paddock")
+        Command::new(BIN)
+            .args(args)
+            .env("PADDOCK_STATE_DIR", self.state())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run paddock")
     }
 }
 
@@ -199,7 +213,8 @@ fn start(policy: Option<&str>, extra: &[&str]) -> Server {
         cmd.args(["--listen", "127.0.0.1:0"]);
     }
     cmd.args(extra).env("PADDOCK_STATE_DIR", dir.path().join("state")).env_remove("PADDOCK_LOG");
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn paddock serve");
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn paddock serve");
     let stderr = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = mpsc::channel();
     {
@@ -236,7 +251,12 @@ fn non_loopback_listen_addresses_are_refused_before_binding() {
     let state = tempfile::tempdir().unwrap();
     // Never connected to: only handed to `paddock serve`, which must refuse them.
     for addr in ["0.0.0.0:7878", "[::]:7878", "192.168.1.10:7878", "localhost.example:7878", "10.1.2.3:0"] {
-        let out = Command::new(BIN).args(["serve", "--listen", addr]).env("PADDOCK_STATE_DIR", state.path()).stdin(Stdio::null()).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", addr])
+            .env("PADDOCK_STATE_DIR", state.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{addr}: {err}");
         assert!(err.contains("ssh -L"), "{addr}: the message points to an SSH tunnel: {err}");
@@ -317,7 +337,10 @@ fn routes_methods_and_bodies() {
     let r = srv.call(r#"{"tool":"command","argv":["true"],"shell":true}"#);
     assert_eq!(r.status, 400, "unknown fields are errors: {r:?}");
     // Oversized: declared by Content-Length (refused before the body is read) ...
-    let req = format!("POST /v1/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 2000000\r\n\r\n", srv.token());
+    let req = format!(
+        "POST /v1/calls HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 2000000\r\n\r\n",
+        srv.token()
+    );
     let r = srv.raw(req.as_bytes());
     assert_eq!(r.status, 413, "{r:?}");
     // ... or only found while reading a chunked body.
@@ -354,8 +377,14 @@ fn a_good_call_returns_output_exit_code_and_its_audit_seq() {
     assert_eq!(start["event"], "call.start", "{start}");
     assert_eq!(start["session"], session.as_str(), "{start}");
     assert_eq!(start["tool"], "command");
-    assert!(log.iter().any(|r| r["event"] == "call.end" && r["call_id"] == start["call_id"] && r["exit_code"] == 3), "call.end recorded");
-    assert!(log.iter().any(|r| r["event"] == "session.start" && r["session"] == session.as_str() && r["mode"] == "serve"), "session.start with mode serve");
+    assert!(
+        log.iter().any(|r| r["event"] == "call.end" && r["call_id"] == start["call_id"] && r["exit_code"] == 3),
+        "call.end recorded"
+    );
+    assert!(
+        log.iter().any(|r| r["event"] == "session.start" && r["session"] == session.as_str() && r["mode"] == "serve"),
+        "session.start with mode serve"
+    );
     // stdin and a cwd relative to the workspace.
     std::fs::create_dir(srv.ws().join("sub")).unwrap();
     let r = srv.call(r#"{"tool":"command","argv":["sh","-c","pwd; cat"],"cwd":"sub","stdin":"fed"}"#);
@@ -450,7 +479,13 @@ fn a_hundred_concurrent_calls_are_all_answered_and_audited() {
     assert_eq!(count("call.start"), 100);
     assert_eq!(count("call.end"), 100);
     let out = srv.paddock(&["audit", "verify"]);
-    assert_eq!(out.status.code(), Some(0), "audit verify: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -612,7 +647,9 @@ fn calls_beyond_the_concurrency_limit_wait_and_a_full_queue_gets_503() {
 
 /// Whether a process whose command line holds `marker` is alive.
 fn process_with(marker: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains(marker)).unwrap_or(false))
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains(marker)).unwrap_or(false)
+    })
 }
 
 #[test]
@@ -642,5 +679,8 @@ fn calls_still_running_after_the_grace_period_are_killed() {
     let log = srv.audit();
     assert_eq!(log.last().unwrap()["event"], "session.end");
     assert_eq!(log.last().unwrap()["session"], session.as_str());
-    assert!(log.iter().any(|r| r["event"] == "call.start" && r["session"] == session.as_str()), "the killed call was recorded");
+    assert!(
+        log.iter().any(|r| r["event"] == "call.start" && r["session"] == session.as_str()),
+        "the killed call was recorded"
+    );
 }

@@ -18,13 +18,20 @@ const BATCHED: usize = 200_000;
 const DURABLE: usize = 5_000;
 
 fn event(i: usize) -> Event {
-    Call::new(format!("call-{i}"), "session-0123456789abcdef", Target::command(["cargo", "test", "--workspace", "--", "--nocapture"]), Decision::Allow)
-        .with_cwd("/home/user/src/project")
-        .with_rule("commands.allow[3]")
-        .with_reason("allowed by commands.allow[3] \"cargo test **\"")
-        .with_policy_hash("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
-        .with_enforcement(json!({"namespaces": "enforced", "landlock": "enforced", "seccomp": "enforced", "cgroup": "unavailable"}))
-        .start()
+    Call::new(
+        format!("call-{i}"),
+        "session-0123456789abcdef",
+        Target::command(["cargo", "test", "--workspace", "--", "--nocapture"]),
+        Decision::Allow,
+    )
+    .with_cwd("/home/user/src/project")
+    .with_rule("commands.allow[3]")
+    .with_reason("allowed by commands.allow[3] \"cargo test **\"")
+    .with_policy_hash("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+    .with_enforcement(
+        json!({"namespaces": "enforced", "landlock": "enforced", "seccomp": "enforced", "cgroup": "unavailable"}),
+    )
+    .start()
 }
 
 fn write(path: &Path, n: usize, durable: bool, offset: usize) {
@@ -95,10 +102,7 @@ fn report(name: &str, records: usize, took: Duration, path: &Path) {
     let v = verify(path).unwrap();
     assert!(v.is_intact(), "{v}");
     assert_eq!(v.records, records as u64);
-    println!(
-        "{name:<34} {records:>8} records in {:>8.3} s = {rate:>10.0} records/s",
-        took.as_secs_f64()
-    );
+    println!("{name:<34} {records:>8} records in {:>8.3} s = {rate:>10.0} records/s", took.as_secs_f64());
 }
 
 fn main() {
@@ -110,9 +114,7 @@ fn main() {
         return;
     }
 
-    let base: PathBuf = std::env::var_os("PADDOCK_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base: PathBuf = std::env::var_os("PADDOCK_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::tempdir_in(&base).unwrap();
     println!(
         "paddock-audit append benchmark in {} ({} cores)",
@@ -145,12 +147,7 @@ fn main() {
     let p = fresh();
     let t = Instant::now();
     write(&p, DURABLE, true, 0);
-    report(
-        "1 writer, durable (append_durable)",
-        DURABLE,
-        t.elapsed(),
-        &p,
-    );
+    report("1 writer, durable (append_durable)", DURABLE, t.elapsed(), &p);
 
     // Four threads sharing one AuditLog.
     let p = fresh();

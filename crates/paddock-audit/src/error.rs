@@ -94,10 +94,6 @@ pub enum AuditError {
 
 impl AuditError {
     pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        AuditError::Io {
-            path: path.into(),
-            op,
-            source,
-        }
+        AuditError::Io { path: path.into(), op, source }
     }
 }

@@ -100,31 +100,22 @@ impl Target {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Target::Command {
-            argv: argv.into_iter().map(Into::into).collect(),
-        }
+        Target::Command { argv: argv.into_iter().map(Into::into).collect() }
     }
 
     /// A file read (a non-UTF-8 path is stored lossily).
     pub fn read_file(path: impl AsRef<Path>) -> Self {
-        Target::ReadFile {
-            path: path.as_ref().to_string_lossy().into_owned(),
-        }
+        Target::ReadFile { path: path.as_ref().to_string_lossy().into_owned() }
     }
 
     /// A file write (a non-UTF-8 path is stored lossily).
     pub fn write_file(path: impl AsRef<Path>) -> Self {
-        Target::WriteFile {
-            path: path.as_ref().to_string_lossy().into_owned(),
-        }
+        Target::WriteFile { path: path.as_ref().to_string_lossy().into_owned() }
     }
 
     /// An HTTP request. Credentials in the URL are redacted.
     pub fn http_request(url: &str, method: Option<&str>) -> Self {
-        Target::HttpRequest {
-            url: redact_url(url),
-            method: method.map(str::to_owned),
-        }
+        Target::HttpRequest { url: redact_url(url), method: method.map(str::to_owned) }
     }
 
     /// The tool this target belongs to.
@@ -141,11 +132,7 @@ impl Target {
     /// `METHOD url`.
     pub fn describe(&self) -> String {
         match self {
-            Target::Command { argv } => argv
-                .iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" "),
+            Target::Command { argv } => argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
             Target::ReadFile { path } | Target::WriteFile { path } => path.clone(),
             Target::HttpRequest { url, method } => match method {
                 Some(m) => format!("{m} {}", redact_url(url)),
@@ -174,10 +161,7 @@ fn serialize_redacted_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Er
 }
 
 fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-*".contains(&b));
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-*".contains(&b));
     if plain {
         arg.to_owned()
     } else {
@@ -220,12 +204,7 @@ pub struct Call {
 
 impl Call {
     /// A call with its identity, target and decision; everything else empty.
-    pub fn new(
-        call_id: impl Into<String>,
-        session: impl Into<String>,
-        target: Target,
-        decision: Decision,
-    ) -> Self {
+    pub fn new(call_id: impl Into<String>, session: impl Into<String>, target: Target, decision: Decision) -> Self {
         Call {
             call_id: call_id.into(),
             session: session.into(),
@@ -276,10 +255,7 @@ impl Call {
 
     /// The `call.end` event for this call with its outcome.
     pub fn end(&self, outcome: CallOutcome) -> Event {
-        Event::CallEnd(CallEnd {
-            call: self.clone(),
-            outcome,
-        })
+        Event::CallEnd(CallEnd { call: self.clone(), outcome })
     }
 }
 
@@ -312,18 +288,12 @@ pub struct CallOutcome {
 impl CallOutcome {
     /// A process that exited with `code`.
     pub fn exited(code: i32) -> Self {
-        CallOutcome {
-            exit_code: Some(code),
-            ..Default::default()
-        }
+        CallOutcome { exit_code: Some(code), ..Default::default() }
     }
 
     /// A process killed by `signal`.
     pub fn signaled(signal: i32) -> Self {
-        CallOutcome {
-            signal: Some(signal),
-            ..Default::default()
-        }
+        CallOutcome { signal: Some(signal), ..Default::default() }
     }
 
     /// Sets `duration_ms`.
@@ -531,11 +501,7 @@ pub struct SessionEnd {
 impl SessionEnd {
     /// A session end with no totals.
     pub fn new(session: impl Into<String>) -> Self {
-        SessionEnd {
-            session: session.into(),
-            calls: None,
-            duration_ms: None,
-        }
+        SessionEnd { session: session.into(), calls: None, duration_ms: None }
     }
 
     /// Sets `calls` and `duration_ms`.
@@ -553,35 +519,20 @@ mod tests {
 
     #[test]
     fn url_credentials_are_redacted() {
-        assert_eq!(
-            redact_url("https://u:p@h.test/a@b"),
-            "https://REDACTED@h.test/a@b"
-        );
+        assert_eq!(redact_url("https://u:p@h.test/a@b"), "https://REDACTED@h.test/a@b");
         assert_eq!(redact_url("https://h.test/?x=a@b"), "https://h.test/?x=a@b");
         assert_eq!(redact_url("not a url"), "not a url");
         // Even a Target built by hand is redacted on the way out.
-        let t = Target::HttpRequest {
-            url: "http://tok@h.test/".into(),
-            method: None,
-        };
+        let t = Target::HttpRequest { url: "http://tok@h.test/".into(), method: None };
         let call = Call::new("c", "s", t, Decision::Allow);
         let line = encode_line(1, "t", GENESIS_PREV, &call.start()).unwrap();
-        assert!(
-            line.contains(r#""url":"http://REDACTED@h.test/""#),
-            "{line}"
-        );
+        assert!(line.contains(r#""url":"http://REDACTED@h.test/""#), "{line}");
         assert!(!line.contains("tok"));
     }
 
     #[test]
     fn describe_quotes_arguments() {
-        assert_eq!(
-            Target::command(["git", "commit", "-m", "it's done"]).describe(),
-            r"git commit -m 'it'\''s done'"
-        );
-        assert_eq!(
-            Target::http_request("https://h.test/", Some("POST")).describe(),
-            "POST https://h.test/"
-        );
+        assert_eq!(Target::command(["git", "commit", "-m", "it's done"]).describe(), r"git commit -m 'it'\''s done'");
+        assert_eq!(Target::http_request("https://h.test/", Some("POST")).describe(), "POST https://h.test/");
     }
 }

@@ -48,8 +48,7 @@ impl LineReader {
     /// Opens `path` and fixes the snapshot length.
     pub(crate) fn open(path: &Path) -> Result<Self, AuditError> {
         let file = File::open(path).map_err(|e| AuditError::io(path, "open", e))?;
-        file.lock_shared()
-            .map_err(|e| AuditError::io(path, "lock", e))?;
+        file.lock_shared().map_err(|e| AuditError::io(path, "lock", e))?;
         let len = file.metadata().map(|m| m.len());
         let _ = file.unlock();
         let len = len.map_err(|e| AuditError::io(path, "inspect", e))?;
@@ -73,10 +72,7 @@ impl LineReader {
 
     pub(crate) fn next_line(&mut self) -> Result<Option<Line>, AuditError> {
         let mut bytes = Vec::new();
-        let n = self
-            .reader
-            .read_until(b'\n', &mut bytes)
-            .map_err(|e| AuditError::io(&self.path, "read", e))?;
+        let n = self.reader.read_until(b'\n', &mut bytes).map_err(|e| AuditError::io(&self.path, "read", e))?;
         if n == 0 {
             return Ok(None);
         }
@@ -85,17 +81,9 @@ impl LineReader {
         self.offset += n as u64;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
-            Ok(Some(Line::Complete {
-                number: self.number,
-                offset,
-                bytes,
-            }))
+            Ok(Some(Line::Complete { number: self.number, offset, bytes }))
         } else {
-            Ok(Some(Line::Torn {
-                number: self.number,
-                offset,
-                bytes,
-            }))
+            Ok(Some(Line::Torn { number: self.number, offset, bytes }))
         }
     }
 }
@@ -107,9 +95,7 @@ impl LineReader {
 /// iterator goes on after it). This does not check the chain: use
 /// [`verify`](crate::verify()) for that.
 pub fn records(path: impl AsRef<Path>) -> Result<Records, AuditError> {
-    Ok(Records {
-        lines: LineReader::open(path.as_ref())?,
-    })
+    Ok(Records { lines: LineReader::open(path.as_ref())? })
 }
 
 /// Iterator over the records of a log; see [`records`].
@@ -124,13 +110,9 @@ impl Iterator for Records {
         match self.lines.next_line() {
             Err(e) => Some(Err(e)),
             Ok(None) | Ok(Some(Line::Torn { .. })) => None,
-            Ok(Some(Line::Complete { number, bytes, .. })) => {
-                Some(Record::from_line(&bytes).map_err(|e| AuditError::BadLine {
-                    path: self.lines.path().to_path_buf(),
-                    line: number,
-                    reason: e.to_string(),
-                }))
-            }
+            Ok(Some(Line::Complete { number, bytes, .. })) => Some(Record::from_line(&bytes).map_err(|e| {
+                AuditError::BadLine { path: self.lines.path().to_path_buf(), line: number, reason: e.to_string() }
+            })),
         }
     }
 }

@@ -52,9 +52,7 @@ impl Since {
                 return Ok(Since::At(t));
             }
         }
-        Err(AuditError::InvalidSince {
-            input: input.to_owned(),
-        })
+        Err(AuditError::InvalidSince { input: input.to_owned() })
     }
 
     /// The cutoff instant, relative to `now` for [`Since::Ago`].
@@ -203,11 +201,7 @@ pub struct HostTraffic {
 /// Reviews the log at `path`: records whose `ts` is at or after `since`
 /// (all if `None`), with `policy_rules` the rule ids of the policy in force
 /// (for the grants never used; pass `&[]` if unknown).
-pub fn review(
-    path: impl AsRef<Path>,
-    since: Option<Since>,
-    policy_rules: &[String],
-) -> Result<Review, AuditError> {
+pub fn review(path: impl AsRef<Path>, since: Option<Since>, policy_rules: &[String]) -> Result<Review, AuditError> {
     let path = path.as_ref();
     let cutoff = since.map(|s| s.cutoff(SystemTime::now()));
     let mut b = Builder::default();
@@ -273,9 +267,9 @@ impl Builder {
         self.first_ts.get_or_insert_with(|| r.ts.clone());
         self.last_ts = Some(r.ts.clone());
         match r.event {
-            Event::CallStart(c) => self.add_call(
-                r.seq, &r.ts, &c.call_id, c.target, c.decision, c.rule, c.reason, None,
-            ),
+            Event::CallStart(c) => {
+                self.add_call(r.seq, &r.ts, &c.call_id, c.target, c.decision, c.rule, c.reason, None)
+            }
             Event::CallEnd(e) => {
                 if let Some((rule, i)) = self.call_uses.get(&e.call.call_id) {
                     if let Some(g) = self.grants.get_mut(rule) {
@@ -297,18 +291,15 @@ impl Builder {
             }
             Event::NetConnect(n) => {
                 self.connections += 1;
-                let h = self
-                    .hosts
-                    .entry(n.host.clone())
-                    .or_insert_with(|| HostTraffic {
-                        host: n.host.clone(),
-                        ports: Vec::new(),
-                        allowed: 0,
-                        denied: 0,
-                        bytes_up: 0,
-                        bytes_down: 0,
-                        rules: Vec::new(),
-                    });
+                let h = self.hosts.entry(n.host.clone()).or_insert_with(|| HostTraffic {
+                    host: n.host.clone(),
+                    ports: Vec::new(),
+                    allowed: 0,
+                    denied: 0,
+                    bytes_up: 0,
+                    bytes_down: 0,
+                    rules: Vec::new(),
+                });
                 insert_sorted(&mut h.ports, n.port);
                 if let Some(rule) = &n.rule {
                     insert_sorted(&mut h.rules, rule.clone());
@@ -339,10 +330,7 @@ impl Builder {
                     }
                 }
             }
-            Event::Revoke(_)
-            | Event::Unrevoke(_)
-            | Event::SessionStart(_)
-            | Event::SessionEnd(_) => {}
+            Event::Revoke(_) | Event::Unrevoke(_) | Event::SessionStart(_) | Event::SessionEnd(_) => {}
         }
     }
 
@@ -380,19 +368,16 @@ impl Builder {
             }
             Decision::Deny => {
                 self.denied_calls += 1;
-                let d = self
-                    .denied
-                    .entry((target.tool(), summary.clone()))
-                    .or_insert_with(|| DeniedAttempt {
-                        tool: target.tool(),
-                        summary,
-                        count: 0,
-                        rules: Vec::new(),
-                        reason: None,
-                        first: ts.to_owned(),
-                        last: ts.to_owned(),
-                        seqs: Vec::new(),
-                    });
+                let d = self.denied.entry((target.tool(), summary.clone())).or_insert_with(|| DeniedAttempt {
+                    tool: target.tool(),
+                    summary,
+                    count: 0,
+                    rules: Vec::new(),
+                    reason: None,
+                    first: ts.to_owned(),
+                    last: ts.to_owned(),
+                    seqs: Vec::new(),
+                });
                 d.count += 1;
                 d.last = ts.to_owned();
                 d.seqs.push(seq);
@@ -407,17 +392,14 @@ impl Builder {
     }
 
     fn grant_use(&mut self, rule: String, u: GrantUse) -> usize {
-        let g = self
-            .grants
-            .entry(rule.clone())
-            .or_insert_with(|| GrantUsage {
-                rule,
-                uses: 0,
-                first_use: u.ts.clone(),
-                last_use: u.ts.clone(),
-                revoked: None,
-                used_by: Vec::new(),
-            });
+        let g = self.grants.entry(rule.clone()).or_insert_with(|| GrantUsage {
+            rule,
+            uses: 0,
+            first_use: u.ts.clone(),
+            last_use: u.ts.clone(),
+            revoked: None,
+            used_by: Vec::new(),
+        });
         g.uses += 1;
         g.last_use = u.ts.clone();
         g.used_by.push(u);
@@ -434,17 +416,9 @@ impl Builder {
             }
         }
         let mut denied: Vec<DeniedAttempt> = self.denied.into_values().collect();
-        denied.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| (a.tool, &a.summary).cmp(&(b.tool, &b.summary)))
-        });
+        denied.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (a.tool, &a.summary).cmp(&(b.tool, &b.summary))));
         let mut hosts: Vec<HostTraffic> = self.hosts.into_values().collect();
-        hosts.sort_by(|a, b| {
-            (b.allowed + b.denied)
-                .cmp(&(a.allowed + a.denied))
-                .then_with(|| a.host.cmp(&b.host))
-        });
+        hosts.sort_by(|a, b| (b.allowed + b.denied).cmp(&(a.allowed + a.denied)).then_with(|| a.host.cmp(&b.host)));
         let mut review = Review {
             path: path.to_path_buf(),
             since: cutoff.map(format_ts),
@@ -488,11 +462,7 @@ impl Review {
     fn mark_revoked(&mut self) {
         for g in &mut self.grants {
             let sel = Selector::Rule(g.rule.clone());
-            g.revoked = self
-                .revocations
-                .iter()
-                .any(|r| r.selector == sel)
-                .then(|| sel.to_string());
+            g.revoked = self.revocations.iter().any(|r| r.selector == sel).then(|| sel.to_string());
         }
     }
 }
@@ -503,27 +473,15 @@ mod tests {
 
     #[test]
     fn since_parses_durations_and_timestamps() {
-        assert_eq!(
-            Since::parse("24h").unwrap(),
-            Since::Ago(Duration::from_secs(86_400))
-        );
-        assert_eq!(
-            Since::parse("90m").unwrap(),
-            Since::Ago(Duration::from_secs(5_400))
-        );
+        assert_eq!(Since::parse("24h").unwrap(), Since::Ago(Duration::from_secs(86_400)));
+        assert_eq!(Since::parse("90m").unwrap(), Since::Ago(Duration::from_secs(5_400)));
         let t = Since::parse("2026-03-01T00:00:00Z").unwrap();
-        assert_eq!(
-            format_ts(t.cutoff(SystemTime::now())),
-            "2026-03-01T00:00:00.000Z"
-        );
+        assert_eq!(format_ts(t.cutoff(SystemTime::now())), "2026-03-01T00:00:00.000Z");
         assert_eq!(Since::parse("2026-03-01").unwrap(), t);
         assert_eq!(Since::parse("2026-03-01T00:00:00.000Z").unwrap(), t);
         let e = Since::parse("yesterday").unwrap_err();
         assert!(e.to_string().contains("24h"), "{e}");
         let now = SystemTime::now();
-        assert_eq!(
-            Since::Ago(Duration::from_secs(60)).cutoff(now),
-            now - Duration::from_secs(60)
-        );
+        assert_eq!(Since::Ago(Duration::from_secs(60)).cutoff(now), now - Duration::from_secs(60));
     }
 }

@@ -61,7 +61,9 @@ pub enum Selector {
 
 /// A selector that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid selector `{input}`: {problem}; expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID")]
+#[error(
+    "invalid selector `{input}`: {problem}; expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID"
+)]
 pub struct SelectorError {
     /// What was given.
     pub input: String,
@@ -73,10 +75,7 @@ impl FromStr for Selector {
     type Err = SelectorError;
 
     fn from_str(input: &str) -> Result<Self, SelectorError> {
-        let err = |problem: String| SelectorError {
-            input: input.to_owned(),
-            problem,
-        };
+        let err = |problem: String| SelectorError { input: input.to_owned(), problem };
         let Some((kind, value)) = input.split_once(':') else {
             return Err(err("it has no `KIND:` prefix".into()));
         };
@@ -102,15 +101,10 @@ impl FromStr for Selector {
 fn parse_network(value: &str) -> Result<Selector, String> {
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
         // [IPv6]:port or [IPv6]
-        let (h, after) = rest
-            .split_once(']')
-            .ok_or("an IPv6 address opened with `[` is not closed with `]`")?;
+        let (h, after) = rest.split_once(']').ok_or("an IPv6 address opened with `[` is not closed with `]`")?;
         let port = match after {
             "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or(format!("unexpected `{p}` after `]`"))?,
-            ),
+            p => Some(p.strip_prefix(':').ok_or(format!("unexpected `{p}` after `]`"))?),
         };
         (h.to_owned(), port)
     } else if value.matches(':').count() > 1 {
@@ -150,14 +144,8 @@ impl fmt::Display for Selector {
             Selector::Path(p) => write!(f, "path:{p}"),
             Selector::Rule(r) => write!(f, "rule:{r}"),
             Selector::Network { host, port: None } => write!(f, "network:{host}"),
-            Selector::Network {
-                host,
-                port: Some(p),
-            } if host.contains(':') => write!(f, "network:[{host}]:{p}"),
-            Selector::Network {
-                host,
-                port: Some(p),
-            } => write!(f, "network:{host}:{p}"),
+            Selector::Network { host, port: Some(p) } if host.contains(':') => write!(f, "network:[{host}]:{p}"),
+            Selector::Network { host, port: Some(p) } => write!(f, "network:{host}:{p}"),
         }
     }
 }
@@ -235,12 +223,7 @@ impl Revocations {
     pub fn load(path: impl AsRef<Path>) -> Result<Self, AuditError> {
         let path = path.as_ref().to_path_buf();
         let (entries, stamp) = read_list(&path)?;
-        Ok(Revocations {
-            path,
-            entries,
-            pending: Vec::new(),
-            stamp,
-        })
+        Ok(Revocations { path, entries, pending: Vec::new(), stamp })
     }
 
     /// Re-reads the file if it changed since it was loaded (by inode, size
@@ -281,11 +264,7 @@ impl Revocations {
         if self.contains(&selector) {
             return false;
         }
-        let entry = Revocation {
-            selector,
-            reason,
-            ts: now_ts(),
-        };
+        let entry = Revocation { selector, reason, ts: now_ts() };
         self.pending.push(Change::Add(entry.clone()));
         self.entries.push(entry);
         true
@@ -318,8 +297,7 @@ impl Revocations {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| AuditError::io(&lock_path, "open", e))?;
-        lock.lock()
-            .map_err(|e| AuditError::io(&lock_path, "lock", e))?;
+        lock.lock().map_err(|e| AuditError::io(&lock_path, "lock", e))?;
         let result = self.save_locked(&dir);
         let _ = lock.unlock();
         result
@@ -328,20 +306,13 @@ impl Revocations {
     fn save_locked(&mut self, dir: &Path) -> Result<(), AuditError> {
         let (mut entries, _) = read_list(&self.path)?;
         apply(&mut entries, &self.pending);
-        let text = toml::to_string_pretty(&FileFormat {
-            revoked: entries.clone(),
-        })
-        .map_err(AuditError::RevocationsEncode)?;
+        let text =
+            toml::to_string_pretty(&FileFormat { revoked: entries.clone() }).map_err(AuditError::RevocationsEncode)?;
         let header = "# paddock revocation list: written by `paddock revoke`; every decision consults it.\n\n";
 
         let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(header.as_bytes())?;
             f.write_all(text.as_bytes())?;
             f.sync_all()
@@ -379,10 +350,7 @@ fn apply(entries: &mut Vec<Revocation>, changes: &[Change]) {
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "revocations.toml".into());
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "revocations.toml".into());
     name.push(suffix);
     path.with_file_name(name)
 }
@@ -424,43 +392,13 @@ mod tests {
 
     #[test]
     fn selectors_parse_and_display() {
-        assert_eq!(
-            sel("command:git push **"),
-            Selector::Command("git push **".into())
-        );
+        assert_eq!(sel("command:git push **"), Selector::Command("git push **".into()));
         assert_eq!(sel("path:~/.ssh"), Selector::Path("~/.ssh".into()));
-        assert_eq!(
-            sel("rule:commands.allow[2]"),
-            Selector::Rule("commands.allow[2]".into())
-        );
-        assert_eq!(
-            sel("network:GitHub.com."),
-            Selector::Network {
-                host: "github.com".into(),
-                port: None
-            }
-        );
-        assert_eq!(
-            sel("network:*.crates.io:443"),
-            Selector::Network {
-                host: "*.crates.io".into(),
-                port: Some(443)
-            }
-        );
-        assert_eq!(
-            sel("network:[::1]:8080"),
-            Selector::Network {
-                host: "::1".into(),
-                port: Some(8080)
-            }
-        );
-        assert_eq!(
-            sel("network:fe80::1"),
-            Selector::Network {
-                host: "fe80::1".into(),
-                port: None
-            }
-        );
+        assert_eq!(sel("rule:commands.allow[2]"), Selector::Rule("commands.allow[2]".into()));
+        assert_eq!(sel("network:GitHub.com."), Selector::Network { host: "github.com".into(), port: None });
+        assert_eq!(sel("network:*.crates.io:443"), Selector::Network { host: "*.crates.io".into(), port: Some(443) });
+        assert_eq!(sel("network:[::1]:8080"), Selector::Network { host: "::1".into(), port: Some(8080) });
+        assert_eq!(sel("network:fe80::1"), Selector::Network { host: "fe80::1".into(), port: None });
         for s in [
             "command:git push **",
             "path:/a b",
@@ -491,20 +429,12 @@ mod tests {
             let e = input.parse::<Selector>().unwrap_err();
             let msg = e.to_string();
             assert!(msg.contains(want), "{input}: {msg}");
-            assert!(
-                msg.contains(
-                    "expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID"
-                ),
-                "{msg}"
-            );
+            assert!(msg.contains("expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID"), "{msg}");
         }
     }
 
     #[test]
     fn sibling_names() {
-        assert_eq!(
-            sibling(Path::new("/s/revocations.toml"), ".lock"),
-            Path::new("/s/revocations.toml.lock")
-        );
+        assert_eq!(sibling(Path::new("/s/revocations.toml"), ".lock"), Path::new("/s/revocations.toml.lock"));
     }
 }

@@ -98,11 +98,7 @@ pub fn revocations_path(state: &Path) -> PathBuf {
 
 /// Creates `dir` and missing parents with mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AuditError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| AuditError::io(dir, "create directory", e))
+    DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| AuditError::io(dir, "create directory", e))
 }
 
 #[cfg(test)]
@@ -111,29 +107,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(vars: &[(&str, &str)]) -> Option<PathBuf> {
-        let map: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
         resolve_state_dir(|k| map.get(k).cloned())
     }
 
     #[test]
     fn precedence() {
-        let all = [
-            ("PADDOCK_STATE_DIR", "/p"),
-            ("XDG_STATE_HOME", "/x"),
-            ("HOME", "/h"),
-        ];
+        let all = [("PADDOCK_STATE_DIR", "/p"), ("XDG_STATE_HOME", "/x"), ("HOME", "/h")];
         assert_eq!(resolve(&all), Some("/p".into()));
         assert_eq!(resolve(&all[1..]), Some("/x/paddock".into()));
         assert_eq!(resolve(&all[2..]), Some("/h/.local/state/paddock".into()));
         assert_eq!(
-            resolve(&[
-                ("PADDOCK_STATE_DIR", ""),
-                ("XDG_STATE_HOME", "rel"),
-                ("HOME", "/h")
-            ]),
+            resolve(&[("PADDOCK_STATE_DIR", ""), ("XDG_STATE_HOME", "rel"), ("HOME", "/h")]),
             Some("/h/.local/state/paddock".into())
         );
         assert_eq!(resolve(&[]), None);
@@ -145,17 +130,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
         create_private_dir(&dir).unwrap();
-        assert_eq!(
-            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        assert_eq!(
-            std::fs::metadata(tmp.path().join("a"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(tmp.path().join("a")).unwrap().permissions().mode() & 0o777, 0o700);
     }
 }

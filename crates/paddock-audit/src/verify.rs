@@ -195,31 +195,13 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
     let mut expected_seq = 1u64;
     while let Some(line) = lines.next_line()? {
         let (number, offset, bytes) = match line {
-            Line::Torn {
-                number,
-                offset,
-                bytes,
-            } => {
-                report.torn_tail = Some(TornTail {
-                    line: number,
-                    offset,
-                    bytes: bytes.len() as u64,
-                });
+            Line::Torn { number, offset, bytes } => {
+                report.torn_tail = Some(TornTail { line: number, offset, bytes: bytes.len() as u64 });
                 break;
             }
-            Line::Complete {
-                number,
-                offset,
-                bytes,
-            } => (number, offset, bytes),
+            Line::Complete { number, offset, bytes } => (number, offset, bytes),
         };
-        let brk = |kind| {
-            Some(ChainBreak {
-                line: number,
-                offset,
-                kind,
-            })
-        };
+        let brk = |kind| Some(ChainBreak { line: number, offset, kind });
         let record = match Record::from_line(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -232,27 +214,17 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
             }
         };
         if record.seq != expected_seq {
-            report.broken = brk(BreakKind::SeqMismatch {
-                expected: expected_seq,
-                found: record.seq,
-            });
+            report.broken = brk(BreakKind::SeqMismatch { expected: expected_seq, found: record.seq });
             break;
         }
         if record.prev != expected_prev {
-            report.broken = brk(BreakKind::PrevMismatch {
-                expected: expected_prev,
-                found: record.prev,
-            });
+            report.broken = brk(BreakKind::PrevMismatch { expected: expected_prev, found: record.prev });
             break;
         }
         expected_prev = to_hex(&line_digest(&bytes));
         expected_seq += 1;
         report.records += 1;
-        report.head = Some(Head {
-            seq: record.seq,
-            hash: expected_prev.clone(),
-            line: number,
-        });
+        report.head = Some(Head { seq: record.seq, hash: expected_prev.clone(), line: number });
     }
     Ok(report)
 }

@@ -64,10 +64,7 @@ pub struct SyncPolicy {
 impl Default for SyncPolicy {
     /// 50 ms or 1024 records, whichever comes first.
     fn default() -> Self {
-        SyncPolicy {
-            max_delay: Duration::from_millis(50),
-            max_records: 1024,
-        }
+        SyncPolicy { max_delay: Duration::from_millis(50), max_records: 1024 }
     }
 }
 
@@ -147,16 +144,12 @@ impl AuditLog {
         opts.read(true).append(true).mode(0o600);
         let (file, created) = match opts.clone().create_new(true).open(&path) {
             Ok(f) => (f, true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
-                opts.open(&path)
-                    .map_err(|e| AuditError::io(&path, "open", e))?,
-                false,
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                (opts.open(&path).map_err(|e| AuditError::io(&path, "open", e))?, false)
+            }
             Err(e) => return Err(AuditError::io(&path, "create", e)),
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| AuditError::io(&path, "inspect", e))?;
+        let meta = file.metadata().map_err(|e| AuditError::io(&path, "inspect", e))?;
         if !meta.is_file() {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
             return Err(AuditError::io(&path, "open", e));
@@ -168,17 +161,8 @@ impl AuditLog {
             }
             tracing::debug!(path = %path.display(), "created audit log");
         }
-        let inner = Arc::new(Inner {
-            path,
-            file,
-            policy,
-            state: Mutex::new(State::default()),
-            wake: Condvar::new(),
-        });
-        Ok(AuditLog {
-            inner,
-            flusher: std::sync::OnceLock::new(),
-        })
+        let inner = Arc::new(Inner { path, file, policy, state: Mutex::new(State::default()), wake: Condvar::new() });
+        Ok(AuditLog { inner, flusher: std::sync::OnceLock::new() })
     }
 
     /// The log's path.
@@ -249,11 +233,7 @@ impl Inner {
 
         let mut st = self.lock_state();
         let flock = FileLock::acquire(&self.file, &self.path)?;
-        let len = self
-            .file
-            .metadata()
-            .map_err(|e| AuditError::io(&self.path, "inspect", e))?
-            .len();
+        let len = self.file.metadata().map_err(|e| AuditError::io(&self.path, "inspect", e))?.len();
         let tail = match st.tail {
             Some(t) if t.len == len => t,
             _ => {
@@ -272,20 +252,10 @@ impl Inner {
             st.tail = None;
             return Err(AuditError::io(&self.path, "append to", e));
         }
-        st.tail = Some(Tail {
-            len: tail.len + line.len() as u64,
-            seq,
-            hash,
-        });
+        st.tail = Some(Tail { len: tail.len + line.len() as u64, seq, hash });
         drop(flock);
 
-        let record = AppendedRecord {
-            seq,
-            ts,
-            hash: to_hex(&hash),
-            offset: tail.len,
-            durable,
-        };
+        let record = AppendedRecord { seq, ts, hash: to_hex(&hash), offset: tail.len, durable };
         if durable {
             // Everything written so far is covered by this sync.
             let pending = std::mem::take(&mut st.dirty) + 1;
@@ -331,11 +301,7 @@ fn flusher(inner: &Inner) {
         let due = since + policy.max_delay;
         let now = Instant::now();
         if st.dirty < policy.max_records && now < due {
-            st = inner
-                .wake
-                .wait_timeout(st, due - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            st = inner.wake.wait_timeout(st, due - now).unwrap_or_else(|p| p.into_inner()).0;
             continue;
         }
         let pending = std::mem::take(&mut st.dirty);
@@ -345,11 +311,7 @@ fn flusher(inner: &Inner) {
         st = inner.lock_state();
         if let Some(e) = failed {
             tracing::warn!(error = %e, "audit log: background sync failed; retrying");
-            st = inner
-                .wake
-                .wait_timeout(st, policy.max_delay)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            st = inner.wake.wait_timeout(st, policy.max_delay).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 }
@@ -378,21 +340,11 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn ev(i: usize) -> Event {
-        Call::new(
-            format!("c{i}"),
-            "s",
-            Target::command(["true"]),
-            Decision::Allow,
-        )
-        .start()
+        Call::new(format!("c{i}"), "s", Target::command(["true"]), Decision::Allow).start()
     }
 
     fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        std::fs::read_to_string(path).unwrap().lines().map(str::to_owned).collect()
     }
 
     #[test]
@@ -405,18 +357,8 @@ mod tests {
         assert_eq!((a.seq, a.offset, a.durable), (1, 0, false));
         assert_eq!((b.seq, b.durable), (2, true));
         drop(log);
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(path.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         let l = lines(&path);
         let r1 = Record::from_line(l[0].as_bytes()).unwrap();
         let r2 = Record::from_line(l[1].as_bytes()).unwrap();
@@ -455,20 +397,12 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         log.append(&ev(1)).unwrap();
         let good_len = std::fs::metadata(&path).unwrap().len();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(br#"{"seq":2,"ts":"20"#)
-            .unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(br#"{"seq":2,"ts":"20"#).unwrap();
         let r = log.append(&ev(2)).unwrap();
         assert_eq!((r.seq, r.offset), (2, good_len));
         let l = lines(&path);
         assert_eq!(l.len(), 2);
-        assert_eq!(
-            Record::from_line(l[1].as_bytes()).unwrap().prev,
-            line_hash(l[0].as_bytes())
-        );
+        assert_eq!(Record::from_line(l[1].as_bytes()).unwrap().prev, line_hash(l[0].as_bytes()));
     }
 
     #[test]
@@ -484,22 +418,13 @@ mod tests {
     fn long_last_line_is_found_across_blocks() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
-        let big = Call::new(
-            "c",
-            "s",
-            Target::command(vec!["x".repeat(50_000)]),
-            Decision::Allow,
-        )
-        .start();
+        let big = Call::new("c", "s", Target::command(vec!["x".repeat(50_000)]), Decision::Allow).start();
         AuditLog::open(&path).unwrap().append(&big).unwrap();
         AuditLog::open(&path).unwrap().append(&big).unwrap();
         let r = AuditLog::open(&path).unwrap().append(&ev(3)).unwrap();
         assert_eq!(r.seq, 3);
         let l = lines(&path);
-        assert_eq!(
-            Record::from_line(l[2].as_bytes()).unwrap().prev,
-            line_hash(l[1].as_bytes())
-        );
+        assert_eq!(Record::from_line(l[2].as_bytes()).unwrap().prev, line_hash(l[1].as_bytes()));
     }
 
     #[test]
@@ -508,10 +433,7 @@ mod tests {
         let path = tmp.path().join("audit.jsonl");
         std::fs::write(&path, b"not json\n").unwrap();
         let err = AuditLog::open(&path).unwrap().append(&ev(1)).unwrap_err();
-        assert!(
-            matches!(err, AuditError::CorruptTail { offset: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, AuditError::CorruptTail { offset: 0, .. }), "{err}");
         assert!(err.to_string().contains("paddock audit verify"));
     }
 
@@ -520,14 +442,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("audit.jsonl");
         let log = Arc::new(
-            AuditLog::open_with(
-                &path,
-                SyncPolicy {
-                    max_delay: Duration::from_millis(5),
-                    max_records: 7,
-                },
-            )
-            .unwrap(),
+            AuditLog::open_with(&path, SyncPolicy { max_delay: Duration::from_millis(5), max_records: 7 }).unwrap(),
         );
         let handles: Vec<_> = (0..4)
             .map(|t| {

@@ -26,12 +26,7 @@ fn child_writer() {
         // Appends (with large records, so that writes are not instant) until killed.
         let argv: Vec<String> = (0..2000).map(|i| format!("argument-{i}")).collect();
         for i in 0.. {
-            let call = Call::new(
-                format!("k{i}"),
-                "killed",
-                Target::command(argv.clone()),
-                Decision::Allow,
-            );
+            let call = Call::new(format!("k{i}"), "killed", Target::command(argv.clone()), Decision::Allow);
             log.append(&call.start()).unwrap();
         }
     }
@@ -105,10 +100,8 @@ fn four_writer_processes_keep_the_chain_intact() {
     }
     assert_eq!(seen.len(), WRITERS * CALLS);
     for (id, (start, end)) in &seen {
-        let (start, end) = (
-            start.unwrap_or_else(|| panic!("{id}: no start")),
-            end.unwrap_or_else(|| panic!("{id}: no end")),
-        );
+        let (start, end) =
+            (start.unwrap_or_else(|| panic!("{id}: no start")), end.unwrap_or_else(|| panic!("{id}: no end")));
         assert!(start < end, "{id}");
     }
     let switches = writers_in_order.windows(2).filter(|w| w[0] != w[1]).count();
@@ -129,9 +122,7 @@ fn a_writer_killed_mid_stream_leaves_a_verifiable_log() {
         .unwrap();
     // Let it write for a while, then SIGKILL it (possibly mid-write).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::metadata(&path).map_or(0, |m| m.len()) < 2_000_000
-        && std::time::Instant::now() < deadline
-    {
+    while std::fs::metadata(&path).map_or(0, |m| m.len()) < 2_000_000 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -146,12 +137,7 @@ fn a_writer_killed_mid_stream_leaves_a_verifiable_log() {
     }
 
     let log = AuditLog::open(&path).unwrap();
-    let call = Call::new(
-        "after-kill",
-        "s",
-        Target::command(["true"]),
-        Decision::Allow,
-    );
+    let call = Call::new("after-kill", "s", Target::command(["true"]), Decision::Allow);
     assert_eq!(log.append_durable(&call.start()).unwrap().seq, before + 1);
     drop(log);
     let report = verify(&path).unwrap();

@@ -17,29 +17,13 @@ fn round_trip() {
     assert!(list.entries().is_empty());
     assert!(list.add(sel("rule:commands.allow[2]"), Some("too broad".into())));
     assert!(list.add(sel("command:git push **"), None));
-    assert!(list.add(
-        sel("network:[::1]:8080"),
-        Some("local \"admin\" port".into())
-    ));
+    assert!(list.add(sel("network:[::1]:8080"), Some("local \"admin\" port".into())));
     assert!(list.add(sel("path:/home/me/.aws"), None));
-    assert!(
-        !list.add(sel("rule:commands.allow[2]"), Some("again".into())),
-        "already revoked"
-    );
+    assert!(!list.add(sel("rule:commands.allow[2]"), Some("again".into())), "already revoked");
     list.save().unwrap();
 
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        std::fs::metadata(path.parent().unwrap())
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o700
-    );
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
 
     let loaded = Revocations::load(&path).unwrap();
     assert_eq!(loaded.entries(), list.entries());
@@ -47,23 +31,11 @@ fn round_trip() {
     assert_eq!(e.selector, Selector::Rule("commands.allow[2]".into()));
     assert_eq!(e.reason.as_deref(), Some("too broad"));
     assert!(paddock_audit::record::parse_ts(&e.ts).is_some(), "{}", e.ts);
-    assert_eq!(
-        loaded.entries()[2].selector,
-        Selector::Network {
-            host: "::1".into(),
-            port: Some(8080)
-        }
-    );
-    assert_eq!(
-        loaded.entries()[2].reason.as_deref(),
-        Some("local \"admin\" port")
-    );
+    assert_eq!(loaded.entries()[2].selector, Selector::Network { host: "::1".into(), port: Some(8080) });
+    assert_eq!(loaded.entries()[2].reason.as_deref(), Some("local \"admin\" port"));
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        text.contains("[[revoked]]") && text.contains(r#"selector = "rule:commands.allow[2]""#),
-        "{text}"
-    );
+    assert!(text.contains("[[revoked]]") && text.contains(r#"selector = "rule:commands.allow[2]""#), "{text}");
 
     let mut again = Revocations::load(&path).unwrap();
     assert!(again.remove(&sel("command:git push **")));
@@ -86,11 +58,7 @@ fn concurrent_revokers_do_not_lose_entries() {
     b.add(sel("rule:b"), None);
     a.save().unwrap();
     b.save().unwrap();
-    assert_eq!(
-        b.entries().len(),
-        2,
-        "save leaves the merged list in memory"
-    );
+    assert_eq!(b.entries().len(), 2, "save leaves the merged list in memory");
     assert_eq!(Revocations::load(&path).unwrap().entries().len(), 2);
 
     // Many threads at once.
@@ -101,10 +69,7 @@ fn concurrent_revokers_do_not_lose_entries() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let mut list = Revocations::load(&path).unwrap();
-                list.add(
-                    sel(&format!("command:tool{i} **")),
-                    Some(format!("thread {i}")),
-                );
+                list.add(sel(&format!("command:tool{i} **")), Some(format!("thread {i}")));
                 barrier.wait();
                 list.save().unwrap();
             })
@@ -119,16 +84,9 @@ fn concurrent_revokers_do_not_lose_entries() {
         assert!(list.contains(&sel(&format!("command:tool{i} **"))));
     }
     // No temporary files left behind.
-    let names: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(
-        names
-            .iter()
-            .all(|n| n == "revocations.toml" || n == "revocations.toml.lock"),
-        "{names:?}"
-    );
+    let names: Vec<_> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().all(|n| n == "revocations.toml" || n == "revocations.toml.lock"), "{names:?}");
 }
 
 #[test]
@@ -150,18 +108,11 @@ fn malformed_files_are_errors_with_a_location() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("revocations.toml");
 
-    std::fs::write(
-        &path,
-        "[[revoked]]\nselector = \"cmd:git\"\nts = \"2026-03-01T00:00:00Z\"\n",
-    )
-    .unwrap();
+    std::fs::write(&path, "[[revoked]]\nselector = \"cmd:git\"\nts = \"2026-03-01T00:00:00Z\"\n").unwrap();
     let err = Revocations::load(&path).unwrap_err();
     assert!(matches!(err, AuditError::RevocationsParse { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("unknown kind `cmd`") && msg.contains("line 2"),
-        "{msg}"
-    );
+    assert!(msg.contains("unknown kind `cmd`") && msg.contains("line 2"), "{msg}");
 
     std::fs::write(&path, "[[revokd]]\nselector = \"rule:x\"\n").unwrap();
     let msg = Revocations::load(&path).unwrap_err().to_string();
@@ -178,10 +129,7 @@ fn selector_errors_convert_into_audit_errors() {
         Ok(s.parse::<Selector>()?)
     }
     let msg = parse("network:").unwrap_err().to_string();
-    assert!(
-        msg.contains("invalid selector `network:`") && msg.contains("nothing follows"),
-        "{msg}"
-    );
+    assert!(msg.contains("invalid selector `network:`") && msg.contains("nothing follows"), "{msg}");
     let msg = parse("host:example.com").unwrap_err().to_string();
     assert!(msg.contains("unknown kind `host`"), "{msg}");
 }

@@ -18,10 +18,7 @@ fn tampered(tamper: impl FnOnce(&mut Vec<String>)) -> VerifyReport {
 }
 
 fn broken_at(report: &VerifyReport) -> (u64, &BreakKind) {
-    let b = report
-        .broken
-        .as_ref()
-        .unwrap_or_else(|| panic!("not detected: {report}"));
+    let b = report.broken.as_ref().unwrap_or_else(|| panic!("not detected: {report}"));
     assert!(!report.is_intact());
     (b.line, &b.kind)
 }
@@ -47,10 +44,7 @@ fn edited_field_is_detected_at_the_next_line() {
     assert_eq!(line, 4);
     assert!(matches!(kind, BreakKind::PrevMismatch { .. }), "{kind:?}");
     let msg = r.to_string();
-    assert!(
-        msg.contains("line 4: prev is") && msg.contains("line 3 was edited"),
-        "{msg}"
-    );
+    assert!(msg.contains("line 4: prev is") && msg.contains("line 3 was edited"), "{msg}");
 }
 
 #[test]
@@ -65,21 +59,8 @@ fn deleted_line_is_detected() {
     let r = tampered(|l| {
         l.remove(4);
     });
-    assert_eq!(
-        broken_at(&r),
-        (
-            5,
-            &BreakKind::SeqMismatch {
-                expected: 5,
-                found: 6
-            }
-        )
-    );
-    assert!(
-        r.to_string()
-            .contains("a line was removed, inserted or moved"),
-        "{r}"
-    );
+    assert_eq!(broken_at(&r), (5, &BreakKind::SeqMismatch { expected: 5, found: 6 }));
+    assert!(r.to_string().contains("a line was removed, inserted or moved"), "{r}");
 }
 
 #[test]
@@ -87,16 +68,7 @@ fn deleted_first_line_is_detected() {
     let r = tampered(|l| {
         l.remove(0);
     });
-    assert_eq!(
-        broken_at(&r),
-        (
-            1,
-            &BreakKind::SeqMismatch {
-                expected: 1,
-                found: 2
-            }
-        )
-    );
+    assert_eq!(broken_at(&r), (1, &BreakKind::SeqMismatch { expected: 1, found: 2 }));
 }
 
 #[test]
@@ -124,16 +96,7 @@ fn inserted_forged_line_is_detected() {
         forged.seq = 5;
         l.insert(4, forged.to_line().unwrap());
     });
-    assert_eq!(
-        broken_at(&r),
-        (
-            6,
-            &BreakKind::SeqMismatch {
-                expected: 6,
-                found: 5
-            }
-        )
-    );
+    assert_eq!(broken_at(&r), (6, &BreakKind::SeqMismatch { expected: 6, found: 5 }));
 }
 
 #[test]
@@ -142,11 +105,7 @@ fn inserted_garbage_line_is_detected() {
     let (line, kind) = broken_at(&r);
     assert_eq!(line, 4);
     assert!(matches!(kind, BreakKind::BadRecord { .. }), "{kind:?}");
-    assert!(
-        r.to_string()
-            .contains("line 4: JSON but not a valid record"),
-        "{r}"
-    );
+    assert!(r.to_string().contains("line 4: JSON but not a valid record"), "{r}");
 }
 
 #[test]
@@ -165,31 +124,13 @@ fn duplicated_line_is_detected() {
         let dup = l[6].clone();
         l.insert(7, dup);
     });
-    assert_eq!(
-        broken_at(&r),
-        (
-            8,
-            &BreakKind::SeqMismatch {
-                expected: 8,
-                found: 7
-            }
-        )
-    );
+    assert_eq!(broken_at(&r), (8, &BreakKind::SeqMismatch { expected: 8, found: 7 }));
 }
 
 #[test]
 fn swapped_lines_are_detected() {
     let r = tampered(|l| l.swap(5, 6));
-    assert_eq!(
-        broken_at(&r),
-        (
-            6,
-            &BreakKind::SeqMismatch {
-                expected: 6,
-                found: 7
-            }
-        )
-    );
+    assert_eq!(broken_at(&r), (6, &BreakKind::SeqMismatch { expected: 6, found: 7 }));
 }
 
 #[test]
@@ -207,16 +148,7 @@ fn line_cut_short_in_the_middle_is_detected() {
 #[test]
 fn changed_seq_is_detected() {
     let r = tampered(|l| l[3] = l[3].replacen(r#"{"seq":4,"#, r#"{"seq":40,"#, 1));
-    assert_eq!(
-        broken_at(&r),
-        (
-            4,
-            &BreakKind::SeqMismatch {
-                expected: 4,
-                found: 40
-            }
-        )
-    );
+    assert_eq!(broken_at(&r), (4, &BreakKind::SeqMismatch { expected: 4, found: 40 }));
 }
 
 #[test]

@@ -9,12 +9,7 @@ use common::{lines, ten_record_log};
 use paddock_audit::{line_hash, verify, AuditLog, Call, Decision, Record, Target};
 
 fn append_raw(path: &std::path::Path, bytes: &[u8]) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
 }
 
 #[test]
@@ -32,10 +27,7 @@ fn torn_tail_is_a_warning_then_the_next_writer_chains() {
     let t = r.torn_tail.as_ref().unwrap();
     assert_eq!((t.line, t.offset, t.bytes), (11, len, torn.len() as u64));
     let text = r.to_string();
-    assert!(
-        text.contains("chain intact") && text.contains("warning: line 11") && text.contains("torn"),
-        "{text}"
-    );
+    assert!(text.contains("chain intact") && text.contains("warning: line 11") && text.contains("torn"), "{text}");
 
     let log = AuditLog::open(&path).unwrap();
     let call = Call::new("after", "s2", Target::command(["true"]), Decision::Allow);
@@ -49,10 +41,7 @@ fn torn_tail_is_a_warning_then_the_next_writer_chains() {
     assert_eq!(r.records, 11);
     let after = lines(&path);
     assert_eq!(after[..10], before[..]);
-    assert_eq!(
-        Record::from_line(after[10].as_bytes()).unwrap().prev,
-        line_hash(before[9].as_bytes())
-    );
+    assert_eq!(Record::from_line(after[10].as_bytes()).unwrap().prev, line_hash(before[9].as_bytes()));
 }
 
 #[test]
@@ -69,18 +58,10 @@ fn a_complete_record_without_its_newline_is_torn_too() {
     assert_eq!(r.torn_tail.as_ref().unwrap().line, 10);
 
     let log = AuditLog::open(&path).unwrap();
-    assert_eq!(
-        log.append(&Call::new("x", "s", Target::read_file("/a"), Decision::Deny).start())
-            .unwrap()
-            .seq,
-        10
-    );
+    assert_eq!(log.append(&Call::new("x", "s", Target::read_file("/a"), Decision::Deny).start()).unwrap().seq, 10);
     drop(log);
     let r = verify(&path).unwrap();
-    assert!(
-        r.is_intact() && r.torn_tail.is_none() && r.records == 10,
-        "{r}"
-    );
+    assert!(r.is_intact() && r.torn_tail.is_none() && r.records == 10, "{r}");
 }
 
 #[test]
@@ -95,8 +76,5 @@ fn a_writer_that_is_already_open_handles_a_torn_tail() {
     assert_eq!(log.append(&ev).unwrap().seq, 3);
     drop(log);
     let r = verify(&path).unwrap();
-    assert!(
-        r.is_intact() && r.torn_tail.is_none() && r.records == 3,
-        "{r}"
-    );
+    assert!(r.is_intact() && r.torn_tail.is_none() && r.records == 3, "{r}");
 }

@@ -20,8 +20,14 @@ fn stats(name: &str, mut v: Vec<Duration>, base: Option<Duration>) -> Duration {
     v.sort();
     let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
     let median = p(0.5);
-    let ratio = base.map(|b| format!("{:>6.2}x", median.as_secs_f64() / b.as_secs_f64())).unwrap_or_else(|| "     -".into());
-    println!("{name:<44} median {:>8.3} ms   p10 {:>8.3} ms   p90 {:>8.3} ms   {ratio}", ms(median), ms(p(0.1)), ms(p(0.9)));
+    let ratio =
+        base.map(|b| format!("{:>6.2}x", median.as_secs_f64() / b.as_secs_f64())).unwrap_or_else(|| "     -".into());
+    println!(
+        "{name:<44} median {:>8.3} ms   p10 {:>8.3} ms   p90 {:>8.3} ms   {ratio}",
+        ms(median),
+        ms(p(0.1)),
+        ms(p(0.9))
+    );
     median
 }
 
@@ -46,7 +52,8 @@ fn main() {
     }
     for _ in 0..n {
         plain.push(time(&mut Command::new("/bin/true")));
-        confined.push(time(Command::new(paddock).args(["run", "--workspace"]).arg(ws.path()).args(["--", "/bin/true"])));
+        confined
+            .push(time(Command::new(paddock).args(["run", "--workspace"]).arg(ws.path()).args(["--", "/bin/true"])));
         if let Some(b) = bwrap {
             bw.push(time(Command::new(b).args(["--unshare-all", "--ro-bind", "/", "/", "true"])));
         }

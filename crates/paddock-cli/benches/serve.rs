@@ -67,7 +67,12 @@ impl Client {
 
 fn spawn_true() -> Duration {
     let t = Instant::now();
-    let st = Command::new("/bin/true").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let st = Command::new("/bin/true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
     let d = t.elapsed();
     assert!(st.success());
     d
@@ -82,7 +87,13 @@ fn stats(name: &str, mut v: Vec<Duration>, wall: Duration) -> Stats {
     v.sort();
     let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     let s = Stats { p50: p(0.5), p99: p(0.99) };
-    println!("{name:<46} {:>8.1} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} calls)", v.len() as f64 / wall.as_secs_f64(), ms(s.p50), ms(s.p99), v.len());
+    println!(
+        "{name:<46} {:>8.1} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms   ({} calls)",
+        v.len() as f64 / wall.as_secs_f64(),
+        ms(s.p50),
+        ms(s.p99),
+        v.len()
+    );
     s
 }
 
@@ -92,7 +103,11 @@ fn ms(d: Duration) -> f64 {
 
 fn vm_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).expect("VmRSS")
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
@@ -176,7 +191,8 @@ fn main() {
 
     // Plain spawns from 8 threads at once, for the same comparison.
     let t = Instant::now();
-    let threads: Vec<_> = (0..clients).map(|_| std::thread::spawn(move || (0..per).map(|_| spawn_true()).collect::<Vec<_>>())).collect();
+    let threads: Vec<_> =
+        (0..clients).map(|_| std::thread::spawn(move || (0..per).map(|_| spawn_true()).collect::<Vec<_>>())).collect();
     let plain8: Vec<Duration> = threads.into_iter().flat_map(|h| h.join().expect("spawner")).collect();
     let plain8_wall = t.elapsed();
 
@@ -195,7 +211,11 @@ fn main() {
     let later_rss = vm_rss_kib(pid);
 
     println!("paddock serve: POST /v1/calls {BODY}, keep-alive HTTP/1.1 over TCP loopback");
-    println!("machine: {} cores; state dir {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), state.display());
+    println!(
+        "machine: {} cores; state dir {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        state.display()
+    );
     let p = stats("plain spawn of /bin/true, 1 thread", plain, plain_wall);
     let s1 = stats("paddock serve, 1 client", one, one_wall);
     stats("plain spawn of /bin/true, 8 threads", plain8, plain8_wall);
@@ -204,12 +224,28 @@ fn main() {
     let overhead = s1.p50.saturating_sub(p.p50);
     let rate1 = n as f64 / one_wall.as_secs_f64();
     let rate8 = eight.len() as f64 / eight_wall.as_secs_f64();
-    println!("p50 overhead above a plain spawn (1 client): {:.3} ms; p99 with 8 clients {:.3} ms", ms(overhead), ms(s8.p99));
-    println!("server VmRSS: idle after start {:.1} MiB, right after the run {:.1} MiB, idle 12 s later {:.1} MiB", idle_rss as f64 / 1024.0, after_rss as f64 / 1024.0, later_rss as f64 / 1024.0);
+    println!(
+        "p50 overhead above a plain spawn (1 client): {:.3} ms; p99 with 8 clients {:.3} ms",
+        ms(overhead),
+        ms(s8.p99)
+    );
+    println!(
+        "server VmRSS: idle after start {:.1} MiB, right after the run {:.1} MiB, idle 12 s later {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        after_rss as f64 / 1024.0,
+        later_rss as f64 / 1024.0
+    );
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!("target p50 overhead <= 1 ms: {} ({:.3} ms)", verdict(overhead <= Duration::from_millis(1)), ms(overhead));
-    println!("target >= 300 calls/s: {} (1 client {rate1:.0}/s, 8 clients {rate8:.0}/s)", verdict(rate8.max(rate1) >= 300.0));
-    println!("target idle RSS <= 20 MiB: {} ({:.1} MiB)", verdict(idle_rss.max(later_rss) <= 20 * 1024), idle_rss.max(later_rss) as f64 / 1024.0);
+    println!(
+        "target >= 300 calls/s: {} (1 client {rate1:.0}/s, 8 clients {rate8:.0}/s)",
+        verdict(rate8.max(rate1) >= 300.0)
+    );
+    println!(
+        "target idle RSS <= 20 MiB: {} ({:.1} MiB)",
+        verdict(idle_rss.max(later_rss) <= 20 * 1024),
+        idle_rss.max(later_rss) as f64 / 1024.0
+    );
 
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let t = Instant::now();

@@ -8,8 +8,8 @@
 mod args;
 mod audit_cmd;
 mod check;
-mod mcp_cmd;
 mod exit;
+mod mcp_cmd;
 mod policy_cmd;
 mod revoke_cmd;
 mod run;

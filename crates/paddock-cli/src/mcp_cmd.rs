@@ -15,7 +15,12 @@ pub fn mcp(a: McpArgs) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("paddock-mcp").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("paddock-mcp")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(exit::INTERNAL, format_args!("runtime: {e}")),
     };
@@ -24,11 +29,19 @@ pub fn mcp(a: McpArgs) -> i32 {
             Ok(s) => s,
             Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
         };
-        let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "mcp".into(), on_connection: None };
+        let cfg = SessionConfig {
+            policy,
+            audit_log: audit_log.clone(),
+            revocations,
+            mode: "mcp".into(),
+            on_connection: None,
+        };
         let session = match Session::new(cfg) {
             Ok(s) => s,
             Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
-            Err(e) => return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display())),
+            Err(e) => {
+                return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
+            }
         };
         tracing::info!("MCP session {} on stdio, audit log {}", session.id(), audit_log.display());
         let served = paddock::mcp::serve_stdio(session.clone(), shutdown).await;

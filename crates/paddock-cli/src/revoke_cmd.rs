@@ -20,12 +20,14 @@ fn parse(s: &str) -> Result<Selector, i32> {
     })?;
     let ws = current_dir()?;
     let mut probe = Policy::embedded_default(&Vars::from_env(ws)).map_err(|e| fail(exit::INTERNAL, e))?;
-    probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(|e| {
-        let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
-        eprintln!("paddock: bad selector `{s}`: {msg}");
-        eprintln!("  hint: {SELECTOR_HINT}");
-        exit::USAGE
-    })?;
+    probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(
+        |e| {
+            let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+            eprintln!("paddock: bad selector `{s}`: {msg}");
+            eprintln!("  hint: {SELECTOR_HINT}");
+            exit::USAGE
+        },
+    )?;
     Ok(sel)
 }
 
@@ -36,8 +38,11 @@ fn load() -> Result<Revocations, i32> {
 
 fn log(audit: Option<&std::path::Path>, event: &Event) -> Result<(), i32> {
     let path = audit_file(audit)?;
-    let log = AuditLog::open(&path).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))?;
-    log.append_durable(event).map(drop).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))
+    let log =
+        AuditLog::open(&path).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))?;
+    log.append_durable(event)
+        .map(drop)
+        .map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))
 }
 
 /// `paddock revoke SELECTOR [--reason TEXT]` and `paddock revoke --list`.
@@ -88,7 +93,10 @@ pub fn unrevoke(a: UnrevokeArgs) -> i32 {
         Err(code) => return code,
     };
     if !list.remove(&sel) {
-        return fail(exit::USAGE, format_args!("{sel} is not revoked; `paddock revoke --list` shows the revocations in force"));
+        return fail(
+            exit::USAGE,
+            format_args!("{sel} is not revoked; `paddock revoke --list` shows the revocations in force"),
+        );
     }
     if let Err(e) = list.save() {
         return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));

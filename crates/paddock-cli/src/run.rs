@@ -4,9 +4,9 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use paddock_policy::{Enforcement, Policy};
 use paddock::proxy::ConnectionEvent;
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
+use paddock_policy::{Enforcement, Policy};
 use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, StdioMode};
 
 use crate::args::RunArgs;
@@ -28,16 +28,20 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let (audit_log, revocations) = match audit_file(a.audit.as_deref()).and_then(|l| Ok((l, revocations_file_if_any()?))) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (audit_log, revocations) =
+        match audit_file(a.audit.as_deref()).and_then(|l| Ok((l, revocations_file_if_any()?))) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
     let on_connection: Option<ConnectionObserver> = (verbose > 0).then(|| {
         Arc::new(|e: &ConnectionEvent| {
             let addr = e.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-            eprintln!("paddock: {} {}:{} -> {addr} {} by {} ({} up, {} down)", e.kind, e.host, e.port, e.verdict, e.rule, e.bytes_up, e.bytes_down);
+            eprintln!(
+                "paddock: {} {}:{} -> {addr} {} by {} ({} up, {} down)",
+                e.kind, e.host, e.port, e.verdict, e.rule, e.bytes_up, e.bytes_down
+            );
         }) as ConnectionObserver
     });
     let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "run".into(), on_connection };
@@ -45,13 +49,18 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
     let session = match Session::new(cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
-        Err(e) => return fail(exit::INTERNAL, format_args!("{e} ({}); the call does not run unaudited", audit_log.display())),
+        Err(e) => {
+            return fail(exit::INTERNAL, format_args!("{e} ({}); the call does not run unaudited", audit_log.display()))
+        }
     };
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     let result = match session.run(&a.argv, &here, stdio) {
         Ok(r) => r,
         Err(SessionError::NotFound { .. }) => {
-            return fail(exit::NOT_FOUND, format_args!("{}: not found in the sandbox PATH ({})", a.argv[0], session.policy().sandbox_path()));
+            return fail(
+                exit::NOT_FOUND,
+                format_args!("{}: not found in the sandbox PATH ({})", a.argv[0], session.policy().sandbox_path()),
+            );
         }
         Err(e @ SessionError::Sandbox(SandboxError::LayerUnavailable { .. })) => {
             eprintln!("paddock: {e}");
@@ -65,19 +74,31 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
         eprintln!("paddock: denied: {} ({})", d.reason, d.rule);
-        eprintln!("  hint: `paddock check -- {}` explains the decision; `paddock policy show` prints the policy", shell_words::join(&a.argv));
+        eprintln!(
+            "  hint: `paddock check -- {}` explains the decision; `paddock policy show` prints the policy",
+            shell_words::join(&a.argv)
+        );
         return exit::DENIED;
     };
     if verbose > 0 {
         print_report(&outcome.report);
     }
-    for (name, truncated, bytes) in [("stdout", outcome.stdout_truncated, outcome.stdout_bytes), ("stderr", outcome.stderr_truncated, outcome.stderr_bytes)] {
+    for (name, truncated, bytes) in [
+        ("stdout", outcome.stdout_truncated, outcome.stdout_bytes),
+        ("stderr", outcome.stderr_truncated, outcome.stderr_bytes),
+    ] {
         if truncated {
-            eprintln!("paddock: {name} truncated at max_output = {} ({bytes} bytes produced)", max_output.map(paddock_policy::format_size).unwrap_or_default());
+            eprintln!(
+                "paddock: {name} truncated at max_output = {} ({bytes} bytes produced)",
+                max_output.map(paddock_policy::format_size).unwrap_or_default()
+            );
         }
     }
     if outcome.status == ExitKind::TimedOut {
-        eprintln!("paddock: timed out after {}: the whole process tree was killed", timeout.map(|t| format!("{t:?}")).unwrap_or_default());
+        eprintln!(
+            "paddock: timed out after {}: the whole process tree was killed",
+            timeout.map(|t| format!("{t:?}")).unwrap_or_default()
+        );
     }
     outcome.exit_code()
 }
@@ -102,7 +123,8 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) {
     for l in &r.layers {
         println!("  {:<13} {:<11} {}", l.name, state_str(l.state), l.detail);
     }
-    let missing: Vec<&str> = r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
+    let missing: Vec<&str> =
+        r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
     let verdict = match (r.first_missing(), policy.enforcement) {
         (None, _) if missing.is_empty() => "every layer is available".to_string(),
         (None, _) => format!("a run goes ahead; optional layers missing: {}", missing.join(", ")),
@@ -113,5 +135,7 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) {
 }
 
 fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }

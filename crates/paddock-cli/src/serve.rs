@@ -54,7 +54,12 @@ pub fn serve(a: ServeArgs) -> i32 {
     if let Some(n) = a.max_concurrent {
         cfg.max_concurrent = n.max(1);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("paddock-serve").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("paddock-serve")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(exit::INTERNAL, format_args!("runtime: {e}")),
     };
@@ -65,7 +70,14 @@ pub fn serve(a: ServeArgs) -> i32 {
     code
 }
 
-async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, audit_log: PathBuf, revocations: Option<PathBuf>, token_file: PathBuf) -> i32 {
+async fn run(
+    listen: Listen,
+    cfg: ApiConfig,
+    policy: paddock_policy::Policy,
+    audit_log: PathBuf,
+    revocations: Option<PathBuf>,
+    token_file: PathBuf,
+) -> i32 {
     let shutdown = match api::shutdown_signal() {
         Ok(s) => s,
         Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
@@ -75,18 +87,26 @@ async fn run(listen: Listen, cfg: ApiConfig, policy: paddock_policy::Policy, aud
         Err(e @ (ApiError::Token(_) | ApiError::Listen(_))) => return fail(exit::USAGE, e),
         Err(e) => return fail(exit::INTERNAL, e),
     };
-    let session_cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "serve".into(), on_connection: None };
+    let session_cfg =
+        SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "serve".into(), on_connection: None };
     let session = match Session::new(session_cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
-        Err(e) => return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display())),
+        Err(e) => {
+            return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
+        }
     };
     let shown = match &listen {
         Listen::Tcp(_) => server.local_addr(),
         Listen::Unix(_) => format!("unix:{}", server.local_addr()),
     };
     eprintln!("paddock: listening on {shown}");
-    eprintln!("paddock: session {}, token file {}, audit log {}", session.id(), token_file.display(), audit_log.display());
+    eprintln!(
+        "paddock: session {}, token file {}, audit log {}",
+        session.id(),
+        token_file.display(),
+        audit_log.display()
+    );
     let served = server.serve(session.clone(), shutdown).await;
     let closed = session.close();
     match (served, closed) {

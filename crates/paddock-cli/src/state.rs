@@ -12,7 +12,9 @@ use crate::setup::fail;
 /// created 0700.
 fn state_dir() -> Result<PathBuf, i32> {
     paddock_audit::state_dir().map_err(|e| match e {
-        paddock_audit::AuditError::NoStateDir => fail(exit::USAGE, "no state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME"),
+        paddock_audit::AuditError::NoStateDir => {
+            fail(exit::USAGE, "no state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME")
+        }
         e => fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}")),
     })
 }

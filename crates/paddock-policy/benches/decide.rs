@@ -34,7 +34,12 @@ fn policy(n: usize) -> Policy {
         hosts.join(","),
         deny_hosts.join(",")
     );
-    let vars = Vars { workspace: "/bench/ws".into(), home: Some("/bench/home".into()), tmpdir: "/tmp".into(), caller_path: None };
+    let vars = Vars {
+        workspace: "/bench/ws".into(),
+        home: Some("/bench/home".into()),
+        tmpdir: "/tmp".into(),
+        caller_path: None,
+    };
     Policy::from_toml_str("bench.toml", &text, &vars).expect("bench policy")
 }
 
@@ -43,18 +48,25 @@ fn bench(c: &mut Criterion) {
         let p = policy(n);
         let git = p.resolve_program("git", Path::new("/"));
         let argv: Vec<String> = ["git", "status"].iter().map(|s| s.to_string()).collect();
-        let cargo_argv: Vec<String> = ["cargo", "test", "-p", "x", "--", "--nocapture"].iter().map(|s| s.to_string()).collect();
+        let cargo_argv: Vec<String> =
+            ["cargo", "test", "-p", "x", "--", "--nocapture"].iter().map(|s| s.to_string()).collect();
         let cargo = p.resolve_program("cargo", Path::new("/"));
         let mut g = c.benchmark_group(format!("rules_{n}"));
         g.throughput(Throughput::Elements(1));
         g.bench_function("command_allow", |b| b.iter(|| black_box(p.decide_command(git.as_deref(), black_box(&argv)))));
-        g.bench_function("command_rest_glob", |b| b.iter(|| black_box(p.decide_command(cargo.as_deref(), black_box(&cargo_argv)))));
+        g.bench_function("command_rest_glob", |b| {
+            b.iter(|| black_box(p.decide_command(cargo.as_deref(), black_box(&cargo_argv))))
+        });
         let inside = PathBuf::from(format!("/bench/ws/dir{}/src/lib/mod.rs", n / 2));
         let outside = PathBuf::from("/var/lib/secret/file");
         g.bench_function("path_write_allow", |b| b.iter(|| black_box(p.decide_write(black_box(&inside)))));
         g.bench_function("path_read_deny", |b| b.iter(|| black_box(p.decide_read(black_box(&outside)))));
-        g.bench_function("host_wildcard_allow", |b| b.iter(|| black_box(p.decide_connect(black_box("a.b.zone1.example.org"), 443))));
-        g.bench_function("host_default_deny", |b| b.iter(|| black_box(p.decide_connect(black_box("evil.example.net"), 443))));
+        g.bench_function("host_wildcard_allow", |b| {
+            b.iter(|| black_box(p.decide_connect(black_box("a.b.zone1.example.org"), 443)))
+        });
+        g.bench_function("host_default_deny", |b| {
+            b.iter(|| black_box(p.decide_connect(black_box("evil.example.net"), 443)))
+        });
         g.finish();
     }
 }

@@ -136,7 +136,11 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
     let tokens = match shell_words::split(&e.raw) {
         Ok(t) => t,
         Err(err) => {
-            problems.push(&e.origin, format!("malformed command pattern `{}`: {err}", e.raw), Some(PATTERN_HINT.into()));
+            problems.push(
+                &e.origin,
+                format!("malformed command pattern `{}`: {err}", e.raw),
+                Some(PATTERN_HINT.into()),
+            );
             return None;
         }
     };
@@ -203,11 +207,23 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
     if resolved.is_none() {
         tracing::debug!(pattern = %e.raw, "command pattern's program does not resolve; it matches nothing");
     }
-    Some(CommandRule { id: format!("commands.{kind}[{i}]").into(), raw: e.raw, program: resolved, origin: e.origin, args: globs, rest })
+    Some(CommandRule {
+        id: format!("commands.{kind}[{i}]").into(),
+        raw: e.raw,
+        program: resolved,
+        origin: e.origin,
+        args: globs,
+        rest,
+    })
 }
 
 impl CommandRules {
-    pub(crate) fn compile(allow: Vec<RawCommand>, deny: Vec<RawCommand>, path_var: &str, problems: &mut Problems) -> CommandRules {
+    pub(crate) fn compile(
+        allow: Vec<RawCommand>,
+        deny: Vec<RawCommand>,
+        path_var: &str,
+        problems: &mut Problems,
+    ) -> CommandRules {
         let mut rules = CommandRules::default();
         for (i, e) in allow.into_iter().enumerate() {
             if let Some(r) = compile_one("allow", i, e, path_var, problems) {
@@ -261,4 +277,3 @@ impl CommandRules {
 pub(crate) fn shown(argv: &[String]) -> String {
     shell_words::join(argv)
 }
-

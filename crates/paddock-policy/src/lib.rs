@@ -203,7 +203,8 @@ impl Policy {
                 })
                 .collect()
         };
-        let (read, write, deny) = (paths(&m.fs_read, &mut problems), paths(&m.fs_write, &mut problems), paths(&m.fs_deny, &mut problems));
+        let (read, write, deny) =
+            (paths(&m.fs_read, &mut problems), paths(&m.fs_write, &mut problems), paths(&m.fs_deny, &mut problems));
         let filesystem = FsRules::compile(read, write, deny, &mut problems);
 
         let env = EnvRules::compile(
@@ -213,16 +214,29 @@ impl Policy {
         );
         let sandbox_path = env.sandbox_path(vars.caller_path.as_deref());
 
-        let cmd = |list: &[load::At<String>]| list.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() }).collect();
-        let commands = m.commands.as_ref().map(|(allow, deny)| CommandRules::compile(cmd(allow), cmd(deny), &sandbox_path, &mut problems));
+        let cmd = |list: &[load::At<String>]| {
+            list.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() }).collect()
+        };
+        let commands = m
+            .commands
+            .as_ref()
+            .map(|(allow, deny)| CommandRules::compile(cmd(allow), cmd(deny), &sandbox_path, &mut problems));
 
-        let net = |list: &[load::At<String>]| list.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() }).collect();
+        let net = |list: &[load::At<String>]| {
+            list.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() }).collect()
+        };
         let hosts = m
             .net_hosts
             .values()
-            .map(|((k, ko), (v, vo))| (network::RawEntry { raw: k.clone(), origin: ko.clone() }, network::RawEntry { raw: v.clone(), origin: vo.clone() }))
+            .map(|((k, ko), (v, vo))| {
+                (
+                    network::RawEntry { raw: k.clone(), origin: ko.clone() },
+                    network::RawEntry { raw: v.clone(), origin: vo.clone() },
+                )
+            })
             .collect();
-        let network = NetworkRules::compile(net(&m.net_allow), net(&m.net_deny), net(&m.net_private), hosts, &mut problems);
+        let network =
+            NetworkRules::compile(net(&m.net_allow), net(&m.net_deny), net(&m.net_private), hosts, &mut problems);
 
         let mut limits = Limits::default();
         if let Some((v, o)) = &m.timeout {
@@ -277,6 +291,18 @@ impl Policy {
         self.revocations.paths().map(Path::to_path_buf).collect()
     }
 
+    /// The `read` grants a sandbox view holds: every `[filesystem] read` entry that no
+    /// `rule:` revocation withdrew.
+    pub fn view_read_rules(&self) -> Vec<&PathRule> {
+        self.filesystem.read.iter().collect()
+    }
+
+    /// The `write` grants a sandbox view holds: every `[filesystem] write` entry that no
+    /// `rule:` revocation withdrew.
+    pub fn view_write_rules(&self) -> Vec<&PathRule> {
+        self.filesystem.write.iter().collect()
+    }
+
     /// The effective merged policy as TOML, variables expanded (what `policy show` prints).
     pub fn effective_toml(&self) -> &str {
         &self.effective
@@ -310,7 +336,9 @@ impl Policy {
         let shown = commands::shown(argv);
         let args = argv.get(1..).unwrap_or(&[]);
         let d = match &self.commands {
-            None => Decision::allow_default(format!("no [commands] table: any program may start (`{shown}` is still confined by the other rules)")),
+            None => Decision::allow_default(format!(
+                "no [commands] table: any program may start (`{shown}` is still confined by the other rules)"
+            )),
             Some(rules) => rules.decide(program, &shown, args),
         };
         if self.revocations.is_empty() {

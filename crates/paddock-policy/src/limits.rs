@@ -59,7 +59,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Formats a size the way `policy show` writes it.
 pub fn format_size(n: u64) -> String {
     for (unit, m) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if n >= m && n % m == 0 {
+        if n >= m && n.is_multiple_of(m) {
             return format!("{}{unit}", n / m);
         }
     }
@@ -73,7 +73,9 @@ pub(crate) fn size(v: &IntOrString, origin: &Origin, key: &str, problems: &mut P
     let r = match v {
         IntOrString::Int(n) if *n > 0 => Ok(*n as u64),
         IntOrString::Int(n) => Err(format!("{key} must be positive, not {n}")),
-        IntOrString::Str(s) => parse_size(s).and_then(|n| if n == 0 { Err(format!("{key} must be positive")) } else { Ok(n) }),
+        IntOrString::Str(s) => {
+            parse_size(s).and_then(|n| if n == 0 { Err(format!("{key} must be positive")) } else { Ok(n) })
+        }
     };
     r.map_err(|m| problems.push(origin, format!("bad size for `{key}`: {m}"), Some(SIZE_HINT.into()))).ok()
 }
@@ -81,7 +83,11 @@ pub(crate) fn size(v: &IntOrString, origin: &Origin, key: &str, problems: &mut P
 pub(crate) fn duration(v: &IntOrString, origin: &Origin, key: &str, problems: &mut Problems) -> Option<Duration> {
     match v {
         IntOrString::Int(n) => {
-            problems.push(origin, format!("bad duration for `{key}`: `{n}` has no unit"), Some(format!("{DURATION_HINT}; for seconds write \"{n}s\"")));
+            problems.push(
+                origin,
+                format!("bad duration for `{key}`: `{n}` has no unit"),
+                Some(format!("{DURATION_HINT}; for seconds write \"{n}s\"")),
+            );
             None
         }
         IntOrString::Str(s) => match parse_duration(s) {
@@ -123,12 +129,20 @@ fn valid_name(s: &str, glob: bool) -> bool {
 }
 
 impl EnvRules {
-    pub(crate) fn compile(pass: Vec<(String, Origin)>, set: Vec<(String, Origin, String)>, problems: &mut Problems) -> EnvRules {
+    pub(crate) fn compile(
+        pass: Vec<(String, Origin)>,
+        set: Vec<(String, Origin, String)>,
+        problems: &mut Problems,
+    ) -> EnvRules {
         let mut b = GlobSetBuilder::new();
         let mut rules = EnvRules::default();
         for (p, origin) in pass {
             if !valid_name(&p, true) {
-                problems.push(&origin, format!("bad variable pattern `{p}` in [env] pass"), Some("names are letters, digits and `_`; `*` matches any run, e.g. \"CARGO_*\"".into()));
+                problems.push(
+                    &origin,
+                    format!("bad variable pattern `{p}` in [env] pass"),
+                    Some("names are letters, digits and `_`; `*` matches any run, e.g. \"CARGO_*\"".into()),
+                );
                 continue;
             }
             match Glob::new(&p) {
@@ -141,7 +155,11 @@ impl EnvRules {
         }
         for (k, origin, v) in set {
             if !valid_name(&k, false) {
-                problems.push(&origin, format!("bad variable name `{k}` in [env] set"), Some("names are letters, digits and `_`, not starting with a digit".into()));
+                problems.push(
+                    &origin,
+                    format!("bad variable name `{k}` in [env] set"),
+                    Some("names are letters, digits and `_`, not starting with a digit".into()),
+                );
                 continue;
             }
             if v.contains('\0') {

@@ -78,7 +78,11 @@ impl Loader {
         let at = |span: std::ops::Range<usize>| Origin::at(&file, text, span.start);
         let mut problems = Problems::default();
         match &raw.version {
-            None => problems.push(&Origin::at(&file, text, 0), "missing `version`", Some("put `version = 1` at the top of the file".to_string())),
+            None => problems.push(
+                &Origin::at(&file, text, 0),
+                "missing `version`",
+                Some("put `version = 1` at the top of the file".to_string()),
+            ),
             Some(v) if *v.get_ref() != 1 => problems.push(
                 &at(v.span()),
                 format!("unsupported policy version {}", v.get_ref()),
@@ -94,7 +98,11 @@ impl Loader {
             let rel = Path::new(e.get_ref());
             if e.get_ref().trim().is_empty() {
                 self.stack.pop();
-                return Err(PolicyError::one(origin, "empty `extends` entry", Some("name a policy file, e.g. \"base.toml\"".into())));
+                return Err(PolicyError::one(
+                    origin,
+                    "empty `extends` entry",
+                    Some("name a policy file, e.g. \"base.toml\"".into()),
+                ));
             }
             let target = base_dir.join(rel);
             let target_canon = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
@@ -126,10 +134,12 @@ impl Loader {
     fn overlay(&mut self, raw: RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin) {
         let m = &mut self.merged;
         let list = |v: Vec<raw::S<String>>| -> Vec<At<String>> {
-            v.into_iter().map(|s| {
-                let o = at(s.span());
-                (s.into_inner(), o)
-            }).collect()
+            v.into_iter()
+                .map(|s| {
+                    let o = at(s.span());
+                    (s.into_inner(), o)
+                })
+                .collect()
         };
         if let Some(s) = raw.sandbox {
             if let Some(e) = s.enforcement {

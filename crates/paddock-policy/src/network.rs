@@ -106,7 +106,13 @@ pub fn normalize_host(raw: &str) -> Result<Host, HostError> {
     if raw.is_empty() {
         return Err(HostError::Empty);
     }
-    if let Some(ch) = raw.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '%' | '@' | '\\' | '/' | '?' | '#' | '*' | '[' | ']') && !(c == '[' && raw.starts_with('[')) && !(c == ']' && raw.ends_with(']'))) {
+    if let Some(ch) = raw.chars().find(|&c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '%' | '@' | '\\' | '/' | '?' | '#' | '*' | '[' | ']')
+                && !(c == '[' && raw.starts_with('['))
+                && !(c == ']' && raw.ends_with(']'))
+    }) {
         return Err(HostError::BadChar { host: raw.into(), ch });
     }
     if let Some(inner) = raw.strip_prefix('[') {
@@ -122,10 +128,16 @@ pub fn normalize_host(raw: &str) -> Result<Host, HostError> {
     // Plain ASCII names (the common case) skip IDNA; `xn--` labels are validated by it.
     let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !name.split('.').any(|l| l.len() >= 4 && l[..4].eq_ignore_ascii_case("xn--"));
-    let ascii = if plain { name.to_ascii_lowercase() } else { idna::domain_to_ascii(name).map_err(|_| HostError::Idna(raw.into()))? };
+    let ascii = if plain {
+        name.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii(name).map_err(|_| HostError::Idna(raw.into()))?
+    };
     // UTS 46 maps some characters (full-width dots, `％`, ...) to ASCII ones: check the
     // result again, strictly.
-    if let Some(ch) = ascii.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))) {
+    if let Some(ch) =
+        ascii.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')))
+    {
         return Err(HostError::BadChar { host: raw.into(), ch });
     }
     check_labels(raw, &ascii)?;
@@ -231,7 +243,8 @@ pub(crate) struct RawEntry {
     pub origin: Origin,
 }
 
-const HOST_HINT: &str = "write `example.com`, `*.example.com` (subdomains only) or an IP literal, optionally with `:PORT`";
+const HOST_HINT: &str =
+    "write `example.com`, `*.example.com` (subdomains only) or an IP literal, optionally with `:PORT`";
 
 fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> Option<HostRule> {
     let (host, port) = match split_host_port(e.raw.trim()) {
@@ -248,7 +261,10 @@ fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> 
     if name.contains('*') {
         problems.push(
             &e.origin,
-            format!("bad host pattern `{}`: a wildcard may only be the whole first label, as in `*.example.com`", e.raw),
+            format!(
+                "bad host pattern `{}`: a wildcard may only be the whole first label, as in `*.example.com`",
+                e.raw
+            ),
             Some(HOST_HINT.into()),
         );
         return None;
@@ -261,13 +277,24 @@ fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> 
         }
     };
     if wildcard && matches!(host, Host::Ip(_)) {
-        problems.push(&e.origin, format!("bad host pattern `{}`: a wildcard cannot precede an IP address", e.raw), Some(HOST_HINT.into()));
+        problems.push(
+            &e.origin,
+            format!("bad host pattern `{}`: a wildcard cannot precede an IP address", e.raw),
+            Some(HOST_HINT.into()),
+        );
         return None;
     }
     if wildcard && matches!(&host, Host::Name(n) if !n.contains('.')) {
         tracing::debug!(pattern = %e.raw, "wildcard over a top-level domain");
     }
-    Some(HostRule { id: format!("network.{kind}[{i}]").into(), raw: e.raw.clone(), wildcard, host, port, origin: e.origin.clone() })
+    Some(HostRule {
+        id: format!("network.{kind}[{i}]").into(),
+        raw: e.raw.clone(),
+        wildcard,
+        host,
+        port,
+        origin: e.origin.clone(),
+    })
 }
 
 impl NetworkRules {
@@ -302,7 +329,10 @@ impl NetworkRules {
                 Err(_) => problems.push(
                     &e.origin,
                     format!("bad CIDR `{}` in allow_private", e.raw),
-                    Some("write an address or a network such as `127.0.0.1`, `127.0.0.0/8`, `10.0.0.0/8` or `fd00::/8`".into()),
+                    Some(
+                        "write an address or a network such as `127.0.0.1`, `127.0.0.0/8`, `10.0.0.0/8` or `fd00::/8`"
+                            .into(),
+                    ),
                 ),
             }
         }
@@ -310,7 +340,11 @@ impl NetworkRules {
             let name = match normalize_host(&k.raw).map_err(|e| e.to_string()) {
                 Ok(Host::Name(n)) => n,
                 Ok(Host::Ip(_)) => {
-                    problems.push(&k.origin, format!("`{}` in [network.hosts] is an address, not a name", k.raw), Some("pin a host name: `\"api.internal.test\" = \"127.0.0.1\"`".into()));
+                    problems.push(
+                        &k.origin,
+                        format!("`{}` in [network.hosts] is an address, not a name", k.raw),
+                        Some("pin a host name: `\"api.internal.test\" = \"127.0.0.1\"`".into()),
+                    );
                     continue;
                 }
                 Err(m) => {
@@ -332,7 +366,15 @@ impl NetworkRules {
         n
     }
 
-    fn first<'a>(&'a self, rules: &'a [HostRule], exact: &HashMap<Host, Vec<usize>>, suffix: &HashMap<String, Vec<usize>>, host: &Host, port: u16, default_ports: Option<&[u16]>) -> Option<&'a HostRule> {
+    fn first<'a>(
+        &'a self,
+        rules: &'a [HostRule],
+        exact: &HashMap<Host, Vec<usize>>,
+        suffix: &HashMap<String, Vec<usize>>,
+        host: &Host,
+        port: u16,
+        default_ports: Option<&[u16]>,
+    ) -> Option<&'a HostRule> {
         let port_ok = |r: &HostRule| match (r.port, default_ports) {
             (Some(p), _) => p == port,
             (None, Some(ports)) => ports.contains(&port),
@@ -371,7 +413,9 @@ impl NetworkRules {
         if let Some(r) = self.first(&self.deny, &self.deny_exact, &self.deny_suffix, h, port, None) {
             return Decision::deny(&r.id, format!("{h}:{port} is denied by `{}`", r.raw));
         }
-        if let Some(r) = self.first(&self.allow, &self.allow_exact, &self.allow_suffix, h, port, Some(&DEFAULT_ALLOW_PORTS)) {
+        if let Some(r) =
+            self.first(&self.allow, &self.allow_exact, &self.allow_suffix, h, port, Some(&DEFAULT_ALLOW_PORTS))
+        {
             return Decision::allow(&r.id, format!("{h}:{port} is allowed by `{}`", r.raw));
         }
         let hint = match h {
@@ -445,48 +489,24 @@ mod host_tests {
     fn names_are_lowercased_and_lose_one_trailing_dot() {
         assert_eq!(normalize_host("Example.COM").unwrap(), name("example.com"));
         assert_eq!(normalize_host("example.com.").unwrap(), name("example.com"));
-        assert_eq!(
-            normalize_host("a-b_c.example").unwrap(),
-            name("a-b_c.example")
-        );
+        assert_eq!(normalize_host("a-b_c.example").unwrap(), name("a-b_c.example"));
         assert_eq!(normalize_host("localhost").unwrap(), name("localhost"));
     }
 
     #[test]
     fn idn_becomes_punycode() {
-        assert_eq!(
-            normalize_host("bücher.example").unwrap(),
-            name("xn--bcher-kva.example")
-        );
-        assert_eq!(
-            normalize_host("BÜCHER.example.").unwrap(),
-            name("xn--bcher-kva.example")
-        );
-        assert_eq!(
-            normalize_host("xn--bcher-kva.example").unwrap(),
-            name("xn--bcher-kva.example")
-        );
+        assert_eq!(normalize_host("bücher.example").unwrap(), name("xn--bcher-kva.example"));
+        assert_eq!(normalize_host("BÜCHER.example.").unwrap(), name("xn--bcher-kva.example"));
+        assert_eq!(normalize_host("xn--bcher-kva.example").unwrap(), name("xn--bcher-kva.example"));
         // Full-width dot maps to '.'.
-        assert_eq!(
-            normalize_host("bücher。example").unwrap(),
-            name("xn--bcher-kva.example")
-        );
+        assert_eq!(normalize_host("bücher。example").unwrap(), name("xn--bcher-kva.example"));
     }
 
     #[test]
     fn ip_literals() {
-        assert_eq!(
-            normalize_host("127.0.0.1").unwrap(),
-            Host::Ip("127.0.0.1".parse().unwrap())
-        );
-        assert_eq!(
-            normalize_host("[::1]").unwrap(),
-            Host::Ip("::1".parse().unwrap())
-        );
-        assert_eq!(
-            normalize_host("[::FFFF:127.0.0.1]").unwrap(),
-            Host::Ip("::ffff:127.0.0.1".parse().unwrap())
-        );
+        assert_eq!(normalize_host("127.0.0.1").unwrap(), Host::Ip("127.0.0.1".parse().unwrap()));
+        assert_eq!(normalize_host("[::1]").unwrap(), Host::Ip("::1".parse().unwrap()));
+        assert_eq!(normalize_host("[::FFFF:127.0.0.1]").unwrap(), Host::Ip("::ffff:127.0.0.1".parse().unwrap()));
         assert_eq!(Host::Ip("::1".parse().unwrap()).as_policy_str(), "::1");
         assert_eq!(Host::Ip("::1".parse().unwrap()).authority(443), "[::1]:443");
         assert_eq!(name("a.test").authority(80), "a.test:80");
@@ -525,21 +545,11 @@ mod host_tests {
             "xn--",
         ];
         for b in bad {
-            assert!(
-                normalize_host(b).is_err(),
-                "{b:?} should be refused, got {:?}",
-                normalize_host(b)
-            );
+            assert!(normalize_host(b).is_err(), "{b:?} should be refused, got {:?}", normalize_host(b));
         }
         let long_label = "a".repeat(64);
-        assert!(matches!(
-            normalize_host(&long_label),
-            Err(HostError::TooLong(_))
-        ));
+        assert!(matches!(normalize_host(&long_label), Err(HostError::TooLong(_))));
         let long_name = vec!["a".repeat(60); 5].join(".");
-        assert!(matches!(
-            normalize_host(&long_name),
-            Err(HostError::TooLong(_))
-        ));
+        assert!(matches!(normalize_host(&long_name), Err(HostError::TooLong(_))));
     }
 }

@@ -109,6 +109,8 @@ pub struct FsRules {
     pub write: Vec<PathRule>,
     /// `deny` entries in order.
     pub deny: Vec<DenyRule>,
+    /// `protect` entries in order (globs that stay read-only even under write).
+    pub protect: Vec<DenyRule>,
     read_index: HashMap<PathBuf, usize>,
     write_index: HashMap<PathBuf, usize>,
     /// Literal deny paths (the common case): looked up for the path and each ancestor.
@@ -166,7 +168,13 @@ impl FsRules {
                     continue;
                 }
                 let path = normalize(&e.expanded, Path::new("/"));
-                let rule = PathRule { id: format!("filesystem.{kind}[{i}]").into(), raw: e.raw, expanded: e.expanded, path, origin: e.origin };
+                let rule = PathRule {
+                    id: format!("filesystem.{kind}[{i}]").into(),
+                    raw: e.raw,
+                    expanded: e.expanded,
+                    path,
+                    origin: e.origin,
+                };
                 let (vec, index) = if kind == "read" {
                     (&mut rules.read, &mut rules.read_index)
                 } else {
@@ -187,7 +195,8 @@ impl FsRules {
             };
             let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
             let glob = if is_glob {
-                build(&pattern).and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
+                build(&pattern)
+                    .and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
                     .map(Some)
             } else {
                 Ok(None)
@@ -280,7 +289,9 @@ impl FsRules {
                 r.raw,
                 r.id
             ),
-            None => format!("{} is not under any [filesystem] write path; add it to `write` to allow it", path.display()),
+            None => {
+                format!("{} is not under any [filesystem] write path; add it to `write` to allow it", path.display())
+            }
         })
     }
 
@@ -313,7 +324,8 @@ impl FsRules {
         // with its `/**`) tells at every entry whether it is masked whole.
         roots.sort();
         roots.dedup();
-        let roots: Vec<PathBuf> = roots.iter().filter(|r| !roots.iter().any(|o| o != *r && r.starts_with(o))).cloned().collect();
+        let roots: Vec<PathBuf> =
+            roots.iter().filter(|r| !roots.iter().any(|o| o != *r && r.starts_with(o))).cloned().collect();
         let mut visited = 0usize;
         let mut cut = false;
         let mut stack = roots;

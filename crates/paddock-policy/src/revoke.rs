@@ -43,7 +43,12 @@ pub(crate) struct Revocations {
 
 impl Revocations {
     /// Compiles `(revocation, reason)` pairs; `source` names the list in errors.
-    pub(crate) fn compile(list: &[(Revocation, Option<String>)], source: &Path, vars: &Vars, sandbox_path: &str) -> Result<Revocations, PolicyError> {
+    pub(crate) fn compile(
+        list: &[(Revocation, Option<String>)],
+        source: &Path,
+        vars: &Vars,
+        sandbox_path: &str,
+    ) -> Result<Revocations, PolicyError> {
         let file = Arc::new(source.to_path_buf());
         let mut problems = Problems::default();
         let mut r = Revocations::default();
@@ -98,11 +103,19 @@ impl Revocations {
 
     fn revoke(&self, d: Decision, i: usize) -> Decision {
         let what = if d.is_allow() { format!("allowed by {}", d.rule) } else { d.reason.clone() };
-        Decision { verdict: crate::Verdict::Deny, rule: d.rule, reason: format!("revoked by {}: this was {what}", self.labels[i]) }
+        Decision {
+            verdict: crate::Verdict::Deny,
+            rule: d.rule,
+            reason: format!("revoked by {}: this was {what}", self.labels[i]),
+        }
     }
 
     fn by_rule(&self, d: &Decision) -> Option<usize> {
-        if d.is_allow() { self.rules.get(&*d.rule).copied() } else { None }
+        if d.is_allow() {
+            self.rules.get(&*d.rule).copied()
+        } else {
+            None
+        }
     }
 
     pub(crate) fn command(&self, d: Decision, program: Option<&Path>, args: &[String]) -> Decision {
@@ -111,7 +124,10 @@ impl Revocations {
         }
         let by_pattern = program.and_then(|_| {
             let hit = self.commands.decide(program, "", args);
-            hit.is_allow().then(|| self.commands.allow.iter().position(|r| r.id == hit.rule)).flatten().map(|k| self.command_index[k])
+            hit.is_allow()
+                .then(|| self.commands.allow.iter().position(|r| r.id == hit.rule))
+                .flatten()
+                .map(|k| self.command_index[k])
         });
         match by_pattern.or_else(|| self.by_rule(&d)) {
             Some(i) => self.revoke(d, i),

@@ -166,9 +166,17 @@ fn all_problems_are_reported() {
 fn extends_merges_and_detects_cycles() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    std::fs::write(d.join("base.toml"), "version = 1\n[filesystem]\nread = [\"/usr\"]\n[limits]\ntimeout = \"10s\"\n[network]\nallow = [\"a.com\"]\n").unwrap();
+    std::fs::write(
+        d.join("base.toml"),
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\n[limits]\ntimeout = \"10s\"\n[network]\nallow = [\"a.com\"]\n",
+    )
+    .unwrap();
     std::fs::create_dir(d.join("sub")).unwrap();
-    std::fs::write(d.join("sub/child.toml"), "version = 1\nextends = [\"../base.toml\"]\n[filesystem]\nread = [\"/etc\"]\n[limits]\ntimeout = \"20s\"\n").unwrap();
+    std::fs::write(
+        d.join("sub/child.toml"),
+        "version = 1\nextends = [\"../base.toml\"]\n[filesystem]\nread = [\"/etc\"]\n[limits]\ntimeout = \"20s\"\n",
+    )
+    .unwrap();
     let p = Policy::load(&d.join("sub/child.toml"), &vars("/w")).unwrap();
     let reads: Vec<_> = p.filesystem.read.iter().map(|r| r.path.clone()).collect();
     assert_eq!(reads, vec![PathBuf::from("/usr"), PathBuf::from("/etc")]);
@@ -221,7 +229,10 @@ fn command_matching() {
     // ./git never matches git
     let t = tempfile::tempdir().unwrap();
     std::fs::write(t.path().join("git"), "#!/bin/sh\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(t.path().join("git")).unwrap().permissions(), 0o755);
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(t.path().join("git")).unwrap().permissions(),
+        0o755,
+    );
     std::fs::set_permissions(t.path().join("git"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let argv = vec!["./git".to_string(), "status".to_string()];
     assert_eq!(rule(&p.check_command(&argv, t.path())), ("deny", "default"));
@@ -261,7 +272,8 @@ fn sandbox_path_follows_env() {
     assert_eq!(p.sandbox_path(), "/opt/x/bin:/usr/bin");
     let p = Policy::from_toml_str("p", "version = 1\n", &v).unwrap();
     assert_eq!(p.sandbox_path(), DEFAULT_PATH);
-    let p = Policy::from_toml_str("p", "version = 1\n[env]\npass = [\"PATH\"]\nset = { PATH = \"/bin\" }\n", &v).unwrap();
+    let p =
+        Policy::from_toml_str("p", "version = 1\n[env]\npass = [\"PATH\"]\nset = { PATH = \"/bin\" }\n", &v).unwrap();
     assert_eq!(p.sandbox_path(), "/bin");
     let env = p.env.child_env([("PATH", "/x"), ("SECRET", "s")]);
     assert_eq!(env, vec![("PATH".to_string(), "/bin".to_string())]);
@@ -370,7 +382,8 @@ fn pins_and_private_ranges() {
 fn effective_policy_round_trips() {
     let p = policy("version = 1\n[filesystem]\nread = [\"/usr\"]\n[commands]\nallow = [\"ls *\"]\n[network]\nallow = [\"a.com\"]\n[limits]\ntimeout = \"2m\"\nmax_output = \"8MiB\"\n");
     let shown = p.effective_toml().to_string();
-    let again = Policy::from_toml_str("shown", &shown, &vars("/nonexistent-ws")).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    let again =
+        Policy::from_toml_str("shown", &shown, &vars("/nonexistent-ws")).unwrap_or_else(|e| panic!("{e}\n{shown}"));
     let body = |s: &str| s.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
     assert_eq!(body(again.effective_toml()), body(&shown));
     assert_eq!(again.hash(), p.hash());

@@ -104,12 +104,7 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        Vars {
-            workspace: "/ws".into(),
-            home: Some("/home/u".into()),
-            tmpdir: "/tmp".into(),
-            caller_path: None,
-        }
+        Vars { workspace: "/ws".into(), home: Some("/home/u".into()), tmpdir: "/tmp".into(), caller_path: None }
     }
 
     #[test]

@@ -120,11 +120,7 @@ fn open(upstream: SocketAddr, proxy: Option<SocketAddr>) -> TcpStream {
                 s.read_exact(&mut b).unwrap();
                 head.push(b[0]);
             }
-            assert!(
-                head.starts_with(b"HTTP/1.1 200"),
-                "{}",
-                String::from_utf8_lossy(&head)
-            );
+            assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
             s
         }
     }
@@ -180,15 +176,9 @@ fn connections(upstream: SocketAddr, proxy: Option<SocketAddr>, n: usize) -> Dur
 /// CPU seconds (user + system) from a /proc stat line.
 fn stat_cpu(stat: &str) -> f64 {
     let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let f: Vec<f64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
     // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
-    f.get(11)
-        .zip(f.get(12))
-        .map(|(u, s)| (u + s) / 100.0)
-        .unwrap_or(0.0)
+    f.get(11).zip(f.get(12)).map(|(u, s)| (u + s) / 100.0).unwrap_or(0.0)
 }
 
 /// CPU seconds used by this process so far.
@@ -225,26 +215,15 @@ fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let mib = env("PADDOCK_BENCH_MIB", if full { 1024 } else { 8 });
     let conns = env("PADDOCK_BENCH_CONNS", if full { 2000 } else { 20 }) as usize;
     let runs = if full { 3 } else { 1 };
     let bytes = mib * 1024 * 1024;
 
     let upstream = start_upstream();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let proxy = listener.local_addr().unwrap();
     let events = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = events.clone();
@@ -263,21 +242,13 @@ fn main() {
     ));
 
     let gib = |d: Duration| bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64;
-    println!(
-        "paddock-proxy bench: {mib} MiB transfers (best of {runs}), {conns} sequential connections"
-    );
-    for (name, f) in [
-        (
-            "upload",
-            upload as fn(SocketAddr, Option<SocketAddr>, u64) -> Duration,
-        ),
-        ("download", download),
-    ] {
+    println!("paddock-proxy bench: {mib} MiB transfers (best of {runs}), {conns} sequential connections");
+    for (name, f) in [("upload", upload as fn(SocketAddr, Option<SocketAddr>, u64) -> Duration), ("download", download)]
+    {
         let direct = best(runs, || f(upstream, None, bytes));
         let p = proxy_cpu_seconds();
         let tunnel = best(runs, || f(upstream, Some(proxy), bytes));
-        let proxy_cpu =
-            (proxy_cpu_seconds() - p) / runs as f64 / (bytes as f64 / (1u64 << 30) as f64);
+        let proxy_cpu = (proxy_cpu_seconds() - p) / runs as f64 / (bytes as f64 / (1u64 << 30) as f64);
         println!(
             "{name:>8}: direct {:.2} GiB/s, tunnel {:.2} GiB/s, ratio {:.0}%; proxy threads {:.2} CPU-s per GiB",
             gib(direct),
@@ -295,8 +266,5 @@ fn main() {
         (tunnel.as_secs_f64() - direct.as_secs_f64()) * 1e6
     );
     std::thread::sleep(Duration::from_millis(100));
-    println!(
-        "events reported: {}",
-        events.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    println!("events reported: {}", events.load(std::sync::atomic::Ordering::Relaxed));
 }

@@ -112,14 +112,8 @@ const V4_TABLE: &[(Ipv4Net, AddrClass)] = &[
 /// IPv6 blocks that carry no embedded IPv4 address.
 const V6_TABLE: &[(Ipv6Net, AddrClass)] = &[
     (v6(0x100, 0, 0, 0, 0, 0, 0, 0, 64), AddrClass::Reserved),
-    (
-        v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0, 32),
-        AddrClass::Documentation,
-    ),
-    (
-        v6(0x3fff, 0, 0, 0, 0, 0, 0, 0, 20),
-        AddrClass::Documentation,
-    ),
+    (v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0, 32), AddrClass::Documentation),
+    (v6(0x3fff, 0, 0, 0, 0, 0, 0, 0, 20), AddrClass::Documentation),
     (v6(0x5f00, 0, 0, 0, 0, 0, 0, 0, 16), AddrClass::Reserved),
     (v6(0xfc00, 0, 0, 0, 0, 0, 0, 0, 7), AddrClass::Private),
     (v6(0xfe80, 0, 0, 0, 0, 0, 0, 0, 10), AddrClass::LinkLocal),
@@ -151,11 +145,7 @@ pub fn classify(addr: IpAddr) -> AddrClass {
 
 /// Classifies an IPv4 address.
 pub fn classify_v4(addr: Ipv4Addr) -> AddrClass {
-    V4_TABLE
-        .iter()
-        .find(|(net, _)| net.contains(&addr))
-        .map(|&(_, class)| class)
-        .unwrap_or(AddrClass::Public)
+    V4_TABLE.iter().find(|(net, _)| net.contains(&addr)).map(|&(_, class)| class).unwrap_or(AddrClass::Public)
 }
 
 /// The IPv4 addresses an IPv6 address embeds, if it is one of the embedding
@@ -171,12 +161,7 @@ pub fn embedded_ipv4(addr: Ipv6Addr) -> Vec<Ipv4Addr> {
     let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
     let compatible = s[..6] == [0; 6] && bits > 1;
     let translated = s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0;
-    if mapped
-        || compatible
-        || translated
-        || NAT64_WKP.contains(&addr)
-        || NAT64_LOCAL.contains(&addr)
-    {
+    if mapped || compatible || translated || NAT64_WKP.contains(&addr) || NAT64_LOCAL.contains(&addr) {
         out.push(last32);
     }
     if SIX_TO_FOUR.contains(&addr) {
@@ -199,11 +184,7 @@ pub fn classify_v6(addr: Ipv6Addr) -> AddrClass {
         return AddrClass::Loopback;
     }
     let embedded = embedded_ipv4(addr);
-    if let Some(class) = embedded
-        .iter()
-        .map(|&a| classify_v4(a))
-        .find(|c| !c.is_public())
-    {
+    if let Some(class) = embedded.iter().map(|&a| classify_v4(a)).find(|c| !c.is_public()) {
         return class;
     }
     if !embedded.is_empty() {
@@ -367,10 +348,7 @@ mod tests {
     fn teredo_embedded_client_is_xored() {
         let a: Ipv6Addr = "2001:0:4136:e378:8000:63bf:80ff:fffe".parse().unwrap();
         let e = embedded_ipv4(a);
-        assert_eq!(
-            e,
-            vec![Ipv4Addr::new(65, 54, 227, 120), Ipv4Addr::new(127, 0, 0, 1)]
-        );
+        assert_eq!(e, vec![Ipv4Addr::new(65, 54, 227, 120), Ipv4Addr::new(127, 0, 0, 1)]);
     }
 
     #[test]

@@ -17,11 +17,7 @@ pub(crate) enum ProxyBody {
     Full(Option<Bytes>),
     /// A relayed body; its data bytes are added to `counter`, and `guard`
     /// keeps the connection's event open until the body is done or dropped.
-    Relayed {
-        inner: Incoming,
-        counter: Arc<AtomicU64>,
-        _guard: Arc<EventGuard>,
-    },
+    Relayed { inner: Incoming, counter: Arc<AtomicU64>, _guard: Arc<EventGuard> },
 }
 
 impl ProxyBody {
@@ -38,10 +34,7 @@ impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Relayed { inner, counter, .. } => {

@@ -74,9 +74,7 @@ pub(crate) async fn handle(
         let _permit = permit;
         let result = match on_upgrade.await {
             Ok(client) => relay_upgraded(client, admitted.stream, &guard, opts).await,
-            Err(e) => Err(io::Error::other(format!(
-                "client connection was not handed over: {e}"
-            ))),
+            Err(e) => Err(io::Error::other(format!("client connection was not handed over: {e}"))),
         };
         if let Err(e) = result {
             tracing::debug!(error = %e, "tunnel ended with an error");
@@ -113,11 +111,7 @@ pub(crate) struct RelayOpts {
 
 impl From<&ProxyConfig> for RelayOpts {
     fn from(cfg: &ProxyConfig) -> RelayOpts {
-        RelayOpts {
-            buffer: cfg.buffer_size,
-            idle: cfg.idle_timeout,
-            zero_copy: cfg.zero_copy,
-        }
+        RelayOpts { buffer: cfg.buffer_size, idle: cfg.idle_timeout, zero_copy: cfg.zero_copy }
     }
 }
 
@@ -133,9 +127,7 @@ async fn relay_upgraded(
         Ok(parts) => {
             if !parts.read_buf.is_empty() {
                 upstream.write_all(&parts.read_buf).await?;
-                guard
-                    .up
-                    .fetch_add(parts.read_buf.len() as u64, Ordering::Relaxed);
+                guard.up.fetch_add(parts.read_buf.len() as u64, Ordering::Relaxed);
             }
             relay_tcp(parts.io.into_inner(), upstream, guard, opts).await
         }
@@ -153,13 +145,9 @@ pub(crate) async fn relay_tcp(
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if opts.zero_copy {
-        match (
-            crate::splice::Pipe::new(opts.buffer),
-            crate::splice::Pipe::new(opts.buffer),
-        ) {
+        match (crate::splice::Pipe::new(opts.buffer), crate::splice::Pipe::new(opts.buffer)) {
             (Ok(a), Ok(b)) => {
-                let spliced =
-                    crate::splice::relay(&client, &upstream, (a, b), &guard.up, &guard.down);
+                let spliced = crate::splice::relay(&client, &upstream, (a, b), &guard.up, &guard.down);
                 return until_idle(spliced, guard, opts.idle).await;
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -171,33 +159,18 @@ pub(crate) async fn relay_tcp(
 }
 
 /// Copies both ways in user space until both sides are done.
-async fn relay<C>(
-    client: C,
-    upstream: TcpStream,
-    guard: &EventGuard,
-    opts: RelayOpts,
-) -> io::Result<()>
+async fn relay<C>(client: C, upstream: TcpStream, guard: &EventGuard, opts: RelayOpts) -> io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut client = Counted {
-        inner: client,
-        read: guard.up.clone(),
-    };
-    let mut upstream = Counted {
-        inner: upstream,
-        read: guard.down.clone(),
-    };
+    let mut client = Counted { inner: client, read: guard.up.clone() };
+    let mut upstream = Counted { inner: upstream, read: guard.down.clone() };
     let copy = copy_bidirectional_with_sizes(&mut client, &mut upstream, opts.buffer, opts.buffer);
     until_idle(async move { copy.await.map(|_| ()) }, guard, opts.idle).await
 }
 
 /// Runs `relay` until it ends, or until no byte moved either way for `idle`.
-async fn until_idle(
-    relay: impl Future<Output = io::Result<()>>,
-    guard: &EventGuard,
-    idle: Duration,
-) -> io::Result<()> {
+async fn until_idle(relay: impl Future<Output = io::Result<()>>, guard: &EventGuard, idle: Duration) -> io::Result<()> {
     tokio::pin!(relay);
     let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(period);
@@ -227,26 +200,17 @@ struct Counted<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.read
-            .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        this.read.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
         Poll::Ready(Ok(()))
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 

@@ -203,11 +203,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let sink: EventSink = Arc::new(move |e| s.lock().unwrap().push(e));
-        let g = Arc::new(EventGuard::new(
-            sink,
-            Instant::now(),
-            Draft::new(Kind::Connect),
-        ));
+        let g = Arc::new(EventGuard::new(sink, Instant::now(), Draft::new(Kind::Connect)));
         g.update(|d| {
             d.host = "a.test".into();
             d.verdict = Verdict::Allowed;

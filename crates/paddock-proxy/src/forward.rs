@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING,
-};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 
@@ -63,11 +61,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Handles one non-CONNECT request.
-pub(crate) async fn handle(
-    req: Request<Incoming>,
-    shared: &Arc<Shared>,
-    start: Instant,
-) -> Response<ProxyBody> {
+pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: Instant) -> Response<ProxyBody> {
     let guard = Arc::new(shared.guard(start, Kind::Http));
     let target = match forward_target(&req) {
         Ok(t) => t,
@@ -115,26 +109,15 @@ pub(crate) async fn handle(
             parts.headers.insert(HOST, v);
         }
     }
-    let body = ProxyBody::Relayed {
-        inner: body,
-        counter: guard.up.clone(),
-        _guard: guard.clone(),
-    };
+    let body = ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: guard.clone() };
     let upstream_req = Request::from_parts(parts, body);
 
-    let (mut sender, conn) =
-        match hyper::client::conn::http1::handshake(TokioIo::new(admitted.stream)).await {
-            Ok(x) => x,
-            Err(e) => {
-                return refuse(
-                    &guard,
-                    upstream_failure(
-                        StatusCode::BAD_GATEWAY,
-                        format!("upstream handshake failed: {e}"),
-                    ),
-                )
-            }
-        };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(admitted.stream)).await {
+        Ok(x) => x,
+        Err(e) => {
+            return refuse(&guard, upstream_failure(StatusCode::BAD_GATEWAY, format!("upstream handshake failed: {e}")))
+        }
+    };
     let conn_task = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
@@ -145,14 +128,10 @@ pub(crate) async fn handle(
         Ok(Ok(r)) if r.status() != StatusCode::SWITCHING_PROTOCOLS => Ok(r),
         Ok(Ok(_)) => Err((
             StatusCode::BAD_GATEWAY,
-            "upstream switched protocols; upgrades are not relayed over plain HTTP, use CONNECT"
-                .to_owned(),
+            "upstream switched protocols; upgrades are not relayed over plain HTTP, use CONNECT".to_owned(),
         )),
         Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {e}"))),
-        Err(_) => Err((
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("upstream sent no response within {idle:?}"),
-        )),
+        Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, format!("upstream sent no response within {idle:?}"))),
     };
     let resp = match failure {
         Ok(r) => r,
@@ -166,26 +145,14 @@ pub(crate) async fn handle(
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
     guard.update(|d| d.status = rparts.status.as_u16());
-    let body = ProxyBody::Relayed {
-        inner: rbody,
-        counter: guard.down.clone(),
-        _guard: guard,
-    };
+    let body = ProxyBody::Relayed { inner: rbody, counter: guard.down.clone(), _guard: guard };
     Response::from_parts(rparts, body)
 }
 
 /// `http://host/path?q` → `/path?q`.
 fn origin_form(uri: &Uri) -> Uri {
-    let pq = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    let pq = if pq.starts_with('/') {
-        pq.to_owned()
-    } else {
-        format!("/{pq}")
-    };
+    let pq = uri.path_and_query().map(|p| p.as_str()).filter(|p| !p.is_empty()).unwrap_or("/");
+    let pq = if pq.starts_with('/') { pq.to_owned() } else { format!("/{pq}") };
     pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
 }
 
@@ -236,10 +203,7 @@ mod tests {
 
     #[test]
     fn origin_form_keeps_path_and_query() {
-        assert_eq!(
-            origin_form(&"http://a.test/x/y?z=1".parse().unwrap()),
-            "/x/y?z=1"
-        );
+        assert_eq!(origin_form(&"http://a.test/x/y?z=1".parse().unwrap()), "/x/y?z=1");
         assert_eq!(origin_form(&"http://a.test".parse().unwrap()), "/");
         assert_eq!(origin_form(&"http://a.test?q".parse().unwrap()), "/?q");
     }

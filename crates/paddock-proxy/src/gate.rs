@@ -91,12 +91,7 @@ impl Gate {
         };
         Err(Refusal {
             status: StatusCode::FORBIDDEN,
-            message: format!(
-                "paddock: {} refused by {} ({:?}); {hint}\n",
-                describe(method, target),
-                d.rule,
-                d.reason
-            ),
+            message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason),
             rule: d.rule,
             reason: d.reason,
             allowed: false,
@@ -113,15 +108,14 @@ impl Gate {
     ) -> Result<Admitted, Refusal> {
         let deadline = Instant::now() + self.connect_timeout;
         let what = describe(method, target);
-        let upstream_failure =
-            |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
-                status,
-                message: format!("paddock: {what}: {why}\n"),
-                rule: decision.rule.clone(),
-                reason: why,
-                allowed: true,
-                address,
-            };
+        let upstream_failure = |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
+            status,
+            message: format!("paddock: {what}: {why}\n"),
+            rule: decision.rule.clone(),
+            reason: why,
+            allowed: true,
+            address,
+        };
         let addrs = match self.resolve(target, deadline).await {
             Ok(a) => a,
             Err(Resolve::Timeout) => {
@@ -132,11 +126,7 @@ impl Gate {
                 ))
             }
             Err(Resolve::Failed(e)) => {
-                return Err(upstream_failure(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    format!("cannot resolve host: {e}"),
-                ))
+                return Err(upstream_failure(StatusCode::BAD_GATEWAY, None, format!("cannot resolve host: {e}")))
             }
         };
         let vetted = self.vet(method, target, &addrs)?;
@@ -145,10 +135,7 @@ impl Gate {
             match timeout_at(deadline, TcpStream::connect(sa)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok(Admitted {
-                        stream,
-                        address: sa,
-                    });
+                    return Ok(Admitted { stream, address: sa });
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(%sa, error = %e, "upstream connect failed");
@@ -158,20 +145,13 @@ impl Gate {
                     return Err(upstream_failure(
                         StatusCode::GATEWAY_TIMEOUT,
                         Some(sa),
-                        format!(
-                            "timed out connecting to {sa} after {:?}",
-                            self.connect_timeout
-                        ),
+                        format!("timed out connecting to {sa} after {:?}", self.connect_timeout),
                     ))
                 }
             }
         }
         let (sa, e) = last.expect("vet returns at least one address");
-        Err(upstream_failure(
-            StatusCode::BAD_GATEWAY,
-            Some(sa),
-            format!("cannot connect to {sa}: {e}"),
-        ))
+        Err(upstream_failure(StatusCode::BAD_GATEWAY, Some(sa), format!("cannot connect to {sa}: {e}")))
     }
 
     /// The candidate addresses, in order, deduplicated and canonical.
@@ -180,12 +160,7 @@ impl Gate {
             Host::Ip(ip) => vec![*ip],
             Host::Name(name) => match self.policy.pinned(name) {
                 Some(ip) => vec![ip],
-                None => match timeout_at(
-                    deadline,
-                    tokio::net::lookup_host((name.as_str(), target.port)),
-                )
-                .await
-                {
+                None => match timeout_at(deadline, tokio::net::lookup_host((name.as_str(), target.port))).await {
                     Err(_) => return Err(Resolve::Timeout),
                     Ok(Err(e)) => return Err(Resolve::Failed(e)),
                     Ok(Ok(it)) => it.map(|sa| sa.ip()).collect(),
@@ -200,21 +175,13 @@ impl Gate {
             }
         }
         if out.is_empty() {
-            return Err(Resolve::Failed(io::Error::new(
-                io::ErrorKind::NotFound,
-                "no addresses",
-            )));
+            return Err(Resolve::Failed(io::Error::new(io::ErrorKind::NotFound, "no addresses")));
         }
         Ok(out)
     }
 
     /// Keeps the addresses that are public or covered by `allow_private`.
-    fn vet(
-        &self,
-        method: &str,
-        target: &Target,
-        addrs: &[IpAddr],
-    ) -> Result<Vec<SocketAddr>, Refusal> {
+    fn vet(&self, method: &str, target: &Target, addrs: &[IpAddr]) -> Result<Vec<SocketAddr>, Refusal> {
         let mut refused: Option<(IpAddr, crate::AddrClass)> = None;
         let mut ok = Vec::with_capacity(addrs.len());
         for &ip in addrs {
@@ -236,9 +203,7 @@ impl Gate {
         };
         let reason = match &target.host {
             Host::Ip(_) => format!("{ip} is a {class} address, which allow_private does not cover"),
-            Host::Name(n) => format!(
-                "{n} resolves to {ip}, a {class} address, which allow_private does not cover"
-            ),
+            Host::Name(n) => format!("{n} resolves to {ip}, a {class} address, which allow_private does not cover"),
         };
         Err(Refusal {
             status: StatusCode::FORBIDDEN,
@@ -286,51 +251,23 @@ mod tests {
     }
 
     fn gate() -> Gate {
-        Gate {
-            policy: Arc::new(P),
-            connect_timeout: Duration::from_secs(1),
-        }
+        Gate { policy: Arc::new(P), connect_timeout: Duration::from_secs(1) }
     }
 
     fn t(h: &str, port: u16) -> Target {
-        Target {
-            host: normalise_host(h).unwrap(),
-            port,
-        }
+        Target { host: normalise_host(h).unwrap(), port }
     }
 
     #[test]
     fn deny_messages_name_rule_and_hint() {
-        let r = gate()
-            .decide("CONNECT", &t("evil.example", 443))
-            .unwrap_err();
+        let r = gate().decide("CONNECT", &t("evil.example", 443)).unwrap_err();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert!(
-            r.message
-                .contains("CONNECT evil.example:443 refused by network.deny[0] (\"evil\")"),
-            "{}",
-            r.message
-        );
-        assert!(
-            r.message
-                .contains("remove the matching entry from [network] deny"),
-            "{}",
-            r.message
-        );
+        assert!(r.message.contains("CONNECT evil.example:443 refused by network.deny[0] (\"evil\")"), "{}", r.message);
+        assert!(r.message.contains("remove the matching entry from [network] deny"), "{}", r.message);
         let r = gate().decide("GET", &t("other.example", 8080)).unwrap_err();
-        assert!(
-            r.message
-                .contains("add \"other.example:8080\" to [network] allow"),
-            "{}",
-            r.message
-        );
+        assert!(r.message.contains("add \"other.example:8080\" to [network] allow"), "{}", r.message);
         let r = gate().decide("GET", &t("other.example", 80)).unwrap_err();
-        assert!(
-            r.message
-                .contains("add \"other.example\" to [network] allow"),
-            "{}",
-            r.message
-        );
+        assert!(r.message.contains("add \"other.example\" to [network] allow"), "{}", r.message);
         let r = gate().decide("GET", &t("gone.example", 80)).unwrap_err();
         assert!(r.message.contains("revoked"), "{}", r.message);
     }
@@ -338,56 +275,25 @@ mod tests {
     #[tokio::test]
     async fn pins_are_vetted_without_dialing() {
         let allow = HostDecision::allow("network.allow[0]", "test");
-        let r = gate()
-            .dial("CONNECT", &t("pinned.test", 443), &allow)
-            .await
-            .err()
-            .unwrap();
+        let r = gate().dial("CONNECT", &t("pinned.test", 443), &allow).await.err().unwrap();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert_eq!(r.rule, RULE_PRIVATE);
         assert_eq!(r.address, Some("169.254.169.254:443".parse().unwrap()));
         assert!(r.message.contains("link-local"), "{}", r.message);
-        assert!(
-            r.message
-                .contains("\"169.254.169.254/32\" to [network] allow_private"),
-            "{}",
-            r.message
-        );
+        assert!(r.message.contains("\"169.254.169.254/32\" to [network] allow_private"), "{}", r.message);
         // IP literals are vetted the same way, nothing is dialled.
-        let r = gate()
-            .dial("CONNECT", &t("10.1.2.3", 443), &allow)
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(
-            (r.status, r.rule.as_str()),
-            (StatusCode::FORBIDDEN, RULE_PRIVATE)
-        );
-        let r = gate()
-            .dial("CONNECT", &t("[fe80::1]", 443), &allow)
-            .await
-            .err()
-            .unwrap();
+        let r = gate().dial("CONNECT", &t("10.1.2.3", 443), &allow).await.err().unwrap();
+        assert_eq!((r.status, r.rule.as_str()), (StatusCode::FORBIDDEN, RULE_PRIVATE));
+        let r = gate().dial("CONNECT", &t("[fe80::1]", 443), &allow).await.err().unwrap();
         assert!(r.message.contains("fe80::1/128"), "{}", r.message);
-        let r = gate()
-            .dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow)
-            .await
-            .err()
-            .unwrap();
+        let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow).await.err().unwrap();
         assert_eq!(r.address, Some("169.254.169.254:80".parse().unwrap()));
     }
 
     #[tokio::test]
     async fn mapped_addresses_are_canonicalised() {
         let g = gate();
-        let addrs = g
-            .resolve(
-                &t("mapped.test", 1),
-                Instant::now() + Duration::from_secs(1),
-            )
-            .await
-            .ok()
-            .unwrap();
+        let addrs = g.resolve(&t("mapped.test", 1), Instant::now() + Duration::from_secs(1)).await.ok().unwrap();
         assert_eq!(addrs, vec![IpAddr::from([127, 0, 0, 1])]);
         assert!(g.vet("CONNECT", &t("mapped.test", 1), &addrs).is_ok());
     }

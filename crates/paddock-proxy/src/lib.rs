@@ -115,19 +115,11 @@ pub struct HostDecision {
 impl HostDecision {
     /// An allowing decision.
     pub fn allow(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
-        HostDecision {
-            allow: true,
-            rule: rule.into(),
-            reason: reason.into(),
-        }
+        HostDecision { allow: true, rule: rule.into(), reason: reason.into() }
     }
 
     /// A denying decision.
     pub fn deny(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
-        HostDecision {
-            allow: false,
-            rule: rule.into(),
-            reason: reason.into(),
-        }
+        HostDecision { allow: false, rule: rule.into(), reason: reason.into() }
     }
 }

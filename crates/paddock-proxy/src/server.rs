@@ -97,12 +97,8 @@ pub(crate) type TunnelSlot = Arc<Mutex<Option<TunnelFuture>>>;
 pub(crate) fn text_response(status: StatusCode, message: String) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::text(message));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
@@ -128,11 +124,7 @@ pub(crate) fn bad_request(guard: &EventGuard, shown: String, e: impl std::fmt::D
 pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, String) {
     tracing::debug!(status = %r.status, rule = %r.rule, reason = %r.reason, "refused");
     guard.update(|d| {
-        d.verdict = if r.allowed {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        };
+        d.verdict = if r.allowed { Verdict::Allowed } else { Verdict::Denied };
         d.rule = r.rule;
         d.status = r.status.as_u16();
         d.address = r.address.or(d.address);
@@ -159,10 +151,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let shared = Arc::new(Shared {
-        gate: Gate {
-            policy,
-            connect_timeout: cfg.connect_timeout,
-        },
+        gate: Gate { policy, connect_timeout: cfg.connect_timeout },
         sink: on_event,
         tunnels: Arc::new(Semaphore::new(cfg.max_tunnels)),
         cfg,
@@ -214,9 +203,7 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSema
     // SOCKS5 or HTTP: the first byte tells.
     let mut first = [0u8; 1];
     match tokio::time::timeout(shared.cfg.header_timeout, stream.peek(&mut first)).await {
-        Ok(Ok(1)) if first[0] == crate::socks::VERSION => {
-            return crate::socks::handle(stream, shared).await
-        }
+        Ok(Ok(1)) if first[0] == crate::socks::VERSION => return crate::socks::handle(stream, shared).await,
         Ok(Ok(1)) => {}
         _ => return, // closed, failed or silent: nothing was asked
     }
@@ -227,18 +214,10 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>, _permit: OwnedSema
         service_fn(move |req| dispatch(req, shared.clone(), slot.clone()))
     };
     let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.cfg.header_timeout)
-        .max_buf_size(64 * 1024);
+    builder.timer(TokioTimer::new()).header_read_timeout(shared.cfg.header_timeout).max_buf_size(64 * 1024);
     let started = Instant::now();
-    if let Err(e) = builder
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades()
-        .await
-    {
-        if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || e.is_parse_version_h2()
-        {
+    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades().await {
+        if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || e.is_parse_version_h2() {
             let guard = shared.guard(started, Kind::Http);
             guard.update(|d| {
                 d.rule = "proxy.request".into();

@@ -41,10 +41,7 @@ struct Bad {
 }
 
 fn bad(reply: Option<u8>, reason: impl Into<String>) -> Bad {
-    Bad {
-        reply,
-        reason: reason.into(),
-    }
+    Bad { reply, reason: reason.into() }
 }
 
 /// Reads the greeting and the request; answers the method selection.
@@ -56,25 +53,16 @@ async fn handshake(s: &mut TcpStream) -> Result<Target, Bad> {
     s.read_exact(&mut methods).await.map_err(io)?;
     if !methods.contains(&0x00) {
         let _ = s.write_all(&[VERSION, 0xff]).await;
-        return Err(bad(
-            None,
-            "SOCKS5 client offers no method without authentication",
-        ));
+        return Err(bad(None, "SOCKS5 client offers no method without authentication"));
     }
     s.write_all(&[VERSION, 0x00]).await.map_err(io)?;
     let mut req = [0u8; 4];
     s.read_exact(&mut req).await.map_err(io)?;
     if req[0] != VERSION {
-        return Err(bad(
-            Some(REPLY_FAILURE),
-            format!("SOCKS version {} in request", req[0]),
-        ));
+        return Err(bad(Some(REPLY_FAILURE), format!("SOCKS version {} in request", req[0])));
     }
     if req[1] != 0x01 {
-        return Err(bad(
-            Some(REPLY_COMMAND),
-            format!("SOCKS5 command {} is not supported (only CONNECT)", req[1]),
-        ));
+        return Err(bad(Some(REPLY_COMMAND), format!("SOCKS5 command {} is not supported (only CONNECT)", req[1])));
     }
     let host = match req[3] {
         0x01 => {
@@ -92,16 +80,11 @@ async fn handshake(s: &mut TcpStream) -> Result<Target, Bad> {
             s.read_exact(&mut len).await.map_err(io)?;
             let mut name = vec![0u8; usize::from(len[0])];
             s.read_exact(&mut name).await.map_err(io)?;
-            let name = String::from_utf8(name)
-                .map_err(|_| bad(Some(REPLY_FAILURE), "SOCKS5 host name is not UTF-8"))?;
+            let name =
+                String::from_utf8(name).map_err(|_| bad(Some(REPLY_FAILURE), "SOCKS5 host name is not UTF-8"))?;
             normalise_host(&name).map_err(|e| bad(Some(REPLY_FAILURE), e.to_string()))?
         }
-        t => {
-            return Err(bad(
-                Some(REPLY_ADDRESS_TYPE),
-                format!("SOCKS5 address type {t} is not supported"),
-            ))
-        }
+        t => return Err(bad(Some(REPLY_ADDRESS_TYPE), format!("SOCKS5 address type {t} is not supported"))),
     };
     let mut port = [0u8; 2];
     s.read_exact(&mut port).await.map_err(io)?;
@@ -171,12 +154,7 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         d.reason = decision.reason.clone();
     });
     let Ok(_permit) = shared.tunnels.clone().try_acquire_owned() else {
-        return refuse(
-            s,
-            &guard,
-            crate::connect::too_many_tunnels(&shared, &target),
-        )
-        .await;
+        return refuse(s, &guard, crate::connect::too_many_tunnels(&shared, &target)).await;
     };
     let admitted = match shared.gate.dial("SOCKS5 CONNECT", &target, &decision).await {
         Ok(a) => a,
@@ -191,13 +169,8 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         guard.update(|d| d.error = Some(format!("client went away: {e}")));
         return;
     }
-    if let Err(e) = crate::connect::relay_tcp(
-        s,
-        admitted.stream,
-        &guard,
-        crate::connect::RelayOpts::from(&shared.cfg),
-    )
-    .await
+    if let Err(e) =
+        crate::connect::relay_tcp(s, admitted.stream, &guard, crate::connect::RelayOpts::from(&shared.cfg)).await
     {
         tracing::debug!(error = %e, "SOCKS5 tunnel ended with an error");
         guard.update(|d| d.error = Some(e.to_string()));

@@ -35,11 +35,7 @@ impl Pipe {
         // The kernel rounds up to pages and caps unprivileged sizes at
         // /proc/sys/fs/pipe-max-size; the default (64 KiB) still works.
         let capacity = fcntl_setpipe_size(&write, size).unwrap_or(64 * 1024);
-        Ok(Pipe {
-            read,
-            write,
-            capacity,
-        })
+        Ok(Pipe { read, write, capacity })
     }
 }
 
@@ -53,19 +49,11 @@ pub(crate) async fn relay(
     down: &AtomicU64,
 ) -> io::Result<()> {
     let (a, b) = pipes;
-    tokio::try_join!(
-        one_way(client, upstream, a, up),
-        one_way(upstream, client, b, down)
-    )?;
+    tokio::try_join!(one_way(client, upstream, a, up), one_way(upstream, client, b, down))?;
     Ok(())
 }
 
-async fn one_way(
-    src: &TcpStream,
-    dst: &TcpStream,
-    pipe: Pipe,
-    count: &AtomicU64,
-) -> io::Result<()> {
+async fn one_way(src: &TcpStream, dst: &TcpStream, pipe: Pipe, count: &AtomicU64) -> io::Result<()> {
     let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
     loop {
         // Fill the (empty) pipe from the source.

@@ -35,15 +35,15 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TargetError {
     /// A request without an absolute URI (`GET /path`).
-    #[error("origin-form request {0:?}: this is a proxy, send an absolute URI (http://host/path) or CONNECT host:port")]
+    #[error(
+        "origin-form request {0:?}: this is a proxy, send an absolute URI (http://host/path) or CONNECT host:port"
+    )]
     OriginForm(String),
     /// CONNECT without `host:port`.
     #[error("CONNECT needs host:port, got {0:?}")]
     ConnectForm(String),
     /// A scheme other than `http` in an absolute URI.
-    #[error(
-        "scheme {0:?} cannot be forwarded: only http:// URIs are forwarded; use CONNECT for TLS"
-    )]
+    #[error("scheme {0:?} cannot be forwarded: only http:// URIs are forwarded; use CONNECT for TLS")]
     Scheme(String),
     /// No host in the URI.
     #[error("missing host in {0:?}")]
@@ -79,9 +79,7 @@ fn split_authority(auth: &str) -> Result<(&str, Option<&str>), TargetError> {
         return Err(TargetError::MissingHost(auth.into()));
     }
     if auth.starts_with('[') {
-        let end = auth
-            .find(']')
-            .ok_or_else(|| TargetError::Host(HostError::BadIpv6(auth.into())))?;
+        let end = auth.find(']').ok_or_else(|| TargetError::Host(HostError::BadIpv6(auth.into())))?;
         let (host, rest) = auth.split_at(end + 1);
         return match rest {
             "" => Ok((host, None)),
@@ -94,10 +92,7 @@ fn split_authority(auth: &str) -> Result<(&str, Option<&str>), TargetError> {
     match auth.split_once(':') {
         None => Ok((auth, None)),
         Some((h, p)) if !p.contains(':') => Ok((h, Some(p))),
-        Some(_) => Err(TargetError::Host(HostError::BadChar {
-            host: auth.into(),
-            ch: ':',
-        })),
+        Some(_) => Err(TargetError::Host(HostError::BadChar { host: auth.into(), ch: ':' })),
     }
 }
 
@@ -122,10 +117,7 @@ pub fn parse_authority(auth: &str, default_port: Option<u16>) -> Result<Target, 
         (None, Some(d)) => d,
         (None, None) => return Err(TargetError::ConnectForm(auth.into())),
     };
-    Ok(Target {
-        host: normalise_host(host)?,
-        port,
-    })
+    Ok(Target { host: normalise_host(host)?, port })
 }
 
 /// The target of a `CONNECT` request.
@@ -133,16 +125,10 @@ pub fn connect_target<B>(req: &Request<B>) -> Result<Target, TargetError> {
     debug_assert_eq!(req.method(), Method::CONNECT);
     let uri = req.uri();
     let shown = uri.to_string();
-    if uri.scheme().is_some()
-        || uri
-            .path_and_query()
-            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-    {
+    if uri.scheme().is_some() || uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) {
         return Err(TargetError::ConnectForm(shown));
     }
-    let auth = uri
-        .authority()
-        .ok_or_else(|| TargetError::ConnectForm(shown.clone()))?;
+    let auth = uri.authority().ok_or_else(|| TargetError::ConnectForm(shown.clone()))?;
     parse_authority(auth.as_str(), None)
 }
 
@@ -157,9 +143,7 @@ pub fn forward_target<B>(req: &Request<B>) -> Result<Target, TargetError> {
     if !scheme.eq_ignore_ascii_case("http") {
         return Err(TargetError::Scheme(scheme.into()));
     }
-    let auth = uri
-        .authority()
-        .ok_or_else(|| TargetError::MissingHost(shown.clone()))?;
+    let auth = uri.authority().ok_or_else(|| TargetError::MissingHost(shown.clone()))?;
     let target = parse_authority(auth.as_str(), Some(80))?;
     let mut hosts = req.headers().get_all(HOST).iter();
     if let Some(h) = hosts.next() {
@@ -170,10 +154,7 @@ pub fn forward_target<B>(req: &Request<B>) -> Result<Target, TargetError> {
             header: String::from_utf8_lossy(h.as_bytes()).into_owned(),
             target: auth.as_str().into(),
         })?;
-        let mismatch = || TargetError::HostMismatch {
-            header: text.into(),
-            target: auth.as_str().into(),
-        };
+        let mismatch = || TargetError::HostMismatch { header: text.into(), target: auth.as_str().into() };
         let from_header = parse_authority(text, Some(80)).map_err(|_| mismatch())?;
         if from_header != target {
             return Err(mismatch());
@@ -195,140 +176,63 @@ mod tests {
     }
 
     fn t(host: &str, port: u16) -> Target {
-        Target {
-            host: normalise_host(host).unwrap(),
-            port,
-        }
+        Target { host: normalise_host(host).unwrap(), port }
     }
 
     #[test]
     fn connect_forms() {
-        assert_eq!(
-            connect_target(&req("CONNECT", "Example.com:443", &[])).unwrap(),
-            t("example.com", 443)
-        );
-        assert_eq!(
-            connect_target(&req("CONNECT", "[::1]:8443", &[])).unwrap(),
-            t("[::1]", 8443)
-        );
-        assert_eq!(
-            connect_target(&req("CONNECT", "10.0.0.1:22", &[])).unwrap(),
-            t("10.0.0.1", 22)
-        );
-        assert!(matches!(
-            connect_target(&req("CONNECT", "example.com:0", &[])),
-            Err(TargetError::BadPort(_))
-        ));
-        assert!(matches!(
-            connect_target(&req("CONNECT", "example.com:65536", &[])),
-            Err(TargetError::BadPort(_))
-        ));
-        assert!(matches!(
-            connect_target(&req("CONNECT", "user@example.com:443", &[])),
-            Err(TargetError::UserInfo(_))
-        ));
+        assert_eq!(connect_target(&req("CONNECT", "Example.com:443", &[])).unwrap(), t("example.com", 443));
+        assert_eq!(connect_target(&req("CONNECT", "[::1]:8443", &[])).unwrap(), t("[::1]", 8443));
+        assert_eq!(connect_target(&req("CONNECT", "10.0.0.1:22", &[])).unwrap(), t("10.0.0.1", 22));
+        assert!(matches!(connect_target(&req("CONNECT", "example.com:0", &[])), Err(TargetError::BadPort(_))));
+        assert!(matches!(connect_target(&req("CONNECT", "example.com:65536", &[])), Err(TargetError::BadPort(_))));
+        assert!(matches!(connect_target(&req("CONNECT", "user@example.com:443", &[])), Err(TargetError::UserInfo(_))));
         assert!(connect_target(&req("CONNECT", "http://example.com:443/", &[])).is_err());
     }
 
     #[test]
     fn connect_without_port_is_refused() {
         // hyper accepts `CONNECT example.com`; the proxy does not guess a port.
-        let r = Request::builder()
-            .method("CONNECT")
-            .uri("example.com")
-            .body(())
-            .unwrap();
+        let r = Request::builder().method("CONNECT").uri("example.com").body(()).unwrap();
         assert!(connect_target(&r).is_err());
     }
 
     #[test]
     fn absolute_forms() {
-        assert_eq!(
-            forward_target(&req("GET", "http://a.test/x", &[])).unwrap(),
-            t("a.test", 80)
-        );
-        assert_eq!(
-            forward_target(&req("GET", "http://a.test:8080/x", &["a.test:8080"])).unwrap(),
-            t("a.test", 8080)
-        );
-        assert_eq!(
-            forward_target(&req("GET", "HTTP://A.TEST./x", &["a.test"])).unwrap(),
-            t("a.test", 80)
-        );
-        assert_eq!(
-            forward_target(&req("GET", "http://a.test:80/", &["A.Test"])).unwrap(),
-            t("a.test", 80)
-        );
-        assert_eq!(
-            forward_target(&req("GET", "http://[::1]:81/", &["[::1]:81"])).unwrap(),
-            t("[::1]", 81)
-        );
+        assert_eq!(forward_target(&req("GET", "http://a.test/x", &[])).unwrap(), t("a.test", 80));
+        assert_eq!(forward_target(&req("GET", "http://a.test:8080/x", &["a.test:8080"])).unwrap(), t("a.test", 8080));
+        assert_eq!(forward_target(&req("GET", "HTTP://A.TEST./x", &["a.test"])).unwrap(), t("a.test", 80));
+        assert_eq!(forward_target(&req("GET", "http://a.test:80/", &["A.Test"])).unwrap(), t("a.test", 80));
+        assert_eq!(forward_target(&req("GET", "http://[::1]:81/", &["[::1]:81"])).unwrap(), t("[::1]", 81));
     }
 
     #[test]
     fn bad_absolute_forms() {
         use TargetError as E;
-        assert!(matches!(
-            forward_target(&req("GET", "/path", &["a.test"])),
-            Err(E::OriginForm(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "https://a.test/", &[])),
-            Err(E::Scheme(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "ftp://a.test/", &[])),
-            Err(E::Scheme(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://allowed.com@evil.com/", &[])),
-            Err(E::UserInfo(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://user:pw@a.test/", &[])),
-            Err(E::UserInfo(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://a.test:0/", &[])),
-            Err(E::BadPort(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://a.test:99999/", &[])),
-            Err(E::BadPort(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://a.test:/", &[])),
-            Err(E::BadPort(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://a..test/", &[])),
-            Err(E::Host(_))
-        ));
-        assert!(matches!(
-            forward_target(&req("GET", "http://127.1/", &[])),
-            Err(E::Host(_))
-        ));
+        assert!(matches!(forward_target(&req("GET", "/path", &["a.test"])), Err(E::OriginForm(_))));
+        assert!(matches!(forward_target(&req("GET", "https://a.test/", &[])), Err(E::Scheme(_))));
+        assert!(matches!(forward_target(&req("GET", "ftp://a.test/", &[])), Err(E::Scheme(_))));
+        assert!(matches!(forward_target(&req("GET", "http://allowed.com@evil.com/", &[])), Err(E::UserInfo(_))));
+        assert!(matches!(forward_target(&req("GET", "http://user:pw@a.test/", &[])), Err(E::UserInfo(_))));
+        assert!(matches!(forward_target(&req("GET", "http://a.test:0/", &[])), Err(E::BadPort(_))));
+        assert!(matches!(forward_target(&req("GET", "http://a.test:99999/", &[])), Err(E::BadPort(_))));
+        assert!(matches!(forward_target(&req("GET", "http://a.test:/", &[])), Err(E::BadPort(_))));
+        assert!(matches!(forward_target(&req("GET", "http://a..test/", &[])), Err(E::Host(_))));
+        assert!(matches!(forward_target(&req("GET", "http://127.1/", &[])), Err(E::Host(_))));
     }
 
     #[test]
     fn host_header_must_agree() {
         use TargetError as E;
-        let mismatch = |h: &str| {
-            matches!(
-                forward_target(&req("GET", "http://a.test/", &[h])),
-                Err(E::HostMismatch { .. })
-            )
-        };
+        let mismatch =
+            |h: &str| matches!(forward_target(&req("GET", "http://a.test/", &[h])), Err(E::HostMismatch { .. }));
         assert!(mismatch("evil.test"));
         assert!(mismatch("a.test:8080"));
         assert!(mismatch("a.test.evil"));
         assert!(mismatch("127.0.0.1"));
         assert!(mismatch("user@a.test"));
         assert!(mismatch(""));
-        assert!(matches!(
-            forward_target(&req("GET", "http://a.test/", &["a.test", "a.test"])),
-            Err(E::MultipleHost)
-        ));
+        assert!(matches!(forward_target(&req("GET", "http://a.test/", &["a.test", "a.test"])), Err(E::MultipleHost)));
     }
 
     #[test]

@@ -45,10 +45,7 @@ async fn socks5_domain_tunnel_echoes() {
     assert_eq!(got, b"hello socks");
     let ev = proxy.events(1).await;
     let e = &ev[0];
-    assert_eq!(
-        (e.kind, e.verdict, e.host.as_str()),
-        (Kind::Socks5, Verdict::Allowed, "allowed.test")
-    );
+    assert_eq!((e.kind, e.verdict, e.host.as_str()), (Kind::Socks5, Verdict::Allowed, "allowed.test"));
     assert_eq!((e.bytes_up, e.bytes_down, e.address), (11, 11, Some(echo)));
     proxy.stop().await;
 }
@@ -71,9 +68,7 @@ async fn socks5_refusals_answer_at_once() {
     assert_eq!(code, 1);
     // BIND is not supported.
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
-    s.write_all(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80])
-        .await
-        .unwrap();
+    s.write_all(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80]).await.unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).await.unwrap();
     assert_eq!(&got[..3], &[5, 0, 5]);
@@ -98,19 +93,13 @@ async fn socks5_refusals_answer_at_once() {
             "proxy.request"
         ]
     );
-    assert!(ev
-        .iter()
-        .all(|e| e.verdict == Verdict::Denied && e.kind == Kind::Socks5));
+    assert!(ev.iter().all(|e| e.verdict == Verdict::Denied && e.kind == Kind::Socks5));
     proxy.stop().await;
 }
 
 #[tokio::test]
 async fn curl_socks5_hostname() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("curl").arg("--version").output().is_err() {
         eprintln!("curl not installed; skipped");
         return;
     }
@@ -124,16 +113,9 @@ async fn curl_socks5_hostname() {
         .await
         .unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{body} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{body} {}", String::from_utf8_lossy(&out.stderr));
     assert!(body.starts_with("GET /via-socks HTTP/1.1"), "{body}");
     let ev = proxy.events(1).await;
-    assert_eq!(
-        (ev[0].kind, ev[0].verdict),
-        (Kind::Socks5, Verdict::Allowed)
-    );
+    assert_eq!((ev[0].kind, ev[0].verdict), (Kind::Socks5, Verdict::Allowed));
     proxy.stop().await;
 }

@@ -96,9 +96,7 @@ pub(crate) fn drop_all() -> (LayerState, String) {
 
 /// `PR_SET_NO_NEW_PRIVS`: setuid bits and file capabilities grant nothing from here on.
 pub(crate) fn no_new_privs() -> (LayerState, String) {
-    match prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
-        .and_then(|_| prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0))
-    {
+    match prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).and_then(|_| prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0)) {
         Ok(1) => (LayerState::Enforced, "PR_SET_NO_NEW_PRIVS".into()),
         Ok(_) => (LayerState::Unavailable, "no_new_privs did not stick".into()),
         Err(e) => (LayerState::Unavailable, format!("prctl failed: {e}")),

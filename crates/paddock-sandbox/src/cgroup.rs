@@ -83,11 +83,7 @@ fn exists_at(dir: &OwnedFd, name: &str) -> bool {
 
 /// Makes `base/name` and opens what the later steps need.
 fn make_dir(base: &Path, name: &str) -> io::Result<(Part, OwnedFd)> {
-    let parent = open_at(
-        libc::AT_FDCWD,
-        &base.to_string_lossy(),
-        libc::O_PATH | libc::O_DIRECTORY,
-    )?;
+    let parent = open_at(libc::AT_FDCWD, &base.to_string_lossy(), libc::O_PATH | libc::O_DIRECTORY)?;
     let cname = cstring(name)?;
     // SAFETY: a valid directory descriptor and a NUL-terminated name.
     let mut r = unsafe { libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o755) };
@@ -312,9 +308,7 @@ pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
     if !v2_done {
         for w in &wants {
             let line = own.iter().find(|(id, ctl, _)| *id != "0" && ctl.contains(&w.ctl));
-            let mount = mounts
-                .iter()
-                .find(|(_, _, fs, opts)| *fs == "cgroup" && opts.split(',').any(|o| o == w.ctl));
+            let mount = mounts.iter().find(|(_, _, fs, opts)| *fs == "cgroup" && opts.split(',').any(|o| o == w.ctl));
             let (Some((_, _, path)), Some((root, mp, _, _))) = (line, mount) else {
                 why.push(format!("no cgroup v1 {} hierarchy", w.ctl));
                 missing.push(w.ctl);

@@ -73,14 +73,7 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn fail(&self, layer: Option<&str>, detail: String) -> ! {
-        let _ = proto::send(
-            self.ctl,
-            &Msg::Failed {
-                layer: layer.map(str::to_string),
-                detail,
-            },
-            &[],
-        );
+        let _ = proto::send(self.ctl, &Msg::Failed { layer: layer.map(str::to_string), detail }, &[]);
         exit_now(if layer.is_some() { 71 } else { 125 })
     }
 
@@ -96,9 +89,7 @@ impl State {
 /// The re-exec entry; `args` are the arguments after the marker.
 pub(crate) fn main(mut args: impl Iterator<Item = OsString>) -> ! {
     let mut fd_arg = || -> Option<RawFd> { args.next()?.to_str()?.parse().ok() };
-    let (Some(spec_fd), Some(ctl)) = (fd_arg(), fd_arg()) else {
-        exit_now(125)
-    };
+    let (Some(spec_fd), Some(ctl)) = (fd_arg(), fd_arg()) else { exit_now(125) };
     if spec_fd < 3 || ctl < 3 {
         exit_now(125)
     }
@@ -257,11 +248,7 @@ pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<
                 // A cgroup namespace rooted at the sandbox's cgroup: the tree sees it as `/`.
                 // SAFETY: unshare takes only flags; this process is single-threaded.
                 if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
-                    st.report.set(
-                        "cgroup_ns",
-                        LayerState::Partial,
-                        "new namespace, rooted above the sandbox's cgroup",
-                    );
+                    st.report.set("cgroup_ns", LayerState::Partial, "new namespace, rooted above the sandbox's cgroup");
                 }
             }
             Ok(()) => {}

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use ::landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
 use crate::report::LayerState;
@@ -56,20 +56,11 @@ fn rules_excluding(root: &Path, denies: &[PathBuf], out: &mut Vec<PathBuf>) {
 
 /// `paths` without those strictly beneath one of `covers`.
 fn without_nested(paths: &[PathBuf], covers: &[PathBuf]) -> Vec<PathBuf> {
-    paths
-        .iter()
-        .filter(|p| !covers.iter().any(|c| c != *p && p.starts_with(c)))
-        .cloned()
-        .collect()
+    paths.iter().filter(|p| !covers.iter().any(|c| c != *p && p.starts_with(c))).cloned().collect()
 }
 
 /// Applies the ruleset; returns the layer state and detail.
-pub(crate) fn apply(
-    spec: &SandboxSpec,
-    plan: &PathPlan,
-    mounts_ok: bool,
-    private_tmp: bool,
-) -> (LayerState, String) {
+pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> (LayerState, String) {
     let abi = kernel_abi();
     if abi == 0 {
         return (LayerState::Unavailable, "landlock not supported by this kernel".into());
@@ -94,8 +85,15 @@ pub(crate) fn apply(
         (expand(&plan.reads), expand(&plan.writes))
     };
     let mut dev_files = vec![
-        "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
-        "/dev/pts", "/dev/shm",
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/pts",
+        "/dev/shm",
     ];
     if private_tmp {
         writes.push(PathBuf::from("/tmp"));

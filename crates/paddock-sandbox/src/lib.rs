@@ -119,8 +119,23 @@ pub fn probe() -> EnforcementReport {
         Err(e) => {
             let mut r = EnforcementReport::default();
             for name in [
-                "session", "user_ns", "mount_ns", "pid_ns", "net_ns", "ipc_ns", "uts_ns", "cgroup_ns", "mounts",
-                "landlock", "rlimits", "cgroup", "caps", "no_new_privs", "seccomp", "fds", "env",
+                "session",
+                "user_ns",
+                "mount_ns",
+                "pid_ns",
+                "net_ns",
+                "ipc_ns",
+                "uts_ns",
+                "cgroup_ns",
+                "mounts",
+                "landlock",
+                "rlimits",
+                "cgroup",
+                "caps",
+                "no_new_privs",
+                "seccomp",
+                "fds",
+                "env",
             ] {
                 r.set(name, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
             }

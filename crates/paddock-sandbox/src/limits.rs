@@ -13,10 +13,7 @@ use crate::report::LayerState;
 use crate::spec::Limits;
 
 fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: value as libc::rlim_t,
-        rlim_max: value as libc::rlim_t,
-    };
+    let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
     // SAFETY: a valid rlimit struct for a valid resource.
     crate::sys::cvt(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
 }

@@ -67,12 +67,7 @@ fn mount(
 /// Adds mount attributes to `target` (and everything beneath it when `recursive`).
 fn set_attrs(target: &Path, set: u64, recursive: bool) -> io::Result<()> {
     let c = cpath(target)?;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     let flags = if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
     // SAFETY: a valid path, a valid mount_attr and its exact size.
     let r = unsafe {
@@ -163,11 +158,7 @@ struct Binds {
 impl Binds {
     /// The deepest bind at or above `p` (a path as seen in the sandbox).
     fn covering(&self, p: &Path) -> Option<Bound> {
-        self.bound
-            .iter()
-            .filter(|(b, _)| p.starts_with(b))
-            .max_by_key(|(b, _)| b.components().count())
-            .map(|(_, k)| *k)
+        self.bound.iter().filter(|(b, _)| p.starts_with(b)).max_by_key(|(b, _)| b.components().count()).map(|(_, k)| *k)
     }
 
     /// Creates the mount point `dst` (`/newroot` + `p`) for a bind of `p`.
@@ -247,13 +238,7 @@ fn is_reserved(p: &Path) -> bool {
 fn mount_private_tmp(root: &Path) -> io::Result<()> {
     let tmp = root.join("tmp");
     mkdir_p(&tmp)?;
-    mount(
-        Some(Path::new("tmpfs")),
-        &tmp,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=1777"),
-    )
+    mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))
 }
 
 /// Builds the view and moves into it. An error leaves the process in an unusable state:
@@ -279,25 +264,15 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
     mkdir_one(Path::new("/tmp/newroot"))?;
     pivot_root("/tmp", "/tmp/oldroot")?;
     chdir(Path::new("/"))?;
-    mount(
-        Some(Path::new("tmpfs")),
-        root,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=0755"),
-    )?;
+    mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))?;
     // The empty file that masks denied files (mode 000: not even its owner may read it).
     let empty = Path::new("/deny-file");
     fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o000).open(empty)?;
 
     let (mut n_ro, mut n_rw, mut n_deny) = (0, 0, 0);
     // Binds, parents first; a write path beneath a read path lands on top of it.
-    let mut binds: Vec<(&PathBuf, bool)> = plan
-        .reads
-        .iter()
-        .map(|p| (p, false))
-        .chain(plan.writes.iter().map(|p| (p, true)))
-        .collect();
+    let mut binds: Vec<(&PathBuf, bool)> =
+        plan.reads.iter().map(|p| (p, false)).chain(plan.writes.iter().map(|p| (p, true))).collect();
     binds.sort_by_key(|(p, w)| (p.components().count(), *w));
     let private_tmp = !plan.is_writable(Path::new("/tmp"));
     let mut tmp_done = false;
@@ -375,11 +350,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
             )?;
         } else {
             mount(Some(empty), &dst, None, libc::MS_BIND, None)?;
-            set_attrs(
-                &dst,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                false,
-            )?;
+            set_attrs(&dst, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false)?;
         }
         n_deny += 1;
     }
@@ -416,13 +387,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
     // A minimal /dev.
     let dev = root.join("dev");
     mkdir_one(&dev)?;
-    mount(
-        Some(Path::new("tmpfs")),
-        &dev,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some("mode=0755"),
-    )?;
+    mount(Some(Path::new("tmpfs")), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=0755"))?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let dst = dev.join(name);
         let src = old.join("dev").join(name);
@@ -458,13 +423,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
     }
     let shm = dev.join("shm");
     mkdir_one(&shm)?;
-    mount(
-        Some(Path::new("tmpfs")),
-        &shm,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=1777"),
-    )?;
+    mount(Some(Path::new("tmpfs")), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
     set_attrs(&dev, MOUNT_ATTR_RDONLY, false)?;
 
     // Seal the new root, drop the old one, move in.
@@ -484,7 +443,13 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
 
     let mut detail = format!(
         "new root: {n_ro} read-only, {n_rw} read-write binds, {n_deny} deny masks, {}, minimal /dev, {}",
-        if view.proc_ok { "fresh /proc" } else if zygote { "a fresh /proc per call" } else { "no /proc" },
+        if view.proc_ok {
+            "fresh /proc"
+        } else if zygote {
+            "a fresh /proc per call"
+        } else {
+            "no /proc"
+        },
         if view.private_tmp { "private /tmp" } else { "/tmp from the write paths" }
     );
     if !notes.is_empty() {
@@ -498,13 +463,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
 /// A fresh proc on `proc_dir`, with `/proc/sys` and friends read-only. Notes what could not
 /// be made read-only (and sets nothing partial: the caller decides).
 fn mount_proc(proc_dir: &Path, notes: &mut Vec<String>) -> io::Result<()> {
-    mount(
-        Some(Path::new("proc")),
-        proc_dir,
-        Some("proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        None,
-    )?;
+    mount(Some(Path::new("proc")), proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)?;
     for sub in ["sys", "sysrq-trigger", "irq", "bus"] {
         let p = proc_dir.join(sub);
         let r = mount(Some(&p), &p, None, libc::MS_BIND | libc::MS_REC, None)
@@ -561,7 +520,8 @@ enum Keep {
 fn fresh_tmp(plan: &PathPlan) -> io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let tmp = Path::new("/tmp");
-    let mut tops: Vec<&PathBuf> = plan.reads.iter().chain(&plan.writes).filter(|p| p.starts_with(tmp) && p.as_path() != tmp).collect();
+    let mut tops: Vec<&PathBuf> =
+        plan.reads.iter().chain(&plan.writes).filter(|p| p.starts_with(tmp) && p.as_path() != tmp).collect();
     tops.sort_by_key(|p| p.components().count());
     let mut kept: Vec<(PathBuf, Keep)> = Vec::new();
     for p in tops {

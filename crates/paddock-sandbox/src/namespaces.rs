@@ -76,12 +76,8 @@ pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[&str]) -> Names
         }
     }
     let has = |n: &str| ok.iter().any(|(m, r)| *m == n && r.is_ok());
-    let mut ns = Namespaces {
-        user: has("user_ns"),
-        mount: has("mount_ns"),
-        pid: has("pid_ns"),
-        cgroup: has("cgroup_ns"),
-    };
+    let mut ns =
+        Namespaces { user: has("user_ns"), mount: has("mount_ns"), pid: has("pid_ns"), cgroup: has("cgroup_ns") };
     for (name, r) in &ok {
         let (state, detail) = match (name, r) {
             (&"user_ns", Err(e)) if e.raw_os_error() == Some(libc::EINVAL) && crate::parent::thread_count().is_some_and(|n| n > 1) => (
@@ -173,9 +169,7 @@ pub(crate) fn proxy_listener(port: u16) -> io::Result<OwnedFd> {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-        },
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
         sin_zero: [0; 8],
     };
     // SAFETY: `addr` is a valid sockaddr_in and its exact size is passed.

@@ -24,8 +24,8 @@ use crate::helper::{self, Request, HELPER_MARKER};
 use crate::proto::{self, Msg};
 use crate::pty::{self, RawMode};
 use crate::relay::{self, Sink, StreamResult};
-use crate::signals::Forwarder;
 use crate::report::{EnforcementReport, ExitKind, RunOutcome};
+use crate::signals::Forwarder;
 use crate::spec::{Limits, SandboxSpec, StdioMode};
 use crate::sys::{self, cvt, cvt_long};
 use crate::SandboxError;
@@ -259,14 +259,21 @@ impl Running {
 
 /// Starts the relays and waits for the helper side's report: the child is then parked
 /// before `execve`.
-pub(crate) fn handshake(mut running: Running, ends: ParentStdio, spec: &SandboxSpec, use_pty: bool) -> Result<Running, SandboxError> {
+pub(crate) fn handshake(
+    mut running: Running,
+    ends: ParentStdio,
+    spec: &SandboxSpec,
+    use_pty: bool,
+) -> Result<Running, SandboxError> {
     let cap = spec.limits.max_output;
     let capture = matches!(spec.stdio, StdioMode::Capture { .. });
     if let Some(out) = ends.out_r {
-        running.stdout = Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap));
+        running.stdout =
+            Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap));
     }
     if let Some(err) = ends.err_r {
-        running.stderr = Some(relay::spawn_stream(File::from(err), if capture { Sink::Capture } else { Sink::Fd(2) }, cap));
+        running.stderr =
+            Some(relay::spawn_stream(File::from(err), if capture { Sink::Capture } else { Sink::Fd(2) }, cap));
     }
     if let (Some(input), Some(data)) = (ends.in_w, ends.capture_stdin) {
         running.stdin = Some(relay::spawn_stdin(File::from(input), data));
@@ -350,9 +357,7 @@ pub(crate) fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| SandboxError::Spawn(format!("starting the helper /proc/self/exe: {e}")))?;
+    let child = cmd.spawn().map_err(|e| SandboxError::Spawn(format!("starting the helper /proc/self/exe: {e}")))?;
     drop(cmd); // the helper's ends of its descriptors
     drop(spec_r);
     drop(ctl_child);
@@ -423,7 +428,13 @@ impl Running {
         if let Some(fd) = &self.remote {
             // SAFETY: pidfd_send_signal on a pidfd we own, without siginfo.
             unsafe {
-                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0u32)
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0u32,
+                )
             };
         }
     }

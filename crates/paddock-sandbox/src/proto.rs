@@ -99,14 +99,7 @@ pub(crate) enum Msg {
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
     // SAFETY: the kernel just returned two new descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -119,10 +112,7 @@ pub(crate) fn send(sock: RawFd, msg: &Msg, fds: &[RawFd]) -> io::Result<()> {
 
 /// Sends one datagram with optional descriptors.
 pub(crate) fn send_raw(sock: RawFd, body: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: body.as_ptr() as *mut libc::c_void,
-        iov_len: body.len(),
-    };
+    let mut iov = libc::iovec { iov_base: body.as_ptr() as *mut libc::c_void, iov_len: body.len() };
     let fd_bytes = mem::size_of_val(fds);
     let space = if fds.is_empty() {
         0
@@ -167,10 +157,7 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
     // Not zeroed: the kernel writes what it returns, and only those bytes are read.
     let mut body: Vec<u8> = Vec::with_capacity(MAX_MSG);
     let mut cbuf = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: body.as_mut_ptr().cast(),
-        iov_len: MAX_MSG,
-    };
+    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: MAX_MSG };
     // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
     let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
     hdr.msg_iov = &mut iov;
@@ -220,11 +207,7 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
 /// Waits until `fd` is readable or `timeout_ms` passes (-1: forever). True when readable
 /// (or hung up).
 pub(crate) fn poll_in(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     loop {
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };

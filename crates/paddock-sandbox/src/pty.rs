@@ -45,9 +45,8 @@ pub(crate) fn open_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     // SAFETY: unlockpt on the master we own.
     cvt(unsafe { libc::unlockpt(master.as_raw_fd()) })?;
     // SAFETY: TIOCGPTPEER opens the slave of this master without a path lookup.
-    let s = cvt(unsafe {
-        libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
-    })?;
+    let s =
+        cvt(unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
     // SAFETY: a new descriptor that nothing else owns.
     let slave = unsafe { OwnedFd::from_raw_fd(s) };
     Ok((master, slave))

@@ -87,11 +87,7 @@ pub(crate) fn spawn_stdin(mut dst: impl Write + Send + 'static, data: Vec<u8>) -
 
 /// Relays the caller's terminal and the pty master both ways until the child side is gone
 /// (the master reads EIO) or `stop` is set; stdout bytes are counted and capped.
-pub(crate) fn spawn_pty(
-    master: OwnedFd,
-    cap: Option<u64>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<StreamResult> {
+pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>) -> JoinHandle<StreamResult> {
     std::thread::spawn(move || {
         let m = master.as_raw_fd();
         let mut res = StreamResult::default();

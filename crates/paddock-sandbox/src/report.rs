@@ -52,11 +52,7 @@ impl EnforcementReport {
             l.state = state;
             l.detail = detail;
         } else {
-            self.layers.push(LayerStatus {
-                name: name.to_string(),
-                state,
-                detail,
-            });
+            self.layers.push(LayerStatus { name: name.to_string(), state, detail });
         }
     }
 
@@ -67,16 +63,13 @@ impl EnforcementReport {
 
     /// True when `name` is recorded as enforced or partial.
     pub fn is_active(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|l| l.state != LayerState::Unavailable)
+        self.get(name).is_some_and(|l| l.state != LayerState::Unavailable)
     }
 
     /// The first unavailable layer a strict run cannot do without (cgroup is optional while
     /// rlimits cover the limits).
     pub fn first_missing(&self) -> Option<&LayerStatus> {
-        self.layers.iter().find(|l| {
-            l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str())
-        })
+        self.layers.iter().find(|l| l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str()))
     }
 }
 

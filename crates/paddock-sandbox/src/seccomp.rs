@@ -31,12 +31,12 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{
-    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
-};
 #[cfg(target_arch = "x86_64")]
 use seccompiler::sock_filter;
+use seccompiler::{
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 
 use crate::report::LayerState;
 
@@ -125,21 +125,17 @@ fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule, BackendEr
 
 /// The filter whose rules fail with `EPERM`.
 fn eperm_filter() -> Result<SeccompFilter, BackendError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     // clone: the flags are argument 0 on x86_64 and aarch64; one rule per flag, any matches.
     let clone = CLONE_NS_FLAGS
         .iter()
         .map(|f| rule(&[(0, SeccompCmpOp::MaskedEq(*f as u64), *f as u64)]))
         .collect::<Result<_, _>>()?;
     rules.insert(libc::SYS_clone, clone);
-    let ioctl = [TIOCSTI, TIOCLINUX]
-        .iter()
-        .map(|req| rule(&[(1, SeccompCmpOp::Eq, *req)]))
-        .collect::<Result<_, _>>()?;
+    let ioctl =
+        [TIOCSTI, TIOCLINUX].iter().map(|req| rule(&[(1, SeccompCmpOp::Eq, *req)])).collect::<Result<_, _>>()?;
     rules.insert(libc::SYS_ioctl, ioctl);
-    let other_family: Vec<_> =
-        SOCKET_FAMILIES.iter().map(|f| (0, SeccompCmpOp::Ne, *f as u64)).collect();
+    let other_family: Vec<_> = SOCKET_FAMILIES.iter().map(|f| (0, SeccompCmpOp::Ne, *f as u64)).collect();
     rules.insert(libc::SYS_socket, vec![rule(&other_family)?]);
     SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), ARCH)
 }
@@ -175,10 +171,7 @@ fn x32_guard() -> BpfProgram {
 
 /// The filter programs with their names, in the order of installation.
 pub(crate) fn programs() -> Result<Vec<(&'static str, BpfProgram)>, BackendError> {
-    let mut progs = vec![
-        ("EPERM", eperm_filter()?.try_into()?),
-        ("clone3 ENOSYS", clone3_filter()?.try_into()?),
-    ];
+    let mut progs = vec![("EPERM", eperm_filter()?.try_into()?), ("clone3 ENOSYS", clone3_filter()?.try_into()?)];
     #[cfg(target_arch = "x86_64")]
     progs.push(("x32 guard", x32_guard()));
     Ok(progs)
@@ -274,12 +267,12 @@ mod tests {
                     acc &= ins.k;
                     1
                 }
-                0x05 => 1 + ins.k as usize,        // BPF_JMP | BPF_JA
-                0x15 => cond(acc == ins.k),        // BPF_JMP | BPF_JEQ | BPF_K
-                0x25 => cond(acc > ins.k),         // BPF_JMP | BPF_JGT | BPF_K
-                0x35 => cond(acc >= ins.k),        // BPF_JMP | BPF_JGE | BPF_K
-                0x45 => cond(acc & ins.k != 0),    // BPF_JMP | BPF_JSET | BPF_K
-                0x06 => return ins.k,              // BPF_RET | BPF_K
+                0x05 => 1 + ins.k as usize,     // BPF_JMP | BPF_JA
+                0x15 => cond(acc == ins.k),     // BPF_JMP | BPF_JEQ | BPF_K
+                0x25 => cond(acc > ins.k),      // BPF_JMP | BPF_JGT | BPF_K
+                0x35 => cond(acc >= ins.k),     // BPF_JMP | BPF_JGE | BPF_K
+                0x45 => cond(acc & ins.k != 0), // BPF_JMP | BPF_JSET | BPF_K
+                0x06 => return ins.k,           // BPF_RET | BPF_K
                 c => panic!("unexpected opcode {c:#x}"),
             };
         }
@@ -430,20 +423,25 @@ mod tests {
                 // SAFETY: clone3 with a null argument of size 0 fails before reading memory
                 // (or is refused by the filter); the other calls take no pointers.
                 unsafe {
-                    if libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) != -1 || errno() != libc::ENOSYS {
+                    if libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) != -1 || errno() != libc::ENOSYS
+                    {
                         return 11;
                     }
                     if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) != -1 || errno() != libc::EPERM {
                         return 12;
                     }
-                    if libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0) != -1 || errno() != libc::EPERM {
+                    if libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0) != -1
+                        || errno() != libc::EPERM
+                    {
                         return 13;
                     }
                     if libc::syscall(libc::SYS_getppid) <= 0 {
                         return 14;
                     }
                     #[cfg(target_arch = "x86_64")]
-                    if libc::syscall(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid) != -1 || errno() != libc::ENOSYS {
+                    if libc::syscall(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid) != -1
+                        || errno() != libc::ENOSYS
+                    {
                         return 15;
                     }
                 }

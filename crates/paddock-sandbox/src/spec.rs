@@ -30,6 +30,9 @@ pub struct SandboxSpec {
     pub write_paths: Vec<PathBuf>,
     /// Concrete existing paths to mask (globs already expanded); they beat read and write.
     pub deny_paths: Vec<PathBuf>,
+    /// Paths masked whatever read and write grant: paddock's own state (the audit log,
+    /// revocations, the API token, a serve socket).
+    pub hidden_paths: Vec<PathBuf>,
     /// What to do when a layer is unavailable.
     pub enforcement: Enforcement,
     /// The child's network.
@@ -52,6 +55,7 @@ impl SandboxSpec {
             read_paths: Vec::new(),
             write_paths: Vec::new(),
             deny_paths: Vec::new(),
+            hidden_paths: Vec::new(),
             enforcement: Enforcement::Strict,
             network: NetworkMode::None,
             limits: Limits::default(),
@@ -72,12 +76,7 @@ impl SandboxSpec {
         if self.argv.is_empty() {
             return bad("argv must hold at least argv[0]".into());
         }
-        for p in self
-            .read_paths
-            .iter()
-            .chain(&self.write_paths)
-            .chain(&self.deny_paths)
-        {
+        for p in self.read_paths.iter().chain(&self.write_paths).chain(&self.deny_paths) {
             if !p.is_absolute() {
                 return bad(format!("path {p:?} must be absolute"));
             }

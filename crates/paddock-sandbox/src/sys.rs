@@ -34,8 +34,7 @@ pub(crate) fn cpath(p: &Path) -> io::Result<CString> {
 
 /// A string as a C string.
 pub(crate) fn cstring(s: &str) -> io::Result<CString> {
-    CString::new(s)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.

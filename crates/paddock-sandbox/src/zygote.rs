@@ -88,13 +88,26 @@ impl Zygote {
         spec.stdio = StdioMode::Capture { stdin: None };
         let threads = parent::thread_count();
         let pid = if threads == Some(1) {
-            let req = Request { spec, pty: false, launch: "zygote forked from the single-threaded caller (no re-exec)".into(), zygote: true };
-            parent::fork_helper(req, ctl_child, stdio).map_err(|e| SandboxError::Spawn(format!("fork of the zygote: {e}")))?
+            let req = Request {
+                spec,
+                pty: false,
+                launch: "zygote forked from the single-threaded caller (no re-exec)".into(),
+                zygote: true,
+            };
+            parent::fork_helper(req, ctl_child, stdio)
+                .map_err(|e| SandboxError::Spawn(format!("fork of the zygote: {e}")))?
         } else {
-            let req = Request { spec, pty: false, launch: "zygote re-executed from /proc/self/exe".into(), zygote: true };
+            let req =
+                Request { spec, pty: false, launch: "zygote re-executed from /proc/self/exe".into(), zygote: true };
             parent::reexec_helper(&req, ctl_child, stdio)?
         };
-        let mut z = Zygote { ctl, pid: Some(pid), pidfd: pidfd_open(pid).ok(), report: EnforcementReport::default(), template: template.clone() };
+        let mut z = Zygote {
+            ctl,
+            pid: Some(pid),
+            pidfd: pidfd_open(pid).ok(),
+            report: EnforcementReport::default(),
+            template: template.clone(),
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -267,7 +280,11 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     let mut report = EnforcementReport::default();
     // SAFETY: setsid has no memory-safety preconditions.
     match sys::cvt(unsafe { libc::setsid() }) {
-        Ok(_) => report.set("session", LayerState::Enforced, format!("setsid: new session, no controlling terminal; {}", req.launch)),
+        Ok(_) => report.set(
+            "session",
+            LayerState::Enforced,
+            format!("setsid: new session, no controlling terminal; {}", req.launch),
+        ),
         Err(e) => report.set("session", LayerState::Unavailable, format!("setsid failed: {e}")),
     }
     let ns = namespaces::enter_only(&mut report, namespaces::ZYGOTE);
@@ -308,7 +325,9 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     loop {
         match proto::recv(ctl) {
             Ok(None) => exit_now(0),
-            Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => start_call(&z, *spec, cgroup, &cgroup_dirs, fds),
+            Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => {
+                start_call(&z, *spec, cgroup, &cgroup_dirs, fds)
+            }
             Ok(Some(_)) => {}
             Err(e) if e.raw_os_error().is_some() => exit_now(0),
             Err(_) => {} // an unreadable message: ignored
@@ -317,10 +336,17 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
 }
 
 /// Forks the call's helper; the zygote keeps none of the call's descriptors.
-fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: (LayerState, String), cgroup_dirs: &[String], fds: Vec<OwnedFd>) {
+fn start_call(
+    z: &ZygoteState,
+    spec: SandboxSpec,
+    cgroup: (LayerState, String),
+    cgroup_dirs: &[String],
+    fds: Vec<OwnedFd>,
+) {
     if fds.len() < 4 {
         if let Some(c) = fds.first() {
-            let _ = proto::send(c.as_raw_fd(), &Msg::Failed { layer: None, detail: "malformed spawn request".into() }, &[]);
+            let _ =
+                proto::send(c.as_raw_fd(), &Msg::Failed { layer: None, detail: "malformed spawn request".into() }, &[]);
         }
         return;
     }
@@ -328,7 +354,11 @@ fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: (LayerState, String), 
         Ok(0) => call_main(z, spec, cgroup, cgroup_dirs, fds),
         Ok(_) => {}
         Err(e) => {
-            let _ = proto::send(fds[0].as_raw_fd(), &Msg::Failed { layer: None, detail: format!("fork of the call's helper failed: {e}") }, &[]);
+            let _ = proto::send(
+                fds[0].as_raw_fd(),
+                &Msg::Failed { layer: None, detail: format!("fork of the call's helper failed: {e}") },
+                &[],
+            );
         }
     }
 }
@@ -336,7 +366,13 @@ fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: (LayerState, String), 
 /// The call's helper: the caller's stdio on 0, 1, 2; its pidfd to the caller; new pid,
 /// mount, ipc, cgroup namespaces; the reaper; the proxy listener; then waits like the
 /// one-shot helper.
-fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: (LayerState, String), cgroup_dirs: &[String], fds: Vec<OwnedFd>) -> ! {
+fn call_main(
+    z: &ZygoteState,
+    spec: SandboxSpec,
+    mut cgroup: (LayerState, String),
+    cgroup_dirs: &[String],
+    fds: Vec<OwnedFd>,
+) -> ! {
     // SAFETY: restoring the default disposition installs no handler; the reaper's waitpid
     // needs SIGCHLD not ignored.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
@@ -344,7 +380,9 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: (LayerState, String
     // to the zygote.
     unsafe { libc::close(z.ctl) };
     let mut fds = fds.into_iter();
-    let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else { exit_now(125) };
+    let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
+        exit_now(125)
+    };
     for (fd, target) in [(&i, 0), (&o, 1), (&e, 2)] {
         // SAFETY: dup2 of our own descriptor (received, so above 2) onto a standard one.
         if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {

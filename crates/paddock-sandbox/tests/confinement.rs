@@ -28,10 +28,8 @@ both_users!(signal_gives_128_plus_n, |user, name| {
 both_users!(reading_outside_read_paths_fails, |user, name| {
     let s = Scratch::new(name, user);
     // The host lets this user read it; the sandbox must not.
-    let r = s.run(&s.sh(&format!(
-        "cat {0}/secret.txt; ls {0}; cat /root/.bashrc; ls /home; exit 0",
-        s.outside.display()
-    )));
+    let r =
+        s.run(&s.sh(&format!("cat {0}/secret.txt; ls {0}; cat /root/.bashrc; ls /home; exit 0", s.outside.display())));
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(!r.stdout.contains("OUTSIDE-SECRET"), "{r:#?}");
     assert!(r.stderr.contains("secret.txt"), "{r:#?}");
@@ -155,7 +153,8 @@ both_users!(capture_mode_collects_output_and_feeds_stdin, |user, name| {
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout, "");
     let o = r.ok();
-    let bytes = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect::<Vec<u8>>();
+    let bytes =
+        |v: &serde_json::Value| v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8).collect::<Vec<u8>>();
     assert_eq!(bytes(&o["stdout"]), b"HELLO SANDBOX\n");
     assert_eq!(bytes(&o["stderr"]), b"err\n");
 });
@@ -187,8 +186,21 @@ both_users!(dangerous_syscalls_fail_inside, |user, name| {
             .to_string()
     };
     for k in [
-        "unshare_user", "unshare_mount", "clone_newuser", "mount", "io_uring_setup", "bpf", "keyctl", "add_key",
-        "ptrace", "perf_event_open", "setns", "init_module", "tiocsti", "socket_netlink", "socket_packet",
+        "unshare_user",
+        "unshare_mount",
+        "clone_newuser",
+        "mount",
+        "io_uring_setup",
+        "bpf",
+        "keyctl",
+        "add_key",
+        "ptrace",
+        "perf_event_open",
+        "setns",
+        "init_module",
+        "tiocsti",
+        "socket_netlink",
+        "socket_packet",
     ] {
         assert_eq!(get(k), "EPERM", "{k}: {r:#?}");
     }
@@ -197,7 +209,8 @@ both_users!(dangerous_syscalls_fail_inside, |user, name| {
     assert_eq!(get("socket_unix"), "OK");
     assert_eq!(get("fork"), "OK");
     // And the unshare(1) tool agrees.
-    let r = s.run(&s.sh("unshare -U true && echo unshare-worked; mount -t tmpfs none /tmp && echo mount-worked; exit 0"));
+    let r =
+        s.run(&s.sh("unshare -U true && echo unshare-worked; mount -t tmpfs none /tmp && echo mount-worked; exit 0"));
     assert!(!r.stdout.contains("worked"), "{r:#?}");
 });
 

@@ -61,7 +61,10 @@ both_users!(memory_beyond_max_memory_fails, |user, name| {
     if user == User::Root {
         // The cgroup bounds the tree: one of the two is killed before it holds its share.
         assert_eq!(state, "enforced", "{detail}");
-        assert!(detail.contains(&format!("memory.limit_in_bytes={LIMIT}")) || detail.contains("memory.max"), "{detail}");
+        assert!(
+            detail.contains(&format!("memory.limit_in_bytes={LIMIT}")) || detail.contains("memory.max"),
+            "{detail}"
+        );
         assert!(held <= 1, "the tree went past max_memory: {r:#?}");
     } else {
         // Unprivileged here: no cgroup, RLIMIT_AS is per process, so a tree of two fits.

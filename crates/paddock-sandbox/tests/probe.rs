@@ -2,10 +2,7 @@
 
 #[test]
 fn every_layer_is_available_here() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock-sandbox-harness"))
-        .arg("probe")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock-sandbox-harness")).arg("probe").output().unwrap();
     let report: paddock_sandbox::EnforcementReport = serde_json::from_slice(&out.stdout).unwrap();
     let missing: Vec<String> = report
         .layers

@@ -49,7 +49,19 @@ both_users!(zygote_calls_have_their_own_pid_namespace_proc_and_tmp, |user, name|
     assert_eq!(lines[5], "paddock", "{r:#?}");
     // The write path is shared: the calls that ran before or beside this one wrote there.
     assert!(lines[6].parse::<u32>().unwrap() >= 1, "{r:#?}");
-    for l in ["user_ns", "mount_ns", "pid_ns", "net_ns", "ipc_ns", "mounts", "landlock", "caps", "no_new_privs", "seccomp", "fds"] {
+    for l in [
+        "user_ns",
+        "mount_ns",
+        "pid_ns",
+        "net_ns",
+        "ipc_ns",
+        "mounts",
+        "landlock",
+        "caps",
+        "no_new_privs",
+        "seccomp",
+        "fds",
+    ] {
         assert_eq!(layer(o, l).0, "enforced", "{l}: {r:#?}");
     }
     assert!(layer(o, "mounts").1.contains("per call: fresh /proc"), "{r:#?}");

@@ -42,7 +42,10 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -72,7 +75,13 @@ impl ApiConfig {
     /// The defaults, with the token in `token_file`.
     pub fn new(token_file: impl Into<PathBuf>) -> ApiConfig {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        ApiConfig { token_file: token_file.into(), max_body: 1 << 20, max_concurrent: (2 * cores).max(2), max_queue: 256, shutdown_grace: Duration::from_secs(10) }
+        ApiConfig {
+            token_file: token_file.into(),
+            max_body: 1 << 20,
+            max_concurrent: (2 * cores).max(2),
+            max_queue: 256,
+            shutdown_grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -138,10 +147,15 @@ impl Server {
         let bound = match listen {
             Listen::Tcp(addr) => {
                 let addr = parse_listen(&addr.to_string())?;
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ApiError::Io { what: format!("bind {addr}"), source })?;
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ApiError::Io { what: format!("bind {addr}"), source })?;
                 Bound::Tcp(l)
             }
-            Listen::Unix(path) => Bound::Unix(bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })?, path.clone()),
+            Listen::Unix(path) => Bound::Unix(
+                bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })?,
+                path.clone(),
+            ),
         };
         Ok(Server { bound, cfg, token })
     }
@@ -268,7 +282,10 @@ fn host_ok(req: &Request<Incoming>, unix: bool) -> Result<(), String> {
     match req.headers().get(HOST) {
         Some(h) => match h.to_str() {
             Ok(v) if is_loopback_host(v.trim()) => Ok(()),
-            _ => Err(format!("Host `{}` is not loopback (127.0.0.1, localhost or [::1]): refused (DNS rebinding)", String::from_utf8_lossy(h.as_bytes()))),
+            _ => Err(format!(
+                "Host `{}` is not loopback (127.0.0.1, localhost or [::1]): refused (DNS rebinding)",
+                String::from_utf8_lossy(h.as_bytes())
+            )),
         },
         None if unix => Ok(()),
         None => Err("no Host header: refused".into()),
@@ -295,7 +312,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
             return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the server's token file is unusable: {e}"));
         }
         Some(Ok(false)) | None => {
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong token: send `Authorization: Bearer TOKEN` with the token from the token file");
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong token: send `Authorization: Bearer TOKEN` with the token from the token file",
+            );
             r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
@@ -304,20 +324,32 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         "/v1/calls" => ("POST", Route::Calls),
         "/v1/check" => ("POST", Route::Check),
         "/v1/health" => ("GET", Route::Health),
-        other => return error(StatusCode::NOT_FOUND, format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health")),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health"),
+            )
+        }
     };
     let method_ok = req.method().as_str() == allowed || (allowed == "GET" && req.method() == Method::HEAD);
     if !method_ok {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, format!("{} {}: use {allowed}", req.method(), req.uri().path()));
+        let mut r =
+            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} {}: use {allowed}", req.method(), req.uri().path()));
         r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
         return r;
     }
     match route {
-        Route::Health => json(StatusCode::OK, &serde_json::json!({ "status": "ok", "session": state.session.id(), "running": state.running.load(Ordering::Relaxed), "waiting": state.waiting.load(Ordering::Relaxed) })),
+        Route::Health => json(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ok", "session": state.session.id(), "running": state.running.load(Ordering::Relaxed), "waiting": state.waiting.load(Ordering::Relaxed) }),
+        ),
         Route::Check => match read_call(state, req).await {
             Ok(call) => {
                 let d = state.session.check(&call);
-                json(StatusCode::OK, &serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason }))
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason }),
+                )
             }
             Err(r) => r,
         },
@@ -327,7 +359,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
                 Err(r) => return r,
             };
             let Some(_slot) = acquire(state).await else {
-                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, format!("too many calls waiting (queue of {}): retry later", state.max_queue));
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("too many calls waiting (queue of {}): retry later", state.max_queue),
+                );
                 r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
                 return r;
             };
@@ -373,11 +408,15 @@ async fn acquire(state: &State) -> Option<tokio::sync::SemaphorePermit<'_>> {
 /// Reads the body (within the limit) and parses a tool call.
 async fn read_call(state: &State, req: Request<Incoming>) -> Result<ToolCall, Resp> {
     let too_large = || {
-        let mut r = error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than the limit of {} bytes", state.max_body));
+        let mut r = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the limit of {} bytes", state.max_body),
+        );
         r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         r
     };
-    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let declared =
+        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > state.max_body as u64) {
         return Err(too_large());
     }

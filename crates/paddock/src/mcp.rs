@@ -26,7 +26,10 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{json, Value};
@@ -69,7 +72,8 @@ impl McpServer {
         };
         let annotated = |t: Tool, read_only: bool, open_world: bool| {
             let mut t = t;
-            t.annotations = Some(ToolAnnotations::new().read_only(read_only).destructive(!read_only).open_world(open_world));
+            t.annotations =
+                Some(ToolAnnotations::new().read_only(read_only).destructive(!read_only).open_world(open_world));
             t
         };
         vec![
@@ -96,7 +100,8 @@ impl McpServer {
 
     async fn run(&self, call: ToolCall) -> Result<CallToolResult, McpError> {
         let _slot = self.slots.acquire().await.map_err(|e| McpError::internal_error(e.to_string(), None))?;
-        let outcome = self.session.call(call).await.map_err(|e| McpError::internal_error(format!("paddock: {e}"), None))?;
+        let outcome =
+            self.session.call(call).await.map_err(|e| McpError::internal_error(format!("paddock: {e}"), None))?;
         Ok(outcome_result(&outcome))
     }
 }
@@ -172,7 +177,11 @@ impl ServerHandler for McpServer {
             )
     }
 
-    async fn list_tools(&self, _request: Option<PaginatedRequestParams>, _context: RequestContext<RoleServer>) -> Result<ListToolsResult, McpError> {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(McpServer::tools()))
     }
 
@@ -180,7 +189,11 @@ impl ServerHandler for McpServer {
         McpServer::tools().into_iter().find(|t| t.name == name)
     }
 
-    async fn call_tool(&self, request: CallToolRequestParams, _context: RequestContext<RoleServer>) -> Result<CallToolResponse, McpError> {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
         let name: Cow<'static, str> = request.name.clone();
         let mut args = request.arguments.unwrap_or_default();
         match name.as_ref() {
@@ -204,7 +217,12 @@ impl ServerHandler for McpServer {
                 }
                 Err(e) => Ok(invalid("check", e).into()),
             },
-            other => Err(McpError::invalid_params(format!("unknown tool `{other}`: paddock offers command, read_file, write_file, http_request and check"), None)),
+            other => Err(McpError::invalid_params(
+                format!(
+                    "unknown tool `{other}`: paddock offers command, read_file, write_file, http_request and check"
+                ),
+                None,
+            )),
         }
     }
 }
@@ -264,11 +282,21 @@ mod tests {
 
     #[test]
     fn denials_and_failures_are_errors_with_the_rule() {
-        let denied = CallOutcome { decision: "deny".into(), rule: "commands.default".into(), reason: "no allow entry".into(), ..CallOutcome::default() };
+        let denied = CallOutcome {
+            decision: "deny".into(),
+            rule: "commands.default".into(),
+            reason: "no allow entry".into(),
+            ..CallOutcome::default()
+        };
         let r = outcome_result(&denied);
         assert_eq!(r.is_error, Some(true));
         assert_eq!(r.structured_content.as_ref().unwrap()["rule"], "commands.default");
-        let ok = CallOutcome { decision: "allow".into(), exit_code: Some(0), stdout: "hi\n".into(), ..CallOutcome::default() };
+        let ok = CallOutcome {
+            decision: "allow".into(),
+            exit_code: Some(0),
+            stdout: "hi\n".into(),
+            ..CallOutcome::default()
+        };
         assert_eq!(outcome_result(&ok).is_error, Some(false));
         let failed = CallOutcome { decision: "allow".into(), exit_code: Some(2), ..CallOutcome::default() };
         assert_eq!(outcome_result(&failed).is_error, Some(true));

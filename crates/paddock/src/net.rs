@@ -36,7 +36,12 @@ pub(crate) struct ProxyTask {
 
 impl ProxyTask {
     /// Serves `listener` (a socket in the sandbox's namespace) on `rt`.
-    pub(crate) fn start(rt: &tokio::runtime::Handle, inner: Arc<Inner>, listener: OwnedFd, call_id: String) -> std::io::Result<ProxyTask> {
+    pub(crate) fn start(
+        rt: &tokio::runtime::Handle,
+        inner: Arc<Inner>,
+        listener: OwnedFd,
+        call_id: String,
+    ) -> std::io::Result<ProxyTask> {
         let std_listener = std::net::TcpListener::from(listener);
         std_listener.set_nonblocking(true)?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use paddock_audit::{AuditLog, Call, CallOutcome as AuditOutcome, Decision as AuditDecision, Event, Revocations, SessionEnd, SessionStart, Target};
+use paddock_audit::{
+    AuditLog, Call, CallOutcome as AuditOutcome, Decision as AuditDecision, Event, Revocations, SessionEnd,
+    SessionStart, Target,
+};
 use paddock_policy::{normalize, Decision, Policy, Revocation};
 use paddock_proxy::ConnectionEvent;
 use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, Zygote};
@@ -48,7 +51,13 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// A config with the audit log at `audit_log` and no revocation list.
     pub fn new(policy: Policy, audit_log: impl Into<PathBuf>) -> SessionConfig {
-        SessionConfig { policy, audit_log: audit_log.into(), revocations: None, mode: "library".into(), on_connection: None }
+        SessionConfig {
+            policy,
+            audit_log: audit_log.into(),
+            revocations: None,
+            mode: "library".into(),
+            on_connection: None,
+        }
     }
 }
 
@@ -160,7 +169,8 @@ pub fn revocation_of(s: &paddock_audit::Selector) -> Revocation {
 
 /// Applies `list`'s revocations to `policy` (replacing any it had).
 pub fn apply_revocations(policy: &mut Policy, list: &Revocations) -> Result<(), paddock_policy::PolicyError> {
-    let entries: Vec<(Revocation, Option<String>)> = list.entries().iter().map(|r| (revocation_of(&r.selector), r.reason.clone())).collect();
+    let entries: Vec<(Revocation, Option<String>)> =
+        list.entries().iter().map(|r| (revocation_of(&r.selector), r.reason.clone())).collect();
     policy.set_revocations(&entries, list.path())
 }
 
@@ -182,12 +192,18 @@ impl Inner {
                 Ok(true) => match with_revocations(&self.base, list) {
                     Ok(p) => *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p),
                     Err(e) => {
-                        tracing::error!("revocation list {}: {e}; denying every call until it is fixed", list.path().display());
+                        tracing::error!(
+                            "revocation list {}: {e}; denying every call until it is fixed",
+                            list.path().display()
+                        );
                         return Arc::new(deny_all(&self.base, list.path()));
                     }
                 },
                 Err(e) => {
-                    tracing::error!("revocation list {}: {e}; denying every call until it is fixed", list.path().display());
+                    tracing::error!(
+                        "revocation list {}: {e}; denying every call until it is fixed",
+                        list.path().display()
+                    );
                     return Arc::new(deny_all(&self.base, list.path()));
                 }
             }
@@ -204,7 +220,9 @@ impl Inner {
         }
         let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
         match &*slot {
-            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => return Some(Arc::clone(z)),
+            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => {
+                return Some(Arc::clone(z))
+            }
             ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
             _ => {}
         }
@@ -212,11 +230,23 @@ impl Inner {
         *slot = ZygoteSlot::Empty;
         let view = spec::fs_view(policy);
         let ws = policy.vars.workspace.clone();
-        let template = spec::build_with(policy, &view, PathBuf::from("/bin/true"), vec!["true".into()], &ws, StdioMode::Capture { stdin: None });
+        let template = spec::build_with(
+            policy,
+            &view,
+            PathBuf::from("/bin/true"),
+            vec!["true".into()],
+            &ws,
+            StdioMode::Capture { stdin: None },
+        );
         match Zygote::start(&template) {
             Ok(zygote) => {
                 tracing::debug!(session = %self.id, "zygote started");
-                let z = Arc::new(SessionZygote { policy: Arc::clone(policy), view: Arc::new(view), zygote, ports: Mutex::new((Vec::new(), spec::PROXY_PORT)) });
+                let z = Arc::new(SessionZygote {
+                    policy: Arc::clone(policy),
+                    view: Arc::new(view),
+                    zygote,
+                    ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
+                });
                 *slot = ZygoteSlot::Ready(Arc::clone(&z));
                 Some(z)
             }
@@ -238,7 +268,11 @@ impl Inner {
 
     /// Confines `spec`'s child: in `zygote` when given (and it takes the spec), else in a
     /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
-    fn start_child(&self, spec: &mut SandboxSpec, zygote: Option<&Arc<SessionZygote>>) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
+    fn start_child(
+        &self,
+        spec: &mut SandboxSpec,
+        zygote: Option<&Arc<SessionZygote>>,
+    ) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
         let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {
             return Ok((paddock_sandbox::spawn(spec)?, None));
         };
@@ -265,7 +299,11 @@ impl Inner {
 
     fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
         let verdict = if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny };
-        Call::new(new_id("c"), self.id.clone(), target, verdict).with_cwd(cwd).with_rule(&*d.rule).with_reason(&d.reason).with_policy_hash(policy.hash())
+        Call::new(new_id("c"), self.id.clone(), target, verdict)
+            .with_cwd(cwd)
+            .with_rule(&*d.rule)
+            .with_reason(&d.reason)
+            .with_policy_hash(policy.hash())
     }
 
     fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
@@ -277,7 +315,14 @@ impl Inner {
     /// when the decision is a denial. Proxied connections are served on `rt`.
     /// `rt` gives the runtime for the proxy; it is asked for only after the sandbox has
     /// started, so a single-threaded caller can still have its helper forked directly.
-    fn execute(self: &Arc<Self>, call: Call, decision: &Decision, spec: Option<Result<SandboxSpec, i32>>, rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>, zygote: Option<&Arc<SessionZygote>>) -> Result<(u64, Option<RunOutcome>), SessionError> {
+    fn execute(
+        self: &Arc<Self>,
+        call: Call,
+        decision: &Decision,
+        spec: Option<Result<SandboxSpec, i32>>,
+        rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>,
+        zygote: Option<&Arc<SessionZygote>>,
+    ) -> Result<(u64, Option<RunOutcome>), SessionError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut spec = match (decision.is_allow(), spec) {
             (true, Some(Ok(spec))) => spec,
@@ -306,7 +351,9 @@ impl Inner {
                 let rt = rt()?;
                 Some((ProxyTask::start(&rt, Arc::clone(self), fd, call.call_id.clone())?, rt))
             }
-            (NetworkMode::Proxy { .. }, None) => return Err(SessionError::Internal("the sandbox handed over no proxy listener".into())),
+            (NetworkMode::Proxy { .. }, None) => {
+                return Err(SessionError::Internal("the sandbox handed over no proxy listener".into()))
+            }
             _ => None,
         };
         // Every layer is in place and the child is parked before exec: record the call,
@@ -331,7 +378,11 @@ impl Inner {
             ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
         };
         let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
-        let ended = ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(outcome.stdout_bytes, outcome.stderr_bytes, truncated);
+        let ended = ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
+            outcome.stdout_bytes,
+            outcome.stderr_bytes,
+            truncated,
+        );
         self.append(&call.end(ended), false)?;
         Ok((seq, Some(outcome)))
     }
@@ -342,7 +393,8 @@ impl Inner {
 fn deny_all(base: &Policy, source: &Path) -> Policy {
     let mut p = base.clone();
     let all = [Revocation::Path("/".into()), Revocation::Command("**".into())];
-    let _ = p.set_revocations(&all.map(|r| (r, Some(format!("revocation list {} unreadable", source.display())))), source);
+    let _ =
+        p.set_revocations(&all.map(|r| (r, Some(format!("revocation list {} unreadable", source.display())))), source);
     p
 }
 
@@ -371,7 +423,10 @@ impl Session {
             zygote: Mutex::new(ZygoteSlot::Empty),
         });
         if inner.mode != "run" {
-            let start = SessionStart::new(inner.id.clone()).with_mode(inner.mode.clone()).with_policy_hash(inner.base.hash()).with_workspace(&inner.base.vars.workspace);
+            let start = SessionStart::new(inner.id.clone())
+                .with_mode(inner.mode.clone())
+                .with_policy_hash(inner.base.hash())
+                .with_workspace(&inner.base.vars.workspace);
             inner.append(&Event::SessionStart(start), true)?;
         }
         Ok(Session { inner })
@@ -446,10 +501,11 @@ impl Session {
             let policy = inner.policy();
             // The zygote (and its filesystem view) only once a call is allowed to run.
             let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
-            let (decision, target, cwd, spec) = plan(&policy, call, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
-                Some(z) => Arc::clone(&z.view),
-                None => Arc::new(spec::fs_view(&policy)),
-            });
+            let (decision, target, cwd, spec) =
+                plan(&policy, call, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
+                    Some(z) => Arc::clone(&z.view),
+                    None => Arc::new(spec::fs_view(&policy)),
+                });
             let record = inner.call_record(target, &decision, &cwd, &policy);
             let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()), zygote.flatten().as_ref());
             Ok::<_, SessionError>(outcome(decision, result, is_read, t0))
@@ -461,7 +517,8 @@ impl Session {
     /// Records `session.end` with the number of calls and the session's duration.
     pub fn close(&self) -> Result<(), SessionError> {
         if self.inner.mode != "run" {
-            let end = SessionEnd::new(self.inner.id.clone()).with_totals(self.inner.calls.load(Ordering::Relaxed), self.inner.started.elapsed().as_millis() as u64);
+            let end = SessionEnd::new(self.inner.id.clone())
+                .with_totals(self.inner.calls.load(Ordering::Relaxed), self.inner.started.elapsed().as_millis() as u64);
             self.inner.append(&Event::SessionEnd(end), true)?;
         }
         self.inner.log.sync()?;
@@ -517,7 +574,14 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
             let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_command(&argv, &cwd) };
             let spec = d.is_allow().then(|| {
                 let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
-                let mut s = spec::build_with(policy, &view(), program, argv.clone(), &cwd, StdioMode::Capture { stdin: stdin.map(String::into_bytes) });
+                let mut s = spec::build_with(
+                    policy,
+                    &view(),
+                    program,
+                    argv.clone(),
+                    &cwd,
+                    StdioMode::Capture { stdin: stdin.map(String::into_bytes) },
+                );
                 if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
                     s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
                 }
@@ -528,14 +592,18 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
         ToolCall::ReadFile { path } => {
             let p = normalize(Path::new(&path), &ws);
             let d = policy.decide_read(&p);
-            let spec = d.is_allow().then(|| helper("cat", vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()], None, &ws));
+            let spec = d
+                .is_allow()
+                .then(|| helper("cat", vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()], None, &ws));
             (d, Target::read_file(&p), ws.clone(), spec)
         }
         ToolCall::WriteFile { path, content } => {
             let p = normalize(Path::new(&path), &ws);
             let d = policy.decide_write(&p);
             let of = format!("of={}", p.to_string_lossy());
-            let spec = d.is_allow().then(|| helper("dd", vec!["dd".into(), of, "status=none".into()], Some(content.into_bytes()), &ws));
+            let spec = d
+                .is_allow()
+                .then(|| helper("dd", vec!["dd".into(), of, "status=none".into()], Some(content.into_bytes()), &ws));
             (d, Target::write_file(&p), ws.clone(), spec)
         }
         ToolCall::HttpRequest { url, method, headers, body } => {
@@ -562,7 +630,12 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
 }
 
 /// The API's view of a call's result. For `read_file` the file goes to `content`.
-fn outcome(decision: Decision, result: Result<(u64, Option<RunOutcome>), SessionError>, read: bool, t0: Instant) -> CallOutcome {
+fn outcome(
+    decision: Decision,
+    result: Result<(u64, Option<RunOutcome>), SessionError>,
+    read: bool,
+    t0: Instant,
+) -> CallOutcome {
     let mut o = CallOutcome {
         decision: decision.verdict.as_str().into(),
         rule: decision.rule.to_string(),

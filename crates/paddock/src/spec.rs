@@ -35,7 +35,7 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
     v
 }
 
-fn paths(rules: &[PathRule]) -> Vec<PathBuf> {
+fn paths(rules: &[&PathRule]) -> Vec<PathBuf> {
     // Symlinked entries (`/bin` -> `/usr/bin`) go in as written too, so the link exists
     // inside the sandbox; the sandbox binds the target.
     let mut v: Vec<PathBuf> = Vec::new();
@@ -70,7 +70,14 @@ pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, s
 }
 
 /// [`build`] with the filesystem fields given.
-pub fn build_with(policy: &Policy, view: &FsView, program: PathBuf, argv: Vec<String>, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
+pub fn build_with(
+    policy: &Policy,
+    view: &FsView,
+    program: PathBuf,
+    argv: Vec<String>,
+    cwd: &Path,
+    stdio: StdioMode,
+) -> SandboxSpec {
     let mut spec = SandboxSpec::new(program, argv);
     spec.read_paths = view.read_paths.clone();
     spec.write_paths = view.write_paths.clone();
@@ -83,8 +90,8 @@ pub fn build_with(policy: &Policy, view: &FsView, program: PathBuf, argv: Vec<St
 pub fn fs_view(policy: &Policy) -> FsView {
     let fs = &policy.filesystem;
     let mut spec = SandboxSpec::new("/", vec![String::new()]);
-    spec.read_paths = paths(&fs.read);
-    spec.write_paths = paths(&fs.write);
+    spec.read_paths = paths(&policy.view_read_rules());
+    spec.write_paths = paths(&policy.view_write_rules());
     let (deny, cut) = fs.expand_deny(DENY_WALK_LIMIT);
     if cut {
         tracing::warn!("a deny glob's expansion stopped after {DENY_WALK_LIMIT} entries: files past that are not masked by the mount view");

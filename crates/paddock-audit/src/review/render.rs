@@ -33,17 +33,9 @@ impl fmt::Display for Review {
             writeln!(f, "  none")?;
         }
         for g in &self.grants {
-            let revoked = if g.revoked.is_some() {
-                "  [REVOKED]"
-            } else {
-                ""
-            };
+            let revoked = if g.revoked.is_some() { "  [REVOKED]" } else { "" };
             let uses = if g.uses == 1 { "use" } else { "uses" };
-            writeln!(
-                f,
-                "  {}{revoked}: {} {uses}, first {}, last {}",
-                g.rule, g.uses, g.first_use, g.last_use
-            )?;
+            writeln!(f, "  {}{revoked}: {} {uses}, first {}, last {}", g.rule, g.uses, g.first_use, g.last_use)?;
             // Group identical uses: "3x git status (last seq 17)".
             let mut groups: Vec<(&str, u64, u64)> = Vec::new();
             for u in &g.used_by {
@@ -60,11 +52,7 @@ impl fmt::Display for Review {
                 writeln!(f, "      {n:>4}x  {summary}  (last seq {seq})")?;
             }
             if groups.len() > SHOWN_PER_GRANT {
-                writeln!(
-                    f,
-                    "      ... and {} more distinct uses (see --json)",
-                    groups.len() - SHOWN_PER_GRANT
-                )?;
+                writeln!(f, "      ... and {} more distinct uses (see --json)", groups.len() - SHOWN_PER_GRANT)?;
             }
         }
 
@@ -81,11 +69,7 @@ impl fmt::Display for Review {
             writeln!(f, "  none")?;
         }
         for d in &self.denied {
-            let rules = if d.rules.is_empty() {
-                "no rule".to_owned()
-            } else {
-                d.rules.join(", ")
-            };
+            let rules = if d.rules.is_empty() { "no rule".to_owned() } else { d.rules.join(", ") };
             write!(f, "  {:>4}x  {} {}  [{rules}]", d.count, d.tool, d.summary)?;
             match &d.reason {
                 Some(r) => writeln!(f, ": {r}")?,
@@ -98,12 +82,7 @@ impl fmt::Display for Review {
             writeln!(f, "  none")?;
         }
         for h in &self.hosts {
-            let ports = h
-                .ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let ports = h.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
             writeln!(
                 f,
                 "  {} (port {ports}): {} allowed, {} denied, {} up, {} down",
@@ -131,12 +110,7 @@ impl fmt::Display for Review {
             writeln!(f)?;
         }
         if !self.unreadable_lines.is_empty() {
-            let shown: Vec<String> = self
-                .unreadable_lines
-                .iter()
-                .take(10)
-                .map(u64::to_string)
-                .collect();
+            let shown: Vec<String> = self.unreadable_lines.iter().take(10).map(u64::to_string).collect();
             writeln!(
                 f,
                 "warning: {} lines are not records and were skipped (lines {}{}); run `paddock audit verify`",
@@ -146,10 +120,7 @@ impl fmt::Display for Review {
             )?;
         }
         if self.torn_tail {
-            writeln!(
-                f,
-                "warning: the log ends with a torn line (an interrupted write), skipped"
-            )?;
+            writeln!(f, "warning: the log ends with a torn line (an interrupted write), skipped")?;
         }
         Ok(())
     }

@@ -23,11 +23,7 @@ pub(super) struct Tail {
     pub(super) hash: [u8; 32],
 }
 
-pub(super) const EMPTY_TAIL: Tail = Tail {
-    len: 0,
-    seq: 0,
-    hash: [0; 32],
-};
+pub(super) const EMPTY_TAIL: Tail = Tail { len: 0, seq: 0, hash: [0; 32] };
 
 const BLOCK: u64 = 8 * 1024;
 
@@ -59,25 +55,20 @@ pub(super) fn read_tail(file: &File, path: &Path, len: u64) -> Result<Tail, Audi
     file.read_exact_at(&mut last, len - 1).map_err(io("read"))?;
     let mut end = len;
     if last[0] != b'\n' {
-        let keep = last_newline_before(file, len)
-            .map_err(io("read"))?
-            .map_or(0, |p| p + 1);
+        let keep = last_newline_before(file, len).map_err(io("read"))?.map_or(0, |p| p + 1);
         tracing::warn!(
             path = %path.display(),
             offset = keep,
             torn_bytes = len - keep,
             "audit log ends with a torn line (an interrupted write); removing it and chaining from the last complete record"
         );
-        file.set_len(keep)
-            .map_err(io("truncate the torn line of"))?;
+        file.set_len(keep).map_err(io("truncate the torn line of"))?;
         end = keep;
         if end == 0 {
             return Ok(EMPTY_TAIL);
         }
     }
-    let start = last_newline_before(file, end - 1)
-        .map_err(io("read"))?
-        .map_or(0, |p| p + 1);
+    let start = last_newline_before(file, end - 1).map_err(io("read"))?.map_or(0, |p| p + 1);
     let mut line = vec![0u8; (end - 1 - start) as usize];
     file.read_exact_at(&mut line, start).map_err(io("read"))?;
 
@@ -92,9 +83,5 @@ pub(super) fn read_tail(file: &File, path: &Path, len: u64) -> Result<Tail, Audi
         offset: start,
         reason: e.to_string(),
     })?;
-    Ok(Tail {
-        len: end,
-        seq: head.seq,
-        hash: line_digest(&line),
-    })
+    Ok(Tail { len: end, seq: head.seq, hash: line_digest(&line) })
 }

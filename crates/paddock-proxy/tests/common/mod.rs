@@ -33,10 +33,7 @@ impl HostPolicy for TestPolicy {
             }
             "127.0.0.1" => HostDecision::allow("network.allow[1]", "127.0.0.1 is listed"),
             "evil.test" => HostDecision::deny("network.deny[0]", "evil.test is denied"),
-            _ => HostDecision::deny(
-                "network.default",
-                format!("no [network] allow entry matches {host}"),
-            ),
+            _ => HostDecision::deny("network.default", format!("no [network] allow entry matches {host}")),
         }
     }
     fn pinned(&self, host: &str) -> Option<IpAddr> {
@@ -72,12 +69,7 @@ impl Proxy {
                 let _ = stopped.await;
             },
         ));
-        Proxy {
-            addr,
-            events,
-            stop: Some(stop),
-            task,
-        }
+        Proxy { addr, events, stop: Some(stop), task }
     }
 
     pub async fn default() -> Proxy {
@@ -100,11 +92,7 @@ impl Proxy {
 
     pub async fn stop(mut self) -> Vec<ConnectionEvent> {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(5), &mut self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.unwrap().unwrap().unwrap();
         self.events.lock().unwrap().clone()
     }
 }
@@ -121,11 +109,8 @@ pub async fn http_upstream() -> SocketAddr {
             tokio::spawn(async move {
                 let svc = service_fn(|req: Request<hyper::body::Incoming>| async move {
                     let mut text = format!("{} {} {:?}\n", req.method(), req.uri(), req.version());
-                    let mut names: Vec<_> = req
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
-                        .collect();
+                    let mut names: Vec<_> =
+                        req.headers().iter().map(|(k, v)| format!("{k}: {}", v.to_str().unwrap())).collect();
                     names.sort();
                     for n in names {
                         text.push_str(&n);
@@ -142,9 +127,7 @@ pub async fn http_upstream() -> SocketAddr {
                         .unwrap();
                     Ok::<_, Infallible>(resp)
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
             });
         }
     });
@@ -193,23 +176,13 @@ pub async fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b))
-            .await
-            .expect("head in time")
-            .unwrap();
-        assert!(
-            n > 0,
-            "connection closed mid-head: {:?}",
-            String::from_utf8_lossy(&head)
-        );
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await.expect("head in time").unwrap();
+        assert!(n > 0, "connection closed mid-head: {:?}", String::from_utf8_lossy(&head));
         head.push(b[0]);
     }
     String::from_utf8(head).unwrap()
 }
 
 pub fn status(resp: &str) -> u16 {
-    resp.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {resp:?}"))
+    resp.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {resp:?}"))
 }

@@ -53,7 +53,8 @@ fn main() {
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");
             // With PADDOCK_HARNESS_ZYGOTE=N, the spec runs in a zygote started from it: N
             // calls at once (each on its own proxy port), the first one's outcome written.
-            let zygote_calls: usize = std::env::var("PADDOCK_HARNESS_ZYGOTE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let zygote_calls: usize =
+                std::env::var("PADDOCK_HARNESS_ZYGOTE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
             let start = |spec: &paddock_sandbox::SandboxSpec| -> Result<paddock_sandbox::Running, paddock_sandbox::SandboxError> {
                 if zygote_calls == 0 {
                     return paddock_sandbox::spawn(spec);
@@ -90,10 +91,7 @@ fn main() {
             });
             let (json, code) = match result {
                 Ok(o) => (serde_json::json!({ "ok": o }), o.exit_code()),
-                Err(e) => (
-                    serde_json::json!({ "err": e.to_string(), "code": e.exit_code() }),
-                    e.exit_code(),
-                ),
+                Err(e) => (serde_json::json!({ "err": e.to_string(), "code": e.exit_code() }), e.exit_code()),
             };
             std::fs::write(&args[3], serde_json::to_vec_pretty(&json).unwrap()).expect("write outcome");
             exit(code);

@@ -100,10 +100,7 @@ fn syscalls() {
         }
         p("clone_newuser", r);
         p("clone3", libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize));
-        p(
-            "mount",
-            libc::mount(c"none".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) as i64,
-        );
+        p("mount", libc::mount(c"none".as_ptr(), c"/tmp".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) as i64);
         let mut params = [0u8; 120];
         p("io_uring_setup", libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()));
         let mut attr = [0u8; 128];

@@ -113,12 +113,7 @@ impl Scratch {
             chown(&out_path);
         }
         let harness = bin_dir().join("harness");
-        let script = format!(
-            "{prelude} exec {} run {} {}",
-            harness.display(),
-            spec_path.display(),
-            out_path.display()
-        );
+        let script = format!("{prelude} exec {} run {} {}", harness.display(), spec_path.display(), out_path.display());
         let mut cmd = match self.user {
             User::Root => {
                 let mut c = Command::new("/bin/sh");

@@ -55,7 +55,13 @@ pub fn parse_listen(given: &str) -> Result<SocketAddr, ListenError> {
     } else {
         match host.parse::<IpAddr>() {
             Ok(ip) if is_loopback(ip) => ip,
-            _ => return Err(ListenError::NotLoopback { given: given.into(), host: host.into(), port: if port == 0 { 7878 } else { port } }),
+            _ => {
+                return Err(ListenError::NotLoopback {
+                    given: given.into(),
+                    host: host.into(),
+                    port: if port == 0 { 7878 } else { port },
+                })
+            }
         }
     };
     Ok(SocketAddr::new(ip, port))
@@ -117,15 +123,27 @@ pub fn is_loopback_host(value: &str) -> bool {
 pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{}: a server is already listening there", path.display()))),
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("{}: a server is already listening there", path.display()),
+                ))
+            }
             Err(_) => std::fs::remove_file(path)?,
         },
-        Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{}: exists and is not a socket", path.display()))),
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{}: exists and is not a socket", path.display()),
+            ))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the socket path has no file name"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the socket path has no file name"))?;
     let staging = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
     let inner = staging.join("s");
@@ -155,7 +173,16 @@ mod tests {
 
     #[test]
     fn other_addresses_are_refused_with_an_ssh_hint() {
-        for a in ["0.0.0.0:7878", "[::]:7878", "192.168.1.10:7878", "10.0.0.1:1", "localhost.example:7878", "example.com:80", "[::ffff:127.0.0.1]:1", "[fe80::1]:1"] {
+        for a in [
+            "0.0.0.0:7878",
+            "[::]:7878",
+            "192.168.1.10:7878",
+            "10.0.0.1:1",
+            "localhost.example:7878",
+            "example.com:80",
+            "[::ffff:127.0.0.1]:1",
+            "[fe80::1]:1",
+        ] {
             let e = parse_listen(a).unwrap_err();
             assert!(matches!(e, ListenError::NotLoopback { .. }), "{a}: {e}");
             assert!(e.to_string().contains("ssh -L"), "{e}");
@@ -170,7 +197,21 @@ mod tests {
         for h in ["127.0.0.1", "127.0.0.1:7878", "127.9.9.9:1", "localhost", "LOCALHOST:80", "[::1]", "[::1]:7878"] {
             assert!(is_loopback_host(h), "{h}");
         }
-        for h in ["evil.example", "evil.example:7878", "localhost.example", "127.0.0.1.nip.io", "0.0.0.0:1", "192.168.1.10", "[::]:1", "[::1]x", "127.0.0.1:", "127.0.0.1:99999", "::1", "", "localhost:80:80"] {
+        for h in [
+            "evil.example",
+            "evil.example:7878",
+            "localhost.example",
+            "127.0.0.1.nip.io",
+            "0.0.0.0:1",
+            "192.168.1.10",
+            "[::]:1",
+            "[::1]x",
+            "127.0.0.1:",
+            "127.0.0.1:99999",
+            "::1",
+            "",
+            "localhost:80:80",
+        ] {
             assert!(!is_loopback_host(h), "{h}");
         }
     }
