@@ -205,7 +205,8 @@ impl Policy {
         };
         let (read, write, deny) =
             (paths(&m.fs_read, &mut problems), paths(&m.fs_write, &mut problems), paths(&m.fs_deny, &mut problems));
-        let filesystem = FsRules::compile(read, write, deny, &mut problems);
+        let protect = paths(&m.fs_protect, &mut problems);
+        let filesystem = FsRules::compile(read, write, deny, protect, &mut problems);
 
         let env = EnvRules::compile(
             m.env_pass.iter().map(|(p, o)| (p.clone(), o.clone())).collect(),

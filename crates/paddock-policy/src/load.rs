@@ -22,6 +22,7 @@ pub(crate) struct Merged {
     pub fs_read: Vec<At<String>>,
     pub fs_write: Vec<At<String>>,
     pub fs_deny: Vec<At<String>>,
+    pub fs_protect: Vec<At<String>>,
     /// `[commands]`: `(allow, deny)`, `None` when no file has the table.
     pub commands: Option<AllowDeny>,
     pub net_allow: Vec<At<String>>,
@@ -151,6 +152,7 @@ impl Loader {
             m.fs_read.extend(list(f.read));
             m.fs_write.extend(list(f.write));
             m.fs_deny.extend(list(f.deny));
+            m.fs_protect.extend(list(f.protect));
         }
         if let Some(c) = raw.commands {
             let c = c.into_inner();

@@ -113,12 +113,89 @@ pub struct FsRules {
     pub protect: Vec<DenyRule>,
     read_index: HashMap<PathBuf, usize>,
     write_index: HashMap<PathBuf, usize>,
-    /// Literal deny paths (the common case): looked up for the path and each ancestor.
-    deny_literal: HashMap<PathBuf, usize>,
-    /// Glob deny entries, each compiled as `P` and `P/**` so one match covers what lies
-    /// below; `deny_glob_rule[k]` is the deny index of glob `k`.
-    deny_globs: GlobSet,
-    deny_glob_rule: Vec<usize>,
+    deny_match: Masks,
+    protect_match: Masks,
+}
+
+/// The compiled matcher of one list of path globs (`deny` or `protect`): which entry, if
+/// any, covers a path or one of its ancestors.
+#[derive(Debug, Clone, Default)]
+struct Masks {
+    /// Literal paths (the common case): looked up for the path and each ancestor.
+    literal: HashMap<PathBuf, usize>,
+    /// Glob entries, each compiled as `P` and `P/**` so one match covers what lies below;
+    /// `glob_rule[k]` is the entry index of glob `k`.
+    globs: GlobSet,
+    glob_rule: Vec<usize>,
+}
+
+impl Masks {
+    /// Compiles `entries` as `filesystem.KIND[i]` rules; bad globs become problems.
+    fn compile(kind: &str, entries: Vec<RawPathEntry>, problems: &mut Problems) -> (Vec<DenyRule>, Masks) {
+        let mut rules = Vec::new();
+        let mut masks = Masks::default();
+        let mut set = GlobSetBuilder::new();
+        for (i, e) in entries.into_iter().enumerate() {
+            let s = e.expanded.to_string_lossy().into_owned();
+            let is_glob = has_glob_meta(&s);
+            let pattern = if is_glob {
+                normalize_glob(&s)
+            } else {
+                normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
+            };
+            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
+            let glob = if is_glob {
+                build(&pattern)
+                    .and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
+                    .map(Some)
+            } else {
+                Ok(None)
+            };
+            match glob {
+                Ok(globs) => {
+                    let rule = rules.len();
+                    match globs {
+                        Some((g, below)) => {
+                            set.add(g);
+                            set.add(below);
+                            masks.glob_rule.extend([rule, rule]);
+                        }
+                        None => {
+                            masks.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
+                        }
+                    }
+                    rules.push(DenyRule {
+                        id: format!("filesystem.{kind}[{i}]").into(),
+                        raw: e.raw,
+                        pattern,
+                        is_glob,
+                        origin: e.origin,
+                    });
+                }
+                Err(err) => problems.push(
+                    &e.origin,
+                    format!("bad glob `{}`: {}", e.raw, err.kind()),
+                    Some("`*` matches within one path component, `**` across components, `?` one character, `[abc]` a class".into()),
+                ),
+            }
+        }
+        masks.globs = set.build().unwrap_or_else(|_| GlobSet::empty());
+        (rules, masks)
+    }
+
+    /// The index of the first entry covering `path` (normalised) or one of its ancestors.
+    fn first(&self, path: &Path) -> Option<usize> {
+        let literal = path.ancestors().filter_map(|a| self.literal.get(a)).copied().min();
+        let glob = if self.glob_rule.is_empty() || !self.globs.is_match(path) {
+            None
+        } else {
+            self.globs.matches(path).into_iter().map(|k| self.glob_rule[k]).min()
+        };
+        match (literal, glob) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 fn has_glob_meta(s: &str) -> bool {
@@ -153,6 +230,7 @@ impl FsRules {
         read: Vec<RawPathEntry>,
         write: Vec<RawPathEntry>,
         deny: Vec<RawPathEntry>,
+        protect: Vec<RawPathEntry>,
         problems: &mut Problems,
     ) -> FsRules {
         let mut rules = FsRules::default();
@@ -184,65 +262,19 @@ impl FsRules {
                 vec.push(rule);
             }
         }
-        let mut set = GlobSetBuilder::new();
-        for (i, e) in deny.into_iter().enumerate() {
-            let s = e.expanded.to_string_lossy().into_owned();
-            let is_glob = has_glob_meta(&s);
-            let pattern = if is_glob {
-                normalize_glob(&s)
-            } else {
-                normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
-            };
-            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
-            let glob = if is_glob {
-                build(&pattern)
-                    .and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
-                    .map(Some)
-            } else {
-                Ok(None)
-            };
-            match glob {
-                Ok(globs) => {
-                    let rule = rules.deny.len();
-                    match globs {
-                        Some((g, below)) => {
-                            set.add(g);
-                            set.add(below);
-                            rules.deny_glob_rule.extend([rule, rule]);
-                        }
-                        None => {
-                            rules.deny_literal.entry(PathBuf::from(&pattern)).or_insert(rule);
-                        }
-                    }
-                    rules.deny.push(DenyRule { id: format!("filesystem.deny[{i}]").into(), raw: e.raw, pattern, is_glob, origin: e.origin });
-                }
-                Err(err) => problems.push(
-                    &e.origin,
-                    format!("bad glob `{}`: {}", e.raw, err.kind()),
-                    Some("`*` matches within one path component, `**` across components, `?` one character, `[abc]` a class".into()),
-                ),
-            }
-        }
-        rules.deny_globs = set.build().unwrap_or_else(|_| GlobSet::empty());
+        (rules.deny, rules.deny_match) = Masks::compile("deny", deny, problems);
+        (rules.protect, rules.protect_match) = Masks::compile("protect", protect, problems);
         rules
     }
 
     /// The first deny rule covering `path` (already normalised) or one of its ancestors.
     fn denied(&self, path: &Path) -> Option<&DenyRule> {
-        if self.deny.is_empty() {
-            return None;
-        }
-        let literal = path.ancestors().filter_map(|a| self.deny_literal.get(a)).copied().min();
-        let glob = if self.deny_glob_rule.is_empty() || !self.deny_globs.is_match(path) {
-            None
-        } else {
-            self.deny_globs.matches(path).into_iter().map(|k| self.deny_glob_rule[k]).min()
-        };
-        let best = match (literal, glob) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        best.map(|i| &self.deny[i])
+        self.deny_match.first(path).map(|i| &self.deny[i])
+    }
+
+    /// The first protect rule covering `path` (already normalised) or one of its ancestors.
+    pub fn protected(&self, path: &Path) -> Option<&DenyRule> {
+        self.protect_match.first(path).map(|i| &self.protect[i])
     }
 
     /// The deny decision for `path`, if a deny rule covers it.
@@ -277,6 +309,12 @@ impl FsRules {
     pub fn decide_write(&self, path: &Path) -> Decision {
         if let Some(d) = self.deny_decision(path) {
             return d;
+        }
+        if let Some(p) = self.protected(path) {
+            return Decision::deny(
+                &p.id,
+                format!("{} is protected by `{}`: read-only even under a write path", path.display(), p.raw),
+            );
         }
         if let Some((r, kind)) = self.granting(path, false) {
             return Decision::allow(&r.id, format!("{} is under {kind} path `{}`", path.display(), r.raw));
@@ -339,7 +377,7 @@ impl FsRules {
                     break;
                 }
                 let p = entry.path();
-                if self.deny_globs.is_match(&p) {
+                if self.deny_match.globs.is_match(&p) {
                     out.push(p);
                 } else if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                     stack.push(p);

@@ -42,6 +42,8 @@ pub(crate) struct RawFilesystem {
     pub write: Vec<S<String>>,
     #[serde(default)]
     pub deny: Vec<S<String>>,
+    #[serde(default)]
+    pub protect: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -98,7 +100,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
         "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits"],
         "sandbox" => &["enforcement"],
-        "filesystem" => &["read", "write", "deny"],
+        "filesystem" => &["read", "write", "deny", "protect"],
         "commands" => &["allow", "deny"],
         "network" => &["allow", "deny", "allow_private", "hosts"],
         "env" => &["pass", "set"],

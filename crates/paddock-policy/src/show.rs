@@ -30,6 +30,8 @@ struct Filesystem {
     read: Vec<String>,
     write: Vec<String>,
     deny: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    protect: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -78,6 +80,7 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
             read: fs.read.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
             write: fs.write.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
             deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
+            protect: fs.protect.iter().map(|r| r.pattern.clone()).collect(),
         },
         commands: p.commands.as_ref().map(|c| Commands {
             allow: c.allow.iter().map(|r| r.raw.clone()).collect(),

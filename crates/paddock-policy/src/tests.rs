@@ -437,3 +437,16 @@ fn revocations_of_each_kind_deny_with_revoked() {
     let e = open.set_revocations(&[(Revocation::Network("a.*.com".into()), None)], Path::new("r.toml")).unwrap_err();
     assert!(e.to_string().starts_with("r.toml:1:1: error: bad host pattern"), "{e}");
 }
+
+#[test]
+fn protect_keeps_a_path_read_only_under_write() {
+    let vars = vars("/ws");
+    let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\nprotect = [\"${WORKSPACE}/.git/config\", \"${WORKSPACE}/**/.envrc\"]\n";
+    let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+    let w = p.decide_write(Path::new("/ws/.git/config"));
+    assert_eq!((w.verdict, &*w.rule), (Verdict::Deny, "filesystem.protect[0]"));
+    let w = p.decide_write(Path::new("/ws/sub/.envrc"));
+    assert_eq!((w.verdict, &*w.rule), (Verdict::Deny, "filesystem.protect[1]"));
+    assert!(p.decide_read(Path::new("/ws/.git/config")).is_allow());
+    assert!(p.decide_write(Path::new("/ws/.git/HEAD")).is_allow());
+}
