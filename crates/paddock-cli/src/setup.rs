@@ -64,10 +64,13 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
         Some(path) => Policy::load(path, &vars),
         None => Policy::embedded_default(&vars),
     };
-    loaded.map_err(|e| {
+    let mut policy = loaded.map_err(|e| {
         eprintln!("{e}");
         exit::CONFIG
-    })
+    })?;
+    // `$STATE` (audit log, revocations, token, approvals) is never in a view.
+    policy.hide_paths(crate::state::state_dir_if_any()?);
+    Ok(policy)
 }
 
 impl PolicyArgs {
