@@ -581,7 +581,7 @@ fn system_secrets_are_denied(u: User) {
 
 /// The rule id that grants reading `path` under `pol`.
 fn read_rule(f: &Fixture, pol: &Path, path: &Path) -> String {
-    let o = paddock(&f, &["check", "--policy", s(pol), "--json", "--read", s(path)], &[]);
+    let o = paddock(f, &["check", "--policy", s(pol), "--json", "--read", s(path)], &[]);
     assert_eq!(o.code(), 0, "{o}");
     let v: Value = serde_json::from_str(o.out().trim()).unwrap();
     v["rule"].as_str().unwrap().to_string()
