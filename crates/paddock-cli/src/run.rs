@@ -11,12 +11,12 @@ use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, Std
 
 use crate::args::RunArgs;
 use crate::exit;
-use crate::setup::{current_dir, fail, load_policy_only};
+use crate::setup::{current_dir, fail, hide_state, load_policy_only};
 use crate::state::{audit_file, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(a: RunArgs, verbose: u8) -> i32 {
-    let policy = match load_policy_only(&a.policy) {
+    let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -33,6 +33,9 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             Ok(x) => x,
             Err(code) => return code,
         };
+    if let Err(code) = hide_state(&mut policy) {
+        return code;
+    }
     warn_if_whole_home(&policy.vars.workspace);
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
