@@ -39,7 +39,10 @@ pub struct SessionConfig {
     /// The audit log file (`$STATE/audit.jsonl` by default).
     pub audit_log: PathBuf,
     /// The revocation list (`$STATE/revocations.toml`), re-read when it changes so a
-    /// revocation applies from the next call; `None` for none.
+    /// revocation applies from the next call; `None` for none. A list that cannot be read,
+    /// parsed or compiled (at start or later) denies every call, with rule `revocations`,
+    /// until it is fixed. The list and the audit log are hidden from every call's view
+    /// (see [`Policy::hide_paths`] to hide more, e.g. their directory).
     pub revocations: Option<PathBuf>,
     /// `run`, `serve`, `mcp` or `library`: recorded on `session.start`. A `run` session
     /// holds one call and writes no session records.
