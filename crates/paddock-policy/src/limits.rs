@@ -133,6 +133,30 @@ pub fn is_credential_name(name: &str) -> bool {
         || upper.ends_with("KEY")
 }
 
+/// Whether every name the `pass` glob `p` matches is credential-looking: a literal run of
+/// it (outside `[...]`) contains a credential word, or it ends in a literal `KEY`.
+fn glob_matches_only_credentials(p: &str) -> bool {
+    let mut runs: Vec<String> = vec![String::new()];
+    let mut in_class = false;
+    for c in p.chars() {
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            _ if in_class => {}
+            '*' | '?' => runs.push(String::new()),
+            c => runs.last_mut().expect("never empty").push(c),
+        }
+        if c == '[' || c == ']' {
+            runs.push(String::new());
+        }
+    }
+    let word = |r: &String| {
+        let u = r.to_ascii_uppercase();
+        ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| u.contains(w))
+    };
+    runs.iter().any(word) || (!p.ends_with(['*', '?', ']']) && p.to_ascii_uppercase().ends_with("KEY"))
+}
+
 /// The `${...}` variables an `[env] set` value may use (the path variables).
 const SET_VARS_HINT: &str = "`set` values may use ${WORKSPACE}, ${HOME} and ${TMPDIR}; write anything else out in full";
 
@@ -211,10 +235,10 @@ impl EnvRules {
                 if is_credential_name(p) {
                     out.push((
                         origin.clone(),
-                        format!("`{p}` looks like a credential: passing it by name lets every sandboxed program read it; prefer a [secrets] entry, which the child can use but never read"),
+                        format!("`{p}` looks like a credential: passing it by name lets every sandboxed program read it, and send it wherever the network allows"),
                     ));
                 }
-            } else if is_credential_name(&p.replace(['*', '?', '[', ']'], "")) {
+            } else if glob_matches_only_credentials(p) {
                 out.push((
                     origin.clone(),
                     format!("`{p}` matches only credential-looking names, which `pass` globs never pass: name each variable exactly if the child must see it"),
@@ -292,6 +316,16 @@ fn expand_value(v: &str, vars: &Vars) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_that_match_only_credentials() {
+        for p in ["*_TOKEN", "*_TOKEN_*", "*AUTH*", "*_KEY", "AWS_*_KEY", "*secret*"] {
+            assert!(glob_matches_only_credentials(p), "{p}");
+        }
+        for p in ["CARGO_*", "*KEY*", "*_KE?", "TOK*EN", "[T]OKEN", "*_[K]EY", "K*"] {
+            assert!(!glob_matches_only_credentials(p), "{p}");
+        }
+    }
 
     #[test]
     fn sizes() {
