@@ -99,6 +99,9 @@ async fn run(
             return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
         }
     };
+    if let Some(reason) = session.policy().denies_all() {
+        eprintln!("paddock: warning: {reason}");
+    }
     let shown = match &listen {
         Listen::Tcp(_) => server.local_addr(),
         Listen::Unix(_) => format!("unix:{}", server.local_addr()),

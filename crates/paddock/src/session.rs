@@ -216,8 +216,10 @@ impl RevocationState {
         }
     }
 
-    /// Applies a refresh: the new policy, or the broken state (logged once per error).
-    fn settle(&mut self, base: &Policy, refreshed: Result<Policy, String>, current: &mut Arc<Policy>) {
+    /// Applies a refresh: the new policy, or the broken state (logged once per error when
+    /// `announce`; a new session leaves that to its caller, who sees it in
+    /// [`Policy::denies_all`]).
+    fn settle(&mut self, base: &Policy, refreshed: Result<Policy, String>, current: &mut Arc<Policy>, announce: bool) {
         match refreshed {
             Ok(p) => {
                 if self.broken.take().is_some() {
@@ -234,7 +236,9 @@ impl RevocationState {
                     "the revocation list {} cannot be used, so every call is denied until it is fixed: {e}",
                     self.path.display()
                 );
-                tracing::error!("{reason}");
+                if announce {
+                    tracing::error!("{reason}");
+                }
                 *current = Arc::new(base.deny_all(reason));
                 self.broken = Some(e);
             }
@@ -252,7 +256,7 @@ impl Inner {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(state) = revs.as_mut() {
             if let Some(refreshed) = state.refresh(&self.base) {
-                state.settle(&self.base, refreshed, &mut current);
+                state.settle(&self.base, refreshed, &mut current, true);
             }
         }
         Arc::clone(&current)
@@ -451,7 +455,7 @@ impl Session {
             base.hide_paths([own(&path), lock]);
             let mut state = RevocationState { path, list: None, broken: None };
             if let Some(refreshed) = state.refresh(&base) {
-                state.settle(&base, refreshed, &mut current);
+                state.settle(&base, refreshed, &mut current, false);
             }
             state
         });
