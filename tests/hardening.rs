@@ -29,6 +29,7 @@ both_users!(
     corrupt_revocation_list_stops_check_and_run,
     corrupt_revocation_list_denies_every_serve_call_until_fixed,
     corrupt_revocation_list_denies_every_mcp_call_until_fixed,
+    serve_started_on_a_corrupt_list_warns_and_denies_until_fixed,
     credential_variables_never_pass_through_preset_globs,
     exact_pass_passes_and_lint_warns_and_set_expands,
     state_in_the_workspace_is_out_of_the_view,
@@ -344,6 +345,19 @@ fn corrupt_revocation_list_denies_every_mcp_call_until_fixed(u: User) {
     }
     write_list(&f, "");
     assert_eq!(m.tool("command", json!({ "argv": ["sh", "-c", "echo RAN"] }))["stdout"], "RAN\n");
+}
+
+fn serve_started_on_a_corrupt_list_warns_and_denies_until_fixed(u: User) {
+    let f = Fixture::new(u);
+    let pol = f.policy(&Pol::default());
+    write_list(&f, CORRUPT);
+    let srv = Serve::start(&f, Some(&pol), &state_dir(&f).join("token"), None);
+    let echo = command(&["sh", "-c", "echo RAN"]);
+    assert_revocations_deny(&srv.call(echo.clone()), "command");
+    let warned = srv.stderr.lock().unwrap().contains("paddock: warning: the revocation list");
+    assert!(warned, "{}", srv.stderr.lock().unwrap());
+    write_list(&f, "");
+    assert_eq!(srv.call(echo)["stdout"], "RAN\n");
 }
 
 // ---------------------------------------------------------------------------------------
