@@ -451,7 +451,9 @@ impl Session {
         base.hide_paths([own(&cfg.audit_log)]);
         let mut current = Arc::new(base.clone());
         let revocations = cfg.revocations.map(|path| {
-            let lock = PathBuf::from(format!("{}.lock", own(&path).display()));
+            let mut lock = own(&path).into_os_string();
+            lock.push(".lock");
+            let lock = PathBuf::from(lock);
             base.hide_paths([own(&path), lock]);
             let mut state = RevocationState { path, list: None, broken: None };
             if let Some(refreshed) = state.refresh(&base) {
