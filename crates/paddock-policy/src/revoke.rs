@@ -5,7 +5,10 @@
 //! The selectors are parsed and stored by `paddock-audit` (`$STATE/revocations.toml`); this
 //! module only matches: `command:PATTERN` with the syntax of `[commands]` patterns,
 //! `path:PATH` covering the path and what lies below it, `network:HOST[:PORT]` with the
-//! syntax of `[network]` entries (no port: every port), `rule:RULE_ID` a rule of the policy.
+//! syntax of `[network]` entries (no port: every port), `rule:RULE_ID` a grant of the policy
+//! (a revoked `filesystem.read[N]` or `write[N]` also leaves every later sandbox view).
+//! Revoking a restriction (`filesystem.deny[N]`, `protect[N]`, `commands.deny[N]`,
+//! `network.deny[N]`) would widen access: it is an error, never silently ignored.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
