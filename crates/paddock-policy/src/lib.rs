@@ -329,7 +329,8 @@ impl Policy {
     /// them ([`Policy::hidden_paths`]).
     pub fn hide_paths<I: IntoIterator<Item = PathBuf>>(&mut self, paths: I) {
         for p in paths {
-            let p = normalize(&p, Path::new("/"));
+            // A relative path is taken from the current directory, as the caller meant it.
+            let p = normalize(&std::path::absolute(&p).unwrap_or(p), Path::new("/"));
             if !self.hidden.contains(&p) {
                 self.hidden.push(p);
             }
