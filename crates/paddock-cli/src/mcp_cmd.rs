@@ -43,6 +43,9 @@ pub fn mcp(a: McpArgs) -> i32 {
                 return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
             }
         };
+        if let Some(reason) = session.policy().denies_all() {
+            eprintln!("paddock: warning: {reason}");
+        }
         tracing::info!("MCP session {} on stdio, audit log {}", session.id(), audit_log.display());
         let served = paddock::mcp::serve_stdio(session.clone(), shutdown).await;
         if let Err(e) = session.close() {

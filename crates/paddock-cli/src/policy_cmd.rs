@@ -27,6 +27,9 @@ pub fn lint(files: &[PathBuf]) -> i32 {
                         p.sandbox_path()
                     );
                 }
+                for (origin, message) in p.env.warnings() {
+                    eprintln!("{origin}: warning: {message}");
+                }
                 println!("{}: ok", f.display());
             }
             Err(e) => {

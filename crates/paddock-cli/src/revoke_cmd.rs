@@ -22,9 +22,10 @@ fn parse(s: &str) -> Result<Selector, i32> {
     let mut probe = Policy::embedded_default(&Vars::from_env(ws)).map_err(|e| fail(exit::INTERNAL, e))?;
     probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(
         |e| {
-            let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+            let problem = e.problems.first();
+            let msg = problem.map(|p| p.message.clone()).unwrap_or_default();
             eprintln!("paddock: bad selector `{s}`: {msg}");
-            eprintln!("  hint: {SELECTOR_HINT}");
+            eprintln!("  hint: {}", problem.and_then(|p| p.hint.as_deref()).unwrap_or(SELECTOR_HINT));
             exit::USAGE
         },
     )?;

@@ -11,12 +11,12 @@ use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, Std
 
 use crate::args::RunArgs;
 use crate::exit;
-use crate::setup::{current_dir, fail, load_policy_only};
+use crate::setup::{current_dir, fail, hide_state, load_policy_only};
 use crate::state::{audit_file, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(a: RunArgs, verbose: u8) -> i32 {
-    let policy = match load_policy_only(&a.policy) {
+    let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -33,6 +33,10 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             Ok(x) => x,
             Err(code) => return code,
         };
+    if let Err(code) = hide_state(&mut policy) {
+        return code;
+    }
+    warn_if_whole_home(&policy.vars.workspace);
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
     let on_connection: Option<ConnectionObserver> = (verbose > 0).then(|| {
@@ -53,6 +57,9 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             return fail(exit::INTERNAL, format_args!("{e} ({}); the call does not run unaudited", audit_log.display()))
         }
     };
+    if let Some(reason) = session.policy().denies_all() {
+        return fail(exit::CONFIG, reason);
+    }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     let result = match session.run(&a.argv, &here, stdio) {
         Ok(r) => r,
@@ -101,6 +108,19 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         );
     }
     outcome.exit_code()
+}
+
+/// One line on stderr when the workspace (writable under most policies) is the whole
+/// home directory or the whole filesystem.
+fn warn_if_whole_home(ws: &std::path::Path) {
+    let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+    if ws == std::path::Path::new("/") || home.as_deref() == Some(ws) {
+        eprintln!(
+            "paddock: warning: the workspace is {} (the whole {}): run from a project directory or pass --workspace DIR",
+            ws.display(),
+            if ws == std::path::Path::new("/") { "filesystem" } else { "home" }
+        );
+    }
 }
 
 fn state_str(s: LayerState) -> &'static str {

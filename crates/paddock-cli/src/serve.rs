@@ -31,7 +31,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return fail(exit::USAGE, format_args!("--shutdown-grace {}: {m}", a.shutdown_grace)),
     };
-    let (policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
+    let (mut policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -47,6 +47,9 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(false) => {}
         Err(e) => return fail(exit::USAGE, e),
     }
+    // The token and the socket are paddock's own: never in a call's view.
+    let own = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    policy.hide_paths([own(&token_file)].into_iter().chain(a.socket.as_deref().map(own)));
     let mut cfg = ApiConfig::new(&token_file);
     cfg.max_body = max_body;
     cfg.max_queue = a.max_queue;
@@ -96,6 +99,9 @@ async fn run(
             return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
         }
     };
+    if let Some(reason) = session.policy().denies_all() {
+        eprintln!("paddock: warning: {reason}");
+    }
     let shown = match &listen {
         Listen::Tcp(_) => server.local_addr(),
         Listen::Unix(_) => format!("unix:{}", server.local_addr()),

@@ -53,6 +53,7 @@ pub fn workspace(arg: Option<&Path>) -> Result<PathBuf, i32> {
 pub fn load_policy(args: &PolicyArgs) -> Result<Policy, i32> {
     let mut policy = load_policy_only(args)?;
     crate::state::apply_revocations(&mut policy)?;
+    hide_state(&mut policy)?;
     Ok(policy)
 }
 
@@ -70,6 +71,13 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
     })
 }
 
+/// Marks `$STATE` (audit log, revocations, token, approvals) as paddock's own: never in a
+/// view, never read or written by a call. Called once the state directory is known good.
+pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
+    policy.hide_paths(crate::state::state_dir_if_any()?);
+    Ok(())
+}
+
 impl PolicyArgs {
     fn policy_workspace(&self) -> Option<&Path> {
         self.workspace.as_deref()
@@ -79,8 +87,9 @@ impl PolicyArgs {
 /// What a session needs from the command line: the policy (without revocations: the
 /// session follows the list itself), the audit log's path and the revocation list's.
 pub fn session_inputs(args: &PolicyArgs, audit: Option<&Path>) -> Result<(Policy, PathBuf, Option<PathBuf>), i32> {
-    let policy = load_policy_only(args)?;
+    let mut policy = load_policy_only(args)?;
     let log = crate::state::audit_file(audit)?;
     let revocations = crate::state::revocations_file_if_any()?;
+    hide_state(&mut policy)?;
     Ok((policy, log, revocations))
 }

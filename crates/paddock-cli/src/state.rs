@@ -28,8 +28,14 @@ pub fn revocations_file() -> Result<PathBuf, i32> {
 /// nothing can have been revoked: `paddock revoke` needs one too). A state directory that
 /// exists but cannot be used is an error: revocations are never silently ignored.
 pub fn revocations_file_if_any() -> Result<Option<PathBuf>, i32> {
+    Ok(state_dir_if_any()?.map(|d| paddock_audit::revocations_path(&d)))
+}
+
+/// `$STATE`, or `None` when there is no state directory at all; a state directory that
+/// exists but cannot be used is an error (as for [`revocations_file_if_any`]).
+pub fn state_dir_if_any() -> Result<Option<PathBuf>, i32> {
     match paddock_audit::state_dir() {
-        Ok(d) => Ok(Some(paddock_audit::revocations_path(&d))),
+        Ok(d) => Ok(Some(d)),
         Err(paddock_audit::AuditError::NoStateDir) => Ok(None),
         Err(e) => Err(fail(exit::CONFIG, format_args!("state directory: {e}; set PADDOCK_STATE_DIR"))),
     }

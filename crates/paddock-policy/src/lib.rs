@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use error::{Origin, PolicyError, Problem};
-pub use limits::{format_size, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
+pub use limits::{format_size, is_credential_name, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
 pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use revoke::Revocation;
@@ -159,7 +159,19 @@ pub struct Policy {
     effective: String,
     hash: String,
     revocations: revoke::Revocations,
+    /// Set when every decision must deny (a revocation list that cannot be read or
+    /// compiled): the reason, naming the file and the error.
+    deny_all: Option<Arc<str>>,
+    /// paddock's own state (normalised): never in a view, never read or written by a call.
+    hidden: Vec<PathBuf>,
 }
+
+/// The rule id of every decision of a policy that denies all ([`Policy::deny_all`]).
+pub const DENY_ALL_RULE: &str = "revocations";
+
+/// The rule id of a decision on a path that holds paddock's own state
+/// ([`Policy::hide_paths`]).
+pub const HIDDEN_RULE: &str = "paddock.state";
 
 impl Policy {
     /// Loads the policy file at `path` and what it extends.
@@ -210,7 +222,8 @@ impl Policy {
 
         let env = EnvRules::compile(
             m.env_pass.iter().map(|(p, o)| (p.clone(), o.clone())).collect(),
-            m.env_set.values().map(|((k, ko), (v, _))| (k.clone(), ko.clone(), v.clone())).collect(),
+            m.env_set.values().map(|((k, ko), (v, vo))| (k.clone(), ko.clone(), v.clone(), vo.clone())).collect(),
+            vars,
             &mut problems,
         );
         let sandbox_path = env.sandbox_path(vars.caller_path.as_deref());
@@ -270,6 +283,8 @@ impl Policy {
             effective: String::new(),
             hash: String::new(),
             revocations: revoke::Revocations::default(),
+            deny_all: None,
+            hidden: Vec::new(),
         };
         let (header, body) = show::effective_toml(&policy);
         policy.hash = show::sha256_hex(body.as_bytes());
@@ -285,6 +300,64 @@ impl Policy {
         Ok(())
     }
 
+    /// This policy, denying every call from now on with rule [`DENY_ALL_RULE`] and
+    /// `reason` (which should name the revocation list and its error): what a session
+    /// falls back to when the revocation list cannot be read or compiled. It cannot fail,
+    /// and its views grant nothing.
+    pub fn deny_all(&self, reason: impl Into<String>) -> Policy {
+        let mut p = self.clone();
+        p.deny_all = Some(Arc::from(reason.into()));
+        p
+    }
+
+    /// The reason every decision is denied, when [`Policy::deny_all`] made this policy.
+    pub fn denies_all(&self) -> Option<&str> {
+        self.deny_all.as_deref()
+    }
+
+    fn denied_all(&self) -> Option<Decision> {
+        self.deny_all.as_ref().map(|r| Decision {
+            verdict: Verdict::Deny,
+            rule: Arc::from(DENY_ALL_RULE),
+            reason: r.to_string(),
+        })
+    }
+
+    /// Marks `paths` as paddock's own state (the audit log, the revocation list, the API
+    /// token, a serve socket, `$STATE`): whatever the rules grant, a read or write of them
+    /// or below them is denied with rule [`HIDDEN_RULE`], and every sandbox view masks
+    /// them ([`Policy::hidden_paths`]).
+    pub fn hide_paths<I: IntoIterator<Item = PathBuf>>(&mut self, paths: I) {
+        for p in paths {
+            // A relative path is taken from the current directory, as the caller meant it.
+            let p = normalize(&std::path::absolute(&p).unwrap_or(p), Path::new("/"));
+            if !self.hidden.contains(&p) {
+                self.hidden.push(p);
+            }
+        }
+        let (header, body) = show::effective_toml(self);
+        self.effective = header + &body;
+    }
+
+    /// The paths [`Policy::hide_paths`] marked, normalised: a sandbox masks them whatever
+    /// read and write grant.
+    pub fn hidden_paths(&self) -> &[PathBuf] {
+        &self.hidden
+    }
+
+    fn hidden_decision(&self, path: &Path) -> Option<Decision> {
+        let h = self.hidden.iter().find(|h| path.starts_with(h))?;
+        Some(Decision {
+            verdict: Verdict::Deny,
+            rule: Arc::from(HIDDEN_RULE),
+            reason: format!(
+                "{} is paddock's own state (under {}): no call may read or write it, whatever the policy grants",
+                path.display(),
+                h.display()
+            ),
+        })
+    }
+
     /// The paths that `path:` revocations withdrew (normalised): the sandbox masks them
     /// like `deny` entries, so a revoked path is gone for commands too, not only for
     /// `read_file`/`write_file` decisions.
@@ -295,13 +368,20 @@ impl Policy {
     /// The `read` grants a sandbox view holds: every `[filesystem] read` entry that no
     /// `rule:` revocation withdrew.
     pub fn view_read_rules(&self) -> Vec<&PathRule> {
-        self.filesystem.read.iter().collect()
+        self.view_rules(&self.filesystem.read)
+    }
+
+    fn view_rules<'a>(&self, rules: &'a [PathRule]) -> Vec<&'a PathRule> {
+        if self.deny_all.is_some() {
+            return Vec::new();
+        }
+        rules.iter().filter(|r| !self.revocations.revokes_rule(&r.id)).collect()
     }
 
     /// The `write` grants a sandbox view holds: every `[filesystem] write` entry that no
     /// `rule:` revocation withdrew.
     pub fn view_write_rules(&self) -> Vec<&PathRule> {
-        self.filesystem.write.iter().collect()
+        self.view_rules(&self.filesystem.write)
     }
 
     /// The effective merged policy as TOML, variables expanded (what `policy show` prints).
@@ -334,6 +414,9 @@ impl Policy {
 
     /// Decides a call of `argv` whose program resolved to `program` (pure).
     pub fn decide_command(&self, program: Option<&Path>, argv: &[String]) -> Decision {
+        if let Some(d) = self.denied_all() {
+            return d;
+        }
         let shown = commands::shown(argv);
         let args = argv.get(1..).unwrap_or(&[]);
         let d = match &self.commands {
@@ -360,6 +443,9 @@ impl Policy {
 
     /// Decides a read of an already normalised path (pure).
     pub fn decide_read(&self, path: &Path) -> Decision {
+        if let Some(d) = self.denied_all().or_else(|| self.hidden_decision(path)) {
+            return d;
+        }
         let d = self.filesystem.decide_read(path);
         if self.revocations.is_empty() {
             return d;
@@ -369,6 +455,9 @@ impl Policy {
 
     /// Decides a write of an already normalised path (pure).
     pub fn decide_write(&self, path: &Path) -> Decision {
+        if let Some(d) = self.denied_all().or_else(|| self.hidden_decision(path)) {
+            return d;
+        }
         let d = self.filesystem.decide_write(path);
         if self.revocations.is_empty() {
             return d;
@@ -380,6 +469,9 @@ impl Policy {
     /// pins) are the proxy's, with [`NetworkRules::pinned`] and
     /// [`NetworkRules::private_allowed`].
     pub fn decide_connect(&self, host: &str, port: u16) -> Decision {
+        if let Some(d) = self.denied_all() {
+            return d;
+        }
         let h = match normalize_host(host) {
             Ok(h) => h,
             Err(m) => return Decision::deny_default(format!("refused: {m}")),

@@ -7,6 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::{Origin, Problems};
 use crate::raw::IntOrString;
+use crate::Vars;
 
 /// The compiled `[limits]` section; `None` means no limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,10 +115,50 @@ pub(crate) fn count(v: i64, origin: &Origin, key: &str, problems: &mut Problems)
 pub struct EnvRules {
     /// `pass` patterns as written.
     pub pass: Vec<String>,
-    /// `set`, in key order.
+    /// `set`, in key order, values expanded.
     pub set: Vec<(String, String)>,
+    /// Where each `pass` entry was written (parallel to `pass`).
+    pass_origins: Vec<Origin>,
+    /// `pass` entries without glob syntax: the only way a credential-looking name passes.
+    pass_exact: Vec<String>,
     pass_set: GlobSet,
 }
+
+/// Whether a variable name looks like a credential: it contains `TOKEN`, `SECRET`,
+/// `PASSWORD`, `PASSWD`, `CREDENTIAL` or `AUTH`, or ends in `KEY`, in any case. `[env]
+/// pass` globs never match such a name; only the exact name in `pass` passes it.
+pub fn is_credential_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| upper.contains(w))
+        || upper.ends_with("KEY")
+}
+
+/// Whether every name the `pass` glob `p` matches is credential-looking: a literal run of
+/// it (outside `[...]`) contains a credential word, or it ends in a literal `KEY`.
+fn glob_matches_only_credentials(p: &str) -> bool {
+    let mut runs: Vec<String> = vec![String::new()];
+    let mut in_class = false;
+    for c in p.chars() {
+        match c {
+            '[' => in_class = true,
+            ']' => in_class = false,
+            _ if in_class => {}
+            '*' | '?' => runs.push(String::new()),
+            c => runs.last_mut().expect("never empty").push(c),
+        }
+        if c == '[' || c == ']' {
+            runs.push(String::new());
+        }
+    }
+    let word = |r: &String| {
+        let u = r.to_ascii_uppercase();
+        ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| u.contains(w))
+    };
+    runs.iter().any(word) || (!p.ends_with(['*', '?', ']']) && p.to_ascii_uppercase().ends_with("KEY"))
+}
+
+/// The `${...}` variables an `[env] set` value may use (the path variables).
+const SET_VARS_HINT: &str = "`set` values may use ${WORKSPACE}, ${HOME} and ${TMPDIR}; write anything else out in full";
 
 /// The default sandbox PATH, when `[env]` neither sets nor passes one.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -131,7 +172,8 @@ fn valid_name(s: &str, glob: bool) -> bool {
 impl EnvRules {
     pub(crate) fn compile(
         pass: Vec<(String, Origin)>,
-        set: Vec<(String, Origin, String)>,
+        set: Vec<(String, Origin, String, Origin)>,
+        vars: &Vars,
         problems: &mut Problems,
     ) -> EnvRules {
         let mut b = GlobSetBuilder::new();
@@ -145,15 +187,19 @@ impl EnvRules {
                 );
                 continue;
             }
+            if !p.contains(['*', '?', '[', ']']) {
+                rules.pass_exact.push(p.clone());
+            }
             match Glob::new(&p) {
                 Ok(g) => {
                     b.add(g);
                     rules.pass.push(p);
+                    rules.pass_origins.push(origin);
                 }
                 Err(e) => problems.push(&origin, format!("bad glob `{p}` in [env] pass: {}", e.kind()), None),
             }
         }
-        for (k, origin, v) in set {
+        for (k, origin, v, v_origin) in set {
             if !valid_name(&k, false) {
                 problems.push(
                     &origin,
@@ -163,18 +209,53 @@ impl EnvRules {
                 continue;
             }
             if v.contains('\0') {
-                problems.push(&origin, format!("the value of `{k}` contains a NUL byte"), None);
+                problems.push(&v_origin, format!("the value of `{k}` contains a NUL byte"), None);
                 continue;
             }
-            rules.set.push((k, v));
+            match expand_value(&v, vars) {
+                Ok(v) => rules.set.push((k, v)),
+                Err(msg) => problems.push(
+                    &v_origin,
+                    format!("{msg} in the value of `{k}` in [env] set"),
+                    Some(SET_VARS_HINT.into()),
+                ),
+            }
         }
         rules.pass_set = b.build().unwrap_or_else(|_| GlobSet::empty());
         rules
     }
 
+    /// Warnings for `policy lint`: a `pass` entry that hands the child a credential by
+    /// name, and a glob that could only ever match credential-looking names (so it
+    /// passes nothing).
+    pub fn warnings(&self) -> Vec<(Origin, String)> {
+        let mut out = Vec::new();
+        for (p, origin) in self.pass.iter().zip(&self.pass_origins) {
+            if self.pass_exact.contains(p) {
+                if is_credential_name(p) {
+                    out.push((
+                        origin.clone(),
+                        format!("`{p}` looks like a credential: passing it by name lets every sandboxed program read it, and send it wherever the network allows"),
+                    ));
+                }
+            } else if glob_matches_only_credentials(p) {
+                out.push((
+                    origin.clone(),
+                    format!("`{p}` matches only credential-looking names, which `pass` globs never pass: name each variable exactly if the child must see it"),
+                ));
+            }
+        }
+        out
+    }
+
     /// Whether the caller's variable `name` is passed through.
+    /// A credential-looking name ([`is_credential_name`]) passes only when `pass` names it
+    /// exactly, never through a glob.
     pub fn passes(&self, name: &str) -> bool {
-        self.pass_set.is_match(Path::new(name))
+        if self.pass_exact.iter().any(|p| p == name) {
+            return true;
+        }
+        !is_credential_name(name) && self.pass_set.is_match(Path::new(name))
     }
 
     /// The child's whole environment: the passed variables of `caller`, then `set`.
@@ -206,9 +287,45 @@ impl EnvRules {
     }
 }
 
+/// Expands the path variables of an `[env] set` value: `${WORKSPACE}`, `${HOME}`,
+/// `${TMPDIR}`. Any other `${...}`, or an unterminated one, is an error; a `$` not followed
+/// by `{` stays as written.
+fn expand_value(v: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::with_capacity(v.len());
+    let mut rest = v;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let body = &rest[i + 2..];
+        let Some(end) = body.find('}') else { return Err("an unterminated `${`".into()) };
+        let value = match &body[..end] {
+            "WORKSPACE" => vars.workspace.to_string_lossy().into_owned(),
+            "TMPDIR" => vars.tmpdir.to_string_lossy().into_owned(),
+            "HOME" => match &vars.home {
+                Some(h) => h.to_string_lossy().into_owned(),
+                None => return Err("`${HOME}` used but HOME is not set to an absolute path".into()),
+            },
+            other => return Err(format!("unknown variable `${{{other}}}`")),
+        };
+        out.push_str(&value);
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_that_match_only_credentials() {
+        for p in ["*_TOKEN", "*_TOKEN_*", "*AUTH*", "*_KEY", "AWS_*_KEY", "*secret*"] {
+            assert!(glob_matches_only_credentials(p), "{p}");
+        }
+        for p in ["CARGO_*", "*KEY*", "*_KE?", "TOK*EN", "[T]OKEN", "*_[K]EY", "K*"] {
+            assert!(!glob_matches_only_credentials(p), "{p}");
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -5,7 +5,10 @@
 //! The selectors are parsed and stored by `paddock-audit` (`$STATE/revocations.toml`); this
 //! module only matches: `command:PATTERN` with the syntax of `[commands]` patterns,
 //! `path:PATH` covering the path and what lies below it, `network:HOST[:PORT]` with the
-//! syntax of `[network]` entries (no port: every port), `rule:RULE_ID` a rule of the policy.
+//! syntax of `[network]` entries (no port: every port), `rule:RULE_ID` a grant of the policy
+//! (a revoked `filesystem.read[N]` or `write[N]` also leaves every later sandbox view).
+//! Revoking a restriction (`filesystem.deny[N]`, `protect[N]`, `commands.deny[N]`,
+//! `network.deny[N]`) would widen access: it is an error, never silently ignored.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,15 @@ pub enum Revocation {
     Network(String),
     /// `rule:RULE_ID`.
     Rule(String),
+}
+
+/// Whether a rule id names a restriction (`deny`, `protect`): revoking one would widen
+/// access, so such a revocation is refused rather than silently ignored.
+fn is_restriction(id: &str) -> bool {
+    let kind = id.split('[').next().unwrap_or(id);
+    matches!(kind, "filesystem.deny" | "filesystem.protect" | "commands.deny" | "network.deny")
+        || id == crate::DENY_ALL_RULE
+        || id == crate::HIDDEN_RULE
 }
 
 /// Revocations compiled against a policy's sandbox PATH and variables.
@@ -67,6 +79,11 @@ impl Revocations {
                 _ => format!("`{label}:{value}`"),
             });
             match rev {
+                Revocation::Rule(id) if is_restriction(id) => problems.push(
+                    &origin,
+                    format!("`rule:{id}` names a restriction: revoking it would widen what calls may do"),
+                    Some("revocations only withdraw grants (`commands.allow[N]`, `network.allow[N]`, `filesystem.read[N]`, `filesystem.write[N]`); to lift a deny or protect rule, edit the policy".into()),
+                ),
                 Revocation::Rule(id) => {
                     r.rules.entry(id.clone()).or_insert(i);
                 }
@@ -90,6 +107,11 @@ impl Revocations {
         r.network = NetworkRules::compile(Vec::new(), hosts, Vec::new(), Vec::new(), &mut problems);
         problems.into_result()?;
         Ok(r)
+    }
+
+    /// Whether a `rule:` revocation withdrew the grant `id`.
+    pub(crate) fn revokes_rule(&self, id: &str) -> bool {
+        self.rules.contains_key(id)
     }
 
     /// The paths of `path:` revocations, normalised.

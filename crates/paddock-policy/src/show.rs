@@ -104,6 +104,12 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
         p.vars.tmpdir.display(),
         p.sandbox_path(),
     );
+    let header = if p.hidden_paths().is_empty() {
+        header
+    } else {
+        let hidden: Vec<String> = p.hidden_paths().iter().map(|h| h.display().to_string()).collect();
+        format!("{header}# paddock's own state, masked in every view whatever the rules grant: {}\n", hidden.join(", "))
+    };
     let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
     (header, body)
 }

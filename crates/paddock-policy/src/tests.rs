@@ -450,3 +450,177 @@ fn protect_keeps_a_path_read_only_under_write() {
     assert!(p.decide_read(Path::new("/ws/.git/config")).is_allow());
     assert!(p.decide_write(Path::new("/ws/.git/HEAD")).is_allow());
 }
+
+// ---------- [env]: credentials and expansion ----------
+
+#[test]
+fn env_globs_never_pass_credential_looking_names() {
+    let p = policy("version = 1\n[env]\npass = [\"CARGO_*\", \"npm_config_*\", \"*\", \"GH_TOKEN\"]\n");
+    for name in [
+        "CARGO_REGISTRY_TOKEN",
+        "npm_config__authToken",
+        "NPM_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "DEPLOY_KEY",
+        "api_key",
+        "DB_PASSWORD",
+        "MYSQL_PASSWD",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "SSH_AUTH_SOCK",
+    ] {
+        assert!(is_credential_name(name), "{name}");
+        assert!(!p.env.passes(name), "{name} passed through a glob");
+    }
+    for name in ["CARGO_HOME", "npm_config_registry", "PATH", "KEYBOARD", "MONKEYS"] {
+        assert!(p.env.passes(name), "{name}");
+    }
+    // the exact name passes it
+    assert!(p.env.passes("GH_TOKEN"));
+    let env = p.env.child_env([("GH_TOKEN", "t"), ("NPM_TOKEN", "n"), ("CARGO_HOME", "/c")]);
+    assert_eq!(env, vec![("CARGO_HOME".to_string(), "/c".to_string()), ("GH_TOKEN".into(), "t".into())]);
+}
+
+#[test]
+fn env_lint_warns_on_credentials() {
+    let p = policy("version = 1\n[env]\npass = [\"PATH\",\n  \"GH_TOKEN\", \"*_TOKEN\", \"CARGO_*\"]\n");
+    let w: Vec<String> = p.env.warnings().iter().map(|(o, m)| format!("{o}: {m}")).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].starts_with("p.toml:4:3: `GH_TOKEN` looks like a credential"), "{w:?}");
+    assert!(w[1].starts_with("p.toml:4:15: `*_TOKEN` matches only credential-looking names"), "{w:?}");
+}
+
+#[test]
+fn env_set_expands_path_variables() {
+    let p = policy(
+        "version = 1\n[env]\nset = { HOME = \"${WORKSPACE}\", CACHE = \"${TMPDIR}/c:${HOME}/x\", PS = \"$ \" }\n",
+    );
+    let get = |k: &str| p.env.set.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(get("HOME"), "/nonexistent-ws");
+    assert_eq!(get("CACHE"), "/tmp/c:/home/u/x");
+    assert_eq!(get("PS"), "$ ");
+    let e = error("version = 1\n[env]\nset = { A = \"x\", TOKEN_DIR = \"${GITHUB_TOKEN}\" }\n");
+    assert!(e.starts_with("p.toml:3:30: error: unknown variable `${GITHUB_TOKEN}` in the value of `TOKEN_DIR`"), "{e}");
+    assert!(e.contains("hint: `set` values may use ${WORKSPACE}, ${HOME} and ${TMPDIR}"), "{e}");
+    let e = error("version = 1\n[env]\nset = { A = \"${WORKSPACE\" }\n");
+    assert!(e.starts_with("p.toml:3:13: error: an unterminated `${`"), "{e}");
+    // an expanded PATH is the sandbox PATH
+    let p = policy("version = 1\n[env]\nset = { PATH = \"${WORKSPACE}/bin:/usr/bin\" }\n");
+    assert_eq!(p.sandbox_path(), "/nonexistent-ws/bin:/usr/bin");
+}
+
+// ---------- deny-all, hidden state, views ----------
+
+#[test]
+fn deny_all_denies_every_decision_and_grants_no_view() {
+    let p = policy(
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\n[network]\nallow = [\"a.com\"]\n",
+    );
+    let argv = vec!["ls".to_string()];
+    assert!(p.check_command(&argv, Path::new("/")).is_allow());
+    let d = p.deny_all("revocation list /s/revocations.toml: bad TOML at line 1");
+    assert!(p.denies_all().is_none());
+    assert_eq!(d.denies_all(), Some("revocation list /s/revocations.toml: bad TOML at line 1"));
+    for dec in [
+        d.check_command(&argv, Path::new("/")),
+        d.decide_read(Path::new("/usr/bin/ls")),
+        d.decide_write(Path::new("/nonexistent-ws/a")),
+        d.decide_connect("a.com", 443),
+    ] {
+        assert_eq!(rule(&dec), ("deny", DENY_ALL_RULE));
+        assert!(dec.reason.contains("revocations.toml"), "{}", dec.reason);
+    }
+    assert!(d.view_read_rules().is_empty() && d.view_write_rules().is_empty());
+    assert_eq!(d.hash(), p.hash());
+}
+
+#[test]
+fn hidden_paths_are_denied_whatever_the_rules_grant() {
+    let mut p = policy("version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\n");
+    p.hide_paths([PathBuf::from("/nonexistent-ws/state"), PathBuf::from("/nonexistent-ws/t/../token")]);
+    assert_eq!(p.hidden_paths(), &[PathBuf::from("/nonexistent-ws/state"), PathBuf::from("/nonexistent-ws/token")]);
+    for path in ["/nonexistent-ws/state", "/nonexistent-ws/state/audit.jsonl", "/nonexistent-ws/token"] {
+        let (r, w) = (p.decide_read(Path::new(path)), p.decide_write(Path::new(path)));
+        assert_eq!((rule(&r), rule(&w)), (("deny", HIDDEN_RULE), ("deny", HIDDEN_RULE)), "{path}");
+        assert!(r.reason.contains("paddock's own state"), "{}", r.reason);
+    }
+    assert!(p.decide_write(Path::new("/nonexistent-ws/statex")).is_allow());
+    assert!(p.effective_toml().contains("# paddock's own state, masked in every view"), "{}", p.effective_toml());
+}
+
+#[test]
+fn rule_revocations_leave_the_grant_out_of_views() {
+    let mut p =
+        policy("version = 1\n[filesystem]\nread = [\"/usr\", \"/etc\"]\nwrite = [\"${WORKSPACE}\", \"/tmp/x\"]\n");
+    p.set_revocations(
+        &[
+            (Revocation::Rule("filesystem.read[1]".into()), None),
+            (Revocation::Rule("filesystem.write[0]".into()), None),
+        ],
+        Path::new("r.toml"),
+    )
+    .unwrap();
+    let ids = |v: Vec<&PathRule>| v.iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(p.view_read_rules()), ["filesystem.read[0]"]);
+    assert_eq!(ids(p.view_write_rules()), ["filesystem.write[1]"]);
+    let d = p.decide_read(Path::new("/etc/hostname"));
+    assert!(!d.is_allow() && d.reason.contains("revoked"), "{}", d.reason);
+}
+
+#[test]
+fn revoking_a_restriction_is_refused() {
+    for id in [
+        "filesystem.deny[0]",
+        "filesystem.protect[2]",
+        "commands.deny[1]",
+        "network.deny[0]",
+        "revocations",
+        "paddock.state",
+    ] {
+        let mut p = policy("version = 1\n[filesystem]\ndeny = [\"/x\"]\n");
+        let e = p.set_revocations(&[(Revocation::Rule(id.into()), None)], Path::new("r.toml")).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("r.toml:1:1: error: `rule:{id}` names a restriction")), "{e}");
+        assert!(e.contains("hint: revocations only withdraw grants"), "{e}");
+    }
+}
+
+// ---------- presets ----------
+
+#[test]
+fn every_preset_denies_system_secrets_and_protects_what_the_host_runs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for name in ["default.toml", "ci.toml", "coding-agent.toml", "read-only.toml"] {
+        let p = Policy::load(&dir.join(name), &vars("/ws")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for secret in [
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/sudoers",
+            "/etc/sudoers.d/x",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssl/private/k.pem",
+        ] {
+            let d = p.decide_read(Path::new(secret));
+            assert!(!d.is_allow() && d.rule.starts_with("filesystem.deny["), "{name}: {secret}: {d:?}");
+        }
+        assert!(p.decide_read(Path::new("/etc/ssh/ssh_host_ed25519_key.pub")).is_allow(), "{name}");
+        assert!(p.decide_read(Path::new("/etc/hostname")).is_allow(), "{name}");
+        for file in [
+            "/ws/.git/config",
+            "/ws/.git/hooks/pre-commit",
+            "/ws/.git/modules/sub/config",
+            "/ws/.git/modules/a/b/hooks/post-checkout",
+            "/ws/.envrc",
+            "/ws/sub/.envrc",
+            "/ws/.vscode/tasks.json",
+            "/home/u/.bashrc",
+            "/home/u/.profile",
+            "/home/u/.zshrc",
+            "/home/u/.config/fish/config.fish",
+        ] {
+            assert!(p.filesystem.protected(Path::new(file)).is_some(), "{name}: {file} is not protected");
+        }
+        assert!(p.effective_toml().contains("/etc/shadow") && p.effective_toml().contains("/ws/.git/hooks"), "{name}");
+        if name != "read-only.toml" {
+            assert!(p.decide_write(Path::new("/ws/.git/HEAD")).is_allow(), "{name}");
+        }
+    }
+}

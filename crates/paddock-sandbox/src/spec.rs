@@ -185,6 +185,8 @@ impl PathPlan {
     pub fn new(spec: &SandboxSpec) -> PathPlan {
         let mut plan = PathPlan::default();
         let mut denies: Vec<PathBuf> = spec.deny_paths.clone();
+        // Stopgap until the view honours `hidden_paths` itself: mask them like deny paths.
+        denies.extend(spec.hidden_paths.iter().filter(|p| p.is_absolute() && p.symlink_metadata().is_ok()).cloned());
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         for d in denies {

@@ -39,7 +39,10 @@ pub struct SessionConfig {
     /// The audit log file (`$STATE/audit.jsonl` by default).
     pub audit_log: PathBuf,
     /// The revocation list (`$STATE/revocations.toml`), re-read when it changes so a
-    /// revocation applies from the next call; `None` for none.
+    /// revocation applies from the next call; `None` for none. A list that cannot be read,
+    /// parsed or compiled (at start or later) denies every call, with rule `revocations`,
+    /// until it is fixed. The list and the audit log are hidden from every call's view
+    /// (see [`Policy::hide_paths`] to hide more, e.g. their directory).
     pub revocations: Option<PathBuf>,
     /// `run`, `serve`, `mcp` or `library`: recorded on `session.start`. A `run` session
     /// holds one call and writes no session records.
@@ -65,7 +68,7 @@ pub(crate) struct Inner {
     pub id: String,
     base: Policy,
     current: Mutex<Arc<Policy>>,
-    revocations: Mutex<Option<Revocations>>,
+    revocations: Mutex<Option<RevocationState>>,
     pub log: AuditLog,
     pub on_connection: Option<ConnectionObserver>,
     mode: String,
@@ -180,35 +183,83 @@ fn with_revocations(base: &Policy, list: &Revocations) -> Result<Policy, Session
     Ok(p)
 }
 
-impl Inner {
-    /// The current policy, revocations included; re-reads the revocation list when it
-    /// changed on disk. A list that cannot be read or compiled fails closed: every
-    /// decision is denied until it is fixed.
-    pub(crate) fn policy(&self) -> Arc<Policy> {
-        let mut revs = self.revocations.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = revs.as_mut() {
-            match list.reload_if_changed() {
-                Ok(false) => {}
-                Ok(true) => match with_revocations(&self.base, list) {
-                    Ok(p) => *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p),
-                    Err(e) => {
-                        tracing::error!(
-                            "revocation list {}: {e}; denying every call until it is fixed",
-                            list.path().display()
-                        );
-                        return Arc::new(deny_all(&self.base, list.path()));
-                    }
-                },
-                Err(e) => {
-                    tracing::error!(
-                        "revocation list {}: {e}; denying every call until it is fixed",
-                        list.path().display()
-                    );
-                    return Arc::new(deny_all(&self.base, list.path()));
+/// A session's revocation list: the last one read, and whether it is broken (it cannot be
+/// read, parsed or compiled: then every call is denied until it is fixed).
+struct RevocationState {
+    path: PathBuf,
+    /// `None` until the list was read once.
+    list: Option<Revocations>,
+    /// Why the list cannot be used, while it cannot.
+    broken: Option<String>,
+}
+
+impl RevocationState {
+    /// The policy the list now calls for, when it changed (or is broken, or was never read):
+    /// `Err` says why the list cannot be used. A broken list is read afresh on every call,
+    /// so a fixed one is picked up at once.
+    fn refresh(&mut self, base: &Policy) -> Option<Result<Policy, String>> {
+        if self.broken.is_some() || self.list.is_none() {
+            return Some(match Revocations::load(&self.path) {
+                Ok(list) => {
+                    let p = with_revocations(base, &list).map_err(|e| e.to_string());
+                    self.list = Some(list);
+                    p
                 }
+                Err(e) => Err(e.to_string()),
+            });
+        }
+        let list = self.list.as_mut()?;
+        match list.reload_if_changed() {
+            Ok(false) => None,
+            Ok(true) => Some(with_revocations(base, list).map_err(|e| e.to_string())),
+            Err(e) => Some(Err(e.to_string())),
+        }
+    }
+
+    /// Applies a refresh: the new policy, or the broken state (logged once per error when
+    /// `announce`; a new session leaves that to its caller, who sees it in
+    /// [`Policy::denies_all`]).
+    fn settle(&mut self, base: &Policy, refreshed: Result<Policy, String>, current: &mut Arc<Policy>, announce: bool) {
+        match refreshed {
+            Ok(p) => {
+                if self.broken.take().is_some() {
+                    tracing::warn!(
+                        "revocation list {}: readable again; calls are decided by the policy again",
+                        self.path.display()
+                    );
+                }
+                *current = Arc::new(p);
+            }
+            Err(e) if self.broken.as_deref() == Some(e.as_str()) => {}
+            Err(e) => {
+                let reason = format!(
+                    "the revocation list {} cannot be used, so every call is denied until it is fixed: {e}",
+                    self.path.display()
+                );
+                if announce {
+                    tracing::error!("{reason}");
+                }
+                *current = Arc::new(base.deny_all(reason));
+                self.broken = Some(e);
             }
         }
-        Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Inner {
+    /// The current policy, revocations included; re-reads the revocation list when it
+    /// changed on disk. A list that cannot be read, parsed or compiled fails closed: every
+    /// decision is denied (rule `revocations`) until it is fixed, however many calls come
+    /// in between.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        let mut revs = self.revocations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = revs.as_mut() {
+            if let Some(refreshed) = state.refresh(&self.base) {
+                state.settle(&self.base, refreshed, &mut current, true);
+            }
+        }
+        Arc::clone(&current)
     }
 
     /// The zygote for calls under `policy`: the current one when it was started under this
@@ -388,38 +439,38 @@ impl Inner {
     }
 }
 
-/// A policy under which nothing is allowed: what a session falls back to when its
-/// revocation list cannot be read (fail closed).
-fn deny_all(base: &Policy, source: &Path) -> Policy {
-    let mut p = base.clone();
-    let all = [Revocation::Path("/".into()), Revocation::Command("**".into())];
-    let _ =
-        p.set_revocations(&all.map(|r| (r, Some(format!("revocation list {} unreadable", source.display())))), source);
-    p
-}
-
 impl Session {
     /// Opens the audit log (an error here means no call may run), loads the revocation
     /// list, and records `session.start` (except for `run`).
     pub fn new(cfg: SessionConfig) -> Result<Session, SessionError> {
         let log = AuditLog::open(&cfg.audit_log)?;
-        let (current, revocations) = match &cfg.revocations {
-            Some(path) => {
-                let list = Revocations::load(path)?;
-                (with_revocations(&cfg.policy, &list)?, Some(list))
+        // paddock's own state is never in a view, whatever the policy grants: the log, the
+        // revocation list and its lock file (and what the caller hid in the policy).
+        let mut base = cfg.policy;
+        let own = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        base.hide_paths([own(&cfg.audit_log)]);
+        let mut current = Arc::new(base.clone());
+        let revocations = cfg.revocations.map(|path| {
+            let mut lock = own(&path).into_os_string();
+            lock.push(".lock");
+            let lock = PathBuf::from(lock);
+            base.hide_paths([own(&path), lock]);
+            let mut state = RevocationState { path, list: None, broken: None };
+            if let Some(refreshed) = state.refresh(&base) {
+                state.settle(&base, refreshed, &mut current, false);
             }
-            None => (cfg.policy.clone(), None),
-        };
+            state
+        });
         let inner = Arc::new(Inner {
             id: new_id(&cfg.mode),
-            current: Mutex::new(Arc::new(current)),
+            current: Mutex::new(current),
             revocations: Mutex::new(revocations),
             log,
             on_connection: cfg.on_connection,
             mode: cfg.mode,
             calls: AtomicU64::new(0),
             started: Instant::now(),
-            base: cfg.policy,
+            base,
             zygote: Mutex::new(ZygoteSlot::Empty),
         });
         if inner.mode != "run" {

@@ -120,6 +120,7 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         .find(|d| policy.check_read(d, d).is_allow())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
+    spec.hidden_paths = policy.hidden_paths().to_vec();
     spec.env = policy.env.child_env(std::env::vars());
     if !spec.env.iter().any(|(k, _)| k == "PATH") {
         spec.env.push(("PATH".into(), policy.sandbox_path().to_string()));
