@@ -1,10 +1,11 @@
 //! `paddock revoke` and `paddock unrevoke`: the revocation list and its audit records.
 
-use paddock_audit::{AuditLog, Event, Revocations, Selector};
+use paddock_audit::{AuditLog, Escaped, Event, Revocations, Selector};
 use paddock_policy::{Policy, Vars};
 
 use crate::args::{RevokeArgs, UnrevokeArgs};
 use crate::exit;
+use crate::output;
 use crate::setup::{current_dir, fail};
 use crate::state::{audit_file, revocations_file};
 
@@ -52,16 +53,18 @@ pub fn revoke(a: RevokeArgs) -> i32 {
         Err(code) => return code,
     };
     if a.list {
+        let mut text = String::new();
         if list.entries().is_empty() {
-            println!("no revocations in force ({})", list.path().display());
+            text = format!("no revocations in force ({})\n", Escaped(&list.path().to_string_lossy()));
         }
         for r in list.entries() {
+            let (sel, ts) = (r.selector.to_string(), Escaped(&r.ts));
             match &r.reason {
-                Some(why) => println!("{}\t{}\t{why}", r.selector, r.ts),
-                None => println!("{}\t{}", r.selector, r.ts),
+                Some(why) => text += &format!("{}\t{ts}\t{}\n", Escaped(&sel), Escaped(why)),
+                None => text += &format!("{}\t{ts}\n", Escaped(&sel)),
             }
         }
-        return exit::OK;
+        return output::print(text).err().unwrap_or(exit::OK);
     }
     let Some(raw) = a.selector.as_deref() else { return fail(exit::USAGE, "revoke needs a SELECTOR or --list") };
     let sel = match parse(raw) {

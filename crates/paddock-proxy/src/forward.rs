@@ -92,6 +92,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         d.address = Some(admitted.address);
     });
     let upstream_failure = |status: StatusCode, why: String| Refusal {
+        hint: None,
         status,
         message: format!("paddock: {}: {why}\n", describe(&method, &target)),
         rule: decision.rule.clone(),

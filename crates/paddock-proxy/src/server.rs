@@ -128,6 +128,7 @@ pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, Str
         d.rule = r.rule;
         d.status = r.status.as_u16();
         d.address = r.address.or(d.address);
+        d.hint = r.hint;
         if r.allowed {
             d.error = Some(r.reason.clone());
         }
