@@ -3,7 +3,8 @@
 //! `--connect` gives the proxy's own verdict (`paddock::decide_connection`): the policy by
 //! name, then the address the name resolves to (the `[network.hosts]` pin, else DNS) and
 //! its class against `allow_private`; so a host that the policy names but that resolves to
-//! a private address is a denial here as it is in a run.
+//! a private address is a denial here as it is in a run, and a name that does not resolve
+//! is said to.
 
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ pub fn run(a: CheckArgs) -> i32 {
         (policy.check_write(p, &cwd), Extra::default())
     } else if let Some(target) = &target {
         let c = paddock::decide_connection(&Arc::new(policy), target);
-        (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint, unresolved: c.unresolved })
+        (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint })
     } else {
         (policy.check_command(&a.argv, &cwd), Extra::default())
     };
@@ -54,34 +55,27 @@ pub fn run(a: CheckArgs) -> i32 {
     }
 }
 
-/// What `--connect` adds: the address, the policy line that would allow it, or that the
-/// name does not resolve.
+/// What `--connect` adds for a person: the address, and the policy line that would allow
+/// a denial by name (a refusal by address class has it in its reason already).
 #[derive(Default)]
 struct Extra {
     address: Option<String>,
     hint: Option<String>,
-    unresolved: Option<String>,
 }
 
+/// `--json` is exactly `{"decision","rule","reason"}`; the human form adds the address
+/// and the hint.
 fn print(d: &Decision, x: &Extra, json: bool) -> Result<(), i32> {
     if json {
-        let mut v = serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason });
-        for (k, val) in [("address", &x.address), ("hint", &x.hint), ("unresolved", &x.unresolved)] {
-            if let Some(val) = val {
-                v[k] = serde_json::Value::String(val.clone());
-            }
-        }
+        let v = serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason });
         return output::println(v);
     }
     let mut line = format!("{}: {} ({})", d.verdict.as_str(), Escaped(&d.reason), Escaped(&d.rule));
     if let Some(a) = &x.address {
         line += &format!("; address {a}");
     }
-    if let Some(h) = &x.hint {
+    if let Some(h) = x.hint.as_ref().filter(|h| !d.reason.contains(h.as_str())) {
         line += &format!("\n  hint: {}", Escaped(h));
-    }
-    if let Some(e) = &x.unresolved {
-        line += &format!("\n  but the name does not resolve ({}): a connection would fail", Escaped(e));
     }
     output::println(line)
 }

@@ -45,10 +45,13 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
     let timeout = policy.limits.timeout;
     let (quiet, verbose_net) = (a.quiet, verbose > 0);
     let on_connection: Option<ConnectionObserver> = (!quiet || verbose_net).then(|| {
-        Arc::new(move |e: &ConnectionEvent| match e.verdict {
-            Verdict::Denied if !quiet => eprintln!("{}", refused_line(e)),
-            _ if verbose_net => eprintln!("{}", connection_line(e)),
-            _ => {}
+        Arc::new(move |e: &ConnectionEvent| {
+            if verbose_net {
+                eprintln!("{}", connection_line(e));
+            }
+            if e.verdict == Verdict::Denied && !quiet {
+                eprintln!("{}", refused_line(e));
+            }
         }) as ConnectionObserver
     });
     let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations.clone(), mode: "run".into(), on_connection };

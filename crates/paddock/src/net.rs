@@ -37,7 +37,8 @@ impl HostPolicy for PolicyHosts {
 pub struct ConnectionCheck {
     /// The verdict and the rule the proxy would give: the policy's by name, or
     /// `network.allow_private` for a name that resolves to an address class the policy
-    /// does not cover.
+    /// does not cover (its reason then ends with the policy line that would allow it). A
+    /// name that does not resolve keeps the policy's verdict, and its reason says so.
     pub decision: Decision,
     /// The address the proxy would dial, or the one it would refuse.
     pub address: Option<SocketAddr>,
@@ -61,17 +62,16 @@ pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionChe
         Preview::Denied { decision, hint } => {
             ConnectionCheck { decision: d(decision), address: None, hint: Some(hint), unresolved: None }
         }
-        Preview::Unresolved { decision, error } => ConnectionCheck {
-            decision: d(decision),
-            address: None,
-            hint: None,
-            unresolved: Some(error.to_string()),
-        },
+        Preview::Unresolved { decision, error } => {
+            let mut decision = d(decision);
+            decision.reason = format!("{}; but the name does not resolve ({error}): a connection would fail", decision.reason);
+            ConnectionCheck { decision, address: None, hint: None, unresolved: Some(error.to_string()) }
+        }
         Preview::Refused { refusal, .. } => ConnectionCheck {
             decision: Decision {
                 verdict: PolicyVerdict::Deny,
                 rule: Arc::from(refusal.rule),
-                reason: refusal.reason,
+                reason: format!("{}; {}", refusal.reason, refusal.hint),
             },
             address: Some(refusal.address),
             hint: Some(refusal.hint),

@@ -503,17 +503,7 @@ impl Session {
             ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
                 Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
                     // The proxy's own verdict: the name, then the address it resolves to.
-                    Ok(host) => {
-                        let c = crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port });
-                        let mut d = c.decision;
-                        if let Some(h) = c.hint {
-                            d.reason = format!("{}; {h}", d.reason);
-                        }
-                        if let Some(e) = c.unresolved {
-                            d.reason = format!("{}; but the name does not resolve: {e}", d.reason);
-                        }
-                        d
-                    }
+                    Ok(host) => crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port }).decision,
                     Err(e) => deny(format!("`{url}`: {e}")),
                 },
                 Err(m) => deny(m),
