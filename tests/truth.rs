@@ -80,8 +80,7 @@ fn review_json(f: &Fixture, policy: &Path) -> Value {
 /// the newline, DEL, C1, bidi embeddings/overrides/isolates and invisible formats.
 fn is_forgery(c: char) -> bool {
     let u = c as u32;
-    (c.is_control() && c != '\n')
-        || matches!(u, 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2069 | 0xfeff | 0xad)
+    (c.is_control() && c != '\n') || matches!(u, 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2069 | 0xfeff | 0xad)
 }
 
 fn assert_clean(text: &str, what: &str) {
@@ -163,8 +162,13 @@ fn forged_argv_is_shown_escaped(user: User) {
 
     // --json carries the text exactly (JSON's own escaping is enough).
     let v = review_json(&f, &open);
-    let argvs: Vec<Value> =
-        v["grants"].as_array().unwrap().iter().flat_map(|g| g["used_by"].as_array().unwrap().clone()).map(|u| u["argv"].clone()).collect();
+    let argvs: Vec<Value> = v["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["used_by"].as_array().unwrap().clone())
+        .map(|u| u["argv"].clone())
+        .collect();
     assert!(argvs.contains(&json!(["echo", FORGED])), "{argvs:?}");
     for (raw, _) in VARIANTS {
         assert!(argvs.contains(&json!(["echo", raw])), "{raw:?} in {argvs:?}");
@@ -260,7 +264,11 @@ fn check_connect_gives_the_proxy_verdict(user: User) {
     };
     // Allowed by name, refused for its address: deny with the proxy's rule.
     let (code, v) = check(&refusing, "mirror.test");
-    assert_eq!((code, v["decision"].as_str(), v["rule"].as_str()), (77, Some("deny"), Some("network.allow_private")), "{v}");
+    assert_eq!(
+        (code, v["decision"].as_str(), v["rule"].as_str()),
+        (77, Some("deny"), Some("network.allow_private")),
+        "{v}"
+    );
     assert_eq!(v.as_object().unwrap().len(), 3, "--json is decision, rule, reason: {v}");
     let reason = v["reason"].as_str().unwrap();
     assert!(reason.contains("127.0.0.1") && reason.contains("loopback"), "{v}");
@@ -318,7 +326,8 @@ fn grants_in_a_view_are_never_unused(user: User) {
     let w = v["in_view"].as_array().unwrap().iter().find(|g| g["rule"] == "filesystem.write[0]").cloned();
     let w = w.unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!((w["calls"].clone(), w["decided_uses"].clone()), (json!(1), json!(0)), "{w}");
-    let records: Vec<Value> = read(&f.root.join("state/audit.jsonl")).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> =
+        read(&f.root.join("state/audit.jsonl")).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let start = records.iter().rev().find(|r| r["event"] == "call.start").unwrap();
     assert!(start["view"].as_array().unwrap().contains(&json!("filesystem.write[0]")), "{start}");
     let o = pd(&f, &["audit", "review", "--policy", pol.to_str().unwrap()]);
@@ -654,5 +663,9 @@ fn mcp_http_request_is_the_proxy_verdict_and_the_response() {
     // Control.
     let mut m = Mcp::start(dir.path(), &supervisor_policy(dir.path(), &net_tail(port, "\"127.0.0.0/8\"")));
     let o = m.call("http_request", json!({ "url": url }));
-    assert_eq!((o["decision"].as_str(), o["status"].clone(), o["body"].clone()), (Some("allow"), json!(200), json!("hello")), "{o:#}");
+    assert_eq!(
+        (o["decision"].as_str(), o["status"].clone(), o["body"].clone()),
+        (Some("allow"), json!(200), json!("hello")),
+        "{o:#}"
+    );
 }

@@ -163,7 +163,10 @@ fn review_of_a_known_log() {
     assert_eq!((d.tool, d.summary.as_str(), d.count), (Tool::ReadFile, "/home/me/.ssh/id_rsa", 1));
     assert_eq!((d.rules.as_slice(), d.reason.as_deref()), (&["filesystem.deny[0]".to_string()][..], None));
     let d = &r.denied[3];
-    assert_eq!((d.tool, d.summary.as_str(), d.count, d.seqs.as_slice()), (Tool::Connect, "evil.test:443", 1, &[15][..]));
+    assert_eq!(
+        (d.tool, d.summary.as_str(), d.count, d.seqs.as_slice()),
+        (Tool::Connect, "evil.test:443", 1, &[15][..])
+    );
     assert_eq!(d.reason.as_deref(), Some("not allowed"));
 
     // Connections by host, busiest first.

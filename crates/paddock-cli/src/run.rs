@@ -54,7 +54,13 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             }
         }) as ConnectionObserver
     });
-    let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations: revocations.clone(), mode: "run".into(), on_connection };
+    let cfg = SessionConfig {
+        policy,
+        audit_log: audit_log.clone(),
+        revocations: revocations.clone(),
+        mode: "run".into(),
+        on_connection,
+    };
     // The log is opened before anything is decided or run: a call never runs unaudited.
     let session = match Session::new(cfg) {
         Ok(s) => s,
@@ -62,9 +68,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         Err(SessionError::Audit(e @ AuditError::RevocationsParse { .. })) => {
             return revocation_list_error(revocations.as_deref().unwrap_or(Path::new("revocations.toml")), &e)
         }
-        Err(SessionError::Audit(e @ AuditError::Io { .. }))
-            if matches!((&e, &revocations), (AuditError::Io { path, .. }, Some(r)) if path == r) =>
-        {
+        Err(SessionError::Audit(e @ AuditError::Io { .. })) if matches!((&e, &revocations), (AuditError::Io { path, .. }, Some(r)) if path == r) => {
             return revocation_list_error(revocations.as_deref().unwrap_or(Path::new("revocations.toml")), &e)
         }
         Err(e) => {
@@ -221,7 +225,8 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     if needs.is_empty() {
         text += "cgroup: not needed by this policy (no max_processes or max_memory)\n";
     } else {
-        text += &format!("cgroup: needed by this policy ({}); a run creates one when it is delegated\n", needs.join(", "));
+        text +=
+            &format!("cgroup: needed by this policy ({}); a run creates one when it is delegated\n", needs.join(", "));
     }
     let missing: Vec<&str> =
         r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();

@@ -94,7 +94,8 @@ pub(crate) fn too_many_tunnels(shared: &Shared, target: &Target) -> Refusal {
         message: format!(
             "paddock: {}: too many open tunnels (max_tunnels = {max}); retry later\n",
             describe("CONNECT", target)
-        ),
+        )
+        .into(),
         rule: "proxy.max_tunnels".into(),
         reason: format!("more than {max} concurrent tunnels"),
         allowed: false,

@@ -42,14 +42,14 @@ pub(crate) struct Refusal {
     pub reason: String,
     /// The policy line that would allow the connection, for a refusal by the policy or the
     /// address class.
-    pub hint: Option<String>,
+    pub hint: Option<Box<str>>,
     /// True when the policy allowed the host and the failure came later
     /// (unreachable upstream, timeout): the event's verdict stays Allowed.
     pub allowed: bool,
     /// The address refused or last tried.
     pub address: Option<SocketAddr>,
     /// The text body for the client.
-    pub message: String,
+    pub message: Box<str>,
 }
 
 /// A dialled, vetted upstream.
@@ -238,10 +238,11 @@ impl Gate {
         let hint = deny_hint(&d, target);
         Err(Refusal {
             status: StatusCode::FORBIDDEN,
-            message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason),
+            message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason)
+                .into(),
             rule: d.rule,
             reason: d.reason,
-            hint: Some(hint),
+            hint: Some(hint.into()),
             allowed: false,
             address: None,
         })
@@ -258,7 +259,7 @@ impl Gate {
         let what = describe(method, target);
         let upstream_failure = |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
             status,
-            message: format!("paddock: {what}: {why}\n"),
+            message: format!("paddock: {what}: {why}\n").into(),
             rule: decision.rule.clone(),
             reason: why,
             hint: None,
@@ -329,10 +330,11 @@ impl Gate {
                 describe(method, target),
                 r.reason,
                 r.hint
-            ),
+            )
+            .into(),
             rule: RULE_PRIVATE.into(),
             reason: r.reason,
-            hint: Some(r.hint),
+            hint: Some(r.hint.into()),
             allowed: false,
             address: Some(r.address),
         })
@@ -408,6 +410,49 @@ mod tests {
         assert!(r.message.contains("fe80::1/128"), "{}", r.message);
         let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow).await.err().unwrap();
         assert_eq!(r.address, Some("169.254.169.254:80".parse().unwrap()));
+    }
+
+    #[test]
+    fn preview_gives_the_proxy_verdict_without_dialing() {
+        // Denied by name: the policy's rule and the allow line.
+        match preview(&P, &t("evil.example", 443)) {
+            Preview::Denied { decision, hint } => {
+                assert_eq!(decision.rule, "network.deny[0]");
+                assert!(hint.contains("remove the matching entry"), "{hint}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Allowed by name (a policy that allows every name), refused for its address.
+        struct All;
+        impl HostPolicy for All {
+            fn decide(&self, _: &str, _: u16) -> HostDecision {
+                HostDecision::allow("network.allow[0]", "all")
+            }
+            fn pinned(&self, host: &str) -> Option<IpAddr> {
+                P.pinned(host)
+            }
+            fn private_allowed(&self, addr: IpAddr) -> bool {
+                P.private_allowed(addr)
+            }
+        }
+        match preview(&All, &t("pinned.test", 443)) {
+            Preview::Refused { decision, refusal } => {
+                assert_eq!((decision.rule.as_str(), refusal.rule), ("network.allow[0]", RULE_PRIVATE));
+                assert_eq!(refusal.class, AddrClass::LinkLocal);
+                assert_eq!(refusal.address, "169.254.169.254:443".parse().unwrap());
+                assert!(refusal.hint.contains("\"169.254.169.254/32\" to [network] allow_private"), "{}", refusal.hint);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A mapped pin covered by allow_private, and a public literal: the addresses dialled.
+        match preview(&All, &t("mapped.test", 80)) {
+            Preview::Allowed { addresses, .. } => assert_eq!(addresses, ["127.0.0.1:80".parse().unwrap()]),
+            other => panic!("{other:?}"),
+        }
+        match preview(&All, &t("8.8.8.8", 53)) {
+            Preview::Allowed { addresses, .. } => assert_eq!(addresses, ["8.8.8.8:53".parse().unwrap()]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -64,7 +64,8 @@ pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionChe
         }
         Preview::Unresolved { decision, error } => {
             let mut decision = d(decision);
-            decision.reason = format!("{}; but the name does not resolve ({error}): a connection would fail", decision.reason);
+            decision.reason =
+                format!("{}; but the name does not resolve ({error}): a connection would fail", decision.reason);
             ConnectionCheck { decision, address: None, hint: None, unresolved: Some(error.to_string()) }
         }
         Preview::Refused { refusal, .. } => ConnectionCheck {
@@ -77,12 +78,9 @@ pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionChe
             hint: Some(refusal.hint),
             unresolved: None,
         },
-        Preview::Allowed { decision, addresses } => ConnectionCheck {
-            decision: d(decision),
-            address: addresses.first().copied(),
-            hint: None,
-            unresolved: None,
-        },
+        Preview::Allowed { decision, addresses } => {
+            ConnectionCheck { decision: d(decision), address: addresses.first().copied(), hint: None, unresolved: None }
+        }
     }
 }
 
