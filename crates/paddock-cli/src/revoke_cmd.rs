@@ -14,8 +14,8 @@ const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:H
 /// Parses a selector and checks that the policy engine can apply it (a pattern that does
 /// not compile would be a revocation that never matches).
 fn parse(s: &str) -> Result<Selector, i32> {
-    let sel: Selector = s.parse().map_err(|e| {
-        eprintln!("paddock: {e}");
+    let sel: Selector = s.parse().map_err(|e: paddock_audit::SelectorError| {
+        eprintln!("paddock: {}", Escaped(&e.to_string()));
         eprintln!("  hint: {SELECTOR_HINT}");
         exit::USAGE
     })?;
@@ -24,7 +24,7 @@ fn parse(s: &str) -> Result<Selector, i32> {
     probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(
         |e| {
             let msg = e.problems.first().map(|p| p.message.clone()).unwrap_or_default();
-            eprintln!("paddock: bad selector `{s}`: {msg}");
+            eprintln!("paddock: bad selector `{}`: {}", Escaped(s), Escaped(&msg));
             eprintln!("  hint: {SELECTOR_HINT}");
             exit::USAGE
         },
@@ -71,9 +71,9 @@ pub fn revoke(a: RevokeArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let shown = sel.to_string();
     if !list.add(sel.clone(), a.reason.clone()) {
-        println!("{sel} is already revoked");
-        return exit::OK;
+        return output::println(format_args!("{} is already revoked", Escaped(&shown))).err().unwrap_or(exit::OK);
     }
     if let Err(e) = list.save() {
         return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
@@ -81,15 +81,19 @@ pub fn revoke(a: RevokeArgs) -> i32 {
     if let Err(code) = log(a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
         return code;
     }
-    println!("revoked {sel}: every later decision denies what it covers (`paddock unrevoke {sel}` withdraws it)");
-    exit::OK
+    let shown = Escaped(&shown);
+    output::println(format_args!(
+        "revoked {shown}: every later decision denies what it covers (`paddock unrevoke {shown}` withdraws it)"
+    ))
+    .err()
+    .unwrap_or(exit::OK)
 }
 
 /// `paddock unrevoke SELECTOR`.
 pub fn unrevoke(a: UnrevokeArgs) -> i32 {
     let sel: Selector = match a.selector.parse() {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(exit::USAGE, Escaped(&e.to_string())),
     };
     let mut list = match load() {
         Ok(l) => l,
@@ -107,6 +111,5 @@ pub fn unrevoke(a: UnrevokeArgs) -> i32 {
     if let Err(code) = log(a.audit.as_deref(), &Event::unrevoke(sel.clone(), None)) {
         return code;
     }
-    println!("unrevoked {sel}");
-    exit::OK
+    output::println(format_args!("unrevoked {}", Escaped(&sel.to_string()))).err().unwrap_or(exit::OK)
 }

@@ -98,7 +98,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             );
             return exit::UNAVAILABLE;
         }
-        Err(e) => return fail(e.exit_code(), e),
+        Err(e) => return fail(e.exit_code(), Escaped(&e.to_string())),
     };
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
