@@ -298,7 +298,8 @@ fn check_connect_gives_the_proxy_verdict(user: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.out().contains("(network.allow[0]); address 127.0.0.1:443"), "{o}");
     let o = pd(&f, &["check", "--policy", refusing.to_str().unwrap(), "--connect", "other.test:8080"]);
-    assert!(o.out().contains("hint: to allow it add \"other.test:8080\" to [network] allow"), "{o}");
+    assert_eq!(o.code(), 77, "{o}");
+    assert!(o.out().contains("\"other.test:8080\" to [network] allow"), "the line that would allow it: {o}");
 }
 
 // ---------------------------------------------------------------------------------------

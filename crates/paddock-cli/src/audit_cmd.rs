@@ -19,8 +19,7 @@ pub fn verify(audit: Option<&Path>) -> i32 {
     match paddock_audit::verify(&path) {
         Ok(report) => {
             // A broken line's description may quote what is on it: each line escaped.
-            let text: Vec<String> =
-                report.to_string().lines().map(|l| paddock_audit::escape(l).into_owned()).collect();
+            let text: Vec<String> = report.to_string().lines().map(|l| paddock_audit::escape(l).into_owned()).collect();
             if let Err(code) = output::println(text.join("\n")) {
                 return code;
             }

@@ -19,7 +19,7 @@ use crate::setup::{current_dir, load_policy};
 /// Runs `paddock check`; returns the exit code (0 allow, 77 deny).
 pub fn run(a: CheckArgs) -> i32 {
     // A target that can never be a host is a usage error, before any policy is read.
-    let target = match a.connect.as_deref().map(|t| (t, paddock::proxy::parse_authority(t, Some(443)))) {
+    let target = match a.connect.as_deref().map(|t| (t, parse_target(t))) {
         None => None,
         Some((_, Ok(t))) => Some(t),
         Some((raw, Err(e))) => {
@@ -55,6 +55,15 @@ pub fn run(a: CheckArgs) -> i32 {
     }
 }
 
+/// `HOST[:PORT]` as the proxy reads a CONNECT target (port 443 when omitted); a bare IPv6
+/// literal (`::1`) is taken as `[::1]`.
+fn parse_target(t: &str) -> Result<paddock::proxy::Target, paddock::proxy::TargetError> {
+    if t.parse::<std::net::Ipv6Addr>().is_ok() {
+        return paddock::proxy::parse_authority(&format!("[{t}]"), Some(443));
+    }
+    paddock::proxy::parse_authority(t, Some(443))
+}
+
 /// What `--connect` adds for a person: the address, and the policy line that would allow
 /// a denial by name (a refusal by address class has it in its reason already).
 #[derive(Default)]
@@ -74,7 +83,9 @@ fn print(d: &Decision, x: &Extra, json: bool) -> Result<(), i32> {
     if let Some(a) = &x.address {
         line += &format!("; address {a}");
     }
-    if let Some(h) = x.hint.as_ref().filter(|h| !d.reason.contains(h.as_str())) {
+    // The policy's reason for a default denial, and a refusal by address, already say
+    // which line would allow it.
+    if let Some(h) = x.hint.as_ref().filter(|_| !d.reason.contains("to [network] allow")) {
         line += &format!("\n  hint: {}", Escaped(h));
     }
     output::println(line)
@@ -84,9 +95,12 @@ fn print(d: &Decision, x: &Extra, json: bool) -> Result<(), i32> {
 mod tests {
     #[test]
     fn bad_hosts_do_not_parse() {
-        for bad in ["bad host!", "a b:443", "", ":443", "x:0", "x:99999"] {
-            assert!(paddock::proxy::parse_authority(bad, Some(443)).is_err(), "{bad}");
+        for bad in ["bad host!", "a b:443", "", ":443", "x:0", "x:99999", "a.com:x"] {
+            assert!(super::parse_target(bad).is_err(), "{bad}");
         }
-        assert!(paddock::proxy::parse_authority("pypi.org", Some(443)).is_ok());
+        for good in ["pypi.org", "[::1]:8080", "::1", "10.0.0.1:22"] {
+            assert!(super::parse_target(good).is_ok(), "{good}");
+        }
+        assert_eq!(super::parse_target("::1").unwrap().port, 443);
     }
 }
