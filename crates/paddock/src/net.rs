@@ -2,6 +2,12 @@
 //! per call (a one-shot sandbox has its own network namespace; the calls of a session's
 //! zygote share one, each listening on a port of its own that Landlock confines it to, so
 //! every connection is attributed to its call), every connection on the audit log.
+//!
+//! The same translation of the policy ([`PolicyHosts`]) answers [`decide_connection`]
+//! (`paddock check --connect`, `Session::check` of an `http_request`) through the proxy's
+//! own [`paddock_proxy::preview`]: one piece of code for one decision. The refusals of an
+//! `http_request` call are kept for its outcome, which reports the proxy's verdict rather
+//! than the 403 its child saw.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
