@@ -349,8 +349,8 @@ fn with_closed_stdout(f: &Fixture, args: &[&str]) -> Out {
     full.extend(args.iter().map(OsString::from));
     let (r, w) = std::io::pipe().expect("pipe");
     drop(r);
-    let child = Command::new(&full[0])
-        .args(&full[1..])
+    let mut cmd = Command::new(&full[0]);
+    cmd.args(&full[1..])
         .env_clear()
         .env("PATH", PATH)
         .env("HOME", &f.home)
@@ -358,9 +358,8 @@ fn with_closed_stdout(f: &Fixture, args: &[&str]) -> Out {
         .current_dir(&f.ws)
         .stdin(Stdio::null())
         .stdout(w)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let child = spawn(&mut cmd).unwrap();
     let o = child.wait_with_output().unwrap();
     Out { code: o.status.code(), stdout: Vec::new(), stderr: o.stderr }
 }
