@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use paddock::proxy::{ConnectionEvent, Verdict};
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
-use paddock_audit::{AuditError, Escaped, Revocations};
+use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
 use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, StdioMode};
 
@@ -15,7 +15,7 @@ use crate::args::RunArgs;
 use crate::exit;
 use crate::output;
 use crate::setup::{current_dir, fail, load_policy_only};
-use crate::state::{audit_file, revocations_file_if_any};
+use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(a: RunArgs, verbose: u8) -> i32 {
@@ -36,10 +36,8 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             Err(code) => return code,
         };
     // A list that cannot be read stops the run, as itself (not as the audit log).
-    if let Some(path) = &revocations {
-        if let Err(e) = Revocations::load(path) {
-            return revocation_list_error(path, &e);
-        }
+    if let Err(code) = check_revocation_list(revocations.as_deref()) {
+        return code;
     }
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
@@ -164,16 +162,6 @@ fn connection_line(e: &ConnectionEvent) -> String {
         e.bytes_up,
         e.bytes_down
     )
-}
-
-/// A revocation list that cannot be read or parsed: 78, named as what it is.
-fn revocation_list_error(path: &Path, e: &AuditError) -> i32 {
-    eprintln!("paddock: revocation list: {}", Escaped(&e.to_string()));
-    eprintln!(
-        "  hint: nothing runs while {} cannot be read: fix it, or move it aside to drop every revocation (`paddock revoke --list` reads it)",
-        Escaped(&path.to_string_lossy())
-    );
-    exit::CONFIG
 }
 
 /// The layers this machine gives a child of `policy` (its limits decide whether a cgroup
