@@ -63,10 +63,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
     let session = match Session::new(cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
-        Err(SessionError::Audit(e @ AuditError::RevocationsParse { .. })) => {
-            return revocation_list_error(revocations.as_deref().unwrap_or(Path::new("revocations.toml")), &e)
-        }
-        Err(SessionError::Audit(e @ AuditError::Io { .. })) if matches!((&e, &revocations), (AuditError::Io { path, .. }, Some(r)) if path == r) => {
+        Err(SessionError::Audit(e)) if about_revocations(&e, revocations.as_deref()) => {
             return revocation_list_error(revocations.as_deref().unwrap_or(Path::new("revocations.toml")), &e)
         }
         Err(e) => {
@@ -162,6 +159,16 @@ fn connection_line(e: &ConnectionEvent) -> String {
         e.bytes_up,
         e.bytes_down
     )
+}
+
+/// Whether a session's audit-crate error is about the revocation list `list` (it changed
+/// between the check and the session's own read).
+fn about_revocations(e: &AuditError, list: Option<&Path>) -> bool {
+    match e {
+        AuditError::RevocationsParse { .. } => true,
+        AuditError::Io { path, .. } => Some(path.as_path()) == list,
+        _ => false,
+    }
 }
 
 /// The layers this machine gives a child of `policy` (its limits decide whether a cgroup
