@@ -214,8 +214,10 @@ fn sigkill_mid_call_leaves_a_valid_log_with_the_start() {
 fn revocation_of_each_kind_changes_the_next_decision() {
     let fx = Fx::new();
     let pol = fx.policy(
-        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\n[commands]\nallow = [\"git status\", \"ls **\"]\n[network]\nallow = [\"github.com\", \"*.crates.io\"]\n",
+        "version = 1\n[filesystem]\nread = [\"/usr\"]\nwrite = [\"${WORKSPACE}\"]\n[commands]\nallow = [\"git status\", \"ls **\"]\n[network]\nallow = [\"github.com\", \"*.crates.io\"]\nallow_private = [\"127.0.0.0/8\"]\n[network.hosts]\n\"github.com\" = \"127.0.0.1\"\n\"index.crates.io\" = \"127.0.0.1\"\n",
     );
+    // The names are pinned to loopback (and that allowed): `check --connect` resolves a
+    // name as the proxy would, and a test never looks a name up in DNS.
     let p = pol.to_str().unwrap();
     let check = |extra: &[&str]| {
         let mut c = fx.cmd(&["check", "--json", "--policy", p]);

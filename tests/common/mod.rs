@@ -75,6 +75,22 @@ pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
 
+/// Spawns `cmd`, again while the kernel says the executable is busy: the copy of the
+/// binary a fixture just wrote can still be open for writing in a process another test
+/// thread forked while the copy was being written (until that process execs), and exec
+/// then fails with ETXTBSY.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let start = Instant::now();
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && start.elapsed() < HANG => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Quotes one word for `sh`.
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -154,6 +170,11 @@ impl Fixture {
         let bin = root.join("paddock");
         std::fs::copy(env!("CARGO_BIN_EXE_paddock"), &bin).expect("copy the paddock binary");
         chmod(&bin, 0o755);
+        // Once the copy has been executed once, no process holds it open for writing any
+        // more (see `spawn`): later execs, through setpriv too, cannot fail with ETXTBSY.
+        let mut probe = Command::new(&bin);
+        probe.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        spawn(&mut probe).and_then(|mut c| c.wait()).expect("run the copied paddock binary");
         let [ws, home, outside, shelf, state] = ["ws", "home", "outside", "shelf", "state"].map(|d| root.join(d));
         for d in [&ws, &home, &outside, &shelf, &state] {
             std::fs::create_dir(d).unwrap();
@@ -260,7 +281,7 @@ impl Fixture {
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {full:?}: {e}"));
+        let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {full:?}: {e}"));
         if let Some(data) = stdin {
             let mut w = child.stdin.take().unwrap();
             let data = data.to_vec();

@@ -40,7 +40,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, one concern each: [`record`] (the line format), [`payload`]
+//! Modules, one concern each: [`escape`](mod@escape) (agent-chosen text made
+//! safe to print), [`record`] (the line format), [`payload`]
 //! (typed builders for the event payloads), [`writer`]
 //! (appending), [`reader`] (snapshots of complete lines), [`verify`](mod@verify)
 //! (the chain), [`review`](mod@review) (aggregation), [`revocations`] (the
@@ -50,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod escape;
 pub mod payload;
 pub mod reader;
 pub mod record;
@@ -60,12 +62,13 @@ pub mod verify;
 pub mod writer;
 
 pub use error::AuditError;
+pub use escape::{escape, Escaped};
 pub use payload::{
     redact_url, Call, CallEnd, CallOutcome, Decision, NetConnect, RevokeEvent, SessionEnd, SessionStart, Target, Tool,
 };
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};
-pub use review::{review, DeniedAttempt, GrantUsage, GrantUse, HostTraffic, Review, Since, NO_RULE};
+pub use review::{review, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, Since, NO_RULE};
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
 pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};
 pub use verify::{verify, BreakKind, ChainBreak, Head, TornTail, VerifyReport};

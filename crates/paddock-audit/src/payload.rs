@@ -49,6 +49,9 @@ pub enum Tool {
     WriteFile,
     /// Make an HTTP request.
     HttpRequest,
+    /// A connection through the egress proxy (in reviews of refused
+    /// connections; no call record has this tool).
+    Connect,
 }
 
 impl fmt::Display for Tool {
@@ -58,6 +61,7 @@ impl fmt::Display for Tool {
             Tool::ReadFile => "read_file",
             Tool::WriteFile => "write_file",
             Tool::HttpRequest => "http_request",
+            Tool::Connect => "connect",
         })
     }
 }
@@ -200,6 +204,11 @@ pub struct Call {
     /// arbitrary JSON; omitted when `null`.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub enforcement: Value,
+    /// The grants (rule ids) the call's sandbox view held: the filesystem
+    /// grants bound into the child's mount view, used by whatever the child
+    /// reads or writes there. Empty for a call that did not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub view: Vec<String>,
 }
 
 impl Call {
@@ -215,6 +224,7 @@ impl Call {
             reason: None,
             policy_hash: None,
             enforcement: Value::Null,
+            view: Vec::new(),
         }
     }
 
@@ -245,6 +255,12 @@ impl Call {
     /// Sets `enforcement`.
     pub fn with_enforcement(mut self, report: Value) -> Self {
         self.enforcement = report;
+        self
+    }
+
+    /// Sets `view`: the grants the call's sandbox view holds.
+    pub fn with_view(mut self, grants: Vec<String>) -> Self {
+        self.view = grants;
         self
     }
 

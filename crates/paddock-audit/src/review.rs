@@ -9,6 +9,16 @@
 //! always has one); `call.end` only adds the exit code, or counts the call if
 //! its `call.start` is nowhere in the log.
 //!
+//! Denied attempts include refused connections (`net.connect` with
+//! `verdict = "deny"`), grouped by `host:port`.
+//!
+//! A filesystem grant is *decided* for the read or write call it allowed, but
+//! every call's sandbox view holds the filesystem grants of its policy (the
+//! `view` of `call.start`): a `run` of `cat src/x` uses `filesystem.read[3]`
+//! without any decision naming it. The review counts those separately
+//! ([`Review::in_view`]) and never lists a grant that was in a view among the
+//! grants never used: a reviewer acting on that list would revoke what is in use.
+//!
 //! The review does not check the chain ([`verify`](crate::verify()) does);
 //! lines that are not records are skipped and counted.
 
@@ -101,11 +111,19 @@ pub struct Review {
     pub denied_calls: u64,
     /// Connections in the window.
     pub connections: u64,
+    /// Of which refused (by the policy, the address class or a limit).
+    pub denied_connections: u64,
     /// Grants used, most used first.
     pub grants: Vec<GrantUsage>,
-    /// Rules of the policy (as passed in) never used in the window.
+    /// Grants held in the sandbox view of calls (filesystem grants), most
+    /// held first: in use as far as a reviewer can know, whether or not a
+    /// decision named them.
+    pub in_view: Vec<GrantInView>,
+    /// Rules of the policy (as passed in) neither used nor in any call's view
+    /// in the window.
     pub unused_grants: Vec<String>,
-    /// Denied calls grouped by what was tried, most frequent first.
+    /// Denied calls and refused connections grouped by what was tried, most
+    /// frequent first.
     pub denied: Vec<DeniedAttempt>,
     /// Connections grouped by host, busiest first.
     pub hosts: Vec<HostTraffic>,
@@ -158,12 +176,29 @@ pub struct GrantUse {
     pub exit_code: Option<i32>,
 }
 
-/// Denied calls that asked for the same thing.
+/// A grant that calls' sandbox views held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantInView {
+    /// The rule id (`filesystem.read[3]`).
+    pub rule: String,
+    /// How many calls ran with it in their view.
+    pub calls: u64,
+    /// How many decisions named it (its uses in [`Review::grants`]).
+    pub decided_uses: u64,
+    /// Timestamp of the first such call.
+    pub first: String,
+    /// Timestamp of the last such call.
+    pub last: String,
+    /// `seq` of the last such call's `call.start`.
+    pub last_seq: u64,
+}
+
+/// Denied calls (or refused connections) that asked for the same thing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeniedAttempt {
-    /// The tool.
+    /// The tool (`connect` for a refused connection).
     pub tool: Tool,
-    /// What was tried (argv shell-quoted, path, or `METHOD url`).
+    /// What was tried (argv shell-quoted, path, `METHOD url`, or `host:port`).
     pub summary: String,
     /// How many times.
     pub count: u64,
@@ -227,7 +262,9 @@ struct Builder {
     allowed_calls: u64,
     denied_calls: u64,
     connections: u64,
+    denied_connections: u64,
     grants: BTreeMap<String, GrantUsage>,
+    in_view: BTreeMap<String, GrantInView>,
     /// call_id -> (rule, index in used_by) for exit codes.
     call_uses: HashMap<String, (String, usize)>,
     /// Every call_id with a `call.start`, in or before the window.
@@ -268,6 +305,7 @@ impl Builder {
         self.last_ts = Some(r.ts.clone());
         match r.event {
             Event::CallStart(c) => {
+                self.add_view(r.seq, &r.ts, &c.view);
                 self.add_call(r.seq, &r.ts, &c.call_id, c.target, c.decision, c.rule, c.reason, None)
             }
             Event::CallEnd(e) => {
@@ -277,6 +315,7 @@ impl Builder {
                     }
                 } else if !self.started.contains(&e.call.call_id) {
                     let c = e.call;
+                    self.add_view(r.seq, &r.ts, &c.view);
                     self.add_call(
                         r.seq,
                         &r.ts,
@@ -307,15 +346,21 @@ impl Builder {
                 h.bytes_up += n.bytes_up;
                 h.bytes_down += n.bytes_down;
                 match n.verdict {
-                    Decision::Deny => h.denied += 1,
+                    Decision::Deny => {
+                        h.denied += 1;
+                        self.denied_connections += 1;
+                        let summary = authority(&n.host, n.port);
+                        let reason = match (&n.reason, &n.address) {
+                            (Some(r), _) => Some(r.clone()),
+                            (None, Some(a)) => Some(format!("refused at {a}")),
+                            (None, None) => None,
+                        };
+                        self.add_denied(Tool::Connect, summary, &r.ts, r.seq, n.rule.clone(), reason);
+                    }
                     Decision::Allow => {
                         h.allowed += 1;
                         if let Some(rule) = n.rule {
-                            let connection = if n.host.contains(':') {
-                                format!("[{}]:{}", n.host, n.port)
-                            } else {
-                                format!("{}:{}", n.host, n.port)
-                            };
+                            let connection = authority(&n.host, n.port);
                             let u = GrantUse {
                                 seq: r.seq,
                                 ts: r.ts.clone(),
@@ -368,26 +413,55 @@ impl Builder {
             }
             Decision::Deny => {
                 self.denied_calls += 1;
-                let d = self.denied.entry((target.tool(), summary.clone())).or_insert_with(|| DeniedAttempt {
-                    tool: target.tool(),
-                    summary,
-                    count: 0,
-                    rules: Vec::new(),
-                    reason: None,
-                    first: ts.to_owned(),
-                    last: ts.to_owned(),
-                    seqs: Vec::new(),
-                });
-                d.count += 1;
-                d.last = ts.to_owned();
-                d.seqs.push(seq);
-                if let Some(rule) = rule {
-                    insert_sorted(&mut d.rules, rule);
-                }
-                if reason.is_some() {
-                    d.reason = reason;
-                }
+                self.add_denied(target.tool(), summary, ts, seq, rule, reason);
             }
+        }
+    }
+
+    fn add_denied(
+        &mut self,
+        tool: Tool,
+        summary: String,
+        ts: &str,
+        seq: u64,
+        rule: Option<String>,
+        reason: Option<String>,
+    ) {
+        let d = self.denied.entry((tool, summary.clone())).or_insert_with(|| DeniedAttempt {
+            tool,
+            summary,
+            count: 0,
+            rules: Vec::new(),
+            reason: None,
+            first: ts.to_owned(),
+            last: ts.to_owned(),
+            seqs: Vec::new(),
+        });
+        d.count += 1;
+        d.last = ts.to_owned();
+        d.seqs.push(seq);
+        if let Some(rule) = rule {
+            insert_sorted(&mut d.rules, rule);
+        }
+        if reason.is_some() {
+            d.reason = reason;
+        }
+    }
+
+    /// Counts the grants a call's sandbox view held.
+    fn add_view(&mut self, seq: u64, ts: &str, view: &[String]) {
+        for rule in view {
+            let v = self.in_view.entry(rule.clone()).or_insert_with(|| GrantInView {
+                rule: rule.clone(),
+                calls: 0,
+                decided_uses: 0,
+                first: ts.to_owned(),
+                last: ts.to_owned(),
+                last_seq: seq,
+            });
+            v.calls += 1;
+            v.last = ts.to_owned();
+            v.last_seq = seq;
         }
     }
 
@@ -409,9 +483,15 @@ impl Builder {
     fn finish(self, path: &Path, cutoff: Option<SystemTime>, policy_rules: &[String]) -> Review {
         let mut grants: Vec<GrantUsage> = self.grants.into_values().collect();
         grants.sort_by(|a, b| b.uses.cmp(&a.uses).then_with(|| a.rule.cmp(&b.rule)));
+        let mut in_view: Vec<GrantInView> = self.in_view.into_values().collect();
+        for v in &mut in_view {
+            v.decided_uses = grants.iter().find(|g| g.rule == v.rule).map_or(0, |g| g.uses);
+        }
+        in_view.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.rule.cmp(&b.rule)));
         let mut unused_grants = Vec::new();
         for rule in policy_rules {
-            if !grants.iter().any(|g| &g.rule == rule) && !unused_grants.contains(rule) {
+            let used = grants.iter().any(|g| &g.rule == rule) || in_view.iter().any(|v| &v.rule == rule);
+            if !used && !unused_grants.contains(rule) {
                 unused_grants.push(rule.clone());
             }
         }
@@ -429,7 +509,9 @@ impl Builder {
             allowed_calls: self.allowed_calls,
             denied_calls: self.denied_calls,
             connections: self.connections,
+            denied_connections: self.denied_connections,
             grants,
+            in_view,
             unused_grants,
             denied,
             hosts,
@@ -439,6 +521,15 @@ impl Builder {
         };
         review.mark_revoked();
         review
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 literal.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -15,6 +15,7 @@ fn known_log(path: &Path) {
         Call::new(id, "s1", Target::command(["git", "status"]), Decision::Allow)
             .with_rule("commands.allow[0]")
             .with_cwd("/w")
+            .with_view(vec!["filesystem.read[0]".into(), "filesystem.read[1]".into()])
     };
     let log1 =
         Call::new("c3", "s1", Target::command(["git", "log", "-1"]), Decision::Allow).with_rule("commands.allow[0]");
@@ -79,6 +80,7 @@ fn rules() -> Vec<String> {
         "commands.allow[0]",
         "commands.allow[1]",
         "filesystem.read[0]",
+        "filesystem.read[1]",
         "network.allow[0]",
         "network.allow[1]",
         "commands.allow[1]",
@@ -139,10 +141,15 @@ fn review_of_a_known_log() {
     assert_eq!((f.uses, f.used_by[0].seq, f.used_by[0].summary.as_str()), (1, 8, "/w/README.md"));
     assert_eq!(f.used_by[0].exit_code, None);
 
+    // Filesystem grants held in a call's view are in use, whether or not a decision named them.
+    let v: Vec<(&str, u64, u64, u64)> =
+        r.in_view.iter().map(|v| (v.rule.as_str(), v.calls, v.decided_uses, v.last_seq)).collect();
+    assert_eq!(v, [("filesystem.read[0]", 2, 1, 4), ("filesystem.read[1]", 2, 0, 4)]);
     assert_eq!(r.unused_grants, ["commands.allow[1]", "network.allow[1]"]);
 
-    // Denied attempts grouped by what was tried.
-    assert_eq!(r.denied.len(), 3);
+    // Denied attempts grouped by what was tried, refused connections included.
+    assert_eq!(r.denied.len(), 4);
+    assert_eq!(r.denied_connections, 1);
     let d = &r.denied[0];
     assert_eq!((d.tool, d.summary.as_str(), d.count), (Tool::Command, "git push origin main", 2));
     assert_eq!(d.rules, ["commands.deny[0]"]);
@@ -155,6 +162,12 @@ fn review_of_a_known_log() {
     let d = &r.denied[2];
     assert_eq!((d.tool, d.summary.as_str(), d.count), (Tool::ReadFile, "/home/me/.ssh/id_rsa", 1));
     assert_eq!((d.rules.as_slice(), d.reason.as_deref()), (&["filesystem.deny[0]".to_string()][..], None));
+    let d = &r.denied[3];
+    assert_eq!(
+        (d.tool, d.summary.as_str(), d.count, d.seqs.as_slice()),
+        (Tool::Connect, "evil.test:443", 1, &[15][..])
+    );
+    assert_eq!(d.reason.as_deref(), Some("not allowed"));
 
     // Connections by host, busiest first.
     assert_eq!(r.hosts.len(), 2);
@@ -179,7 +192,10 @@ fn human_form_is_readable_at_a_glance() {
     let text = review(&path, None, &rules()).unwrap().to_string();
     for want in [
         "20 records, 2026-03-01T10:00:00.000Z .. 2026-03-01T12:00:04.000Z",
-        "8 calls (4 allowed, 4 denied), 3 connections",
+        "8 calls (4 allowed, 4 denied), 3 connections (1 refused)",
+        "Grants in a call's sandbox view (2):\n  filesystem.read[0]: in the view of 2 calls (1 use decided)",
+        "filesystem.read[0]: 1 use, first 2026-03-01T10:00:04.000Z, last 2026-03-01T10:00:04.000Z; in the view of 2 calls",
+        "1x  connect evil.test:443  [no rule]: not allowed",
         "Grants used (3):",
         "commands.allow[0]  [REVOKED]: 3 uses, first 2026-03-01T10:00:01.000Z, last 2026-03-01T10:00:03.000Z",
         "2x  git status  (last seq 4)",
@@ -227,7 +243,10 @@ fn since_limits_the_window() {
     assert_eq!((r.calls, r.allowed_calls, r.denied_calls), (4, 0, 4));
     let names: Vec<&str> = r.grants.iter().map(|g| g.rule.as_str()).collect();
     assert_eq!(names, ["network.allow[0]"]);
-    assert_eq!(r.unused_grants, ["commands.allow[0]", "commands.allow[1]", "filesystem.read[0]", "network.allow[1]"]);
+    assert_eq!(
+        r.unused_grants,
+        ["commands.allow[0]", "commands.allow[1]", "filesystem.read[0]", "filesystem.read[1]", "network.allow[1]"]
+    );
     // Revocations come from the whole log, whatever the window.
     assert_eq!(r.revocations.len(), 1);
 

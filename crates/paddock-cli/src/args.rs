@@ -153,9 +153,13 @@ pub struct RunArgs {
     /// Audit log file (default: $STATE/audit.jsonl).
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
-    /// Print which confinement layers this machine offers, and exit.
+    /// Print which confinement layers this machine offers, and what the policy needs of
+    /// them, and exit.
     #[arg(long)]
     pub explain: bool,
+    /// Say nothing on stderr of refused connections (they are on the audit log either way).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// The command: -- PROGRAM [ARGS...]
     #[arg(last = true, value_name = "PROGRAM", required_unless_present = "explain")]
     pub argv: Vec<String>,

@@ -6,6 +6,7 @@ use paddock_audit::{Revocations, Since};
 
 use crate::args::ReviewArgs;
 use crate::exit;
+use crate::output;
 use crate::setup::{fail, load_policy_only};
 use crate::state::{audit_file, revocations_file};
 
@@ -17,7 +18,11 @@ pub fn verify(audit: Option<&Path>) -> i32 {
     };
     match paddock_audit::verify(&path) {
         Ok(report) => {
-            println!("{report}");
+            // A broken line's description may quote what is on it: each line escaped.
+            let text: Vec<String> = report.to_string().lines().map(|l| paddock_audit::escape(l).into_owned()).collect();
+            if let Err(code) = output::println(text.join("\n")) {
+                return code;
+            }
             if report.is_intact() {
                 exit::OK
             } else {
@@ -50,15 +55,15 @@ pub fn review(a: ReviewArgs) -> i32 {
     match paddock_audit::review(&path, since, &policy.grant_ids()) {
         Ok(r) => {
             let r = r.with_revocations(revocations.entries());
-            if a.json {
+            let printed = if a.json {
                 match serde_json::to_string_pretty(&r) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => output::println(s),
                     Err(e) => return fail(exit::INTERNAL, e),
                 }
             } else {
-                print!("{r}");
-            }
-            exit::OK
+                output::print(&r)
+            };
+            printed.err().unwrap_or(exit::OK)
         }
         Err(e) => fail(exit::INTERNAL, format_args!("cannot review {}: {e}", path.display())),
     }

@@ -1,13 +1,33 @@
 //! `paddock check`: decide one call and say why, without running anything.
+//!
+//! `--connect` gives the proxy's own verdict (`paddock::decide_connection`): the policy by
+//! name, then the address the name resolves to (the `[network.hosts]` pin, else DNS) and
+//! its class against `allow_private`; so a host that the policy names but that resolves to
+//! a private address is a denial here as it is in a run, and a name that does not resolve
+//! is said to.
 
-use paddock_policy::{split_host_port, Decision, Verdict};
+use std::sync::Arc;
+
+use paddock_audit::Escaped;
+use paddock_policy::{Decision, Verdict};
 
 use crate::args::CheckArgs;
 use crate::exit;
-use crate::setup::{current_dir, fail, load_policy};
+use crate::output;
+use crate::setup::{current_dir, load_policy};
 
 /// Runs `paddock check`; returns the exit code (0 allow, 77 deny).
 pub fn run(a: CheckArgs) -> i32 {
+    // A target that can never be a host is a usage error, before any policy is read.
+    let target = match a.connect.as_deref().map(|t| (t, parse_target(t))) {
+        None => None,
+        Some((_, Ok(t))) => Some(t),
+        Some((raw, Err(e))) => {
+            eprintln!("paddock: --connect {}: {}", Escaped(raw), Escaped(&e.to_string()));
+            eprintln!("  hint: --connect takes HOST[:PORT]: a DNS name or an IP literal (`[::1]:8080` for IPv6), port 443 when omitted");
+            return exit::USAGE;
+        }
+    };
     let policy = match load_policy(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
@@ -16,30 +36,71 @@ pub fn run(a: CheckArgs) -> i32 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let decision = if let Some(p) = &a.read {
-        policy.check_read(p, &cwd)
+    let (decision, extra) = if let Some(p) = &a.read {
+        (policy.check_read(p, &cwd), Extra::default())
     } else if let Some(p) = &a.write {
-        policy.check_write(p, &cwd)
-    } else if let Some(target) = &a.connect {
-        match split_host_port(target) {
-            Ok((host, port)) => policy.decide_connect(host, port.unwrap_or(443)),
-            Err(m) => return fail(exit::USAGE, format_args!("--connect {target}: {m}")),
-        }
+        (policy.check_write(p, &cwd), Extra::default())
+    } else if let Some(target) = &target {
+        let c = paddock::decide_connection(&Arc::new(policy), target);
+        (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint })
     } else {
-        policy.check_command(&a.argv, &cwd)
+        (policy.check_command(&a.argv, &cwd), Extra::default())
     };
-    print(&decision, a.json);
+    if let Err(code) = print(&decision, &extra, a.json) {
+        return code;
+    }
     match decision.verdict {
         Verdict::Allow => exit::OK,
         Verdict::Deny => exit::DENIED,
     }
 }
 
-fn print(d: &Decision, json: bool) {
+/// `HOST[:PORT]` as the proxy reads a CONNECT target (port 443 when omitted); a bare IPv6
+/// literal (`::1`) is taken as `[::1]`.
+fn parse_target(t: &str) -> Result<paddock::proxy::Target, paddock::proxy::TargetError> {
+    if t.parse::<std::net::Ipv6Addr>().is_ok() {
+        return paddock::proxy::parse_authority(&format!("[{t}]"), Some(443));
+    }
+    paddock::proxy::parse_authority(t, Some(443))
+}
+
+/// What `--connect` adds for a person: the address, and the policy line that would allow
+/// a denial by name (a refusal by address class has it in its reason already).
+#[derive(Default)]
+struct Extra {
+    address: Option<String>,
+    hint: Option<String>,
+}
+
+/// `--json` is exactly `{"decision","rule","reason"}`; the human form adds the address
+/// and the hint.
+fn print(d: &Decision, x: &Extra, json: bool) -> Result<(), i32> {
     if json {
         let v = serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason });
-        println!("{v}");
-    } else {
-        println!("{}: {} ({})", d.verdict.as_str(), d.reason, d.rule);
+        return output::println(v);
+    }
+    let mut line = format!("{}: {} ({})", d.verdict.as_str(), Escaped(&d.reason), Escaped(&d.rule));
+    if let Some(a) = &x.address {
+        line += &format!("; address {a}");
+    }
+    // The policy's reason for a default denial, and a refusal by address, already say
+    // which line would allow it.
+    if let Some(h) = x.hint.as_ref().filter(|_| !d.reason.contains("to [network] allow")) {
+        line += &format!("\n  hint: {}", Escaped(h));
+    }
+    output::println(line)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bad_hosts_do_not_parse() {
+        for bad in ["bad host!", "a b:443", "", ":443", "x:0", "x:99999", "a.com:x"] {
+            assert!(super::parse_target(bad).is_err(), "{bad}");
+        }
+        for good in ["pypi.org", "[::1]:8080", "::1", "10.0.0.1:22"] {
+            assert!(super::parse_target(good).is_ok(), "{good}");
+        }
+        assert_eq!(super::parse_target("::1").unwrap().port, 443);
     }
 }

@@ -10,6 +10,7 @@ mod audit_cmd;
 mod check;
 mod exit;
 mod mcp_cmd;
+mod output;
 mod policy_cmd;
 mod revoke_cmd;
 mod run;

@@ -6,7 +6,8 @@ use paddock_policy::{Policy, Vars};
 
 use crate::args::PolicyArgs;
 use crate::exit;
-use crate::setup::{current_dir, load_policy};
+use crate::output;
+use crate::setup::{current_dir, load_policy, policy_file_readable};
 
 /// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
 pub fn lint(files: &[PathBuf]) -> i32 {
@@ -17,6 +18,10 @@ pub fn lint(files: &[PathBuf]) -> i32 {
     let vars = Vars::from_env(cwd);
     let mut code = exit::OK;
     for f in files {
+        if policy_file_readable(f).is_err() {
+            code = exit::CONFIG;
+            continue;
+        }
         match Policy::load(f, &vars) {
             Ok(p) => {
                 for r in p.commands.iter().flat_map(|c| c.unresolved()) {
@@ -30,7 +35,9 @@ pub fn lint(files: &[PathBuf]) -> i32 {
                 for (origin, message) in p.env.warnings() {
                     eprintln!("{origin}: warning: {message}");
                 }
-                println!("{}: ok", f.display());
+                if let Err(c) = output::println(format_args!("{}: ok", f.display())) {
+                    return c;
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -44,10 +51,7 @@ pub fn lint(files: &[PathBuf]) -> i32 {
 /// Prints the effective merged policy.
 pub fn show(a: PolicyArgs) -> i32 {
     match load_policy(&a) {
-        Ok(p) => {
-            print!("{}", p.effective_toml());
-            exit::OK
-        }
+        Ok(p) => output::print(p.effective_toml()).err().unwrap_or(exit::OK),
         Err(code) => code,
     }
 }

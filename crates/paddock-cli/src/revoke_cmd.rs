@@ -1,10 +1,11 @@
 //! `paddock revoke` and `paddock unrevoke`: the revocation list and its audit records.
 
-use paddock_audit::{AuditLog, Event, Revocations, Selector};
+use paddock_audit::{AuditLog, Escaped, Event, Revocations, Selector};
 use paddock_policy::{Policy, Vars};
 
 use crate::args::{RevokeArgs, UnrevokeArgs};
 use crate::exit;
+use crate::output;
 use crate::setup::{current_dir, fail};
 use crate::state::{audit_file, revocations_file};
 
@@ -13,8 +14,8 @@ const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:H
 /// Parses a selector and checks that the policy engine can apply it (a pattern that does
 /// not compile would be a revocation that never matches).
 fn parse(s: &str) -> Result<Selector, i32> {
-    let sel: Selector = s.parse().map_err(|e| {
-        eprintln!("paddock: {e}");
+    let sel: Selector = s.parse().map_err(|e: paddock_audit::SelectorError| {
+        eprintln!("paddock: {}", Escaped(&e.to_string()));
         eprintln!("  hint: {SELECTOR_HINT}");
         exit::USAGE
     })?;
@@ -24,7 +25,7 @@ fn parse(s: &str) -> Result<Selector, i32> {
         |e| {
             let problem = e.problems.first();
             let msg = problem.map(|p| p.message.clone()).unwrap_or_default();
-            eprintln!("paddock: bad selector `{s}`: {msg}");
+            eprintln!("paddock: bad selector `{}`: {}", Escaped(s), Escaped(&msg));
             eprintln!("  hint: {}", problem.and_then(|p| p.hint.as_deref()).unwrap_or(SELECTOR_HINT));
             exit::USAGE
         },
@@ -53,25 +54,27 @@ pub fn revoke(a: RevokeArgs) -> i32 {
         Err(code) => return code,
     };
     if a.list {
+        let mut text = String::new();
         if list.entries().is_empty() {
-            println!("no revocations in force ({})", list.path().display());
+            text = format!("no revocations in force ({})\n", Escaped(&list.path().to_string_lossy()));
         }
         for r in list.entries() {
+            let (sel, ts) = (r.selector.to_string(), Escaped(&r.ts));
             match &r.reason {
-                Some(why) => println!("{}\t{}\t{why}", r.selector, r.ts),
-                None => println!("{}\t{}", r.selector, r.ts),
+                Some(why) => text += &format!("{}\t{ts}\t{}\n", Escaped(&sel), Escaped(why)),
+                None => text += &format!("{}\t{ts}\n", Escaped(&sel)),
             }
         }
-        return exit::OK;
+        return output::print(text).err().unwrap_or(exit::OK);
     }
     let Some(raw) = a.selector.as_deref() else { return fail(exit::USAGE, "revoke needs a SELECTOR or --list") };
     let sel = match parse(raw) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let shown = sel.to_string();
     if !list.add(sel.clone(), a.reason.clone()) {
-        println!("{sel} is already revoked");
-        return exit::OK;
+        return output::println(format_args!("{} is already revoked", Escaped(&shown))).err().unwrap_or(exit::OK);
     }
     if let Err(e) = list.save() {
         return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
@@ -79,15 +82,19 @@ pub fn revoke(a: RevokeArgs) -> i32 {
     if let Err(code) = log(a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
         return code;
     }
-    println!("revoked {sel}: every later decision denies what it covers (`paddock unrevoke {sel}` withdraws it)");
-    exit::OK
+    let shown = Escaped(&shown);
+    output::println(format_args!(
+        "revoked {shown}: every later decision denies what it covers (`paddock unrevoke {shown}` withdraws it)"
+    ))
+    .err()
+    .unwrap_or(exit::OK)
 }
 
 /// `paddock unrevoke SELECTOR`.
 pub fn unrevoke(a: UnrevokeArgs) -> i32 {
     let sel: Selector = match a.selector.parse() {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(exit::USAGE, Escaped(&e.to_string())),
     };
     let mut list = match load() {
         Ok(l) => l,
@@ -105,6 +112,5 @@ pub fn unrevoke(a: UnrevokeArgs) -> i32 {
     if let Err(code) = log(a.audit.as_deref(), &Event::unrevoke(sel.clone(), None)) {
         return code;
     }
-    println!("unrevoked {sel}");
-    exit::OK
+    output::println(format_args!("unrevoked {}", Escaped(&sel.to_string()))).err().unwrap_or(exit::OK)
 }

@@ -2,17 +2,20 @@
 //! says on stderr.
 
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use paddock::proxy::ConnectionEvent;
+use paddock::proxy::{ConnectionEvent, Verdict};
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
+use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
 use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, StdioMode};
 
 use crate::args::RunArgs;
 use crate::exit;
+use crate::output;
 use crate::setup::{current_dir, fail, hide_state, load_policy_only};
-use crate::state::{audit_file, revocations_file_if_any};
+use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(a: RunArgs, verbose: u8) -> i32 {
@@ -21,8 +24,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         Err(code) => return code,
     };
     if a.explain {
-        print_explain(&policy, &paddock_sandbox::probe());
-        return exit::OK;
+        return print_explain(&policy, &probe(&policy)).err().unwrap_or(exit::OK);
     }
     let here = match current_dir() {
         Ok(d) => d,
@@ -33,28 +35,46 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             Ok(x) => x,
             Err(code) => return code,
         };
+    // A list that cannot be read stops the run, as itself (not as the audit log).
+    if let Err(code) = check_revocation_list(revocations.as_deref()) {
+        return code;
+    }
     if let Err(code) = hide_state(&mut policy) {
         return code;
     }
     warn_if_whole_home(&policy.vars.workspace);
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
-    let on_connection: Option<ConnectionObserver> = (verbose > 0).then(|| {
-        Arc::new(|e: &ConnectionEvent| {
-            let addr = e.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
-            eprintln!(
-                "paddock: {} {}:{} -> {addr} {} by {} ({} up, {} down)",
-                e.kind, e.host, e.port, e.verdict, e.rule, e.bytes_up, e.bytes_down
-            );
+    let (quiet, verbose_net) = (a.quiet, verbose > 0);
+    let on_connection: Option<ConnectionObserver> = (!quiet || verbose_net).then(|| {
+        Arc::new(move |e: &ConnectionEvent| {
+            if verbose_net {
+                eprintln!("{}", connection_line(e));
+            }
+            if e.verdict == Verdict::Denied && !quiet {
+                eprintln!("{}", refused_line(e));
+            }
         }) as ConnectionObserver
     });
-    let cfg = SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "run".into(), on_connection };
+    let cfg = SessionConfig {
+        policy,
+        audit_log: audit_log.clone(),
+        revocations: revocations.clone(),
+        mode: "run".into(),
+        on_connection,
+    };
     // The log is opened before anything is decided or run: a call never runs unaudited.
     let session = match Session::new(cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
+        Err(SessionError::Audit(e)) if about_revocations(&e, revocations.as_deref()) => {
+            return revocation_list_error(revocations.as_deref().unwrap_or(Path::new("revocations.toml")), &e)
+        }
         Err(e) => {
-            return fail(exit::INTERNAL, format_args!("{e} ({}); the call does not run unaudited", audit_log.display()))
+            return fail(
+                exit::INTERNAL,
+                format_args!("{e} ({}); the call does not run unaudited", Escaped(&audit_log.to_string_lossy())),
+            )
         }
     };
     if let Some(reason) = session.policy().denies_all() {
@@ -66,7 +86,11 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         Err(SessionError::NotFound { .. }) => {
             return fail(
                 exit::NOT_FOUND,
-                format_args!("{}: not found in the sandbox PATH ({})", a.argv[0], session.policy().sandbox_path()),
+                format_args!(
+                    "{}: not found in the sandbox PATH ({})",
+                    Escaped(&a.argv[0]),
+                    Escaped(session.policy().sandbox_path())
+                ),
             );
         }
         Err(e @ SessionError::Sandbox(SandboxError::LayerUnavailable { .. })) => {
@@ -76,14 +100,14 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             );
             return exit::UNAVAILABLE;
         }
-        Err(e) => return fail(e.exit_code(), e),
+        Err(e) => return fail(e.exit_code(), Escaped(&e.to_string())),
     };
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
-        eprintln!("paddock: denied: {} ({})", d.reason, d.rule);
+        eprintln!("paddock: denied: {} ({})", Escaped(&d.reason), Escaped(&d.rule));
         eprintln!(
             "  hint: `paddock check -- {}` explains the decision; `paddock policy show` prints the policy",
-            shell_words::join(&a.argv)
+            Escaped(&shell_words::join(&a.argv))
         );
         return exit::DENIED;
     };
@@ -123,6 +147,68 @@ fn warn_if_whole_home(ws: &std::path::Path) {
     }
 }
 
+/// The one line a refused connection gets on stderr (unless `--quiet`): what was asked,
+/// the address, the rule (or address class, in the reason) and the policy line that would
+/// allow it. Host and reason are the agent's text: escaped.
+fn refused_line(e: &ConnectionEvent) -> String {
+    let addr = e.address.map(|a| format!(" (address {})", a.ip())).unwrap_or_default();
+    let mut line = format!(
+        "paddock: refused {} {}:{}{addr} by {}: {}",
+        e.kind,
+        Escaped(&e.host),
+        e.port,
+        Escaped(&e.rule),
+        Escaped(&e.reason)
+    );
+    if let Some(h) = &e.hint {
+        line += &format!("; {}", Escaped(h));
+    }
+    line
+}
+
+/// A `-v` line for every connection.
+fn connection_line(e: &ConnectionEvent) -> String {
+    let addr = e.address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    format!(
+        "paddock: {} {}:{} -> {addr} {} by {} ({} up, {} down)",
+        e.kind,
+        Escaped(&e.host),
+        e.port,
+        e.verdict,
+        Escaped(&e.rule),
+        e.bytes_up,
+        e.bytes_down
+    )
+}
+
+/// Whether a session's audit-crate error is about the revocation list `list` (it changed
+/// between the check and the session's own read).
+fn about_revocations(e: &AuditError, list: Option<&Path>) -> bool {
+    match e {
+        AuditError::RevocationsParse { .. } => true,
+        AuditError::Io { path, .. } => Some(path.as_path()) == list,
+        _ => false,
+    }
+}
+
+/// The layers this machine gives a child of `policy` (its limits decide whether a cgroup
+/// is needed), without running anything: the child is dropped parked before exec.
+fn probe(policy: &Policy) -> EnforcementReport {
+    let ws = policy.vars.workspace.clone();
+    let mut spec = paddock::spec::build(
+        policy,
+        PathBuf::from("/bin/true"),
+        vec!["true".into()],
+        &ws,
+        StdioMode::Capture { stdin: None },
+    );
+    spec.enforcement = paddock_sandbox::Enforcement::BestEffort;
+    match paddock_sandbox::spawn(&spec) {
+        Ok(running) => running.report().clone(),
+        Err(_) => paddock_sandbox::probe(),
+    }
+}
+
 fn state_str(s: LayerState) -> &'static str {
     match s {
         LayerState::Enforced => "enforced",
@@ -138,10 +224,24 @@ fn print_report(r: &EnforcementReport) {
     }
 }
 
-fn print_explain(policy: &Policy, r: &EnforcementReport) {
-    println!("Confinement layers on this machine (kernel {}):", kernel_release());
+fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
+    let mut text = format!("Confinement layers on this machine for this policy (kernel {}):\n", kernel_release());
     for l in &r.layers {
-        println!("  {:<13} {:<11} {}", l.name, state_str(l.state), l.detail);
+        text += &format!("  {:<13} {:<11} {}\n", l.name, state_str(l.state), l.detail);
+    }
+    let l = &policy.limits;
+    let needs: Vec<String> = [
+        l.max_processes.map(|n| format!("max_processes = {n}")),
+        l.max_memory.map(|m| format!("max_memory = {}", paddock_policy::format_size(m))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if needs.is_empty() {
+        text += "cgroup: not needed by this policy (no max_processes or max_memory)\n";
+    } else {
+        text +=
+            &format!("cgroup: needed by this policy ({}); a run creates one when it is delegated\n", needs.join(", "));
     }
     let missing: Vec<&str> =
         r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
@@ -151,7 +251,8 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) {
         (Some(l), Enforcement::Strict) => format!("a run would stop with exit 71: `{}` is unavailable", l.name),
         (Some(_), Enforcement::BestEffort) => format!("a run would go ahead without: {}", missing.join(", ")),
     };
-    println!("Policy enforcement: {} ({verdict})", policy.enforcement.as_str());
+    text += &format!("Policy enforcement: {} ({verdict})\n", policy.enforcement.as_str());
+    output::print(text)
 }
 
 fn kernel_release() -> String {

@@ -62,7 +62,10 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
     let ws = workspace(args.policy_workspace())?;
     let vars = Vars::from_env(ws);
     let loaded = match &args.policy {
-        Some(path) => Policy::load(path, &vars),
+        Some(path) => {
+            policy_file_readable(path)?;
+            Policy::load(path, &vars)
+        }
         None => Policy::embedded_default(&vars),
     };
     loaded.map_err(|e| {
@@ -76,6 +79,33 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
 pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
     policy.hide_paths(crate::state::state_dir_if_any()?);
     Ok(())
+}
+
+/// Says so, and returns 78, when the policy file named on the command line cannot be read
+/// (a missing file is not a located error inside it).
+pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
+    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+        Ok(m) if m.is_dir() => Err(policy_unreadable(path, "it is a directory")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(policy_unreadable(path, &io_message(&e))),
+    }
+}
+
+fn policy_unreadable(path: &Path, why: &str) -> i32 {
+    eprintln!("paddock: cannot read policy {}: {why}", paddock_audit::Escaped(&path.to_string_lossy()));
+    eprintln!(
+        "  hint: --policy takes a TOML policy file, e.g. policies/coding-agent.toml of the paddock repository; without --policy the embedded default applies (`paddock policy show` prints it)"
+    );
+    exit::CONFIG
+}
+
+/// An I/O error's text without the `(os error N)` suffix.
+pub fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
 }
 
 impl PolicyArgs {

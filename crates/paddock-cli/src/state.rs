@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use paddock_audit::Revocations;
+use paddock_audit::{AuditError, Escaped, Revocations};
 use paddock_policy::Policy;
 
 use crate::exit;
@@ -58,4 +58,23 @@ pub fn apply_revocations(policy: &mut Policy) -> Result<(), i32> {
         eprintln!("{e}");
         exit::CONFIG
     })
+}
+
+/// Reads the revocation list (if any) once before a session starts: a list that cannot be
+/// read or parsed stops the command with 78, named as the revocation list it is.
+pub fn check_revocation_list(path: Option<&Path>) -> Result<(), i32> {
+    match path.map(Revocations::load) {
+        Some(Err(e)) => Err(revocation_list_error(path.unwrap_or(Path::new("")), &e)),
+        _ => Ok(()),
+    }
+}
+
+/// A revocation list that cannot be read or parsed: 78, with what to do about it.
+pub fn revocation_list_error(path: &Path, e: &AuditError) -> i32 {
+    eprintln!("paddock: revocation list: {}", Escaped(&e.to_string()));
+    eprintln!(
+        "  hint: nothing runs while {} cannot be read: fix it, or move it aside to drop every revocation (`paddock revoke --list` reads it)",
+        Escaped(&path.to_string_lossy())
+    );
+    exit::CONFIG
 }

@@ -89,11 +89,13 @@ pub(crate) async fn handle(
 pub(crate) fn too_many_tunnels(shared: &Shared, target: &Target) -> Refusal {
     let max = shared.cfg.max_tunnels;
     Refusal {
+        hint: None,
         status: StatusCode::SERVICE_UNAVAILABLE,
         message: format!(
             "paddock: {}: too many open tunnels (max_tunnels = {max}); retry later\n",
             describe("CONNECT", target)
-        ),
+        )
+        .into(),
         rule: "proxy.max_tunnels".into(),
         reason: format!("more than {max} concurrent tunnels"),
         allowed: false,

@@ -108,6 +108,9 @@ pub struct ConnectionEvent {
     /// What went wrong after the verdict, if anything (upstream unreachable,
     /// timeout, reset, idle timeout).
     pub error: Option<String>,
+    /// For a refusal by the policy or the address class: the policy line that would
+    /// allow it (`to allow it add "127.0.0.1/32" to [network] allow_private`).
+    pub hint: Option<String>,
 }
 
 /// Emits one event when dropped; shared counters track bytes.
@@ -130,6 +133,7 @@ pub(crate) struct Draft {
     pub kind: Kind,
     pub status: u16,
     pub error: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl Draft {
@@ -145,6 +149,7 @@ impl Draft {
             kind,
             status: 0,
             error: None,
+            hint: None,
         }
     }
 }
@@ -183,6 +188,7 @@ impl Drop for EventGuard {
             kind: d.kind,
             status: d.status,
             error: d.error.take(),
+            hint: d.hint.take(),
         };
         tracing::debug!(
             host = %event.host, port = event.port, address = ?event.address,

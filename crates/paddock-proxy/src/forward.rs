@@ -92,8 +92,9 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         d.address = Some(admitted.address);
     });
     let upstream_failure = |status: StatusCode, why: String| Refusal {
+        hint: None,
         status,
-        message: format!("paddock: {}: {why}\n", describe(&method, &target)),
+        message: format!("paddock: {}: {why}\n", describe(&method, &target)).into(),
         rule: decision.rule.clone(),
         reason: why,
         allowed: true,

@@ -11,6 +11,9 @@
 //!
 //! Every failure is a [`Refusal`] that carries the status, the rule and a
 //! message for the client that says how to allow the connection.
+//!
+//! [`preview`] runs the same steps without dialling (`paddock check --connect`):
+//! one piece of code for one decision, whether a connection is made or asked about.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -21,7 +24,7 @@ use hyper::StatusCode;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
-use crate::addr::classify;
+use crate::addr::{classify, AddrClass};
 use crate::host::Host;
 use crate::target::Target;
 use crate::{HostDecision, HostPolicy};
@@ -37,13 +40,16 @@ pub(crate) struct Refusal {
     pub rule: String,
     /// Why, for the event.
     pub reason: String,
+    /// The policy line that would allow the connection, for a refusal by the policy or the
+    /// address class.
+    pub hint: Option<Box<str>>,
     /// True when the policy allowed the host and the failure came later
     /// (unreachable upstream, timeout): the event's verdict stays Allowed.
     pub allowed: bool,
     /// The address refused or last tried.
     pub address: Option<SocketAddr>,
     /// The text body for the client.
-    pub message: String,
+    pub message: Box<str>,
 }
 
 /// A dialled, vetted upstream.
@@ -73,6 +79,154 @@ fn allow_entry(target: &Target) -> String {
     }
 }
 
+/// The policy line that would allow `target`, which the policy's decision `d` denied.
+pub fn deny_hint(d: &HostDecision, target: &Target) -> String {
+    let entry = allow_entry(target);
+    if d.rule.starts_with("network.deny") {
+        format!("to allow it remove the matching entry from [network] deny and add \"{entry}\" to [network] allow")
+    } else if d.reason.contains("revoked") {
+        format!("the grant was revoked; to allow it again add \"{entry}\" to [network] allow in a new policy")
+    } else {
+        format!("to allow it add \"{entry}\" to [network] allow")
+    }
+}
+
+/// A refusal by address class: the host was allowed by name, every address it resolves
+/// to is non-public and no `allow_private` CIDR covers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressRefusal {
+    /// The (first) address refused, with the port asked for.
+    pub address: SocketAddr,
+    /// Its class.
+    pub class: AddrClass,
+    /// The rule: `network.allow_private`.
+    pub rule: &'static str,
+    /// Why, in words.
+    pub reason: String,
+    /// The policy line that would allow it: `add "127.0.0.1/32" to [network] allow_private`.
+    pub hint: String,
+}
+
+/// Keeps the addresses of `addrs` that are public or covered by `allow_private`, as the
+/// proxy dials them (in order, with `port`); all refused is an [`AddressRefusal`].
+/// `addrs` is never empty (a resolution gives at least one address).
+pub fn vet(
+    policy: &dyn HostPolicy,
+    host: &Host,
+    port: u16,
+    addrs: &[IpAddr],
+) -> Result<Vec<SocketAddr>, AddressRefusal> {
+    let mut refused: Option<(IpAddr, AddrClass)> = None;
+    let mut ok = Vec::with_capacity(addrs.len());
+    for &ip in addrs {
+        let class = classify(ip);
+        if class.is_public() || policy.private_allowed(ip) {
+            ok.push(SocketAddr::new(ip, port));
+        } else {
+            tracing::debug!(%ip, %class, %host, "address refused");
+            refused.get_or_insert((ip, class));
+        }
+    }
+    if !ok.is_empty() {
+        return Ok(ok);
+    }
+    let (ip, class) = refused.expect("addrs is never empty");
+    let cidr = match ip {
+        IpAddr::V4(_) => format!("{ip}/32"),
+        IpAddr::V6(_) => format!("{ip}/128"),
+    };
+    let reason = match host {
+        Host::Ip(_) => format!("{ip} is a {class} address, which allow_private does not cover"),
+        Host::Name(n) => format!("{n} resolves to {ip}, a {class} address, which allow_private does not cover"),
+    };
+    Err(AddressRefusal {
+        address: SocketAddr::new(ip, port),
+        class,
+        rule: RULE_PRIVATE,
+        reason,
+        hint: format!("to allow it add \"{cidr}\" to [network] allow_private"),
+    })
+}
+
+/// The addresses of `host` that need no lookup: an IP literal, or the policy's pin.
+fn without_lookup(policy: &dyn HostPolicy, host: &Host) -> Option<IpAddr> {
+    match host {
+        Host::Ip(ip) => Some(*ip),
+        Host::Name(name) => policy.pinned(name),
+    }
+}
+
+/// Canonical (IPv4-mapped → IPv4), deduplicated, in order.
+fn candidates(raw: impl IntoIterator<Item = IpAddr>) -> Result<Vec<IpAddr>, io::Error> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for ip in raw {
+        let ip = ip.to_canonical();
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    if out.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
+    }
+    Ok(out)
+}
+
+/// What the proxy would do with a connection to a target, found without dialling.
+#[derive(Debug)]
+pub enum Preview {
+    /// The policy refuses the name (with the policy line that would allow it).
+    Denied {
+        /// The policy's decision.
+        decision: HostDecision,
+        /// What would allow it.
+        hint: String,
+    },
+    /// Allowed by name, but the name does not resolve.
+    Unresolved {
+        /// The policy's (allowing) decision.
+        decision: HostDecision,
+        /// The resolver's error.
+        error: io::Error,
+    },
+    /// Allowed by name, refused for its address.
+    Refused {
+        /// The policy's (allowing) decision.
+        decision: HostDecision,
+        /// The address refusal.
+        refusal: AddressRefusal,
+    },
+    /// The proxy would dial these vetted addresses, in order.
+    Allowed {
+        /// The policy's decision.
+        decision: HostDecision,
+        /// The vetted addresses.
+        addresses: Vec<SocketAddr>,
+    },
+}
+
+/// Decides `target` as the proxy does: the policy by name, then the address (the pin, else
+/// one blocking DNS lookup, as the proxy's), then [`vet`]. Dials nothing.
+pub fn preview(policy: &dyn HostPolicy, target: &Target) -> Preview {
+    let decision = policy.decide(&target.host.as_policy_str(), target.port);
+    if !decision.allow {
+        let hint = deny_hint(&decision, target);
+        return Preview::Denied { decision, hint };
+    }
+    let resolved = match without_lookup(policy, &target.host) {
+        Some(ip) => candidates([ip]),
+        None => std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_policy_str().as_str(), target.port))
+            .and_then(|it| candidates(it.map(|sa| sa.ip()))),
+    };
+    let addrs = match resolved {
+        Ok(a) => a,
+        Err(error) => return Preview::Unresolved { decision, error },
+    };
+    match vet(policy, &target.host, target.port, &addrs) {
+        Ok(addresses) => Preview::Allowed { decision, addresses },
+        Err(refusal) => Preview::Refused { decision, refusal },
+    }
+}
+
 impl Gate {
     /// Step 1: the policy's decision, or a 403 refusal naming the rule.
     pub(crate) fn decide(&self, method: &str, target: &Target) -> Result<HostDecision, Refusal> {
@@ -81,19 +235,14 @@ impl Gate {
         if d.allow {
             return Ok(d);
         }
-        let entry = allow_entry(target);
-        let hint = if d.rule.starts_with("network.deny") {
-            format!("to allow it remove the matching entry from [network] deny and add \"{entry}\" to [network] allow")
-        } else if d.reason.contains("revoked") {
-            format!("the grant was revoked; to allow it again add \"{entry}\" to [network] allow in a new policy")
-        } else {
-            format!("to allow it add \"{entry}\" to [network] allow")
-        };
+        let hint = deny_hint(&d, target);
         Err(Refusal {
             status: StatusCode::FORBIDDEN,
-            message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason),
+            message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason)
+                .into(),
             rule: d.rule,
             reason: d.reason,
+            hint: Some(hint.into()),
             allowed: false,
             address: None,
         })
@@ -110,9 +259,10 @@ impl Gate {
         let what = describe(method, target);
         let upstream_failure = |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
             status,
-            message: format!("paddock: {what}: {why}\n"),
+            message: format!("paddock: {what}: {why}\n").into(),
             rule: decision.rule.clone(),
             reason: why,
+            hint: None,
             allowed: true,
             address,
         };
@@ -156,65 +306,37 @@ impl Gate {
 
     /// The candidate addresses, in order, deduplicated and canonical.
     async fn resolve(&self, target: &Target, deadline: Instant) -> Result<Vec<IpAddr>, Resolve> {
-        let raw: Vec<IpAddr> = match &target.host {
-            Host::Ip(ip) => vec![*ip],
-            Host::Name(name) => match self.policy.pinned(name) {
-                Some(ip) => vec![ip],
-                None => match timeout_at(deadline, tokio::net::lookup_host((name.as_str(), target.port))).await {
+        let raw: Vec<IpAddr> = match without_lookup(&*self.policy, &target.host) {
+            Some(ip) => vec![ip],
+            None => {
+                let name = target.host.as_policy_str();
+                let looked_up = timeout_at(deadline, tokio::net::lookup_host((name.as_str(), target.port))).await;
+                match looked_up {
                     Err(_) => return Err(Resolve::Timeout),
                     Ok(Err(e)) => return Err(Resolve::Failed(e)),
                     Ok(Ok(it)) => it.map(|sa| sa.ip()).collect(),
-                },
-            },
-        };
-        let mut out: Vec<IpAddr> = Vec::with_capacity(raw.len());
-        for ip in raw {
-            let ip = ip.to_canonical();
-            if !out.contains(&ip) {
-                out.push(ip);
+                }
             }
-        }
-        if out.is_empty() {
-            return Err(Resolve::Failed(io::Error::new(io::ErrorKind::NotFound, "no addresses")));
-        }
-        Ok(out)
+        };
+        candidates(raw).map_err(Resolve::Failed)
     }
 
     /// Keeps the addresses that are public or covered by `allow_private`.
     fn vet(&self, method: &str, target: &Target, addrs: &[IpAddr]) -> Result<Vec<SocketAddr>, Refusal> {
-        let mut refused: Option<(IpAddr, crate::AddrClass)> = None;
-        let mut ok = Vec::with_capacity(addrs.len());
-        for &ip in addrs {
-            let class = classify(ip);
-            if class.is_public() || self.policy.private_allowed(ip) {
-                ok.push(SocketAddr::new(ip, target.port));
-            } else {
-                tracing::debug!(%ip, %class, host = %target.host, "address refused");
-                refused.get_or_insert((ip, class));
-            }
-        }
-        if !ok.is_empty() {
-            return Ok(ok);
-        }
-        let (ip, class) = refused.expect("addrs is never empty");
-        let cidr = match ip {
-            IpAddr::V4(_) => format!("{ip}/32"),
-            IpAddr::V6(_) => format!("{ip}/128"),
-        };
-        let reason = match &target.host {
-            Host::Ip(_) => format!("{ip} is a {class} address, which allow_private does not cover"),
-            Host::Name(n) => format!("{n} resolves to {ip}, a {class} address, which allow_private does not cover"),
-        };
-        Err(Refusal {
+        vet(&*self.policy, &target.host, target.port, addrs).map_err(|r| Refusal {
             status: StatusCode::FORBIDDEN,
             message: format!(
-                "paddock: {} refused by {RULE_PRIVATE} ({reason:?}); to allow it add \"{cidr}\" to [network] allow_private\n",
-                describe(method, target)
-            ),
+                "paddock: {} refused by {RULE_PRIVATE} ({:?}); {}\n",
+                describe(method, target),
+                r.reason,
+                r.hint
+            )
+            .into(),
             rule: RULE_PRIVATE.into(),
-            reason,
+            reason: r.reason,
+            hint: Some(r.hint.into()),
             allowed: false,
-            address: Some(SocketAddr::new(ip, target.port)),
+            address: Some(r.address),
         })
     }
 }
@@ -288,6 +410,49 @@ mod tests {
         assert!(r.message.contains("fe80::1/128"), "{}", r.message);
         let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow).await.err().unwrap();
         assert_eq!(r.address, Some("169.254.169.254:80".parse().unwrap()));
+    }
+
+    #[test]
+    fn preview_gives_the_proxy_verdict_without_dialing() {
+        // Denied by name: the policy's rule and the allow line.
+        match preview(&P, &t("evil.example", 443)) {
+            Preview::Denied { decision, hint } => {
+                assert_eq!(decision.rule, "network.deny[0]");
+                assert!(hint.contains("remove the matching entry"), "{hint}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Allowed by name (a policy that allows every name), refused for its address.
+        struct All;
+        impl HostPolicy for All {
+            fn decide(&self, _: &str, _: u16) -> HostDecision {
+                HostDecision::allow("network.allow[0]", "all")
+            }
+            fn pinned(&self, host: &str) -> Option<IpAddr> {
+                P.pinned(host)
+            }
+            fn private_allowed(&self, addr: IpAddr) -> bool {
+                P.private_allowed(addr)
+            }
+        }
+        match preview(&All, &t("pinned.test", 443)) {
+            Preview::Refused { decision, refusal } => {
+                assert_eq!((decision.rule.as_str(), refusal.rule), ("network.allow[0]", RULE_PRIVATE));
+                assert_eq!(refusal.class, AddrClass::LinkLocal);
+                assert_eq!(refusal.address, "169.254.169.254:443".parse().unwrap());
+                assert!(refusal.hint.contains("\"169.254.169.254/32\" to [network] allow_private"), "{}", refusal.hint);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A mapped pin covered by allow_private, and a public literal: the addresses dialled.
+        match preview(&All, &t("mapped.test", 80)) {
+            Preview::Allowed { addresses, .. } => assert_eq!(addresses, ["127.0.0.1:80".parse().unwrap()]),
+            other => panic!("{other:?}"),
+        }
+        match preview(&All, &t("8.8.8.8", 53)) {
+            Preview::Allowed { addresses, .. } => assert_eq!(addresses, ["8.8.8.8:53".parse().unwrap()]),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

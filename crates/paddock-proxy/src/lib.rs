@@ -75,6 +75,7 @@ use std::net::IpAddr;
 
 pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
+pub use gate::{deny_hint, preview, vet, AddressRefusal, Preview};
 pub use host::{normalise_host, Host, HostError};
 pub use server::{serve, ProxyConfig};
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};

@@ -128,12 +128,13 @@ pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, Str
         d.rule = r.rule;
         d.status = r.status.as_u16();
         d.address = r.address.or(d.address);
+        d.hint = r.hint.map(String::from);
         if r.allowed {
             d.error = Some(r.reason.clone());
         }
         d.reason = r.reason;
     });
-    (r.status, r.message)
+    (r.status, r.message.into())
 }
 
 /// Serves the proxy on `listener` until `shutdown` completes.

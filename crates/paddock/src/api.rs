@@ -345,7 +345,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         ),
         Route::Check => match read_call(state, req).await {
             Ok(call) => {
-                let d = state.session.check(&call);
+                // A check of an http_request may look the name up, as the proxy would.
+                let session = state.session.clone();
+                let d = match tokio::task::spawn_blocking(move || session.check(&call)).await {
+                    Ok(d) => d,
+                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format_args!("check task: {e}")),
+                };
                 json(
                     StatusCode::OK,
                     &serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason }),

@@ -82,7 +82,9 @@ impl ToolCall {
     }
 }
 
-/// What became of a call. A denial is an outcome, not an error.
+/// What became of a call. A denial is an outcome, not an error: by the policy, or, for
+/// `http_request`, by the egress proxy (a host refused for its address is `deny` with
+/// the proxy's rule, `network.allow_private`, never an allow carrying the proxy's 403).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallOutcome {
     /// `allow` or `deny`.
@@ -100,6 +102,17 @@ pub struct CallOutcome {
     /// The file's content, for `read_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The response's status, for `http_request` (none when no response came: denied, or
+    /// the upstream unreachable, then `stderr` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The response's headers, for `http_request`: names lowercased, repeated headers
+    /// joined with `, `.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// The response's body (lossy UTF-8), for `http_request`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// Whether an output stream was cut at `max_output`.
     pub truncated: bool,
     /// Whether the timeout killed the call.

@@ -48,12 +48,14 @@
 
 pub mod api;
 mod call;
+mod http;
 pub mod mcp;
 mod net;
 mod session;
 pub mod spec;
 
 pub use call::{CallOutcome, Timeout, ToolCall};
+pub use net::{decide_connection, ConnectionCheck, PolicyHosts};
 pub use session::{apply_revocations, revocation_of, ConnectionObserver, RunResult, Session, SessionConfig};
 
 pub use paddock_audit as audit;

@@ -93,7 +93,7 @@ impl McpServer {
                 "required": ["path", "content"],
                 "additionalProperties": false
             }))), false, false),
-            annotated(Tool::new("http_request", "Make an HTTP request through paddock's egress proxy, as the policy's [network] allows. The response (status line, headers, body) is in `stdout` of the JSON outcome.", object(http_schema())), false, true),
+            annotated(Tool::new("http_request", "Make an HTTP request through paddock's egress proxy, as the policy's [network] allows. The response is in `status`, `headers` and `body` of the JSON outcome; a connection the proxy refuses (a host outside [network] allow, or one that resolves to a private address) is `decision: deny` with the rule and the policy line that would allow it.", object(http_schema())), false, true),
             annotated(Tool::new("check", "Decide a tool call against the policy (revocations included) without running it. Returns {\"decision\",\"rule\",\"reason\"}.", object(check_schema())), true, false),
         ]
     }
@@ -209,7 +209,11 @@ impl ServerHandler for McpServer {
             }
             "check" => match serde_json::from_value::<ToolCall>(Value::Object(args)) {
                 Ok(call) => {
-                    let d = self.session.check(&call);
+                    // A check of an http_request may look the name up, as the proxy would.
+                    let session = self.session.clone();
+                    let d = tokio::task::spawn_blocking(move || session.check(&call))
+                        .await
+                        .map_err(|e| McpError::internal_error(format!("check task: {e}"), None))?;
                     let v = json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason });
                     let mut r = CallToolResult::success(vec![ContentBlock::text(v.to_string())]);
                     r.structured_content = Some(v);

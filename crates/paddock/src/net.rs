@@ -2,29 +2,129 @@
 //! per call (a one-shot sandbox has its own network namespace; the calls of a session's
 //! zygote share one, each listening on a port of its own that Landlock confines it to, so
 //! every connection is attributed to its call), every connection on the audit log.
+//!
+//! The same translation of the policy ([`PolicyHosts`]) answers [`decide_connection`]
+//! (`paddock check --connect`, `Session::check` of an `http_request`) through the proxy's
+//! own [`paddock_proxy::preview`]: one piece of code for one decision. The refusals of an
+//! `http_request` call are kept for its outcome, which reports the proxy's verdict rather
+//! than the 403 its child saw.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use paddock_audit::{Decision as AuditDecision, Event, NetConnect};
-use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, ProxyConfig, Verdict};
+use paddock_policy::{Decision, Policy, Verdict as PolicyVerdict};
+use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, Preview, ProxyConfig, Target, Verdict};
 
 use crate::session::Inner;
+
+/// A policy answering for the egress proxy: the one translation of `[network]` into the
+/// proxy's questions, used by every session's proxy and by `paddock check --connect`
+/// (through [`paddock_proxy::preview`]), so a check gives the proxy's own verdict.
+pub struct PolicyHosts(pub Arc<Policy>);
+
+impl HostPolicy for PolicyHosts {
+    fn decide(&self, host: &str, port: u16) -> HostDecision {
+        let d = self.0.decide_connect(host, port);
+        HostDecision { allow: d.is_allow(), rule: d.rule.to_string(), reason: d.reason }
+    }
+    fn pinned(&self, host: &str) -> Option<IpAddr> {
+        self.0.network.pinned(host)
+    }
+    fn private_allowed(&self, addr: IpAddr) -> bool {
+        self.0.network.private_allowed(addr)
+    }
+}
+
+/// The proxy's own verdict on a connection, found without dialling: [`decide_connection`].
+#[derive(Debug, Clone)]
+pub struct ConnectionCheck {
+    /// The verdict and the rule the proxy would give: the policy's by name, or
+    /// `network.allow_private` for a name that resolves to an address class the policy
+    /// does not cover (its reason then ends with the policy line that would allow it). A
+    /// name that does not resolve keeps the policy's verdict, and its reason says so.
+    pub decision: Decision,
+    /// The address the proxy would dial, or the one it would refuse.
+    pub address: Option<SocketAddr>,
+    /// For a denial: the policy line that would allow it.
+    pub hint: Option<String>,
+    /// Allowed by name, but the name does not resolve (the resolver's error).
+    pub unresolved: Option<String>,
+}
+
+/// Decides a connection to `target` under `policy` as the session's proxy would: the
+/// policy by name, then the address (the `[network.hosts]` pin, else DNS), then the
+/// address class against `allow_private` — the proxy's own code
+/// ([`paddock_proxy::preview`]). Dials nothing.
+pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionCheck {
+    let d = |h: HostDecision| Decision {
+        verdict: if h.allow { PolicyVerdict::Allow } else { PolicyVerdict::Deny },
+        rule: Arc::from(h.rule),
+        reason: h.reason,
+    };
+    match paddock_proxy::preview(&PolicyHosts(Arc::clone(policy)), target) {
+        Preview::Denied { decision, hint } => {
+            ConnectionCheck { decision: d(decision), address: None, hint: Some(hint), unresolved: None }
+        }
+        Preview::Unresolved { decision, error } => {
+            let mut decision = d(decision);
+            decision.reason =
+                format!("{}; but the name does not resolve ({error}): a connection would fail", decision.reason);
+            ConnectionCheck { decision, address: None, hint: None, unresolved: Some(error.to_string()) }
+        }
+        Preview::Refused { refusal, .. } => ConnectionCheck {
+            decision: Decision {
+                verdict: PolicyVerdict::Deny,
+                rule: Arc::from(refusal.rule),
+                reason: format!("{}; {}", refusal.reason, refusal.hint),
+            },
+            address: Some(refusal.address),
+            hint: Some(refusal.hint),
+            unresolved: None,
+        },
+        Preview::Allowed { decision, addresses } => {
+            ConnectionCheck { decision: d(decision), address: addresses.first().copied(), hint: None, unresolved: None }
+        }
+    }
+}
 
 /// The session's current policy (revocations included) answering for the proxy.
 pub(crate) struct PolicyGate(pub Arc<Inner>);
 
 impl HostPolicy for PolicyGate {
     fn decide(&self, host: &str, port: u16) -> HostDecision {
-        let d = self.0.policy().decide_connect(host, port);
-        HostDecision { allow: d.is_allow(), rule: d.rule.to_string(), reason: d.reason }
+        PolicyHosts(self.0.policy()).decide(host, port)
     }
     fn pinned(&self, host: &str) -> Option<IpAddr> {
-        self.0.policy().network.pinned(host)
+        PolicyHosts(self.0.policy()).pinned(host)
     }
     fn private_allowed(&self, addr: IpAddr) -> bool {
-        self.0.policy().network.private_allowed(addr)
+        PolicyHosts(self.0.policy()).private_allowed(addr)
+    }
+}
+
+/// Refused connections of the calls that asked to hear of them (`http_request`, whose
+/// outcome is the proxy's refusal rather than the 403 its child saw), by call id.
+static REFUSALS: Mutex<Option<HashMap<String, Vec<ConnectionEvent>>>> = Mutex::new(None);
+
+/// From now on, refused connections of `call_id` are kept for [`take_refusals`].
+pub(crate) fn watch_refusals(call_id: &str) {
+    let mut m = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    m.get_or_insert_with(HashMap::new).insert(call_id.to_string(), Vec::new());
+}
+
+/// The refused connections of `call_id` (after its proxy stopped), and stops keeping them.
+pub(crate) fn take_refusals(call_id: &str) -> Vec<ConnectionEvent> {
+    let mut m = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    m.as_mut().and_then(|m| m.remove(call_id)).unwrap_or_default()
+}
+
+fn keep_refusal(call_id: &str, e: &ConnectionEvent) {
+    let mut m = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = m.as_mut().and_then(|m| m.get_mut(call_id)) {
+        v.push(e.clone());
     }
 }
 
@@ -104,6 +204,9 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     }
     if let Err(err) = inner.log.append(&Event::NetConnect(n)) {
         tracing::error!("audit log: net.connect not recorded: {err}");
+    }
+    if e.verdict == Verdict::Denied {
+        keep_refusal(call_id, &e);
     }
     tracing::debug!(host = %e.host, port = e.port, verdict = e.verdict.as_str(), rule = %e.rule, up = e.bytes_up, down = e.bytes_down, "connection");
     if let Some(cb) = &inner.on_connection {

@@ -350,11 +350,15 @@ impl Inner {
 
     fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
         let verdict = if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny };
+        // The filesystem grants bound into the child's view: in use by the call, as far as
+        // a reviewer can know, whatever it reads (`execute` drops them if nothing runs).
+        let view = if d.is_allow() { view_grants(policy) } else { Vec::new() };
         Call::new(new_id("c"), self.id.clone(), target, verdict)
             .with_cwd(cwd)
             .with_rule(&*d.rule)
             .with_reason(&d.reason)
             .with_policy_hash(policy.hash())
+            .with_view(view)
     }
 
     fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
@@ -379,6 +383,7 @@ impl Inner {
             (true, Some(Ok(spec))) => spec,
             (true, Some(Err(code))) => {
                 // Allowed, but there is nothing to run (the program does not resolve).
+                let call = call.with_view(Vec::new());
                 let seq = self.append(&call.start(), true)?;
                 self.append(&call.end(AuditOutcome::exited(code)), false)?;
                 return Err(SessionError::NotFound { seq, code });
@@ -392,6 +397,7 @@ impl Inner {
                     SandboxError::LayerUnavailable { .. } => 71,
                     ref other => other.exit_code(),
                 };
+                let call = call.with_view(Vec::new());
                 self.append(&call.start(), true)?;
                 self.append(&call.end(AuditOutcome::exited(code)), false)?;
                 return Err(SessionError::Sandbox(e));
@@ -437,6 +443,17 @@ impl Inner {
         self.append(&call.end(ended), false)?;
         Ok((seq, Some(outcome)))
     }
+}
+
+/// The rule ids of the filesystem grants a sandbox view under `policy` holds.
+fn view_grants(policy: &Policy) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for r in policy.view_read_rules().into_iter().chain(policy.view_write_rules()) {
+        if !ids.iter().any(|i| **i == *r.id) {
+            ids.push(r.id.to_string());
+        }
+    }
+    ids
 }
 
 impl Session {
@@ -535,7 +552,11 @@ impl Session {
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
             ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
-                Ok((host, port)) => policy.decide_connect(&host, port),
+                Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
+                    // The proxy's own verdict: the name, then the address it resolves to.
+                    Ok(host) => crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port }).decision,
+                    Err(e) => deny(format!("`{url}`: {e}")),
+                },
                 Err(m) => deny(m),
             },
         }
@@ -548,6 +569,7 @@ impl Session {
         let rt = tokio::runtime::Handle::current();
         let t0 = Instant::now();
         let is_read = matches!(call, ToolCall::ReadFile { .. });
+        let is_http = matches!(call, ToolCall::HttpRequest { .. });
         tokio::task::spawn_blocking(move || {
             let policy = inner.policy();
             // The zygote (and its filesystem view) only once a call is allowed to run.
@@ -558,8 +580,16 @@ impl Session {
                     None => Arc::new(spec::fs_view(&policy)),
                 });
             let record = inner.call_record(target, &decision, &cwd, &policy);
+            let call_id = record.call_id.clone();
+            if is_http {
+                crate::net::watch_refusals(&call_id);
+            }
             let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()), zygote.flatten().as_ref());
-            Ok::<_, SessionError>(outcome(decision, result, is_read, t0))
+            let mut o = outcome(decision, result, is_read, t0);
+            if is_http {
+                http_outcome(&mut o, crate::net::take_refusals(&call_id));
+            }
+            Ok::<_, SessionError>(o)
         })
         .await
         .map_err(|e| SessionError::Internal(format!("call task: {e}")))?
@@ -663,7 +693,8 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
                 Err(m) => deny(m),
             };
             let method = method.unwrap_or_else(|| "GET".into());
-            let mut argv: Vec<String> = vec!["curl".into(), "-sS".into(), "-i".into(), "-X".into(), method.clone()];
+            let mut argv: Vec<String> =
+                ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();
             for (k, v) in headers.iter().flatten() {
                 argv.push("-H".into());
                 argv.push(format!("{k}: {v}"));
@@ -677,6 +708,29 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
             let spec = d.is_allow().then(|| helper("curl", argv, body.map(String::into_bytes), &ws));
             (d, Target::http_request(&url, Some(&method)), ws.clone(), spec)
         }
+    }
+}
+
+/// An `http_request`'s outcome: a connection the proxy refused makes the call a denial
+/// with the proxy's rule and reason (and the policy line that would allow it); else the
+/// response curl printed becomes `status`, `headers` and `body`.
+fn http_outcome(o: &mut CallOutcome, refused: Vec<ConnectionEvent>) {
+    if let Some(r) = refused.into_iter().next() {
+        o.decision = "deny".into();
+        o.rule = r.rule;
+        o.reason = match r.hint {
+            Some(h) => format!("{}; {h}", r.reason),
+            None => r.reason,
+        };
+        o.exit_code = None;
+        o.stdout.clear();
+        return;
+    }
+    if let Some(r) = crate::http::parse(o.stdout.as_bytes()) {
+        o.status = Some(r.status);
+        o.headers = Some(r.headers);
+        o.body = Some(String::from_utf8_lossy(&r.body).into_owned());
+        o.stdout.clear();
     }
 }
 

@@ -1,18 +1,21 @@
 //! The human form of a [`Review`]: readable at a glance, each section
-//! headed with its count, identical uses of a grant grouped.
+//! headed with its count, identical uses of a grant grouped. Every text
+//! that came from the log (argv, paths, hosts, reasons, selectors) is
+//! [`Escaped`]: an agent's argv cannot draw on the reviewer's terminal.
 
 use std::fmt;
 
 use super::Review;
+use crate::escape::Escaped;
 
 /// How many distinct things per grant the human form lists.
 const SHOWN_PER_GRANT: usize = 8;
 
 impl fmt::Display for Review {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Audit review of {}", self.path.display())?;
+        writeln!(f, "Audit review of {}", Escaped(&self.path.to_string_lossy()))?;
         match (&self.first_ts, &self.last_ts) {
-            (Some(a), Some(b)) => write!(f, "  {} records, {a} .. {b}", self.records)?,
+            (Some(a), Some(b)) => write!(f, "  {} records, {} .. {}", self.records, Escaped(a), Escaped(b))?,
             _ => write!(f, "  no records")?,
         }
         match &self.since {
@@ -21,11 +24,12 @@ impl fmt::Display for Review {
         }
         writeln!(
             f,
-            "  {} ({} allowed, {} denied), {}",
+            "  {} ({} allowed, {} denied), {} ({} refused)",
             plural(self.calls, "call"),
             self.allowed_calls,
             self.denied_calls,
-            plural(self.connections, "connection")
+            plural(self.connections, "connection"),
+            self.denied_connections
         )?;
 
         writeln!(f, "\nGrants used ({}):", self.grants.len())?;
@@ -35,7 +39,18 @@ impl fmt::Display for Review {
         for g in &self.grants {
             let revoked = if g.revoked.is_some() { "  [REVOKED]" } else { "" };
             let uses = if g.uses == 1 { "use" } else { "uses" };
-            writeln!(f, "  {}{revoked}: {} {uses}, first {}, last {}", g.rule, g.uses, g.first_use, g.last_use)?;
+            write!(
+                f,
+                "  {}{revoked}: {} {uses}, first {}, last {}",
+                Escaped(&g.rule),
+                g.uses,
+                Escaped(&g.first_use),
+                Escaped(&g.last_use)
+            )?;
+            match self.in_view.iter().find(|v| v.rule == g.rule) {
+                Some(v) => writeln!(f, "; in the view of {}", plural(v.calls, "call"))?,
+                None => writeln!(f)?,
+            }
             // Group identical uses: "3x git status (last seq 17)".
             let mut groups: Vec<(&str, u64, u64)> = Vec::new();
             for u in &g.used_by {
@@ -49,11 +64,28 @@ impl fmt::Display for Review {
             }
             groups.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
             for (summary, n, seq) in groups.iter().take(SHOWN_PER_GRANT) {
-                writeln!(f, "      {n:>4}x  {summary}  (last seq {seq})")?;
+                writeln!(f, "      {n:>4}x  {}  (last seq {seq})", Escaped(summary))?;
             }
             if groups.len() > SHOWN_PER_GRANT {
                 writeln!(f, "      ... and {} more distinct uses (see --json)", groups.len() - SHOWN_PER_GRANT)?;
             }
+        }
+
+        writeln!(f, "\nGrants in a call's sandbox view ({}):", self.in_view.len())?;
+        if self.in_view.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        for v in &self.in_view {
+            writeln!(
+                f,
+                "  {}: in the view of {} ({} decided), first {}, last {} (seq {})",
+                Escaped(&v.rule),
+                plural(v.calls, "call"),
+                plural(v.decided_uses, "use"),
+                Escaped(&v.first),
+                Escaped(&v.last),
+                v.last_seq
+            )?;
         }
 
         writeln!(f, "\nGrants never used ({}):", self.unused_grants.len())?;
@@ -61,7 +93,7 @@ impl fmt::Display for Review {
             writeln!(f, "  none")?;
         }
         for r in &self.unused_grants {
-            writeln!(f, "  {r}")?;
+            writeln!(f, "  {}", Escaped(r))?;
         }
 
         writeln!(f, "\nDenied attempts ({}):", self.denied.len())?;
@@ -70,9 +102,9 @@ impl fmt::Display for Review {
         }
         for d in &self.denied {
             let rules = if d.rules.is_empty() { "no rule".to_owned() } else { d.rules.join(", ") };
-            write!(f, "  {:>4}x  {} {}  [{rules}]", d.count, d.tool, d.summary)?;
+            write!(f, "  {:>4}x  {} {}  [{}]", d.count, d.tool, Escaped(&d.summary), Escaped(&rules))?;
             match &d.reason {
-                Some(r) => writeln!(f, ": {r}")?,
+                Some(r) => writeln!(f, ": {}", Escaped(r))?,
                 None => writeln!(f)?,
             }
         }
@@ -86,7 +118,7 @@ impl fmt::Display for Review {
             writeln!(
                 f,
                 "  {} (port {ports}): {} allowed, {} denied, {} up, {} down",
-                h.host,
+                Escaped(&h.host),
                 h.allowed,
                 h.denied,
                 human_bytes(h.bytes_up),
@@ -99,9 +131,9 @@ impl fmt::Display for Review {
             writeln!(f, "  none")?;
         }
         for r in &self.revocations {
-            write!(f, "  {}  (since {})", r.selector, r.ts)?;
+            write!(f, "  {}  (since {})", Escaped(&r.selector.to_string()), Escaped(&r.ts))?;
             match &r.reason {
-                Some(reason) => writeln!(f, ": {reason}")?,
+                Some(reason) => writeln!(f, ": {}", Escaped(reason))?,
                 None => writeln!(f)?,
             }
         }
