@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 
-both_users!(seccomp_refuses_kcmp_pidfd_getfd_modify_ldt,);
+both_users!(seccomp_refuses_kcmp_pidfd_getfd_modify_ldt, landlock_reports_the_kernel_status,);
 
 // ---------------------------------------------------------------------------------------
 // seccomp
@@ -96,5 +96,70 @@ fn seccomp_refuses_kcmp_pidfd_getfd_modify_ldt(u: User) {
     for name in ["pidfd_open", "getppid"] {
         let (ret, errno) = inside[name];
         assert!(ret >= 0, "{name} fails inside (errno {errno})\n{o}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Landlock
+// ---------------------------------------------------------------------------------------
+
+/// The running kernel's Landlock ABI, asked on the host (`landlock_create_ruleset` with the
+/// VERSION flag; 0 when Landlock is off).
+fn host_landlock_abi(f: &Fixture) -> i64 {
+    let src = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+print(max(libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1)), 0))
+"#;
+    let o = f.host(&py(src, &[]));
+    o.out().trim().parse().unwrap_or_else(|_| panic!("the ABI probe failed\n{o}"))
+}
+
+/// `paddock -v run` of `true` under `enforcement`; the run and its landlock report line.
+fn landlock_line(f: &Fixture, enforcement: &str) -> (Out, Option<String>) {
+    let tail = format!("[sandbox]\nenforcement = {enforcement:?}\n");
+    let pol = f.policy(&Pol { tail: &tail, ..Pol::default() });
+    let argv: Vec<std::ffi::OsString> = vec![
+        f.bin.clone().into(),
+        "-v".into(),
+        "run".into(),
+        "--policy".into(),
+        pol.into(),
+        "--workspace".into(),
+        f.ws.clone().into(),
+        "--".into(),
+        "true".into(),
+    ];
+    let o = f.launch(&argv, &[], None);
+    let line = o.err().lines().find(|l| l.trim_start().starts_with("landlock ")).map(|l| l.trim().to_string());
+    (o, line)
+}
+
+fn landlock_reports_the_kernel_status(u: User) {
+    let f = Fixture::new(u);
+    let abi = host_landlock_abi(&f);
+    let (strict, strict_line) = landlock_line(&f, "strict");
+    let (best, best_line) = landlock_line(&f, "best-effort");
+    if abi >= 6 {
+        // Everything paddock asks of Landlock is there: the kernel says fully enforced, under
+        // strict as a hard requirement.
+        assert_eq!(strict.code(), 0, "{strict}");
+        let l = strict_line.unwrap_or_else(|| panic!("no landlock line in the report\n{strict}"));
+        assert!(l.split_whitespace().nth(1) == Some("enforced"), "{l}");
+        assert!(l.contains("fully enforced (strict: every right a hard requirement)"), "{l}");
+        assert_eq!(best.code(), 0, "{best}");
+        let l = best_line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
+        assert!(l.split_whitespace().nth(1) == Some("enforced"), "{l}");
+        assert!(l.contains("fully enforced (best effort)"), "{l}");
+    } else {
+        // An older kernel: strict stops with 71 naming Landlock and what it lacks; best-effort
+        // runs and reports partial (or unavailable without Landlock at all).
+        assert_eq!(strict.code(), 71, "{strict}");
+        assert!(strict.err().contains("landlock"), "{strict}");
+        assert_eq!(best.code(), 0, "{best}");
+        let l = best_line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
+        let want = if abi == 0 { "unavailable" } else { "partial" };
+        assert!(l.split_whitespace().nth(1) == Some(want), "ABI {abi}: {l}");
     }
 }

@@ -128,7 +128,9 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) {
     let verdict = match (r.first_missing(), policy.enforcement) {
         (None, _) if missing.is_empty() => "every layer is available".to_string(),
         (None, _) => format!("a run goes ahead; optional layers missing: {}", missing.join(", ")),
-        (Some(l), Enforcement::Strict) => format!("a run would stop with exit 71: `{}` is unavailable", l.name),
+        (Some(l), Enforcement::Strict) => {
+            format!("a run would stop with exit 71: `{}` is {}", l.name, state_str(l.state))
+        }
         (Some(_), Enforcement::BestEffort) => format!("a run would go ahead without: {}", missing.join(", ")),
     };
     println!("Policy enforcement: {} ({verdict})", policy.enforcement.as_str());

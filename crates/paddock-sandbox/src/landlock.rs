@@ -9,6 +9,14 @@
 //! With a mount view, a path beneath another that grants at least as much gets no rule of
 //! its own: the view holds nothing else there (a symlink inside a granted tree that points
 //! elsewhere resolves within the view, where only granted paths are bound).
+//!
+//! What is asked of the kernel is asked at the compatibility level of the policy's
+//! enforcement: under `strict`, every right above is a hard requirement
+//! ([`CompatLevel::HardRequirement`]: a kernel that lacks one fails the ruleset, and the call
+//! stops with exit 71 naming Landlock and what was missing, so strict needs ABI ≥ 6, Linux
+//! 6.12); under `best-effort` they are asked for as far as the kernel goes. The layer's
+//! state is the status the kernel returned ([`RulesetStatus`]), never inferred from the ABI
+//! number; the ABI only explains, in the detail, what a partial ruleset lacks.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +26,7 @@ use ::landlock::{
 };
 
 use crate::report::LayerState;
-use crate::spec::{NetworkMode, PathPlan, SandboxSpec};
+use crate::spec::{Enforcement, NetworkMode, PathPlan, SandboxSpec};
 
 /// The ABI whose rights this crate knows and vets.
 const TARGET_ABI: ABI = ABI::V7;
@@ -36,6 +44,39 @@ pub fn kernel_abi() -> i64 {
         )
     };
     r.max(0)
+}
+
+/// The compatibility level of every request under `enforcement`.
+fn compat_level(enforcement: Enforcement) -> CompatLevel {
+    match enforcement {
+        Enforcement::Strict => CompatLevel::HardRequirement,
+        Enforcement::BestEffort => CompatLevel::BestEffort,
+    }
+}
+
+/// The layer's state from the status the kernel returned for the ruleset.
+fn state_of(status: &RulesetStatus) -> LayerState {
+    match status {
+        RulesetStatus::FullyEnforced => LayerState::Enforced,
+        RulesetStatus::PartiallyEnforced => LayerState::Partial,
+        RulesetStatus::NotEnforced => LayerState::Unavailable,
+    }
+}
+
+/// What paddock's ruleset asks for that a kernel of Landlock ABI `abi` lacks (the
+/// explanation of a partial status or of a failed hard requirement, not its cause).
+fn lacks_at(abi: i64) -> Vec<&'static str> {
+    [
+        (2, "file reparenting rules (ABI 2, Linux 5.19)"),
+        (3, "truncate rules (ABI 3, Linux 6.2)"),
+        (4, "TCP bind and connect rules (ABI 4, Linux 6.7)"),
+        (5, "device ioctl rules (ABI 5, Linux 6.10)"),
+        (6, "abstract unix socket and signal scopes (ABI 6, Linux 6.12)"),
+    ]
+    .into_iter()
+    .filter(|(v, _)| abi < *v)
+    .map(|(_, what)| what)
+    .collect()
 }
 
 /// Grants `access` on `root`, except on the deny paths beneath it (their siblings get it).
@@ -122,7 +163,7 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, mounts_ok: bool, privat
     };
     let result = (|| -> Result<RulesetStatus, ::landlock::RulesetError> {
         let mut created = Ruleset::default()
-            .set_compatibility(CompatLevel::BestEffort)
+            .set_compatibility(compat_level(spec.enforcement))
             .handle_access(fs_all)?
             .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
             .scope(Scope::from_all(TARGET_ABI))?
@@ -153,22 +194,53 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, mounts_ok: bool, privat
         reads.len(),
         writes.len()
     );
+    let strict = spec.enforcement == Enforcement::Strict;
+    let level = if strict { "strict: every right a hard requirement" } else { "best effort" };
+    let lacks = lacks_at(abi);
     match result {
-        Ok(RulesetStatus::FullyEnforced) => (LayerState::Enforced, detail),
-        Ok(RulesetStatus::PartiallyEnforced) => {
-            let mut gaps = Vec::new();
-            if abi < 4 {
-                gaps.push("no TCP rules (ABI < 4)");
-            }
-            if abi < 6 {
-                gaps.push("no scopes (ABI < 6)");
-            }
-            if abi < 5 {
-                gaps.push("no ioctl rules (ABI < 5)");
-            }
-            (LayerState::Partial, format!("{detail}; missing: {}", gaps.join(", ")))
+        Ok(status) => {
+            let state = state_of(&status);
+            let detail = match state {
+                LayerState::Enforced => format!("{detail}; fully enforced ({level})"),
+                LayerState::Partial => format!(
+                    "{detail}; partially enforced ({level}), the kernel lacks: {}",
+                    if lacks.is_empty() { "rights this ABI should have".to_string() } else { lacks.join(", ") }
+                ),
+                LayerState::Unavailable => format!("landlock ABI {abi}: ruleset not enforced ({level})"),
+            };
+            (state, detail)
         }
-        Ok(RulesetStatus::NotEnforced) => (LayerState::Unavailable, format!("landlock ABI {abi}: not enforced")),
-        Err(e) => (LayerState::Unavailable, format!("landlock ABI {abi}: {e}")),
+        Err(e) if strict && !lacks.is_empty() => (
+            LayerState::Unavailable,
+            format!("landlock ABI {abi}: strict requires what this kernel lacks: {} ({e})", lacks.join(", ")),
+        ),
+        Err(e) => (LayerState::Unavailable, format!("landlock ABI {abi}: {e} ({level})")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_asks_hard_best_effort_asks_best_effort() {
+        assert_eq!(compat_level(Enforcement::Strict), CompatLevel::HardRequirement);
+        assert_eq!(compat_level(Enforcement::BestEffort), CompatLevel::BestEffort);
+    }
+
+    #[test]
+    fn state_comes_from_the_ruleset_status() {
+        assert_eq!(state_of(&RulesetStatus::FullyEnforced), LayerState::Enforced);
+        assert_eq!(state_of(&RulesetStatus::PartiallyEnforced), LayerState::Partial);
+        assert_eq!(state_of(&RulesetStatus::NotEnforced), LayerState::Unavailable);
+    }
+
+    #[test]
+    fn names_what_an_older_abi_lacks() {
+        assert!(lacks_at(6).is_empty());
+        assert!(lacks_at(7).is_empty());
+        assert_eq!(lacks_at(5), ["abstract unix socket and signal scopes (ABI 6, Linux 6.12)"]);
+        assert_eq!(lacks_at(1).len(), 5);
+        assert!(lacks_at(3)[0].starts_with("TCP"));
     }
 }

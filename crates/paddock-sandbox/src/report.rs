@@ -44,6 +44,10 @@ pub struct EnforcementReport {
 /// Layers whose absence does not stop a strict run, with the reason.
 const OPTIONAL_LAYERS: &[&str] = &["cgroup"];
 
+/// Layers a strict run needs whole: partial stops it as unavailable does (under strict,
+/// Landlock's rights are hard requirements, so partial means the kernel fell short).
+const WHOLE_LAYERS: &[&str] = &["landlock"];
+
 impl EnforcementReport {
     /// Records (or replaces) the status of `name`.
     pub fn set(&mut self, name: &str, state: LayerState, detail: impl Into<String>) {
@@ -66,10 +70,14 @@ impl EnforcementReport {
         self.get(name).is_some_and(|l| l.state != LayerState::Unavailable)
     }
 
-    /// The first unavailable layer a strict run cannot do without (cgroup is optional while
-    /// rlimits cover the limits).
+    /// The first layer a strict run cannot do without: unavailable (cgroup is optional while
+    /// rlimits cover the limits), or partial where strict needs it whole (Landlock).
     pub fn first_missing(&self) -> Option<&LayerStatus> {
-        self.layers.iter().find(|l| l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str()))
+        self.layers.iter().find(|l| match l.state {
+            LayerState::Unavailable => !OPTIONAL_LAYERS.contains(&l.name.as_str()),
+            LayerState::Partial => WHOLE_LAYERS.contains(&l.name.as_str()),
+            LayerState::Enforced => false,
+        })
     }
 }
 
@@ -151,5 +159,15 @@ mod tests {
         assert_eq!(r.first_missing().unwrap().name, "seccomp");
         r.set("seccomp", LayerState::Enforced, "yes");
         assert!(r.first_missing().is_none());
+    }
+
+    #[test]
+    fn partial_landlock_stops_strict_partial_rlimits_do_not() {
+        let mut r = EnforcementReport::default();
+        r.set("rlimits", LayerState::Partial, "RLIMIT_AS failed");
+        r.set("landlock", LayerState::Enforced, "fully enforced");
+        assert!(r.first_missing().is_none());
+        r.set("landlock", LayerState::Partial, "partially enforced, the kernel lacks: scopes");
+        assert_eq!(r.first_missing().unwrap().name, "landlock");
     }
 }
