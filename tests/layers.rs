@@ -11,7 +11,13 @@ mod common;
 
 use common::*;
 
-both_users!(seccomp_refuses_kcmp_pidfd_getfd_modify_ldt, landlock_reports_the_kernel_status,);
+both_users!(
+    seccomp_refuses_kcmp_pidfd_getfd_modify_ldt,
+    landlock_reports_the_kernel_status,
+    full_tmp_answers_enospc,
+    full_dev_shm_answers_enospc,
+    max_file_size_answers_efbig,
+);
 
 // ---------------------------------------------------------------------------------------
 // seccomp
@@ -162,4 +168,94 @@ fn landlock_reports_the_kernel_status(u: User) {
         let want = if abi == 0 { "unavailable" } else { "partial" };
         assert!(l.split_whitespace().nth(1) == Some(want), "ABI {abi}: {l}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sized tmpfs and max_file_size
+// ---------------------------------------------------------------------------------------
+
+const MIB: u64 = 1 << 20;
+
+/// Writes 1 MiB to `DIR/small` (the control), then 100 MiB to `DIR/big`; prints each dd's
+/// exit code and the size `big` reached. dd's own error message goes to stderr.
+const FILL_SH: &str = r#"
+dd if=/dev/zero of="$1/small" bs=1M count=1 2>/dev/null; echo "small $?"
+dd if=/dev/zero of="$1/big" bs=1M count=100; echo "big $?"
+echo "size $(stat -c %s "$1/big")"
+"#;
+
+/// `key value` lines of a probe's stdout.
+fn field(o: &Out, key: &str) -> String {
+    o.out()
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no `{key}` in the probe's output\n{o}"))
+        .to_string()
+}
+
+/// With `max_memory = "64MiB"`, the private `dir` is a tmpfs of 32 MiB: a 1 MiB file is
+/// written, a 100 MiB one stops at 32 MiB with ENOSPC, and the writer lives to say so.
+fn fills_with_enospc(u: User, dir: &str) {
+    let f = Fixture::new(u);
+    let pol = Pol { tail: "[limits]\nmax_memory = \"64MiB\"\n", ..Pol::default() };
+    let o = f.run(&pol, &["sh", "-c", FILL_SH, "sh", dir], None);
+    assert_eq!(o.code(), 0, "the probe did not run to its end\n{o}");
+    assert_eq!(field(&o, "small"), "0", "the control: a 1 MiB file in {dir} failed\n{o}");
+    assert_ne!(field(&o, "big"), "0", "100 MiB fit in {dir} with max_memory = 64MiB\n{o}");
+    assert!(o.err().contains("No space left on device"), "{dir} did not answer ENOSPC\n{o}");
+    let size: u64 = field(&o, "size").parse().unwrap();
+    assert!((30 * MIB..=32 * MIB).contains(&size), "{dir}/big reached {size} bytes, not about 32 MiB\n{o}");
+    // Without paddock the same write goes through (the host's /dev/shm and /tmp are not
+    // this small), so the limit is the sandbox's.
+    let scratch = f.ws.join("host-scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    chown(&scratch, u.uid());
+    let ctl = f.host(&["sh", "-c", FILL_SH, "sh", scratch.to_str().unwrap()]);
+    assert_eq!(field(&ctl, "big"), "0", "control: 100 MiB on the host failed\n{ctl}");
+}
+
+fn full_tmp_answers_enospc(u: User) {
+    fills_with_enospc(u, "/tmp");
+}
+
+fn full_dev_shm_answers_enospc(u: User) {
+    fills_with_enospc(u, "/dev/shm");
+}
+
+/// Writes `N` bytes to `PATH` with os.write; prints `wrote N` or `error ERRNO AFTER`.
+const WRITE_PY: &str = r#"
+import os, sys
+path, n = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+done = 0
+try:
+    while done < n:
+        done += os.write(fd, b"x" * min(65536, n - done))
+    print("wrote", done)
+except OSError as e:
+    print("error", e.errno, done)
+"#;
+
+fn max_file_size_answers_efbig(u: User) {
+    const EFBIG: i32 = 27;
+    let f = Fixture::new(u);
+    let pol = Pol { tail: "[limits]\nmax_file_size = \"1MiB\"\n", ..Pol::default() };
+    let small = (MIB / 2).to_string();
+    let big = (3 * MIB).to_string();
+    let ok = f.run(&pol, &py(WRITE_PY, &["small", &small]), None);
+    assert_eq!(ok.code(), 0, "{ok}");
+    assert_eq!(field(&ok, "wrote"), small, "the control: a file under max_file_size failed\n{ok}");
+    let o = f.run(&pol, &py(WRITE_PY, &["big", &big]), None);
+    // The writer is told (EFBIG) and goes on: not killed by SIGXFSZ (exit 128 + 25).
+    assert_eq!(o.code(), 0, "the writer did not survive the limit\n{o}");
+    assert_eq!(field(&o, "error"), format!("{EFBIG} {MIB}"), "a write past max_file_size\n{o}");
+    assert_eq!(std::fs::metadata(f.ws.join("big")).unwrap().len(), MIB);
+    // Without the limit, the same write goes through.
+    let free = f.run(&Pol::default(), &py(WRITE_PY, &["free", &big]), None);
+    assert_eq!(field(&free, "wrote"), big, "{free}");
+    // A shell's redirection past it: the shell reports the error, nothing dies of a signal.
+    let sh = f.run(&pol, &["sh", "-c", "head -c 3145728 /dev/zero > big2; echo rc=$?"], None);
+    assert_eq!(sh.code(), 0, "{sh}");
+    assert!(sh.out().contains("rc=1"), "{sh}");
+    assert!(sh.err().contains("File too large"), "{sh}");
 }

@@ -89,7 +89,7 @@ pub use error::SandboxError;
 pub use helper::HELPER_MARKER;
 pub use parent::{run, spawn, Running};
 pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
-pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode};
+pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use zygote::Zygote;
 
 /// Runs the sandbox helper when this process was started as one, and never returns then;

@@ -293,7 +293,7 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
         report.set("net_ns", l.state, format!("{}; shared by the session's calls", l.detail));
     }
     let (mounts_ok, private_tmp) = if ns.mount {
-        match mounts::build(&plan, false, true) {
+        match mounts::build(&plan, false, true, req.spec.limits.tmpfs_size()) {
             Ok(view) => {
                 let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
                 report.set("mounts", state, format!("{} (built once, shared by the session's calls)", view.detail));

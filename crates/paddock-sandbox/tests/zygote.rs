@@ -107,3 +107,22 @@ both_users!(zygote_call_timeout_kills_its_tree, |user, name| {
     assert!(t.elapsed() < Duration::from_secs(10), "{r:#?}");
     assert_eq!(r.ok()["status"], "TimedOut", "{r:#?}");
 });
+
+both_users!(zygote_calls_get_a_sized_tmp_and_dev_shm, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 1;
+    // Each directory in turn: 100 MiB stop at the tmpfs size, half of max_memory.
+    let mut spec = capture(
+        &s,
+        "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; \
+         echo \"$d $? $(stat -c %s $d/big)\"; rm $d/big; done",
+    );
+    spec.limits.max_memory = Some(64 << 20);
+    let r = s.run(&spec);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let o = r.ok();
+    let out = text(&o["stdout"]);
+    let want = format!("/tmp 1 {}\n/dev/shm 1 {}\n", 32 << 20, 32 << 20);
+    assert_eq!(out, want, "{r:#?}");
+    assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
+});
