@@ -14,6 +14,7 @@ use common::*;
 both_users!(
     seccomp_refuses_kcmp_pidfd_getfd_modify_ldt,
     landlock_reports_the_kernel_status,
+    landlock_missing_stops_strict_with_71,
     full_tmp_answers_enospc,
     full_dev_shm_answers_enospc,
     max_file_size_answers_efbig,
@@ -168,6 +169,50 @@ fn landlock_reports_the_kernel_status(u: User) {
         let want = if abi == 0 { "unavailable" } else { "partial" };
         assert!(l.split_whitespace().nth(1) == Some(want), "ABI {abi}: {l}");
     }
+}
+
+/// Runs `argv[2:]` with Landlock gone: with `argv[1] == "hide"`, a seccomp filter makes
+/// `landlock_create_ruleset` (444 on every architecture) fail with ENOSYS, as on a kernel
+/// without Landlock, then execs the rest; with `keep`, execs it as is (the control).
+const NO_LANDLOCK_PY: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if sys.argv[1] == "hide":
+    def ins(code, jt, jf, k):
+        return struct.pack("HBBI", code, jt, jf, k)
+    # ld [nr]; jeq 444 ? errno(ENOSYS) : allow
+    prog = ins(0x20, 0, 0, 0) + ins(0x15, 0, 1, 444) + ins(0x06, 0, 0, 0x00050000 | 38) + ins(0x06, 0, 0, 0x7fff0000)
+    buf = ctypes.create_string_buffer(prog)
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    fp = Fprog(len(prog) // 8, ctypes.addressof(buf))
+    assert libc.prctl(38, 1, 0, 0, 0) == 0, "no_new_privs"
+    assert libc.prctl(22, 2, ctypes.byref(fp), 0, 0) == 0, "seccomp: %d" % ctypes.get_errno()
+os.execv(sys.argv[2], sys.argv[2:])
+"#;
+
+/// Without Landlock on the machine, strict stops with 71 naming it; best-effort runs and
+/// reports it unavailable; the same wrapper without the filter runs under strict.
+fn landlock_missing_stops_strict_with_71(u: User) {
+    let f = Fixture::new(u);
+    let launch = |mode: &str, enforcement: &str| {
+        let tail = format!("[sandbox]\nenforcement = {enforcement:?}\n");
+        let pol = f.policy(&Pol { tail: &tail, ..Pol::default() });
+        let mut argv: Vec<std::ffi::OsString> = ["python3", "-c", NO_LANDLOCK_PY, mode].map(Into::into).to_vec();
+        argv.extend([f.bin.clone().into(), "-v".into(), "run".into(), "--policy".into(), pol.into()]);
+        argv.extend(["--workspace".into(), f.ws.clone().into(), "--".into(), "true".into()]);
+        f.launch(&argv, &[], None)
+    };
+    let ctl = launch("keep", "strict");
+    assert_eq!(ctl.code(), 0, "control: strict with Landlock\n{ctl}");
+    let strict = launch("hide", "strict");
+    assert_eq!(strict.code(), 71, "strict ran without Landlock\n{strict}");
+    assert!(strict.err().contains("`landlock` is unavailable"), "{strict}");
+    let best = launch("hide", "best-effort");
+    assert_eq!(best.code(), 0, "{best}");
+    let line = best.err().lines().find(|l| l.trim_start().starts_with("landlock ")).map(str::to_string);
+    let line = line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("unavailable"), "{best}");
 }
 
 // ---------------------------------------------------------------------------------------
