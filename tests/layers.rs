@@ -2,7 +2,8 @@
 //! runs the built binary as root (`as_root::*`) and as uid 65534 (`as_nobody::*`).
 //!
 //! - seccomp refuses `kcmp`, `pidfd_getfd` and (x86_64) `modify_ldt`;
-//! - the Landlock layer's report comes from the status the kernel returned;
+//! - Landlock: strict requires only the rights nothing else covers (a run: ABI 1); the
+//!   report comes from the status the kernel returned; `run --explain` lists the levels;
 //! - the private `/tmp` and `/dev/shm` are tmpfs sized from `max_memory` (ENOSPC when full);
 //! - `max_file_size` bounds one file (EFBIG, not a silent SIGXFSZ).
 
@@ -14,6 +15,8 @@ use common::*;
 both_users!(
     seccomp_refuses_kcmp_pidfd_getfd_modify_ldt,
     landlock_reports_the_kernel_status,
+    explain_lists_what_strict_requires_of_landlock,
+    strict_runs_on_an_older_landlock_reported_partial,
     landlock_missing_stops_strict_with_71,
     full_tmp_answers_enospc,
     full_dev_shm_answers_enospc,
@@ -143,32 +146,219 @@ fn landlock_line(f: &Fixture, enforcement: &str) -> (Out, Option<String>) {
     (o, line)
 }
 
+/// A one-shot run requires of Landlock only the filesystem rights (ABI 1): it runs under
+/// strict on any kernel with Landlock, and the report says what the kernel lacks and what
+/// covers it.
 fn landlock_reports_the_kernel_status(u: User) {
     let f = Fixture::new(u);
     let abi = host_landlock_abi(&f);
     let (strict, strict_line) = landlock_line(&f, "strict");
     let (best, best_line) = landlock_line(&f, "best-effort");
-    if abi >= 6 {
-        // Everything paddock asks of Landlock is there: the kernel says fully enforced, under
-        // strict as a hard requirement.
-        assert_eq!(strict.code(), 0, "{strict}");
-        let l = strict_line.unwrap_or_else(|| panic!("no landlock line in the report\n{strict}"));
-        assert!(l.split_whitespace().nth(1) == Some("enforced"), "{l}");
-        assert!(l.contains("fully enforced (strict: every right a hard requirement)"), "{l}");
-        assert_eq!(best.code(), 0, "{best}");
-        let l = best_line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
-        assert!(l.split_whitespace().nth(1) == Some("enforced"), "{l}");
-        assert!(l.contains("fully enforced (best effort)"), "{l}");
-    } else {
-        // An older kernel: strict stops with 71 naming Landlock and what it lacks; best-effort
-        // runs and reports partial (or unavailable without Landlock at all).
+    if abi == 0 {
+        // No Landlock at all: strict stops with 71 naming it, best-effort runs without it.
         assert_eq!(strict.code(), 71, "{strict}");
-        assert!(strict.err().contains("landlock"), "{strict}");
+        assert!(strict.err().contains("`landlock` is unavailable"), "{strict}");
         assert_eq!(best.code(), 0, "{best}");
         let l = best_line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
-        let want = if abi == 0 { "unavailable" } else { "partial" };
-        assert!(l.split_whitespace().nth(1) == Some(want), "ABI {abi}: {l}");
+        assert_eq!(l.split_whitespace().nth(1), Some("unavailable"), "{l}");
+        return;
     }
+    assert_eq!(strict.code(), 0, "ABI {abi}: {strict}");
+    assert_eq!(best.code(), 0, "ABI {abi}: {best}");
+    let strict_l = strict_line.unwrap_or_else(|| panic!("no landlock line in the report\n{strict}"));
+    let best_l = best_line.unwrap_or_else(|| panic!("no landlock line in the report\n{best}"));
+    assert!(strict_l.contains("; required: filesystem rights (ABI 1, Linux 5.13)"), "{strict_l}");
+    assert!(best_l.contains("; best-effort: nothing required"), "{best_l}");
+    if abi >= 6 {
+        // Everything paddock asks of Landlock is there: the kernel says fully enforced.
+        for l in [&strict_l, &best_l] {
+            assert_eq!(l.split_whitespace().nth(1), Some("enforced"), "{l}");
+        }
+        assert!(strict_l.ends_with("; fully enforced; required: filesystem rights (ABI 1, Linux 5.13)"), "{strict_l}");
+        assert!(best_l.ends_with("; fully enforced; best-effort: nothing required"), "{best_l}");
+    } else {
+        // An older kernel: partial, each missing right named with what covers it.
+        for l in [&strict_l, &best_l] {
+            assert_eq!(l.split_whitespace().nth(1), Some("partial"), "ABI {abi}: {l}");
+            assert!(l.contains("this kernel lacks") && l.contains("(covered: "), "ABI {abi}: {l}");
+            assert!(!l.contains("not covered"), "ABI {abi}: {l}");
+        }
+    }
+}
+
+/// `run --explain` says, per Landlock right, whether strict requires it of a run and of a
+/// session's calls, whatever this kernel has.
+fn explain_lists_what_strict_requires_of_landlock(u: User) {
+    let f = Fixture::new(u);
+    let pol = f.policy(&Pol::default());
+    let argv: Vec<std::ffi::OsString> =
+        vec![f.bin.clone().into(), "run".into(), "--explain".into(), "--policy".into(), pol.into()];
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let out = o.out();
+    assert!(out.contains("Landlock rights under strict (this kernel: ABI "), "{o}");
+    for want in [
+        "  filesystem rights (ABI 1, Linux 5.13): required; ",
+        "  file reparenting (ABI 2, Linux 5.19): best effort; ",
+        "  truncate (ABI 3, Linux 6.2): best effort; ",
+        "  TCP bind and connect rules (ABI 4, Linux 6.7): best effort for a run, required for a session's calls; ",
+        "  device ioctl (ABI 5, Linux 6.10): best effort; ",
+        "  abstract unix socket scope (ABI 6, Linux 6.12): best effort for a run, required for a session's calls; ",
+        "  signal scope (ABI 6, Linux 6.12): best effort; ",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(want)), "missing {want:?}\n{o}");
+    }
+}
+
+/// Runs `argv[2:]` on a Landlock that says it is ABI `argv[1]`: a seccomp filter hands the
+/// version query (`landlock_create_ruleset`, 444 on every architecture, with flags 1) to this
+/// process, which answers the number; every other call, the ruleset's creation included,
+/// reaches the real kernel, which then enforces exactly what a ruleset of that ABI asks.
+const FAKE_ABI_PY: &str = r#"
+import ctypes, os, select, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+abi = int(sys.argv[1])
+SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}[os.uname().machine]
+def ins(code, jt, jf, k):
+    return struct.pack("HBBI", code, jt, jf, k)
+# nr == landlock_create_ruleset (444) with flags (args[2], low half at offset 32) ==
+# VERSION (1): ask the supervisor; anything else: allow.
+prog = (ins(0x20, 0, 0, 0) + ins(0x15, 0, 3, 444) + ins(0x20, 0, 0, 32) + ins(0x15, 0, 1, 1)
+        + ins(0x06, 0, 0, 0x7fc00000) + ins(0x06, 0, 0, 0x7fff0000))
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close()
+    buf = ctypes.create_string_buffer(prog)
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    fp = Fprog(len(prog) // 8, ctypes.addressof(buf))
+    assert libc.prctl(38, 1, 0, 0, 0) == 0, "no_new_privs"
+    fd = libc.syscall(ctypes.c_long(SYS_SECCOMP), ctypes.c_long(1), ctypes.c_long(8), ctypes.byref(fp))
+    assert fd >= 0, "seccomp: %d" % ctypes.get_errno()
+    socket.send_fds(b, [b"x"], [fd])
+    os.close(fd)
+    b.close()
+    os.execvp(sys.argv[2], sys.argv[2:])
+b.close()
+_, fds, _, _ = socket.recv_fds(a, 1, 1)
+listener = fds[0]
+a.close()
+notif = ctypes.create_string_buffer(80)
+p = select.poll()
+p.register(listener, select.POLLIN)
+status = None
+while status is None:
+    for _, ev in p.poll(50):
+        if ev & select.POLLIN:
+            ctypes.memset(notif, 0, 80)
+            # SECCOMP_IOCTL_NOTIF_RECV; it fails when the caller went away meanwhile.
+            if libc.ioctl(listener, 0xc0502100, notif) == 0:
+                nid = struct.unpack_from("Q", notif, 0)[0]
+                resp = ctypes.create_string_buffer(struct.pack("QqiI", nid, abi, 0, 0))
+                libc.ioctl(listener, 0xc0182101, resp)  # SECCOMP_IOCTL_NOTIF_SEND
+    done, st = os.waitpid(pid, os.WNOHANG)
+    if done:
+        status = st
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+/// `paddock ARGS` under a Landlock that says it is ABI `abi` ([`FAKE_ABI_PY`]).
+fn with_abi(f: &Fixture, abi: i64, args: &[std::ffi::OsString]) -> Out {
+    let mut argv: Vec<std::ffi::OsString> = ["python3", "-c", FAKE_ABI_PY].map(Into::into).to_vec();
+    argv.push(abi.to_string().into());
+    argv.push(f.bin.clone().into());
+    argv.extend_from_slice(args);
+    f.launch(&argv, &[], None)
+}
+
+/// The `landlock` line of a `-v` report.
+fn report_line(o: &Out) -> String {
+    let line = o.err().lines().find(|l| l.trim_start().starts_with("landlock ")).map(|l| l.trim().to_string());
+    line.unwrap_or_else(|| panic!("no landlock line in the report\n{o}"))
+}
+
+/// The `landlock` layer of the last audit record with an enforcement report: (state, detail).
+fn audited_landlock(f: &Fixture) -> (String, String) {
+    let log = std::fs::read_to_string(f.root.join("state").join("audit.jsonl")).expect("the audit log");
+    let rec = log
+        .lines()
+        .rev()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an audit record"))
+        .find(|r| r.get("enforcement").is_some())
+        .expect("a record with the enforcement report");
+    let layers = rec["enforcement"]["layers"].as_array().expect("layers").clone();
+    let l = layers.iter().find(|l| l["name"] == "landlock").expect("a landlock layer");
+    (l["state"].as_str().unwrap_or_default().to_string(), l["detail"].as_str().unwrap_or_default().to_string())
+}
+
+/// On kernels older than Linux 6.12 (ABI 4: Ubuntu 24.04's 6.8; ABI 1), a strict `run` goes
+/// ahead: it requires only the filesystem rights, and the report and the audit record say
+/// `partial`, naming each missing right and what covers it. Control: the same wrapper
+/// answering the real ABI changes nothing.
+fn strict_runs_on_an_older_landlock_reported_partial(u: User) {
+    let f = Fixture::new(u);
+    let host = host_landlock_abi(&f);
+    assert!(host >= 4, "this test needs Landlock ABI >= 4 (the kernel enforces what an ABI-4 ruleset asks): {host}");
+    let tail = "[sandbox]\nenforcement = \"strict\"\n";
+    let pol = f.policy(&Pol { tail, ..Pol::default() });
+    let args: Vec<std::ffi::OsString> = vec![
+        "-v".into(),
+        "run".into(),
+        "--policy".into(),
+        pol.clone().into(),
+        "--workspace".into(),
+        f.ws.clone().into(),
+        "--".into(),
+        "true".into(),
+    ];
+
+    let ctl = with_abi(&f, host, &args);
+    assert_eq!(ctl.code(), 0, "control\n{ctl}");
+    let l = report_line(&ctl);
+    assert!(l.contains(&format!("landlock ABI {host}: ")), "the wrapper's answer is not what paddock saw: {l}");
+    if host >= 6 {
+        assert_eq!(l.split_whitespace().nth(1), Some("enforced"), "{l}");
+    }
+
+    let o = with_abi(&f, 4, &args);
+    assert_eq!(o.code(), 0, "strict stopped on ABI 4\n{o}");
+    let l = report_line(&o);
+    assert_eq!(l.split_whitespace().nth(1), Some("partial"), "{l}");
+    assert!(l.contains("landlock ABI 4: ") && l.contains("; no TCP connect or bind;"), "{l}");
+    assert!(
+        l.contains("; partially enforced; required: filesystem rights (ABI 1, Linux 5.13); this kernel lacks device ioctl (ABI 5, Linux 6.10) (covered: "),
+        "{l}"
+    );
+    assert!(l.contains("; abstract unix socket scope (ABI 6, Linux 6.12) (covered: "), "{l}");
+    assert!(l.contains("; signal scope (ABI 6, Linux 6.12) (covered: "), "{l}");
+    // Nothing is claimed that the kernel was not asked for.
+    assert!(!l.contains("scopes: ") && !l.contains("not covered"), "{l}");
+    let (state, detail) = audited_landlock(&f);
+    assert_eq!(state, "partial", "{detail}");
+    assert!(detail.contains("this kernel lacks device ioctl"), "{detail}");
+
+    let o = with_abi(&f, 1, &args);
+    assert_eq!(o.code(), 0, "strict stopped on ABI 1\n{o}");
+    let l = report_line(&o);
+    assert_eq!(l.split_whitespace().nth(1), Some("partial"), "{l}");
+    assert!(l.contains("this kernel lacks file reparenting (ABI 2, Linux 5.19) (covered: "), "{l}");
+    assert!(l.contains("; truncate (ABI 3, Linux 6.2) (covered: "), "{l}");
+    assert!(l.contains("; TCP bind and connect rules (ABI 4, Linux 6.7) (covered: "), "{l}");
+    assert!(!l.contains("TCP connect") && !l.contains("not covered"), "{l}");
+
+    // --explain on ABI 4: what is missing, what covers it, and no zygote for sessions.
+    let explain: Vec<std::ffi::OsString> = vec!["run".into(), "--explain".into(), "--policy".into(), pol.into()];
+    let o = with_abi(&f, 4, &explain);
+    assert_eq!(o.code(), 0, "{o}");
+    let out = o.out();
+    assert!(out.contains("Landlock rights under strict (this kernel: ABI 4):"), "{o}");
+    assert!(out.contains("  device ioctl (ABI 5, Linux 6.10): best effort; missing, covered in a run: "), "{o}");
+    assert!(out.contains("  filesystem rights (ABI 1, Linux 5.13): required; available"), "{o}");
+    assert!(out.contains("share a network namespace only from ABI 6 on; here each gets a sandbox of its own"), "{o}");
+    assert!(out.contains("Policy enforcement: strict (a run goes ahead"), "{o}");
 }
 
 /// Runs `argv[2:]` with Landlock gone: with `argv[1] == "hide"`, a seccomp filter makes

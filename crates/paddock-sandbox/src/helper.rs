@@ -370,7 +370,8 @@ fn target_main(mut st: State, mounts_ok: bool, private_tmp: bool) -> ! {
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
 
-    let (s, d) = landlock::apply(&st.spec, &st.plan, mounts_ok, private_tmp);
+    let facts = landlock::Facts::of(&st.spec, &st.report, mounts_ok, st.zygote_view.is_some());
+    let (s, d) = landlock::apply(&st.spec, &st.plan, &facts, private_tmp);
     st.report.set("landlock", s, d);
     let (s, d) = limits::apply(&st.spec.limits);
     st.report.set("rlimits", s, d);

@@ -44,10 +44,6 @@ pub struct EnforcementReport {
 /// Layers whose absence does not stop a strict run, with the reason.
 const OPTIONAL_LAYERS: &[&str] = &["cgroup"];
 
-/// Layers a strict run needs whole: partial stops it as unavailable does (under strict,
-/// Landlock's rights are hard requirements, so partial means the kernel fell short).
-const WHOLE_LAYERS: &[&str] = &["landlock"];
-
 impl EnforcementReport {
     /// Records (or replaces) the status of `name`.
     pub fn set(&mut self, name: &str, state: LayerState, detail: impl Into<String>) {
@@ -70,14 +66,13 @@ impl EnforcementReport {
         self.get(name).is_some_and(|l| l.state != LayerState::Unavailable)
     }
 
-    /// The first layer a strict run cannot do without: unavailable (cgroup is optional while
-    /// rlimits cover the limits), or partial where strict needs it whole (Landlock).
+    /// The first unavailable layer a strict run cannot do without (cgroup is optional while
+    /// rlimits cover the limits). A partial layer is in force and does not stop it: under
+    /// strict, what a layer must not lack is a hard requirement that makes it unavailable
+    /// (Landlock: the rights nothing else covers, see the `landlock` module), so what a
+    /// partial one lacks is covered, and its detail says by what.
     pub fn first_missing(&self) -> Option<&LayerStatus> {
-        self.layers.iter().find(|l| match l.state {
-            LayerState::Unavailable => !OPTIONAL_LAYERS.contains(&l.name.as_str()),
-            LayerState::Partial => WHOLE_LAYERS.contains(&l.name.as_str()),
-            LayerState::Enforced => false,
-        })
+        self.layers.iter().find(|l| l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str()))
     }
 }
 
@@ -162,12 +157,17 @@ mod tests {
     }
 
     #[test]
-    fn partial_landlock_stops_strict_partial_rlimits_do_not() {
+    fn partial_landlock_does_not_stop_strict_unavailable_does() {
         let mut r = EnforcementReport::default();
         r.set("rlimits", LayerState::Partial, "RLIMIT_AS failed");
         r.set("landlock", LayerState::Enforced, "fully enforced");
         assert!(r.first_missing().is_none());
-        r.set("landlock", LayerState::Partial, "partially enforced, the kernel lacks: scopes");
+        // Only best-effort rights can be missing from a partial Landlock: still in the report.
+        r.set("landlock", LayerState::Partial, "partially enforced; this kernel lacks signal scope (covered: ...)");
+        assert!(r.first_missing().is_none());
+        assert_eq!(r.get("landlock").unwrap().state, LayerState::Partial);
+        // A required right missing fails the ruleset: unavailable, and strict stops.
+        r.set("landlock", LayerState::Unavailable, "strict requires abstract unix socket scope");
         assert_eq!(r.first_missing().unwrap().name, "landlock");
     }
 }

@@ -65,6 +65,14 @@ both_users!(zygote_calls_have_their_own_pid_namespace_proc_and_tmp, |user, name|
         assert_eq!(layer(o, l).0, "enforced", "{l}: {r:#?}");
     }
     assert!(layer(o, "mounts").1.contains("per call: fresh /proc"), "{r:#?}");
+    // Strict, in a network namespace shared with the other calls: TCP rules and the abstract
+    // socket scope are required, the signal scope is not (the call's own pid namespace).
+    assert!(
+        layer(o, "landlock").1.contains(
+            "fully enforced; required: filesystem rights (ABI 1, Linux 5.13), TCP bind and connect rules (ABI 4, Linux 6.7), abstract unix socket scope (ABI 6, Linux 6.12)"
+        ),
+        "{r:#?}"
+    );
 });
 
 both_users!(zygote_calls_keep_the_deny_masks_and_write_rules, |user, name| {
