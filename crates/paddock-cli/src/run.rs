@@ -245,7 +245,11 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     }
     let missing: Vec<&str> =
         r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
+    let lacks = print_landlock(policy.enforcement);
     let verdict = match (r.first_missing(), policy.enforcement) {
+        (None, Enforcement::Strict) if !lacks.is_empty() => {
+            format!("a run would stop with exit 71: `landlock` lacks {}", lacks.join(", "))
+        }
         (None, _) if missing.is_empty() => "every layer is available".to_string(),
         (None, _) => format!("a run goes ahead; optional layers missing: {}", missing.join(", ")),
         (Some(l), Enforcement::Strict) => format!("a run would stop with exit 71: `{}` is unavailable", l.name),
@@ -253,6 +257,40 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     };
     text += &format!("Policy enforcement: {} ({verdict})\n", policy.enforcement.as_str());
     output::print(text)
+}
+
+/// Prints what Landlock requires under `enforcement` on this kernel, for a run (its own
+/// network namespace) and for a session's calls (a shared one); returns the rights a run
+/// requires that this kernel lacks.
+fn print_landlock(enforcement: Enforcement) -> Vec<&'static str> {
+    let e = match enforcement {
+        Enforcement::Strict => paddock_sandbox::Enforcement::Strict,
+        Enforcement::BestEffort => paddock_sandbox::Enforcement::BestEffort,
+    };
+    let abi = paddock_sandbox::landlock_abi();
+    println!("Landlock rights under {} (this kernel: ABI {abi}):", enforcement.as_str());
+    let run = paddock_sandbox::landlock_needs(e, false);
+    let call = paddock_sandbox::landlock_needs(e, true);
+    for (r, c) in run.iter().zip(&call) {
+        let level = match (r.required, c.required) {
+            (true, _) => "required",
+            (false, true) => "best effort for a run, required for a session's calls",
+            (false, false) => "best effort",
+        };
+        let status = match (r.available, r.cover) {
+            (true, _) => "available".to_string(),
+            (false, Some(cover)) => format!("missing, covered in a run: {cover}"),
+            (false, None) => "missing, not covered".to_string(),
+        };
+        println!("  {}: {level}; {status}", r.right);
+    }
+    if abi < paddock_sandbox::shared_netns_abi() {
+        println!(
+            "  a session's calls share a network namespace only from ABI {} on; here each gets a sandbox of its own",
+            paddock_sandbox::shared_netns_abi()
+        );
+    }
+    run.iter().filter(|n| n.required && !n.available).map(|n| n.right).collect()
 }
 
 fn kernel_release() -> String {

@@ -262,6 +262,9 @@ impl Policy {
         if let Some((v, o)) = &m.max_memory {
             limits.max_memory = limits::size(v, o, "max_memory", &mut problems);
         }
+        if let Some((v, o)) = &m.max_file_size {
+            limits.max_file_size = limits::size(v, o, "max_file_size", &mut problems);
+        }
         if let Some((v, o)) = &m.max_processes {
             limits.max_processes = limits::count(*v, o, "max_processes", &mut problems);
         }

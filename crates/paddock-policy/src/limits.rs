@@ -22,6 +22,8 @@ pub struct Limits {
     pub max_memory: Option<u64>,
     /// Open descriptors per process.
     pub max_open_files: Option<u64>,
+    /// Bytes of one file the sandbox writes (a write past it fails with `EFBIG`).
+    pub max_file_size: Option<u64>,
 }
 
 /// Parses a size: an integer of bytes, or a number with `B`, `KB`/`MB`/`GB`/`TB` (powers

@@ -36,6 +36,7 @@ pub(crate) struct Merged {
     pub max_processes: Option<At<i64>>,
     pub max_memory: Option<At<IntOrString>>,
     pub max_open_files: Option<At<i64>>,
+    pub max_file_size: Option<At<IntOrString>>,
 }
 
 struct Loader {
@@ -191,6 +192,7 @@ impl Loader {
             over!(max_processes);
             over!(max_memory);
             over!(max_open_files);
+            over!(max_file_size);
         }
     }
 }

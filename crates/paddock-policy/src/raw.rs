@@ -93,6 +93,7 @@ pub(crate) struct RawLimits {
     pub max_processes: Option<S<i64>>,
     pub max_memory: Option<S<IntOrString>>,
     pub max_open_files: Option<S<i64>>,
+    pub max_file_size: Option<S<IntOrString>>,
 }
 
 /// Every key a section accepts, for "did you mean" hints.
@@ -104,7 +105,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         "commands" => &["allow", "deny"],
         "network" => &["allow", "deny", "allow_private", "hosts"],
         "env" => &["pass", "set"],
-        "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files"],
+        "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         _ => &[],
     }
 }

@@ -73,6 +73,9 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
     if let Some(n) = p.limits.max_open_files {
         limits.insert("max_open_files", toml::Value::Integer(n as i64));
     }
+    if let Some(n) = p.limits.max_file_size {
+        limits.insert("max_file_size", toml::Value::String(format_size(n)));
+    }
     let e = Effective {
         version: 1,
         sandbox: Sandbox { enforcement: p.enforcement.as_str() },

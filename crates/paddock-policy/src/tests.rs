@@ -137,6 +137,10 @@ fn bad_limits() {
         ("max_memory = -1", "must be positive"),
         ("max_processes = 0", "positive integer"),
         ("max_open_files = \"many\"", "invalid type"),
+        ("max_file_size = \"1 furlong\"", "unknown size unit"),
+        ("max_file_size = 0", "must be positive"),
+        ("max_file_size = \"0MiB\"", "must be positive"),
+        ("max_file_size = true", "expected an integer or a string"),
     ] {
         let e = error(&format!("version = 1\n[limits]\n{line}\n"));
         assert!(e.starts_with("p.toml:3:"), "{line}: {e}");
@@ -387,6 +391,17 @@ fn effective_policy_round_trips() {
     let body = |s: &str| s.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
     assert_eq!(body(again.effective_toml()), body(&shown));
     assert_eq!(again.hash(), p.hash());
+}
+
+#[test]
+fn max_file_size_is_a_size_and_shown() {
+    let p = policy("version = 1\n[limits]\nmax_file_size = \"64MiB\"\n");
+    assert_eq!(p.limits.max_file_size, Some(64 << 20));
+    assert!(p.effective_toml().contains("max_file_size = \"64MiB\""), "{}", p.effective_toml());
+    assert_eq!(policy("version = 1\n[limits]\nmax_file_size = 4096\n").limits.max_file_size, Some(4096));
+    assert_eq!(policy("version = 1\n").limits.max_file_size, None);
+    let e = error("version = 1\n[limits]\nmax_filesize = \"1MiB\"\n");
+    assert!(e.contains("max_file_size"), "a typo gets a hint: {e}");
 }
 
 // ---------- revocations ----------

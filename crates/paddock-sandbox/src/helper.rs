@@ -265,14 +265,15 @@ pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<
     let (mounts_ok, private_tmp) = if let Some((built, private_tmp)) = st.zygote_view {
         // A zygote's call: its own mount namespace, copied from the zygote's view.
         if built && ns.mount {
-            match mounts::per_call(private_tmp, &st.plan) {
+            match mounts::per_call(private_tmp, &st.plan, st.spec.limits.tmpfs_size()) {
                 Ok((proc_ok, notes)) => {
                     let prev = st.report.get("mounts").map(|l| (l.state, l.detail.clone()));
                     let (mut state, mut detail) = prev.unwrap_or((LayerState::Enforced, String::new()));
                     detail.push_str(&format!(
-                        "; per call: {}, fresh /dev/shm{}",
+                        "; per call: {}, fresh /dev/shm{}, tmpfs of {} each",
                         if proc_ok { "fresh /proc of the call's pid namespace" } else { "no /proc" },
-                        if private_tmp { ", fresh private /tmp" } else { "" }
+                        if private_tmp { " and private /tmp" } else { "" },
+                        st.spec.limits.tmpfs_size()
                     ));
                     if !notes.is_empty() {
                         detail.push_str("; ");
@@ -290,7 +291,7 @@ pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<
         }
         (built, private_tmp)
     } else if ns.mount {
-        match mounts::build(&st.plan, st.pty, false) {
+        match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size()) {
             Ok(view) => {
                 let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
                 st.report.set("mounts", state, view.detail);
@@ -369,7 +370,8 @@ fn target_main(mut st: State, mounts_ok: bool, private_tmp: bool) -> ! {
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|c| c.as_ptr()).collect();
     envp_p.push(std::ptr::null());
 
-    let (s, d) = landlock::apply(&st.spec, &st.plan, mounts_ok, private_tmp);
+    let facts = landlock::Facts::of(&st.spec, &st.report, mounts_ok, st.zygote_view.is_some());
+    let (s, d) = landlock::apply(&st.spec, &st.plan, &facts, private_tmp);
     st.report.set("landlock", s, d);
     let (s, d) = limits::apply(&st.spec.limits);
     st.report.set("rlimits", s, d);

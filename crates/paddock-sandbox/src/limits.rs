@@ -4,7 +4,9 @@
 //! `max_processes` → `RLIMIT_NPROC` (counted per uid in the child's user namespace, and
 //! not enforced at all for root: the kernel exempts the host's uid 0), `max_memory` →
 //! `RLIMIT_AS` (per process: a tree of processes may use a multiple), `max_open_files` →
-//! `RLIMIT_NOFILE`; core dumps are always off. What bounds the whole tree is the cgroup
+//! `RLIMIT_NOFILE`, `max_file_size` → `RLIMIT_FSIZE` (with `SIGXFSZ` ignored, so that a
+//! write past it fails with `EFBIG`, which tools report, instead of killing the writer with
+//! a signal nobody explains); core dumps are always off. What bounds the whole tree is the cgroup
 //! made by [`crate::cgroup`] when one can be had; these rlimits stay in force either way
 //! (unprivileged, they are what there is). The timeout is not an rlimit: the parent kills
 //! the pid namespace.
@@ -16,6 +18,15 @@ fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
     let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
     // SAFETY: a valid rlimit struct for a valid resource.
     crate::sys::cvt(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+}
+
+/// Ignores `SIGXFSZ` in this process (and, through execve, in the child).
+fn ignore_sigxfsz() -> std::io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler; SIGXFSZ is a valid signal number.
+    if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Applies the rlimits; returns the layer state and detail.
@@ -37,6 +48,14 @@ pub(crate) fn apply(limits: &Limits) -> (LayerState, String) {
     one("RLIMIT_NPROC", libc::RLIMIT_NPROC, limits.max_processes, nproc_note);
     one("RLIMIT_AS", libc::RLIMIT_AS, limits.max_memory, " (per process)");
     one("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, limits.max_open_files, "");
+    if limits.max_file_size.is_some() {
+        // Before the limit: a write past it must come back as EFBIG, not as SIGXFSZ's
+        // default action (the ignored disposition survives execve).
+        match ignore_sigxfsz() {
+            Ok(()) => one("RLIMIT_FSIZE", libc::RLIMIT_FSIZE, limits.max_file_size, " (SIGXFSZ ignored: EFBIG)"),
+            Err(e) => failed.push(format!("RLIMIT_FSIZE: SIGXFSZ could not be ignored: {e}")),
+        }
+    }
     if failed.is_empty() {
         (LayerState::Enforced, done.join(", "))
     } else {

@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::spec::PathPlan;
+use crate::spec::{PathPlan, TmpfsSize};
 use crate::sys::{cpath, cvt, cvt_long};
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -234,11 +234,17 @@ fn is_reserved(p: &Path) -> bool {
     p.starts_with("/proc") || p.starts_with("/dev")
 }
 
+/// The options of a private `/tmp` or `/dev/shm`: sized, so that filling it answers `ENOSPC`
+/// instead of taking the host's memory (tmpfs pages are not counted by `RLIMIT_AS`).
+fn scratch_opts(size: TmpfsSize) -> String {
+    format!("mode=1777,size={}", size.bytes)
+}
+
 /// A private tmpfs on `/tmp` of the new root.
-fn mount_private_tmp(root: &Path) -> io::Result<()> {
+fn mount_private_tmp(root: &Path, size: TmpfsSize) -> io::Result<()> {
     let tmp = root.join("tmp");
     mkdir_p(&tmp)?;
-    mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))
+    mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&scratch_opts(size)))
 }
 
 /// Builds the view and moves into it. An error leaves the process in an unusable state:
@@ -246,7 +252,7 @@ fn mount_private_tmp(root: &Path) -> io::Result<()> {
 ///
 /// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
 /// /proc yet (see [`per_call`]).
-pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<MountView> {
+pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSize) -> io::Result<MountView> {
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     let root = Path::new("/newroot");
@@ -280,7 +286,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
     for (p, writable) in binds {
         // The private /tmp goes right after the top-level binds, below any deeper bind.
         if private_tmp && !tmp_done && p.components().count() > 2 {
-            mount_private_tmp(root)?;
+            mount_private_tmp(root, tmp_size)?;
             state.bound.push((PathBuf::from("/tmp"), Bound::Other));
             tmp_done = true;
         }
@@ -326,7 +332,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
         state.bound.push((p.to_path_buf(), kind));
     }
     if private_tmp && !tmp_done {
-        mount_private_tmp(root)?;
+        mount_private_tmp(root, tmp_size)?;
     }
     view.private_tmp = private_tmp;
     for p in &plan.denies {
@@ -423,7 +429,13 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
     }
     let shm = dev.join("shm");
     mkdir_one(&shm)?;
-    mount(Some(Path::new("tmpfs")), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &shm,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&scratch_opts(tmp_size)),
+    )?;
     set_attrs(&dev, MOUNT_ATTR_RDONLY, false)?;
 
     // Seal the new root, drop the old one, move in.
@@ -450,7 +462,11 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
         } else {
             "no /proc"
         },
-        if view.private_tmp { "private /tmp" } else { "/tmp from the write paths" }
+        if view.private_tmp {
+            format!("private /tmp and /dev/shm, tmpfs of {tmp_size} each")
+        } else {
+            format!("/tmp from the write paths, /dev/shm a tmpfs of {tmp_size}")
+        }
     );
     if !notes.is_empty() {
         detail.push_str("; ");
@@ -485,7 +501,7 @@ fn mount_proc(proc_dir: &Path, notes: &mut Vec<String>) -> io::Result<()> {
 /// The fresh `/tmp` keeps the binds the view has beneath `/tmp` (e.g. a workspace under
 /// `/tmp`): each is cloned (`open_tree`, recursively, attributes and masks included) before
 /// the tmpfs goes on, and moved back onto the same path in it (`move_mount`).
-pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan) -> io::Result<(bool, Vec<String>)> {
+pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) -> io::Result<(bool, Vec<String>)> {
     let mut notes = Vec::new();
     let proc_ok = match mount_proc(Path::new("/proc"), &mut notes) {
         Ok(()) => true,
@@ -495,14 +511,14 @@ pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan) -> io::Result<(bool, 
         }
     };
     if private_tmp {
-        fresh_tmp(plan)?;
+        fresh_tmp(plan, tmp_size)?;
     }
     mount(
         Some(Path::new("tmpfs")),
         Path::new("/dev/shm"),
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=1777"),
+        Some(&scratch_opts(tmp_size)),
     )?;
     Ok((proc_ok, notes))
 }
@@ -517,7 +533,7 @@ enum Keep {
 }
 
 /// A fresh tmpfs on `/tmp`, with the view's binds beneath `/tmp` moved onto it.
-fn fresh_tmp(plan: &PathPlan) -> io::Result<()> {
+fn fresh_tmp(plan: &PathPlan, size: TmpfsSize) -> io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let tmp = Path::new("/tmp");
     let mut tops: Vec<&PathBuf> =
@@ -548,7 +564,7 @@ fn fresh_tmp(plan: &PathPlan) -> io::Result<()> {
         let fd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
         kept.push((p.clone(), Keep::Tree(fd, meta.is_dir())));
     }
-    mount(Some(Path::new("tmpfs")), tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    mount(Some(Path::new("tmpfs")), tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&scratch_opts(size)))?;
     for (p, keep) in kept {
         if let Some(parent) = p.parent() {
             mkdir_p(parent)?;

@@ -67,7 +67,10 @@ impl EnforcementReport {
     }
 
     /// The first unavailable layer a strict run cannot do without (cgroup is optional while
-    /// rlimits cover the limits).
+    /// rlimits cover the limits). A partial layer is in force and does not stop it: under
+    /// strict, what a layer must not lack is a hard requirement that makes it unavailable
+    /// (Landlock: the rights nothing else covers, see the `landlock` module), so what a
+    /// partial one lacks is covered, and its detail says by what.
     pub fn first_missing(&self) -> Option<&LayerStatus> {
         self.layers.iter().find(|l| l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str()))
     }
@@ -151,5 +154,20 @@ mod tests {
         assert_eq!(r.first_missing().unwrap().name, "seccomp");
         r.set("seccomp", LayerState::Enforced, "yes");
         assert!(r.first_missing().is_none());
+    }
+
+    #[test]
+    fn partial_landlock_does_not_stop_strict_unavailable_does() {
+        let mut r = EnforcementReport::default();
+        r.set("rlimits", LayerState::Partial, "RLIMIT_AS failed");
+        r.set("landlock", LayerState::Enforced, "fully enforced");
+        assert!(r.first_missing().is_none());
+        // Only best-effort rights can be missing from a partial Landlock: still in the report.
+        r.set("landlock", LayerState::Partial, "partially enforced; this kernel lacks signal scope (covered: ...)");
+        assert!(r.first_missing().is_none());
+        assert_eq!(r.get("landlock").unwrap().state, LayerState::Partial);
+        // A required right missing fails the ruleset: unavailable, and strict stops.
+        r.set("landlock", LayerState::Unavailable, "strict requires abstract unix socket scope");
+        assert_eq!(r.first_missing().unwrap().name, "landlock");
     }
 }

@@ -2,8 +2,9 @@
 //! closed): seccomp-BPF filters, compiled by the `seccompiler` crate from the rules below.
 //!
 //! A foreign architecture (e.g. i386 `int 0x80` on x86_64) kills the process; the calls in
-//! [`DENIED`] fail with `EPERM` (ptrace, process_vm_*, io_uring_*, bpf, perf_event_open,
-//! keyrings, module loading, the mount family, unshare/setns, ...); `clone` with any
+//! [`DENIED`] fail with `EPERM` (ptrace, process_vm_*, kcmp, pidfd_getfd, io_uring_*, bpf,
+//! perf_event_open, keyrings, module loading, the mount family, unshare/setns, on x86_64
+//! modify_ldt, ...); `clone` with any
 //! `CLONE_NEW*` flag fails with `EPERM`; `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` fail with
 //! `EPERM` (only the low 32 bits of the request count, as in the kernel); `socket` with a
 //! family other than `AF_UNIX`, `AF_INET`, `AF_INET6` fails with `EPERM`; `clone3` fails with
@@ -64,6 +65,13 @@ pub(crate) const DENIED: &[(&str, libc::c_long)] = &[
     ("ptrace", libc::SYS_ptrace),
     ("process_vm_readv", libc::SYS_process_vm_readv),
     ("process_vm_writev", libc::SYS_process_vm_writev),
+    // Compares kernel objects of other processes (an oracle on their descriptors and memory).
+    ("kcmp", libc::SYS_kcmp),
+    // Copies a descriptor out of another process.
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    // Code segments of one's own making: an old route into kernel bugs, which no tool needs.
+    #[cfg(target_arch = "x86_64")]
+    ("modify_ldt", libc::SYS_modify_ldt),
     ("io_uring_setup", libc::SYS_io_uring_setup),
     ("io_uring_enter", libc::SYS_io_uring_enter),
     ("io_uring_register", libc::SYS_io_uring_register),
@@ -434,6 +442,13 @@ mod tests {
                         || errno() != libc::EPERM
                     {
                         return 13;
+                    }
+                    let me = libc::getpid() as libc::c_long;
+                    if libc::syscall(libc::SYS_kcmp, me, me, 0 as libc::c_long, 1 as libc::c_long, 1 as libc::c_long)
+                        != -1
+                        || errno() != libc::EPERM
+                    {
+                        return 16;
                     }
                     if libc::syscall(libc::SYS_getppid) <= 0 {
                         return 14;

@@ -138,10 +138,56 @@ pub struct Limits {
     /// had) and `RLIMIT_NPROC` (processes of the child's uid; not enforced for root).
     pub max_processes: Option<u64>,
     /// Bytes of memory of the whole tree (the sandbox cgroup's memory limit, when one can
-    /// be had) and `RLIMIT_AS` (per process).
+    /// be had) and `RLIMIT_AS` (per process); half of it is the size of each of the private
+    /// `/tmp` and `/dev/shm` tmpfs ([`DEFAULT_TMPFS_SIZE`] without it).
     pub max_memory: Option<u64>,
     /// `RLIMIT_NOFILE`.
     pub max_open_files: Option<u64>,
+    /// Bytes of one file (`RLIMIT_FSIZE`): a write past it fails with `EFBIG` (the child
+    /// starts with `SIGXFSZ` ignored, so the write returns the error instead of killing it).
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+}
+
+/// The size of each of the private `/tmp` and `/dev/shm` tmpfs when `max_memory` is absent:
+/// 1 GiB (a full one answers `ENOSPC`).
+pub const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
+
+/// The size of a private tmpfs (`/tmp`, `/dev/shm`) and where it comes from.
+///
+/// Half of `max_memory` each: tmpfs pages are memory the cgroup counts (when there is one),
+/// so a full `/tmp` still leaves the processes room and the writer gets `ENOSPC` rather than
+/// the OOM killer; without a cgroup (unprivileged) the size is the only bound, since
+/// `RLIMIT_AS` does not count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TmpfsSize {
+    /// Bytes (`size=` of the mount; the kernel rounds it up to whole pages).
+    pub bytes: u64,
+    /// Half of `max_memory` (else [`DEFAULT_TMPFS_SIZE`]).
+    pub from_max_memory: bool,
+}
+
+impl Limits {
+    /// The size of each private tmpfs: half of `max_memory` (at least one page), else
+    /// [`DEFAULT_TMPFS_SIZE`].
+    pub(crate) fn tmpfs_size(&self) -> TmpfsSize {
+        match self.max_memory {
+            Some(m) => TmpfsSize { bytes: (m / 2).max(4096), from_max_memory: true },
+            None => TmpfsSize { bytes: DEFAULT_TMPFS_SIZE, from_max_memory: false },
+        }
+    }
+}
+
+impl std::fmt::Display for TmpfsSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: u64 = 1 << 20;
+        if self.bytes % MIB == 0 {
+            write!(f, "{} MiB", self.bytes / MIB)?;
+        } else {
+            write!(f, "{} bytes", self.bytes)?;
+        }
+        f.write_str(if self.from_max_memory { " (half of max_memory)" } else { " (the default without max_memory)" })
+    }
 }
 
 /// How standard input, output and error reach the child.
@@ -268,5 +314,18 @@ mod tests {
         s.stdio = StdioMode::Capture { stdin: Some(b"hi".to_vec()) };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SandboxSpec>(&j).unwrap(), s);
+    }
+
+    #[test]
+    fn tmpfs_is_half_of_max_memory_or_the_default() {
+        let mut l = Limits::default();
+        assert_eq!(l.tmpfs_size(), TmpfsSize { bytes: DEFAULT_TMPFS_SIZE, from_max_memory: false });
+        assert_eq!(l.tmpfs_size().to_string(), "1024 MiB (the default without max_memory)");
+        l.max_memory = Some(64 << 20);
+        assert_eq!(l.tmpfs_size(), TmpfsSize { bytes: 32 << 20, from_max_memory: true });
+        assert_eq!(l.tmpfs_size().to_string(), "32 MiB (half of max_memory)");
+        l.max_memory = Some(1);
+        assert_eq!(l.tmpfs_size().bytes, 4096);
+        assert_eq!(l.tmpfs_size().to_string(), "4096 bytes (half of max_memory)");
     }
 }

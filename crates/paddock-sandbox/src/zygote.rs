@@ -17,9 +17,10 @@
 //! What a zygote's calls share: the filesystem view (so the deny paths and masked sockets
 //! are those of the zygote's start: a file created later beneath a deny glob is not masked
 //! until the next zygote; Landlock still applies the paths' rights per call), the network
-//! namespace (`lo` only; Landlock ABI ≥ 4 limits each call's TCP to its own proxy port,
-//! but UDP on `lo`, and abstract unix sockets below Landlock ABI 6, can reach a concurrent
-//! call), the uts namespace and the user namespace (the caller's uid, mapped to itself).
+//! namespace (`lo` only; Landlock limits each call's TCP to its own proxy port and scopes
+//! its abstract unix sockets, both required of a strict call, so ABI ≥ 6; but UDP on `lo`,
+//! and under best-effort below ABI 6 abstract unix sockets, can reach a concurrent call),
+//! the uts namespace and the user namespace (the caller's uid, mapped to itself).
 //! Each call has its own pid namespace and `/proc`, its own SysV IPC, `/tmp` (when the
 //! view's is private) and `/dev/shm`, its own cgroup, Landlock domain and seccomp filter.
 //!
@@ -293,7 +294,7 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
         report.set("net_ns", l.state, format!("{}; shared by the session's calls", l.detail));
     }
     let (mounts_ok, private_tmp) = if ns.mount {
-        match mounts::build(&plan, false, true) {
+        match mounts::build(&plan, false, true, req.spec.limits.tmpfs_size()) {
             Ok(view) => {
                 let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
                 report.set("mounts", state, format!("{} (built once, shared by the session's calls)", view.detail));

@@ -65,6 +65,14 @@ both_users!(zygote_calls_have_their_own_pid_namespace_proc_and_tmp, |user, name|
         assert_eq!(layer(o, l).0, "enforced", "{l}: {r:#?}");
     }
     assert!(layer(o, "mounts").1.contains("per call: fresh /proc"), "{r:#?}");
+    // Strict, in a network namespace shared with the other calls: TCP rules and the abstract
+    // socket scope are required, the signal scope is not (the call's own pid namespace).
+    assert!(
+        layer(o, "landlock").1.contains(
+            "fully enforced; required: filesystem rights (ABI 1, Linux 5.13), TCP bind and connect rules (ABI 4, Linux 6.7), abstract unix socket scope (ABI 6, Linux 6.12)"
+        ),
+        "{r:#?}"
+    );
 });
 
 both_users!(zygote_calls_keep_the_deny_masks_and_write_rules, |user, name| {
@@ -106,4 +114,23 @@ both_users!(zygote_call_timeout_kills_its_tree, |user, name| {
     let r = s.run(&spec);
     assert!(t.elapsed() < Duration::from_secs(10), "{r:#?}");
     assert_eq!(r.ok()["status"], "TimedOut", "{r:#?}");
+});
+
+both_users!(zygote_calls_get_a_sized_tmp_and_dev_shm, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 1;
+    // Each directory in turn: 100 MiB stop at the tmpfs size, half of max_memory.
+    let mut spec = capture(
+        &s,
+        "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; \
+         echo \"$d $? $(stat -c %s $d/big)\"; rm $d/big; done",
+    );
+    spec.limits.max_memory = Some(64 << 20);
+    let r = s.run(&spec);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let o = r.ok();
+    let out = text(&o["stdout"]);
+    let want = format!("/tmp 1 {}\n/dev/shm 1 {}\n", 32 << 20, 32 << 20);
+    assert_eq!(out, want, "{r:#?}");
+    assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
 });

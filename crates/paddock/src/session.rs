@@ -126,12 +126,16 @@ enum ZygoteSlot {
     Failed(Arc<Policy>),
 }
 
-/// Zygotes share one network namespace among calls; they are used only where Landlock
-/// (ABI ≥ 4) confines each call's TCP to its own proxy port, so no call can reach another
-/// call's proxy listener. Elsewhere every call gets a sandbox of its own.
+/// Zygotes share one network namespace among calls; they are used only where Landlock has
+/// what a call in a shared namespace requires (ABI ≥ [`paddock_sandbox::shared_netns_abi`]:
+/// TCP confined to the call's own proxy port, abstract unix sockets scoped to the call), so
+/// no call can reach another's listeners. Elsewhere every call gets a sandbox of its own.
 fn zygotes_supported() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| std::env::var_os("PADDOCK_NO_ZYGOTE").is_none() && paddock_sandbox::landlock_abi() >= 4)
+    *OK.get_or_init(|| {
+        std::env::var_os("PADDOCK_NO_ZYGOTE").is_none()
+            && paddock_sandbox::landlock_abi() >= paddock_sandbox::shared_netns_abi()
+    })
 }
 
 /// The result of [`Session::run`]: the decision and, when the call ran, how it ended.

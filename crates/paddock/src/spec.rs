@@ -143,6 +143,7 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         max_processes: l.max_processes,
         max_memory: l.max_memory,
         max_open_files: l.max_open_files,
+        max_file_size: l.max_file_size,
     };
     spec.stdio = stdio;
     spec
