@@ -245,7 +245,7 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     }
     let missing: Vec<&str> =
         r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
-    let lacks = print_landlock(policy.enforcement);
+    let lacks = landlock_lines(policy.enforcement, &mut text);
     let verdict = match (r.first_missing(), policy.enforcement) {
         (None, Enforcement::Strict) if !lacks.is_empty() => {
             format!("a run would stop with exit 71: `landlock` lacks {}", lacks.join(", "))
@@ -259,16 +259,16 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     output::print(text)
 }
 
-/// Prints what Landlock requires under `enforcement` on this kernel, for a run (its own
-/// network namespace) and for a session's calls (a shared one); returns the rights a run
-/// requires that this kernel lacks.
-fn print_landlock(enforcement: Enforcement) -> Vec<&'static str> {
+/// Adds to `text` what Landlock requires under `enforcement` on this kernel, for a run (its
+/// own network namespace) and for a session's calls (a shared one); returns the rights a
+/// run requires that this kernel lacks.
+fn landlock_lines(enforcement: Enforcement, text: &mut String) -> Vec<&'static str> {
     let e = match enforcement {
         Enforcement::Strict => paddock_sandbox::Enforcement::Strict,
         Enforcement::BestEffort => paddock_sandbox::Enforcement::BestEffort,
     };
     let abi = paddock_sandbox::landlock_abi();
-    println!("Landlock rights under {} (this kernel: ABI {abi}):", enforcement.as_str());
+    *text += &format!("Landlock rights under {} (this kernel: ABI {abi}):\n", enforcement.as_str());
     let run = paddock_sandbox::landlock_needs(e, false);
     let call = paddock_sandbox::landlock_needs(e, true);
     for (r, c) in run.iter().zip(&call) {
@@ -282,11 +282,11 @@ fn print_landlock(enforcement: Enforcement) -> Vec<&'static str> {
             (false, Some(cover)) => format!("missing, covered in a run: {cover}"),
             (false, None) => "missing, not covered".to_string(),
         };
-        println!("  {}: {level}; {status}", r.right);
+        *text += &format!("  {}: {level}; {status}\n", r.right);
     }
     if abi < paddock_sandbox::shared_netns_abi() {
-        println!(
-            "  a session's calls share a network namespace only from ABI {} on; here each gets a sandbox of its own",
+        *text += &format!(
+            "  a session's calls share a network namespace only from ABI {} on; here each gets a sandbox of its own\n",
             paddock_sandbox::shared_netns_abi()
         );
     }
