@@ -194,6 +194,10 @@ pub enum PolicyCommand {
         /// Policy files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Also resolve the allowed exact host names (DNS) and warn about those that resolve
+        /// to an address class `allow_private` does not cover. Without it lint is offline.
+        #[arg(long)]
+        resolve: bool,
     },
     /// Print the effective merged policy as TOML.
     Show(PolicyArgs),

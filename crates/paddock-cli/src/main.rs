@@ -42,7 +42,7 @@ fn main() {
     let code = match cli.command {
         Command::Run(a) => run::run(a, cli.verbose),
         Command::Check(a) => check::run(a),
-        Command::Policy { command: PolicyCommand::Lint { files } } => policy_cmd::lint(&files),
+        Command::Policy { command: PolicyCommand::Lint { files, resolve } } => policy_cmd::lint(&files, resolve),
         Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),
         Command::Audit { command: AuditCommand::Verify { audit } } => audit_cmd::verify(audit.as_deref()),
         Command::Audit { command: AuditCommand::Review(a) } => audit_cmd::review(a),

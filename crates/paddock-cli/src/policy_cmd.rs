@@ -10,7 +10,8 @@ use crate::output;
 use crate::setup::{current_dir, load_policy, policy_file_readable};
 
 /// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
-pub fn lint(files: &[PathBuf]) -> i32 {
+/// `resolve`: also look up the allowed names (see [`paddock::lint_network`]).
+pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
     let cwd = match current_dir() {
         Ok(d) => d,
         Err(code) => return code,
@@ -33,6 +34,9 @@ pub fn lint(files: &[PathBuf]) -> i32 {
                     );
                 }
                 for (origin, message) in p.env.warnings() {
+                    eprintln!("{origin}: warning: {message}");
+                }
+                for (origin, message) in paddock::lint_network(&p, resolve) {
                     eprintln!("{origin}: warning: {message}");
                 }
                 if let Err(c) = output::println(format_args!("{}: ok", f.display())) {

@@ -51,7 +51,10 @@ use std::sync::Arc;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use error::{Origin, PolicyError, Problem};
 pub use limits::{format_size, is_credential_name, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
-pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
+pub use network::{
+    normalize_host, parse_proxy_url, split_host_port, Host, HostError, HostRule, NetworkRules, ProxyUrl,
+    UpstreamSetting, DEFAULT_ALLOW_PORTS,
+};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use revoke::Revocation;
 pub use vars::Vars;
@@ -249,8 +252,16 @@ impl Policy {
                 )
             })
             .collect();
-        let network =
-            NetworkRules::compile(net(&m.net_allow), net(&m.net_deny), net(&m.net_private), hosts, &mut problems);
+        let upstream =
+            m.net_upstream.as_ref().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() });
+        let network = NetworkRules::compile(
+            net(&m.net_allow),
+            net(&m.net_deny),
+            net(&m.net_private),
+            hosts,
+            upstream,
+            &mut problems,
+        );
 
         let mut limits = Limits::default();
         if let Some((v, o)) = &m.timeout {

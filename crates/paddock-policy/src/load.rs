@@ -29,6 +29,7 @@ pub(crate) struct Merged {
     pub net_deny: Vec<At<String>>,
     pub net_private: Vec<At<String>>,
     pub net_hosts: BTreeMap<String, (At<String>, At<String>)>,
+    pub net_upstream: Option<At<String>>,
     pub env_pass: Vec<At<String>>,
     pub env_set: BTreeMap<String, (At<String>, At<String>)>,
     pub timeout: Option<At<IntOrString>>,
@@ -165,6 +166,10 @@ impl Loader {
             m.net_allow.extend(list(n.allow));
             m.net_deny.extend(list(n.deny));
             m.net_private.extend(list(n.allow_private));
+            if let Some(u) = n.upstream_proxy {
+                let o = at(u.span());
+                m.net_upstream = Some((u.into_inner(), o));
+            }
             for (k, v) in n.hosts {
                 let (ko, vo) = (at(k.span()), at(v.span()));
                 let key = k.get_ref().to_ascii_lowercase();

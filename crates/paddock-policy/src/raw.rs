@@ -66,6 +66,7 @@ pub(crate) struct RawNetwork {
     pub allow_private: Vec<S<String>>,
     #[serde(default)]
     pub hosts: BTreeMap<S<String>, S<String>>,
+    pub upstream_proxy: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -103,7 +104,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         "sandbox" => &["enforcement"],
         "filesystem" => &["read", "write", "deny", "protect"],
         "commands" => &["allow", "deny"],
-        "network" => &["allow", "deny", "allow_private", "hosts"],
+        "network" => &["allow", "deny", "allow_private", "hosts", "upstream_proxy"],
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         _ => &[],

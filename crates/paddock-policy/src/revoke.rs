@@ -104,7 +104,7 @@ impl Revocations {
             }
         }
         r.commands = CommandRules::compile(commands, Vec::new(), sandbox_path, &mut problems);
-        r.network = NetworkRules::compile(Vec::new(), hosts, Vec::new(), Vec::new(), &mut problems);
+        r.network = NetworkRules::compile(Vec::new(), hosts, Vec::new(), Vec::new(), None, &mut problems);
         problems.into_result()?;
         Ok(r)
     }

@@ -45,6 +45,7 @@ struct Network {
     allow: Vec<String>,
     deny: Vec<String>,
     allow_private: Vec<String>,
+    upstream_proxy: String,
     hosts: BTreeMap<String, String>,
 }
 
@@ -93,6 +94,7 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
             allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
             deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),
             allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
+            upstream_proxy: p.network.upstream_proxy.shown(),
             hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         },
         env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },

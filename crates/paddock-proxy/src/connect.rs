@@ -27,7 +27,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
-use crate::gate::{describe, Refusal};
+use crate::gate::{describe, Mode, Refusal};
 use crate::server::{bad_request, refuse, Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
 use crate::ProxyConfig;
@@ -59,13 +59,14 @@ pub(crate) async fn handle(
     let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
         return refuse(&guard, too_many_tunnels(shared, &target));
     };
-    let admitted = match shared.gate.dial("CONNECT", &target, &decision).await {
+    let admitted = match shared.gate.dial("CONNECT", &target, &decision, Mode::Tunnel).await {
         Ok(a) => a,
         Err(r) => return refuse(&guard, r),
     };
     guard.update(|d| {
         d.verdict = Verdict::Allowed;
         d.address = Some(admitted.address);
+        d.via = admitted.via.as_ref().map(|p| p.shown());
         d.status = 200;
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -100,6 +101,7 @@ pub(crate) fn too_many_tunnels(shared: &Shared, target: &Target) -> Refusal {
         reason: format!("more than {max} concurrent tunnels"),
         allowed: false,
         address: None,
+        via: None,
     }
 }
 

@@ -111,6 +111,9 @@ pub struct ConnectionEvent {
     /// For a refusal by the policy or the address class: the policy line that would
     /// allow it (`to allow it add "127.0.0.1/32" to [network] allow_private`).
     pub hint: Option<String>,
+    /// The upstream HTTP proxy the connection went through (`http://host:port`, never
+    /// its credentials), or was to go through when it failed; `None` when direct.
+    pub via: Option<String>,
 }
 
 /// Emits one event when dropped; shared counters track bytes.
@@ -134,6 +137,7 @@ pub(crate) struct Draft {
     pub status: u16,
     pub error: Option<String>,
     pub hint: Option<String>,
+    pub via: Option<String>,
 }
 
 impl Draft {
@@ -150,6 +154,7 @@ impl Draft {
             status: 0,
             error: None,
             hint: None,
+            via: None,
         }
     }
 }
@@ -189,11 +194,12 @@ impl Drop for EventGuard {
             status: d.status,
             error: d.error.take(),
             hint: d.hint.take(),
+            via: d.via.take(),
         };
         tracing::debug!(
             host = %event.host, port = event.port, address = ?event.address,
             verdict = %event.verdict, rule = %event.rule, status = event.status,
-            up = event.bytes_up, down = event.bytes_down, error = ?event.error,
+            up = event.bytes_up, down = event.bytes_down, error = ?event.error, via = ?event.via,
             "connection"
         );
         (self.sink)(event);

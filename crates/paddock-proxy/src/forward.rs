@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::ProxyBody;
 use crate::event::{Kind, Verdict};
-use crate::gate::{describe, Refusal};
+use crate::gate::{describe, Mode, Refusal};
 use crate::server::{bad_request, refuse, Shared};
 use crate::target::{forward_target, Target};
 
@@ -83,14 +83,16 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         d.rule = decision.rule.clone();
         d.reason = decision.reason.clone();
     });
-    let admitted = match shared.gate.dial(&method, &target, &decision).await {
+    let admitted = match shared.gate.dial(&method, &target, &decision, Mode::Http).await {
         Ok(a) => a,
         Err(r) => return refuse(&guard, r),
     };
     guard.update(|d| {
         d.verdict = Verdict::Allowed;
         d.address = Some(admitted.address);
+        d.via = admitted.via.as_ref().map(|p| p.shown());
     });
+    let via = admitted.via.clone();
     let upstream_failure = |status: StatusCode, why: String| Refusal {
         hint: None,
         status,
@@ -99,12 +101,25 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         reason: why,
         allowed: true,
         address: Some(admitted.address),
+        via: via.as_ref().map(|p| p.shown()),
     };
 
     let (mut parts, body) = req.into_parts();
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
+    if let Some(proxy) = &via {
+        // To an upstream proxy: the absolute form, with the target as the policy decided it,
+        // and the upstream's own credentials (the child's Proxy-Authorization is gone).
+        let absolute = format!("http://{}{}", host_header(&target), parts.uri);
+        match absolute.parse() {
+            Ok(uri) => parts.uri = uri,
+            Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
+        }
+        if let Some(auth) = proxy.auth() {
+            parts.headers.insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
+        }
+    }
     if !parts.headers.contains_key(HOST) {
         if let Ok(v) = HeaderValue::from_str(&host_header(&target)) {
             parts.headers.insert(HOST, v);
@@ -133,6 +148,21 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         )),
         Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {e}"))),
         Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, format!("upstream sent no response within {idle:?}"))),
+    };
+    let failure = match (failure, &via) {
+        (Ok(r), Some(proxy)) if r.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => Err((
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "upstream proxy {} answered `407 Proxy Authentication Required`: {}",
+                proxy.shown(),
+                if proxy.auth().is_some() {
+                    "the credentials of the upstream proxy URL were refused"
+                } else {
+                    "it wants credentials; give them in the URL (http://user:password@host:port)"
+                }
+            ),
+        )),
+        (other, _) => other,
     };
     let resp = match failure {
         Ok(r) => r,

@@ -27,6 +27,7 @@ use tokio::time::{timeout_at, Instant};
 use crate::addr::{classify, AddrClass};
 use crate::host::Host;
 use crate::target::Target;
+use crate::upstream::{Failure, Slot, Upstream, UpstreamProxy};
 use crate::{HostDecision, HostPolicy};
 
 /// Rule id used when an address class is refused.
@@ -50,18 +51,34 @@ pub(crate) struct Refusal {
     pub address: Option<SocketAddr>,
     /// The text body for the client.
     pub message: Box<str>,
+    /// The upstream proxy it was to go through, shown without credentials.
+    pub via: Option<String>,
 }
 
 /// A dialled, vetted upstream.
 pub(crate) struct Admitted {
     pub stream: TcpStream,
+    /// The address dialled: the target's, or the upstream proxy's.
     pub address: SocketAddr,
+    /// The upstream proxy the stream goes to (a tunnel through it for [`Mode::Tunnel`],
+    /// a connection to it for [`Mode::Http`]).
+    pub via: Option<Arc<UpstreamProxy>>,
+}
+
+/// What the caller of [`Gate::dial`] does with the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Relays bytes (CONNECT, SOCKS5): through an upstream, a CONNECT tunnel.
+    Tunnel,
+    /// Sends a plain HTTP request: to an upstream, in absolute form.
+    Http,
 }
 
 /// The gate for one proxy instance.
 pub(crate) struct Gate {
     pub policy: Arc<dyn HostPolicy>,
     pub connect_timeout: Duration,
+    pub upstream: Upstream,
 }
 
 /// How a refused target was asked for, for messages: `CONNECT a.test:443`, `GET a.test:80`.
@@ -195,6 +212,21 @@ pub enum Preview {
         /// The address refusal.
         refusal: AddressRefusal,
     },
+    /// Allowed by name; the connection would go through an upstream HTTP proxy, which
+    /// resolves the name and checks its address (an IP literal is vetted here first).
+    ViaUpstream {
+        /// The policy's decision.
+        decision: HostDecision,
+        /// The upstream, shown without credentials.
+        via: String,
+    },
+    /// Allowed by name, but the upstream proxy that would carry it cannot be used.
+    UpstreamUnusable {
+        /// The policy's decision.
+        decision: HostDecision,
+        /// Why.
+        why: String,
+    },
     /// The proxy would dial these vetted addresses, in order.
     Allowed {
         /// The policy's decision.
@@ -204,13 +236,36 @@ pub enum Preview {
     },
 }
 
-/// Decides `target` as the proxy does: the policy by name, then the address (the pin, else
-/// one blocking DNS lookup, as the proxy's), then [`vet`]. Dials nothing.
+/// Decides `target` as the proxy does without an upstream proxy: the policy by name, then
+/// the address (the pin, else one blocking DNS lookup, as the proxy's), then [`vet`].
+/// Dials nothing.
 pub fn preview(policy: &dyn HostPolicy, target: &Target) -> Preview {
+    preview_with(policy, &Upstream::none(), target, true)
+}
+
+/// [`preview`] with the proxy's upstream: a target the upstream routes (for a tunnel when
+/// `tunnel`, else for plain HTTP) is not resolved here ([`Preview::ViaUpstream`]).
+pub fn preview_with(policy: &dyn HostPolicy, upstream: &Upstream, target: &Target, tunnel: bool) -> Preview {
     let decision = policy.decide(&target.host.as_policy_str(), target.port);
     if !decision.allow {
         let hint = deny_hint(&decision, target);
         return Preview::Denied { decision, hint };
+    }
+    let pinned = match &target.host {
+        Host::Name(n) => policy.pinned(n),
+        Host::Ip(_) => None,
+    };
+    match upstream.route(target, tunnel, pinned) {
+        None | Some(Slot::None) => {}
+        Some(Slot::Broken(why)) => return Preview::UpstreamUnusable { decision, why: why.to_string() },
+        Some(Slot::Proxy(p)) => {
+            if let Host::Ip(ip) = &target.host {
+                if let Err(refusal) = vet(policy, &target.host, target.port, &[ip.to_canonical()]) {
+                    return Preview::Refused { decision, refusal };
+                }
+            }
+            return Preview::ViaUpstream { decision, via: p.shown() };
+        }
     }
     let resolved = match without_lookup(policy, &target.host) {
         Some(ip) => candidates([ip]),
@@ -245,15 +300,18 @@ impl Gate {
             hint: Some(hint.into()),
             allowed: false,
             address: None,
+            via: None,
         })
     }
 
-    /// Step 2: resolve, vet and dial. `decision` is the allowing decision from step 1.
+    /// Step 2: resolve, vet and dial — or hand the target to the upstream proxy that
+    /// routes it. `decision` is the allowing decision from step 1.
     pub(crate) async fn dial(
         &self,
         method: &str,
         target: &Target,
         decision: &HostDecision,
+        mode: Mode,
     ) -> Result<Admitted, Refusal> {
         let deadline = Instant::now() + self.connect_timeout;
         let what = describe(method, target);
@@ -265,7 +323,36 @@ impl Gate {
             hint: None,
             allowed: true,
             address,
+            via: None,
         };
+        let pinned = match &target.host {
+            Host::Name(n) => self.policy.pinned(n),
+            Host::Ip(_) => None,
+        };
+        match self.upstream.route(target, mode == Mode::Tunnel, pinned) {
+            None | Some(Slot::None) => {}
+            Some(Slot::Broken(why)) => return Err(upstream_failure(StatusCode::BAD_GATEWAY, None, why.to_string())),
+            Some(Slot::Proxy(proxy)) => {
+                if let Host::Ip(ip) = &target.host {
+                    // The address is known: the SSRF guard applies here too.
+                    self.vet(method, target, &[ip.to_canonical()])?;
+                }
+                let dialled = match mode {
+                    Mode::Tunnel => proxy.tunnel(target, deadline).await,
+                    Mode::Http => proxy.dial(deadline).await,
+                };
+                let via = Some(proxy.shown());
+                return match dialled {
+                    Ok((stream, address)) => Ok(Admitted { stream, address, via: Some(Arc::clone(proxy)) }),
+                    Err(Failure::Timeout(why)) => {
+                        Err(Refusal { via, ..upstream_failure(StatusCode::GATEWAY_TIMEOUT, None, why) })
+                    }
+                    Err(Failure::Failed(why)) => {
+                        Err(Refusal { via, ..upstream_failure(StatusCode::BAD_GATEWAY, None, why) })
+                    }
+                };
+            }
+        }
         let addrs = match self.resolve(target, deadline).await {
             Ok(a) => a,
             Err(Resolve::Timeout) => {
@@ -285,7 +372,7 @@ impl Gate {
             match timeout_at(deadline, TcpStream::connect(sa)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    return Ok(Admitted { stream, address: sa });
+                    return Ok(Admitted { stream, address: sa, via: None });
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(%sa, error = %e, "upstream connect failed");
@@ -337,6 +424,7 @@ impl Gate {
             hint: Some(r.hint.into()),
             allowed: false,
             address: Some(r.address),
+            via: None,
         })
     }
 }
@@ -373,7 +461,7 @@ mod tests {
     }
 
     fn gate() -> Gate {
-        Gate { policy: Arc::new(P), connect_timeout: Duration::from_secs(1) }
+        Gate { policy: Arc::new(P), connect_timeout: Duration::from_secs(1), upstream: Upstream::none() }
     }
 
     fn t(h: &str, port: u16) -> Target {
@@ -397,18 +485,18 @@ mod tests {
     #[tokio::test]
     async fn pins_are_vetted_without_dialing() {
         let allow = HostDecision::allow("network.allow[0]", "test");
-        let r = gate().dial("CONNECT", &t("pinned.test", 443), &allow).await.err().unwrap();
+        let r = gate().dial("CONNECT", &t("pinned.test", 443), &allow, Mode::Tunnel).await.err().unwrap();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert_eq!(r.rule, RULE_PRIVATE);
         assert_eq!(r.address, Some("169.254.169.254:443".parse().unwrap()));
         assert!(r.message.contains("link-local"), "{}", r.message);
         assert!(r.message.contains("\"169.254.169.254/32\" to [network] allow_private"), "{}", r.message);
         // IP literals are vetted the same way, nothing is dialled.
-        let r = gate().dial("CONNECT", &t("10.1.2.3", 443), &allow).await.err().unwrap();
+        let r = gate().dial("CONNECT", &t("10.1.2.3", 443), &allow, Mode::Tunnel).await.err().unwrap();
         assert_eq!((r.status, r.rule.as_str()), (StatusCode::FORBIDDEN, RULE_PRIVATE));
-        let r = gate().dial("CONNECT", &t("[fe80::1]", 443), &allow).await.err().unwrap();
+        let r = gate().dial("CONNECT", &t("[fe80::1]", 443), &allow, Mode::Tunnel).await.err().unwrap();
         assert!(r.message.contains("fe80::1/128"), "{}", r.message);
-        let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow).await.err().unwrap();
+        let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow, Mode::Tunnel).await.err().unwrap();
         assert_eq!(r.address, Some("169.254.169.254:80".parse().unwrap()));
     }
 

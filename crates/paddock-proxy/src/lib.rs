@@ -21,6 +21,11 @@
 //! 6. reports the connection once through the event callback
 //!    ([`ConnectionEvent`]).
 //!
+//! With an upstream HTTP proxy ([`ProxyConfig::upstream`]), steps 4 and 5 change for the
+//! targets it routes (see [`Upstream`]): a name is not resolved here but handed to the
+//! upstream (`CONNECT host:port`, or an absolute-URI request for plain HTTP), so its
+//! address checks are the upstream's; pinned names, loopback and `NO_PROXY` go direct.
+//!
 //! The proxy never parses policy: the policy engine implements [`HostPolicy`].
 //! The listener is handed in, so it can be a socket inside a child's network
 //! namespace.
@@ -70,15 +75,17 @@ mod socks;
 #[cfg(target_os = "linux")]
 mod splice;
 mod target;
+mod upstream;
 
 use std::net::IpAddr;
 
 pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
-pub use gate::{deny_hint, preview, vet, AddressRefusal, Preview};
+pub use gate::{deny_hint, preview, preview_with, vet, AddressRefusal, Preview};
 pub use host::{normalise_host, Host, HostError};
 pub use server::{serve, ProxyConfig};
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
+pub use upstream::{NoProxy, Slot, Upstream, UpstreamProxy};
 
 /// Decides `host:port` by name. The policy engine implements it; the proxy
 /// never parses policy itself.

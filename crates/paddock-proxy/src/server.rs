@@ -57,6 +57,9 @@ pub struct ProxyConfig {
     /// never enter user space. `false` forces the user-space copy
     /// (`copy_bidirectional_with_sizes`). Ignored elsewhere.
     pub zero_copy: bool,
+    /// Upstream HTTP proxies that allowed connections go through ([`crate::Upstream`]);
+    /// none by default.
+    pub upstream: crate::Upstream,
 }
 
 impl Default for ProxyConfig {
@@ -69,6 +72,7 @@ impl Default for ProxyConfig {
             max_connections: 1024,
             buffer_size: 256 * 1024,
             zero_copy: true,
+            upstream: crate::Upstream::none(),
         }
     }
 }
@@ -129,6 +133,7 @@ pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, Str
         d.status = r.status.as_u16();
         d.address = r.address.or(d.address);
         d.hint = r.hint.map(String::from);
+        d.via = r.via.or(d.via.take());
         if r.allowed {
             d.error = Some(r.reason.clone());
         }
@@ -152,7 +157,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let shared = Arc::new(Shared {
-        gate: Gate { policy, connect_timeout: cfg.connect_timeout },
+        gate: Gate { policy, connect_timeout: cfg.connect_timeout, upstream: cfg.upstream.clone() },
         sink: on_event,
         tunnels: Arc::new(Semaphore::new(cfg.max_tunnels)),
         cfg,

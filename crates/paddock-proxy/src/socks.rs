@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::event::{EventGuard, Kind, Verdict};
-use crate::gate::Refusal;
+use crate::gate::{Mode, Refusal};
 use crate::host::{normalise_host, Host};
 use crate::server::{close_gently, record_refusal, Shared};
 use crate::target::Target;
@@ -156,13 +156,14 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
     let Ok(_permit) = shared.tunnels.clone().try_acquire_owned() else {
         return refuse(s, &guard, crate::connect::too_many_tunnels(&shared, &target)).await;
     };
-    let admitted = match shared.gate.dial("SOCKS5 CONNECT", &target, &decision).await {
+    let admitted = match shared.gate.dial("SOCKS5 CONNECT", &target, &decision, Mode::Tunnel).await {
         Ok(a) => a,
         Err(r) => return refuse(s, &guard, r).await,
     };
     guard.update(|d| {
         d.verdict = Verdict::Allowed;
         d.address = Some(admitted.address);
+        d.via = admitted.via.as_ref().map(|p| p.shown());
         d.status = 200;
     });
     if let Err(e) = s.write_all(&reply(REPLY_OK)).await {

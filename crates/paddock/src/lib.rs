@@ -55,7 +55,7 @@ mod session;
 pub mod spec;
 
 pub use call::{CallOutcome, Timeout, ToolCall};
-pub use net::{decide_connection, ConnectionCheck, PolicyHosts};
+pub use net::{decide_connection, lint_network, upstream_for, upstream_from_process, ConnectionCheck, PolicyHosts};
 pub use session::{apply_revocations, revocation_of, ConnectionObserver, RunResult, Session, SessionConfig};
 
 pub use paddock_audit as audit;

@@ -15,8 +15,8 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
 use paddock_audit::{Decision as AuditDecision, Event, NetConnect};
-use paddock_policy::{Decision, Policy, Verdict as PolicyVerdict};
-use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, Preview, ProxyConfig, Target, Verdict};
+use paddock_policy::{Decision, Policy, UpstreamSetting, Verdict as PolicyVerdict};
+use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, Preview, ProxyConfig, Target, Upstream, Verdict};
 
 use crate::session::Inner;
 
@@ -57,14 +57,16 @@ pub struct ConnectionCheck {
 /// Decides a connection to `target` under `policy` as the session's proxy would: the
 /// policy by name, then the address (the `[network.hosts]` pin, else DNS), then the
 /// address class against `allow_private` — the proxy's own code
-/// ([`paddock_proxy::preview`]). Dials nothing.
+/// ([`paddock_proxy::preview_with`]), with the upstream proxy of `[network]
+/// upstream_proxy` (a name it carries is not resolved here). Dials nothing.
 pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionCheck {
     let d = |h: HostDecision| Decision {
         verdict: if h.allow { PolicyVerdict::Allow } else { PolicyVerdict::Deny },
         rule: Arc::from(h.rule),
         reason: h.reason,
     };
-    match paddock_proxy::preview(&PolicyHosts(Arc::clone(policy)), target) {
+    let upstream = upstream_from_process(&policy.network.upstream_proxy);
+    match paddock_proxy::preview_with(&PolicyHosts(Arc::clone(policy)), &upstream, target, true) {
         Preview::Denied { decision, hint } => {
             ConnectionCheck { decision: d(decision), address: None, hint: Some(hint), unresolved: None }
         }
@@ -84,10 +86,107 @@ pub fn decide_connection(policy: &Arc<Policy>, target: &Target) -> ConnectionChe
             hint: Some(refusal.hint),
             unresolved: None,
         },
+        Preview::ViaUpstream { decision, via } => {
+            let mut decision = d(decision);
+            decision.reason = format!(
+                "{}; through the upstream proxy {via}, which resolves the name and checks its address",
+                decision.reason
+            );
+            ConnectionCheck { decision, address: None, hint: None, unresolved: None }
+        }
+        Preview::UpstreamUnusable { decision, why } => {
+            let mut decision = d(decision);
+            decision.reason = format!("{}; but a connection would fail: {why}", decision.reason);
+            ConnectionCheck { decision, address: None, hint: None, unresolved: Some(why) }
+        }
         Preview::Allowed { decision, addresses } => {
             ConnectionCheck { decision: d(decision), address: addresses.first().copied(), hint: None, unresolved: None }
         }
     }
+}
+
+/// The upstream HTTP proxy of a policy's `[network] upstream_proxy`: `"env"` reads the
+/// supervisor's own environment (the caller's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, either
+/// case) through `var` — never the child's, which only ever sees paddock's proxy.
+pub fn upstream_for(setting: &UpstreamSetting, var: impl Fn(&str) -> Option<String>) -> Upstream {
+    match setting {
+        UpstreamSetting::Env => Upstream::from_env(var),
+        UpstreamSetting::None => Upstream::none(),
+        UpstreamSetting::Url(url) => Upstream::explicit(url.clone()),
+    }
+}
+
+/// [`upstream_for`] with the supervisor's process environment.
+pub fn upstream_from_process(setting: &UpstreamSetting) -> Upstream {
+    upstream_for(setting, |k| std::env::var(k).ok())
+}
+
+/// Warnings for `policy lint` about `[network]`: an allowed name pinned by
+/// `[network.hosts]` to an address class that `allow_private` does not cover (every
+/// connection to it would be refused with 403), naming the exact entry to add. With
+/// `resolve`, also the allowed exact names (not pinned, not wildcards) that DNS resolves
+/// to such an address; lint stays offline without it. Names that do not resolve are not
+/// reported (behind an upstream proxy that is normal).
+pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Origin, String)> {
+    let net = &policy.network;
+    let mut ports: Vec<u16> = paddock_policy::DEFAULT_ALLOW_PORTS.to_vec();
+    ports.extend(net.allow.iter().filter_map(|r| r.port));
+    ports.sort_unstable();
+    ports.dedup();
+    let allowed_port = |name: &str| ports.iter().copied().find(|&p| policy.decide_connect(name, p).is_allow());
+    let refused = |ip: IpAddr| {
+        let ip = ip.to_canonical();
+        let class = paddock_proxy::classify(ip);
+        (!class.is_public() && !net.private_allowed(ip)).then_some((ip, class))
+    };
+    let entry = |ip: IpAddr| match ip {
+        IpAddr::V4(_) => format!("{ip}/32"),
+        IpAddr::V6(_) => format!("{ip}/128"),
+    };
+    let mut out = Vec::new();
+    for (name, &ip) in &net.hosts {
+        let (Some(port), Some((ip, class))) = (allowed_port(name), refused(ip)) else { continue };
+        let Some(origin) = net.host_origins.get(name) else { continue };
+        out.push((
+            origin.clone(),
+            format!(
+                "`{name}` is allowed but pinned to {ip}, a {class} address that allow_private does not cover: every connection to it (e.g. port {port}) will be refused; add \"{}\" to [network] allow_private",
+                entry(ip)
+            ),
+        ));
+    }
+    if resolve {
+        for r in net.allow.iter().filter(|r| !r.wildcard) {
+            let paddock_policy::Host::Name(name) = &r.host else { continue };
+            if net.hosts.contains_key(name) {
+                continue;
+            }
+            let port = r.port.unwrap_or(443);
+            let addrs = match std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(%name, error = %e, "lint: name does not resolve");
+                    continue;
+                }
+            };
+            let mut seen = Vec::new();
+            for sa in addrs {
+                if let Some((ip, class)) = refused(sa.ip()) {
+                    if !seen.contains(&ip) {
+                        seen.push(ip);
+                        out.push((
+                            r.origin.clone(),
+                            format!(
+                                "`{name}` is allowed but resolves (here, now) to {ip}, a {class} address that allow_private does not cover: a direct connection to it will be refused; add \"{}\" to [network] allow_private (or pin the name in [network.hosts])",
+                                entry(ip)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The session's current policy (revocations included) answering for the proxy.
@@ -148,6 +247,10 @@ impl ProxyTask {
         let sink_inner = Arc::clone(&inner);
         let session = inner.id.clone();
         let on_event = Arc::new(move |e: ConnectionEvent| record(&sink_inner, &session, &call_id, e));
+        let cfg = ProxyConfig {
+            upstream: upstream_from_process(&inner.policy().network.upstream_proxy),
+            ..ProxyConfig::default()
+        };
         let done = rt.spawn(async move {
             let listener = match tokio::net::TcpListener::from_std(std_listener) {
                 Ok(l) => l,
@@ -157,7 +260,7 @@ impl ProxyTask {
                 }
             };
             let gate: Arc<dyn HostPolicy> = Arc::new(PolicyGate(inner));
-            if let Err(e) = paddock_proxy::serve(listener, gate, on_event, ProxyConfig::default(), async {
+            if let Err(e) = paddock_proxy::serve(listener, gate, on_event, cfg, async {
                 let _ = rx.await;
             })
             .await
@@ -196,7 +299,10 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
         .with_session(session)
         .with_call_id(call_id)
         .with_rule(e.rule.clone())
-        .with_reason(e.reason.clone())
+        .with_reason(match &e.via {
+            Some(via) if !e.reason.contains(via.as_str()) => format!("{} (via upstream proxy {via})", e.reason),
+            _ => e.reason.clone(),
+        })
         .with_bytes(e.bytes_up, e.bytes_down)
         .with_duration_ms(e.duration.as_millis() as u64);
     if let Some(a) = e.address {
