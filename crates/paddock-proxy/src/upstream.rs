@@ -3,8 +3,9 @@
 //!
 //! The policy still decides by name first; only an allowed target is routed. Routes:
 //! - direct, as without an upstream: a name pinned by `[network.hosts]` (the pin says
-//!   where the name is), a loopback literal or `localhost`, a target that `NO_PROXY`
-//!   excludes, or no upstream at all;
+//!   where the name is), a loopback IP literal (an upstream elsewhere cannot reach this
+//!   machine's loopback), a target that `NO_PROXY` excludes, or no upstream at all (the
+//!   name `localhost` is a name like any other: exempt it with `NO_PROXY`, as for curl);
 //! - through the upstream: every other name, unresolved (the upstream resolves it, so the
 //!   address checks are the upstream's), and every other IP literal, after vetting it
 //!   against `allow_private` here (its address is known). Tunnels (CONNECT, SOCKS5) go
@@ -349,7 +350,6 @@ impl Upstream {
         }
         match &target.host {
             Host::Ip(ip) if ip.to_canonical().is_loopback() => None,
-            Host::Name(n) if n == "localhost" || n.ends_with(".localhost") => None,
             _ => Some(slot),
         }
     }
@@ -431,7 +431,7 @@ mod tests {
             "a pin goes direct"
         );
         assert!(u.route(&t("127.0.0.1", 443), true, None).is_none(), "loopback goes direct");
-        assert!(u.route(&t("localhost", 443), true, None).is_none());
+        assert!(u.route(&t("localhost", 443), true, None).is_some(), "a name is the upstream's, as curl does");
         assert!(u.route(&t("8.8.8.8", 443), true, None).is_some(), "other literals go through");
         assert!(u.route(&t("registry.test", 80), false, None).is_some(), "plain HTTP falls back to HTTPS_PROXY");
         assert!(Upstream::none().route(&t("registry.test", 443), true, None).is_none());
