@@ -97,11 +97,11 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         hint: None,
         status,
         message: format!("paddock: {}: {why}\n", describe(&method, &target)).into(),
-        rule: decision.rule.clone(),
+        rule: decision.rule.as_str().into(),
         reason: why,
         allowed: true,
         address: Some(admitted.address),
-        via: via.as_ref().map(|p| p.shown()),
+        via: via.clone(),
     };
 
     let (mut parts, body) = req.into_parts();

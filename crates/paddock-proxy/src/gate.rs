@@ -38,7 +38,7 @@ pub(crate) const RULE_PRIVATE: &str = "network.allow_private";
 pub(crate) struct Refusal {
     pub status: StatusCode,
     /// The deciding rule (policy or proxy).
-    pub rule: String,
+    pub rule: Box<str>,
     /// Why, for the event.
     pub reason: String,
     /// The policy line that would allow the connection, for a refusal by the policy or the
@@ -51,8 +51,8 @@ pub(crate) struct Refusal {
     pub address: Option<SocketAddr>,
     /// The text body for the client.
     pub message: Box<str>,
-    /// The upstream proxy it was to go through, shown without credentials.
-    pub via: Option<String>,
+    /// The upstream proxy it was to go through.
+    pub via: Option<Arc<UpstreamProxy>>,
 }
 
 /// A dialled, vetted upstream.
@@ -295,7 +295,7 @@ impl Gate {
             status: StatusCode::FORBIDDEN,
             message: format!("paddock: {} refused by {} ({:?}); {hint}\n", describe(method, target), d.rule, d.reason)
                 .into(),
-            rule: d.rule,
+            rule: d.rule.into(),
             reason: d.reason,
             hint: Some(hint.into()),
             allowed: false,
@@ -318,7 +318,7 @@ impl Gate {
         let upstream_failure = |status: StatusCode, address: Option<SocketAddr>, why: String| Refusal {
             status,
             message: format!("paddock: {what}: {why}\n").into(),
-            rule: decision.rule.clone(),
+            rule: decision.rule.as_str().into(),
             reason: why,
             hint: None,
             allowed: true,
@@ -341,7 +341,7 @@ impl Gate {
                     Mode::Tunnel => proxy.tunnel(target, deadline).await,
                     Mode::Http => proxy.dial(deadline).await,
                 };
-                let via = Some(proxy.shown());
+                let via = Some(Arc::clone(proxy));
                 return match dialled {
                     Ok((stream, address)) => Ok(Admitted { stream, address, via: Some(Arc::clone(proxy)) }),
                     Err(Failure::Timeout(why)) => {
@@ -487,13 +487,13 @@ mod tests {
         let allow = HostDecision::allow("network.allow[0]", "test");
         let r = gate().dial("CONNECT", &t("pinned.test", 443), &allow, Mode::Tunnel).await.err().unwrap();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert_eq!(r.rule, RULE_PRIVATE);
+        assert_eq!(&*r.rule, RULE_PRIVATE);
         assert_eq!(r.address, Some("169.254.169.254:443".parse().unwrap()));
         assert!(r.message.contains("link-local"), "{}", r.message);
         assert!(r.message.contains("\"169.254.169.254/32\" to [network] allow_private"), "{}", r.message);
         // IP literals are vetted the same way, nothing is dialled.
         let r = gate().dial("CONNECT", &t("10.1.2.3", 443), &allow, Mode::Tunnel).await.err().unwrap();
-        assert_eq!((r.status, r.rule.as_str()), (StatusCode::FORBIDDEN, RULE_PRIVATE));
+        assert_eq!((r.status, &*r.rule), (StatusCode::FORBIDDEN, RULE_PRIVATE));
         let r = gate().dial("CONNECT", &t("[fe80::1]", 443), &allow, Mode::Tunnel).await.err().unwrap();
         assert!(r.message.contains("fe80::1/128"), "{}", r.message);
         let r = gate().dial("CONNECT", &t("[::ffff:169.254.169.254]", 80), &allow, Mode::Tunnel).await.err().unwrap();

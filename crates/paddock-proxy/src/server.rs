@@ -129,11 +129,11 @@ pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, Str
     tracing::debug!(status = %r.status, rule = %r.rule, reason = %r.reason, "refused");
     guard.update(|d| {
         d.verdict = if r.allowed { Verdict::Allowed } else { Verdict::Denied };
-        d.rule = r.rule;
+        d.rule = r.rule.into();
         d.status = r.status.as_u16();
         d.address = r.address.or(d.address);
         d.hint = r.hint.map(String::from);
-        d.via = r.via.or(d.via.take());
+        d.via = r.via.map(|p| p.shown()).or(d.via.take());
         if r.allowed {
             d.error = Some(r.reason.clone());
         }
