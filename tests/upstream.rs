@@ -356,6 +356,11 @@ fn upstream_failures_are_502_with_the_reason_on_record(u: User) {
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 2, "{name}: {out}");
         assert!(out.err().contains("CONNECT tunnel failed, response 502"), "{name}: the tunnel gets 502: {out}");
+        assert!(
+            out.err().contains(&format!("paddock: connect registry.test:{o} failed: upstream proxy"))
+                && out.err().contains(why),
+            "{name}: the person is told why: {out}"
+        );
         assert!(lines[1].starts_with(plain), "{name}: plain HTTP gets {plain}: {out}");
         if plain.starts_with("502") {
             assert!(lines[1].contains(why), "{name}: the child is told why: {out}");
@@ -415,6 +420,7 @@ fn credentials_reach_the_upstream_only(u: User) {
         {
             assert!(!text.contains(&password), "{what} holds the password:\n{text}");
             assert!(!text.contains(basic), "{what} holds the Basic credentials:\n{text}");
+            assert!(!text.contains("alice:"), "{what} holds the user name of the upstream:\n{text}");
         }
         assert!(out.out().contains("HTTPS_PROXY=http://127.0.0.1:"), "control: the child's env was printed: {out}");
     }
@@ -465,4 +471,24 @@ fn private_mirror_refusal_names_the_exact_entry(u: User) {
     assert_eq!(lint.code(), 0, "{lint}");
     assert!(!lint.err().contains("warning"), "{lint}");
     assert!(up.lines().is_empty(), "{:?}", up.lines());
+
+    // Names that resolve to a private range: only with `--resolve` (lint is offline without
+    // it). `localhost` resolves from /etc/hosts, no DNS query leaves the machine.
+    let pol = f.policy(&Pol { tail: &net(&["localhost:8080".into()], ""), ..Pol::default() });
+    let offline = f.launch(&[f.bin.clone().into(), "policy".into(), "lint".into(), pol.clone().into()], &[], None);
+    assert_eq!(offline.code(), 0, "{offline}");
+    assert!(!offline.err().contains("warning"), "no lookup without --resolve: {offline}");
+    let resolved =
+        f.launch(&[f.bin.clone().into(), "policy".into(), "lint".into(), "--resolve".into(), pol.into()], &[], None);
+    assert_eq!(resolved.code(), 0, "{resolved}");
+    assert!(
+        resolved.err().contains("`localhost` is allowed but resolves (here, now) to 127.0.0.1")
+            || resolved.err().contains("`localhost` is allowed but resolves (here, now) to ::1"),
+        "{resolved}"
+    );
+    assert!(
+        resolved.err().contains("/32\" to [network] allow_private")
+            || resolved.err().contains("/128\" to [network] allow_private"),
+        "{resolved}"
+    );
 }

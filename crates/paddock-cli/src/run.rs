@@ -53,6 +53,9 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             }
             if e.verdict == Verdict::Denied && !quiet {
                 eprintln!("{}", refused_line(e));
+            } else if e.via.is_some() && e.error.is_some() && e.status >= 500 && !quiet {
+                // The upstream proxy failed it: the child saw a 502, tools often hide why.
+                eprintln!("paddock: {} {}:{} failed: {}", e.kind, Escaped(&e.host), e.port, Escaped(&e.reason));
             }
         }) as ConnectionObserver
     });

@@ -153,8 +153,8 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         (Ok(r), Some(proxy)) if r.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => Err((
             StatusCode::BAD_GATEWAY,
             format!(
-                "upstream proxy {} answered `407 Proxy Authentication Required`: {}",
-                proxy.shown(),
+                "{} answered `407 Proxy Authentication Required`: {}",
+                proxy.label(),
                 if proxy.auth().is_some() {
                     "the credentials of the upstream proxy URL were refused"
                 } else {

@@ -45,7 +45,7 @@ pub struct UpstreamProxy {
 
 impl fmt::Debug for UpstreamProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (from {})", self.url.shown(), self.source)
+        write!(f, "{} (from {})", self.shown(), self.source)
     }
 }
 
@@ -61,9 +61,15 @@ impl UpstreamProxy {
         UpstreamProxy { url, auth, source: source.into() }
     }
 
-    /// `http://host:port` (credentials masked), for messages and records.
+    /// `http://host:port`, without any credentials (not even the user name), for messages
+    /// and records.
     pub fn shown(&self) -> String {
-        self.url.shown()
+        format!("http://{}", self.url.address())
+    }
+
+    /// `upstream proxy http://host:port (from HTTPS_PROXY)`, for failure messages.
+    pub(crate) fn label(&self) -> String {
+        format!("upstream proxy {} (from {})", self.shown(), self.source)
     }
 
     /// The `Proxy-Authorization` value, if the URL carries credentials.
@@ -77,12 +83,8 @@ impl UpstreamProxy {
         let addrs: Vec<SocketAddr> = match &self.url.host {
             Host::Ip(ip) => vec![SocketAddr::new(*ip, self.url.port)],
             Host::Name(n) => match timeout_at(deadline, tokio::net::lookup_host((n.as_str(), self.url.port))).await {
-                Err(_) => {
-                    return Err(Failure::Timeout(format!("upstream proxy {}: name lookup timed out", self.shown())))
-                }
-                Ok(Err(e)) => {
-                    return Err(Failure::Failed(format!("upstream proxy {}: cannot resolve: {e}", self.shown())))
-                }
+                Err(_) => return Err(Failure::Timeout(format!("{}: name lookup timed out", self.label()))),
+                Ok(Err(e)) => return Err(Failure::Failed(format!("{}: cannot resolve: {e}", self.label()))),
                 Ok(Ok(it)) => it.collect(),
             },
         };
@@ -93,13 +95,11 @@ impl UpstreamProxy {
                     let _ = s.set_nodelay(true);
                     return Ok((s, sa));
                 }
-                Ok(Err(e)) => last = Some(format!("upstream proxy {} ({sa}): cannot connect: {e}", self.shown())),
-                Err(_) => {
-                    return Err(Failure::Timeout(format!("upstream proxy {} ({sa}): connect timed out", self.shown())))
-                }
+                Ok(Err(e)) => last = Some(format!("{}: cannot connect to {sa}: {e}", self.label())),
+                Err(_) => return Err(Failure::Timeout(format!("{}: connecting to {sa} timed out", self.label()))),
             }
         }
-        Err(Failure::Failed(last.unwrap_or_else(|| format!("upstream proxy {}: no address", self.shown()))))
+        Err(Failure::Failed(last.unwrap_or_else(|| format!("{}: no address", self.label()))))
     }
 
     /// Opens a tunnel to `target` through the upstream: `CONNECT host:port`, a 2xx answer.
@@ -113,7 +113,7 @@ impl UpstreamProxy {
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(b"\r\n");
-        let what = format!("upstream proxy {} ({sa})", self.shown());
+        let what = self.label();
         let exchange = async {
             s.write_all(&head).await?;
             read_head(&mut s).await
@@ -417,7 +417,7 @@ mod tests {
         let p = UpstreamProxy::new(url, "test");
         assert_eq!(p.auth().unwrap(), "Basic YWxpY2U6czNjckB0");
         let shown = format!("{p:?} {}", p.shown());
-        assert!(!shown.contains("s3cr") && !shown.contains("YWxp"), "{shown}");
+        assert!(!shown.contains("s3cr") && !shown.contains("YWxp") && !shown.contains("alice"), "{shown}");
         let u = Upstream::explicit(parse_proxy_url("http://alice:s3cret@proxy.test:3128", false).unwrap());
         assert!(!format!("{u:?}").contains("s3cret"));
     }
