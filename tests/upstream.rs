@@ -234,7 +234,7 @@ fn allowed_names_go_through_the_env_upstream_and_denied_never_reach_it(u: User) 
     let origin = Origin::start("127.0.0.1");
     let up = UpProxy::start(Mode::Open);
     let o = origin.port;
-    let tail = net(&[format!("registry.test:{o}")], "");
+    let tail = net(&[format!("registry.test:{o}"), format!("10.1.2.3:{o}")], "");
     let env = [("HTTPS_PROXY", up.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
@@ -246,10 +246,15 @@ fn allowed_names_go_through_the_env_upstream_and_denied_never_reach_it(u: User) 
         curl(&format!("--socks5-hostname \"${{HTTP_PROXY#http://}}\" http://registry.test:{o}/socks")),
         curl(&format!("-p http://other.test:{o}/denied")),
     );
+    // An IP literal's address is known: it is vetted here before it could go upstream
+    // (nothing is dialled: refused before any connection).
+    let script = format!("{script}; {}", curl(&format!("http://10.1.2.3:{o}/literal")));
     let out = run_sh(&f, &tail, &script, &env);
     let stdout = out.out();
     let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
-    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(lines[4].starts_with("403 "), "{out}");
+    assert!(lines[4].contains("add \"10.1.2.3/32\" to [network] allow_private"), "{out}");
     assert_eq!(lines[0], format!("200 hello from {o}"), "CONNECT through the upstream: {out}");
     assert_eq!(lines[1], format!("200 upstream saw GET http://registry.test:{o}/plain HTTP/1.1"), "{out}");
     assert_eq!(lines[2], format!("200 hello from {o}"), "SOCKS5 through the upstream's CONNECT: {out}");
@@ -261,6 +266,7 @@ fn allowed_names_go_through_the_env_upstream_and_denied_never_reach_it(u: User) 
         "the upstream saw the name, not an address: {seen:?}"
     );
     assert!(seen.iter().all(|l| !l.contains("other.test")), "a denied name never reaches the upstream: {seen:?}");
+    assert!(seen.iter().all(|l| !l.contains("10.1.2.3")), "a refused literal never reaches the upstream: {seen:?}");
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(origin.hits.load(Ordering::SeqCst), 2, "the two tunnels reached the origin through the upstream");
 
@@ -326,6 +332,24 @@ fn an_explicit_url_overrides_the_env(u: User) {
     assert_eq!(out.out().trim(), format!("200 hello from {o}"), "{out}");
     assert_eq!(policy_up.lines(), vec![format!("CONNECT registry.test:{o} HTTP/1.1")]);
     assert!(env_up.lines().is_empty(), "the env's proxy (and its NO_PROXY) are ignored: {:?}", env_up.lines());
+
+    // `check --connect` answers as the proxy would, and dials nothing.
+    let pol = f.policy(&Pol { tail: &tail, ..Pol::default() });
+    let argv: Vec<std::ffi::OsString> = vec![
+        f.bin.clone().into(),
+        "check".into(),
+        "--connect".into(),
+        format!("registry.test:{o}").into(),
+        "--policy".into(),
+        pol.into(),
+    ];
+    let check = f.launch(&argv, &[("HTTPS_PROXY", &env_up.url())], None);
+    assert_eq!(check.code(), 0, "{check}");
+    assert!(
+        check.out().contains(&format!("through the upstream proxy {}, which resolves the name", policy_up.url())),
+        "{check}"
+    );
+    assert_eq!(policy_up.lines().len(), 1, "check dials nothing: {:?}", policy_up.lines());
 }
 
 fn upstream_failures_are_502_with_the_reason_on_record(u: User) {
