@@ -66,6 +66,32 @@ pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 /// The name the embedded default goes by in messages.
 pub const DEFAULT_POLICY_NAME: &str = "<embedded default>";
 
+/// The presets embedded in the binary, by name: `--policy NAME` loads one wherever the
+/// command runs. Each is the same text as `policies/NAME.toml`; an `extends` entry of an
+/// embedded preset names another embedded preset (`"default.toml"` is `default`).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("default", DEFAULT_POLICY),
+    ("coding-agent", include_str!("../../../policies/coding-agent.toml")),
+    ("ci", include_str!("../../../policies/ci.toml")),
+    ("read-only", include_str!("../../../policies/read-only.toml")),
+];
+
+/// The text of the embedded preset `name` (see [`PRESETS`]).
+pub fn preset_text(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// The names of the embedded presets, in order.
+pub fn preset_names() -> impl Iterator<Item = &'static str> {
+    PRESETS.iter().map(|(n, _)| *n)
+}
+
+/// The name an embedded preset goes by in messages and in `Policy::files`:
+/// `<embedded NAME>` (`<embedded default>` for the default).
+pub fn preset_display_name(name: &str) -> String {
+    format!("<embedded {name}>")
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
@@ -188,7 +214,13 @@ impl Policy {
 
     /// The embedded default policy ([`DEFAULT_POLICY`]).
     pub fn embedded_default(vars: &Vars) -> Result<Policy, PolicyError> {
-        Policy::compile(load::load_text(Path::new(DEFAULT_POLICY_NAME), DEFAULT_POLICY, Path::new("/"))?, vars)
+        Policy::compile(load::load_preset("default")?, vars)
+    }
+
+    /// The embedded preset `name` ([`PRESETS`]); `None` when there is no such preset.
+    pub fn preset(name: &str, vars: &Vars) -> Option<Result<Policy, PolicyError>> {
+        preset_text(name)?;
+        Some(load::load_preset(name).and_then(|m| Policy::compile(m, vars)))
     }
 
     fn compile(m: Merged, vars: &Vars) -> Result<Policy, PolicyError> {
