@@ -98,10 +98,7 @@ pub fn preset_name(arg: &Path) -> Option<&str> {
 
 /// `--policy NAME` names neither a file nor an embedded preset: 78, listing the presets.
 fn unknown_preset(name: &str) -> i32 {
-    eprintln!(
-        "paddock: --policy {}: no such file, and not an embedded preset",
-        paddock_audit::Escaped(name)
-    );
+    eprintln!("paddock: --policy {}: no such file, and not an embedded preset", paddock_audit::Escaped(name));
     eprintln!(
         "  hint: the embedded presets are: {} (`paddock policy show --policy NAME` prints one); a policy file is named by its path, e.g. ./{}.toml",
         paddock_policy::preset_names().collect::<Vec<_>>().join(", "),

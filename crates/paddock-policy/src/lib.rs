@@ -447,6 +447,51 @@ impl Policy {
         self.decide_command(resolved.as_deref(), argv)
     }
 
+    /// [`Policy::check_command`], then [`Policy::program_outside_view`]: the decision on a
+    /// command call that is to run (`paddock run`, `check`, a session's calls).
+    pub fn check_runnable(&self, argv: &[String], cwd: &Path) -> Decision {
+        let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
+        let d = self.decide_command(resolved.as_deref(), argv);
+        match (d.is_allow(), resolved) {
+            (true, Some(program)) => self.program_outside_view(&argv[0], &program).unwrap_or(d),
+            _ => d,
+        }
+    }
+
+    /// A denial when `program` (canonical: what the call's program `name` resolved to,
+    /// symlinks followed) is not readable under this policy, so the sandbox could not
+    /// execute it: the reason names the path and the `[filesystem] read` entry that would
+    /// grant it (or the rule that hides it). `None` when the view holds it. A session asks
+    /// this of every call its command rules allow, so the call fails with that reason
+    /// rather than with a bare "No such file or directory" from inside the sandbox.
+    pub fn program_outside_view(&self, name: &str, program: &Path) -> Option<Decision> {
+        let read = self.decide_read(program);
+        if read.is_allow() {
+            return None;
+        }
+        let dir = program.parent().unwrap_or(Path::new("/"));
+        let entry = match self.vars.home.as_deref().and_then(|h| dir.strip_prefix(h).ok()) {
+            Some(rest) if rest.as_os_str().is_empty() => "~".to_string(),
+            Some(rest) => format!("~/{}", rest.display()),
+            None => dir.display().to_string(),
+        };
+        let hint = if read.rule.as_ref() == "default" {
+            format!("add \"{entry}\" to [filesystem] read to run it")
+        } else {
+            format!("{} hides it: {}", read.rule, read.reason)
+        };
+        let shown = if Path::new(name) == program {
+            format!("`{}`", program.display())
+        } else {
+            format!("`{name}` resolves to {}, which", program.display())
+        };
+        Some(Decision {
+            verdict: Verdict::Deny,
+            rule: read.rule,
+            reason: format!("{shown} is outside the sandbox view (the policy grants no read of it): {hint}"),
+        })
+    }
+
     /// Decides a call of `argv` whose program resolved to `program` (pure).
     pub fn decide_command(&self, program: Option<&Path>, argv: &[String]) -> Decision {
         if let Some(d) = self.denied_all() {

@@ -66,9 +66,8 @@ pub(crate) fn load_text(name: &Path, text: &str, base_dir: &Path) -> Result<Merg
 pub(crate) fn load_preset(name: &str) -> Result<Merged, PolicyError> {
     let mut l = Loader { merged: Merged::default(), stack: Vec::new(), embedded: true };
     let display = PathBuf::from(crate::preset_display_name(name));
-    let text = crate::preset_text(name).ok_or_else(|| {
-        PolicyError::file(&display, format!("no embedded preset `{name}`"), Some(presets_hint()))
-    })?;
+    let text = crate::preset_text(name)
+        .ok_or_else(|| PolicyError::file(&display, format!("no embedded preset `{name}`"), Some(presets_hint())))?;
     l.text(&display, text, Path::new("/"), display.clone())?;
     Ok(l.merged)
 }
@@ -131,7 +130,10 @@ impl Loader {
                     self.stack.pop();
                     return Err(PolicyError::one(
                         origin,
-                        format!("`extends` of an embedded preset names `{}`, which is not an embedded preset", e.get_ref()),
+                        format!(
+                            "`extends` of an embedded preset names `{}`, which is not an embedded preset",
+                            e.get_ref()
+                        ),
                         Some(presets_hint()),
                     ));
                 }

@@ -524,7 +524,7 @@ impl Session {
     /// runtime of its own started after the sandbox.
     pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
         let policy = self.inner.policy();
-        let decision = policy.check_command(argv, cwd);
+        let decision = policy.check_runnable(argv, cwd);
         let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
         let spec = decision.is_allow().then(|| match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
             Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
@@ -552,7 +552,7 @@ impl Session {
         let policy = self.inner.policy();
         let ws = policy.vars.workspace.clone();
         match call {
-            ToolCall::Command { argv, cwd, .. } => policy.check_command(argv, &resolve_cwd(&ws, cwd.as_deref())),
+            ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
             ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
@@ -656,7 +656,7 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
     match call {
         ToolCall::Command { argv, cwd, stdin, timeout } => {
             let cwd = resolve_cwd(&ws, cwd.as_deref());
-            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_command(&argv, &cwd) };
+            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_runnable(&argv, &cwd) };
             let spec = d.is_allow().then(|| {
                 let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
                 let mut s = spec::build_with(
