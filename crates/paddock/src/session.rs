@@ -757,12 +757,15 @@ fn outcome(
             o.audit_seq = seq;
             if let Some(r) = run {
                 o.exit_code = Some(r.exit_code());
-                o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
                 o.stderr = String::from_utf8_lossy(&r.stderr).into_owned();
                 o.truncated = r.stdout_truncated || r.stderr_truncated;
                 o.timed_out = r.status == ExitKind::TimedOut;
                 if read && o.exit_code == Some(0) {
-                    o.content = Some(std::mem::take(&mut o.stdout));
+                    // The file's bytes, kept whole: text, or base64 when not UTF-8.
+                    let (content, encoding) = crate::call::file_content(r.stdout);
+                    (o.content, o.encoding) = (Some(content), encoding);
+                } else {
+                    o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
                 }
             }
         }
