@@ -482,12 +482,19 @@ fn env_globs_never_pass_credential_looking_names() {
         "MYSQL_PASSWD",
         "GOOGLE_APPLICATION_CREDENTIALS",
         "SSH_AUTH_SOCK",
+        "HTTP_AUTHORIZATION",
+        "PROXY_AUTHORISATION",
+        "GIT_AUTHOR_TOKEN",
     ] {
         assert!(is_credential_name(name), "{name}");
         assert!(!p.env.passes(name), "{name} passed through a glob");
     }
     for name in ["CARGO_HOME", "npm_config_registry", "PATH", "KEYBOARD", "MONKEYS"] {
         assert!(p.env.passes(name), "{name}");
+    }
+    // AUTHOR is a person, not a credential.
+    for name in ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "git_author_date"] {
+        assert!(!is_credential_name(name), "{name}");
     }
     // the exact name passes it
     assert!(p.env.passes("GH_TOKEN"));
