@@ -366,7 +366,6 @@ fn read_file_of_binary_is_base64(user: User) {
     let text = read_file(3, "text.txt");
     assert_eq!(text["content"], "caf\u{e9}\n", "{text}");
     assert!(text.get("encoding").is_none(), "{text}");
-    drop(send);
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
