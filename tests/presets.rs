@@ -25,7 +25,7 @@ both_users!(
     make_gcc_workflow_under_coding_agent_and_ci,
     read_only_reads_greps_and_logs_but_cannot_write,
     program_outside_the_view_is_named_with_the_entry_to_add,
-    read_file_of_binary_is_base64,
+    mcp_read_file_of_binary_is_base64_and_a_call_running_at_sigterm_is_answered,
 );
 
 /// `paddock run --policy PRESET --workspace WS -- sh -c SCRIPT` as the fixture's user,
@@ -323,7 +323,7 @@ fn program_outside_the_view_is_named_with_the_entry_to_add(user: User) {
     assert!(o.out().contains("outside the sandbox view"), "{o}");
 }
 
-fn read_file_of_binary_is_base64(user: User) {
+fn mcp_read_file_of_binary_is_base64_and_a_call_running_at_sigterm_is_answered(user: User) {
     let f = Fixture::new(user);
     let bytes: &[u8] = &[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff];
     std::fs::write(f.ws.join("image.png"), bytes).unwrap();
@@ -366,8 +366,24 @@ fn read_file_of_binary_is_base64(user: User) {
     let text = read_file(3, "text.txt");
     assert_eq!(text["content"], "caf\u{e9}\n", "{text}");
     assert!(text.get("encoding").is_none(), "{text}");
-    drop(stdin);
+    // A call still running at SIGTERM gets its outcome before the server exits.
+    send(
+        serde_json::json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"command","arguments":{"argv":["sh","-c","sleep 1; echo done"]}}}),
+    );
+    let audit = f.root.join("state/audit.jsonl");
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&audit).unwrap_or_default().contains("sleep 1; echo done") {
+        assert!(t.elapsed() < HANG, "the call never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = f.host(&["kill", "-TERM", &child.id().to_string()]);
+    assert_eq!(o.code(), 0, "{o}");
+    let line = lines.next().expect("the running call is answered").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["id"], 4, "{v}");
+    assert_eq!(v["result"]["structuredContent"]["stdout"], "done\n", "{v}");
     assert!(child.wait().unwrap().success());
+    drop(stdin);
 }
 
 /// The cargo workflow needs the rustup toolchain of this machine, which lives under
