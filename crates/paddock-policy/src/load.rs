@@ -124,7 +124,13 @@ impl Loader {
                     Some("name a policy file, e.g. \"base.toml\"".into()),
                 ));
             }
-            let (target, target_canon) = if self.embedded {
+            // A file names a preset by its bare name (`extends = ["coding-agent"]`) when no
+            // file of that name is there; an embedded preset names presets only.
+            let raw_name = e.get_ref().as_str();
+            let bare = !raw_name.contains('/') && !raw_name.ends_with(".toml");
+            let preset =
+                self.embedded || (bare && crate::preset_text(raw_name).is_some() && !base_dir.join(rel).exists());
+            let (target, target_canon) = if preset {
                 let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
                 if crate::preset_text(name).is_none() {
                     self.stack.pop();
@@ -158,9 +164,17 @@ impl Loader {
                     Some("a policy cannot extend itself, directly or through other files".into()),
                 ));
             }
-            let loaded = if self.embedded {
+            let loaded = if preset {
                 let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
-                self.text(&target, crate::preset_text(name).unwrap_or_default(), Path::new("/"), target_canon.clone())
+                let outer = std::mem::replace(&mut self.embedded, true);
+                let r = self.text(
+                    &target,
+                    crate::preset_text(name).unwrap_or_default(),
+                    Path::new("/"),
+                    target_canon.clone(),
+                );
+                self.embedded = outer;
+                r
             } else {
                 self.file(&target, Some(&origin))
             };
