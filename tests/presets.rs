@@ -154,6 +154,23 @@ fn git_workflow_under_coding_agent(user: User) {
     let o = preset_sh(&f, "coding-agent", &[], &script);
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.out().starts_with("Config Author <config@example.test> first\nfeature\n"), "{o}");
+    // ~/.config/git's settings are read (a global ignore file), its credential store not.
+    let xdg_git = f.home.join(".config/git");
+    mkdir(&xdg_git, f.user);
+    mkdir(&f.home.join(".config"), f.user);
+    put(&f, &xdg_git.join("ignore"), "*.scratch\n");
+    put(&f, &xdg_git.join("credentials"), "https://u:git-cred-must-stay-out@example.test\n");
+    let o = preset_sh(
+        &f,
+        "coding-agent",
+        &[],
+        "touch x.scratch y.txt && git status --porcelain && cat ~/.config/git/credentials",
+    );
+    assert_ne!(o.code(), 0, "the credential store must not be readable\n{o}");
+    assert_eq!(o.out(), "?? y.txt\n", "{o}");
+    o.assert_absent("git-cred-must-stay-out", "~/.config/git/credentials");
+    let o = f.host(&["cat", xdg_git.join("credentials").to_str().unwrap()]);
+    assert!(o.out().contains("git-cred-must-stay-out"), "control: the host reads it\n{o}");
     let o = preset_sh(&f, "coding-agent", &[], "git config --global user.name Agent");
     assert_ne!(o.code(), 0, "~/.gitconfig is protected\n{o}");
     assert!(read(&gitconfig).contains("Config Author"), "~/.gitconfig unchanged");
