@@ -361,6 +361,14 @@ fn mcp_read_file_of_binary_is_base64_and_a_call_running_at_sigterm_is_answered(u
             .stderr(Stdio::inherit()),
     )
     .unwrap();
+    // A server that stops answering fails the test instead of hanging it.
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        if watch.recv_timeout(HANG) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut send = |v: serde_json::Value| writeln!(stdin, "{v}").unwrap();
@@ -400,6 +408,7 @@ fn mcp_read_file_of_binary_is_base64_and_a_call_running_at_sigterm_is_answered(u
     assert_eq!(v["id"], 4, "{v}");
     assert_eq!(v["result"]["structuredContent"]["stdout"], "done\n", "{v}");
     assert!(child.wait().unwrap().success());
+    let _ = done.send(());
     drop(stdin);
 }
 
