@@ -669,8 +669,11 @@ fn calls_still_running_after_the_grace_period_are_killed() {
     srv.signal("TERM");
     assert_eq!(srv.wait(), Some(0), "stderr:\n{}", srv.stderr.lock().unwrap());
     assert!(t.elapsed() < Duration::from_secs(20), "stopped after the grace period: {:?}", t.elapsed());
-    let r = stuck.join().unwrap_or_else(|_| panic!("client thread"));
-    assert!(r.is_none(), "the killed call has no outcome: {r:?}");
+    // The call is killed at the end of the grace period and answered with that outcome.
+    let r = stuck.join().unwrap_or_else(|_| panic!("client thread")).expect("the killed call is answered");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["exit_code"], 137, "{r:?}");
+    assert!(r.json()["stderr"].as_str().unwrap().contains("the supervisor stopped"), "{r:?}");
     let t = Instant::now();
     while process_with(&marker) {
         assert!(t.elapsed() < Duration::from_secs(10), "the call's process tree was not killed");
@@ -682,5 +685,9 @@ fn calls_still_running_after_the_grace_period_are_killed() {
     assert!(
         log.iter().any(|r| r["event"] == "call.start" && r["session"] == session.as_str()),
         "the killed call was recorded"
+    );
+    assert!(
+        log.iter().any(|r| r["event"] == "call.end" && r["session"] == session.as_str()),
+        "the killed call's end was recorded"
     );
 }

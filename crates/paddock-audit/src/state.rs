@@ -9,7 +9,8 @@
 //! home is not ours to write (a process whose uid was changed without its
 //! environment, such as `setpriv --reuid=65534` under root's `HOME=/root`),
 //! `$STATE` is `$TMPDIR/paddock-UID/state` instead, a directory that must be ours,
-//! mode 0700 and not a symlink; a warning names it. A `$STATE` named explicitly is
+//! mode 0700 and not a symlink; a warning names it, once per state directory (a marker
+//! file, `fallback-warned`, records that it was given). A `$STATE` named explicitly is
 //! never replaced: failing to create it is an error.
 
 use std::ffi::OsString;
@@ -34,11 +35,15 @@ pub fn state_dir() -> Result<PathBuf, AuditError> {
         Err(e) if env("PADDOCK_STATE_DIR").is_none() && env("XDG_STATE_HOME").is_none() => {
             let fallback = fallback_state_dir().map_err(|_| e)?;
             static WARNED: std::sync::Once = std::sync::Once::new();
-            WARNED.call_once(|| tracing::warn!(
-                home_state = %dir.display(),
-                state = %fallback.display(),
-                "the home directory is not writable by this user: paddock's state (audit log, revocations) is in the fallback directory; set PADDOCK_STATE_DIR to choose"
-            ));
+            WARNED.call_once(|| {
+                if first_use_of_fallback(&fallback) {
+                    tracing::warn!(
+                        home_state = %dir.display(),
+                        state = %fallback.display(),
+                        "the home directory is not writable by this user: paddock's state (audit log, revocations) is in the fallback directory; set PADDOCK_STATE_DIR to choose (said once per state directory)"
+                    )
+                }
+            });
             Ok(fallback)
         }
         Err(e) => Err(e),
@@ -64,6 +69,25 @@ fn fallback_state_dir() -> Result<PathBuf, AuditError> {
     let dir = base.join("state");
     create_private_dir(&dir)?;
     Ok(dir)
+}
+
+/// Name of the marker file in a fallback `$STATE` that says its warning was given.
+pub const FALLBACK_WARNED_FILE: &str = "fallback-warned";
+
+/// Whether this is the first use of the fallback `$STATE` `dir` (the warning is given
+/// once per state directory, not on every command): creates the marker file, and says
+/// yes unless it already existed. A marker that cannot be made keeps the warning coming.
+fn first_use_of_fallback(dir: &Path) -> bool {
+    let marker = dir.join(FALLBACK_WARNED_FILE);
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => {
+            tracing::debug!(marker = %marker.display(), "cannot record that the fallback warning was given: {e}");
+            true
+        }
+    }
 }
 
 /// The effective uid, from `/proc/self/status` (this crate has no `unsafe`).
@@ -122,6 +146,16 @@ mod tests {
             Some("/h/.local/state/paddock".into())
         );
         assert_eq!(resolve(&[]), None);
+    }
+
+    #[test]
+    fn fallback_warning_once_per_state_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(first_use_of_fallback(tmp.path()));
+        assert!(!first_use_of_fallback(tmp.path()));
+        assert!(tmp.path().join(FALLBACK_WARNED_FILE).exists());
+        // A directory where no marker can be made: the warning keeps coming.
+        assert!(first_use_of_fallback(&tmp.path().join("missing")));
     }
 
     #[test]

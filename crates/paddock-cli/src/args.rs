@@ -138,8 +138,9 @@ pub struct UnrevokeArgs {
 /// Where the policy and the workspace come from.
 #[derive(Args, Debug, Clone)]
 pub struct PolicyArgs {
-    /// Policy file (default: the embedded default policy).
-    #[arg(long, value_name = "FILE")]
+    /// Policy file, or the name of an embedded preset: default, coding-agent, ci,
+    /// read-only (default: the embedded default policy).
+    #[arg(long, value_name = "FILE|PRESET")]
     pub policy: Option<PathBuf>,
     /// The workspace, `${WORKSPACE}` in the policy (default: the current directory).
     #[arg(long, value_name = "DIR")]

@@ -44,7 +44,7 @@ pub fn run(a: CheckArgs) -> i32 {
         let c = paddock::decide_connection(&Arc::new(policy), target);
         (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint })
     } else {
-        (policy.check_command(&a.argv, &cwd), Extra::default())
+        (policy.check_runnable(&a.argv, &cwd), Extra::default())
     };
     if let Err(code) = print(&decision, &extra, a.json) {
         return code;

@@ -7,7 +7,7 @@ use paddock_policy::{Policy, Vars};
 use crate::args::PolicyArgs;
 use crate::exit;
 use crate::output;
-use crate::setup::{current_dir, load_policy, policy_file_readable};
+use crate::setup::{current_dir, load_policy, policy_file_readable, preset_name};
 
 /// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
 /// `resolve`: also look up the allowed names (see [`paddock::lint_network`]).
@@ -19,11 +19,15 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
     let vars = Vars::from_env(cwd);
     let mut code = exit::OK;
     for f in files {
-        if policy_file_readable(f).is_err() {
-            code = exit::CONFIG;
-            continue;
-        }
-        match Policy::load(f, &vars) {
+        let loaded = match preset_name(f).and_then(|name| Policy::preset(name, &vars)) {
+            Some(loaded) => loaded,
+            None if policy_file_readable(f).is_err() => {
+                code = exit::CONFIG;
+                continue;
+            }
+            None => Policy::load(f, &vars),
+        };
+        match loaded {
             Ok(p) => {
                 for r in p.commands.iter().flat_map(|c| c.unresolved()) {
                     eprintln!(

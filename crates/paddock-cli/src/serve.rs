@@ -2,7 +2,8 @@
 //! session. The listen address is checked before anything else (exit 64 for anything but
 //! loopback, with a hint to use an SSH tunnel); the token file is created if absent and
 //! refused if group or others may read it; SIGTERM or SIGINT stops it gracefully: running
-//! calls finish (within `--shutdown-grace`), `session.end` is recorded, exit 0.
+//! calls finish (within `--shutdown-grace`; those still running then are killed and
+//! answered with their outcome), `session.end` is recorded, exit 0.
 
 use std::path::PathBuf;
 
@@ -117,7 +118,13 @@ async fn run(
     let closed = session.close();
     match (served, closed) {
         (Ok(summary), Ok(())) => {
-            let note = if summary.calls_abandoned { "; calls still running were killed" } else { "" };
+            let note = match (summary.calls_killed, summary.calls_abandoned) {
+                (_, true) => "; calls still running were killed unanswered".to_string(),
+                (0, false) => String::new(),
+                (n, false) => {
+                    format!("; {n} call(s) still running at the end of the grace period were killed and answered")
+                }
+            };
             eprintln!("paddock: stopped after {} request(s){note}; session {} closed", summary.requests, session.id());
             exit::OK
         }

@@ -62,10 +62,16 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
     let ws = workspace(args.policy_workspace())?;
     let vars = Vars::from_env(ws);
     let loaded = match &args.policy {
-        Some(path) => {
-            policy_file_readable(path)?;
-            Policy::load(path, &vars)
-        }
+        Some(path) => match preset_name(path) {
+            Some(name) => match Policy::preset(name, &vars) {
+                Some(loaded) => loaded,
+                None => return Err(unknown_preset(name)),
+            },
+            None => {
+                policy_file_readable(path)?;
+                Policy::load(path, &vars)
+            }
+        },
         None => Policy::embedded_default(&vars),
     };
     loaded.map_err(|e| {
@@ -81,6 +87,26 @@ pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
     Ok(())
 }
 
+/// The preset `--policy` names: a bare name (no `/`, not ending in `.toml`) that is not
+/// an existing file. A file of that name in the current directory wins, so a project's
+/// own `default` keeps working; `./NAME` always means the file.
+pub fn preset_name(arg: &Path) -> Option<&str> {
+    let s = arg.to_str()?;
+    let bare = !s.is_empty() && !s.contains('/') && !s.ends_with(".toml");
+    (bare && std::fs::symlink_metadata(arg).is_err()).then_some(s)
+}
+
+/// `--policy NAME` names neither a file nor an embedded preset: 78, listing the presets.
+fn unknown_preset(name: &str) -> i32 {
+    eprintln!("paddock: --policy {}: no such file, and not an embedded preset", paddock_audit::Escaped(name));
+    eprintln!(
+        "  hint: the embedded presets are: {} (`paddock policy show --policy NAME` prints one); a policy file is named by its path, e.g. ./{}.toml",
+        paddock_policy::preset_names().collect::<Vec<_>>().join(", "),
+        paddock_audit::Escaped(name)
+    );
+    exit::CONFIG
+}
+
 /// Says so, and returns 78, when the policy file named on the command line cannot be read
 /// (a missing file is not a located error inside it).
 pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
@@ -94,7 +120,8 @@ pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
 fn policy_unreadable(path: &Path, why: &str) -> i32 {
     eprintln!("paddock: cannot read policy {}: {why}", paddock_audit::Escaped(&path.to_string_lossy()));
     eprintln!(
-        "  hint: --policy takes a TOML policy file, e.g. policies/coding-agent.toml of the paddock repository; without --policy the embedded default applies (`paddock policy show` prints it)"
+        "  hint: --policy takes a TOML policy file or the name of an embedded preset ({}); without --policy the embedded default applies (`paddock policy show` prints it)",
+        paddock_policy::preset_names().collect::<Vec<_>>().join(", ")
     );
     exit::CONFIG
 }

@@ -69,6 +69,32 @@ pub const DEFAULT_POLICY: &str = include_str!("../../../policies/default.toml");
 /// The name the embedded default goes by in messages.
 pub const DEFAULT_POLICY_NAME: &str = "<embedded default>";
 
+/// The presets embedded in the binary, by name: `--policy NAME` loads one wherever the
+/// command runs. Each is the same text as `policies/NAME.toml`; an `extends` entry of an
+/// embedded preset names another embedded preset (`"default.toml"` is `default`).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("default", DEFAULT_POLICY),
+    ("coding-agent", include_str!("../../../policies/coding-agent.toml")),
+    ("ci", include_str!("../../../policies/ci.toml")),
+    ("read-only", include_str!("../../../policies/read-only.toml")),
+];
+
+/// The text of the embedded preset `name` (see [`PRESETS`]).
+pub fn preset_text(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// The names of the embedded presets, in order.
+pub fn preset_names() -> impl Iterator<Item = &'static str> {
+    PRESETS.iter().map(|(n, _)| *n)
+}
+
+/// The name an embedded preset goes by in messages and in `Policy::files`:
+/// `<embedded NAME>` (`<embedded default>` for the default).
+pub fn preset_display_name(name: &str) -> String {
+    format!("<embedded {name}>")
+}
+
 /// Allow or deny.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
@@ -191,7 +217,13 @@ impl Policy {
 
     /// The embedded default policy ([`DEFAULT_POLICY`]).
     pub fn embedded_default(vars: &Vars) -> Result<Policy, PolicyError> {
-        Policy::compile(load::load_text(Path::new(DEFAULT_POLICY_NAME), DEFAULT_POLICY, Path::new("/"))?, vars)
+        Policy::compile(load::load_preset("default")?, vars)
+    }
+
+    /// The embedded preset `name` ([`PRESETS`]); `None` when there is no such preset.
+    pub fn preset(name: &str, vars: &Vars) -> Option<Result<Policy, PolicyError>> {
+        preset_text(name)?;
+        Some(load::load_preset(name).and_then(|m| Policy::compile(m, vars)))
     }
 
     fn compile(m: Merged, vars: &Vars) -> Result<Policy, PolicyError> {
@@ -424,6 +456,51 @@ impl Policy {
     pub fn check_command(&self, argv: &[String], cwd: &Path) -> Decision {
         let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
         self.decide_command(resolved.as_deref(), argv)
+    }
+
+    /// [`Policy::check_command`], then [`Policy::program_outside_view`]: the decision on a
+    /// command call that is to run (`paddock run`, `check`, a session's calls).
+    pub fn check_runnable(&self, argv: &[String], cwd: &Path) -> Decision {
+        let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
+        let d = self.decide_command(resolved.as_deref(), argv);
+        match (d.is_allow(), resolved) {
+            (true, Some(program)) => self.program_outside_view(&argv[0], &program).unwrap_or(d),
+            _ => d,
+        }
+    }
+
+    /// A denial when `program` (canonical: what the call's program `name` resolved to,
+    /// symlinks followed) is not readable under this policy, so the sandbox could not
+    /// execute it: the reason names the path and the `[filesystem] read` entry that would
+    /// grant it (or the rule that hides it). `None` when the view holds it. A session asks
+    /// this of every call its command rules allow, so the call fails with that reason
+    /// rather than with a bare "No such file or directory" from inside the sandbox.
+    pub fn program_outside_view(&self, name: &str, program: &Path) -> Option<Decision> {
+        let read = self.decide_read(program);
+        if read.is_allow() {
+            return None;
+        }
+        let dir = program.parent().unwrap_or(Path::new("/"));
+        let entry = match self.vars.home.as_deref().and_then(|h| dir.strip_prefix(h).ok()) {
+            Some(rest) if rest.as_os_str().is_empty() => "~".to_string(),
+            Some(rest) => format!("~/{}", rest.display()),
+            None => dir.display().to_string(),
+        };
+        let hint = if read.rule.as_ref() == "default" {
+            format!("add \"{entry}\" to [filesystem] read to run it")
+        } else {
+            format!("{} hides it: {}", read.rule, read.reason)
+        };
+        let shown = if Path::new(name) == program {
+            format!("`{}`", program.display())
+        } else {
+            format!("`{name}` resolves to {}, which", program.display())
+        };
+        Some(Decision {
+            verdict: Verdict::Deny,
+            rule: read.rule,
+            reason: format!("{shown} is outside the sandbox view (the policy grants no read of it): {hint}"),
+        })
     }
 
     /// Decides a call of `argv` whose program resolved to `program` (pure).

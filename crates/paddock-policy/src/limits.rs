@@ -128,11 +128,21 @@ pub struct EnvRules {
 
 /// Whether a variable name looks like a credential: it contains `TOKEN`, `SECRET`,
 /// `PASSWORD`, `PASSWD`, `CREDENTIAL` or `AUTH`, or ends in `KEY`, in any case. `[env]
-/// pass` globs never match such a name; only the exact name in `pass` passes it.
+/// pass` globs never match such a name; only the exact name in `pass` passes it. `AUTH`
+/// as the start of `AUTHOR` is a person's name, not a credential (`GIT_AUTHOR_EMAIL`);
+/// `AUTHORIZATION` and `AUTHORISATION` still count.
 pub fn is_credential_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| upper.contains(w))
-        || upper.ends_with("KEY")
+    has_credential_word(&upper) || upper.ends_with("KEY")
+}
+
+/// Whether `upper` (uppercase) contains a credential word (see [`is_credential_name`]).
+fn has_credential_word(upper: &str) -> bool {
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"].iter().any(|w| upper.contains(w))
+        || upper.match_indices("AUTH").any(|(i, _)| {
+            let rest = &upper[i + 4..];
+            !rest.starts_with("OR") || rest.starts_with("ORIZ") || rest.starts_with("ORIS")
+        })
 }
 
 /// Whether every name the `pass` glob `p` matches is credential-looking: a literal run of
@@ -152,10 +162,7 @@ fn glob_matches_only_credentials(p: &str) -> bool {
             runs.push(String::new());
         }
     }
-    let word = |r: &String| {
-        let u = r.to_ascii_uppercase();
-        ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH"].iter().any(|w| u.contains(w))
-    };
+    let word = |r: &String| has_credential_word(&r.to_ascii_uppercase());
     runs.iter().any(word) || (!p.ends_with(['*', '?', ']']) && p.to_ascii_uppercase().ends_with("KEY"))
 }
 

@@ -44,20 +44,38 @@ struct Loader {
     merged: Merged,
     /// Canonical paths of the files being loaded, outermost first (for cycle detection).
     stack: Vec<PathBuf>,
+    /// Loading an embedded preset: its `extends` entries name other embedded presets.
+    embedded: bool,
 }
 
 /// Loads `path` and everything it extends.
 pub(crate) fn load_file(path: &Path) -> Result<Merged, PolicyError> {
-    let mut l = Loader { merged: Merged::default(), stack: Vec::new() };
+    let mut l = Loader { merged: Merged::default(), stack: Vec::new(), embedded: false };
     l.file(path, None)?;
     Ok(l.merged)
 }
 
 /// Loads a policy given as text; `extends` entries resolve relative to `base_dir`.
 pub(crate) fn load_text(name: &Path, text: &str, base_dir: &Path) -> Result<Merged, PolicyError> {
-    let mut l = Loader { merged: Merged::default(), stack: Vec::new() };
+    let mut l = Loader { merged: Merged::default(), stack: Vec::new(), embedded: false };
     l.text(name, text, base_dir, PathBuf::from(name))?;
     Ok(l.merged)
+}
+
+/// Loads the embedded preset `name` ([`crate::PRESETS`]); its `extends` entries
+/// (`"default.toml"`) name other embedded presets, never a file.
+pub(crate) fn load_preset(name: &str) -> Result<Merged, PolicyError> {
+    let mut l = Loader { merged: Merged::default(), stack: Vec::new(), embedded: true };
+    let display = PathBuf::from(crate::preset_display_name(name));
+    let text = crate::preset_text(name)
+        .ok_or_else(|| PolicyError::file(&display, format!("no embedded preset `{name}`"), Some(presets_hint())))?;
+    l.text(&display, text, Path::new("/"), display.clone())?;
+    Ok(l.merged)
+}
+
+/// `the embedded presets are: default, coding-agent, ...`.
+pub(crate) fn presets_hint() -> String {
+    format!("the embedded presets are: {}", crate::preset_names().collect::<Vec<_>>().join(", "))
 }
 
 impl Loader {
@@ -107,8 +125,32 @@ impl Loader {
                     Some("name a policy file, e.g. \"base.toml\"".into()),
                 ));
             }
-            let target = base_dir.join(rel);
-            let target_canon = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+            // A file names a preset by its bare name (`extends = ["coding-agent"]`) when no
+            // file of that name is there; an embedded preset names presets only.
+            let raw_name = e.get_ref().as_str();
+            let bare = !raw_name.contains('/') && !raw_name.ends_with(".toml");
+            let preset =
+                self.embedded || (bare && crate::preset_text(raw_name).is_some() && !base_dir.join(rel).exists());
+            let (target, target_canon) = if preset {
+                let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
+                if crate::preset_text(name).is_none() {
+                    self.stack.pop();
+                    return Err(PolicyError::one(
+                        origin,
+                        format!(
+                            "`extends` of an embedded preset names `{}`, which is not an embedded preset",
+                            e.get_ref()
+                        ),
+                        Some(presets_hint()),
+                    ));
+                }
+                let p = PathBuf::from(crate::preset_display_name(name));
+                (p.clone(), p)
+            } else {
+                let target = base_dir.join(rel);
+                let canon = std::fs::canonicalize(&target).unwrap_or_else(|_| target.clone());
+                (target, canon)
+            };
             if self.stack.contains(&target_canon) {
                 let chain: Vec<String> = self
                     .stack
@@ -123,7 +165,21 @@ impl Loader {
                     Some("a policy cannot extend itself, directly or through other files".into()),
                 ));
             }
-            if let Err(err) = self.file(&target, Some(&origin)) {
+            let loaded = if preset {
+                let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
+                let outer = std::mem::replace(&mut self.embedded, true);
+                let r = self.text(
+                    &target,
+                    crate::preset_text(name).unwrap_or_default(),
+                    Path::new("/"),
+                    target_canon.clone(),
+                );
+                self.embedded = outer;
+                r
+            } else {
+                self.file(&target, Some(&origin))
+            };
+            if let Err(err) = loaded {
                 self.stack.pop();
                 return Err(err);
             }

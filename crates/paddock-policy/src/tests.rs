@@ -482,12 +482,19 @@ fn env_globs_never_pass_credential_looking_names() {
         "MYSQL_PASSWD",
         "GOOGLE_APPLICATION_CREDENTIALS",
         "SSH_AUTH_SOCK",
+        "HTTP_AUTHORIZATION",
+        "PROXY_AUTHORISATION",
+        "GIT_AUTHOR_TOKEN",
     ] {
         assert!(is_credential_name(name), "{name}");
         assert!(!p.env.passes(name), "{name} passed through a glob");
     }
     for name in ["CARGO_HOME", "npm_config_registry", "PATH", "KEYBOARD", "MONKEYS"] {
         assert!(p.env.passes(name), "{name}");
+    }
+    // AUTHOR is a person, not a credential.
+    for name in ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "git_author_date"] {
+        assert!(!is_credential_name(name), "{name}");
     }
     // the exact name passes it
     assert!(p.env.passes("GH_TOKEN"));
@@ -638,4 +645,41 @@ fn every_preset_denies_system_secrets_and_protects_what_the_host_runs() {
             assert!(p.decide_write(Path::new("/ws/.git/HEAD")).is_allow(), "{name}");
         }
     }
+}
+
+// ---------- embedded presets ----------
+
+#[test]
+fn embedded_presets_load_by_name_and_extend_the_embedded_default() {
+    for name in crate::preset_names() {
+        let p = Policy::preset(name, &vars("/w")).expect("a preset").unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.files.last().unwrap(), Path::new(&format!("<embedded {name}>")));
+    }
+    let p = Policy::preset("coding-agent", &vars("/w")).unwrap().unwrap();
+    assert_eq!(p.files, [PathBuf::from("<embedded default>"), PathBuf::from("<embedded coding-agent>")]);
+    assert!(Policy::preset("nope", &vars("/w")).is_none());
+    assert_eq!(crate::preset_text("default"), Some(crate::DEFAULT_POLICY));
+    // A file extends a preset by its bare name, unless a file of that name is there.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::write(d.join("mine.toml"), "version = 1\nextends = [\"coding-agent\"]\n").unwrap();
+    let p = Policy::load(&d.join("mine.toml"), &vars("/w")).unwrap();
+    assert_eq!(p.files.len(), 3, "{:?}", p.files);
+    std::fs::write(d.join("coding-agent"), "version = 1\n").unwrap();
+    let p = Policy::load(&d.join("mine.toml"), &vars("/w")).unwrap();
+    assert_eq!(p.files, [d.join("coding-agent"), d.join("mine.toml")]);
+}
+
+#[test]
+fn a_program_outside_the_view_is_named_with_the_entry_to_add() {
+    let p = policy("version = 1\n[filesystem]\nread = [\"/usr\"]\ndeny = [\"/usr/bin/env\"]\n");
+    assert!(p.program_outside_view("ls", Path::new("/usr/bin/ls")).is_none());
+    let d = p.program_outside_view("tool", Path::new("/home/u/.cargo/bin/rustup")).expect("a denial");
+    assert_eq!((d.verdict, &*d.rule), (Verdict::Deny, "default"));
+    assert!(d.reason.contains("`tool` resolves to /home/u/.cargo/bin/rustup"), "{}", d.reason);
+    assert!(d.reason.contains("add \"~/.cargo/bin\" to [filesystem] read"), "{}", d.reason);
+    let d = p.program_outside_view("/opt/x/y", Path::new("/opt/x/y")).expect("a denial");
+    assert!(d.reason.contains("`/opt/x/y` is outside") && d.reason.contains("add \"/opt/x\""), "{}", d.reason);
+    let d = p.program_outside_view("env", Path::new("/usr/bin/env")).expect("a denial");
+    assert_eq!(&*d.rule, "filesystem.deny[0]");
 }

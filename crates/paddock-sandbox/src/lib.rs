@@ -88,7 +88,7 @@ mod zygote;
 pub use error::SandboxError;
 pub use helper::HELPER_MARKER;
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
-pub use parent::{run, spawn, Running};
+pub use parent::{run, spawn, Killer, Running};
 pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use zygote::Zygote;

@@ -58,6 +58,30 @@ pub struct Running {
     cgroup: Option<crate::cgroup::SandboxCgroup>,
 }
 
+/// Kills one call's whole process tree from another thread, as its timeout does: SIGKILL
+/// to the sandbox's pid 1 (through a pidfd, so never another process), which takes the
+/// pid namespace with it; the call's [`Running::wait`] then returns
+/// [`crate::ExitKind::Signaled`] (9) as usual.
+#[derive(Debug)]
+pub struct Killer(OwnedFd);
+
+impl Killer {
+    /// Sends the SIGKILL; whether the kernel took it (not once the call has ended).
+    pub fn kill(&self) -> bool {
+        // SAFETY: pidfd_send_signal on a pidfd we own, without siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
+        r == 0
+    }
+}
+
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
@@ -421,6 +445,12 @@ impl Running {
 
     fn kill_tree(&self) {
         self.signal_reaper(libc::SIGKILL);
+    }
+
+    /// A [`Killer`] of this call's process tree, for another thread (a supervisor that
+    /// stops); `None` when the pidfd of the sandbox's pid 1 cannot be duplicated.
+    pub fn killer(&self) -> Option<Killer> {
+        self.reaper.as_ref()?.try_clone().ok().map(Killer)
     }
 
     /// A zygote's call: kills the call's helper (not our child) through its pidfd.

@@ -14,7 +14,8 @@
 //! `POST /v1/calls` answers 200 with the [`CallOutcome`](crate::CallOutcome) — a denial is an
 //! outcome — after waiting for one of [`ApiConfig::max_concurrent`] slots; when
 //! [`ApiConfig::max_queue`] requests already wait, it answers 503. On shutdown the server
-//! stops accepting, lets running calls finish for [`ApiConfig::shutdown_grace`], and
+//! stops accepting, lets running calls finish for [`ApiConfig::shutdown_grace`] (then
+//! kills those still running and answers each with its outcome), and
 //! returns; the caller then closes the session (`session.end`) and exits, which kills any
 //! call still running with its whole process tree.
 //!
@@ -112,7 +113,13 @@ pub struct ServeSummary {
     /// Whether calls were still running when the grace period ran out (they die with the
     /// process).
     pub calls_abandoned: bool,
+    /// Calls killed when the grace period ran out; each was answered with its outcome
+    /// (exit 137) unless `calls_abandoned`.
+    pub calls_killed: usize,
 }
+
+/// How long calls killed at the end of the grace period may take to be answered.
+const KILLED_ANSWER_GRACE: Duration = Duration::from_secs(5);
 
 enum Bound {
     Tcp(tokio::net::TcpListener),
@@ -232,9 +239,16 @@ impl Server {
         }
         tracing::info!("shutting down: {} call(s) running", state.running.load(Ordering::Relaxed));
         let mut summary = ServeSummary::default();
-        if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown()).await.is_err() {
-            summary.calls_abandoned = state.running.load(Ordering::Relaxed) > 0;
-            tracing::warn!("calls still running after {:?}: they are killed with paddock", cfg.shutdown_grace);
+        let done = graceful.shutdown();
+        tokio::pin!(done);
+        if tokio::time::timeout(cfg.shutdown_grace, &mut done).await.is_err() {
+            // Kill what still runs, and answer each call with its outcome before exiting.
+            summary.calls_killed = state.session.kill_running();
+            tracing::warn!("{} call(s) still running after {:?}: killed", summary.calls_killed, cfg.shutdown_grace);
+            if tokio::time::timeout(KILLED_ANSWER_GRACE, &mut done).await.is_err() {
+                summary.calls_abandoned = state.running.load(Ordering::Relaxed) > 0;
+                tracing::warn!("calls still unanswered after {KILLED_ANSWER_GRACE:?}: they die with paddock");
+            }
         }
         summary.requests = state.requests.load(Ordering::Relaxed);
         Ok(summary)

@@ -99,9 +99,14 @@ pub struct CallOutcome {
     pub stdout: String,
     /// Standard error (lossy UTF-8), capped by `max_output`.
     pub stderr: String,
-    /// The file's content, for `read_file`.
+    /// The file's content, for `read_file`: the text when the file is UTF-8, else its
+    /// bytes in standard base64 (then `encoding` is `"base64"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// `"base64"` when `content` holds a file that is not UTF-8, base64-encoded; absent for
+    /// text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     /// The response's status, for `http_request` (none when no response came: denied, or
     /// the upstream unreachable, then `stderr` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,5 +132,60 @@ impl CallOutcome {
     /// Whether the call was allowed.
     pub fn allowed(&self) -> bool {
         self.decision == "allow"
+    }
+}
+
+/// `bytes` as a `read_file` outcome's `content` and `encoding`: the text itself when it is
+/// UTF-8, else standard base64 (with padding) and `Some("base64")`, never replacement
+/// characters that would lose the file's bytes.
+pub fn file_content(bytes: Vec<u8>) -> (String, Option<String>) {
+    match String::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) => (base64(e.as_bytes()), Some("base64".into())),
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_of_rfc4648_vectors() {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), enc, "{plain}");
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn file_content_is_text_or_base64() {
+        assert_eq!(file_content(b"caf\xc3\xa9\n".to_vec()), ("caf\u{e9}\n".to_string(), None));
+        assert_eq!(file_content(vec![0x89, b'P', b'N', b'G']), ("iVBORw==".to_string(), Some("base64".to_string())));
     }
 }

@@ -235,7 +235,7 @@ impl ServerHandler for McpServer {
 /// The session is left open: the caller closes it.
 pub async fn serve_stdio(session: Session, shutdown: impl Future<Output = ()>) -> Result<(), McpServeError> {
     tokio::pin!(shutdown);
-    let server = McpServer::new(session);
+    let server = McpServer::new(session.clone());
     let running = tokio::select! {
         r = server.serve(rmcp::transport::stdio_pipes()) => match r {
             Ok(r) => r,
@@ -253,6 +253,13 @@ pub async fn serve_stdio(session: Session, shutdown: impl Future<Output = ()>) -
     let quit = tokio::select! {
         q = &mut waiting => q,
         _ = &mut shutdown => {
+            // Calls running now finish and are answered (within 10 s; then they are killed
+            // and answered with that outcome) before the service stops.
+            if !session.wait_idle(std::time::Duration::from_secs(10)).await {
+                let killed = session.kill_running();
+                tracing::warn!("{killed} call(s) still running 10 s after the signal: killed");
+                session.wait_idle(std::time::Duration::from_secs(5)).await;
+            }
             ct.cancel();
             match tokio::time::timeout(std::time::Duration::from_secs(10), &mut waiting).await {
                 Ok(q) => q,

@@ -12,7 +12,7 @@
 //! does.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use paddock_audit::{
 };
 use paddock_policy::{normalize, Decision, Policy, Revocation};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, Zygote};
+use paddock_sandbox::{ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, Zygote};
 
 use crate::call::{CallOutcome, ToolCall};
 use crate::net::ProxyTask;
@@ -75,6 +75,12 @@ pub(crate) struct Inner {
     calls: AtomicU64,
     started: Instant,
     zygote: Mutex<ZygoteSlot>,
+    /// The calls running now, by a number of their own: what [`Session::kill_running`] kills.
+    running: Mutex<(u64, Vec<(u64, Killer)>)>,
+    /// Set by [`Session::kill_running`]: calls that end killed say why.
+    stopping: AtomicBool,
+    /// [`Session::call`]s not yet returned.
+    in_flight: AtomicUsize,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -422,7 +428,17 @@ impl Inner {
         // fields; the report, large, stays on `call.start`.)
         let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
         let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
+        let registered = running.killer().map(|k| {
+            let mut list = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            list.0 += 1;
+            let n = list.0;
+            list.1.push((n, k));
+            n
+        });
         let waited = running.wait();
+        if let Some(n) = registered {
+            self.running.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(m, _)| *m != n);
+        }
         if let Some((task, rt)) = proxy {
             rt.block_on(task.stop());
         }
@@ -493,6 +509,9 @@ impl Session {
             started: Instant::now(),
             base,
             zygote: Mutex::new(ZygoteSlot::Empty),
+            running: Mutex::new((0, Vec::new())),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         });
         if inner.mode != "run" {
             let start = SessionStart::new(inner.id.clone())
@@ -524,7 +543,7 @@ impl Session {
     /// runtime of its own started after the sandbox.
     pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
         let policy = self.inner.policy();
-        let decision = policy.check_command(argv, cwd);
+        let decision = policy.check_runnable(argv, cwd);
         let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
         let spec = decision.is_allow().then(|| match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
             Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
@@ -552,7 +571,7 @@ impl Session {
         let policy = self.inner.policy();
         let ws = policy.vars.workspace.clone();
         match call {
-            ToolCall::Command { argv, cwd, .. } => policy.check_command(argv, &resolve_cwd(&ws, cwd.as_deref())),
+            ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
             ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
@@ -574,6 +593,7 @@ impl Session {
         let t0 = Instant::now();
         let is_read = matches!(call, ToolCall::ReadFile { .. });
         let is_http = matches!(call, ToolCall::HttpRequest { .. });
+        let _in_flight = InFlight::enter(&self.inner);
         tokio::task::spawn_blocking(move || {
             let policy = inner.policy();
             // The zygote (and its filesystem view) only once a call is allowed to run.
@@ -590,6 +610,9 @@ impl Session {
             }
             let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()), zygote.flatten().as_ref());
             let mut o = outcome(decision, result, is_read, t0);
+            if inner.stopping.load(Ordering::SeqCst) && o.exit_code == Some(128 + 9) {
+                o.stderr.push_str("paddock: killed: the supervisor stopped before the call ended\n");
+            }
             if is_http {
                 http_outcome(&mut o, crate::net::take_refusals(&call_id));
             }
@@ -597,6 +620,27 @@ impl Session {
         })
         .await
         .map_err(|e| SessionError::Internal(format!("call task: {e}")))?
+    }
+
+    /// Kills every call running now (its whole process tree, as a timeout does), so that
+    /// each ends and is answered and recorded (`call.end`, exit 137) before a supervisor
+    /// that stops exits; calls that end so say why on their stderr. Returns how many.
+    pub fn kill_running(&self) -> usize {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        let list = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        list.1.iter().filter(|(_, k)| k.kill()).count()
+    }
+
+    /// Waits until no [`Session::call`] is in flight, for at most `limit`; whether none is.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.inner.in_flight.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Records `session.end` with the number of calls and the session's duration.
@@ -608,6 +652,23 @@ impl Session {
         }
         self.inner.log.sync()?;
         Ok(())
+    }
+}
+
+/// Counts a [`Session::call`] in flight until dropped (when the call returns or its future
+/// is dropped).
+struct InFlight(Arc<Inner>);
+
+impl InFlight {
+    fn enter(inner: &Arc<Inner>) -> InFlight {
+        inner.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(inner))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -656,7 +717,7 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
     match call {
         ToolCall::Command { argv, cwd, stdin, timeout } => {
             let cwd = resolve_cwd(&ws, cwd.as_deref());
-            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_command(&argv, &cwd) };
+            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_runnable(&argv, &cwd) };
             let spec = d.is_allow().then(|| {
                 let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
                 let mut s = spec::build_with(
@@ -757,12 +818,15 @@ fn outcome(
             o.audit_seq = seq;
             if let Some(r) = run {
                 o.exit_code = Some(r.exit_code());
-                o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
                 o.stderr = String::from_utf8_lossy(&r.stderr).into_owned();
                 o.truncated = r.stdout_truncated || r.stderr_truncated;
                 o.timed_out = r.status == ExitKind::TimedOut;
                 if read && o.exit_code == Some(0) {
-                    o.content = Some(std::mem::take(&mut o.stdout));
+                    // The file's bytes, kept whole: text, or base64 when not UTF-8.
+                    let (content, encoding) = crate::call::file_content(r.stdout);
+                    (o.content, o.encoding) = (Some(content), encoding);
+                } else {
+                    o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
                 }
             }
         }
