@@ -102,6 +102,10 @@ fn parse_network(value: &str) -> Result<Selector, String> {
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
         // [IPv6]:port or [IPv6]
         let (h, after) = rest.split_once(']').ok_or("an IPv6 address opened with `[` is not closed with `]`")?;
+        if h.matches(':').count() == 1 {
+            // No address has one colon; `[a:b]` would show as `a:b` and read back as a port.
+            return Err(format!("`[{h}]` is not an IPv6 address"));
+        }
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or(format!("unexpected `{p}` after `]`"))?),
@@ -126,6 +130,10 @@ fn parse_network(value: &str) -> Result<Selector, String> {
     let mut host = host.trim().to_ascii_lowercase();
     if host.ends_with('.') && host.len() > 1 {
         host.pop();
+    }
+    if host.ends_with('.') && host.len() > 1 {
+        // `a..` would show as `a.` and read back as `a`: refuse it, as the policy does.
+        return Err(format!("`{host}.` ends in an empty label"));
     }
     if host.is_empty() {
         return Err("the host is empty".into());

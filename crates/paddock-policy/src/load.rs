@@ -78,9 +78,22 @@ pub(crate) fn presets_hint() -> String {
     format!("the embedded presets are: {}", crate::preset_names().collect::<Vec<_>>().join(", "))
 }
 
+/// Largest policy file read: `extends = ["/dev/zero"]` must fail, not fill memory.
+const MAX_POLICY_BYTES: u64 = 1 << 20;
+
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_POLICY_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_POLICY_BYTES} bytes: not a policy")));
+    }
+    Ok(text)
+}
+
 impl Loader {
     fn file(&mut self, path: &Path, from: Option<&Origin>) -> Result<(), PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_capped(path).map_err(|e| {
             let msg = format!("cannot read policy `{}`: {e}", path.display());
             let hint = Some("check the path; `extends` entries are relative to the file that names them".to_string());
             match from {

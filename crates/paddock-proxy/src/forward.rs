@@ -181,14 +181,14 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
 }
 
 /// `http://host/path?q` → `/path?q`.
-fn origin_form(uri: &Uri) -> Uri {
+pub(crate) fn origin_form(uri: &Uri) -> Uri {
     let pq = uri.path_and_query().map(|p| p.as_str()).filter(|p| !p.is_empty()).unwrap_or("/");
     let pq = if pq.starts_with('/') { pq.to_owned() } else { format!("/{pq}") };
     pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// The `Host` header for an upstream request that came without one.
-fn host_header(target: &Target) -> String {
+pub(crate) fn host_header(target: &Target) -> String {
     match target.port {
         80 => target.host.to_string(),
         p => target.host.authority(p),

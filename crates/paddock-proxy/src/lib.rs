@@ -68,6 +68,8 @@ mod body;
 mod connect;
 mod event;
 mod forward;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod host;
 mod server;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::event::{EventGuard, Kind, Verdict};
@@ -35,9 +35,9 @@ const REPLY_COMMAND: u8 = 0x07;
 const REPLY_ADDRESS_TYPE: u8 = 0x08;
 
 /// A refused handshake: the reply code (if a reply is due) and why.
-struct Bad {
-    reply: Option<u8>,
-    reason: String,
+pub(crate) struct Bad {
+    pub(crate) reply: Option<u8>,
+    pub(crate) reason: String,
 }
 
 fn bad(reply: Option<u8>, reason: impl Into<String>) -> Bad {
@@ -45,7 +45,7 @@ fn bad(reply: Option<u8>, reason: impl Into<String>) -> Bad {
 }
 
 /// Reads the greeting and the request; answers the method selection.
-async fn handshake(s: &mut TcpStream) -> Result<Target, Bad> {
+pub(crate) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Result<Target, Bad> {
     let io = |e: std::io::Error| bad(None, format!("SOCKS5 handshake failed: {e}"));
     let mut head = [0u8; 2];
     s.read_exact(&mut head).await.map_err(io)?;
