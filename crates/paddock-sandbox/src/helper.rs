@@ -292,8 +292,8 @@ pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<
     } else if ns.mount {
         match mounts::build(&st.plan, st.pty, false) {
             Ok(view) => {
-                let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
-                st.report.set("mounts", state, view.detail);
+                let (state, detail) = mounts::layer(&view, st.spec.enforcement == Enforcement::Strict);
+                st.report.set("mounts", state, detail);
                 (true, view.private_tmp)
             }
             Err(e) => st.fail(None, format!("building the mount view failed: {e}")),

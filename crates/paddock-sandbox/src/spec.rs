@@ -28,8 +28,18 @@ pub struct SandboxSpec {
     pub read_paths: Vec<PathBuf>,
     /// Absolute, normalised paths the child may read and write (recursive).
     pub write_paths: Vec<PathBuf>,
-    /// Concrete existing paths to mask (globs already expanded); they beat read and write.
+    /// Literal paths to mask, with everything beneath them; they beat read and write.
+    /// A path that is not in the view is skipped.
     pub deny_paths: Vec<PathBuf>,
+    /// Absolute globs (`*` within a component, `**` across, `\` escapes) whose matches
+    /// are masked, with everything beneath them, in the view at start. Expanded by the
+    /// sandbox itself on the objects the child sees, completely, or the run fails closed.
+    #[serde(default)]
+    pub deny_globs: Vec<String>,
+    /// Absolute globs whose matches, as they exist at start, are bound read-only (with
+    /// everything beneath them) in the child's view, even under a write path.
+    #[serde(default)]
+    pub protect_globs: Vec<String>,
     /// Paths masked whatever read and write grant: paddock's own state (the audit log,
     /// revocations, the API token, a serve socket).
     pub hidden_paths: Vec<PathBuf>,
@@ -55,6 +65,8 @@ impl SandboxSpec {
             read_paths: Vec::new(),
             write_paths: Vec::new(),
             deny_paths: Vec::new(),
+            deny_globs: Vec::new(),
+            protect_globs: Vec::new(),
             hidden_paths: Vec::new(),
             enforcement: Enforcement::Strict,
             network: NetworkMode::None,
@@ -76,9 +88,14 @@ impl SandboxSpec {
         if self.argv.is_empty() {
             return bad("argv must hold at least argv[0]".into());
         }
-        for p in self.read_paths.iter().chain(&self.write_paths).chain(&self.deny_paths) {
+        for p in self.read_paths.iter().chain(&self.write_paths).chain(&self.deny_paths).chain(&self.hidden_paths) {
             if !p.is_absolute() {
                 return bad(format!("path {p:?} must be absolute"));
+            }
+        }
+        for g in self.deny_globs.iter().chain(&self.protect_globs) {
+            if !g.starts_with('/') || g.contains('\0') {
+                return bad(format!("glob {g:?} must be absolute, without NUL bytes"));
             }
         }
         let has_nul = |s: &[u8]| s.contains(&0);
@@ -168,8 +185,12 @@ pub(crate) struct PathPlan {
     pub reads: Vec<PathBuf>,
     /// Read + write, sorted parents first.
     pub writes: Vec<PathBuf>,
-    /// Masks, sorted parents first, none beneath another.
+    /// Literal masks (deny and hidden paths), sorted parents first, none beneath another.
     pub denies: Vec<PathBuf>,
+    /// Deny globs, expanded in the view ([`crate::view`]).
+    pub deny_globs: Vec<String>,
+    /// Protect globs, bound read-only in the view ([`crate::view`]).
+    pub protect_globs: Vec<String>,
     /// What was dropped and why.
     pub notes: Vec<String>,
 }
@@ -184,7 +205,7 @@ impl PathPlan {
     /// paths collapse into their ancestor.
     pub fn new(spec: &SandboxSpec) -> PathPlan {
         let mut plan = PathPlan::default();
-        let mut denies: Vec<PathBuf> = spec.deny_paths.clone();
+        let mut denies: Vec<PathBuf> = spec.deny_paths.iter().chain(&spec.hidden_paths).cloned().collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         for d in denies {
@@ -215,6 +236,8 @@ impl PathPlan {
         plan.reads = reads;
         plan.writes = writes;
         plan.notes = notes;
+        plan.deny_globs = spec.deny_globs.clone();
+        plan.protect_globs = spec.protect_globs.clone();
         plan
     }
 

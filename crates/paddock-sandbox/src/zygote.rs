@@ -167,6 +167,12 @@ impl Zygote {
         if call.deny_paths != t.deny_paths {
             return bad("deny paths");
         }
+        if call.deny_globs != t.deny_globs || call.protect_globs != t.protect_globs {
+            return bad("deny or protect globs");
+        }
+        if call.hidden_paths != t.hidden_paths {
+            return bad("hidden paths");
+        }
         if call.enforcement != t.enforcement {
             return bad("enforcement");
         }
@@ -295,8 +301,8 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     let (mounts_ok, private_tmp) = if ns.mount {
         match mounts::build(&plan, false, true) {
             Ok(view) => {
-                let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
-                report.set("mounts", state, format!("{} (built once, shared by the session's calls)", view.detail));
+                let (state, detail) = mounts::layer(&view, req.spec.enforcement == Enforcement::Strict);
+                report.set("mounts", state, format!("{detail} (built once, shared by the session's calls)"));
                 (true, view.private_tmp)
             }
             Err(e) => fail(ctl, None, format!("building the mount view failed: {e}")),

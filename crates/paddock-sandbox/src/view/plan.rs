@@ -1,0 +1,212 @@
+//! What the view walk looks for, decided without touching the filesystem: the roots to
+//! walk (every bind of the view, since sockets are hidden under every granted path) and,
+//! for each path met, whether it is masked (deny, hidden), bound read-only (protect) or
+//! neither.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::spec::PathPlan;
+
+/// What the view does with one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Masked with everything beneath it (a deny glob, a literal deny or hidden path).
+    Mask,
+    /// Bound read-only with everything beneath it (a protect glob).
+    Protect,
+    /// Neither (a socket is still hidden by its type).
+    Keep,
+}
+
+/// A glob of the spec that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("glob {pattern:?}: {reason}")]
+pub(crate) struct BadGlob {
+    pattern: String,
+    reason: String,
+}
+
+/// The compiled mask rules of one view.
+#[derive(Debug)]
+pub(crate) struct Rules {
+    /// Deny globs, each as `P` (what lies beneath a masked directory is never reached).
+    deny: GlobSet,
+    /// Protect globs, each as `P` (the read-only bind covers what lies beneath).
+    protect: GlobSet,
+    /// Literal deny and hidden paths.
+    literal: HashSet<PathBuf>,
+    /// The literal prefix of every rule: only directories on the way to one, or beneath
+    /// one, can hold a match.
+    prefixes: Vec<PathBuf>,
+}
+
+fn has_meta(c: &str) -> bool {
+    c.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+/// The components of `pattern` before the first one with glob syntax.
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in pattern.split('/').filter(|c| !c.is_empty()) {
+        if has_meta(c) {
+            break;
+        }
+        p.push(c);
+    }
+    p
+}
+
+fn compile(patterns: &[String]) -> Result<GlobSet, BadGlob> {
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        let g: Glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| BadGlob { pattern: p.clone(), reason: e.kind().to_string() })?;
+        set.add(g);
+    }
+    set.build().map_err(|e| BadGlob { pattern: patterns.join(" "), reason: e.to_string() })
+}
+
+impl Rules {
+    /// Compiles the plan's deny and protect globs (with paddock-policy's options) and its
+    /// literal masks.
+    pub(crate) fn new(plan: &PathPlan) -> Result<Rules, BadGlob> {
+        let mut prefixes: Vec<PathBuf> =
+            plan.deny_globs.iter().chain(&plan.protect_globs).map(|g| literal_prefix(g)).collect();
+        prefixes.extend(plan.denies.iter().cloned());
+        prefixes.sort();
+        prefixes.dedup();
+        Ok(Rules {
+            deny: compile(&plan.deny_globs)?,
+            protect: compile(&plan.protect_globs)?,
+            literal: plan.denies.iter().cloned().collect(),
+            prefixes,
+        })
+    }
+
+    /// Whether an entry of directory `dir`, or anything beneath, can match a rule.
+    pub(crate) fn relevant(&self, dir: &Path) -> bool {
+        self.prefixes.iter().any(|p| dir.starts_with(p) || p.starts_with(dir))
+    }
+
+    /// What the view does with `path` (deny beats protect).
+    pub(crate) fn verdict(&self, path: &Path) -> Verdict {
+        if self.literal.contains(path) || self.deny.is_match(path) {
+            Verdict::Mask
+        } else if self.protect.is_match(path) {
+            Verdict::Protect
+        } else {
+            Verdict::Keep
+        }
+    }
+
+    /// What the view does with a walk root: as [`Rules::verdict`], but a match of one of
+    /// its ancestors covers it too (the root is a bind of its own, not reached from them).
+    pub(crate) fn root_verdict(&self, root: &Path) -> Verdict {
+        let mut protect = false;
+        for a in root.ancestors() {
+            match self.verdict(a) {
+                Verdict::Mask => return Verdict::Mask,
+                Verdict::Protect => protect = true,
+                Verdict::Keep => {}
+            }
+        }
+        if protect {
+            Verdict::Protect
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+/// The places to walk: every read and write path of the view that no other one contains,
+/// apart from those the sandbox provides itself.
+pub(crate) fn roots(plan: &PathPlan) -> Vec<PathBuf> {
+    let mut all: Vec<&PathBuf> =
+        plan.reads.iter().chain(&plan.writes).filter(|p| !(p.starts_with("/proc") || p.starts_with("/dev"))).collect();
+    all.sort();
+    all.dedup();
+    all.iter().filter(|p| !all.iter().any(|o| o != *p && p.starts_with(o))).map(|p| (*p).clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(deny: &[&str], protect: &[&str], literal: &[&str]) -> PathPlan {
+        PathPlan {
+            deny_globs: deny.iter().map(|s| s.to_string()).collect(),
+            protect_globs: protect.iter().map(|s| s.to_string()).collect(),
+            denies: literal.iter().map(PathBuf::from).collect(),
+            ..PathPlan::default()
+        }
+    }
+
+    #[test]
+    fn globs_match_like_the_policy() {
+        let r =
+            Rules::new(&plan(&["/ws/**/*.pem", "/ws/.env"], &["/ws/.git/config", "/ws/.git/hooks"], &["/st"])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/certs/server.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a/b/c.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a.pem.txt")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/.env")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/x/.env")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/.git/config")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/.git/hooks")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/.git/hooks/pre-commit")), Verdict::Keep, "covered by its parent's bind");
+        assert_eq!(r.verdict(Path::new("/st")), Verdict::Mask);
+        assert_eq!(r.root_verdict(Path::new("/st/in/a/bind")), Verdict::Mask);
+        assert_eq!(r.root_verdict(Path::new("/ws/.git/hooks/d")), Verdict::Protect);
+        assert_eq!(r.root_verdict(Path::new("/ws/d")), Verdict::Keep);
+        // `*` stays within one component.
+        let r = Rules::new(&plan(&["/ws/*.key"], &[], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/a/b.key")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/b.key")), Verdict::Mask);
+    }
+
+    #[test]
+    fn deny_beats_protect() {
+        let r = Rules::new(&plan(&["/ws/.git/config"], &["/ws/.git/config"], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/.git/config")), Verdict::Mask);
+    }
+
+    #[test]
+    fn escaped_literals_match_themselves() {
+        let r = Rules::new(&plan(&[], &[r"/ws/a\*b"], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/a*b")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/axb")), Verdict::Keep);
+    }
+
+    #[test]
+    fn relevance_follows_literal_prefixes() {
+        let r = Rules::new(&plan(&["/home/u/ws/**/*.pem"], &[], &["/home/u/.ssh"])).unwrap();
+        assert!(r.relevant(Path::new("/")));
+        assert!(r.relevant(Path::new("/home")));
+        assert!(r.relevant(Path::new("/home/u/ws/deep/er")));
+        assert!(!r.relevant(Path::new("/usr/lib")));
+        assert!(!r.relevant(Path::new("/home/v")));
+        assert_eq!(literal_prefix("/a/b*/c"), PathBuf::from("/a"));
+        assert_eq!(literal_prefix("/a/b/c"), PathBuf::from("/a/b/c"));
+    }
+
+    #[test]
+    fn bad_globs_are_errors() {
+        assert!(Rules::new(&plan(&["/ws/[a"], &[], &[])).is_err());
+    }
+
+    #[test]
+    fn roots_are_the_outermost_binds() {
+        let p = PathPlan {
+            reads: vec!["/usr".into(), "/usr/lib".into(), "/proc/x".into(), "/home/u".into()],
+            writes: vec!["/home/u/ws".into(), "/tmp/ws".into()],
+            ..PathPlan::default()
+        };
+        assert_eq!(roots(&p), vec![PathBuf::from("/home/u"), "/tmp/ws".into(), "/usr".into()]);
+    }
+}
