@@ -33,7 +33,7 @@ mod protect {
 }
 mod walk {
     use super::*;
-    both_users!(a_walk_that_cannot_finish_fails_closed);
+    both_users!(a_walk_that_cannot_finish_fails_closed, the_cache_never_skips_a_changed_directory);
 }
 
 fn no_cap_on_deny_matches(user: User) {
@@ -339,4 +339,41 @@ fn a_walk_that_cannot_finish_fails_closed(user: User) {
     let o = f.run(&pol, &["cat", "locked/in/key.pem"], None);
     o.assert_absent(&secret, "an unsearchable directory");
     assert_eq!(o.code(), 1, "runs; cat is refused by the permissions\n{o}");
+}
+
+fn the_cache_never_skips_a_changed_directory(user: User) {
+    let f = Fixture::new(user);
+    let deep = f.ws.join("a/b");
+    std::fs::create_dir_all(&deep).unwrap();
+    for d in [f.ws.join("a"), deep.clone()] {
+        chown(&d, user.uid());
+    }
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    // A listing is cached only once the directory's ctime is a few seconds older than the
+    // read (the "racily clean" margin): wait for that, by the clock.
+    let ctime = |p: &Path| std::os::unix::fs::MetadataExt::ctime(&std::fs::metadata(p).unwrap());
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    while now() <= ctime(&deep) + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = f.run(&pol, &["true"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(f.root.join("state/view-cache").exists(), "the walk left a cache in $STATE");
+    let mut argv = f.paddock_argv(&pol);
+    argv.insert(2, "-v".into());
+    argv.push("true".into());
+    let o = f.launch(&argv, &[], None);
+    assert!(!o.err().contains(" 0 directories from the cache"), "the second start uses the cache\n{o}");
+
+    // A match appears in the cached directory, and its mtime is set back (what the agent
+    // can do); its ctime moves all the same.
+    let mtime = std::fs::metadata(&deep).unwrap().modified().unwrap();
+    let secret = format!("SECRET-cached-{}", unique());
+    write(&deep.join("new.pem"), &secret, 0o644);
+    std::fs::File::open(&deep).unwrap().set_modified(mtime).unwrap();
+    let o = f.host(&["cat", "a/b/new.pem"]);
+    assert_eq!(o.out(), secret, "control: the host reads it\n{o}");
+    let o = f.run(&pol, &["cat", "a/b/new.pem"], None);
+    o.assert_absent(&secret, "a match in a directory changed since it was cached");
+    assert_eq!(o.code(), 1, "{o}");
 }

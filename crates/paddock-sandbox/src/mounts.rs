@@ -500,9 +500,24 @@ fn place_masks(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::ViewE
     };
     let (d, f, newroot) = setup().map_err(view::ViewError::Root)?;
     let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
+    let start = std::time::Instant::now();
     let mut walker = view::walk::Walker::new(&rules, &masker);
+    // The cache file, reached through the host's root (still at /oldroot).
+    let cache_file = plan.view_cache.as_ref().map(|p| under(Path::new("/oldroot"), p));
+    if let Some(f) = &cache_file {
+        let fp = rules.fingerprint();
+        walker = walker.with_cache(view::cache::Cache::load(f, fp), fp);
+    }
     walker.run(newroot.as_fd(), &roots)?;
-    Ok(walker.placed)
+    walker.placed.elapsed = start.elapsed();
+    let mut placed = walker.placed.clone();
+    if let (Some(f), Some(cache)) = (&cache_file, walker.into_cache()) {
+        if let Err(e) = cache.save(f) {
+            // Only later starts are slower: the masks of this one are complete.
+            placed.notes.push(format!("the view cache was not saved: {e}"));
+        }
+    }
+    Ok(placed)
 }
 
 /// A fresh proc on `proc_dir`, with `/proc/sys` and friends read-only. Notes what could not

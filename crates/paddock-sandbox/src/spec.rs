@@ -40,6 +40,11 @@ pub struct SandboxSpec {
     /// everything beneath them) in the child's view, even under a write path.
     #[serde(default)]
     pub protect_globs: Vec<String>,
+    /// A file (host path, in a directory of paddock's own that no view holds) where the
+    /// sandbox keeps the listings of the directories it walked, so later starts read only
+    /// the directories that changed. `None`: no cache. The file is masked in the view too.
+    #[serde(default)]
+    pub view_cache: Option<PathBuf>,
     /// Paths masked whatever read and write grant: paddock's own state (the audit log,
     /// revocations, the API token, a serve socket).
     pub hidden_paths: Vec<PathBuf>,
@@ -67,6 +72,7 @@ impl SandboxSpec {
             deny_paths: Vec::new(),
             deny_globs: Vec::new(),
             protect_globs: Vec::new(),
+            view_cache: None,
             hidden_paths: Vec::new(),
             enforcement: Enforcement::Strict,
             network: NetworkMode::None,
@@ -88,7 +94,14 @@ impl SandboxSpec {
         if self.argv.is_empty() {
             return bad("argv must hold at least argv[0]".into());
         }
-        for p in self.read_paths.iter().chain(&self.write_paths).chain(&self.deny_paths).chain(&self.hidden_paths) {
+        for p in self
+            .read_paths
+            .iter()
+            .chain(&self.write_paths)
+            .chain(&self.deny_paths)
+            .chain(&self.hidden_paths)
+            .chain(&self.view_cache)
+        {
             if !p.is_absolute() {
                 return bad(format!("path {p:?} must be absolute"));
             }
@@ -191,6 +204,8 @@ pub(crate) struct PathPlan {
     pub deny_globs: Vec<String>,
     /// Protect globs, bound read-only in the view ([`crate::view`]).
     pub protect_globs: Vec<String>,
+    /// The cache of the view walk (a host path).
+    pub view_cache: Option<PathBuf>,
     /// What was dropped and why.
     pub notes: Vec<String>,
 }
@@ -205,7 +220,8 @@ impl PathPlan {
     /// paths collapse into their ancestor.
     pub fn new(spec: &SandboxSpec) -> PathPlan {
         let mut plan = PathPlan::default();
-        let mut denies: Vec<PathBuf> = spec.deny_paths.iter().chain(&spec.hidden_paths).cloned().collect();
+        let mut denies: Vec<PathBuf> =
+            spec.deny_paths.iter().chain(&spec.hidden_paths).chain(&spec.view_cache).cloned().collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         for d in denies {
@@ -238,6 +254,7 @@ impl PathPlan {
         plan.notes = notes;
         plan.deny_globs = spec.deny_globs.clone();
         plan.protect_globs = spec.protect_globs.clone();
+        plan.view_cache = spec.view_cache.clone();
         plan
     }
 

@@ -162,6 +162,16 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// `fstatat(2)` of `path` relative to `dir`, not following a final symlink (an
+/// intermediate one is followed: callers compare the inode they get with the one expected).
+pub(crate) fn lstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, a NUL-terminated path and a valid buffer.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
 /// The filesystem type (`f_type` of `fstatfs(2)`) of what `fd` refers to.
 pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.

@@ -160,5 +160,11 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         max_open_files: l.max_open_files,
     };
     spec.stdio = stdio;
+    // The sandbox's listings of the view's directories, in `$STATE` (which no view holds),
+    // so a start reads only the directories that changed. Without a state dir, no cache.
+    spec.view_cache = paddock_audit::state::state_dir().ok().map(|d| d.join(VIEW_CACHE_FILE));
     spec
 }
+
+/// The view cache's file name in `$STATE`.
+pub const VIEW_CACHE_FILE: &str = "view-cache";

@@ -18,6 +18,7 @@
 //! placed (the kernel's `fs.mount-max` included) is a [`ViewError`], and the view is not
 //! used under strict enforcement.
 
+pub(crate) mod cache;
 pub(crate) mod mask;
 pub(crate) mod plan;
 pub(crate) mod walk;
@@ -93,6 +94,10 @@ pub(crate) struct Placed {
     pub entries: usize,
     /// Walks (more than one when entries moved during a walk).
     pub walks: usize,
+    /// Directories whose cached listing was still exact.
+    pub cached: usize,
+    /// How long the walk and the masks took.
+    pub elapsed: std::time::Duration,
     /// What was left alone and why (unreachable directories, symlinks matched by a deny).
     pub notes: Vec<String>,
 }
@@ -101,11 +106,13 @@ impl Placed {
     /// One line for the report.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} deny masks, {} protected read-only, {} sockets hidden ({} entries walked{})",
+            "{} deny masks, {} protected read-only, {} sockets hidden ({} entries walked, {} directories from the cache, in {:.1} ms{})",
             self.masks,
             self.protects,
             self.sockets,
             self.entries,
+            self.cached,
+            self.elapsed.as_secs_f64() * 1000.0,
             if self.walks > 1 { format!(", {} walks", self.walks) } else { String::new() }
         )
     }

@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use super::cache;
 use super::mask::Masker;
 use super::plan::{Rules, Verdict};
 use super::{Placed, ViewError};
@@ -67,6 +68,8 @@ struct Entry {
 enum Item {
     /// A directory to walk, named in its (open) parent.
     Dir { parent: Rc<OwnedFd>, parent_dev: u64, name: CString, ino: u64, path: PathBuf, relevant: bool },
+    /// A directory of a cached listing, by its path from the view's root and its inode.
+    Cached { path: PathBuf, ino: u64, parent_dev: u64 },
     /// A directory already open (a root, a protected directory).
     Open { fd: OwnedFd, parent_dev: u64, path: PathBuf },
     /// A protected directory, bound read-only once all beneath it is done.
@@ -91,6 +94,13 @@ pub(crate) struct Walker<'a> {
     lost: Vec<PathBuf>,
     /// Protected objects (device, inode), so a second walk does not protect them twice.
     protected: std::collections::HashSet<(u64, u64)>,
+    /// The view's root (for cached listings, reached by path).
+    root: Option<OwnedFd>,
+    /// Listings of earlier starts, and those of this one.
+    old: Option<cache::Cache>,
+    new: Option<cache::Cache>,
+    /// Wall-clock seconds when this walk began (for [`cache::Cache::put`]).
+    now: i64,
     /// What was placed.
     pub placed: Placed,
 }
@@ -104,13 +114,36 @@ impl<'a> Walker<'a> {
             buf: vec![0; BUF],
             lost: Vec::new(),
             protected: Default::default(),
+            root: None,
+            old: None,
+            new: None,
+            now: 0,
             placed: Placed::default(),
         }
+    }
+
+    /// Uses `old` for listings still exact and builds a new cache from this walk
+    /// ([`Walker::into_cache`]).
+    pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
+        self.old = Some(old);
+        self.new = Some(cache::Cache::new(rules));
+        self
+    }
+
+    /// The cache this walk built, when it used one and anything changed.
+    pub(crate) fn into_cache(self) -> Option<cache::Cache> {
+        // Unchanged when every listing came from the cache (taken out of `old`) and none
+        // was added.
+        let (old, new) = (self.old?, self.new?);
+        (new.changed || old.len() != 0).then_some(new)
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
     /// while entries move, up to [`WALKS`] times.
     pub(crate) fn run(&mut self, newroot: BorrowedFd<'_>, roots: &[PathBuf]) -> Result<(), ViewError> {
+        self.root = Some(newroot.try_clone_to_owned().map_err(ViewError::Root)?);
+        self.now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         for _ in 0..WALKS {
             self.placed.walks += 1;
             self.lost.clear();
@@ -148,8 +181,26 @@ impl<'a> Walker<'a> {
             match item {
                 Item::Protect { fd, path } => self.protect(fd.as_fd(), &path)?,
                 Item::Open { fd, parent_dev, path } => self.dir(fd, parent_dev, path, &mut stack)?,
+                Item::Cached { path, ino, parent_dev } => self.cached_path(path, ino, parent_dev, &mut stack)?,
                 Item::Dir { parent, parent_dev, name, ino, path, relevant } => {
-                    // Its turn: the common case opens it for reading straight away.
+                    // Its turn: when a cached listing is still exact, that; else read it.
+                    if self.old.is_some() {
+                        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                        if let Ok(fd) = sys::openat(parent.as_fd(), &name, flags) {
+                            let st = sys::fstat(fd.as_fd())
+                                .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                            if st.st_ino == ino || st.st_dev != parent_dev {
+                                let own = self.rules.relevant(&path);
+                                let hit = self.old.as_mut().and_then(|c| c.take(&st, &path, own));
+                                match hit {
+                                    Some(l) => self.cached(Some(fd), &st, path, own, l, &mut stack)?,
+                                    None => self.dir(fd, parent_dev, path, &mut stack)?,
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    // Without a cache, the common case opens it for reading straight away.
                     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
                     if let Ok(dir) = sys::openat(parent.as_fd(), &name, flags) {
                         let st =
@@ -207,8 +258,131 @@ impl<'a> Walker<'a> {
         let entries = self.list(dir.as_fd(), &path, Some(st))?;
         let relevant = self.rules.relevant(&path);
         let parent = Rc::new(dir);
+        let mut listing = cache::Listing {
+            stamp: cache::stamp(st),
+            path: relevant.then(|| path.as_os_str().as_bytes().to_vec()),
+            count: 0,
+            dirs: Vec::new(),
+            special: Vec::new(),
+        };
         for e in &entries {
-            self.entry(&parent, st.st_dev, &path, e, relevant, 0, stack)?;
+            self.placed.entries += 1;
+            let special = e.dtype == DT_DIR || e.dtype == DT_SOCK || e.dtype == DT_UNKNOWN;
+            if !relevant && !special {
+                listing.count += 1;
+                continue; // a plain file, link, fifo or device where no rule can match
+            }
+            let verdict = if relevant {
+                self.rules.verdict(&path.join(OsStr::from_bytes(e.name.to_bytes())))
+            } else {
+                Verdict::Keep
+            };
+            if verdict == Verdict::Keep && e.dtype == DT_DIR {
+                listing.dirs.push((e.name.clone(), e.ino));
+            } else if verdict != Verdict::Keep || special {
+                listing.special.push((e.name.clone(), e.ino, e.dtype));
+            } else {
+                listing.count += 1;
+            }
+            self.visit(&parent, st.st_dev, &path, e, verdict, 0, stack)?;
+        }
+        if let Some(c) = &mut self.new {
+            // Read again though the cache held it (a root, a directory in a protected
+            // tree): unchanged if the listing is the same.
+            let before = self.old.as_mut().and_then(|o| o.take(st, &path, relevant));
+            if before.as_ref() == Some(&listing) {
+                c.keep(st, listing);
+            } else {
+                c.put(st, self.now, listing);
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory of a cached listing: its status by path from the view's root (one
+    /// system call); the inode must be the one listed (a swapped path component gives
+    /// another), then its own cached listing if still exact, else it is opened and read.
+    fn cached_path(
+        &mut self,
+        path: PathBuf,
+        ino: u64,
+        parent_dev: u64,
+        stack: &mut Vec<Item>,
+    ) -> Result<(), ViewError> {
+        let Some(root) = self.root.as_ref().map(|r| r.try_clone()).transpose().map_err(ViewError::Root)? else {
+            return Ok(());
+        };
+        let rel = rel_c(&path)?;
+        let st = sys::lstatat(root.as_fd(), &rel).ok();
+        if let Some(st) = st.filter(|st| kind(st) == libc::S_IFDIR && (st.st_ino == ino || st.st_dev != parent_dev)) {
+            let own = self.rules.relevant(&path);
+            if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, &path, own)) {
+                return self.cached(None, &st, path, own, l, stack);
+            }
+        }
+        // Changed, or not what was listed: open it without following any symlink.
+        match sys::openat_beneath(root.as_fd(), &rel, libc::O_PATH | libc::O_NOFOLLOW) {
+            Ok(fd) => {
+                let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                if (st.st_ino == ino || st.st_dev != parent_dev) && kind(&st) == libc::S_IFDIR {
+                    return self.dir(fd, parent_dev, path, stack);
+                }
+                // Another object now: the listed one moved; walk again.
+                self.lost.push(path);
+                Ok(())
+            }
+            Err(_) => {
+                self.lost.push(path);
+                Ok(())
+            }
+        }
+    }
+
+    /// Walks a directory from its cached listing `l` (`fd`: the directory opened `O_PATH`,
+    /// when at hand).
+    fn cached(
+        &mut self,
+        fd: Option<OwnedFd>,
+        st: &libc::stat,
+        path: PathBuf,
+        relevant: bool,
+        l: cache::Listing,
+        stack: &mut Vec<Item>,
+    ) -> Result<(), ViewError> {
+        if self.masker.devs.contains(&st.st_dev) {
+            return Ok(());
+        }
+        self.placed.entries += l.count as usize + l.dirs.len();
+        self.placed.cached += 1;
+        for (name, ino) in &l.dirs {
+            let child = path.join(OsStr::from_bytes(name.to_bytes()));
+            stack.push(Item::Cached { path: child, ino: *ino, parent_dev: st.st_dev });
+        }
+        if !l.special.is_empty() {
+            // Sockets and matches are placed by descriptor: open the directory, checked to
+            // be the one listed.
+            let fd = match fd {
+                Some(fd) => fd,
+                None => {
+                    let root = self.root.as_ref().ok_or_else(|| ViewError::Root(io::ErrorKind::NotFound.into()))?;
+                    let fd = sys::openat_beneath(root.as_fd(), &rel_c(&path)?, libc::O_PATH | libc::O_NOFOLLOW)
+                        .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                    let now = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                    if cache::stamp(&now) != cache::stamp(st) || now.st_ino != st.st_ino {
+                        self.lost.push(path);
+                        return Ok(());
+                    }
+                    fd
+                }
+            };
+            let parent = Rc::new(fd);
+            for (name, ino, t) in &l.special {
+                let e = Entry { name: name.clone(), ino: *ino, dtype: *t };
+                self.entry(&parent, st.st_dev, &path, &e, relevant, 0, stack)?;
+            }
+        }
+        if let Some(c) = &mut self.new {
+            c.keep(st, l);
         }
         Ok(())
     }
@@ -237,6 +411,7 @@ impl<'a> Walker<'a> {
                 calls += 1;
                 parse(&self.buf[..n], &mut out);
             }
+            // One call: read under the directory's lock, a snapshot.
             if calls <= 1 {
                 return Ok(out);
             }
@@ -263,11 +438,31 @@ impl<'a> Walker<'a> {
         self.placed.entries += 1;
         let special = e.dtype == DT_DIR || e.dtype == DT_SOCK || e.dtype == DT_UNKNOWN;
         if !relevant && !special {
-            // Nothing to place on a plain file, link, fifo or device where no rule can match.
             return Ok(());
         }
+        let verdict = if relevant {
+            self.rules.verdict(&parent_path.join(OsStr::from_bytes(e.name.to_bytes())))
+        } else {
+            Verdict::Keep
+        };
+        self.visit(parent, parent_dev, parent_path, e, verdict, depth, stack)
+    }
+
+    /// Handles one entry of `parent` whose verdict is known.
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
+        &mut self,
+        parent: &Rc<OwnedFd>,
+        parent_dev: u64,
+        parent_path: &Path,
+        e: &Entry,
+        verdict: Verdict,
+        depth: usize,
+        stack: &mut Vec<Item>,
+    ) -> Result<(), ViewError> {
+        let special = e.dtype == DT_DIR || e.dtype == DT_SOCK || e.dtype == DT_UNKNOWN;
+        let relevant = verdict != Verdict::Keep || self.rules.relevant(parent_path);
         let path = parent_path.join(OsStr::from_bytes(e.name.to_bytes()));
-        let verdict = if relevant { self.rules.verdict(&path) } else { Verdict::Keep };
         match (verdict, e.dtype) {
             // Nothing to place on a plain file, link, fifo or device no rule matches.
             (Verdict::Keep, _) if !special => return Ok(()),
@@ -321,7 +516,11 @@ impl<'a> Walker<'a> {
         if depth >= TRIES {
             return Err(ViewError::Unstable { path, tries: TRIES });
         }
-        let entries = self.list(parent.as_fd(), parent_path, None)?;
+        // The parent may be open `O_PATH` (from a cached listing): open it for reading.
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let dir = sys::openat(parent.as_fd(), c".", flags)
+            .map_err(|err| ViewError::ReadDir { path: parent_path.to_path_buf(), source: err })?;
+        let entries = self.list(dir.as_fd(), parent_path, None)?;
         let mut found = false;
         for n in entries.iter().filter(|n| n.ino == e.ino && n.name != e.name) {
             found = true;
@@ -407,6 +606,14 @@ impl<'a> Walker<'a> {
             ViewError::Mask { path: path.to_path_buf(), step, source: e }
         }
     }
+}
+
+/// A view path relative to the view's root, as a C string.
+fn rel_c(path: &Path) -> Result<CString, ViewError> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| ViewError::Open { path: path.to_path_buf(), source: io::ErrorKind::InvalidInput.into() })
 }
 
 /// Appends the entries of one `getdents64` buffer (`struct linux_dirent64`) to `out`.
