@@ -21,7 +21,9 @@ use std::path::Path;
 
 /// How much older than its listing a directory's ctime must be for the listing to be kept.
 pub(crate) const MARGIN_SECS: i64 = 2;
-const MAGIC: &[u8; 8] = b"PDVC0001";
+const MAGIC: &[u8; 8] = b"PDVC0002";
+/// At most this many listings are kept (those of the last walk first).
+pub(crate) const MAX_LISTINGS: usize = 2_000_000;
 
 /// What the walk keeps of one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub(crate) struct Listing {
     pub stamp: [i64; 6],
     /// The directory's path when it held matches (a match depends on the path).
     pub path: Option<Vec<u8>>,
+    /// The fingerprint of the rules its matches were found with (0 without a path).
+    pub rules: u64,
     /// Entries in the directory (for the report).
     pub count: u32,
     /// Subdirectories: name, inode.
@@ -58,13 +62,18 @@ impl Cache {
         Cache { rules, ..Cache::default() }
     }
 
+    /// The fingerprint of the rules this cache serves.
+    pub(crate) fn rules(&self) -> u64 {
+        self.rules
+    }
+
     /// The listing of the directory of status `st` at `path`, if it is still exact.
     pub(crate) fn get(&self, st: &libc::stat, path: &Path, relevant: bool) -> Option<&Listing> {
         let l = self.map.get(&(st.st_dev, st.st_ino))?;
         if l.stamp != stamp(st) {
             return None;
         }
-        if relevant && l.path.as_deref() != Some(path.as_os_str().as_bytes()) {
+        if relevant && (l.path.as_deref() != Some(path.as_os_str().as_bytes()) || l.rules != self.rules) {
             return None;
         }
         Some(l)
@@ -79,16 +88,25 @@ impl Cache {
 
     /// Keeps `listing` of the directory of status `st` read at `listed_at` (seconds), if
     /// its ctime is old enough (see the module docs).
-    pub(crate) fn put(&mut self, st: &libc::stat, listed_at: i64, listing: Listing) {
+    pub(crate) fn put(&mut self, st: &libc::stat, listed_at: i64, mut listing: Listing) {
+        if listing.path.is_some() {
+            listing.rules = self.rules;
+        }
         if st.st_ctime + MARGIN_SECS < listed_at {
             self.map.insert((st.st_dev, st.st_ino), listing);
             self.changed = true;
         }
     }
 
-    /// Number of listings.
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
+    /// Adds the listings of `old` this cache does not have, up to [`MAX_LISTINGS`] in all
+    /// (each is checked like any other when next used).
+    pub(crate) fn absorb(&mut self, old: Cache) {
+        for (k, l) in old.map {
+            if self.map.len() >= MAX_LISTINGS {
+                break;
+            }
+            self.map.entry(k).or_insert(l);
+        }
     }
 
     /// Moves an entry still valid from `old` into this cache.
@@ -96,8 +114,8 @@ impl Cache {
         self.map.insert((st.st_dev, st.st_ino), listing);
     }
 
-    /// Reads a cache file; anything wrong with it gives an empty cache. Listings tied to
-    /// paths are dropped when the rules differ.
+    /// Reads a cache file for rules of fingerprint `rules`; anything wrong with it gives an
+    /// empty cache. Listings with matches of other rules stay, unused under these.
     pub(crate) fn load(file: &Path, rules: u64) -> Cache {
         let mut c = Cache::new(rules);
         let Ok(buf) = std::fs::read(file) else { return c };
@@ -106,7 +124,6 @@ impl Cache {
             if r.bytes(8)? != MAGIC {
                 return None;
             }
-            let same_rules = r.u64()? == rules;
             let n = r.u64()?;
             for _ in 0..n {
                 let key = (r.u64()?, r.u64()?);
@@ -116,6 +133,7 @@ impl Cache {
                 }
                 let plen = r.u32()?;
                 let path = if plen == u32::MAX { None } else { Some(r.bytes(plen as usize)?.to_vec()) };
+                let lrules = r.u64()?;
                 let count = r.u32()?;
                 let mut dirs = Vec::new();
                 for _ in 0..r.u32()? {
@@ -128,9 +146,7 @@ impl Cache {
                     let t = r.bytes(1)?[0];
                     special.push((r.name()?, ino, t));
                 }
-                if path.is_none() || same_rules {
-                    c.map.insert(key, Listing { stamp, path, count, dirs, special });
-                }
+                c.map.insert(key, Listing { stamp, path, rules: lrules, count, dirs, special });
             }
             Some(())
         })();
@@ -144,7 +160,6 @@ impl Cache {
     pub(crate) fn save(&self, file: &Path) -> io::Result<()> {
         let mut out = Vec::with_capacity(64 * self.map.len() + 32);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.rules.to_le_bytes());
         out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
         for ((dev, ino), l) in &self.map {
             out.extend_from_slice(&dev.to_le_bytes());
@@ -159,6 +174,7 @@ impl Cache {
                 }
                 None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
             }
+            out.extend_from_slice(&l.rules.to_le_bytes());
             out.extend_from_slice(&l.count.to_le_bytes());
             out.extend_from_slice(&(l.dirs.len() as u32).to_le_bytes());
             for (name, ino) in &l.dirs {
@@ -240,6 +256,7 @@ mod tests {
         Listing {
             stamp: stamp(s),
             path: path.map(|p| p.as_bytes().to_vec()),
+            rules: 0,
             count: 2,
             dirs: vec![(CString::new("sub").unwrap(), 43)],
             special: vec![(CString::new("s.sock").unwrap(), 44, 12)],
@@ -277,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn roundtrips_and_drops_path_listings_of_other_rules() {
+    fn roundtrips_and_ignores_matches_of_other_rules() {
         let f = std::env::temp_dir().join(format!("paddock-view-cache-test-{}", std::process::id()));
         let mut c = Cache::new(9);
         let s = st(100);
@@ -288,8 +305,10 @@ mod tests {
         c.save(&f).unwrap();
         let d = Cache::load(&f, 9);
         assert_eq!(d.map, c.map);
+        assert!(d.get(&s, Path::new("/ws/a"), true).is_some());
         let e = Cache::load(&f, 10);
-        assert_eq!(e.map.len(), 1, "only the listing without matches survives other rules");
+        assert!(e.get(&s, Path::new("/ws/a"), true).is_none(), "matches of other rules are not used");
+        assert!(e.get(&s2, Path::new("/usr/a"), false).is_some());
         std::fs::write(&f, b"garbage").unwrap();
         assert!(Cache::load(&f, 9).map.is_empty());
         std::fs::remove_file(&f).unwrap();

@@ -134,8 +134,14 @@ impl<'a> Walker<'a> {
     pub(crate) fn into_cache(self) -> Option<cache::Cache> {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
         // was added.
-        let (old, new) = (self.old?, self.new?);
-        (new.changed || old.len() != 0).then_some(new)
+        // Listings this walk did not reach (other workspaces, other policies' binds) stay:
+        // they are checked like any other when next used.
+        let (old, mut new) = (self.old?, self.new?);
+        if !new.changed {
+            return None;
+        }
+        new.absorb(old);
+        Some(new)
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
@@ -261,6 +267,7 @@ impl<'a> Walker<'a> {
         let mut listing = cache::Listing {
             stamp: cache::stamp(st),
             path: relevant.then(|| path.as_os_str().as_bytes().to_vec()),
+            rules: if relevant { self.new.as_ref().map_or(0, cache::Cache::rules) } else { 0 },
             count: 0,
             dirs: Vec::new(),
             special: Vec::new(),
