@@ -14,8 +14,8 @@
 //! | 6. reaper (pid 1): into the cgroup; fresh `/proc` of the call's pid namespace, fresh `/tmp` (when private) and `/dev/shm`; signal forwarding | reaper | per call |
 //! | 7. target: Landlock, rlimits, capabilities, `no_new_privs`, seccomp, descriptors, release, `execve` | target | per call, exactly as [`crate::spawn`] |
 //!
-//! What a zygote's calls share: the filesystem view (so the deny paths and masked sockets
-//! are those of the zygote's start: a file created later beneath a deny glob is not masked
+//! What a zygote's calls share: the filesystem view (so the deny, protect and hidden masks
+//! and the masked sockets are those of the zygote's start: a file created later beneath a deny glob is not masked
 //! until the next zygote; Landlock still applies the paths' rights per call), the network
 //! namespace (`lo` only; Landlock ABI ≥ 4 limits each call's TCP to its own proxy port,
 //! but UDP on `lo`, and abstract unix sockets below Landlock ABI 6, can reach a concurrent
