@@ -543,8 +543,9 @@ fn mount_proc(proc_dir: &Path, notes: &mut Vec<String>) -> io::Result<()> {
 /// and `/dev/shm`, so no call sees another's. Returns whether /proc is there, and notes.
 ///
 /// The fresh `/tmp` keeps the binds the view has beneath `/tmp` (e.g. a workspace under
-/// `/tmp`): each is cloned (`open_tree`, recursively, attributes and masks included) before
-/// the tmpfs goes on, and moved back onto the same path in it (`move_mount`).
+/// `/tmp`): each is held (`open_tree`, the mount itself, attributes and masks beneath it
+/// included) before the tmpfs goes on, and moved onto the same path in it (`move_mount`):
+/// moved, not cloned, so a call does not copy the view's masks a second time.
 pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan) -> io::Result<(bool, Vec<String>)> {
     let mut notes = Vec::new();
     let proc_ok = match mount_proc(Path::new("/proc"), &mut notes) {
@@ -567,7 +568,6 @@ pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan) -> io::Result<(bool, 
     Ok((proc_ok, notes))
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// What lies beneath the view's `/tmp`, to put back on the fresh one.
@@ -600,7 +600,9 @@ fn fresh_tmp(plan: &PathPlan) -> io::Result<()> {
                 libc::SYS_open_tree,
                 libc::AT_FDCWD,
                 c.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+                // Not a clone: the mount itself, moved below (a clone would copy every
+                // mask beneath it for each call).
+                libc::O_CLOEXEC as libc::c_uint,
             )
         })
         .map_err(|e| io::Error::new(e.kind(), format!("open_tree {}: {e}", p.display())))?;
