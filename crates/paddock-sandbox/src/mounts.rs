@@ -474,7 +474,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool) -> io::Result<Moun
 /// each mask is a clone, so it stays.
 fn place_masks(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::ViewError> {
     let rules = view::plan::Rules::new(plan)?;
-    let roots = view::plan::roots(plan);
+    let roots = view::plan::roots(plan, &rules);
     let setup = || -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
         // The template of a masked directory: an empty read-only tmpfs of mode 000.
         let dir = Path::new("/deny-dir");
