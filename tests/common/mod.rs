@@ -137,6 +137,8 @@ pub struct Pol<'a> {
     pub read: &'a [&'a str],
     /// `[filesystem] deny` entries.
     pub deny: &'a [&'a str],
+    /// `[filesystem] protect` entries.
+    pub protect: &'a [&'a str],
     /// Further tables (`[limits]`, `[commands]`), verbatim.
     pub tail: &'a str,
 }
@@ -234,9 +236,10 @@ impl Fixture {
             ["/usr", "/bin", "/lib", "/lib64", "/etc"].into_iter().filter(|p| Path::new(p).exists()).collect();
         read.extend_from_slice(extra.read);
         let text = format!(
-            "version = 1\n\n[filesystem]\nread = [{}]\nwrite = [\"${{WORKSPACE}}\"]\ndeny = [{}]\n\n[env]\nset = {{ PATH = {PATH:?} }}\n\n{}\n",
+            "version = 1\n\n[filesystem]\nread = [{}]\nwrite = [\"${{WORKSPACE}}\"]\ndeny = [{}]\nprotect = [{}]\n\n[env]\nset = {{ PATH = {PATH:?} }}\n\n{}\n",
             list(&read),
             list(extra.deny),
+            list(extra.protect),
             extra.tail
         );
         let path = self.root.join(format!("policy-{}.toml", unique()));

@@ -8,7 +8,8 @@
 //! Run: `cargo bench -p paddock-cli --bench serve` (`PADDOCK_BENCH_N` calls per series,
 //! default 400). The state dir (audit log, token) is a temp dir under `$TMPDIR`, or under
 //! `PADDOCK_BENCH_STATE_DIR`: every call's `call.start` is fsync'd there, so the file system
-//! under it counts.
+//! under it counts. `PADDOCK_BENCH_MATCHES=N` puts N files that the default policy's
+//! `**/*.pem` deny glob matches in the workspace (each a mask in the session's view).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -112,6 +113,14 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
     std::fs::create_dir_all(dir.join("ws")).unwrap();
+    // PADDOCK_BENCH_MATCHES=N: N files the default policy's `**/*.pem` deny glob matches,
+    // each a mask in the session's view.
+    let matches: usize = std::env::var("PADDOCK_BENCH_MATCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    for i in 0..matches {
+        let d = dir.join("ws").join(format!("m{}", i / 20));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("k{i}.pem")), b"secret").unwrap();
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["serve", "--listen", "127.0.0.1:0", "--workspace"])
         .arg(dir.join("ws"))

@@ -337,57 +337,6 @@ impl FsRules {
     pub fn is_denied(&self, path: &Path) -> bool {
         self.denied(path).is_some()
     }
-
-    /// The concrete paths that deny rules cover at this moment: literal entries that exist,
-    /// and what the globs match below their literal prefix. The sandbox masks these.
-    /// Symlinks are not followed while walking. At most `limit` entries are visited in all;
-    /// the `bool` says whether the walk was cut short.
-    pub fn expand_deny(&self, limit: usize) -> (Vec<PathBuf>, bool) {
-        let mut out = Vec::new();
-        let mut roots: Vec<PathBuf> = Vec::new();
-        for d in &self.deny {
-            if !d.is_glob {
-                let p = PathBuf::from(&d.pattern);
-                if std::fs::symlink_metadata(&p).is_ok() {
-                    out.push(p);
-                }
-                continue;
-            }
-            let comps: Vec<&str> = d.pattern.split('/').collect();
-            let first = comps.iter().position(|c| has_glob_meta(c)).unwrap_or(comps.len());
-            let p = comps[..first].join("/");
-            roots.push(PathBuf::from(if p.is_empty() { "/".to_string() } else { p }));
-        }
-        // One walk per root that no other root contains; the compiled glob set (each glob
-        // with its `/**`) tells at every entry whether it is masked whole.
-        roots.sort();
-        roots.dedup();
-        let roots: Vec<PathBuf> =
-            roots.iter().filter(|r| !roots.iter().any(|o| o != *r && r.starts_with(o))).cloned().collect();
-        let mut visited = 0usize;
-        let mut cut = false;
-        let mut stack = roots;
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-            for entry in rd.flatten() {
-                visited += 1;
-                if visited > limit {
-                    cut = true;
-                    stack.clear();
-                    break;
-                }
-                let p = entry.path();
-                if self.deny_match.globs.is_match(&p) {
-                    out.push(p);
-                } else if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    stack.push(p);
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        (out, cut)
-    }
 }
 
 #[cfg(test)]

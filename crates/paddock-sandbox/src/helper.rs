@@ -293,8 +293,8 @@ pub(crate) fn reaper_main(mut st: State, ns: namespaces::Namespaces, cg: Option<
     } else if ns.mount {
         match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size()) {
             Ok(view) => {
-                let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
-                st.report.set("mounts", state, view.detail);
+                let (state, detail) = mounts::layer(&view, st.spec.enforcement == Enforcement::Strict);
+                st.report.set("mounts", state, detail);
                 (true, view.private_tmp)
             }
             Err(e) => st.fail(None, format!("building the mount view failed: {e}")),

@@ -83,6 +83,7 @@ mod seccomp;
 mod signals;
 mod spec;
 mod sys;
+mod view;
 mod zygote;
 
 pub use error::SandboxError;

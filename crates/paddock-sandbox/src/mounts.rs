@@ -4,9 +4,10 @@
 //! `/` becomes recursively private; a tmpfs on `/tmp` (of this namespace only) becomes a
 //! scratch root with the host's root under `/oldroot`; a second tmpfs, `/newroot`, receives
 //! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`),
-//! read-write binds of the write paths (`nosuid,nodev`), masks over the deny paths (a
-//! read-only empty tmpfs of mode 000 for a directory, a bind of an empty mode-000 file for
-//! anything else), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
+//! read-write binds of the write paths (`nosuid,nodev`), then the masks ([`crate::view`]:
+//! deny, hidden and protect rules and sockets, found by a walk of the view itself and placed
+//! by descriptor; a read-only empty tmpfs of mode 000 on a directory, a bind of an empty
+//! mode-000 file on anything else, a read-only clone of itself on a protected path), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
 //! read-only; for a [`crate::Zygote`], mounted by each call instead: [`per_call`]), a minimal `/dev` (null zero full random urandom tty, a private devpts with
 //! `ptmx`, `shm`), and a private `/tmp` unless `/tmp` is a write path. The new root is made
 //! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
@@ -16,8 +17,11 @@ use std::io;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsFd;
+
 use crate::spec::{PathPlan, TmpfsSize};
 use crate::sys::{cpath, cvt, cvt_long};
+use crate::view;
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
@@ -44,6 +48,9 @@ pub(crate) struct MountView {
     pub detail: String,
     /// Something requested could not be set up (beyond missing paths).
     pub partial: bool,
+    /// The deny, protect, hidden or socket masks could not all be placed: the view must
+    /// not be used under strict enforcement (the layer is unavailable).
+    pub masks_failed: Option<String>,
 }
 
 fn mount(
@@ -247,6 +254,19 @@ fn mount_private_tmp(root: &Path, size: TmpfsSize) -> io::Result<()> {
     mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&scratch_opts(size)))
 }
 
+/// The state and detail of the `mounts` layer for `view`: a view whose masks are
+/// incomplete is unavailable under strict enforcement (the run stops, 71, naming the path)
+/// and partial otherwise (the run goes on and the report says what is missing).
+pub(crate) fn layer(view: &MountView, strict: bool) -> (crate::report::LayerState, String) {
+    use crate::report::LayerState;
+    match &view.masks_failed {
+        Some(f) if strict => (LayerState::Unavailable, f.clone()),
+        Some(f) => (LayerState::Partial, format!("{}; {f}", view.detail)),
+        None if view.partial => (LayerState::Partial, view.detail.clone()),
+        None => (LayerState::Enforced, view.detail.clone()),
+    }
+}
+
 /// Builds the view and moves into it. An error leaves the process in an unusable state:
 /// the caller reports it and exits.
 ///
@@ -272,10 +292,10 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     chdir(Path::new("/"))?;
     mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))?;
     // The empty file that masks denied files (mode 000: not even its owner may read it).
-    let empty = Path::new("/deny-file");
-    fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o000).open(empty)?;
+    fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o000).open("/deny-file")?;
 
-    let (mut n_ro, mut n_rw, mut n_deny) = (0, 0, 0);
+    let (mut n_ro, mut n_rw) = (0, 0);
+    let masks_summary;
     // Binds, parents first; a write path beneath a read path lands on top of it.
     let mut binds: Vec<(&PathBuf, bool)> =
         plan.reads.iter().map(|p| (p, false)).chain(plan.writes.iter().map(|p| (p, true))).collect();
@@ -335,30 +355,19 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
         mount_private_tmp(root, tmp_size)?;
     }
     view.private_tmp = private_tmp;
-    for p in &plan.denies {
-        let dst = under(root, p);
-        let meta = match fs::symlink_metadata(&dst) {
-            Ok(m) => m,
-            Err(_) => continue, // not visible in the sandbox: nothing to mask
-        };
-        if meta.file_type().is_symlink() {
-            notes.push(format!("deny {} is a symlink: give its target", p.display()));
+    // Deny, hidden and protected paths and sockets, on the objects the child will see.
+    match place_masks(root, plan) {
+        Ok(placed) => {
+            masks_summary = placed.summary();
+            if !placed.notes.is_empty() {
+                notes.extend(placed.notes);
+            }
+        }
+        Err(e) => {
+            masks_summary = "masks incomplete".into();
+            view.masks_failed = Some(format!("deny/protect masks incomplete: {e}"));
             view.partial = true;
-            continue;
         }
-        if meta.is_dir() {
-            mount(
-                Some(Path::new("tmpfs")),
-                &dst,
-                Some("tmpfs"),
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                Some("mode=000,size=4k,nr_inodes=1"),
-            )?;
-        } else {
-            mount(Some(empty), &dst, None, libc::MS_BIND, None)?;
-            set_attrs(&dst, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false)?;
-        }
-        n_deny += 1;
     }
 
     // /proc of the new pid namespace; a zygote has none yet (each call mounts its own).
@@ -454,7 +463,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     chdir(Path::new("/"))?;
 
     let mut detail = format!(
-        "new root: {n_ro} read-only, {n_rw} read-write binds, {n_deny} deny masks, {}, minimal /dev, {}",
+        "new root: {n_ro} read-only, {n_rw} read-write binds, {masks_summary}, {}, minimal /dev, {}",
         if view.proc_ok {
             "fresh /proc"
         } else if zygote {
@@ -474,6 +483,57 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     }
     view.detail = detail;
     Ok(view)
+}
+
+/// Expands the plan's masks in the view under `root` and places them ([`crate::view`]).
+/// The templates live in the scratch root (the current `/`), which is detached later:
+/// each mask is a clone, so it stays.
+fn place_masks(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::ViewError> {
+    let rules = view::plan::Rules::new(plan)?;
+    let roots = view::plan::roots(plan, &rules);
+    let setup = || -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+        // The template of a masked directory: an empty read-only tmpfs of mode 000.
+        let dir = Path::new("/deny-dir");
+        mkdir_one(dir)?;
+        mount(
+            Some(Path::new("tmpfs")),
+            dir,
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=000,size=4k,nr_inodes=1"),
+        )?;
+        // The template of anything else: the empty mode-000 file, bound over itself so its
+        // clones carry read-only, nosuid, nodev, noexec.
+        let file = Path::new("/deny-file");
+        mount(Some(file), file, None, libc::MS_BIND, None)?;
+        set_attrs(file, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false)?;
+        let scratch = crate::sys::openat_cwd(c"/", libc::O_PATH | libc::O_DIRECTORY)?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW;
+        let d = crate::sys::openat(scratch.as_fd(), c"deny-dir", flags | libc::O_DIRECTORY)?;
+        let f = crate::sys::openat(scratch.as_fd(), c"deny-file", flags)?;
+        let newroot = crate::sys::openat_cwd(&cpath(root)?, libc::O_PATH | libc::O_DIRECTORY)?;
+        Ok((d, f, newroot))
+    };
+    let (d, f, newroot) = setup().map_err(view::ViewError::Root)?;
+    let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
+    let start = std::time::Instant::now();
+    let mut walker = view::walk::Walker::new(&rules, &masker);
+    // The cache file, reached through the host's root (still at /oldroot).
+    let cache_file = plan.view_cache.as_ref().map(|p| under(Path::new("/oldroot"), p));
+    if let Some(f) = &cache_file {
+        let fp = rules.fingerprint();
+        walker = walker.with_cache(view::cache::Cache::load(f, fp), fp);
+    }
+    walker.run(newroot.as_fd(), &roots)?;
+    walker.placed.elapsed = start.elapsed();
+    let mut placed = walker.placed.clone();
+    if let (Some(f), Some(cache)) = (&cache_file, walker.into_cache()) {
+        if let Err(e) = cache.save(f) {
+            // Only later starts are slower: the masks of this one are complete.
+            placed.notes.push(format!("the view cache was not saved: {e}"));
+        }
+    }
+    Ok(placed)
 }
 
 /// A fresh proc on `proc_dir`, with `/proc/sys` and friends read-only. Notes what could not
@@ -499,8 +559,9 @@ fn mount_proc(proc_dir: &Path, notes: &mut Vec<String>) -> io::Result<()> {
 /// and `/dev/shm`, so no call sees another's. Returns whether /proc is there, and notes.
 ///
 /// The fresh `/tmp` keeps the binds the view has beneath `/tmp` (e.g. a workspace under
-/// `/tmp`): each is cloned (`open_tree`, recursively, attributes and masks included) before
-/// the tmpfs goes on, and moved back onto the same path in it (`move_mount`).
+/// `/tmp`): each is held (`open_tree`, the mount itself, attributes and masks beneath it
+/// included) before the tmpfs goes on, and moved onto the same path in it (`move_mount`):
+/// moved, not cloned, so a call does not copy the view's masks a second time.
 pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) -> io::Result<(bool, Vec<String>)> {
     let mut notes = Vec::new();
     let proc_ok = match mount_proc(Path::new("/proc"), &mut notes) {
@@ -523,7 +584,6 @@ pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) 
     Ok((proc_ok, notes))
 }
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// What lies beneath the view's `/tmp`, to put back on the fresh one.
@@ -556,7 +616,9 @@ fn fresh_tmp(plan: &PathPlan, size: TmpfsSize) -> io::Result<()> {
                 libc::SYS_open_tree,
                 libc::AT_FDCWD,
                 c.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint,
+                // Not a clone: the mount itself, moved below (a clone would copy every
+                // mask beneath it for each call).
+                libc::O_CLOEXEC as libc::c_uint,
             )
         })
         .map_err(|e| io::Error::new(e.kind(), format!("open_tree {}: {e}", p.display())))?;

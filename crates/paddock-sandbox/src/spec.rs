@@ -28,8 +28,23 @@ pub struct SandboxSpec {
     pub read_paths: Vec<PathBuf>,
     /// Absolute, normalised paths the child may read and write (recursive).
     pub write_paths: Vec<PathBuf>,
-    /// Concrete existing paths to mask (globs already expanded); they beat read and write.
+    /// Literal paths to mask, with everything beneath them; they beat read and write.
+    /// A path that is not in the view is skipped.
     pub deny_paths: Vec<PathBuf>,
+    /// Absolute globs (`*` within a component, `**` across, `\` escapes) whose matches
+    /// are masked, with everything beneath them, in the view at start. Expanded by the
+    /// sandbox itself on the objects the child sees, completely, or the run fails closed.
+    #[serde(default)]
+    pub deny_globs: Vec<String>,
+    /// Absolute globs whose matches, as they exist at start, are bound read-only (with
+    /// everything beneath them) in the child's view, even under a write path.
+    #[serde(default)]
+    pub protect_globs: Vec<String>,
+    /// A file (host path, in a directory of paddock's own that no view holds) where the
+    /// sandbox keeps the listings of the directories it walked, so later starts read only
+    /// the directories that changed. `None`: no cache. The file is masked in the view too.
+    #[serde(default)]
+    pub view_cache: Option<PathBuf>,
     /// Paths masked whatever read and write grant: paddock's own state (the audit log,
     /// revocations, the API token, a serve socket).
     pub hidden_paths: Vec<PathBuf>,
@@ -55,6 +70,9 @@ impl SandboxSpec {
             read_paths: Vec::new(),
             write_paths: Vec::new(),
             deny_paths: Vec::new(),
+            deny_globs: Vec::new(),
+            protect_globs: Vec::new(),
+            view_cache: None,
             hidden_paths: Vec::new(),
             enforcement: Enforcement::Strict,
             network: NetworkMode::None,
@@ -76,9 +94,21 @@ impl SandboxSpec {
         if self.argv.is_empty() {
             return bad("argv must hold at least argv[0]".into());
         }
-        for p in self.read_paths.iter().chain(&self.write_paths).chain(&self.deny_paths) {
+        for p in self
+            .read_paths
+            .iter()
+            .chain(&self.write_paths)
+            .chain(&self.deny_paths)
+            .chain(&self.hidden_paths)
+            .chain(&self.view_cache)
+        {
             if !p.is_absolute() {
                 return bad(format!("path {p:?} must be absolute"));
+            }
+        }
+        for g in self.deny_globs.iter().chain(&self.protect_globs) {
+            if !g.starts_with('/') || g.contains('\0') {
+                return bad(format!("glob {g:?} must be absolute, without NUL bytes"));
             }
         }
         let has_nul = |s: &[u8]| s.contains(&0);
@@ -214,8 +244,14 @@ pub(crate) struct PathPlan {
     pub reads: Vec<PathBuf>,
     /// Read + write, sorted parents first.
     pub writes: Vec<PathBuf>,
-    /// Masks, sorted parents first, none beneath another.
+    /// Literal masks (deny and hidden paths), sorted parents first, none beneath another.
     pub denies: Vec<PathBuf>,
+    /// Deny globs, expanded in the view ([`crate::view`]).
+    pub deny_globs: Vec<String>,
+    /// Protect globs, bound read-only in the view ([`crate::view`]).
+    pub protect_globs: Vec<String>,
+    /// The cache of the view walk (a host path).
+    pub view_cache: Option<PathBuf>,
     /// What was dropped and why.
     pub notes: Vec<String>,
 }
@@ -230,9 +266,15 @@ impl PathPlan {
     /// paths collapse into their ancestor.
     pub fn new(spec: &SandboxSpec) -> PathPlan {
         let mut plan = PathPlan::default();
-        let mut denies: Vec<PathBuf> = spec.deny_paths.clone();
-        // Stopgap until the view honours `hidden_paths` itself: mask them like deny paths.
-        denies.extend(spec.hidden_paths.iter().filter(|p| p.is_absolute() && p.symlink_metadata().is_ok()).cloned());
+        // paddock's own state is masked whatever the grants: the view walk masks these like
+        // deny paths (a missing one is left out: it would split Landlock's grants for nothing).
+        let mut denies: Vec<PathBuf> = spec
+            .deny_paths
+            .iter()
+            .chain(spec.hidden_paths.iter().filter(|p| p.is_absolute() && p.symlink_metadata().is_ok()))
+            .chain(&spec.view_cache)
+            .cloned()
+            .collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         for d in denies {
@@ -263,6 +305,9 @@ impl PathPlan {
         plan.reads = reads;
         plan.writes = writes;
         plan.notes = notes;
+        plan.deny_globs = spec.deny_globs.clone();
+        plan.protect_globs = spec.protect_globs.clone();
+        plan.view_cache = spec.view_cache.clone();
         plan
     }
 

@@ -2,9 +2,9 @@
 //!
 //! Not a confinement layer: error conversion, C strings, raw reads and writes, `fork`.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -106,4 +106,173 @@ pub(crate) fn redirect_stdio(fd: RawFd) {
         // SAFETY: dup2 on descriptors this process owns; failure leaves the old descriptor.
         unsafe { libc::dup2(fd, target) };
     }
+}
+
+/// Takes ownership of a descriptor a system call just returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel returned a new descriptor (checked non-negative by `cvt_long`)
+    // that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// `openat(2)` of `name` relative to `dir`, close-on-exec. `name` is one path component
+/// (or `.`) whenever the caller must not resolve symlinks: pass `O_NOFOLLOW` then.
+pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: a valid descriptor and a NUL-terminated name that outlives the call.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
+    cvt(fd).map(|fd| owned(fd as libc::c_long))
+}
+
+/// `openat2(2)` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH`:
+/// `path` (relative) resolves beneath `dir` without following any symlink.
+pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    const RESOLVE_BENEATH: u64 = 0x08;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
+    };
+    // SAFETY: a valid descriptor, a NUL-terminated path and an open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    cvt_long(fd).map(owned)
+}
+
+/// `fstat(2)`.
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a valid buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// `fstatat(2)` of `path` relative to `dir`, not following a final symlink (an
+/// intermediate one is followed: callers compare the inode they get with the one expected).
+pub(crate) fn lstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, a NUL-terminated path and a valid buffer.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// The filesystem type (`f_type` of `fstatfs(2)`) of what `fd` refers to.
+pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a valid buffer.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+/// Whether this process may search (`X_OK`, effective ids) the directory `dir`.
+pub(crate) fn can_search(dir: BorrowedFd<'_>) -> bool {
+    // SAFETY: a valid descriptor and a NUL-terminated name.
+    unsafe { libc::faccessat(dir.as_raw_fd(), c".".as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
+/// `lseek(fd, 0, SEEK_SET)`: rewinds a directory for another `getdents64`.
+pub(crate) fn rewind(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: lseek on a valid descriptor.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `getdents64(2)` into `buf`: the number of bytes filled, 0 at the end.
+pub(crate) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    cvt_long(n).map(|n| n as usize)
+}
+
+/// `OPEN_TREE_CLONE` of `open_tree(2)`.
+pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `MOVE_MOUNT_F_EMPTY_PATH` of `move_mount(2)`.
+pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// `MOVE_MOUNT_T_EMPTY_PATH` of `move_mount(2)`.
+pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+/// `MOUNT_ATTR_RDONLY` of `mount_setattr(2)`.
+pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `open_tree(2)` of `path` relative to `dir` (`""` with `AT_EMPTY_PATH`: `dir` itself),
+/// close-on-exec. With `OPEN_TREE_CLONE` the result is a detached copy the caller owns.
+pub(crate) fn open_tree(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: a valid descriptor and a NUL-terminated path; on success we own the result.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC as libc::c_uint)
+    };
+    cvt_long(fd).map(owned)
+}
+
+/// `move_mount(2)` of the detached tree `from` onto the object `to` refers to (both by
+/// descriptor: no path is resolved).
+pub(crate) fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: two valid descriptors and empty NUL-terminated paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    cvt_long(r).map(drop)
+}
+
+/// `mount_setattr(2)` adding `set` to the mount `fd` refers to, and to every mount
+/// beneath it when `recursive`.
+pub(crate) fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a valid descriptor, an empty path, a valid mount_attr and its exact size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    cvt_long(r).map(drop)
+}
+
+/// `open(2)` of an absolute `path` (or relative to the working directory), close-on-exec.
+pub(crate) fn openat_cwd(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: AT_FDCWD and a NUL-terminated path that outlives the call.
+    let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags | libc::O_CLOEXEC) };
+    cvt(fd).map(|fd| owned(fd as libc::c_long))
 }

@@ -14,8 +14,8 @@
 //! | 6. reaper (pid 1): into the cgroup; fresh `/proc` of the call's pid namespace, fresh `/tmp` (when private) and `/dev/shm`; signal forwarding | reaper | per call |
 //! | 7. target: Landlock, rlimits, capabilities, `no_new_privs`, seccomp, descriptors, release, `execve` | target | per call, exactly as [`crate::spawn`] |
 //!
-//! What a zygote's calls share: the filesystem view (so the deny paths and masked sockets
-//! are those of the zygote's start: a file created later beneath a deny glob is not masked
+//! What a zygote's calls share: the filesystem view (so the deny, protect and hidden masks
+//! and the masked sockets are those of the zygote's start: a file created later beneath a deny glob is not masked
 //! until the next zygote; Landlock still applies the paths' rights per call), the network
 //! namespace (`lo` only; Landlock limits each call's TCP to its own proxy port and scopes
 //! its abstract unix sockets, both required of a strict call, so ABI ≥ 6; but UDP on `lo`,
@@ -168,6 +168,12 @@ impl Zygote {
         if call.deny_paths != t.deny_paths {
             return bad("deny paths");
         }
+        if call.deny_globs != t.deny_globs || call.protect_globs != t.protect_globs {
+            return bad("deny or protect globs");
+        }
+        if call.hidden_paths != t.hidden_paths {
+            return bad("hidden paths");
+        }
         if call.enforcement != t.enforcement {
             return bad("enforcement");
         }
@@ -296,8 +302,8 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     let (mounts_ok, private_tmp) = if ns.mount {
         match mounts::build(&plan, false, true, req.spec.limits.tmpfs_size()) {
             Ok(view) => {
-                let state = if view.partial { LayerState::Partial } else { LayerState::Enforced };
-                report.set("mounts", state, format!("{} (built once, shared by the session's calls)", view.detail));
+                let (state, detail) = mounts::layer(&view, req.spec.enforcement == Enforcement::Strict);
+                report.set("mounts", state, format!("{detail} (built once, shared by the session's calls)"));
                 (true, view.private_tmp)
             }
             Err(e) => fail(ctl, None, format!("building the mount view failed: {e}")),

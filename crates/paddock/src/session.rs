@@ -4,9 +4,10 @@
 //!
 //! `Session::call`s run in the session's zygote (`paddock_sandbox::Zygote`): namespaces
 //! and mount view made once per policy, a fork per call with its own pid namespace,
-//! /proc, /tmp, SysV IPC, cgroup, Landlock domain, seccomp filter and proxy port. The deny
-//! globs and the live host sockets are expanded when the zygote starts: a file created
-//! later beneath a deny glob is masked from the next zygote on (a revocation reload starts
+//! /proc, /tmp, SysV IPC, cgroup, Landlock domain, seccomp filter and proxy port. The deny,
+//! protect and hidden paths and the sockets are placed (by the sandbox, in the view) when
+//! the zygote starts: a file created later beneath a deny glob is masked from the next
+//! zygote on (a revocation reload starts
 //! one; Landlock still grants per path). Without Landlock ABI 4 (TCP confinement), or
 //! when a zygote cannot start, each call gets a sandbox of its own. `Session::run` always
 //! does.

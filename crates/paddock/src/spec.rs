@@ -6,9 +6,6 @@ use std::path::{Path, PathBuf};
 use paddock_policy::{Enforcement, PathRule, Policy};
 use paddock_sandbox::{NetworkMode, SandboxSpec, StdioMode};
 
-/// How many directory entries one deny glob may visit when it is expanded at start.
-pub const DENY_WALK_LIMIT: usize = 200_000;
-
 /// The port paddock's proxy listens on inside each sandbox's own network namespace (only
 /// `lo` exists there, so any fixed port is free).
 pub const PROXY_PORT: u16 = 3128;
@@ -49,9 +46,9 @@ fn paths(rules: &[&PathRule]) -> Vec<PathBuf> {
     v
 }
 
-/// The filesystem fields of a policy's specs: read, write and deny paths, the deny globs
-/// expanded and the live host sockets masked as of now (the costly part of [`build`]; a
-/// session computes it once per zygote).
+/// The filesystem fields of a policy's specs: read and write paths, literal deny paths
+/// (deny entries without glob syntax, revoked paths), deny and protect globs. The sandbox
+/// expands the globs, and finds the sockets to hide, on its own view when it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsView {
     /// `SandboxSpec::read_paths`.
@@ -60,6 +57,10 @@ pub struct FsView {
     pub write_paths: Vec<PathBuf>,
     /// `SandboxSpec::deny_paths`.
     pub deny_paths: Vec<PathBuf>,
+    /// `SandboxSpec::deny_globs`.
+    pub deny_globs: Vec<String>,
+    /// `SandboxSpec::protect_globs`.
+    pub protect_globs: Vec<String>,
 }
 
 /// The sandbox spec for running `argv` (program already resolved) under `policy`, from the
@@ -82,35 +83,50 @@ pub fn build_with(
     spec.read_paths = view.read_paths.clone();
     spec.write_paths = view.write_paths.clone();
     spec.deny_paths = view.deny_paths.clone();
+    spec.deny_globs = view.deny_globs.clone();
+    spec.protect_globs = view.protect_globs.clone();
     finish(policy, spec, cwd, stdio)
 }
 
-/// Expands the policy's filesystem rules into a spec's paths (deny globs walked, revoked
-/// paths and live host sockets under granted paths masked).
+/// The policy's filesystem rules as a spec's fields (no filesystem access: the sandbox
+/// walks its own view).
 pub fn fs_view(policy: &Policy) -> FsView {
     let fs = &policy.filesystem;
-    let mut spec = SandboxSpec::new("/", vec![String::new()]);
-    spec.read_paths = paths(&policy.view_read_rules());
-    spec.write_paths = paths(&policy.view_write_rules());
-    let (deny, cut) = fs.expand_deny(DENY_WALK_LIMIT);
-    if cut {
-        tracing::warn!("a deny glob's expansion stopped after {DENY_WALK_LIMIT} entries: files past that are not masked by the mount view");
+    let mut deny_paths: Vec<PathBuf> = Vec::new();
+    let mut deny_globs: Vec<String> = Vec::new();
+    for d in &fs.deny {
+        if d.is_glob {
+            deny_globs.push(d.pattern.clone());
+        } else {
+            deny_paths.push(PathBuf::from(&d.pattern));
+        }
     }
-    spec.deny_paths = deny;
     for p in policy.revoked_paths() {
-        if std::fs::symlink_metadata(&p).is_ok() && !spec.deny_paths.contains(&p) {
-            spec.deny_paths.push(p);
+        if !deny_paths.contains(&p) {
+            deny_paths.push(p);
         }
     }
-    // A read-only bind does not stop connect(2) on a socket file, and Landlock does not
-    // cover it either: mask every live host socket the granted paths would expose.
-    for sock in live_unix_sockets() {
-        if policy.decide_read(&sock).is_allow() && !spec.deny_paths.contains(&sock) {
-            tracing::debug!(socket = %sock.display(), "masking a host unix socket under a granted path");
-            spec.deny_paths.push(sock);
-        }
+    let protect_globs =
+        fs.protect.iter().map(|p| if p.is_glob { p.pattern.clone() } else { escape_glob(&p.pattern) }).collect();
+    FsView {
+        read_paths: paths(&policy.view_read_rules()),
+        write_paths: paths(&policy.view_write_rules()),
+        deny_paths,
+        deny_globs,
+        protect_globs,
     }
-    FsView { read_paths: spec.read_paths, write_paths: spec.write_paths, deny_paths: spec.deny_paths }
+}
+
+/// A literal path as a glob that matches only itself.
+fn escape_glob(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
@@ -146,21 +162,11 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         max_file_size: l.max_file_size,
     };
     spec.stdio = stdio;
+    // The sandbox's listings of the view's directories, in `$STATE` (which no view holds),
+    // so a start reads only the directories that changed. Without a state dir, no cache.
+    spec.view_cache = paddock_audit::state::state_dir().ok().map(|d| d.join(VIEW_CACHE_FILE));
     spec
 }
 
-/// Pathname unix sockets bound on the host (in this network namespace), from
-/// `/proc/net/unix`.
-pub fn live_unix_sockets() -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else { return Vec::new() };
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(7))
-        .filter(|p| p.starts_with('/'))
-        .map(PathBuf::from)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
+/// The view cache's file name in `$STATE`.
+pub const VIEW_CACHE_FILE: &str = "view-cache";

@@ -1,0 +1,316 @@
+//! A cache of directory listings, so a start need not read every directory of the view
+//! again: what each directory held that the walk cares about (its subdirectories, sockets,
+//! entries of unknown type, matches of the rules), keyed by (device, inode).
+//!
+//! An entry is used only when the directory's status is exactly what it was (ctime, mtime,
+//! size, link count; the agent can set mtime but not ctime, and any change of a directory's
+//! entries moves its ctime), and it was stored only if that ctime was at least
+//! [`MARGIN_SECS`] older than the moment the listing was read (git's "racily clean" rule:
+//! a change within the same timestamp tick as the read can never be mistaken for none).
+//! An entry that holds matches is also tied to the directory's path and to the rules.
+//!
+//! The file is read and written only by paddock's own helper before `pivot_root`, never by
+//! the child, and it is itself masked in every view ([`crate::SandboxSpec::view_cache`]).
+//! An unreadable or malformed file is an empty cache.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// How much older than its listing a directory's ctime must be for the listing to be kept.
+pub(crate) const MARGIN_SECS: i64 = 2;
+const MAGIC: &[u8; 8] = b"PDVC0002";
+/// At most this many listings are kept (those of the last walk first).
+pub(crate) const MAX_LISTINGS: usize = 2_000_000;
+
+/// What the walk keeps of one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listing {
+    /// ctime (s, ns), mtime (s, ns), size, link count.
+    pub stamp: [i64; 6],
+    /// The directory's path when it held matches (a match depends on the path).
+    pub path: Option<Vec<u8>>,
+    /// The fingerprint of the rules its matches were found with (0 without a path).
+    pub rules: u64,
+    /// Entries in the directory (for the report).
+    pub count: u32,
+    /// Subdirectories: name, inode.
+    pub dirs: Vec<(CString, u64)>,
+    /// Sockets, entries of unknown type and matches: name, inode, `d_type`.
+    pub special: Vec<(CString, u64, u8)>,
+}
+
+/// The stamp of a directory's status.
+pub(crate) fn stamp(st: &libc::stat) -> [i64; 6] {
+    [st.st_ctime, st.st_ctime_nsec, st.st_mtime, st.st_mtime_nsec, st.st_size, st.st_nlink as i64]
+}
+
+/// The cache: listings by (device, inode), for one fingerprint of the rules.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    rules: u64,
+    map: HashMap<(u64, u64), Listing>,
+    /// Whether anything was added since loading.
+    pub changed: bool,
+}
+
+impl Cache {
+    /// An empty cache for rules of fingerprint `rules`.
+    pub(crate) fn new(rules: u64) -> Cache {
+        Cache { rules, ..Cache::default() }
+    }
+
+    /// The fingerprint of the rules this cache serves.
+    pub(crate) fn rules(&self) -> u64 {
+        self.rules
+    }
+
+    /// The listing of the directory of status `st` at `path`, if it is still exact.
+    pub(crate) fn get(&self, st: &libc::stat, path: &Path, relevant: bool) -> Option<&Listing> {
+        let l = self.map.get(&(st.st_dev, st.st_ino))?;
+        if l.stamp != stamp(st) {
+            return None;
+        }
+        if relevant && (l.path.as_deref() != Some(path.as_os_str().as_bytes()) || l.rules != self.rules) {
+            return None;
+        }
+        Some(l)
+    }
+
+    /// Takes the listing of the directory of status `st` at `path` out of the cache, if it
+    /// is still exact (as [`Cache::get`]).
+    pub(crate) fn take(&mut self, st: &libc::stat, path: &Path, relevant: bool) -> Option<Listing> {
+        self.get(st, path, relevant)?;
+        self.map.remove(&(st.st_dev, st.st_ino))
+    }
+
+    /// Keeps `listing` of the directory of status `st` read at `listed_at` (seconds), if
+    /// its ctime is old enough (see the module docs).
+    pub(crate) fn put(&mut self, st: &libc::stat, listed_at: i64, mut listing: Listing) {
+        if listing.path.is_some() {
+            listing.rules = self.rules;
+        }
+        if st.st_ctime + MARGIN_SECS < listed_at {
+            self.map.insert((st.st_dev, st.st_ino), listing);
+            self.changed = true;
+        }
+    }
+
+    /// Adds the listings of `old` this cache does not have, up to [`MAX_LISTINGS`] in all
+    /// (each is checked like any other when next used).
+    pub(crate) fn absorb(&mut self, old: Cache) {
+        for (k, l) in old.map {
+            if self.map.len() >= MAX_LISTINGS {
+                break;
+            }
+            self.map.entry(k).or_insert(l);
+        }
+    }
+
+    /// Moves an entry still valid from `old` into this cache.
+    pub(crate) fn keep(&mut self, st: &libc::stat, listing: Listing) {
+        self.map.insert((st.st_dev, st.st_ino), listing);
+    }
+
+    /// Reads a cache file for rules of fingerprint `rules`; anything wrong with it gives an
+    /// empty cache. Listings with matches of other rules stay, unused under these.
+    pub(crate) fn load(file: &Path, rules: u64) -> Cache {
+        let mut c = Cache::new(rules);
+        let Ok(buf) = std::fs::read(file) else { return c };
+        let mut r = Reader { buf: &buf, off: 0 };
+        let ok = (|| -> Option<()> {
+            if r.bytes(8)? != MAGIC {
+                return None;
+            }
+            let n = r.u64()?;
+            for _ in 0..n {
+                let key = (r.u64()?, r.u64()?);
+                let mut stamp = [0i64; 6];
+                for s in &mut stamp {
+                    *s = r.u64()? as i64;
+                }
+                let plen = r.u32()?;
+                let path = if plen == u32::MAX { None } else { Some(r.bytes(plen as usize)?.to_vec()) };
+                let lrules = r.u64()?;
+                let count = r.u32()?;
+                let mut dirs = Vec::new();
+                for _ in 0..r.u32()? {
+                    let ino = r.u64()?;
+                    dirs.push((r.name()?, ino));
+                }
+                let mut special = Vec::new();
+                for _ in 0..r.u32()? {
+                    let ino = r.u64()?;
+                    let t = r.bytes(1)?[0];
+                    special.push((r.name()?, ino, t));
+                }
+                c.map.insert(key, Listing { stamp, path, rules: lrules, count, dirs, special });
+            }
+            Some(())
+        })();
+        if ok.is_none() {
+            return Cache::new(rules);
+        }
+        c
+    }
+
+    /// Writes the cache to `file` (a new file renamed into place).
+    pub(crate) fn save(&self, file: &Path) -> io::Result<()> {
+        let mut out = Vec::with_capacity(64 * self.map.len() + 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(self.map.len() as u64).to_le_bytes());
+        for ((dev, ino), l) in &self.map {
+            out.extend_from_slice(&dev.to_le_bytes());
+            out.extend_from_slice(&ino.to_le_bytes());
+            for s in l.stamp {
+                out.extend_from_slice(&(s as u64).to_le_bytes());
+            }
+            match &l.path {
+                Some(p) => {
+                    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+                    out.extend_from_slice(p);
+                }
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+            out.extend_from_slice(&l.rules.to_le_bytes());
+            out.extend_from_slice(&l.count.to_le_bytes());
+            out.extend_from_slice(&(l.dirs.len() as u32).to_le_bytes());
+            for (name, ino) in &l.dirs {
+                out.extend_from_slice(&ino.to_le_bytes());
+                put_name(&mut out, name);
+            }
+            out.extend_from_slice(&(l.special.len() as u32).to_le_bytes());
+            for (name, ino, t) in &l.special {
+                out.extend_from_slice(&ino.to_le_bytes());
+                out.push(*t);
+                put_name(&mut out, name);
+            }
+        }
+        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp)?;
+        let r = f.write_all(&out).and_then(|()| std::fs::rename(&tmp, file));
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp); // best effort: the error below is what counts
+        }
+        r
+    }
+}
+
+trait NoFollow {
+    fn custom_flags_nofollow(&mut self) -> &mut Self;
+}
+
+impl NoFollow for std::fs::OpenOptions {
+    fn custom_flags_nofollow(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).mode(0o600)
+    }
+}
+
+fn put_name(out: &mut Vec<u8>, name: &CString) {
+    let b = name.as_bytes();
+    out.extend_from_slice(&(b.len() as u16).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    off: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let b = self.buf.get(self.off..self.off.checked_add(n)?)?;
+        self.off += n;
+        Some(b)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
+    }
+    fn name(&mut self) -> Option<CString> {
+        let n = u16::from_le_bytes(self.bytes(2)?.try_into().ok()?) as usize;
+        CString::new(self.bytes(n)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(ctime: i64) -> libc::stat {
+        // SAFETY: an all-zero stat is a valid value.
+        let mut s: libc::stat = unsafe { std::mem::zeroed() };
+        s.st_dev = 7;
+        s.st_ino = 42;
+        s.st_ctime = ctime;
+        s.st_nlink = 3;
+        s
+    }
+
+    fn listing(s: &libc::stat, path: Option<&str>) -> Listing {
+        Listing {
+            stamp: stamp(s),
+            path: path.map(|p| p.as_bytes().to_vec()),
+            rules: 0,
+            count: 2,
+            dirs: vec![(CString::new("sub").unwrap(), 43)],
+            special: vec![(CString::new("s.sock").unwrap(), 44, 12)],
+        }
+    }
+
+    #[test]
+    fn racily_clean_listings_are_not_kept() {
+        let mut c = Cache::new(1);
+        let s = st(100);
+        c.put(&s, 101, listing(&s, None));
+        assert!(c.get(&s, Path::new("/x"), false).is_none(), "ctime within the margin of the read");
+        c.put(&s, 100 + MARGIN_SECS + 1, listing(&s, None));
+        assert!(c.get(&s, Path::new("/x"), false).is_some());
+    }
+
+    #[test]
+    fn any_change_of_status_or_path_invalidates() {
+        let mut c = Cache::new(1);
+        let s = st(100);
+        c.put(&s, 200, listing(&s, Some("/ws/a")));
+        assert!(c.get(&s, Path::new("/ws/a"), true).is_some());
+        assert!(c.get(&s, Path::new("/ws/b"), true).is_none(), "renamed: matches depend on the path");
+        let mut t = s;
+        t.st_ctime_nsec = 1;
+        assert!(c.get(&t, Path::new("/ws/a"), true).is_none());
+        let mut t = s;
+        t.st_mtime = 5;
+        assert!(c.get(&t, Path::new("/ws/a"), true).is_none());
+        // A listing without a path serves only where no rule can match.
+        let mut c = Cache::new(1);
+        c.put(&s, 200, listing(&s, None));
+        assert!(c.get(&s, Path::new("/ws/a"), true).is_none());
+        assert!(c.get(&s, Path::new("/usr/a"), false).is_some());
+    }
+
+    #[test]
+    fn roundtrips_and_ignores_matches_of_other_rules() {
+        let f = std::env::temp_dir().join(format!("paddock-view-cache-test-{}", std::process::id()));
+        let mut c = Cache::new(9);
+        let s = st(100);
+        c.put(&s, 200, listing(&s, Some("/ws/a")));
+        let mut s2 = st(100);
+        s2.st_ino = 50;
+        c.put(&s2, 200, listing(&s2, None));
+        c.save(&f).unwrap();
+        let d = Cache::load(&f, 9);
+        assert_eq!(d.map, c.map);
+        assert!(d.get(&s, Path::new("/ws/a"), true).is_some());
+        let e = Cache::load(&f, 10);
+        assert!(e.get(&s, Path::new("/ws/a"), true).is_none(), "matches of other rules are not used");
+        assert!(e.get(&s2, Path::new("/usr/a"), false).is_some());
+        std::fs::write(&f, b"garbage").unwrap();
+        assert!(Cache::load(&f, 9).map.is_empty());
+        std::fs::remove_file(&f).unwrap();
+    }
+}

@@ -1,0 +1,282 @@
+//! What the view walk looks for, decided without touching the filesystem: the roots to
+//! walk (every bind of the view, since sockets are hidden under every granted path) and,
+//! for each path met, whether it is masked (deny, hidden), bound read-only (protect) or
+//! neither.
+
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::spec::PathPlan;
+
+/// What the view does with one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Masked with everything beneath it (a deny glob, a literal deny or hidden path).
+    Mask,
+    /// Bound read-only with everything beneath it (a protect glob).
+    Protect,
+    /// Neither (a socket is still hidden by its type).
+    Keep,
+}
+
+/// A glob of the spec that does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("glob {pattern:?}: {reason}")]
+pub(crate) struct BadGlob {
+    pattern: String,
+    reason: String,
+}
+
+/// The compiled mask rules of one view.
+#[derive(Debug)]
+pub(crate) struct Rules {
+    /// Deny globs, each as `P` (what lies beneath a masked directory is never reached).
+    deny: GlobSet,
+    /// Protect globs, each as `P` (the read-only bind covers what lies beneath).
+    protect: GlobSet,
+    /// Literal deny and hidden paths.
+    literal: HashSet<PathBuf>,
+    /// The literal prefix of every rule: only directories on the way to one, or beneath
+    /// one, can hold a match.
+    prefixes: Vec<PathBuf>,
+    /// Every rule as written (for the fingerprint).
+    patterns: Vec<String>,
+}
+
+fn has_meta(c: &str) -> bool {
+    c.contains(['*', '?', '[', ']', '{', '}', '\\'])
+}
+
+/// The components of `pattern` before the first one with glob syntax.
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in pattern.split('/').filter(|c| !c.is_empty()) {
+        if has_meta(c) {
+            break;
+        }
+        p.push(c);
+    }
+    p
+}
+
+/// Whether `a` is `b` or beneath it (both absolute, normalised).
+fn beneath(a: &[u8], b: &[u8]) -> bool {
+    a.starts_with(b) && (a.len() == b.len() || b.ends_with(b"/") || a[b.len()] == b'/')
+}
+
+fn compile(patterns: &[String]) -> Result<GlobSet, BadGlob> {
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        let g: Glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| BadGlob { pattern: p.clone(), reason: e.kind().to_string() })?;
+        set.add(g);
+    }
+    set.build().map_err(|e| BadGlob { pattern: patterns.join(" "), reason: e.to_string() })
+}
+
+impl Rules {
+    /// Compiles the plan's deny and protect globs (with paddock-policy's options) and its
+    /// literal masks.
+    pub(crate) fn new(plan: &PathPlan) -> Result<Rules, BadGlob> {
+        let mut prefixes: Vec<PathBuf> =
+            plan.deny_globs.iter().chain(&plan.protect_globs).map(|g| literal_prefix(g)).collect();
+        prefixes.extend(plan.denies.iter().cloned());
+        prefixes.sort();
+        prefixes.dedup();
+        let mut patterns: Vec<String> = plan.deny_globs.iter().map(|g| format!("deny {g}")).collect();
+        patterns.extend(plan.protect_globs.iter().map(|g| format!("protect {g}")));
+        let mut literal: Vec<&PathBuf> = plan.denies.iter().collect();
+        literal.sort();
+        patterns.extend(literal.iter().map(|p| format!("literal {}", p.display())));
+        Ok(Rules {
+            patterns,
+            deny: compile(&plan.deny_globs)?,
+            protect: compile(&plan.protect_globs)?,
+            literal: plan.denies.iter().cloned().collect(),
+            prefixes,
+        })
+    }
+
+    /// Whether an entry of directory `dir`, or anything beneath, can match a rule.
+    pub(crate) fn relevant(&self, dir: &Path) -> bool {
+        // On bytes: called for every directory walked (`Path::starts_with` compares
+        // component by component, ten times slower). Paths here are normalised.
+        let d = dir.as_os_str().as_bytes();
+        self.prefixes.iter().any(|p| {
+            let p = p.as_os_str().as_bytes();
+            beneath(d, p) || beneath(p, d)
+        })
+    }
+
+    /// What the view does with `path` (deny beats protect).
+    pub(crate) fn verdict(&self, path: &Path) -> Verdict {
+        if self.literal.contains(path) || self.deny.is_match(path) {
+            Verdict::Mask
+        } else if self.protect.is_match(path) {
+            Verdict::Protect
+        } else {
+            Verdict::Keep
+        }
+    }
+
+    /// A fingerprint of the rules: cached listings that hold matches are only used under
+    /// the same rules.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.patterns.hash(&mut h);
+        h.finish()
+    }
+
+    /// What the view does with a walk root: as [`Rules::verdict`], but a match of one of
+    /// its ancestors covers it too (the root is a bind of its own, not reached from them).
+    pub(crate) fn root_verdict(&self, root: &Path) -> Verdict {
+        let mut protect = false;
+        for a in root.ancestors() {
+            match self.verdict(a) {
+                Verdict::Mask => return Verdict::Mask,
+                Verdict::Protect => protect = true,
+                Verdict::Keep => {}
+            }
+        }
+        if protect {
+            Verdict::Protect
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+/// The read-only system trees: only root can add anything there, so they are walked only
+/// where a rule can match (SECURITY.md: a socket a root daemon binds in them is not hidden).
+/// Walking them whole for sockets cost every start ~130,000 entries.
+pub(crate) const SYSTEM_TREES: &[&str] =
+    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/boot"];
+
+/// Whether `p` lies in a system tree and is only read: not walked for sockets.
+fn system_read_only(plan: &PathPlan, p: &Path) -> bool {
+    SYSTEM_TREES.iter().any(|t| p.starts_with(t)) && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
+}
+
+/// The places to walk: every read and write path of the view that no other one contains,
+/// apart from those the sandbox provides itself. A read-only system tree is replaced by
+/// the rule prefixes beneath it (`/etc/shadow`, `/etc/ssh`), unless a rule's prefix covers
+/// the whole tree (then it is walked whole).
+pub(crate) fn roots(plan: &PathPlan, rules: &Rules) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    for p in plan.reads.iter().chain(&plan.writes).filter(|p| !(p.starts_with("/proc") || p.starts_with("/dev"))) {
+        if system_read_only(plan, p) && !rules.prefixes.iter().any(|r| p.starts_with(r)) {
+            all.extend(rules.prefixes.iter().filter(|r| r.starts_with(p)).cloned());
+        } else {
+            all.push(p.clone());
+        }
+    }
+    all.sort();
+    all.dedup();
+    all.iter().filter(|p| !all.iter().any(|o| o != *p && p.starts_with(o))).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(deny: &[&str], protect: &[&str], literal: &[&str]) -> PathPlan {
+        PathPlan {
+            deny_globs: deny.iter().map(|s| s.to_string()).collect(),
+            protect_globs: protect.iter().map(|s| s.to_string()).collect(),
+            denies: literal.iter().map(PathBuf::from).collect(),
+            ..PathPlan::default()
+        }
+    }
+
+    #[test]
+    fn globs_match_like_the_policy() {
+        let r =
+            Rules::new(&plan(&["/ws/**/*.pem", "/ws/.env"], &["/ws/.git/config", "/ws/.git/hooks"], &["/st"])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/certs/server.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a/b/c.pem")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/a.pem.txt")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/.env")), Verdict::Mask);
+        assert_eq!(r.verdict(Path::new("/ws/x/.env")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/.git/config")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/.git/hooks")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/.git/hooks/pre-commit")), Verdict::Keep, "covered by its parent's bind");
+        assert_eq!(r.verdict(Path::new("/st")), Verdict::Mask);
+        assert_eq!(r.root_verdict(Path::new("/st/in/a/bind")), Verdict::Mask);
+        assert_eq!(r.root_verdict(Path::new("/ws/.git/hooks/d")), Verdict::Protect);
+        assert_eq!(r.root_verdict(Path::new("/ws/d")), Verdict::Keep);
+        // `*` stays within one component.
+        let r = Rules::new(&plan(&["/ws/*.key"], &[], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/a/b.key")), Verdict::Keep);
+        assert_eq!(r.verdict(Path::new("/ws/b.key")), Verdict::Mask);
+    }
+
+    #[test]
+    fn deny_beats_protect() {
+        let r = Rules::new(&plan(&["/ws/.git/config"], &["/ws/.git/config"], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/.git/config")), Verdict::Mask);
+    }
+
+    #[test]
+    fn escaped_literals_match_themselves() {
+        let r = Rules::new(&plan(&[], &[r"/ws/a\*b"], &[])).unwrap();
+        assert_eq!(r.verdict(Path::new("/ws/a*b")), Verdict::Protect);
+        assert_eq!(r.verdict(Path::new("/ws/axb")), Verdict::Keep);
+    }
+
+    #[test]
+    fn relevance_follows_literal_prefixes() {
+        let r = Rules::new(&plan(&["/home/u/ws/**/*.pem"], &[], &["/home/u/.ssh"])).unwrap();
+        assert!(r.relevant(Path::new("/")));
+        assert!(r.relevant(Path::new("/home")));
+        assert!(r.relevant(Path::new("/home/u/ws/deep/er")));
+        assert!(!r.relevant(Path::new("/usr/lib")));
+        assert!(!r.relevant(Path::new("/home/v")));
+        assert!(!r.relevant(Path::new("/home/uu")));
+        assert!(!r.relevant(Path::new("/home/u/wsx")));
+        assert!(r.relevant(Path::new("/home/u/.ssh/x")));
+        assert_eq!(literal_prefix("/a/b*/c"), PathBuf::from("/a"));
+        assert_eq!(literal_prefix("/a/b/c"), PathBuf::from("/a/b/c"));
+    }
+
+    #[test]
+    fn bad_globs_are_errors() {
+        assert!(Rules::new(&plan(&["/ws/[a"], &[], &[])).is_err());
+    }
+
+    #[test]
+    fn roots_are_the_outermost_binds() {
+        let p = PathPlan {
+            reads: vec!["/usr".into(), "/usr/lib".into(), "/proc/x".into(), "/home/u".into()],
+            writes: vec!["/home/u/ws".into(), "/tmp/ws".into()],
+            ..PathPlan::default()
+        };
+        let rules = Rules::new(&p).unwrap();
+        assert_eq!(roots(&p, &rules), vec![PathBuf::from("/home/u"), "/tmp/ws".into()]);
+    }
+
+    #[test]
+    fn system_trees_are_walked_only_where_a_rule_can_match() {
+        let p = PathPlan {
+            reads: vec!["/usr".into(), "/etc".into(), "/opt".into(), "/srv".into()],
+            writes: vec!["/ws".into(), "/opt/app".into()],
+            deny_globs: vec!["/etc/ssh/ssh_host_*_key".into(), "/ws/**/*.pem".into()],
+            denies: vec!["/etc/shadow".into()],
+            ..PathPlan::default()
+        };
+        let rules = Rules::new(&p).unwrap();
+        let want: Vec<PathBuf> = ["/etc/shadow", "/etc/ssh", "/opt", "/srv", "/ws"].iter().map(PathBuf::from).collect();
+        assert_eq!(roots(&p, &rules), want);
+        // A rule whose prefix covers a system tree walks it whole.
+        let p = PathPlan { reads: vec!["/usr".into()], deny_globs: vec!["/**/*.key".into()], ..PathPlan::default() };
+        let rules = Rules::new(&p).unwrap();
+        assert_eq!(roots(&p, &rules), vec![PathBuf::from("/usr")]);
+    }
+}

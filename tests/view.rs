@@ -1,0 +1,379 @@
+//! The mount view's masks: complete (no cap), race-free (renames during start-up), every
+//! socket under a granted path hidden however it was bound, `protect` read-only, and a walk
+//! that cannot finish failing closed. Each as root and as uid 65534, each with a control.
+
+#[macro_use]
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+const PEM: &str = "${WORKSPACE}/**/*.pem";
+
+/// `ws/certs/server.pem` holding a fresh secret, owned by the user.
+fn cert(f: &Fixture) -> String {
+    let secret = format!("SECRET-pem-{}", unique());
+    let certs = f.ws.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    chown(&certs, f.user.uid());
+    write(&certs.join("server.pem"), &secret, 0o644);
+    chown(&certs.join("server.pem"), f.user.uid());
+    secret
+}
+
+both_users!(no_cap_on_deny_matches, renames_during_startup_never_expose_a_match, sockets_are_hidden_however_bound);
+mod protect {
+    use super::*;
+    both_users!(protect_keeps_git_config_and_hooks_read_only);
+}
+mod walk {
+    use super::*;
+    both_users!(a_walk_that_cannot_finish_fails_closed, the_cache_never_skips_a_changed_directory);
+}
+
+fn no_cap_on_deny_matches(user: User) {
+    let f = Fixture::new(user);
+    let secret = cert(&f);
+    // More entries than the old cap (200,000): hard links are cheap to make.
+    let links = f.ws.join("links");
+    std::fs::create_dir(&links).unwrap();
+    let start = Instant::now();
+    for i in 0..200_001 {
+        // A file has at most 65,000 names on ext4: a new one every 60,000 links.
+        let target = links.join(format!("t{}", i / 60_000));
+        if i % 60_000 == 0 {
+            write(&target, "x", 0o644);
+        }
+        std::fs::hard_link(&target, links.join(format!("l{i}"))).unwrap();
+    }
+    eprintln!("{user:?}: 200,001 hard links made in {:?}", start.elapsed());
+    // Control: the probe reads the secret on the host.
+    let o = f.host(&["cat", "certs/server.pem"]);
+    assert_eq!(o.out(), secret, "{o}");
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    let start = Instant::now();
+    let o = f.run(&pol, &["sh", "-c", "cat links/l200000; cat certs/server.pem"], None);
+    eprintln!("{user:?}: run over 200,003 entries took {:?}", start.elapsed());
+    o.assert_absent(&secret, "a deny match past 200,000 entries");
+    assert_eq!(o.code(), 1, "the run starts and cat is refused\n{o}");
+    assert!(o.out().starts_with('x'), "the rest of the workspace is there\n{o}");
+}
+
+/// Starts `paddock run` of `script` `n` times, `par` at a time, while `mover` renames on
+/// the host; returns how many runs printed `secret` and how many started at all.
+fn race(f: &Fixture, pol: &Pol, script: &str, secret: &str, mover: impl Fn() + Send + 'static) -> (usize, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let moves = Arc::new(AtomicUsize::new(0));
+    let renamer = {
+        let (stop, moves) = (Arc::clone(&stop), Arc::clone(&moves));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                mover();
+                moves.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let policy = f.policy(pol);
+    let (n, par) = (200, 4);
+    let mut leaks = 0;
+    let mut started = 0;
+    let mut running: Vec<Child> = Vec::new();
+    let mut launched = 0;
+    let reap = |c: Child, leaks: &mut usize, started: &mut usize| {
+        let o = c.wait_with_output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        if out.contains(secret) {
+            *leaks += 1;
+            eprintln!("LEAK: {out}");
+        }
+        if o.status.code() != Some(71) {
+            *started += 1;
+        }
+    };
+    while launched < n || !running.is_empty() {
+        while launched < n && running.len() < par {
+            let mut argv = f.user.prefix();
+            argv.extend([
+                f.bin.clone().into_os_string(),
+                "run".into(),
+                "--policy".into(),
+                policy.clone().into_os_string(),
+                "--workspace".into(),
+                f.ws.clone().into_os_string(),
+                "--".into(),
+                "sh".into(),
+                "-c".into(),
+                script.into(),
+            ]);
+            let c = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env_clear()
+                .env("PATH", PATH)
+                .env("HOME", &f.home)
+                .env("PADDOCK_STATE_DIR", f.root.join("state"))
+                .current_dir(&f.ws)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            running.push(c);
+            launched += 1;
+        }
+        let c = running.remove(0);
+        reap(c, &mut leaks, &mut started);
+    }
+    stop.store(true, Ordering::Relaxed);
+    renamer.join().unwrap();
+    eprintln!("{:?}: {n} runs, {started} started, {leaks} leaks, {} renames", f.user, moves.load(Ordering::Relaxed));
+    (leaks, started)
+}
+
+fn renames_during_startup_never_expose_a_match(user: User) {
+    let f = Fixture::new(user);
+    let secret = cert(&f);
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    let script = "cat certs/server.pem x/server.pem certs/other.pem 2>/dev/null; true";
+    // Control: without the deny rule the same probe prints the secret.
+    let o = f.run(&Pol::default(), &["sh", "-c", script], None);
+    assert!(o.out().contains(&secret), "control: the probe reads the secret\n{o}");
+
+    // The directory renamed between two names, both under the glob.
+    let (a, b) = (f.ws.join("certs"), f.ws.join("x"));
+    let (leaks, started) = race(&f, &pol, script, &secret, move || {
+        let _ = std::fs::rename(&a, &b);
+        let _ = std::fs::rename(&b, &a);
+    });
+    assert_eq!(leaks, 0, "a deny match was exposed while its directory was renamed");
+    assert!(started >= 100, "most runs start ({started} of 200 did)");
+    std::fs::rename(f.ws.join("x"), f.ws.join("certs")).ok();
+
+    // The file itself renamed between two names that both match.
+    let (a, b) = (f.ws.join("certs/server.pem"), f.ws.join("certs/other.pem"));
+    let (leaks, started) = race(&f, &pol, script, &secret, move || {
+        let _ = std::fs::rename(&a, &b);
+        let _ = std::fs::rename(&b, &a);
+    });
+    assert_eq!(leaks, 0, "a deny match was exposed while it was renamed");
+    assert!(started >= 100, "most runs start ({started} of 200 did)");
+}
+
+/// A python3 unix-socket listener on the host, started as the fixture's user; `bind` is
+/// python code binding `s` (a socket), run in `cwd`. Returns once it listens.
+struct Listener {
+    child: Child,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listen(f: &Fixture, prefix: &[&str], cwd: &Path, bind: &str) -> Listener {
+    let src = format!(
+        "import socket, os, sys\ns = socket.socket(socket.AF_UNIX)\n{bind}\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n"
+    );
+    let mut argv: Vec<std::ffi::OsString> = f.user.prefix();
+    argv.extend(prefix.iter().map(Into::into));
+    argv.extend(["python3".into(), "-c".into(), src.into()]);
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the listener started");
+    Listener { child }
+}
+
+const CONNECT: &str = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n    print('connected', s.recv(5).decode())\nexcept OSError as e:\n    print('refused', e)\n";
+
+fn sockets_are_hidden_however_bound(user: User) {
+    let f = Fixture::new(user);
+    let sub = f.ws.join("sub");
+    let real = f.ws.join("real");
+    for d in [&sub, &real] {
+        std::fs::create_dir(d).unwrap();
+        chown(d, user.uid());
+    }
+    std::os::unix::fs::symlink(&real, f.outside.join("link")).unwrap();
+    let mut cases: Vec<(&str, Listener, String)> = vec![
+        // (a) bound with a relative path from inside the workspace.
+        ("relative", listen(&f, &[], &sub, "s.bind('rel.sock')"), "sub/rel.sock".into()),
+        // (b) bound elsewhere, then renamed into the workspace.
+        (
+            "renamed",
+            listen(
+                &f,
+                &[],
+                &f.outside,
+                &format!("s.bind('moved.sock')\nos.rename('moved.sock', {:?})", f.ws.join("moved.sock")),
+            ),
+            "moved.sock".into(),
+        ),
+        // (c) bound through a symlinked directory.
+        (
+            "symlinked",
+            listen(&f, &[], &f.outside, &format!("s.bind({:?})", f.outside.join("link/l.sock"))),
+            "real/l.sock".into(),
+        ),
+    ];
+    // (d) bound by a process in another network namespace.
+    let unshare = match user {
+        User::Root => vec!["unshare", "-n", "--"],
+        User::Nobody => vec!["unshare", "-rn", "--"],
+    };
+    let probe = f.host(&[unshare[0], unshare[1], "true"]);
+    if probe.code() == 0 {
+        let bind = format!("s.bind({:?})", f.ws.join("netns.sock"));
+        cases.push(("other netns", listen(&f, &unshare, &f.ws, &bind), "netns.sock".into()));
+    } else {
+        eprintln!(
+            "{user:?}: skipping the other-network-namespace case: `unshare {}` fails here: {}",
+            unshare[1],
+            probe.err()
+        );
+    }
+    for (what, _listener, rel) in &cases {
+        let abs = f.ws.join(rel);
+        // Control: the host reaches it.
+        let o = f.host(&py(CONNECT, &[abs.to_str().unwrap()]));
+        assert!(o.out().starts_with("connected hello"), "control ({what}): the host connects\n{o}");
+        let o = f.run(&Pol::default(), &py(CONNECT, &[rel]), None);
+        assert_eq!(o.code(), 0, "{o}");
+        assert!(o.out().starts_with("refused"), "a host socket ({what}) was reachable from the sandbox\n{o}");
+    }
+}
+
+fn git(f: &Fixture, args: &[&str]) -> Out {
+    let mut v = vec!["git", "-c", "user.name=t", "-c", "user.email=t@example.test", "-c", "init.defaultBranch=main"];
+    v.extend_from_slice(args);
+    f.host(&v)
+}
+
+fn protect_keeps_git_config_and_hooks_read_only(user: User) {
+    let f = Fixture::new(user);
+    let o = git(&f, &["init", "-q", "."]);
+    assert_eq!(o.code(), 0, "{o}");
+    write(&f.ws.join(".envrc"), "export A=1\n", 0o644);
+    chown(&f.ws.join(".envrc"), user.uid());
+    write(&f.ws.join("a.txt"), "a\n", 0o644);
+    chown(&f.ws.join("a.txt"), user.uid());
+    let protect = ["${WORKSPACE}/.git/config", "${WORKSPACE}/.git/hooks", "${WORKSPACE}/.envrc"];
+    let pol = Pol { protect: &protect, ..Pol::default() };
+    let id = "-c user.name=t -c user.email=t@example.test";
+    let tamper = "git config core.fsmonitor /bin/evil; echo config=$?; \
+                  (echo evil > .git/hooks/pre-commit) 2>/dev/null; echo hook=$?; \
+                  (echo evil >> .envrc) 2>/dev/null; echo envrc=$?";
+    // Control: without protect, each write succeeds.
+    let o = f.run(&Pol::default(), &["sh", "-c", tamper], None);
+    assert_eq!(o.out(), "config=0\nhook=0\nenvrc=0\n", "control: the writes work unprotected\n{o}");
+    let o = git(&f, &["config", "--unset", "core.fsmonitor"]);
+    assert_eq!(o.code(), 0, "{o}");
+    std::fs::remove_file(f.ws.join(".git/hooks/pre-commit")).unwrap();
+    write(&f.ws.join(".envrc"), "export A=1\n", 0o644);
+
+    let o = f.run(&pol, &["sh", "-c", tamper], None);
+    assert!(o.out().contains("config=") && !o.out().contains("config=0"), "git config wrote .git/config\n{o}");
+    assert!(o.out().contains("hook=") && !o.out().contains("hook=0"), "a hook was written\n{o}");
+    assert!(o.out().contains("envrc=") && !o.out().contains("envrc=0"), ".envrc was written\n{o}");
+    assert!(!read(&f.ws.join(".git/config")).contains("fsmonitor"), "git config changed on the host");
+    assert!(!f.ws.join(".git/hooks/pre-commit").exists(), "the hook reached the host");
+    assert_eq!(read(&f.ws.join(".envrc")), "export A=1\n");
+
+    // The rest of git works.
+    let work = format!(
+        "set -e; git add a.txt; git {id} commit -q -m one; git checkout -q -b topic; echo b > b.txt; git add b.txt; git {id} commit -q -m two; git log --oneline | wc -l"
+    );
+    let o = f.run(&pol, &["sh", "-c", &work], None);
+    assert_eq!((o.code(), o.out().trim()), (0, "2"), "git add, commit and checkout -b work under protect\n{o}");
+    let o = git(&f, &["branch", "--show-current"]);
+    assert_eq!(o.out().trim(), "topic", "{o}");
+}
+
+fn a_walk_that_cannot_finish_fails_closed(user: User) {
+    let f = Fixture::new(user);
+    let secret = cert(&f);
+    // Owned by a uid the sandbox does not map: its capabilities do not apply there.
+    let other = 12345;
+    let locked = f.ws.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::create_dir(locked.join("in")).unwrap();
+    write(&locked.join("in/key.pem"), &secret, 0o644);
+    chown(&locked, other);
+    // Searchable but not listable: the child could open a name it guesses, the walk cannot
+    // see what is there.
+    chmod(&locked, 0o711);
+    let o = f.host(&["cat", "locked/in/key.pem"]);
+    assert_eq!(o.out(), secret, "control: a known name is reachable\n{o}");
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    let o = f.run(&pol, &["cat", "locked/in/key.pem"], None);
+    o.assert_absent(&secret, "a match in a directory the walk could not list");
+    assert_eq!(o.code(), 71, "strict: fails closed\n{o}");
+    assert!(o.err().contains(&locked.display().to_string()), "the error names the directory\n{o}");
+
+    // Best-effort: runs, and the report says what is missing.
+    let be = Pol { deny: &[PEM], tail: "[sandbox]\nenforcement = \"best-effort\"\n", ..Pol::default() };
+    let mut argv = f.paddock_argv(&be);
+    argv.insert(2, "-v".into());
+    argv.push("true".into());
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.err().contains("masks incomplete") && o.err().contains(&locked.display().to_string()), "{o}");
+
+    // Neither listable nor searchable: the child cannot reach in either, so the run goes on.
+    chmod(&locked, 0o700);
+    let o = f.run(&pol, &["cat", "locked/in/key.pem"], None);
+    o.assert_absent(&secret, "an unsearchable directory");
+    assert_eq!(o.code(), 1, "runs; cat is refused by the permissions\n{o}");
+}
+
+fn the_cache_never_skips_a_changed_directory(user: User) {
+    let f = Fixture::new(user);
+    let deep = f.ws.join("a/b");
+    std::fs::create_dir_all(&deep).unwrap();
+    for d in [f.ws.join("a"), deep.clone()] {
+        chown(&d, user.uid());
+    }
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    // A listing is cached only once the directory's ctime is a few seconds older than the
+    // read (the "racily clean" margin): wait for that, by the clock.
+    let ctime = |p: &Path| std::os::unix::fs::MetadataExt::ctime(&std::fs::metadata(p).unwrap());
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    while now() <= ctime(&deep) + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = f.run(&pol, &["true"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(f.root.join("state/view-cache").exists(), "the walk left a cache in $STATE");
+    let mut argv = f.paddock_argv(&pol);
+    argv.insert(2, "-v".into());
+    argv.push("true".into());
+    let o = f.launch(&argv, &[], None);
+    assert!(!o.err().contains(" 0 directories from the cache"), "the second start uses the cache\n{o}");
+
+    // A match appears in the cached directory, and its mtime is set back (what the agent
+    // can do); its ctime moves all the same.
+    let mtime = std::fs::metadata(&deep).unwrap().modified().unwrap();
+    let secret = format!("SECRET-cached-{}", unique());
+    write(&deep.join("new.pem"), &secret, 0o644);
+    std::fs::File::open(&deep).unwrap().set_modified(mtime).unwrap();
+    let o = f.host(&["cat", "a/b/new.pem"]);
+    assert_eq!(o.out(), secret, "control: the host reads it\n{o}");
+    let o = f.run(&pol, &["cat", "a/b/new.pem"], None);
+    o.assert_absent(&secret, "a match in a directory changed since it was cached");
+    assert_eq!(o.code(), 1, "{o}");
+}
