@@ -1,0 +1,113 @@
+//! Red-team variants of fixed holes: each test is an attack that worked before its fix,
+//! with a control showing the probe itself works.
+
+#[macro_use]
+mod common;
+use common::*;
+
+use std::ffi::OsString;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Command;
+
+both_users!(
+    revocation_list_fifo_denies_instead_of_hanging,
+    revocation_list_device_denies_instead_of_reading_forever,
+    verbose_report_escapes_agent_file_names,
+    caller_proxy_variables_never_reach_the_child,
+);
+
+/// `paddock check -- /bin/true` (and `run`) as the fixture's user.
+fn check_true(f: &Fixture) -> Out {
+    let pol = f.policy(&Pol::default());
+    let argv: Vec<OsString> = [
+        f.bin.as_os_str(),
+        "check".as_ref(),
+        "--policy".as_ref(),
+        pol.as_os_str(),
+        "--".as_ref(),
+        "/bin/true".as_ref(),
+    ]
+    .map(OsString::from)
+    .to_vec();
+    f.launch(&argv, &[], None)
+}
+
+fn state_list(f: &Fixture) -> std::path::PathBuf {
+    f.root.join("state").join("revocations.toml")
+}
+
+/// A FIFO in the revocation list's place: every decision read it with a blocking
+/// `read_to_string`, waiting for a writer forever. Now it is an unusable list: 78.
+fn revocation_list_fifo_denies_instead_of_hanging(u: User) {
+    let f = Fixture::new(u);
+    let control = check_true(&f);
+    assert_eq!(control.code(), 0, "control: no list, the call is allowed\n{control}");
+    let list = state_list(&f);
+    let made = Command::new("mkfifo").arg(&list).status().expect("mkfifo");
+    assert!(made.success());
+    chown(&list, u.uid());
+    let o = check_true(&f); // `launch` fails the test if it hangs
+    assert_eq!(o.code(), 78, "a FIFO as the revocation list must deny, not hang\n{o}");
+    assert!(o.err().contains("not a regular file"), "{o}");
+    let o = f.run(&Pol::default(), &["/bin/true"], None);
+    assert_eq!(o.code(), 78, "run too\n{o}");
+}
+
+/// A symlink to /dev/zero as the list: an endless read (memory until OOM). Now refused.
+fn revocation_list_device_denies_instead_of_reading_forever(u: User) {
+    let f = Fixture::new(u);
+    let control = check_true(&f);
+    assert_eq!(control.code(), 0, "{control}");
+    symlink("/dev/zero", state_list(&f)).unwrap();
+    let o = check_true(&f);
+    assert_eq!(o.code(), 78, "a device as the revocation list must deny\n{o}");
+}
+
+/// A deny glob matching a symlink the agent created puts its name in the mounts
+/// layer's detail, which `-v` printed raw: an OSC title and a screen clear reached the
+/// terminal.
+fn verbose_report_escapes_agent_file_names(u: User) {
+    let f = Fixture::new(u);
+    let evil = "evil\x1b]0;PWNED\x07\x1b[2J\u{9b}1A.pem";
+    let pol = Pol { deny: &["${WORKSPACE}/**/*.pem"], ..Default::default() };
+    let mut argv: Vec<OsString> = vec![f.bin.clone().into(), "-v".into()];
+    argv.extend(f.paddock_argv(&pol).into_iter().skip(1));
+    argv.extend(["sh", "-c", "ln -s /etc/hostname \"$1\"", "sh", evil].map(OsString::from));
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "control: the agent creates the link\n{o}");
+    assert!(Path::new(&f.ws).join(evil).symlink_metadata().is_ok());
+    argv.truncate(argv.len() - 5);
+    argv.push("/bin/true".into());
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.err().contains(r"evil\x1b]0;PWNED\x07\x1b[2J\u{9b}1A.pem"), "the name is shown, escaped\n{o}");
+    assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes on stderr\n{o}");
+    assert!(!o.err().contains('\u{9b}'), "a raw C1 CSI on stderr\n{o}");
+}
+
+/// A proxy variable of the caller (a tool's own: `CARGO_HTTP_PROXY`,
+/// `npm_config_https-proxy`) names the upstream with its password; `pass` globs of the
+/// presets passed it when the policy allows no network, or when spelled with `-proxy`.
+fn caller_proxy_variables_never_reach_the_child(u: User) {
+    let f = Fixture::new(u);
+    let cred = format!("corp:pw{}", unique());
+    let url = format!("http://{cred}@127.0.0.1:9");
+    let vars = [("CARGO_HTTP_PROXY", url.as_str()), ("npm_config_https-proxy", url.as_str()), ("HTTPS_PROXY", &url)];
+    let pol = f.root.join("env-policy.toml");
+    write(
+        &pol,
+        "version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\", \"/lib\", \"/lib64\", \"/etc\"]\n\
+         [env]\npass = [\"PATH\", \"CARGO_*\", \"npm_config_*\", \"HTTPS_PROXY\"]\n",
+        0o644,
+    );
+    // Control: another variable of the same globs passes.
+    let mut argv: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--policy".into(), pol.into()];
+    argv.extend(["--", "/usr/bin/env"].map(OsString::from));
+    let mut env = vars.to_vec();
+    env.push(("CARGO_TARGET_DIR", "/x"));
+    let o = f.launch(&argv, &env, None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("CARGO_TARGET_DIR=/x"), "control: the glob passes\n{o}");
+    o.assert_absent(&cred, "the upstream proxy's credentials");
+}
