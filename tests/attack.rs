@@ -15,6 +15,8 @@ both_users!(
     revocation_list_device_denies_instead_of_reading_forever,
     verbose_report_escapes_agent_file_names,
     caller_proxy_variables_never_reach_the_child,
+    policy_fifo_is_refused_instead_of_hanging,
+    workspace_file_shadowing_a_preset_is_announced,
 );
 
 /// `paddock check -- /bin/true` (and `run`) as the fixture's user.
@@ -110,4 +112,68 @@ fn caller_proxy_variables_never_reach_the_child(u: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.out().contains("CARGO_TARGET_DIR=/x"), "control: the glob passes\n{o}");
     o.assert_absent(&cred, "the upstream proxy's credentials");
+}
+
+/// A FIFO as `--policy`, or as an `extends` entry (a workspace file the agent can replace):
+/// opening it waited for a writer forever. Now 78 naming it.
+fn policy_fifo_is_refused_instead_of_hanging(u: User) {
+    let f = Fixture::new(u);
+    let fifo = f.ws.join("base.toml");
+    let top = f.ws.join("top.toml");
+    write(&top, "version = 1\nextends = [\"base.toml\"]\n", 0o644);
+    write(&fifo, "version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\"]\n", 0o644);
+    let check = |pol: &Path| -> Out {
+        let argv: Vec<OsString> = [
+            f.bin.as_os_str(),
+            "check".as_ref(),
+            "--policy".as_ref(),
+            pol.as_os_str(),
+            "--".as_ref(),
+            "/bin/true".as_ref(),
+        ]
+        .map(OsString::from)
+        .to_vec();
+        f.launch(&argv, &[], None)
+    };
+    let control = check(&top);
+    assert_eq!(control.code(), 0, "control: a regular base file loads\n{control}");
+    std::fs::remove_file(&fifo).unwrap();
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    chown(&fifo, u.uid());
+    for pol in [&top, &fifo] {
+        let o = check(pol); // `launch` fails the test if it hangs
+        assert_eq!(o.code(), 78, "{}\n{o}", pol.display());
+        assert!(o.err().contains("not a regular file"), "{o}");
+    }
+}
+
+/// A file named like a preset in the current directory (the workspace, which the agent
+/// writes) replaces the preset: documented, but it was silent. Now a warning says which.
+fn workspace_file_shadowing_a_preset_is_announced(u: User) {
+    let f = Fixture::new(u);
+    let argv: Vec<OsString> = [
+        f.bin.as_os_str(),
+        "check".as_ref(),
+        "--policy".as_ref(),
+        "coding-agent".as_ref(),
+        "--read".as_ref(),
+        "/etc/shadow".as_ref(),
+    ]
+    .map(OsString::from)
+    .to_vec();
+    let control = f.launch(&argv, &[], None);
+    assert_eq!(control.code(), 77, "control: the preset denies /etc/shadow\n{control}");
+    assert!(!control.err().contains("warning"), "{control}");
+    write(&f.ws.join("coding-agent"), "version = 1\n[filesystem]\nread = [\"/\"]\n", 0o644);
+    let o = f.launch(&argv, &[], None);
+    assert!(
+        o.err().contains("using the file ./coding-agent in the current directory, not the embedded preset"),
+        "a file shadowing a preset must be announced\n{o}"
+    );
+    let top = f.ws.join("top.toml");
+    write(&top, "version = 1\nextends = [\"coding-agent\"]\n", 0o644);
+    let mut argv = argv.clone();
+    argv[3] = top.into();
+    let o = f.launch(&argv, &[], None);
+    assert!(o.err().contains("not the embedded preset of that name"), "the same for `extends`\n{o}");
 }

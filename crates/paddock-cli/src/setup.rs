@@ -93,6 +93,15 @@ pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
 pub fn preset_name(arg: &Path) -> Option<&str> {
     let s = arg.to_str()?;
     let bare = !s.is_empty() && !s.contains('/') && !s.ends_with(".toml");
+    if bare && std::fs::symlink_metadata(arg).is_ok() && paddock_policy::preset_names().any(|n| n == s) {
+        // The current directory is often the workspace, which the agent writes: a file
+        // there named like a preset must not silently replace it.
+        eprintln!(
+            "paddock: warning: --policy {}: using the file ./{} in the current directory, not the embedded preset of that name",
+            paddock_audit::Escaped(s),
+            paddock_audit::Escaped(s)
+        );
+    }
     (bare && std::fs::symlink_metadata(arg).is_err()).then_some(s)
 }
 
@@ -110,9 +119,11 @@ fn unknown_preset(name: &str) -> i32 {
 /// Says so, and returns 78, when the policy file named on the command line cannot be read
 /// (a missing file is not a located error inside it).
 pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
-    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+    // Inspected before it is opened: opening a FIFO waits for a writer.
+    match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(policy_unreadable(path, "it is a directory")),
-        Ok(_) => Ok(()),
+        Ok(m) if !m.is_file() => Err(policy_unreadable(path, "not a regular file (a FIFO, socket or device)")),
+        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| policy_unreadable(path, &io_message(&e))),
         Err(e) => Err(policy_unreadable(path, &io_message(&e))),
     }
 }
