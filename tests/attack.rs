@@ -17,6 +17,7 @@ both_users!(
     caller_proxy_variables_never_reach_the_child,
     policy_fifo_is_refused_instead_of_hanging,
     workspace_file_shadowing_a_preset_is_announced,
+    policy_errors_escape_the_file_they_quote,
 );
 
 /// `paddock check -- /bin/true` (and `run`) as the fixture's user.
@@ -176,4 +177,28 @@ fn workspace_file_shadowing_a_preset_is_announced(u: User) {
     argv[3] = top.into();
     let o = f.launch(&argv, &[], None);
     assert!(o.err().contains("not the embedded preset of that name"), "the same for `extends`\n{o}");
+}
+
+/// A policy file in the workspace (a project's own, which the agent can edit) quoted raw
+/// in `policy lint` and `run --policy` errors: a TOML `\u001b` escape became a raw ESC.
+fn policy_errors_escape_the_file_they_quote(u: User) {
+    let f = Fixture::new(u);
+    let pol = f.ws.join("project.toml");
+    write(&pol, "version = 1\n[sandbox]\n\"\\u001b[2Jkey\\u0007\\u009b\" = 1\n", 0o644);
+    for cmd in [&["policy", "lint"][..], &["run", "--policy"][..]] {
+        let mut argv: Vec<OsString> = vec![f.bin.clone().into()];
+        argv.extend(cmd.iter().map(OsString::from));
+        argv.push(pol.clone().into());
+        if cmd[0] == "run" {
+            argv.extend(["--", "/bin/true"].map(OsString::from));
+        }
+        let o = f.launch(&argv, &[], None);
+        assert_eq!(o.code(), 78, "{cmd:?}\n{o}");
+        assert!(
+            o.err().contains(r"unknown key `\x1b[2Jkey\x07\u{9b}`"),
+            "control: the key is named, escaped ({cmd:?})\n{o}"
+        );
+        assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes ({cmd:?})\n{o}");
+        assert!(!o.err().contains('\u{9b}'), "a raw C1 CSI ({cmd:?})\n{o}");
+    }
 }

@@ -30,6 +30,14 @@ pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     code
 }
 
+/// Prints `text` on stderr, each line escaped: a policy error quotes the policy file,
+/// which can be one the agent wrote (a project's own policy in the workspace).
+pub fn eprint_lines(text: impl std::fmt::Display) {
+    for line in text.to_string().lines() {
+        eprintln!("{}", paddock_audit::Escaped(line));
+    }
+}
+
 /// The current directory, or a failure code.
 pub fn current_dir() -> Result<PathBuf, i32> {
     std::env::current_dir().map_err(|e| fail(exit::USAGE, format_args!("cannot read the current directory: {e}")))
@@ -75,7 +83,7 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
         None => Policy::embedded_default(&vars),
     };
     loaded.map_err(|e| {
-        eprintln!("{e}");
+        eprint_lines(e);
         exit::CONFIG
     })
 }
