@@ -18,6 +18,7 @@ both_users!(
     policy_fifo_is_refused_instead_of_hanging,
     workspace_file_shadowing_a_preset_is_announced,
     policy_errors_escape_the_file_they_quote,
+    debug_log_lines_escape_what_the_mcp_client_sent,
 );
 
 /// `paddock check -- /bin/true` (and `run`) as the fixture's user.
@@ -201,4 +202,21 @@ fn policy_errors_escape_the_file_they_quote(u: User) {
         assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes ({cmd:?})\n{o}");
         assert!(!o.err().contains('\u{9b}'), "a raw C1 CSI ({cmd:?})\n{o}");
     }
+}
+
+/// `paddock -vv mcp`: a dependency's debug line quotes the client's protocol version with
+/// `%` (Display); tracing-subscriber wrote it raw, so the MCP client (the agent) put
+/// ESC, BEL and a C1 CSI on the person's terminal.
+fn debug_log_lines_escape_what_the_mcp_client_sent(u: User) {
+    let f = Fixture::new(u);
+    let init = concat!(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"#,
+        r#""x\u001b]0;PWN\u0007\u009b2J","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        "\n"
+    );
+    let argv: Vec<OsString> = [f.bin.as_os_str(), "-vv".as_ref(), "mcp".as_ref()].map(OsString::from).to_vec();
+    let o = f.launch(&argv, &[], Some(init.as_bytes()));
+    assert!(o.err().contains(r"x\x1b]0;PWN\x07\u{9b}2J"), "control: the debug line quotes the version, escaped\n{o}");
+    assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes on stderr\n{o}");
+    assert!(!o.err().contains('\u{9b}'), "a raw C1 CSI on stderr\n{o}");
 }

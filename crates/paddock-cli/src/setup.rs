@@ -18,10 +18,35 @@ pub fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapingStderr)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// stderr for log lines, with control, bidi and invisible characters escaped: a library's
+/// debug line can quote what the agent sent (an MCP client's protocol version, a host).
+/// tracing formats a whole event before it writes it, so each write is whole lines.
+struct EscapingStderr;
+
+impl std::io::Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c == '\n' || c == '\t' || c == '\\' || !paddock_audit::escape::needs_escape(c) {
+                out.push(c);
+            } else {
+                out.push_str(&paddock_audit::escape(c.encode_utf8(&mut [0; 4])));
+            }
+        }
+        std::io::stderr().lock().write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Prints `paddock: MESSAGE` on stderr and returns `code`.
