@@ -19,6 +19,8 @@ both_users!(
     workspace_file_shadowing_a_preset_is_announced,
     policy_errors_escape_the_file_they_quote,
     debug_log_lines_escape_what_the_mcp_client_sent,
+    audit_commands_refuse_a_fifo_log_instead_of_hanging,
+    hard_linked_audit_log_is_refused,
 );
 
 /// `paddock check -- /bin/true` (and `run`) as the fixture's user.
@@ -219,4 +221,46 @@ fn debug_log_lines_escape_what_the_mcp_client_sent(u: User) {
     assert!(o.err().contains(r"x\x1b]0;PWN\x07\u{9b}2J"), "control: the debug line quotes the version, escaped\n{o}");
     assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&0x07), "raw control bytes on stderr\n{o}");
     assert!(!o.err().contains('\u{9b}'), "a raw C1 CSI on stderr\n{o}");
+}
+
+/// A FIFO as the audit log: `run` refused it already; `audit verify` and `audit review`
+/// opened it for reading and waited for a writer forever.
+fn audit_commands_refuse_a_fifo_log_instead_of_hanging(u: User) {
+    let f = Fixture::new(u);
+    let log = f.root.join("state").join("audit.jsonl");
+    let audit = |what: &str| -> Out {
+        let argv: Vec<OsString> = [f.bin.as_os_str(), "audit".as_ref(), what.as_ref()].map(OsString::from).to_vec();
+        f.launch(&argv, &[], None)
+    };
+    let o = f.run(&Pol::default(), &["/bin/true"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let control = audit("verify");
+    assert_eq!(control.code(), 0, "control: a real log verifies\n{control}");
+    std::fs::remove_file(&log).unwrap();
+    assert!(Command::new("mkfifo").arg(&log).status().unwrap().success());
+    chown(&log, u.uid());
+    for what in ["verify", "review"] {
+        let o = audit(what); // `launch` fails the test if it hangs
+        assert_ne!(o.code(), 0, "audit {what}\n{o}");
+        assert!(o.err().contains("not a regular file"), "audit {what}\n{o}");
+    }
+}
+
+/// A hard link to the audit log inside the workspace, made before the run: the log's own
+/// path is masked, the link is not, and a call emptied the whole log through it (a chain
+/// cannot show records cut from the end). Now a log with other names is refused.
+fn hard_linked_audit_log_is_refused(u: User) {
+    let f = Fixture::new(u);
+    let o = f.run(&Pol::default(), &["/bin/true"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let log = f.root.join("state").join("audit.jsonl");
+    let link = f.ws.join("notes.txt");
+    std::fs::hard_link(&log, &link).unwrap();
+    // Control: the link is the log (the host sees its records through it).
+    assert!(read(&link).contains("call.start"), "control: the link reaches the log");
+    let o = f.run(&Pol::default(), &["/bin/sh", "-c", ": > notes.txt; echo cut"], None);
+    assert_ne!(o.code(), 0, "a run with a hard-linked log must be refused\n{o}");
+    assert!(!o.out().contains("cut"), "the call ran\n{o}");
+    assert!(o.err().contains("hard links"), "{o}");
+    assert!(read(&log).contains("call.start"), "the log was cut through its other name");
 }
