@@ -21,6 +21,7 @@ both_users!(
     debug_log_lines_escape_what_the_mcp_client_sent,
     audit_commands_refuse_a_fifo_log_instead_of_hanging,
     hard_linked_audit_log_is_refused,
+    hard_linked_revocation_list_denies,
 );
 
 /// `paddock check -- /bin/true` (and `run`) as the fixture's user.
@@ -263,4 +264,22 @@ fn hard_linked_audit_log_is_refused(u: User) {
     assert!(!o.out().contains("cut"), "the call ran\n{o}");
     assert!(o.err().contains("hard links"), "{o}");
     assert!(read(&log).contains("call.start"), "the log was cut through its other name");
+}
+
+/// A hard link to the revocation list inside the workspace: writing `[[revoked]]`-free
+/// TOML through it emptied the list in place, and the next call ran revoked programs.
+/// Now a list with other names cannot be used: every call is denied until it is fixed.
+fn hard_linked_revocation_list_denies(u: User) {
+    let f = Fixture::new(u);
+    let revoke: Vec<OsString> =
+        [f.bin.as_os_str(), "revoke".as_ref(), "command:/bin/false".as_ref()].map(OsString::from).to_vec();
+    let o = f.launch(&revoke, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let control = f.run(&Pol::default(), &["/bin/false"], None);
+    assert_eq!(control.code(), 77, "control: the revocation holds\n{control}");
+    std::fs::hard_link(state_list(&f), f.ws.join("list.txt")).unwrap();
+    let o = f.run(&Pol::default(), &["/bin/sh", "-c", "echo '# empty' > list.txt; echo emptied"], None);
+    assert_eq!(o.code(), 78, "a hard-linked list must deny every call\n{o}");
+    assert!(!o.out().contains("emptied"), "the call ran\n{o}");
+    assert!(o.err().contains("hard links"), "{o}");
 }

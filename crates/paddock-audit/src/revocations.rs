@@ -393,6 +393,11 @@ fn read_list(path: &Path) -> Result<(Vec<Revocation>, Option<Stamp>), AuditError
     if !meta.is_file() {
         return Err(refuse("not a regular file (a directory, FIFO, socket or device)"));
     }
+    // Only this name is hidden from the sandbox: through another (a hard link made before,
+    // in a granted tree) a call could empty the list in place.
+    if meta.nlink() > 1 {
+        return Err(refuse("it has other names (hard links), which a sandbox could write: remove them"));
+    }
     // A bound, so that a list that grows without end (or a huge one) is an error, not
     // an exhausted memory.
     let mut text = String::new();
