@@ -88,11 +88,15 @@ fn presets_load_by_name_from_any_directory(user: User) {
     let o = paddock(&f, &["policy", "show", "--policy", "./coding-agent"], &[]);
     assert_eq!(o.code(), 78, "{o}");
     assert!(o.err().contains("cannot read policy"), "{o}");
-    // A file of that name in the current directory wins over the preset.
-    put(&f, &f.ws.join("ci"), "version = 1\n[filesystem]\nread = [\"/opt/own-file-wins\"]\n");
+    // A preset's name means the preset even with a file of that name in the current
+    // directory (often the workspace, which the agent writes); `./ci` names the file.
+    put(&f, &f.ws.join("ci"), "version = 1\n[filesystem]\nread = [\"/opt/own-file\"]\n");
     let o = paddock(&f, &["policy", "show", "--policy", "ci"], &[]);
     assert_eq!(o.code(), 0, "{o}");
-    assert!(o.out().contains("/opt/own-file-wins") && !o.out().contains("<embedded ci>"), "{o}");
+    assert!(!o.out().contains("/opt/own-file"), "{o}");
+    let o = paddock(&f, &["policy", "show", "--policy", "./ci"], &[]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("/opt/own-file"), "{o}");
 }
 
 /// The `--policy` argument of an example's `args`.

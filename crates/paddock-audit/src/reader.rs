@@ -47,7 +47,18 @@ pub(crate) struct LineReader {
 impl LineReader {
     /// Opens `path` and fixes the snapshot length.
     pub(crate) fn open(path: &Path) -> Result<Self, AuditError> {
-        let file = File::open(path).map_err(|e| AuditError::io(path, "open", e))?;
+        // Non-blocking, then regular files only: opening a FIFO for reading waits for a
+        // writer (`audit verify` hung). O_NONBLOCK changes nothing for a regular file.
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| AuditError::io(path, "open", e))?;
+        if !file.metadata().map_err(|e| AuditError::io(path, "inspect", e))?.is_file() {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(AuditError::io(path, "open", e));
+        }
         file.lock_shared().map_err(|e| AuditError::io(path, "lock", e))?;
         let len = file.metadata().map(|m| m.len());
         let _ = file.unlock();

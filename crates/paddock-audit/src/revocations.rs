@@ -26,7 +26,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -376,13 +376,36 @@ fn stamp_of(path: &Path) -> Result<Option<Stamp>, AuditError> {
     }
 }
 
+/// The largest revocation list read (16 MiB; one entry is about 100 bytes).
+const MAX_LIST_BYTES: u64 = 16 << 20;
+
 fn read_list(path: &Path) -> Result<(Vec<Revocation>, Option<Stamp>), AuditError> {
     let stamp = stamp_of(path)?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    // Non-blocking: a FIFO in the list's place must be an error, not a read that waits
+    // for a writer forever (every decision would hang instead of being denied).
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(AuditError::io(path, "read", e)),
     };
+    let meta = file.metadata().map_err(|e| AuditError::io(path, "inspect", e))?;
+    let refuse = |why: &str| AuditError::io(path, "read", std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    if !meta.is_file() {
+        return Err(refuse("not a regular file (a directory, FIFO, socket or device)"));
+    }
+    // Only this name is hidden from the sandbox: through another (a hard link made before,
+    // in a granted tree) a call could empty the list in place.
+    if meta.nlink() > 1 {
+        return Err(refuse("it has other names (hard links), which a sandbox could write: remove them"));
+    }
+    // A bound, so that a list that grows without end (or a huge one) is an error, not
+    // an exhausted memory.
+    let mut text = String::new();
+    let read = file.take(MAX_LIST_BYTES + 1).read_to_string(&mut text);
+    read.map_err(|e| AuditError::io(path, "read", e))?;
+    if text.len() as u64 > MAX_LIST_BYTES {
+        return Err(refuse("larger than 16 MiB: not a revocation list paddock wrote"));
+    }
     let file: FileFormat = toml::from_str(&text).map_err(|e| AuditError::RevocationsParse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_owned(),

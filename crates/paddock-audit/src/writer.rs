@@ -38,7 +38,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -152,6 +152,19 @@ impl AuditLog {
         let meta = file.metadata().map_err(|e| AuditError::io(&path, "inspect", e))?;
         if !meta.is_file() {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(AuditError::io(&path, "open", e));
+        }
+        // paddock hides the log's path from every view, not its other names: a hard link
+        // (made before, in a tree a sandbox is granted) would let a call cut the log.
+        if meta.nlink() > 1 {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "it has {} names (hard links), and only this one is hidden from the sandbox; remove the others (`find / -xdev -samefile {}`)",
+                    meta.nlink(),
+                    path.display()
+                ),
+            );
             return Err(AuditError::io(&path, "open", e));
         }
         if created {

@@ -7,7 +7,7 @@ use paddock_policy::{Policy, Vars};
 use crate::args::PolicyArgs;
 use crate::exit;
 use crate::output;
-use crate::setup::{current_dir, load_policy, policy_file_readable, preset_name};
+use crate::setup::{current_dir, eprint_lines, load_policy, policy_file_readable, preset_name};
 
 /// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
 /// `resolve`: also look up the allowed names (see [`paddock::lint_network`]).
@@ -29,26 +29,27 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
         };
         match loaded {
             Ok(p) => {
+                // Warnings quote the file, which the agent may have written: escaped.
                 for r in p.commands.iter().flat_map(|c| c.unresolved()) {
-                    eprintln!(
+                    eprint_lines(format_args!(
                         "{}: warning: the program of `{}` is not found in the sandbox PATH ({}), so the pattern matches nothing",
                         r.origin,
                         r.raw,
                         p.sandbox_path()
-                    );
+                    ));
                 }
                 for (origin, message) in p.env.warnings() {
-                    eprintln!("{origin}: warning: {message}");
+                    eprint_lines(format_args!("{origin}: warning: {message}"));
                 }
                 for (origin, message) in paddock::lint_network(&p, resolve) {
-                    eprintln!("{origin}: warning: {message}");
+                    eprint_lines(format_args!("{origin}: warning: {message}"));
                 }
-                if let Err(c) = output::println(format_args!("{}: ok", f.display())) {
+                if let Err(c) = output::println(format_args!("{}: ok", paddock_audit::Escaped(&f.to_string_lossy()))) {
                     return c;
                 }
             }
             Err(e) => {
-                eprintln!("{e}");
+                eprint_lines(e);
                 code = exit::CONFIG;
             }
         }

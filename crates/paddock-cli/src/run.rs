@@ -97,7 +97,7 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
             );
         }
         Err(e @ SessionError::Sandbox(SandboxError::LayerUnavailable { .. })) => {
-            eprintln!("paddock: {e}");
+            eprintln!("paddock: {}", Escaped(&e.to_string()));
             eprintln!(
                 "  hint: the policy's enforcement is strict, so paddock refuses to run without it; `paddock run --explain` lists this machine's layers, and [sandbox] enforcement = \"best-effort\" runs anyway and records what was missing"
             );
@@ -222,15 +222,16 @@ fn state_str(s: LayerState) -> &'static str {
 
 fn print_report(r: &EnforcementReport) {
     eprintln!("paddock: enforcement report");
+    // A detail can name a file the agent created (a deny match that is a symlink): escaped.
     for l in &r.layers {
-        eprintln!("  {:<13} {:<11} {}", l.name, state_str(l.state), l.detail);
+        eprintln!("  {:<13} {:<11} {}", l.name, state_str(l.state), Escaped(&l.detail));
     }
 }
 
 fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     let mut text = format!("Confinement layers on this machine for this policy (kernel {}):\n", kernel_release());
     for l in &r.layers {
-        text += &format!("  {:<13} {:<11} {}\n", l.name, state_str(l.state), l.detail);
+        text += &format!("  {:<13} {:<11} {}\n", l.name, state_str(l.state), Escaped(&l.detail));
     }
     let l = &policy.limits;
     let needs: Vec<String> = [

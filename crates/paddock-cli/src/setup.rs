@@ -18,16 +18,49 @@ pub fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapingStderr)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// stderr for log lines, with control, bidi and invisible characters escaped: a library's
+/// debug line can quote what the agent sent (an MCP client's protocol version, a host).
+/// tracing formats a whole event before it writes it, so each write is whole lines.
+struct EscapingStderr;
+
+impl std::io::Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c == '\n' || c == '\t' || c == '\\' || !paddock_audit::escape::needs_escape(c) {
+                out.push(c);
+            } else {
+                out.push_str(&paddock_audit::escape(c.encode_utf8(&mut [0; 4])));
+            }
+        }
+        std::io::stderr().lock().write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Prints `paddock: MESSAGE` on stderr and returns `code`.
 pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     eprintln!("paddock: {message}");
     code
+}
+
+/// Prints `text` on stderr, each line escaped: a policy error quotes the policy file,
+/// which can be one the agent wrote (a project's own policy in the workspace).
+pub fn eprint_lines(text: impl std::fmt::Display) {
+    for line in text.to_string().lines() {
+        eprintln!("{}", paddock_audit::Escaped(line));
+    }
 }
 
 /// The current directory, or a failure code.
@@ -75,7 +108,7 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
         None => Policy::embedded_default(&vars),
     };
     loaded.map_err(|e| {
-        eprintln!("{e}");
+        eprint_lines(e);
         exit::CONFIG
     })
 }
@@ -93,7 +126,16 @@ pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
 pub fn preset_name(arg: &Path) -> Option<&str> {
     let s = arg.to_str()?;
     let bare = !s.is_empty() && !s.contains('/') && !s.ends_with(".toml");
-    (bare && std::fs::symlink_metadata(arg).is_err()).then_some(s)
+    if !bare {
+        return None;
+    }
+    // A preset's name always means the preset: the current directory is often the
+    // workspace, which the agent writes, and a file there must not stand in for it
+    // (`./NAME` names the file).
+    if paddock_policy::preset_names().any(|n| n == s) {
+        return Some(s);
+    }
+    std::fs::symlink_metadata(arg).is_err().then_some(s)
 }
 
 /// `--policy NAME` names neither a file nor an embedded preset: 78, listing the presets.
@@ -110,9 +152,11 @@ fn unknown_preset(name: &str) -> i32 {
 /// Says so, and returns 78, when the policy file named on the command line cannot be read
 /// (a missing file is not a located error inside it).
 pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
-    match std::fs::File::open(path).and_then(|f| f.metadata()) {
+    // Inspected before it is opened: opening a FIFO waits for a writer.
+    match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(policy_unreadable(path, "it is a directory")),
-        Ok(_) => Ok(()),
+        Ok(m) if !m.is_file() => Err(policy_unreadable(path, "not a regular file (a FIFO, socket or device)")),
+        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| policy_unreadable(path, &io_message(&e))),
         Err(e) => Err(policy_unreadable(path, &io_message(&e))),
     }
 }

@@ -83,6 +83,12 @@ const MAX_POLICY_BYTES: u64 = 1 << 20;
 
 fn read_capped(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    // A FIFO would block the open until a writer comes (a policy, or an `extends` entry
+    // in the workspace the agent writes, replaced by one hangs paddock): regular files
+    // only. (A swap between this check and the open is not covered.)
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file (a FIFO, socket, device or directory): not a policy"));
+    }
     let mut text = String::new();
     std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_POLICY_BYTES {
@@ -138,12 +144,12 @@ impl Loader {
                     Some("name a policy file, e.g. \"base.toml\"".into()),
                 ));
             }
-            // A file names a preset by its bare name (`extends = ["coding-agent"]`) when no
-            // file of that name is there; an embedded preset names presets only.
+            // A bare preset name (`extends = ["coding-agent"]`) always names the embedded
+            // preset: a file beside the policy (a workspace the agent writes) cannot stand in
+            // for it. `./coding-agent` names the file. An embedded preset names presets only.
             let raw_name = e.get_ref().as_str();
             let bare = !raw_name.contains('/') && !raw_name.ends_with(".toml");
-            let preset =
-                self.embedded || (bare && crate::preset_text(raw_name).is_some() && !base_dir.join(rel).exists());
+            let preset = self.embedded || (bare && crate::preset_text(raw_name).is_some());
             let (target, target_canon) = if preset {
                 let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
                 if crate::preset_text(name).is_none() {

@@ -653,13 +653,17 @@ fn embedded_presets_load_by_name_and_extend_the_embedded_default() {
     assert_eq!(p.files, [PathBuf::from("<embedded default>"), PathBuf::from("<embedded coding-agent>")]);
     assert!(Policy::preset("nope", &vars("/w")).is_none());
     assert_eq!(crate::preset_text("default"), Some(crate::DEFAULT_POLICY));
-    // A file extends a preset by its bare name, unless a file of that name is there.
+    // A file extends a preset by its bare name, even with a file of that name beside it
+    // (`./coding-agent` names the file).
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     std::fs::write(d.join("mine.toml"), "version = 1\nextends = [\"coding-agent\"]\n").unwrap();
     let p = Policy::load(&d.join("mine.toml"), &vars("/w")).unwrap();
     assert_eq!(p.files.len(), 3, "{:?}", p.files);
     std::fs::write(d.join("coding-agent"), "version = 1\n").unwrap();
+    let p = Policy::load(&d.join("mine.toml"), &vars("/w")).unwrap();
+    assert_eq!(p.files.len(), 3, "{:?}", p.files);
+    std::fs::write(d.join("mine.toml"), "version = 1\nextends = [\"./coding-agent\"]\n").unwrap();
     let p = Policy::load(&d.join("mine.toml"), &vars("/w")).unwrap();
     assert_eq!(p.files, [d.join("coding-agent"), d.join("mine.toml")]);
 }

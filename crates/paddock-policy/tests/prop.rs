@@ -433,5 +433,6 @@ fn extends_of_an_endless_file_fails_located() {
     let text = "version = 1\nextends = [\"/dev/zero\"]\n";
     let e = load(text).unwrap_err();
     assert_located(&e, text);
-    assert!(e.to_string().contains("larger than"), "{e}");
+    // A device is refused before it is read (a FIFO would block the open).
+    assert!(e.to_string().contains("not a regular file"), "{e}");
 }

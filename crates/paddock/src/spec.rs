@@ -14,8 +14,15 @@ pub const PROXY_PORT: u16 = 3128;
 /// concurrent call of a zygote has a port of its own in the shared network namespace.
 pub fn set_proxy_port(spec: &mut SandboxSpec, port: u16) {
     spec.network = NetworkMode::Proxy { port };
-    spec.env.retain(|(k, _)| !k.to_ascii_lowercase().ends_with("_proxy"));
+    spec.env.retain(|(k, _)| !is_proxy_var(k));
     spec.env.extend(proxy_env(port));
+}
+
+/// Whether `name` is a proxy variable (`*_proxy` or `*-proxy`, any case): the
+/// sandbox's own are paddock's proxy, whatever the caller had.
+fn is_proxy_var(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with("_proxy") || lower.ends_with("-proxy")
 }
 
 /// The proxy variables a sandboxed program sees, so curl, git, cargo, npm and pip use the
@@ -145,9 +152,12 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         Enforcement::Strict => paddock_sandbox::Enforcement::Strict,
         Enforcement::BestEffort => paddock_sandbox::Enforcement::BestEffort,
     };
+    // The caller's proxy variables (`HTTPS_PROXY`, a tool's own: `CARGO_HTTP_PROXY`,
+    // `npm_config_https-proxy`, `PIP_PROXY`) name the upstream, often with its password,
+    // and lead nowhere from the sandbox: never passed, network or not.
+    spec.env.retain(|(k, _)| !is_proxy_var(k));
     if policy.network.any_allowed() {
         spec.network = NetworkMode::Proxy { port: PROXY_PORT };
-        spec.env.retain(|(k, _)| !k.to_ascii_lowercase().ends_with("_proxy"));
         spec.env.extend(proxy_env(PROXY_PORT));
     } else {
         spec.network = NetworkMode::None;
