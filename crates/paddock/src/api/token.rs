@@ -28,6 +28,16 @@ pub enum TokenError {
     /// The file is not a regular file.
     #[error("token file {0}: not a regular file")]
     NotAFile(String),
+    /// The file has other names (hard links): only its own path is hidden from sandboxes.
+    #[error(
+        "token file {path}: it has {links} names (hard links); only its own path is hidden from sandboxes: remove the other names (`find / -xdev -samefile {path}`) or delete the file to get a new token"
+    )]
+    HardLinked {
+        /// The file.
+        path: String,
+        /// How many names it has.
+        links: u64,
+    },
     /// Reading or creating the file failed.
     #[error("token file {path}: {source}")]
     Io {
@@ -132,6 +142,9 @@ impl Token {
         if meta.mode() & 0o077 != 0 {
             return Err(TokenError::Permissions { path: shown(), mode: meta.mode() & 0o7777 });
         }
+        if meta.nlink() > 1 {
+            return Err(TokenError::HardLinked { path: shown(), links: meta.nlink() });
+        }
         let text = std::fs::read_to_string(&self.path).map_err(io(&self.path))?;
         let token = text.trim();
         if token.is_empty() {
@@ -177,6 +190,10 @@ mod tests {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        // A second name (made before a sandbox could see it) refuses the token.
+        std::fs::hard_link(&path, path.with_extension("second-name")).unwrap();
+        assert!(matches!(Token::load(&path), Err(TokenError::HardLinked { links: 2, .. })));
+        std::fs::remove_file(path.with_extension("second-name")).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.trim().len(), 64);
         assert!(text.trim().chars().all(|c| c.is_ascii_hexdigit()));
