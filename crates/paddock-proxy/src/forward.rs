@@ -22,7 +22,8 @@ use hyper_util::rt::TokioIo;
 use crate::body::ProxyBody;
 use crate::event::{Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
-use crate::server::{bad_request, refuse, Shared};
+use crate::respond::{bad_request, refuse};
+use crate::shared::Shared;
 use crate::target::{forward_target, Target};
 
 /// Headers that concern one hop only and are never forwarded.

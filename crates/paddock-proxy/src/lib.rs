@@ -65,6 +65,7 @@
 
 mod addr;
 mod body;
+mod config;
 mod connect;
 mod event;
 mod forward;
@@ -72,7 +73,9 @@ mod forward;
 pub mod fuzzing;
 mod gate;
 mod host;
+mod respond;
 mod server;
+mod shared;
 mod socks;
 #[cfg(target_os = "linux")]
 mod splice;
@@ -82,10 +85,11 @@ mod upstream;
 use std::net::IpAddr;
 
 pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
+pub use config::ProxyConfig;
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
 pub use gate::{deny_hint, preview, preview_with, vet, AddressRefusal, Preview};
 pub use host::{normalise_host, Host, HostError};
-pub use server::{serve, ProxyConfig};
+pub use server::serve;
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
 pub use upstream::{NoProxy, Slot, Upstream, UpstreamProxy};
 
