@@ -15,8 +15,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::record::Event;
-use crate::revocations::Selector;
+use crate::selector::Selector;
 
 /// A policy decision (`decision` on calls, `verdict` on connections).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,16 +261,6 @@ impl Call {
     pub fn with_view(mut self, grants: Vec<String>) -> Self {
         self.view = grants;
         self
-    }
-
-    /// The `call.start` event for this call.
-    pub fn start(&self) -> Event {
-        Event::CallStart(self.clone())
-    }
-
-    /// The `call.end` event for this call with its outcome.
-    pub fn end(&self, outcome: CallOutcome) -> Event {
-        Event::CallEnd(CallEnd { call: self.clone(), outcome })
     }
 }
 

@@ -31,8 +31,10 @@ use serde::Serialize;
 use crate::error::AuditError;
 use crate::payload::{Decision, Target, Tool};
 use crate::reader::{Line, LineReader};
-use crate::record::{format_ts, parse_ts, Event, Record};
-use crate::revocations::{Revocation, Selector};
+use crate::record::{Event, Record};
+use crate::revocations::Revocation;
+use crate::selector::Selector;
+use crate::time::{format_ts, parse_ts};
 
 mod render;
 
