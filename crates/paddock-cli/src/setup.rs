@@ -6,6 +6,8 @@ use paddock_policy::{Policy, Vars};
 
 use crate::args::PolicyArgs;
 use crate::exit;
+// `fail` lives with the exit codes (state.rs and output.rs use it without setup.rs).
+pub use crate::exit::fail;
 
 /// Logs go to stderr; `PADDOCK_LOG` (an env-filter) overrides `-v`.
 pub fn init_logging(verbose: u8) {
@@ -22,12 +24,6 @@ pub fn init_logging(verbose: u8) {
         .with_target(false)
         .without_time()
         .try_init();
-}
-
-/// Prints `paddock: MESSAGE` on stderr and returns `code`.
-pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
-    eprintln!("paddock: {message}");
-    code
 }
 
 /// The current directory, or a failure code.
