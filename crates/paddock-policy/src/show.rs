@@ -120,5 +120,5 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
