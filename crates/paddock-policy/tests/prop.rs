@@ -178,7 +178,8 @@ fn policy_text() -> impl Strategy<Value = String> {
     );
     let env = (
         prop::collection::vec("(PATH|HOME|LC_\\*|[A-Z][A-Z_]{0,6})", 0..3),
-        prop::collection::vec(("[A-Z][A-Z_]{0,6}", "[ -!#-\\[\\]-~]{0,10}"), 0..2),
+        // `set` values: printable ASCII but `"`, `\` and `$` (a `${` must name a variable).
+        prop::collection::vec(("[A-Z][A-Z_]{0,6}", "[ -!#%-\\[\\]-~]{0,10}"), 0..2),
     );
     let limits = (
         prop::option::of("\"[1-9][0-9]{0,3}(ms|s|m|h)( [1-9]s)?\""),
