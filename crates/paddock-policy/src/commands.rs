@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use crate::decision::Decision;
 use crate::error::{Origin, Problems};
-use crate::Decision;
 
 /// One compiled command pattern.
 #[derive(Debug, Clone)]

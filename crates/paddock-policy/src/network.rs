@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use crate::decision::Decision;
 use crate::error::{Origin, Problems};
-use crate::Decision;
 
 /// Ports a portless `allow` entry covers.
 pub const DEFAULT_ALLOW_PORTS: [u16; 2] = [80, 443];
