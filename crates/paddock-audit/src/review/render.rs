@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::Review;
+use super::report::Review;
 use crate::escape::Escaped;
 
 /// How many distinct things per grant the human form lists.
