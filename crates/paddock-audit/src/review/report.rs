@@ -12,7 +12,7 @@ use crate::selector::Selector;
 /// The grant name under which allowed calls that name no rule are listed.
 pub const NO_RULE: &str = "(no rule)";
 
-/// The result of [`review`]. `Serialize` gives the `--json` form;
+/// The result of [`review`](crate::review()). `Serialize` gives the `--json` form;
 /// `Display` the human one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Review {
