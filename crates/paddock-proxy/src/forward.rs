@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use hyper::http::uri::InvalidUri;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -109,7 +110,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
 
     let upstream_req = match upstream_request(req, &target, via.as_deref(), &guard) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
     };
 
     let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref()).await {
@@ -125,13 +126,14 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
 
 /// The request as it goes upstream: origin form (the absolute form, with the upstream's
 /// own credentials, to an upstream proxy), HTTP/1.1, no hop-by-hop headers, a `Host`
-/// header, and a body that counts the bytes up and holds the event open.
+/// header, and a body that counts the bytes up and holds the event open. An error: the
+/// absolute form does not parse (a bad request).
 fn upstream_request(
     req: Request<Incoming>,
     target: &Target,
     via: Option<&UpstreamProxy>,
     guard: &Arc<EventGuard>,
-) -> Result<Request<ProxyBody>, Response<ProxyBody>> {
+) -> Result<Request<ProxyBody>, InvalidUri> {
     let (mut parts, body) = req.into_parts();
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
@@ -140,10 +142,7 @@ fn upstream_request(
         // To an upstream proxy: the absolute form, with the target as the policy decided it,
         // and the upstream's own credentials (the child's Proxy-Authorization is gone).
         let absolute = format!("http://{}{}", host_header(target), parts.uri);
-        match absolute.parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(e) => return Err(bad_request(guard, target.host.as_policy_str(), e)),
-        }
+        parts.uri = absolute.parse()?;
         if let Some(auth) = proxy.auth() {
             parts.headers.insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
         }

@@ -120,7 +120,7 @@ impl Builder {
                 if let Some(rule) = n.rule {
                     let connection = authority(&n.host, n.port);
                     let u = GrantUse {
-                        seq: seq,
+                        seq,
                         ts: ts.to_string(),
                         call_id: n.call_id,
                         target: None,
