@@ -38,6 +38,7 @@ mod commands;
 mod compile;
 mod decision;
 mod error;
+mod host;
 mod limits;
 mod load;
 mod network;
