@@ -106,9 +106,9 @@ impl Loader {
         self.text(path, &text, &dir, canonical)
     }
 
-    // Long on purpose: one file's tables folded into the merge in the file's own order
-    // (extends first, then each table), every value keeping its origin; the folding is
-    // a flat sequence of short steps over one borrowed `raw` and `at`.
+    // Long on purpose: the version check, then each `extends` (resolved and recursed into
+    // with this file on the include stack, which every early return pops), then this
+    // file's tables; the stack's push and pops are easiest to check in one function.
     fn text(&mut self, name: &Path, text: &str, base_dir: &Path, canonical: PathBuf) -> Result<(), PolicyError> {
         let file = Arc::new(name.to_path_buf());
         let raw = raw::parse(&file, text)?;
