@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::revocations::SelectorError;
+use crate::selector::SelectorError;
 
 /// Everything that can go wrong while writing, reading, verifying or
 /// reviewing the audit log, or while handling the revocation list.

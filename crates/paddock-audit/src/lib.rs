@@ -45,19 +45,23 @@
 //! (typed builders for the event payloads), [`writer`]
 //! (appending), [`reader`] (snapshots of complete lines), [`verify`](mod@verify)
 //! (the chain), [`review`](mod@review) (aggregation), [`revocations`] (the
-//! revocation list) and [`state`] (`$STATE`).
+//! revocation list), [`selector`] (what a revocation covers), [`hex`] (the one
+//! hex encoder) and [`state`] (`$STATE`).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod escape;
+pub mod hex;
 pub mod payload;
 pub mod reader;
 pub mod record;
 pub mod review;
 pub mod revocations;
+pub mod selector;
 pub mod state;
+mod time;
 pub mod verify;
 pub mod writer;
 

@@ -22,16 +22,17 @@
 //! {"seq":1,"ts":"2026-03-01T12:00:00.123Z","event":"call.start","prev":"0000000000000000000000000000000000000000000000000000000000000000","call_id":"c1","session":"s1","tool":"command","argv":["git","status"],"cwd":"/work","decision":"allow","rule":"commands.allow[0]","policy_hash":"ab12"}
 //! ```
 
-use std::fmt;
-use std::time::SystemTime;
-
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::fmt;
 
-use crate::payload::{Call, CallEnd, NetConnect, RevokeEvent, SessionEnd, SessionStart};
-use crate::revocations::Selector;
+pub(crate) use crate::hex::to_hex;
+use crate::payload::{Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart};
+use crate::selector::Selector;
+pub use crate::time::{format_ts, now_ts, parse_ts};
+
 /// The `prev` of the first record of a log: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -44,31 +45,6 @@ pub fn line_hash(line: &[u8]) -> String {
 
 pub(crate) fn line_digest(line: &[u8]) -> [u8; 32] {
     Sha256::digest(line).into()
-}
-
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0x0f) as usize] as char);
-    }
-    s
-}
-
-/// The current time as stored in `ts`: RFC 3339, UTC, milliseconds.
-pub fn now_ts() -> String {
-    format_ts(SystemTime::now())
-}
-
-/// Formats `t` as stored in `ts`: RFC 3339, UTC, milliseconds.
-pub fn format_ts(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// Parses a `ts` value (RFC 3339, UTC). `None` if it is not one.
-pub fn parse_ts(ts: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339(ts).ok()
 }
 
 /// The kind of a record, stored in `event`.
@@ -285,6 +261,20 @@ impl<'de> Deserialize<'de> for Record {
         let event = Event::from_payload(raw.event, raw.rest)
             .map_err(|e| D::Error::custom(format_args!("invalid `{}` record: {e}", raw.event)))?;
         Ok(Record { seq: raw.seq, ts: raw.ts, prev: raw.prev, event })
+    }
+}
+
+/// Calls become `call.start` and `call.end` records; the payload module builds calls and
+/// does not know the record format.
+impl Call {
+    /// The `call.start` event for this call.
+    pub fn start(&self) -> Event {
+        Event::CallStart(self.clone())
+    }
+
+    /// The `call.end` event for this call with its outcome.
+    pub fn end(&self, outcome: CallOutcome) -> Event {
+        Event::CallEnd(CallEnd { call: self.clone(), outcome })
     }
 }
 

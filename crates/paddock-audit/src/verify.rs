@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::AuditError;
+use crate::hex::to_hex;
 use crate::reader::{Line, LineReader};
-use crate::record::{line_digest, to_hex, Record, GENESIS_PREV};
+use crate::record::{line_digest, Record, GENESIS_PREV};
 
 /// The outcome of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

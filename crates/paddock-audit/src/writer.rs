@@ -45,7 +45,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::AuditError;
-use crate::record::{assemble_line, encode_payload, line_digest, now_ts, to_hex, Event};
+use crate::hex::to_hex;
+use crate::record::{assemble_line, encode_payload, line_digest, Event};
+use crate::time::now_ts;
 
 mod tail;
 

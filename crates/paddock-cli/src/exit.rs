@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md, "CLI contract").
+//! Exit codes (DESIGN.md, "CLI contract"), and [`fail`], which reports one.
 
 /// The call was allowed.
 pub const OK: i32 = 0;
@@ -17,3 +17,9 @@ pub const BROKEN: i32 = 1;
 // 124 (timeout) and 128+N come from the sandbox's outcome.
 /// The program was not found (as a shell says it).
 pub const NOT_FOUND: i32 = 127;
+
+/// Prints `paddock: MESSAGE` on stderr and returns `code`.
+pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
+    eprintln!("paddock: {message}");
+    code
+}

@@ -4,8 +4,7 @@
 use std::fmt::Display;
 use std::io::{ErrorKind, Write};
 
-use crate::exit;
-use crate::setup::fail;
+use crate::exit::{self, fail};
 
 /// Writes `text` on stdout. A closed pipe is ignored (the command ends with the code it
 /// would have had); any other write error is paddock's failure (125).

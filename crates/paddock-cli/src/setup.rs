@@ -6,6 +6,8 @@ use paddock_policy::{Policy, Vars};
 
 use crate::args::PolicyArgs;
 use crate::exit;
+// `fail` lives with the exit codes (state.rs and output.rs use it without setup.rs).
+pub use crate::exit::fail;
 
 /// Logs go to stderr; `PADDOCK_LOG` (an env-filter) overrides `-v`.
 pub fn init_logging(verbose: u8) {
@@ -47,12 +49,6 @@ impl std::io::Write for EscapingStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
-}
-
-/// Prints `paddock: MESSAGE` on stderr and returns `code`.
-pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
-    eprintln!("paddock: {message}");
-    code
 }
 
 /// Prints `text` on stderr, each line escaped: a policy error quotes the policy file,

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use paddock_audit::{AuditError, Escaped, Revocations};
 use paddock_policy::Policy;
 
-use crate::exit;
-use crate::setup::fail;
+use crate::exit::{self, fail};
 
 /// `$STATE` (`$PADDOCK_STATE_DIR`, `$XDG_STATE_HOME/paddock`, `~/.local/state/paddock`),
 /// created 0700.

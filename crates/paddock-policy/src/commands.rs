@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use crate::decision::Decision;
 use crate::error::{Origin, Problems};
-use crate::Decision;
 
 /// One compiled command pattern.
 #[derive(Debug, Clone)]
@@ -132,6 +132,9 @@ pub(crate) struct RawCommand {
 const PATTERN_HINT: &str =
     "a pattern is a program (bare name or absolute path) then one glob per argument, e.g. \"git log **\" or \"ls *\"";
 
+// Long on purpose: the checks of one pattern, in order (split into words, the program,
+// each argument glob), each pushing its own located problem; they share the entry's
+// origin and the partial result, which separate functions would have to pass around.
 fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &mut Problems) -> Option<CommandRule> {
     let tokens = match shell_words::split(&e.raw) {
         Ok(t) => t,

@@ -7,7 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::{Origin, Problems};
 use crate::raw::IntOrString;
-use crate::Vars;
+use crate::vars::Vars;
 
 /// The compiled `[limits]` section; `None` means no limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

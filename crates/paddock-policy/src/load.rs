@@ -62,12 +62,12 @@ pub(crate) fn load_text(name: &Path, text: &str, base_dir: &Path) -> Result<Merg
     Ok(l.merged)
 }
 
-/// Loads the embedded preset `name` ([`crate::PRESETS`]); its `extends` entries
+/// Loads the embedded preset `name` ([`crate::presets::PRESETS`]); its `extends` entries
 /// (`"default.toml"`) name other embedded presets, never a file.
 pub(crate) fn load_preset(name: &str) -> Result<Merged, PolicyError> {
     let mut l = Loader { merged: Merged::default(), stack: Vec::new(), embedded: true };
-    let display = PathBuf::from(crate::preset_display_name(name));
-    let text = crate::preset_text(name)
+    let display = PathBuf::from(crate::presets::preset_display_name(name));
+    let text = crate::presets::preset_text(name)
         .ok_or_else(|| PolicyError::file(&display, format!("no embedded preset `{name}`"), Some(presets_hint())))?;
     l.text(&display, text, Path::new("/"), display.clone())?;
     Ok(l.merged)
@@ -75,7 +75,7 @@ pub(crate) fn load_preset(name: &str) -> Result<Merged, PolicyError> {
 
 /// `the embedded presets are: default, coding-agent, ...`.
 pub(crate) fn presets_hint() -> String {
-    format!("the embedded presets are: {}", crate::preset_names().collect::<Vec<_>>().join(", "))
+    format!("the embedded presets are: {}", crate::presets::preset_names().collect::<Vec<_>>().join(", "))
 }
 
 /// Largest policy file read: `extends = ["/dev/zero"]` must fail, not fill memory.
@@ -112,6 +112,9 @@ impl Loader {
         self.text(path, &text, &dir, canonical)
     }
 
+    // Long on purpose: the version check, then each `extends` (resolved and recursed into
+    // with this file on the include stack, which every early return pops), then this
+    // file's tables; the stack's push and pops are easiest to check in one function.
     fn text(&mut self, name: &Path, text: &str, base_dir: &Path, canonical: PathBuf) -> Result<(), PolicyError> {
         let file = Arc::new(name.to_path_buf());
         let raw = raw::parse(&file, text)?;
@@ -149,10 +152,10 @@ impl Loader {
             // for it. `./coding-agent` names the file. An embedded preset names presets only.
             let raw_name = e.get_ref().as_str();
             let bare = !raw_name.contains('/') && !raw_name.ends_with(".toml");
-            let preset = self.embedded || (bare && crate::preset_text(raw_name).is_some());
+            let preset = self.embedded || (bare && crate::presets::preset_text(raw_name).is_some());
             let (target, target_canon) = if preset {
                 let name = e.get_ref().strip_suffix(".toml").unwrap_or(e.get_ref());
-                if crate::preset_text(name).is_none() {
+                if crate::presets::preset_text(name).is_none() {
                     self.stack.pop();
                     return Err(PolicyError::one(
                         origin,
@@ -163,7 +166,7 @@ impl Loader {
                         Some(presets_hint()),
                     ));
                 }
-                let p = PathBuf::from(crate::preset_display_name(name));
+                let p = PathBuf::from(crate::presets::preset_display_name(name));
                 (p.clone(), p)
             } else {
                 let target = base_dir.join(rel);
@@ -189,7 +192,7 @@ impl Loader {
                 let outer = std::mem::replace(&mut self.embedded, true);
                 let r = self.text(
                     &target,
-                    crate::preset_text(name).unwrap_or_default(),
+                    crate::presets::preset_text(name).unwrap_or_default(),
                     Path::new("/"),
                     target_canon.clone(),
                 );

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use crate::decision::Decision;
 use crate::error::{Origin, Problems};
-use crate::Decision;
 
 /// How many symlinks one normalisation follows before it gives up (like the kernel's 40).
 const MAX_LINKS: usize = 40;

@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::commands::{CommandRules, RawCommand};
+use crate::decision::{Decision, DENY_ALL_RULE, HIDDEN_RULE};
+use crate::error::PolicyError;
 use crate::error::{Origin, Problems};
 use crate::network::{Host, NetworkRules, RawEntry};
-use crate::{Decision, PolicyError, Vars};
+use crate::vars::Vars;
 
 /// One revoked grant, as the policy engine applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +39,8 @@ pub enum Revocation {
 fn is_restriction(id: &str) -> bool {
     let kind = id.split('[').next().unwrap_or(id);
     matches!(kind, "filesystem.deny" | "filesystem.protect" | "commands.deny" | "network.deny")
-        || id == crate::DENY_ALL_RULE
-        || id == crate::HIDDEN_RULE
+        || id == DENY_ALL_RULE
+        || id == HIDDEN_RULE
 }
 
 /// Revocations compiled against a policy's sandbox PATH and variables.
@@ -126,7 +128,7 @@ impl Revocations {
     fn revoke(&self, d: Decision, i: usize) -> Decision {
         let what = if d.is_allow() { format!("allowed by {}", d.rule) } else { d.reason.clone() };
         Decision {
-            verdict: crate::Verdict::Deny,
+            verdict: crate::decision::Verdict::Deny,
             rule: d.rule,
             reason: format!("revoked by {}: this was {what}", self.labels[i]),
         }

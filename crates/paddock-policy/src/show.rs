@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::limits::format_size;
-use crate::Policy;
+use crate::policy::Policy;
 
 #[derive(Serialize)]
 struct Effective {
@@ -120,5 +120,17 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+impl Policy {
+    /// Renders the effective policy text (after compiling, and again when the hidden
+    /// paths change); `rehash` also sets the hash, which covers the body only.
+    pub(crate) fn render_effective(&mut self, rehash: bool) {
+        let (header, body) = effective_toml(self);
+        if rehash {
+            self.hash = sha256_hex(body.as_bytes());
+        }
+        self.effective = header + &body;
+    }
 }

@@ -28,7 +28,8 @@ use tokio::time::MissedTickBehavior;
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
-use crate::server::{bad_request, refuse, Shared, TunnelSlot};
+use crate::respond::{bad_request, refuse};
+use crate::shared::{Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
 use crate::ProxyConfig;
 

@@ -12,18 +12,22 @@
 //! bodies are done (or dropped).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use hyper::http::uri::InvalidUri;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::body::ProxyBody;
-use crate::event::{Kind, Verdict};
+use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
-use crate::server::{bad_request, refuse, Shared};
+use crate::respond::{bad_request, refuse};
+use crate::shared::Shared;
 use crate::target::{forward_target, Target};
+use crate::upstream::UpstreamProxy;
 
 /// Headers that concern one hop only and are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -104,42 +108,71 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         via: via.clone(),
     };
 
+    let upstream_req = match upstream_request(req, &target, via.as_deref(), &guard) {
+        Ok(r) => r,
+        Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
+    };
+
+    let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref()).await {
+        Ok(r) => r,
+        Err((status, why)) => return refuse(&guard, upstream_failure(status, why)),
+    };
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    guard.update(|d| d.status = rparts.status.as_u16());
+    let body = ProxyBody::Relayed { inner: rbody, counter: guard.down.clone(), _guard: guard };
+    Response::from_parts(rparts, body)
+}
+
+/// The request as it goes upstream: origin form (the absolute form, with the upstream's
+/// own credentials, to an upstream proxy), HTTP/1.1, no hop-by-hop headers, a `Host`
+/// header, and a body that counts the bytes up and holds the event open. An error: the
+/// absolute form does not parse (a bad request).
+fn upstream_request(
+    req: Request<Incoming>,
+    target: &Target,
+    via: Option<&UpstreamProxy>,
+    guard: &Arc<EventGuard>,
+) -> Result<Request<ProxyBody>, InvalidUri> {
     let (mut parts, body) = req.into_parts();
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(proxy) = &via {
+    if let Some(proxy) = via {
         // To an upstream proxy: the absolute form, with the target as the policy decided it,
         // and the upstream's own credentials (the child's Proxy-Authorization is gone).
-        let absolute = format!("http://{}{}", host_header(&target), parts.uri);
-        match absolute.parse() {
-            Ok(uri) => parts.uri = uri,
-            Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
-        }
+        let absolute = format!("http://{}{}", host_header(target), parts.uri);
+        parts.uri = absolute.parse()?;
         if let Some(auth) = proxy.auth() {
             parts.headers.insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
         }
     }
     if !parts.headers.contains_key(HOST) {
-        if let Ok(v) = HeaderValue::from_str(&host_header(&target)) {
+        if let Ok(v) = HeaderValue::from_str(&host_header(target)) {
             parts.headers.insert(HOST, v);
         }
     }
-    let body = ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: guard.clone() };
-    let upstream_req = Request::from_parts(parts, body);
+    let body = ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: Arc::clone(guard) };
+    Ok(Request::from_parts(parts, body))
+}
 
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(admitted.stream)).await {
+/// Sends `upstream_req` over `stream` and waits up to `idle` for the response head. An
+/// upgrade, and an upstream proxy's `407`, are failures: status and reason for the client.
+async fn exchange(
+    stream: TcpStream,
+    upstream_req: Request<ProxyBody>,
+    idle: Duration,
+    via: Option<&UpstreamProxy>,
+) -> Result<Response<Incoming>, (StatusCode, String)> {
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
         Ok(x) => x,
-        Err(e) => {
-            return refuse(&guard, upstream_failure(StatusCode::BAD_GATEWAY, format!("upstream handshake failed: {e}")))
-        }
+        Err(e) => return Err((StatusCode::BAD_GATEWAY, format!("upstream handshake failed: {e}"))),
     };
     let conn_task = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
     });
-    let idle = shared.cfg.idle_timeout;
     let failure = match tokio::time::timeout(idle, sender.send_request(upstream_req)).await {
         Ok(Ok(r)) if r.status() != StatusCode::SWITCHING_PROTOCOLS => Ok(r),
         Ok(Ok(_)) => Err((
@@ -149,7 +182,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {e}"))),
         Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, format!("upstream sent no response within {idle:?}"))),
     };
-    let failure = match (failure, &via) {
+    let failure = match (failure, via) {
         (Ok(r), Some(proxy)) if r.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => Err((
             StatusCode::BAD_GATEWAY,
             format!(
@@ -164,20 +197,12 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         )),
         (other, _) => other,
     };
-    let resp = match failure {
-        Ok(r) => r,
-        Err((status, why)) => {
-            // Ends the upstream connection now, and with it the request body
-            // that holds the event open.
-            conn_task.abort();
-            return refuse(&guard, upstream_failure(status, why));
-        }
-    };
-    let (mut rparts, rbody) = resp.into_parts();
-    strip_hop_by_hop(&mut rparts.headers);
-    guard.update(|d| d.status = rparts.status.as_u16());
-    let body = ProxyBody::Relayed { inner: rbody, counter: guard.down.clone(), _guard: guard };
-    Response::from_parts(rparts, body)
+    if failure.is_err() {
+        // Ends the upstream connection now, and with it the request body
+        // that holds the event open.
+        conn_task.abort();
+    }
+    failure
 }
 
 /// `http://host/path?q` → `/path?q`.

@@ -12,8 +12,9 @@
 //! Every failure is a [`Refusal`] that carries the status, the rule and a
 //! message for the client that says how to allow the connection.
 //!
-//! [`preview`] runs the same steps without dialling (`paddock check --connect`):
-//! one piece of code for one decision, whether a connection is made or asked about.
+//! [`preview`](crate::preview()) (in `preview.rs`) runs the same steps without dialling
+//! (`paddock check --connect`): one piece of code for one decision, whether a connection
+//! is made or asked about.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -166,7 +167,7 @@ pub fn vet(
 }
 
 /// The addresses of `host` that need no lookup: an IP literal, or the policy's pin.
-fn without_lookup(policy: &dyn HostPolicy, host: &Host) -> Option<IpAddr> {
+pub(crate) fn without_lookup(policy: &dyn HostPolicy, host: &Host) -> Option<IpAddr> {
     match host {
         Host::Ip(ip) => Some(*ip),
         Host::Name(name) => policy.pinned(name),
@@ -174,7 +175,7 @@ fn without_lookup(policy: &dyn HostPolicy, host: &Host) -> Option<IpAddr> {
 }
 
 /// Canonical (IPv4-mapped → IPv4), deduplicated, in order.
-fn candidates(raw: impl IntoIterator<Item = IpAddr>) -> Result<Vec<IpAddr>, io::Error> {
+pub(crate) fn candidates(raw: impl IntoIterator<Item = IpAddr>) -> Result<Vec<IpAddr>, io::Error> {
     let mut out: Vec<IpAddr> = Vec::new();
     for ip in raw {
         let ip = ip.to_canonical();
@@ -186,100 +187,6 @@ fn candidates(raw: impl IntoIterator<Item = IpAddr>) -> Result<Vec<IpAddr>, io::
         return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
     }
     Ok(out)
-}
-
-/// What the proxy would do with a connection to a target, found without dialling.
-#[derive(Debug)]
-pub enum Preview {
-    /// The policy refuses the name (with the policy line that would allow it).
-    Denied {
-        /// The policy's decision.
-        decision: HostDecision,
-        /// What would allow it.
-        hint: String,
-    },
-    /// Allowed by name, but the name does not resolve.
-    Unresolved {
-        /// The policy's (allowing) decision.
-        decision: HostDecision,
-        /// The resolver's error.
-        error: io::Error,
-    },
-    /// Allowed by name, refused for its address.
-    Refused {
-        /// The policy's (allowing) decision.
-        decision: HostDecision,
-        /// The address refusal.
-        refusal: AddressRefusal,
-    },
-    /// Allowed by name; the connection would go through an upstream HTTP proxy, which
-    /// resolves the name and checks its address (an IP literal is vetted here first).
-    ViaUpstream {
-        /// The policy's decision.
-        decision: HostDecision,
-        /// The upstream, shown without credentials.
-        via: String,
-    },
-    /// Allowed by name, but the upstream proxy that would carry it cannot be used.
-    UpstreamUnusable {
-        /// The policy's decision.
-        decision: HostDecision,
-        /// Why.
-        why: String,
-    },
-    /// The proxy would dial these vetted addresses, in order.
-    Allowed {
-        /// The policy's decision.
-        decision: HostDecision,
-        /// The vetted addresses.
-        addresses: Vec<SocketAddr>,
-    },
-}
-
-/// Decides `target` as the proxy does without an upstream proxy: the policy by name, then
-/// the address (the pin, else one blocking DNS lookup, as the proxy's), then [`vet`].
-/// Dials nothing.
-pub fn preview(policy: &dyn HostPolicy, target: &Target) -> Preview {
-    preview_with(policy, &Upstream::none(), target, true)
-}
-
-/// [`preview`] with the proxy's upstream: a target the upstream routes (for a tunnel when
-/// `tunnel`, else for plain HTTP) is not resolved here ([`Preview::ViaUpstream`]).
-pub fn preview_with(policy: &dyn HostPolicy, upstream: &Upstream, target: &Target, tunnel: bool) -> Preview {
-    let decision = policy.decide(&target.host.as_policy_str(), target.port);
-    if !decision.allow {
-        let hint = deny_hint(&decision, target);
-        return Preview::Denied { decision, hint };
-    }
-    let pinned = match &target.host {
-        Host::Name(n) => policy.pinned(n),
-        Host::Ip(_) => None,
-    };
-    match upstream.route(target, tunnel, pinned) {
-        None | Some(Slot::None) => {}
-        Some(Slot::Broken(why)) => return Preview::UpstreamUnusable { decision, why: why.to_string() },
-        Some(Slot::Proxy(p)) => {
-            if let Host::Ip(ip) = &target.host {
-                if let Err(refusal) = vet(policy, &target.host, target.port, &[ip.to_canonical()]) {
-                    return Preview::Refused { decision, refusal };
-                }
-            }
-            return Preview::ViaUpstream { decision, via: p.shown() };
-        }
-    }
-    let resolved = match without_lookup(policy, &target.host) {
-        Some(ip) => candidates([ip]),
-        None => std::net::ToSocketAddrs::to_socket_addrs(&(target.host.as_policy_str().as_str(), target.port))
-            .and_then(|it| candidates(it.map(|sa| sa.ip()))),
-    };
-    let addrs = match resolved {
-        Ok(a) => a,
-        Err(error) => return Preview::Unresolved { decision, error },
-    };
-    match vet(policy, &target.host, target.port, &addrs) {
-        Ok(addresses) => Preview::Allowed { decision, addresses },
-        Err(refusal) => Preview::Refused { decision, refusal },
-    }
 }
 
 impl Gate {
@@ -306,6 +213,9 @@ impl Gate {
 
     /// Step 2: resolve, vet and dial — or hand the target to the upstream proxy that
     /// routes it. `decision` is the allowing decision from step 1.
+    // Long on purpose: one deadline covers resolution and every connect attempt, and each
+    // failure is turned into its refusal where it happens; split apart, the deadline and
+    // the order of the attempts would be spread over several functions.
     pub(crate) async fn dial(
         &self,
         method: &str,
@@ -438,6 +348,7 @@ enum Resolve {
 mod tests {
     use super::*;
     use crate::host::normalise_host;
+    use crate::preview::{preview, Preview};
 
     struct P;
     impl HostPolicy for P {

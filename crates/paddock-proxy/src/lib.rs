@@ -30,10 +30,11 @@
 //! The listener is handed in, so it can be a socket inside a child's network
 //! namespace.
 //!
-//! ```no_run
+//! ```
 //! use std::net::IpAddr;
-//! use std::sync::Arc;
-//! use paddock_proxy::{serve, HostDecision, HostPolicy, ProxyConfig};
+//! use std::sync::{Arc, Mutex};
+//! use paddock_proxy::{serve, HostDecision, HostPolicy, ProxyConfig, Verdict};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! struct OnlyExample;
 //! impl HostPolicy for OnlyExample {
@@ -48,16 +49,34 @@
 //!     fn private_allowed(&self, _addr: IpAddr) -> bool { false }
 //! }
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # fn main() -> std::io::Result<()> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! serve(
+//! let addr = listener.local_addr()?;
+//! let events = Arc::new(Mutex::new(Vec::new()));
+//! let seen = Arc::clone(&events);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let proxy = tokio::spawn(serve(
 //!     listener,
 //!     Arc::new(OnlyExample),
-//!     Arc::new(|event| { let _ = event; /* audit it */ }),
+//!     Arc::new(move |event| seen.lock().unwrap().push(event)), // audit it
 //!     ProxyConfig::default(),
-//!     std::future::pending(),
-//! )
-//! .await
+//!     async { stopped.await.ok(); },
+//! ));
+//!
+//! // A client asks for a host the policy does not allow: 403, naming the rule.
+//! let mut client = tokio::net::TcpStream::connect(addr).await?;
+//! client.write_all(b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n").await?;
+//! let mut answer = String::new();
+//! client.read_to_string(&mut answer).await?;
+//! assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+//!
+//! stop.send(()).ok();
+//! proxy.await.expect("proxy task")?;
+//! let events = events.lock().unwrap();
+//! assert_eq!((events[0].host.as_str(), events[0].verdict), ("evil.test", Verdict::Denied));
+//! assert_eq!(events[0].rule, "network.default");
+//! # Ok(()) })
 //! # }
 //! ```
 #![deny(missing_docs)]
@@ -65,6 +84,7 @@
 
 mod addr;
 mod body;
+mod config;
 mod connect;
 mod event;
 mod forward;
@@ -72,7 +92,10 @@ mod forward;
 pub mod fuzzing;
 mod gate;
 mod host;
+mod preview;
+mod respond;
 mod server;
+mod shared;
 mod socks;
 #[cfg(target_os = "linux")]
 mod splice;
@@ -82,10 +105,12 @@ mod upstream;
 use std::net::IpAddr;
 
 pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
+pub use config::ProxyConfig;
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
-pub use gate::{deny_hint, preview, preview_with, vet, AddressRefusal, Preview};
+pub use gate::{deny_hint, vet, AddressRefusal};
 pub use host::{normalise_host, Host, HostError};
-pub use server::{serve, ProxyConfig};
+pub use preview::{preview, preview_with, Preview};
+pub use server::serve;
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
 pub use upstream::{NoProxy, Slot, Upstream, UpstreamProxy};
 

@@ -13,134 +13,25 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::body::ProxyBody;
-use crate::event::{Draft, EventGuard, EventSink, Kind, Verdict};
-use crate::gate::{Gate, Refusal};
+use crate::config::ProxyConfig;
+use crate::event::Kind;
+use crate::gate::Gate;
+use crate::respond::close_gently;
+use crate::shared::{Shared, TunnelSlot};
 use crate::HostPolicy;
-
-/// Limits and timeouts of one proxy.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Budget for name resolution plus TCP connect to the upstream (all
-    /// candidate addresses together). Past it the client gets 504.
-    pub connect_timeout: Duration,
-    /// A tunnel with no bytes in either direction for this long is closed; a
-    /// forwarded request whose upstream sends no response head for this long
-    /// gets 504.
-    pub idle_timeout: Duration,
-    /// How long a client may take to send a request head (also the idle
-    /// limit between keep-alive requests).
-    pub header_timeout: Duration,
-    /// Concurrent CONNECT tunnels; past it a CONNECT gets 503.
-    pub max_tunnels: usize,
-    /// Concurrent client connections; past it a new connection gets 503 and
-    /// is closed.
-    pub max_connections: usize,
-    /// Relay buffer per direction of a tunnel, in bytes (the pipe size when
-    /// splicing).
-    pub buffer_size: usize,
-    /// Linux: relay tunnels with `splice(2)` through a pipe, so tunnel bytes
-    /// never enter user space. `false` forces the user-space copy
-    /// (`copy_bidirectional_with_sizes`). Ignored elsewhere.
-    pub zero_copy: bool,
-    /// Upstream HTTP proxies that allowed connections go through ([`crate::Upstream`]);
-    /// none by default.
-    pub upstream: crate::Upstream,
-}
-
-impl Default for ProxyConfig {
-    fn default() -> ProxyConfig {
-        ProxyConfig {
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            header_timeout: Duration::from_secs(30),
-            max_tunnels: 256,
-            max_connections: 1024,
-            buffer_size: 256 * 1024,
-            zero_copy: true,
-            upstream: crate::Upstream::none(),
-        }
-    }
-}
-
-/// What every connection task shares.
-pub(crate) struct Shared {
-    pub gate: Gate,
-    pub sink: EventSink,
-    pub cfg: ProxyConfig,
-    pub tunnels: Arc<Semaphore>,
-}
-
-impl Shared {
-    /// A fresh event guard for a request that started at `start`.
-    pub(crate) fn guard(&self, start: Instant, kind: Kind) -> EventGuard {
-        EventGuard::new(self.sink.clone(), start, Draft::new(kind))
-    }
-}
-
-/// A tunnel to run after hyper hands over the upgraded connection.
-pub(crate) type TunnelFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-/// Where the CONNECT handler leaves its tunnel for the connection task.
-pub(crate) type TunnelSlot = Arc<Mutex<Option<TunnelFuture>>>;
-
-/// A plain-text response that closes the client connection.
-pub(crate) fn text_response(status: StatusCode, message: String) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::text(message));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// Records a refusal in the event and builds the client's answer.
-pub(crate) fn refuse(guard: &EventGuard, r: Refusal) -> Response<ProxyBody> {
-    let (status, message) = record_refusal(guard, r);
-    text_response(status, message)
-}
-
-/// Answers a request that cannot be parsed into a target: 400, recorded with `shown` as
-/// the host.
-pub(crate) fn bad_request(guard: &EventGuard, shown: String, e: impl std::fmt::Display) -> Response<ProxyBody> {
-    guard.update(|d| {
-        d.host = shown;
-        d.rule = "proxy.request".into();
-        d.reason = e.to_string();
-        d.status = 400;
-    });
-    text_response(StatusCode::BAD_REQUEST, format!("paddock: bad request: {e}\n"))
-}
-
-/// Records a refusal in the event; returns the status and the client's message.
-pub(crate) fn record_refusal(guard: &EventGuard, r: Refusal) -> (StatusCode, String) {
-    tracing::debug!(status = %r.status, rule = %r.rule, reason = %r.reason, "refused");
-    guard.update(|d| {
-        d.verdict = if r.allowed { Verdict::Allowed } else { Verdict::Denied };
-        d.rule = r.rule.into();
-        d.status = r.status.as_u16();
-        d.address = r.address.or(d.address);
-        d.hint = r.hint.map(String::from);
-        d.via = r.via.map(|p| p.shown()).or(d.via.take());
-        if r.allowed {
-            d.error = Some(r.reason.clone());
-        }
-        d.reason = r.reason;
-    });
-    (r.status, r.message.into())
-}
 
 /// Serves the proxy on `listener` until `shutdown` completes.
 ///
@@ -270,17 +161,4 @@ async fn refuse_busy(mut stream: TcpStream, shared: Arc<Shared>) {
     if stream.write_all(resp.as_bytes()).await.is_ok() {
         close_gently(stream).await;
     }
-}
-
-/// Closes after an answer: shuts down the write side, then reads what the
-/// client still sends (for up to a second), so that unread input does not
-/// turn the close into a reset that could destroy the answer in flight.
-pub(crate) async fn close_gently(mut stream: TcpStream) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
-        while stream.read(&mut sink).await? > 0 {}
-        io::Result::Ok(())
-    })
-    .await;
 }

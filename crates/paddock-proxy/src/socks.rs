@@ -20,7 +20,8 @@ use tokio::net::TcpStream;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{Mode, Refusal};
 use crate::host::{normalise_host, Host};
-use crate::server::{close_gently, record_refusal, Shared};
+use crate::respond::{close_gently, record_refusal};
+use crate::shared::Shared;
 use crate::target::Target;
 
 /// The first byte of a SOCKS5 greeting.

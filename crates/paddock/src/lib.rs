@@ -13,6 +13,16 @@
 //! single-threaded helper; under `#[tokio::main]` the runtime's threads would already be
 //! there, so build the runtime after it, as below).
 //!
+//! # Features
+//!
+//! Both are on by default, for the `paddock` binary:
+//!
+//! - `serve`: [`api`], the HTTP API of `paddock serve` (hyper);
+//! - `mcp`: [`mcp`], the MCP server of `paddock mcp` (rmcp).
+//!
+//! An embedder that only needs [`Session`] turns them off and compiles neither server:
+//! `paddock = { version = "...", default-features = false }`.
+//!
 //! ```
 //! use paddock::{Session, SessionConfig, ToolCall};
 //! use paddock_policy::{Policy, Vars};
@@ -46,9 +56,11 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "serve")]
 pub mod api;
 mod call;
 mod http;
+#[cfg(feature = "mcp")]
 pub mod mcp;
 mod net;
 mod session;

@@ -78,21 +78,8 @@ impl McpServer {
         };
         vec![
             annotated(Tool::new("command", "Run a program in paddock's sandbox, as the policy allows ([commands], [filesystem], [network], [limits]). Returns the outcome as JSON: decision, rule, reason, exit_code, stdout, stderr, truncated, timed_out, duration_ms, audit_seq. A denied call is not run: its result names the rule that denied it.", object(command_schema())), false, true),
-            annotated(Tool::new("read_file", "Read a file (absolute, or relative to the workspace) through a confined child, as the policy's [filesystem] allows. The file is in `content` of the JSON outcome.", object(json!({
-                "type": "object",
-                "properties": { "path": { "type": "string", "description": "The file: absolute, or relative to the workspace." } },
-                "required": ["path"],
-                "additionalProperties": false
-            }))), true, false),
-            annotated(Tool::new("write_file", "Write (create or replace) a file through a confined child, as the policy's [filesystem] write list allows.", object(json!({
-                "type": "object",
-                "properties": {
-                    "path": { "type": "string", "description": "The file: absolute, or relative to the workspace." },
-                    "content": { "type": "string", "description": "The new content." }
-                },
-                "required": ["path", "content"],
-                "additionalProperties": false
-            }))), false, false),
+            annotated(Tool::new("read_file", "Read a file (absolute, or relative to the workspace) through a confined child, as the policy's [filesystem] allows. The file is in `content` of the JSON outcome.", object(read_file_schema())), true, false),
+            annotated(Tool::new("write_file", "Write (create or replace) a file through a confined child, as the policy's [filesystem] write list allows.", object(write_file_schema())), false, false),
             annotated(Tool::new("http_request", "Make an HTTP request through paddock's egress proxy, as the policy's [network] allows. The response is in `status`, `headers` and `body` of the JSON outcome; a connection the proxy refuses (a host outside [network] allow, or one that resolves to a private address) is `decision: deny` with the rule and the policy line that would allow it.", object(http_schema())), false, true),
             annotated(Tool::new("check", "Decide a tool call against the policy (revocations included) without running it. Returns {\"decision\",\"rule\",\"reason\"}.", object(check_schema())), true, false),
         ]
@@ -134,21 +121,65 @@ fn http_schema() -> Value {
     })
 }
 
+fn read_file_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": { "path": { "type": "string", "description": "The file: absolute, or relative to the workspace." } },
+        "required": ["path"],
+        "additionalProperties": false
+    })
+}
+
+fn write_file_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "path": { "type": "string", "description": "The file: absolute, or relative to the workspace." },
+            "content": { "type": "string", "description": "The new content." }
+        },
+        "required": ["path", "content"],
+        "additionalProperties": false
+    })
+}
+
+/// `check` takes any tool call: `tool` and that tool's fields, which are the other tools'
+/// properties (so each field is described once, and none is missing).
 fn check_schema() -> Value {
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "tool".into(),
+        json!({ "type": "string", "enum": ["command", "read_file", "write_file", "http_request"] }),
+    );
+    for schema in [command_schema(), read_file_schema(), write_file_schema(), http_schema()] {
+        if let Some(Value::Object(fields)) = schema.get("properties") {
+            for (name, field) in fields {
+                properties.entry(name.clone()).or_insert_with(|| field.clone());
+            }
+        }
+    }
     json!({
         "type": "object",
         "description": "A tool call as `POST /v1/calls` takes it: `tool` and that tool's fields.",
-        "properties": {
-            "tool": { "type": "string", "enum": ["command", "read_file", "write_file", "http_request"] },
-            "argv": { "type": "array", "items": { "type": "string" } },
-            "cwd": { "type": "string" },
-            "path": { "type": "string" },
-            "content": { "type": "string" },
-            "url": { "type": "string" },
-            "method": { "type": "string" }
-        },
-        "required": ["tool"]
+        "properties": properties,
+        "required": ["tool"],
+        "additionalProperties": false
     })
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// Every field a tool takes is in `check`'s schema too.
+    #[test]
+    fn check_schema_lists_every_tool_field() {
+        let check = check_schema();
+        for field in ["tool", "argv", "cwd", "stdin", "timeout", "path", "content", "url", "method", "headers", "body"]
+        {
+            assert!(check["properties"].get(field).is_some(), "check schema lacks `{field}`: {check}");
+        }
+        assert_eq!(check["additionalProperties"], json!(false));
+    }
 }
 
 /// The MCP result of a call: the outcome as JSON text and structured content; `isError`

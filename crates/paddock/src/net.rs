@@ -192,15 +192,38 @@ pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Orig
 /// The session's current policy (revocations included) answering for the proxy.
 pub(crate) struct PolicyGate(pub Arc<Inner>);
 
+impl PolicyGate {
+    /// The current policy. Noticing a changed revocation list reads (and may lock) a file,
+    /// so it runs as blocking work: see [`blocking`].
+    fn policy(&self) -> PolicyHosts {
+        PolicyHosts(blocking(|| self.0.policy()))
+    }
+}
+
 impl HostPolicy for PolicyGate {
     fn decide(&self, host: &str, port: u16) -> HostDecision {
-        PolicyHosts(self.0.policy()).decide(host, port)
+        self.policy().decide(host, port)
     }
     fn pinned(&self, host: &str) -> Option<IpAddr> {
-        PolicyHosts(self.0.policy()).pinned(host)
+        self.policy().pinned(host)
     }
     fn private_allowed(&self, addr: IpAddr) -> bool {
-        PolicyHosts(self.0.policy()).private_allowed(addr)
+        self.policy().private_allowed(addr)
+    }
+}
+
+/// Runs file I/O (the revocation list, the audit log's `flock` and write) that the proxy
+/// needs answered synchronously, from inside its tasks: on a worker of a multi-thread
+/// runtime, `block_in_place` first hands the worker's other tasks (other connections) to
+/// another thread, so a slow disk or a held lock stalls this connection only. The proxy's
+/// `HostPolicy` and event sink are synchronous and the event must be on the log before
+/// [`ProxyTask::stop`] returns, so the work cannot be deferred to `spawn_blocking`.
+/// Elsewhere (a current-thread runtime, where `block_in_place` is not allowed, or no
+/// runtime) it runs in place.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
@@ -308,7 +331,7 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     if let Some(a) = e.address {
         n = n.with_address(a.to_string());
     }
-    if let Err(err) = inner.log.append(&Event::NetConnect(n)) {
+    if let Err(err) = blocking(|| inner.log.append(&Event::NetConnect(n))) {
         tracing::error!("audit log: net.connect not recorded: {err}");
     }
     if e.verdict == Verdict::Denied {

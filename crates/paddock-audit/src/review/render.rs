@@ -5,13 +5,15 @@
 
 use std::fmt;
 
-use super::Review;
+use super::report::Review;
 use crate::escape::Escaped;
 
 /// How many distinct things per grant the human form lists.
 const SHOWN_PER_GRANT: usize = 8;
 
 impl fmt::Display for Review {
+    // Long on purpose: one section after another, in the order a reader sees them; each
+    // section is a few lines, and splitting them apart would hide that order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Audit review of {}", Escaped(&self.path.to_string_lossy()))?;
         match (&self.first_ts, &self.last_ts) {

@@ -63,10 +63,7 @@ pub fn ensure_token_file(path: &Path) -> Result<bool, TokenError> {
     }
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(io(Path::new("/dev/urandom")))?;
-    let mut hex = String::with_capacity(65);
-    for b in bytes {
-        hex.push_str(&format!("{b:02x}"));
-    }
+    let mut hex = paddock_audit::hex::to_hex(&bytes);
     hex.push('\n');
     let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(f) => f,

@@ -1,0 +1,144 @@
+//! Compiling a merged policy ([`Merged`], what `load` read): one function per table, each
+//! problem collected rather than returned (so one error lists every mistake, located),
+//! then the effective policy text and its hash.
+
+use crate::commands::{self, CommandRules};
+use crate::decision::Enforcement;
+use crate::error::PolicyError;
+use crate::error::Problems;
+use crate::limits::{self, EnvRules, Limits};
+use crate::load::{self, Merged};
+use crate::network::{self, NetworkRules};
+use crate::paths::{self, FsRules};
+use crate::policy::Policy;
+use crate::revoke;
+use crate::vars::Vars;
+
+impl Policy {
+    /// Compiles `m` under `vars`; every problem of every table, or the policy.
+    pub(crate) fn compile(m: Merged, vars: &Vars) -> Result<Policy, PolicyError> {
+        let mut problems = Problems::default();
+        let enforcement = enforcement(&m, &mut problems);
+        let filesystem = filesystem(&m, vars, &mut problems);
+        let env = env(&m, vars, &mut problems);
+        let sandbox_path = env.sandbox_path(vars.caller_path.as_deref());
+        let commands = command_rules(&m, &sandbox_path, &mut problems);
+        let network = network_rules(&m, &mut problems);
+        let limits = limit_values(&m, &mut problems);
+        problems.into_result()?;
+
+        let mut policy = Policy {
+            files: m.files,
+            enforcement,
+            filesystem,
+            commands,
+            network,
+            env,
+            limits,
+            vars: vars.clone(),
+            sandbox_path,
+            effective: String::new(),
+            hash: String::new(),
+            revocations: revoke::Revocations::default(),
+            deny_all: None,
+            hidden: Vec::new(),
+        };
+        policy.render_effective(true);
+        Ok(policy)
+    }
+}
+
+/// `[sandbox] enforcement`; strict when absent.
+fn enforcement(m: &Merged, problems: &mut Problems) -> Enforcement {
+    match &m.enforcement {
+        None => Enforcement::Strict,
+        Some((s, o)) => match s.as_str() {
+            "strict" => Enforcement::Strict,
+            "best-effort" => Enforcement::BestEffort,
+            other => {
+                problems.push(o, format!("unknown enforcement `{other}`"), Some("write \"strict\" (refuse when a layer is missing) or \"best-effort\" (run and record what is missing)".to_string()));
+                Enforcement::Strict
+            }
+        },
+    }
+}
+
+/// `[filesystem]`: `read`, `write`, `deny` and `protect`, variables expanded.
+fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
+    let paths = |list: &[load::At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
+        list.iter()
+            .filter_map(|(raw, origin)| match vars.expand_path(raw) {
+                Ok(expanded) => Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone() }),
+                Err((msg, hint)) => {
+                    problems.push(origin, msg, Some(hint));
+                    None
+                }
+            })
+            .collect()
+    };
+    let (read, write, deny) = (paths(&m.fs_read, problems), paths(&m.fs_write, problems), paths(&m.fs_deny, problems));
+    let protect = paths(&m.fs_protect, problems);
+    FsRules::compile(read, write, deny, protect, problems)
+}
+
+/// `[env]`: `pass` and `set`.
+fn env(m: &Merged, vars: &Vars, problems: &mut Problems) -> EnvRules {
+    EnvRules::compile(
+        m.env_pass.iter().map(|(p, o)| (p.clone(), o.clone())).collect(),
+        m.env_set.values().map(|((k, ko), (v, vo))| (k.clone(), ko.clone(), v.clone(), vo.clone())).collect(),
+        vars,
+        problems,
+    )
+}
+
+/// `[commands]`; `None` when no file has the table.
+fn command_rules(m: &Merged, sandbox_path: &str, problems: &mut Problems) -> Option<CommandRules> {
+    let cmd = |list: &[load::At<String>]| {
+        list.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() }).collect()
+    };
+    m.commands.as_ref().map(|(allow, deny)| CommandRules::compile(cmd(allow), cmd(deny), sandbox_path, problems))
+}
+
+/// `[network]`: `allow`, `deny`, `allow_private`, `hosts` and `upstream_proxy`.
+fn network_rules(m: &Merged, problems: &mut Problems) -> NetworkRules {
+    let net = |list: &[load::At<String>]| {
+        list.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() }).collect()
+    };
+    let hosts = m
+        .net_hosts
+        .values()
+        .map(|((k, ko), (v, vo))| {
+            (
+                network::RawEntry { raw: k.clone(), origin: ko.clone() },
+                network::RawEntry { raw: v.clone(), origin: vo.clone() },
+            )
+        })
+        .collect();
+    let upstream =
+        m.net_upstream.as_ref().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() });
+    NetworkRules::compile(net(&m.net_allow), net(&m.net_deny), net(&m.net_private), hosts, upstream, problems)
+}
+
+/// `[limits]`, over the defaults.
+fn limit_values(m: &Merged, problems: &mut Problems) -> Limits {
+    let mut limits = Limits::default();
+    if let Some((v, o)) = &m.timeout {
+        limits.timeout = limits::duration(v, o, "timeout", problems);
+    }
+    if let Some((v, o)) = &m.max_output {
+        limits.max_output = limits::size(v, o, "max_output", problems);
+    }
+    if let Some((v, o)) = &m.max_memory {
+        limits.max_memory = limits::size(v, o, "max_memory", problems);
+    }
+    if let Some((v, o)) = &m.max_file_size {
+        limits.max_file_size = limits::size(v, o, "max_file_size", problems);
+    }
+    if let Some((v, o)) = &m.max_processes {
+        limits.max_processes = limits::count(*v, o, "max_processes", problems);
+    }
+    if let Some((v, o)) = &m.max_open_files {
+        limits.max_open_files = limits::count(*v, o, "max_open_files", problems);
+    }
+    limits
+}
