@@ -7,7 +7,7 @@ mod common;
 use common::*;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,12 @@ fn cert(f: &Fixture) -> String {
     secret
 }
 
-both_users!(no_cap_on_deny_matches, renames_during_startup_never_expose_a_match, sockets_are_hidden_however_bound);
+both_users!(
+    no_cap_on_deny_matches,
+    renames_during_startup_never_expose_a_match,
+    sockets_are_hidden_however_bound,
+    a_root_daemon_socket_in_a_system_tree_is_hidden
+);
 mod protect {
     use super::*;
     both_users!(protect_keeps_git_config_and_hooks_read_only);
@@ -256,6 +261,43 @@ fn sockets_are_hidden_however_bound(user: User) {
         assert_eq!(o.code(), 0, "{o}");
         assert!(o.out().starts_with("refused"), "a host socket ({what}) was reachable from the sandbox\n{o}");
     }
+}
+
+/// The read-only system trees are not walked whole (only root can add to them); a socket
+/// a root daemon binds there by an absolute path is still hidden (found in
+/// `/proc/net/unix`).
+fn a_root_daemon_socket_in_a_system_tree_is_hidden(user: User) {
+    let f = Fixture::new(user);
+    let path = PathBuf::from(format!("/opt/paddock-view-test-{}.sock", unique()));
+    let src = format!(
+        "import socket, os\ns = socket.socket(socket.AF_UNIX)\ns.bind({path:?})\nos.chmod({path:?}, 0o777)\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n"
+    );
+    // The daemon runs as root (this test process), whoever runs paddock.
+    let mut child = Command::new("python3")
+        .args(["-c", &src])
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the listener started");
+    let _listener = Listener { child };
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(path.clone());
+    let o = f.host(&py(CONNECT, &[path.to_str().unwrap()]));
+    assert!(o.out().starts_with("connected hello"), "control: the host connects\n{o}");
+    let o = f.run(&Pol { read: &["/opt"], ..Pol::default() }, &py(CONNECT, &[path.to_str().unwrap()]), None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().starts_with("refused"), "a root daemon's socket under /opt was reachable from the sandbox\n{o}");
 }
 
 fn git(f: &Fixture, args: &[&str]) -> Out {

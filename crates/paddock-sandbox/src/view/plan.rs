@@ -154,9 +154,10 @@ impl Rules {
 }
 
 /// The read-only system trees: only root can add anything there, so they are walked only
-/// where a rule can match (SECURITY.md: a socket a root daemon binds in them is not hidden).
-/// Walking them whole for sockets cost every start ~130,000 entries.
-pub(crate) const SYSTEM_TREES: &[&str] =
+/// where a rule can match; the sockets root daemons bind in them by absolute paths come in
+/// as literal masks from the caller (`paddock`'s spec reads `/proc/net/unix`). Walking them
+/// whole for sockets cost every start ~130,000 entries.
+pub const SYSTEM_TREES: &[&str] =
     &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/boot"];
 
 /// Whether `p` lies in a system tree and is only read: not walked for sockets.
