@@ -93,6 +93,7 @@ pub use parent::{run, spawn, Killer, Running};
 pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;
+pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;
 
 /// Runs the sandbox helper when this process was started as one, and never returns then;

@@ -6,9 +6,15 @@
 //! and mount view made once per policy, a fork per call with its own pid namespace,
 //! /proc, /tmp, SysV IPC, cgroup, Landlock domain, seccomp filter and proxy port. The deny,
 //! protect and hidden paths and the sockets are placed (by the sandbox, in the view) when
-//! the zygote starts: a file created later beneath a deny glob is masked from the next
-//! zygote on (a revocation reload starts
-//! one; Landlock still grants per path). Without Landlock ABI 4 (TCP confinement), or
+//! the zygote starts, after a stamp of every directory the view walk visits (device, inode,
+//! ctime, mtime, size, link count of every directory under every granted root outside the
+//! read-only system trees, and of those on the way to a rule there; see
+//! `paddock_sandbox::ViewStamp`). Before each call the stamp is compared: when any of them
+//! changed (a file created, renamed or removed, a socket bound, also by the call before),
+//! or changed within two seconds before the stamp, the zygote is retired and a new one
+//! started, so a call's view masks every deny/protect match, hidden path and socket that
+//! exists when the call starts. The check stats each directory once (about 1 ms for 2,000).
+//! A revocation reload starts a new one too; Landlock still grants per path. Without Landlock ABI 4 (TCP confinement), or
 //! when a zygote cannot start, each call gets a sandbox of its own. `Session::run` always
 //! does.
 
@@ -23,7 +29,9 @@ use paddock_audit::{
 };
 use paddock_policy::{normalize, Decision, Policy, Revocation};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, Zygote};
+use paddock_sandbox::{
+    ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, ViewStamp, Zygote,
+};
 
 use crate::call::{CallOutcome, ToolCall};
 use crate::net::ProxyTask;
@@ -92,6 +100,9 @@ pub(crate) struct SessionZygote {
     policy: Arc<Policy>,
     view: Arc<FsView>,
     zygote: Zygote,
+    /// The directories of its view as they were just before it started: a call runs in it
+    /// only while they are unchanged.
+    stamp: ViewStamp,
     /// Proxy ports free for the next call, and the next new one: each concurrent call
     /// listens on a port of its own in the shared network namespace, so its connections
     /// are its own on the audit log and Landlock lets it reach no other call's listener.
@@ -283,7 +294,10 @@ impl Inner {
         let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
         match &*slot {
             ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => {
-                return Some(Arc::clone(z))
+                if z.stamp.unchanged() {
+                    return Some(Arc::clone(z));
+                }
+                tracing::debug!(session = %self.id, "the zygote's view is out of date: a new one");
             }
             ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
             _ => {}
@@ -300,13 +314,19 @@ impl Inner {
             &ws,
             StdioMode::Capture { stdin: None },
         );
+        // Before the start: a change while the zygote walks its view is a change.
+        let stamp = paddock_sandbox::view_stamp(&template);
+        if let Some(why) = stamp.stale_reason() {
+            tracing::debug!(session = %self.id, "the next call gets a new zygote ({why})");
+        }
         match Zygote::start(&template) {
             Ok(zygote) => {
-                tracing::debug!(session = %self.id, "zygote started");
+                tracing::debug!(session = %self.id, dirs = stamp.len(), "zygote started");
                 let z = Arc::new(SessionZygote {
                     policy: Arc::clone(policy),
                     view: Arc::new(view),
                     zygote,
+                    stamp,
                     ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
                 });
                 *slot = ZygoteSlot::Ready(Arc::clone(&z));

@@ -21,6 +21,7 @@
 pub(crate) mod cache;
 pub(crate) mod mask;
 pub(crate) mod plan;
+pub(crate) mod stamp;
 pub(crate) mod walk;
 
 use std::io;

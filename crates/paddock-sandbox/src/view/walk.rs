@@ -41,7 +41,7 @@ const DT_DIR: u8 = 4;
 const DT_SOCK: u8 = 12;
 
 /// Filesystems that hold no socket files and are never walked.
-const PSEUDO_FS: [i64; 13] = [
+pub(crate) const PSEUDO_FS: [i64; 13] = [
     0x9fa0,      // proc
     0x6265_6572, // sysfs
     0x0027_e0eb, // cgroup
