@@ -6,17 +6,17 @@
 //! and mount view made once per policy, a fork per call with its own pid namespace,
 //! /proc, /tmp, SysV IPC, cgroup, Landlock domain, seccomp filter and proxy port. The deny,
 //! protect and hidden paths and the sockets are placed (by the sandbox, in the view) when
-//! the zygote starts, after a stamp of every directory the view walk visits (device, inode,
-//! ctime, mtime, size, link count of every directory under every granted root outside the
-//! read-only system trees, and of those on the way to a rule there; see
-//! `paddock_sandbox::ViewStamp`). Before each call the stamp is compared: when any of them
-//! changed (a file created, renamed or removed, a socket bound, also by the call before),
-//! or changed within two seconds before the stamp, the zygote is retired and a new one
-//! started, so a call's view masks every deny/protect match, hidden path and socket that
-//! exists when the call starts. The check stats each directory once (about 1 ms for 2,000).
-//! A revocation reload starts a new one too; Landlock still grants per path. Without Landlock ABI 4 (TCP confinement), or
-//! when a zygote cannot start, each call gets a sandbox of its own. `Session::run` always
-//! does.
+//! the zygote starts. Just before it starts, `paddock_sandbox::view_stamp` records every
+//! directory the view walk visits (device, inode, ctime, mtime, size, link count of every
+//! directory under the granted paths, in the read-only system trees only beneath a rule's
+//! literal prefix); before each call the stamp is compared, and any change (a
+//! file or socket created, renamed or removed, by the host or an earlier call), or a ctime
+//! within two seconds of the stamp, retires the zygote and starts a new one. So a call's
+//! view masks every deny/protect match, hidden path and socket that exists when the call
+//! starts. The check stats each of those directories (about 1 ms for 2,000). A revocation
+//! reload starts a new zygote too; Landlock still grants per path. Without Landlock ABI 4
+//! (TCP confinement), or when a zygote cannot start, each call gets a sandbox of its own.
+//! `Session::run` always does.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -157,7 +157,9 @@ mod tests {
 
     fn tree(name: &str, dirs: usize) -> PathBuf {
         let root = std::env::temp_dir().join(format!("paddock-stamp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        if root.exists() {
+            std::fs::remove_dir_all(&root).unwrap();
+        }
         for i in 0..dirs {
             std::fs::create_dir_all(root.join(format!("d{}", i / 50)).join(format!("e{i}"))).unwrap();
         }
