@@ -194,6 +194,22 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_swapped_or_removed_is_a_change() {
+        let root = tree("swap", 60);
+        settle();
+        let s = ViewStamp::take(&plan(&root));
+        assert!(s.unchanged(), "{:?}", s.stale_reason());
+        std::fs::rename(root.join("d0/e1"), root.join("d0/e1.old")).unwrap();
+        std::fs::create_dir(root.join("d0/e1")).unwrap();
+        assert!(!s.unchanged(), "a directory swapped for another of the same name");
+        let s = ViewStamp::take(&PathPlan { writes: vec![root.join("d1")], ..PathPlan::default() });
+        assert!(s.unchanged(), "{:?}", s.stale_reason());
+        std::fs::remove_dir(root.join("d1/e51")).unwrap();
+        assert!(!s.unchanged(), "a directory removed");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn a_fresh_tree_is_racily_changed() {
         let root = tree("racy", 3);
         let s = ViewStamp::take(&plan(&root));
