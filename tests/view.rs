@@ -182,11 +182,17 @@ impl Drop for Listener {
 }
 
 fn listen(f: &Fixture, prefix: &[&str], cwd: &Path, bind: &str) -> Listener {
+    let mut argv: Vec<std::ffi::OsString> = f.user.prefix();
+    argv.extend(prefix.iter().map(Into::into));
+    listen_as(argv, cwd, bind)
+}
+
+/// A python3 unix-socket listener started with `argv` before `python3` (a user or
+/// namespace prefix; empty: as this test process), once it is listening.
+fn listen_as(mut argv: Vec<std::ffi::OsString>, cwd: &Path, bind: &str) -> Listener {
     let src = format!(
         "import socket, os, sys\ns = socket.socket(socket.AF_UNIX)\n{bind}\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n"
     );
-    let mut argv: Vec<std::ffi::OsString> = f.user.prefix();
-    argv.extend(prefix.iter().map(Into::into));
     argv.extend(["python3".into(), "-c".into(), src.into()]);
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
@@ -269,23 +275,8 @@ fn sockets_are_hidden_however_bound(user: User) {
 fn a_root_daemon_socket_in_a_system_tree_is_hidden(user: User) {
     let f = Fixture::new(user);
     let path = PathBuf::from(format!("/opt/paddock-view-test-{}.sock", unique()));
-    let src = format!(
-        "import socket, os\ns = socket.socket(socket.AF_UNIX)\ns.bind({path:?})\nos.chmod({path:?}, 0o777)\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n"
-    );
     // The daemon runs as root (this test process), whoever runs paddock.
-    let mut child = Command::new("python3")
-        .args(["-c", &src])
-        .env_clear()
-        .env("PATH", PATH)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the listener started");
-    let _listener = Listener { child };
+    let _listener = listen_as(vec![], Path::new("/"), &format!("s.bind({path:?})\nos.chmod({path:?}, 0o777)"));
     struct Remove(PathBuf);
     impl Drop for Remove {
         fn drop(&mut self) {
