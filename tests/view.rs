@@ -269,26 +269,44 @@ fn sockets_are_hidden_however_bound(user: User) {
     }
 }
 
-/// The read-only system trees are not walked whole (only root can add to them); a socket
+/// The package manager's trees are not walked whole (only root can add to them); a socket
 /// a root daemon binds there by an absolute path is still hidden (found in
-/// `/proc/net/unix`).
+/// `/proc/net/unix`). `/etc` and `/opt`, where services write, are walked whole: a socket
+/// bound there by a relative path from another network namespace is hidden too.
 fn a_root_daemon_socket_in_a_system_tree_is_hidden(user: User) {
-    let f = Fixture::new(user);
-    let path = PathBuf::from(format!("/opt/paddock-view-test-{}.sock", unique()));
-    // The daemon runs as root (this test process), whoever runs paddock.
-    let _listener = listen_as(vec![], Path::new("/"), &format!("s.bind({path:?})\nos.chmod({path:?}, 0o777)"));
     struct Remove(PathBuf);
     impl Drop for Remove {
         fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
+            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
-    let _remove = Remove(path.clone());
-    let o = f.host(&py(CONNECT, &[path.to_str().unwrap()]));
-    assert!(o.out().starts_with("connected hello"), "control: the host connects\n{o}");
-    let o = f.run(&Pol { read: &["/opt"], ..Pol::default() }, &py(CONNECT, &[path.to_str().unwrap()]), None);
-    assert_eq!(o.code(), 0, "{o}");
-    assert!(o.out().starts_with("refused"), "a root daemon's socket under /opt was reachable from the sandbox\n{o}");
+    let f = Fixture::new(user);
+    let dir = PathBuf::from(format!("/opt/paddock-view-test-{}", unique()));
+    std::fs::create_dir(&dir).unwrap();
+    let _remove = Remove(dir.clone());
+    let abs = dir.join("abs.sock");
+    // The daemons run as root (this test process), whoever runs paddock.
+    let mut cases = vec![(
+        "absolute",
+        listen_as(vec![], Path::new("/"), &format!("s.bind({abs:?})\nos.chmod({abs:?}, 0o777)")),
+        abs,
+    )];
+    let rel = dir.join("rel.sock");
+    if Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success()) {
+        let argv = ["unshare", "-n", "--"].iter().map(Into::into).collect();
+        cases.push((
+            "relative, other netns",
+            listen_as(argv, &dir, "s.bind('rel.sock')\nos.chmod('rel.sock', 0o777)"),
+            rel,
+        ));
+    }
+    for (what, _listener, path) in &cases {
+        let o = f.host(&py(CONNECT, &[path.to_str().unwrap()]));
+        assert!(o.out().starts_with("connected hello"), "control ({what}): the host connects\n{o}");
+        let o = f.run(&Pol { read: &["/opt"], ..Pol::default() }, &py(CONNECT, &[path.to_str().unwrap()]), None);
+        assert_eq!(o.code(), 0, "{o}");
+        assert!(o.out().starts_with("refused"), "a root daemon's socket ({what}) under /opt was reachable\n{o}");
+    }
 }
 
 fn git(f: &Fixture, args: &[&str]) -> Out {

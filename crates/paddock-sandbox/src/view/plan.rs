@@ -153,12 +153,14 @@ impl Rules {
     }
 }
 
-/// The read-only system trees: only root can add anything there, so they are walked only
-/// where a rule can match; the sockets root daemons bind in them by absolute paths come in
-/// as literal masks from the caller (`paddock`'s spec reads `/proc/net/unix`). Walking them
-/// whole for sockets cost every start ~130,000 entries.
-pub const SYSTEM_TREES: &[&str] =
-    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/boot"];
+/// The package manager's read-only trees: only root can add anything there and no service
+/// keeps state in them, so they are walked only where a rule can match; the sockets root
+/// daemons bind in them by absolute paths come in as literal masks from the caller
+/// (`paddock`'s spec reads `/proc/net/unix`). Walking them whole for sockets cost every
+/// start ~130,000 entries. `/etc`, `/opt` and `/boot`, where services and installers do
+/// write (and could bind a socket by any path), are walked whole like any other grant:
+/// about a thousand entries, cached.
+pub const SYSTEM_TREES: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 /// Whether `p` lies in a system tree and is only read: not walked for sockets.
 fn system_read_only(plan: &PathPlan, p: &Path) -> bool {
@@ -266,14 +268,16 @@ mod tests {
     #[test]
     fn system_trees_are_walked_only_where_a_rule_can_match() {
         let p = PathPlan {
-            reads: vec!["/usr".into(), "/etc".into(), "/opt".into(), "/srv".into()],
-            writes: vec!["/ws".into(), "/opt/app".into()],
-            deny_globs: vec!["/etc/ssh/ssh_host_*_key".into(), "/ws/**/*.pem".into()],
-            denies: vec!["/etc/shadow".into()],
+            reads: vec!["/usr".into(), "/lib".into(), "/etc".into(), "/opt".into(), "/srv".into()],
+            writes: vec!["/ws".into()],
+            deny_globs: vec!["/usr/share/ssl/*.key".into(), "/ws/**/*.pem".into()],
+            denies: vec!["/usr/lib/secret".into()],
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
-        let want: Vec<PathBuf> = ["/etc/shadow", "/etc/ssh", "/opt", "/srv", "/ws"].iter().map(PathBuf::from).collect();
+        // `/etc` and `/opt`, where services write, are walked whole like any grant.
+        let want: Vec<PathBuf> =
+            ["/etc", "/opt", "/srv", "/usr/lib/secret", "/usr/share/ssl", "/ws"].iter().map(PathBuf::from).collect();
         assert_eq!(roots(&p, &rules), want);
         // A rule whose prefix covers a system tree walks it whole.
         let p = PathPlan { reads: vec!["/usr".into()], deny_globs: vec!["/**/*.key".into()], ..PathPlan::default() };
