@@ -161,6 +161,10 @@ pub struct RunArgs {
     /// Say nothing on stderr of refused connections (they are on the audit log either way).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Without --policy, a coding agent paddock knows (claude, codex, gemini) gets its own
+    /// preset; with this flag it gets the embedded default like any program.
+    #[arg(long)]
+    pub no_agent_preset: bool,
     /// The command: -- PROGRAM [ARGS...]
     #[arg(last = true, value_name = "PROGRAM", required_unless_present = "explain")]
     pub argv: Vec<String>,

@@ -5,6 +5,7 @@
 //! 71 a required sandbox layer is unavailable; 77 denied or revoked; 78 invalid policy;
 //! 124 timeout; 125 paddock's own failure; 128+N killed by signal N.
 
+mod agents;
 mod args;
 mod audit_cmd;
 mod check;

@@ -11,14 +11,16 @@ use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
 use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, StdioMode};
 
+use crate::agents;
 use crate::args::RunArgs;
 use crate::exit;
 use crate::output;
-use crate::setup::{current_dir, fail, hide_state, load_policy_only};
+use crate::setup::{current_dir, fail, hide_state, load_policy_only, preset_name};
 use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
-pub fn run(a: RunArgs, verbose: u8) -> i32 {
+pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
+    let agent = adapt_for_agent(&mut a);
     let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
@@ -43,6 +45,10 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
         return code;
     }
     warn_if_whole_home(&policy.vars.workspace);
+    if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
+    {
+        eprintln!("{line}");
+    }
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
     let (quiet, verbose_net) = (a.quiet, verbose > 0);
@@ -137,6 +143,32 @@ pub fn run(a: RunArgs, verbose: u8) -> i32 {
     outcome.exit_code()
 }
 
+/// A coding agent paddock knows (`agents::AGENTS`): without `--policy` (and without
+/// `--no-agent-preset`) it gets its own preset; under its preset (picked or named) it
+/// starts with the arguments it needs inside paddock. Each says so in one line. Returns
+/// the agent when its preset applies.
+fn adapt_for_agent(a: &mut RunArgs) -> Option<&'static agents::Agent> {
+    let agent = agents::known(a.argv.first()?)?;
+    if a.policy.policy.is_none() && !a.no_agent_preset && !a.explain {
+        a.policy.policy = Some(PathBuf::from(agent.preset));
+        eprintln!("{}", agent.picked_line());
+    }
+    if a.policy.policy.as_deref().and_then(preset_name) != Some(agent.preset) {
+        return None;
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        match agent.make_state_dirs(Path::new(&home)) {
+            Ok(lines) => lines.iter().for_each(|l| eprintln!("{}", Escaped(l))),
+            Err(e) => eprintln!("paddock: warning: {}", Escaped(&e)),
+        }
+    }
+    if let Some((args, why)) = agent.args {
+        eprintln!("paddock: {why}");
+        a.argv.splice(1..1, args.iter().map(|s| s.to_string()));
+    }
+    Some(agent)
+}
+
 /// One line on stderr when the workspace (writable under most policies) is the whole
 /// home directory or the whole filesystem.
 fn warn_if_whole_home(ws: &std::path::Path) {
@@ -163,7 +195,8 @@ fn refused_line(e: &ConnectionEvent) -> String {
         Escaped(&e.rule),
         Escaped(&e.reason)
     );
-    if let Some(h) = &e.hint {
+    // A policy's default refusal already says which line allows it.
+    if let Some(h) = e.hint.as_ref().filter(|_| !e.reason.contains("to [network] allow")) {
         line += &format!("; {}", Escaped(h));
     }
     line

@@ -15,6 +15,9 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("coding-agent", include_str!("../../../policies/coding-agent.toml")),
     ("ci", include_str!("../../../policies/ci.toml")),
     ("read-only", include_str!("../../../policies/read-only.toml")),
+    ("claude", include_str!("../../../policies/claude.toml")),
+    ("codex", include_str!("../../../policies/codex.toml")),
+    ("gemini", include_str!("../../../policies/gemini.toml")),
 ];
 
 /// The text of the embedded preset `name` (see [`PRESETS`]).
