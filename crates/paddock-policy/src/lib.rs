@@ -53,7 +53,9 @@ mod vars;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
-pub use limits::{format_size, is_credential_name, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
+pub use limits::{
+    format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH,
+};
 pub use network::{
     normalize_host, parse_proxy_url, split_host_port, Host, HostError, HostRule, NetworkRules, ProxyUrl,
     UpstreamSetting, DEFAULT_ALLOW_PORTS,

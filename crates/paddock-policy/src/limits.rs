@@ -126,23 +126,47 @@ pub struct EnvRules {
     pass_set: GlobSet,
 }
 
-/// Whether a variable name looks like a credential: it contains `TOKEN`, `SECRET`,
-/// `PASSWORD`, `PASSWD`, `CREDENTIAL` or `AUTH`, or ends in `KEY`, in any case. `[env]
-/// pass` globs never match such a name; only the exact name in `pass` passes it. `AUTH`
-/// as the start of `AUTHOR` is a person's name, not a credential (`GIT_AUTHOR_EMAIL`);
-/// `AUTHORIZATION` and `AUTHORISATION` still count.
+/// Whether a variable name looks like a credential, in any case: it contains `TOKEN`,
+/// `SECRET`, `PASSWORD`, `PASSWD`, `CREDENTIAL`, `AUTH`, `APIKEY` or `ACCESSKEY`, or ends
+/// in `KEY`, or one of its `_`-separated words is `KEY`, `KEYS`, `PASS`, `PASSPHRASE`,
+/// `PWD`, `PAT`, `DSN`, `COOKIE`, `PRIVATE` or `OTP` (`AWS_ACCESS_KEY_ID`, `DB_PASS`,
+/// `MYSQL_PWD`, `GH_PAT`, `SENTRY_DSN`). `[env] pass` globs never match such a name; only
+/// the exact name in `pass` passes it. `AUTH` as the start of `AUTHOR` is a person's name,
+/// not a credential (`GIT_AUTHOR_EMAIL`); `AUTHORIZATION` and `AUTHORISATION` still
+/// count. `PWD` and `OLDPWD` themselves are directories.
 pub fn is_credential_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    has_credential_word(&upper) || upper.ends_with("KEY")
+    if upper == "PWD" || upper == "OLDPWD" {
+        return false;
+    }
+    has_credential_word(&upper) || upper.ends_with("KEY") || upper.split('_').any(|w| CREDENTIAL_WORDS.contains(&w))
 }
+
+/// `_`-separated words that name a credential on their own (see [`is_credential_name`]).
+const CREDENTIAL_WORDS: &[&str] =
+    &["KEY", "KEYS", "PASS", "PASSPHRASE", "PWD", "PAT", "DSN", "COOKIE", "COOKIES", "PRIVATE", "OTP"];
 
 /// Whether `upper` (uppercase) contains a credential word (see [`is_credential_name`]).
 fn has_credential_word(upper: &str) -> bool {
-    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"].iter().any(|w| upper.contains(w))
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "APIKEY", "ACCESSKEY"].iter().any(|w| upper.contains(w))
         || upper.match_indices("AUTH").any(|(i, _)| {
             let rest = &upper[i + 4..];
             !rest.starts_with("OR") || rest.starts_with("ORIZ") || rest.starts_with("ORIS")
         })
+}
+
+/// Whether a value carries a password of its own: a URL with one in its userinfo
+/// (`postgres://app:hunter2@db/x`, `https://user:tok@host`). `[env] pass` globs never pass
+/// such a value, whatever the variable's name (`DATABASE_URL`, `REDIS_URL`, ...).
+pub fn is_credential_value(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once("://") else { return false };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    scheme_ok
+        && authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.split_once(':').is_some_and(|(_, password)| !password.is_empty()))
 }
 
 /// Whether every name the `pass` glob `p` matches is credential-looking: a literal run of
@@ -267,6 +291,12 @@ impl EnvRules {
         !is_credential_name(name) && self.pass_set.is_match(Path::new(name))
     }
 
+    /// Whether the caller's `name=value` is passed through: [`passes`](Self::passes), and a
+    /// value with a password in it ([`is_credential_value`]) only under its exact name.
+    pub fn passes_value(&self, name: &str, value: &str) -> bool {
+        self.pass_exact.iter().any(|p| p == name) || (self.passes(name) && !is_credential_value(value))
+    }
+
     /// The child's whole environment: the passed variables of `caller`, then `set`.
     pub fn child_env<I, K, V>(&self, caller: I) -> Vec<(String, String)>
     where
@@ -277,7 +307,7 @@ impl EnvRules {
         let mut out: Vec<(String, String)> = caller
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            .filter(|(k, _)| self.passes(k) && !self.set.iter().any(|(s, _)| s == k))
+            .filter(|(k, v)| self.passes_value(k, v) && !self.set.iter().any(|(s, _)| s == k))
             .collect();
         out.extend(self.set.iter().cloned());
         out.sort();

@@ -479,16 +479,34 @@ fn env_globs_never_pass_credential_looking_names() {
         "HTTP_AUTHORIZATION",
         "PROXY_AUTHORISATION",
         "GIT_AUTHOR_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "DB_PASS",
+        "MYSQL_PWD",
+        "GH_PAT",
+        "SENTRY_DSN",
+        "SESSION_COOKIE",
+        "SIGNING_KEY_FILE",
+        "OPENAI_APIKEY",
+        "GPG_PASSPHRASE",
     ] {
         assert!(is_credential_name(name), "{name}");
         assert!(!p.env.passes(name), "{name} passed through a glob");
     }
-    for name in ["CARGO_HOME", "npm_config_registry", "PATH", "KEYBOARD", "MONKEYS"] {
+    for name in ["CARGO_HOME", "npm_config_registry", "PATH", "KEYBOARD", "MONKEYS", "PWD", "OLDPWD", "PASSAGE_DIR"] {
         assert!(p.env.passes(name), "{name}");
     }
     // AUTHOR is a person, not a credential.
     for name in ["GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "git_author_date"] {
         assert!(!is_credential_name(name), "{name}");
+    }
+    // A password in a URL value stays behind under a glob, whatever the name.
+    let env = p.env.child_env([("CARGO_URL", "postgres://app:hunter2@db/x"), ("CARGO_MIRROR", "https://m.test/x")]);
+    assert_eq!(env, vec![("CARGO_MIRROR".to_string(), "https://m.test/x".to_string())]);
+    for v in ["postgres://app:hunter2@db/x", "https://u:t@h", "redis://:pw@127.0.0.1:6379"] {
+        assert!(crate::is_credential_value(v), "{v}");
+    }
+    for v in ["https://example.test/a@b", "git@github.com:a/b", "https://user@host/x", "plain", "mailto:a@b"] {
+        assert!(!crate::is_credential_value(v), "{v}");
     }
     // the exact name passes it
     assert!(p.env.passes("GH_TOKEN"));
