@@ -181,7 +181,42 @@ pub(crate) fn toml_string(s: &str) -> String {
     out
 }
 
+/// What a person answered about, for [`Policy::recheck`].
+#[derive(Debug, Clone, Copy)]
+pub enum Asked<'a> {
+    /// A command call: the program it resolved to, and its argv.
+    Command {
+        /// Canonical.
+        program: &'a Path,
+        /// As given.
+        argv: &'a [String],
+    },
+    /// A connection.
+    Network {
+        /// Normalised.
+        host: &'a Host,
+        /// The port.
+        port: u16,
+    },
+}
+
 impl Policy {
+    /// A decision a person gave earlier (for the session), checked again against what
+    /// holds for every decision: a policy that denies all, and the revocations (a
+    /// `command:`, `network:` or `rule:` revocation cuts a person's answer as it cuts a rule).
+    pub fn recheck(&self, d: Decision, asked: &Asked<'_>) -> Decision {
+        if let Some(all) = self.denied_all() {
+            return all;
+        }
+        if self.revocations.is_empty() {
+            return d;
+        }
+        match *asked {
+            Asked::Command { program, argv } => self.revocations.command(d, Some(program), argv.get(1..).unwrap_or(&[])),
+            Asked::Network { host, port } => self.revocations.connect(d, host, port),
+        }
+    }
+
     /// `[sandbox] ask_timeout`, or [`DEFAULT_ASK_TIMEOUT`].
     pub fn ask_timeout(&self) -> Duration {
         self.ask_timeout.unwrap_or(DEFAULT_ASK_TIMEOUT)

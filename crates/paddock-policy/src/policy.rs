@@ -97,7 +97,7 @@ impl Policy {
         self.deny_all.as_deref()
     }
 
-    fn denied_all(&self) -> Option<Decision> {
+    pub(crate) fn denied_all(&self) -> Option<Decision> {
         self.deny_all.as_ref().map(|r| Decision {
             verdict: Verdict::Deny,
             rule: Arc::from(DENY_ALL_RULE),

@@ -68,6 +68,7 @@ impl Builder {
             Event::CallEnd(e) => self.add_call_end(r.seq, &r.ts, e),
             Event::NetConnect(n) => self.add_connection(r.seq, &r.ts, n),
             Event::Revoke(_) | Event::Unrevoke(_) | Event::SessionStart(_) | Event::SessionEnd(_) => {}
+            Event::ApprovalAsk(_) | Event::ApprovalAnswer(_) => {}
         }
     }
 
