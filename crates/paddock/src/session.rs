@@ -599,6 +599,11 @@ impl Session {
         Ok(Arc::clone(self.inner.approvals.get_or_init(|| Arc::new(broker))))
     }
 
+    /// The broker of this session's questions, once [`Session::enable_approvals`] made it.
+    pub fn approvals(&self) -> Option<Arc<crate::approvals::Broker>> {
+        self.inner.approvals.get().cloned()
+    }
+
     /// The session id (on every record of its calls).
     pub fn id(&self) -> &str {
         &self.inner.id

@@ -118,6 +118,11 @@ impl Broker {
         })
     }
 
+    /// The question store (`$STATE/approvals/`): every open question of this user.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Shows every question of this session to `prompt` too.
     pub fn set_prompt(&self, prompt: Prompt) {
         *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) = Some(prompt);
