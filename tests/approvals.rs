@@ -51,7 +51,9 @@ fn tail(timeout: &str, more: &str) -> String {
 /// A shell line that connects to `host:port` through the proxy (CONNECT) and prints
 /// `TAG ok` or `TAG no`.
 fn connect(tag: &str, host: &str, port: u16) -> String {
-    format!("if curl -sS -p --max-time 50 -o /dev/null http://{host}:{port}/; then echo {tag} ok; else echo {tag} no; fi; ")
+    format!(
+        "if curl -sS -p --max-time 50 -o /dev/null http://{host}:{port}/; then echo {tag} ok; else echo {tag} no; fi; "
+    )
 }
 
 fn need_curl() {
@@ -109,7 +111,9 @@ fn next_question(f: &Fixture, seen: &[String]) -> Value {
         let o = paddock(f, &["approvals", "--json"]);
         assert_eq!(o.code(), 0, "{o}");
         let v: Value = serde_json::from_str(&o.out()).unwrap_or_else(|e| panic!("{e}: {o}"));
-        if let Some(q) = v["approvals"].as_array().unwrap().iter().find(|q| !seen.contains(&q["id"].as_str().unwrap().to_string())) {
+        if let Some(q) =
+            v["approvals"].as_array().unwrap().iter().find(|q| !seen.contains(&q["id"].as_str().unwrap().to_string()))
+        {
             return q.clone();
         }
         assert!(start.elapsed() < HANG, "no question was asked within {HANG:?}");
@@ -156,8 +160,16 @@ fn once_then_ask_again(user: User) {
     let asks = records(&f, "approval.ask");
     let answers = records(&f, "approval.answer");
     assert_eq!(asks.len(), 2, "{asks:?}");
-    assert_eq!((answers[0]["answer"].as_str(), answers[0]["scope"].as_str()), (Some("allow"), Some("once")), "{answers:?}");
-    assert_eq!((answers[1]["answer"].as_str(), answers[1]["scope"].as_str()), (Some("deny"), Some("once")), "{answers:?}");
+    assert_eq!(
+        (answers[0]["answer"].as_str(), answers[0]["scope"].as_str()),
+        (Some("allow"), Some("once")),
+        "{answers:?}"
+    );
+    assert_eq!(
+        (answers[1]["answer"].as_str(), answers[1]["scope"].as_str()),
+        (Some("deny"), Some("once")),
+        "{answers:?}"
+    );
     let uid = user.uid().to_string();
     assert!(answers[0]["by"].as_str().unwrap().starts_with(&format!("uid {uid} pid ")), "{answers:?}");
     let conns = records(&f, "net.connect");
@@ -190,17 +202,28 @@ fn session_and_always(user: User) {
     let answers = records(&f, "approval.answer");
     assert_eq!(answers.last().unwrap()["approved_rule"], "approved[0]", "{answers:?}");
 
-    let o = f.run(&Pol { tail: &tail("50s", ""), ..Pol::default() }, &["sh", "-c", &connect("d", "asked.test", port)], None);
+    let o = f.run(
+        &Pol { tail: &tail("50s", ""), ..Pol::default() },
+        &["sh", "-c", &connect("d", "asked.test", port)],
+        None,
+    );
     assert!(o.out().contains("d ok"), "{o}");
     assert_eq!(records(&f, "approval.ask").len(), 2, "an `always` answer is not asked again");
     let show = paddock(&f, &["policy", "show", "--policy", pol.to_str().unwrap()]);
     assert!(show.out().contains(&format!("# approved[0]: [network] allow = [\"asked.test:{port}\"]")), "{show}");
-    let check = paddock(&f, &["check", "--policy", pol.to_str().unwrap(), "--json", "--connect", &format!("asked.test:{port}")]);
+    let check = paddock(
+        &f,
+        &["check", "--policy", pol.to_str().unwrap(), "--json", "--connect", &format!("asked.test:{port}")],
+    );
     assert!(check.out().contains("\"rule\":\"approved[0]\"") && check.code() == 0, "{check}");
 
     let o = paddock(&f, &["revoke", "rule:approved[0]"]);
     assert_eq!(o.code(), 0, "{o}");
-    let o = f.run(&Pol { tail: &tail("50s", ""), ..Pol::default() }, &["sh", "-c", &connect("e", "asked.test", port)], None);
+    let o = f.run(
+        &Pol { tail: &tail("50s", ""), ..Pol::default() },
+        &["sh", "-c", &connect("e", "asked.test", port)],
+        None,
+    );
     assert!(o.out().contains("e no"), "{o}");
     assert_eq!(records(&f, "approval.ask").len(), 2, "a revoked answer is a denial, not a new question");
     let conns = records(&f, "net.connect");
@@ -214,7 +237,8 @@ fn no_answer_is_a_denial(user: User) {
     let f = Fixture::new(user);
     let port = upstream();
     let t0 = Instant::now();
-    let o = f.run(&Pol { tail: &tail("1s", ""), ..Pol::default() }, &["sh", "-c", &connect("t", "asked.test", port)], None);
+    let o =
+        f.run(&Pol { tail: &tail("1s", ""), ..Pol::default() }, &["sh", "-c", &connect("t", "asked.test", port)], None);
     assert!(o.out().contains("t no"), "{o}");
     assert!(t0.elapsed() >= Duration::from_secs(1), "it waited for the answer");
     let answers = records(&f, "approval.answer");
@@ -226,7 +250,10 @@ fn no_answer_is_a_denial(user: User) {
 /// `check` says ask without waiting; an unknown id is 64 for approve and deny.
 fn check_says_ask_and_unknown_ids(user: User) {
     let f = Fixture::new(user);
-    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = [\"sh **\"]\nask = [\"echo **\"]\n"), ..Pol::default() });
+    let pol = f.policy(&Pol {
+        tail: &tail("50s", "[commands]\nallow = [\"sh **\"]\nask = [\"echo **\"]\n"),
+        ..Pol::default()
+    });
     let p = pol.to_str().unwrap();
     let o = paddock(&f, &["check", "--policy", p, "--json", "--connect", "asked.test:8080"]);
     assert_eq!(o.code(), 77, "{o}");
@@ -279,7 +306,11 @@ fn suggest_allows_exactly_what_was_denied(user: User) {
     let p = pol.to_str().unwrap();
     let o = f.run(&Pol { tail: &tail("1s", more), ..Pol::default() }, &["echo", "a*b", "c d"], None);
     assert_eq!(o.code(), 77, "{o}");
-    let o = f.run(&Pol { tail: &tail("1s", more), ..Pol::default() }, &["sh", "-c", &connect("x", "denied.test", port)], None);
+    let o = f.run(
+        &Pol { tail: &tail("1s", more), ..Pol::default() },
+        &["sh", "-c", &connect("x", "denied.test", port)],
+        None,
+    );
     assert!(o.out().contains("x no"), "{o}");
     let o = paddock(&f, &["policy", "suggest", "--since", "1h"]);
     assert_eq!(o.code(), 0, "{o}");
@@ -297,7 +328,10 @@ fn suggest_allows_exactly_what_was_denied(user: User) {
         let mut v = vec!["check", "--policy", b, "--json"];
         v.extend_from_slice(args);
         let o = paddock(&f, &v);
-        serde_json::from_str::<Value>(&o.out()).unwrap_or_else(|e| panic!("{e}: {o}"))["decision"].as_str().unwrap().to_string()
+        serde_json::from_str::<Value>(&o.out()).unwrap_or_else(|e| panic!("{e}: {o}"))["decision"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(check(&["--connect", &format!("denied.test:{port}")]), "allow");
     assert_eq!(check(&["--", "echo", "a*b", "c d"]), "allow");

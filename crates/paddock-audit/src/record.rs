@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
-use crate::payload::{ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart};
+use crate::payload::{
+    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart,
+};
 use crate::selector::Selector;
 pub use crate::time::{format_ts, now_ts, parse_ts};
 

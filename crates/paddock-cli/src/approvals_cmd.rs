@@ -15,9 +15,9 @@ use crate::state::state_dir_if_any;
 fn store() -> Result<Option<Store>, i32> {
     match state_dir_if_any()? {
         None => Ok(None),
-        Some(d) => Store::open(&d)
-            .map(Some)
-            .map_err(|e| fail(exit::INTERNAL, format_args!("{}: {e}", d.join(paddock::approvals::APPROVALS_DIR).display()))),
+        Some(d) => Store::open(&d).map(Some).map_err(|e| {
+            fail(exit::INTERNAL, format_args!("{}: {e}", d.join(paddock::approvals::APPROVALS_DIR).display()))
+        }),
     }
 }
 
@@ -100,7 +100,8 @@ fn answer(id: &str, verdict: Verdict, scope: Scope) -> i32 {
     let question = store.get(id);
     match store.answer(id, &answer) {
         Ok(()) => {
-            let what = question.map(|q| format!("{} `{}`", q.kind, paddock_audit::Escaped(&q.subject))).unwrap_or_default();
+            let what =
+                question.map(|q| format!("{} `{}`", q.kind, paddock_audit::Escaped(&q.subject))).unwrap_or_default();
             let how = if verdict == Verdict::Allow { "allowed" } else { "denied" };
             output::println(format_args!("{shown}: {what} {how} ({})", scope.as_str())).err().unwrap_or(exit::OK)
         }

@@ -21,7 +21,8 @@ pub fn terminal(child_has_terminal: bool) -> Option<Prompt> {
     Some(Arc::new(move |q: &Question, store: &Store| {
         let (q, store) = (q.clone(), store.clone());
         // The asking thread goes on to wait for the answer file; this one asks.
-        let spawned = std::thread::Builder::new().name("paddock-ask".into()).spawn(move || ask(&q, &store, child_has_terminal));
+        let spawned =
+            std::thread::Builder::new().name("paddock-ask".into()).spawn(move || ask(&q, &store, child_has_terminal));
         if let Err(e) = spawned {
             tracing::warn!("cannot ask on the terminal: {e}");
         }
@@ -62,7 +63,12 @@ fn ask(q: &Question, store: &Store, child_has_terminal: bool) {
     let by = format!("{} (the terminal of paddock run)", this_process());
     let Ok(answer) = Answer::new(verdict, scope, by) else { return };
     let reply = match store.answer(&q.id, &answer) {
-        Ok(()) => format!("paddock: {}: {} ({})\r\n", q.id, if verdict == Verdict::Allow { "allowed" } else { "denied" }, scope.as_str()),
+        Ok(()) => format!(
+            "paddock: {}: {} ({})\r\n",
+            q.id,
+            if verdict == Verdict::Allow { "allowed" } else { "denied" },
+            scope.as_str()
+        ),
         Err(e) => format!("paddock: {}\r\n", paddock_audit::Escaped(&e.to_string())),
     };
     if let Err(e) = tty.write_all(reply.as_bytes()) {

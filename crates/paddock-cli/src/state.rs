@@ -94,8 +94,7 @@ pub fn apply_approved(policy: &mut Policy) -> Result<(), i32> {
 /// directory an ask is a denial.
 pub fn enable_approvals(session: &paddock::Session) -> Result<Option<std::sync::Arc<paddock::approvals::Broker>>, i32> {
     let Some(dir) = state_dir_if_any()? else { return Ok(None) };
-    session
-        .enable_approvals(&dir)
-        .map(Some)
-        .map_err(|e| fail(exit::INTERNAL, format_args!("{}: {e}", dir.join(paddock::approvals::APPROVALS_DIR).display())))
+    session.enable_approvals(&dir).map(Some).map_err(|e| {
+        fail(exit::INTERNAL, format_args!("{}: {e}", dir.join(paddock::approvals::APPROVALS_DIR).display()))
+    })
 }

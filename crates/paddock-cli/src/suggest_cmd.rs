@@ -62,7 +62,9 @@ impl Suggestion {
                 let path = std::env::var("PATH").unwrap_or_else(|_| paddock_policy::DEFAULT_PATH.into());
                 match paddock_policy::resolve_program(&argv[0], &path, cwd) {
                     Some(program) => self.commands.add(Proposal::command(argv, &program).entry),
-                    None => self.skipped.push(format!("`{}`: the program does not resolve here", shell_words::join(argv))),
+                    None => {
+                        self.skipped.push(format!("`{}`: the program does not resolve here", shell_words::join(argv)))
+                    }
                 }
             }
             Target::ReadFile { path } => self.read.add(path.clone()),
@@ -145,19 +147,19 @@ pub fn suggest(a: SuggestArgs) -> i32 {
             }
         }
         match &r.event {
-            Event::CallStart(c) if c.decision == Decision::Deny => {
-                if suggestible(c.rule.as_deref(), c.reason.as_deref()) {
-                    s.denials += 1;
-                    s.call(&c.target, c.cwd.as_deref());
-                }
+            Event::CallStart(c)
+                if c.decision == Decision::Deny && suggestible(c.rule.as_deref(), c.reason.as_deref()) =>
+            {
+                s.denials += 1;
+                s.call(&c.target, c.cwd.as_deref());
             }
-            Event::NetConnect(n) if n.verdict == Decision::Deny => {
-                if suggestible(n.rule.as_deref(), n.reason.as_deref()) {
-                    s.denials += 1;
-                    match normalize_host(&n.host) {
-                        Ok(h) => s.network.add(Proposal::connect(&h, n.port).entry),
-                        Err(_) => s.skipped.push(format!("connection to `{}`: not a host name", n.host)),
-                    }
+            Event::NetConnect(n)
+                if n.verdict == Decision::Deny && suggestible(n.rule.as_deref(), n.reason.as_deref()) =>
+            {
+                s.denials += 1;
+                match normalize_host(&n.host) {
+                    Ok(h) => s.network.add(Proposal::connect(&h, n.port).entry),
+                    Err(_) => s.skipped.push(format!("connection to `{}`: not a host name", n.host)),
                 }
             }
             _ => {}

@@ -124,7 +124,11 @@ pub fn parse_approved(source: &Path, text: &str) -> Result<Vec<ApprovedEntry>, P
     let mut problems = Problems::default();
     if let Some(v) = &raw.version {
         if *v.get_ref() != 1 {
-            problems.push(&Origin::at(&file, text, v.span().start), "unsupported version", Some("`version = 1`".into()));
+            problems.push(
+                &Origin::at(&file, text, v.span().start),
+                "unsupported version",
+                Some("`version = 1`".into()),
+            );
         }
     }
     let mut out = Vec::new();
@@ -132,13 +136,9 @@ pub fn parse_approved(source: &Path, text: &str) -> Result<Vec<ApprovedEntry>, P
         let a = a.into_inner();
         let origin = Origin::at(&file, text, a.entry.span().start);
         match ApprovedList::parse(a.rule.get_ref()) {
-            Some(list) => out.push(ApprovedEntry {
-                list,
-                entry: a.entry.into_inner(),
-                answered: a.answered,
-                by: a.by,
-                origin,
-            }),
+            Some(list) => {
+                out.push(ApprovedEntry { list, entry: a.entry.into_inner(), answered: a.answered, by: a.by, origin })
+            }
             None => problems.push(
                 &Origin::at(&file, text, a.rule.span().start),
                 format!("unknown rule `{}` in [[approved]]", a.rule.get_ref()),
@@ -314,7 +314,11 @@ mod tests {
         let d = p.check_command(&["/bin/echo".into(), "hi".into()], Path::new("/"));
         assert_eq!((d.verdict, d.rule.as_ref()), (Verdict::Allow, "approved[2]"));
         assert_eq!(p.check_command(&["/bin/echo".into(), "ho".into()], Path::new("/")).verdict, Verdict::Ask);
-        assert!(p.approved_listing().contains("# approved[1]: [network] deny = [\"b.test\"]"), "{}", p.approved_listing());
+        assert!(
+            p.approved_listing().contains("# approved[1]: [network] deny = [\"b.test\"]"),
+            "{}",
+            p.approved_listing()
+        );
         // A revocation of the grant denies, and says so.
         p.set_revocations(&[(crate::Revocation::Rule("approved[0]".into()), None)], Path::new("r.toml")).unwrap();
         let d = p.decide_connect("a.test", 8080);
@@ -323,9 +327,10 @@ mod tests {
 
     #[test]
     fn bad_approved_file_is_located() {
-        let e = parse_approved(Path::new("a.toml"), "version = 1\n[[approved]]\nrule = \"network.ask\"\nentry = \"x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse_approved(Path::new("a.toml"), "version = 1\n[[approved]]\nrule = \"network.ask\"\nentry = \"x\"\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.starts_with("a.toml:3:8: error: unknown rule `network.ask`"), "{e}");
         let entries =
             parse_approved(Path::new("a.toml"), "[[approved]]\nrule = \"network.allow\"\nentry = \"*x\"\n").unwrap();

@@ -212,7 +212,9 @@ impl Policy {
             return d;
         }
         match *asked {
-            Asked::Command { program, argv } => self.revocations.command(d, Some(program), argv.get(1..).unwrap_or(&[])),
+            Asked::Command { program, argv } => {
+                self.revocations.command(d, Some(program), argv.get(1..).unwrap_or(&[]))
+            }
             Asked::Network { host, port } => self.revocations.connect(d, host, port),
         }
     }

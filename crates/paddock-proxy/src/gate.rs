@@ -375,7 +375,11 @@ mod tests {
         fn private_allowed(&self, addr: IpAddr) -> bool {
             addr == IpAddr::from([127, 0, 0, 1])
         }
-        fn ask(&self, host: &str, port: u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
+        fn ask(
+            &self,
+            host: &str,
+            port: u16,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
             let d = match port {
                 443 => HostDecision::allow("network.ask[0]", format!("{host}: a person said yes")),
                 _ => HostDecision::deny("network.ask[0]", format!("{host}: a person said no")),

@@ -142,7 +142,8 @@ pub trait HostPolicy: Send + Sync + 'static {
     /// final decision (allow or deny, never ask again). The default denies at once:
     /// nobody to ask.
     fn ask(&self, host: &str, port: u16) -> Pin<Box<dyn Future<Output = HostDecision> + Send>> {
-        let d = HostDecision::deny("default", format!("{host}:{port} needs a person's answer, and nobody can be asked"));
+        let d =
+            HostDecision::deny("default", format!("{host}:{port} needs a person's answer, and nobody can be asked"));
         Box::pin(std::future::ready(d))
     }
 }

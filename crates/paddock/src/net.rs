@@ -213,11 +213,7 @@ impl HostPolicy for PolicyGate {
     fn private_allowed(&self, addr: IpAddr) -> bool {
         self.policy().private_allowed(addr)
     }
-    fn ask(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
+    fn ask(&self, host: &str, port: u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
         // The wait is a person's: on a blocking thread, the proxy's other connections go on.
         let (inner, host) = (Arc::clone(&self.0), host.to_string());
         Box::pin(async move {

@@ -415,7 +415,9 @@ impl Inner {
             return d;
         }
         match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
-            Some(program) => self.resolve(policy, d, crate::approvals::Subject::Command { argv: argv.to_vec(), program }),
+            Some(program) => {
+                self.resolve(policy, d, crate::approvals::Subject::Command { argv: argv.to_vec(), program })
+            }
             None => deny(format!("{}; but the program does not resolve", d.reason)),
         }
     }

@@ -141,7 +141,8 @@ impl Broker {
         let known = self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
         if let Some(allow) = known {
             let how = if allow { "allowed" } else { "denied" };
-            let d = decision(allow, &asked.rule, format!("`{}` was {how} for this session by a person", subject.shown()));
+            let d =
+                decision(allow, &asked.rule, format!("`{}` was {how} for this session by a person", subject.shown()));
             return policy.recheck(d, &subject_ref(&subject));
         }
         // An "always" answer given since the policy was loaded (by this or another process).
@@ -184,10 +185,18 @@ impl Broker {
             pid: q.pid,
         });
         if let Err(e) = (self.record)(&record) {
-            return decision(false, &asked.rule, format!("{}; the question cannot be recorded, so none is asked: {e}", asked.reason));
+            return decision(
+                false,
+                &asked.rule,
+                format!("{}; the question cannot be recorded, so none is asked: {e}", asked.reason),
+            );
         }
         if let Err(e) = self.store.put(&q) {
-            let d = decision(false, &asked.rule, format!("{}; the question cannot be put up, so the answer is no: {e}", asked.reason));
+            let d = decision(
+                false,
+                &asked.rule,
+                format!("{}; the question cannot be put up, so the answer is no: {e}", asked.reason),
+            );
             self.answered(&q, None, "error", &d, None);
             return d;
         }
@@ -221,7 +230,11 @@ impl Broker {
         };
         let allow = a.answer == Said::Allow;
         let how = if allow { "allowed" } else { "denied" };
-        let mut d = decision(allow, &asked.rule, format!("`{}` was {how} {} by {} (question {})", q.subject, scope_words(a.scope), a.by, q.id));
+        let mut d = decision(
+            allow,
+            &asked.rule,
+            format!("`{}` was {how} {} by {} (question {})", q.subject, scope_words(a.scope), a.by, q.id),
+        );
         let mut approved_rule = None;
         match a.scope {
             Scope::Once => {}

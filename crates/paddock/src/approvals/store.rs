@@ -19,7 +19,9 @@ pub const APPROVALS_DIR: &str = "approvals";
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
     /// No open question has this id.
-    #[error("no open question `{0}` (it was answered, timed out, or never asked): `paddock approvals` lists the open ones")]
+    #[error(
+        "no open question `{0}` (it was answered, timed out, or never asked): `paddock approvals` lists the open ones"
+    )]
     Unknown(String),
     /// Someone answered first.
     #[error("question `{0}` was already answered")]
@@ -185,7 +187,11 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         s.put(&q("q1", now_ms() + 60_000)).unwrap();
         s.put(&q("q2", now_ms() - 1)).unwrap();
-        assert_eq!(s.list().unwrap().iter().map(|q| q.id.as_str()).collect::<Vec<_>>(), ["q1"], "past deadline: not listed");
+        assert_eq!(
+            s.list().unwrap().iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
+            ["q1"],
+            "past deadline: not listed"
+        );
         let mode = std::fs::metadata(s.dir().join("q1.question.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let a = Answer::new(Verdict::Allow, Scope::Once, "me".into()).unwrap();
