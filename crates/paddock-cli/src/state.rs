@@ -82,7 +82,10 @@ pub fn revocation_list_error(path: &Path, e: &AuditError) -> i32 {
 /// `policy` as its approved layer. A list that cannot be read or compiled stops the
 /// command with 78, located: it is a policy layer.
 pub fn apply_approved(policy: &mut Policy) -> Result<(), i32> {
-    let Some(dir) = state_dir_if_any()? else { return Ok(()) };
+    // Without a usable state directory there is no list: nothing is allowed by it, and
+    // what it denied "always" is asked again; the command says what is wrong with
+    // `$STATE` where it needs it (the audit log, the revocation list).
+    let Ok(dir) = paddock_audit::state_dir() else { return Ok(()) };
     policy.load_approved(&dir.join(paddock::approvals::APPROVED_FILE)).map_err(|e| {
         crate::setup::eprint_lines(e);
         eprintln!("  hint: this is the list of answers given \"always\" (`paddock policy show` lists it); fix it, or move it aside to drop them all");
