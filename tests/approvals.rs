@@ -172,6 +172,22 @@ fn once_then_ask_again(user: User) {
     );
     let uid = user.uid().to_string();
     assert!(answers[0]["by"].as_str().unwrap().starts_with(&format!("uid {uid} pid ")), "{answers:?}");
+    let review = paddock(&f, &["audit", "review"]);
+    assert!(review.out().contains("Questions (2, 0 open):"), "{review}");
+    assert!(
+        review.out().contains(&format!(
+            "{} network `asked.test:{port}` (network.ask[0]): allow once by uid {uid} pid ",
+            id(&q1)
+        )),
+        "{review}"
+    );
+    assert!(
+        review.out().contains(&format!(
+            "{} network `asked.test:{port}` (network.ask[0]): deny once by uid {uid} pid ",
+            id(&q2)
+        )),
+        "{review}"
+    );
     let conns = records(&f, "net.connect");
     assert!(conns.iter().any(|c| c["verdict"] == "allow" && c["rule"] == "network.ask[0]"), "{conns:?}");
     assert!(conns.iter().any(|c| c["verdict"] == "deny" && c["rule"] == "network.ask[0]"), "{conns:?}");
