@@ -443,6 +443,105 @@ fn serve_endpoints(user: User) {
     assert!(answers[0]["by"].as_str().unwrap().starts_with("serve token holder"), "{answers:?}");
 }
 
+/// Fifty connections asking at once: every question is listed, answered in the order it
+/// was asked, and none is lost.
+fn storm_of_fifty(user: User) {
+    need_curl();
+    let f = Fixture::new(user);
+    let port = upstream();
+    let pol = f.policy(&Pol { tail: &tail("50s", ""), ..Pol::default() });
+    let script = format!(
+        "for i in $(seq 50); do ( {} ) & done; wait",
+        connect("conn$i", "asked.test", port).trim_end().trim_end_matches(';')
+    );
+    let run = start(&f, &pol, &["sh", "-c", &script]);
+    let mut answered: Vec<String> = Vec::new();
+    let start = Instant::now();
+    while answered.len() < 50 {
+        assert!(start.elapsed() < HANG, "only {} of 50 questions came", answered.len());
+        let o = paddock(&f, &["approvals", "--json"]);
+        let v: Value = serde_json::from_str(&o.out()).unwrap_or_else(|e| panic!("{e}: {o}"));
+        let open: Vec<Value> = v["approvals"].as_array().unwrap().clone();
+        let times: Vec<&str> = open.iter().map(|q| q["asked_at"].as_str().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "listed oldest first: {times:?}");
+        let new: Vec<&Value> = open.iter().filter(|q| !answered.contains(&id(q))).collect();
+        for q in new {
+            let o = paddock(&f, &["approve", &id(q)]);
+            assert_eq!(o.code(), 0, "{o}");
+            answered.push(id(q));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = finish(run);
+    assert_eq!(o.out().matches(" ok").count(), 50, "{o}");
+    let asks = records(&f, "approval.ask");
+    let answers = records(&f, "approval.answer");
+    assert_eq!((asks.len(), answers.len()), (50, 50));
+    let mut ids: Vec<String> = answers.iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    let mut expected = answered.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "every question answered, each once");
+    assert!(answers.iter().all(|a| a["answer"] == "allow"), "{answers:?}");
+}
+
+/// The question on the terminal of `paddock run` (a real pty, from `script`): answered
+/// there when the child does not read the terminal; printed, and answered from another
+/// terminal, when it does.
+fn terminal_prompt(user: User) {
+    need_curl();
+    let f = Fixture::new(user);
+    let port = upstream();
+    let pol = f.policy(&Pol { tail: &tail("50s", ""), ..Pol::default() });
+    let under_script = |redirect: &str, tag: &str| -> Child {
+        let run = format!(
+            "{} run --policy {} --workspace {} -- sh -c {}{redirect}",
+            sh_quote(f.bin.to_str().unwrap()),
+            sh_quote(pol.to_str().unwrap()),
+            sh_quote(f.ws.to_str().unwrap()),
+            sh_quote(&connect(tag, "asked.test", port))
+        );
+        let mut full = f.user.prefix();
+        full.extend(["/usr/bin/script".into(), "-qfec".into(), run.into(), "/dev/null".into()]);
+        let mut cmd = Command::new(&full[0]);
+        cmd.args(&full[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &f.home)
+            .env("TERM", "dumb")
+            .env("PADDOCK_STATE_DIR", f.root.join("state"))
+            .current_dir(&f.ws)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        spawn(&mut cmd).expect("spawn script")
+    };
+    // The child's stdin is not the terminal: the question is asked and answered on it.
+    let mut run = under_script(" < /dev/null", "tty");
+    let q = next_question(&f, &[]);
+    let mut keys = run.stdin.take().unwrap();
+    keys.write_all(b"o\n").unwrap();
+    let o = finish(run);
+    drop(keys);
+    let screen = o.out();
+    assert!(screen.contains(&format!("asks for network `asked.test:{port}`")), "{o}");
+    assert!(screen.contains(&format!("would add: [network] allow = [\"asked.test:{port}\"]")), "{o}");
+    assert!(screen.contains(&format!("paddock: {}: allowed (once)", id(&q))), "{o}");
+    assert!(screen.contains("tty ok"), "{o}");
+    let answers = records(&f, "approval.answer");
+    assert!(answers[0]["by"].as_str().unwrap().ends_with("(the terminal of paddock run)"), "{answers:?}");
+
+    // The child has the terminal (an interactive agent): printed, answered elsewhere.
+    let mut run = under_script("", "pty");
+    let keys = run.stdin.take().unwrap();
+    let q2 = next_question(&f, &[id(&q)]);
+    assert_eq!(paddock(&f, &["approve", &id(&q2)]).code(), 0);
+    let o = finish(run);
+    drop(keys);
+    assert!(o.out().contains("answer from another terminal"), "{o}");
+    assert!(o.out().contains("pty ok"), "{o}");
+}
+
 both_users!(
     once_then_ask_again,
     session_and_always,
@@ -451,4 +550,6 @@ both_users!(
     command_waits,
     suggest_allows_exactly_what_was_denied,
     serve_endpoints,
+    storm_of_fifty,
+    terminal_prompt,
 );
