@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::question::{Answer, Question};
 
+/// How long after its deadline a question left behind is removed by a listing.
+const STALE_MS: u64 = 60_000;
+
 /// The directory's name in `$STATE`.
 pub const APPROVALS_DIR: &str = "approvals";
 
@@ -103,6 +106,11 @@ impl Store {
             let name = entry?.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".question.json")) else { continue };
             let Some(q) = self.get(id) else { continue };
+            if q.deadline_ms.saturating_add(STALE_MS) <= now {
+                // Its asker ended while it waited (a waiting asker removes its own).
+                self.remove(id);
+                continue;
+            }
             if q.deadline_ms <= now || self.answer_path(id).exists() {
                 continue;
             }
@@ -187,11 +195,13 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         s.put(&q("q1", now_ms() + 60_000)).unwrap();
         s.put(&q("q2", now_ms() - 1)).unwrap();
+        s.put(&q("q3", now_ms() - STALE_MS - 1)).unwrap();
         assert_eq!(
             s.list().unwrap().iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
             ["q1"],
             "past deadline: not listed"
         );
+        assert!(s.get("q3").is_none() && s.get("q2").is_some(), "left behind long ago: removed");
         let mode = std::fs::metadata(s.dir().join("q1.question.json")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let a = Answer::new(Verdict::Allow, Scope::Once, "me".into()).unwrap();
