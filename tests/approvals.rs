@@ -542,6 +542,89 @@ fn terminal_prompt(user: User) {
     assert!(o.out().contains("pty ok"), "{o}");
 }
 
+/// `paddock mcp`: a client that declared form elicitation is asked there, and its answer
+/// lets the call run; a client that did not is asked through the other channels.
+fn mcp_elicitation(user: User) {
+    let f = Fixture::new(user);
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"echo **\"]\n"), ..Pol::default() });
+    for elicits in [true, false] {
+        let mut argv = f.user.prefix();
+        argv.extend([f.bin.clone().into(), "mcp".into(), "--policy".into(), pol.clone().into()]);
+        argv.extend(["--workspace".into(), f.ws.clone().into()]);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &f.home)
+            .env("PADDOCK_STATE_DIR", f.root.join("state"))
+            .current_dir(&f.ws)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = spawn(&mut cmd).expect("spawn paddock mcp");
+        let mut stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a frame: {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut send = |v: Value| {
+            writeln!(stdin, "{v}").unwrap();
+            stdin.flush().unwrap();
+        };
+        let caps = if elicits { serde_json::json!({ "elicitation": {} }) } else { serde_json::json!({}) };
+        send(
+            serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-06-18", "capabilities": caps, "clientInfo": { "name": "t", "version": "0" } } }),
+        );
+        let init = lines.recv_timeout(HANG).expect("initialize answered");
+        assert_eq!(init["id"], 1, "{init}");
+        send(serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+        let word = if elicits { "elicited" } else { "elsewhere" };
+        send(
+            serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "command", "arguments": { "argv": ["echo", word] } } }),
+        );
+        let result = if elicits {
+            let req = lines.recv_timeout(HANG).expect("an elicitation request");
+            assert_eq!(req["method"], "elicitation/create", "{req}");
+            let message = req["params"]["message"].as_str().unwrap();
+            assert!(message.contains(&format!("asks for command `echo {word}`")), "{req}");
+            let choices = &req["params"]["requestedSchema"]["properties"]["answer"]["enum"];
+            assert!(choices.as_array().unwrap().contains(&Value::from("allow once")), "{req}");
+            send(
+                serde_json::json!({ "jsonrpc": "2.0", "id": req["id"], "result": { "action": "accept", "content": { "answer": "allow once" } } }),
+            );
+            lines.recv_timeout(HANG).expect("the call's result")
+        } else {
+            let seen: Vec<String> =
+                records(&f, "approval.ask").iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
+            let q = next_question(&f, &seen);
+            assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+            let r = lines.recv_timeout(HANG).expect("the call's result");
+            assert_ne!(r["method"], "elicitation/create", "no elicitation to a client without it: {r}");
+            r
+        };
+        assert_eq!(result["id"], 2, "{result}");
+        let text = result["result"]["content"][0]["text"].as_str().unwrap();
+        let outcome: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            (outcome["decision"].as_str(), outcome["stdout"].as_str()),
+            (Some("allow"), Some(format!("{word}\n").as_str())),
+            "{outcome}"
+        );
+        let answers = records(&f, "approval.answer");
+        let by = answers.last().unwrap()["by"].as_str().unwrap().to_string();
+        assert_eq!(by.starts_with("MCP client (elicitation"), elicits, "{by}");
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 both_users!(
     once_then_ask_again,
     session_and_always,
@@ -552,4 +635,5 @@ both_users!(
     serve_endpoints,
     storm_of_fifty,
     terminal_prompt,
+    mcp_elicitation,
 );
