@@ -328,6 +328,18 @@ fn suggest_allows_exactly_what_was_denied(user: User) {
         None,
     );
     assert!(o.out().contains("x no"), "{o}");
+    // Denied reads and writes come from tool calls: through serve.
+    let (server, request) = serve(&f, &pol);
+    let want = f.shelf_file.to_str().unwrap();
+    let (status, body) =
+        request("POST", "/v1/calls", true, Some(&format!(r#"{{"tool":"read_file","path":{want:?}}}"#)));
+    assert!(status == 200 && body.contains("\"decision\":\"deny\""), "{body}");
+    let put = f.outside.join("new.txt");
+    let put = put.to_str().unwrap();
+    let (status, body) =
+        request("POST", "/v1/calls", true, Some(&format!(r#"{{"tool":"write_file","path":{put:?},"content":"x"}}"#)));
+    assert!(status == 200 && body.contains("\"decision\":\"deny\""), "{body}");
+    drop(server);
     let o = paddock(&f, &["policy", "suggest", "--since", "1h"]);
     assert_eq!(o.code(), 0, "{o}");
     let text = o.out();
@@ -356,15 +368,31 @@ fn suggest_allows_exactly_what_was_denied(user: User) {
     assert_eq!(check(&["--connect", &format!("denied.test:{}", port.wrapping_add(1).max(1))]), "deny");
     assert_eq!(check(&["--", "echo", "axb", "c d"]), "deny");
     assert_eq!(check(&["--", "echo", "a*b"]), "deny");
+    assert_eq!(check(&["--read", want]), "allow");
+    assert_eq!(check(&["--write", put]), "allow");
+    // Never a directory above what was denied, nor a sibling.
+    assert_eq!(check(&["--read", f.shelf.to_str().unwrap()]), "deny");
+    assert_eq!(check(&["--read", f.secret_path.to_str().unwrap()]), "deny");
+    assert_eq!(check(&["--write", f.outside.join("other.txt").to_str().unwrap()]), "deny");
 }
 
-/// `GET /v1/approvals` and `POST /v1/approvals/ID` of `serve`: the token rules of every
-/// endpoint, DESIGN's shapes, and a command call that waits for the answer.
-fn serve_endpoints(user: User) {
-    let f = Fixture::new(user);
-    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"echo **\"]\n"), ..Pol::default() });
+/// A running `paddock serve` (killed when dropped).
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A request to a serve: `(method, path, with the token, body)` → `(status, body)`.
+type Request = dyn Fn(&str, &str, bool, Option<&str>) -> (u16, String) + Send + Sync;
+
+/// Starts `paddock serve --policy POLICY` as the fixture's user; it and its requester.
+fn serve(f: &Fixture, pol: &Path) -> (Kill, std::sync::Arc<Request>) {
     let mut argv = f.user.prefix();
-    argv.extend([f.bin.clone().into(), "serve".into(), "--policy".into(), pol.clone().into()]);
+    argv.extend([f.bin.clone().into(), "serve".into(), "--policy".into(), pol.into()]);
     argv.extend(["--workspace".into(), f.ws.clone().into(), "--listen".into(), "127.0.0.1:0".into()]);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -377,13 +405,6 @@ fn serve_endpoints(user: User) {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).expect("spawn paddock serve");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let (tx, rx) = mpsc::channel();
     let err = BufReader::new(child.stderr.take().unwrap());
     std::thread::spawn(move || {
@@ -393,7 +414,7 @@ fn serve_endpoints(user: User) {
             }
         }
     });
-    let _server = Kill(child);
+    let server = Kill(child);
     let addr = rx.recv_timeout(HANG).expect("serve's address");
     let token = std::fs::read_to_string(f.root.join("state/token")).unwrap().trim().to_string();
     let request = move |method: &str, path: &str, auth: bool, body: Option<&str>| -> (u16, String) {
@@ -411,10 +432,19 @@ fn serve_endpoints(user: User) {
         let (head, body) = buf.split_once("\r\n\r\n").unwrap();
         (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
     };
+    (server, std::sync::Arc::new(request))
+}
+
+/// `GET /v1/approvals` and `POST /v1/approvals/ID` of `serve`: the token rules of every
+/// endpoint, DESIGN's shapes, and a command call that waits for the answer.
+fn serve_endpoints(user: User) {
+    let f = Fixture::new(user);
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"echo **\"]\n"), ..Pol::default() });
+    let (_server, request) = serve(&f, &pol);
     assert_eq!(request("GET", "/v1/approvals", false, None).0, 401);
     assert_eq!(request("GET", "/v1/approvals", true, None), (200, "{\"approvals\":[]}".to_string()));
     let call = std::thread::spawn({
-        let request = request.clone();
+        let request = std::sync::Arc::clone(&request);
         move || request("POST", "/v1/calls", true, Some(r#"{"tool":"command","argv":["echo","from","serve"]}"#))
     });
     let q = loop {
