@@ -10,7 +10,8 @@
 //!    [`forward_target`], [`connect_target`]);
 //! 2. normalises the host ([`normalise_host`]: lowercase, no trailing dot,
 //!    punycode);
-//! 3. asks the [`HostPolicy`] (403 with the rule and a hint when denied);
+//! 3. asks the [`HostPolicy`] (403 with the rule and a hint when denied; when it
+//!    answers [`HostDecision::ask`], the connection is held for [`HostPolicy::ask`]);
 //! 4. resolves the name — the policy's pin first, else DNS — and
 //!    [`classify`]s every address: anything but [`AddrClass::Public`] is
 //!    refused unless [`HostPolicy::private_allowed`] covers it (the SSRF
