@@ -9,11 +9,13 @@
 //! and paths are stored as given: a caller that puts a secret on a command
 //! line puts it in the log.
 
+mod approval;
 mod call;
 mod net;
 mod session;
 mod target;
 
+pub use approval::{ApprovalAnswer, ApprovalAsk};
 pub use call::{Call, CallEnd, CallOutcome};
 pub use net::NetConnect;
 pub use session::{RevokeEvent, SessionEnd, SessionStart};

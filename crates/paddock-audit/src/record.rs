@@ -9,7 +9,7 @@
 //! |---------|---------|
 //! | `seq`   | sequence number; the first record of a log is **1**, each next one is the previous plus one |
 //! | `ts`    | when the record was written: RFC 3339, UTC, milliseconds (`2026-03-01T12:00:00.123Z`) |
-//! | `event` | one of `call.start`, `call.end`, `net.connect`, `revoke`, `unrevoke`, `session.start`, `session.end` |
+//! | `event` | one of `call.start`, `call.end`, `net.connect`, `revoke`, `unrevoke`, `session.start`, `session.end`, `approval.ask`, `approval.answer` |
 //! | `prev`  | lowercase hex SHA-256 of the previous line's bytes, exactly as stored, **without** its trailing `\n`; 64 zeros (`GENESIS_PREV`) for the first record |
 //!
 //! The event's own fields follow in a fixed order (the declaration order of
@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
-use crate::payload::{Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart};
+use crate::payload::{
+    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart,
+};
 use crate::selector::Selector;
 pub use crate::time::{format_ts, now_ts, parse_ts};
 
@@ -71,6 +73,12 @@ pub enum EventKind {
     /// A session ended.
     #[serde(rename = "session.end")]
     SessionEnd,
+    /// A person was asked about a call or connection.
+    #[serde(rename = "approval.ask")]
+    ApprovalAsk,
+    /// A question was answered (or timed out).
+    #[serde(rename = "approval.answer")]
+    ApprovalAnswer,
 }
 
 impl EventKind {
@@ -84,6 +92,8 @@ impl EventKind {
             EventKind::Unrevoke => "unrevoke",
             EventKind::SessionStart => "session.start",
             EventKind::SessionEnd => "session.end",
+            EventKind::ApprovalAsk => "approval.ask",
+            EventKind::ApprovalAnswer => "approval.answer",
         }
     }
 }
@@ -112,6 +122,10 @@ pub enum Event {
     SessionStart(SessionStart),
     /// `session.end`.
     SessionEnd(SessionEnd),
+    /// `approval.ask`.
+    ApprovalAsk(ApprovalAsk),
+    /// `approval.answer`.
+    ApprovalAnswer(ApprovalAnswer),
 }
 
 impl Event {
@@ -125,6 +139,8 @@ impl Event {
             Event::Unrevoke(_) => EventKind::Unrevoke,
             Event::SessionStart(_) => EventKind::SessionStart,
             Event::SessionEnd(_) => EventKind::SessionEnd,
+            Event::ApprovalAsk(_) => EventKind::ApprovalAsk,
+            Event::ApprovalAnswer(_) => EventKind::ApprovalAnswer,
         }
     }
 
@@ -148,6 +164,8 @@ impl Event {
             EventKind::Unrevoke => Event::Unrevoke(serde_json::from_value(v)?),
             EventKind::SessionStart => Event::SessionStart(serde_json::from_value(v)?),
             EventKind::SessionEnd => Event::SessionEnd(serde_json::from_value(v)?),
+            EventKind::ApprovalAsk => Event::ApprovalAsk(serde_json::from_value(v)?),
+            EventKind::ApprovalAnswer => Event::ApprovalAnswer(serde_json::from_value(v)?),
         })
     }
 }
@@ -202,6 +220,8 @@ pub(crate) fn encode_payload(event: &Event) -> Result<String, serde_json::Error>
         Event::Revoke(p) | Event::Unrevoke(p) => serde_json::to_string(p),
         Event::SessionStart(p) => serde_json::to_string(p),
         Event::SessionEnd(p) => serde_json::to_string(p),
+        Event::ApprovalAsk(p) => serde_json::to_string(p),
+        Event::ApprovalAnswer(p) => serde_json::to_string(p),
     }
 }
 
@@ -242,6 +262,8 @@ impl Serialize for Record {
             Event::Revoke(p) | Event::Unrevoke(p) => enc(self, p, s),
             Event::SessionStart(p) => enc(self, p, s),
             Event::SessionEnd(p) => enc(self, p, s),
+            Event::ApprovalAsk(p) => enc(self, p, s),
+            Event::ApprovalAnswer(p) => enc(self, p, s),
         }
     }
 }

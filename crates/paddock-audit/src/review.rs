@@ -9,6 +9,9 @@
 //! always has one); `call.end` only adds the exit code, or counts the call if
 //! its `call.start` is nowhere in the log.
 //!
+//! Questions put to a person (`approval.ask`) are listed with their answers
+//! (`approval.answer`: who, how, when), open ones without.
+//!
 //! Denied attempts include refused connections (`net.connect` with
 //! `verdict = "deny"`), grouped by `host:port`.
 //!
@@ -30,11 +33,13 @@ use crate::reader::{Line, LineReader};
 use crate::record::Record;
 
 mod build;
+mod questions;
 mod render;
 mod report;
 mod since;
 
 use build::Builder;
+pub use questions::QuestionReview;
 pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
 

@@ -39,6 +39,62 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve the supervisor's tools over MCP on stdin/stdout.
     Mcp(McpArgs),
+    /// List the open questions (calls and connections waiting for a person's answer).
+    Approvals(ApprovalsArgs),
+    /// Allow what question ID asks for (exit 64 for an unknown id).
+    Approve(ApproveArgs),
+    /// Refuse what question ID asks for (exit 64 for an unknown id).
+    Deny(DenyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ApprovalsArgs {
+    /// Keep watching: print each new question as it is asked.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print {"approvals":[...]} as JSON (with --watch: one question per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// The question's id (`paddock approvals` lists them).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// once (this call or connection), session (the rest of the asking session), always
+    /// (appended to $STATE/approved.toml).
+    #[arg(long, value_name = "SCOPE", default_value = "once", value_parser = ["once", "session", "always"], conflicts_with_all = ["session", "always"])]
+    pub scope: String,
+    /// Same as --scope session.
+    #[arg(long)]
+    pub session: bool,
+    /// Same as --scope always.
+    #[arg(long, conflicts_with = "session")]
+    pub always: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DenyArgs {
+    /// The question's id (`paddock approvals` lists them).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// once (this call or connection), always (appended to $STATE/approved.toml as a deny entry).
+    #[arg(long, value_name = "SCOPE", default_value = "once", value_parser = ["once", "always"], conflicts_with = "always")]
+    pub scope: String,
+    /// Same as --scope always.
+    #[arg(long)]
+    pub always: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SuggestArgs {
+    /// Only denials newer than this: a duration (`24h`, `7days`) or a date (RFC 3339).
+    #[arg(long, value_name = "DUR")]
+    pub since: Option<String>,
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -206,4 +262,7 @@ pub enum PolicyCommand {
     },
     /// Print the effective merged policy as TOML.
     Show(PolicyArgs),
+    /// The narrowest policy lines that would have allowed the denied calls and
+    /// connections in the audit log, for a person to review and paste.
+    Suggest(SuggestArgs),
 }

@@ -40,6 +40,9 @@ pub fn run(a: CheckArgs) -> i32 {
         (policy.check_read(p, &cwd), Extra::default())
     } else if let Some(p) = &a.write {
         (policy.check_write(p, &cwd), Extra::default())
+    } else if let Some(target) = target.as_ref().filter(|t| asks(&policy, t)) {
+        // A person would be asked: said without waiting.
+        (policy.decide_connect(&target.host.as_policy_str(), target.port), Extra::default())
     } else if let Some(target) = &target {
         let c = paddock::decide_connection(&Arc::new(policy), target);
         (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint })
@@ -51,8 +54,13 @@ pub fn run(a: CheckArgs) -> i32 {
     }
     match decision.verdict {
         Verdict::Allow => exit::OK,
-        Verdict::Deny => exit::DENIED,
+        // Not allowed unless a person says so when it runs.
+        Verdict::Deny | Verdict::Ask => exit::DENIED,
     }
+}
+
+fn asks(policy: &paddock_policy::Policy, t: &paddock::proxy::Target) -> bool {
+    policy.decide_connect(&t.host.as_policy_str(), t.port).verdict == Verdict::Ask
 }
 
 /// `HOST[:PORT]` as the proxy reads a CONNECT target (port 443 when omitted); a bare IPv6

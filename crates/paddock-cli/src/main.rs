@@ -6,6 +6,7 @@
 //! 124 timeout; 125 paddock's own failure; 128+N killed by signal N.
 
 mod agents;
+mod approvals_cmd;
 mod args;
 mod audit_cmd;
 mod check;
@@ -13,11 +14,13 @@ mod exit;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
+mod prompt;
 mod revoke_cmd;
 mod run;
 mod serve;
 mod setup;
 mod state;
+mod suggest_cmd;
 
 use clap::Parser;
 
@@ -51,6 +54,10 @@ fn main() {
         Command::Unrevoke(a) => revoke_cmd::unrevoke(a),
         Command::Serve(a) => serve::serve(a),
         Command::Mcp(a) => mcp_cmd::mcp(a),
+        Command::Approvals(a) => approvals_cmd::list(a),
+        Command::Approve(a) => approvals_cmd::approve(a),
+        Command::Deny(a) => approvals_cmd::deny(a),
+        Command::Policy { command: PolicyCommand::Suggest(a) } => suggest_cmd::suggest(a),
     };
     std::process::exit(code);
 }

@@ -60,7 +60,14 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
 /// Prints the effective merged policy.
 pub fn show(a: PolicyArgs) -> i32 {
     match load_policy(&a) {
-        Ok(p) => output::print(p.effective_toml()).err().unwrap_or(exit::OK),
+        Ok(p) => output::print(format_args!("{}{}", p.effective_toml(), escaped_lines(&p.approved_listing())))
+            .err()
+            .unwrap_or(exit::OK),
         Err(code) => code,
     }
+}
+
+/// `text` with each line escaped (the approved list quotes what agents asked for).
+fn escaped_lines(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", paddock_audit::Escaped(l))).collect()
 }

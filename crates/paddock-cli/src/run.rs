@@ -90,6 +90,15 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         return fail(exit::CONFIG, reason);
     }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
+    match crate::state::enable_approvals(&session) {
+        Ok(Some(broker)) => {
+            if let Some(p) = crate::prompt::terminal(stdio == StdioMode::Pty) {
+                broker.set_prompt(p);
+            }
+        }
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     let result = match session.run(&a.argv, &here, stdio) {
         Ok(r) => r,
         Err(SessionError::NotFound { .. }) => {

@@ -100,6 +100,9 @@ async fn run(
             return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
         }
     };
+    if let Err(code) = crate::state::enable_approvals(&session) {
+        return code;
+    }
     if let Some(reason) = session.policy().denies_all() {
         eprintln!("paddock: warning: {reason}");
     }

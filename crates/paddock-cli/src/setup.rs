@@ -103,10 +103,12 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
         },
         None => Policy::embedded_default(&vars),
     };
-    loaded.map_err(|e| {
+    let mut policy = loaded.map_err(|e| {
         eprint_lines(e);
         exit::CONFIG
-    })
+    })?;
+    crate::state::apply_approved(&mut policy)?;
+    Ok(policy)
 }
 
 /// Marks `$STATE` (audit log, revocations, token, approvals) as paddock's own: never in a

@@ -77,3 +77,27 @@ pub fn revocation_list_error(path: &Path, e: &AuditError) -> i32 {
     );
     exit::CONFIG
 }
+
+/// Loads `$STATE/approved.toml` (absent: none), the answers given "always", into
+/// `policy` as its approved layer. A list that cannot be read or compiled stops the
+/// command with 78, located: it is a policy layer.
+pub fn apply_approved(policy: &mut Policy) -> Result<(), i32> {
+    // Without a usable state directory there is no list: nothing is allowed by it, and
+    // what it denied "always" is asked again; the command says what is wrong with
+    // `$STATE` where it needs it (the audit log, the revocation list).
+    let Ok(dir) = paddock_audit::state_dir() else { return Ok(()) };
+    policy.load_approved(&dir.join(paddock::approvals::APPROVED_FILE)).map_err(|e| {
+        crate::setup::eprint_lines(e);
+        eprintln!("  hint: this is the list of answers given \"always\" (`paddock policy show` lists it); fix it, or move it aside to drop them all");
+        exit::CONFIG
+    })
+}
+
+/// Lets `session` ask a person (questions in `$STATE/approvals/`); without a state
+/// directory an ask is a denial.
+pub fn enable_approvals(session: &paddock::Session) -> Result<Option<std::sync::Arc<paddock::approvals::Broker>>, i32> {
+    let Some(dir) = state_dir_if_any()? else { return Ok(None) };
+    session.enable_approvals(&dir).map(Some).map_err(|e| {
+        fail(exit::INTERNAL, format_args!("{}: {e}", dir.join(paddock::approvals::APPROVALS_DIR).display()))
+    })
+}

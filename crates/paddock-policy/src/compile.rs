@@ -25,6 +25,9 @@ impl Policy {
         let commands = command_rules(&m, &sandbox_path, &mut problems);
         let network = network_rules(&m, &mut problems);
         let limits = limit_values(&m, &mut problems);
+        let ask = ask_rules(&m, &sandbox_path, &mut problems);
+        let ask_timeout =
+            m.ask_timeout.as_ref().and_then(|(v, o)| limits::duration(v, o, "ask_timeout", &mut problems));
         problems.into_result()?;
 
         let mut policy = Policy {
@@ -35,6 +38,9 @@ impl Policy {
             network,
             env,
             limits,
+            ask,
+            ask_timeout,
+            approved: Default::default(),
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),
@@ -141,4 +147,12 @@ fn limit_values(m: &Merged, problems: &mut Problems) -> Limits {
         limits.max_open_files = limits::count(*v, o, "max_open_files", problems);
     }
     limits
+}
+
+/// `ask` of `[commands]` and `[network]`.
+fn ask_rules(m: &Merged, sandbox_path: &str, problems: &mut Problems) -> crate::ask::AskRules {
+    let cmds =
+        m.commands_ask.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() });
+    let hosts = m.net_ask.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() });
+    crate::ask::AskRules::compile(cmds.collect(), hosts.collect(), sandbox_path, problems)
 }

@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-/// Allow or deny.
+/// Allow, deny, or ask a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     /// The call may go ahead.
     Allow,
     /// The call is refused.
     Deny,
+    /// No allow or deny entry decided, an `ask` entry matched: a person decides (until
+    /// then, and without an answer, the call is refused).
+    Ask,
 }
 
 impl Verdict {
@@ -18,6 +21,7 @@ impl Verdict {
         match self {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
+            Verdict::Ask => "ask",
         }
     }
 }

@@ -34,6 +34,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod approved;
+mod ask;
 mod commands;
 mod compile;
 mod decision;
@@ -50,6 +52,8 @@ mod revoke;
 mod show;
 mod vars;
 
+pub use approved::{approved_entry_text, parse_approved, ApprovedEntry, ApprovedList, APPROVED_HEADER};
+pub use ask::{AskRules, Asked, Proposal, DEFAULT_ASK_TIMEOUT};
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};

@@ -19,6 +19,12 @@ pub(crate) type AllowDeny = (Vec<At<String>>, Vec<At<String>>);
 pub(crate) struct Merged {
     pub files: Vec<PathBuf>,
     pub enforcement: Option<At<String>>,
+    /// `[sandbox] ask_timeout`.
+    pub ask_timeout: Option<At<IntOrString>>,
+    /// `[commands] ask`.
+    pub commands_ask: Vec<At<String>>,
+    /// `[network] ask`.
+    pub net_ask: Vec<At<String>>,
     pub fs_read: Vec<At<String>>,
     pub fs_write: Vec<At<String>>,
     pub fs_deny: Vec<At<String>>,
@@ -227,6 +233,10 @@ impl Loader {
                 let o = at(e.span());
                 m.enforcement = Some((e.into_inner(), o));
             }
+            if let Some(t) = s.ask_timeout {
+                let o = at(t.span());
+                m.ask_timeout = Some((t.into_inner(), o));
+            }
         }
         if let Some(f) = raw.filesystem {
             m.fs_read.extend(list(f.read));
@@ -239,10 +249,12 @@ impl Loader {
             let entry = m.commands.get_or_insert_with(Default::default);
             entry.0.extend(list(c.allow));
             entry.1.extend(list(c.deny));
+            m.commands_ask.extend(list(c.ask));
         }
         if let Some(n) = raw.network {
             m.net_allow.extend(list(n.allow));
             m.net_deny.extend(list(n.deny));
+            m.net_ask.extend(list(n.ask));
             m.net_private.extend(list(n.allow_private));
             if let Some(u) = n.upstream_proxy {
                 let o = at(u.span());

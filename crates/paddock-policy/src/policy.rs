@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::approved::Approved;
+use crate::ask::AskRules;
 use crate::commands::{self, resolve_program, CommandRules};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
@@ -31,6 +33,10 @@ pub struct Policy {
     pub env: EnvRules,
     /// `[limits]`.
     pub limits: Limits,
+    /// `ask` of `[commands]` and `[network]`.
+    pub ask: AskRules,
+    pub(crate) ask_timeout: Option<std::time::Duration>,
+    pub(crate) approved: Approved,
     /// The variables it was compiled with.
     pub vars: Vars,
     pub(crate) sandbox_path: String,
@@ -91,7 +97,7 @@ impl Policy {
         self.deny_all.as_deref()
     }
 
-    fn denied_all(&self) -> Option<Decision> {
+    pub(crate) fn denied_all(&self) -> Option<Decision> {
         self.deny_all.as_ref().map(|r| Decision {
             verdict: Verdict::Deny,
             rule: Arc::from(DENY_ALL_RULE),
@@ -192,7 +198,8 @@ impl Policy {
     pub fn check_runnable(&self, argv: &[String], cwd: &Path) -> Decision {
         let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
         let d = self.decide_command(resolved.as_deref(), argv);
-        match (d.is_allow(), resolved) {
+        // An asked call whose program the sandbox could not run is refused, not asked.
+        match (d.is_allow() || d.verdict == Verdict::Ask, resolved) {
             (true, Some(program)) => self.program_outside_view(&argv[0], &program).unwrap_or(d),
             _ => d,
         }
@@ -245,6 +252,7 @@ impl Policy {
             )),
             Some(rules) => rules.decide(program, &shown, args),
         };
+        let d = self.layer_command(d, program, &shown, args);
         if self.revocations.is_empty() {
             return d;
         }
@@ -297,6 +305,7 @@ impl Policy {
             Err(m) => return Decision::deny_default(format!("refused: {m}")),
         };
         let d = self.network.decide_host(&h, port);
+        let d = self.layer_connect(d, &h, port);
         if self.revocations.is_empty() {
             return d;
         }

@@ -31,6 +31,7 @@ pub(crate) struct RawPolicy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSandbox {
     pub enforcement: Option<S<String>>,
+    pub ask_timeout: Option<S<IntOrString>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -53,6 +54,8 @@ pub(crate) struct RawCommands {
     pub allow: Vec<S<String>>,
     #[serde(default)]
     pub deny: Vec<S<String>>,
+    #[serde(default)]
+    pub ask: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -62,6 +65,8 @@ pub(crate) struct RawNetwork {
     pub allow: Vec<S<String>>,
     #[serde(default)]
     pub deny: Vec<S<String>>,
+    #[serde(default)]
+    pub ask: Vec<S<String>>,
     #[serde(default)]
     pub allow_private: Vec<S<String>>,
     #[serde(default)]
@@ -101,10 +106,10 @@ pub(crate) struct RawLimits {
 fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
         "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits"],
-        "sandbox" => &["enforcement"],
+        "sandbox" => &["enforcement", "ask_timeout"],
         "filesystem" => &["read", "write", "deny", "protect"],
-        "commands" => &["allow", "deny"],
-        "network" => &["allow", "deny", "allow_private", "hosts", "upstream_proxy"],
+        "commands" => &["allow", "deny", "ask"],
+        "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy"],
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         _ => &[],

@@ -23,6 +23,8 @@ struct Effective {
 #[derive(Serialize)]
 struct Sandbox {
     enforcement: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask_timeout: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -38,12 +40,16 @@ struct Filesystem {
 struct Commands {
     allow: Vec<String>,
     deny: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ask: Vec<String>,
 }
 
 #[derive(Serialize)]
 struct Network {
     allow: Vec<String>,
     deny: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ask: Vec<String>,
     allow_private: Vec<String>,
     upstream_proxy: String,
     hosts: BTreeMap<String, String>,
@@ -79,7 +85,10 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
     }
     let e = Effective {
         version: 1,
-        sandbox: Sandbox { enforcement: p.enforcement.as_str() },
+        sandbox: Sandbox {
+            enforcement: p.enforcement.as_str(),
+            ask_timeout: p.ask_timeout.map(|t| humantime::format_duration(t).to_string()),
+        },
         filesystem: Filesystem {
             read: fs.read.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
             write: fs.write.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
@@ -89,10 +98,12 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
         commands: p.commands.as_ref().map(|c| Commands {
             allow: c.allow.iter().map(|r| r.raw.clone()).collect(),
             deny: c.deny.iter().map(|r| r.raw.clone()).collect(),
+            ask: p.ask.commands_raw.clone(),
         }),
         network: Network {
             allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
             deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),
+            ask: p.ask.network_raw.clone(),
             allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
             upstream_proxy: p.network.upstream_proxy.shown(),
             hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),

@@ -49,7 +49,7 @@ pub(crate) async fn handle(
         d.host = target.host.as_policy_str();
         d.port = target.port;
     });
-    let decision = match shared.gate.decide("CONNECT", &target) {
+    let decision = match shared.gate.decide("CONNECT", &target).await {
         Ok(d) => d,
         Err(r) => return refuse(&guard, r),
     };

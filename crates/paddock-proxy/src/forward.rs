@@ -79,7 +79,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         d.port = target.port;
     });
     let method = req.method().as_str().to_owned();
-    let decision = match shared.gate.decide(&method, &target) {
+    let decision = match shared.gate.decide(&method, &target).await {
         Ok(d) => d,
         Err(r) => return refuse(&guard, r),
     };

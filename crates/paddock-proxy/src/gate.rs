@@ -190,10 +190,15 @@ pub(crate) fn candidates(raw: impl IntoIterator<Item = IpAddr>) -> Result<Vec<Ip
 }
 
 impl Gate {
-    /// Step 1: the policy's decision, or a 403 refusal naming the rule.
-    pub(crate) fn decide(&self, method: &str, target: &Target) -> Result<HostDecision, Refusal> {
+    /// Step 1: the policy's decision (a person's answer, held for, when it asks), or a
+    /// 403 refusal naming the rule.
+    pub(crate) async fn decide(&self, method: &str, target: &Target) -> Result<HostDecision, Refusal> {
         let host = target.host.as_policy_str();
-        let d = self.policy.decide(&host, target.port);
+        let mut d = self.policy.decide(&host, target.port);
+        if d.ask {
+            d = self.policy.ask(&host, target.port).await;
+            d.ask = false;
+        }
         if d.allow {
             return Ok(d);
         }
@@ -356,6 +361,7 @@ mod tests {
             match host {
                 "evil.example" => HostDecision::deny("network.deny[0]", "evil"),
                 "gone.example" => HostDecision::deny("network.allow[1]", "revoked by operator"),
+                "ask.example" => HostDecision::ask("network.ask[0]", "asks"),
                 _ => HostDecision::deny("network.default", format!("no entry for {host}:{port}")),
             }
         }
@@ -369,6 +375,17 @@ mod tests {
         fn private_allowed(&self, addr: IpAddr) -> bool {
             addr == IpAddr::from([127, 0, 0, 1])
         }
+        fn ask(
+            &self,
+            host: &str,
+            port: u16,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
+            let d = match port {
+                443 => HostDecision::allow("network.ask[0]", format!("{host}: a person said yes")),
+                _ => HostDecision::deny("network.ask[0]", format!("{host}: a person said no")),
+            };
+            Box::pin(std::future::ready(d))
+        }
     }
 
     fn gate() -> Gate {
@@ -381,16 +398,23 @@ mod tests {
 
     #[test]
     fn deny_messages_name_rule_and_hint() {
-        let r = gate().decide("CONNECT", &t("evil.example", 443)).unwrap_err();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let decide = |m: &str, t: &Target| rt.block_on(gate().decide(m, t));
+        let r = decide("CONNECT", &t("evil.example", 443)).unwrap_err();
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(r.message.contains("CONNECT evil.example:443 refused by network.deny[0] (\"evil\")"), "{}", r.message);
         assert!(r.message.contains("remove the matching entry from [network] deny"), "{}", r.message);
-        let r = gate().decide("GET", &t("other.example", 8080)).unwrap_err();
+        let r = decide("GET", &t("other.example", 8080)).unwrap_err();
         assert!(r.message.contains("add \"other.example:8080\" to [network] allow"), "{}", r.message);
-        let r = gate().decide("GET", &t("other.example", 80)).unwrap_err();
+        let r = decide("GET", &t("other.example", 80)).unwrap_err();
         assert!(r.message.contains("add \"other.example\" to [network] allow"), "{}", r.message);
-        let r = gate().decide("GET", &t("gone.example", 80)).unwrap_err();
+        let r = decide("GET", &t("gone.example", 80)).unwrap_err();
         assert!(r.message.contains("revoked"), "{}", r.message);
+        // A policy that asks: the answer decides; without an `ask` of its own, a denial.
+        let d = decide("CONNECT", &t("ask.example", 443)).unwrap();
+        assert!(d.allow && !d.ask && d.rule == "network.ask[0]", "{d:?}");
+        let r = decide("CONNECT", &t("ask.example", 444)).unwrap_err();
+        assert!(r.message.contains("refused by network.ask[0]"), "{}", r.message);
     }
 
     #[tokio::test]

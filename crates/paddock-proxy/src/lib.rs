@@ -10,7 +10,8 @@
 //!    [`forward_target`], [`connect_target`]);
 //! 2. normalises the host ([`normalise_host`]: lowercase, no trailing dot,
 //!    punycode);
-//! 3. asks the [`HostPolicy`] (403 with the rule and a hint when denied);
+//! 3. asks the [`HostPolicy`] (403 with the rule and a hint when denied; when it
+//!    answers [`HostDecision::ask`], the connection is held for [`HostPolicy::ask`]);
 //! 4. resolves the name — the policy's pin first, else DNS — and
 //!    [`classify`]s every address: anything but [`AddrClass::Public`] is
 //!    refused unless [`HostPolicy::private_allowed`] covers it (the SSRF
@@ -102,7 +103,9 @@ mod splice;
 mod target;
 mod upstream;
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 pub use addr::{classify, classify_v4, classify_v6, embedded_ipv4, AddrClass};
 pub use config::ProxyConfig;
@@ -134,6 +137,16 @@ pub trait HostPolicy: Send + Sync + 'static {
     /// True when an `allow_private` CIDR covers `addr`, a non-public address
     /// (IPv4-mapped IPv6 addresses arrive as plain IPv4).
     fn private_allowed(&self, addr: IpAddr) -> bool;
+
+    /// Asks a person about `host:port`, which [`HostPolicy::decide`] answered with
+    /// [`HostDecision::ask`]: the proxy holds the connection until the future gives the
+    /// final decision (allow or deny, never ask again). The default denies at once:
+    /// nobody to ask.
+    fn ask(&self, host: &str, port: u16) -> Pin<Box<dyn Future<Output = HostDecision> + Send>> {
+        let d =
+            HostDecision::deny("default", format!("{host}:{port} needs a person's answer, and nobody can be asked"));
+        Box::pin(std::future::ready(d))
+    }
 }
 
 /// A policy's answer for one host and port.
@@ -145,16 +158,23 @@ pub struct HostDecision {
     pub rule: String,
     /// Why, in words, for the refusal message and the audit log.
     pub reason: String,
+    /// Not decided by a rule: a person is to be asked ([`HostPolicy::ask`]); `allow` is false.
+    pub ask: bool,
 }
 
 impl HostDecision {
     /// An allowing decision.
     pub fn allow(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
-        HostDecision { allow: true, rule: rule.into(), reason: reason.into() }
+        HostDecision { allow: true, rule: rule.into(), reason: reason.into(), ask: false }
     }
 
     /// A denying decision.
     pub fn deny(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
-        HostDecision { allow: false, rule: rule.into(), reason: reason.into() }
+        HostDecision { allow: false, rule: rule.into(), reason: reason.into(), ask: false }
+    }
+
+    /// A decision to ask a person ([`HostPolicy::ask`]); until answered, a denial.
+    pub fn ask(rule: impl Into<String>, reason: impl Into<String>) -> HostDecision {
+        HostDecision { allow: false, rule: rule.into(), reason: reason.into(), ask: true }
     }
 }

@@ -146,7 +146,7 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         d.host = target.host.as_policy_str();
         d.port = target.port;
     });
-    let decision = match shared.gate.decide("SOCKS5 CONNECT", &target) {
+    let decision = match shared.gate.decide("SOCKS5 CONNECT", &target).await {
         Ok(d) => d,
         Err(r) => return refuse(s, &guard, r).await,
     };

@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approvals;
 mod listen;
 mod token;
 
@@ -338,12 +339,16 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         "/v1/calls" => ("POST", Route::Calls),
         "/v1/check" => ("POST", Route::Check),
         "/v1/health" => ("GET", Route::Health),
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health"),
-            )
-        }
+        "/v1/approvals" => ("GET", Route::Approvals),
+        other => match other.strip_prefix("/v1/approvals/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => ("POST", Route::Answer(id.to_string())),
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health, GET /v1/approvals, POST /v1/approvals/ID"),
+                )
+            }
+        },
     };
     let method_ok = req.method().as_str() == allowed || (allowed == "GET" && req.method() == Method::HEAD);
     if !method_ok {
@@ -353,6 +358,18 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         return r;
     }
     match route {
+        Route::Approvals => {
+            let (status, body) = approvals::list(&state.session);
+            json(status, &body)
+        }
+        Route::Answer(id) => {
+            let body = match Limited::new(req.into_body(), state.max_body).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+            };
+            let (status, body) = approvals::answer(&state.session, &id, &body);
+            json(status, &body)
+        }
         Route::Health => json(
             StatusCode::OK,
             &serde_json::json!({ "status": "ok", "session": state.session.id(), "running": state.running.load(Ordering::Relaxed), "waiting": state.waiting.load(Ordering::Relaxed) }),
@@ -403,6 +420,8 @@ enum Route {
     Calls,
     Check,
     Health,
+    Approvals,
+    Answer(String),
 }
 
 /// Waits for a call slot; `None` when the queue is full.

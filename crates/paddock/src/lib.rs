@@ -58,6 +58,7 @@
 
 #[cfg(feature = "serve")]
 pub mod api;
+pub mod approvals;
 mod call;
 mod http;
 #[cfg(feature = "mcp")]

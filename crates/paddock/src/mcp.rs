@@ -37,6 +37,8 @@ use tokio::sync::Semaphore;
 
 use crate::{CallOutcome, Session, ToolCall};
 
+mod elicit;
+
 /// The MCP server: a [`ServerHandler`] over a session.
 #[derive(Clone)]
 pub struct McpServer {
@@ -278,6 +280,12 @@ pub async fn serve_stdio(session: Session, shutdown: impl Future<Output = ()>) -
         },
         _ = &mut shutdown => return Ok(()),
     };
+    // A client that can show a form is asked the session's questions too.
+    if let (Some(broker), Some(p)) =
+        (session.approvals(), elicit::prompt(running.peer().clone(), tokio::runtime::Handle::current()))
+    {
+        broker.set_prompt(p);
+    }
     let ct = running.cancellation_token();
     let waiting = running.waiting();
     tokio::pin!(waiting);

@@ -28,7 +28,10 @@ pub struct PolicyHosts(pub Arc<Policy>);
 impl HostPolicy for PolicyHosts {
     fn decide(&self, host: &str, port: u16) -> HostDecision {
         let d = self.0.decide_connect(host, port);
-        HostDecision { allow: d.is_allow(), rule: d.rule.to_string(), reason: d.reason }
+        match d.verdict {
+            PolicyVerdict::Ask => HostDecision::ask(d.rule.to_string(), d.reason),
+            _ => HostDecision { allow: d.is_allow(), rule: d.rule.to_string(), reason: d.reason, ask: false },
+        }
     }
     fn pinned(&self, host: &str) -> Option<IpAddr> {
         self.0.network.pinned(host)
@@ -209,6 +212,17 @@ impl HostPolicy for PolicyGate {
     }
     fn private_allowed(&self, addr: IpAddr) -> bool {
         self.policy().private_allowed(addr)
+    }
+    fn ask(&self, host: &str, port: u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
+        // The wait is a person's: on a blocking thread, the proxy's other connections go on.
+        let (inner, host) = (Arc::clone(&self.0), host.to_string());
+        Box::pin(async move {
+            let asked = tokio::task::spawn_blocking(move || inner.ask_connect(&host, port)).await;
+            match asked {
+                Ok(d) => HostDecision { allow: d.is_allow(), rule: d.rule.to_string(), reason: d.reason, ask: false },
+                Err(e) => HostDecision::deny("default", format!("the question could not be asked: {e}")),
+            }
+        })
     }
 }
 

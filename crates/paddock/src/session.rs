@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// [`Session::call`]s not yet returned.
     in_flight: AtomicUsize,
+    /// Where questions to a person go ([`Session::enable_approvals`]); none: an ask is a denial.
+    approvals: OnceLock<Arc<crate::approvals::Broker>>,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -392,6 +394,44 @@ impl Inner {
             .with_view(view)
     }
 
+    /// `d` when it is not an ask; else a person's answer (or a denial when no one can be asked).
+    fn resolve(&self, policy: &Policy, d: Decision, subject: crate::approvals::Subject) -> Decision {
+        if d.verdict != paddock_policy::Verdict::Ask {
+            return d;
+        }
+        match self.approvals.get() {
+            Some(b) => b.resolve(policy, d, subject),
+            None => Decision {
+                verdict: paddock_policy::Verdict::Deny,
+                reason: format!("{}; but nobody can be asked here (this session takes no questions): denied", d.reason),
+                rule: d.rule,
+            },
+        }
+    }
+
+    /// [`Inner::resolve`] for a command call.
+    fn ask_command(&self, policy: &Policy, d: Decision, argv: &[String], cwd: &Path) -> Decision {
+        if d.verdict != paddock_policy::Verdict::Ask {
+            return d;
+        }
+        match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
+            Some(program) => {
+                self.resolve(policy, d, crate::approvals::Subject::Command { argv: argv.to_vec(), program })
+            }
+            None => deny(format!("{}; but the program does not resolve", d.reason)),
+        }
+    }
+
+    /// The decision on a connection the proxy holds: the policy's, or a person's.
+    pub(crate) fn ask_connect(&self, host: &str, port: u16) -> Decision {
+        let policy = self.policy();
+        let d = policy.decide_connect(host, port);
+        match paddock_proxy::normalise_host(host) {
+            Ok(host) => self.resolve(&policy, d, crate::approvals::Subject::Network { host, port }),
+            Err(e) => deny(format!("refused: {e}")),
+        }
+    }
+
     fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
         let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
         Ok(r?.seq)
@@ -533,6 +573,7 @@ impl Session {
             running: Mutex::new((0, Vec::new())),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            approvals: OnceLock::new(),
         });
         if inner.mode != "run" {
             let start = SessionStart::new(inner.id.clone())
@@ -542,6 +583,27 @@ impl Session {
             inner.append(&Event::SessionStart(start), true)?;
         }
         Ok(Session { inner })
+    }
+
+    /// From now on, a call or connection that an `ask` entry matched waits for a person's
+    /// answer through `$STATE/approvals/` (`state` is `$STATE`), instead of being denied.
+    /// Idempotent; the broker, e.g. to show questions on a terminal.
+    pub fn enable_approvals(&self, state: &Path) -> std::io::Result<Arc<crate::approvals::Broker>> {
+        if let Some(b) = self.inner.approvals.get() {
+            return Ok(Arc::clone(b));
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let record: crate::approvals::broker::RecordSink = Arc::new(move |e: &Event| match weak.upgrade() {
+            Some(inner) => inner.append(e, true).map_err(|e| e.to_string()),
+            None => Err("the session has ended".into()),
+        });
+        let broker = crate::approvals::Broker::new(state, &self.inner.id, &self.inner.base.vars.workspace, record)?;
+        Ok(Arc::clone(self.inner.approvals.get_or_init(|| Arc::new(broker))))
+    }
+
+    /// The broker of this session's questions, once [`Session::enable_approvals`] made it.
+    pub fn approvals(&self) -> Option<Arc<crate::approvals::Broker>> {
+        self.inner.approvals.get().cloned()
     }
 
     /// The session id (on every record of its calls).
@@ -564,7 +626,7 @@ impl Session {
     /// runtime of its own started after the sandbox.
     pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
         let policy = self.inner.policy();
-        let decision = policy.check_runnable(argv, cwd);
+        let decision = self.inner.ask_command(&policy, policy.check_runnable(argv, cwd), argv, cwd);
         let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
         let spec = decision.is_allow().then(|| match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
             Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
@@ -596,6 +658,9 @@ impl Session {
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
             ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
+                Ok((host, port)) if policy.decide_connect(&host, port).verdict == paddock_policy::Verdict::Ask => {
+                    policy.decide_connect(&host, port)
+                }
                 Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
                     // The proxy's own verdict: the name, then the address it resolves to.
                     Ok(host) => crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port }).decision,
@@ -617,10 +682,19 @@ impl Session {
         let _in_flight = InFlight::enter(&self.inner);
         tokio::task::spawn_blocking(move || {
             let policy = inner.policy();
+            // A command call that asks waits here, before its sandbox starts.
+            let answered = match &call {
+                ToolCall::Command { argv, cwd, .. } if !argv.is_empty() => {
+                    let cwd = resolve_cwd(&policy.vars.workspace, cwd.as_deref());
+                    let d = policy.check_runnable(argv, &cwd);
+                    (d.verdict == paddock_policy::Verdict::Ask).then(|| inner.ask_command(&policy, d, argv, &cwd))
+                }
+                _ => None,
+            };
             // The zygote (and its filesystem view) only once a call is allowed to run.
             let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
             let (decision, target, cwd, spec) =
-                plan(&policy, call, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
+                plan(&policy, call, answered, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
                     Some(z) => Arc::clone(&z.view),
                     None => Arc::new(spec::fs_view(&policy)),
                 });
@@ -725,7 +799,8 @@ type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
 /// Decides a tool call and, when allowed, builds the spec of the confined child that
 /// performs it.
 /// `view` gives the filesystem fields (asked for only when the call is allowed).
-fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) -> Plan {
+/// `answered` is a person's decision on a command call that asked.
+fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut dyn FnMut() -> Arc<FsView>) -> Plan {
     let ws = policy.vars.workspace.clone();
     let mut helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, cwd: &Path| -> Result<SandboxSpec, i32> {
         let program = policy.resolve_program(name, cwd).ok_or(127)?;
@@ -738,7 +813,11 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
     match call {
         ToolCall::Command { argv, cwd, stdin, timeout } => {
             let cwd = resolve_cwd(&ws, cwd.as_deref());
-            let d = if argv.is_empty() { deny("empty argv".into()) } else { policy.check_runnable(&argv, &cwd) };
+            let d = match answered {
+                _ if argv.is_empty() => deny("empty argv".into()),
+                Some(d) => d,
+                None => policy.check_runnable(&argv, &cwd),
+            };
             let spec = d.is_allow().then(|| {
                 let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
                 let mut s = spec::build_with(
@@ -774,10 +853,18 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
             (d, Target::write_file(&p), ws.clone(), spec)
         }
         ToolCall::HttpRequest { url, method, headers, body } => {
-            let d = match url_host_port(&url) {
+            let mut d = match url_host_port(&url) {
                 Ok((host, port)) => policy.decide_connect(&host, port),
                 Err(m) => deny(m),
             };
+            if d.verdict == paddock_policy::Verdict::Ask {
+                // The proxy holds the connection and asks; its answer is the outcome.
+                d = Decision {
+                    verdict: paddock_policy::Verdict::Allow,
+                    reason: format!("{}: the proxy holds the connection for the answer", d.reason),
+                    rule: d.rule,
+                };
+            }
             let method = method.unwrap_or_else(|| "GET".into());
             let mut argv: Vec<String> =
                 ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();

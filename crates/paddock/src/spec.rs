@@ -178,7 +178,7 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
     // `npm_config_https-proxy`, `PIP_PROXY`) name the upstream, often with its password,
     // and lead nowhere from the sandbox: never passed, network or not.
     spec.env.retain(|(k, _)| !is_proxy_var(k));
-    if policy.network.any_allowed() {
+    if policy.network_wanted() {
         spec.network = NetworkMode::Proxy { port: PROXY_PORT };
         spec.env.extend(proxy_env(PROXY_PORT));
     } else {

@@ -31,6 +31,7 @@ pub(super) struct Builder {
     revocations: Vec<Revocation>,
     pub(super) unreadable: Vec<u64>,
     pub(super) torn_tail: bool,
+    questions: super::questions::Questions,
 }
 
 impl Builder {
@@ -68,6 +69,8 @@ impl Builder {
             Event::CallEnd(e) => self.add_call_end(r.seq, &r.ts, e),
             Event::NetConnect(n) => self.add_connection(r.seq, &r.ts, n),
             Event::Revoke(_) | Event::Unrevoke(_) | Event::SessionStart(_) | Event::SessionEnd(_) => {}
+            Event::ApprovalAsk(a) => self.questions.ask(&r.ts, &a),
+            Event::ApprovalAnswer(a) => self.questions.answer(&r.ts, &a),
         }
     }
 
@@ -271,6 +274,7 @@ impl Builder {
             denied,
             hosts,
             revocations: self.revocations,
+            questions: self.questions.list,
             unreadable_lines: self.unreadable,
             torn_tail: self.torn_tail,
         };

@@ -140,6 +140,35 @@ impl fmt::Display for Review {
             }
         }
 
+        let open = self.questions.iter().filter(|q| q.answer.is_none()).count();
+        writeln!(f, "\nQuestions ({}, {open} open):", self.questions.len())?;
+        if self.questions.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        for q in &self.questions {
+            write!(
+                f,
+                "  {}  {} {} `{}` ({})",
+                Escaped(&q.asked_at),
+                Escaped(&q.id),
+                Escaped(&q.kind),
+                Escaped(&q.subject),
+                Escaped(&q.rule)
+            )?;
+            match (&q.answer, &q.scope) {
+                (Some(a), Some(s)) => {
+                    let by = q.by.as_deref().unwrap_or("?");
+                    let when = q.answered_at.as_deref().unwrap_or("?");
+                    write!(f, ": {} {} by {} at {}", Escaped(a), Escaped(s), Escaped(by), Escaped(when))?;
+                    match &q.approved_rule {
+                        Some(r) => writeln!(f, ", kept as {}", Escaped(r))?,
+                        None => writeln!(f)?,
+                    }
+                }
+                _ => writeln!(f, ": open (no answer recorded)")?,
+            }
+        }
+
         if !self.unreadable_lines.is_empty() || self.torn_tail {
             writeln!(f)?;
         }

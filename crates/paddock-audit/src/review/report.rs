@@ -53,6 +53,9 @@ pub struct Review {
     /// Revocations in force: replayed from the log's `revoke`/`unrevoke`
     /// records, or as set by [`Review::with_revocations`].
     pub revocations: Vec<Revocation>,
+    /// Questions put to a person in the window, in order, with their answers (none:
+    /// still open, or the asker ended first).
+    pub questions: Vec<super::questions::QuestionReview>,
     /// Line numbers that are not records (skipped; `verify` says more).
     pub unreadable_lines: Vec<u64>,
     /// Whether the log ends with a torn line (skipped).

@@ -1,0 +1,113 @@
+//! `paddock approvals`, `paddock approve ID` and `paddock deny ID`: the questions open in
+//! `$STATE/approvals/` and their answers, from any terminal of the same user.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use paddock::approvals::{this_process, Answer, AnswerError, Scope, Store, Verdict};
+
+use crate::args::{ApprovalsArgs, ApproveArgs, DenyArgs};
+use crate::exit::{self, fail};
+use crate::output;
+use crate::state::state_dir_if_any;
+
+/// The store, or `None` when there is no state directory (then nothing was ever asked).
+fn store() -> Result<Option<Store>, i32> {
+    match state_dir_if_any()? {
+        None => Ok(None),
+        Some(d) => Store::open(&d).map(Some).map_err(|e| {
+            fail(exit::INTERNAL, format_args!("{}: {e}", d.join(paddock::approvals::APPROVALS_DIR).display()))
+        }),
+    }
+}
+
+/// Lists the open questions; `--watch` prints each new one as it comes, until stopped.
+pub fn list(a: ApprovalsArgs) -> i32 {
+    let store = match store() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let open = |s: &Option<Store>| match s {
+        None => Ok(Vec::new()),
+        Some(s) => s.list().map_err(|e| fail(exit::INTERNAL, format_args!("{}: {e}", s.dir().display()))),
+    };
+    if !a.watch {
+        let qs = match open(&store) {
+            Ok(q) => q,
+            Err(code) => return code,
+        };
+        let printed = if a.json {
+            output::println(serde_json::json!({ "approvals": qs.iter().map(|q| q.listed()).collect::<Vec<_>>() }))
+        } else if qs.is_empty() {
+            output::println("no open questions")
+        } else {
+            output::println(qs.iter().map(|q| q.describe()).collect::<Vec<_>>().join("\n\n"))
+        };
+        return printed.err().unwrap_or(exit::OK);
+    }
+    let mut seen = HashSet::new();
+    loop {
+        let qs = match open(&store) {
+            Ok(q) => q,
+            Err(code) => return code,
+        };
+        for q in qs {
+            if !seen.insert(q.id.clone()) {
+                continue;
+            }
+            let printed = if a.json {
+                output::println(serde_json::json!(q.listed()))
+            } else {
+                output::println(format_args!("{}\n", q.describe()))
+            };
+            if let Err(code) = printed {
+                return code;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `paddock approve ID`.
+pub fn approve(a: ApproveArgs) -> i32 {
+    let scope = if a.always {
+        Scope::Always
+    } else if a.session {
+        Scope::Session
+    } else {
+        Scope::parse(&a.scope).unwrap_or(Scope::Once)
+    };
+    answer(&a.id, Verdict::Allow, scope)
+}
+
+/// `paddock deny ID`.
+pub fn deny(a: DenyArgs) -> i32 {
+    let scope = if a.always { Scope::Always } else { Scope::parse(&a.scope).unwrap_or(Scope::Once) };
+    answer(&a.id, Verdict::Deny, scope)
+}
+
+fn answer(id: &str, verdict: Verdict, scope: Scope) -> i32 {
+    let shown = paddock_audit::Escaped(id);
+    let store = match store() {
+        Ok(Some(s)) => s,
+        Ok(None) => return fail(exit::USAGE, format_args!("no open question `{shown}`: there is no state directory")),
+        Err(code) => return code,
+    };
+    let answer = match Answer::new(verdict, scope, this_process()) {
+        Ok(a) => a,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let question = store.get(id);
+    match store.answer(id, &answer) {
+        Ok(()) => {
+            let what =
+                question.map(|q| format!("{} `{}`", q.kind, paddock_audit::Escaped(&q.subject))).unwrap_or_default();
+            let how = if verdict == Verdict::Allow { "allowed" } else { "denied" };
+            output::println(format_args!("{shown}: {what} {how} ({})", scope.as_str())).err().unwrap_or(exit::OK)
+        }
+        Err(e @ (AnswerError::Unknown(_) | AnswerError::Answered(_))) => {
+            fail(exit::USAGE, paddock_audit::Escaped(&e.to_string()))
+        }
+        Err(e) => fail(exit::INTERNAL, paddock_audit::Escaped(&e.to_string())),
+    }
+}

@@ -1,0 +1,334 @@
+//! `ask` in `[commands]` and `[network]`: what no allow or deny entry decides, but a
+//! person may, is [`Verdict::Ask`] with the rule `commands.ask[N]` or `network.ask[N]`.
+//!
+//! The order of a decision is: the policy's deny, the approved layer's deny
+//! (`$STATE/approved.toml`, see `approved.rs`), the policy's allow, the approved layer's
+//! allow, ask, and the default deny. An ask entry has the syntax of its table's patterns;
+//! a host entry without a port covers every port (as `deny` does); `"*"` alone asks for
+//! every call or host that nothing else decided. The policy engine only says "ask": who
+//! asks, and how long to wait (`[sandbox] ask_timeout`), is the supervisor's.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::commands::{CommandRules, RawCommand};
+use crate::decision::{Decision, Verdict};
+use crate::error::Problems;
+use crate::network::{Host, NetworkRules, RawEntry};
+use crate::policy::Policy;
+
+/// How long a question waits for an answer when `[sandbox] ask_timeout` is not set.
+pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The compiled `ask` entries of `[commands]` and `[network]`.
+#[derive(Debug, Clone, Default)]
+pub struct AskRules {
+    /// `[commands] ask` as written, in order.
+    pub commands_raw: Vec<String>,
+    /// `[network] ask` as written, in order.
+    pub network_raw: Vec<String>,
+    commands: CommandRules,
+    /// Index into `commands_raw` of each compiled command entry.
+    command_ids: Vec<usize>,
+    network: NetworkRules,
+    network_ids: Vec<usize>,
+    any_command: Option<Arc<str>>,
+    any_host: Option<Arc<str>>,
+}
+
+impl AskRules {
+    pub(crate) fn compile(
+        commands: Vec<RawCommand>,
+        hosts: Vec<RawEntry>,
+        path_var: &str,
+        problems: &mut Problems,
+    ) -> AskRules {
+        let mut a = AskRules {
+            commands_raw: commands.iter().map(|c| c.raw.clone()).collect(),
+            network_raw: hosts.iter().map(|h| h.raw.clone()).collect(),
+            ..AskRules::default()
+        };
+        let mut cmds = Vec::new();
+        for (i, c) in commands.into_iter().enumerate() {
+            if c.raw.trim() == "*" {
+                a.any_command.get_or_insert_with(|| format!("commands.ask[{i}]").into());
+            } else {
+                cmds.push(c);
+                a.command_ids.push(i);
+            }
+        }
+        let mut net = Vec::new();
+        for (i, h) in hosts.into_iter().enumerate() {
+            if h.raw.trim() == "*" {
+                a.any_host.get_or_insert_with(|| format!("network.ask[{i}]").into());
+            } else {
+                net.push(h);
+                a.network_ids.push(i);
+            }
+        }
+        // Compiled as an allow list (command patterns) and a deny list (host patterns: no
+        // port covers every port), then renamed to their own ids.
+        a.commands = CommandRules::compile(cmds, Vec::new(), path_var, problems);
+        for r in a.commands.allow.iter_mut() {
+            let k = index_of(&r.id);
+            r.id = format!("commands.ask[{}]", a.command_ids.get(k).copied().unwrap_or(k)).into();
+        }
+        a.network = NetworkRules::compile(Vec::new(), net, Vec::new(), Vec::new(), None, problems);
+        for r in a.network.deny.iter_mut() {
+            let k = index_of(&r.id);
+            r.id = format!("network.ask[{}]", a.network_ids.get(k).copied().unwrap_or(k)).into();
+        }
+        a
+    }
+
+    /// Whether there is no ask entry at all.
+    pub fn is_empty(&self) -> bool {
+        self.commands_raw.is_empty() && self.network_raw.is_empty()
+    }
+
+    fn command(&self, program: &Path, shown: &str, args: &[String]) -> Option<Decision> {
+        let hit = self.commands.decide(Some(program), shown, args);
+        let rule = if hit.is_allow() { Some(hit.rule) } else { self.any_command.clone() }?;
+        Some(Decision {
+            verdict: Verdict::Ask,
+            reason: format!("`{shown}` is in no allow or deny list; {rule} asks a person"),
+            rule,
+        })
+    }
+
+    fn host(&self, host: &Host, port: u16) -> Option<Decision> {
+        let hit = self.network.decide_host(host, port);
+        let rule = if hit.rule.starts_with("network.ask") { Some(hit.rule) } else { self.any_host.clone() }?;
+        Some(Decision {
+            verdict: Verdict::Ask,
+            reason: format!("{}:{port} is in no allow or deny list; {rule} asks a person", host),
+            rule,
+        })
+    }
+}
+
+/// `N` of a rule id `kind[N]`.
+pub(crate) fn index_of(id: &str) -> usize {
+    id.rsplit_once('[').and_then(|(_, n)| n.trim_end_matches(']').parse().ok()).unwrap_or(0)
+}
+
+/// What a person would add to the policy to allow one call or connection: the narrowest
+/// entry (exact argv; exact host, with its port unless 80 or 443).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    /// `commands` or `network`.
+    pub table: &'static str,
+    /// The pattern, in the syntax of that table's lists.
+    pub entry: String,
+}
+
+impl Proposal {
+    /// The entry as a policy line: `[network] allow = ["example.com:8080"]`.
+    pub fn line(&self, list: &str) -> String {
+        format!("[{}] {list} = [{}]", self.table, toml_string(&self.entry))
+    }
+
+    /// The entry that allows exactly `argv`, whose program resolved to `program`: every
+    /// argument literal (glob characters escaped), the program by its bare name when the
+    /// call named it so, else by its canonical path.
+    pub fn command(argv: &[String], program: &Path) -> Proposal {
+        let first = match argv.first() {
+            Some(p) if !p.contains('/') && !p.is_empty() => p.clone(),
+            _ => program.to_string_lossy().into_owned(),
+        };
+        let mut words = vec![first];
+        words.extend(argv.iter().skip(1).map(|a| escape_glob(a)));
+        Proposal { table: "commands", entry: shell_words::join(words) }
+    }
+
+    /// The entry that allows exactly `host:port` (an allow entry without a port covers 80
+    /// and 443, so those are left out).
+    pub fn connect(host: &Host, port: u16) -> Proposal {
+        let entry = match port {
+            80 | 443 => host.to_string(),
+            p => host.authority(p),
+        };
+        Proposal { table: "network", entry }
+    }
+}
+
+/// An argument as a command-pattern token that matches only itself.
+fn escape_glob(arg: &str) -> String {
+    let mut out = String::with_capacity(arg.len());
+    for c in arg.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A TOML basic string.
+pub(crate) fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// What a person answered about, for [`Policy::recheck`].
+#[derive(Debug, Clone, Copy)]
+pub enum Asked<'a> {
+    /// A command call: the program it resolved to, and its argv.
+    Command {
+        /// Canonical.
+        program: &'a Path,
+        /// As given.
+        argv: &'a [String],
+    },
+    /// A connection.
+    Network {
+        /// Normalised.
+        host: &'a Host,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl Policy {
+    /// A decision a person gave earlier (for the session), checked again against what
+    /// holds for every decision: a policy that denies all, and the revocations (a
+    /// `command:`, `network:` or `rule:` revocation cuts a person's answer as it cuts a rule).
+    pub fn recheck(&self, d: Decision, asked: &Asked<'_>) -> Decision {
+        if let Some(all) = self.denied_all() {
+            return all;
+        }
+        if self.revocations.is_empty() {
+            return d;
+        }
+        match *asked {
+            Asked::Command { program, argv } => {
+                self.revocations.command(d, Some(program), argv.get(1..).unwrap_or(&[]))
+            }
+            Asked::Network { host, port } => self.revocations.connect(d, host, port),
+        }
+    }
+
+    /// `[sandbox] ask_timeout`, or [`DEFAULT_ASK_TIMEOUT`].
+    pub fn ask_timeout(&self) -> Duration {
+        self.ask_timeout.unwrap_or(DEFAULT_ASK_TIMEOUT)
+    }
+
+    /// Whether a sandbox under this policy needs the egress proxy: a host is allowed,
+    /// approved, or may be asked for.
+    pub fn network_wanted(&self) -> bool {
+        self.network.any_allowed() || !self.ask.network_raw.is_empty() || self.approved.any_network()
+    }
+
+    /// The layers after a command's own rules: approved deny, approved allow, ask.
+    pub(crate) fn layer_command(&self, d: Decision, program: Option<&Path>, shown: &str, args: &[String]) -> Decision {
+        let Some(program) = program else { return d };
+        if d.verdict == Verdict::Deny && &*d.rule != "default" {
+            return d;
+        }
+        if let Some(a) = self.approved.command(program, shown, args, false) {
+            return a;
+        }
+        if d.is_allow() || self.commands.is_none() {
+            return d;
+        }
+        if let Some(a) = self.approved.command(program, shown, args, true) {
+            return a;
+        }
+        self.ask.command(program, shown, args).unwrap_or(d)
+    }
+
+    /// The layers after a connection's own rules: approved deny, approved allow, ask.
+    pub(crate) fn layer_connect(&self, d: Decision, host: &Host, port: u16) -> Decision {
+        if d.verdict == Verdict::Deny && &*d.rule != "default" {
+            return d;
+        }
+        if let Some(a) = self.approved.connect(host, port, false) {
+            return a;
+        }
+        if d.is_allow() {
+            return d;
+        }
+        if let Some(a) = self.approved.connect(host, port, true) {
+            return a;
+        }
+        self.ask.host(host, port).unwrap_or(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Vars;
+
+    fn vars() -> Vars {
+        Vars { workspace: "/ws".into(), home: Some("/home/u".into()), tmpdir: "/tmp".into(), caller_path: None }
+    }
+
+    fn load(text: &str) -> Policy {
+        Policy::from_toml_str("p.toml", text, &vars()).unwrap()
+    }
+
+    #[test]
+    fn order_is_deny_allow_ask_default() {
+        let p = load(
+            "version = 1\n[network]\nallow = [\"ok.test\"]\ndeny = [\"bad.test\"]\nask = [\"*.bad.test\", \"ok.test:9\"]\n",
+        );
+        let d = |h: &str, port| {
+            let d = p.decide_connect(h, port);
+            (d.verdict, d.rule.to_string())
+        };
+        assert_eq!(d("bad.test", 443), (Verdict::Deny, "network.deny[0]".into()));
+        assert_eq!(d("ok.test", 443), (Verdict::Allow, "network.allow[0]".into()));
+        assert_eq!(d("x.bad.test", 8080), (Verdict::Ask, "network.ask[0]".into()), "no port: every port");
+        assert_eq!(d("ok.test", 9), (Verdict::Ask, "network.ask[1]".into()));
+        assert_eq!(d("other.example", 443), (Verdict::Deny, "default".into()));
+        assert!(p.network_wanted());
+    }
+
+    #[test]
+    fn star_asks_for_everything_else() {
+        let p = load("version = 1\n[network]\nask = [\"*\"]\n[commands]\nallow = [\"/bin/true\"]\nask = [\"*\"]\n");
+        assert_eq!(p.decide_connect("any.example", 1).verdict, Verdict::Ask);
+        assert_eq!(p.decide_connect("any.example", 1).rule.as_ref(), "network.ask[0]");
+        let d = p.check_command(&["/bin/false".into()], Path::new("/"));
+        assert_eq!((d.verdict, d.rule.as_ref()), (Verdict::Ask, "commands.ask[0]"));
+        let d = p.check_command(&["/bin/true".into()], Path::new("/"));
+        assert_eq!(d.verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn ask_timeout_parses_and_defaults() {
+        assert_eq!(load("version = 1\n").ask_timeout(), DEFAULT_ASK_TIMEOUT);
+        assert_eq!(load("version = 1\n[sandbox]\nask_timeout = \"2s\"\n").ask_timeout(), Duration::from_secs(2));
+        let e = Policy::from_toml_str("p.toml", "version = 1\n[sandbox]\nask_timeout = 5\n", &vars()).unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:3:15: error: bad duration"), "{e}");
+    }
+
+    #[test]
+    fn proposals_are_exact() {
+        let p = Proposal::command(&["git".into(), "log".into(), "*.rs".into()], Path::new("/usr/bin/git"));
+        assert_eq!(p.entry, "git log '\\*.rs'");
+        assert_eq!(p.line("allow"), "[commands] allow = [\"git log '\\\\*.rs'\"]");
+        let q = Proposal::connect(&Host::Name("a.test".into()), 443);
+        assert_eq!(q.entry, "a.test");
+        assert_eq!(Proposal::connect(&Host::Ip("::1".parse().unwrap()), 8080).entry, "[::1]:8080");
+        // The proposal, as a policy, allows exactly that call.
+        let entry = Proposal::command(&["/bin/echo".into(), "a*b".into()], Path::new("/bin/echo")).entry;
+        let pol = load(&format!("version = 1\n[commands]\nallow = [{}]\n", toml_string(&entry)));
+        let d = pol.check_command(&["/bin/echo".into(), "a*b".into()], Path::new("/"));
+        assert!(d.is_allow(), "{d:?}");
+        let d = pol.check_command(&["/bin/echo".into(), "axb".into()], Path::new("/"));
+        assert!(!d.is_allow(), "{d:?}");
+    }
+}

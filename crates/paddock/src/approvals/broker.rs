@@ -1,0 +1,337 @@
+//! The broker of one session's questions: a call or connection that an `ask` entry
+//! matched waits here for a person's answer (from any process of the same user, through
+//! the store), until `[sandbox] ask_timeout`; no answer is a denial. Answers given for the
+//! session are kept in memory; "always" is appended to `$STATE/approved.toml`, which each
+//! question reads afresh first, so an entry another process wrote is honoured at once and
+//! a revocation of it cuts it.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paddock_audit::{ApprovalAnswer, ApprovalAsk, Event};
+use paddock_policy::{approved_entry_text, ApprovedList, Decision, Host, Policy, Proposal, Verdict};
+
+use super::question::{Answer, Question, Scope, Verdict as Said};
+use super::store::{now_ms, Store};
+
+/// The approved list's file name in `$STATE`.
+pub const APPROVED_FILE: &str = "approved.toml";
+
+/// What is asked for.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// A command call: its argv and the program it resolved to.
+    Command {
+        /// As the agent gave it.
+        argv: Vec<String>,
+        /// Canonical.
+        program: PathBuf,
+    },
+    /// A connection.
+    Network {
+        /// Normalised.
+        host: Host,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl Subject {
+    fn kind(&self) -> &'static str {
+        match self {
+            Subject::Command { .. } => "command",
+            Subject::Network { .. } => "network",
+        }
+    }
+
+    /// What a person reads: the argv as shell words, or `host:port`.
+    fn shown(&self) -> String {
+        match self {
+            Subject::Command { argv, .. } => shell_words::join(argv),
+            Subject::Network { host, port } => host.authority(*port),
+        }
+    }
+
+    /// The key of a session answer: exactly this program and argv, or this host and port.
+    fn key(&self) -> String {
+        match self {
+            Subject::Command { argv, program } => {
+                format!("command\0{}\0{}", program.display(), argv.get(1..).unwrap_or(&[]).join("\0"))
+            }
+            Subject::Network { host, port } => format!("network\0{}", host.authority(*port)),
+        }
+    }
+
+    fn proposal(&self) -> Proposal {
+        match self {
+            Subject::Command { argv, program } => Proposal::command(argv, program),
+            Subject::Network { host, port } => Proposal::connect(host, *port),
+        }
+    }
+
+    /// `policy`'s decision on it.
+    fn decide(&self, policy: &Policy) -> Decision {
+        match self {
+            Subject::Command { argv, program } => policy.decide_command(Some(program), argv),
+            Subject::Network { host, port } => policy.decide_connect(&host.as_policy_str(), *port),
+        }
+    }
+}
+
+/// Writes one audit record; the session's log.
+pub type RecordSink = Arc<dyn Fn(&Event) -> Result<u64, String> + Send + Sync>;
+
+/// Shown a question as soon as it is up (the terminal of `paddock run`); answers, if
+/// at all, through the store like any other process.
+pub type Prompt = Arc<dyn Fn(&Question, &Store) + Send + Sync>;
+
+/// The broker of one session.
+pub struct Broker {
+    store: Store,
+    state: PathBuf,
+    session: String,
+    workspace: String,
+    record: RecordSink,
+    /// Answers given for the session: allow (true) or deny, by [`Subject::key`].
+    session_answers: Mutex<HashMap<String, bool>>,
+    prompt: Mutex<Option<Prompt>>,
+}
+
+/// How often a waiting question looks for its answer.
+const POLL: Duration = Duration::from_millis(20);
+
+impl Broker {
+    /// A broker for `session` keeping its questions in `state` (`$STATE`).
+    pub fn new(state: &Path, session: &str, workspace: &Path, record: RecordSink) -> std::io::Result<Broker> {
+        Ok(Broker {
+            store: Store::open(state)?,
+            state: state.to_path_buf(),
+            session: session.to_string(),
+            workspace: workspace.display().to_string(),
+            record,
+            session_answers: Mutex::new(HashMap::new()),
+            prompt: Mutex::new(None),
+        })
+    }
+
+    /// The question store (`$STATE/approvals/`): every open question of this user.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Shows every question of this session to `prompt` too.
+    pub fn set_prompt(&self, prompt: Prompt) {
+        *self.prompt.lock().unwrap_or_else(|e| e.into_inner()) = Some(prompt);
+    }
+
+    fn approved_path(&self) -> PathBuf {
+        self.state.join(APPROVED_FILE)
+    }
+
+    /// The final decision on `subject`, which `policy` answered with `asked` (an ask):
+    /// an answer already given (for the session, or "always" in the approved list), else
+    /// a person's, waited for until the policy's `ask_timeout`. Blocking.
+    pub fn resolve(&self, policy: &Policy, asked: Decision, subject: Subject) -> Decision {
+        debug_assert_eq!(asked.verdict, Verdict::Ask);
+        let key = subject.key();
+        let known = self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+        if let Some(allow) = known {
+            let how = if allow { "allowed" } else { "denied" };
+            let d =
+                decision(allow, &asked.rule, format!("`{}` was {how} for this session by a person", subject.shown()));
+            return policy.recheck(d, &subject_ref(&subject));
+        }
+        // An "always" answer given since the policy was loaded (by this or another process).
+        let mut fresh = policy.clone();
+        match fresh.load_approved(&self.approved_path()) {
+            Ok(()) => {
+                let d = subject.decide(&fresh);
+                if d.verdict != Verdict::Ask {
+                    return d;
+                }
+            }
+            Err(e) => tracing::warn!("the approved list cannot be used (asking instead): {e}"),
+        }
+        self.ask(policy, asked, subject, key)
+    }
+
+    fn ask(&self, policy: &Policy, asked: Decision, subject: Subject, key: String) -> Decision {
+        let timeout = policy.ask_timeout();
+        let proposal = subject.proposal();
+        let q = Question {
+            id: new_id(),
+            kind: subject.kind().into(),
+            subject: subject.shown(),
+            proposed: proposal.line("allow"),
+            session: self.session.clone(),
+            pid: std::process::id(),
+            workspace: self.workspace.clone(),
+            asked_at: paddock_audit::record::now_ts(),
+            rule: asked.rule.to_string(),
+            entry: proposal.entry.clone(),
+            deadline_ms: now_ms() + timeout.as_millis() as u64,
+        };
+        let record = Event::ApprovalAsk(ApprovalAsk {
+            id: q.id.clone(),
+            session: q.session.clone(),
+            kind: q.kind.clone(),
+            subject: q.subject.clone(),
+            rule: q.rule.clone(),
+            proposed: q.proposed.clone(),
+            pid: q.pid,
+        });
+        if let Err(e) = (self.record)(&record) {
+            return decision(
+                false,
+                &asked.rule,
+                format!("{}; the question cannot be recorded, so none is asked: {e}", asked.reason),
+            );
+        }
+        if let Err(e) = self.store.put(&q) {
+            let d = decision(
+                false,
+                &asked.rule,
+                format!("{}; the question cannot be put up, so the answer is no: {e}", asked.reason),
+            );
+            self.answered(&q, None, "error", &d, None);
+            return d;
+        }
+        let prompt = self.prompt.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(p) = prompt {
+            p(&q, &self.store);
+        }
+        let deadline = Instant::now() + timeout;
+        let answer = loop {
+            if let Some(a) = self.store.answered(&q.id) {
+                break Some(a);
+            }
+            if Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        };
+        self.store.remove(&q.id);
+        let Some(a) = answer else {
+            let d = decision(
+                false,
+                &asked.rule,
+                format!(
+                    "`{}` needed a person's answer and none came within ask_timeout ({}): denied",
+                    q.subject,
+                    humantime_secs(timeout)
+                ),
+            );
+            self.answered(&q, None, "timeout", &d, None);
+            return d;
+        };
+        let allow = a.answer == Said::Allow;
+        let how = if allow { "allowed" } else { "denied" };
+        let mut d = decision(
+            allow,
+            &asked.rule,
+            format!("`{}` was {how} {} by {} (question {})", q.subject, scope_words(a.scope), a.by, q.id),
+        );
+        let mut approved_rule = None;
+        match a.scope {
+            Scope::Once => {}
+            Scope::Session => {
+                self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, allow);
+            }
+            Scope::Always => match self.append_approved(&proposal, allow, &a) {
+                Ok(n) => {
+                    let rule = format!("approved[{n}]");
+                    d.rule = rule.as_str().into();
+                    d.reason = format!("{}; kept as {rule} in {}", d.reason, self.approved_path().display());
+                    approved_rule = Some(rule);
+                }
+                Err(e) => {
+                    // The answer holds for this call; that it is not kept is said, not hidden.
+                    tracing::error!("cannot keep the answer to {} in {}: {e}", q.id, self.approved_path().display());
+                    d.reason = format!("{}; it could not be kept in the approved list: {e}", d.reason);
+                }
+            },
+        }
+        self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);
+        d
+    }
+
+    fn answered(&self, q: &Question, a: Option<&Answer>, scope: &str, d: &Decision, approved_rule: Option<String>) {
+        let record = Event::ApprovalAnswer(ApprovalAnswer {
+            id: q.id.clone(),
+            session: q.session.clone(),
+            answer: if d.is_allow() { "allow" } else { "deny" }.into(),
+            scope: scope.into(),
+            by: a.map(|a| a.by.clone()).unwrap_or_else(|| "nobody".into()),
+            answered_at: a.map(|a| a.answered_at.clone()),
+            approved_rule,
+        });
+        if let Err(e) = (self.record)(&record) {
+            tracing::error!("cannot record the answer to question {}: {e}", q.id);
+        }
+    }
+
+    /// Appends the entry to the approved list (under an exclusive lock, so concurrent
+    /// answers each get their own number); the `N` of its rule id `approved[N]`.
+    fn append_approved(&self, p: &Proposal, allow: bool, a: &Answer) -> std::io::Result<usize> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.approved_path();
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.state.join("approved.toml.lock"))?;
+        lock.lock()?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let n = paddock_policy::parse_approved(&path, &text).map_err(|e| std::io::Error::other(e.to_string()))?.len();
+        let list = ApprovedList::of(p.table, allow).ok_or_else(|| std::io::Error::other("no such list"))?;
+        let mut new = if text.is_empty() { paddock_policy::APPROVED_HEADER.to_string() } else { text };
+        new.push_str(&approved_entry_text(list, &p.entry, &a.answered_at, &a.by));
+        let tmp = self.state.join(format!(".approved.toml.{}", std::process::id()));
+        {
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(new.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        Ok(n)
+    }
+}
+
+fn subject_ref(s: &Subject) -> paddock_policy::Asked<'_> {
+    match s {
+        Subject::Command { argv, program } => paddock_policy::Asked::Command { program, argv },
+        Subject::Network { host, port } => paddock_policy::Asked::Network { host, port: *port },
+    }
+}
+
+fn decision(allow: bool, rule: &Arc<str>, reason: String) -> Decision {
+    Decision { verdict: if allow { Verdict::Allow } else { Verdict::Deny }, rule: Arc::clone(rule), reason }
+}
+
+fn scope_words(s: Scope) -> &'static str {
+    match s {
+        Scope::Once => "once",
+        Scope::Session => "for this session",
+        Scope::Always => "always",
+    }
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// A new question id: short, unique on this machine, sortable by time.
+fn new_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let ms = now_ms();
+    format!("{:x}-{:x}-{:x}", ms, std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
