@@ -53,6 +53,7 @@
 
 pub mod error;
 pub mod escape;
+pub mod export;
 pub mod hex;
 pub mod payload;
 pub mod reader;
