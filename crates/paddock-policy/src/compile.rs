@@ -2,6 +2,7 @@
 //! problem collected rather than returned (so one error lists every mistake, located),
 //! then the effective policy text and its hash.
 
+use crate::audit::compile_audit;
 use crate::commands::{self, CommandRules};
 use crate::decision::Enforcement;
 use crate::error::PolicyError;
@@ -25,6 +26,7 @@ impl Policy {
         let commands = command_rules(&m, &sandbox_path, &mut problems);
         let network = network_rules(&m, &mut problems);
         let limits = limit_values(&m, &mut problems);
+        let audit = compile_audit(m.audit_export.as_ref(), &mut problems);
         problems.into_result()?;
 
         let mut policy = Policy {
@@ -35,6 +37,7 @@ impl Policy {
             network,
             env,
             limits,
+            audit,
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),

@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod audit;
 mod commands;
 mod compile;
 mod decision;
@@ -50,6 +51,7 @@ mod revoke;
 mod show;
 mod vars;
 
+pub use audit::AuditSettings;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::audit::AuditSettings;
 use crate::commands::{self, resolve_program, CommandRules};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
@@ -31,6 +32,8 @@ pub struct Policy {
     pub env: EnvRules,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[audit]`.
+    pub audit: AuditSettings,
     /// The variables it was compiled with.
     pub vars: Vars,
     pub(crate) sandbox_path: String,
