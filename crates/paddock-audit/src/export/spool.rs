@@ -129,7 +129,12 @@ impl Spool {
     /// again at its first line, and the status says so.
     pub fn next_batch(&mut self, max_records: usize, max_bytes: usize) -> Result<Vec<Pending>, ExportError> {
         let log = self.cursor.log.clone();
-        let (mut file, len) = open_snapshot(&log)?;
+        let (mut file, len) = match open_snapshot(&log) {
+            Ok(x) => x,
+            // No log yet: nothing is pending.
+            Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         if self.cursor.offset > len {
             self.restart(format!("{} is shorter than the cursor (offset {}): shipping it again from its start", log.display(), self.cursor.offset))?;
         }
