@@ -112,7 +112,9 @@ fn serve_one(conn: TcpStream, down: &AtomicBool, attempts: &AtomicUsize, bodies:
         return;
     }
     bodies.lock().unwrap().push(serde_json::from_slice(&body).expect("the body is JSON"));
-    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+    let _ = w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
 }
 
 /// OTLP attributes as strings (`intValue`s are strings already).
@@ -120,7 +122,8 @@ fn attrs(list: &Value) -> HashMap<String, String> {
     let mut m = HashMap::new();
     for kv in list.as_array().expect("attributes") {
         let v = &kv["value"];
-        let s = v["stringValue"].as_str().or(v["intValue"].as_str()).map(str::to_owned).unwrap_or_else(|| v.to_string());
+        let s =
+            v["stringValue"].as_str().or(v["intValue"].as_str()).map(str::to_owned).unwrap_or_else(|| v.to_string());
         m.insert(kv["key"].as_str().unwrap().to_owned(), s);
     }
     m
@@ -210,7 +213,13 @@ fn otlp_export_survives_outage_and_restart(user: User) {
     // Nothing is pending: a one-shot export delivers nothing more.
     let o = paddock(&f, &["audit", "export", "--otlp", &c.url()]);
     assert_eq!(o.code(), 0, "{o}");
-    assert!(o.out().contains(&format!("0 record(s) delivered to {}/v1/logs; the collector has the log through seq {n}", c.url())), "{o}");
+    assert!(
+        o.out().contains(&format!(
+            "0 record(s) delivered to {}/v1/logs; the collector has the log through seq {n}",
+            c.url()
+        )),
+        "{o}"
+    );
 
     let got = c.records();
     let seqs: Vec<u64> = got.iter().map(|g| g.seq).collect();
@@ -234,7 +243,11 @@ fn otlp_export_survives_outage_and_restart(user: User) {
         }
     }
     let s = status_json(&f);
-    assert_eq!((s["pending_records"].as_u64(), s["delivered"].as_u64(), s["seq"].as_u64()), (Some(0), Some(n), Some(n)), "{s}");
+    assert_eq!(
+        (s["pending_records"].as_u64(), s["delivered"].as_u64(), s["seq"].as_u64()),
+        (Some(0), Some(n), Some(n)),
+        "{s}"
+    );
     assert!(s["last_success"].is_string(), "{s}");
 }
 
@@ -296,10 +309,8 @@ fn ocsf_and_otlp_files() {
         };
         assert_eq!((class, activity), want, "{line}");
     }
-    let denied_cat = events
-        .iter()
-        .find(|e| e["class_uid"] == 1007 && e["action"] == "Denied")
-        .expect("the denied call");
+    let denied_cat =
+        events.iter().find(|e| e["class_uid"] == 1007 && e["action"] == "Denied").expect("the denied call");
     assert!(denied_cat["process"]["cmd_line"].as_str().unwrap().contains("cat /etc/hostname"));
     assert_eq!((denied_cat["severity"].as_str(), denied_cat["disposition_id"].as_u64()), (Some("Medium"), Some(2)));
     let refused = events.iter().find(|e| e["class_uid"] == 4001).expect("the refused connection");
@@ -313,7 +324,12 @@ fn ocsf_and_otlp_files() {
     let o = paddock(&f, &["audit", "export", "--format", "otlp"]);
     assert_eq!(o.code(), 0, "{o}");
     let body: Value = serde_json::from_str(o.out().trim()).unwrap();
-    let n: usize = body["resourceLogs"].as_array().unwrap().iter().map(|rl| rl["scopeLogs"][0]["logRecords"].as_array().unwrap().len()).sum();
+    let n: usize = body["resourceLogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rl| rl["scopeLogs"][0]["logRecords"].as_array().unwrap().len())
+        .sum();
     assert_eq!(n, lines.len());
     // Usage errors are located and exit 64.
     let o = paddock(&f, &["audit", "export", "--otlp", "https://x"]);
@@ -334,7 +350,8 @@ fn review_page_is_escaped_and_renders_in_chromium() {
     let policy = f.policy(&Pol { tail: CMDS, ..Default::default() });
     let page = f.root.join("review.html");
     let review = |extra: &[&str]| {
-        let mut a = vec!["audit", "review", "--policy", policy.to_str().unwrap(), "--workspace", f.ws.to_str().unwrap()];
+        let mut a =
+            vec!["audit", "review", "--policy", policy.to_str().unwrap(), "--workspace", f.ws.to_str().unwrap()];
         a.extend_from_slice(extra);
         paddock(&f, &a)
     };
@@ -349,7 +366,8 @@ fn review_page_is_escaped_and_renders_in_chromium() {
 
     // Self-contained, no script, nothing to fetch; the agent's text is text.
     // (URLs the agent asked for appear as text; nothing in the markup points anywhere.)
-    for bad in ["<script", "<img", "<a ", "<link", "<iframe", "<object", "<embed", "src=\"", "href=", "@import", "url("] {
+    for bad in ["<script", "<img", "<a ", "<link", "<iframe", "<object", "<embed", "src=\"", "href=", "@import", "url("]
+    {
         assert!(!html.contains(bad), "page holds {bad:?}");
     }
     assert_eq!(html.matches("</style>").count(), 1, "the agent's </style> closed nothing");
@@ -468,7 +486,12 @@ fn run_action(dir: &Path, inputs: Value) -> Value {
 }
 
 fn outcomes(r: &Value) -> Vec<(String, Option<i64>)> {
-    r["steps"].as_array().unwrap().iter().map(|s| (s["outcome"].as_str().unwrap().to_owned(), s["code"].as_i64())).collect()
+    r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["outcome"].as_str().unwrap().to_owned(), s["code"].as_i64()))
+        .collect()
 }
 
 #[test]
@@ -481,10 +504,15 @@ fn github_action_confines_a_step_and_fails_on_deny() {
 
     // A clean step: passes; the artifact holds the log and the page; the step's write landed.
     let dir = tempfile::tempdir().unwrap();
-    let r = run_action(dir.path(), serde_json::json!({"run": "echo built > out.txt\ncat out.txt", "fail-on-deny": "true"}));
+    let r =
+        run_action(dir.path(), serde_json::json!({"run": "echo built > out.txt\ncat out.txt", "fail-on-deny": "true"}));
     let ok = |n| ("success".to_owned(), Some(n));
     assert_eq!(outcomes(&r), [ok(0), ok(0), ok(0), ok(0), ok(0), ok(0)], "{r}");
-    assert_eq!((r["outputs"]["exit-code"].as_str(), r["outputs"]["denied"].as_str()), (Some("0"), Some("false")), "{r}");
+    assert_eq!(
+        (r["outputs"]["exit-code"].as_str(), r["outputs"]["denied"].as_str()),
+        (Some("0"), Some("false")),
+        "{r}"
+    );
     assert_eq!(read(&dir.path().join("workspace/out.txt")), "built\n");
     let art = dir.path().join("artifacts/paddock-audit");
     assert!(read(&art.join("audit.jsonl")).contains("\"argv\":[\"bash\",\"-e\",\"-c\""));

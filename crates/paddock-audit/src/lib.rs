@@ -73,7 +73,9 @@ pub use payload::{
 };
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};
-pub use review::{review, review_html, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, Since, NO_RULE};
+pub use review::{
+    review, review_html, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, Since, NO_RULE,
+};
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
 pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};
 pub use verify::{verify, BreakKind, ChainBreak, Head, TornTail, VerifyReport};

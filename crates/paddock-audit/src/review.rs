@@ -37,8 +37,8 @@ mod since;
 pub mod timeline;
 
 use build::Builder;
-pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use html::review_html;
+pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
 pub use timeline::{timeline, CallRow, SecretUse, Timeline};
 

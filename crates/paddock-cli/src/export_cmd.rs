@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use paddock_audit::export::http::Timeouts;
-use paddock_audit::export::{export_pending, ocsf::ocsf_event, otlp::logs_request, spool_status, Endpoint, LiveShipper, Resource, ShipConfig};
+use paddock_audit::export::{
+    export_pending, ocsf::ocsf_event, otlp::logs_request, spool_status, Endpoint, LiveShipper, Resource, ShipConfig,
+};
 use paddock_audit::{Escaped, Since};
 
 use crate::args::{ExportArgs, ExportFormat};
@@ -64,7 +66,10 @@ fn ship(url: &str, a: &ExportArgs, log: PathBuf, resource: Resource) -> i32 {
             let text = if a.json {
                 serde_json::json!({"url": cfg.endpoint.to_string(), "delivered": r.delivered, "last_seq": r.last_seq, "retries": r.retries}).to_string()
             } else {
-                format!("paddock: {} record(s) delivered to {}; the collector has the log through seq {}", r.delivered, cfg.endpoint, r.last_seq)
+                format!(
+                    "paddock: {} record(s) delivered to {}; the collector has the log through seq {}",
+                    r.delivered, cfg.endpoint, r.last_seq
+                )
             };
             output::println(text).err().unwrap_or(exit::OK)
         }
@@ -103,7 +108,9 @@ fn write_format(format: ExportFormat, a: &ExportArgs, log: &Path, resource: &Res
     }
     match &a.output {
         None => output::print(text).err().unwrap_or(exit::OK),
-        Some(path) => match std::fs::File::create(path).and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all())) {
+        Some(path) => match std::fs::File::create(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        {
             Ok(()) => exit::OK,
             Err(e) => fail(exit::INTERNAL, format_args!("cannot write {}: {e}", Escaped(&path.to_string_lossy()))),
         },
@@ -149,7 +156,9 @@ fn status(json: bool) -> i32 {
         text.push_str(&format!("{} <- {}\n", Escaped(&c.url), Escaped(&c.log.to_string_lossy())));
         text.push_str(&format!("  delivered: {} record(s), through seq {}\n", c.delivered, c.seq));
         match (s.pending_records, s.pending_bytes, &s.log_error) {
-            (Some(n), Some(b), _) => text.push_str(&format!("  pending (spooled in the log): {n} record(s), {b} bytes\n")),
+            (Some(n), Some(b), _) => {
+                text.push_str(&format!("  pending (spooled in the log): {n} record(s), {b} bytes\n"))
+            }
             (_, _, Some(e)) => text.push_str(&format!("  pending: unknown ({})\n", Escaped(e))),
             _ => {}
         }
@@ -169,7 +178,8 @@ fn status(json: bool) -> i32 {
 /// the records to leave the machine.
 pub fn live_shipper(url: Option<&str>, log: &Path, workspace: &Path) -> Result<Option<Shipping>, i32> {
     let Some(url) = url else { return Ok(None) };
-    let endpoint = Endpoint::parse(url).map_err(|e| fail(exit::CONFIG, format_args!("[audit] export: {}", Escaped(&e.to_string()))))?;
+    let endpoint = Endpoint::parse(url)
+        .map_err(|e| fail(exit::CONFIG, format_args!("[audit] export: {}", Escaped(&e.to_string()))))?;
     let state = paddock_audit::state_dir()
         .map_err(|e| fail(exit::CONFIG, format_args!("[audit] export needs a state directory for its cursor: {e}")))?;
     // The log may not exist yet: its directory does (the cursor is named by the full path).
@@ -179,8 +189,15 @@ pub fn live_shipper(url: Option<&str>, log: &Path, workspace: &Path) -> Result<O
     };
     let log = match (std::fs::canonicalize(dir), log.file_name()) {
         (Ok(d), Some(name)) => d.join(name),
-        (Err(e), _) => return Err(fail(exit::INTERNAL, format_args!("audit log {}: {e}", Escaped(&log.to_string_lossy())))),
-        (_, None) => return Err(fail(exit::USAGE, format_args!("audit log {}: not a file name", Escaped(&log.to_string_lossy())))),
+        (Err(e), _) => {
+            return Err(fail(exit::INTERNAL, format_args!("audit log {}: {e}", Escaped(&log.to_string_lossy()))))
+        }
+        (_, None) => {
+            return Err(fail(
+                exit::USAGE,
+                format_args!("audit log {}: not a file name", Escaped(&log.to_string_lossy())),
+            ))
+        }
     };
     let mut cfg = ShipConfig::new(endpoint, log, state, Resource::detect(Some(workspace)));
     // Short timeouts: the last attempt when a run ends must not hold it up for long.

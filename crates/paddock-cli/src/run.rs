@@ -13,9 +13,9 @@ use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, Std
 
 use crate::args::RunArgs;
 use crate::exit;
+use crate::export_cmd::live_shipper;
 use crate::output;
 use crate::setup::{current_dir, fail, hide_state, load_policy_only};
-use crate::export_cmd::live_shipper;
 use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.

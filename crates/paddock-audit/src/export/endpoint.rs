@@ -90,7 +90,16 @@ mod tests {
         assert_eq!(e.to_string(), "http://127.0.0.1:4318/v1/logs");
         assert_eq!(Endpoint::parse("HTTP://Collector/").unwrap().to_string(), "http://collector:4318/v1/logs");
         assert_eq!(Endpoint::parse("http://[::1]:9/otlp/v1/logs").unwrap().to_string(), "http://[::1]:9/otlp/v1/logs");
-        for bad in ["https://x", "ftp://x", "x:4318", "http://", "http://a:0", "http://a:99999", "http://u:p@a", "http://a/p?q"] {
+        for bad in [
+            "https://x",
+            "ftp://x",
+            "x:4318",
+            "http://",
+            "http://a:0",
+            "http://a:99999",
+            "http://u:p@a",
+            "http://a/p?q",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
         assert!(Endpoint::parse("https://x").unwrap_err().to_string().contains("Collector"));

@@ -32,7 +32,11 @@ pub fn ocsf_event(line: &[u8], resource: &Resource) -> Value {
     let ending = event == "call.end";
     let mut e = match (event, str_of("tool")) {
         ("call.start" | "call.end", Some("command")) => {
-            let argv: Vec<&str> = m.get("argv").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let argv: Vec<&str> = m
+                .get("argv")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
             let (id, name) = if ending { (2, "Terminate") } else { (1, "Launch") };
             let mut e = base(resource, &text, 1007, id, name, "Process Activity", &m, denied);
             e["process"] = json!({
@@ -60,7 +64,8 @@ pub fn ocsf_event(line: &[u8], resource: &Resource) -> Value {
             let mut e = base(resource, &text, 4001, id, name, "Network Activity", &m, denied);
             e["dst_endpoint"] = json!({"hostname": str_of("host").unwrap_or(""), "port": m.get("port")});
             if let Some(a) = str_of("address") {
-                e["dst_endpoint"]["ip"] = json!(a.rsplit_once(':').map(|(ip, _)| ip.trim_matches(['[', ']'])).unwrap_or(a));
+                e["dst_endpoint"]["ip"] =
+                    json!(a.rsplit_once(':').map(|(ip, _)| ip.trim_matches(['[', ']'])).unwrap_or(a));
             }
             e["traffic"] = json!({"bytes_out": m.get("bytes_up"), "bytes_in": m.get("bytes_down")});
             e
@@ -155,7 +160,10 @@ mod tests {
     fn classes() {
         let r = Resource { host: "h".into(), user: "u".into(), workspace: None };
         let e = ocsf_event(br#"{"seq":1,"ts":"2026-03-01T12:00:00.123Z","event":"call.start","prev":"0","call_id":"c","session":"s","tool":"command","argv":["/bin/ls","-l"],"decision":"deny","rule":"commands.deny[0]"}"#, &r);
-        assert_eq!((e["class_uid"].as_u64(), e["type_uid"].as_u64(), e["action"].as_str()), (Some(1007), Some(100701), Some("Denied")));
+        assert_eq!(
+            (e["class_uid"].as_u64(), e["type_uid"].as_u64(), e["action"].as_str()),
+            (Some(1007), Some(100701), Some("Denied"))
+        );
         assert_eq!(e["process"]["cmd_line"], "/bin/ls -l");
         assert_eq!(e["process"]["name"], "ls");
         assert_eq!(e["time"], 1772366400123u64);

@@ -125,7 +125,9 @@ fn any_value(v: &Value) -> Value {
         },
         Value::String(s) => json!({"stringValue": s}),
         Value::Array(a) => json!({"arrayValue": {"values": a.iter().map(any_value).collect::<Vec<_>>()}}),
-        Value::Object(o) => json!({"kvlistValue": {"values": o.iter().map(|(k, v)| kv(k, any_value(v))).collect::<Vec<_>>()}}),
+        Value::Object(o) => {
+            json!({"kvlistValue": {"values": o.iter().map(|(k, v)| kv(k, any_value(v))).collect::<Vec<_>>()}})
+        }
     }
 }
 

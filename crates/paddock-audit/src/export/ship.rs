@@ -248,9 +248,8 @@ fn live(cfg: ShipConfig, control: &(Mutex<Control>, Condvar)) {
         let stop_by = {
             let (m, cv) = control;
             let guard = m.lock().unwrap_or_else(|p| p.into_inner());
-            let (guard, _) = cv
-                .wait_timeout_while(guard, wait, |c| c.stop_by.is_none())
-                .unwrap_or_else(|p| p.into_inner());
+            let (guard, _) =
+                cv.wait_timeout_while(guard, wait, |c| c.stop_by.is_none()).unwrap_or_else(|p| p.into_inner());
             guard.stop_by
         };
         if let Some(by) = stop_by {

@@ -132,11 +132,17 @@ impl Spool {
         let (mut file, len) = match open_snapshot(&log) {
             Ok(x) => x,
             // No log yet: nothing is pending.
-            Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(ExportError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
             Err(e) => return Err(e),
         };
         if self.cursor.offset > len {
-            self.restart(format!("{} is shorter than the cursor (offset {}): shipping it again from its start", log.display(), self.cursor.offset))?;
+            self.restart(format!(
+                "{} is shorter than the cursor (offset {}): shipping it again from its start",
+                log.display(),
+                self.cursor.offset
+            ))?;
         }
         let mut batch = read_lines(&mut file, &log, self.cursor.offset, len, max_records, max_bytes)?;
         if self.cursor.offset > 0 {
@@ -187,7 +193,8 @@ impl Spool {
     fn save(&self) -> Result<(), ExportError> {
         let path = self.dir.join(CURSOR_FILE);
         let tmp = self.dir.join("cursor.json.tmp");
-        let text = serde_json::to_vec_pretty(&self.cursor).map_err(|e| ExportError::BadCursor { path: path.clone(), reason: e.to_string() })?;
+        let text = serde_json::to_vec_pretty(&self.cursor)
+            .map_err(|e| ExportError::BadCursor { path: path.clone(), reason: e.to_string() })?;
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -220,7 +227,11 @@ fn open_snapshot(log: &Path) -> Result<(File, u64), ExportError> {
         .map_err(|e| ExportError::io(log, "open", e))?;
     let meta = file.metadata().map_err(|e| ExportError::io(log, "inspect", e))?;
     if !meta.is_file() {
-        return Err(ExportError::io(log, "open", std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+        return Err(ExportError::io(
+            log,
+            "open",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
     }
     file.lock_shared().map_err(|e| ExportError::io(log, "lock", e))?;
     let len = file.metadata().map(|m| m.len());
@@ -229,7 +240,14 @@ fn open_snapshot(log: &Path) -> Result<(File, u64), ExportError> {
 }
 
 /// Complete lines between `from` and `len`.
-fn read_lines(file: &mut File, log: &Path, from: u64, len: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Pending>, ExportError> {
+fn read_lines(
+    file: &mut File,
+    log: &Path,
+    from: u64,
+    len: u64,
+    max_records: usize,
+    max_bytes: usize,
+) -> Result<Vec<Pending>, ExportError> {
     file.seek(SeekFrom::Start(from)).map_err(|e| ExportError::io(log, "seek", e))?;
     let mut r = BufReader::new(file.take(len - from));
     let mut out = Vec::new();
@@ -351,7 +369,10 @@ mod tests {
         s.delivered(&b).unwrap();
         drop(s);
         let st = spool_status(dir.path()).unwrap();
-        assert_eq!((st[0].cursor.seq, st[0].pending_records, st[0].cursor.last_error.as_deref()), (3, Some(2), Some("down")));
+        assert_eq!(
+            (st[0].cursor.seq, st[0].pending_records, st[0].cursor.last_error.as_deref()),
+            (3, Some(2), Some("down"))
+        );
         let mut s = Spool::acquire(dir.path(), &log_path, "http://c").unwrap().unwrap();
         let rest = s.next_batch(10, usize::MAX).unwrap();
         assert_eq!(rest.iter().map(|p| seq_of(&p.bytes).unwrap()).collect::<Vec<_>>(), [4, 5]);

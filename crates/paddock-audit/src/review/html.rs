@@ -18,7 +18,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%;margin:.3em 0}th,td{text-align:left;padding:.25em .6em;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
-code,pre{font:12.5px ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
+code,pre{font:12.5px ui-monospace,monospace;white-space:pre-wrap;overflow-wrap:anywhere}
 code.cmd{user-select:all;background:#f6f8fa;border:1px solid #d0d7de;border-radius:4px;padding:.1em .35em;display:inline-block}
 .deny{color:#a40e26;font-weight:600}.allow{color:#116329}.muted{color:#57606a}
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #d0d7de;border-radius:6px;padding:.5em 1em;min-width:9em}
@@ -30,7 +30,9 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
     let mut h = String::with_capacity(16 * 1024);
     let path = review.path.to_string_lossy();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
-    h.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n");
+    h.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
+    );
     let _ = writeln!(h, "<title>paddock audit review: {}</title>\n<style>\n{STYLE}</style></head><body>", t(&path));
     let _ = writeln!(h, "<h1>paddock audit review</h1>\n<p class=\"muted\">{}", t(&path));
     match (&review.first_ts, &review.last_ts) {
@@ -148,7 +150,9 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
 
     // Hosts by bytes.
     let mut hosts: Vec<_> = review.hosts.iter().collect();
-    hosts.sort_by(|a, b| (b.bytes_up + b.bytes_down).cmp(&(a.bytes_up + a.bytes_down)).then_with(|| a.host.cmp(&b.host)));
+    hosts.sort_by(|a, b| {
+        (b.bytes_up + b.bytes_down).cmp(&(a.bytes_up + a.bytes_down)).then_with(|| a.host.cmp(&b.host))
+    });
     let _ = writeln!(h, "<section id=\"hosts\"><h2>Hosts by bytes ({})</h2>", hosts.len());
     if hosts.is_empty() {
         h.push_str("<p class=\"muted\">no connections</p>\n");
@@ -282,8 +286,14 @@ mod tests {
         let p = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&p).unwrap();
         let evil = ["echo", "<img src=x onerror=alert(1)>", "</style><script>alert(2)</script>", "a\u{202e}b"];
-        log.append(&Call::new("c1", "s<1>", Target::command(evil), Decision::Deny).with_rule("commands.deny[0]").start()).unwrap();
-        log.append(&Call::new("c2", "s", Target::command(["ls"]), Decision::Allow).with_rule("commands.allow[1]").start()).unwrap();
+        log.append(
+            &Call::new("c1", "s<1>", Target::command(evil), Decision::Deny).with_rule("commands.deny[0]").start(),
+        )
+        .unwrap();
+        log.append(
+            &Call::new("c2", "s", Target::command(["ls"]), Decision::Allow).with_rule("commands.allow[1]").start(),
+        )
+        .unwrap();
         drop(log);
         let r = review(&p, None, &[]).unwrap();
         let html = review_html(&r, &super::super::timeline::timeline(&p, None).unwrap());
