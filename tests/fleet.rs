@@ -263,6 +263,51 @@ fn bad_export_url_is_refused(user: User) {
 
 both_users!(otlp_export_survives_outage_and_restart, bad_export_url_is_refused);
 
+/// A long-lived session (`paddock mcp`) ships while it runs, not only when it ends: its
+/// `session.start` reaches the collector while the process is alive, its `session.end`
+/// after stdin closes.
+#[test]
+fn mcp_session_ships_live() {
+    let c = Collector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("version = 1\n[audit]\nexport = \"{}\"\n", c.url())).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .arg("mcp")
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--workspace")
+        .arg(&ws)
+        .env("PADDOCK_STATE_DIR", dir.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let event = |g: &Got| serde_json::from_str::<Value>(&g.body).unwrap()["event"].as_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(30), "session.start at the collector", || {
+        c.records().iter().any(|g| event(g) == "session.start")
+    });
+    assert!(child.try_wait().unwrap().is_none(), "shipped while the session runs");
+    let start = c.records().into_iter().find(|g| event(g) == "session.start").unwrap();
+    assert_eq!(start.res["paddock.workspace"], ws.canonicalize().unwrap().to_str().unwrap());
+    let rec: Value = serde_json::from_str(&start.body).unwrap();
+    assert_eq!((rec["mode"].as_str(), Some(start.res["session.id"].as_str())), (Some("mcp"), rec["session"].as_str()));
+    drop(child.stdin.take());
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < HANG, "paddock mcp did not end when stdin closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for(Duration::from_secs(30), "session.end at the collector", || {
+        c.records().iter().any(|g| event(g) == "session.end")
+    });
+    let seqs: Vec<u64> = c.records().iter().map(|g| g.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "each record once, in order");
+}
+
 // ---------------------------------------------------------------------------------------
 // OCSF and OTLP JSON files
 // ---------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@
 //! safe to print), [`record`] (the line format), [`payload`]
 //! (typed builders for the event payloads), [`writer`]
 //! (appending), [`reader`] (snapshots of complete lines), [`verify`](mod@verify)
-//! (the chain), [`review`](mod@review) (aggregation), [`revocations`] (the
+//! (the chain), [`review`](mod@review) (aggregation, and the HTML page), [`export`]
+//! (OpenTelemetry and OCSF), [`revocations`] (the
 //! revocation list), [`selector`] (what a revocation covers), [`hex`] (the one
 //! hex encoder) and [`state`] (`$STATE`).
 

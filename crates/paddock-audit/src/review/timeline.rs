@@ -140,3 +140,38 @@ fn host_of(url: &str) -> String {
     let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
     auth.rsplit('@').next().unwrap_or(auth).to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_by_use_and_calls_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        let lines = [
+            r#"{"seq":1,"ts":"2026-03-01T12:00:00.000Z","event":"call.start","prev":"0","call_id":"c1","session":"s","tool":"command","argv":["git","push"],"decision":"allow","rule":"commands.allow[0]"}"#,
+            r#"{"seq":2,"ts":"2026-03-01T12:00:01.000Z","event":"http.request","prev":"0","method":"POST","url":"https://api.github.com/x","secret":"GITHUB_TOKEN"}"#,
+            r#"{"seq":3,"ts":"2026-03-01T12:00:02.000Z","event":"http.request","prev":"0","method":"GET","host":"registry.npmjs.org","secret":"NPM_TOKEN"}"#,
+            r#"{"seq":4,"ts":"2026-03-01T12:00:03.000Z","event":"http.request","prev":"0","method":"GET","url":"https://u:p@api.github.com/y","secret":"GITHUB_TOKEN"}"#,
+            r#"{"seq":5,"ts":"2026-03-01T12:00:04.000Z","event":"http.request","prev":"0","method":"GET","url":"https://a/","secret":""}"#,
+            r#"{"seq":6,"ts":"2026-03-01T12:00:05.000Z","event":"call.end","prev":"0","call_id":"c1","session":"s","tool":"command","argv":["git","push"],"decision":"allow","exit_code":1,"signal":null,"duration_ms":7}"#,
+        ];
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let t = timeline(&p, None).unwrap();
+        assert_eq!(t.calls.len(), 1);
+        assert_eq!(
+            (t.calls[0].summary.as_str(), t.calls[0].exit_code, t.calls[0].duration_ms),
+            ("git push", Some(1), Some(7))
+        );
+        let s: Vec<_> =
+            t.secrets.iter().map(|s| (s.secret.as_str(), s.uses, s.hosts.join(","), s.last_use.as_str())).collect();
+        assert_eq!(
+            s,
+            [
+                ("GITHUB_TOKEN", 2, "api.github.com".to_owned(), "2026-03-01T12:00:03.000Z"),
+                ("NPM_TOKEN", 1, "registry.npmjs.org".to_owned(), "2026-03-01T12:00:02.000Z")
+            ]
+        );
+    }
+}
