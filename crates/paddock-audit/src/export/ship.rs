@@ -259,20 +259,36 @@ fn live(cfg: ShipConfig, control: &(Mutex<Control>, Condvar)) {
         if spool.is_none() {
             match Spool::acquire(&cfg.state_dir, &cfg.log, &cfg.url()) {
                 Ok(s) => spool = s,
-                Err(e) => tracing::warn!("export to {}: {e}", cfg.url()),
+                Err(e) => {
+                    tracing::debug!("export to {}: {e}", cfg.url());
+                    wait = backoff;
+                    backoff = (backoff * 2).min(cfg.backoff_max);
+                    continue;
+                }
             }
         }
         let Some(s) = spool.as_mut() else {
             wait = cfg.poll; // another process ships this log: look again later
             continue;
         };
-        wait = match drain(&mut shipper, s, None) {
+        // A long backlog is shipped batch by batch; finish() is looked at between them.
+        let running = || control.0.lock().map(|c| c.stop_by.is_none()).unwrap_or(false);
+        wait = match drain(&mut shipper, s, &running) {
             Ok(()) => {
                 backoff = cfg.backoff_min;
                 cfg.poll
             }
             Err(e) => {
-                tracing::warn!("export to {} (retrying in {backoff:?}): {e}", cfg.url());
+                // Quiet while the session runs (a `run` may hold a terminal UI): the first
+                // failure of a streak at info (`-v`), then debug; `--status` has the last.
+                if backoff == cfg.backoff_min {
+                    tracing::info!(
+                        "export to {} failing (retrying with backoff; the records wait in the log): {e}",
+                        cfg.url()
+                    );
+                } else {
+                    tracing::debug!("export to {} (retrying in {backoff:?}): {e}", cfg.url());
+                }
                 let w = backoff;
                 backoff = (backoff * 2).min(cfg.backoff_max);
                 w
@@ -281,9 +297,9 @@ fn live(cfg: ShipConfig, control: &(Mutex<Control>, Condvar)) {
     }
 }
 
-/// Ships batches until nothing is pending (or `by` passes).
-fn drain(shipper: &mut Shipper<'_>, spool: &mut Spool, by: Option<Instant>) -> Result<(), ExportError> {
-    while by.is_none_or(|by| Instant::now() < by) {
+/// Ships batches until nothing is pending, or `go_on` says to stop.
+fn drain(shipper: &mut Shipper<'_>, spool: &mut Spool, go_on: &dyn Fn() -> bool) -> Result<(), ExportError> {
+    while go_on() {
         if shipper.ship_batch(spool)? == 0 {
             break;
         }
@@ -292,23 +308,19 @@ fn drain(shipper: &mut Shipper<'_>, spool: &mut Spool, by: Option<Instant>) -> R
 }
 
 fn final_attempt(cfg: &ShipConfig, shipper: &mut Shipper<'_>, spool: Option<Spool>, by: Instant) {
+    // Another process that holds the cursor is shipping this log as it grows, ours
+    // included: no reason to wait for it (a `run` next to a long `serve` would wait
+    // every time).
     let spool = match spool {
         Some(s) => Some(s),
-        None => loop {
-            match Spool::acquire(&cfg.state_dir, &cfg.log, &cfg.url()) {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if Instant::now() < by => std::thread::sleep(Duration::from_millis(20)),
-                Ok(None) => break None, // the holder ships what we wrote
-                Err(e) => {
-                    tracing::warn!("export to {}: {e}", cfg.url());
-                    break None;
-                }
-            }
-        },
+        None => Spool::acquire(&cfg.state_dir, &cfg.log, &cfg.url()).unwrap_or_else(|e| {
+            tracing::warn!("export to {}: {e}", cfg.url());
+            None
+        }),
     };
     if let Some(mut s) = spool {
         if Instant::now() < by {
-            if let Err(e) = drain(shipper, &mut s, Some(by)) {
+            if let Err(e) = drain(shipper, &mut s, &|| Instant::now() < by) {
                 tracing::warn!("export to {}: {e}; the records wait in the log for the next shipper", cfg.url());
             }
         }
