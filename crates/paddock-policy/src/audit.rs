@@ -5,8 +5,10 @@ use crate::error::{Origin, Problems};
 /// `[audit]` of a policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditSettings {
-    /// `export`: an OTLP/HTTP collector (`http://HOST[:PORT][/PATH]`) that `run` and
-    /// sessions ship their audit records to as they are written; `None` ships nothing.
+    /// `export`: an OTLP/HTTP collector (`http://HOST[:PORT][/PATH]`) that `paddock run`,
+    /// `serve` and `mcp` ship their audit records to as they are written; `None` ships
+    /// nothing. A program embedding the library starts
+    /// `paddock_audit::export::LiveShipper` itself.
     pub export: Option<String>,
 }
 
