@@ -21,15 +21,18 @@
 //!
 //! Live shipping ([`LiveShipper`]) runs on its own thread and only ever reads the log:
 //! a call never waits for the collector. One shipper per cursor works at a time (a
-//! lock file); the others wait their turn.
+//! lock file); the others wait their turn (a `run` that ends while another process
+//! ships leaves its records to that process).
 //!
 //! Modules: [`endpoint`] (the collector URL), [`http`] (one POST), [`otlp`] (the OTLP
 //! JSON encoding), [`resource`] (host, user, workspace), [`spool`] (cursors and the
-//! backlog), [`ship`] (batches, retries, the live thread), [`ocsf`] (OCSF events).
+//! backlog), [`ship`] (batches, retries, the live thread), [`lines`] (the log's lines
+//! for the file formats), [`ocsf`] (OCSF events).
 
 pub mod endpoint;
 mod error;
 pub mod http;
+pub mod lines;
 pub mod ocsf;
 pub mod otlp;
 pub mod resource;
@@ -38,6 +41,7 @@ pub mod spool;
 
 pub use endpoint::Endpoint;
 pub use error::ExportError;
+pub use lines::log_lines;
 pub use resource::Resource;
 pub use ship::{export_pending, ExportReport, LiveShipper, ShipConfig};
 pub use spool::{spool_status, SpoolStatus};

@@ -85,9 +85,9 @@ fn write_format(format: ExportFormat, a: &ExportArgs, log: &Path, resource: &Res
         Ok(s) => s.map(|s| s.cutoff(std::time::SystemTime::now())),
         Err(e) => return fail(exit::USAGE, format_args!("--since: {e}")),
     };
-    let lines = match read_lines(log, since) {
+    let lines = match paddock_audit::export::log_lines(log, since) {
         Ok(l) => l,
-        Err(e) => return fail(exit::INTERNAL, format_args!("cannot read {}: {e}", Escaped(&log.to_string_lossy()))),
+        Err(e) => return fail(exit::INTERNAL, Escaped(&e.to_string())),
     };
     let mut text = String::new();
     match format {
@@ -115,21 +115,6 @@ fn write_format(format: ExportFormat, a: &ExportArgs, log: &Path, resource: &Res
             Err(e) => fail(exit::INTERNAL, format_args!("cannot write {}: {e}", Escaped(&path.to_string_lossy()))),
         },
     }
-}
-
-/// The complete lines of the log, those with a `ts` before `since` left out.
-fn read_lines(log: &Path, since: Option<std::time::SystemTime>) -> Result<Vec<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    for r in paddock_audit::records(log).map_err(|e| e.to_string())? {
-        let r = r.map_err(|e| e.to_string())?;
-        if let (Some(c), Some(t)) = (since, paddock_audit::record::parse_ts(&r.ts)) {
-            if t < c {
-                continue;
-            }
-        }
-        out.push(r.to_line().map_err(|e| e.to_string())?.into_bytes());
-    }
-    Ok(out)
 }
 
 fn status(json: bool) -> i32 {

@@ -47,6 +47,13 @@ pub enum ExportError {
         lock: PathBuf,
     },
 
+    /// The audit log could not be read.
+    #[error("{reason}")]
+    Log {
+        /// What went wrong, naming the file.
+        reason: String,
+    },
+
     /// A cursor file is not readable.
     #[error("{path}: invalid export cursor: {reason}; move it aside to ship the log again from its start")]
     BadCursor {
