@@ -3,7 +3,7 @@
 //! Hand-written (about a page) instead of an HTTP client crate: the audit crate is
 //! synchronous and has no async runtime, the exporter needs exactly one request shape,
 //! and plain `http://` to a local collector is all it speaks (see
-//! [`Endpoint`](super::Endpoint)).
+//! [`Endpoint`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
