@@ -44,7 +44,8 @@
 //! safe to print), [`record`] (the line format), [`payload`]
 //! (typed builders for the event payloads), [`writer`]
 //! (appending), [`reader`] (snapshots of complete lines), [`verify`](mod@verify)
-//! (the chain), [`review`](mod@review) (aggregation), [`revocations`] (the
+//! (the chain), [`review`](mod@review) (aggregation, and the HTML page), [`export`]
+//! (OpenTelemetry and OCSF), [`revocations`] (the
 //! revocation list), [`selector`] (what a revocation covers), [`hex`] (the one
 //! hex encoder) and [`state`] (`$STATE`).
 
@@ -53,6 +54,7 @@
 
 pub mod error;
 pub mod escape;
+pub mod export;
 pub mod hex;
 pub mod payload;
 pub mod reader;
@@ -74,7 +76,8 @@ pub use payload::{
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};
 pub use review::{
-    review, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, QuestionReview, Review, Since, NO_RULE,
+    review, review_html, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, QuestionReview, Review, Since,
+    NO_RULE,
 };
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
 pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};

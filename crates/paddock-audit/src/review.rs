@@ -33,15 +33,19 @@ use crate::reader::{Line, LineReader};
 use crate::record::Record;
 
 mod build;
+pub mod html;
 mod questions;
 mod render;
 mod report;
 mod since;
+pub mod timeline;
 
 use build::Builder;
+pub use html::review_html;
 pub use questions::QuestionReview;
 pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
+pub use timeline::{timeline, CallRow, SecretUse, Timeline};
 
 /// Reviews the log at `path`: records whose `ts` is at or after `since`
 /// (all if `None`), with `policy_rules` the rule ids of the policy in force

@@ -91,7 +91,7 @@ fn first_use_of_fallback(dir: &Path) -> bool {
 }
 
 /// The effective uid, from `/proc/self/status` (this crate has no `unsafe`).
-fn effective_uid() -> Option<u32> {
+pub(crate) fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -147,6 +147,52 @@ pub enum AuditCommand {
     },
     /// What each grant was used for, grants never used, denied attempts, connections.
     Review(ReviewArgs),
+    /// Ship the audit log to an OpenTelemetry collector (OTLP/HTTP), write it as OCSF
+    /// JSON, or show how far each collector has got.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["otlp", "format", "status"])))]
+pub struct ExportArgs {
+    /// Audit log file (default: $STATE/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Send the records the collector does not have yet (OTLP/HTTP JSON logs) to
+    /// http://HOST[:PORT][/PATH] (default port 4318, path /v1/logs).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["format", "status"])]
+    pub otlp: Option<String>,
+    /// How long to keep retrying a collector that does not answer before giving up (the
+    /// records stay pending for the next export).
+    #[arg(long, value_name = "DUR", default_value = "30s", requires = "otlp")]
+    pub retry_for: String,
+    /// Write every record (in the window) in this format on stdout or to --output.
+    #[arg(long, value_enum, conflicts_with = "status")]
+    pub format: Option<ExportFormat>,
+    /// With --format: the file to write (default: stdout).
+    #[arg(long, value_name = "FILE", requires = "format")]
+    pub output: Option<PathBuf>,
+    /// With --format: only records newer than this (`24h`, an RFC 3339 date).
+    #[arg(long, value_name = "DUR", requires = "format")]
+    pub since: Option<String>,
+    /// Per collector: records delivered and pending (the spool), last success, last error.
+    #[arg(long)]
+    pub status: bool,
+    /// Print --status or the export's report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The workspace named in the records' resource (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// What `audit export --format` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// OCSF 1.1 events, one JSON object per line.
+    Ocsf,
+    /// OTLP/HTTP JSON `ExportLogsServiceRequest` bodies, one per line (512 records each).
+    Otlp,
 }
 
 #[derive(Args, Debug)]
@@ -160,6 +206,12 @@ pub struct ReviewArgs {
     /// Print the review as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the review as one self-contained HTML page (no script, nothing fetched).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Exit 77 if anything in the window was denied (a call or a connection): for CI.
+    #[arg(long)]
+    pub fail_on_deny: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use paddock_audit::{Revocations, Since};
+use paddock_audit::{Escaped, Revocations, Since};
 
 use crate::args::ReviewArgs;
 use crate::exit;
@@ -55,6 +55,11 @@ pub fn review(a: ReviewArgs) -> i32 {
     match paddock_audit::review(&path, since, &policy.grant_ids()) {
         Ok(r) => {
             let r = r.with_revocations(revocations.entries());
+            if let Some(file) = &a.html {
+                if let Err(code) = write_html(&r, &path, since, file) {
+                    return code;
+                }
+            }
             let printed = if a.json {
                 match serde_json::to_string_pretty(&r) {
                     Ok(s) => output::println(s),
@@ -63,8 +68,28 @@ pub fn review(a: ReviewArgs) -> i32 {
             } else {
                 output::print(&r)
             };
-            printed.err().unwrap_or(exit::OK)
+            let denied = r.denied_calls + r.denied_connections;
+            match printed {
+                Err(code) => code,
+                Ok(()) if a.fail_on_deny && denied > 0 => fail(
+                    exit::DENIED,
+                    format_args!(
+                        "{} call(s) and {} connection(s) were denied (--fail-on-deny)",
+                        r.denied_calls, r.denied_connections
+                    ),
+                ),
+                Ok(()) => exit::OK,
+            }
         }
         Err(e) => fail(exit::INTERNAL, format_args!("cannot review {}: {e}", path.display())),
     }
+}
+
+/// `--html FILE`: the review and its timeline as one self-contained page.
+fn write_html(r: &paddock_audit::Review, log: &Path, since: Option<Since>, file: &Path) -> Result<(), i32> {
+    let timeline = paddock_audit::review::timeline(log, since)
+        .map_err(|e| fail(exit::INTERNAL, format_args!("cannot review {}: {e}", log.display())))?;
+    let page = paddock_audit::review_html(r, &timeline);
+    std::fs::write(file, page)
+        .map_err(|e| fail(exit::INTERNAL, format_args!("cannot write {}: {e}", Escaped(&file.to_string_lossy()))))
 }

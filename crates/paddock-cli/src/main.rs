@@ -11,6 +11,7 @@ mod args;
 mod audit_cmd;
 mod check;
 mod exit;
+mod export_cmd;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
@@ -50,6 +51,7 @@ fn main() {
         Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),
         Command::Audit { command: AuditCommand::Verify { audit } } => audit_cmd::verify(audit.as_deref()),
         Command::Audit { command: AuditCommand::Review(a) } => audit_cmd::review(a),
+        Command::Audit { command: AuditCommand::Export(a) } => export_cmd::export(a),
         Command::Revoke(a) => revoke_cmd::revoke(a),
         Command::Unrevoke(a) => revoke_cmd::unrevoke(a),
         Command::Serve(a) => serve::serve(a),

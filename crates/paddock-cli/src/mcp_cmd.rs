@@ -29,6 +29,13 @@ pub fn mcp(a: McpArgs) -> i32 {
             Ok(s) => s,
             Err(e) => return fail(exit::INTERNAL, format_args!("signal handlers: {e}")),
         };
+        // `[audit] export`: shipped from a thread of its own; the last attempt after the
+        // session's end (declared before it, dropped after it).
+        let _shipping =
+            match crate::export_cmd::live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
         let cfg = SessionConfig {
             policy,
             audit_log: audit_log.clone(),

@@ -14,6 +14,7 @@ use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, Std
 use crate::agents;
 use crate::args::RunArgs;
 use crate::exit;
+use crate::export_cmd::live_shipper;
 use crate::output;
 use crate::setup::{current_dir, fail, hide_state, load_policy_only, preset_name};
 use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
@@ -65,6 +66,13 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
             }
         }) as ConnectionObserver
     });
+    // `[audit] export`: records leave for the collector from a thread of their own; what
+    // is pending when the run ends gets a last few seconds (declared before the session,
+    // so that the session's last records are written before that attempt).
+    let _shipping = match live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let cfg = SessionConfig {
         policy,
         audit_log: audit_log.clone(),

@@ -91,6 +91,13 @@ async fn run(
         Err(e @ (ApiError::Token(_) | ApiError::Listen(_))) => return fail(exit::USAGE, e),
         Err(e) => return fail(exit::INTERNAL, e),
     };
+    // `[audit] export`: shipped from a thread of its own; the last attempt after the
+    // session's end (declared before it, dropped after it).
+    let _shipping =
+        match crate::export_cmd::live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
     let session_cfg =
         SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "serve".into(), on_connection: None };
     let session = match Session::new(session_cfg) {

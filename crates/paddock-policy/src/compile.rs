@@ -2,6 +2,7 @@
 //! problem collected rather than returned (so one error lists every mistake, located),
 //! then the effective policy text and its hash.
 
+use crate::audit::compile_audit;
 use crate::commands::{self, CommandRules};
 use crate::decision::Enforcement;
 use crate::error::PolicyError;
@@ -28,6 +29,7 @@ impl Policy {
         let ask = ask_rules(&m, &sandbox_path, &mut problems);
         let ask_timeout =
             m.ask_timeout.as_ref().and_then(|(v, o)| limits::duration(v, o, "ask_timeout", &mut problems));
+        let audit = compile_audit(m.audit_export.as_ref(), &mut problems);
         problems.into_result()?;
 
         let mut policy = Policy {
@@ -41,6 +43,7 @@ impl Policy {
             ask,
             ask_timeout,
             approved: Default::default(),
+            audit,
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),

@@ -44,6 +44,8 @@ pub(crate) struct Merged {
     pub max_memory: Option<At<IntOrString>>,
     pub max_open_files: Option<At<i64>>,
     pub max_file_size: Option<At<IntOrString>>,
+    /// `[audit] export` (the last file that sets it wins).
+    pub audit_export: Option<At<String>>,
 }
 
 struct Loader {
@@ -264,6 +266,12 @@ impl Loader {
                 let (ko, vo) = (at(k.span()), at(v.span()));
                 let key = k.get_ref().to_ascii_lowercase();
                 m.net_hosts.insert(key, ((k.into_inner(), ko), (v.into_inner(), vo)));
+            }
+        }
+        if let Some(a) = raw.audit {
+            if let Some(u) = a.export {
+                let o = at(u.span());
+                m.audit_export = Some((u.into_inner(), o));
             }
         }
         if let Some(e) = raw.env {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::approved::Approved;
 use crate::ask::AskRules;
+use crate::audit::AuditSettings;
 use crate::commands::{self, resolve_program, CommandRules};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
@@ -37,6 +38,8 @@ pub struct Policy {
     pub ask: AskRules,
     pub(crate) ask_timeout: Option<std::time::Duration>,
     pub(crate) approved: Approved,
+    /// `[audit]`.
+    pub audit: AuditSettings,
     /// The variables it was compiled with.
     pub vars: Vars,
     pub(crate) sandbox_path: String,

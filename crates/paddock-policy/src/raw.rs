@@ -25,6 +25,7 @@ pub(crate) struct RawPolicy {
     pub network: Option<RawNetwork>,
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
+    pub audit: Option<RawAudit>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -83,6 +84,12 @@ pub(crate) struct RawEnv {
     pub set: BTreeMap<S<String>, S<String>>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub export: Option<S<String>>,
+}
+
 /// A size or a count may be written as an integer or as a string with a unit.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
@@ -105,13 +112,14 @@ pub(crate) struct RawLimits {
 /// Every key a section accepts, for "did you mean" hints.
 fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
-        "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits"],
+        "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits", "audit"],
         "sandbox" => &["enforcement", "ask_timeout"],
         "filesystem" => &["read", "write", "deny", "protect"],
         "commands" => &["allow", "deny", "ask"],
         "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy"],
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
+        "audit" => &["export"],
         _ => &[],
     }
 }

@@ -18,6 +18,13 @@ struct Effective {
     network: Network,
     env: Env,
     limits: BTreeMap<&'static str, toml::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit: Option<Audit>,
+}
+
+#[derive(Serialize)]
+struct Audit {
+    export: String,
 }
 
 #[derive(Serialize)]
@@ -110,6 +117,7 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
         },
         env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },
         limits,
+        audit: p.audit.export.clone().map(|export| Audit { export }),
     };
     let files: Vec<String> = p.files.iter().map(|f| f.display().to_string()).collect();
     let header = format!(
