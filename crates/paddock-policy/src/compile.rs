@@ -25,7 +25,20 @@ impl Policy {
         let commands = command_rules(&m, &sandbox_path, &mut problems);
         let network = network_rules(&m, &mut problems);
         let limits = limit_values(&m, &mut problems);
+        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &mut problems);
+        let http = crate::http_rules::compile(&m.net_http, &network, &mut problems);
+        let upstream_ca = crate::http_rules::upstream_ca(&m.net_upstream_ca, vars, &mut problems);
         problems.into_result()?;
+        // A `file:` secret is never in a view, whatever the rules grant: the child uses
+        // the value through the proxy and never reads it.
+        let hidden = secrets
+            .list
+            .iter()
+            .filter_map(|s| match &s.source {
+                crate::secrets::SecretSource::File(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
 
         let mut policy = Policy {
             files: m.files,
@@ -35,13 +48,16 @@ impl Policy {
             network,
             env,
             limits,
+            secrets,
+            http,
+            upstream_ca,
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),
             hash: String::new(),
             revocations: revoke::Revocations::default(),
             deny_all: None,
-            hidden: Vec::new(),
+            hidden,
         };
         policy.render_effective(true);
         Ok(policy)

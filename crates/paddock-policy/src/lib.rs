@@ -39,6 +39,7 @@ mod compile;
 mod decision;
 mod error;
 mod host;
+mod http_rules;
 mod limits;
 mod load;
 mod network;
@@ -47,6 +48,7 @@ mod policy;
 mod presets;
 mod raw;
 mod revoke;
+mod secrets;
 mod show;
 mod vars;
 
@@ -61,7 +63,11 @@ pub use network::{
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
+pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use revoke::Revocation;
+pub use secrets::{
+    valid_secret_name, SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL,
+};
 pub use vars::Vars;
 
 #[cfg(test)]
