@@ -9,7 +9,7 @@
 //! |---------|---------|
 //! | `seq`   | sequence number; the first record of a log is **1**, each next one is the previous plus one |
 //! | `ts`    | when the record was written: RFC 3339, UTC, milliseconds (`2026-03-01T12:00:00.123Z`) |
-//! | `event` | one of `call.start`, `call.end`, `net.connect`, `revoke`, `unrevoke`, `session.start`, `session.end` |
+//! | `event` | one of `call.start`, `call.end`, `net.connect`, `http.request`, `exfiltration`, `revoke`, `unrevoke`, `session.start`, `session.end` |
 //! | `prev`  | lowercase hex SHA-256 of the previous line's bytes, exactly as stored, **without** its trailing `\n`; 64 zeros (`GENESIS_PREV`) for the first record |
 //!
 //! The event's own fields follow in a fixed order (the declaration order of
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
-use crate::payload::{Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart};
+use crate::payload::{Call, CallEnd, CallOutcome, Exfiltration, HttpRequest, NetConnect, RevokeEvent, SessionEnd, SessionStart};
 use crate::selector::Selector;
 pub use crate::time::{format_ts, now_ts, parse_ts};
 
@@ -71,6 +71,12 @@ pub enum EventKind {
     /// A session ended.
     #[serde(rename = "session.end")]
     SessionEnd,
+    /// A request the proxy saw in plain text (intercepted or plain HTTP).
+    #[serde(rename = "http.request")]
+    HttpRequest,
+    /// A secret's placeholder on its way to a host it does not belong to (refused).
+    #[serde(rename = "exfiltration")]
+    Exfiltration,
 }
 
 impl EventKind {
@@ -84,6 +90,8 @@ impl EventKind {
             EventKind::Unrevoke => "unrevoke",
             EventKind::SessionStart => "session.start",
             EventKind::SessionEnd => "session.end",
+            EventKind::HttpRequest => "http.request",
+            EventKind::Exfiltration => "exfiltration",
         }
     }
 }
@@ -112,6 +120,10 @@ pub enum Event {
     SessionStart(SessionStart),
     /// `session.end`.
     SessionEnd(SessionEnd),
+    /// `http.request`.
+    HttpRequest(HttpRequest),
+    /// `exfiltration`.
+    Exfiltration(Exfiltration),
 }
 
 impl Event {
@@ -125,6 +137,8 @@ impl Event {
             Event::Unrevoke(_) => EventKind::Unrevoke,
             Event::SessionStart(_) => EventKind::SessionStart,
             Event::SessionEnd(_) => EventKind::SessionEnd,
+            Event::HttpRequest(_) => EventKind::HttpRequest,
+            Event::Exfiltration(_) => EventKind::Exfiltration,
         }
     }
 
@@ -148,6 +162,8 @@ impl Event {
             EventKind::Unrevoke => Event::Unrevoke(serde_json::from_value(v)?),
             EventKind::SessionStart => Event::SessionStart(serde_json::from_value(v)?),
             EventKind::SessionEnd => Event::SessionEnd(serde_json::from_value(v)?),
+            EventKind::HttpRequest => Event::HttpRequest(serde_json::from_value(v)?),
+            EventKind::Exfiltration => Event::Exfiltration(serde_json::from_value(v)?),
         })
     }
 }
@@ -202,6 +218,8 @@ pub(crate) fn encode_payload(event: &Event) -> Result<String, serde_json::Error>
         Event::Revoke(p) | Event::Unrevoke(p) => serde_json::to_string(p),
         Event::SessionStart(p) => serde_json::to_string(p),
         Event::SessionEnd(p) => serde_json::to_string(p),
+        Event::HttpRequest(p) => serde_json::to_string(p),
+        Event::Exfiltration(p) => serde_json::to_string(p),
     }
 }
 
@@ -242,6 +260,8 @@ impl Serialize for Record {
             Event::Revoke(p) | Event::Unrevoke(p) => enc(self, p, s),
             Event::SessionStart(p) => enc(self, p, s),
             Event::SessionEnd(p) => enc(self, p, s),
+            Event::HttpRequest(p) => enc(self, p, s),
+            Event::Exfiltration(p) => enc(self, p, s),
         }
     }
 }
@@ -323,6 +343,15 @@ mod tests {
             Event::unrevoke("network:example.com:443".parse().unwrap(), None),
             Event::SessionStart(SessionStart::new("s1").with_mode("run").with_workspace("/w")),
             Event::SessionEnd(SessionEnd::new("s1").with_totals(4, 100)),
+            Event::HttpRequest(
+                HttpRequest::new("GET", "api.test", 443, "/a?q=1", Decision::Allow)
+                    .with_call("s1", "c4")
+                    .with_rule("network.http[0].allow[0]", None)
+                    .with_response(Some(200), 0, 12)
+                    .with_secret(Some("gh".into())),
+            ),
+            Event::Exfiltration(Exfiltration::new("gh", "evil.test", 443, "secrets.gh", "placeholder in a header").with_request("POST", "/x")),
+            Event::revoke("secret:gh".parse().unwrap(), None),
         ];
         for (i, ev) in events.into_iter().enumerate() {
             let rec = Record { seq: i as u64 + 1, ts: now_ts(), prev: GENESIS_PREV.into(), event: ev };

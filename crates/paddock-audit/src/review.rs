@@ -30,12 +30,14 @@ use crate::reader::{Line, LineReader};
 use crate::record::Record;
 
 mod build;
+mod http;
 mod render;
 mod report;
 mod since;
 
 use build::Builder;
 pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
+pub use http::{ExfiltrationAttempt, HttpHostTraffic, SecretTarget, SecretUsage};
 pub use since::Since;
 
 /// Reviews the log at `path`: records whose `ts` is at or after `since`

@@ -111,7 +111,7 @@ pub struct ReviewArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["selector", "list"])))]
 pub struct RevokeArgs {
-    /// command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID
+    /// command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME
     #[arg(value_name = "SELECTOR")]
     pub selector: Option<String>,
     /// Why (kept in the revocation list and the audit log).

@@ -189,6 +189,7 @@ pub fn revocation_of(s: &paddock_audit::Selector) -> Revocation {
         Selector::Network { host, port: Some(p) } if host.contains(':') => Revocation::Network(format!("[{host}]:{p}")),
         Selector::Network { host, port: Some(p) } => Revocation::Network(format!("{host}:{p}")),
         Selector::Rule(r) => Revocation::Rule(r.clone()),
+        Selector::Secret(n) => Revocation::Secret(n.clone()),
     }
 }
 
