@@ -92,6 +92,7 @@ mod forward;
 pub mod fuzzing;
 mod gate;
 mod host;
+mod intercept;
 mod preview;
 mod respond;
 mod server;
@@ -109,6 +110,12 @@ pub use config::ProxyConfig;
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
 pub use gate::{deny_hint, vet, AddressRefusal};
 pub use host::{normalise_host, Host, HostError};
+/// The `http` crate's types ([`RequestParts`] carries its `Method` and `HeaderMap`).
+pub use hyper::http;
+pub use intercept::{
+    ca_bundle_pem, redact_path, Deny, HttpEvent, Intercept, InterceptError, Interceptor, RequestParts, RequestVerdict,
+    SessionCa,
+};
 pub use preview::{preview, preview_with, Preview};
 pub use server::serve;
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
