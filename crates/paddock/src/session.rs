@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// [`Session::call`]s not yet returned.
     in_flight: AtomicUsize,
+    /// TLS interception and brokered secrets, when the policy has secrets or request rules.
+    pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -270,6 +272,19 @@ impl RevocationState {
 }
 
 impl Inner {
+    /// The session's secrets, if it has any.
+    pub(crate) fn broker(&self) -> Option<&crate::secrets::Broker> {
+        self.intercept.as_ref().and_then(|i| i.broker.as_ref())
+    }
+
+    /// Every spec of the session gets the CA bundle (a read path) and the secrets'
+    /// placeholders and the bundle's variables (its environment).
+    fn adorn(&self, spec: &mut SandboxSpec) {
+        if let Some(i) = &self.intercept {
+            i.adorn(&self.base, spec);
+        }
+    }
+
     /// The current policy, revocations included; re-reads the revocation list when it
     /// changed on disk. A list that cannot be read, parsed or compiled fails closed: every
     /// decision is denied (rule `revocations`) until it is fixed, however many calls come
@@ -307,7 +322,7 @@ impl Inner {
         *slot = ZygoteSlot::Empty;
         let view = spec::fs_view(policy);
         let ws = policy.vars.workspace.clone();
-        let template = spec::build_with(
+        let mut template = spec::build_with(
             policy,
             &view,
             PathBuf::from("/bin/true"),
@@ -315,6 +330,7 @@ impl Inner {
             &ws,
             StdioMode::Capture { stdin: None },
         );
+        self.adorn(&mut template);
         // Before the start: a change while the zygote walks its view is a change.
         let stamp = paddock_sandbox::view_stamp(&template);
         if let Some(why) = stamp.stale_reason() {
@@ -422,6 +438,7 @@ impl Inner {
             }
             _ => return Ok((self.append(&call.start(), true)?, None)),
         };
+        self.adorn(&mut spec);
         let (mut running, _port) = match self.start_child(&mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -520,8 +537,12 @@ impl Session {
             }
             state
         });
+        let id = new_id(&cfg.mode);
+        // The caller's environment is read for `env:` secrets now, once.
+        let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok())?;
         let inner = Arc::new(Inner {
-            id: new_id(&cfg.mode),
+            id,
+            intercept,
             current: Mutex::new(current),
             revocations: Mutex::new(revocations),
             log,
@@ -620,6 +641,13 @@ impl Session {
             let policy = inner.policy();
             // The zygote (and its filesystem view) only once a call is allowed to run.
             let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
+            let call = match (call, inner.broker()) {
+                (ToolCall::HttpRequest { url, method, headers: Some(h), body }, Some(b)) => {
+                    let headers = Some(h.into_iter().map(|(k, v)| (k, b.expand(&policy, &v))).collect());
+                    ToolCall::HttpRequest { url, method, headers, body }
+                }
+                (call, _) => call,
+            };
             let (decision, target, cwd, spec) =
                 plan(&policy, call, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
                     Some(z) => Arc::clone(&z.view),
@@ -671,6 +699,9 @@ impl Session {
             let end = SessionEnd::new(self.inner.id.clone())
                 .with_totals(self.inner.calls.load(Ordering::Relaxed), self.inner.started.elapsed().as_millis() as u64);
             self.inner.append(&Event::SessionEnd(end), true)?;
+        }
+        if let Some(i) = &self.inner.intercept {
+            i.bundle.remove();
         }
         self.inner.log.sync()?;
         Ok(())
