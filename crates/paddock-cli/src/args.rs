@@ -167,7 +167,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["read", "write", "connect", "argv"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["read", "write", "connect", "http", "argv"])))]
 pub struct CheckArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -183,6 +183,10 @@ pub struct CheckArgs {
     /// Check a connection to HOST[:PORT] (port 443 when omitted).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub connect: Option<String>,
+    /// Check an HTTP request, 'METHOD URL' (GET when only a URL): the connection, the
+    /// host's [[network.http]] rules, and which secret would be injected. Sends nothing.
+    #[arg(long, value_name = "'METHOD URL'")]
+    pub http: Option<String>,
     /// The command to check: -- PROGRAM [ARGS...]
     #[arg(last = true, value_name = "PROGRAM")]
     pub argv: Vec<String>,

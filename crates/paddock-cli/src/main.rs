@@ -8,6 +8,7 @@
 mod args;
 mod audit_cmd;
 mod check;
+mod check_http;
 mod exit;
 mod mcp_cmd;
 mod output;

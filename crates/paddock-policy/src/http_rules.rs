@@ -280,7 +280,7 @@ impl HttpRules {
         };
         for p in rules.iter().flat_map(|r| &r.deny) {
             if p.matches(method, &segments) {
-                return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}` ({})", p.raw, p.id)));
+                return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
             }
         }
         if rules.iter().all(|r| r.allow.is_empty()) {
@@ -288,7 +288,7 @@ impl HttpRules {
         }
         for p in rules.iter().flat_map(|r| &r.allow) {
             if p.matches(method, &segments) {
-                return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}` ({})", p.raw, p.id)));
+                return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}`", p.raw)));
             }
         }
         Some(Decision::deny(
