@@ -25,6 +25,7 @@ mod error;
 mod event;
 pub(crate) mod forward;
 pub(crate) mod peek;
+pub(crate) mod plain;
 pub(crate) mod refuse;
 pub(crate) mod serve;
 mod sni;
