@@ -101,7 +101,9 @@ pub(crate) async fn handle(
                     let check = Check { engine: &engine, target: &target, header_timeout };
                     relay_inspected(client, admitted.stream, &guard, opts, check).await
                 }
-                How::Intercept(ctx) => crate::intercept::serve::run(client, admitted.stream, &guard, ctx).await,
+                How::Intercept(ctx) => {
+                    crate::intercept::serve::run(TokioIo::new(client), admitted.stream, &guard, ctx).await
+                }
             },
             Err(e) => Err(io::Error::other(format!("client connection was not handed over: {e}"))),
         };
@@ -125,17 +127,16 @@ enum How {
 }
 
 /// The SNI check of an opaque tunnel under interception.
-struct Check<'a> {
-    engine: &'a Engine,
-    target: &'a Target,
-    header_timeout: Duration,
+pub(crate) struct Check<'a> {
+    pub engine: &'a Engine,
+    pub target: &'a Target,
+    pub header_timeout: Duration,
 }
 
-/// Reads the client's first bytes and has the interceptor check their SNI before any of
-/// them reaches the upstream; a refusal closes the tunnel and is the event's verdict.
+/// [`relay_checked`] for the socket hyper hands over.
 async fn relay_inspected(
     client: Upgraded,
-    mut upstream: TcpStream,
+    upstream: TcpStream,
     guard: &EventGuard,
     opts: RelayOpts,
     check: Check<'_>,
@@ -143,12 +144,25 @@ async fn relay_inspected(
     let Ok(parts) = client.downcast::<TokioIo<TcpStream>>() else {
         return Err(io::Error::other("the client socket could not be inspected; tunnel closed"));
     };
-    let mut client = parts.io.into_inner();
+    relay_checked(parts.io.into_inner(), parts.read_buf.to_vec(), upstream, guard, opts, check).await
+}
+
+/// Reads the client's first bytes (after `preread`, what was read already) and has the
+/// interceptor check their SNI before any of them reaches the upstream; a refusal closes
+/// the tunnel and is the event's verdict.
+pub(crate) async fn relay_checked(
+    mut client: TcpStream,
+    preread: Vec<u8>,
+    mut upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+    check: Check<'_>,
+) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
     let first = crate::intercept::peek::check(
         &mut client,
         &mut upstream,
-        parts.read_buf.to_vec(),
+        preread,
         check.engine,
         check.target,
         timeouts,

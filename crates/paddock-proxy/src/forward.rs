@@ -93,7 +93,7 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
     let record = match &shared.intercept {
         Some(engine) => match crate::intercept::plain::inspect(engine, &mut req, &target, &guard) {
             Ok(record) => Some(record),
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         },
         None => None,
     };

@@ -25,7 +25,7 @@ pub(crate) fn inspect(
     req: &mut Request<Incoming>,
     target: &Target,
     guard: &EventGuard,
-) -> Result<Arc<HttpRecord>, Response<ProxyBody>> {
+) -> Result<Arc<HttpRecord>, Box<Response<ProxyBody>>> {
     let host = target.host.as_policy_str();
     // Origin form, as it goes upstream: `http://host/p?q` → `/p?q`.
     let pq = match req.uri().path_and_query().map(|p| p.as_str()) {
@@ -64,7 +64,7 @@ pub(crate) fn inspect(
                 d.reason = deny.reason.clone();
             });
             record.denied(deny);
-            Err(resp)
+            Err(Box::new(resp))
         }
     }
 }

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::header::HOST;
 use hyper::service::service_fn;
-use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_rustls::TlsAcceptor;
@@ -58,7 +58,10 @@ struct Conn {
 }
 
 /// Serves the intercepted connection until it ends.
-pub(crate) async fn run(client: Upgraded, stream: TcpStream, guard: &EventGuard, ctx: Intercepted) -> io::Result<()> {
+pub(crate) async fn run<C>(client: C, stream: TcpStream, guard: &EventGuard, ctx: Intercepted) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Intercepted { shared, engine, target, decision } = ctx;
     let host = target.host.as_policy_str();
     let server = engine.intercept.ca.server_config(&host).map_err(io::Error::other)?;
@@ -66,7 +69,7 @@ pub(crate) async fn run(client: Upgraded, stream: TcpStream, guard: &EventGuard,
     let idle = shared.cfg.idle_timeout;
     let upstream = Upstream::new(Arc::clone(&shared), Arc::clone(&engine), target.clone(), decision);
     let accept = async {
-        match tokio::time::timeout(header_timeout, TlsAcceptor::from(server).accept(TokioIo::new(client))).await {
+        match tokio::time::timeout(header_timeout, TlsAcceptor::from(server).accept(client)).await {
             Ok(Ok(tls)) => Ok(tls),
             Ok(Err(e)) => Err(io::Error::new(
                 e.kind(),
