@@ -10,11 +10,15 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::HttpRecord;
+
 /// A counted, relayed body.
 pub(crate) struct Metered {
     inner: Incoming,
     counters: Vec<Arc<AtomicU64>>,
     _hold: Vec<Arc<dyn Any + Send + Sync>>,
+    /// Where a failure of the body is noted.
+    record: Option<Arc<HttpRecord>>,
 }
 
 impl Metered {
@@ -22,8 +26,9 @@ impl Metered {
         inner: Incoming,
         counters: Vec<Arc<AtomicU64>>,
         hold: Vec<Arc<dyn Any + Send + Sync>>,
+        record: Option<Arc<HttpRecord>>,
     ) -> Metered {
-        Metered { inner, counters, _hold: hold }
+        Metered { inner, counters, _hold: hold, record }
     }
 }
 
@@ -34,12 +39,20 @@ impl Body for Metered {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                for c in &this.counters {
-                    c.fetch_add(data.len() as u64, Ordering::Relaxed);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    for c in &this.counters {
+                        c.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
                 }
             }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(r) = &this.record {
+                    r.error(format!("body failed: {e}"));
+                }
+            }
+            _ => {}
         }
         polled
     }

@@ -179,3 +179,29 @@ pub fn ca_bundle_pem(ca: &SessionCa) -> Result<String, InterceptError> {
     out.push_str(ca.cert_pem());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_are_cached_and_the_cache_is_bounded() {
+        let ca = SessionCa::generate().unwrap();
+        let a = ca.server_config("a.test").unwrap();
+        assert!(Arc::ptr_eq(&a, &ca.server_config("a.test").unwrap()), "the second ask is a cache hit");
+        for i in 0..LEAF_CACHE {
+            ca.server_config(&format!("h{i}.test")).unwrap();
+        }
+        let leaves = ca.leaves.lock().unwrap();
+        assert_eq!((leaves.by_host.len(), leaves.order.len()), (LEAF_CACHE, LEAF_CACHE));
+        assert!(!leaves.by_host.contains_key("a.test"), "the oldest went first");
+    }
+
+    #[test]
+    fn ip_literals_and_odd_names() {
+        let ca = SessionCa::generate().unwrap();
+        assert!(ca.server_config("127.0.0.1").is_ok());
+        assert!(ca.server_config("::1").is_ok());
+        assert!(ca.server_config("xn--bcher-kva.example").is_ok());
+    }
+}

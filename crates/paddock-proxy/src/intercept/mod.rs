@@ -25,6 +25,7 @@ mod error;
 mod event;
 pub(crate) mod forward;
 pub(crate) mod peek;
+pub(crate) mod plain;
 pub(crate) mod refuse;
 pub(crate) mod serve;
 mod sni;
@@ -142,7 +143,7 @@ pub struct Intercept {
     pub ca: Arc<SessionCa>,
     /// The supervisor's side.
     pub interceptor: Arc<dyn Interceptor>,
-    /// Extra PEM files trusted for upstreams, besides the system roots ([network] upstream_ca).
+    /// Extra PEM files trusted for upstreams, besides the system roots (`[network] upstream_ca`).
     pub upstream_ca: Vec<PathBuf>,
 }
 
