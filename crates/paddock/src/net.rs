@@ -344,8 +344,8 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     }
     if e.verdict == Verdict::Denied {
         keep_refusal(call_id, &e);
-        crate::secrets::record_tunnel_exfiltration(inner, call_id, &e);
     }
+    crate::secrets::record_tunnel_exfiltration(inner, call_id, &e);
     tracing::debug!(host = %e.host, port = e.port, verdict = e.verdict.as_str(), rule = %e.rule, up = e.bytes_up, down = e.bytes_down, "connection");
     if let Some(cb) = &inner.on_connection {
         cb(&e);

@@ -209,13 +209,11 @@ fn refusal_event(e: &HttpEvent, d: &Deny) -> ConnectionEvent {
     }
 }
 
-/// A tunnel refused by [`decide_tunnel`] comes back as a denied connection with rule
-/// `secrets.NAME`: its `exfiltration` record.
+/// A tunnel refused by [`decide_tunnel`] comes back as a connection event with rule
+/// `secrets.NAME` (no other rule has that form; a refusal after the ClientHello closes a
+/// tunnel that was established): its `exfiltration` record.
 pub(crate) fn record_tunnel_exfiltration(inner: &Inner, call_id: &str, e: &ConnectionEvent) {
     let Some(name) = e.rule.strip_prefix("secrets.") else { return };
-    if e.verdict != paddock_proxy::Verdict::Denied {
-        return;
-    }
     let x = Exfiltration::new(name, e.host.clone(), e.port, e.rule.clone(), e.reason.clone())
         .with_call(inner.id.clone(), call_id.to_string());
     if let Err(err) = blocking(|| inner.log.append(&Event::Exfiltration(x))) {
