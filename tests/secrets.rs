@@ -396,6 +396,10 @@ curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$1"
     assert_eq!(auths, vec![format!("Bearer {}", w.value), format!("Bearer {rotated}")], "one request each, then none");
 }
 
+fn seen_auth(w: &World, path: &str) -> Option<String> {
+    w.up.seen().iter().find(|s| s.path == path).and_then(|s| s.header("authorization").map(str::to_string))
+}
+
 fn clients_trust_the_session_ca(user: User) {
     let w = World::new(user);
     let git_url = format!("https://git:$GH_TOKEN@{API}:{}/repo.git", w.up.port);
@@ -414,6 +418,8 @@ req.end();
 "#;
     let script = format!(
         r#"
+echo "bundle $SSL_CERT_FILE $(grep -c 'BEGIN CERTIFICATE' "$SSL_CERT_FILE")"
+for v in REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE GIT_SSL_CAINFO CARGO_HTTP_CAINFO PIP_CERT; do eval "[ \"\${{$v}}\" = \"$SSL_CERT_FILE\" ]" || echo "unset $v"; done
 curl -sS -w "curl %{{http_code}}\n" -o /dev/null -H "Authorization: Bearer $GH_TOKEN" "$1"
 git ls-remote "{git_url}" && echo git-ok
 if command -v node >/dev/null; then node -e '{node}' {API} {port}; else echo "node absent"; fi
@@ -423,9 +429,18 @@ if python3 -c 'import requests' 2>/dev/null; then python3 -c 'import os, request
     );
     let o = w.run(&["sh", "-c", &script, "sh", &w.url(API, "/clients")]);
     let out = o.out();
+    let bundle = out.lines().find_map(|l| l.strip_prefix("bundle ")).unwrap_or_else(|| panic!("{o}"));
+    let (path, certs) = bundle.split_once(' ').unwrap();
+    assert!(certs.parse::<u32>().unwrap() >= 1, "the bundle holds certificates: {o}");
+    assert!(!out.contains("unset "), "every CA variable names the bundle: {o}");
+    assert!(!Path::new(path).exists(), "the bundle is removed when the run ends: {path}");
     assert!(out.contains("curl 200"), "curl: {o}");
     assert!(out.contains("refs/heads/main") && out.contains("git-ok"), "git over HTTPS: {o}");
     assert!(out.contains("node HTTP/1.1 200") || out.contains("node absent"), "node: {o}");
+    if out.contains("node HTTP/1.1 200") {
+        let n = seen_auth(&w, "/node");
+        assert_eq!(n.as_deref(), Some(format!("Bearer {}", w.value).as_str()), "node's request got the value");
+    }
     assert!(out.contains("requests 200") || out.contains("requests absent"), "requests: {o}");
     let seen = w.up.seen();
     let basic = seen
@@ -495,4 +510,81 @@ allow = ["GET /repos/acme/**"]
     assert_eq!(r.code(), 0, "{r}");
     let o = check("GET https://api.paddock.test/repos/acme/x");
     assert!(o.out().contains(r#""revoked_secrets":[{"reason":"revoked by `secret:gh`"#), "{o}");
+}
+
+/// One `POST /v1/calls` to a running `paddock serve`; the JSON outcome.
+fn call(addr: &str, token: &str, body: &serde_json::Value) -> serde_json::Value {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    write!(
+        s,
+        "POST /v1/calls HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (_, json) = resp.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{resp}"));
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}"))
+}
+
+#[test]
+fn a_serve_session_and_its_http_request_tool_use_secrets() {
+    let w = World::new(User::Root);
+    let tail = w.tail();
+    let policy = w.f.policy(&Pol { tail: &tail, ..Pol::default() });
+    let mut child = std::process::Command::new(&w.f.bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(&policy)
+        .arg("--workspace")
+        .arg(&w.f.ws)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &w.f.home)
+        .env("PADDOCK_STATE_DIR", w.f.root.join("state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "paddock serve ended before listening");
+        if let Some(a) = line.trim().strip_prefix("paddock: listening on ") {
+            break a.to_string();
+        }
+    };
+    let token = std::fs::read_to_string(w.f.root.join("state/token")).unwrap().trim().to_string();
+    let echo = serde_json::json!({"tool": "command", "argv": ["sh", "-c", "echo $GH_TOKEN; echo $SSL_CERT_FILE"]});
+    let a = call(&addr, &token, &echo);
+    let b = call(&addr, &token, &echo);
+    let out = a["stdout"].as_str().unwrap().to_string();
+    assert!(out.starts_with("paddock-secret-gh-"), "{a}");
+    assert_eq!(a["stdout"], b["stdout"], "one placeholder per session");
+    let bundle = PathBuf::from(out.lines().nth(1).unwrap());
+    assert!(bundle.exists(), "the CA bundle is on the host while the session runs");
+    let get = serde_json::json!({"tool": "http_request", "url": w.url(API, "/serve"), "headers": {"Authorization": "Bearer ${GH_TOKEN}"}});
+    let r = call(&addr, &token, &get);
+    assert_eq!((r["decision"].as_str(), r["status"].as_u64()), (Some("allow"), Some(200)), "{r}");
+    let del = serde_json::json!({"tool": "http_request", "method": "DELETE", "url": w.url(API, "/serve"), "headers": {"Authorization": "Bearer ${GH_TOKEN}"}});
+    let r = call(&addr, &token, &del);
+    assert_eq!((r["decision"].as_str(), r["rule"].as_str()), (Some("deny"), Some("network.http[0].deny[0]")), "{r}");
+    let steal = serde_json::json!({"tool": "http_request", "url": w.url(OTHER, "/x"), "headers": {"X-Key": "${GH_TOKEN}"}});
+    let r = call(&addr, &token, &steal);
+    assert_eq!((r["decision"].as_str(), r["rule"].as_str()), (Some("deny"), Some("secrets.gh")), "{r}");
+    let seen = w.up.seen();
+    let auths: Vec<&Seen> = seen.iter().filter(|s| s.path == "/serve").collect();
+    assert_eq!(auths.len(), 1, "{seen:?}");
+    assert_eq!(auths[0].header("authorization"), Some(format!("Bearer {}", w.value).as_str()));
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < HANG, "serve did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!bundle.exists(), "the CA bundle is removed when the session ends");
+    assert!(!w.audit().contains(&w.value));
 }
