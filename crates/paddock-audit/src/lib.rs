@@ -74,7 +74,9 @@ pub use payload::{strip_query_values, Exfiltration, HttpRequest};
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};
 pub use review::{
-    review, DeniedAttempt, ExfiltrationAttempt, HttpHostTraffic, SecretTarget, SecretUsage, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, Since, NO_RULE};
+    review, DeniedAttempt, ExfiltrationAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, HttpHostTraffic,
+    Review, SecretTarget, SecretUsage, Since, NO_RULE,
+};
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
 pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};
 pub use verify::{verify, BreakKind, ChainBreak, Head, TornTail, VerifyReport};

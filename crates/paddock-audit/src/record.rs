@@ -29,7 +29,9 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
-use crate::payload::{Call, CallEnd, CallOutcome, Exfiltration, HttpRequest, NetConnect, RevokeEvent, SessionEnd, SessionStart};
+use crate::payload::{
+    Call, CallEnd, CallOutcome, Exfiltration, HttpRequest, NetConnect, RevokeEvent, SessionEnd, SessionStart,
+};
 use crate::selector::Selector;
 pub use crate::time::{format_ts, now_ts, parse_ts};
 
@@ -350,7 +352,10 @@ mod tests {
                     .with_response(Some(200), 0, 12)
                     .with_secret(Some("gh".into())),
             ),
-            Event::Exfiltration(Exfiltration::new("gh", "evil.test", 443, "secrets.gh", "placeholder in a header").with_request("POST", "/x")),
+            Event::Exfiltration(
+                Exfiltration::new("gh", "evil.test", 443, "secrets.gh", "placeholder in a header")
+                    .with_request("POST", "/x"),
+            ),
             Event::revoke("secret:gh".parse().unwrap(), None),
         ];
         for (i, ev) in events.into_iter().enumerate() {

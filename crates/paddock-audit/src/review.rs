@@ -36,8 +36,8 @@ mod report;
 mod since;
 
 use build::Builder;
-pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use http::{ExfiltrationAttempt, HttpHostTraffic, SecretTarget, SecretUsage};
+pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
 
 /// Reviews the log at `path`: records whose `ts` is at or after `since`

@@ -327,7 +327,10 @@ mod tests {
             let e = input.parse::<Selector>().unwrap_err();
             let msg = e.to_string();
             assert!(msg.contains(want), "{input}: {msg}");
-            assert!(msg.contains("expected command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME"), "{msg}");
+            assert!(
+                msg.contains("expected command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME"),
+                "{msg}"
+            );
         }
     }
 

@@ -115,7 +115,8 @@ impl HttpCheck {
                 "\n  not intercepted: an end-to-end tunnel (only its name is checked)"
             };
             for n in &self.secrets {
-                s += &format!("\n  secret `{}` would be injected where the request carries its placeholder", Escaped(n));
+                s +=
+                    &format!("\n  secret `{}` would be injected where the request carries its placeholder", Escaped(n));
             }
             for (n, why) in &self.revoked {
                 s += &format!("\n  secret `{}` would be refused: {}", Escaped(n), Escaped(why));

@@ -93,9 +93,11 @@ impl RequestPattern {
             return false;
         }
         if self.rest {
-            segments.len() >= self.segments.len() && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+            segments.len() >= self.segments.len()
+                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
         } else {
-            segments.len() == self.segments.len() && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+            segments.len() == self.segments.len()
+                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
         }
     }
 }
@@ -157,7 +159,11 @@ fn pattern(id: String, raw: &str, o: &Origin, problems: &mut Problems) -> Option
         "*" => None,
         m if m.bytes().all(|b| b.is_ascii_uppercase()) => Some(m.to_string()),
         m if m.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            problems.push(o, format!("bad method `{m}` in `{raw}`: methods are upper case"), Some(format!("write `{}`", m.to_ascii_uppercase())));
+            problems.push(
+                o,
+                format!("bad method `{m}` in `{raw}`: methods are upper case"),
+                Some(format!("write `{}`", m.to_ascii_uppercase())),
+            );
             return None;
         }
         m => {
@@ -166,7 +172,11 @@ fn pattern(id: String, raw: &str, o: &Origin, problems: &mut Problems) -> Option
         }
     };
     if path.contains(['?', '#']) {
-        problems.push(o, format!("bad path `{path}` in `{raw}`: the query is never matched"), Some("match the path only: \"GET /search\"".to_string()));
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: the query is never matched"),
+            Some("match the path only: \"GET /search\"".to_string()),
+        );
         return None;
     }
     let body = if path == "**" {
@@ -174,7 +184,11 @@ fn pattern(id: String, raw: &str, o: &Origin, problems: &mut Problems) -> Option
     } else if path.starts_with('/') {
         path
     } else {
-        problems.push(o, format!("bad path `{path}` in `{raw}`: a path starts with `/`"), Some(PATTERN_HINT.to_string()));
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: a path starts with `/`"),
+            Some(PATTERN_HINT.to_string()),
+        );
         return None;
     };
     let mut segments: Vec<String> = body[1..].split('/').map(str::to_string).collect();
@@ -183,7 +197,11 @@ fn pattern(id: String, raw: &str, o: &Origin, problems: &mut Problems) -> Option
         segments.pop();
     }
     if segments.iter().any(|s| s.contains("**")) {
-        problems.push(o, format!("bad path `{path}` in `{raw}`: `**` may only be the last segment"), Some(PATTERN_HINT.to_string()));
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: `**` may only be the last segment"),
+            Some(PATTERN_HINT.to_string()),
+        );
         return None;
     }
     Some(RequestPattern { id: Arc::from(id), raw: raw.to_string(), method, segments, rest })
@@ -195,10 +213,15 @@ pub(crate) fn compile(merged: &[MergedHttp], network: &NetworkRules, problems: &
     for (n, m) in merged.iter().enumerate() {
         let id = format!("network.http[{n}]");
         let Some((raw, o)) = &m.host else {
-            problems.push(&m.table, format!("{id} has no `host`"), Some("name the host its rules apply to: host = \"api.example.com\"".to_string()));
+            problems.push(
+                &m.table,
+                format!("{id} has no `host`"),
+                Some("name the host its rules apply to: host = \"api.example.com\"".to_string()),
+            );
             continue;
         };
-        let Some(mut host) = compile_host("allow", n, &RawEntry { raw: raw.clone(), origin: o.clone() }, problems) else {
+        let Some(mut host) = compile_host("allow", n, &RawEntry { raw: raw.clone(), origin: o.clone() }, problems)
+        else {
             continue;
         };
         host.id = Arc::from(id.as_str());
@@ -284,7 +307,10 @@ impl HttpRules {
             }
         }
         if rules.iter().all(|r| r.allow.is_empty()) {
-            return Some(Decision::allow(&first.id, format!("{host} has no allow list in {}: any request its deny list does not refuse", first.id)));
+            return Some(Decision::allow(
+                &first.id,
+                format!("{host} has no allow list in {}: any request its deny list does not refuse", first.id),
+            ));
         }
         for p in rules.iter().flat_map(|r| &r.allow) {
             if p.matches(method, &segments) {
@@ -311,8 +337,16 @@ pub(crate) fn upstream_ca(list: &[At<String>], vars: &Vars, problems: &mut Probl
         match vars.expand_path(raw) {
             Ok(p) => match std::fs::metadata(&p) {
                 Ok(m) if m.is_file() => out.push(p),
-                Ok(_) => problems.push(o, format!("upstream_ca `{raw}` is not a regular file"), Some("name a PEM file of CA certificates".to_string())),
-                Err(e) => problems.push(o, format!("upstream_ca `{raw}` cannot be read: {e}"), Some("name a PEM file of CA certificates that exists".to_string())),
+                Ok(_) => problems.push(
+                    o,
+                    format!("upstream_ca `{raw}` is not a regular file"),
+                    Some("name a PEM file of CA certificates".to_string()),
+                ),
+                Err(e) => problems.push(
+                    o,
+                    format!("upstream_ca `{raw}` cannot be read: {e}"),
+                    Some("name a PEM file of CA certificates that exists".to_string()),
+                ),
             },
             Err((msg, hint)) => problems.push(o, format!("bad upstream_ca: {msg}"), Some(hint)),
         }
@@ -342,16 +376,32 @@ mod tests {
             let d = p.decide_http(m, h, 443, path);
             (d.verdict, d.rule.to_string())
         };
-        assert_eq!(d("GET", "api.github.com", "/repos/acme/x?per_page=1"), (Verdict::Allow, "network.http[0].allow[0]".into()));
+        assert_eq!(
+            d("GET", "api.github.com", "/repos/acme/x?per_page=1"),
+            (Verdict::Allow, "network.http[0].allow[0]".into())
+        );
         assert_eq!(d("GET", "api.github.com", "/repos/acme"), (Verdict::Allow, "network.http[0].allow[0]".into()));
-        assert_eq!(d("POST", "api.github.com", "/repos/acme/x/pulls"), (Verdict::Allow, "network.http[0].allow[1]".into()));
+        assert_eq!(
+            d("POST", "api.github.com", "/repos/acme/x/pulls"),
+            (Verdict::Allow, "network.http[0].allow[1]".into())
+        );
         assert_eq!(d("POST", "api.github.com", "/repos/acme/x/y/pulls"), (Verdict::Deny, "network.http[0]".into()));
         assert_eq!(d("DELETE", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
-        assert_eq!(d("GET", "api.github.com", "/repos/acme/secret/k"), (Verdict::Deny, "network.http[0].deny[1]".into()));
+        assert_eq!(
+            d("GET", "api.github.com", "/repos/acme/secret/k"),
+            (Verdict::Deny, "network.http[0].deny[1]".into())
+        );
         assert_eq!(d("GET", "api.github.com", "/repos/other"), (Verdict::Deny, "network.http[0]".into()));
         assert_eq!(d("get", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
         // Not in normal form: refused whatever the patterns say.
-        for path in ["/repos/acme/../other", "/repos/acme/%2e%2e/other", "/repos/acme%2fx", "/repos//acme/x", "/repos/acme/%zz", "*"] {
+        for path in [
+            "/repos/acme/../other",
+            "/repos/acme/%2e%2e/other",
+            "/repos/acme%2fx",
+            "/repos//acme/x",
+            "/repos/acme/%zz",
+            "*",
+        ] {
             assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
         }
         // A host without rules: the host decision.
@@ -406,7 +456,11 @@ mod tests {
             ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /x?a=1\"]\n", "p.toml:6:10", "query"),
             ("[[network.http]]\nhost = \"evil.test\"\n", "p.toml:5:8", "not allowed by [network]"),
             ("[[network.http]]\nallow = [\"GET /\"]\n", "p.toml:4:1", "has no `host`"),
-            ("[[network.http]]\nhost = \"other.test\"\nallwo = []\n", "p.toml:6:1", "unknown key `allwo` in [network.http]"),
+            (
+                "[[network.http]]\nhost = \"other.test\"\nallwo = []\n",
+                "p.toml:6:1",
+                "unknown key `allwo` in [network.http]",
+            ),
         ] {
             let e = load(text).unwrap_err();
             assert!(e.starts_with(&format!("{at}: error:")), "{text}: {e}");

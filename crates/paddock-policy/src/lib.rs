@@ -55,6 +55,7 @@ mod vars;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
+pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use limits::{format_size, is_credential_name, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH};
 pub use network::{
     normalize_host, parse_proxy_url, split_host_port, Host, HostError, HostRule, NetworkRules, ProxyUrl,
@@ -63,7 +64,6 @@ pub use network::{
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
-pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use revoke::Revocation;
 pub use secrets::{
     valid_secret_name, SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL,

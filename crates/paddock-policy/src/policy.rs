@@ -7,13 +7,13 @@ use crate::commands::{self, resolve_program, CommandRules};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
 use crate::http_rules::HttpRules;
-use crate::secrets::SecretRules;
 use crate::limits::{EnvRules, Limits};
 use crate::load;
 use crate::network::{normalize_host, NetworkRules};
 use crate::paths::{normalize, FsRules, PathRule};
 use crate::presets::preset_text;
 use crate::revoke::{self, Revocation};
+use crate::secrets::SecretRules;
 use crate::vars::Vars;
 
 /// A loaded, validated, compiled policy.

@@ -289,7 +289,11 @@ fn compile_one(
         (Some((raw, o)), Some(SecretSource::Command(_)) | None) => match crate::limits::parse_duration(raw) {
             Ok(d) => d,
             Err(e) => {
-                problems.push(o, format!("bad ttl: {e}"), Some("write a duration such as \"5m\" or \"1h\"".to_string()));
+                problems.push(
+                    o,
+                    format!("bad ttl: {e}"),
+                    Some("write a duration such as \"5m\" or \"1h\"".to_string()),
+                );
                 DEFAULT_SECRET_TTL
             }
         },
@@ -297,7 +301,10 @@ fn compile_one(
             problems.push(
                 o,
                 "`ttl` applies to `command:` secrets only".to_string(),
-                Some("an `env:` value is read once at the start, a `file:` one whenever the file changes: remove `ttl`".to_string()),
+                Some(
+                    "an `env:` value is read once at the start, a `file:` one whenever the file changes: remove `ttl`"
+                        .to_string(),
+                ),
             );
             DEFAULT_SECRET_TTL
         }
@@ -311,8 +318,7 @@ fn compile_one(
     }
     let mut hosts = Vec::new();
     for (i, (raw, o)) in m.hosts.iter().enumerate() {
-        let Some(mut r) = compile_host("allow", i, &RawEntry { raw: raw.clone(), origin: o.clone() }, problems)
-        else {
+        let Some(mut r) = compile_host("allow", i, &RawEntry { raw: raw.clone(), origin: o.clone() }, problems) else {
             continue;
         };
         r.id = Arc::from(format!("{id}.hosts[{i}]"));
@@ -331,11 +337,23 @@ fn compile_one(
         Some((v, o)) => {
             let lower = v.to_ascii_lowercase();
             if !valid_env_name(v) {
-                problems.push(o, format!("bad variable name `{v}`"), Some("letters, digits and `_`, not starting with a digit".to_string()));
+                problems.push(
+                    o,
+                    format!("bad variable name `{v}`"),
+                    Some("letters, digits and `_`, not starting with a digit".to_string()),
+                );
             } else if v == "PATH" || lower.ends_with("_proxy") || CA_BUNDLE_VARS.contains(&v.as_str()) {
-                problems.push(o, format!("`{v}` is a variable paddock sets itself"), Some("use the variable your tool reads its token from, e.g. GITHUB_TOKEN".to_string()));
+                problems.push(
+                    o,
+                    format!("`{v}` is a variable paddock sets itself"),
+                    Some("use the variable your tool reads its token from, e.g. GITHUB_TOKEN".to_string()),
+                );
             } else if env.set.iter().any(|(k, _)| k == v) {
-                problems.push(o, format!("`{v}` is also set by [env] set"), Some("the child's variable holds the secret's placeholder: remove it from [env] set".to_string()));
+                problems.push(
+                    o,
+                    format!("`{v}` is also set by [env] set"),
+                    Some("the child's variable holds the secret's placeholder: remove it from [env] set".to_string()),
+                );
             }
             Some(v.clone())
         }
@@ -344,7 +362,11 @@ fn compile_one(
         None => "Authorization".to_string(),
         Some((h, o)) => {
             if !valid_header_name(h) {
-                problems.push(o, format!("bad header name `{h}`"), Some("an HTTP header name such as \"Authorization\" or \"X-Api-Key\"".to_string()));
+                problems.push(
+                    o,
+                    format!("bad header name `{h}`"),
+                    Some("an HTTP header name such as \"Authorization\" or \"X-Api-Key\"".to_string()),
+                );
             }
             h.clone()
         }
@@ -372,7 +394,11 @@ fn format(m: &MergedSecret, name: &str, problems: &mut Problems) -> Option<Secre
         None => SecretFormat::Template("Bearer {}".into()),
         Some((raw, _)) if raw.eq_ignore_ascii_case("basic") => match &m.user {
             Some((u, o)) if u.contains(':') || u.chars().any(char::is_control) => {
-                problems.push(o, format!("bad user `{u}`"), Some("a user name has no `:` and no control characters".to_string()));
+                problems.push(
+                    o,
+                    format!("bad user `{u}`"),
+                    Some("a user name has no `:` and no control characters".to_string()),
+                );
                 return None;
             }
             Some((u, _)) => SecretFormat::Basic { user: u.clone() },
@@ -380,7 +406,9 @@ fn format(m: &MergedSecret, name: &str, problems: &mut Problems) -> Option<Secre
                 problems.push(
                     &m.format.as_ref()?.1,
                     format!("[secrets.{name}] format \"basic\" needs a `user`"),
-                    Some("add user = \"x-access-token\" (or whatever user the host expects with the token)".to_string()),
+                    Some(
+                        "add user = \"x-access-token\" (or whatever user the host expects with the token)".to_string(),
+                    ),
                 );
                 return None;
             }
@@ -398,7 +426,11 @@ fn format(m: &MergedSecret, name: &str, problems: &mut Problems) -> Option<Secre
         }
     };
     if let (Some((_, o)), SecretFormat::Template(_)) = (&m.user, &f) {
-        problems.push(o, "`user` goes with format = \"basic\" only".to_string(), Some("remove `user`, or set format = \"basic\"".to_string()));
+        problems.push(
+            o,
+            "`user` goes with format = \"basic\" only".to_string(),
+            Some("remove `user`, or set format = \"basic\"".to_string()),
+        );
         return None;
     }
     Some(f)
@@ -471,17 +503,24 @@ mod tests {
     use crate::Policy;
 
     fn vars() -> Vars {
-        Vars { workspace: "/nonexistent-ws".into(), home: Some("/home/dev".into()), tmpdir: "/tmp".into(), caller_path: None }
+        Vars {
+            workspace: "/nonexistent-ws".into(),
+            home: Some("/home/dev".into()),
+            tmpdir: "/tmp".into(),
+            caller_path: None,
+        }
     }
 
     fn load(text: &str) -> Result<Policy, String> {
-        let text = format!("version = 1\n[network]\nallow = [\"api.github.com\", \"*.example.com\", \"other.test\"]\n{text}");
+        let text =
+            format!("version = 1\n[network]\nallow = [\"api.github.com\", \"*.example.com\", \"other.test\"]\n{text}");
         Policy::from_toml_str("p.toml", &text, &vars()).map_err(|e| e.to_string())
     }
 
     #[test]
     fn a_secret_compiles_with_defaults() {
-        let p = load("[secrets.github]\nfrom = \"env:GH\"\nhosts = [\"api.github.com\"]\nenv = \"GITHUB_TOKEN\"\n").unwrap();
+        let p = load("[secrets.github]\nfrom = \"env:GH\"\nhosts = [\"api.github.com\"]\nenv = \"GITHUB_TOKEN\"\n")
+            .unwrap();
         let s = p.secrets.get("github").unwrap();
         assert_eq!((&*s.id, s.env.as_str(), s.header.as_str()), ("secrets.github", "GITHUB_TOKEN", "Authorization"));
         assert_eq!(s.source, SecretSource::Env("GH".into()));
@@ -514,16 +553,52 @@ mod tests {
     #[test]
     fn mistakes_are_located() {
         for (text, at, needle) in [
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"evil.test\"]\nenv = \"T\"\n", "p.toml:6:10", "not allowed by [network]"),
-            ("[secrets.g]\nfrom = \"vault:x\"\nhosts = [\"other.test\"]\nenv = \"T\"\n", "p.toml:5:8", "unknown source `vault:`"),
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformt = \"x\"\n", "p.toml:8:1", "unknown key `formt` in [secrets.g]"),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"evil.test\"]\nenv = \"T\"\n",
+                "p.toml:6:10",
+                "not allowed by [network]",
+            ),
+            (
+                "[secrets.g]\nfrom = \"vault:x\"\nhosts = [\"other.test\"]\nenv = \"T\"\n",
+                "p.toml:5:8",
+                "unknown source `vault:`",
+            ),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformt = \"x\"\n",
+                "p.toml:8:1",
+                "unknown key `formt` in [secrets.g]",
+            ),
             ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\n", "p.toml:4:10", "has no `env`"),
-            ("[secrets.\"a b\"]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\n", "p.toml:4:10", "bad secret name"),
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformat = \"basic\"\n", "p.toml:8:10", "needs a `user`"),
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformat = \"Bearer\"\n", "p.toml:8:10", "bad format"),
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nttl = \"5m\"\n", "p.toml:8:7", "`command:` secrets only"),
-            ("[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"HTTPS_PROXY\"\n", "p.toml:7:7", "paddock sets itself"),
-            ("[secrets.g]\nfrom = \"file:rel\"\nhosts = [\"other.test\"]\nenv = \"T\"\n", "p.toml:5:8", "relative path"),
+            (
+                "[secrets.\"a b\"]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\n",
+                "p.toml:4:10",
+                "bad secret name",
+            ),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformat = \"basic\"\n",
+                "p.toml:8:10",
+                "needs a `user`",
+            ),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nformat = \"Bearer\"\n",
+                "p.toml:8:10",
+                "bad format",
+            ),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"T\"\nttl = \"5m\"\n",
+                "p.toml:8:7",
+                "`command:` secrets only",
+            ),
+            (
+                "[secrets.g]\nfrom = \"env:GH\"\nhosts = [\"other.test\"]\nenv = \"HTTPS_PROXY\"\n",
+                "p.toml:7:7",
+                "paddock sets itself",
+            ),
+            (
+                "[secrets.g]\nfrom = \"file:rel\"\nhosts = [\"other.test\"]\nenv = \"T\"\n",
+                "p.toml:5:8",
+                "relative path",
+            ),
         ] {
             let e = load(text).unwrap_err();
             assert!(e.starts_with(&format!("{at}: error:")), "{text}: {e}");

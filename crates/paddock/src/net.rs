@@ -274,7 +274,10 @@ impl ProxyTask {
         let policy = inner.policy();
         let intercept = inner.intercept.as_ref().map(|i| paddock_proxy::Intercept {
             ca: Arc::clone(&i.ca),
-            interceptor: Arc::new(crate::secrets::CallInterceptor { inner: Arc::clone(&inner), call_id: intercept_call }),
+            interceptor: Arc::new(crate::secrets::CallInterceptor {
+                inner: Arc::clone(&inner),
+                call_id: intercept_call,
+            }),
             upstream_ca: policy.upstream_ca.clone(),
         });
         let cfg = ProxyConfig {

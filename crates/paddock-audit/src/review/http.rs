@@ -185,7 +185,14 @@ pub(super) fn render(
         writeln!(f, "  none")?;
     }
     for s in secrets {
-        writeln!(f, "  {}: {} requests, first {}, last {}", Escaped(&s.secret), s.requests, Escaped(&s.first), Escaped(&s.last))?;
+        writeln!(
+            f,
+            "  {}: {} requests, first {}, last {}",
+            Escaped(&s.secret),
+            s.requests,
+            Escaped(&s.first),
+            Escaped(&s.last)
+        )?;
         for t in s.targets.iter().take(8) {
             let calls = t.calls.len();
             writeln!(
@@ -279,8 +286,14 @@ mod tests {
         assert_eq!(r.unused_grants, ["secrets.unused"], "an injected secret is a used grant");
         assert!(r.denied.iter().any(|d| d.summary == "DELETE api.test:443/repos/x"));
         let text = r.to_string();
-        assert!(text.contains("Secrets used (1):") && text.contains("2x  GET api.test:443/repos/x?token=  by 2 calls"), "{text}");
-        assert!(text.contains("Exfiltration attempts (1):") && text.contains("secret gh to evil.test:443 POST /steal"), "{text}");
+        assert!(
+            text.contains("Secrets used (1):") && text.contains("2x  GET api.test:443/repos/x?token=  by 2 calls"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Exfiltration attempts (1):") && text.contains("secret gh to evil.test:443 POST /steal"),
+            "{text}"
+        );
         assert!(!text.contains('\u{1b}'), "escaped: {text}");
         assert!(!text.contains("abc") && !text.contains("def"));
     }

@@ -40,7 +40,8 @@ impl CaBundle {
         let mut tag = [0u8; 8];
         std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut tag)?;
         let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-        let safe: String = session.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let safe: String =
+            session.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
         let dir = std::fs::canonicalize(base_dir())?.join(format!("paddock-ca-{safe}-{tag}"));
         std::fs::DirBuilder::new().mode(0o755).create(&dir)?;
         let bundle = CaBundle { file: dir.join(CA_BUNDLE_FILE), dir };

@@ -164,7 +164,10 @@ fn rewrite_value(
     let Some(new) = out else { return Ok(None) };
     let mut v = HeaderValue::from_bytes(&new).map_err(|_| {
         let names: Vec<&str> = subs.iter().map(|s| s.name).collect();
-        format!("the value of secret `{}` cannot be carried in a header (it has control characters)", names.join("`, `"))
+        format!(
+            "the value of secret `{}` cannot be carried in a header (it has control characters)",
+            names.join("`, `")
+        )
     })?;
     v.set_sensitive(true);
     Ok(Some(v))
@@ -255,7 +258,13 @@ mod tests {
     #[test]
     fn a_value_with_a_newline_is_refused_by_name() {
         let bearer = SecretFormat::Template("Bearer {}".into());
-        let s = Substitution { name: "gh", placeholder: PH, header: "authorization", format: &bearer, value: "a\r\nX-Evil: 1" };
+        let s = Substitution {
+            name: "gh",
+            placeholder: PH,
+            header: "authorization",
+            format: &bearer,
+            value: "a\r\nX-Evil: 1",
+        };
         let mut h = headers(&[("authorization", PH)]);
         let e = rewrite(&mut h, &[s]).unwrap_err();
         assert!(e.contains("secret `gh`") && !e.contains("X-Evil"), "{e}");

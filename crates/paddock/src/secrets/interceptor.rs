@@ -80,7 +80,11 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     for &i in &used {
         let e = &entries[i];
         if let Some(refusal) = policy.secret_refusal(&e.name) {
-            return RequestVerdict::Deny(Deny { rule: refusal.rule.to_string(), reason: refusal.reason, exfiltration: false });
+            return RequestVerdict::Deny(Deny {
+                rule: refusal.rule.to_string(),
+                reason: refusal.reason,
+                exfiltration: false,
+            });
         }
         match blocking(|| e.value()) {
             Ok(v) => values.push((i, v)),
@@ -270,7 +274,10 @@ deny = ["DELETE **"]
         let (v, _) = ask(&p, &b, Method::GET, "api.test", &format!("/x?t={ph}"), "none");
         assert!(matches!(v, RequestVerdict::Deny(Deny { exfiltration: true, .. })), "{v:?}");
         let (v, _) = ask(&p, &b, Method::DELETE, "api.test", "/x", &format!("Bearer {ph}"));
-        assert!(matches!(&v, RequestVerdict::Deny(Deny { rule, exfiltration: false, .. }) if rule == "network.http[0].deny[0]"), "{v:?}");
+        assert!(
+            matches!(&v, RequestVerdict::Deny(Deny { rule, exfiltration: false, .. }) if rule == "network.http[0].deny[0]"),
+            "{v:?}"
+        );
         let (v, _) = ask(&p, &b, Method::GET, "api.test", "/x", "Bearer something-else");
         assert_eq!(v, RequestVerdict::Allow { secret: None });
         assert!(decide_tunnel(Some(&b), &format!("{ph}.other.test"), 443, None).is_some_and(|d| d.exfiltration));

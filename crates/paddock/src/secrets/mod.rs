@@ -188,9 +188,7 @@ pub(crate) fn child_env(
     let ours: Vec<(String, String)> = broker.map(|b| b.child_env(policy)).unwrap_or_default();
     let bundle_vars: Vec<(String, String)> = bundle.map(CaBundle::env).unwrap_or_default();
     env.retain(|(k, _)| {
-        !sources.contains(&k.as_str())
-            && !ours.iter().any(|(o, _)| o == k)
-            && !bundle_vars.iter().any(|(o, _)| o == k)
+        !sources.contains(&k.as_str()) && !ours.iter().any(|(o, _)| o == k) && !bundle_vars.iter().any(|(o, _)| o == k)
     });
     env.extend(ours);
     env.extend(bundle_vars);

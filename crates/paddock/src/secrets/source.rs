@@ -234,7 +234,11 @@ mod tests {
         assert_eq!(s.get().unwrap().expose(), "tok-1", "cached within the ttl");
         let mut s = SourceState::new(&SecretSource::Command(cmd), Duration::ZERO, &no_env);
         assert_eq!(s.get().unwrap().expose(), "tok-2", "ttl passed: run again");
-        let mut bad = SourceState::new(&SecretSource::Command("echo sekrit; echo sekrit >&2; exit 3".into()), Duration::ZERO, &no_env);
+        let mut bad = SourceState::new(
+            &SecretSource::Command("echo sekrit; echo sekrit >&2; exit 3".into()),
+            Duration::ZERO,
+            &no_env,
+        );
         let e = bad.get().unwrap_err().to_string();
         assert!(e.contains("failed (exit status: 3)"), "{e}");
         assert_eq!(e.matches("sekrit").count(), 2, "the command as written only: {e}");
