@@ -89,6 +89,12 @@ impl Broker {
             .collect()
     }
 
+    /// The values read from `env:` sources at session start: no child variable may carry
+    /// one, whatever name `[env] pass` gives it.
+    fn env_values(&self) -> Vec<Arc<Secret>> {
+        self.entries.iter().filter_map(|e| e.source.lock().unwrap_or_else(|p| p.into_inner()).env_value()).collect()
+    }
+
     /// `text` with `${VAR}` replaced by the placeholder of the secret whose `env` is `VAR`:
     /// how an `http_request` call's headers name a secret (its agent never sees a child's
     /// environment). Other text is left as it is.
@@ -168,8 +174,9 @@ impl paddock_proxy::Interceptor for NoInterceptor {
 }
 
 /// The variables of a child's environment with every secret's source variable removed
-/// (`from = "env:VAR"`: the real value, were `[env] pass` to name it) and the placeholders
-/// set; the CA bundle's variables when interception is on.
+/// (`from = "env:VAR"`: the real value, were `[env] pass` to name it), and any variable
+/// whose value holds an `env:` secret's value; the placeholders set; the CA bundle's
+/// variables when interception is on.
 pub(crate) fn child_env(
     policy: &Policy,
     broker: Option<&Broker>,
@@ -187,9 +194,38 @@ pub(crate) fn child_env(
         .collect();
     let ours: Vec<(String, String)> = broker.map(|b| b.child_env(policy)).unwrap_or_default();
     let bundle_vars: Vec<(String, String)> = bundle.map(CaBundle::env).unwrap_or_default();
-    env.retain(|(k, _)| {
-        !sources.contains(&k.as_str()) && !ours.iter().any(|(o, _)| o == k) && !bundle_vars.iter().any(|(o, _)| o == k)
+    let values = broker.map(Broker::env_values).unwrap_or_default();
+    env.retain(|(k, v)| {
+        let carries = values.iter().any(|s| !s.is_empty() && v.contains(s.expose()));
+        if carries {
+            tracing::warn!(variable = %k, "not passed to the child: it holds the value of a secret");
+        }
+        !carries
+            && !sources.contains(&k.as_str())
+            && !ours.iter().any(|(o, _)| o == k)
+            && !bundle_vars.iter().any(|(o, _)| o == k)
     });
     env.extend(ours);
     env.extend(bundle_vars);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+
+    #[test]
+    fn the_child_env_never_carries_a_value() {
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[secrets.gh]\nfrom = \"env:GH_SRC\"\nhosts = [\"api.test\"]\nenv = \"GITHUB_TOKEN\"\n";
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let b = Broker::new(&p, &|k| (k == "GH_SRC").then(|| "ghp_VALUE".to_string())).unwrap().unwrap();
+        let mut env: Vec<(String, String)> = [("GH_SRC", "ghp_VALUE"), ("COPY", "x ghp_VALUE"), ("GITHUB_TOKEN", "old"), ("LANG", "C")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec();
+        child_env(&p, Some(&b), None, &mut env);
+        let ph = b.placeholder("gh").unwrap().to_string();
+        assert_eq!(env, vec![("LANG".into(), "C".into()), ("GITHUB_TOKEN".into(), ph.clone())]);
+        assert_eq!(b.expand(&p, "Bearer ${GITHUB_TOKEN} $GITHUB_TOKEN"), format!("Bearer {ph} $GITHUB_TOKEN"));
+    }
 }

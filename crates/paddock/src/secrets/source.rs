@@ -91,6 +91,14 @@ impl SourceState {
         }
     }
 
+    /// The value of an `env:` source (read at session start), without touching any other.
+    pub(crate) fn env_value(&self) -> Option<Arc<Secret>> {
+        match self {
+            SourceState::Env { value, .. } => value.clone(),
+            _ => None,
+        }
+    }
+
     /// The value now: cached while the source is unchanged, read again otherwise.
     pub(crate) fn get(&mut self) -> Result<Arc<Secret>, SourceError> {
         match self {
