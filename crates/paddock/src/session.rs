@@ -617,10 +617,16 @@ impl Session {
             ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
-            ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
+            ToolCall::HttpRequest { url, method, .. } => match url_host_port(url) {
                 Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
-                    // The proxy's own verdict: the name, then the address it resolves to.
-                    Ok(host) => crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port }).decision,
+                    // The proxy's own verdict: the name, then the address it resolves to,
+                    // then the host's request rules.
+                    Ok(h) => match crate::net::decide_connection(&policy, &paddock_proxy::Target { host: h, port }) {
+                        c if c.decision.is_allow() => {
+                            policy.decide_http(method.as_deref().unwrap_or("GET"), &host, port, &url_path(url))
+                        }
+                        c => c.decision,
+                    },
                     Err(e) => deny(format!("`{url}`: {e}")),
                 },
                 Err(m) => deny(m),
@@ -752,6 +758,19 @@ fn url_host_port(url: &str) -> Result<(String, u16), String> {
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port.unwrap_or(default)))
 }
 
+/// The origin-form target of an absolute URL (`/` when it names none), for the request
+/// rules of `[[network.http]]`.
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let target = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    let target = target.split('#').next().unwrap_or("");
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("/{target}")
+    }
+}
+
 type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
 
 /// Decides a tool call and, when allowed, builds the spec of the confined child that
@@ -806,11 +825,11 @@ fn plan(policy: &Policy, call: ToolCall, view: &mut dyn FnMut() -> Arc<FsView>) 
             (d, Target::write_file(&p), ws.clone(), spec)
         }
         ToolCall::HttpRequest { url, method, headers, body } => {
+            let method = method.unwrap_or_else(|| "GET".into());
             let d = match url_host_port(&url) {
-                Ok((host, port)) => policy.decide_connect(&host, port),
+                Ok((host, port)) => policy.decide_http(&method, &host, port, &url_path(&url)),
                 Err(m) => deny(m),
             };
-            let method = method.unwrap_or_else(|| "GET".into());
             let mut argv: Vec<String> =
                 ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();
             for (k, v) in headers.iter().flatten() {

@@ -220,9 +220,10 @@ mod tests {
         let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
         let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
         let b = Broker::new(&p, &|k| (k == "GH_SRC").then(|| "ghp_VALUE".to_string())).unwrap().unwrap();
-        let mut env: Vec<(String, String)> = [("GH_SRC", "ghp_VALUE"), ("COPY", "x ghp_VALUE"), ("GITHUB_TOKEN", "old"), ("LANG", "C")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .to_vec();
+        let mut env: Vec<(String, String)> =
+            [("GH_SRC", "ghp_VALUE"), ("COPY", "x ghp_VALUE"), ("GITHUB_TOKEN", "old"), ("LANG", "C")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .to_vec();
         child_env(&p, Some(&b), None, &mut env);
         let ph = b.placeholder("gh").unwrap().to_string();
         assert_eq!(env, vec![("LANG".into(), "C".into()), ("GITHUB_TOKEN".into(), ph.clone())]);
