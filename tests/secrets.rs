@@ -20,6 +20,8 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 const API: &str = "api.paddock.test";
 const OTHER: &str = "other.paddock.test";
+/// Allowed, not intercepted: an opaque tunnel.
+const PLAIN: &str = "plain.paddock.test";
 
 // ---------------------------------------------------------------------------------------
 // The upstream: HTTP/1.1 over TLS, one thread per connection, every request kept.
@@ -57,7 +59,7 @@ impl Upstream {
         let ca_file = dir.join("upstream-ca.pem");
         write(&ca_file, &ca.pem(), 0o644);
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec![API.to_string(), OTHER.to_string()])
+        let leaf = CertificateParams::new(vec![API.to_string(), OTHER.to_string(), PLAIN.to_string()])
             .unwrap()
             .signed_by(&leaf_key, &ca, &key)
             .unwrap();
@@ -198,12 +200,13 @@ impl World {
         let p = self.up.port;
         format!(
             r#"[network]
-allow = ["{API}:{p}", "{OTHER}:{p}"]
+allow = ["{API}:{p}", "{OTHER}:{p}", "{PLAIN}:{p}", "*.wild.paddock.test:{p}"]
 allow_private = ["127.0.0.1/32"]
 upstream_ca = [{ca:?}]
 [network.hosts]
 "{API}" = "127.0.0.1"
 "{OTHER}" = "127.0.0.1"
+"{PLAIN}" = "127.0.0.1"
 
 [secrets.gh]
 from = "file:{tok}"
@@ -462,7 +465,52 @@ if python3 -c 'import requests' 2>/dev/null; then python3 -c 'import os, request
     assert!(!o.out().contains(&w.value) && !o.err().contains(&w.value));
 }
 
+/// Python: raw CONNECTs through the proxy. A placeholder in the CONNECT target (a name a
+/// wildcard allows) and in the SNI of an opaque tunnel are refused; the same tunnel with
+/// its own name completes its handshake (the control).
+const TUNNELS: &str = r#"
+import os, socket, ssl, sys
+port, ph = sys.argv[1], os.environ["GH_TOKEN"]
+proxy = int(os.environ["HTTPS_PROXY"].rsplit(":", 1)[1])
+def connect(target):
+    s = socket.create_connection(("127.0.0.1", proxy))
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(1)
+        if not d:
+            break
+        head += d
+    return s, head.split(b"\r\n")[0].decode()
+print("target:", connect("%s.wild.paddock.test:%s" % (ph, port))[1])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for name in ["plain.paddock.test", ph + ".plain.paddock.test"]:
+    s, line = connect("plain.paddock.test:" + port)
+    try:
+        ctx.wrap_socket(s, server_hostname=name).close()
+        print("sni", name == ph + ".plain.paddock.test", line, "handshake")
+    except (OSError, ssl.SSLError) as e:
+        print("sni", name == ph + ".plain.paddock.test", line, "refused", type(e).__name__)
+"#;
+
+fn placeholder_in_a_tunnel_name_is_refused(user: User) {
+    let w = World::new(user);
+    let port = w.up.port.to_string();
+    let o = w.run(&py(TUNNELS, &[&port]));
+    let out = o.out();
+    assert!(out.contains("target: HTTP/1.1 403"), "a placeholder in the CONNECT target: {o}");
+    assert!(out.contains("sni False HTTP/1.1 200") && out.contains("handshake"), "control: the tunnel works: {o}");
+    assert!(out.lines().any(|l| l.starts_with("sni True") && l.contains("refused")), "a placeholder in the SNI: {o}");
+    assert_eq!(out.matches("handshake").count(), 1, "only the control completes: {o}");
+    let log = w.audit();
+    assert_eq!(log.matches(r#""event":"exfiltration""#).count(), 2, "{log}");
+    assert!(log.contains("TLS server name (SNI)") && log.contains("CONNECT target"), "{log}");
+}
+
 both_users!(
+    placeholder_in_a_tunnel_name_is_refused,
     secret_is_used_and_never_seen,
     placeholder_elsewhere_and_denied_method_are_refused,
     rotation_and_revocation_apply_to_the_next_request,
