@@ -187,9 +187,9 @@ impl World {
     fn new(user: User) -> World {
         let f = Fixture::new(user);
         let up = Upstream::start(&f.root);
-        // The secret's file lives in the workspace: the child's view holds the workspace,
-        // and paddock must mask the file in it.
-        let token_file = f.ws.join("gh-token");
+        // The secret's file lives on the shelf, which the policy lets the child read (a
+        // writable path would be refused): paddock must mask the file in the view.
+        let token_file = f.shelf.join("gh-token");
         let value = format!("ghp_REALVALUE{}", unique());
         write(&token_file, &format!("{value}\n"), 0o644);
         chown(&token_file, user.uid());
@@ -225,9 +225,14 @@ host = "{OTHER}"
         )
     }
 
+    fn pol<'a>(&'a self, tail: &'a str, shelf: &'a [&'a str]) -> Pol<'a> {
+        Pol { tail, read: shelf, ..Pol::default() }
+    }
+
     fn run(&self, argv: &[&str]) -> Out {
         let tail = self.tail();
-        self.f.run(&Pol { tail: &tail, ..Pol::default() }, argv, None)
+        let shelf = [self.f.shelf.to_str().unwrap()];
+        self.f.run(&self.pol(&tail, &shelf), argv, None)
     }
 
     fn url(&self, host: &str, path: &str) -> String {
@@ -307,7 +312,8 @@ fn secret_is_used_and_never_seen(user: User) {
     let (h1, h2) = w.halves();
     let url = w.url(API, "/user");
     let ws = w.f.ws.to_str().unwrap().to_string();
-    let o = w.run(&py(SCAN, &[&h1, &h2, &url, &ws, "/etc", "/var/tmp", "/tmp"]));
+    let shelf = w.f.shelf.to_str().unwrap().to_string();
+    let o = w.run(&py(SCAN, &[&h1, &h2, &url, &ws, &shelf, "/etc", "/var/tmp", "/tmp"]));
     assert_eq!(o.code(), 0, "{o}");
     let out = o.out();
     assert!(out.contains("urllib hello from upstream"), "python urllib trusts the session CA: {o}");
@@ -320,9 +326,17 @@ fn secret_is_used_and_never_seen(user: User) {
     let seen = w.up.seen();
     let r = seen.iter().find(|s| s.path == "/user").expect("the request reached the upstream");
     assert_eq!(r.header("authorization"), Some(format!("Bearer {}", w.value).as_str()), "{r:?}");
-    // The child could not read the secret's file, which is in its workspace.
-    let o = w.run(&["sh", "-c", "cat gh-token; echo rc=$?"]);
+    // The child could not read the secret's file, in a directory its view holds.
+    let o = w.run(&[
+        "sh",
+        "-c",
+        "cat \"$1\"; echo rc=$?; cat \"$2\"",
+        "sh",
+        w.token_file.to_str().unwrap(),
+        w.f.shelf_file.to_str().unwrap(),
+    ]);
     assert!(!o.out().contains(&w.value) && o.out().contains("rc=1"), "{o}");
+    assert!(o.out().contains(&w.f.shelf_text), "control: the file beside it is readable: {o}");
     // The record names the secret, never the value.
     let log = w.audit();
     assert!(log.contains(r#""event":"http.request""#) && log.contains(r#""secret":"gh""#), "{log}");
@@ -608,7 +622,8 @@ fn call(addr: &str, token: &str, body: &serde_json::Value) -> serde_json::Value 
 fn a_serve_session_and_its_http_request_tool_use_secrets() {
     let w = World::new(User::Root);
     let tail = w.tail();
-    let policy = w.f.policy(&Pol { tail: &tail, ..Pol::default() });
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    let policy = w.f.policy(&w.pol(&tail, &shelf));
     let mut child = std::process::Command::new(&w.f.bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--policy"])
         .arg(&policy)

@@ -25,7 +25,7 @@ impl Policy {
         let commands = command_rules(&m, &sandbox_path, &mut problems);
         let network = network_rules(&m, &mut problems);
         let limits = limit_values(&m, &mut problems);
-        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &mut problems);
+        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
         let http = crate::http_rules::compile(&m.net_http, &network, &mut problems);
         let upstream_ca = crate::http_rules::upstream_ca(&m.net_upstream_ca, vars, &mut problems);
         problems.into_result()?;

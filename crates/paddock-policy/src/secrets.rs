@@ -235,12 +235,30 @@ pub(crate) fn compile(
     vars: &Vars,
     network: &NetworkRules,
     env: &EnvRules,
+    fs: &crate::paths::FsRules,
     problems: &mut Problems,
 ) -> SecretRules {
     let mut out = SecretRules::default();
     let mut env_names: BTreeMap<String, String> = BTreeMap::new();
     for m in merged.values() {
         if let Some(s) = compile_one(m, vars, network, env, problems) {
+            // A child that can write the file (or rename its directory and put a symlink
+            // in its place) chooses what the supervisor reads and sends: refuse.
+            if let SecretSource::File(p) = &s.source {
+                let w = fs.decide_write(p);
+                if w.is_allow() {
+                    let o = m.from.as_ref().map_or(&m.name.1, |f| &f.1);
+                    problems.push(
+                        o,
+                        format!(
+                            "the file of secret `{}` is under a writable path ({}): the child could replace it",
+                            s.name, w.rule
+                        ),
+                        Some("keep a secret's file outside [filesystem] write, e.g. in ~/.config/paddock/".to_string()),
+                    );
+                    continue;
+                }
+            }
             if let Some(other) = env_names.insert(s.env.clone(), s.name.clone()) {
                 let o = m.env.as_ref().map_or(&m.name.1, |e| &e.1);
                 problems.push(
