@@ -20,10 +20,12 @@
 //! `http.request` record, every refused placeholder an `exfiltration` record.
 
 mod bundle;
+mod env;
 mod inspect;
 mod interceptor;
 mod placeholder;
 mod secret;
+mod setup;
 mod source;
 
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,7 @@ use paddock_policy::Policy;
 pub use bundle::{CaBundle, CA_BUNDLE_FILE};
 pub(crate) use interceptor::{record_tunnel_exfiltration, CallInterceptor};
 pub use secret::Secret;
+pub(crate) use setup::SessionIntercept;
 pub use source::SourceError;
 pub(crate) use source::SourceState;
 
@@ -106,127 +109,5 @@ impl Broker {
             }
         }
         out
-    }
-}
-
-/// A session's interception: its CA (key in memory only), the bundle in every view, and
-/// the secrets. Made only when the policy has secrets or request rules.
-pub(crate) struct SessionIntercept {
-    pub broker: Option<Broker>,
-    pub ca: Arc<paddock_proxy::SessionCa>,
-    pub bundle: CaBundle,
-}
-
-impl SessionIntercept {
-    /// `None` when `policy` intercepts nothing (no CA, no bundle, no cost); `var` reads
-    /// the caller's environment for `env:` secrets.
-    pub(crate) fn new(
-        policy: &Policy,
-        session: &str,
-        var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<SessionIntercept>, crate::SessionError> {
-        if !policy.intercepts_any() {
-            return Ok(None);
-        }
-        let broker = Broker::new(policy, var)?;
-        let ca = Arc::new(paddock_proxy::SessionCa::generate()?);
-        // Checked now, so a bad `upstream_ca` fails the session rather than each call.
-        paddock_proxy::Intercept {
-            ca: Arc::clone(&ca),
-            interceptor: Arc::new(NoInterceptor),
-            upstream_ca: policy.upstream_ca.clone(),
-        }
-        .check()?;
-        let bundle = CaBundle::create(session, &paddock_proxy::ca_bundle_pem(&ca)?)?;
-        Ok(Some(SessionIntercept { broker, ca, bundle }))
-    }
-
-    /// Adds the bundle's directory to `spec`'s read paths (every spec of the session, so
-    /// a zygote's template and its calls agree) and the session's variables to its
-    /// environment.
-    pub(crate) fn adorn(&self, policy: &Policy, spec: &mut paddock_sandbox::SandboxSpec) {
-        let dir = self.bundle.dir().to_path_buf();
-        if !spec.read_paths.contains(&dir) {
-            spec.read_paths.push(dir);
-        }
-        child_env(policy, self.broker.as_ref(), Some(&self.bundle), &mut spec.env);
-    }
-}
-
-/// Stands in for the session's interceptor while the upstream trust is checked.
-struct NoInterceptor;
-
-impl paddock_proxy::Interceptor for NoInterceptor {
-    fn intercepts(&self, _: &str, _: u16) -> bool {
-        false
-    }
-    fn request(&self, _: &mut paddock_proxy::RequestParts<'_>) -> paddock_proxy::RequestVerdict {
-        paddock_proxy::RequestVerdict::Deny(paddock_proxy::Deny {
-            rule: "secrets".into(),
-            reason: "not serving".into(),
-            exfiltration: false,
-        })
-    }
-    fn tunnel(&self, _: &str, _: u16, _: Option<&str>) -> Option<paddock_proxy::Deny> {
-        None
-    }
-    fn record(&self, _: paddock_proxy::HttpEvent) {}
-}
-
-/// The variables of a child's environment with every secret's source variable removed
-/// (`from = "env:VAR"`: the real value, were `[env] pass` to name it), and any variable
-/// whose value holds an `env:` secret's value; the placeholders set; the CA bundle's
-/// variables when interception is on.
-pub(crate) fn child_env(
-    policy: &Policy,
-    broker: Option<&Broker>,
-    bundle: Option<&CaBundle>,
-    env: &mut Vec<(String, String)>,
-) {
-    let sources: Vec<&str> = policy
-        .secrets
-        .list
-        .iter()
-        .filter_map(|s| match &s.source {
-            paddock_policy::SecretSource::Env(v) => Some(v.as_str()),
-            _ => None,
-        })
-        .collect();
-    let ours: Vec<(String, String)> = broker.map(|b| b.child_env(policy)).unwrap_or_default();
-    let bundle_vars: Vec<(String, String)> = bundle.map(CaBundle::env).unwrap_or_default();
-    let values = broker.map(Broker::env_values).unwrap_or_default();
-    env.retain(|(k, v)| {
-        let carries = values.iter().any(|s| !s.is_empty() && v.contains(s.expose()));
-        if carries {
-            tracing::warn!(variable = %k, "not passed to the child: it holds the value of a secret");
-        }
-        !carries
-            && !sources.contains(&k.as_str())
-            && !ours.iter().any(|(o, _)| o == k)
-            && !bundle_vars.iter().any(|(o, _)| o == k)
-    });
-    env.extend(ours);
-    env.extend(bundle_vars);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use paddock_policy::Vars;
-
-    #[test]
-    fn the_child_env_never_carries_a_value() {
-        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[secrets.gh]\nfrom = \"env:GH_SRC\"\nhosts = [\"api.test\"]\nenv = \"GITHUB_TOKEN\"\n";
-        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
-        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
-        let b = Broker::new(&p, &|k| (k == "GH_SRC").then(|| "ghp_VALUE".to_string())).unwrap().unwrap();
-        let mut env: Vec<(String, String)> =
-            [("GH_SRC", "ghp_VALUE"), ("COPY", "x ghp_VALUE"), ("GITHUB_TOKEN", "old"), ("LANG", "C")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .to_vec();
-        child_env(&p, Some(&b), None, &mut env);
-        let ph = b.placeholder("gh").unwrap().to_string();
-        assert_eq!(env, vec![("LANG".into(), "C".into()), ("GITHUB_TOKEN".into(), ph.clone())]);
-        assert_eq!(b.expand(&p, "Bearer ${GITHUB_TOKEN} $GITHUB_TOKEN"), format!("Bearer {ph} $GITHUB_TOKEN"));
     }
 }
