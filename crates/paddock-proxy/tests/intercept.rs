@@ -604,7 +604,7 @@ async fn an_sni_carrying_a_placeholder_closes_an_opaque_tunnel_before_any_byte()
 
 /// The ClientHello a rustls client sends for `sni`.
 fn client_hello(sni: &str) -> Vec<u8> {
-    let cfg = client_config(&SessionCa::generate().unwrap().cert_pem().to_owned(), &[b"http/1.1"]);
+    let cfg = client_config(SessionCa::generate().unwrap().cert_pem(), &[b"http/1.1"]);
     let mut conn = rustls::ClientConnection::new(cfg, ServerName::try_from(sni.to_owned()).unwrap()).unwrap();
     let mut out = Vec::new();
     while conn.wants_write() {
