@@ -169,8 +169,14 @@ struct Pattern {
     total: u64,
 }
 
-fn pattern_byte(i: u64) -> u8 {
-    (i % 251) as u8
+const CHUNK: usize = 64 * 1024;
+
+/// The pattern from byte `at` on, `n <= CHUNK` bytes: byte i is `i % 251`.
+fn pattern(at: u64, n: usize) -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let p = PATTERN.get_or_init(|| (0..CHUNK + 251).map(|i| (i % 251) as u8).collect());
+    let start = (at % 251) as usize;
+    &p[start..start + n]
 }
 
 impl Body for Pattern {
@@ -181,11 +187,10 @@ impl Body for Pattern {
         if self.sent >= self.total {
             return Poll::Ready(None);
         }
-        let n = (self.total - self.sent).min(64 * 1024);
-        let start = self.sent;
-        let chunk: Vec<u8> = (start..start + n).map(pattern_byte).collect();
+        let n = (self.total - self.sent).min(CHUNK as u64);
+        let chunk = Bytes::from_static(pattern(self.sent, n as usize));
         self.sent += n;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 }
 
@@ -199,6 +204,7 @@ async fn tls_upstream(cfg: Arc<rustls::ServerConfig>) -> (SocketAddr, Arc<Seen>)
     tokio::spawn(async move {
         loop {
             let Ok((s, _)) = listener.accept().await else { return };
+            s.set_nodelay(true).unwrap();
             state.connections.fetch_add(1, Ordering::Relaxed);
             let acceptor = TlsAcceptor::from(cfg.clone());
             let state = state.clone();
@@ -269,6 +275,7 @@ async fn setup(trust_upstream: bool) -> Setup {
 /// CONNECT `host:port` through the proxy; the answer's head and the socket.
 async fn connect(proxy: SocketAddr, host: &str, port: u16) -> (String, TcpStream) {
     let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.set_nodelay(true).unwrap();
     s.write_all(format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes()).await.unwrap();
     let head = read_head(&mut s).await;
     (head, s)
@@ -448,8 +455,9 @@ async fn drain_pattern(mut body: Incoming) -> u64 {
     while let Some(frame) = body.frame().await {
         let frame = frame.unwrap();
         if let Some(data) = frame.data_ref() {
-            for (i, b) in data.iter().enumerate() {
-                assert_eq!(*b, pattern_byte(n + i as u64), "byte {} differs", n + i as u64);
+            for (k, piece) in data.chunks(CHUNK).enumerate() {
+                let at = n + (k * CHUNK) as u64;
+                assert!(piece == pattern(at, piece.len()), "bytes from {at} differ");
             }
             n += data.len() as u64;
         }
@@ -569,20 +577,20 @@ async fn an_sni_carrying_a_placeholder_closes_an_opaque_tunnel_before_any_byte()
     for (sni, denied) in [(format!("{PLACEHOLDER}.evil.test"), true), ("fine.test".to_owned(), false)] {
         let (head, tcp) = connect(s.proxy.addr, "slow.test", up.port()).await;
         assert_eq!(status(&head), 200, "{head}");
-        let name = ServerName::try_from(sni.clone()).unwrap();
-        let cfg = client_config(s.ca.cert_pem(), &[b"http/1.1"]);
-        // The handshake cannot succeed either way (the upstream speaks no TLS): what
-        // matters is whether the ClientHello reached it.
-        let hs = tokio::time::timeout(Duration::from_secs(5), TlsConnector::from(cfg).connect(name, tcp)).await;
-        if denied {
-            assert!(matches!(hs, Ok(Err(_))), "the proxy closes the tunnel");
-        }
-        drop(hs);
+        // A real ClientHello, sent in two pieces, then a half-close.
+        let hello = client_hello(&sni);
+        let (mut tcp, sent) = (tcp, hello.len());
+        tcp.write_all(&hello[..40]).await.unwrap();
+        tcp.write_all(&hello[40..]).await.unwrap();
+        tcp.shutdown().await.unwrap();
         let n = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await.unwrap();
+        assert!(closed.is_err() || rest.is_empty(), "the upstream sent nothing");
         if denied {
             assert_eq!(n, 0, "no byte of the ClientHello reached the upstream");
         } else {
-            assert!(n > 100, "control: the ClientHello reached the upstream ({n} bytes)");
+            assert_eq!(n, sent, "control: the whole ClientHello reached the upstream");
         }
     }
     let events = s.proxy.stop().await;
@@ -592,6 +600,17 @@ async fn an_sni_carrying_a_placeholder_closes_an_opaque_tunnel_before_any_byte()
     assert_eq!((refused.rule.as_str(), refused.bytes_up), ("secrets.github", 0));
     assert!(refused.reason.contains("server name"), "{}", refused.reason);
     assert!(e.iter().any(|e| e.verdict == Verdict::Allowed && e.bytes_up > 100));
+}
+
+/// The ClientHello a rustls client sends for `sni`.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let cfg = client_config(SessionCa::generate().unwrap().cert_pem(), &[b"http/1.1"]);
+    let mut conn = rustls::ClientConnection::new(cfg, ServerName::try_from(sni.to_owned()).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    out
 }
 
 #[tokio::test]
