@@ -73,11 +73,12 @@ pub use payload::{
     redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, NetConnect, RevokeEvent, SessionEnd,
     SessionStart, Target, Tool,
 };
+pub use payload::{strip_query_values, Exfiltration, HttpRequest};
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};
 pub use review::{
-    review, review_html, DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, QuestionReview, Review, Since,
-    NO_RULE,
+    review, review_html, DeniedAttempt, ExfiltrationAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic,
+    HttpHostTraffic, QuestionReview, Review, SecretTarget, SecretUsage, Since, NO_RULE,
 };
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
 pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};

@@ -11,12 +11,14 @@
 
 mod approval;
 mod call;
+mod http;
 mod net;
 mod session;
 mod target;
 
 pub use approval::{ApprovalAnswer, ApprovalAsk};
 pub use call::{Call, CallEnd, CallOutcome};
+pub use http::{strip_query_values, Exfiltration, HttpRequest};
 pub use net::NetConnect;
 pub use session::{RevokeEvent, SessionEnd, SessionStart};
 pub use target::{redact_url, Decision, Target, Tool};

@@ -9,7 +9,7 @@
 //! |---------|---------|
 //! | `seq`   | sequence number; the first record of a log is **1**, each next one is the previous plus one |
 //! | `ts`    | when the record was written: RFC 3339, UTC, milliseconds (`2026-03-01T12:00:00.123Z`) |
-//! | `event` | one of `call.start`, `call.end`, `net.connect`, `revoke`, `unrevoke`, `session.start`, `session.end`, `approval.ask`, `approval.answer` |
+//! | `event` | one of `call.start`, `call.end`, `net.connect`, `http.request`, `exfiltration`, `revoke`, `unrevoke`, `session.start`, `session.end`, `approval.ask`, `approval.answer` |
 //! | `prev`  | lowercase hex SHA-256 of the previous line's bytes, exactly as stored, **without** its trailing `\n`; 64 zeros (`GENESIS_PREV`) for the first record |
 //!
 //! The event's own fields follow in a fixed order (the declaration order of
@@ -30,7 +30,8 @@ use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
 use crate::payload::{
-    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, NetConnect, RevokeEvent, SessionEnd, SessionStart,
+    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Exfiltration, HttpRequest, NetConnect, RevokeEvent,
+    SessionEnd, SessionStart,
 };
 use crate::selector::Selector;
 pub use crate::time::{format_ts, now_ts, parse_ts};
@@ -79,6 +80,12 @@ pub enum EventKind {
     /// A question was answered (or timed out).
     #[serde(rename = "approval.answer")]
     ApprovalAnswer,
+    /// A request the proxy saw in plain text (intercepted or plain HTTP).
+    #[serde(rename = "http.request")]
+    HttpRequest,
+    /// A secret's placeholder on its way to a host it does not belong to (refused).
+    #[serde(rename = "exfiltration")]
+    Exfiltration,
 }
 
 impl EventKind {
@@ -94,6 +101,8 @@ impl EventKind {
             EventKind::SessionEnd => "session.end",
             EventKind::ApprovalAsk => "approval.ask",
             EventKind::ApprovalAnswer => "approval.answer",
+            EventKind::HttpRequest => "http.request",
+            EventKind::Exfiltration => "exfiltration",
         }
     }
 }
@@ -126,6 +135,10 @@ pub enum Event {
     ApprovalAsk(ApprovalAsk),
     /// `approval.answer`.
     ApprovalAnswer(ApprovalAnswer),
+    /// `http.request`.
+    HttpRequest(HttpRequest),
+    /// `exfiltration`.
+    Exfiltration(Exfiltration),
 }
 
 impl Event {
@@ -141,6 +154,8 @@ impl Event {
             Event::SessionEnd(_) => EventKind::SessionEnd,
             Event::ApprovalAsk(_) => EventKind::ApprovalAsk,
             Event::ApprovalAnswer(_) => EventKind::ApprovalAnswer,
+            Event::HttpRequest(_) => EventKind::HttpRequest,
+            Event::Exfiltration(_) => EventKind::Exfiltration,
         }
     }
 
@@ -166,6 +181,8 @@ impl Event {
             EventKind::SessionEnd => Event::SessionEnd(serde_json::from_value(v)?),
             EventKind::ApprovalAsk => Event::ApprovalAsk(serde_json::from_value(v)?),
             EventKind::ApprovalAnswer => Event::ApprovalAnswer(serde_json::from_value(v)?),
+            EventKind::HttpRequest => Event::HttpRequest(serde_json::from_value(v)?),
+            EventKind::Exfiltration => Event::Exfiltration(serde_json::from_value(v)?),
         })
     }
 }
@@ -222,6 +239,8 @@ pub(crate) fn encode_payload(event: &Event) -> Result<String, serde_json::Error>
         Event::SessionEnd(p) => serde_json::to_string(p),
         Event::ApprovalAsk(p) => serde_json::to_string(p),
         Event::ApprovalAnswer(p) => serde_json::to_string(p),
+        Event::HttpRequest(p) => serde_json::to_string(p),
+        Event::Exfiltration(p) => serde_json::to_string(p),
     }
 }
 
@@ -264,6 +283,8 @@ impl Serialize for Record {
             Event::SessionEnd(p) => enc(self, p, s),
             Event::ApprovalAsk(p) => enc(self, p, s),
             Event::ApprovalAnswer(p) => enc(self, p, s),
+            Event::HttpRequest(p) => enc(self, p, s),
+            Event::Exfiltration(p) => enc(self, p, s),
         }
     }
 }
@@ -345,6 +366,18 @@ mod tests {
             Event::unrevoke("network:example.com:443".parse().unwrap(), None),
             Event::SessionStart(SessionStart::new("s1").with_mode("run").with_workspace("/w")),
             Event::SessionEnd(SessionEnd::new("s1").with_totals(4, 100)),
+            Event::HttpRequest(
+                HttpRequest::new("GET", "api.test", 443, "/a?q=1", Decision::Allow)
+                    .with_call("s1", "c4")
+                    .with_rule("network.http[0].allow[0]", None)
+                    .with_response(Some(200), 0, 12)
+                    .with_secret(Some("gh".into())),
+            ),
+            Event::Exfiltration(
+                Exfiltration::new("gh", "evil.test", 443, "secrets.gh", "placeholder in a header")
+                    .with_request("POST", "/x"),
+            ),
+            Event::revoke("secret:gh".parse().unwrap(), None),
         ];
         for (i, ev) in events.into_iter().enumerate() {
             let rec = Record { seq: i as u64 + 1, ts: now_ts(), prev: GENESIS_PREV.into(), event: ev };

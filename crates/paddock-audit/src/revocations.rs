@@ -290,6 +290,8 @@ mod tests {
         assert_eq!(sel("command:git push **"), Selector::Command("git push **".into()));
         assert_eq!(sel("path:~/.ssh"), Selector::Path("~/.ssh".into()));
         assert_eq!(sel("rule:commands.allow[2]"), Selector::Rule("commands.allow[2]".into()));
+        assert_eq!(sel("secret:github"), Selector::Secret("github".into()));
+        assert_eq!(Selector::Secret("github".into()).to_string(), "secret:github");
         assert_eq!(sel("network:GitHub.com."), Selector::Network { host: "github.com".into(), port: None });
         assert_eq!(sel("network:*.crates.io:443"), Selector::Network { host: "*.crates.io".into(), port: Some(443) });
         assert_eq!(sel("network:[::1]:8080"), Selector::Network { host: "::1".into(), port: Some(8080) });
@@ -319,12 +321,16 @@ mod tests {
             ("network:h.test:x", "not a port"),
             ("network:[::1", "not closed"),
             ("network:a/b", "cannot appear"),
+            ("secret:a b", "cannot appear in a secret's name"),
         ];
         for (input, want) in cases {
             let e = input.parse::<Selector>().unwrap_err();
             let msg = e.to_string();
             assert!(msg.contains(want), "{input}: {msg}");
-            assert!(msg.contains("expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID"), "{msg}");
+            assert!(
+                msg.contains("expected command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME"),
+                "{msg}"
+            );
         }
     }
 

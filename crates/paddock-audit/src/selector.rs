@@ -1,5 +1,5 @@
 //! What a revocation covers: [`Selector`], parsed from `command:PATTERN`, `path:PATH`,
-//! `network:HOST[:PORT]` or `rule:RULE_ID`.
+//! `network:HOST[:PORT]`, `rule:RULE_ID` or `secret:NAME`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,12 +27,14 @@ pub enum Selector {
     },
     /// `rule:RULE_ID`: a policy rule id such as `commands.allow[2]`.
     Rule(String),
+    /// `secret:NAME`: a `[secrets.NAME]` of the policy, never injected again.
+    Secret(String),
 }
 
 /// A selector that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid selector `{input}`: {problem}; expected command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID"
+    "invalid selector `{input}`: {problem}; expected command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME"
 )]
 pub struct SelectorError {
     /// What was given.
@@ -63,6 +65,13 @@ impl FromStr for Selector {
                 Ok(Selector::Rule(value.to_owned()))
             }
             "network" => parse_network(value).map_err(err),
+            "secret" => {
+                let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+                if let Some(bad) = value.chars().find(|&c| !ok(c)) {
+                    return Err(err(format!("`{bad}` cannot appear in a secret's name (letters, digits, `_`, `-`)")));
+                }
+                Ok(Selector::Secret(value.to_owned()))
+            }
             other => Err(err(format!("unknown kind `{other}`"))),
         }
     }
@@ -121,6 +130,7 @@ impl fmt::Display for Selector {
             Selector::Command(p) => write!(f, "command:{p}"),
             Selector::Path(p) => write!(f, "path:{p}"),
             Selector::Rule(r) => write!(f, "rule:{r}"),
+            Selector::Secret(n) => write!(f, "secret:{n}"),
             Selector::Network { host, port: None } => write!(f, "network:{host}"),
             Selector::Network { host, port: Some(p) } if host.contains(':') => write!(f, "network:[{host}]:{p}"),
             Selector::Network { host, port: Some(p) } => write!(f, "network:{host}:{p}"),

@@ -219,7 +219,7 @@ pub struct ReviewArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["selector", "list"])))]
 pub struct RevokeArgs {
-    /// command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID
+    /// command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME
     #[arg(value_name = "SELECTOR")]
     pub selector: Option<String>,
     /// Why (kept in the revocation list and the audit log).
@@ -279,7 +279,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["read", "write", "connect", "argv"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["read", "write", "connect", "http", "argv"])))]
 pub struct CheckArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -295,6 +295,10 @@ pub struct CheckArgs {
     /// Check a connection to HOST[:PORT] (port 443 when omitted).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub connect: Option<String>,
+    /// Check an HTTP request, 'METHOD URL' (GET when only a URL): the connection, the
+    /// host's [[network.http]] rules, and which secret would be injected. Sends nothing.
+    #[arg(long, value_name = "'METHOD URL'")]
+    pub http: Option<String>,
     /// The command to check: -- PROGRAM [ARGS...]
     #[arg(last = true, value_name = "PROGRAM")]
     pub argv: Vec<String>,

@@ -28,6 +28,15 @@ pub fn run(a: CheckArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    let request = match a.http.as_deref().map(|r| (r, crate::check_http::parse(r))) {
+        None => None,
+        Some((_, Ok(r))) => Some(r),
+        Some((raw, Err(e))) => {
+            eprintln!("paddock: --http {}: {}", Escaped(raw), Escaped(&e));
+            eprintln!("  hint: --http takes 'METHOD URL', e.g. 'GET https://api.github.com/repos/acme/x' (GET when only a URL)");
+            return exit::USAGE;
+        }
+    };
     let policy = match load_policy(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
@@ -43,6 +52,19 @@ pub fn run(a: CheckArgs) -> i32 {
     } else if let Some(target) = target.as_ref().filter(|t| asks(&policy, t)) {
         // A person would be asked: said without waiting.
         (policy.decide_connect(&target.host.as_policy_str(), target.port), Extra::default())
+    } else if let Some(r) = &request {
+        let c = crate::check_http::decide(Arc::new(policy), r);
+        if a.json {
+            if let Err(code) = output::println(c.json()) {
+                return code;
+            }
+        } else if let Err(code) = output::println(c.human()) {
+            return code;
+        }
+        return match c.decision.verdict {
+            Verdict::Allow => exit::OK,
+            Verdict::Deny | Verdict::Ask => exit::DENIED,
+        };
     } else if let Some(target) = &target {
         let c = paddock::decide_connection(&Arc::new(policy), target);
         (c.decision, Extra { address: c.address.map(|a| a.to_string()), hint: c.hint })

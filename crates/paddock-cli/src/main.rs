@@ -10,6 +10,7 @@ mod approvals_cmd;
 mod args;
 mod audit_cmd;
 mod check;
+mod check_http;
 mod exit;
 mod export_cmd;
 mod mcp_cmd;

@@ -9,7 +9,7 @@ use crate::output;
 use crate::setup::{current_dir, fail};
 use crate::state::{audit_file, revocations_file};
 
-const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:HOST[:PORT] or rule:RULE_ID, e.g. `rule:commands.allow[2]` or `network:gist.github.com`";
+const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME, e.g. `rule:commands.allow[2]`, `network:gist.github.com` or `secret:github`";
 
 /// Parses a selector and checks that the policy engine can apply it (a pattern that does
 /// not compile would be a revocation that never matches).

@@ -30,7 +30,20 @@ impl Policy {
         let ask_timeout =
             m.ask_timeout.as_ref().and_then(|(v, o)| limits::duration(v, o, "ask_timeout", &mut problems));
         let audit = compile_audit(m.audit_export.as_ref(), &mut problems);
+        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
+        let http = crate::http_rules::compile(&m.net_http, &network, &mut problems);
+        let upstream_ca = crate::http_rules::upstream_ca(&m.net_upstream_ca, vars, &mut problems);
         problems.into_result()?;
+        // A `file:` secret is never in a view, whatever the rules grant: the child uses
+        // the value through the proxy and never reads it.
+        let hidden = secrets
+            .list
+            .iter()
+            .filter_map(|s| match &s.source {
+                crate::secrets::SecretSource::File(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
 
         let mut policy = Policy {
             files: m.files,
@@ -44,13 +57,16 @@ impl Policy {
             ask_timeout,
             approved: Default::default(),
             audit,
+            secrets,
+            http,
+            upstream_ca,
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),
             hash: String::new(),
             revocations: revoke::Revocations::default(),
             deny_all: None,
-            hidden: Vec::new(),
+            hidden,
         };
         policy.render_effective(true);
         Ok(policy)

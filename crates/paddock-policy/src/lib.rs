@@ -42,6 +42,7 @@ mod compile;
 mod decision;
 mod error;
 mod host;
+mod http_rules;
 mod limits;
 mod load;
 mod network;
@@ -50,6 +51,7 @@ mod policy;
 mod presets;
 mod raw;
 mod revoke;
+mod secrets;
 mod show;
 mod vars;
 
@@ -59,6 +61,7 @@ pub use audit::AuditSettings;
 pub use commands::{resolve_program, CommandRule, CommandRules};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
+pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use limits::{
     format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH,
 };
@@ -70,6 +73,9 @@ pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
 pub use revoke::Revocation;
+pub use secrets::{
+    valid_secret_name, SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL,
+};
 pub use vars::Vars;
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub(crate) struct Merged {
     pub net_private: Vec<At<String>>,
     pub net_hosts: BTreeMap<String, (At<String>, At<String>)>,
     pub net_upstream: Option<At<String>>,
+    pub net_upstream_ca: Vec<At<String>>,
+    pub net_http: Vec<crate::http_rules::MergedHttp>,
+    pub secrets: BTreeMap<String, crate::secrets::MergedSecret>,
     pub env_pass: Vec<At<String>>,
     pub env_set: BTreeMap<String, (At<String>, At<String>)>,
     pub timeout: Option<At<IntOrString>>,
@@ -258,6 +261,8 @@ impl Loader {
             m.net_deny.extend(list(n.deny));
             m.net_ask.extend(list(n.ask));
             m.net_private.extend(list(n.allow_private));
+            m.net_upstream_ca.extend(list(n.upstream_ca));
+            crate::http_rules::merge(n.http, at, &mut m.net_http);
             if let Some(u) = n.upstream_proxy {
                 let o = at(u.span());
                 m.net_upstream = Some((u.into_inner(), o));
@@ -274,6 +279,7 @@ impl Loader {
                 m.audit_export = Some((u.into_inner(), o));
             }
         }
+        crate::secrets::merge(raw.secrets, at, &mut m.secrets);
         if let Some(e) = raw.env {
             m.env_pass.extend(list(e.pass));
             for (k, v) in e.set {

@@ -65,7 +65,7 @@ pub(crate) struct RawEntry {
 const HOST_HINT: &str =
     "write `example.com`, `*.example.com` (subdomains only) or an IP literal, optionally with `:PORT`";
 
-fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> Option<HostRule> {
+pub(crate) fn compile_host(kind: &str, i: usize, e: &RawEntry, problems: &mut Problems) -> Option<HostRule> {
     let (host, port) = match split_host_port(e.raw.trim()) {
         Ok(x) => x,
         Err(m) => {

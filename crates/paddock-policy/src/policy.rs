@@ -9,12 +9,14 @@ use crate::audit::AuditSettings;
 use crate::commands::{self, resolve_program, CommandRules};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
+use crate::http_rules::HttpRules;
 use crate::limits::{EnvRules, Limits};
 use crate::load;
 use crate::network::{normalize_host, NetworkRules};
 use crate::paths::{normalize, FsRules, PathRule};
 use crate::presets::preset_text;
 use crate::revoke::{self, Revocation};
+use crate::secrets::SecretRules;
 use crate::vars::Vars;
 
 /// A loaded, validated, compiled policy.
@@ -40,6 +42,12 @@ pub struct Policy {
     pub(crate) approved: Approved,
     /// `[audit]`.
     pub audit: AuditSettings,
+    /// `[secrets.*]`.
+    pub secrets: SecretRules,
+    /// `[[network.http]]`.
+    pub http: HttpRules,
+    /// `[network] upstream_ca`: extra CA files the proxy trusts for intercepted upstreams.
+    pub upstream_ca: Vec<PathBuf>,
     /// The variables it was compiled with.
     pub vars: Vars,
     pub(crate) sandbox_path: String,
@@ -315,6 +323,45 @@ impl Policy {
         self.revocations.connect(d, &h, port)
     }
 
+    /// Decides an HTTP request (`METHOD https://host:port/path`) as the proxy would: the
+    /// connection to the host first, then the host's `[[network.http]]` rules (pure).
+    /// `path` is the origin-form target (its query is never matched).
+    pub fn decide_http(&self, method: &str, host: &str, port: u16, path: &str) -> Decision {
+        let d = self.decide_connect(host, port);
+        if !d.is_allow() {
+            return d;
+        }
+        let Ok(h) = normalize_host(host) else { return d };
+        match self.http.decide(method, &h, port, path) {
+            None => d,
+            Some(hd) if hd.is_allow() && !self.revocations.is_empty() => self.revocations.http(hd),
+            Some(hd) => hd,
+        }
+    }
+
+    /// Whether the proxy terminates TLS for `host:port`: a secret may be sent there, or it
+    /// has `[[network.http]]` rules. Other hosts stay end-to-end tunnels.
+    pub fn intercepts(&self, host: &str, port: u16) -> bool {
+        let Ok(h) = normalize_host(host) else { return false };
+        self.secrets.for_host(&h, port).next().is_some() || self.http.for_host(&h, port).next().is_some()
+    }
+
+    /// Whether any host is intercepted (the policy has secrets or request rules): without,
+    /// a session builds no CA and the proxy tunnels everything.
+    pub fn intercepts_any(&self) -> bool {
+        !self.secrets.is_empty() || !self.http.list.is_empty()
+    }
+
+    /// Why the secret `name` may not be injected now: revoked (`secret:NAME` or
+    /// `rule:secrets.NAME`), or every decision is denied. `None`: it may.
+    pub fn secret_refusal(&self, name: &str) -> Option<Decision> {
+        if let Some(d) = self.denied_all() {
+            return Some(d);
+        }
+        let s = self.secrets.get(name)?;
+        self.revocations.secret(name, &s.id)
+    }
+
     /// The rule ids that grant something (`commands.allow`, `network.allow`,
     /// `filesystem.read`, `filesystem.write`), in order: the candidates for "grants never
     /// used" in a review.
@@ -326,6 +373,8 @@ impl Policy {
         }
         ids.extend(self.network.allow.iter().map(|r| r.id.to_string()));
         ids.extend(fs.read.iter().chain(&fs.write).map(|r| r.id.to_string()));
+        ids.extend(self.http.grant_ids());
+        ids.extend(self.secrets.list.iter().map(|s| s.id.to_string()));
         ids
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct RawPolicy {
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
     pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub secrets: BTreeMap<S<String>, S<crate::secrets::RawSecret>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -73,6 +75,10 @@ pub(crate) struct RawNetwork {
     #[serde(default)]
     pub hosts: BTreeMap<S<String>, S<String>>,
     pub upstream_proxy: Option<S<String>>,
+    #[serde(default)]
+    pub upstream_ca: Vec<S<String>>,
+    #[serde(default)]
+    pub http: Vec<S<crate::http_rules::RawHttp>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -112,11 +118,13 @@ pub(crate) struct RawLimits {
 /// Every key a section accepts, for "did you mean" hints.
 fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
-        "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits", "audit"],
+        "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits", "audit", "secrets"],
         "sandbox" => &["enforcement", "ask_timeout"],
         "filesystem" => &["read", "write", "deny", "protect"],
         "commands" => &["allow", "deny", "ask"],
-        "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy"],
+        "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy", "upstream_ca", "http"],
+        "network.http" => crate::http_rules::KEYS,
+        s if s.starts_with("secrets.") => crate::secrets::KEYS,
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         "audit" => &["export"],
@@ -169,14 +177,22 @@ fn section_of(text: &str, offset: usize) -> String {
             break; // the line of the error itself (a `[header]` names its parent's key)
         }
         let t = line.trim();
-        if t.starts_with('[') && !t.starts_with("[[") {
+        if let Some(inner) = t.strip_prefix("[[") {
+            // An array of tables (`[[network.http]]`) has keys of its own.
+            if let Some(end) = inner.find("]]") {
+                section = inner[..end].trim().to_string();
+            }
+        } else if t.starts_with('[') {
             if let Some(end) = t.find(']') {
                 section = t[1..end].trim().to_string();
             }
         }
         pos += line.len();
     }
-    // `network.hosts` and the like report their parent's keys.
+    // `network.hosts` and the like report their parent's keys (`[secrets.NAME]`: a secret's).
+    if section == "network.http" || section.starts_with("secrets.") {
+        return section;
+    }
     section.split('.').next().unwrap_or("").trim().to_string()
 }
 

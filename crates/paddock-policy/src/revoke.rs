@@ -32,6 +32,8 @@ pub enum Revocation {
     Network(String),
     /// `rule:RULE_ID`.
     Rule(String),
+    /// `secret:NAME`: the secret is never injected again (`rule:secrets.NAME` is the same).
+    Secret(String),
 }
 
 /// Whether a rule id names a restriction (`deny`, `protect`): revoking one would widen
@@ -39,6 +41,7 @@ pub enum Revocation {
 fn is_restriction(id: &str) -> bool {
     let kind = id.split('[').next().unwrap_or(id);
     matches!(kind, "filesystem.deny" | "filesystem.protect" | "commands.deny" | "network.deny")
+        || (id.starts_with("network.http[") && id.contains("].deny["))
         || id == DENY_ALL_RULE
         || id == HIDDEN_RULE
 }
@@ -53,6 +56,7 @@ pub(crate) struct Revocations {
     paths: HashMap<PathBuf, usize>,
     network: NetworkRules,
     network_index: Vec<usize>,
+    secrets: HashMap<String, usize>,
 }
 
 impl Revocations {
@@ -75,6 +79,7 @@ impl Revocations {
                 Revocation::Path(p) => ("path", p),
                 Revocation::Network(p) => ("network", p),
                 Revocation::Rule(p) => ("rule", p),
+                Revocation::Secret(p) => ("secret", p),
             };
             r.labels.push(match reason {
                 Some(why) if !why.is_empty() => format!("`{label}:{value}` ({why})"),
@@ -88,6 +93,9 @@ impl Revocations {
                 ),
                 Revocation::Rule(id) => {
                     r.rules.entry(id.clone()).or_insert(i);
+                }
+                Revocation::Secret(name) => {
+                    r.secrets.entry(name.clone()).or_insert(i);
                 }
                 Revocation::Command(p) => {
                     commands.push(RawCommand { raw: p.clone(), origin });
@@ -140,6 +148,24 @@ impl Revocations {
         } else {
             None
         }
+    }
+
+    /// An allowed request by a `[[network.http]]` rule: denied when its pattern
+    /// (`network.http[N].allow[M]`) or its table (`network.http[N]`) is revoked.
+    pub(crate) fn http(&self, d: Decision) -> Decision {
+        let table = d.rule.split_once("].").map(|(t, _)| format!("{t}]"));
+        let hit = self.rules.get(&*d.rule).or_else(|| table.and_then(|t| self.rules.get(&t))).copied();
+        match hit {
+            Some(i) => self.revoke(d, i),
+            None => d,
+        }
+    }
+
+    /// The denial of injecting the secret `name` (rule id `id`), when `secret:NAME` or
+    /// `rule:secrets.NAME` revoked it.
+    pub(crate) fn secret(&self, name: &str, id: &Arc<str>) -> Option<Decision> {
+        let i = self.secrets.get(name).or_else(|| self.rules.get(&**id)).copied()?;
+        Some(Decision::deny(id, format!("revoked by {}: the secret `{name}` is no longer injected", self.labels[i])))
     }
 
     pub(crate) fn command(&self, d: Decision, program: Option<&Path>, args: &[String]) -> Decision {

@@ -20,11 +20,34 @@ struct Effective {
     limits: BTreeMap<&'static str, toml::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     audit: Option<Audit>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    secrets: BTreeMap<String, Secret>,
 }
 
 #[derive(Serialize)]
 struct Audit {
     export: String,
+}
+
+/// A secret as `policy show` writes it: `from` as given, never a value.
+#[derive(Serialize)]
+struct Secret {
+    from: String,
+    hosts: Vec<String>,
+    env: String,
+    header: String,
+    format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Http {
+    host: String,
+    allow: Vec<String>,
+    deny: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -59,7 +82,11 @@ struct Network {
     ask: Vec<String>,
     allow_private: Vec<String>,
     upstream_proxy: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    upstream_ca: Vec<String>,
     hosts: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    http: Vec<Http>,
 }
 
 #[derive(Serialize)]
@@ -113,11 +140,23 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
             ask: p.ask.network_raw.clone(),
             allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
             upstream_proxy: p.network.upstream_proxy.shown(),
+            upstream_ca: p.upstream_ca.iter().map(|c| c.display().to_string()).collect(),
             hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            http: p
+                .http
+                .list
+                .iter()
+                .map(|r| Http {
+                    host: r.host.raw.clone(),
+                    allow: r.allow.iter().map(|a| a.raw.clone()).collect(),
+                    deny: r.deny.iter().map(|a| a.raw.clone()).collect(),
+                })
+                .collect(),
         },
         env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },
         limits,
         audit: p.audit.export.clone().map(|export| Audit { export }),
+        secrets: p.secrets.list.iter().map(|s| (s.name.clone(), secret_shown(s))).collect(),
     };
     let files: Vec<String> = p.files.iter().map(|f| f.display().to_string()).collect();
     let header = format!(
@@ -136,6 +175,22 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
     };
     let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
     (header, body)
+}
+
+fn secret_shown(s: &crate::secrets::SecretRule) -> Secret {
+    Secret {
+        from: s.from.clone(),
+        hosts: s.hosts.iter().map(|h| h.raw.clone()).collect(),
+        env: s.env.clone(),
+        header: s.header.clone(),
+        format: s.format_shown(),
+        user: match &s.format {
+            crate::secrets::SecretFormat::Basic { user } => Some(user.clone()),
+            crate::secrets::SecretFormat::Template(_) => None,
+        },
+        ttl: matches!(s.source, crate::secrets::SecretSource::Command(_))
+            .then(|| humantime::format_duration(s.ttl).to_string()),
+    }
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

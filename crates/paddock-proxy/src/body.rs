@@ -18,6 +18,8 @@ pub(crate) enum ProxyBody {
     /// A relayed body; its data bytes are added to `counter`, and `guard`
     /// keeps the connection's event open until the body is done or dropped.
     Relayed { inner: Incoming, counter: Arc<AtomicU64>, _guard: Arc<EventGuard> },
+    /// A relayed body counted into several counters ([`crate::intercept`]).
+    Metered(crate::intercept::Metered),
 }
 
 impl ProxyBody {
@@ -46,6 +48,7 @@ impl Body for ProxyBody {
                 }
                 polled
             }
+            ProxyBody::Metered(m) => Pin::new(m).poll_frame(cx),
         }
     }
 
@@ -53,6 +56,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Relayed { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Metered(m) => m.is_end_stream(),
         }
     }
 
@@ -61,6 +65,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Relayed { inner, .. } => inner.size_hint(),
+            ProxyBody::Metered(m) => m.size_hint(),
         }
     }
 }

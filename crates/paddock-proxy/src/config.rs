@@ -30,6 +30,9 @@ pub struct ProxyConfig {
     /// Upstream HTTP proxies that allowed connections go through ([`crate::Upstream`]);
     /// none by default.
     pub upstream: crate::Upstream,
+    /// TLS interception ([`crate::Intercept`]); `None` (the default): no interception, no
+    /// peeking, tunnels are opaque byte relays.
+    pub intercept: Option<crate::Intercept>,
 }
 
 impl Default for ProxyConfig {
@@ -43,6 +46,7 @@ impl Default for ProxyConfig {
             buffer_size: 256 * 1024,
             zero_copy: true,
             upstream: crate::Upstream::none(),
+            intercept: None,
         }
     }
 }

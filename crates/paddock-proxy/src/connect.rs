@@ -28,6 +28,8 @@ use tokio::time::MissedTickBehavior;
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
+use crate::intercept::serve::Intercepted;
+use crate::intercept::Engine;
 use crate::respond::{bad_request, refuse};
 use crate::shared::{Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
@@ -57,6 +59,16 @@ pub(crate) async fn handle(
         d.rule = decision.rule.clone();
         d.reason = decision.reason.clone();
     });
+    // Interception: terminate TLS for the hosts the interceptor names; the others stay
+    // opaque but their target (now) and SNI (once read) are checked first.
+    let engine = shared.intercept.clone();
+    let host = target.host.as_policy_str();
+    let intercepted = engine.as_ref().is_some_and(|e| e.interceptor().intercepts(&host, target.port));
+    if let (Some(e), false) = (&engine, intercepted) {
+        if let Some(deny) = e.interceptor().tunnel(&host, target.port, None) {
+            return refuse(&guard, crate::intercept::refuse::tunnel_refusal("CONNECT", &target, deny));
+        }
+    }
     let Ok(permit) = shared.tunnels.clone().try_acquire_owned() else {
         return refuse(&guard, too_many_tunnels(shared, &target));
     };
@@ -72,10 +84,27 @@ pub(crate) async fn handle(
     });
     let on_upgrade = hyper::upgrade::on(&mut req);
     let opts = RelayOpts::from(&shared.cfg);
+    let how = match engine {
+        Some(engine) if intercepted => {
+            guard.update(|d| d.reason = format!("{} (TLS intercepted)", d.reason));
+            How::Intercept(Intercepted { shared: Arc::clone(shared), engine, target, decision })
+        }
+        Some(engine) => How::Inspect(engine, target, shared.cfg.header_timeout),
+        None => How::Relay,
+    };
     let tunnel = async move {
         let _permit = permit;
         let result = match on_upgrade.await {
-            Ok(client) => relay_upgraded(client, admitted.stream, &guard, opts).await,
+            Ok(client) => match how {
+                How::Relay => relay_upgraded(client, admitted.stream, &guard, opts).await,
+                How::Inspect(engine, target, header_timeout) => {
+                    let check = Check { engine: &engine, target: &target, header_timeout };
+                    relay_inspected(client, admitted.stream, &guard, opts, check).await
+                }
+                How::Intercept(ctx) => {
+                    crate::intercept::serve::run(TokioIo::new(client), admitted.stream, &guard, ctx).await
+                }
+            },
             Err(e) => Err(io::Error::other(format!("client connection was not handed over: {e}"))),
         };
         if let Err(e) = result {
@@ -85,6 +114,80 @@ pub(crate) async fn handle(
     };
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::pin(tunnel));
     Response::new(ProxyBody::empty())
+}
+
+/// What an admitted tunnel becomes.
+enum How {
+    /// An opaque byte relay (no interception configured).
+    Relay,
+    /// An opaque relay after its ClientHello's SNI was checked.
+    Inspect(Arc<Engine>, Target, Duration),
+    /// TLS terminated by the proxy.
+    Intercept(Intercepted),
+}
+
+/// The SNI check of an opaque tunnel under interception.
+pub(crate) struct Check<'a> {
+    pub engine: &'a Engine,
+    pub target: &'a Target,
+    pub header_timeout: Duration,
+}
+
+/// [`relay_checked`] for the socket hyper hands over.
+async fn relay_inspected(
+    client: Upgraded,
+    upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+    check: Check<'_>,
+) -> io::Result<()> {
+    let Ok(parts) = client.downcast::<TokioIo<TcpStream>>() else {
+        return Err(io::Error::other("the client socket could not be inspected; tunnel closed"));
+    };
+    relay_checked(parts.io.into_inner(), parts.read_buf.to_vec(), upstream, guard, opts, check).await
+}
+
+/// Reads the client's first bytes (after `preread`, what was read already) and has the
+/// interceptor check their SNI before any of them reaches the upstream; a refusal closes
+/// the tunnel and is the event's verdict.
+pub(crate) async fn relay_checked(
+    mut client: TcpStream,
+    preread: Vec<u8>,
+    mut upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+    check: Check<'_>,
+) -> io::Result<()> {
+    let timeouts = (check.header_timeout, opts.idle);
+    let first = crate::intercept::peek::check(
+        &mut client,
+        &mut upstream,
+        preread,
+        check.engine,
+        check.target,
+        timeouts,
+        &guard.down,
+    )
+    .await;
+    match first {
+        Ok(first) => {
+            if !first.is_empty() {
+                upstream.write_all(&first).await?;
+                guard.up.fetch_add(first.len() as u64, Ordering::Relaxed);
+            }
+            relay_tcp(client, upstream, guard, opts).await
+        }
+        Err(deny) => {
+            tracing::debug!(rule = %deny.rule, reason = %deny.reason, "tunnel closed before relaying");
+            guard.update(|d| {
+                d.verdict = Verdict::Denied;
+                d.status = 403;
+                d.rule = deny.rule;
+                d.reason = deny.reason;
+            });
+            Ok(())
+        }
+    }
 }
 
 /// The refusal past `max_tunnels`.

@@ -88,7 +88,10 @@ pub struct ConnectionEvent {
     /// The rule that decided: the policy's rule id (`network.allow[0]`,
     /// `network.deny[1]`, ...) or one of the proxy's own:
     /// `network.allow_private` (address class), `proxy.request` (malformed),
-    /// `proxy.max_tunnels`, `proxy.max_connections`.
+    /// `proxy.max_tunnels`, `proxy.max_connections`, `proxy.client_hello` (an opaque
+    /// tunnel under interception whose ClientHello could not be read); or the
+    /// [`Interceptor`](crate::Interceptor)'s rule when it refused a tunnel or a plain-HTTP
+    /// request.
     pub rule: String,
     /// Why, in words.
     pub reason: String,

@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
+use crate::intercept::plain::Way;
+use crate::intercept::HttpRecord;
 use crate::respond::{bad_request, refuse};
 use crate::shared::Shared;
 use crate::target::{forward_target, Target};
@@ -65,7 +67,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Handles one non-CONNECT request.
-pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: Instant) -> Response<ProxyBody> {
+pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, start: Instant) -> Response<ProxyBody> {
     let guard = Arc::new(shared.guard(start, Kind::Http));
     let target = match forward_target(&req) {
         Ok(t) => t,
@@ -87,9 +89,22 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         d.rule = decision.rule.clone();
         d.reason = decision.reason.clone();
     });
+    // Under interception the request is shown to the interceptor before anything is dialled.
+    let record = match &shared.intercept {
+        Some(engine) => match crate::intercept::plain::inspect(engine, &mut req, &target, &guard) {
+            Ok(record) => Some(record),
+            Err(refused) => return *refused,
+        },
+        None => None,
+    };
     let admitted = match shared.gate.dial(&method, &target, &decision, Mode::Http).await {
         Ok(a) => a,
-        Err(r) => return refuse(&guard, r),
+        Err(r) => {
+            if let Some(rec) = &record {
+                rec.error(r.reason.clone());
+            }
+            return refuse(&guard, r);
+        }
     };
     guard.update(|d| {
         d.verdict = Verdict::Allowed;
@@ -108,19 +123,30 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, start: 
         via: via.clone(),
     };
 
-    let upstream_req = match upstream_request(req, &target, via.as_deref(), &guard) {
+    let upstream_req = match upstream_request(req, &target, via.as_deref(), &guard, record.as_ref()) {
         Ok(r) => r,
         Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
     };
 
     let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref()).await {
         Ok(r) => r,
-        Err((status, why)) => return refuse(&guard, upstream_failure(status, why)),
+        Err((status, why)) => {
+            if let Some(rec) = &record {
+                rec.error(why.clone());
+            }
+            return refuse(&guard, upstream_failure(status, why));
+        }
     };
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
     guard.update(|d| d.status = rparts.status.as_u16());
-    let body = ProxyBody::Relayed { inner: rbody, counter: guard.down.clone(), _guard: guard };
+    let body = match record {
+        Some(rec) => {
+            rec.status(rparts.status.as_u16());
+            crate::intercept::plain::metered(rbody, &guard, Way::Down, &rec)
+        }
+        None => ProxyBody::Relayed { inner: rbody, counter: guard.down.clone(), _guard: guard },
+    };
     Response::from_parts(rparts, body)
 }
 
@@ -133,6 +159,7 @@ fn upstream_request(
     target: &Target,
     via: Option<&UpstreamProxy>,
     guard: &Arc<EventGuard>,
+    record: Option<&Arc<HttpRecord>>,
 ) -> Result<Request<ProxyBody>, InvalidUri> {
     let (mut parts, body) = req.into_parts();
     parts.uri = origin_form(&parts.uri);
@@ -152,7 +179,10 @@ fn upstream_request(
             parts.headers.insert(HOST, v);
         }
     }
-    let body = ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: Arc::clone(guard) };
+    let body = match record {
+        Some(rec) => crate::intercept::plain::metered(body, guard, Way::Up, rec),
+        None => ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: Arc::clone(guard) },
+    };
     Ok(Request::from_parts(parts, body))
 }
 

@@ -27,6 +27,45 @@
 //! upstream (`CONNECT host:port`, or an absolute-URI request for plain HTTP), so its
 //! address checks are the upstream's; pinned names, loopback and `NO_PROXY` go direct.
 //!
+//! # TLS interception
+//!
+//! With [`ProxyConfig::intercept`] set (an [`Intercept`]: a [`SessionCa`], an
+//! [`Interceptor`] and extra upstream CA files), the supervisor sees requests in plain
+//! text where it needs to; with `None` (the default) nothing of this happens.
+//!
+//! - **What is terminated, and when**: a `CONNECT` (or SOCKS5) tunnel whose target the
+//!   [`HostPolicy`] allowed and for which [`Interceptor::intercepts`] says yes. The
+//!   upstream is dialled through the same gate as any tunnel (pins, SSRF guard, upstream
+//!   proxy), the client gets `200`, then the proxy answers the client's TLS handshake with
+//!   a leaf certificate for the CONNECT host (an IP SAN for an IP literal) signed by the
+//!   in-memory session CA, offering ALPN `h2` and `http/1.1`, and serves its requests
+//!   (keep-alive, HTTP/2 streams) with hyper. A request whose `Host`/`:authority` is not
+//!   the CONNECT target gets 421. Protocol upgrades (WebSocket) are not relayed on an
+//!   intercepted host: `Upgrade` is a hop-by-hop header and is removed.
+//! - **What the interceptor sees**: every such request, and every plain-HTTP forward
+//!   request, before anything is sent upstream ([`Interceptor::request`]): method, host,
+//!   port, path, and the headers without hop-by-hop ones, which it may rewrite. A
+//!   [`Deny`] is a 403 with `paddock-rule: RULE` and `paddock: REASON`; nothing goes
+//!   upstream. Each request is reported once, after its response ended or failed
+//!   ([`Interceptor::record`], an [`HttpEvent`]: path without query values, status,
+//!   body bytes each way, secret name, refusal, error). Bodies stream through; they are
+//!   never held whole.
+//! - **What is verified upstream**: a TLS connection to the vetted address with SNI = the
+//!   CONNECT host, whose certificate must chain to the system's roots
+//!   (`rustls-native-certs`) or an [`Intercept::upstream_ca`] file and name that host.
+//!   A failure is a 502 naming the host; an untrusted certificate says
+//!   `certificate not trusted; add its CA to [network] upstream_ca`. Requests of one
+//!   client connection share its upstream connection (HTTP/2), or use one of its own
+//!   HTTP/1.1 connections at a time.
+//! - **Tunnels that stay opaque** are still checked by name: [`Interceptor::tunnel`] gets
+//!   the CONNECT target (a refusal is a 403, nothing dialled) and then the SNI of the
+//!   client's ClientHello, read (at most 16 KiB, `header_timeout` once it started)
+//!   before any client byte reaches the upstream; a refusal closes the tunnel. Bytes the
+//!   server sends first flow meanwhile.
+//! - **Crypto**: rustls with the `ring` provider on both sides; the CA key and the leaf
+//!   key are generated in memory per session and never written. [`ca_bundle_pem`] gives
+//!   the system roots plus the session CA, for the child to trust.
+//!
 //! The proxy never parses policy: the policy engine implements [`HostPolicy`].
 //! The listener is handed in, so it can be a socket inside a child's network
 //! namespace.
@@ -93,6 +132,7 @@ mod forward;
 pub mod fuzzing;
 mod gate;
 mod host;
+mod intercept;
 mod preview;
 mod respond;
 mod server;
@@ -112,6 +152,12 @@ pub use config::ProxyConfig;
 pub use event::{ConnectionEvent, EventSink, Kind, Verdict};
 pub use gate::{deny_hint, vet, AddressRefusal};
 pub use host::{normalise_host, Host, HostError};
+/// The `http` crate's types ([`RequestParts`] carries its `Method` and `HeaderMap`).
+pub use hyper::http;
+pub use intercept::{
+    ca_bundle_pem, redact_path, Deny, HttpEvent, Intercept, InterceptError, Interceptor, RequestParts, RequestVerdict,
+    SessionCa,
+};
 pub use preview::{preview, preview_with, Preview};
 pub use server::serve;
 pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};

@@ -47,10 +47,15 @@ pub async fn serve(
     cfg: ProxyConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let intercept = match &cfg.intercept {
+        Some(i) => Some(Arc::new(crate::intercept::Engine::new(i.clone()).map_err(io::Error::other)?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         gate: Gate { policy, connect_timeout: cfg.connect_timeout, upstream: cfg.upstream.clone() },
         sink: on_event,
         tunnels: Arc::new(Semaphore::new(cfg.max_tunnels)),
+        intercept,
         cfg,
     });
     let connections = Arc::new(Semaphore::new(shared.cfg.max_connections));

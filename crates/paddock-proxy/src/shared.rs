@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     pub sink: EventSink,
     pub cfg: ProxyConfig,
     pub tunnels: Arc<Semaphore>,
+    /// Interception, when configured.
+    pub intercept: Option<Arc<crate::intercept::Engine>>,
 }
 
 impl Shared {

@@ -17,9 +17,12 @@ use hyper::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::connect::Check;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{Mode, Refusal};
 use crate::host::{normalise_host, Host};
+use crate::intercept::refuse::tunnel_refusal;
+use crate::intercept::serve::Intercepted;
 use crate::respond::{close_gently, record_refusal};
 use crate::shared::Shared;
 use crate::target::Target;
@@ -154,6 +157,16 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         d.rule = decision.rule.clone();
         d.reason = decision.reason.clone();
     });
+    // Interception applies to SOCKS5 tunnels as to CONNECT ones (else SOCKS would be a
+    // way around the request rules).
+    let engine = shared.intercept.clone();
+    let host = target.host.as_policy_str();
+    let intercepted = engine.as_ref().is_some_and(|e| e.interceptor().intercepts(&host, target.port));
+    if let (Some(e), false) = (&engine, intercepted) {
+        if let Some(deny) = e.interceptor().tunnel(&host, target.port, None) {
+            return refuse(s, &guard, tunnel_refusal("SOCKS5 CONNECT", &target, deny)).await;
+        }
+    }
     let Ok(_permit) = shared.tunnels.clone().try_acquire_owned() else {
         return refuse(s, &guard, crate::connect::too_many_tunnels(&shared, &target)).await;
     };
@@ -171,9 +184,20 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         guard.update(|d| d.error = Some(format!("client went away: {e}")));
         return;
     }
-    if let Err(e) =
-        crate::connect::relay_tcp(s, admitted.stream, &guard, crate::connect::RelayOpts::from(&shared.cfg)).await
-    {
+    let opts = crate::connect::RelayOpts::from(&shared.cfg);
+    let relayed = match engine {
+        None => crate::connect::relay_tcp(s, admitted.stream, &guard, opts).await,
+        Some(engine) if intercepted => {
+            guard.update(|d| d.reason = format!("{} (TLS intercepted)", d.reason));
+            let ctx = Intercepted { shared: Arc::clone(&shared), engine, target, decision };
+            crate::intercept::serve::run(s, admitted.stream, &guard, ctx).await
+        }
+        Some(engine) => {
+            let check = Check { engine: &engine, target: &target, header_timeout: shared.cfg.header_timeout };
+            crate::connect::relay_checked(s, Vec::new(), admitted.stream, &guard, opts, check).await
+        }
+    };
+    if let Err(e) = relayed {
         tracing::debug!(error = %e, "SOCKS5 tunnel ended with an error");
         guard.update(|d| d.error = Some(e.to_string()));
     }

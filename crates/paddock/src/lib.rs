@@ -64,6 +64,7 @@ mod http;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod net;
+pub mod secrets;
 mod session;
 pub mod spec;
 
@@ -102,6 +103,9 @@ pub enum SessionError {
     /// paddock's own failure.
     #[error("{0}")]
     Internal(String),
+    /// TLS interception could not be set up (the session CA, the bundle, `upstream_ca`).
+    #[error("interception: {0}")]
+    Intercept(#[from] paddock_proxy::InterceptError),
 }
 
 impl SessionError {

@@ -234,7 +234,7 @@ impl HostPolicy for PolicyGate {
 /// [`ProxyTask::stop`] returns, so the work cannot be deferred to `spawn_blocking`.
 /// Elsewhere (a current-thread runtime, where `block_in_place` is not allowed, or no
 /// runtime) it runs in place.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
         _ => work(),
@@ -257,7 +257,7 @@ pub(crate) fn take_refusals(call_id: &str) -> Vec<ConnectionEvent> {
     m.as_mut().and_then(|m| m.remove(call_id)).unwrap_or_default()
 }
 
-fn keep_refusal(call_id: &str, e: &ConnectionEvent) {
+pub(crate) fn keep_refusal(call_id: &str, e: &ConnectionEvent) {
     let mut m = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = m.as_mut().and_then(|m| m.get_mut(call_id)) {
         v.push(e.clone());
@@ -283,9 +283,20 @@ impl ProxyTask {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sink_inner = Arc::clone(&inner);
         let session = inner.id.clone();
+        let intercept_call = call_id.clone();
         let on_event = Arc::new(move |e: ConnectionEvent| record(&sink_inner, &session, &call_id, e));
+        let policy = inner.policy();
+        let intercept = inner.intercept.as_ref().map(|i| paddock_proxy::Intercept {
+            ca: Arc::clone(&i.ca),
+            interceptor: Arc::new(crate::secrets::CallInterceptor {
+                inner: Arc::clone(&inner),
+                call_id: intercept_call,
+            }),
+            upstream_ca: policy.upstream_ca.clone(),
+        });
         let cfg = ProxyConfig {
-            upstream: upstream_from_process(&inner.policy().network.upstream_proxy),
+            upstream: upstream_from_process(&policy.network.upstream_proxy),
+            intercept,
             ..ProxyConfig::default()
         };
         let done = rt.spawn(async move {
@@ -351,6 +362,7 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     if e.verdict == Verdict::Denied {
         keep_refusal(call_id, &e);
     }
+    crate::secrets::record_tunnel_exfiltration(inner, call_id, &e);
     tracing::debug!(host = %e.host, port = e.port, verdict = e.verdict.as_str(), rule = %e.rule, up = e.bytes_up, down = e.bytes_down, "connection");
     if let Some(cb) = &inner.on_connection {
         cb(&e);

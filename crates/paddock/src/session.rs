@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     in_flight: AtomicUsize,
     /// Where questions to a person go ([`Session::enable_approvals`]); none: an ask is a denial.
     approvals: OnceLock<Arc<crate::approvals::Broker>>,
+    /// TLS interception and brokered secrets, when the policy has secrets or request rules.
+    pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -191,6 +193,7 @@ pub fn revocation_of(s: &paddock_audit::Selector) -> Revocation {
         Selector::Network { host, port: Some(p) } if host.contains(':') => Revocation::Network(format!("[{host}]:{p}")),
         Selector::Network { host, port: Some(p) } => Revocation::Network(format!("{host}:{p}")),
         Selector::Rule(r) => Revocation::Rule(r.clone()),
+        Selector::Secret(n) => Revocation::Secret(n.clone()),
     }
 }
 
@@ -271,6 +274,19 @@ impl RevocationState {
 }
 
 impl Inner {
+    /// The session's secrets, if it has any.
+    pub(crate) fn broker(&self) -> Option<&crate::secrets::Broker> {
+        self.intercept.as_ref().and_then(|i| i.broker.as_ref())
+    }
+
+    /// Every spec of the session gets the CA bundle (a read path) and the secrets'
+    /// placeholders and the bundle's variables (its environment).
+    fn adorn(&self, spec: &mut SandboxSpec) {
+        if let Some(i) = &self.intercept {
+            i.adorn(&self.base, spec);
+        }
+    }
+
     /// The current policy, revocations included; re-reads the revocation list when it
     /// changed on disk. A list that cannot be read, parsed or compiled fails closed: every
     /// decision is denied (rule `revocations`) until it is fixed, however many calls come
@@ -308,7 +324,7 @@ impl Inner {
         *slot = ZygoteSlot::Empty;
         let view = spec::fs_view(policy);
         let ws = policy.vars.workspace.clone();
-        let template = spec::build_with(
+        let mut template = spec::build_with(
             policy,
             &view,
             PathBuf::from("/bin/true"),
@@ -316,6 +332,7 @@ impl Inner {
             &ws,
             StdioMode::Capture { stdin: None },
         );
+        self.adorn(&mut template);
         // Before the start: a change while the zygote walks its view is a change.
         let stamp = paddock_sandbox::view_stamp(&template);
         if let Some(why) = stamp.stale_reason() {
@@ -461,6 +478,7 @@ impl Inner {
             }
             _ => return Ok((self.append(&call.start(), true)?, None)),
         };
+        self.adorn(&mut spec);
         let (mut running, _port) = match self.start_child(&mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -559,8 +577,12 @@ impl Session {
             }
             state
         });
+        let id = new_id(&cfg.mode);
+        // The caller's environment is read for `env:` secrets now, once.
+        let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok())?;
         let inner = Arc::new(Inner {
-            id: new_id(&cfg.mode),
+            id,
+            intercept,
             current: Mutex::new(current),
             revocations: Mutex::new(revocations),
             log,
@@ -657,13 +679,19 @@ impl Session {
             ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
-            ToolCall::HttpRequest { url, .. } => match url_host_port(url) {
+            ToolCall::HttpRequest { url, method, .. } => match url_host_port(url) {
                 Ok((host, port)) if policy.decide_connect(&host, port).verdict == paddock_policy::Verdict::Ask => {
                     policy.decide_connect(&host, port)
                 }
                 Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
-                    // The proxy's own verdict: the name, then the address it resolves to.
-                    Ok(host) => crate::net::decide_connection(&policy, &paddock_proxy::Target { host, port }).decision,
+                    // The proxy's own verdict: the name, then the address it resolves to,
+                    // then the host's request rules.
+                    Ok(h) => match crate::net::decide_connection(&policy, &paddock_proxy::Target { host: h, port }) {
+                        c if c.decision.is_allow() => {
+                            policy.decide_http(method.as_deref().unwrap_or("GET"), &host, port, &url_path(url))
+                        }
+                        c => c.decision,
+                    },
                     Err(e) => deny(format!("`{url}`: {e}")),
                 },
                 Err(m) => deny(m),
@@ -693,6 +721,13 @@ impl Session {
             };
             // The zygote (and its filesystem view) only once a call is allowed to run.
             let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
+            let call = match (call, inner.broker()) {
+                (ToolCall::HttpRequest { url, method, headers: Some(h), body }, Some(b)) => {
+                    let headers = Some(h.into_iter().map(|(k, v)| (k, b.expand(&policy, &v))).collect());
+                    ToolCall::HttpRequest { url, method, headers, body }
+                }
+                (call, _) => call,
+            };
             let (decision, target, cwd, spec) =
                 plan(&policy, call, answered, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
                     Some(z) => Arc::clone(&z.view),
@@ -745,6 +780,9 @@ impl Session {
                 .with_totals(self.inner.calls.load(Ordering::Relaxed), self.inner.started.elapsed().as_millis() as u64);
             self.inner.append(&Event::SessionEnd(end), true)?;
         }
+        if let Some(i) = &self.inner.intercept {
+            i.bundle.remove();
+        }
         self.inner.log.sync()?;
         Ok(())
     }
@@ -792,6 +830,19 @@ fn url_host_port(url: &str) -> Result<(String, u16), String> {
     }
     let (host, port) = paddock_policy::split_host_port(authority)?;
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port.unwrap_or(default)))
+}
+
+/// The origin-form target of an absolute URL (`/` when it names none), for the request
+/// rules of `[[network.http]]`.
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let target = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    let target = target.split('#').next().unwrap_or("");
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("/{target}")
+    }
 }
 
 type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
@@ -853,8 +904,9 @@ fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut 
             (d, Target::write_file(&p), ws.clone(), spec)
         }
         ToolCall::HttpRequest { url, method, headers, body } => {
+            let method = method.unwrap_or_else(|| "GET".into());
             let mut d = match url_host_port(&url) {
-                Ok((host, port)) => policy.decide_connect(&host, port),
+                Ok((host, port)) => policy.decide_http(&method, &host, port, &url_path(&url)),
                 Err(m) => deny(m),
             };
             if d.verdict == paddock_policy::Verdict::Ask {
@@ -865,7 +917,6 @@ fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut 
                     rule: d.rule,
                 };
             }
-            let method = method.unwrap_or_else(|| "GET".into());
             let mut argv: Vec<String> =
                 ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();
             for (k, v) in headers.iter().flatten() {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
-use crate::payload::{CallEnd, Decision, NetConnect, Target, Tool};
+use crate::payload::{CallEnd, Decision, HttpRequest, NetConnect, Target, Tool};
 use crate::record::{Event, Record};
 use crate::revocations::Revocation;
 use crate::time::{format_ts, parse_ts};
@@ -29,6 +29,7 @@ pub(super) struct Builder {
     denied: BTreeMap<(Tool, String), DeniedAttempt>,
     hosts: BTreeMap<String, HostTraffic>,
     revocations: Vec<Revocation>,
+    http: super::http::HttpBuilder,
     pub(super) unreadable: Vec<u64>,
     pub(super) torn_tail: bool,
     questions: super::questions::Questions,
@@ -68,6 +69,12 @@ impl Builder {
             }
             Event::CallEnd(e) => self.add_call_end(r.seq, &r.ts, e),
             Event::NetConnect(n) => self.add_connection(r.seq, &r.ts, n),
+            Event::HttpRequest(h) => self.add_request(r.seq, &r.ts, h),
+            Event::Exfiltration(e) => {
+                self.http.exfiltration(r.seq, &r.ts, &e);
+                let summary = format!("secret {} to {}:{}", e.secret, e.host, e.port);
+                self.add_denied(Tool::HttpRequest, summary, &r.ts, r.seq, Some(e.rule), Some(e.reason));
+            }
             Event::Revoke(_) | Event::Unrevoke(_) | Event::SessionStart(_) | Event::SessionEnd(_) => {}
             Event::ApprovalAsk(a) => self.questions.ask(&r.ts, &a),
             Event::ApprovalAnswer(a) => self.questions.answer(&r.ts, &a),
@@ -129,6 +136,31 @@ impl Builder {
                         target: None,
                         summary: format!("connect {connection}"),
                         connection: Some(connection),
+                        exit_code: None,
+                    };
+                    self.grant_use(rule, u);
+                }
+            }
+        }
+    }
+
+    /// An `http.request`: the per-secret and per-host sections, and a use of the request
+    /// rule and of the secret (grants), or a denied attempt.
+    fn add_request(&mut self, seq: u64, ts: &str, h: HttpRequest) {
+        self.http.request(seq, ts, &h);
+        let summary = format!("{} {}{}", h.method, authority(&h.host, h.port), h.path);
+        match h.verdict {
+            Decision::Deny => self.add_denied(Tool::HttpRequest, summary, ts, seq, h.rule, h.reason),
+            Decision::Allow => {
+                let rules = h.rule.iter().filter(|r| r.starts_with("network.http[")).cloned();
+                for rule in rules.chain(h.secret.iter().map(|s| format!("secrets.{s}"))) {
+                    let u = GrantUse {
+                        seq,
+                        ts: ts.to_string(),
+                        call_id: h.call_id.clone(),
+                        target: None,
+                        connection: Some(authority(&h.host, h.port)),
+                        summary: summary.clone(),
                         exit_code: None,
                     };
                     self.grant_use(rule, u);
@@ -257,6 +289,7 @@ impl Builder {
         denied.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (a.tool, &a.summary).cmp(&(b.tool, &b.summary))));
         let mut hosts: Vec<HostTraffic> = self.hosts.into_values().collect();
         hosts.sort_by(|a, b| (b.allowed + b.denied).cmp(&(a.allowed + a.denied)).then_with(|| a.host.cmp(&b.host)));
+        let (secrets, http_hosts, exfiltration) = self.http.finish();
         let mut review = Review {
             path: path.to_path_buf(),
             since: cutoff.map(format_ts),
@@ -273,6 +306,9 @@ impl Builder {
             unused_grants,
             denied,
             hosts,
+            secrets,
+            http_hosts,
+            exfiltration,
             revocations: self.revocations,
             questions: self.questions.list,
             unreadable_lines: self.unreadable,

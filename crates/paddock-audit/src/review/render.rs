@@ -128,6 +128,8 @@ impl fmt::Display for Review {
             )?;
         }
 
+        super::http::render(f, &self.secrets, &self.http_hosts, &self.exfiltration)?;
+
         writeln!(f, "\nRevocations in force ({}):", self.revocations.len())?;
         if self.revocations.is_empty() {
             writeln!(f, "  none")?;

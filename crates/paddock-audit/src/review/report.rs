@@ -50,6 +50,12 @@ pub struct Review {
     pub denied: Vec<DeniedAttempt>,
     /// Connections grouped by host, busiest first.
     pub hosts: Vec<HostTraffic>,
+    /// Secrets injected by the proxy: which calls used which key for what.
+    pub secrets: Vec<super::http::SecretUsage>,
+    /// Requests the proxy saw in plain text, by host.
+    pub http_hosts: Vec<super::http::HttpHostTraffic>,
+    /// Placeholders sent where their secret does not belong (refused), in log order.
+    pub exfiltration: Vec<super::http::ExfiltrationAttempt>,
     /// Revocations in force: replayed from the log's `revoke`/`unrevoke`
     /// records, or as set by [`Review::with_revocations`].
     pub revocations: Vec<Revocation>,

@@ -1,0 +1,472 @@
+//! `[[network.http]]`: request rules for one host, and `[network] upstream_ca`.
+//!
+//! ```toml
+//! [[network.http]]
+//! host  = "api.github.com"
+//! allow = ["GET /repos/acme/**", "POST /repos/acme/*/pulls"]
+//! deny  = ["DELETE **"]
+//! ```
+//!
+//! A pattern is `METHOD PATH-GLOB`: the method upper case or `*` (any); the path starts
+//! with `/` (or is `**`), `*` matches one segment (or, inside a segment, any run of
+//! characters but `/`), a final `**` matches the rest (zero or more segments). The query is
+//! never matched. Deny beats allow; a host with no allow list takes any request its deny
+//! list does not refuse. Rule ids: `network.http[N]` (the host's default),
+//! `network.http[N].allow[M]`, `network.http[N].deny[M]`.
+//!
+//! A request path that is not in normal form (a `.` or `..` segment, an empty segment, an
+//! encoded `/` or `\`, a bad `%` escape) is refused for a host with rules: a server that
+//! normalises it would serve a path no pattern was checked against.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::decision::Decision;
+use crate::error::{Origin, Problems};
+use crate::load::At;
+use crate::network::{compile_host, Host, HostRule, NetworkRules, RawEntry};
+use crate::raw::S;
+use crate::secrets::{host_covers, require_allowed};
+use crate::vars::Vars;
+
+/// The keys of a `[[network.http]]` table, for "did you mean" hints.
+pub(crate) const KEYS: &[&str] = &["host", "allow", "deny"];
+
+/// `[[network.http]]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    pub host: Option<S<String>>,
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    #[serde(default)]
+    pub deny: Vec<S<String>>,
+}
+
+/// One `[[network.http]]` table after loading.
+pub(crate) struct MergedHttp {
+    table: Origin,
+    host: Option<At<String>>,
+    allow: Vec<At<String>>,
+    deny: Vec<At<String>>,
+}
+
+/// Adds one file's `[[network.http]]` tables (lists concatenate, base first).
+pub(crate) fn merge(raw: Vec<S<RawHttp>>, at: &dyn Fn(std::ops::Range<usize>) -> Origin, into: &mut Vec<MergedHttp>) {
+    let list = |v: Vec<S<String>>| -> Vec<At<String>> {
+        v.into_iter()
+            .map(|s| {
+                let o = at(s.span());
+                (s.into_inner(), o)
+            })
+            .collect()
+    };
+    for t in raw {
+        let table = at(t.span());
+        let t = t.into_inner();
+        let host = t.host.map(|h| {
+            let o = at(h.span());
+            (h.into_inner(), o)
+        });
+        into.push(MergedHttp { table, host, allow: list(t.allow), deny: list(t.deny) });
+    }
+}
+
+/// One `METHOD PATH-GLOB` pattern.
+#[derive(Debug, Clone)]
+pub struct RequestPattern {
+    /// `network.http[N].allow[M]` or `.deny[M]`.
+    pub id: Arc<str>,
+    /// As written.
+    pub raw: String,
+    /// `None` for `*`.
+    pub method: Option<String>,
+    segments: Vec<String>,
+    rest: bool,
+}
+
+impl RequestPattern {
+    fn matches(&self, method: &str, segments: &[String]) -> bool {
+        if self.method.as_deref().is_some_and(|m| m != method) {
+            return false;
+        }
+        if self.rest {
+            segments.len() >= self.segments.len()
+                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+        } else {
+            segments.len() == self.segments.len()
+                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+        }
+    }
+}
+
+/// `*` inside one segment: any run of characters (never `/`, which segments do not hold);
+/// a segment of `*` alone matches a non-empty one.
+fn segment_matches(pattern: &str, s: &str) -> bool {
+    if pattern == "*" {
+        return !s.is_empty();
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// One compiled `[[network.http]]` table.
+#[derive(Debug, Clone)]
+pub struct HttpRule {
+    /// `network.http[N]`.
+    pub id: Arc<str>,
+    /// The host it applies to (on any port `[network] allow` grants, unless it names one).
+    pub host: HostRule,
+    /// `allow` patterns; empty: any request the deny list does not refuse.
+    pub allow: Vec<RequestPattern>,
+    /// `deny` patterns.
+    pub deny: Vec<RequestPattern>,
+}
+
+/// The compiled `[[network.http]]` tables, in order.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRules {
+    /// Every table.
+    pub list: Vec<HttpRule>,
+}
+
+const PATTERN_HINT: &str =
+    "write `METHOD PATH`, e.g. \"GET /repos/acme/**\", \"POST /repos/*/pulls\" or \"DELETE **\" (`*` one segment, a final `**` the rest, METHOD may be `*`)";
+
+fn pattern(id: String, raw: &str, o: &Origin, problems: &mut Problems) -> Option<RequestPattern> {
+    let mut words = raw.split_whitespace();
+    let (Some(method), Some(path), None) = (words.next(), words.next(), words.next()) else {
+        problems.push(o, format!("bad request pattern `{raw}`"), Some(PATTERN_HINT.to_string()));
+        return None;
+    };
+    let method = match method {
+        "*" => None,
+        m if m.bytes().all(|b| b.is_ascii_uppercase()) => Some(m.to_string()),
+        m if m.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            problems.push(
+                o,
+                format!("bad method `{m}` in `{raw}`: methods are upper case"),
+                Some(format!("write `{}`", m.to_ascii_uppercase())),
+            );
+            return None;
+        }
+        m => {
+            problems.push(o, format!("bad method `{m}` in `{raw}`"), Some(PATTERN_HINT.to_string()));
+            return None;
+        }
+    };
+    if path.contains(['?', '#']) {
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: the query is never matched"),
+            Some("match the path only: \"GET /search\"".to_string()),
+        );
+        return None;
+    }
+    let body = if path == "**" {
+        "/**"
+    } else if path.starts_with('/') {
+        path
+    } else {
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: a path starts with `/`"),
+            Some(PATTERN_HINT.to_string()),
+        );
+        return None;
+    };
+    let mut segments: Vec<String> = body[1..].split('/').map(str::to_string).collect();
+    let rest = segments.last().is_some_and(|s| s == "**");
+    if rest {
+        segments.pop();
+    }
+    if segments.iter().any(|s| s.contains("**")) {
+        problems.push(
+            o,
+            format!("bad path `{path}` in `{raw}`: `**` may only be the last segment"),
+            Some(PATTERN_HINT.to_string()),
+        );
+        return None;
+    }
+    Some(RequestPattern { id: Arc::from(id), raw: raw.to_string(), method, segments, rest })
+}
+
+/// Compiles the merged `[[network.http]]` tables; each host must be allowed by `network`.
+pub(crate) fn compile(merged: &[MergedHttp], network: &NetworkRules, problems: &mut Problems) -> HttpRules {
+    let mut out = HttpRules::default();
+    for (n, m) in merged.iter().enumerate() {
+        let id = format!("network.http[{n}]");
+        let Some((raw, o)) = &m.host else {
+            problems.push(
+                &m.table,
+                format!("{id} has no `host`"),
+                Some("name the host its rules apply to: host = \"api.example.com\"".to_string()),
+            );
+            continue;
+        };
+        let Some(mut host) = compile_host("allow", n, &RawEntry { raw: raw.clone(), origin: o.clone() }, problems)
+        else {
+            continue;
+        };
+        host.id = Arc::from(id.as_str());
+        require_allowed(&host, network, &format!("[[network.http]] ({id})"), problems);
+        let list = |kind: &str, v: &[At<String>], problems: &mut Problems| -> Vec<RequestPattern> {
+            v.iter()
+                .enumerate()
+                .filter_map(|(i, (raw, o))| pattern(format!("{id}.{kind}[{i}]"), raw, o, problems))
+                .collect()
+        };
+        let allow = list("allow", &m.allow, problems);
+        let deny = list("deny", &m.deny, problems);
+        out.list.push(HttpRule { id: Arc::from(id), host, allow, deny });
+    }
+    out
+}
+
+/// A request path split into decoded segments; `Err` says why it is not in normal form.
+fn split_path(path: &str) -> Result<Vec<String>, String> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let Some(body) = path.strip_prefix('/') else {
+        return Err(format!("the request target `{path}` is not a path"));
+    };
+    let raw: Vec<&str> = body.split('/').collect();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, seg) in raw.iter().enumerate() {
+        let decoded = percent_decode(seg).ok_or("a bad `%` escape")?;
+        let last = i + 1 == raw.len();
+        if decoded.is_empty() && !last {
+            return Err("an empty segment (`//`)".into());
+        }
+        if decoded == "." || decoded == ".." {
+            return Err("a `.` or `..` segment".into());
+        }
+        if decoded.contains(['/', '\\']) {
+            return Err("an encoded `/` or `\\`".into());
+        }
+        out.push(decoded);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let v = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl HttpRules {
+    /// The tables that apply to `host:port`.
+    pub fn for_host<'a>(&'a self, host: &'a Host, port: u16) -> impl Iterator<Item = &'a HttpRule> + 'a {
+        self.list.iter().filter(move |r| host_covers(&r.host, host, port))
+    }
+
+    /// Decides a request by the tables of its host; `None` when the host has none.
+    pub(crate) fn decide(&self, method: &str, host: &Host, port: u16, path: &str) -> Option<Decision> {
+        let rules: Vec<&HttpRule> = self.for_host(host, port).collect();
+        let first = rules.first()?;
+        let shown = format!("{method} {}", path.split(['?', '#']).next().unwrap_or(""));
+        let segments = match split_path(path) {
+            Ok(s) => s,
+            Err(why) => {
+                return Some(Decision::deny(
+                    &first.id,
+                    format!("`{shown}` to {host} is refused: its path is not in normal form ({why}), so no rule of {} can vouch for it", first.id),
+                ))
+            }
+        };
+        for p in rules.iter().flat_map(|r| &r.deny) {
+            if p.matches(method, &segments) {
+                return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
+            }
+        }
+        if rules.iter().all(|r| r.allow.is_empty()) {
+            return Some(Decision::allow(
+                &first.id,
+                format!("{host} has no allow list in {}: any request its deny list does not refuse", first.id),
+            ));
+        }
+        for p in rules.iter().flat_map(|r| &r.allow) {
+            if p.matches(method, &segments) {
+                return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}`", p.raw)));
+            }
+        }
+        Some(Decision::deny(
+            &first.id,
+            format!("`{shown}` to {host} matches no allow pattern of {}; add \"{shown}\" to its allow list", first.id),
+        ))
+    }
+
+    /// Every allow pattern id and table id (grants, for a review).
+    pub(crate) fn grant_ids(&self) -> impl Iterator<Item = String> + '_ {
+        self.list.iter().flat_map(|r| r.allow.iter().map(|p| p.id.to_string()))
+    }
+}
+
+/// Compiles `[network] upstream_ca`: PEM files the proxy trusts for upstreams of intercepted
+/// hosts, besides the system's roots. Each must exist and be a regular file now.
+pub(crate) fn upstream_ca(list: &[At<String>], vars: &Vars, problems: &mut Problems) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for (raw, o) in list {
+        match vars.expand_path(raw) {
+            Ok(p) => match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => out.push(p),
+                Ok(_) => problems.push(
+                    o,
+                    format!("upstream_ca `{raw}` is not a regular file"),
+                    Some("name a PEM file of CA certificates".to_string()),
+                ),
+                Err(e) => problems.push(
+                    o,
+                    format!("upstream_ca `{raw}` cannot be read: {e}"),
+                    Some("name a PEM file of CA certificates that exists".to_string()),
+                ),
+            },
+            Err((msg, hint)) => problems.push(o, format!("bad upstream_ca: {msg}"), Some(hint)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Policy, Vars, Verdict};
+
+    fn vars() -> Vars {
+        Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None }
+    }
+
+    fn load(text: &str) -> Result<Policy, String> {
+        let text = format!("version = 1\n[network]\nallow = [\"api.github.com\", \"other.test\"]\n{text}");
+        Policy::from_toml_str("p.toml", &text, &vars()).map_err(|e| e.to_string())
+    }
+
+    const RULES: &str = "[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /repos/acme/**\", \"POST /repos/acme/*/pulls\"]\ndeny = [\"DELETE **\", \"* /repos/acme/secret/**\"]\n";
+
+    #[test]
+    fn requests_are_decided_by_their_host_rules() {
+        let p = load(RULES).unwrap();
+        let d = |m: &str, h: &str, path: &str| {
+            let d = p.decide_http(m, h, 443, path);
+            (d.verdict, d.rule.to_string())
+        };
+        assert_eq!(
+            d("GET", "api.github.com", "/repos/acme/x?per_page=1"),
+            (Verdict::Allow, "network.http[0].allow[0]".into())
+        );
+        assert_eq!(d("GET", "api.github.com", "/repos/acme"), (Verdict::Allow, "network.http[0].allow[0]".into()));
+        assert_eq!(
+            d("POST", "api.github.com", "/repos/acme/x/pulls"),
+            (Verdict::Allow, "network.http[0].allow[1]".into())
+        );
+        assert_eq!(d("POST", "api.github.com", "/repos/acme/x/y/pulls"), (Verdict::Deny, "network.http[0]".into()));
+        assert_eq!(d("DELETE", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
+        assert_eq!(
+            d("GET", "api.github.com", "/repos/acme/secret/k"),
+            (Verdict::Deny, "network.http[0].deny[1]".into())
+        );
+        assert_eq!(d("GET", "api.github.com", "/repos/other"), (Verdict::Deny, "network.http[0]".into()));
+        assert_eq!(d("get", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
+        // Not in normal form: refused whatever the patterns say.
+        for path in [
+            "/repos/acme/../other",
+            "/repos/acme/%2e%2e/other",
+            "/repos/acme%2fx",
+            "/repos//acme/x",
+            "/repos/acme/%zz",
+            "*",
+        ] {
+            assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
+        }
+        // A host without rules: the host decision.
+        assert_eq!(d("DELETE", "other.test", "/x"), (Verdict::Allow, "network.allow[1]".into()));
+        assert_eq!(d("GET", "nope.test", "/x").0, Verdict::Deny);
+        assert!(p.intercepts("api.github.com", 443) && !p.intercepts("other.test", 443));
+    }
+
+    #[test]
+    fn revocations_cut_rules_and_secrets() {
+        use crate::Revocation;
+        let secret = "[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"api.github.com\"]\nenv = \"GITHUB_TOKEN\"\n";
+        let base = load(&format!("{RULES}{secret}")).unwrap();
+        assert!(base.secret_refusal("gh").is_none());
+        let src = std::path::Path::new("revocations.toml");
+        for rev in [Revocation::Secret("gh".into()), Revocation::Rule("secrets.gh".into())] {
+            let mut p = base.clone();
+            p.set_revocations(&[(rev.clone(), Some("leaked".into()))], src).unwrap();
+            let d = p.secret_refusal("gh").expect("revoked");
+            assert!(d.reason.starts_with("revoked by `") && d.reason.contains("(leaked)"), "{rev:?}: {}", d.reason);
+            assert_eq!(&*d.rule, "secrets.gh");
+        }
+        for id in ["network.http[0]", "network.http[0].allow[0]"] {
+            let mut p = base.clone();
+            p.set_revocations(&[(Revocation::Rule(id.into()), None)], src).unwrap();
+            let d = p.decide_http("GET", "api.github.com", 443, "/repos/acme/x");
+            assert!(!d.is_allow() && d.reason.contains("revoked by `rule:"), "{id}: {d:?}");
+        }
+        let mut p = base.clone();
+        let e = p.set_revocations(&[(Revocation::Rule("network.http[0].deny[0]".into()), None)], src).unwrap_err();
+        assert!(e.to_string().contains("names a restriction"), "{e}");
+        let shown = base.effective_toml();
+        assert!(shown.contains("[[network.http]]") && shown.contains("\"DELETE **\""), "{shown}");
+        assert!(shown.contains("[secrets.gh]") && shown.contains("format = \"Bearer {}\""), "{shown}");
+    }
+
+    #[test]
+    fn no_allow_list_means_any_request() {
+        let p = load("[[network.http]]\nhost = \"other.test\"\ndeny = [\"DELETE **\"]\n").unwrap();
+        assert_eq!(p.decide_http("PUT", "other.test", 443, "/a/b").rule.as_ref(), "network.http[0]");
+        assert!(p.decide_http("PUT", "other.test", 443, "/a/b").is_allow());
+        assert!(!p.decide_http("DELETE", "other.test", 443, "/").is_allow());
+    }
+
+    #[test]
+    fn bad_rules_are_located() {
+        for (text, at, needle) in [
+            ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"get /x\"]\n", "p.toml:6:10", "upper case"),
+            ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET x\"]\n", "p.toml:6:10", "starts with `/`"),
+            ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /**/x\"]\n", "p.toml:6:10", "last segment"),
+            ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET\"]\n", "p.toml:6:10", "bad request pattern"),
+            ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /x?a=1\"]\n", "p.toml:6:10", "query"),
+            ("[[network.http]]\nhost = \"evil.test\"\n", "p.toml:5:8", "not allowed by [network]"),
+            ("[[network.http]]\nallow = [\"GET /\"]\n", "p.toml:4:1", "has no `host`"),
+            (
+                "[[network.http]]\nhost = \"other.test\"\nallwo = []\n",
+                "p.toml:6:1",
+                "unknown key `allwo` in [network.http]",
+            ),
+        ] {
+            let e = load(text).unwrap_err();
+            assert!(e.starts_with(&format!("{at}: error:")), "{text}: {e}");
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let e = load("upstream_ca = [\"/nonexistent/ca.pem\"]\n").unwrap_err();
+        assert!(e.starts_with("p.toml:4:16: error: upstream_ca `/nonexistent/ca.pem` cannot be read"), "{e}");
+    }
+}

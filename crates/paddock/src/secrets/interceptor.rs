@@ -1,0 +1,305 @@
+//! [`CallInterceptor`]: the proxy's [`Interceptor`] for one call of a session: the
+//! session's policy (revocations re-read as for hosts), its secrets, and its audit log.
+
+use std::sync::Arc;
+
+use paddock_audit::{Decision as AuditDecision, Event, Exfiltration, HttpRequest};
+use paddock_policy::{normalize_host, Policy};
+use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts, RequestVerdict};
+
+use super::inspect::{self, Place, Substitution};
+use super::Broker;
+use crate::net::blocking;
+use crate::session::Inner;
+
+/// The interceptor of one call (its records carry the call's id).
+pub(crate) struct CallInterceptor {
+    pub inner: Arc<Inner>,
+    pub call_id: String,
+}
+
+impl CallInterceptor {
+    fn policy(&self) -> Arc<Policy> {
+        blocking(|| self.inner.policy())
+    }
+}
+
+fn exfiltration(name: &str, reason: String) -> Deny {
+    Deny { rule: format!("secrets.{name}"), reason, exfiltration: true }
+}
+
+/// Decides one request seen in plain text and, when it may go, puts the secrets in:
+/// placeholders where they must never be (exfiltration), then the host's request rules,
+/// then each secret's revocation and source, then the substitution.
+pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut RequestParts<'_>) -> RequestVerdict {
+    let method = req.method.as_str();
+    let entries = broker.map(|b| b.entries.as_slice()).unwrap_or_default();
+    let placeholders: Vec<&str> = entries.iter().map(|e| e.placeholder.as_str()).collect();
+    let found = inspect::find(&placeholders, req.host, req.path_and_query, req.headers);
+    let host = normalize_host(req.host).ok();
+    let authority = match &host {
+        Some(h) => h.authority(req.port),
+        None => format!("{}:{}", req.host, req.port),
+    };
+    for (i, place) in &found {
+        let name = &entries[*i].name;
+        let covered = host.as_ref().is_some_and(|h| policy.secrets.get(name).is_some_and(|s| s.covers(h, req.port)));
+        match place {
+            Place::Target | Place::Host => {
+                return RequestVerdict::Deny(exfiltration(
+                    name,
+                    format!(
+                        "the placeholder of secret `{name}` is {} of a request to {authority}: a secret goes in a header only",
+                        place.describe()
+                    ),
+                ))
+            }
+            _ if !covered => {
+                return RequestVerdict::Deny(exfiltration(
+                    name,
+                    format!(
+                        "the placeholder of secret `{name}` was sent to {authority} ({}), which is not among its hosts",
+                        place.describe()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let d = policy.decide_http(method, req.host, req.port, req.path_and_query);
+    if !d.is_allow() {
+        return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason: d.reason, exfiltration: false });
+    }
+    let mut used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
+    used.sort_unstable();
+    used.dedup();
+    if used.is_empty() {
+        return RequestVerdict::Allow { secret: None };
+    }
+    let mut values = Vec::with_capacity(used.len());
+    for &i in &used {
+        let e = &entries[i];
+        if let Some(refusal) = policy.secret_refusal(&e.name) {
+            return RequestVerdict::Deny(Deny {
+                rule: refusal.rule.to_string(),
+                reason: refusal.reason,
+                exfiltration: false,
+            });
+        }
+        match blocking(|| e.value()) {
+            Ok(v) => values.push((i, v)),
+            Err(err) => {
+                return RequestVerdict::Deny(Deny {
+                    rule: format!("secrets.{}", e.name),
+                    reason: format!("secret `{}` has no value: {err}", e.name),
+                    exfiltration: false,
+                })
+            }
+        }
+    }
+    let rules: Vec<_> = values.iter().filter_map(|(i, _)| policy.secrets.get(&entries[*i].name)).collect();
+    let subs: Vec<Substitution<'_>> = values
+        .iter()
+        .zip(&rules)
+        .map(|((i, v), r)| Substitution {
+            name: &entries[*i].name,
+            placeholder: &entries[*i].placeholder,
+            header: &r.header,
+            format: &r.format,
+            value: v.expose(),
+        })
+        .collect();
+    if subs.len() != used.len() {
+        return RequestVerdict::Deny(Deny {
+            rule: "secrets".into(),
+            reason: "a secret of this session is no longer in the policy".into(),
+            exfiltration: false,
+        });
+    }
+    if let Err(why) = inspect::rewrite(req.headers, &subs) {
+        let rule = format!("secrets.{}", subs[0].name);
+        return RequestVerdict::Deny(Deny { rule, reason: why, exfiltration: false });
+    }
+    let names: Vec<&str> = subs.iter().map(|s| s.name).collect();
+    RequestVerdict::Allow { secret: Some(names.join(",")) }
+}
+
+/// A tunnel that stays opaque: refused when its CONNECT target or SNI holds a placeholder.
+pub(crate) fn decide_tunnel(broker: Option<&Broker>, host: &str, port: u16, sni: Option<&str>) -> Option<Deny> {
+    for e in broker.map(|b| b.entries.as_slice()).unwrap_or_default() {
+        let p = e.placeholder.to_ascii_lowercase();
+        let (h, s) = (host.to_ascii_lowercase(), sni.map(str::to_ascii_lowercase));
+        let place = if h.contains(&p) {
+            "in the CONNECT target"
+        } else if s.as_deref().is_some_and(|s| s.contains(&p)) {
+            "in the TLS server name (SNI)"
+        } else {
+            continue;
+        };
+        return Some(exfiltration(
+            &e.name,
+            format!("the placeholder of secret `{}` is {place} of a tunnel to port {port}: refused", e.name),
+        ));
+    }
+    None
+}
+
+impl Interceptor for CallInterceptor {
+    fn intercepts(&self, host: &str, port: u16) -> bool {
+        self.policy().intercepts(host, port)
+    }
+
+    fn request(&self, req: &mut RequestParts<'_>) -> RequestVerdict {
+        let policy = self.policy();
+        decide_request(&policy, self.inner.broker(), req)
+    }
+
+    fn tunnel(&self, host: &str, port: u16, sni: Option<&str>) -> Option<Deny> {
+        decide_tunnel(self.inner.broker(), host, port, sni)
+    }
+
+    fn record(&self, e: HttpEvent) {
+        let verdict = if e.denied.is_some() { AuditDecision::Deny } else { AuditDecision::Allow };
+        let (rule, reason) = match &e.denied {
+            Some(d) => (Some(d.rule.clone()), Some(d.reason.clone())),
+            // The rule that let it go, for the review (the query never decides).
+            None => (Some(self.policy().decide_http(&e.method, &e.host, e.port, &e.path).rule.to_string()), None),
+        };
+        let mut r = HttpRequest::new(e.method.clone(), e.host.clone(), e.port, &e.path, verdict)
+            .with_call(self.inner.id.clone(), self.call_id.clone())
+            .with_response(e.status, e.bytes_up, e.bytes_down)
+            .with_secret(e.secret.clone())
+            .with_error(e.error.clone());
+        if let Some(rule) = rule {
+            r = r.with_rule(rule, reason);
+        }
+        let mut events = vec![Event::HttpRequest(r)];
+        if let Some(d) = e.denied.as_ref().filter(|d| d.exfiltration) {
+            let name = d.rule.strip_prefix("secrets.").unwrap_or(&d.rule);
+            let x = Exfiltration::new(name, e.host.clone(), e.port, d.rule.clone(), d.reason.clone())
+                .with_call(self.inner.id.clone(), self.call_id.clone())
+                .with_request(e.method.clone(), &e.path);
+            events.push(Event::Exfiltration(x));
+        }
+        for ev in &events {
+            if let Err(err) = blocking(|| self.inner.log.append(ev)) {
+                tracing::error!("audit log: {} not recorded: {err}", ev.kind());
+            }
+        }
+        if let Some(d) = &e.denied {
+            // An `http_request` call reports the proxy's refusal as its decision.
+            crate::net::keep_refusal(&self.call_id, &refusal_event(&e, d));
+        }
+        tracing::debug!(method = %e.method, host = %e.host, port = e.port, status = ?e.status, secret = ?e.secret, "request");
+    }
+}
+
+fn refusal_event(e: &HttpEvent, d: &Deny) -> ConnectionEvent {
+    ConnectionEvent {
+        host: e.host.clone(),
+        port: e.port,
+        address: None,
+        verdict: paddock_proxy::Verdict::Denied,
+        rule: d.rule.clone(),
+        reason: d.reason.clone(),
+        bytes_up: e.bytes_up,
+        bytes_down: e.bytes_down,
+        duration: std::time::Duration::ZERO,
+        kind: paddock_proxy::Kind::Http,
+        status: 403,
+        error: None,
+        hint: None,
+        via: None,
+    }
+}
+
+/// A tunnel refused by [`decide_tunnel`] comes back as a connection event with rule
+/// `secrets.NAME` (no other rule has that form; a refusal after the ClientHello closes a
+/// tunnel that was established): its `exfiltration` record.
+pub(crate) fn record_tunnel_exfiltration(inner: &Inner, call_id: &str, e: &ConnectionEvent) {
+    // A plain-HTTP request refused by `request` has its record from `record` already.
+    if e.kind == paddock_proxy::Kind::Http {
+        return;
+    }
+    let Some(name) = e.rule.strip_prefix("secrets.") else { return };
+    let x = Exfiltration::new(name, e.host.clone(), e.port, e.rule.clone(), e.reason.clone())
+        .with_call(inner.id.clone(), call_id.to_string());
+    if let Err(err) = blocking(|| inner.log.append(&Event::Exfiltration(x))) {
+        tracing::error!("audit log: exfiltration not recorded: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+    use paddock_proxy::http::{HeaderMap, HeaderValue, Method};
+
+    fn policy() -> Policy {
+        let text = r#"version = 1
+[network]
+allow = ["api.test", "other.test"]
+[secrets.gh]
+from = "env:GH_SOURCE"
+hosts = ["api.test"]
+env = "GITHUB_TOKEN"
+[[network.http]]
+host = "api.test"
+deny = ["DELETE **"]
+"#;
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        Policy::from_toml_str("p.toml", text, &vars).unwrap()
+    }
+
+    fn ask(p: &Policy, b: &Broker, method: Method, host: &str, path: &str, auth: &str) -> (RequestVerdict, HeaderMap) {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(auth).unwrap());
+        let v = decide_request(
+            p,
+            Some(b),
+            &mut RequestParts { method: &method, host, port: 443, path_and_query: path, headers: &mut h },
+        );
+        (v, h)
+    }
+
+    #[test]
+    fn injected_for_its_hosts_refused_elsewhere() {
+        let p = policy();
+        let b = Broker::new(&p, &|k| (k == "GH_SOURCE").then(|| "ghp_REAL".to_string())).unwrap().unwrap();
+        let ph = b.placeholder("gh").unwrap().to_string();
+        assert_eq!(b.child_env(&p), vec![("GITHUB_TOKEN".to_string(), ph.clone())]);
+        let (v, h) = ask(&p, &b, Method::GET, "api.test", "/x", &format!("Bearer {ph}"));
+        assert_eq!(v, RequestVerdict::Allow { secret: Some("gh".into()) });
+        assert_eq!(h["authorization"], "Bearer ghp_REAL");
+        let (v, h) = ask(&p, &b, Method::GET, "other.test", "/x", &format!("Bearer {ph}"));
+        let RequestVerdict::Deny(d) = v else { panic!("{v:?}") };
+        assert!(d.exfiltration && d.rule == "secrets.gh" && d.reason.contains("other.test:443"), "{d:?}");
+        assert!(!h["authorization"].to_str().unwrap().contains("ghp_REAL"));
+        let (v, _) = ask(&p, &b, Method::GET, "api.test", &format!("/x?t={ph}"), "none");
+        assert!(matches!(v, RequestVerdict::Deny(Deny { exfiltration: true, .. })), "{v:?}");
+        let (v, _) = ask(&p, &b, Method::DELETE, "api.test", "/x", &format!("Bearer {ph}"));
+        assert!(
+            matches!(&v, RequestVerdict::Deny(Deny { rule, exfiltration: false, .. }) if rule == "network.http[0].deny[0]"),
+            "{v:?}"
+        );
+        let (v, _) = ask(&p, &b, Method::GET, "api.test", "/x", "Bearer something-else");
+        assert_eq!(v, RequestVerdict::Allow { secret: None });
+        assert!(decide_tunnel(Some(&b), &format!("{ph}.other.test"), 443, None).is_some_and(|d| d.exfiltration));
+        assert!(decide_tunnel(Some(&b), "other.test", 443, Some(&ph.to_uppercase())).is_some());
+        assert!(decide_tunnel(Some(&b), "other.test", 443, Some("other.test")).is_none());
+    }
+
+    #[test]
+    fn revoked_or_missing_secrets_are_refused_naming_them() {
+        let mut p = policy();
+        let b = Broker::new(&p, &|_| None).unwrap().unwrap();
+        let ph = b.placeholder("gh").unwrap().to_string();
+        let (v, _) = ask(&p, &b, Method::GET, "api.test", "/x", &format!("Bearer {ph}"));
+        let RequestVerdict::Deny(d) = v else { panic!("{v:?}") };
+        assert!(d.reason.contains("secret `gh` has no value") && d.reason.contains("GH_SOURCE"), "{d:?}");
+        p.set_revocations(&[(paddock_policy::Revocation::Secret("gh".into()), None)], "r.toml".as_ref()).unwrap();
+        let (v, _) = ask(&p, &b, Method::GET, "api.test", "/x", &format!("Bearer {ph}"));
+        let RequestVerdict::Deny(d) = v else { panic!("{v:?}") };
+        assert!(d.reason.contains("revoked by `secret:gh`"), "{d:?}");
+    }
+}

@@ -1,0 +1,256 @@
+//! Where a secret's value comes from, and when it is read again: `env:` once, at session
+//! start (the caller's environment); `file:` whenever the file's identity, size or mtime
+//! changed (one `stat` per request); `command:` again once `ttl` has passed. A source that
+//! fails refuses the request that needed it, with a message naming the secret and never
+//! the value; a failure is not cached, so a fixed source serves the next request.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paddock_policy::SecretSource;
+
+use super::secret::Secret;
+
+/// Largest value read from a file or a command's output.
+const MAX_VALUE_BYTES: u64 = 64 * 1024;
+
+/// How long a `command:` source may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a source gave no value (never contains the value).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `env:VAR` was unset or empty when the session started.
+    #[error("the variable `{0}` was not set (or empty) in paddock's environment when the session started")]
+    EnvUnset(String),
+    /// `file:PATH` could not be read.
+    #[error("cannot read `{path}`: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// `command:CMD` failed, timed out or printed nothing.
+    #[error("the command `{cmd}` {reason}")]
+    Command {
+        /// The command as written.
+        cmd: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// File identity and content stamp: a rotation (rename into place, or a rewrite) changes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+        }
+    }
+}
+
+/// One secret's source and the value last read from it.
+pub(crate) enum SourceState {
+    Env { var: String, value: Option<Arc<Secret>> },
+    File { path: PathBuf, cached: Option<(Stamp, Arc<Secret>)> },
+    Command { cmd: String, ttl: Duration, cached: Option<(Instant, Arc<Secret>)> },
+}
+
+impl SourceState {
+    /// The state of `source`; `env:` reads `var` now.
+    pub(crate) fn new(source: &SecretSource, ttl: Duration, var: &dyn Fn(&str) -> Option<String>) -> SourceState {
+        match source {
+            SecretSource::Env(name) => {
+                let value = var(name).map(Secret::new).filter(|s| !s.is_empty()).map(Arc::new);
+                SourceState::Env { var: name.clone(), value }
+            }
+            SecretSource::File(path) => SourceState::File { path: path.clone(), cached: None },
+            SecretSource::Command(cmd) => SourceState::Command { cmd: cmd.clone(), ttl, cached: None },
+        }
+    }
+
+    /// The value of an `env:` source (read at session start), without touching any other.
+    pub(crate) fn env_value(&self) -> Option<Arc<Secret>> {
+        match self {
+            SourceState::Env { value, .. } => value.clone(),
+            _ => None,
+        }
+    }
+
+    /// The value now: cached while the source is unchanged, read again otherwise.
+    pub(crate) fn get(&mut self) -> Result<Arc<Secret>, SourceError> {
+        match self {
+            SourceState::Env { var, value } => value.clone().ok_or_else(|| SourceError::EnvUnset(var.clone())),
+            SourceState::File { path, cached } => {
+                let err = |reason: String| SourceError::File { path: path.clone(), reason };
+                let meta = std::fs::metadata(&*path).map_err(|e| err(e.to_string()))?;
+                let stamp = Stamp::of(&meta);
+                if let Some((_, v)) = cached.as_ref().filter(|(s, _)| *s == stamp) {
+                    return Ok(Arc::clone(v));
+                }
+                if !meta.is_file() {
+                    return Err(err("not a regular file".into()));
+                }
+                let mut text = String::new();
+                std::fs::File::open(&*path)
+                    .and_then(|f| f.take(MAX_VALUE_BYTES + 1).read_to_string(&mut text))
+                    .map_err(|e| err(e.to_string()))?;
+                let too_long = text.len() as u64 > MAX_VALUE_BYTES;
+                let value = Secret::new(text);
+                if too_long {
+                    return Err(err(format!("larger than {MAX_VALUE_BYTES} bytes")));
+                }
+                if value.is_empty() {
+                    return Err(err("it is empty".into()));
+                }
+                let value = Arc::new(value);
+                *cached = Some((stamp, Arc::clone(&value)));
+                Ok(value)
+            }
+            SourceState::Command { cmd, ttl, cached } => {
+                if let Some((at, v)) = cached.as_ref() {
+                    if at.elapsed() < *ttl {
+                        return Ok(Arc::clone(v));
+                    }
+                }
+                let value = Arc::new(run_command(cmd)?);
+                *cached = Some((Instant::now(), Arc::clone(&value)));
+                Ok(value)
+            }
+        }
+    }
+}
+
+/// Runs `sh -c cmd` outside the sandbox (paddock's own environment and rights), its
+/// standard output (trimmed) the value. Its standard error is discarded: it might echo
+/// the value, and a message of ours must never.
+fn run_command(cmd: &str) -> Result<Secret, SourceError> {
+    let err = |reason: String| SourceError::Command { cmd: cmd.to_string(), reason };
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| err(format!("could not start: {e}")))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| err("has no standard output".into()))?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let r = (&mut stdout).take(MAX_VALUE_BYTES + 1).read_to_end(&mut out);
+        r.map(|_| zeroize::Zeroizing::new(out))
+    });
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                if let Err(e) = child.kill() {
+                    tracing::warn!("secret command: kill after timeout: {e}");
+                }
+                if let Err(e) = child.wait() {
+                    tracing::warn!("secret command: wait after kill: {e}");
+                }
+                return Err(err(format!("did not finish within {}s", COMMAND_TIMEOUT.as_secs())));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(err(format!("could not be waited for: {e}"))),
+        }
+    };
+    let out = reader
+        .join()
+        .map_err(|_| err("output reader panicked".into()))?
+        .map_err(|e| err(format!("output could not be read: {e}")))?;
+    if !status.success() {
+        return Err(err(format!("failed ({status})")));
+    }
+    if out.len() as u64 > MAX_VALUE_BYTES {
+        return Err(err(format!("printed more than {MAX_VALUE_BYTES} bytes")));
+    }
+    let text = String::from_utf8(out.to_vec()).map_err(|_| err("printed something that is not UTF-8".into()))?;
+    let value = Secret::new(text);
+    if value.is_empty() {
+        return Err(err("printed nothing".into()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn env_is_read_once() {
+        let mut s = SourceState::new(&SecretSource::Env("X".into()), Duration::ZERO, &|_| Some("v1\n".into()));
+        assert_eq!(s.get().unwrap().expose(), "v1");
+        let mut s = SourceState::new(&SecretSource::Env("X".into()), Duration::ZERO, &no_env);
+        assert!(s.get().unwrap_err().to_string().contains("`X` was not set"));
+    }
+
+    #[test]
+    fn file_is_read_again_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tok");
+        std::fs::write(&p, "one\n").unwrap();
+        let mut s = SourceState::new(&SecretSource::File(p.clone()), Duration::ZERO, &no_env);
+        assert_eq!(s.get().unwrap().expose(), "one");
+        // Rotation by rename: a new inode.
+        let tmp = dir.path().join("tok.new");
+        std::fs::write(&tmp, "two-longer").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        assert_eq!(s.get().unwrap().expose(), "two-longer");
+        std::fs::remove_file(&p).unwrap();
+        let e = s.get().unwrap_err().to_string();
+        assert!(e.contains("cannot read") && !e.contains("two-longer"), "{e}");
+        std::fs::write(&p, "\n").unwrap();
+        assert!(s.get().unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn command_runs_again_after_ttl_and_failures_name_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = dir.path().join("n");
+        let cmd = format!("echo x >> {0}; printf 'tok-%s' $(wc -l < {0})", counter.display());
+        let mut s = SourceState::new(&SecretSource::Command(cmd.clone()), Duration::from_secs(3600), &no_env);
+        assert_eq!(s.get().unwrap().expose(), "tok-1");
+        assert_eq!(s.get().unwrap().expose(), "tok-1", "cached within the ttl");
+        let mut s = SourceState::new(&SecretSource::Command(cmd), Duration::ZERO, &no_env);
+        assert_eq!(s.get().unwrap().expose(), "tok-2", "ttl passed: run again");
+        let mut bad = SourceState::new(
+            &SecretSource::Command("echo sekrit; echo sekrit >&2; exit 3".into()),
+            Duration::ZERO,
+            &no_env,
+        );
+        let e = bad.get().unwrap_err().to_string();
+        assert!(e.contains("failed (exit status: 3)"), "{e}");
+        assert_eq!(e.matches("sekrit").count(), 2, "the command as written only: {e}");
+        let mut empty = SourceState::new(&SecretSource::Command("true".into()), Duration::ZERO, &no_env);
+        assert!(empty.get().unwrap_err().to_string().contains("printed nothing"));
+    }
+}
