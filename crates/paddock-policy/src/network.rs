@@ -245,7 +245,10 @@ impl NetworkRules {
             Host::Name(_) if self.allow_exact.contains_key(h) => {
                 format!("the host is allowed on other ports: add \"{h}:{port}\" to [network] allow")
             }
-            Host::Name(_) => format!("add \"{h}\" (ports 80 and 443) or \"{h}:{port}\" to [network] allow"),
+            Host::Name(_) if DEFAULT_ALLOW_PORTS.contains(&port) => {
+                format!("add \"{h}\" (ports 80 and 443) or \"{h}:{port}\" to [network] allow")
+            }
+            Host::Name(_) => format!("add \"{h}:{port}\" to [network] allow"),
         };
         Decision::deny_default(format!("{h}:{port} is not in [network] allow; {hint}"))
     }
