@@ -16,7 +16,7 @@ both_users!(claude_gets_its_preset, codex_starts_without_its_inner_sandbox, pick
 /// arguments and what it can do with its state.
 fn fake_agent(f: &Fixture, name: &str, state: &str, login: &str) {
     let script = format!(
-        "#!/bin/sh\necho \"args: $*\"\necho \"telemetry=$DISABLE_TELEMETRY\"\n\
+        "#!/bin/sh\necho \"args: $*\"\necho \"telemetry=$DISABLE_TELEMETRY\"\necho \"key=$ANTHROPIC_API_KEY$OPENAI_API_KEY\"\n\
          (echo x >> \"$HOME/{state}/session.txt\") 2>/dev/null && echo state=ok || echo state=refused\n\
          (cat \"$HOME/{state}/{login}\") 2>/dev/null || echo login=refused\n\
          (echo x >> \"$HOME/{state}/settings.json\") 2>/dev/null && echo settings=written || echo settings=refused\n"
@@ -68,9 +68,16 @@ fn claude_gets_its_preset(user: User) {
     assert!(out.contains("telemetry=1\n"), "the preset's [env] applies\n{o}");
     assert!(out.contains("state=ok\n"), "~/.claude is writable\n{o}");
     o.assert_absent(&secret, "claude's login file");
+    // The key is brokered: a placeholder, the same in the next run (an agent that
+    // remembers the key it approved is not asked again), never the value.
+    o.assert_absent("sk-test-not-a-key", "the API key");
+    let key = out.lines().find_map(|l| l.strip_prefix("key=")).unwrap_or_default().to_string();
+    assert!(key.starts_with("paddock-secret-anthropic-"), "{o}");
     assert!(out.contains("settings=refused\n"), "its settings are read-only\n{o}");
     assert_eq!(read(&f.home.join(".claude/session.txt")), "x\n");
     assert_eq!(read(&f.home.join(".claude/settings.json")), "{}");
+    let again = run_agent(&f, &[], &["./claude"], &[("ANTHROPIC_API_KEY", "sk-test-not-a-key")]);
+    assert!(again.out().contains(&format!("key={key}\n")), "the same placeholder\n{again}");
 
     // The login file itself, named as the preset names it, is denied.
     let o = run_agent(&f, &[], &["sh", "-c", "cat ~/.claude/.credentials.json || echo refused"], &[]);
@@ -80,6 +87,7 @@ fn claude_gets_its_preset(user: User) {
     let o = run_agent(&f, &[], &["./claude"], &[]);
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.err().contains("ANTHROPIC_API_KEY is not set") && o.err().contains("Set ANTHROPIC_API_KEY"), "{o}");
+    assert!(o.out().contains("key=\n"), "no placeholder for a key that is not there\n{o}");
 }
 
 fn codex_starts_without_its_inner_sandbox(user: User) {

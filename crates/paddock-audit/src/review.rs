@@ -34,8 +34,8 @@ use crate::record::Record;
 
 mod build;
 pub mod html;
-mod questions;
 mod http;
+mod questions;
 mod render;
 mod report;
 mod since;
@@ -43,8 +43,8 @@ pub mod timeline;
 
 use build::Builder;
 pub use html::review_html;
-pub use questions::QuestionReview;
 pub use http::{ExfiltrationAttempt, HttpHostTraffic, SecretTarget, SecretUsage};
+pub use questions::QuestionReview;
 pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
 pub use timeline::{timeline, CallRow, SecretUse, Timeline};

@@ -42,6 +42,7 @@ pub fn mcp(a: McpArgs) -> i32 {
             revocations,
             mode: "mcp".into(),
             on_connection: None,
+            placeholder_seed: crate::state::placeholder_seed(),
         };
         let session = match Session::new(cfg) {
             Ok(s) => s,

@@ -79,6 +79,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         revocations: revocations.clone(),
         mode: "run".into(),
         on_connection,
+        placeholder_seed: crate::state::placeholder_seed(),
     };
     // The log is opened before anything is decided or run: a call never runs unaudited.
     let session = match Session::new(cfg) {

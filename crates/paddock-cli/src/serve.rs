@@ -98,8 +98,14 @@ async fn run(
             Ok(s) => s,
             Err(code) => return code,
         };
-    let session_cfg =
-        SessionConfig { policy, audit_log: audit_log.clone(), revocations, mode: "serve".into(), on_connection: None };
+    let session_cfg = SessionConfig {
+        policy,
+        audit_log: audit_log.clone(),
+        revocations,
+        mode: "serve".into(),
+        on_connection: None,
+        placeholder_seed: crate::state::placeholder_seed(),
+    };
     let session = match Session::new(session_cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),

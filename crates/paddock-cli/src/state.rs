@@ -40,6 +40,12 @@ pub fn state_dir_if_any() -> Result<Option<PathBuf>, i32> {
     }
 }
 
+/// `$STATE/placeholder-seed`, which keeps each secret's placeholder the same from one
+/// session to the next; `None` without a state directory (new placeholders each time).
+pub fn placeholder_seed() -> Option<PathBuf> {
+    state_dir_if_any().ok().flatten().map(|d| d.join("placeholder-seed"))
+}
+
 /// The audit log: `--audit`, else `$STATE/audit.jsonl` (the directory is created 0700).
 pub fn audit_file(arg: Option<&Path>) -> Result<PathBuf, i32> {
     match arg {

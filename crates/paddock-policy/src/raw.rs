@@ -118,7 +118,9 @@ pub(crate) struct RawLimits {
 /// Every key a section accepts, for "did you mean" hints.
 fn keys_of(section: &str) -> &'static [&'static str] {
     match section {
-        "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits", "audit", "secrets"],
+        "" => {
+            &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits", "audit", "secrets"]
+        }
         "sandbox" => &["enforcement", "ask_timeout"],
         "filesystem" => &["read", "write", "deny", "protect"],
         "commands" => &["allow", "deny", "ask"],

@@ -58,6 +58,12 @@ pub struct SessionConfig {
     pub mode: String,
     /// Sees every proxied connection.
     pub on_connection: Option<ConnectionObserver>,
+    /// A file of random bytes (made, 0600, when missing) that `[secrets]` placeholders
+    /// derive from, so each secret's placeholder is the same from session to session: an
+    /// agent that remembers the key it was given (Claude Code asks once per new key) is
+    /// not asked again. `None`: new random placeholders every session. The CLI uses
+    /// `$STATE/placeholder-seed`; keep it out of every view (`$STATE` is).
+    pub placeholder_seed: Option<PathBuf>,
 }
 
 impl SessionConfig {
@@ -69,6 +75,7 @@ impl SessionConfig {
             revocations: None,
             mode: "library".into(),
             on_connection: None,
+            placeholder_seed: None,
         }
     }
 }
@@ -579,7 +586,8 @@ impl Session {
         });
         let id = new_id(&cfg.mode);
         // The caller's environment is read for `env:` secrets now, once.
-        let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok())?;
+        let seed = cfg.placeholder_seed.as_deref().map(crate::secrets::read_seed).transpose()?;
+        let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok(), seed)?;
         let inner = Arc::new(Inner {
             id,
             intercept,

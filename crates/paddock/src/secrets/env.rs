@@ -62,4 +62,15 @@ mod tests {
         assert_eq!(env, vec![("LANG".into(), "C".into()), ("GITHUB_TOKEN".into(), ph.clone())]);
         assert_eq!(b.expand(&p, "Bearer ${GITHUB_TOKEN} $GITHUB_TOKEN"), format!("Bearer {ph} $GITHUB_TOKEN"));
     }
+
+    #[test]
+    fn an_unset_env_source_gives_no_placeholder() {
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[secrets.gh]\nfrom = \"env:GH_SRC\"\nhosts = [\"api.test\"]\nenv = \"GITHUB_TOKEN\"\n";
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let b = Broker::new(&p, &|_| None).unwrap().unwrap();
+        let mut env: Vec<(String, String)> = vec![("LANG".into(), "C".into())];
+        child_env(&p, Some(&b), None, &mut env);
+        assert_eq!(env, vec![("LANG".to_string(), "C".to_string())]);
+    }
 }

@@ -47,11 +47,18 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// Whether its source is `env:` and the variable was unset or empty at session start.
+    fn env_unset(&self) -> bool {
+        self.source.lock().unwrap_or_else(|e| e.into_inner()).is_unset_env()
+    }
+
     /// The value now (cached while its source is unchanged).
     pub(crate) fn value(&self) -> Result<Arc<Secret>, SourceError> {
         self.source.lock().unwrap_or_else(|e| e.into_inner()).get()
     }
 }
+
+pub use placeholder::read_seed;
 
 /// A session's secrets: placeholders made at session start, values read from their
 /// sources (`env:` at once, from the caller's environment through `var`).
@@ -63,6 +70,16 @@ impl Broker {
     /// The broker for `policy`'s secrets; `None` when it has none. Placeholders come from
     /// the kernel's random source: an error there fails the session (never a guessable one).
     pub fn new(policy: &Policy, var: &dyn Fn(&str) -> Option<String>) -> std::io::Result<Option<Broker>> {
+        Broker::with_seed(policy, var, None)
+    }
+
+    /// [`Broker::new`], with placeholders derived from `seed` (the same for every session
+    /// given the same seed; see [`read_seed`]) instead of new random ones.
+    pub fn with_seed(
+        policy: &Policy,
+        var: &dyn Fn(&str) -> Option<String>,
+        seed: Option<&[u8; 32]>,
+    ) -> std::io::Result<Option<Broker>> {
         if policy.secrets.is_empty() {
             return Ok(None);
         }
@@ -70,7 +87,10 @@ impl Broker {
         for s in &policy.secrets.list {
             entries.push(Entry {
                 name: s.name.clone(),
-                placeholder: placeholder::generate(&s.name)?,
+                placeholder: match seed {
+                    Some(seed) => placeholder::derive(seed, &s.name),
+                    None => placeholder::generate(&s.name)?,
+                },
                 source: Mutex::new(SourceState::new(&s.source, s.ttl, var)),
             });
         }
@@ -82,12 +102,16 @@ impl Broker {
         self.entries.iter().find(|e| e.name == name).map(|e| e.placeholder.as_str())
     }
 
-    /// The child's variables: each secret's `env` set to its placeholder.
+    /// The child's variables: each secret's `env` set to its placeholder, except an `env:`
+    /// secret whose variable was unset at session start: it can never be sent, so the
+    /// child gets no variable and its tool says it has no key (rather than failing later
+    /// on a placeholder nothing replaces).
     pub fn child_env(&self, policy: &Policy) -> Vec<(String, String)> {
         policy
             .secrets
             .list
             .iter()
+            .filter(|s| !self.entries.iter().any(|e| e.name == s.name && e.env_unset()))
             .filter_map(|s| Some((s.env.clone(), self.placeholder(&s.name)?.to_string())))
             .collect()
     }

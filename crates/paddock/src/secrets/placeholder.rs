@@ -1,8 +1,13 @@
-//! Placeholders: `paddock-secret-NAME-<32 hex>`, 128 random bits from the kernel, new for
-//! every session. Worthless outside paddock: only this session's proxy knows what it
-//! stands for.
+//! Placeholders: `paddock-secret-NAME-<32 hex>`: 128 random bits from the kernel, new for
+//! every session, or derived from a seed file of 32 random bytes (the same placeholder
+//! from session to session). Worthless outside paddock: only a paddock proxy knows what it
+//! stands for, and the seed never enters a view.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 /// The prefix of every placeholder.
 pub(crate) const PREFIX: &str = "paddock-secret-";
@@ -15,6 +20,46 @@ pub(crate) fn generate(name: &str) -> std::io::Result<String> {
     Ok(format!("{PREFIX}{name}-{hex}"))
 }
 
+/// The placeholder of the secret `name` derived from `seed`: the first 128 bits of
+/// SHA-256 over a domain tag, the seed and the name.
+pub(crate) fn derive(seed: &[u8; 32], name: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"paddock placeholder v1\0");
+    h.update(seed);
+    h.update(name.as_bytes());
+    let hex: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{PREFIX}{name}-{hex}")
+}
+
+/// The 32 bytes of the seed file at `path`; a missing file is made first (0600, random
+/// bytes from the kernel, created exclusively so two sessions never write two seeds). A
+/// file of another size, a symlink or anything but a regular file is an error.
+pub fn read_seed(path: &Path) -> std::io::Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            return Ok(bytes);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    // `$STATE` is the user's own 0700 directory: a symlink there is refused, not followed.
+    let link = std::fs::symlink_metadata(path)?;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !link.file_type().is_file() || !meta.is_file() || meta.len() != 32 {
+        return Err(std::io::Error::other(format!(
+            "{}: not a placeholder seed (a regular file of 32 bytes); remove it and a new one is made",
+            path.display()
+        )));
+    }
+    (&f).read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -23,5 +68,22 @@ mod tests {
         let b = super::generate("gh").unwrap();
         assert!(a.starts_with("paddock-secret-gh-") && a.len() == "paddock-secret-gh-".len() + 32, "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn seeded_placeholders_are_stable_per_seed_and_name() {
+        let dir = std::env::temp_dir().join(format!("paddock-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("seed");
+        let s1 = super::read_seed(&path).unwrap();
+        assert_eq!(super::read_seed(&path).unwrap(), s1, "read back, not remade");
+        let a = super::derive(&s1, "gh");
+        assert_eq!(a, super::derive(&s1, "gh"));
+        assert!(a.starts_with("paddock-secret-gh-") && a.len() == "paddock-secret-gh-".len() + 32, "{a}");
+        assert_ne!(a, super::derive(&s1, "npm"));
+        assert_ne!(a, super::derive(&[7; 32], "gh"));
+        std::fs::write(&path, b"short").unwrap();
+        assert!(super::read_seed(&path).is_err(), "a seed of the wrong size is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,11 +24,12 @@ impl SessionIntercept {
         policy: &Policy,
         session: &str,
         var: &dyn Fn(&str) -> Option<String>,
+        seed: Option<[u8; 32]>,
     ) -> Result<Option<SessionIntercept>, crate::SessionError> {
         if !policy.intercepts_any() {
             return Ok(None);
         }
-        let broker = Broker::new(policy, var)?;
+        let broker = Broker::with_seed(policy, var, seed.as_ref())?;
         let ca = Arc::new(paddock_proxy::SessionCa::generate()?);
         // Checked now, so a bad `upstream_ca` fails the session rather than each call.
         paddock_proxy::Intercept {

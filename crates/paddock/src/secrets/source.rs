@@ -91,6 +91,11 @@ impl SourceState {
         }
     }
 
+    /// Whether this is an `env:` source whose variable was unset or empty at session start.
+    pub(crate) fn is_unset_env(&self) -> bool {
+        matches!(self, SourceState::Env { value: None, .. })
+    }
+
     /// The value of an `env:` source (read at session start), without touching any other.
     pub(crate) fn env_value(&self) -> Option<Arc<Secret>> {
         match self {
