@@ -10,7 +10,12 @@ use common::*;
 
 use std::ffi::OsString;
 
-both_users!(claude_gets_its_preset, codex_starts_without_its_inner_sandbox, picking_is_off_when_asked);
+both_users!(
+    claude_gets_its_preset,
+    claude_s_key_reaches_its_api_only_through_the_proxy,
+    codex_starts_without_its_inner_sandbox,
+    picking_is_off_when_asked
+);
 
 /// A stand-in for the agent: a script named like it in the workspace, which reports its
 /// arguments and what it can do with its state.
@@ -126,4 +131,36 @@ fn picking_is_off_when_asked(user: User) {
     let o = run_agent(&f, &[], &["sh", "-c", "echo \"telemetry=$DISABLE_TELEMETRY\""], &[]);
     assert_eq!(o.out(), "telemetry=\n", "{o}");
     assert!(!o.err().contains("preset"), "{o}");
+}
+
+/// The claude preset's `[secrets]`: the key the agent sends to api.anthropic.com (pinned
+/// to a loopback TLS upstream with a CA of its own) arrives as the real value in
+/// `x-api-key`, though the agent only ever held the placeholder.
+fn claude_s_key_reaches_its_api_only_through_the_proxy(user: User) {
+    let f = Fixture::new(user);
+    let up = common::tls::Upstream::start(&f.root, &["api.anthropic.com"]);
+    let key = format!("sk-ant-test-{}", unique());
+    let pol = f.root.join("claude-local.toml");
+    write(
+        &pol,
+        &format!(
+            "version = 1\nextends = [\"claude\"]\n[network]\nallow = [\"api.anthropic.com:{port}\"]\nallow_private = [\"127.0.0.0/8\"]\nupstream_ca = [{ca:?}]\n[network.hosts]\n\"api.anthropic.com\" = \"127.0.0.1\"\n",
+            port = up.port,
+            ca = up.ca_file
+        ),
+        0o644,
+    );
+    let script = format!(
+        "#!/bin/sh\ncurl -sS --max-time 30 -H \"x-api-key: $ANTHROPIC_API_KEY\" https://api.anthropic.com:{}/v1/messages\n",
+        up.port
+    );
+    write(&f.ws.join("claude"), &script, 0o755);
+    chown(&f.ws.join("claude"), f.user.uid());
+    let o = run_agent(&f, &["--policy", pol.to_str().unwrap()], &["./claude"], &[("ANTHROPIC_API_KEY", &key)]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(o.out(), "hello from upstream\n", "{o}");
+    o.assert_absent(&key, "the API key");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].header("x-api-key"), Some(key.as_str()), "the upstream got the real key");
 }

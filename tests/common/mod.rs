@@ -2,6 +2,8 @@
 //! uid 65534 (`both_users!`).
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
