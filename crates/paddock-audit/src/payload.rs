@@ -10,11 +10,13 @@
 //! line puts it in the log.
 
 mod call;
+mod exec;
 mod net;
 mod session;
 mod target;
 
 pub use call::{Call, CallEnd, CallOutcome};
+pub use exec::{Exec, EXEC_MAX_ARGS, EXEC_MAX_ARG_BYTES};
 pub use net::NetConnect;
 pub use session::{RevokeEvent, SessionEnd, SessionStart};
 pub use target::{redact_url, Decision, Target, Tool};

@@ -30,11 +30,13 @@ use crate::reader::{Line, LineReader};
 use crate::record::Record;
 
 mod build;
+mod programs;
 mod render;
 mod report;
 mod since;
 
 use build::Builder;
+pub use programs::{ExecCommand, ProgramTree};
 pub use report::{DeniedAttempt, GrantInView, GrantUsage, GrantUse, HostTraffic, Review, NO_RULE};
 pub use since::Since;
 

@@ -50,7 +50,7 @@ mod revoke;
 mod show;
 mod vars;
 
-pub use commands::{resolve_program, CommandRule, CommandRules};
+pub use commands::{resolve_program, CommandRule, CommandRules, CommandScope};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
 pub use limits::{

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::commands::{self, resolve_program, CommandRules};
+use crate::commands::{self, resolve_program, CommandRules, CommandScope};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
 use crate::limits::{EnvRules, Limits};
@@ -25,6 +25,8 @@ pub struct Policy {
     pub filesystem: FsRules,
     /// `[commands]`; `None` when no file has the table (any program may start).
     pub commands: Option<CommandRules>,
+    /// `[commands] scope`: the call only (default), or every exec of its tree.
+    pub command_scope: CommandScope,
     /// `[network]`.
     pub network: NetworkRules,
     /// `[env]`.

@@ -49,10 +49,10 @@ pub(crate) struct RawFilesystem {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCommands {
-    #[serde(default)]
-    pub allow: Vec<S<String>>,
-    #[serde(default)]
-    pub deny: Vec<S<String>>,
+    pub allow: Option<Vec<S<String>>>,
+    pub deny: Option<Vec<S<String>>>,
+    /// `"call"` or `"tree"`; a table with only `scope` sets no command rules.
+    pub scope: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -103,7 +103,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         "" => &["version", "extends", "sandbox", "filesystem", "commands", "network", "env", "limits"],
         "sandbox" => &["enforcement"],
         "filesystem" => &["read", "write", "deny", "protect"],
-        "commands" => &["allow", "deny"],
+        "commands" => &["allow", "deny", "scope"],
         "network" => &["allow", "deny", "allow_private", "hosts", "upstream_proxy"],
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],

@@ -36,8 +36,12 @@ struct Filesystem {
 
 #[derive(Serialize)]
 struct Commands {
-    allow: Vec<String>,
-    deny: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deny: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -86,10 +90,17 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
             deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
             protect: fs.protect.iter().map(|r| r.pattern.clone()).collect(),
         },
-        commands: p.commands.as_ref().map(|c| Commands {
-            allow: c.allow.iter().map(|r| r.raw.clone()).collect(),
-            deny: c.deny.iter().map(|r| r.raw.clone()).collect(),
-        }),
+        commands: {
+            let scope = (p.command_scope != crate::commands::CommandScope::Call).then(|| p.command_scope.as_str());
+            match &p.commands {
+                Some(c) => Some(Commands {
+                    allow: Some(c.allow.iter().map(|r| r.raw.clone()).collect()),
+                    deny: Some(c.deny.iter().map(|r| r.raw.clone()).collect()),
+                    scope,
+                }),
+                None => scope.map(|s| Commands { allow: None, deny: None, scope: Some(s) }),
+            }
+        },
         network: Network {
             allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
             deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),

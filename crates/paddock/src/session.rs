@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// [`Session::call`]s not yet returned.
     in_flight: AtomicUsize,
+    /// Sees every `exec` record (issue 16; [`Session::set_exec_observer`]).
+    exec_observer: OnceLock<crate::ExecObserver>,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -392,7 +394,12 @@ impl Inner {
             .with_view(view)
     }
 
-    fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
+    /// The observer of `exec` records, if one is set.
+    pub(crate) fn exec_observer(&self) -> Option<&crate::ExecObserver> {
+        self.exec_observer.get()
+    }
+
+    pub(crate) fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
         let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
         Ok(r?.seq)
     }
@@ -444,6 +451,15 @@ impl Inner {
             }
             _ => None,
         };
+        // exec supervision (issue 16): every exec of the tree waits for this supervisor,
+        // which decides and records it; stopped after the tree is gone, before `call.end`.
+        let exec_supervisor = match running.take_exec_listener() {
+            Some(fd) => {
+                let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
+                Some(paddock_sandbox::supervise(fd, Arc::new(auditor))?)
+            }
+            None => None,
+        };
         // Every layer is in place and the child is parked before exec: record the call,
         // with what was enforced, durably, then let it run. (`call.end` repeats the call's
         // fields; the report, large, stays on `call.start`.)
@@ -457,6 +473,9 @@ impl Inner {
             n
         });
         let waited = running.wait();
+        if let Some(s) = exec_supervisor {
+            s.stop();
+        }
         if let Some(n) = registered {
             self.running.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(m, _)| *m != n);
         }
@@ -533,6 +552,7 @@ impl Session {
             running: Mutex::new((0, Vec::new())),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            exec_observer: OnceLock::new(),
         });
         if inner.mode != "run" {
             let start = SessionStart::new(inner.id.clone())
@@ -542,6 +562,13 @@ impl Session {
             inner.append(&Event::SessionStart(start), true)?;
         }
         Ok(Session { inner })
+    }
+
+    /// Sets the callback that sees every `exec` record of this session's calls, as it is
+    /// written (`paddock run` prints a line for each refused one); once: a second call
+    /// returns `false` and changes nothing.
+    pub fn set_exec_observer(&self, observer: crate::ExecObserver) -> bool {
+        self.inner.exec_observer.set(observer).is_ok()
     }
 
     /// The session id (on every record of its calls).

@@ -91,16 +91,21 @@ fn answer_one(fd: RawFd, decider: &dyn ExecDecider) {
         // ENOENT: the task was killed or its call interrupted in between; nothing to answer.
         return;
     }
-    let verdict = match read_request(fd, &req) {
-        Some(exec) => decider.decide(&exec),
+    let answer = match read_request(fd, &req) {
+        // Nothing there: the kernel's own answer, without running anything.
+        Some((_, true)) => Err(libc::ENOENT),
+        Some((exec, false)) => match decider.decide(&exec) {
+            ExecVerdict::Allow => Ok(()),
+            ExecVerdict::Deny => Err(libc::EACCES),
+        },
         None => return, // the notification is no longer valid: the task is gone
     };
     // SAFETY: seccomp_notif_resp is plain data.
     let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
     resp.id = req.id;
-    match verdict {
-        ExecVerdict::Allow => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-        ExecVerdict::Deny => resp.error = -libc::EACCES,
+    match answer {
+        Ok(()) => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        Err(errno) => resp.error = -errno,
     }
     // SAFETY: SEND reads the struct, which lives for the call.
     if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut libc::seccomp_notif_resp) } != 0 {
@@ -126,7 +131,8 @@ fn ppid_of(pid: u32) -> i32 {
 /// Reads and resolves one exec; `None` when the notification went stale (checked after
 /// the pid's files are opened and again after everything is read, so what was read is the
 /// notifying task's, not a recycled pid's).
-fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<ExecRequest> {
+/// The bool: the path names nothing in the child's view (answered `ENOENT`).
+fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bool)> {
     let pid = req.pid;
     let a = req.data.args;
     let is_execve = i64::from(req.data.nr) == libc::SYS_execve;
@@ -169,19 +175,21 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<ExecRequest> {
             None
         }
     };
+    let mut not_found = false;
     if let Some(p) = &path_bytes {
         exec.path = lossy(p);
-        resolve_program(&mut exec, &root, p, dirfd, flags);
+        not_found = resolve_program(&mut exec, &root, p, dirfd, flags);
     } else if exec.problem.is_none() {
         exec.problem = Some("the path is longer than PATH_MAX or unreadable".into());
     }
     if !id_valid(fd, req.id) {
         return None;
     }
-    Some(exec)
+    Some((exec, not_found))
 }
 
-fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32, flags: i32) {
+/// Fills `program`, `interpreter` or `problem`; true when the path names nothing.
+fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32, flags: i32) -> bool {
     let pid = exec.pid as u32;
     let fd_link = |fd: i32| link(pid, &format!("fd/{fd}"));
     let pathless = |l: &Path| {
@@ -193,7 +201,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
     if path.is_empty() {
         if flags & libc::AT_EMPTY_PATH == 0 || dirfd == libc::AT_FDCWD {
             exec.problem = Some("an empty path".into());
-            return;
+            return false;
         }
         match fd_link(dirfd) {
             Some(l) if !pathless(&l) => {
@@ -205,7 +213,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
                     "a descriptor with no path in the view (fileless exec: {})",
                     l.map_or("unknown".into(), |l| l.display().to_string())
                 ));
-                return;
+                return false;
             }
         }
     } else {
@@ -217,7 +225,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
                 Some(l) if !pathless(&l) => l,
                 _ => {
                     exec.problem = Some("a directory descriptor with no path in the view".into());
-                    return;
+                    return false;
                 }
             }
         };
@@ -232,12 +240,15 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
             }
             exec.program = Some(p);
         }
+        Err(Unresolved::NotFound) => return true,
         Err(e) => exec.problem = Some(describe(&e).to_string()),
     }
+    false
 }
 
 fn describe(e: &Unresolved) -> &'static str {
     match e {
+        Unresolved::NotFound => "does not exist in the sandbox's view",
         Unresolved::Missing => "is not a regular file in the sandbox's view",
         Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
         Unresolved::Loop => "has too many levels of symbolic links",

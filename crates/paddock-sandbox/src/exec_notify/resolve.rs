@@ -12,7 +12,11 @@ const MAX_LINKS: usize = 40;
 /// Why a path names no program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unresolved {
-    /// It does not exist, or is not a regular file, in the child's view.
+    /// It does not exist in the child's view (`ENOENT`/`ENOTDIR`): the kernel would fail
+    /// the exec with `ENOENT`, and the supervisor answers that, undecided, unrecorded (a
+    /// shell's PATH search tries every directory).
+    NotFound,
+    /// It is not a regular file, or cannot be looked up, in the child's view.
     Missing,
     /// It lies in `/proc` (magic links to descriptors, other processes' files).
     Proc,
@@ -52,7 +56,10 @@ pub(crate) fn resolve(root: &Path, base: &Path, path: &Path) -> Result<PathBuf, 
             return Err(Unresolved::Proc);
         }
         let host = in_root(root, &done);
-        let meta = std::fs::symlink_metadata(&host).map_err(|_| Unresolved::Missing)?;
+        let meta = std::fs::symlink_metadata(&host).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Unresolved::NotFound,
+            _ => Unresolved::Missing,
+        })?;
         if meta.file_type().is_symlink() {
             links += 1;
             if links > MAX_LINKS {
@@ -118,7 +125,8 @@ mod tests {
         assert_eq!(r("/", "/usr/bin/abs"), real);
         assert_eq!(r("/", "/bin/rel"), real);
         assert_eq!(r("/usr", "bin/../bin/./abs"), real);
-        assert_eq!(r("/", "/usr/bin/missing"), Err(Unresolved::Missing));
+        assert_eq!(r("/", "/usr/bin/missing"), Err(Unresolved::NotFound));
+        assert_eq!(r("/", "/usr/bin/real/x"), Err(Unresolved::Missing));
         assert_eq!(r("/", "/usr/bin"), Err(Unresolved::Missing));
         assert_eq!(r("/", "/proc/self/exe"), Err(Unresolved::Proc));
         assert_eq!(r("/", "/loop"), Err(Unresolved::Loop));
