@@ -23,6 +23,9 @@ both_users!(
     door_copy_in_workspace,
     door_dynamic_loader,
     door_fileless_memfd,
+    door_fileless_memfd_through_proc,
+    door_proc_self_fd_of_a_denied_program,
+    proc_self_exe_of_an_allowed_program_runs,
     allowed_git_workflow_is_on_the_record,
     review_groups_execs_per_program,
 );
@@ -170,6 +173,34 @@ fn door_fileless_memfd(u: User) {
         "import os, sys\nfd = os.memfd_create('x')\nos.write(fd, open({DENIED:?}, 'rb').read())\nos.execve(fd, ['basename', sys.argv[1]], {{}})"
     );
     door(u, "memfd_create + execveat", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+fn door_fileless_memfd_through_proc(u: User) {
+    let src = format!(
+        "import os, sys\nfd = os.memfd_create('x')\nos.write(fd, open({DENIED:?}, 'rb').read())\nos.execv('/proc/self/fd/%d' % fd, ['basename', sys.argv[1]])"
+    );
+    door(u, "memfd through /proc/self/fd", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+fn door_proc_self_fd_of_a_denied_program(u: User) {
+    let src = format!(
+        "import os, sys\nfd = os.open({DENIED:?}, os.O_RDONLY)\nos.execv('/proc/self/fd/%d' % fd, ['basename', sys.argv[1]])"
+    );
+    door(u, "/proc/self/fd of the program", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), true);
+}
+
+fn proc_self_exe_of_an_allowed_program_runs(u: User) {
+    // A program re-executing itself through /proc/self/exe is decided as itself.
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let src = "import os, sys\nos.execv('/proc/self/exe', ['python3', '-c', 'import sys; print(sys.argv[1])', sys.argv[1]])";
+    let t = tree("");
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["python3", "-c", src, &marker], None);
+    assert!(o.out().contains(&marker), "/proc/self/exe of an allowed program must run\n{o}");
+    let recs = exec_records(&f);
+    let again = recs.iter().find(|r| r["path"] == "/proc/self/exe").unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(again["decision"], "allow", "{again}");
+    assert!(again["program"].as_str().unwrap().contains("python3"), "{again}");
 }
 
 fn records_every_exec_in_scope_call(u: User) {

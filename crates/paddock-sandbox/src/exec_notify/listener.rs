@@ -216,6 +216,23 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
                 return false;
             }
         }
+    } else if let Some(own) = own_magic_link(path) {
+        // `/proc/self/exe`, `/proc/self/fd/N`, `/dev/fd/N`: the caller's own file, which the
+        // kernel reaches through the magic link; decided as that file (or refused when it
+        // has no path: a memfd, a deleted file).
+        match link(pid, &own) {
+            Some(l) if !pathless(&l) => {
+                target = l;
+                base = PathBuf::from("/");
+            }
+            l => {
+                exec.problem = Some(format!(
+                    "a descriptor with no path in the view (fileless exec: {})",
+                    l.map_or("unknown".into(), |l| l.display().to_string())
+                ));
+                return false;
+            }
+        }
     } else {
         target = PathBuf::from(std::ffi::OsStr::from_bytes(path));
         base = if target.is_absolute() || dirfd == libc::AT_FDCWD {
@@ -246,11 +263,40 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
     false
 }
 
+/// `exe` or `fd/N` for a path that names the calling process's own executable or
+/// descriptor through a magic link (`/proc/self/exe`, `/proc/thread-self/fd/3`,
+/// `/dev/fd/3`); `None` for any other path.
+fn own_magic_link(path: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(path).ok()?;
+    let rest = s
+        .strip_prefix("/proc/self/")
+        .or_else(|| s.strip_prefix("/proc/thread-self/"))
+        .map(str::to_string)
+        .or_else(|| s.strip_prefix("/dev/fd/").map(|n| format!("fd/{n}")))?;
+    let ok = rest == "exe" || rest.strip_prefix("fd/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(rest)
+}
+
 fn describe(e: &Unresolved) -> &'static str {
     match e {
         Unresolved::NotFound => "does not exist in the sandbox's view",
         Unresolved::Missing => "is not a regular file in the sandbox's view",
         Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
         Unresolved::Loop => "has too many levels of symbolic links",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_magic_link;
+
+    #[test]
+    fn own_magic_links_are_recognised() {
+        assert_eq!(own_magic_link(b"/proc/self/exe").as_deref(), Some("exe"));
+        assert_eq!(own_magic_link(b"/proc/thread-self/fd/3").as_deref(), Some("fd/3"));
+        assert_eq!(own_magic_link(b"/dev/fd/12").as_deref(), Some("fd/12"));
+        assert_eq!(own_magic_link(b"/proc/self/root/usr/bin/id"), None);
+        assert_eq!(own_magic_link(b"/proc/self/fd/"), None);
+        assert_eq!(own_magic_link(b"/usr/bin/id"), None);
     }
 }
