@@ -28,6 +28,7 @@ both_users!(
     proc_self_exe_of_an_allowed_program_runs,
     allowed_git_workflow_is_on_the_record,
     review_groups_execs_per_program,
+    revocation_reaches_a_running_tree,
 );
 
 /// The program every door tries to reach: not a shell builtin, prints its argument.
@@ -288,4 +289,33 @@ fn review_groups_execs_per_program(u: User) {
     let v: serde_json::Value = serde_json::from_str(&o.out()).unwrap();
     assert_eq!(v["programs"][0]["call_program"], "sh", "{v}");
     assert_eq!(v["programs"][0]["denied"], 1, "{v}");
+}
+
+fn revocation_reaches_a_running_tree(u: User) {
+    let f = Fixture::new(u);
+    let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"basename **\", \"sleep **\"]\n";
+    let pol = Pol { tail: t, ..Pol::default() };
+    // Waits (at most 30 s) for the file `go` in the workspace between two execs.
+    let script = "basename one; i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; basename two";
+    // Control: without a revocation both run.
+    write(&f.ws.join("go"), "", 0o644);
+    let o = f.run(&pol, &["sh", "-c", script], None);
+    assert_eq!(o.out(), "one\ntwo\n", "{o}");
+    std::fs::remove_file(f.ws.join("go")).unwrap();
+    let log = f.root.join("state/audit.jsonl");
+    let before = read(&log).lines().count();
+    std::thread::scope(|s| {
+        let run = s.spawn(|| f.run(&pol, &["sh", "-c", script], None));
+        let deadline = std::time::Instant::now() + HANG;
+        while !read(&log).lines().skip(before).any(|l| l.contains("\"argv\":[\"basename\",\"one\"]")) {
+            assert!(std::time::Instant::now() < deadline, "the tree never ran basename one");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let r = f.launch(&[f.bin.clone().into(), "revoke".into(), "command:basename **".into()], &[], None);
+        assert_eq!(r.code(), 0, "{r}");
+        write(&f.ws.join("go"), "", 0o644);
+        let o = run.join().unwrap();
+        assert_eq!(o.out(), "one\n", "the revoked program must not run at the tree's next exec\n{o}");
+        assert!(o.err().contains("paddock: refused exec basename two") && o.err().contains("revoked"), "{o}");
+    });
 }
