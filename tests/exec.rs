@@ -194,7 +194,8 @@ fn proc_self_exe_of_an_allowed_program_runs(u: User) {
     // A program re-executing itself through /proc/self/exe is decided as itself.
     let f = Fixture::new(u);
     let marker = format!("M{}", unique());
-    let src = "import os, sys\nos.execv('/proc/self/exe', ['python3', '-c', 'import sys; print(sys.argv[1])', sys.argv[1]])";
+    let src =
+        "import os, sys\nos.execv('/proc/self/exe', ['python3', '-c', 'import sys; print(sys.argv[1])', sys.argv[1]])";
     let t = tree("");
     let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["python3", "-c", src, &marker], None);
     assert!(o.out().contains(&marker), "/proc/self/exe of an allowed program must run\n{o}");
@@ -296,7 +297,8 @@ fn revocation_reaches_a_running_tree(u: User) {
     let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"basename **\", \"sleep **\"]\n";
     let pol = Pol { tail: t, ..Pol::default() };
     // Waits (at most 30 s) for the file `go` in the workspace between two execs.
-    let script = "basename one; i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; basename two";
+    let script =
+        "basename one; i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; basename two";
     // Control: without a revocation both run.
     write(&f.ws.join("go"), "", 0o644);
     let o = f.run(&pol, &["sh", "-c", script], None);

@@ -68,7 +68,8 @@ pub mod writer;
 pub use error::AuditError;
 pub use escape::{escape, Escaped};
 pub use payload::{
-    redact_url, Call, CallEnd, CallOutcome, Decision, Exec, NetConnect, RevokeEvent, SessionEnd, SessionStart, Target, Tool,
+    redact_url, Call, CallEnd, CallOutcome, Decision, Exec, NetConnect, RevokeEvent, SessionEnd, SessionStart, Target,
+    Tool,
 };
 pub use reader::{records, Records};
 pub use record::{line_hash, Event, EventKind, Record, GENESIS_PREV};

@@ -167,7 +167,9 @@ mod tests {
 
     #[test]
     fn scope_tree_decides_program_argv_and_fileless() {
-        let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\ndeny = [\"ls -R **\"]\n");
+        let p = policy(
+            "version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\ndeny = [\"ls -R **\"]\n",
+        );
         assert!(decide(&p, &exec(Some("/bin/ls"), &["ls", "-l"])).is_allow());
         let d = decide(&p, &exec(Some("/bin/ls"), &["ls", "-R", "/"]));
         assert_eq!((d.is_allow(), &*d.rule), (false, "commands.deny[0]"));

@@ -38,12 +38,15 @@ pub struct ExecCommand {
     pub last_seq: u64,
 }
 
+/// One call program's execs: how many, how many refused, and per (refused, command).
+type Tally = (u64, u64, BTreeMap<(bool, String), ExecCommand>);
+
 /// Collects `exec` records.
 #[derive(Default)]
 pub(super) struct ExecGroups {
     /// call_id -> the call's program name.
     roots: HashMap<String, String>,
-    trees: BTreeMap<String, (u64, u64, BTreeMap<(bool, String), ExecCommand>)>,
+    trees: BTreeMap<String, Tally>,
     pub(super) execs: u64,
 }
 

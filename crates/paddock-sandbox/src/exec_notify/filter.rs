@@ -55,12 +55,7 @@ pub(crate) fn install() -> Result<OwnedFd, String> {
         // SAFETY: seccomp(SET_MODE_FILTER) reads `fprog`, which points to `prog`, alive for
         // the call; it returns a new descriptor (the listener) or -1.
         let r = unsafe {
-            libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                flags,
-                &fprog as *const libc::sock_fprog,
-            )
+            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
         };
         if r < 0 {
             Err(std::io::Error::last_os_error())
@@ -84,7 +79,7 @@ mod tests {
 
     /// Runs the program on one `seccomp_data` (nr, arch, args) the way the kernel does.
     fn eval(nr: u32, arch: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
         for (i, a) in args.iter().enumerate() {
@@ -117,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_listener_of_the_childs_own_is_refused() {
-        let flags = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u64;
+        let flags: u64 = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
         let sc = libc::SYS_seccomp as u32;
         assert_eq!(eval(sc, AUDIT_ARCH, [1, flags, 0, 0, 0, 0]), libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
         assert_eq!(eval(sc, AUDIT_ARCH, [1, 0, 0, 0, 0, 0]), libc::SECCOMP_RET_ALLOW);

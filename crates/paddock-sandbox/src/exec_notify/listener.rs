@@ -24,9 +24,8 @@ pub struct ExecSupervisor {
 /// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts.
 pub fn supervise(listener: OwnedFd, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
     let (stop_r, stop_w) = crate::parent::pipe()?;
-    let thread = std::thread::Builder::new()
-        .name("paddock-exec".into())
-        .spawn(move || serve(&listener, &stop_r, &*decider))?;
+    let thread =
+        std::thread::Builder::new().name("paddock-exec".into()).spawn(move || serve(&listener, &stop_r, &*decider))?;
     Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread) })
 }
 
@@ -273,7 +272,8 @@ fn own_magic_link(path: &[u8]) -> Option<String> {
         .or_else(|| s.strip_prefix("/proc/thread-self/"))
         .map(str::to_string)
         .or_else(|| s.strip_prefix("/dev/fd/").map(|n| format!("fd/{n}")))?;
-    let ok = rest == "exe" || rest.strip_prefix("fd/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let ok = rest == "exe"
+        || rest.strip_prefix("fd/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     ok.then_some(rest)
 }
 

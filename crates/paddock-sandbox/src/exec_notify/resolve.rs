@@ -71,9 +71,8 @@ pub(crate) fn resolve(root: &Path, base: &Path, path: &Path) -> Result<PathBuf, 
                 done.clear();
             }
             push_all(&mut todo, &target);
-        } else if !todo.is_empty() && !meta.is_dir() {
-            return Err(Unresolved::Missing);
-        } else if todo.is_empty() && !meta.is_file() {
+        } else if (todo.is_empty() && !meta.is_file()) || (!todo.is_empty() && !meta.is_dir()) {
+            // The last component must be a regular file; every other one a directory.
             return Err(Unresolved::Missing);
         }
     }
