@@ -120,10 +120,11 @@ fn link(pid: u32, what: &str) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/{what}")).ok()
 }
 
+/// The 4th field of `/proc/PID/stat` (after the name, which may hold spaces and parens).
 fn ppid_of(pid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PPid:")?.trim().parse().ok()))
+        .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
 
