@@ -29,6 +29,7 @@ both_users!(
     allowed_git_workflow_is_on_the_record,
     review_groups_execs_per_program,
     revocation_reaches_a_running_tree,
+    a_refused_exec_is_one_escaped_line,
 );
 
 /// The program every door tries to reach: not a shell builtin, prints its argument.
@@ -320,4 +321,20 @@ fn revocation_reaches_a_running_tree(u: User) {
         assert_eq!(o.out(), "one\n", "the revoked program must not run at the tree's next exec\n{o}");
         assert!(o.err().contains("paddock: refused exec basename two") && o.err().contains("revoked"), "{o}");
     });
+}
+
+fn a_refused_exec_is_one_escaped_line(u: User) {
+    let f = Fixture::new(u);
+    let t = tree("");
+    // The argv an agent chose carries terminal controls: the line shows them escaped.
+    let script = format!("{DENIED} \"$(printf 'a\\033[2Jb')\"; echo rc=$?");
+    let host = f.host(&["sh", "-c", &script]);
+    assert!(host.out().contains('\u{1b}'), "control: the argument holds a raw escape\n{host}");
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", &script], None);
+    assert!(o.out().contains("rc=126"), "a refused exec fails with EACCES (126 from the shell)\n{o}");
+    let err = o.err();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("paddock: refused exec")).collect();
+    assert_eq!(lines.len(), 1, "one line per refused exec\n{o}");
+    assert!(!o.err().contains('\u{1b}'), "a raw escape reached the terminal\n{o}");
+    assert!(lines[0].contains("basename") && lines[0].contains("default"), "{}", lines[0]);
 }
