@@ -63,8 +63,10 @@ fn run_writes_start_and_end_and_verify_passes() {
     assert_eq!(code, 3, "{err}");
     assert_eq!(stdout, "out\n");
     let recs = fx.records();
-    assert_eq!(recs.len(), 2);
-    let (s, e) = (&recs[0], &recs[1]);
+    // call.start, the exec of sh (issue 16), call.end
+    assert_eq!(recs.len(), 3);
+    assert_eq!((recs[1]["event"].as_str(), recs[1]["argv"][0].as_str()), (Some("exec"), Some("sh")));
+    let (s, e) = (&recs[0], &recs[2]);
     assert_eq!((s["seq"].as_u64(), s["event"].as_str()), (Some(1), Some("call.start")));
     assert_eq!(s["prev"], "0".repeat(64));
     assert_eq!(s["argv"], serde_json::json!(["sh", "-c", "echo out; echo err >&2; exit 3"]));
@@ -75,7 +77,7 @@ fn run_writes_start_and_end_and_verify_passes() {
         s["enforcement"]["layers"].as_array().unwrap().iter().find(|l| l["name"] == "seccomp").unwrap()["state"],
         "enforced"
     );
-    assert_eq!((e["seq"].as_u64(), e["event"].as_str()), (Some(2), Some("call.end")));
+    assert_eq!((e["seq"].as_u64(), e["event"].as_str()), (Some(3), Some("call.end")));
     assert_eq!(e["call_id"], s["call_id"]);
     assert_eq!(
         (e["exit_code"].as_i64(), e["stdout_bytes"].as_u64(), e["stderr_bytes"].as_u64()),
@@ -135,7 +137,7 @@ fn concurrent_runs_keep_the_chain() {
         assert!(c.wait().unwrap().success());
     }
     let recs = fx.records();
-    assert_eq!(recs.len(), 400);
+    assert_eq!(recs.len(), 600); // per run: call.start, exec, call.end
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r["seq"].as_u64(), Some(i as u64 + 1));
     }
@@ -189,7 +191,7 @@ fn tampering_is_detected_and_named() {
     assert_eq!(out(&mut fx.cmd(&["run", "--", "/bin/true"])).0, 0);
     let (code, stdout, _) = out(&mut fx.cmd(&["audit", "verify"]));
     assert_eq!(code, 0, "{stdout}");
-    assert_eq!(fx.records().len(), 8);
+    assert_eq!(fx.records().len(), 12); // 3 runs before, 1 after, 3 records each (with exec)
 }
 
 #[test]
@@ -203,7 +205,8 @@ fn sigkill_mid_call_leaves_a_valid_log_with_the_start() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let recs = fx.records();
+    // The exec record of sleep may or may not be written before the kill.
+    let recs: Vec<_> = fx.records().into_iter().filter(|r| r["event"] != "exec").collect();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["event"], "call.start");
     assert_eq!(recs[0]["argv"], serde_json::json!(["sleep", "30"]));

@@ -691,3 +691,26 @@ fn calls_still_running_after_the_grace_period_are_killed() {
         "the killed call's end was recorded"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Exec supervision in a session (issue 16)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn session_calls_record_and_decide_every_exec_of_their_tree() {
+    let pol = policy_text("[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"seq **\"]\n");
+    let srv = start(Some(&pol), &[]);
+    let session = srv.session_id();
+    // Twice: the second call runs in the session's zygote.
+    for _ in 0..2 {
+        let r = srv.call(r#"{"tool":"command","argv":["sh","-c","seq 2; /usr/bin/id; echo rc=$?"]}"#);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["stdout"], "1\n2\nrc=126\n", "{r:?}");
+    }
+    let execs: Vec<Value> =
+        srv.audit().into_iter().filter(|r| r["event"] == "exec" && r["session"] == session.as_str()).collect();
+    let count = |argv0: &str, decision: &str| {
+        execs.iter().filter(|r| r["argv"][0] == argv0 && r["decision"] == decision).count()
+    };
+    assert_eq!((count("sh", "allow"), count("seq", "allow"), count("/usr/bin/id", "deny")), (2, 2, 2), "{execs:#?}");
+}

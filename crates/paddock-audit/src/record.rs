@@ -30,7 +30,7 @@ use std::fmt;
 
 pub(crate) use crate::hex::to_hex;
 use crate::payload::{
-    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Exfiltration, HttpRequest, NetConnect, RevokeEvent,
+    ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Exec, Exfiltration, HttpRequest, NetConnect, RevokeEvent,
     SessionEnd, SessionStart,
 };
 use crate::selector::Selector;
@@ -62,6 +62,9 @@ pub enum EventKind {
     /// A network connection went through (or was refused by) the proxy.
     #[serde(rename = "net.connect")]
     NetConnect,
+    /// A program started in a call's tree.
+    #[serde(rename = "exec")]
+    Exec,
     /// A grant was revoked.
     #[serde(rename = "revoke")]
     Revoke,
@@ -95,6 +98,7 @@ impl EventKind {
             EventKind::CallStart => "call.start",
             EventKind::CallEnd => "call.end",
             EventKind::NetConnect => "net.connect",
+            EventKind::Exec => "exec",
             EventKind::Revoke => "revoke",
             EventKind::Unrevoke => "unrevoke",
             EventKind::SessionStart => "session.start",
@@ -123,6 +127,8 @@ pub enum Event {
     CallEnd(CallEnd),
     /// `net.connect`.
     NetConnect(NetConnect),
+    /// `exec`: a program started in a call's tree.
+    Exec(Exec),
     /// `revoke`.
     Revoke(RevokeEvent),
     /// `unrevoke`.
@@ -148,6 +154,7 @@ impl Event {
             Event::CallStart(_) => EventKind::CallStart,
             Event::CallEnd(_) => EventKind::CallEnd,
             Event::NetConnect(_) => EventKind::NetConnect,
+            Event::Exec(_) => EventKind::Exec,
             Event::Revoke(_) => EventKind::Revoke,
             Event::Unrevoke(_) => EventKind::Unrevoke,
             Event::SessionStart(_) => EventKind::SessionStart,
@@ -175,6 +182,7 @@ impl Event {
             EventKind::CallStart => Event::CallStart(serde_json::from_value(v)?),
             EventKind::CallEnd => Event::CallEnd(serde_json::from_value(v)?),
             EventKind::NetConnect => Event::NetConnect(serde_json::from_value(v)?),
+            EventKind::Exec => Event::Exec(serde_json::from_value(v)?),
             EventKind::Revoke => Event::Revoke(serde_json::from_value(v)?),
             EventKind::Unrevoke => Event::Unrevoke(serde_json::from_value(v)?),
             EventKind::SessionStart => Event::SessionStart(serde_json::from_value(v)?),
@@ -234,6 +242,7 @@ pub(crate) fn encode_payload(event: &Event) -> Result<String, serde_json::Error>
         Event::CallStart(p) => serde_json::to_string(p),
         Event::CallEnd(p) => serde_json::to_string(p),
         Event::NetConnect(p) => serde_json::to_string(p),
+        Event::Exec(p) => serde_json::to_string(p),
         Event::Revoke(p) | Event::Unrevoke(p) => serde_json::to_string(p),
         Event::SessionStart(p) => serde_json::to_string(p),
         Event::SessionEnd(p) => serde_json::to_string(p),
@@ -278,6 +287,7 @@ impl Serialize for Record {
             Event::CallStart(p) => enc(self, p, s),
             Event::CallEnd(p) => enc(self, p, s),
             Event::NetConnect(p) => enc(self, p, s),
+            Event::Exec(p) => enc(self, p, s),
             Event::Revoke(p) | Event::Unrevoke(p) => enc(self, p, s),
             Event::SessionStart(p) => enc(self, p, s),
             Event::SessionEnd(p) => enc(self, p, s),

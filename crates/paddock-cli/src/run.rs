@@ -98,6 +98,21 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     if let Some(reason) = session.policy().denies_all() {
         return fail(exit::CONFIG, reason);
     }
+    // exec supervision (issue 16): one escaped line per refused exec of the tree.
+    // A shell's PATH search refuses the same exec once per directory: said once.
+    if !quiet {
+        let last = std::sync::Mutex::new((0, Vec::new()));
+        session.set_exec_observer(Arc::new(move |e: &paddock_audit::Exec| {
+            if e.decision != paddock_audit::Decision::Deny {
+                return;
+            }
+            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            if *last != (e.pid, e.argv.clone()) {
+                *last = (e.pid, e.argv.clone());
+                eprintln!("{}", exec_refused_line(e));
+            }
+        }));
+    }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     match crate::state::enable_approvals(&session) {
         Ok(Some(broker)) => {
@@ -203,6 +218,17 @@ fn warn_if_whole_home(ws: &std::path::Path) {
 /// The one line a refused connection gets on stderr (unless `--quiet`): what was asked,
 /// the address, the rule (or address class, in the reason) and the policy line that would
 /// allow it. Host and reason are the agent's text: escaped.
+/// `paddock: refused exec git push origin (pid 12) by commands.deny[0]: ...`, escaped.
+fn exec_refused_line(e: &paddock_audit::Exec) -> String {
+    format!(
+        "paddock: refused exec {} (pid {}) by {}: {}",
+        Escaped(&e.describe()),
+        e.pid,
+        Escaped(&e.rule),
+        Escaped(&e.reason)
+    )
+}
+
 fn refused_line(e: &ConnectionEvent) -> String {
     let addr = e.address.map(|a| format!(" (address {})", a.ip())).unwrap_or_default();
     let mut line = format!(

@@ -15,6 +15,37 @@ use globset::{GlobBuilder, GlobMatcher};
 use crate::decision::Decision;
 use crate::error::{Origin, Problems};
 
+/// `[commands] scope`: what the rules decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandScope {
+    /// The call itself (what the agent asks to start); what it starts in turn is confined
+    /// by the other rules, and recorded.
+    #[default]
+    Call,
+    /// Every exec anywhere in the call's tree: the program by the kernel (Landlock execute
+    /// rights), its arguments by the supervisor.
+    Tree,
+}
+
+impl CommandScope {
+    /// `"call"` or `"tree"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandScope::Call => "call",
+            CommandScope::Tree => "tree",
+        }
+    }
+
+    /// From the policy's text; `None` for anything else.
+    pub fn parse(s: &str) -> Option<CommandScope> {
+        match s {
+            "call" => Some(CommandScope::Call),
+            "tree" => Some(CommandScope::Tree),
+            _ => None,
+        }
+    }
+}
+
 /// One compiled command pattern.
 #[derive(Debug, Clone)]
 pub struct CommandRule {

@@ -3,7 +3,7 @@
 //! then the effective policy text and its hash.
 
 use crate::audit::compile_audit;
-use crate::commands::{self, CommandRules};
+use crate::commands::{self, CommandRules, CommandScope};
 use crate::decision::Enforcement;
 use crate::error::PolicyError;
 use crate::error::Problems;
@@ -24,6 +24,7 @@ impl Policy {
         let env = env(&m, vars, &mut problems);
         let sandbox_path = env.sandbox_path(vars.caller_path.as_deref());
         let commands = command_rules(&m, &sandbox_path, &mut problems);
+        let command_scope = command_scope(&m, &mut problems);
         let network = network_rules(&m, &mut problems);
         let limits = limit_values(&m, &mut problems);
         let ask = ask_rules(&m, &sandbox_path, &mut problems);
@@ -50,6 +51,7 @@ impl Policy {
             enforcement,
             filesystem,
             commands,
+            command_scope,
             network,
             env,
             limits,
@@ -114,6 +116,21 @@ fn env(m: &Merged, vars: &Vars, problems: &mut Problems) -> EnvRules {
         vars,
         problems,
     )
+}
+
+/// `[commands] scope`; `call` when absent.
+fn command_scope(m: &Merged, problems: &mut Problems) -> CommandScope {
+    match &m.command_scope {
+        None => CommandScope::Call,
+        Some((s, o)) => CommandScope::parse(s).unwrap_or_else(|| {
+            problems.push(
+                o,
+                format!("unknown [commands] scope `{s}`"),
+                Some("write \"call\" (the rules decide the call itself) or \"tree\" (every program the call starts, anywhere in its tree)".into()),
+            );
+            CommandScope::Call
+        }),
+    }
 }
 
 /// `[commands]`; `None` when no file has the table.

@@ -58,7 +58,7 @@ mod vars;
 pub use approved::{approved_entry_text, parse_approved, ApprovedEntry, ApprovedList, APPROVED_HEADER};
 pub use ask::{AskRules, Asked, Proposal, DEFAULT_ASK_TIMEOUT};
 pub use audit::AuditSettings;
-pub use commands::{resolve_program, CommandRule, CommandRules};
+pub use commands::{resolve_program, CommandRule, CommandRules, CommandScope};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
 pub use http_rules::{HttpRule, HttpRules, RequestPattern};

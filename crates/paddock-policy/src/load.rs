@@ -29,8 +29,11 @@ pub(crate) struct Merged {
     pub fs_write: Vec<At<String>>,
     pub fs_deny: Vec<At<String>>,
     pub fs_protect: Vec<At<String>>,
-    /// `[commands]`: `(allow, deny)`, `None` when no file has the table.
+    /// `[commands]`: `(allow, deny)`, `None` when no file has the table (a table with only
+    /// `scope` does not count).
     pub commands: Option<AllowDeny>,
+    /// `[commands] scope`, the last file's.
+    pub command_scope: Option<At<String>>,
     pub net_allow: Vec<At<String>>,
     pub net_deny: Vec<At<String>>,
     pub net_private: Vec<At<String>>,
@@ -251,9 +254,16 @@ impl Loader {
         }
         if let Some(c) = raw.commands {
             let c = c.into_inner();
-            let entry = m.commands.get_or_insert_with(Default::default);
-            entry.0.extend(list(c.allow));
-            entry.1.extend(list(c.deny));
+            let rules = c.allow.is_some() || c.deny.is_some() || !c.ask.is_empty() || c.scope.is_none();
+            if let Some(s) = c.scope {
+                let o = at(s.span());
+                m.command_scope = Some((s.into_inner(), o));
+            }
+            if rules {
+                let entry = m.commands.get_or_insert_with(Default::default);
+                entry.0.extend(list(c.allow.unwrap_or_default()));
+                entry.1.extend(list(c.deny.unwrap_or_default()));
+            }
             m.commands_ask.extend(list(c.ask));
         }
         if let Some(n) = raw.network {

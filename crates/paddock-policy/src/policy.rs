@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::approved::Approved;
 use crate::ask::AskRules;
 use crate::audit::AuditSettings;
-use crate::commands::{self, resolve_program, CommandRules};
+use crate::commands::{self, resolve_program, CommandRules, CommandScope};
 use crate::decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 use crate::error::PolicyError;
 use crate::http_rules::HttpRules;
@@ -30,6 +30,8 @@ pub struct Policy {
     pub filesystem: FsRules,
     /// `[commands]`; `None` when no file has the table (any program may start).
     pub commands: Option<CommandRules>,
+    /// `[commands] scope`: the call only (default), or every exec of its tree.
+    pub command_scope: CommandScope,
     /// `[network]`.
     pub network: NetworkRules,
     /// `[env]`.

@@ -53,12 +53,12 @@ pub(crate) struct RawFilesystem {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCommands {
-    #[serde(default)]
-    pub allow: Vec<S<String>>,
-    #[serde(default)]
-    pub deny: Vec<S<String>>,
+    pub allow: Option<Vec<S<String>>>,
+    pub deny: Option<Vec<S<String>>>,
     #[serde(default)]
     pub ask: Vec<S<String>>,
+    /// `"call"` or `"tree"`; a table with only `scope` sets no command rules.
+    pub scope: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -123,7 +123,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         }
         "sandbox" => &["enforcement", "ask_timeout"],
         "filesystem" => &["read", "write", "deny", "protect"],
-        "commands" => &["allow", "deny", "ask"],
+        "commands" => &["allow", "deny", "ask", "scope"],
         "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy", "upstream_ca", "http"],
         "network.http" => crate::http_rules::KEYS,
         s if s.starts_with("secrets.") => crate::secrets::KEYS,

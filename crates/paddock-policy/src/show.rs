@@ -68,10 +68,14 @@ struct Filesystem {
 
 #[derive(Serialize)]
 struct Commands {
-    allow: Vec<String>,
-    deny: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deny: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ask: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -129,11 +133,19 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
             deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
             protect: fs.protect.iter().map(|r| r.pattern.clone()).collect(),
         },
-        commands: p.commands.as_ref().map(|c| Commands {
-            allow: c.allow.iter().map(|r| r.raw.clone()).collect(),
-            deny: c.deny.iter().map(|r| r.raw.clone()).collect(),
-            ask: p.ask.commands_raw.clone(),
-        }),
+        commands: {
+            let scope = (p.command_scope != crate::commands::CommandScope::Call).then(|| p.command_scope.as_str());
+            let ask = p.ask.commands_raw.clone();
+            match &p.commands {
+                Some(c) => Some(Commands {
+                    allow: Some(c.allow.iter().map(|r| r.raw.clone()).collect()),
+                    deny: Some(c.deny.iter().map(|r| r.raw.clone()).collect()),
+                    ask,
+                    scope,
+                }),
+                None => scope.map(|s| Commands { allow: None, deny: None, ask, scope: Some(s) }),
+            }
+        },
         network: Network {
             allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
             deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),

@@ -699,3 +699,40 @@ fn a_program_outside_the_view_is_named_with_the_entry_to_add() {
     let d = p.program_outside_view("env", Path::new("/usr/bin/env")).expect("a denial");
     assert_eq!(&*d.rule, "filesystem.deny[0]");
 }
+
+#[test]
+fn commands_scope_is_call_by_default_tree_when_asked_and_checked() {
+    assert_eq!(policy("version = 1\n").command_scope, CommandScope::Call);
+    // A table with only `scope` sets no command rules: any program may still start.
+    let p = policy("version = 1\n[commands]\nscope = \"tree\"\n");
+    assert_eq!((p.command_scope, p.commands.is_none()), (CommandScope::Tree, true));
+    // An empty table still means "nothing is allowed", as before.
+    assert!(policy("version = 1\n[commands]\n").commands.is_some());
+    let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\"]\n");
+    assert_eq!((p.command_scope, p.commands.as_ref().map(|c| c.allow.len())), (CommandScope::Tree, Some(1)));
+    let e = error("version = 1\n[commands]\nscope = \"everything\"\n");
+    assert!(
+        e.contains("p.toml:3") && e.contains("unknown [commands] scope `everything`") && e.contains("\"tree\""),
+        "{e}"
+    );
+    // A later file's scope wins; the presets for agents and CI decide the whole tree.
+    for preset in ["coding-agent", "ci"] {
+        let p = Policy::preset(preset, &vars("/nonexistent-ws")).unwrap().unwrap();
+        assert_eq!(p.command_scope, CommandScope::Tree, "{preset}");
+    }
+}
+
+#[test]
+fn the_effective_policy_shows_the_scope_and_reloads_the_same() {
+    for text in [
+        "version = 1\n[commands]\nscope = \"tree\"\n",
+        "version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\"]\n",
+        "version = 1\n[commands]\nallow = [\"ls **\"]\n",
+    ] {
+        let p = policy(text);
+        let shown = p.effective_toml().to_string();
+        assert_eq!(shown.contains("scope = \"tree\""), text.contains("tree"), "{shown}");
+        let again = policy(&shown);
+        assert_eq!((again.command_scope, again.commands.is_some()), (p.command_scope, p.commands.is_some()), "{shown}");
+    }
+}

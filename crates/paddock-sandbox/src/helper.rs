@@ -381,6 +381,12 @@ fn target_main(mut st: State, mounts_ok: bool, private_tmp: bool) -> ! {
     st.report.set("caps", s, d);
     let (s, d) = caps::no_new_privs();
     st.report.set("no_new_privs", s, d);
+    // exec supervision (issue 16): the listener filter, after no_new_privs; its descriptor
+    // goes to the caller and is closed here.
+    if let Some(control) = &st.spec.exec {
+        let (s, d) = crate::exec_notify::install_and_send(st.ctl, control);
+        st.report.set("exec", s, d);
+    }
     let (s, d) = seccomp::install();
     st.report.set("seccomp", s, d);
     let (s, d) = fds::close_inherited(st.ctl);

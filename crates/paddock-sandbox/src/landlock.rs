@@ -409,12 +409,22 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_
         NetworkMode::None => None,
     };
     let needs = needs(facts);
+    // exec supervision (issue 16): with a list of programs, no grant carries execute; each
+    // listed file that exists in the view gets execute (and read) of its own.
+    let exec_files = crate::exec_notify::landlock_files(spec);
+    let (fs_read, fs_all, dev_rw) = match &exec_files {
+        Some(_) => (fs_read & !AccessFs::Execute, fs_all & !AccessFs::Execute, dev_rw & !AccessFs::Execute),
+        None => (fs_read, fs_all, dev_rw),
+    };
     let result = (|| -> Result<RulesetStatus, ::landlock::RulesetError> {
         let mut created = handle(Ruleset::default(), &needs)?
             .create()?
             .add_rules(path_beneath_rules(&read_only, fs_read))?
             .add_rules(path_beneath_rules(&writes, fs_all))?
             .add_rules(path_beneath_rules(&dev_files, dev_rw))?;
+        if let Some(files) = &exec_files {
+            created = created.add_rules(path_beneath_rules(files, AccessFs::Execute | AccessFs::ReadFile))?;
+        }
         if mounts_ok {
             // The new root holds only what the spec allows: listing it reveals nothing more.
             created = created.add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))?;
@@ -431,6 +441,9 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_
     };
     // Only what this kernel has: what it lacks, the status detail names.
     let mut detail = format!("landlock ABI {abi}: {} read, {} write path rules{deny_note}", reads.len(), writes.len());
+    if let Some(files) = &exec_files {
+        detail.push_str(&format!("; execute on {} program files only", files.len()));
+    }
     if Right::Tcp.abi() <= abi {
         detail.push_str(&match net_rule_port {
             Some(p) => format!("; TCP connect only to port {p}, no bind"),

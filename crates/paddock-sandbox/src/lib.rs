@@ -68,6 +68,8 @@ compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlo
 mod caps;
 mod cgroup;
 mod error;
+// exec supervision (issue 16): a new module; see its docs.
+mod exec_notify;
 mod fds;
 mod helper;
 mod landlock;
@@ -87,6 +89,7 @@ mod view;
 mod zygote;
 
 pub use error::SandboxError;
+pub use exec_notify::{supervise, ExecControl, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use helper::HELPER_MARKER;
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use parent::{run, spawn, Killer, Running};

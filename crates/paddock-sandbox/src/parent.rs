@@ -56,6 +56,8 @@ pub struct Running {
     remote: Option<OwnedFd>,
     /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
     cgroup: Option<crate::cgroup::SandboxCgroup>,
+    /// Exec supervision (issue 16): the seccomp listener of the tree's execs.
+    exec_listener: Option<OwnedFd>,
 }
 
 /// Kills one call's whole process tree from another thread, as its timeout does: SIGKILL
@@ -272,6 +274,7 @@ impl Running {
             helper,
             remote: None,
             cgroup: None,
+            exec_listener: None,
         }
     }
 
@@ -329,6 +332,8 @@ pub(crate) fn handshake(
                 }
             }
             Some((Msg::Pty, fds)) => master = fds.into_iter().next(),
+            // exec supervision (issue 16)
+            Some((Msg::ExecListener, fds)) => running.exec_listener = fds.into_iter().next(),
             Some((Msg::Ready { report }, _)) => {
                 running.report = report;
                 ready = true;
@@ -426,6 +431,13 @@ impl Running {
     /// ([`crate::NetworkMode::Proxy`]); the proxy accepts the child's connections on it.
     pub fn take_proxy_listener(&mut self) -> Option<OwnedFd> {
         self.listener.take()
+    }
+
+    /// The seccomp listener of the tree's execs ([`crate::SandboxSpec::exec`]); give it to
+    /// [`crate::supervise`] before [`Running::wait`]: until it is answered, every exec of
+    /// the tree (the program's own first) waits, and once it is closed they fail.
+    pub fn take_exec_listener(&mut self) -> Option<OwnedFd> {
+        self.exec_listener.take()
     }
 
     fn signal_reaper(&self, sig: libc::c_int) -> bool {

@@ -93,6 +93,9 @@ pub(crate) enum Msg {
     /// From a zygote's per-call helper: its own pidfd (descriptor attached), so the caller
     /// can kill it although it is not the caller's child.
     CallHelper,
+    /// From the target (exec supervision, issue 16): the seccomp listener of its execs
+    /// (descriptor attached), before `Ready`.
+    ExecListener,
 }
 
 /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.

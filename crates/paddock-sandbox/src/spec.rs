@@ -56,6 +56,11 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// How standard input, output and error reach the child.
     pub stdio: StdioMode,
+    /// Exec supervision (issue 16): every `execve`/`execveat` of the tree waits for the
+    /// caller's supervisor ([`crate::Running::take_exec_listener`], [`crate::supervise`]);
+    /// `None`: execs are not seen.
+    #[serde(default)]
+    pub exec: Option<crate::ExecControl>,
 }
 
 impl SandboxSpec {
@@ -78,6 +83,7 @@ impl SandboxSpec {
             network: NetworkMode::None,
             limits: Limits::default(),
             stdio: StdioMode::Inherit,
+            exec: None,
         }
     }
 

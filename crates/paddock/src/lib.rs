@@ -60,6 +60,8 @@
 pub mod api;
 pub mod approvals;
 mod call;
+mod exec_audit;
+pub mod exec_rights;
 mod http;
 #[cfg(feature = "mcp")]
 pub mod mcp;
@@ -69,6 +71,7 @@ mod session;
 pub mod spec;
 
 pub use call::{CallOutcome, Timeout, ToolCall};
+pub use exec_audit::{ExecObserver, SCOPE_CALL_RULE};
 pub use net::{decide_connection, lint_network, upstream_for, upstream_from_process, ConnectionCheck, PolicyHosts};
 pub use session::{apply_revocations, revocation_of, ConnectionObserver, RunResult, Session, SessionConfig};
 

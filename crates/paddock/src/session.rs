@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     approvals: OnceLock<Arc<crate::approvals::Broker>>,
     /// TLS interception and brokered secrets, when the policy has secrets or request rules.
     pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
+    /// Sees every `exec` record (issue 16; [`Session::set_exec_observer`]).
+    exec_observer: OnceLock<crate::ExecObserver>,
 }
 
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
@@ -456,7 +458,12 @@ impl Inner {
         }
     }
 
-    fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
+    /// The observer of `exec` records, if one is set.
+    pub(crate) fn exec_observer(&self) -> Option<&crate::ExecObserver> {
+        self.exec_observer.get()
+    }
+
+    pub(crate) fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
         let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
         Ok(r?.seq)
     }
@@ -509,6 +516,15 @@ impl Inner {
             }
             _ => None,
         };
+        // exec supervision (issue 16): every exec of the tree waits for this supervisor,
+        // which decides and records it; stopped after the tree is gone, before `call.end`.
+        let exec_supervisor = match running.take_exec_listener() {
+            Some(fd) => {
+                let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
+                Some(paddock_sandbox::supervise(fd, Arc::new(auditor))?)
+            }
+            None => None,
+        };
         // Every layer is in place and the child is parked before exec: record the call,
         // with what was enforced, durably, then let it run. (`call.end` repeats the call's
         // fields; the report, large, stays on `call.start`.)
@@ -522,6 +538,9 @@ impl Inner {
             n
         });
         let waited = running.wait();
+        if let Some(s) = exec_supervisor {
+            s.stop();
+        }
         if let Some(n) = registered {
             self.running.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(m, _)| *m != n);
         }
@@ -604,6 +623,7 @@ impl Session {
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             approvals: OnceLock::new(),
+            exec_observer: OnceLock::new(),
         });
         if inner.mode != "run" {
             let start = SessionStart::new(inner.id.clone())
@@ -634,6 +654,13 @@ impl Session {
     /// The broker of this session's questions, once [`Session::enable_approvals`] made it.
     pub fn approvals(&self) -> Option<Arc<crate::approvals::Broker>> {
         self.inner.approvals.get().cloned()
+    }
+
+    /// Sets the callback that sees every `exec` record of this session's calls, as it is
+    /// written (`paddock run` prints a line for each refused one); once: a second call
+    /// returns `false` and changes nothing.
+    pub fn set_exec_observer(&self, observer: crate::ExecObserver) -> bool {
+        self.inner.exec_observer.set(observer).is_ok()
     }
 
     /// The session id (on every record of its calls).

@@ -194,6 +194,9 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
         max_file_size: l.max_file_size,
     };
     spec.stdio = stdio;
+    // exec supervision (issue 16): every exec of the tree on the record, and under
+    // `[commands] scope = "tree"` only the allowed programs executable.
+    spec.exec = Some(crate::exec_rights::control(policy, &spec.program));
     // The sandbox's listings of the view's directories, in `$STATE` (which no view holds),
     // so a start reads only the directories that changed. Without a state dir, no cache.
     spec.view_cache = paddock_audit::state::state_dir().ok().map(|d| d.join(VIEW_CACHE_FILE));

@@ -151,7 +151,7 @@ fn serialize_redacted_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&redact_url(url))
 }
 
-fn shell_quote(arg: &str) -> String {
+pub(crate) fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-*".contains(&b));
     if plain {
         arg.to_owned()

@@ -33,6 +33,8 @@ pub(super) struct Builder {
     pub(super) unreadable: Vec<u64>,
     pub(super) torn_tail: bool,
     questions: super::questions::Questions,
+    /// `exec` records, per call program.
+    execs: super::programs::ExecGroups,
 }
 
 impl Builder {
@@ -49,6 +51,7 @@ impl Builder {
             Event::Unrevoke(e) => self.revocations.retain(|x| x.selector != e.selector),
             Event::CallStart(c) => {
                 self.started.insert(c.call_id.clone());
+                self.execs.call(&c.call_id, &c.target);
             }
             _ => {}
         }
@@ -75,6 +78,7 @@ impl Builder {
                 let summary = format!("secret {} to {}:{}", e.secret, e.host, e.port);
                 self.add_denied(Tool::HttpRequest, summary, &r.ts, r.seq, Some(e.rule), Some(e.reason));
             }
+            Event::Exec(e) => self.add_exec(r.seq, &r.ts, e),
             Event::Revoke(_) | Event::Unrevoke(_) | Event::SessionStart(_) | Event::SessionEnd(_) => {}
             Event::ApprovalAsk(a) => self.questions.ask(&r.ts, &a),
             Event::ApprovalAnswer(a) => self.questions.answer(&r.ts, &a),
@@ -255,6 +259,35 @@ impl Builder {
         }
     }
 
+    /// An `exec`: its call program's group, and, when a command rule decided it (scope
+    /// "tree"), a use of that grant or a denied attempt.
+    fn add_exec(&mut self, seq: u64, ts: &str, e: crate::payload::Exec) {
+        self.execs.add(seq, &e);
+        if e.rule == "commands.scope" {
+            return; // scope "call": recorded, not decided by a rule
+        }
+        let summary = format!("exec {}", e.describe());
+        match e.decision {
+            Decision::Allow if !e.rule.starts_with("commands.") => {}
+            Decision::Allow => {
+                let u = GrantUse {
+                    seq,
+                    ts: ts.to_owned(),
+                    call_id: Some(e.call_id.clone()),
+                    target: None,
+                    connection: None,
+                    summary: format!("exec {}", super::programs::command_of(&e)),
+                    exit_code: None,
+                };
+                self.grant_use(e.rule, u);
+            }
+            Decision::Deny => {
+                let reason = (!e.reason.is_empty()).then_some(e.reason);
+                self.add_denied(Tool::Command, summary, ts, seq, Some(e.rule), reason)
+            }
+        }
+    }
+
     fn grant_use(&mut self, rule: String, u: GrantUse) -> usize {
         let g = self.grants.entry(rule.clone()).or_insert_with(|| GrantUsage {
             rule,
@@ -313,6 +346,8 @@ impl Builder {
             questions: self.questions.list,
             unreadable_lines: self.unreadable,
             torn_tail: self.torn_tail,
+            execs: self.execs.execs,
+            programs: self.execs.finish(),
         };
         review.mark_revoked();
         review

@@ -111,6 +111,8 @@ impl fmt::Display for Review {
             }
         }
 
+        super::programs::render(f, &self.programs)?;
+
         writeln!(f, "\nConnections by host ({}):", self.hosts.len())?;
         if self.hosts.is_empty() {
             writeln!(f, "  none")?;

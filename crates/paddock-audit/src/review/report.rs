@@ -66,6 +66,10 @@ pub struct Review {
     pub unreadable_lines: Vec<u64>,
     /// Whether the log ends with a torn line (skipped).
     pub torn_tail: bool,
+    /// `exec` records in the window.
+    pub execs: u64,
+    /// The programs the calls' trees started, per call program, busiest first.
+    pub programs: Vec<super::programs::ProgramTree>,
 }
 
 /// One grant and what used it.

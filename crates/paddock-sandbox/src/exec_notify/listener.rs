@@ -1,0 +1,303 @@
+//! The supervisor's side: one thread per call that answers every exec notification of its
+//! tree ([`supervise`]).
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::memory::ChildMem;
+use super::resolve::{self, Unresolved};
+use super::{ExecDecider, ExecRequest, ExecVerdict};
+
+/// The running supervisor of one call; [`ExecSupervisor::stop`] (or dropping it) ends it.
+/// While it runs, each exec of the tree waits for its decider; once it is gone, every
+/// later exec of the tree fails (`ENOSYS`): never unsupervised.
+#[derive(Debug)]
+pub struct ExecSupervisor {
+    stop: Option<OwnedFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the thread that answers the notifications of `listener` (from
+/// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts.
+pub fn supervise(listener: OwnedFd, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
+    let (stop_r, stop_w) = crate::parent::pipe()?;
+    let thread =
+        std::thread::Builder::new().name("paddock-exec".into()).spawn(move || serve(&listener, &stop_r, &*decider))?;
+    Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread) })
+}
+
+impl ExecSupervisor {
+    /// Stops the thread once the notifications already queued are answered (call it after
+    /// the tree is gone, so that every exec is decided and recorded before the call ends).
+    pub fn stop(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        drop(self.stop.take()); // the thread sees the hang-up
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::warn!("the exec supervisor panicked; the tree's later execs failed");
+            }
+        }
+    }
+}
+
+impl Drop for ExecSupervisor {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn serve(listener: &OwnedFd, stop: &OwnedFd, decider: &dyn ExecDecider) {
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfd entries.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::warn!("exec supervisor: poll failed: {}", std::io::Error::last_os_error());
+            return;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            answer_one(listener.as_raw_fd(), decider);
+            continue; // drain what is queued before looking at the stop pipe
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 || fds[1].revents != 0 {
+            return;
+        }
+    }
+}
+
+fn id_valid(fd: RawFd, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 that lives for the call.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id as *const u64) == 0 }
+}
+
+fn answer_one(fd: RawFd, decider: &dyn ExecDecider) {
+    // SAFETY: seccomp_notif is plain data; the kernel wants it zeroed before RECV.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: RECV fills the struct, which lives for the call.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req as *mut libc::seccomp_notif) } != 0 {
+        // ENOENT: the task was killed or its call interrupted in between; nothing to answer.
+        return;
+    }
+    let answer = match read_request(fd, &req) {
+        // Nothing there: the kernel's own answer, without running anything.
+        Some((_, true)) => Err(libc::ENOENT),
+        Some((exec, false)) => match decider.decide(&exec) {
+            ExecVerdict::Allow => Ok(()),
+            ExecVerdict::Deny => Err(libc::EACCES),
+        },
+        None => return, // the notification is no longer valid: the task is gone
+    };
+    // SAFETY: seccomp_notif_resp is plain data.
+    let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
+    resp.id = req.id;
+    match answer {
+        Ok(()) => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+        Err(errno) => resp.error = -errno,
+    }
+    // SAFETY: SEND reads the struct, which lives for the call.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut libc::seccomp_notif_resp) } != 0 {
+        tracing::debug!("exec supervisor: answer not delivered: {}", std::io::Error::last_os_error());
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn link(pid: u32, what: &str) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/{what}")).ok()
+}
+
+/// The 4th field of `/proc/PID/stat` (after the name, which may hold spaces and parens).
+fn ppid_of(pid: u32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads and resolves one exec; `None` when the notification went stale (checked after
+/// the pid's files are opened and again after everything is read, so what was read is the
+/// notifying task's, not a recycled pid's).
+/// The bool: the path names nothing in the child's view (answered `ENOENT`).
+fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bool)> {
+    let pid = req.pid;
+    let a = req.data.args;
+    let is_execve = i64::from(req.data.nr) == libc::SYS_execve;
+    let (syscall, dirfd, path_ptr, argv_ptr, flags) = if is_execve {
+        ("execve", libc::AT_FDCWD, a[0], a[1], 0)
+    } else {
+        ("execveat", a[0] as i32, a[1], a[2], a[4] as i32)
+    };
+    let mem = ChildMem::open(pid as i32);
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    if !id_valid(fd, req.id) {
+        return None;
+    }
+    let mut exec = ExecRequest {
+        pid: pid as i32,
+        ppid: ppid_of(pid),
+        syscall,
+        path: String::new(),
+        program: None,
+        interpreter: None,
+        problem: None,
+        argv: Vec::new(),
+        argv_truncated: false,
+        cwd: link(pid, "cwd").unwrap_or_default(),
+    };
+    let path_bytes = match &mem {
+        Ok(mem) => match (mem.string(path_ptr, libc::PATH_MAX as usize), mem.string_array(argv_ptr)) {
+            (Ok(p), Ok((argv, complete))) => {
+                exec.argv = argv.iter().map(|b| lossy(b)).collect();
+                exec.argv_truncated = !complete;
+                p.complete.then_some(p.bytes)
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                None
+            }
+        },
+        Err(e) => {
+            exec.problem = Some(format!("the process's memory could not be opened: {e}"));
+            None
+        }
+    };
+    let mut not_found = false;
+    if let Some(p) = &path_bytes {
+        exec.path = lossy(p);
+        not_found = resolve_program(&mut exec, &root, p, dirfd, flags);
+    } else if exec.problem.is_none() {
+        exec.problem = Some("the path is longer than PATH_MAX or unreadable".into());
+    }
+    if !id_valid(fd, req.id) {
+        return None;
+    }
+    Some((exec, not_found))
+}
+
+/// Fills `program`, `interpreter` or `problem`; true when the path names nothing.
+fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32, flags: i32) -> bool {
+    let pid = exec.pid as u32;
+    let fd_link = |fd: i32| link(pid, &format!("fd/{fd}"));
+    let pathless = |l: &Path| {
+        let b = l.as_os_str().as_bytes();
+        !l.is_absolute() || b.starts_with(b"/memfd:") || b.ends_with(b" (deleted)")
+    };
+    let target: PathBuf;
+    let base: PathBuf;
+    if path.is_empty() {
+        if flags & libc::AT_EMPTY_PATH == 0 || dirfd == libc::AT_FDCWD {
+            exec.problem = Some("an empty path".into());
+            return false;
+        }
+        match fd_link(dirfd) {
+            Some(l) if !pathless(&l) => {
+                target = l;
+                base = PathBuf::from("/");
+            }
+            l => {
+                exec.problem = Some(format!(
+                    "a descriptor with no path in the view (fileless exec: {})",
+                    l.map_or("unknown".into(), |l| l.display().to_string())
+                ));
+                return false;
+            }
+        }
+    } else if let Some(own) = own_magic_link(path) {
+        // `/proc/self/exe`, `/proc/self/fd/N`, `/dev/fd/N`: the caller's own file, which the
+        // kernel reaches through the magic link; decided as that file (or refused when it
+        // has no path: a memfd, a deleted file).
+        match link(pid, &own) {
+            Some(l) if !pathless(&l) => {
+                target = l;
+                base = PathBuf::from("/");
+            }
+            l => {
+                exec.problem = Some(format!(
+                    "a descriptor with no path in the view (fileless exec: {})",
+                    l.map_or("unknown".into(), |l| l.display().to_string())
+                ));
+                return false;
+            }
+        }
+    } else {
+        target = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        base = if target.is_absolute() || dirfd == libc::AT_FDCWD {
+            exec.cwd.clone()
+        } else {
+            match fd_link(dirfd) {
+                Some(l) if !pathless(&l) => l,
+                _ => {
+                    exec.problem = Some("a directory descriptor with no path in the view".into());
+                    return false;
+                }
+            }
+        };
+    }
+    match resolve::resolve(root, &base, &target) {
+        Ok(p) => {
+            let comps: Vec<Vec<u8>> = p.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
+            match resolve::shebang(root, &resolve::in_root(root, &comps)) {
+                Some(Ok(i)) => exec.interpreter = Some(i),
+                Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
+                None => {}
+            }
+            exec.program = Some(p);
+        }
+        Err(Unresolved::NotFound) => return true,
+        Err(e) => exec.problem = Some(describe(&e).to_string()),
+    }
+    false
+}
+
+/// `exe` or `fd/N` for a path that names the calling process's own executable or
+/// descriptor through a magic link (`/proc/self/exe`, `/proc/thread-self/fd/3`,
+/// `/dev/fd/3`); `None` for any other path.
+fn own_magic_link(path: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(path).ok()?;
+    let rest = s
+        .strip_prefix("/proc/self/")
+        .or_else(|| s.strip_prefix("/proc/thread-self/"))
+        .map(str::to_string)
+        .or_else(|| s.strip_prefix("/dev/fd/").map(|n| format!("fd/{n}")))?;
+    let ok = rest == "exe"
+        || rest.strip_prefix("fd/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(rest)
+}
+
+fn describe(e: &Unresolved) -> &'static str {
+    match e {
+        Unresolved::NotFound => "does not exist in the sandbox's view",
+        Unresolved::Missing => "is not a regular file in the sandbox's view",
+        Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
+        Unresolved::Loop => "has too many levels of symbolic links",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_magic_link;
+
+    #[test]
+    fn own_magic_links_are_recognised() {
+        assert_eq!(own_magic_link(b"/proc/self/exe").as_deref(), Some("exe"));
+        assert_eq!(own_magic_link(b"/proc/thread-self/fd/3").as_deref(), Some("fd/3"));
+        assert_eq!(own_magic_link(b"/dev/fd/12").as_deref(), Some("fd/12"));
+        assert_eq!(own_magic_link(b"/proc/self/root/usr/bin/id"), None);
+        assert_eq!(own_magic_link(b"/proc/self/fd/"), None);
+        assert_eq!(own_magic_link(b"/usr/bin/id"), None);
+    }
+}

@@ -1,0 +1,125 @@
+//! Every program started in the sandboxed tree, seen and decided before it runs: a seccomp
+//! user-notification filter on `execve`/`execveat` in the target, and a supervisor in the
+//! caller that answers it.
+//!
+//! * [`filter`] (in the target, after `no_new_privs`, before the other seccomp filters):
+//!   `execve` and `execveat` answer `SECCOMP_RET_USER_NOTIF`; `seccomp(2)` asking for a
+//!   listener of its own fails with `EPERM` (a newer listener would be asked first and could
+//!   let the call through); the listener descriptor goes to the caller over the control
+//!   socket (`SCM_RIGHTS`) and is closed in the target before anything else runs.
+//! * [`listener`] (in the caller, a thread per call, [`supervise`]): receives each
+//!   notification, reads the path and argv from the child's memory ([`memory`]) between two
+//!   `SECCOMP_IOCTL_NOTIF_ID_VALID` checks, resolves the program in the child's own root
+//!   ([`resolve`]), asks an [`ExecDecider`] and answers `CONTINUE` (the kernel then runs
+//!   the exec as usual) or `EACCES`.
+//!
+//! Which programs can run at all is the kernel's: with [`ExecControl::programs`] set,
+//! Landlock grants execute on those files only (no directory grant carries it). The
+//! supervisor decides argv, and refuses what the kernel's rule cannot tell apart: the
+//! dynamic loader run as a program, `/proc` magic links, a descriptor with no path
+//! (`memfd_create` + `execveat`).
+//!
+//! The limit of user notification: the argv the supervisor read may be changed by another
+//! thread of the caller (sharing its memory) before the kernel copies it. The program's
+//! identity does not race (Landlock checks the file the kernel opens).
+
+mod filter;
+mod listener;
+mod memory;
+mod resolve;
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proto::{self, Msg};
+use crate::report::LayerState;
+
+pub use listener::{supervise, ExecSupervisor};
+
+/// Exec supervision of one call ([`crate::SandboxSpec::exec`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecControl {
+    /// `None`: any program the view holds may run (each exec is still seen and decided by
+    /// the supervisor). `Some`: Landlock grants execute on these files only (absolute
+    /// paths in the view: the allowed programs, their interpreters, the dynamic loader);
+    /// read and write grants carry no execute right.
+    pub programs: Option<Vec<PathBuf>>,
+}
+
+/// One `execve`/`execveat` in the tree, as the supervisor read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The calling thread, in the caller's pid namespace.
+    pub pid: i32,
+    /// Its parent, in the caller's pid namespace (0 when unknown).
+    pub ppid: i32,
+    /// `execve` or `execveat`.
+    pub syscall: &'static str,
+    /// The path argument as the child passed it (lossy UTF-8; empty for `AT_EMPTY_PATH`).
+    pub path: String,
+    /// The program the kernel will open, resolved in the child's view (symlinks followed,
+    /// relative to its cwd or directory descriptor); `None` when it does not resolve to a
+    /// regular file there, or names no path (`problem` says why).
+    pub program: Option<PathBuf>,
+    /// A `#!` script's interpreter, resolved in the child's view.
+    pub interpreter: Option<PathBuf>,
+    /// Why the program is not resolved (a descriptor without a path, `/proc`, missing).
+    pub problem: Option<String>,
+    /// The arguments, `argv[0]` first (lossy UTF-8), bounded.
+    pub argv: Vec<String>,
+    /// Some arguments (or their bytes) were left out: beyond the bounds or unreadable.
+    pub argv_truncated: bool,
+    /// The working directory in the child's view.
+    pub cwd: PathBuf,
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecVerdict {
+    /// The kernel runs the exec (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
+    Allow,
+    /// The exec fails with `EACCES` in the child.
+    Deny,
+}
+
+/// Decides each exec of a tree (a policy's `[commands]`, in paddock). Called on the
+/// supervisor's thread, one exec at a time, in the order the tree made them.
+pub trait ExecDecider: Send + Sync {
+    /// The verdict for `exec`; the child waits for it.
+    fn decide(&self, exec: &ExecRequest) -> ExecVerdict;
+}
+
+/// In the target: installs the filter and sends its listener to the caller over `ctl`,
+/// then closes it here (the tree must never hold its own supervisor's descriptor).
+pub(crate) fn install_and_send(ctl: RawFd, control: &ExecControl) -> (LayerState, String) {
+    let fd = match filter::install() {
+        Ok(fd) => fd,
+        Err(e) => return (LayerState::Unavailable, e),
+    };
+    let sent = proto::send(ctl, &Msg::ExecListener, &[fd.as_raw_fd()]);
+    drop(fd);
+    if let Err(e) = sent {
+        return (LayerState::Unavailable, format!("the exec listener could not reach the supervisor: {e}"));
+    }
+    let programs = match &control.programs {
+        Some(p) => format!("Landlock executes {} files only", p.len()),
+        None => "any program of the view may execute".into(),
+    };
+    (
+        LayerState::Enforced,
+        format!(
+            "execve/execveat wait for the supervisor (seccomp user notification), which reads \
+             and decides each one; {programs}; no listener of the tree's own"
+        ),
+    )
+}
+
+/// In the target, for Landlock: the program files of [`ExecControl::programs`] that exist
+/// in the view (a missing one could not be opened for its rule and grants nothing);
+/// `None` when execute is not restricted.
+pub(crate) fn landlock_files(spec: &crate::SandboxSpec) -> Option<Vec<PathBuf>> {
+    let programs = spec.exec.as_ref()?.programs.as_ref()?;
+    Some(programs.iter().filter(|p| p.is_absolute() && p.is_file()).cloned().collect())
+}

@@ -1,0 +1,190 @@
+//! The exec supervisor's decisions and records (issue 16): every program started in a
+//! call's tree is an `exec` audit record; under `[commands] scope = "tree"` each is
+//! decided by the policy's command rules, the current ones (a revocation reaches a running
+//! tree at its next exec).
+
+use std::sync::Arc;
+
+use paddock_audit::{Decision as AuditDecision, Event, Exec};
+use paddock_policy::{CommandScope, Decision, Policy, Verdict};
+use paddock_sandbox::{ExecDecider, ExecRequest, ExecVerdict};
+
+use crate::session::Inner;
+
+/// A callback that sees every `exec` record as it is written (for `paddock run`'s line on
+/// a refused exec).
+pub type ExecObserver = Arc<dyn Fn(&Exec) + Send + Sync>;
+
+/// The rule of an exec that scope "call" lets through undecided (it is recorded).
+pub const SCOPE_CALL_RULE: &str = "commands.scope";
+
+/// Decides and records the execs of one call.
+pub(crate) struct ExecAuditor {
+    inner: Arc<Inner>,
+    call_id: String,
+}
+
+impl ExecAuditor {
+    pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
+        ExecAuditor { inner, call_id }
+    }
+}
+
+impl ExecDecider for ExecAuditor {
+    fn decide(&self, e: &ExecRequest) -> ExecVerdict {
+        let policy = self.inner.policy();
+        let d = decide(&policy, e);
+        let (argv, argv_omitted, cut) = Exec::bound_argv(&e.argv);
+        let show = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let record = Exec {
+            session: self.inner.id.clone(),
+            call_id: self.call_id.clone(),
+            pid: e.pid,
+            ppid: e.ppid,
+            program: e.program.as_deref().map(show),
+            interpreter: e.interpreter.as_deref().map(show),
+            path: e.path.clone(),
+            argv,
+            argv_omitted,
+            argv_truncated: cut || e.argv_truncated,
+            cwd: show(&e.cwd),
+            decision: if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny },
+            rule: d.rule.to_string(),
+            reason: d.reason.clone(),
+        };
+        let written = self.inner.append(&Event::Exec(record.clone()), false);
+        if let Some(observe) = self.inner.exec_observer() {
+            observe(&record);
+        }
+        match written {
+            Ok(_) if d.is_allow() => ExecVerdict::Allow,
+            Ok(_) => ExecVerdict::Deny,
+            Err(err) => {
+                // No program runs unaudited.
+                tracing::error!(call = %self.call_id, "exec refused: its audit record could not be written: {err}");
+                ExecVerdict::Deny
+            }
+        }
+    }
+}
+
+fn deny(rule: &str, reason: String) -> Decision {
+    Decision { verdict: Verdict::Deny, rule: Arc::from(rule), reason }
+}
+
+/// The verdict on one exec under `policy` (pure): scope "call" lets every exec through
+/// (recorded); scope "tree" asks the command rules about the program the kernel will open
+/// and its argv, and about a script's interpreter too.
+pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
+    if policy.command_scope == CommandScope::Call {
+        return Decision {
+            verdict: Verdict::Allow,
+            rule: Arc::from(SCOPE_CALL_RULE),
+            reason: "scope \"call\": recorded, not decided".into(),
+        };
+    }
+    let rules = policy.commands.is_some();
+    let Some(program) = &e.program else {
+        let problem = e.problem.as_deref().unwrap_or("it names no program");
+        if !rules && policy.denies_all().is_none() {
+            return policy.decide_command(None, &e.argv).with_reason_if_allowed(problem);
+        }
+        return deny("default", format!("exec of `{}` refused: {problem}", e.path));
+    };
+    if rules && e.argv_truncated {
+        return deny("default", "its arguments are too long or unreadable to be checked against [commands]".into());
+    }
+    let d = policy.decide_command(Some(program), &e.argv);
+    if !d.is_allow() {
+        return d;
+    }
+    if let Some(problem) = &e.problem {
+        if rules {
+            return deny("default", format!("`{}`: {problem}", program.display()));
+        }
+    }
+    if let Some(interp) = &e.interpreter {
+        let mut argv = vec![interp.to_string_lossy().into_owned(), program.to_string_lossy().into_owned()];
+        argv.extend(e.argv.iter().skip(1).cloned());
+        let di = policy.decide_command(Some(interp), &argv);
+        if !di.is_allow() {
+            return Decision {
+                verdict: Verdict::Deny,
+                rule: di.rule,
+                reason: format!("the script's interpreter: {}", di.reason),
+            };
+        }
+    }
+    d
+}
+
+trait AllowedNote {
+    fn with_reason_if_allowed(self, note: &str) -> Decision;
+}
+
+impl AllowedNote for Decision {
+    fn with_reason_if_allowed(mut self, note: &str) -> Decision {
+        if self.is_allow() {
+            self.reason = format!("{} (the exec {note})", self.reason);
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+    use std::path::PathBuf;
+
+    fn policy(text: &str) -> Policy {
+        let vars = Vars::from_env(std::env::temp_dir());
+        Policy::from_toml_str("t.toml", text, &vars).unwrap()
+    }
+
+    fn exec(program: Option<&str>, argv: &[&str]) -> ExecRequest {
+        ExecRequest {
+            pid: 2,
+            ppid: 1,
+            syscall: "execve",
+            path: program.unwrap_or("").into(),
+            program: program.map(|p| std::fs::canonicalize(p).unwrap()),
+            interpreter: None,
+            problem: program.is_none().then(|| "a descriptor with no path".into()),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            argv_truncated: false,
+            cwd: PathBuf::from("/"),
+        }
+    }
+
+    #[test]
+    fn scope_call_records_and_lets_through() {
+        let p = policy("version = 1\n[commands]\nallow = [\"ls **\"]\n");
+        let d = decide(&p, &exec(Some("/bin/sh"), &["sh"]));
+        assert!(d.is_allow());
+        assert_eq!(&*d.rule, SCOPE_CALL_RULE);
+    }
+
+    #[test]
+    fn scope_tree_decides_program_argv_and_fileless() {
+        let p = policy(
+            "version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\ndeny = [\"ls -R **\"]\n",
+        );
+        assert!(decide(&p, &exec(Some("/bin/ls"), &["ls", "-l"])).is_allow());
+        let d = decide(&p, &exec(Some("/bin/ls"), &["ls", "-R", "/"]));
+        assert_eq!((d.is_allow(), &*d.rule), (false, "commands.deny[0]"));
+        assert!(!decide(&p, &exec(Some("/bin/true"), &["true"])).is_allow());
+        assert!(!decide(&p, &exec(None, &["x"])).is_allow());
+        let mut truncated = exec(Some("/bin/ls"), &["ls"]);
+        truncated.argv_truncated = true;
+        assert!(!decide(&p, &truncated).is_allow());
+    }
+
+    #[test]
+    fn scope_tree_without_rules_lets_everything_through_on_the_record() {
+        let p = policy("version = 1\n[commands]\nscope = \"tree\"\n");
+        assert!(p.commands.is_none());
+        assert!(decide(&p, &exec(Some("/bin/true"), &["true"])).is_allow());
+        assert!(decide(&p, &exec(None, &["x"])).is_allow());
+    }
+}

@@ -1,0 +1,340 @@
+//! End-to-end: every program started in a call's tree is an `exec` record, and under
+//! `[commands] scope = "tree"` is decided by the command rules: no side door runs a denied
+//! program. Each scenario runs as root and as uid 65534; each side door has its controls:
+//! the same script under `scope = "call"` runs the program, and so does the host.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use std::path::Path;
+
+both_users!(
+    records_every_exec_in_scope_call,
+    records_200_execs_complete_and_in_order,
+    door_absolute_path,
+    door_path_lookup,
+    door_env,
+    door_find_exec,
+    door_xargs,
+    door_python_execv,
+    door_shebang_script_in_workspace,
+    door_allowed_script_with_denied_interpreter,
+    door_copy_in_workspace,
+    door_dynamic_loader,
+    door_fileless_memfd,
+    door_fileless_memfd_through_proc,
+    door_proc_self_fd_of_a_denied_program,
+    proc_self_exe_of_an_allowed_program_runs,
+    allowed_git_workflow_is_on_the_record,
+    review_groups_execs_per_program,
+    revocation_reaches_a_running_tree,
+    a_refused_exec_is_one_escaped_line,
+);
+
+/// The program every door tries to reach: not a shell builtin, prints its argument.
+const DENIED: &str = "/usr/bin/basename";
+/// What the doors themselves may run.
+const ALLOWED: &str = r#""sh **", "env **", "find **", "xargs **", "python3 **", "cat **""#;
+
+fn tree(extra: &str) -> String {
+    format!("[commands]\nscope = \"tree\"\nallow = [{ALLOWED}{extra}]\n")
+}
+
+fn call_scope() -> String {
+    format!("[commands]\nallow = [{ALLOWED}]\n")
+}
+
+/// The `exec` records of the fixture's audit log, in order.
+fn exec_records(f: &Fixture) -> Vec<serde_json::Value> {
+    let log = read(&f.root.join("state/audit.jsonl"));
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("an audit line is JSON"))
+        .filter(|v| v["event"] == "exec")
+        .collect()
+}
+
+fn argv_of(v: &serde_json::Value) -> Vec<String> {
+    v["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+/// One side door: `script(marker)` runs the denied program (which prints the marker) some
+/// way. Under scope "tree" the marker never appears and `run` says what it refused; under
+/// scope "call", and on the host, it does (the door is real). With `allowed_works`, the
+/// same script under scope "tree" with the program allowed prints it too.
+fn door(u: User, name: &str, script: &dyn Fn(&Fixture, &str) -> String, allowed_works: bool) {
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let script = script(&f, &marker);
+    let argv = ["sh", "-c", script.as_str()];
+
+    let host = f.host(&argv);
+    assert!(host.out().contains(&marker), "{name}: control on the host failed\n{host}");
+    let t = tree("");
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &argv, None);
+    assert!(!o.out().contains(&marker), "{name}: the denied program ran under scope \"tree\"\n{o}");
+    assert!(o.err().contains("paddock: refused exec"), "{name}: run must say what it refused\n{o}");
+    let refused: Vec<serde_json::Value> = exec_records(&f).into_iter().filter(|r| r["decision"] == "deny").collect();
+    assert!(!refused.is_empty(), "{name}: no refused exec on the record\n{o}");
+    let c = call_scope();
+    let o = f.run(&Pol { tail: &c, ..Pol::default() }, &argv, None);
+    assert!(o.out().contains(&marker), "{name}: control under scope \"call\" failed\n{o}");
+    if allowed_works {
+        let t = tree(", \"basename **\"");
+        let o = f.run(&Pol { tail: &t, ..Pol::default() }, &argv, None);
+        assert!(o.out().contains(&marker), "{name}: the program allowed under scope \"tree\" must run\n{o}");
+    }
+}
+
+fn door_absolute_path(u: User) {
+    door(u, "absolute path", &|_, m| format!("{DENIED} {m}"), true);
+}
+
+fn door_path_lookup(u: User) {
+    door(u, "PATH lookup", &|_, m| format!("basename {m}"), true);
+}
+
+fn door_env(u: User) {
+    door(u, "env", &|_, m| format!("env basename {m}"), true);
+}
+
+fn door_find_exec(u: User) {
+    door(u, "find -exec", &|_, m| format!("find / -maxdepth 0 -exec basename {m} \\;"), true);
+}
+
+fn door_xargs(u: User) {
+    door(u, "xargs", &|_, m| format!("echo {m} | xargs basename"), true);
+}
+
+fn door_python_execv(u: User) {
+    let src = format!("import os, sys; os.execv({DENIED:?}, [\"basename\", sys.argv[1]])");
+    door(u, "os.execv", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), true);
+}
+
+fn door_shebang_script_in_workspace(u: User) {
+    door(
+        u,
+        "#! script in the workspace",
+        &|f, m| {
+            write(&f.ws.join("s.sh"), &format!("#!/bin/sh\necho {m}\n"), 0o755);
+            chown(&f.ws.join("s.sh"), f.user.uid());
+            "./s.sh".into()
+        },
+        false,
+    );
+}
+
+fn door_allowed_script_with_denied_interpreter(u: User) {
+    // The script is allowed by its path; its interpreter is the denied program (which the
+    // kernel runs as `basename SCRIPT`, printing the script's name: the marker).
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let script = f.ws.join(&marker);
+    write(&script, &format!("#!{DENIED}\n"), 0o755);
+    let path = script.to_str().unwrap();
+    let host = f.host(&[path]);
+    assert!(host.out().contains(&marker), "control on the host failed\n{host}");
+    let t = tree(&format!(", {path:?}"));
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", path], None);
+    assert!(!o.out().contains(&marker), "a denied interpreter ran through an allowed script\n{o}");
+    let t = tree(&format!(", {path:?}, \"basename **\""));
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", path], None);
+    assert!(o.out().contains(&marker), "the script and its interpreter allowed must run\n{o}");
+}
+
+fn door_copy_in_workspace(u: User) {
+    let copy = |f: &Fixture, m: &str| {
+        let p = f.ws.join("mybasename");
+        if !p.exists() {
+            std::fs::copy(DENIED, &p).unwrap();
+            chmod(&p, 0o755);
+            chown(&p, f.user.uid());
+        }
+        format!("./mybasename {m}")
+    };
+    door(u, "a copy in the workspace", &copy, false);
+    // Allowed by its own path, the copy runs (the door test's refusal was the rule's).
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let script = copy(&f, &marker);
+    let t = tree(&format!(", \"{}/mybasename **\"", f.ws.display()));
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", &script], None);
+    assert!(o.out().contains(&marker), "a workspace program allowed by its path must run\n{o}");
+}
+
+fn door_dynamic_loader(u: User) {
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a dynamic loader");
+    door(u, "the dynamic loader", &|_, m| format!("{loader} {DENIED} {m}"), false);
+}
+
+fn door_fileless_memfd(u: User) {
+    let src = format!(
+        "import os, sys\nfd = os.memfd_create('x')\nos.write(fd, open({DENIED:?}, 'rb').read())\nos.execve(fd, ['basename', sys.argv[1]], {{}})"
+    );
+    door(u, "memfd_create + execveat", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+fn door_fileless_memfd_through_proc(u: User) {
+    let src = format!(
+        "import os, sys\nfd = os.memfd_create('x')\nos.write(fd, open({DENIED:?}, 'rb').read())\nos.execv('/proc/self/fd/%d' % fd, ['basename', sys.argv[1]])"
+    );
+    door(u, "memfd through /proc/self/fd", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+fn door_proc_self_fd_of_a_denied_program(u: User) {
+    let src = format!(
+        "import os, sys\nfd = os.open({DENIED:?}, os.O_RDONLY)\nos.execv('/proc/self/fd/%d' % fd, ['basename', sys.argv[1]])"
+    );
+    door(u, "/proc/self/fd of the program", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), true);
+}
+
+fn proc_self_exe_of_an_allowed_program_runs(u: User) {
+    // A program re-executing itself through /proc/self/exe is decided as itself.
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let src =
+        "import os, sys\nos.execv('/proc/self/exe', ['python3', '-c', 'import sys; print(sys.argv[1])', sys.argv[1]])";
+    let t = tree("");
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["python3", "-c", src, &marker], None);
+    assert!(o.out().contains(&marker), "/proc/self/exe of an allowed program must run\n{o}");
+    let recs = exec_records(&f);
+    let again = recs.iter().find(|r| r["path"] == "/proc/self/exe").unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(again["decision"], "allow", "{again}");
+    assert!(again["program"].as_str().unwrap().contains("python3"), "{again}");
+}
+
+fn records_every_exec_in_scope_call(u: User) {
+    let f = Fixture::new(u);
+    let o = f.run(&Pol::default(), &["sh", "-c", "ls / >/dev/null; git --version"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let recs = exec_records(&f);
+    let find = |name: &str| {
+        recs.iter()
+            .find(|r| r["program"].as_str().is_some_and(|p| p.ends_with(name)))
+            .unwrap_or_else(|| panic!("no exec record of {name}: {recs:#?}"))
+    };
+    let sh = &recs[0];
+    assert_eq!(argv_of(sh), ["sh", "-c", "ls / >/dev/null; git --version"], "{recs:#?}");
+    let (ls, git) = (find("/ls"), find("/git"));
+    assert_eq!(argv_of(ls), ["ls", "/"]);
+    assert_eq!(argv_of(git), ["git", "--version"]);
+    let ws = std::fs::canonicalize(&f.ws).unwrap();
+    for r in [sh, ls, git] {
+        assert_eq!(r["decision"], "allow", "{r}");
+        assert_eq!(r["rule"], "commands.scope", "{r}");
+        assert_eq!(Path::new(r["cwd"].as_str().unwrap()), ws, "{r}");
+        assert!(r["pid"].as_i64().unwrap() > 0 && r["ppid"].as_i64().unwrap() > 0, "{r}");
+    }
+    assert_eq!(ls["ppid"], sh["pid"], "ls's parent is the shell");
+    assert_eq!(git["ppid"], sh["pid"], "git's parent is the shell");
+}
+
+fn records_200_execs_complete_and_in_order(u: User) {
+    let f = Fixture::new(u);
+    let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"seq **\", \"echo *\"]\n";
+    let script = "for i in $(seq 200); do /bin/echo $i; done >/dev/null";
+    let o = f.run(&Pol { tail: t, ..Pol::default() }, &["sh", "-c", script], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let recs = exec_records(&f);
+    let echoes: Vec<String> = recs
+        .iter()
+        .filter(|r| argv_of(r).first().map(String::as_str) == Some("/bin/echo"))
+        .map(|r| {
+            assert_eq!(r["decision"], "allow", "{r}");
+            argv_of(r)[1].clone()
+        })
+        .collect();
+    let want: Vec<String> = (1..=200).map(|i| i.to_string()).collect();
+    assert_eq!(echoes, want, "every exec on the record, in the order made");
+    let log = read(&f.root.join("state/audit.jsonl"));
+    let lines: Vec<&str> = log.lines().collect();
+    let last_exec = lines.iter().rposition(|l| l.contains("\"event\":\"exec\"")).unwrap();
+    let end = lines.iter().position(|l| l.contains("\"event\":\"call.end\"")).unwrap();
+    assert!(last_exec < end, "every exec record precedes the call's end");
+}
+
+fn allowed_git_workflow_is_on_the_record(u: User) {
+    let f = Fixture::new(u);
+    let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"git **\"]\ndeny = [\"git push **\"]\n";
+    let script = "git init -q . && echo x > f && git add f && git -c user.name=t -c user.email=t@t.test commit -qm first && git log --oneline && git push origin; echo push=$?";
+    let o = f.run(&Pol { tail: t, ..Pol::default() }, &["sh", "-c", script], None);
+    assert!(o.out().contains("first"), "an allowed git workflow must work under scope \"tree\"\n{o}");
+    assert!(o.out().contains("push=126"), "git push is denied by its rule (EACCES)\n{o}");
+    assert!(o.err().contains("paddock: refused exec git push origin"), "{o}");
+    let recs = exec_records(&f);
+    let sub: Vec<(String, String)> = recs
+        .iter()
+        .filter(|r| argv_of(r).first().map(String::as_str) == Some("git"))
+        .map(|r| (argv_of(r).get(1).cloned().unwrap_or_default(), r["decision"].as_str().unwrap().to_string()))
+        .collect();
+    for (want, decision) in [("init", "allow"), ("add", "allow"), ("-c", "allow"), ("log", "allow"), ("push", "deny")] {
+        assert!(sub.iter().any(|(s, d)| s == want && d == decision), "git {want} ({decision}) on the record: {sub:?}");
+    }
+}
+
+fn review_groups_execs_per_program(u: User) {
+    let f = Fixture::new(u);
+    let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"ls **\"]\n";
+    let script = "ls -a >/dev/null; ls -a >/dev/null; /usr/bin/printf x; true";
+    let o = f.run(&Pol { tail: t, ..Pol::default() }, &["sh", "-c", script], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let o = f.launch(&[f.bin.clone().into(), "audit".into(), "review".into()], &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let line = o.out().lines().find(|l| l.starts_with("  sh \u{2192} ")).map(str::to_string);
+    let line = line.unwrap_or_else(|| panic!("no line for the call program sh\n{o}"));
+    assert!(line.contains("ls \u{d7}2"), "{line}");
+    assert!(line.contains("denied: printf x \u{d7}1"), "{line}");
+    let o = f.launch(&[f.bin.clone().into(), "audit".into(), "review".into(), "--json".into()], &[], None);
+    let v: serde_json::Value = serde_json::from_str(&o.out()).unwrap();
+    assert_eq!(v["programs"][0]["call_program"], "sh", "{v}");
+    assert_eq!(v["programs"][0]["denied"], 1, "{v}");
+}
+
+fn revocation_reaches_a_running_tree(u: User) {
+    let f = Fixture::new(u);
+    let t = "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"basename **\", \"sleep **\"]\n";
+    let pol = Pol { tail: t, ..Pol::default() };
+    // Waits (at most 30 s) for the file `go` in the workspace between two execs.
+    let script =
+        "basename one; i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; basename two";
+    // Control: without a revocation both run.
+    write(&f.ws.join("go"), "", 0o644);
+    let o = f.run(&pol, &["sh", "-c", script], None);
+    assert_eq!(o.out(), "one\ntwo\n", "{o}");
+    std::fs::remove_file(f.ws.join("go")).unwrap();
+    let log = f.root.join("state/audit.jsonl");
+    let before = read(&log).lines().count();
+    std::thread::scope(|s| {
+        let run = s.spawn(|| f.run(&pol, &["sh", "-c", script], None));
+        let deadline = std::time::Instant::now() + HANG;
+        while !read(&log).lines().skip(before).any(|l| l.contains("\"argv\":[\"basename\",\"one\"]")) {
+            assert!(std::time::Instant::now() < deadline, "the tree never ran basename one");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let r = f.launch(&[f.bin.clone().into(), "revoke".into(), "command:basename **".into()], &[], None);
+        assert_eq!(r.code(), 0, "{r}");
+        write(&f.ws.join("go"), "", 0o644);
+        let o = run.join().unwrap();
+        assert_eq!(o.out(), "one\n", "the revoked program must not run at the tree's next exec\n{o}");
+        assert!(o.err().contains("paddock: refused exec basename two") && o.err().contains("revoked"), "{o}");
+    });
+}
+
+fn a_refused_exec_is_one_escaped_line(u: User) {
+    let f = Fixture::new(u);
+    let t = tree("");
+    // The argv an agent chose carries terminal controls: the line shows them escaped.
+    let script = format!("{DENIED} \"$(printf 'a\\033[2Jb')\"; echo rc=$?");
+    let host = f.host(&["sh", "-c", &script]);
+    assert!(host.out().contains('\u{1b}'), "control: the argument holds a raw escape\n{host}");
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", &script], None);
+    assert!(o.out().contains("rc=126"), "a refused exec fails with EACCES (126 from the shell)\n{o}");
+    let err = o.err();
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("paddock: refused exec")).collect();
+    assert_eq!(lines.len(), 1, "one line per refused exec\n{o}");
+    assert!(!o.err().contains('\u{1b}'), "a raw escape reached the terminal\n{o}");
+    assert!(lines[0].contains("basename") && lines[0].contains("default"), "{}", lines[0]);
+}
