@@ -45,7 +45,8 @@ use ::landlock::{
     RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 
-use crate::report::{EnforcementReport, LayerState};
+use crate::layer::{Applied, Layer, LayerState};
+use crate::report::EnforcementReport;
 use crate::spec::{Enforcement, NetworkMode, PathPlan, SandboxSpec};
 
 /// The ABI whose rights this crate knows and vets.
@@ -153,14 +154,14 @@ impl Facts {
     /// The facts of a child about to be confined: `report` holds the namespaces and mount
     /// view so far; `shared_netns` is set for a zygote's call.
     pub(crate) fn of(spec: &SandboxSpec, report: &EnforcementReport, mounts_ok: bool, shared_netns: bool) -> Facts {
-        let netns = if !report.is_active("net_ns") {
+        let netns = if !report.is_active(Layer::NetNs) {
             NetNs::Host
         } else if shared_netns {
             NetNs::Shared
         } else {
             NetNs::Own
         };
-        Facts { enforcement: spec.enforcement, netns, own_pidns: report.is_active("pid_ns"), mount_view: mounts_ok }
+        Facts { enforcement: spec.enforcement, netns, own_pidns: report.is_active(Layer::PidNs), mount_view: mounts_ok }
     }
 }
 
@@ -347,11 +348,11 @@ fn without_nested(paths: &[PathBuf], covers: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Applies the ruleset, each right at the level [`needs`] gives for `facts`; returns the
 /// layer state (from the kernel's status) and detail.
-pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> (LayerState, String) {
+pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> Applied {
     let mounts_ok = facts.mount_view;
     let abi = kernel_abi();
     if abi == 0 {
-        return (LayerState::Unavailable, "landlock not supported by this kernel".into());
+        return Applied::new(LayerState::Unavailable, "landlock not supported by this kernel");
     }
     let expand = |paths: &[PathBuf]| -> Vec<PathBuf> {
         if mounts_ok {
@@ -441,8 +442,10 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_
         detail.push_str("; scopes: abstract unix sockets, signals");
     }
     match result {
-        Ok(status) => (state_of(&status), format!("{detail}; {}", status_detail(&status, &needs, facts, abi))),
-        Err(e) => (LayerState::Unavailable, error_detail(&e, &needs, abi)),
+        Ok(status) => {
+            Applied::new(state_of(&status), format!("{detail}; {}", status_detail(&status, &needs, facts, abi)))
+        }
+        Err(e) => Applied::new(LayerState::Unavailable, error_detail(&e, &needs, abi)),
     }
 }
 

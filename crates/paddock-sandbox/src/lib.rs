@@ -67,14 +67,16 @@ compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlo
 
 mod caps;
 mod cgroup;
+mod entry;
 mod error;
 mod fds;
 mod helper;
 mod landlock;
+mod launch;
+mod layer;
 mod limits;
 mod mounts;
 mod namespaces;
-mod parent;
 mod proto;
 mod pty;
 mod relay;
@@ -82,15 +84,17 @@ mod report;
 mod seccomp;
 mod signals;
 mod spec;
+mod stdio;
 mod sys;
 mod view;
 mod zygote;
 
-pub use error::SandboxError;
-pub use helper::HELPER_MARKER;
+pub use error::{OsError, SandboxError, SetupError};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
-pub use parent::{run, spawn, Killer, Running};
-pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
+pub use launch::{run, spawn, Killer, Running};
+pub use layer::{Layer, LayerState};
+pub use proto::HELPER_MARKER;
+pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
@@ -106,7 +110,7 @@ pub fn helper_main_if_requested() {
     if args.nth(1).as_deref() != Some(std::ffi::OsStr::new(HELPER_MARKER)) {
         return;
     }
-    helper::main(args)
+    entry::main(args)
 }
 
 /// Which layers this machine offers: a best-effort confinement of `/bin/true` that is
@@ -122,26 +126,8 @@ pub fn probe() -> EnforcementReport {
         Ok(running) => running.report().clone(), // dropping it kills the parked child
         Err(e) => {
             let mut r = EnforcementReport::default();
-            for name in [
-                "session",
-                "user_ns",
-                "mount_ns",
-                "pid_ns",
-                "net_ns",
-                "ipc_ns",
-                "uts_ns",
-                "cgroup_ns",
-                "mounts",
-                "landlock",
-                "rlimits",
-                "cgroup",
-                "caps",
-                "no_new_privs",
-                "seccomp",
-                "fds",
-                "env",
-            ] {
-                r.set(name, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
+            for layer in Layer::ALL {
+                r.set(layer, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
             }
             r
         }

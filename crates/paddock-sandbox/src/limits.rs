@@ -11,7 +11,7 @@
 //! (unprivileged, they are what there is). The timeout is not an rlimit: the parent kills
 //! the pid namespace.
 
-use crate::report::LayerState;
+use crate::layer::{Applied, LayerState};
 use crate::spec::Limits;
 
 fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
@@ -30,7 +30,7 @@ fn ignore_sigxfsz() -> std::io::Result<()> {
 }
 
 /// Applies the rlimits; returns the layer state and detail.
-pub(crate) fn apply(limits: &Limits) -> (LayerState, String) {
+pub(crate) fn apply(limits: &Limits) -> Applied {
     let mut done = vec![];
     let mut failed = vec![];
     let mut one = |name: &str, res, v: Option<u64>, note: &str| {
@@ -57,8 +57,8 @@ pub(crate) fn apply(limits: &Limits) -> (LayerState, String) {
         }
     }
     if failed.is_empty() {
-        (LayerState::Enforced, done.join(", "))
+        Applied::new(LayerState::Enforced, done.join(", "))
     } else {
-        (LayerState::Partial, format!("{}; failed: {}", done.join(", "), failed.join(", ")))
+        Applied::new(LayerState::Partial, format!("{}; failed: {}", done.join(", "), failed.join(", ")))
     }
 }

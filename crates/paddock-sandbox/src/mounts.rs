@@ -257,13 +257,14 @@ fn mount_private_tmp(root: &Path, size: TmpfsSize) -> io::Result<()> {
 /// The state and detail of the `mounts` layer for `view`: a view whose masks are
 /// incomplete is unavailable under strict enforcement (the run stops, 71, naming the path)
 /// and partial otherwise (the run goes on and the report says what is missing).
-pub(crate) fn layer(view: &MountView, strict: bool) -> (crate::report::LayerState, String) {
-    use crate::report::LayerState;
+pub(crate) fn layer(view: &MountView, strict: bool) -> crate::layer::Applied {
+    use crate::layer::Applied;
+    use crate::layer::LayerState;
     match &view.masks_failed {
-        Some(f) if strict => (LayerState::Unavailable, f.clone()),
-        Some(f) => (LayerState::Partial, format!("{}; {f}", view.detail)),
-        None if view.partial => (LayerState::Partial, view.detail.clone()),
-        None => (LayerState::Enforced, view.detail.clone()),
+        Some(f) if strict => Applied::new(LayerState::Unavailable, f.clone()),
+        Some(f) => Applied::new(LayerState::Partial, format!("{}; {f}", view.detail)),
+        None if view.partial => Applied::new(LayerState::Partial, view.detail.clone()),
+        None => Applied::new(LayerState::Enforced, view.detail.clone()),
     }
 }
 

@@ -13,8 +13,9 @@ use std::fs;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use crate::report::{EnforcementReport, LayerState};
-use crate::sys::cvt;
+use crate::layer::{Layer, LayerState};
+use crate::report::EnforcementReport;
+use crate::sys::{self, cvt};
 
 /// Which namespaces this process now lives in (pid: its children).
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,14 +26,15 @@ pub(crate) struct Namespaces {
     pub cgroup: bool,
 }
 
-const ALL: &[(&str, libc::c_int)] = &[
-    ("user_ns", libc::CLONE_NEWUSER),
-    ("mount_ns", libc::CLONE_NEWNS),
-    ("pid_ns", libc::CLONE_NEWPID),
-    ("net_ns", libc::CLONE_NEWNET),
-    ("ipc_ns", libc::CLONE_NEWIPC),
-    ("uts_ns", libc::CLONE_NEWUTS),
-    ("cgroup_ns", libc::CLONE_NEWCGROUP),
+/// Every namespace layer, in the order of the report, with its `clone(2)` flag.
+const ALL: &[(Layer, libc::c_int)] = &[
+    (Layer::UserNs, libc::CLONE_NEWUSER),
+    (Layer::MountNs, libc::CLONE_NEWNS),
+    (Layer::PidNs, libc::CLONE_NEWPID),
+    (Layer::NetNs, libc::CLONE_NEWNET),
+    (Layer::IpcNs, libc::CLONE_NEWIPC),
+    (Layer::UtsNs, libc::CLONE_NEWUTS),
+    (Layer::CgroupNs, libc::CLONE_NEWCGROUP),
 ];
 
 fn unshare(flags: libc::c_int) -> io::Result<()> {
@@ -46,71 +48,93 @@ pub(crate) fn enter(report: &mut EnforcementReport) -> Namespaces {
 }
 
 /// The namespaces a zygote ([`crate::Zygote`]) enters once for all its calls.
-pub(crate) const ZYGOTE: &[&str] = &["user_ns", "mount_ns", "net_ns", "ipc_ns", "uts_ns"];
+pub(crate) const ZYGOTE: &[Layer] = &[Layer::UserNs, Layer::MountNs, Layer::NetNs, Layer::IpcNs, Layer::UtsNs];
 /// The namespaces each call of a zygote gets of its own (inside the zygote's user
 /// namespace): pid (and so a fresh `/proc`, hence mount), ipc (SysV IPC needs no
 /// privilege) and cgroup.
-pub(crate) const PER_CALL: &[&str] = &["pid_ns", "mount_ns", "ipc_ns", "cgroup_ns"];
+pub(crate) const PER_CALL: &[Layer] = &[Layer::PidNs, Layer::MountNs, Layer::IpcNs, Layer::CgroupNs];
 
 /// Enters the namespaces named in `only` (all of them when empty) and records each.
-pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[&str]) -> Namespaces {
-    let wanted: Vec<&(&str, libc::c_int)> = ALL.iter().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
+pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Namespaces {
+    let wanted: Vec<(Layer, libc::c_int)> =
+        ALL.iter().copied().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut groups_note = String::new();
-    if uid == 0 && wanted.iter().any(|(n, _)| *n == "user_ns") {
+    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) {
         // SAFETY: setgroups with an empty list; no pointer is read when the size is 0.
         if unsafe { libc::setgroups(0, std::ptr::null()) } == 0 {
             groups_note = ", supplementary groups dropped".into();
         }
     }
     let all = wanted.iter().fold(0, |acc, (_, f)| acc | f);
-    let mut ok: Vec<(&str, Result<(), io::Error>)> = Vec::new();
+    let mut ok: Vec<(Layer, Result<(), io::Error>)> = Vec::new();
     match unshare(all) {
         Ok(()) => ok.extend(wanted.iter().map(|(n, _)| (*n, Ok(())))),
         Err(e) => {
             tracing::debug!("unshare of all namespaces failed ({e}); trying one by one");
             for (name, flag) in &wanted {
-                ok.push((name, unshare(*flag)));
+                ok.push((*name, unshare(*flag)));
             }
         }
     }
-    let has = |n: &str| ok.iter().any(|(m, r)| *m == n && r.is_ok());
-    let mut ns =
-        Namespaces { user: has("user_ns"), mount: has("mount_ns"), pid: has("pid_ns"), cgroup: has("cgroup_ns") };
+    let has = |n: Layer| ok.iter().any(|(m, r)| *m == n && r.is_ok());
+    let mut ns = Namespaces {
+        user: has(Layer::UserNs),
+        mount: has(Layer::MountNs),
+        pid: has(Layer::PidNs),
+        cgroup: has(Layer::CgroupNs),
+    };
     for (name, r) in &ok {
-        let (state, detail) = match (name, r) {
-            (&"user_ns", Err(e)) if e.raw_os_error() == Some(libc::EINVAL) && crate::parent::thread_count().is_some_and(|n| n > 1) => (
-                LayerState::Unavailable,
-                format!("unshare failed: {e}: the helper process is multi-threaded; call paddock_sandbox::helper_main_if_requested() first in main, before any thread starts (not inside #[tokio::main])"),
-            ),
-            (_, Err(e)) => (LayerState::Unavailable, format!("unshare failed: {e}")),
-            (&"user_ns", Ok(())) => match map_ids(uid, gid) {
-                Ok(()) => (
-                    LayerState::Enforced,
-                    format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied{groups_note}"),
-                ),
-                Err(e) => {
-                    ns.user = false;
-                    (LayerState::Unavailable, format!("writing the id maps failed: {e}"))
-                }
-            },
-            (&"pid_ns", Ok(())) => (LayerState::Enforced, "the reaper is pid 1, the command pid 2".into()),
-            (&"net_ns", Ok(())) => match loopback_up() {
-                Ok(()) => (LayerState::Enforced, "only lo, up".into()),
-                Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
-            },
-            (&"uts_ns", Ok(())) => {
-                // SAFETY: a valid buffer and its length.
-                let r = unsafe { libc::sethostname(c"paddock".as_ptr(), 7) };
-                let host = if r == 0 { "hostname paddock" } else { "hostname unchanged" };
-                (LayerState::Enforced, host.into())
-            }
-            (_, Ok(())) => (LayerState::Enforced, "new namespace".into()),
+        let (state, detail) = match r {
+            Err(e) => (LayerState::Unavailable, unshare_failed(*name, e)),
+            Ok(()) => entered(*name, uid, gid, &groups_note, &mut ns),
         };
-        report.set(name, state, detail);
+        report.set(*name, state, detail);
     }
     ns
+}
+
+/// Why `unshare` of `name` failed, with the likely cause when there is one.
+fn unshare_failed(name: Layer, e: &io::Error) -> String {
+    if name == Layer::UserNs && e.raw_os_error() == Some(libc::EINVAL) && sys::thread_count().is_some_and(|n| n > 1) {
+        return format!("unshare failed: {e}: the helper process is multi-threaded; call paddock_sandbox::helper_main_if_requested() first in main, before any thread starts (not inside #[tokio::main])");
+    }
+    format!("unshare failed: {e}")
+}
+
+/// What the new namespace `name` holds once set up inside (id maps, `lo`, hostname).
+fn entered(
+    name: Layer,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups_note: &str,
+    ns: &mut Namespaces,
+) -> (LayerState, String) {
+    match name {
+        Layer::UserNs => match map_ids(uid, gid) {
+            Ok(()) => (
+                LayerState::Enforced,
+                format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied{groups_note}"),
+            ),
+            Err(e) => {
+                ns.user = false;
+                (LayerState::Unavailable, format!("writing the id maps failed: {e}"))
+            }
+        },
+        Layer::PidNs => (LayerState::Enforced, "the reaper is pid 1, the command pid 2".into()),
+        Layer::NetNs => match loopback_up() {
+            Ok(()) => (LayerState::Enforced, "only lo, up".into()),
+            Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
+        },
+        Layer::UtsNs => {
+            // SAFETY: a valid buffer and its length.
+            let r = unsafe { libc::sethostname(c"paddock".as_ptr(), 7) };
+            let host = if r == 0 { "hostname paddock" } else { "hostname unchanged" };
+            (LayerState::Enforced, host.into())
+        }
+        _ => (LayerState::Enforced, "new namespace".into()),
+    }
 }
 
 fn map_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {

@@ -11,18 +11,71 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{EnforcementReport, LayerState};
+use crate::error::SetupError;
+use crate::layer::{Applied, Layer};
+use crate::report::EnforcementReport;
 use crate::spec::SandboxSpec;
 use crate::sys::cvt;
+
+/// `argv[1]` that turns the paddock binary into the helper.
+pub const HELPER_MARKER: &str = "__paddock-sandbox-helper-v1__";
 
 /// The byte that releases the target into `execve`.
 pub(crate) const GO: u8 = b'g';
 
+/// The largest message accepted (a spec with long path lists fits many times over).
 const MAX_MSG: usize = 1 << 20;
+
+/// What the parent sends over the spec pipe to a re-executed helper (a forked one gets it
+/// in memory).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub spec: SandboxSpec,
+    /// The child gets the pty on 0, 1, 2 as its controlling terminal.
+    pub pty: bool,
+    /// How the helper was started, for the report.
+    pub launch: String,
+    /// Start a zygote ([`crate::Zygote`]) rather than one child.
+    #[serde(default)]
+    pub zygote: bool,
+}
+
+/// Why the helper side stopped before the child was ready.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// A strict run met an unavailable layer (exit 71).
+    Layer {
+        /// The missing layer.
+        layer: Layer,
+        /// Why it is unavailable.
+        detail: String,
+    },
+    /// A setup step failed (exit 125).
+    Setup(SetupError),
+}
+
+impl Failure {
+    /// The helper side's exit code for it.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Layer { .. } => 71,
+            Failure::Setup(_) => 125,
+        }
+    }
+}
+
+impl From<Failure> for crate::SandboxError {
+    fn from(f: Failure) -> crate::SandboxError {
+        match f {
+            Failure::Layer { layer, detail } => crate::SandboxError::LayerUnavailable { layer, detail },
+            Failure::Setup(e) => crate::SandboxError::Spawn(e),
+        }
+    }
+}
 
 /// A message from the helper side to the parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,13 +94,8 @@ pub(crate) enum Msg {
         /// The complete report.
         report: EnforcementReport,
     },
-    /// Setup failed. `layer` is set when a strict run met an unavailable layer.
-    Failed {
-        /// The missing layer (strict mode), if that was the reason.
-        layer: Option<String>,
-        /// What went wrong.
-        detail: String,
-    },
+    /// Setup failed: a missing layer (strict) or the step that failed.
+    Failed(Failure),
     /// From the target: `execve` failed with this errno.
     ExecFailed {
         /// errno.
@@ -80,7 +128,7 @@ pub(crate) enum Msg {
         /// The call (its filesystem fields are the zygote's).
         spec: Box<SandboxSpec>,
         /// The cgroup layer's status, decided by the caller that made the cgroup.
-        cgroup: (LayerState, String),
+        cgroup: Applied,
         /// The names of the cgroup's directories (descriptors: `cgroup.procs` and parent
         /// of each).
         #[serde(default)]
@@ -153,11 +201,20 @@ pub(crate) fn send_raw(sock: RawFd, body: &[u8], fds: &[RawFd]) -> io::Result<()
 }
 
 /// Receives one message; `Ok(None)` at end of stream (every holder of the other end closed).
+///
+/// The datagram's length is peeked first (`MSG_PEEK | MSG_TRUNC` returns it whole), so
+/// the buffer is the message's size, not the largest one's. A message whose descriptors
+/// did not all fit (`MSG_CTRUNC`: the kernel closed the rest) or whose body was cut is an
+/// error: a descriptor the protocol promised is missing.
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+    let len = peek_len(sock)?;
+    if len > MAX_MSG {
+        return Err(io::Error::other(format!("control message of {len} bytes (at most {MAX_MSG})")));
+    }
     // Not zeroed: the kernel writes what it returns, and only those bytes are read.
-    let mut body: Vec<u8> = Vec::with_capacity(MAX_MSG);
+    let mut body: Vec<u8> = Vec::with_capacity(len.max(1));
     let mut cbuf = [0u64; 16];
-    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: MAX_MSG };
+    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: body.capacity() };
     // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
     let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
     hdr.msg_iov = &mut iov;
@@ -175,11 +232,46 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
             return Err(e);
         }
     };
+    let fds = received_fds(&hdr);
+    if n == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    if hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other("control message's descriptors truncated"));
+    }
+    if hdr.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::other("control message truncated"));
+    }
+    // SAFETY: recvmsg initialised the first `n` bytes (n <= the capacity given as iov_len).
+    unsafe { body.set_len(n) };
+    let msg = serde_json::from_slice(&body).map_err(io::Error::other)?;
+    Ok(Some((msg, fds)))
+}
+
+/// The length of the next datagram, without taking it (nor its descriptors: no control
+/// buffer is given, so none is installed).
+fn peek_len(sock: RawFd) -> io::Result<usize> {
+    loop {
+        // SAFETY: a zero-length receive into no buffer; MSG_TRUNC makes the kernel return
+        // the datagram's real length, MSG_PEEK leaves it queued.
+        let r = unsafe { libc::recv(sock, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The descriptors of the `SCM_RIGHTS` messages in `hdr`, now ours.
+fn received_fds(hdr: &libc::msghdr) -> Vec<OwnedFd> {
     let mut fds = Vec::new();
     // SAFETY: the kernel filled `hdr`; the CMSG_* macros walk the control buffer within
     // `msg_controllen`, and each SCM_RIGHTS payload holds whole descriptors now owned by us.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&hdr);
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
@@ -189,34 +281,8 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
                     fds.push(OwnedFd::from_raw_fd(fd));
                 }
             }
-            c = libc::CMSG_NXTHDR(&hdr, c);
+            c = libc::CMSG_NXTHDR(hdr, c);
         }
     }
-    if n == 0 && fds.is_empty() {
-        return Ok(None);
-    }
-    if hdr.msg_flags & libc::MSG_TRUNC != 0 {
-        return Err(io::Error::other("control message truncated"));
-    }
-    // SAFETY: recvmsg initialised the first `n` bytes (n <= MAX_MSG, the capacity).
-    unsafe { body.set_len(n) };
-    let msg = serde_json::from_slice(&body).map_err(io::Error::other)?;
-    Ok(Some((msg, fds)))
-}
-
-/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever). True when readable
-/// (or hung up).
-pub(crate) fn poll_in(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    loop {
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        if r >= 0 {
-            return Ok(r > 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    fds
 }

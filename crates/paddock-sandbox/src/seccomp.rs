@@ -39,7 +39,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use crate::report::LayerState;
+use crate::layer::{Applied, LayerState};
 
 #[cfg(target_arch = "x86_64")]
 const ARCH: TargetArch = TargetArch::x86_64;
@@ -200,17 +200,17 @@ fn compiled() -> &'static Result<Vec<(&'static str, BpfProgram)>, String> {
 
 /// Installs the filters (no_new_privs must already be set); returns the layer state and
 /// detail.
-pub(crate) fn install() -> (LayerState, String) {
+pub(crate) fn install() -> Applied {
     let progs = match compiled() {
         Ok(p) => p,
-        Err(e) => return (LayerState::Unavailable, format!("seccomp filter not built: {e}")),
+        Err(e) => return Applied::new(LayerState::Unavailable, format!("seccomp filter not built: {e}")),
     };
     for (i, (name, prog)) in progs.iter().enumerate() {
         if let Err(e) = seccompiler::apply_filter(prog) {
             // Without the later filters, clone3 (namespace flags the first cannot see) or x32
             // calls get through: not a layer a strict run may count on.
             let done: Vec<&str> = progs[..i].iter().map(|(n, _)| *n).collect();
-            return (
+            return Applied::new(
                 LayerState::Unavailable,
                 format!("seccomp {name} filter refused: {e} (installed before it: {done:?})"),
             );
@@ -218,7 +218,7 @@ pub(crate) fn install() -> (LayerState, String) {
     }
     let sizes: Vec<String> = progs.iter().map(|(_, p)| p.len().to_string()).collect();
     let names: Vec<&str> = progs.iter().map(|(n, _)| *n).collect();
-    (
+    Applied::new(
         LayerState::Enforced,
         format!(
             "{} seccomp filters, {} instructions ({}; by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",

@@ -69,16 +69,115 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// `fork(2)`. Only called from the single-threaded helper and reaper.
-pub(crate) fn fork() -> io::Result<libc::pid_t> {
-    // SAFETY: the helper process is single-threaded (a fresh exec that started no thread),
-    // so the child may allocate and run arbitrary code after the fork.
+/// `fork(2)`: `Ok(0)` in the child, the child's pid in the parent.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded (the helper, the reaper, a zygote, or a
+/// caller whose `/proc/self/status` says `Threads: 1`): after a fork of a multi-threaded
+/// process the child may only call async-signal-safe functions, and everything the child
+/// of this one does (allocate, format, take locks) assumes no other thread held a lock at
+/// the time of the fork.
+pub(crate) unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller guarantees this process is single-threaded (see `# Safety`).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(pid)
     }
+}
+
+/// The number of threads of this process (`Threads:` in `/proc/self/status`).
+pub(crate) fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+}
+
+/// `pidfd_open(2)` of `pid` (a child of ours, or this process itself).
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; on success we own the new descriptor.
+    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+}
+
+/// `pidfd_send_signal(2)` of `sig` to the process `pidfd` refers to; whether the kernel
+/// took it (not once the process has been reaped).
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> bool {
+    // SAFETY: a pidfd we hold, a signal number, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0u32)
+    };
+    r == 0
+}
+
+/// Milliseconds for `poll(2)` from a duration: rounded up, and clamped to `i32::MAX`
+/// (about 24.8 days) rather than wrapping into a negative, i.e. infinite, wait.
+pub(crate) fn poll_ms(d: std::time::Duration) -> libc::c_int {
+    let ms = d.as_micros().div_ceil(1000);
+    libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever). True when readable
+/// (or hung up).
+pub(crate) fn poll_in(fd: &impl AsRawFd, timeout_ms: libc::c_int) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if r >= 0 {
+            return Ok(r > 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `waitpid(2)` of our child `pid`, retrying on `EINTR`: its wait status, `None` if it
+/// cannot be reaped (not our child, or already reaped).
+pub(crate) fn reap(pid: libc::pid_t) -> Option<i32> {
+    let mut ws = 0;
+    loop {
+        // SAFETY: reaping our own child into a valid int.
+        let r = unsafe { libc::waitpid(pid, &mut ws, 0) };
+        if r == pid {
+            return Some(ws);
+        }
+        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+/// Waits for our child `pid` for at most `limit`; its wait status if it ended.
+pub(crate) fn wait_for(pid: libc::pid_t, limit: std::time::Duration) -> Option<i32> {
+    if let Ok(fd) = pidfd_open(pid) {
+        if !poll_in(&fd, poll_ms(limit)).unwrap_or(false) {
+            return None;
+        }
+    }
+    reap(pid)
+}
+
+/// `SIGKILL` to our child `pid`, then reaps it.
+pub(crate) fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: signalling our own unreaped child (its pid cannot be reused before we reap).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid);
+}
+
+/// `close_range(2)` of `first..=last` (nothing when `first > last`).
+///
+/// Precondition: nothing in this process uses a descriptor of the range afterwards (an
+/// `OwnedFd` of one would close a number that may be reused).
+pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range only closes descriptors of this process; the caller guarantees
+    // that none of them is used afterwards.
+    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
 /// `_exit(2)`: leaves without running destructors or atexit handlers (inherited state such

@@ -30,7 +30,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use crate::report::LayerState;
+mod v1;
+mod v2;
+
+use crate::layer::{Applied, LayerState};
 use crate::spec::Limits;
 use crate::sys::{cstring, cvt, write_all};
 
@@ -56,10 +59,8 @@ pub(crate) struct SandboxCgroup {
 pub(crate) struct Setup {
     /// The cgroup, when at least one limit is set in one.
     pub cgroup: Option<SandboxCgroup>,
-    /// The layer status.
-    pub state: LayerState,
-    /// The layer detail.
-    pub detail: String,
+    /// The layer's status.
+    pub applied: Applied,
 }
 
 fn open_at(dir: RawFd, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
@@ -219,8 +220,22 @@ pub(crate) fn create(limits: &Limits) -> Setup {
     create_named(limits, &format!("paddock-{}", unsafe { libc::getpid() }))
 }
 
+/// What the attempts found, for the layer's detail.
+#[derive(Default)]
+struct Notes {
+    /// The limits written (`pids.max=64`, ...).
+    set: Vec<String>,
+    /// Why a hierarchy or controller could not be used.
+    why: Vec<String>,
+    /// The directories made.
+    where_: Vec<String>,
+    /// Controllers no cgroup bounds.
+    missing: Vec<&'static str>,
+}
+
 /// [`create`] with the directory's name given (a zygote's calls are all made by the
-/// caller's process: `paddock-<pid>-z<n>`).
+/// caller's process: `paddock-<pid>-z<n>`): cgroup v2 if it offers every controller
+/// wanted, else cgroup v1 per controller.
 pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
     let mut wants = Vec::new();
     if let Some(v) = limits.max_processes {
@@ -232,150 +247,44 @@ pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
     if wants.is_empty() {
         return Setup {
             cgroup: None,
-            state: LayerState::Unavailable,
-            detail: "not needed: no memory or process limit requested".into(),
+            applied: Applied::new(LayerState::Unavailable, "not needed: no memory or process limit requested"),
         };
     }
-    let name = name.to_string();
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let own = own_cgroups(&own);
     let mounts = cgroup_mounts(&mounts);
-
+    let mut notes = Notes::default();
     let mut cg = SandboxCgroup::default();
-    let mut set: Vec<String> = Vec::new();
-    let mut why: Vec<String> = Vec::new();
-    let mut where_: Vec<String> = Vec::new();
-
-    // cgroup v2: every wanted controller in one directory.
-    let v2 = own.iter().find(|(id, _, _)| *id == "0").and_then(|(_, _, path)| {
-        let (root, mp, _, _) = mounts.iter().find(|m| m.2 == "cgroup2")?;
-        Some((dir_of(mp, root, path)?, path.to_string()))
-    });
-    let mut v2_done = false;
-    if let Some((dir, path)) = &v2 {
-        let has_all = |words: &[String]| wants.iter().all(|w| words.iter().any(|x| x == w.ctl));
-        let base = if path == "/" && has_all(&read_words(&dir.join("cgroup.subtree_control"))) {
-            Some(dir.clone())
-        } else if path != "/" && has_all(&read_words(&dir.join("cgroup.controllers"))) {
-            dir.parent().map(Path::to_path_buf)
-        } else {
-            why.push(format!(
-                "cgroup v2 at {} offers no {} controller",
-                dir.display(),
-                wants.iter().map(|w| w.ctl).collect::<Vec<_>>().join("/")
-            ));
-            None
-        };
-        if let Some(base) = base {
-            match make_dir(&base, &name) {
-                Ok((part, d)) => {
-                    let mut r = Ok(());
-                    for w in &wants {
-                        let (file, v) = if w.ctl == "pids" { ("pids.max", w.value) } else { ("memory.max", w.value) };
-                        r = r.and_then(|()| write_file(&d, file, &v.to_string()));
-                        if r.is_ok() {
-                            set.push(format!("{file}={v}"));
-                        }
-                    }
-                    if r.is_ok()
-                        && limits.max_memory.is_some()
-                        && exists_at(&d, "memory.swap.max")
-                        && write_file(&d, "memory.swap.max", "0").is_ok()
-                    {
-                        set.push("memory.swap.max=0".into());
-                    }
-                    match r {
-                        Ok(()) => {
-                            where_.push(format!("{}/{name}", base.display()));
-                            cg.parts.push(part);
-                            v2_done = true;
-                        }
-                        Err(e) => {
-                            Part::remove_dir(&part.parent, &part.name);
-                            set.clear();
-                            why.push(format!("cgroup v2 {}/{name}: {e}", base.display()));
-                        }
-                    }
-                }
-                Err(e) => why.push(format!("cgroup v2 not delegated here: {e}")),
-            }
-        }
+    let v2 = v2::make(&own, &mounts, &wants, name, limits.max_memory.is_some(), &mut notes);
+    let v2_done = v2.is_some();
+    match v2 {
+        Some(part) => cg.parts.push(part),
+        None => cg.parts.extend(v1::make(&own, &mounts, &wants, name, &mut notes)),
     }
+    Setup { applied: applied(&cg, v2_done, notes), cgroup: (!cg.parts.is_empty()).then_some(cg) }
+}
 
-    // cgroup v1: one hierarchy per controller.
-    let mut missing: Vec<&str> = Vec::new();
-    if !v2_done {
-        for w in &wants {
-            let line = own.iter().find(|(id, ctl, _)| *id != "0" && ctl.contains(&w.ctl));
-            let mount = mounts.iter().find(|(_, _, fs, opts)| *fs == "cgroup" && opts.split(',').any(|o| o == w.ctl));
-            let (Some((_, _, path)), Some((root, mp, _, _))) = (line, mount) else {
-                why.push(format!("no cgroup v1 {} hierarchy", w.ctl));
-                missing.push(w.ctl);
-                continue;
-            };
-            let Some(base) = dir_of(mp, root, path) else {
-                why.push(format!("cgroup v1 {}: {path} is outside the mount at {mp}", w.ctl));
-                missing.push(w.ctl);
-                continue;
-            };
-            let made = make_dir(&base, &name).and_then(|(part, d)| {
-                let r = if w.ctl == "pids" {
-                    write_file(&d, "pids.max", &w.value.to_string()).map(|()| format!("pids.max={}", w.value))
-                } else {
-                    write_file(&d, "memory.limit_in_bytes", &w.value.to_string()).map(|()| {
-                        let mut s = format!("memory.limit_in_bytes={}", w.value);
-                        if exists_at(&d, "memory.memsw.limit_in_bytes")
-                            && write_file(&d, "memory.memsw.limit_in_bytes", &w.value.to_string()).is_ok()
-                        {
-                            s.push_str(&format!(", memory.memsw.limit_in_bytes={}", w.value));
-                        }
-                        s
-                    })
-                };
-                match r {
-                    Ok(s) => Ok((part, s)),
-                    Err(e) => {
-                        Part::remove_dir(&part.parent, &part.name);
-                        Err(e)
-                    }
-                }
-            });
-            match made {
-                Ok((part, s)) => {
-                    set.push(s);
-                    where_.push(format!("{}/{name}", base.display()));
-                    cg.parts.push(part);
-                }
-                Err(e) => {
-                    why.push(format!("cgroup v1 {}: {e}", w.ctl));
-                    missing.push(w.ctl);
-                }
-            }
-        }
-    }
-
+/// The layer's status for what was made.
+fn applied(cg: &SandboxCgroup, v2_done: bool, notes: Notes) -> Applied {
     let stand_in = "RLIMIT_NPROC (per uid, not for root) and RLIMIT_AS (per process)";
     if cg.parts.is_empty() {
-        return Setup {
-            cgroup: None,
-            state: LayerState::Unavailable,
-            detail: format!("{}; only {stand_in} bound memory and processes", why.join("; ")),
-        };
+        return Applied::new(
+            LayerState::Unavailable,
+            format!("{}; only {stand_in} bound memory and processes", notes.why.join("; ")),
+        );
     }
     let version = if v2_done { "cgroup v2" } else { "cgroup v1" };
     let mut detail = format!(
         "{version} {} bound the whole process tree ({}); {stand_in} stay as well",
-        set.join(", "),
-        where_.join(", ")
+        notes.set.join(", "),
+        notes.where_.join(", ")
     );
-    let state = if missing.is_empty() {
-        LayerState::Enforced
-    } else {
-        detail.push_str(&format!("; not bounded by a cgroup: {} ({})", missing.join(", "), why.join("; ")));
-        LayerState::Partial
-    };
-    Setup { cgroup: Some(cg), state, detail }
+    if notes.missing.is_empty() {
+        return Applied::new(LayerState::Enforced, detail);
+    }
+    detail.push_str(&format!("; not bounded by a cgroup: {} ({})", notes.missing.join(", "), notes.why.join("; ")));
+    Applied::new(LayerState::Partial, detail)
 }
 
 #[cfg(test)]
