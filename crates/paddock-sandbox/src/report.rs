@@ -79,6 +79,26 @@ pub enum ExitKind {
     TimedOut,
 }
 
+impl ExitKind {
+    /// How a process ended, from its raw wait status.
+    pub(crate) fn from_wait_status(ws: i32) -> ExitKind {
+        if libc::WIFSIGNALED(ws) {
+            ExitKind::Signaled(libc::WTERMSIG(ws))
+        } else {
+            ExitKind::Exited(libc::WEXITSTATUS(ws))
+        }
+    }
+}
+
+/// A raw wait status in words (`exit status 1`, `killed by signal 9`).
+pub(crate) fn describe_wait_status(ws: i32) -> String {
+    match ExitKind::from_wait_status(ws) {
+        ExitKind::Exited(c) => format!("exit status {c}"),
+        ExitKind::Signaled(s) => format!("killed by signal {s}"),
+        ExitKind::TimedOut => "timed out".into(),
+    }
+}
+
 /// The result of one confined run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOutcome {

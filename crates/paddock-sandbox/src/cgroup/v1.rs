@@ -1,7 +1,7 @@
 //! cgroup v1: one directory per controller, under this process's cgroup of the `pids`
 //! and `memory` hierarchies, when writable (as root).
 
-use super::{dir_of, exists_at, make_dir, write_file, Notes, Part, Want};
+use super::fs::{dir_of, exists_at, make_dir, write_file, Notes, Part, Want};
 
 /// Makes one directory per wanted controller that has a usable hierarchy; what it could
 /// not bound goes to `notes.missing`, with why.

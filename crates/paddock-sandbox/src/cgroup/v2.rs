@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{dir_of, exists_at, make_dir, read_words, write_file, Notes, Part, Want};
+use super::fs::{dir_of, exists_at, make_dir, read_words, write_file, Notes, Part, Want};
 
 /// Makes the directory and writes its limits; `None` (and why in `notes`) when cgroup v2
 /// cannot bound every wanted controller here.

@@ -4,7 +4,8 @@
 
 use std::os::fd::AsRawFd;
 
-use super::{target, State};
+use super::state::{State, View};
+use super::target;
 use crate::cgroup::SandboxCgroup;
 use crate::error::SetupError;
 use crate::layer::{Applied, Layer, LayerState};
@@ -15,15 +16,6 @@ use crate::pty;
 use crate::signals;
 use crate::spec::Enforcement;
 use crate::sys::{self, exit_now};
-
-/// What the target needs to know of the mount view for Landlock.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct View {
-    /// The mount view is in place.
-    pub built: bool,
-    /// `/tmp` is the sandbox's own.
-    pub private_tmp: bool,
-}
 
 /// The reaper: pid 1 of the new pid namespace.
 pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {

@@ -4,8 +4,7 @@
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 
-use super::reaper::View;
-use super::State;
+use super::state::{State, View};
 use crate::error::SetupError;
 use crate::layer::{Applied, Layer, LayerState};
 use crate::proto::{self, Msg};

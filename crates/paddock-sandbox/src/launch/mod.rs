@@ -27,7 +27,7 @@ use crate::error::SetupError;
 use crate::proto::{self, Msg, Request, HELPER_MARKER};
 use crate::pty::{self, RawMode};
 use crate::relay::{self, Sink};
-use crate::report::{ExitKind, RunOutcome};
+use crate::report::{describe_wait_status, RunOutcome};
 use crate::spec::{SandboxSpec, StdioMode};
 use crate::stdio::{above_stdio, make_stdio, pipe, ChildStdio, ParentStdio};
 use crate::sys;
@@ -35,14 +35,6 @@ use crate::SandboxError;
 
 /// How long the helper may take to confine the child before it counts as failed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn decode(ws: i32) -> ExitKind {
-    if libc::WIFSIGNALED(ws) {
-        ExitKind::Signaled(libc::WTERMSIG(ws))
-    } else {
-        ExitKind::Exited(libc::WEXITSTATUS(ws))
-    }
-}
 
 /// Forks the helper from this single-threaded process; the child runs [`entry::run`] and
 /// never returns. Only called when `/proc/self/status` says `Threads: 1`.
@@ -155,7 +147,9 @@ pub(crate) fn handshake(
         match proto::recv(running.ctl.as_raw_fd())? {
             None => {
                 let status = running.reap_helper();
-                return Err(SetupError::HelperEnded(status.map_or("unknown status".into(), describe_status)).into());
+                return Err(
+                    SetupError::HelperEnded(status.map_or("unknown status".into(), describe_wait_status)).into()
+                );
             }
             Some((Msg::CallHelper, fds)) => running.remote = fds.into_iter().next(),
             Some((Msg::Reaper { listener }, fds)) => {
@@ -225,14 +219,6 @@ pub(crate) fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio
     // A helper that died before reading shows up as the end of the control stream.
     let _ = sys::write_all(spec_w.as_raw_fd(), &body);
     Ok(pid)
-}
-
-fn describe_status(ws: i32) -> String {
-    match decode(ws) {
-        ExitKind::Exited(c) => format!("exit status {c}"),
-        ExitKind::Signaled(s) => format!("killed by signal {s}"),
-        ExitKind::TimedOut => "timed out".into(),
-    }
 }
 
 /// Spawns and waits: the whole confined run.

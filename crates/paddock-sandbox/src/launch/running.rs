@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{decode, describe_status};
 use crate::error::SetupError;
 use crate::layer::Layer;
 use crate::proto::{self, Msg};
 use crate::pty::RawMode;
 use crate::relay::StreamResult;
-use crate::report::{EnforcementReport, ExitKind, RunOutcome};
+use crate::report::{describe_wait_status, EnforcementReport, ExitKind, RunOutcome};
 use crate::signals::Forwarder;
 use crate::spec::{Limits, SandboxSpec};
 use crate::sys;
@@ -252,7 +251,7 @@ impl Running {
                     self.cgroup = None;
                     return Ok(ended);
                 }
-                Some((Msg::Exit { wstatus }, _)) => ended.status = Some(decode(wstatus)),
+                Some((Msg::Exit { wstatus }, _)) => ended.status = Some(ExitKind::from_wait_status(wstatus)),
                 Some((Msg::ExecFailed { errno }, _)) => ended.exec_errno = Some(errno),
                 Some((Msg::ReaperLost { wstatus }, _)) => ended.lost = Some(wstatus),
                 Some((other, _)) => tracing::debug!(?other, "unexpected message while running"),
@@ -293,9 +292,9 @@ impl Running {
             Ok(s)
         } else if let Some(ws) = ended.lost {
             tracing::warn!(wstatus = ws, "the sandbox's reaper ended without reporting");
-            Ok(decode(ws))
+            Ok(ExitKind::from_wait_status(ws))
         } else {
-            Err(SandboxError::Spawn(SetupError::NoStatus(helper_status.map_or("unknown".into(), describe_status))))
+            Err(SandboxError::Spawn(SetupError::NoStatus(helper_status.map_or("unknown".into(), describe_wait_status))))
         }
     }
 }

@@ -2,40 +2,15 @@
 //!
 //! Not a confinement layer: error conversion, C strings, raw reads and writes, `fork`.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-/// Turns a `-1` return into the current `errno`.
-pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
+mod conv;
+mod mount;
 
-/// Turns a `-1` return of `syscall(2)` into the current `errno`.
-pub(crate) fn cvt_long(r: libc::c_long) -> io::Result<libc::c_long> {
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// A path as a C string (paths in the spec were checked for NUL bytes).
-pub(crate) fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-}
-
-/// A string as a C string.
-pub(crate) fn cstring(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
-}
+pub(crate) use conv::{cpath, cstring, cvt, cvt_long, owned};
+pub(crate) use mount::*;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
@@ -207,13 +182,6 @@ pub(crate) fn redirect_stdio(fd: RawFd) {
     }
 }
 
-/// Takes ownership of a descriptor a system call just returned.
-fn owned(fd: libc::c_long) -> OwnedFd {
-    // SAFETY: the kernel returned a new descriptor (checked non-negative by `cvt_long`)
-    // that nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
-}
-
 /// `openat(2)` of `name` relative to `dir`, close-on-exec. `name` is one path component
 /// (or `.`) whenever the caller must not resolve symlinks: pass `O_NOFOLLOW` then.
 pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
@@ -302,71 +270,6 @@ pub(crate) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
     // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the whole call.
     let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
     cvt_long(n).map(|n| n as usize)
-}
-
-/// `OPEN_TREE_CLONE` of `open_tree(2)`.
-pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
-/// `MOVE_MOUNT_F_EMPTY_PATH` of `move_mount(2)`.
-pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-/// `MOVE_MOUNT_T_EMPTY_PATH` of `move_mount(2)`.
-pub(crate) const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-/// `MOUNT_ATTR_RDONLY` of `mount_setattr(2)`.
-pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
-
-/// `open_tree(2)` of `path` relative to `dir` (`""` with `AT_EMPTY_PATH`: `dir` itself),
-/// close-on-exec. With `OPEN_TREE_CLONE` the result is a detached copy the caller owns.
-pub(crate) fn open_tree(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
-    // SAFETY: a valid descriptor and a NUL-terminated path; on success we own the result.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), path.as_ptr(), flags | libc::O_CLOEXEC as libc::c_uint)
-    };
-    cvt_long(fd).map(owned)
-}
-
-/// `move_mount(2)` of the detached tree `from` onto the object `to` refers to (both by
-/// descriptor: no path is resolved).
-pub(crate) fn move_mount_fd(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: two valid descriptors and empty NUL-terminated paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            from.as_raw_fd(),
-            c"".as_ptr(),
-            to.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    cvt_long(r).map(drop)
-}
-
-/// `mount_setattr(2)` adding `set` to the mount `fd` refers to, and to every mount
-/// beneath it when `recursive`.
-pub(crate) fn mount_setattr_fd(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: a valid descriptor, an empty path, a valid mount_attr and its exact size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    cvt_long(r).map(drop)
 }
 
 /// `open(2)` of an absolute `path` (or relative to the working directory), close-on-exec.
