@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use crate::layer::{Layer, LayerState};
 use crate::report::EnforcementReport;
@@ -128,9 +128,10 @@ fn entered(
             Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
         },
         Layer::UtsNs => {
-            // SAFETY: a valid buffer and its length.
-            let r = unsafe { libc::sethostname(c"paddock".as_ptr(), 7) };
-            let host = if r == 0 { "hostname paddock" } else { "hostname unchanged" };
+            let host = match rustix::system::sethostname(b"paddock") {
+                Ok(()) => "hostname paddock",
+                Err(_) => "hostname unchanged",
+            };
             (LayerState::Enforced, host.into())
         }
         _ => (LayerState::Enforced, "new namespace".into()),
@@ -148,10 +149,8 @@ fn map_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
 }
 
 fn inet_dgram_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?)
 }
 
 /// `ip link set lo up`, with the classic `SIOCSIFFLAGS` ioctl.
@@ -174,37 +173,10 @@ fn loopback_up() -> io::Result<()> {
 
 /// A listening TCP socket on `127.0.0.1:port` in this (the child's) network namespace.
 pub(crate) fn proxy_listener(port: u16) -> io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: SO_REUSEADDR takes a pointer to an int and its size.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `addr` is a valid sockaddr_in and its exact size is passed.
-    cvt(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    })?;
-    // SAFETY: listen on a bound socket we own.
-    cvt(unsafe { libc::listen(sock.as_raw_fd(), 128) })?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let sock = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&sock, true)?;
+    rustix::net::bind(&sock, &std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port))?;
+    rustix::net::listen(&sock, 128)?;
     Ok(sock)
 }

@@ -19,7 +19,6 @@ use crate::error::SetupError;
 use crate::layer::{Applied, Layer};
 use crate::report::EnforcementReport;
 use crate::spec::SandboxSpec;
-use crate::sys::cvt;
 
 /// `argv[1]` that turns the paddock binary into the helper.
 pub const HELPER_MARKER: &str = "__paddock-sandbox-helper-v1__";
@@ -145,11 +144,8 @@ pub(crate) enum Msg {
 
 /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
-    // SAFETY: the kernel just returned two new descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?)
 }
 
 /// Sends one message with optional descriptors.

@@ -4,18 +4,14 @@
 //!
 //! Not a confinement step: this runs in the caller, before the helper starts.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::spec::{SandboxSpec, StdioMode};
-use crate::sys::{self, cvt};
+use crate::sys;
 
 /// `pipe2(O_CLOEXEC)`, both ends above 2.
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: a valid array of two ints for the kernel to fill.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: two new descriptors that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
@@ -25,28 +21,19 @@ pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: F_DUPFD_CLOEXEC on our own descriptor returns a new one that we own.
-    let n = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
-    // SAFETY: as above.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
 }
 
 /// `/dev/null`, read-write, above 2.
 pub(crate) fn null() -> std::io::Result<OwnedFd> {
-    let fd = sys::open_dev_null()?;
-    // SAFETY: a new descriptor that nothing else owns.
-    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+    above_stdio(sys::openat_cwd(c"/dev/null", libc::O_RDWR)?)
 }
 
 /// A duplicate of the caller's own stdin (above 2), or `/dev/null` when it has none.
 pub(crate) fn own_stdin_or_null() -> std::io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC of descriptor 0 only creates a new descriptor.
-    let fd = unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) };
-    if fd >= 0 {
-        // SAFETY: the new descriptor is ours alone.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    } else {
-        null()
+    match rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3) {
+        Ok(fd) => Ok(fd),
+        Err(_) => null(),
     }
 }
 

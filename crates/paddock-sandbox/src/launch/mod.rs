@@ -141,7 +141,7 @@ pub(crate) fn handshake(
     let mut master = None;
     while !(ready && running.reaper.is_some()) {
         let left = deadline.saturating_duration_since(Instant::now());
-        if !sys::poll_in(&running.ctl, sys::poll_ms(left))? {
+        if !sys::poll_in(&running.ctl, Some(left))? {
             return Err(SetupError::HandshakeTimeout.into());
         }
         match proto::recv(running.ctl.as_raw_fd())? {

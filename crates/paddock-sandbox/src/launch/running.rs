@@ -132,10 +132,10 @@ impl Running {
     /// cgroup.
     fn end_remote(&mut self) {
         if let Some(fd) = self.remote.take() {
-            if !sys::poll_in(&fd, sys::poll_ms(KILL_GRACE)).unwrap_or(false) {
+            if !sys::poll_in(&fd, Some(KILL_GRACE)).unwrap_or(false) {
                 sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
                 // Best effort: a helper that outlives this grace dies with its reaper.
-                let _ = sys::poll_in(&fd, sys::poll_ms(KILL_GRACE));
+                let _ = sys::poll_in(&fd, Some(KILL_GRACE));
             }
         }
         if let Some(cg) = self.cgroup.take() {
@@ -188,12 +188,16 @@ impl Running {
     }
 
     /// How long the next poll may wait: the rest of the kill grace once killed, else the
-    /// rest of the timeout (clamped, never wrapping into an infinite wait), else forever.
-    fn poll_timeout(killed_at: Option<Instant>, deadline: Option<Instant>) -> libc::c_int {
+    /// rest of the timeout (and a millisecond, so the poll ends past the deadline), else
+    /// forever. A timeout of any length stays a timeout (no `as i32` wrapping into an
+    /// infinite wait).
+    fn poll_timeout(killed_at: Option<Instant>, deadline: Option<Instant>) -> Option<Duration> {
         match (killed_at, deadline) {
-            (Some(k), _) => sys::poll_ms(KILL_GRACE.saturating_sub(k.elapsed())),
-            (None, Some(d)) => sys::poll_ms(d.saturating_duration_since(Instant::now())).saturating_add(1),
-            (None, None) => -1,
+            (Some(k), _) => Some(KILL_GRACE.saturating_sub(k.elapsed())),
+            (None, Some(d)) => {
+                Some(d.saturating_duration_since(Instant::now()).saturating_add(Duration::from_millis(1)))
+            }
+            (None, None) => None,
         }
     }
 
@@ -204,20 +208,13 @@ impl Running {
         let mut ended = Ended::default();
         loop {
             let wait_ms = Self::poll_timeout(ended.killed_at, deadline);
-            let mut fds = [
-                libc::pollfd { fd: self.ctl.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: forwarder.map_or(-1, |f| f.fd()), events: libc::POLLIN, revents: 0 },
-            ];
-            // SAFETY: two valid pollfd entries (a negative fd is ignored).
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, wait_ms) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue; // a forwarded signal: its byte is in the pipe
-                }
-                return Err(e.into());
-            }
-            if fds[1].revents != 0 {
+            let (n, ctl_ready, signalled) = match self.poll_once(forwarder, wait_ms) {
+                Ok(r) => r,
+                // A forwarded signal: its byte is in the pipe.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if signalled {
                 if let Some(f) = forwarder {
                     for sig in f.drain() {
                         tracing::debug!(sig, "forwarding a signal to the sandbox");
@@ -239,7 +236,7 @@ impl Running {
                 self.kill_remote();
                 return Ok(ended);
             }
-            if fds[0].revents == 0 {
+            if !ctl_ready {
                 continue;
             }
             match proto::recv(self.ctl.as_raw_fd())? {
@@ -257,6 +254,23 @@ impl Running {
                 Some((other, _)) => tracing::debug!(?other, "unexpected message while running"),
             }
         }
+    }
+
+    /// One poll of the control socket and the signal pipe: how many are ready, and whether
+    /// each is.
+    fn poll_once(
+        &self,
+        forwarder: Option<&Forwarder>,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<(usize, bool, bool)> {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = vec![PollFd::new(&self.ctl, PollFlags::IN)];
+        if let Some(f) = forwarder {
+            fds.push(PollFd::from_borrowed_fd(f.fd(), PollFlags::IN));
+        }
+        let n = sys::poll(&mut fds, timeout)?;
+        let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+        Ok((n, ready(0), ready(1)))
     }
 
     /// Joins the output relays (and the stdin writer) once the child is gone.

@@ -4,12 +4,13 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 mod conv;
 mod mount;
 
-pub(crate) use conv::{cpath, cstring, cvt, cvt_long, owned};
+pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use mount::*;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
@@ -71,40 +72,40 @@ pub(crate) fn thread_count() -> Option<usize> {
 
 /// `pidfd_open(2)` of `pid` (a child of ours, or this process itself).
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; on success we own the new descriptor.
-    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(owned)
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
 }
 
 /// `pidfd_send_signal(2)` of `sig` to the process `pidfd` refers to; whether the kernel
 /// took it (not once the process has been reaped).
 pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> bool {
-    // SAFETY: a pidfd we hold, a signal number, no siginfo, no flags.
-    let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0u32)
-    };
-    r == 0
+    rustix::process::Signal::from_named_raw(sig)
+        .is_some_and(|sig| rustix::process::pidfd_send_signal(pidfd, sig).is_ok())
 }
 
-/// Milliseconds for `poll(2)` from a duration: rounded up, and clamped to `i32::MAX`
-/// (about 24.8 days) rather than wrapping into a negative, i.e. infinite, wait.
-pub(crate) fn poll_ms(d: std::time::Duration) -> libc::c_int {
-    let ms = d.as_micros().div_ceil(1000);
-    libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+/// `timeout` as a `poll(2)` timespec (`None`: forever); seconds beyond `i64` are forever
+/// too, never a wrapped, negative value.
+fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    let d = timeout?;
+    let tv_sec = i64::try_from(d.as_secs()).ok()?;
+    Some(rustix::event::Timespec { tv_sec, tv_nsec: d.subsec_nanos().into() })
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever). True when readable
+/// `poll(2)` of `fds` for at most `timeout` (`None`: forever): how many are ready. `EINTR`
+/// is returned (as `ErrorKind::Interrupted`) so the caller can recompute its timeout.
+pub(crate) fn poll(fds: &mut [rustix::event::PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    Ok(rustix::event::poll(fds, timespec(timeout).as_ref())?)
+}
+
+/// Waits until `fd` is readable or `timeout` passes (`None`: forever). True when readable
 /// (or hung up).
-pub(crate) fn poll_in(fd: &impl AsRawFd, timeout_ms: libc::c_int) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+pub(crate) fn poll_in(fd: &impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
     loop {
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        if r >= 0 {
-            return Ok(r > 0);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match poll(&mut p, timeout) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -126,9 +127,9 @@ pub(crate) fn reap(pid: libc::pid_t) -> Option<i32> {
 }
 
 /// Waits for our child `pid` for at most `limit`; its wait status if it ended.
-pub(crate) fn wait_for(pid: libc::pid_t, limit: std::time::Duration) -> Option<i32> {
+pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
     if let Ok(fd) = pidfd_open(pid) {
-        if !poll_in(&fd, poll_ms(limit)).unwrap_or(false) {
+        if !poll_in(&fd, Some(limit)).unwrap_or(false) {
             return None;
         }
     }
@@ -185,39 +186,17 @@ pub(crate) fn redirect_stdio(fd: RawFd) {
 /// `openat(2)` of `name` relative to `dir`, close-on-exec. `name` is one path component
 /// (or `.`) whenever the caller must not resolve symlinks: pass `O_NOFOLLOW` then.
 pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: a valid descriptor and a NUL-terminated name that outlives the call.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC) };
-    cvt(fd).map(|fd| owned(fd as libc::c_long))
+    let flags = rustix::fs::OFlags::from_bits_retain(flags as _) | rustix::fs::OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty())?)
 }
 
 /// `openat2(2)` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH`:
 /// `path` (relative) resolves beneath `dir` without following any symlink.
 pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-    const RESOLVE_BENEATH: u64 = 0x08;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
-    };
-    // SAFETY: a valid descriptor, a NUL-terminated path and an open_how of the size given.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    cvt_long(fd).map(owned)
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::from_bits_retain(flags as _) | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
+    Ok(rustix::fs::openat2(dir, path, flags, Mode::empty(), resolve)?)
 }
 
 /// `fstat(2)`.
@@ -241,28 +220,18 @@ pub(crate) fn lstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat
 
 /// The filesystem type (`f_type` of `fstatfs(2)`) of what `fd` refers to.
 pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
-    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor and a valid buffer.
-    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.f_type as i64)
+    Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
 }
 
 /// Whether this process may search (`X_OK`, effective ids) the directory `dir`.
 pub(crate) fn can_search(dir: BorrowedFd<'_>) -> bool {
-    // SAFETY: a valid descriptor and a NUL-terminated name.
-    unsafe { libc::faccessat(dir.as_raw_fd(), c".".as_ptr(), libc::X_OK, libc::AT_EACCESS) == 0 }
+    rustix::fs::accessat(dir, c".", rustix::fs::Access::EXEC_OK, rustix::fs::AtFlags::EACCESS).is_ok()
 }
 
 /// `lseek(fd, 0, SEEK_SET)`: rewinds a directory for another `getdents64`.
 pub(crate) fn rewind(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: lseek on a valid descriptor.
-    let r = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    Ok(())
 }
 
 /// `getdents64(2)` into `buf`: the number of bytes filled, 0 at the end.
@@ -274,7 +243,5 @@ pub(crate) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
 
 /// `open(2)` of an absolute `path` (or relative to the working directory), close-on-exec.
 pub(crate) fn openat_cwd(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: AT_FDCWD and a NUL-terminated path that outlives the call.
-    let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags | libc::O_CLOEXEC) };
-    cvt(fd).map(|fd| owned(fd as libc::c_long))
+    openat(rustix::fs::CWD, path, flags)
 }

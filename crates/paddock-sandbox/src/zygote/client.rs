@@ -70,7 +70,7 @@ impl Zygote {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if !sys::poll_in(&z.ctl, sys::poll_ms(left))? {
+            if !sys::poll_in(&z.ctl, Some(left))? {
                 return Err(SetupError::ZygoteTimeout.into());
             }
             match proto::recv(z.ctl.as_raw_fd())? {
@@ -101,7 +101,7 @@ impl Zygote {
     /// False once the zygote process has ended.
     pub fn is_alive(&self) -> bool {
         match &self.pidfd {
-            Some(fd) => !sys::poll_in(fd, 0).unwrap_or(true),
+            Some(fd) => !sys::poll_in(fd, Some(Duration::ZERO)).unwrap_or(true),
             None => true,
         }
     }
