@@ -44,21 +44,31 @@
 //!
 //! # Example
 //!
-//! ```no_run
-//! use paddock_sandbox::{run, SandboxSpec, StdioMode, Enforcement};
+//! ```
+//! use paddock_sandbox::{run, Enforcement, Layer, SandboxSpec, StdioMode};
 //!
 //! fn main() {
 //!     paddock_sandbox::helper_main_if_requested(); // first thing in main()
 //!
-//!     let mut spec = SandboxSpec::new("/usr/bin/echo", vec!["echo".into(), "hi".into()]);
-//!     spec.read_paths = vec!["/usr".into(), "/lib".into(), "/lib64".into(), "/bin".into()];
+//!     let mut spec = SandboxSpec::new("/bin/sh", vec!["sh".into(), "-c".into(), "echo hi".into()]);
+//!     spec.read_paths = ["/usr", "/bin", "/lib", "/lib64"].iter().map(Into::into).collect();
 //!     spec.stdio = StdioMode::Capture { stdin: None };
-//!     spec.enforcement = Enforcement::Strict;
+//!     // `Strict` refuses to run (exit code 71) when a layer is missing on this machine;
+//!     // `BestEffort` runs and the report says what was missing.
+//!     spec.enforcement = Enforcement::BestEffort;
 //!     let outcome = run(&spec).expect("confined run");
 //!     assert_eq!(outcome.stdout, b"hi\n");
 //!     assert_eq!(outcome.exit_code(), 0);
+//!     for layer in &outcome.report.layers {
+//!         println!("{:<13} {:?} {}", layer.name, layer.state, layer.detail);
+//!     }
+//!     assert!(outcome.report.get(Layer::Seccomp).is_some());
 //! }
 //! ```
+//!
+//! The same with [`Enforcement::Strict`] runs only where every required layer is
+//! available (Linux ≥ 5.13 with unprivileged user namespaces, or root), and otherwise
+//! fails with [`SandboxError::LayerUnavailable`] naming the layer.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
