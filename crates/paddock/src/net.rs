@@ -18,7 +18,18 @@ use paddock_audit::{Decision as AuditDecision, Event, NetConnect};
 use paddock_policy::{Decision, Policy, UpstreamSetting, Verdict as PolicyVerdict};
 use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, Preview, ProxyConfig, Target, Upstream, Verdict};
 
-use crate::session::Inner;
+/// What a session's proxy needs of its session (implemented by the session): the proxy
+/// depends on this, not on the session's internals, so the files import one way.
+pub(crate) trait ProxyHost: Send + Sync + 'static {
+    /// The session's id, for the audit records.
+    fn session_id(&self) -> &str;
+    /// The current policy (revocations included); may read and lock the revocation list.
+    fn policy(&self) -> Arc<Policy>;
+    /// Appends `event` to the session's audit log.
+    fn log(&self, event: &Event) -> Result<(), paddock_audit::AuditError>;
+    /// Tells the embedder's connection observer, if any.
+    fn observe(&self, e: &ConnectionEvent);
+}
 
 /// A policy answering for the egress proxy: the one translation of `[network]` into the
 /// proxy's questions, used by every session's proxy and by `paddock check --connect`
@@ -190,7 +201,7 @@ pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Orig
 }
 
 /// The session's current policy (revocations included) answering for the proxy.
-pub(crate) struct PolicyGate(pub Arc<Inner>);
+pub(crate) struct PolicyGate(pub Arc<dyn ProxyHost>);
 
 impl PolicyGate {
     /// The current policy. Noticing a changed revocation list reads (and may lock) a file,
@@ -260,7 +271,7 @@ impl ProxyTask {
     /// Serves `listener` (a socket in the sandbox's namespace) on `rt`.
     pub(crate) fn start(
         rt: &tokio::runtime::Handle,
-        inner: Arc<Inner>,
+        inner: Arc<dyn ProxyHost>,
         listener: OwnedFd,
         call_id: String,
     ) -> std::io::Result<ProxyTask> {
@@ -268,8 +279,8 @@ impl ProxyTask {
         std_listener.set_nonblocking(true)?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sink_inner = Arc::clone(&inner);
-        let session = inner.id.clone();
-        let on_event = Arc::new(move |e: ConnectionEvent| record(&sink_inner, &session, &call_id, e));
+        let session = inner.session_id().to_string();
+        let on_event = Arc::new(move |e: ConnectionEvent| record(&*sink_inner, &session, &call_id, e));
         let cfg = ProxyConfig {
             upstream: upstream_from_process(&inner.policy().network.upstream_proxy),
             ..ProxyConfig::default()
@@ -313,7 +324,7 @@ impl Drop for ProxyTask {
     }
 }
 
-fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
+fn record(inner: &dyn ProxyHost, session: &str, call_id: &str, e: ConnectionEvent) {
     let verdict = match e.verdict {
         Verdict::Allowed => AuditDecision::Allow,
         Verdict::Denied => AuditDecision::Deny,
@@ -331,14 +342,12 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     if let Some(a) = e.address {
         n = n.with_address(a.to_string());
     }
-    if let Err(err) = blocking(|| inner.log.append(&Event::NetConnect(n))) {
+    if let Err(err) = blocking(|| inner.log(&Event::NetConnect(n))) {
         tracing::error!("audit log: net.connect not recorded: {err}");
     }
     if e.verdict == Verdict::Denied {
         keep_refusal(call_id, &e);
     }
     tracing::debug!(host = %e.host, port = e.port, verdict = e.verdict.as_str(), rule = %e.rule, up = e.bytes_up, down = e.bytes_down, "connection");
-    if let Some(cb) = &inner.on_connection {
-        cb(&e);
-    }
+    inner.observe(&e);
 }

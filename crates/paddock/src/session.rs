@@ -92,6 +92,23 @@ pub(crate) struct Inner {
     in_flight: AtomicUsize,
 }
 
+impl crate::net::ProxyHost for Inner {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+    fn policy(&self) -> Arc<Policy> {
+        Inner::policy(self)
+    }
+    fn log(&self, event: &paddock_audit::Event) -> Result<(), paddock_audit::AuditError> {
+        self.log.append(event).map(drop)
+    }
+    fn observe(&self, e: &ConnectionEvent) {
+        if let Some(cb) = &self.on_connection {
+            cb(e);
+        }
+    }
+}
+
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
 /// mount view (paddock_sandbox's `Zygote` docs say what they share and what each has of
 /// its own). Held by the session and by each call that runs in it; the last holder of a
@@ -437,7 +454,7 @@ impl Inner {
         let proxy = match (spec.network, running.take_proxy_listener()) {
             (NetworkMode::Proxy { .. }, Some(fd)) => {
                 let rt = rt()?;
-                Some((ProxyTask::start(&rt, Arc::clone(self), fd, call.call_id.clone())?, rt))
+                Some((ProxyTask::start(&rt, Arc::clone(self) as _, fd, call.call_id.clone())?, rt))
             }
             (NetworkMode::Proxy { .. }, None) => {
                 return Err(SessionError::Internal("the sandbox handed over no proxy listener".into()))
