@@ -111,7 +111,7 @@ pub use gate::{deny_hint, vet, AddressRefusal};
 pub use host::{normalise_host, Host, HostError};
 pub use preview::{preview, preview_with, Preview};
 pub use server::serve;
-pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
+pub use target::{connect_target, forward_target, parse_authority, url_target, Target, TargetError};
 pub use upstream::{NoProxy, Slot, Upstream, UpstreamProxy};
 
 /// Decides `host:port` by name. The policy engine implements it; the proxy
