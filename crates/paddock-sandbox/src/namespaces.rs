@@ -37,9 +37,9 @@ const ALL: &[(Layer, libc::c_int)] = &[
     (Layer::CgroupNs, libc::CLONE_NEWCGROUP),
 ];
 
+/// The helper is single-threaded, as `CLONE_NEWUSER` needs.
 fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare takes only flags; the helper is single-threaded as CLONE_NEWUSER needs.
-    cvt(unsafe { libc::unshare(flags) }).map(drop)
+    sys::unshare(flags)
 }
 
 /// Enters the namespaces and records each in `report`.
@@ -58,14 +58,10 @@ pub(crate) const PER_CALL: &[Layer] = &[Layer::PidNs, Layer::MountNs, Layer::Ipc
 pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Namespaces {
     let wanted: Vec<(Layer, libc::c_int)> =
         ALL.iter().copied().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = sys::ids();
     let mut groups_note = String::new();
-    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) {
-        // SAFETY: setgroups with an empty list; no pointer is read when the size is 0.
-        if unsafe { libc::setgroups(0, std::ptr::null()) } == 0 {
-            groups_note = ", supplementary groups dropped".into();
-        }
+    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) && sys::drop_supplementary_groups() {
+        groups_note = ", supplementary groups dropped".into();
     }
     let all = wanted.iter().fold(0, |acc, (_, f)| acc | f);
     let mut ok: Vec<(Layer, Result<(), io::Error>)> = Vec::new();

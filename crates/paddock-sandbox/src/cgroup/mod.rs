@@ -97,8 +97,7 @@ impl SandboxCgroup {
 
 /// Creates the sandbox's cgroup for `limits`, in the helper, before the namespaces.
 pub(crate) fn create(limits: &Limits) -> Setup {
-    // SAFETY: getpid cannot fail.
-    create_named(limits, &format!("paddock-{}", unsafe { libc::getpid() }))
+    create_named(limits, &format!("paddock-{}", crate::sys::getpid()))
 }
 
 /// [`create`] with the directory's name given (a zygote's calls are all made by the

@@ -44,14 +44,13 @@ use crate::namespaces::{self, Namespaces};
 use crate::proto::{self, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{Enforcement, NetworkMode, PathPlan};
-use crate::sys::{self, cvt, exit_now};
+use crate::sys::{self, exit_now};
 
 /// Step 1's `setsid`: a new session without a controlling terminal (layer `session`);
 /// `launch` says how the helper was started.
 pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
-    // SAFETY: setsid has no memory-safety preconditions.
-    match cvt(unsafe { libc::setsid() }) {
-        Ok(_) => report.set(
+    match sys::setsid() {
+        Ok(()) => report.set(
             Layer::Session,
             LayerState::Enforced,
             format!("setsid: new session, no controlling terminal; {launch}"),
@@ -133,8 +132,7 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
     drop(listener);
     if let Ok(null) = sys::open_dev_null() {
         sys::redirect_stdio(null);
-        // SAFETY: closing our own spare descriptor.
-        unsafe { libc::close(null) };
+        sys::close(null);
     }
     helper_wait(ctl, reaper, &pidfd, cg.as_ref())
 }

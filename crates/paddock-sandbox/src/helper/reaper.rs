@@ -21,8 +21,7 @@ use crate::sys::{self, exit_now};
 pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {
     // Best effort: the helper also kills the reaper when the caller goes away.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"paddock-reaper".as_ptr()) };
+    sys::set_name(c"paddock-reaper");
     if let Some(cg) = cg {
         enter_cgroup(&mut st, &ns, &cg);
         drop(cg); // the descriptors; the helper removes the cgroup
@@ -54,8 +53,7 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
     drop(st.pty_slave.take());
     if let Some(null) = null {
         sys::redirect_stdio(null);
-        // SAFETY: closing our own spare descriptor.
-        unsafe { libc::close(null) };
+        sys::close(null);
     }
     reap_until(st.ctl, target)
 }
@@ -66,8 +64,7 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
 fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: &SandboxCgroup) {
     match cg.enter() {
         Ok(()) if ns.cgroup => {
-            // SAFETY: unshare takes only flags; this process is single-threaded.
-            if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+            if sys::unshare(libc::CLONE_NEWCGROUP).is_err() {
                 st.report.set(Layer::CgroupNs, LayerState::Partial, "new namespace, rooted above the sandbox's cgroup");
             }
         }
@@ -150,16 +147,15 @@ fn open_pty(st: &mut State) {
 /// as pid 1, kills whatever the target left behind).
 fn reap_until(ctl: libc::c_int, target: libc::pid_t) -> ! {
     loop {
-        let mut ws = 0;
-        // SAFETY: waiting for any child into a valid int.
-        let pid = unsafe { libc::waitpid(-1, &mut ws, 0) };
-        if pid == target {
-            // The caller may be gone; the reaper's exit ends the sandbox either way.
-            let _ = proto::send(ctl, &Msg::Exit { wstatus: ws }, &[]);
-            exit_now(0);
-        }
-        if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
-            exit_now(0);
+        match sys::wait_any() {
+            Ok((pid, ws)) if pid == target => {
+                // The caller may be gone; the reaper's exit ends the sandbox either way.
+                let _ = proto::send(ctl, &Msg::Exit { wstatus: ws }, &[]);
+                exit_now(0);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => exit_now(0),
+            // Another process reaped, or EINTR: keep reaping.
+            _ => {}
         }
     }
 }

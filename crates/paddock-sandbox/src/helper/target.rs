@@ -27,8 +27,8 @@ struct Exec {
 /// The target: confines itself, reports, waits for the release, `execve`.
 pub(super) fn main(mut st: State, view: View) -> ! {
     signals::target_reset();
-    // SAFETY: setsid has no memory-safety preconditions (we are not a group leader).
-    unsafe { libc::setsid() };
+    // Not a group leader (the reaper is), so this cannot fail; the pty step below needs it.
+    let _ = sys::setsid();
     if let Some(slave) = st.pty_slave.take() {
         if let Err(e) = pty::make_controlling(slave.as_raw_fd()) {
             st.fail(SetupError::ControllingTerminal(e.into()));
@@ -83,10 +83,10 @@ fn confine(st: &mut State, view: View) {
 
 /// `execve`; on failure the errno goes to the caller and the target exits 127.
 fn execve(st: &State, exec: &Exec) -> ! {
-    // SAFETY: program, argv and envp are NUL-terminated strings in null-terminated arrays,
-    // all alive until execve replaces the process image.
-    unsafe { libc::execve(exec.program.as_ptr(), exec.argv_p.as_ptr(), exec.envp_p.as_ptr()) };
-    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: argv_p and envp_p are null-terminated arrays of pointers into the CStrings
+    // `exec` owns, alive until execve replaces the process image.
+    let e = unsafe { sys::execve(&exec.program, &exec.argv_p, &exec.envp_p) };
+    let errno = e.raw_os_error().unwrap_or(0);
     // The exit code 127 says it if the caller is gone.
     let _ = proto::send(st.ctl, &Msg::ExecFailed { errno }, &[]);
     exit_now(127)

@@ -52,8 +52,8 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
         std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));
         for (target, fd) in [(0, &stdio.stdin), (1, &stdio.stdout), (2, &stdio.stderr)] {
             if let Some(fd) = fd {
-                // SAFETY: dup2 of our own descriptor onto a standard one (fd > 2).
-                if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
+                // Above 2 (stdio::above_stdio): no standard descriptor is clobbered.
+                if sys::dup_onto_stdio(fd, target).is_err() {
                     sys::exit_now(125);
                 }
             }

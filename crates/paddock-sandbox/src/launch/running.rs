@@ -230,8 +230,7 @@ impl Running {
                     continue;
                 }
                 if let Some(pid) = self.helper {
-                    // SAFETY: signalling our own unreaped child.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    sys::kill(pid, libc::SIGKILL);
                 }
                 self.kill_remote();
                 return Ok(ended);
@@ -328,18 +327,17 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(pid) = self.helper.take() {
             self.kill_tree();
-            // SAFETY: shutdown of our own socket: the helper sees the hang-up (and kills the
-            // reaper if we never got its pidfd).
-            unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
+            // The helper sees the hang-up (and kills the reaper if we never got its pidfd).
+            sys::shutdown(&self.ctl);
             if sys::wait_for(pid, KILL_GRACE).is_none() {
                 sys::kill_and_reap(pid);
             }
         }
         if self.remote.is_some() || self.cgroup.is_some() {
             self.kill_tree();
-            // SAFETY: shutdown of our own socket: the call's helper sees the hang-up and
-            // kills its reaper if we never got the reaper's pidfd.
-            unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
+            // The call's helper sees the hang-up and kills its reaper if we never got the
+            // reaper's pidfd.
+            sys::shutdown(&self.ctl);
             self.end_remote();
         }
         if let Some((_, stop)) = &self.pty {

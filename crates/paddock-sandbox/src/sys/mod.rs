@@ -9,9 +9,11 @@ use std::time::Duration;
 
 mod conv;
 mod mount;
+mod process;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use mount::*;
+pub(crate) use process::*;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
@@ -138,8 +140,7 @@ pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
 
 /// `SIGKILL` to our child `pid`, then reaps it.
 pub(crate) fn kill_and_reap(pid: libc::pid_t) {
-    // SAFETY: signalling our own unreaped child (its pid cannot be reused before we reap).
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kill(pid, libc::SIGKILL);
     reap(pid);
 }
 

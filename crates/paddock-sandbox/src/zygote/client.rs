@@ -149,8 +149,7 @@ impl Zygote {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         call.validate()?;
         self.accepts(call)?;
-        // SAFETY: getpid cannot fail.
-        let name = format!("paddock-{}-z{}", unsafe { libc::getpid() }, SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!("paddock-{}-z{}", sys::getpid(), SEQ.fetch_add(1, Ordering::Relaxed));
         let cg = cgroup::create_named(&call.limits, &name);
         let (ctl, ctl_child) = proto::socketpair()?;
         let ctl_child = above_stdio(ctl_child)?;
@@ -190,8 +189,8 @@ impl Zygote {
 
 impl Drop for Zygote {
     fn drop(&mut self) {
-        // SAFETY: shutdown of our own socket: the zygote reads end of stream and exits.
-        unsafe { libc::shutdown(self.ctl.as_raw_fd(), libc::SHUT_RDWR) };
+        // The zygote reads the end of the stream and exits.
+        sys::shutdown(&self.ctl);
         if let Some(pid) = self.pid.take() {
             if sys::wait_for(pid, KILL_GRACE).is_none() {
                 sys::kill_and_reap(pid);

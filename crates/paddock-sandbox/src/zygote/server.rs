@@ -42,12 +42,10 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     }
     if let Ok(null) = sys::open_dev_null() {
         sys::redirect_stdio(null);
-        // SAFETY: closing our own spare descriptor.
-        unsafe { libc::close(null) };
+        sys::close(null);
     }
     // The calls' helpers are reaped by the kernel (they report to the caller themselves).
-    // SAFETY: setting a signal disposition to SIG_IGN installs no handler.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    sys::ignore_sigchld(true);
     // Compile the seccomp filters once: every call forked from here inherits them.
     crate::seccomp::prepare();
     let z = ZygoteState { ctl, report, view };
@@ -114,19 +112,17 @@ fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: Applied, cgroup_dirs: 
 /// mount, ipc, cgroup namespaces; then the reaper, the proxy listener and the wait of the
 /// one-shot helper ([`helper::start_reaper`]).
 fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dirs: &[String], fds: Vec<OwnedFd>) -> ! {
-    // SAFETY: restoring the default disposition installs no handler; the reaper's waitpid
-    // needs SIGCHLD not ignored.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    // SAFETY: closing the zygote's control socket in this process only: no call may speak
-    // to the zygote.
-    unsafe { libc::close(z.ctl) };
+    // The reaper's waitpid needs SIGCHLD not ignored.
+    sys::ignore_sigchld(false);
+    // The zygote's control socket, in this process only: no call may speak to the zygote.
+    sys::close(z.ctl);
     let mut fds = fds.into_iter();
     let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
         exit_now(125)
     };
     for (fd, target) in [(&i, 0), (&o, 1), (&e, 2)] {
-        // SAFETY: dup2 of our own descriptor (received, so above 2) onto a standard one.
-        if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
+        // Received, so above 2: no standard descriptor is clobbered.
+        if sys::dup_onto_stdio(fd, target).is_err() {
             exit_now(125);
         }
     }
