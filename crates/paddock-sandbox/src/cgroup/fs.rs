@@ -3,10 +3,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::sys::{cstring, cvt, write_all};
+use crate::sys::{self, cstring, write_all};
 
 /// One directory made for the sandbox in one hierarchy.
 #[derive(Debug)]
@@ -19,42 +19,37 @@ pub(super) struct Part {
     pub(super) procs: OwnedFd,
 }
 
-pub(super) fn open_at(dir: RawFd, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let c = cstring(name)?;
-    // SAFETY: a valid directory descriptor or AT_FDCWD and a NUL-terminated name.
-    let fd = cvt(unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC) })?;
-    // SAFETY: a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+pub(super) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    sys::openat(dir, &cstring(name)?, flags)
 }
 
 pub(super) fn write_file(dir: &OwnedFd, name: &str, value: &str) -> io::Result<()> {
-    let f = open_at(dir.as_raw_fd(), name, libc::O_WRONLY)?;
+    let f = open_at(dir.as_fd(), name, libc::O_WRONLY)?;
     write_all(f.as_raw_fd(), value.as_bytes()).map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))
 }
 
 pub(super) fn exists_at(dir: &OwnedFd, name: &str) -> bool {
     let Ok(c) = cstring(name) else { return false };
-    // SAFETY: a valid directory descriptor and a NUL-terminated name.
-    unsafe { libc::faccessat(dir.as_raw_fd(), c.as_ptr(), libc::F_OK, 0) == 0 }
+    rustix::fs::accessat(dir, c.as_c_str(), rustix::fs::Access::EXISTS, rustix::fs::AtFlags::empty()).is_ok()
 }
 
 /// Makes `base/name` and opens what the later steps need.
 pub(super) fn make_dir(base: &Path, name: &str) -> io::Result<(Part, OwnedFd)> {
-    let parent = open_at(libc::AT_FDCWD, &base.to_string_lossy(), libc::O_PATH | libc::O_DIRECTORY)?;
+    let parent = open_at(rustix::fs::CWD, &base.to_string_lossy(), libc::O_PATH | libc::O_DIRECTORY)?;
     let cname = cstring(name)?;
-    // SAFETY: a valid directory descriptor and a NUL-terminated name.
-    let mut r = unsafe { libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o755) };
-    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
-        // A leftover of a helper that was killed with this pid: empty, so removable.
-        // SAFETY: as above.
-        unsafe {
-            libc::unlinkat(parent.as_raw_fd(), cname.as_ptr(), libc::AT_REMOVEDIR);
-            r = libc::mkdirat(parent.as_raw_fd(), cname.as_ptr(), 0o755);
+    let mkdir = || rustix::fs::mkdirat(&parent, cname.as_c_str(), rustix::fs::Mode::from_raw_mode(0o755));
+    let made = match mkdir() {
+        Err(rustix::io::Errno::EXIST) => {
+            // A leftover of a helper that was killed with this pid: empty, so removable
+            // (if it is not, the mkdir below says so).
+            let _ = rustix::fs::unlinkat(&parent, cname.as_c_str(), rustix::fs::AtFlags::REMOVEDIR);
+            mkdir()
         }
-    }
-    cvt(r).map_err(|e| io::Error::new(e.kind(), format!("mkdir {}/{name}: {e}", base.display())))?;
-    let dir = open_at(parent.as_raw_fd(), name, libc::O_DIRECTORY | libc::O_RDONLY);
-    let procs = dir.as_ref().ok().map(|d| open_at(d.as_raw_fd(), "cgroup.procs", libc::O_WRONLY));
+        r => r,
+    };
+    made.map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("mkdir {}/{name}: {e}", base.display())))?;
+    let dir = open_at(parent.as_fd(), name, libc::O_DIRECTORY | libc::O_RDONLY);
+    let procs = dir.as_ref().ok().map(|d| open_at(d.as_fd(), "cgroup.procs", libc::O_WRONLY));
     match (dir, procs) {
         (Ok(dir), Some(Ok(procs))) => Ok((Part { parent, name: cname, procs }, dir)),
         (Err(e), _) | (_, Some(Err(e))) => {
@@ -70,13 +65,10 @@ impl Part {
         // Tasks leave their cgroup in do_exit, before they are reaped; a short retry covers
         // the rare case where the last one is still on its way out.
         for _ in 0..200 {
-            // SAFETY: a valid directory descriptor and a NUL-terminated name.
-            if unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } == 0 {
-                return true;
-            }
-            match io::Error::last_os_error().raw_os_error() {
-                Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(1)),
-                _ => return false,
+            match rustix::fs::unlinkat(parent, name.as_c_str(), rustix::fs::AtFlags::REMOVEDIR) {
+                Ok(()) => return true,
+                Err(rustix::io::Errno::BUSY) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                Err(_) => return false,
             }
         }
         false

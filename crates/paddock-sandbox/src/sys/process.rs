@@ -87,6 +87,16 @@ pub(crate) fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Marks the raw descriptor `fd` (one this process holds as a number, like the control
+/// socket) close-on-exec.
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an int flag; on a descriptor that is not open it fails (EBADF).
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `SIGCHLD` ignored (`true`: children are reaped by the kernel) or back to the default.
 pub(crate) fn ignore_sigchld(ignore: bool) {
     let disposition = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
