@@ -82,6 +82,57 @@ impl std::fmt::Display for OsError {
 
 impl std::error::Error for OsError {}
 
+/// A stage of the mount view ([`crate::Layer::Mounts`]), in the order it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MountStep {
+    /// `/` private, the scratch root, `pivot_root` into it.
+    ScratchRoot,
+    /// The binds of the read and write paths, and the private `/tmp`.
+    Binds,
+    /// `/proc` (or, for a zygote, its covered place).
+    Proc,
+    /// The minimal `/dev`.
+    Dev,
+    /// Sealing the new root read-only and moving into it.
+    Pivot,
+    /// A zygote call's fresh `/tmp`, with the binds beneath it moved over.
+    CallTmp,
+    /// A zygote call's fresh `/dev/shm`.
+    CallShm,
+}
+
+impl std::fmt::Display for MountStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MountStep::ScratchRoot => "scratch root",
+            MountStep::Binds => "binds",
+            MountStep::Proc => "/proc",
+            MountStep::Dev => "/dev",
+            MountStep::Pivot => "pivot_root",
+            MountStep::CallTmp => "the call's /tmp",
+            MountStep::CallShm => "the call's /dev/shm",
+        })
+    }
+}
+
+/// A stage of the mount view that failed, with the system's error (which names the path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{step}: {source}")]
+pub struct MountError {
+    /// The stage.
+    pub step: MountStep,
+    /// Why it failed.
+    pub source: OsError,
+}
+
+impl MountError {
+    /// A `map_err` for the stage `step`.
+    pub(crate) fn at(step: MountStep) -> impl Fn(io::Error) -> MountError {
+        move |e| MountError { step, source: e.into() }
+    }
+}
+
 /// The setup step that failed, on the caller's side or the helper's. One variant per
 /// step; the message names the step and carries the system's error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -130,13 +181,13 @@ pub enum SetupError {
     },
     /// A zygote call's own mounts (`/proc`, `/tmp`, `/dev/shm`).
     #[error("the call's mounts failed: {0}")]
-    CallMounts(OsError),
+    CallMounts(MountError),
     /// A zygote call without a mount namespace of its own.
     #[error("the call has no mount namespace of its own: its /proc and /tmp would be shared")]
     CallSharesMounts,
-    /// Building the mount view.
+    /// Building the mount view: the stage, and the system's error.
     #[error("building the mount view failed: {0}")]
-    MountView(OsError),
+    MountView(MountError),
     /// Opening the pty inside the sandbox.
     #[error("no pty in the sandbox: {0}")]
     OpenPty(OsError),

@@ -99,7 +99,7 @@ mod sys;
 mod view;
 mod zygote;
 
-pub use error::{OsError, SandboxError, SetupError};
+pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{run, spawn, Killer, Running};
 pub use layer::{Layer, LayerState};

@@ -93,7 +93,7 @@ fn own_view(st: &mut State, ns: &Namespaces) -> View {
             st.report.record(Layer::Mounts, mounts::layer(&view, st.spec.enforcement == Enforcement::Strict));
             View { built: true, private_tmp: view.private_tmp }
         }
-        Err(e) => st.fail(SetupError::MountView(e.into())),
+        Err(e) => st.fail(SetupError::MountView(e)),
     }
 }
 
@@ -107,7 +107,7 @@ fn call_view(st: &mut State, ns: &Namespaces, built: bool, private_tmp: bool) ->
         let size = st.spec.limits.tmpfs_size();
         let (proc_ok, notes) = match mounts::per_call(private_tmp, &st.plan, size) {
             Ok(r) => r,
-            Err(e) => st.fail(SetupError::CallMounts(e.into())),
+            Err(e) => st.fail(SetupError::CallMounts(e)),
         };
         let prev = st.report.get(Layer::Mounts).map(|l| (l.state, l.detail.clone()));
         let (mut state, mut detail) = prev.unwrap_or((LayerState::Enforced, String::new()));

@@ -25,12 +25,11 @@ mod proc;
 mod scratch;
 mod view;
 
-use std::io;
-
 use paths::new_root;
 pub(crate) use per_call::per_call;
 pub(crate) use view::MountView;
 
+use crate::error::{MountError, MountStep};
 use crate::layer::{Applied, LayerState};
 use crate::spec::{PathPlan, TmpfsSize};
 
@@ -51,13 +50,13 @@ pub(crate) fn layer(view: &MountView, strict: bool) -> Applied {
 ///
 /// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
 /// /proc yet (see [`per_call`]).
-pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSize) -> io::Result<MountView> {
+pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSize) -> Result<MountView, MountError> {
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     // Everything is made in a scratch root, so no step resolves a path of the host's but
     // through /oldroot, and nothing of the scratch root stays once the view is entered.
-    scratch::enter()?;
-    let binds = binds::bind_all(plan, tmp_size, &mut notes)?;
+    scratch::enter().map_err(MountError::at(MountStep::ScratchRoot))?;
+    let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
     let masks_summary = match masks::place(new_root(), plan) {
@@ -72,9 +71,9 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
             "masks incomplete".into()
         }
     };
-    proc::mount_for(zygote, &mut view, &mut notes)?;
-    dev::build(pty, tmp_size, &mut view, &mut notes)?;
-    scratch::seal_and_enter()?;
+    proc::mount_for(zygote, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
+    dev::build(pty, tmp_size, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
+    scratch::seal_and_enter().map_err(MountError::at(MountStep::Pivot))?;
     view.detail = detail(&view, &binds, &masks_summary, zygote, tmp_size, &notes);
     Ok(view)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::paths::{mkdir_p, scratch_opts, touch};
 use super::proc::mount_proc;
+use crate::error::{MountError, MountStep};
 use crate::spec::{PathPlan, TmpfsSize};
 use crate::sys::{self, mount};
 
@@ -20,7 +21,11 @@ use crate::sys::{self, mount};
 /// `/tmp`): each is held (`open_tree`, the mount itself, attributes and masks beneath it
 /// included) before the tmpfs goes on, and moved onto the same path in it (`move_mount`):
 /// moved, not cloned, so a call does not copy the view's masks a second time.
-pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) -> io::Result<(bool, Vec<String>)> {
+pub(crate) fn per_call(
+    private_tmp: bool,
+    plan: &PathPlan,
+    tmp_size: TmpfsSize,
+) -> Result<(bool, Vec<String>), MountError> {
     let mut notes = Vec::new();
     let proc_ok = match mount_proc(Path::new("/proc"), &mut notes) {
         Ok(()) => true,
@@ -30,7 +35,7 @@ pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) 
         }
     };
     if private_tmp {
-        fresh_tmp(plan, tmp_size)?;
+        fresh_tmp(plan, tmp_size).map_err(MountError::at(MountStep::CallTmp))?;
     }
     mount(
         Some(Path::new("tmpfs")),
@@ -38,7 +43,8 @@ pub(crate) fn per_call(private_tmp: bool, plan: &PathPlan, tmp_size: TmpfsSize) 
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
         Some(&scratch_opts(tmp_size)),
-    )?;
+    )
+    .map_err(MountError::at(MountStep::CallShm))?;
     Ok((proc_ok, notes))
 }
 

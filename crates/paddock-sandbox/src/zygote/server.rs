@@ -84,7 +84,7 @@ fn build_view(
             );
             ZygoteView { built: true, private_tmp: view.private_tmp }
         }
-        Err(e) => helper::stop(ctl, Failure::Setup(SetupError::MountView(e.into()))),
+        Err(e) => helper::stop(ctl, Failure::Setup(SetupError::MountView(e))),
     }
 }
 
