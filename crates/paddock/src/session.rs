@@ -489,20 +489,24 @@ impl Inner {
                 return Err(SessionError::Sandbox(e));
             }
         };
-        let ended = match outcome.status {
-            ExitKind::Exited(c) => AuditOutcome::exited(c),
-            ExitKind::Signaled(n) => AuditOutcome::signaled(n),
-            ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
-        };
-        let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
-        let ended = ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
-            outcome.stdout_bytes,
-            outcome.stderr_bytes,
-            truncated,
-        );
-        self.append(&call.end(ended), false)?;
+        self.append(&call.end(ended(&outcome)), false)?;
         Ok(Executed { audit_seq: seq, outcome: Some(outcome) })
     }
+}
+
+/// How a child ended, as its `call.end` record says it.
+fn ended(outcome: &RunOutcome) -> AuditOutcome {
+    let ended = match outcome.status {
+        ExitKind::Exited(c) => AuditOutcome::exited(c),
+        ExitKind::Signaled(n) => AuditOutcome::signaled(n),
+        ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
+    };
+    let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
+    ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
+        outcome.stdout_bytes,
+        outcome.stderr_bytes,
+        truncated,
+    )
 }
 
 /// The rule ids of the filesystem grants a sandbox view under `policy` holds.
