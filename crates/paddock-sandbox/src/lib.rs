@@ -37,6 +37,18 @@
 //! While [`Running::wait`] runs, `SIGINT`, `SIGTERM` and `SIGHUP` sent to the caller are
 //! forwarded to the command's process group; if the caller dies, the helper kills the tree.
 //!
+//! # Layout
+//!
+//! Files import one way, in the order of the data path: `launch` (the caller: spawn,
+//! handshake, [`Running`]) and `zygote::client` → `entry` (the helper side's dispatch) →
+//! `helper` (steps 1–2; `reaper`, `target`) and `zygote::server` → one module per layer
+//! (`namespaces`, `cgroup`, `mounts`, `view`, `landlock`, `limits`, `caps`, `seccomp`,
+//! `fds`) → `proto` (the control channel), `report`, `layer` ([`Layer`]), `error` →
+//! `sys`: rustix where it has the call, and the raw calls it lacks, each with its
+//! precondition. A few raw calls stay beside the only code that needs them, each with its
+//! `// SAFETY:`: the terminal (`pty`), signal handlers (`signals`), capabilities (`caps`),
+//! `lo`'s flags (`namespaces`), the Landlock ABI probe, and a few `poll`s.
+//!
 //! Each step records an [`LayerStatus`] (enforced, partial, unavailable). With
 //! [`Enforcement::Strict`] the first unavailable layer stops the run with
 //! [`SandboxError::LayerUnavailable`] (exit code 71); with [`Enforcement::BestEffort`] the

@@ -36,7 +36,7 @@ impl std::fmt::Debug for Zygote {
 
 impl Zygote {
     /// Starts a zygote for `template`'s filesystem and network fields (its program, argv,
-    /// environment, limits and stdio are not used). With [`Enforcement::Strict`] a missing
+    /// environment, limits and stdio are not used). With [`crate::Enforcement::Strict`] a missing
     /// namespace or mount view fails here.
     pub fn start(template: &SandboxSpec) -> Result<Zygote, SandboxError> {
         template.validate()?;
