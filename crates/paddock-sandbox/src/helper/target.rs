@@ -2,7 +2,6 @@
 //! waits for the caller's release and `execve`s the program with the spec's environment.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
 
 use super::state::{State, View};
 use crate::error::SetupError;
@@ -30,7 +29,7 @@ pub(super) fn main(mut st: State, view: View) -> ! {
     // Not a group leader (the reaper is), so this cannot fail; the pty step below needs it.
     let _ = sys::setsid();
     if let Some(slave) = st.pty_slave.take() {
-        if let Err(e) = pty::make_controlling(slave.as_raw_fd()) {
+        if let Err(e) = pty::make_controlling(&slave) {
             st.fail(SetupError::ControllingTerminal(e.into()));
         }
     }

@@ -82,7 +82,7 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
 /// (e.g. write and sync an audit record) and take the proxy listener.
 pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     spec.validate()?;
-    let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::is_tty(0);
+    let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
     let (ctl, ctl_child) = proto::socketpair()?;
     let ctl_child = above_stdio(ctl_child)?;
 
@@ -172,10 +172,10 @@ pub(crate) fn handshake(
         let Some(m) = master else {
             return Err(SetupError::NoPty.into());
         };
-        if let Some(ws) = pty::winsize(0) {
-            pty::set_winsize(m.as_raw_fd(), &ws);
+        if let Some(ws) = pty::stdin_winsize() {
+            pty::set_winsize(&m, ws);
         }
-        running.raw_mode = RawMode::enter(0).ok();
+        running.raw_mode = RawMode::enter_stdin().ok();
         let stop = Arc::new(AtomicBool::new(false));
         running.pty = Some((relay::spawn_pty(m, cap, stop.clone()), stop));
     }
