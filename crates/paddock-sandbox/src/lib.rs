@@ -46,8 +46,8 @@
 //! `fds`) → `proto` (the control channel), `report`, `layer` ([`Layer`]), `error` →
 //! `sys`: rustix where it has the call, and the raw calls it lacks, each with its
 //! precondition. A few raw calls stay beside the only code that needs them, each with its
-//! `// SAFETY:`: the terminal (`pty`), signal handlers (`signals`), capabilities (`caps`),
-//! `lo`'s flags (`namespaces`), the Landlock ABI probe, and a few `poll`s.
+//! `// SAFETY:`: signal handlers (`signals`), capabilities (`caps`), `lo`'s flags
+//! (`namespaces`), the Landlock ABI probe, and a few `poll`s.
 //!
 //! Each step records an [`LayerStatus`] (enforced, partial, unavailable). With
 //! [`Enforcement::Strict`] the first unavailable layer stops the run with
