@@ -11,16 +11,16 @@
 
 mod approval;
 mod call;
-mod http;
 mod exec;
+mod http;
 mod net;
 mod session;
 mod target;
 
 pub use approval::{ApprovalAnswer, ApprovalAsk};
 pub use call::{Call, CallEnd, CallOutcome};
-pub use http::{strip_query_values, Exfiltration, HttpRequest};
 pub use exec::{Exec, EXEC_MAX_ARGS, EXEC_MAX_ARG_BYTES};
+pub use http::{strip_query_values, Exfiltration, HttpRequest};
 pub use net::NetConnect;
 pub use session::{RevokeEvent, SessionEnd, SessionStart};
 pub use target::{redact_url, Decision, Target, Tool};

@@ -1,4 +1,5 @@
-//! Exit codes (DESIGN.md, "CLI contract"), and [`fail`], which reports one.
+//! Exit codes (DESIGN.md, "CLI contract"), and how a failure is reported on stderr ([`fail`],
+//! [`eprint_lines`]).
 
 /// The call was allowed.
 pub const OK: i32 = 0;
@@ -22,4 +23,12 @@ pub const NOT_FOUND: i32 = 127;
 pub fn fail(code: i32, message: impl std::fmt::Display) -> i32 {
     eprintln!("paddock: {message}");
     code
+}
+
+/// Prints `text` on stderr, each line escaped: a policy error quotes the policy file,
+/// which can be one the agent wrote (a project's own policy in the workspace).
+pub fn eprint_lines(text: impl std::fmt::Display) {
+    for line in text.to_string().lines() {
+        eprintln!("{}", paddock_audit::Escaped(line));
+    }
 }

@@ -9,7 +9,7 @@ use paddock::proxy::{ConnectionEvent, Verdict};
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
 use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
-use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, SandboxError, StdioMode};
+use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, RunOutcome, SandboxError, StdioMode};
 
 use crate::agents;
 use crate::args::RunArgs;
@@ -52,20 +52,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     }
     let max_output = policy.limits.max_output;
     let timeout = policy.limits.timeout;
-    let (quiet, verbose_net) = (a.quiet, verbose > 0);
-    let on_connection: Option<ConnectionObserver> = (!quiet || verbose_net).then(|| {
-        Arc::new(move |e: &ConnectionEvent| {
-            if verbose_net {
-                eprintln!("{}", connection_line(e));
-            }
-            if e.verdict == Verdict::Denied && !quiet {
-                eprintln!("{}", refused_line(e));
-            } else if e.via.is_some() && e.error.is_some() && e.status >= 500 && !quiet {
-                // The upstream proxy failed it: the child saw a 502, tools often hide why.
-                eprintln!("paddock: {} {}:{} failed: {}", e.kind, Escaped(&e.host), e.port, Escaped(&e.reason));
-            }
-        }) as ConnectionObserver
-    });
+    let on_connection = observer(a.quiet, verbose > 0);
     // `[audit] export`: records leave for the collector from a thread of their own; what
     // is pending when the run ends gets a last few seconds (declared before the session,
     // so that the session's last records are written before that attempt).
@@ -100,7 +87,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     }
     // exec supervision (issue 16): one escaped line per refused exec of the tree.
     // A shell's PATH search refuses the same exec once per directory: said once.
-    if !quiet {
+    if !a.quiet {
         let last = std::sync::Mutex::new((0, Vec::new()));
         session.set_exec_observer(Arc::new(move |e: &paddock_audit::Exec| {
             if e.decision != paddock_audit::Decision::Deny {
@@ -125,24 +112,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     }
     let result = match session.run(&a.argv, &here, stdio) {
         Ok(r) => r,
-        Err(SessionError::NotFound { .. }) => {
-            return fail(
-                exit::NOT_FOUND,
-                format_args!(
-                    "{}: not found in the sandbox PATH ({})",
-                    Escaped(&a.argv[0]),
-                    Escaped(session.policy().sandbox_path())
-                ),
-            );
-        }
-        Err(e @ SessionError::Sandbox(SandboxError::LayerUnavailable { .. })) => {
-            eprintln!("paddock: {}", Escaped(&e.to_string()));
-            eprintln!(
-                "  hint: the policy's enforcement is strict, so paddock refuses to run without it; `paddock run --explain` lists this machine's layers, and [sandbox] enforcement = \"best-effort\" runs anyway and records what was missing"
-            );
-            return exit::UNAVAILABLE;
-        }
-        Err(e) => return fail(e.exit_code(), Escaped(&e.to_string())),
+        Err(e) => return run_error(e, &a.argv, &session),
     };
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
@@ -156,6 +126,13 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     if verbose > 0 {
         print_report(&outcome.report);
     }
+    print_limits_reached(&outcome, max_output, timeout);
+    outcome.exit_code()
+}
+
+/// Says on stderr which limit cut the run short: output truncated at `max_output`, or the
+/// timeout that killed the process tree.
+fn print_limits_reached(outcome: &RunOutcome, max_output: Option<u64>, timeout: Option<std::time::Duration>) {
     for (name, truncated, bytes) in [
         ("stdout", outcome.stdout_truncated, outcome.stdout_bytes),
         ("stderr", outcome.stderr_truncated, outcome.stderr_bytes),
@@ -173,7 +150,46 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
             timeout.map(|t| format!("{t:?}")).unwrap_or_default()
         );
     }
-    outcome.exit_code()
+}
+
+/// What `run` prints of the child's connections: each refused one (unless `quiet`), each
+/// one with `-v`, and an upstream proxy's failure the child may hide.
+fn observer(quiet: bool, verbose_net: bool) -> Option<ConnectionObserver> {
+    (!quiet || verbose_net).then(|| {
+        Arc::new(move |e: &ConnectionEvent| {
+            if verbose_net {
+                eprintln!("{}", connection_line(e));
+            }
+            if e.verdict == Verdict::Denied && !quiet {
+                eprintln!("{}", refused_line(e));
+            } else if e.via.is_some() && e.error.is_some() && e.status >= 500 && !quiet {
+                // The upstream proxy failed it: the child saw a 502, tools often hide why.
+                eprintln!("paddock: {} {}:{} failed: {}", e.kind, Escaped(&e.host), e.port, Escaped(&e.reason));
+            }
+        }) as ConnectionObserver
+    })
+}
+
+/// Reports why `argv` did not run, with a hint; returns the exit code.
+fn run_error(e: SessionError, argv: &[String], session: &Session) -> i32 {
+    match e {
+        SessionError::NotFound { .. } => fail(
+            exit::NOT_FOUND,
+            format_args!(
+                "{}: not found in the sandbox PATH ({})",
+                Escaped(&argv[0]),
+                Escaped(session.policy().sandbox_path())
+            ),
+        ),
+        e @ SessionError::Sandbox(SandboxError::LayerUnavailable { .. }) => {
+            eprintln!("paddock: {}", Escaped(&e.to_string()));
+            eprintln!(
+                "  hint: the policy's enforcement is strict, so paddock refuses to run without it; `paddock run --explain` lists this machine's layers, and [sandbox] enforcement = \"best-effort\" runs anyway and records what was missing"
+            );
+            exit::UNAVAILABLE
+        }
+        e => fail(e.exit_code(), Escaped(&e.to_string())),
+    }
 }
 
 /// A coding agent paddock knows (`agents::AGENTS`): without `--policy` (and without
@@ -215,9 +231,6 @@ fn warn_if_whole_home(ws: &std::path::Path) {
     }
 }
 
-/// The one line a refused connection gets on stderr (unless `--quiet`): what was asked,
-/// the address, the rule (or address class, in the reason) and the policy line that would
-/// allow it. Host and reason are the agent's text: escaped.
 /// `paddock: refused exec git push origin (pid 12) by commands.deny[0]: ...`, escaped.
 fn exec_refused_line(e: &paddock_audit::Exec) -> String {
     format!(
@@ -229,6 +242,9 @@ fn exec_refused_line(e: &paddock_audit::Exec) -> String {
     )
 }
 
+/// The one line a refused connection gets on stderr (unless `--quiet`): what was asked,
+/// the address, the rule (or address class, in the reason) and the policy line that would
+/// allow it. Host and reason are the agent's text: escaped.
 fn refused_line(e: &ConnectionEvent) -> String {
     let addr = e.address.map(|a| format!(" (address {})", a.ip())).unwrap_or_default();
     let mut line = format!(

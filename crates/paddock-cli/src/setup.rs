@@ -7,7 +7,7 @@ use paddock_policy::{Policy, Vars};
 use crate::args::PolicyArgs;
 use crate::exit;
 // `fail` lives with the exit codes (state.rs and output.rs use it without setup.rs).
-pub use crate::exit::fail;
+pub use crate::exit::{eprint_lines, fail};
 
 /// Logs go to stderr; `PADDOCK_LOG` (an env-filter) overrides `-v`.
 pub fn init_logging(verbose: u8) {
@@ -48,14 +48,6 @@ impl std::io::Write for EscapingStderr {
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
-    }
-}
-
-/// Prints `text` on stderr, each line escaped: a policy error quotes the policy file,
-/// which can be one the agent wrote (a project's own policy in the workspace).
-pub fn eprint_lines(text: impl std::fmt::Display) {
-    for line in text.to_string().lines() {
-        eprintln!("{}", paddock_audit::Escaped(line));
     }
 }
 

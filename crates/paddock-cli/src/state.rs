@@ -60,7 +60,7 @@ pub fn apply_revocations(policy: &mut Policy) -> Result<(), i32> {
     let Some(path) = revocations_file_if_any()? else { return Ok(()) };
     let list = Revocations::load(&path).map_err(|e| fail(exit::CONFIG, format_args!("revocation list: {e}")))?;
     paddock::apply_revocations(policy, &list).map_err(|e| {
-        crate::setup::eprint_lines(e);
+        exit::eprint_lines(e);
         exit::CONFIG
     })
 }

@@ -160,7 +160,7 @@ pub use intercept::{
 };
 pub use preview::{preview, preview_with, Preview};
 pub use server::serve;
-pub use target::{connect_target, forward_target, parse_authority, Target, TargetError};
+pub use target::{connect_target, forward_target, parse_authority, url_target, Target, TargetError};
 pub use upstream::{NoProxy, Slot, Upstream, UpstreamProxy};
 
 /// Decides `host:port` by name. The policy engine implements it; the proxy

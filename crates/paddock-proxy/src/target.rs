@@ -68,6 +68,12 @@ pub enum TargetError {
         /// The request line's authority.
         target: String,
     },
+    /// A URL to fetch that is not absolute (`http://host/...`).
+    #[error("{0:?} is not an absolute http(s) URL")]
+    NotAbsolute(String),
+    /// A URL to fetch whose scheme is neither `http` nor `https`.
+    #[error("scheme {0:?} is not http or https")]
+    UrlScheme(String),
 }
 
 /// Splits an authority into the host and the port text (if any), refusing userinfo.
@@ -163,6 +169,22 @@ pub fn forward_target<B>(req: &Request<B>) -> Result<Target, TargetError> {
     Ok(target)
 }
 
+/// The target of a URL to fetch (an agent's `http_request`): `http` or `https`, the
+/// scheme's port by default, parsed by the same `http::Uri` and authority rules as a
+/// request the proxy forwards (so the host a call is decided on is the one the proxy
+/// sees), userinfo refused.
+pub fn url_target(url: &str) -> Result<Target, TargetError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| TargetError::NotAbsolute(url.into()))?;
+    let default = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("http") => 80,
+        Some("https") => 443,
+        Some(other) => return Err(TargetError::UrlScheme(other.into())),
+        None => return Err(TargetError::NotAbsolute(url.into())),
+    };
+    let auth = uri.authority().ok_or_else(|| TargetError::MissingHost(url.into()))?;
+    parse_authority(auth.as_str(), Some(default))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +263,17 @@ mod tests {
         for bad in ["http://a b/", "http://a\\b/", "http://[::1/"] {
             assert!(bad.parse::<hyper::Uri>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn url_targets() {
+        let t = url_target("https://Example.COM/path?q").unwrap();
+        assert_eq!((t.host.as_policy_str(), t.port), ("example.com".to_string(), 443));
+        let t = url_target("http://[::1]:8080/").unwrap();
+        assert_eq!((t.host.as_policy_str(), t.port), ("::1".to_string(), 8080));
+        assert!(matches!(url_target("ftp://example.com/"), Err(TargetError::UrlScheme(_))));
+        assert!(matches!(url_target("example.com/x"), Err(TargetError::NotAbsolute(_))));
+        assert!(matches!(url_target("http://allowed.com@evil.com/"), Err(TargetError::UserInfo(_))));
+        assert!(matches!(url_target("http://example.com:0/"), Err(TargetError::BadPort(_))));
     }
 }

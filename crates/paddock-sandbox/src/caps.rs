@@ -9,7 +9,7 @@
 
 use std::io;
 
-use crate::report::LayerState;
+use crate::layer::{Applied, LayerState};
 use crate::sys::{cvt_long, prctl};
 
 const CAP_VERSION_3: u32 = 0x2008_0522;
@@ -44,7 +44,7 @@ fn capset_zero() -> io::Result<()> {
 }
 
 /// Drops all capabilities; returns the layer state and detail.
-pub(crate) fn drop_all() -> (LayerState, String) {
+pub(crate) fn drop_all() -> Applied {
     const SECBIT_NOROOT: u64 = 1 << 0;
     const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
     const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
@@ -78,7 +78,7 @@ pub(crate) fn drop_all() -> (LayerState, String) {
     }
     let _ = prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0);
     if let Err(e) = capset_zero() {
-        return (LayerState::Unavailable, format!("capset failed: {e}"));
+        return Applied::new(LayerState::Unavailable, format!("capset failed: {e}"));
     }
     match capget() {
         Ok(d) if d.iter().all(|c| c.effective == 0 && c.permitted == 0 && c.inheritable == 0) => {
@@ -87,18 +87,18 @@ pub(crate) fn drop_all() -> (LayerState, String) {
             if !notes.is_empty() {
                 detail = format!("no capabilities; {}", notes.join("; "));
             }
-            (LayerState::Enforced, detail)
+            Applied::new(LayerState::Enforced, detail)
         }
-        Ok(_) => (LayerState::Unavailable, "capabilities remain after capset".into()),
-        Err(e) => (LayerState::Unavailable, format!("capget failed: {e}")),
+        Ok(_) => Applied::new(LayerState::Unavailable, "capabilities remain after capset"),
+        Err(e) => Applied::new(LayerState::Unavailable, format!("capget failed: {e}")),
     }
 }
 
 /// `PR_SET_NO_NEW_PRIVS`: setuid bits and file capabilities grant nothing from here on.
-pub(crate) fn no_new_privs() -> (LayerState, String) {
+pub(crate) fn no_new_privs() -> Applied {
     match prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).and_then(|_| prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0)) {
-        Ok(1) => (LayerState::Enforced, "PR_SET_NO_NEW_PRIVS".into()),
-        Ok(_) => (LayerState::Unavailable, "no_new_privs did not stick".into()),
-        Err(e) => (LayerState::Unavailable, format!("prctl failed: {e}")),
+        Ok(1) => Applied::new(LayerState::Enforced, "PR_SET_NO_NEW_PRIVS"),
+        Ok(_) => Applied::new(LayerState::Unavailable, "no_new_privs did not stick"),
+        Err(e) => Applied::new(LayerState::Unavailable, format!("prctl failed: {e}")),
     }
 }

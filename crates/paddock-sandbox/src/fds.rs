@@ -7,27 +7,17 @@
 
 use std::os::fd::RawFd;
 
-use crate::report::LayerState;
-use crate::sys::cvt_long;
-
-fn close_range(first: u32, last: u32) -> std::io::Result<()> {
-    if first > last {
-        return Ok(());
-    }
-    // SAFETY: close_range only closes descriptors of this process; nothing in this
-    // single-threaded process uses the ones in range afterwards.
-    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
-}
+use crate::layer::{Applied, LayerState};
+use crate::sys::{self, close_range};
 
 /// Closes every descriptor but 0, 1, 2 and `keep` (made close-on-exec).
-pub(crate) fn close_inherited(keep: RawFd) -> (LayerState, String) {
+pub(crate) fn close_inherited(keep: RawFd) -> Applied {
     let keep = keep as u32;
     let r = close_range(3, keep.saturating_sub(1)).and_then(|()| close_range(keep + 1, u32::MAX));
-    // SAFETY: fcntl on a descriptor this process owns.
-    let cloexec = unsafe { libc::fcntl(keep as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let cloexec = sys::set_cloexec(keep as RawFd);
     match (r, cloexec) {
-        (Ok(()), 0) => (LayerState::Enforced, "only 0, 1, 2 are inherited (close_range)".into()),
-        (Err(e), _) => (LayerState::Unavailable, format!("close_range failed: {e}")),
-        (_, _) => (LayerState::Unavailable, "control socket could not be marked close-on-exec".into()),
+        (Ok(()), Ok(())) => Applied::new(LayerState::Enforced, "only 0, 1, 2 are inherited (close_range)"),
+        (Err(e), _) => Applied::new(LayerState::Unavailable, format!("close_range failed: {e}")),
+        (_, _) => Applied::new(LayerState::Unavailable, "control socket could not be marked close-on-exec"),
     }
 }

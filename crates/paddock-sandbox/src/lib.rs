@@ -37,6 +37,18 @@
 //! While [`Running::wait`] runs, `SIGINT`, `SIGTERM` and `SIGHUP` sent to the caller are
 //! forwarded to the command's process group; if the caller dies, the helper kills the tree.
 //!
+//! # Layout
+//!
+//! Files import one way, in the order of the data path: `launch` (the caller: spawn,
+//! handshake, [`Running`]) and `zygote::client` → `entry` (the helper side's dispatch) →
+//! `helper` (steps 1–2; `reaper`, `target`) and `zygote::server` → one module per layer
+//! (`namespaces`, `cgroup`, `mounts`, `view`, `landlock`, `limits`, `caps`, `seccomp`,
+//! `fds`) → `proto` (the control channel), `report`, `layer` ([`Layer`]), `error` →
+//! `sys`: rustix where it has the call, and the raw calls it lacks, each with its
+//! precondition. A few raw calls stay beside the only code that needs them, each with its
+//! `// SAFETY:`: signal handlers (`signals`), capabilities (`caps`), `lo`'s flags
+//! (`namespaces`), the Landlock ABI probe, and a few `poll`s.
+//!
 //! Each step records an [`LayerStatus`] (enforced, partial, unavailable). With
 //! [`Enforcement::Strict`] the first unavailable layer stops the run with
 //! [`SandboxError::LayerUnavailable`] (exit code 71); with [`Enforcement::BestEffort`] the
@@ -44,21 +56,31 @@
 //!
 //! # Example
 //!
-//! ```no_run
-//! use paddock_sandbox::{run, SandboxSpec, StdioMode, Enforcement};
+//! ```
+//! use paddock_sandbox::{run, Enforcement, Layer, SandboxSpec, StdioMode};
 //!
 //! fn main() {
 //!     paddock_sandbox::helper_main_if_requested(); // first thing in main()
 //!
-//!     let mut spec = SandboxSpec::new("/usr/bin/echo", vec!["echo".into(), "hi".into()]);
-//!     spec.read_paths = vec!["/usr".into(), "/lib".into(), "/lib64".into(), "/bin".into()];
+//!     let mut spec = SandboxSpec::new("/bin/sh", vec!["sh".into(), "-c".into(), "echo hi".into()]);
+//!     spec.read_paths = ["/usr", "/bin", "/lib", "/lib64"].iter().map(Into::into).collect();
 //!     spec.stdio = StdioMode::Capture { stdin: None };
-//!     spec.enforcement = Enforcement::Strict;
+//!     // `Strict` refuses to run (exit code 71) when a layer is missing on this machine;
+//!     // `BestEffort` runs and the report says what was missing.
+//!     spec.enforcement = Enforcement::BestEffort;
 //!     let outcome = run(&spec).expect("confined run");
 //!     assert_eq!(outcome.stdout, b"hi\n");
 //!     assert_eq!(outcome.exit_code(), 0);
+//!     for layer in &outcome.report.layers {
+//!         println!("{:<13} {:?} {}", layer.name, layer.state, layer.detail);
+//!     }
+//!     assert!(outcome.report.get(Layer::Seccomp).is_some());
 //! }
 //! ```
+//!
+//! The same with [`Enforcement::Strict`] runs only where every required layer is
+//! available (Linux ≥ 5.13 with unprivileged user namespaces, or root), and otherwise
+//! fails with [`SandboxError::LayerUnavailable`] naming the layer.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -67,16 +89,18 @@ compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlo
 
 mod caps;
 mod cgroup;
+mod entry;
 mod error;
 // exec supervision (issue 16): a new module; see its docs.
 mod exec_notify;
 mod fds;
 mod helper;
 mod landlock;
+mod launch;
+mod layer;
 mod limits;
 mod mounts;
 mod namespaces;
-mod parent;
 mod proto;
 mod pty;
 mod relay;
@@ -84,16 +108,18 @@ mod report;
 mod seccomp;
 mod signals;
 mod spec;
+mod stdio;
 mod sys;
 mod view;
 mod zygote;
 
-pub use error::SandboxError;
+pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{supervise, ExecControl, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
-pub use helper::HELPER_MARKER;
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
-pub use parent::{run, spawn, Killer, Running};
-pub use report::{EnforcementReport, ExitKind, LayerState, LayerStatus, RunOutcome};
+pub use launch::{run, spawn, Killer, Running};
+pub use layer::{Layer, LayerState};
+pub use proto::HELPER_MARKER;
+pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
@@ -109,7 +135,7 @@ pub fn helper_main_if_requested() {
     if args.nth(1).as_deref() != Some(std::ffi::OsStr::new(HELPER_MARKER)) {
         return;
     }
-    helper::main(args)
+    entry::main(args)
 }
 
 /// Which layers this machine offers: a best-effort confinement of `/bin/true` that is
@@ -125,26 +151,8 @@ pub fn probe() -> EnforcementReport {
         Ok(running) => running.report().clone(), // dropping it kills the parked child
         Err(e) => {
             let mut r = EnforcementReport::default();
-            for name in [
-                "session",
-                "user_ns",
-                "mount_ns",
-                "pid_ns",
-                "net_ns",
-                "ipc_ns",
-                "uts_ns",
-                "cgroup_ns",
-                "mounts",
-                "landlock",
-                "rlimits",
-                "cgroup",
-                "caps",
-                "no_new_privs",
-                "seccomp",
-                "fds",
-                "env",
-            ] {
-                r.set(name, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
+            for layer in Layer::ALL {
+                r.set(layer, LayerState::Unavailable, format!("the sandbox helper failed: {e}"));
             }
             r
         }

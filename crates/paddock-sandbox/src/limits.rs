@@ -11,13 +11,13 @@
 //! (unprivileged, they are what there is). The timeout is not an rlimit: the parent kills
 //! the pid namespace.
 
-use crate::report::LayerState;
+use crate::layer::{Applied, LayerState};
 use crate::spec::Limits;
+use rustix::process::Resource;
 
-fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
-    // SAFETY: a valid rlimit struct for a valid resource.
-    crate::sys::cvt(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+fn set(resource: Resource, value: u64) -> std::io::Result<()> {
+    let lim = rustix::process::Rlimit { current: Some(value), maximum: Some(value) };
+    rustix::process::setrlimit(resource, lim).map_err(Into::into)
 }
 
 /// Ignores `SIGXFSZ` in this process (and, through execve, in the child).
@@ -30,7 +30,7 @@ fn ignore_sigxfsz() -> std::io::Result<()> {
 }
 
 /// Applies the rlimits; returns the layer state and detail.
-pub(crate) fn apply(limits: &Limits) -> (LayerState, String) {
+pub(crate) fn apply(limits: &Limits) -> Applied {
     let mut done = vec![];
     let mut failed = vec![];
     let mut one = |name: &str, res, v: Option<u64>, note: &str| {
@@ -41,24 +41,23 @@ pub(crate) fn apply(limits: &Limits) -> (LayerState, String) {
             }
         }
     };
-    one("RLIMIT_CORE", libc::RLIMIT_CORE, Some(0), "");
-    // SAFETY: getuid cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
+    one("RLIMIT_CORE", Resource::Core, Some(0), "");
+    let root = crate::sys::ids().0 == 0;
     let nproc_note = if root { " (not enforced for root)" } else { " (per uid)" };
-    one("RLIMIT_NPROC", libc::RLIMIT_NPROC, limits.max_processes, nproc_note);
-    one("RLIMIT_AS", libc::RLIMIT_AS, limits.max_memory, " (per process)");
-    one("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, limits.max_open_files, "");
+    one("RLIMIT_NPROC", Resource::Nproc, limits.max_processes, nproc_note);
+    one("RLIMIT_AS", Resource::As, limits.max_memory, " (per process)");
+    one("RLIMIT_NOFILE", Resource::Nofile, limits.max_open_files, "");
     if limits.max_file_size.is_some() {
         // Before the limit: a write past it must come back as EFBIG, not as SIGXFSZ's
         // default action (the ignored disposition survives execve).
         match ignore_sigxfsz() {
-            Ok(()) => one("RLIMIT_FSIZE", libc::RLIMIT_FSIZE, limits.max_file_size, " (SIGXFSZ ignored: EFBIG)"),
+            Ok(()) => one("RLIMIT_FSIZE", Resource::Fsize, limits.max_file_size, " (SIGXFSZ ignored: EFBIG)"),
             Err(e) => failed.push(format!("RLIMIT_FSIZE: SIGXFSZ could not be ignored: {e}")),
         }
     }
     if failed.is_empty() {
-        (LayerState::Enforced, done.join(", "))
+        Applied::new(LayerState::Enforced, done.join(", "))
     } else {
-        (LayerState::Partial, format!("{}; failed: {}", done.join(", "), failed.join(", ")))
+        Applied::new(LayerState::Partial, format!("{}; failed: {}", done.join(", "), failed.join(", ")))
     }
 }

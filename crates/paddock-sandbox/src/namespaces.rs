@@ -11,10 +11,11 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use crate::report::{EnforcementReport, LayerState};
-use crate::sys::cvt;
+use crate::layer::{Layer, LayerState};
+use crate::report::EnforcementReport;
+use crate::sys::{self, cvt};
 
 /// Which namespaces this process now lives in (pid: its children).
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,19 +26,20 @@ pub(crate) struct Namespaces {
     pub cgroup: bool,
 }
 
-const ALL: &[(&str, libc::c_int)] = &[
-    ("user_ns", libc::CLONE_NEWUSER),
-    ("mount_ns", libc::CLONE_NEWNS),
-    ("pid_ns", libc::CLONE_NEWPID),
-    ("net_ns", libc::CLONE_NEWNET),
-    ("ipc_ns", libc::CLONE_NEWIPC),
-    ("uts_ns", libc::CLONE_NEWUTS),
-    ("cgroup_ns", libc::CLONE_NEWCGROUP),
+/// Every namespace layer, in the order of the report, with its `clone(2)` flag.
+const ALL: &[(Layer, libc::c_int)] = &[
+    (Layer::UserNs, libc::CLONE_NEWUSER),
+    (Layer::MountNs, libc::CLONE_NEWNS),
+    (Layer::PidNs, libc::CLONE_NEWPID),
+    (Layer::NetNs, libc::CLONE_NEWNET),
+    (Layer::IpcNs, libc::CLONE_NEWIPC),
+    (Layer::UtsNs, libc::CLONE_NEWUTS),
+    (Layer::CgroupNs, libc::CLONE_NEWCGROUP),
 ];
 
+/// The helper is single-threaded, as `CLONE_NEWUSER` needs.
 fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare takes only flags; the helper is single-threaded as CLONE_NEWUSER needs.
-    cvt(unsafe { libc::unshare(flags) }).map(drop)
+    sys::unshare(flags)
 }
 
 /// Enters the namespaces and records each in `report`.
@@ -46,71 +48,90 @@ pub(crate) fn enter(report: &mut EnforcementReport) -> Namespaces {
 }
 
 /// The namespaces a zygote ([`crate::Zygote`]) enters once for all its calls.
-pub(crate) const ZYGOTE: &[&str] = &["user_ns", "mount_ns", "net_ns", "ipc_ns", "uts_ns"];
+pub(crate) const ZYGOTE: &[Layer] = &[Layer::UserNs, Layer::MountNs, Layer::NetNs, Layer::IpcNs, Layer::UtsNs];
 /// The namespaces each call of a zygote gets of its own (inside the zygote's user
 /// namespace): pid (and so a fresh `/proc`, hence mount), ipc (SysV IPC needs no
 /// privilege) and cgroup.
-pub(crate) const PER_CALL: &[&str] = &["pid_ns", "mount_ns", "ipc_ns", "cgroup_ns"];
+pub(crate) const PER_CALL: &[Layer] = &[Layer::PidNs, Layer::MountNs, Layer::IpcNs, Layer::CgroupNs];
 
 /// Enters the namespaces named in `only` (all of them when empty) and records each.
-pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[&str]) -> Namespaces {
-    let wanted: Vec<&(&str, libc::c_int)> = ALL.iter().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Namespaces {
+    let wanted: Vec<(Layer, libc::c_int)> =
+        ALL.iter().copied().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
+    let (uid, gid) = sys::ids();
     let mut groups_note = String::new();
-    if uid == 0 && wanted.iter().any(|(n, _)| *n == "user_ns") {
-        // SAFETY: setgroups with an empty list; no pointer is read when the size is 0.
-        if unsafe { libc::setgroups(0, std::ptr::null()) } == 0 {
-            groups_note = ", supplementary groups dropped".into();
-        }
+    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) && sys::drop_supplementary_groups() {
+        groups_note = ", supplementary groups dropped".into();
     }
     let all = wanted.iter().fold(0, |acc, (_, f)| acc | f);
-    let mut ok: Vec<(&str, Result<(), io::Error>)> = Vec::new();
+    let mut ok: Vec<(Layer, Result<(), io::Error>)> = Vec::new();
     match unshare(all) {
         Ok(()) => ok.extend(wanted.iter().map(|(n, _)| (*n, Ok(())))),
         Err(e) => {
             tracing::debug!("unshare of all namespaces failed ({e}); trying one by one");
             for (name, flag) in &wanted {
-                ok.push((name, unshare(*flag)));
+                ok.push((*name, unshare(*flag)));
             }
         }
     }
-    let has = |n: &str| ok.iter().any(|(m, r)| *m == n && r.is_ok());
-    let mut ns =
-        Namespaces { user: has("user_ns"), mount: has("mount_ns"), pid: has("pid_ns"), cgroup: has("cgroup_ns") };
+    let has = |n: Layer| ok.iter().any(|(m, r)| *m == n && r.is_ok());
+    let mut ns = Namespaces {
+        user: has(Layer::UserNs),
+        mount: has(Layer::MountNs),
+        pid: has(Layer::PidNs),
+        cgroup: has(Layer::CgroupNs),
+    };
     for (name, r) in &ok {
-        let (state, detail) = match (name, r) {
-            (&"user_ns", Err(e)) if e.raw_os_error() == Some(libc::EINVAL) && crate::parent::thread_count().is_some_and(|n| n > 1) => (
-                LayerState::Unavailable,
-                format!("unshare failed: {e}: the helper process is multi-threaded; call paddock_sandbox::helper_main_if_requested() first in main, before any thread starts (not inside #[tokio::main])"),
-            ),
-            (_, Err(e)) => (LayerState::Unavailable, format!("unshare failed: {e}")),
-            (&"user_ns", Ok(())) => match map_ids(uid, gid) {
-                Ok(()) => (
-                    LayerState::Enforced,
-                    format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied{groups_note}"),
-                ),
-                Err(e) => {
-                    ns.user = false;
-                    (LayerState::Unavailable, format!("writing the id maps failed: {e}"))
-                }
-            },
-            (&"pid_ns", Ok(())) => (LayerState::Enforced, "the reaper is pid 1, the command pid 2".into()),
-            (&"net_ns", Ok(())) => match loopback_up() {
-                Ok(()) => (LayerState::Enforced, "only lo, up".into()),
-                Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
-            },
-            (&"uts_ns", Ok(())) => {
-                // SAFETY: a valid buffer and its length.
-                let r = unsafe { libc::sethostname(c"paddock".as_ptr(), 7) };
-                let host = if r == 0 { "hostname paddock" } else { "hostname unchanged" };
-                (LayerState::Enforced, host.into())
-            }
-            (_, Ok(())) => (LayerState::Enforced, "new namespace".into()),
+        let (state, detail) = match r {
+            Err(e) => (LayerState::Unavailable, unshare_failed(*name, e)),
+            Ok(()) => entered(*name, uid, gid, &groups_note, &mut ns),
         };
-        report.set(name, state, detail);
+        report.set(*name, state, detail);
     }
     ns
+}
+
+/// Why `unshare` of `name` failed, with the likely cause when there is one.
+fn unshare_failed(name: Layer, e: &io::Error) -> String {
+    if name == Layer::UserNs && e.raw_os_error() == Some(libc::EINVAL) && sys::thread_count().is_some_and(|n| n > 1) {
+        return format!("unshare failed: {e}: the helper process is multi-threaded; call paddock_sandbox::helper_main_if_requested() first in main, before any thread starts (not inside #[tokio::main])");
+    }
+    format!("unshare failed: {e}")
+}
+
+/// What the new namespace `name` holds once set up inside (id maps, `lo`, hostname).
+fn entered(
+    name: Layer,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups_note: &str,
+    ns: &mut Namespaces,
+) -> (LayerState, String) {
+    match name {
+        Layer::UserNs => match map_ids(uid, gid) {
+            Ok(()) => (
+                LayerState::Enforced,
+                format!("uid {uid} and gid {gid} mapped to themselves, setgroups denied{groups_note}"),
+            ),
+            Err(e) => {
+                ns.user = false;
+                (LayerState::Unavailable, format!("writing the id maps failed: {e}"))
+            }
+        },
+        Layer::PidNs => (LayerState::Enforced, "the reaper is pid 1, the command pid 2".into()),
+        Layer::NetNs => match loopback_up() {
+            Ok(()) => (LayerState::Enforced, "only lo, up".into()),
+            Err(e) => (LayerState::Partial, format!("only lo, which could not be brought up: {e}")),
+        },
+        Layer::UtsNs => {
+            let host = match rustix::system::sethostname(b"paddock") {
+                Ok(()) => "hostname paddock",
+                Err(_) => "hostname unchanged",
+            };
+            (LayerState::Enforced, host.into())
+        }
+        _ => (LayerState::Enforced, "new namespace".into()),
+    }
 }
 
 fn map_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
@@ -124,10 +145,8 @@ fn map_ids(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<()> {
 }
 
 fn inet_dgram_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?)
 }
 
 /// `ip link set lo up`, with the classic `SIOCSIFFLAGS` ioctl.
@@ -150,37 +169,10 @@ fn loopback_up() -> io::Result<()> {
 
 /// A listening TCP socket on `127.0.0.1:port` in this (the child's) network namespace.
 pub(crate) fn proxy_listener(port: u16) -> io::Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain socket(2) call; on success we own the returned descriptor.
-    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by the kernel and is owned by nothing else.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: SO_REUSEADDR takes a pointer to an int and its size.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: `addr` is a valid sockaddr_in and its exact size is passed.
-    cvt(unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    })?;
-    // SAFETY: listen on a bound socket we own.
-    cvt(unsafe { libc::listen(sock.as_raw_fd(), 128) })?;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let sock = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&sock, true)?;
+    rustix::net::bind(&sock, &std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port))?;
+    rustix::net::listen(&sock, 128)?;
     Ok(sock)
 }

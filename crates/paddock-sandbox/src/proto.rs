@@ -10,19 +10,77 @@
 //! The helper and the reaper never read the socket, they only poll it for hang-up.
 
 use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags,
+};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{EnforcementReport, LayerState};
+use crate::error::SetupError;
+use crate::layer::{Applied, Layer};
+use crate::report::EnforcementReport;
 use crate::spec::SandboxSpec;
-use crate::sys::cvt;
+
+/// `argv[1]` that turns the paddock binary into the helper.
+pub const HELPER_MARKER: &str = "__paddock-sandbox-helper-v1__";
 
 /// The byte that releases the target into `execve`.
 pub(crate) const GO: u8 = b'g';
 
+/// The largest message accepted (a spec with long path lists fits many times over).
 const MAX_MSG: usize = 1 << 20;
+
+/// What the parent sends over the spec pipe to a re-executed helper (a forked one gets it
+/// in memory).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub spec: SandboxSpec,
+    /// The child gets the pty on 0, 1, 2 as its controlling terminal.
+    pub pty: bool,
+    /// How the helper was started, for the report.
+    pub launch: String,
+    /// Start a zygote ([`crate::Zygote`]) rather than one child.
+    #[serde(default)]
+    pub zygote: bool,
+}
+
+/// Why the helper side stopped before the child was ready.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// A strict run met an unavailable layer (exit 71).
+    Layer {
+        /// The missing layer.
+        layer: Layer,
+        /// Why it is unavailable.
+        detail: String,
+    },
+    /// A setup step failed (exit 125).
+    Setup(SetupError),
+}
+
+impl Failure {
+    /// The helper side's exit code for it.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Layer { .. } => 71,
+            Failure::Setup(_) => 125,
+        }
+    }
+}
+
+impl From<Failure> for crate::SandboxError {
+    fn from(f: Failure) -> crate::SandboxError {
+        match f {
+            Failure::Layer { layer, detail } => crate::SandboxError::LayerUnavailable { layer, detail },
+            Failure::Setup(e) => crate::SandboxError::Spawn(e),
+        }
+    }
+}
 
 /// A message from the helper side to the parent.
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,13 +99,8 @@ pub(crate) enum Msg {
         /// The complete report.
         report: EnforcementReport,
     },
-    /// Setup failed. `layer` is set when a strict run met an unavailable layer.
-    Failed {
-        /// The missing layer (strict mode), if that was the reason.
-        layer: Option<String>,
-        /// What went wrong.
-        detail: String,
-    },
+    /// Setup failed: a missing layer (strict) or the step that failed.
+    Failed(Failure),
     /// From the target: `execve` failed with this errno.
     ExecFailed {
         /// errno.
@@ -80,7 +133,7 @@ pub(crate) enum Msg {
         /// The call (its filesystem fields are the zygote's).
         spec: Box<SandboxSpec>,
         /// The cgroup layer's status, decided by the caller that made the cgroup.
-        cgroup: (LayerState, String),
+        cgroup: Applied,
         /// The names of the cgroup's directories (descriptors: `cgroup.procs` and parent
         /// of each).
         #[serde(default)]
@@ -100,11 +153,8 @@ pub(crate) enum Msg {
 
 /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
-    // SAFETY: the kernel just returned two new descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?)
 }
 
 /// Sends one message with optional descriptors.
@@ -113,113 +163,124 @@ pub(crate) fn send(sock: RawFd, msg: &Msg, fds: &[RawFd]) -> io::Result<()> {
     send_raw(sock, &body, fds)
 }
 
-/// Sends one datagram with optional descriptors.
+/// Sends one datagram with optional descriptors (`SCM_RIGHTS`).
+///
+/// `sock` and every descriptor of `fds` are numbers the caller holds open for the call.
 pub(crate) fn send_raw(sock: RawFd, body: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let mut iov = libc::iovec { iov_base: body.as_ptr() as *mut libc::c_void, iov_len: body.len() };
-    let fd_bytes = mem::size_of_val(fds);
-    let space = if fds.is_empty() {
-        0
-    } else {
-        // SAFETY: CMSG_SPACE is a pure computation on a length.
-        (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize
-    };
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
-    let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-    hdr.msg_iov = &mut iov;
-    hdr.msg_iovlen = 1;
-    if !fds.is_empty() {
-        hdr.msg_control = cbuf.as_mut_ptr().cast();
-        hdr.msg_controllen = space as _;
-        // SAFETY: msg_control points to `space` zeroed, 8-aligned bytes, enough for one
-        // header carrying `fds.len()` descriptors (CMSG_SPACE), so CMSG_FIRSTHDR is non-null
-        // and CMSG_DATA has room for `fd_bytes` bytes.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&hdr);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), fd_bytes);
-        }
+    // SAFETY: the caller holds `sock` and each of `fds` open until this call returns, and
+    // the borrows do not outlive it.
+    let (sock, fds): (BorrowedFd<'_>, Vec<BorrowedFd<'_>>) =
+        unsafe { (BorrowedFd::borrow_raw(sock), fds.iter().map(|&fd| BorrowedFd::borrow_raw(fd)).collect()) };
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other("descriptors do not fit the control buffer"));
     }
+    let iov = [io::IoSlice::new(body)];
     loop {
-        // SAFETY: `hdr` points to live buffers (iov, cbuf) for the duration of the call.
-        let r = unsafe { libc::sendmsg(sock, &hdr, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
+/// The most descriptors one message carries (the pidfd and the proxy listener; a call's
+/// socket, stdio and two per cgroup hierarchy).
+const MAX_FDS: usize = 16;
+
 /// Receives one message; `Ok(None)` at end of stream (every holder of the other end closed).
+///
+/// The datagram's length is peeked first (`MSG_PEEK | MSG_TRUNC` returns it whole), so
+/// the buffer is the message's size, not the largest one's. A message whose descriptors
+/// did not all fit (`MSG_CTRUNC`: the kernel closed the rest) or whose body was cut is an
+/// error: a descriptor the protocol promised is missing.
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
-    // Not zeroed: the kernel writes what it returns, and only those bytes are read.
-    let mut body: Vec<u8> = Vec::with_capacity(MAX_MSG);
-    let mut cbuf = [0u64; 16];
-    let mut iov = libc::iovec { iov_base: body.as_mut_ptr().cast(), iov_len: MAX_MSG };
-    // SAFETY: an all-zero msghdr is a valid value (null pointers, zero lengths).
-    let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
-    hdr.msg_iov = &mut iov;
-    hdr.msg_iovlen = 1;
-    hdr.msg_control = cbuf.as_mut_ptr().cast();
-    hdr.msg_controllen = mem::size_of_val(&cbuf) as _;
-    let n = loop {
-        // SAFETY: `hdr` points to live, writable buffers of the stated sizes.
-        let r = unsafe { libc::recvmsg(sock, &mut hdr, libc::MSG_CMSG_CLOEXEC) };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+    // SAFETY: the caller holds `sock` open for the call; the borrow does not outlive it.
+    let sock = unsafe { BorrowedFd::borrow_raw(sock) };
+    let len = peek_len(sock)?;
+    if len > MAX_MSG {
+        return Err(io::Error::other(format!("control message of {len} bytes (at most {MAX_MSG})")));
+    }
+    let mut body = vec![0u8; len.max(1)];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        let mut iov = [io::IoSliceMut::new(&mut body)];
+        match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(m) => break m,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     };
     let mut fds = Vec::new();
-    // SAFETY: the kernel filled `hdr`; the CMSG_* macros walk the control buffer within
-    // `msg_controllen`, and each SCM_RIGHTS payload holds whole descriptors now owned by us.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&hdr);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(c);
-                for i in 0..len / mem::size_of::<RawFd>() {
-                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    fds.push(OwnedFd::from_raw_fd(fd));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&hdr, c);
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
         }
     }
-    if n == 0 && fds.is_empty() {
+    if msg.bytes == 0 && fds.is_empty() {
         return Ok(None);
     }
-    if hdr.msg_flags & libc::MSG_TRUNC != 0 {
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(io::Error::other("control message's descriptors truncated"));
+    }
+    if msg.flags.contains(ReturnFlags::TRUNC) || msg.bytes > body.len() {
         return Err(io::Error::other("control message truncated"));
     }
-    // SAFETY: recvmsg initialised the first `n` bytes (n <= MAX_MSG, the capacity).
-    unsafe { body.set_len(n) };
+    body.truncate(msg.bytes);
     let msg = serde_json::from_slice(&body).map_err(io::Error::other)?;
     Ok(Some((msg, fds)))
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever). True when readable
-/// (or hung up).
-pub(crate) fn poll_in(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+/// The length of the next datagram, without taking it (nor its descriptors: no control
+/// buffer is given, so none is installed).
+fn peek_len(sock: BorrowedFd<'_>) -> io::Result<usize> {
     loop {
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        if r >= 0 {
-            return Ok(r > 0);
+        match rustix::net::recv(sock, &mut [0u8; 0], RecvFlags::PEEK | RecvFlags::TRUNC) {
+            Ok((_, len)) => return Ok(len),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn a_message_and_its_descriptors_arrive_whole() {
+        let (a, b) = socketpair().unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        send(a.as_raw_fd(), &Msg::Reaper { listener: true }, &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        let (msg, fds) = recv(b.as_raw_fd()).unwrap().unwrap();
+        assert!(matches!(msg, Msg::Reaper { listener: true }));
+        assert_eq!(fds.len(), 2);
+        // A large message is received whole (the buffer is the message's size).
+        let spec = SandboxSpec::new("/bin/true", vec!["x".repeat(200_000)]);
+        let big = Msg::Spawn {
+            spec: Box::new(spec),
+            cgroup: Applied::new(crate::LayerState::Enforced, "x"),
+            cgroup_dirs: vec![],
+        };
+        send(a.as_raw_fd(), &big, &[]).unwrap();
+        let (msg, _) = recv(b.as_raw_fd()).unwrap().unwrap();
+        assert!(matches!(msg, Msg::Spawn { spec, .. } if spec.argv[0].len() == 200_000));
+        drop(a);
+        assert!(recv(b.as_raw_fd()).unwrap().is_none(), "end of stream");
+    }
+
+    #[test]
+    fn descriptors_that_do_not_fit_are_an_error() {
+        let (a, b) = socketpair().unwrap();
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        let many = vec![r.as_raw_fd(); MAX_FDS + 4];
+        send(a.as_raw_fd(), &Msg::Pty, &many).unwrap();
+        let e = recv(b.as_raw_fd()).unwrap_err();
+        assert!(e.to_string().contains("descriptors truncated"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::pty::{set_winsize, winsize};
+use crate::pty::{set_winsize, stdin_winsize};
 use crate::sys;
 
 /// What one relayed stream amounted to.
@@ -93,13 +93,13 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
         let mut res = StreamResult::default();
         let mut buf = vec![0u8; 64 * 1024];
         let mut stdin_open = true;
-        let mut last_ws = winsize(0).map(|w| (w.ws_row, w.ws_col));
+        let mut last_ws = stdin_winsize().map(|w| (w.ws_row, w.ws_col));
         let mut out_ok = true;
         while !stop.load(Ordering::Relaxed) {
-            if let Some(ws) = winsize(0) {
+            if let Some(ws) = stdin_winsize() {
                 if Some((ws.ws_row, ws.ws_col)) != last_ws {
                     last_ws = Some((ws.ws_row, ws.ws_col));
-                    set_winsize(m, &ws);
+                    set_winsize(&master, ws);
                 }
             }
             let mut fds = [

@@ -9,25 +9,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How far one layer is enforced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LayerState {
-    /// In force as requested.
-    Enforced,
-    /// In force, with gaps the detail names.
-    Partial,
-    /// Not in force on this machine.
-    Unavailable,
-}
+use crate::layer::{Applied, Layer, LayerState};
 
 /// The status of one confinement layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerStatus {
-    /// The layer: `session`, `user_ns`, `mount_ns`, `pid_ns`, `net_ns`, `ipc_ns`, `uts_ns`,
-    /// `cgroup_ns`, `mounts`, `landlock`, `rlimits`, `cgroup`, `caps`, `no_new_privs`,
-    /// `seccomp`, `fds`, `env`.
-    pub name: String,
+    /// The layer (serialised as its name: `session`, `user_ns`, `mount_ns`, `pid_ns`,
+    /// `net_ns`, `ipc_ns`, `uts_ns`, `cgroup_ns`, `mounts`, `landlock`, `rlimits`, `cgroup`,
+    /// `caps`, `no_new_privs`, `seccomp`, `fds`, `env`).
+    pub name: Layer,
     /// Enforced, partial or unavailable.
     pub state: LayerState,
     /// What exactly, e.g. `landlock ABI 7` or `cgroup v2 not delegated`.
@@ -41,28 +31,30 @@ pub struct EnforcementReport {
     pub layers: Vec<LayerStatus>,
 }
 
-/// Layers whose absence does not stop a strict run, with the reason.
-const OPTIONAL_LAYERS: &[&str] = &["cgroup"];
-
 impl EnforcementReport {
     /// Records (or replaces) the status of `name`.
-    pub fn set(&mut self, name: &str, state: LayerState, detail: impl Into<String>) {
+    pub fn set(&mut self, name: Layer, state: LayerState, detail: impl Into<String>) {
         let detail = detail.into();
         if let Some(l) = self.layers.iter_mut().find(|l| l.name == name) {
             l.state = state;
             l.detail = detail;
         } else {
-            self.layers.push(LayerStatus { name: name.to_string(), state, detail });
+            self.layers.push(LayerStatus { name, state, detail });
         }
     }
 
+    /// Records (or replaces) what a step applied.
+    pub(crate) fn record(&mut self, name: Layer, applied: Applied) {
+        self.set(name, applied.state, applied.detail);
+    }
+
     /// The status of `name`, if recorded.
-    pub fn get(&self, name: &str) -> Option<&LayerStatus> {
+    pub fn get(&self, name: Layer) -> Option<&LayerStatus> {
         self.layers.iter().find(|l| l.name == name)
     }
 
     /// True when `name` is recorded as enforced or partial.
-    pub fn is_active(&self, name: &str) -> bool {
+    pub fn is_active(&self, name: Layer) -> bool {
         self.get(name).is_some_and(|l| l.state != LayerState::Unavailable)
     }
 
@@ -72,7 +64,7 @@ impl EnforcementReport {
     /// (Landlock: the rights nothing else covers, see the `landlock` module), so what a
     /// partial one lacks is covered, and its detail says by what.
     pub fn first_missing(&self) -> Option<&LayerStatus> {
-        self.layers.iter().find(|l| l.state == LayerState::Unavailable && !OPTIONAL_LAYERS.contains(&l.name.as_str()))
+        self.layers.iter().find(|l| l.state == LayerState::Unavailable && !l.name.is_optional())
     }
 }
 
@@ -85,6 +77,26 @@ pub enum ExitKind {
     Signaled(i32),
     /// The timeout killed the whole process tree.
     TimedOut,
+}
+
+impl ExitKind {
+    /// How a process ended, from its raw wait status.
+    pub(crate) fn from_wait_status(ws: i32) -> ExitKind {
+        if libc::WIFSIGNALED(ws) {
+            ExitKind::Signaled(libc::WTERMSIG(ws))
+        } else {
+            ExitKind::Exited(libc::WEXITSTATUS(ws))
+        }
+    }
+}
+
+/// A raw wait status in words (`exit status 1`, `killed by signal 9`).
+pub(crate) fn describe_wait_status(ws: i32) -> String {
+    match ExitKind::from_wait_status(ws) {
+        ExitKind::Exited(c) => format!("exit status {c}"),
+        ExitKind::Signaled(s) => format!("killed by signal {s}"),
+        ExitKind::TimedOut => "timed out".into(),
+    }
 }
 
 /// The result of one confined run.
@@ -148,26 +160,30 @@ mod tests {
     #[test]
     fn cgroup_is_optional_for_strict() {
         let mut r = EnforcementReport::default();
-        r.set("cgroup", LayerState::Unavailable, "not delegated");
+        r.set(Layer::Cgroup, LayerState::Unavailable, "not delegated");
         assert!(r.first_missing().is_none());
-        r.set("seccomp", LayerState::Unavailable, "no");
-        assert_eq!(r.first_missing().unwrap().name, "seccomp");
-        r.set("seccomp", LayerState::Enforced, "yes");
+        r.set(Layer::Seccomp, LayerState::Unavailable, "no");
+        assert_eq!(r.first_missing().unwrap().name, Layer::Seccomp);
+        r.set(Layer::Seccomp, LayerState::Enforced, "yes");
         assert!(r.first_missing().is_none());
     }
 
     #[test]
     fn partial_landlock_does_not_stop_strict_unavailable_does() {
         let mut r = EnforcementReport::default();
-        r.set("rlimits", LayerState::Partial, "RLIMIT_AS failed");
-        r.set("landlock", LayerState::Enforced, "fully enforced");
+        r.set(Layer::Rlimits, LayerState::Partial, "RLIMIT_AS failed");
+        r.set(Layer::Landlock, LayerState::Enforced, "fully enforced");
         assert!(r.first_missing().is_none());
         // Only best-effort rights can be missing from a partial Landlock: still in the report.
-        r.set("landlock", LayerState::Partial, "partially enforced; this kernel lacks signal scope (covered: ...)");
+        r.set(
+            Layer::Landlock,
+            LayerState::Partial,
+            "partially enforced; this kernel lacks signal scope (covered: ...)",
+        );
         assert!(r.first_missing().is_none());
-        assert_eq!(r.get("landlock").unwrap().state, LayerState::Partial);
+        assert_eq!(r.get(Layer::Landlock).unwrap().state, LayerState::Partial);
         // A required right missing fails the ruleset: unavailable, and strict stops.
-        r.set("landlock", LayerState::Unavailable, "strict requires abstract unix socket scope");
-        assert_eq!(r.first_missing().unwrap().name, "landlock");
+        r.set(Layer::Landlock, LayerState::Unavailable, "strict requires abstract unix socket scope");
+        assert_eq!(r.first_missing().unwrap().name, Layer::Landlock);
     }
 }

@@ -129,8 +129,9 @@ impl Forwarder {
     }
 
     /// The read end: one byte per caught signal, its number.
-    pub(crate) fn fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.read.as_fd()
     }
 
     /// The signals caught since the last call.

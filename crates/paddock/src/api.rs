@@ -313,6 +313,9 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
+/// The gate (no browser origin, a loopback or socket host, the bearer token) and then the
+/// route table. Longer than most functions here for a reason: every route is visibly
+/// behind the same checks, in one place, with nothing between them.
 async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     if req.headers().contains_key(ORIGIN) {
         return error(StatusCode::FORBIDDEN, "requests with an Origin header are refused: the API is not for browsers");

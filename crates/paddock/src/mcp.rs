@@ -182,6 +182,51 @@ mod schema_tests {
         }
         assert_eq!(check["additionalProperties"], json!(false));
     }
+
+    /// Each schema matches its argument struct: every field of a [`ToolCall`] with every
+    /// field set (serialised by serde, so a field added to the struct is seen here) is in
+    /// its tool's schema and in `check`'s, and a schema names no field the struct lacks.
+    #[test]
+    fn schemas_match_the_argument_structs() {
+        use crate::call::Timeout;
+        let calls = [
+            (
+                command_schema(),
+                ToolCall::Command {
+                    argv: vec!["true".into()],
+                    cwd: Some(".".into()),
+                    stdin: Some("x".into()),
+                    timeout: Some(Timeout::Seconds(1)),
+                },
+            ),
+            (read_file_schema(), ToolCall::ReadFile { path: "a".into() }),
+            (write_file_schema(), ToolCall::WriteFile { path: "a".into(), content: "b".into() }),
+            (
+                http_schema(),
+                ToolCall::HttpRequest {
+                    url: "http://a/".into(),
+                    method: Some("GET".into()),
+                    headers: Some([("a".to_string(), "b".to_string())].into()),
+                    body: Some("c".into()),
+                },
+            ),
+        ];
+        let check = check_schema();
+        for (schema, call) in calls {
+            let Value::Object(fields) = serde_json::to_value(&call).unwrap() else { panic!("{call:?}") };
+            let props = schema["properties"].as_object().unwrap();
+            for field in fields.keys().filter(|f| *f != "tool") {
+                assert!(props.contains_key(field), "schema lacks `{field}`: {schema}");
+                assert!(check["properties"].get(field).is_some(), "check schema lacks `{field}`");
+            }
+            for field in props.keys() {
+                assert!(fields.contains_key(field), "schema names `{field}`, which the struct lacks: {schema}");
+            }
+            // And what the schema describes deserialises into the struct.
+            let back: ToolCall = serde_json::from_value(serde_json::to_value(&call).unwrap()).unwrap();
+            assert_eq!(serde_json::to_value(&back).unwrap(), serde_json::to_value(&call).unwrap());
+        }
+    }
 }
 
 /// The MCP result of a call: the outcome as JSON text and structured content; `isError`

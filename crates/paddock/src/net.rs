@@ -18,7 +18,21 @@ use paddock_audit::{Decision as AuditDecision, Event, NetConnect};
 use paddock_policy::{Decision, Policy, UpstreamSetting, Verdict as PolicyVerdict};
 use paddock_proxy::{ConnectionEvent, HostDecision, HostPolicy, Preview, ProxyConfig, Target, Upstream, Verdict};
 
-use crate::session::Inner;
+/// What a session's proxy needs of its session (implemented by the session): the proxy
+/// depends on this, not on the session's internals, so the files import one way.
+pub(crate) trait ProxyHost: Send + Sync + 'static {
+    /// The session's id, for the audit records.
+    fn session_id(&self) -> &str;
+    /// The current policy (revocations included); may read and lock the revocation list.
+    fn policy(&self) -> Arc<Policy>;
+    /// Appends `event` to the session's audit log.
+    fn log(&self, event: &Event) -> Result<(), paddock_audit::AuditError>;
+    /// Tells the embedder's connection observer, if any.
+    fn observe(&self, e: &ConnectionEvent);
+    /// The decision on a connection an `ask` entry holds: a person's answer, or a denial
+    /// when no one can be asked (blocks until then).
+    fn ask_connect(&self, host: &str, port: u16) -> paddock_policy::Decision;
+}
 
 /// A policy answering for the egress proxy: the one translation of `[network]` into the
 /// proxy's questions, used by every session's proxy and by `paddock check --connect`
@@ -193,7 +207,7 @@ pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Orig
 }
 
 /// The session's current policy (revocations included) answering for the proxy.
-pub(crate) struct PolicyGate(pub Arc<Inner>);
+pub(crate) struct PolicyGate(pub Arc<dyn ProxyHost>);
 
 impl PolicyGate {
     /// The current policy. Noticing a changed revocation list reads (and may lock) a file,
@@ -274,26 +288,18 @@ impl ProxyTask {
     /// Serves `listener` (a socket in the sandbox's namespace) on `rt`.
     pub(crate) fn start(
         rt: &tokio::runtime::Handle,
-        inner: Arc<Inner>,
+        inner: Arc<dyn ProxyHost>,
         listener: OwnedFd,
         call_id: String,
+        intercept: Option<paddock_proxy::Intercept>,
     ) -> std::io::Result<ProxyTask> {
         let std_listener = std::net::TcpListener::from(listener);
         std_listener.set_nonblocking(true)?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let sink_inner = Arc::clone(&inner);
-        let session = inner.id.clone();
-        let intercept_call = call_id.clone();
-        let on_event = Arc::new(move |e: ConnectionEvent| record(&sink_inner, &session, &call_id, e));
+        let session = inner.session_id().to_string();
+        let on_event = Arc::new(move |e: ConnectionEvent| record(&*sink_inner, &session, &call_id, e));
         let policy = inner.policy();
-        let intercept = inner.intercept.as_ref().map(|i| paddock_proxy::Intercept {
-            ca: Arc::clone(&i.ca),
-            interceptor: Arc::new(crate::secrets::CallInterceptor {
-                inner: Arc::clone(&inner),
-                call_id: intercept_call,
-            }),
-            upstream_ca: policy.upstream_ca.clone(),
-        });
         let cfg = ProxyConfig {
             upstream: upstream_from_process(&policy.network.upstream_proxy),
             intercept,
@@ -338,7 +344,7 @@ impl Drop for ProxyTask {
     }
 }
 
-fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
+fn record(inner: &dyn ProxyHost, session: &str, call_id: &str, e: ConnectionEvent) {
     let verdict = match e.verdict {
         Verdict::Allowed => AuditDecision::Allow,
         Verdict::Denied => AuditDecision::Deny,
@@ -356,15 +362,28 @@ fn record(inner: &Inner, session: &str, call_id: &str, e: ConnectionEvent) {
     if let Some(a) = e.address {
         n = n.with_address(a.to_string());
     }
-    if let Err(err) = blocking(|| inner.log.append(&Event::NetConnect(n))) {
+    if let Err(err) = blocking(|| inner.log(&Event::NetConnect(n))) {
         tracing::error!("audit log: net.connect not recorded: {err}");
     }
     if e.verdict == Verdict::Denied {
         keep_refusal(call_id, &e);
     }
-    crate::secrets::record_tunnel_exfiltration(inner, call_id, &e);
+    record_tunnel_exfiltration(inner, call_id, &e);
     tracing::debug!(host = %e.host, port = e.port, verdict = e.verdict.as_str(), rule = %e.rule, up = e.bytes_up, down = e.bytes_down, "connection");
-    if let Some(cb) = &inner.on_connection {
-        cb(&e);
+    inner.observe(&e);
+}
+
+/// A tunnel refused because a secret's placeholder was in its name (CONNECT target or
+/// SNI): an `exfiltration` record besides its `net.connect`. A plain-HTTP request refused
+/// so has its record from the interceptor already.
+fn record_tunnel_exfiltration(inner: &dyn ProxyHost, call_id: &str, e: &ConnectionEvent) {
+    if e.kind == paddock_proxy::Kind::Http {
+        return;
+    }
+    let Some(name) = e.rule.strip_prefix("secrets.") else { return };
+    let x = paddock_audit::Exfiltration::new(name, e.host.clone(), e.port, e.rule.clone(), e.reason.clone())
+        .with_call(inner.session_id().to_string(), call_id.to_string());
+    if let Err(err) = blocking(|| inner.log(&Event::Exfiltration(x))) {
+        tracing::error!("audit log: exfiltration not recorded: {err}");
     }
 }

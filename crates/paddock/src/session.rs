@@ -105,6 +105,26 @@ pub(crate) struct Inner {
     exec_observer: OnceLock<crate::ExecObserver>,
 }
 
+impl crate::net::ProxyHost for Inner {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+    fn policy(&self) -> Arc<Policy> {
+        Inner::policy(self)
+    }
+    fn log(&self, event: &paddock_audit::Event) -> Result<(), paddock_audit::AuditError> {
+        self.log.append(event).map(drop)
+    }
+    fn observe(&self, e: &ConnectionEvent) {
+        if let Some(cb) = &self.on_connection {
+            cb(e);
+        }
+    }
+    fn ask_connect(&self, host: &str, port: u16) -> Decision {
+        Inner::ask_connect(self, host, port)
+    }
+}
+
 /// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
 /// mount view (paddock_sandbox's `Zygote` docs say what they share and what each has of
 /// its own). Held by the session and by each call that runs in it; the last holder of a
@@ -468,29 +488,31 @@ impl Inner {
         Ok(r?.seq)
     }
 
-    /// decide → audit start → confine and run → audit end. Blocking. `spec` is `None`
-    /// when the decision is a denial. Proxied connections are served on `rt`.
+    /// decide → audit start → confine and run → audit end. Blocking. `child` is what the
+    /// decision lets run ([`Child::Denied`] for a denial). Proxied connections are served
+    /// on `rt`.
     /// `rt` gives the runtime for the proxy; it is asked for only after the sandbox has
     /// started, so a single-threaded caller can still have its helper forked directly.
     fn execute(
         self: &Arc<Self>,
         call: Call,
         decision: &Decision,
-        spec: Option<Result<SandboxSpec, i32>>,
+        child: Child,
         rt: &dyn Fn() -> Result<tokio::runtime::Handle, SessionError>,
         zygote: Option<&Arc<SessionZygote>>,
-    ) -> Result<(u64, Option<RunOutcome>), SessionError> {
+    ) -> Result<Executed, SessionError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut spec = match (decision.is_allow(), spec) {
-            (true, Some(Ok(spec))) => spec,
-            (true, Some(Err(code))) => {
+        let mut spec = match (decision.is_allow(), child) {
+            (true, Child::Run(spec)) => *spec,
+            (true, Child::NotFound) => {
                 // Allowed, but there is nothing to run (the program does not resolve).
+                let code = Child::NOT_FOUND;
                 let call = call.with_view(Vec::new());
                 let seq = self.append(&call.start(), true)?;
                 self.append(&call.end(AuditOutcome::exited(code)), false)?;
                 return Err(SessionError::NotFound { seq, code });
             }
-            _ => return Ok((self.append(&call.start(), true)?, None)),
+            _ => return Ok(Executed { audit_seq: self.append(&call.start(), true)?, outcome: None }),
         };
         self.adorn(&mut spec);
         let (mut running, _port) = match self.start_child(&mut spec, zygote) {
@@ -509,7 +531,15 @@ impl Inner {
         let proxy = match (spec.network, running.take_proxy_listener()) {
             (NetworkMode::Proxy { .. }, Some(fd)) => {
                 let rt = rt()?;
-                Some((ProxyTask::start(&rt, Arc::clone(self), fd, call.call_id.clone())?, rt))
+                let intercept = self.intercept.as_ref().map(|i| paddock_proxy::Intercept {
+                    ca: Arc::clone(&i.ca),
+                    interceptor: Arc::new(crate::secrets::CallInterceptor {
+                        inner: Arc::clone(self),
+                        call_id: call.call_id.clone(),
+                    }),
+                    upstream_ca: self.policy().upstream_ca.clone(),
+                });
+                Some((ProxyTask::start(&rt, Arc::clone(self) as _, fd, call.call_id.clone(), intercept)?, rt))
             }
             (NetworkMode::Proxy { .. }, None) => {
                 return Err(SessionError::Internal("the sandbox handed over no proxy listener".into()))
@@ -554,20 +584,24 @@ impl Inner {
                 return Err(SessionError::Sandbox(e));
             }
         };
-        let ended = match outcome.status {
-            ExitKind::Exited(c) => AuditOutcome::exited(c),
-            ExitKind::Signaled(n) => AuditOutcome::signaled(n),
-            ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
-        };
-        let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
-        let ended = ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
-            outcome.stdout_bytes,
-            outcome.stderr_bytes,
-            truncated,
-        );
-        self.append(&call.end(ended), false)?;
-        Ok((seq, Some(outcome)))
+        self.append(&call.end(ended(&outcome)), false)?;
+        Ok(Executed { audit_seq: seq, outcome: Some(outcome) })
     }
+}
+
+/// How a child ended, as its `call.end` record says it.
+fn ended(outcome: &RunOutcome) -> AuditOutcome {
+    let ended = match outcome.status {
+        ExitKind::Exited(c) => AuditOutcome::exited(c),
+        ExitKind::Signaled(n) => AuditOutcome::signaled(n),
+        ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
+    };
+    let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
+    ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
+        outcome.stdout_bytes,
+        outcome.stderr_bytes,
+        truncated,
+    )
 }
 
 /// The rule ids of the filesystem grants a sandbox view under `policy` holds.
@@ -685,10 +719,12 @@ impl Session {
         let policy = self.inner.policy();
         let decision = self.inner.ask_command(&policy, policy.check_runnable(argv, cwd), argv, cwd);
         let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
-        let spec = decision.is_allow().then(|| match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
-            Some(program) => Ok(spec::build(&policy, program, argv.to_vec(), cwd, stdio)),
-            None => Err(127),
-        });
+        let child = if decision.is_allow() {
+            let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
+            Child::of(program, |program| spec::build(&policy, program, argv.to_vec(), cwd, stdio))
+        } else {
+            Child::Denied
+        };
         let runtime = std::sync::OnceLock::new();
         let rt = || -> Result<tokio::runtime::Handle, SessionError> {
             if let Some(r) = runtime.get() {
@@ -702,7 +738,7 @@ impl Session {
                 .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
             Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let (audit_seq, outcome) = self.inner.execute(call, &decision, spec, &rt, None)?;
+        let Executed { audit_seq, outcome } = self.inner.execute(call, &decision, child, &rt, None)?;
         Ok(RunResult { decision, outcome, audit_seq })
     }
 
@@ -714,21 +750,22 @@ impl Session {
             ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
             ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
             ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
-            ToolCall::HttpRequest { url, method, .. } => match url_host_port(url) {
-                Ok((host, port)) if policy.decide_connect(&host, port).verdict == paddock_policy::Verdict::Ask => {
-                    policy.decide_connect(&host, port)
+            ToolCall::HttpRequest { url, method, .. } => match url_target(url) {
+                Ok(target) => {
+                    let (host, port) = (target.host.as_policy_str(), target.port);
+                    match policy.decide_connect(&host, port) {
+                        // A person would be asked: said without waiting.
+                        d if d.verdict == paddock_policy::Verdict::Ask => d,
+                        // The proxy's own verdict: the name, then the address it resolves
+                        // to, then the host's request rules.
+                        _ => match crate::net::decide_connection(&policy, &target) {
+                            c if c.decision.is_allow() => {
+                                policy.decide_http(method.as_deref().unwrap_or("GET"), &host, port, &url_path(url))
+                            }
+                            c => c.decision,
+                        },
+                    }
                 }
-                Ok((host, port)) => match paddock_proxy::normalise_host(&host) {
-                    // The proxy's own verdict: the name, then the address it resolves to,
-                    // then the host's request rules.
-                    Ok(h) => match crate::net::decide_connection(&policy, &paddock_proxy::Target { host: h, port }) {
-                        c if c.decision.is_allow() => {
-                            policy.decide_http(method.as_deref().unwrap_or("GET"), &host, port, &url_path(url))
-                        }
-                        c => c.decision,
-                    },
-                    Err(e) => deny(format!("`{url}`: {e}")),
-                },
                 Err(m) => deny(m),
             },
         }
@@ -763,7 +800,7 @@ impl Session {
                 }
                 (call, _) => call,
             };
-            let (decision, target, cwd, spec) =
+            let Plan { decision, target, cwd, child } =
                 plan(&policy, call, answered, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
                     Some(z) => Arc::clone(&z.view),
                     None => Arc::new(spec::fs_view(&policy)),
@@ -773,7 +810,7 @@ impl Session {
             if is_http {
                 crate::net::watch_refusals(&call_id);
             }
-            let result = inner.execute(record, &decision, spec, &|| Ok(rt.clone()), zygote.flatten().as_ref());
+            let result = inner.execute(record, &decision, child, &|| Ok(rt.clone()), zygote.flatten().as_ref());
             let mut o = outcome(decision, result, is_read, t0);
             if inner.stopping.load(Ordering::SeqCst) && o.exit_code == Some(128 + 9) {
                 o.stderr.push_str("paddock: killed: the supervisor stopped before the call ended\n");
@@ -851,20 +888,16 @@ fn resolve_cwd(ws: &Path, cwd: Option<&str>) -> PathBuf {
     }
 }
 
-/// `scheme://[userinfo@]host[:port]/...` → host and port (80 / 443 by scheme).
-fn url_host_port(url: &str) -> Result<(String, u16), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("`{url}` is not an absolute http(s) URL"))?;
-    let default = match scheme.to_ascii_lowercase().as_str() {
-        "http" => 80,
-        "https" => 443,
-        other => return Err(format!("scheme `{other}` is not http or https")),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(format!("`{url}` has userinfo (`user@host`): refused"));
-    }
-    let (host, port) = paddock_policy::split_host_port(authority)?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port.unwrap_or(default)))
+/// The host and port an `http_request` of `url` asks for: the proxy's own URL parser
+/// ([`paddock_proxy::url_target`]), so the call is decided on the host the proxy sees.
+fn url_target(url: &str) -> Result<paddock_proxy::Target, String> {
+    use paddock_proxy::TargetError;
+    paddock_proxy::url_target(url).map_err(|e| match e {
+        TargetError::NotAbsolute(_) => format!("`{url}` is not an absolute http(s) URL"),
+        TargetError::UrlScheme(other) => format!("scheme `{other}` is not http or https"),
+        TargetError::UserInfo(_) => format!("`{url}` has userinfo (`user@host`): refused"),
+        other => format!("`{url}`: {other}"),
+    })
 }
 
 /// The origin-form target of an absolute URL (`/` when it names none), for the request
@@ -880,7 +913,53 @@ fn url_path(url: &str) -> String {
     }
 }
 
-type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
+/// What a decided call runs.
+enum Child {
+    /// The decision is a denial: nothing runs.
+    Denied,
+    /// The confined child that performs the call.
+    Run(Box<SandboxSpec>),
+    /// Allowed, but the program does not resolve on the policy's paths: nothing runs, and
+    /// the call ends with [`Child::NOT_FOUND`], as a shell's would.
+    NotFound,
+}
+
+impl Child {
+    /// The exit code of a program that does not resolve (a shell's).
+    const NOT_FOUND: i32 = 127;
+
+    /// `Run` of `spec` when `program` resolved, else `NotFound`.
+    fn of(program: Option<PathBuf>, spec: impl FnOnce(PathBuf) -> SandboxSpec) -> Child {
+        program.map_or(Child::NotFound, |p| Child::Run(Box::new(spec(p))))
+    }
+}
+
+/// A tool call decided: the decision, what the audit log names, where it runs, and what.
+struct Plan {
+    decision: Decision,
+    target: Target,
+    cwd: PathBuf,
+    child: Child,
+}
+
+/// What [`Inner::execute`] recorded and ran.
+struct Executed {
+    /// The sequence number of the call's `call.start` record.
+    audit_seq: u64,
+    /// How the child ended (`None` for a denial: nothing ran).
+    outcome: Option<RunOutcome>,
+}
+
+/// Whether a helper program (the `cat` of a `read_file`, the `dd` of a `write_file`, the
+/// `curl` of an `http_request`) may use the session's network: only an `http_request`'s
+/// goes through the proxy; the file helpers get no network at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HelperNet {
+    /// The policy's network (the proxy), for `http_request`.
+    Proxy,
+    /// No network.
+    None,
+}
 
 /// Decides a tool call and, when allowed, builds the spec of the confined child that
 /// performs it.
@@ -888,14 +967,16 @@ type Plan = (Decision, Target, PathBuf, Option<Result<SandboxSpec, i32>>);
 /// `answered` is a person's decision on a command call that asked.
 fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut dyn FnMut() -> Arc<FsView>) -> Plan {
     let ws = policy.vars.workspace.clone();
-    let mut helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, cwd: &Path| -> Result<SandboxSpec, i32> {
-        let program = policy.resolve_program(name, cwd).ok_or(127)?;
-        let mut s = spec::build_with(policy, &view(), program, argv, cwd, StdioMode::Capture { stdin });
-        if name != "curl" {
-            s.network = NetworkMode::None;
-        }
-        Ok(s)
+    let mut helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, net: HelperNet| -> Child {
+        Child::of(policy.resolve_program(name, &ws), |program| {
+            let mut s = spec::build_with(policy, &view(), program, argv, &ws, StdioMode::Capture { stdin });
+            if net == HelperNet::None {
+                s.network = NetworkMode::None;
+            }
+            s
+        })
     };
+    let allowed = |d: &Decision, child: &mut dyn FnMut() -> Child| if d.is_allow() { child() } else { Child::Denied };
     match call {
         ToolCall::Command { argv, cwd, stdin, timeout } => {
             let cwd = resolve_cwd(&ws, cwd.as_deref());
@@ -904,44 +985,39 @@ fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut 
                 Some(d) => d,
                 None => policy.check_runnable(&argv, &cwd),
             };
-            let spec = d.is_allow().then(|| {
-                let program = policy.resolve_program(&argv[0], &cwd).ok_or(127)?;
-                let mut s = spec::build_with(
-                    policy,
-                    &view(),
-                    program,
-                    argv.clone(),
-                    &cwd,
-                    StdioMode::Capture { stdin: stdin.map(String::into_bytes) },
-                );
-                if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
-                    s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
-                }
-                Ok(s)
+            let mut stdin = stdin.map(String::into_bytes);
+            let child = allowed(&d, &mut || {
+                Child::of(policy.resolve_program(&argv[0], &cwd), |program| {
+                    let stdio = StdioMode::Capture { stdin: stdin.take() };
+                    let mut s = spec::build_with(policy, &view(), program, argv.clone(), &cwd, stdio);
+                    if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
+                        s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
+                    }
+                    s
+                })
             });
-            (d, Target::command(&argv), cwd, spec)
+            Plan { decision: d, target: Target::command(&argv), cwd, child }
         }
         ToolCall::ReadFile { path } => {
             let p = normalize(Path::new(&path), &ws);
             let d = policy.decide_read(&p);
-            let spec = d
-                .is_allow()
-                .then(|| helper("cat", vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()], None, &ws));
-            (d, Target::read_file(&p), ws.clone(), spec)
+            let argv = vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()];
+            let child = allowed(&d, &mut || helper("cat", argv.clone(), None, HelperNet::None));
+            Plan { decision: d, target: Target::read_file(&p), cwd: ws.clone(), child }
         }
         ToolCall::WriteFile { path, content } => {
             let p = normalize(Path::new(&path), &ws);
             let d = policy.decide_write(&p);
             let of = format!("of={}", p.to_string_lossy());
-            let spec = d
-                .is_allow()
-                .then(|| helper("dd", vec!["dd".into(), of, "status=none".into()], Some(content.into_bytes()), &ws));
-            (d, Target::write_file(&p), ws.clone(), spec)
+            let mut content = Some(content.into_bytes());
+            let argv = vec!["dd".into(), of, "status=none".into()];
+            let child = allowed(&d, &mut || helper("dd", argv.clone(), content.take(), HelperNet::None));
+            Plan { decision: d, target: Target::write_file(&p), cwd: ws.clone(), child }
         }
         ToolCall::HttpRequest { url, method, headers, body } => {
             let method = method.unwrap_or_else(|| "GET".into());
-            let mut d = match url_host_port(&url) {
-                Ok((host, port)) => policy.decide_http(&method, &host, port, &url_path(&url)),
+            let mut d = match url_target(&url) {
+                Ok(t) => policy.decide_http(&method, &t.host.as_policy_str(), t.port, &url_path(&url)),
                 Err(m) => deny(m),
             };
             if d.verdict == paddock_policy::Verdict::Ask {
@@ -964,8 +1040,9 @@ fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut 
             }
             argv.push("--".into());
             argv.push(url.clone());
-            let spec = d.is_allow().then(|| helper("curl", argv, body.map(String::into_bytes), &ws));
-            (d, Target::http_request(&url, Some(&method)), ws.clone(), spec)
+            let mut body = body.map(String::into_bytes);
+            let child = allowed(&d, &mut || helper("curl", argv.clone(), body.take(), HelperNet::Proxy));
+            Plan { decision: d, target: Target::http_request(&url, Some(&method)), cwd: ws.clone(), child }
         }
     }
 }
@@ -994,12 +1071,7 @@ fn http_outcome(o: &mut CallOutcome, refused: Vec<ConnectionEvent>) {
 }
 
 /// The API's view of a call's result. For `read_file` the file goes to `content`.
-fn outcome(
-    decision: Decision,
-    result: Result<(u64, Option<RunOutcome>), SessionError>,
-    read: bool,
-    t0: Instant,
-) -> CallOutcome {
+fn outcome(decision: Decision, result: Result<Executed, SessionError>, read: bool, t0: Instant) -> CallOutcome {
     let mut o = CallOutcome {
         decision: decision.verdict.as_str().into(),
         rule: decision.rule.to_string(),
@@ -1008,7 +1080,7 @@ fn outcome(
         ..CallOutcome::default()
     };
     match result {
-        Ok((seq, run)) => {
+        Ok(Executed { audit_seq: seq, outcome: run }) => {
             o.audit_seq = seq;
             if let Some(r) = run {
                 o.exit_code = Some(r.exit_code());

@@ -23,7 +23,7 @@ pub struct ExecSupervisor {
 /// Starts the thread that answers the notifications of `listener` (from
 /// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts.
 pub fn supervise(listener: OwnedFd, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
-    let (stop_r, stop_w) = crate::parent::pipe()?;
+    let (stop_r, stop_w) = crate::stdio::pipe()?;
     let thread =
         std::thread::Builder::new().name("paddock-exec".into()).spawn(move || serve(&listener, &stop_r, &*decider))?;
     Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread) })

@@ -33,8 +33,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::layer::{Applied, LayerState};
 use crate::proto::{self, Msg};
-use crate::report::LayerState;
 
 pub use listener::{supervise, ExecSupervisor};
 
@@ -93,21 +93,21 @@ pub trait ExecDecider: Send + Sync {
 
 /// In the target: installs the filter and sends its listener to the caller over `ctl`,
 /// then closes it here (the tree must never hold its own supervisor's descriptor).
-pub(crate) fn install_and_send(ctl: RawFd, control: &ExecControl) -> (LayerState, String) {
+pub(crate) fn install_and_send(ctl: RawFd, control: &ExecControl) -> Applied {
     let fd = match filter::install() {
         Ok(fd) => fd,
-        Err(e) => return (LayerState::Unavailable, e),
+        Err(e) => return Applied::new(LayerState::Unavailable, e),
     };
     let sent = proto::send(ctl, &Msg::ExecListener, &[fd.as_raw_fd()]);
     drop(fd);
     if let Err(e) = sent {
-        return (LayerState::Unavailable, format!("the exec listener could not reach the supervisor: {e}"));
+        return Applied::new(LayerState::Unavailable, format!("the exec listener could not reach the supervisor: {e}"));
     }
     let programs = match &control.programs {
         Some(p) => format!("Landlock executes {} files only", p.len()),
         None => "any program of the view may execute".into(),
     };
-    (
+    Applied::new(
         LayerState::Enforced,
         format!(
             "execve/execveat wait for the supervisor (seccomp user notification), which reads \

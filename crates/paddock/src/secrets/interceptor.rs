@@ -213,22 +213,6 @@ fn refusal_event(e: &HttpEvent, d: &Deny) -> ConnectionEvent {
     }
 }
 
-/// A tunnel refused by [`decide_tunnel`] comes back as a connection event with rule
-/// `secrets.NAME` (no other rule has that form; a refusal after the ClientHello closes a
-/// tunnel that was established): its `exfiltration` record.
-pub(crate) fn record_tunnel_exfiltration(inner: &Inner, call_id: &str, e: &ConnectionEvent) {
-    // A plain-HTTP request refused by `request` has its record from `record` already.
-    if e.kind == paddock_proxy::Kind::Http {
-        return;
-    }
-    let Some(name) = e.rule.strip_prefix("secrets.") else { return };
-    let x = Exfiltration::new(name, e.host.clone(), e.port, e.rule.clone(), e.reason.clone())
-        .with_call(inner.id.clone(), call_id.to_string());
-    if let Err(err) = blocking(|| inner.log.append(&Event::Exfiltration(x))) {
-        tracing::error!("audit log: exfiltration not recorded: {err}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

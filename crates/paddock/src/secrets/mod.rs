@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use paddock_policy::Policy;
 
 pub use bundle::{CaBundle, CA_BUNDLE_FILE};
-pub(crate) use interceptor::{record_tunnel_exfiltration, CallInterceptor};
+pub(crate) use interceptor::CallInterceptor;
 pub use secret::Secret;
 pub(crate) use setup::SessionIntercept;
 pub use source::SourceError;

@@ -11,6 +11,6 @@ fn every_layer_is_available_here() {
         .map(|l| format!("{}: {:?} ({})", l.name, l.state, l.detail))
         .collect();
     assert!(missing.is_empty(), "THIS KERNEL LACKS SANDBOX LAYERS:\n{}", missing.join("\n"));
-    let ll = report.get("landlock").unwrap();
+    let ll = report.get(paddock_sandbox::Layer::Landlock).unwrap();
     assert!(ll.detail.contains("landlock ABI"), "{ll:?}");
 }

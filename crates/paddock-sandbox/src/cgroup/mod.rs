@@ -1,0 +1,155 @@
+//! The `cgroup` layer: a fresh cgroup that bounds the whole process tree.
+//!
+//! rlimits are per process (`RLIMIT_AS`) or per uid, and the kernel exempts root from
+//! `RLIMIT_NPROC`, so as root neither `max_processes` nor `max_memory` would bound a fork
+//! bomb or a tree of allocators. When a cgroup can be had, the tree goes into a new one,
+//! `paddock-<helper pid>`, with `pids.max = max_processes` and a memory limit of
+//! `max_memory` (swap included where the kernel accounts it):
+//!
+//! * cgroup v2: under this process's own cgroup when its `cgroup.subtree_control` already
+//!   offers `pids`/`memory` (only the root cgroup may hold processes and offer them), else
+//!   beside it, under its parent, when the parent offers them to it (`cgroup.controllers`)
+//!   and is writable: as root, or when the parent is delegated to this user.
+//! * cgroup v1, per controller: under this process's cgroup of the `pids` and `memory`
+//!   hierarchies, when writable (as root).
+//!
+//! Order: created by the helper before the namespaces (step 1b), while it still sees the
+//! host's cgroup tree; the descriptors of the new `cgroup.procs` files are opened then, so
+//! the kernel checks the move with the helper's credentials and cgroup namespace as of
+//! that moment. The reaper moves itself in first thing (step 3a), before it forks the
+//! target, and then takes a cgroup namespace rooted at the new cgroup. The helper removes
+//! the cgroup once the reaper is reaped: the pid namespace is dead then, so it is empty.
+//! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
+//! host view and credentials), and hands the descriptors to the call's helper, which
+//! plays the helper's part above (and the caller removes it too if the call's helper
+//! died). `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
+//! unprivileged.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+mod fs;
+mod v1;
+mod v2;
+
+use fs::{cgroup_mounts, own_cgroups, Notes, Part, Want};
+
+use crate::layer::{Applied, LayerState};
+use crate::spec::Limits;
+use crate::sys::{cstring, write_all};
+
+/// The sandbox's cgroup, one directory per hierarchy used.
+#[derive(Debug, Default)]
+pub(crate) struct SandboxCgroup {
+    parts: Vec<Part>,
+}
+
+/// What [`create`] made, and the layer's status.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    /// The cgroup, when at least one limit is set in one.
+    pub cgroup: Option<SandboxCgroup>,
+    /// The layer's status.
+    pub applied: Applied,
+}
+
+impl SandboxCgroup {
+    /// In the reaper, before the target forks: moves this process into every directory.
+    pub(crate) fn enter(&self) -> io::Result<()> {
+        for fd in self.parts.iter().map(|p| &p.procs) {
+            write_all(fd.as_raw_fd(), b"0")?;
+        }
+        Ok(())
+    }
+
+    /// What a zygote's call needs to enter and remove the cgroup: for each directory its
+    /// name, and the descriptors of its `cgroup.procs` and of its parent.
+    pub(crate) fn handover(&self) -> (Vec<String>, Vec<RawFd>) {
+        let names = self.parts.iter().map(|p| p.name.to_string_lossy().into_owned()).collect();
+        let fds = self.parts.iter().flat_map(|p| [p.procs.as_raw_fd(), p.parent.as_raw_fd()]).collect();
+        (names, fds)
+    }
+
+    /// The cgroup [`SandboxCgroup::handover`] described, received by a zygote's call
+    /// (`fds`: pairs of `cgroup.procs` and parent). Malformed input yields `None`.
+    pub(crate) fn from_handover(names: &[String], fds: Vec<OwnedFd>) -> Option<SandboxCgroup> {
+        if fds.len() != names.len() * 2 || names.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut it = fds.into_iter();
+        for n in names {
+            let (procs, parent) = (it.next()?, it.next()?);
+            parts.push(Part { parent, name: cstring(n).ok()?, procs });
+        }
+        Some(SandboxCgroup { parts })
+    }
+
+    /// In the helper, once the reaper is reaped: removes every directory.
+    pub(crate) fn remove(&self) {
+        for p in &self.parts {
+            if !Part::remove_dir(&p.parent, &p.name) {
+                tracing::debug!(name = ?p.name, "the sandbox cgroup could not be removed");
+            }
+        }
+    }
+}
+
+/// Creates the sandbox's cgroup for `limits`, in the helper, before the namespaces.
+pub(crate) fn create(limits: &Limits) -> Setup {
+    create_named(limits, &format!("paddock-{}", crate::sys::getpid()))
+}
+
+/// [`create`] with the directory's name given (a zygote's calls are all made by the
+/// caller's process: `paddock-<pid>-z<n>`): cgroup v2 if it offers every controller
+/// wanted, else cgroup v1 per controller.
+pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
+    let mut wants = Vec::new();
+    if let Some(v) = limits.max_processes {
+        wants.push(Want { ctl: "pids", value: v });
+    }
+    if let Some(v) = limits.max_memory {
+        wants.push(Want { ctl: "memory", value: v });
+    }
+    if wants.is_empty() {
+        return Setup {
+            cgroup: None,
+            applied: Applied::new(LayerState::Unavailable, "not needed: no memory or process limit requested"),
+        };
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let own = own_cgroups(&own);
+    let mounts = cgroup_mounts(&mounts);
+    let mut notes = Notes::default();
+    let mut cg = SandboxCgroup::default();
+    let v2 = v2::make(&own, &mounts, &wants, name, limits.max_memory.is_some(), &mut notes);
+    let v2_done = v2.is_some();
+    match v2 {
+        Some(part) => cg.parts.push(part),
+        None => cg.parts.extend(v1::make(&own, &mounts, &wants, name, &mut notes)),
+    }
+    Setup { applied: applied(&cg, v2_done, notes), cgroup: (!cg.parts.is_empty()).then_some(cg) }
+}
+
+/// The layer's status for what was made.
+fn applied(cg: &SandboxCgroup, v2_done: bool, notes: Notes) -> Applied {
+    let stand_in = "RLIMIT_NPROC (per uid, not for root) and RLIMIT_AS (per process)";
+    if cg.parts.is_empty() {
+        return Applied::new(
+            LayerState::Unavailable,
+            format!("{}; only {stand_in} bound memory and processes", notes.why.join("; ")),
+        );
+    }
+    let version = if v2_done { "cgroup v2" } else { "cgroup v1" };
+    let mut detail = format!(
+        "{version} {} bound the whole process tree ({}); {stand_in} stay as well",
+        notes.set.join(", "),
+        notes.where_.join(", ")
+    );
+    if notes.missing.is_empty() {
+        return Applied::new(LayerState::Enforced, detail);
+    }
+    detail.push_str(&format!("; not bounded by a cgroup: {} ({})", notes.missing.join(", "), notes.why.join("; ")));
+    Applied::new(LayerState::Partial, detail)
+}

@@ -1,0 +1,175 @@
+//! The helper: the single-threaded process that runs the whole order of application, so
+//! forking and allocating are safe. [`crate::spawn`] starts it one of two ways, and both
+//! run [`run`] (through [`crate::entry`]):
+//!
+//! * forked straight from the caller when the caller is single-threaded (nothing can hold
+//!   a lock across the fork): no `execve`, no dynamic loading, the spec passed in memory;
+//! * otherwise re-executed: `/proc/self/exe <MARKER> <spec fd> <control fd>`, which reads
+//!   the spec as JSON from the inherited pipe ([`crate::entry::main`]).
+//!
+//! The session layer's detail says which. Then:
+//!
+//! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
+//!    in view); `setsid` (layer `session`);
+//! 2. helper: namespaces ([`crate::namespaces`]); fork the reaper; in proxy mode create the
+//!    listener and pass it, with the reaper's pidfd, to the parent; then wait for the
+//!    reaper, kill it if the parent goes away, and remove the cgroup once it is reaped
+//!    ([`start_reaper`]);
+//! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): move into the cgroup and take a
+//!    cgroup namespace rooted there; the mount view ([`crate::mounts`]), `chdir`; install
+//!    the signal forwarding ([`crate::signals`]); fork the target, reap every orphan, report
+//!    the target's wait status, exit (which kills whatever the target left behind);
+//! 4. target ([`target`]): default signal dispositions, `setsid` (+ the pty as controlling
+//!    terminal), Landlock, rlimits, capabilities, no_new_privs, seccomp, descriptors; send
+//!    the report; wait for the parent's release; `execve` with the spec's environment only.
+//!
+//! A strict run stops at the first step that finds a layer unavailable and reports it.
+//!
+//! A zygote's call helper ([`crate::zygote`]) enters its own namespaces and then runs
+//! [`start_reaper`] and the reaper and target steps here unchanged (the reaper adds the
+//! per-call mounts, [`crate::mounts::per_call`], to the zygote's view).
+
+mod reaper;
+mod state;
+mod target;
+
+pub(crate) use state::{stop, strict_check, State, ZygoteView};
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use crate::cgroup::{self, SandboxCgroup};
+use crate::error::{OsError, SetupError};
+use crate::layer::{Layer, LayerState};
+use crate::namespaces::{self, Namespaces};
+use crate::proto::{self, Msg, Request};
+use crate::report::EnforcementReport;
+use crate::spec::{Enforcement, NetworkMode, PathPlan};
+use crate::sys::{self, exit_now};
+
+/// Step 1's `setsid`: a new session without a controlling terminal (layer `session`);
+/// `launch` says how the helper was started.
+pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
+    match sys::setsid() {
+        Ok(()) => report.set(
+            Layer::Session,
+            LayerState::Enforced,
+            format!("setsid: new session, no controlling terminal; {launch}"),
+        ),
+        Err(e) => report.set(Layer::Session, LayerState::Unavailable, format!("setsid failed: {e}")),
+    }
+}
+
+/// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
+pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
+    let plan = PathPlan::new(&req.spec);
+    let cg = cgroup::create(&req.spec.limits);
+    let mut st = State {
+        cgroup: cg.applied,
+        spec: req.spec,
+        pty: req.pty,
+        plan,
+        report: EnforcementReport::default(),
+        ctl,
+        pty_slave: None,
+        zygote_view: None,
+    };
+    let cg = cg.cgroup;
+    new_session(&mut st.report, &req.launch);
+    let ns = namespaces::enter(&mut st.report);
+    if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
+        if let Some(c) = &cg {
+            c.remove();
+        }
+        st.strict_check();
+    }
+    start_reaper(st, ns, cg)
+}
+
+/// The end of step 2, for a one-shot helper and a zygote's call helper alike: forks the
+/// reaper, passes its pidfd (and in proxy mode the listener) to the caller, then waits for
+/// it ([`helper_wait`]). On failure the cgroup is removed and the step reported.
+pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {
+    let ctl = st.ctl;
+    let network = st.spec.network;
+    let fail = |st: &State, e: SetupError| -> ! {
+        if let Some(c) = &cg {
+            c.remove();
+        }
+        st.fail(e)
+    };
+    // SAFETY: the helper (and a zygote's call helper) is single-threaded.
+    let reaper = match unsafe { sys::fork() } {
+        Ok(0) => reaper::main(st, ns, cg),
+        Ok(pid) => pid,
+        Err(e) => fail(&st, SetupError::ForkReaper(e.into())),
+    };
+    let pidfd = match sys::pidfd_open(reaper) {
+        Ok(fd) => fd,
+        Err(e) => {
+            sys::kill_and_reap(reaper);
+            fail(&st, SetupError::ReaperPidfd(e.into()))
+        }
+    };
+    let listener = match network {
+        NetworkMode::Proxy { port } => match namespaces::proxy_listener(port) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                sys::kill_and_reap(reaper);
+                fail(&st, SetupError::ProxyListener { port, source: OsError::from(e) })
+            }
+        },
+        NetworkMode::None => None,
+    };
+    let mut pass = vec![pidfd.as_raw_fd()];
+    pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+    if proto::send(ctl, &Msg::Reaper { listener: listener.is_some() }, &pass).is_err() {
+        sys::kill_and_reap(reaper);
+        if let Some(c) = &cg {
+            c.remove();
+        }
+        exit_now(125)
+    }
+    drop(listener);
+    if let Ok(null) = sys::open_dev_null() {
+        sys::redirect_stdio(null);
+        sys::close(null);
+    }
+    helper_wait(ctl, reaper, &pidfd, cg.as_ref())
+}
+
+/// Waits for the reaper; kills it if the parent hangs up the control socket. Then the
+/// cgroup, empty with the pid namespace gone, is removed.
+fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&SandboxCgroup>) -> ! {
+    let remove = || {
+        if let Some(c) = cg {
+            c.remove();
+        }
+    };
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: ctl, events: 0, revents: 0 },
+            libc::pollfd { fd: pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfd entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            continue;
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            sys::kill_and_reap(reaper);
+            remove();
+            exit_now(125);
+        }
+        if fds[1].revents != 0 {
+            let ws = sys::reap(reaper).unwrap_or(0);
+            if !(libc::WIFEXITED(ws) && libc::WEXITSTATUS(ws) == 0) {
+                // The caller may be gone; nothing more to tell it then.
+                let _ = proto::send(ctl, &Msg::ReaperLost { wstatus: ws }, &[]);
+            }
+            remove();
+            // As above.
+            let _ = proto::send(ctl, &Msg::Done, &[]);
+            exit_now(0);
+        }
+    }
+}

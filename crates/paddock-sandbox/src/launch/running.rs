@@ -1,0 +1,357 @@
+//! [`Running`]: a confined child parked before `execve`; [`Running::wait`] releases it,
+//! relays its I/O, enforces the timeout and collects its status.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::SetupError;
+use crate::layer::Layer;
+use crate::proto::{self, Msg};
+use crate::pty::RawMode;
+use crate::relay::StreamResult;
+use crate::report::{describe_wait_status, EnforcementReport, ExitKind, RunOutcome};
+use crate::signals::Forwarder;
+use crate::spec::{Limits, SandboxSpec};
+use crate::sys;
+use crate::SandboxError;
+
+/// How long the pid namespace may take to die after the timeout's SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// A confined child that is ready to run: every layer is in place and reported, and the
+/// target waits for [`Running::wait`] to release it into `execve`.
+pub struct Running {
+    /// The helper's pid, until it is reaped.
+    pub(super) helper: Option<libc::pid_t>,
+    pub(super) ctl: OwnedFd,
+    pub(super) reaper: Option<OwnedFd>,
+    pub(super) listener: Option<OwnedFd>,
+    pub(super) report: EnforcementReport,
+    pub(super) stdout: Option<JoinHandle<StreamResult>>,
+    pub(super) stderr: Option<JoinHandle<StreamResult>>,
+    pub(super) stdin: Option<JoinHandle<()>>,
+    pub(super) pty: Option<(JoinHandle<StreamResult>, Arc<AtomicBool>)>,
+    pub(super) raw_mode: Option<RawMode>,
+    pub(super) limits: Limits,
+    pub(super) program: PathBuf,
+    /// A zygote's call: the pidfd of the call's helper (a child of the zygote, not ours),
+    /// until the call ends.
+    pub(super) remote: Option<OwnedFd>,
+    /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
+    pub(super) cgroup: Option<crate::cgroup::SandboxCgroup>,
+    /// Exec supervision: the seccomp listener of the tree's execs.
+    pub(super) exec_listener: Option<OwnedFd>,
+}
+
+/// Kills one call's whole process tree from another thread, as its timeout does: SIGKILL
+/// to the sandbox's pid 1 (through a pidfd, so never another process), which takes the
+/// pid namespace with it; the call's [`Running::wait`] then returns
+/// [`crate::ExitKind::Signaled`] (9) as usual.
+#[derive(Debug)]
+pub struct Killer(OwnedFd);
+
+impl Killer {
+    /// Sends the SIGKILL; whether the kernel took it (not once the call has ended).
+    pub fn kill(&self) -> bool {
+        sys::pidfd_send_signal(self.0.as_fd(), libc::SIGKILL)
+    }
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("helper_pid", &self.helper)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    pub(crate) fn new(spec: &SandboxSpec, ctl: OwnedFd, helper: Option<libc::pid_t>) -> Running {
+        Running {
+            stdout: None,
+            stderr: None,
+            stdin: None,
+            pty: None,
+            raw_mode: None,
+            ctl,
+            reaper: None,
+            listener: None,
+            report: EnforcementReport::default(),
+            limits: spec.limits,
+            program: spec.program.clone(),
+            helper,
+            remote: None,
+            cgroup: None,
+            exec_listener: None,
+        }
+    }
+
+    /// A zygote's call: the cgroup to remove once it ends.
+    pub(crate) fn set_cgroup(&mut self, cg: Option<crate::cgroup::SandboxCgroup>) {
+        self.cgroup = cg;
+    }
+}
+
+impl Running {
+    /// What is enforced around the child.
+    pub fn report(&self) -> &EnforcementReport {
+        &self.report
+    }
+
+    /// The listening socket on `127.0.0.1:port` inside the child's network namespace
+    /// ([`crate::NetworkMode::Proxy`]); the proxy accepts the child's connections on it.
+    pub fn take_proxy_listener(&mut self) -> Option<OwnedFd> {
+        self.listener.take()
+    }
+
+    /// The seccomp listener of the tree's execs ([`crate::SandboxSpec::exec`]); give it to
+    /// [`crate::supervise`] before [`Running::wait`]: until it is answered, every exec of
+    /// the tree (the program's own first) waits, and once it is closed they fail.
+    pub fn take_exec_listener(&mut self) -> Option<OwnedFd> {
+        self.exec_listener.take()
+    }
+
+    fn signal_reaper(&self, sig: libc::c_int) -> bool {
+        self.reaper.as_ref().is_some_and(|pidfd| sys::pidfd_send_signal(pidfd.as_fd(), sig))
+    }
+
+    fn kill_tree(&self) {
+        self.signal_reaper(libc::SIGKILL);
+    }
+
+    /// A [`Killer`] of this call's process tree, for another thread (a supervisor that
+    /// stops); `None` when the pidfd of the sandbox's pid 1 cannot be duplicated.
+    pub fn killer(&self) -> Option<Killer> {
+        self.reaper.as_ref()?.try_clone().ok().map(Killer)
+    }
+
+    /// A zygote's call: kills the call's helper (not our child) through its pidfd.
+    fn kill_remote(&self) {
+        if let Some(fd) = &self.remote {
+            sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+        }
+    }
+
+    /// A zygote's call has ended (or is abandoned): make sure its helper is gone (it exits
+    /// once its reaper, and so the call's pid namespace, is gone), then remove the call's
+    /// cgroup.
+    fn end_remote(&mut self) {
+        if let Some(fd) = self.remote.take() {
+            if !sys::poll_in(&fd, Some(KILL_GRACE)).unwrap_or(false) {
+                sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                // Best effort: a helper that outlives this grace dies with its reaper.
+                let _ = sys::poll_in(&fd, Some(KILL_GRACE));
+            }
+        }
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+    }
+
+    /// Waits for the helper (blocking) and returns its wait status.
+    pub(super) fn reap_helper(&mut self) -> Option<i32> {
+        sys::reap(self.helper.take()?)
+    }
+
+    /// Releases the child into `execve`, relays its I/O, enforces the timeout, and returns
+    /// how it ended.
+    ///
+    /// While it waits, `SIGINT`, `SIGTERM` and `SIGHUP` sent to this process are forwarded
+    /// to the command's process group (through the sandbox's pid 1): a handler is installed for
+    /// each of them whose disposition is the default, and the previous disposition comes
+    /// back when the last concurrent `wait` returns. The command decides what the signal
+    /// does; if it dies of it, the outcome is [`ExitKind::Signaled`] (exit code 128+N).
+    pub fn wait(mut self) -> Result<RunOutcome, SandboxError> {
+        let forwarder = match Forwarder::install() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!("signals are not forwarded to the sandbox: {e}");
+                None
+            }
+        };
+        // A helper that is gone shows up as the end of the control stream below.
+        let _ = proto::send_raw(self.ctl.as_raw_fd(), &[proto::GO], &[]);
+        let start = Instant::now();
+        let ended = self.watch(forwarder.as_ref(), start)?;
+        drop(forwarder);
+        let duration = start.elapsed();
+        let helper_status = self.reap_helper();
+        self.end_remote();
+        let (out, err) = self.join_relays();
+        let status = self.exit_kind(&ended, helper_status)?;
+        Ok(RunOutcome {
+            status,
+            report: std::mem::take(&mut self.report),
+            stdout_bytes: out.total,
+            stderr_bytes: err.total,
+            stdout_truncated: out.truncated,
+            stderr_truncated: err.truncated,
+            stdout: out.captured,
+            stderr: err.captured,
+            duration,
+        })
+    }
+
+    /// How long the next poll may wait: the rest of the kill grace once killed, else the
+    /// rest of the timeout (and a millisecond, so the poll ends past the deadline), else
+    /// forever. A timeout of any length stays a timeout (no `as i32` wrapping into an
+    /// infinite wait).
+    fn poll_timeout(killed_at: Option<Instant>, deadline: Option<Instant>) -> Option<Duration> {
+        match (killed_at, deadline) {
+            (Some(k), _) => Some(KILL_GRACE.saturating_sub(k.elapsed())),
+            (None, Some(d)) => {
+                Some(d.saturating_duration_since(Instant::now()).saturating_add(Duration::from_millis(1)))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// The loop of [`Running::wait`]: forwards signals, enforces the timeout and collects
+    /// the helper side's messages until the control stream ends.
+    fn watch(&mut self, forwarder: Option<&Forwarder>, start: Instant) -> Result<Ended, SandboxError> {
+        let deadline = self.limits.timeout.map(|t| start + t);
+        let mut ended = Ended::default();
+        loop {
+            let wait_ms = Self::poll_timeout(ended.killed_at, deadline);
+            let (n, ctl_ready, signalled) = match self.poll_once(forwarder, wait_ms) {
+                Ok(r) => r,
+                // A forwarded signal: its byte is in the pipe.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if signalled {
+                if let Some(f) = forwarder {
+                    for sig in f.drain() {
+                        tracing::debug!(sig, "forwarding a signal to the sandbox");
+                        self.signal_reaper(sig);
+                    }
+                }
+            }
+            if n == 0 {
+                if ended.killed_at.is_none() {
+                    tracing::debug!("timeout: killing the sandbox's pid namespace");
+                    ended.killed_at = Some(Instant::now());
+                    self.kill_tree();
+                    continue;
+                }
+                if let Some(pid) = self.helper {
+                    sys::kill(pid, libc::SIGKILL);
+                }
+                self.kill_remote();
+                return Ok(ended);
+            }
+            if !ctl_ready {
+                continue;
+            }
+            match proto::recv(self.ctl.as_raw_fd())? {
+                None => return Ok(ended),
+                Some((Msg::Done, _)) => {
+                    // The pid namespace is gone and the cgroup removed; a zygote's call
+                    // helper exits on its own.
+                    self.remote = None;
+                    self.cgroup = None;
+                    return Ok(ended);
+                }
+                Some((Msg::Exit { wstatus }, _)) => ended.status = Some(ExitKind::from_wait_status(wstatus)),
+                Some((Msg::ExecFailed { errno }, _)) => ended.exec_errno = Some(errno),
+                Some((Msg::ReaperLost { wstatus }, _)) => ended.lost = Some(wstatus),
+                Some((other, _)) => tracing::debug!(?other, "unexpected message while running"),
+            }
+        }
+    }
+
+    /// One poll of the control socket and the signal pipe: how many are ready, and whether
+    /// each is.
+    fn poll_once(
+        &self,
+        forwarder: Option<&Forwarder>,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<(usize, bool, bool)> {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds = vec![PollFd::new(&self.ctl, PollFlags::IN)];
+        if let Some(f) = forwarder {
+            fds.push(PollFd::from_borrowed_fd(f.fd(), PollFlags::IN));
+        }
+        let n = sys::poll(&mut fds, timeout)?;
+        let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+        Ok((n, ready(0), ready(1)))
+    }
+
+    /// Joins the output relays (and the stdin writer) once the child is gone.
+    fn join_relays(&mut self) -> (StreamResult, StreamResult) {
+        let pid_ns = self.report.is_active(Layer::PidNs);
+        let join = |h: Option<JoinHandle<StreamResult>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        let streams = if let Some((h, stop)) = self.pty.take() {
+            if !pid_ns {
+                stop.store(true, Ordering::Relaxed);
+            }
+            (join(Some(h)), StreamResult::default())
+        } else {
+            (join(self.stdout.take()), join(self.stderr.take()))
+        };
+        if let Some(h) = self.stdin.take() {
+            // A writer that panicked only lost the child's input, which has ended.
+            let _ = h.join();
+        }
+        self.raw_mode = None;
+        streams
+    }
+
+    /// How the child ended, from what [`Running::watch`] saw.
+    fn exit_kind(&self, ended: &Ended, helper_status: Option<i32>) -> Result<ExitKind, SandboxError> {
+        if ended.killed_at.is_some() {
+            Ok(ExitKind::TimedOut)
+        } else if let Some(errno) = ended.exec_errno {
+            Err(SandboxError::Exec {
+                program: self.program.display().to_string(),
+                source: std::io::Error::from_raw_os_error(errno),
+            })
+        } else if let Some(s) = ended.status {
+            Ok(s)
+        } else if let Some(ws) = ended.lost {
+            tracing::warn!(wstatus = ws, "the sandbox's reaper ended without reporting");
+            Ok(ExitKind::from_wait_status(ws))
+        } else {
+            Err(SandboxError::Spawn(SetupError::NoStatus(helper_status.map_or("unknown".into(), describe_wait_status))))
+        }
+    }
+}
+
+/// What [`Running::watch`] saw of the child's end.
+#[derive(Default)]
+struct Ended {
+    status: Option<ExitKind>,
+    exec_errno: Option<i32>,
+    lost: Option<i32>,
+    killed_at: Option<Instant>,
+}
+
+impl Drop for Running {
+    /// A child that was never waited for is killed with its whole namespace. The helper
+    /// then removes the sandbox's cgroup and exits; it is killed too if it takes too long.
+    fn drop(&mut self) {
+        if let Some(pid) = self.helper.take() {
+            self.kill_tree();
+            // The helper sees the hang-up (and kills the reaper if we never got its pidfd).
+            sys::shutdown(&self.ctl);
+            if sys::wait_for(pid, KILL_GRACE).is_none() {
+                sys::kill_and_reap(pid);
+            }
+        }
+        if self.remote.is_some() || self.cgroup.is_some() {
+            self.kill_tree();
+            // The call's helper sees the hang-up and kills its reaper if we never got the
+            // reaper's pidfd.
+            sys::shutdown(&self.ctl);
+            self.end_remote();
+        }
+        if let Some((_, stop)) = &self.pty {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The masks of the view: deny, hidden and protected paths and sockets, found by a walk
+//! of the view itself and placed by descriptor ([`crate::view`]).
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use super::paths::{mkdir_one, old_root, under};
+use crate::spec::PathPlan;
+use crate::sys::{
+    self, cpath, mount, set_attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY,
+};
+use crate::view;
+
+/// Expands the plan's masks in the view under `root` and places them ([`crate::view`]).
+/// The templates live in the scratch root (the current `/`), which is detached later:
+/// each mask is a clone, so it stays.
+pub(super) fn place(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::ViewError> {
+    let rules = view::plan::Rules::new(plan)?;
+    let roots = view::plan::roots(plan, &rules);
+    let setup = || -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
+        // The template of a masked directory: an empty read-only tmpfs of mode 000.
+        let dir = Path::new("/deny-dir");
+        mkdir_one(dir)?;
+        mount(
+            Some(Path::new("tmpfs")),
+            dir,
+            Some("tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=000,size=4k,nr_inodes=1"),
+        )?;
+        // The template of anything else: the empty mode-000 file, bound over itself so its
+        // clones carry read-only, nosuid, nodev, noexec.
+        let file = Path::new("/deny-file");
+        mount(Some(file), file, None, libc::MS_BIND, None)?;
+        set_attrs(file, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, false)?;
+        let scratch = sys::openat_cwd(c"/", libc::O_PATH | libc::O_DIRECTORY)?;
+        let flags = libc::O_PATH | libc::O_NOFOLLOW;
+        let d = sys::openat(scratch.as_fd(), c"deny-dir", flags | libc::O_DIRECTORY)?;
+        let f = sys::openat(scratch.as_fd(), c"deny-file", flags)?;
+        let newroot = sys::openat_cwd(&cpath(root)?, libc::O_PATH | libc::O_DIRECTORY)?;
+        Ok((d, f, newroot))
+    };
+    let (d, f, newroot) = setup().map_err(view::ViewError::Root)?;
+    let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
+    let start = std::time::Instant::now();
+    let mut walker = view::walk::Walker::new(&rules, &masker);
+    // The cache file, reached through the host's root (still at /oldroot).
+    let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), p));
+    if let Some(f) = &cache_file {
+        let fp = rules.fingerprint();
+        walker = walker.with_cache(view::cache::Cache::load(f, fp), fp);
+    }
+    walker.run(newroot.as_fd(), &roots)?;
+    walker.placed.elapsed = start.elapsed();
+    let mut placed = walker.placed.clone();
+    if let (Some(f), Some(cache)) = (&cache_file, walker.into_cache()) {
+        if let Err(e) = cache.save(f) {
+            // Only later starts are slower: the masks of this one are complete.
+            placed.notes.push(format!("the view cache was not saved: {e}"));
+        }
+    }
+    Ok(placed)
+}

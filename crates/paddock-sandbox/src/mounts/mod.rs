@@ -1,0 +1,112 @@
+//! Step 3 of the order (in the reaper, pid 1 of the new pid namespace, before the target
+//! forks): the mount view.
+//!
+//! `/` becomes recursively private; a tmpfs on `/tmp` (of this namespace only) becomes a
+//! scratch root with the host's root under `/oldroot`; a second tmpfs, `/newroot`, receives
+//! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`),
+//! read-write binds of the write paths (`nosuid,nodev`), then the masks ([`crate::view`]:
+//! deny, hidden and protect rules and sockets, found by a walk of the view itself and placed
+//! by descriptor; a read-only empty tmpfs of mode 000 on a directory, a bind of an empty
+//! mode-000 file on anything else, a read-only clone of itself on a protected path), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
+//! read-only; for a [`crate::Zygote`], mounted by each call instead: [`per_call`]), a minimal `/dev` (null zero full random urandom tty, a private devpts with
+//! `ptmx`, `shm`), and a private `/tmp` unless `/tmp` is a write path. The new root is made
+//! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
+//!
+//! One file per stage, run top to bottom by [`build`]: [`scratch`] (the scratch root, and
+//! the move into the view), [`binds`], [`masks`], [`proc`], [`dev`]; [`per_call`] for a
+//! zygote's calls; [`paths`] makes mount points.
+
+mod binds;
+mod dev;
+mod masks;
+mod paths;
+mod per_call;
+mod proc;
+mod scratch;
+mod view;
+
+use paths::new_root;
+pub(crate) use per_call::per_call;
+pub(crate) use view::MountView;
+
+use crate::error::{MountError, MountStep};
+use crate::layer::{Applied, LayerState};
+use crate::spec::{PathPlan, TmpfsSize};
+
+/// The state and detail of the `mounts` layer for `view`: a view whose masks are
+/// incomplete is unavailable under strict enforcement (the run stops, 71, naming the path)
+/// and partial otherwise (the run goes on and the report says what is missing).
+pub(crate) fn layer(view: &MountView, strict: bool) -> Applied {
+    match &view.masks_failed {
+        Some(f) if strict => Applied::new(LayerState::Unavailable, f.clone()),
+        Some(f) => Applied::new(LayerState::Partial, format!("{}; {f}", view.detail)),
+        None if view.partial => Applied::new(LayerState::Partial, view.detail.clone()),
+        None => Applied::new(LayerState::Enforced, view.detail.clone()),
+    }
+}
+
+/// Builds the view and moves into it. An error leaves the process in an unusable state:
+/// the caller reports it and exits.
+///
+/// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
+/// /proc yet (see [`per_call`]).
+pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSize) -> Result<MountView, MountError> {
+    let mut view = MountView::default();
+    let mut notes: Vec<String> = plan.notes.clone();
+    // Everything is made in a scratch root, so no step resolves a path of the host's but
+    // through /oldroot, and nothing of the scratch root stays once the view is entered.
+    scratch::enter().map_err(MountError::at(MountStep::ScratchRoot))?;
+    let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
+    view.private_tmp = binds.private_tmp;
+    // Deny, hidden and protected paths and sockets, on the objects the child will see.
+    let masks_summary = match masks::place(new_root(), plan) {
+        Ok(placed) => {
+            let summary = placed.summary();
+            notes.extend(placed.notes);
+            summary
+        }
+        Err(e) => {
+            view.masks_failed = Some(format!("deny/protect masks incomplete: {e}"));
+            view.partial = true;
+            "masks incomplete".into()
+        }
+    };
+    proc::mount_for(zygote, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
+    dev::build(pty, tmp_size, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
+    scratch::seal_and_enter().map_err(MountError::at(MountStep::Pivot))?;
+    view.detail = detail(&view, &binds, &masks_summary, zygote, tmp_size, &notes);
+    Ok(view)
+}
+
+/// The `mounts` layer's detail for the view built.
+fn detail(
+    view: &MountView,
+    binds: &binds::BindCounts,
+    masks_summary: &str,
+    zygote: bool,
+    tmp_size: TmpfsSize,
+    notes: &[String],
+) -> String {
+    let mut detail = format!(
+        "new root: {} read-only, {} read-write binds, {masks_summary}, {}, minimal /dev, {}",
+        binds.read_only,
+        binds.writable,
+        if view.proc_ok {
+            "fresh /proc"
+        } else if zygote {
+            "a fresh /proc per call"
+        } else {
+            "no /proc"
+        },
+        if view.private_tmp {
+            format!("private /tmp and /dev/shm, tmpfs of {tmp_size} each")
+        } else {
+            format!("/tmp from the write paths, /dev/shm a tmpfs of {tmp_size}")
+        }
+    );
+    if !notes.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&notes.join("; "));
+    }
+    detail
+}

@@ -1,0 +1,235 @@
+//! The compiled filters, evaluated by a small classic-BPF interpreter here (no kernel), and
+//! what the kernel answers when a filter is installed.
+
+use super::*;
+use seccompiler::sock_filter;
+
+const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+fn errno(e: i32) -> u32 {
+    0x0005_0000 | e as u32
+}
+
+/// Interprets one program for one system call (the classic-BPF instructions seccompiler
+/// emits: absolute word loads, AND with a constant, jumps, constant returns; and the
+/// x32 guard's bit test).
+fn eval(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    let mut data = [0u8; 64];
+    data[0..4].copy_from_slice(&nr.to_le_bytes());
+    data[4..8].copy_from_slice(&arch.to_le_bytes());
+    for (i, a) in args.iter().enumerate() {
+        data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+    }
+    let (mut pc, mut acc) = (0usize, 0u32);
+    loop {
+        let ins = &prog[pc];
+        let cond = |c: bool| 1 + if c { ins.jt } else { ins.jf } as usize;
+        pc += match ins.code {
+            0x20 => {
+                // BPF_LD | BPF_W | BPF_ABS
+                let k = ins.k as usize;
+                acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                1
+            }
+            0x54 => {
+                // BPF_ALU | BPF_AND | BPF_K
+                acc &= ins.k;
+                1
+            }
+            0x05 => 1 + ins.k as usize,     // BPF_JMP | BPF_JA
+            0x15 => cond(acc == ins.k),     // BPF_JMP | BPF_JEQ | BPF_K
+            0x25 => cond(acc > ins.k),      // BPF_JMP | BPF_JGT | BPF_K
+            0x35 => cond(acc >= ins.k),     // BPF_JMP | BPF_JGE | BPF_K
+            0x45 => cond(acc & ins.k != 0), // BPF_JMP | BPF_JSET | BPF_K
+            0x06 => return ins.k,           // BPF_RET | BPF_K
+            c => panic!("unexpected opcode {c:#x}"),
+        };
+    }
+}
+
+/// What the kernel makes of the stacked filters: it runs them newest first and keeps an
+/// answer unless a later one has a strictly lower action (compared as `s32`, so a kill
+/// is lowest); `seccomp_run_filters` in kernel/seccomp.c.
+fn eval_stack(progs: &[BpfProgram], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    let action = |r: u32| (r & 0xffff_0000) as i32;
+    let mut ret = RET_ALLOW;
+    for p in progs.iter().rev() {
+        let cur = eval(p, arch, nr, args);
+        if action(cur) < action(ret) {
+            ret = cur;
+        }
+    }
+    ret
+}
+
+/// The programs in the order of installation.
+fn progs() -> &'static [BpfProgram] {
+    static PROGS: std::sync::OnceLock<Vec<BpfProgram>> = std::sync::OnceLock::new();
+    PROGS.get_or_init(|| programs().unwrap().into_iter().map(|(_, p)| p).collect())
+}
+
+fn call(nr: libc::c_long, args: [u64; 6]) -> u32 {
+    eval_stack(progs(), AUDIT_ARCH, nr as u32, args)
+}
+
+#[test]
+fn denies_and_allows() {
+    let eperm = errno(libc::EPERM);
+    for (_, n) in DENIED {
+        assert_eq!(call(*n, [0; 6]), eperm);
+    }
+    assert_eq!(call(libc::SYS_read, [0; 6]), RET_ALLOW);
+    assert_eq!(call(libc::SYS_execve, [0; 6]), RET_ALLOW);
+    assert_eq!(call(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+    assert_eq!(call(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+    let thread = libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD;
+    assert_eq!(call(libc::SYS_clone, [thread as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+    // Every CLONE_NEW* flag that clone takes (CLONE_NEWTIME shares its bit with the exit
+    // signal there), alone or with others, in the low 32 bits.
+    for bit in 0..32 {
+        let f = 1u64 << bit;
+        let want = if f & 0x7E02_0000 != 0 { eperm } else { RET_ALLOW };
+        assert_eq!(call(libc::SYS_clone, [f, 0, 0, 0, 0, 0]), want, "clone flag {f:#x}");
+        assert_eq!(call(libc::SYS_clone, [f | libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), want);
+    }
+    assert_eq!(call(libc::SYS_clone, [(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64, 0, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_clone, [(thread | libc::CLONE_NEWNET) as u64, 0, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_ioctl, [0, TIOCSTI, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_ioctl, [0, (1u64 << 32) | TIOCSTI, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_ioctl, [0, TIOCLINUX, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_ioctl, [0, (0xffff_ffffu64 << 32) | TIOCLINUX, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_ioctl, [0, libc::TIOCGWINSZ, 0, 0, 0, 0]), RET_ALLOW);
+    for fam in SOCKET_FAMILIES {
+        assert_eq!(call(libc::SYS_socket, [*fam as u64, 1, 0, 0, 0, 0]), RET_ALLOW);
+    }
+    assert_eq!(call(libc::SYS_socket, [libc::AF_NETLINK as u64, 1, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_socket, [libc::AF_PACKET as u64, 1, 0, 0, 0, 0]), eperm);
+    assert_eq!(call(libc::SYS_socket, [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]), eperm);
+    // A foreign architecture is killed whatever the call.
+    for nr in [1, libc::SYS_clone3 as u32, libc::SYS_mount as u32] {
+        assert_eq!(eval_stack(progs(), 0x4000_0003, nr, [0; 6]), RET_KILL_PROCESS);
+    }
+}
+
+/// Every program, the x32 guard too, starts with seccompiler's architecture check: load
+/// `arch`, compare with ours, kill on a mismatch.
+#[test]
+fn checks_the_architecture_first() {
+    assert_eq!(progs().len(), if cfg!(target_arch = "x86_64") { 3 } else { 2 });
+    for p in progs() {
+        assert_eq!((p[0].code, p[0].k), (0x20, 4));
+        assert_eq!((p[1].code, p[1].k, p[1].jt, p[1].jf), (0x15, AUDIT_ARCH, 1, 0));
+        assert_eq!((p[2].code, p[2].k), (0x06, RET_KILL_PROCESS));
+        assert!(p.len() < 4096);
+    }
+}
+
+/// No call gets `ERRNO` from two filters, so which errno wins never depends on the order
+/// of installation.
+#[test]
+fn errno_answers_are_disjoint() {
+    let mut nrs: Vec<u32> = (0..1024).collect();
+    nrs.extend((0..1024).map(|n| 0x4000_0000 | n));
+    for nr in nrs {
+        for args in [[0; 6], [u64::MAX; 6], [libc::CLONE_NEWNS as u64, TIOCSTI, 0, 0, 0, 0]] {
+            let answers: Vec<u32> = progs().iter().map(|p| eval(p, AUDIT_ARCH, nr, args)).collect();
+            let errnos = answers.iter().filter(|r| **r != RET_ALLOW).count();
+            assert!(errnos <= 1, "nr {nr:#x}: {answers:x?}");
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn x32_calls_fail_with_enosys() {
+    let enosys = errno(libc::ENOSYS);
+    let x32 = |n: u32| (X32_SYSCALL_BIT | n) as libc::c_long;
+    // Every number with the x32 bit: the whole table (x32's own ioctl 514, ptrace 521,
+    // kexec_load 528, process_vm_readv 539, ... included), the twins of the denied calls,
+    // and beyond, with the top bit too.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as u32
+    };
+    let mut nrs: Vec<u32> = (0..4096).collect();
+    nrs.extend((0..4096).map(|_| rnd()));
+    nrs.extend((0..64).map(|_| rnd() | 0x8000_0000));
+    for n in nrs {
+        assert_eq!(call(x32(n), [0; 6]), enosys, "x32 {n:#x}");
+    }
+    for (_, n) in DENIED {
+        assert_eq!(call(x32(*n as u32), [0; 6]), enosys);
+    }
+    assert_eq!(call(x32(libc::SYS_clone as u32), [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), enosys);
+    assert_eq!(call(x32(libc::SYS_socket as u32), [libc::AF_NETLINK as u64, 0, 0, 0, 0, 0]), enosys);
+    // And no native number is taken for one.
+    for n in 0..4096 {
+        let r = call(n, [0; 6]);
+        assert!(r != enosys || n == libc::SYS_clone3, "native {n}: {r:#x}");
+    }
+}
+
+/// The real kernel agrees with the interpreter: a forked child installs the filters and
+/// reports what a few calls answer.
+#[test]
+fn kernel_answers() {
+    let progs = programs().unwrap();
+    // SAFETY: the child makes only system calls (no allocation, no locks: the programs
+    // were built before the fork) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = (|| {
+            for (_, p) in &progs {
+                if seccompiler::apply_filter(p).is_err() {
+                    return 10;
+                }
+            }
+            let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            // SAFETY: clone3 with a null argument of size 0 fails before reading memory
+            // (or is refused by the filter); the other calls take no pointers.
+            unsafe {
+                if libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) != -1 || errno() != libc::ENOSYS {
+                    return 11;
+                }
+                if libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) != -1 || errno() != libc::EPERM {
+                    return 12;
+                }
+                if libc::syscall(libc::SYS_socket, libc::AF_NETLINK, libc::SOCK_RAW, 0) != -1 || errno() != libc::EPERM
+                {
+                    return 13;
+                }
+                let me = libc::getpid() as libc::c_long;
+                if libc::syscall(libc::SYS_kcmp, me, me, 0 as libc::c_long, 1 as libc::c_long, 1 as libc::c_long) != -1
+                    || errno() != libc::EPERM
+                {
+                    return 16;
+                }
+                if libc::syscall(libc::SYS_getppid) <= 0 {
+                    return 14;
+                }
+                #[cfg(target_arch = "x86_64")]
+                if libc::syscall(X32_SYSCALL_BIT as libc::c_long | libc::SYS_getpid) != -1 || errno() != libc::ENOSYS {
+                    return 15;
+                }
+            }
+            0
+        })();
+        // SAFETY: ends the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status), "status {status:#x}");
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+}

@@ -1,0 +1,248 @@
+//! Thin wrappers over the system calls the other modules share.
+//!
+//! Not a confinement layer: error conversion, C strings, raw reads and writes, `fork`.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+mod conv;
+mod mount;
+mod process;
+
+pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
+pub(crate) use mount::*;
+pub(crate) use process::*;
+
+/// `write(2)` of the whole buffer, retrying on `EINTR`.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice of `buf.len()` bytes for the whole call.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// `read(2)`, retrying on `EINTR`.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the whole call.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `fork(2)`: `Ok(0)` in the child, the child's pid in the parent.
+///
+/// # Safety
+///
+/// The calling process must be single-threaded (the helper, the reaper, a zygote, or a
+/// caller whose `/proc/self/status` says `Threads: 1`): after a fork of a multi-threaded
+/// process the child may only call async-signal-safe functions, and everything the child
+/// of this one does (allocate, format, take locks) assumes no other thread held a lock at
+/// the time of the fork.
+pub(crate) unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller guarantees this process is single-threaded (see `# Safety`).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// The number of threads of this process (`Threads:` in `/proc/self/status`).
+pub(crate) fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+}
+
+/// `pidfd_open(2)` of `pid` (a child of ours, or this process itself).
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
+}
+
+/// `pidfd_send_signal(2)` of `sig` to the process `pidfd` refers to; whether the kernel
+/// took it (not once the process has been reaped).
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> bool {
+    rustix::process::Signal::from_named_raw(sig)
+        .is_some_and(|sig| rustix::process::pidfd_send_signal(pidfd, sig).is_ok())
+}
+
+/// `timeout` as a `poll(2)` timespec (`None`: forever); seconds beyond `i64` are forever
+/// too, never a wrapped, negative value.
+fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
+    let d = timeout?;
+    let tv_sec = i64::try_from(d.as_secs()).ok()?;
+    Some(rustix::event::Timespec { tv_sec, tv_nsec: d.subsec_nanos().into() })
+}
+
+/// `poll(2)` of `fds` for at most `timeout` (`None`: forever): how many are ready. `EINTR`
+/// is returned (as `ErrorKind::Interrupted`) so the caller can recompute its timeout.
+pub(crate) fn poll(fds: &mut [rustix::event::PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    Ok(rustix::event::poll(fds, timespec(timeout).as_ref())?)
+}
+
+/// Waits until `fd` is readable or `timeout` passes (`None`: forever). True when readable
+/// (or hung up).
+pub(crate) fn poll_in(fd: &impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut p = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+    loop {
+        match poll(&mut p, timeout) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `waitpid(2)` of our child `pid`, retrying on `EINTR`: its wait status, `None` if it
+/// cannot be reaped (not our child, or already reaped).
+pub(crate) fn reap(pid: libc::pid_t) -> Option<i32> {
+    let mut ws = 0;
+    loop {
+        // SAFETY: reaping our own child into a valid int.
+        let r = unsafe { libc::waitpid(pid, &mut ws, 0) };
+        if r == pid {
+            return Some(ws);
+        }
+        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+/// Waits for our child `pid` for at most `limit`; its wait status if it ended.
+pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
+    if let Ok(fd) = pidfd_open(pid) {
+        if !poll_in(&fd, Some(limit)).unwrap_or(false) {
+            return None;
+        }
+    }
+    reap(pid)
+}
+
+/// `SIGKILL` to our child `pid`, then reaps it.
+pub(crate) fn kill_and_reap(pid: libc::pid_t) {
+    kill(pid, libc::SIGKILL);
+    reap(pid);
+}
+
+/// `close_range(2)` of `first..=last` (nothing when `first > last`).
+///
+/// Precondition: nothing in this process uses a descriptor of the range afterwards (an
+/// `OwnedFd` of one would close a number that may be reused).
+pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range only closes descriptors of this process; the caller guarantees
+    // that none of them is used afterwards.
+    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+}
+
+/// `_exit(2)`: leaves without running destructors or atexit handlers (inherited state such
+/// as buffered output must not be flushed twice after a fork).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `prctl(2)` with integer arguments.
+pub(crate) fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: every caller passes an option whose arguments are plain integers (no pointers).
+    cvt(unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+}
+
+/// Opens `/dev/null` read-write, close-on-exec.
+pub(crate) fn open_dev_null() -> io::Result<RawFd> {
+    // SAFETY: the path is a valid NUL-terminated string literal.
+    cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
+}
+
+/// Points descriptors 0, 1 and 2 at `fd`.
+pub(crate) fn redirect_stdio(fd: RawFd) {
+    for target in 0..3 {
+        // SAFETY: dup2 on descriptors this process owns; failure leaves the old descriptor.
+        unsafe { libc::dup2(fd, target) };
+    }
+}
+
+/// `openat(2)` of `name` relative to `dir`, close-on-exec. `name` is one path component
+/// (or `.`) whenever the caller must not resolve symlinks: pass `O_NOFOLLOW` then.
+pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let flags = rustix::fs::OFlags::from_bits_retain(flags as _) | rustix::fs::OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty())?)
+}
+
+/// `openat2(2)` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH`:
+/// `path` (relative) resolves beneath `dir` without following any symlink.
+pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::from_bits_retain(flags as _) | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
+    Ok(rustix::fs::openat2(dir, path, flags, Mode::empty(), resolve)?)
+}
+
+/// `fstat(2)`.
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a valid buffer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// `fstatat(2)` of `path` relative to `dir`, not following a final symlink (an
+/// intermediate one is followed: callers compare the inode they get with the one expected).
+pub(crate) fn lstatat(dir: BorrowedFd<'_>, path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor, a NUL-terminated path and a valid buffer.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// The filesystem type (`f_type` of `fstatfs(2)`) of what `fd` refers to.
+pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
+}
+
+/// Whether this process may search (`X_OK`, effective ids) the directory `dir`.
+pub(crate) fn can_search(dir: BorrowedFd<'_>) -> bool {
+    rustix::fs::accessat(dir, c".", rustix::fs::Access::EXEC_OK, rustix::fs::AtFlags::EACCESS).is_ok()
+}
+
+/// `lseek(fd, 0, SEEK_SET)`: rewinds a directory for another `getdents64`.
+pub(crate) fn rewind(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    Ok(())
+}
+
+/// `getdents64(2)` into `buf`: the number of bytes filled, 0 at the end.
+pub(crate) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    cvt_long(n).map(|n| n as usize)
+}
+
+/// `open(2)` of an absolute `path` (or relative to the working directory), close-on-exec.
+pub(crate) fn openat_cwd(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    openat(rustix::fs::CWD, path, flags)
+}

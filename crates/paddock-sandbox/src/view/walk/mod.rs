@@ -1,0 +1,227 @@
+//! The walk of the view: every directory under every root, read relative to its parent's
+//! descriptor, every match placed by descriptor ([`super::mask`]).
+//!
+//! * No symlink is followed: entries are opened `O_PATH | O_NOFOLLOW` relative to their
+//!   parent, roots with `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)`.
+//! * A listing is a snapshot: read in one `getdents64` call (the kernel holds the
+//!   directory's lock through it, so a rename is wholly before or after), or, for a large
+//!   directory, bracketed by `fstat` (inode, ctime, mtime, size, link count) and read again
+//!   until both agree.
+//! * An entry that is gone, or another object, by the time it is opened was renamed: the
+//!   parent is listed again and the object followed under its new name by inode; one that
+//!   left the directory is "lost", and the whole walk runs again (objects already masked
+//!   are skipped) until a walk loses nothing; then, or after [`WALKS`] walks, it fails.
+//! * A directory this process cannot list is skipped only when it cannot search it
+//!   either: the walker has the child's uid and gid and at least its capabilities (the
+//!   child drops them all), so the child cannot reach into it. Otherwise the walk fails.
+//! * Pseudo filesystems (proc, sysfs, cgroup, ...) hold no sockets and are not entered.
+
+mod cached;
+mod entry;
+mod visit;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use entry::{Entry, Item, DT_DIR};
+
+use super::cache;
+use super::mask::Masker;
+use super::plan::Rules;
+use super::{MaskStep, Placed, ViewError};
+use crate::sys;
+
+/// How many whole walks before giving up when entries keep moving.
+pub(crate) const WALKS: usize = 4;
+/// The `getdents64` buffer: directories up to a few thousand entries are read in one call.
+pub(super) const BUF: usize = 256 * 1024;
+
+/// Filesystems that hold no socket files and are never walked.
+pub(crate) const PSEUDO_FS: [i64; 13] = [
+    0x9fa0,      // proc
+    0x6265_6572, // sysfs
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0x7363_6673, // securityfs
+    0xcafe_4a11, // bpf
+    0x1cd1,      // devpts
+    0x6165_676c, // pstore
+    0x6265_6570, // configfs
+    0x6573_5543, // fusectl
+    0x4249_4e4d, // binfmt_misc
+];
+
+/// The walk's state across roots and walks.
+pub(crate) struct Walker<'a> {
+    pub(super) rules: &'a Rules,
+    masker: &'a Masker,
+    buf: Vec<u8>,
+    /// Entries that left their directory while it was walked.
+    lost: Vec<PathBuf>,
+    /// Protected objects (device, inode), so a second walk does not protect them twice.
+    protected: std::collections::HashSet<(u64, u64)>,
+    /// The view's root (for cached listings, reached by path).
+    root: Option<OwnedFd>,
+    /// Listings of earlier starts, and those of this one.
+    old: Option<cache::Cache>,
+    new: Option<cache::Cache>,
+    /// Wall-clock seconds when this walk began (for [`cache::Cache::put`]).
+    now: i64,
+    /// What was placed.
+    pub placed: Placed,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker placing masks with `masker` by `rules`.
+    pub(crate) fn new(rules: &'a Rules, masker: &'a Masker) -> Walker<'a> {
+        Walker {
+            rules,
+            masker,
+            buf: vec![0; BUF],
+            lost: Vec::new(),
+            protected: Default::default(),
+            root: None,
+            old: None,
+            new: None,
+            now: 0,
+            placed: Placed::default(),
+        }
+    }
+
+    /// Uses `old` for listings still exact and builds a new cache from this walk
+    /// ([`Walker::into_cache`]).
+    pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
+        self.old = Some(old);
+        self.new = Some(cache::Cache::new(rules));
+        self
+    }
+
+    /// The cache this walk built, when it used one and anything changed.
+    pub(crate) fn into_cache(self) -> Option<cache::Cache> {
+        // Unchanged when every listing came from the cache (taken out of `old`) and none
+        // was added.
+        // Listings this walk did not reach (other workspaces, other policies' binds) stay:
+        // they are checked like any other when next used.
+        let (old, mut new) = (self.old?, self.new?);
+        if !new.changed {
+            return None;
+        }
+        new.absorb(old);
+        Some(new)
+    }
+
+    /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
+    /// while entries move, up to [`WALKS`] times.
+    pub(crate) fn run(&mut self, newroot: BorrowedFd<'_>, roots: &[PathBuf]) -> Result<(), ViewError> {
+        self.root = Some(newroot.try_clone_to_owned().map_err(ViewError::Root)?);
+        self.now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        for _ in 0..WALKS {
+            self.placed.walks += 1;
+            self.lost.clear();
+            for r in roots {
+                self.root(newroot, r)?;
+            }
+            if self.lost.is_empty() {
+                return Ok(());
+            }
+            tracing::debug!(lost = ?self.lost, "entries moved during the view walk: walking again");
+        }
+        Err(ViewError::Unstable { path: self.lost[0].clone(), tries: WALKS })
+    }
+
+    fn root(&mut self, newroot: BorrowedFd<'_>, root: &Path) -> Result<(), ViewError> {
+        let rel = root.strip_prefix("/").unwrap_or(root);
+        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        let c = CString::new(rel.as_os_str().as_bytes())
+            .map_err(|_| ViewError::Open { path: root.into(), source: io::ErrorKind::InvalidInput.into() })?;
+        let fd = match sys::openat_beneath(newroot, &c, libc::O_PATH | libc::O_NOFOLLOW) {
+            Ok(fd) => fd,
+            // Not in the view (a missing path, or a symlink reproduced as such: its target
+            // is a root of its own).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)) => return Ok(()),
+            Err(e) => return Err(ViewError::Open { path: root.into(), source: e }),
+        };
+        let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: root.into(), source: e })?;
+        let mut stack = Vec::new();
+        self.object(fd, &st, root.to_path_buf(), self.rules.root_verdict(root), 0, &mut stack)?;
+        self.drain(stack)
+    }
+
+    fn drain(&mut self, mut stack: Vec<Item>) -> Result<(), ViewError> {
+        while let Some(item) = stack.pop() {
+            match item {
+                Item::Protect { fd, path } => self.protect(fd.as_fd(), &path)?,
+                Item::Open { fd, parent_dev, path } => self.dir(fd, parent_dev, path, &mut stack)?,
+                Item::Cached { path, ino, parent_dev } => self.cached_path(path, ino, parent_dev, &mut stack)?,
+                Item::Dir { parent, parent_dev, name, ino, path, relevant } => {
+                    // Its turn: when a cached listing is still exact, that; else read it.
+                    if self.old.is_some() {
+                        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                        if let Ok(fd) = sys::openat(parent.as_fd(), &name, flags) {
+                            let st = sys::fstat(fd.as_fd())
+                                .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                            if st.st_ino == ino || st.st_dev != parent_dev {
+                                let own = self.rules.relevant(&path);
+                                let hit = self.old.as_mut().and_then(|c| c.take(&st, &path, own));
+                                match hit {
+                                    Some(l) => self.cached(Some(fd), &st, path, own, l, &mut stack)?,
+                                    None => self.dir(fd, parent_dev, path, &mut stack)?,
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    // Without a cache, the common case opens it for reading straight away.
+                    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                    if let Ok(dir) = sys::openat(parent.as_fd(), &name, flags) {
+                        let st =
+                            sys::fstat(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                        if st.st_ino == ino || st.st_dev != parent_dev {
+                            self.read_dir(dir, &st, parent_dev, path, &mut stack)?;
+                            continue;
+                        }
+                    }
+                    // Gone, replaced, or not readable: the general path (depth 1: no
+                    // second trip through the stack).
+                    self.placed.entries -= 1; // counted when listed
+                    let e = Entry { name, ino, dtype: DT_DIR };
+                    let parent_path = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    self.entry(&parent, parent_dev, &parent_path, &e, relevant, 1, &mut stack)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn placed_total(&self) -> usize {
+        self.placed.masks + self.placed.protects + self.placed.sockets
+    }
+
+    fn mask(&mut self, fd: BorrowedFd<'_>, is_dir: bool, path: &Path) -> Result<(), ViewError> {
+        self.masker.mask(fd, is_dir).map_err(|(step, e)| self.mask_error(path, step, e))
+    }
+
+    fn protect(&mut self, fd: BorrowedFd<'_>, path: &Path) -> Result<(), ViewError> {
+        let st = sys::fstat(fd).map_err(|e| ViewError::Open { path: path.to_path_buf(), source: e })?;
+        if !self.protected.insert((st.st_dev, st.st_ino)) {
+            return Ok(());
+        }
+        self.masker.protect(fd).map_err(|(step, e)| self.mask_error(path, step, e))?;
+        self.placed.protects += 1;
+        Ok(())
+    }
+
+    fn mask_error(&self, path: &Path, step: MaskStep, e: io::Error) -> ViewError {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            ViewError::MountLimit { path: path.to_path_buf(), placed: self.placed_total() }
+        } else {
+            ViewError::Mask { path: path.to_path_buf(), step, source: e }
+        }
+    }
+}
