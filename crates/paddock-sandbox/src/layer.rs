@@ -109,9 +109,11 @@ impl Layer {
         }
     }
 
-    /// Whether a strict run may go without it: the cgroup, while rlimits cover the limits.
+    /// Whether a strict run may go without it: the cgroup, while rlimits cover the limits;
+    /// exec supervision while it only records (a spec whose exec control decides which
+    /// programs run requires it: [`crate::EnforcementReport::first_missing_for`]).
     pub fn is_optional(self) -> bool {
-        matches!(self, Layer::Cgroup)
+        matches!(self, Layer::Cgroup | Layer::Exec)
     }
 }
 

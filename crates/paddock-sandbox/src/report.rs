@@ -66,6 +66,15 @@ impl EnforcementReport {
     pub fn first_missing(&self) -> Option<&LayerStatus> {
         self.layers.iter().find(|l| l.state == LayerState::Unavailable && !l.name.is_optional())
     }
+
+    /// [`first_missing`](Self::first_missing) for `spec`: exec supervision is required too
+    /// when it decides which programs run (`[commands] scope = "tree"` with rules); when it
+    /// only records, a kernel or an enclosing sandbox that refuses its listener (one
+    /// seccomp listener per process tree) leaves the call without `exec` records, reported.
+    pub fn first_missing_for(&self, spec: &crate::SandboxSpec) -> Option<&LayerStatus> {
+        let decides = spec.exec.as_ref().is_some_and(|c| c.programs.is_some());
+        self.first_missing().or_else(|| self.get(Layer::Exec).filter(|l| decides && l.state == LayerState::Unavailable))
+    }
 }
 
 /// How the child ended.
@@ -166,6 +175,18 @@ mod tests {
         assert_eq!(r.first_missing().unwrap().name, Layer::Seccomp);
         r.set(Layer::Seccomp, LayerState::Enforced, "yes");
         assert!(r.first_missing().is_none());
+    }
+
+    #[test]
+    fn exec_supervision_is_required_only_where_it_decides() {
+        let mut r = EnforcementReport::default();
+        r.set(Layer::Exec, LayerState::Unavailable, "a listener exists already");
+        let mut spec = crate::SandboxSpec::new("/bin/true", vec!["true".into()]);
+        assert!(r.first_missing_for(&spec).is_none(), "no exec control at all");
+        spec.exec = Some(crate::ExecControl { programs: None });
+        assert!(r.first_missing_for(&spec).is_none(), "it only records");
+        spec.exec = Some(crate::ExecControl { programs: Some(vec!["/bin/true".into()]) });
+        assert_eq!(r.first_missing_for(&spec).unwrap().name, Layer::Exec, "it decides");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub(crate) fn stop(ctl: RawFd, failure: Failure) -> ! {
 /// strict run cannot do without.
 pub(crate) fn strict_check(spec: &SandboxSpec, report: &EnforcementReport, ctl: RawFd) {
     if spec.enforcement == Enforcement::Strict {
-        if let Some(l) = report.first_missing() {
+        if let Some(l) = report.first_missing_for(spec) {
             stop(ctl, Failure::Layer { layer: l.name, detail: l.detail.clone() });
         }
     }
