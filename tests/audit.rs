@@ -126,15 +126,20 @@ fn concurrent_runs_keep_the_chain() {
     let fx = Fx::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            let script =
-                format!("for i in $(seq 50); do {} run -- /bin/true || exit 1; done", env!("CARGO_BIN_EXE_paddock"));
+            // A failed run prints its exit code and stderr, and the loop stops.
+            let script = format!(
+                "for i in $(seq 50); do e=$({} run -- /bin/true 2>&1) || {{ echo \"run $i failed ($?): $e\"; exit 1; }}; done",
+                env!("CARGO_BIN_EXE_paddock")
+            );
             let mut c = Command::new("sh");
             c.args(["-c", &script]).env("PADDOCK_STATE_DIR", &fx.state).current_dir(&fx.ws).stdin(Stdio::null());
+            c.stdout(Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     }
     let recs = fx.records();
     assert_eq!(recs.len(), 600); // per run: call.start, exec, call.end
