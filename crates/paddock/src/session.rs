@@ -198,6 +198,9 @@ pub struct RunResult {
     pub outcome: Option<RunOutcome>,
     /// `seq` of the call's `call.start` record.
     pub audit_seq: u64,
+    /// Paths a `deny` or `protect` rule names that the call created (they did not exist
+    /// when it started, so no mask could hold them): moved aside, each named in `call.end`.
+    pub moved_aside: Vec<paddock_audit::MovedAside>,
 }
 
 /// A supervisor session. Cheap to clone; calls may run concurrently.
@@ -512,9 +515,13 @@ impl Inner {
                 self.append(&call.end(AuditOutcome::exited(code)), false)?;
                 return Err(SessionError::NotFound { seq, code });
             }
-            _ => return Ok(Executed { audit_seq: self.append(&call.start(), true)?, outcome: None }),
+            _ => {
+                let audit_seq = self.append(&call.start(), true)?;
+                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new() });
+            }
         };
         self.adorn(&mut spec);
+        let absent = crate::absent::AbsentPaths::before(&self.policy());
         let (mut running, _port) = match self.start_child(&mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -577,15 +584,16 @@ impl Inner {
         if let Some((task, rt)) = proxy {
             rt.block_on(task.stop());
         }
+        let moved_aside = absent.settle();
         let outcome = match waited {
             Ok(o) => o,
             Err(e) => {
-                self.append(&call.end(AuditOutcome::exited(125)), false)?;
+                self.append(&call.end(AuditOutcome::exited(125).with_moved_aside(moved_aside)), false)?;
                 return Err(SessionError::Sandbox(e));
             }
         };
-        self.append(&call.end(ended(&outcome)), false)?;
-        Ok(Executed { audit_seq: seq, outcome: Some(outcome) })
+        self.append(&call.end(ended(&outcome).with_moved_aside(moved_aside.clone())), false)?;
+        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside })
     }
 }
 
@@ -738,8 +746,8 @@ impl Session {
                 .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
             Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let Executed { audit_seq, outcome } = self.inner.execute(call, &decision, child, &rt, None)?;
-        Ok(RunResult { decision, outcome, audit_seq })
+        let Executed { audit_seq, outcome, moved_aside } = self.inner.execute(call, &decision, child, &rt, None)?;
+        Ok(RunResult { decision, outcome, audit_seq, moved_aside })
     }
 
     /// Decides `call` without running it (`POST /v1/check`).
@@ -948,6 +956,8 @@ struct Executed {
     audit_seq: u64,
     /// How the child ended (`None` for a denial: nothing ran).
     outcome: Option<RunOutcome>,
+    /// What the call created under a `deny` or `protect` rule, moved aside.
+    moved_aside: Vec<paddock_audit::MovedAside>,
 }
 
 /// Whether a helper program (the `cat` of a `read_file`, the `dd` of a `write_file`, the
@@ -1080,8 +1090,9 @@ fn outcome(decision: Decision, result: Result<Executed, SessionError>, read: boo
         ..CallOutcome::default()
     };
     match result {
-        Ok(Executed { audit_seq: seq, outcome: run }) => {
+        Ok(Executed { audit_seq: seq, outcome: run, moved_aside }) => {
             o.audit_seq = seq;
+            let notes: String = moved_aside.iter().map(|m| crate::absent::describe(m) + "\n").collect();
             if let Some(r) = run {
                 o.exit_code = Some(r.exit_code());
                 o.stderr = String::from_utf8_lossy(&r.stderr).into_owned();
@@ -1095,6 +1106,7 @@ fn outcome(decision: Decision, result: Result<Executed, SessionError>, read: boo
                     o.stdout = String::from_utf8_lossy(&r.stdout).into_owned();
                 }
             }
+            o.stderr.push_str(&notes);
         }
         Err(SessionError::NotFound { seq, code }) => {
             o.audit_seq = seq;
