@@ -114,4 +114,25 @@ curl -sS -o /dev/null -w "fronted %{http_code}\n" --http1.1 --request-target "$1
     assert!(o.out().contains("fronted 421"), "{o}");
 }
 
-both_users!(host_header_cannot_front_another_site);
+/// A plain-HTTP request to the secret's host (any allowed port) must not get the value
+/// in clear text: the proxy refuses it; the same request over TLS gets it.
+fn secret_never_goes_out_in_clear_text(user: User) {
+    let w = World::new(user);
+    let plain = format!("http://{API}:{}/clear", w.plain_port);
+    let script = r#"
+curl -sS -o /dev/null -w "plain-control %{http_code}\n" "$1-control"
+curl -sS -o /dev/null -w "plain-secret %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$1"
+curl -sS -o /dev/null -w "tls-secret %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$2"
+"#;
+    let o = w.run(&["sh", "-c", script, "sh", &plain, &w.url(API, "/tls")]);
+    let out = o.out();
+    assert!(out.contains("plain-control 200") && out.contains("tls-secret 200"), "controls: {o}");
+    let plain_seen = w.plain_seen.lock().unwrap().clone();
+    assert!(plain_seen.iter().any(|h| h.contains("/clear-control")), "control reached the listener: {plain_seen:?}");
+    assert!(!plain_seen.iter().any(|h| h.contains(&w.value)), "the value went out in clear text: {plain_seen:?}");
+    assert!(out.contains("plain-secret 403"), "{o}");
+    let tls = w.up.seen();
+    assert!(tls.iter().any(|s| s.path == "/tls" && s.header("authorization").is_some_and(|a| a.contains(&w.value))));
+}
+
+both_users!(host_header_cannot_front_another_site, secret_never_goes_out_in_clear_text);

@@ -76,6 +76,16 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     if used.is_empty() {
         return RequestVerdict::Allow { secret: None };
     }
+    if !req.tls {
+        let name = &entries[used[0]].name;
+        return RequestVerdict::Deny(Deny {
+            rule: format!("secrets.{name}"),
+            reason: format!(
+                "secret `{name}` goes only over TLS: this is a plain-HTTP request to {authority} (use https://)"
+            ),
+            exfiltration: false,
+        });
+    }
     let mut values = Vec::with_capacity(used.len());
     for &i in &used {
         let e = &entries[i];
@@ -241,7 +251,7 @@ deny = ["DELETE **"]
         let v = decide_request(
             p,
             Some(b),
-            &mut RequestParts { method: &method, host, port: 443, path_and_query: path, headers: &mut h },
+            &mut RequestParts { method: &method, host, port: 443, path_and_query: path, headers: &mut h, tls: true },
         );
         (v, h)
     }
