@@ -5,10 +5,13 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::tls::Upstream;
 use common::*;
@@ -135,4 +138,113 @@ curl -sS -o /dev/null -w "tls-secret %{http_code}\n" -H "Authorization: Bearer $
     assert!(tls.iter().any(|s| s.path == "/tls" && s.header("authorization").is_some_and(|a| a.contains(&w.value))));
 }
 
-both_users!(host_header_cannot_front_another_site, secret_never_goes_out_in_clear_text);
+/// Polls `cond` until it holds, for at most `HANG`.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < HANG, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Kills the process when the test fails before it ended.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// The open question files under `state`.
+fn questions(state: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(state.join("approvals")) else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".question.json").map(str::to_string))
+        .collect()
+}
+
+/// While `paddock run` asks a person on its terminal, the child's output must not reach
+/// that terminal: escape sequences printed after the question would move the cursor up
+/// and redraw it (another host, another rule) while the person decides. The output is
+/// held until the question is gone, then delivered.
+fn child_output_cannot_redraw_a_question(user: User) {
+    let f = Fixture::new(user);
+    let tail = r#"[sandbox]
+ask_timeout = "50s"
+[network]
+ask = ["ask.paddock.test:1"]
+[network.hosts]
+"ask.paddock.test" = "127.0.0.1"
+"#;
+    let script = r#"echo BEFORE-QUESTION
+curl -s -o /dev/null https://ask.paddock.test:1/ &
+while [ ! -e go ]; do sleep 0.02; done
+printf '\033[4A\033[2KFORGED-%s\n' allow-api.github.com
+touch printed
+wait"#;
+    let mut inner = f.paddock_argv(&Pol { tail, ..Pol::default() });
+    inner.extend(["sh", "-c", script].map(OsString::from));
+    let words: Vec<String> = inner.iter().map(|a| sh_quote(&a.to_string_lossy())).collect();
+    // A real terminal: script(1) gives paddock a pty whose stdin is not the child's.
+    let mut argv = f.user.prefix();
+    argv.extend(["script", "-qfec"].map(OsString::from));
+    argv.push(format!("{} </dev/null", words.join(" ")).into());
+    argv.push("/dev/null".into());
+    let state = f.root.join("state");
+    let mut child = spawn(
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &f.home)
+            .env("PADDOCK_STATE_DIR", &state)
+            .current_dir(&f.ws)
+            // Open and silent: the person has not typed anything (EOF would be an Enter).
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let _keyboard = child.stdin.take();
+    let mut child = KillOnDrop(child);
+    let seen: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let mut out = child.0.stdout.take().unwrap();
+    let s2 = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            s2.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    wait_until("the question", || !questions(&state).is_empty() && text().contains("allow? ["));
+    let id = questions(&state).remove(0);
+    assert!(text().contains("BEFORE-QUESTION"), "control: the child's output reaches the terminal: {}", text());
+    write(&f.ws.join("go"), "", 0o666);
+    wait_until("the child's forged redraw", || f.ws.join("printed").exists());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        assert!(!text().contains("FORGED-"), "the child redrew the open question: {:?}", text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(questions(&state).contains(&id), "the question was still open");
+    let o = f.launch(&[f.bin.clone().into(), "deny".into(), id.into()], &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let status = child.0.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{}", text());
+    assert!(text().contains("FORGED-allow-api.github.com"), "control: the held output is delivered after: {}", text());
+}
+
+both_users!(
+    host_header_cannot_front_another_site,
+    secret_never_goes_out_in_clear_text,
+    child_output_cannot_redraw_a_question,
+);
