@@ -138,6 +138,26 @@ curl -sS -o /dev/null -w "tls-secret %{http_code}\n" -H "Authorization: Bearer $
     assert!(tls.iter().any(|s| s.path == "/tls" && s.header("authorization").is_some_and(|a| a.contains(&w.value))));
 }
 
+/// The placeholder in another header than the secret's, to the secret's own host, must
+/// not become the value: an API that echoes a bad header value in its error message
+/// (`invalid anthropic-version: ...`) would hand the value to the child.
+fn value_only_in_the_secrets_header(user: User) {
+    let w = World::new(user);
+    let script = r#"
+curl -sS -o /dev/null -w "control %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$1-control"
+curl -sS -o /dev/null -w "echo %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" -H "X-Echo: $GH_TOKEN" "$1"
+curl -sS -o /dev/null -w "version %{http_code}\n" -H "Anthropic-Version: x $GH_TOKEN" "$1"
+"#;
+    let o = w.run(&["sh", "-c", script, "sh", &w.url(API, "/hdr")]);
+    let seen = w.up.seen();
+    let ok = seen.iter().find(|s| s.path == "/hdr-control").unwrap_or_else(|| panic!("control: {o}\n{seen:?}"));
+    assert_eq!(ok.header("authorization"), Some(format!("Bearer {}", w.value).as_str()), "control: {ok:?}");
+    let leaked: Vec<_> =
+        seen.iter().filter(|s| s.headers.iter().any(|(k, v)| k != "authorization" && v.contains(&w.value))).collect();
+    assert!(leaked.is_empty(), "the value went upstream in another header: {leaked:?}\n{o}");
+    assert!(o.out().contains("control 200") && o.out().contains("echo 403") && o.out().contains("version 403"), "{o}");
+}
+
 /// Polls `cond` until it holds, for at most `HANG`.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -247,4 +267,5 @@ both_users!(
     host_header_cannot_front_another_site,
     secret_never_goes_out_in_clear_text,
     child_output_cannot_redraw_a_question,
+    value_only_in_the_secrets_header,
 );
