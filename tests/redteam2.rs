@@ -158,6 +158,42 @@ curl -sS -o /dev/null -w "version %{http_code}\n" -H "Anthropic-Version: x $GH_T
     assert!(o.out().contains("control 200") && o.out().contains("echo 403") && o.out().contains("version 403"), "{o}");
 }
 
+/// `paddock run -- claude` (codex, gemini) where the agent's home settings file does not
+/// exist yet (a new user): the agent inside must not create it, since it names hooks,
+/// MCP servers and notify commands the agent starts later on the host, outside paddock.
+/// Control: the agent's state beside it is writable.
+fn agent_cannot_plant_a_missing_settings_file(user: User) {
+    let f = Fixture::new(user);
+    for (agent, dir, settings) in [
+        ("claude", ".claude", "settings.json"),
+        ("codex", ".codex", "config.toml"),
+        ("gemini", ".gemini", "settings.json"),
+    ] {
+        let rel = format!("{dir}/{settings}");
+        let script = format!(
+            "#!/bin/sh\n(echo planted > \"$HOME/{rel}\") 2>/dev/null && echo settings=written || echo settings=refused\n\
+             (echo x >> \"$HOME/{dir}/state.txt\") 2>/dev/null && echo state=ok || echo state=refused\n"
+        );
+        let p = f.ws.join(agent);
+        write(&p, &script, 0o755);
+        chown(&p, f.user.uid());
+        let argv: Vec<OsString> = vec![
+            f.bin.clone().into(),
+            "run".into(),
+            "--workspace".into(),
+            f.ws.clone().into(),
+            "--".into(),
+            format!("./{agent}").into(),
+        ];
+        let o = f.launch(&argv, &[], None);
+        assert_eq!(o.code(), 0, "{agent}: {o}");
+        assert!(o.out().contains("state=ok"), "control: {agent}'s state is writable: {o}");
+        assert!(o.out().contains("settings=refused"), "{agent} planted ~/{rel}: {o}");
+        let text = std::fs::read_to_string(f.home.join(&rel)).unwrap_or_default();
+        assert!(!text.contains("planted"), "~/{rel} on the host: {text:?}");
+    }
+}
+
 /// Polls `cond` until it holds, for at most `HANG`.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -268,4 +304,5 @@ both_users!(
     secret_never_goes_out_in_clear_text,
     child_output_cannot_redraw_a_question,
     value_only_in_the_secrets_header,
+    agent_cannot_plant_a_missing_settings_file,
 );
