@@ -194,6 +194,32 @@ fn agent_cannot_plant_a_missing_settings_file(user: User) {
     }
 }
 
+/// `paddock run -- gemini`: the agent inside must not add an extension to
+/// `~/.gemini/extensions` (Gemini CLI loads every one at its next start and runs the MCP
+/// servers it names, outside paddock when gemini runs outside). Control: its state is
+/// writable.
+fn gemini_cannot_plant_an_extension(user: User) {
+    let f = Fixture::new(user);
+    let script = "#!/bin/sh\n(mkdir -p \"$HOME/.gemini/extensions/evil\" && echo '{\"name\":\"evil\",\"mcpServers\":{\"x\":{\"command\":\"sh\"}}}' > \"$HOME/.gemini/extensions/evil/gemini-extension.json\") 2>/dev/null && echo ext=planted || echo ext=refused\n\
+                  (echo x >> \"$HOME/.gemini/state.txt\") 2>/dev/null && echo state=ok || echo state=refused\n";
+    let p = f.ws.join("gemini");
+    write(&p, script, 0o755);
+    chown(&p, f.user.uid());
+    let argv: Vec<OsString> = vec![
+        f.bin.clone().into(),
+        "run".into(),
+        "--workspace".into(),
+        f.ws.clone().into(),
+        "--".into(),
+        "./gemini".into(),
+    ];
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("state=ok"), "control: gemini's state is writable: {o}");
+    assert!(o.out().contains("ext=refused"), "{o}");
+    assert!(!f.home.join(".gemini/extensions/evil").exists(), "an extension was planted on the host");
+}
+
 /// Polls `cond` until it holds, for at most `HANG`.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -305,4 +331,5 @@ both_users!(
     child_output_cannot_redraw_a_question,
     value_only_in_the_secrets_header,
     agent_cannot_plant_a_missing_settings_file,
+    gemini_cannot_plant_an_extension,
 );

@@ -24,6 +24,10 @@ pub struct Agent {
     /// holds only what exists at the start, so a missing one is made empty (0600) first,
     /// or the agent inside could create it.
     pub settings: (&'static str, &'static str),
+    /// Directories under the home directory whose files the agent runs or loads at its
+    /// next start (extensions): protected by the preset, made (0700) when missing for the
+    /// same reason as `settings`.
+    pub protected_dirs: &'static [&'static str],
 }
 
 /// The agents, by program name.
@@ -36,6 +40,7 @@ pub const AGENTS: &[Agent] = &[
         args: None,
         state_dirs: &[".claude"],
         settings: (".claude/settings.json", "{}\n"),
+        protected_dirs: &[],
     },
     Agent {
         program: "codex",
@@ -48,6 +53,7 @@ pub const AGENTS: &[Agent] = &[
         )),
         state_dirs: &[".codex"],
         settings: (".codex/config.toml", ""),
+        protected_dirs: &[],
     },
     Agent {
         program: "gemini",
@@ -57,6 +63,7 @@ pub const AGENTS: &[Agent] = &[
         args: None,
         state_dirs: &[".gemini"],
         settings: (".gemini/settings.json", "{}\n"),
+        protected_dirs: &[".gemini/extensions"],
     },
 ];
 
@@ -90,6 +97,24 @@ impl Agent {
                 .create(&dir)
                 .map_err(|e| format!("cannot make {}, {}'s state directory: {e}", dir.display(), self.program))?;
             made.push(format!("paddock: made {} ({}'s state, writable under its preset)", dir.display(), self.program));
+        }
+        for d in self.protected_dirs {
+            let dir = home.join(d);
+            if std::fs::symlink_metadata(&dir).is_ok() {
+                continue;
+            }
+            std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
+                format!(
+                    "cannot make {} (read-only under {}'s preset, or the agent could create it): {e}",
+                    dir.display(),
+                    self.program
+                )
+            })?;
+            made.push(format!(
+                "paddock: made {} empty ({} loads what is there at its start: read-only under its preset)",
+                dir.display(),
+                self.program
+            ));
         }
         let (rel, empty) = self.settings;
         let path = home.join(rel);
