@@ -220,6 +220,44 @@ fn gemini_cannot_plant_an_extension(user: User) {
     assert!(!f.home.join(".gemini/extensions/evil").exists(), "an extension was planted on the host");
 }
 
+/// Under `[commands] scope = "tree"`, a script whose `#!` interpreter is a relative
+/// path: the kernel resolves it from the process's working directory, so the supervisor
+/// must decide that file, not the one the path names from `/`. Here the workspace's
+/// `bin/sh` is a link to `cat`, which the rules allow only as `cat /dev/null`: the
+/// script's arguments must not reach `cat`.
+fn relative_interpreter_is_decided_where_the_kernel_finds_it(user: User) {
+    let f = Fixture::new(user);
+    let marker = format!("NOT-FOR-CAT-{}", unique());
+    let target = f.outside.join("target.txt");
+    write(&target, &marker, 0o644);
+    let script = f.ws.join("run.sh");
+    let bin = f.ws.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/cat", bin.join("sh")).unwrap();
+    let outside = f.outside.to_str().unwrap();
+    let tail =
+        format!("[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"{} **\", \"cat /dev/null\"]\n", script.display());
+    let read = [outside];
+    let pol = Pol { tail: &tail, read: &read, ..Pol::default() };
+    let driver =
+        ["sh", "-c", "./run.sh \"$1\"; echo rc=$?; cat \"$1\"; echo cat-rc=$?", "sh", target.to_str().unwrap()];
+    // Control: with an absolute interpreter the script runs as a shell script, and cat of
+    // the file is refused by the rule.
+    write(&script, "#!/bin/sh\necho ran-as-sh\n", 0o755);
+    chown(&script, f.user.uid());
+    let o = f.run(&pol, &driver, None);
+    assert!(o.out().contains("ran-as-sh") && o.out().contains("cat-rc=126"), "control: {o}");
+    assert!(!o.out().contains(&marker), "control: {o}");
+    // Control: on the host, the relative interpreter is cat, run from the workspace.
+    write(&script, "#!bin/sh\necho ran-as-sh\n", 0o755);
+    chown(&script, f.user.uid());
+    let h = f.host(&driver);
+    assert!(h.out().contains(&marker), "control: the kernel runs the workspace's bin/sh (cat): {h}");
+    let o = f.run(&pol, &driver, None);
+    assert!(!o.out().contains(&marker), "cat ran with the script's arguments: {o}");
+    assert!(o.err().contains("refused exec"), "{o}");
+}
+
 /// Polls `cond` until it holds, for at most `HANG`.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -332,4 +370,5 @@ both_users!(
     value_only_in_the_secrets_header,
     agent_cannot_plant_a_missing_settings_file,
     gemini_cannot_plant_an_extension,
+    relative_interpreter_is_decided_where_the_kernel_finds_it,
 );
