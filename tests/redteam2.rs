@@ -292,6 +292,17 @@ fn questions(state: &Path) -> Vec<String> {
 /// and redraw it (another host, another rule) while the person decides. The output is
 /// held until the question is gone, then delivered.
 fn child_output_cannot_redraw_a_question(user: User) {
+    redraw_attempt(user, " </dev/null", "allow? [");
+}
+
+/// The same with the child on the terminal (an interactive agent in paddock's pty): the
+/// question is printed over its screen and answered from another terminal by its id, so
+/// the child must not redraw the subject beside the real id while it is open.
+fn interactive_child_cannot_redraw_a_question(user: User) {
+    redraw_attempt(user, "", "answer from another terminal");
+}
+
+fn redraw_attempt(user: User, redirect: &str, asked: &str) {
     let f = Fixture::new(user);
     let tail = r#"[sandbox]
 ask_timeout = "50s"
@@ -312,7 +323,7 @@ wait"#;
     // A real terminal: script(1) gives paddock a pty whose stdin is not the child's.
     let mut argv = f.user.prefix();
     argv.extend(["script", "-qfec"].map(OsString::from));
-    argv.push(format!("{} </dev/null", words.join(" ")).into());
+    argv.push(format!("{}{redirect}", words.join(" ")).into());
     argv.push("/dev/null".into());
     let state = f.root.join("state");
     let mut child = spawn(
@@ -344,7 +355,7 @@ wait"#;
         }
     });
     let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    wait_until("the question", || !questions(&state).is_empty() && text().contains("allow? ["));
+    wait_until("the question", || !questions(&state).is_empty() && text().contains(asked));
     let id = questions(&state).remove(0);
     assert!(text().contains("BEFORE-QUESTION"), "control: the child's output reaches the terminal: {}", text());
     write(&f.ws.join("go"), "", 0o666);
@@ -367,6 +378,7 @@ both_users!(
     host_header_cannot_front_another_site,
     secret_never_goes_out_in_clear_text,
     child_output_cannot_redraw_a_question,
+    interactive_child_cannot_redraw_a_question,
     value_only_in_the_secrets_header,
     agent_cannot_plant_a_missing_settings_file,
     gemini_cannot_plant_an_extension,

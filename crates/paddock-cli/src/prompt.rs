@@ -4,6 +4,8 @@
 //! interactive agent in a pty, whose keystrokes paddock relays), a second reader would
 //! steal the agent's input: the question is printed on its own lines with the commands
 //! that answer it from another terminal (`paddock approve ID`, `paddock approvals`).
+//! Either way the child's output waits while the question is open, so that its escape
+//! sequences cannot redraw the question a person is answering.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -56,6 +58,12 @@ fn ask(q: &Question, store: &Store, child_has_terminal: bool) {
         let said = write!(tty, "\r\n{text}\r\n(answer from another terminal: the agent has this one)\r\n");
         if let Err(e) = said {
             tracing::warn!("cannot print the question on the terminal: {e}");
+            return;
+        }
+        // Answered by its id from another terminal: the agent's screen waits until then,
+        // so that the question stays as paddock printed it.
+        while store.get(&q.id).is_some() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         return;
     }
