@@ -258,6 +258,45 @@ fn relative_interpreter_is_decided_where_the_kernel_finds_it(user: User) {
     assert!(o.err().contains("refused exec"), "{o}");
 }
 
+/// `paddock run -- claude` for a user with a plugin installed: the agent inside must not
+/// rewrite the plugin's hooks (Claude Code runs them at its next start, outside paddock
+/// when claude runs outside). Control: its state is writable.
+fn claude_cannot_rewrite_a_plugin_hook(user: User) {
+    let f = Fixture::new(user);
+    let hooks = f.home.join(".claude/plugins/cache/acme/tool/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let mut d = hooks.clone();
+    while d != f.home {
+        chown(&d, f.user.uid());
+        d.pop();
+    }
+    let file = hooks.join("hooks.json");
+    write(&file, "{}", 0o644);
+    chown(&file, f.user.uid());
+    let script = "#!/bin/sh\n(echo planted > \"$HOME/.claude/plugins/cache/acme/tool/hooks/hooks.json\") 2>/dev/null && echo hook=written || echo hook=refused\n\
+                  (echo x >> \"$HOME/.claude/state.txt\") 2>/dev/null && echo state=ok || echo state=refused\n";
+    let p = f.ws.join("claude");
+    write(&p, script, 0o755);
+    chown(&p, f.user.uid());
+    // Control: on the host the hook file is the user's to write.
+    let h = f.host(&["./claude"]);
+    assert!(h.out().contains("hook=written"), "control: {h}");
+    write(&file, "{}", 0o644);
+    let argv: Vec<OsString> = vec![
+        f.bin.clone().into(),
+        "run".into(),
+        "--workspace".into(),
+        f.ws.clone().into(),
+        "--".into(),
+        "./claude".into(),
+    ];
+    let o = f.launch(&argv, &[("ANTHROPIC_API_KEY", "sk-test")], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("state=ok"), "control: claude's state is writable: {o}");
+    assert!(o.out().contains("hook=refused"), "{o}");
+    assert_eq!(read(&file), "{}", "the plugin's hook was rewritten on the host");
+}
+
 /// Polls `cond` until it holds, for at most `HANG`.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -382,5 +421,6 @@ both_users!(
     value_only_in_the_secrets_header,
     agent_cannot_plant_a_missing_settings_file,
     gemini_cannot_plant_an_extension,
+    claude_cannot_rewrite_a_plugin_hook,
     relative_interpreter_is_decided_where_the_kernel_finds_it,
 );
