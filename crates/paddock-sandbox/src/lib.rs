@@ -119,6 +119,7 @@ pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{run, spawn, Killer, Running};
 pub use layer::{Layer, LayerState};
 pub use proto::HELPER_MARKER;
+pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;

@@ -250,7 +250,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
     match resolve::resolve(root, &base, &target) {
         Ok(p) => {
             let comps: Vec<Vec<u8>> = p.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
-            match resolve::shebang(root, &resolve::in_root(root, &comps)) {
+            match resolve::shebang(root, &resolve::in_root(root, &comps), &exec.cwd) {
                 Some(Ok(i)) => exec.interpreter = Some(i),
                 Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
                 None => {}
