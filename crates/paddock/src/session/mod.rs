@@ -28,14 +28,14 @@ use paddock_audit::{
 };
 use paddock_policy::{normalize, Decision, Policy};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{
-    ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode, ViewStamp, Zygote,
-};
+use paddock_sandbox::{ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode};
 
 mod revocations;
+mod zygote;
 
 use revocations::RevocationState;
 pub use revocations::{apply_revocations, revocation_of};
+use zygote::{SessionZygote, Zygotes};
 
 use crate::call::{CallOutcome, ToolCall};
 use crate::net::ProxyTask;
@@ -94,7 +94,7 @@ pub(crate) struct Inner {
     mode: String,
     calls: AtomicU64,
     started: Instant,
-    zygote: Mutex<ZygoteSlot>,
+    zygotes: Zygotes,
     /// The calls running now, by a number of their own: what [`Session::kill_running`] kills.
     running: Mutex<(u64, Vec<(u64, Killer)>)>,
     /// Set by [`Session::kill_running`]: calls that end killed say why.
@@ -127,70 +127,6 @@ impl crate::net::ProxyHost for Inner {
     fn ask_connect(&self, host: &str, port: u16) -> Decision {
         Inner::ask_connect(self, host, port)
     }
-}
-
-/// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
-/// mount view (paddock_sandbox's `Zygote` docs say what they share and what each has of
-/// its own). Held by the session and by each call that runs in it; the last holder of a
-/// retired one ends it.
-pub(crate) struct SessionZygote {
-    policy: Arc<Policy>,
-    view: Arc<FsView>,
-    zygote: Zygote,
-    /// The directories of its view as they were just before it started: a call runs in it
-    /// only while they are unchanged.
-    stamp: ViewStamp,
-    /// Proxy ports free for the next call, and the next new one: each concurrent call
-    /// listens on a port of its own in the shared network namespace, so its connections
-    /// are its own on the audit log and Landlock lets it reach no other call's listener.
-    ports: Mutex<(Vec<u16>, u16)>,
-}
-
-/// A call's proxy port, back to the pool when dropped (after the call's proxy stopped).
-struct PortLease {
-    zygote: Arc<SessionZygote>,
-    port: u16,
-}
-
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        self.zygote.ports.lock().unwrap_or_else(|e| e.into_inner()).0.push(self.port);
-    }
-}
-
-impl SessionZygote {
-    fn lease_port(self: &Arc<Self>) -> Option<PortLease> {
-        let mut p = self.ports.lock().unwrap_or_else(|e| e.into_inner());
-        let port = match p.0.pop() {
-            Some(port) => port,
-            None => {
-                let port = p.1;
-                p.1 = port.checked_add(1)?;
-                port
-            }
-        };
-        Some(PortLease { zygote: Arc::clone(self), port })
-    }
-}
-
-enum ZygoteSlot {
-    Empty,
-    Ready(Arc<SessionZygote>),
-    /// Starting one failed under this policy (e.g. strict and a layer is missing): its
-    /// calls take the one-shot path, which reports why.
-    Failed(Arc<Policy>),
-}
-
-/// Zygotes share one network namespace among calls; they are used only where Landlock has
-/// what a call in a shared namespace requires (ABI ≥ [`paddock_sandbox::shared_netns_abi`]:
-/// TCP confined to the call's own proxy port, abstract unix sockets scoped to the call), so
-/// no call can reach another's listeners. Elsewhere every call gets a sandbox of its own.
-fn zygotes_supported() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        std::env::var_os("PADDOCK_NO_ZYGOTE").is_none()
-            && paddock_sandbox::landlock_abi() >= paddock_sandbox::shared_netns_abi()
-    })
 }
 
 /// The result of [`Session::run`]: the decision and, when the call ran, how it ended.
@@ -245,100 +181,10 @@ impl Inner {
         Arc::clone(&current)
     }
 
-    /// The zygote for calls under `policy`: the current one when it was started under this
-    /// very policy and is alive, else a new one (the old one ends once its calls have).
-    /// `None`: calls take the one-shot path.
+    /// The zygote for calls under `policy` ([`Zygotes::for_policy`]); `None`: calls take the
+    /// one-shot path.
     fn zygote_for(&self, policy: &Arc<Policy>) -> Option<Arc<SessionZygote>> {
-        if !zygotes_supported() {
-            return None;
-        }
-        let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
-        match &*slot {
-            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => {
-                if z.stamp.unchanged() {
-                    return Some(Arc::clone(z));
-                }
-                tracing::debug!(session = %self.id, "the zygote's view is out of date: a new one");
-            }
-            ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
-            _ => {}
-        }
-        // Retire the old one first: its process ends once the session and its calls let go.
-        *slot = ZygoteSlot::Empty;
-        let view = spec::fs_view(policy);
-        let ws = policy.vars.workspace.clone();
-        let mut template = spec::build_with(
-            policy,
-            &view,
-            PathBuf::from("/bin/true"),
-            vec!["true".into()],
-            &ws,
-            StdioMode::Capture { stdin: None },
-        );
-        self.adorn(&mut template);
-        // Before the start: a change while the zygote walks its view is a change.
-        let stamp = paddock_sandbox::view_stamp(&template);
-        if let Some(why) = stamp.stale_reason() {
-            tracing::debug!(session = %self.id, "the next call gets a new zygote ({why})");
-        }
-        match Zygote::start(&template) {
-            Ok(zygote) => {
-                tracing::debug!(session = %self.id, dirs = stamp.len(), "zygote started");
-                let z = Arc::new(SessionZygote {
-                    policy: Arc::clone(policy),
-                    view: Arc::new(view),
-                    zygote,
-                    stamp,
-                    ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
-                });
-                *slot = ZygoteSlot::Ready(Arc::clone(&z));
-                Some(z)
-            }
-            Err(e) => {
-                tracing::debug!(session = %self.id, "no zygote ({e}): one sandbox per call");
-                *slot = ZygoteSlot::Failed(Arc::clone(policy));
-                None
-            }
-        }
-    }
-
-    /// Drops `z` from the session (it died): the next call starts a new one.
-    fn retire(&self, z: &Arc<SessionZygote>) {
-        let mut slot = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(&*slot, ZygoteSlot::Ready(cur) if Arc::ptr_eq(cur, z)) {
-            *slot = ZygoteSlot::Empty;
-        }
-    }
-
-    /// Confines `spec`'s child: in `zygote` when given (and it takes the spec), else in a
-    /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
-    fn start_child(
-        &self,
-        spec: &mut SandboxSpec,
-        zygote: Option<&Arc<SessionZygote>>,
-    ) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
-        let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {
-            return Ok((paddock_sandbox::spawn(spec)?, None));
-        };
-        let lease = match spec.network {
-            NetworkMode::Proxy { .. } => match z.lease_port() {
-                Some(l) => {
-                    spec::set_proxy_port(spec, l.port);
-                    Some(l)
-                }
-                None => return Ok((paddock_sandbox::spawn(spec)?, None)),
-            },
-            NetworkMode::None => None,
-        };
-        match z.zygote.spawn(spec) {
-            Ok(r) => Ok((r, lease)),
-            Err(SandboxError::Spawn(m)) if !z.zygote.is_alive() => {
-                tracing::warn!(session = %self.id, "the session's zygote is gone ({m}); this call gets a sandbox of its own");
-                self.retire(z);
-                Ok((paddock_sandbox::spawn(spec)?, lease))
-            }
-            Err(e) => Err(e),
-        }
+        self.zygotes.for_policy(&self.id, policy, &|spec| self.adorn(spec))
     }
 
     fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
@@ -429,7 +275,7 @@ impl Inner {
             _ => return Ok(Executed { audit_seq: self.append(&call.start(), true)?, outcome: None }),
         };
         self.adorn(&mut spec);
-        let (mut running, _port) = match self.start_child(&mut spec, zygote) {
+        let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
                 let code = match e {
@@ -556,7 +402,7 @@ impl Session {
             calls: AtomicU64::new(0),
             started: Instant::now(),
             base,
-            zygote: Mutex::new(ZygoteSlot::Empty),
+            zygotes: Zygotes::new(),
             running: Mutex::new((0, Vec::new())),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -706,7 +552,7 @@ impl Session {
             };
             let Plan { decision, target, cwd, child } =
                 plan(&policy, call, answered, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
-                    Some(z) => Arc::clone(&z.view),
+                    Some(z) => z.view(),
                     None => Arc::new(spec::fs_view(&policy)),
                 });
             let record = inner.call_record(target, &decision, &cwd, &policy);
