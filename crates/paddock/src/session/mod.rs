@@ -26,20 +26,21 @@ use std::time::Instant;
 use paddock_audit::{
     AuditLog, Call, CallOutcome as AuditOutcome, Decision as AuditDecision, Event, SessionEnd, SessionStart, Target,
 };
-use paddock_policy::{normalize, Decision, Policy};
+use paddock_policy::{Decision, Policy};
 use paddock_proxy::ConnectionEvent;
 use paddock_sandbox::{ExitKind, Killer, NetworkMode, RunOutcome, SandboxError, SandboxSpec, StdioMode};
 
+mod plan;
 mod revocations;
 mod zygote;
 
+use plan::{deny, plan, resolve_cwd, Child, Plan};
 use revocations::RevocationState;
 pub use revocations::{apply_revocations, revocation_of};
 use zygote::{SessionZygote, Zygotes};
 
 use crate::call::{CallOutcome, ToolCall};
 use crate::net::ProxyTask;
-use crate::spec::FsView;
 use crate::{spec, SessionError};
 
 /// A callback that sees every proxied connection (for `paddock run -v`).
@@ -494,31 +495,7 @@ impl Session {
 
     /// Decides `call` without running it (`POST /v1/check`).
     pub fn check(&self, call: &ToolCall) -> Decision {
-        let policy = self.inner.policy();
-        let ws = policy.vars.workspace.clone();
-        match call {
-            ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
-            ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
-            ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
-            ToolCall::HttpRequest { url, method, .. } => match url_target(url) {
-                Ok(target) => {
-                    let (host, port) = (target.host.as_policy_str(), target.port);
-                    match policy.decide_connect(&host, port) {
-                        // A person would be asked: said without waiting.
-                        d if d.verdict == paddock_policy::Verdict::Ask => d,
-                        // The proxy's own verdict: the name, then the address it resolves
-                        // to, then the host's request rules.
-                        _ => match crate::net::decide_connection(&policy, &target) {
-                            c if c.decision.is_allow() => {
-                                policy.decide_http(method.as_deref().unwrap_or("GET"), &host, port, &url_path(url))
-                            }
-                            c => c.decision,
-                        },
-                    }
-                }
-                Err(m) => deny(m),
-            },
-        }
+        plan::check(&self.inner.policy(), call)
     }
 
     /// Runs one tool call: decide → audit start → confine and run → audit end. The
@@ -627,174 +604,12 @@ impl Drop for InFlight {
     }
 }
 
-fn deny(reason: String) -> Decision {
-    Decision { verdict: paddock_policy::Verdict::Deny, rule: Arc::from("default"), reason }
-}
-
-fn resolve_cwd(ws: &Path, cwd: Option<&str>) -> PathBuf {
-    match cwd {
-        Some(c) => normalize(Path::new(c), ws),
-        None => ws.to_path_buf(),
-    }
-}
-
-/// The host and port an `http_request` of `url` asks for: the proxy's own URL parser
-/// ([`paddock_proxy::url_target`]), so the call is decided on the host the proxy sees.
-fn url_target(url: &str) -> Result<paddock_proxy::Target, String> {
-    use paddock_proxy::TargetError;
-    paddock_proxy::url_target(url).map_err(|e| match e {
-        TargetError::NotAbsolute(_) => format!("`{url}` is not an absolute http(s) URL"),
-        TargetError::UrlScheme(other) => format!("scheme `{other}` is not http or https"),
-        TargetError::UserInfo(_) => format!("`{url}` has userinfo (`user@host`): refused"),
-        other => format!("`{url}`: {other}"),
-    })
-}
-
-/// The origin-form target of an absolute URL (`/` when it names none), for the request
-/// rules of `[[network.http]]`.
-fn url_path(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let target = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
-    let target = target.split('#').next().unwrap_or("");
-    if target.starts_with('/') {
-        target.to_string()
-    } else {
-        format!("/{target}")
-    }
-}
-
-/// What a decided call runs.
-enum Child {
-    /// The decision is a denial: nothing runs.
-    Denied,
-    /// The confined child that performs the call.
-    Run(Box<SandboxSpec>),
-    /// Allowed, but the program does not resolve on the policy's paths: nothing runs, and
-    /// the call ends with [`Child::NOT_FOUND`], as a shell's would.
-    NotFound,
-}
-
-impl Child {
-    /// The exit code of a program that does not resolve (a shell's).
-    const NOT_FOUND: i32 = 127;
-
-    /// `Run` of `spec` when `program` resolved, else `NotFound`.
-    fn of(program: Option<PathBuf>, spec: impl FnOnce(PathBuf) -> SandboxSpec) -> Child {
-        program.map_or(Child::NotFound, |p| Child::Run(Box::new(spec(p))))
-    }
-}
-
-/// A tool call decided: the decision, what the audit log names, where it runs, and what.
-struct Plan {
-    decision: Decision,
-    target: Target,
-    cwd: PathBuf,
-    child: Child,
-}
-
 /// What [`Inner::execute`] recorded and ran.
 struct Executed {
     /// The sequence number of the call's `call.start` record.
     audit_seq: u64,
     /// How the child ended (`None` for a denial: nothing ran).
     outcome: Option<RunOutcome>,
-}
-
-/// Whether a helper program (the `cat` of a `read_file`, the `dd` of a `write_file`, the
-/// `curl` of an `http_request`) may use the session's network: only an `http_request`'s
-/// goes through the proxy; the file helpers get no network at all.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum HelperNet {
-    /// The policy's network (the proxy), for `http_request`.
-    Proxy,
-    /// No network.
-    None,
-}
-
-/// Decides a tool call and, when allowed, builds the spec of the confined child that
-/// performs it.
-/// `view` gives the filesystem fields (asked for only when the call is allowed).
-/// `answered` is a person's decision on a command call that asked.
-fn plan(policy: &Policy, call: ToolCall, answered: Option<Decision>, view: &mut dyn FnMut() -> Arc<FsView>) -> Plan {
-    let ws = policy.vars.workspace.clone();
-    let mut helper = |name: &str, argv: Vec<String>, stdin: Option<Vec<u8>>, net: HelperNet| -> Child {
-        Child::of(policy.resolve_program(name, &ws), |program| {
-            let mut s = spec::build_with(policy, &view(), program, argv, &ws, StdioMode::Capture { stdin });
-            if net == HelperNet::None {
-                s.network = NetworkMode::None;
-            }
-            s
-        })
-    };
-    let allowed = |d: &Decision, child: &mut dyn FnMut() -> Child| if d.is_allow() { child() } else { Child::Denied };
-    match call {
-        ToolCall::Command { argv, cwd, stdin, timeout } => {
-            let cwd = resolve_cwd(&ws, cwd.as_deref());
-            let d = match answered {
-                _ if argv.is_empty() => deny("empty argv".into()),
-                Some(d) => d,
-                None => policy.check_runnable(&argv, &cwd),
-            };
-            let mut stdin = stdin.map(String::into_bytes);
-            let child = allowed(&d, &mut || {
-                Child::of(policy.resolve_program(&argv[0], &cwd), |program| {
-                    let stdio = StdioMode::Capture { stdin: stdin.take() };
-                    let mut s = spec::build_with(policy, &view(), program, argv.clone(), &cwd, stdio);
-                    if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
-                        s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
-                    }
-                    s
-                })
-            });
-            Plan { decision: d, target: Target::command(&argv), cwd, child }
-        }
-        ToolCall::ReadFile { path } => {
-            let p = normalize(Path::new(&path), &ws);
-            let d = policy.decide_read(&p);
-            let argv = vec!["cat".into(), "--".into(), p.to_string_lossy().into_owned()];
-            let child = allowed(&d, &mut || helper("cat", argv.clone(), None, HelperNet::None));
-            Plan { decision: d, target: Target::read_file(&p), cwd: ws.clone(), child }
-        }
-        ToolCall::WriteFile { path, content } => {
-            let p = normalize(Path::new(&path), &ws);
-            let d = policy.decide_write(&p);
-            let of = format!("of={}", p.to_string_lossy());
-            let mut content = Some(content.into_bytes());
-            let argv = vec!["dd".into(), of, "status=none".into()];
-            let child = allowed(&d, &mut || helper("dd", argv.clone(), content.take(), HelperNet::None));
-            Plan { decision: d, target: Target::write_file(&p), cwd: ws.clone(), child }
-        }
-        ToolCall::HttpRequest { url, method, headers, body } => {
-            let method = method.unwrap_or_else(|| "GET".into());
-            let mut d = match url_target(&url) {
-                Ok(t) => policy.decide_http(&method, &t.host.as_policy_str(), t.port, &url_path(&url)),
-                Err(m) => deny(m),
-            };
-            if d.verdict == paddock_policy::Verdict::Ask {
-                // The proxy holds the connection and asks; its answer is the outcome.
-                d = Decision {
-                    verdict: paddock_policy::Verdict::Allow,
-                    reason: format!("{}: the proxy holds the connection for the answer", d.reason),
-                    rule: d.rule,
-                };
-            }
-            let mut argv: Vec<String> =
-                ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();
-            for (k, v) in headers.iter().flatten() {
-                argv.push("-H".into());
-                argv.push(format!("{k}: {v}"));
-            }
-            if body.is_some() {
-                argv.push("--data-binary".into());
-                argv.push("@-".into());
-            }
-            argv.push("--".into());
-            argv.push(url.clone());
-            let mut body = body.map(String::into_bytes);
-            let child = allowed(&d, &mut || helper("curl", argv.clone(), body.take(), HelperNet::Proxy));
-            Plan { decision: d, target: Target::http_request(&url, Some(&method)), cwd: ws.clone(), child }
-        }
-    }
 }
 
 /// An `http_request`'s outcome: a connection the proxy refused makes the call a denial
