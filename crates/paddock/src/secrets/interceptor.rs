@@ -10,7 +10,7 @@ use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts,
 use super::inspect::{self, Place, Substitution};
 use super::Broker;
 use crate::net::blocking;
-use crate::session::Inner;
+use crate::session::inner::Inner;
 
 /// The interceptor of one call (its records carry the call's id).
 pub(crate) struct CallInterceptor {
