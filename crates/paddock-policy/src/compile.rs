@@ -31,7 +31,7 @@ impl Policy {
         let ask_timeout =
             m.ask_timeout.as_ref().and_then(|(v, o)| limits::duration(v, o, "ask_timeout", &mut problems));
         let audit = compile_audit(m.audit_export.as_ref(), &mut problems);
-        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
+        let secrets = crate::secrets::table::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
         let http = crate::http_rules::compile(&m.net_http, &network, &mut problems);
         let upstream_ca = crate::http_rules::upstream_ca(&m.net_upstream_ca, vars, &mut problems);
         problems.into_result()?;

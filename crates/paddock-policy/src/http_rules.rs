@@ -28,7 +28,8 @@ use crate::error::{Origin, Problems};
 use crate::load::At;
 use crate::network::{compile_host, Host, HostRule, NetworkRules, RawEntry};
 use crate::raw::S;
-use crate::secrets::{host_covers, require_allowed};
+use crate::secrets::host_covers;
+use crate::secrets::table::require_allowed;
 use crate::vars::Vars;
 
 /// The keys of a `[[network.http]]` table, for "did you mean" hints.

@@ -41,7 +41,7 @@ pub(crate) struct Merged {
     pub net_upstream: Option<At<String>>,
     pub net_upstream_ca: Vec<At<String>>,
     pub net_http: Vec<crate::http_rules::MergedHttp>,
-    pub secrets: BTreeMap<String, crate::secrets::MergedSecret>,
+    pub secrets: BTreeMap<String, crate::secrets::table::MergedSecret>,
     pub env_pass: Vec<At<String>>,
     pub env_set: BTreeMap<String, (At<String>, At<String>)>,
     pub timeout: Option<At<IntOrString>>,
@@ -289,7 +289,7 @@ impl Loader {
                 m.audit_export = Some((u.into_inner(), o));
             }
         }
-        crate::secrets::merge(raw.secrets, at, &mut m.secrets);
+        crate::secrets::table::merge(raw.secrets, at, &mut m.secrets);
         if let Some(e) = raw.env {
             m.env_pass.extend(list(e.pass));
             for (k, v) in e.set {

@@ -27,7 +27,7 @@ pub(crate) struct RawPolicy {
     pub limits: Option<RawLimits>,
     pub audit: Option<RawAudit>,
     #[serde(default)]
-    pub secrets: BTreeMap<S<String>, S<crate::secrets::RawSecret>>,
+    pub secrets: BTreeMap<S<String>, S<crate::secrets::table::RawSecret>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -126,7 +126,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         "commands" => &["allow", "deny", "ask", "scope"],
         "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy", "upstream_ca", "http"],
         "network.http" => crate::http_rules::KEYS,
-        s if s.starts_with("secrets.") => crate::secrets::KEYS,
+        s if s.starts_with("secrets.") => crate::secrets::table::KEYS,
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         "audit" => &["export"],
