@@ -9,10 +9,12 @@ use std::time::Duration;
 
 mod conv;
 mod mount;
+mod notify;
 mod process;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use mount::*;
+pub(crate) use notify::*;
 pub(crate) use process::*;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
