@@ -226,6 +226,8 @@ impl Loader {
         Ok(())
     }
 
+    // Long on purpose: one block per table of the file, in the order of `RawPolicy`, each
+    // a few lines of the same shape (a later file's value replaces, its lists extend).
     fn overlay(&mut self, raw: RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin) {
         let m = &mut self.merged;
         let list = |v: Vec<raw::S<String>>| -> Vec<At<String>> {
