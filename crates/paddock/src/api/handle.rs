@@ -48,6 +48,11 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
     r
 }
 
+/// [`error`], boxed: the refusal of a check that returns a `Result` (a response is large).
+fn boxed_error(status: StatusCode, message: impl std::fmt::Display) -> Box<Resp> {
+    Box::new(error(status, message))
+}
+
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
@@ -82,11 +87,11 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
 /// token) and is routed before anything else happens; then each route is served.
 async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     if let Err(r) = gate(state, &req) {
-        return r;
+        return *r;
     }
     let route = match route(&req) {
         Ok(route) => route,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match route {
         Route::Approvals => {
@@ -149,21 +154,24 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
 
 /// The checks every request passes, in order: no `Origin`, a loopback (or socket) host,
 /// the bearer token.
-fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Resp> {
+fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Box<Resp>> {
     if req.headers().contains_key(ORIGIN) {
-        return Err(error(
+        return Err(boxed_error(
             StatusCode::FORBIDDEN,
             "requests with an Origin header are refused: the API is not for browsers",
         ));
     }
     if let Err(m) = host_ok(req, state.unix) {
-        return Err(error(StatusCode::FORBIDDEN, m));
+        return Err(boxed_error(StatusCode::FORBIDDEN, m));
     }
     match bearer(req).map(|t| state.token.verify(t)) {
         Some(Ok(true)) => {}
         Some(Err(e)) => {
             tracing::error!("{e}");
-            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("the server's token file is unusable: {e}")));
+            return Err(boxed_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the server's token file is unusable: {e}"),
+            ));
         }
         Some(Ok(false)) | None => {
             let mut r = error(
@@ -171,7 +179,7 @@ fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Resp> {
                 "missing or wrong token: send `Authorization: Bearer TOKEN` with the token from the token file",
             );
             r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return Err(r);
+            return Err(Box::new(r));
         }
     }
     Ok(())
@@ -179,7 +187,7 @@ fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Resp> {
 
 /// The route of a request that passed the gate: 404 for an unknown path, 405 for a wrong
 /// method.
-fn route(req: &Request<Incoming>) -> Result<Route, Resp> {
+fn route(req: &Request<Incoming>) -> Result<Route, Box<Resp>> {
     let (allowed, route) = match req.uri().path() {
         "/v1/calls" => ("POST", Route::Calls),
         "/v1/check" => ("POST", Route::Check),
@@ -188,7 +196,7 @@ fn route(req: &Request<Incoming>) -> Result<Route, Resp> {
         other => match other.strip_prefix("/v1/approvals/") {
             Some(id) if !id.is_empty() && !id.contains('/') => ("POST", Route::Answer(id.to_string())),
             _ => {
-                return Err(error(
+                return Err(boxed_error(
                     StatusCode::NOT_FOUND,
                     format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health, GET /v1/approvals, POST /v1/approvals/ID"),
                 ))
@@ -200,7 +208,7 @@ fn route(req: &Request<Incoming>) -> Result<Route, Resp> {
         let mut r =
             error(StatusCode::METHOD_NOT_ALLOWED, format!("{} {}: use {allowed}", req.method(), req.uri().path()));
         r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
-        return Err(r);
+        return Err(Box::new(r));
     }
     Ok(route)
 }
