@@ -25,12 +25,11 @@ use serde::Deserialize;
 
 use crate::decision::Decision;
 use crate::error::{Origin, Problems};
-use crate::load::At;
 use crate::network::{compile_host, Host, HostRule, NetworkRules, RawEntry};
-use crate::raw::S;
 use crate::secrets::host_covers;
 use crate::secrets::table::require_allowed;
 use crate::vars::Vars;
+use crate::written::{At, S};
 
 /// The keys of a `[[network.http]]` table, for "did you mean" hints.
 pub(crate) const KEYS: &[&str] = &["host", "allow", "deny"];

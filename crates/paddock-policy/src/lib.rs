@@ -55,6 +55,7 @@ mod secrets;
 mod show;
 mod upstream;
 mod vars;
+mod written;
 
 pub use approved::{approved_entry_text, parse_approved, ApprovedEntry, ApprovedList, APPROVED_HEADER};
 pub use ask::{AskRules, Asked, Proposal, DEFAULT_ASK_TIMEOUT};

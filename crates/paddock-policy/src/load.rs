@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Origin, PolicyError, Problems};
-use crate::raw::{self, IntOrString, RawPolicy};
-
-/// A value with the place it was written.
-pub(crate) type At<T> = (T, Origin);
+use crate::raw::{self, RawPolicy};
+use crate::written::{At, IntOrString, S};
 
 /// `allow` and `deny` lists of one table.
 pub(crate) type AllowDeny = (Vec<At<String>>, Vec<At<String>>);
@@ -230,7 +228,7 @@ impl Loader {
     // a few lines of the same shape (a later file's value replaces, its lists extend).
     fn overlay(&mut self, raw: RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin) {
         let m = &mut self.merged;
-        let list = |v: Vec<raw::S<String>>| -> Vec<At<String>> {
+        let list = |v: Vec<S<String>>| -> Vec<At<String>> {
             v.into_iter()
                 .map(|s| {
                     let o = at(s.span());

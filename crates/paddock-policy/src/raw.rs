@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 use crate::error::{did_you_mean, Origin, PolicyError};
-
-pub(crate) type S<T> = Spanned<T>;
+use crate::written::{IntOrString, S};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -94,14 +92,6 @@ pub(crate) struct RawEnv {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAudit {
     pub export: Option<S<String>>,
-}
-
-/// A size or a count may be written as an integer or as a string with a unit.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(untagged)]
-pub(crate) enum IntOrString {
-    Int(i64),
-    Str(String),
 }
 
 #[derive(Debug, Deserialize, Default)]

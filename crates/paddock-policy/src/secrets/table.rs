@@ -11,10 +11,9 @@ use super::valid_secret_name;
 use super::{SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL};
 use crate::error::{Origin, Problems};
 use crate::limits::EnvRules;
-use crate::load::At;
 use crate::network::{compile_host, Host, HostRule, NetworkRules, RawEntry};
-use crate::raw::S;
 use crate::vars::Vars;
+use crate::written::{At, S};
 
 /// The keys of a `[secrets.NAME]` table, for "did you mean" hints.
 pub(crate) const KEYS: &[&str] = &["from", "hosts", "env", "header", "format", "user", "ttl"];
