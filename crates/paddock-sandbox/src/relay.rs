@@ -136,13 +136,10 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
                 libc::pollfd { fd: m, events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
             ];
-            // SAFETY: two valid pollfd entries.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-            if r < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break;
+            match sys::poll_raw(&mut fds, 100) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
             }
             if fds[0].revents != 0 {
                 match sys::read(m, &mut buf) {

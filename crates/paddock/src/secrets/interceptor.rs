@@ -10,7 +10,7 @@ use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts,
 use super::inspect::{self, Place, Substitution};
 use super::Broker;
 use crate::net::blocking;
-use crate::session::Inner;
+use crate::session::inner::Inner;
 
 /// The interceptor of one call (its records carry the call's id).
 pub(crate) struct CallInterceptor {
@@ -31,6 +31,8 @@ fn exfiltration(name: &str, reason: String) -> Deny {
 /// Decides one request seen in plain text and, when it may go, puts the secrets in:
 /// placeholders where they must never be (exfiltration), then the host's request rules,
 /// then each secret's revocation and source, then the substitution.
+// Long on purpose: that order is the security property (no value is read for a request
+// that leaks a placeholder or that the rules refuse), easiest to check in one function.
 pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut RequestParts<'_>) -> RequestVerdict {
     let method = req.method.as_str();
     let entries = broker.map(|b| b.entries.as_slice()).unwrap_or_default();
