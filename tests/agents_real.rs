@@ -29,21 +29,24 @@ both_users!(
 /// retries of a WebSocket before it falls back to HTTPS, ~6 s) before the test calls it hung.
 const AGENT_HANG: Duration = Duration::from_secs(240);
 
-/// Where a developer's checkout may keep the CLIs when they are not on PATH.
+/// Where a developer's machine may keep the CLIs when they are not on PATH (a local
+/// `npm install`): `PADDOCK_TEST_AGENTS_BIN`, or this.
 const LOCAL_BIN: &str = "/work/agents/node_modules/.bin";
 
 /// The CLI `name`: on PATH or in `LOCAL_BIN`, resolved to its file; fails the test when
 /// absent. Returns the program and the directories the sandbox must read to run it.
 fn cli(name: &str) -> (PathBuf, Vec<PathBuf>) {
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let local = std::env::var_os("PADDOCK_TEST_AGENTS_BIN").unwrap_or_else(|| LOCAL_BIN.into());
     let found = std::env::split_paths(&path)
-        .chain([PathBuf::from(LOCAL_BIN)])
+        .chain([PathBuf::from(local)])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "the real `{name}` CLI is not installed: run .ci/run's install step \
-                 (`npm install -g @anthropic-ai/claude-code @openai/codex`)"
+                "the real `{name}` CLI is not installed (not on PATH, not in {LOCAL_BIN} or \
+                 $PADDOCK_TEST_AGENTS_BIN): run .ci/run's install step \
+                 (`npm install -g @anthropic-ai/claude-code@2.1.197 @openai/codex@0.171.0`)"
             )
         });
     let real = std::fs::canonicalize(&found).unwrap();
@@ -61,9 +64,9 @@ const REAL_HOSTS: &str = "\"github.com\", \"*.github.com\", \"*.githubuserconten
     \"files.pythonhosted.org\", \"chatgpt.com\", \"*.chatgpt.com\", \"*.claude.ai\", \"claude.ai\", \
     \"platform.claude.com\"";
 
-/// A policy file extending `preset` that pins `host` to the fake at `up_ip` (port
-/// `port`), trusts the fake's CA, lets the agent read its install and denies every other
-/// real host.
+/// A policy file extending `preset` that allows `host` on the fake's port, pins it to
+/// `ip` (the fake's address), trusts the fake's CA, lets the agent read its install
+/// (`reads`) and denies the other real hosts.
 fn local_policy(f: &Fixture, preset: &str, host: &str, up: &Upstream, ip: &str, reads: &[PathBuf]) -> PathBuf {
     let p = f.root.join(format!("{preset}-local.toml"));
     let reads = reads.iter().map(|r| format!("{:?}", r.to_str().unwrap())).collect::<Vec<_>>().join(", ");
@@ -190,9 +193,10 @@ fn fake_anthropic(command: String) -> common::tls::Handler {
         }
         let b = body_json(s);
         let stream = b["stream"].as_bool().unwrap_or(false);
-        let text = b["messages"].to_string();
+        let blocks = b["messages"].as_array().into_iter().flatten().filter_map(|m| m["content"].as_array()).flatten();
+        let has_result = blocks.into_iter().any(|c| c["type"] == "tool_result");
         let offers_bash = b["tools"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "Bash"));
-        if text.contains("tool_result") {
+        if has_result {
             anthropic_message(stream, json!({"type": "text", "text": CLAUDE_ANSWER}), "end_turn")
         } else if offers_bash {
             let call = json!({"type": "tool_use", "id": "toolu_fake_1", "name": "Bash",

@@ -1,6 +1,7 @@
-//! A TLS upstream on 127.0.0.1 with a CA of its own (given to paddock through `[network]
+//! A TLS upstream on loopback with a CA of its own (given to paddock through `[network]
 //! upstream_ca`), for the tests of brokered secrets: HTTP/1.1, one thread per connection,
-//! every request kept so a test can see what reached it.
+//! every request kept so a test can see what reached it; `Upstream::serve` answers with a
+//! handler of the test's (a fake of some API).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,12 +14,18 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::write;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {:?} ({} bytes of body)", self.method, self.path, self.headers, self.body.len())
+    }
 }
 
 impl Seen {
