@@ -216,12 +216,24 @@ fn run_under(f: &Fixture, pol: &Path, argv: &[OsString], env: &[(&str, &str)]) -
     f.launch_within(&full, env, None, AGENT_HANG)
 }
 
-/// A directory under the fixture's home, owned by its user.
-fn home_dir(f: &Fixture, name: &str) -> PathBuf {
-    let d = f.home.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    chown(&d, f.user.uid());
-    d
+/// What paddock makes in the home directory when it picks the agent's preset by the
+/// program's name (`agents::Agent`; a policy file that extends the preset does not get
+/// it): its state directory, its settings file empty, its protected directories, all
+/// owned by the fixture's user.
+fn agent_home(f: &Fixture, state: &str, settings: (&str, &str), protected: &[&str]) {
+    for d in std::iter::once(state).chain(protected.iter().copied()) {
+        let d = f.home.join(d);
+        std::fs::create_dir_all(&d).unwrap();
+        chmod(&d, 0o700);
+        chown(&d, f.user.uid());
+    }
+    let p = f.home.join(settings.0);
+    write(&p, settings.1, 0o600);
+    chown(&p, f.user.uid());
+}
+
+fn claude_home(f: &Fixture) {
+    agent_home(f, ".claude", (".claude/settings.json", "{}\n"), &[".claude/plugins"]);
 }
 
 fn claude_runs_a_command_with_only_the_placeholder(user: User) {
@@ -232,7 +244,7 @@ fn claude_runs_a_command_with_only_the_placeholder(user: User) {
     let command = format!("printf '%s' \"$ANTHROPIC_API_KEY\" > {marker}.txt");
     let up = Upstream::serve(&f.root, &["api.anthropic.com"], loopback(), fake_anthropic(command.clone()));
     let pol = local_policy(&f, "claude", "api.anthropic.com", &up, "127.0.0.1", &reads);
-    home_dir(&f, ".claude");
+    claude_home(&f);
     let base = format!("https://api.anthropic.com:{}", up.port);
     let argv: Vec<OsString> = [
         claude.as_os_str(),
@@ -358,7 +370,7 @@ fn codex_runs_a_command_with_only_the_placeholder(user: User) {
     let mut text = read(&pol);
     text += "\n[secrets.codex]\nfrom = \"env:CODEX_API_KEY\"\nhosts = [\"api.openai.com\"]\nenv = \"CODEX_API_KEY\"\n";
     write(&pol, &text, 0o644);
-    home_dir(&f, ".codex");
+    agent_home(&f, ".codex", (".codex/config.toml", ""), &[]);
     // What paddock adds when it picks the preset by the program's name (a policy file that
     // extends it is not the preset's name): Codex's inner sandbox off.
     let argv: Vec<OsString> = [
@@ -407,7 +419,7 @@ fn claude_s_tui_starts_and_exits(user: User) {
     let key = format!("sk-ant-api03-test-{}", unique());
     let up = Upstream::serve(&f.root, &["api.anthropic.com"], loopback(), fake_anthropic("true".into()));
     let pol = local_policy(&f, "claude", "api.anthropic.com", &up, "127.0.0.1", &reads);
-    home_dir(&f, ".claude");
+    claude_home(&f);
     let base = format!("https://api.anthropic.com:{}", up.port);
     let env = [("ANTHROPIC_API_KEY", key.as_str()), ("ANTHROPIC_BASE_URL", base.as_str())];
     let o = run_under(&f, &pol, &["sh", "-c", "printf %s \"$ANTHROPIC_API_KEY\""].map(OsString::from), &env);
