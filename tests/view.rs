@@ -34,7 +34,7 @@ both_users!(
 );
 mod protect {
     use super::*;
-    both_users!(protect_keeps_git_config_and_hooks_read_only);
+    both_users!(protect_keeps_git_config_and_hooks_read_only, what_a_call_creates_under_a_rule_is_moved_aside);
 }
 mod walk {
     use super::*;
@@ -427,4 +427,47 @@ fn the_cache_never_skips_a_changed_directory(user: User) {
     let o = f.run(&pol, &["cat", "a/b/new.pem"], None);
     o.assert_absent(&secret, "a match in a directory changed since it was cached");
     assert_eq!(o.code(), 1, "{o}");
+}
+
+/// A `protect` or `deny` path that does not exist when the call starts cannot be masked;
+/// what the call creates there is moved aside after it (never left under its name for a
+/// host tool to run), and `call.end` and run's stderr say so. Control: without the rules
+/// the files stay.
+fn what_a_call_creates_under_a_rule_is_moved_aside(user: User) {
+    let f = Fixture::new(user);
+    let plant = [
+        "sh",
+        "-c",
+        "echo 'export EVIL=1' > .envrc && echo token > .credentials.json && mkdir -p .gemini/extensions/evil",
+    ];
+    let o = f.run(&Pol::default(), &plant, None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(f.ws.join(".envrc").exists() && f.ws.join(".credentials.json").exists(), "control: the files stay");
+    for p in [".envrc", ".credentials.json"] {
+        std::fs::remove_file(f.ws.join(p)).unwrap();
+    }
+    std::fs::remove_dir_all(f.ws.join(".gemini")).unwrap();
+
+    let pol = Pol {
+        protect: &["${WORKSPACE}/.envrc", "${WORKSPACE}/.gemini/extensions"],
+        deny: &["${WORKSPACE}/.credentials.json"],
+        ..Pol::default()
+    };
+    let o = f.run(&pol, &plant, None);
+    assert_eq!(o.code(), 0, "{o}");
+    for p in [".envrc", ".credentials.json", ".gemini/extensions"] {
+        assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left on the host\n{o}");
+        assert!(o.err().contains(&format!("created {}", f.ws.join(p).display())), "{p} not said\n{o}");
+    }
+    let aside: Vec<String> = std::fs::read_dir(&f.ws)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".paddock-moved-"))
+        .collect();
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    let envrc = aside.iter().find(|n| n.starts_with(".envrc.")).expect("the .envrc moved aside");
+    assert_eq!(read(&f.ws.join(envrc)), "export EVIL=1\n", "moved, not deleted");
+    let log = read(&f.root.join("state").join("audit.jsonl"));
+    let end = log.lines().rev().find(|l| l.contains("\"event\":\"call.end\"")).unwrap();
+    assert!(end.contains("\"moved_aside\"") && end.contains("filesystem.protect[0]"), "{end}");
 }

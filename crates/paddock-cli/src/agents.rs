@@ -19,6 +19,15 @@ pub struct Agent {
     /// Its state directories under the home directory, writable under its preset: made
     /// (0700) when missing, since a write grant covers only what exists at the start.
     pub state_dirs: &'static [&'static str],
+    /// Its settings file under the home directory (it names hooks, MCP servers, commands
+    /// the agent starts later, outside paddock too) and an empty form of it: `protect`
+    /// holds only what exists at the start, so a missing one is made empty (0600) first,
+    /// or the agent inside could create it.
+    pub settings: (&'static str, &'static str),
+    /// Directories under the home directory whose files the agent runs or loads at its
+    /// next start (extensions): protected by the preset, made (0700) when missing for the
+    /// same reason as `settings`.
+    pub protected_dirs: &'static [&'static str],
 }
 
 /// The agents, by program name.
@@ -30,6 +39,8 @@ pub const AGENTS: &[Agent] = &[
         login: "its claude.ai login (~/.claude/.credentials.json)",
         args: None,
         state_dirs: &[".claude"],
+        settings: (".claude/settings.json", "{}\n"),
+        protected_dirs: &[],
     },
     Agent {
         program: "codex",
@@ -41,6 +52,8 @@ pub const AGENTS: &[Agent] = &[
             "codex's own sandbox (bubblewrap) cannot start inside paddock's, which refuses new namespaces: starting it with -c sandbox_mode=\"danger-full-access\"; paddock's sandbox confines every command it runs",
         )),
         state_dirs: &[".codex"],
+        settings: (".codex/config.toml", ""),
+        protected_dirs: &[],
     },
     Agent {
         program: "gemini",
@@ -49,6 +62,8 @@ pub const AGENTS: &[Agent] = &[
         login: "its Google login (~/.gemini/oauth_creds.json)",
         args: None,
         state_dirs: &[".gemini"],
+        settings: (".gemini/settings.json", "{}\n"),
+        protected_dirs: &[".gemini/extensions"],
     },
 ];
 
@@ -70,7 +85,7 @@ impl Agent {
     /// Makes its missing state directories under `home` (0700, owned by the caller);
     /// returns a line for each one made, or the error of the first that fails.
     pub fn make_state_dirs(&self, home: &Path) -> Result<Vec<String>, String> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let mut made = Vec::new();
         for d in self.state_dirs {
             let dir = home.join(d);
@@ -82,6 +97,47 @@ impl Agent {
                 .create(&dir)
                 .map_err(|e| format!("cannot make {}, {}'s state directory: {e}", dir.display(), self.program))?;
             made.push(format!("paddock: made {} ({}'s state, writable under its preset)", dir.display(), self.program));
+        }
+        for d in self.protected_dirs {
+            let dir = home.join(d);
+            if std::fs::symlink_metadata(&dir).is_ok() {
+                continue;
+            }
+            std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| {
+                format!(
+                    "cannot make {} (read-only under {}'s preset, or the agent could create it): {e}",
+                    dir.display(),
+                    self.program
+                )
+            })?;
+            made.push(format!(
+                "paddock: made {} empty ({} loads what is there at its start: read-only under its preset)",
+                dir.display(),
+                self.program
+            ));
+        }
+        let (rel, empty) = self.settings;
+        let path = home.join(rel);
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true) // never follows a link, never truncates
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, empty.as_bytes()));
+        match created {
+            Ok(()) => made.push(format!(
+                "paddock: made {} empty ({}'s settings, read-only under its preset: the agent cannot plant hooks or servers in it)",
+                path.display(),
+                self.program
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot make {} ({}'s settings, which the agent could otherwise create with commands that run outside paddock): {e}",
+                    path.display(),
+                    self.program
+                ))
+            }
         }
         Ok(made)
     }
@@ -128,8 +184,9 @@ mod tests {
         std::fs::create_dir_all(&home).unwrap();
         let codex = known("codex").unwrap();
         let made = codex.make_state_dirs(&home).unwrap();
-        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made.len(), 2, "{made:?}");
         assert!(home.join(".codex").is_dir());
+        assert_eq!(std::fs::read_to_string(home.join(".codex/config.toml")).unwrap(), "");
         assert!(codex.make_state_dirs(&home).unwrap().is_empty());
         std::fs::remove_dir_all(&home).unwrap();
     }

@@ -114,6 +114,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         Ok(r) => r,
         Err(e) => return run_error(e, &a.argv, &session),
     };
+    for m in &result.moved_aside {
+        eprintln!("{}", paddock::moved_aside_line(m));
+    }
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
         eprintln!("paddock: denied: {} ({})", Escaped(&d.reason), Escaped(&d.rule));

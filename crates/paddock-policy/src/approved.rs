@@ -30,7 +30,6 @@ use crate::commands::{CommandRules, RawCommand};
 use crate::decision::{Decision, Verdict};
 use crate::error::{Origin, PolicyError, Problems};
 use crate::network::{Host, NetworkRules, RawEntry};
-use crate::policy::Policy;
 
 /// The list an approved entry belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,13 +163,13 @@ pub fn approved_entry_text(list: ApprovedList, entry: &str, answered: &str, by: 
 /// The approved layer, compiled against a policy's sandbox PATH.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Approved {
-    entries: Vec<ApprovedEntry>,
+    pub(crate) entries: Vec<ApprovedEntry>,
     commands: CommandRules,
     network: NetworkRules,
 }
 
 impl Approved {
-    fn compile(entries: Vec<ApprovedEntry>, path_var: &str, problems: &mut Problems) -> Approved {
+    pub(crate) fn compile(entries: Vec<ApprovedEntry>, path_var: &str, problems: &mut Problems) -> Approved {
         let (mut ca, mut cd, mut na, mut nd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut ca_n, mut cd_n, mut na_n, mut nd_n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (n, e) in entries.iter().enumerate() {
@@ -235,57 +234,10 @@ impl Approved {
     }
 }
 
-impl Policy {
-    /// Sets the approved layer (`$STATE/approved.toml`, see [`parse_approved`]); an entry
-    /// that does not compile is an error, located in that file.
-    pub fn set_approved(&mut self, entries: Vec<ApprovedEntry>) -> Result<(), PolicyError> {
-        let mut problems = Problems::default();
-        let approved = Approved::compile(entries, &self.sandbox_path, &mut problems);
-        problems.into_result()?;
-        self.approved = approved;
-        Ok(())
-    }
-
-    /// Reads `path` (absent: no entries) and sets it as the approved layer.
-    pub fn load_approved(&mut self, path: &Path) -> Result<(), PolicyError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(PolicyError::file(
-                    path,
-                    format!("cannot read the approved list `{}`: {e}", path.display()),
-                    Some("fix its permissions, or move it away to drop every \"always\" answer".into()),
-                ))
-            }
-        };
-        self.set_approved(parse_approved(path, &text)?)
-    }
-
-    /// The entries of the approved layer, in order (entry `N` is rule `approved[N]`).
-    pub fn approved(&self) -> &[ApprovedEntry] {
-        &self.approved.entries
-    }
-
-    /// The approved layer as comment lines for `policy show` (empty when there is none).
-    pub fn approved_listing(&self) -> String {
-        let mut out = String::new();
-        for (n, e) in self.approved.entries.iter().enumerate() {
-            if n == 0 {
-                out.push_str(&format!("# approved layer ({}), merged after the policy:\n", e.origin.file.display()));
-            }
-            let (table, list) = e.list.as_str().split_once('.').unwrap_or(("", ""));
-            let revoked = if self.revocations.revokes_rule(&format!("approved[{n}]")) { " (revoked)" } else { "" };
-            out.push_str(&format!("# approved[{n}]: [{table}] {list} = [{}]{revoked}\n", toml_string(&e.entry)));
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Vars;
+    use crate::{Policy, Vars};
 
     fn policy() -> Policy {
         let vars = Vars { workspace: "/ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };

@@ -16,7 +16,6 @@ use crate::commands::{CommandRules, RawCommand};
 use crate::decision::{Decision, Verdict};
 use crate::error::Problems;
 use crate::network::{Host, NetworkRules, RawEntry};
-use crate::policy::Policy;
 
 /// How long a question waits for an answer when `[sandbox] ask_timeout` is not set.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,7 +86,7 @@ impl AskRules {
         self.commands_raw.is_empty() && self.network_raw.is_empty()
     }
 
-    fn command(&self, program: &Path, shown: &str, args: &[String]) -> Option<Decision> {
+    pub(crate) fn command(&self, program: &Path, shown: &str, args: &[String]) -> Option<Decision> {
         let hit = self.commands.decide(Some(program), shown, args);
         let rule = if hit.is_allow() { Some(hit.rule) } else { self.any_command.clone() }?;
         Some(Decision {
@@ -97,7 +96,7 @@ impl AskRules {
         })
     }
 
-    fn host(&self, host: &Host, port: u16) -> Option<Decision> {
+    pub(crate) fn host(&self, host: &Host, port: u16) -> Option<Decision> {
         let hit = self.network.decide_host(host, port);
         let rule = if hit.rule.starts_with("network.ask") { Some(hit.rule) } else { self.any_host.clone() }?;
         Some(Decision {
@@ -200,76 +199,10 @@ pub enum Asked<'a> {
     },
 }
 
-impl Policy {
-    /// A decision a person gave earlier (for the session), checked again against what
-    /// holds for every decision: a policy that denies all, and the revocations (a
-    /// `command:`, `network:` or `rule:` revocation cuts a person's answer as it cuts a rule).
-    pub fn recheck(&self, d: Decision, asked: &Asked<'_>) -> Decision {
-        if let Some(all) = self.denied_all() {
-            return all;
-        }
-        if self.revocations.is_empty() {
-            return d;
-        }
-        match *asked {
-            Asked::Command { program, argv } => {
-                self.revocations.command(d, Some(program), argv.get(1..).unwrap_or(&[]))
-            }
-            Asked::Network { host, port } => self.revocations.connect(d, host, port),
-        }
-    }
-
-    /// `[sandbox] ask_timeout`, or [`DEFAULT_ASK_TIMEOUT`].
-    pub fn ask_timeout(&self) -> Duration {
-        self.ask_timeout.unwrap_or(DEFAULT_ASK_TIMEOUT)
-    }
-
-    /// Whether a sandbox under this policy needs the egress proxy: a host is allowed,
-    /// approved, or may be asked for.
-    pub fn network_wanted(&self) -> bool {
-        self.network.any_allowed() || !self.ask.network_raw.is_empty() || self.approved.any_network()
-    }
-
-    /// The layers after a command's own rules: approved deny, approved allow, ask.
-    pub(crate) fn layer_command(&self, d: Decision, program: Option<&Path>, shown: &str, args: &[String]) -> Decision {
-        let Some(program) = program else { return d };
-        if d.verdict == Verdict::Deny && &*d.rule != "default" {
-            return d;
-        }
-        if let Some(a) = self.approved.command(program, shown, args, false) {
-            return a;
-        }
-        if d.is_allow() || self.commands.is_none() {
-            return d;
-        }
-        if let Some(a) = self.approved.command(program, shown, args, true) {
-            return a;
-        }
-        self.ask.command(program, shown, args).unwrap_or(d)
-    }
-
-    /// The layers after a connection's own rules: approved deny, approved allow, ask.
-    pub(crate) fn layer_connect(&self, d: Decision, host: &Host, port: u16) -> Decision {
-        if d.verdict == Verdict::Deny && &*d.rule != "default" {
-            return d;
-        }
-        if let Some(a) = self.approved.connect(host, port, false) {
-            return a;
-        }
-        if d.is_allow() {
-            return d;
-        }
-        if let Some(a) = self.approved.connect(host, port, true) {
-            return a;
-        }
-        self.ask.host(host, port).unwrap_or(d)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Vars;
+    use crate::{Policy, Vars};
 
     fn vars() -> Vars {
         Vars { workspace: "/ws".into(), home: Some("/home/u".into()), tmpdir: "/tmp".into(), caller_path: None }

@@ -8,12 +8,13 @@ use crate::decision::Enforcement;
 use crate::error::PolicyError;
 use crate::error::Problems;
 use crate::limits::{self, EnvRules, Limits};
-use crate::load::{self, Merged};
+use crate::load::Merged;
 use crate::network::{self, NetworkRules};
 use crate::paths::{self, FsRules};
 use crate::policy::Policy;
 use crate::revoke;
 use crate::vars::Vars;
+use crate::written::At;
 
 impl Policy {
     /// Compiles `m` under `vars`; every problem of every table, or the policy.
@@ -31,7 +32,7 @@ impl Policy {
         let ask_timeout =
             m.ask_timeout.as_ref().and_then(|(v, o)| limits::duration(v, o, "ask_timeout", &mut problems));
         let audit = compile_audit(m.audit_export.as_ref(), &mut problems);
-        let secrets = crate::secrets::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
+        let secrets = crate::secrets::table::compile(&m.secrets, vars, &network, &env, &filesystem, &mut problems);
         let http = crate::http_rules::compile(&m.net_http, &network, &mut problems);
         let upstream_ca = crate::http_rules::upstream_ca(&m.net_upstream_ca, vars, &mut problems);
         problems.into_result()?;
@@ -92,7 +93,7 @@ fn enforcement(m: &Merged, problems: &mut Problems) -> Enforcement {
 
 /// `[filesystem]`: `read`, `write`, `deny` and `protect`, variables expanded.
 fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
-    let paths = |list: &[load::At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
+    let paths = |list: &[At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
         list.iter()
             .filter_map(|(raw, origin)| match vars.expand_path(raw) {
                 Ok(expanded) => Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone() }),
@@ -135,7 +136,7 @@ fn command_scope(m: &Merged, problems: &mut Problems) -> CommandScope {
 
 /// `[commands]`; `None` when no file has the table.
 fn command_rules(m: &Merged, sandbox_path: &str, problems: &mut Problems) -> Option<CommandRules> {
-    let cmd = |list: &[load::At<String>]| {
+    let cmd = |list: &[At<String>]| {
         list.iter().map(|(raw, origin)| commands::RawCommand { raw: raw.clone(), origin: origin.clone() }).collect()
     };
     m.commands.as_ref().map(|(allow, deny)| CommandRules::compile(cmd(allow), cmd(deny), sandbox_path, problems))
@@ -143,7 +144,7 @@ fn command_rules(m: &Merged, sandbox_path: &str, problems: &mut Problems) -> Opt
 
 /// `[network]`: `allow`, `deny`, `allow_private`, `hosts` and `upstream_proxy`.
 fn network_rules(m: &Merged, problems: &mut Problems) -> NetworkRules {
-    let net = |list: &[load::At<String>]| {
+    let net = |list: &[At<String>]| {
         list.iter().map(|(raw, origin)| network::RawEntry { raw: raw.clone(), origin: origin.clone() }).collect()
     };
     let hosts = m

@@ -53,7 +53,9 @@ mod raw;
 mod revoke;
 mod secrets;
 mod show;
+mod upstream;
 mod vars;
+mod written;
 
 pub use approved::{approved_entry_text, parse_approved, ApprovedEntry, ApprovedList, APPROVED_HEADER};
 pub use ask::{AskRules, Asked, Proposal, DEFAULT_ASK_TIMEOUT};
@@ -65,10 +67,7 @@ pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use limits::{
     format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH,
 };
-pub use network::{
-    normalize_host, parse_proxy_url, split_host_port, Host, HostError, HostRule, NetworkRules, ProxyUrl,
-    UpstreamSetting, DEFAULT_ALLOW_PORTS,
-};
+pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
@@ -76,6 +75,7 @@ pub use revoke::Revocation;
 pub use secrets::{
     valid_secret_name, SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL,
 };
+pub use upstream::{parse_proxy_url, ProxyUrl, UpstreamSetting};
 pub use vars::Vars;
 
 #[cfg(test)]

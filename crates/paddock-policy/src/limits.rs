@@ -6,8 +6,8 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::{Origin, Problems};
-use crate::raw::IntOrString;
 use crate::vars::Vars;
+use crate::written::IntOrString;
 
 /// The compiled `[limits]` section; `None` means no limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

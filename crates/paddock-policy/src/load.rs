@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Origin, PolicyError, Problems};
-use crate::raw::{self, IntOrString, RawPolicy};
-
-/// A value with the place it was written.
-pub(crate) type At<T> = (T, Origin);
+use crate::raw::{self, RawPolicy};
+use crate::written::{At, IntOrString, S};
 
 /// `allow` and `deny` lists of one table.
 pub(crate) type AllowDeny = (Vec<At<String>>, Vec<At<String>>);
@@ -41,7 +39,7 @@ pub(crate) struct Merged {
     pub net_upstream: Option<At<String>>,
     pub net_upstream_ca: Vec<At<String>>,
     pub net_http: Vec<crate::http_rules::MergedHttp>,
-    pub secrets: BTreeMap<String, crate::secrets::MergedSecret>,
+    pub secrets: BTreeMap<String, crate::secrets::table::MergedSecret>,
     pub env_pass: Vec<At<String>>,
     pub env_set: BTreeMap<String, (At<String>, At<String>)>,
     pub timeout: Option<At<IntOrString>>,
@@ -226,9 +224,11 @@ impl Loader {
         Ok(())
     }
 
+    // Long on purpose: one block per table of the file, in the order of `RawPolicy`, each
+    // a few lines of the same shape (a later file's value replaces, its lists extend).
     fn overlay(&mut self, raw: RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin) {
         let m = &mut self.merged;
-        let list = |v: Vec<raw::S<String>>| -> Vec<At<String>> {
+        let list = |v: Vec<S<String>>| -> Vec<At<String>> {
             v.into_iter()
                 .map(|s| {
                     let o = at(s.span());
@@ -289,7 +289,7 @@ impl Loader {
                 m.audit_export = Some((u.into_inner(), o));
             }
         }
-        crate::secrets::merge(raw.secrets, at, &mut m.secrets);
+        crate::secrets::table::merge(raw.secrets, at, &mut m.secrets);
         if let Some(e) = raw.env {
             m.env_pass.extend(list(e.pass));
             for (k, v) in e.set {

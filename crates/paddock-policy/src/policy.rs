@@ -19,6 +19,8 @@ use crate::revoke::{self, Revocation};
 use crate::secrets::SecretRules;
 use crate::vars::Vars;
 
+mod layers;
+
 /// A loaded, validated, compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 use crate::error::{did_you_mean, Origin, PolicyError};
-
-pub(crate) type S<T> = Spanned<T>;
+use crate::written::{IntOrString, S};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +25,7 @@ pub(crate) struct RawPolicy {
     pub limits: Option<RawLimits>,
     pub audit: Option<RawAudit>,
     #[serde(default)]
-    pub secrets: BTreeMap<S<String>, S<crate::secrets::RawSecret>>,
+    pub secrets: BTreeMap<S<String>, S<crate::secrets::table::RawSecret>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -96,14 +94,6 @@ pub(crate) struct RawAudit {
     pub export: Option<S<String>>,
 }
 
-/// A size or a count may be written as an integer or as a string with a unit.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(untagged)]
-pub(crate) enum IntOrString {
-    Int(i64),
-    Str(String),
-}
-
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimits {
@@ -126,7 +116,7 @@ fn keys_of(section: &str) -> &'static [&'static str] {
         "commands" => &["allow", "deny", "ask", "scope"],
         "network" => &["allow", "deny", "ask", "allow_private", "hosts", "upstream_proxy", "upstream_ca", "http"],
         "network.http" => crate::http_rules::KEYS,
-        s if s.starts_with("secrets.") => crate::secrets::KEYS,
+        s if s.starts_with("secrets.") => crate::secrets::table::KEYS,
         "env" => &["pass", "set"],
         "limits" => &["timeout", "max_output", "max_processes", "max_memory", "max_open_files", "max_file_size"],
         "audit" => &["export"],

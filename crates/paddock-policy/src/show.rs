@@ -102,6 +102,33 @@ struct Env {
 /// The comment header (files, variables) and the TOML body.
 pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
     let fs = &p.filesystem;
+    let limits = limits_shown(p);
+    let e = Effective {
+        version: 1,
+        sandbox: Sandbox {
+            enforcement: p.enforcement.as_str(),
+            ask_timeout: p.ask_timeout.map(|t| humantime::format_duration(t).to_string()),
+        },
+        filesystem: Filesystem {
+            read: fs.read.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
+            write: fs.write.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
+            deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
+            protect: fs.protect.iter().map(|r| r.pattern.clone()).collect(),
+        },
+        commands: commands_shown(p),
+        network: network_shown(p),
+        env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },
+        limits,
+        audit: p.audit.export.clone().map(|export| Audit { export }),
+        secrets: p.secrets.list.iter().map(|s| (s.name.clone(), secret_shown(s))).collect(),
+    };
+    let header = header(p);
+    let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
+    (header, body)
+}
+
+/// `[limits]` as written: only the limits the policy sets.
+fn limits_shown(p: &Policy) -> BTreeMap<&'static str, toml::Value> {
     let mut limits = BTreeMap::new();
     if let Some(t) = p.limits.timeout {
         limits.insert("timeout", toml::Value::String(humantime::format_duration(t).to_string()));
@@ -121,55 +148,50 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
     if let Some(n) = p.limits.max_file_size {
         limits.insert("max_file_size", toml::Value::String(format_size(n)));
     }
-    let e = Effective {
-        version: 1,
-        sandbox: Sandbox {
-            enforcement: p.enforcement.as_str(),
-            ask_timeout: p.ask_timeout.map(|t| humantime::format_duration(t).to_string()),
-        },
-        filesystem: Filesystem {
-            read: fs.read.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
-            write: fs.write.iter().map(|r| r.path.to_string_lossy().into_owned()).collect(),
-            deny: fs.deny.iter().map(|r| r.pattern.clone()).collect(),
-            protect: fs.protect.iter().map(|r| r.pattern.clone()).collect(),
-        },
-        commands: {
-            let scope = (p.command_scope != crate::commands::CommandScope::Call).then(|| p.command_scope.as_str());
-            let ask = p.ask.commands_raw.clone();
-            match &p.commands {
-                Some(c) => Some(Commands {
-                    allow: Some(c.allow.iter().map(|r| r.raw.clone()).collect()),
-                    deny: Some(c.deny.iter().map(|r| r.raw.clone()).collect()),
-                    ask,
-                    scope,
-                }),
-                None => scope.map(|s| Commands { allow: None, deny: None, ask, scope: Some(s) }),
-            }
-        },
-        network: Network {
-            allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
-            deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),
-            ask: p.ask.network_raw.clone(),
-            allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
-            upstream_proxy: p.network.upstream_proxy.shown(),
-            upstream_ca: p.upstream_ca.iter().map(|c| c.display().to_string()).collect(),
-            hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
-            http: p
-                .http
-                .list
-                .iter()
-                .map(|r| Http {
-                    host: r.host.raw.clone(),
-                    allow: r.allow.iter().map(|a| a.raw.clone()).collect(),
-                    deny: r.deny.iter().map(|a| a.raw.clone()).collect(),
-                })
-                .collect(),
-        },
-        env: Env { pass: p.env.pass.clone(), set: p.env.set.iter().cloned().collect() },
-        limits,
-        audit: p.audit.export.clone().map(|export| Audit { export }),
-        secrets: p.secrets.list.iter().map(|s| (s.name.clone(), secret_shown(s))).collect(),
-    };
+    limits
+}
+
+/// `[commands]`: the lists when the policy has them, `scope` when it is not the default.
+fn commands_shown(p: &Policy) -> Option<Commands> {
+    let scope = (p.command_scope != crate::commands::CommandScope::Call).then(|| p.command_scope.as_str());
+    let ask = p.ask.commands_raw.clone();
+    match &p.commands {
+        Some(c) => Some(Commands {
+            allow: Some(c.allow.iter().map(|r| r.raw.clone()).collect()),
+            deny: Some(c.deny.iter().map(|r| r.raw.clone()).collect()),
+            ask,
+            scope,
+        }),
+        None => scope.map(|s| Commands { allow: None, deny: None, ask, scope: Some(s) }),
+    }
+}
+
+/// `[network]`, with `upstream_proxy`'s credentials masked.
+fn network_shown(p: &Policy) -> Network {
+    Network {
+        allow: p.network.allow.iter().map(|r| r.raw.clone()).collect(),
+        deny: p.network.deny.iter().map(|r| r.raw.clone()).collect(),
+        ask: p.ask.network_raw.clone(),
+        allow_private: p.network.allow_private.iter().map(|n| n.to_string()).collect(),
+        upstream_proxy: p.network.upstream_proxy.shown(),
+        upstream_ca: p.upstream_ca.iter().map(|c| c.display().to_string()).collect(),
+        hosts: p.network.hosts.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        http: p
+            .http
+            .list
+            .iter()
+            .map(|r| Http {
+                host: r.host.raw.clone(),
+                allow: r.allow.iter().map(|a| a.raw.clone()).collect(),
+                deny: r.deny.iter().map(|a| a.raw.clone()).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The comment header: the files merged, the variables, the sandbox PATH, paddock's own
+/// hidden state.
+fn header(p: &Policy) -> String {
     let files: Vec<String> = p.files.iter().map(|f| f.display().to_string()).collect();
     let header = format!(
         "# effective policy, merged from: {}\n# variables: WORKSPACE={} HOME={} TMPDIR={}\n# sandbox PATH: {}\n",
@@ -179,14 +201,12 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
         p.vars.tmpdir.display(),
         p.sandbox_path(),
     );
-    let header = if p.hidden_paths().is_empty() {
+    if p.hidden_paths().is_empty() {
         header
     } else {
         let hidden: Vec<String> = p.hidden_paths().iter().map(|h| h.display().to_string()).collect();
         format!("{header}# paddock's own state, masked in every view whatever the rules grant: {}\n", hidden.join(", "))
-    };
-    let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
-    (header, body)
+    }
 }
 
 fn secret_shown(s: &crate::secrets::SecretRule) -> Secret {

@@ -67,6 +67,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Handles one non-CONNECT request.
+// Long on purpose: the steps of one request in the order they must run (target, gate
+// decision, interception before any dial, dial, exchange, metered response), each
+// recording on the event guard and returning its refusal where it fails.
 pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, start: Instant) -> Response<ProxyBody> {
     let guard = Arc::new(shared.guard(start, Kind::Http));
     let target = match forward_target(&req) {

@@ -121,6 +121,9 @@ async fn refuse(mut s: TcpStream, guard: &EventGuard, r: Refusal) {
 }
 
 /// Serves one SOCKS5 client connection.
+// Long on purpose: the steps of one tunnel in the order they must run (handshake, gate
+// decision, interception check, tunnel slot, dial, relay), as `connect.rs` has them for
+// CONNECT; each records on the event guard and refuses where it fails.
 pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
     let guard = shared.guard(Instant::now(), Kind::Socks5);
     let target = match tokio::time::timeout(shared.cfg.header_timeout, handshake(&mut s)).await {

@@ -9,38 +9,15 @@
 
 use std::io;
 
+use rustix::thread::{capabilities, set_capabilities, CapabilitySet, CapabilitySets};
+
 use crate::layer::{Applied, LayerState};
-use crate::sys::{cvt_long, prctl};
+use crate::sys::prctl;
 
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-fn capget() -> io::Result<[CapData; 2]> {
-    let mut hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: a v3 header and room for two data structs, as capget(2) requires.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()) })?;
-    Ok(data)
-}
-
+/// `capset(2)` of empty effective, permitted and inheritable sets for this thread.
 fn capset_zero() -> io::Result<()> {
-    let mut hdr = CapHeader { version: CAP_VERSION_3, pid: 0 };
-    let data = [CapData::default(); 2];
-    // SAFETY: a v3 header and two data structs, as capset(2) requires.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) }).map(drop)
+    let none = CapabilitySet::empty();
+    Ok(set_capabilities(None, CapabilitySets { effective: none, permitted: none, inheritable: none })?)
 }
 
 /// Drops all capabilities; returns the layer state and detail.
@@ -80,8 +57,8 @@ pub(crate) fn drop_all() -> Applied {
     if let Err(e) = capset_zero() {
         return Applied::new(LayerState::Unavailable, format!("capset failed: {e}"));
     }
-    match capget() {
-        Ok(d) if d.iter().all(|c| c.effective == 0 && c.permitted == 0 && c.inheritable == 0) => {
+    match capabilities(None) {
+        Ok(c) if c.effective.is_empty() && c.permitted.is_empty() && c.inheritable.is_empty() => {
             let mut detail =
                 "no capabilities: bounding, ambient, inheritable, effective and permitted sets empty".to_string();
             if !notes.is_empty() {

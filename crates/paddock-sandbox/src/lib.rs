@@ -114,13 +114,14 @@ mod view;
 mod zygote;
 
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
-pub use exec_notify::{supervise, ExecControl, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
+pub use exec_notify::{supervise, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{run, spawn, Killer, Running};
 pub use layer::{Layer, LayerState};
 pub use proto::HELPER_MARKER;
+pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
-pub use spec::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
+pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;

@@ -20,7 +20,8 @@ fn set(resource: Resource, value: u64) -> std::io::Result<()> {
     rustix::process::setrlimit(resource, lim).map_err(Into::into)
 }
 
-/// Ignores `SIGXFSZ` in this process (and, through execve, in the child).
+/// Ignores `SIGXFSZ` in this process (and, through execve, in the child). Raw `signal(2)`:
+/// rustix has no call that sets a signal's disposition (as in `signals.rs`).
 fn ignore_sigxfsz() -> std::io::Result<()> {
     // SAFETY: SIG_IGN installs no handler; SIGXFSZ is a valid signal number.
     if unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) } == libc::SIG_ERR {

@@ -15,7 +15,7 @@ use std::os::fd::OwnedFd;
 
 use crate::layer::{Layer, LayerState};
 use crate::report::EnforcementReport;
-use crate::sys::{self, cvt};
+use crate::sys;
 
 /// Which namespaces this process now lives in (pid: its children).
 #[derive(Debug, Clone, Copy, Default)]
@@ -149,22 +149,11 @@ fn inet_dgram_socket() -> io::Result<OwnedFd> {
     Ok(rustix::net::socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?)
 }
 
-/// `ip link set lo up`, with the classic `SIOCSIFFLAGS` ioctl.
+/// `ip link set lo up`.
 fn loopback_up() -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let sock = inet_dgram_socket()?;
-    // SAFETY: an all-zero ifreq is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS reads the interface named in `req` and fills ifru_flags.
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
-    // SAFETY: ifru_flags is the union member SIOCGIFFLAGS just filled.
-    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-    // SAFETY: SIOCSIFFLAGS reads `req` (name and flags).
-    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
-    Ok(())
+    sys::set_link_up(sock.as_fd(), c"lo")
 }
 
 /// A listening TCP socket on `127.0.0.1:port` in this (the child's) network namespace.

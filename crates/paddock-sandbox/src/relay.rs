@@ -10,11 +10,41 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::pty::{set_winsize, stdin_winsize};
 use crate::sys;
+
+/// The caller's terminal, shared by the relays of the child's output (readers, one write
+/// at a time) and paddock's own questions (the writer, for as long as one is up).
+static TERMINAL: RwLock<()> = RwLock::new(());
+
+/// The caller's stdout and stderr held for paddock alone: while it lives, no byte of the
+/// child's output is written there (the relays wait; the child's pipe fills and it
+/// waits too), so a question on the terminal cannot be redrawn or forged by the child's
+/// escape sequences while a person reads it. Dropping it delivers what was held.
+pub struct TerminalHold {
+    _held: RwLockWriteGuard<'static, ()>,
+}
+
+/// Holds the caller's terminal (see [`TerminalHold`]); waits for a write in progress.
+pub fn hold_terminal() -> TerminalHold {
+    TerminalHold { _held: TERMINAL.write().unwrap_or_else(|e| e.into_inner()) }
+}
+
+/// Writes the child's bytes to the caller's `fd`, unless a question holds the terminal
+/// (then waits for it).
+fn write_out(fd: RawFd, data: &[u8]) -> io::Result<()> {
+    let _turn = TERMINAL.read().unwrap_or_else(|e| e.into_inner());
+    sys::write_all(fd, data)
+}
+
+/// Waits until `fd` is readable (or hung up) or `timeout` passes: true when readable.
+pub fn readable_within(fd: &impl std::os::fd::AsFd, timeout: Duration) -> io::Result<bool> {
+    sys::poll_in(fd, Some(timeout))
+}
 
 /// What one relayed stream amounted to.
 #[derive(Debug, Default)]
@@ -67,7 +97,7 @@ pub(crate) fn spawn_stream(
             match &sink {
                 Sink::Capture => res.captured.extend_from_slice(&buf[..allowed]),
                 Sink::Fd(fd) if sink_ok => {
-                    if sys::write_all(*fd, &buf[..allowed]).is_err() {
+                    if write_out(*fd, &buf[..allowed]).is_err() {
                         sink_ok = false;
                     }
                 }
@@ -106,13 +136,10 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
                 libc::pollfd { fd: m, events: libc::POLLIN, revents: 0 },
                 libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
             ];
-            // SAFETY: two valid pollfd entries.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-            if r < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break;
+            match sys::poll_raw(&mut fds, 100) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
             }
             if fds[0].revents != 0 {
                 match sys::read(m, &mut buf) {
@@ -124,7 +151,7 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
                         if allowed < n {
                             res.truncated = true;
                         }
-                        if out_ok && allowed > 0 && sys::write_all(1, &buf[..allowed]).is_err() {
+                        if out_ok && allowed > 0 && write_out(1, &buf[..allowed]).is_err() {
                             out_ok = false;
                         }
                     }

@@ -20,6 +20,11 @@
 //!
 //! If paddock itself is killed (`SIGKILL`), the helper sees the control socket hang up and
 //! kills the reaper, and with it the whole pid namespace.
+//!
+//! Raw `libc` on purpose, outside `sys`: rustix has no `sigaction` (but in its `runtime`
+//! module, for libc implementors), and the handler's own calls (`write` to the self-pipe,
+//! saving and restoring `errno`) must stay async-signal-safe, which is easiest to check
+//! with everything the handlers touch in this one file.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

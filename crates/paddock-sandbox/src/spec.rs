@@ -12,6 +12,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
 
+/// Exec supervision of one call ([`SandboxSpec::exec`]; the supervisor is
+/// [`crate::supervise`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecControl {
+    /// `None`: any program the view holds may run (each exec is still seen and decided by
+    /// the supervisor). `Some`: Landlock grants execute on these files only (absolute
+    /// paths in the view: the allowed programs, their interpreters, the dynamic loader);
+    /// read and write grants carry no execute right.
+    pub programs: Option<Vec<PathBuf>>,
+}
+
 /// Everything the sandbox needs to start and confine one child process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
@@ -60,7 +71,7 @@ pub struct SandboxSpec {
     /// caller's supervisor ([`crate::Running::take_exec_listener`], [`crate::supervise`]);
     /// `None`: execs are not seen.
     #[serde(default)]
-    pub exec: Option<crate::ExecControl>,
+    pub exec: Option<ExecControl>,
 }
 
 impl SandboxSpec {

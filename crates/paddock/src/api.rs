@@ -32,23 +32,16 @@
 //! ```
 
 mod approvals;
+mod handle;
 mod listen;
 mod token;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER,
-    WWW_AUTHENTICATE,
-};
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::Semaphore;
@@ -56,7 +49,8 @@ use tokio::sync::Semaphore;
 pub use listen::{bind_unix, is_loopback_host, parse_listen, Listen, ListenError, DEFAULT_LISTEN};
 pub use token::{ensure_token_file, Token, TokenError};
 
-use crate::{Session, ToolCall};
+use crate::Session;
+use handle::{serve_request, State};
 
 /// The knobs of the API server.
 #[derive(Debug, Clone)]
@@ -132,18 +126,6 @@ pub struct Server {
     bound: Bound,
     cfg: ApiConfig,
     token: Token,
-}
-
-struct State {
-    session: Session,
-    token: Token,
-    max_body: usize,
-    slots: Semaphore,
-    waiting: AtomicUsize,
-    max_queue: usize,
-    running: AtomicUsize,
-    requests: std::sync::atomic::AtomicU64,
-    unix: bool,
 }
 
 impl Server {
@@ -266,211 +248,6 @@ async fn accept(bound: &Bound) -> std::io::Result<Conn> {
         Bound::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
         Bound::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
     }
-}
-
-type Resp = Response<Full<Bytes>>;
-
-async fn serve_request(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    state.requests.fetch_add(1, Ordering::Relaxed);
-    Ok(handle(&state, req).await)
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
-    r
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Resp {
-    json(status, &serde_json::json!({ "error": message.to_string() }))
-}
-
-/// The request's host: the `Host` header, or the authority of an absolute-form target.
-fn host_ok(req: &Request<Incoming>, unix: bool) -> Result<(), String> {
-    if let Some(a) = req.uri().authority() {
-        if !is_loopback_host(a.as_str()) {
-            return Err(format!("request target authority `{a}` is not loopback"));
-        }
-    }
-    match req.headers().get(HOST) {
-        Some(h) => match h.to_str() {
-            Ok(v) if is_loopback_host(v.trim()) => Ok(()),
-            _ => Err(format!(
-                "Host `{}` is not loopback (127.0.0.1, localhost or [::1]): refused (DNS rebinding)",
-                String::from_utf8_lossy(h.as_bytes())
-            )),
-        },
-        None if unix => Ok(()),
-        None => Err("no Host header: refused".into()),
-    }
-}
-
-fn bearer(req: &Request<Incoming>) -> Option<&str> {
-    let v = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
-}
-
-/// The gate (no browser origin, a loopback or socket host, the bearer token) and then the
-/// route table. Longer than most functions here for a reason: every route is visibly
-/// behind the same checks, in one place, with nothing between them.
-async fn handle(state: &State, req: Request<Incoming>) -> Resp {
-    if req.headers().contains_key(ORIGIN) {
-        return error(StatusCode::FORBIDDEN, "requests with an Origin header are refused: the API is not for browsers");
-    }
-    if let Err(m) = host_ok(&req, state.unix) {
-        return error(StatusCode::FORBIDDEN, m);
-    }
-    match bearer(&req).map(|t| state.token.verify(t)) {
-        Some(Ok(true)) => {}
-        Some(Err(e)) => {
-            tracing::error!("{e}");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("the server's token file is unusable: {e}"));
-        }
-        Some(Ok(false)) | None => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong token: send `Authorization: Bearer TOKEN` with the token from the token file",
-            );
-            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
-        }
-    }
-    let (allowed, route) = match req.uri().path() {
-        "/v1/calls" => ("POST", Route::Calls),
-        "/v1/check" => ("POST", Route::Check),
-        "/v1/health" => ("GET", Route::Health),
-        "/v1/approvals" => ("GET", Route::Approvals),
-        other => match other.strip_prefix("/v1/approvals/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => ("POST", Route::Answer(id.to_string())),
-            _ => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no route {other}: the API has POST /v1/calls, POST /v1/check, GET /v1/health, GET /v1/approvals, POST /v1/approvals/ID"),
-                )
-            }
-        },
-    };
-    let method_ok = req.method().as_str() == allowed || (allowed == "GET" && req.method() == Method::HEAD);
-    if !method_ok {
-        let mut r =
-            error(StatusCode::METHOD_NOT_ALLOWED, format!("{} {}: use {allowed}", req.method(), req.uri().path()));
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
-        return r;
-    }
-    match route {
-        Route::Approvals => {
-            let (status, body) = approvals::list(&state.session);
-            json(status, &body)
-        }
-        Route::Answer(id) => {
-            let body = match Limited::new(req.into_body(), state.max_body).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
-            };
-            let (status, body) = approvals::answer(&state.session, &id, &body);
-            json(status, &body)
-        }
-        Route::Health => json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "ok", "session": state.session.id(), "running": state.running.load(Ordering::Relaxed), "waiting": state.waiting.load(Ordering::Relaxed) }),
-        ),
-        Route::Check => match read_call(state, req).await {
-            Ok(call) => {
-                // A check of an http_request may look the name up, as the proxy would.
-                let session = state.session.clone();
-                let d = match tokio::task::spawn_blocking(move || session.check(&call)).await {
-                    Ok(d) => d,
-                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format_args!("check task: {e}")),
-                };
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "decision": d.verdict.as_str(), "rule": &*d.rule, "reason": d.reason }),
-                )
-            }
-            Err(r) => r,
-        },
-        Route::Calls => {
-            let call = match read_call(state, req).await {
-                Ok(c) => c,
-                Err(r) => return r,
-            };
-            let Some(_slot) = acquire(state).await else {
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("too many calls waiting (queue of {}): retry later", state.max_queue),
-                );
-                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
-            };
-            state.running.fetch_add(1, Ordering::Relaxed);
-            let result = state.session.call(call).await;
-            state.running.fetch_sub(1, Ordering::Relaxed);
-            match result {
-                Ok(outcome) => json(StatusCode::OK, &serde_json::to_value(&outcome).unwrap_or_default()),
-                Err(e) => {
-                    tracing::error!("call failed: {e}");
-                    error(StatusCode::INTERNAL_SERVER_ERROR, e)
-                }
-            }
-        }
-    }
-}
-
-enum Route {
-    Calls,
-    Check,
-    Health,
-    Approvals,
-    Answer(String),
-}
-
-/// Waits for a call slot; `None` when the queue is full.
-async fn acquire(state: &State) -> Option<tokio::sync::SemaphorePermit<'_>> {
-    if let Ok(p) = state.slots.try_acquire() {
-        return Some(p);
-    }
-    struct Waiting<'a>(&'a AtomicUsize);
-    impl Drop for Waiting<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-    if state.waiting.fetch_add(1, Ordering::Relaxed) >= state.max_queue {
-        state.waiting.fetch_sub(1, Ordering::Relaxed);
-        return None;
-    }
-    let _w = Waiting(&state.waiting);
-    state.slots.acquire().await.ok()
-}
-
-/// Reads the body (within the limit) and parses a tool call.
-async fn read_call(state: &State, req: Request<Incoming>) -> Result<ToolCall, Resp> {
-    let too_large = || {
-        let mut r = error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the limit of {} bytes", state.max_body),
-        );
-        r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-        r
-    };
-    let declared =
-        req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > state.max_body as u64) {
-        return Err(too_large());
-    }
-    let body = match Limited::new(req.into_body(), state.max_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
-    };
-    serde_json::from_slice::<ToolCall>(&body).map_err(|e| {
-        let hint = "expected a tool call such as {\"tool\":\"command\",\"argv\":[\"ls\"]}, {\"tool\":\"read_file\",\"path\":\"...\"}, {\"tool\":\"write_file\",\"path\":\"...\",\"content\":\"...\"} or {\"tool\":\"http_request\",\"url\":\"https://...\"}";
-        let what = if e.is_syntax() || e.is_eof() { "malformed JSON" } else { "not a tool call" };
-        error(StatusCode::BAD_REQUEST, format!("{what}: {e}; {hint}"))
-    })
 }
 
 /// Installs SIGTERM and SIGINT handlers now (so a signal that comes before the future is

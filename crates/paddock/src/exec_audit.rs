@@ -9,11 +9,7 @@ use paddock_audit::{Decision as AuditDecision, Event, Exec};
 use paddock_policy::{CommandScope, Decision, Policy, Verdict};
 use paddock_sandbox::{ExecDecider, ExecRequest, ExecVerdict};
 
-use crate::session::Inner;
-
-/// A callback that sees every `exec` record as it is written (for `paddock run`'s line on
-/// a refused exec).
-pub type ExecObserver = Arc<dyn Fn(&Exec) + Send + Sync>;
+use crate::session::inner::Inner;
 
 /// The rule of an exec that scope "call" lets through undecided (it is recorded).
 pub const SCOPE_CALL_RULE: &str = "commands.scope";

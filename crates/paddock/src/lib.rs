@@ -57,6 +57,7 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "serve")]
+mod absent;
 pub mod api;
 pub mod approvals;
 mod call;
@@ -70,10 +71,13 @@ pub mod secrets;
 mod session;
 pub mod spec;
 
+pub use absent::describe as moved_aside_line;
 pub use call::{CallOutcome, Timeout, ToolCall};
-pub use exec_audit::{ExecObserver, SCOPE_CALL_RULE};
+pub use exec_audit::SCOPE_CALL_RULE;
 pub use net::{decide_connection, lint_network, upstream_for, upstream_from_process, ConnectionCheck, PolicyHosts};
-pub use session::{apply_revocations, revocation_of, ConnectionObserver, RunResult, Session, SessionConfig};
+pub use session::{
+    apply_revocations, revocation_of, ConnectionObserver, ExecObserver, RunResult, Session, SessionConfig,
+};
 
 pub use paddock_audit as audit;
 pub use paddock_policy as policy;

@@ -123,9 +123,34 @@ pub struct CallOutcome {
     /// Whether an output stream was truncated at the limit.
     #[serde(default)]
     pub truncated: bool,
+    /// Paths a `deny` or `protect` rule names that did not exist when the call started
+    /// and that the call created: each moved aside to the name given (`from` → `to`; `to`
+    /// empty when the move failed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved_aside: Vec<MovedAside>,
+}
+
+/// A path the call created where a `deny` or `protect` rule forbids it, moved aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedAside {
+    /// The rule (`filesystem.protect[3]`).
+    pub rule: String,
+    /// The path the call created.
+    pub from: String,
+    /// Where it is now; empty when it could not be moved (then `error` says why).
+    pub to: String,
+    /// Why the move failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 impl CallOutcome {
+    /// With the paths moved aside after the call.
+    pub fn with_moved_aside(mut self, moved: Vec<MovedAside>) -> Self {
+        self.moved_aside = moved;
+        self
+    }
+
     /// A process that exited with `code`.
     pub fn exited(code: i32) -> Self {
         CallOutcome { exit_code: Some(code), ..Default::default() }

@@ -28,6 +28,20 @@ code.cmd{user-select:all;background:#f6f8fa;border:1px solid #d0d7de;border-radi
 /// The page for `review` and `timeline` (the same log and window).
 pub fn review_html(review: &Review, timeline: &Timeline) -> String {
     let mut h = String::with_capacity(16 * 1024);
+    head(&mut h, review);
+    summary(&mut h, review);
+    denials(&mut h, review);
+    grants(&mut h, review);
+    hosts(&mut h, review);
+    secrets(&mut h, timeline);
+    calls(&mut h, timeline);
+    revocations(&mut h, review);
+    h.push_str("<p class=\"muted\">Written by paddock audit review --html. Text from the log is escaped: control and bidi characters show as \\x.. and \\u{..}.</p>\n</body></html>\n");
+    h
+}
+
+/// The page's head and the log's line: path, records, window, unreadable lines.
+fn head(h: &mut String, review: &Review) {
     let path = review.path.to_string_lossy();
     h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     h.push_str(
@@ -53,8 +67,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
             if review.torn_tail { " and a torn last line" } else { "" }
         );
     }
+}
 
-    // Summary.
+/// Summary cards: calls, allowed, denied, connections, refused.
+fn summary(h: &mut String, review: &Review) {
     h.push_str("<section id=\"summary\"><div class=\"cards\">\n");
     for (n, label, class) in [
         (review.calls, "calls", ""),
@@ -67,8 +83,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         let _ = writeln!(h, "<div class=\"card\"><b class=\"{class}\">{n}</b>{label}</div>");
     }
     h.push_str("</div></section>\n");
+}
 
-    // Denials first: what a reviewer must see.
+/// Denials first: what a reviewer must see.
+fn denials(h: &mut String, review: &Review) {
     let _ = writeln!(h, "<section id=\"denials\"><h2>Denials ({})</h2>", review.denied.len());
     if review.denied.is_empty() {
         h.push_str("<p class=\"muted\">nothing denied</p>\n");
@@ -90,8 +108,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // Grants, with the command that revokes each.
+/// Grants, with the command that revokes each.
+fn grants(h: &mut String, review: &Review) {
     let _ = writeln!(h, "<section id=\"grants\"><h2>Grants used ({})</h2>", review.grants.len());
     if review.grants.is_empty() {
         h.push_str("<p class=\"muted\">no grant was used</p>\n");
@@ -147,8 +167,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // Hosts by bytes.
+/// Hosts by bytes.
+fn hosts(h: &mut String, review: &Review) {
     let mut hosts: Vec<_> = review.hosts.iter().collect();
     hosts.sort_by(|a, b| {
         (b.bytes_up + b.bytes_down).cmp(&(a.bytes_up + a.bytes_down)).then_with(|| a.host.cmp(&b.host))
@@ -177,8 +199,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // Secrets by use.
+/// Secrets by use.
+fn secrets(h: &mut String, timeline: &Timeline) {
     let _ = writeln!(h, "<section id=\"secrets\"><h2>Secrets by use ({})</h2>", timeline.secrets.len());
     if timeline.secrets.is_empty() {
         h.push_str("<p class=\"muted\">no request used a secret</p>\n");
@@ -197,8 +221,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // Timeline.
+/// The timeline of calls.
+fn calls(h: &mut String, timeline: &Timeline) {
     let _ = writeln!(h, "<section id=\"timeline\"><h2>Timeline of calls ({})</h2>", timeline.calls.len());
     if timeline.calls.is_empty() {
         h.push_str("<p class=\"muted\">no calls</p>\n");
@@ -223,7 +249,10 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         h.push_str("</table>\n");
     }
     h.push_str("</section>\n");
+}
 
+/// The revocations in force.
+fn revocations(h: &mut String, review: &Review) {
     if !review.revocations.is_empty() {
         let _ = writeln!(h, "<section id=\"revocations\"><h2>Revocations in force ({})</h2><table><tr><th>selector</th><th>reason</th><th>since</th><th>undo</th></tr>", review.revocations.len());
         for r in &review.revocations {
@@ -239,8 +268,6 @@ pub fn review_html(review: &Review, timeline: &Timeline) -> String {
         }
         h.push_str("</table></section>\n");
     }
-    h.push_str("<p class=\"muted\">Written by paddock audit review --html. Text from the log is escaped: control and bidi characters show as \\x.. and \\u{..}.</p>\n</body></html>\n");
-    h
 }
 
 /// `paddock revoke 'rule:RULE'`, selectable with one click.

@@ -85,6 +85,9 @@ pub struct RequestParts<'a> {
     pub path_and_query: &'a str,
     /// The headers that go upstream (hop-by-hop headers already removed); may be rewritten.
     pub headers: &'a mut http::HeaderMap,
+    /// True inside an intercepted TLS connection; false for a plain-HTTP forward request,
+    /// whose headers cross the network in clear text.
+    pub tls: bool,
 }
 
 /// The interceptor's answer to one request.

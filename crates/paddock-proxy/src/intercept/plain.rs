@@ -48,6 +48,7 @@ pub(crate) fn inspect(
         port: target.port,
         path_and_query: &pq,
         headers,
+        tls: false,
     });
     match verdict {
         RequestVerdict::Allow { secret } => {

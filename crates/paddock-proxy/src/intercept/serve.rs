@@ -149,6 +149,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
         port: conn.target.port,
         path_and_query: &pq,
         headers: &mut parts.headers,
+        tls: true,
     });
     match verdict {
         RequestVerdict::Deny(deny) => {
@@ -179,19 +180,28 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
     }
 }
 
-/// The request's own target (`:authority` or `Host`) must be the CONNECT target: the
-/// leaf certificate, the policy decision and the upstream are all for that one.
+/// The request's own target (`:authority` and `Host`, each when present) must be the
+/// CONNECT target: the leaf certificate, the policy decision and the upstream are all for
+/// that one. Both are checked: a `Host` beside an absolute URI or an HTTP/2 `:authority`
+/// would otherwise go upstream and pick another site on a shared front end.
 fn same_target(parts: &hyper::http::request::Parts, target: &Target) -> Result<(), String> {
-    let named = match parts.uri.authority() {
-        Some(a) => Some(a.as_str().to_owned()),
-        None => match parts.headers.get(HOST) {
-            Some(h) => Some(h.to_str().map_err(|_| "a Host header that is not text".to_owned())?.to_owned()),
-            None => None,
-        },
-    };
-    let Some(named) = named else { return Ok(()) };
-    match parse_authority(&named, Some(443)) {
-        Ok(t) if t == *target => Ok(()),
-        _ => Err(format!("this connection is for {}; a request for {named} needs its own CONNECT", target.authority())),
+    let mut named = Vec::new();
+    if let Some(a) = parts.uri.authority() {
+        named.push(a.as_str().to_owned());
     }
+    for h in parts.headers.get_all(HOST) {
+        named.push(h.to_str().map_err(|_| "a Host header that is not text".to_owned())?.to_owned());
+    }
+    for named in named {
+        match parse_authority(&named, Some(443)) {
+            Ok(t) if t == *target => {}
+            _ => {
+                return Err(format!(
+                    "this connection is for {}; a request for {named} needs its own CONNECT",
+                    target.authority()
+                ))
+            }
+        }
+    }
+    Ok(())
 }

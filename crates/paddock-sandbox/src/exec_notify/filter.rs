@@ -1,7 +1,9 @@
 //! The target's side: a classic BPF filter whose `execve`/`execveat` wait for the
 //! supervisor, installed with `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
+
+use crate::sys;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xC000_003E;
@@ -50,27 +52,16 @@ pub(crate) fn program() -> Vec<libc::sock_filter> {
 /// must hand the descriptor to the supervisor and close it before the target runs anything.
 pub(crate) fn install() -> Result<OwnedFd, String> {
     let mut prog = program();
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
-    let attempt = |flags: libc::c_ulong| -> std::io::Result<RawFd> {
-        // SAFETY: seccomp(SET_MODE_FILTER) reads `fprog`, which points to `prog`, alive for
-        // the call; it returns a new descriptor (the listener) or -1.
-        let r = unsafe {
-            libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
-        };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(r as RawFd)
-        }
-    };
-    let fd = match attempt(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV) {
+    let fd = match sys::seccomp_filter_listener(&mut prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV)
+    {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => attempt(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
-            .map_err(|e| format!("seccomp user notification refused: {e}"))?,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            sys::seccomp_filter_listener(&mut prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
+                .map_err(|e| format!("seccomp user notification refused: {e}"))?
+        }
         Err(e) => return Err(format!("seccomp user notification refused: {e}")),
     };
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(fd)
 }
 
 #[cfg(test)]

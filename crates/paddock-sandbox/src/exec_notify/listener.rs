@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use rustix::event::{PollFd, PollFlags};
+
 use super::memory::ChildMem;
 use super::resolve::{self, Unresolved};
 use super::{ExecDecider, ExecRequest, ExecVerdict};
+use crate::sys;
 
 /// The running supervisor of one call; [`ExecSupervisor::stop`] (or dropping it) ends it.
 /// While it runs, each exec of the tree waits for its decider; once it is gone, every
@@ -54,42 +57,35 @@ impl Drop for ExecSupervisor {
 
 fn serve(listener: &OwnedFd, stop: &OwnedFd, decider: &dyn ExecDecider) {
     loop {
-        let mut fds = [
-            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        ];
-        // SAFETY: two valid pollfd entries.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
+        let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
+        match sys::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!("exec supervisor: poll failed: {e}");
+                return;
             }
-            tracing::warn!("exec supervisor: poll failed: {}", std::io::Error::last_os_error());
-            return;
         }
-        if fds[0].revents & libc::POLLIN != 0 {
+        let (listening, stopping) = (fds[0].revents(), fds[1].revents());
+        if listening.contains(PollFlags::IN) {
             answer_one(listener.as_raw_fd(), decider);
             continue; // drain what is queued before looking at the stop pipe
         }
-        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 || fds[1].revents != 0 {
+        if listening.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) || !stopping.is_empty() {
             return;
         }
     }
 }
 
 fn id_valid(fd: RawFd, id: u64) -> bool {
-    // SAFETY: the ioctl reads one u64 that lives for the call.
-    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id as *const u64) == 0 }
+    sys::notif_id_valid(fd, id)
 }
 
 fn answer_one(fd: RawFd, decider: &dyn ExecDecider) {
-    // SAFETY: seccomp_notif is plain data; the kernel wants it zeroed before RECV.
-    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    // SAFETY: RECV fills the struct, which lives for the call.
-    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req as *mut libc::seccomp_notif) } != 0 {
+    let Ok(req) = sys::notif_recv(fd) else {
         // ENOENT: the task was killed or its call interrupted in between; nothing to answer.
         return;
-    }
+    };
     let answer = match read_request(fd, &req) {
         // Nothing there: the kernel's own answer, without running anything.
         Some((_, true)) => Err(libc::ENOENT),
@@ -99,16 +95,8 @@ fn answer_one(fd: RawFd, decider: &dyn ExecDecider) {
         },
         None => return, // the notification is no longer valid: the task is gone
     };
-    // SAFETY: seccomp_notif_resp is plain data.
-    let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
-    resp.id = req.id;
-    match answer {
-        Ok(()) => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-        Err(errno) => resp.error = -errno,
-    }
-    // SAFETY: SEND reads the struct, which lives for the call.
-    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp as *mut libc::seccomp_notif_resp) } != 0 {
-        tracing::debug!("exec supervisor: answer not delivered: {}", std::io::Error::last_os_error());
+    if let Err(e) = sys::notif_send(fd, req.id, answer) {
+        tracing::debug!("exec supervisor: answer not delivered: {e}");
     }
 }
 
@@ -250,7 +238,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
     match resolve::resolve(root, &base, &target) {
         Ok(p) => {
             let comps: Vec<Vec<u8>> = p.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
-            match resolve::shebang(root, &resolve::in_root(root, &comps)) {
+            match resolve::shebang(root, &resolve::in_root(root, &comps), &exec.cwd) {
                 Some(Ok(i)) => exec.interpreter = Some(i),
                 Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
                 None => {}

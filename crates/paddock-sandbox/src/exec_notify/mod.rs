@@ -31,22 +31,11 @@ mod resolve;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use crate::layer::{Applied, LayerState};
 use crate::proto::{self, Msg};
+use crate::spec::ExecControl;
 
 pub use listener::{supervise, ExecSupervisor};
-
-/// Exec supervision of one call ([`crate::SandboxSpec::exec`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ExecControl {
-    /// `None`: any program the view holds may run (each exec is still seen and decided by
-    /// the supervisor). `Some`: Landlock grants execute on these files only (absolute
-    /// paths in the view: the allowed programs, their interpreters, the dynamic loader);
-    /// read and write grants carry no execute right.
-    pub programs: Option<Vec<PathBuf>>,
-}
 
 /// One `execve`/`execveat` in the tree, as the supervisor read it.
 #[derive(Debug, Clone, PartialEq, Eq)]

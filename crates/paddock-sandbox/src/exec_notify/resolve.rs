@@ -94,7 +94,9 @@ pub(crate) fn in_root(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
 
 /// The interpreter named by a `#!` line of the file at `host` (a path under the child's
 /// root), resolved in the child's view; `None` when the file does not start with `#!`.
-pub(crate) fn shebang(root: &Path, host: &Path) -> Option<Result<PathBuf, Unresolved>> {
+/// A relative interpreter is taken from `cwd` (the process's working directory in its
+/// view), as the kernel takes it.
+pub(crate) fn shebang(root: &Path, host: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
     use std::io::Read;
     let mut head = [0u8; 256];
     let n = std::fs::File::open(host).and_then(|mut f| f.read(&mut head)).ok()?;
@@ -102,7 +104,10 @@ pub(crate) fn shebang(root: &Path, host: &Path) -> Option<Result<PathBuf, Unreso
     let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
     let interp = line.split(|&b| b == b' ' || b == b'\t').find(|w| !w.is_empty())?;
     let p = Path::new(OsStr::from_bytes(interp));
-    Some(resolve(root, Path::new("/"), p))
+    if p.is_relative() && !cwd.is_absolute() {
+        return Some(Err(Unresolved::Missing)); // no working directory to take it from
+    }
+    Some(resolve(root, cwd, p))
 }
 
 #[cfg(test)]
@@ -129,7 +134,7 @@ mod tests {
         assert_eq!(r("/", "/usr/bin"), Err(Unresolved::Missing));
         assert_eq!(r("/", "/proc/self/exe"), Err(Unresolved::Proc));
         assert_eq!(r("/", "/loop"), Err(Unresolved::Loop));
-        assert_eq!(shebang(&dir, &dir.join("usr/bin/real")), Some(real));
+        assert_eq!(shebang(&dir, &dir.join("usr/bin/real"), Path::new("/")), Some(real));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -150,9 +150,7 @@ fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&San
             libc::pollfd { fd: ctl, events: 0, revents: 0 },
             libc::pollfd { fd: pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
-        // SAFETY: two valid pollfd entries.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
+        if sys::poll_raw(&mut fds, -1).is_err() {
             continue;
         }
         if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {

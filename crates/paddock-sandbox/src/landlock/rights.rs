@@ -9,17 +9,7 @@ use crate::spec::{Enforcement, SandboxSpec};
 
 /// The Landlock ABI version of the running kernel (0: unsupported or disabled).
 pub fn kernel_abi() -> i64 {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: with a null attr, size 0 and the VERSION flag, the call only returns a number.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    r.max(0)
+    crate::sys::landlock_abi_version()
 }
 
 /// A group of rights paddock asks Landlock for, each brought by one ABI version.

@@ -13,7 +13,7 @@
 mod running;
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -199,13 +199,12 @@ pub(crate) fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio
     cmd.stdin(to_stdio(stdio.stdin)).stdout(to_stdio(stdio.stdout)).stderr(to_stdio(stdio.stderr));
     let keep: [RawFd; 2] = [spec_r.as_raw_fd(), ctl_child.as_raw_fd()];
     // SAFETY: the closure runs between fork and exec in the child and only calls fcntl,
-    // which is async-signal-safe; it allocates nothing.
+    // which is async-signal-safe; it allocates nothing. `keep` are descriptors this
+    // function holds open until after the spawn.
     unsafe {
         cmd.pre_exec(move || {
             for fd in keep {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), rustix::io::FdFlags::empty())?;
             }
             Ok(())
         });

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 mod conv;
 mod mount;
+mod notify;
 mod process;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use mount::*;
+pub(crate) use notify::*;
 pub(crate) use process::*;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
@@ -97,6 +99,55 @@ fn timespec(timeout: Option<Duration>) -> Option<rustix::event::Timespec> {
 /// is returned (as `ErrorKind::Interrupted`) so the caller can recompute its timeout.
 pub(crate) fn poll(fds: &mut [rustix::event::PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
     Ok(rustix::event::poll(fds, timespec(timeout).as_ref())?)
+}
+
+/// `poll(2)` of raw entries, for at most `timeout_ms` (-1: forever): how many are ready.
+/// For descriptors the caller holds as raw numbers, and entries of -1 (ignored by the
+/// kernel), which rustix's `PollFd` (a borrowed descriptor) cannot hold. `EINTR` is
+/// returned as `ErrorKind::Interrupted`.
+pub(crate) fn poll_raw(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    let n = libc::nfds_t::try_from(fds.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `fds` is a valid, writable slice of `n` pollfd entries for the whole call.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), n, timeout_ms) };
+    usize::try_from(r).map_err(|_| io::Error::last_os_error())
+}
+
+/// The Landlock ABI version of the running kernel (`landlock_create_ruleset` with the
+/// VERSION flag): 0 when unsupported or disabled.
+pub(crate) fn landlock_abi_version() -> i64 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attr, size 0 and the VERSION flag, the call only returns a number.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    r.max(0)
+}
+
+/// Sets the flags `IFF_UP | IFF_RUNNING` on the interface `name` (as `ip link set NAME
+/// up`), with the classic `SIOCGIFFLAGS`/`SIOCSIFFLAGS` ioctls on `sock` (any socket of
+/// the network namespace; `CAP_NET_ADMIN` there).
+pub(crate) fn set_link_up(sock: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: an all-zero ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = name.to_bytes_with_nul();
+    if name.len() > req.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the interface named in `req` and fills ifru_flags.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: ifru_flags is the union member SIOCGIFFLAGS just filled.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req` (name and flags).
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
 }
 
 /// Waits until `fd` is readable or `timeout` passes (`None`: forever). True when readable

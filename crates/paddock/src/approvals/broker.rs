@@ -204,16 +204,7 @@ impl Broker {
         if let Some(p) = prompt {
             p(&q, &self.store);
         }
-        let deadline = Instant::now() + timeout;
-        let answer = loop {
-            if let Some(a) = self.store.answered(&q.id) {
-                break Some(a);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
-        };
+        let answer = self.wait_answer(&q.id, timeout);
         self.store.remove(&q.id);
         let Some(a) = answer else {
             let d = decision(
@@ -235,28 +226,50 @@ impl Broker {
             &asked.rule,
             format!("`{}` was {how} {} by {} (question {})", q.subject, scope_words(a.scope), a.by, q.id),
         );
-        let mut approved_rule = None;
+        let approved_rule = self.keep(&q, &a, key, &proposal, &mut d);
+        self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);
+        d
+    }
+
+    /// The answer to question `id`, polled every [`POLL`] until `timeout` passes.
+    fn wait_answer(&self, id: &str, timeout: Duration) -> Option<Answer> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(a) = self.store.answered(id) {
+                return Some(a);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
+        }
+    }
+
+    /// Keeps answer `a` to `q` for as long as its scope says (the session's answers under
+    /// `key`, or the approved list, whose rule `d` then names); the approved list's rule.
+    fn keep(&self, q: &Question, a: &Answer, key: String, proposal: &Proposal, d: &mut Decision) -> Option<String> {
+        let allow = a.answer == Said::Allow;
         match a.scope {
-            Scope::Once => {}
+            Scope::Once => None,
             Scope::Session => {
                 self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, allow);
+                None
             }
-            Scope::Always => match self.append_approved(&proposal, allow, &a) {
+            Scope::Always => match self.append_approved(proposal, allow, a) {
                 Ok(n) => {
                     let rule = format!("approved[{n}]");
                     d.rule = rule.as_str().into();
                     d.reason = format!("{}; kept as {rule} in {}", d.reason, self.approved_path().display());
-                    approved_rule = Some(rule);
+                    Some(rule)
                 }
                 Err(e) => {
                     // The answer holds for this call; that it is not kept is said, not hidden.
                     tracing::error!("cannot keep the answer to {} in {}: {e}", q.id, self.approved_path().display());
                     d.reason = format!("{}; it could not be kept in the approved list: {e}", d.reason);
+                    None
                 }
             },
         }
-        self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);
-        d
     }
 
     fn answered(&self, q: &Question, a: Option<&Answer>, scope: &str, d: &Decision, approved_rule: Option<String>) {

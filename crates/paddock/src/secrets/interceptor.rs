@@ -10,7 +10,7 @@ use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts,
 use super::inspect::{self, Place, Substitution};
 use super::Broker;
 use crate::net::blocking;
-use crate::session::Inner;
+use crate::session::inner::Inner;
 
 /// The interceptor of one call (its records carry the call's id).
 pub(crate) struct CallInterceptor {
@@ -31,6 +31,8 @@ fn exfiltration(name: &str, reason: String) -> Deny {
 /// Decides one request seen in plain text and, when it may go, puts the secrets in:
 /// placeholders where they must never be (exfiltration), then the host's request rules,
 /// then each secret's revocation and source, then the substitution.
+// Long on purpose: that order is the security property (no value is read for a request
+// that leaks a placeholder or that the rules refuse), easiest to check in one function.
 pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut RequestParts<'_>) -> RequestVerdict {
     let method = req.method.as_str();
     let entries = broker.map(|b| b.entries.as_slice()).unwrap_or_default();
@@ -63,7 +65,25 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
                     ),
                 ))
             }
-            _ => {}
+            Place::Header(_) | Place::BasicAuth => {
+                // Only in the secret's own header: an API that echoes another header's
+                // bad value in its error would hand the value to the child.
+                let header = policy.secrets.get(name).map(|s| s.header.as_str()).unwrap_or_default();
+                let named = match place {
+                    Place::Header(h) => h.as_str(),
+                    _ => "authorization",
+                };
+                if !named.eq_ignore_ascii_case(header) {
+                    return RequestVerdict::Deny(Deny {
+                        rule: format!("secrets.{name}"),
+                        reason: format!(
+                            "the placeholder of secret `{name}` is {}; it goes in the `{header}` header only (`header` in [secrets.{name}])",
+                            place.describe()
+                        ),
+                        exfiltration: false,
+                    });
+                }
+            }
         }
     }
     let d = policy.decide_http(method, req.host, req.port, req.path_and_query);
@@ -75,6 +95,16 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     used.dedup();
     if used.is_empty() {
         return RequestVerdict::Allow { secret: None };
+    }
+    if !req.tls {
+        let name = &entries[used[0]].name;
+        return RequestVerdict::Deny(Deny {
+            rule: format!("secrets.{name}"),
+            reason: format!(
+                "secret `{name}` goes only over TLS: this is a plain-HTTP request to {authority} (use https://)"
+            ),
+            exfiltration: false,
+        });
     }
     let mut values = Vec::with_capacity(used.len());
     for &i in &used {
@@ -241,7 +271,7 @@ deny = ["DELETE **"]
         let v = decide_request(
             p,
             Some(b),
-            &mut RequestParts { method: &method, host, port: 443, path_and_query: path, headers: &mut h },
+            &mut RequestParts { method: &method, host, port: 443, path_and_query: path, headers: &mut h, tls: true },
         );
         (v, h)
     }

@@ -1,0 +1,107 @@
+use crate::{Policy, Vars, Verdict};
+
+fn vars() -> Vars {
+    Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None }
+}
+
+fn load(text: &str) -> Result<Policy, String> {
+    let text = format!("version = 1\n[network]\nallow = [\"api.github.com\", \"other.test\"]\n{text}");
+    Policy::from_toml_str("p.toml", &text, &vars()).map_err(|e| e.to_string())
+}
+
+const RULES: &str = "[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /repos/acme/**\", \"POST /repos/acme/*/pulls\"]\ndeny = [\"DELETE **\", \"* /repos/acme/secret/**\"]\n";
+
+#[test]
+fn requests_are_decided_by_their_host_rules() {
+    let p = load(RULES).unwrap();
+    let d = |m: &str, h: &str, path: &str| {
+        let d = p.decide_http(m, h, 443, path);
+        (d.verdict, d.rule.to_string())
+    };
+    assert_eq!(
+        d("GET", "api.github.com", "/repos/acme/x?per_page=1"),
+        (Verdict::Allow, "network.http[0].allow[0]".into())
+    );
+    assert_eq!(d("GET", "api.github.com", "/repos/acme"), (Verdict::Allow, "network.http[0].allow[0]".into()));
+    assert_eq!(d("POST", "api.github.com", "/repos/acme/x/pulls"), (Verdict::Allow, "network.http[0].allow[1]".into()));
+    assert_eq!(d("POST", "api.github.com", "/repos/acme/x/y/pulls"), (Verdict::Deny, "network.http[0]".into()));
+    assert_eq!(d("DELETE", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
+    assert_eq!(d("GET", "api.github.com", "/repos/acme/secret/k"), (Verdict::Deny, "network.http[0].deny[1]".into()));
+    assert_eq!(d("GET", "api.github.com", "/repos/other"), (Verdict::Deny, "network.http[0]".into()));
+    assert_eq!(d("get", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
+    // Not in normal form: refused whatever the patterns say.
+    for path in [
+        "/repos/acme/../other",
+        "/repos/acme/%2e%2e/other",
+        "/repos/acme%2fx",
+        "/repos//acme/x",
+        "/repos/acme/%zz",
+        "*",
+    ] {
+        assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
+    }
+    // A host without rules: the host decision.
+    assert_eq!(d("DELETE", "other.test", "/x"), (Verdict::Allow, "network.allow[1]".into()));
+    assert_eq!(d("GET", "nope.test", "/x").0, Verdict::Deny);
+    assert!(p.intercepts("api.github.com", 443) && !p.intercepts("other.test", 443));
+}
+
+#[test]
+fn revocations_cut_rules_and_secrets() {
+    use crate::Revocation;
+    let secret = "[secrets.gh]\nfrom = \"env:GH\"\nhosts = [\"api.github.com\"]\nenv = \"GITHUB_TOKEN\"\n";
+    let base = load(&format!("{RULES}{secret}")).unwrap();
+    assert!(base.secret_refusal("gh").is_none());
+    let src = std::path::Path::new("revocations.toml");
+    for rev in [Revocation::Secret("gh".into()), Revocation::Rule("secrets.gh".into())] {
+        let mut p = base.clone();
+        p.set_revocations(&[(rev.clone(), Some("leaked".into()))], src).unwrap();
+        let d = p.secret_refusal("gh").expect("revoked");
+        assert!(d.reason.starts_with("revoked by `") && d.reason.contains("(leaked)"), "{rev:?}: {}", d.reason);
+        assert_eq!(&*d.rule, "secrets.gh");
+    }
+    for id in ["network.http[0]", "network.http[0].allow[0]"] {
+        let mut p = base.clone();
+        p.set_revocations(&[(Revocation::Rule(id.into()), None)], src).unwrap();
+        let d = p.decide_http("GET", "api.github.com", 443, "/repos/acme/x");
+        assert!(!d.is_allow() && d.reason.contains("revoked by `rule:"), "{id}: {d:?}");
+    }
+    let mut p = base.clone();
+    let e = p.set_revocations(&[(Revocation::Rule("network.http[0].deny[0]".into()), None)], src).unwrap_err();
+    assert!(e.to_string().contains("names a restriction"), "{e}");
+    let shown = base.effective_toml();
+    assert!(shown.contains("[[network.http]]") && shown.contains("\"DELETE **\""), "{shown}");
+    assert!(shown.contains("[secrets.gh]") && shown.contains("format = \"Bearer {}\""), "{shown}");
+}
+
+#[test]
+fn no_allow_list_means_any_request() {
+    let p = load("[[network.http]]\nhost = \"other.test\"\ndeny = [\"DELETE **\"]\n").unwrap();
+    assert_eq!(p.decide_http("PUT", "other.test", 443, "/a/b").rule.as_ref(), "network.http[0]");
+    assert!(p.decide_http("PUT", "other.test", 443, "/a/b").is_allow());
+    assert!(!p.decide_http("DELETE", "other.test", 443, "/").is_allow());
+}
+
+#[test]
+fn bad_rules_are_located() {
+    for (text, at, needle) in [
+        ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"get /x\"]\n", "p.toml:6:10", "upper case"),
+        ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET x\"]\n", "p.toml:6:10", "starts with `/`"),
+        ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /**/x\"]\n", "p.toml:6:10", "last segment"),
+        ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET\"]\n", "p.toml:6:10", "bad request pattern"),
+        ("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /x?a=1\"]\n", "p.toml:6:10", "query"),
+        ("[[network.http]]\nhost = \"evil.test\"\n", "p.toml:5:8", "not allowed by [network]"),
+        ("[[network.http]]\nallow = [\"GET /\"]\n", "p.toml:4:1", "has no `host`"),
+        (
+            "[[network.http]]\nhost = \"other.test\"\nallwo = []\n",
+            "p.toml:6:1",
+            "unknown key `allwo` in [network.http]",
+        ),
+    ] {
+        let e = load(text).unwrap_err();
+        assert!(e.starts_with(&format!("{at}: error:")), "{text}: {e}");
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+    let e = load("upstream_ca = [\"/nonexistent/ca.pem\"]\n").unwrap_err();
+    assert!(e.starts_with("p.toml:4:16: error: upstream_ca `/nonexistent/ca.pem` cannot be read"), "{e}");
+}

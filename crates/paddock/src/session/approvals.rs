@@ -1,0 +1,67 @@
+//! The session's questions to a person: an `ask` decision goes to the approvals broker
+//! ([`Session::enable_approvals`](super::Session::enable_approvals)), or is a denial when
+//! the session takes no questions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use paddock_audit::Event;
+use paddock_policy::{Decision, Policy, Verdict};
+
+use super::inner::Inner;
+use super::plan::deny;
+use crate::approvals::broker::RecordSink;
+use crate::approvals::{Broker, Subject};
+
+impl Inner {
+    /// Makes the session's broker (once; later calls return it): questions go through
+    /// `$STATE/approvals/` (`state` is `$STATE`), and its records to the session's log.
+    pub(super) fn enable_approvals(self: &Arc<Self>, state: &Path) -> std::io::Result<Arc<Broker>> {
+        if let Some(b) = self.approvals.get() {
+            return Ok(Arc::clone(b));
+        }
+        let weak = Arc::downgrade(self);
+        let record: RecordSink = Arc::new(move |e: &Event| match weak.upgrade() {
+            Some(inner) => inner.append(e, true).map_err(|e| e.to_string()),
+            None => Err("the session has ended".into()),
+        });
+        let broker = Broker::new(state, &self.id, &self.base.vars.workspace, record)?;
+        Ok(Arc::clone(self.approvals.get_or_init(|| Arc::new(broker))))
+    }
+
+    /// `d` when it is not an ask; else a person's answer (or a denial when no one can be asked).
+    fn resolve(&self, policy: &Policy, d: Decision, subject: Subject) -> Decision {
+        if d.verdict != Verdict::Ask {
+            return d;
+        }
+        match self.approvals.get() {
+            Some(b) => b.resolve(policy, d, subject),
+            None => Decision {
+                verdict: Verdict::Deny,
+                reason: format!("{}; but nobody can be asked here (this session takes no questions): denied", d.reason),
+                rule: d.rule,
+            },
+        }
+    }
+
+    /// [`Inner::resolve`] for a command call.
+    pub(super) fn ask_command(&self, policy: &Policy, d: Decision, argv: &[String], cwd: &Path) -> Decision {
+        if d.verdict != Verdict::Ask {
+            return d;
+        }
+        match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
+            Some(program) => self.resolve(policy, d, Subject::Command { argv: argv.to_vec(), program }),
+            None => deny(format!("{}; but the program does not resolve", d.reason)),
+        }
+    }
+
+    /// The decision on a connection the proxy holds: the policy's, or a person's.
+    pub(crate) fn ask_connect(&self, host: &str, port: u16) -> Decision {
+        let policy = self.policy();
+        let d = policy.decide_connect(host, port);
+        match paddock_proxy::normalise_host(host) {
+            Ok(host) => self.resolve(&policy, d, Subject::Network { host, port }),
+            Err(e) => deny(format!("refused: {e}")),
+        }
+    }
+}

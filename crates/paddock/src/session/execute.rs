@@ -1,0 +1,196 @@
+//! Act on a plan: start the planned child (in the session's zygote or a sandbox of its
+//! own), serve its network through the proxy and its execs through the exec supervisor,
+//! and write `call.start` (durably, before it runs) and `call.end`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use paddock_audit::{Call, CallOutcome as AuditOutcome};
+use paddock_policy::{Decision, Policy};
+use paddock_proxy::ConnectionEvent;
+use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, Running, SandboxError, SandboxSpec};
+use tokio::runtime::Handle;
+
+use super::inner::Inner;
+use super::plan::Child;
+use super::zygote::SessionZygote;
+use crate::net::{ProxyHost, ProxyTask};
+use crate::SessionError;
+
+/// Gives the runtime the call's proxy is served on: asked for only after the sandbox has
+/// started, so a single-threaded caller can still have its helper forked directly.
+pub(super) type RuntimeSource<'a> = &'a dyn Fn() -> Result<Handle, SessionError>;
+
+/// What [`Inner::execute`] recorded and ran.
+pub(super) struct Executed {
+    /// The sequence number of the call's `call.start` record.
+    pub audit_seq: u64,
+    /// How the child ended (`None` for a denial: nothing ran).
+    pub outcome: Option<RunOutcome>,
+    /// What the call created under a `deny` or `protect` rule, moved aside.
+    pub moved_aside: Vec<paddock_audit::MovedAside>,
+}
+
+/// The proxy sees the session through this: its policy, its log, its observer, its questions.
+impl ProxyHost for Inner {
+    fn session_id(&self) -> &str {
+        &self.id
+    }
+    fn policy(&self) -> Arc<Policy> {
+        Inner::policy(self)
+    }
+    fn log(&self, event: &paddock_audit::Event) -> Result<(), paddock_audit::AuditError> {
+        self.log.append(event).map(drop)
+    }
+    fn observe(&self, e: &ConnectionEvent) {
+        if let Some(cb) = &self.on_connection {
+            cb(e);
+        }
+    }
+    fn ask_connect(&self, host: &str, port: u16) -> Decision {
+        Inner::ask_connect(self, host, port)
+    }
+}
+
+impl Inner {
+    /// decide → audit start → confine and run → audit end. Blocking. `child` is what the
+    /// decision lets run ([`Child::Denied`] for a denial). Proxied connections are served
+    /// on the runtime `rt` gives.
+    pub(super) fn execute(
+        self: &Arc<Self>,
+        call: Call,
+        decision: &Decision,
+        child: Child,
+        rt: RuntimeSource,
+        zygote: Option<&Arc<SessionZygote>>,
+    ) -> Result<Executed, SessionError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut spec = match (decision.is_allow(), child) {
+            (true, Child::Run(spec)) => *spec,
+            (true, Child::NotFound) => {
+                // Allowed, but there is nothing to run (the program does not resolve).
+                let code = Child::NOT_FOUND;
+                let seq = self.record_unrun(call, code)?;
+                return Err(SessionError::NotFound { seq, code });
+            }
+            _ => {
+                let audit_seq = self.append(&call.start(), true)?;
+                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new() });
+            }
+        };
+        self.adorn(&mut spec);
+        let absent = crate::absent::AbsentPaths::before(&self.policy());
+        let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
+            Ok(r) => r,
+            Err(e) => {
+                let code = match e {
+                    SandboxError::LayerUnavailable { .. } => 71,
+                    ref other => other.exit_code(),
+                };
+                self.record_unrun(call, code)?;
+                return Err(SessionError::Sandbox(e));
+            }
+        };
+        let proxy = self.start_proxy(&spec, &mut running, &call, rt)?;
+        // exec supervision (issue 16): every exec of the tree waits for this supervisor,
+        // which decides and records it; stopped after the tree is gone, before `call.end`.
+        let exec_supervisor = match running.take_exec_listener() {
+            Some(fd) => {
+                let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
+                Some(paddock_sandbox::supervise(fd, Arc::new(auditor))?)
+            }
+            None => None,
+        };
+        // Every layer is in place and the child is parked before exec: record the call,
+        // with what was enforced, durably, then let it run. (`call.end` repeats the call's
+        // fields; the report, large, stays on `call.start`.)
+        let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
+        let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
+        let registered = self.register(&running);
+        let waited = running.wait();
+        if let Some(s) = exec_supervisor {
+            s.stop();
+        }
+        if let Some(n) = registered {
+            self.running.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(m, _)| *m != n);
+        }
+        if let Some((task, rt)) = proxy {
+            rt.block_on(task.stop());
+        }
+        let moved_aside = absent.settle();
+        let outcome = match waited {
+            Ok(o) => o,
+            Err(e) => {
+                self.append(&call.end(AuditOutcome::exited(125).with_moved_aside(moved_aside)), false)?;
+                return Err(SessionError::Sandbox(e));
+            }
+        };
+        self.append(&call.end(ended(&outcome).with_moved_aside(moved_aside.clone())), false)?;
+        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside })
+    }
+
+    /// Records a call that was allowed but ran nothing (`code`: why): `call.start` with no
+    /// view, then `call.end`; the `seq` of `call.start`.
+    fn record_unrun(&self, call: Call, code: i32) -> Result<u64, SessionError> {
+        let call = call.with_view(Vec::new());
+        let seq = self.append(&call.start(), true)?;
+        self.append(&call.end(AuditOutcome::exited(code)), false)?;
+        Ok(seq)
+    }
+
+    /// Serves the child's proxy listener (when its network is the proxy) on `rt`'s runtime,
+    /// with the session's interception; the task and the runtime to stop it on.
+    fn start_proxy(
+        self: &Arc<Self>,
+        spec: &SandboxSpec,
+        running: &mut Running,
+        call: &Call,
+        rt: RuntimeSource,
+    ) -> Result<Option<(ProxyTask, Handle)>, SessionError> {
+        match (&spec.network, running.take_proxy_listener()) {
+            (NetworkMode::Proxy { .. }, Some(fd)) => {
+                let rt = rt()?;
+                let intercept = self.intercept.as_ref().map(|i| paddock_proxy::Intercept {
+                    ca: Arc::clone(&i.ca),
+                    interceptor: Arc::new(crate::secrets::CallInterceptor {
+                        inner: Arc::clone(self),
+                        call_id: call.call_id.clone(),
+                    }),
+                    upstream_ca: self.policy().upstream_ca.clone(),
+                });
+                Ok(Some((ProxyTask::start(&rt, Arc::clone(self) as _, fd, call.call_id.clone(), intercept)?, rt)))
+            }
+            (NetworkMode::Proxy { .. }, None) => {
+                Err(SessionError::Internal("the sandbox handed over no proxy listener".into()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Puts the child's killer on the list [`Session::kill_running`](super::Session::kill_running)
+    /// kills; its number there, to take it off once the child is gone.
+    fn register(&self, running: &Running) -> Option<u64> {
+        running.killer().map(|k| {
+            let mut list = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            list.0 += 1;
+            let n = list.0;
+            list.1.push((n, k));
+            n
+        })
+    }
+}
+
+/// How a child ended, as its `call.end` record says it.
+fn ended(outcome: &RunOutcome) -> AuditOutcome {
+    let ended = match outcome.status {
+        ExitKind::Exited(c) => AuditOutcome::exited(c),
+        ExitKind::Signaled(n) => AuditOutcome::signaled(n),
+        ExitKind::TimedOut => AuditOutcome::exited(outcome.exit_code()).with_timed_out(true),
+    };
+    let truncated = outcome.stdout_truncated || outcome.stderr_truncated;
+    ended.with_duration_ms(outcome.duration.as_millis() as u64).with_output(
+        outcome.stdout_bytes,
+        outcome.stderr_bytes,
+        truncated,
+    )
+}

@@ -1,0 +1,157 @@
+//! A session's shared state ([`Inner`]): the policy in force (revocations applied), the
+//! audit log and how records go to it, the session's zygote, the calls running now.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use paddock_audit::{AuditLog, Call, Decision as AuditDecision, Event, Target};
+use paddock_policy::{Decision, Policy};
+use paddock_sandbox::{Killer, SandboxSpec};
+
+use super::config::{ConnectionObserver, ExecObserver, SessionConfig};
+use super::revocations::RevocationState;
+use super::zygote::{SessionZygote, Zygotes};
+use crate::SessionError;
+
+/// What every holder of a session shares: its [`Session`](super::Session) handles, its
+/// calls, the proxy tasks, exec supervisors and interceptors of those calls.
+pub(crate) struct Inner {
+    pub id: String,
+    pub(super) base: Policy,
+    pub(super) current: Mutex<Arc<Policy>>,
+    pub(super) revocations: Mutex<Option<RevocationState>>,
+    pub log: AuditLog,
+    pub on_connection: Option<ConnectionObserver>,
+    pub(super) mode: String,
+    pub(super) calls: AtomicU64,
+    pub(super) started: Instant,
+    pub(super) zygotes: Zygotes,
+    /// The calls running now, by a number of their own: what [`Session::kill_running`] kills.
+    pub(super) running: Mutex<(u64, Vec<(u64, Killer)>)>,
+    /// Set by [`Session::kill_running`]: calls that end killed say why.
+    pub(super) stopping: AtomicBool,
+    /// [`Session::call`]s not yet returned.
+    pub(super) in_flight: AtomicUsize,
+    /// Where questions to a person go ([`Session::enable_approvals`]); none: an ask is a denial.
+    pub(super) approvals: OnceLock<Arc<crate::approvals::Broker>>,
+    /// TLS interception and brokered secrets, when the policy has secrets or request rules.
+    pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
+    /// Sees every `exec` record (issue 16; [`Session::set_exec_observer`]).
+    pub(super) exec_observer: OnceLock<ExecObserver>,
+}
+
+fn new_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{:x}-{:x}-{}", nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl Inner {
+    /// The state of a new session: opens the audit log (an error here means no call may
+    /// run), loads the revocation list and sets up interception and secrets.
+    pub(super) fn open(cfg: SessionConfig) -> Result<Arc<Inner>, SessionError> {
+        let log = AuditLog::open(&cfg.audit_log)?;
+        // paddock's own state is never in a view, whatever the policy grants: the log, the
+        // revocation list and its lock file (and what the caller hid in the policy).
+        let mut base = cfg.policy;
+        let own = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        base.hide_paths([own(&cfg.audit_log)]);
+        let mut current = Arc::new(base.clone());
+        let revocations = cfg.revocations.map(|path| RevocationState::open(path, &mut base, &mut current));
+        let id = new_id(&cfg.mode);
+        // The caller's environment is read for `env:` secrets now, once.
+        let seed = cfg.placeholder_seed.as_deref().map(crate::secrets::read_seed).transpose()?;
+        let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok(), seed)?;
+        let inner = Arc::new(Inner {
+            id,
+            intercept,
+            current: Mutex::new(current),
+            revocations: Mutex::new(revocations),
+            log,
+            on_connection: cfg.on_connection,
+            mode: cfg.mode,
+            calls: AtomicU64::new(0),
+            started: Instant::now(),
+            base,
+            zygotes: Zygotes::new(),
+            running: Mutex::new((0, Vec::new())),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            approvals: OnceLock::new(),
+            exec_observer: OnceLock::new(),
+        });
+        Ok(inner)
+    }
+
+    /// The session's secrets, if it has any.
+    pub(crate) fn broker(&self) -> Option<&crate::secrets::Broker> {
+        self.intercept.as_ref().and_then(|i| i.broker.as_ref())
+    }
+
+    /// Every spec of the session gets the CA bundle (a read path) and the secrets'
+    /// placeholders and the bundle's variables (its environment).
+    pub(super) fn adorn(&self, spec: &mut SandboxSpec) {
+        if let Some(i) = &self.intercept {
+            i.adorn(&self.base, spec);
+        }
+    }
+
+    /// The current policy, revocations included; re-reads the revocation list when it
+    /// changed on disk. A list that cannot be read, parsed or compiled fails closed: every
+    /// decision is denied (rule `revocations`) until it is fixed, however many calls come
+    /// in between.
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        let mut revs = self.revocations.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = revs.as_mut() {
+            if let Some(refreshed) = state.refresh(&self.base) {
+                state.settle(&self.base, refreshed, &mut current, true);
+            }
+        }
+        Arc::clone(&current)
+    }
+
+    /// The zygote for calls under `policy` ([`Zygotes::for_policy`]); `None`: calls take the
+    /// one-shot path.
+    pub(super) fn zygote_for(&self, policy: &Arc<Policy>) -> Option<Arc<SessionZygote>> {
+        self.zygotes.for_policy(&self.id, policy, &|spec| self.adorn(spec))
+    }
+
+    /// The `call.start` record of a decided call (its view: the grants the child holds).
+    pub(super) fn call_record(&self, target: Target, d: &Decision, cwd: &Path, policy: &Policy) -> Call {
+        let verdict = if d.is_allow() { AuditDecision::Allow } else { AuditDecision::Deny };
+        // The filesystem grants bound into the child's view: in use by the call, as far as
+        // a reviewer can know, whatever it reads (`execute` drops them if nothing runs).
+        let view = if d.is_allow() { view_grants(policy) } else { Vec::new() };
+        Call::new(new_id("c"), self.id.clone(), target, verdict)
+            .with_cwd(cwd)
+            .with_rule(&*d.rule)
+            .with_reason(&d.reason)
+            .with_policy_hash(policy.hash())
+            .with_view(view)
+    }
+
+    /// The observer of `exec` records, if one is set.
+    pub(crate) fn exec_observer(&self) -> Option<&ExecObserver> {
+        self.exec_observer.get()
+    }
+
+    /// Appends `event` to the session's audit log (`durable`: synced before it returns); its `seq`.
+    pub(crate) fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
+        let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
+        Ok(r?.seq)
+    }
+}
+
+/// The rule ids of the filesystem grants a sandbox view under `policy` holds.
+fn view_grants(policy: &Policy) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for r in policy.view_read_rules().into_iter().chain(policy.view_write_rules()) {
+        if !ids.iter().any(|i| **i == *r.id) {
+            ids.push(r.id.to_string());
+        }
+    }
+    ids
+}

@@ -1,0 +1,195 @@
+//! The session's zygote: started once per policy (and again when its view is out of date
+//! or it died), a fork per call; each call that proxies leases a port of its own.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use paddock_policy::Policy;
+use paddock_sandbox::{NetworkMode, SandboxError, SandboxSpec, StdioMode, ViewStamp, Zygote};
+
+use crate::spec::{self, FsView};
+
+/// The zygote of [`Session::call`]s under one policy: the calls reuse its namespaces and
+/// mount view (paddock_sandbox's `Zygote` docs say what they share and what each has of
+/// its own). Held by the session and by each call that runs in it; the last holder of a
+/// retired one ends it.
+pub(super) struct SessionZygote {
+    policy: Arc<Policy>,
+    view: Arc<FsView>,
+    zygote: Zygote,
+    /// The directories of its view as they were just before it started: a call runs in it
+    /// only while they are unchanged.
+    stamp: ViewStamp,
+    /// Proxy ports free for the next call, and the next new one: each concurrent call
+    /// listens on a port of its own in the shared network namespace, so its connections
+    /// are its own on the audit log and Landlock lets it reach no other call's listener.
+    ports: Mutex<(Vec<u16>, u16)>,
+}
+
+/// A call's proxy port, back to the pool when dropped (after the call's proxy stopped).
+pub(super) struct PortLease {
+    zygote: Arc<SessionZygote>,
+    port: u16,
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.zygote.ports.lock().unwrap_or_else(|e| e.into_inner()).0.push(self.port);
+    }
+}
+
+impl SessionZygote {
+    fn lease_port(self: &Arc<Self>) -> Option<PortLease> {
+        let mut p = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        let port = match p.0.pop() {
+            Some(port) => port,
+            None => {
+                let port = p.1;
+                p.1 = port.checked_add(1)?;
+                port
+            }
+        };
+        Some(PortLease { zygote: Arc::clone(self), port })
+    }
+}
+
+/// The session's zygote, if any: the one calls run in now.
+pub(super) struct Zygotes {
+    slot: Mutex<ZygoteSlot>,
+}
+
+enum ZygoteSlot {
+    Empty,
+    Ready(Arc<SessionZygote>),
+    /// Starting one failed under this policy (e.g. strict and a layer is missing): its
+    /// calls take the one-shot path, which reports why.
+    Failed(Arc<Policy>),
+}
+
+/// Zygotes share one network namespace among calls; they are used only where Landlock has
+/// what a call in a shared namespace requires (ABI ≥ [`paddock_sandbox::shared_netns_abi`]:
+/// TCP confined to the call's own proxy port, abstract unix sockets scoped to the call), so
+/// no call can reach another's listeners. Elsewhere every call gets a sandbox of its own.
+fn zygotes_supported() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        std::env::var_os("PADDOCK_NO_ZYGOTE").is_none()
+            && paddock_sandbox::landlock_abi() >= paddock_sandbox::shared_netns_abi()
+    })
+}
+
+impl SessionZygote {
+    /// The filesystem view the zygote was started with (its calls' specs are built on it).
+    pub(super) fn view(&self) -> Arc<FsView> {
+        Arc::clone(&self.view)
+    }
+}
+
+impl Zygotes {
+    /// None yet: the first call starts one.
+    pub(super) fn new() -> Zygotes {
+        Zygotes { slot: Mutex::new(ZygoteSlot::Empty) }
+    }
+
+    /// The zygote for calls under `policy`: the current one when it was started under this
+    /// very policy and is alive, else a new one (the old one ends once its calls have).
+    /// `None`: calls take the one-shot path.
+    pub(super) fn for_policy(
+        &self,
+        session: &str,
+        policy: &Arc<Policy>,
+        adorn: &dyn Fn(&mut SandboxSpec),
+    ) -> Option<Arc<SessionZygote>> {
+        if !zygotes_supported() {
+            return None;
+        }
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match &*slot {
+            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => {
+                if z.stamp.unchanged() {
+                    return Some(Arc::clone(z));
+                }
+                tracing::debug!(session = %session, "the zygote's view is out of date: a new one");
+            }
+            ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
+            _ => {}
+        }
+        // Retire the old one first: its process ends once the session and its calls let go.
+        *slot = ZygoteSlot::Empty;
+        let view = spec::fs_view(policy);
+        let ws = policy.vars.workspace.clone();
+        let mut template = spec::build_with(
+            policy,
+            &view,
+            PathBuf::from("/bin/true"),
+            vec!["true".into()],
+            &ws,
+            StdioMode::Capture { stdin: None },
+        );
+        adorn(&mut template);
+        // Before the start: a change while the zygote walks its view is a change.
+        let stamp = paddock_sandbox::view_stamp(&template);
+        if let Some(why) = stamp.stale_reason() {
+            tracing::debug!(session = %session, "the next call gets a new zygote ({why})");
+        }
+        match Zygote::start(&template) {
+            Ok(zygote) => {
+                tracing::debug!(session = %session, dirs = stamp.len(), "zygote started");
+                let z = Arc::new(SessionZygote {
+                    policy: Arc::clone(policy),
+                    view: Arc::new(view),
+                    zygote,
+                    stamp,
+                    ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
+                });
+                *slot = ZygoteSlot::Ready(Arc::clone(&z));
+                Some(z)
+            }
+            Err(e) => {
+                tracing::debug!(session = %session, "no zygote ({e}): one sandbox per call");
+                *slot = ZygoteSlot::Failed(Arc::clone(policy));
+                None
+            }
+        }
+    }
+
+    /// Drops `z` from the session (it died): the next call starts a new one.
+    fn retire(&self, z: &Arc<SessionZygote>) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(&*slot, ZygoteSlot::Ready(cur) if Arc::ptr_eq(cur, z)) {
+            *slot = ZygoteSlot::Empty;
+        }
+    }
+
+    /// Confines `spec`'s child: in `zygote` when given (and it takes the spec), else in a
+    /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
+    pub(super) fn start_child(
+        &self,
+        session: &str,
+        spec: &mut SandboxSpec,
+        zygote: Option<&Arc<SessionZygote>>,
+    ) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
+        let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {
+            return Ok((paddock_sandbox::spawn(spec)?, None));
+        };
+        let lease = match spec.network {
+            NetworkMode::Proxy { .. } => match z.lease_port() {
+                Some(l) => {
+                    spec::set_proxy_port(spec, l.port);
+                    Some(l)
+                }
+                None => return Ok((paddock_sandbox::spawn(spec)?, None)),
+            },
+            NetworkMode::None => None,
+        };
+        match z.zygote.spawn(spec) {
+            Ok(r) => Ok((r, lease)),
+            Err(SandboxError::Spawn(m)) if !z.zygote.is_alive() => {
+                tracing::warn!(session = %session, "the session's zygote is gone ({m}); this call gets a sandbox of its own");
+                self.retire(z);
+                Ok((paddock_sandbox::spawn(spec)?, lease))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
