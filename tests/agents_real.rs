@@ -365,27 +365,18 @@ fn codex_runs_a_command_with_only_the_placeholder(user: User) {
     // is the API's real URL, https://api.openai.com/v1, on a loopback address of its own.
     let (up, ip) = on_443(&f, "api.openai.com", fake_openai(command));
     let pol = local_policy(&f, "codex", "api.openai.com", &up, &ip, &reads);
-    // `codex exec` authenticates with CODEX_API_KEY (OPENAI_API_KEY alone sends no key):
-    // brokered the same way, for the same host.
-    let mut text = read(&pol);
-    text += "\n[secrets.codex]\nfrom = \"env:CODEX_API_KEY\"\nhosts = [\"api.openai.com\"]\nenv = \"CODEX_API_KEY\"\n";
-    write(&pol, &text, 0o644);
-    agent_home(&f, ".codex", (".codex/config.toml", ""), &[]);
-    // What paddock adds when it picks the preset by the program's name (a policy file that
-    // extends it is not the preset's name): Codex's inner sandbox off.
-    let argv: Vec<OsString> = [
-        codex.as_os_str(),
-        "-c".as_ref(),
-        "sandbox_mode=\"danger-full-access\"".as_ref(),
-        "exec".as_ref(),
-        "--skip-git-repo-check".as_ref(),
-        "Write the key to a file.".as_ref(),
-    ]
-    .map(OsString::from)
-    .to_vec();
+    // The policy extends the preset: paddock makes ~/.codex and its settings file, and
+    // starts codex with its inner sandbox off (`codex exec` authenticates with
+    // CODEX_API_KEY, which the preset brokers like OPENAI_API_KEY).
+    let argv: Vec<OsString> =
+        [codex.as_os_str(), "exec".as_ref(), "--skip-git-repo-check".as_ref(), "Write the key to a file.".as_ref()]
+            .map(OsString::from)
+            .to_vec();
     let o = run_under(&f, &pol, &argv, &[("OPENAI_API_KEY", &key), ("CODEX_API_KEY", &key)]);
     assert_eq!(o.code(), 0, "{o}");
     assert_eq!(o.out().trim_end(), CODEX_ANSWER, "{o}");
+    assert!(o.err().contains("sandbox_mode=\"danger-full-access\""), "the inner sandbox is turned off, and said\n{o}");
+    assert!(f.home.join(".codex/config.toml").is_file(), "its settings file is made\n{o}");
     o.assert_absent(&key, "the API key");
     let seen = up.seen();
     let posts: Vec<&Seen> = seen.iter().filter(|s| s.method == "POST").collect();
