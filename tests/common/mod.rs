@@ -273,6 +273,11 @@ impl Fixture {
     /// workspace; fails the test if it takes longer than `HANG` or if its output pipes stay
     /// open after it exits (something it started survived).
     pub fn launch(&self, argv: &[OsString], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Out {
+        self.launch_within(argv, env, stdin, HANG)
+    }
+
+    /// `launch`, for a program that may take up to `hang` (a real agent CLI).
+    pub fn launch_within(&self, argv: &[OsString], env: &[(&str, &str)], stdin: Option<&[u8]>, hang: Duration) -> Out {
         let mut full = self.user.prefix();
         full.extend_from_slice(argv);
         let mut cmd = Command::new(&full[0]);
@@ -311,10 +316,10 @@ impl Fixture {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            if start.elapsed() > HANG {
+            if start.elapsed() > hang {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{full:?} ({:?}) did not end within {HANG:?}", self.user);
+                panic!("{full:?} ({:?}) did not end within {hang:?}", self.user);
             }
             std::thread::sleep(Duration::from_millis(5));
         };

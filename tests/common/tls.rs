@@ -1,6 +1,7 @@
-//! A TLS upstream on 127.0.0.1 with a CA of its own (given to paddock through `[network]
+//! A TLS upstream on loopback with a CA of its own (given to paddock through `[network]
 //! upstream_ca`), for the tests of brokered secrets: HTTP/1.1, one thread per connection,
-//! every request kept so a test can see what reached it.
+//! every request kept so a test can see what reached it; `Upstream::serve` answers with a
+//! handler of the test's (a fake of some API).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,11 +14,18 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::write;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Seen {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {:?} ({} bytes of body)", self.method, self.path, self.headers, self.body.len())
+    }
 }
 
 impl Seen {
@@ -29,6 +37,17 @@ impl Seen {
     }
 }
 
+/// What the upstream answers to one request.
+pub struct Reply {
+    pub status: &'static str,
+    pub ctype: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// Picks the reply to each request (a fake of some API); the default serves the tests of
+/// brokered secrets.
+pub type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
 pub struct Upstream {
     pub port: u16,
     pub ca_file: PathBuf,
@@ -38,6 +57,11 @@ pub struct Upstream {
 impl Upstream {
     /// An upstream whose certificate names `names`; its CA is written to `dir`.
     pub fn start(dir: &Path, names: &[&str]) -> Upstream {
+        Upstream::serve(dir, names, TcpListener::bind("127.0.0.1:0").unwrap(), Arc::new(default_reply))
+    }
+
+    /// An upstream on `listener` that answers with `handler`.
+    pub fn serve(dir: &Path, names: &[&str], listener: TcpListener, handler: Handler) -> Upstream {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::default();
@@ -62,15 +86,14 @@ impl Upstream {
             .unwrap();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let s2 = Arc::clone(&seen);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (cfg, seen) = (Arc::clone(&cfg), Arc::clone(&s2));
-                std::thread::spawn(move || serve_conn(conn, cfg, seen));
+                let (cfg, seen, handler) = (Arc::clone(&cfg), Arc::clone(&s2), Arc::clone(&handler));
+                std::thread::spawn(move || serve_conn(conn, cfg, seen, handler));
             }
         });
         Upstream { port, ca_file, seen }
@@ -81,7 +104,7 @@ impl Upstream {
     }
 }
 
-fn serve_conn(conn: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: Arc<Mutex<Vec<Seen>>>) {
+fn serve_conn(conn: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: Arc<Mutex<Vec<Seen>>>, handler: Handler) {
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let Ok(tls) = rustls::ServerConnection::new(cfg) else { return };
     let mut stream = BufReader::new(rustls::StreamOwned::new(tls, conn));
@@ -106,12 +129,13 @@ fn serve_conn(conn: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let req = Seen { method, path, headers };
+        let mut req = Seen { method, path, headers, body: Vec::new() };
         if let Some(n) = req.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
             let mut body = vec![0u8; n];
             if stream.read_exact(&mut body).is_err() {
                 return;
             }
+            req.body = body;
         } else if req.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             loop {
                 let mut size = String::new();
@@ -126,17 +150,10 @@ fn serve_conn(conn: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
                 if n == 0 {
                     break;
                 }
+                req.body.extend_from_slice(&chunk[..n]);
             }
         }
-        let (status, ctype, body): (&str, &str, Vec<u8>) = if req.path.starts_with("/repo.git/") {
-            if req.header("authorization").is_none() {
-                ("401 Unauthorized", "text/plain", b"auth".to_vec())
-            } else {
-                ("200 OK", "application/x-git-upload-pack-advertisement", git_refs())
-            }
-        } else {
-            ("200 OK", "text/plain", b"hello from upstream\n".to_vec())
-        };
+        let Reply { status, ctype, body } = handler(&req);
         seen.lock().unwrap().push(req);
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nWWW-Authenticate: Basic realm=\"t\"\r\n\r\n",
@@ -147,6 +164,19 @@ fn serve_conn(conn: TcpStream, cfg: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
             return;
         }
     }
+}
+
+fn default_reply(req: &Seen) -> Reply {
+    let (status, ctype, body) = if req.path.starts_with("/repo.git/") {
+        if req.header("authorization").is_none() {
+            ("401 Unauthorized", "text/plain", b"auth".to_vec())
+        } else {
+            ("200 OK", "application/x-git-upload-pack-advertisement", git_refs())
+        }
+    } else {
+        ("200 OK", "text/plain", b"hello from upstream\n".to_vec())
+    };
+    Reply { status, ctype, body }
 }
 
 /// A smart-HTTP ref advertisement with one branch (what `git ls-remote` reads).

@@ -40,7 +40,7 @@ pub const AGENTS: &[Agent] = &[
         args: None,
         state_dirs: &[".claude"],
         settings: (".claude/settings.json", "{}\n"),
-        protected_dirs: &[],
+        protected_dirs: &[".claude/plugins"],
     },
     Agent {
         program: "codex",

@@ -16,16 +16,17 @@ use crate::args::RunArgs;
 use crate::exit;
 use crate::export_cmd::live_shipper;
 use crate::output;
-use crate::setup::{current_dir, fail, hide_state, load_policy_only, preset_name};
+use crate::setup::{current_dir, fail, hide_state, load_policy_only};
 use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
-    let agent = adapt_for_agent(&mut a);
+    pick_agent_preset(&mut a);
     let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let agent = if a.explain { None } else { adapt_for_agent(&mut a, &policy) };
     if a.explain {
         return print_explain(&policy, &probe(&policy)).err().unwrap_or(exit::OK);
     }
@@ -195,17 +196,23 @@ fn run_error(e: SessionError, argv: &[String], session: &Session) -> i32 {
     }
 }
 
-/// A coding agent paddock knows (`agents::AGENTS`): without `--policy` (and without
-/// `--no-agent-preset`) it gets its own preset; under its preset (picked or named) it
-/// starts with the arguments it needs inside paddock. Each says so in one line. Returns
-/// the agent when its preset applies.
-fn adapt_for_agent(a: &mut RunArgs) -> Option<&'static agents::Agent> {
-    let agent = agents::known(a.argv.first()?)?;
+/// Without `--policy` (and without `--no-agent-preset`), a coding agent paddock knows
+/// (`agents::AGENTS`) gets its own preset, said in one line.
+fn pick_agent_preset(a: &mut RunArgs) {
+    let Some(agent) = a.argv.first().and_then(|p| agents::known(p)) else { return };
     if a.policy.policy.is_none() && !a.no_agent_preset && !a.explain {
         a.policy.policy = Some(PathBuf::from(agent.preset));
         eprintln!("{}", agent.picked_line());
     }
-    if a.policy.policy.as_deref().and_then(preset_name) != Some(agent.preset) {
+}
+
+/// Under its own preset (picked, named, or extended by the policy file), a coding agent
+/// starts the way it works inside paddock: its state directories and settings file made,
+/// the arguments it needs added, each said in one line. Returns the agent then.
+fn adapt_for_agent(a: &mut RunArgs, policy: &Policy) -> Option<&'static agents::Agent> {
+    let agent = agents::known(a.argv.first()?)?;
+    let preset = PathBuf::from(paddock_policy::preset_display_name(agent.preset));
+    if !policy.files.contains(&preset) {
         return None;
     }
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
