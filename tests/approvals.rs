@@ -523,13 +523,13 @@ fn terminal_prompt(user: User) {
     let f = Fixture::new(user);
     let port = upstream();
     let pol = f.policy(&Pol { tail: &tail("50s", ""), ..Pol::default() });
-    let under_script = |redirect: &str, tag: &str| -> Child {
+    let under_script = |redirect: &str, tag: &str, prefix: (&str, &str)| -> Child {
         let run = format!(
             "{} run --policy {} --workspace {} -- sh -c {}{redirect}",
             sh_quote(f.bin.to_str().unwrap()),
             sh_quote(pol.to_str().unwrap()),
             sh_quote(f.ws.to_str().unwrap()),
-            sh_quote(&connect(tag, "asked.test", port))
+            sh_quote(&format!("{}{}{}", prefix.0, connect(tag, "asked.test", port), prefix.1))
         );
         let mut full = f.user.prefix();
         full.extend(["/usr/bin/script".into(), "-qfec".into(), run.into(), "/dev/null".into()]);
@@ -547,7 +547,7 @@ fn terminal_prompt(user: User) {
         spawn(&mut cmd).expect("spawn script")
     };
     // The child's stdin is not the terminal: the question is asked and answered on it.
-    let mut run = under_script(" < /dev/null", "tty");
+    let mut run = under_script(" < /dev/null", "tty", ("", ""));
     let q = next_question(&f, &[]);
     let mut keys = run.stdin.take().unwrap();
     keys.write_all(b"o\n").unwrap();
@@ -561,8 +561,11 @@ fn terminal_prompt(user: User) {
     let answers = records(&f, "approval.answer");
     assert!(answers[0]["by"].as_str().unwrap().ends_with("(the terminal of paddock run)"), "{answers:?}");
 
-    // The child has the terminal (an interactive agent): printed, answered elsewhere.
-    let mut run = under_script("", "pty");
+    // The child has the terminal (an interactive agent): printed, answered elsewhere; then
+    // the child gets SIGWINCH, so a full-screen program redraws what the question covered.
+    // (It waits for the signal for at most 20 s, leaving at once when it comes.)
+    let wait_winch = "i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; echo no redraw";
+    let mut run = under_script("", "pty", ("trap 'echo redraw asked; exit 0' WINCH; ", wait_winch));
     let keys = run.stdin.take().unwrap();
     let q2 = next_question(&f, &[id(&q)]);
     assert_eq!(paddock(&f, &["approve", &id(&q2)]).code(), 0);
@@ -570,6 +573,7 @@ fn terminal_prompt(user: User) {
     drop(keys);
     assert!(o.out().contains("answer from another terminal"), "{o}");
     assert!(o.out().contains("pty ok"), "{o}");
+    assert!(o.out().contains("redraw asked"), "the child was not told to redraw\n{o}");
 }
 
 /// `paddock mcp`: a client that declared form elicitation is asked there, and its answer

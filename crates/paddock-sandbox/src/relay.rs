@@ -24,15 +24,28 @@ static TERMINAL: RwLock<()> = RwLock::new(());
 /// The caller's stdout and stderr held for paddock alone: while it lives, no byte of the
 /// child's output is written there (the relays wait; the child's pipe fills and it
 /// waits too), so a question on the terminal cannot be redrawn or forged by the child's
-/// escape sequences while a person reads it. Dropping it delivers what was held.
+/// escape sequences while a person reads it. Dropping it delivers what was held, and an
+/// interactive child (a pty) is made to redraw the screen the question was printed over.
 pub struct TerminalHold {
-    _held: RwLockWriteGuard<'static, ()>,
+    held: Option<RwLockWriteGuard<'static, ()>>,
 }
 
 /// Holds the caller's terminal (see [`TerminalHold`]); waits for a write in progress.
 pub fn hold_terminal() -> TerminalHold {
-    TerminalHold { _held: TERMINAL.write().unwrap_or_else(|e| e.into_inner()) }
+    TerminalHold { held: Some(TERMINAL.write().unwrap_or_else(|e| e.into_inner())) }
 }
+
+impl Drop for TerminalHold {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        REDRAW.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Set when a question let go of the terminal: the pty relay then changes the child's
+/// window size and back, so a full-screen program gets `SIGWINCH` and redraws what the
+/// question covered.
+static REDRAW: AtomicBool = AtomicBool::new(false);
 
 /// Writes the child's bytes to the caller's `fd`, unless a question holds the terminal
 /// (then waits for it).
@@ -129,6 +142,12 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
             if let Some(ws) = stdin_winsize() {
                 if Some((ws.ws_row, ws.ws_col)) != last_ws {
                     last_ws = Some((ws.ws_row, ws.ws_col));
+                    set_winsize(&master, ws);
+                }
+                if REDRAW.swap(false, Ordering::SeqCst) {
+                    let mut other = ws;
+                    other.ws_row = if ws.ws_row > 1 { ws.ws_row - 1 } else { ws.ws_row + 1 };
+                    set_winsize(&master, other);
                     set_winsize(&master, ws);
                 }
             }
