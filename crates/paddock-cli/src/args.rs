@@ -95,6 +95,10 @@ pub struct SuggestArgs {
     /// Audit log file (default: $STATE/audit.jsonl).
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+    /// Where several subdomains of one domain were denied (on the same port), suggest one
+    /// wildcard entry (`*.example.com`) for them instead of each host.
+    #[arg(long)]
+    pub widen: bool,
 }
 
 #[derive(Args, Debug)]

@@ -89,6 +89,40 @@ fn host_port_of(url: &str) -> Option<String> {
     Some(Proposal::connect(&host, port.unwrap_or(default)).entry)
 }
 
+/// `list` with each group of two or more hosts that are subdomains of one domain (of at
+/// least two labels, on the same port) replaced by that domain's wildcard entry, its count
+/// the group's: what `--widen` asks for. IP literals and lone hosts stay as they are.
+fn widen(list: &List) -> List {
+    let parent = |entry: &str| -> Option<(String, String)> {
+        let (host, port) = match entry.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, format!(":{p}")),
+            _ => (entry, String::new()),
+        };
+        if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() || host.starts_with("*.") {
+            return None;
+        }
+        let (_, rest) = host.split_once('.')?;
+        rest.contains('.').then(|| (format!("*.{rest}"), port))
+    };
+    let mut groups: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for e in &list.order {
+        if let Some((wild, port)) = parent(e) {
+            groups.entry(format!("{wild}{port}")).or_default().push(e);
+        }
+    }
+    let mut out = List::default();
+    for e in &list.order {
+        let wide = parent(e).map(|(w, p)| format!("{w}{p}")).filter(|w| groups[w].len() >= 2);
+        let entry = wide.unwrap_or_else(|| e.clone());
+        let n = list.counts[e];
+        if !out.counts.contains_key(&entry) {
+            out.order.push(entry.clone());
+        }
+        *out.counts.entry(entry).or_insert(0) += n;
+    }
+    out
+}
+
 /// A TOML basic string in which every character a terminal could misread is escaped.
 fn quoted(s: &str) -> String {
     let mut out = String::from('"');
@@ -182,7 +216,8 @@ pub fn suggest(a: SuggestArgs) -> i32 {
     }
     if !s.network.order.is_empty() {
         out.push_str("\n[network]\n");
-        block(&mut out, "allow", &s.network, "connection");
+        let network = if a.widen { widen(&s.network) } else { std::mem::take(&mut s.network) };
+        block(&mut out, "allow", &network, "connection");
     }
     for why in &s.skipped {
         out.push_str(&format!("# not suggested: {}\n", paddock_audit::escape(why)));
@@ -193,6 +228,23 @@ pub fn suggest(a: SuggestArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widen_groups_subdomains_only() {
+        let mut l = List::default();
+        for e in
+            ["a.x.test", "b.x.test", "a.x.test", "c.y.test", "a.x.test:8080", "b.x.test:8080", "x.test", "10.0.0.1"]
+        {
+            l.add(e.to_string());
+        }
+        let w = widen(&l);
+        assert_eq!(w.order, vec!["*.x.test", "c.y.test", "*.x.test:8080", "x.test", "10.0.0.1"]);
+        assert_eq!(w.counts["*.x.test"], 3);
+        assert_eq!(w.counts["*.x.test:8080"], 2);
+        let mut one = List::default();
+        one.add("a.b.test".into());
+        assert_eq!(widen(&one).order, vec!["a.b.test"], "a lone host is never widened");
+    }
 
     #[test]
     fn hosts_of_urls_and_quoting() {
