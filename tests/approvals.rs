@@ -312,6 +312,31 @@ fn command_waits(user: User) {
     assert!(!o.out().contains("never"), "{o}");
 }
 
+/// Under `[commands] scope = "tree"`, an exec in the tree that an `ask` entry matches waits
+/// in the kernel for a person: approved it runs (Landlock lets the asked program execute),
+/// denied it fails with EACCES. Control: the allowed shell runs throughout.
+fn an_exec_in_the_tree_asks(user: User) {
+    let f = Fixture::new(user);
+    let cmds = "[commands]\nscope = \"tree\"\nallow = [\"sh **\"]\nask = [\"id -u\"]\n";
+    let pol = f.policy(&Pol { tail: &tail("50s", cmds), ..Pol::default() });
+    let script = "id -u; echo first=$?; id -u; echo second=$?";
+    let run = start(&f, &pol, &["sh", "-c", script]);
+    let q = next_question(&f, &[]);
+    assert_eq!((q["kind"].as_str(), q["subject"].as_str()), (Some("command"), Some("id -u")), "{q}");
+    assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+    let q2 = next_question(&f, &[id(&q)]);
+    assert_eq!(paddock(&f, &["deny", &id(&q2)]).code(), 0);
+    let o = finish(run);
+    assert_eq!(o.code(), 0, "{o}");
+    let out = o.out();
+    assert!(out.starts_with(&format!("{}\nfirst=0\n", user.uid())), "approved: it ran\n{o}");
+    assert!(out.contains("second=126") || out.contains("second=1"), "denied: it did not run\n{o}");
+    let uid = user.uid().to_string();
+    assert_eq!(out.lines().filter(|l| *l == uid).count(), 1, "{o}");
+    // The shell's retry in the next PATH directory got the same answer, not a question.
+    assert_eq!(records(&f, "approval.ask").len(), 2, "{o}");
+}
+
 /// The denials of a log become a policy under which exactly those calls pass.
 fn suggest_allows_exactly_what_was_denied(user: User) {
     need_curl();
@@ -665,6 +690,7 @@ both_users!(
     no_answer_is_a_denial,
     check_says_ask_and_unknown_ids,
     command_waits,
+    an_exec_in_the_tree_asks,
     suggest_allows_exactly_what_was_denied,
     serve_endpoints,
     storm_of_fifty,

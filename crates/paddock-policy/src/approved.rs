@@ -169,6 +169,13 @@ pub(crate) struct Approved {
 }
 
 impl Approved {
+    /// The compiled approved `commands.allow` entries.
+    pub(crate) fn command_allow_rules(&self) -> impl Iterator<Item = &crate::commands::CommandRule> {
+        self.commands.allow.iter()
+    }
+}
+
+impl Approved {
     pub(crate) fn compile(entries: Vec<ApprovedEntry>, path_var: &str, problems: &mut Problems) -> Approved {
         let (mut ca, mut cd, mut na, mut nd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut ca_n, mut cd_n, mut na_n, mut nd_n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -37,6 +37,16 @@ pub struct AskRules {
 }
 
 impl AskRules {
+    /// Whether an `ask` entry covers every command (`"*"`).
+    pub(crate) fn asks_any_command(&self) -> bool {
+        self.any_command.is_some()
+    }
+
+    /// The compiled `[commands] ask` entries.
+    pub(crate) fn command_rules(&self) -> impl Iterator<Item = &crate::commands::CommandRule> {
+        self.commands.allow.iter()
+    }
+
     pub(crate) fn compile(
         commands: Vec<RawCommand>,
         hosts: Vec<RawEntry>,

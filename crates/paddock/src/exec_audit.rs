@@ -18,18 +18,43 @@ pub const SCOPE_CALL_RULE: &str = "commands.scope";
 pub(crate) struct ExecAuditor {
     inner: Arc<Inner>,
     call_id: String,
+    /// The last exec a person was asked about (pid, argv) and the answer: a shell that
+    /// tries the same program in the next `PATH` directory (`/usr/bin/id`, then `/bin/id`)
+    /// gets that answer again instead of a second question.
+    last_asked: std::sync::Mutex<Option<((i32, Vec<String>), Decision)>>,
 }
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
-        ExecAuditor { inner, call_id }
+        ExecAuditor { inner, call_id, last_asked: std::sync::Mutex::new(None) }
+    }
+
+    /// A person's answer on an exec an `ask` entry matched, once per (pid, argv).
+    fn ask(&self, policy: &Policy, d: Decision, e: &ExecRequest) -> Decision {
+        let key = (e.pid, e.argv.clone());
+        let mut last = self.last_asked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((k, answer)) = last.as_ref() {
+            if *k == key {
+                return answer.clone();
+            }
+        }
+        let answer = match &e.program {
+            Some(program) => self.inner.ask_exec(policy, d, &e.argv, program),
+            None => deny("default", format!("{}; but the program does not resolve", d.reason)),
+        };
+        *last = Some((key, answer.clone()));
+        answer
     }
 }
 
 impl ExecDecider for ExecAuditor {
     fn decide(&self, e: &ExecRequest) -> ExecVerdict {
         let policy = self.inner.policy();
-        let d = decide(&policy, e);
+        let mut d = decide(&policy, e);
+        if d.verdict == Verdict::Ask {
+            // An `ask` entry matched: the exec waits (in the kernel) for a person's answer.
+            d = self.ask(&policy, d, e);
+        }
         let (argv, argv_omitted, cut) = Exec::bound_argv(&e.argv);
         let show = |p: &std::path::Path| p.to_string_lossy().into_owned();
         let record = Exec {

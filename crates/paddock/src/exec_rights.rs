@@ -15,12 +15,15 @@ const MAX_DEPTH: usize = 4;
 /// The exec supervision of a call of `program` under `policy`: every exec is seen and
 /// recorded; under scope "tree" with a `[commands]` table, only the listed files execute.
 pub fn control(policy: &Policy, program: &Path) -> ExecControl {
-    let rules = match (&policy.commands, policy.command_scope) {
-        (Some(rules), CommandScope::Tree) => rules,
-        _ => return ExecControl { programs: None },
+    let candidates = match (&policy.commands, policy.command_scope) {
+        (Some(_), CommandScope::Tree) => policy.exec_candidates(),
+        _ => None,
     };
+    // An `ask` for every command: any program may come to be allowed, so execute is not
+    // narrowed (the supervisor still decides each exec).
+    let Some(candidates) = candidates else { return ExecControl { programs: None } };
     let mut files: Vec<PathBuf> = Vec::new();
-    let roots = rules.allow.iter().filter_map(|r| r.program.clone()).chain(std::iter::once(program.to_path_buf()));
+    let roots = candidates.into_iter().chain(std::iter::once(program.to_path_buf()));
     for p in roots {
         add_with_interpreters(&mut files, p, 0);
     }

@@ -42,6 +42,18 @@ impl Policy {
         self.network.any_allowed() || !self.ask.network_raw.is_empty() || self.approved.any_network()
     }
 
+    /// The programs an exec could be allowed to start: those of `[commands] allow`, of the
+    /// approved allow entries and of `[commands] ask` (a person may allow them); `None`
+    /// when any program could be (an `ask` entry for every command).
+    pub fn exec_candidates(&self) -> Option<Vec<std::path::PathBuf>> {
+        if self.ask.asks_any_command() {
+            return None;
+        }
+        let allow = self.commands.iter().flat_map(|c| c.allow.iter());
+        let rules = allow.chain(self.approved.command_allow_rules()).chain(self.ask.command_rules());
+        Some(rules.filter_map(|r| r.program.clone()).collect())
+    }
+
     /// The layers after a command's own rules: approved deny, approved allow, ask.
     pub(crate) fn layer_command(&self, d: Decision, program: Option<&Path>, shown: &str, args: &[String]) -> Decision {
         let Some(program) = program else { return d };

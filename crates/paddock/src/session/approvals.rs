@@ -55,6 +55,12 @@ impl Inner {
         }
     }
 
+    /// [`Inner::resolve`] for an exec in a call's tree (`scope = "tree"`): the exec waits
+    /// in the kernel while a person is asked.
+    pub(crate) fn ask_exec(&self, policy: &Policy, d: Decision, argv: &[String], program: &Path) -> Decision {
+        self.resolve(policy, d, Subject::Command { argv: argv.to_vec(), program: program.to_path_buf() })
+    }
+
     /// The decision on a connection the proxy holds: the policy's, or a person's.
     pub(crate) fn ask_connect(&self, host: &str, port: u16) -> Decision {
         let policy = self.policy();
