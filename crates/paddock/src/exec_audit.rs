@@ -21,8 +21,11 @@ pub(crate) struct ExecAuditor {
     /// The last exec a person was asked about (pid, argv) and the answer: a shell that
     /// tries the same program in the next `PATH` directory (`/usr/bin/id`, then `/bin/id`)
     /// gets that answer again instead of a second question.
-    last_asked: std::sync::Mutex<Option<((i32, Vec<String>), Decision)>>,
+    last_asked: std::sync::Mutex<Option<(AskedExec, Decision)>>,
 }
+
+/// An exec a person was asked about: its pid and argv.
+type AskedExec = (i32, Vec<String>);
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
