@@ -45,8 +45,9 @@ pub(super) fn place(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::
     let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
     let start = std::time::Instant::now();
     let mut walker = view::walk::Walker::new(&rules, &masker);
-    // The cache file, reached through the host's root (still at /oldroot).
-    let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), p));
+    // The cache file of these roots, reached through the host's root (still at /oldroot):
+    // one file per set of roots, so a start reads only the listings of its own view.
+    let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), &view::cache::file_for(p, &roots)));
     if let Some(f) = &cache_file {
         let fp = rules.fingerprint();
         walker = walker.with_cache(view::cache::Cache::load(f, fp), fp);

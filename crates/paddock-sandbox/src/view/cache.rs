@@ -22,8 +22,6 @@ use std::path::Path;
 /// How much older than its listing a directory's ctime must be for the listing to be kept.
 pub(crate) const MARGIN_SECS: i64 = 2;
 const MAGIC: &[u8; 8] = b"PDVC0002";
-/// At most this many listings are kept (those of the last walk first).
-pub(crate) const MAX_LISTINGS: usize = 2_000_000;
 
 /// What the walk keeps of one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +38,21 @@ pub(crate) struct Listing {
     pub dirs: Vec<(CString, u64)>,
     /// Sockets, entries of unknown type and matches: name, inode, `d_type`.
     pub special: Vec<(CString, u64, u8)>,
+}
+
+/// The cache file of a walk of `roots` (`base` is `$STATE/view-cache`): `base-HASH`, one
+/// per set of roots (FNV-1a of the paths), so a start never loads the listings of other
+/// workspaces' views.
+pub(crate) fn file_for(base: &Path, roots: &[std::path::PathBuf]) -> std::path::PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for r in roots {
+        for &b in r.as_os_str().as_bytes().iter().chain(&[0u8]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let mut name = base.file_name().unwrap_or_default().to_os_string();
+    name.push(format!("-{h:016x}"));
+    base.with_file_name(name)
 }
 
 /// The stamp of a directory's status.
@@ -95,17 +108,6 @@ impl Cache {
         if st.st_ctime + MARGIN_SECS < listed_at {
             self.map.insert((st.st_dev, st.st_ino), listing);
             self.changed = true;
-        }
-    }
-
-    /// Adds the listings of `old` this cache does not have, up to [`MAX_LISTINGS`] in all
-    /// (each is checked like any other when next used).
-    pub(crate) fn absorb(&mut self, old: Cache) {
-        for (k, l) in old.map {
-            if self.map.len() >= MAX_LISTINGS {
-                break;
-            }
-            self.map.entry(k).or_insert(l);
         }
     }
 

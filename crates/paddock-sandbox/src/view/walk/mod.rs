@@ -104,15 +104,11 @@ impl<'a> Walker<'a> {
     /// The cache this walk built, when it used one and anything changed.
     pub(crate) fn into_cache(self) -> Option<cache::Cache> {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
-        // was added.
-        // Listings this walk did not reach (other workspaces, other policies' binds) stay:
-        // they are checked like any other when next used.
-        let (old, mut new) = (self.old?, self.new?);
-        if !new.changed {
-            return None;
-        }
-        new.absorb(old);
-        Some(new)
+        // was added. The cache file is this set of roots' own: what this walk did not
+        // reach (a directory removed since, the listings with matches of other rules) is
+        // dropped, so the file stays the size of the view.
+        let (_old, new) = (self.old?, self.new?);
+        new.changed.then_some(new)
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
