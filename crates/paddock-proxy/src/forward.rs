@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use hyper::header::{HeaderValue, HOST};
 use hyper::http::uri::InvalidUri;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
@@ -24,47 +24,13 @@ use tokio::net::TcpStream;
 use crate::body::ProxyBody;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
+use crate::hop::strip_hop_by_hop;
 use crate::intercept::plain::Way;
 use crate::intercept::HttpRecord;
 use crate::respond::{bad_request, refuse};
 use crate::shared::Shared;
 use crate::target::{forward_target, Target};
 use crate::upstream::UpstreamProxy;
-
-/// Headers that concern one hop only and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Removes hop-by-hop headers, including those that `Connection` names.
-/// A removed `Transfer-Encoding` also takes `Content-Length` with it: the
-/// length is then the body's own, as hyper re-frames it.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        headers.remove(CONTENT_LENGTH);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-}
 
 /// Handles one non-CONNECT request.
 // Long on purpose: the steps of one request in the order they must run (target, gate
@@ -256,6 +222,7 @@ pub(crate) fn host_header(target: &Target) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header::{HeaderMap, CONTENT_LENGTH};
 
     #[test]
     fn hop_by_hop_headers_are_removed() {

@@ -14,7 +14,8 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 
-use crate::forward::{host_header, origin_form, strip_hop_by_hop};
+use crate::forward::{host_header, origin_form};
+use crate::hop::strip_hop_by_hop;
 use crate::target::{connect_target, forward_target, Target, TargetError};
 
 /// A refused SOCKS5 handshake: the reply code, if one is due, and the reason.

@@ -131,6 +131,7 @@ mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
+mod hop;
 mod host;
 mod intercept;
 mod preview;

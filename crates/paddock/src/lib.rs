@@ -56,13 +56,14 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(feature = "serve")]
 mod absent;
+#[cfg(feature = "serve")]
 pub mod api;
 pub mod approvals;
 mod call;
 mod exec_audit;
 pub mod exec_rights;
+mod file_stamp;
 mod http;
 #[cfg(feature = "mcp")]
 pub mod mcp;

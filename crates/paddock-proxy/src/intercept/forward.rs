@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING};
+use hyper::header::{HeaderMap, HeaderValue, HOST, TE};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
@@ -30,39 +30,11 @@ use crate::shared::Shared;
 use crate::target::Target;
 use crate::HostDecision;
 
-/// Headers that concern one hop only (and, for HTTP/2, are not allowed at all).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// Removes hop-by-hop headers (and those `Connection` names); keeps `TE: trailers`, the
 /// one form HTTP/2 allows (gRPC needs it).
 pub(crate) fn clean_headers(headers: &mut HeaderMap) {
     let trailers = headers.get_all(TE).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        headers.remove(CONTENT_LENGTH);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
+    crate::hop::strip_hop_by_hop(headers);
     if trailers {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }

@@ -74,39 +74,11 @@ pub fn ensure_token_file(path: &Path) -> Result<bool, TokenError> {
     Ok(true)
 }
 
-/// What identifies one version of the file: when any of it changes, the file is re-read.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-    ctime: i64,
-    ctime_nsec: i64,
-    mode: u32,
-}
-
-impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_nsec: m.ctime_nsec(),
-            mode: m.mode(),
-        }
-    }
-}
-
 /// The token in force: the SHA-256 of the file's trimmed content, cached until the file
 /// changes.
 pub struct Token {
     path: PathBuf,
-    cached: Mutex<Option<(Stamp, [u8; 32])>>,
+    cached: Mutex<Option<(crate::file_stamp::FileStamp, [u8; 32])>>,
 }
 
 impl Token {
@@ -125,7 +97,7 @@ impl Token {
     /// The digest of the token in force; re-reads the file when its metadata changed.
     fn current(&self) -> Result<[u8; 32], TokenError> {
         let meta = std::fs::metadata(&self.path).map_err(io(&self.path))?;
-        let stamp = Stamp::of(&meta);
+        let stamp = crate::file_stamp::FileStamp::of(&meta);
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((s, digest)) = *cached {
             if s == stamp {

@@ -5,7 +5,6 @@
 //! the value; a failure is not cached, so a fixed source serves the next request.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -45,36 +44,10 @@ pub enum SourceError {
     },
 }
 
-/// File identity and content stamp: a rotation (rename into place, or a rewrite) changes it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-    ctime: i64,
-    ctime_nsec: i64,
-}
-
-impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_nsec: m.ctime_nsec(),
-        }
-    }
-}
-
 /// One secret's source and the value last read from it.
 pub(crate) enum SourceState {
     Env { var: String, value: Option<Arc<Secret>> },
-    File { path: PathBuf, cached: Option<(Stamp, Arc<Secret>)> },
+    File { path: PathBuf, cached: Option<(crate::file_stamp::FileStamp, Arc<Secret>)> },
     Command { cmd: String, ttl: Duration, cached: Option<(Instant, Arc<Secret>)> },
 }
 
@@ -111,7 +84,7 @@ impl SourceState {
             SourceState::File { path, cached } => {
                 let err = |reason: String| SourceError::File { path: path.clone(), reason };
                 let meta = std::fs::metadata(&*path).map_err(|e| err(e.to_string()))?;
-                let stamp = Stamp::of(&meta);
+                let stamp = crate::file_stamp::FileStamp::of(&meta);
                 if let Some((_, v)) = cached.as_ref().filter(|(s, _)| *s == stamp) {
                     return Ok(Arc::clone(v));
                 }
