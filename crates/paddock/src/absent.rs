@@ -45,7 +45,7 @@ impl AbsentPaths {
                 Ok(()) => (to.to_string_lossy().into_owned(), String::new()),
                 Err(e) => (String::new(), e.to_string()),
             };
-            tracing::warn!(rule = %rule, path = %p.display(), to = %to, error = %error, "moved aside: the call created a path a deny or protect rule names");
+            tracing::debug!(rule = %rule, path = %p.display(), to = %to, error = %error, "moved aside: the call created a path a deny or protect rule names");
             moved.push(MovedAside { rule: rule.clone(), from: p.to_string_lossy().into_owned(), to, error });
         }
         moved
