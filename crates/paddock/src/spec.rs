@@ -108,7 +108,10 @@ pub fn fs_view(policy: &Policy) -> FsView {
             deny_paths.push(PathBuf::from(&d.pattern));
         }
     }
-    for p in policy.revoked_paths().into_iter().chain(system_tree_sockets()) {
+    // No socket list: every socket under a granted path is unreachable in the view (the
+    // walk masks those it finds; the system trees are overlays, whose inodes no host
+    // socket is bound on).
+    for p in policy.revoked_paths() {
         if !deny_paths.contains(&p) {
             deny_paths.push(p);
         }
@@ -122,28 +125,6 @@ pub fn fs_view(policy: &Policy) -> FsView {
         deny_globs,
         protect_globs,
     }
-}
-
-/// Sockets bound under the read-only system trees (`paddock_sandbox::SYSTEM_TREES`), which
-/// the view walk searches only beneath rules: those this network namespace's
-/// `/proc/net/unix` names by an absolute path, resolved, that are sockets now. The walk
-/// masks them like literal denies. (A root daemon's socket bound there by a relative path
-/// or from another network namespace is not found: SECURITY.md says so.)
-fn system_tree_sockets() -> Vec<PathBuf> {
-    use std::os::unix::fs::FileTypeExt;
-    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else { return Vec::new() };
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(7))
-        .filter(|p| p.starts_with('/'))
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .filter(|p| paddock_sandbox::SYSTEM_TREES.iter().any(|t| p.starts_with(t)))
-        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket()))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// A literal path as a glob that matches only itself.

@@ -7,8 +7,10 @@ use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use super::overlay;
 use super::paths::{mkdir_one, mkdir_p, mountpoint, new_root, old_root, scratch_opts, touch, under};
 use crate::spec::{PathPlan, TmpfsSize};
+use crate::view::plan;
 use crate::sys::{mount, set_attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// What is mounted at a place of the new root, for the binds beneath it.
@@ -26,6 +28,9 @@ enum Bound {
 struct Binds {
     bound: Vec<(PathBuf, Bound)>,
     made: HashSet<PathBuf>,
+    /// This namespace's mountinfo (read once, when a tree is first overlaid); `None` when
+    /// it could not be read.
+    mountinfo: Option<Option<Vec<u8>>>,
 }
 
 impl Binds {
@@ -61,11 +66,14 @@ impl Binds {
     }
 }
 
-/// How many binds were made, and whether `/tmp` is private.
+/// How many binds were made, whether `/tmp` is private, and which trees are overlays.
 pub(super) struct BindCounts {
     pub read_only: usize,
     pub writable: usize,
     pub private_tmp: bool,
+    /// The read-only system trees mounted through an overlay ([`super::overlay`]): no host
+    /// socket in them is reachable, so they are walked only beneath the rules' prefixes.
+    pub overlaid: Vec<PathBuf>,
 }
 
 /// Paths the sandbox provides itself; the spec cannot bind over them.
@@ -90,7 +98,7 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
     let private_tmp = !plan.is_writable(Path::new("/tmp"));
     let mut tmp_done = false;
     let mut state = Binds::default();
-    let mut made = BindCounts { read_only: 0, writable: 0, private_tmp };
+    let mut made = BindCounts { read_only: 0, writable: 0, private_tmp, overlaid: Vec::new() };
     for (p, writable) in binds {
         if private_tmp && !tmp_done && p.components().count() > 2 {
             mount_private_tmp(tmp_size)?;
@@ -107,14 +115,18 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
             // ancestor (e.g. /usr/bin beneath /usr): another bind would change nothing.
             continue;
         }
-        if bind_one(&mut state, p, writable, notes)? {
-            if writable {
-                made.writable += 1;
-            } else {
-                made.read_only += 1;
-            }
-            state.bound.push((p.to_path_buf(), kind));
+        let overlay = !writable && plan::overlay_candidate(plan, p);
+        match bind_one(&mut state, p, writable, overlay, notes)? {
+            Made::Nothing => continue,
+            Made::Overlay => made.overlaid.push(p.to_path_buf()),
+            Made::Bind => {}
         }
+        if writable {
+            made.writable += 1;
+        } else {
+            made.read_only += 1;
+        }
+        state.bound.push((p.to_path_buf(), kind));
     }
     if private_tmp && !tmp_done {
         mount_private_tmp(tmp_size)?;
@@ -122,15 +134,26 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
     Ok(made)
 }
 
+/// What [`bind_one`] made.
+enum Made {
+    /// A symlink, or nothing (the path does not exist).
+    Nothing,
+    /// A bind of the host's object.
+    Bind,
+    /// A read-only overlay of the host's directory.
+    Overlay,
+}
+
 /// Binds `p` of the host at the same place in the new root (`nosuid,nodev`, and read-only
-/// unless `writable`, recursively); a symlink is reproduced instead. Whether a bind was
-/// made.
-fn bind_one(state: &mut Binds, p: &Path, writable: bool, notes: &mut Vec<String>) -> io::Result<bool> {
+/// unless `writable`, recursively); a symlink is reproduced instead. With `overlay`, a
+/// directory is mounted through a read-only overlay ([`overlay`]) where it can be: when
+/// it cannot, it is bound (the view's walk then covers it whole) and `notes` says why.
+fn bind_one(state: &mut Binds, p: &Path, writable: bool, overlay: bool, notes: &mut Vec<String>) -> io::Result<Made> {
     let src = under(old_root(), p);
     let dst = under(new_root(), p);
     let Ok(meta) = fs::symlink_metadata(&src) else {
         notes.push(format!("{} skipped: does not exist", p.display()));
-        return Ok(false);
+        return Ok(Made::Nothing);
     };
     if meta.file_type().is_symlink() {
         // Reproduce the link (e.g. /bin -> usr/bin); its target needs its own entry.
@@ -141,11 +164,36 @@ fn bind_one(state: &mut Binds, p: &Path, writable: bool, notes: &mut Vec<String>
             }
             symlink(&target, &dst)?;
         }
-        return Ok(false);
+        return Ok(Made::Nothing);
     }
     state.mountpoint(p, &dst, meta.is_dir())?;
+    if overlay && meta.is_dir() {
+        match state.overlay(p, &src, &dst) {
+            Ok(()) => return Ok(Made::Overlay),
+            Err(why) => notes.push(format!("{} bound and walked whole: {why}", p.display())),
+        }
+    }
     mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)?;
     let attrs = if writable { 0 } else { MOUNT_ATTR_RDONLY };
     set_attrs(&dst, attrs | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
-    Ok(true)
+    Ok(Made::Bind)
+}
+
+impl Binds {
+    /// Mounts the host's directory `src` on `dst` through a read-only overlay, unless the
+    /// host has mounts beneath it (the overlay would hide them); the error says why not.
+    fn overlay(&mut self, p: &Path, src: &Path, dst: &Path) -> Result<(), String> {
+        let info = self.mountinfo.get_or_insert_with(|| fs::read(old_root().join("proc/self/mountinfo")).ok());
+        match info {
+            None => return Err("the host's mounts beneath it could not be listed (no /proc)".into()),
+            Some(info) if overlay::has_submounts(info, src) => {
+                return Err("it has mounts beneath it, which an overlay would hide".into())
+            }
+            Some(_) => {}
+        }
+        // The overlay's second, lowest layer: an empty directory of the scratch root.
+        let empty = Path::new("/overlay-empty");
+        mkdir_one(empty).map_err(|e| format!("{}: {e}", empty.display()))?;
+        overlay::mount(p, src, empty, dst).map_err(|e| e.to_string())
+    }
 }

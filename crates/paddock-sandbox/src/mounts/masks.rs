@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::paths::{mkdir_one, old_root, under};
 use crate::spec::PathPlan;
@@ -12,12 +12,12 @@ use crate::sys::{
 };
 use crate::view;
 
-/// Expands the plan's masks in the view under `root` and places them ([`crate::view`]).
-/// The templates live in the scratch root (the current `/`), which is detached later:
+/// Expands the plan's masks in the view under `root` and places them ([`crate::view`]);
+/// the `overlaid` trees are walked only beneath the rules' prefixes. The templates live in the scratch root (the current `/`), which is detached later:
 /// each mask is a clone, so it stays.
-pub(super) fn place(root: &Path, plan: &PathPlan) -> Result<view::Placed, view::ViewError> {
+pub(super) fn place(root: &Path, plan: &PathPlan, overlaid: &[PathBuf]) -> Result<view::Placed, view::ViewError> {
     let rules = view::plan::Rules::new(plan)?;
-    let roots = view::plan::roots(plan, &rules);
+    let roots = view::plan::roots(plan, &rules, overlaid);
     let setup = || -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
         // The template of a masked directory: an empty read-only tmpfs of mode 000.
         let dir = Path::new("/deny-dir");

@@ -19,6 +19,7 @@
 mod binds;
 mod dev;
 mod masks;
+mod overlay;
 mod paths;
 mod per_call;
 mod proc;
@@ -59,7 +60,7 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
-    let masks_summary = match masks::place(new_root(), plan) {
+    let masks_summary = match masks::place(new_root(), plan, &binds.overlaid) {
         Ok(placed) => {
             let summary = placed.summary();
             notes.extend(placed.notes);
@@ -88,8 +89,10 @@ fn detail(
     notes: &[String],
 ) -> String {
     let mut detail = format!(
-        "new root: {} read-only, {} read-write binds, {masks_summary}, {}, minimal /dev, {}",
+        "new root: {} read-only ({} of them overlays: {}), {} read-write binds, {masks_summary}, {}, minimal /dev, {}",
         binds.read_only,
+        binds.overlaid.len(),
+        binds.overlaid.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "),
         binds.writable,
         if view.proc_ok {
             "fresh /proc"

@@ -153,28 +153,29 @@ impl Rules {
     }
 }
 
-/// The package manager's read-only trees: only root can add anything there and no service
-/// keeps state in them, so they are walked only where a rule can match; the sockets root
-/// daemons bind in them by absolute paths come in as literal masks from the caller
-/// (`paddock`'s spec reads `/proc/net/unix`). Walking them whole for sockets cost every
-/// start ~130,000 entries. `/etc`, `/opt` and `/boot`, where services and installers do
-/// write (and could bind a socket by any path), are walked whole like any other grant:
-/// about a thousand entries, cached.
+/// The package manager's read-only trees. Only read, they are mounted in the view through
+/// a read-only overlay (`mounts/overlay.rs`), whose inodes are not the host's: no socket
+/// bound in them on the host is reachable through it, however and by whomever it was bound,
+/// so they are walked only where a rule can match (walking them whole for sockets cost
+/// every start ~130,000 entries). A tree that cannot be overlaid is bound and walked whole.
+/// `/etc`, `/opt` and `/boot`, where services and installers do write, are bound and walked
+/// whole like any other grant: about a thousand entries, cached.
 pub const SYSTEM_TREES: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
-/// Whether `p` lies in a system tree and is only read: not walked for sockets.
-fn system_read_only(plan: &PathPlan, p: &Path) -> bool {
+/// Whether `p` lies in a system tree and is only read: mounted through an overlay.
+pub(crate) fn overlay_candidate(plan: &PathPlan, p: &Path) -> bool {
     SYSTEM_TREES.iter().any(|t| p.starts_with(t)) && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
 }
 
 /// The places to walk: every read and write path of the view that no other one contains,
-/// apart from those the sandbox provides itself. A read-only system tree is replaced by
-/// the rule prefixes beneath it (`/etc/shadow`, `/etc/ssh`), unless a rule's prefix covers
-/// the whole tree (then it is walked whole).
-pub(crate) fn roots(plan: &PathPlan, rules: &Rules) -> Vec<PathBuf> {
+/// apart from those the sandbox provides itself. A path within an `overlaid` tree (one the
+/// view mounted through an overlay) is replaced by the rule prefixes beneath it
+/// (`/usr/share/ssl`), unless a rule's prefix covers it whole (then it is walked whole).
+pub(crate) fn roots(plan: &PathPlan, rules: &Rules, overlaid: &[PathBuf]) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = Vec::new();
     for p in plan.reads.iter().chain(&plan.writes).filter(|p| !(p.starts_with("/proc") || p.starts_with("/dev"))) {
-        if system_read_only(plan, p) && !rules.prefixes.iter().any(|r| p.starts_with(r)) {
+        let in_overlay = overlaid.iter().any(|o| p.starts_with(o));
+        if in_overlay && !rules.prefixes.iter().any(|r| p.starts_with(r)) {
             all.extend(rules.prefixes.iter().filter(|r| r.starts_with(p)).cloned());
         } else {
             all.push(p.clone());
@@ -262,11 +263,11 @@ mod tests {
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
-        assert_eq!(roots(&p, &rules), vec![PathBuf::from("/home/u"), "/tmp/ws".into()]);
+        assert_eq!(roots(&p, &rules, &[]), vec![PathBuf::from("/home/u"), "/tmp/ws".into()]);
     }
 
     #[test]
-    fn system_trees_are_walked_only_where_a_rule_can_match() {
+    fn overlaid_trees_are_walked_only_where_a_rule_can_match() {
         let p = PathPlan {
             reads: vec!["/usr".into(), "/lib".into(), "/etc".into(), "/opt".into(), "/srv".into()],
             writes: vec!["/ws".into()],
@@ -275,13 +276,31 @@ mod tests {
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
+        assert!(overlay_candidate(&p, Path::new("/usr")) && overlay_candidate(&p, Path::new("/lib")));
+        assert!(!overlay_candidate(&p, Path::new("/etc")) && !overlay_candidate(&p, Path::new("/usrx")));
+        let overlaid = [PathBuf::from("/usr"), "/lib".into()];
         // `/etc` and `/opt`, where services write, are walked whole like any grant.
         let want: Vec<PathBuf> =
             ["/etc", "/opt", "/srv", "/usr/lib/secret", "/usr/share/ssl", "/ws"].iter().map(PathBuf::from).collect();
-        assert_eq!(roots(&p, &rules), want);
+        assert_eq!(roots(&p, &rules, &overlaid), want);
+        // A system tree that could not be overlaid (bound instead) is walked whole.
+        let want: Vec<PathBuf> = ["/etc", "/opt", "/srv", "/usr", "/ws"].iter().map(PathBuf::from).collect();
+        assert_eq!(roots(&p, &rules, &overlaid[1..]), want);
         // A rule whose prefix covers a system tree walks it whole.
         let p = PathPlan { reads: vec!["/usr".into()], deny_globs: vec!["/**/*.key".into()], ..PathPlan::default() };
         let rules = Rules::new(&p).unwrap();
-        assert_eq!(roots(&p, &rules), vec![PathBuf::from("/usr")]);
+        assert_eq!(roots(&p, &rules, &overlaid), vec![PathBuf::from("/usr")]);
+    }
+
+    #[test]
+    fn a_system_tree_with_a_write_path_is_not_overlaid() {
+        let p = PathPlan {
+            reads: vec!["/usr".into()],
+            writes: vec!["/usr/local/cache".into()],
+            ..PathPlan::default()
+        };
+        assert!(!overlay_candidate(&p, Path::new("/usr")));
+        assert!(!overlay_candidate(&p, Path::new("/usr/local")));
+        assert!(overlay_candidate(&p, Path::new("/usr/lib")));
     }
 }

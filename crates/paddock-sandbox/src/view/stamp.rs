@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::MARGIN_SECS;
-use super::plan::{roots, Rules};
+use super::plan::{overlay_candidate, roots, Rules};
 use super::walk::PSEUDO_FS;
 use crate::spec::{PathPlan, SandboxSpec};
 use crate::sys;
@@ -73,7 +73,11 @@ impl ViewStamp {
                 return s;
             }
         };
-        if let Err(why) = s.scan(&roots(plan, &rules), now) {
+        // The system trees the view will mount through an overlay (where one cannot be
+        // mounted, the view walks the tree whole at its start, but this stamp does not
+        // watch it: what is bound there later is not seen, as in any view after its start).
+        let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p)).cloned().collect();
+        if let Err(why) = s.scan(&roots(plan, &rules, &overlaid), now) {
             s.stale = Some(why);
             s.dirs.clear();
         }

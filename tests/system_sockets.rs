@@ -1,0 +1,222 @@
+//! Host sockets in the package manager's read-only trees (`/usr`, `/lib`, ...), which the
+//! view mounts through a read-only overlay instead of walking them: unreachable from the
+//! sandbox however they were bound (a relative path, another network namespace, an
+//! absolute path) and by a root daemon whoever runs paddock; deny rules beneath them still
+//! masked; a tree that cannot be overlaid walked whole instead. A socket under `/etc`
+//! (bound and walked, not overlaid) stays hidden too. As root and as uid 65534, each with a
+//! control showing the same connect works outside the sandbox.
+
+#[macro_use]
+mod common;
+use common::*;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+both_users!(
+    a_host_socket_in_a_system_tree_is_unreachable_however_bound,
+    a_socket_under_etc_bound_by_a_relative_path_is_hidden,
+    a_deny_beneath_a_system_tree_stays_masked,
+    a_system_tree_with_a_mount_beneath_is_walked_whole,
+);
+
+const CONNECT: &str = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n    print('connected', s.recv(5).decode())\nexcept OSError as e:\n    print('refused', e)\n";
+
+/// A directory made for one test in a host tree (as this process, root), mode 0755, and
+/// removed when the test ends, however it ends.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(parent: &str) -> TestDir {
+        let d = PathBuf::from(format!("{parent}/paddock-test-{}", unique()));
+        std::fs::create_dir(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+        chmod(&d, 0o755);
+        TestDir(d)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// A python3 unix-socket listener on the host, as this test process (root, like a system
+/// daemon) with `prefix` before python3 (`unshare -n`), in `cwd`; `bind` is python binding
+/// `s`. The socket is made mode 0777, so that the kernel's permission check is not what
+/// stops uid 65534. Killed when dropped.
+struct Listener(Child);
+
+impl Listener {
+    fn start(prefix: &[&str], cwd: &Path, bind: &str, name: &str) -> Listener {
+        let src = format!(
+            "import socket, os\ns = socket.socket(socket.AF_UNIX)\n{bind}\nos.chmod({name:?}, 0o777)\ns.listen(8)\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n"
+        );
+        let mut argv: Vec<OsString> = prefix.iter().map(Into::into).collect();
+        argv.extend(["python3".into(), "-c".into(), src.into()]);
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the listener started");
+        Listener(child)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `paddock run --policy default -- argv`, as the fixture's user, in its workspace.
+fn run_default(f: &Fixture, argv: &[&str]) -> Out {
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--policy".into(), "default".into()];
+    full.extend(["--workspace".into(), f.ws.clone().into(), "--".into()]);
+    full.extend(argv.iter().map(OsString::from));
+    f.launch(&full, &[], None)
+}
+
+/// Each socket: the fixture's user reaches it on the host (the control), and not from
+/// `paddock run` under the default policy.
+fn assert_unreachable(f: &Fixture, cases: &[(&str, Listener, PathBuf)]) {
+    for (what, _listener, path) in cases {
+        let p = path.to_str().unwrap();
+        let o = f.host(&py(CONNECT, &[p]));
+        assert!(o.out().starts_with("connected hello"), "control ({what}): the host connects\n{o}");
+        let o = run_default(f, &py(CONNECT, &[p]));
+        assert_eq!(o.code(), 0, "{o}");
+        assert!(o.out().starts_with("refused"), "a host socket ({what}) at {p} was reachable from the sandbox\n{o}");
+    }
+}
+
+/// Whether this process can make a network namespace (the other-namespace case needs one).
+fn unshare_net_works() -> bool {
+    Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success())
+}
+
+fn a_host_socket_in_a_system_tree_is_unreachable_however_bound(user: User) {
+    let f = Fixture::new(user);
+    let dir = TestDir::new("/usr/lib");
+    let d = &dir.0;
+    let abs = d.join("abs.sock");
+    let mut cases = vec![
+        // (a) bound by a relative path, from inside the directory.
+        ("relative", Listener::start(&[], d, "s.bind('rel.sock')", "rel.sock"), d.join("rel.sock")),
+        // (c) bound by an absolute path.
+        (
+            "absolute",
+            Listener::start(&[], Path::new("/"), &format!("s.bind({abs:?})"), abs.to_str().unwrap()),
+            abs.clone(),
+        ),
+    ];
+    // (b) bound, by a relative path, by a process in another network namespace.
+    assert!(unshare_net_works(), "`unshare -n` works for root here");
+    cases.push((
+        "relative, other netns",
+        Listener::start(&["unshare", "-n", "--"], d, "s.bind('netns.sock')", "netns.sock"),
+        d.join("netns.sock"),
+    ));
+    // The sockets are in the view (as files), only unreachable.
+    let listed = format!("for s in {}; do test -S \"$s\" && echo yes; done", {
+        cases.iter().map(|c| sh_quote(c.2.to_str().unwrap())).collect::<Vec<_>>().join(" ")
+    });
+    let o = run_default(&f, &["sh", "-c", &listed]);
+    assert_eq!(o.out(), "yes\n".repeat(cases.len()), "the sandbox sees the directory of the sockets\n{o}");
+    assert_unreachable(&f, &cases);
+}
+
+fn a_socket_under_etc_bound_by_a_relative_path_is_hidden(user: User) {
+    let f = Fixture::new(user);
+    let dir = TestDir::new("/etc");
+    let d = &dir.0;
+    let mut cases = vec![("relative", Listener::start(&[], d, "s.bind('rel.sock')", "rel.sock"), d.join("rel.sock"))];
+    assert!(unshare_net_works(), "`unshare -n` works for root here");
+    cases.push((
+        "relative, other netns",
+        Listener::start(&["unshare", "-n", "--"], d, "s.bind('netns.sock')", "netns.sock"),
+        d.join("netns.sock"),
+    ));
+    assert_unreachable(&f, &cases);
+}
+
+fn a_deny_beneath_a_system_tree_stays_masked(user: User) {
+    let f = Fixture::new(user);
+    let dir = TestDir::new("/usr/lib");
+    let secret = format!("SECRET-usr-{}", unique());
+    let (denied, globbed, kept) = (dir.0.join("secret.txt"), dir.0.join("a.key"), dir.0.join("kept.txt"));
+    for p in [&denied, &globbed, &kept] {
+        write(p, &secret, 0o644);
+    }
+    let script = format!(
+        "cat {} {} {} 2>/dev/null; echo",
+        sh_quote(denied.to_str().unwrap()),
+        sh_quote(globbed.to_str().unwrap()),
+        sh_quote(kept.to_str().unwrap())
+    );
+    // Control: without the rules, the sandbox reads all three through the overlay.
+    let o = f.run(&Pol::default(), &["sh", "-c", &script], None);
+    assert_eq!(o.out(), format!("{}\n", secret.repeat(3)), "control: the files are in the view\n{o}");
+    let glob = format!("{}/*.key", dir.0.display());
+    let deny = [denied.to_str().unwrap(), glob.as_str()];
+    let o = f.run(&Pol { deny: &deny, ..Pol::default() }, &["sh", "-c", &script], None);
+    assert_eq!(o.out(), format!("{secret}\n"), "only the file no deny rule names is read\n{o}");
+}
+
+/// A system tree with a mount beneath it on the host is not overlaid (the overlay would hide
+/// the mount): it is bound and walked whole, so a socket in it is masked all the same, and
+/// the report says so. The mount is made in a mount namespace of the test's own (`unshare
+/// -m`, `-r` too for uid 65534), where the listener and paddock run.
+fn a_system_tree_with_a_mount_beneath_is_walked_whole(user: User) {
+    let f = Fixture::new(user);
+    let dir = TestDir::new("/usr/lib");
+    let sub = dir.0.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    chmod(&sub, 0o755);
+    let unshare: &[&str] = match user {
+        User::Root => &["unshare", "-m", "--"],
+        User::Nobody => &["unshare", "-rm", "--"],
+    };
+    let listener = "import socket, os, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind('rel.sock')\ns.listen(8)\n\
+                    print('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.sendall(b'hello')\n    c.close()\n";
+    // In the namespace: a tmpfs on `sub`, a listener bound there by a relative path (as the
+    // namespace's root), the control connect, then paddock's.
+    let script = r#"
+        set -e
+        mount -t tmpfs tmpfs "$1"
+        cd "$1"
+        python3 -c "$2" > ready &
+        pid=$!
+        trap 'kill $pid' EXIT
+        i=0; until grep -q ready ready; do i=$((i+1)); test $i -lt 3000; sleep 0.01; done
+        echo "host: $(python3 -c "$3" "$1/rel.sock")"
+        cd "$4"
+        echo "sandbox: $("$5" -v run --policy default --workspace "$4" -- python3 -c "$3" "$1/rel.sock" 2>report)"
+        grep -o '/usr bound and walked whole: [^;]*' report || cat report
+    "#;
+    let mut argv: Vec<&str> = unshare.to_vec();
+    let (s, w, b) = (sub.to_str().unwrap(), f.ws.to_str().unwrap(), f.bin.to_str().unwrap());
+    argv.extend(["sh", "-c", script, "sh", s, listener, CONNECT, w, b]);
+    let o = f.host(&argv);
+    assert_eq!(o.code(), 0, "{o}");
+    let out = o.out();
+    assert!(out.contains("host: connected hello"), "control: the namespace's own connect works\n{o}");
+    assert!(out.contains("sandbox: refused"), "a socket beneath a mount in /usr was reachable\n{o}");
+    assert!(
+        out.contains("/usr bound and walked whole: it has mounts beneath it"),
+        "the report says /usr was walked whole, and why\n{o}"
+    );
+}
