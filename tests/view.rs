@@ -269,10 +269,9 @@ fn sockets_are_hidden_however_bound(user: User) {
     }
 }
 
-/// The package manager's trees are not walked whole (only root can add to them); a socket
-/// a root daemon binds there by an absolute path is still hidden (found in
-/// `/proc/net/unix`). `/etc` and `/opt`, where services write, are walked whole: a socket
-/// bound there by a relative path from another network namespace is hidden too.
+/// `/etc` and `/opt`, where services write, are walked whole: a socket a root daemon binds
+/// there, by an absolute path or by a relative one from another network namespace, is
+/// hidden. (The package manager's trees, overlays in the view: tests/system_sockets.rs.)
 fn a_root_daemon_socket_in_a_system_tree_is_hidden(user: User) {
     struct Remove(PathBuf);
     impl Drop for Remove {

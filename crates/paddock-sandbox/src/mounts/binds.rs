@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use super::overlay;
 use super::paths::{mkdir_one, mkdir_p, mountpoint, new_root, old_root, scratch_opts, touch, under};
 use crate::spec::{PathPlan, TmpfsSize};
-use crate::view::plan;
 use crate::sys::{mount, set_attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::view::plan;
 
 /// What is mounted at a place of the new root, for the binds beneath it.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,12 +119,8 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
         match bind_one(&mut state, p, writable, overlay, notes)? {
             Made::Nothing => continue,
             Made::Overlay => made.overlaid.push(p.to_path_buf()),
-            Made::Bind => {}
-        }
-        if writable {
-            made.writable += 1;
-        } else {
-            made.read_only += 1;
+            Made::Bind if writable => made.writable += 1,
+            Made::Bind => made.read_only += 1,
         }
         state.bound.push((p.to_path_buf(), kind));
     }

@@ -3,7 +3,8 @@
 //!
 //! `/` becomes recursively private; a tmpfs on `/tmp` (of this namespace only) becomes a
 //! scratch root with the host's root under `/oldroot`; a second tmpfs, `/newroot`, receives
-//! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`),
+//! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`;
+//! the package manager's trees, only read, through a read-only overlay instead: [`overlay`]),
 //! read-write binds of the write paths (`nosuid,nodev`), then the masks ([`crate::view`]:
 //! deny, hidden and protect rules and sockets, found by a walk of the view itself and placed
 //! by descriptor; a read-only empty tmpfs of mode 000 on a directory, a bind of an empty
@@ -13,7 +14,7 @@
 //! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
 //!
 //! One file per stage, run top to bottom by [`build`]: [`scratch`] (the scratch root, and
-//! the move into the view), [`binds`], [`masks`], [`proc`], [`dev`]; [`per_call`] for a
+//! the move into the view), [`binds`] (and [`overlay`]), [`masks`], [`proc`], [`dev`]; [`per_call`] for a
 //! zygote's calls; [`paths`] makes mount points.
 
 mod binds;
@@ -89,11 +90,15 @@ fn detail(
     notes: &[String],
 ) -> String {
     let mut detail = format!(
-        "new root: {} read-only ({} of them overlays: {}), {} read-write binds, {masks_summary}, {}, minimal /dev, {}",
+        "new root: {} read-only, {} read-write binds{}, {masks_summary}, {}, minimal /dev, {}",
         binds.read_only,
-        binds.overlaid.len(),
-        binds.overlaid.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "),
         binds.writable,
+        if binds.overlaid.is_empty() {
+            String::new()
+        } else {
+            let trees: Vec<String> = binds.overlaid.iter().map(|p| p.display().to_string()).collect();
+            format!(", read-only overlays (no host socket reachable) on {}", trees.join(" "))
+        },
         if view.proc_ok {
             "fresh /proc"
         } else if zygote {

@@ -16,8 +16,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
@@ -33,6 +33,8 @@ pub(super) enum OverlayStep {
     Open,
     /// `fsconfig` of the lower layers.
     Lower,
+    /// `fsconfig` of `redirect_dir=nofollow`, `metacopy=off`.
+    Options,
     /// `fsconfig(FSCONFIG_CMD_CREATE)`: the kernel builds the overlay.
     Create,
     /// `fsmount`, read-only, nosuid, nodev.
@@ -41,9 +43,22 @@ pub(super) enum OverlayStep {
     Move,
 }
 
+impl std::fmt::Display for OverlayStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OverlayStep::Open => "fsopen(overlay)",
+            OverlayStep::Lower => "fsconfig(lowerdir)",
+            OverlayStep::Options => "fsconfig(redirect_dir, metacopy)",
+            OverlayStep::Create => "fsconfig(create)",
+            OverlayStep::Mount => "fsmount",
+            OverlayStep::Move => "move_mount",
+        })
+    }
+}
+
 /// Why a tree could not be overlaid: the step and the errno.
 #[derive(Debug, thiserror::Error)]
-#[error("overlay of {}: {step:?}: {source}", tree.display())]
+#[error("no read-only overlay of {} ({step}: {source})", tree.display())]
 pub(super) struct OverlayError {
     /// The tree, as the child sees it.
     pub tree: PathBuf,
@@ -63,8 +78,13 @@ pub(super) fn mount(tree: &Path, src: &Path, empty: &Path, dst: &Path) -> Result
     lower.extend(escape(empty));
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(err(OverlayStep::Open))?;
     fsconfig_set_string(fs.as_fd(), "lowerdir", OsStr::from_bytes(&lower)).map_err(err(OverlayStep::Lower))?;
+    // The tree as it is: no redirect or metadata-only entry (overlay xattrs on the host's
+    // files) leads anywhere else in the layer.
+    fsconfig_set_string(fs.as_fd(), "redirect_dir", "nofollow").map_err(err(OverlayStep::Options))?;
+    fsconfig_set_string(fs.as_fd(), "metacopy", "off").map_err(err(OverlayStep::Options))?;
     fsconfig_create(fs.as_fd()).map_err(err(OverlayStep::Create))?;
-    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+    let attrs =
+        MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
     let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(err(OverlayStep::Mount))?;
     move_mount(mnt.as_fd(), "", CWD, dst, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(err(OverlayStep::Move))
 }

@@ -6,7 +6,9 @@
 //! `deny_paths`, `hidden_paths`), not as expanded paths: they are expanded here, on the very
 //! objects the child will see, by one walk of every bind of the view ([`walk`]):
 //!
-//! 1. [`plan`] (pure) compiles the rules and names the roots: every outermost bind;
+//! 1. [`plan`] (pure) compiles the rules and names the roots: every outermost bind (a
+//!    system tree mounted through an overlay only beneath the rules' prefixes: no host
+//!    socket is reachable through an overlay);
 //! 2. [`walk`] reads each directory relative to its parent's descriptor, never following a
 //!    symlink, checks each listing is a consistent snapshot, opens every match `O_PATH`
 //!    relative to its parent, and finds every socket by its file type;

@@ -263,7 +263,7 @@ mod tests {
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
-        assert_eq!(roots(&p, &rules, &[]), vec![PathBuf::from("/home/u"), "/tmp/ws".into()]);
+        assert_eq!(roots(&p, &rules, &["/usr".into()]), vec![PathBuf::from("/home/u"), "/tmp/ws".into()]);
     }
 
     #[test]
@@ -294,11 +294,7 @@ mod tests {
 
     #[test]
     fn a_system_tree_with_a_write_path_is_not_overlaid() {
-        let p = PathPlan {
-            reads: vec!["/usr".into()],
-            writes: vec!["/usr/local/cache".into()],
-            ..PathPlan::default()
-        };
+        let p = PathPlan { reads: vec!["/usr".into()], writes: vec!["/usr/local/cache".into()], ..PathPlan::default() };
         assert!(!overlay_candidate(&p, Path::new("/usr")));
         assert!(!overlay_candidate(&p, Path::new("/usr/local")));
         assert!(overlay_candidate(&p, Path::new("/usr/lib")));
