@@ -20,6 +20,7 @@ both_users!(
     a_socket_under_etc_bound_by_a_relative_path_is_hidden,
     a_deny_beneath_a_system_tree_stays_masked,
     a_system_tree_with_a_mount_beneath_is_walked_whole,
+    a_tree_the_kernel_will_not_overlay_is_walked_whole_or_refused,
 );
 
 const CONNECT: &str = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n    print('connected', s.recv(5).decode())\nexcept OSError as e:\n    print('refused', e)\n";
@@ -219,4 +220,55 @@ fn a_system_tree_with_a_mount_beneath_is_walked_whole(user: User) {
         out.contains("/usr bound and walked whole: it has mounts beneath it"),
         "the report says /usr was walked whole, and why\n{o}"
     );
+}
+
+/// A system tree the kernel refuses to overlay (here: `/usr` already two overlays deep, in
+/// a mount namespace of the test's own, so a third is past the kernel's stacking limit) is
+/// bound and walked whole instead. That walk either completes (the run goes on and the
+/// report says why `/usr` was walked) or cannot (overlays below overlays can list
+/// directories under other inode numbers than they stat them): then `strict` refuses with
+/// 71 naming `/usr` and the overlay's error, and best-effort runs and says the masks are
+/// incomplete. Never a silent run.
+fn a_tree_the_kernel_will_not_overlay_is_walked_whole_or_refused(user: User) {
+    let f = Fixture::new(user);
+    let layers = f.root.join("layers");
+    std::fs::create_dir(&layers).unwrap();
+    chmod(&layers, 0o755);
+    let unshare: &[&str] = match user {
+        User::Root => &["unshare", "-m", "--"],
+        User::Nobody => &["unshare", "-rm", "--"],
+    };
+    let script = r#"
+        set -e
+        mount -t tmpfs tmpfs "$1"
+        mkdir "$1/a" "$1/b"
+        mount -t overlay a -o "ro,lowerdir=/usr:$1/a" /usr
+        mount -t overlay b -o "ro,lowerdir=/usr:$1/b" /usr
+        cd "$2"
+        set +e
+        "$3" -v run --policy "$4" --workspace "$2" -- true 2>strict.err
+        echo "strict exit $?"
+        grep -h -e 'unavailable' -e '^  mounts' strict.err
+        "$3" -v run --policy "$5" --workspace "$2" -- true 2>be.err
+        echo "best-effort exit $?"
+        grep -h '^  mounts' be.err
+    "#;
+    let strict = f.policy(&Pol::default());
+    let best_effort = f.policy(&Pol { tail: "[sandbox]\nenforcement = \"best-effort\"\n", ..Pol::default() });
+    let mut argv: Vec<&str> = unshare.to_vec();
+    let (l, w, b) = (layers.to_str().unwrap(), f.ws.to_str().unwrap(), f.bin.to_str().unwrap());
+    argv.extend(["sh", "-c", script, "sh", l, w, b, strict.to_str().unwrap(), best_effort.to_str().unwrap()]);
+    let o = f.host(&argv);
+    let out = o.out();
+    let why = "/usr bound and walked whole: no read-only overlay of /usr (fsconfig(create): ";
+    assert!(out.contains(why), "the report or the refusal says why /usr was not overlaid\n{o}");
+    if out.contains("strict exit 0") {
+        assert!(out.contains("best-effort exit 0"), "{o}");
+        assert!(!out.contains("masks incomplete"), "{o}");
+    } else {
+        assert!(out.contains("strict exit 71"), "strict refuses when the walk cannot finish\n{o}");
+        assert!(out.contains("deny/protect masks incomplete: /usr/"), "the refusal names the place\n{o}");
+        assert!(out.contains("best-effort exit 0"), "best-effort runs\n{o}");
+        assert!(out.contains("masks incomplete"), "best-effort's report says what is missing\n{o}");
+    }
 }

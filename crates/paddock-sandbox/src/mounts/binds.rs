@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::overlay;
@@ -74,6 +74,10 @@ pub(super) struct BindCounts {
     /// The read-only system trees mounted through an overlay ([`super::overlay`]): no host
     /// socket in them is reachable, so they are walked only beneath the rules' prefixes.
     pub overlaid: Vec<PathBuf>,
+    /// The overlays' devices and the devices of the host trees beneath (for the view cache).
+    pub overlay_devs: Vec<(u64, u64)>,
+    /// The system trees bound instead of overlaid, and why (walked whole).
+    pub not_overlaid: Vec<String>,
 }
 
 /// Paths the sandbox provides itself; the spec cannot bind over them.
@@ -98,7 +102,14 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
     let private_tmp = !plan.is_writable(Path::new("/tmp"));
     let mut tmp_done = false;
     let mut state = Binds::default();
-    let mut made = BindCounts { read_only: 0, writable: 0, private_tmp, overlaid: Vec::new() };
+    let mut made = BindCounts {
+        read_only: 0,
+        writable: 0,
+        private_tmp,
+        overlaid: Vec::new(),
+        overlay_devs: Vec::new(),
+        not_overlaid: Vec::new(),
+    };
     for (p, writable) in binds {
         if private_tmp && !tmp_done && p.components().count() > 2 {
             mount_private_tmp(tmp_size)?;
@@ -118,9 +129,19 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
         let overlay = !writable && plan::overlay_candidate(plan, p);
         match bind_one(&mut state, p, writable, overlay, notes)? {
             Made::Nothing => continue,
-            Made::Overlay => made.overlaid.push(p.to_path_buf()),
-            Made::Bind if writable => made.writable += 1,
-            Made::Bind => made.read_only += 1,
+            Made::Overlay(devs) => {
+                made.overlaid.push(p.to_path_buf());
+                made.overlay_devs.push(devs);
+            }
+            Made::Bind(_) if writable => made.writable += 1,
+            Made::Bind(why) => {
+                made.read_only += 1;
+                if let Some(why) = why {
+                    let note = format!("{} bound and walked whole: {why}", p.display());
+                    notes.push(note.clone());
+                    made.not_overlaid.push(note);
+                }
+            }
         }
         state.bound.push((p.to_path_buf(), kind));
     }
@@ -134,16 +155,16 @@ pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<Str
 enum Made {
     /// A symlink, or nothing (the path does not exist).
     Nothing,
-    /// A bind of the host's object.
-    Bind,
-    /// A read-only overlay of the host's directory.
-    Overlay,
+    /// A bind of the host's object; why it is not an overlay, when one was asked for.
+    Bind(Option<String>),
+    /// A read-only overlay of the host's directory: its device, and the host tree's.
+    Overlay((u64, u64)),
 }
 
 /// Binds `p` of the host at the same place in the new root (`nosuid,nodev`, and read-only
 /// unless `writable`, recursively); a symlink is reproduced instead. With `overlay`, a
 /// directory is mounted through a read-only overlay ([`overlay`]) where it can be: when
-/// it cannot, it is bound (the view's walk then covers it whole) and `notes` says why.
+/// it cannot, it is bound (the view's walk then covers it whole), and the result says why.
 fn bind_one(state: &mut Binds, p: &Path, writable: bool, overlay: bool, notes: &mut Vec<String>) -> io::Result<Made> {
     let src = under(old_root(), p);
     let dst = under(new_root(), p);
@@ -163,16 +184,17 @@ fn bind_one(state: &mut Binds, p: &Path, writable: bool, overlay: bool, notes: &
         return Ok(Made::Nothing);
     }
     state.mountpoint(p, &dst, meta.is_dir())?;
+    let mut not_overlaid = None;
     if overlay && meta.is_dir() {
         match state.overlay(p, &src, &dst) {
-            Ok(()) => return Ok(Made::Overlay),
-            Err(why) => notes.push(format!("{} bound and walked whole: {why}", p.display())),
+            Ok(()) => return Ok(Made::Overlay((fs::metadata(&dst)?.dev(), meta.dev()))),
+            Err(why) => not_overlaid = Some(why),
         }
     }
     mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)?;
     let attrs = if writable { 0 } else { MOUNT_ATTR_RDONLY };
     set_attrs(&dst, attrs | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
-    Ok(Made::Bind)
+    Ok(Made::Bind(not_overlaid))
 }
 
 impl Binds {

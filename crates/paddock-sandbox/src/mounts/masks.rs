@@ -13,9 +13,15 @@ use crate::sys::{
 use crate::view;
 
 /// Expands the plan's masks in the view under `root` and places them ([`crate::view`]);
-/// the `overlaid` trees are walked only beneath the rules' prefixes. The templates live in the scratch root (the current `/`), which is detached later:
+/// the `overlaid` trees (of devices `overlay_devs`, with the host's beneath) are walked only
+/// beneath the rules' prefixes. The templates live in the scratch root (the current `/`), which is detached later:
 /// each mask is a clone, so it stays.
-pub(super) fn place(root: &Path, plan: &PathPlan, overlaid: &[PathBuf]) -> Result<view::Placed, view::ViewError> {
+pub(super) fn place(
+    root: &Path,
+    plan: &PathPlan,
+    overlaid: &[PathBuf],
+    overlay_devs: &[(u64, u64)],
+) -> Result<view::Placed, view::ViewError> {
     let rules = view::plan::Rules::new(plan)?;
     let roots = view::plan::roots(plan, &rules, overlaid);
     let setup = || -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
@@ -50,7 +56,7 @@ pub(super) fn place(root: &Path, plan: &PathPlan, overlaid: &[PathBuf]) -> Resul
     let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), &view::cache::file_for(p, &roots)));
     if let Some(f) = &cache_file {
         let fp = rules.fingerprint();
-        walker = walker.with_cache(view::cache::Cache::load(f, fp), fp);
+        walker = walker.with_cache(view::cache::Cache::load(f, fp).with_overlays(overlay_devs.to_vec()), fp);
     }
     walker.run(newroot.as_fd(), &roots)?;
     walker.placed.elapsed = start.elapsed();

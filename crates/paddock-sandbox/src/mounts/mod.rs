@@ -61,14 +61,18 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
-    let masks_summary = match masks::place(new_root(), plan, &binds.overlaid) {
+    let masks_summary = match masks::place(new_root(), plan, &binds.overlaid, &binds.overlay_devs) {
         Ok(placed) => {
             let summary = placed.summary();
             notes.extend(placed.notes);
             summary
         }
         Err(e) => {
-            view.masks_failed = Some(format!("deny/protect masks incomplete: {e}"));
+            let mut failed = format!("deny/protect masks incomplete: {e}");
+            for why in &binds.not_overlaid {
+                failed.push_str(&format!(" ({why})"));
+            }
+            view.masks_failed = Some(failed);
             view.partial = true;
             "masks incomplete".into()
         }

@@ -33,7 +33,7 @@ pub(super) enum OverlayStep {
     Open,
     /// `fsconfig` of the lower layers.
     Lower,
-    /// `fsconfig` of `redirect_dir=nofollow`, `metacopy=off`.
+    /// `fsconfig` of `redirect_dir=nofollow`, `metacopy=off`, `xino=on`.
     Options,
     /// `fsconfig(FSCONFIG_CMD_CREATE)`: the kernel builds the overlay.
     Create,
@@ -48,7 +48,7 @@ impl std::fmt::Display for OverlayStep {
         f.write_str(match self {
             OverlayStep::Open => "fsopen(overlay)",
             OverlayStep::Lower => "fsconfig(lowerdir)",
-            OverlayStep::Options => "fsconfig(redirect_dir, metacopy)",
+            OverlayStep::Options => "fsconfig(redirect_dir, metacopy, xino)",
             OverlayStep::Create => "fsconfig(create)",
             OverlayStep::Mount => "fsmount",
             OverlayStep::Move => "move_mount",
@@ -82,6 +82,10 @@ pub(super) fn mount(tree: &Path, src: &Path, empty: &Path, dst: &Path) -> Result
     // files) leads anywhere else in the layer.
     fsconfig_set_string(fs.as_fd(), "redirect_dir", "nofollow").map_err(err(OverlayStep::Options))?;
     fsconfig_set_string(fs.as_fd(), "metacopy", "off").map_err(err(OverlayStep::Options))?;
+    // The layers are on two filesystems (the host's and the scratch tmpfs): without xino a
+    // directory's `st_ino` is not its `d_ino` (the view walk follows entries by inode) nor
+    // stable, and files and directories differ in `st_dev` (`find -xdev` would skip files).
+    fsconfig_set_string(fs.as_fd(), "xino", "on").map_err(err(OverlayStep::Options))?;
     fsconfig_create(fs.as_fd()).map_err(err(OverlayStep::Create))?;
     let attrs =
         MountAttrFlags::MOUNT_ATTR_RDONLY | MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;

@@ -67,12 +67,35 @@ pub(crate) struct Cache {
     map: HashMap<(u64, u64), Listing>,
     /// Whether anything was added since loading.
     pub changed: bool,
+    /// The view's overlays (`mounts/overlay.rs`): their device, which is new at each
+    /// start (and may be another overlay's at the next), and the device of the host tree
+    /// beneath. Their directories are keyed by the host's device (with `xino` an overlay's
+    /// inode numbers are the host's, with high bits of their own set).
+    overlays: Vec<(u64, u64)>,
 }
 
 impl Cache {
     /// An empty cache for rules of fingerprint `rules`.
     pub(crate) fn new(rules: u64) -> Cache {
         Cache { rules, ..Cache::default() }
+    }
+
+    /// Keys the directories of the overlays `(overlay device, host device)` by the host's
+    /// device.
+    pub(crate) fn with_overlays(mut self, overlays: Vec<(u64, u64)>) -> Cache {
+        self.overlays = overlays;
+        self
+    }
+
+    /// An empty cache for rules of fingerprint `rules`, with the same overlays.
+    pub(crate) fn renewed(&self, rules: u64) -> Cache {
+        Cache { rules, overlays: self.overlays.clone(), ..Cache::default() }
+    }
+
+    /// The key of the directory of status `st`.
+    fn key(&self, st: &libc::stat) -> (u64, u64) {
+        let dev = self.overlays.iter().find(|(o, _)| *o == st.st_dev).map_or(st.st_dev, |(_, host)| *host);
+        (dev, st.st_ino)
     }
 
     /// The fingerprint of the rules this cache serves.
@@ -82,7 +105,7 @@ impl Cache {
 
     /// The listing of the directory of status `st` at `path`, if it is still exact.
     pub(crate) fn get(&self, st: &libc::stat, path: &Path, relevant: bool) -> Option<&Listing> {
-        let l = self.map.get(&(st.st_dev, st.st_ino))?;
+        let l = self.map.get(&self.key(st))?;
         if l.stamp != stamp(st) {
             return None;
         }
@@ -96,7 +119,7 @@ impl Cache {
     /// is still exact (as [`Cache::get`]).
     pub(crate) fn take(&mut self, st: &libc::stat, path: &Path, relevant: bool) -> Option<Listing> {
         self.get(st, path, relevant)?;
-        self.map.remove(&(st.st_dev, st.st_ino))
+        self.map.remove(&self.key(st))
     }
 
     /// Keeps `listing` of the directory of status `st` read at `listed_at` (seconds), if
@@ -106,14 +129,14 @@ impl Cache {
             listing.rules = self.rules;
         }
         if st.st_ctime + MARGIN_SECS < listed_at {
-            self.map.insert((st.st_dev, st.st_ino), listing);
+            self.map.insert(self.key(st), listing);
             self.changed = true;
         }
     }
 
     /// Moves an entry still valid from `old` into this cache.
     pub(crate) fn keep(&mut self, st: &libc::stat, listing: Listing) {
-        self.map.insert((st.st_dev, st.st_ino), listing);
+        self.map.insert(self.key(st), listing);
     }
 
     /// Reads a cache file for rules of fingerprint `rules`; anything wrong with it gives an
@@ -263,6 +286,23 @@ mod tests {
             dirs: vec![(CString::new("sub").unwrap(), 43)],
             special: vec![(CString::new("s.sock").unwrap(), 44, 12)],
         }
+    }
+
+    #[test]
+    fn overlay_directories_are_keyed_by_the_host_device() {
+        // Start 1: the overlay of the host's device 3 is device 7.
+        let mut c = Cache::new(1).with_overlays(vec![(7, 3)]);
+        let s = st(100);
+        c.put(&s, 200, listing(&s, None));
+        // Start 2: the same tree's overlay is device 8; device 7 is another overlay's, of
+        // another host filesystem (5), whose inode 42 is another directory.
+        let mut c2 = Cache::new(1).with_overlays(vec![(8, 3), (7, 5)]);
+        c2.map = std::mem::take(&mut c.map);
+        let mut same = s;
+        same.st_dev = 8;
+        assert!(c2.get(&same, Path::new("/usr/x"), false).is_some(), "the same directory of the host");
+        assert!(c2.get(&s, Path::new("/lib/x"), false).is_none(), "device 7 is another filesystem now");
+        assert_eq!(c2.renewed(2).overlays, c2.overlays);
     }
 
     #[test]

@@ -96,8 +96,8 @@ impl<'a> Walker<'a> {
     /// Uses `old` for listings still exact and builds a new cache from this walk
     /// ([`Walker::into_cache`]).
     pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
+        self.new = Some(old.renewed(rules));
         self.old = Some(old);
-        self.new = Some(cache::Cache::new(rules));
         self
     }
 
