@@ -12,7 +12,13 @@
 //! kernel wants two lower layers without an upper one). It shows one mount only: a tree
 //! with mounts beneath it on the host is not overlaid ([`has_submounts`]) but bound and
 //! walked whole as before, as is one whose overlay the kernel refuses (no overlayfs, too
-//! deep a stack of them): the caller falls back, so the view is complete either way.
+//! deep a stack of them): the caller falls back, and the masks are complete either way (or,
+//! when that walk cannot finish, they fail closed like any other).
+//!
+//! Landlock attaches its rules to inodes, and Landlock treats an overlay's merged tree as a
+//! hierarchy of its own: the ruleset's paths are opened in the target, after the view is
+//! in place, so its read and execute rules (a `[commands]` program's file included) are on
+//! the overlay's inodes, the ones the child reaches.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
