@@ -2,14 +2,16 @@
 //! against the same transfer direct, and the latency a tunnel adds to a new
 //! connection.
 //!
-//! `cargo bench -p paddock-proxy` runs the full measurement: 7 rounds, each a
-//! direct and a tunnelled run of the same work, interleaved (the order swapped
-//! every round), after a warm-up; it prints the median of the per-round ratios
-//! and their range, and the CPU time per GiB (whole process, and the proxy's
-//! runtime threads alone: a figure a busy machine disturbs less than wall time).
+//! `cargo bench -p paddock-proxy` runs the full measurement after a warm-up: 7
+//! rounds, each a direct and a tunnelled transfer of the same size (the order
+//! swapped every round), printing the median of the per-round ratios and their
+//! range and the CPU time per GiB (whole process, and the proxy's runtime threads
+//! alone: a figure a busy machine disturbs less than wall time); then 1000 new
+//! connections direct and 1000 tunnelled, alternately, printing the median of the
+//! per-pair differences.
 //! Built as a test (`cargo test --benches`) it runs a tiny smoke version. Overrides:
-//! `PADDOCK_BENCH_MIB` (transfer size, 1024), `PADDOCK_BENCH_CONNS` (connections per
-//! series, 200), `PADDOCK_BENCH_ROUNDS` (7), `PADDOCK_BENCH_BUF` (relay buffer),
+//! `PADDOCK_BENCH_MIB` (transfer size, 1024), `PADDOCK_BENCH_CONNS` (pairs of
+//! new connections, 1000), `PADDOCK_BENCH_ROUNDS` (7), `PADDOCK_BENCH_BUF` (relay buffer),
 //! `PADDOCK_BENCH_WORKERS` (the proxy runtime's worker threads; 1, as in `paddock run`);
 //! `PADDOCK_BENCH_NO_SPLICE=1` measures the user-space copy instead of `splice(2)`;
 //! `PADDOCK_BENCH_VERBOSE=1` prints each round.
@@ -166,17 +168,15 @@ fn download(upstream: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Dura
     t.elapsed()
 }
 
-/// Sequential new connections, each doing a one-byte round trip.
-fn connections(upstream: SocketAddr, proxy: Option<SocketAddr>, n: usize) -> Duration {
+/// A new connection doing a one-byte round trip: how long it took.
+fn connection(upstream: SocketAddr, proxy: Option<SocketAddr>) -> Duration {
     let t = Instant::now();
-    for _ in 0..n {
-        let mut s = open(upstream, proxy);
-        s.write_all(b"x").unwrap();
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"x");
-    }
-    t.elapsed() / n as u32
+    let mut s = open(upstream, proxy);
+    s.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"x");
+    t.elapsed()
 }
 
 /// CPU seconds (user + system) from a /proc stat line.
@@ -250,7 +250,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let mib = env("PADDOCK_BENCH_MIB", if full { 1024 } else { 8 });
-    let conns = env("PADDOCK_BENCH_CONNS", if full { 200 } else { 20 }) as usize;
+    let conns = env("PADDOCK_BENCH_CONNS", if full { 1000 } else { 20 }) as usize;
     let rounds = env("PADDOCK_BENCH_ROUNDS", if full { 7 } else { 1 }) as usize;
     // `paddock run` serves its proxy on a runtime of one worker thread.
     let workers = env("PADDOCK_BENCH_WORKERS", 1) as usize;
@@ -281,13 +281,15 @@ fn main() {
     // Warm up both paths (connections, pages, the runtime's threads).
     upload(upstream, None, bytes / 16 + 1);
     upload(upstream, Some(proxy), bytes / 16 + 1);
-    connections(upstream, None, conns / 4 + 1);
-    connections(upstream, Some(proxy), conns / 4 + 1);
+    for _ in 0..conns / 4 + 1 {
+        connection(upstream, None);
+        connection(upstream, Some(proxy));
+    }
 
     let gib = bytes as f64 / (1u64 << 30) as f64;
     println!(
-        "paddock-proxy bench: {mib} MiB transfers, {conns} sequential connections per series; \
-         {rounds} rounds of direct and tunnel interleaved; proxy runtime: {workers} worker thread(s); medians, [min–max]"
+        "paddock-proxy bench: {mib} MiB transfers in {rounds} rounds of direct and tunnel interleaved, \
+         {conns} pairs of new connections; proxy runtime: {workers} worker thread(s); medians, [min–max]"
     );
     for (name, f) in [("upload", upload as fn(SocketAddr, Option<SocketAddr>, u64) -> Duration), ("download", download)]
     {
@@ -317,15 +319,22 @@ fn main() {
             median(runs.iter().map(|(_, t)| t.proxy_cpu / gib).collect()),
         );
     }
-    let runs = pairs(rounds, |tunnel| sample(|| connections(upstream, via(tunnel), conns)));
-    let us = |s: &Sample| s.wall.as_secs_f64() * 1e6;
-    let added: Vec<f64> = runs.iter().map(|(d, t)| us(t) - us(d)).collect();
-    let (lo, hi) = range(&added);
+    // Connections one at a time, direct and tunnelled alternately, so that both sides
+    // see the same moments of the machine.
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let conn_pairs: Vec<(f64, f64)> =
+        (0..conns).map(|_| (us(connection(upstream, None)), us(connection(upstream, Some(proxy))))).collect();
+    let added: Vec<f64> = conn_pairs.iter().map(|(d, t)| t - d).collect();
+    let mut sorted = added.clone();
+    sorted.sort_by(f64::total_cmp);
     println!(
-        " connect: added {:.0} us [{lo:.0}–{hi:.0}] per new connection; direct {:.0} us, tunnel {:.0} us",
-        median(added.clone()),
-        median(runs.iter().map(|(d, _)| us(d)).collect()),
-        median(runs.iter().map(|(_, t)| us(t)).collect()),
+        " connect: added {:.0} us per new connection (median of {} pairs; p10 {:.0} us, p90 {:.0} us); direct {:.0} us, tunnel {:.0} us",
+        median(added),
+        sorted.len(),
+        sorted[sorted.len() / 10],
+        sorted[sorted.len() * 9 / 10],
+        median(conn_pairs.iter().map(|(d, _)| *d).collect()),
+        median(conn_pairs.iter().map(|(_, t)| *t).collect()),
     );
     std::thread::sleep(Duration::from_millis(100));
     println!("events reported: {}", events.load(std::sync::atomic::Ordering::Relaxed));
