@@ -2,11 +2,19 @@
 //! against the same transfer direct, and the latency a tunnel adds to a new
 //! connection.
 //!
-//! `cargo bench -p paddock-proxy` runs the full measurement (1 GiB each way,
-//! 2000 connections). Built as a test (`cargo test --benches`) it runs a tiny
-//! smoke version. Sizes can be overridden: `PADDOCK_BENCH_MIB`, `PADDOCK_BENCH_CONNS`,
-//! `PADDOCK_BENCH_BUF` (relay buffer); `PADDOCK_BENCH_NO_SPLICE=1` measures the
-//! user-space copy instead of `splice(2)`; `PADDOCK_BENCH_VERBOSE=1` prints each run.
+//! `cargo bench -p paddock-proxy` runs the full measurement after a warm-up: 7
+//! rounds, each a direct and a tunnelled transfer of the same size (the order
+//! swapped every round), printing the median of the per-round ratios and their
+//! range and the CPU time per GiB (whole process, and the proxy's runtime threads
+//! alone: a figure a busy machine disturbs less than wall time); then 1000 new
+//! connections direct and 1000 tunnelled, alternately, printing the median of the
+//! per-pair differences.
+//! Built as a test (`cargo test --benches`) it runs a tiny smoke version. Overrides:
+//! `PADDOCK_BENCH_MIB` (transfer size, 1024), `PADDOCK_BENCH_CONNS` (pairs of
+//! new connections, 1000), `PADDOCK_BENCH_ROUNDS` (7), `PADDOCK_BENCH_BUF` (relay buffer),
+//! `PADDOCK_BENCH_WORKERS` (the proxy runtime's worker threads; 1, as in `paddock run`);
+//! `PADDOCK_BENCH_NO_SPLICE=1` measures the user-space copy instead of `splice(2)`;
+//! `PADDOCK_BENCH_VERBOSE=1` prints each round.
 //!
 //! Only loopback is dialled: the policy pins `bench.test` to 127.0.0.1.
 
@@ -160,17 +168,15 @@ fn download(upstream: SocketAddr, proxy: Option<SocketAddr>, bytes: u64) -> Dura
     t.elapsed()
 }
 
-/// Sequential new connections, each doing a one-byte round trip.
-fn connections(upstream: SocketAddr, proxy: Option<SocketAddr>, n: usize) -> Duration {
+/// A new connection doing a one-byte round trip: how long it took.
+fn connection(upstream: SocketAddr, proxy: Option<SocketAddr>) -> Duration {
     let t = Instant::now();
-    for _ in 0..n {
-        let mut s = open(upstream, proxy);
-        s.write_all(b"x").unwrap();
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"x");
-    }
-    t.elapsed() / n as u32
+    let mut s = open(upstream, proxy);
+    s.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"x");
+    t.elapsed()
 }
 
 /// CPU seconds (user + system) from a /proc stat line.
@@ -198,31 +204,61 @@ fn proxy_cpu_seconds() -> f64 {
         .sum()
 }
 
-/// Best wall time of `runs`, and the cores busy during it.
-fn best(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    let mut best = Duration::MAX;
-    for _ in 0..runs {
-        let c = cpu_seconds();
-        let d = f();
-        let cores = (cpu_seconds() - c) / d.as_secs_f64();
-        if std::env::var_os("PADDOCK_BENCH_VERBOSE").is_some() {
-            println!("    run {:.3}s, {cores:.2} cores busy", d.as_secs_f64());
-        }
-        best = best.min(d);
+/// One timed run: wall time, CPU seconds of the whole process and of the proxy's threads.
+struct Sample {
+    wall: Duration,
+    cpu: f64,
+    proxy_cpu: f64,
+}
+
+fn sample(f: impl FnOnce() -> Duration) -> Sample {
+    let (c, p) = (cpu_seconds(), proxy_cpu_seconds());
+    let wall = f();
+    Sample { wall, cpu: cpu_seconds() - c, proxy_cpu: proxy_cpu_seconds() - p }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-    best
+}
+
+fn range(v: &[f64]) -> (f64, f64) {
+    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
+/// `rounds` pairs of (direct, tunnel) runs of `f`, interleaved, the order swapped every
+/// round so that neither side always runs on a warmer (or busier) machine.
+fn pairs(rounds: usize, mut f: impl FnMut(bool) -> Sample) -> Vec<(Sample, Sample)> {
+    (0..rounds)
+        .map(|r| {
+            if r % 2 == 0 {
+                let d = f(false);
+                (d, f(true))
+            } else {
+                let t = f(true);
+                (f(false), t)
+            }
+        })
+        .collect()
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let mib = env("PADDOCK_BENCH_MIB", if full { 1024 } else { 8 });
-    let conns = env("PADDOCK_BENCH_CONNS", if full { 2000 } else { 20 }) as usize;
-    let runs = if full { 3 } else { 1 };
+    let conns = env("PADDOCK_BENCH_CONNS", if full { 1000 } else { 20 }) as usize;
+    let rounds = env("PADDOCK_BENCH_ROUNDS", if full { 7 } else { 1 }) as usize;
+    // `paddock run` serves its proxy on a runtime of one worker thread.
+    let workers = env("PADDOCK_BENCH_WORKERS", 1) as usize;
+    let verbose = std::env::var_os("PADDOCK_BENCH_VERBOSE").is_some();
     let bytes = mib * 1024 * 1024;
 
     let upstream = start_upstream();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let proxy = listener.local_addr().unwrap();
     let events = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -234,36 +270,71 @@ fn main() {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }),
         ProxyConfig {
-            buffer_size: env("PADDOCK_BENCH_BUF", 256 * 1024) as usize,
+            buffer_size: env("PADDOCK_BENCH_BUF", ProxyConfig::default().buffer_size as u64) as usize,
             zero_copy: std::env::var_os("PADDOCK_BENCH_NO_SPLICE").is_none(),
             ..ProxyConfig::default()
         },
         std::future::pending(),
     ));
+    let via = |tunnel: bool| tunnel.then_some(proxy);
 
-    let gib = |d: Duration| bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64;
-    println!("paddock-proxy bench: {mib} MiB transfers (best of {runs}), {conns} sequential connections");
+    // Warm up both paths (connections, pages, the runtime's threads).
+    upload(upstream, None, bytes / 16 + 1);
+    upload(upstream, Some(proxy), bytes / 16 + 1);
+    for _ in 0..conns / 4 + 1 {
+        connection(upstream, None);
+        connection(upstream, Some(proxy));
+    }
+
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    println!(
+        "paddock-proxy bench: {mib} MiB transfers in {rounds} rounds of direct and tunnel interleaved, \
+         {conns} pairs of new connections; proxy runtime: {workers} worker thread(s); medians, [min–max]"
+    );
     for (name, f) in [("upload", upload as fn(SocketAddr, Option<SocketAddr>, u64) -> Duration), ("download", download)]
     {
-        let direct = best(runs, || f(upstream, None, bytes));
-        let p = proxy_cpu_seconds();
-        let tunnel = best(runs, || f(upstream, Some(proxy), bytes));
-        let proxy_cpu = (proxy_cpu_seconds() - p) / runs as f64 / (bytes as f64 / (1u64 << 30) as f64);
+        let runs = pairs(rounds, |tunnel| sample(|| f(upstream, via(tunnel), bytes)));
+        if verbose {
+            for (d, t) in &runs {
+                println!(
+                    "    direct {:.3}s ({:.2} CPU-s), tunnel {:.3}s ({:.2} CPU-s, proxy {:.2})",
+                    d.wall.as_secs_f64(),
+                    d.cpu,
+                    t.wall.as_secs_f64(),
+                    t.cpu,
+                    t.proxy_cpu
+                );
+            }
+        }
+        let ratios: Vec<f64> = runs.iter().map(|(d, t)| 100.0 * d.wall.as_secs_f64() / t.wall.as_secs_f64()).collect();
+        let (lo, hi) = range(&ratios);
+        let rate = |s: &Sample| gib / s.wall.as_secs_f64();
         println!(
-            "{name:>8}: direct {:.2} GiB/s, tunnel {:.2} GiB/s, ratio {:.0}%; proxy threads {:.2} CPU-s per GiB",
-            gib(direct),
-            gib(tunnel),
-            100.0 * direct.as_secs_f64() / tunnel.as_secs_f64(),
-            proxy_cpu
+            "{name:>8}: ratio {:.0}% [{lo:.0}–{hi:.0}%]; direct {:.2} GiB/s, tunnel {:.2} GiB/s; CPU-s per GiB: direct {:.2}, tunnel {:.2} (proxy {:.2})",
+            median(ratios.clone()),
+            median(runs.iter().map(|(d, _)| rate(d)).collect()),
+            median(runs.iter().map(|(_, t)| rate(t)).collect()),
+            median(runs.iter().map(|(d, _)| d.cpu / gib).collect()),
+            median(runs.iter().map(|(_, t)| t.cpu / gib).collect()),
+            median(runs.iter().map(|(_, t)| t.proxy_cpu / gib).collect()),
         );
     }
-    let direct = best(runs, || connections(upstream, None, conns));
-    let tunnel = best(runs, || connections(upstream, Some(proxy), conns));
+    // Connections one at a time, direct and tunnelled alternately, so that both sides
+    // see the same moments of the machine.
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let conn_pairs: Vec<(f64, f64)> =
+        (0..conns).map(|_| (us(connection(upstream, None)), us(connection(upstream, Some(proxy))))).collect();
+    let added: Vec<f64> = conn_pairs.iter().map(|(d, t)| t - d).collect();
+    let mut sorted = added.clone();
+    sorted.sort_by(f64::total_cmp);
     println!(
-        "connect: direct {:.1} us, tunnel {:.1} us, added {:.1} us per new connection",
-        direct.as_secs_f64() * 1e6,
-        tunnel.as_secs_f64() * 1e6,
-        (tunnel.as_secs_f64() - direct.as_secs_f64()) * 1e6
+        " connect: added {:.0} us per new connection (median of {} pairs; p10 {:.0} us, p90 {:.0} us); direct {:.0} us, tunnel {:.0} us",
+        median(added),
+        sorted.len(),
+        sorted[sorted.len() / 10],
+        sorted[sorted.len() * 9 / 10],
+        median(conn_pairs.iter().map(|(d, _)| *d).collect()),
+        median(conn_pairs.iter().map(|(_, t)| *t).collect()),
     );
     std::thread::sleep(Duration::from_millis(100));
     println!("events reported: {}", events.load(std::sync::atomic::Ordering::Relaxed));
