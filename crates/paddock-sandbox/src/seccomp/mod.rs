@@ -6,7 +6,8 @@
 //! perf_event_open, keyrings, module loading, the mount family, unshare/setns, on x86_64
 //! modify_ldt, ...); `clone` with any
 //! `CLONE_NEW*` flag fails with `EPERM`; `ioctl(TIOCSTI)` and `ioctl(TIOCLINUX)` fail with
-//! `EPERM` (only the low 32 bits of the request count, as in the kernel); `socket` with a
+//! `EPERM` (only the low 32 bits of the request count, as in the kernel); `personality`
+//! with a value other than those in [`PERSONALITIES`] fails with `EPERM`; `socket` with a
 //! family other than `AF_UNIX`, `AF_INET`, `AF_INET6` fails with `EPERM`; `clone3` fails with
 //! `ENOSYS` (its flags live in memory the filter cannot read, so libc falls back to
 //! `clone`); x32 system calls (x86_64 numbers with bit 30 set, which would otherwise reach
@@ -117,6 +118,12 @@ const CLONE_NS_FLAGS: &[libc::c_int] = &[
     libc::CLONE_NEWNET,
 ];
 
+/// The `personality` values that stay allowed (as Docker's default profile): `PER_LINUX`,
+/// `PER_LINUX32`, `UNAME26` alone or with `PER_LINUX32`, and the query `0xffffffff`. Any
+/// other (`READ_IMPLIES_EXEC`, `ADDR_NO_RANDOMIZE`, ...) fails with `EPERM`: no tool call
+/// needs its readable mappings executable or its layout fixed.
+const PERSONALITIES: &[u64] = &[0x0, 0x0008, 0x20000, 0x20008, 0xffff_ffff];
+
 /// The socket families that stay allowed.
 const SOCKET_FAMILIES: &[libc::c_int] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
 
@@ -145,6 +152,8 @@ fn eperm_filter() -> Result<SeccompFilter, BackendError> {
     rules.insert(libc::SYS_ioctl, ioctl);
     let other_family: Vec<_> = SOCKET_FAMILIES.iter().map(|f| (0, SeccompCmpOp::Ne, *f as u64)).collect();
     rules.insert(libc::SYS_socket, vec![rule(&other_family)?]);
+    let other_persona: Vec<_> = PERSONALITIES.iter().map(|p| (0, SeccompCmpOp::Ne, *p)).collect();
+    rules.insert(libc::SYS_personality, vec![rule(&other_persona)?]);
     SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), ARCH)
 }
 
@@ -221,7 +230,7 @@ pub(crate) fn install() -> Applied {
     Applied::new(
         LayerState::Enforced,
         format!(
-            "{} seccomp filters, {} instructions ({}; by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",
+            "{} seccomp filters, {} instructions ({}; by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, personality flags, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",
             progs.len(),
             sizes.join(" + "),
             names.join(" + "),

@@ -111,6 +111,13 @@ fn denies_and_allows() {
     assert_eq!(call(libc::SYS_socket, [libc::AF_NETLINK as u64, 1, 0, 0, 0, 0]), eperm);
     assert_eq!(call(libc::SYS_socket, [libc::AF_PACKET as u64, 1, 0, 0, 0, 0]), eperm);
     assert_eq!(call(libc::SYS_socket, [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]), eperm);
+    for p in PERSONALITIES {
+        assert_eq!(call(libc::SYS_personality, [*p, 0, 0, 0, 0, 0]), RET_ALLOW, "personality {p:#x}");
+    }
+    // READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, and a flag beside PER_LINUX.
+    for p in [0x0040_0000u64, 0x0004_0000, 0x0040_0008] {
+        assert_eq!(call(libc::SYS_personality, [p, 0, 0, 0, 0, 0]), eperm, "personality {p:#x}");
+    }
     // A foreign architecture is killed whatever the call.
     for nr in [1, libc::SYS_clone3 as u32, libc::SYS_mount as u32] {
         assert_eq!(eval_stack(progs(), 0x4000_0003, nr, [0; 6]), RET_KILL_PROCESS);
@@ -213,6 +220,12 @@ fn kernel_answers() {
                     || errno() != libc::EPERM
                 {
                     return 16;
+                }
+                if libc::syscall(libc::SYS_personality, 0x0040_0000 as libc::c_long) != -1 || errno() != libc::EPERM {
+                    return 17;
+                }
+                if libc::syscall(libc::SYS_personality, 0xffff_ffff as libc::c_long) == -1 {
+                    return 18;
                 }
                 if libc::syscall(libc::SYS_getppid) <= 0 {
                     return 14;
