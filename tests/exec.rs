@@ -30,6 +30,7 @@ both_users!(
     review_groups_execs_per_program,
     revocation_reaches_a_running_tree,
     a_refused_exec_is_one_escaped_line,
+    argv0_of_another_program_is_refused,
 );
 
 /// The program every door tries to reach: not a shell builtin, prints its argument.
@@ -337,4 +338,31 @@ fn a_refused_exec_is_one_escaped_line(u: User) {
     assert_eq!(lines.len(), 1, "one line per refused exec\n{o}");
     assert!(!o.err().contains('\u{1b}'), "a raw escape reached the terminal\n{o}");
     assert!(lines[0].contains("basename") && lines[0].contains("default"), "{}", lines[0]);
+}
+
+/// argv[0] names the command a multi-call program runs: `git log` started as `git-add`, then
+/// `git-commit`, adds and commits the file `log`. Under "tree" the rules decided `git log`, so that exec is refused; the controls:
+/// the same under "call" commits, and `git log` under its own name runs under "tree".
+fn argv0_of_another_program_is_refused(u: User) {
+    let allow = r#"allow = ["sh **", "bash **", "git init **", "git log **"]"#;
+    let t = format!("[commands]\nscope = \"tree\"\n{allow}\ndeny = [\"git commit **\"]\n");
+    let c = format!("[commands]\n{allow}\n");
+    let script =
+        "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t.test GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t.test; \
+        git init -q . && git log --oneline >/dev/null 2>&1; echo log=$?; \
+        echo x > log; (exec -a git-add git log) && (exec -a git-commit git log -q -m sneaked 2>/dev/null); \
+        case \"$(git log --oneline 2>/dev/null)\" in *sneaked*) echo commits=1;; *) echo commits=0;; esac";
+    let argv = ["bash", "-c", script];
+    let f = Fixture::new(u);
+    let o = f.run(&Pol { tail: &c, ..Pol::default() }, &argv, None);
+    assert!(
+        o.out().contains("commits=1"),
+        "control: under \"call\" git log named git-add, git-commit adds and commits\n{o}"
+    );
+    let f = Fixture::new(u);
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &argv, None);
+    assert!(o.out().contains("log=128"), "git log under its own name runs (no commits yet: 128)\n{o}");
+    assert!(o.out().contains("commits=0"), "argv[0] git-commit must not commit under \"tree\"\n{o}");
+    assert!(o.err().contains("paddock: refused exec git-add"), "{o}");
+    assert!(o.err().contains("argv[0]"), "the refusal says why\n{o}");
 }

@@ -122,6 +122,17 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
     if !d.is_allow() {
         return d;
     }
+    if rules {
+        if let Some(a0) = foreign_argv0(policy, e, program) {
+            return deny(
+                "default",
+                format!(
+                    "argv[0] `{a0}` names another program than `{}`: a multi-call program (git's `git-commit`, busybox) acts as the one argv[0] names, which the rules did not decide",
+                    program.display()
+                ),
+            );
+        }
+    }
     if let Some(problem) = &e.problem {
         if rules {
             return deny("default", format!("`{}`: {problem}", program.display()));
@@ -140,6 +151,25 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
         }
     }
     d
+}
+
+/// argv[0], when its last component (a login shell's leading `-` dropped) names another
+/// program: neither the name the exec asked for, nor the program's own, nor a name the
+/// sandbox's `PATH` resolves to the same program (`sh` for `/usr/bin/dash`). Multi-call
+/// programs choose what to do by it (`exec -a git-commit git log` commits; busybox runs
+/// the applet it names), and the rules match the program and its arguments, so under
+/// `"tree"` such an exec is refused.
+fn foreign_argv0<'a>(policy: &Policy, e: &'a ExecRequest, program: &std::path::Path) -> Option<&'a str> {
+    let a0 = e.argv.first()?;
+    let name = a0.rsplit('/').next().unwrap_or(a0);
+    let name = name.strip_prefix('-').unwrap_or(name);
+    let asked = e.path.rsplit('/').next().unwrap_or(&e.path);
+    let own = program.file_name().is_some_and(|n| n.as_encoded_bytes() == name.as_bytes());
+    if name == asked || own {
+        return None;
+    }
+    let same = policy.resolve_program(name, std::path::Path::new("/")).is_some_and(|p| p == program);
+    (!same).then_some(a0.as_str())
 }
 
 trait AllowedNote {
@@ -179,6 +209,30 @@ mod tests {
             argv_truncated: false,
             cwd: PathBuf::from("/"),
         }
+    }
+
+    #[test]
+    fn argv0_naming_another_program_is_refused_under_tree() {
+        let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\n");
+        // The control: the program's own name, a path to it, a login shell's dash.
+        assert!(decide(&p, &exec(Some("/bin/ls"), &["ls", "-l"])).is_allow());
+        assert!(decide(&p, &exec(Some("/bin/ls"), &["/bin/ls", "-l"])).is_allow());
+        assert!(decide(&p, &exec(Some("/bin/sh"), &["-sh"])).is_allow());
+        // A name PATH resolves to the program (`sh` is dash here, or bash).
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        assert!(decide(&p, &exec(Some(sh.to_str().unwrap()), &["sh", "-c", "true"])).is_allow());
+        // The name the exec asked for (a symlink's), though the program resolves elsewhere.
+        let mut e = exec(Some("/bin/sh"), &["sh"]);
+        e.path = "/usr/local/bin/sh".into();
+        assert!(decide(&p, &e).is_allow());
+        for a0 in ["ls-remove", "/usr/bin/rm", "-rm"] {
+            let d = decide(&p, &exec(Some("/bin/ls"), &[a0, "-l"]));
+            assert_eq!((d.is_allow(), &*d.rule), (false, "default"), "{a0}: {}", d.reason);
+            assert!(d.reason.contains("argv[0]"), "{}", d.reason);
+        }
+        // Recorded only under "call".
+        let p = policy("version = 1\n[commands]\nallow = [\"ls **\"]\n");
+        assert!(decide(&p, &exec(Some("/bin/ls"), &["git-commit"])).is_allow());
     }
 
     #[test]
