@@ -110,6 +110,7 @@ mod signals;
 mod spec;
 mod stdio;
 mod sys;
+mod timing;
 mod view;
 mod zygote;
 
@@ -121,6 +122,7 @@ pub use layer::{Layer, LayerState};
 pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
+pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};

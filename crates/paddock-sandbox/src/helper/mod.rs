@@ -45,6 +45,7 @@ use crate::proto::{self, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{Enforcement, NetworkMode, PathPlan};
 use crate::sys::{self, exit_now};
+use crate::timing;
 
 /// Step 1's `setsid`: a new session without a controlling terminal (layer `session`);
 /// `launch` says how the helper was started.
@@ -61,8 +62,8 @@ pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
 
 /// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
-    let plan = PathPlan::new(&req.spec);
-    let cg = cgroup::create(&req.spec.limits);
+    let plan = timing::time("path plan", || PathPlan::new(&req.spec));
+    let cg = timing::time("cgroup", || cgroup::create(&req.spec.limits));
     let mut st = State {
         cgroup: cg.applied,
         spec: req.spec,
@@ -75,7 +76,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     };
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);
-    let ns = namespaces::enter(&mut st.report);
+    let ns = timing::time("namespaces", || namespaces::enter(&mut st.report));
     if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
         if let Some(c) = &cg {
             c.remove();
@@ -97,12 +98,19 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         }
         st.fail(e)
     };
+    let start = timing::now_ns();
     // SAFETY: the helper (and a zygote's call helper) is single-threaded.
     let reaper = match unsafe { sys::fork() } {
-        Ok(0) => reaper::main(st, ns, cg),
+        Ok(0) => {
+            timing::record("fork reaper", start);
+            reaper::main(st, ns, cg)
+        }
         Ok(pid) => pid,
         Err(e) => fail(&st, SetupError::ForkReaper(e.into())),
     };
+    // The reaper has the phases so far and passes them on; this process's next ones go
+    // with the `Reaper` message.
+    timing::clear();
     let pidfd = match sys::pidfd_open(reaper) {
         Ok(fd) => fd,
         Err(e) => {
@@ -111,7 +119,7 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         }
     };
     let listener = match network {
-        NetworkMode::Proxy { port } => match namespaces::proxy_listener(port) {
+        NetworkMode::Proxy { port } => match timing::time("proxy listener", || namespaces::proxy_listener(port)) {
             Ok(l) => Some(l),
             Err(e) => {
                 sys::kill_and_reap(reaper);
@@ -122,7 +130,8 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
     };
     let mut pass = vec![pidfd.as_raw_fd()];
     pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
-    if proto::send(ctl, &Msg::Reaper { listener: listener.is_some() }, &pass).is_err() {
+    let msg = Msg::Reaper { listener: listener.is_some(), phases: timing::take() };
+    if proto::send(ctl, &msg, &pass).is_err() {
         sys::kill_and_reap(reaper);
         if let Some(c) = &cg {
             c.remove();

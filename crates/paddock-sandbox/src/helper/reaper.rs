@@ -16,6 +16,7 @@ use crate::pty;
 use crate::signals;
 use crate::spec::Enforcement;
 use crate::sys::{self, exit_now};
+use crate::timing;
 
 /// The reaper: pid 1 of the new pid namespace.
 pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {
@@ -23,14 +24,16 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     sys::set_name(c"paddock-reaper");
     if let Some(cg) = cg {
-        enter_cgroup(&mut st, &ns, &cg);
+        timing::time("enter cgroup", || enter_cgroup(&mut st, &ns, &cg));
         drop(cg); // the descriptors; the helper removes the cgroup
     }
     let null = sys::open_dev_null().ok();
+    let start = timing::now_ns();
     let view = match st.zygote_view {
         Some(z) => call_view(&mut st, &ns, z.built, z.private_tmp),
         None => own_view(&mut st, &ns),
     };
+    timing::record("mount view", start);
     st.strict_check();
     if st.pty {
         open_pty(&mut st);
@@ -43,9 +46,13 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0);
     }
     signals::reaper_install();
+    let start = timing::now_ns();
     // SAFETY: the reaper is single-threaded (forked from the single-threaded helper).
     let target = match unsafe { sys::fork() } {
-        Ok(0) => target::main(st, view),
+        Ok(0) => {
+            timing::record("fork target", start);
+            target::main(st, view)
+        }
         Ok(pid) => pid,
         Err(e) => st.fail(SetupError::ForkTarget(e.into())),
     };

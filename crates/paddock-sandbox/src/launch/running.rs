@@ -180,9 +180,12 @@ impl Running {
         let ended = self.watch(forwarder.as_ref(), start)?;
         drop(forwarder);
         let duration = start.elapsed();
+        crate::timing::phase("child: released until its tree ended", start);
+        let end = Instant::now();
         let helper_status = self.reap_helper();
         self.end_remote();
         let (out, err) = self.join_relays();
+        crate::timing::phase("helper reaped, output relayed", end);
         let status = self.exit_kind(&ended, helper_status)?;
         Ok(RunOutcome {
             status,
