@@ -12,13 +12,15 @@
 //! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
 //!    in view); `setsid` (layer `session`);
 //! 2. helper: namespaces ([`crate::namespaces`]); fork the reaper; in proxy mode create the
-//!    listener and pass it, with the reaper's pidfd, to the parent; then wait for the
-//!    reaper, kill it if the parent goes away, and remove the cgroup once it is reaped
-//!    ([`start_reaper`]);
-//! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): move into the cgroup and take a
-//!    cgroup namespace rooted there; the mount view ([`crate::mounts`]), `chdir`; install
-//!    the signal forwarding ([`crate::signals`]); fork the target, reap every orphan, report
-//!    the target's wait status, exit (which kills whatever the target left behind);
+//!    listener and pass it, with the reaper's pidfd, to the parent; move the reaper into
+//!    the cgroup (a move waits for an RCU grace period: done here while the reaper builds
+//!    its view, and the reaper told how it went); then wait for the reaper, kill it if the
+//!    parent goes away, and remove the cgroup once it is reaped ([`start_reaper`]);
+//! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
+//!    ([`crate::mounts`]); once in the cgroup, a cgroup namespace rooted there; `chdir`;
+//!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
+//!    cgroup), reap every orphan, report the target's wait status, exit (which kills
+//!    whatever the target left behind);
 //! 4. target ([`target`]): default signal dispositions, `setsid` (+ the pty as controlling
 //!    terminal), Landlock, rlimits, capabilities, no_new_privs, seccomp, descriptors; send
 //!    the report; wait for the parent's release; `execve` with the spec's environment only.
@@ -98,12 +100,19 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         }
         st.fail(e)
     };
+    // Moving a process into a cgroup waits for an RCU grace period (milliseconds): this
+    // process moves the reaper while the reaper builds its mount view, and tells it how
+    // that went through `handoff`; without the pipe the reaper moves itself.
+    let handoff = match &cg {
+        Some(_) => crate::stdio::pipe().ok(),
+        None => None,
+    };
     let start = timing::now_ns();
     // SAFETY: the helper (and a zygote's call helper) is single-threaded.
     let reaper = match unsafe { sys::fork() } {
         Ok(0) => {
             timing::record("fork reaper", start);
-            reaper::main(st, ns, cg)
+            reaper::main(st, ns, cg, handoff.map(|(r, _)| r))
         }
         Ok(pid) => pid,
         Err(e) => fail(&st, SetupError::ForkReaper(e.into())),
@@ -111,6 +120,16 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
     // The reaper has the phases so far and passes them on; this process's next ones go
     // with the `Reaper` message.
     timing::clear();
+    if let (Some(c), Some((r, w))) = (&cg, handoff) {
+        drop(r);
+        let placed = timing::time("cgroup: reaper moved in", || c.place(reaper));
+        let word = match placed {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        };
+        // A reaper that is gone ends the run anyway; the helper hears of it below.
+        let _ = sys::write_all(w.as_raw_fd(), &word.to_ne_bytes());
+    }
     let pidfd = match sys::pidfd_open(reaper) {
         Ok(fd) => fd,
         Err(e) => {

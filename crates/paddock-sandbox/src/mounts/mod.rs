@@ -75,9 +75,13 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     };
     let start = crate::timing::now_ns();
     proc::mount_for(zygote, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
+    crate::timing::record("mounts: /proc", start);
+    let start = crate::timing::now_ns();
     dev::build(pty, tmp_size, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
+    crate::timing::record("mounts: /dev", start);
+    let start = crate::timing::now_ns();
     scratch::seal_and_enter().map_err(MountError::at(MountStep::Pivot))?;
-    crate::timing::record("mounts: /proc, /dev, pivot_root", start);
+    crate::timing::record("mounts: pivot_root, old root detached", start);
     view.detail = detail(&view, &binds, &masks_summary, zygote, tmp_size, &notes);
     Ok(view)
 }
