@@ -262,7 +262,8 @@ mod tests {
     fn a_message_and_its_descriptors_arrive_whole() {
         let (a, b) = socketpair().unwrap();
         let (r, w) = rustix::pipe::pipe().unwrap();
-        send(a.as_raw_fd(), &Msg::Reaper { listener: true, phases: Vec::new() }, &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        send(a.as_raw_fd(), &Msg::Reaper { listener: true, phases: Vec::new() }, &[r.as_raw_fd(), w.as_raw_fd()])
+            .unwrap();
         let (msg, fds) = recv(b.as_raw_fd()).unwrap().unwrap();
         assert!(matches!(msg, Msg::Reaper { listener: true, .. }));
         assert_eq!(fds.len(), 2);
