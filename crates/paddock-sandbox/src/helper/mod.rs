@@ -21,9 +21,10 @@
 //!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
 //!    cgroup), reap every orphan, report the target's wait status, exit (which kills
 //!    whatever the target left behind);
-//! 4. target ([`target`]): default signal dispositions, `setsid` (+ the pty as controlling
-//!    terminal), Landlock, rlimits, capabilities, no_new_privs, seccomp, descriptors; send
-//!    the report; wait for the parent's release; `execve` with the spec's environment only.
+//! 4. target ([`target`]): default signal dispositions, a process group of its own (with a
+//!    pty, `setsid` and the pty as controlling terminal), Landlock, rlimits, capabilities,
+//!    no_new_privs, seccomp, descriptors; send the report; wait for the parent's release;
+//!    `execve` with the spec's environment only.
 //!
 //! A strict run stops at the first step that finds a layer unavailable and reports it.
 //!

@@ -26,8 +26,16 @@ struct Exec {
 /// The target: confines itself, reports, waits for the release, `execve`.
 pub(super) fn main(mut st: State, view: View) -> ! {
     signals::target_reset();
-    // Not a group leader (the reaper is), so this cannot fail; the pty step below needs it.
-    let _ = sys::setsid();
+    // A process group of its own: what the reaper forwards signals to. With a pty, a
+    // session of its own too, to take the pty as its controlling terminal; without one it
+    // stays in the helper's session, which has none (a new session is also a new
+    // scheduler autogroup, whose first placement often cost the target a tick, 4 ms).
+    // Not a group leader (the reaper is), so neither can fail.
+    if st.pty_slave.is_some() {
+        let _ = sys::setsid();
+    } else {
+        let _ = sys::new_process_group();
+    }
     if let Some(slave) = st.pty_slave.take() {
         if let Err(e) = pty::make_controlling(&slave) {
             st.fail(SetupError::ControllingTerminal(e.into()));
