@@ -3,6 +3,8 @@
 //! the noise of a shared machine falls on all three alike.
 //!
 //! Run: `cargo bench -p paddock-cli --bench run` (set `PADDOCK_BENCH_N` for more rounds).
+//! As root, `PADDOCK_BENCH_USER=nobody` runs all three as uid 65534 (through `setpriv`, with
+//! a world-readable copy of the binary and a workspace and state directory of that user).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -40,25 +42,69 @@ fn main() {
         return; // `cargo bench -- --list` and `cargo test --benches` probe the harness
     }
     let n: usize = std::env::var("PADDOCK_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let paddock = env!("CARGO_BIN_EXE_paddock");
-    let ws = tempfile::tempdir().expect("workspace");
+    let nobody = std::env::var("PADDOCK_BENCH_USER").is_ok_and(|u| u == "nobody");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ws = dir.path().join("ws");
+    let state = dir.path().join("state");
+    let mut paddock = std::path::PathBuf::from(env!("CARGO_BIN_EXE_paddock"));
+    for d in [&ws, &state] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    if nobody {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = dir.path().join("paddock");
+        std::fs::copy(&paddock, &copy).expect("copy the binary");
+        paddock = copy;
+        let chmod = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+        chmod(dir.path(), 0o755);
+        chmod(&paddock, 0o755);
+        for d in [&ws, &state] {
+            std::os::unix::fs::chown(d, Some(65534), Some(65534)).expect("chown (run as root)");
+        }
+    }
+    // Every command the same way: as this user or through setpriv as uid 65534.
+    let cmd = |argv: &[&std::ffi::OsStr]| {
+        let mut full: Vec<&std::ffi::OsStr> = Vec::new();
+        if nobody {
+            full.extend(
+                ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+                    .map(std::ffi::OsStr::new),
+            );
+        }
+        full.extend_from_slice(argv);
+        let mut c = Command::new(full[0]);
+        c.args(&full[1..]).env("PADDOCK_STATE_DIR", &state).current_dir(&ws);
+        if nobody {
+            c.env("HOME", &ws);
+        }
+        c
+    };
+    let run_argv: Vec<&std::ffi::OsStr> = [
+        paddock.as_os_str(),
+        "run".as_ref(),
+        "--workspace".as_ref(),
+        ws.as_os_str(),
+        "--".as_ref(),
+        "/bin/true".as_ref(),
+    ]
+    .to_vec();
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].into_iter().find(|p| Path::new(p).exists());
     let mut plain = Vec::with_capacity(n);
     let mut confined = Vec::with_capacity(n);
     let mut bw = Vec::with_capacity(n);
     // warm-up
     for _ in 0..5 {
-        time(Command::new(paddock).args(["run", "--workspace"]).arg(ws.path()).args(["--", "/bin/true"]));
+        time(&mut cmd(&run_argv));
     }
     for _ in 0..n {
-        plain.push(time(&mut Command::new("/bin/true")));
-        confined
-            .push(time(Command::new(paddock).args(["run", "--workspace"]).arg(ws.path()).args(["--", "/bin/true"])));
+        plain.push(time(&mut cmd(&["/bin/true".as_ref()])));
+        confined.push(time(&mut cmd(&run_argv)));
         if let Some(b) = bwrap {
-            bw.push(time(Command::new(b).args(["--unshare-all", "--ro-bind", "/", "/", "true"])));
+            bw.push(time(&mut cmd(&[b, "--unshare-all", "--ro-bind", "/", "/", "true"].map(std::ffi::OsStr::new))));
         }
     }
-    println!("{n} rounds, interleaved; ratio = median / median of the reference");
+    let who = if nobody { "uid 65534" } else { "this user" };
+    println!("{n} rounds, interleaved, as {who}; ratio = median / median of the reference");
     let base = stats("plain spawn of /bin/true", plain, None);
     if bw.is_empty() {
         println!("bubblewrap not installed: no comparison");
@@ -68,7 +114,7 @@ fn main() {
         let p = stats("paddock run -- /bin/true (all layers)", confined, Some(base));
         println!("paddock / bubblewrap = {:.2}", p.as_secs_f64() / b.as_secs_f64());
     }
-    audit_cost(n, ws.path());
+    audit_cost(n, dir.path());
 }
 
 /// What auditing adds to one `run`: a `call.start` appended durably (fsync'd before the

@@ -45,8 +45,13 @@ fn main() {
         }
     };
     setup::init_logging(cli.verbose);
+    let started = std::time::Instant::now();
     let code = match cli.command {
-        Command::Run(a) => run::run(a, cli.verbose),
+        Command::Run(a) => {
+            let code = run::run(a, cli.verbose);
+            paddock_sandbox::phase("run, from the command line parsed to the exit", started);
+            code
+        }
         Command::Check(a) => check::run(a),
         Command::Policy { command: PolicyCommand::Lint { files, resolve } } => policy_cmd::lint(&files, resolve),
         Command::Policy { command: PolicyCommand::Show(a) } => policy_cmd::show(a),

@@ -4,12 +4,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use paddock::proxy::{ConnectionEvent, Verdict};
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
 use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
-use paddock_sandbox::{EnforcementReport, ExitKind, LayerState, RunOutcome, SandboxError, StdioMode};
+use paddock_sandbox::{phase, EnforcementReport, ExitKind, LayerState, RunOutcome, SandboxError, StdioMode};
 
 use crate::agents;
 use crate::args::RunArgs;
@@ -22,14 +23,17 @@ use crate::state::{audit_file, check_revocation_list, revocation_list_error, rev
 /// Runs `paddock run`; returns the exit code.
 pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     pick_agent_preset(&mut a);
+    let t = Instant::now();
     let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
         Err(code) => return code,
     };
+    phase("policy load and compile", t);
     let agent = if a.explain { None } else { adapt_for_agent(&mut a, &policy) };
     if a.explain {
         return print_explain(&policy, &probe(&policy)).err().unwrap_or(exit::OK);
     }
+    let t = Instant::now();
     let here = match current_dir() {
         Ok(d) => d,
         Err(code) => return code,
@@ -46,6 +50,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     if let Err(code) = hide_state(&mut policy) {
         return code;
     }
+    phase("state directory and revocation list checked", t);
     warn_if_whole_home(&policy.vars.workspace);
     if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
     {
@@ -70,6 +75,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         placeholder_seed: crate::state::placeholder_seed(),
     };
     // The log is opened before anything is decided or run: a call never runs unaudited.
+    let t = Instant::now();
     let session = match Session::new(cfg) {
         Ok(s) => s,
         Err(e @ SessionError::Policy(_)) => return fail(exit::CONFIG, e),
@@ -83,6 +89,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
             )
         }
     };
+    phase("session open (audit log, revocations, secrets)", t);
     if let Some(reason) = session.policy().denies_all() {
         return fail(exit::CONFIG, reason);
     }
@@ -131,6 +138,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         print_report(&outcome.report);
     }
     print_limits_reached(&outcome, max_output, timeout);
+    let t = Instant::now();
+    drop(session); // the audit log's last records synced
+    phase("session closed (audit log synced)", t);
     outcome.exit_code()
 }
 

@@ -19,7 +19,7 @@
 //! |------|-------|--------|
 //! | 1. a fresh cgroup bounding the tree (pids, memory), when one can be had; `setsid` | helper | `cgroup`, `helper` |
 //! | 2. user, mount, pid, net, ipc, uts, cgroup namespaces; `lo` up; proxy listener | helper | `namespaces` |
-//! | 3. move into the cgroup (+ a cgroup namespace rooted there); mount view (ro/rw binds, deny masks, /proc, /dev, /tmp, `pivot_root`); signal forwarding | reaper, pid 1 | `cgroup`, `mounts`, `signals` |
+//! | 3. mount view (ro/rw binds, deny masks, /proc, /dev, /tmp, `pivot_root`); in the cgroup (the helper moves the reaper meanwhile) + a cgroup namespace rooted there; signal forwarding | reaper, pid 1 | `cgroup`, `mounts`, `signals` |
 //! | 4. Landlock (filesystem, TCP, scopes) | target | `landlock` |
 //! | 5. rlimits (the cgroup's status is reported here too) | target | `limits` |
 //! | 6. drop every capability | target | `caps` |
@@ -110,6 +110,7 @@ mod signals;
 mod spec;
 mod stdio;
 mod sys;
+mod timing;
 mod view;
 mod zygote;
 
@@ -122,6 +123,7 @@ pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
+pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;

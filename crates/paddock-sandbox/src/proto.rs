@@ -90,6 +90,9 @@ pub(crate) enum Msg {
     Reaper {
         /// A proxy listener follows the pidfd.
         listener: bool,
+        /// How long the helper's steps after the reaper's fork took ([`crate::timing`]).
+        #[serde(default)]
+        phases: Vec<crate::timing::Phase>,
     },
     /// From the reaper: the master of the pty it opened in the sandbox's own devpts
     /// (descriptor attached).
@@ -98,6 +101,9 @@ pub(crate) enum Msg {
     Ready {
         /// The complete report.
         report: EnforcementReport,
+        /// How long each step of the helper side took ([`crate::timing`]).
+        #[serde(default)]
+        phases: Vec<crate::timing::Phase>,
     },
     /// Setup failed: a missing layer (strict) or the step that failed.
     Failed(Failure),
@@ -256,9 +262,10 @@ mod tests {
     fn a_message_and_its_descriptors_arrive_whole() {
         let (a, b) = socketpair().unwrap();
         let (r, w) = rustix::pipe::pipe().unwrap();
-        send(a.as_raw_fd(), &Msg::Reaper { listener: true }, &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        send(a.as_raw_fd(), &Msg::Reaper { listener: true, phases: Vec::new() }, &[r.as_raw_fd(), w.as_raw_fd()])
+            .unwrap();
         let (msg, fds) = recv(b.as_raw_fd()).unwrap().unwrap();
-        assert!(matches!(msg, Msg::Reaper { listener: true }));
+        assert!(matches!(msg, Msg::Reaper { listener: true, .. }));
         assert_eq!(fds.len(), 2);
         // A large message is received whole (the buffer is the message's size).
         let spec = SandboxSpec::new("/bin/true", vec!["x".repeat(200_000)]);

@@ -11,9 +11,9 @@
 //!   signal number to a self-pipe of each waiting run (async-signal-safe); the wait loop
 //!   reads it and sends the signal to the reaper through its pidfd.
 //! * Reaper (pid 1 of the sandbox): handlers for the same signals send them on to the
-//!   command's process group (the target is a session and group leader, so this is what a
-//!   terminal's ^C reaches: the command and the children it did not move to a group of
-//!   their own). A process that moved away still dies with the pid namespace when the
+//!   command's process group (the target is a group leader, and with a pty a session
+//!   leader, so this is what a terminal's ^C reaches: the command and the children it did
+//!   not move to a group of their own). A process that moved away still dies with the pid namespace when the
 //!   command ends. A pid namespace's init only receives signals it has a handler for, so
 //!   without these handlers the signal would be dropped.
 //! * Target: resets the three signals to their default right after the fork.

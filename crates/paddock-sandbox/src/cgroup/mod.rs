@@ -16,8 +16,10 @@
 //! Order: created by the helper before the namespaces (step 1b), while it still sees the
 //! host's cgroup tree; the descriptors of the new `cgroup.procs` files are opened then, so
 //! the kernel checks the move with the helper's credentials and cgroup namespace as of
-//! that moment. The reaper moves itself in first thing (step 3a), before it forks the
-//! target, and then takes a cgroup namespace rooted at the new cgroup. The helper removes
+//! that moment. The helper moves the reaper in right after forking it (the move waits for
+//! an RCU grace period, milliseconds, while the reaper builds its mount view); the reaper
+//! waits for the helper's word before it takes a cgroup namespace rooted at the new cgroup
+//! and forks the target (it moves itself in when the helper could not make the pipe). The helper removes
 //! the cgroup once the reaper is reaped: the pid namespace is dead then, so it is empty.
 //! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
 //! host view and credentials), and hands the descriptors to the call's helper, which
@@ -54,10 +56,21 @@ pub(crate) struct Setup {
 }
 
 impl SandboxCgroup {
-    /// In the reaper, before the target forks: moves this process into every directory.
+    /// In the reaper, before the target forks: moves this process into every directory
+    /// (when the helper could not do it for it, [`SandboxCgroup::place`]).
     pub(crate) fn enter(&self) -> io::Result<()> {
         for fd in self.parts.iter().map(|p| &p.procs) {
             write_all(fd.as_raw_fd(), b"0")?;
+        }
+        Ok(())
+    }
+
+    /// In the helper, right after the reaper's fork: moves the reaper (`pid`, in this
+    /// process's pid namespace) into every directory, while the reaper builds its view.
+    pub(crate) fn place(&self, pid: libc::pid_t) -> io::Result<()> {
+        let word = pid.to_string();
+        for fd in self.parts.iter().map(|p| &p.procs) {
+            write_all(fd.as_raw_fd(), word.as_bytes())?;
         }
         Ok(())
     }

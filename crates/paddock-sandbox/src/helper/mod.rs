@@ -12,16 +12,19 @@
 //! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
 //!    in view); `setsid` (layer `session`);
 //! 2. helper: namespaces ([`crate::namespaces`]); fork the reaper; in proxy mode create the
-//!    listener and pass it, with the reaper's pidfd, to the parent; then wait for the
-//!    reaper, kill it if the parent goes away, and remove the cgroup once it is reaped
-//!    ([`start_reaper`]);
-//! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): move into the cgroup and take a
-//!    cgroup namespace rooted there; the mount view ([`crate::mounts`]), `chdir`; install
-//!    the signal forwarding ([`crate::signals`]); fork the target, reap every orphan, report
-//!    the target's wait status, exit (which kills whatever the target left behind);
-//! 4. target ([`target`]): default signal dispositions, `setsid` (+ the pty as controlling
-//!    terminal), Landlock, rlimits, capabilities, no_new_privs, seccomp, descriptors; send
-//!    the report; wait for the parent's release; `execve` with the spec's environment only.
+//!    listener and pass it, with the reaper's pidfd, to the parent; move the reaper into
+//!    the cgroup (a move waits for an RCU grace period: done here while the reaper builds
+//!    its view, and the reaper told how it went); then wait for the reaper, kill it if the
+//!    parent goes away, and remove the cgroup once it is reaped ([`start_reaper`]);
+//! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
+//!    ([`crate::mounts`]); once in the cgroup, a cgroup namespace rooted there; `chdir`;
+//!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
+//!    cgroup), reap every orphan, report the target's wait status, exit (which kills
+//!    whatever the target left behind);
+//! 4. target ([`target`]): default signal dispositions, a process group of its own (with a
+//!    pty, `setsid` and the pty as controlling terminal), Landlock, rlimits, capabilities,
+//!    no_new_privs, seccomp, descriptors; send the report; wait for the parent's release;
+//!    `execve` with the spec's environment only.
 //!
 //! A strict run stops at the first step that finds a layer unavailable and reports it.
 //!
@@ -45,6 +48,7 @@ use crate::proto::{self, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{Enforcement, NetworkMode, PathPlan};
 use crate::sys::{self, exit_now};
+use crate::timing;
 
 /// Step 1's `setsid`: a new session without a controlling terminal (layer `session`);
 /// `launch` says how the helper was started.
@@ -61,8 +65,8 @@ pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
 
 /// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
-    let plan = PathPlan::new(&req.spec);
-    let cg = cgroup::create(&req.spec.limits);
+    let plan = timing::time("path plan", || PathPlan::new(&req.spec));
+    let cg = timing::time("cgroup", || cgroup::create(&req.spec.limits));
     let mut st = State {
         cgroup: cg.applied,
         spec: req.spec,
@@ -75,7 +79,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     };
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);
-    let ns = namespaces::enter(&mut st.report);
+    let ns = timing::time("namespaces", || namespaces::enter(&mut st.report));
     if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
         if let Some(c) = &cg {
             c.remove();
@@ -97,12 +101,36 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         }
         st.fail(e)
     };
+    // Moving a process into a cgroup waits for an RCU grace period (milliseconds): this
+    // process moves the reaper while the reaper builds its mount view, and tells it how
+    // that went through `handoff`; without the pipe the reaper moves itself.
+    let handoff = match &cg {
+        Some(_) => crate::stdio::pipe().ok(),
+        None => None,
+    };
+    let start = timing::now_ns();
     // SAFETY: the helper (and a zygote's call helper) is single-threaded.
     let reaper = match unsafe { sys::fork() } {
-        Ok(0) => reaper::main(st, ns, cg),
+        Ok(0) => {
+            timing::record("fork reaper", start);
+            reaper::main(st, ns, cg, handoff.map(|(r, _)| r))
+        }
         Ok(pid) => pid,
         Err(e) => fail(&st, SetupError::ForkReaper(e.into())),
     };
+    // The reaper has the phases so far and passes them on; this process's next ones go
+    // with the `Reaper` message.
+    timing::clear();
+    if let (Some(c), Some((r, w))) = (&cg, handoff) {
+        drop(r);
+        let placed = timing::time("cgroup: reaper moved in", || c.place(reaper));
+        let word = match placed {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        };
+        // A reaper that is gone ends the run anyway; the helper hears of it below.
+        let _ = sys::write_all(w.as_raw_fd(), &word.to_ne_bytes());
+    }
     let pidfd = match sys::pidfd_open(reaper) {
         Ok(fd) => fd,
         Err(e) => {
@@ -111,7 +139,7 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         }
     };
     let listener = match network {
-        NetworkMode::Proxy { port } => match namespaces::proxy_listener(port) {
+        NetworkMode::Proxy { port } => match timing::time("proxy listener", || namespaces::proxy_listener(port)) {
             Ok(l) => Some(l),
             Err(e) => {
                 sys::kill_and_reap(reaper);
@@ -122,7 +150,8 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
     };
     let mut pass = vec![pidfd.as_raw_fd()];
     pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
-    if proto::send(ctl, &Msg::Reaper { listener: listener.is_some() }, &pass).is_err() {
+    let msg = Msg::Reaper { listener: listener.is_some(), phases: timing::take() };
+    if proto::send(ctl, &msg, &pass).is_err() {
         sys::kill_and_reap(reaper);
         if let Some(c) = &cg {
             c.remove();

@@ -2,7 +2,7 @@
 //! cgroup namespace rooted there), the mount view, the pty, `chdir`, signal forwarding;
 //! then it forks the target and reaps every process until the target ends.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::state::{State, View};
 use super::target;
@@ -16,21 +16,27 @@ use crate::pty;
 use crate::signals;
 use crate::spec::Enforcement;
 use crate::sys::{self, exit_now};
+use crate::timing;
 
-/// The reaper: pid 1 of the new pid namespace.
-pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {
+/// The reaper: pid 1 of the new pid namespace. `handoff`: where the helper says whether it
+/// moved this process into the cgroup (`None`: it moves itself).
+pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>, handoff: Option<OwnedFd>) -> ! {
     // Best effort: the helper also kills the reaper when the caller goes away.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     sys::set_name(c"paddock-reaper");
-    if let Some(cg) = cg {
-        enter_cgroup(&mut st, &ns, &cg);
-        drop(cg); // the descriptors; the helper removes the cgroup
-    }
     let null = sys::open_dev_null().ok();
+    let start = timing::now_ns();
     let view = match st.zygote_view {
         Some(z) => call_view(&mut st, &ns, z.built, z.private_tmp),
         None => own_view(&mut st, &ns),
     };
+    timing::record("mount view", start);
+    // Into the cgroup before anything forks (the target, and so the whole tree, is born
+    // there); the cgroup namespace is rooted there.
+    if let Some(cg) = cg {
+        timing::time("enter cgroup", || enter_cgroup(&mut st, &ns, &cg, handoff));
+        drop(cg); // the descriptors; the helper removes the cgroup
+    }
     st.strict_check();
     if st.pty {
         open_pty(&mut st);
@@ -43,9 +49,13 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0);
     }
     signals::reaper_install();
+    let start = timing::now_ns();
     // SAFETY: the reaper is single-threaded (forked from the single-threaded helper).
     let target = match unsafe { sys::fork() } {
-        Ok(0) => target::main(st, view),
+        Ok(0) => {
+            timing::record("fork target", start);
+            target::main(st, view)
+        }
         Ok(pid) => pid,
         Err(e) => st.fail(SetupError::ForkTarget(e.into())),
     };
@@ -61,8 +71,12 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> 
 /// Moves into the sandbox's cgroup and, with a cgroup namespace, roots it there (the
 /// tree sees the sandbox's cgroup as `/`). A cgroup that cannot be entered makes the
 /// cgroup layer unavailable (rlimits still bound the run).
-fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: &SandboxCgroup) {
-    match cg.enter() {
+fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: &SandboxCgroup, handoff: Option<OwnedFd>) {
+    let entered = match handoff {
+        Some(fd) => placed_by_helper(&fd),
+        None => cg.enter(),
+    };
+    match entered {
         Ok(()) if ns.cgroup => {
             if sys::unshare(libc::CLONE_NEWCGROUP).is_err() {
                 st.report.set(Layer::CgroupNs, LayerState::Partial, "new namespace, rooted above the sandbox's cgroup");
@@ -75,6 +89,22 @@ fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: &SandboxCgroup) {
                 format!("moving into the sandbox's cgroup failed: {e}; only RLIMIT_NPROC (per uid, not for root) and RLIMIT_AS (per process) bound memory and processes"),
             );
         }
+    }
+}
+
+/// Waits for the helper's word on moving this process into the cgroup: 0, or the errno.
+fn placed_by_helper(fd: &OwnedFd) -> std::io::Result<()> {
+    let mut word = [0u8; 4];
+    let mut got = 0;
+    while got < word.len() {
+        match sys::read(fd.as_raw_fd(), &mut word[got..])? {
+            0 => return Err(std::io::Error::other("the helper ended before it moved the reaper")),
+            n => got += n,
+        }
+    }
+    match i32::from_ne_bytes(word) {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
     }
 }
 

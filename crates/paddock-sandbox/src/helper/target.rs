@@ -8,7 +8,7 @@ use crate::error::SetupError;
 use crate::layer::{Applied, Layer, LayerState};
 use crate::proto::{self, Msg};
 use crate::sys::{self, exit_now};
-use crate::{caps, fds, landlock, limits, pty, seccomp, signals};
+use crate::{caps, fds, landlock, limits, pty, seccomp, signals, timing};
 
 /// The program, argv and environment as C strings and their null-terminated pointer
 /// arrays, built before the layers are applied (nothing allocates between the filter and
@@ -26,8 +26,16 @@ struct Exec {
 /// The target: confines itself, reports, waits for the release, `execve`.
 pub(super) fn main(mut st: State, view: View) -> ! {
     signals::target_reset();
-    // Not a group leader (the reaper is), so this cannot fail; the pty step below needs it.
-    let _ = sys::setsid();
+    // A process group of its own: what the reaper forwards signals to. With a pty, a
+    // session of its own too, to take the pty as its controlling terminal; without one it
+    // stays in the helper's session, which has none (a new session is also a new
+    // scheduler autogroup, whose first placement often cost the target a tick, 4 ms).
+    // Not a group leader (the reaper is), so neither can fail.
+    if st.pty_slave.is_some() {
+        let _ = sys::setsid();
+    } else {
+        let _ = sys::new_process_group();
+    }
     if let Some(slave) = st.pty_slave.take() {
         if let Err(e) = pty::make_controlling(&slave) {
             st.fail(SetupError::ControllingTerminal(e.into()));
@@ -36,7 +44,8 @@ pub(super) fn main(mut st: State, view: View) -> ! {
     let exec = exec_args(&st);
     confine(&mut st, view);
     st.strict_check();
-    if proto::send(st.ctl, &Msg::Ready { report: st.report.clone() }, &[]).is_err() {
+    let ready = Msg::Ready { report: st.report.clone(), phases: timing::take() };
+    if proto::send(st.ctl, &ready, &[]).is_err() {
         exit_now(125);
     }
     let mut go = [0u8; 1];
@@ -66,18 +75,19 @@ fn exec_args(st: &State) -> Exec {
 /// Steps 4 to 9 in the order of application, each recorded in the report.
 fn confine(st: &mut State, view: View) {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
-    let applied = landlock::apply(&st.spec, &st.plan, &facts, view.private_tmp);
+    let applied = timing::time("landlock", || landlock::apply(&st.spec, &st.plan, &facts, view.private_tmp));
     st.report.record(Layer::Landlock, applied);
-    st.report.record(Layer::Rlimits, limits::apply(&st.spec.limits));
+    st.report.record(Layer::Rlimits, timing::time("rlimits", || limits::apply(&st.spec.limits)));
     st.report.record(Layer::Cgroup, st.cgroup.clone());
-    st.report.record(Layer::Caps, caps::drop_all());
+    st.report.record(Layer::Caps, timing::time("caps", caps::drop_all));
     st.report.record(Layer::NoNewPrivs, caps::no_new_privs());
     // After no_new_privs: the listener filter; its descriptor goes to the caller.
     if let Some(control) = &st.spec.exec {
-        st.report.record(Layer::Exec, crate::exec_notify::install_and_send(st.ctl, control));
+        let applied = timing::time("exec filter", || crate::exec_notify::install_and_send(st.ctl, control));
+        st.report.record(Layer::Exec, applied);
     }
-    st.report.record(Layer::Seccomp, seccomp::install());
-    st.report.record(Layer::Fds, fds::close_inherited(st.ctl));
+    st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install));
+    st.report.record(Layer::Fds, timing::time("fds", || fds::close_inherited(st.ctl)));
     st.report.record(
         Layer::Env,
         Applied::new(LayerState::Enforced, format!("{} variables from the spec, nothing inherited", st.spec.env.len())),

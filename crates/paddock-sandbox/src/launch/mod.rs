@@ -31,6 +31,7 @@ use crate::report::{describe_wait_status, RunOutcome};
 use crate::spec::{SandboxSpec, StdioMode};
 use crate::stdio::{above_stdio, make_stdio, pipe, ChildStdio, ParentStdio};
 use crate::sys;
+use crate::timing;
 use crate::SandboxError;
 
 /// How long the helper may take to confine the child before it counts as failed.
@@ -81,6 +82,8 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
 /// The child does not run until [`Running::wait`]: a caller can first record the report
 /// (e.g. write and sync an audit record) and take the proxy listener.
 pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
+    let origin = timing::now_ns();
+    let started = Instant::now();
     spec.validate()?;
     let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
     let (ctl, ctl_child) = proto::socketpair()?;
@@ -110,8 +113,11 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
         reexec_helper(&req, ctl_child, stdio)?
     };
     tracing::debug!(helper = helper_pid, forked = threads == Some(1), program = %spec.program.display(), "sandbox helper started");
+    timing::phase(if threads == Some(1) { "helper fork" } else { "helper re-exec" }, started);
 
-    handshake(Running::new(spec, ctl, Some(helper_pid)), ends, spec, use_pty)
+    let r = handshake(Running::new(spec, ctl, Some(helper_pid)), ends, spec, use_pty, origin);
+    timing::phase("sandbox start, in all", started);
+    r
 }
 
 /// Starts the relays and waits for the helper side's report: the child is then parked
@@ -121,6 +127,7 @@ pub(crate) fn handshake(
     ends: ParentStdio,
     spec: &SandboxSpec,
     use_pty: bool,
+    origin: u64,
 ) -> Result<Running, SandboxError> {
     let cap = spec.limits.max_output;
     let capture = matches!(spec.stdio, StdioMode::Capture { .. });
@@ -152,7 +159,8 @@ pub(crate) fn handshake(
                 );
             }
             Some((Msg::CallHelper, fds)) => running.remote = fds.into_iter().next(),
-            Some((Msg::Reaper { listener }, fds)) => {
+            Some((Msg::Reaper { listener, phases }, fds)) => {
+                timing::log_remote(&phases, origin);
                 let mut fds = fds.into_iter();
                 running.reaper = fds.next();
                 if listener {
@@ -161,7 +169,8 @@ pub(crate) fn handshake(
             }
             Some((Msg::Pty, fds)) => master = fds.into_iter().next(),
             Some((Msg::ExecListener, fds)) => running.exec_listener = fds.into_iter().next(),
-            Some((Msg::Ready { report }, _)) => {
+            Some((Msg::Ready { report, phases }, _)) => {
+                timing::log_remote(&phases, origin);
                 running.report = report;
                 ready = true;
             }

@@ -153,6 +153,19 @@ impl Running {
         }
     }
 
+    /// Reaps the helper, which said it is done, on a thread of its own unless it has ended
+    /// already.
+    fn reap_helper_later(&mut self) {
+        let Some(pid) = self.helper.take() else { return };
+        if sys::try_reap(pid).is_some() {
+            return;
+        }
+        let reaping = std::thread::Builder::new().name("paddock-reap".into()).spawn(move || sys::reap(pid));
+        if reaping.is_err() {
+            sys::reap(pid);
+        }
+    }
+
     /// Waits for the helper (blocking) and returns its wait status.
     pub(super) fn reap_helper(&mut self) -> Option<i32> {
         sys::reap(self.helper.take()?)
@@ -180,9 +193,22 @@ impl Running {
         let ended = self.watch(forwarder.as_ref(), start)?;
         drop(forwarder);
         let duration = start.elapsed();
-        let helper_status = self.reap_helper();
+        crate::timing::phase("child: released until its tree ended", start);
+        let end = Instant::now();
+        // Once the helper said it is done (the tree gone, the cgroup removed), what is
+        // left is its own exit (its namespaces torn down, an RCU grace period or two):
+        // not waited for when the run's end is known.
+        let helper_status = if ended.done && ended.known() {
+            self.reap_helper_later();
+            None
+        } else {
+            self.reap_helper()
+        };
         self.end_remote();
+        crate::timing::phase("helper reaped", end);
+        let end = Instant::now();
         let (out, err) = self.join_relays();
+        crate::timing::phase("output relayed", end);
         let status = self.exit_kind(&ended, helper_status)?;
         Ok(RunOutcome {
             status,
@@ -255,6 +281,7 @@ impl Running {
                     // helper exits on its own.
                     self.remote = None;
                     self.cgroup = None;
+                    ended.done = true;
                     return Ok(ended);
                 }
                 Some((Msg::Exit { wstatus }, _)) => ended.status = Some(ExitKind::from_wait_status(wstatus)),
@@ -329,6 +356,15 @@ struct Ended {
     exec_errno: Option<i32>,
     lost: Option<i32>,
     killed_at: Option<Instant>,
+    /// The helper side said `Done`: the tree is gone and the cgroup removed.
+    done: bool,
+}
+
+impl Ended {
+    /// Whether the run's end is known without the helper's own wait status.
+    fn known(&self) -> bool {
+        self.status.is_some() || self.exec_errno.is_some() || self.lost.is_some() || self.killed_at.is_some()
+    }
 }
 
 impl Drop for Running {

@@ -58,10 +58,14 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
     // Everything is made in a scratch root, so no step resolves a path of the host's but
     // through /oldroot, and nothing of the scratch root stays once the view is entered.
     scratch::enter().map_err(MountError::at(MountStep::ScratchRoot))?;
+    let start = crate::timing::now_ns();
     let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
+    crate::timing::record("mounts: binds", start);
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
-    let masks_summary = match masks::place(new_root(), plan, &binds.overlaid, &binds.overlay_devs) {
+    let masks_summary = match crate::timing::time("mounts: view walk and masks", || {
+        masks::place(new_root(), plan, &binds.overlaid, &binds.overlay_devs)
+    }) {
         Ok(placed) => {
             let summary = placed.summary();
             notes.extend(placed.notes);
@@ -77,9 +81,15 @@ pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSiz
             "masks incomplete".into()
         }
     };
+    let start = crate::timing::now_ns();
     proc::mount_for(zygote, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
+    crate::timing::record("mounts: /proc", start);
+    let start = crate::timing::now_ns();
     dev::build(pty, tmp_size, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
+    crate::timing::record("mounts: /dev", start);
+    let start = crate::timing::now_ns();
     scratch::seal_and_enter().map_err(MountError::at(MountStep::Pivot))?;
+    crate::timing::record("mounts: pivot_root, old root detached", start);
     view.detail = detail(&view, &binds, &masks_summary, zygote, tmp_size, &notes);
     Ok(view)
 }

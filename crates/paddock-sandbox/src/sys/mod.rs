@@ -179,6 +179,14 @@ pub(crate) fn reap(pid: libc::pid_t) -> Option<i32> {
     }
 }
 
+/// Reaps our child `pid` if it has ended; its wait status then.
+pub(crate) fn try_reap(pid: libc::pid_t) -> Option<i32> {
+    let mut ws = 0;
+    // SAFETY: reaping our own child into a valid int, without blocking.
+    let r = unsafe { libc::waitpid(pid, &mut ws, libc::WNOHANG) };
+    (r == pid).then_some(ws)
+}
+
 /// Waits for our child `pid` for at most `limit`; its wait status if it ended.
 pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
     if let Ok(fd) = pidfd_open(pid) {

@@ -13,6 +13,11 @@ pub(crate) fn setsid() -> io::Result<()> {
     rustix::process::setsid().map(drop).map_err(Into::into)
 }
 
+/// `setpgid(0, 0)`: a process group of its own, in the same session.
+pub(crate) fn new_process_group() -> io::Result<()> {
+    rustix::process::setpgid(None, None).map_err(Into::into)
+}
+
 /// This process's pid.
 pub(crate) fn getpid() -> libc::pid_t {
     rustix::process::getpid().as_raw_nonzero().get()

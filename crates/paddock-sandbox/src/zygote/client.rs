@@ -147,10 +147,13 @@ impl Zygote {
     /// network namespace).
     pub fn spawn(&self, call: &SandboxSpec) -> Result<Running, SandboxError> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
+        let origin = crate::timing::now_ns();
+        let started = std::time::Instant::now();
         call.validate()?;
         self.accepts(call)?;
         let name = format!("paddock-{}-z{}", sys::getpid(), SEQ.fetch_add(1, Ordering::Relaxed));
         let cg = cgroup::create_named(&call.limits, &name);
+        crate::timing::phase("call cgroup", started);
         let (ctl, ctl_child) = proto::socketpair()?;
         let ctl_child = above_stdio(ctl_child)?;
         let (stdio, ends) = make_stdio(call, false)?;
@@ -183,7 +186,9 @@ impl Zygote {
         drop((ctl_child, stdin, out, err));
         let mut running = Running::new(call, ctl, None);
         running.set_cgroup(cg.cgroup);
-        launch::handshake(running, ends, call, false)
+        let r = launch::handshake(running, ends, call, false, origin);
+        crate::timing::phase("zygote call start, in all", started);
+        r
     }
 }
 

@@ -102,7 +102,10 @@ fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: Applied, cgroup_dirs: 
     }
     // SAFETY: the zygote is single-threaded.
     match unsafe { sys::fork() } {
-        Ok(0) => call_main(z, spec, cgroup, cgroup_dirs, fds),
+        Ok(0) => {
+            crate::timing::clear();
+            call_main(z, spec, cgroup, cgroup_dirs, fds)
+        }
         Ok(_) => {}
         Err(e) => refuse(&fds[0], SetupError::ForkCallHelper(e.into())),
     }
@@ -147,7 +150,7 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         pty_slave: None,
         zygote_view: Some(z.view),
     };
-    let ns = namespaces::enter_only(&mut st.report, namespaces::PER_CALL);
+    let ns = crate::timing::time("call namespaces", || namespaces::enter_only(&mut st.report, namespaces::PER_CALL));
     if let Some(l) = st.report.get(Layer::MountNs).cloned() {
         if l.state == LayerState::Enforced {
             st.report.set(

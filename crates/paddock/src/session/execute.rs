@@ -4,11 +4,12 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use paddock_audit::{Call, CallOutcome as AuditOutcome};
 use paddock_policy::{Decision, Policy};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{ExitKind, NetworkMode, RunOutcome, Running, SandboxError, SandboxSpec};
+use paddock_sandbox::{phase, ExitKind, NetworkMode, RunOutcome, Running, SandboxError, SandboxSpec};
 use tokio::runtime::Handle;
 
 use super::inner::Inner;
@@ -79,7 +80,9 @@ impl Inner {
             }
         };
         self.adorn(&mut spec);
+        let t = Instant::now();
         let absent = crate::absent::AbsentPaths::before(&self.policy());
+        phase("absent deny/protect paths noted", t);
         let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -91,33 +94,48 @@ impl Inner {
                 return Err(SessionError::Sandbox(e));
             }
         };
+        let t = Instant::now();
         let proxy = self.start_proxy(&spec, &mut running, &call, rt)?;
+        if proxy.is_some() {
+            phase("proxy start", t);
+        }
         // exec supervision (issue 16): every exec of the tree waits for this supervisor,
         // which decides and records it; stopped after the tree is gone, before `call.end`.
+        let t = Instant::now();
         let exec_supervisor = match running.take_exec_listener() {
             Some(fd) => {
                 let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
-                Some(paddock_sandbox::supervise(fd, Arc::new(auditor))?)
+                let s = paddock_sandbox::supervise(fd, Arc::new(auditor))?;
+                phase("exec supervisor start", t);
+                Some(s)
             }
             None => None,
         };
         // Every layer is in place and the child is parked before exec: record the call,
         // with what was enforced, durably, then let it run. (`call.end` repeats the call's
         // fields; the report, large, stays on `call.start`.)
+        let t = Instant::now();
         let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
         let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
+        phase("call.start written and synced", t);
         let registered = self.register(&running);
         let waited = running.wait();
+        let t = Instant::now();
         if let Some(s) = exec_supervisor {
             s.stop();
+            phase("exec supervisor stop", t);
         }
         if let Some(n) = registered {
             self.running.lock().unwrap_or_else(|e| e.into_inner()).1.retain(|(m, _)| *m != n);
         }
         if let Some((task, rt)) = proxy {
+            let t = Instant::now();
             rt.block_on(task.stop());
+            phase("proxy stop", t);
         }
+        let t = Instant::now();
         let moved_aside = absent.settle();
+        phase("absent deny/protect paths settled", t);
         let outcome = match waited {
             Ok(o) => o,
             Err(e) => {
@@ -125,7 +143,9 @@ impl Inner {
                 return Err(SessionError::Sandbox(e));
             }
         };
+        let t = Instant::now();
         self.append(&call.end(ended(&outcome).with_moved_aside(moved_aside.clone())), false)?;
+        phase("call.end written", t);
         Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside })
     }
 

@@ -52,7 +52,10 @@ impl Inner {
     /// The state of a new session: opens the audit log (an error here means no call may
     /// run), loads the revocation list and sets up interception and secrets.
     pub(super) fn open(cfg: SessionConfig) -> Result<Arc<Inner>, SessionError> {
+        let t = Instant::now();
         let log = AuditLog::open(&cfg.audit_log)?;
+        paddock_sandbox::phase("audit log open", t);
+        let t = Instant::now();
         // paddock's own state is never in a view, whatever the policy grants: the log, the
         // revocation list and its lock file (and what the caller hid in the policy).
         let mut base = cfg.policy;
@@ -60,10 +63,13 @@ impl Inner {
         base.hide_paths([own(&cfg.audit_log)]);
         let mut current = Arc::new(base.clone());
         let revocations = cfg.revocations.map(|path| RevocationState::open(path, &mut base, &mut current));
+        paddock_sandbox::phase("revocation list applied", t);
+        let t = Instant::now();
         let id = new_id(&cfg.mode);
         // The caller's environment is read for `env:` secrets now, once.
         let seed = cfg.placeholder_seed.as_deref().map(crate::secrets::read_seed).transpose()?;
         let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok(), seed)?;
+        paddock_sandbox::phase("secrets and interception set up", t);
         let inner = Arc::new(Inner {
             id,
             intercept,

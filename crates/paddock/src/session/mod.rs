@@ -128,15 +128,19 @@ impl Session {
     /// the path of `paddock run`. The proxy, when the policy allows any host, runs on a
     /// runtime of its own started after the sandbox.
     pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
+        let t = Instant::now();
         let policy = self.inner.policy();
         let decision = self.inner.ask_command(&policy, policy.check_runnable(argv, cwd), argv, cwd);
         let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
+        paddock_sandbox::phase("decision", t);
+        let t = Instant::now();
         let child = if decision.is_allow() {
             let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
             Child::of(program, |program| spec::build(&policy, program, argv.to_vec(), cwd, stdio))
         } else {
             Child::Denied
         };
+        paddock_sandbox::phase("sandbox spec built", t);
         let runtime = std::sync::OnceLock::new();
         let rt = || -> Result<tokio::runtime::Handle, SessionError> {
             if let Some(r) = runtime.get() {
