@@ -131,6 +131,15 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         print_report(&outcome.report);
     }
     print_limits_reached(&outcome, max_output, timeout);
+    if paddock::moved_aside_failed(&result.moved_aside) {
+        // What the call planted where a rule forbids it is still there: not silently.
+        eprintln!(
+            "paddock: exit {} instead of the call's own {}: remove or inspect what is named above before a tool on the host uses it",
+            exit::UNAVAILABLE,
+            outcome.exit_code()
+        );
+        return exit::UNAVAILABLE;
+    }
     outcome.exit_code()
 }
 
