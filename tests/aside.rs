@@ -11,6 +11,8 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 both_users!(
     a_symlinked_git_is_moved_aside_not_followed,
@@ -19,6 +21,7 @@ both_users!(
     a_planted_commondir_is_moved_aside,
     a_planted_gitfile_is_moved_aside,
     git_work_in_the_workspace_keeps_working,
+    a_move_that_fails_is_said_and_exits_71,
 );
 
 /// `paddock run [--policy P] -- sh -c SCRIPT` in the directory `dir` below the workspace
@@ -288,4 +291,72 @@ fn git_work_in_the_workspace_keeps_working(u: User) {
     assert_eq!((o.code(), o.out().as_str()), (0, "done\n"), "{o}");
     assert!(o.err().contains(&format!("created {}", fresh.join(".git/config").display())), "{o}");
     assert_eq!(git(&f, "fresh", &["log", "--format=%s"]).out(), "c\n", "the history is kept");
+}
+
+/// Unmounts what it names when dropped (the test ends however it ends).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Polls `cond` for up to `HANG`.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < HANG, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A move that cannot be made leaves the file in place: `run` says so and exits 71, not
+/// the call's own 0. (The test, root on the host, makes the created `.envrc` a mount point
+/// while the call waits, so that its rename fails with EBUSY.)
+fn a_move_that_fails_is_said_and_exits_71(u: User) {
+    let f = Fixture::new(u);
+    let pol = Pol { protect: &["${WORKSPACE}/.envrc"], ..Pol::default() };
+    let script = "echo 'export EVIL=1' > .envrc && while [ ! -e go ]; do sleep 0.02; done; echo ended";
+    for blocked in [false, true] {
+        let mut argv = f.user.prefix();
+        argv.extend(f.paddock_argv(&pol));
+        argv.extend(["sh", "-c", script].map(Into::into));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("HOME", &f.home)
+            .env("PADDOCK_STATE_DIR", f.root.join("state"))
+            .current_dir(&f.ws)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = spawn(&mut cmd).unwrap();
+        let envrc = f.ws.join(".envrc");
+        wait_for(".envrc", || envrc.exists());
+        let _mounted = blocked.then(|| {
+            let st = Command::new("mount").args(["--bind", "/dev/null"]).arg(&envrc).status().unwrap();
+            assert!(st.success(), "mount --bind over {}", envrc.display());
+            Mounted(envrc.clone())
+        });
+        write(&f.ws.join("go"), "", 0o644);
+        let out = child.wait_with_output().unwrap();
+        let (code, err) = (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned());
+        std::fs::remove_file(f.ws.join("go")).unwrap();
+        if !blocked {
+            assert_eq!(code, Some(0), "control: the move works\n{err}");
+            assert!(std::fs::symlink_metadata(&envrc).is_err() && err.contains("moved aside to"), "control\n{err}");
+            continue;
+        }
+        assert_eq!(code, Some(71), "{err}");
+        assert!(
+            err.contains(&format!("created {}", envrc.display())) && err.contains("could not be moved aside"),
+            "{err}"
+        );
+        assert!(err.contains("exit 71 instead of the call's own 0"), "{err}");
+        let log = read(&f.root.join("state").join("audit.jsonl"));
+        let end = log.lines().rev().find(|l| l.contains("\"event\":\"call.end\"")).unwrap();
+        assert!(end.contains("\"moved_aside\"") && end.contains("\"error\""), "{end}");
+    }
 }
