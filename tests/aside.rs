@@ -19,6 +19,7 @@ both_users!(
     symlinked_agent_settings_dirs_are_moved_aside_not_followed,
     a_read_only_git_dir_does_not_keep_a_planted_config,
     a_planted_commondir_is_moved_aside,
+    a_git_dir_put_in_place_of_the_repositorys_is_moved_aside,
     a_planted_gitfile_is_moved_aside,
     git_work_in_the_workspace_keeps_working,
     a_move_that_fails_is_said_and_exits_71,
@@ -201,6 +202,35 @@ fn a_planted_commondir_is_moved_aside(u: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(!f.ws.join(".git/commondir").exists(), "the commondir stayed\n{o}");
     assert!(o.err().contains(&format!("created {}", f.ws.join(".git/commondir").display())), "{o}");
+    let _ = f.host(&["git", "status"]);
+    assert!(!mark.exists(), "host git ran the planted fsmonitor\n{o}");
+}
+
+/// The call renames the repository's `.git` away and puts a `.git` of its own, with a
+/// planted config, in its place: the new directory is what moves (the old one keeps the
+/// name the call gave it).
+fn a_git_dir_put_in_place_of_the_repositorys_is_moved_aside(u: User) {
+    let f = Fixture::new(u);
+    git(&f, ".", &["init", "-q"]);
+    git(&f, ".", &["commit", "-q", "--allow-empty", "-m", "i"]);
+    let mark = f.outside.join(format!("ran-{}", unique()));
+    let plant = format!(
+        "mv .git .git-old && mkdir .git && cp -a .git-old/HEAD .git-old/objects .git-old/refs .git/ && printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = \"touch {}; false\"\\n' > .git/config && echo planted",
+        mark.display()
+    );
+    let o = run_in(&f, ".", Some(&unprotected(&f)), &plant);
+    assert_eq!((o.code(), o.out().as_str()), (0, "planted\n"), "control\n{o}");
+    let _ = f.host(&["git", "status"]);
+    assert!(mark.exists(), "control: host git ran the planted fsmonitor");
+    std::fs::remove_file(&mark).unwrap();
+    std::fs::remove_dir_all(f.ws.join(".git")).unwrap();
+    std::fs::rename(f.ws.join(".git-old"), f.ws.join(".git")).unwrap();
+
+    let o = run_in(&f, ".", None, &plant);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.err().contains(&format!("created {}", f.ws.join(".git").display())), "{o}");
+    assert!(std::fs::symlink_metadata(f.ws.join(".git")).is_err(), "the planted .git stayed\n{o}");
+    assert!(f.ws.join(".git-old/config").is_file(), "the repository itself is kept\n{o}");
     let _ = f.host(&["git", "status"]);
     assert!(!mark.exists(), "host git ran the planted fsmonitor\n{o}");
 }

@@ -12,7 +12,9 @@
 //! its stamp). After the call the path is walked again from the write grant's root, one
 //! component at a time, never following a symlink (see [`crate::aside`]): a component that
 //! is now a symlink or a file where a directory is needed (A, or a directory that was
-//! there and was replaced), or P itself, is moved aside whole; a directory is entered. A
+//! there and was replaced), a directory that is not the one there at the start (its inode
+//! differs: the call renamed the old one away and made its own), or P itself, is moved
+//! aside whole; a directory is entered. A
 //! symlink planted anywhere on the way is itself what moves, so nothing outside the view is
 //! ever touched, and a `.git` file (`gitdir: ...`) that host git would follow cannot stay.
 
@@ -49,6 +51,9 @@ struct Noted {
     first: usize,
     /// That component's stamp when it was there (a file or a symlink); `None`: absent.
     was: Option<Stamp>,
+    /// The device and inode of each directory before it: one the call replaced (renamed
+    /// away, a directory of its own put in its place) is the call's creation too.
+    dirs: Vec<(u64, u64)>,
 }
 
 /// Device, inode, ctime (s, ns), size: a file the call rewrote or replaced differs (the
@@ -88,8 +93,8 @@ impl AbsentPaths {
             if names.is_empty() {
                 continue;
             }
-            if let Some((first, was)) = first_gap(root.as_fd(), &names) {
-                noted.push(Noted { rule: r.id.to_string(), root, root_path: w.path.clone(), names, first, was });
+            if let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) {
+                noted.push(Noted { rule: r.id.to_string(), root, root_path: w.path.clone(), names, first, was, dirs });
             }
         }
         AbsentPaths(noted)
@@ -103,15 +108,23 @@ impl AbsentPaths {
     }
 }
 
+/// Where a path stops being directories at the start.
+struct Gap {
+    first: usize,
+    was: Option<Stamp>,
+    dirs: Vec<(u64, u64)>,
+}
+
 /// The first component of `names` below `root` that is not a directory now: its index,
-/// and its stamp when it is there. `None` when the whole path is there (the view masks
-/// it) or it cannot be looked at now.
-fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<(usize, Option<Stamp>)> {
+/// its stamp when it is there, and the directories before it. `None` when the whole path
+/// is there (the view masks it) or it cannot be looked at now.
+fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<Gap> {
     let mut dir: Option<OwnedFd> = None;
+    let mut dirs = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let at = dir.as_ref().map_or(root, |d| d.as_fd());
         let st = match look(at, name) {
-            Ok(None) => return Some((i, None)),
+            Ok(None) => return Some(Gap { first: i, was: None, dirs }),
             Ok(Some(st)) => st,
             Err(e) => {
                 tracing::debug!(name = %name.to_string_lossy(), error = %e, "a literal rule's path cannot be looked at: not noted");
@@ -122,8 +135,10 @@ fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<(usize, Option<
             return None; // there: the view masks or binds it
         }
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return Some((i, Some(stamp(&st))));
+            return Some(Gap { first: i, was: Some(stamp(&st)), dirs });
         }
+        let (dev, ino, ..) = stamp(&st);
+        dirs.push((dev, ino));
         dir = Some(aside::open_dir_at(at, name).ok()?);
     }
     None
@@ -147,15 +162,17 @@ impl Noted {
             if i == self.first && self.was == Some(stamp(&st)) {
                 return None; // the file that was there at the start, unchanged
             }
-            if i < last && FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            let (dev, ino, ..) = stamp(&st);
+            let replaced = i < self.first && self.dirs.get(i) != Some(&(dev, ino));
+            if i < last && !replaced && FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 match aside::open_dir_at(at, name) {
                     Ok(d) => dir = Some(d),
                     Err(e) => return Some(self.failed(&path, format!("it cannot be entered: {e}"))),
                 }
                 continue;
             }
-            // P itself, or something not a directory on the way to it (a symlink, a
-            // gitfile): what the call created.
+            // P itself, something not a directory on the way to it (a symlink, a
+            // gitfile), or a directory that replaced the one there: what the call created.
             let moved = aside::move_aside_at(at, name);
             tracing::debug!(rule = %self.rule, path = %path.display(), ok = moved.is_ok(), "moved aside: the call created a path on the way to one a deny or protect rule names");
             return Some(match moved {
@@ -289,6 +306,25 @@ mod tests {
         assert_eq!(moved.len(), 1, "{moved:?}");
         assert_eq!(moved[0].from, ws.join(".git/config").to_string_lossy());
         assert!(ws.join(".git/objects").is_dir());
+    }
+
+    #[test]
+    fn a_directory_the_call_put_in_place_of_one_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        std::fs::write(ws.join(".git/config"), "mine").unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.git/config\", \"${WORKSPACE}/.git/commondir\"", "");
+        let absent = AbsentPaths::before(&p);
+        assert!(absent.settle().is_empty(), "the same directory: nothing moves");
+        std::fs::rename(ws.join(".git"), ws.join(".git-old")).unwrap();
+        std::fs::create_dir(ws.join(".git")).unwrap();
+        std::fs::write(ws.join(".git/config"), "planted").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join(".git").to_string_lossy());
+        assert_eq!(std::fs::read_to_string(Path::new(&moved[0].to).join("config")).unwrap(), "planted");
+        assert_eq!(std::fs::read_to_string(ws.join(".git-old/config")).unwrap(), "mine");
     }
 
     #[test]
