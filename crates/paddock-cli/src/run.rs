@@ -141,6 +141,15 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     let t = Instant::now();
     drop(session); // the audit log's last records synced
     phase("session closed (audit log synced)", t);
+    if paddock::moved_aside_failed(&result.moved_aside) {
+        // What the call planted where a rule forbids it is still there: not silently.
+        eprintln!(
+            "paddock: exit {} instead of the call's own {}: remove or inspect what is named above before a tool on the host uses it",
+            exit::UNAVAILABLE,
+            outcome.exit_code()
+        );
+        return exit::UNAVAILABLE;
+    }
     outcome.exit_code()
 }
 

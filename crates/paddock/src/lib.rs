@@ -60,6 +60,7 @@ mod absent;
 #[cfg(feature = "serve")]
 pub mod api;
 pub mod approvals;
+mod aside;
 mod call;
 mod exec_audit;
 pub mod exec_rights;
@@ -72,6 +73,7 @@ pub mod secrets;
 mod session;
 pub mod spec;
 
+pub use absent::any_failed as moved_aside_failed;
 pub use absent::describe as moved_aside_line;
 pub use call::{CallOutcome, Timeout, ToolCall};
 pub use exec_audit::SCOPE_CALL_RULE;

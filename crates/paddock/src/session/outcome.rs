@@ -66,6 +66,12 @@ pub(super) fn outcome(
                 }
             }
             o.stderr.push_str(&notes);
+            if crate::absent::any_failed(&moved_aside) && o.exit_code.is_some() {
+                // What the call planted where a rule forbids it is still there: as `run`, 71.
+                o.stderr
+                    .push_str(&format!("paddock: exit 71 instead of the call's own {}\n", o.exit_code.unwrap_or(0)));
+                o.exit_code = Some(71);
+            }
         }
         Err(SessionError::NotFound { seq, code }) => {
             o.audit_seq = seq;
