@@ -70,7 +70,7 @@ pub mod writer;
 pub use error::AuditError;
 pub use escape::{escape, Escaped};
 pub use payload::{
-    redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, Exec, MovedAside, NetConnect,
+    redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, Exec, MovedAside, NetConnect, Unchecked,
     RevokeEvent, SessionEnd, SessionStart, Target, Tool,
 };
 pub use payload::{strip_query_values, Exfiltration, HttpRequest};

@@ -69,7 +69,7 @@ pub fn describe(m: &MovedAside) -> String {
 }
 
 /// `NAME.paddock-moved-SECS-PID` beside `p`.
-fn aside(p: &Path) -> PathBuf {
+pub(crate) fn aside(p: &Path) -> PathBuf {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut name = p.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".paddock-moved-{secs}-{}", std::process::id()));

@@ -29,6 +29,8 @@ pub(super) struct Executed {
     pub outcome: Option<RunOutcome>,
     /// What the call created under a `deny` or `protect` rule, moved aside.
     pub moved_aside: Vec<paddock_audit::MovedAside>,
+    /// Directories the check for new glob matches could not read.
+    pub unchecked: Vec<paddock_audit::Unchecked>,
 }
 
 /// The proxy sees the session through this: its policy, its log, its observer, its questions.
@@ -75,11 +77,13 @@ impl Inner {
             }
             _ => {
                 let audit_seq = self.append(&call.start(), true)?;
-                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new() });
+                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new(), unchecked: Vec::new() });
             }
         };
         self.adorn(&mut spec);
         let absent = crate::absent::AbsentPaths::before(&self.policy());
+        // Before the child exists: what is there now is the user's.
+        let planted = crate::planted::Planted::before(&self.policy(), &spec.write_paths);
         let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -117,16 +121,20 @@ impl Inner {
         if let Some((task, rt)) = proxy {
             rt.block_on(task.stop());
         }
-        let moved_aside = absent.settle();
+        let mut moved_aside = absent.settle();
+        let (globs, unchecked) = planted.settle();
+        moved_aside.extend(globs);
         let outcome = match waited {
             Ok(o) => o,
             Err(e) => {
-                self.append(&call.end(AuditOutcome::exited(125).with_moved_aside(moved_aside)), false)?;
+                let end = AuditOutcome::exited(125).with_moved_aside(moved_aside).with_unchecked(unchecked);
+                self.append(&call.end(end), false)?;
                 return Err(SessionError::Sandbox(e));
             }
         };
-        self.append(&call.end(ended(&outcome).with_moved_aside(moved_aside.clone())), false)?;
-        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside })
+        let end = ended(&outcome).with_moved_aside(moved_aside.clone()).with_unchecked(unchecked.clone());
+        self.append(&call.end(end), false)?;
+        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside, unchecked })
     }
 
     /// Records a call that was allowed but ran nothing (`code`: why): `call.start` with no

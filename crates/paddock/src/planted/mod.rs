@@ -1,0 +1,176 @@
+//! What a call leaves behind under a `deny` or `protect` glob. The mount view makes every
+//! match that exists at a call's start read-only (protect) or masks it (deny), but it
+//! cannot hold a name that is not there: under a write grant, a call can create a new
+//! match (`sub/.envrc` for the user's direnv, `.git/modules/x/config` with
+//! `core.fsmonitor`, a hook), link one, or rename a file or a directory so that it, or
+//! something inside it, lands as one. Literal paths are handled by [`crate::absent`];
+//! this handles the globs the same way: every match present after the call that was not
+//! the same object (path, device and inode) at its start is moved aside (renamed beside
+//! itself, never deleted) and named in `call.end` (`moved_aside`).
+//!
+//! How: one scan of the places a glob can match under the call's write grants before the
+//! child runs, one after it ends ([`scan`]), and the difference. Only directories on the
+//! way to a glob's literal prefix, or beneath it, are read (`.git/modules` for
+//! `.git/modules/**/config`; the whole workspace for `**/.envrc`); every directory is read
+//! relative to its parent's descriptor, no symlink is followed, and a match is moved by its
+//! parent's descriptor. A symlink on the way to a prefix (`.git/modules` made a link
+//! elsewhere) counts as a match of that rule.
+//!
+//! Why a scan at both ends rather than ctime alone: ctime does move on every create, link
+//! and rename, and the agent cannot set it, but a directory renamed into place keeps the
+//! old ctimes of what it holds, and a directory's ctime moves both when it is renamed and
+//! when an entry is added: "new" would then take in the user's own `.envrc` beside any
+//! file the call wrote. Identity at start is exact: a match that existed at the start, at
+//! the same path, is never moved. Cost: each scan lists the directories the globs can
+//! reach (about 2 µs an entry); the scans do not place mounts and hold no lock.
+//!
+//! Fail closed: a directory that cannot be read at either end, while the child could reach
+//! into it, is reported (`call.end` `unchecked`, and the caller's notice), never skipped
+//! silently; nothing beneath it is moved.
+
+mod scan;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+use paddock_audit::{MovedAside, Unchecked};
+use paddock_policy::Policy;
+
+use scan::beneath;
+
+/// The `deny` and `protect` globs of a policy, compiled as the view compiles them.
+pub(crate) struct Globs {
+    /// Rule id, matcher, literal prefix.
+    rules: Vec<(String, GlobMatcher, PathBuf)>,
+}
+
+/// The components of `pattern` before the first one with glob syntax.
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in pattern.split('/').filter(|c| !c.is_empty()) {
+        if c.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            break;
+        }
+        p.push(c);
+    }
+    p
+}
+
+impl Globs {
+    /// The globs of `policy` (a glob that does not compile: its rule and the reason).
+    fn new(policy: &Policy) -> Result<Globs, (String, String)> {
+        let fs = &policy.filesystem;
+        let mut rules = Vec::new();
+        for r in fs.deny.iter().chain(&fs.protect).filter(|r| r.is_glob && r.pattern.starts_with('/')) {
+            let g = GlobBuilder::new(&r.pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| (r.id.to_string(), e.to_string()))?;
+            rules.push((r.id.to_string(), g.compile_matcher(), literal_prefix(&r.pattern)));
+        }
+        Ok(Globs { rules })
+    }
+
+    /// The first rule `path` matches (deny rules come first).
+    fn matching(&self, path: &Path) -> Option<usize> {
+        self.rules.iter().position(|(_, g, _)| g.is_match(path))
+    }
+
+    /// The first rule whose prefix is `path` or beneath it (a symlink there leads a host
+    /// tool that follows it elsewhere).
+    fn on_the_way(&self, path: &Path) -> Option<usize> {
+        self.rules.iter().position(|(_, _, p)| beneath(p, path))
+    }
+
+    /// Whether a match can lie in directory `dir` or beneath it.
+    fn relevant(&self, dir: &Path) -> bool {
+        self.rules.iter().any(|(_, _, p)| beneath(dir, p) || beneath(p, dir))
+    }
+}
+
+/// The matches of the globs at a call's start, to compare with those after it.
+pub(crate) struct Planted {
+    globs: Globs,
+    roots: Vec<PathBuf>,
+    /// Each match at the start: its path and (device, inode).
+    start: HashMap<PathBuf, (u64, u64)>,
+    /// Directories the start scan could not read.
+    failed: Vec<(PathBuf, String)>,
+}
+
+impl Planted {
+    /// Scans the matches of `policy`'s globs under `writes` (the call's write grants) now.
+    pub(crate) fn before(policy: &Policy, writes: &[PathBuf]) -> Planted {
+        let (globs, failed) = match Globs::new(policy) {
+            Ok(g) => (g, Vec::new()),
+            // The view refuses such a policy first; should one get here, say so.
+            Err((rule, e)) => (Globs { rules: Vec::new() }, vec![(PathBuf::from(rule), e)]),
+        };
+        let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
+        roots.sort();
+        roots.dedup();
+        let all = roots.clone();
+        roots.retain(|r| !all.iter().any(|o| o != r && beneath(r, o)));
+        let s = scan::scan(&globs, &roots);
+        let start = s.found.into_iter().map(|f| (f.path, f.id)).collect();
+        let mut failed = failed;
+        failed.extend(s.failed);
+        Planted { globs, roots, start, failed }
+    }
+
+    /// Moves aside each match that was not there, as the same object, at the start
+    /// (`NAME` → `NAME.paddock-moved-SECS-PID`, by its parent's descriptor); returns the
+    /// moves, failed ones with their error, and the directories that could not be checked.
+    pub(crate) fn settle(&self) -> (Vec<MovedAside>, Vec<Unchecked>) {
+        if self.roots.is_empty() && self.failed.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let end = scan::scan(&self.globs, &self.roots);
+        let mut unchecked: Vec<Unchecked> = Vec::new();
+        for (path, error) in self.failed.iter().chain(&end.failed) {
+            let path = path.to_string_lossy().into_owned();
+            if !unchecked.iter().any(|u| u.path == path) {
+                unchecked.push(Unchecked { path, error: error.clone() });
+            }
+        }
+        let mut moved = Vec::new();
+        for f in end.found {
+            if self.start.get(&f.path) == Some(&f.id)
+                || self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(&f.path, d))
+            {
+                continue;
+            }
+            let to = crate::absent::aside(&f.path);
+            let new_name = to.file_name().unwrap_or_default();
+            let res = rustix::fs::renameat_with(
+                &*f.parent,
+                f.name.as_c_str(),
+                &*f.parent,
+                new_name,
+                rustix::fs::RenameFlags::NOREPLACE,
+            );
+            let (to, error) = match res {
+                Ok(()) => (to.to_string_lossy().into_owned(), String::new()),
+                Err(e) => (String::new(), e.to_string()),
+            };
+            let rule = self.globs.rules[f.rule].0.clone();
+            tracing::debug!(rule = %rule, path = %f.path.display(), to = %to, error = %error, "moved aside: a new match of a deny or protect glob");
+            moved.push(MovedAside { rule, from: f.path.to_string_lossy().into_owned(), to, error });
+        }
+        (moved, unchecked)
+    }
+}
+
+/// The line that tells a person (or an agent's outcome) of a directory not checked, escaped.
+pub fn describe_unchecked(u: &Unchecked) -> String {
+    format!(
+        "paddock: {} could not be checked for files the call may have left under a deny or protect rule ({}): look before a tool on the host runs there",
+        paddock_audit::Escaped(&u.path),
+        paddock_audit::Escaped(&u.error)
+    )
+}
+
+#[cfg(test)]
+mod tests;
