@@ -70,8 +70,8 @@ pub mod writer;
 pub use error::AuditError;
 pub use escape::{escape, Escaped};
 pub use payload::{
-    redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, Exec, MovedAside, NetConnect, Unchecked,
-    RevokeEvent, SessionEnd, SessionStart, Target, Tool,
+    redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, Exec, MovedAside, NetConnect,
+    RevokeEvent, SessionEnd, SessionStart, Target, Tool, Unchecked,
 };
 pub use payload::{strip_query_values, Exfiltration, HttpRequest};
 pub use reader::{records, Records};

@@ -74,10 +74,10 @@ mod session;
 pub mod spec;
 
 pub use absent::describe as moved_aside_line;
-pub use planted::describe_unchecked as unchecked_line;
 pub use call::{CallOutcome, Timeout, ToolCall};
 pub use exec_audit::SCOPE_CALL_RULE;
 pub use net::{decide_connection, lint_network, upstream_for, upstream_from_process, ConnectionCheck, PolicyHosts};
+pub use planted::describe_unchecked as unchecked_line;
 pub use session::{
     apply_revocations, revocation_of, ConnectionObserver, ExecObserver, RunResult, Session, SessionConfig,
 };

@@ -35,8 +35,7 @@ pub(super) struct Scan {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-const DIR_FLAGS: OFlags =
-    OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// Scans each root (a write grant, or a rule's prefix beneath one).
 pub(super) fn scan(globs: &Globs, roots: &[PathBuf]) -> Scan {
@@ -87,7 +86,8 @@ fn walk(globs: &Globs, fd: OwnedFd, path: PathBuf, out: &mut Scan) {
                     }
                 }
             }
-            let rule = globs.matching(&full).or_else(|| (t == FileType::Symlink).then(|| globs.on_the_way(&full)).flatten());
+            let rule =
+                globs.matching(&full).or_else(|| (t == FileType::Symlink).then(|| globs.on_the_way(&full)).flatten());
             if let Some(rule) = rule {
                 note(&parent, name, full, rule, out);
             } else if t == FileType::Directory && globs.relevant(&full) {
