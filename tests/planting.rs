@@ -15,7 +15,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-both_users!(new_glob_matches_are_moved_aside, git_keeps_working_in_the_workspace, a_session_call_is_held_to_it);
+both_users!(
+    new_glob_matches_are_moved_aside,
+    git_keeps_working_in_the_workspace,
+    a_session_call_is_held_to_it,
+    a_directory_that_cannot_be_checked_is_said
+);
 
 /// `paddock run --workspace WS -- argv` under the embedded default policy.
 fn run_default(f: &Fixture, argv: &[&str]) -> Out {
@@ -54,10 +59,11 @@ echo 'export EVIL=1' > notes && mkdir -p deep && mv notes deep/.envrc
 mkdir -p stuff/hooks && printf '#!/bin/sh\\necho pwned\\n' > stuff/hooks/post-checkout
 mkdir -p .git/modules && mv stuff .git/modules/x
 mkdir -p .git/modules/y && printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > .git/modules/y/config
+echo linked > linked.txt && mkdir -p hl && ln linked.txt hl/.envrc
 echo plain > sub/notes.txt";
 
 /// What PLANT leaves where a host tool would run or obey it.
-const PLANTED: [&str; 4] = [".git/modules/x/hooks", ".git/modules/y/config", "deep/.envrc", "sub/.envrc"];
+const PLANTED: [&str; 5] = [".git/modules/x/hooks", ".git/modules/y/config", "deep/.envrc", "hl/.envrc", "sub/.envrc"];
 
 fn new_glob_matches_are_moved_aside(user: User) {
     let f = Fixture::new(user);
@@ -68,7 +74,7 @@ fn new_glob_matches_are_moved_aside(user: User) {
         assert!(std::fs::symlink_metadata(f.ws.join(p)).is_ok(), "control: {p} stays\n{o}");
     }
     assert!(moved_aside_under(&f.ws).is_empty());
-    for p in ["sub", "deep", ".git"] {
+    for p in ["sub", "deep", ".git", "hl"] {
         std::fs::remove_dir_all(f.ws.join(p)).unwrap();
     }
 
@@ -179,4 +185,25 @@ fn a_session_call_is_held_to_it(user: User) {
     assert_eq!(read(&f.ws.join(&aside[0])), "touch /tmp/pwned\n");
     let end = last_call_end(&f);
     assert!(end.contains("\"moved_aside\"") && end.contains("sub/.envrc"), "{end}");
+}
+
+/// A directory the call makes unlistable (search but no read) hides what it holds from the
+/// check: it is named on stderr and in `call.end`, never passed over silently. Root reads
+/// it anyway: there the planted file is moved aside.
+fn a_directory_that_cannot_be_checked_is_said(user: User) {
+    let f = Fixture::new(user);
+    let plant = "mkdir -p locked && echo 'touch /tmp/pwned' > locked/.envrc && chmod 311 locked";
+    let o = run_default(&f, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "{o}");
+    let locked = f.ws.join("locked");
+    chmod(&locked, 0o755);
+    let end = last_call_end(&f);
+    if user == User::Root {
+        assert!(std::fs::symlink_metadata(locked.join(".envrc")).is_err(), "{o}");
+        assert!(end.contains("\"moved_aside\""), "{end}");
+    } else {
+        assert_eq!(read(&locked.join(".envrc")), "touch /tmp/pwned\n", "control: the call planted it\n{o}");
+        assert!(o.err().contains(&format!("{} could not be checked", locked.display())), "{o}");
+        assert!(end.contains("\"unchecked\"") && end.contains(&locked.display().to_string()), "{end}");
+    }
 }

@@ -22,7 +22,10 @@
 //! when an entry is added: "new" would then take in the user's own `.envrc` beside any
 //! file the call wrote. Identity at start is exact: a match that existed at the start, at
 //! the same path, is never moved. Cost: each scan lists the directories the globs can
-//! reach (about 2 µs an entry); the scans do not place mounts and hold no lock.
+//! reach, but keeps their listings ([`scan::Listings`], in memory, for the process: a
+//! session's calls share them): a directory whose status is unchanged is not read again,
+//! so the scan after a call reads only what changed, and a session's next call the same.
+//! A `paddock run` (one call a process) reads every directory once, before the call.
 //!
 //! Fail closed: a directory that cannot be read at either end, while the child could reach
 //! into it, is reported (`call.end` `unchecked`, and the caller's notice), never skipped
@@ -32,12 +35,21 @@ mod scan;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use globset::{GlobBuilder, GlobMatcher};
 use paddock_audit::{MovedAside, Unchecked};
 use paddock_policy::Policy;
 
-use scan::beneath;
+use scan::{beneath, Listings};
+
+/// Listings of earlier scans in this process, by [`Planted::key`] (the rules and roots
+/// they were made for): each scan takes them and leaves its own.
+static KEPT: Mutex<Option<HashMap<u64, Listings>>> = Mutex::new(None);
+
+fn kept() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Listings>>> {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The `deny` and `protect` globs of a policy, compiled as the view compiles them.
 pub(crate) struct Globs {
@@ -98,6 +110,9 @@ pub(crate) struct Planted {
     start: HashMap<PathBuf, (u64, u64)>,
     /// Directories the start scan could not read.
     failed: Vec<(PathBuf, String)>,
+    /// The listings of the start scan, and what they are kept under.
+    listings: Listings,
+    key: u64,
 }
 
 impl Planted {
@@ -113,11 +128,22 @@ impl Planted {
         roots.dedup();
         let all = roots.clone();
         roots.retain(|r| !all.iter().any(|o| o != r && beneath(r, o)));
-        let s = scan::scan(&globs, &roots);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (id, g, _) in &globs.rules {
+                (id, g.glob().glob()).hash(&mut h);
+            }
+            roots.hash(&mut h);
+            h.finish()
+        };
+        let old = kept().as_mut().and_then(|k| k.remove(&key)).unwrap_or_default();
+        let mut listings = Listings::new();
+        let s = scan::scan(&globs, &roots, &old, &mut listings);
         let start = s.found.into_iter().map(|f| (f.path, f.id)).collect();
         let mut failed = failed;
         failed.extend(s.failed);
-        Planted { globs, roots, start, failed }
+        Planted { globs, roots, start, failed, listings, key }
     }
 
     /// Moves aside each match that was not there, as the same object, at the start
@@ -127,7 +153,9 @@ impl Planted {
         if self.roots.is_empty() && self.failed.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let end = scan::scan(&self.globs, &self.roots);
+        let mut listings = Listings::new();
+        let end = scan::scan(&self.globs, &self.roots, &self.listings, &mut listings);
+        kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
         let mut unchecked: Vec<Unchecked> = Vec::new();
         for (path, error) in self.failed.iter().chain(&end.failed) {
             let path = path.to_string_lossy().into_owned();

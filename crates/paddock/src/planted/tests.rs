@@ -112,3 +112,46 @@ fn nothing_is_scanned_without_a_glob_under_a_write_grant() {
     let p = Planted::before(&policy(&ws), &[dir.path().join("other")]);
     assert!(p.roots.is_empty());
 }
+
+#[test]
+fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    for d in ["a/b", "a/c", "d"] {
+        fs::create_dir_all(ws.join(d)).unwrap();
+    }
+    // Listings are kept only once a directory's ctime is past the margin: wait, by the clock.
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let newest = ["", "a", "a/b", "a/c", "d"].iter().map(|d| fs::metadata(ws.join(d)).unwrap().ctime()).max().unwrap();
+    while now() <= newest + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let globs = Globs::new(&policy(&ws)).unwrap();
+    let roots = [ws.clone()];
+    let mut first = Listings::new();
+    let s = scan::scan(&globs, &roots, &Listings::new(), &mut first);
+    assert_eq!((s.read, first.len()), (5, 5), "all read, all kept");
+    let mut second = Listings::new();
+    let s = scan::scan(&globs, &roots, &first, &mut second);
+    assert_eq!(s.read, 0, "nothing changed: nothing read");
+    // A match appears in a kept directory and its mtime is set back (the agent can do
+    // that); its ctime moves all the same.
+    let b = ws.join("a/b");
+    let mtime = fs::metadata(&b).unwrap().modified().unwrap();
+    fs::write(b.join(".envrc"), "planted").unwrap();
+    fs::File::open(&b).unwrap().set_modified(mtime).unwrap();
+    let mut third = Listings::new();
+    let s = scan::scan(&globs, &roots, &second, &mut third);
+    assert_eq!(s.read, 1, "only the changed directory is read");
+    let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
+    assert_eq!(found, vec![b.join(".envrc").as_path()]);
+    // A listing is tied to its path: a directory renamed into place is read again.
+    fs::create_dir_all(ws.join(".git/modules")).unwrap();
+    fs::write(ws.join("d/config"), "x").unwrap();
+    fs::rename(ws.join("d"), ws.join(".git/modules/x")).unwrap();
+    let s = scan::scan(&globs, &roots, &third, &mut Listings::new());
+    let mut found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
+    found.sort();
+    assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
+}
