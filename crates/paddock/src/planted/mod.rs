@@ -25,12 +25,13 @@
 //! reach, but keeps their listings ([`scan::Listings`], in memory, for the process: a
 //! session's calls share them): a directory whose status is unchanged is not read again,
 //! so the scan after a call reads only what changed, and a session's next call the same.
-//! A `paddock run` (one call a process) reads every directory once, before the call.
+//! A `paddock run` (one call a process) keeps them in `$STATE` ([`file`]).
 //!
 //! Fail closed: a directory that cannot be read at either end, while the child could reach
 //! into it, is reported (`call.end` `unchecked`, and the caller's notice), never skipped
 //! silently; nothing beneath it is moved.
 
+mod file;
 mod scan;
 
 use std::collections::HashMap;
@@ -113,11 +114,17 @@ pub(crate) struct Planted {
     /// The listings of the start scan, and what they are kept under.
     listings: Listings,
     key: u64,
+    /// Where the listings are kept on disk, when no call can write there, and whether
+    /// the start scan read any directory (then they changed).
+    file: Option<PathBuf>,
+    read: bool,
 }
 
 impl Planted {
-    /// Scans the matches of `policy`'s globs under `writes` (the call's write grants) now.
-    pub(crate) fn before(policy: &Policy, writes: &[PathBuf]) -> Planted {
+    /// Scans the matches of `policy`'s globs under `writes` (the call's write grants) now;
+    /// listings are kept beside `view_cache` (`$STATE/view-cache`) when no call can write
+    /// there (outside every write grant, or under a path every view masks).
+    pub(crate) fn before(policy: &Policy, writes: &[PathBuf], view_cache: Option<&Path>) -> Planted {
         let (globs, failed) = match Globs::new(policy) {
             Ok(g) => (g, Vec::new()),
             // The view refuses such a policy first; should one get here, say so.
@@ -137,13 +144,28 @@ impl Planted {
             roots.hash(&mut h);
             h.finish()
         };
-        let old = kept().as_mut().and_then(|k| k.remove(&key)).unwrap_or_default();
+        let file = view_cache.map(|v| file::path_for(v, key)).filter(|f| {
+            !writes.iter().any(|w| f.starts_with(w)) || policy.hidden_paths().iter().any(|h| f.starts_with(h))
+        });
+        let old = match kept().as_mut().and_then(|k| k.remove(&key)) {
+            Some(l) => l,
+            None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
+        };
         let mut listings = Listings::new();
+        let t = std::time::Instant::now();
         let s = scan::scan(&globs, &roots, &old, &mut listings);
-        let start = s.found.into_iter().map(|f| (f.path, f.id)).collect();
+        tracing::debug!(
+            read = s.read,
+            kept = listings.len(),
+            matches = s.found.len(),
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "glob matches before the call"
+        );
+        let start = s.found.iter().map(|f| (f.path.clone(), f.id)).collect();
         let mut failed = failed;
         failed.extend(s.failed);
-        Planted { globs, roots, start, failed, listings, key }
+        let read = s.read > 0;
+        Planted { globs, roots, start, failed, listings, key, file, read }
     }
 
     /// Moves aside each match that was not there, as the same object, at the start
@@ -154,7 +176,22 @@ impl Planted {
             return (Vec::new(), Vec::new());
         }
         let mut listings = Listings::new();
+        let t = std::time::Instant::now();
         let end = scan::scan(&self.globs, &self.roots, &self.listings, &mut listings);
+        tracing::debug!(
+            read = end.read,
+            kept = listings.len(),
+            matches = end.found.len(),
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "glob matches after the call"
+        );
+        if let Some(f) =
+            self.file.as_deref().filter(|_| self.read || end.read > 0 || listings.len() != self.listings.len())
+        {
+            if let Err(e) = file::save(f, &listings) {
+                tracing::warn!(path = %f.display(), error = %e, "the glob scan's listings were not saved: the next call reads every directory");
+            }
+        }
         kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
         let mut unchecked: Vec<Unchecked> = Vec::new();
         for (path, error) in self.failed.iter().chain(&end.failed) {

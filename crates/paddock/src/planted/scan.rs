@@ -52,13 +52,13 @@ const MARGIN_SECS: i64 = 2;
 #[derive(Clone)]
 pub(super) struct Listing {
     /// ctime (s, ns), mtime (s, ns), size, link count.
-    stamp: [i64; 6],
+    pub(super) stamp: [i64; 6],
     /// The directory's path (matches depend on it).
-    path: PathBuf,
+    pub(super) path: PathBuf,
     /// Subdirectories to follow.
-    dirs: Vec<CString>,
+    pub(super) dirs: Vec<CString>,
     /// Matches: name, rule.
-    matches: Vec<(CString, usize)>,
+    pub(super) matches: Vec<(CString, usize)>,
 }
 
 /// Listings by (device, inode).

@@ -25,7 +25,7 @@ fn new_matches_are_moved_aside_and_old_ones_stay() {
     fs::write(ws.join("notes"), "x").unwrap();
     fs::create_dir_all(ws.join("stuff")).unwrap();
     fs::write(ws.join("stuff/config"), "[core]\nfsmonitor = evil\n").unwrap();
-    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws));
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
     let (m, u) = p.settle();
     assert!(m.is_empty() && u.is_empty(), "nothing changed: {m:?} {u:?}");
     // A new file, a rename of a plain file, a directory renamed into a match, a new key.
@@ -57,7 +57,7 @@ fn a_match_replaced_by_another_object_is_new() {
     let ws = dir.path().join("ws");
     fs::create_dir_all(ws.join("d")).unwrap();
     fs::write(ws.join("d/.envrc"), "user's").unwrap();
-    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws));
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
     fs::write(ws.join("other"), "planted").unwrap();
     fs::rename(ws.join("other"), ws.join("d/.envrc")).unwrap();
     let (m, _) = p.settle();
@@ -72,7 +72,7 @@ fn a_symlink_on_the_way_to_a_prefix_is_moved_and_links_are_not_followed() {
     fs::create_dir_all(elsewhere.join("x")).unwrap();
     fs::write(elsewhere.join("x/config"), "evil").unwrap();
     fs::create_dir_all(ws.join(".git")).unwrap();
-    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws));
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
     std::os::unix::fs::symlink(&elsewhere, ws.join(".git/modules")).unwrap();
     let (m, _) = p.settle();
     assert_eq!(moved_from(&m), vec![ws.join(".git/modules").to_string_lossy().into_owned()]);
@@ -84,7 +84,7 @@ fn an_unreadable_directory_is_reported_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     fs::create_dir_all(&ws).unwrap();
-    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws));
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
     let hidden = ws.join("hidden");
     fs::create_dir(&hidden).unwrap();
     fs::write(hidden.join(".envrc"), "planted").unwrap();
@@ -109,7 +109,7 @@ fn nothing_is_scanned_without_a_glob_under_a_write_grant() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     fs::create_dir_all(&ws).unwrap();
-    let p = Planted::before(&policy(&ws), &[dir.path().join("other")]);
+    let p = Planted::before(&policy(&ws), &[dir.path().join("other")], None);
     assert!(p.roots.is_empty());
 }
 

@@ -83,7 +83,7 @@ impl Inner {
         self.adorn(&mut spec);
         let absent = crate::absent::AbsentPaths::before(&self.policy());
         // Before the child exists: what is there now is the user's.
-        let planted = crate::planted::Planted::before(&self.policy(), &spec.write_paths);
+        let planted = crate::planted::Planted::before(&self.policy(), &spec.write_paths, spec.view_cache.as_deref());
         let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
