@@ -125,6 +125,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     for m in &result.moved_aside {
         eprintln!("{}", paddock::moved_aside_line(m));
     }
+    for u in &result.unchecked {
+        eprintln!("{}", paddock::unchecked_line(u));
+    }
     let Some(outcome) = result.outcome else {
         let d = &result.decision;
         eprintln!("paddock: denied: {} ({})", Escaped(&d.reason), Escaped(&d.rule));

@@ -13,9 +13,9 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -53,24 +53,6 @@ pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<Ow
         }
     };
     Ok(with_access(parent, open)?)
-}
-
-/// Moves `path` (absolute and below `root`, or relative to it) aside: its parent is
-/// resolved from `root` without following a symlink or leaving `root`, then
-/// [`move_aside_at`] renames its last component. The new path.
-#[cfg_attr(not(test), allow(dead_code))] // the entry point for a path: `planted` calls it
-pub(crate) fn move_aside(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let names = normal_components(rel)?;
-    let Some((last, dirs)) = names.split_last() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root itself is not moved aside"));
-    };
-    let mut dir = open_root(root)?;
-    for name in dirs {
-        dir = open_dir_at(dir.as_fd(), name)?;
-    }
-    let to = move_aside_at(dir.as_fd(), last)?;
-    Ok(root.join(rel).with_file_name(to))
 }
 
 /// Renames `name` in the directory `parent` to `NAME.paddock-moved-SECS-PID` beside
@@ -165,6 +147,26 @@ fn check_name(name: &OsStr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+    use std::path::PathBuf;
+
+    /// The pieces by path, as `absent` and `planted` use them by descriptor.
+    /// Moves `path` (absolute and below `root`, or relative to it) aside: its parent is
+    /// resolved from `root` without following a symlink or leaving `root`, then
+    /// [`move_aside_at`] renames its last component. The new path.
+    fn move_aside(root: &Path, path: &Path) -> io::Result<PathBuf> {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let names = normal_components(rel)?;
+        let Some((last, dirs)) = names.split_last() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root itself is not moved aside"));
+        };
+        let mut dir = open_root(root)?;
+        for name in dirs {
+            dir = open_dir_at(dir.as_fd(), name)?;
+        }
+        let to = move_aside_at(dir.as_fd(), last)?;
+        Ok(root.join(rel).with_file_name(to))
+    }
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     #[test]

@@ -69,6 +69,7 @@ mod http;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod net;
+mod planted;
 pub mod secrets;
 mod session;
 pub mod spec;
@@ -78,6 +79,7 @@ pub use absent::describe as moved_aside_line;
 pub use call::{CallOutcome, Timeout, ToolCall};
 pub use exec_audit::SCOPE_CALL_RULE;
 pub use net::{decide_connection, lint_network, upstream_for, upstream_from_process, ConnectionCheck, PolicyHosts};
+pub use planted::describe_unchecked as unchecked_line;
 pub use session::{
     apply_revocations, revocation_of, ConnectionObserver, ExecObserver, RunResult, Session, SessionConfig,
 };

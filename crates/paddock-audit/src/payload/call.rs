@@ -128,6 +128,19 @@ pub struct CallOutcome {
     /// empty when the move failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_aside: Vec<MovedAside>,
+    /// Directories under a write grant where a `deny` or `protect` glob can match that
+    /// could not be read before or after the call: what the call left there is unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<Unchecked>,
+}
+
+/// A directory the check for what a call left under a glob could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchecked {
+    /// The directory.
+    pub path: String,
+    /// Why it could not be read.
+    pub error: String,
 }
 
 /// A path the call created where a `deny` or `protect` rule forbids it, moved aside.
@@ -148,6 +161,12 @@ impl CallOutcome {
     /// With the paths moved aside after the call.
     pub fn with_moved_aside(mut self, moved: Vec<MovedAside>) -> Self {
         self.moved_aside = moved;
+        self
+    }
+
+    /// With the directories the check after the call could not read.
+    pub fn with_unchecked(mut self, unchecked: Vec<Unchecked>) -> Self {
+        self.unchecked = unchecked;
         self
     }
 

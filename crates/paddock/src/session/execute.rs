@@ -30,6 +30,8 @@ pub(super) struct Executed {
     pub outcome: Option<RunOutcome>,
     /// What the call created under a `deny` or `protect` rule, moved aside.
     pub moved_aside: Vec<paddock_audit::MovedAside>,
+    /// Directories the check for new glob matches could not read.
+    pub unchecked: Vec<paddock_audit::Unchecked>,
 }
 
 /// The proxy sees the session through this: its policy, its log, its observer, its questions.
@@ -76,13 +78,15 @@ impl Inner {
             }
             _ => {
                 let audit_seq = self.append(&call.start(), true)?;
-                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new() });
+                return Ok(Executed { audit_seq, outcome: None, moved_aside: Vec::new(), unchecked: Vec::new() });
             }
         };
         self.adorn(&mut spec);
         let t = Instant::now();
         let absent = crate::absent::AbsentPaths::before(&self.policy());
-        phase("absent deny/protect paths noted", t);
+        // Before the child exists: what is there now is the user's.
+        let planted = crate::planted::Planted::before(&self.policy(), &spec.write_paths, spec.view_cache.as_deref());
+        phase("absent deny/protect paths and glob matches noted", t);
         let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
             Err(e) => {
@@ -134,19 +138,23 @@ impl Inner {
             phase("proxy stop", t);
         }
         let t = Instant::now();
-        let moved_aside = absent.settle();
-        phase("absent deny/protect paths settled", t);
+        let mut moved_aside = absent.settle();
+        let (globs, unchecked) = planted.settle();
+        moved_aside.extend(globs);
+        phase("absent deny/protect paths and new glob matches settled", t);
         let outcome = match waited {
             Ok(o) => o,
             Err(e) => {
-                self.append(&call.end(AuditOutcome::exited(125).with_moved_aside(moved_aside)), false)?;
+                let end = AuditOutcome::exited(125).with_moved_aside(moved_aside).with_unchecked(unchecked);
+                self.append(&call.end(end), false)?;
                 return Err(SessionError::Sandbox(e));
             }
         };
         let t = Instant::now();
-        self.append(&call.end(ended(&outcome).with_moved_aside(moved_aside.clone())), false)?;
+        let end = ended(&outcome).with_moved_aside(moved_aside.clone()).with_unchecked(unchecked.clone());
+        self.append(&call.end(end), false)?;
         phase("call.end written", t);
-        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside })
+        Ok(Executed { audit_seq: seq, outcome: Some(outcome), moved_aside, unchecked })
     }
 
     /// Records a call that was allowed but ran nothing (`code`: why): `call.start` with no

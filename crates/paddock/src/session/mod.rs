@@ -67,6 +67,9 @@ pub struct RunResult {
     /// Paths a `deny` or `protect` rule names that the call created (they did not exist
     /// when it started, so no mask could hold them): moved aside, each named in `call.end`.
     pub moved_aside: Vec<paddock_audit::MovedAside>,
+    /// Directories where a `deny` or `protect` glob can match that could not be checked
+    /// for what the call left there (named in `call.end` too).
+    pub unchecked: Vec<paddock_audit::Unchecked>,
 }
 
 /// A supervisor session. Cheap to clone; calls may run concurrently.
@@ -154,8 +157,9 @@ impl Session {
                 .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
             Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let Executed { audit_seq, outcome, moved_aside } = self.inner.execute(call, &decision, child, &rt, None)?;
-        Ok(RunResult { decision, outcome, audit_seq, moved_aside })
+        let Executed { audit_seq, outcome, moved_aside, unchecked } =
+            self.inner.execute(call, &decision, child, &rt, None)?;
+        Ok(RunResult { decision, outcome, audit_seq, moved_aside, unchecked })
     }
 
     /// Decides `call` without running it (`POST /v1/check`).

@@ -49,9 +49,10 @@ pub(super) fn outcome(
         ..CallOutcome::default()
     };
     match result {
-        Ok(Executed { audit_seq: seq, outcome: run, moved_aside }) => {
+        Ok(Executed { audit_seq: seq, outcome: run, moved_aside, unchecked }) => {
             o.audit_seq = seq;
-            let notes: String = moved_aside.iter().map(|m| crate::absent::describe(m) + "\n").collect();
+            let mut notes: String = moved_aside.iter().map(|m| crate::absent::describe(m) + "\n").collect();
+            notes.extend(unchecked.iter().map(|u| crate::planted::describe_unchecked(u) + "\n"));
             if let Some(r) = run {
                 o.exit_code = Some(r.exit_code());
                 o.stderr = String::from_utf8_lossy(&r.stderr).into_owned();

@@ -1,0 +1,236 @@
+//! What a call leaves behind under a `deny` or `protect` glob. The mount view makes every
+//! match that exists at a call's start read-only (protect) or masks it (deny), but it
+//! cannot hold a name that is not there: under a write grant, a call can create a new
+//! match (`sub/.envrc` for the user's direnv, `.git/modules/x/config` with
+//! `core.fsmonitor`, a hook), link one, or rename a file or a directory so that it, or
+//! something inside it, lands as one. Literal paths are handled by [`crate::absent`];
+//! this handles the globs the same way: every match present after the call that was not
+//! the same object (path, device and inode) at its start is moved aside (renamed beside
+//! itself, never deleted) and named in `call.end` (`moved_aside`).
+//!
+//! How: one scan of the places a glob can match under the call's write grants before the
+//! child runs, one after it ends ([`scan`]), and the difference. Only directories on the
+//! way to a glob's literal prefix, or beneath it, are read (`.git/modules` for
+//! `.git/modules/**/config`; the whole workspace for `**/.envrc`); every directory is read
+//! relative to its parent's descriptor, no symlink is followed, and a match is moved by its
+//! parent's descriptor. A symlink on the way to a prefix (`.git/modules` made a link
+//! elsewhere) counts as a match of that rule.
+//!
+//! Why a scan at both ends rather than ctime alone: ctime does move on every create, link
+//! and rename, and the agent cannot set it, but a directory renamed into place keeps the
+//! old ctimes of what it holds, and a directory's ctime moves both when it is renamed and
+//! when an entry is added: "new" would then take in the user's own `.envrc` beside any
+//! file the call wrote. Identity at start is exact: a match that existed at the start, at
+//! the same path, is never moved. Cost: each scan lists the directories the globs can
+//! reach, but keeps their listings ([`scan::Listings`], in memory, for the process: a
+//! session's calls share them): a directory whose status is unchanged is not read again,
+//! so the scan after a call reads only what changed, and a session's next call the same.
+//! A `paddock run` (one call a process) keeps them in `$STATE` ([`file`]).
+//!
+//! Fail closed: a directory that cannot be read at either end, while the child could reach
+//! into it, is reported (`call.end` `unchecked`, and the caller's notice), never skipped
+//! silently; nothing beneath it is moved.
+
+mod file;
+mod scan;
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use globset::{GlobBuilder, GlobMatcher};
+use paddock_audit::{MovedAside, Unchecked};
+use paddock_policy::Policy;
+
+use scan::{beneath, Listings};
+
+/// Listings of earlier scans in this process, by [`Planted::key`] (the rules and roots
+/// they were made for): each scan takes them and leaves its own.
+static KEPT: Mutex<Option<HashMap<u64, Listings>>> = Mutex::new(None);
+
+fn kept() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Listings>>> {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `deny` and `protect` globs of a policy, compiled as the view compiles them.
+pub(crate) struct Globs {
+    /// Rule id, matcher, literal prefix.
+    rules: Vec<(String, GlobMatcher, PathBuf)>,
+}
+
+/// The components of `pattern` before the first one with glob syntax.
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in pattern.split('/').filter(|c| !c.is_empty()) {
+        if c.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+            break;
+        }
+        p.push(c);
+    }
+    p
+}
+
+impl Globs {
+    /// The globs of `policy` (a glob that does not compile: its rule and the reason).
+    fn new(policy: &Policy) -> Result<Globs, (String, String)> {
+        let fs = &policy.filesystem;
+        let mut rules = Vec::new();
+        for r in fs.deny.iter().chain(&fs.protect).filter(|r| r.is_glob && r.pattern.starts_with('/')) {
+            let g = GlobBuilder::new(&r.pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| (r.id.to_string(), e.to_string()))?;
+            rules.push((r.id.to_string(), g.compile_matcher(), literal_prefix(&r.pattern)));
+        }
+        Ok(Globs { rules })
+    }
+
+    /// The first rule `path` matches (deny rules come first).
+    fn matching(&self, path: &Path) -> Option<usize> {
+        self.rules.iter().position(|(_, g, _)| g.is_match(path))
+    }
+
+    /// The first rule whose prefix is `path` or beneath it (a symlink there leads a host
+    /// tool that follows it elsewhere).
+    fn on_the_way(&self, path: &Path) -> Option<usize> {
+        self.rules.iter().position(|(_, _, p)| beneath(p, path))
+    }
+
+    /// Whether a match can lie in directory `dir` or beneath it.
+    fn relevant(&self, dir: &Path) -> bool {
+        self.rules.iter().any(|(_, _, p)| beneath(dir, p) || beneath(p, dir))
+    }
+}
+
+/// The matches of the globs at a call's start, to compare with those after it.
+pub(crate) struct Planted {
+    globs: Globs,
+    roots: Vec<PathBuf>,
+    /// Each match at the start: its path and (device, inode).
+    start: HashMap<PathBuf, (u64, u64)>,
+    /// Directories the start scan could not read.
+    failed: Vec<(PathBuf, String)>,
+    /// The listings of the start scan, and what they are kept under.
+    listings: Listings,
+    key: u64,
+    /// Where the listings are kept on disk, when no call can write there, and whether
+    /// the start scan read any directory (then they changed).
+    file: Option<PathBuf>,
+    read: bool,
+}
+
+impl Planted {
+    /// Scans the matches of `policy`'s globs under `writes` (the call's write grants) now;
+    /// listings are kept beside `view_cache` (`$STATE/view-cache`) when no call can write
+    /// there (outside every write grant, or under a path every view masks).
+    pub(crate) fn before(policy: &Policy, writes: &[PathBuf], view_cache: Option<&Path>) -> Planted {
+        let (globs, failed) = match Globs::new(policy) {
+            Ok(g) => (g, Vec::new()),
+            // The view refuses such a policy first; should one get here, say so.
+            Err((rule, e)) => (Globs { rules: Vec::new() }, vec![(PathBuf::from(rule), e)]),
+        };
+        let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
+        roots.sort();
+        roots.dedup();
+        let all = roots.clone();
+        roots.retain(|r| !all.iter().any(|o| o != r && beneath(r, o)));
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (id, g, _) in &globs.rules {
+                (id, g.glob().glob()).hash(&mut h);
+            }
+            roots.hash(&mut h);
+            h.finish()
+        };
+        let file = view_cache.map(|v| file::path_for(v, key)).filter(|f| {
+            !writes.iter().any(|w| f.starts_with(w)) || policy.hidden_paths().iter().any(|h| f.starts_with(h))
+        });
+        let old = match kept().as_mut().and_then(|k| k.remove(&key)) {
+            Some(l) => l,
+            None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
+        };
+        let mut listings = Listings::new();
+        let t = std::time::Instant::now();
+        let s = scan::scan(&globs, &roots, &old, &mut listings);
+        tracing::debug!(
+            read = s.read,
+            kept = listings.len(),
+            matches = s.found.len(),
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "glob matches before the call"
+        );
+        let start = s.found.iter().map(|f| (f.path.clone(), f.id)).collect();
+        let mut failed = failed;
+        failed.extend(s.failed);
+        let read = s.read > 0;
+        Planted { globs, roots, start, failed, listings, key, file, read }
+    }
+
+    /// Moves aside each match that was not there, as the same object, at the start
+    /// (`NAME` → `NAME.paddock-moved-SECS-PID`, by its parent's descriptor); returns the
+    /// moves, failed ones with their error, and the directories that could not be checked.
+    pub(crate) fn settle(&self) -> (Vec<MovedAside>, Vec<Unchecked>) {
+        if self.roots.is_empty() && self.failed.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut listings = Listings::new();
+        let t = std::time::Instant::now();
+        let end = scan::scan(&self.globs, &self.roots, &self.listings, &mut listings);
+        tracing::debug!(
+            read = end.read,
+            kept = listings.len(),
+            matches = end.found.len(),
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "glob matches after the call"
+        );
+        if let Some(f) =
+            self.file.as_deref().filter(|_| self.read || end.read > 0 || listings.len() != self.listings.len())
+        {
+            if let Err(e) = file::save(f, &listings) {
+                tracing::warn!(path = %f.display(), error = %e, "the glob scan's listings were not saved: the next call reads every directory");
+            }
+        }
+        kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
+        let mut unchecked: Vec<Unchecked> = Vec::new();
+        for (path, error) in self.failed.iter().chain(&end.failed) {
+            let path = path.to_string_lossy().into_owned();
+            if !unchecked.iter().any(|u| u.path == path) {
+                unchecked.push(Unchecked { path, error: error.clone() });
+            }
+        }
+        let mut moved = Vec::new();
+        for f in end.found {
+            if self.start.get(&f.path) == Some(&f.id)
+                || self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(&f.path, d))
+            {
+                continue;
+            }
+            // Beside itself, by the parent's descriptor, never following or overwriting.
+            let name = std::ffi::OsStr::from_bytes(f.name.to_bytes());
+            let (to, error) = match crate::aside::move_aside_at(f.parent.as_fd(), name) {
+                Ok(new) => (f.path.with_file_name(new).to_string_lossy().into_owned(), String::new()),
+                Err(e) => (String::new(), e.to_string()),
+            };
+            let rule = self.globs.rules[f.rule].0.clone();
+            tracing::debug!(rule = %rule, path = %f.path.display(), to = %to, error = %error, "moved aside: a new match of a deny or protect glob");
+            moved.push(MovedAside { rule, from: f.path.to_string_lossy().into_owned(), to, error });
+        }
+        (moved, unchecked)
+    }
+}
+
+/// The line that tells a person (or an agent's outcome) of a directory not checked, escaped.
+pub fn describe_unchecked(u: &Unchecked) -> String {
+    format!(
+        "paddock: {} could not be checked for files the call may have left under a deny or protect rule ({}): look before a tool on the host runs there",
+        paddock_audit::Escaped(&u.path),
+        paddock_audit::Escaped(&u.error)
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! One scan of the places a `deny` or `protect` glob can match under a write grant: every
+//! directory read relative to its parent's descriptor, no symlink followed, every match
+//! noted with its identity and its parent's descriptor (to move it by).
+//!
+//! Listings are kept ([`Listings`]) so a later scan reads only directories that changed:
+//! one is used only when the directory's status (ctime, mtime, size, link count) and path
+//! are exactly as stored, and stored only when its ctime was at least [`MARGIN_SECS`] older
+//! than the read (a change within the same timestamp tick is never mistaken for none); the
+//! agent can set mtime, not ctime, and every change of a directory's entries moves its
+//! ctime. So the scan after a call reads only the directories the call (or anyone) changed.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::Globs;
+
+/// One match met by a scan.
+pub(super) struct Found {
+    /// Its path.
+    pub path: PathBuf,
+    /// The index of the rule it matches in [`Globs`].
+    pub rule: usize,
+    /// Device and inode.
+    pub id: (u64, u64),
+    /// Its parent directory, open, and its name there.
+    pub parent: Rc<OwnedFd>,
+    pub name: CString,
+}
+
+/// What one scan met.
+#[derive(Default)]
+pub(super) struct Scan {
+    /// Every match.
+    pub found: Vec<Found>,
+    /// Directories that could not be read, with the error: what they hold is unknown.
+    pub failed: Vec<(PathBuf, String)>,
+    /// Directories read (the others came from kept listings).
+    pub read: usize,
+}
+
+/// How much older than its read a directory's ctime must be for its listing to be kept.
+const MARGIN_SECS: i64 = 2;
+
+/// What a scan keeps of one directory.
+#[derive(Clone)]
+pub(super) struct Listing {
+    /// ctime (s, ns), mtime (s, ns), size, link count.
+    pub(super) stamp: [i64; 6],
+    /// The directory's path (matches depend on it).
+    pub(super) path: PathBuf,
+    /// Subdirectories to follow.
+    pub(super) dirs: Vec<CString>,
+    /// Matches: name, rule.
+    pub(super) matches: Vec<(CString, usize)>,
+}
+
+/// Listings by (device, inode).
+pub(super) type Listings = HashMap<(u64, u64), Listing>;
+
+fn stamp(st: &rustix::fs::Stat) -> [i64; 6] {
+    [st.st_ctime, st.st_ctime_nsec as i64, st.st_mtime, st.st_mtime_nsec as i64, st.st_size, st.st_nlink as i64]
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// Scans each root (a write grant, or a rule's prefix beneath one), with the listings of
+/// `old` still exact; the listings of this scan are left in `new`.
+pub(super) fn scan(globs: &Globs, roots: &[PathBuf], old: &Listings, new: &mut Listings) -> Scan {
+    let mut out = Scan::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let mut w = Walk { globs, old, new, now };
+    for root in roots {
+        match rustix::fs::open(root.as_path(), DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => w.walk(fd, root.clone(), &mut out),
+            // Nothing there (yet): nothing to find.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+            Err(e) => out.failed.push((root.clone(), e.to_string())),
+        }
+    }
+    out
+}
+
+struct Walk<'a> {
+    globs: &'a Globs,
+    old: &'a Listings,
+    new: &'a mut Listings,
+    now: i64,
+}
+
+impl Walk<'_> {
+    fn walk(&mut self, fd: OwnedFd, path: PathBuf, out: &mut Scan) {
+        let mut stack = vec![(fd, path)];
+        while let Some((fd, path)) = stack.pop() {
+            let parent = Rc::new(fd);
+            let st = match rustix::fs::fstat(&*parent) {
+                Ok(st) => st,
+                Err(e) => {
+                    out.failed.push((path, e.to_string()));
+                    continue;
+                }
+            };
+            let key = (st.st_dev, st.st_ino);
+            let l = match self.old.get(&key).filter(|l| l.stamp == stamp(&st) && l.path == path) {
+                Some(l) => l.clone(),
+                None => match read(self.globs, &parent, &path, out) {
+                    Some(mut l) => {
+                        l.stamp = stamp(&st);
+                        l
+                    }
+                    None => continue,
+                },
+            };
+            for (name, rule) in &l.matches {
+                note(&parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
+            }
+            for name in &l.dirs {
+                let full = path.join(OsStr::from_bytes(name.to_bytes()));
+                match rustix::fs::openat(&*parent, name.as_c_str(), DIR_FLAGS, Mode::empty()) {
+                    Ok(fd) => stack.push((fd, full)),
+                    // Gone, or no longer a directory, since it was listed.
+                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+                    // Neither listed nor searched by paddock (which has the child's uid
+                    // and at least its capabilities), so not reached by the child either.
+                    Err(Errno::ACCESS) if !searchable(&parent, name) => {}
+                    Err(e) => out.failed.push((full, e.to_string())),
+                }
+            }
+            if st.st_ctime <= self.now - MARGIN_SECS {
+                self.new.insert(key, l);
+            }
+        }
+    }
+}
+
+/// Lists directory `parent` (at `path`): its matches and the subdirectories to follow; `None`
+/// (noted in `out`) when it cannot be read.
+fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Option<Listing> {
+    out.read += 1;
+    let mut l = Listing { stamp: [0; 6], path: path.to_path_buf(), dirs: Vec::new(), matches: Vec::new() };
+    {
+        let dir = match Dir::read_from(&**parent) {
+            Ok(d) => d,
+            Err(e) => {
+                out.failed.push((path.to_path_buf(), e.to_string()));
+                return None;
+            }
+        };
+        for entry in dir {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    out.failed.push((path.to_path_buf(), e.to_string()));
+                    return None;
+                }
+            };
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let full = path.join(OsStr::from_bytes(name.to_bytes()));
+            let mut t = entry.file_type();
+            if t == FileType::Unknown {
+                match rustix::fs::statat(&**parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => t = FileType::from_raw_mode(st.st_mode),
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => {
+                        out.failed.push((full, e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            let on_the_way = || (t == FileType::Symlink).then(|| globs.on_the_way(&full)).flatten();
+            if let Some(rule) = globs.matching(&full).or_else(on_the_way) {
+                l.matches.push((name.to_owned(), rule));
+            } else if t == FileType::Directory && globs.relevant(&full) {
+                l.dirs.push(name.to_owned());
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Whether this process may search directory `name` of `parent`.
+fn searchable(parent: &OwnedFd, name: &CStr) -> bool {
+    rustix::fs::accessat(parent, name, rustix::fs::Access::EXEC_OK, AtFlags::EACCESS | AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok()
+}
+
+/// Notes the match `name` of `parent` with its identity.
+fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, out: &mut Scan) {
+    match rustix::fs::statat(&**parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => out.found.push(Found {
+            path,
+            rule,
+            id: (st.st_dev, st.st_ino),
+            parent: Rc::clone(parent),
+            name: name.to_owned(),
+        }),
+        Err(Errno::NOENT) => {}
+        Err(e) => out.failed.push((path, e.to_string())),
+    }
+}
+
+/// Whether `a` is `b` or beneath it.
+pub(super) fn beneath(a: &Path, b: &Path) -> bool {
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    a.starts_with(b) && (a.len() == b.len() || b.ends_with(b"/") || a[b.len()] == b'/')
+}

@@ -1,0 +1,157 @@
+use std::fs;
+
+use paddock_policy::Vars;
+
+use super::*;
+
+fn policy(ws: &Path) -> Policy {
+    let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\nprotect = [\"${WORKSPACE}/**/.envrc\", \"${WORKSPACE}/.git/modules/**/config\", \"${WORKSPACE}/.git/modules/**/hooks\"]\ndeny = [\"${WORKSPACE}/**/*.pem\"]\n";
+    let vars = Vars { workspace: ws.to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+    Policy::from_toml_str("p.toml", text, &vars).unwrap()
+}
+
+fn moved_from(m: &[MovedAside]) -> Vec<String> {
+    let mut v: Vec<String> = m.iter().map(|m| m.from.clone()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn new_matches_are_moved_aside_and_old_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("old")).unwrap();
+    fs::write(ws.join("old/.envrc"), "kept").unwrap();
+    fs::write(ws.join("notes"), "x").unwrap();
+    fs::create_dir_all(ws.join("stuff")).unwrap();
+    fs::write(ws.join("stuff/config"), "[core]\nfsmonitor = evil\n").unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    let (m, u) = p.settle();
+    assert!(m.is_empty() && u.is_empty(), "nothing changed: {m:?} {u:?}");
+    // A new file, a rename of a plain file, a directory renamed into a match, a new key.
+    fs::create_dir_all(ws.join("sub")).unwrap();
+    fs::write(ws.join("sub/.envrc"), "planted").unwrap();
+    fs::create_dir_all(ws.join("deep")).unwrap();
+    fs::rename(ws.join("notes"), ws.join("deep/.envrc")).unwrap();
+    fs::create_dir_all(ws.join(".git/modules")).unwrap();
+    fs::rename(ws.join("stuff"), ws.join(".git/modules/x")).unwrap();
+    fs::write(ws.join("a.pem"), "k").unwrap();
+    let (m, u) = p.settle();
+    assert!(u.is_empty(), "{u:?}");
+    let s = |p: &str| ws.join(p).to_string_lossy().into_owned();
+    assert_eq!(moved_from(&m), vec![s(".git/modules/x/config"), s("a.pem"), s("deep/.envrc"), s("sub/.envrc")]);
+    for x in &m {
+        assert!(x.error.is_empty(), "{x:?}");
+        assert!(!Path::new(&x.from).exists());
+        assert!(Path::new(&x.to).exists(), "{x:?}");
+    }
+    let envrc = m.iter().find(|x| x.from == s("sub/.envrc")).unwrap();
+    assert_eq!(envrc.rule, "filesystem.protect[0]");
+    assert_eq!(fs::read_to_string(&envrc.to).unwrap(), "planted");
+    assert_eq!(fs::read_to_string(ws.join("old/.envrc")).unwrap(), "kept");
+}
+
+#[test]
+fn a_match_replaced_by_another_object_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("d")).unwrap();
+    fs::write(ws.join("d/.envrc"), "user's").unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    fs::write(ws.join("other"), "planted").unwrap();
+    fs::rename(ws.join("other"), ws.join("d/.envrc")).unwrap();
+    let (m, _) = p.settle();
+    assert_eq!(moved_from(&m), vec![ws.join("d/.envrc").to_string_lossy().into_owned()]);
+}
+
+#[test]
+fn a_symlink_on_the_way_to_a_prefix_is_moved_and_links_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(elsewhere.join("x")).unwrap();
+    fs::write(elsewhere.join("x/config"), "evil").unwrap();
+    fs::create_dir_all(ws.join(".git")).unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    std::os::unix::fs::symlink(&elsewhere, ws.join(".git/modules")).unwrap();
+    let (m, _) = p.settle();
+    assert_eq!(moved_from(&m), vec![ws.join(".git/modules").to_string_lossy().into_owned()]);
+    assert!(elsewhere.join("x/config").exists(), "the target is left alone");
+}
+
+#[test]
+fn an_unreadable_directory_is_reported_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(&ws).unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    let hidden = ws.join("hidden");
+    fs::create_dir(&hidden).unwrap();
+    fs::write(hidden.join(".envrc"), "planted").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // Search but no read: reachable by name, not listable.
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o311)).unwrap();
+    let (m, u) = p.settle();
+    fs::set_permissions(&hidden, fs::Permissions::from_mode(0o755)).unwrap();
+    if std::os::unix::fs::MetadataExt::uid(&fs::metadata("/proc/self").unwrap()) == 0 {
+        // Root reads it anyway: moved.
+        assert_eq!(m.len(), 1, "{m:?}");
+    } else {
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(u.len(), 1, "{u:?}");
+        assert_eq!(u[0].path, hidden.to_string_lossy());
+        assert!(describe_unchecked(&u[0]).contains("could not be checked"));
+    }
+}
+
+#[test]
+fn nothing_is_scanned_without_a_glob_under_a_write_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(&ws).unwrap();
+    let p = Planted::before(&policy(&ws), &[dir.path().join("other")], None);
+    assert!(p.roots.is_empty());
+}
+
+#[test]
+fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    for d in ["a/b", "a/c", "d"] {
+        fs::create_dir_all(ws.join(d)).unwrap();
+    }
+    // Listings are kept only once a directory's ctime is past the margin: wait, by the clock.
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let newest = ["", "a", "a/b", "a/c", "d"].iter().map(|d| fs::metadata(ws.join(d)).unwrap().ctime()).max().unwrap();
+    while now() <= newest + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let globs = Globs::new(&policy(&ws)).unwrap();
+    let roots = [ws.clone()];
+    let mut first = Listings::new();
+    let s = scan::scan(&globs, &roots, &Listings::new(), &mut first);
+    assert_eq!((s.read, first.len()), (5, 5), "all read, all kept");
+    let mut second = Listings::new();
+    let s = scan::scan(&globs, &roots, &first, &mut second);
+    assert_eq!(s.read, 0, "nothing changed: nothing read");
+    // A match appears in a kept directory and its mtime is set back (the agent can do
+    // that); its ctime moves all the same.
+    let b = ws.join("a/b");
+    let mtime = fs::metadata(&b).unwrap().modified().unwrap();
+    fs::write(b.join(".envrc"), "planted").unwrap();
+    fs::File::open(&b).unwrap().set_modified(mtime).unwrap();
+    let mut third = Listings::new();
+    let s = scan::scan(&globs, &roots, &second, &mut third);
+    assert_eq!(s.read, 1, "only the changed directory is read");
+    let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
+    assert_eq!(found, vec![b.join(".envrc").as_path()]);
+    // A listing is tied to its path: a directory renamed into place is read again.
+    fs::create_dir_all(ws.join(".git/modules")).unwrap();
+    fs::write(ws.join("d/config"), "x").unwrap();
+    fs::rename(ws.join("d"), ws.join(".git/modules/x")).unwrap();
+    let s = scan::scan(&globs, &roots, &third, &mut Listings::new());
+    let mut found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
+    found.sort();
+    assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
+}

@@ -1,0 +1,209 @@
+//! End-to-end: a call cannot leave host-run configuration behind under a `protect` or
+//! `deny` glob. Under the embedded default policy, every new match a call makes (a file, a
+//! file renamed into place, a directory renamed so that what it holds matches) is moved
+//! aside after the call, named on stderr and in `call.end`; a match that existed at the
+//! start stays as it was; git keeps working in the workspace; a session call (`paddock
+//! mcp`) is held to the same. Controls: without the rules the same files stay, and the
+//! unprotected files a call writes beside them always stay.
+
+#[macro_use]
+mod common;
+use common::*;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+both_users!(
+    new_glob_matches_are_moved_aside,
+    git_keeps_working_in_the_workspace,
+    a_session_call_is_held_to_it,
+    a_directory_that_cannot_be_checked_is_said
+);
+
+/// `paddock run --workspace WS -- argv` under the embedded default policy.
+fn run_default(f: &Fixture, argv: &[&str]) -> Out {
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), f.ws.clone().into()];
+    full.push("--".into());
+    full.extend(argv.iter().map(OsString::from));
+    f.launch(&full, &[], None)
+}
+
+/// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
+fn moved_aside_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().map(Result::unwrap) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains(".paddock-moved-") {
+                out.push(e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            } else if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn last_call_end(f: &Fixture) -> String {
+    let log = read(&f.root.join("state").join("audit.jsonl"));
+    log.lines().rev().find(|l| l.contains("\"event\":\"call.end\"")).expect("a call.end record").to_string()
+}
+
+const PLANT: &str = "set -e
+mkdir -p sub && echo 'touch /tmp/pwned' > sub/.envrc
+echo 'export EVIL=1' > notes && mkdir -p deep && mv notes deep/.envrc
+mkdir -p stuff/hooks && printf '#!/bin/sh\\necho pwned\\n' > stuff/hooks/post-checkout
+mkdir -p .git/modules && mv stuff .git/modules/x
+mkdir -p .git/modules/y && printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > .git/modules/y/config
+echo linked > linked.txt && mkdir -p hl && ln linked.txt hl/.envrc
+echo plain > sub/notes.txt";
+
+/// What PLANT leaves where a host tool would run or obey it.
+const PLANTED: [&str; 5] = [".git/modules/x/hooks", ".git/modules/y/config", "deep/.envrc", "hl/.envrc", "sub/.envrc"];
+
+fn new_glob_matches_are_moved_aside(user: User) {
+    let f = Fixture::new(user);
+    // Control: without the rules (the fixture's own policy) everything stays.
+    let o = f.run(&Pol::default(), &["sh", "-c", PLANT], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    for p in PLANTED {
+        assert!(std::fs::symlink_metadata(f.ws.join(p)).is_ok(), "control: {p} stays\n{o}");
+    }
+    assert!(moved_aside_under(&f.ws).is_empty());
+    for p in ["sub", "deep", ".git", "hl"] {
+        std::fs::remove_dir_all(f.ws.join(p)).unwrap();
+    }
+
+    // The user's own .envrc, there before the call: it stays, unchanged.
+    std::fs::create_dir(f.ws.join("old")).unwrap();
+    chown(&f.ws.join("old"), user.uid());
+    write(&f.ws.join("old/.envrc"), "export MINE=1\n", 0o644);
+    let o = run_default(&f, &["sh", "-c", PLANT]);
+    assert_eq!(o.code(), 0, "{o}");
+    for p in PLANTED {
+        assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left on the host\n{o}");
+        assert!(o.err().contains(&format!("created {}", f.ws.join(p).display())), "{p} not said\n{o}");
+    }
+    assert_eq!(read(&f.ws.join("old/.envrc")), "export MINE=1\n", "the user's .envrc stays as it was");
+    assert_eq!(read(&f.ws.join("sub/notes.txt")), "plain\n", "an unprotected file stays");
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), PLANTED.len(), "{aside:?}\n{o}");
+    let envrc = aside.iter().find(|n| n.starts_with("sub/.envrc.")).expect("sub/.envrc moved aside");
+    assert_eq!(read(&f.ws.join(envrc)), "touch /tmp/pwned\n", "moved, not deleted");
+    let hooks = aside.iter().find(|n| n.starts_with(".git/modules/x/hooks.")).expect("the hooks moved aside");
+    assert!(f.ws.join(hooks).join("post-checkout").exists(), "the directory moved whole");
+    let end = last_call_end(&f);
+    assert!(end.contains("\"moved_aside\""), "{end}");
+    for p in PLANTED {
+        assert!(end.contains(&format!("\"from\":\"{}\"", f.ws.join(p).display())), "{p} not in call.end: {end}");
+    }
+    assert!(!end.contains("old/.envrc"), "{end}");
+
+    // The next call, doing nothing, moves nothing (what was moved aside matches no rule).
+    let o = run_default(&f, &["true"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("created"), "{o}");
+    assert_eq!(moved_aside_under(&f.ws).len(), PLANTED.len());
+    assert_eq!(read(&f.ws.join("old/.envrc")), "export MINE=1\n");
+}
+
+fn git_keeps_working_in_the_workspace(user: User) {
+    let f = Fixture::new(user);
+    write(&f.ws.join("a.txt"), "a\n", 0o644);
+    let git = "set -e
+git init -q
+git add a.txt
+git -c user.name=t -c user.email=t@example.invalid commit -qm first
+git checkout -qb feature
+echo b > b.txt && git add b.txt
+git -c user.name=t -c user.email=t@example.invalid commit -qm second
+git log --format=%s";
+    let o = run_default(&f, &["sh", "-c", git]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(o.out(), "second\nfirst\n", "{o}");
+    // A later call still reads the repository.
+    let o = run_default(&f, &["sh", "-c", "git branch --show-current && git log --format=%s"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(o.out(), "feature\nsecond\nfirst\n", "{o}");
+    // Control: the host sees the same history.
+    let o = f.host(&["git", "-c", &format!("safe.directory={}", f.ws.display()), "log", "--format=%s"]);
+    assert_eq!(o.out(), "second\nfirst\n", "{o}");
+}
+
+/// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was
+/// moved aside.
+fn a_session_call_is_held_to_it(user: User) {
+    let f = Fixture::new(user);
+    let mut full = user.prefix();
+    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+    let mut child = Command::new(&full[0])
+        .args(&full[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &f.home)
+        .env("PADDOCK_STATE_DIR", f.root.join("state"))
+        .current_dir(&f.ws)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paddock mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = move |s: &str| {
+        writeln!(stdin, "{s}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+    );
+    let init = lines.next().expect("an answer").unwrap();
+    assert!(init.contains("\"id\":1"), "{init}");
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    send(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"command","arguments":{"argv":["sh","-c","mkdir -p sub && echo 'touch /tmp/pwned' > sub/.envrc && echo plain > sub/notes.txt"]}}}"#,
+    );
+    let answer = loop {
+        let l = lines.next().expect("an answer").unwrap();
+        if l.contains("\"id\":2") {
+            break l;
+        }
+    };
+    drop(send); // closes stdin: the session ends
+    assert!(answer.contains("\"id\":2"), "{answer}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(std::fs::symlink_metadata(f.ws.join("sub/.envrc")).is_err(), "sub/.envrc was left\n{answer}");
+    assert_eq!(read(&f.ws.join("sub/notes.txt")), "plain\n", "control: the call ran and its plain file stays");
+    assert!(answer.contains("moved aside to"), "the outcome says so: {answer}");
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(read(&f.ws.join(&aside[0])), "touch /tmp/pwned\n");
+    let end = last_call_end(&f);
+    assert!(end.contains("\"moved_aside\"") && end.contains("sub/.envrc"), "{end}");
+}
+
+/// A directory the call makes unlistable (search but no read) hides what it holds from the
+/// check: it is named on stderr and in `call.end`, never passed over silently. Root reads
+/// it anyway: there the planted file is moved aside.
+fn a_directory_that_cannot_be_checked_is_said(user: User) {
+    let f = Fixture::new(user);
+    let plant = "mkdir -p locked && echo 'touch /tmp/pwned' > locked/.envrc && chmod 311 locked";
+    let o = run_default(&f, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "{o}");
+    let locked = f.ws.join("locked");
+    chmod(&locked, 0o755);
+    let end = last_call_end(&f);
+    if user == User::Root {
+        assert!(std::fs::symlink_metadata(locked.join(".envrc")).is_err(), "{o}");
+        assert!(end.contains("\"moved_aside\""), "{end}");
+    } else {
+        assert_eq!(read(&locked.join(".envrc")), "touch /tmp/pwned\n", "control: the call planted it\n{o}");
+        assert!(o.err().contains(&format!("{} could not be checked", locked.display())), "{o}");
+        assert!(end.contains("\"unchecked\"") && end.contains(&locked.display().to_string()), "{end}");
+    }
+}
