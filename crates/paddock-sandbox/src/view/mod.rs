@@ -99,6 +99,8 @@ pub(crate) struct Placed {
     pub sockets: usize,
     /// Directories pinned (bound onto themselves: not renamable) on the way to a match.
     pub pins: usize,
+    /// How long the pins took (part of `elapsed`).
+    pub pins_elapsed: std::time::Duration,
     /// Entries visited.
     pub entries: usize,
     /// Walks (more than one when entries moved during a walk).
@@ -115,11 +117,12 @@ impl Placed {
     /// One line for the report.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} deny masks, {} protected read-only, {} sockets hidden, {} directories pinned ({} entries walked, {} directories from the cache, in {:.1} ms{})",
+            "{} deny masks, {} protected read-only, {} sockets hidden, {} directories pinned in {} µs ({} entries walked, {} directories from the cache, in {:.1} ms{})",
             self.masks,
             self.protects,
             self.sockets,
             self.pins,
+            self.pins_elapsed.as_micros(),
             self.entries,
             self.cached,
             self.elapsed.as_secs_f64() * 1000.0,

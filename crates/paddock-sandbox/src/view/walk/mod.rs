@@ -208,6 +208,7 @@ impl<'a> Walker<'a> {
     /// so it is the directory walked unless the host renamed it meanwhile, and one that is
     /// gone fails the view.
     fn pin_all(&mut self, newroot: BorrowedFd<'_>) -> Result<(), ViewError> {
+        let start = std::time::Instant::now();
         let mut pins: Vec<PathBuf> = std::mem::take(&mut self.pins).into_iter().collect();
         pins.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for p in pins {
@@ -217,6 +218,7 @@ impl<'a> Walker<'a> {
             self.masker.pin(fd.as_fd()).map_err(|(step, e)| self.mask_error(&p, step, e))?;
             self.placed.pins += 1;
         }
+        self.placed.pins_elapsed = start.elapsed();
         Ok(())
     }
 
