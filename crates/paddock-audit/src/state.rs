@@ -148,7 +148,10 @@ pub fn check_private_dir(dir: &Path) -> Result<(), AuditError> {
         return Err(untrusted(format!("owned by uid {}, not by this user (uid {uid})", meta.uid())));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(untrusted(format!("mode {:o}: its group or others may write it (chmod 700 it)", meta.mode() & 0o7777)));
+        return Err(untrusted(format!(
+            "mode {:o}: its group or others may write it (chmod 700 it)",
+            meta.mode() & 0o7777
+        )));
     }
     Ok(())
 }

@@ -47,6 +47,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         return code;
     }
     warn_if_whole_home(&policy.vars.workspace);
+    warn_if_state_writable(&policy, &audit_log);
     if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
     {
         eprintln!("{line}");
@@ -238,6 +239,28 @@ fn warn_if_whole_home(ws: &std::path::Path) {
             ws.display(),
             if ws == std::path::Path::new("/") { "filesystem" } else { "home" }
         );
+    }
+}
+
+/// One line on stderr for each of paddock's own paths (`$STATE`, the audit log) that lies
+/// under a write grant of the policy: the view hides it and pins the directories on the way
+/// (a call can neither read, replace nor rename it away), but state a call's grant covers
+/// is one mistake away from the agent's reach.
+fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
+    let mut own: Vec<PathBuf> = policy.hidden_paths().to_vec();
+    let log = std::path::absolute(audit_log).unwrap_or_else(|_| audit_log.to_path_buf());
+    if !own.iter().any(|h| log.starts_with(h)) {
+        own.push(log);
+    }
+    for p in own {
+        if let Some(w) = policy.filesystem.write.iter().find(|w| p.starts_with(&w.path)) {
+            eprintln!(
+                "paddock: warning: paddock's state {} lies under the write grant {} ({}): it is hidden from the sandbox and cannot be renamed away, but keep it outside what a call may write (set PADDOCK_STATE_DIR, or pass --workspace DIR)",
+                Escaped(&p.to_string_lossy()),
+                Escaped(&w.path.to_string_lossy()),
+                w.id
+            );
+        }
     }
 }
 

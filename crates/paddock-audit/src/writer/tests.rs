@@ -145,5 +145,9 @@ fn a_symlink_in_the_logs_place_is_refused_not_followed() {
     std::os::unix::fs::symlink(&victim, &path).unwrap();
     let e = AuditLog::open(&path).err().expect("a symlinked log is refused").to_string();
     assert!(e.contains("symlink"), "{e}");
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "export IMPORTANT=1\n# no newline", "the target is untouched");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "export IMPORTANT=1\n# no newline",
+        "the target is untouched"
+    );
 }
