@@ -22,6 +22,7 @@ both_users!(
     state_under_the_workspace_cannot_be_swapped,
     a_symlink_in_the_audit_logs_place_is_refused,
     a_relative_state_dir_is_refused_and_nothing_created,
+    a_state_dir_not_the_users_alone_is_refused,
     git_and_unrelated_renames_still_work,
 );
 
@@ -174,6 +175,28 @@ fn a_relative_state_dir_is_refused_and_nothing_created(u: User) {
     // Control: the same run with an absolute state dir works.
     let abs = f.home.join("st-abs");
     ok(&run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", abs.to_str().unwrap())]), "absolute");
+}
+
+/// `$STATE` through a symlink, or one others may write, is refused (78, naming it); the
+/// same directory, private, works.
+fn a_state_dir_not_the_users_alone_is_refused(u: User) {
+    let f = Fixture::new(u);
+    let real = f.home.join("st");
+    let link = f.home.join("st-link");
+    ok(&f.host(&["sh", "-c", "mkdir -m 700 \"$1\" && ln -s \"$1\" \"$2\"", "sh", s(&real), s(&link)]), "host");
+    // Control: the directory itself is used.
+    ok(&run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&real))]), "private state dir");
+    let o = run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&link))]);
+    assert_eq!(o.code(), 78, "{o}");
+    assert!(o.err().contains("symlink") && o.err().contains("st-link"), "{o}");
+    chmod(&real, 0o777);
+    let o = run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&real))]);
+    assert_eq!(o.code(), 78, "{o}");
+    assert!(o.err().contains("may write"), "{o}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
 }
 
 /// What an agent does every day still works with the pins in place: git init, add,

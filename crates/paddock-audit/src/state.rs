@@ -38,8 +38,9 @@ pub fn state_dir() -> Result<PathBuf, AuditError> {
         return Err(AuditError::RelativeStateDir { value: v.to_string_lossy().into_owned() });
     }
     let dir = resolve_state_dir(|k| std::env::var_os(k)).ok_or(AuditError::NoStateDir)?;
-    match create_private_dir(&dir).and_then(|()| check_private_dir(&dir)) {
-        Ok(()) => Ok(dir),
+    match create_private_dir(&dir) {
+        // One that exists but is not this user's alone is refused, not replaced.
+        Ok(()) => check_private_dir(&dir).map(|()| dir),
         Err(e) if env("PADDOCK_STATE_DIR").is_none() && env("XDG_STATE_HOME").is_none() => {
             let fallback = fallback_state_dir().map_err(|_| e)?;
             static WARNED: std::sync::Once = std::sync::Once::new();
