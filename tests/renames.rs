@@ -23,6 +23,7 @@ both_users!(
     a_symlink_in_the_audit_logs_place_is_refused,
     a_relative_state_dir_is_refused_and_nothing_created,
     a_state_dir_not_the_users_alone_is_refused,
+    a_state_dir_through_a_writable_symlink_is_refused,
     git_and_unrelated_renames_still_work,
 );
 
@@ -193,6 +194,20 @@ fn a_state_dir_not_the_users_alone_is_refused(u: User) {
     let o = run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&real))]);
     assert_eq!(o.code(), 78, "{o}");
     assert!(o.err().contains("may write"), "{o}");
+}
+
+/// `$STATE` reached through a symlink in the workspace: a call could point the link at a
+/// state of its own making. 78, naming the link; the real directory works (with a warning).
+fn a_state_dir_through_a_writable_symlink_is_refused(u: User) {
+    let f = Fixture::new(u);
+    ok(&f.host(&["sh", "-c", "mkdir -p real && ln -s real link"]), "host");
+    let (real, via) = (f.ws.join("real/state"), f.ws.join("link/state"));
+    let o = run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&real))]);
+    ok(&o, "control: the real directory");
+    assert!(o.err().contains("lies under the write grant"), "{o}");
+    let o = run_env(&f, &Pol::default(), &["true"], &[("PADDOCK_STATE_DIR", s(&via))]);
+    assert_eq!(o.code(), 78, "{o}");
+    assert!(o.err().contains("through the symlink") && o.err().contains(s(&f.ws.join("link"))), "{o}");
 }
 
 fn s(p: &Path) -> &str {

@@ -48,6 +48,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     }
     warn_if_whole_home(&policy.vars.workspace);
     warn_if_state_writable(&policy, &audit_log);
+    if let Err(code) = refuse_state_through_writable_symlink(&policy, &audit_log) {
+        return code;
+    }
     if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
     {
         eprintln!("{line}");
@@ -262,6 +265,42 @@ fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
             );
         }
     }
+}
+
+/// `$STATE` or the audit log reached through a symlink that lies under a write grant: a
+/// call could point the link elsewhere, at a state of its making, which later commands
+/// would trust (the view pins the real directory, not the link). 78, naming both.
+fn refuse_state_through_writable_symlink(policy: &Policy, audit_log: &Path) -> Result<(), i32> {
+    let state = crate::state::state_dir_if_any()?;
+    for p in state.iter().map(PathBuf::as_path).chain([audit_log]) {
+        let mut cur = PathBuf::new();
+        for c in std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).components() {
+            cur.push(c);
+            if !std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
+            // Where the link itself lives, its directories resolved.
+            let at = cur
+                .parent()
+                .and_then(|d| std::fs::canonicalize(d).ok())
+                .zip(cur.file_name())
+                .map(|(d, n)| d.join(n))
+                .unwrap_or_else(|| cur.clone());
+            if let Some(w) = policy.filesystem.write.iter().find(|w| at.starts_with(&w.path)) {
+                return Err(fail(
+                    exit::CONFIG,
+                    format_args!(
+                        "paddock's state {} is reached through the symlink {}, which lies under the write grant {} ({}): a call could point it elsewhere; name the directory itself (PADDOCK_STATE_DIR, --audit)",
+                        Escaped(&p.to_string_lossy()),
+                        Escaped(&cur.to_string_lossy()),
+                        Escaped(&w.path.to_string_lossy()),
+                        w.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `paddock: refused exec git push origin (pid 12) by commands.deny[0]: ...`, escaped.
