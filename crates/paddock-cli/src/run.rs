@@ -245,11 +245,12 @@ fn warn_if_whole_home(ws: &std::path::Path) {
     }
 }
 
-/// One line on stderr for each of paddock's own paths (`$STATE`, the audit log) that lies
+/// One line on stderr for each of paddock's own paths (`$STATE`, the audit log; for
+/// `serve` the token file and the socket too) that lies
 /// under a write grant of the policy: the view hides it and pins the directories on the way
 /// (a call can neither read, replace nor rename it away), but state a call's grant covers
 /// is one mistake away from the agent's reach.
-fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
+pub(crate) fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
     let mut own: Vec<PathBuf> = policy.hidden_paths().to_vec();
     let log = std::path::absolute(audit_log).unwrap_or_else(|_| audit_log.to_path_buf());
     if !own.iter().any(|h| log.starts_with(h)) {
