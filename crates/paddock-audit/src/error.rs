@@ -90,6 +90,22 @@ pub enum AuditError {
     /// No state directory could be determined.
     #[error("cannot determine the state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME")]
     NoStateDir,
+
+    /// `PADDOCK_STATE_DIR` is not an absolute path (nothing was created).
+    #[error("PADDOCK_STATE_DIR={value:?} is a relative path: set it to an absolute one (paddock's state must not depend on the directory a command runs from)")]
+    RelativeStateDir {
+        /// The variable's value.
+        value: String,
+    },
+
+    /// `$STATE` is not a directory only this user can change.
+    #[error("state directory {}: {why}; paddock does not trust a state it may not own alone (its revocations, audit log, approvals)", path.display())]
+    UntrustedStateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl AuditError {

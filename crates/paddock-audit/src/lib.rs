@@ -81,6 +81,6 @@ pub use review::{
     HttpHostTraffic, QuestionReview, Review, SecretTarget, SecretUsage, Since, NO_RULE,
 };
 pub use revocations::{Revocation, Revocations, Selector, SelectorError};
-pub use state::{audit_log_path, resolve_state_dir, revocations_path, state_dir};
+pub use state::{audit_log_path, check_private_dir, resolve_state_dir, revocations_path, state_dir};
 pub use verify::{verify, BreakKind, ChainBreak, Head, TornTail, VerifyReport};
 pub use writer::{AppendedRecord, AuditLog, SyncPolicy};

@@ -52,9 +52,9 @@ impl LineReader {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| AuditError::io(path, "open", e))?;
+            .map_err(|e| crate::state::nofollow_error(path, "open", e))?;
         if !file.metadata().map_err(|e| AuditError::io(path, "inspect", e))?.is_file() {
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
             return Err(AuditError::io(path, "open", e));

@@ -167,8 +167,9 @@ impl Revocations {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| AuditError::io(&lock_path, "open", e))?;
+            .map_err(|e| crate::state::nofollow_error(&lock_path, "open", e))?;
         lock.lock().map_err(|e| AuditError::io(&lock_path, "lock", e))?;
         let result = self.save_locked(&dir);
         let _ = lock.unlock();
@@ -184,7 +185,13 @@ impl Revocations {
 
         let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
             f.write_all(header.as_bytes())?;
             f.write_all(text.as_bytes())?;
             f.sync_all()
@@ -228,7 +235,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn stamp_of(path: &Path) -> Result<Option<Stamp>, AuditError> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(Some(Stamp {
             ino: m.ino(),
             dev: m.dev(),
@@ -247,10 +254,11 @@ fn read_list(path: &Path) -> Result<(Vec<Revocation>, Option<Stamp>), AuditError
     let stamp = stamp_of(path)?;
     // Non-blocking: a FIFO in the list's place must be an error, not a read that waits
     // for a writer forever (every decision would hang instead of being denied).
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+    // Nor through a symlink: one in the list's place is refused, not followed.
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => return Err(AuditError::io(path, "read", e)),
+        Err(e) => return Err(crate::state::nofollow_error(path, "read", e)),
     };
     let meta = file.metadata().map_err(|e| AuditError::io(path, "inspect", e))?;
     let refuse = |why: &str| AuditError::io(path, "read", std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
@@ -283,6 +291,21 @@ mod tests {
 
     fn sel(s: &str) -> Selector {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_symlinked_list_is_refused_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("elsewhere.toml");
+        std::fs::write(&real, "").unwrap();
+        let path = tmp.path().join("revocations.toml");
+        // Control: the same content under its own name loads (empty).
+        std::fs::copy(&real, &path).unwrap();
+        assert!(Revocations::load(&path).unwrap().entries().is_empty());
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let e = Revocations::load(&path).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! mode 0700 and not a symlink; a warning names it, once per state directory (a marker
 //! file, `fallback-warned`, records that it was given). A `$STATE` named explicitly is
 //! never replaced: failing to create it is an error.
+//!
+//! `$STATE` must be a directory of this user's that no one else may write, and not a
+//! symlink ([`check_private_dir`]); `PADDOCK_STATE_DIR` must be absolute. The files in it
+//! are opened without following a symlink: a state directory a sandboxed call could once
+//! write (it lay under a write grant) holds no link paddock then writes through.
 
 use std::ffi::OsString;
 use std::fs::DirBuilder;
@@ -29,9 +34,13 @@ pub const REVOCATIONS_FILE: &str = "revocations.toml";
 /// fallback the module doc describes.
 pub fn state_dir() -> Result<PathBuf, AuditError> {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(v) = env("PADDOCK_STATE_DIR").filter(|v| !Path::new(v).is_absolute()) {
+        return Err(AuditError::RelativeStateDir { value: v.to_string_lossy().into_owned() });
+    }
     let dir = resolve_state_dir(|k| std::env::var_os(k)).ok_or(AuditError::NoStateDir)?;
     match create_private_dir(&dir) {
-        Ok(()) => Ok(dir),
+        // One that exists but is not this user's alone is refused, not replaced.
+        Ok(()) => check_private_dir(&dir).map(|()| dir),
         Err(e) if env("PADDOCK_STATE_DIR").is_none() && env("XDG_STATE_HOME").is_none() => {
             let fallback = fallback_state_dir().map_err(|_| e)?;
             static WARNED: std::sync::Once = std::sync::Once::new();
@@ -68,6 +77,7 @@ fn fallback_state_dir() -> Result<PathBuf, AuditError> {
     }
     let dir = base.join("state");
     create_private_dir(&dir)?;
+    check_private_dir(&dir)?;
     Ok(dir)
 }
 
@@ -120,6 +130,45 @@ pub fn revocations_path(state: &Path) -> PathBuf {
     state.join(REVOCATIONS_FILE)
 }
 
+/// Checks that `dir` is a directory (not a symlink to one) owned by this user that neither
+/// its group nor others may write: only then are the revocations, the audit log and the
+/// approvals in it this user's own. (Read access for others is left as it is: an existing
+/// directory's mode is the user's choice; those files are created 0600.)
+pub fn check_private_dir(dir: &Path) -> Result<(), AuditError> {
+    use std::os::unix::fs::MetadataExt;
+    let untrusted = |why: String| AuditError::UntrustedStateDir { path: dir.to_path_buf(), why };
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| AuditError::io(dir, "inspect", e))?;
+    if meta.file_type().is_symlink() {
+        return Err(untrusted("it is a symlink: name the directory itself".into()));
+    }
+    if !meta.is_dir() {
+        return Err(untrusted("not a directory".into()));
+    }
+    let uid = effective_uid().ok_or_else(|| untrusted("this process's uid is unknown (/proc/self/status)".into()))?;
+    if meta.uid() != uid {
+        return Err(untrusted(format!("owned by uid {}, not by this user (uid {uid})", meta.uid())));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted(format!(
+            "mode {:o}: its group or others may write it (chmod 700 it)",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// The error of opening a state file with `O_NOFOLLOW`: `ELOOP` says it is a symlink.
+pub(crate) fn nofollow_error(path: &Path, op: &'static str, e: std::io::Error) -> AuditError {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is a symlink, which paddock does not follow in its state: remove it",
+        );
+        return AuditError::io(path, op, e);
+    }
+    AuditError::io(path, op, e)
+}
+
 /// Creates `dir` and missing parents with mode 0700.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AuditError> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| AuditError::io(dir, "create directory", e))
@@ -156,6 +205,28 @@ mod tests {
         assert!(tmp.path().join(FALLBACK_WARNED_FILE).exists());
         // A directory where no marker can be made: the warning keeps coming.
         assert!(first_use_of_fallback(&tmp.path().join("missing")));
+    }
+
+    #[test]
+    fn only_a_private_directory_of_this_user_is_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("st");
+        create_private_dir(&dir).unwrap();
+        check_private_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        check_private_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let e = check_private_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("mode 775") && e.contains("may write"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = check_private_dir(&link).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(check_private_dir(&file).unwrap_err().to_string().contains("not a directory"));
     }
 
     #[test]

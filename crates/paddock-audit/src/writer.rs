@@ -143,11 +143,13 @@ impl AuditLog {
             crate::state::create_private_dir(dir)?;
         }
         let mut opts = OpenOptions::new();
-        opts.read(true).append(true).mode(0o600);
+        // Never through a symlink: one planted in the log's place (by a call that could
+        // once write `$STATE`) would have paddock append to, or cut, a file of its choice.
+        opts.read(true).append(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
         let (file, created) = match opts.clone().create_new(true).open(&path) {
             Ok(f) => (f, true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                (opts.open(&path).map_err(|e| AuditError::io(&path, "open", e))?, false)
+                (opts.open(&path).map_err(|e| crate::state::nofollow_error(&path, "open", e))?, false)
             }
             Err(e) => return Err(AuditError::io(&path, "create", e)),
         };

@@ -52,6 +52,10 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     }
     phase("state directory and revocation list checked", t);
     warn_if_whole_home(&policy.vars.workspace);
+    warn_if_state_writable(&policy, &audit_log);
+    if let Err(code) = refuse_state_through_writable_symlink(&policy, &audit_log) {
+        return code;
+    }
     if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
     {
         eprintln!("{line}");
@@ -261,6 +265,65 @@ fn warn_if_whole_home(ws: &std::path::Path) {
             if ws == std::path::Path::new("/") { "filesystem" } else { "home" }
         );
     }
+}
+
+/// One line on stderr for each of paddock's own paths (`$STATE`, the audit log; for
+/// `serve` the token file and the socket too) that lies
+/// under a write grant of the policy: the view hides it and pins the directories on the way
+/// (a call can neither read, replace nor rename it away), but state a call's grant covers
+/// is one mistake away from the agent's reach.
+pub(crate) fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
+    let mut own: Vec<PathBuf> = policy.hidden_paths().to_vec();
+    let log = std::path::absolute(audit_log).unwrap_or_else(|_| audit_log.to_path_buf());
+    if !own.iter().any(|h| log.starts_with(h)) {
+        own.push(log);
+    }
+    for p in own {
+        if let Some(w) = policy.filesystem.write.iter().find(|w| p.starts_with(&w.path)) {
+            eprintln!(
+                "paddock: warning: paddock's state {} lies under the write grant {} ({}): it is hidden from the sandbox and cannot be renamed away, but keep it outside what a call may write (set PADDOCK_STATE_DIR, or pass --workspace DIR)",
+                Escaped(&p.to_string_lossy()),
+                Escaped(&w.path.to_string_lossy()),
+                w.id
+            );
+        }
+    }
+}
+
+/// `$STATE` or the audit log reached through a symlink that lies under a write grant: a
+/// call could point the link elsewhere, at a state of its making, which later commands
+/// would trust (the view pins the real directory, not the link). 78, naming both.
+fn refuse_state_through_writable_symlink(policy: &Policy, audit_log: &Path) -> Result<(), i32> {
+    let state = crate::state::state_dir_if_any()?;
+    for p in state.iter().map(PathBuf::as_path).chain([audit_log]) {
+        let mut cur = PathBuf::new();
+        for c in std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).components() {
+            cur.push(c);
+            if !std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+                continue;
+            }
+            // Where the link itself lives, its directories resolved.
+            let at = cur
+                .parent()
+                .and_then(|d| std::fs::canonicalize(d).ok())
+                .zip(cur.file_name())
+                .map(|(d, n)| d.join(n))
+                .unwrap_or_else(|| cur.clone());
+            if let Some(w) = policy.filesystem.write.iter().find(|w| at.starts_with(&w.path)) {
+                return Err(fail(
+                    exit::CONFIG,
+                    format_args!(
+                        "paddock's state {} is reached through the symlink {}, which lies under the write grant {} ({}): a call could point it elsewhere; name the directory itself (PADDOCK_STATE_DIR, --audit)",
+                        Escaped(&p.to_string_lossy()),
+                        Escaped(&cur.to_string_lossy()),
+                        Escaped(&w.path.to_string_lossy()),
+                        w.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `paddock: refused exec git push origin (pid 12) by commands.deny[0]: ...`, escaped.

@@ -51,6 +51,7 @@ pub fn serve(a: ServeArgs) -> i32 {
     // The token and the socket are paddock's own: never in a call's view.
     let own = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     policy.hide_paths([own(&token_file)].into_iter().chain(a.socket.as_deref().map(own)));
+    crate::run::warn_if_state_writable(&policy, &audit_log);
     let mut cfg = ApiConfig::new(&token_file);
     cfg.max_body = max_body;
     cfg.max_queue = a.max_queue;

@@ -14,6 +14,8 @@ fn state_dir() -> Result<PathBuf, i32> {
         paddock_audit::AuditError::NoStateDir => {
             fail(exit::USAGE, "no state directory: set PADDOCK_STATE_DIR, XDG_STATE_HOME or HOME")
         }
+        e @ (paddock_audit::AuditError::RelativeStateDir { .. }
+        | paddock_audit::AuditError::UntrustedStateDir { .. }) => fail(exit::CONFIG, e),
         e => fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}")),
     })
 }

@@ -180,7 +180,12 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
     spec.exec = Some(crate::exec_rights::control(policy, &spec.program));
     // The sandbox's listings of the view's directories, in `$STATE` (which no view holds),
     // so a start reads only the directories that changed. Without a state dir, no cache.
-    spec.view_cache = paddock_audit::state::state_dir().ok().map(|d| d.join(VIEW_CACHE_FILE));
+    // A state directory a write grant covers is not trusted with it: a call could have
+    // written a cache there that leaves a match out (the walk is then a fresh one).
+    spec.view_cache = paddock_audit::state::state_dir()
+        .ok()
+        .filter(|d| !spec.write_paths.iter().any(|w| d.starts_with(w)))
+        .map(|d| d.join(VIEW_CACHE_FILE));
     spec
 }
 

@@ -131,3 +131,26 @@ fn background_sync_runs_and_threads_share_a_log() {
         assert_eq!(r.prev, line_hash(w[0].as_bytes()));
     }
 }
+
+#[test]
+fn a_symlink_in_the_logs_place_is_refused_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim.rc");
+    std::fs::write(&victim, "export IMPORTANT=1\n# no newline").unwrap();
+    let path = tmp.path().join("state/audit.jsonl");
+    std::fs::create_dir(tmp.path().join("state")).unwrap();
+    // Control: the same path as a plain file is opened and written.
+    drop(AuditLog::open(&path).unwrap().append(&ev(1)).unwrap());
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let e = match AuditLog::open(&path) {
+        Ok(_) => panic!("a symlinked log is refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("symlink"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "export IMPORTANT=1\n# no newline",
+        "the target is untouched"
+    );
+}

@@ -103,15 +103,27 @@ impl Policy {
 
     /// Reads `path` (absent: no entries) and sets it as the approved layer.
     pub fn load_approved(&mut self, path: &Path) -> Result<(), PolicyError> {
-        let text = match std::fs::read_to_string(path) {
+        // Not through a symlink: one in the list's place (`$STATE` once under a write
+        // grant) would approve whatever its target says.
+        use std::os::unix::fs::OpenOptionsExt;
+        let read = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+        let text = match read.and_then(|mut f| {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut f, &mut t).map(|_| t)
+        }) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => {
+                let e = if e.raw_os_error() == Some(libc::ELOOP) {
+                    std::io::Error::other("it is a symlink, which paddock does not follow in its state")
+                } else {
+                    e
+                };
                 return Err(PolicyError::file(
                     path,
                     format!("cannot read the approved list `{}`: {e}", path.display()),
                     Some("fix its permissions, or move it away to drop every \"always\" answer".into()),
-                ))
+                ));
             }
         };
         self.set_approved(parse_approved(path, &text)?)

@@ -143,7 +143,7 @@ impl Cache {
     /// empty cache. Listings with matches of other rules stay, unused under these.
     pub(crate) fn load(file: &Path, rules: u64) -> Cache {
         let mut c = Cache::new(rules);
-        let Ok(buf) = std::fs::read(file) else { return c };
+        let Some(buf) = read_trusted(file) else { return c };
         let mut r = Reader { buf: &buf, off: 0 };
         let ok = (|| -> Option<()> {
             if r.bytes(8)? != MAGIC {
@@ -215,12 +215,41 @@ impl Cache {
         }
         let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp)?;
+        // This user's alone (whatever the umask), or the next start does not read it.
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let r = f.write_all(&out).and_then(|()| std::fs::rename(&tmp, file));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp); // best effort: the error below is what counts
         }
         r
     }
+}
+
+/// The cache file's bytes, when it and its directory are this user's alone: a regular
+/// file (not a symlink, opened `O_NOFOLLOW`) and a directory owned by the user (as this
+/// namespace maps it) that neither group nor others may write. A forged cache could leave a
+/// match out of a listing the walk then trusts, so anything else is not read: the walk is
+/// a fresh one.
+fn read_trusted(file: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let uid = rustix::process::geteuid().as_raw();
+    let private = |m: &std::fs::Metadata| m.uid() == uid && m.mode() & 0o022 == 0;
+    let dir = std::fs::symlink_metadata(file.parent()?).ok()?;
+    if !dir.is_dir() || !private(&dir) {
+        tracing::debug!(file = %file.display(), "view cache not used: its directory is not this user's alone");
+        return None;
+    }
+    let mut f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(file).ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || !private(&meta) || meta.nlink() != 1 {
+        tracing::debug!(file = %file.display(), "view cache not used: not a regular file of this user's alone");
+        return None;
+    }
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(buf)
 }
 
 trait NoFollow {
@@ -266,6 +295,35 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_cache_of_this_users_alone_is_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        let base = std::env::temp_dir().join(format!("paddock-cache-test-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = base.join("state");
+        std::fs::create_dir(&dir).unwrap();
+        mode(&dir, 0o700);
+        let file = dir.join("view-cache");
+        std::fs::write(&file, b"bytes").unwrap();
+        mode(&file, 0o600);
+        assert_eq!(read_trusted(&file).as_deref(), Some(&b"bytes"[..]), "control: a private cache is read");
+        mode(&dir, 0o777);
+        assert_eq!(read_trusted(&file), None, "a directory others may write");
+        mode(&dir, 0o700);
+        mode(&file, 0o666);
+        assert_eq!(read_trusted(&file), None, "a file others may write");
+        mode(&file, 0o600);
+        let elsewhere = base.join("forged");
+        std::fs::rename(&file, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &file).unwrap();
+        assert_eq!(read_trusted(&file), None, "a symlink");
+        std::fs::remove_file(&file).unwrap();
+        std::fs::hard_link(&elsewhere, &file).unwrap();
+        assert_eq!(read_trusted(&file), None, "a file with another name");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     fn st(ctime: i64) -> libc::stat {
         // SAFETY: an all-zero stat is a valid value.
@@ -337,7 +395,10 @@ mod tests {
 
     #[test]
     fn roundtrips_and_ignores_matches_of_other_rules() {
-        let f = std::env::temp_dir().join(format!("paddock-view-cache-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("paddock-view-cache-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let f = dir.join("view-cache");
         let mut c = Cache::new(9);
         let s = st(100);
         c.put(&s, 200, listing(&s, Some("/ws/a")));
@@ -353,6 +414,6 @@ mod tests {
         assert!(e.get(&s2, Path::new("/usr/a"), false).is_some());
         std::fs::write(&f, b"garbage").unwrap();
         assert!(Cache::load(&f, 9).map.is_empty());
-        std::fs::remove_file(&f).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,8 @@
 //! A masked directory gets a clone of an empty read-only tmpfs of mode 000; anything else
 //! (file, socket, fifo, device) a clone of an empty read-only file of mode 000; both are
 //! templates made once ([`Masker::new`]). A protected object gets a recursive clone of its
-//! own mount tree, made read-only, moved back onto it.
+//! own mount tree, made read-only, moved back onto it; a pinned directory (an ancestor of a
+//! match, [`crate::view::plan::Rules::pins`]) the same, left writable.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -61,6 +62,14 @@ impl Masker {
         let flags = sys::OPEN_TREE_CLONE | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
         let clone = sys::open_tree(target, c"", flags).map_err(|e| (MaskStep::Clone, e))?;
         sys::mount_setattr_fd(clone.as_fd(), sys::MOUNT_ATTR_RDONLY, true).map_err(|e| (MaskStep::ReadOnly, e))?;
+        sys::move_mount_fd(clone.as_fd(), target).map_err(|e| (MaskStep::Move, e))
+    }
+
+    /// Binds the directory `target` refers to over itself, with everything beneath (the
+    /// masks placed there come along): a mount point, it cannot be renamed or removed.
+    pub(crate) fn pin(&self, target: BorrowedFd<'_>) -> Result<(), (MaskStep, io::Error)> {
+        let flags = sys::OPEN_TREE_CLONE | (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+        let clone = sys::open_tree(target, c"", flags).map_err(|e| (MaskStep::Clone, e))?;
         sys::move_mount_fd(clone.as_fd(), target).map_err(|e| (MaskStep::Move, e))
     }
 }

@@ -13,7 +13,11 @@
 //!    symlink, checks each listing is a consistent snapshot, opens every match `O_PATH`
 //!    relative to its parent, and finds every socket by its file type;
 //! 3. [`mask`] places a mask (deny, hidden, socket) or a read-only bind (protect) on that
-//!    descriptor with `open_tree`/`move_mount`: a rename after the open moves the mask along.
+//!    descriptor with `open_tree`/`move_mount`: a rename after the open moves the mask along;
+//! 4. then, deepest first, every directory between a write grant and a match whose name the
+//!    match depends on ([`plan::Rules::pins`]) is bound onto itself: a mount point, it cannot
+//!    be renamed or removed, so a later call, the host and paddock find the match under the
+//!    path its rule names (a masked or protected object is a mount point already).
 //!
 //! Complete or nothing: there is no cap; a directory that cannot be listed (while the child
 //! could still reach into it), a listing that never holds still, or a mask that cannot be
@@ -93,6 +97,10 @@ pub(crate) struct Placed {
     pub protects: usize,
     /// Masks on sockets (that no deny rule matched).
     pub sockets: usize,
+    /// Directories pinned (bound onto themselves: not renamable) on the way to a match.
+    pub pins: usize,
+    /// How long the pins took (part of `elapsed`).
+    pub pins_elapsed: std::time::Duration,
     /// Entries visited.
     pub entries: usize,
     /// Walks (more than one when entries moved during a walk).
@@ -109,10 +117,12 @@ impl Placed {
     /// One line for the report.
     pub(crate) fn summary(&self) -> String {
         format!(
-            "{} deny masks, {} protected read-only, {} sockets hidden ({} entries walked, {} directories from the cache, in {:.1} ms{})",
+            "{} deny masks, {} protected read-only, {} sockets hidden, {} directories pinned in {} µs ({} entries walked, {} directories from the cache, in {:.1} ms{})",
             self.masks,
             self.protects,
             self.sockets,
+            self.pins,
+            self.pins_elapsed.as_micros(),
             self.entries,
             self.cached,
             self.elapsed.as_secs_f64() * 1000.0,

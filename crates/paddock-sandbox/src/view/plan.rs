@@ -44,7 +44,13 @@ pub(crate) struct Rules {
     prefixes: Vec<PathBuf>,
     /// Every rule as written (for the fingerprint).
     patterns: Vec<String>,
+    /// The binds of the view, each with whether it is writable (for [`Rules::pins`]).
+    binds: Vec<(PathBuf, bool)>,
 }
+
+/// Names put in place of a directory's to test whether a match depends on it
+/// ([`Rules::pins`]): one no rule names, and one that starts with a dot.
+const PROBES: [&str; 2] = ["\u{1}", ".\u{1}"];
 
 fn has_meta(c: &str) -> bool {
     c.contains(['*', '?', '[', ']', '{', '}', '\\'])
@@ -100,6 +106,12 @@ impl Rules {
             protect: compile(&plan.protect_globs)?,
             literal: plan.denies.iter().cloned().collect(),
             prefixes,
+            binds: plan
+                .reads
+                .iter()
+                .map(|p| (p.clone(), false))
+                .chain(plan.writes.iter().map(|p| (p.clone(), true)))
+                .collect(),
         })
     }
 
@@ -123,6 +135,31 @@ impl Rules {
         } else {
             Verdict::Keep
         }
+    }
+
+    /// The directories to pin (bind onto themselves, so rename(2) and rmdir(2) of them fail
+    /// with `EBUSY`) for a match at `path` of verdict `verdict`: each ancestor strictly
+    /// beneath a write grant (its innermost bind writable) whose name the match depends on,
+    /// that is, where `path` with that directory renamed gets another verdict (every
+    /// ancestor of a literal rule's match; `.git` and `modules` for `.git/modules/**/config`;
+    /// none for `**/*.pem`). A rename of any of them would carry the match out of its rule
+    /// for later calls and for the host, which look it up by path again.
+    pub(crate) fn pins(&self, path: &Path, verdict: Verdict) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for a in path.ancestors().skip(1) {
+            let bind = self.binds.iter().filter(|(b, _)| a.starts_with(b)).max_by_key(|(b, _)| b.as_os_str().len());
+            match bind {
+                Some((b, true)) if b != a => {}
+                // A bind's root (a mount point), in a read-only bind, or outside the view:
+                // not renamable, but an ancestor may be.
+                _ => continue,
+            }
+            let (Some(parent), Ok(rest)) = (a.parent(), path.strip_prefix(a)) else { continue };
+            if PROBES.iter().any(|n| self.verdict(&parent.join(n).join(rest)) != verdict) {
+                out.push(a.to_path_buf());
+            }
+        }
+        out
     }
 
     /// A fingerprint of the rules: cached listings that hold matches are only used under
@@ -220,6 +257,31 @@ mod tests {
         let r = Rules::new(&plan(&["/ws/*.key"], &[], &[])).unwrap();
         assert_eq!(r.verdict(Path::new("/ws/a/b.key")), Verdict::Keep);
         assert_eq!(r.verdict(Path::new("/ws/b.key")), Verdict::Mask);
+    }
+
+    #[test]
+    fn pins_are_the_ancestors_a_match_depends_on() {
+        let p = PathPlan {
+            reads: vec!["/usr".into(), "/home/u/ro".into()],
+            writes: vec!["/home/u".into()],
+            deny_globs: vec!["/home/u/**/*.pem".into(), "/home/u/**/.ssh/**".into()],
+            protect_globs: vec!["/home/u/.git/config".into(), "/home/u/.git/modules/**/config".into()],
+            denies: vec!["/home/u/.local/state/paddock".into(), "/usr/share/x".into(), "/home/u/ro/a/b".into()],
+            ..PathPlan::default()
+        };
+        let r = Rules::new(&p).unwrap();
+        let pins = |s: &str| {
+            let path = Path::new(s);
+            r.pins(path, r.verdict(path)).into_iter().map(|p| p.display().to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(pins("/home/u/.local/state/paddock"), ["/home/u/.local/state", "/home/u/.local"]);
+        assert_eq!(pins("/home/u/.git/config"), ["/home/u/.git"]);
+        assert_eq!(pins("/home/u/.git/modules/a/b/config"), ["/home/u/.git/modules", "/home/u/.git"]);
+        assert_eq!(pins("/home/u/a/b/c.pem"), Vec::<String>::new(), "any directory matches **");
+        assert_eq!(pins("/home/u/a/.ssh/id"), ["/home/u/a/.ssh"]);
+        // Read-only (a bind's root, or within a read-only bind): no rename to stop.
+        assert_eq!(pins("/usr/share/x"), Vec::<String>::new());
+        assert_eq!(pins("/home/u/ro/a/b"), Vec::<String>::new());
     }
 
     #[test]

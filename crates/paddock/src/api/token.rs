@@ -96,7 +96,14 @@ impl Token {
 
     /// The digest of the token in force; re-reads the file when its metadata changed.
     fn current(&self) -> Result<[u8; 32], TokenError> {
-        let meta = std::fs::metadata(&self.path).map_err(io(&self.path))?;
+        // Never through a symlink: one in the file's place (planted where a call could
+        // write) would name a token of the agent's choosing.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&self.path)
+            .map_err(io(&self.path))?;
+        let meta = file.metadata().map_err(io(&self.path))?;
         let stamp = crate::file_stamp::FileStamp::of(&meta);
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((s, digest)) = *cached {
@@ -114,7 +121,8 @@ impl Token {
         if meta.nlink() > 1 {
             return Err(TokenError::HardLinked { path: shown(), links: meta.nlink() });
         }
-        let text = std::fs::read_to_string(&self.path).map_err(io(&self.path))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io(&self.path))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(TokenError::Empty(shown()));

@@ -297,9 +297,16 @@ impl Broker {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(self.state.join("approved.toml.lock"))?;
         lock.lock()?;
-        let text = match std::fs::read_to_string(&path) {
+        // Not through a symlink (nor below, the temporary file): `$STATE` holds no link
+        // paddock writes through.
+        let read = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path);
+        let text = match read.and_then(|mut f| {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut f, &mut t).map(|_| t)
+        }) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
@@ -310,7 +317,13 @@ impl Broker {
         new.push_str(&approved_entry_text(list, &p.entry, &a.answered_at, &a.by));
         let tmp = self.state.join(format!(".approved.toml.{}", std::process::id()));
         {
-            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)?;
             f.write_all(new.as_bytes())?;
             f.sync_all()?;
         }

@@ -48,7 +48,7 @@ pub fn read_seed(path: &Path) -> std::io::Result<[u8; 32]> {
     }
     // `$STATE` is the user's own 0700 directory: a symlink there is refused, not followed.
     let link = std::fs::symlink_metadata(path)?;
-    let f = std::fs::File::open(path)?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
     let meta = f.metadata()?;
     if !link.file_type().is_file() || !meta.is_file() || meta.len() != 32 {
         return Err(std::io::Error::other(format!(

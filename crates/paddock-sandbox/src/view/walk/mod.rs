@@ -65,6 +65,8 @@ pub(crate) struct Walker<'a> {
     lost: Vec<PathBuf>,
     /// Protected objects (device, inode), so a second walk does not protect them twice.
     protected: std::collections::HashSet<(u64, u64)>,
+    /// Directories to pin once the walk is done ([`Rules::pins`]).
+    pub(super) pins: std::collections::BTreeSet<PathBuf>,
     /// The view's root (for cached listings, reached by path).
     root: Option<OwnedFd>,
     /// Listings of earlier starts, and those of this one.
@@ -85,6 +87,7 @@ impl<'a> Walker<'a> {
             buf: vec![0; BUF],
             lost: Vec::new(),
             protected: Default::default(),
+            pins: Default::default(),
             root: None,
             old: None,
             new: None,
@@ -124,7 +127,7 @@ impl<'a> Walker<'a> {
                 self.root(newroot, r)?;
             }
             if self.lost.is_empty() {
-                return Ok(());
+                return self.pin_all(newroot);
             }
             tracing::debug!(lost = ?self.lost, "entries moved during the view walk: walking again");
         }
@@ -196,7 +199,27 @@ impl<'a> Walker<'a> {
     }
 
     fn placed_total(&self) -> usize {
-        self.placed.masks + self.placed.protects + self.placed.sockets
+        self.placed.masks + self.placed.protects + self.placed.sockets + self.placed.pins
+    }
+
+    /// Pins the directories [`Rules::pins`] named, deepest first (each a recursive clone of
+    /// itself: what is beneath, pinned or masked, comes along). Each is reached again by
+    /// path beneath the view's root without following a symlink; the child has not started,
+    /// so it is the directory walked unless the host renamed it meanwhile, and one that is
+    /// gone fails the view.
+    fn pin_all(&mut self, newroot: BorrowedFd<'_>) -> Result<(), ViewError> {
+        let start = std::time::Instant::now();
+        let mut pins: Vec<PathBuf> = std::mem::take(&mut self.pins).into_iter().collect();
+        pins.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for p in pins {
+            let rel = entry::rel_c(&p)?;
+            let fd = sys::openat_beneath(newroot, &rel, libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY)
+                .map_err(|e| ViewError::Open { path: p.clone(), source: e })?;
+            self.masker.pin(fd.as_fd()).map_err(|(step, e)| self.mask_error(&p, step, e))?;
+            self.placed.pins += 1;
+        }
+        self.placed.pins_elapsed = start.elapsed();
+        Ok(())
     }
 
     fn mask(&mut self, fd: BorrowedFd<'_>, is_dir: bool, path: &Path) -> Result<(), ViewError> {

@@ -231,6 +231,7 @@ impl Walker<'_> {
                 Ok(())
             }
             (Verdict::Mask, _) => {
+                self.pins.extend(self.rules.pins(&path, verdict));
                 self.mask(fd.as_fd(), t == libc::S_IFDIR, &path)?;
                 self.placed.masks += 1;
                 Ok(())
@@ -243,12 +244,16 @@ impl Walker<'_> {
                 Ok(())
             }
             (Verdict::Protect, libc::S_IFDIR) => {
+                self.pins.extend(self.rules.pins(&path, verdict));
                 let dup = fd.try_clone().map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
                 stack.push(Item::Protect { fd: dup, path: path.clone() });
                 stack.push(Item::Open { fd, parent_dev, path });
                 Ok(())
             }
-            (Verdict::Protect, _) => self.protect(fd.as_fd(), &path),
+            (Verdict::Protect, _) => {
+                self.pins.extend(self.rules.pins(&path, verdict));
+                self.protect(fd.as_fd(), &path)
+            }
             (Verdict::Keep, libc::S_IFDIR) => {
                 stack.push(Item::Open { fd, parent_dev, path });
                 Ok(())
