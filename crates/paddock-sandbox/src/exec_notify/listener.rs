@@ -133,8 +133,7 @@ impl Task {
         Ok(rustix::fs::openat(&self.dir, what, flags | OFlags::CLOEXEC, Mode::empty())?)
     }
 
-    /// The 4th field of its `stat` (after the name, which may hold spaces and parens); 0
-    /// when unreadable.
+    /// Its parent's pid, from its `stat`; 0 when unreadable.
     fn ppid(&self) -> i32 {
         let Ok(fd) = self.file("stat", OFlags::RDONLY) else { return 0 };
         let mut buf = [0u8; 1024];
@@ -146,17 +145,29 @@ impl Task {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => return 0,
             }
+            if let Some(ppid) = ppid_in_stat(&buf[..n]) {
+                return ppid; // the rest of the line is not needed
+            }
         }
-        std::str::from_utf8(&buf[..n])
-            .ok()
-            .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(0)
+        ppid_in_stat(&buf[..n]).unwrap_or(0)
     }
 }
 
+/// The 4th field of a `stat` line (after the name, which may hold spaces and parens), once
+/// it is whole (followed by a space) in `stat`.
+fn ppid_in_stat(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // ") S 123 ...": the state, then the parent's pid, whole once a space follows it
+    let rest = stat[close + 1..].strip_prefix(b" ")?;
+    let after_state = &rest[rest.iter().position(|&b| b == b' ')? + 1..];
+    let end = after_state.iter().position(|&b| b == b' ')?;
+    std::str::from_utf8(&after_state[..end]).ok()?.parse().ok()
+}
+
 /// Reads and resolves one exec; `None` when the notification went stale (checked after
-/// the task's directory and memory are opened and again after everything is read, so what
-/// was read is the notifying task's, not a recycled pid's).
+/// the task's directory is opened and again after everything is read: still valid then,
+/// the task was alive and waiting all along, so what was read by its pid is its own, not a
+/// recycled pid's).
 /// The bool: the path names nothing in the child's view (answered `ENOENT`).
 fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bool)> {
     let pid = req.pid;
@@ -168,10 +179,6 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         ("execveat", a[0] as i32, a[1], a[2], a[4] as i32)
     };
     let task = Task::open(pid);
-    let mem = match &task {
-        Ok(t) => t.file("mem", OFlags::RDONLY).map(|f| ChildMem::new(std::fs::File::from(f))),
-        Err(e) => Err(std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ESRCH))),
-    };
     if !id_valid(fd, req.id) {
         return None;
     }
@@ -186,6 +193,10 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         argv: Vec::new(),
         argv_truncated: false,
         cwd: task.as_ref().ok().and_then(|t| t.link("cwd")).unwrap_or_default(),
+    };
+    let mem = match &task {
+        Ok(t) => Ok(ChildMem::new(pid as libc::pid_t, t.dir.as_fd())),
+        Err(e) => Err(e),
     };
     let path_bytes = match mem {
         Ok(mut mem) => match mem.string(path_ptr, libc::PATH_MAX as usize) {
@@ -284,16 +295,10 @@ fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32,
             }
         };
     }
-    let root = match task.file("root", OFlags::PATH | OFlags::DIRECTORY) {
-        Ok(r) => r,
-        Err(e) => {
-            exec.problem = Some(format!("the process's root could not be opened: {e}"));
-            return false;
-        }
-    };
-    match resolve::resolve(root.as_fd(), &base, &target) {
+    let root = resolve::Root { dir: task.dir.as_fd(), prefix: "root" };
+    match resolve::resolve(root, &base, &target) {
         Ok(p) => {
-            match resolve::shebang(root.as_fd(), &p, &exec.cwd) {
+            match resolve::shebang(root, &p, &exec.cwd) {
                 Some(Ok(i)) => exec.interpreter = Some(i),
                 Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
                 None => {}
@@ -332,7 +337,17 @@ fn describe(e: &Unresolved) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::own_magic_link;
+    use super::{own_magic_link, ppid_in_stat};
+
+    #[test]
+    fn ppid_from_stat_even_with_parens_in_the_name() {
+        assert_eq!(ppid_in_stat(b"42 (a) b) c) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(ppid_in_stat(b"42 (sh) S 123"), None, "not known to be whole");
+        assert_eq!(ppid_in_stat(b"42 (sh) S 123 "), Some(123));
+        assert_eq!(ppid_in_stat(b"42 (sh"), None);
+        let own = std::fs::read(format!("/proc/{}/stat", std::process::id())).unwrap();
+        assert_eq!(ppid_in_stat(&own), Some(std::os::unix::process::parent_id() as i32));
+    }
 
     #[test]
     fn own_magic_links_are_recognised() {

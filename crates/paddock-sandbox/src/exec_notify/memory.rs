@@ -1,6 +1,9 @@
-//! Reading an exec's arguments from the child's memory (`/proc/PID/mem`), bounded.
+//! Reading an exec's arguments from the child's memory, bounded: with
+//! `process_vm_readv(2)`, or through `/proc/PID/mem` where that call is refused (a
+//! seccomp profile of a container, a kernel without it).
 
 use std::fs::File;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileExt;
 
 /// Bytes of one string read at most (a path: `PATH_MAX`; an argument: longer ones are cut).
@@ -15,10 +18,15 @@ const PAGE: u64 = 4096;
 /// lie on two or three pages, each then read once.
 const CACHED_PAGES: usize = 4;
 
-/// The memory of one process (its `/proc/PID/mem`, opened by the caller), read a whole page
-/// at a time (access is granted or refused per page) and the last pages kept.
-pub(crate) struct ChildMem {
-    file: File,
+/// The memory of one process, read a whole page at a time (access is granted or refused per
+/// page) and the last pages kept. Read by pid: what was read is the notifying task's only if
+/// its notification is still valid afterwards (the caller checks).
+pub(crate) struct ChildMem<'a> {
+    pid: libc::pid_t,
+    /// The process's `/proc/PID` directory, for `mem` when `process_vm_readv` is refused.
+    dir: Option<BorrowedFd<'a>>,
+    /// Its `mem`, once `process_vm_readv` was refused.
+    file: Option<File>,
     pages: Vec<Page>,
     next: usize,
 }
@@ -36,9 +44,35 @@ pub(crate) struct CString {
     pub complete: bool,
 }
 
-impl ChildMem {
-    pub(crate) fn new(file: File) -> ChildMem {
-        ChildMem { file, pages: Vec::with_capacity(CACHED_PAGES), next: 0 }
+impl<'a> ChildMem<'a> {
+    /// The memory of process `pid`, whose `/proc/PID` directory is `dir`.
+    pub(crate) fn new(pid: libc::pid_t, dir: BorrowedFd<'a>) -> ChildMem<'a> {
+        ChildMem { pid, dir: Some(dir), file: None, pages: Vec::with_capacity(CACHED_PAGES), next: 0 }
+    }
+
+    /// Through an open `mem` file only.
+    #[cfg(test)]
+    fn of_file(file: File) -> ChildMem<'static> {
+        ChildMem { pid: 0, dir: None, file: Some(file), pages: Vec::new(), next: 0 }
+    }
+
+    /// Reads from `addr` into `buf`: the bytes read (a page at most is asked for at a time).
+    fn read_at(&mut self, buf: &mut [u8], addr: u64) -> std::io::Result<usize> {
+        if self.file.is_none() {
+            match crate::sys::process_vm_read(self.pid, buf, addr) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                    let dir = self.dir.ok_or(e)?;
+                    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC;
+                    let fd = rustix::fs::openat(dir, "mem", flags, rustix::fs::Mode::empty())?;
+                    self.file = Some(File::from(fd));
+                }
+                r => return r,
+            }
+        }
+        match &self.file {
+            Some(f) => f.read_at(buf, addr),
+            None => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+        }
     }
 
     /// The bytes from `at` to the end of its page (fewer when the page could not be read
@@ -49,7 +83,7 @@ impl ChildMem {
             Some(i) => i,
             None => {
                 let mut buf = vec![0u8; PAGE as usize];
-                let n = self.file.read_at(&mut buf, base)?;
+                let n = self.read_at(&mut buf, base)?;
                 buf.truncate(n);
                 let page = Page { base, data: buf.into_boxed_slice() };
                 if self.pages.len() < CACHED_PAGES {
@@ -143,7 +177,8 @@ mod tests {
         let a = std::ffi::CString::new("hello").unwrap();
         let b = std::ffi::CString::new("wörld").unwrap();
         let ptrs: [u64; 3] = [a.as_ptr() as u64, b.as_ptr() as u64, 0];
-        let mut mem = ChildMem::new(File::open("/proc/self/mem").unwrap());
+        let dir = std::fs::File::open("/proc/self").unwrap();
+        let mut mem = ChildMem::new(std::process::id() as i32, std::os::fd::AsFd::as_fd(&dir));
         let (args, complete) = mem.string_array(ptrs.as_ptr() as u64).unwrap();
         assert!(complete);
         assert_eq!(args, vec![b"hello".to_vec(), "wörld".as_bytes().to_vec()]);
@@ -176,17 +211,21 @@ mod tests {
         let ptr_at = page - 4; // a pointer straddling the two pages
         mem2[ptr_at..ptr_at + 8].copy_from_slice(&0x1122_3344_5566_7788u64.to_ne_bytes());
         mem2[2 * page - 1] = 0; // a string ending on the mapping's last byte
-        let mut mem = ChildMem::new(File::open("/proc/self/mem").unwrap());
-        let s = mem.string(addr + page as u64 - 20, MAX_STRING).unwrap();
-        assert!(s.complete);
-        assert_eq!(s.bytes.len(), 30);
-        assert_eq!(mem.pointer(addr + ptr_at as u64).unwrap(), 0x1122_3344_5566_7788);
-        let end = mem.string(addr + 2 * page as u64 - 5, MAX_STRING).unwrap();
-        assert_eq!((end.bytes.as_slice(), end.complete), (&b"xxxx"[..], true));
-        let cut = mem.string(addr + page as u64 + 20, 100).unwrap();
-        assert_eq!((cut.bytes.len(), cut.complete), (100, false));
-        assert!(mem.string(16, MAX_STRING).is_err(), "the zero page is never mapped");
-        assert!(mem.pointer(16).is_err());
+        let dir = std::fs::File::open("/proc/self").unwrap();
+        let by_pid = ChildMem::new(std::process::id() as i32, std::os::fd::AsFd::as_fd(&dir));
+        let by_file = ChildMem::of_file(File::open("/proc/self/mem").unwrap());
+        for mut mem in [by_pid, by_file] {
+            let s = mem.string(addr + page as u64 - 20, MAX_STRING).unwrap();
+            assert!(s.complete);
+            assert_eq!(s.bytes.len(), 30);
+            assert_eq!(mem.pointer(addr + ptr_at as u64).unwrap(), 0x1122_3344_5566_7788);
+            let end = mem.string(addr + 2 * page as u64 - 5, MAX_STRING).unwrap();
+            assert_eq!((end.bytes.as_slice(), end.complete), (&b"xxxx"[..], true));
+            let cut = mem.string(addr + page as u64 + 20, 100).unwrap();
+            assert_eq!((cut.bytes.len(), cut.complete), (100, false));
+            assert!(mem.string(16, MAX_STRING).is_err(), "the zero page is never mapped");
+            assert!(mem.pointer(16).is_err());
+        }
         // SAFETY: the mapping made above, no longer used.
         assert_eq!(unsafe { libc::munmap(base.cast(), 2 * page) }, 0);
     }

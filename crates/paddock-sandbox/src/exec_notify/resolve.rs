@@ -1,7 +1,7 @@
-//! Resolving an exec's path the way the kernel will, in the child's own view: from a
-//! descriptor of the child's root (`/proc/PID/root`, opened once per exec), one component
-//! at a time, following every symlink by hand (an absolute link target is taken from the
-//! child's root, never from the supervisor's).
+//! Resolving an exec's path the way the kernel will, in the child's own view: under the
+//! child's root (`root/...` from its `/proc/PID` directory), one component at a time,
+//! following every symlink by hand (an absolute link target is taken from the child's root,
+//! never from the supervisor's).
 
 use std::ffi::OsStr;
 use std::os::fd::BorrowedFd;
@@ -28,10 +28,29 @@ pub(crate) enum Unresolved {
     Loop,
 }
 
+/// The child's root directory: `prefix` (`root`, the magic link) under `dir` (its
+/// `/proc/PID`).
+#[derive(Clone, Copy)]
+pub(crate) struct Root<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub prefix: &'a str,
+}
+
+impl Root<'_> {
+    /// The path, from `dir`, of the components (all plain names) under the root.
+    fn at(&self, comps: &[Vec<u8>]) -> PathBuf {
+        let mut p = PathBuf::with_capacity(self.prefix.len() + comps.iter().map(|c| c.len() + 1).sum::<usize>());
+        p.push(self.prefix);
+        for c in comps {
+            p.push(OsStr::from_bytes(c));
+        }
+        p
+    }
+}
+
 /// `path` (relative ones from `base`, an absolute directory in the child's view) resolved
-/// under `root` (the child's root directory): the canonical path in the child's view of a
-/// regular file.
-pub(crate) fn resolve(root: BorrowedFd<'_>, base: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
+/// under `root`: the canonical path in the child's view of a regular file.
+pub(crate) fn resolve(root: Root<'_>, base: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut todo: Vec<Vec<u8>> = Vec::new(); // reversed: the next component last
     let push_all = |todo: &mut Vec<Vec<u8>>, p: &Path| {
@@ -60,8 +79,8 @@ pub(crate) fn resolve(root: BorrowedFd<'_>, base: &Path, path: &Path) -> Result<
         if done.first().map(Vec::as_slice) == Some(b"proc") {
             return Err(Unresolved::Proc);
         }
-        let rel = relative(&done);
-        let st = rustix::fs::statat(root, &rel, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| match e {
+        let rel = root.at(&done);
+        let st = rustix::fs::statat(root.dir, &rel, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| match e {
             rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => Unresolved::NotFound,
             _ => Unresolved::Missing,
         })?;
@@ -71,7 +90,7 @@ pub(crate) fn resolve(root: BorrowedFd<'_>, base: &Path, path: &Path) -> Result<
             if links > MAX_LINKS {
                 return Err(Unresolved::Loop);
             }
-            let target = rustix::fs::readlinkat(root, &rel, Vec::new()).map_err(|_| Unresolved::Missing)?;
+            let target = rustix::fs::readlinkat(root.dir, &rel, Vec::new()).map_err(|_| Unresolved::Missing)?;
             let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
             done.pop();
             if target.is_absolute() {
@@ -92,29 +111,16 @@ pub(crate) fn resolve(root: BorrowedFd<'_>, base: &Path, path: &Path) -> Result<
     Ok(out)
 }
 
-/// The components (all plain names) as a path relative to the root, `.` for none.
-fn relative(comps: &[Vec<u8>]) -> PathBuf {
-    let mut p = PathBuf::with_capacity(comps.iter().map(|c| c.len() + 1).sum::<usize>().max(1));
-    for c in comps {
-        p.push(OsStr::from_bytes(c));
-    }
-    if p.as_os_str().is_empty() {
-        p.push(".");
-    }
-    p
-}
-
 /// The interpreter named by a `#!` line of `program` (a canonical path in the child's view,
 /// as [`resolve`] returns it), resolved in the child's view; `None` when the file does not
 /// start with `#!` (or is no longer a regular file there). A relative interpreter is taken
 /// from `cwd` (the process's working directory in its view), as the kernel takes it.
-pub(crate) fn shebang(root: BorrowedFd<'_>, program: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
-    let rel = program.strip_prefix("/").unwrap_or(program);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+pub(crate) fn shebang(root: Root<'_>, program: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
+    let rel = Path::new(root.prefix).join(program.strip_prefix("/").unwrap_or(program));
     // Never follow a link the tree swapped in (its target would be looked up in the
     // supervisor's root), never wait on a FIFO.
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = rustix::fs::openat(root, rel, flags, Mode::empty()).ok()?;
+    let fd = rustix::fs::openat(root.dir, &rel, flags, Mode::empty()).ok()?;
     let mut head = [0u8; 256];
     let n = rustix::io::read(&fd, &mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
@@ -142,7 +148,7 @@ mod tests {
         std::os::unix::fs::symlink("usr/bin", dir.join("bin")).unwrap();
         std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
         let root = std::fs::File::open(&dir).unwrap();
-        let root = std::os::fd::AsFd::as_fd(&root);
+        let root = Root { dir: std::os::fd::AsFd::as_fd(&root), prefix: "." };
         let r = |base: &str, p: &str| resolve(root, Path::new(base), Path::new(p));
         let real = Ok(PathBuf::from("/usr/bin/real"));
         assert_eq!(r("/", "/usr/bin/abs"), real);
