@@ -76,9 +76,12 @@ impl ExecDecider for ExecAuditor {
             rule: d.rule.to_string(),
             reason: d.reason.clone(),
         };
-        let written = self.inner.append(&Event::Exec(record.clone()), false);
-        if let Some(observe) = self.inner.exec_observer() {
-            observe(&record);
+        // Written before the answer, so in the file before the program runs; on disk with the
+        // log's group commit (within its `SyncPolicy`), a refused one before its answer.
+        let event = Event::Exec(record);
+        let written = self.inner.append(&event, !d.is_allow());
+        if let (Some(observe), Event::Exec(record)) = (self.inner.exec_observer(), &event) {
+            observe(record);
         }
         match written {
             Ok(_) if d.is_allow() => ExecVerdict::Allow,

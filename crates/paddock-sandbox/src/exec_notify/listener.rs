@@ -1,13 +1,14 @@
 //! The supervisor's side: one thread per call that answers every exec notification of its
 //! tree ([`supervise`]).
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{Mode, OFlags};
 
 use super::memory::ChildMem;
 use super::resolve::{self, Unresolved};
@@ -26,6 +27,11 @@ pub struct ExecSupervisor {
 /// Starts the thread that answers the notifications of `listener` (from
 /// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts.
 pub fn supervise(listener: OwnedFd, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
+    // Each exec hands the CPU to the supervisor and back: on the same CPU, without waking
+    // another one, where the kernel can (Linux 6.6).
+    if let Err(e) = sys::notif_sync_wake_up(listener.as_raw_fd()) {
+        tracing::debug!("exec supervisor: no synchronous wake-up ({e}); answers take a cross-CPU wake-up");
+    }
     let (stop_r, stop_w) = crate::stdio::pipe()?;
     let thread =
         std::thread::Builder::new().name("paddock-exec".into()).spawn(move || serve(&listener, &stop_r, &*decider))?;
@@ -104,21 +110,64 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn link(pid: u32, what: &str) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/{pid}/{what}")).ok()
+/// The notifying task's files, through one descriptor of its `/proc/PID` directory: opened
+/// before the first validity check, it stays the task's own even if the pid is reused
+/// (its files then fail with `ESRCH`), and each file is one lookup from it.
+struct Task {
+    dir: OwnedFd,
 }
 
-/// The 4th field of `/proc/PID/stat` (after the name, which may hold spaces and parens).
-fn ppid_of(pid: u32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+impl Task {
+    fn open(pid: u32) -> std::io::Result<Task> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())? })
+    }
+
+    /// The target of one of its magic links (`cwd`, `exe`, `fd/N`).
+    fn link(&self, what: &str) -> Option<PathBuf> {
+        let l = rustix::fs::readlinkat(&self.dir, what, Vec::new()).ok()?;
+        Some(PathBuf::from(std::ffi::OsString::from_vec(l.into_bytes())))
+    }
+
+    fn file(&self, what: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+        Ok(rustix::fs::openat(&self.dir, what, flags | OFlags::CLOEXEC, Mode::empty())?)
+    }
+
+    /// Its parent's pid, from its `stat`; 0 when unreadable.
+    fn ppid(&self) -> i32 {
+        let Ok(fd) = self.file("stat", OFlags::RDONLY) else { return 0 };
+        let mut buf = [0u8; 1024];
+        let mut n = 0;
+        while n < buf.len() {
+            match rustix::io::read(&fd, &mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return 0,
+            }
+            if let Some(ppid) = ppid_in_stat(&buf[..n]) {
+                return ppid; // the rest of the line is not needed
+            }
+        }
+        ppid_in_stat(&buf[..n]).unwrap_or(0)
+    }
+}
+
+/// The 4th field of a `stat` line (after the name, which may hold spaces and parens), once
+/// it is whole (followed by a space) in `stat`.
+fn ppid_in_stat(stat: &[u8]) -> Option<i32> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // ") S 123 ...": the state, then the parent's pid, whole once a space follows it
+    let rest = stat[close + 1..].strip_prefix(b" ")?;
+    let after_state = &rest[rest.iter().position(|&b| b == b' ')? + 1..];
+    let end = after_state.iter().position(|&b| b == b' ')?;
+    std::str::from_utf8(&after_state[..end]).ok()?.parse().ok()
 }
 
 /// Reads and resolves one exec; `None` when the notification went stale (checked after
-/// the pid's files are opened and again after everything is read, so what was read is the
-/// notifying task's, not a recycled pid's).
+/// the task's directory is opened and again after everything is read: still valid then,
+/// the task was alive and waiting all along, so what was read by its pid is its own, not a
+/// recycled pid's).
 /// The bool: the path names nothing in the child's view (answered `ENOENT`).
 fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bool)> {
     let pid = req.pid;
@@ -129,14 +178,13 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     } else {
         ("execveat", a[0] as i32, a[1], a[2], a[4] as i32)
     };
-    let mem = ChildMem::open(pid as i32);
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let task = Task::open(pid);
     if !id_valid(fd, req.id) {
         return None;
     }
     let mut exec = ExecRequest {
         pid: pid as i32,
-        ppid: ppid_of(pid),
+        ppid: task.as_ref().map_or(0, Task::ppid),
         syscall,
         path: String::new(),
         program: None,
@@ -144,16 +192,26 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         problem: None,
         argv: Vec::new(),
         argv_truncated: false,
-        cwd: link(pid, "cwd").unwrap_or_default(),
+        cwd: task.as_ref().ok().and_then(|t| t.link("cwd")).unwrap_or_default(),
     };
-    let path_bytes = match &mem {
-        Ok(mem) => match (mem.string(path_ptr, libc::PATH_MAX as usize), mem.string_array(argv_ptr)) {
-            (Ok(p), Ok((argv, complete))) => {
-                exec.argv = argv.iter().map(|b| lossy(b)).collect();
-                exec.argv_truncated = !complete;
-                p.complete.then_some(p.bytes)
-            }
-            (Err(e), _) | (_, Err(e)) => {
+    let mem = match &task {
+        Ok(t) => Ok(ChildMem::new(pid as libc::pid_t, t.dir.as_fd())),
+        Err(e) => Err(e),
+    };
+    let path_bytes = match mem {
+        Ok(mut mem) => match mem.string(path_ptr, libc::PATH_MAX as usize) {
+            Ok(p) => match mem.string_array(argv_ptr) {
+                Ok((argv, complete)) => {
+                    exec.argv = argv.iter().map(|b| lossy(b)).collect();
+                    exec.argv_truncated = !complete;
+                    p.complete.then_some(p.bytes)
+                }
+                Err(e) => {
+                    exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
                 exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
                 None
             }
@@ -166,7 +224,10 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     let mut not_found = false;
     if let Some(p) = &path_bytes {
         exec.path = lossy(p);
-        not_found = resolve_program(&mut exec, &root, p, dirfd, flags);
+        match &task {
+            Ok(task) => not_found = resolve_program(&mut exec, task, p, dirfd, flags),
+            Err(e) => exec.problem = Some(format!("the process's files could not be opened: {e}")),
+        }
     } else if exec.problem.is_none() {
         exec.problem = Some("the path is longer than PATH_MAX or unreadable".into());
     }
@@ -177,9 +238,8 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
 }
 
 /// Fills `program`, `interpreter` or `problem`; true when the path names nothing.
-fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32, flags: i32) -> bool {
-    let pid = exec.pid as u32;
-    let fd_link = |fd: i32| link(pid, &format!("fd/{fd}"));
+fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32, flags: i32) -> bool {
+    let fd_link = |fd: i32| task.link(&format!("fd/{fd}"));
     let pathless = |l: &Path| {
         let b = l.as_os_str().as_bytes();
         !l.is_absolute() || b.starts_with(b"/memfd:") || b.ends_with(b" (deleted)")
@@ -208,7 +268,7 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
         // `/proc/self/exe`, `/proc/self/fd/N`, `/dev/fd/N`: the caller's own file, which the
         // kernel reaches through the magic link; decided as that file (or refused when it
         // has no path: a memfd, a deleted file).
-        match link(pid, &own) {
+        match task.link(&own) {
             Some(l) if !pathless(&l) => {
                 target = l;
                 base = PathBuf::from("/");
@@ -235,10 +295,10 @@ fn resolve_program(exec: &mut ExecRequest, root: &Path, path: &[u8], dirfd: i32,
             }
         };
     }
+    let root = resolve::Root { dir: task.dir.as_fd(), prefix: "root" };
     match resolve::resolve(root, &base, &target) {
         Ok(p) => {
-            let comps: Vec<Vec<u8>> = p.iter().skip(1).map(|c| c.as_bytes().to_vec()).collect();
-            match resolve::shebang(root, &resolve::in_root(root, &comps), &exec.cwd) {
+            match resolve::shebang(root, &p, &exec.cwd) {
                 Some(Ok(i)) => exec.interpreter = Some(i),
                 Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
                 None => {}
@@ -277,7 +337,17 @@ fn describe(e: &Unresolved) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::own_magic_link;
+    use super::{own_magic_link, ppid_in_stat};
+
+    #[test]
+    fn ppid_from_stat_even_with_parens_in_the_name() {
+        assert_eq!(ppid_in_stat(b"42 (a) b) c) S 7 42 42 0 -1"), Some(7));
+        assert_eq!(ppid_in_stat(b"42 (sh) S 123"), None, "not known to be whole");
+        assert_eq!(ppid_in_stat(b"42 (sh) S 123 "), Some(123));
+        assert_eq!(ppid_in_stat(b"42 (sh"), None);
+        let own = std::fs::read(format!("/proc/{}/stat", std::process::id())).unwrap();
+        assert_eq!(ppid_in_stat(&own), Some(std::os::unix::process::parent_id() as i32));
+    }
 
     #[test]
     fn own_magic_links_are_recognised() {

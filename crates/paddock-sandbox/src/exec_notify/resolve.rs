@@ -1,10 +1,14 @@
-//! Resolving an exec's path the way the kernel will, in the child's own view: through
-//! `/proc/PID/root`, following every symlink by hand (an absolute link target is taken
-//! from the child's root, never from the supervisor's).
+//! Resolving an exec's path the way the kernel will, in the child's own view: under the
+//! child's root (`root/...` from its `/proc/PID` directory), one component at a time,
+//! following every symlink by hand (an absolute link target is taken from the child's root,
+//! never from the supervisor's).
 
 use std::ffi::OsStr;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 /// Symlinks followed at most (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -24,9 +28,29 @@ pub(crate) enum Unresolved {
     Loop,
 }
 
+/// The child's root directory: `prefix` (`root`, the magic link) under `dir` (its
+/// `/proc/PID`).
+#[derive(Clone, Copy)]
+pub(crate) struct Root<'a> {
+    pub dir: BorrowedFd<'a>,
+    pub prefix: &'a str,
+}
+
+impl Root<'_> {
+    /// The path, from `dir`, of the components (all plain names) under the root.
+    fn at(&self, comps: &[Vec<u8>]) -> PathBuf {
+        let mut p = PathBuf::with_capacity(self.prefix.len() + comps.iter().map(|c| c.len() + 1).sum::<usize>());
+        p.push(self.prefix);
+        for c in comps {
+            p.push(OsStr::from_bytes(c));
+        }
+        p
+    }
+}
+
 /// `path` (relative ones from `base`, an absolute directory in the child's view) resolved
-/// under `root` (`/proc/PID/root`): the canonical path in the child's view of a regular file.
-pub(crate) fn resolve(root: &Path, base: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
+/// under `root`: the canonical path in the child's view of a regular file.
+pub(crate) fn resolve(root: Root<'_>, base: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut todo: Vec<Vec<u8>> = Vec::new(); // reversed: the next component last
     let push_all = |todo: &mut Vec<Vec<u8>>, p: &Path| {
@@ -55,23 +79,27 @@ pub(crate) fn resolve(root: &Path, base: &Path, path: &Path) -> Result<PathBuf, 
         if done.first().map(Vec::as_slice) == Some(b"proc") {
             return Err(Unresolved::Proc);
         }
-        let host = in_root(root, &done);
-        let meta = std::fs::symlink_metadata(&host).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Unresolved::NotFound,
+        let rel = root.at(&done);
+        let st = rustix::fs::statat(root.dir, &rel, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| match e {
+            rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => Unresolved::NotFound,
             _ => Unresolved::Missing,
         })?;
-        if meta.file_type().is_symlink() {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::Symlink {
             links += 1;
             if links > MAX_LINKS {
                 return Err(Unresolved::Loop);
             }
-            let target = std::fs::read_link(&host).map_err(|_| Unresolved::Missing)?;
+            let target = rustix::fs::readlinkat(root.dir, &rel, Vec::new()).map_err(|_| Unresolved::Missing)?;
+            let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
             done.pop();
             if target.is_absolute() {
                 done.clear();
             }
             push_all(&mut todo, &target);
-        } else if (todo.is_empty() && !meta.is_file()) || (!todo.is_empty() && !meta.is_dir()) {
+        } else if (todo.is_empty() && kind != FileType::RegularFile)
+            || (!todo.is_empty() && kind != FileType::Directory)
+        {
             // The last component must be a regular file; every other one a directory.
             return Err(Unresolved::Missing);
         }
@@ -83,23 +111,18 @@ pub(crate) fn resolve(root: &Path, base: &Path, path: &Path) -> Result<PathBuf, 
     Ok(out)
 }
 
-/// `root` joined with the components (all plain names).
-pub(crate) fn in_root(root: &Path, comps: &[Vec<u8>]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for c in comps {
-        p.push(OsStr::from_bytes(c));
-    }
-    p
-}
-
-/// The interpreter named by a `#!` line of the file at `host` (a path under the child's
-/// root), resolved in the child's view; `None` when the file does not start with `#!`.
-/// A relative interpreter is taken from `cwd` (the process's working directory in its
-/// view), as the kernel takes it.
-pub(crate) fn shebang(root: &Path, host: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
-    use std::io::Read;
+/// The interpreter named by a `#!` line of `program` (a canonical path in the child's view,
+/// as [`resolve`] returns it), resolved in the child's view; `None` when the file does not
+/// start with `#!` (or is no longer a regular file there). A relative interpreter is taken
+/// from `cwd` (the process's working directory in its view), as the kernel takes it.
+pub(crate) fn shebang(root: Root<'_>, program: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
+    let rel = Path::new(root.prefix).join(program.strip_prefix("/").unwrap_or(program));
+    // Never follow a link the tree swapped in (its target would be looked up in the
+    // supervisor's root), never wait on a FIFO.
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::openat(root.dir, &rel, flags, Mode::empty()).ok()?;
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(host).and_then(|mut f| f.read(&mut head)).ok()?;
+    let n = rustix::io::read(&fd, &mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
     let interp = line.split(|&b| b == b' ' || b == b'\t').find(|w| !w.is_empty())?;
@@ -124,7 +147,9 @@ mod tests {
         std::os::unix::fs::symlink("real", dir.join("usr/bin/rel")).unwrap();
         std::os::unix::fs::symlink("usr/bin", dir.join("bin")).unwrap();
         std::os::unix::fs::symlink("loop", dir.join("loop")).unwrap();
-        let r = |base: &str, p: &str| resolve(&dir, Path::new(base), Path::new(p));
+        let root = std::fs::File::open(&dir).unwrap();
+        let root = Root { dir: std::os::fd::AsFd::as_fd(&root), prefix: "." };
+        let r = |base: &str, p: &str| resolve(root, Path::new(base), Path::new(p));
         let real = Ok(PathBuf::from("/usr/bin/real"));
         assert_eq!(r("/", "/usr/bin/abs"), real);
         assert_eq!(r("/", "/bin/rel"), real);
@@ -134,7 +159,8 @@ mod tests {
         assert_eq!(r("/", "/usr/bin"), Err(Unresolved::Missing));
         assert_eq!(r("/", "/proc/self/exe"), Err(Unresolved::Proc));
         assert_eq!(r("/", "/loop"), Err(Unresolved::Loop));
-        assert_eq!(shebang(&dir, &dir.join("usr/bin/real"), Path::new("/")), Some(real));
+        assert_eq!(shebang(root, Path::new("/usr/bin/real"), Path::new("/")), Some(real));
+        assert_eq!(shebang(root, Path::new("/usr/bin/abs"), Path::new("/")), None, "a link is not followed");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

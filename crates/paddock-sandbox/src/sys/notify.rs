@@ -1,5 +1,6 @@
 //! seccomp user notification (`SECCOMP_FILTER_FLAG_NEW_LISTENER` and the
-//! `SECCOMP_IOCTL_NOTIF_*` ioctls): rustix has no wrapper for these.
+//! `SECCOMP_IOCTL_NOTIF_*` ioctls) and reading the notifying process: rustix has no
+//! wrapper for these.
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -56,4 +57,38 @@ pub(crate) fn notif_send(fd: RawFd, id: u64, answer: Result<(), i32>) -> io::Res
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the kernel wakes the supervisor and
+/// then the waiting task on the CPU that is about to sleep, instead of another one.
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` on listener
+/// `fd` (a scheduling hint: `EINVAL` on kernels without it).
+pub(crate) fn notif_sync_wake_up(fd: RawFd) -> io::Result<()> {
+    // SAFETY: the ioctl takes the flags by value and touches no memory of ours.
+    if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `process_vm_readv(2)` of one range, for the supervisor to read a notifying process:
+/// `buf.len()` bytes of process `pid` from `addr`; the bytes read (fewer when the range
+/// runs into an unmapped page).
+pub(crate) fn process_vm_read(pid: libc::pid_t, buf: &mut [u8], addr: u64) -> io::Result<usize> {
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
+    loop {
+        // SAFETY: `local` describes `buf`, writable for its length for the whole call; the
+        // remote range is only read (by the kernel, in the other process, checked there).
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
