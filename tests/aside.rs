@@ -226,11 +226,14 @@ fn a_git_dir_put_in_place_of_the_repositorys_is_moved_aside(u: User) {
     std::fs::remove_dir_all(f.ws.join(".git")).unwrap();
     std::fs::rename(f.ws.join(".git-old"), f.ws.join(".git")).unwrap();
 
+    // Under the default the view pins `.git` (a protected path depends on its name): the
+    // rename fails (EBUSY) and nothing is planted. (Without a mount view, the move aside
+    // catches a `.git` that is not the one there at the start: `absent.rs` unit tests.)
     let o = run_in(&f, ".", None, &plant);
-    assert_eq!(o.code(), 0, "{o}");
-    assert!(o.err().contains(&format!("created {}", f.ws.join(".git").display())), "{o}");
-    assert!(std::fs::symlink_metadata(f.ws.join(".git")).is_err(), "the planted .git stayed\n{o}");
-    assert!(f.ws.join(".git-old/config").is_file(), "the repository itself is kept\n{o}");
+    assert_ne!(o.code(), 0, "{o}");
+    assert!(o.err().contains("Device or resource busy"), "the pinned .git cannot be renamed\n{o}");
+    assert!(!f.ws.join(".git-old").exists(), "{o}");
+    assert!(!read(&f.ws.join(".git/config")).contains("fsmonitor"), "{o}");
     let _ = f.host(&["git", "status"]);
     assert!(!mark.exists(), "host git ran the planted fsmonitor\n{o}");
 }

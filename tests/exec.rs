@@ -365,4 +365,11 @@ fn argv0_of_another_program_is_refused(u: User) {
     assert!(o.out().contains("commits=0"), "argv[0] git-commit must not commit under \"tree\"\n{o}");
     assert!(o.err().contains("paddock: refused exec git-add"), "{o}");
     assert!(o.err().contains("argv[0]"), "the refusal says why\n{o}");
+    // A symlink named after the subcommand, run by its path: the same refusal.
+    let by_link = "git init -q . ; echo x > log; ln -s \"$(command -v git)\" ./git-add; ./git-add log; echo add=$?";
+    let t2 = t.replace("\"git log **\"]", "\"git log **\", \"ln **\"]");
+    let f = Fixture::new(u);
+    let o = f.run(&Pol { tail: &t2, ..Pol::default() }, &["bash", "-c", by_link], None);
+    assert!(o.out().contains("add=126"), "a symlink git-add to git must be refused under \"tree\"\n{o}");
+    assert!(o.err().contains("argv[0]"), "{o}");
 }

@@ -157,18 +157,16 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
 }
 
 /// argv[0], when its last component (a login shell's leading `-` dropped) names another
-/// program: neither the name the exec asked for, nor the program's own, nor a name the
-/// sandbox's `PATH` resolves to the same program (`sh` for `/usr/bin/dash`). Multi-call
-/// programs choose what to do by it (`exec -a git-commit git log` commits; busybox runs
-/// the applet it names), and the rules match the program and its arguments, so under
-/// `"tree"` such an exec is refused.
+/// program: neither the program's own name nor a name the sandbox's `PATH` resolves to the
+/// same program (`sh` for `/usr/bin/dash`). Multi-call programs choose what to do by it
+/// (`exec -a git-commit git log` commits; busybox runs the applet it names), and the rules
+/// match the program and its arguments, so under `"tree"` such an exec is refused. The name
+/// the exec asked for does not count: the agent can make a symlink `git-commit` to git.
 fn foreign_argv0<'a>(policy: &Policy, e: &'a ExecRequest, program: &std::path::Path) -> Option<&'a str> {
     let a0 = e.argv.first()?;
     let name = a0.rsplit('/').next().unwrap_or(a0);
     let name = name.strip_prefix('-').unwrap_or(name);
-    let asked = e.path.rsplit('/').next().unwrap_or(&e.path);
-    let own = program.file_name().is_some_and(|n| n.as_encoded_bytes() == name.as_bytes());
-    if name == asked || own {
+    if program.file_name().is_some_and(|n| n.as_encoded_bytes() == name.as_bytes()) {
         return None;
     }
     let same = policy.resolve_program(name, std::path::Path::new("/")).is_some_and(|p| p == program);
@@ -224,10 +222,10 @@ mod tests {
         // A name PATH resolves to the program (`sh` is dash here, or bash).
         let sh = std::fs::canonicalize("/bin/sh").unwrap();
         assert!(decide(&p, &exec(Some(sh.to_str().unwrap()), &["sh", "-c", "true"])).is_allow());
-        // The name the exec asked for (a symlink's), though the program resolves elsewhere.
-        let mut e = exec(Some("/bin/sh"), &["sh"]);
-        e.path = "/usr/local/bin/sh".into();
-        assert!(decide(&p, &e).is_allow());
+        // A symlink the agent named after another program: the name asked for does not count.
+        let mut e = exec(Some("/bin/ls"), &["/tmp/rm", "-l"]);
+        e.path = "/tmp/rm".into();
+        assert!(!decide(&p, &e).is_allow());
         for a0 in ["ls-remove", "/usr/bin/rm", "-rm"] {
             let d = decide(&p, &exec(Some("/bin/ls"), &[a0, "-l"]));
             assert_eq!((d.is_allow(), &*d.rule), (false, "default"), "{a0}: {}", d.reason);
