@@ -95,7 +95,11 @@ impl Registry {
             tracing::debug!(state = %state.display(), "the state directory is under a write grant: no registry of running calls");
             return Ok(None);
         }
-        let path = state.join("running");
+        Registry::at(state.join("running")).map(Some)
+    }
+
+    /// The registry in directory `path` (made 0700 when absent).
+    fn at(path: PathBuf) -> Result<Registry, RegistryError> {
         let err = |e: Errno| RegistryError { path: path.display().to_string(), error: e.to_string() };
         match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
@@ -103,7 +107,7 @@ impl Registry {
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dir = rustix::fs::open(&path, flags, Mode::empty()).map_err(err)?;
-        Ok(Some(Registry { dir, path }))
+        Ok(Registry { dir, path })
     }
 
     fn err(&self, what: &str, e: impl std::fmt::Display) -> RegistryError {
@@ -130,6 +134,7 @@ impl Locked<'_> {
     /// (noted just now, under this lock), records the result for calls that start later,
     /// and lets the lock go.
     pub(crate) fn register(self, absent: &mut AbsentPaths, planted: &mut Planted) -> Result<Registered, RegistryError> {
+        let t = std::time::Instant::now();
         let r = self.registry;
         let mut names = Vec::new();
         let dir = rustix::fs::Dir::read_from(&r.dir).map_err(|e| r.err("read", e))?;
@@ -168,6 +173,7 @@ impl Locked<'_> {
         let registered = Registered { dir, name };
         std::fs::File::from(fd).write_all(&bytes).map_err(|e| r.err(&registered.name, e))?;
         drop(self.lock); // the lock goes with its descriptor
+        tracing::debug!(elapsed_us = t.elapsed().as_micros() as u64, "registered among the running calls");
         Ok(registered)
     }
 }
@@ -237,5 +243,91 @@ fn alive(pid: u32, start: u64) -> bool {
             tracing::debug!(pid, error = %e, "whether a call still runs cannot be told: taken as running");
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+    use std::path::Path;
+
+    fn policy(ws: &Path) -> Policy {
+        let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\nprotect = [\"${WORKSPACE}/.mcp.json\", \"${WORKSPACE}/**/.envrc\"]\n";
+        let vars = Vars { workspace: ws.to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        Policy::from_toml_str("p.toml", text, &vars).unwrap()
+    }
+
+    /// A call's start: noted under the registry's lock, then registered.
+    fn start(reg: &Registry, p: &Policy, ws: &Path) -> (AbsentPaths, Planted, Registered) {
+        let locked = reg.lock().unwrap();
+        let mut absent = AbsentPaths::before(p);
+        let mut planted = Planted::before(p, &[ws.to_path_buf()], None);
+        let r = locked.register(&mut absent, &mut planted).unwrap();
+        (absent, planted, r)
+    }
+
+    #[test]
+    fn what_a_running_call_made_is_not_the_users_to_a_call_that_starts_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("mine")).unwrap();
+        std::fs::write(ws.join("mine/.envrc"), "the user's").unwrap();
+        let p = policy(&ws);
+        let reg = Registry::at(dir.path().join("running")).unwrap();
+        let (absent_a, planted_a, rec_a) = start(&reg, &p, &ws);
+        // A's child makes both; B starts; A's child takes them away and A ends.
+        std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
+        std::fs::create_dir(ws.join("d")).unwrap();
+        std::fs::write(ws.join("d/x"), "planted").unwrap();
+        std::fs::hard_link(ws.join("d/x"), ws.join("d/.envrc")).unwrap();
+        let (absent_b, planted_b, rec_b) = start(&reg, &p, &ws);
+        std::fs::rename(ws.join(".mcp.json"), ws.join("mcp-a")).unwrap();
+        std::fs::remove_file(ws.join("d/.envrc")).unwrap();
+        assert!(absent_a.settle().is_empty() && planted_a.settle().0.is_empty(), "A finds nothing");
+        drop(rec_a);
+        // B's child puts them back.
+        std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
+        std::fs::hard_link(ws.join("d/x"), ws.join("d/.envrc")).unwrap();
+        let mut moved: Vec<String> =
+            absent_b.settle().into_iter().chain(planted_b.settle().0).map(|m| m.from).collect();
+        moved.sort();
+        let want = [ws.join(".mcp.json"), ws.join("d/.envrc")].map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(moved, want);
+        assert_eq!(std::fs::read_to_string(ws.join("mine/.envrc")).unwrap(), "the user's");
+        drop(rec_b);
+        // Control: with no call running, what is there at the start is the user's.
+        std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
+        let (absent_c, planted_c, _rec) = start(&reg, &p, &ws);
+        assert!(absent_c.settle().is_empty() && planted_c.settle().0.is_empty());
+    }
+
+    #[test]
+    fn stale_records_are_removed_and_strange_ones_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let p = policy(&ws);
+        let reg = Registry::at(dir.path().join("running")).unwrap();
+        // A pid that cannot be (above pid_max), and this process with another start time.
+        let stale = ["4194305-1-0.json".to_string(), format!("{}-1-0.json", std::process::id())];
+        for s in &stale {
+            std::fs::write(dir.path().join("running").join(s), "not even json").unwrap();
+        }
+        let (_, _, rec) = start(&reg, &p, &ws);
+        for s in &stale {
+            assert!(!dir.path().join("running").join(s).exists(), "{s} removed");
+        }
+        assert!(dir.path().join("running").join(&rec.name).exists());
+        drop(rec);
+        // A live process's record that cannot be read fails the start.
+        let name = format!("{}-{}-999.json", std::process::id(), own_start().unwrap());
+        std::fs::write(dir.path().join("running").join(&name), "not even json").unwrap();
+        let locked = reg.lock().unwrap();
+        let (mut a, mut g) = (AbsentPaths::before(&p), Planted::before(&p, std::slice::from_ref(&ws), None));
+        let e = locked.register(&mut a, &mut g).err().expect("refused");
+        assert!(e.to_string().contains(&name), "{e}");
+        assert_eq!(owner("strange.json"), None);
+        assert_eq!(owner("12-34-5.json"), Some((12, 34)));
     }
 }

@@ -87,8 +87,10 @@ impl Inner {
         // running now noted it otherwise (the registry of running calls, under its lock).
         let noted = (|| {
             let policy = self.policy();
+            let t = Instant::now();
             let registry = crate::running::Registry::open(&policy, &spec.write_paths)?;
             let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
+            phase("registry of running calls opened and locked", t);
             let mut absent = crate::absent::AbsentPaths::before(&policy);
             let mut planted = crate::planted::Planted::before(&policy, &spec.write_paths, spec.view_cache.as_deref());
             let registered = locked.map(|l| l.register(&mut absent, &mut planted)).transpose()?;
