@@ -130,20 +130,27 @@ impl AbsentPaths {
     }
 
     /// Notes the paths another running call noted at its start (its child may have
-    /// created them since: they are not the user's), each once. A root that cannot be
-    /// opened now holds nothing to settle.
-    pub(crate) fn adopt(&mut self, records: &[Record]) {
+    /// created them since: they are not the user's), each once, where this call can
+    /// write (`writes`: elsewhere this call's child makes nothing, and that call settles
+    /// its own). A root that cannot be opened now holds nothing to settle.
+    pub(crate) fn adopt(&mut self, records: &[Record], writes: &[PathBuf]) {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let mine = self.records();
-        for r in records.iter().filter(|r| !mine.contains(r)) {
-            let root_path = PathBuf::from(std::ffi::OsStr::from_bytes(&r.root));
-            if r.names.is_empty() || r.first >= r.names.len() {
+        let mut mine = self.records();
+        for r in records {
+            if mine.contains(r) || r.names.is_empty() || r.first >= r.names.len() {
                 continue;
             }
+            let root_path = PathBuf::from(std::ffi::OsStr::from_bytes(&r.root));
             let names: Vec<OsString> = r.names.iter().map(|n| OsString::from_vec(n.clone())).collect();
             if names.iter().any(|n| aside::normal_components(Path::new(n)).map_or(true, |c| c.len() != 1)) {
                 continue;
             }
+            let full: PathBuf =
+                std::iter::once(root_path.as_os_str()).chain(names.iter().map(|n| n.as_os_str())).collect();
+            if !writes.iter().any(|w| full.starts_with(w)) {
+                continue;
+            }
+            mine.push(r.clone());
             let root = self.0.iter().find(|n| n.root_path == root_path).map(|n| Arc::clone(&n.root));
             let Some(root) = root.or_else(|| aside::open_root(&root_path).ok().map(Arc::new)) else { continue };
             self.0.push(Noted {

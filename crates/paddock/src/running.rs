@@ -131,9 +131,14 @@ impl Registry {
 
 impl Locked<'_> {
     /// Merges what the running calls noted into this call's `absent` and `planted`
-    /// (noted just now, under this lock), records the result for calls that start later,
-    /// and lets the lock go.
-    pub(crate) fn register(self, absent: &mut AbsentPaths, planted: &mut Planted) -> Result<Registered, RegistryError> {
+    /// (noted just now, under this lock; `writes`: this call's write grants), records
+    /// the result for calls that start later, and lets the lock go.
+    pub(crate) fn register(
+        self,
+        absent: &mut AbsentPaths,
+        planted: &mut Planted,
+        writes: &[PathBuf],
+    ) -> Result<Registered, RegistryError> {
         let t = std::time::Instant::now();
         let r = self.registry;
         let mut names = Vec::new();
@@ -157,7 +162,7 @@ impl Locked<'_> {
                 continue;
             }
             let entry = read_entry(&r.dir, &name).map_err(|e| r.err(&name, e))?;
-            absent.adopt(&entry.absent);
+            absent.adopt(&entry.absent, writes);
             planted.restrict(&entry.globs);
         }
         static N: AtomicU64 = AtomicU64::new(0);
@@ -263,7 +268,7 @@ mod tests {
         let locked = reg.lock().unwrap();
         let mut absent = AbsentPaths::before(p);
         let mut planted = Planted::before(p, &[ws.to_path_buf()], None);
-        let r = locked.register(&mut absent, &mut planted).unwrap();
+        let r = locked.register(&mut absent, &mut planted, &[ws.to_path_buf()]).unwrap();
         (absent, planted, r)
     }
 
@@ -325,7 +330,7 @@ mod tests {
         std::fs::write(dir.path().join("running").join(&name), "not even json").unwrap();
         let locked = reg.lock().unwrap();
         let (mut a, mut g) = (AbsentPaths::before(&p), Planted::before(&p, std::slice::from_ref(&ws), None));
-        let e = locked.register(&mut a, &mut g).err().expect("refused");
+        let e = locked.register(&mut a, &mut g, std::slice::from_ref(&ws)).err().expect("refused");
         assert!(e.to_string().contains(&name), "{e}");
         assert_eq!(owner("strange.json"), None);
         assert_eq!(owner("12-34-5.json"), Some((12, 34)));

@@ -93,7 +93,7 @@ impl Inner {
             phase("registry of running calls opened and locked", t);
             let mut absent = crate::absent::AbsentPaths::before(&policy);
             let mut planted = crate::planted::Planted::before(&policy, &spec.write_paths, spec.view_cache.as_deref());
-            let registered = locked.map(|l| l.register(&mut absent, &mut planted)).transpose()?;
+            let registered = locked.map(|l| l.register(&mut absent, &mut planted, &spec.write_paths)).transpose()?;
             Ok::<_, crate::running::RegistryError>((absent, planted, registered))
         })();
         let (absent, planted, record) = match noted {
