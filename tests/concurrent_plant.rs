@@ -21,8 +21,10 @@ mod common;
 use common::*;
 
 use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 both_users!(
@@ -30,6 +32,7 @@ both_users!(
     a_tasks_file_a_concurrent_call_made_is_not_the_users,
     a_match_a_concurrent_call_put_in_place_is_not_the_users,
     an_unreadable_directory_does_not_hide_a_plant,
+    a_session_call_is_held_to_it,
 );
 
 /// `paddock run --workspace WS -- argv` under the embedded default policy.
@@ -212,4 +215,72 @@ fn an_unreadable_directory_does_not_hide_a_plant(user: User) {
         assert_eq!(o.code(), 71, "{o}");
         assert!(o.err().contains("locked: cannot list the directory"), "{o}");
     }
+}
+
+/// One `command` call through `paddock mcp` in the workspace: its answer.
+fn session_call(f: &Fixture, script: &str) -> String {
+    let mut full = f.user.prefix();
+    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+    let mut child = Command::new(&full[0])
+        .args(&full[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &f.home)
+        .env("PADDOCK_STATE_DIR", f.root.join("state"))
+        .current_dir(&f.ws)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paddock mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |s: &str| {
+        writeln!(stdin, "{s}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+    );
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
+    send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}).to_string());
+    let answer = loop {
+        let l = lines.next().expect("an answer").unwrap();
+        if l.contains("\"id\":2") {
+            break l;
+        }
+    };
+    drop(stdin); // the session ends
+    assert!(child.wait().unwrap().success());
+    answer
+}
+
+/// B is a session call (`paddock mcp`), started while a `paddock run` (A) runs.
+fn a_session_call_is_held_to_it(user: User) {
+    let f = Fixture::new(user);
+    let tasks = f.ws.join(".vscode/tasks.json");
+    let plant = "mkdir -p .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json";
+    // Control: a session call alone.
+    let answer = session_call(&f, plant);
+    assert!(!tasks.exists() && answer.contains("moved aside to"), "control: {answer}");
+    std::fs::remove_dir_all(f.ws.join(".vscode")).unwrap();
+
+    let a = format!(
+        "{WAIT_FOR}mkdir .vscode && echo '{{}}' > .vscode/tasks.json && echo '{{}}' > .vscode/settings.json && touch a-ready
+wait_for b-started; mv .vscode .vscode-a"
+    );
+    let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; test ! -e .vscode && {plant} && echo B-planted");
+    let (oa, answer) = std::thread::scope(|s| {
+        let first = s.spawn(|| run_default(&f, &["sh", "-c", &a]));
+        wait_for(&f.ws.join("a-ready"));
+        let second = s.spawn(|| session_call(&f, &b));
+        let first = first.join().unwrap();
+        write(&f.ws.join("a-gone"), "", 0o644);
+        (first, second.join().unwrap())
+    });
+    assert_eq!(oa.code(), 0, "A\n{oa}");
+    assert!(answer.contains("B-planted"), "B: {answer}");
+    assert!(!tasks.exists(), "B's tasks.json is moved aside: {answer}");
+    assert!(answer.contains("moved aside to"), "B's outcome says so: {answer}");
 }
