@@ -36,6 +36,18 @@ use crate::aside;
 #[derive(Debug, Default)]
 pub(crate) struct AbsentPaths(Vec<Noted>);
 
+/// One noted path as the registry of running calls keeps it ([`crate::running`]): what
+/// a call that starts while this one runs notes as well.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Record {
+    rule: String,
+    root: Vec<u8>,
+    names: Vec<Vec<u8>>,
+    first: usize,
+    was: Option<Stamp>,
+    dirs: Vec<(u64, u64)>,
+}
+
 /// One path noted at the start.
 #[derive(Debug)]
 struct Noted {
@@ -98,6 +110,59 @@ impl AbsentPaths {
             }
         }
         AbsentPaths(noted)
+    }
+
+    /// What was noted, for the registry of running calls.
+    pub(crate) fn records(&self) -> Vec<Record> {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = |s: &std::ffi::OsStr| s.as_bytes().to_vec();
+        self.0
+            .iter()
+            .map(|n| Record {
+                rule: n.rule.clone(),
+                root: bytes(n.root_path.as_os_str()),
+                names: n.names.iter().map(|s| bytes(s)).collect(),
+                first: n.first,
+                was: n.was,
+                dirs: n.dirs.clone(),
+            })
+            .collect()
+    }
+
+    /// Notes the paths another running call noted at its start (its child may have
+    /// created them since: they are not the user's), each once, where this call can
+    /// write (`writes`: elsewhere this call's child makes nothing, and that call settles
+    /// its own). A root that cannot be opened now holds nothing to settle.
+    pub(crate) fn adopt(&mut self, records: &[Record], writes: &[PathBuf]) {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let mut mine = self.records();
+        for r in records {
+            if mine.contains(r) || r.names.is_empty() || r.first >= r.names.len() {
+                continue;
+            }
+            let root_path = PathBuf::from(std::ffi::OsStr::from_bytes(&r.root));
+            let names: Vec<OsString> = r.names.iter().map(|n| OsString::from_vec(n.clone())).collect();
+            if names.iter().any(|n| aside::normal_components(Path::new(n)).map_or(true, |c| c.len() != 1)) {
+                continue;
+            }
+            let full: PathBuf =
+                std::iter::once(root_path.as_os_str()).chain(names.iter().map(|n| n.as_os_str())).collect();
+            if !writes.iter().any(|w| full.starts_with(w)) {
+                continue;
+            }
+            mine.push(r.clone());
+            let root = self.0.iter().find(|n| n.root_path == root_path).map(|n| Arc::clone(&n.root));
+            let Some(root) = root.or_else(|| aside::open_root(&root_path).ok().map(Arc::new)) else { continue };
+            self.0.push(Noted {
+                rule: r.rule.clone(),
+                root,
+                root_path,
+                names,
+                first: r.first,
+                was: r.was,
+                dirs: r.dirs.clone(),
+            });
+        }
     }
 
     /// Moves aside what the call created on the way to each noted path (`NAME` →

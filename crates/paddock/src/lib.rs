@@ -70,6 +70,7 @@ mod http;
 pub mod mcp;
 mod net;
 mod planted;
+mod running;
 pub mod secrets;
 mod session;
 pub mod spec;

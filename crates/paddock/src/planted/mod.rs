@@ -105,12 +105,22 @@ impl Globs {
     }
 }
 
+/// A call's start matches as the registry of running calls keeps them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Record {
+    /// The roots scanned and the globs (their text).
+    roots: Vec<Vec<u8>>,
+    globs: Vec<String>,
+    /// Path, device, inode of each match taken as the user's.
+    matches: Vec<(Vec<u8>, u64, u64)>,
+}
+
 /// The matches of the globs at a call's start, to compare with those after it.
 pub(crate) struct Planted {
     globs: Globs,
     roots: Vec<PathBuf>,
-    /// Each match at the start: its path and (device, inode).
-    start: HashMap<PathBuf, (u64, u64)>,
+    /// Each match at the start taken as the user's: its path, (device, inode) and rule.
+    start: HashMap<PathBuf, ((u64, u64), usize)>,
     /// Directories the start scan could not read.
     failed: Vec<(PathBuf, String)>,
     /// The listings of the start scan, and what they are kept under.
@@ -163,11 +173,39 @@ impl Planted {
             elapsed_us = t.elapsed().as_micros() as u64,
             "glob matches before the call"
         );
-        let start = s.found.iter().map(|f| (f.path.clone(), f.id)).collect();
+        let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
         let mut failed = failed;
         failed.extend(s.failed);
         let read = s.read > 0;
         Planted { globs, roots, start, failed, listings, key, file, read }
+    }
+
+    /// What this call takes as the user's, for the registry of running calls.
+    pub(crate) fn record(&self) -> Record {
+        let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let mut globs: Vec<String> = self.globs.rules.iter().map(|(_, g, _)| g.glob().glob().to_owned()).collect();
+        globs.sort();
+        globs.dedup();
+        Record {
+            roots: self.roots.iter().map(|r| bytes(r)).collect(),
+            globs,
+            matches: self.start.iter().map(|(p, (id, _))| (bytes(p), id.0, id.1)).collect(),
+        }
+    }
+
+    /// Takes as the user's only the matches another running call took as its own at its
+    /// start (as the same object) when that call's scan covered them (one of its roots
+    /// holds the match, and it has the same glob): a match that call's child made, or
+    /// moved into place, since then is not the user's.
+    pub(crate) fn restrict(&mut self, other: &Record) {
+        let rules = &self.globs.rules;
+        let theirs: std::collections::HashSet<(&[u8], u64, u64)> =
+            other.matches.iter().map(|(p, d, i)| (p.as_slice(), *d, *i)).collect();
+        self.start.retain(|path, (id, rule)| {
+            let covered = other.roots.iter().any(|r| beneath(path, Path::new(std::ffi::OsStr::from_bytes(r))))
+                && other.globs.iter().any(|g| g == rules[*rule].1.glob().glob());
+            !covered || theirs.contains(&(path.as_os_str().as_bytes(), id.0, id.1))
+        });
     }
 
     /// Moves aside each match that was not there, as the same object, at the start
@@ -204,7 +242,7 @@ impl Planted {
         }
         let mut moved = Vec::new();
         for f in end.found {
-            if self.start.get(&f.path) == Some(&f.id)
+            if self.start.get(&f.path).map(|s| s.0) == Some(f.id)
                 || self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(&f.path, d))
             {
                 continue;

@@ -8,6 +8,13 @@
 //! than the read (a change within the same timestamp tick is never mistaken for none); the
 //! agent can set mtime, not ctime, and every change of a directory's entries moves its
 //! ctime. So the scan after a call reads only the directories the call (or anyone) changed.
+//!
+//! A directory the user owns that cannot be read or searched (the call may have
+//! `chmod 300` it, to hide a match from this scan and open it again in a later call) is
+//! opened for the scan as [`crate::aside::with_access`] opens one for a move: `u+rx` is
+//! added, the directory read, and its mode restored. Only one the user does not own and
+//! cannot search stays unread (the child, with the user's uid, cannot reach into it or
+//! change its mode either); one it cannot read but could reach is reported.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -77,8 +84,8 @@ pub(super) fn scan(globs: &Globs, roots: &[PathBuf], old: &Listings, new: &mut L
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let mut w = Walk { globs, old, new, now };
     for root in roots {
-        match rustix::fs::open(root.as_path(), DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => w.walk(fd, root.clone(), &mut out),
+        match open_dir(rustix::fs::CWD, root.as_os_str()) {
+            Ok((fd, restore)) => w.walk(fd, restore, root.clone(), &mut out),
             // Nothing there (yet): nothing to find.
             Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
             Err(e) => out.failed.push((root.clone(), e.to_string())),
@@ -95,46 +102,116 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn walk(&mut self, fd: OwnedFd, path: PathBuf, out: &mut Scan) {
-        let mut stack = vec![(fd, path)];
-        while let Some((fd, path)) = stack.pop() {
+    fn walk(&mut self, fd: OwnedFd, restore: Option<u32>, path: PathBuf, out: &mut Scan) {
+        let mut stack = vec![(fd, restore, path)];
+        while let Some((fd, mut restore, path)) = stack.pop() {
             let parent = Rc::new(fd);
             let st = match rustix::fs::fstat(&*parent) {
                 Ok(st) => st,
                 Err(e) => {
+                    restore_mode(&parent, restore, &path);
                     out.failed.push((path, e.to_string()));
                     continue;
                 }
             };
+            // Readable (opened) but not searchable, or the reverse: the user's own is
+            // opened up for the scan (the modes a scan cannot work with).
+            let mode = st.st_mode & 0o7777;
+            if restore.is_none() && mode & 0o500 != 0o500 && st.st_uid == rustix::process::geteuid().as_raw() {
+                match rustix::fs::fchmod(&*parent, Mode::from_raw_mode(mode | 0o500)) {
+                    Ok(()) => restore = Some(mode),
+                    Err(e) => {
+                        out.failed.push((path, e.to_string()));
+                        continue;
+                    }
+                }
+            }
+            self.list(&parent, &st, &path, &mut stack, out);
+            restore_mode(&parent, restore, &path);
+        }
+    }
+
+    /// Lists (or takes the kept listing of) the open directory `parent`, notes its
+    /// matches and pushes its subdirectories to follow onto `stack`.
+    fn list(
+        &mut self,
+        parent: &Rc<OwnedFd>,
+        st: &rustix::fs::Stat,
+        path: &Path,
+        stack: &mut Vec<(OwnedFd, Option<u32>, PathBuf)>,
+        out: &mut Scan,
+    ) {
+        {
+            let path = path.to_path_buf();
             let key = (st.st_dev, st.st_ino);
-            let l = match self.old.get(&key).filter(|l| l.stamp == stamp(&st) && l.path == path) {
+            let l = match self.old.get(&key).filter(|l| l.stamp == stamp(st) && l.path == path) {
                 Some(l) => l.clone(),
-                None => match read(self.globs, &parent, &path, out) {
+                None => match read(self.globs, parent, &path, out) {
                     Some(mut l) => {
-                        l.stamp = stamp(&st);
+                        l.stamp = stamp(st);
                         l
                     }
-                    None => continue,
+                    None => return,
                 },
             };
             for (name, rule) in &l.matches {
-                note(&parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
+                note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
             }
             for name in &l.dirs {
                 let full = path.join(OsStr::from_bytes(name.to_bytes()));
-                match rustix::fs::openat(&*parent, name.as_c_str(), DIR_FLAGS, Mode::empty()) {
-                    Ok(fd) => stack.push((fd, full)),
+                match open_dir(&**parent, OsStr::from_bytes(name.to_bytes())) {
+                    Ok((fd, restore)) => stack.push((fd, restore, full)),
                     // Gone, or no longer a directory, since it was listed.
                     Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
                     // Neither listed nor searched by paddock (which has the child's uid
                     // and at least its capabilities), so not reached by the child either.
-                    Err(Errno::ACCESS) if !searchable(&parent, name) => {}
+                    Err(Errno::ACCESS) if !searchable(parent, name) => {}
                     Err(e) => out.failed.push((full, e.to_string())),
                 }
             }
             if st.st_ctime <= self.now - MARGIN_SECS {
                 self.new.insert(key, l);
             }
+        }
+    }
+}
+
+/// Opens directory `name` of `parent` to read it. One the user owns that cannot be
+/// opened (no `u+r`, or no `u+x` on the way) gets `u+rx` first, by an `O_PATH` descriptor
+/// of that very inode (never re-resolving the name): its mode, to restore after the read.
+fn open_dir<Fd: rustix::fd::AsFd>(parent: Fd, name: &OsStr) -> Result<(OwnedFd, Option<u32>), Errno> {
+    let parent = parent.as_fd();
+    match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Err(Errno::ACCESS) => {}
+        r => return r.map(|fd| (fd, None)),
+    }
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(p) = rustix::fs::openat(parent, name, flags, Mode::empty()) else { return Err(Errno::ACCESS) };
+    let st = rustix::fs::fstat(&p)?;
+    let mode = st.st_mode & 0o7777;
+    if st.st_uid != rustix::process::geteuid().as_raw() || mode & 0o500 == 0o500 {
+        return Err(Errno::ACCESS);
+    }
+    let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&p));
+    rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode | 0o500))?;
+    // The magic link names the inode itself (no `O_NOFOLLOW`: it is what is followed).
+    let reopen = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::open(proc.as_str(), reopen, Mode::empty()) {
+        Ok(fd) => Ok((fd, Some(mode))),
+        Err(e) => {
+            if let Err(e) = rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode)) {
+                tracing::warn!(error = %e, mode = format!("{mode:o}"), "a directory's mode could not be restored after the glob scan");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Puts back the mode of a directory opened up for the scan.
+fn restore_mode(dir: &OwnedFd, restore: Option<u32>, path: &Path) {
+    if let Some(mode) = restore {
+        if let Err(e) = rustix::fs::fchmod(dir, Mode::from_raw_mode(mode)) {
+            tracing::warn!(path = %path.display(), error = %e, mode = format!("{mode:o}"), "a directory's mode could not be restored after the glob scan");
         }
     }
 }

@@ -83,9 +83,26 @@ impl Inner {
         };
         self.adorn(&mut spec);
         let t = Instant::now();
-        let absent = crate::absent::AbsentPaths::before(&self.policy());
-        // Before the child exists: what is there now is the user's.
-        let planted = crate::planted::Planted::before(&self.policy(), &spec.write_paths, spec.view_cache.as_deref());
+        // Before the child exists: what is there now is the user's, unless another call
+        // running now noted it otherwise (the registry of running calls, under its lock).
+        let noted = (|| {
+            let policy = self.policy();
+            let t = Instant::now();
+            let registry = crate::running::Registry::open(&policy, &spec.write_paths)?;
+            let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
+            phase("registry of running calls opened and locked", t);
+            let mut absent = crate::absent::AbsentPaths::before(&policy);
+            let mut planted = crate::planted::Planted::before(&policy, &spec.write_paths, spec.view_cache.as_deref());
+            let registered = locked.map(|l| l.register(&mut absent, &mut planted, &spec.write_paths)).transpose()?;
+            Ok::<_, crate::running::RegistryError>((absent, planted, registered))
+        })();
+        let (absent, planted, record) = match noted {
+            Ok(n) => n,
+            Err(e) => {
+                self.record_unrun(call, 125)?;
+                return Err(SessionError::Internal(e.to_string()));
+            }
+        };
         phase("absent deny/protect paths and glob matches noted", t);
         let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
             Ok(r) => r,
@@ -141,6 +158,7 @@ impl Inner {
         let mut moved_aside = absent.settle();
         let (globs, unchecked) = planted.settle();
         moved_aside.extend(globs);
+        drop(record); // settled: this call's record goes
         phase("absent deny/protect paths and new glob matches settled", t);
         let outcome = match waited {
             Ok(o) => o,

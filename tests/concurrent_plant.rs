@@ -1,0 +1,286 @@
+//! End-to-end: host-run configuration cannot be planted past the end-of-call move aside
+//! by two calls running at once in the same workspace, nor by a directory made
+//! unreadable. Under the embedded default policy:
+//! - a call that starts while another runs does not take what that call's child made as
+//!   the user's: a `.git` (or `.vscode/tasks.json`) made by call A, present at B's start,
+//!   renamed away by A before it ends, and made again by B, is moved aside after B;
+//! - a `d/.envrc` linked in by A before B starts, unlinked by A before it ends, and linked
+//!   back by B (the same file at the same path as at B's start) is moved aside after B
+//!   (the deterministic form of a race: A flipping `d/x` and `d/.envrc` while B starts);
+//! - a directory of the user's made unreadable (`chmod 300`) does not hide what it holds
+//!   from the scans; one the user does not own and cannot read fails the call closed.
+//!
+//! The two calls are ordered by files in the workspace (no race, no sleep): the test
+//! starts A, waits until A's child has planted, starts B, whose child says it runs, lets
+//! A's child go on and end, then lets B's child go on. Each scenario has its control: the
+//! same plant by one call alone is moved aside (and the git plant, put back by hand,
+//! runs on the host).
+
+#[macro_use]
+mod common;
+use common::*;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+both_users!(
+    a_git_dir_a_concurrent_call_made_is_not_the_users,
+    a_tasks_file_a_concurrent_call_made_is_not_the_users,
+    a_match_a_concurrent_call_put_in_place_is_not_the_users,
+    an_unreadable_directory_does_not_hide_a_plant,
+    a_session_call_is_held_to_it,
+);
+
+/// `paddock run --workspace WS -- argv` under the embedded default policy.
+fn run_default(f: &Fixture, argv: &[&str]) -> Out {
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), f.ws.clone().into()];
+    full.push("--".into());
+    full.extend(argv.iter().map(OsString::from));
+    f.launch(&full, &[], None)
+}
+
+/// A shell function for the children: waits (at most a minute) for a file to exist.
+const WAIT_FOR: &str =
+    "wait_for() { i=0; while [ ! -e \"$1\" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 9; sleep 0.05; done; }\n";
+
+/// Waits on the host (at most a minute) for `path` to exist.
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs call A (`a`, which must touch `a-ready`, then wait for `b-started`) and, once A's
+/// child is ready, call B (`b`, which must touch `b-started`, then wait for `a-gone`);
+/// `a-gone` is made once A's process has ended. Both outcomes.
+fn overlap(f: &Fixture, a: &str, b: &str) -> (Out, Out) {
+    let a = format!("{WAIT_FOR}{a}");
+    let b = format!("{WAIT_FOR}{b}");
+    std::thread::scope(|s| {
+        let first = s.spawn(|| run_default(f, &["sh", "-c", &a]));
+        wait_for(&f.ws.join("a-ready"));
+        let second = s.spawn(|| run_default(f, &["sh", "-c", &b]));
+        let first = first.join().unwrap();
+        write(&f.ws.join("a-gone"), "", 0o644);
+        (first, second.join().unwrap())
+    })
+}
+
+/// Names under `dir` (not recursive) that hold `.paddock-moved-`.
+fn moved_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".paddock-moved-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `git status` on the host in the workspace as the user; whether `pwned` appeared.
+fn host_git_status_runs(f: &Fixture, pwned: &Path) -> bool {
+    // Its exit status does not matter (no repository once the config is gone).
+    f.launch(
+        &["git", "status"].map(OsString::from),
+        &[("GIT_CONFIG_NOSYSTEM", "1"), ("GIT_CONFIG_GLOBAL", "/dev/null")],
+        None,
+    );
+    let ran = pwned.exists();
+    if ran {
+        std::fs::remove_file(pwned).unwrap();
+    }
+    ran
+}
+
+fn a_git_dir_a_concurrent_call_made_is_not_the_users(user: User) {
+    let f = Fixture::new(user);
+    let pwned = f.home.join(format!("PWNED-{}", unique()));
+    let plant = format!("git init -q . && git config core.fsmonitor 'touch {}; false'", pwned.display());
+    // Control: one call alone; its config is moved aside, and put back by hand it runs.
+    let o = run_default(&f, &["sh", "-c", &plant]);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(!f.ws.join(".git/config").exists(), "control: moved aside\n{o}");
+    let moved = moved_in(&f.ws.join(".git"));
+    let config = moved.iter().find(|n| n.starts_with("config.")).expect("control: config moved aside");
+    assert!(!host_git_status_runs(&f, &pwned), "control: nothing planted is left");
+    std::fs::rename(f.ws.join(".git").join(config), f.ws.join(".git/config")).unwrap();
+    assert!(host_git_status_runs(&f, &pwned), "control: the planted fsmonitor runs on the host once put back");
+    std::fs::remove_dir_all(f.ws.join(".git")).unwrap();
+
+    // A makes `.git` (config, hooks...), B starts with it there, A renames it away and
+    // ends, B makes its own.
+    // Every literal path the default names under `.git`: B notes none of them as absent.
+    let a = "mkdir -p .git/hooks .git/worktrees && echo x > .git/config && : > .git/commondir && : > .git/config.worktree && touch a-ready
+wait_for b-started; mv .git .git-a";
+    let b = format!("touch b-started; wait_for a-gone; test ! -e .git && {plant} && echo B-planted");
+    let (oa, ob) = overlap(&f, a, &b);
+    assert_eq!(oa.code(), 0, "A\n{oa}");
+    assert_eq!(ob.code(), 0, "B\n{ob}");
+    assert!(ob.out().contains("B-planted"), "B\n{ob}");
+    assert!(!f.ws.join(".git/config").exists(), "B's .git/config is moved aside\nA\n{oa}\nB\n{ob}");
+    assert!(ob.err().contains("/ws/.git") && ob.err().contains("moved aside"), "B says so\n{ob}");
+    assert!(!host_git_status_runs(&f, &pwned), "the user's next git status runs nothing planted");
+    assert_eq!(read(&f.ws.join(".git-a/config")), "x\n", "A's renamed directory is not a rule's path: it stays");
+}
+
+fn a_tasks_file_a_concurrent_call_made_is_not_the_users(user: User) {
+    let f = Fixture::new(user);
+    let tasks = f.ws.join(".vscode/tasks.json");
+    let plant = "mkdir -p .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json";
+    // Control: one call alone.
+    let o = run_default(&f, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(!tasks.exists(), "control: moved aside\n{o}");
+    assert_eq!(moved_in(&f.ws.join(".vscode")).len(), 1, "control\n{o}");
+    std::fs::remove_dir_all(f.ws.join(".vscode")).unwrap();
+
+    let a = "mkdir .vscode && echo '{}' > .vscode/tasks.json && echo '{}' > .vscode/settings.json && touch a-ready
+wait_for b-started; mv .vscode .vscode-a";
+    let b = format!("touch b-started; wait_for a-gone; test ! -e .vscode && {plant} && echo B-planted");
+    let (oa, ob) = overlap(&f, a, &b);
+    assert_eq!((oa.code(), ob.code()), (0, 0), "A\n{oa}\nB\n{ob}");
+    assert!(ob.out().contains("B-planted"), "B\n{ob}");
+    assert!(!tasks.exists(), "B's tasks.json is moved aside\nA\n{oa}\nB\n{ob}");
+    assert_eq!(moved_in(&f.ws.join(".vscode")).len(), 1, "B\n{ob}");
+}
+
+fn a_match_a_concurrent_call_put_in_place_is_not_the_users(user: User) {
+    let f = Fixture::new(user);
+    std::fs::create_dir(f.ws.join("d")).unwrap();
+    chown(&f.ws.join("d"), user.uid());
+    let envrc = f.ws.join("d/.envrc");
+    // Control: one call alone puts a file in place: moved aside.
+    let o = run_default(&f, &["sh", "-c", "echo 'touch PWNED' > d/x && mv d/x d/.envrc"]);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(!envrc.exists(), "control: moved aside\n{o}");
+    assert_eq!(moved_in(&f.ws.join("d")).len(), 1, "control\n{o}");
+    // And the user's own, there before both calls, stays through both.
+    std::fs::create_dir(f.ws.join("mine")).unwrap();
+    write(&f.ws.join("mine/.envrc"), "the user's", 0o644);
+
+    // A links the file in as `d/.envrc` and unlinks that name again once B has started
+    // (B's view held it there: that hold goes with the name); B links it back.
+    let a = "echo 'touch PWNED' > d/x && ln d/x d/.envrc && touch a-ready
+wait_for b-started; rm d/.envrc";
+    let b = "touch b-started; wait_for a-gone; ln d/x d/.envrc && echo B-linked";
+    let (oa, ob) = overlap(&f, a, b);
+    assert_eq!((oa.code(), ob.code()), (0, 0), "A\n{oa}\nB\n{ob}");
+    assert!(ob.out().contains("B-linked"), "B\n{ob}");
+    assert!(!envrc.exists(), "the same file back at the same path is moved aside after B\nA\n{oa}\nB\n{ob}");
+    assert_eq!(moved_in(&f.ws.join("d")).len(), 2, "the control's and B's\n{ob}");
+    assert_eq!(read(&f.ws.join("mine/.envrc")), "the user's", "the user's own stays");
+}
+
+fn an_unreadable_directory_does_not_hide_a_plant(user: User) {
+    let f = Fixture::new(user);
+    let d = f.ws.join("d");
+    // Control: the plant, in a directory left readable, is moved aside.
+    let o = run_default(&f, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc"]);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(!d.join(".envrc").exists(), "control: moved aside\n{o}");
+    std::fs::remove_dir_all(&d).unwrap();
+
+    // Call 1 plants and makes the directory unreadable; call 2 makes it readable again;
+    // call 3 would take what it holds as the user's.
+    let o1 = run_default(&f, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc && chmod 300 d"]);
+    assert_eq!(o1.code(), 0, "call 1\n{o1}");
+    assert_eq!(std::fs::symlink_metadata(&d).unwrap().permissions().mode() & 0o7777, 0o300, "mode put back");
+    assert!(o1.err().contains("moved aside"), "call 1 says so\n{o1}");
+    let o2 = run_default(&f, &["sh", "-c", "chmod 755 d"]);
+    assert_eq!(o2.code(), 0, "call 2\n{o2}");
+    let o3 = run_default(&f, &["true"]);
+    assert_eq!(o3.code(), 0, "call 3\n{o3}");
+    assert!(!d.join(".envrc").exists(), "nothing planted is left\n{o1}\n{o2}\n{o3}");
+    assert_eq!(moved_in(&d).len(), 1);
+
+    // A directory the user does not own and cannot read (others may write and search
+    // it): the view cannot mask what it holds, so uid 65534's call is refused (strict);
+    // root reads it, and the plant is moved aside.
+    let locked = f.ws.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    chmod(&locked, 0o303);
+    let o = run_default(&f, &["sh", "-c", "echo 'touch PWNED' > locked/.envrc"]);
+    chmod(&locked, 0o755);
+    assert!(!locked.join(".envrc").exists(), "{o}");
+    if user == User::Root {
+        assert_eq!(o.code(), 0, "{o}");
+        assert!(o.err().contains("moved aside"), "{o}");
+    } else {
+        assert_eq!(o.code(), 71, "{o}");
+        assert!(o.err().contains("locked: cannot list the directory"), "{o}");
+    }
+}
+
+/// One `command` call through `paddock mcp` in the workspace: its answer.
+fn session_call(f: &Fixture, script: &str) -> String {
+    let mut full = f.user.prefix();
+    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+    let mut child = Command::new(&full[0])
+        .args(&full[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &f.home)
+        .env("PADDOCK_STATE_DIR", f.root.join("state"))
+        .current_dir(&f.ws)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paddock mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |s: &str| {
+        writeln!(stdin, "{s}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+    );
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
+    send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}).to_string());
+    let answer = loop {
+        let l = lines.next().expect("an answer").unwrap();
+        if l.contains("\"id\":2") {
+            break l;
+        }
+    };
+    drop(stdin); // the session ends
+    assert!(child.wait().unwrap().success());
+    answer
+}
+
+/// B is a session call (`paddock mcp`), started while a `paddock run` (A) runs.
+fn a_session_call_is_held_to_it(user: User) {
+    let f = Fixture::new(user);
+    let tasks = f.ws.join(".vscode/tasks.json");
+    let plant = "mkdir -p .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json";
+    // Control: a session call alone.
+    let answer = session_call(&f, plant);
+    assert!(!tasks.exists() && answer.contains("moved aside to"), "control: {answer}");
+    std::fs::remove_dir_all(f.ws.join(".vscode")).unwrap();
+
+    let a = format!(
+        "{WAIT_FOR}mkdir .vscode && echo '{{}}' > .vscode/tasks.json && echo '{{}}' > .vscode/settings.json && touch a-ready
+wait_for b-started; mv .vscode .vscode-a"
+    );
+    let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; test ! -e .vscode && {plant} && echo B-planted");
+    let (oa, answer) = std::thread::scope(|s| {
+        let first = s.spawn(|| run_default(&f, &["sh", "-c", &a]));
+        wait_for(&f.ws.join("a-ready"));
+        let second = s.spawn(|| session_call(&f, &b));
+        let first = first.join().unwrap();
+        write(&f.ws.join("a-gone"), "", 0o644);
+        (first, second.join().unwrap())
+    });
+    assert_eq!(oa.code(), 0, "A\n{oa}");
+    assert!(answer.contains("B-planted"), "B: {answer}");
+    assert!(!tasks.exists(), "B's tasks.json is moved aside: {answer}");
+    assert!(answer.contains("moved aside to"), "B's outcome says so: {answer}");
+}
