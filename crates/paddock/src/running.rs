@@ -161,7 +161,12 @@ impl Locked<'_> {
                 }
                 continue;
             }
-            let entry = read_entry(&r.dir, &name).map_err(|e| r.err(&name, e))?;
+            let entry = match read_entry(&r.dir, &name) {
+                Ok(entry) => entry,
+                // Removed since the listing: that call has settled (a record goes only after).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(r.err(&name, e)),
+            };
             absent.adopt(&entry.absent, writes);
             planted.restrict(&entry.globs);
         }
