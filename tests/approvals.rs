@@ -644,6 +644,10 @@ fn mcp_elicitation(user: User) {
         assert_eq!(init["id"], 1, "{init}");
         send(serde_json::json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
         let word = if elicits { "elicited" } else { "elsewhere" };
+        // The questions asked before this call (read before it is sent: its own question
+        // may be on the record by the time the request is written).
+        let seen: Vec<String> =
+            records(&f, "approval.ask").iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
         send(
             serde_json::json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": { "name": "command", "arguments": { "argv": ["echo", word] } } }),
         );
@@ -659,8 +663,6 @@ fn mcp_elicitation(user: User) {
             );
             lines.recv_timeout(HANG).expect("the call's result")
         } else {
-            let seen: Vec<String> =
-                records(&f, "approval.ask").iter().map(|a| a["id"].as_str().unwrap().to_string()).collect();
             let q = next_question(&f, &seen);
             assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
             let r = lines.recv_timeout(HANG).expect("the call's result");
