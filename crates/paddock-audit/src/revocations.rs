@@ -161,14 +161,7 @@ impl Revocations {
         };
         crate::state::create_private_dir(&dir)?;
         let lock_path = sibling(&self.path, ".lock");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&lock_path)
+        let lock = crate::state::open_private(&lock_path, false)
             .map_err(|e| crate::state::nofollow_error(&lock_path, "open", e))?;
         lock.lock().map_err(|e| AuditError::io(&lock_path, "lock", e))?;
         let result = self.save_locked(&dir);
@@ -185,13 +178,7 @@ impl Revocations {
 
         let tmp = sibling(&self.path, &format!(".tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
+            let mut f = crate::state::open_private(&tmp, true)?;
             f.write_all(header.as_bytes())?;
             f.write_all(text.as_bytes())?;
             f.sync_all()

@@ -100,6 +100,21 @@ fn first_use_of_fallback(dir: &Path) -> bool {
     }
 }
 
+/// Opens a state file for writing, creating it with mode 0600 and never through a symlink
+/// (`O_NOFOLLOW`): with `truncate` a temporary copy to be renamed into place, without it a
+/// lock file (also readable).
+pub fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(!truncate)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// The effective uid, from `/proc/self/status` (this crate has no `unsafe`).
 pub(crate) fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

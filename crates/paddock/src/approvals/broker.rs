@@ -292,13 +292,7 @@ impl Broker {
     fn append_approved(&self, p: &Proposal, allow: bool, a: &Answer) -> std::io::Result<usize> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.approved_path();
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.state.join("approved.toml.lock"))?;
+        let lock = paddock_audit::state::open_private(&self.state.join("approved.toml.lock"), false)?;
         lock.lock()?;
         // Not through a symlink (nor below, the temporary file): `$STATE` holds no link
         // paddock writes through.
@@ -317,13 +311,7 @@ impl Broker {
         new.push_str(&approved_entry_text(list, &p.entry, &a.answered_at, &a.by));
         let tmp = self.state.join(format!(".approved.toml.{}", std::process::id()));
         {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
+            let mut f = paddock_audit::state::open_private(&tmp, true)?;
             f.write_all(new.as_bytes())?;
             f.sync_all()?;
         }
