@@ -31,13 +31,19 @@ both_users!(
     a_git_dir_a_concurrent_call_made_is_not_the_users,
     a_tasks_file_a_concurrent_call_made_is_not_the_users,
     a_match_a_concurrent_call_put_in_place_is_not_the_users,
+    a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users,
     an_unreadable_directory_does_not_hide_a_plant,
     a_session_call_is_held_to_it,
 );
 
 /// `paddock run --workspace WS -- argv` under the embedded default policy.
 fn run_default(f: &Fixture, argv: &[&str]) -> Out {
-    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), f.ws.clone().into()];
+    run_in(f, &f.ws, argv)
+}
+
+/// `paddock run --workspace ws -- argv` under the embedded default policy.
+fn run_in(f: &Fixture, ws: &Path, argv: &[&str]) -> Out {
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), ws.into()];
     full.push("--".into());
     full.extend(argv.iter().map(OsString::from));
     f.launch(&full, &[], None)
@@ -175,6 +181,40 @@ wait_for b-started; rm d/.envrc";
     assert!(!envrc.exists(), "the same file back at the same path is moved aside after B\nA\n{oa}\nB\n{ob}");
     assert_eq!(moved_in(&f.ws.join("d")).len(), 2, "the control's and B's\n{ob}");
     assert_eq!(read(&f.ws.join("mine/.envrc")), "the user's", "the user's own stays");
+}
+
+/// As above, with B's workspace inside A's (`d`): B's globs are other texts than A's
+/// (`d/**/.envrc` against `**/.envrc`), and A's scan still covered `d/.envrc`.
+fn a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users(user: User) {
+    let f = Fixture::new(user);
+    let d = f.ws.join("d");
+    std::fs::create_dir(&d).unwrap();
+    chown(&d, user.uid());
+    let envrc = d.join(".envrc");
+    // Control: one call in `d` alone plants `.envrc`: moved aside.
+    let o = run_in(&f, &d, &["sh", "-c", "echo 'touch PWNED' > x && ln x .envrc"]);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(!envrc.exists(), "control: moved aside\n{o}");
+    std::fs::remove_file(d.join(&moved_in(&d)[0])).unwrap();
+    let a = format!(
+        "{WAIT_FOR}echo 'touch PWNED' > d/x && ln d/x d/.envrc && touch a-ready\nwait_for d/b-started; rm d/.envrc"
+    );
+    let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; ln x .envrc && echo B-linked");
+    let (oa, ob) = std::thread::scope(|s| {
+        let first = s.spawn(|| run_default(&f, &["sh", "-c", &a]));
+        wait_for(&f.ws.join("a-ready"));
+        let second = s.spawn(|| run_in(&f, &d, &["sh", "-c", &b]));
+        let first = first.join().unwrap();
+        write(&d.join("a-gone"), "", 0o644);
+        (first, second.join().unwrap())
+    });
+    assert_eq!((oa.code(), ob.code()), (0, 0), "A\n{oa}\nB\n{ob}");
+    assert!(ob.out().contains("B-linked"), "B\n{ob}");
+    assert!(
+        !envrc.exists(),
+        "the file A put in place, back at the same path, is moved aside after B\nA\n{oa}\nB\n{ob}"
+    );
+    assert_eq!(moved_in(&d).len(), 1, "B's\n{ob}");
 }
 
 fn an_unreadable_directory_does_not_hide_a_plant(user: User) {

@@ -20,7 +20,8 @@ both_users!(
     new_glob_matches_are_moved_aside,
     git_keeps_working_in_the_workspace,
     a_session_call_is_held_to_it,
-    a_directory_that_cannot_be_checked_is_said
+    a_directory_that_cannot_be_checked_is_said,
+    what_was_moved_aside_stays_out_of_later_views
 );
 
 /// `paddock run --workspace WS -- argv` under the embedded default policy.
@@ -206,4 +207,25 @@ fn a_directory_that_cannot_be_checked_is_said(user: User) {
     assert!(std::fs::symlink_metadata(locked.join(".envrc")).is_err(), "{o}");
     assert!(end.contains("\"moved_aside\""), "{end}");
     assert!(!end.contains("\"unchecked\""), "{end}");
+}
+
+/// A denied file moved aside takes a name its rule no longer matches (`.env` →
+/// `.env.paddock-moved-…`): the user's `sub/.env` carried to `sub2/.env` by a rename of its
+/// directory was moved aside, and the next call read the secret there. Every view now
+/// masks moved-aside names under its write grants. Control: the host reads it.
+fn what_was_moved_aside_stays_out_of_later_views(user: User) {
+    let f = Fixture::new(user);
+    let secret = format!("TOKEN-{}", unique());
+    std::fs::create_dir(f.ws.join("sub")).unwrap();
+    chown(&f.ws.join("sub"), user.uid());
+    write(&f.ws.join("sub/.env"), &format!("API_TOKEN={secret}\n"), 0o644);
+    let o = run_default(&f, &["sh", "-c", "cat sub/.env; mv sub sub2 && echo renamed"]);
+    assert!(o.out().contains("renamed") && !o.out().contains(&secret), "{o}");
+    let aside = moved_aside_under(&f.ws.join("sub2"));
+    assert_eq!(aside.len(), 1, "the relocated .env is moved aside\n{o}");
+    let host = f.host(&["sh", "-c", &format!("cat sub2/{}", aside[0])]);
+    assert!(host.out().contains(&secret), "control: the host reads it\n{host}");
+    let o = run_default(&f, &["sh", "-c", &format!("cat sub2/{}; cat sub2/.env*", aside[0])]);
+    o.assert_absent(&secret, "the moved-aside secret in a later call");
+    assert!(moved_aside_under(&f.ws.join("sub2")).len() == 1, "nothing moved again\n{o}");
 }

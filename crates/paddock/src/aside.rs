@@ -55,6 +55,12 @@ pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<Ow
     Ok(with_access(parent, open)?)
 }
 
+/// What every moved-aside name carries after the original name. A moved-aside file may be
+/// a denied secret under a name its rule no longer matches (`.env` →
+/// `.env.paddock-moved-…`): every view masks names holding this mark under its write
+/// grants ([`crate::spec::fs_view`]), so a later call never reads what was moved.
+pub(crate) const MOVED_MARK: &str = ".paddock-moved-";
+
 /// Renames `name` in the directory `parent` to `NAME.paddock-moved-SECS-PID` beside
 /// itself (`-N` appended when that name is taken: an existing file is never replaced;
 /// `NAME` shortened when the whole would pass 255 bytes), whatever `name` is (a symlink
@@ -64,7 +70,7 @@ pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<Ow
 pub(crate) fn move_aside_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
     check_name(name)?;
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let base = format!(".paddock-moved-{secs}-{}", std::process::id());
+    let base = format!("{MOVED_MARK}{secs}-{}", std::process::id());
     for n in 0..100u32 {
         let suffix = if n == 0 { base.clone() } else { format!("{base}-{n}") };
         let keep = NAME_MAX.saturating_sub(suffix.len()).min(name.len());

@@ -118,13 +118,14 @@ pub fn fs_view(policy: &Policy) -> FsView {
     }
     let protect_globs =
         fs.protect.iter().map(|p| if p.is_glob { p.pattern.clone() } else { escape_glob(&p.pattern) }).collect();
-    FsView {
-        read_paths: paths(&policy.view_read_rules()),
-        write_paths: paths(&policy.view_write_rules()),
-        deny_paths,
-        deny_globs,
-        protect_globs,
+    let write_paths = paths(&policy.view_write_rules());
+    // What a call's end moved aside stays out of every later view: a denied file moved
+    // aside under a name its rule does not match is still the secret it was.
+    for w in &write_paths {
+        let w = escape_glob(&w.to_string_lossy());
+        deny_globs.push(format!("{w}/**/*{}*", crate::aside::MOVED_MARK));
     }
+    FsView { read_paths: paths(&policy.view_read_rules()), write_paths, deny_paths, deny_globs, protect_globs }
 }
 
 /// A literal path as a glob that matches only itself.

@@ -195,15 +195,22 @@ impl Planted {
 
     /// Takes as the user's only the matches another running call took as its own at its
     /// start (as the same object) when that call's scan covered them (one of its roots
-    /// holds the match, and it has the same glob): a match that call's child made, or
-    /// moved into place, since then is not the user's.
+    /// holds the match, and one of its globs matches it: its workspace may hold this
+    /// call's, so its globs are other texts): a match that call's child made, or moved
+    /// into place, since then is not the user's.
     pub(crate) fn restrict(&mut self, other: &Record) {
-        let rules = &self.globs.rules;
         let theirs: std::collections::HashSet<(&[u8], u64, u64)> =
             other.matches.iter().map(|(p, d, i)| (p.as_slice(), *d, *i)).collect();
-        self.start.retain(|path, (id, rule)| {
+        // Their globs as this call's are built; one that does not build covers everything.
+        let globs: Vec<Option<GlobMatcher>> = other
+            .globs
+            .iter()
+            .map(|g| GlobBuilder::new(g).literal_separator(true).backslash_escape(true).build().ok())
+            .map(|g| g.map(|g| g.compile_matcher()))
+            .collect();
+        self.start.retain(|path, (id, _)| {
             let covered = other.roots.iter().any(|r| beneath(path, Path::new(std::ffi::OsStr::from_bytes(r))))
-                && other.globs.iter().any(|g| g == rules[*rule].1.glob().glob());
+                && globs.iter().any(|g| g.as_ref().is_none_or(|g| g.is_match(path)));
             !covered || theirs.contains(&(path.as_os_str().as_bytes(), id.0, id.1))
         });
     }
