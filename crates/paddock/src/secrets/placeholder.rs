@@ -32,32 +32,61 @@ pub(crate) fn derive(seed: &[u8; 32], name: &str) -> String {
 }
 
 /// The 32 bytes of the seed file at `path`; a missing file is made first (0600, random
-/// bytes from the kernel, created exclusively so two sessions never write two seeds). A
-/// file of another size, a symlink or anything but a regular file is an error.
+/// bytes from the kernel): written whole beside it and then linked into place, so a
+/// concurrent session never reads it half written, and two sessions never keep two seeds
+/// (the second link fails and the first seed is read). A file of another size, a symlink
+/// or anything but a regular file is an error.
 pub fn read_seed(path: &Path) -> std::io::Result<[u8; 32]> {
+    match read_existing(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        read => return read,
+    }
     let mut bytes = [0u8; 32];
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut f) => {
-            std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            return Ok(bytes);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let tmp = path.with_extension(format!("tmp.{}.{nanos}", std::process::id()));
+    let made = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    // The temporary name goes whatever happened; an error removing it changes nothing.
+    let _ = std::fs::remove_file(&tmp);
+    match made {
+        Ok(()) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_existing(path),
+        Err(e) => Err(e),
     }
+}
+
+/// The seed at `path`, which must be a regular file of 32 bytes (never through a symlink).
+fn read_existing(path: &Path) -> std::io::Result<[u8; 32]> {
     // `$STATE` is the user's own 0700 directory: a symlink there is refused, not followed.
-    let link = std::fs::symlink_metadata(path)?;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+    let f = match f {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_a_seed(path)),
+        f => f?,
+    };
     let meta = f.metadata()?;
-    if !link.file_type().is_file() || !meta.is_file() || meta.len() != 32 {
-        return Err(std::io::Error::other(format!(
-            "{}: not a placeholder seed (a regular file of 32 bytes); remove it and a new one is made",
-            path.display()
-        )));
+    if !meta.is_file() || meta.len() != 32 {
+        return Err(not_a_seed(path));
     }
+    let mut bytes = [0u8; 32];
     (&f).read_exact(&mut bytes)?;
     Ok(bytes)
+}
+
+fn not_a_seed(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{}: not a placeholder seed (a regular file of 32 bytes); remove it and a new one is made",
+        path.display()
+    ))
 }
 
 #[cfg(test)]
@@ -68,6 +97,25 @@ mod tests {
         let b = super::generate("gh").unwrap();
         assert!(a.starts_with("paddock-secret-gh-") && a.len() == "paddock-secret-gh-".len() + 32, "{a}");
         assert_ne!(a, b);
+    }
+
+    /// Sessions starting at once on a new `$STATE` all read the one seed, never a half
+    /// written file (a concurrent first `run` once failed on one).
+    #[test]
+    fn concurrent_first_reads_agree() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("paddock-seed-race-{}-{round}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("seed");
+            let seeds: Vec<[u8; 32]> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..8).map(|_| s.spawn(|| super::read_seed(&path))).collect();
+                hs.into_iter().map(|h| h.join().unwrap().expect("every reader gets the seed")).collect()
+            });
+            assert!(seeds.iter().all(|x| *x == seeds[0]), "one seed for all");
+            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("seed")], "no temporary file left");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]
