@@ -53,17 +53,6 @@ fn git(f: &Fixture, dir: &str, args: &[&str]) -> Out {
     o
 }
 
-/// The names in `dir` moved aside (`NAME.paddock-moved-…`), sorted.
-fn moved(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".paddock-moved-"))
-        .collect();
-    v.sort();
-    v
-}
-
 /// A directory owned by the user under the fixture's root.
 fn own_dir(f: &Fixture, name: &str) -> PathBuf {
     let d = f.root.join(name);
@@ -92,9 +81,9 @@ fn a_symlinked_git_is_moved_aside_not_followed(u: User) {
     assert!(Path::new(victim).join(".git/config").is_file(), "the victim's .git/config was moved\n{o}");
     assert!(Path::new(victim).join(".git/hooks").is_dir(), "the victim's hooks were moved\n{o}");
     assert_eq!(git(&f, victim, &["config", "remote.origin.url"]).out(), "https://example.invalid/x\n");
-    assert!(moved(&Path::new(victim).join(".git")).is_empty(), "{o}");
+    assert!(moved_names(&Path::new(victim).join(".git")).is_empty(), "{o}");
     assert!(std::fs::symlink_metadata(f.ws.join(".git")).is_err(), "the symlink stayed\n{o}");
-    let aside = moved(&f.ws);
+    let aside = moved_names(&f.ws);
     assert_eq!(aside.len(), 1, "{aside:?}\n{o}");
     assert!(aside[0].starts_with(".git.paddock-moved-"), "{aside:?}");
     assert_eq!(
@@ -134,8 +123,8 @@ fn symlinked_agent_settings_dirs_are_moved_aside_not_followed(u: User) {
     assert_eq!((o.code(), o.out().as_str()), (0, "linked\n"), "{o}");
     assert_eq!(read(&f.home.join(".claude/settings.json")), "{\"permissions\":{}}\n", "{o}");
     assert_eq!(read(&f.home.join(".codex/config.toml")), "sandbox_mode = \"read-only\"\n", "{o}");
-    assert!(moved(&f.home.join(".claude")).is_empty() && moved(&f.home.join(".codex")).is_empty(), "{o}");
-    let aside = moved(&f.ws);
+    assert!(moved_names(&f.home.join(".claude")).is_empty() && moved_names(&f.home.join(".codex")).is_empty(), "{o}");
+    let aside = moved_names(&f.ws);
     assert_eq!(aside.len(), 2, "{aside:?}\n{o}");
     for d in [".claude", ".codex"] {
         assert!(std::fs::symlink_metadata(f.ws.join(d)).is_err(), "{d} stayed\n{o}");
@@ -170,7 +159,7 @@ fn a_read_only_git_dir_does_not_keep_a_planted_config(u: User) {
             std::fs::symlink_metadata(f.ws.join(".git/config")).is_err(),
             "the planted config stayed ({mode})\n{o}"
         );
-        let aside = moved(&f.ws.join(".git"));
+        let aside = moved_names(&f.ws.join(".git"));
         let config = aside.iter().find(|n| n.starts_with("config.paddock-moved-")).expect("config moved aside");
         assert!(read(&f.ws.join(".git").join(config)).contains(&format!("evil-{mode}")), "moved, not deleted");
         assert!(o.err().contains(&format!("created {}", f.ws.join(".git/config").display())), "{o}");
@@ -264,7 +253,7 @@ fn a_planted_gitfile_is_moved_aside(u: User) {
     let o = run_in(&f, "sub", None, &plant);
     assert_eq!(o.code(), 0, "{o}");
     assert!(std::fs::symlink_metadata(sub.join(".git")).is_err(), "the gitfile stayed\n{o}");
-    let aside = moved(&sub);
+    let aside = moved_names(&sub);
     assert_eq!(aside.len(), 1, "{aside:?}\n{o}");
     assert_eq!(read(&sub.join(&aside[0])), "gitdir: .g\n");
     assert!(o.err().contains(&format!("created {}", sub.join(".git").display())), "{o}");
@@ -288,7 +277,7 @@ fn git_work_in_the_workspace_keeps_working(u: User) {
     assert!(!o.err().contains("moved aside"), "{o}");
     assert_eq!(git(&f, ".", &["branch", "--show-current"]).out(), "topic\n");
     assert!(git(&f, ".", &["worktree", "list"]).out().contains("wt2"));
-    assert!(moved(&f.ws).is_empty() && moved(&f.ws.join(".git")).is_empty());
+    assert!(moved_names(&f.ws).is_empty() && moved_names(&f.ws.join(".git")).is_empty());
 
     // A linked worktree as the workspace (its git directory is outside the view): its
     // `.git` file is left alone when the call leaves it alone, and moved aside when the
@@ -308,7 +297,7 @@ fn git_work_in_the_workspace_keeps_working(u: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(std::fs::symlink_metadata(f.ws.join("wt2/.git")).is_err(), "the rewritten gitfile stayed\n{o}");
     assert!(o.err().contains(&format!("created {}", f.ws.join("wt2/.git").display())), "{o}");
-    let aside = moved(&f.ws.join("wt2"));
+    let aside = moved_names(&f.ws.join("wt2"));
     assert_eq!((aside.len(), read(&f.ws.join("wt2").join(&aside[0]))), (1, "gitdir: .g\n".to_string()), "{o}");
 
     // A new repository in a workspace with none.

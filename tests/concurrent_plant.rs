@@ -21,10 +21,8 @@ mod common;
 use common::*;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 both_users!(
@@ -35,19 +33,6 @@ both_users!(
     an_unreadable_directory_does_not_hide_a_plant,
     a_session_call_is_held_to_it,
 );
-
-/// `paddock run --workspace WS -- argv` under the embedded default policy.
-fn run_default(f: &Fixture, argv: &[&str]) -> Out {
-    run_in(f, &f.ws, argv)
-}
-
-/// `paddock run --workspace ws -- argv` under the embedded default policy.
-fn run_in(f: &Fixture, ws: &Path, argv: &[&str]) -> Out {
-    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), ws.into()];
-    full.push("--".into());
-    full.extend(argv.iter().map(OsString::from));
-    f.launch(&full, &[], None)
-}
 
 /// A shell function for the children: waits (at most a minute) for a file to exist.
 const WAIT_FOR: &str =
@@ -69,24 +54,13 @@ fn overlap(f: &Fixture, a: &str, b: &str) -> (Out, Out) {
     let a = format!("{WAIT_FOR}{a}");
     let b = format!("{WAIT_FOR}{b}");
     std::thread::scope(|s| {
-        let first = s.spawn(|| run_default(f, &["sh", "-c", &a]));
+        let first = s.spawn(|| run_default_in(f, &f.ws, &["sh", "-c", &a]));
         wait_for(&f.ws.join("a-ready"));
-        let second = s.spawn(|| run_default(f, &["sh", "-c", &b]));
+        let second = s.spawn(|| run_default_in(f, &f.ws, &["sh", "-c", &b]));
         let first = first.join().unwrap();
         write(&f.ws.join("a-gone"), "", 0o644);
         (first, second.join().unwrap())
     })
-}
-
-/// Names under `dir` (not recursive) that hold `.paddock-moved-`.
-fn moved_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".paddock-moved-"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Runs `git status` on the host in the workspace as the user; whether `pwned` appeared.
@@ -109,10 +83,10 @@ fn a_git_dir_a_concurrent_call_made_is_not_the_users(user: User) {
     let pwned = f.home.join(format!("PWNED-{}", unique()));
     let plant = format!("git init -q . && git config core.fsmonitor 'touch {}; false'", pwned.display());
     // Control: one call alone; its config is moved aside, and put back by hand it runs.
-    let o = run_default(&f, &["sh", "-c", &plant]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", &plant]);
     assert_eq!(o.code(), 0, "control\n{o}");
     assert!(!f.ws.join(".git/config").exists(), "control: moved aside\n{o}");
-    let moved = moved_in(&f.ws.join(".git"));
+    let moved = moved_names(&f.ws.join(".git"));
     let config = moved.iter().find(|n| n.starts_with("config.")).expect("control: config moved aside");
     assert!(!host_git_status_runs(&f, &pwned), "control: nothing planted is left");
     std::fs::rename(f.ws.join(".git").join(config), f.ws.join(".git/config")).unwrap();
@@ -140,10 +114,10 @@ fn a_tasks_file_a_concurrent_call_made_is_not_the_users(user: User) {
     let tasks = f.ws.join(".vscode/tasks.json");
     let plant = "mkdir -p .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json";
     // Control: one call alone.
-    let o = run_default(&f, &["sh", "-c", plant]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", plant]);
     assert_eq!(o.code(), 0, "control\n{o}");
     assert!(!tasks.exists(), "control: moved aside\n{o}");
-    assert_eq!(moved_in(&f.ws.join(".vscode")).len(), 1, "control\n{o}");
+    assert_eq!(moved_names(&f.ws.join(".vscode")).len(), 1, "control\n{o}");
     std::fs::remove_dir_all(f.ws.join(".vscode")).unwrap();
 
     let a = "mkdir .vscode && echo '{}' > .vscode/tasks.json && echo '{}' > .vscode/settings.json && touch a-ready
@@ -153,7 +127,7 @@ wait_for b-started; mv .vscode .vscode-a";
     assert_eq!((oa.code(), ob.code()), (0, 0), "A\n{oa}\nB\n{ob}");
     assert!(ob.out().contains("B-planted"), "B\n{ob}");
     assert!(!tasks.exists(), "B's tasks.json is moved aside\nA\n{oa}\nB\n{ob}");
-    assert_eq!(moved_in(&f.ws.join(".vscode")).len(), 1, "B\n{ob}");
+    assert_eq!(moved_names(&f.ws.join(".vscode")).len(), 1, "B\n{ob}");
 }
 
 fn a_match_a_concurrent_call_put_in_place_is_not_the_users(user: User) {
@@ -162,10 +136,10 @@ fn a_match_a_concurrent_call_put_in_place_is_not_the_users(user: User) {
     chown(&f.ws.join("d"), user.uid());
     let envrc = f.ws.join("d/.envrc");
     // Control: one call alone puts a file in place: moved aside.
-    let o = run_default(&f, &["sh", "-c", "echo 'touch PWNED' > d/x && mv d/x d/.envrc"]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "echo 'touch PWNED' > d/x && mv d/x d/.envrc"]);
     assert_eq!(o.code(), 0, "control\n{o}");
     assert!(!envrc.exists(), "control: moved aside\n{o}");
-    assert_eq!(moved_in(&f.ws.join("d")).len(), 1, "control\n{o}");
+    assert_eq!(moved_names(&f.ws.join("d")).len(), 1, "control\n{o}");
     // And the user's own, there before both calls, stays through both.
     std::fs::create_dir(f.ws.join("mine")).unwrap();
     write(&f.ws.join("mine/.envrc"), "the user's", 0o644);
@@ -179,7 +153,7 @@ wait_for b-started; rm d/.envrc";
     assert_eq!((oa.code(), ob.code()), (0, 0), "A\n{oa}\nB\n{ob}");
     assert!(ob.out().contains("B-linked"), "B\n{ob}");
     assert!(!envrc.exists(), "the same file back at the same path is moved aside after B\nA\n{oa}\nB\n{ob}");
-    assert_eq!(moved_in(&f.ws.join("d")).len(), 2, "the control's and B's\n{ob}");
+    assert_eq!(moved_names(&f.ws.join("d")).len(), 2, "the control's and B's\n{ob}");
     assert_eq!(read(&f.ws.join("mine/.envrc")), "the user's", "the user's own stays");
 }
 
@@ -192,18 +166,18 @@ fn a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users(user: 
     chown(&d, user.uid());
     let envrc = d.join(".envrc");
     // Control: one call in `d` alone plants `.envrc`: moved aside.
-    let o = run_in(&f, &d, &["sh", "-c", "echo 'touch PWNED' > x && ln x .envrc"]);
+    let o = run_default_in(&f, &d, &["sh", "-c", "echo 'touch PWNED' > x && ln x .envrc"]);
     assert_eq!(o.code(), 0, "control\n{o}");
     assert!(!envrc.exists(), "control: moved aside\n{o}");
-    std::fs::remove_file(d.join(&moved_in(&d)[0])).unwrap();
+    std::fs::remove_file(d.join(&moved_names(&d)[0])).unwrap();
     let a = format!(
         "{WAIT_FOR}echo 'touch PWNED' > d/x && ln d/x d/.envrc && touch a-ready\nwait_for d/b-started; rm d/.envrc"
     );
     let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; ln x .envrc && echo B-linked");
     let (oa, ob) = std::thread::scope(|s| {
-        let first = s.spawn(|| run_default(&f, &["sh", "-c", &a]));
+        let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
         wait_for(&f.ws.join("a-ready"));
-        let second = s.spawn(|| run_in(&f, &d, &["sh", "-c", &b]));
+        let second = s.spawn(|| run_default_in(&f, &d, &["sh", "-c", &b]));
         let first = first.join().unwrap();
         write(&d.join("a-gone"), "", 0o644);
         (first, second.join().unwrap())
@@ -214,30 +188,30 @@ fn a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users(user: 
         !envrc.exists(),
         "the file A put in place, back at the same path, is moved aside after B\nA\n{oa}\nB\n{ob}"
     );
-    assert_eq!(moved_in(&d).len(), 1, "B's\n{ob}");
+    assert_eq!(moved_names(&d).len(), 1, "B's\n{ob}");
 }
 
 fn an_unreadable_directory_does_not_hide_a_plant(user: User) {
     let f = Fixture::new(user);
     let d = f.ws.join("d");
     // Control: the plant, in a directory left readable, is moved aside.
-    let o = run_default(&f, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc"]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc"]);
     assert_eq!(o.code(), 0, "control\n{o}");
     assert!(!d.join(".envrc").exists(), "control: moved aside\n{o}");
     std::fs::remove_dir_all(&d).unwrap();
 
     // Call 1 plants and makes the directory unreadable; call 2 makes it readable again;
     // call 3 would take what it holds as the user's.
-    let o1 = run_default(&f, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc && chmod 300 d"]);
+    let o1 = run_default_in(&f, &f.ws, &["sh", "-c", "mkdir d && echo 'touch PWNED' > d/.envrc && chmod 300 d"]);
     assert_eq!(o1.code(), 0, "call 1\n{o1}");
     assert_eq!(std::fs::symlink_metadata(&d).unwrap().permissions().mode() & 0o7777, 0o300, "mode put back");
     assert!(o1.err().contains("moved aside"), "call 1 says so\n{o1}");
-    let o2 = run_default(&f, &["sh", "-c", "chmod 755 d"]);
+    let o2 = run_default_in(&f, &f.ws, &["sh", "-c", "chmod 755 d"]);
     assert_eq!(o2.code(), 0, "call 2\n{o2}");
-    let o3 = run_default(&f, &["true"]);
+    let o3 = run_default_in(&f, &f.ws, &["true"]);
     assert_eq!(o3.code(), 0, "call 3\n{o3}");
     assert!(!d.join(".envrc").exists(), "nothing planted is left\n{o1}\n{o2}\n{o3}");
-    assert_eq!(moved_in(&d).len(), 1);
+    assert_eq!(moved_names(&d).len(), 1);
 
     // A directory the user does not own and cannot read (others may write and search
     // it): the view cannot mask what it holds, so uid 65534's call is refused (strict);
@@ -245,7 +219,7 @@ fn an_unreadable_directory_does_not_hide_a_plant(user: User) {
     let locked = f.ws.join("locked");
     std::fs::create_dir(&locked).unwrap();
     chmod(&locked, 0o303);
-    let o = run_default(&f, &["sh", "-c", "echo 'touch PWNED' > locked/.envrc"]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "echo 'touch PWNED' > locked/.envrc"]);
     chmod(&locked, 0o755);
     assert!(!locked.join(".envrc").exists(), "{o}");
     if user == User::Root {
@@ -257,52 +231,13 @@ fn an_unreadable_directory_does_not_hide_a_plant(user: User) {
     }
 }
 
-/// One `command` call through `paddock mcp` in the workspace: its answer.
-fn session_call(f: &Fixture, script: &str) -> String {
-    let mut full = f.user.prefix();
-    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
-    let mut child = Command::new(&full[0])
-        .args(&full[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn paddock mcp");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut send = |s: &str| {
-        writeln!(stdin, "{s}").unwrap();
-        stdin.flush().unwrap();
-    };
-    send(
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
-    );
-    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-    let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
-    send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}).to_string());
-    let answer = loop {
-        let l = lines.next().expect("an answer").unwrap();
-        if l.contains("\"id\":2") {
-            break l;
-        }
-    };
-    drop(stdin); // the session ends
-    assert!(child.wait().unwrap().success());
-    answer
-}
-
 /// B is a session call (`paddock mcp`), started while a `paddock run` (A) runs.
 fn a_session_call_is_held_to_it(user: User) {
     let f = Fixture::new(user);
     let tasks = f.ws.join(".vscode/tasks.json");
     let plant = "mkdir -p .vscode && echo '{\"tasks\":[]}' > .vscode/tasks.json";
     // Control: a session call alone.
-    let answer = session_call(&f, plant);
+    let answer = mcp_shell_call(&f, plant);
     assert!(!tasks.exists() && answer.contains("moved aside to"), "control: {answer}");
     std::fs::remove_dir_all(f.ws.join(".vscode")).unwrap();
 
@@ -312,9 +247,9 @@ wait_for b-started; mv .vscode .vscode-a"
     );
     let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; test ! -e .vscode && {plant} && echo B-planted");
     let (oa, answer) = std::thread::scope(|s| {
-        let first = s.spawn(|| run_default(&f, &["sh", "-c", &a]));
+        let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
         wait_for(&f.ws.join("a-ready"));
-        let second = s.spawn(|| session_call(&f, &b));
+        let second = s.spawn(|| mcp_shell_call(&f, &b));
         let first = first.join().unwrap();
         write(&f.ws.join("a-gone"), "", 0o644);
         (first, second.join().unwrap())

@@ -10,11 +10,8 @@
 mod common;
 use common::*;
 
-use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 both_users!(
     new_glob_matches_are_moved_aside,
@@ -23,14 +20,6 @@ both_users!(
     a_directory_that_cannot_be_checked_is_said,
     what_was_moved_aside_stays_out_of_later_views
 );
-
-/// `paddock run --workspace WS -- argv` under the embedded default policy.
-fn run_default(f: &Fixture, argv: &[&str]) -> Out {
-    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), f.ws.clone().into()];
-    full.push("--".into());
-    full.extend(argv.iter().map(OsString::from));
-    f.launch(&full, &[], None)
-}
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
 fn moved_aside_under(dir: &Path) -> Vec<String> {
@@ -84,7 +73,7 @@ fn new_glob_matches_are_moved_aside(user: User) {
     std::fs::create_dir(f.ws.join("old")).unwrap();
     chown(&f.ws.join("old"), user.uid());
     write(&f.ws.join("old/.envrc"), "export MINE=1\n", 0o644);
-    let o = run_default(&f, &["sh", "-c", PLANT]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", PLANT]);
     assert_eq!(o.code(), 0, "{o}");
     for p in PLANTED {
         assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left on the host\n{o}");
@@ -106,7 +95,7 @@ fn new_glob_matches_are_moved_aside(user: User) {
     assert!(!end.contains("old/.envrc"), "{end}");
 
     // The next call, doing nothing, moves nothing (what was moved aside matches no rule).
-    let o = run_default(&f, &["true"]);
+    let o = run_default_in(&f, &f.ws, &["true"]);
     assert_eq!(o.code(), 0, "{o}");
     assert!(!o.err().contains("created"), "{o}");
     assert_eq!(moved_aside_under(&f.ws).len(), PLANTED.len());
@@ -124,11 +113,11 @@ git checkout -qb feature
 echo b > b.txt && git add b.txt
 git -c user.name=t -c user.email=t@example.invalid commit -qm second
 git log --format=%s";
-    let o = run_default(&f, &["sh", "-c", git]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", git]);
     assert_eq!(o.code(), 0, "{o}");
     assert_eq!(o.out(), "second\nfirst\n", "{o}");
     // A later call still reads the repository.
-    let o = run_default(&f, &["sh", "-c", "git branch --show-current && git log --format=%s"]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "git branch --show-current && git log --format=%s"]);
     assert_eq!(o.code(), 0, "{o}");
     assert_eq!(o.out(), "feature\nsecond\nfirst\n", "{o}");
     // Control: the host sees the same history.
@@ -140,45 +129,9 @@ git log --format=%s";
 /// moved aside.
 fn a_session_call_is_held_to_it(user: User) {
     let f = Fixture::new(user);
-    let mut full = user.prefix();
-    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
-    let mut child = Command::new(&full[0])
-        .args(&full[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn paddock mcp");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut send = move |s: &str| {
-        writeln!(stdin, "{s}").unwrap();
-        stdin.flush().unwrap();
-    };
-    send(
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
-    );
-    let init = lines.next().expect("an answer").unwrap();
-    assert!(init.contains("\"id\":1"), "{init}");
-    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-    send(
-        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"command","arguments":{"argv":["sh","-c","mkdir -p sub && echo 'touch /tmp/pwned' > sub/.envrc && echo plain > sub/notes.txt"]}}}"#,
-    );
-    let answer = loop {
-        let l = lines.next().expect("an answer").unwrap();
-        if l.contains("\"id\":2") {
-            break l;
-        }
-    };
-    drop(send); // closes stdin: the session ends
+    let answer =
+        mcp_shell_call(&f, "mkdir -p sub && echo 'touch /tmp/pwned' > sub/.envrc && echo plain > sub/notes.txt");
     assert!(answer.contains("\"id\":2"), "{answer}");
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
     assert!(std::fs::symlink_metadata(f.ws.join("sub/.envrc")).is_err(), "sub/.envrc was left\n{answer}");
     assert_eq!(read(&f.ws.join("sub/notes.txt")), "plain\n", "control: the call ran and its plain file stays");
     assert!(answer.contains("moved aside to"), "the outcome says so: {answer}");
@@ -198,7 +151,7 @@ fn a_directory_that_cannot_be_checked_is_said(user: User) {
     // back): what it holds is moved aside. One the user does not own and cannot read is
     // said (tests/concurrent_plant.rs).
     let plant = "mkdir -p locked && echo 'touch /tmp/pwned' > locked/.envrc && chmod 311 locked";
-    let o = run_default(&f, &["sh", "-c", plant]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", plant]);
     assert_eq!(o.code(), 0, "{o}");
     let locked = f.ws.join("locked");
     assert_eq!(std::fs::symlink_metadata(&locked).unwrap().permissions().mode() & 0o7777, 0o311, "mode put back");
@@ -219,13 +172,13 @@ fn what_was_moved_aside_stays_out_of_later_views(user: User) {
     std::fs::create_dir(f.ws.join("sub")).unwrap();
     chown(&f.ws.join("sub"), user.uid());
     write(&f.ws.join("sub/.env"), &format!("API_TOKEN={secret}\n"), 0o644);
-    let o = run_default(&f, &["sh", "-c", "cat sub/.env; mv sub sub2 && echo renamed"]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "cat sub/.env; mv sub sub2 && echo renamed"]);
     assert!(o.out().contains("renamed") && !o.out().contains(&secret), "{o}");
     let aside = moved_aside_under(&f.ws.join("sub2"));
     assert_eq!(aside.len(), 1, "the relocated .env is moved aside\n{o}");
     let host = f.host(&["sh", "-c", &format!("cat sub2/{}", aside[0])]);
     assert!(host.out().contains(&secret), "control: the host reads it\n{host}");
-    let o = run_default(&f, &["sh", "-c", &format!("cat sub2/{}; cat sub2/.env*", aside[0])]);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", &format!("cat sub2/{}; cat sub2/.env*", aside[0])]);
     o.assert_absent(&secret, "the moved-aside secret in a later call");
     assert!(moved_aside_under(&f.ws.join("sub2")).len() == 1, "nothing moved again\n{o}");
 }

@@ -396,6 +396,71 @@ impl Drop for HostProc {
     }
 }
 
+/// `paddock run --workspace WS -- argv` under the embedded default policy, as the
+/// fixture's user.
+pub fn run_default_in(f: &Fixture, ws: &Path, argv: &[&str]) -> Out {
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), ws.into()];
+    full.push("--".into());
+    full.extend(argv.iter().map(OsString::from));
+    f.launch(&full, &[], None)
+}
+
+/// The names in `dir` (not recursively) that a move aside made (`NAME.paddock-moved-…`),
+/// sorted.
+pub fn moved_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".paddock-moved-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// One `command` call, `sh -c script`, through `paddock mcp` in the fixture's workspace
+/// under the embedded default policy: the call's answer (its JSON-RPC line). The session
+/// must answer `initialize` and end with success once its input is closed.
+pub fn mcp_shell_call(f: &Fixture, script: &str) -> String {
+    use std::io::BufRead;
+    let mut full = f.user.prefix();
+    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+    let mut child = Command::new(&full[0])
+        .args(&full[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", &f.home)
+        .env("PADDOCK_STATE_DIR", f.root.join("state"))
+        .current_dir(&f.ws)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn paddock mcp");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut send = |s: &str| {
+        writeln!(stdin, "{s}").unwrap();
+        stdin.flush().unwrap();
+    };
+    send(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+    );
+    let init = lines.next().expect("an answer").unwrap();
+    assert!(init.contains("\"id\":1"), "{init}");
+    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
+    send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}).to_string());
+    let answer = loop {
+        let l = lines.next().expect("an answer").unwrap();
+        if l.contains("\"id\":2") {
+            break l;
+        }
+    };
+    drop(stdin); // the session ends
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    answer
+}
 /// Pids of host processes with `arg` as one of their command-line arguments.
 pub fn processes_with_arg(arg: &str) -> Vec<u32> {
     let mut pids = Vec::new();

@@ -164,15 +164,7 @@ impl Planted {
             None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
         };
         let mut listings = Listings::new();
-        let t = std::time::Instant::now();
-        let s = scan::scan(&globs, &roots, &old, &mut listings);
-        tracing::debug!(
-            read = s.read,
-            kept = listings.len(),
-            matches = s.found.len(),
-            elapsed_us = t.elapsed().as_micros() as u64,
-            "glob matches before the call"
-        );
+        let s = timed_scan(&globs, &roots, &old, &mut listings, "glob matches before the call");
         let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
         let mut failed = failed;
         failed.extend(s.failed);
@@ -223,15 +215,7 @@ impl Planted {
             return (Vec::new(), Vec::new());
         }
         let mut listings = Listings::new();
-        let t = std::time::Instant::now();
-        let end = scan::scan(&self.globs, &self.roots, &self.listings, &mut listings);
-        tracing::debug!(
-            read = end.read,
-            kept = listings.len(),
-            matches = end.found.len(),
-            elapsed_us = t.elapsed().as_micros() as u64,
-            "glob matches after the call"
-        );
+        let end = timed_scan(&self.globs, &self.roots, &self.listings, &mut listings, "glob matches after the call");
         if let Some(f) =
             self.file.as_deref().filter(|_| self.read || end.read > 0 || listings.len() != self.listings.len())
         {
@@ -266,6 +250,20 @@ impl Planted {
         }
         (moved, unchecked)
     }
+}
+
+/// [`scan::scan`], logged (at debug) with what it read, kept and found, and how long it took.
+fn timed_scan(globs: &Globs, roots: &[PathBuf], old: &Listings, listings: &mut Listings, what: &str) -> scan::Scan {
+    let t = std::time::Instant::now();
+    let s = scan::scan(globs, roots, old, listings);
+    tracing::debug!(
+        read = s.read,
+        kept = listings.len(),
+        matches = s.found.len(),
+        elapsed_us = t.elapsed().as_micros() as u64,
+        "{what}"
+    );
+    s
 }
 
 /// The line that tells a person (or an agent's outcome) of a directory not checked, escaped.
