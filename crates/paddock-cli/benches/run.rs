@@ -45,11 +45,13 @@ fn main() {
     let nobody = std::env::var("PADDOCK_BENCH_USER").is_ok_and(|u| u == "nobody");
     let dir = tempfile::tempdir().expect("temp dir");
     let ws = dir.path().join("ws");
+    let repo = dir.path().join("repo");
     let state = dir.path().join("state");
     let mut paddock = std::path::PathBuf::from(env!("CARGO_BIN_EXE_paddock"));
     for d in [&ws, &state] {
         std::fs::create_dir(d).expect("mkdir");
     }
+    let git = make_repo(&repo);
     if nobody {
         use std::os::unix::fs::PermissionsExt;
         let copy = dir.path().join("paddock");
@@ -61,9 +63,13 @@ fn main() {
         for d in [&ws, &state] {
             std::os::unix::fs::chown(d, Some(65534), Some(65534)).expect("chown (run as root)");
         }
+        if git {
+            let st = Command::new("chown").args(["-R", "65534:65534"]).arg(&repo).status().expect("chown -R");
+            assert!(st.success(), "chown -R of the repository");
+        }
     }
     // Every command the same way: as this user or through setpriv as uid 65534.
-    let cmd = |argv: &[&std::ffi::OsStr]| {
+    let cmd_in = |cwd: &Path, argv: &[&std::ffi::OsStr]| {
         let mut full: Vec<&std::ffi::OsStr> = Vec::new();
         if nobody {
             full.extend(
@@ -73,12 +79,13 @@ fn main() {
         }
         full.extend_from_slice(argv);
         let mut c = Command::new(full[0]);
-        c.args(&full[1..]).env("PADDOCK_STATE_DIR", &state).current_dir(&ws);
+        c.args(&full[1..]).env("PADDOCK_STATE_DIR", &state).current_dir(cwd);
         if nobody {
             c.env("HOME", &ws);
         }
         c
     };
+    let cmd = |argv: &[&std::ffi::OsStr]| cmd_in(&ws, argv);
     let run_argv: Vec<&std::ffi::OsStr> = [
         paddock.as_os_str(),
         "run".as_ref(),
@@ -114,7 +121,77 @@ fn main() {
         let p = stats("paddock run -- /bin/true (all layers)", confined, Some(base));
         println!("paddock / bubblewrap = {:.2}", p.as_secs_f64() / b.as_secs_f64());
     }
+    if git {
+        git_status(n, &paddock, &repo, bwrap, &cmd_in);
+    } else {
+        println!("git not installed: no `git status` series");
+    }
     audit_cost(n, dir.path());
+}
+
+/// Files in the `git status` repository (100 directories of 20).
+const REPO_FILES: usize = 2_000;
+
+/// A committed repository of [`REPO_FILES`] files at `repo`; false when git is missing.
+fn make_repo(repo: &Path) -> bool {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(["-c", "user.name=bench", "-c", "user.email=bench@example.invalid"])
+            .args(args)
+            .current_dir(repo)
+            .stdout(Stdio::null())
+            .status()
+    };
+    std::fs::create_dir(repo).expect("mkdir repo");
+    if !git(&["init", "-q"]).is_ok_and(|s| s.success()) {
+        return false;
+    }
+    for i in 0..REPO_FILES {
+        let d = repo.join(format!("d{:03}", i / 20));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(format!("f{i}.txt")), format!("file {i}\n")).expect("write");
+    }
+    for args in [&["add", "-A"][..], &["commit", "-q", "-m", "bench"]] {
+        assert!(git(args).is_ok_and(|s| s.success()), "git {args:?}");
+    }
+    true
+}
+
+/// `git status` in the repository: plain, under bubblewrap and under `paddock run` (the
+/// repository its workspace), interleaved like the `/bin/true` series.
+fn git_status(
+    n: usize,
+    paddock: &Path,
+    repo: &Path,
+    bwrap: Option<&str>,
+    cmd_in: &dyn Fn(&Path, &[&std::ffi::OsStr]) -> Command,
+) {
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let run: Vec<&std::ffi::OsStr> =
+        vec![paddock.as_os_str(), os("run"), os("--workspace"), repo.as_os_str(), os("--"), os("git"), os("status")];
+    let (mut plain, mut confined, mut bw) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        time(&mut cmd_in(repo, &run));
+    }
+    for _ in 0..n {
+        plain.push(time(&mut cmd_in(repo, &[os("git"), os("status")])));
+        confined.push(time(&mut cmd_in(repo, &run)));
+        if let Some(b) = bwrap {
+            bw.push(time(&mut cmd_in(
+                repo,
+                &[b, "--unshare-all", "--ro-bind", "/", "/", "git", "status"].map(std::ffi::OsStr::new),
+            )));
+        }
+    }
+    println!("`git status` in a repository of {REPO_FILES} files, {n} rounds, interleaved");
+    let base = stats("plain git status", plain, None);
+    if bw.is_empty() {
+        stats("paddock run -- git status", confined, Some(base));
+    } else {
+        let b = stats("bwrap --unshare-all --ro-bind / / git status", bw, Some(base));
+        let p = stats("paddock run -- git status", confined, Some(base));
+        println!("paddock / bubblewrap (git status) = {:.2}", p.as_secs_f64() / b.as_secs_f64());
+    }
 }
 
 /// What auditing adds to one `run`: a `call.start` appended durably (fsync'd before the

@@ -9,21 +9,33 @@ use crate::exit;
 // `fail` lives with the exit codes (state.rs and output.rs use it without setup.rs).
 pub use crate::exit::{eprint_lines, fail};
 
-/// Logs go to stderr; `PADDOCK_LOG` (an env-filter) overrides `-v`.
+/// Logs go to stderr; `PADDOCK_LOG` (`LEVEL` or `target=LEVEL`, comma-separated) overrides
+/// `-v`. A `PADDOCK_LOG` that does not parse is said, and `-v`'s level used.
+///
+/// A `Targets` filter, not an `EnvFilter`: the latter's span and field matchers pull in
+/// regex-automata's full-DFA builder, and with it every glob of the policy was compiled
+/// into two eager DFAs at each start (a tenth of `paddock run`'s CPU).
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| EscapingStderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    let fallback = || tracing_subscriber::filter::Targets::new().with_default(default);
+    let filter = match std::env::var("PADDOCK_LOG") {
+        Ok(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| {
+            eprintln!(
+                "paddock: PADDOCK_LOG={}: {e} (expected LEVEL or target=LEVEL, comma-separated); using the level of -v",
+                paddock_audit::Escaped(&v)
+            );
+            fallback()
+        }),
+        _ => fallback(),
+    };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(|| EscapingStderr).with_target(false).without_time();
+    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
 }
 
 /// stderr for log lines, with control, bidi and invisible characters escaped: a library's

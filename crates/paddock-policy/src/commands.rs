@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 
 use crate::decision::Decision;
 use crate::error::{Origin, Problems};
@@ -61,18 +61,20 @@ pub struct CommandRule {
     rest: bool,
 }
 
-/// One argument token: compared as a string when it has no glob syntax.
+/// One argument token: compared as a string when it has no glob syntax. A glob is parsed
+/// (and checked) when the policy loads and compiled into its regex on its first use: a
+/// policy's many patterns would otherwise cost every start their compilation.
 #[derive(Debug, Clone)]
 enum ArgMatcher {
     Literal(String),
-    Glob(GlobMatcher),
+    Glob(Glob, std::sync::OnceLock<GlobMatcher>),
 }
 
 impl ArgMatcher {
     fn is_match(&self, arg: &str) -> bool {
         match self {
             ArgMatcher::Literal(s) => s == arg,
-            ArgMatcher::Glob(g) => g.is_match(arg),
+            ArgMatcher::Glob(g, m) => m.get_or_init(|| g.compile_matcher()).is_match(arg),
         }
     }
 }
@@ -226,7 +228,7 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
             continue;
         }
         match GlobBuilder::new(tok).literal_separator(false).backslash_escape(true).build() {
-            Ok(g) => globs.push(ArgMatcher::Glob(g.compile_matcher())),
+            Ok(g) => globs.push(ArgMatcher::Glob(g, std::sync::OnceLock::new())),
             Err(err) => {
                 problems.push(
                     &e.origin,

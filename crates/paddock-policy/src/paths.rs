@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::decision::Decision;
 use crate::error::{Origin, Problems};
@@ -123,10 +123,16 @@ pub struct FsRules {
 struct Masks {
     /// Literal paths (the common case): looked up for the path and each ancestor.
     literal: HashMap<PathBuf, usize>,
-    /// Glob entries, each compiled as `P` and `P/**` so one match covers what lies below;
+    /// Glob entries, each as `P` and `P/**` so one match covers what lies below;
     /// `glob_rule[k]` is the entry index of glob `k`.
-    globs: GlobSet,
+    globs: Vec<Glob>,
     glob_rule: Vec<usize>,
+    /// The globs as one set, built on the first question: building it compiles a regex,
+    /// about half of loading the default policy, and many commands (`paddock run`, whose
+    /// view the sandbox builds from the rules themselves) never ask. `Err` when the set
+    /// cannot be built (a regex over the size limit): then every path is covered by the
+    /// first glob entry (fail closed).
+    set: std::sync::OnceLock<Result<GlobSet, ()>>,
 }
 
 impl Masks {
@@ -134,7 +140,6 @@ impl Masks {
     fn compile(kind: &str, entries: Vec<RawPathEntry>, problems: &mut Problems) -> (Vec<DenyRule>, Masks) {
         let mut rules = Vec::new();
         let mut masks = Masks::default();
-        let mut set = GlobSetBuilder::new();
         for (i, e) in entries.into_iter().enumerate() {
             let s = e.expanded.to_string_lossy().into_owned();
             let is_glob = has_glob_meta(&s);
@@ -156,8 +161,7 @@ impl Masks {
                     let rule = rules.len();
                     match globs {
                         Some((g, below)) => {
-                            set.add(g);
-                            set.add(below);
+                            masks.globs.extend([g, below]);
                             masks.glob_rule.extend([rule, rule]);
                         }
                         None => {
@@ -179,17 +183,29 @@ impl Masks {
                 ),
             }
         }
-        masks.globs = set.build().unwrap_or_else(|_| GlobSet::empty());
         (rules, masks)
+    }
+
+    /// The glob set, built once ([`Masks::set`]).
+    fn set(&self) -> &Result<GlobSet, ()> {
+        self.set.get_or_init(|| {
+            let mut b = GlobSetBuilder::new();
+            for g in &self.globs {
+                b.add(g.clone());
+            }
+            b.build()
+                .map_err(|e| tracing::warn!("path globs could not be compiled ({e}): every path is taken as covered"))
+        })
     }
 
     /// The index of the first entry covering `path` (normalised) or one of its ancestors.
     fn first(&self, path: &Path) -> Option<usize> {
         let literal = path.ancestors().filter_map(|a| self.literal.get(a)).copied().min();
-        let glob = if self.glob_rule.is_empty() || !self.globs.is_match(path) {
-            None
-        } else {
-            self.globs.matches(path).into_iter().map(|k| self.glob_rule[k]).min()
+        let glob = match self.set() {
+            _ if self.glob_rule.is_empty() => None,
+            Ok(set) if !set.is_match(path) => None,
+            Ok(set) => set.matches(path).into_iter().map(|k| self.glob_rule[k]).min(),
+            Err(()) => self.glob_rule.first().copied(),
         };
         match (literal, glob) {
             (Some(a), Some(b)) => Some(a.min(b)),

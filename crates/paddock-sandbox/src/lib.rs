@@ -117,7 +117,7 @@ mod zygote;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{supervise, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
-pub use launch::{run, spawn, Killer, Running};
+pub use launch::{run, spawn, spawn_meanwhile, Killer, Running};
 pub use layer::{Layer, LayerState};
 pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};

@@ -82,8 +82,31 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
 /// The child does not run until [`Running::wait`]: a caller can first record the report
 /// (e.g. write and sync an audit record) and take the proxy listener.
 pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
+    spawn_meanwhile(spec, &mut || ()).0
+}
+
+/// [`spawn`], running `meanwhile` in this process while the helper side sets the sandbox
+/// up: after the helper started, before waiting for its report. Nothing of the child runs
+/// before [`Running::wait`], so what `meanwhile` must do before the child exists it can do
+/// there, on the other core. Its result is `None` when the helper did not start.
+pub fn spawn_meanwhile<T>(
+    spec: &SandboxSpec,
+    meanwhile: &mut dyn FnMut() -> T,
+) -> (Result<Running, SandboxError>, Option<T>) {
     let origin = timing::now_ns();
     let started = Instant::now();
+    let (running, ends, use_pty) = match start_helper(spec, started) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), None),
+    };
+    let done = meanwhile();
+    let r = handshake(running, ends, spec, use_pty, origin);
+    timing::phase("sandbox start, in all", started);
+    (r, Some(done))
+}
+
+/// The first half of [`spawn`]: the helper forked (or re-executed) with its request.
+fn start_helper(spec: &SandboxSpec, started: Instant) -> Result<(Running, ParentStdio, bool), SandboxError> {
     spec.validate()?;
     let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
     let (ctl, ctl_child) = proto::socketpair()?;
@@ -114,10 +137,7 @@ pub fn spawn(spec: &SandboxSpec) -> Result<Running, SandboxError> {
     };
     tracing::debug!(helper = helper_pid, forked = threads == Some(1), program = %spec.program.display(), "sandbox helper started");
     timing::phase(if threads == Some(1) { "helper fork" } else { "helper re-exec" }, started);
-
-    let r = handshake(Running::new(spec, ctl, Some(helper_pid)), ends, spec, use_pty, origin);
-    timing::phase("sandbox start, in all", started);
-    r
+    Ok((Running::new(spec, ctl, Some(helper_pid)), ends, use_pty))
 }
 
 /// Starts the relays and waits for the helper side's report: the child is then parked

@@ -11,7 +11,7 @@ use crate::launch::{self, Running};
 use crate::proto::{self, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{NetworkMode, SandboxSpec, StdioMode};
-use crate::stdio::{self, above_stdio, make_stdio, ChildStdio};
+use crate::stdio::{self, above_stdio, make_stdio, ChildStdio, ParentStdio};
 use crate::sys;
 use crate::SandboxError;
 
@@ -146,9 +146,35 @@ impl Zygote {
     /// each concurrent call needs a port of its own (the listener is bound in the shared
     /// network namespace).
     pub fn spawn(&self, call: &SandboxSpec) -> Result<Running, SandboxError> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
+        self.spawn_meanwhile(call, &mut || ()).0
+    }
+
+    /// [`Zygote::spawn`], running `meanwhile` in this process while the call's helper sets
+    /// the call up, as [`crate::spawn_meanwhile`] does; `None` when the call was not sent.
+    pub fn spawn_meanwhile<T>(
+        &self,
+        call: &SandboxSpec,
+        meanwhile: &mut dyn FnMut() -> T,
+    ) -> (Result<Running, SandboxError>, Option<T>) {
         let origin = crate::timing::now_ns();
         let started = std::time::Instant::now();
+        let (running, ends) = match self.send_call(call, started) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let done = meanwhile();
+        let r = launch::handshake(running, ends, call, false, origin);
+        crate::timing::phase("zygote call start, in all", started);
+        (r, Some(done))
+    }
+
+    /// The first half of [`Zygote::spawn`]: the call's cgroup made, its `Spawn` sent.
+    fn send_call(
+        &self,
+        call: &SandboxSpec,
+        started: std::time::Instant,
+    ) -> Result<(Running, ParentStdio), SandboxError> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
         call.validate()?;
         self.accepts(call)?;
         let name = format!("paddock-{}-z{}", sys::getpid(), SEQ.fetch_add(1, Ordering::Relaxed));
@@ -186,9 +212,7 @@ impl Zygote {
         drop((ctl_child, stdin, out, err));
         let mut running = Running::new(call, ctl, None);
         running.set_cgroup(cg.cgroup);
-        let r = launch::handshake(running, ends, call, false, origin);
-        crate::timing::phase("zygote call start, in all", started);
-        r
+        Ok((running, ends))
     }
 }
 

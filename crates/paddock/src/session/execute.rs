@@ -82,37 +82,51 @@ impl Inner {
             }
         };
         self.adorn(&mut spec);
-        let t = Instant::now();
-        // Before the child exists: what is there now is the user's, unless another call
+        // Before the child can run: what is there now is the user's, unless another call
         // running now noted it otherwise (the registry of running calls, under its lock).
-        let noted = (|| {
-            let policy = self.policy();
+        // Done while the helper side builds the sandbox (the child is parked before
+        // `execve` until `wait`), so on a second core it costs the start nothing.
+        let (writes, view_cache) = (spec.write_paths.clone(), spec.view_cache.clone());
+        let mut note = || {
             let t = Instant::now();
-            let registry = crate::running::Registry::open(&policy, &spec.write_paths)?;
-            let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
-            phase("registry of running calls opened and locked", t);
-            let mut absent = crate::absent::AbsentPaths::before(&policy);
-            let mut planted = crate::planted::Planted::before(&policy, &spec.write_paths, spec.view_cache.as_deref());
-            let registered = locked.map(|l| l.register(&mut absent, &mut planted, &spec.write_paths)).transpose()?;
-            Ok::<_, crate::running::RegistryError>((absent, planted, registered))
-        })();
-        let (absent, planted, record) = match noted {
-            Ok(n) => n,
-            Err(e) => {
-                self.record_unrun(call, 125)?;
-                return Err(SessionError::Internal(e.to_string()));
-            }
+            let policy = self.policy();
+            let noted = (|| {
+                let t = Instant::now();
+                let registry = crate::running::Registry::open(&policy, &writes)?;
+                let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
+                phase("registry of running calls opened and locked", t);
+                let mut absent = crate::absent::AbsentPaths::before(&policy);
+                let mut planted = crate::planted::Planted::before(&policy, &writes, view_cache.as_deref());
+                let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
+                Ok::<_, crate::running::RegistryError>((absent, planted, registered))
+            })();
+            phase("absent deny/protect paths and glob matches noted", t);
+            noted
         };
-        phase("absent deny/protect paths and glob matches noted", t);
-        let (mut running, _port) = match self.zygotes.start_child(&self.id, &mut spec, zygote) {
+        let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, &mut note);
+        let (mut running, _port) = match started {
             Ok(r) => r,
             Err(e) => {
                 let code = match e {
                     SandboxError::LayerUnavailable { .. } => 71,
                     ref other => other.exit_code(),
                 };
+                drop(noted);
                 self.record_unrun(call, code)?;
                 return Err(SessionError::Sandbox(e));
+            }
+        };
+        let (absent, planted, record) = match noted {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                drop(running); // kills the parked child
+                self.record_unrun(call, 125)?;
+                return Err(SessionError::Internal(e.to_string()));
+            }
+            None => {
+                drop(running);
+                self.record_unrun(call, 125)?;
+                return Err(SessionError::Internal("the sandbox started without the registry's note".into()));
             }
         };
         let t = Instant::now();

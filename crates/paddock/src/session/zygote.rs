@@ -32,6 +32,9 @@ pub(super) struct PortLease {
     port: u16,
 }
 
+/// A started child and the port lease of its call (proxy mode in a zygote).
+pub(super) type Started = (paddock_sandbox::Running, Option<PortLease>);
+
 impl Drop for PortLease {
     fn drop(&mut self) {
         self.zygote.ports.lock().unwrap_or_else(|e| e.into_inner()).0.push(self.port);
@@ -163,14 +166,21 @@ impl Zygotes {
 
     /// Confines `spec`'s child: in `zygote` when given (and it takes the spec), else in a
     /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
-    pub(super) fn start_child(
+    /// `meanwhile` runs while the sandbox is set up, before the child can run
+    /// ([`paddock_sandbox::spawn_meanwhile`]); its result is `None` when no sandbox started.
+    pub(super) fn start_child<T>(
         &self,
         session: &str,
         spec: &mut SandboxSpec,
         zygote: Option<&Arc<SessionZygote>>,
-    ) -> Result<(paddock_sandbox::Running, Option<PortLease>), SandboxError> {
+        meanwhile: &mut dyn FnMut() -> T,
+    ) -> (Result<Started, SandboxError>, Option<T>) {
+        let own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut() -> T| {
+            let (r, done) = paddock_sandbox::spawn_meanwhile(spec, meanwhile);
+            (r.map(|r| (r, lease)), done)
+        };
         let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {
-            return Ok((paddock_sandbox::spawn(spec)?, None));
+            return own(spec, None, meanwhile);
         };
         let lease = match spec.network {
             NetworkMode::Proxy { .. } => match z.lease_port() {
@@ -178,18 +188,21 @@ impl Zygotes {
                     spec::set_proxy_port(spec, l.port);
                     Some(l)
                 }
-                None => return Ok((paddock_sandbox::spawn(spec)?, None)),
+                None => return own(spec, None, meanwhile),
             },
             NetworkMode::None => None,
         };
-        match z.zygote.spawn(spec) {
-            Ok(r) => Ok((r, lease)),
-            Err(SandboxError::Spawn(m)) if !z.zygote.is_alive() => {
+        match z.zygote.spawn_meanwhile(spec, meanwhile) {
+            (Ok(r), done) => (Ok((r, lease)), done),
+            (Err(SandboxError::Spawn(m)), done) if !z.zygote.is_alive() => {
                 tracing::warn!(session = %session, "the session's zygote is gone ({m}); this call gets a sandbox of its own");
                 self.retire(z);
-                Ok((paddock_sandbox::spawn(spec)?, lease))
+                // What `meanwhile` did for the call that did not start is undone (dropped)
+                // before it runs again for this one.
+                drop(done);
+                own(spec, lease, meanwhile)
             }
-            Err(e) => Err(e),
+            (Err(e), done) => (Err(e), done),
         }
     }
 }
