@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use globset::{GlobBuilder, GlobMatcher};
 use paddock_audit::{MovedAside, Unchecked};
@@ -72,7 +72,33 @@ fn literal_prefix(pattern: &str) -> PathBuf {
     p
 }
 
+/// The globs compiled last, by their rules' ids and patterns: a session's calls share one
+/// policy, and compiling its globs was most of a call's scan.
+type CompiledGlobs = (Vec<(String, String)>, Arc<Globs>);
+static COMPILED: Mutex<Option<CompiledGlobs>> = Mutex::new(None);
+
 impl Globs {
+    /// The globs of `policy`, compiled once per set of rules ([`COMPILED`]).
+    fn of(policy: &Policy) -> Result<Arc<Globs>, (String, String)> {
+        let fs = &policy.filesystem;
+        let key: Vec<(String, String)> = fs
+            .deny
+            .iter()
+            .chain(&fs.protect)
+            .filter(|r| r.is_glob && r.pattern.starts_with('/'))
+            .map(|r| (r.id.to_string(), r.pattern.clone()))
+            .collect();
+        let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, g)) = compiled.as_ref() {
+            if *k == key {
+                return Ok(Arc::clone(g));
+            }
+        }
+        let g = Arc::new(Globs::new(policy)?);
+        *compiled = Some((key, Arc::clone(&g)));
+        Ok(g)
+    }
+
     /// The globs of `policy` (a glob that does not compile: its rule and the reason).
     fn new(policy: &Policy) -> Result<Globs, (String, String)> {
         let fs = &policy.filesystem;
@@ -117,7 +143,7 @@ pub(crate) struct Record {
 
 /// The matches of the globs at a call's start, to compare with those after it.
 pub(crate) struct Planted {
-    globs: Globs,
+    globs: Arc<Globs>,
     roots: Vec<PathBuf>,
     /// Each match at the start taken as the user's: its path, (device, inode) and rule.
     start: HashMap<PathBuf, ((u64, u64), usize)>,
@@ -137,10 +163,10 @@ impl Planted {
     /// listings are kept beside `view_cache` (`$STATE/view-cache`) when no call can write
     /// there (outside every write grant, or under a path every view masks).
     pub(crate) fn before(policy: &Policy, writes: &[PathBuf], view_cache: Option<&Path>) -> Planted {
-        let (globs, failed) = match Globs::new(policy) {
+        let (globs, failed) = match Globs::of(policy) {
             Ok(g) => (g, Vec::new()),
             // The view refuses such a policy first; should one get here, say so.
-            Err((rule, e)) => (Globs { rules: Vec::new() }, vec![(PathBuf::from(rule), e)]),
+            Err((rule, e)) => (Arc::new(Globs { rules: Vec::new() }), vec![(PathBuf::from(rule), e)]),
         };
         let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
         roots.sort();
