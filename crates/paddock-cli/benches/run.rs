@@ -158,7 +158,9 @@ fn make_repo(repo: &Path) -> bool {
 }
 
 /// `git status` in the repository: plain, under bubblewrap and under `paddock run` (the
-/// repository its workspace), interleaved like the `/bin/true` series.
+/// repository its workspace), interleaved like the `/bin/true` series. bubblewrap gets
+/// `--dev /dev`: git opens `/dev/null` for writing, which the read-only bind of the host's
+/// `/dev` refuses (paddock's view has a minimal `/dev` of its own).
 fn git_status(
     n: usize,
     paddock: &Path,
@@ -179,7 +181,8 @@ fn git_status(
         if let Some(b) = bwrap {
             bw.push(time(&mut cmd_in(
                 repo,
-                &[b, "--unshare-all", "--ro-bind", "/", "/", "git", "status"].map(std::ffi::OsStr::new),
+                &[b, "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "git", "status"]
+                    .map(std::ffi::OsStr::new),
             )));
         }
     }
@@ -188,7 +191,7 @@ fn git_status(
     if bw.is_empty() {
         stats("paddock run -- git status", confined, Some(base));
     } else {
-        let b = stats("bwrap --unshare-all --ro-bind / / git status", bw, Some(base));
+        let b = stats("bwrap --unshare-all --ro-bind / / --dev /dev git status", bw, Some(base));
         let p = stats("paddock run -- git status", confined, Some(base));
         println!("paddock / bubblewrap (git status) = {:.2}", p.as_secs_f64() / b.as_secs_f64());
     }

@@ -33,6 +33,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 mod fs;
 mod v1;
 mod v2;
+mod warm;
+
+pub use warm::Warmup;
 
 use fs::{cgroup_mounts, own_cgroups, Notes, Part, Want};
 

@@ -26,7 +26,8 @@ impl Walker<'_> {
         parent_dev: u64,
         stack: &mut Vec<Item>,
     ) -> Result<(), ViewError> {
-        let Some(root) = self.root.as_ref().map(|r| r.try_clone()).transpose().map_err(ViewError::Root)? else {
+        // The view's root, shared (not duplicated: this runs once per cached directory).
+        let Some(root) = self.root.clone() else {
             return Ok(());
         };
         let rel = rel_c(&path)?;

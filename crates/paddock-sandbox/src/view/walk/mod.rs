@@ -68,7 +68,7 @@ pub(crate) struct Walker<'a> {
     /// Directories to pin once the walk is done ([`Rules::pins`]).
     pub(super) pins: std::collections::BTreeSet<PathBuf>,
     /// The view's root (for cached listings, reached by path).
-    root: Option<OwnedFd>,
+    root: Option<std::rc::Rc<OwnedFd>>,
     /// Listings of earlier starts, and those of this one.
     old: Option<cache::Cache>,
     new: Option<cache::Cache>,
@@ -117,7 +117,7 @@ impl<'a> Walker<'a> {
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
     /// while entries move, up to [`WALKS`] times.
     pub(crate) fn run(&mut self, newroot: BorrowedFd<'_>, roots: &[PathBuf]) -> Result<(), ViewError> {
-        self.root = Some(newroot.try_clone_to_owned().map_err(ViewError::Root)?);
+        self.root = Some(std::rc::Rc::new(newroot.try_clone_to_owned().map_err(ViewError::Root)?));
         self.now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         for _ in 0..WALKS {
