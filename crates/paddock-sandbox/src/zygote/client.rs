@@ -26,6 +26,9 @@ pub struct Zygote {
     pidfd: Option<OwnedFd>,
     report: EnforcementReport,
     template: SandboxSpec,
+    /// Keeps the calls' cgroup moves fast while calls come ([`crate::cgroup::Warmer`]):
+    /// started with the first call that wants a cgroup.
+    warmer: std::sync::OnceLock<Option<crate::cgroup::Warmer>>,
 }
 
 impl std::fmt::Debug for Zygote {
@@ -66,6 +69,7 @@ impl Zygote {
             pidfd: sys::pidfd_open(pid).ok(),
             report: EnforcementReport::default(),
             template: template.clone(),
+            warmer: std::sync::OnceLock::new(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -177,6 +181,11 @@ impl Zygote {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         call.validate()?;
         self.accepts(call)?;
+        if call.limits.max_processes.is_some() || call.limits.max_memory.is_some() {
+            if let Some(w) = self.warmer.get_or_init(crate::cgroup::Warmer::start) {
+                w.touch();
+            }
+        }
         let name = format!("paddock-{}-z{}", sys::getpid(), SEQ.fetch_add(1, Ordering::Relaxed));
         let cg = cgroup::create_named(&call.limits, &name);
         crate::timing::phase("call cgroup", started);
