@@ -125,6 +125,7 @@ pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use timing::{phase, TARGET as TIMING_TARGET};
+pub use view::globs::{PathGlobError, PathGlobs};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;

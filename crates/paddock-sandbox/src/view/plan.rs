@@ -7,8 +7,7 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
-
+use super::globs::PathGlobs;
 use crate::spec::PathPlan;
 
 /// What the view does with one path.
@@ -34,9 +33,9 @@ pub(crate) struct BadGlob {
 #[derive(Debug)]
 pub(crate) struct Rules {
     /// Deny globs, each as `P` (what lies beneath a masked directory is never reached).
-    deny: GlobSet,
+    deny: PathGlobs,
     /// Protect globs, each as `P` (the read-only bind covers what lies beneath).
-    protect: GlobSet,
+    protect: PathGlobs,
     /// Literal deny and hidden paths.
     literal: HashSet<PathBuf>,
     /// The literal prefix of every rule: only directories on the way to one, or beneath
@@ -73,17 +72,8 @@ fn beneath(a: &[u8], b: &[u8]) -> bool {
     a.starts_with(b) && (a.len() == b.len() || b.ends_with(b"/") || a[b.len()] == b'/')
 }
 
-fn compile(patterns: &[String]) -> Result<GlobSet, BadGlob> {
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let g: Glob = GlobBuilder::new(p)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| BadGlob { pattern: p.clone(), reason: e.kind().to_string() })?;
-        set.add(g);
-    }
-    set.build().map_err(|e| BadGlob { pattern: patterns.join(" "), reason: e.to_string() })
+fn compile(patterns: &[String]) -> Result<PathGlobs, BadGlob> {
+    PathGlobs::new(patterns).map_err(|e| BadGlob { pattern: patterns[e.index].clone(), reason: e.reason })
 }
 
 impl Rules {

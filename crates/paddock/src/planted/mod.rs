@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use globset::{GlobBuilder, GlobMatcher};
 use paddock_audit::{MovedAside, Unchecked};
 use paddock_policy::Policy;
+use paddock_sandbox::PathGlobs;
 
 use scan::{beneath, Listings};
 
@@ -56,8 +57,10 @@ fn kept() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Listings>>> {
 
 /// The `deny` and `protect` globs of a policy, compiled as the view compiles them.
 pub(crate) struct Globs {
-    /// Rule id, matcher, literal prefix.
-    rules: Vec<(String, GlobMatcher, PathBuf)>,
+    /// Rule id, glob, literal prefix.
+    rules: Vec<(String, String, PathBuf)>,
+    /// The rules' globs, compiled as the view compiles them.
+    set: PathGlobs,
 }
 
 /// The components of `pattern` before the first one with glob syntax.
@@ -102,21 +105,21 @@ impl Globs {
     /// The globs of `policy` (a glob that does not compile: its rule and the reason).
     fn new(policy: &Policy) -> Result<Globs, (String, String)> {
         let fs = &policy.filesystem;
-        let mut rules = Vec::new();
-        for r in fs.deny.iter().chain(&fs.protect).filter(|r| r.is_glob && r.pattern.starts_with('/')) {
-            let g = GlobBuilder::new(&r.pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| (r.id.to_string(), e.to_string()))?;
-            rules.push((r.id.to_string(), g.compile_matcher(), literal_prefix(&r.pattern)));
-        }
-        Ok(Globs { rules })
+        let rules: Vec<(String, String, PathBuf)> = fs
+            .deny
+            .iter()
+            .chain(&fs.protect)
+            .filter(|r| r.is_glob && r.pattern.starts_with('/'))
+            .map(|r| (r.id.to_string(), r.pattern.clone(), literal_prefix(&r.pattern)))
+            .collect();
+        let patterns: Vec<&str> = rules.iter().map(|(_, g, _)| g.as_str()).collect();
+        let set = PathGlobs::new(&patterns).map_err(|e| (rules[e.index].0.clone(), e.reason))?;
+        Ok(Globs { rules, set })
     }
 
     /// The first rule `path` matches (deny rules come first).
     fn matching(&self, path: &Path) -> Option<usize> {
-        self.rules.iter().position(|(_, g, _)| g.is_match(path))
+        self.set.first_match(path)
     }
 
     /// The first rule whose prefix is `path` or beneath it (a symlink there leads a host
@@ -166,7 +169,9 @@ impl Planted {
         let (globs, failed) = match Globs::of(policy) {
             Ok(g) => (g, Vec::new()),
             // The view refuses such a policy first; should one get here, say so.
-            Err((rule, e)) => (Arc::new(Globs { rules: Vec::new() }), vec![(PathBuf::from(rule), e)]),
+            Err((rule, e)) => {
+                (Arc::new(Globs { rules: Vec::new(), set: PathGlobs::default() }), vec![(PathBuf::from(rule), e)])
+            }
         };
         let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
         roots.sort();
@@ -177,7 +182,7 @@ impl Planted {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             for (id, g, _) in &globs.rules {
-                (id, g.glob().glob()).hash(&mut h);
+                (id, g.as_str()).hash(&mut h);
             }
             roots.hash(&mut h);
             h.finish()
@@ -201,7 +206,7 @@ impl Planted {
     /// What this call takes as the user's, for the registry of running calls.
     pub(crate) fn record(&self) -> Record {
         let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
-        let mut globs: Vec<String> = self.globs.rules.iter().map(|(_, g, _)| g.glob().glob().to_owned()).collect();
+        let mut globs: Vec<String> = self.globs.rules.iter().map(|(_, g, _)| g.clone()).collect();
         globs.sort();
         globs.dedup();
         Record {
