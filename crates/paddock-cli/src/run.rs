@@ -33,11 +33,6 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     if a.explain {
         return print_explain(&policy, &probe(&policy)).err().unwrap_or(exit::OK);
     }
-    // With a process or memory limit, as root, the helper moves the run's tree into a new
-    // cgroup, and the move waits for an RCU grace period: started here, it is shared
-    // (reaped when the run ends).
-    let limited = policy.limits.max_processes.is_some() || policy.limits.max_memory.is_some();
-    let _warmup = limited.then(paddock_sandbox::CgroupWarmup::start);
     let t = Instant::now();
     let here = match current_dir() {
         Ok(d) => d,

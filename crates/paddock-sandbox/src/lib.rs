@@ -114,7 +114,6 @@ mod timing;
 mod view;
 mod zygote;
 
-pub use cgroup::Warmup as CgroupWarmup;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{supervise, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};

@@ -35,7 +35,7 @@ mod v1;
 mod v2;
 mod warm;
 
-pub use warm::{Warmer, Warmup};
+pub(crate) use warm::{Warmer, Warmup};
 
 use fs::{cgroup_mounts, own_cgroups, Notes, Part, Want};
 

@@ -5,10 +5,11 @@
 //! kernel's cgroup-wide thread-group lock for writing; the first writer after a quiet
 //! spell waits for an RCU grace period (3–16 ms measured on the development machine,
 //! idle or not). Writers that come while one waits share its grace period, and those in
-//! the next few milliseconds after it pay none. So a one-shot run starts one early, as
-//! soon as its policy asks for a cgroup: a child process moves itself into the cgroup it
-//! is already in (which changes nothing) and exits. The helper's own move, milliseconds
-//! later, then shares that grace period instead of starting one.
+//! the next few milliseconds after it pay none. So a one-shot run's helper starts one as
+//! soon as it made the cgroup's directory: a child process moves itself into the cgroup it
+//! is already in (which changes nothing) and exits. The helper's own move of the reaper,
+//! a few steps later, then shares that grace period instead of starting one. Not earlier:
+//! a move holds the cgroup mutex while it waits, and making the directory needs it.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 

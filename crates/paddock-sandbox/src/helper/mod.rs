@@ -67,6 +67,10 @@ pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let plan = timing::time("path plan", || PathPlan::new(&req.spec));
     let cg = timing::time("cgroup", || cgroup::create(&req.spec.limits));
+    // The reaper's move into it waits for an RCU grace period: one started now (once the
+    // directory is made: a move holds the cgroup mutex while it waits, and the mkdir needs
+    // it) is shared by that move, a few steps later.
+    let warm = cg.cgroup.as_ref().map(|_| cgroup::Warmup::start());
     let mut st = State {
         cgroup: cg.applied,
         spec: req.spec,
@@ -86,13 +90,13 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
         }
         st.strict_check();
     }
-    start_reaper(st, ns, cg)
+    start_reaper(st, ns, cg, warm)
 }
 
 /// The end of step 2, for a one-shot helper and a zygote's call helper alike: forks the
 /// reaper, passes its pidfd (and in proxy mode the listener) to the caller, then waits for
 /// it ([`helper_wait`]). On failure the cgroup is removed and the step reported.
-pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>) -> ! {
+pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>, warm: Option<cgroup::Warmup>) -> ! {
     let ctl = st.ctl;
     let network = st.spec.network;
     let fail = |st: &State, e: SetupError| -> ! {
@@ -131,6 +135,9 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>)
         // A reaper that is gone ends the run anyway; the helper hears of it below.
         let _ = sys::write_all(w.as_raw_fd(), &word.to_ne_bytes());
     }
+    // The warm-up's own move is done by now (it held the cgroup mutex first, or came
+    // after the reaper's at no cost): reaped here, on every path.
+    drop(warm);
     let pidfd = match sys::pidfd_open(reaper) {
         Ok(fd) => fd,
         Err(e) => {

@@ -161,7 +161,8 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         }
     }
     st.strict_check();
-    helper::start_reaper(st, ns, cg)
+    // The session's warmer keeps the calls' moves fast ([`crate::cgroup::Warmer`]).
+    helper::start_reaper(st, ns, cg, None)
 }
 
 /// The call's cgroup from the descriptors the caller handed over; one that did not come
