@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -62,20 +62,11 @@ fn need_curl() {
 
 /// Starts `paddock run --policy POLICY -- argv` as the fixture's user, in the background.
 fn start(f: &Fixture, policy: &Path, argv: &[&str]) -> Child {
-    let mut full = f.user.prefix();
-    full.extend([f.bin.clone().into(), "run".into(), "--policy".into(), policy.into()]);
+    let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--policy".into(), policy.into()];
     full.extend(["--workspace".into(), f.ws.clone().into(), "--".into()]);
     full.extend(argv.iter().map(OsString::from));
-    let mut cmd = Command::new(&full[0]);
-    cmd.args(&full[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = f.command(&full);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     spawn(&mut cmd).expect("spawn paddock run")
 }
 
@@ -416,19 +407,10 @@ type Request = dyn Fn(&str, &str, bool, Option<&str>) -> (u16, String) + Send + 
 
 /// Starts `paddock serve --policy POLICY` as the fixture's user; it and its requester.
 fn serve(f: &Fixture, pol: &Path) -> (Kill, std::sync::Arc<Request>) {
-    let mut argv = f.user.prefix();
-    argv.extend([f.bin.clone().into(), "serve".into(), "--policy".into(), pol.into()]);
+    let mut argv: Vec<OsString> = vec![f.bin.clone().into(), "serve".into(), "--policy".into(), pol.into()];
     argv.extend(["--workspace".into(), f.ws.clone().into(), "--listen".into(), "127.0.0.1:0".into()]);
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = f.command(&argv);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).expect("spawn paddock serve");
     let (tx, rx) = mpsc::channel();
     let err = BufReader::new(child.stderr.take().unwrap());
@@ -556,19 +538,8 @@ fn terminal_prompt(user: User) {
             sh_quote(f.ws.to_str().unwrap()),
             sh_quote(&format!("{}{}{}", prefix.0, connect(tag, "asked.test", port), prefix.1))
         );
-        let mut full = f.user.prefix();
-        full.extend(["/usr/bin/script".into(), "-qfec".into(), run.into(), "/dev/null".into()]);
-        let mut cmd = Command::new(&full[0]);
-        cmd.args(&full[1..])
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &f.home)
-            .env("TERM", "dumb")
-            .env("PADDOCK_STATE_DIR", f.root.join("state"))
-            .current_dir(&f.ws)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = f.command(&["/usr/bin/script".into(), "-qfec".into(), run.into(), "/dev/null".into()]);
+        cmd.env("TERM", "dumb").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         spawn(&mut cmd).expect("spawn script")
     };
     // The child's stdin is not the terminal: the question is asked and answered on it.
@@ -607,19 +578,10 @@ fn mcp_elicitation(user: User) {
     let f = Fixture::new(user);
     let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"echo **\"]\n"), ..Pol::default() });
     for elicits in [true, false] {
-        let mut argv = f.user.prefix();
-        argv.extend([f.bin.clone().into(), "mcp".into(), "--policy".into(), pol.clone().into()]);
+        let mut argv: Vec<OsString> = vec![f.bin.clone().into(), "mcp".into(), "--policy".into(), pol.clone().into()];
         argv.extend(["--workspace".into(), f.ws.clone().into()]);
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &f.home)
-            .env("PADDOCK_STATE_DIR", f.root.join("state"))
-            .current_dir(&f.ws)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        let mut cmd = f.command(&argv);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = spawn(&mut cmd).expect("spawn paddock mcp");
         let mut stdin = child.stdin.take().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());

@@ -341,19 +341,10 @@ fn a_move_that_fails_is_said_and_exits_71(u: User) {
     let pol = Pol { protect: &["${WORKSPACE}/.envrc"], ..Pol::default() };
     let script = "echo 'export EVIL=1' > .envrc && while [ ! -e go ]; do sleep 0.02; done; echo ended";
     for blocked in [false, true] {
-        let mut argv = f.user.prefix();
-        argv.extend(f.paddock_argv(&pol));
+        let mut argv = f.paddock_argv(&pol);
         argv.extend(["sh", "-c", script].map(Into::into));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &f.home)
-            .env("PADDOCK_STATE_DIR", f.root.join("state"))
-            .current_dir(&f.ws)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = f.command(&argv);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = spawn(&mut cmd).unwrap();
         let envrc = f.ws.join(".envrc");
         wait_for(".envrc", || envrc.exists());

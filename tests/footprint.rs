@@ -6,7 +6,7 @@
 //! the run succeeded and that its processes were seen.
 //!
 //! `cargo test -p paddock-cli --test footprint -- --ignored --nocapture --test-threads=1`
-//! measures the debug binary; with `PADDOCK_FOOTPRINT_BIN=target/release/paddock` it
+//! measures the debug binary; with `PADDOCK_FOOTPRINT_BIN=$PWD/target/release/paddock` it
 //! measures that build instead (the figure README quotes).
 //!
 //! Figures per process, from `/proc`: `VmRSS` (what the table sums: pages of the
@@ -24,7 +24,7 @@ use common::*;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod as_root {
@@ -155,8 +155,7 @@ fn run_memory(u: User, policy: Option<&str>) {
         }
         None => f.bin.clone(),
     };
-    let mut argv = u.prefix();
-    argv.extend([bin.clone().into(), "run".into()]);
+    let mut argv: Vec<OsString> = vec![bin.clone().into(), "run".into()];
     if let Some(text) = policy {
         let path = f.root.join("policy.toml");
         write(&path, text, 0o644);
@@ -164,16 +163,8 @@ fn run_memory(u: User, policy: Option<&str>) {
     }
     argv.extend(["--workspace".into(), f.ws.clone().into(), "--".into()]);
     argv.extend(["sleep", "2"].map(OsString::from));
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = f.command(&argv);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
     let start = Instant::now();
     let mut peak: Option<Vec<Mem>> = None;

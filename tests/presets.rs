@@ -350,16 +350,8 @@ fn mcp_read_file_of_binary_is_base64_and_a_call_running_at_sigterm_is_answered(u
     std::fs::write(f.ws.join("image.png"), bytes).unwrap();
     chown(&f.ws.join("image.png"), f.user.uid());
     put(&f, &f.ws.join("text.txt"), "caf\u{e9}\n");
-    let mut argv = f.user.prefix();
-    argv.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
     let mut child = spawn(
-        Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", PATH)
-            .env("HOME", &f.home)
-            .env("PADDOCK_STATE_DIR", f.root.join("state"))
-            .current_dir(&f.ws)
+        f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),

@@ -344,21 +344,12 @@ fn grants_in_a_view_are_never_unused(user: User) {
 
 /// Runs `paddock ARGS` with its stdout a pipe whose reader is already gone.
 fn with_closed_stdout(f: &Fixture, args: &[&str]) -> Out {
-    let mut full = f.user.prefix();
-    full.push(f.bin.clone().into());
+    let mut full: Vec<OsString> = vec![f.bin.clone().into()];
     full.extend(args.iter().map(OsString::from));
     let (r, w) = std::io::pipe().expect("pipe");
     drop(r);
-    let mut cmd = Command::new(&full[0]);
-    cmd.args(&full[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
-        .stdin(Stdio::null())
-        .stdout(w)
-        .stderr(Stdio::piped());
+    let mut cmd = f.command(&full);
+    cmd.stdin(Stdio::null()).stdout(w).stderr(Stdio::piped());
     let child = spawn(&mut cmd).unwrap();
     let o = child.wait_with_output().unwrap();
     Out { code: o.status.code(), stdout: Vec::new(), stderr: o.stderr }

@@ -102,8 +102,7 @@ fn race(f: &Fixture, pol: &Pol, script: &str, secret: &str, mover: impl Fn() + S
     };
     while launched < n || !running.is_empty() {
         while launched < n && running.len() < par {
-            let mut argv = f.user.prefix();
-            argv.extend([
+            let argv = [
                 f.bin.clone().into_os_string(),
                 "run".into(),
                 "--policy".into(),
@@ -114,19 +113,9 @@ fn race(f: &Fixture, pol: &Pol, script: &str, secret: &str, mover: impl Fn() + S
                 "sh".into(),
                 "-c".into(),
                 script.into(),
-            ]);
-            let c = Command::new(&argv[0])
-                .args(&argv[1..])
-                .env_clear()
-                .env("PATH", PATH)
-                .env("HOME", &f.home)
-                .env("PADDOCK_STATE_DIR", f.root.join("state"))
-                .current_dir(&f.ws)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            ];
+            let c =
+                f.command(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
             running.push(c);
             launched += 1;
         }

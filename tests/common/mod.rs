@@ -276,8 +276,9 @@ impl Fixture {
         self.launch_within(argv, env, stdin, HANG)
     }
 
-    /// `launch`, for a program that may take up to `hang` (a real agent CLI).
-    pub fn launch_within(&self, argv: &[OsString], env: &[(&str, &str)], stdin: Option<&[u8]>, hang: Duration) -> Out {
+    /// `argv` as the fixture's user (its prefix first) in the workspace, with only `PATH`,
+    /// `HOME` and `PADDOCK_STATE_DIR` in its environment; stdio is the caller's to set.
+    pub fn command(&self, argv: &[OsString]) -> Command {
         let mut full = self.user.prefix();
         full.extend_from_slice(argv);
         let mut cmd = Command::new(&full[0]);
@@ -286,12 +287,18 @@ impl Fixture {
             .env("PATH", PATH)
             .env("HOME", &self.home)
             .env("PADDOCK_STATE_DIR", self.root.join("state"))
-            .envs(env.iter().copied())
-            .current_dir(&self.ws)
+            .current_dir(&self.ws);
+        cmd
+    }
+
+    /// `launch`, for a program that may take up to `hang` (a real agent CLI).
+    pub fn launch_within(&self, argv: &[OsString], env: &[(&str, &str)], stdin: Option<&[u8]>, hang: Duration) -> Out {
+        let mut cmd = self.command(argv);
+        cmd.envs(env.iter().copied())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {full:?}: {e}"));
+        let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
         if let Some(data) = stdin {
             let mut w = child.stdin.take().unwrap();
             let data = data.to_vec();
@@ -319,14 +326,14 @@ impl Fixture {
             if start.elapsed() > hang {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{full:?} ({:?}) did not end within {hang:?}", self.user);
+                panic!("{argv:?} ({:?}) did not end within {hang:?}", self.user);
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         let collect = |rx: mpsc::Receiver<Vec<u8>>, name: &str| {
             rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
                 panic!(
-                    "{full:?} ({:?}) exited but its {name} stayed open: a process it started is still alive",
+                    "{argv:?} ({:?}) exited but its {name} stayed open: a process it started is still alive",
                     self.user
                 )
             })
@@ -422,15 +429,8 @@ pub fn moved_names(dir: &Path) -> Vec<String> {
 /// must answer `initialize` and end with success once its input is closed.
 pub fn mcp_shell_call(f: &Fixture, script: &str) -> String {
     use std::io::BufRead;
-    let mut full = f.user.prefix();
-    full.extend([f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
-    let mut child = Command::new(&full[0])
-        .args(&full[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .env("HOME", &f.home)
-        .env("PADDOCK_STATE_DIR", f.root.join("state"))
-        .current_dir(&f.ws)
+    let mut child = f
+        .command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

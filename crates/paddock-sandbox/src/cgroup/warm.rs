@@ -56,7 +56,7 @@ impl Drop for Warmup {
 }
 
 /// How long after a call's start a [`Warmer`] keeps the lock warm.
-const ACTIVE_NS: i64 = 200_000_000;
+const ACTIVE_NS: u64 = 200_000_000;
 /// How often a [`Warmer`] moves itself while warm (measured here: a call's move took
 /// 0.5 ms at one no-op move every 2, 4 or 8 ms, against 8 ms without).
 const PERIOD_MS: i32 = 8;
@@ -81,8 +81,9 @@ impl Warmer {
         let procs = own_procs()?;
         let (r, w) = crate::stdio::pipe().ok()?;
         // SAFETY: as in `Warmup::start`, the child runs only async-signal-safe calls
-        // (`poll`, `read`, `write`, `clock_gettime`, `_exit`) on descriptors opened before
-        // the fork and buffers on its stack: sound whatever other threads held.
+        // (`poll`, `read`, `write`, `clock_gettime` through rustix, `_exit`) on
+        // descriptors opened before the fork and buffers on its stack: sound whatever
+        // other threads held.
         match unsafe { sys::fork() } {
             Ok(0) => {
                 // Nothing of the session's stays open here (a pipe of a call held open
@@ -127,10 +128,10 @@ impl Drop for Warmer {
 fn warm_loop(wake: RawFd, procs: RawFd) -> ! {
     // SAFETY: PR_SET_NAME with a NUL-terminated static name (shown by `ps`).
     unsafe { libc::prctl(libc::PR_SET_NAME, c"paddock-warm".as_ptr()) };
-    let mut until = 0i64;
+    let mut until = 0u64;
     let mut buf = [0u8; 64];
     loop {
-        let now = now_ns();
+        let now = crate::timing::now_ns();
         let timeout = if now < until { PERIOD_MS } else { -1 };
         let mut pfd = libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd on this stack.
@@ -141,20 +142,12 @@ fn warm_loop(wake: RawFd, procs: RawFd) -> ! {
             if n == 0 {
                 exit_now(0);
             }
-            until = now_ns() + ACTIVE_NS;
+            until = crate::timing::now_ns() + ACTIVE_NS;
         }
-        if now_ns() < until {
+        if crate::timing::now_ns() < until {
             let _ = write_all(procs, b"0");
         }
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds (async-signal-safe).
-fn now_ns() -> i64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid timespec on this stack.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec * 1_000_000_000 + t.tv_nsec
 }
 
 /// This process's own `cgroup.procs` in the first hierarchy where it may write it.
