@@ -134,3 +134,39 @@ both_users!(zygote_calls_get_a_sized_tmp_and_dev_shm, |user, name| {
     assert_eq!(out, want, "{r:#?}");
     assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
 });
+
+both_users!(zygote_calls_resize_the_tmpfs_made_ahead_for_the_template, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 2;
+    s.zygote_template_default_limits = true;
+    // The spare call helpers mount /tmp and /dev/shm at the template's size (1 GiB) before
+    // the calls come; each call's own max_memory makes them 32 MiB.
+    let mut spec = capture(
+        &s,
+        "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; \
+         echo \"$d $? $(stat -c %s $d/big)\"; rm $d/big; done",
+    );
+    spec.limits.max_memory = Some(64 << 20);
+    let r = s.run(&spec);
+    assert_eq!(r.code, 0, "{r:#?}");
+    let o = r.ok();
+    let want = format!("/tmp 1 {}\n/dev/shm 1 {}\n", 32 << 20, 32 << 20);
+    assert_eq!(text(&o["stdout"]), want, "{r:#?}");
+    assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
+});
+
+both_users!(zygote_calls_run_after_the_spare_call_helper_is_killed, |user, name| {
+    let mut s = Scratch::new(name, user);
+    // The spare is gone before the call: the zygote starts the call's helper itself.
+    s.zygote_calls = 1;
+    s.kill_spare = true;
+    let r = s.run(&capture(&s, "cat /proc/1/comm; echo pid=$$; ls /proc | grep -c '^[0-9]'"));
+    assert_eq!(r.code, 0, "{r:#?}");
+    let o = r.ok();
+    let out = text(&o["stdout"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["paddock-reaper", "pid=2"], "{r:#?}");
+    assert!(lines[2].parse::<u32>().unwrap() <= 4, "{r:#?}");
+    assert_eq!(layer(o, "pid_ns").0, "enforced", "{r:#?}");
+    assert_eq!(layer(o, "mounts").0, "enforced", "{r:#?}");
+});

@@ -235,4 +235,7 @@ pub enum SetupError {
     /// `pidfd_open` of a zygote call's helper (for the caller to kill it).
     #[error("pidfd_open of the call's helper: {0}")]
     CallPidfd(OsError),
+    /// The reaper a spare call helper forked before its call could not be handed the call.
+    #[error("the call's reaper, forked ahead of the call, is gone: {0}")]
+    SpareReaperGone(OsError),
 }

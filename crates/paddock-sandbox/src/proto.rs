@@ -11,7 +11,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 use rustix::net::{
@@ -192,6 +192,14 @@ pub(crate) fn send_raw(sock: RawFd, body: &[u8], fds: &[RawFd]) -> io::Result<()
     }
 }
 
+/// Answers a `Spawn` that came without its descriptors (on the call's socket, if any).
+pub(crate) fn refuse_malformed(fds: &[OwnedFd]) {
+    if let Some(c) = fds.first() {
+        // The call's caller waits on this socket; if it is gone, nobody is left to tell.
+        let _ = send(c.as_raw_fd(), &Msg::Failed(Failure::Setup(SetupError::MalformedSpawn)), &[]);
+    }
+}
+
 /// The most descriptors one message carries (the pidfd and the proxy listener; a call's
 /// socket, stdio and two per cgroup hierarchy).
 const MAX_FDS: usize = 16;
@@ -203,6 +211,20 @@ const MAX_FDS: usize = 16;
 /// did not all fit (`MSG_CTRUNC`: the kernel closed the rest) or whose body was cut is an
 /// error: a descriptor the protocol promised is missing.
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+    match recv_raw(sock)? {
+        None => Ok(None),
+        Some((body, fds)) => Ok(Some((parse(&body)?, fds))),
+    }
+}
+
+/// A message [`recv_raw`] received.
+pub(crate) fn parse(body: &[u8]) -> io::Result<Msg> {
+    serde_json::from_slice(body).map_err(io::Error::other)
+}
+
+/// [`recv`] without the parse: the datagram's bytes (for [`send_raw`] to pass on) and
+/// descriptors.
+pub(crate) fn recv_raw(sock: RawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
     // SAFETY: the caller holds `sock` open for the call; the borrow does not outlive it.
     let sock = unsafe { BorrowedFd::borrow_raw(sock) };
     let len = peek_len(sock)?;
@@ -236,8 +258,7 @@ pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
         return Err(io::Error::other("control message truncated"));
     }
     body.truncate(msg.bytes);
-    let msg = serde_json::from_slice(&body).map_err(io::Error::other)?;
-    Ok(Some((msg, fds)))
+    Ok(Some((body, fds)))
 }
 
 /// The length of the next datagram, without taking it (nor its descriptors: no control

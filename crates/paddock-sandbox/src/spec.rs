@@ -277,6 +277,27 @@ fn depth(p: &Path) -> usize {
     p.components().count()
 }
 
+/// `p.starts_with(base)` (component-wise), compared as bytes when both paths are plain
+/// (absolute, no empty or `.` component, no trailing slash), as a spec's paths are:
+/// `Path::starts_with` splits both into components on every call, and a plan makes
+/// thousands of these comparisons.
+pub(crate) fn beneath(p: &Path, base: &Path) -> bool {
+    let (a, b) = (p.as_os_str().as_encoded_bytes(), base.as_os_str().as_encoded_bytes());
+    if !(plain(a) && plain(b)) {
+        return p.starts_with(base);
+    }
+    b == b"/" || (a.starts_with(b) && (a.len() == b.len() || a[b.len()] == b'/'))
+}
+
+/// An absolute path whose components are exactly its slash-separated parts.
+fn plain(b: &[u8]) -> bool {
+    b.first() == Some(&b'/')
+        && (b.len() == 1 || b.last() != Some(&b'/'))
+        && !b.ends_with(b"/.")
+        && !b.windows(2).any(|w| w == b"//")
+        && !b.windows(3).any(|w| w == b"/./")
+}
+
 impl PathPlan {
     /// Normalises the spec's paths: a path in both read and write is written; a read or
     /// write path at or beneath a deny path is dropped (deny beats read/write); nested deny
@@ -295,11 +316,11 @@ impl PathPlan {
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         for d in denies {
-            if !plan.denies.iter().any(|a| d.starts_with(a)) {
+            if !plan.denies.iter().any(|a| beneath(&d, a)) {
                 plan.denies.push(d);
             }
         }
-        let denied = |p: &Path| plan.denies.iter().any(|d| p.starts_with(d));
+        let denied = |p: &Path| plan.denies.iter().any(|d| beneath(p, d));
         let mut notes = Vec::new();
         let mut writes: Vec<PathBuf> = Vec::new();
         for w in &spec.write_paths {
@@ -330,7 +351,7 @@ impl PathPlan {
 
     /// True when `p` is a write path or beneath one.
     pub fn is_writable(&self, p: &Path) -> bool {
-        self.writes.iter().any(|w| p.starts_with(w))
+        self.writes.iter().any(|w| beneath(p, w))
     }
 }
 
@@ -355,6 +376,20 @@ mod tests {
         assert_eq!(p.notes.len(), 2);
         assert!(p.is_writable(Path::new("/home/u/ws/a")));
         assert!(!p.is_writable(Path::new("/home/u/wsx")));
+    }
+
+    #[test]
+    fn beneath_is_starts_with() {
+        let paths = [
+            "/", "/a", "/a/", "/a/b", "/ab", "/a//b", "/a/./b", "/a/.", "/a/..", "/a/../b", "//a", "/a/b/c", "a",
+            "a/b", "", "./a", "/.", "/..", "/a/b/",
+        ];
+        for p in paths {
+            for b in paths {
+                let (p, b) = (Path::new(p), Path::new(b));
+                assert_eq!(beneath(p, b), p.starts_with(b), "{p:?} beneath {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -59,7 +59,18 @@ fn main() {
                 if zygote_calls == 0 {
                     return paddock_sandbox::spawn(spec);
                 }
-                let zygote = paddock_sandbox::Zygote::start(spec)?;
+                // PADDOCK_HARNESS_TEMPLATE_LIMITS=default: the zygote's template has the
+                // default limits (the calls keep the spec's).
+                let mut template = spec.clone();
+                if std::env::var_os("PADDOCK_HARNESS_TEMPLATE_LIMITS").is_some() {
+                    template.limits = paddock_sandbox::Limits { timeout: spec.limits.timeout, ..Default::default() };
+                }
+                let zygote = paddock_sandbox::Zygote::start(&template)?;
+                // PADDOCK_HARNESS_KILL_SPARE=1: the spare call helper the zygote forked ahead
+                // is killed before the first call.
+                if std::env::var_os("PADDOCK_HARNESS_KILL_SPARE").is_some() {
+                    kill_spare();
+                }
                 let mut others = Vec::new();
                 for i in 1..zygote_calls {
                     let mut s = spec.clone();
@@ -100,6 +111,38 @@ fn main() {
             eprintln!("usage: paddock-sandbox-harness (probe | run SPEC.json OUTCOME.json)");
             exit(64);
         }
+    }
+}
+
+/// The pids `/proc` lists as children of `pid` (of each of its threads).
+fn children(pid: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    out
+}
+
+/// Kills the zygote's spare (the zygote is this process's only child; the spare is its
+/// only child while no call runs) and waits until it is gone.
+fn kill_spare() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let spare = loop {
+        let z = children("self");
+        assert_eq!(z.len(), 1, "one zygote: {z:?}");
+        if let [s] = children(&z[0].to_string())[..] {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no spare forked");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // SAFETY: a plain kill(2) of a pid just read (a zygote's child, which the zygote does
+    // not reap before it ends).
+    assert_eq!(unsafe { libc::kill(spare, libc::SIGKILL) }, 0);
+    while std::path::Path::new(&format!("/proc/{spare}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "the spare did not end");
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

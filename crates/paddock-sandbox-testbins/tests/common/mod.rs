@@ -56,6 +56,10 @@ pub struct Scratch {
     /// When above 0, the harness starts a zygote from the spec and runs this many calls
     /// of it at once (the first call's outcome is reported).
     pub zygote_calls: usize,
+    /// The zygote's template has the default limits (the calls keep the spec's).
+    pub zygote_template_default_limits: bool,
+    /// The zygote's spare call helper is killed before the first call.
+    pub kill_spare: bool,
 }
 
 impl Scratch {
@@ -78,7 +82,16 @@ impl Scratch {
             chown(&ws);
             chown(&ws.join("testprobe"));
         }
-        Scratch { root, ws, outside, user, threaded: name.ends_with("-reexec"), zygote_calls: 0 }
+        Scratch {
+            root,
+            ws,
+            outside,
+            user,
+            threaded: name.ends_with("-reexec"),
+            zygote_calls: 0,
+            zygote_template_default_limits: false,
+            kill_spare: false,
+        }
     }
 
     /// A strict spec for `sh -c script` with the system read-only and `ws` writable.
@@ -131,6 +144,12 @@ impl Scratch {
         }
         if self.zygote_calls > 0 {
             cmd.env("PADDOCK_HARNESS_ZYGOTE", self.zygote_calls.to_string());
+        }
+        if self.zygote_template_default_limits {
+            cmd.env("PADDOCK_HARNESS_TEMPLATE_LIMITS", "default");
+        }
+        if self.kill_spare {
+            cmd.env("PADDOCK_HARNESS_KILL_SPARE", "1");
         }
         cmd.env("PADDOCK_TEST_CANARY", "caller-env-must-not-leak")
             .current_dir("/")

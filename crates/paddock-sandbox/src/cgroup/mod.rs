@@ -101,6 +101,19 @@ impl SandboxCgroup {
         Some(SandboxCgroup { parts })
     }
 
+    /// [`SandboxCgroup::from_handover`] for a zygote's call; one that did not come whole
+    /// makes the cgroup layer unavailable (`status`). No descriptors: no cgroup.
+    pub(crate) fn received(names: &[String], fds: Vec<OwnedFd>, status: &mut Applied) -> Option<SandboxCgroup> {
+        if fds.is_empty() {
+            return None;
+        }
+        let cg = SandboxCgroup::from_handover(names, fds);
+        if cg.is_none() {
+            *status = Applied::new(LayerState::Unavailable, "the call's cgroup was not handed over whole");
+        }
+        cg
+    }
+
     /// In the helper, once the reaper is reaped: removes every directory.
     pub(crate) fn remove(&self) {
         for p in &self.parts {

@@ -30,12 +30,16 @@
 //!
 //! A zygote's call helper ([`crate::zygote`]) enters its own namespaces and then runs
 //! [`start_reaper`] and the reaper and target steps here unchanged (the reaper adds the
-//! per-call mounts, [`crate::mounts::per_call`], to the zygote's view).
+//! per-call mounts, [`crate::mounts::per_call`], to the zygote's view). A spare call
+//! helper, forked before its call, forks its reaper ahead ([`spare_reaper`], which makes
+//! the per-call mounts then takes the call and moves itself into the cgroup) and joins
+//! at [`reaper_started`].
 
 mod reaper;
 mod state;
 mod target;
 
+pub(crate) use reaper::spare as spare_reaper;
 pub(crate) use state::{stop, strict_check, State, ZygoteView};
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -94,17 +98,8 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
 }
 
 /// The end of step 2, for a one-shot helper and a zygote's call helper alike: forks the
-/// reaper, passes its pidfd (and in proxy mode the listener) to the caller, then waits for
-/// it ([`helper_wait`]). On failure the cgroup is removed and the step reported.
+/// reaper, then [`reaper_started`].
 pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>, warm: Option<cgroup::Warmup>) -> ! {
-    let ctl = st.ctl;
-    let network = st.spec.network;
-    let fail = |st: &State, e: SetupError| -> ! {
-        if let Some(c) = &cg {
-            c.remove();
-        }
-        st.fail(e)
-    };
     // Moving a process into a cgroup waits for an RCU grace period (milliseconds): this
     // process moves the reaper while the reaper builds its mount view, and tells it how
     // that went through `handoff`; without the pipe the reaper moves itself.
@@ -117,16 +112,47 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
     let reaper = match unsafe { sys::fork() } {
         Ok(0) => {
             timing::record("fork reaper", start);
-            reaper::main(st, ns, cg, handoff.map(|(r, _)| r))
+            let entry = match handoff {
+                Some((r, _)) => cg.map(|_| reaper::CgroupEntry::Helper(r)),
+                None => cg.map(reaper::CgroupEntry::Itself),
+            };
+            reaper::main(st, ns, entry)
         }
         Ok(pid) => pid,
-        Err(e) => fail(&st, SetupError::ForkReaper(e.into())),
+        Err(e) => {
+            if let Some(c) = &cg {
+                c.remove();
+            }
+            st.fail(SetupError::ForkReaper(e.into()))
+        }
     };
     // The reaper has the phases so far and passes them on; this process's next ones go
     // with the `Reaper` message.
     timing::clear();
-    if let (Some(c), Some((r, w))) = (&cg, handoff) {
-        drop(r);
+    reaper_started(&st, reaper, cg.as_ref(), handoff.map(|(_, w)| w), warm, None)
+}
+
+/// After the reaper's fork: moves it into the cgroup and tells it how that went through
+/// `handoff` (a word: 0, or the errno); passes its pidfd (and in proxy mode the
+/// listener) to the caller, then waits for it ([`helper_wait`]). On failure the cgroup is
+/// removed and the step reported.
+pub(crate) fn reaper_started(
+    st: &State,
+    reaper: libc::pid_t,
+    cg: Option<&SandboxCgroup>,
+    handoff: Option<OwnedFd>,
+    warm: Option<cgroup::Warmup>,
+    told: Option<(OwnedFd, u8)>,
+) -> ! {
+    let ctl = st.ctl;
+    let fail = |e: SetupError| -> ! {
+        sys::kill_and_reap(reaper);
+        if let Some(c) = cg {
+            c.remove();
+        }
+        st.fail(e)
+    };
+    if let (Some(c), Some(w)) = (cg, handoff) {
         let placed = timing::time("cgroup: reaper moved in", || c.place(reaper));
         let word = match placed {
             Ok(()) => 0,
@@ -140,18 +166,12 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
     drop(warm);
     let pidfd = match sys::pidfd_open(reaper) {
         Ok(fd) => fd,
-        Err(e) => {
-            sys::kill_and_reap(reaper);
-            fail(&st, SetupError::ReaperPidfd(e.into()))
-        }
+        Err(e) => fail(SetupError::ReaperPidfd(e.into())),
     };
-    let listener = match network {
+    let listener = match st.spec.network {
         NetworkMode::Proxy { port } => match timing::time("proxy listener", || namespaces::proxy_listener(port)) {
             Ok(l) => Some(l),
-            Err(e) => {
-                sys::kill_and_reap(reaper);
-                fail(&st, SetupError::ProxyListener { port, source: OsError::from(e) })
-            }
+            Err(e) => fail(SetupError::ProxyListener { port, source: OsError::from(e) }),
         },
         NetworkMode::None => None,
     };
@@ -160,17 +180,20 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
     let msg = Msg::Reaper { listener: listener.is_some(), phases: timing::take() };
     if proto::send(ctl, &msg, &pass).is_err() {
         sys::kill_and_reap(reaper);
-        if let Some(c) = &cg {
+        if let Some(c) = cg {
             c.remove();
         }
         exit_now(125)
     }
     drop(listener);
+    if let Some((fd, byte)) = told {
+        let _ = sys::write_all(fd.as_raw_fd(), &[byte]);
+    }
     if let Ok(null) = sys::open_dev_null() {
         sys::redirect_stdio(null);
         sys::close(null);
     }
-    helper_wait(ctl, reaper, &pidfd, cg.as_ref())
+    helper_wait(ctl, reaper, &pidfd, cg)
 }
 
 /// Waits for the reaper; kills it if the parent hangs up the control socket. Then the

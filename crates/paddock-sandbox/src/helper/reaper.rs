@@ -2,9 +2,9 @@
 //! cgroup namespace rooted there), the mount view, the pty, `chdir`, signal forwarding;
 //! then it forks the target and reaps every process until the target ends.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use super::state::{State, View};
+use super::state::{State, View, ZygoteView};
 use super::target;
 use crate::cgroup::SandboxCgroup;
 use crate::error::SetupError;
@@ -14,28 +14,112 @@ use crate::namespaces::Namespaces;
 use crate::proto::{self, Msg};
 use crate::pty;
 use crate::signals;
-use crate::spec::Enforcement;
+use crate::spec::{Enforcement, PathPlan, TmpfsSize};
 use crate::sys::{self, exit_now};
 use crate::timing;
 
-/// The reaper: pid 1 of the new pid namespace. `handoff`: where the helper says whether it
-/// moved this process into the cgroup (`None`: it moves itself).
-pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>, handoff: Option<OwnedFd>) -> ! {
-    // Best effort: the helper also kills the reaper when the caller goes away.
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
-    sys::set_name(c"paddock-reaper");
+/// How the reaper gets into the sandbox's cgroup.
+pub(crate) enum CgroupEntry {
+    /// The helper moves it, and writes on this pipe how that went: a word, 0 or the errno.
+    Helper(OwnedFd),
+    /// It moves itself.
+    Itself(SandboxCgroup),
+}
+
+/// The reaper: pid 1 of the new pid namespace. `cg`: how it enters the cgroup, if there
+/// is one.
+pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! {
+    begin();
     let null = sys::open_dev_null().ok();
     let start = timing::now_ns();
     let view = match st.zygote_view {
-        Some(z) => call_view(&mut st, &ns, z.built, z.private_tmp),
+        Some(z) => {
+            let mounts = call_mounts(&ns, z, &st.plan, st.spec.limits.tmpfs_size());
+            call_view(&mut st, z, mounts)
+        }
         None => own_view(&mut st, &ns),
     };
     timing::record("mount view", start);
+    confine_tree(st, ns, view, cg, null)
+}
+
+/// The reaper of a zygote's spare call helper ([`crate::zygote`]): the per-call mounts
+/// are made before the call comes, at the template's size. Then it takes the next `Spawn`
+/// from the zygote's socket `zygote` itself (its spec, the cgroup status, and its
+/// control socket, stdio and cgroup attached), passes the call's socket and cgroup on to
+/// the helper on `helper`, moves itself into the cgroup and goes on as [`main`] does.
+pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, helper: OwnedFd) -> ! {
+    begin();
+    let null = sys::open_dev_null().ok();
+    let start = timing::now_ns();
+    let made = st.spec.limits.tmpfs_size();
+    let mounts = call_mounts(&ns, z, &st.plan, made);
+    timing::record("spare: per-call mounts, made ahead", start);
+    let (body, fds) = loop {
+        match proto::recv_raw(zygote) {
+            Ok(Some((body, fds))) if fds.len() >= 4 => break (body, fds),
+            // A `Spawn` without its descriptors.
+            Ok(Some((_, fds))) => proto::refuse_malformed(&fds),
+            // The socket hung up: the helper hears of it, as the zygote does.
+            Ok(None) => exit_now(0),
+            Err(e) if e.raw_os_error().is_some() => exit_now(0),
+            Err(_) => {} // an unreadable message: ignored
+        }
+    };
+    let start = timing::now_ns();
+    // No call may speak to the zygote.
+    sys::close(zygote);
+    let Ok(Msg::Spawn { spec, cgroup, cgroup_dirs }) = proto::parse(&body) else { exit_now(125) };
+    let mut fds = fds.into_iter();
+    let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
+        exit_now(125)
+    };
+    let cg_fds: Vec<OwnedFd> = fds.collect();
+    // The helper's part: the call's socket and its cgroup (to remove it at the end).
+    let mut pass = vec![ctl.as_raw_fd()];
+    pass.extend(cg_fds.iter().map(|f| f.as_raw_fd()));
+    if proto::send_raw(helper.as_raw_fd(), &body, &pass).is_err() {
+        exit_now(125)
+    }
+    drop(helper);
+    st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
+    for (fd, target) in [(&i, 0), (&o, 1), (&e, 2)] {
+        // Received, so above 2: no standard descriptor is clobbered.
+        if sys::dup_onto_stdio(fd, target).is_err() {
+            exit_now(125);
+        }
+    }
+    drop((i, o, e));
+    st.spec = *spec;
+    st.cgroup = cgroup;
+    let cg = SandboxCgroup::received(&cgroup_dirs, cg_fds, &mut st.cgroup);
+    st.plan = PathPlan::new(&st.spec);
+    let size = st.spec.limits.tmpfs_size();
+    let mounts = match mounts {
+        Ok(Some(m)) if size != made => {
+            mounts::resize_per_call(z.private_tmp, size).map(|()| Some(m)).map_err(SetupError::CallMounts)
+        }
+        other => other,
+    };
+    let view = call_view(&mut st, z, mounts);
+    timing::record("call taken, mount view", start);
+    confine_tree(st, ns, view, cg.map(CgroupEntry::Itself), null)
+}
+
+/// What every reaper does first: it dies with the helper, and is named.
+fn begin() {
+    // Best effort: the helper also kills the reaper when the caller goes away.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    sys::set_name(c"paddock-reaper");
+}
+
+/// The rest of step 3 once the mount view is there: into the cgroup, the pty, `chdir`,
+/// signal forwarding, the target's fork; then it reaps until the target ends.
+fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntry>, null: Option<RawFd>) -> ! {
     // Into the cgroup before anything forks (the target, and so the whole tree, is born
     // there); the cgroup namespace is rooted there.
     if let Some(cg) = cg {
-        timing::time("enter cgroup", || enter_cgroup(&mut st, &ns, &cg, handoff));
-        drop(cg); // the descriptors; the helper removes the cgroup
+        timing::time("enter cgroup", || enter_cgroup(&mut st, &ns, cg));
     }
     st.strict_check();
     if st.pty {
@@ -70,12 +154,14 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<SandboxCgroup>, han
 
 /// Moves into the sandbox's cgroup and, with a cgroup namespace, roots it there (the
 /// tree sees the sandbox's cgroup as `/`). A cgroup that cannot be entered makes the
-/// cgroup layer unavailable (rlimits still bound the run).
-fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: &SandboxCgroup, handoff: Option<OwnedFd>) {
-    let entered = match handoff {
-        Some(fd) => placed_by_helper(&fd),
-        None => cg.enter(),
+/// cgroup layer unavailable (rlimits still bound the run). The descriptors of the cgroup
+/// are closed here; the helper removes it.
+fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: CgroupEntry) {
+    let entered = match &cg {
+        CgroupEntry::Helper(fd) => placed_by_helper(fd),
+        CgroupEntry::Itself(cg) => cg.enter(),
     };
+    drop(cg);
     match entered {
         Ok(()) if ns.cgroup => {
             if sys::unshare(libc::CLONE_NEWCGROUP).is_err() {
@@ -128,35 +214,46 @@ fn own_view(st: &mut State, ns: &Namespaces) -> View {
 }
 
 /// A zygote's call: its own mount namespace, copied from the zygote's view, gets the
-/// per-call mounts (a fresh `/proc`, `/dev/shm`, and `/tmp` when private).
-fn call_view(st: &mut State, ns: &Namespaces, built: bool, private_tmp: bool) -> View {
-    if built && !ns.mount {
-        st.fail(SetupError::CallSharesMounts);
+/// per-call mounts (a fresh `/proc`, `/dev/shm`, and `/tmp` when private); `None` when
+/// the zygote has no view. Returns whether /proc is there, and notes.
+fn call_mounts(ns: &Namespaces, z: ZygoteView, plan: &PathPlan, size: TmpfsSize) -> CallMounts {
+    if z.built && !ns.mount {
+        return Err(SetupError::CallSharesMounts);
     }
-    if built {
-        let size = st.spec.limits.tmpfs_size();
-        let (proc_ok, notes) = match mounts::per_call(private_tmp, &st.plan, size) {
-            Ok(r) => r,
-            Err(e) => st.fail(SetupError::CallMounts(e)),
-        };
-        let prev = st.report.get(Layer::Mounts).map(|l| (l.state, l.detail.clone()));
-        let (mut state, mut detail) = prev.unwrap_or((LayerState::Enforced, String::new()));
-        detail.push_str(&format!(
-            "; per call: {}, fresh /dev/shm{}, tmpfs of {} each",
-            if proc_ok { "fresh /proc of the call's pid namespace" } else { "no /proc" },
-            if private_tmp { " and private /tmp" } else { "" },
-            size
-        ));
-        if !notes.is_empty() {
-            detail.push_str("; ");
-            detail.push_str(&notes.join("; "));
-        }
-        if (!proc_ok || !notes.is_empty()) && state == LayerState::Enforced {
-            state = LayerState::Partial;
-        }
-        st.report.set(Layer::Mounts, state, detail);
+    if !z.built {
+        return Ok(None);
     }
-    View { built, private_tmp }
+    mounts::per_call(z.private_tmp, plan, size).map(Some).map_err(SetupError::CallMounts)
+}
+
+/// The per-call mounts' outcome: whether /proc is there, and notes.
+type CallMounts = Result<Option<(bool, Vec<String>)>, SetupError>;
+
+/// Records the per-call mounts in the report (a failure stops the call).
+fn call_view(st: &mut State, z: ZygoteView, mounts: CallMounts) -> View {
+    let (proc_ok, notes) = match mounts {
+        Err(e) => st.fail(e),
+        Ok(None) => return View { built: z.built, private_tmp: z.private_tmp },
+        Ok(Some(r)) => r,
+    };
+    let size = st.spec.limits.tmpfs_size();
+    let prev = st.report.get(Layer::Mounts).map(|l| (l.state, l.detail.clone()));
+    let (mut state, mut detail) = prev.unwrap_or((LayerState::Enforced, String::new()));
+    detail.push_str(&format!(
+        "; per call: {}, fresh /dev/shm{}, tmpfs of {} each",
+        if proc_ok { "fresh /proc of the call's pid namespace" } else { "no /proc" },
+        if z.private_tmp { " and private /tmp" } else { "" },
+        size
+    ));
+    if !notes.is_empty() {
+        detail.push_str("; ");
+        detail.push_str(&notes.join("; "));
+    }
+    if (!proc_ok || !notes.is_empty()) && state == LayerState::Enforced {
+        state = LayerState::Partial;
+    }
+    st.report.set(Layer::Mounts, state, detail);
+    View { built: z.built, private_tmp: z.private_tmp }
 }
 
 /// Opens a pty in the sandbox's own devpts and sends the master to the caller; the target

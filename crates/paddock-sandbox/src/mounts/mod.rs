@@ -28,7 +28,7 @@ mod scratch;
 mod view;
 
 use paths::new_root;
-pub(crate) use per_call::per_call;
+pub(crate) use per_call::{per_call, resize as resize_per_call};
 pub(crate) use view::MountView;
 
 use crate::error::{MountError, MountStep};

@@ -94,3 +94,15 @@ fn fresh_tmp(plan: &PathPlan, size: TmpfsSize) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Gives the per-call tmpfs mounts (`/dev/shm`, and `/tmp` when private) the size
+/// `tmp_size`: for a call whose mounts were made ahead ([`crate::Zygote`]'s spare call
+/// helper) at the template's size, when its own limits differ.
+pub(crate) fn resize(private_tmp: bool, tmp_size: TmpfsSize) -> Result<(), MountError> {
+    let flags = libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+    let opts = scratch_opts(tmp_size);
+    if private_tmp {
+        mount(None, Path::new("/tmp"), None, flags, Some(&opts)).map_err(MountError::at(MountStep::CallTmp))?;
+    }
+    mount(None, Path::new("/dev/shm"), None, flags, Some(&opts)).map_err(MountError::at(MountStep::CallShm))
+}

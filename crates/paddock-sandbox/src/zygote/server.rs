@@ -1,6 +1,7 @@
 //! The zygote process: steps 1 to 3 once (session, namespaces, the mount view), then one
-//! fork per `Spawn` message: the call's helper enters the call's own namespaces and runs
-//! the helper's reaper and target steps ([`crate::helper::start_reaper`]).
+//! call helper per `Spawn` message, which enters the call's own namespaces and runs the
+//! helper's reaper and target steps. The call helper is forked ahead of its call when it
+//! can be ([`super::spare`]); else here, once the `Spawn` came ([`serve_one`]).
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
@@ -16,10 +17,14 @@ use crate::spec::{Enforcement, PathPlan, SandboxSpec};
 use crate::sys::{self, exit_now};
 
 /// What the zygote process keeps for its calls.
-struct ZygoteState {
-    ctl: RawFd,
-    report: EnforcementReport,
-    view: ZygoteView,
+pub(super) struct ZygoteState {
+    /// The zygote's control socket, where the `Spawn` messages come.
+    pub ctl: RawFd,
+    /// The layers the zygote applied.
+    pub report: EnforcementReport,
+    pub view: ZygoteView,
+    /// The spec the zygote was started with (its paths are every call's).
+    pub template: SandboxSpec,
 }
 
 /// The zygote process: steps 1 to 3, then one fork per `Spawn`. Never returns.
@@ -48,17 +53,26 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     sys::ignore_sigchld(true);
     // Compile the seccomp filters once: every call forked from here inherits them.
     crate::seccomp::prepare();
-    let z = ZygoteState { ctl, report, view };
+    let z = ZygoteState { ctl, report, view, template: req.spec };
     loop {
-        match proto::recv(ctl) {
-            Ok(None) => exit_now(0),
-            Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => {
-                start_call(&z, *spec, cgroup, &cgroup_dirs, fds)
-            }
-            Ok(Some(_)) => {}
-            Err(e) if e.raw_os_error().is_some() => exit_now(0),
-            Err(_) => {} // an unreadable message: ignored
+        // A spare takes the next call itself; this process reads the socket only when no
+        // spare could be forked, or one ended without a call (the socket hung up, most
+        // likely: the read below sees it).
+        if !super::spare::run_one(&z) {
+            serve_one(&z);
         }
+    }
+}
+
+/// Reads one message from the zygote's socket and starts its call (the zygote ends when
+/// the socket hangs up).
+fn serve_one(z: &ZygoteState) {
+    match proto::recv(z.ctl) {
+        Ok(None) => exit_now(0),
+        Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => start_call(z, *spec, cgroup, &cgroup_dirs, fds),
+        Ok(Some(_)) => {}
+        Err(e) if e.raw_os_error().is_some() => exit_now(0),
+        Err(_) => {} // an unreadable message: ignored
     }
 }
 
@@ -95,10 +109,7 @@ fn start_call(z: &ZygoteState, spec: SandboxSpec, cgroup: Applied, cgroup_dirs: 
         let _ = proto::send(ctl.as_raw_fd(), &Msg::Failed(Failure::Setup(e)), &[]);
     };
     if fds.len() < 4 {
-        if let Some(c) = fds.first() {
-            refuse(c, SetupError::MalformedSpawn);
-        }
-        return;
+        return proto::refuse_malformed(&fds);
     }
     // SAFETY: the zygote is single-threaded.
     match unsafe { sys::fork() } {
@@ -130,16 +141,9 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         }
     }
     drop((i, o, e));
-    let cg = received_cgroup(cgroup_dirs, fds.collect(), &mut cgroup);
+    let cg = SandboxCgroup::received(cgroup_dirs, fds.collect(), &mut cgroup);
     let ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
-    match sys::pidfd_open(std::process::id() as libc::pid_t) {
-        Ok(me) => {
-            if proto::send(ctl, &Msg::CallHelper, &[me.as_raw_fd()]).is_err() {
-                exit_now(125);
-            }
-        }
-        Err(err) => helper::stop(ctl, Failure::Setup(SetupError::CallPidfd(err.into()))),
-    }
+    announce(ctl);
     let mut st = State {
         plan: PathPlan::new(&spec),
         spec,
@@ -150,30 +154,32 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         pty_slave: None,
         zygote_view: Some(z.view),
     };
-    let ns = crate::timing::time("call namespaces", || namespaces::enter_only(&mut st.report, namespaces::PER_CALL));
-    if let Some(l) = st.report.get(Layer::MountNs).cloned() {
-        if l.state == LayerState::Enforced {
-            st.report.set(
-                Layer::MountNs,
-                l.state,
-                "the zygote's, then one of the call's own (its /proc, /tmp, /dev/shm)",
-            );
-        }
-    }
+    let ns = crate::timing::time("call namespaces", || call_namespaces(&mut st.report));
     st.strict_check();
     // The session's warmer keeps the calls' moves fast ([`crate::cgroup::Warmer`]).
     helper::start_reaper(st, ns, cg, None)
 }
 
-/// The call's cgroup from the descriptors the caller handed over; one that did not come
-/// whole makes the cgroup layer unavailable.
-fn received_cgroup(names: &[String], fds: Vec<OwnedFd>, status: &mut Applied) -> Option<SandboxCgroup> {
-    if fds.is_empty() {
-        return None;
+/// The call's own namespaces (pid, mount, ipc, cgroup), entered by its helper.
+pub(super) fn call_namespaces(report: &mut EnforcementReport) -> Namespaces {
+    let ns = namespaces::enter_only(report, namespaces::PER_CALL);
+    if let Some(l) = report.get(Layer::MountNs).cloned() {
+        if l.state == LayerState::Enforced {
+            report.set(Layer::MountNs, l.state, "the zygote's, then one of the call's own (its /proc, /tmp, /dev/shm)");
+        }
     }
-    let cg = SandboxCgroup::from_handover(names, fds);
-    if cg.is_none() {
-        *status = Applied::new(LayerState::Unavailable, "the call's cgroup was not handed over whole");
+    ns
+}
+
+/// The call helper's first word on the call's socket: its own pidfd, so the caller can
+/// kill it although it is not the caller's child.
+pub(super) fn announce(ctl: RawFd) {
+    match sys::pidfd_open(std::process::id() as libc::pid_t) {
+        Ok(me) => {
+            if proto::send(ctl, &Msg::CallHelper, &[me.as_raw_fd()]).is_err() {
+                exit_now(125);
+            }
+        }
+        Err(err) => helper::stop(ctl, Failure::Setup(SetupError::CallPidfd(err.into()))),
     }
-    cg
 }
