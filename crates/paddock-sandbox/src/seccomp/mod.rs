@@ -15,25 +15,27 @@
 //! allowed.
 //!
 //! A seccompiler filter has one action for the calls its rules match and one for the rest,
-//! so the rules make two filters, installed one after the other: the `EPERM` filter, then
-//! the `clone3` `ENOSYS` filter. seccompiler compares system call numbers for equality only,
-//! so on x86_64 a third filter, the x32 guard, tests the x32 bit itself: seven
-//! straight-line instructions written out here, the only hand-written BPF (naming every
-//! x32 number in a seccompiler filter instead takes some 2,750 instructions, about 2 ms at
-//! each installation and 1 µs on each call that runs the filters). Every filter checks the
-//! architecture first and kills the process on a foreign one.
+//! so the rules make two programs: the `EPERM` one and the `clone3` `ENOSYS` one.
+//! seccompiler compares system call numbers for equality only, so on x86_64 a third
+//! program, the x32 guard, tests the x32 bit itself: seven straight-line instructions
+//! written out here, the only hand-written BPF (naming every x32 number in a seccompiler
+//! filter instead takes some 2,750 instructions, about 2 ms at each installation and 1 µs
+//! on each call that runs the filters). Every program checks the architecture first and
+//! kills the process on a foreign one.
 //!
-//! The kernel runs every installed filter on every call and keeps the most restrictive
-//! action; between two `ERRNO` answers the filter installed last wins (the kernel walks the
-//! filters newest first and replaces its answer only with a strictly lower action). The
-//! filters answer `ERRNO` for disjoint calls, and the `ENOSYS` ones go last, so `clone3` and
-//! x32 calls answer `ENOSYS` whatever is added to [`DENIED`]. The kernel's action cache lets
-//! the calls that every filter allows whatever their arguments (`read`, `write`, ...) skip
-//! the filters altogether.
+//! The programs are linked into one filter ([`link`]) that answers as the kernel would for
+//! them installed one after the other (it runs the filters newest first and keeps the most
+//! restrictive action; between two `ERRNO` answers the newest wins): the x32 guard runs
+//! first, then the `clone3` program, then the `EPERM` one, each `ALLOW` but the last a jump
+//! to the next program. No two programs answer `ERRNO` for the same call (a test checks
+//! it, and another that the linked filter answers as the stack for every number), so
+//! `clone3` and x32 calls answer `ENOSYS` whatever is added to [`DENIED`]. One filter
+//! rather than three: the kernel builds its action cache and JIT image once. The kernel's
+//! action cache lets the calls that the filter allows whatever their arguments (`read`,
+//! `write`, ...) skip it altogether.
 
 use std::collections::BTreeMap;
 
-#[cfg(target_arch = "x86_64")]
 use seccompiler::sock_filter;
 use seccompiler::{
     BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -194,46 +196,82 @@ pub(crate) fn programs() -> Result<Vec<(&'static str, BpfProgram)>, BackendError
     Ok(progs)
 }
 
-/// The compiled filters, once per process: the zygote compiles them before its first
-/// fork, so every call it starts installs them without compiling again.
-static COMPILED: std::sync::OnceLock<Result<Vec<(&'static str, BpfProgram)>, String>> = std::sync::OnceLock::new();
+/// Links `progs` (in the order of installation) into one program that answers as the
+/// kernel answers for them installed one after the other, given that no two of them answer
+/// `ERRNO` for the same call and all begin with the same architecture check (both tested):
+/// the programs run newest first, and a program's `ALLOW` becomes a jump to the start of
+/// the next one, its other answers stay answers. One filter instead of three: the kernel
+/// builds its per-filter action cache (every system call number of both architectures run
+/// through the filter) and JIT image once, about 0.2 ms less at each start.
+fn link(progs: &[(&'static str, BpfProgram)]) -> Result<BpfProgram, String> {
+    let allow = libc::SECCOMP_RET_ALLOW;
+    let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
+    let mut out: BpfProgram = Vec::new();
+    let newest_first: Vec<&BpfProgram> = progs.iter().rev().map(|(_, p)| p).collect();
+    for (n, prog) in newest_first.iter().enumerate() {
+        let last = n + 1 == newest_first.len();
+        for (i, ins) in prog.iter().enumerate() {
+            let ins = if !last && ins.code == ret_k && ins.k == allow {
+                // To the first instruction after this program.
+                sock_filter {
+                    code: (libc::BPF_JMP | libc::BPF_JA) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: (prog.len() - 1 - i) as u32,
+                }
+            } else {
+                sock_filter { code: ins.code, jt: ins.jt, jf: ins.jf, k: ins.k }
+            };
+            out.push(ins);
+        }
+    }
+    // BPF_MAXINSNS: the kernel refuses a longer program.
+    if out.len() > 4096 {
+        return Err(format!("the linked filter has {} instructions (at most 4096)", out.len()));
+    }
+    Ok(out)
+}
 
-/// Compiles the filters now (idempotent). Called by the zygote at start.
+/// The filter installed: the programs linked ([`link`]), and their names and sizes.
+struct Linked {
+    prog: BpfProgram,
+    parts: Vec<(&'static str, usize)>,
+}
+
+/// The linked filter, once per process: the zygote compiles it before its first fork, so
+/// every call it starts installs it without compiling again.
+static COMPILED: std::sync::OnceLock<Result<Linked, String>> = std::sync::OnceLock::new();
+
+/// Compiles the filter now (idempotent). Called by the zygote at start.
 pub(crate) fn prepare() {
     let _ = compiled();
 }
 
-fn compiled() -> &'static Result<Vec<(&'static str, BpfProgram)>, String> {
-    COMPILED.get_or_init(|| programs().map_err(|e| e.to_string()))
+fn compiled() -> &'static Result<Linked, String> {
+    COMPILED.get_or_init(|| {
+        let progs = programs().map_err(|e| e.to_string())?;
+        let parts = progs.iter().map(|(n, p)| (*n, p.len())).collect();
+        Ok(Linked { prog: link(&progs)?, parts })
+    })
 }
 
-/// Installs the filters (no_new_privs must already be set); returns the layer state and
+/// Installs the filter (no_new_privs must already be set); returns the layer state and
 /// detail.
 pub(crate) fn install() -> Applied {
-    let progs = match compiled() {
-        Ok(p) => p,
+    let linked = match compiled() {
+        Ok(l) => l,
         Err(e) => return Applied::new(LayerState::Unavailable, format!("seccomp filter not built: {e}")),
     };
-    for (i, (name, prog)) in progs.iter().enumerate() {
-        if let Err(e) = seccompiler::apply_filter(prog) {
-            // Without the later filters, clone3 (namespace flags the first cannot see) or x32
-            // calls get through: not a layer a strict run may count on.
-            let done: Vec<&str> = progs[..i].iter().map(|(n, _)| *n).collect();
-            return Applied::new(
-                LayerState::Unavailable,
-                format!("seccomp {name} filter refused: {e} (installed before it: {done:?})"),
-            );
-        }
+    if let Err(e) = seccompiler::apply_filter(&linked.prog) {
+        return Applied::new(LayerState::Unavailable, format!("seccomp filter refused: {e}"));
     }
-    let sizes: Vec<String> = progs.iter().map(|(_, p)| p.len().to_string()).collect();
-    let names: Vec<&str> = progs.iter().map(|(n, _)| *n).collect();
+    let parts: Vec<String> = linked.parts.iter().map(|(n, len)| format!("{n} {len}")).collect();
     Applied::new(
         LayerState::Enforced,
         format!(
-            "{} seccomp filters, {} instructions ({}; by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, personality flags, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",
-            progs.len(),
-            sizes.join(" + "),
-            names.join(" + "),
+            "one seccomp filter of {} instructions, linked from {} (by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, personality flags, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",
+            linked.prog.len(),
+            parts.join(" + "),
             if cfg!(target_arch = "x86_64") { ", the x32 guard written out" } else { "" },
             DENIED.len(),
             if cfg!(target_arch = "x86_64") { " and x32 calls" } else { "" },

@@ -185,11 +185,39 @@ fn x32_calls_fail_with_enosys() {
     }
 }
 
-/// The real kernel agrees with the interpreter: a forked child installs the filters and
-/// reports what a few calls answer.
+/// The one linked filter that is installed answers every call as the programs stacked
+/// one after the other would: each system call number of both arguments' sets, native,
+/// x32 and random, on our architecture and a foreign one.
+#[test]
+fn the_linked_filter_answers_as_the_stack() {
+    let linked = link(&programs().unwrap()).unwrap();
+    assert_eq!(linked.len(), progs().iter().map(|p| p.len()).sum::<usize>());
+    let mut nrs: Vec<u32> = (0..1024).collect();
+    nrs.extend((0..1024).map(|n| 0x4000_0000 | n));
+    nrs.extend([u32::MAX, 0x8000_0000, 0x7fff_ffff]);
+    let mut argsets = vec![[0; 6], [u64::MAX; 6], [0, TIOCSTI, 0, 0, 0, 0], [0, TIOCLINUX | (1 << 32), 0, 0, 0, 0]];
+    argsets.extend(CLONE_NS_FLAGS.iter().map(|f| [*f as u64 | libc::SIGCHLD as u64, 0, 0, 0, 0, 0]));
+    argsets.extend(PERSONALITIES.iter().map(|p| [*p, 0, 0, 0, 0, 0]));
+    argsets.extend([[0x0040_0000, 0, 0, 0, 0, 0], [libc::AF_NETLINK as u64, 0, 0, 0, 0, 0]]);
+    argsets.extend(SOCKET_FAMILIES.iter().map(|f| [*f as u64, 1, 0, 0, 0, 0]));
+    for arch in [AUDIT_ARCH, 0x4000_0003] {
+        for &nr in &nrs {
+            for args in &argsets {
+                assert_eq!(
+                    eval(&linked, arch, nr, *args),
+                    eval_stack(progs(), arch, nr, *args),
+                    "nr {nr:#x} {args:x?}"
+                );
+            }
+        }
+    }
+}
+
+/// The real kernel agrees with the interpreter: a forked child installs the linked filter
+/// (as [`install`] does) and reports what a few calls answer.
 #[test]
 fn kernel_answers() {
-    let progs = programs().unwrap();
+    let progs = vec![("linked", link(&programs().unwrap()).unwrap())];
     // SAFETY: the child makes only system calls (no allocation, no locks: the programs
     // were built before the fork) and leaves with `_exit`.
     let pid = unsafe { libc::fork() };

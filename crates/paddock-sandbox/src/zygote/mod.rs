@@ -17,7 +17,7 @@
 //!
 //! When no spare is there (its fork failed, or it was killed before a call), the zygote
 //! reads the next `Spawn` itself and forks that call's helper, which then runs steps 5
-//! to 8 in turn ([`server`]).
+//! to 8 in turn ([`call`]).
 //!
 //! What a zygote's calls share: the filesystem view (so the deny, protect and hidden masks
 //! and the masked sockets are those of the zygote's start: a file created later beneath a deny glob is not masked
@@ -36,6 +36,7 @@
 //! the timeout kills the call's pid namespace, output captured and capped, a report per
 //! call. If the zygote dies, [`Zygote::spawn`] fails; calls already started go on.
 
+mod call;
 mod client;
 pub(crate) mod server;
 mod spare;

@@ -8,7 +8,7 @@
 //! mounts are off its path.
 //!
 //! Nothing of a call reaches the spare before the call: what it does ahead is what
-//! [`super::server`] does for every call (the template's namespaces and mounts, which
+//! [`super::call`] does for every call (the template's namespaces and mounts, which
 //! the call's checked spec shares, [`crate::Zygote::accepts`]). A step that fails ahead
 //! is reported to the call that comes; a call whose tmpfs size differs from the
 //! template's has its per-call mounts resized. Until it takes a call a spare dies with
@@ -17,7 +17,7 @@
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 
-use super::server::{self, ZygoteState};
+use super::call::{self, ZygoteState};
 use crate::cgroup::SandboxCgroup;
 use crate::helper::{self, State};
 use crate::layer::{Applied, LayerState};
@@ -66,7 +66,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
         pty_slave: None,
         zygote_view: Some(z.view),
     };
-    let ns = timing::time("spare: call namespaces, entered ahead", || server::call_namespaces(&mut st.report));
+    let ns = timing::time("spare: call namespaces, entered ahead", || call::call_namespaces(&mut st.report));
     let Ok((calls, calls_reaper)) = proto::socketpair() else { exit_now(125) };
     let start = timing::now_ns();
     // SAFETY: the spare is single-threaded (forked from the single-threaded zygote).
@@ -102,7 +102,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
     let Some(ctl) = fds.next() else { exit_now(125) };
     let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut cgroup);
     st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
-    server::announce(st.ctl);
+    call::announce(st.ctl);
     st.spec = *spec;
     st.cgroup = cgroup;
     // The reaper moved itself into the cgroup; the zygote forks the next spare once the
