@@ -280,13 +280,31 @@ fn depth(p: &Path) -> usize {
 /// `p.starts_with(base)` (component-wise), compared as bytes when both paths are plain
 /// (absolute, no empty or `.` component, no trailing slash), as a spec's paths are:
 /// `Path::starts_with` splits both into components on every call, and a plan makes
-/// thousands of these comparisons.
+/// thousands of these comparisons ([`Keyed`] tells plainness once per path).
+#[cfg(test)]
 pub(crate) fn beneath(p: &Path, base: &Path) -> bool {
-    let (a, b) = (p.as_os_str().as_encoded_bytes(), base.as_os_str().as_encoded_bytes());
-    if !(plain(a) && plain(b)) {
-        return p.starts_with(base);
+    Keyed::new(p).beneath(&Keyed::new(base))
+}
+
+/// A path and whether it is plain, for [`Keyed::beneath`].
+struct Keyed<'a> {
+    path: &'a Path,
+    plain: bool,
+}
+
+impl<'a> Keyed<'a> {
+    fn new(path: &'a Path) -> Keyed<'a> {
+        Keyed { path, plain: plain(path.as_os_str().as_encoded_bytes()) }
     }
-    b == b"/" || (a.starts_with(b) && (a.len() == b.len() || a[b.len()] == b'/'))
+
+    /// `self.path.starts_with(base.path)`.
+    fn beneath(&self, base: &Keyed<'_>) -> bool {
+        if !(self.plain && base.plain) {
+            return self.path.starts_with(base.path);
+        }
+        let (a, b) = (self.path.as_os_str().as_encoded_bytes(), base.path.as_os_str().as_encoded_bytes());
+        b == b"/" || (a.starts_with(b) && (a.len() == b.len() || a[b.len()] == b'/'))
+    }
 }
 
 /// An absolute path whose components are exactly its slash-separated parts.
@@ -315,12 +333,18 @@ impl PathPlan {
             .collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
-        for d in denies {
-            if !plan.denies.iter().any(|a| beneath(&d, a)) {
-                plan.denies.push(d);
+        let mut kept: Vec<Keyed<'_>> = Vec::new();
+        for d in &denies {
+            let k = Keyed::new(d);
+            if !kept.iter().any(|a| k.beneath(a)) {
+                kept.push(k);
             }
         }
-        let denied = |p: &Path| plan.denies.iter().any(|d| beneath(p, d));
+        plan.denies = kept.iter().map(|k| k.path.to_path_buf()).collect();
+        let denied = |p: &Path| {
+            let p = Keyed::new(p);
+            kept.iter().any(|d| p.beneath(d))
+        };
         let mut notes = Vec::new();
         let mut writes: Vec<PathBuf> = Vec::new();
         for w in &spec.write_paths {
@@ -351,7 +375,8 @@ impl PathPlan {
 
     /// True when `p` is a write path or beneath one.
     pub fn is_writable(&self, p: &Path) -> bool {
-        self.writes.iter().any(|w| beneath(p, w))
+        let p = Keyed::new(p);
+        self.writes.iter().any(|w| p.beneath(&Keyed::new(w)))
     }
 }
 
