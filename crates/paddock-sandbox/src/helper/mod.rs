@@ -84,6 +84,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
         ctl,
         pty_slave: None,
         zygote_view: None,
+        landlock_ahead: None,
     };
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);

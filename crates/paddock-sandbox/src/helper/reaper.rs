@@ -55,6 +55,13 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
     let made = st.spec.limits.tmpfs_size();
     let mounts = call_mounts(&ns, z, &st.plan, made);
     timing::record("spare: per-call mounts, made ahead", start);
+    if matches!(mounts, Ok(Some(_)) | Ok(None)) {
+        // In this mount namespace, once its per-call mounts are there: the rules name them.
+        let start = timing::now_ns();
+        let facts = crate::landlock::Facts::of(&st.spec, &st.report, z.built, true);
+        st.landlock_ahead = crate::landlock::prepare(&st.spec, &st.plan, &facts, z.private_tmp);
+        timing::record("spare: landlock ruleset, made ahead", start);
+    }
     let (body, fds) = loop {
         match proto::recv_raw(zygote) {
             Ok(Some((body, fds))) if fds.len() >= 4 => break (body, fds),

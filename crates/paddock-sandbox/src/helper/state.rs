@@ -25,6 +25,9 @@ pub(crate) struct State {
     /// A zygote's call: the mount view is the zygote's; the reaper only adds the per-call
     /// mounts.
     pub zygote_view: Option<ZygoteView>,
+    /// The Landlock ruleset a spare reaper made before its call came (the target uses it
+    /// if the call asks for the same rules).
+    pub landlock_ahead: Option<crate::landlock::Prepared>,
 }
 
 /// The mount view a zygote built once for its calls.

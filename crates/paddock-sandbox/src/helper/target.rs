@@ -75,7 +75,8 @@ fn exec_args(st: &State) -> Exec {
 /// Steps 4 to 9 in the order of application, each recorded in the report.
 fn confine(st: &mut State, view: View) {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
-    let applied = timing::time("landlock", || landlock::apply(&st.spec, &st.plan, &facts, view.private_tmp));
+    let ahead = st.landlock_ahead.take();
+    let applied = timing::time("landlock", || landlock::apply(ahead, &st.spec, &st.plan, &facts, view.private_tmp));
     st.report.record(Layer::Landlock, applied);
     st.report.record(Layer::Rlimits, timing::time("rlimits", || limits::apply(&st.spec.limits)));
     st.report.record(Layer::Cgroup, st.cgroup.clone());

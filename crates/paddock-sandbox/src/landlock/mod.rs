@@ -1,4 +1,6 @@
 //! Step 4 of the order (in the target, after the mount view, before rlimits): Landlock.
+//! A zygote's spare reaper makes the ruleset before its call comes (every rule but the
+//! call's proxy port, [`Prepared`]); the call's target adds the port and restricts itself.
 //!
 //! The same filesystem rights as the mount view, as defence in depth and as the fallback
 //! when there is no mount namespace: read paths get read + execute, write paths everything,
@@ -43,8 +45,8 @@ mod rights;
 mod ruleset;
 
 use ::landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, BitFlags, CompatLevel, NetPort, Ruleset, RulesetCreatedAttr,
-    RulesetStatus, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, BitFlags, CompatLevel, NetPort, Ruleset, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, ABI,
 };
 
 pub(crate) use rights::Facts;
@@ -58,26 +60,78 @@ use crate::spec::{NetworkMode, PathPlan, SandboxSpec};
 /// The ABI whose rights this crate knows and vets.
 const TARGET_ABI: ABI = ABI::V7;
 
+/// A ruleset made before its call came (by a zygote's spare reaper, in the call's own mount
+/// namespace, once its per-call mounts are there): every rule but the call's proxy port,
+/// which the target adds before `restrict_self`. It serves the one call its reaper takes,
+/// and only if that call asks for the same rules ([`apply`]).
+pub(crate) struct Prepared {
+    key: Key,
+    rules: paths::PathRules,
+    created: Result<RulesetCreated, ::landlock::RulesetError>,
+}
+
+/// What a ruleset is made of, but the port.
+#[derive(PartialEq)]
+struct Key {
+    plan: PathPlan,
+    facts: Facts,
+    private_tmp: bool,
+    exec_files: Option<Vec<std::path::PathBuf>>,
+}
+
+impl Key {
+    fn of(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> Key {
+        // Exec supervision: with a list of programs, no grant carries execute; each listed
+        // file that exists in the view gets execute (and read) of its own.
+        let exec_files = crate::exec_notify::landlock_files(spec);
+        Key { plan: plan.clone(), facts: *facts, private_tmp, exec_files }
+    }
+}
+
+/// Makes the ruleset for `spec` ahead of the call (see [`Prepared`]); `None` without
+/// Landlock.
+pub(crate) fn prepare(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> Option<Prepared> {
+    if kernel_abi() == 0 {
+        return None;
+    }
+    let key = Key::of(spec, plan, facts, private_tmp);
+    let rules = paths::plan(plan, facts.mount_view, private_tmp);
+    let created = create(&rules, &needs(facts), facts.mount_view, key.exec_files.as_deref());
+    Some(Prepared { key, rules, created })
+}
+
 /// Applies the ruleset, each right at the level [`needs`] gives for `facts`; returns the
-/// layer state (from the kernel's status) and detail.
-pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> Applied {
+/// layer state (from the kernel's status) and detail. The ruleset `prepared` ahead is used
+/// when it was made for the same rules (else it is dropped and the ruleset made now).
+pub(crate) fn apply(
+    prepared: Option<Prepared>,
+    spec: &SandboxSpec,
+    plan: &PathPlan,
+    facts: &Facts,
+    private_tmp: bool,
+) -> Applied {
     let mounts_ok = facts.mount_view;
     let abi = kernel_abi();
     if abi == 0 {
         return Applied::new(LayerState::Unavailable, "landlock not supported by this kernel");
     }
-    let rules = paths::plan(plan, mounts_ok, private_tmp);
+    let key = Key::of(spec, plan, facts, private_tmp);
+    let needs = needs(facts);
+    let (rules, created) = match prepared {
+        Some(p) if p.key == key => (p.rules, p.created),
+        _ => {
+            let rules = paths::plan(plan, mounts_ok, private_tmp);
+            let created = create(&rules, &needs, mounts_ok, key.exec_files.as_deref());
+            (rules, created)
+        }
+    };
     let net_rule_port = match spec.network {
         NetworkMode::Proxy { port } => Some(port),
         NetworkMode::None => None,
     };
-    let needs = needs(facts);
-    // Exec supervision: with a list of programs, no grant carries execute; each listed
-    // file that exists in the view gets execute (and read) of its own.
-    let exec_files = crate::exec_notify::landlock_files(spec);
-    let result = restrict(&rules, &needs, mounts_ok, net_rule_port, exec_files.as_deref());
+    let result = created.and_then(|c| restrict(c, net_rule_port));
     let mut detail = rules_detail(&rules, plan, mounts_ok, net_rule_port, abi);
-    if let Some(files) = &exec_files {
+    if let Some(files) = &key.exec_files {
         detail.push_str(&format!("; execute on {} program files only", files.len()));
     }
     match result {
@@ -88,15 +142,13 @@ pub(crate) fn apply(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_
     }
 }
 
-/// Creates the ruleset with `rules` (and the proxy port's TCP rule) and restricts this
-/// process with it.
-fn restrict(
+/// Creates the ruleset with `rules`: every rule but the proxy port's.
+fn create(
     rules: &paths::PathRules,
     needs: &[(Right, CompatLevel)],
     mounts_ok: bool,
-    net_rule_port: Option<u16>,
     exec_files: Option<&[std::path::PathBuf]>,
-) -> Result<RulesetStatus, ::landlock::RulesetError> {
+) -> Result<RulesetCreated, ::landlock::RulesetError> {
     let mut fs_all = AccessFs::from_all(TARGET_ABI);
     let mut fs_read = AccessFs::from_read(TARGET_ABI);
     let mut dev_rw: BitFlags<AccessFs> = AccessFs::from_read(TARGET_ABI)
@@ -124,6 +176,14 @@ fn restrict(
         // The new root holds only what the spec allows: listing it reveals nothing more.
         created = created.add_rules(path_beneath_rules(["/"], AccessFs::ReadDir))?;
     }
+    Ok(created)
+}
+
+/// Adds the proxy port's TCP rule and restricts this process with the ruleset.
+fn restrict(
+    mut created: RulesetCreated,
+    net_rule_port: Option<u16>,
+) -> Result<RulesetStatus, ::landlock::RulesetError> {
     if let Some(port) = net_rule_port {
         created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
     }

@@ -82,6 +82,7 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         ctl,
         pty_slave: None,
         zygote_view: Some(z.view),
+        landlock_ahead: None,
     };
     let ns = crate::timing::time("call namespaces", || call_namespaces(&mut st.report));
     st.strict_check();

@@ -65,6 +65,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
         ctl: -1,
         pty_slave: None,
         zygote_view: Some(z.view),
+        landlock_ahead: None,
     };
     let ns = timing::time("spare: call namespaces, entered ahead", || call::call_namespaces(&mut st.report));
     let Ok((calls, calls_reaper)) = proto::socketpair() else { exit_now(125) };
