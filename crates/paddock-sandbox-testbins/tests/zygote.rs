@@ -119,9 +119,14 @@ both_users!(zygote_call_timeout_kills_its_tree, |user, name| {
 both_users!(zygote_calls_get_a_sized_tmp_and_dev_shm, |user, name| {
     let mut s = Scratch::new(name, user);
     s.zygote_calls = 1;
-    // Each directory in turn: 100 MiB stop at the tmpfs size, half of max_memory.
+    assert_tmpfs_of_32_mib(&s);
+});
+
+/// Fills /tmp and /dev/shm in turn in a call with 64 MiB of max_memory: 100 MiB stop at
+/// the tmpfs size, half of it.
+fn assert_tmpfs_of_32_mib(s: &Scratch) {
     let mut spec = capture(
-        &s,
+        s,
         "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; \
          echo \"$d $? $(stat -c %s $d/big)\"; rm $d/big; done",
     );
@@ -133,7 +138,7 @@ both_users!(zygote_calls_get_a_sized_tmp_and_dev_shm, |user, name| {
     let want = format!("/tmp 1 {}\n/dev/shm 1 {}\n", 32 << 20, 32 << 20);
     assert_eq!(out, want, "{r:#?}");
     assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
-});
+}
 
 both_users!(zygote_calls_resize_the_tmpfs_made_ahead_for_the_template, |user, name| {
     let mut s = Scratch::new(name, user);
@@ -141,18 +146,7 @@ both_users!(zygote_calls_resize_the_tmpfs_made_ahead_for_the_template, |user, na
     s.zygote_template_default_limits = true;
     // The spare call helpers mount /tmp and /dev/shm at the template's size (1 GiB) before
     // the calls come; each call's own max_memory makes them 32 MiB.
-    let mut spec = capture(
-        &s,
-        "for d in /tmp /dev/shm; do dd if=/dev/zero of=$d/big bs=1M count=100 2>/dev/null; \
-         echo \"$d $? $(stat -c %s $d/big)\"; rm $d/big; done",
-    );
-    spec.limits.max_memory = Some(64 << 20);
-    let r = s.run(&spec);
-    assert_eq!(r.code, 0, "{r:#?}");
-    let o = r.ok();
-    let want = format!("/tmp 1 {}\n/dev/shm 1 {}\n", 32 << 20, 32 << 20);
-    assert_eq!(text(&o["stdout"]), want, "{r:#?}");
-    assert!(layer(o, "mounts").1.contains("tmpfs of 32 MiB (half of max_memory) each"), "{r:#?}");
+    assert_tmpfs_of_32_mib(&s);
 });
 
 both_users!(zygote_calls_run_after_the_spare_call_helper_is_killed, |user, name| {

@@ -277,16 +277,10 @@ fn depth(p: &Path) -> usize {
     p.components().count()
 }
 
-/// `p.starts_with(base)` (component-wise), compared as bytes when both paths are plain
-/// (absolute, no empty or `.` component, no trailing slash), as a spec's paths are:
-/// `Path::starts_with` splits both into components on every call, and a plan makes
-/// thousands of these comparisons ([`Keyed`] tells plainness once per path).
-#[cfg(test)]
-pub(crate) fn beneath(p: &Path, base: &Path) -> bool {
-    Keyed::new(p).beneath(&Keyed::new(base))
-}
-
-/// A path and whether it is plain, for [`Keyed::beneath`].
+/// A path and whether it is plain (absolute, no empty or `.` component, no trailing
+/// slash), as a spec's paths are: [`Keyed::beneath`] then compares bytes, where
+/// `Path::starts_with` splits both paths into components on every call (a plan makes
+/// thousands of these comparisons).
 struct Keyed<'a> {
     path: &'a Path,
     plain: bool,
@@ -412,7 +406,7 @@ mod tests {
         for p in paths {
             for b in paths {
                 let (p, b) = (Path::new(p), Path::new(b));
-                assert_eq!(beneath(p, b), p.starts_with(b), "{p:?} beneath {b:?}");
+                assert_eq!(Keyed::new(p).beneath(&Keyed::new(b)), p.starts_with(b), "{p:?} beneath {b:?}");
             }
         }
     }

@@ -83,3 +83,16 @@ pub(crate) fn make_stdio(spec: &SandboxSpec, use_pty: bool) -> std::io::Result<(
     };
     Ok((stdio, ends))
 }
+
+/// A zygote call's descriptors as they came with its `Spawn`: its control socket, then its
+/// stdin, stdout and stderr, which go onto 0, 1, 2 here (received, so above 2: none is
+/// clobbered); returns the socket and the rest (the cgroup's). `None` when fewer came or
+/// a `dup2` failed.
+pub(crate) fn received_call(fds: Vec<OwnedFd>) -> Option<(OwnedFd, Vec<OwnedFd>)> {
+    let mut fds = fds.into_iter();
+    let (ctl, i, o, e) = (fds.next()?, fds.next()?, fds.next()?, fds.next()?);
+    for (fd, target) in [(i, 0), (o, 1), (e, 2)] {
+        sys::dup_onto_stdio(&fd, target).ok()?;
+    }
+    Some((ctl, fds.collect()))
+}

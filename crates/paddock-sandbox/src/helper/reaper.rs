@@ -55,7 +55,7 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
     let made = st.spec.limits.tmpfs_size();
     let mounts = call_mounts(&ns, z, &st.plan, made);
     timing::record("spare: per-call mounts, made ahead", start);
-    if matches!(mounts, Ok(Some(_)) | Ok(None)) {
+    if mounts.is_ok() {
         // In this mount namespace, once its per-call mounts are there: the rules name them.
         let start = timing::now_ns();
         let facts = crate::landlock::Facts::of(&st.spec, &st.report, z.built, true);
@@ -77,11 +77,7 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
     // No call may speak to the zygote.
     sys::close(zygote);
     let Ok(Msg::Spawn { spec, cgroup, cgroup_dirs }) = proto::parse(&body) else { exit_now(125) };
-    let mut fds = fds.into_iter();
-    let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
-        exit_now(125)
-    };
-    let cg_fds: Vec<OwnedFd> = fds.collect();
+    let Some((ctl, cg_fds)) = crate::stdio::received_call(fds) else { exit_now(125) };
     // The helper's part: the call's socket and its cgroup (to remove it at the end).
     let mut pass = vec![ctl.as_raw_fd()];
     pass.extend(cg_fds.iter().map(|f| f.as_raw_fd()));
@@ -90,13 +86,6 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
     }
     drop(helper);
     st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
-    for (fd, target) in [(&i, 0), (&o, 1), (&e, 2)] {
-        // Received, so above 2: no standard descriptor is clobbered.
-        if sys::dup_onto_stdio(fd, target).is_err() {
-            exit_now(125);
-        }
-    }
-    drop((i, o, e));
     st.spec = *spec;
     st.cgroup = cgroup;
     let cg = SandboxCgroup::received(&cgroup_dirs, cg_fds, &mut st.cgroup);

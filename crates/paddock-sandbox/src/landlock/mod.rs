@@ -71,7 +71,6 @@ pub(crate) struct Prepared {
 }
 
 /// What a ruleset is made of, but the port.
-#[derive(PartialEq)]
 struct Key {
     plan: PathPlan,
     facts: Facts,
@@ -80,11 +79,15 @@ struct Key {
 }
 
 impl Key {
-    fn of(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, private_tmp: bool) -> Key {
-        // Exec supervision: with a list of programs, no grant carries execute; each listed
-        // file that exists in the view gets execute (and read) of its own.
-        let exec_files = crate::exec_notify::landlock_files(spec);
-        Key { plan: plan.clone(), facts: *facts, private_tmp, exec_files }
+    /// Whether a ruleset made of this serves a call with these.
+    fn is_for(
+        &self,
+        plan: &PathPlan,
+        facts: &Facts,
+        private_tmp: bool,
+        exec_files: &Option<Vec<std::path::PathBuf>>,
+    ) -> bool {
+        self.plan == *plan && self.facts == *facts && self.private_tmp == private_tmp && self.exec_files == *exec_files
     }
 }
 
@@ -94,9 +97,10 @@ pub(crate) fn prepare(spec: &SandboxSpec, plan: &PathPlan, facts: &Facts, privat
     if kernel_abi() == 0 {
         return None;
     }
-    let key = Key::of(spec, plan, facts, private_tmp);
+    let exec_files = crate::exec_notify::landlock_files(spec);
     let rules = paths::plan(plan, facts.mount_view, private_tmp);
-    let created = create(&rules, &needs(facts), facts.mount_view, key.exec_files.as_deref());
+    let created = create(&rules, &needs(facts), facts.mount_view, exec_files.as_deref());
+    let key = Key { plan: plan.clone(), facts: *facts, private_tmp, exec_files };
     Some(Prepared { key, rules, created })
 }
 
@@ -115,13 +119,15 @@ pub(crate) fn apply(
     if abi == 0 {
         return Applied::new(LayerState::Unavailable, "landlock not supported by this kernel");
     }
-    let key = Key::of(spec, plan, facts, private_tmp);
+    // Exec supervision: with a list of programs, no grant carries execute; each listed
+    // file that exists in the view gets execute (and read) of its own.
+    let exec_files = crate::exec_notify::landlock_files(spec);
     let needs = needs(facts);
     let (rules, created) = match prepared {
-        Some(p) if p.key == key => (p.rules, p.created),
+        Some(p) if p.key.is_for(plan, facts, private_tmp, &exec_files) => (p.rules, p.created),
         _ => {
             let rules = paths::plan(plan, mounts_ok, private_tmp);
-            let created = create(&rules, &needs, mounts_ok, key.exec_files.as_deref());
+            let created = create(&rules, &needs, mounts_ok, exec_files.as_deref());
             (rules, created)
         }
     };
@@ -131,7 +137,7 @@ pub(crate) fn apply(
     };
     let result = created.and_then(|c| restrict(c, net_rule_port));
     let mut detail = rules_detail(&rules, plan, mounts_ok, net_rule_port, abi);
-    if let Some(files) = &key.exec_files {
+    if let Some(files) = &exec_files {
         detail.push_str(&format!("; execute on {} program files only", files.len()));
     }
     match result {

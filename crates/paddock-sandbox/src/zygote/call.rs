@@ -33,10 +33,6 @@ pub(super) fn start_call(
     cgroup_dirs: &[String],
     fds: Vec<OwnedFd>,
 ) {
-    let refuse = |ctl: &OwnedFd, e: SetupError| {
-        // The call's caller waits on this socket; if it is gone, nobody is left to tell.
-        let _ = proto::send(ctl.as_raw_fd(), &Msg::Failed(Failure::Setup(e)), &[]);
-    };
     if fds.len() < 4 {
         return proto::refuse_malformed(&fds);
     }
@@ -47,7 +43,11 @@ pub(super) fn start_call(
             call_main(z, spec, cgroup, cgroup_dirs, fds)
         }
         Ok(_) => {}
-        Err(e) => refuse(&fds[0], SetupError::ForkCallHelper(e.into())),
+        Err(e) => {
+            // The call's caller waits on this socket; if it is gone, nobody is left to tell.
+            let failure = Msg::Failed(Failure::Setup(SetupError::ForkCallHelper(e.into())));
+            let _ = proto::send(fds[0].as_raw_fd(), &failure, &[]);
+        }
     }
 }
 
@@ -59,18 +59,8 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
     sys::ignore_sigchld(false);
     // The zygote's control socket, in this process only: no call may speak to the zygote.
     sys::close(z.ctl);
-    let mut fds = fds.into_iter();
-    let (Some(ctl), Some(i), Some(o), Some(e)) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
-        exit_now(125)
-    };
-    for (fd, target) in [(&i, 0), (&o, 1), (&e, 2)] {
-        // Received, so above 2: no standard descriptor is clobbered.
-        if sys::dup_onto_stdio(fd, target).is_err() {
-            exit_now(125);
-        }
-    }
-    drop((i, o, e));
-    let cg = SandboxCgroup::received(cgroup_dirs, fds.collect(), &mut cgroup);
+    let Some((ctl, cg_fds)) = crate::stdio::received_call(fds) else { exit_now(125) };
+    let cg = SandboxCgroup::received(cgroup_dirs, cg_fds, &mut cgroup);
     let ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
     announce(ctl);
     let mut st = State {

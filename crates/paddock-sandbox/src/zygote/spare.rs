@@ -105,7 +105,6 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
     st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
     call::announce(st.ctl);
     st.spec = *spec;
-    st.cgroup = cgroup;
     // The reaper moved itself into the cgroup; the zygote forks the next spare once the
     // caller has the reaper (so its set-up does not compete with this call's).
     helper::reaper_started(&st, reaper, cg.as_ref(), None, None, Some((took, TOOK)))
