@@ -15,7 +15,7 @@
 //! shared copy-on-write until written), `RssFile`, and `Pss` (each shared page divided
 //! among the processes that map it: the sum is what the run costs the machine).
 
-// `both_users!` has no `#[ignore]`: the two measurements are spelled out below.
+// `both_users!` has no `#[ignore]`: the tests are spelled out below.
 #[allow(unused_macros)]
 #[macro_use]
 mod common;
@@ -39,6 +39,11 @@ mod as_root {
     fn run_memory_with_proxy() {
         super::run_memory(super::User::Root, Some(super::WITH_PROXY))
     }
+
+    #[test]
+    fn a_waiting_run_hands_back_its_start_up_code() {
+        super::a_waiting_run_hands_back_its_start_up_code(super::User::Root)
+    }
 }
 
 mod as_nobody {
@@ -53,6 +58,11 @@ mod as_nobody {
     fn run_memory_with_proxy() {
         super::run_memory(super::User::Nobody, Some(super::WITH_PROXY))
     }
+
+    #[test]
+    fn a_waiting_run_hands_back_its_start_up_code() {
+        super::a_waiting_run_hands_back_its_start_up_code(super::User::Nobody)
+    }
 }
 
 /// The default policy plus one host: the run then starts its egress proxy (nothing dials
@@ -66,6 +76,60 @@ allow = ["footprint.test:443"]
 [network.hosts]
 "footprint.test" = "127.0.0.1"
 "#;
+
+/// Once a run's command has started and only runs, every paddock process of the run (the
+/// caller, the helper and the reaper, each after its first 100 ms of waiting) has handed back the
+/// code it ran to get there: what stays resident of the binary's code is what the waiting
+/// runs, well under an eighth of it (the caller had most of it resident before).
+fn a_waiting_run_hands_back_its_start_up_code(u: User) {
+    let f = Fixture::new(u);
+    let argv = default_argv(&f, &f.ws, &["sleep", "30"]);
+    let mut cmd = f.command(&argv);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
+    let start = Instant::now();
+    let mut last = Vec::new();
+    let handed_back = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("({u:?}) the run ended before its code was handed back: {s}");
+        }
+        if start.elapsed() > HANG {
+            break false;
+        }
+        if let Some(procs) = sample(child.id()) {
+            last = procs.iter().map(|m| (m.comm.clone(), code_pages(m.pid))).collect::<Vec<_>>();
+            let small = |c: &Option<(u64, u64)>| c.is_some_and(|(resident, size)| resident * 8 < size);
+            if last.len() >= 3 && last.iter().all(|(_, c)| small(c)) {
+                break true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(handed_back, "({u:?}) resident code of the binary (KiB, of the mapping's KiB) stayed: {last:?}");
+}
+
+/// The KiB of `pid`'s mappings of its own binary's code (`r-xp`) that are resident, and
+/// their size.
+fn code_pages(pid: u32) -> Option<(u64, u64)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let smaps = read_proc(pid, "smaps")?;
+    let (mut ours, mut resident, mut size) = (false, 0, 0);
+    for line in smaps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first().is_some_and(|a| a.contains('-') && !a.ends_with(':')) {
+            ours = f.get(1) == Some(&"r-xp") && f.get(5).map(Path::new) == Some(exe.as_path());
+        } else if ours {
+            match (f.first(), f.get(1).and_then(|n| n.parse::<u64>().ok())) {
+                (Some(&"Rss:"), Some(n)) => resident += n,
+                (Some(&"Size:"), Some(n)) => size += n,
+                _ => {}
+            }
+        }
+    }
+    (size > 0).then_some((resident, size))
+}
 
 /// One process's figures, in KiB.
 #[derive(Clone, Debug, Default)]
@@ -167,16 +231,21 @@ fn run_memory(u: User, policy: Option<&str>) {
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
     let start = Instant::now();
-    let mut peak: Option<Vec<Mem>> = None;
+    // The peak of the summed RSS while the run starts (the first `SETTLED` after the
+    // command shows up: the caller hands back its start-up code after 100 ms) and after.
+    let (mut starting, mut settled): (Option<Vec<Mem>>, Option<Vec<Mem>>) = (None, None);
+    let mut seen: Option<Instant> = None;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
         assert!(start.elapsed() < HANG, "{argv:?} ({u:?}) did not end within {HANG:?}");
         if let Some(procs) = sample(child.id()) {
+            let seen = *seen.get_or_insert_with(Instant::now);
+            let peak = if seen.elapsed() < SETTLED { &mut starting } else { &mut settled };
             let sum = |v: &[Mem]| v.iter().map(|m| m.rss).sum::<u64>();
             if peak.as_deref().is_none_or(|p| sum(&procs) > sum(p)) {
-                peak = Some(procs);
+                *peak = Some(procs);
             }
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -184,19 +253,28 @@ fn run_memory(u: User, policy: Option<&str>) {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{argv:?} ({u:?}) failed: {status}\n{stderr}");
-    let peak = peak.unwrap_or_else(|| panic!("({u:?}) the command never showed up as `sleep` in the run's tree"));
-    assert!(peak.len() >= 2, "({u:?}) expected the caller and the sandbox's processes, saw {peak:?}");
-
     let which = if policy.is_some() { "default policy + one host (proxy running)" } else { "default policy" };
-    println!(
-        "paddock run -- sleep 2 ({u:?}, {which}, {}): paddock's processes at the peak of their summed RSS",
-        bin.display()
-    );
+    for (when, peak) in [("while it starts (the first 0.5 s)", starting), ("once started (after 0.5 s)", settled)] {
+        let peak = peak.unwrap_or_else(|| panic!("({u:?}) the command never showed up as `sleep` {when}"));
+        assert!(peak.len() >= 2, "({u:?}) expected the caller and the sandbox's processes, saw {peak:?}");
+        println!(
+            "paddock run -- sleep 2 ({u:?}, {which}, {}), {when}: paddock's processes at the peak of their summed RSS",
+            bin.display()
+        );
+        print_peak(&peak);
+    }
+}
+
+/// How long after the command shows up the run counts as started.
+const SETTLED: Duration = Duration::from_millis(500);
+
+/// One table of [`run_memory`]: each process, then the sums.
+fn print_peak(peak: &[Mem]) {
     println!(
         "  {:>7}  {:<16} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "pid", "process", "VmRSS", "anon", "file", "Pss", "threads"
     );
-    for m in &peak {
+    for m in peak {
         println!(
             "  {:>7}  {:<16} {:>8} {:>8} {:>8} {:>8} {:>7}",
             m.pid, m.comm, m.rss, m.anon, m.file, m.pss, m.threads

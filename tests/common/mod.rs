@@ -406,10 +406,15 @@ impl Drop for HostProc {
 /// `paddock run --workspace WS -- argv` under the embedded default policy, as the
 /// fixture's user.
 pub fn run_default_in(f: &Fixture, ws: &Path, argv: &[&str]) -> Out {
+    f.launch(&default_argv(f, ws, argv), &[], None)
+}
+
+/// The command line of [`run_default_in`], without the user prefix.
+pub fn default_argv(f: &Fixture, ws: &Path, argv: &[&str]) -> Vec<OsString> {
     let mut full: Vec<OsString> = vec![f.bin.clone().into(), "run".into(), "--workspace".into(), ws.into()];
     full.push("--".into());
     full.extend(argv.iter().map(OsString::from));
-    f.launch(&full, &[], None)
+    full
 }
 
 /// The names in `dir` (not recursively) that a move aside made (`NAME.paddock-moved-…`),

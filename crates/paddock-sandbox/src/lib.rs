@@ -123,6 +123,7 @@ pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
+pub use sys::RELEASE_CODE_AFTER;
 pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use view::globs::{PathGlobError, PathGlobs};
 pub use view::plan::SYSTEM_TREES;

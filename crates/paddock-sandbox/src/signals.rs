@@ -17,6 +17,8 @@
 //!   command ends. A pid namespace's init only receives signals it has a handler for, so
 //!   without these handlers the signal would be dropped.
 //! * Target: resets the three signals to their default right after the fork.
+//! * Reaper, once the target runs: a `SIGALRM` a while later ([`reaper_alarm`]) interrupts
+//!   its wait, so it can hand back its start-up code and go on reaping.
 //!
 //! If paddock itself is killed (`SIGKILL`), the helper sees the control socket hang up and
 //! kills the reaper, and with it the whole pid namespace.
@@ -28,7 +30,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::sys::cvt;
@@ -215,6 +217,34 @@ pub(crate) fn reaper_set_target(pid: libc::pid_t) {
     if p != 0 {
         send_to_target(pid, p);
     }
+}
+
+/// Whether the reaper's alarm has rung.
+static RANG: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn alarm_handler(_sig: libc::c_int) {
+    RANG.store(true, Ordering::SeqCst);
+}
+
+/// In the reaper, after the target's fork (which so keeps the default): a `SIGALRM` in
+/// `after`, whose handler only notes it ([`alarm_rang`]) and, without `SA_RESTART`,
+/// interrupts the wait it arrives in (`EINTR`).
+pub(crate) fn reaper_alarm(after: std::time::Duration) -> io::Result<()> {
+    let mut sa = action(alarm_handler as *const () as libc::sighandler_t);
+    sa.sa_flags = 0;
+    sigaction(libc::SIGALRM, Some(&sa))?;
+    let value = libc::timeval {
+        tv_sec: after.as_secs() as libc::time_t,
+        tv_usec: libc::suseconds_t::from(after.subsec_micros() as i32),
+    };
+    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    // SAFETY: a valid `itimerval`; the old value is not asked for.
+    cvt(unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Whether [`reaper_alarm`]'s signal has come (once: the note is taken).
+pub(crate) fn alarm_rang() -> bool {
+    RANG.swap(false, Ordering::SeqCst)
 }
 
 /// In the target, first thing: the default dispositions back.

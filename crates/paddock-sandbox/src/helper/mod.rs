@@ -16,11 +16,13 @@
 //!    the cgroup (a move waits for an RCU grace period: done here while the reaper builds
 //!    its view, and the reaper told how it went); then wait for the reaper, kill it if the
 //!    parent goes away, and remove the cgroup once it is reaped ([`start_reaper`]);
+//!    after 100 ms of waiting, hand back the code that set up (`sys::release_code`);
 //! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
 //!    ([`crate::mounts`]); once in the cgroup, a cgroup namespace rooted there; `chdir`;
 //!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
-//!    cgroup), reap every orphan, report the target's wait status, exit (which kills
-//!    whatever the target left behind);
+//!    cgroup), reap every orphan (after 100 ms, on an alarm, hand back the code that set
+//!    up), report the target's wait status, exit (which kills whatever the target left
+//!    behind);
 //! 4. target ([`target`]): default signal dispositions, a process group of its own (with a
 //!    pty, `setsid` and the pty as controlling terminal), Landlock, rlimits, capabilities,
 //!    no_new_privs, seccomp, descriptors; send the report; wait for the parent's release;
@@ -200,6 +202,9 @@ pub(crate) fn reaper_started(
 /// Waits for the reaper; kills it if the parent hangs up the control socket. Then the
 /// cgroup, empty with the pid namespace gone, is removed.
 fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&SandboxCgroup>) -> ! {
+    // From here on this process only waits: once it has waited a while, the code it ran
+    // to get here is handed back.
+    let mut release = Some(i32::try_from(sys::RELEASE_CODE_AFTER.as_millis()).unwrap_or(i32::MAX));
     let remove = || {
         if let Some(c) = cg {
             c.remove();
@@ -210,8 +215,14 @@ fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&San
             libc::pollfd { fd: ctl, events: 0, revents: 0 },
             libc::pollfd { fd: pidfd.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
-        if sys::poll_raw(&mut fds, -1).is_err() {
-            continue;
+        match sys::poll_raw(&mut fds, release.unwrap_or(-1)) {
+            Err(_) => continue,
+            Ok(0) => {
+                release = None;
+                sys::release_code();
+                continue;
+            }
+            Ok(_) => {}
         }
         if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
             sys::kill_and_reap(reaper);

@@ -269,6 +269,9 @@ fn open_pty(st: &mut State) {
 /// Reaps every process until `target` ends, reports its wait status, and exits (which,
 /// as pid 1, kills whatever the target left behind).
 fn reap_until(ctl: libc::c_int, target: libc::pid_t) -> ! {
+    // From here on this process only reaps: once the target has run a while, the code
+    // that built the sandbox is handed back (the alarm interrupts the wait for it).
+    let mut release = signals::reaper_alarm(sys::RELEASE_CODE_AFTER).is_ok();
     loop {
         match sys::wait_any() {
             Ok((pid, ws)) if pid == target => {
@@ -277,6 +280,10 @@ fn reap_until(ctl: libc::c_int, target: libc::pid_t) -> ! {
                 exit_now(0);
             }
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => exit_now(0),
+            Err(e) if release && e.kind() == std::io::ErrorKind::Interrupted && signals::alarm_rang() => {
+                release = false;
+                sys::release_code();
+            }
             // Another process reaped, or EINTR: keep reaping.
             _ => {}
         }

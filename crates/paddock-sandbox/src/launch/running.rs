@@ -45,6 +45,8 @@ pub struct Running {
     pub(super) cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// Exec supervision: the seccomp listener of the tree's execs.
     pub(super) exec_listener: Option<OwnedFd>,
+    /// [`Running::release_code_after`]: how long after the release.
+    pub(super) release_code: Option<Duration>,
 }
 
 /// Kills one call's whole process tree from another thread, as its timeout does: SIGKILL
@@ -88,6 +90,7 @@ impl Running {
             remote: None,
             cgroup: None,
             exec_listener: None,
+            release_code: None,
         }
     }
 
@@ -114,6 +117,16 @@ impl Running {
     /// the tree (the program's own first) waits, and once it is closed they fail.
     pub fn take_exec_listener(&mut self) -> Option<OwnedFd> {
         self.exec_listener.take()
+    }
+
+    /// For a process that starts one sandbox and then only waits for it (`paddock run`):
+    /// once the child has run for `after`, [`Running::wait`] unmaps from this process the
+    /// pages of code and read-only data it faulted in to get there (policy, start-up,
+    /// sandbox set-up). They stay in the page cache; what runs again faults back in. A
+    /// process serving other work at the same time should not ask for this: each of its
+    /// threads would fault its code back in.
+    pub fn release_code_after(&mut self, after: Duration) {
+        self.release_code = Some(after);
     }
 
     fn signal_reaper(&self, sig: libc::c_int) -> bool {
@@ -241,9 +254,14 @@ impl Running {
     /// the helper side's messages until the control stream ends.
     fn watch(&mut self, forwarder: Option<&Forwarder>, start: Instant) -> Result<Ended, SandboxError> {
         let deadline = self.limits.timeout.map(|t| start + t);
+        let mut release_at = self.release_code.map(|d| start + d);
         let mut ended = Ended::default();
         loop {
-            let wait_ms = Self::poll_timeout(ended.killed_at, deadline);
+            let mut wait_ms = Self::poll_timeout(ended.killed_at, deadline);
+            if let Some(at) = release_at {
+                let until = at.saturating_duration_since(Instant::now());
+                wait_ms = Some(wait_ms.map_or(until, |w| w.min(until)));
+            }
             let (n, ctl_ready, signalled) = match self.poll_once(forwarder, wait_ms) {
                 Ok(r) => r,
                 // A forwarded signal: its byte is in the pipe.
@@ -259,6 +277,11 @@ impl Running {
                 }
             }
             if n == 0 {
+                if release_at.is_some_and(|at| Instant::now() >= at) {
+                    release_at = None;
+                    sys::release_code();
+                    continue;
+                }
                 if ended.killed_at.is_none() {
                     tracing::debug!("timeout: killing the sandbox's pid namespace");
                     ended.killed_at = Some(Instant::now());

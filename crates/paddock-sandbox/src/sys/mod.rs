@@ -8,11 +8,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 mod conv;
+mod memory;
 mod mount;
 mod notify;
 mod process;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
+pub(crate) use memory::release_code;
+pub use memory::RELEASE_CODE_AFTER;
 pub(crate) use mount::*;
 pub(crate) use notify::*;
 pub(crate) use process::*;

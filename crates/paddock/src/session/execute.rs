@@ -154,6 +154,11 @@ impl Inner {
         let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
         phase("call.start written and synced", t);
         let registered = self.register(&running);
+        if self.mode == "run" {
+            // This process only waits from here on: what it ran to get here is handed
+            // back once the child has run a while (a short run does not pay for it).
+            running.release_code_after(paddock_sandbox::RELEASE_CODE_AFTER);
+        }
         let waited = running.wait();
         let t = Instant::now();
         if let Some(s) = exec_supervisor {
