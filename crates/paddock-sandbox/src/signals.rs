@@ -17,8 +17,9 @@
 //!   command ends. A pid namespace's init only receives signals it has a handler for, so
 //!   without these handlers the signal would be dropped.
 //! * Target: resets the three signals to their default right after the fork.
-//! * Reaper, once the target runs: a `SIGALRM` a while later ([`reaper_alarm`]) interrupts
-//!   its wait, so it can hand back its start-up code and go on reaping.
+//! * A one-shot run's reaper, once the target runs: a `SIGALRM` a while later
+//!   ([`reaper_alarm`]) interrupts its wait, so it can hand back its start-up code and go
+//!   on reaping.
 //!
 //! If paddock itself is killed (`SIGKILL`), the helper sees the control socket hang up and
 //! kills the reaper, and with it the whole pid namespace.

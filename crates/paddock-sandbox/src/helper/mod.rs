@@ -16,12 +16,13 @@
 //!    the cgroup (a move waits for an RCU grace period: done here while the reaper builds
 //!    its view, and the reaper told how it went); then wait for the reaper, kill it if the
 //!    parent goes away, and remove the cgroup once it is reaped ([`start_reaper`]);
-//!    after 100 ms of waiting, hand back the code that set up (`sys::release_code`);
+//!    one-shot, after 100 ms of waiting, hand back the code that set up
+//!    (`sys::release_code`);
 //! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
 //!    ([`crate::mounts`]); once in the cgroup, a cgroup namespace rooted there; `chdir`;
 //!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
-//!    cgroup), reap every orphan (after 100 ms, on an alarm, hand back the code that set
-//!    up), report the target's wait status, exit (which kills whatever the target left
+//!    cgroup), reap every orphan (one-shot, after 100 ms, on an alarm, hand back the code
+//!    that set up), report the target's wait status, exit (which kills whatever the target left
 //!    behind);
 //! 4. target ([`target`]): default signal dispositions, a process group of its own (with a
 //!    pty, `setsid` and the pty as controlling terminal), Landlock, rlimits, capabilities,
@@ -196,15 +197,17 @@ pub(crate) fn reaper_started(
         sys::redirect_stdio(null);
         sys::close(null);
     }
-    helper_wait(ctl, reaper, &pidfd, cg)
+    // A zygote's call helper is forked from the zygote, whose pages it shares; a one-shot
+    // helper ran the caller's start-up too.
+    helper_wait(ctl, reaper, &pidfd, cg, st.zygote_view.is_none())
 }
 
 /// Waits for the reaper; kills it if the parent hangs up the control socket. Then the
 /// cgroup, empty with the pid namespace gone, is removed.
-fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&SandboxCgroup>) -> ! {
+fn helper_wait(ctl: RawFd, reaper: libc::pid_t, pidfd: &OwnedFd, cg: Option<&SandboxCgroup>, release: bool) -> ! {
     // From here on this process only waits: once it has waited a while, the code it ran
-    // to get here is handed back.
-    let mut release = Some(i32::try_from(sys::RELEASE_CODE_AFTER.as_millis()).unwrap_or(i32::MAX));
+    // to get here is handed back (when `release`).
+    let mut release = release.then(|| i32::try_from(sys::RELEASE_CODE_AFTER.as_millis()).unwrap_or(i32::MAX));
     let remove = || {
         if let Some(c) = cg {
             c.remove();

@@ -145,7 +145,7 @@ fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntr
         sys::redirect_stdio(null);
         sys::close(null);
     }
-    reap_until(st.ctl, target)
+    reap_until(st.ctl, target, st.zygote_view.is_none())
 }
 
 /// Moves into the sandbox's cgroup and, with a cgroup namespace, roots it there (the
@@ -268,10 +268,10 @@ fn open_pty(st: &mut State) {
 
 /// Reaps every process until `target` ends, reports its wait status, and exits (which,
 /// as pid 1, kills whatever the target left behind).
-fn reap_until(ctl: libc::c_int, target: libc::pid_t) -> ! {
+fn reap_until(ctl: libc::c_int, target: libc::pid_t, release: bool) -> ! {
     // From here on this process only reaps: once the target has run a while, the code
     // that built the sandbox is handed back (the alarm interrupts the wait for it).
-    let mut release = signals::reaper_alarm(sys::RELEASE_CODE_AFTER).is_ok();
+    let mut release = release && signals::reaper_alarm(sys::RELEASE_CODE_AFTER).is_ok();
     loop {
         match sys::wait_any() {
             Ok((pid, ws)) if pid == target => {
