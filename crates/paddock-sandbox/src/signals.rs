@@ -234,10 +234,8 @@ pub(crate) fn reaper_alarm(after: std::time::Duration) -> io::Result<()> {
     let mut sa = action(alarm_handler as *const () as libc::sighandler_t);
     sa.sa_flags = 0;
     sigaction(libc::SIGALRM, Some(&sa))?;
-    let value = libc::timeval {
-        tv_sec: after.as_secs() as libc::time_t,
-        tv_usec: libc::suseconds_t::from(after.subsec_micros() as i32),
-    };
+    let value =
+        libc::timeval { tv_sec: after.as_secs() as libc::time_t, tv_usec: after.subsec_micros() as libc::suseconds_t };
     let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
     // SAFETY: a valid `itimerval`; the old value is not asked for.
     cvt(unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) }).map(drop)

@@ -1,8 +1,8 @@
-//! Handing back the code pages a process ran during set-up: once the helper and the
-//! reaper have only waited for [`RELEASE_CODE_AFTER`], the pages of the binary and of the libraries they faulted in while
-//! building the sandbox are unmapped from them ([`release_code`]). The pages stay in the
-//! page cache (the caller maps them, and they are the file's); a page the process runs
-//! again faults back in from there.
+//! Handing back the code pages a process ran during set-up: once a one-shot run's caller,
+//! helper or reaper has only waited for [`RELEASE_CODE_AFTER`], the pages of the binary
+//! and of the libraries it faulted in to start the sandbox are unmapped from it
+//! ([`release_code`]). The pages stay in the page cache (they are the file's); a page the
+//! process runs again faults back in from there.
 
 use std::ffi::c_void;
 use std::time::Duration;
