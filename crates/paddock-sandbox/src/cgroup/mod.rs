@@ -22,7 +22,8 @@
 //! and forks the target (it moves itself in when the helper could not make the pipe). The helper removes
 //! the cgroup once the reaper is reaped: the pid namespace is dead then, so it is empty.
 //! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
-//! host view and credentials), and hands the descriptors to the call's helper, which
+//! host view and credentials; a multi-threaded caller one call ahead, [`CallCgroups`]),
+//! and hands the descriptors to the call's helper, which
 //! plays the helper's part above (and the caller removes it too if the call's helper
 //! died). `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
 //! unprivileged.
@@ -30,11 +31,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+mod ahead;
 mod fs;
 mod v1;
 mod v2;
 mod warm;
 
+pub(crate) use ahead::CallCgroups;
 pub(crate) use warm::{Warmer, Warmup};
 
 use fs::{cgroup_mounts, own_cgroups, Notes, Part, Want};
@@ -112,6 +115,14 @@ impl SandboxCgroup {
             *status = Applied::new(LayerState::Unavailable, "the call's cgroup was not handed over whole");
         }
         cg
+    }
+
+    /// Whether every directory is still there (nobody removed one since it was made).
+    pub(crate) fn is_there(&self) -> bool {
+        self.parts.iter().all(|p| {
+            let exists = rustix::fs::Access::EXISTS;
+            rustix::fs::accessat(&p.parent, p.name.as_c_str(), exists, rustix::fs::AtFlags::empty()).is_ok()
+        })
     }
 
     /// In the helper, once the reaper is reaped: removes every directory.

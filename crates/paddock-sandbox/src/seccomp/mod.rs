@@ -33,6 +33,15 @@
 //! rather than three: the kernel builds its action cache and JIT image once. The kernel's
 //! action cache lets the calls that the filter allows whatever their arguments (`read`,
 //! `write`, ...) skip it altogether.
+//!
+//! In front of the linked programs, a [`dispatch`] (hand-written too, generated from the
+//! numbers the rules name): a binary search that allows at once every number no rule
+//! names, which is what the programs answer for it, and sends the named ones (and every
+//! x32 one) on to them. The kernel builds the action cache by running the filter for each
+//! system call number, and the seccompiler program compares a number with every named one
+//! in turn: with the search first, installing the filter takes about half as long (0.19
+//! → 0.09 ms, `seccomp_cost` in the tests), and what it answers is unchanged (a test
+//! compares it with the programs stacked for every number).
 
 use std::collections::BTreeMap;
 
@@ -55,7 +64,14 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// `AUDIT_ARCH_X86_64`: `EM_X86_64` (62), 64-bit, little-endian.
 #[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+const AUDIT_ARCH: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// `AUDIT_ARCH_AARCH64`: `EM_AARCH64` (183), 64-bit, little-endian.
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 183 | 0x8000_0000 | 0x4000_0000;
+
+/// Numbers at or above this always go on past the [`dispatch`] (on x86_64 the x32 bit:
+/// every x32 call; on any architecture, numbers no table has).
+const DISPATCH_BELOW: u32 = 0x4000_0000;
 
 const TIOCSTI: u64 = 0x5412;
 const TIOCLINUX: u64 = 0x541C;
@@ -140,8 +156,8 @@ fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule, BackendEr
     SeccompRule::new(conditions)
 }
 
-/// The filter whose rules fail with `EPERM`.
-fn eperm_filter() -> Result<SeccompFilter, BackendError> {
+/// The rules of the filter that fails with `EPERM`, by system call number.
+fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
     // clone: the flags are argument 0 on x86_64 and aarch64; one rule per flag, any matches.
     let clone = CLONE_NS_FLAGS
@@ -156,13 +172,31 @@ fn eperm_filter() -> Result<SeccompFilter, BackendError> {
     rules.insert(libc::SYS_socket, vec![rule(&other_family)?]);
     let other_persona: Vec<_> = PERSONALITIES.iter().map(|p| (0, SeccompCmpOp::Ne, *p)).collect();
     rules.insert(libc::SYS_personality, vec![rule(&other_persona)?]);
-    SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), ARCH)
+    Ok(rules)
+}
+
+/// The rules of the filter that fails with `ENOSYS`: `clone3`.
+fn clone3_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
+    BTreeMap::from([(libc::SYS_clone3, Vec::new())])
+}
+
+/// The system call numbers a rule of either seccompiler filter names, ascending: every
+/// other number (below the x32 bit) both filters allow whatever its arguments.
+fn named() -> Result<Vec<u32>, BackendError> {
+    let mut nrs: Vec<u32> = eperm_rules()?.keys().chain(clone3_rules().keys()).map(|nr| *nr as u32).collect();
+    nrs.sort_unstable();
+    nrs.dedup();
+    Ok(nrs)
+}
+
+/// The filter whose rules fail with `EPERM`.
+fn eperm_filter() -> Result<SeccompFilter, BackendError> {
+    SeccompFilter::new(eperm_rules()?, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), ARCH)
 }
 
 /// The filter whose rule fails with `ENOSYS`: `clone3`.
 fn clone3_filter() -> Result<SeccompFilter, BackendError> {
-    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
-    SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), ARCH)
+    SeccompFilter::new(clone3_rules(), SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), ARCH)
 }
 
 /// The x32 guard: any call whose number has [`X32_SYSCALL_BIT`] fails with `ENOSYS` (x32
@@ -178,7 +212,7 @@ fn x32_guard() -> BpfProgram {
     vec![
         ins(ld, 0, 0, at(std::mem::offset_of!(libc::seccomp_data, arch))),
         // x86_64: skip the kill.
-        ins(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 1, 0, AUDIT_ARCH_X86_64),
+        ins(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 1, 0, AUDIT_ARCH),
         ins(ret, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
         ins(ld, 0, 0, at(std::mem::offset_of!(libc::seccomp_data, nr))),
         // x32 bit set: ENOSYS, else allow.
@@ -186,6 +220,76 @@ fn x32_guard() -> BpfProgram {
         ins(ret, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
         ins(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
     ]
+}
+
+/// Where a [`dispatch`] instruction jumps: to the next one, to one of its own, or past
+/// its end (on to the programs).
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    At(usize),
+    End,
+}
+
+/// A classic-BPF instruction whose jumps are not resolved yet.
+struct Ins {
+    code: u32,
+    jt: To,
+    jf: To,
+    k: u32,
+}
+
+/// Numbers compared one by one at a leaf of the [`dispatch`]'s search.
+const LEAF: usize = 4;
+
+/// The search of [`dispatch`] over `keys` (ascending): a key jumps past the end, a number
+/// between keys returns `ALLOW`.
+fn search(keys: &[u32], out: &mut Vec<Ins>) {
+    let jmp = |op: u32, k: u32, jt: To| Ins { code: libc::BPF_JMP | op | libc::BPF_K, jt, jf: To::Next, k };
+    if keys.len() <= LEAF {
+        out.extend(keys.iter().map(|k| jmp(libc::BPF_JEQ, *k, To::End)));
+        out.push(Ins { code: libc::BPF_RET | libc::BPF_K, jt: To::Next, jf: To::Next, k: libc::SECCOMP_RET_ALLOW });
+        return;
+    }
+    let (low, high) = keys.split_at(keys.len() / 2);
+    let at = out.len();
+    out.push(jmp(libc::BPF_JGE, high[0], To::Next));
+    search(low, out);
+    out[at].jt = To::At(out.len());
+    search(high, out);
+}
+
+/// The dispatch that the linked filter begins with: a binary search over `named` (the
+/// numbers some rule names, ascending). A foreign architecture is killed, as every program
+/// does first; a number that no rule names, below [`DISPATCH_BELOW`], is allowed at once,
+/// which is what the programs answer for it; any other number goes on to them. Why: the
+/// kernel builds a filter's action cache by running it for every number of the
+/// architecture, and the seccompiler program compares the number with each named one in
+/// turn (some 300 instructions for an allowed number); with the search first, about ten.
+fn dispatch(named: &[u32]) -> Result<BpfProgram, String> {
+    let ld =
+        |k: usize| Ins { code: libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, jt: To::Next, jf: To::Next, k: k as u32 };
+    let mut out = vec![
+        ld(std::mem::offset_of!(libc::seccomp_data, arch)),
+        Ins { code: libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, jt: To::At(3), jf: To::Next, k: AUDIT_ARCH },
+        Ins { code: libc::BPF_RET | libc::BPF_K, jt: To::Next, jf: To::Next, k: libc::SECCOMP_RET_KILL_PROCESS },
+        ld(std::mem::offset_of!(libc::seccomp_data, nr)),
+        Ins { code: libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, jt: To::End, jf: To::Next, k: DISPATCH_BELOW },
+    ];
+    search(named, &mut out);
+    let end = out.len();
+    let offset = |pc: usize, to: To| -> Result<u8, String> {
+        let target = match to {
+            To::Next => return Ok(0),
+            To::At(t) => t,
+            To::End => end,
+        };
+        u8::try_from(target - pc - 1).map_err(|_| format!("the dispatch's jump from {pc} to {target} is too long"))
+    };
+    out.iter()
+        .enumerate()
+        .map(|(pc, i)| Ok(sock_filter { code: i.code as u16, jt: offset(pc, i.jt)?, jf: offset(pc, i.jf)?, k: i.k }))
+        .collect()
 }
 
 /// The filter programs with their names, in the order of installation.
@@ -203,7 +307,7 @@ pub(crate) fn programs() -> Result<Vec<(&'static str, BpfProgram)>, BackendError
 /// the next one, its other answers stay answers. One filter instead of three: the kernel
 /// builds its per-filter action cache (every system call number of both architectures run
 /// through the filter) and JIT image once, about 0.2 ms less at each start.
-fn link(progs: &[(&'static str, BpfProgram)]) -> Result<BpfProgram, String> {
+fn link(progs: &[(&'static str, BpfProgram)]) -> BpfProgram {
     let allow = libc::SECCOMP_RET_ALLOW;
     let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
     let mut out: BpfProgram = Vec::new();
@@ -225,11 +329,7 @@ fn link(progs: &[(&'static str, BpfProgram)]) -> Result<BpfProgram, String> {
             out.push(ins);
         }
     }
-    // BPF_MAXINSNS: the kernel refuses a longer program.
-    if out.len() > 4096 {
-        return Err(format!("the linked filter has {} instructions (at most 4096)", out.len()));
-    }
-    Ok(out)
+    out
 }
 
 /// The filter installed: the programs linked ([`link`]), and their names and sizes.
@@ -248,11 +348,21 @@ pub(crate) fn prepare() {
 }
 
 fn compiled() -> &'static Result<Linked, String> {
-    COMPILED.get_or_init(|| {
-        let progs = programs().map_err(|e| e.to_string())?;
-        let parts = progs.iter().map(|(n, p)| (*n, p.len())).collect();
-        Ok(Linked { prog: link(&progs)?, parts })
-    })
+    COMPILED.get_or_init(build)
+}
+
+/// The filter: the [`dispatch`], then the [`programs`] linked.
+fn build() -> Result<Linked, String> {
+    let progs = programs().map_err(|e| e.to_string())?;
+    let mut prog = dispatch(&named().map_err(|e| e.to_string())?)?;
+    let mut parts: Vec<(&'static str, usize)> = vec![("number dispatch", prog.len())];
+    parts.extend(progs.iter().rev().map(|(n, p)| (*n, p.len())));
+    prog.extend(link(&progs));
+    // BPF_MAXINSNS: the kernel refuses a longer program.
+    if prog.len() > 4096 {
+        return Err(format!("the filter has {} instructions (at most 4096)", prog.len()));
+    }
+    Ok(Linked { prog, parts })
 }
 
 /// Installs the filter (no_new_privs must already be set); returns the layer state and

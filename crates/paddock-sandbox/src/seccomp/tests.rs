@@ -190,8 +190,9 @@ fn x32_calls_fail_with_enosys() {
 /// x32 and random, on our architecture and a foreign one.
 #[test]
 fn the_linked_filter_answers_as_the_stack() {
-    let linked = link(&programs().unwrap()).unwrap();
-    assert_eq!(linked.len(), progs().iter().map(|p| p.len()).sum::<usize>());
+    let linked = build().unwrap().prog;
+    let dispatch = dispatch(&named().unwrap()).unwrap();
+    assert_eq!(linked.len(), dispatch.len() + progs().iter().map(|p| p.len()).sum::<usize>());
     let mut nrs: Vec<u32> = (0..1024).collect();
     nrs.extend((0..1024).map(|n| 0x4000_0000 | n));
     nrs.extend([u32::MAX, 0x8000_0000, 0x7fff_ffff]);
@@ -217,7 +218,7 @@ fn the_linked_filter_answers_as_the_stack() {
 /// (as [`install`] does) and reports what a few calls answer.
 #[test]
 fn kernel_answers() {
-    let progs = vec![("linked", link(&programs().unwrap()).unwrap())];
+    let progs = vec![("linked", build().unwrap().prog)];
     // SAFETY: the child makes only system calls (no allocation, no locks: the programs
     // were built before the fork) and leaves with `_exit`.
     let pid = unsafe { libc::fork() };
@@ -273,4 +274,97 @@ fn kernel_answers() {
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status), "status {status:#x}");
     assert_eq!(libc::WEXITSTATUS(status), 0);
+}
+
+/// The dispatch allows at once every number below the x32 bit that no rule names, sends
+/// every named one and every higher one on to the programs, and kills a foreign
+/// architecture; it is a search (a few comparisons), not a list.
+#[test]
+fn the_dispatch_allows_what_no_rule_names_and_passes_on_the_rest() {
+    const ON: u32 = 0x1234_5678; // past the end: "on to the programs"
+    let named = named().unwrap();
+    assert!(named.contains(&(libc::SYS_mount as u32)) && named.contains(&(libc::SYS_clone3 as u32)));
+    assert!(named.contains(&(libc::SYS_ioctl as u32)) && !named.contains(&(libc::SYS_read as u32)));
+    let mut d = dispatch(&named).unwrap();
+    d.push(sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: ON });
+    let mut nrs: Vec<u32> = (0..1024).collect();
+    nrs.extend([DISPATCH_BELOW - 1, DISPATCH_BELOW, DISPATCH_BELOW | 39, u32::MAX]);
+    for nr in nrs {
+        let want = if named.contains(&nr) || nr >= DISPATCH_BELOW { ON } else { RET_ALLOW };
+        assert_eq!(eval(&d, AUDIT_ARCH, nr, [0; 6]), want, "nr {nr:#x}");
+        assert_eq!(eval(&d, 0x4000_0003, nr, [0; 6]), RET_KILL_PROCESS, "nr {nr:#x}, i386");
+    }
+    // Instructions run for an allowed number: the architecture check, the bound, the search.
+    let steps = |nr: u32| {
+        let (mut pc, mut n) = (0usize, 0);
+        while d[pc].code != (libc::BPF_RET | libc::BPF_K) as u16 {
+            let taken = match d[pc].code {
+                0x15 => nr == d[pc].k || (pc == 1 && AUDIT_ARCH == d[pc].k),
+                0x35 => nr >= d[pc].k,
+                _ => false,
+            };
+            pc += 1 + if d[pc].code == 0x20 {
+                0
+            } else if taken {
+                d[pc].jt
+            } else {
+                d[pc].jf
+            } as usize;
+            n += 1;
+        }
+        n
+    };
+    let most = (0..512).filter(|nr| !named.contains(nr)).map(steps).max().unwrap();
+    assert!(most <= 5 + LEAF + 8, "{most} instructions for an allowed number");
+}
+
+/// What installing the filter costs, with and without the dispatch in front, each in a
+/// fresh forked child, interleaved (`cargo test -p paddock-sandbox --release --lib
+/// seccomp_cost -- --ignored --nocapture`). A measurement, not a check.
+#[test]
+#[ignore]
+fn seccomp_cost() {
+    let with = build().unwrap().prog;
+    let without = link(&programs().unwrap());
+    let time = |prog: &BpfProgram| -> u64 {
+        let (r, w) = crate::stdio::pipe().unwrap();
+        // SAFETY: the child makes system calls only (no allocation: the program was built
+        // before the fork) and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: no_new_privs, as `install` requires.
+            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            let t = crate::timing::now_ns();
+            let ok = seccompiler::apply_filter(prog).is_ok();
+            let ns = if ok { crate::timing::now_ns() - t } else { u64::MAX };
+            let _ = crate::sys::write_all(std::os::fd::AsRawFd::as_raw_fd(&w), &ns.to_le_bytes());
+            // SAFETY: ends the forked child without running the parent's exit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        drop(w);
+        let mut b = [0u8; 8];
+        assert_eq!(crate::sys::read(std::os::fd::AsRawFd::as_raw_fd(&r), &mut b).unwrap(), 8);
+        crate::sys::reap(pid);
+        u64::from_le_bytes(b)
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..400 {
+        if i % 2 == 0 {
+            a.push(time(&with));
+            b.push(time(&without));
+        } else {
+            b.push(time(&without));
+            a.push(time(&with));
+        }
+    }
+    a.sort_unstable();
+    b.sort_unstable();
+    println!(
+        "install, median of 400: with the dispatch ({} instructions) {:.1} µs, without ({}) {:.1} µs",
+        with.len(),
+        a[200] as f64 / 1e3,
+        without.len(),
+        b[200] as f64 / 1e3
+    );
 }

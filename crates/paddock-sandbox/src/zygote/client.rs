@@ -2,7 +2,6 @@
 //! fits its template, makes the call's cgroup and hands the call over.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cgroup;
@@ -29,6 +28,8 @@ pub struct Zygote {
     /// Keeps the calls' cgroup moves fast while calls come ([`crate::cgroup::Warmer`]):
     /// started with the first call that wants a cgroup.
     warmer: std::sync::OnceLock<Option<crate::cgroup::Warmer>>,
+    /// The calls' cgroups, made one call ahead where this process is multi-threaded.
+    cgroups: cgroup::CallCgroups,
 }
 
 impl std::fmt::Debug for Zygote {
@@ -70,6 +71,7 @@ impl Zygote {
             report: EnforcementReport::default(),
             template: template.clone(),
             warmer: std::sync::OnceLock::new(),
+            cgroups: cgroup::CallCgroups::default(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -178,7 +180,6 @@ impl Zygote {
         call: &SandboxSpec,
         started: std::time::Instant,
     ) -> Result<(Running, ParentStdio), SandboxError> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
         call.validate()?;
         self.accepts(call)?;
         if call.limits.max_processes.is_some() || call.limits.max_memory.is_some() {
@@ -186,8 +187,7 @@ impl Zygote {
                 w.touch();
             }
         }
-        let name = format!("paddock-{}-z{}", sys::getpid(), SEQ.fetch_add(1, Ordering::Relaxed));
-        let cg = cgroup::create_named(&call.limits, &name);
+        let cg = self.cgroups.take(&call.limits);
         crate::timing::phase("call cgroup", started);
         let (ctl, ctl_child) = proto::socketpair()?;
         let ctl_child = above_stdio(ctl_child)?;

@@ -40,7 +40,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use globset::{GlobBuilder, GlobMatcher};
 use paddock_audit::{MovedAside, Unchecked};
 use paddock_policy::Policy;
 use paddock_sandbox::PathGlobs;
@@ -60,7 +59,9 @@ pub(crate) struct Globs {
     /// Rule id, glob, literal prefix.
     rules: Vec<(String, String, PathBuf)>,
     /// The rules' globs, compiled as the view compiles them.
-    set: PathGlobs,
+    set: Arc<PathGlobs>,
+    /// The globs' texts, sorted, each once (as a [`Record`] keeps them).
+    texts: Vec<String>,
 }
 
 /// The components of `pattern` before the first one with glob syntax.
@@ -74,6 +75,35 @@ fn literal_prefix(pattern: &str) -> PathBuf {
     }
     p
 }
+
+/// `patterns` sorted, each once.
+fn texts(patterns: &[&str]) -> Vec<String> {
+    let mut texts: Vec<String> = patterns.iter().map(|g| g.to_string()).collect();
+    texts.sort();
+    texts.dedup();
+    texts
+}
+
+/// The globs of another running call (`texts`, as its [`Record`] keeps them) compiled as
+/// this call's are: `own`'s set when they are its texts (a session's calls share one
+/// policy), else compiled once per set of texts ([`THEIRS`]). `None` when they do not
+/// compile: then they cover every path.
+fn their_globs(own: &Globs, texts: &[String]) -> Option<Arc<PathGlobs>> {
+    if own.texts == texts {
+        return Some(Arc::clone(&own.set));
+    }
+    let mut theirs = THEIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, g)) = theirs.as_ref().filter(|(k, _)| k.as_slice() == texts) {
+        return g.clone();
+    }
+    let g = PathGlobs::new(texts).ok().map(Arc::new);
+    *theirs = Some((texts.to_vec(), g.clone()));
+    g
+}
+
+/// The other globs [`their_globs`] compiled last, by their texts.
+type TheirGlobs = (Vec<String>, Option<Arc<PathGlobs>>);
+static THEIRS: Mutex<Option<TheirGlobs>> = Mutex::new(None);
 
 /// The globs compiled last, by their rules' ids and patterns: a session's calls share one
 /// policy, and compiling its globs was most of a call's scan.
@@ -114,7 +144,7 @@ impl Globs {
             .collect();
         let patterns: Vec<&str> = rules.iter().map(|(_, g, _)| g.as_str()).collect();
         let set = PathGlobs::new(&patterns).map_err(|e| (rules[e.index].0.clone(), e.reason))?;
-        Ok(Globs { rules, set })
+        Ok(Globs { texts: texts(&patterns), rules, set: Arc::new(set) })
     }
 
     /// The first rule `path` matches (deny rules come first).
@@ -170,7 +200,8 @@ impl Planted {
             Ok(g) => (g, Vec::new()),
             // The view refuses such a policy first; should one get here, say so.
             Err((rule, e)) => {
-                (Arc::new(Globs { rules: Vec::new(), set: PathGlobs::default() }), vec![(PathBuf::from(rule), e)])
+                let none = Globs { rules: Vec::new(), set: Arc::default(), texts: Vec::new() };
+                (Arc::new(none), vec![(PathBuf::from(rule), e)])
             }
         };
         let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
@@ -206,12 +237,9 @@ impl Planted {
     /// What this call takes as the user's, for the registry of running calls.
     pub(crate) fn record(&self) -> Record {
         let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
-        let mut globs: Vec<String> = self.globs.rules.iter().map(|(_, g, _)| g.clone()).collect();
-        globs.sort();
-        globs.dedup();
         Record {
             roots: self.roots.iter().map(|r| bytes(r)).collect(),
-            globs,
+            globs: self.globs.texts.clone(),
             matches: self.start.iter().map(|(p, (id, _))| (bytes(p), id.0, id.1)).collect(),
         }
     }
@@ -222,18 +250,15 @@ impl Planted {
     /// call's, so its globs are other texts): a match that call's child made, or moved
     /// into place, since then is not the user's.
     pub(crate) fn restrict(&mut self, other: &Record) {
+        if self.start.is_empty() {
+            return; // nothing taken as the user's: nothing to give up
+        }
         let theirs: std::collections::HashSet<(&[u8], u64, u64)> =
             other.matches.iter().map(|(p, d, i)| (p.as_slice(), *d, *i)).collect();
-        // Their globs as this call's are built; one that does not build covers everything.
-        let globs: Vec<Option<GlobMatcher>> = other
-            .globs
-            .iter()
-            .map(|g| GlobBuilder::new(g).literal_separator(true).backslash_escape(true).build().ok())
-            .map(|g| g.map(|g| g.compile_matcher()))
-            .collect();
+        let globs = their_globs(&self.globs, &other.globs);
         self.start.retain(|path, (id, _)| {
             let covered = other.roots.iter().any(|r| beneath(path, Path::new(std::ffi::OsStr::from_bytes(r))))
-                && globs.iter().any(|g| g.as_ref().is_none_or(|g| g.is_match(path)));
+                && globs.as_ref().is_none_or(|g| g.is_match(path));
             !covered || theirs.contains(&(path.as_os_str().as_bytes(), id.0, id.1))
         });
     }

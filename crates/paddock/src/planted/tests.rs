@@ -155,3 +155,36 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     found.sort();
     assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
 }
+
+#[test]
+fn another_calls_globs_cover_only_their_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("d")).unwrap();
+    fs::write(ws.join("d/.envrc"), "made by the other call's child").unwrap();
+    fs::write(ws.join("key.pem"), "the user's").unwrap();
+    let p = policy(&ws);
+    let root = ws.as_os_str().as_bytes().to_vec();
+    let other = |globs: Vec<String>| Record { roots: vec![root.clone()], globs, matches: Vec::new() };
+    let start = |r: &Record| {
+        let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
+        b.restrict(r);
+        let mut kept: Vec<PathBuf> = b.start.keys().cloned().collect();
+        kept.sort();
+        kept
+    };
+    // The other call's policy has only the `.envrc` glob (other texts than this call's):
+    // its match is not the user's; the `.pem` file, which no glob of it covers, is.
+    let envrc = format!("{}/**/.envrc", ws.display());
+    assert_eq!(start(&other(vec![envrc])), vec![ws.join("key.pem")]);
+    // Its own texts: both are covered.
+    assert_eq!(
+        start(&other(Planted::before(&p, std::slice::from_ref(&ws), None).record().globs)),
+        Vec::<PathBuf>::new()
+    );
+    // Globs that do not compile cover every path.
+    assert_eq!(start(&other(vec!["/[".into()])), Vec::<PathBuf>::new());
+    // Outside its roots, nothing is covered.
+    let elsewhere = Record { roots: vec![b"/nowhere".to_vec()], globs: vec!["/**".into()], matches: Vec::new() };
+    assert_eq!(start(&elsewhere), vec![ws.join("d/.envrc"), ws.join("key.pem")]);
+}
