@@ -124,9 +124,9 @@ fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, Strin
     // A session starts a new zygote for a call while a directory of its view changed less
     // than 2 s before its zygote started (a change within the file system's timestamp
     // granularity could go unseen): with a workspace made just now, every call of the first
-    // two seconds would start one. This measures the steady state: a workspace older than
-    // that, as a real one is.
-    std::thread::sleep(Duration::from_millis(2_100));
+    // two seconds would start one (compared in whole seconds: up to three). This measures
+    // the steady state: a workspace older than that, as a real one is.
+    std::thread::sleep(Duration::from_millis(3_100));
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .args(["serve", "--listen", "127.0.0.1:0", "--workspace"])
         .arg(dir.join("ws"))

@@ -133,15 +133,15 @@ pub(crate) enum Msg {
         private_tmp: bool,
     },
     /// Downward, to a zygote: start one call. Descriptors: the call's control socket,
-    /// then its stdin, stdout, stderr, then `cgroup.procs` and parent of each directory of
-    /// its cgroup.
+    /// then its stdin, stdout, stderr, then `cgroup.procs`, parent and the file a process
+    /// moves itself in through (`tasks` in cgroup v1) of each directory of its cgroup.
     Spawn {
         /// The call (its filesystem fields are the zygote's).
         spec: Box<SandboxSpec>,
         /// The cgroup layer's status, decided by the caller that made the cgroup.
         cgroup: Applied,
-        /// The names of the cgroup's directories (descriptors: `cgroup.procs` and parent
-        /// of each).
+        /// The names of the cgroup's directories (descriptors: `cgroup.procs`, parent and
+        /// own file of each).
         #[serde(default)]
         cgroup_dirs: Vec<String>,
     },

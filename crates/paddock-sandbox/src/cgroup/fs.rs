@@ -17,6 +17,10 @@ pub(super) struct Part {
     pub(super) name: CString,
     /// Its `cgroup.procs`, open for writing.
     pub(super) procs: OwnedFd,
+    /// The file a single-threaded process moves itself into it through: `tasks` in cgroup
+    /// v1 (a thread that moves itself takes no global lock there), else `cgroup.procs`
+    /// again.
+    pub(super) own: OwnedFd,
 }
 
 pub(super) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
@@ -48,19 +52,33 @@ pub(super) fn make_dir(base: &Path, name: &str) -> io::Result<(Part, OwnedFd)> {
         r => r,
     };
     made.map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("mkdir {}/{name}: {e}", base.display())))?;
-    let dir = open_at(parent.as_fd(), name, libc::O_DIRECTORY | libc::O_RDONLY);
-    let procs = dir.as_ref().ok().map(|d| open_at(d.as_fd(), "cgroup.procs", libc::O_WRONLY));
-    match (dir, procs) {
-        (Ok(dir), Some(Ok(procs))) => Ok((Part { parent, name: cname, procs }, dir)),
-        (Err(e), _) | (_, Some(Err(e))) => {
+    let opened = open_at(parent.as_fd(), name, libc::O_DIRECTORY | libc::O_RDONLY).and_then(|dir| {
+        let procs = open_at(dir.as_fd(), "cgroup.procs", libc::O_WRONLY)?;
+        let own = match open_at(dir.as_fd(), "tasks", libc::O_WRONLY) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => open_at(dir.as_fd(), "cgroup.procs", libc::O_WRONLY)?,
+            other => other?,
+        };
+        Ok((dir, procs, own))
+    });
+    match opened {
+        Ok((dir, procs, own)) => Ok((Part { parent, name: cname, procs, own }, dir)),
+        Err(e) => {
             Part::remove_dir(&parent, &cname);
             Err(e)
         }
-        (Ok(_), None) => unreachable!("procs is opened when dir is"),
     }
 }
 
 impl Part {
+    /// Whether [`Part::own`] is `tasks` (cgroup v1), not `cgroup.procs` again: the two are
+    /// other files, so other inodes.
+    pub(super) fn moves_by_thread(&self) -> bool {
+        match (rustix::fs::fstat(&self.own), rustix::fs::fstat(&self.procs)) {
+            (Ok(a), Ok(b)) => a.st_ino != b.st_ino || a.st_dev != b.st_dev,
+            _ => false,
+        }
+    }
+
     pub(super) fn remove_dir(parent: &OwnedFd, name: &CString) -> bool {
         // Tasks leave their cgroup in do_exit, before they are reaped; a short retry covers
         // the rare case where the last one is still on its way out.

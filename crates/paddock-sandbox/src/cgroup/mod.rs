@@ -16,11 +16,14 @@
 //! Order: created by the helper before the namespaces (step 1b), while it still sees the
 //! host's cgroup tree; the descriptors of the new `cgroup.procs` files are opened then, so
 //! the kernel checks the move with the helper's credentials and cgroup namespace as of
-//! that moment. The helper moves the reaper in right after forking it (the move waits for
-//! an RCU grace period, milliseconds, while the reaper builds its mount view); the reaper
-//! waits for the helper's word before it takes a cgroup namespace rooted at the new cgroup
-//! and forks the target (it moves itself in when the helper could not make the pipe). The helper removes
-//! the cgroup once the reaper is reaped: the pid namespace is dead then, so it is empty.
+//! that moment. The reaper moves itself in before it takes a cgroup namespace rooted at
+//! the new cgroup and forks the target: in cgroup v1 through `tasks` (a single-threaded
+//! process moving itself takes no global lock, [`SandboxCgroup::quick_self_move`]).
+//! Elsewhere a move waits for an RCU grace period (milliseconds), so the helper moves the
+//! reaper right after forking it, while the reaper builds its mount view, and the reaper
+//! waits for the helper's word (it moves itself when the helper could not make the pipe).
+//! The helper removes the cgroup once the reaper is reaped: the pid namespace is dead
+//! then, so it is empty.
 //! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
 //! host view and credentials; a multi-threaded caller one call ahead, [`CallCgroups`]),
 //! and hands the descriptors to the call's helper, which
@@ -62,13 +65,22 @@ pub(crate) struct Setup {
 }
 
 impl SandboxCgroup {
-    /// In the reaper, before the target forks: moves this process into every directory
-    /// (when the helper could not do it for it, [`SandboxCgroup::place`]).
+    /// In the reaper, before the target forks: moves this process, single-threaded, into
+    /// every directory (when the helper did not do it for it, [`SandboxCgroup::place`]),
+    /// through each directory's [`Part::own`] file.
     pub(crate) fn enter(&self) -> io::Result<()> {
-        for fd in self.parts.iter().map(|p| &p.procs) {
+        for fd in self.parts.iter().map(|p| &p.own) {
             write_all(fd.as_raw_fd(), b"0")?;
         }
         Ok(())
+    }
+
+    /// Whether [`SandboxCgroup::enter`] is quick: every directory is cgroup v1, where a
+    /// single-threaded process moving itself through `tasks` takes no global lock (a move
+    /// through `cgroup.procs`, or of another process, waits for an RCU grace period when
+    /// none came in the last few milliseconds; see [`Warmup`]).
+    pub(crate) fn quick_self_move(&self) -> bool {
+        self.parts.iter().all(Part::moves_by_thread)
     }
 
     /// In the helper, right after the reaper's fork: moves the reaper (`pid`, in this
@@ -82,24 +94,26 @@ impl SandboxCgroup {
     }
 
     /// What a zygote's call needs to enter and remove the cgroup: for each directory its
-    /// name, and the descriptors of its `cgroup.procs` and of its parent.
+    /// name, and the descriptors of its `cgroup.procs`, of its parent and of its
+    /// [`Part::own`] file.
     pub(crate) fn handover(&self) -> (Vec<String>, Vec<RawFd>) {
         let names = self.parts.iter().map(|p| p.name.to_string_lossy().into_owned()).collect();
-        let fds = self.parts.iter().flat_map(|p| [p.procs.as_raw_fd(), p.parent.as_raw_fd()]).collect();
+        let fds =
+            self.parts.iter().flat_map(|p| [p.procs.as_raw_fd(), p.parent.as_raw_fd(), p.own.as_raw_fd()]).collect();
         (names, fds)
     }
 
     /// The cgroup [`SandboxCgroup::handover`] described, received by a zygote's call
-    /// (`fds`: pairs of `cgroup.procs` and parent). Malformed input yields `None`.
+    /// (`fds`: `cgroup.procs`, parent and own file of each). Malformed input yields `None`.
     pub(crate) fn from_handover(names: &[String], fds: Vec<OwnedFd>) -> Option<SandboxCgroup> {
-        if fds.len() != names.len() * 2 || names.is_empty() {
+        if fds.len() != names.len() * 3 || names.is_empty() {
             return None;
         }
         let mut parts = Vec::new();
         let mut it = fds.into_iter();
         for n in names {
-            let (procs, parent) = (it.next()?, it.next()?);
-            parts.push(Part { parent, name: cstring(n).ok()?, procs });
+            let (procs, parent, own) = (it.next()?, it.next()?, it.next()?);
+            parts.push(Part { parent, name: cstring(n).ok()?, procs, own });
         }
         Some(SandboxCgroup { parts })
     }
@@ -192,4 +206,63 @@ fn applied(cg: &SandboxCgroup, v2_done: bool, notes: Notes) -> Applied {
     }
     detail.push_str(&format!("; not bounded by a cgroup: {} ({})", notes.missing.join(", "), notes.why.join("; ")));
     Applied::new(LayerState::Partial, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forked, single-threaded child enters a made cgroup by itself (as the reaper
+    /// does), and comes out in it in every hierarchy; where the cgroup is v1 the move goes
+    /// through `tasks`, and so is quick. Where no cgroup can be made (unprivileged), the
+    /// status says so.
+    #[test]
+    fn a_single_threaded_process_enters_by_itself() {
+        let name = format!("paddock-test-enter-{}", crate::sys::getpid());
+        let setup = create_named(&Limits { max_processes: Some(64), ..Limits::default() }, &name);
+        let Some(cg) = setup.cgroup else {
+            assert_ne!(setup.applied.state, LayerState::Enforced, "{setup:?}");
+            return;
+        };
+        let v1 = cg.parts.iter().map(|p| fs::exists_at(&p.parent, &format!("{name}/tasks"))).collect::<Vec<_>>();
+        assert_eq!(cg.quick_self_move(), v1.iter().all(|v| *v), "{v1:?}");
+        let (r, w) = crate::stdio::pipe().unwrap();
+        // SAFETY: the child makes system calls only (no allocation: `enter` writes to
+        // descriptors opened before the fork, the rest uses this stack) and leaves with
+        // `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut buf = [0u8; 4096];
+            let code = match cg.enter() {
+                // SAFETY: a NUL-terminated path; the descriptor is this child's own.
+                Ok(()) => match unsafe { libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY) } {
+                    fd if fd >= 0 => {
+                        while let Ok(n @ 1..) = crate::sys::read(fd, &mut buf) {
+                            let _ = write_all(w.as_raw_fd(), &buf[..n]);
+                        }
+                        0
+                    }
+                    _ => 2,
+                },
+                Err(_) => 1,
+            };
+            // SAFETY: ends the forked child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        drop(w);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = crate::sys::read(r.as_raw_fd(), &mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        let status = crate::sys::reap(pid);
+        cg.remove();
+        assert!(status.is_some_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0), "{status:?}");
+        let out = String::from_utf8_lossy(&out);
+        let pids = out.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "pids")));
+        let unified = out.lines().find(|l| l.starts_with("0::"));
+        let line = pids.or(unified).unwrap_or_default();
+        assert!(line.ends_with(&format!("/{name}")), "not in the cgroup: {out}");
+    }
 }

@@ -10,6 +10,10 @@
 //! is already in (which changes nothing) and exits. The helper's own move of the reaper,
 //! a few steps later, then shares that grace period instead of starting one. Not earlier:
 //! a move holds the cgroup mutex while it waits, and making the directory needs it.
+//!
+//! Only where the reaper's own move is not quick ([`super::SandboxCgroup::quick_self_move`]):
+//! in cgroup v1 a single-threaded process moving itself through `tasks` takes no global
+//! lock, so it waits for no grace period and neither of these is started.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 

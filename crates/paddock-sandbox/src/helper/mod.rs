@@ -12,14 +12,16 @@
 //! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
 //!    in view); `setsid` (layer `session`);
 //! 2. helper: namespaces ([`crate::namespaces`]); fork the reaper; in proxy mode create the
-//!    listener and pass it, with the reaper's pidfd, to the parent; move the reaper into
-//!    the cgroup (a move waits for an RCU grace period: done here while the reaper builds
-//!    its view, and the reaper told how it went); then wait for the reaper, kill it if the
+//!    listener and pass it, with the reaper's pidfd, to the parent; where the reaper's own
+//!    move is not quick (not cgroup v1), move it into the cgroup (such a move waits for an
+//!    RCU grace period: done here while the reaper builds its view, and the reaper told
+//!    how it went); then wait for the reaper, kill it if the
 //!    parent goes away, and remove the cgroup once it is reaped ([`start_reaper`]);
 //!    one-shot, after 100 ms of waiting, hand back the code that set up
 //!    (`sys::release_code`);
 //! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
-//!    ([`crate::mounts`]); once in the cgroup, a cgroup namespace rooted there; `chdir`;
+//!    ([`crate::mounts`]); into the cgroup (by itself, or by the helper's word), a cgroup
+//!    namespace rooted there; `chdir`;
 //!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
 //!    cgroup), reap every orphan (one-shot, after 100 ms, on an alarm, hand back the code
 //!    that set up), report the target's wait status, exit (which kills whatever the target
@@ -74,10 +76,11 @@ pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let plan = timing::time("path plan", || PathPlan::new(&req.spec));
     let cg = timing::time("cgroup", || cgroup::create(&req.spec.limits));
-    // The reaper's move into it waits for an RCU grace period: one started now (once the
-    // directory is made: a move holds the cgroup mutex while it waits, and the mkdir needs
-    // it) is shared by that move, a few steps later.
-    let warm = cg.cgroup.as_ref().map(|_| cgroup::Warmup::start());
+    // Where the reaper's move into it waits for an RCU grace period (not cgroup v1, where
+    // the reaper moves itself at no such cost): one started now (once the directory is
+    // made: a move holds the cgroup mutex while it waits, and the mkdir needs it) is
+    // shared by that move, a few steps later.
+    let warm = cg.cgroup.as_ref().filter(|c| !c.quick_self_move()).map(|_| cgroup::Warmup::start());
     let mut st = State {
         cgroup: cg.applied,
         spec: req.spec,
@@ -104,12 +107,13 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
 /// The end of step 2, for a one-shot helper and a zygote's call helper alike: forks the
 /// reaper, then [`reaper_started`].
 pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>, warm: Option<cgroup::Warmup>) -> ! {
-    // Moving a process into a cgroup waits for an RCU grace period (milliseconds): this
-    // process moves the reaper while the reaper builds its mount view, and tells it how
-    // that went through `handoff`; without the pipe the reaper moves itself.
+    // Moving another process into a cgroup waits for an RCU grace period (milliseconds):
+    // this process moves the reaper while the reaper builds its mount view, and tells it
+    // how that went through `handoff`. Without the pipe, or in cgroup v1, where a
+    // single-threaded process moving itself takes no such wait, the reaper moves itself.
     let handoff = match &cg {
-        Some(_) => crate::stdio::pipe().ok(),
-        None => None,
+        Some(c) if !c.quick_self_move() => crate::stdio::pipe().ok(),
+        _ => None,
     };
     let start = timing::now_ns();
     // SAFETY: the helper (and a zygote's call helper) is single-threaded.

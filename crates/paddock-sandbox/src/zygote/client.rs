@@ -182,12 +182,13 @@ impl Zygote {
     ) -> Result<(Running, ParentStdio), SandboxError> {
         call.validate()?;
         self.accepts(call)?;
-        if call.limits.max_processes.is_some() || call.limits.max_memory.is_some() {
+        let cg = self.cgroups.take(&call.limits);
+        // The reaper moves itself in; where that waits for a grace period (not cgroup v1).
+        if cg.cgroup.as_ref().is_some_and(|c| !c.quick_self_move()) {
             if let Some(w) = self.warmer.get_or_init(crate::cgroup::Warmer::start) {
                 w.touch();
             }
         }
-        let cg = self.cgroups.take(&call.limits);
         crate::timing::phase("call cgroup", started);
         let (ctl, ctl_child) = proto::socketpair()?;
         let ctl_child = above_stdio(ctl_child)?;
