@@ -151,6 +151,18 @@ impl Scratch {
         if self.kill_spare {
             cmd.env("PADDOCK_HARNESS_KILL_SPARE", "1");
         }
+        // The harness stands in for `paddock run` started from a terminal: a test run under
+        // `nohup` (or anything else that ignores them) must not pass its ignored SIGHUP and
+        // SIGINT on, or the signal tests would send signals nobody can receive.
+        // SAFETY: `signal(2)` with SIG_DFL only, async-signal-safe, between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                for sig in [libc::SIGHUP, libc::SIGINT] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
         cmd.env("PADDOCK_TEST_CANARY", "caller-env-must-not-leak")
             .current_dir("/")
             .stdin(Stdio::null())
