@@ -16,7 +16,21 @@ fn layer<'a>(r: &'a common::Run, name: &str) -> (&'a str, &'a str) {
 }
 
 both_users!(a_fork_loop_stops_at_max_processes, |user, name| {
-    let s = Scratch::new(name, user);
+    assert_a_fork_loop_stops_at_32(&Scratch::new(name, user), user);
+});
+
+// A session's calls: their cgroups are made by the caller (one call ahead where it is
+// multi-threaded, as in the re-exec variants) and entered by each call's reaper itself;
+// three calls at once, each forking as much as it can.
+both_users!(a_fork_loop_in_a_zygote_call_stops_at_max_processes, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 3;
+    assert_a_fork_loop_stops_at_32(&s, user);
+});
+
+/// Runs `testprobe forks 200` under `max_processes = 32` and checks that the forks stopped
+/// with EAGAIN: as root by the cgroup, at 32; as uid 65534 by RLIMIT_NPROC.
+fn assert_a_fork_loop_stops_at_32(s: &Scratch, user: User) {
     let mut spec = s.sh("");
     spec.program = s.ws.join("testprobe");
     spec.argv = vec!["testprobe".into(), "forks".into(), "200".into()];
@@ -36,7 +50,7 @@ both_users!(a_fork_loop_stops_at_max_processes, |user, name| {
     } else {
         assert!(layer(&r, "rlimits").1.contains("RLIMIT_NPROC=32 (per uid)"), "{r:#?}");
     }
-});
+}
 
 const LIMIT: u64 = 256 << 20;
 
