@@ -78,42 +78,43 @@ impl CallCgroups {
     /// limits and is still there, else one made now; the thread then makes the next.
     pub(crate) fn take(&self, limits: &Limits) -> Setup {
         let k = key(limits);
-        if k == (None, None) {
-            return create_named(limits, &next_name()); // no cgroup wanted: nothing to make
+        // No cgroup wanted, or no thread to make one ahead: made now.
+        if k != (None, None) && self.maker_runs() {
+            if let Some(setup) = self.made_ahead(k) {
+                return setup;
+            }
         }
+        create_named(limits, &next_name())
+    }
+
+    /// Whether the making thread runs (started here with the first call that wants a
+    /// cgroup, when this process is multi-threaded).
+    fn maker_runs(&self) -> bool {
         let maker = self.maker.get_or_init(|| {
             let shared = Arc::clone(&self.shared);
             (crate::sys::thread_count() != Some(1))
                 .then(|| std::thread::Builder::new().name("paddock-cgroups".into()).spawn(move || make(&shared)).ok())
                 .flatten()
         });
-        if maker.is_none() {
-            return create_named(limits, &next_name());
-        }
-        let (ahead, other) = {
+        maker.is_some()
+    }
+
+    /// The cgroup made ahead for `k`, if there is one and it is still there; asks the
+    /// thread for the next. One made for other limits, or gone, is removed.
+    fn made_ahead(&self, k: Key) -> Option<Setup> {
+        let ready = {
             let mut slot = self.shared.lock();
             slot.want = Some(k);
-            let ready = slot.ready.take();
             self.shared.wake.notify_one();
-            match ready {
-                Some((made_for, s)) if made_for == k => (Some(s), None),
-                // Made for other limits: it goes, and the next is made for these.
-                Some((_, s)) => (None, Some(s)),
-                None => (None, None),
-            }
+            slot.ready.take()
         };
-        if let Some(c) = other.and_then(|s| s.cgroup) {
-            c.remove();
+        let (made_for, setup) = ready?;
+        let cg = setup.cgroup.as_ref()?;
+        if made_for == k && cg.is_there() {
+            return Some(setup);
         }
-        match ahead {
-            Some(setup) if setup.cgroup.as_ref().is_some_and(|c| c.is_there()) => setup,
-            gone => {
-                if let Some(c) = gone.and_then(|s| s.cgroup) {
-                    c.remove();
-                }
-                create_named(limits, &next_name())
-            }
-        }
+        cg.remove();
+        None
     }
 }
 
