@@ -63,7 +63,7 @@ pub fn state_dir() -> Result<PathBuf, AuditError> {
 /// this user's with no access for others.
 fn fallback_state_dir() -> Result<PathBuf, AuditError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let uid = effective_uid().ok_or(AuditError::NoStateDir)?;
+    let uid = effective_uid();
     let base = std::env::temp_dir().join(format!("paddock-{uid}"));
     match DirBuilder::new().mode(0o700).create(&base) {
         Ok(()) => {}
@@ -115,11 +115,11 @@ pub fn open_private(path: &Path, truncate: bool) -> std::io::Result<std::fs::Fil
         .open(path)
 }
 
-/// The effective uid, from `/proc/self/status` (this crate has no `unsafe`).
-pub(crate) fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// The effective uid (`geteuid`, which cannot fail). It was read from `/proc/self/status`,
+/// which the kernel formats anew each time: a `run` asked four times before its sandbox
+/// started.
+pub(crate) fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// Resolves `$STATE` with `env` as the environment, without touching the
@@ -159,7 +159,7 @@ pub fn check_private_dir(dir: &Path) -> Result<(), AuditError> {
     if !meta.is_dir() {
         return Err(untrusted("not a directory".into()));
     }
-    let uid = effective_uid().ok_or_else(|| untrusted("this process's uid is unknown (/proc/self/status)".into()))?;
+    let uid = effective_uid();
     if meta.uid() != uid {
         return Err(untrusted(format!("owned by uid {}, not by this user (uid {uid})", meta.uid())));
     }

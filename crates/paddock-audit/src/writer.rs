@@ -189,15 +189,25 @@ impl AuditLog {
 
     /// Appends `event`; the `fsync` follows within the [`SyncPolicy`].
     pub fn append(&self, event: &Event) -> Result<AppendedRecord, AuditError> {
-        let started = self.flusher.get_or_init(|| {
-            let for_thread = Arc::clone(&self.inner);
-            std::thread::Builder::new()
-                .name("paddock-audit-sync".into())
-                .spawn(move || flusher(&for_thread))
-                .map_err(|e| tracing::warn!(error = %e, "audit log: no sync thread; syncing every record"))
-                .ok()
-        });
-        self.inner.append(event, started.is_none())
+        let started = self.start_sync_thread();
+        self.inner.append(event, !started)
+    }
+
+    /// Starts the thread that syncs appended records within the [`SyncPolicy`], if it is
+    /// not running yet (the first [`AuditLog::append`] does it otherwise). A caller that
+    /// waits anyway can start it then, instead of on the way of its first record. `false`
+    /// when it could not start: then every append syncs its record.
+    pub fn start_sync_thread(&self) -> bool {
+        self.flusher
+            .get_or_init(|| {
+                let for_thread = Arc::clone(&self.inner);
+                std::thread::Builder::new()
+                    .name("paddock-audit-sync".into())
+                    .spawn(move || flusher(&for_thread))
+                    .map_err(|e| tracing::warn!(error = %e, "audit log: no sync thread; syncing every record"))
+                    .ok()
+            })
+            .is_some()
     }
 
     /// Appends `event` and syncs it to disk before returning.

@@ -66,6 +66,7 @@ impl Policy {
             vars: vars.clone(),
             sandbox_path,
             effective: String::new(),
+            body: String::new(),
             hash: String::new(),
             revocations: revoke::Revocations::default(),
             deny_all: None,

@@ -17,14 +17,36 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The origin of byte offset `offset` in `text`.
+    /// The origin of byte offset `offset` in `text` (for many offsets in one text, make a
+    /// [`LineIndex`] once).
     pub(crate) fn at(file: &Arc<PathBuf>, text: &str, offset: usize) -> Origin {
-        let offset = offset.min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
-        Origin { file: Arc::clone(file), line, col }
+        LineIndex::new(file, text).at(offset)
+    }
+}
+
+/// Where each line of one text starts, so that each origin in it is a binary search
+/// instead of a count of the newlines before it (a policy's entries each have one).
+pub(crate) struct LineIndex<'a> {
+    file: &'a Arc<PathBuf>,
+    text: &'a str,
+    /// The byte offset of each line's start: 0, then one past each newline.
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub(crate) fn new(file: &'a Arc<PathBuf>, text: &'a str) -> LineIndex<'a> {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { file, text, starts }
+    }
+
+    /// The origin of byte offset `offset` (1-based line, and column in characters).
+    pub(crate) fn at(&self, offset: usize) -> Origin {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        // The lines starting at or before `offset`; the first always does.
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let line_start = self.starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
+        Origin { file: Arc::clone(self.file), line, col }
     }
 }
 
@@ -148,6 +170,24 @@ mod tests {
         assert_eq!(Origin::at(&f, text, off).to_string(), "p.toml:1:3");
         let off = text.rfind('=').unwrap();
         assert_eq!(Origin::at(&f, text, off).to_string(), "p.toml:2:4");
+    }
+
+    /// The index answers as counting the newlines before each offset does: every byte
+    /// offset (mid-character ones too) and beyond the end, with empty and trailing lines.
+    #[test]
+    fn the_line_index_answers_as_counting_does() {
+        let f = Arc::new(PathBuf::from("p.toml"));
+        for text in ["", "\n", "a", "a = 1\nbé = 2\n", "\n\nx\n\ny = \"ü\u{1F600}\"\nz", "é\n\n"] {
+            let index = LineIndex::new(&f, text);
+            for offset in 0..text.len() + 3 {
+                let at = floor_char_boundary(text, offset.min(text.len()));
+                let before = &text[..at];
+                let line = before.matches('\n').count() + 1;
+                let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+                let o = index.at(offset);
+                assert_eq!((o.line, o.col), (line, col), "{text:?} at {offset}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Origin, PolicyError, Problems};
+use crate::error::{LineIndex, Origin, PolicyError, Problems};
 use crate::raw::{self, RawPolicy};
 use crate::written::{At, IntOrString, S};
 
@@ -130,11 +130,12 @@ impl Loader {
     fn text(&mut self, name: &Path, text: &str, base_dir: &Path, canonical: PathBuf) -> Result<(), PolicyError> {
         let file = Arc::new(name.to_path_buf());
         let raw = raw::parse(&file, text)?;
-        let at = |span: std::ops::Range<usize>| Origin::at(&file, text, span.start);
+        let lines = LineIndex::new(&file, text);
+        let at = |span: std::ops::Range<usize>| lines.at(span.start);
         let mut problems = Problems::default();
         match &raw.version {
             None => problems.push(
-                &Origin::at(&file, text, 0),
+                &lines.at(0),
                 "missing `version`",
                 Some("put `version = 1` at the top of the file".to_string()),
             ),

@@ -30,44 +30,81 @@ fn steps(path: &Path) -> impl Iterator<Item = OsString> + '_ {
 /// Normalises an absolute path: folds `.` and `..` and resolves the symlinks of the part
 /// that exists. A relative `path` is taken relative to `cwd`.
 pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
-    let joined;
-    let path = if path.is_absolute() {
-        path
-    } else {
-        joined = cwd.join(path);
-        &joined
-    };
-    let mut queue: VecDeque<OsString> = steps(path).collect();
-    let mut out = PathBuf::from("/");
-    let mut exists = true;
-    let mut links = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            out.pop();
-            exists = true;
-            continue;
+    Lookups::default().normalize(path, cwd)
+}
+
+/// What one `lstat` (and `readlink`) of a path said.
+#[derive(Debug, Clone)]
+enum Found {
+    Missing,
+    Present,
+    Link(Option<PathBuf>),
+}
+
+/// The `lstat`s of one batch of normalisations (a policy's paths share most of their
+/// prefixes: `/usr`, `$HOME`, the workspace), each path looked up once.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups {
+    /// By the path's bytes (hashing a `Path` parses its components: slower than the
+    /// `lstat` it saves).
+    seen: HashMap<OsString, Found>,
+}
+
+impl Lookups {
+    fn lookup(&mut self, path: &Path) -> Found {
+        if let Some(f) = self.seen.get(path.as_os_str()) {
+            return f.clone();
         }
-        out.push(&c);
-        if !exists {
-            continue;
-        }
-        match std::fs::symlink_metadata(&out) {
-            Ok(m) if m.file_type().is_symlink() && links < MAX_LINKS => {
-                links += 1;
-                let Ok(target) = std::fs::read_link(&out) else { continue };
-                out.pop();
-                if target.is_absolute() {
-                    out = PathBuf::from("/");
-                }
-                for t in steps(&target).collect::<Vec<_>>().into_iter().rev() {
-                    queue.push_front(t);
-                }
-            }
-            Ok(_) => {}
-            Err(_) => exists = false,
-        }
+        let found = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => Found::Link(std::fs::read_link(path).ok()),
+            Ok(_) => Found::Present,
+            Err(_) => Found::Missing,
+        };
+        self.seen.insert(path.as_os_str().to_os_string(), found.clone());
+        found
     }
-    out
+
+    /// [`normalize`], with this batch's lookups.
+    pub(crate) fn normalize(&mut self, path: &Path, cwd: &Path) -> PathBuf {
+        let joined;
+        let path = if path.is_absolute() {
+            path
+        } else {
+            joined = cwd.join(path);
+            &joined
+        };
+        let mut queue: VecDeque<OsString> = steps(path).collect();
+        let mut out = PathBuf::from("/");
+        let mut exists = true;
+        let mut links = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == ".." {
+                out.pop();
+                exists = true;
+                continue;
+            }
+            out.push(&c);
+            if !exists {
+                continue;
+            }
+            match self.lookup(&out) {
+                Found::Link(target) if links < MAX_LINKS => {
+                    links += 1;
+                    let Some(target) = target else { continue };
+                    out.pop();
+                    if target.is_absolute() {
+                        out = PathBuf::from("/");
+                    }
+                    for t in steps(&target).collect::<Vec<_>>().into_iter().rev() {
+                        queue.push_front(t);
+                    }
+                }
+                Found::Link(_) | Found::Present => {}
+                Found::Missing => exists = false,
+            }
+        }
+        out
+    }
 }
 
 /// One path entry of `read` or `write`.
@@ -127,26 +164,36 @@ struct Masks {
     /// `glob_rule[k]` is the entry index of glob `k`.
     globs: Vec<Glob>,
     glob_rule: Vec<usize>,
+    /// Each glob entry's literal prefix (its components before the first with glob
+    /// syntax): what a glob matches lies at or beneath it, so a path beneath none of them
+    /// needs no glob set (`paddock run` asks about its program, under `/usr`, while the
+    /// default policy's globs lie in the workspace and the home directory).
+    prefixes: Vec<PathBuf>,
     /// The globs as one set, built on the first question: building it compiles a regex,
     /// about half of loading the default policy, and many commands (`paddock run`, whose
     /// view the sandbox builds from the rules themselves) never ask. `Err` when the set
-    /// cannot be built (a regex over the size limit): then every path is covered by the
-    /// first glob entry (fail closed).
+    /// cannot be built (a regex over the size limit): then every path beneath a glob's
+    /// literal prefix is covered by the first glob entry (fail closed).
     set: std::sync::OnceLock<Result<GlobSet, ()>>,
 }
 
 impl Masks {
     /// Compiles `entries` as `filesystem.KIND[i]` rules; bad globs become problems.
-    fn compile(kind: &str, entries: Vec<RawPathEntry>, problems: &mut Problems) -> (Vec<DenyRule>, Masks) {
+    fn compile(
+        kind: &str,
+        entries: Vec<RawPathEntry>,
+        lookups: &mut Lookups,
+        problems: &mut Problems,
+    ) -> (Vec<DenyRule>, Masks) {
         let mut rules = Vec::new();
         let mut masks = Masks::default();
         for (i, e) in entries.into_iter().enumerate() {
             let s = e.expanded.to_string_lossy().into_owned();
             let is_glob = has_glob_meta(&s);
             let pattern = if is_glob {
-                normalize_glob(&s)
+                normalize_glob(&s, lookups)
             } else {
-                normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
+                lookups.normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
             };
             let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
             let glob = if is_glob {
@@ -163,6 +210,7 @@ impl Masks {
                         Some((g, below)) => {
                             masks.globs.extend([g, below]);
                             masks.glob_rule.extend([rule, rule]);
+                            masks.prefixes.push(literal_prefix(&pattern));
                         }
                         None => {
                             masks.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
@@ -194,18 +242,19 @@ impl Masks {
                 b.add(g.clone());
             }
             b.build()
-                .map_err(|e| tracing::warn!("path globs could not be compiled ({e}): every path is taken as covered"))
+                .map_err(|e| tracing::warn!("path globs could not be compiled ({e}): every path beneath their literal prefixes is taken as covered"))
         })
     }
 
     /// The index of the first entry covering `path` (normalised) or one of its ancestors.
     fn first(&self, path: &Path) -> Option<usize> {
         let literal = path.ancestors().filter_map(|a| self.literal.get(a)).copied().min();
-        let glob = match self.set() {
-            _ if self.glob_rule.is_empty() => None,
-            Ok(set) if !set.is_match(path) => None,
-            Ok(set) => set.matches(path).into_iter().map(|k| self.glob_rule[k]).min(),
-            Err(()) => self.glob_rule.first().copied(),
+        let beneath_a_glob = self.prefixes.iter().any(|p| path.starts_with(p));
+        let glob = match beneath_a_glob.then(|| self.set()) {
+            None => None,
+            Some(Ok(set)) if !set.is_match(path) => None,
+            Some(Ok(set)) => set.matches(path).into_iter().map(|k| self.glob_rule[k]).min(),
+            Some(Err(())) => self.glob_rule.first().copied(),
         };
         match (literal, glob) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -214,17 +263,30 @@ impl Masks {
     }
 }
 
+/// The components of `pattern` (absolute, normalised) before the first with glob syntax
+/// or an escape: every path the glob matches lies at or beneath it.
+fn literal_prefix(pattern: &str) -> PathBuf {
+    let mut p = PathBuf::from("/");
+    for c in pattern.split('/').filter(|c| !c.is_empty()) {
+        if has_glob_meta(c) || c.contains('\\') {
+            break;
+        }
+        p.push(c);
+    }
+    p
+}
+
 fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', ']', '{', '}'])
 }
 
 /// The normalised literal prefix of a glob, and the glob rebuilt on it.
-fn normalize_glob(expanded: &str) -> String {
+fn normalize_glob(expanded: &str, lookups: &mut Lookups) -> String {
     let comps: Vec<&str> = expanded.split('/').collect();
     let first_glob = comps.iter().position(|c| has_glob_meta(c)).unwrap_or(comps.len());
     let prefix = comps[..first_glob].join("/");
     let prefix = if prefix.is_empty() { "/".to_string() } else { prefix };
-    let norm = normalize(Path::new(&prefix), Path::new("/"));
+    let norm = lookups.normalize(Path::new(&prefix), Path::new("/"));
     let mut out = norm.to_string_lossy().into_owned();
     for c in &comps[first_glob..] {
         if !out.ends_with('/') {
@@ -250,6 +312,7 @@ impl FsRules {
         problems: &mut Problems,
     ) -> FsRules {
         let mut rules = FsRules::default();
+        let mut lookups = Lookups::default();
         for (kind, list) in [("read", read), ("write", write)] {
             for (i, e) in list.into_iter().enumerate() {
                 let s = e.expanded.to_string_lossy();
@@ -261,7 +324,7 @@ impl FsRules {
                     );
                     continue;
                 }
-                let path = normalize(&e.expanded, Path::new("/"));
+                let path = lookups.normalize(&e.expanded, Path::new("/"));
                 let rule = PathRule {
                     id: format!("filesystem.{kind}[{i}]").into(),
                     raw: e.raw,
@@ -278,8 +341,8 @@ impl FsRules {
                 vec.push(rule);
             }
         }
-        (rules.deny, rules.deny_match) = Masks::compile("deny", deny, problems);
-        (rules.protect, rules.protect_match) = Masks::compile("protect", protect, problems);
+        (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
+        (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
         rules
     }
 
@@ -369,18 +432,113 @@ mod tests {
         assert_eq!(normalize(Path::new("/../../.."), Path::new("/")), PathBuf::from("/"));
     }
 
-    #[test]
-    fn normalize_resolves_symlinks_then_dotdot() {
+    /// A tree with links: `link` (absolute, to `real/inner`), `rel` (relative, to `real`),
+    /// `real/up` (to `../real/inner/..`) and `loop` (to itself).
+    fn linked_tree() -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let root = std::fs::canonicalize(t.path()).unwrap();
         std::fs::create_dir_all(root.join("real/inner")).unwrap();
         symlink(root.join("real/inner"), root.join("link")).unwrap();
         symlink("real", root.join("rel")).unwrap();
+        symlink("../real/inner/..", root.join("real/up")).unwrap();
+        symlink(root.join("loop"), root.join("loop")).unwrap();
+        (t, root)
+    }
+
+    #[test]
+    fn normalize_resolves_symlinks_then_dotdot() {
+        let (_t, root) = linked_tree();
         // link/.. is real/, not root/
         assert_eq!(normalize(&root.join("link/../x"), Path::new("/")), root.join("real/x"));
         assert_eq!(normalize(&root.join("rel/inner/f"), Path::new("/")), root.join("real/inner/f"));
         // a loop does not hang
-        symlink(root.join("loop"), root.join("loop")).unwrap();
         let _ = normalize(&root.join("loop/x"), Path::new("/"));
+    }
+
+    /// One batch's shared lookups answer as a lookup per normalisation does, through
+    /// links, `..`, missing parts and a loop, in any order.
+    #[test]
+    fn a_batch_of_normalisations_answers_as_single_ones() {
+        let (_t, root) = linked_tree();
+        let paths = [
+            "link/../x",
+            "rel/inner/f",
+            "real/up/inner",
+            "missing/a/../b",
+            "link",
+            "rel/../rel/inner",
+            "loop/x",
+            "real/inner/../../link/y",
+            "rel/up/up/inner",
+        ];
+        let mut batch = Lookups::default();
+        for round in 0..2 {
+            for p in paths.iter().chain(paths.iter().rev()) {
+                let p = root.join(p);
+                assert_eq!(batch.normalize(&p, Path::new("/")), normalize(&p, Path::new("/")), "{p:?}, round {round}");
+            }
+        }
+        assert_eq!(batch.normalize(Path::new("rel/inner"), &root), root.join("real/inner"));
+    }
+
+    fn masks(globs: &[&str]) -> Masks {
+        let entries = globs
+            .iter()
+            .map(|g| RawPathEntry {
+                raw: g.to_string(),
+                expanded: PathBuf::from(g),
+                origin: Origin { file: Arc::new(PathBuf::from("test.toml")), line: 1, col: 1 },
+            })
+            .collect();
+        let mut problems = Problems::default();
+        let (_, m) = Masks::compile("deny", entries, &mut Lookups::default(), &mut problems);
+        assert!(problems.into_result().is_ok());
+        m
+    }
+
+    /// A path beneath no glob's literal prefix is answered without building the set, and
+    /// every path is answered as the whole set answers it.
+    #[test]
+    fn paths_beneath_no_glob_prefix_skip_the_set() {
+        let globs = [
+            "/nonexistent-paddock/ws/**/.env",
+            "/nonexistent-paddock/ws/**/*.pem",
+            "/nonexistent-paddock/home/.ssh",
+            "/nonexistent-paddock/h*/x",
+            "/nonexistent-paddock/ws/a\\*b/c",
+            "/nonexistent-paddock/ws/{a/b,c}/d",
+        ];
+        let m = masks(&globs);
+        assert_eq!(m.first(Path::new("/usr/bin/true")), None);
+        assert_eq!(m.first(Path::new("/nonexistent-paddockx/ws/.env")), None);
+        assert!(m.set.get().is_none(), "a path beneath no prefix built the set");
+        let paths = [
+            "/usr/bin/true",
+            "/nonexistent-paddock",
+            "/nonexistent-paddock/ws",
+            "/nonexistent-paddock/ws/.env",
+            "/nonexistent-paddock/ws/a/b/.env/inner",
+            "/nonexistent-paddock/ws/k.pem",
+            "/nonexistent-paddock/home/.ssh/id",
+            "/nonexistent-paddock/home/x",
+            "/nonexistent-paddock/hx/x/y",
+            "/nonexistent-paddock/ws/a*b/c",
+            "/nonexistent-paddock/ws/a/b/d",
+            "/nonexistent-paddock/ws/c/d/e",
+            "/nonexistent-paddockx/hx/x",
+        ];
+        let whole = m.set().as_ref().unwrap();
+        for p in paths {
+            let p = Path::new(p);
+            let expected = whole.matches(p).into_iter().map(|k| m.glob_rule[k]).min();
+            let literal = p.ancestors().filter_map(|a| m.literal.get(a)).copied().min();
+            let expected = match (literal, expected) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            assert_eq!(m.first(p), expected, "{}", p.display());
+        }
+        assert_eq!(m.first(Path::new("/nonexistent-paddock/ws/x/.env")), Some(0));
+        assert_eq!(m.first(Path::new("/nonexistent-paddock/hx/x")), Some(3));
     }
 }

@@ -56,6 +56,8 @@ pub struct Policy {
     pub vars: Vars,
     pub(crate) sandbox_path: String,
     pub(crate) effective: String,
+    /// [`Policy::effective`] less its comment header.
+    pub(crate) body: String,
     pub(crate) hash: String,
     pub(crate) revocations: revoke::Revocations,
     /// Set when every decision must deny (a revocation list that cannot be read or

@@ -99,8 +99,8 @@ struct Env {
     set: BTreeMap<String, String>,
 }
 
-/// The comment header (files, variables) and the TOML body.
-pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
+/// The TOML body (the comment header is [`header`]'s).
+fn effective_body(p: &Policy) -> String {
     let fs = &p.filesystem;
     let limits = limits_shown(p);
     let e = Effective {
@@ -122,9 +122,7 @@ pub(crate) fn effective_toml(p: &Policy) -> (String, String) {
         audit: p.audit.export.clone().map(|export| Audit { export }),
         secrets: p.secrets.list.iter().map(|s| (s.name.clone(), secret_shown(s))).collect(),
     };
-    let header = header(p);
-    let body = toml::to_string(&e).expect("the effective policy is plain strings, integers and tables");
-    (header, body)
+    toml::to_string(&e).expect("the effective policy is plain strings, integers and tables")
 }
 
 /// `[limits]` as written: only the limits the policy sets.
@@ -230,13 +228,14 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl Policy {
-    /// Renders the effective policy text (after compiling, and again when the hidden
-    /// paths change); `rehash` also sets the hash, which covers the body only.
+    /// Renders the effective policy text: after compiling (`rehash`: the body, and the
+    /// hash, which covers the body only), and its header again when the hidden paths
+    /// change (they are not in the body).
     pub(crate) fn render_effective(&mut self, rehash: bool) {
-        let (header, body) = effective_toml(self);
         if rehash {
-            self.hash = sha256_hex(body.as_bytes());
+            self.body = effective_body(self);
+            self.hash = sha256_hex(self.body.as_bytes());
         }
-        self.effective = header + &body;
+        self.effective = header(self) + &self.body;
     }
 }

@@ -23,10 +23,8 @@ impl Resource {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "unknown".to_owned());
-        let user = match crate::state::effective_uid() {
-            Some(uid) => user_name(uid).unwrap_or_else(|| format!("uid:{uid}")),
-            None => "unknown".to_owned(),
-        };
+        let uid = crate::state::effective_uid();
+        let user = user_name(uid).unwrap_or_else(|| format!("uid:{uid}"));
         Resource { host, user, workspace: workspace.map(|w| w.to_string_lossy().into_owned()) }
     }
 }

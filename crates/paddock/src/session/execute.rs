@@ -101,6 +101,9 @@ impl Inner {
                 Ok::<_, crate::running::RegistryError>((absent, planted, registered))
             })();
             phase("absent deny/protect paths and glob matches noted", t);
+            // The tree's first exec record would start the log's sync thread on the way
+            // of that exec's answer; started here, it costs the call nothing.
+            self.log.start_sync_thread();
             noted
         };
         let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, &mut note);
