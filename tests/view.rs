@@ -418,6 +418,17 @@ fn the_cache_never_skips_a_changed_directory(user: User) {
     let o = f.run(&pol, &["cat", "a/b/new.pem"], None);
     o.assert_absent(&secret, "a match in a directory changed since it was cached");
     assert_eq!(o.code(), 1, "{o}");
+
+    // The same in the workspace itself, a root of the walk (walked from the cache too).
+    let mtime = std::fs::metadata(&f.ws).unwrap().modified().unwrap();
+    let secret = format!("SECRET-cached-root-{}", unique());
+    write(&f.ws.join("root.pem"), &secret, 0o644);
+    std::fs::File::open(&f.ws).unwrap().set_modified(mtime).unwrap();
+    let o = f.host(&["cat", "root.pem"]);
+    assert_eq!(o.out(), secret, "control: the host reads it\n{o}");
+    let o = f.run(&pol, &["cat", "root.pem"], None);
+    o.assert_absent(&secret, "a match in a root of the walk changed since it was cached");
+    assert_eq!(o.code(), 1, "{o}");
 }
 
 /// A `protect` or `deny` path that does not exist when the call starts cannot be masked;

@@ -30,7 +30,7 @@ use entry::{Entry, Item, DT_DIR};
 
 use super::cache;
 use super::mask::Masker;
-use super::plan::Rules;
+use super::plan::{Rules, Verdict};
 use super::{MaskStep, Placed, ViewError};
 use crate::sys;
 
@@ -147,8 +147,19 @@ impl<'a> Walker<'a> {
             Err(e) => return Err(ViewError::Open { path: root.into(), source: e }),
         };
         let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: root.into(), source: e })?;
+        let verdict = self.rules.root_verdict(root);
         let mut stack = Vec::new();
-        self.object(fd, &st, root.to_path_buf(), self.rules.root_verdict(root), 0, &mut stack)?;
+        // A root directory whose cached listing is still exact is walked from it, as the
+        // directories beneath are (it was read again on every start: `/etc`'s 150
+        // entries, each directory among them opened to be checked).
+        if verdict == Verdict::Keep && entry::kind(&st) == libc::S_IFDIR {
+            let own = self.rules.relevant(root);
+            if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, root, own)) {
+                self.cached(Some(fd), &st, root.to_path_buf(), own, l, &mut stack)?;
+                return self.drain(stack);
+            }
+        }
+        self.object(fd, &st, root.to_path_buf(), verdict, 0, &mut stack)?;
         self.drain(stack)
     }
 

@@ -87,8 +87,9 @@ impl Walker<'_> {
             self.visit(&parent, st.st_dev, &path, e, verdict, 0, stack)?;
         }
         if let Some(c) = &mut self.new {
-            // Read again though the cache held it (a root, a directory in a protected
-            // tree): unchanged if the listing is the same.
+            // Read again though the cache held it (a directory in a protected tree, a
+            // root that was not a plain directory to keep): unchanged if the listing is
+            // the same.
             let before = self.old.as_mut().and_then(|o| o.take(st, &path, relevant));
             if before.as_ref() == Some(&listing) {
                 c.keep(st, listing);
