@@ -10,7 +10,8 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobBuilder;
+use paddock_globs::{literal_prefix, PathGlobs};
 
 use crate::decision::Decision;
 use crate::error::{Origin, Problems};
@@ -160,21 +161,21 @@ pub struct FsRules {
 struct Masks {
     /// Literal paths (the common case): looked up for the path and each ancestor.
     literal: HashMap<PathBuf, usize>,
-    /// Glob entries, each as `P` and `P/**` so one match covers what lies below;
-    /// `glob_rule[k]` is the entry index of glob `k`.
-    globs: Vec<Glob>,
+    /// Glob entries' patterns (normalised); a path is covered when it or one of its
+    /// ancestors matches one. `glob_rule[k]` is the entry index of glob `k`.
+    globs: Vec<String>,
     glob_rule: Vec<usize>,
     /// Each glob entry's literal prefix (its components before the first with glob
     /// syntax): what a glob matches lies at or beneath it, so a path beneath none of them
     /// needs no glob set (`paddock run` asks about its program, under `/usr`, while the
     /// default policy's globs lie in the workspace and the home directory).
     prefixes: Vec<PathBuf>,
-    /// The globs as one set, built on the first question: building it compiles a regex,
-    /// about half of loading the default policy, and many commands (`paddock run`, whose
-    /// view the sandbox builds from the rules themselves) never ask. `Err` when the set
-    /// cannot be built (a regex over the size limit): then every path beneath a glob's
-    /// literal prefix is covered by the first glob entry (fail closed).
-    set: std::sync::OnceLock<Result<GlobSet, ()>>,
+    /// The globs compiled as the sandbox's view compiles them ([`PathGlobs`]: split at
+    /// their literal prefix, so the common shapes need no regex), built on the first
+    /// question that needs them. `Err` when they cannot be built (a regex over the size
+    /// limit): then every path beneath a glob's literal prefix is covered by the first glob
+    /// entry (fail closed).
+    set: std::sync::OnceLock<Result<PathGlobs, ()>>,
 }
 
 impl Masks {
@@ -195,26 +196,22 @@ impl Masks {
             } else {
                 lookups.normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
             };
-            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build();
-            let glob = if is_glob {
-                build(&pattern)
-                    .and_then(|g| Ok((g, build(&format!("{}/**", pattern.trim_end_matches('/')))?)))
-                    .map(Some)
+            // Parsed here to report a bad glob where it is written (with the options
+            // PathGlobs uses); compiled into the set when a question needs it.
+            let parsed = if is_glob {
+                GlobBuilder::new(&pattern).literal_separator(true).backslash_escape(true).build().map(|_| true)
             } else {
-                Ok(None)
+                Ok(false)
             };
-            match glob {
-                Ok(globs) => {
+            match parsed {
+                Ok(glob) => {
                     let rule = rules.len();
-                    match globs {
-                        Some((g, below)) => {
-                            masks.globs.extend([g, below]);
-                            masks.glob_rule.extend([rule, rule]);
-                            masks.prefixes.push(literal_prefix(&pattern));
-                        }
-                        None => {
-                            masks.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
-                        }
+                    if glob {
+                        masks.globs.push(pattern.clone());
+                        masks.glob_rule.push(rule);
+                        masks.prefixes.push(literal_prefix(&pattern));
+                    } else {
+                        masks.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
                     }
                     rules.push(DenyRule {
                         id: format!("filesystem.{kind}[{i}]").into(),
@@ -235,13 +232,9 @@ impl Masks {
     }
 
     /// The glob set, built once ([`Masks::set`]).
-    fn set(&self) -> &Result<GlobSet, ()> {
+    fn set(&self) -> &Result<PathGlobs, ()> {
         self.set.get_or_init(|| {
-            let mut b = GlobSetBuilder::new();
-            for g in &self.globs {
-                b.add(g.clone());
-            }
-            b.build()
+            PathGlobs::new(&self.globs)
                 .map_err(|e| tracing::warn!("path globs could not be compiled ({e}): every path beneath their literal prefixes is taken as covered"))
         })
     }
@@ -252,8 +245,7 @@ impl Masks {
         let beneath_a_glob = self.prefixes.iter().any(|p| path.starts_with(p));
         let glob = match beneath_a_glob.then(|| self.set()) {
             None => None,
-            Some(Ok(set)) if !set.is_match(path) => None,
-            Some(Ok(set)) => set.matches(path).into_iter().map(|k| self.glob_rule[k]).min(),
+            Some(Ok(set)) => path.ancestors().filter_map(|a| set.first_match(a)).map(|k| self.glob_rule[k]).min(),
             Some(Err(())) => self.glob_rule.first().copied(),
         };
         match (literal, glob) {
@@ -261,19 +253,6 @@ impl Masks {
             (a, b) => a.or(b),
         }
     }
-}
-
-/// The components of `pattern` (absolute, normalised) before the first with glob syntax
-/// or an escape: every path the glob matches lies at or beneath it.
-fn literal_prefix(pattern: &str) -> PathBuf {
-    let mut p = PathBuf::from("/");
-    for c in pattern.split('/').filter(|c| !c.is_empty()) {
-        if has_glob_meta(c) || c.contains('\\') {
-            break;
-        }
-        p.push(c);
-    }
-    p
 }
 
 fn has_glob_meta(s: &str) -> bool {
@@ -527,10 +506,24 @@ mod tests {
             "/nonexistent-paddock/ws/c/d/e",
             "/nonexistent-paddockx/hx/x",
         ];
-        let whole = m.set().as_ref().unwrap();
-        for p in paths {
-            let p = Path::new(p);
-            let expected = whole.matches(p).into_iter().map(|k| m.glob_rule[k]).min();
+        // What each entry covers as one globset of `P` and `P/**` per entry says it.
+        let mut whole = globset::GlobSetBuilder::new();
+        for g in &m.globs {
+            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build().unwrap();
+            whole.add(build(g));
+            whole.add(build(&format!("{}/**", g.trim_end_matches('/'))));
+        }
+        let whole = whole.build().unwrap();
+        // And every path of a generated tree, four levels deep.
+        let names = ["ws", "home", "hx", ".env", "x", "a", "b", "c", "d", "k.pem", ".ssh", "a*b", "id"];
+        let mut tree = vec![PathBuf::from("/nonexistent-paddock")];
+        let mut level = tree.clone();
+        for _ in 0..4 {
+            level = level.iter().flat_map(|p| names.iter().map(move |n| p.join(n))).collect();
+            tree.extend(level.iter().cloned());
+        }
+        for p in paths.iter().map(Path::new).chain(tree.iter().map(PathBuf::as_path)) {
+            let expected = whole.matches(p).into_iter().map(|k| m.glob_rule[k / 2]).min();
             let literal = p.ancestors().filter_map(|a| m.literal.get(a)).copied().min();
             let expected = match (literal, expected) {
                 (Some(a), Some(b)) => Some(a.min(b)),

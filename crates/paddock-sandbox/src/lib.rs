@@ -119,13 +119,13 @@ pub use exec_notify::{supervise, ExecDecider, ExecRequest, ExecSupervisor, ExecV
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{run, spawn, spawn_meanwhile, Killer, Running};
 pub use layer::{Layer, LayerState};
+pub use paddock_globs::{PathGlobError, PathGlobs};
 pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use sys::RELEASE_CODE_AFTER;
 pub use timing::{phase, TARGET as TIMING_TARGET};
-pub use view::globs::{PathGlobError, PathGlobs};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;

@@ -25,7 +25,7 @@
 //! used under strict enforcement.
 
 pub(crate) mod cache;
-pub mod globs;
+
 pub(crate) mod mask;
 pub(crate) mod plan;
 pub(crate) mod stamp;

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::globs::PathGlobs;
 use crate::spec::PathPlan;
+use paddock_globs::{literal_prefix, PathGlobs};
 
 /// What the view does with one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,22 +50,6 @@ pub(crate) struct Rules {
 /// Names put in place of a directory's to test whether a match depends on it
 /// ([`Rules::pins`]): one no rule names, and one that starts with a dot.
 const PROBES: [&str; 2] = ["\u{1}", ".\u{1}"];
-
-fn has_meta(c: &str) -> bool {
-    c.contains(['*', '?', '[', ']', '{', '}', '\\'])
-}
-
-/// The components of `pattern` before the first one with glob syntax.
-fn literal_prefix(pattern: &str) -> PathBuf {
-    let mut p = PathBuf::from("/");
-    for c in pattern.split('/').filter(|c| !c.is_empty()) {
-        if has_meta(c) {
-            break;
-        }
-        p.push(c);
-    }
-    p
-}
 
 /// Whether `a` is `b` or beneath it (both absolute, normalised).
 fn beneath(a: &[u8], b: &[u8]) -> bool {

@@ -41,8 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use paddock_audit::{MovedAside, Unchecked};
+use paddock_globs::{literal_prefix, PathGlobs};
 use paddock_policy::Policy;
-use paddock_sandbox::PathGlobs;
 
 use scan::{beneath, Listings};
 
@@ -62,18 +62,6 @@ pub(crate) struct Globs {
     set: Arc<PathGlobs>,
     /// The globs' texts, sorted, each once (as a [`Record`] keeps them).
     texts: Vec<String>,
-}
-
-/// The components of `pattern` before the first one with glob syntax.
-fn literal_prefix(pattern: &str) -> PathBuf {
-    let mut p = PathBuf::from("/");
-    for c in pattern.split('/').filter(|c| !c.is_empty()) {
-        if c.contains(['*', '?', '[', ']', '{', '}', '\\']) {
-            break;
-        }
-        p.push(c);
-    }
-    p
 }
 
 /// `patterns` sorted, each once.
