@@ -38,6 +38,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use paddock_policy::Policy;
 use rustix::fs::{FlockOperation, Mode, OFlags};
@@ -52,6 +53,17 @@ use crate::planted::{self, Planted};
 struct Entry {
     absent: Vec<absent::Record>,
     globs: planted::Record,
+}
+
+/// The records this process wrote and has not removed, by name: another of its calls (a
+/// `serve` session's run at once) takes them from here instead of reading and parsing
+/// the file and `/proc/PID/stat` again. A record never changes once written; one of this
+/// process that is not here (another start time, or not its own) is read from its file.
+static OWN: Mutex<Vec<(String, Arc<Entry>)>> = Mutex::new(Vec::new());
+
+fn own_record(name: &str) -> Option<Arc<Entry>> {
+    let own = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    own.iter().find(|(n, _)| n == name).map(|(_, e)| Arc::clone(e))
 }
 
 /// The registry in `$STATE/running`, open.
@@ -154,14 +166,20 @@ impl Locked<'_> {
             let Some((pid, start)) = owner(&name) else {
                 return Err(r.err(&name, "not a record of this registry"));
             };
-            if !alive(pid, start) {
+            // This process is alive: its own records need no look at `/proc`.
+            let own = pid == std::process::id() && own_start().is_ok_and(|s| s == start);
+            if !own && !alive(pid, start) {
                 match rustix::fs::unlinkat(&r.dir, name.as_str(), rustix::fs::AtFlags::empty()) {
                     Ok(()) | Err(Errno::NOENT) => {}
                     Err(e) => tracing::warn!(name, error = %e, "a stale record of a running call could not be removed"),
                 }
                 continue;
             }
-            let entry = match read_entry(&r.dir, &name) {
+            let entry = match own.then(|| own_record(&name)).flatten() {
+                Some(entry) => Ok(entry),
+                None => read_entry(&r.dir, &name).map(Arc::new),
+            };
+            let entry = match entry {
                 Ok(entry) => entry,
                 // Removed since the listing: that call has settled (a record goes only after).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -182,6 +200,7 @@ impl Locked<'_> {
         // From here on the record is removed on every way out.
         let registered = Registered { dir, name };
         std::fs::File::from(fd).write_all(&bytes).map_err(|e| r.err(&registered.name, e))?;
+        OWN.lock().unwrap_or_else(|e| e.into_inner()).push((registered.name.clone(), Arc::new(entry)));
         drop(self.lock); // the lock goes with its descriptor
         tracing::debug!(elapsed_us = t.elapsed().as_micros() as u64, "registered among the running calls");
         Ok(registered)
@@ -190,6 +209,7 @@ impl Locked<'_> {
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        OWN.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, _)| *n != self.name);
         match rustix::fs::unlinkat(&self.dir, self.name.as_str(), rustix::fs::AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => {
@@ -310,6 +330,26 @@ mod tests {
         std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
         let (absent_c, planted_c, _rec) = start(&reg, &p, &ws);
         assert!(absent_c.settle().is_empty() && planted_c.settle().0.is_empty());
+    }
+
+    /// Another call of this process takes this process's records from memory (neither the
+    /// file nor `/proc` is read again), and a removed record is gone from there too.
+    #[test]
+    fn this_processs_records_are_read_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let p = policy(&ws);
+        let reg = Registry::at(dir.path().join("running")).unwrap();
+        let (_, _, rec_a) = start(&reg, &p, &ws);
+        // Were the record read from its file, this would fail the next start.
+        std::fs::write(dir.path().join("running").join(&rec_a.name), "not even json").unwrap();
+        let (_, _, rec_b) = start(&reg, &p, &ws);
+        let name_a = rec_a.name.clone();
+        drop(rec_a);
+        assert!(own_record(&name_a).is_none(), "A's record left memory with its file");
+        assert!(own_record(&rec_b.name).is_some());
+        drop(rec_b);
     }
 
     #[test]
