@@ -288,6 +288,16 @@ mod tests {
         Policy::from_toml_str("p.toml", text, &vars).unwrap()
     }
 
+    /// A temporary directory with an empty workspace `ws`, a policy for it and a registry.
+    fn fixture() -> (tempfile::TempDir, std::path::PathBuf, Policy, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let p = policy(&ws);
+        let reg = Registry::at(dir.path().join("running")).unwrap();
+        (dir, ws, p, reg)
+    }
+
     /// A call's start: noted under the registry's lock, then registered.
     fn start(reg: &Registry, p: &Policy, ws: &Path) -> (AbsentPaths, Planted, Registered) {
         let locked = reg.lock().unwrap();
@@ -336,11 +346,7 @@ mod tests {
     /// file nor `/proc` is read again), and a removed record is gone from there too.
     #[test]
     fn this_processs_records_are_read_from_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("ws");
-        std::fs::create_dir(&ws).unwrap();
-        let p = policy(&ws);
-        let reg = Registry::at(dir.path().join("running")).unwrap();
+        let (dir, ws, p, reg) = fixture();
         let (_, _, rec_a) = start(&reg, &p, &ws);
         // Were the record read from its file, this would fail the next start.
         std::fs::write(dir.path().join("running").join(&rec_a.name), "not even json").unwrap();
@@ -354,11 +360,7 @@ mod tests {
 
     #[test]
     fn stale_records_are_removed_and_strange_ones_fail() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().join("ws");
-        std::fs::create_dir(&ws).unwrap();
-        let p = policy(&ws);
-        let reg = Registry::at(dir.path().join("running")).unwrap();
+        let (dir, ws, p, reg) = fixture();
         // A pid that cannot be (above pid_max), and this process with another start time.
         let stale = ["4194305-1-0.json".to_string(), format!("{}-1-0.json", std::process::id())];
         for s in &stale {
