@@ -30,7 +30,8 @@ both_users!(
     no_cap_on_deny_matches,
     renames_during_startup_never_expose_a_match,
     sockets_are_hidden_however_bound,
-    a_root_daemon_socket_in_a_system_tree_is_hidden
+    a_root_daemon_socket_in_a_system_tree_is_hidden,
+    a_deny_glob_with_a_trailing_slash_hides_the_directory
 );
 mod protect {
     use super::*;
@@ -67,6 +68,26 @@ fn no_cap_on_deny_matches(user: User) {
     o.assert_absent(&secret, "a deny match past 200,000 entries");
     assert_eq!(o.code(), 1, "the run starts and cat is refused\n{o}");
     assert!(o.out().starts_with('x'), "the rest of the workspace is there\n{o}");
+}
+
+/// `deny = ["${WORKSPACE}/priv*/"]` (a directory, by its trailing slash) hides the
+/// directories it names and all they hold; the view once matched such a glob against no
+/// path at all. Control: the same file outside a matching directory is read.
+fn a_deny_glob_with_a_trailing_slash_hides_the_directory(user: User) {
+    let f = Fixture::new(user);
+    let secret = format!("SECRET-slash-{}", unique());
+    for d in ["private", "public"] {
+        std::fs::create_dir(f.ws.join(d)).unwrap();
+        chown(&f.ws.join(d), user.uid());
+        write(&f.ws.join(d).join("key"), &secret, 0o644);
+        chown(&f.ws.join(d).join("key"), user.uid());
+    }
+    let pol = Pol { deny: &["${WORKSPACE}/priv*/"], ..Pol::default() };
+    let o = f.run(&pol, &["cat", "public/key"], None);
+    assert_eq!(o.out(), secret, "control: outside the glob the file is read\n{o}");
+    let o = f.run(&pol, &["cat", "private/key"], None);
+    o.assert_absent(&secret, "a file in a directory a trailing-slash deny glob names");
+    assert_eq!(o.code(), 1, "the run starts and cat is refused\n{o}");
 }
 
 /// Starts `paddock run` of `script` `n` times, `par` at a time, while `mover` renames on

@@ -93,6 +93,14 @@ pub fn literal_prefix(pattern: &str) -> PathBuf {
     p
 }
 
+/// `pattern` without trailing slashes (`/` stays `/`).
+fn trim_trailing_slashes(pattern: &str) -> &str {
+    match pattern.trim_end_matches('/') {
+        "" if pattern.starts_with('/') => "/",
+        t => t,
+    }
+}
+
 impl PathGlobs {
     /// Compiles `patterns` (absolute globs).
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<PathGlobs, PathGlobError> {
@@ -100,7 +108,10 @@ impl PathGlobs {
         let mut split_ones: Vec<(Vec<u8>, Vec<Indexed>)> = Vec::new();
         let mut whole: Vec<Indexed> = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
-            let p = p.as_ref();
+            // A trailing `/` means "the directory": paths are matched without one, so the
+            // glob is taken without it (it then covers that directory, and a caller that
+            // masks what matches masks it whole; kept, it would match nothing).
+            let p = trim_trailing_slashes(p.as_ref());
             match split(p) {
                 Some((prefix, rest)) => {
                     let prefix = if prefix.is_empty() { b"/".to_vec() } else { prefix.as_bytes().to_vec() };
@@ -257,6 +268,19 @@ mod tests {
             matched += usize::from(want.is_some());
         }
         assert!(matched > 100, "the tree exercises the globs ({matched} matches)");
+    }
+
+    /// A glob written with a trailing `/` (a directory) covers the directories it names:
+    /// paths come without one, so kept it would match nothing (and mask nothing).
+    #[test]
+    fn a_trailing_slash_names_the_directory() {
+        let g = PathGlobs::new(&["/ws/s*/", "/ws/**/k//", "/etc/x/", "/"]).unwrap();
+        assert_eq!(g.first_match(Path::new("/ws/sx")), Some(0));
+        assert_eq!(g.first_match(Path::new("/ws/a/b/k")), Some(1));
+        assert_eq!(g.first_match(Path::new("/etc/x")), Some(2));
+        assert_eq!(g.first_match(Path::new("/ws/sx/inner")), None, "what lies beneath is the caller's to cover");
+        assert_eq!(trim_trailing_slashes("//"), "/");
+        assert_eq!(trim_trailing_slashes("a/"), "a");
     }
 
     #[test]

@@ -532,6 +532,12 @@ mod tests {
             assert_eq!(m.first(p), expected, "{}", p.display());
         }
         assert_eq!(m.first(Path::new("/nonexistent-paddock/ws/x/.env")), Some(0));
+        // A glob with a trailing `/` covers the directories it names and what they hold.
+        let dirs = masks(&["/nonexistent-paddock/ws/priv*/"]);
+        for p in ["/nonexistent-paddock/ws/private", "/nonexistent-paddock/ws/private/key"] {
+            assert_eq!(dirs.first(Path::new(p)), Some(0), "{p}");
+        }
+        assert_eq!(dirs.first(Path::new("/nonexistent-paddock/ws/public/key")), None);
         assert_eq!(m.first(Path::new("/nonexistent-paddock/hx/x")), Some(3));
     }
 }
