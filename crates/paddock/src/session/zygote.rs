@@ -106,16 +106,31 @@ impl Zygotes {
         if !zygotes_supported() {
             return None;
         }
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        match &*slot {
-            ZygoteSlot::Ready(z) if Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive() => {
-                if z.stamp.unchanged() {
-                    return Some(Arc::clone(z));
-                }
-                tracing::debug!(session = %session, "the zygote's view is out of date: a new one");
+        let lock = || self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock();
+        // The view check (an `lstat` of every directory the view walk visits) runs without
+        // the slot's lock, so that calls at once do not queue behind each other's checks;
+        // a zygote found out of date is replaced only if it is still the slot's.
+        while let ZygoteSlot::Ready(z) = &*slot {
+            if !(Arc::ptr_eq(&z.policy, policy) && z.zygote.is_alive()) {
+                break;
             }
-            ZygoteSlot::Failed(p) if Arc::ptr_eq(p, policy) => return None,
-            _ => {}
+            let z = Arc::clone(z);
+            drop(slot);
+            if z.stamp.unchanged() {
+                return Some(z);
+            }
+            tracing::debug!(session = %session, "the zygote's view is out of date: a new one");
+            slot = lock();
+            if matches!(&*slot, ZygoteSlot::Ready(now) if Arc::ptr_eq(now, &z)) {
+                break;
+            }
+            // Another call replaced it meanwhile: check the one there now.
+        }
+        if let ZygoteSlot::Failed(p) = &*slot {
+            if Arc::ptr_eq(p, policy) {
+                return None;
+            }
         }
         // Retire the old one first: its process ends once the session and its calls let go.
         *slot = ZygoteSlot::Empty;
