@@ -66,13 +66,16 @@ pub struct PathGlobError {
 /// A glob with its index in the list given.
 type Indexed<'a> = (usize, &'a str);
 
+/// What makes a component glob syntax (or an escape) rather than a literal name.
+const META: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
+
 /// Splits `pattern` into its literal prefix and the rest (`None`: nothing to split).
 fn split(pattern: &str) -> Option<(&str, &str)> {
     let mut end = 0;
     for (i, c) in pattern.char_indices() {
         if c == '/' {
             end = i;
-        } else if "*?[]{}\\".contains(c) {
+        } else if META.contains(&c) {
             let (prefix, rest) = (&pattern[..end], &pattern[end + 1..]);
             return (pattern.starts_with('/') && !rest.is_empty()).then_some((prefix, rest));
         }
@@ -85,7 +88,7 @@ fn split(pattern: &str) -> Option<(&str, &str)> {
 pub fn literal_prefix(pattern: &str) -> PathBuf {
     let mut p = PathBuf::from("/");
     for c in pattern.split('/').filter(|c| !c.is_empty()) {
-        if c.contains(['*', '?', '[', ']', '{', '}', '\\']) {
+        if c.contains(META) {
             break;
         }
         p.push(c);
@@ -99,6 +102,19 @@ fn trim_trailing_slashes(pattern: &str) -> &str {
         "" if pattern.starts_with('/') => "/",
         t => t,
     }
+}
+
+/// Parses `pattern` as [`PathGlobs::new`] compiles it (trailing slashes dropped, the same
+/// options), without compiling a matcher: what is wrong with it, if anything (globset's
+/// words). A policy checks its globs with this when it loads and compiles them when a
+/// question needs them.
+pub fn check(pattern: &str) -> Result<(), String> {
+    parse(trim_trailing_slashes(pattern)).map(drop).map_err(|e| e.kind().to_string())
+}
+
+/// One glob with this crate's options.
+fn parse(glob: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(glob).literal_separator(true).backslash_escape(true).build()
 }
 
 impl PathGlobs {
@@ -175,12 +191,7 @@ fn relative<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 fn build(globs: &[Indexed]) -> Result<(GlobSet, Vec<usize>), PathGlobError> {
     let mut set = GlobSetBuilder::new();
     for (i, g) in globs {
-        let g = GlobBuilder::new(g)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() })?;
-        set.add(g);
+        set.add(parse(g).map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() })?);
     }
     let set = set.build().map_err(|e| PathGlobError { index: globs[0].0, reason: e.to_string() })?;
     Ok((set, globs.iter().map(|(i, _)| *i).collect()))
@@ -287,5 +298,7 @@ mod tests {
     fn a_bad_glob_is_named_by_its_index() {
         let e = PathGlobs::new(&["/ws/**/.env", "/ws/[z-a]"]).unwrap_err();
         assert_eq!(e.index, 1);
+        assert_eq!(check("/ws/[z-a]").map_err(|r| r == e.reason), Err(true));
+        assert_eq!(check("/ws/**/.env/"), Ok(()));
     }
 }

@@ -10,7 +10,6 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use globset::GlobBuilder;
 use paddock_globs::{literal_prefix, PathGlobs};
 
 use crate::decision::Decision;
@@ -196,13 +195,9 @@ impl Masks {
             } else {
                 lookups.normalize(&e.expanded, Path::new("/")).to_string_lossy().into_owned()
             };
-            // Parsed here to report a bad glob where it is written (with the options
-            // PathGlobs uses); compiled into the set when a question needs it.
-            let parsed = if is_glob {
-                GlobBuilder::new(&pattern).literal_separator(true).backslash_escape(true).build().map(|_| true)
-            } else {
-                Ok(false)
-            };
+            // Checked here to report a bad glob where it is written; compiled into the
+            // set when a question needs it.
+            let parsed = if is_glob { paddock_globs::check(&pattern).map(|()| true) } else { Ok(false) };
             match parsed {
                 Ok(glob) => {
                     let rule = rules.len();
@@ -223,7 +218,7 @@ impl Masks {
                 }
                 Err(err) => problems.push(
                     &e.origin,
-                    format!("bad glob `{}`: {}", e.raw, err.kind()),
+                    format!("bad glob `{}`: {err}", e.raw),
                     Some("`*` matches within one path component, `**` across components, `?` one character, `[abc]` a class".into()),
                 ),
             }
@@ -509,7 +504,8 @@ mod tests {
         // What each entry covers as one globset of `P` and `P/**` per entry says it.
         let mut whole = globset::GlobSetBuilder::new();
         for g in &m.globs {
-            let build = |p: &str| GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build().unwrap();
+            let build =
+                |p: &str| globset::GlobBuilder::new(p).literal_separator(true).backslash_escape(true).build().unwrap();
             whole.add(build(g));
             whole.add(build(&format!("{}/**", g.trim_end_matches('/'))));
         }
