@@ -23,6 +23,9 @@ use crate::state::{audit_file, check_revocation_list, revocation_list_error, rev
 /// Runs `paddock run`; returns the exit code.
 pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     pick_agent_preset(&mut a);
+    // The sandbox helper enters its namespaces on the other core while the policy loads
+    // (single-threaded here, so it is forked, not re-executed).
+    let helper = if a.explain { None } else { paddock_sandbox::prestart() };
     let t = Instant::now();
     let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
@@ -121,6 +124,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         }
         Ok(None) => {}
         Err(code) => return code,
+    }
+    if let Some(h) = helper {
+        session.give_helper(h);
     }
     let result = match session.run(&a.argv, &here, stdio) {
         Ok(r) => r,

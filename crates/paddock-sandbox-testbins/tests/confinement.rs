@@ -7,6 +7,18 @@ use std::time::Duration;
 use common::{Scratch, User};
 use paddock_sandbox::{NetworkMode, StdioMode};
 
+// A helper forked ahead (`paddock_sandbox::prestart`, as `paddock run` does before it
+// loads its policy) that is never given a spec exits once dropped: the harness checks that
+// it had one child and then none.
+#[test]
+fn an_unused_helper_forked_ahead_exits() {
+    for user in [User::Root, User::Nobody] {
+        let o = common::harness_as(user, &["ahead-unused"]);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success() && out == "gone\n", "{user:?}: {:?}\n{out}{err}", o.status);
+    }
+}
+
 both_users!(exit_code_and_output_pass_through, |user, name| {
     let s = Scratch::new(name, user);
     let r = s.run(&s.sh("echo hello; echo oops >&2; exit 7"));
@@ -16,6 +28,17 @@ both_users!(exit_code_and_output_pass_through, |user, name| {
     assert_eq!(r.ok()["status"]["Exited"], 7);
     assert_eq!(r.ok()["stdout_bytes"], 6);
     assert_eq!(r.ok()["stderr_bytes"], 5);
+    // How the helper started, as the session layer says it.
+    let session = r.ok()["report"]["layers"].as_array().unwrap().iter().find(|l| l["name"] == "session").unwrap();
+    let launch = session["detail"].as_str().unwrap();
+    let want = if s.ahead {
+        "forked from the single-threaded caller before its spec was known"
+    } else if s.threaded {
+        "re-executed"
+    } else {
+        "forked from the single-threaded caller (no re-exec)"
+    };
+    assert!(launch.contains(want), "{launch}");
 });
 
 both_users!(signal_gives_128_plus_n, |user, name| {

@@ -145,6 +145,22 @@ pub(crate) enum Msg {
         #[serde(default)]
         cgroup_dirs: Vec<String>,
     },
+    /// Downward, to a helper forked ahead ([`crate::prestart`]): the one child to confine.
+    /// Descriptors: those of its stdin, stdout and stderr that `stdio` says are given (the
+    /// others are the helper's own), then `cgroup.procs`, parent and own file of each
+    /// directory of its cgroup.
+    Begin {
+        /// The child.
+        spec: Box<SandboxSpec>,
+        /// The child gets the pty on 0, 1, 2 as its controlling terminal.
+        pty: bool,
+        /// The cgroup layer's status, decided by the caller that made the cgroup.
+        cgroup: Applied,
+        /// The names of the cgroup's directories.
+        cgroup_dirs: Vec<String>,
+        /// Which of stdin, stdout and stderr come attached.
+        stdio: [bool; 3],
+    },
     /// From the helper, last: the reaper is reaped, so every process of the pid namespace
     /// is gone (and the one-shot helper's cgroup removed). The helper exits next; its own
     /// namespaces' teardown need not delay the caller.

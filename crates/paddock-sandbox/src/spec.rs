@@ -75,6 +75,16 @@ pub struct SandboxSpec {
 }
 
 impl SandboxSpec {
+    /// The spec as the helper side gets it: without the bytes of a captured stdin, which
+    /// the caller writes itself.
+    pub(crate) fn for_helper(&self) -> SandboxSpec {
+        let mut spec = self.clone();
+        if let StdioMode::Capture { stdin } = &mut spec.stdio {
+            *stdin = None;
+        }
+        spec
+    }
+
     /// A strict spec that runs `program` with `argv` in `/`, with an empty environment, no
     /// filesystem access, no network, no limits and inherited standard input.
     pub fn new(program: impl Into<PathBuf>, argv: Vec<String>) -> Self {

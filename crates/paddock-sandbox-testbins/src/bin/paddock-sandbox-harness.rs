@@ -9,6 +9,9 @@
 //! and runs N calls of it at once (each on its own proxy port); the first one is reported.
 //! With `PADDOCK_HARNESS_THREADED=1` it starts a second (idle) thread first, so the sandbox
 //! takes its re-exec path, as for a multi-threaded caller; otherwise it forks the helper.
+//! With `PADDOCK_HARNESS_AHEAD=1` (and no zygote) it forks the helper before it reads the
+//! spec (`paddock_sandbox::prestart`). `paddock-sandbox-harness ahead-unused` forks a
+//! helper ahead, drops it unused and checks that it is gone.
 
 use std::process::exit;
 
@@ -48,14 +51,32 @@ fn main() {
             let z = paddock_sandbox::Zygote::start(&spec).expect("zygote");
             println!("zygote   (ready, total): {:?}", p50(&|| z.spawn(&spec).expect("spawn")));
         }
+        Some("ahead-unused") => {
+            // A helper forked ahead and dropped unused: it exits and is reaped, leaving no
+            // process behind.
+            let helper = paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead");
+            assert_eq!(children("self").len(), 1, "the helper is this process's child");
+            drop(helper);
+            assert_eq!(children("self"), Vec::<i32>::new(), "the unused helper is gone");
+            println!("gone");
+        }
         Some("run") if args.len() == 4 => {
+            let zygote_calls: usize =
+                std::env::var("PADDOCK_HARNESS_ZYGOTE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            // PADDOCK_HARNESS_AHEAD=1: the helper is forked before the spec is read, as
+            // `paddock run` forks it before it loads its policy.
+            let ahead = std::cell::Cell::new(None);
+            if std::env::var_os("PADDOCK_HARNESS_AHEAD").is_some() && zygote_calls == 0 {
+                ahead.set(Some(paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead")));
+            }
             let spec: paddock_sandbox::SandboxSpec =
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");
             // With PADDOCK_HARNESS_ZYGOTE=N, the spec runs in a zygote started from it: N
             // calls at once (each on its own proxy port), the first one's outcome written.
-            let zygote_calls: usize =
-                std::env::var("PADDOCK_HARNESS_ZYGOTE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
             let start = |spec: &paddock_sandbox::SandboxSpec| -> Result<paddock_sandbox::Running, paddock_sandbox::SandboxError> {
+                if let Some(helper) = ahead.take() {
+                    return helper.spawn_meanwhile(spec, &mut || ()).0;
+                }
                 if zygote_calls == 0 {
                     return paddock_sandbox::spawn(spec);
                 }

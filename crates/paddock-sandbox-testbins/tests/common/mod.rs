@@ -39,6 +39,22 @@ fn bin_dir() -> &'static Path {
     })
 }
 
+/// Runs the harness with `args` as `user` (as the tests' spec runs are), and returns its
+/// output.
+pub fn harness_as(user: User, args: &[&str]) -> std::process::Output {
+    require_root();
+    let harness = bin_dir().join("harness");
+    let mut cmd = match user {
+        User::Root => Command::new(&harness),
+        User::Nobody => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&harness);
+            c
+        }
+    };
+    cmd.args(args).current_dir("/").output().unwrap()
+}
+
 pub fn require_root() {
     // SAFETY: getuid cannot fail.
     assert_eq!(unsafe { libc::getuid() }, 0, "these tests run as root (they also drop to uid 65534 with setpriv)");
@@ -60,6 +76,10 @@ pub struct Scratch {
     pub zygote_template_default_limits: bool,
     /// The zygote's spare call helper is killed before the first call.
     pub kill_spare: bool,
+    /// The harness forks the sandbox helper before it reads the spec
+    /// (`paddock_sandbox::prestart`; tests whose name ends in `-ahead`), unless it runs a
+    /// zygote.
+    pub ahead: bool,
 }
 
 impl Scratch {
@@ -91,6 +111,7 @@ impl Scratch {
             zygote_calls: 0,
             zygote_template_default_limits: false,
             kill_spare: false,
+            ahead: name.ends_with("-ahead"),
         }
     }
 
@@ -150,6 +171,9 @@ impl Scratch {
         }
         if self.kill_spare {
             cmd.env("PADDOCK_HARNESS_KILL_SPARE", "1");
+        }
+        if self.ahead {
+            cmd.env("PADDOCK_HARNESS_AHEAD", "1");
         }
         // The harness stands in for `paddock run` started from a terminal: a test run under
         // `nohup` (or anything else that ignores them) must not pass its ignored SIGHUP and
@@ -258,6 +282,14 @@ macro_rules! both_users {
             #[test]
             fn as_nobody_reexec() {
                 ($body)(User::Nobody, concat!(stringify!($name), "-reexec"))
+            }
+            #[test]
+            fn as_root_ahead() {
+                ($body)(User::Root, concat!(stringify!($name), "-ahead"))
+            }
+            #[test]
+            fn as_nobody_ahead() {
+                ($body)(User::Nobody, concat!(stringify!($name), "-ahead"))
             }
         }
     };

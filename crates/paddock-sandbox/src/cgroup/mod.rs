@@ -64,6 +64,18 @@ pub(crate) struct Setup {
     pub applied: Applied,
 }
 
+impl Setup {
+    /// For a helper side that did not make it: the names of the cgroup's directories,
+    /// their descriptors ([`SandboxCgroup::handover`]) appended to `fds`; none without a
+    /// cgroup.
+    pub(crate) fn hand_over(&self, fds: &mut Vec<RawFd>) -> Vec<String> {
+        let Some(c) = &self.cgroup else { return Vec::new() };
+        let (names, cg_fds) = c.handover();
+        fds.extend(cg_fds);
+        names
+    }
+}
+
 impl SandboxCgroup {
     /// In the reaper, before the target forks: moves this process, single-threaded, into
     /// every directory (when the helper did not do it for it, [`SandboxCgroup::place`]),

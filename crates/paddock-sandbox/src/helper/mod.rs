@@ -7,6 +7,10 @@
 //! * otherwise re-executed: `/proc/self/exe <MARKER> <spec fd> <control fd>`, which reads
 //!   the spec as JSON from the inherited pipe ([`crate::entry::main`]).
 //!
+//! A third way, [`crate::prestart`], forks it before the caller knows its spec: it runs
+//! step 1's `setsid` and step 2's namespaces at once, then waits for the spec and the
+//! cgroup the caller made ([`run_ahead`]).
+//!
 //! The session layer's detail says which. Then:
 //!
 //! 1. helper: the sandbox's cgroup ([`crate::cgroup`], while the host's cgroup tree is still
@@ -53,7 +57,7 @@ use crate::cgroup::{self, SandboxCgroup};
 use crate::error::{OsError, SetupError};
 use crate::layer::{Layer, LayerState};
 use crate::namespaces::{self, Namespaces};
-use crate::proto::{self, Msg, Request};
+use crate::proto::{self, Failure, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{Enforcement, NetworkMode, PathPlan};
 use crate::sys::{self, exit_now};
@@ -95,6 +99,63 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);
     let ns = timing::time("namespaces", || namespaces::enter(&mut st.report));
+    if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
+        if let Some(c) = &cg {
+            c.remove();
+        }
+        st.strict_check();
+    }
+    start_reaper(st, ns, cg, warm)
+}
+
+/// How a helper forked ahead was started, for the report.
+const LAUNCH_AHEAD: &str = "helper forked from the single-threaded caller before its spec was known (no re-exec)";
+
+/// Runs a helper forked ahead ([`crate::prestart`]): step 1's `setsid` and step 2's
+/// namespaces at once, then, given its child's spec ([`Msg::Begin`]), the path plan and
+/// the rest of step 2 with the cgroup the caller made. The end of the control stream
+/// before a spec came: it exits (it made nothing else).
+pub(crate) fn run_ahead(ctl: RawFd) -> ! {
+    let mut report = EnforcementReport::default();
+    new_session(&mut report, LAUNCH_AHEAD);
+    let ns = timing::time("namespaces", || namespaces::enter(&mut report));
+    let (body, fds) = loop {
+        match proto::recv_raw(ctl) {
+            Ok(Some(m)) => break m,
+            Ok(None) => exit_now(0),
+            Err(e) if e.raw_os_error().is_some() => exit_now(0),
+            Err(_) => {} // an unreadable message: ignored
+        }
+    };
+    let Ok(Msg::Begin { spec, pty, cgroup, cgroup_dirs, stdio }) = proto::parse(&body) else {
+        stop(ctl, Failure::Setup(SetupError::UnreadableSpec))
+    };
+    let mut fds = fds.into_iter();
+    for (target, given) in stdio.iter().enumerate() {
+        if !given {
+            continue;
+        }
+        // Received, so above 2: no standard descriptor is clobbered.
+        let Some(fd) = fds.next() else { stop(ctl, Failure::Setup(SetupError::UnreadableSpec)) };
+        if sys::dup_onto_stdio(&fd, target as RawFd).is_err() {
+            exit_now(125);
+        }
+    }
+    let mut applied = cgroup;
+    let cg = cgroup::SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
+    let plan = timing::time("path plan", || PathPlan::new(&spec));
+    let warm = cg.as_ref().filter(|c| !c.quick_self_move()).map(|_| cgroup::Warmup::start());
+    let st = State {
+        cgroup: applied,
+        spec: *spec,
+        pty,
+        plan,
+        report,
+        ctl,
+        pty_slave: None,
+        zygote_view: None,
+        landlock_ahead: None,
+    };
     if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
         if let Some(c) = &cg {
             c.remove();

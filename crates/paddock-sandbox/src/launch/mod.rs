@@ -10,6 +10,7 @@
 //! namespace, daemons and double forks included. While [`Running::wait`] runs, `SIGINT`,
 //! `SIGTERM` and `SIGHUP` are forwarded to the command ([`crate::signals`]).
 
+mod ahead;
 mod running;
 
 use std::fs::File;
@@ -20,6 +21,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use ahead::{prestart, Prestarted};
 pub use running::{Killer, Running};
 
 use crate::entry;
@@ -40,6 +42,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Forks the helper from this single-threaded process; the child runs [`entry::run`] and
 /// never returns. Only called when `/proc/self/status` says `Threads: 1`.
 pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std::io::Result<libc::pid_t> {
+    fork_helper_side(ctl, stdio, move |ctl_fd| entry::run(req, ctl_fd))
+}
+
+/// Forks a helper-side process from this single-threaded process: the child takes `stdio`
+/// onto 0, 1, 2 (those given), keeps no other descriptor of the caller's but `ctl`, no
+/// handler of the caller's, `/` as its cwd, and runs `then` with `ctl`'s number. Only
+/// called when `/proc/self/status` says `Threads: 1`.
+pub(crate) fn fork_helper_side(
+    ctl: OwnedFd,
+    stdio: ChildStdio,
+    then: impl FnOnce(RawFd) -> std::convert::Infallible,
+) -> std::io::Result<libc::pid_t> {
     let ctl_fd = ctl.as_raw_fd();
     // SAFETY: the caller checked that this process is single-threaded (`Threads: 1`), and
     // a single thread cannot start another between that check and this fork.
@@ -72,7 +86,7 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
         if std::env::set_current_dir("/").is_err() {
             sys::exit_now(125);
         }
-        entry::run(req, ctl_fd)
+        match then(ctl_fd) {}
     }));
     sys::exit_now(125)
 }
@@ -114,10 +128,7 @@ fn start_helper(spec: &SandboxSpec, started: Instant) -> Result<(Running, Parent
 
     let (stdio, ends) = make_stdio(spec, use_pty)?;
 
-    let mut request_spec = spec.clone();
-    if let StdioMode::Capture { stdin } = &mut request_spec.stdio {
-        *stdin = None; // the parent writes those bytes itself
-    }
+    let request_spec = spec.for_helper();
     let threads = sys::thread_count();
     let helper_pid = if threads == Some(1) {
         let req = Request {

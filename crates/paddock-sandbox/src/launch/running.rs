@@ -307,7 +307,10 @@ impl Running {
                     ended.done = true;
                     return Ok(ended);
                 }
-                Some((Msg::Exit { wstatus }, _)) => ended.status = Some(ExitKind::from_wait_status(wstatus)),
+                Some((Msg::Exit { wstatus }, _)) => {
+                    crate::timing::phase("child: released until its exit status", start);
+                    ended.status = Some(ExitKind::from_wait_status(wstatus))
+                }
                 Some((Msg::ExecFailed { errno }, _)) => ended.exec_errno = Some(errno),
                 Some((Msg::ReaperLost { wstatus }, _)) => ended.lost = Some(wstatus),
                 Some((other, _)) => tracing::debug!(?other, "unexpected message while running"),

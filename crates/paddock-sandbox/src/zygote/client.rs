@@ -202,16 +202,8 @@ impl Zygote {
             return Err(SetupError::CallPipes.into());
         };
         let mut fds = vec![ctl_child.as_raw_fd(), stdin.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()];
-        let mut cgroup_dirs = Vec::new();
-        if let Some(c) = &cg.cgroup {
-            let (names, cg_fds) = c.handover();
-            cgroup_dirs = names;
-            fds.extend(cg_fds);
-        }
-        let mut spec = call.clone();
-        if let StdioMode::Capture { stdin } = &mut spec.stdio {
-            *stdin = None; // the caller writes those bytes itself
-        }
+        let cgroup_dirs = cg.hand_over(&mut fds);
+        let spec = call.for_helper();
         let msg = Msg::Spawn { spec: Box::new(spec), cgroup: cg.applied, cgroup_dirs };
         if let Err(e) = proto::send(self.ctl.as_raw_fd(), &msg, &fds) {
             if let Some(c) = &cg.cgroup {

@@ -106,7 +106,8 @@ impl Inner {
             self.log.start_sync_thread();
             noted
         };
-        let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, &mut note);
+        let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, ahead, &mut note);
         let (mut running, _port) = match started {
             Ok(r) => r,
             Err(e) => {

@@ -40,6 +40,9 @@ pub(crate) struct Inner {
     pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
     /// Sees every `exec` record (issue 16; [`Session::set_exec_observer`]).
     pub(super) exec_observer: OnceLock<ExecObserver>,
+    /// A sandbox helper forked ahead ([`Session::give_helper`]): the next call that gets a
+    /// sandbox of its own takes it.
+    pub(super) ahead: Mutex<Option<paddock_sandbox::Prestarted>>,
 }
 
 fn new_id(prefix: &str) -> String {
@@ -87,6 +90,7 @@ impl Inner {
             in_flight: AtomicUsize::new(0),
             approvals: OnceLock::new(),
             exec_observer: OnceLock::new(),
+            ahead: Mutex::new(None),
         });
         Ok(inner)
     }

@@ -112,6 +112,14 @@ impl Session {
         self.inner.exec_observer.set(observer).is_ok()
     }
 
+    /// Gives the session a sandbox helper forked ahead ([`paddock_sandbox::prestart`],
+    /// before the policy was loaded): the next call that gets a sandbox of its own (not a
+    /// zygote's) takes it, so that the helper's namespaces were made while the policy
+    /// loaded. `paddock run` does this; a helper no call takes exits with the session.
+    pub fn give_helper(&self, helper: paddock_sandbox::Prestarted) {
+        *self.inner.ahead.lock().unwrap_or_else(|e| e.into_inner()) = Some(helper);
+    }
+
     /// The session id (on every record of its calls).
     pub fn id(&self) -> &str {
         &self.inner.id

@@ -183,15 +183,21 @@ impl Zygotes {
     /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
     /// `meanwhile` runs while the sandbox is set up, before the child can run
     /// ([`paddock_sandbox::spawn_meanwhile`]); its result is `None` when no sandbox started.
+    /// A sandbox of its own is started by `ahead`, a helper forked ahead, when given.
     pub(super) fn start_child<T>(
         &self,
         session: &str,
         spec: &mut SandboxSpec,
         zygote: Option<&Arc<SessionZygote>>,
+        ahead: Option<paddock_sandbox::Prestarted>,
         meanwhile: &mut dyn FnMut() -> T,
     ) -> (Result<Started, SandboxError>, Option<T>) {
-        let own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut() -> T| {
-            let (r, done) = paddock_sandbox::spawn_meanwhile(spec, meanwhile);
+        let mut ahead = ahead;
+        let mut own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut() -> T| {
+            let (r, done) = match ahead.take() {
+                Some(helper) => helper.spawn_meanwhile(spec, meanwhile),
+                None => paddock_sandbox::spawn_meanwhile(spec, meanwhile),
+            };
             (r.map(|r| (r, lease)), done)
         };
         let Some(z) = zygote.filter(|z| z.zygote.accepts(spec).is_ok()) else {

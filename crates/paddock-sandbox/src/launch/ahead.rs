@@ -1,0 +1,133 @@
+//! A helper forked ahead of its spec: [`prestart`] forks the sandbox helper before the
+//! caller knows what it will run (before it loads its policy), and the helper starts a new
+//! session and enters its namespaces meanwhile, on the other core; [`Prestarted::spawn_meanwhile`]
+//! then makes the sandbox's cgroup here, sends the spec and goes on as
+//! [`crate::spawn_meanwhile`] does.
+//!
+//! Not a confinement step: this runs in the caller. The helper's steps and their order are
+//! those of [`crate::helper`]; only the cgroup is made by the caller (as for a zygote's
+//! call) and the path plan comes after the namespaces. A helper that is never given a spec
+//! reads the end of its control stream when the [`Prestarted`] is dropped and exits: it
+//! made nothing but namespaces of its own, which go with it.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::{fork_helper_side, handshake, Running};
+use crate::cgroup;
+use crate::error::SetupError;
+use crate::proto::{self, Msg};
+use crate::pty;
+use crate::spec::{SandboxSpec, StdioMode};
+use crate::stdio::{above_stdio, make_stdio, ChildStdio, ParentStdio};
+use crate::sys;
+use crate::timing;
+use crate::SandboxError;
+
+/// How long a dropped, unused helper may take to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// A sandbox helper forked ahead ([`prestart`]): in a session of its own and its own
+/// namespaces, waiting for the spec of the one child it will confine. Give it that spec
+/// with [`Prestarted::spawn_meanwhile`]; dropped unused, it exits.
+#[derive(Debug)]
+pub struct Prestarted {
+    pid: libc::pid_t,
+    /// `None` once handed to the [`Running`] it started.
+    ctl: Option<OwnedFd>,
+    /// When it was forked (`CLOCK_MONOTONIC`): the origin of its phases' offsets.
+    origin: u64,
+}
+
+/// Forks the sandbox helper now, before its spec is known, so that its new session and
+/// namespaces are made while this process loads its policy and builds the spec; `None`
+/// when this process is not single-threaded (the helper can only be forked from a single
+/// thread; [`crate::spawn`] then re-executes it) or the fork failed (the spawn then starts
+/// a helper as usual).
+///
+/// For a caller that starts one sandbox soon (`paddock run`); a helper kept unused holds a
+/// process and its namespaces until it is dropped.
+pub fn prestart() -> Option<Prestarted> {
+    if sys::thread_count() != Some(1) {
+        return None;
+    }
+    let started = Instant::now();
+    let origin = timing::now_ns();
+    let (ctl, ctl_child) = proto::socketpair().ok()?;
+    let ctl_child = above_stdio(ctl_child).ok()?;
+    let none = ChildStdio { stdin: None, stdout: None, stderr: None };
+    let pid = fork_helper_side(ctl_child, none, |ctl| crate::helper::run_ahead(ctl)).ok()?;
+    timing::phase("helper fork", started);
+    Some(Prestarted { pid, ctl: Some(ctl), origin })
+}
+
+impl Prestarted {
+    /// [`crate::spawn_meanwhile`] with this helper: makes the sandbox's cgroup, sends the
+    /// spec, runs `meanwhile` while the helper side builds the sandbox, and waits for the
+    /// report. The child is parked before `execve` until [`Running::wait`].
+    pub fn spawn_meanwhile<T>(
+        mut self,
+        spec: &SandboxSpec,
+        meanwhile: &mut dyn FnMut() -> T,
+    ) -> (Result<Running, SandboxError>, Option<T>) {
+        let started = Instant::now();
+        let (running, ends, use_pty) = match self.begin(spec) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), None),
+        };
+        let done = meanwhile();
+        let r = handshake(running, ends, spec, use_pty, self.origin);
+        timing::phase("sandbox start, in all", started);
+        (r, Some(done))
+    }
+
+    /// The cgroup made, the spec and the descriptors sent: a [`Running`] that now owns the
+    /// helper.
+    fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), SandboxError> {
+        spec.validate()?;
+        let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
+        let (stdio, ends) = make_stdio(spec, use_pty)?;
+        let t = Instant::now();
+        let cg = cgroup::create(&spec.limits);
+        timing::phase("cgroup", t);
+        let given = [&stdio.stdin, &stdio.stdout, &stdio.stderr];
+        let mut fds: Vec<RawFd> = given.iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())).collect();
+        let cgroup_dirs = cg.hand_over(&mut fds);
+        let msg = Msg::Begin {
+            spec: Box::new(spec.for_helper()),
+            pty: use_pty,
+            cgroup: cg.applied,
+            cgroup_dirs,
+            stdio: given.map(Option::is_some),
+        };
+        let ctl = self.ctl.take().ok_or(SetupError::HelperEnded("already given a spec".into()))?;
+        if let Err(e) = proto::send(ctl.as_raw_fd(), &msg, &fds) {
+            if let Some(c) = &cg.cgroup {
+                c.remove();
+            }
+            self.ctl = Some(ctl);
+            return Err(SetupError::HelperEnded(format!("it could not be given its spec: {e}")).into());
+        }
+        drop(stdio);
+        let mut running = Running::new(spec, ctl, Some(self.pid));
+        // The helper removes it once the tree is gone; this process too, if the helper
+        // never says so (the removal of a removed directory is a no-op).
+        running.set_cgroup(cg.cgroup);
+        self.pid = 0; // the Running reaps it
+        Ok((running, ends, use_pty))
+    }
+}
+
+impl Drop for Prestarted {
+    /// An unused helper reads the end of its control stream and exits; it is reaped here
+    /// (killed if it takes too long).
+    fn drop(&mut self) {
+        if self.pid <= 0 {
+            return;
+        }
+        drop(self.ctl.take());
+        if sys::wait_for(self.pid, EXIT_GRACE).is_none() {
+            sys::kill_and_reap(self.pid);
+        }
+    }
+}
