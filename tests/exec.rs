@@ -31,6 +31,7 @@ both_users!(
     revocation_reaches_a_running_tree,
     a_refused_exec_is_one_escaped_line,
     argv0_of_another_program_is_refused,
+    the_programs_own_exec_is_decided_after_call_start,
 );
 
 /// The program every door tries to reach: not a shell builtin, prints its argument.
@@ -231,6 +232,29 @@ fn records_every_exec_in_scope_call(u: User) {
     }
     assert_eq!(ls["ppid"], sh["pid"], "ls's parent is the shell");
     assert_eq!(git["ppid"], sh["pid"], "git's parent is the shell");
+}
+
+// The target calls `execve` as soon as it is ready; the supervisor holds that exec while
+// the caller writes `call.start` and decides (and records) it only once the child is
+// released: each call's first `exec` record follows its `call.start`. Forty calls, since
+// a supervisor that answered early would race the `call.start` write.
+fn the_programs_own_exec_is_decided_after_call_start(u: User) {
+    let f = Fixture::new(u);
+    for _ in 0..40 {
+        let o = f.run(&Pol::default(), &["/bin/true"], None);
+        assert_eq!(o.code(), 0, "{o}");
+    }
+    let log = read(&f.root.join("state/audit.jsonl"));
+    let recs: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let starts: Vec<usize> = (0..recs.len()).filter(|&i| recs[i]["event"] == "call.start").collect();
+    assert_eq!(starts.len(), 40, "{log}");
+    for s in starts {
+        let id = &recs[s]["call_id"];
+        let first = recs.iter().position(|r| r["event"] == "exec" && &r["call_id"] == id);
+        let first = first.unwrap_or_else(|| panic!("no exec record of call {id}\n{log}"));
+        assert!(first > s, "call {id}: its exec record precedes its call.start\n{log}");
+        assert_eq!(argv_of(&recs[first]), ["/bin/true"], "{}", recs[first]);
+    }
 }
 
 fn records_200_execs_complete_and_in_order(u: User) {

@@ -115,7 +115,7 @@ mod view;
 mod zygote;
 
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
-pub use exec_notify::{supervise, ExecDecider, ExecRequest, ExecSupervisor, ExecVerdict};
+pub use exec_notify::{supervise, ExecDecider, ExecListener, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{prestart, run, spawn, spawn_meanwhile, Killer, Prestarted, Running};
 pub use layer::{Layer, LayerState};

@@ -3,7 +3,9 @@
 //! A `SOCK_SEQPACKET` unix socketpair: one message per datagram, JSON, with descriptors
 //! (the reaper's pidfd, the proxy listener, the pty master) passed as `SCM_RIGHTS`. Upward: `Reaper`, `Pty`,
 //! `Ready` (the report, just before `execve`), `Failed`, `ExecFailed`, `Exit`,
-//! `ReaperLost`. Downward: one byte, [`GO`], that releases the target into `execve`.
+//! `ReaperLost`. Downward: one byte, [`GO`], that releases the target into `execve` (not
+//! sent to a target whose execs are supervised: its `execve` waits in the supervisor,
+//! [`crate::ExecListener`]).
 //! A zygote ([`crate::Zygote`]) has a socket of its own: downward `Spawn` (the call's own
 //! control socket and stdio attached), upward `ZygoteReady` once; each call's helper
 //! then speaks on the call's socket as above, starting with `CallHelper`.
@@ -97,7 +99,8 @@ pub(crate) enum Msg {
     /// From the reaper: the master of the pty it opened in the sandbox's own devpts
     /// (descriptor attached).
     Pty,
-    /// From the target: every layer is in place; `execve` follows the parent's [`GO`].
+    /// From the target: every layer is in place; `execve` follows the parent's [`GO`], or
+    /// at once where the supervisor holds it ([`crate::ExecListener`]).
     Ready {
         /// The complete report.
         report: EnforcementReport,

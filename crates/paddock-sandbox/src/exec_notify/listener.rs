@@ -12,7 +12,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::memory::ChildMem;
 use super::resolve::{self, Unresolved};
-use super::{ExecDecider, ExecRequest, ExecVerdict};
+use super::{ExecDecider, ExecListener, ExecRequest, ExecVerdict};
 use crate::sys;
 
 /// The running supervisor of one call; [`ExecSupervisor::stop`] (or dropping it) ends it.
@@ -25,16 +25,19 @@ pub struct ExecSupervisor {
 }
 
 /// Starts the thread that answers the notifications of `listener` (from
-/// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts.
-pub fn supervise(listener: OwnedFd, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
+/// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts. The first one (the
+/// program's own exec) is read at once and answered once the child is released.
+pub fn supervise(listener: ExecListener, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
     // Each exec hands the CPU to the supervisor and back: on the same CPU, without waking
     // another one, where the kernel can (Linux 6.6).
-    if let Err(e) = sys::notif_sync_wake_up(listener.as_raw_fd()) {
+    if let Err(e) = sys::notif_sync_wake_up(listener.fd.as_raw_fd()) {
         tracing::debug!("exec supervisor: no synchronous wake-up ({e}); answers take a cross-CPU wake-up");
     }
     let (stop_r, stop_w) = crate::stdio::pipe()?;
-    let thread =
-        std::thread::Builder::new().name("paddock-exec".into()).spawn(move || serve(&listener, &stop_r, &*decider))?;
+    let thread = std::thread::Builder::new().name("paddock-exec".into()).spawn(move || {
+        let ExecListener { fd, release } = listener;
+        serve(&fd, Some(release), &stop_r, &*decider)
+    })?;
     Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread) })
 }
 
@@ -61,7 +64,9 @@ impl Drop for ExecSupervisor {
     }
 }
 
-fn serve(listener: &OwnedFd, stop: &OwnedFd, decider: &dyn ExecDecider) {
+/// Answers each notification of `listener` until it hangs up or `stop` does; `release`:
+/// the child is not released yet (its first exec is answered only once it is).
+fn serve(listener: &OwnedFd, mut release: Option<OwnedFd>, stop: &OwnedFd, decider: &dyn ExecDecider) {
     loop {
         let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
         match sys::poll(&mut fds, None) {
@@ -74,7 +79,9 @@ fn serve(listener: &OwnedFd, stop: &OwnedFd, decider: &dyn ExecDecider) {
         }
         let (listening, stopping) = (fds[0].revents(), fds[1].revents());
         if listening.contains(PollFlags::IN) {
-            answer_one(listener.as_raw_fd(), decider);
+            if !answer_one(listener.as_raw_fd(), &mut release, stop, decider) {
+                return;
+            }
             continue; // drain what is queued before looking at the stop pipe
         }
         if listening.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) || !stopping.is_empty() {
@@ -87,22 +94,54 @@ fn id_valid(fd: RawFd, id: u64) -> bool {
     sys::notif_id_valid(fd, id)
 }
 
-fn answer_one(fd: RawFd, decider: &dyn ExecDecider) {
+/// Reads, decides and answers one notification; `false` when the child was never
+/// released (this supervisor then answers nothing more: its tree is being killed, and its
+/// execs fail once the listener is closed).
+fn answer_one(fd: RawFd, release: &mut Option<OwnedFd>, stop: &OwnedFd, decider: &dyn ExecDecider) -> bool {
     let Ok(req) = sys::notif_recv(fd) else {
         // ENOENT: the task was killed or its call interrupted in between; nothing to answer.
-        return;
+        return true;
     };
-    let answer = match read_request(fd, &req) {
+    let read = read_request(fd, &req);
+    // Read and resolved while the caller records the call; decided (and so recorded) and
+    // answered only after that.
+    if let Some(r) = release.take() {
+        if !released(&r, stop) {
+            return false;
+        }
+    }
+    let answer = match read {
         // Nothing there: the kernel's own answer, without running anything.
         Some((_, true)) => Err(libc::ENOENT),
         Some((exec, false)) => match decider.decide(&exec) {
             ExecVerdict::Allow => Ok(()),
             ExecVerdict::Deny => Err(libc::EACCES),
         },
-        None => return, // the notification is no longer valid: the task is gone
+        None => return true, // the notification is no longer valid: the task is gone
     };
     if let Err(e) = sys::notif_send(fd, req.id, answer) {
         tracing::debug!("exec supervisor: answer not delivered: {e}");
+    }
+    true
+}
+
+/// Waits for the caller's release of the child: its byte on `release` (`true`), or the
+/// end of that stream or of `stop` without it (`false`).
+fn released(release: &OwnedFd, stop: &OwnedFd) -> bool {
+    loop {
+        let mut fds = [PollFd::new(release, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
+        match sys::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        if !fds[0].revents().is_empty() {
+            let mut byte = [0u8; 1];
+            return matches!(sys::read(release.as_raw_fd(), &mut byte), Ok(1));
+        }
+        if !fds[1].revents().is_empty() {
+            return false;
+        }
     }
 }
 

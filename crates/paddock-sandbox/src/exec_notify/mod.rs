@@ -28,7 +28,7 @@ mod listener;
 mod memory;
 mod resolve;
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::layer::{Applied, LayerState};
@@ -36,6 +36,23 @@ use crate::proto::{self, Msg};
 use crate::spec::ExecControl;
 
 pub use listener::{supervise, ExecSupervisor};
+
+/// The seccomp listener of a tree's execs, from [`crate::Running::take_exec_listener`]:
+/// give it to [`supervise`] before [`crate::Running::wait`].
+///
+/// The target does not wait for the caller's release before its `execve` when its execs
+/// are supervised: the program's own exec is already waiting in this listener when the
+/// child is ready. The supervisor reads and resolves it at once (while the caller records
+/// the call) and answers it only once [`crate::Running::wait`] released the child, through
+/// `release`; so nothing of the program runs before that, as without supervision.
+#[derive(Debug)]
+pub struct ExecListener {
+    /// The seccomp listener.
+    pub(crate) fd: OwnedFd,
+    /// Readable with a byte once the caller released the child; the end of the stream
+    /// without one: never released (the child is being killed).
+    pub(crate) release: OwnedFd,
+}
 
 /// One `execve`/`execveat` in the tree, as the supervisor read it.
 #[derive(Debug, Clone, PartialEq, Eq)]

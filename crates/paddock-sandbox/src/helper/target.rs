@@ -42,16 +42,21 @@ pub(super) fn main(mut st: State, view: View) -> ! {
         }
     }
     let exec = exec_args(&st);
-    confine(&mut st, view);
+    let supervised = confine(&mut st, view);
     st.strict_check();
     let ready = Msg::Ready { report: st.report.clone(), phases: timing::take() };
     if proto::send(st.ctl, &ready, &[]).is_err() {
         exit_now(125);
     }
-    let mut go = [0u8; 1];
-    match sys::read(st.ctl, &mut go) {
-        Ok(1) if go[0] == proto::GO => {}
-        _ => exit_now(125),
+    // With its execs supervised, the `execve` itself waits: the supervisor answers it
+    // once the caller released the child (`crate::ExecListener`). Else the release comes
+    // here.
+    if !supervised {
+        let mut go = [0u8; 1];
+        match sys::read(st.ctl, &mut go) {
+            Ok(1) if go[0] == proto::GO => {}
+            _ => exit_now(125),
+        }
     }
     execve(&st, &exec)
 }
@@ -72,8 +77,9 @@ fn exec_args(st: &State) -> Exec {
     Exec { program, _argv: argv, _envp: envp, argv_p, envp_p }
 }
 
-/// Steps 4 to 9 in the order of application, each recorded in the report.
-fn confine(st: &mut State, view: View) {
+/// Steps 4 to 9 in the order of application, each recorded in the report; whether the
+/// execs are supervised (the exec filter installed and its listener with the caller).
+fn confine(st: &mut State, view: View) -> bool {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
     let ahead = st.landlock_ahead.take();
     let applied = timing::time("landlock", || landlock::apply(ahead, &st.spec, &st.plan, &facts, view.private_tmp));
@@ -83,8 +89,10 @@ fn confine(st: &mut State, view: View) {
     st.report.record(Layer::Caps, timing::time("caps", caps::drop_all));
     st.report.record(Layer::NoNewPrivs, caps::no_new_privs());
     // After no_new_privs: the listener filter; its descriptor goes to the caller.
+    let mut supervised = false;
     if let Some(control) = &st.spec.exec {
         let applied = timing::time("exec filter", || crate::exec_notify::install_and_send(st.ctl, control));
+        supervised = applied.state == LayerState::Enforced;
         st.report.record(Layer::Exec, applied);
     }
     st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install));
@@ -93,6 +101,7 @@ fn confine(st: &mut State, view: View) {
         Layer::Env,
         Applied::new(LayerState::Enforced, format!("{} variables from the spec, nothing inherited", st.spec.env.len())),
     );
+    supervised
 }
 
 /// `execve`; on failure the errno goes to the caller and the target exits 127.

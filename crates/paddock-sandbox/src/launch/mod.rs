@@ -199,7 +199,11 @@ pub(crate) fn handshake(
                 }
             }
             Some((Msg::Pty, fds)) => master = fds.into_iter().next(),
-            Some((Msg::ExecListener, fds)) => running.exec_listener = fds.into_iter().next(),
+            Some((Msg::ExecListener, fds)) => {
+                if let Some(fd) = fds.into_iter().next() {
+                    running.set_exec_listener(fd)?;
+                }
+            }
             Some((Msg::Ready { report, phases }, _)) => {
                 timing::log_remote(&phases, origin);
                 running.report = report;

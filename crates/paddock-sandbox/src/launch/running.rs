@@ -44,7 +44,10 @@ pub struct Running {
     /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
     pub(super) cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// Exec supervision: the seccomp listener of the tree's execs.
-    pub(super) exec_listener: Option<OwnedFd>,
+    pub(super) exec_listener: Option<crate::ExecListener>,
+    /// Exec supervision: the write end of the listener's `release`; a byte on it lets the
+    /// supervisor answer the program's own exec.
+    pub(super) exec_release: Option<OwnedFd>,
     /// [`Running::release_code_after`]: how long after the release.
     pub(super) release_code: Option<Duration>,
 }
@@ -90,6 +93,7 @@ impl Running {
             remote: None,
             cgroup: None,
             exec_listener: None,
+            exec_release: None,
             release_code: None,
         }
     }
@@ -114,9 +118,19 @@ impl Running {
 
     /// The seccomp listener of the tree's execs ([`crate::SandboxSpec::exec`]); give it to
     /// [`crate::supervise`] before [`Running::wait`]: until it is answered, every exec of
-    /// the tree (the program's own first) waits, and once it is closed they fail.
-    pub fn take_exec_listener(&mut self) -> Option<OwnedFd> {
+    /// the tree (the program's own first) waits, and once it is closed they fail (one not
+    /// taken is closed by [`Running::wait`]).
+    pub fn take_exec_listener(&mut self) -> Option<crate::ExecListener> {
         self.exec_listener.take()
+    }
+
+    /// Exec supervision: the listener received from the target, and the pipe through
+    /// which [`Running::wait`] releases its first exec.
+    pub(super) fn set_exec_listener(&mut self, fd: OwnedFd) -> std::io::Result<()> {
+        let (release, release_w) = crate::stdio::pipe()?;
+        self.exec_listener = Some(crate::ExecListener { fd, release });
+        self.exec_release = Some(release_w);
+        Ok(())
     }
 
     /// For a process that starts one sandbox and then only waits for it (`paddock run`):
@@ -200,8 +214,22 @@ impl Running {
                 None
             }
         };
-        // A helper that is gone shows up as the end of the control stream below.
-        let _ = proto::send_raw(self.ctl.as_raw_fd(), &[proto::GO], &[]);
+        // A target whose execs are supervised is already in its `execve`, held by the
+        // supervisor until the release byte (a listener not given to a supervisor is
+        // closed here, which fails it). Any other target reads the `GO`; one that does
+        // not must not get it: a byte left unread when the socket's last holder exits
+        // resets the stream (ECONNRESET) instead of ending it.
+        drop(self.exec_listener.take());
+        match self.exec_release.take() {
+            // A supervisor that is gone has closed the listener: the exec fails.
+            Some(w) => {
+                let _ = sys::write_all(w.as_raw_fd(), &[proto::GO]);
+            }
+            // A helper that is gone shows up as the end of the control stream below.
+            None => {
+                let _ = proto::send_raw(self.ctl.as_raw_fd(), &[proto::GO], &[]);
+            }
+        }
         let start = Instant::now();
         let ended = self.watch(forwarder.as_ref(), start)?;
         drop(forwarder);
