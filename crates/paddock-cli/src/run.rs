@@ -154,6 +154,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     let t = Instant::now();
     drop(session); // the audit log's last records synced
     phase("session closed (audit log synced)", t);
+    // The sandbox's own end (its namespaces torn down, the cgroup removed, the helper
+    // reaped) went on meanwhile: nothing of the run outlives it.
+    paddock_sandbox::finish_teardowns();
     if paddock::moved_aside_failed(&result.moved_aside) {
         // What the call planted where a rule forbids it is still there: not silently.
         eprintln!(

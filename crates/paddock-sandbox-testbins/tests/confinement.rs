@@ -126,8 +126,8 @@ both_users!(proc_1_is_the_reaper_of_a_new_pid_namespace, |user, name| {
 
 both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
     let s = Scratch::new(name, user);
-    // One name per variant (comm keeps 15 bytes): the four variants run side by side.
-    let variant = format!("{}{}", if user == User::Root { 'r' } else { 'n' }, if s.threaded { 'x' } else { 'f' });
+    // One name per variant (comm keeps 15 bytes): the variants run side by side.
+    let variant = s.variant();
     let marker = format!("pdkm{}{variant}", std::process::id() % 100000);
     std::fs::copy("/bin/sleep", s.ws.join(&marker)).unwrap();
     if user == User::Nobody {

@@ -47,6 +47,9 @@ fn assert_a_fork_loop_stops_at_32(s: &Scratch, user: User) {
         assert_eq!(state, "enforced", "{detail}");
         assert!(detail.contains("pids.max=32"), "{detail}");
         assert!(forked <= 32, "{forked}");
+        // The cgroup was there, and is gone once the run is torn down (`Scratch::finish`
+        // checks that none of them is left).
+        assert_ne!(r.outcome["left"]["cgroups"], serde_json::json!([]), "{r:#?}");
     } else {
         assert!(layer(&r, "rlimits").1.contains("RLIMIT_NPROC=32 (per uid)"), "{r:#?}");
     }

@@ -21,8 +21,8 @@ fn start(s: &Scratch, script: &str) -> std::process::Child {
 }
 
 fn marker(s: &Scratch, user: User) -> String {
-    // One name per variant (comm keeps 15 bytes): the four variants run side by side.
-    let variant = format!("{}{}", if user == User::Root { 'r' } else { 'n' }, if s.threaded { 'x' } else { 'f' });
+    // One name per variant (comm keeps 15 bytes): the variants run side by side.
+    let variant = s.variant();
     let marker = format!("pdks{}{variant}", std::process::id() % 100000);
     std::fs::copy("/bin/sleep", s.ws.join(&marker)).unwrap();
     if user == User::Nobody {

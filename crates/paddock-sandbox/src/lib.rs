@@ -117,7 +117,7 @@ mod zygote;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{supervise, ExecDecider, ExecListener, ExecRequest, ExecSupervisor, ExecVerdict};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
-pub use launch::{prestart, run, spawn, spawn_meanwhile, Killer, Prestarted, Running};
+pub use launch::{finish_teardowns, prestart, run, spawn, spawn_meanwhile, Killer, Prestarted, Running};
 pub use layer::{Layer, LayerState};
 pub use paddock_globs::{PathGlobError, PathGlobs};
 pub use proto::HELPER_MARKER;

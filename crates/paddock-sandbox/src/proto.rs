@@ -119,6 +119,10 @@ pub(crate) enum Msg {
     Exit {
         /// Raw wait status.
         wstatus: i32,
+        /// No other process of the tree was left (the reaper, pid 1, had no child): the
+        /// tree has ended, whatever the reaper's own exit still tears down.
+        #[serde(default)]
+        gone: bool,
     },
     /// From the helper: the reaper ended without reporting (wait status of the reaper).
     ReaperLost {

@@ -121,8 +121,20 @@ fn main() {
                 }
                 running.wait()
             });
+            // What is left of the run once its teardown is done: no process, no cgroup.
+            paddock_sandbox::finish_teardowns();
+            let left = |o: &paddock_sandbox::RunOutcome| {
+                let detail = o.report.get(paddock_sandbox::Layer::Cgroup).map(|l| l.detail.clone()).unwrap_or_default();
+                let cgroups: Vec<&str> = detail
+                    .split('(')
+                    .filter_map(|p| p.split(')').next())
+                    .filter(|p| p.starts_with("/sys/fs/cgroup/"))
+                    .collect();
+                let there: Vec<&str> = cgroups.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
+                serde_json::json!({ "children": children("self"), "cgroups": cgroups, "cgroups_there": there })
+            };
             let (json, code) = match result {
-                Ok(o) => (serde_json::json!({ "ok": o }), o.exit_code()),
+                Ok(o) => (serde_json::json!({ "ok": o, "left": left(&o) }), o.exit_code()),
                 Err(e) => (serde_json::json!({ "err": e.to_string(), "code": e.exit_code() }), e.exit_code()),
             };
             std::fs::write(&args[3], serde_json::to_vec_pretty(&json).unwrap()).expect("write outcome");

@@ -115,6 +115,21 @@ impl Scratch {
         }
     }
 
+    /// Two letters that tell this test's variant from the others of its test, which run
+    /// side by side: the user (`r`, `n`) and how the helper starts (`f` forked, `x`
+    /// re-executed, `a` forked ahead).
+    pub fn variant(&self) -> String {
+        let user = if self.user == User::Root { 'r' } else { 'n' };
+        let start = if self.threaded {
+            'x'
+        } else if self.ahead {
+            'a'
+        } else {
+            'f'
+        };
+        format!("{user}{start}")
+    }
+
     /// A strict spec for `sh -c script` with the system read-only and `ws` writable.
     pub fn sh(&self, script: &str) -> SandboxSpec {
         let mut spec = SandboxSpec::new("/bin/sh", vec!["sh".into(), "-c".into(), script.into()]);
@@ -217,6 +232,12 @@ impl Scratch {
             let detail = session["detail"].as_str().unwrap_or_default();
             let want = if self.threaded { "re-executed" } else { "forked" };
             assert!(detail.contains(want), "the helper was not {want}: {detail}");
+        }
+        // Once the harness's runs are torn down (`finish_teardowns`), nothing of them is
+        // left: no process of the harness's, no cgroup.
+        if let Some(left) = run.outcome.get("left") {
+            assert_eq!(left["children"], serde_json::json!([]), "processes left: {left}");
+            assert_eq!(left["cgroups_there"], serde_json::json!([]), "cgroups left: {left}");
         }
         run
     }

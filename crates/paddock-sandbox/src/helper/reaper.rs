@@ -145,7 +145,7 @@ fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntr
         sys::redirect_stdio(null);
         sys::close(null);
     }
-    reap_until(st.ctl, target, st.zygote_view.is_none())
+    reap_until(st.ctl, target, st.zygote_view.is_none(), ns.pid)
 }
 
 /// Moves into the sandbox's cgroup and, with a cgroup namespace, roots it there (the
@@ -268,7 +268,7 @@ fn open_pty(st: &mut State) {
 
 /// Reaps every process until `target` ends, reports its wait status, and exits (which,
 /// as pid 1, kills whatever the target left behind).
-fn reap_until(ctl: libc::c_int, target: libc::pid_t, release: bool) -> ! {
+fn reap_until(ctl: libc::c_int, target: libc::pid_t, release: bool, pid_ns: bool) -> ! {
     // From here on this process only reaps: once the target has run a while, the code
     // that built the sandbox is handed back (the alarm interrupts the wait for it).
     let mut release = release && signals::reaper_alarm(sys::RELEASE_CODE_AFTER).is_ok();
@@ -276,7 +276,10 @@ fn reap_until(ctl: libc::c_int, target: libc::pid_t, release: bool) -> ! {
         match sys::wait_any() {
             Ok((pid, ws)) if pid == target => {
                 // The caller may be gone; the reaper's exit ends the sandbox either way.
-                let _ = proto::send(ctl, &Msg::Exit { wstatus: ws }, &[]);
+                // Without a pid namespace other processes of the tree may not be this
+                // process's children: never said to be gone then.
+                let gone = pid_ns && sys::no_child_left();
+                let _ = proto::send(ctl, &Msg::Exit { wstatus: ws, gone }, &[]);
                 exit_now(0);
             }
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => exit_now(0),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use ahead::{prestart, Prestarted};
-pub use running::{Killer, Running};
+pub use running::{finish_teardowns, Killer, Running};
 
 use crate::entry;
 use crate::error::SetupError;

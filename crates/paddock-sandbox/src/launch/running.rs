@@ -77,6 +77,15 @@ impl std::fmt::Debug for Running {
 
 impl Running {
     pub(crate) fn new(spec: &SandboxSpec, ctl: OwnedFd, helper: Option<libc::pid_t>) -> Running {
+        let mut r = Running::new_empty(ctl);
+        r.limits = spec.limits;
+        r.program = spec.program.clone();
+        r.helper = helper;
+        r
+    }
+
+    /// Holds only `ctl` (what [`Running::tear_down_later`] fills in).
+    fn new_empty(ctl: OwnedFd) -> Running {
         Running {
             stdout: None,
             stderr: None,
@@ -87,9 +96,9 @@ impl Running {
             reaper: None,
             listener: None,
             report: EnforcementReport::default(),
-            limits: spec.limits,
-            program: spec.program.clone(),
-            helper,
+            limits: Limits::default(),
+            program: PathBuf::new(),
+            helper: None,
             remote: None,
             cgroup: None,
             exec_listener: None,
@@ -187,10 +196,47 @@ impl Running {
         if sys::try_reap(pid).is_some() {
             return;
         }
-        let reaping = std::thread::Builder::new().name("paddock-reap".into()).spawn(move || sys::reap(pid));
-        if reaping.is_err() {
+        if !later("paddock-reap", move || {
+            let _ = sys::reap(pid);
+        }) {
             sys::reap(pid);
         }
+    }
+
+    /// The tree has ended, the helper side has not said `Done` yet: on a thread of its
+    /// own ([`finish_teardowns`] waits for it), the helper's `Done` (or its end) is waited
+    /// for, then the helper reaped and a zygote call's helper and cgroup seen to, as
+    /// [`Running::wait`] does itself otherwise.
+    fn tear_down_later(&mut self) {
+        let Ok(ctl) = self.ctl.try_clone() else { return };
+        let mut rest = Running::new_empty(ctl);
+        rest.helper = self.helper.take();
+        rest.remote = self.remote.take();
+        rest.cgroup = self.cgroup.take();
+        rest.reaper = self.reaper.as_ref().and_then(|r| r.try_clone().ok());
+        let work = move || {
+            // `Done`, or the end of the stream, within the grace; then as `Running::wait`.
+            let deadline = Instant::now() + KILL_GRACE;
+            while let Ok(true) = sys::poll_in(&rest.ctl, Some(deadline.saturating_duration_since(Instant::now()))) {
+                match proto::recv(rest.ctl.as_raw_fd()) {
+                    Ok(Some((Msg::Done, _))) => {
+                        rest.cgroup = None; // removed by the helper
+                        rest.remote = None; // a zygote's call helper exits on its own
+                        break;
+                    }
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+            if let Some(pid) = rest.helper.take() {
+                if sys::wait_for(pid, KILL_GRACE).is_none() {
+                    sys::kill_and_reap(pid);
+                }
+            }
+            rest.end_remote();
+        };
+        // Without a thread, `rest` is dropped here, which waits for the helper.
+        later("paddock-teardown", work);
     }
 
     /// Waits for the helper (blocking) and returns its wait status.
@@ -239,7 +285,10 @@ impl Running {
         // Once the helper said it is done (the tree gone, the cgroup removed), what is
         // left is its own exit (its namespaces torn down, an RCU grace period or two):
         // not waited for when the run's end is known.
-        let helper_status = if ended.done && ended.known() {
+        let helper_status = if ended.gone && !ended.done {
+            self.tear_down_later();
+            None
+        } else if ended.done && ended.known() {
             self.reap_helper_later();
             None
         } else {
@@ -335,9 +384,15 @@ impl Running {
                     ended.done = true;
                     return Ok(ended);
                 }
-                Some((Msg::Exit { wstatus }, _)) => {
+                Some((Msg::Exit { wstatus, gone }, _)) => {
                     crate::timing::phase("child: released until its exit status", start);
-                    ended.status = Some(ExitKind::from_wait_status(wstatus))
+                    ended.status = Some(ExitKind::from_wait_status(wstatus));
+                    if gone && ended.killed_at.is_none() {
+                        // The tree has ended: what is left (the reaper's exit, the cgroup's
+                        // removal, the helper's `Done`) is not waited for here.
+                        ended.gone = true;
+                        return Ok(ended);
+                    }
                 }
                 Some((Msg::ExecFailed { errno }, _)) => ended.exec_errno = Some(errno),
                 Some((Msg::ReaperLost { wstatus }, _)) => ended.lost = Some(wstatus),
@@ -403,6 +458,38 @@ impl Running {
     }
 }
 
+/// The teardowns [`Running::wait`] left running ([`finish_teardowns`]).
+static TEARDOWNS: std::sync::Mutex<Vec<JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `work` on a thread named `name` that [`finish_teardowns`] joins; whether it
+/// started.
+fn later(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
+    let mut list = TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|t| !t.is_finished());
+    match std::thread::Builder::new().name(name.into()).spawn(work) {
+        Ok(t) => {
+            list.push(t);
+            true
+        }
+        Err(e) => {
+            tracing::debug!("no {name} thread: {e}");
+            false
+        }
+    }
+}
+
+/// Waits until what is left of every ended run is gone: [`Running::wait`] returns once
+/// the tree has ended, and the helper side's own end (the sandbox's namespaces torn
+/// down, the cgroup removed, the helper reaped) finishes on a thread. A process that
+/// exits after its runs (`paddock run`) calls this first, so that it leaves nothing
+/// behind.
+pub fn finish_teardowns() {
+    let list = std::mem::take(&mut *TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner()));
+    for t in list {
+        let _ = t.join();
+    }
+}
+
 /// What [`Running::watch`] saw of the child's end.
 #[derive(Default)]
 struct Ended {
@@ -412,6 +499,8 @@ struct Ended {
     killed_at: Option<Instant>,
     /// The helper side said `Done`: the tree is gone and the cgroup removed.
     done: bool,
+    /// The reaper said, with the exit status, that no other process of the tree was left.
+    gone: bool,
 }
 
 impl Ended {

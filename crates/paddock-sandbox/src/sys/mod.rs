@@ -190,6 +190,24 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> Option<i32> {
     (r == pid).then_some(ws)
 }
 
+/// Reaps every child that has ended; whether none is left (`ECHILD`): in a pid
+/// namespace's init, that no other process of the namespace is there.
+pub(crate) fn no_child_left() -> bool {
+    let mut ws = 0;
+    loop {
+        // SAFETY: reaping any child into a valid int, without blocking.
+        let r = unsafe { libc::waitpid(-1, &mut ws, libc::WNOHANG) };
+        match r {
+            0 => return false,
+            r if r > 0 => continue,
+            _ => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                e => return e == Some(libc::ECHILD),
+            },
+        }
+    }
+}
+
 /// Waits for our child `pid` for at most `limit`; its wait status if it ended.
 pub(crate) fn wait_for(pid: libc::pid_t, limit: Duration) -> Option<i32> {
     if let Ok(fd) = pidfd_open(pid) {
