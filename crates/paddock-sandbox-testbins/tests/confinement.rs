@@ -19,6 +19,21 @@ fn an_unused_helper_forked_ahead_exits() {
     }
 }
 
+// A helper forked ahead that died before it got its spec: the spawn starts another one
+// (forked as usual) and the run goes on.
+both_users!(a_helper_forked_ahead_that_died_is_replaced, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.ahead = true;
+    s.ahead_killed = true;
+    s.threaded = false;
+    let r = s.run(&s.sh("echo replaced; exit 3"));
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert_eq!(r.stdout, "replaced\n", "{r:#?}");
+    let session = r.ok()["report"]["layers"].as_array().unwrap().iter().find(|l| l["name"] == "session").unwrap();
+    let launch = session["detail"].as_str().unwrap();
+    assert!(launch.contains("forked from the single-threaded caller (no re-exec)"), "{launch}");
+});
+
 both_users!(exit_code_and_output_pass_through, |user, name| {
     let s = Scratch::new(name, user);
     let r = s.run(&s.sh("echo hello; echo oops >&2; exit 7"));

@@ -10,7 +10,8 @@
 //! With `PADDOCK_HARNESS_THREADED=1` it starts a second (idle) thread first, so the sandbox
 //! takes its re-exec path, as for a multi-threaded caller; otherwise it forks the helper.
 //! With `PADDOCK_HARNESS_AHEAD=1` (and no zygote) it forks the helper before it reads the
-//! spec (`paddock_sandbox::prestart`). `paddock-sandbox-harness ahead-unused` forks a
+//! spec (`paddock_sandbox::prestart`); with `PADDOCK_HARNESS_AHEAD=killed` it then kills
+//! that helper before the spawn. `paddock-sandbox-harness ahead-unused` forks a
 //! helper ahead, drops it unused and checks that it is gone.
 
 use std::process::exit;
@@ -66,8 +67,18 @@ fn main() {
             // PADDOCK_HARNESS_AHEAD=1: the helper is forked before the spec is read, as
             // `paddock run` forks it before it loads its policy.
             let ahead = std::cell::Cell::new(None);
-            if std::env::var_os("PADDOCK_HARNESS_AHEAD").is_some() && zygote_calls == 0 {
+            if let (Some(how), 0) = (std::env::var_os("PADDOCK_HARNESS_AHEAD"), zygote_calls) {
                 ahead.set(Some(paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead")));
+                // `killed`: the helper dies before it gets its spec (the spawn starts another).
+                if how == "killed" {
+                    let [helper] = children("self")[..] else { panic!("one helper: {:?}", children("self")) };
+                    // SAFETY: a plain kill(2) of our own child, not yet reaped.
+                    assert_eq!(unsafe { libc::kill(helper, libc::SIGKILL) }, 0);
+                    let stat = format!("/proc/{helper}/stat");
+                    while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") Z ") {
+                        std::thread::yield_now();
+                    }
+                }
             }
             let spec: paddock_sandbox::SandboxSpec =
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");

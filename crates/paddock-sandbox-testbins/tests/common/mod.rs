@@ -80,6 +80,8 @@ pub struct Scratch {
     /// (`paddock_sandbox::prestart`; tests whose name ends in `-ahead`), unless it runs a
     /// zygote.
     pub ahead: bool,
+    /// With `ahead`: the helper forked ahead is killed before the spawn.
+    pub ahead_killed: bool,
 }
 
 impl Scratch {
@@ -112,6 +114,7 @@ impl Scratch {
             zygote_template_default_limits: false,
             kill_spare: false,
             ahead: name.ends_with("-ahead"),
+            ahead_killed: false,
         }
     }
 
@@ -188,7 +191,7 @@ impl Scratch {
             cmd.env("PADDOCK_HARNESS_KILL_SPARE", "1");
         }
         if self.ahead {
-            cmd.env("PADDOCK_HARNESS_AHEAD", "1");
+            cmd.env("PADDOCK_HARNESS_AHEAD", if self.ahead_killed { "killed" } else { "1" });
         }
         // The harness stands in for `paddock run` started from a terminal: a test run under
         // `nohup` (or anything else that ignores them) must not pass its ignored SIGHUP and

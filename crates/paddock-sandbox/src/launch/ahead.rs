@@ -73,7 +73,13 @@ impl Prestarted {
         let started = Instant::now();
         let (running, ends, use_pty) = match self.begin(spec) {
             Ok(s) => s,
-            Err(e) => return (Err(e), None),
+            // The helper is gone before it got its spec (killed): one started now.
+            Err(Begin::Gone(e)) => {
+                tracing::debug!("the helper forked ahead is gone ({e}); another one is started");
+                drop(self);
+                return super::spawn_meanwhile(spec, meanwhile);
+            }
+            Err(Begin::Failed(e)) => return (Err(e), None),
         };
         let done = meanwhile();
         let r = handshake(running, ends, spec, use_pty, self.origin);
@@ -83,10 +89,11 @@ impl Prestarted {
 
     /// The cgroup made, the spec and the descriptors sent: a [`Running`] that now owns the
     /// helper.
-    fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), SandboxError> {
-        spec.validate()?;
+    fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), Begin> {
+        let failed = |e: SandboxError| Begin::Failed(e);
+        spec.validate().map_err(failed)?;
         let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
-        let (stdio, ends) = make_stdio(spec, use_pty)?;
+        let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();
         let cg = cgroup::create(&spec.limits);
         timing::phase("cgroup", t);
@@ -100,13 +107,15 @@ impl Prestarted {
             cgroup_dirs,
             stdio: given.map(Option::is_some),
         };
-        let ctl = self.ctl.take().ok_or(SetupError::HelperEnded("already given a spec".into()))?;
+        let Some(ctl) = self.ctl.take() else {
+            return Err(failed(SetupError::HelperEnded("already given a spec".into()).into()));
+        };
         if let Err(e) = proto::send(ctl.as_raw_fd(), &msg, &fds) {
             if let Some(c) = &cg.cgroup {
                 c.remove();
             }
             self.ctl = Some(ctl);
-            return Err(SetupError::HelperEnded(format!("it could not be given its spec: {e}")).into());
+            return Err(Begin::Gone(e));
         }
         drop(stdio);
         let mut running = Running::new(spec, ctl, Some(self.pid));
@@ -116,6 +125,14 @@ impl Prestarted {
         self.pid = 0; // the Running reaps it
         Ok((running, ends, use_pty))
     }
+}
+
+/// Why [`Prestarted::begin`] did not start the sandbox.
+enum Begin {
+    /// The helper could not be given its spec (it is gone): another one can be started.
+    Gone(std::io::Error),
+    /// The spec or this process's part failed, as it would for any helper.
+    Failed(SandboxError),
 }
 
 impl Drop for Prestarted {
