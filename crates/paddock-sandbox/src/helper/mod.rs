@@ -99,12 +99,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);
     let ns = timing::time("namespaces", || namespaces::enter(&mut st.report));
-    if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
-        if let Some(c) = &cg {
-            c.remove();
-        }
-        st.strict_check();
-    }
+    strict_check_before_reaper(&st, cg.as_ref());
     start_reaper(st, ns, cg, warm)
 }
 
@@ -142,7 +137,7 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
         }
     }
     let mut applied = cgroup;
-    let cg = cgroup::SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
+    let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
     let plan = timing::time("path plan", || PathPlan::new(&spec));
     let warm = cg.as_ref().filter(|c| !c.quick_self_move()).map(|_| cgroup::Warmup::start());
     let st = State {
@@ -156,13 +151,19 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
         zygote_view: None,
         landlock_ahead: None,
     };
+    strict_check_before_reaper(&st, cg.as_ref());
+    start_reaper(st, ns, cg, warm)
+}
+
+/// Step 2's strict check, once the namespaces are entered: a strict run missing a layer
+/// stops here, its cgroup removed first.
+fn strict_check_before_reaper(st: &State, cg: Option<&SandboxCgroup>) {
     if st.spec.enforcement == Enforcement::Strict && st.report.first_missing().is_some() {
-        if let Some(c) = &cg {
+        if let Some(c) = cg {
             c.remove();
         }
         st.strict_check();
     }
-    start_reaper(st, ns, cg, warm)
 }
 
 /// The end of step 2, for a one-shot helper and a zygote's call helper alike: forks the

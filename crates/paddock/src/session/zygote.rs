@@ -189,10 +189,9 @@ impl Zygotes {
         session: &str,
         spec: &mut SandboxSpec,
         zygote: Option<&Arc<SessionZygote>>,
-        ahead: Option<paddock_sandbox::Prestarted>,
+        mut ahead: Option<paddock_sandbox::Prestarted>,
         meanwhile: &mut dyn FnMut() -> T,
     ) -> (Result<Started, SandboxError>, Option<T>) {
-        let mut ahead = ahead;
         let mut own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut() -> T| {
             let (r, done) = match ahead.take() {
                 Some(helper) => helper.spawn_meanwhile(spec, meanwhile),
