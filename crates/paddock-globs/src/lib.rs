@@ -25,29 +25,87 @@
 //! itself, so `/ws/**/.env` matches exactly the paths `/ws/REL` where `REL` matches
 //! `**/.env`. globset matches `**/NAME` by a hash of base names and `**/*.EXT` by one of
 //! extensions, without a regex; so the globs are kept as (literal prefix, the rest as a
-//! relative glob), grouped by prefix. A glob with no syntax after its prefix is matched
-//! whole. [`literal_prefix`] gives the prefix on its own: every path a glob matches lies at
-//! or beneath it.
+//! relative glob), grouped by prefix. A glob with no syntax at all (most of a policy's:
+//! `/etc/shadow`, `~/.ssh`) matches exactly its own path, so it is kept as bytes and looked
+//! up in a map, with no `GlobSet` built for it; the few others with no syntax after their
+//! prefix are matched whole. A prefix's set is built when a path beneath it is first
+//! matched. [`literal_prefix`] gives the prefix on its own: every path a glob matches lies
+//! at or beneath it.
+//!
+//! A glob that does not parse is an error of [`PathGlobs::new`]. One that parses but whose
+//! regex the engine refuses (over its size limit: tens of thousands of `{a,b}`
+//! alternatives) is taken to match every path beneath its literal prefix: the crate's
+//! callers mask or protect what matches, and err on that side.
 #![deny(missing_docs)]
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-/// One prefix's relative globs.
+/// One prefix's relative globs, parsed; their `GlobSet` is built when a path beneath the
+/// prefix is first matched (a regex costs tens of microseconds to build, and most of a
+/// policy's prefixes are never reached by a call).
 #[derive(Debug, Clone)]
 struct Group {
     /// The literal prefix (`/` or `/a/b`, without a trailing `/`).
     prefix: Vec<u8>,
-    set: GlobSet,
-    /// The index (in the list given) of each glob of `set`.
+    globs: Vec<globset::Glob>,
+    /// Built on first use; `None` if the build failed (see [`Group::set`]).
+    set: OnceLock<Option<GlobSet>>,
+    /// The index (in the list given) of each glob of `globs`.
     index: Vec<usize>,
+}
+
+impl Group {
+    fn new(globs: &[Indexed]) -> Result<Group, PathGlobError> {
+        let parsed = globs
+            .iter()
+            .map(|(i, g)| parse(g).map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() }))
+            .collect::<Result<_, _>>()?;
+        Ok(Group {
+            prefix: Vec::new(),
+            globs: parsed,
+            set: OnceLock::new(),
+            index: globs.iter().map(|(i, _)| *i).collect(),
+        })
+    }
+
+    /// The set, built now if it was not; `None` if it cannot be: every glob parsed, so
+    /// only the regex engine's size limit can refuse it, and such a group is taken to
+    /// match every path beneath its prefix (a deny or protect rule errs on its side).
+    fn set(&self) -> Option<&GlobSet> {
+        self.set
+            .get_or_init(|| {
+                let mut b = GlobSetBuilder::new();
+                for g in &self.globs {
+                    b.add(g.clone());
+                }
+                b.build().ok()
+            })
+            .as_ref()
+    }
+
+    fn is_match(&self, on: &Path) -> bool {
+        self.set().is_none_or(|s| s.is_match(on))
+    }
+
+    /// The indices of the globs `on` matches (all of them if the set cannot be built).
+    fn matches(&self, on: &Path) -> Vec<usize> {
+        match self.set() {
+            Some(s) => s.matches(on).into_iter().map(|k| self.index[k]).collect(),
+            None => self.index.clone(),
+        }
+    }
 }
 
 /// A list of absolute path globs: which of them a path matches.
 #[derive(Debug, Clone, Default)]
 pub struct PathGlobs {
+    /// Globs without any syntax, each the one path it matches, with its lowest index.
+    literal: HashMap<Vec<u8>, usize>,
     groups: Vec<Group>,
     /// Globs with nothing to split off (no literal prefix, or nothing after it), whole.
     whole: Option<Group>,
@@ -123,11 +181,17 @@ impl PathGlobs {
         // Each prefix with its relative globs (index, glob).
         let mut split_ones: Vec<(Vec<u8>, Vec<Indexed>)> = Vec::new();
         let mut whole: Vec<Indexed> = Vec::new();
+        let mut literal: HashMap<Vec<u8>, usize> = HashMap::new();
         for (i, p) in patterns.iter().enumerate() {
             // A trailing `/` means "the directory": paths are matched without one, so the
             // glob is taken without it (it then covers that directory, and a caller that
             // masks what matches masks it whole; kept, it would match nothing).
             let p = trim_trailing_slashes(p.as_ref());
+            if !p.contains(META) {
+                // globset matches such a glob by the path's bytes being its own.
+                literal.entry(p.as_bytes().to_vec()).or_insert(i);
+                continue;
+            }
             match split(p) {
                 Some((prefix, rest)) => {
                     let prefix = if prefix.is_empty() { b"/".to_vec() } else { prefix.as_bytes().to_vec() };
@@ -139,14 +203,12 @@ impl PathGlobs {
                 None => whole.push((i, p)),
             }
         }
-        let mut out = PathGlobs::default();
+        let mut out = PathGlobs { literal, ..PathGlobs::default() };
         for (prefix, globs) in split_ones {
-            let (set, index) = build(&globs)?;
-            out.groups.push(Group { prefix, set, index });
+            out.groups.push(Group { prefix, ..Group::new(&globs)? });
         }
         if !whole.is_empty() {
-            let (set, index) = build(&whole)?;
-            out.whole = Some(Group { prefix: Vec::new(), set, index });
+            out.whole = Some(Group::new(&whole)?);
         }
         Ok(out)
     }
@@ -154,19 +216,21 @@ impl PathGlobs {
     /// Whether `path` (absolute, normalised) matches one of the globs.
     pub fn is_match(&self, path: &Path) -> bool {
         let p = path.as_os_str().as_bytes();
-        self.groups
-            .iter()
-            .any(|g| relative(p, &g.prefix).is_some_and(|r| g.set.is_match(Path::new(std::ffi::OsStr::from_bytes(r)))))
-            || self.whole.as_ref().is_some_and(|g| g.set.is_match(path))
+        self.literal.contains_key(p)
+            || self
+                .groups
+                .iter()
+                .any(|g| relative(p, &g.prefix).is_some_and(|r| g.is_match(Path::new(std::ffi::OsStr::from_bytes(r)))))
+            || self.whole.as_ref().is_some_and(|g| g.is_match(path))
     }
 
     /// The lowest index of the globs `path` matches.
     pub fn first_match(&self, path: &Path) -> Option<usize> {
         let p = path.as_os_str().as_bytes();
-        let mut best: Option<usize> = None;
+        let mut best: Option<usize> = self.literal.get(p).copied();
         let mut note = |g: &Group, on: &Path| {
-            for k in g.set.matches(on) {
-                best = Some(best.map_or(g.index[k], |b| b.min(g.index[k])));
+            for i in g.matches(on) {
+                best = Some(best.map_or(i, |b| b.min(i)));
             }
         };
         for g in &self.groups {
@@ -186,15 +250,6 @@ fn relative<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let rest = path.strip_prefix(prefix)?;
     let rest = if prefix == b"/" { rest } else { rest.strip_prefix(b"/")? };
     (!rest.is_empty()).then_some(rest)
-}
-
-fn build(globs: &[Indexed]) -> Result<(GlobSet, Vec<usize>), PathGlobError> {
-    let mut set = GlobSetBuilder::new();
-    for (i, g) in globs {
-        set.add(parse(g).map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() })?);
-    }
-    let set = set.build().map_err(|e| PathGlobError { index: globs[0].0, reason: e.to_string() })?;
-    Ok((set, globs.iter().map(|(i, _)| *i).collect()))
 }
 
 #[cfg(test)]
@@ -221,6 +276,14 @@ mod tests {
             "/ws/sub/**/.env",
             "/w\\*s/x",
             "**/rel",
+            // Literal paths, one twice (the lowest index is the match), one with a slash
+            // at the end, the root, and a relative one.
+            "/etc/ssh",
+            "/ws/.env",
+            "/ws/.env",
+            "/ws/sub/",
+            "/",
+            "rel",
         ];
         let names = [
             "ws",
@@ -292,6 +355,25 @@ mod tests {
         assert_eq!(g.first_match(Path::new("/ws/sx/inner")), None, "what lies beneath is the caller's to cover");
         assert_eq!(trim_trailing_slashes("//"), "/");
         assert_eq!(trim_trailing_slashes("a/"), "a");
+    }
+
+    /// A glob that parses but whose regex is over the engine's size limit (60,000
+    /// alternatives) is not an error when the globs are compiled, and is built only when a
+    /// path beneath its prefix is matched: it then covers every such path, and nothing else.
+    #[test]
+    fn a_glob_too_big_to_build_covers_everything_beneath_its_prefix() {
+        let alts: Vec<String> = (0..60_000).map(|i| format!("?{i}?")).collect();
+        let big = format!("/x/**/{{{}}}", alts.join(","));
+        let g = PathGlobs::new(&["/etc/shadow", big.as_str(), "/y/**/*.pem"]).unwrap();
+        assert_eq!(g.first_match(Path::new("/y/a.pem")), Some(2), "other groups answer as before");
+        assert_eq!(g.first_match(Path::new("/etc/shadow")), Some(0));
+        assert!(!g.is_match(Path::new("/y/a")));
+        let x = g.groups.iter().find(|g| g.prefix == b"/x").unwrap();
+        assert!(x.set.get().is_none(), "nothing beneath /x was matched yet");
+        assert!(g.is_match(Path::new("/x/anything")));
+        assert_eq!(g.first_match(Path::new("/x/a/b")), Some(1));
+        assert!(!g.is_match(Path::new("/xy")), "only beneath its prefix");
+        assert!(matches!(x.set.get(), Some(None)), "its set could not be built");
     }
 
     #[test]
