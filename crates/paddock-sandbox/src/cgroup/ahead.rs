@@ -23,9 +23,10 @@ use super::{create_named, Setup};
 use crate::spec::Limits;
 
 /// What a call cgroup is made for: `max_processes` and `max_memory`.
-type Key = (Option<u64>, Option<u64>);
+pub(crate) type Key = (Option<u64>, Option<u64>);
 
-fn key(limits: &Limits) -> Key {
+/// The part of `limits` a cgroup is made for: two specs with the same key get the same cgroup.
+pub(crate) fn key(limits: &Limits) -> Key {
     (limits.max_processes, limits.max_memory)
 }
 
