@@ -114,6 +114,9 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     let mut report = EnforcementReport::default();
     new_session(&mut report, LAUNCH_AHEAD);
     let ns = timing::time("namespaces", || namespaces::enter(&mut report));
+    // The seccomp filter does not depend on the spec: compiled while the caller builds it,
+    // the target only installs it.
+    timing::time("seccomp filter compiled", crate::seccomp::prepare);
     let (body, fds) = loop {
         match proto::recv_raw(ctl) {
             Ok(Some(m)) => break m,
