@@ -25,7 +25,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     pick_agent_preset(&mut a);
     // The sandbox helper enters its namespaces on the other core while the policy loads
     // (single-threaded here, so it is forked, not re-executed).
-    let mut helper = if a.explain { None } else { paddock_sandbox::prestart() };
+    let helper = if a.explain { None } else { paddock_sandbox::prestart() };
     let t = Instant::now();
     let mut policy = match load_policy_only(&a.policy) {
         Ok(p) => p,
@@ -35,10 +35,6 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     let agent = if a.explain { None } else { adapt_for_agent(&mut a, &policy) };
     if a.explain {
         return print_explain(&policy, &probe(&policy)).err().unwrap_or(exit::OK);
-    }
-    // The run's cgroup is made on a thread while the session opens and the spec is built.
-    if let Some(h) = &mut helper {
-        h.make_cgroup(&paddock::spec::limits(&policy));
     }
     let t = Instant::now();
     let here = match current_dir() {

@@ -28,18 +28,6 @@ both_users!(a_fork_loop_in_a_zygote_call_stops_at_max_processes, |user, name| {
     assert_a_fork_loop_stops_at_32(&s, user);
 });
 
-// `paddock run` has its cgroup made on a thread while it builds the spec
-// (`Prestarted::make_cgroup`; every `-ahead` variant above does so too). One made for other
-// limits is not the call's: the call gets its own, with its limits (pids.max=32, not 33),
-// and the other is removed (`Scratch::finish` checks that no cgroup is left).
-both_users!(a_cgroup_made_ahead_for_other_limits_is_not_the_calls, |user, name| {
-    let mut s = Scratch::new(name, user);
-    s.ahead = true;
-    s.cgroup_ahead_other = true;
-    s.threaded = false;
-    assert_a_fork_loop_stops_at_32(&s, user);
-});
-
 /// Runs `testprobe forks 200` under `max_processes = 32` and checks that the forks stopped
 /// with EAGAIN: as root by the cgroup, at 32; as uid 65534 by RLIMIT_NPROC.
 fn assert_a_fork_loop_stops_at_32(s: &Scratch, user: User) {

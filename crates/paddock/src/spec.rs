@@ -128,19 +128,6 @@ pub fn fs_view(policy: &Policy) -> FsView {
     FsView { read_paths: paths(&policy.view_read_rules()), write_paths, deny_paths, deny_globs, protect_globs }
 }
 
-/// The policy's `[limits]` as the sandbox enforces them (a spec's `limits`).
-pub fn limits(policy: &Policy) -> paddock_sandbox::Limits {
-    let l = &policy.limits;
-    paddock_sandbox::Limits {
-        timeout: l.timeout,
-        max_output: l.max_output,
-        max_processes: l.max_processes,
-        max_memory: l.max_memory,
-        max_open_files: l.max_open_files,
-        max_file_size: l.max_file_size,
-    }
-}
-
 /// A literal path as a glob that matches only itself.
 fn escape_glob(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
@@ -179,7 +166,15 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
     } else {
         spec.network = NetworkMode::None;
     }
-    spec.limits = limits(policy);
+    let l = &policy.limits;
+    spec.limits = paddock_sandbox::Limits {
+        timeout: l.timeout,
+        max_output: l.max_output,
+        max_processes: l.max_processes,
+        max_memory: l.max_memory,
+        max_open_files: l.max_open_files,
+        max_file_size: l.max_file_size,
+    };
     spec.stdio = stdio;
     // exec supervision (issue 16): every exec of the tree on the record, and under
     // `[commands] scope = "tree"` only the allowed programs executable.

@@ -11,10 +11,8 @@
 //! takes its re-exec path, as for a multi-threaded caller; otherwise it forks the helper.
 //! With `PADDOCK_HARNESS_AHEAD=1` (and no zygote) it forks the helper before it reads the
 //! spec (`paddock_sandbox::prestart`); with `PADDOCK_HARNESS_AHEAD=killed` it then kills
-//! that helper before the spawn; either way the spec's cgroup is made on a thread
-//! meanwhile (`Prestarted::make_cgroup`; `PADDOCK_HARNESS_CGROUP_AHEAD=other`: for other
-//! limits). `paddock-sandbox-harness ahead-unused` forks a helper ahead, drops it unused
-//! and checks that it is gone.
+//! that helper before the spawn. `paddock-sandbox-harness ahead-unused` forks a
+//! helper ahead, drops it unused and checks that it is gone.
 
 use std::process::exit;
 
@@ -57,22 +55,10 @@ fn main() {
         Some("ahead-unused") => {
             // A helper forked ahead and dropped unused: it exits and is reaped, leaving no
             // process behind.
-            // The cgroup made for it on a thread (as root, where cgroups are there) is
-            // removed with it.
-            let mut helper = paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead");
+            let helper = paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead");
             assert_eq!(children("self").len(), 1, "the helper is this process's child");
-            helper.make_cgroup(&paddock_sandbox::Limits { max_processes: Some(8), ..Default::default() });
-            // SAFETY: geteuid(2) cannot fail.
-            if unsafe { libc::geteuid() } == 0 {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while made_cgroups().is_empty() {
-                    assert!(std::time::Instant::now() < deadline, "no cgroup made ahead as root");
-                    std::thread::yield_now();
-                }
-            }
             drop(helper);
             assert_eq!(children("self"), Vec::<i32>::new(), "the unused helper is gone");
-            assert_eq!(made_cgroups(), Vec::<std::path::PathBuf>::new(), "the unused cgroup is gone");
             println!("gone");
         }
         Some("run") if args.len() == 4 => {
@@ -96,17 +82,6 @@ fn main() {
             }
             let spec: paddock_sandbox::SandboxSpec =
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");
-            // The helper forked ahead gets its cgroup made on a thread meanwhile, as `paddock
-            // run` has it made once its policy is loaded; PADDOCK_HARNESS_CGROUP_AHEAD=other:
-            // made for other limits (the spawn makes the spec's and removes that one).
-            if let Some(mut helper) = ahead.take() {
-                let mut limits = spec.limits;
-                if std::env::var_os("PADDOCK_HARNESS_CGROUP_AHEAD").is_some_and(|v| v == "other") {
-                    limits.max_processes = Some(limits.max_processes.unwrap_or(64) + 1);
-                }
-                helper.make_cgroup(&limits);
-                ahead.set(Some(helper));
-            }
             // With PADDOCK_HARNESS_ZYGOTE=N, the spec runs in a zygote started from it: N
             // calls at once (each on its own proxy port), the first one's outcome written.
             let start = |spec: &paddock_sandbox::SandboxSpec| -> Result<paddock_sandbox::Running, paddock_sandbox::SandboxError> {
@@ -181,31 +156,6 @@ fn main() {
             exit(64);
         }
     }
-}
-
-/// The directories of this process's sandbox cgroup (`paddock-PID` beside its own cgroup,
-/// in each hierarchy) that exist.
-fn made_cgroups() -> Vec<std::path::PathBuf> {
-    let name = format!("paddock-{}", std::process::id());
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mut out = Vec::new();
-    for line in own.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
-        let path = path.trim_start_matches('/');
-        let trees: Vec<String> = if ctrls.is_empty() {
-            vec![String::new(), "unified".into()]
-        } else {
-            ctrls.split(',').map(|c| c.trim_start_matches("name=").to_string()).collect()
-        };
-        for t in trees {
-            let dir = std::path::Path::new("/sys/fs/cgroup").join(&t).join(path).join(&name);
-            if dir.is_dir() && !out.contains(&dir) {
-                out.push(dir);
-            }
-        }
-    }
-    out
 }
 
 /// The pids `/proc` lists as children of `pid` (of each of its threads).

@@ -82,8 +82,6 @@ pub struct Scratch {
     pub ahead: bool,
     /// With `ahead`: the helper forked ahead is killed before the spawn.
     pub ahead_killed: bool,
-    /// With `ahead`: the cgroup made ahead is made for other limits than the spec's.
-    pub cgroup_ahead_other: bool,
 }
 
 impl Scratch {
@@ -117,7 +115,6 @@ impl Scratch {
             kill_spare: false,
             ahead: name.ends_with("-ahead"),
             ahead_killed: false,
-            cgroup_ahead_other: false,
         }
     }
 
@@ -195,9 +192,6 @@ impl Scratch {
         }
         if self.ahead {
             cmd.env("PADDOCK_HARNESS_AHEAD", if self.ahead_killed { "killed" } else { "1" });
-            if self.cgroup_ahead_other {
-                cmd.env("PADDOCK_HARNESS_CGROUP_AHEAD", "other");
-            }
         }
         // The harness stands in for `paddock run` started from a terminal: a test run under
         // `nohup` (or anything else that ignores them) must not pass its ignored SIGHUP and

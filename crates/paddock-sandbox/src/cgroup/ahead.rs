@@ -23,10 +23,9 @@ use super::{create_named, Setup};
 use crate::spec::Limits;
 
 /// What a call cgroup is made for: `max_processes` and `max_memory`.
-pub(crate) type Key = (Option<u64>, Option<u64>);
+type Key = (Option<u64>, Option<u64>);
 
-/// The part of `limits` a cgroup is made for: two specs with the same key get the same cgroup.
-pub(crate) fn key(limits: &Limits) -> Key {
+fn key(limits: &Limits) -> Key {
     (limits.max_processes, limits.max_memory)
 }
 

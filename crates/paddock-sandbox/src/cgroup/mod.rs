@@ -40,7 +40,7 @@ mod v1;
 mod v2;
 mod warm;
 
-pub(crate) use ahead::{key, CallCgroups, Key};
+pub(crate) use ahead::CallCgroups;
 pub(crate) use warm::{Warmer, Warmup};
 
 use fs::{cgroup_mounts, own_cgroups, Notes, Part, Want};

@@ -2,9 +2,7 @@
 //! caller knows what it will run (before it loads its policy), and the helper starts a new
 //! session and enters its namespaces meanwhile, on the other core; [`Prestarted::spawn_meanwhile`]
 //! then makes the sandbox's cgroup here, sends the spec and goes on as
-//! [`crate::spawn_meanwhile`] does. Once the caller knows its limits (its policy loaded),
-//! [`Prestarted::make_cgroup`] makes that cgroup on a thread while the caller builds the
-//! spec: making a cgroup directory waits for an RCU grace period now and then.
+//! [`crate::spawn_meanwhile`] does.
 //!
 //! Not a confinement step: this runs in the caller. The helper's steps and their order are
 //! those of [`crate::helper`]; only the cgroup is made by the caller (as for a zygote's
@@ -13,7 +11,6 @@
 //! made nothing but namespaces of its own, which go with it.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{fork_helper_side, handshake, Running};
@@ -21,7 +18,7 @@ use crate::cgroup;
 use crate::error::SetupError;
 use crate::proto::{self, Msg};
 use crate::pty;
-use crate::spec::{Limits, SandboxSpec, StdioMode};
+use crate::spec::{SandboxSpec, StdioMode};
 use crate::stdio::{above_stdio, make_stdio, ChildStdio, ParentStdio};
 use crate::sys;
 use crate::timing;
@@ -29,9 +26,6 @@ use crate::SandboxError;
 
 /// How long a dropped, unused helper may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
-
-/// How long a joined thread may still be counted as this process's.
-const THREAD_GONE: Duration = Duration::from_millis(100);
 
 /// A sandbox helper forked ahead ([`prestart`]): in a session of its own and its own
 /// namespaces, waiting for the spec of the one child it will confine. Give it that spec
@@ -43,11 +37,6 @@ pub struct Prestarted {
     ctl: Option<OwnedFd>,
     /// When it was forked (`CLOCK_MONOTONIC`): the origin of its phases' offsets.
     origin: u64,
-    /// The sandbox's cgroup being made on a thread ([`Prestarted::make_cgroup`]), with the
-    /// limits it is made for.
-    cgroup: Option<JoinHandle<(cgroup::Key, cgroup::Setup)>>,
-    /// Whether a thread was started for the cgroup.
-    cgroup_thread: bool,
 }
 
 /// Forks the sandbox helper now, before its spec is known, so that its new session and
@@ -69,37 +58,10 @@ pub fn prestart() -> Option<Prestarted> {
     let none = ChildStdio { stdin: None, stdout: None, stderr: None };
     let pid = fork_helper_side(ctl_child, none, |ctl| crate::helper::run_ahead(ctl)).ok()?;
     timing::phase("helper fork", started);
-    Some(Prestarted { pid, ctl: Some(ctl), origin, cgroup: None, cgroup_thread: false })
+    Some(Prestarted { pid, ctl: Some(ctl), origin })
 }
 
 impl Prestarted {
-    /// Starts making the sandbox's cgroup for `limits` (its `max_processes` and
-    /// `max_memory`) on a thread of this process, which goes on meanwhile: a spec with the
-    /// same two limits takes it, one with others gets its own made then (this one removed).
-    /// Where the thread cannot start, nothing is made ahead. Call it once the limits are
-    /// known and before the spawn; the process has one more thread until the spawn.
-    pub fn make_cgroup(&mut self, limits: &Limits) {
-        if let Some(old) = self.cgroup.take() {
-            remove_made(old);
-        }
-        let limits = *limits;
-        let made = move || (cgroup::key(&limits), cgroup::create(&limits));
-        self.cgroup = std::thread::Builder::new().name("paddock-cgroup".into()).spawn(made).ok();
-        self.cgroup_thread |= self.cgroup.is_some();
-    }
-
-    /// The cgroup for `limits`: the one made ahead when it was made for them, else one made now.
-    fn take_cgroup(&mut self, limits: &Limits) -> cgroup::Setup {
-        if let Some(h) = self.cgroup.take() {
-            match h.join() {
-                Ok((k, setup)) if k == cgroup::key(limits) => return setup,
-                Ok((_, other)) => drop_setup(other),
-                Err(_) => {} // the thread panicked: nothing of it to remove
-            }
-        }
-        cgroup::create(limits)
-    }
-
     /// [`crate::spawn_meanwhile`] with this helper: makes the sandbox's cgroup, sends the
     /// spec, runs `meanwhile` while the helper side builds the sandbox, and waits for the
     /// report. The child is parked before `execve` until [`Running::wait`].
@@ -114,13 +76,7 @@ impl Prestarted {
             // The helper is gone before it got its spec (killed): one started now.
             Err(Begin::Gone(e)) => {
                 tracing::debug!("the helper forked ahead is gone ({e}); another one is started");
-                let made_cgroup = self.cgroup_thread;
                 drop(self);
-                // The cgroup's thread, joined, may still be counted for a moment: without
-                // it, the new helper is forked rather than re-executed.
-                if made_cgroup {
-                    sys::single_threaded_within(THREAD_GONE);
-                }
                 return super::spawn_meanwhile(spec, meanwhile);
             }
             Err(Begin::Failed(e)) => return (Err(e), None),
@@ -139,7 +95,7 @@ impl Prestarted {
         let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
         let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();
-        let cg = self.take_cgroup(&spec.limits);
+        let cg = cgroup::create(&spec.limits);
         timing::phase("cgroup", t);
         let given = [&stdio.stdin, &stdio.stdout, &stdio.stderr];
         let mut fds: Vec<RawFd> = given.iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())).collect();
@@ -183,9 +139,6 @@ impl Drop for Prestarted {
     /// An unused helper reads the end of its control stream and exits; it is reaped here
     /// (killed if it takes too long).
     fn drop(&mut self) {
-        if let Some(h) = self.cgroup.take() {
-            remove_made(h);
-        }
         if self.pid <= 0 {
             return;
         }
@@ -193,19 +146,5 @@ impl Drop for Prestarted {
         if sys::wait_for(self.pid, EXIT_GRACE).is_none() {
             sys::kill_and_reap(self.pid);
         }
-    }
-}
-
-/// Removes the cgroup a thread made ahead and no spec took, once the thread is done.
-fn remove_made(h: JoinHandle<(cgroup::Key, cgroup::Setup)>) {
-    if let Ok((_, setup)) = h.join() {
-        drop_setup(setup);
-    }
-}
-
-/// Removes the directories of a cgroup no helper was given.
-fn drop_setup(setup: cgroup::Setup) {
-    if let Some(c) = &setup.cgroup {
-        c.remove();
     }
 }

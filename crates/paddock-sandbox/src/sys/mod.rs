@@ -77,21 +77,6 @@ pub(crate) fn thread_count() -> Option<usize> {
     status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
 }
 
-/// Whether this process is single-threaded, waited for (yielding, at most `limit`): a
-/// thread just joined is still counted until the kernel has released it.
-pub(crate) fn single_threaded_within(limit: std::time::Duration) -> bool {
-    let start = std::time::Instant::now();
-    loop {
-        if thread_count() == Some(1) {
-            return true;
-        }
-        if start.elapsed() >= limit {
-            return false;
-        }
-        std::thread::yield_now();
-    }
-}
-
 /// `pidfd_open(2)` of `pid` (a child of ours, or this process itself).
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     let pid = rustix::process::Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
