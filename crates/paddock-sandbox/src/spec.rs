@@ -325,13 +325,21 @@ impl PathPlan {
     /// write path at or beneath a deny path is dropped (deny beats read/write); nested deny
     /// paths collapse into their ancestor.
     pub fn new(spec: &SandboxSpec) -> PathPlan {
+        PathPlan::with_host_root(spec, Path::new("/"))
+    }
+
+    /// [`PathPlan::new`] where the host's root is at `host_root` (a helper that entered
+    /// the mount view's scratch root ahead has it at `/oldroot`): the paths are the
+    /// spec's, their existence is looked up there.
+    pub(crate) fn with_host_root(spec: &SandboxSpec, host_root: &Path) -> PathPlan {
         let mut plan = PathPlan::default();
+        let exists = |p: &Path| host_root.join(p.strip_prefix("/").unwrap_or(p)).symlink_metadata().is_ok();
         // paddock's own state is masked whatever the grants: the view walk masks these like
         // deny paths (a missing one is left out: it would split Landlock's grants for nothing).
         let mut denies: Vec<PathBuf> = spec
             .deny_paths
             .iter()
-            .chain(spec.hidden_paths.iter().filter(|p| p.is_absolute() && p.symlink_metadata().is_ok()))
+            .chain(spec.hidden_paths.iter().filter(|p| p.is_absolute() && exists(p)))
             .chain(&spec.view_cache)
             .cloned()
             .collect();

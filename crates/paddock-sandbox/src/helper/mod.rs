@@ -95,6 +95,8 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
         pty_slave: None,
         zygote_view: None,
         landlock_ahead: None,
+        scratch_ahead: None,
+        dev_null: None,
     };
     let cg = cg.cgroup;
     new_session(&mut st.report, &req.launch);
@@ -115,8 +117,17 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     new_session(&mut report, LAUNCH_AHEAD);
     let ns = timing::time("namespaces", || namespaces::enter(&mut report));
     // The seccomp filter does not depend on the spec: compiled while the caller builds it,
-    // the target only installs it.
+    // the target only installs it. Nor does the scratch root the reaper builds the mount
+    // view in (in the mount namespace just made, which the reaper shares): entered now,
+    // the host's root is at /oldroot from here on.
     timing::time("seccomp filter compiled", crate::seccomp::prepare);
+    let dev_null = ns.mount.then(|| sys::open_dev_null().ok()).flatten();
+    let scratch =
+        ns.mount.then(|| timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead));
+    let host_root = match &scratch {
+        Some(Ok(())) => crate::mounts::host_root(),
+        _ => std::path::Path::new("/"),
+    };
     let (body, fds) = loop {
         match proto::recv_raw(ctl) {
             Ok(Some(m)) => break m,
@@ -141,8 +152,10 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     }
     let mut applied = cgroup;
     let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
-    let plan = timing::time("path plan", || PathPlan::new(&spec));
-    let warm = cg.as_ref().filter(|c| !c.quick_self_move()).map(|_| cgroup::Warmup::start());
+    let plan = timing::time("path plan", || PathPlan::with_host_root(&spec, host_root));
+    // No `Warmup` here: forked now, its process would be the new pid namespace's init,
+    // and its end would leave the namespace unable to fork the reaper (ENOMEM). The
+    // caller started one when it made the cgroup (`Prestarted::spawn_meanwhile`).
     let st = State {
         cgroup: applied,
         spec: *spec,
@@ -153,9 +166,11 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
         pty_slave: None,
         zygote_view: None,
         landlock_ahead: None,
+        scratch_ahead: scratch,
+        dev_null,
     };
     strict_check_before_reaper(&st, cg.as_ref());
-    start_reaper(st, ns, cg, warm)
+    start_reaper(st, ns, cg, None)
 }
 
 /// Step 2's strict check, once the namespaces are entered: a strict run missing a layer
@@ -262,7 +277,7 @@ pub(crate) fn reaper_started(
     if let Some((fd, byte)) = told {
         let _ = sys::write_all(fd.as_raw_fd(), &[byte]);
     }
-    if let Ok(null) = sys::open_dev_null() {
+    if let Some(null) = st.dev_null() {
         sys::redirect_stdio(null);
         sys::close(null);
     }

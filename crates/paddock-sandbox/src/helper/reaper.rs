@@ -30,7 +30,7 @@ pub(crate) enum CgroupEntry {
 /// is one.
 pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! {
     begin();
-    let null = sys::open_dev_null().ok();
+    let null = st.dev_null();
     let start = timing::now_ns();
     let view = match st.zygote_view {
         Some(z) => {
@@ -50,7 +50,7 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! 
 /// the helper on `helper`, moves itself into the cgroup and goes on as [`main`] does.
 pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, helper: OwnedFd) -> ! {
     begin();
-    let null = sys::open_dev_null().ok();
+    let null = st.dev_null();
     let start = timing::now_ns();
     let made = st.spec.limits.tmpfs_size();
     let mounts = call_mounts(&ns, z, &st.plan, made);
@@ -200,7 +200,7 @@ fn own_view(st: &mut State, ns: &Namespaces) -> View {
         );
         return View { built: false, private_tmp: false };
     }
-    match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size()) {
+    match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size(), st.scratch_ahead.take()) {
         Ok(view) => {
             st.report.record(Layer::Mounts, mounts::layer(&view, st.spec.enforcement == Enforcement::Strict));
             View { built: true, private_tmp: view.private_tmp }

@@ -28,6 +28,23 @@ pub(crate) struct State {
     /// The Landlock ruleset a spare reaper made before its call came (the target uses it
     /// if the call asks for the same rules).
     pub landlock_ahead: Option<crate::landlock::Prepared>,
+    /// How entering the mount view's scratch root went, when a helper forked ahead did it
+    /// while it waited for its spec ([`crate::mounts::enter_scratch_ahead`]).
+    pub scratch_ahead: Option<std::io::Result<()>>,
+    /// The host's `/dev/null`, opened before the scratch root was entered ahead (it has
+    /// none): what the helper and the reaper point their standard descriptors at.
+    pub dev_null: Option<RawFd>,
+}
+
+impl State {
+    /// `/dev/null` for this process's standard descriptors: the one opened ahead, else
+    /// opened now.
+    pub(crate) fn dev_null(&self) -> Option<RawFd> {
+        match self.dev_null {
+            Some(fd) => Some(fd),
+            None => crate::sys::open_dev_null().ok(),
+        }
+    }
 }
 
 /// The mount view a zygote built once for its calls.

@@ -37,6 +37,10 @@ pub struct Prestarted {
     ctl: Option<OwnedFd>,
     /// When it was forked (`CLOCK_MONOTONIC`): the origin of its phases' offsets.
     origin: u64,
+    /// In cgroup v2, the no-op move started when the cgroup was made, whose grace period
+    /// the reaper's move shares (the helper cannot fork it: a process forked in its new
+    /// pid namespace would be its init). Reaped with this.
+    warm: Option<cgroup::Warmup>,
 }
 
 /// Forks the sandbox helper now, before its spec is known, so that its new session and
@@ -58,7 +62,7 @@ pub fn prestart() -> Option<Prestarted> {
     let none = ChildStdio { stdin: None, stdout: None, stderr: None };
     let pid = fork_helper_side(ctl_child, none, |ctl| crate::helper::run_ahead(ctl)).ok()?;
     timing::phase("helper fork", started);
-    Some(Prestarted { pid, ctl: Some(ctl), origin })
+    Some(Prestarted { pid, ctl: Some(ctl), origin, warm: None })
 }
 
 impl Prestarted {
@@ -96,6 +100,9 @@ impl Prestarted {
         let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();
         let cg = cgroup::create(&spec.limits);
+        if cg.cgroup.as_ref().is_some_and(|c| !c.quick_self_move()) {
+            self.warm = Some(cgroup::Warmup::start());
+        }
         timing::phase("cgroup", t);
         let given = [&stdio.stdin, &stdio.stdout, &stdio.stderr];
         let mut fds: Vec<RawFd> = given.iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())).collect();

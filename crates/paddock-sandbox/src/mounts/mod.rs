@@ -47,17 +47,36 @@ pub(crate) fn layer(view: &MountView, strict: bool) -> Applied {
     }
 }
 
+/// Enters the scratch root the view is built in (the host's root then at [`host_root`]),
+/// in a helper forked ahead while it waits for its spec: it depends on none of it. Only
+/// in a mount namespace of the helper's own. [`build`] is then given the outcome.
+pub(crate) fn enter_scratch_ahead() -> std::io::Result<()> {
+    scratch::enter()
+}
+
+/// Where the host's root is once the scratch root is entered.
+pub(crate) fn host_root() -> &'static std::path::Path {
+    paths::old_root()
+}
+
 /// Builds the view and moves into it. An error leaves the process in an unusable state:
 /// the caller reports it and exits.
 ///
 /// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
-/// /proc yet (see [`per_call`]).
-pub(crate) fn build(plan: &PathPlan, pty: bool, zygote: bool, tmp_size: TmpfsSize) -> Result<MountView, MountError> {
+/// /proc yet (see [`per_call`]). `scratch`: how [`enter_scratch_ahead`] went, when this
+/// process's helper entered the scratch root already.
+pub(crate) fn build(
+    plan: &PathPlan,
+    pty: bool,
+    zygote: bool,
+    tmp_size: TmpfsSize,
+    scratch: Option<std::io::Result<()>>,
+) -> Result<MountView, MountError> {
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     // Everything is made in a scratch root, so no step resolves a path of the host's but
     // through /oldroot, and nothing of the scratch root stays once the view is entered.
-    scratch::enter().map_err(MountError::at(MountStep::ScratchRoot))?;
+    scratch.unwrap_or_else(scratch::enter).map_err(MountError::at(MountStep::ScratchRoot))?;
     let start = crate::timing::now_ns();
     let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     crate::timing::record("mounts: binds", start);

@@ -73,6 +73,8 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         pty_slave: None,
         zygote_view: Some(z.view),
         landlock_ahead: None,
+        scratch_ahead: None,
+        dev_null: None,
     };
     let ns = crate::timing::time("call namespaces", || call_namespaces(&mut st.report));
     st.strict_check();

@@ -66,6 +66,8 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
         pty_slave: None,
         zygote_view: Some(z.view),
         landlock_ahead: None,
+        scratch_ahead: None,
+        dev_null: None,
     };
     let ns = timing::time("spare: call namespaces, entered ahead", || call::call_namespaces(&mut st.report));
     let Ok((calls, calls_reaper)) = proto::socketpair() else { exit_now(125) };
