@@ -333,7 +333,15 @@ impl PathPlan {
     /// spec's, their existence is looked up there.
     pub(crate) fn with_host_root(spec: &SandboxSpec, host_root: &Path) -> PathPlan {
         let mut plan = PathPlan::default();
-        let exists = |p: &Path| host_root.join(p.strip_prefix("/").unwrap_or(p)).symlink_metadata().is_ok();
+        // Beneath another root, looked up in it (an absolute symlink on the way resolves
+        // there too); a root that cannot be opened keeps every path (masked if there).
+        let root = (host_root != Path::new("/"))
+            .then(|| crate::sys::openat_cwd(&crate::sys::cpath(host_root)?, libc::O_PATH | libc::O_DIRECTORY));
+        let exists = |p: &Path| match &root {
+            None => p.symlink_metadata().is_ok(),
+            Some(Ok(fd)) => crate::sys::present_in_root(std::os::fd::AsFd::as_fd(fd), p),
+            Some(Err(_)) => true,
+        };
         // paddock's own state is masked whatever the grants: the view walk masks these like
         // deny paths (a missing one is left out: it would split Landlock's grants for nothing).
         let mut denies: Vec<PathBuf> = spec
@@ -413,6 +421,27 @@ mod tests {
         assert_eq!(p.notes.len(), 2);
         assert!(p.is_writable(Path::new("/home/u/ws/a")));
         assert!(!p.is_writable(Path::new("/home/u/wsx")));
+    }
+
+    /// A helper that entered the view's scratch root ahead has the host's root beneath
+    /// `/oldroot`: a hidden path is looked up there, an absolute symlink on its way
+    /// resolved in that root too (joined naively, `link` would lead out of it, the path
+    /// would look absent, and nothing would mask it).
+    #[test]
+    fn hidden_paths_are_looked_up_in_the_host_root_given() {
+        let root = std::env::temp_dir().join(format!("paddock-hostroot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("real/state")).unwrap();
+        std::fs::write(root.join("real/state/audit.jsonl"), "").unwrap();
+        std::os::unix::fs::symlink("/real", root.join("link")).unwrap();
+        let mut s = spec();
+        s.hidden_paths = vec!["/link/state/audit.jsonl".into(), "/link/state/absent".into(), "/real/state".into()];
+        let p = PathPlan::with_host_root(&s, &root);
+        assert_eq!(p.denies, vec![PathBuf::from("/real/state"), PathBuf::from("/link/state/audit.jsonl")]);
+        // A root that cannot be opened keeps every hidden path.
+        let p = PathPlan::with_host_root(&s, &root.join("nowhere"));
+        assert_eq!(p.denies.len(), 3, "{:?}", p.denies);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

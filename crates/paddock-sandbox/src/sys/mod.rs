@@ -280,6 +280,23 @@ pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_in
     Ok(rustix::fs::openat2(dir, path, flags, Mode::empty(), resolve)?)
 }
 
+/// Whether something is at `path` (absolute, its last component not followed) in the tree
+/// whose root is `root`: looked up with `openat2(2)` and `RESOLVE_IN_ROOT`, so an absolute
+/// symlink on the way resolves beneath `root`, as it does for the processes rooted there.
+/// Only `ENOENT` and `ENOTDIR` say no; any other failure to look says yes.
+pub(crate) fn present_in_root(root: BorrowedFd<'_>, path: &std::path::Path) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let Ok(rel) = cpath(if rel.as_os_str().is_empty() { std::path::Path::new(".") } else { rel }) else {
+        return true;
+    };
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat2(root, &rel, flags, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS) {
+        Ok(_) => true,
+        Err(e) => !matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR),
+    }
+}
+
 /// `fstat(2)`.
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: an all-zero stat is a valid value for the kernel to overwrite.
