@@ -74,6 +74,18 @@ impl Setup {
         fds.extend(cg_fds);
         names
     }
+
+    /// Whether a move into this cgroup waits for an RCU grace period (cgroup v2; a
+    /// single-threaded process moving itself in v1 does not).
+    pub(crate) fn slow_move(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|c| !c.quick_self_move())
+    }
+
+    /// Where a move waits ([`Setup::slow_move`]): a [`Warmup`] started now, right after
+    /// the `mkdir`, whose grace period the move into this cgroup a few steps later shares.
+    pub(crate) fn warm_up(&self) -> Option<Warmup> {
+        self.slow_move().then(Warmup::start)
+    }
 }
 
 impl SandboxCgroup {

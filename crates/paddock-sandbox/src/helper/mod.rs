@@ -84,7 +84,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     // the reaper moves itself at no such cost): one started now (once the directory is
     // made: a move holds the cgroup mutex while it waits, and the mkdir needs it) is
     // shared by that move, a few steps later.
-    let warm = cg.cgroup.as_ref().filter(|c| !c.quick_self_move()).map(|_| cgroup::Warmup::start());
+    let warm = cg.warm_up();
     let mut st = State {
         cgroup: cg.applied,
         spec: req.spec,

@@ -100,9 +100,7 @@ impl Prestarted {
         let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();
         let cg = cgroup::create(&spec.limits);
-        if cg.cgroup.as_ref().is_some_and(|c| !c.quick_self_move()) {
-            self.warm = Some(cgroup::Warmup::start());
-        }
+        self.warm = cg.warm_up();
         timing::phase("cgroup", t);
         let given = [&stdio.stdin, &stdio.stdout, &stdio.stderr];
         let mut fds: Vec<RawFd> = given.iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())).collect();

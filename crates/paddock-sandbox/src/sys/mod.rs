@@ -274,9 +274,20 @@ pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io
 /// `openat2(2)` with `RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH`:
 /// `path` (relative) resolves beneath `dir` without following any symlink.
 pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::from_bits_retain(flags as _) | OFlags::CLOEXEC;
+    use rustix::fs::ResolveFlags;
     let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
+    openat2(dir, path, flags, resolve)
+}
+
+/// `openat2(2)` of `path` relative to `dir` with `flags` (close-on-exec added) and `resolve`.
+fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: libc::c_int,
+    resolve: rustix::fs::ResolveFlags,
+) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::from_bits_retain(flags as _) | OFlags::CLOEXEC;
     Ok(rustix::fs::openat2(dir, path, flags, Mode::empty(), resolve)?)
 }
 
@@ -285,15 +296,15 @@ pub(crate) fn openat_beneath(dir: BorrowedFd<'_>, path: &CStr, flags: libc::c_in
 /// symlink on the way resolves beneath `root`, as it does for the processes rooted there.
 /// Only `ENOENT` and `ENOTDIR` say no; any other failure to look says yes.
 pub(crate) fn present_in_root(root: BorrowedFd<'_>, path: &std::path::Path) -> bool {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::ResolveFlags;
     let rel = path.strip_prefix("/").unwrap_or(path);
     let Ok(rel) = cpath(if rel.as_os_str().is_empty() { std::path::Path::new(".") } else { rel }) else {
         return true;
     };
-    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match rustix::fs::openat2(root, &rel, flags, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS) {
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    match openat2(root, &rel, libc::O_PATH | libc::O_NOFOLLOW, resolve) {
         Ok(_) => true,
-        Err(e) => !matches!(e, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR),
+        Err(e) => !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)),
     }
 }
 

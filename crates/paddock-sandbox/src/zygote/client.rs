@@ -184,7 +184,7 @@ impl Zygote {
         self.accepts(call)?;
         let cg = self.cgroups.take(&call.limits);
         // The reaper moves itself in; where that waits for a grace period (not cgroup v1).
-        if cg.cgroup.as_ref().is_some_and(|c| !c.quick_self_move()) {
+        if cg.slow_move() {
             if let Some(w) = self.warmer.get_or_init(crate::cgroup::Warmer::start) {
                 w.touch();
             }
