@@ -30,6 +30,7 @@ pub(crate) mod mask;
 pub(crate) mod plan;
 pub(crate) mod stamp;
 pub(crate) mod walk;
+mod watch;
 
 use std::io;
 use std::path::PathBuf;

@@ -10,16 +10,21 @@
 //! whose ctime is within [`super::cache::MARGIN_SECS`] of the moment the stamp was taken
 //! count as changed (the view cache's "racily clean" rule: a change in the same clock tick
 //! leaves ctime as it was).
+//!
+//! Where it can, a stamp also watches those directories ([`super::watch`]): the check then
+//! reads a queue and `lstat`s only what the queue cannot vouch for.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::MARGIN_SECS;
 use super::plan::{overlay_candidate, roots, Rules};
 use super::walk::PSEUDO_FS;
+use super::watch::{self, Verdict, Watch};
 use crate::spec::{PathPlan, SandboxSpec};
 use crate::sys;
 
@@ -27,12 +32,22 @@ use crate::sys;
 type Status = Option<[i64; 8]>;
 
 /// The status of the directories a view walk visits, taken before the view was built.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ViewStamp {
     dirs: Vec<(PathBuf, Status)>,
     /// Why the stamp cannot vouch for the view (a directory changed while it was taken or
     /// too recently, or could not be read): [`ViewStamp::unchanged`] is then always false.
     stale: Option<String>,
+    /// The watch on `dirs`, if one could be set ([`super::watch`]), and the indices of
+    /// `dirs` it does not cover (compared by `lstat` at every check).
+    watch: Option<(Mutex<Watch>, Vec<usize>)>,
+}
+
+/// A clone compares by `lstat` (a watch's queue has one reader).
+impl Clone for ViewStamp {
+    fn clone(&self) -> ViewStamp {
+        ViewStamp { dirs: self.dirs.clone(), stale: self.stale.clone(), watch: None }
+    }
 }
 
 fn status(p: &Path) -> io::Result<Status> {
@@ -64,8 +79,12 @@ pub fn view_stamp(spec: &SandboxSpec) -> ViewStamp {
 
 impl ViewStamp {
     pub(crate) fn take(plan: &PathPlan) -> ViewStamp {
+        Self::take_watched(plan, true)
+    }
+
+    fn take_watched(plan: &PathPlan, watched: bool) -> ViewStamp {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut s = ViewStamp { dirs: Vec::new(), stale: None };
+        let mut s = ViewStamp { dirs: Vec::new(), stale: None, watch: None };
         let rules = match Rules::new(plan) {
             Ok(r) => r,
             Err(e) => {
@@ -77,14 +96,42 @@ impl ViewStamp {
         // mounted, the view walks the tree whole at its start, but this stamp does not
         // watch it: what is bound there later is not seen, as in any view after its start).
         let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p)).cloned().collect();
-        if let Err(why) = s.scan(&roots(plan, &rules, &overlaid), now) {
+        let roots = roots(plan, &rules, &overlaid);
+        let mut local = Vec::new();
+        if let Err(why) = s.scan(&roots, now, &mut local) {
             s.stale = Some(why);
             s.dirs.clear();
+            return s;
+        }
+        if watched {
+            s.watch_dirs(&roots, &local);
         }
         s
     }
 
-    fn scan(&mut self, roots: &[PathBuf], now: i64) -> Result<(), String> {
+    /// Watches the stamped directories on a local filesystem (`local[i]`), then compares
+    /// every status once: a change before its watch was added shows there, one after in
+    /// the queue. No watch (an error): every check compares every status.
+    fn watch_dirs(&mut self, roots: &[PathBuf], local: &[bool]) {
+        let dirs = self.dirs.iter().zip(local).filter(|(_, l)| **l).map(|((p, _), _)| p.as_path());
+        let Ok(w) = Watch::new(dirs, roots) else { return };
+        let others = (0..self.dirs.len()).filter(|i| !local[*i]).collect();
+        if !self.compare_all() {
+            self.stale = Some("a directory changed while the stamp was taken".into());
+            return;
+        }
+        self.watch = Some((Mutex::new(w), others));
+    }
+
+    fn compare_all(&self) -> bool {
+        self.dirs.iter().all(|(p, st)| status(p).is_ok_and(|now| now == *st))
+    }
+
+    /// Stamps every directory beneath `roots`; `local[i]` says whether `self.dirs[i]` is a
+    /// directory on a filesystem a watch can vouch for ([`watch::LOCAL_FS`]).
+    fn scan(&mut self, roots: &[PathBuf], now: i64, local: &mut Vec<bool>) -> Result<(), String> {
+        // The filesystem type of each device met: whether its directories can be watched.
+        let mut devs: Vec<(u64, bool)> = Vec::new();
         let mut stack: Vec<(PathBuf, Option<u64>)> = roots.iter().map(|r| (r.clone(), None)).collect();
         while let Some((path, parent_dev)) = stack.pop() {
             let md = match std::fs::symlink_metadata(&path) {
@@ -93,6 +140,7 @@ impl ViewStamp {
                 Err(e) => return Err(format!("{}: {e}", path.display())),
             };
             self.dirs.push((path.clone(), md.as_ref().map(key)));
+            local.push(false);
             let Some(md) = md else {
                 if parent_dev.is_some() {
                     return Err(format!("{} moved while the stamp was taken", path.display()));
@@ -116,6 +164,10 @@ impl ViewStamp {
                 if PSEUDO_FS.contains(&t) {
                     continue;
                 }
+                devs.push((k[0] as u64, watch::LOCAL_FS.contains(&t)));
+            }
+            if let Some(l) = local.last_mut() {
+                *l = devs.iter().any(|&(dev, ok)| dev == k[0] as u64 && ok);
             }
             let entries = match std::fs::read_dir(&path) {
                 Ok(r) => r,
@@ -136,7 +188,21 @@ impl ViewStamp {
     /// Whether every directory stamped is as it was: nothing was created, removed, renamed
     /// or bound in any of them since the stamp was taken.
     pub fn unchanged(&self) -> bool {
-        self.stale.is_none() && self.dirs.iter().all(|(p, st)| status(p).is_ok_and(|now| now == *st))
+        if self.stale.is_some() {
+            return false;
+        }
+        let Some((w, others)) = &self.watch else { return self.compare_all() };
+        // Held while the statuses are compared: a call at once waits for this verdict
+        // rather than read an empty queue this check emptied.
+        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+        match w.check() {
+            Verdict::Quiet => others.iter().all(|i| {
+                let (p, st) = &self.dirs[*i];
+                status(p).is_ok_and(|now| now == *st)
+            }),
+            Verdict::Changed => false,
+            Verdict::Unsure => self.compare_all(),
+        }
     }
 
     /// Why the view cannot be vouched for, if that is so.
@@ -210,6 +276,78 @@ mod tests {
         assert!(s.unchanged(), "{:?}", s.stale_reason());
         std::fs::remove_dir(root.join("d1/e51")).unwrap();
         assert!(!s.unchanged(), "a directory removed");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn watched(s: &ViewStamp) -> bool {
+        s.watch.as_ref().is_some_and(|(_, others)| others.is_empty())
+    }
+
+    #[test]
+    fn a_directory_above_a_root_replaced_is_a_change() {
+        let root = tree("above", 40);
+        settle();
+        for watch in [true, false] {
+            let below = root.join("d0");
+            let s = ViewStamp::take_watched(&PathPlan { writes: vec![below.clone()], ..PathPlan::default() }, watch);
+            assert!(s.unchanged(), "{:?}", s.stale_reason());
+            assert_eq!(watched(&s), watch);
+            // The root's parent renamed away and another put in its place, with the same
+            // names beneath: nothing stamped was touched, but the root is another directory.
+            let away = root.with_extension("away");
+            std::fs::rename(&root, &away).unwrap();
+            std::fs::create_dir_all(&below).unwrap();
+            assert!(!s.unchanged(), "watched: {watch}");
+            std::fs::remove_dir_all(&root).unwrap();
+            std::fs::rename(&away, &root).unwrap();
+            settle();
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn what_the_statuses_do_not_show_is_let_go() {
+        let root = tree("quiet", 40);
+        std::fs::write(root.join("d0/e1/file"), "x").unwrap();
+        settle();
+        let s = ViewStamp::take(&PathPlan { writes: vec![root.join("d0")], ..PathPlan::default() });
+        assert!(s.unchanged(), "{:?}", s.stale_reason());
+        assert!(watched(&s));
+        // A file's own attributes and content, and a sibling of the root: no directory's
+        // status changes, and neither does the verdict.
+        let f = root.join("d0/e1/file");
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::fs::write(&f, "changed").unwrap();
+        std::fs::write(root.join("sibling"), "x").unwrap();
+        std::fs::create_dir(root.join("d0.sibling")).unwrap();
+        assert!(s.unchanged());
+        // An entry created beneath, then removed again: the directory's ctime moved.
+        std::fs::write(root.join("d0/e2/new"), "x").unwrap();
+        std::fs::remove_file(root.join("d0/e2/new")).unwrap();
+        assert!(!s.unchanged());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A mount over a stamped directory hides its watch: the mount table's change makes
+    /// the check compare every status. Root only (elsewhere the mount is refused: skipped).
+    #[test]
+    fn a_mount_over_a_stamped_directory_is_a_change() {
+        let root = tree("mount", 20);
+        settle();
+        let s = ViewStamp::take(&PathPlan { writes: vec![root.join("d0")], ..PathPlan::default() });
+        assert!(s.unchanged(), "{:?}", s.stale_reason());
+        let target = root.join("d0/e3");
+        let other = root.join("other");
+        std::fs::create_dir(&other).unwrap();
+        assert!(s.unchanged(), "a sibling of the root");
+        if rustix::mount::mount_bind(&other, &target).is_err() {
+            assert!(!rustix::process::geteuid().is_root(), "root may bind");
+            std::fs::remove_dir_all(&root).unwrap();
+            return;
+        }
+        let changed = !s.unchanged();
+        rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH).unwrap();
+        assert!(changed, "a directory of the view covered by a mount");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

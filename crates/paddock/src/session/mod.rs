@@ -13,7 +13,8 @@
 //! file or socket created, renamed or removed, by the host or an earlier call), or a ctime
 //! within two seconds of the stamp, retires the zygote and starts a new one. So a call's
 //! view masks every deny/protect match, hidden path and socket that exists when the call
-//! starts. The check stats each of those directories (about 1 ms for 2,000). A revocation
+//! starts. The check reads the stamp's inotify queue, where the stamp could watch the
+//! directories, else stats each of them (about 1 ms for 2,000). A revocation
 //! reload starts a new zygote too; Landlock still grants per path. Without Landlock ABI 4
 //! (TCP confinement), or when a zygote cannot start, each call gets a sandbox of its own.
 //! `Session::run` always does.

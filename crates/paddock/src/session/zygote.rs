@@ -108,7 +108,8 @@ impl Zygotes {
         }
         let lock = || self.slot.lock().unwrap_or_else(|e| e.into_inner());
         let mut slot = lock();
-        // The view check (an `lstat` of every directory the view walk visits) runs without
+        // The view check (its watch's queue read, else an `lstat` of every directory the view
+        // walk visits) runs without
         // the slot's lock, so that calls at once do not queue behind each other's checks;
         // a zygote found out of date is replaced only if it is still the slot's.
         while let ZygoteSlot::Ready(z) = &*slot {

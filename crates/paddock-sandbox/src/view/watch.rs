@@ -1,0 +1,180 @@
+//! The change notification behind a [`super::stamp::ViewStamp`]: an inotify watch on every
+//! stamped directory and on every directory above the stamp's roots, and a poll of the
+//! mount table, so that the check before each call of a session reads a queue instead of
+//! stat-ing every directory of the view again.
+//!
+//! What counts as a change is what the stamp's comparison sees: an entry of a stamped
+//! directory created, removed or renamed (in or out), the directory's own attributes
+//! changed, the directory removed, renamed or unmounted; above a root, the entry on the
+//! root's path created, removed or renamed, or a directory on the path removed, renamed or
+//! its attributes changed. Events that the comparison does not see (a file's own
+//! attributes, a sibling of a root's path) are read and let go.
+//!
+//! What inotify does not say, the stamp still compares by `lstat`:
+//! - every stamped path that is not a directory (an absent root, a granted file), and every
+//!   directory on a filesystem whose changes inotify may not all report (a network or FUSE
+//!   filesystem: only [`LOCAL_FS`] are watched; a directory above a root elsewhere means no
+//!   watch at all);
+//! - everything, once: after the mount table changed (a mount over a stamped directory hides
+//!   its watch), once more whenever it changes again;
+//! - everything, always: when the queue overflowed, a watch could not be added (the user's
+//!   `fs.inotify.max_user_watches` or instances), or `/proc/self/mountinfo` cannot be
+//!   polled.
+//!
+//! Watches are added after the stamp's statuses were taken, and the stamp compares them all
+//! once after the last watch is in: a change before its watch shows in that comparison, one
+//! after in the queue.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::io::Errno;
+
+/// Filesystems whose every change to a directory is reported to inotify, whoever makes it
+/// (local ones: ext2/3/4, xfs, btrfs, tmpfs, f2fs, bcachefs; overlayfs for changes made
+/// through it, which are the only ones a running system may make).
+pub(super) const LOCAL_FS: [i64; 7] = [
+    0xef53,      // ext2/3/4
+    0x5846_5342, // xfs
+    0x9123_683e, // btrfs
+    0x0102_1994, // tmpfs
+    0xf2f5_2010, // f2fs
+    0xca45_1a4e, // bcachefs
+    0x794c_7630, // overlayfs
+];
+
+/// Every event either kind of watched directory may count.
+fn mask() -> WatchFlags {
+    WatchFlags::ATTRIB
+        | WatchFlags::CREATE
+        | WatchFlags::DELETE
+        | WatchFlags::DELETE_SELF
+        | WatchFlags::MOVE_SELF
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::DONT_FOLLOW
+        | WatchFlags::ONLYDIR
+}
+
+/// What a watched directory is to the stamp.
+#[derive(Debug)]
+enum Kind {
+    /// A stamped directory: any of its entries created, removed or renamed is a change.
+    Stamped,
+    /// A directory above a root: only these entries (the next component of a root's path).
+    Above(Vec<OsString>),
+}
+
+/// What the queue says since the last check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Nothing the stamp compares changed.
+    Quiet,
+    /// Something did (for good: a stamp never vouches again once changed).
+    Changed,
+    /// The queue cannot say (it overflowed, or the mount table changed): compare all.
+    Unsure,
+}
+
+/// The inotify instance and the mount table's descriptor of one stamp.
+#[derive(Debug)]
+pub(super) struct Watch {
+    inotify: rustix::fd::OwnedFd,
+    mounts: File,
+    kinds: HashMap<i32, Kind>,
+    changed: bool,
+    broken: bool,
+}
+
+impl Watch {
+    /// Watches `dirs` (stamped directories, all on [`LOCAL_FS`]) and every directory above
+    /// each of `roots`. An error: no watch (the stamp compares everything, every time).
+    pub(super) fn new<'a>(dirs: impl Iterator<Item = &'a Path>, roots: &[PathBuf]) -> io::Result<Watch> {
+        let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
+        let mounts = File::open("/proc/self/mountinfo")?;
+        let mut w = Watch { inotify, mounts, kinds: HashMap::new(), changed: false, broken: false };
+        for root in roots {
+            let mut above = PathBuf::from("/");
+            for c in root.components() {
+                let Component::Normal(name) = c else { continue };
+                if !local(&above)? {
+                    return Err(io::Error::other(format!("{} is not on a local filesystem", above.display())));
+                }
+                let wd = inotify::add_watch(&w.inotify, &above, mask())?;
+                match w.kinds.entry(wd).or_insert_with(|| Kind::Above(Vec::new())) {
+                    Kind::Above(names) => names.push(name.to_os_string()),
+                    Kind::Stamped => {}
+                }
+                above.push(name);
+            }
+        }
+        for dir in dirs {
+            let wd = inotify::add_watch(&w.inotify, dir, mask())?;
+            w.kinds.insert(wd, Kind::Stamped);
+        }
+        Ok(w)
+    }
+
+    /// Reads the queue and polls the mount table.
+    pub(super) fn check(&mut self) -> Verdict {
+        if self.changed {
+            return Verdict::Changed;
+        }
+        if self.broken {
+            return Verdict::Unsure;
+        }
+        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+        let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
+        loop {
+            let event = match reader.next() {
+                Ok(e) => e,
+                Err(Errno::WOULDBLOCK) => break,
+                Err(Errno::INTR) => continue,
+                Err(_) => {
+                    self.broken = true;
+                    return Verdict::Unsure;
+                }
+            };
+            let flags = event.events();
+            if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+                self.broken = true;
+                return Verdict::Unsure;
+            }
+            let entry_moved = ReadFlags::CREATE | ReadFlags::DELETE | ReadFlags::MOVED_FROM | ReadFlags::MOVED_TO;
+            let counts = match (self.kinds.get(&event.wd()), event.file_name()) {
+                // A watch the stamp never added: the wd of one that ended, reused.
+                (None, _) => true,
+                // The directory itself: its attributes, removed, renamed, unmounted.
+                (Some(_), None) => true,
+                (Some(Kind::Stamped), Some(_)) => flags.intersects(entry_moved),
+                (Some(Kind::Above(names)), Some(name)) => {
+                    flags.intersects(entry_moved) && names.iter().any(|n| n.as_bytes() == name.to_bytes())
+                }
+            };
+            if counts {
+                self.changed = true;
+                return Verdict::Changed;
+            }
+        }
+        let mut fds = [PollFd::new(&self.mounts, PollFlags::PRI)];
+        match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Ok(0) => Verdict::Quiet,
+            // The mount table changed (this poll saw it: the next one does not, unless it
+            // changes again), or the poll failed.
+            _ => Verdict::Unsure,
+        }
+    }
+}
+
+/// Whether `dir` is on one of [`LOCAL_FS`].
+pub(super) fn local(dir: &Path) -> io::Result<bool> {
+    let t = rustix::fs::statfs(dir)?.f_type as i64;
+    Ok(LOCAL_FS.contains(&t))
+}
