@@ -328,6 +328,32 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    #[test]
+    fn an_overflowed_queue_is_compared_once_then_read_again() {
+        let root = tree("overflow", 10);
+        settle();
+        let s = ViewStamp::take(&PathPlan { writes: vec![root.join("d0")], ..PathPlan::default() });
+        assert!(watched(&s), "{:?}", s.stale_reason());
+        let max: usize =
+            std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
+        if max > 200_000 {
+            return std::fs::remove_dir_all(&root).unwrap();
+        }
+        // Events on a sibling of the root (each let go) until the queue overflows.
+        let churn = root.join("churn");
+        for _ in 0..max / 2 + 10 {
+            std::fs::write(&churn, "").unwrap();
+            std::fs::remove_file(&churn).unwrap();
+        }
+        let verdict = s.watch.as_ref().unwrap().0.lock().unwrap().check();
+        assert_eq!(verdict, Verdict::Unsure, "an overflow");
+        assert!(s.unchanged());
+        std::fs::write(root.join("d0/e1/new"), "x").unwrap();
+        let verdict = s.watch.as_ref().unwrap().0.lock().unwrap().check();
+        assert_eq!(verdict, Verdict::Changed, "the queue read again after the overflow");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     /// A mount over a stamped directory hides its watch: the mount table's change makes
     /// the check compare every status. Root only (elsewhere the mount is refused: skipped).
     #[test]

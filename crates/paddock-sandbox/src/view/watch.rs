@@ -17,9 +17,10 @@
 //!   watch at all);
 //! - everything, once: after the mount table changed (a mount over a stamped directory hides
 //!   its watch), once more whenever it changes again;
-//! - everything, always: when the queue overflowed, a watch could not be added (the user's
-//!   `fs.inotify.max_user_watches` or instances), or `/proc/self/mountinfo` cannot be
-//!   polled.
+//! - everything, once: after the queue overflowed (read to its end first);
+//! - everything, always: when a watch could not be added (the user's
+//!   `fs.inotify.max_user_watches` or instances), the queue cannot be read, or
+//!   `/proc/self/mountinfo` cannot be opened.
 //!
 //! Watches are added after the stamp's statuses were taken, and the stamp compares them all
 //! once after the last watch is in: a change before its watch shows in that comparison, one
@@ -79,7 +80,8 @@ pub(super) enum Verdict {
     Quiet,
     /// Something did (for good: a stamp never vouches again once changed).
     Changed,
-    /// The queue cannot say (it overflowed, or the mount table changed): compare all.
+    /// The queue cannot say (it overflowed, or the mount table changed): compare all,
+    /// this once.
     Unsure,
 }
 
@@ -132,6 +134,9 @@ impl Watch {
         }
         let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
         let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
+        // Events were lost: once the queue is read to its end, the caller's comparison of
+        // every status covers what they said (what comes after is queued again).
+        let mut overflowed = false;
         loop {
             let event = match reader.next() {
                 Ok(e) => e,
@@ -144,8 +149,8 @@ impl Watch {
             };
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
-                self.broken = true;
-                return Verdict::Unsure;
+                overflowed = true;
+                continue;
             }
             let entry_moved = ReadFlags::CREATE | ReadFlags::DELETE | ReadFlags::MOVED_FROM | ReadFlags::MOVED_TO;
             let counts = match (self.kinds.get(&event.wd()), event.file_name()) {
@@ -165,7 +170,7 @@ impl Watch {
         }
         let mut fds = [PollFd::new(&self.mounts, PollFlags::PRI)];
         match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
-            Ok(0) => Verdict::Quiet,
+            Ok(0) if !overflowed => Verdict::Quiet,
             // The mount table changed (this poll saw it: the next one does not, unless it
             // changes again), or the poll failed.
             _ => Verdict::Unsure,
