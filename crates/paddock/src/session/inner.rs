@@ -1,7 +1,7 @@
 //! A session's shared state ([`Inner`]): the policy in force (revocations applied), the
 //! audit log and how records go to it, the session's zygote, the calls running now.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     /// A sandbox helper forked ahead ([`Session::give_helper`]): the next call that gets a
     /// sandbox of its own takes it.
     pub(super) ahead: Mutex<Option<paddock_sandbox::Prestarted>>,
+    /// `$STATE` as the caller resolved and checked it ([`SessionConfig::state_dir`]).
+    state_dir: Option<PathBuf>,
 }
 
 fn new_id(prefix: &str) -> String {
@@ -91,6 +93,7 @@ impl Inner {
             approvals: OnceLock::new(),
             exec_observer: OnceLock::new(),
             ahead: Mutex::new(None),
+            state_dir: cfg.state_dir,
         });
         Ok(inner)
     }
@@ -101,10 +104,21 @@ impl Inner {
     }
 
     /// Every spec of the session gets the CA bundle (a read path) and the secrets'
-    /// placeholders and the bundle's variables (its environment).
+    /// placeholders and the bundle's variables (its environment), and its view cache in
+    /// `$STATE` ([`crate::spec::view_cache`]).
     pub(super) fn adorn(&self, spec: &mut SandboxSpec) {
         if let Some(i) = &self.intercept {
             i.adorn(&self.base, spec);
+        }
+        spec.view_cache = crate::spec::view_cache(self.state_dir().as_deref(), &spec.write_paths);
+    }
+
+    /// `$STATE`: the one the caller resolved and checked, else resolved (created and
+    /// checked) from the environment now; `None` without a usable one.
+    pub(crate) fn state_dir(&self) -> Option<PathBuf> {
+        match &self.state_dir {
+            Some(d) => Some(d.clone()),
+            None => paddock_audit::state::state_dir().ok(),
         }
     }
 
