@@ -19,7 +19,9 @@ use crate::SessionError;
 /// calls, the proxy tasks, exec supervisors and interceptors of those calls.
 pub(crate) struct Inner {
     pub id: String,
-    pub(super) base: Policy,
+    /// The policy as given, paddock's own state hidden, without revocations; the policy in
+    /// force is this one itself while no revocation applies.
+    pub(super) base: Arc<Policy>,
     pub(super) current: Mutex<Arc<Policy>>,
     pub(super) revocations: Mutex<Option<RevocationState>>,
     pub log: AuditLog,
@@ -65,9 +67,16 @@ impl Inner {
         // revocation list and its lock file (and what the caller hid in the policy).
         let mut base = cfg.policy;
         let own = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        base.hide_paths([own(&cfg.audit_log)]);
-        let mut current = Arc::new(base.clone());
-        let revocations = cfg.revocations.map(|path| RevocationState::open(path, &mut base, &mut current));
+        let mut revocations = cfg.revocations.map(RevocationState::new);
+        let own_revocations = revocations.iter().flat_map(RevocationState::own_paths);
+        base.hide_paths([own(&cfg.audit_log)].into_iter().chain(own_revocations));
+        // No copy of the policy unless a revocation applies: the policy in force is the
+        // base itself until the list names something.
+        let base = Arc::new(base);
+        let mut current = Arc::clone(&base);
+        if let Some(state) = revocations.as_mut() {
+            state.load(&base, &mut current);
+        }
         paddock_sandbox::phase("revocation list applied", t);
         let t = Instant::now();
         let id = new_id(&cfg.mode);
