@@ -80,8 +80,12 @@ impl Inner {
         paddock_sandbox::phase("revocation list applied", t);
         let t = Instant::now();
         let id = new_id(&cfg.mode);
-        // The caller's environment is read for `env:` secrets now, once.
-        let seed = cfg.placeholder_seed.as_deref().map(crate::secrets::read_seed).transpose()?;
+        // The caller's environment is read for `env:` secrets now, once. The seed only
+        // matters to placeholders: a policy that intercepts nothing has none to derive.
+        let seed = match cfg.placeholder_seed.as_deref() {
+            Some(path) if base.intercepts_any() => Some(crate::secrets::read_seed(path)?),
+            _ => None,
+        };
         let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok(), seed)?;
         paddock_sandbox::phase("secrets and interception set up", t);
         let inner = Arc::new(Inner {
@@ -187,4 +191,34 @@ fn view_grants(policy: &Policy) -> Vec<String> {
         }
     }
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+
+    fn open(text: &str, dir: &Path) -> Arc<Inner> {
+        let vars = Vars { workspace: dir.to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let policy = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let mut cfg = SessionConfig::new(policy, dir.join("audit.jsonl"));
+        cfg.placeholder_seed = Some(dir.join("placeholder-seed"));
+        Inner::open(cfg).unwrap()
+    }
+
+    #[test]
+    fn the_placeholder_seed_is_read_only_for_a_policy_that_has_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("placeholder-seed");
+        let plain = open("version = 1\n[filesystem]\nread = [\"/usr\"]\n", dir.path());
+        assert!(plain.intercept.is_none());
+        assert!(!seed.exists(), "no secrets: the seed is neither read nor made");
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[secrets.gh]\nfrom = \"env:PADDOCK_TEST_UNSET_GH\"\nhosts = [\"api.test\"]\nenv = \"GITHUB_TOKEN\"\n";
+        let with_secrets = open(text, dir.path());
+        if let Some(i) = &with_secrets.intercept {
+            i.bundle.remove();
+        }
+        assert!(with_secrets.intercept.is_some());
+        assert_eq!(std::fs::read(&seed).unwrap().len(), 32, "secrets: the seed is made and read");
+    }
 }
