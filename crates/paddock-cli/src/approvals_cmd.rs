@@ -9,13 +9,14 @@ use paddock::approvals::{this_process, Answer, AnswerError, Scope, Store, Verdic
 use crate::args::{ApprovalsArgs, ApproveArgs, DenyArgs};
 use crate::exit::{self, fail};
 use crate::output;
-use crate::state::state_dir_if_any;
+use crate::state::State;
 
 /// The store, or `None` when there is no state directory (then nothing was ever asked).
 fn store() -> Result<Option<Store>, i32> {
-    match state_dir_if_any()? {
+    let state = State::new();
+    match state.dir_if_any()? {
         None => Ok(None),
-        Some(d) => Store::open(&d).map(Some).map_err(|e| {
+        Some(d) => Store::open(d).map(Some).map_err(|e| {
             fail(exit::INTERNAL, format_args!("{}: {e}", d.join(paddock::approvals::APPROVALS_DIR).display()))
         }),
     }

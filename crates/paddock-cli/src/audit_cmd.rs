@@ -8,11 +8,11 @@ use crate::args::ReviewArgs;
 use crate::exit;
 use crate::output;
 use crate::setup::{fail, load_policy_only};
-use crate::state::{audit_file, revocations_file};
+use crate::state::State;
 
 /// Recomputes the chain: exit 0 intact (a torn last line is a warning), 1 broken.
 pub fn verify(audit: Option<&Path>) -> i32 {
-    let path = match audit_file(audit) {
+    let path = match State::new().audit_file(audit) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -36,7 +36,8 @@ pub fn verify(audit: Option<&Path>) -> i32 {
 /// Per grant: uses, first and last, the calls; grants never used; denied attempts;
 /// connections by host.
 pub fn review(a: ReviewArgs) -> i32 {
-    let policy = match load_policy_only(&a.policy) {
+    let state = State::new();
+    let policy = match load_policy_only(&a.policy, &state) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -44,7 +45,7 @@ pub fn review(a: ReviewArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, format_args!("--since: {e}")),
     };
-    let (path, revs) = match (audit_file(a.audit.as_deref()), revocations_file()) {
+    let (path, revs) = match (state.audit_file(a.audit.as_deref()), state.revocations_file()) {
         (Ok(p), Ok(r)) => (p, r),
         (Err(code), _) | (_, Err(code)) => return code,
     };

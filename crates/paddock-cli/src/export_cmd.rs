@@ -14,7 +14,7 @@ use paddock_audit::{Escaped, Since};
 use crate::args::{ExportArgs, ExportFormat};
 use crate::exit::{self, fail};
 use crate::output;
-use crate::state::audit_file;
+use crate::state::State;
 
 /// The collector did not take the records (they stay pending): try again later
 /// (`EX_TEMPFAIL`).
@@ -24,10 +24,11 @@ pub const TEMPFAIL: i32 = 75;
 const FINISH_GRACE: Duration = Duration::from_secs(3);
 
 pub fn export(a: ExportArgs) -> i32 {
+    let state = State::new();
     if a.status {
-        return status(a.json);
+        return status(a.json, &state);
     }
-    let log = match audit_file(a.audit.as_deref()) {
+    let log = match state.audit_file(a.audit.as_deref()) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -41,13 +42,13 @@ pub fn export(a: ExportArgs) -> i32 {
     };
     let resource = Resource::detect(Some(&workspace));
     match (&a.otlp, a.format) {
-        (Some(url), _) => ship(url, &a, log, resource),
+        (Some(url), _) => ship(url, &a, log, resource, &state),
         (None, Some(format)) => write_format(format, &a, &log, &resource),
         (None, None) => fail(exit::USAGE, "say --otlp URL, --format FORMAT or --status"),
     }
 }
 
-fn ship(url: &str, a: &ExportArgs, log: PathBuf, resource: Resource) -> i32 {
+fn ship(url: &str, a: &ExportArgs, log: PathBuf, resource: Resource, state: &State) -> i32 {
     let endpoint = match Endpoint::parse(url) {
         Ok(e) => e,
         Err(e) => return fail(exit::USAGE, Escaped(&e.to_string())),
@@ -56,8 +57,8 @@ fn ship(url: &str, a: &ExportArgs, log: PathBuf, resource: Resource) -> i32 {
         Ok(d) => d,
         Err(e) => return fail(exit::USAGE, format_args!("--retry-for `{}`: {e}", Escaped(&a.retry_for))),
     };
-    let state = match paddock_audit::state_dir() {
-        Ok(s) => s,
+    let state = match state.result() {
+        Ok(s) => s.to_path_buf(),
         Err(e) => return fail(exit::CONFIG, format_args!("state directory (where the export cursors are): {e}")),
     };
     let cfg = ShipConfig::new(endpoint, log, state, resource);
@@ -117,12 +118,12 @@ fn write_format(format: ExportFormat, a: &ExportArgs, log: &Path, resource: &Res
     }
 }
 
-fn status(json: bool) -> i32 {
-    let state = match paddock_audit::state_dir() {
+fn status(json: bool, state: &State) -> i32 {
+    let state = match state.result() {
         Ok(s) => s,
         Err(e) => return fail(exit::CONFIG, format_args!("state directory: {e}")),
     };
-    let all = match spool_status(&state) {
+    let all = match spool_status(state) {
         Ok(s) => s,
         Err(e) => return fail(exit::INTERNAL, Escaped(&e.to_string())),
     };
@@ -161,12 +162,14 @@ fn status(json: bool) -> i32 {
 /// guard ships what is still pending (for a few seconds at most) and stops. A URL that
 /// cannot be used, or no state directory, stops the command (78): the policy asked for
 /// the records to leave the machine.
-pub fn live_shipper(url: Option<&str>, log: &Path, workspace: &Path) -> Result<Option<Shipping>, i32> {
+pub fn live_shipper(url: Option<&str>, log: &Path, workspace: &Path, state: &State) -> Result<Option<Shipping>, i32> {
     let Some(url) = url else { return Ok(None) };
     let endpoint = Endpoint::parse(url)
         .map_err(|e| fail(exit::CONFIG, format_args!("[audit] export: {}", Escaped(&e.to_string()))))?;
-    let state = paddock_audit::state_dir()
-        .map_err(|e| fail(exit::CONFIG, format_args!("[audit] export needs a state directory for its cursor: {e}")))?;
+    let state = state
+        .result()
+        .map_err(|e| fail(exit::CONFIG, format_args!("[audit] export needs a state directory for its cursor: {e}")))?
+        .to_path_buf();
     // The log may not exist yet: its directory does (the cursor is named by the full path).
     let dir = match log.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -11,7 +11,9 @@ use crate::setup::{fail, session_inputs};
 
 /// Runs `paddock mcp`; returns the exit code.
 pub fn mcp(a: McpArgs) -> i32 {
-    let (policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
+    // `$STATE` while the server starts; its calls resolve it themselves (`state_dir: None`).
+    let state = crate::state::State::new();
+    let (policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref(), &state) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -31,18 +33,23 @@ pub fn mcp(a: McpArgs) -> i32 {
         };
         // `[audit] export`: shipped from a thread of its own; the last attempt after the
         // session's end (declared before it, dropped after it).
-        let _shipping =
-            match crate::export_cmd::live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
+        let _shipping = match crate::export_cmd::live_shipper(
+            policy.audit.export.as_deref(),
+            &audit_log,
+            &policy.vars.workspace,
+            &state,
+        ) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
         let cfg = SessionConfig {
             policy,
             audit_log: audit_log.clone(),
             revocations,
             mode: "mcp".into(),
             on_connection: None,
-            placeholder_seed: crate::state::placeholder_seed(),
+            placeholder_seed: state.placeholder_seed(),
+            state_dir: None,
         };
         let session = match Session::new(cfg) {
             Ok(s) => s,
@@ -51,7 +58,7 @@ pub fn mcp(a: McpArgs) -> i32 {
                 return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
             }
         };
-        if let Err(code) = crate::state::enable_approvals(&session) {
+        if let Err(code) = state.enable_approvals(&session) {
             return code;
         }
         if let Some(reason) = session.policy().denies_all() {

@@ -7,7 +7,7 @@ use crate::args::{RevokeArgs, UnrevokeArgs};
 use crate::exit;
 use crate::output;
 use crate::setup::{current_dir, fail};
-use crate::state::{audit_file, revocations_file};
+use crate::state::State;
 
 const SELECTOR_HINT: &str = "selectors are command:PATTERN, path:PATH, network:HOST[:PORT], rule:RULE_ID or secret:NAME, e.g. `rule:commands.allow[2]`, `network:gist.github.com` or `secret:github`";
 
@@ -33,13 +33,13 @@ fn parse(s: &str) -> Result<Selector, i32> {
     Ok(sel)
 }
 
-fn load() -> Result<Revocations, i32> {
-    let path = revocations_file()?;
+fn load(state: &State) -> Result<Revocations, i32> {
+    let path = state.revocations_file()?;
     Revocations::load(&path).map_err(|e| fail(exit::CONFIG, format_args!("revocation list: {e}")))
 }
 
-fn log(audit: Option<&std::path::Path>, event: &Event) -> Result<(), i32> {
-    let path = audit_file(audit)?;
+fn log(state: &State, audit: Option<&std::path::Path>, event: &Event) -> Result<(), i32> {
+    let path = state.audit_file(audit)?;
     let log =
         AuditLog::open(&path).map_err(|e| fail(exit::INTERNAL, format_args!("audit log {}: {e}", path.display())))?;
     log.append_durable(event)
@@ -49,7 +49,8 @@ fn log(audit: Option<&std::path::Path>, event: &Event) -> Result<(), i32> {
 
 /// `paddock revoke SELECTOR [--reason TEXT]` and `paddock revoke --list`.
 pub fn revoke(a: RevokeArgs) -> i32 {
-    let mut list = match load() {
+    let state = State::new();
+    let mut list = match load(&state) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -79,7 +80,7 @@ pub fn revoke(a: RevokeArgs) -> i32 {
     if let Err(e) = list.save() {
         return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
     }
-    if let Err(code) = log(a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
+    if let Err(code) = log(&state, a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
         return code;
     }
     let shown = Escaped(&shown);
@@ -96,7 +97,8 @@ pub fn unrevoke(a: UnrevokeArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, Escaped(&e.to_string())),
     };
-    let mut list = match load() {
+    let state = State::new();
+    let mut list = match load(&state) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -109,7 +111,7 @@ pub fn unrevoke(a: UnrevokeArgs) -> i32 {
     if let Err(e) = list.save() {
         return fail(exit::INTERNAL, format_args!("cannot write {}: {e}", list.path().display()));
     }
-    if let Err(code) = log(a.audit.as_deref(), &Event::unrevoke(sel.clone(), None)) {
+    if let Err(code) = log(&state, a.audit.as_deref(), &Event::unrevoke(sel.clone(), None)) {
         return code;
     }
     output::println(format_args!("unrevoked {}", Escaped(&sel.to_string()))).err().unwrap_or(exit::OK)

@@ -18,7 +18,7 @@ use crate::exit;
 use crate::export_cmd::live_shipper;
 use crate::output;
 use crate::setup::{current_dir, fail, hide_state, load_policy_only};
-use crate::state::{audit_file, check_revocation_list, revocation_list_error, revocations_file_if_any};
+use crate::state::{check_revocation_list, revocation_list_error, State};
 
 /// Runs `paddock run`; returns the exit code.
 pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
@@ -26,8 +26,11 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     // The sandbox helper enters its namespaces on the other core while the policy loads
     // (single-threaded here, so it is forked, not re-executed).
     let helper = if a.explain { None } else { paddock_sandbox::prestart() };
+    // `$STATE`, resolved and checked once for the whole run (when first needed) and
+    // passed down, to the session too.
+    let state = State::new();
     let t = Instant::now();
-    let mut policy = match load_policy_only(&a.policy) {
+    let mut policy = match load_policy_only(&a.policy, &state) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -42,7 +45,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         Err(code) => return code,
     };
     let (audit_log, revocations) =
-        match audit_file(a.audit.as_deref()).and_then(|l| Ok((l, revocations_file_if_any()?))) {
+        match state.audit_file(a.audit.as_deref()).and_then(|l| Ok((l, state.revocations_file_if_any()?))) {
             Ok(x) => x,
             Err(code) => return code,
         };
@@ -50,13 +53,13 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     if let Err(code) = check_revocation_list(revocations.as_deref()) {
         return code;
     }
-    if let Err(code) = hide_state(&mut policy) {
+    if let Err(code) = hide_state(&mut policy, &state) {
         return code;
     }
     phase("state directory and revocation list checked", t);
     warn_if_whole_home(&policy.vars.workspace);
     warn_if_state_writable(&policy, &audit_log);
-    if let Err(code) = refuse_state_through_writable_symlink(&policy, &audit_log) {
+    if let Err(code) = refuse_state_through_writable_symlink(&policy, &audit_log, &state) {
         return code;
     }
     if let Some(line) = agent.and_then(|ag| ag.missing_key_line(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())))
@@ -69,7 +72,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
     // `[audit] export`: records leave for the collector from a thread of their own; what
     // is pending when the run ends gets a last few seconds (declared before the session,
     // so that the session's last records are written before that attempt).
-    let _shipping = match live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
+    let _shipping = match live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace, &state) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -79,7 +82,9 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         revocations: revocations.clone(),
         mode: "run".into(),
         on_connection,
-        placeholder_seed: crate::state::placeholder_seed(),
+        placeholder_seed: state.placeholder_seed(),
+        // The session's one call starts now: `$STATE` as checked above.
+        state_dir: state.usable().map(Path::to_path_buf),
     };
     // The log is opened before anything is decided or run: a call never runs unaudited.
     let t = Instant::now();
@@ -116,7 +121,7 @@ pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
         }));
     }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
-    match crate::state::enable_approvals(&session) {
+    match state.enable_approvals(&session) {
         Ok(Some(broker)) => {
             if let Some(p) = crate::prompt::terminal(stdio == StdioMode::Pty) {
                 broker.set_prompt(p);
@@ -302,9 +307,8 @@ pub(crate) fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
 /// `$STATE` or the audit log reached through a symlink that lies under a write grant: a
 /// call could point the link elsewhere, at a state of its making, which later commands
 /// would trust (the view pins the real directory, not the link). 78, naming both.
-fn refuse_state_through_writable_symlink(policy: &Policy, audit_log: &Path) -> Result<(), i32> {
-    let state = crate::state::state_dir_if_any()?;
-    for p in state.iter().map(PathBuf::as_path).chain([audit_log]) {
+fn refuse_state_through_writable_symlink(policy: &Policy, audit_log: &Path, state: &State) -> Result<(), i32> {
+    for p in state.dir_if_any()?.into_iter().chain([audit_log]) {
         let mut cur = PathBuf::new();
         for c in std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).components() {
             cur.push(c);

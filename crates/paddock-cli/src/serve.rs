@@ -32,13 +32,15 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(d) => d,
         Err(m) => return fail(exit::USAGE, format_args!("--shutdown-grace {}: {m}", a.shutdown_grace)),
     };
-    let (mut policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref()) {
+    // `$STATE` while the server starts; its calls resolve it themselves (`state_dir: None`).
+    let state = crate::state::State::new();
+    let (mut policy, audit_log, revocations) = match session_inputs(&a.policy, a.audit.as_deref(), &state) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let token_file = match &a.token_file {
         Some(f) => f.clone(),
-        None => match paddock::audit::state_dir() {
+        None => match state.result() {
             Ok(d) => d.join("token"),
             Err(e) => return fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}")),
         },
@@ -68,7 +70,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         Ok(rt) => rt,
         Err(e) => return fail(exit::INTERNAL, format_args!("runtime: {e}")),
     };
-    let code = rt.block_on(run(listen, cfg, policy, audit_log, revocations, token_file));
+    let code = rt.block_on(run(listen, cfg, policy, audit_log, revocations, token_file, &state));
     // Calls still running past the grace period die with this process (their helpers see
     // the control socket hang up and kill the whole tree).
     rt.shutdown_background();
@@ -82,6 +84,7 @@ async fn run(
     audit_log: PathBuf,
     revocations: Option<PathBuf>,
     token_file: PathBuf,
+    state: &crate::state::State,
 ) -> i32 {
     let shutdown = match api::shutdown_signal() {
         Ok(s) => s,
@@ -94,18 +97,23 @@ async fn run(
     };
     // `[audit] export`: shipped from a thread of its own; the last attempt after the
     // session's end (declared before it, dropped after it).
-    let _shipping =
-        match crate::export_cmd::live_shipper(policy.audit.export.as_deref(), &audit_log, &policy.vars.workspace) {
-            Ok(s) => s,
-            Err(code) => return code,
-        };
+    let _shipping = match crate::export_cmd::live_shipper(
+        policy.audit.export.as_deref(),
+        &audit_log,
+        &policy.vars.workspace,
+        state,
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let session_cfg = SessionConfig {
         policy,
         audit_log: audit_log.clone(),
         revocations,
         mode: "serve".into(),
         on_connection: None,
-        placeholder_seed: crate::state::placeholder_seed(),
+        placeholder_seed: state.placeholder_seed(),
+        state_dir: None,
     };
     let session = match Session::new(session_cfg) {
         Ok(s) => s,
@@ -114,7 +122,7 @@ async fn run(
             return fail(exit::INTERNAL, format_args!("{e} ({}); nothing is served unaudited", audit_log.display()))
         }
     };
-    if let Err(code) = crate::state::enable_approvals(&session) {
+    if let Err(code) = state.enable_approvals(&session) {
         return code;
     }
     if let Some(reason) = session.policy().denies_all() {

@@ -6,6 +6,7 @@ use paddock_policy::{Policy, Vars};
 
 use crate::args::PolicyArgs;
 use crate::exit;
+use crate::state::State;
 // `fail` lives with the exit codes (state.rs and output.rs use it without setup.rs).
 pub use crate::exit::{eprint_lines, fail};
 
@@ -84,14 +85,15 @@ pub fn workspace(arg: Option<&Path>) -> Result<PathBuf, i32> {
 /// Loads `--policy` or the embedded default with the revocations in force; prints located
 /// errors and returns 78 on failure.
 pub fn load_policy(args: &PolicyArgs) -> Result<Policy, i32> {
-    let mut policy = load_policy_only(args)?;
-    crate::state::apply_revocations(&mut policy)?;
-    hide_state(&mut policy)?;
+    let state = State::new();
+    let mut policy = load_policy_only(args, &state)?;
+    state.apply_revocations(&mut policy)?;
+    hide_state(&mut policy, &state)?;
     Ok(policy)
 }
 
 /// Loads `--policy` or the embedded default, without revocations.
-pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
+pub fn load_policy_only(args: &PolicyArgs, state: &State) -> Result<Policy, i32> {
     let ws = workspace(args.policy_workspace())?;
     let vars = Vars::from_env(ws);
     let loaded = match &args.policy {
@@ -111,14 +113,14 @@ pub fn load_policy_only(args: &PolicyArgs) -> Result<Policy, i32> {
         eprint_lines(e);
         exit::CONFIG
     })?;
-    crate::state::apply_approved(&mut policy)?;
+    state.apply_approved(&mut policy)?;
     Ok(policy)
 }
 
 /// Marks `$STATE` (audit log, revocations, token, approvals) as paddock's own: never in a
 /// view, never read or written by a call. Called once the state directory is known good.
-pub fn hide_state(policy: &mut Policy) -> Result<(), i32> {
-    policy.hide_paths(crate::state::state_dir_if_any()?);
+pub fn hide_state(policy: &mut Policy, state: &State) -> Result<(), i32> {
+    policy.hide_paths(state.dir_if_any()?.map(Path::to_path_buf));
     Ok(())
 }
 
@@ -189,10 +191,14 @@ impl PolicyArgs {
 
 /// What a session needs from the command line: the policy (without revocations: the
 /// session follows the list itself), the audit log's path and the revocation list's.
-pub fn session_inputs(args: &PolicyArgs, audit: Option<&Path>) -> Result<(Policy, PathBuf, Option<PathBuf>), i32> {
-    let mut policy = load_policy_only(args)?;
-    let log = crate::state::audit_file(audit)?;
-    let revocations = crate::state::revocations_file_if_any()?;
-    hide_state(&mut policy)?;
+pub fn session_inputs(
+    args: &PolicyArgs,
+    audit: Option<&Path>,
+    state: &State,
+) -> Result<(Policy, PathBuf, Option<PathBuf>), i32> {
+    let mut policy = load_policy_only(args, state)?;
+    let log = state.audit_file(audit)?;
+    let revocations = state.revocations_file_if_any()?;
+    hide_state(&mut policy, state)?;
     Ok((policy, log, revocations))
 }

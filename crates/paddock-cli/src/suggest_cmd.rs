@@ -18,7 +18,7 @@ use paddock_policy::{normalize_host, split_host_port, Proposal};
 use crate::args::SuggestArgs;
 use crate::exit::{self, fail};
 use crate::output;
-use crate::state::audit_file;
+use crate::state::State;
 
 /// Entries of one list with how many denials each covers, in first-seen order.
 #[derive(Default)]
@@ -164,7 +164,7 @@ pub fn suggest(a: SuggestArgs) -> i32 {
         Since::Ago(d) => SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH),
         Since::At(t) => t,
     });
-    let path = match audit_file(a.audit.as_deref()) {
+    let path = match State::new().audit_file(a.audit.as_deref()) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -99,6 +99,11 @@ impl Policy {
         Ok(())
     }
 
+    /// Whether revocations were set ([`Policy::set_revocations`]) that withdraw anything.
+    pub fn has_revocations(&self) -> bool {
+        !self.revocations.is_empty()
+    }
+
     /// This policy, denying every call from now on with rule [`DENY_ALL_RULE`] and
     /// `reason` (which should name the revocation list and its error): what a session
     /// falls back to when the revocation list cannot be read or compiled. It cannot fail,
@@ -127,9 +132,11 @@ impl Policy {
     /// or below them is denied with rule [`HIDDEN_RULE`], and every sandbox view masks
     /// them ([`Policy::hidden_paths`]).
     pub fn hide_paths<I: IntoIterator<Item = PathBuf>>(&mut self, paths: I) {
+        // One batch: paths that share directories (`$STATE/x`, `$STATE/y`) look each up once.
+        let mut lookups = crate::paths::Lookups::default();
         for p in paths {
             // A relative path is taken from the current directory, as the caller meant it.
-            let p = normalize(&std::path::absolute(&p).unwrap_or(p), Path::new("/"));
+            let p = lookups.normalize(&std::path::absolute(&p).unwrap_or(p), Path::new("/"));
             if !self.hidden.contains(&p) {
                 self.hidden.push(p);
             }

@@ -36,7 +36,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -93,11 +93,16 @@ pub(crate) struct RegistryError {
 }
 
 impl Registry {
-    /// The registry in `$STATE/running` when `$STATE` is one no call can write (outside
-    /// every write grant of `writes`, or under a path every view hides); `None`
-    /// otherwise. An error when `$STATE` is trusted but the registry cannot be opened.
-    pub(crate) fn open(policy: &Policy, writes: &[PathBuf]) -> Result<Option<Registry>, RegistryError> {
-        let Ok(state) = paddock_audit::state::state_dir() else {
+    /// The registry in `$STATE/running` (`state`, resolved and checked) when `$STATE` is
+    /// one no call can write (outside every write grant of `writes`, or under a path every
+    /// view hides); `None` otherwise. An error when `$STATE` is trusted but the registry
+    /// cannot be opened.
+    pub(crate) fn open(
+        policy: &Policy,
+        writes: &[PathBuf],
+        state: Option<&Path>,
+    ) -> Result<Option<Registry>, RegistryError> {
+        let Some(state) = state else {
             tracing::debug!("no state directory: no registry of running calls");
             return Ok(None);
         };

@@ -72,12 +72,17 @@ pub struct FsView {
 
 /// The sandbox spec for running `argv` (program already resolved) under `policy`, from the
 /// working directory `cwd` (used when the policy lets the sandbox see it, else the
-/// workspace, else `/`). The network is the proxy's when the policy allows any host.
+/// workspace, else `/`). The network is the proxy's when the policy allows any host. The
+/// view cache is in `$STATE`, resolved from the environment now ([`view_cache`]).
 pub fn build(policy: &Policy, program: PathBuf, argv: Vec<String>, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
-    build_with(policy, &fs_view(policy), program, argv, cwd, stdio)
+    let mut spec = build_with(policy, &fs_view(policy), program, argv, cwd, stdio);
+    spec.view_cache = view_cache(paddock_audit::state::state_dir().ok().as_deref(), &spec.write_paths);
+    spec
 }
 
-/// [`build`] with the filesystem fields given.
+/// [`build`] with the filesystem fields given, and without a view cache: a session sets
+/// that on each of its specs from the state directory it was given (`Inner::adorn`), so
+/// that a `run` does not resolve `$STATE` again.
 pub fn build_with(
     policy: &Policy,
     view: &FsView,
@@ -179,15 +184,16 @@ fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) 
     // exec supervision (issue 16): every exec of the tree on the record, and under
     // `[commands] scope = "tree"` only the allowed programs executable.
     spec.exec = Some(crate::exec_rights::control(policy, &spec.program));
-    // The sandbox's listings of the view's directories, in `$STATE` (which no view holds),
-    // so a start reads only the directories that changed. Without a state dir, no cache.
-    // A state directory a write grant covers is not trusted with it: a call could have
-    // written a cache there that leaves a match out (the walk is then a fresh one).
-    spec.view_cache = paddock_audit::state::state_dir()
-        .ok()
-        .filter(|d| !spec.write_paths.iter().any(|w| d.starts_with(w)))
-        .map(|d| d.join(VIEW_CACHE_FILE));
     spec
+}
+
+/// The sandbox's listings of the view's directories, in `$STATE` `state` (which no view
+/// holds), so a start reads only the directories that changed. Without a state dir, no
+/// cache. A state directory a write grant (of `write_paths`) covers is not trusted with
+/// it: a call could have written a cache there that leaves a match out (the walk is then
+/// a fresh one).
+pub fn view_cache(state: Option<&Path>, write_paths: &[PathBuf]) -> Option<PathBuf> {
+    state.filter(|d| !write_paths.iter().any(|w| d.starts_with(w))).map(|d| d.join(VIEW_CACHE_FILE))
 }
 
 /// The view cache's file name in `$STATE`.

@@ -37,6 +37,13 @@ pub struct SessionConfig {
     /// not asked again. `None`: new random placeholders every session. The CLI uses
     /// `$STATE/placeholder-seed`; keep it out of every view (`$STATE` is).
     pub placeholder_seed: Option<PathBuf>,
+    /// `$STATE` as the caller resolved it with [`paddock_audit::state_dir`], which created
+    /// and checked it (ours, not a symlink, no one else may write it): the session's calls
+    /// use it as it is (their view cache, the registry of running calls) instead of
+    /// resolving it again. For a session that holds one call and starts it at once
+    /// (`run`). `None`: each call resolves and checks `$STATE` itself, as a long-lived
+    /// session should (a state directory made unsafe since it started is then not used).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl SessionConfig {
@@ -49,6 +56,7 @@ impl SessionConfig {
             mode: "library".into(),
             on_connection: None,
             placeholder_seed: None,
+            state_dir: None,
         }
     }
 }

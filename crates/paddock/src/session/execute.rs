@@ -92,7 +92,7 @@ impl Inner {
             let policy = self.policy();
             let noted = (|| {
                 let t = Instant::now();
-                let registry = crate::running::Registry::open(&policy, &writes)?;
+                let registry = crate::running::Registry::open(&policy, &writes, self.state_dir().as_deref())?;
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
                 let mut absent = crate::absent::AbsentPaths::before(&policy);

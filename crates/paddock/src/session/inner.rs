@@ -1,7 +1,7 @@
 //! A session's shared state ([`Inner`]): the policy in force (revocations applied), the
 //! audit log and how records go to it, the session's zygote, the calls running now.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -19,7 +19,9 @@ use crate::SessionError;
 /// calls, the proxy tasks, exec supervisors and interceptors of those calls.
 pub(crate) struct Inner {
     pub id: String,
-    pub(super) base: Policy,
+    /// The policy as given, paddock's own state hidden, without revocations; the policy in
+    /// force is this one itself while no revocation applies.
+    pub(super) base: Arc<Policy>,
     pub(super) current: Mutex<Arc<Policy>>,
     pub(super) revocations: Mutex<Option<RevocationState>>,
     pub log: AuditLog,
@@ -43,6 +45,8 @@ pub(crate) struct Inner {
     /// A sandbox helper forked ahead ([`Session::give_helper`]): the next call that gets a
     /// sandbox of its own takes it.
     pub(super) ahead: Mutex<Option<paddock_sandbox::Prestarted>>,
+    /// `$STATE` as the caller resolved and checked it ([`SessionConfig::state_dir`]).
+    state_dir: Option<PathBuf>,
 }
 
 fn new_id(prefix: &str) -> String {
@@ -63,14 +67,25 @@ impl Inner {
         // revocation list and its lock file (and what the caller hid in the policy).
         let mut base = cfg.policy;
         let own = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        base.hide_paths([own(&cfg.audit_log)]);
-        let mut current = Arc::new(base.clone());
-        let revocations = cfg.revocations.map(|path| RevocationState::open(path, &mut base, &mut current));
+        let mut revocations = cfg.revocations.map(RevocationState::new);
+        let own_revocations = revocations.iter().flat_map(RevocationState::own_paths);
+        base.hide_paths([own(&cfg.audit_log)].into_iter().chain(own_revocations));
+        // No copy of the policy unless a revocation applies: the policy in force is the
+        // base itself until the list names something.
+        let base = Arc::new(base);
+        let mut current = Arc::clone(&base);
+        if let Some(state) = revocations.as_mut() {
+            state.load(&base, &mut current);
+        }
         paddock_sandbox::phase("revocation list applied", t);
         let t = Instant::now();
         let id = new_id(&cfg.mode);
-        // The caller's environment is read for `env:` secrets now, once.
-        let seed = cfg.placeholder_seed.as_deref().map(crate::secrets::read_seed).transpose()?;
+        // The caller's environment is read for `env:` secrets now, once. The seed only
+        // matters to placeholders: a policy that intercepts nothing has none to derive.
+        let seed = match cfg.placeholder_seed.as_deref() {
+            Some(path) if base.intercepts_any() => Some(crate::secrets::read_seed(path)?),
+            _ => None,
+        };
         let intercept = crate::secrets::SessionIntercept::new(&base, &id, &|k| std::env::var(k).ok(), seed)?;
         paddock_sandbox::phase("secrets and interception set up", t);
         let inner = Arc::new(Inner {
@@ -91,6 +106,7 @@ impl Inner {
             approvals: OnceLock::new(),
             exec_observer: OnceLock::new(),
             ahead: Mutex::new(None),
+            state_dir: cfg.state_dir,
         });
         Ok(inner)
     }
@@ -101,10 +117,21 @@ impl Inner {
     }
 
     /// Every spec of the session gets the CA bundle (a read path) and the secrets'
-    /// placeholders and the bundle's variables (its environment).
+    /// placeholders and the bundle's variables (its environment), and its view cache in
+    /// `$STATE` ([`crate::spec::view_cache`]).
     pub(super) fn adorn(&self, spec: &mut SandboxSpec) {
         if let Some(i) = &self.intercept {
             i.adorn(&self.base, spec);
+        }
+        spec.view_cache = crate::spec::view_cache(self.state_dir().as_deref(), &spec.write_paths);
+    }
+
+    /// `$STATE`: the one the caller resolved and checked, else resolved (created and
+    /// checked) from the environment now; `None` without a usable one.
+    pub(crate) fn state_dir(&self) -> Option<PathBuf> {
+        match &self.state_dir {
+            Some(d) => Some(d.clone()),
+            None => paddock_audit::state::state_dir().ok(),
         }
     }
 
@@ -164,4 +191,34 @@ fn view_grants(policy: &Policy) -> Vec<String> {
         }
     }
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+
+    fn open(text: &str, dir: &Path) -> Arc<Inner> {
+        let vars = Vars { workspace: dir.to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let policy = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let mut cfg = SessionConfig::new(policy, dir.join("audit.jsonl"));
+        cfg.placeholder_seed = Some(dir.join("placeholder-seed"));
+        Inner::open(cfg).unwrap()
+    }
+
+    #[test]
+    fn the_placeholder_seed_is_read_only_for_a_policy_that_has_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("placeholder-seed");
+        let plain = open("version = 1\n[filesystem]\nread = [\"/usr\"]\n", dir.path());
+        assert!(plain.intercept.is_none());
+        assert!(!seed.exists(), "no secrets: the seed is neither read nor made");
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[secrets.gh]\nfrom = \"env:PADDOCK_TEST_UNSET_GH\"\nhosts = [\"api.test\"]\nenv = \"GITHUB_TOKEN\"\n";
+        let with_secrets = open(text, dir.path());
+        if let Some(i) = &with_secrets.intercept {
+            i.bundle.remove();
+        }
+        assert!(with_secrets.intercept.is_some());
+        assert_eq!(std::fs::read(&seed).unwrap().len(), 32, "secrets: the seed is made and read");
+    }
 }

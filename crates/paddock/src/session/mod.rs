@@ -148,7 +148,10 @@ impl Session {
         let t = Instant::now();
         let child = if decision.is_allow() {
             let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
-            Child::of(program, |program| spec::build(&policy, program, argv.to_vec(), cwd, stdio))
+            // The view cache comes with the session's own touch (`Inner::adorn`).
+            Child::of(program, |program| {
+                spec::build_with(&policy, &spec::fs_view(&policy), program, argv.to_vec(), cwd, stdio)
+            })
         } else {
             Child::Denied
         };

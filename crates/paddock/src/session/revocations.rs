@@ -30,10 +30,15 @@ pub fn apply_revocations(policy: &mut Policy, list: &Revocations) -> Result<(), 
     policy.set_revocations(&entries, list.path())
 }
 
-fn with_revocations(base: &Policy, list: &Revocations) -> Result<Policy, SessionError> {
-    let mut p = base.clone();
+/// `base` with `list`'s revocations: `base` itself (no copy) when the list is empty and
+/// `base` has none of its own to replace, which is the same policy.
+fn with_revocations(base: &Arc<Policy>, list: &Revocations) -> Result<Arc<Policy>, SessionError> {
+    if list.entries().is_empty() && !base.has_revocations() {
+        return Ok(Arc::clone(base));
+    }
+    let mut p = Policy::clone(base);
     apply_revocations(&mut p, list)?;
-    Ok(p)
+    Ok(Arc::new(p))
 }
 
 /// A session's revocation list: the last one read, and whether it is broken (it cannot be
@@ -50,7 +55,7 @@ impl RevocationState {
     /// The policy the list now calls for, when it changed (or is broken, or was never read):
     /// `Err` says why the list cannot be used. A broken list is read afresh on every call,
     /// so a fixed one is picked up at once.
-    pub(super) fn refresh(&mut self, base: &Policy) -> Option<Result<Policy, String>> {
+    pub(super) fn refresh(&mut self, base: &Arc<Policy>) -> Option<Result<Arc<Policy>, String>> {
         if self.broken.is_some() || self.list.is_none() {
             return Some(match Revocations::load(&self.path) {
                 Ok(list) => {
@@ -75,7 +80,7 @@ impl RevocationState {
     pub(super) fn settle(
         &mut self,
         base: &Policy,
-        refreshed: Result<Policy, String>,
+        refreshed: Result<Arc<Policy>, String>,
         current: &mut Arc<Policy>,
         announce: bool,
     ) {
@@ -87,7 +92,7 @@ impl RevocationState {
                         self.path.display()
                     );
                 }
-                *current = Arc::new(p);
+                *current = p;
             }
             Err(e) if self.broken.as_deref() == Some(e.as_str()) => {}
             Err(e) => {
@@ -106,19 +111,60 @@ impl RevocationState {
 }
 
 impl RevocationState {
-    /// The list at `path` for a session whose policy is `base`: hides the list and its lock
-    /// file from every view (in `base`), reads it once and sets `current` to what it calls
-    /// for (a broken list: a policy that denies all, left for the caller to announce).
-    pub(super) fn open(path: PathBuf, base: &mut Policy, current: &mut Arc<Policy>) -> RevocationState {
+    /// The list at `path`, not read yet.
+    pub(super) fn new(path: PathBuf) -> RevocationState {
+        RevocationState { path, list: None, broken: None }
+    }
+
+    /// The list and its lock file, absolute: paddock's own, to hide from every view
+    /// ([`Policy::hide_paths`]) before the list is read.
+    pub(super) fn own_paths(&self) -> [PathBuf; 2] {
         let own = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let mut lock = own(&path).into_os_string();
+        let mut lock = own(&self.path).into_os_string();
         lock.push(".lock");
-        let lock = PathBuf::from(lock);
-        base.hide_paths([own(&path), lock]);
-        let mut state = RevocationState { path, list: None, broken: None };
-        if let Some(refreshed) = state.refresh(base) {
-            state.settle(base, refreshed, current, false);
+        [own(&self.path), PathBuf::from(lock)]
+    }
+
+    /// Reads the list once and sets `current` to what it calls for over `base` (a broken
+    /// list: a policy that denies all, left for the caller to announce).
+    pub(super) fn load(&mut self, base: &Arc<Policy>, current: &mut Arc<Policy>) {
+        if let Some(refreshed) = self.refresh(base) {
+            self.settle(base, refreshed, current, false);
         }
-        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_policy::Vars;
+
+    fn policy(ws: &Path) -> Policy {
+        let vars = Vars { workspace: ws.to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let text = "version = 1\n[commands]\nallow = [\"ls\"]\n[filesystem]\nread = [\"/usr\"]\n";
+        Policy::from_toml_str("p.toml", text, &vars).unwrap()
+    }
+
+    #[test]
+    fn no_copy_without_revocations_and_the_same_decisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = Arc::new(policy(dir.path()));
+        let mut list = Revocations::load(dir.path().join("revocations.toml")).unwrap();
+        // An empty (absent) list: the base itself, not a copy.
+        let p = with_revocations(&base, &list).unwrap();
+        assert!(Arc::ptr_eq(&p, &base));
+        assert!(p.check_command(&["ls".to_string()], dir.path()).is_allow());
+        // A list that names something: a policy of its own that enforces it.
+        list.add("command:ls".parse().unwrap(), None);
+        let revoked = with_revocations(&base, &list).unwrap();
+        assert!(!Arc::ptr_eq(&revoked, &base));
+        let d = revoked.check_command(&["ls".to_string()], dir.path());
+        assert!(!d.is_allow() && d.reason.contains("revoked"), "{}", d.reason);
+        assert!(base.check_command(&["ls".to_string()], dir.path()).is_allow());
+        // A base with revocations of its own and an empty list: replaced, so copied.
+        let empty = Revocations::load(dir.path().join("none.toml")).unwrap();
+        let cleared = with_revocations(&revoked, &empty).unwrap();
+        assert!(!Arc::ptr_eq(&cleared, &revoked));
+        assert!(cleared.check_command(&["ls".to_string()], dir.path()).is_allow());
     }
 }
