@@ -84,6 +84,11 @@ fn status(p: &Path) -> io::Result<Status> {
     }
 }
 
+/// Whether a stamped path's status is as it was.
+fn as_stamped((p, st): &(PathBuf, Status)) -> bool {
+    status(p).is_ok_and(|now| now == *st)
+}
+
 fn key(m: &std::fs::Metadata) -> [i64; 8] {
     [
         m.dev() as i64,
@@ -148,7 +153,7 @@ impl ViewStamp {
     }
 
     fn compare_all(&self) -> bool {
-        self.dirs.iter().all(|(p, st)| status(p).is_ok_and(|now| now == *st))
+        self.dirs.iter().all(as_stamped)
     }
 
     /// Stamps every directory beneath `roots`; `local[i]` says whether `self.dirs[i]` is a
@@ -220,10 +225,7 @@ impl ViewStamp {
         let mut watching = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *watching {
             Watching::On(w, others) => match w.check() {
-                Verdict::Quiet => others.iter().all(|i| {
-                    let (p, st) = &self.dirs[*i];
-                    status(p).is_ok_and(|now| now == *st)
-                }),
+                Verdict::Quiet => others.iter().all(|i| as_stamped(&self.dirs[*i])),
                 Verdict::Changed => false,
                 Verdict::Unsure => self.compare_all(),
             },
