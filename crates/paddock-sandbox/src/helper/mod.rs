@@ -26,8 +26,9 @@
 //! 3. reaper (pid 1 of the new pid namespace, [`reaper`]): the mount view
 //!    ([`crate::mounts`]); into the cgroup (by itself, or by the helper's word), a cgroup
 //!    namespace rooted there; `chdir`;
-//!    install the signal forwarding ([`crate::signals`]); fork the target (born in the
-//!    cgroup), reap every orphan (one-shot, after 100 ms, on an alarm, hand back the code
+//!    install the signal forwarding ([`crate::signals`]); start the target (born in the
+//!    cgroup; `clone(CLONE_VM | CLONE_VFORK)`: in the reaper's memory, the reaper
+//!    suspended, until its `execve`, [`crate::sys::spawn_vfork`]), reap every orphan (one-shot, after 100 ms, on an alarm, hand back the code
 //!    that set up), report the target's wait status, exit (which kills whatever the target
 //!    left behind);
 //! 4. target ([`target`]): default signal dispositions, a process group of its own (with a

@@ -1,6 +1,7 @@
 //! Step 3, in the reaper (pid 1 of the sandbox's pid namespace): into the cgroup (and a
 //! cgroup namespace rooted there), the mount view, the pty, `chdir`, signal forwarding;
-//! then it forks the target and reaps every process until the target ends.
+//! then it starts the target (in its memory until the target's `execve`, the reaper
+//! suspended meanwhile) and reaps every process until the target ends.
 
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
@@ -110,7 +111,7 @@ fn begin() {
 }
 
 /// The rest of step 3 once the mount view is there: into the cgroup, the pty, `chdir`,
-/// signal forwarding, the target's fork; then it reaps until the target ends.
+/// signal forwarding, the target's start; then it reaps until the target ends.
 fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntry>, null: Option<RawFd>) -> ! {
     // Into the cgroup before anything forks (the target, and so the whole tree, is born
     // there); the cgroup namespace is rooted there.
@@ -129,23 +130,33 @@ fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntr
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0);
     }
     signals::reaper_install();
+    let (ctl, one_shot) = (st.ctl, st.zygote_view.is_none());
+    let slave = st.pty_slave.as_ref().map(|s| s.as_raw_fd());
     let start = timing::now_ns();
-    // SAFETY: the reaper is single-threaded (forked from the single-threaded helper).
-    let target = match unsafe { sys::fork() } {
-        Ok(0) => {
-            timing::record("fork target", start);
-            target::main(st, view)
-        }
+    let target = move || {
+        timing::record("fork target", start);
+        target::main(st, view)
+    };
+    // SAFETY: the reaper is single-threaded (forked from the single-threaded helper). The
+    // target confines itself in this process's memory while the reaper waits, and
+    // `execve`s (or exits): nothing of ours runs in the target once it exec'd, and the
+    // reaper uses none of `st` (moved to the target) from here on. No other process shares
+    // the memory meanwhile, so nothing can change what the exec supervisor read of the
+    // target's `execve` arguments before the kernel reads them again.
+    let target = match unsafe { sys::spawn_vfork(Box::new(target)) } {
         Ok(pid) => pid,
-        Err(e) => st.fail(SetupError::ForkTarget(e.into())),
+        Err(e) => super::stop(ctl, crate::proto::Failure::Setup(SetupError::ForkTarget(e.into()))),
     };
     signals::reaper_set_target(target);
-    drop(st.pty_slave.take());
+    // The reaper's copy of the pty slave (the target took it as its terminal).
+    if let Some(slave) = slave {
+        sys::close(slave);
+    }
     if let Some(null) = null {
         sys::redirect_stdio(null);
         sys::close(null);
     }
-    reap_until(st.ctl, target, st.zygote_view.is_none(), ns.pid)
+    reap_until(ctl, target, one_shot, ns.pid)
 }
 
 /// Moves into the sandbox's cgroup and, with a cgroup namespace, roots it there (the

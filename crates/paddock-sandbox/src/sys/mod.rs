@@ -12,6 +12,7 @@ mod memory;
 mod mount;
 mod notify;
 mod process;
+mod spawn;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use memory::release_code;
@@ -19,6 +20,7 @@ pub use memory::RELEASE_CODE_AFTER;
 pub(crate) use mount::*;
 pub(crate) use notify::*;
 pub(crate) use process::*;
+pub(crate) use spawn::spawn_vfork;
 
 /// `write(2)` of the whole buffer, retrying on `EINTR`.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
