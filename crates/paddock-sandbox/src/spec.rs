@@ -281,6 +281,9 @@ pub(crate) struct PathPlan {
     pub view_cache: Option<PathBuf>,
     /// What was dropped and why.
     pub notes: Vec<String>,
+    /// The spec's absolute hidden paths that existed when the plan was made (the others
+    /// are left out of `denies`).
+    pub hidden_present: Vec<PathBuf>,
 }
 
 fn depth(p: &Path) -> usize {
@@ -344,13 +347,10 @@ impl PathPlan {
         };
         // paddock's own state is masked whatever the grants: the view walk masks these like
         // deny paths (a missing one is left out: it would split Landlock's grants for nothing).
-        let mut denies: Vec<PathBuf> = spec
-            .deny_paths
-            .iter()
-            .chain(spec.hidden_paths.iter().filter(|p| p.is_absolute() && exists(p)))
-            .chain(&spec.view_cache)
-            .cloned()
-            .collect();
+        let hidden_present: Vec<PathBuf> =
+            spec.hidden_paths.iter().filter(|p| p.is_absolute() && exists(p)).cloned().collect();
+        let mut denies: Vec<PathBuf> =
+            spec.deny_paths.iter().chain(&hidden_present).chain(&spec.view_cache).cloned().collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         let mut kept: Vec<Keyed<'_>> = Vec::new();
@@ -390,7 +390,27 @@ impl PathPlan {
         plan.deny_globs = spec.deny_globs.clone();
         plan.protect_globs = spec.protect_globs.clone();
         plan.view_cache = spec.view_cache.clone();
+        plan.hidden_present = hidden_present;
         plan
+    }
+
+    /// [`PathPlan::new`] for `spec`, a call of `template`, which `ahead` was made for: `ahead`
+    /// itself when `spec` has the template's paths (every field the plan is made of) and the
+    /// same hidden paths exist now (a `stat` each), else a plan made now.
+    pub(crate) fn again(ahead: PathPlan, template: &SandboxSpec, spec: &SandboxSpec) -> PathPlan {
+        let same = spec.read_paths == template.read_paths
+            && spec.write_paths == template.write_paths
+            && spec.deny_paths == template.deny_paths
+            && spec.hidden_paths == template.hidden_paths
+            && spec.view_cache == template.view_cache
+            && spec.deny_globs == template.deny_globs
+            && spec.protect_globs == template.protect_globs;
+        let present = |p: &PathBuf| p.is_absolute() && p.symlink_metadata().is_ok();
+        if same && spec.hidden_paths.iter().filter(|p| present(p)).eq(ahead.hidden_present.iter()) {
+            ahead
+        } else {
+            PathPlan::new(spec)
+        }
     }
 
     /// True when `p` is a write path or beneath one.
@@ -441,6 +461,33 @@ mod tests {
         // A root that cannot be opened keeps every hidden path.
         let p = PathPlan::with_host_root(&s, &root.join("nowhere"));
         assert_eq!(p.denies.len(), 3, "{:?}", p.denies);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A spare's plan serves the call that comes while the call's paths are the
+    /// template's and the same hidden paths exist; a hidden path made meanwhile, or other
+    /// paths, get a plan of their own (which masks it).
+    #[test]
+    fn a_plan_made_ahead_serves_a_call_until_its_hidden_paths_change() {
+        let root = std::env::temp_dir().join(format!("paddock-again-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let token = root.join("token");
+        let mut template = spec();
+        template.read_paths = vec![root.clone()];
+        template.hidden_paths = vec![token.clone()];
+        let ahead = PathPlan::new(&template);
+        let mut call = template.clone();
+        call.argv = vec!["true".into(), "again".into()];
+        assert_eq!(PathPlan::again(ahead.clone(), &template, &call), ahead);
+        std::fs::write(&token, "").unwrap();
+        let now = PathPlan::again(ahead.clone(), &template, &call);
+        assert!(now.denies.contains(&token), "{now:?}");
+        assert_eq!(now, PathPlan::new(&call));
+        let mut other = call.clone();
+        other.write_paths = vec![root.join("w")];
+        assert_eq!(PathPlan::again(PathPlan::new(&template), &template, &other), PathPlan::new(&other));
+        assert!(!PathPlan::new(&other).writes.is_empty());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

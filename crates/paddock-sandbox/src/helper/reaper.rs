@@ -87,10 +87,10 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
     }
     drop(helper);
     st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
+    st.plan = PathPlan::again(std::mem::take(&mut st.plan), &st.spec, &spec);
     st.spec = *spec;
     st.cgroup = cgroup;
     let cg = SandboxCgroup::received(&cgroup_dirs, cg_fds, &mut st.cgroup);
-    st.plan = PathPlan::new(&st.spec);
     let size = st.spec.limits.tmpfs_size();
     let mounts = match mounts {
         Ok(Some(m)) if size != made => {
