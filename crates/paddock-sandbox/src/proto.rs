@@ -254,7 +254,22 @@ pub(crate) fn recv_raw(sock: RawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)
     if len > MAX_MSG {
         return Err(io::Error::other(format!("control message of {len} bytes (at most {MAX_MSG})")));
     }
-    let mut body = vec![0u8; len.max(1)];
+    recv_sized(sock, len.max(1))
+}
+
+/// [`recv_raw`] on a socket other processes read at once (a zygote's, which its spares and
+/// the zygote itself read): a peeked length could be another message's by the time this
+/// process takes one, so the buffer is the largest message's (reserved, not touched
+/// beyond what the message fills) and a longer one is an error.
+pub(crate) fn recv_raw_shared(sock: RawFd) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    // SAFETY: the caller holds `sock` open for the call; the borrow does not outlive it.
+    let sock = unsafe { BorrowedFd::borrow_raw(sock) };
+    recv_sized(sock, MAX_MSG)
+}
+
+/// Receives the next datagram into a buffer of `len` bytes (cut short: an error).
+fn recv_sized(sock: BorrowedFd<'_>, len: usize) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut body = vec![0u8; len];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let msg = loop {
@@ -298,7 +313,7 @@ fn peek_len(sock: BorrowedFd<'_>) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd};
 
     use super::*;
 
@@ -323,6 +338,38 @@ mod tests {
         assert!(matches!(msg, Msg::Spawn { spec, .. } if spec.argv[0].len() == 200_000));
         drop(a);
         assert!(recv(b.as_raw_fd()).unwrap().is_none(), "end of stream");
+    }
+
+    /// Several processes read a zygote's socket: each reader takes the next message whole
+    /// without peeking its length first.
+    #[test]
+    fn shared_readers_take_each_message_whole() {
+        let (a, b) = socketpair().unwrap();
+        for len in [1, 150_000, 3, 5] {
+            send_raw(a.as_raw_fd(), &vec![b'x'; len], &[]).unwrap();
+        }
+        // Two readers at once, as a zygote's spares: each message goes to one of them.
+        let reader = |sock: RawFd| {
+            std::thread::spawn(move || {
+                (0..2).map(|_| recv_raw_shared(sock).unwrap().unwrap().0.len()).collect::<Vec<_>>()
+            })
+        };
+        let (one, two) = (reader(b.as_raw_fd()), reader(b.as_raw_fd()));
+        let mut got: Vec<_> = one.join().unwrap().into_iter().chain(two.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![1, 3, 5, 150_000]);
+    }
+
+    /// A message longer than the buffer is an error, and the next one arrives whole.
+    #[test]
+    fn a_message_longer_than_the_buffer_is_an_error() {
+        let (a, b) = socketpair().unwrap();
+        send_raw(a.as_raw_fd(), b"0123456789", &[]).unwrap();
+        send_raw(a.as_raw_fd(), b"abc", &[]).unwrap();
+        let b = b.as_fd();
+        let e = recv_sized(b, 4).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        assert_eq!(recv_sized(b, 4).unwrap().unwrap().0, b"abc");
     }
 
     #[test]

@@ -168,25 +168,32 @@ fn children(pid: &str) -> Vec<i32> {
     out
 }
 
-/// Kills the zygote's spare (the zygote is this process's only child; the spare is its
-/// only child while no call runs) and waits until it is gone.
+/// The spares a zygote keeps ready (`zygote::spare::SPARES`).
+const SPARES: usize = 2;
+
+/// Kills the zygote's spares (the zygote is this process's only child; the spares are its
+/// only children while no call runs) and waits until they are gone.
 fn kill_spare() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let spare = loop {
+    let spares = loop {
         let z = children("self");
         assert_eq!(z.len(), 1, "one zygote: {z:?}");
-        if let [s] = children(&z[0].to_string())[..] {
+        let s = children(&z[0].to_string());
+        assert!(s.len() <= SPARES, "more children than spares: {s:?}");
+        if s.len() == SPARES {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "no spare forked");
+        assert!(std::time::Instant::now() < deadline, "no spares forked");
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    // SAFETY: a plain kill(2) of a pid just read (a zygote's child, which the zygote does
-    // not reap before it ends).
-    assert_eq!(unsafe { libc::kill(spare, libc::SIGKILL) }, 0);
-    while std::path::Path::new(&format!("/proc/{spare}")).exists() {
-        assert!(std::time::Instant::now() < deadline, "the spare did not end");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    for spare in spares {
+        // SAFETY: a plain kill(2) of a pid just read (a zygote's child, which the zygote
+        // does not reap before it ends).
+        assert_eq!(unsafe { libc::kill(spare, libc::SIGKILL) }, 0);
+        while std::path::Path::new(&format!("/proc/{spare}")).exists() {
+            assert!(std::time::Instant::now() < deadline, "the spare did not end");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 

@@ -64,7 +64,7 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
         timing::record("spare: landlock ruleset, made ahead", start);
     }
     let (body, fds) = loop {
-        match proto::recv_raw(zygote) {
+        match proto::recv_raw_shared(zygote) {
             Ok(Some((body, fds))) if fds.len() >= 4 => break (body, fds),
             // A `Spawn` without its descriptors.
             Ok(Some((_, fds))) => proto::refuse_malformed(&fds),

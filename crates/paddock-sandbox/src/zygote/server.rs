@@ -43,20 +43,30 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     // Compile the seccomp filters once: every call forked from here inherits them.
     crate::seccomp::prepare();
     let z = ZygoteState { ctl, report, view, template: req.spec };
+    let mut spares = Vec::new();
     loop {
-        // A spare takes the next call itself; this process reads the socket only when no
-        // spare could be forked, or one ended without a call (the socket hung up, most
-        // likely: the read below sees it).
-        if !super::spare::run_one(&z) {
+        // Spares take the next calls themselves, each a `Spawn` of its own; a new one is
+        // forked once one took a call (and the caller has its reaper). This process reads
+        // the socket only when no spare could be forked, or one ended without a call (the
+        // socket hung up, most likely: the read below sees it).
+        while spares.len() < super::spare::SPARES {
+            match super::spare::fork(&z) {
+                Some(took) => spares.push(took),
+                None => break,
+            }
+        }
+        if spares.is_empty() || !super::spare::wait_any(&mut spares) {
             serve_one(&z);
         }
     }
 }
 
 /// Reads one message from the zygote's socket and starts its call (the zygote ends when
-/// the socket hangs up).
+/// the socket hangs up). The spares read the socket meanwhile: whoever reads first takes
+/// the message.
 fn serve_one(z: &ZygoteState) {
-    match proto::recv(z.ctl) {
+    let msg = proto::recv_raw_shared(z.ctl).and_then(|m| m.map(|(b, fds)| Ok((proto::parse(&b)?, fds))).transpose());
+    match msg {
         Ok(None) => exit_now(0),
         Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => {
             call::start_call(z, *spec, cgroup, &cgroup_dirs, fds)

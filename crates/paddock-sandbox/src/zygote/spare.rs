@@ -29,23 +29,40 @@ use crate::timing;
 /// The byte a spare writes to the zygote once it took a call.
 const TOOK: u8 = b't';
 
-/// Forks a spare and waits until it took a call (`true`) or ended without one (`false`:
-/// the zygote then reads the next message itself). A spare that cannot be forked is
-/// `false` too.
-pub(super) fn run_one(z: &ZygoteState) -> bool {
-    let Ok((took_r, took_w)) = crate::stdio::pipe() else { return false };
+/// How many spares a zygote keeps ready at once: calls that come together (several
+/// clients of one session) each find one, instead of waiting in turn for the next spare's
+/// set-up.
+pub(super) const SPARES: usize = 2;
+
+/// Forks a spare; returns the pipe on which it says it took a call (its end: it ended
+/// without one). `None`: no spare could be forked.
+pub(super) fn fork(z: &ZygoteState) -> Option<OwnedFd> {
+    let (took_r, took_w) = crate::stdio::pipe().ok()?;
     // SAFETY: the zygote is single-threaded.
     match unsafe { sys::fork() } {
         Ok(0) => {
             drop(took_r);
             main(z, took_w)
         }
-        Ok(_) => {}
-        Err(_) => return false,
+        Ok(_) => Some(took_r),
+        Err(_) => None,
     }
-    drop(took_w);
-    let mut b = [0u8; 1];
-    matches!(sys::read(took_r.as_raw_fd(), &mut b), Ok(1) if b[0] == TOOK)
+}
+
+/// Waits until one of `spares` took a call (`true`) or ended without one (`false`: the
+/// zygote then reads the next message itself), and drops it from the list.
+pub(super) fn wait_any(spares: &mut Vec<OwnedFd>) -> bool {
+    loop {
+        let mut fds: Vec<libc::pollfd> =
+            spares.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        if sys::poll_raw(&mut fds, -1).is_err() {
+            continue; // EINTR
+        }
+        let Some(i) = fds.iter().position(|f| f.revents != 0) else { continue };
+        let took_r = spares.swap_remove(i);
+        let mut b = [0u8; 1];
+        return matches!(sys::read(took_r.as_raw_fd(), &mut b), Ok(1) if b[0] == TOOK);
+    }
 }
 
 /// The spare: its namespaces, its reaper, then the call its reaper took.
