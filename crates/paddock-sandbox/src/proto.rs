@@ -234,7 +234,17 @@ const MAX_FDS: usize = 16;
 /// did not all fit (`MSG_CTRUNC`: the kernel closed the rest) or whose body was cut is an
 /// error: a descriptor the protocol promised is missing.
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
-    match recv_raw(sock)? {
+    parsed(recv_raw(sock)?)
+}
+
+/// [`recv`] on a socket other processes read at once ([`recv_raw_shared`]).
+pub(crate) fn recv_shared(sock: RawFd) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+    parsed(recv_raw_shared(sock)?)
+}
+
+/// A received datagram, parsed.
+fn parsed(raw: Option<(Vec<u8>, Vec<OwnedFd>)>) -> io::Result<Option<(Msg, Vec<OwnedFd>)>> {
+    match raw {
         None => Ok(None),
         Some((body, fds)) => Ok(Some((parse(&body)?, fds))),
     }

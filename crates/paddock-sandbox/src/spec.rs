@@ -286,6 +286,11 @@ pub(crate) struct PathPlan {
     pub hidden_present: Vec<PathBuf>,
 }
 
+/// The spec's absolute hidden paths that `exists` finds (the plan masks only those).
+fn hidden_present(spec: &SandboxSpec, exists: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    spec.hidden_paths.iter().filter(|p| p.is_absolute() && exists(p)).cloned().collect()
+}
+
 fn depth(p: &Path) -> usize {
     p.components().count()
 }
@@ -347,10 +352,9 @@ impl PathPlan {
         };
         // paddock's own state is masked whatever the grants: the view walk masks these like
         // deny paths (a missing one is left out: it would split Landlock's grants for nothing).
-        let hidden_present: Vec<PathBuf> =
-            spec.hidden_paths.iter().filter(|p| p.is_absolute() && exists(p)).cloned().collect();
+        let present = hidden_present(spec, exists);
         let mut denies: Vec<PathBuf> =
-            spec.deny_paths.iter().chain(&hidden_present).chain(&spec.view_cache).cloned().collect();
+            spec.deny_paths.iter().chain(&present).chain(&spec.view_cache).cloned().collect();
         denies.sort_by_key(|p| depth(p));
         denies.dedup();
         let mut kept: Vec<Keyed<'_>> = Vec::new();
@@ -390,7 +394,7 @@ impl PathPlan {
         plan.deny_globs = spec.deny_globs.clone();
         plan.protect_globs = spec.protect_globs.clone();
         plan.view_cache = spec.view_cache.clone();
-        plan.hidden_present = hidden_present;
+        plan.hidden_present = present;
         plan
     }
 
@@ -405,8 +409,7 @@ impl PathPlan {
             && spec.view_cache == template.view_cache
             && spec.deny_globs == template.deny_globs
             && spec.protect_globs == template.protect_globs;
-        let present = |p: &PathBuf| p.is_absolute() && p.symlink_metadata().is_ok();
-        if same && spec.hidden_paths.iter().filter(|p| present(p)).eq(ahead.hidden_present.iter()) {
+        if same && hidden_present(spec, |p| p.symlink_metadata().is_ok()) == ahead.hidden_present {
             ahead
         } else {
             PathPlan::new(spec)

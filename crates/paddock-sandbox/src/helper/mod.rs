@@ -28,9 +28,9 @@
 //!    namespace rooted there; `chdir`;
 //!    install the signal forwarding ([`crate::signals`]); start the target (born in the
 //!    cgroup; `clone(CLONE_VM | CLONE_VFORK)`: in the reaper's memory, the reaper
-//!    suspended, until its `execve`, [`crate::sys::spawn_vfork`]), reap every orphan (one-shot, after 100 ms, on an alarm, hand back the code
-//!    that set up), report the target's wait status, exit (which kills whatever the target
-//!    left behind);
+//!    suspended, until its `execve`, [`crate::sys::spawn_vfork`]), reap every orphan
+//!    (one-shot, after 100 ms, on an alarm, hand back the code that set up), report the
+//!    target's wait status, exit (which kills whatever the target left behind);
 //! 4. target ([`target`]): default signal dispositions, a process group of its own (with a
 //!    pty, `setsid` and the pty as controlling terminal), Landlock, rlimits, capabilities,
 //!    no_new_privs, seccomp, descriptors; send the report; wait for the parent's release;

@@ -113,7 +113,8 @@ unsafe fn relocates_code(mut dynamic: *const [i64; 2]) -> bool {
     }
 }
 
-fn page_size() -> usize {
+/// The system's page size (4 KiB when `sysconf` does not say).
+pub(super) fn page_size() -> usize {
     // SAFETY: `sysconf` has no preconditions.
     match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
         n if n > 0 => n as usize,

@@ -33,7 +33,7 @@ pub(crate) unsafe fn spawn_vfork(child: Box<dyn FnOnce()>) -> io::Result<libc::p
         child();
         exit_now(125)
     }
-    let page = 4096;
+    let page = super::memory::page_size();
     // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
     let base = unsafe {
         libc::mmap(

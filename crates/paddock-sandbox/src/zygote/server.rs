@@ -65,8 +65,7 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
 /// the socket hangs up). The spares read the socket meanwhile: whoever reads first takes
 /// the message.
 fn serve_one(z: &ZygoteState) {
-    let msg = proto::recv_raw_shared(z.ctl).and_then(|m| m.map(|(b, fds)| Ok((proto::parse(&b)?, fds))).transpose());
-    match msg {
+    match proto::recv_shared(z.ctl) {
         Ok(None) => exit_now(0),
         Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) => {
             call::start_call(z, *spec, cgroup, &cgroup_dirs, fds)

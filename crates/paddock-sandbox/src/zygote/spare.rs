@@ -55,8 +55,11 @@ pub(super) fn wait_any(spares: &mut Vec<OwnedFd>) -> bool {
     loop {
         let mut fds: Vec<libc::pollfd> =
             spares.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-        if sys::poll_raw(&mut fds, -1).is_err() {
-            continue; // EINTR
+        match sys::poll_raw(&mut fds, -1) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // The zygote reads the socket itself then (and blocks there, never spins).
+            Err(_) => return false,
         }
         let Some(i) = fds.iter().position(|f| f.revents != 0) else { continue };
         let took_r = spares.swap_remove(i);
