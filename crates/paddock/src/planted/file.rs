@@ -9,10 +9,11 @@ use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::scan::{Listing, Listings};
 
-const MAGIC: &[u8; 8] = b"PDGS0001";
+const MAGIC: &[u8; 8] = b"PDGS0002";
 
 /// The file for listings kept under `key`, beside `view_cache`.
 pub(super) fn path_for(view_cache: &Path, key: u64) -> PathBuf {
@@ -39,8 +40,9 @@ pub(super) fn save(path: &Path, listings: &Listings) -> std::io::Result<()> {
         }
         bytes(&mut out, l.path.as_os_str().as_bytes());
         out.extend((l.dirs.len() as u32).to_le_bytes());
-        for d in &l.dirs {
+        for (d, ino) in &l.dirs {
             bytes(&mut out, d.as_bytes());
+            out.extend(ino.to_le_bytes());
         }
         out.extend((l.matches.len() as u32).to_le_bytes());
         for (m, rule) in &l.matches {
@@ -99,7 +101,7 @@ fn parse(bytes: &[u8], rules: usize) -> Option<Listings> {
             *s = r.u64()? as i64;
         }
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(&r.bytes()?));
-        let dirs = (0..r.u32()?).map(|_| r.name()).collect::<Option<Vec<_>>>()?;
+        let dirs = (0..r.u32()?).map(|_| Some((r.name()?, r.u64()?))).collect::<Option<Vec<_>>>()?;
         let n = r.u32()?;
         let mut matches = Vec::new();
         for _ in 0..n {
@@ -110,7 +112,7 @@ fn parse(bytes: &[u8], rules: usize) -> Option<Listings> {
             }
             matches.push((name, rule));
         }
-        out.insert(key, Listing { stamp, path, dirs, matches });
+        out.insert(key, Arc::new(Listing { stamp, path, dirs, matches }));
     }
     Some(out)
 }
@@ -126,12 +128,12 @@ mod tests {
         let mut l = Listings::new();
         l.insert(
             (1, 2),
-            Listing {
+            Arc::new(Listing {
                 stamp: [1, 2, 3, 4, 5, -6],
                 path: "/ws/a".into(),
-                dirs: vec![c"b".to_owned()],
+                dirs: vec![(c"b".to_owned(), 42)],
                 matches: vec![(c".envrc".to_owned(), 1)],
-            },
+            }),
         );
         save(&p, &l).unwrap();
         let back = load(&p, 2);

@@ -173,10 +173,11 @@ pub(crate) struct Planted {
     /// The listings of the start scan, and what they are kept under.
     listings: Listings,
     key: u64,
-    /// Where the listings are kept on disk, when no call can write there, and whether
-    /// the start scan read any directory (then they changed).
+    /// Where the listings are kept on disk, when no call can write there, how many
+    /// listings were loaded, and how many the start scan read and kept.
     file: Option<PathBuf>,
-    read: bool,
+    loaded: usize,
+    added: usize,
 }
 
 impl Planted {
@@ -214,12 +215,12 @@ impl Planted {
             None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
         };
         let mut listings = Listings::new();
+        let loaded = old.len();
         let s = timed_scan(&globs, &roots, &old, &mut listings, "glob matches before the call");
         let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
         let mut failed = failed;
         failed.extend(s.failed);
-        let read = s.read > 0;
-        Planted { globs, roots, start, failed, listings, key, file, read }
+        Planted { globs, roots, start, failed, listings, key, file, loaded, added: s.added }
     }
 
     /// What this call takes as the user's, for the registry of running calls.
@@ -260,9 +261,11 @@ impl Planted {
         }
         let mut listings = Listings::new();
         let end = timed_scan(&self.globs, &self.roots, &self.listings, &mut listings, "glob matches after the call");
-        if let Some(f) =
-            self.file.as_deref().filter(|_| self.read || end.read > 0 || listings.len() != self.listings.len())
-        {
+        // Written back as the view's cache is: once enough listings were added to be worth
+        // the write (a listing left out costs the next call one read of its directory).
+        let added = self.added + end.added;
+        let worth = added >= paddock_sandbox::LISTINGS_SAVED_AFTER || (added > 0 && self.loaded == 0);
+        if let Some(f) = self.file.as_deref().filter(|_| worth) {
             if let Err(e) = file::save(f, &listings) {
                 tracing::warn!(path = %f.display(), error = %e, "the glob scan's listings were not saved: the next call reads every directory");
             }

@@ -8,6 +8,11 @@
 //! than the read (a change within the same timestamp tick is never mistaken for none); the
 //! agent can set mtime, not ctime, and every change of a directory's entries moves its
 //! ctime. So the scan after a call reads only the directories the call (or anyone) changed.
+//! A directory whose listing is kept is not even opened: one `lstat` by path from its
+//! nearest opened ancestor checks it is the very object its parent listed (device and
+//! inode) with the status stored ([`Walk::listed`]); only a directory that changed, holds a
+//! match (noted by its parent's descriptor) or is not what was listed is opened, from its
+//! parent reached without following any symlink.
 //!
 //! A directory the user owns that cannot be read or searched (the call may have
 //! `chmod 300` it, to hide a match from this scan and open it again in a later call) is
@@ -21,9 +26,10 @@ use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::Globs;
@@ -50,6 +56,8 @@ pub(super) struct Scan {
     pub failed: Vec<(PathBuf, String)>,
     /// Directories read (the others came from kept listings).
     pub read: usize,
+    /// Of those, the ones whose listing was kept.
+    pub added: usize,
 }
 
 /// How much older than its read a directory's ctime must be for its listing to be kept.
@@ -62,14 +70,14 @@ pub(super) struct Listing {
     pub(super) stamp: [i64; 6],
     /// The directory's path (matches depend on it).
     pub(super) path: PathBuf,
-    /// Subdirectories to follow.
-    pub(super) dirs: Vec<CString>,
+    /// Subdirectories to follow: name, inode (as the directory listed it).
+    pub(super) dirs: Vec<(CString, u64)>,
     /// Matches: name, rule.
     pub(super) matches: Vec<(CString, usize)>,
 }
 
-/// Listings by (device, inode).
-pub(super) type Listings = HashMap<(u64, u64), Listing>;
+/// Listings by (device, inode), shared between the scans that keep them.
+pub(super) type Listings = HashMap<(u64, u64), Arc<Listing>>;
 
 fn stamp(st: &rustix::fs::Stat) -> [i64; 6] {
     [st.st_ctime, st.st_ctime_nsec as i64, st.st_mtime, st.st_mtime_nsec as i64, st.st_size, st.st_nlink as i64]
@@ -101,77 +109,178 @@ struct Walk<'a> {
     now: i64,
 }
 
+/// A directory on the scan's stack.
+enum Dir {
+    /// Opened, with the mode to restore when the scan opened it up.
+    Open(OwnedFd, Option<u32>, PathBuf),
+    /// Named by its parent's listing, not opened: reached by path from `base`, its nearest
+    /// opened ancestor (the path's bytes after the first `skip` are relative to it).
+    Listed { base: Rc<OwnedFd>, skip: usize, path: PathBuf, id: (u64, u64) },
+}
+
 impl Walk<'_> {
     fn walk(&mut self, fd: OwnedFd, restore: Option<u32>, path: PathBuf, out: &mut Scan) {
-        let mut stack = vec![(fd, restore, path)];
-        while let Some((fd, mut restore, path)) = stack.pop() {
-            let parent = Rc::new(fd);
-            let st = match rustix::fs::fstat(&*parent) {
-                Ok(st) => st,
-                Err(e) => {
-                    restore_mode(&parent, restore, &path);
-                    out.failed.push((path, e.to_string()));
-                    continue;
-                }
-            };
-            // Readable (opened) but not searchable, or the reverse: the user's own is
-            // opened up for the scan (the modes a scan cannot work with).
-            let mode = st.st_mode & 0o7777;
-            if restore.is_none() && mode & 0o500 != 0o500 && st.st_uid == rustix::process::geteuid().as_raw() {
-                match rustix::fs::fchmod(&*parent, Mode::from_raw_mode(mode | 0o500)) {
-                    Ok(()) => restore = Some(mode),
-                    Err(e) => {
-                        out.failed.push((path, e.to_string()));
-                        continue;
-                    }
-                }
+        let mut stack = vec![Dir::Open(fd, restore, path)];
+        while let Some(dir) = stack.pop() {
+            match dir {
+                Dir::Open(fd, restore, path) => self.open(fd, restore, path, &mut stack, out),
+                Dir::Listed { base, skip, path, id } => self.listed(base, skip, path, id, &mut stack, out),
             }
-            self.list(&parent, &st, &path, &mut stack, out);
-            restore_mode(&parent, restore, &path);
         }
     }
 
+    /// Lists the open directory `fd`, opened up for the scan first when it is the user's
+    /// and its mode would not let the scan read or search it.
+    fn open(&mut self, fd: OwnedFd, mut restore: Option<u32>, path: PathBuf, stack: &mut Vec<Dir>, out: &mut Scan) {
+        let parent = Rc::new(fd);
+        let st = match rustix::fs::fstat(&*parent) {
+            Ok(st) => st,
+            Err(e) => {
+                restore_mode(&parent, restore, &path);
+                out.failed.push((path, e.to_string()));
+                return;
+            }
+        };
+        // Readable (opened) but not searchable, or the reverse: the user's own is
+        // opened up for the scan (the modes a scan cannot work with).
+        let mode = st.st_mode & 0o7777;
+        if restore.is_none() && mode & 0o500 != 0o500 && st.st_uid == rustix::process::geteuid().as_raw() {
+            match rustix::fs::fchmod(&*parent, Mode::from_raw_mode(mode | 0o500)) {
+                Ok(()) => restore = Some(mode),
+                Err(e) => {
+                    out.failed.push((path, e.to_string()));
+                    return;
+                }
+            }
+        }
+        // Its subdirectories are opened now, while it can be searched, when its mode is
+        // put back after: they cannot be reached by path then.
+        self.list(&parent, &st, &path, restore.is_some(), stack, out);
+        restore_mode(&parent, restore, &path);
+    }
+
+    /// A directory its parent's listing named, by (device, inode): its kept listing is
+    /// taken without opening it when its status, one `lstat` by path from its nearest
+    /// opened ancestor, is that very object's, unchanged, and the listing holds no match
+    /// (a match is noted with its parent's descriptor). Anything else, it is opened from
+    /// its parent, the parent reached without following any symlink.
+    ///
+    /// The `lstat` follows a symlink put in place of a directory above it since that was
+    /// checked; the object it reaches is used only if it is the one listed (no hard link
+    /// to a directory exists) and its own status is as kept, so what the listing says of
+    /// it is still true (as of a walk by descriptors that held the directory open while
+    /// it was moved).
+    fn listed(
+        &mut self,
+        base: Rc<OwnedFd>,
+        skip: usize,
+        path: PathBuf,
+        id: (u64, u64),
+        stack: &mut Vec<Dir>,
+        out: &mut Scan,
+    ) {
+        let bytes = path.as_os_str().as_bytes();
+        let rel = Path::new(OsStr::from_bytes(&bytes[skip.min(bytes.len())..]));
+        if let Ok(st) = rustix::fs::statat(&*base, rel, AtFlags::SYMLINK_NOFOLLOW) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory && (st.st_dev, st.st_ino) == id {
+                if let Some(l) = self.kept(&st, &path).filter(|l| l.matches.is_empty()) {
+                    for (name, ino) in &l.dirs {
+                        let child = path.join(OsStr::from_bytes(name.to_bytes()));
+                        stack.push(Dir::Listed { base: Rc::clone(&base), skip, path: child, id: (st.st_dev, *ino) });
+                    }
+                    self.keep(&st, l);
+                    return;
+                }
+            }
+        }
+        let (Some(up), Some(name)) = (rel.parent(), rel.file_name()) else { return };
+        let (up, name) = (up.to_path_buf(), name.to_os_string());
+        let parent = if up.as_os_str().is_empty() {
+            base
+        } else {
+            let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+            match rustix::fs::openat2(&*base, &up, OFlags::PATH | DIR_FLAGS, Mode::empty(), how) {
+                Ok(fd) => Rc::new(fd),
+                // Gone since its parent was listed: nothing there to find.
+                Err(Errno::NOENT) => return,
+                // A symlink or another object on the way now, or no way in: what the
+                // directory holds now is unknown.
+                Err(e) => {
+                    out.failed.push((path.parent().map(Path::to_path_buf).unwrap_or_default(), e.to_string()));
+                    return;
+                }
+            }
+        };
+        self.child(&parent, &name, path, stack, out);
+    }
+
+    /// Opens subdirectory `name` of `parent` (at `full`) and puts it on `stack`.
+    fn child(&mut self, parent: &OwnedFd, name: &OsStr, full: PathBuf, stack: &mut Vec<Dir>, out: &mut Scan) {
+        match open_dir(parent, name) {
+            Ok((fd, restore)) => stack.push(Dir::Open(fd, restore, full)),
+            // Gone, or no longer a directory, since it was listed.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
+            // Neither listed nor searched by paddock (which has the child's uid and at
+            // least its capabilities), so not reached by the child either.
+            Err(Errno::ACCESS) if !searchable(parent, name) => {}
+            Err(e) => out.failed.push((full, e.to_string())),
+        }
+    }
+
+    /// The kept listing of the directory of status `st` at `path`, when still exact.
+    fn kept(&self, st: &rustix::fs::Stat, path: &Path) -> Option<Arc<Listing>> {
+        self.old.get(&(st.st_dev, st.st_ino)).filter(|l| l.stamp == stamp(st) && l.path == path).cloned()
+    }
+
+    /// Keeps listing `l` of the directory of status `st` for the next scan, when its
+    /// ctime is past the margin.
+    fn keep(&mut self, st: &rustix::fs::Stat, l: Arc<Listing>) -> bool {
+        let old_enough = st.st_ctime <= self.now - MARGIN_SECS;
+        if old_enough {
+            self.new.insert((st.st_dev, st.st_ino), l);
+        }
+        old_enough
+    }
+
     /// Lists (or takes the kept listing of) the open directory `parent`, notes its
-    /// matches and pushes its subdirectories to follow onto `stack`.
+    /// matches and puts its subdirectories onto `stack`: opened now when `open_now` or
+    /// when no listing of theirs is kept (one would be read anyway), else to be reached
+    /// by path ([`Dir::Listed`]).
     fn list(
         &mut self,
         parent: &Rc<OwnedFd>,
         st: &rustix::fs::Stat,
         path: &Path,
-        stack: &mut Vec<(OwnedFd, Option<u32>, PathBuf)>,
+        open_now: bool,
+        stack: &mut Vec<Dir>,
         out: &mut Scan,
     ) {
-        {
-            let path = path.to_path_buf();
-            let key = (st.st_dev, st.st_ino);
-            let l = match self.old.get(&key).filter(|l| l.stamp == stamp(st) && l.path == path) {
-                Some(l) => l.clone(),
-                None => match read(self.globs, parent, &path, out) {
-                    Some(mut l) => {
-                        l.stamp = stamp(st);
-                        l
-                    }
-                    None => return,
-                },
-            };
-            for (name, rule) in &l.matches {
-                note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
-            }
-            for name in &l.dirs {
-                let full = path.join(OsStr::from_bytes(name.to_bytes()));
-                match open_dir(&**parent, OsStr::from_bytes(name.to_bytes())) {
-                    Ok((fd, restore)) => stack.push((fd, restore, full)),
-                    // Gone, or no longer a directory, since it was listed.
-                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
-                    // Neither listed nor searched by paddock (which has the child's uid
-                    // and at least its capabilities), so not reached by the child either.
-                    Err(Errno::ACCESS) if !searchable(parent, name) => {}
-                    Err(e) => out.failed.push((full, e.to_string())),
+        let (l, read_now) = match self.kept(st, path) {
+            Some(l) => (l, false),
+            None => match read(self.globs, parent, path, out) {
+                Some(mut l) => {
+                    l.stamp = stamp(st);
+                    (Arc::new(l), true)
                 }
+                None => return,
+            },
+        };
+        for (name, rule) in &l.matches {
+            note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
+        }
+        let bytes = path.as_os_str().as_bytes();
+        let skip = if bytes.ends_with(b"/") { bytes.len() } else { bytes.len() + 1 };
+        for (name, ino) in &l.dirs {
+            let full = path.join(OsStr::from_bytes(name.to_bytes()));
+            let id = (st.st_dev, *ino);
+            if open_now || !self.old.contains_key(&id) {
+                self.child(parent, OsStr::from_bytes(name.to_bytes()), full, stack, out);
+            } else {
+                stack.push(Dir::Listed { base: Rc::clone(parent), skip, path: full, id });
             }
-            if st.st_ctime <= self.now - MARGIN_SECS {
-                self.new.insert(key, l);
-            }
+        }
+        if self.keep(st, l) && read_now {
+            out.added += 1;
         }
     }
 }
@@ -222,7 +331,7 @@ fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Opt
     out.read += 1;
     let mut l = Listing { stamp: [0; 6], path: path.to_path_buf(), dirs: Vec::new(), matches: Vec::new() };
     {
-        let dir = match Dir::read_from(&**parent) {
+        let dir = match rustix::fs::Dir::read_from(&**parent) {
             Ok(d) => d,
             Err(e) => {
                 out.failed.push((path.to_path_buf(), e.to_string()));
@@ -257,7 +366,7 @@ fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Opt
             if let Some(rule) = globs.matching(&full).or_else(on_the_way) {
                 l.matches.push((name.to_owned(), rule));
             } else if t == FileType::Directory && globs.relevant(&full) {
-                l.dirs.push(name.to_owned());
+                l.dirs.push((name.to_owned(), entry.ino()));
             }
         }
     }
@@ -265,7 +374,7 @@ fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Opt
 }
 
 /// Whether this process may search directory `name` of `parent`.
-fn searchable(parent: &OwnedFd, name: &CStr) -> bool {
+fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
     rustix::fs::accessat(parent, name, rustix::fs::Access::EXEC_OK, AtFlags::EACCESS | AtFlags::SYMLINK_NOFOLLOW)
         .is_ok()
 }

@@ -188,3 +188,84 @@ fn another_calls_globs_cover_only_their_matches() {
     let elsewhere = Record { roots: vec![b"/nowhere".to_vec()], globs: vec!["/**".into()], matches: Vec::new() };
     assert_eq!(start(&elsewhere), vec![ws.join("d/.envrc"), ws.join("key.pem")]);
 }
+
+/// Waits (by the clock) until every directory named is past the margin of kept listings.
+fn past_margin(dirs: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let newest = dirs.iter().map(|d| fs::metadata(d).unwrap().ctime()).max().unwrap();
+    while now() <= newest + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("a/b/c")).unwrap();
+    past_margin(&[ws.clone(), ws.join("a"), ws.join("a/b"), ws.join("a/b/c")]);
+    let globs = Globs::new(&policy(&ws)).unwrap();
+    let roots = [ws.clone()];
+    let mut first = Listings::new();
+    let s = scan::scan(&globs, &roots, &Listings::new(), &mut first);
+    assert_eq!((s.read, first.len()), (4, 4), "all read, all kept");
+    // The kept tree now lives under another name, a symlink where it was, and a match in
+    // its deepest directory.
+    fs::rename(ws.join("a"), ws.join("z")).unwrap();
+    std::os::unix::fs::symlink("z", ws.join("a")).unwrap();
+    fs::write(ws.join("z/b/c/.envrc"), "planted").unwrap();
+    let mut second = Listings::new();
+    let s = scan::scan(&globs, &roots, &first, &mut second);
+    let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
+    assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    // Nothing changed since: every directory from its kept listing, the match found again.
+    past_margin(&[ws.clone(), ws.join("z"), ws.join("z/b"), ws.join("z/b/c")]);
+    let mut third = Listings::new();
+    let s = scan::scan(&globs, &roots, &second, &mut third);
+    let mut fourth = Listings::new();
+    let s2 = scan::scan(&globs, &roots, &third, &mut fourth);
+    assert_eq!(s2.read, 0, "{} read before", s.read);
+    let found: Vec<&Path> = s2.found.iter().map(|f| f.path.as_path()).collect();
+    assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);
+}
+
+#[test]
+fn kept_listings_are_written_once_made_and_again_only_when_enough_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, state) = (dir.path().join("ws"), dir.path().join("state"));
+    let subdirs: Vec<PathBuf> = (0..10).map(|i| ws.join(format!("d{i}"))).collect();
+    for d in &subdirs {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::create_dir_all(&state).unwrap();
+    let view_cache = state.join("view-cache");
+    let p = policy(&ws);
+    let call = || {
+        let planted = Planted::before(&p, std::slice::from_ref(&ws), Some(&view_cache));
+        let (m, u) = planted.settle();
+        assert!(m.is_empty() && u.is_empty(), "{m:?} {u:?}");
+        let f = planted.file.clone().expect("the file is outside every write grant");
+        fs::read(&f).ok()
+    };
+    let mut all = subdirs.clone();
+    all.push(ws.clone());
+    past_margin(&all);
+    let first = call().expect("written once made");
+    // One directory changed: its listing is not worth the file's write.
+    fs::write(subdirs[0].join("x"), "").unwrap();
+    past_margin(&all);
+    assert_eq!(call().as_ref(), Some(&first), "rewritten for one directory");
+    // Enough changed: written again.
+    for d in &subdirs[1..=paddock_sandbox::LISTINGS_SAVED_AFTER] {
+        fs::write(d.join("x"), "").unwrap();
+    }
+    past_margin(&all);
+    assert_ne!(
+        call().as_ref(),
+        Some(&first),
+        "not rewritten after {} directories",
+        paddock_sandbox::LISTINGS_SAVED_AFTER
+    );
+}

@@ -69,8 +69,9 @@ pub(crate) struct Walker<'a> {
     pub(super) pins: std::collections::BTreeSet<PathBuf>,
     /// The view's root (for cached listings, reached by path).
     root: Option<std::rc::Rc<OwnedFd>>,
-    /// Listings of earlier starts, and those of this one.
+    /// Listings of earlier starts (how many were loaded), and those of this one.
     old: Option<cache::Cache>,
+    loaded: usize,
     new: Option<cache::Cache>,
     /// Wall-clock seconds when this walk began (for [`cache::Cache::put`]).
     now: i64,
@@ -90,6 +91,7 @@ impl<'a> Walker<'a> {
             pins: Default::default(),
             root: None,
             old: None,
+            loaded: 0,
             new: None,
             now: 0,
             placed: Placed::default(),
@@ -100,18 +102,21 @@ impl<'a> Walker<'a> {
     /// ([`Walker::into_cache`]).
     pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
         self.new = Some(old.renewed(rules));
+        self.loaded = old.len();
         self.old = Some(old);
         self
     }
 
-    /// The cache this walk built, when it used one and anything changed.
+    /// The cache this walk built, when it used one and it is worth writing: at least
+    /// [`cache::LISTINGS_SAVED_AFTER`] listings were added, or the loaded cache had none.
     pub(crate) fn into_cache(self) -> Option<cache::Cache> {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
         // was added. The cache file is this set of roots' own: what this walk did not
         // reach (a directory removed since, the listings with matches of other rules) is
         // dropped, so the file stays the size of the view.
-        let (_old, new) = (self.old?, self.new?);
-        new.changed.then_some(new)
+        let new = self.new?;
+        let worth = new.added >= cache::LISTINGS_SAVED_AFTER || (new.added > 0 && self.loaded == 0);
+        worth.then_some(new)
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
