@@ -2,42 +2,48 @@
 //! unchanged since an earlier start is not read again, only its directories and its
 //! special entries (sockets, matches) are followed.
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::entry::{kind, rel_c, Entry, Item};
+use super::entry::{kind, rel_c, skip_of, Entry, Item};
 use super::Walker;
 use crate::sys;
 use crate::view::cache;
 use crate::view::ViewError;
 
 impl Walker<'_> {
-    /// A directory of a cached listing: its status by path from the view's root (one
-    /// system call); the inode must be the one listed (a swapped path component gives
-    /// another), then its own cached listing if still exact, else it is opened and read.
+    /// A directory of a cached listing: its status by path from `base`, its nearest opened
+    /// ancestor (one system call, the fewer names the shorter the lookup); the inode must
+    /// be the one listed (a swapped path component gives another), then its own cached
+    /// listing if still exact, else it is opened from the view's root and read.
     pub(super) fn cached_path(
         &mut self,
+        base: Rc<OwnedFd>,
+        skip: usize,
         path: PathBuf,
         ino: u64,
         parent_dev: u64,
         stack: &mut Vec<Item>,
     ) -> Result<(), ViewError> {
+        let bytes = path.as_os_str().as_bytes();
+        let below = CString::new(&bytes[skip.min(bytes.len())..])
+            .map_err(|_| ViewError::Open { path: path.clone(), source: io::ErrorKind::InvalidInput.into() })?;
+        let st = sys::lstatat(base.as_fd(), &below).ok();
+        if let Some(st) = st.filter(|st| kind(st) == libc::S_IFDIR && (st.st_ino == ino || st.st_dev != parent_dev)) {
+            let own = self.rules.relevant(&path);
+            if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, &path, own)) {
+                return self.cached(None, Some((base, skip)), &st, path, own, l, stack);
+            }
+        }
         // The view's root, shared (not duplicated: this runs once per cached directory).
         let Some(root) = self.root.clone() else {
             return Ok(());
         };
         let rel = rel_c(&path)?;
-        let st = sys::lstatat(root.as_fd(), &rel).ok();
-        if let Some(st) = st.filter(|st| kind(st) == libc::S_IFDIR && (st.st_ino == ino || st.st_dev != parent_dev)) {
-            let own = self.rules.relevant(&path);
-            if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, &path, own)) {
-                return self.cached(None, &st, path, own, l, stack);
-            }
-        }
         // Changed, or not what was listed: open it without following any symlink.
         match sys::openat_beneath(root.as_fd(), &rel, libc::O_PATH | libc::O_NOFOLLOW) {
             Ok(fd) => {
@@ -57,10 +63,13 @@ impl Walker<'_> {
     }
 
     /// Walks a directory from its cached listing `l` (`fd`: the directory opened `O_PATH`,
-    /// when at hand).
+    /// when at hand; else `base`, its nearest opened ancestor and the length of that one's
+    /// path, from which its subdirectories are reached).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn cached(
         &mut self,
         fd: Option<OwnedFd>,
+        base: Option<(Rc<OwnedFd>, usize)>,
         st: &libc::stat,
         path: PathBuf,
         relevant: bool,
@@ -72,14 +81,31 @@ impl Walker<'_> {
         }
         self.placed.entries += l.count as usize + l.dirs.len();
         self.placed.cached += 1;
-        for (name, ino) in &l.dirs {
-            let child = path.join(OsStr::from_bytes(name.to_bytes()));
-            stack.push(Item::Cached { path: child, ino: *ino, parent_dev: st.st_dev });
+        let fd = fd.map(Rc::new);
+        if !l.dirs.is_empty() {
+            let (base, skip) = match (&fd, base) {
+                (Some(fd), _) => (Rc::clone(fd), skip_of(&path)),
+                (None, Some(b)) => b,
+                (None, None) => match self.root.clone() {
+                    Some(root) => (root, 1),
+                    None => return Err(ViewError::Root(io::ErrorKind::NotFound.into())),
+                },
+            };
+            for (name, ino) in &l.dirs {
+                let child = path.join(OsStr::from_bytes(name.to_bytes()));
+                stack.push(Item::Cached {
+                    base: Rc::clone(&base),
+                    skip,
+                    path: child,
+                    ino: *ino,
+                    parent_dev: st.st_dev,
+                });
+            }
         }
         if !l.special.is_empty() {
             // Sockets and matches are placed by descriptor: open the directory, checked to
             // be the one listed.
-            let fd = match fd {
+            let parent = match fd {
                 Some(fd) => fd,
                 None => {
                     let root = self.root.as_ref().ok_or_else(|| ViewError::Root(io::ErrorKind::NotFound.into()))?;
@@ -90,10 +116,9 @@ impl Walker<'_> {
                         self.lost.push(path);
                         return Ok(());
                     }
-                    fd
+                    Rc::new(fd)
                 }
             };
-            let parent = Rc::new(fd);
             for (name, ino, t) in &l.special {
                 let e = Entry { name: name.clone(), ino: *ino, dtype: *t };
                 self.entry(&parent, st.st_dev, &path, &e, relevant, 0, stack)?;

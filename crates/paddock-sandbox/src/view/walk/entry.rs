@@ -28,8 +28,9 @@ pub(super) struct Entry {
 pub(super) enum Item {
     /// A directory to walk, named in its (open) parent.
     Dir { parent: Rc<OwnedFd>, parent_dev: u64, name: CString, ino: u64, path: PathBuf, relevant: bool },
-    /// A directory of a cached listing, by its path from the view's root and its inode.
-    Cached { path: PathBuf, ino: u64, parent_dev: u64 },
+    /// A directory of a cached listing, by its path and its inode; reached from `base`, its
+    /// nearest opened ancestor (the path's bytes after the first `skip` are relative to it).
+    Cached { base: Rc<OwnedFd>, skip: usize, path: PathBuf, ino: u64, parent_dev: u64 },
     /// A directory already open (a root, a protected directory).
     Open { fd: OwnedFd, parent_dev: u64, path: PathBuf },
     /// A protected directory, bound read-only once all beneath it is done.
@@ -88,10 +89,22 @@ pub(super) fn list(
 
 /// A view path relative to the view's root, as a C string.
 pub(super) fn rel_c(path: &Path) -> Result<CString, ViewError> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    CString::new(rel.as_os_str().as_bytes())
+    // On bytes (`Path::strip_prefix` parses components): the walk's paths are normalised.
+    let bytes = path.as_os_str().as_bytes();
+    let rel = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    let rel = if rel.is_empty() { b"." } else { rel };
+    CString::new(rel)
         .map_err(|_| ViewError::Open { path: path.to_path_buf(), source: io::ErrorKind::InvalidInput.into() })
+}
+
+/// How many bytes of a path beneath `dir` name `dir` and the slash after it.
+pub(super) fn skip_of(dir: &Path) -> usize {
+    let bytes = dir.as_os_str().as_bytes();
+    if bytes.ends_with(b"/") {
+        bytes.len()
+    } else {
+        bytes.len() + 1
+    }
 }
 
 /// Appends the entries of one `getdents64` buffer (`struct linux_dirent64`) to `out`.

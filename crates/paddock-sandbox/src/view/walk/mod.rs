@@ -160,7 +160,7 @@ impl<'a> Walker<'a> {
         if verdict == Verdict::Keep && entry::kind(&st) == libc::S_IFDIR {
             let own = self.rules.relevant(root);
             if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, root, own)) {
-                self.cached(Some(fd), &st, root.to_path_buf(), own, l, &mut stack)?;
+                self.cached(Some(fd), None, &st, root.to_path_buf(), own, l, &mut stack)?;
                 return self.drain(stack);
             }
         }
@@ -173,7 +173,9 @@ impl<'a> Walker<'a> {
             match item {
                 Item::Protect { fd, path } => self.protect(fd.as_fd(), &path)?,
                 Item::Open { fd, parent_dev, path } => self.dir(fd, parent_dev, path, &mut stack)?,
-                Item::Cached { path, ino, parent_dev } => self.cached_path(path, ino, parent_dev, &mut stack)?,
+                Item::Cached { base, skip, path, ino, parent_dev } => {
+                    self.cached_path(base, skip, path, ino, parent_dev, &mut stack)?
+                }
                 Item::Dir { parent, parent_dev, name, ino, path, relevant } => {
                     // Its turn: when a cached listing is still exact, that; else read it.
                     if self.old.is_some() {
@@ -185,7 +187,7 @@ impl<'a> Walker<'a> {
                                 let own = self.rules.relevant(&path);
                                 let hit = self.old.as_mut().and_then(|c| c.take(&st, &path, own));
                                 match hit {
-                                    Some(l) => self.cached(Some(fd), &st, path, own, l, &mut stack)?,
+                                    Some(l) => self.cached(Some(fd), None, &st, path, own, l, &mut stack)?,
                                     None => self.dir(fd, parent_dev, path, &mut stack)?,
                                 }
                                 continue;
