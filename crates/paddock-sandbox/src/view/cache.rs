@@ -72,8 +72,11 @@ pub(crate) fn stamp(st: &libc::stat) -> [i64; 6] {
 /// and a multiply (FxHash's step). SipHash, the standard map's, guards against keys chosen
 /// to collide; these are handed out by the kernel, and SipHash was a tenth of the walk's own
 /// time.
+///
+/// Used as `HashMap<(u64, u64), V, BuildHasherDefault<InodeHasher>>` by every map of
+/// directory listings keyed by (device, inode): the view's cache and the glob scans'.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct InodeHasher(u64);
+pub struct InodeHasher(u64);
 
 impl std::hash::Hasher for InodeHasher {
     fn write(&mut self, bytes: &[u8]) {

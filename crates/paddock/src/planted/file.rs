@@ -22,10 +22,10 @@ pub(super) fn path_for(view_cache: &Path, key: u64) -> PathBuf {
 
 /// The listings in `path` whose rules are below `rules`; none when it is absent or malformed.
 pub(super) fn load(path: &Path, rules: usize) -> Listings {
-    let Ok(bytes) = std::fs::read(path) else { return Listings::new() };
+    let Ok(bytes) = std::fs::read(path) else { return Listings::default() };
     parse(&bytes, rules).unwrap_or_else(|| {
         tracing::debug!(path = %path.display(), "glob scan listings malformed: every directory is read");
-        Listings::new()
+        Listings::default()
     })
 }
 
@@ -93,7 +93,7 @@ impl Reader<'_> {
 
 fn parse(bytes: &[u8], rules: usize) -> Option<Listings> {
     let mut r = Reader(bytes.strip_prefix(MAGIC)?);
-    let mut out = Listings::new();
+    let mut out = Listings::default();
     while !r.0.is_empty() {
         let key = (r.u64()?, r.u64()?);
         let mut stamp = [0i64; 6];
@@ -125,7 +125,7 @@ mod tests {
     fn listings_round_trip_and_bad_files_are_empty() {
         let dir = tempfile::tempdir().unwrap();
         let p = path_for(&dir.path().join("view-cache"), 7);
-        let mut l = Listings::new();
+        let mut l = Listings::default();
         l.insert(
             (1, 2),
             Arc::new(Listing {

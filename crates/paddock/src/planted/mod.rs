@@ -214,7 +214,7 @@ impl Planted {
             Some(l) => l,
             None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
         };
-        let mut listings = Listings::new();
+        let mut listings = Listings::default();
         let loaded = old.len();
         let s = timed_scan(&globs, &roots, &old, &mut listings, "glob matches before the call");
         let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
@@ -259,7 +259,7 @@ impl Planted {
         if self.roots.is_empty() && self.failed.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let mut listings = Listings::new();
+        let mut listings = Listings::default();
         let end = timed_scan(&self.globs, &self.roots, &self.listings, &mut listings, "glob matches after the call");
         // Written back as the view's cache is: once enough listings were added to be worth
         // the write (a listing left out costs the next call one read of its directory).

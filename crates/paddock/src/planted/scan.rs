@@ -77,7 +77,8 @@ pub(super) struct Listing {
 }
 
 /// Listings by (device, inode), shared between the scans that keep them.
-pub(super) type Listings = HashMap<(u64, u64), Arc<Listing>>;
+pub(super) type Listings =
+    HashMap<(u64, u64), Arc<Listing>, std::hash::BuildHasherDefault<paddock_sandbox::InodeHasher>>;
 
 fn stamp(st: &rustix::fs::Stat) -> [i64; 6] {
     [st.st_ctime, st.st_ctime_nsec as i64, st.st_mtime, st.st_mtime_nsec as i64, st.st_size, st.st_nlink as i64]
@@ -229,7 +230,7 @@ impl Walk<'_> {
 
     /// The kept listing of the directory of status `st` at `path`, when still exact.
     fn kept(&self, st: &rustix::fs::Stat, path: &Path) -> Option<Arc<Listing>> {
-        self.old.get(&(st.st_dev, st.st_ino)).filter(|l| l.stamp == stamp(st) && l.path == path).cloned()
+        self.old.get(&(st.st_dev, st.st_ino)).filter(|l| l.stamp == stamp(st) && same_path(&l.path, path)).cloned()
     }
 
     /// Keeps listing `l` of the directory of status `st` for the next scan, when its
@@ -371,6 +372,12 @@ fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Opt
         }
     }
     Some(l)
+}
+
+/// Whether two paths are the same bytes (paths are built the same way by every scan;
+/// `Path`'s own equality parses both into components, a cost on every directory).
+fn same_path(a: &Path, b: &Path) -> bool {
+    a.as_os_str().as_bytes() == b.as_os_str().as_bytes()
 }
 
 /// Whether this process may search directory `name` of `parent`.
