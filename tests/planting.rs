@@ -17,6 +17,7 @@ both_users!(
     new_glob_matches_are_moved_aside,
     git_keeps_working_in_the_workspace,
     a_session_call_is_held_to_it,
+    a_session_call_after_quiet_calls_is_held_to_it,
     a_directory_that_cannot_be_checked_is_said,
     what_was_moved_aside_stays_out_of_later_views
 );
@@ -140,6 +141,35 @@ fn a_session_call_is_held_to_it(user: User) {
     assert_eq!(read(&f.ws.join(&aside[0])), "touch /tmp/pwned\n");
     let end = last_call_end(&f);
     assert!(end.contains("\"moved_aside\"") && end.contains("sub/.envrc"), "{end}");
+}
+
+/// In a session whose zygote's view stamp holds (watched from its second call on), the
+/// scan at a call's start stands for the next call's and the scan after a call that changed
+/// nothing is skipped. A call that then plants matches, in a new directory and in one that
+/// was there from the start, is held to it all the same; the session says it took the
+/// shortcut (so this is the path tested), and a call after the planting one still runs.
+fn a_session_call_after_quiet_calls_is_held_to_it(user: User) {
+    let f = Fixture::new(user);
+    let deep = f.ws.join("old/deep");
+    std::fs::create_dir_all(&deep).unwrap();
+    for d in [f.ws.join("old"), deep.clone()] {
+        chown(&d, user.uid());
+    }
+    // The stamp vouches only for directories whose ctime is past its margin.
+    wait_past_ctime_margin(&[f.ws.clone(), f.ws.join("old"), deep.clone()]);
+    let log = f.root.join("session.log");
+    let plant = "mkdir new && echo 'touch /tmp/pwned' > new/.envrc && echo 'export EVIL=1' > old/deep/.envrc";
+    let answers =
+        mcp_shell_calls(&f, &["true", "true", "true", "true", plant, "cat old/deep/.envrc || echo gone"], Some(&log));
+    let log = read(&log);
+    assert!(log.contains("unchanged since the last scan"), "a start's scan stood for a later one\n{log}");
+    assert!(log.contains("nothing changed since the start"), "a quiet call's scan after it was skipped\n{log}");
+    for p in ["new/.envrc", "old/deep/.envrc"] {
+        assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left\n{}", answers[4]);
+    }
+    assert!(answers[4].contains("moved aside to"), "the outcome says so: {}", answers[4]);
+    assert_eq!(moved_aside_under(&f.ws).len(), 2, "{:?}", moved_aside_under(&f.ws));
+    assert!(answers[5].contains("gone"), "the next call sees it gone: {}", answers[5]);
 }
 
 /// A directory the call makes unlistable (search but no read) hides what it holds from the

@@ -410,12 +410,8 @@ fn the_cache_never_skips_a_changed_directory(user: User) {
     }
     let pol = Pol { deny: &[PEM], ..Pol::default() };
     // A listing is cached only once the directory's ctime is a few seconds older than the
-    // read (the "racily clean" margin): wait for that, by the clock.
-    let ctime = |p: &Path| std::os::unix::fs::MetadataExt::ctime(&std::fs::metadata(p).unwrap());
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    while now() <= ctime(&deep) + 3 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // read (the "racily clean" margin).
+    wait_past_ctime_margin(std::slice::from_ref(&deep));
     let o = f.run(&pol, &["true"], None);
     assert_eq!(o.code(), 0, "{o}");
     let cached = std::fs::read_dir(f.root.join("state"))

@@ -73,6 +73,18 @@ pub fn write(p: &Path, text: &str, mode: u32) {
     chmod(p, mode);
 }
 
+/// Waits, by the clock, until the ctime of every one of `paths` is more than 3 s old: past
+/// the 2 s margin within which paddock's caches and view stamps count a directory as changed
+/// (git's "racily clean" rule).
+pub fn wait_past_ctime_margin(paths: &[std::path::PathBuf]) {
+    let ctime = |p: &Path| std::os::unix::fs::MetadataExt::ctime(&std::fs::metadata(p).unwrap());
+    let newest = paths.iter().map(|p| ctime(p)).max().unwrap_or(0);
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    while now() <= newest + 3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
@@ -433,14 +445,23 @@ pub fn moved_names(dir: &Path) -> Vec<String> {
 /// under the embedded default policy: the call's answer (its JSON-RPC line). The session
 /// must answer `initialize` and end with success once its input is closed.
 pub fn mcp_shell_call(f: &Fixture, script: &str) -> String {
+    mcp_shell_calls(f, &[script], None).remove(0)
+}
+
+/// [`mcp_shell_call`] for each of `scripts` in turn, in one `paddock mcp` session: the
+/// answers, in order. With `log`, the session's stderr goes there, at `PADDOCK_LOG=debug`.
+pub fn mcp_shell_calls(f: &Fixture, scripts: &[&str], log: Option<&Path>) -> Vec<String> {
     use std::io::BufRead;
-    let mut child = f
-        .command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn paddock mcp");
+    let mut cmd = f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+    match log {
+        Some(p) => {
+            cmd.env("PADDOCK_LOG", "paddock=debug").stderr(std::fs::File::create(p).expect("the log file"));
+        }
+        None => {
+            cmd.stderr(Stdio::null());
+        }
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn paddock mcp");
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut send = |s: &str| {
@@ -453,18 +474,24 @@ pub fn mcp_shell_call(f: &Fixture, script: &str) -> String {
     let init = lines.next().expect("an answer").unwrap();
     assert!(init.contains("\"id\":1"), "{init}");
     send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-    let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
-    send(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": args}).to_string());
-    let answer = loop {
-        let l = lines.next().expect("an answer").unwrap();
-        if l.contains("\"id\":2") {
-            break l;
-        }
-    };
+    let mut answers = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        let id = i + 2;
+        let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
+        send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": args}).to_string());
+        let tag = format!("\"id\":{id}");
+        let answer = loop {
+            let l = lines.next().expect("an answer").unwrap();
+            if l.contains(&tag) {
+                break l;
+            }
+        };
+        answers.push(answer);
+    }
     drop(stdin); // the session ends
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    answer
+    answers
 }
 /// Pids of host processes with `arg` as one of their command-line arguments.
 pub fn processes_with_arg(arg: &str) -> Vec<u32> {

@@ -144,12 +144,16 @@ impl ViewStamp {
     /// every status once more: a change before its watch was added shows there, one after
     /// in the queue. `Off` when a watch cannot be set or a status changed.
     fn watch_dirs(&self, roots: &[PathBuf], local: &[bool]) -> Watching {
-        let dirs = self.dirs.iter().zip(local).filter(|(_, l)| **l).map(|((p, _), _)| p.as_path());
-        let Ok(w) = Watch::new(dirs, roots) else { return Watching::Off };
+        let dirs =
+            self.dirs.iter().enumerate().zip(local).filter(|(_, l)| **l).map(|((i, (p, _)), _)| (i, p.as_path()));
+        let Ok((w, unwatched)) = Watch::new(dirs, roots) else { return Watching::Off };
         if !self.compare_all() {
             return Watching::Off;
         }
-        Watching::On(w, (0..self.dirs.len()).filter(|i| !local[*i]).collect())
+        let mut others: Vec<usize> = (0..self.dirs.len()).filter(|i| !local[*i]).collect();
+        others.extend(unwatched);
+        others.sort_unstable();
+        Watching::On(w, others)
     }
 
     fn compare_all(&self) -> bool {
@@ -224,11 +228,7 @@ impl ViewStamp {
         // rather than read an empty queue this check emptied.
         let mut watching = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *watching {
-            Watching::On(w, others) => match w.check() {
-                Verdict::Quiet => others.iter().all(|i| as_stamped(&self.dirs[*i])),
-                Verdict::Changed => false,
-                Verdict::Unsure => self.compare_all(),
-            },
+            Watching::On(w, others) => self.watched(w, others),
             Watching::Off => self.compare_all(),
             Watching::Later { roots, local } => {
                 if !self.compare_all() {
@@ -244,9 +244,39 @@ impl ViewStamp {
         }
     }
 
+    /// [`ViewStamp::unchanged`] when the directories are watched already (a read of the
+    /// watch's queue, and an `lstat` of what it cannot vouch for); `None` when they are not
+    /// (the first check sets the watch up, a cost this leaves to that check).
+    pub fn unchanged_if_watched(&self) -> Option<bool> {
+        if self.stale.is_some() {
+            return Some(false);
+        }
+        let mut watching = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *watching {
+            Watching::On(w, others) => Some(self.watched(w, others)),
+            Watching::Off | Watching::Later { .. } => None,
+        }
+    }
+
+    /// The verdict of the watch `w` (`others`: the directories it does not cover).
+    fn watched(&self, w: &mut Watch, others: &[usize]) -> bool {
+        match w.check() {
+            Verdict::Quiet => others.iter().all(|i| as_stamped(&self.dirs[*i])),
+            Verdict::Changed => false,
+            Verdict::Unsure => self.compare_all(),
+        }
+    }
+
     /// Why the view cannot be vouched for, if that is so.
     pub fn stale_reason(&self) -> Option<&str> {
         self.stale.as_deref()
+    }
+
+    /// Whether `dir` is one of the directories stamped: then so is every directory beneath
+    /// it that the view walk reaches (and any new one is a change of one stamped).
+    pub fn covers(&self, dir: &Path) -> bool {
+        let d = dir.as_os_str().as_encoded_bytes();
+        self.dirs.iter().any(|(p, st)| st.is_some() && p.as_os_str().as_encoded_bytes() == d)
     }
 
     /// How many directories the stamp holds (what [`ViewStamp::unchanged`] stats).

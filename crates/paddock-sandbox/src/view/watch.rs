@@ -11,7 +11,9 @@
 //! attributes, a sibling of a root's path) are read and let go.
 //!
 //! What inotify does not say, the stamp still compares by `lstat`:
-//! - every stamped path that is not a directory (an absent root, a granted file), and every
+//! - every stamped path that is not a directory (an absent root, a granted file), every
+//!   directory this process cannot read (a watch needs read permission: another user's
+//!   private directory, such as `/etc/polkit-1/rules.d` for uid 65534), and every
 //!   directory on a filesystem whose changes inotify may not all report (a network or FUSE
 //!   filesystem: only [`LOCAL_FS`] are watched; a directory above a root elsewhere means no
 //!   watch at all);
@@ -96,9 +98,15 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Watches `dirs` (stamped directories, all on [`LOCAL_FS`]) and every directory above
-    /// each of `roots`. An error: no watch (the stamp compares everything, every time).
-    pub(super) fn new<'a>(dirs: impl Iterator<Item = &'a Path>, roots: &[PathBuf]) -> io::Result<Watch> {
+    /// Watches `dirs` (stamped directories, all on [`LOCAL_FS`], with their index among the
+    /// stamp's) and every directory above each of `roots`. Also returns the indices of the
+    /// directories this process may not watch (it cannot read them: another user's private
+    /// directory), which the stamp then compares by `lstat` at every check. An error: no
+    /// watch (the stamp compares everything, every time).
+    pub(super) fn new<'a>(
+        dirs: impl Iterator<Item = (usize, &'a Path)>,
+        roots: &[PathBuf],
+    ) -> io::Result<(Watch, Vec<usize>)> {
         let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
         let mounts = File::open("/proc/self/mountinfo")?;
         let mut w = Watch { inotify, mounts, kinds: HashMap::new(), changed: false, broken: false };
@@ -117,11 +125,19 @@ impl Watch {
                 above.push(name);
             }
         }
-        for dir in dirs {
-            let wd = inotify::add_watch(&w.inotify, dir, mask())?;
-            w.kinds.insert(wd, Kind::Stamped);
+        let mut unwatched = Vec::new();
+        for (i, dir) in dirs {
+            match inotify::add_watch(&w.inotify, dir, mask()) {
+                Ok(wd) => {
+                    w.kinds.insert(wd, Kind::Stamped);
+                }
+                // A watch needs read permission; its status needs none (search on the
+                // parent), so the stamp compares it instead.
+                Err(Errno::ACCESS) => unwatched.push(i),
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(w)
+        Ok((w, unwatched))
     }
 
     /// Reads the queue and polls the mount table.

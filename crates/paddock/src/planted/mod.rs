@@ -180,11 +180,34 @@ pub(crate) struct Planted {
     added: usize,
 }
 
+/// What a start's scan found ([`Planted::scanned`]), before another running call restricted
+/// it: to stand for a later start's scan of the same rules and roots while nothing of the
+/// scanned directories changed since (a session's view stamp says so).
+#[derive(Clone)]
+pub(crate) struct Scanned {
+    key: u64,
+    start: HashMap<PathBuf, ((u64, u64), usize)>,
+    failed: Vec<(PathBuf, String)>,
+}
+
 impl Planted {
     /// Scans the matches of `policy`'s globs under `writes` (the call's write grants) now;
     /// listings are kept beside `view_cache` (`$STATE/view-cache`) when no call can write
     /// there (outside every write grant, or under a path every view masks).
+    #[cfg(test)]
     pub(crate) fn before(policy: &Policy, writes: &[PathBuf], view_cache: Option<&Path>) -> Planted {
+        Planted::before_or(policy, writes, view_cache, None)
+    }
+
+    /// [`Planted::before`], with `scanned` standing for the scan when it was made for the
+    /// same rules and roots: the caller vouches that nothing of the scanned directories
+    /// changed since (nothing created, removed, renamed or bound in any, no mode changed).
+    pub(crate) fn before_or(
+        policy: &Policy,
+        writes: &[PathBuf],
+        view_cache: Option<&Path>,
+        scanned: Option<&Scanned>,
+    ) -> Planted {
         let (globs, failed) = match Globs::of(policy) {
             Ok(g) => (g, Vec::new()),
             // The view refuses such a policy first; should one get here, say so.
@@ -210,7 +233,15 @@ impl Planted {
         let file = view_cache.map(|v| file::path_for(v, key)).filter(|f| {
             !writes.iter().any(|w| f.starts_with(w)) || policy.hidden_paths().iter().any(|h| f.starts_with(h))
         });
-        let old = match kept().as_mut().and_then(|k| k.remove(&key)) {
+        let kept_listings = kept().as_mut().and_then(|k| k.remove(&key));
+        if let Some(s) = scanned.filter(|s| s.key == key) {
+            // The listings stay for the scan after the call, should something change.
+            let listings = kept_listings.unwrap_or_default();
+            let (start, failed) = (s.start.clone(), s.failed.clone());
+            tracing::debug!(matches = start.len(), "glob matches before the call: unchanged since the last scan");
+            return Planted { globs, roots, start, failed, loaded: listings.len(), listings, key, file, added: 0 };
+        }
+        let old = match kept_listings {
             Some(l) => l,
             None => file.as_deref().map(|f| file::load(f, globs.rules.len())).unwrap_or_default(),
         };
@@ -221,6 +252,28 @@ impl Planted {
         let mut failed = failed;
         failed.extend(s.failed);
         Planted { globs, roots, start, failed, listings, key, file, loaded, added: s.added }
+    }
+
+    /// What the scan at the start found, to stand for a later one ([`Planted::before_or`]).
+    /// Taken before [`Planted::restrict`].
+    pub(crate) fn scanned(&self) -> Scanned {
+        Scanned { key: self.key, start: self.start.clone(), failed: self.failed.clone() }
+    }
+
+    /// The directories scanned (the call's write grants where a glob can match).
+    pub(crate) fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// What [`Planted::settle`] finds when the caller vouches that nothing of the scanned
+    /// directories changed since the start (a session's view stamp): no new match, and the
+    /// directories the start could not read, still unchecked. No scan; the start's listings
+    /// are kept for the next one.
+    pub(crate) fn settled_unchanged(self) -> (Vec<MovedAside>, Vec<Unchecked>) {
+        tracing::debug!("glob matches after the call: nothing changed since the start");
+        let unchecked = unchecked(&self.failed);
+        kept().get_or_insert_with(HashMap::new).insert(self.key, self.listings);
+        (Vec::new(), unchecked)
     }
 
     /// What this call takes as the user's, for the registry of running calls.
@@ -271,13 +324,8 @@ impl Planted {
             }
         }
         kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
-        let mut unchecked: Vec<Unchecked> = Vec::new();
-        for (path, error) in self.failed.iter().chain(&end.failed) {
-            let path = path.to_string_lossy().into_owned();
-            if !unchecked.iter().any(|u| u.path == path) {
-                unchecked.push(Unchecked { path, error: error.clone() });
-            }
-        }
+        let failed: Vec<(PathBuf, String)> = self.failed.iter().chain(&end.failed).cloned().collect();
+        let unchecked = unchecked(&failed);
         let mut moved = Vec::new();
         for f in end.found {
             if self.start.get(&f.path).map(|s| s.0) == Some(f.id)
@@ -297,6 +345,18 @@ impl Planted {
         }
         (moved, unchecked)
     }
+}
+
+/// The directories in `failed` as `call.end` names them, each once.
+fn unchecked(failed: &[(PathBuf, String)]) -> Vec<Unchecked> {
+    let mut unchecked: Vec<Unchecked> = Vec::new();
+    for (path, error) in failed {
+        let path = path.to_string_lossy().into_owned();
+        if !unchecked.iter().any(|u| u.path == path) {
+            unchecked.push(Unchecked { path, error: error.clone() });
+        }
+    }
+    unchecked
 }
 
 /// [`scan::scan`], logged (at debug) with what it read, kept and found, and how long it took.

@@ -96,7 +96,14 @@ impl Inner {
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
                 let mut absent = crate::absent::AbsentPaths::before(&policy);
-                let mut planted = crate::planted::Planted::before(&policy, &writes, view_cache.as_deref());
+                // In a session's zygote, the last start's scan stands for this one while
+                // nothing of the stamped directories changed since (`SessionZygote::scanned`).
+                let scanned = zygote.and_then(|z| z.scanned());
+                let mut planted =
+                    crate::planted::Planted::before_or(&policy, &writes, view_cache.as_deref(), scanned.as_deref());
+                if let (None, Some(z)) = (&scanned, zygote) {
+                    z.keep_scanned(&planted);
+                }
                 let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
                 Ok::<_, crate::running::RegistryError>((absent, planted, registered))
             })();
@@ -179,7 +186,12 @@ impl Inner {
         }
         let t = Instant::now();
         let mut moved_aside = absent.settle();
-        let (globs, unchecked) = planted.settle();
+        // Nothing of the scanned directories changed since the zygote's stamp (so since the
+        // start): the scan after the call would find what the start did.
+        let (globs, unchecked) = match zygote {
+            Some(z) if z.unchanged(planted.roots()) => planted.settled_unchanged(),
+            _ => planted.settle(),
+        };
         moved_aside.extend(globs);
         drop(record); // settled: this call's record goes
         phase("absent deny/protect paths and new glob matches settled", t);

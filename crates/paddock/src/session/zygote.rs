@@ -20,6 +20,10 @@ pub(super) struct SessionZygote {
     /// The directories of its view as they were just before it started: a call runs in it
     /// only while they are unchanged.
     stamp: ViewStamp,
+    /// The last scan for glob matches at a call's start made while `stamp` held (and
+    /// covered its roots): it stands for a later call's scan, and the scan after a call is
+    /// skipped, while the stamp still holds ([`SessionZygote::scanned`]).
+    scanned: Mutex<Option<Arc<crate::planted::Scanned>>>,
     /// Proxy ports free for the next call, and the next new one: each concurrent call
     /// listens on a port of its own in the shared network namespace, so its connections
     /// are its own on the audit log and Landlock lets it reach no other call's listener.
@@ -42,6 +46,28 @@ impl Drop for PortLease {
 }
 
 impl SessionZygote {
+    /// Whether nothing of `roots` changed since this zygote's stamp was taken: each is a
+    /// directory the stamp holds, and the stamp's watch (set up from a session's second call
+    /// on) says none of its directories changed. `false` when not known.
+    pub(super) fn unchanged(&self, roots: &[PathBuf]) -> bool {
+        roots.iter().all(|r| self.stamp.covers(r)) && self.stamp.unchanged_if_watched() == Some(true)
+    }
+
+    /// The kept scan for glob matches, while it still stands for one now
+    /// ([`SessionZygote::unchanged`] for its roots, checked when it was kept and now).
+    pub(super) fn scanned(&self) -> Option<Arc<crate::planted::Scanned>> {
+        let s = self.scanned.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        self.stamp.unchanged_if_watched().is_some_and(|u| u).then_some(s)
+    }
+
+    /// Keeps the scan at the start of `planted`'s call when nothing of its roots changed
+    /// since the stamp was taken (so, while it ran): it then saw what the stamp did.
+    pub(super) fn keep_scanned(&self, planted: &crate::planted::Planted) {
+        if self.unchanged(planted.roots()) {
+            *self.scanned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(planted.scanned()));
+        }
+    }
+
     fn lease_port(self: &Arc<Self>) -> Option<PortLease> {
         let mut p = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         let port = match p.0.pop() {
@@ -159,6 +185,7 @@ impl Zygotes {
                     view: Arc::new(view),
                     zygote,
                     stamp,
+                    scanned: Mutex::new(None),
                     ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
                 });
                 *slot = ZygoteSlot::Ready(Arc::clone(&z));
