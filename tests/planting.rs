@@ -145,9 +145,11 @@ fn a_session_call_is_held_to_it(user: User) {
 
 /// In a session whose zygote's view stamp holds (watched from its second call on), the
 /// scan at a call's start stands for the next call's and the scan after a call that changed
-/// nothing is skipped. A call that then plants matches, in a new directory and in one that
-/// was there from the start, is held to it all the same; the session says it took the
-/// shortcut (so this is the path tested), and a call after the planting one still runs.
+/// nothing is skipped. A call that then plants every kind of match ([`PLANT`]: new files,
+/// renames into place, a directory renamed under `.git/modules`, a hard link) and one in a
+/// directory there from the start is held to it all the same, while the user's own match,
+/// there before the session, stays. The session says it took the shortcut (so this is
+/// the path tested), and a call after the planting one still runs.
 fn a_session_call_after_quiet_calls_is_held_to_it(user: User) {
     let f = Fixture::new(user);
     let deep = f.ws.join("old/deep");
@@ -155,20 +157,23 @@ fn a_session_call_after_quiet_calls_is_held_to_it(user: User) {
     for d in [f.ws.join("old"), deep.clone()] {
         chown(&d, user.uid());
     }
+    write(&f.ws.join("old/.envrc"), "export MINE=1\n", 0o644);
     // The stamp vouches only for directories whose ctime is past its margin.
     wait_past_ctime_margin(&[f.ws.clone(), f.ws.join("old"), deep.clone()]);
     let log = f.root.join("session.log");
-    let plant = "mkdir new && echo 'touch /tmp/pwned' > new/.envrc && echo 'export EVIL=1' > old/deep/.envrc";
-    let answers =
-        mcp_shell_calls(&f, &["true", "true", "true", "true", plant, "cat old/deep/.envrc || echo gone"], Some(&log));
+    let plant = format!("{PLANT}\necho 'export EVIL=1' > old/deep/.envrc");
+    let calls = ["true", "true", "true", "true", plant.as_str(), "cat old/deep/.envrc || echo gone"];
+    let answers = mcp_shell_calls(&f, &calls, Some(&log));
     let log = read(&log);
     assert!(log.contains("unchanged since the last scan"), "a start's scan stood for a later one\n{log}");
     assert!(log.contains("nothing changed since the start"), "a quiet call's scan after it was skipped\n{log}");
-    for p in ["new/.envrc", "old/deep/.envrc"] {
+    for p in PLANTED.iter().chain(&["old/deep/.envrc"]) {
         assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left\n{}", answers[4]);
     }
     assert!(answers[4].contains("moved aside to"), "the outcome says so: {}", answers[4]);
-    assert_eq!(moved_aside_under(&f.ws).len(), 2, "{:?}", moved_aside_under(&f.ws));
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), PLANTED.len() + 1, "{aside:?}");
+    assert_eq!(read(&f.ws.join("old/.envrc")), "export MINE=1\n", "the user's .envrc stays as it was");
     assert!(answers[5].contains("gone"), "the next call sees it gone: {}", answers[5]);
 }
 
