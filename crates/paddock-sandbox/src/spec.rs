@@ -295,6 +295,22 @@ fn depth(p: &Path) -> usize {
     p.components().count()
 }
 
+/// Sorts `paths` parents first: by depth (counted once per path), stable.
+fn sort_by_depth(paths: &mut [PathBuf]) {
+    paths.sort_by_cached_key(|p| depth(p));
+}
+
+/// What two paths equal as `Path`s share: a plain path's bytes (its components are exactly
+/// its slash-separated parts), else its components joined again.
+fn path_key(p: &Path) -> std::borrow::Cow<'_, [u8]> {
+    let b = p.as_os_str().as_encoded_bytes();
+    if plain(b) {
+        std::borrow::Cow::Borrowed(b)
+    } else {
+        std::borrow::Cow::Owned(p.components().collect::<PathBuf>().into_os_string().into_encoded_bytes())
+    }
+}
+
 /// A path and whether it is plain (absolute, no empty or `.` component, no trailing
 /// slash), as a spec's paths are: [`Keyed::beneath`] then compares bytes, where
 /// `Path::starts_with` splits both paths into components on every call (a plan makes
@@ -355,7 +371,7 @@ impl PathPlan {
         let present = hidden_present(spec, exists);
         let mut denies: Vec<PathBuf> =
             spec.deny_paths.iter().chain(&present).chain(&spec.view_cache).cloned().collect();
-        denies.sort_by_key(|p| depth(p));
+        sort_by_depth(&mut denies);
         denies.dedup();
         let mut kept: Vec<Keyed<'_>> = Vec::new();
         for d in &denies {
@@ -370,11 +386,13 @@ impl PathPlan {
             kept.iter().any(|d| p.beneath(d))
         };
         let mut notes = Vec::new();
+        // Each path once (the first of equal ones), a written one never again as read.
+        let mut seen = std::collections::HashSet::new();
         let mut writes: Vec<PathBuf> = Vec::new();
         for w in &spec.write_paths {
             if denied(w) {
                 notes.push(format!("{} dropped: beneath a deny path", w.display()));
-            } else if !writes.contains(w) {
+            } else if seen.insert(path_key(w)) {
                 writes.push(w.clone());
             }
         }
@@ -382,12 +400,12 @@ impl PathPlan {
         for r in &spec.read_paths {
             if denied(r) {
                 notes.push(format!("{} dropped: beneath a deny path", r.display()));
-            } else if !writes.contains(r) && !reads.contains(r) {
+            } else if seen.insert(path_key(r)) {
                 reads.push(r.clone());
             }
         }
-        reads.sort_by_key(|p| depth(p));
-        writes.sort_by_key(|p| depth(p));
+        sort_by_depth(&mut reads);
+        sort_by_depth(&mut writes);
         plan.reads = reads;
         plan.writes = writes;
         plan.notes = notes;
@@ -444,6 +462,21 @@ mod tests {
         assert_eq!(p.notes.len(), 2);
         assert!(p.is_writable(Path::new("/home/u/ws/a")));
         assert!(!p.is_writable(Path::new("/home/u/wsx")));
+    }
+
+    /// A path is kept once however it is spelled (a trailing slash, a `.` component, a
+    /// doubled slash), first spelling first; one written is not read as well; each list
+    /// is sorted parents first, paths of one depth in the spec's order.
+    #[test]
+    fn equal_paths_are_kept_once_whatever_their_spelling() {
+        let mut s = spec();
+        s.write_paths = vec!["/w/b/".into(), "/w".into(), "/w/b".into()];
+        s.read_paths =
+            vec!["/r//x".into(), "/w/./b".into(), "/r/x".into(), "/r/./y/".into(), "/a".into(), "/r/y".into()];
+        let p = PathPlan::new(&s);
+        assert_eq!(p.writes, vec![PathBuf::from("/w"), PathBuf::from("/w/b/")]);
+        assert_eq!(p.reads, vec![PathBuf::from("/a"), PathBuf::from("/r//x"), PathBuf::from("/r/./y/")]);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 
     /// A helper that entered the view's scratch root ahead has the host's root beneath

@@ -120,6 +120,35 @@ pub(super) fn cgroup_mounts(text: &str) -> Vec<(&str, &str, &str, &str)> {
         .collect()
 }
 
+/// The cgroup mounts' lines of this process's `mountinfo` (as [`cgroup_mounts`] reads them),
+/// read again only once the mount table changed since the last read: the file kept open
+/// reports a change by `POLLPRI` (proc(5)), so a session's calls do not each have the
+/// kernel format the whole table. Empty when it cannot be read (as an unreadable file was).
+/// A forked process reads its own (the open file's change mark is shared with the parent).
+pub(super) fn cgroup_mount_lines() -> String {
+    use std::io::Read;
+    type Kept = (u32, std::fs::File, String);
+    static KEPT: std::sync::Mutex<Option<Kept>> = std::sync::Mutex::new(None);
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    let me = std::process::id();
+    if let Some((_, file, lines)) = kept.as_ref().filter(|k| k.0 == me) {
+        let mut fds = [rustix::event::PollFd::new(file, rustix::event::PollFlags::PRI)];
+        let now = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+        if matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(0)) {
+            return lines.clone();
+        }
+    }
+    *kept = None;
+    let mut text = String::new();
+    let Ok(mut file) = std::fs::File::open("/proc/self/mountinfo") else { return text };
+    if file.read_to_string(&mut text).is_err() {
+        return String::new();
+    }
+    let lines: String = text.lines().filter(|l| !cgroup_mounts(l).is_empty()).flat_map(|l| [l, "\n"]).collect();
+    *kept = Some((me, file, lines.clone()));
+    lines
+}
+
 /// The directory of `path` (a cgroup path as `/proc/self/cgroup` shows it) under a mount of
 /// the hierarchy rooted at `root`, mounted at `mp`.
 pub(super) fn dir_of(mp: &str, root: &str, path: &str) -> Option<PathBuf> {
@@ -154,6 +183,18 @@ pub(super) struct Notes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept lines are the cgroup mounts a fresh read of `mountinfo` finds, call after
+    /// call (the mount table unchanged meanwhile).
+    #[test]
+    fn kept_cgroup_mounts_are_what_mountinfo_says() {
+        let fresh = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let fresh = cgroup_mounts(&fresh);
+        for _ in 0..3 {
+            let kept = cgroup_mount_lines();
+            assert_eq!(cgroup_mounts(&kept), fresh);
+        }
+    }
 
     #[test]
     fn parses_proc_cgroup_and_mountinfo() {

@@ -196,7 +196,7 @@ pub(crate) fn create_named(limits: &Limits, name: &str) -> Setup {
         };
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts = fs::cgroup_mount_lines();
     let own = own_cgroups(&own);
     let mounts = cgroup_mounts(&mounts);
     let mut notes = Notes::default();

@@ -23,6 +23,9 @@ pub(super) struct ZygoteState {
     pub view: ZygoteView,
     /// The spec the zygote was started with (its paths are every call's).
     pub template: SandboxSpec,
+    /// The template's path plan, made once: a spare starts from it
+    /// ([`PathPlan::again`] checks it still holds).
+    pub plan: PathPlan,
 }
 
 /// Forks the call's helper; the zygote keeps none of the call's descriptors.

@@ -42,7 +42,7 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     sys::ignore_sigchld(true);
     // Compile the seccomp filters once: every call forked from here inherits them.
     crate::seccomp::prepare();
-    let z = ZygoteState { ctl, report, view, template: req.spec };
+    let z = ZygoteState { ctl, report, view, template: req.spec, plan };
     let mut spares = Vec::new();
     loop {
         // Spares take the next calls themselves, each a `Spawn` of its own; a new one is

@@ -76,7 +76,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
     // The reaper's waitpid needs SIGCHLD not ignored.
     sys::ignore_sigchld(false);
     let mut st = State {
-        plan: PathPlan::new(&z.template),
+        plan: PathPlan::again(z.plan.clone(), &z.template, &z.template),
         spec: z.template.clone(),
         pty: false,
         report: z.report.clone(),
