@@ -112,6 +112,7 @@ mod stdio;
 mod sys;
 mod timing;
 mod view;
+mod workers;
 mod zygote;
 
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::pty::{set_winsize, stdin_winsize};
 use crate::sys;
+use crate::workers::{self, Job};
 
 /// The caller's terminal, shared by the relays of the child's output (readers, one write
 /// at a time) and paddock's own questions (the writer, for as long as one is up).
@@ -78,13 +79,13 @@ pub(crate) enum Sink {
     Capture,
 }
 
-/// Relays `src` to `sink` on a new thread.
+/// Relays `src` to `sink` on a worker thread ([`crate::workers`]).
 pub(crate) fn spawn_stream(
     mut src: impl Read + Send + 'static,
     sink: Sink,
     cap: Option<u64>,
-) -> JoinHandle<StreamResult> {
-    std::thread::spawn(move || {
+) -> io::Result<Job<StreamResult>> {
+    workers::spawn(c"paddock-relay", move || {
         let mut res = StreamResult::default();
         let mut buf = vec![0u8; 64 * 1024];
         let mut sink_ok = true;
@@ -121,9 +122,9 @@ pub(crate) fn spawn_stream(
     })
 }
 
-/// Writes `data` to the child's stdin on a new thread, then closes it.
-pub(crate) fn spawn_stdin(mut dst: impl Write + Send + 'static, data: Vec<u8>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
+/// Writes `data` to the child's stdin on a worker thread, then closes it.
+pub(crate) fn spawn_stdin(mut dst: impl Write + Send + 'static, data: Vec<u8>) -> io::Result<Job<()>> {
+    workers::spawn(c"paddock-stdin", move || {
         let _ = dst.write_all(&data);
     })
 }

@@ -92,9 +92,14 @@ impl CallCgroups {
     fn maker_runs(&self) -> bool {
         let maker = self.maker.get_or_init(|| {
             let shared = Arc::clone(&self.shared);
-            (crate::sys::thread_count() != Some(1))
+            let maker = (crate::sys::thread_count() != Some(1))
                 .then(|| std::thread::Builder::new().name("paddock-cgroups".into()).spawn(move || make(&shared)).ok())
-                .flatten()
+                .flatten();
+            if maker.is_some() {
+                // Multi-threaded for good: the calls' short jobs may keep their threads.
+                crate::workers::keep_workers();
+            }
+            maker
         });
         maker.is_some()
     }

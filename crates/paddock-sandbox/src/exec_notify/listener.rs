@@ -5,7 +5,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
@@ -21,7 +20,7 @@ use crate::sys;
 #[derive(Debug)]
 pub struct ExecSupervisor {
     stop: Option<OwnedFd>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<crate::workers::Job<()>>,
 }
 
 /// Starts the thread that answers the notifications of `listener` (from
@@ -34,7 +33,7 @@ pub fn supervise(listener: ExecListener, decider: Arc<dyn ExecDecider>) -> std::
         tracing::debug!("exec supervisor: no synchronous wake-up ({e}); answers take a cross-CPU wake-up");
     }
     let (stop_r, stop_w) = crate::stdio::pipe()?;
-    let thread = std::thread::Builder::new().name("paddock-exec".into()).spawn(move || {
+    let thread = crate::workers::spawn(c"paddock-exec", move || {
         let ExecListener { fd, release } = listener;
         serve(&fd, Some(release), &stop_r, &*decider)
     })?;

@@ -164,14 +164,14 @@ pub(crate) fn handshake(
     let capture = matches!(spec.stdio, StdioMode::Capture { .. });
     if let Some(out) = ends.out_r {
         running.stdout =
-            Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap));
+            Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap)?);
     }
     if let Some(err) = ends.err_r {
         running.stderr =
-            Some(relay::spawn_stream(File::from(err), if capture { Sink::Capture } else { Sink::Fd(2) }, cap));
+            Some(relay::spawn_stream(File::from(err), if capture { Sink::Capture } else { Sink::Fd(2) }, cap)?);
     }
     if let (Some(input), Some(data)) = (ends.in_w, ends.capture_stdin) {
-        running.stdin = Some(relay::spawn_stdin(File::from(input), data));
+        running.stdin = Some(relay::spawn_stdin(File::from(input), data)?);
     }
 
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;

@@ -17,6 +17,7 @@ use crate::report::{describe_wait_status, EnforcementReport, ExitKind, RunOutcom
 use crate::signals::Forwarder;
 use crate::spec::{Limits, SandboxSpec};
 use crate::sys;
+use crate::workers::Job;
 use crate::SandboxError;
 
 /// How long the pid namespace may take to die after the timeout's SIGKILL.
@@ -31,9 +32,9 @@ pub struct Running {
     pub(super) reaper: Option<OwnedFd>,
     pub(super) listener: Option<OwnedFd>,
     pub(super) report: EnforcementReport,
-    pub(super) stdout: Option<JoinHandle<StreamResult>>,
-    pub(super) stderr: Option<JoinHandle<StreamResult>>,
-    pub(super) stdin: Option<JoinHandle<()>>,
+    pub(super) stdout: Option<Job<StreamResult>>,
+    pub(super) stderr: Option<Job<StreamResult>>,
+    pub(super) stdin: Option<Job<()>>,
     pub(super) pty: Option<(JoinHandle<StreamResult>, Arc<AtomicBool>)>,
     pub(super) raw_mode: Option<RawMode>,
     pub(super) limits: Limits,
@@ -196,7 +197,7 @@ impl Running {
         if sys::try_reap(pid).is_some() {
             return;
         }
-        if !later("paddock-reap", move || {
+        if !later(c"paddock-reap", move || {
             let _ = sys::reap(pid);
         }) {
             sys::reap(pid);
@@ -236,7 +237,7 @@ impl Running {
             rest.end_remote();
         };
         // Without a thread, `rest` is dropped here, which waits for the helper.
-        later("paddock-teardown", work);
+        later(c"paddock-teardown", work);
     }
 
     /// Waits for the helper (blocking) and returns its wait status.
@@ -421,12 +422,12 @@ impl Running {
     /// Joins the output relays (and the stdin writer) once the child is gone.
     fn join_relays(&mut self) -> (StreamResult, StreamResult) {
         let pid_ns = self.report.is_active(Layer::PidNs);
-        let join = |h: Option<JoinHandle<StreamResult>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        let join = |h: Option<Job<StreamResult>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
         let streams = if let Some((h, stop)) = self.pty.take() {
             if !pid_ns {
                 stop.store(true, Ordering::Relaxed);
             }
-            (join(Some(h)), StreamResult::default())
+            (h.join().unwrap_or_default(), StreamResult::default())
         } else {
             (join(self.stdout.take()), join(self.stderr.take()))
         };
@@ -459,20 +460,20 @@ impl Running {
 }
 
 /// The teardowns [`Running::wait`] left running ([`finish_teardowns`]).
-static TEARDOWNS: std::sync::Mutex<Vec<JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+static TEARDOWNS: std::sync::Mutex<Vec<Job<()>>> = std::sync::Mutex::new(Vec::new());
 
-/// Runs `work` on a thread named `name` that [`finish_teardowns`] joins; whether it
-/// started.
-fn later(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
+/// Runs `work` on a worker thread named `name` ([`crate::workers`]) that
+/// [`finish_teardowns`] joins; whether it started.
+fn later(name: &'static std::ffi::CStr, work: impl FnOnce() + Send + 'static) -> bool {
     let mut list = TEARDOWNS.lock().unwrap_or_else(|e| e.into_inner());
     list.retain(|t| !t.is_finished());
-    match std::thread::Builder::new().name(name.into()).spawn(work) {
+    match crate::workers::spawn(name, work) {
         Ok(t) => {
             list.push(t);
             true
         }
         Err(e) => {
-            tracing::debug!("no {name} thread: {e}");
+            tracing::debug!(?name, "no thread for it: {e}");
             false
         }
     }
