@@ -51,6 +51,13 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! 
 /// the helper on `helper`, moves itself into the cgroup and goes on as [`main`] does.
 pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, helper: OwnedFd) -> ! {
     begin();
+    // A helper that ended before `begin` asked for its death signal (a spare killed just
+    // after it forked this reaper) sends none: this reaper would go on, take a call from
+    // the zygote's socket and find no helper to pass it to (the call fails). The helper's
+    // end of their socket is closed then, which this end reads as a hang-up.
+    if sys::poll_in(&helper, Some(std::time::Duration::ZERO)).unwrap_or(true) {
+        exit_now(0);
+    }
     let null = st.dev_null();
     let start = timing::now_ns();
     let made = st.spec.limits.tmpfs_size();
