@@ -172,28 +172,44 @@ fn children(pid: &str) -> Vec<i32> {
 const SPARES: usize = 2;
 
 /// Kills the zygote's spares (the zygote is this process's only child; the spares are its
-/// only children while no call runs) and waits until they are gone.
+/// only children while no call runs) and waits until they and their reapers are gone: a
+/// reaper that its spare's end has sent SIGKILL can still take one more message from the
+/// zygote's socket before it dies (the kernel finishes a receive that a signal woke, if a
+/// message came meanwhile), so the call is sent only once no reaper of theirs is left.
 fn kill_spare() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let spares = loop {
+    // Each spare forks its one reaper first thing, and nothing else before its call.
+    let (spares, reapers) = loop {
         let z = children("self");
         assert_eq!(z.len(), 1, "one zygote: {z:?}");
         let s = children(&z[0].to_string());
         assert!(s.len() <= SPARES, "more children than spares: {s:?}");
-        if s.len() == SPARES {
-            break s;
+        let r: Vec<i32> = s.iter().flat_map(|p| children(&p.to_string())).collect();
+        if s.len() == SPARES && r.len() == SPARES {
+            break (s, r);
         }
-        assert!(std::time::Instant::now() < deadline, "no spares forked");
+        assert!(std::time::Instant::now() < deadline, "no spares and reapers forked: {s:?} {r:?}");
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    for spare in spares {
+    for spare in &spares {
         // SAFETY: a plain kill(2) of a pid just read (a zygote's child, which the zygote
         // does not reap before it ends).
-        assert_eq!(unsafe { libc::kill(spare, libc::SIGKILL) }, 0);
-        while std::path::Path::new(&format!("/proc/{spare}")).exists() {
-            assert!(std::time::Instant::now() < deadline, "the spare did not end");
+        assert_eq!(unsafe { libc::kill(*spare, libc::SIGKILL) }, 0);
+    }
+    for pid in spares.iter().chain(&reapers) {
+        while !ended(*pid) {
+            assert!(std::time::Instant::now() < deadline, "process {pid} of a spare did not end");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+    }
+}
+
+/// Whether `pid` has ended: reaped, or a zombie (its descriptors are closed then).
+fn ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
     }
 }
 
