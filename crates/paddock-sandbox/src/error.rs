@@ -226,6 +226,13 @@ pub enum SetupError {
     /// The zygote is no longer there to take the call.
     #[error("the zygote is gone: {0}")]
     ZygoteGone(OsError),
+    /// A zygote call's side (its helper and reaper, or the zygote or a spare before one of
+    /// them took the call) ended without a word before the child was ready: killed, most
+    /// likely, as the zygote itself stays up.
+    #[error(
+        "the zygote's call ended before the child was ready (a process of the call was killed, or the zygote ended)"
+    )]
+    CallLost,
     /// The zygote received a spawn request without its descriptors.
     #[error("malformed spawn request")]
     MalformedSpawn,

@@ -183,6 +183,8 @@ pub(crate) fn handshake(
             return Err(SetupError::HandshakeTimeout.into());
         }
         match proto::recv(running.ctl.as_raw_fd())? {
+            // A zygote's call has no helper of this process's: nothing to reap.
+            None if running.helper.is_none() => return Err(SetupError::CallLost.into()),
             None => {
                 let status = running.reap_helper();
                 return Err(
@@ -268,4 +270,26 @@ pub(crate) fn reexec_helper(req: &Request, ctl_child: OwnedFd, stdio: ChildStdio
 /// Spawns and waits: the whole confined run.
 pub fn run(spec: &SandboxSpec) -> Result<RunOutcome, SandboxError> {
     spawn(spec)?.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The call's socket ends with no word from its side: a zygote's call (no helper of
+    /// this process) is lost, not a helper that forgot `helper_main_if_requested`.
+    fn ended_without_a_word(helper: Option<libc::pid_t>) -> SandboxError {
+        let spec = SandboxSpec::new("/bin/true", vec!["true".into()]);
+        let (ctl, theirs) = proto::socketpair().unwrap();
+        drop(theirs);
+        let ends = ParentStdio { out_r: None, err_r: None, in_w: None, capture_stdin: None };
+        handshake(Running::new(&spec, ctl, helper), ends, &spec, false, 0).err().unwrap()
+    }
+
+    #[test]
+    fn a_zygote_call_that_ends_without_a_word_is_reported_lost() {
+        let e = ended_without_a_word(None);
+        assert!(matches!(e, SandboxError::Spawn(SetupError::CallLost)), "{e:?}");
+        assert!(e.to_string().contains("a process of the call was killed"), "{e}");
+    }
 }
