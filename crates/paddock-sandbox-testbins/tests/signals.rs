@@ -82,10 +82,11 @@ both_users!(a_command_that_handles_the_signal_decides, |user, name| {
     assert!(r.stdout.contains("caught"), "{r:#?}");
 });
 
-both_users!(sigkill_of_the_caller_kills_the_tree, |user, name| {
-    let s = Scratch::new(name, user);
-    let m = marker(&s, user);
-    let child = start(&s, &format!("( setsid ./{m} 300 & ); touch started; exec ./{m} 301"));
+/// Kills the caller outright once the command and a process of its that left the group
+/// (`setsid`) run: both must end.
+fn assert_sigkill_of_the_caller_kills_the_tree(s: &Scratch, user: User) {
+    let m = marker(s, user);
+    let child = start(s, &format!("( setsid ./{m} 300 & ); touch started; exec ./{m} 301"));
     while survivors(&m) < 2 {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -96,4 +97,16 @@ both_users!(sigkill_of_the_caller_kills_the_tree, |user, name| {
         assert!(t.elapsed() < Duration::from_secs(10), "the tree outlived the caller");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+both_users!(sigkill_of_the_caller_kills_the_tree, |user, name| {
+    assert_sigkill_of_the_caller_kills_the_tree(&Scratch::new(name, user), user);
+});
+
+both_users!(sigkill_of_the_caller_kills_a_zygote_calls_tree, |user, name| {
+    // A zygote's spare is the call's pid 1 and its own helper: the caller's end of the
+    // call's socket closing (the caller killed outright) must end it, and the tree with it.
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 1;
+    assert_sigkill_of_the_caller_kills_the_tree(&s, user);
 });

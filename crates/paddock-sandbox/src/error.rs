@@ -233,6 +233,9 @@ pub enum SetupError {
         "the zygote's call ended before the child was ready (a process of the call was killed, or the zygote ended)"
     )]
     CallLost,
+    /// A spare's reaper could not watch the caller's end of the call's socket.
+    #[error("watching the caller's end of the call's socket (O_ASYNC): {0}")]
+    WatchCaller(OsError),
     /// The zygote received a spawn request without its descriptors.
     #[error("malformed spawn request")]
     MalformedSpawn,
@@ -242,7 +245,4 @@ pub enum SetupError {
     /// `pidfd_open` of a zygote call's helper (for the caller to kill it).
     #[error("pidfd_open of the call's helper: {0}")]
     CallPidfd(OsError),
-    /// The reaper a spare call helper forked before its call could not be handed the call.
-    #[error("the call's reaper, forked ahead of the call, is gone: {0}")]
-    SpareReaperGone(OsError),
 }

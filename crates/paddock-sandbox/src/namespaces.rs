@@ -91,6 +91,28 @@ pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Name
     ns
 }
 
+/// The `CLONE_NEW*` flags of the namespaces named in `only`.
+pub(crate) fn flags_of(only: &[Layer]) -> libc::c_int {
+    ALL.iter().filter(|(n, _)| only.contains(n)).fold(0, |acc, (_, f)| acc | f)
+}
+
+/// Records the namespaces named in `only` as entered: this process was forked into them
+/// ([`crate::sys::fork_into`] with [`flags_of`]). None of them is a user namespace.
+pub(crate) fn forked_into(report: &mut EnforcementReport, only: &[Layer]) -> Namespaces {
+    let (uid, gid) = sys::ids();
+    let mut ns = Namespaces {
+        user: false,
+        mount: only.contains(&Layer::MountNs),
+        pid: only.contains(&Layer::PidNs),
+        cgroup: only.contains(&Layer::CgroupNs),
+    };
+    for name in ALL.iter().map(|(n, _)| *n).filter(|n| only.contains(n) && *n != Layer::UserNs) {
+        let (state, detail) = entered(name, uid, gid, "", &mut ns);
+        report.set(name, state, detail);
+    }
+    ns
+}
+
 /// Why `unshare` of `name` failed, with the likely cause when there is one.
 fn unshare_failed(name: Layer, e: &io::Error) -> String {
     if name == Layer::UserNs && e.raw_os_error() == Some(libc::EINVAL) && sys::thread_count().is_some_and(|n| n > 1) {

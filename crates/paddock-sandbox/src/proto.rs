@@ -174,7 +174,12 @@ pub(crate) enum Msg {
     Done,
     /// From a zygote's per-call helper: its own pidfd (descriptor attached), so the caller
     /// can kill it although it is not the caller's child.
-    CallHelper,
+    CallHelper {
+        /// The helper is the call's pid 1 itself (a spare): an end without the target's
+        /// exit status is then its death by `SIGKILL`.
+        #[serde(default)]
+        pid1: bool,
+    },
     /// From the target (exec supervision, issue 16): the seccomp listener of its execs
     /// (descriptor attached), before `Ready`.
     ExecListener,

@@ -22,7 +22,9 @@
 //!   on reaping.
 //!
 //! If paddock itself is killed (`SIGKILL`), the helper sees the control socket hang up and
-//! kills the reaper, and with it the whole pid namespace.
+//! kills the reaper, and with it the whole pid namespace. A zygote spare's reaper is its
+//! call's helper too: the hang-up reaches it as `SIGIO` ([`reaper_watch_caller`]), and it
+//! exits, which ends the pid namespace the same way.
 //!
 //! Raw `libc` on purpose, outside `sys`: rustix has no `sigaction` (but in its `runtime`
 //! module, for libc implementors), and the handler's own calls (`write` to the self-pipe,
@@ -220,6 +222,49 @@ pub(crate) fn reaper_set_target(pid: libc::pid_t) {
     }
 }
 
+/// A spare's reaper's control socket, watched for the caller's end (-1: none).
+static CALLER: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether `fd`'s other end has hung up (async-signal-safe: one `poll(2)`).
+fn hung_up(fd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: 0, revents: 0 };
+    // SAFETY: poll(2) is async-signal-safe; one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+extern "C" fn caller_handler(_sig: libc::c_int) {
+    // SAFETY: the thread's own errno, saved and restored.
+    let saved = unsafe { *errno_location() };
+    let fd = CALLER.load(Ordering::SeqCst);
+    if fd >= 0 && hung_up(fd) {
+        // SAFETY: _exit(2) is async-signal-safe; pid 1's exit ends its namespace.
+        unsafe { libc::_exit(125) };
+    }
+    // SAFETY: as above.
+    unsafe { *errno_location() = saved };
+}
+
+/// In a spare's reaper, which is its call's helper too: when the caller's end of the
+/// control socket `ctl` closes (the caller died, or dropped the call), the kernel sends
+/// this process `SIGIO` (`O_ASYNC`), whose handler ends it, and so the sandbox's pid
+/// namespace: what a call helper's wait does. An end that came before is seen here.
+pub(crate) fn reaper_watch_caller(ctl: RawFd) -> io::Result<()> {
+    CALLER.store(ctl, Ordering::SeqCst);
+    sigaction(libc::SIGIO, Some(&action(caller_handler as *const () as libc::sighandler_t)))?;
+    // SAFETY: fcntl(2) on a descriptor this process holds; integer arguments only.
+    unsafe {
+        cvt(libc::fcntl(ctl, libc::F_SETOWN, libc::getpid()))?;
+        let flags = cvt(libc::fcntl(ctl, libc::F_GETFL))?;
+        cvt(libc::fcntl(ctl, libc::F_SETFL, flags | libc::O_ASYNC))?;
+    }
+    if hung_up(ctl) {
+        // SAFETY: as in the handler.
+        unsafe { libc::_exit(125) };
+    }
+    Ok(())
+}
+
 /// Whether the reaper's alarm has rung.
 static RANG: AtomicBool = AtomicBool::new(false);
 
@@ -249,7 +294,7 @@ pub(crate) fn alarm_rang() -> bool {
 /// In the target, first thing: the default dispositions back.
 pub(crate) fn target_reset() {
     let sa = action(libc::SIG_DFL);
-    for sig in FORWARDED {
+    for sig in FORWARDED.into_iter().chain([libc::SIGIO]) {
         let _ = sigaction(sig, Some(&sa));
     }
 }

@@ -171,24 +171,21 @@ fn children(pid: &str) -> Vec<i32> {
 /// The spares a zygote keeps ready (`zygote::spare::SPARES`).
 const SPARES: usize = 2;
 
-/// Kills the zygote's spares (the zygote is this process's only child; the spares are its
-/// only children while no call runs) and waits until they and their reapers are gone: a
-/// reaper that its spare's end has sent SIGKILL can still take one more message from the
-/// zygote's socket before it dies (the kernel finishes a receive that a signal woke, if a
-/// message came meanwhile), so the call is sent only once no reaper of theirs is left.
+/// Kills the zygote's spares (the zygote is this process's only child; the spares, each
+/// its call's pid 1, are its only children while no call runs) and waits until they are
+/// gone (a zombie has closed its descriptors: it can take no message from the zygote's
+/// socket any more).
 fn kill_spare() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    // Each spare forks its one reaper first thing, and nothing else before its call.
-    let (spares, reapers) = loop {
+    let spares = loop {
         let z = children("self");
         assert_eq!(z.len(), 1, "one zygote: {z:?}");
         let s = children(&z[0].to_string());
         assert!(s.len() <= SPARES, "more children than spares: {s:?}");
-        let r: Vec<i32> = s.iter().flat_map(|p| children(&p.to_string())).collect();
-        if s.len() == SPARES && r.len() == SPARES {
-            break (s, r);
+        if s.len() == SPARES {
+            break s;
         }
-        assert!(std::time::Instant::now() < deadline, "no spares and reapers forked: {s:?} {r:?}");
+        assert!(std::time::Instant::now() < deadline, "no spares forked: {s:?}");
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     for spare in &spares {
@@ -196,9 +193,9 @@ fn kill_spare() {
         // does not reap before it ends).
         assert_eq!(unsafe { libc::kill(*spare, libc::SIGKILL) }, 0);
     }
-    for pid in spares.iter().chain(&reapers) {
+    for pid in &spares {
         while !ended(*pid) {
-            assert!(std::time::Instant::now() < deadline, "process {pid} of a spare did not end");
+            assert!(std::time::Instant::now() < deadline, "spare {pid} did not end");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

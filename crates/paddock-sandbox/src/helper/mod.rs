@@ -77,6 +77,20 @@ pub(crate) fn new_session(report: &mut EnforcementReport, launch: &str) {
     }
 }
 
+/// A zygote call's first word on the call's socket, from its helper (or a spare's reaper,
+/// which is its own helper): this process's pidfd, so the caller can kill it although it
+/// is not the caller's child. `pid1`: this process is the call's pid 1.
+pub(crate) fn announce(ctl: RawFd, pid1: bool) {
+    match sys::pidfd_open(std::process::id() as libc::pid_t) {
+        Ok(me) => {
+            if proto::send(ctl, &Msg::CallHelper { pid1 }, &[me.as_raw_fd()]).is_err() {
+                exit_now(125);
+            }
+        }
+        Err(err) => stop(ctl, Failure::Setup(SetupError::CallPidfd(err.into()))),
+    }
+}
+
 /// Runs the helper: steps 1 and 2, and forks the reaper. `ctl` is the control socket.
 pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let plan = timing::time("path plan", || PathPlan::new(&req.spec));
@@ -218,7 +232,7 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
     // The reaper has the phases so far and passes them on; this process's next ones go
     // with the `Reaper` message.
     timing::clear();
-    reaper_started(&st, reaper, cg.as_ref(), handoff.map(|(_, w)| w), warm, None)
+    reaper_started(&st, reaper, cg.as_ref(), handoff.map(|(_, w)| w), warm)
 }
 
 /// After the reaper's fork: moves it into the cgroup and tells it how that went through
@@ -231,7 +245,6 @@ pub(crate) fn reaper_started(
     cg: Option<&SandboxCgroup>,
     handoff: Option<OwnedFd>,
     warm: Option<cgroup::Warmup>,
-    told: Option<(OwnedFd, u8)>,
 ) -> ! {
     let ctl = st.ctl;
     let fail = |e: SetupError| -> ! {
@@ -253,31 +266,17 @@ pub(crate) fn reaper_started(
     // The warm-up's own move is done by now (it held the cgroup mutex first, or came
     // after the reaper's at no cost): reaped here, on every path.
     drop(warm);
-    let pidfd = match sys::pidfd_open(reaper) {
+    let pidfd = match tell_reaper(ctl, reaper, st.spec.network, timing::take()) {
         Ok(fd) => fd,
-        Err(e) => fail(SetupError::ReaperPidfd(e.into())),
-    };
-    let listener = match st.spec.network {
-        NetworkMode::Proxy { port } => match timing::time("proxy listener", || namespaces::proxy_listener(port)) {
-            Ok(l) => Some(l),
-            Err(e) => fail(SetupError::ProxyListener { port, source: OsError::from(e) }),
-        },
-        NetworkMode::None => None,
-    };
-    let mut pass = vec![pidfd.as_raw_fd()];
-    pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
-    let msg = Msg::Reaper { listener: listener.is_some(), phases: timing::take() };
-    if proto::send(ctl, &msg, &pass).is_err() {
-        sys::kill_and_reap(reaper);
-        if let Some(c) = cg {
-            c.remove();
+        Err(Some(e)) => fail(e),
+        Err(None) => {
+            sys::kill_and_reap(reaper);
+            if let Some(c) = cg {
+                c.remove();
+            }
+            exit_now(125)
         }
-        exit_now(125)
-    }
-    drop(listener);
-    if let Some((fd, byte)) = told {
-        let _ = sys::write_all(fd.as_raw_fd(), &[byte]);
-    }
+    };
     if let Some(null) = st.dev_null() {
         sys::redirect_stdio(null);
         sys::close(null);
@@ -285,6 +284,31 @@ pub(crate) fn reaper_started(
     // A zygote's call helper is forked from the zygote, whose pages it shares; a one-shot
     // helper ran the caller's start-up too.
     helper_wait(ctl, reaper, &pidfd, cg, st.zygote_view.is_none())
+}
+
+/// Passes the caller the reaper's pidfd (`reaper`: this process itself for a spare's
+/// reaper, pid 1 of its namespace) and, in proxy mode, the call's listener, bound now in
+/// the shared network namespace, with `phases`. The pidfd is returned. `Err(Some)`: the
+/// step that failed; `Err(None)`: the caller could not be told (it is gone).
+pub(crate) fn tell_reaper(
+    ctl: RawFd,
+    reaper: libc::pid_t,
+    network: NetworkMode,
+    phases: Vec<timing::Phase>,
+) -> Result<OwnedFd, Option<SetupError>> {
+    let pidfd = sys::pidfd_open(reaper).map_err(|e| Some(SetupError::ReaperPidfd(e.into())))?;
+    let listener = match network {
+        NetworkMode::Proxy { port } => Some(
+            timing::time("proxy listener", || namespaces::proxy_listener(port))
+                .map_err(|e| Some(SetupError::ProxyListener { port, source: OsError::from(e) }))?,
+        ),
+        NetworkMode::None => None,
+    };
+    let mut pass = vec![pidfd.as_raw_fd()];
+    pass.extend(listener.as_ref().map(|l| l.as_raw_fd()));
+    let msg = Msg::Reaper { listener: listener.is_some(), phases };
+    proto::send(ctl, &msg, &pass).map_err(|_| None)?;
+    Ok(pidfd)
 }
 
 /// Waits for the reaper; kills it if the parent hangs up the control socket. Then the

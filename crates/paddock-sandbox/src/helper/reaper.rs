@@ -44,20 +44,14 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! 
     confine_tree(st, ns, view, cg, null)
 }
 
-/// The reaper of a zygote's spare call helper ([`crate::zygote`]): the per-call mounts
-/// are made before the call comes, at the template's size. Then it takes the next `Spawn`
-/// from the zygote's socket `zygote` itself (its spec, the cgroup status, and its
-/// control socket, stdio and cgroup attached), passes the call's socket and cgroup on to
-/// the helper on `helper`, moves itself into the cgroup and goes on as [`main`] does.
-pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, helper: OwnedFd) -> ! {
-    begin();
-    // A helper that ended before `begin` asked for its death signal (a spare killed just
-    // after it forked this reaper) sends none: this reaper would go on, take a call from
-    // the zygote's socket and find no helper to pass it to (the call fails). The helper's
-    // end of their socket is closed then, which this end reads as a hang-up.
-    if sys::poll_in(&helper, Some(std::time::Duration::ZERO)).unwrap_or(true) {
-        exit_now(0);
-    }
+/// A zygote's spare ([`crate::zygote`]), pid 1 of the call's namespaces and its own call
+/// helper: the per-call mounts are made before the call comes, at the template's size,
+/// and the Landlock ruleset with them. Then it takes the next `Spawn` from the zygote's
+/// socket `zygote` itself (its spec, the cgroup status, and its control socket, stdio
+/// and cgroup attached), tells the caller its pidfd (as a call helper would, and as the
+/// reaper) and the zygote that it took a call (`took`: a pipe and the byte to write), moves itself into the cgroup and
+/// goes on as [`main`] does. The caller's end of the call's socket closing ends it.
+pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, took: (OwnedFd, u8)) -> ! {
     let null = st.dev_null();
     let start = timing::now_ns();
     let made = st.spec.limits.tmpfs_size();
@@ -75,29 +69,37 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
             Ok(Some((body, fds))) if fds.len() >= 4 => break (body, fds),
             // A `Spawn` without its descriptors.
             Ok(Some((_, fds))) => proto::refuse_malformed(&fds),
-            // The socket hung up: the helper hears of it, as the zygote does.
+            // The socket hung up: the zygote reads that too, and ends.
             Ok(None) => exit_now(0),
             Err(e) if e.raw_os_error().is_some() => exit_now(0),
             Err(_) => {} // an unreadable message: ignored
         }
     };
+    // This is the call's now, and outlives the zygote as calls do.
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
     let start = timing::now_ns();
     // No call may speak to the zygote.
     sys::close(zygote);
     let Ok(Msg::Spawn { spec, cgroup, cgroup_dirs }) = proto::parse(&body) else { exit_now(125) };
     let Some((ctl, cg_fds)) = crate::stdio::received_call(fds) else { exit_now(125) };
-    // The helper's part: the call's socket and its cgroup (to remove it at the end).
-    let mut pass = vec![ctl.as_raw_fd()];
-    pass.extend(cg_fds.iter().map(|f| f.as_raw_fd()));
-    if proto::send_raw(helper.as_raw_fd(), &body, &pass).is_err() {
-        exit_now(125)
-    }
-    drop(helper);
     st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
+    super::announce(st.ctl, true);
+    if let Err(e) = signals::reaper_watch_caller(st.ctl) {
+        st.fail(SetupError::WatchCaller(e.into()));
+    }
     st.plan = PathPlan::again(std::mem::take(&mut st.plan), &st.spec, &spec);
     st.spec = *spec;
     st.cgroup = cgroup;
     let cg = SandboxCgroup::received(&cgroup_dirs, cg_fds, &mut st.cgroup);
+    // The caller's copy of this process's pidfd, as the reaper's; then the zygote forks
+    // the next spare (so its set-up does not compete with this call's first steps).
+    match super::tell_reaper(st.ctl, std::process::id() as libc::pid_t, st.spec.network, Vec::new()) {
+        Ok(_) => {}
+        Err(Some(e)) => st.fail(e),
+        Err(None) => exit_now(125),
+    }
+    let _ = sys::write_all(took.0.as_raw_fd(), &[took.1]);
+    drop(took);
     let size = st.spec.limits.tmpfs_size();
     let mounts = match mounts {
         Ok(Some(m)) if size != made => {

@@ -191,7 +191,10 @@ pub(crate) fn handshake(
                     SetupError::HelperEnded(status.map_or("unknown status".into(), describe_wait_status)).into()
                 );
             }
-            Some((Msg::CallHelper, fds)) => running.remote = fds.into_iter().next(),
+            Some((Msg::CallHelper { pid1 }, fds)) => {
+                running.remote = fds.into_iter().next();
+                running.remote_pid1 = pid1;
+            }
             Some((Msg::Reaper { listener, phases }, fds)) => {
                 timing::log_remote(&phases, origin);
                 let mut fds = fds.into_iter();

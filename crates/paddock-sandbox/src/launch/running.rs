@@ -42,6 +42,9 @@ pub struct Running {
     /// A zygote's call: the pidfd of the call's helper (a child of the zygote, not ours),
     /// until the call ends.
     pub(super) remote: Option<OwnedFd>,
+    /// The zygote call's helper is its pid 1 too (a spare): no process is left to report
+    /// how that one ended.
+    pub(super) remote_pid1: bool,
     /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
     pub(super) cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// Exec supervision: the seccomp listener of the tree's execs.
@@ -101,6 +104,7 @@ impl Running {
             program: PathBuf::new(),
             helper: None,
             remote: None,
+            remote_pid1: false,
             cgroup: None,
             exec_listener: None,
             exec_release: None,
@@ -376,7 +380,16 @@ impl Running {
                 continue;
             }
             match proto::recv(self.ctl.as_raw_fd())? {
-                None => return Ok(ended),
+                None => {
+                    // A call whose pid 1 is its helper (a zygote's spare) that ended
+                    // without the target's status was killed: the init of a pid namespace
+                    // dies of no signal it has no handler for but `SIGKILL` (the caller
+                    // ending the call, `Session::kill_running`, the OOM killer).
+                    if self.remote_pid1 && !ended.known() {
+                        ended.lost = Some(libc::SIGKILL);
+                    }
+                    return Ok(ended);
+                }
                 Some((Msg::Done, _)) => {
                     // The pid namespace is gone and the cgroup removed; a zygote's call
                     // helper exits on its own.

@@ -73,6 +73,30 @@ pub(crate) unsafe fn fork() -> io::Result<libc::pid_t> {
     }
 }
 
+/// [`fork`] into new namespaces: `clone(2)` with `flags` (`CLONE_NEW*`) and `SIGCHLD`, on
+/// no stack of its own (the child runs on its copy of this one, as after `fork`). With
+/// `CLONE_NEWPID` the child is pid 1 of a new pid namespace, which `unshare` cannot give
+/// a process that already forked a child into one.
+///
+/// # Safety
+///
+/// As [`fork`]. And glibc's fork handlers do not run: the child's cached thread id is its
+/// parent's, so it must not use what reads it (`raise`, `pthread_kill`, robust or
+/// error-checking mutexes). Nothing this crate runs in such a child does; a `raise` would
+/// miss and `abort` still ends the process.
+pub(crate) unsafe fn fork_into(flags: libc::c_int) -> io::Result<libc::pid_t> {
+    // SAFETY: a raw clone without CLONE_VM or a new stack is a fork with namespace flags;
+    // the caller guarantees this process is single-threaded (see `# Safety`).
+    let pid = unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+    };
+    if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid as libc::pid_t)
+    }
+}
+
 /// The number of threads of this process (`Threads:` in `/proc/self/status`).
 pub(crate) fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -23,9 +23,12 @@ pub(super) struct ZygoteState {
     pub view: ZygoteView,
     /// The spec the zygote was started with (its paths are every call's).
     pub template: SandboxSpec,
-    /// The template's path plan, made once: a spare starts from it
-    /// ([`PathPlan::again`] checks it still holds).
+    /// The template's path plan as seen from inside the zygote's view, made once: a
+    /// spare starts from it ([`PathPlan::again`] checks it still holds).
     pub plan: PathPlan,
+    /// A pidfd of the zygote itself: a spare that asked for its death signal too late
+    /// (the zygote had ended) sees it readable.
+    pub me: Option<OwnedFd>,
 }
 
 /// Forks the call's helper; the zygote keeps none of the call's descriptors.
@@ -65,7 +68,7 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
     let Some((ctl, cg_fds)) = crate::stdio::received_call(fds) else { exit_now(125) };
     let cg = SandboxCgroup::received(cgroup_dirs, cg_fds, &mut cgroup);
     let ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
-    announce(ctl);
+    helper::announce(ctl, false);
     let mut st = State {
         plan: PathPlan::new(&spec),
         spec,
@@ -86,25 +89,17 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
 }
 
 /// The call's own namespaces (pid, mount, ipc, cgroup), entered by its helper.
-pub(super) fn call_namespaces(report: &mut EnforcementReport) -> Namespaces {
+fn call_namespaces(report: &mut EnforcementReport) -> Namespaces {
     let ns = namespaces::enter_only(report, namespaces::PER_CALL);
+    call_mount_ns(report);
+    ns
+}
+
+/// The mount namespace's detail for a zygote's call: its own, over the zygote's.
+pub(super) fn call_mount_ns(report: &mut EnforcementReport) {
     if let Some(l) = report.get(Layer::MountNs).cloned() {
         if l.state == LayerState::Enforced {
             report.set(Layer::MountNs, l.state, "the zygote's, then one of the call's own (its /proc, /tmp, /dev/shm)");
         }
-    }
-    ns
-}
-
-/// The call helper's first word on the call's socket: its own pidfd, so the caller can
-/// kill it although it is not the caller's child.
-pub(super) fn announce(ctl: RawFd) {
-    match sys::pidfd_open(std::process::id() as libc::pid_t) {
-        Ok(me) => {
-            if proto::send(ctl, &Msg::CallHelper, &[me.as_raw_fd()]).is_err() {
-                exit_now(125);
-            }
-        }
-        Err(err) => helper::stop(ctl, Failure::Setup(SetupError::CallPidfd(err.into()))),
     }
 }

@@ -42,7 +42,11 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     sys::ignore_sigchld(true);
     // Compile the seccomp filters once: every call forked from here inherits them.
     crate::seccomp::prepare();
-    let z = ZygoteState { ctl, report, view, template: req.spec, plan };
+    // The spares check the plan from inside the view, where a hidden path outside it is
+    // absent: made again here once, so that check holds while nothing changes.
+    let plan = PathPlan::again(plan, &req.spec, &req.spec);
+    let me = sys::pidfd_open(std::process::id() as libc::pid_t).ok();
+    let z = ZygoteState { ctl, report, view, template: req.spec, plan, me };
     let mut spares = Vec::new();
     loop {
         // Spares take the next calls themselves, each a `Spawn` of its own; a new one is

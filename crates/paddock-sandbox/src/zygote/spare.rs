@@ -1,27 +1,35 @@
-//! A spare call helper: forked by the zygote ahead of the next call, it enters the call's
-//! own namespaces (step 5) and forks the reaper, which makes the per-call mounts (step 6,
-//! at the template's tmpfs size); both then wait. The spare takes the next `Spawn` from
-//! the zygote's socket itself, tells the zygote so (the zygote forks the next spare while
-//! this call goes on), hands the call to its reaper and goes on as any call helper
-//! ([`crate::helper::reaper_started`]). A call then starts at the cgroup move and the
-//! target's fork: the forks of the helper and the reaper, the `unshare` and the per-call
-//! mounts are off its path.
+//! A spare call: forked by the zygote ahead of the next call straight into the call's own
+//! namespaces (step 5: `clone` with the pid, mount, ipc and cgroup flags, so it is pid 1
+//! of its pid namespace), it is the call's reaper and its helper at once. Ahead, it makes
+//! the per-call mounts (step 6, at the template's tmpfs size) and the Landlock ruleset;
+//! then it takes the next `Spawn` from the zygote's socket itself, tells the caller and
+//! the zygote (which forks the next spare while this call goes on), and goes on as any
+//! reaper ([`crate::helper::spare_reaper`]). A call then starts at the cgroup move and the
+//! target's fork: the fork, the namespaces and the per-call mounts are off its path, and
+//! no helper process sits between the caller and the call's pid 1.
+//!
+//! What a call helper does for a call, a spare does itself: its first word is its own
+//! pidfd (the caller kills the call through it), the caller's end of the call's socket
+//! hanging up ends it (and so the pid namespace: `SIGIO`,
+//! [`crate::signals::reaper_watch_caller`]); the caller removes the call's cgroup once
+//! it has ended, and takes an end without an exit status for a kill (a pid namespace's
+//! init dies of no other signal it has no handler for).
 //!
 //! Nothing of a call reaches the spare before the call: what it does ahead is what
 //! [`super::call`] does for every call (the template's namespaces and mounts, which
 //! the call's checked spec shares, [`crate::Zygote::accepts`]). A step that fails ahead
 //! is reported to the call that comes; a call whose tmpfs size differs from the
 //! template's has its per-call mounts resized. Until it takes a call a spare dies with
-//! the zygote (and its reaper with it); once it has one it outlives the zygote, as call
-//! helpers do.
+//! the zygote; once it has one it outlives the zygote, as call helpers do. Where the
+//! kernel refuses the `clone` (no spare), the zygote forks each call's helper once its
+//! `Spawn` came ([`super::call::start_call`]).
 
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::call::{self, ZygoteState};
-use crate::cgroup::SandboxCgroup;
 use crate::helper::{self, State};
 use crate::layer::{Applied, LayerState};
-use crate::proto::{self, Msg};
+use crate::namespaces;
 use crate::spec::PathPlan;
 use crate::sys::{self, exit_now};
 use crate::timing;
@@ -38,9 +46,13 @@ pub(super) const SPARES: usize = 2;
 /// without one). `None`: no spare could be forked.
 pub(super) fn fork(z: &ZygoteState) -> Option<OwnedFd> {
     let (took_r, took_w) = crate::stdio::pipe().ok()?;
-    // SAFETY: the zygote is single-threaded.
-    match unsafe { sys::fork() } {
+    let start = timing::now_ns();
+    // SAFETY: the zygote is single-threaded; the spare uses nothing that reads glibc's
+    // cached thread id ([`sys::fork_into`]).
+    match unsafe { sys::fork_into(namespaces::flags_of(namespaces::PER_CALL)) } {
         Ok(0) => {
+            timing::clear();
+            timing::record("spare: forked into the call's namespaces", start);
             drop(took_r);
             main(z, took_w)
         }
@@ -68,11 +80,16 @@ pub(super) fn wait_any(spares: &mut Vec<OwnedFd>) -> bool {
     }
 }
 
-/// The spare: its namespaces, its reaper, then the call its reaper took.
+/// The spare: pid 1 of the call's pid namespace, its state made from the zygote's; then
+/// the reaper's part ([`helper::spare_reaper`]).
 fn main(z: &ZygoteState, took: OwnedFd) -> ! {
-    timing::clear();
-    // Until it has a call, a spare ends with the zygote.
+    // Until it has a call, a spare ends with the zygote. A zygote that ended before this
+    // asked sends no signal: its pidfd says so.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    if z.me.as_ref().is_some_and(|me| sys::poll_in(me, Some(std::time::Duration::ZERO)).unwrap_or(true)) {
+        exit_now(0);
+    }
+    sys::set_name(c"paddock-reaper");
     // The reaper's waitpid needs SIGCHLD not ignored.
     sys::ignore_sigchld(false);
     let mut st = State {
@@ -89,45 +106,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
         scratch_ahead: None,
         dev_null: None,
     };
-    let ns = timing::time("spare: call namespaces, entered ahead", || call::call_namespaces(&mut st.report));
-    let Ok((calls, calls_reaper)) = proto::socketpair() else { exit_now(125) };
-    let start = timing::now_ns();
-    // SAFETY: the spare is single-threaded (forked from the single-threaded zygote).
-    let reaper = match unsafe { sys::fork() } {
-        Ok(0) => {
-            timing::record("spare: fork reaper", start);
-            drop((took, calls));
-            helper::spare_reaper(st, ns, z.view, z.ctl, calls_reaper)
-        }
-        Ok(pid) => pid,
-        Err(_) => exit_now(125),
-    };
-    // The reaper reads the zygote's socket; this process never does.
-    sys::close(z.ctl);
-    drop(calls_reaper);
-    timing::clear();
-    // The reaper passes on the call it took: its socket and cgroup.
-    let (spec, mut cgroup, cgroup_dirs, fds) = match proto::recv(calls.as_raw_fd()) {
-        Ok(Some((Msg::Spawn { spec, cgroup, cgroup_dirs }, fds))) if !fds.is_empty() => {
-            (spec, cgroup, cgroup_dirs, fds)
-        }
-        // The zygote's socket hung up (the zygote reads that too, and ends), or the reaper
-        // is gone: no call.
-        _ => {
-            sys::kill_and_reap(reaper);
-            exit_now(0)
-        }
-    };
-    drop(calls);
-    // This is the call's helper now, and outlives the zygote as call helpers do.
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
-    let mut fds = fds.into_iter();
-    let Some(ctl) = fds.next() else { exit_now(125) };
-    let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut cgroup);
-    st.ctl = ctl.into_raw_fd(); // kept for the life of the process (close-on-exec)
-    call::announce(st.ctl);
-    st.spec = *spec;
-    // The reaper moved itself into the cgroup; the zygote forks the next spare once the
-    // caller has the reaper (so its set-up does not compete with this call's).
-    helper::reaper_started(&st, reaper, cg.as_ref(), None, None, Some((took, TOOK)))
+    let ns = namespaces::forked_into(&mut st.report, namespaces::PER_CALL);
+    call::call_mount_ns(&mut st.report);
+    helper::spare_reaper(st, ns, z.view, z.ctl, (took, TOOK))
 }
