@@ -7,9 +7,10 @@
 //! sent to a target whose execs are supervised: its `execve` waits in the supervisor,
 //! [`crate::ExecListener`]).
 //! A zygote ([`crate::Zygote`]) has a socket of its own: downward `Spawn` (the call's own
-//! control socket and stdio attached), upward `ZygoteReady` once; each call's helper
-//! then speaks on the call's socket as above, starting with `CallHelper`.
-//! The helper and the reaper never read the socket, they only poll it for hang-up.
+//! control socket and stdio attached), upward `ZygoteReady` once; each call's side (a
+//! spare, the call's pid 1, or a call helper) then speaks on the call's socket as above,
+//! starting with `CallHelper`. The helper and the reaper never read the call's socket,
+//! they only watch it for hang-up (a poll, or `SIGIO` in a spare).
 
 use std::io;
 use std::mem::MaybeUninit;

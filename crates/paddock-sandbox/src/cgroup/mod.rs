@@ -26,9 +26,9 @@
 //! then, so it is empty.
 //! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
 //! host view and credentials; a multi-threaded caller one call ahead, [`CallCgroups`]),
-//! and hands the descriptors to the call's helper, which
-//! plays the helper's part above (and the caller removes it too if the call's helper
-//! died). `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
+//! and hands the descriptors to the call: a spare (the call's pid 1) moves itself in and
+//! the caller removes the cgroup once it has ended; a call helper the zygote forked plays
+//! the helper's part above (and the caller removes it too if that helper died). `RLIMIT_NPROC` and `RLIMIT_AS` stay in force as well (step 5); they are what works
 //! unprivileged.
 
 use std::io;

@@ -40,10 +40,11 @@
 //!
 //! A zygote's call helper ([`crate::zygote`]) enters its own namespaces and then runs
 //! [`start_reaper`] and the reaper and target steps here unchanged (the reaper adds the
-//! per-call mounts, [`crate::mounts::per_call`], to the zygote's view). A spare call
-//! helper, forked before its call, forks its reaper ahead ([`spare_reaper`], which makes
-//! the per-call mounts then takes the call and moves itself into the cgroup) and joins
-//! at [`reaper_started`].
+//! per-call mounts, [`crate::mounts::per_call`], to the zygote's view). A spare, forked
+//! before its call straight into the call's namespaces, is the call's reaper and its
+//! helper at once ([`spare_reaper`]: it makes the per-call mounts, then takes the call,
+//! tells the caller its pidfd ([`announce`], [`tell_reaper`]), moves itself into the
+//! cgroup and goes on as the reaper).
 
 mod reaper;
 mod state;

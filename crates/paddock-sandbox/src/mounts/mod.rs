@@ -9,12 +9,12 @@
 //! deny, hidden and protect rules and sockets, found by a walk of the view itself and placed
 //! by descriptor; a read-only empty tmpfs of mode 000 on a directory, a bind of an empty
 //! mode-000 file on anything else, a read-only clone of itself on a protected path), a fresh `/proc` of the new pid namespace (with `/proc/sys` and friends
-//! read-only; for a [`crate::Zygote`], mounted by each call instead: [`per_call`]), a minimal `/dev` (null zero full random urandom tty, a private devpts with
+//! read-only; for a [`crate::Zygote`], mounted by each call instead: [`per_call`](mod@per_call)), a minimal `/dev` (null zero full random urandom tty, a private devpts with
 //! `ptmx`, `shm`), and a private `/tmp` unless `/tmp` is a write path. The new root is made
 //! read-only, the old root is detached, and `pivot_root` moves in, like bubblewrap does.
 //!
 //! One file per stage, run top to bottom by [`build`]: [`scratch`] (the scratch root, and
-//! the move into the view), [`binds`] (and [`overlay`]), [`masks`], [`proc`], [`dev`]; [`per_call`] for a
+//! the move into the view), [`binds`] (and [`overlay`]), [`masks`], [`proc`], [`dev`]; [`per_call`](mod@per_call) for a
 //! zygote's calls; [`paths`] makes mount points.
 
 mod binds;
@@ -63,7 +63,7 @@ pub(crate) fn host_root() -> &'static std::path::Path {
 /// the caller reports it and exits.
 ///
 /// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
-/// /proc yet (see [`per_call`]). `scratch`: how [`enter_scratch_ahead`] went, when this
+/// /proc yet (see [`per_call`](mod@per_call)). `scratch`: how [`enter_scratch_ahead`] went, when this
 /// process's helper entered the scratch root already.
 pub(crate) fn build(
     plan: &PathPlan,

@@ -9,7 +9,7 @@ use super::view::MountView;
 use crate::sys::{mount, set_attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// `/proc` of the new root: a fresh proc, or for a zygote the covered host's one (each
-/// call mounts its own, [`super::per_call`]).
+/// call mounts its own, [`super::per_call`](mod@super::per_call)).
 pub(super) fn mount_for(zygote: bool, view: &mut MountView, notes: &mut Vec<String>) -> io::Result<()> {
     let proc_dir = new_root().join("proc");
     mkdir_one(&proc_dir)?;

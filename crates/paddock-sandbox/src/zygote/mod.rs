@@ -9,15 +9,16 @@
 //! | 1. `setsid` | zygote | once |
 //! | 2. user, mount, net, ipc, uts namespaces; `lo` up | zygote | once |
 //! | 3. mount view of the template (binds, deny masks, minimal /dev, private /tmp, `pivot_root`); the host's /proc stays bound beneath an empty tmpfs on `/proc`, since a user namespace may mount a proc only where one is fully visible | zygote | once |
-//! | 4. cgroup made by the caller (its descriptors passed in; the call's helper removes it once the pid namespace is gone, the caller if that helper died) | caller | per call |
-//! | 5. the call's helper, forked ahead of its call (a spare, [`spare`]; two are kept ready): new pid, mount, ipc and cgroup namespaces; fork of the reaper | call helper | per call, before the call comes |
-//! | 6. reaper (pid 1), ahead too: fresh `/proc` of the call's pid namespace, fresh `/tmp` (when private) and `/dev/shm` at the template's size | reaper | per call, before the call comes |
-//! | 7. the reaper takes the `Spawn`: the call's stdio, into the cgroup (moving itself), the tmpfs resized if the call's limits differ, signal forwarding; the helper gets the call's socket and cgroup, creates the proxy listener on the call's own port, and tells the zygote to fork the next spare | reaper, call helper | per call |
+//! | 4. cgroup made by the caller (its descriptors passed in; the caller removes it once the call's pid 1 has ended) | caller | per call |
+//! | 5. the call's pid 1, forked ahead of its call straight into new pid, mount, ipc and cgroup namespaces (a spare, [`spare`]; two are kept ready) | spare | per call, before the call comes |
+//! | 6. the spare, ahead too: fresh `/proc` of the call's pid namespace, fresh `/tmp` (when private) and `/dev/shm` at the template's size; the Landlock ruleset | spare | per call, before the call comes |
+//! | 7. the spare takes the `Spawn`: the call's stdio; its own pidfd to the caller (it is the call's helper and reaper at once; the caller's end of the call's socket closing ends it), the proxy listener on the call's own port; the zygote told to fork the next spare; into the cgroup (moving itself), the tmpfs resized if the call's limits differ, signal forwarding | spare (the reaper) | per call |
 //! | 8. target: Landlock, rlimits, capabilities, `no_new_privs`, seccomp, descriptors, release, `execve` | target | per call, exactly as [`crate::spawn`] |
 //!
-//! When no spare is there (its fork failed, or it was killed before a call), the zygote
-//! reads the next `Spawn` itself and forks that call's helper, which then runs steps 5
-//! to 8 in turn ([`call`]).
+//! When no spare is there (the kernel refused the spare's `clone`, or the spares were
+//! killed before a call), the zygote reads the next `Spawn` itself and forks that call's
+//! helper, which enters the call's namespaces, forks the reaper and waits for it, as
+//! [`crate::spawn`]'s helper does ([`call`]).
 //!
 //! What a zygote's calls share: the filesystem view (so the deny, protect and hidden masks
 //! and the masked sockets are those of the zygote's start: a file created later beneath a deny glob is not masked
@@ -30,11 +31,12 @@
 //! view's is private) and `/dev/shm`, its own cgroup, Landlock domain and seccomp filter.
 //!
 //! One `Spawn` message is read at a time from the zygote's control socket (concurrent
-//! [`Zygote::spawn`] calls are separate datagrams, each taken by one of the spares); the call's helper then talks
-//! to the caller on the call's own socket exactly as [`crate::spawn`]'s helper does, so the
-//! returned [`Running`] behaves the same: parked before `execve` until [`Running::wait`],
-//! the timeout kills the call's pid namespace, output captured and capped, a report per
-//! call. If the zygote dies, [`Zygote::spawn`] fails; calls already started go on.
+//! [`Zygote::spawn`] calls are separate datagrams, each taken by one of the spares); the
+//! call's side then talks to the caller on the call's own socket as [`crate::spawn`]'s
+//! helper does, so the returned [`Running`](crate::Running) behaves the same: parked
+//! before `execve` until [`Running::wait`](crate::Running::wait), the timeout kills the
+//! call's pid namespace, output captured and capped, a report per call. If the zygote
+//! dies, [`Zygote::spawn`] fails; calls already started go on.
 
 mod call;
 mod client;

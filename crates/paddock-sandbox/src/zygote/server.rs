@@ -1,7 +1,8 @@
-//! The zygote process: steps 1 to 3 once (session, namespaces, the mount view), then one
-//! call helper per `Spawn` message, which enters the call's own namespaces and runs the
-//! helper's reaper and target steps. The call helper is forked ahead of its call when it
-//! can be ([`super::spare`]); else here, once the `Spawn` came ([`serve_one`]).
+//! The zygote process: steps 1 to 3 once (session, namespaces, the mount view), then the
+//! calls: each taken by a spare, the call's pid 1 forked ahead of it into the call's own
+//! namespaces ([`super::spare`]); where no spare could be forked, by a call helper forked
+//! here once the `Spawn` came ([`serve_one`]), which enters the call's namespaces and runs
+//! the helper's reaper and target steps.
 
 use std::os::fd::RawFd;
 
