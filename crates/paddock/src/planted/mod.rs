@@ -324,8 +324,7 @@ impl Planted {
             }
         }
         kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
-        let failed: Vec<(PathBuf, String)> = self.failed.iter().chain(&end.failed).cloned().collect();
-        let unchecked = unchecked(&failed);
+        let unchecked = unchecked(self.failed.iter().chain(&end.failed));
         let mut moved = Vec::new();
         for f in end.found {
             if self.start.get(&f.path).map(|s| s.0) == Some(f.id)
@@ -348,7 +347,7 @@ impl Planted {
 }
 
 /// The directories in `failed` as `call.end` names them, each once.
-fn unchecked(failed: &[(PathBuf, String)]) -> Vec<Unchecked> {
+fn unchecked<'a>(failed: impl IntoIterator<Item = &'a (PathBuf, String)>) -> Vec<Unchecked> {
     let mut unchecked: Vec<Unchecked> = Vec::new();
     for (path, error) in failed {
         let path = path.to_string_lossy().into_owned();
