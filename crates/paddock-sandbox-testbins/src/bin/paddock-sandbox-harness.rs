@@ -112,6 +112,10 @@ fn main() {
                     others.push(zygote.spawn(&s)?);
                 }
                 let first = zygote.spawn(spec)?;
+                // The zygote's processes now (its spares, the calls' pid 1 or helpers):
+                // once the zygote is dropped and the calls have ended, none may be left.
+                let z = children("self");
+                ZYGOTE_CHILDREN.lock().unwrap().extend(z.iter().flat_map(|z| children(&z.to_string())));
                 let handles: Vec<_> = others
                     .into_iter()
                     .map(|mut r| {
@@ -142,7 +146,19 @@ fn main() {
                     .filter(|p| p.starts_with("/sys/fs/cgroup/"))
                     .collect();
                 let there: Vec<&str> = cgroups.iter().copied().filter(|p| std::path::Path::new(p).exists()).collect();
-                serde_json::json!({ "children": children("self"), "cgroups": cgroups, "cgroups_there": there })
+                let mut zygote_left = ZYGOTE_CHILDREN.lock().unwrap().clone();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                // A spare dies of a signal sent when the zygote ends: polled until handled.
+                while !zygote_left.is_empty() && std::time::Instant::now() < deadline {
+                    zygote_left.retain(|p| !ended(*p));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                serde_json::json!({
+                    "children": children("self"),
+                    "cgroups": cgroups,
+                    "cgroups_there": there,
+                    "zygote_children": zygote_left,
+                })
             };
             let (json, code) = match result {
                 Ok(o) => (serde_json::json!({ "ok": o, "left": left(&o) }), o.exit_code()),
@@ -157,6 +173,9 @@ fn main() {
         }
     }
 }
+
+/// What the zygote had forked when its last call started ([`children`] of it).
+static ZYGOTE_CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
 /// The pids `/proc` lists as children of `pid` (of each of its threads).
 fn children(pid: &str) -> Vec<i32> {

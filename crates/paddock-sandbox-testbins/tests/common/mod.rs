@@ -241,6 +241,9 @@ impl Scratch {
         if let Some(left) = run.outcome.get("left") {
             assert_eq!(left["children"], serde_json::json!([]), "processes left: {left}");
             assert_eq!(left["cgroups_there"], serde_json::json!([]), "cgroups left: {left}");
+            if let Some(z) = left.get("zygote_children") {
+                assert_eq!(z, &serde_json::json!([]), "a zygote's spares or calls left: {left}");
+            }
         }
         run
     }
