@@ -36,6 +36,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 mod ahead;
 mod fs;
+mod sweep;
 mod v1;
 mod v2;
 mod warm;
