@@ -49,8 +49,9 @@ pub(super) fn main(mut st: State, ns: Namespaces, cg: Option<CgroupEntry>) -> ! 
 /// and the Landlock ruleset with them. Then it takes the next `Spawn` from the zygote's
 /// socket `zygote` itself (its spec, the cgroup status, and its control socket, stdio
 /// and cgroup attached), tells the caller its pidfd (as a call helper would, and as the
-/// reaper) and the zygote that it took a call (`took`: a pipe and the byte to write), moves itself into the cgroup and
-/// goes on as [`main`] does. The caller's end of the call's socket closing ends it.
+/// reaper) and the zygote that it took a call (`took`: a pipe and the byte to write),
+/// moves itself into the cgroup and goes on as [`main`] does. The caller's end of the
+/// call's socket closing ends it.
 pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd, took: (OwnedFd, u8)) -> ! {
     let null = st.dev_null();
     let start = timing::now_ns();
