@@ -8,8 +8,9 @@ use common::{Scratch, User};
 use paddock_sandbox::{NetworkMode, StdioMode};
 
 // A helper forked ahead (`paddock_sandbox::prestart`, as `paddock run` does before it
-// loads its policy) that is never given a spec exits once dropped: the harness checks that
-// it had one child and then none.
+// loads its policy) that is never given a spec exits once dropped, and the reaper it forked
+// ahead with it: the harness (a subreaper, so an orphan would be its child) checks that it
+// had one child, which had one, and then none.
 #[test]
 fn an_unused_helper_forked_ahead_exits() {
     for user in [User::Root, User::Nobody] {

@@ -5,7 +5,9 @@
 //! `Ready` (the report, just before `execve`), `Failed`, `ExecFailed`, `Exit`,
 //! `ReaperLost`. Downward: one byte, [`GO`], that releases the target into `execve` (not
 //! sent to a target whose execs are supervised: its `execve` waits in the supervisor,
-//! [`crate::ExecListener`]).
+//! [`crate::ExecListener`]). A helper forked ahead ([`crate::prestart`]) gets its spec
+//! downward as `Begin`; where it forked the reaper ahead too, the reaper reads that and
+//! tells the helper `Begun` on a socket of their own.
 //! A zygote ([`crate::Zygote`]) has a socket of its own: downward `Spawn` (the call's own
 //! control socket and stdio attached), upward `ZygoteReady` once; each call's side (a
 //! spare, the call's pid 1, or a call helper) then speaks on the call's socket as above,
@@ -168,6 +170,17 @@ pub(crate) enum Msg {
         cgroup_dirs: Vec<String>,
         /// Which of stdin, stdout and stderr come attached.
         stdio: [bool; 3],
+    },
+    /// From a one-shot run's reaper forked ahead to its helper, over their own socket, once
+    /// its spec came (the reaper, not the helper, reads the `Begin`): what the helper needs
+    /// of it. Descriptors: `cgroup.procs`, parent and own file of each directory of the
+    /// sandbox's cgroup, which the helper moves the reaper into (where that move waits for
+    /// a grace period) and removes once the reaper is gone.
+    Begun {
+        /// The child's network: the helper passes the caller the proxy's listener.
+        network: crate::spec::NetworkMode,
+        /// The names of the cgroup's directories.
+        cgroup_dirs: Vec<String>,
     },
     /// From the helper, last: the reaper is reaped, so every process of the pid namespace
     /// is gone (and the one-shot helper's cgroup removed). The helper exits next; its own

@@ -12,7 +12,8 @@
 //! With `PADDOCK_HARNESS_AHEAD=1` (and no zygote) it forks the helper before it reads the
 //! spec (`paddock_sandbox::prestart`); with `PADDOCK_HARNESS_AHEAD=killed` it then kills
 //! that helper before the spawn. `paddock-sandbox-harness ahead-unused` forks a
-//! helper ahead, drops it unused and checks that it is gone.
+//! helper ahead, waits for the reaper it forks ahead, drops it unused and checks that
+//! both are gone.
 
 use std::process::exit;
 
@@ -54,9 +55,18 @@ fn main() {
         }
         Some("ahead-unused") => {
             // A helper forked ahead and dropped unused: it exits and is reaped, leaving no
-            // process behind.
+            // process behind, nor the reaper it forked ahead (an orphan of the helper's
+            // tree would come to this process, a subreaper).
+            // SAFETY: a plain prctl(2) on this process.
+            assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
             let helper = paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead");
-            assert_eq!(children("self").len(), 1, "the helper is this process's child");
+            let [pid] = children("self")[..] else { panic!("one helper: {:?}", children("self")) };
+            // Its namespaces made, the helper forks the reaper ahead.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while children(&pid.to_string()).is_empty() {
+                assert!(std::time::Instant::now() < deadline, "no reaper forked ahead in 30 s");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             drop(helper);
             assert_eq!(children("self"), Vec::<i32>::new(), "the unused helper is gone");
             println!("gone");

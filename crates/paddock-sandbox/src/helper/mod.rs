@@ -8,8 +8,9 @@
 //!   the spec as JSON from the inherited pipe ([`crate::entry::main`]).
 //!
 //! A third way, [`crate::prestart`], forks it before the caller knows its spec: it runs
-//! step 1's `setsid` and step 2's namespaces at once, then waits for the spec and the
-//! cgroup the caller made ([`run_ahead`]).
+//! step 1's `setsid` and step 2's namespaces at once, forks the reaper ahead too where it
+//! can (which mounts its `/proc` and most of its `/dev` while it waits), and the spec and
+//! the cgroup the caller made come after ([`run_ahead`], [`mod@ahead`]).
 //!
 //! The session layer's detail says which. Then:
 //!
@@ -46,10 +47,12 @@
 //! tells the caller its pidfd ([`announce`], [`tell_reaper`]), moves itself into the
 //! cgroup and goes on as the reaper).
 
+mod ahead;
 mod reaper;
 mod state;
 mod target;
 
+pub(crate) use ahead::run_ahead;
 pub(crate) use reaper::spare as spare_reaper;
 pub(crate) use state::{stop, strict_check, State, ZygoteView};
 
@@ -112,6 +115,7 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
         zygote_view: None,
         landlock_ahead: None,
         scratch_ahead: None,
+        mounts_ahead: None,
         dev_null: None,
     };
     let cg = cg.cgroup;
@@ -119,74 +123,6 @@ pub(crate) fn run(req: Request, ctl: RawFd) -> ! {
     let ns = timing::time("namespaces", || namespaces::enter(&mut st.report));
     strict_check_before_reaper(&st, cg.as_ref());
     start_reaper(st, ns, cg, warm)
-}
-
-/// How a helper forked ahead was started, for the report.
-const LAUNCH_AHEAD: &str = "helper forked from the single-threaded caller before its spec was known (no re-exec)";
-
-/// Runs a helper forked ahead ([`crate::prestart`]): step 1's `setsid` and step 2's
-/// namespaces at once, then, given its child's spec ([`Msg::Begin`]), the path plan and
-/// the rest of step 2 with the cgroup the caller made. The end of the control stream
-/// before a spec came: it exits (it made nothing else).
-pub(crate) fn run_ahead(ctl: RawFd) -> ! {
-    let mut report = EnforcementReport::default();
-    new_session(&mut report, LAUNCH_AHEAD);
-    let ns = timing::time("namespaces", || namespaces::enter(&mut report));
-    // The seccomp filter does not depend on the spec: compiled while the caller builds it,
-    // the target only installs it. Nor does the scratch root the reaper builds the mount
-    // view in (in the mount namespace just made, which the reaper shares): entered now,
-    // the host's root is at /oldroot from here on.
-    timing::time("seccomp filter compiled", crate::seccomp::prepare);
-    let dev_null = ns.mount.then(|| sys::open_dev_null().ok()).flatten();
-    let scratch =
-        ns.mount.then(|| timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead));
-    let host_root = match &scratch {
-        Some(Ok(())) => crate::mounts::host_root(),
-        _ => std::path::Path::new("/"),
-    };
-    let (body, fds) = loop {
-        match proto::recv_raw(ctl) {
-            Ok(Some(m)) => break m,
-            Ok(None) => exit_now(0),
-            Err(e) if e.raw_os_error().is_some() => exit_now(0),
-            Err(_) => {} // an unreadable message: ignored
-        }
-    };
-    let Ok(Msg::Begin { spec, pty, cgroup, cgroup_dirs, stdio }) = proto::parse(&body) else {
-        stop(ctl, Failure::Setup(SetupError::UnreadableSpec))
-    };
-    let mut fds = fds.into_iter();
-    for (target, given) in stdio.iter().enumerate() {
-        if !given {
-            continue;
-        }
-        // Received, so above 2: no standard descriptor is clobbered.
-        let Some(fd) = fds.next() else { stop(ctl, Failure::Setup(SetupError::UnreadableSpec)) };
-        if sys::dup_onto_stdio(&fd, target as RawFd).is_err() {
-            exit_now(125);
-        }
-    }
-    let mut applied = cgroup;
-    let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
-    let plan = timing::time("path plan", || PathPlan::with_host_root(&spec, host_root));
-    // No `Warmup` here: forked now, its process would be the new pid namespace's init,
-    // and its end would leave the namespace unable to fork the reaper (ENOMEM). The
-    // caller started one when it made the cgroup (`Prestarted::spawn_meanwhile`).
-    let st = State {
-        cgroup: applied,
-        spec: *spec,
-        pty,
-        plan,
-        report,
-        ctl,
-        pty_slave: None,
-        zygote_view: None,
-        landlock_ahead: None,
-        scratch_ahead: scratch,
-        dev_null,
-    };
-    strict_check_before_reaper(&st, cg.as_ref());
-    start_reaper(st, ns, cg, None)
 }
 
 /// Step 2's strict check, once the namespaces are entered: a strict run missing a layer
@@ -233,7 +169,26 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
     // The reaper has the phases so far and passes them on; this process's next ones go
     // with the `Reaper` message.
     timing::clear();
-    reaper_started(&st, reaper, cg.as_ref(), handoff.map(|(_, w)| w), warm)
+    let side = HelperSide {
+        ctl: st.ctl,
+        network: st.spec.network,
+        dev_null: st.dev_null(),
+        one_shot: st.zygote_view.is_none(),
+    };
+    reaper_started(&side, reaper, cg.as_ref(), handoff.map(|(_, w)| w), warm)
+}
+
+/// What the helper needs of its state once the reaper is forked.
+pub(crate) struct HelperSide {
+    /// The control socket.
+    pub ctl: RawFd,
+    /// The child's network (in proxy mode the caller gets the listener).
+    pub network: NetworkMode,
+    /// `/dev/null`, for this process's standard descriptors.
+    pub dev_null: Option<RawFd>,
+    /// A one-shot run's helper (which ran the caller's start-up too, and hands that code
+    /// back once it only waits), not a zygote's call helper.
+    pub one_shot: bool,
 }
 
 /// After the reaper's fork: moves it into the cgroup and tells it how that went through
@@ -241,19 +196,19 @@ pub(crate) fn start_reaper(st: State, ns: Namespaces, cg: Option<SandboxCgroup>,
 /// listener) to the caller, then waits for it ([`helper_wait`]). On failure the cgroup is
 /// removed and the step reported.
 pub(crate) fn reaper_started(
-    st: &State,
+    side: &HelperSide,
     reaper: libc::pid_t,
     cg: Option<&SandboxCgroup>,
     handoff: Option<OwnedFd>,
     warm: Option<cgroup::Warmup>,
 ) -> ! {
-    let ctl = st.ctl;
+    let ctl = side.ctl;
     let fail = |e: SetupError| -> ! {
         sys::kill_and_reap(reaper);
         if let Some(c) = cg {
             c.remove();
         }
-        st.fail(e)
+        stop(ctl, Failure::Setup(e))
     };
     if let (Some(c), Some(w)) = (cg, handoff) {
         let placed = timing::time("cgroup: reaper moved in", || c.place(reaper));
@@ -267,7 +222,7 @@ pub(crate) fn reaper_started(
     // The warm-up's own move is done by now (it held the cgroup mutex first, or came
     // after the reaper's at no cost): reaped here, on every path.
     drop(warm);
-    let pidfd = match tell_reaper(ctl, reaper, st.spec.network, timing::take()) {
+    let pidfd = match tell_reaper(ctl, reaper, side.network, timing::take()) {
         Ok(fd) => fd,
         Err(Some(e)) => fail(e),
         Err(None) => {
@@ -278,13 +233,13 @@ pub(crate) fn reaper_started(
             exit_now(125)
         }
     };
-    if let Some(null) = st.dev_null() {
+    if let Some(null) = side.dev_null {
         sys::redirect_stdio(null);
         sys::close(null);
     }
     // A zygote's call helper is forked from the zygote, whose pages it shares; a one-shot
     // helper ran the caller's start-up too.
-    helper_wait(ctl, reaper, &pidfd, cg, st.zygote_view.is_none())
+    helper_wait(ctl, reaper, &pidfd, cg, side.one_shot)
 }
 
 /// Passes the caller the reaper's pidfd (`reaper`: this process itself for a spare's

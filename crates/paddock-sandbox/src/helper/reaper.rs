@@ -114,7 +114,7 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
 }
 
 /// What every reaper does first: it dies with the helper, and is named.
-fn begin() {
+pub(super) fn begin() {
     // Best effort: the helper also kills the reaper when the caller goes away.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
     sys::set_name(c"paddock-reaper");
@@ -221,7 +221,8 @@ fn own_view(st: &mut State, ns: &Namespaces) -> View {
         );
         return View { built: false, private_tmp: false };
     }
-    match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size(), st.scratch_ahead.take()) {
+    let ahead = st.mounts_ahead.take();
+    match mounts::build(&st.plan, st.pty, false, st.spec.limits.tmpfs_size(), st.scratch_ahead.take(), ahead) {
         Ok(view) => {
             st.report.record(Layer::Mounts, mounts::layer(&view, st.spec.enforcement == Enforcement::Strict));
             View { built: true, private_tmp: view.private_tmp }

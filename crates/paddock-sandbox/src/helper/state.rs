@@ -31,6 +31,9 @@ pub(crate) struct State {
     /// How entering the mount view's scratch root went, when a helper forked ahead did it
     /// while it waited for its spec ([`crate::mounts::enter_scratch_ahead`]).
     pub scratch_ahead: Option<std::io::Result<()>>,
+    /// What a one-shot run's reaper forked ahead made of `/proc` and `/dev` while it
+    /// waited for its spec ([`crate::mounts::make_ahead`]).
+    pub mounts_ahead: Option<crate::mounts::MadeAhead>,
     /// The host's `/dev/null`, opened before the scratch root was entered ahead (it has
     /// none): what the helper and the reaper point their standard descriptors at.
     pub dev_null: Option<RawFd>,

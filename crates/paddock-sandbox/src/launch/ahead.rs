@@ -6,9 +6,10 @@
 //!
 //! Not a confinement step: this runs in the caller. The helper's steps and their order are
 //! those of [`crate::helper`]; only the cgroup is made by the caller (as for a zygote's
-//! call) and the path plan comes after the namespaces. A helper that is never given a spec
-//! reads the end of its control stream when the [`Prestarted`] is dropped and exits: it
-//! made nothing but namespaces of its own, which go with it.
+//! call), the path plan comes after the namespaces, and the reaper may be forked before
+//! the spec comes (it then reads the spec itself: [`crate::helper`]'s `ahead`). A helper
+//! that is never given a spec reads the end of its control stream when the [`Prestarted`]
+//! is dropped and exits: it made nothing but namespaces of its own, which go with it.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -96,6 +97,14 @@ impl Prestarted {
     fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), Begin> {
         let failed = |e: SandboxError| Begin::Failed(e);
         spec.validate().map_err(failed)?;
+        // A helper that is gone (killed) takes the reaper it forked ahead with it (its death
+        // signal), but that one may hold the control socket a moment longer, so the send
+        // below could still succeed: asked here.
+        if let Some(ws) = sys::try_reap(self.pid) {
+            self.pid = 0;
+            let why = crate::report::describe_wait_status(ws);
+            return Err(Begin::Gone(std::io::Error::other(format!("the helper ended ({why})"))));
+        }
         let use_pty = matches!(spec.stdio, StdioMode::Pty) && pty::stdin_is_tty();
         let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();

@@ -1,29 +1,73 @@
 //! A minimal `/dev`: null zero full random urandom tty bound from the host, the usual
 //! links, a private devpts with `ptmx`, and a sized `/dev/shm`; then read-only.
+//!
+//! Made in two parts: [`make`] (everything but `/dev/shm`, which needs the spec's tmpfs
+//! size) and [`finish`]. A one-shot run's reaper forked ahead makes the first part in the
+//! scratch root before its spec comes ([`super::ahead`]); every other view makes both in
+//! place.
 
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use super::paths::{mkdir_one, new_root, old_root, scratch_opts, touch};
+use super::paths::{dev_ahead, mkdir_one, new_root, old_root, scratch_opts, touch};
 use super::view::MountView;
 use crate::spec::TmpfsSize;
 use crate::sys::{mount, set_attrs, MOUNT_ATTR_RDONLY};
 
+/// What [`make`] could not make (noted, not fatal).
+#[derive(Debug, Default)]
+pub(super) struct Made {
+    pub notes: Vec<String>,
+    /// A device of the list is missing.
+    pub device_missing: bool,
+    /// No private devpts (the view is partial only when a pty was asked for).
+    pub no_devpts: bool,
+}
+
 /// Builds `/dev` in the new root. A missing device or devpts is noted (and makes the view
-/// partial when it matters); anything else is an error.
-pub(super) fn build(pty: bool, tmp_size: TmpfsSize, view: &mut MountView, notes: &mut Vec<String>) -> io::Result<()> {
+/// partial when it matters); anything else is an error. `ahead`: the first part, made
+/// before the spec came, to finish and move into place.
+pub(super) fn build(
+    pty: bool,
+    tmp_size: TmpfsSize,
+    ahead: Option<io::Result<Made>>,
+    view: &mut MountView,
+    notes: &mut Vec<String>,
+) -> io::Result<()> {
     let dev = new_root().join("dev");
-    mkdir_one(&dev)?;
-    mount(Some(Path::new("tmpfs")), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=0755"))?;
+    let made = match ahead {
+        Some(made) => {
+            let made = made?;
+            finish(dev_ahead(), tmp_size)?;
+            mkdir_one(&dev)?;
+            mount(Some(dev_ahead()), &dev, None, libc::MS_MOVE, None)?;
+            made
+        }
+        None => {
+            let made = make(&dev)?;
+            finish(&dev, tmp_size)?;
+            made
+        }
+    };
+    view.partial |= made.device_missing || (made.no_devpts && pty);
+    notes.extend(made.notes);
+    Ok(())
+}
+
+/// Everything of `/dev` at `dev` but `/dev/shm` (its mount point is made).
+pub(super) fn make(dev: &Path) -> io::Result<Made> {
+    let mut made = Made::default();
+    mkdir_one(dev)?;
+    mount(Some(Path::new("tmpfs")), dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=0755"))?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let dst = dev.join(name);
         let src = old_root().join("dev").join(name);
         // /dev is a fresh tmpfs: no lookups first.
         let r = touch(&dst).and_then(|()| mount(Some(&src), &dst, None, libc::MS_BIND, None));
         if let Err(e) = r {
-            notes.push(format!("/dev/{name} missing: {e}"));
-            view.partial = true;
+            made.notes.push(format!("/dev/{name} missing: {e}"));
+            made.device_missing = true;
         }
     }
     for (link, target) in [
@@ -45,19 +89,21 @@ pub(super) fn build(pty: bool, tmp_size: TmpfsSize, view: &mut MountView, notes:
         libc::MS_NOSUID | libc::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=620"),
     ) {
-        notes.push(format!("no private devpts: {e}"));
-        if pty {
-            view.partial = true;
-        }
+        made.notes.push(format!("no private devpts: {e}"));
+        made.no_devpts = true;
     }
-    let shm = dev.join("shm");
-    mkdir_one(&shm)?;
+    mkdir_one(&dev.join("shm"))?;
+    Ok(made)
+}
+
+/// `/dev/shm` of `tmp_size` in the `/dev` at `dev`, then `/dev` read-only.
+fn finish(dev: &Path, tmp_size: TmpfsSize) -> io::Result<()> {
     mount(
         Some(Path::new("tmpfs")),
-        &shm,
+        &dev.join("shm"),
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
         Some(&scratch_opts(tmp_size)),
     )?;
-    set_attrs(&dev, MOUNT_ATTR_RDONLY, false)
+    set_attrs(dev, MOUNT_ATTR_RDONLY, false)
 }

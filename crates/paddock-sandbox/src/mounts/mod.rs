@@ -15,8 +15,10 @@
 //!
 //! One file per stage, run top to bottom by [`build`]: [`scratch`] (the scratch root, and
 //! the move into the view), [`binds`] (and [`overlay`]), [`masks`], [`proc`], [`dev`]; [`per_call`](mod@per_call) for a
-//! zygote's calls; [`paths`] makes mount points.
+//! zygote's calls; [`ahead`] for a one-shot run's reaper forked before its spec (its
+//! `/proc` and most of its `/dev` made while it waits); [`paths`] makes mount points.
 
+mod ahead;
 mod binds;
 mod dev;
 mod masks;
@@ -27,6 +29,7 @@ mod proc;
 mod scratch;
 mod view;
 
+pub(crate) use ahead::{make as make_ahead, MadeAhead};
 use paths::new_root;
 pub(crate) use per_call::{per_call, resize as resize_per_call};
 pub(crate) use view::MountView;
@@ -64,14 +67,18 @@ pub(crate) fn host_root() -> &'static std::path::Path {
 ///
 /// With `zygote`, the view is the one a [`crate::Zygote`] shares among its calls: no
 /// /proc yet (see [`per_call`](mod@per_call)). `scratch`: how [`enter_scratch_ahead`] went, when this
-/// process's helper entered the scratch root already.
+/// process's helper entered the scratch root already; `ahead`: what this process (a
+/// one-shot run's reaper forked ahead) made of `/proc` and `/dev` before its spec came
+/// ([`make_ahead`]).
 pub(crate) fn build(
     plan: &PathPlan,
     pty: bool,
     zygote: bool,
     tmp_size: TmpfsSize,
     scratch: Option<std::io::Result<()>>,
+    ahead: Option<MadeAhead>,
 ) -> Result<MountView, MountError> {
+    let MadeAhead { proc: proc_ahead, dev: dev_ahead } = ahead.unwrap_or_default();
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     // Everything is made in a scratch root, so no step resolves a path of the host's but
@@ -101,10 +108,10 @@ pub(crate) fn build(
         }
     };
     let start = crate::timing::now_ns();
-    proc::mount_for(zygote, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
+    proc::mount_for(zygote, proc_ahead, &mut view, &mut notes).map_err(MountError::at(MountStep::Proc))?;
     crate::timing::record("mounts: /proc", start);
     let start = crate::timing::now_ns();
-    dev::build(pty, tmp_size, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
+    dev::build(pty, tmp_size, dev_ahead, &mut view, &mut notes).map_err(MountError::at(MountStep::Dev))?;
     crate::timing::record("mounts: /dev", start);
     let start = crate::timing::now_ns();
     scratch::seal_and_enter().map_err(MountError::at(MountStep::Pivot))?;

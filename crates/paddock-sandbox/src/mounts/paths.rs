@@ -18,6 +18,16 @@ pub(super) fn old_root() -> &'static Path {
     Path::new("/oldroot")
 }
 
+/// Where a `/proc` made ahead waits, in the scratch root ([`super::ahead`]).
+pub(super) fn proc_ahead() -> &'static Path {
+    Path::new("/proc-ahead")
+}
+
+/// Where a `/dev` made ahead waits, in the scratch root ([`super::ahead`]).
+pub(super) fn dev_ahead() -> &'static Path {
+    Path::new("/dev-ahead")
+}
+
 /// The options of a private `/tmp` or `/dev/shm`: sized, so that filling it answers `ENOSPC`
 /// instead of taking the host's memory (tmpfs pages are not counted by `RLIMIT_AS`).
 pub(super) fn scratch_opts(size: TmpfsSize) -> String {

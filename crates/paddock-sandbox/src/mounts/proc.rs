@@ -4,15 +4,38 @@
 use std::io;
 use std::path::Path;
 
-use super::paths::{mkdir_one, new_root, old_root};
+use super::paths::{mkdir_one, new_root, old_root, proc_ahead};
 use super::view::MountView;
 use crate::sys::{mount, set_attrs, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// `/proc` of the new root: a fresh proc, or for a zygote the covered host's one (each
-/// call mounts its own, [`super::per_call`](mod@super::per_call)).
-pub(super) fn mount_for(zygote: bool, view: &mut MountView, notes: &mut Vec<String>) -> io::Result<()> {
+/// call mounts its own, [`super::per_call`](mod@super::per_call)). `ahead`: the fresh proc
+/// a one-shot run's reaper mounted before its spec came ([`super::ahead`]), with its notes,
+/// to move into place.
+pub(super) fn mount_for(
+    zygote: bool,
+    ahead: Option<io::Result<Vec<String>>>,
+    view: &mut MountView,
+    notes: &mut Vec<String>,
+) -> io::Result<()> {
     let proc_dir = new_root().join("proc");
     mkdir_one(&proc_dir)?;
+    if let Some(made) = ahead {
+        let moved =
+            made.and_then(|made| mount(Some(proc_ahead()), &proc_dir, None, libc::MS_MOVE, None).map(|()| made));
+        match moved {
+            Ok(made) => {
+                view.proc_ok = true;
+                view.partial |= !made.is_empty();
+                notes.extend(made);
+            }
+            Err(e) => {
+                notes.push(format!("no /proc: {e}"));
+                view.partial = true;
+            }
+        }
+        return Ok(());
+    }
     if zygote {
         // The kernel lets a user namespace mount a proc only when one is already fully
         // visible in the mount namespace: keep the host's, bound here and covered at once

@@ -80,6 +80,7 @@ fn call_main(z: &ZygoteState, spec: SandboxSpec, mut cgroup: Applied, cgroup_dir
         zygote_view: Some(z.view),
         landlock_ahead: None,
         scratch_ahead: None,
+        mounts_ahead: None,
         dev_null: None,
     };
     let ns = crate::timing::time("call namespaces", || call_namespaces(&mut st.report));

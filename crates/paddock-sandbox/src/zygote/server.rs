@@ -93,7 +93,7 @@ fn build_view(
         report.set(Layer::Mounts, LayerState::Unavailable, "no mount namespace: the host's filesystem, Landlock only");
         return ZygoteView { built: false, private_tmp: false };
     }
-    match mounts::build(plan, false, true, spec.limits.tmpfs_size(), None) {
+    match mounts::build(plan, false, true, spec.limits.tmpfs_size(), None, None) {
         Ok(view) => {
             let applied = mounts::layer(&view, spec.enforcement == Enforcement::Strict);
             report.set(

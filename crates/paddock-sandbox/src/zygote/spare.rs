@@ -104,6 +104,7 @@ fn main(z: &ZygoteState, took: OwnedFd) -> ! {
         zygote_view: Some(z.view),
         landlock_ahead: None,
         scratch_ahead: None,
+        mounts_ahead: None,
         dev_null: None,
     };
     let ns = namespaces::forked_into(&mut st.report, namespaces::PER_CALL);
