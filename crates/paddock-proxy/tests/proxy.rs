@@ -107,6 +107,9 @@ async fn denied_host_gets_403_naming_the_rule() {
         resp.contains("paddock: CONNECT evil.test:443 refused by network.deny[0] (\"evil.test is denied\")"),
         "{resp}"
     );
+    // A connection's event is recorded as its handler ends, which may come after the
+    // client read the answer: the first one is awaited before the second connection.
+    proxy.events(1).await;
     let resp = exchange(proxy.addr, b"GET http://elsewhere.test/ HTTP/1.1\r\nHost: elsewhere.test\r\n\r\n").await;
     assert_eq!(status(&resp), 403, "{resp}");
     assert!(resp.contains("refused by network.default"), "{resp}");
@@ -195,9 +198,12 @@ async fn malformed_requests_get_400() {
         "\x16\x03\x01\x02\x00\x01\x00\x01\x7f\x03\x03garbage\r\n\r\n".to_string(),
         "NOT HTTP AT ALL\r\n\r\n".to_string(),
     ];
-    for req in &cases {
+    for (i, req) in cases.iter().enumerate() {
         let resp = exchange(proxy.addr, req.as_bytes()).await;
         assert_eq!(status(&resp), 400, "{req:?} -> {resp}");
+        // Each connection's event before the next connection (it is recorded as its
+        // handler ends, which may come after the client read the answer): in order.
+        proxy.events(i + 1).await;
     }
     let ev = proxy.events(cases.len()).await;
     assert_eq!(ev.len(), cases.len());
@@ -353,11 +359,15 @@ async fn curl_through_the_proxy() {
         run(vec!["-sS".into(), "--noproxy".into(), "".into(), "-x".into(), proxy_url.clone(), url.clone()]).await;
     assert!(st.success(), "{out}");
     assert!(out.starts_with("GET /via-curl HTTP/1.1"), "{out}");
+    // Each connection's event is recorded as its handler ends, which may come after curl
+    // read the answer: awaited before the next connection, so the events come in order.
+    proxy.events(1).await;
     // CONNECT tunnel (-p).
     let (out, st) =
         run(vec!["-sS".into(), "-p".into(), "--noproxy".into(), "".into(), "-x".into(), proxy_url.clone(), url]).await;
     assert!(st.success(), "{out}");
     assert!(out.starts_with("GET /via-curl HTTP/1.1"), "{out}");
+    proxy.events(2).await;
     // Denied.
     let (out, _) =
         run(vec!["-s".into(), "--noproxy".into(), "".into(), "-x".into(), proxy_url, "http://evil.test/".into()]).await;

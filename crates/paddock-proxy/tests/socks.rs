@@ -54,18 +54,38 @@ async fn socks5_domain_tunnel_echoes() {
 async fn socks5_refusals_answer_at_once() {
     let echo = echo_upstream().await;
     let proxy = Proxy::start(false, ProxyConfig::default()).await;
+    // Each connection's event is recorded when its handler ends, which may be after the
+    // client read its reply: each refusal's event is awaited before the next connection, so
+    // each is paired with its own.
+    let mut seen = 0;
+    let mut rule_of_the_last = || {
+        seen += 1;
+        let n = seen;
+        let proxy = &proxy;
+        async move {
+            let ev = proxy.events(n).await;
+            assert_eq!(ev.len(), n, "one event per connection: {ev:?}");
+            let last = &ev[n - 1];
+            assert!(last.verdict == Verdict::Denied && last.kind == Kind::Socks5, "{last:?}");
+            last.rule.clone()
+        }
+    };
     // Denied by policy.
     let (_, code) = socks_connect(proxy.addr, &domain("evil.test"), 443).await;
     assert_eq!(code, 2);
+    assert_eq!(rule_of_the_last().await, "network.deny[0]");
     // Allowed name, loopback address, no allow_private.
     let (_, code) = socks_connect(proxy.addr, &domain("allowed.test"), echo.port()).await;
     assert_eq!(code, 2);
+    assert_eq!(rule_of_the_last().await, "network.allow_private");
     // IPv4 literal without an entry.
     let (_, code) = socks_connect(proxy.addr, &[1, 127, 0, 0, 2], echo.port()).await;
     assert_eq!(code, 2);
+    assert_eq!(rule_of_the_last().await, "network.default");
     // Bad host name.
     let (_, code) = socks_connect(proxy.addr, &domain("a..test"), 80).await;
     assert_eq!(code, 1);
+    assert_eq!(rule_of_the_last().await, "proxy.request");
     // BIND is not supported.
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     s.write_all(&[5, 1, 0, 5, 2, 0, 1, 127, 0, 0, 1, 0, 80]).await.unwrap();
@@ -73,27 +93,14 @@ async fn socks5_refusals_answer_at_once() {
     s.read_to_end(&mut got).await.unwrap();
     assert_eq!(&got[..3], &[5, 0, 5]);
     assert_eq!(got[3], 7);
+    assert_eq!(rule_of_the_last().await, "proxy.request");
     // Only username/password offered.
     let mut s = TcpStream::connect(proxy.addr).await.unwrap();
     s.write_all(&[5, 1, 2]).await.unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, [5, 0xff]);
-
-    let ev = proxy.events(6).await;
-    let rules: Vec<_> = ev.iter().map(|e| e.rule.as_str()).collect();
-    assert_eq!(
-        rules,
-        [
-            "network.deny[0]",
-            "network.allow_private",
-            "network.default",
-            "proxy.request",
-            "proxy.request",
-            "proxy.request"
-        ]
-    );
-    assert!(ev.iter().all(|e| e.verdict == Verdict::Denied && e.kind == Kind::Socks5));
+    assert_eq!(rule_of_the_last().await, "proxy.request");
     proxy.stop().await;
 }
 
