@@ -236,8 +236,10 @@ fn records_every_exec_in_scope_call(u: User) {
 
 // The target calls `execve` as soon as it is ready; the supervisor holds that exec while
 // the caller writes `call.start` and decides (and records) it only once the child is
-// released: each call's first `exec` record follows its `call.start`. Forty calls, since
-// a supervisor that answered early would race the `call.start` write.
+// released (the caller's thread answers it then, or the supervisor's after the release):
+// each call's one `exec` record follows its `call.start`. Forty calls, since a supervisor
+// that answered early would race the `call.start` write, and one that answered twice
+// would record it twice.
 fn the_programs_own_exec_is_decided_after_call_start(u: User) {
     let f = Fixture::new(u);
     for _ in 0..40 {
@@ -254,6 +256,8 @@ fn the_programs_own_exec_is_decided_after_call_start(u: User) {
         let first = first.unwrap_or_else(|| panic!("no exec record of call {id}\n{log}"));
         assert!(first > s, "call {id}: its exec record precedes its call.start\n{log}");
         assert_eq!(argv_of(&recs[first]), ["/bin/true"], "{}", recs[first]);
+        let execs = recs.iter().filter(|r| r["event"] == "exec" && &r["call_id"] == id).count();
+        assert_eq!(execs, 1, "call {id}: one exec, one record\n{log}");
     }
 }
 

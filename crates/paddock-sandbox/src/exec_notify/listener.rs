@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
@@ -17,15 +17,41 @@ use crate::sys;
 /// The running supervisor of one call; [`ExecSupervisor::stop`] (or dropping it) ends it.
 /// While it runs, each exec of the tree waits for its decider; once it is gone, every
 /// later exec of the tree fails (`ENOSYS`): never unsupervised.
-#[derive(Debug)]
 pub struct ExecSupervisor {
     stop: Option<OwnedFd>,
     thread: Option<crate::workers::Job<()>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ExecSupervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSupervisor").finish_non_exhaustive()
+    }
+}
+
+/// What the supervisor's thread and the caller share.
+struct Shared {
+    listener: OwnedFd,
+    decider: Arc<dyn ExecDecider>,
+    first: Mutex<First>,
+}
+
+/// The program's own exec, the tree's first: read and resolved at once, answered once the
+/// child is released, by whichever thread comes first to it.
+enum First {
+    /// Not read yet (the supervisor then answers it after the release, as any other).
+    NotRead,
+    /// Read ([`read_request`]'s answer), waiting for the release.
+    Read { id: u64, read: Option<(ExecRequest, bool)> },
+    /// Answered, or taken to be.
+    Answered,
 }
 
 /// Starts the thread that answers the notifications of `listener` (from
 /// [`crate::Running::take_exec_listener`]) with `decider`'s verdicts. The first one (the
-/// program's own exec) is read at once and answered once the child is released.
+/// program's own exec) is read at once and answered once the child is released: by
+/// [`ExecSupervisor::answer_first`] on the caller's thread, or by this thread after the
+/// release.
 pub fn supervise(listener: ExecListener, decider: Arc<dyn ExecDecider>) -> std::io::Result<ExecSupervisor> {
     // Each exec hands the CPU to the supervisor and back: on the same CPU, without waking
     // another one, where the kernel can (Linux 6.6).
@@ -33,14 +59,38 @@ pub fn supervise(listener: ExecListener, decider: Arc<dyn ExecDecider>) -> std::
         tracing::debug!("exec supervisor: no synchronous wake-up ({e}); answers take a cross-CPU wake-up");
     }
     let (stop_r, stop_w) = crate::stdio::pipe()?;
-    let thread = crate::workers::spawn(c"paddock-exec", move || {
-        let ExecListener { fd, release } = listener;
-        serve(&fd, Some(release), &stop_r, &*decider)
-    })?;
-    Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread) })
+    let ExecListener { fd, release } = listener;
+    let shared = Arc::new(Shared { listener: fd, decider, first: Mutex::new(First::NotRead) });
+    let for_thread = Arc::clone(&shared);
+    let thread = crate::workers::spawn(c"paddock-exec", move || serve(&for_thread, Some(release), &stop_r))?;
+    Ok(ExecSupervisor { stop: Some(stop_w), thread: Some(thread), shared })
+}
+
+impl Shared {
+    fn first(&self) -> std::sync::MutexGuard<'_, First> {
+        self.first.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl ExecSupervisor {
+    /// Answers the program's own exec here, on the caller's thread, when the supervisor
+    /// has read it already (else it answers it itself after the release). Call it only
+    /// where [`crate::Running::wait`] may release the child (its `call.start` durable),
+    /// just before that: the exec is decided and recorded, and runs, at once, without
+    /// waiting for the supervisor's thread to wake up. The release still follows.
+    pub fn answer_first(&self) {
+        let mut first = self.shared.first();
+        if !matches!(*first, First::Read { .. }) {
+            tracing::debug!("exec supervisor: the program's own exec is not read yet; the supervisor answers it");
+            return;
+        }
+        if let First::Read { id, read } = std::mem::replace(&mut *first, First::Answered) {
+            let t = std::time::Instant::now();
+            answer(self.shared.listener.as_raw_fd(), id, read, &*self.shared.decider);
+            crate::timing::phase("the program's own exec answered on the caller's thread", t);
+        }
+    }
+
     /// Stops the thread once the notifications already queued are answered (call it after
     /// the tree is gone, so that every exec is decided and recorded before the call ends).
     pub fn stop(mut self) {
@@ -63,9 +113,10 @@ impl Drop for ExecSupervisor {
     }
 }
 
-/// Answers each notification of `listener` until it hangs up or `stop` does; `release`:
+/// Answers each notification of the listener until it hangs up or `stop` does; `release`:
 /// the child is not released yet (its first exec is answered only once it is).
-fn serve(listener: &OwnedFd, mut release: Option<OwnedFd>, stop: &OwnedFd, decider: &dyn ExecDecider) {
+fn serve(shared: &Shared, mut release: Option<OwnedFd>, stop: &OwnedFd) {
+    let listener = &shared.listener;
     loop {
         let mut fds = [PollFd::new(listener, PollFlags::IN), PollFd::new(stop, PollFlags::IN)];
         match sys::poll(&mut fds, None) {
@@ -78,7 +129,7 @@ fn serve(listener: &OwnedFd, mut release: Option<OwnedFd>, stop: &OwnedFd, decid
         }
         let (listening, stopping) = (fds[0].revents(), fds[1].revents());
         if listening.contains(PollFlags::IN) {
-            if !answer_one(listener.as_raw_fd(), &mut release, stop, decider) {
+            if !answer_one(shared, &mut release, stop) {
                 return;
             }
             continue; // drain what is queued before looking at the stop pipe
@@ -96,19 +147,32 @@ fn id_valid(fd: RawFd, id: u64) -> bool {
 /// Reads, decides and answers one notification; `false` when the child was never
 /// released (this supervisor then answers nothing more: its tree is being killed, and its
 /// execs fail once the listener is closed).
-fn answer_one(fd: RawFd, release: &mut Option<OwnedFd>, stop: &OwnedFd, decider: &dyn ExecDecider) -> bool {
+fn answer_one(shared: &Shared, release: &mut Option<OwnedFd>, stop: &OwnedFd) -> bool {
+    let fd = shared.listener.as_raw_fd();
     let Ok(req) = sys::notif_recv(fd) else {
         // ENOENT: the task was killed or its call interrupted in between; nothing to answer.
         return true;
     };
     let read = read_request(fd, &req);
     // Read and resolved while the caller records the call; decided (and so recorded) and
-    // answered only after that.
+    // answered only after that: by the caller's thread as it releases the child
+    // (`ExecSupervisor::answer_first`), or here after the release.
     if let Some(r) = release.take() {
+        *shared.first() = First::Read { id: req.id, read };
         if !released(&r, stop) {
             return false;
         }
+        if let First::Read { id, read } = std::mem::replace(&mut *shared.first(), First::Answered) {
+            answer(fd, id, read, &*shared.decider);
+        }
+        return true;
     }
+    answer(fd, req.id, read, &*shared.decider);
+    true
+}
+
+/// Decides and answers the notification `id`, as [`read_request`] read it.
+fn answer(fd: RawFd, id: u64, read: Option<(ExecRequest, bool)>, decider: &dyn ExecDecider) {
     let answer = match read {
         // Nothing there: the kernel's own answer, without running anything.
         Some((_, true)) => Err(libc::ENOENT),
@@ -116,12 +180,11 @@ fn answer_one(fd: RawFd, release: &mut Option<OwnedFd>, stop: &OwnedFd, decider:
             ExecVerdict::Allow => Ok(()),
             ExecVerdict::Deny => Err(libc::EACCES),
         },
-        None => return true, // the notification is no longer valid: the task is gone
+        None => return, // the notification is no longer valid: the task is gone
     };
-    if let Err(e) = sys::notif_send(fd, req.id, answer) {
+    if let Err(e) = sys::notif_send(fd, id, answer) {
         tracing::debug!("exec supervisor: answer not delivered: {e}");
     }
-    true
 }
 
 /// Waits for the caller's release of the child: its byte on `release` (`true`), or the

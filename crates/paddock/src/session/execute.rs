@@ -170,6 +170,12 @@ impl Inner {
             // back once the child has run a while (a short run does not pay for it).
             running.release_code_after(paddock_sandbox::RELEASE_CODE_AFTER);
         }
+        // The program's own exec, read by the supervisor meanwhile, is decided, recorded and
+        // answered here, as the child is released, without waiting for the supervisor's
+        // thread to wake up.
+        if let Some(s) = &exec_supervisor {
+            s.answer_first();
+        }
         let waited = running.wait();
         let t = Instant::now();
         if let Some(s) = exec_supervisor {
