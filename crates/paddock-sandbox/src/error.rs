@@ -165,6 +165,9 @@ pub enum SetupError {
     /// The re-executed helper could not read the spec.
     #[error("unreadable spec")]
     UnreadableSpec,
+    /// The reaper forked ahead sent its helper a word the helper could not read.
+    #[error("the reaper forked ahead sent its helper an unreadable message")]
+    UnreadableReaperWord,
     /// Forking the reaper (pid 1 of the sandbox).
     #[error("fork of the reaper failed: {0}")]
     ForkReaper(OsError),

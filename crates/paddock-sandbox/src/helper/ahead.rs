@@ -228,9 +228,15 @@ fn helper_main(
             Ok(Some((Msg::Begun { network, cgroup_dirs }, fds))) => break (network, cgroup_dirs, fds),
             Ok(Some(_)) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(None) | Err(_) => {
+            // The reaper ended (it told the caller why, or the caller is gone).
+            Ok(None) => {
                 let ws = sys::reap(reaper).unwrap_or(0);
                 exit_now(if libc::WIFEXITED(ws) { libc::WEXITSTATUS(ws) } else { 125 })
+            }
+            // A word that cannot be read: the run stops here, the reaper with it.
+            Err(_) => {
+                sys::kill_and_reap(reaper);
+                stop(ctl, Failure::Setup(SetupError::UnreadableReaperWord))
             }
         }
     };
