@@ -140,6 +140,22 @@ both_users!(proc_1_is_the_reaper_of_a_new_pid_namespace, |user, name| {
     assert!(nprocs <= 5, "the host's processes are visible: {r:#?}");
 });
 
+// `/proc/sys` and `/dev` are read-only in the view, however the view was made (a one-shot
+// run's reaper forked ahead mounts `/proc` and `/dev` before its spec and moves them into
+// the view with their read-only binds): each write fails (`/proc/sysrq-trigger` too, which
+// a kernel may not have), and the mount table says `ro` for both.
+both_users!(proc_sys_and_dev_are_read_only, |user, name| {
+    let s = Scratch::new(name, user);
+    let r = s.run(&s.sh("for f in /proc/sys/kernel/hostname /proc/sysrq-trigger /dev/paddock-made-here; do \
+           if echo x > $f 2>/dev/null; then echo \"$f written\"; else echo \"$f refused\"; fi; done; \
+         awk '$5 == \"/proc/sys\" || $5 == \"/dev\" { split($6, o, \",\"); print $5, o[1] }' \
+           /proc/self/mountinfo | sort"));
+    assert_eq!(r.code, 0, "{r:#?}");
+    let want = "/proc/sys/kernel/hostname refused\n/proc/sysrq-trigger refused\n/dev/paddock-made-here refused\n\
+                /dev ro\n/proc/sys ro\n";
+    assert_eq!(r.stdout, want, "{r:#?}");
+});
+
 both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
     let s = Scratch::new(name, user);
     // One name per variant (comm keeps 15 bytes): the variants run side by side.
