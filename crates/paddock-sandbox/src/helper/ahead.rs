@@ -22,6 +22,7 @@
 //! unused): the reaper (or the helper) reads it and exits, and the helper with it; they
 //! made nothing but namespaces of their own, which go with them.
 
+use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -51,16 +52,13 @@ struct Ahead {
 }
 
 /// The spec as `Begin` brought it: the standard descriptors given are in place.
-struct Begun {
+struct Given {
     spec: SandboxSpec,
     pty: bool,
     /// The cgroup layer's status, as the caller decided it.
     applied: Applied,
     cgroup: Option<SandboxCgroup>,
 }
-
-/// An uninhabited type: what a step that never returns returns.
-enum Never {}
 
 /// Runs a helper forked ahead (the module docs).
 pub(crate) fn run_ahead(ctl: RawFd) -> ! {
@@ -82,7 +80,7 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
             Err(back) => back,
         };
     }
-    let Begun { spec, pty, applied, cgroup: cg } = receive_begin(ctl);
+    let Given { spec, pty, applied, cgroup: cg } = receive_begin(ctl);
     let plan = timing::time("path plan", || PathPlan::with_host_root(&spec, host_root(&ahead.scratch)));
     // No `Warmup` here: forked now, its process would be the new pid namespace's init,
     // and its end would leave the namespace unable to fork the reaper (ENOMEM). The
@@ -120,7 +118,7 @@ fn state(ctl: RawFd, ahead: Ahead, spec: SandboxSpec, pty: bool, plan: PathPlan,
 
 /// Waits for the spec ([`Msg::Begin`]) on `ctl`, puts the standard descriptors it brought
 /// in place and takes the cgroup. The end of the stream first: exits (nothing was made).
-fn receive_begin(ctl: RawFd) -> Begun {
+fn receive_begin(ctl: RawFd) -> Given {
     let (body, fds) = loop {
         match proto::recv_raw(ctl) {
             Ok(Some(m)) => break m,
@@ -145,12 +143,12 @@ fn receive_begin(ctl: RawFd) -> Begun {
     }
     let mut applied = cgroup;
     let cg = SandboxCgroup::received(&cgroup_dirs, fds.collect(), &mut applied);
-    Begun { spec: *spec, pty, applied, cgroup: cg }
+    Given { spec: *spec, pty, applied, cgroup: cg }
 }
 
 /// Forks the reaper now (the module docs); on any failure to, `ahead` is handed back and
 /// the helper goes on without.
-fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Never, Ahead> {
+fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Infallible, Ahead> {
     let Ok((link, link_child)) = proto::socketpair() else { return Err(ahead) };
     // Where the helper moves the reaper into the cgroup (not cgroup v1), it says on this
     // pipe how that went; made now, used only then.
@@ -176,16 +174,8 @@ fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Never, Ahead> {
 fn reaper_main(ctl: RawFd, ahead: Ahead, link: OwnedFd, handoff: OwnedFd) -> ! {
     reaper::begin();
     let made = crate::mounts::make_ahead(|| spec_came(ctl));
-    let Begun { spec, pty, applied, cgroup: cg } = receive_begin(ctl);
-    let mut fds = Vec::new();
-    let cgroup_dirs = match &cg {
-        Some(c) => {
-            let (names, cg_fds) = c.handover();
-            fds = cg_fds;
-            names
-        }
-        None => Vec::new(),
-    };
+    let Given { spec, pty, applied, cgroup: cg } = receive_begin(ctl);
+    let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
     let told = proto::send(link.as_raw_fd(), &Msg::Begun { network: spec.network, cgroup_dirs }, &fds);
     if told.is_err() {
         // The helper is gone: so is this process, by its death signal.
@@ -219,7 +209,7 @@ fn helper_main(
     reaper: libc::pid_t,
     link: OwnedFd,
     handoff: OwnedFd,
-) -> Result<Never, Ahead> {
+) -> Result<Infallible, Ahead> {
     // The reaper has the phases so far and passes them on; this process's next ones go
     // with the `Reaper` message.
     timing::clear();
