@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 
 /// paddock: a local-first sandbox for the tool calls of AI agents.
 #[derive(Parser, Debug)]
@@ -15,36 +15,91 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A subcommand's arguments (or its own subcommands), added to the command line's
+/// definition only when that subcommand is the one given (`Command::defer`): a run parses
+/// its own arguments without building every other subcommand's first.
+#[derive(Debug)]
+pub struct Deferred<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Deferred)
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keeping_about(c, T::augment_args))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|c| keeping_about(c, T::augment_args_for_update))
+    }
+}
+
+/// Runs `augment` on `cmd` (when the subcommand is built: after its variant's doc set its
+/// description) and puts that description back: the arguments' own doc must not replace
+/// it, as it does not when the arguments come first.
+fn keeping_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let (about, long) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+    let cmd = augment(cmd);
+    let cmd = match about {
+        Some(a) => cmd.about(a),
+        None => cmd.about(None),
+    };
+    match long {
+        Some(l) => cmd.long_about(l),
+        None => cmd.long_about(None),
+    }
+}
+
+impl<T: Subcommand> Subcommand for Deferred<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands)
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_subcommands_for_update)
+    }
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command (or a whole agent) confined by the policy.
-    Run(RunArgs),
+    Run(Deferred<RunArgs>),
     /// Decide a call against the policy without running anything (exit 0 allow, 77 deny).
-    Check(CheckArgs),
+    Check(Deferred<CheckArgs>),
     /// Lint or show policies.
     Policy {
         #[command(subcommand)]
-        command: PolicyCommand,
+        command: Deferred<PolicyCommand>,
     },
     /// Verify or review the audit log.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: Deferred<AuditCommand>,
     },
     /// Revoke a grant: every later decision denies what SELECTOR covers.
-    Revoke(RevokeArgs),
+    Revoke(Deferred<RevokeArgs>),
     /// Withdraw a revocation.
-    Unrevoke(UnrevokeArgs),
+    Unrevoke(Deferred<UnrevokeArgs>),
     /// Serve the supervisor's HTTP API on loopback or a unix socket (bearer token).
-    Serve(ServeArgs),
+    Serve(Deferred<ServeArgs>),
     /// Serve the supervisor's tools over MCP on stdin/stdout.
-    Mcp(McpArgs),
+    Mcp(Deferred<McpArgs>),
     /// List the open questions (calls and connections waiting for a person's answer).
-    Approvals(ApprovalsArgs),
+    Approvals(Deferred<ApprovalsArgs>),
     /// Allow what question ID asks for (exit 64 for an unknown id).
-    Approve(ApproveArgs),
+    Approve(Deferred<ApproveArgs>),
     /// Refuse what question ID asks for (exit 64 for an unknown id).
-    Deny(DenyArgs),
+    Deny(Deferred<DenyArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -325,4 +380,39 @@ pub enum PolicyCommand {
     /// The narrowest policy lines that would have allowed the denied calls and
     /// connections in the audit log, for a person to review and paste.
     Suggest(SuggestArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory, Parser};
+
+    use super::{Cli, Command, Deferred};
+
+    #[test]
+    fn the_command_line_with_its_deferred_subcommands_is_consistent() {
+        // Builds every subcommand, the deferred ones included, and checks clap's rules.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_deferred_subcommand_keeps_its_variants_description() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let about = sub.get_about().map(ToString::to_string).expect("every subcommand is described");
+            let e = Cli::try_parse_from(["paddock", sub.get_name(), "--help"]).expect_err("help");
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+            let help = e.to_string();
+            assert_eq!(help.lines().next(), Some(about.as_str()), "{}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn a_deferred_subcommand_parses_its_arguments_and_the_global_flag() {
+        let cli = Cli::try_parse_from(["paddock", "run", "-v", "--workspace", "/w", "--", "git", "status"]).unwrap();
+        assert_eq!(cli.verbose, 1);
+        let Command::Run(Deferred(a)) = cli.command else { panic!("not run: {:?}", cli.command) };
+        assert_eq!(a.argv, ["git", "status"]);
+        assert!(Cli::try_parse_from(["paddock", "run", "--no-such-flag"]).is_err());
+    }
 }

@@ -10,7 +10,9 @@ use paddock::proxy::{ConnectionEvent, Verdict};
 use paddock::{ConnectionObserver, Session, SessionConfig, SessionError};
 use paddock_audit::{AuditError, Escaped};
 use paddock_policy::{Enforcement, Policy};
-use paddock_sandbox::{phase, EnforcementReport, ExitKind, LayerState, RunOutcome, SandboxError, StdioMode};
+use paddock_sandbox::{
+    phase, EnforcementReport, ExitKind, LayerState, Prestarted, RunOutcome, SandboxError, StdioMode,
+};
 
 use crate::agents;
 use crate::args::RunArgs;
@@ -21,11 +23,30 @@ use crate::setup::{current_dir, fail, hide_state, load_policy_only};
 use crate::state::{check_revocation_list, revocation_list_error, State};
 
 /// Runs `paddock run`; returns the exit code.
-pub fn run(mut a: RunArgs, verbose: u8) -> i32 {
+/// The sandbox helper of a `paddock run`, forked before the command line is parsed
+/// ([`paddock_sandbox::prestart`]): it enters its namespaces on the other core while this
+/// process parses its arguments and loads its policy (single-threaded here, so it is
+/// forked, not re-executed). `None` for any other subcommand, for `run --explain` and
+/// `--help` (nothing runs), and when it cannot be forked (the run starts one later).
+/// A helper the run does not use exits when it is dropped.
+pub fn helper_ahead() -> Option<Prestarted> {
+    starts_a_sandbox(std::env::args_os().skip(1)).then(paddock_sandbox::prestart).flatten()
+}
+
+/// Whether the command line `args` (without the program's name) asks `run` to run
+/// something: its subcommand is `run` (the only option before it is `-v`/`--verbose`,
+/// which takes no value), without `--explain` or `--help` before the command's `--`.
+fn starts_a_sandbox(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut args = args.into_iter();
+    if args.by_ref().find(|a| !a.as_encoded_bytes().starts_with(b"-")).is_none_or(|sub| sub != "run") {
+        return false;
+    }
+    !args.take_while(|a| a != "--").any(|a| a == "--explain" || a == "--help" || a == "-h")
+}
+
+pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
     pick_agent_preset(&mut a);
-    // The sandbox helper enters its namespaces on the other core while the policy loads
-    // (single-threaded here, so it is forked, not re-executed).
-    let helper = if a.explain { None } else { paddock_sandbox::prestart() };
+    let helper = if a.explain { None } else { helper };
     // `$STATE`, resolved and checked once for the whole run (when first needed) and
     // passed down, to the session too.
     let state = State::new();
@@ -502,4 +523,28 @@ fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::starts_a_sandbox;
+
+    fn starts(args: &[&str]) -> bool {
+        starts_a_sandbox(args.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn the_helper_is_forked_ahead_only_for_a_run_that_runs_something() {
+        assert!(starts(&["run", "--", "/bin/true"]));
+        assert!(starts(&["-v", "run", "--workspace", "/w", "--", "git", "status"]));
+        assert!(starts(&["-vv", "run", "--", "tool", "--explain", "--help"]), "the command's own arguments");
+        assert!(starts(&["run"]), "clap refuses it; the helper is then dropped");
+        assert!(!starts(&["run", "--explain"]));
+        assert!(!starts(&["run", "--policy", "p.toml", "--help", "--", "x"]));
+        assert!(!starts(&["run", "-h"]));
+        assert!(!starts(&["check", "--", "run"]));
+        assert!(!starts(&["--help", "serve"]));
+        assert!(!starts(&["-v"]));
+        assert!(!starts(&[]));
+    }
 }

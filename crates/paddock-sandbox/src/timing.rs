@@ -68,6 +68,12 @@ pub fn phase(name: &str, since: Instant) {
     log(name, since.elapsed(), None);
 }
 
+/// Logs the phase `name` of this process that took `took`, measured earlier (before the
+/// program's logging was set up).
+pub(crate) fn phase_took(name: &str, took: Duration) {
+    log(name, took, None);
+}
+
 /// Logs the helper side's `phases`, each with its offset from `origin_ns` (when the caller
 /// started the helper).
 pub(crate) fn log_remote(phases: &[Phase], origin_ns: u64) {

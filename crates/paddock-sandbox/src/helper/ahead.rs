@@ -174,9 +174,11 @@ fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Infallible, Ahead> {
 fn reaper_main(ctl: RawFd, ahead: Ahead, link: OwnedFd, handoff: OwnedFd) -> ! {
     reaper::begin();
     let made = crate::mounts::make_ahead(|| spec_came(ctl));
-    let Given { spec, pty, applied, cgroup: cg } = receive_begin(ctl);
+    let Given { spec, pty, applied, cgroup: cg } = timing::time("spec read", || receive_begin(ctl));
     let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
+    let start = timing::now_ns();
     let told = proto::send(link.as_raw_fd(), &Msg::Begun { network: spec.network, cgroup_dirs }, &fds);
+    timing::record("helper told", start);
     if told.is_err() {
         // The helper is gone: so is this process, by its death signal.
         exit_now(125);

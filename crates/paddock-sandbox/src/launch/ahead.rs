@@ -38,6 +38,9 @@ pub struct Prestarted {
     ctl: Option<OwnedFd>,
     /// When it was forked (`CLOCK_MONOTONIC`): the origin of its phases' offsets.
     origin: u64,
+    /// How long its fork took here (logged with the spec's send: the fork may come before
+    /// the program's logging is set up).
+    forked_in: Duration,
     /// In cgroup v2, the no-op move started when the cgroup was made, whose grace period
     /// the reaper's move shares (the helper cannot fork it: a process forked in its new
     /// pid namespace would be its init). Reaped with this.
@@ -62,8 +65,7 @@ pub fn prestart() -> Option<Prestarted> {
     let ctl_child = above_stdio(ctl_child).ok()?;
     let none = ChildStdio { stdin: None, stdout: None, stderr: None };
     let pid = fork_helper_side(ctl_child, none, |ctl| crate::helper::run_ahead(ctl)).ok()?;
-    timing::phase("helper fork", started);
-    Some(Prestarted { pid, ctl: Some(ctl), origin, warm: None })
+    Some(Prestarted { pid, ctl: Some(ctl), origin, forked_in: started.elapsed(), warm: None })
 }
 
 impl Prestarted {
@@ -95,6 +97,7 @@ impl Prestarted {
     /// The cgroup made, the spec and the descriptors sent: a [`Running`] that now owns the
     /// helper.
     fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), Begin> {
+        timing::phase_took("helper fork", self.forked_in);
         let failed = |e: SandboxError| Begin::Failed(e);
         spec.validate().map_err(failed)?;
         // A helper that is gone (killed) takes the reaper it forked ahead with it (its death

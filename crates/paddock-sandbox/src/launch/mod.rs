@@ -62,6 +62,7 @@ pub(crate) fn fork_helper_side(
         return Ok(pid);
     }
     // The child. A panic must never unwind into the caller's code.
+    let start = crate::timing::now_ns();
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         // The caller's subscriber must not write into the child's output.
         std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));
@@ -86,6 +87,7 @@ pub(crate) fn fork_helper_side(
         if std::env::set_current_dir("/").is_err() {
             sys::exit_now(125);
         }
+        crate::timing::record("helper: the caller's descriptors and handlers dropped", start);
         match then(ctl_fd) {}
     }));
     sys::exit_now(125)
