@@ -156,6 +156,27 @@ both_users!(proc_sys_and_dev_are_read_only, |user, name| {
     assert_eq!(r.stdout, want, "{r:#?}");
 });
 
+// `/dev/shm` and `/tmp` are tmpfs of half of `max_memory`, with the default size without
+// it, however `/dev` was made: in place, or by a reaper forked ahead before the spec (its
+// `/dev/shm` of the default size, resized for the spec). Each variant also runs once with
+// the spec held until the reaper has made `/dev` ahead, so the resize is always taken.
+both_users!(tmpfs_sizes_follow_max_memory, |user, name| {
+    let mut s = Scratch::new(name, user);
+    let sizes = "df -k /dev/shm /tmp | awk 'NR > 1 { print $6, $2 }'";
+    let mut spec = s.sh(sizes);
+    spec.limits.max_memory = Some(512 << 20);
+    let want = "/dev/shm 262144\n/tmp 262144\n";
+    let r = s.run(&spec);
+    assert_eq!((r.code, r.stdout.as_str()), (0, want), "{r:#?}");
+    let r = s.run(&s.sh(sizes));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "/dev/shm 1048576\n/tmp 1048576\n"), "{r:#?}");
+    if s.ahead {
+        s.ahead_made = true;
+        let r = s.run(&spec);
+        assert_eq!((r.code, r.stdout.as_str()), (0, want), "{r:#?}");
+    }
+});
+
 both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
     let s = Scratch::new(name, user);
     // One name per variant (comm keeps 15 bytes): the variants run side by side.

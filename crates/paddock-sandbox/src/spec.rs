@@ -224,13 +224,20 @@ pub(crate) struct TmpfsSize {
     pub from_max_memory: bool,
 }
 
+impl TmpfsSize {
+    /// The size without `max_memory`: [`DEFAULT_TMPFS_SIZE`].
+    pub(crate) fn default_size() -> TmpfsSize {
+        TmpfsSize { bytes: DEFAULT_TMPFS_SIZE, from_max_memory: false }
+    }
+}
+
 impl Limits {
     /// The size of each private tmpfs: half of `max_memory` (at least one page), else
     /// [`DEFAULT_TMPFS_SIZE`].
     pub(crate) fn tmpfs_size(&self) -> TmpfsSize {
         match self.max_memory {
             Some(m) => TmpfsSize { bytes: (m / 2).max(4096), from_max_memory: true },
-            None => TmpfsSize { bytes: DEFAULT_TMPFS_SIZE, from_max_memory: false },
+            None => TmpfsSize::default_size(),
         }
     }
 }

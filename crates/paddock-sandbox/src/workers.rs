@@ -40,6 +40,13 @@ pub(crate) fn keep_workers() {
     POOL.keep.store(true, Ordering::Relaxed);
 }
 
+/// Starts `n` workers that wait for jobs, as a worker that finished one does, where
+/// workers are kept ([`keep_workers`]); none otherwise. A worker that cannot be started is
+/// left out: a job then starts its own thread.
+pub(crate) fn start_idle(n: usize) {
+    POOL.start_idle(n);
+}
+
 /// A job handed to a worker: its result once it has run.
 pub(crate) struct Job<T> {
     result: mpsc::Receiver<std::thread::Result<T>>,
@@ -109,6 +116,20 @@ impl Pool {
         Ok(Job { result, done })
     }
 
+    fn start_idle(&'static self, n: usize) {
+        if !self.keep.load(Ordering::Relaxed) {
+            return;
+        }
+        for _ in 0..n {
+            let started =
+                std::thread::Builder::new().name("paddock-worker".into()).spawn(|| self.work_on(Box::new(|| {})));
+            if let Err(e) = started {
+                tracing::debug!("no idle worker started: {e}");
+                return;
+            }
+        }
+    }
+
     /// A worker: its first job, then each next one until none came for [`IDLE_FOR`].
     fn work_on(&self, first: Task) {
         static NUMBER: AtomicU64 = AtomicU64::new(0);
@@ -157,7 +178,9 @@ mod tests {
     /// Waits until `n` workers of `pool` wait for a job (a worker puts itself on the list
     /// once its job's result is sent).
     fn wait_idle(pool: &Pool, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while pool.lock().len() < n {
+            assert!(std::time::Instant::now() < deadline, "{n} workers never waited for a job");
             std::thread::yield_now();
         }
     }
@@ -179,6 +202,30 @@ mod tests {
         }
         assert!(held.join().unwrap());
         assert!(pool.lock().is_empty());
+    }
+
+    /// Workers started idle take the next jobs: two jobs at once, two idle workers, and no
+    /// worker left waiting while both run.
+    #[test]
+    fn idle_workers_take_the_next_jobs() {
+        let pool = pool();
+        pool.keep.store(true, Ordering::Relaxed);
+        pool.start_idle(2);
+        wait_idle(pool, 2);
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let go_rx = Arc::new(Mutex::new(go_rx));
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let go = Arc::clone(&go_rx);
+                pool.spawn(c"paddock-test", move || go.lock().unwrap().recv().is_ok()).unwrap()
+            })
+            .collect();
+        assert!(pool.lock().is_empty(), "a job started a thread of its own while workers waited");
+        for _ in 0..2 {
+            go_tx.send(()).unwrap();
+        }
+        assert!(held.into_iter().all(|j| j.join().unwrap()));
+        wait_idle(pool, 2);
     }
 
     /// Once workers are kept, the next job runs on the worker that ran the one before it,

@@ -89,6 +89,20 @@ fn main() {
                         std::thread::yield_now();
                     }
                 }
+                // `made`: the spec is sent only once the reaper forked ahead has made all of
+                // `/dev` ahead (its `/dev/shm` mounted in the scratch root).
+                if how == "made" {
+                    let [helper] = children("self")[..] else { panic!("one helper: {:?}", children("self")) };
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    let made = |reaper: i32| {
+                        let mounts = std::fs::read_to_string(format!("/proc/{reaper}/mountinfo")).unwrap_or_default();
+                        mounts.lines().any(|l| l.split(' ').nth(4) == Some("/dev-ahead/shm"))
+                    };
+                    while !children(&helper.to_string()).first().is_some_and(|r| made(*r)) {
+                        assert!(std::time::Instant::now() < deadline, "no /dev made ahead in 30 s");
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
             }
             let spec: paddock_sandbox::SandboxSpec =
                 serde_json::from_slice(&std::fs::read(&args[2]).expect("read spec")).expect("parse spec");

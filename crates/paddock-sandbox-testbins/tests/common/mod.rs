@@ -82,6 +82,8 @@ pub struct Scratch {
     pub ahead: bool,
     /// With `ahead`: the helper forked ahead is killed before the spawn.
     pub ahead_killed: bool,
+    /// With `ahead`: the spec is sent only once the reaper forked ahead has made `/dev`.
+    pub ahead_made: bool,
 }
 
 impl Scratch {
@@ -115,6 +117,7 @@ impl Scratch {
             kill_spare: false,
             ahead: name.ends_with("-ahead"),
             ahead_killed: false,
+            ahead_made: false,
         }
     }
 
@@ -191,7 +194,12 @@ impl Scratch {
             cmd.env("PADDOCK_HARNESS_KILL_SPARE", "1");
         }
         if self.ahead {
-            cmd.env("PADDOCK_HARNESS_AHEAD", if self.ahead_killed { "killed" } else { "1" });
+            let how = match (self.ahead_killed, self.ahead_made) {
+                (true, _) => "killed",
+                (false, true) => "made",
+                (false, false) => "1",
+            };
+            cmd.env("PADDOCK_HARNESS_AHEAD", how);
         }
         // The harness stands in for `paddock run` started from a terminal: a test run under
         // `nohup` (or anything else that ignores them) must not pass its ignored SIGHUP and

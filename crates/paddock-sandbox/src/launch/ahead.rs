@@ -25,6 +25,10 @@ use crate::sys;
 use crate::timing;
 use crate::SandboxError;
 
+/// The workers started while the sandbox is built ([`Prestarted::spawn_meanwhile`]): the
+/// exec supervisor's and the teardown's.
+const IDLE_WORKERS: usize = 2;
+
 /// How long a dropped, unused helper may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -89,6 +93,12 @@ impl Prestarted {
             Err(Begin::Failed(e)) => return (Err(e), None),
         };
         let done = meanwhile();
+        // This process forks no helper itself any more (one that replaced a dead helper
+        // would be re-executed): the threads the call needs once its report comes (the
+        // exec supervisor, the teardown) start now, while the helper side builds the
+        // sandbox, and wait for their jobs.
+        crate::workers::keep_workers();
+        crate::workers::start_idle(IDLE_WORKERS);
         let r = handshake(running, ends, spec, use_pty, self.origin);
         timing::phase("sandbox start, in all", started);
         (r, Some(done))

@@ -1,7 +1,8 @@
 //! The parts of a one-shot run's view that depend on nothing of its spec, made by its
 //! reaper forked ahead ([`crate::helper`]) while the caller still loads its policy: a
 //! fresh `/proc` of the new pid namespace (only its pid 1 can mount that one) and `/dev`
-//! but its `/dev/shm`, each in a directory of the scratch root. [`super::build`] then
+//! (its `/dev/shm` of the size a spec without `max_memory` asks for, resized when the spec
+//! asks for another), each in a directory of the scratch root. [`super::build`] then
 //! moves them into the new root at the same point of the order as it would have mounted
 //! them there (after the binds and masks, so nothing of those covers them), and a view
 //! that never gets that far drops them with the scratch root.
@@ -16,7 +17,7 @@ use super::paths::{dev_ahead as dev_dir, mkdir_one, proc_ahead as proc_dir};
 pub(crate) struct MadeAhead {
     /// The fresh `/proc` at [`super::paths::proc_ahead`] and what could not be made read-only in it.
     pub(super) proc: Option<io::Result<Vec<String>>>,
-    /// `/dev` at [`super::paths::dev_ahead`], all but its `/dev/shm`.
+    /// `/dev` at [`super::paths::dev_ahead`], read-only, its `/dev/shm` of the default size.
     pub(super) dev: Option<io::Result<dev::Made>>,
 }
 
@@ -38,6 +39,6 @@ pub(crate) fn make(spec_came: impl Fn() -> bool) -> MadeAhead {
     if spec_came() {
         return made;
     }
-    made.dev = Some(crate::timing::time("mounts: /dev, ahead", || dev::make(dev_dir())));
+    made.dev = Some(crate::timing::time("mounts: /dev, ahead", || dev::make_ahead(dev_dir())));
     made
 }

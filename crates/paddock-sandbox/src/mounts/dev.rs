@@ -2,9 +2,11 @@
 //! links, a private devpts with `ptmx`, and a sized `/dev/shm`; then read-only.
 //!
 //! Made in two parts: [`make`] (everything but `/dev/shm`, which needs the spec's tmpfs
-//! size) and [`finish`]. A one-shot run's reaper forked ahead makes the first part in the
-//! scratch root before its spec comes ([`super::ahead`]); every other view makes both in
-//! place.
+//! size) and [`finish`]. Every view but one made ahead makes both in place. A one-shot
+//! run's reaper forked ahead makes the whole of it in the scratch root before its spec
+//! comes ([`make_ahead`], through [`super::ahead`]): `/dev/shm` of the size a spec without
+//! `max_memory` asks for, and `/dev` read-only; a spec that asks for another size has
+//! `/dev/shm` resized (a tmpfs remount) before the view is entered.
 
 use std::io;
 use std::os::unix::fs::symlink;
@@ -23,6 +25,8 @@ pub(super) struct Made {
     pub device_missing: bool,
     /// No private devpts (the view is partial only when a pty was asked for).
     pub no_devpts: bool,
+    /// Made whole ([`make_ahead`]): `/dev/shm` of this many bytes, `/dev` read-only.
+    pub whole: Option<u64>,
 }
 
 /// Builds `/dev` in the new root. A missing device or devpts is noted (and makes the view
@@ -39,7 +43,11 @@ pub(super) fn build(
     let made = match ahead {
         Some(made) => {
             let made = made?;
-            finish(dev_ahead(), tmp_size)?;
+            match made.whole {
+                Some(bytes) if bytes == tmp_size.bytes => {}
+                Some(_) => resize_shm(dev_ahead(), tmp_size)?,
+                None => finish(dev_ahead(), tmp_size)?,
+            }
             mkdir_one(&dev)?;
             mount(Some(dev_ahead()), &dev, None, libc::MS_MOVE, None)?;
             made
@@ -94,6 +102,23 @@ pub(super) fn make(dev: &Path) -> io::Result<Made> {
     }
     mkdir_one(&dev.join("shm"))?;
     Ok(made)
+}
+
+/// All of `/dev` at `dev`, before the spec's tmpfs size is known: [`make`], then
+/// [`finish`] with the size of a spec without `max_memory`.
+pub(super) fn make_ahead(dev: &Path) -> io::Result<Made> {
+    let mut made = make(dev)?;
+    let size = TmpfsSize::default_size();
+    finish(dev, size)?;
+    made.whole = Some(size.bytes);
+    Ok(made)
+}
+
+/// `/dev/shm` at `dev`, made by [`make_ahead`], resized to `tmp_size` (a tmpfs remount; its
+/// flags as [`finish`] mounted it).
+fn resize_shm(dev: &Path, tmp_size: TmpfsSize) -> io::Result<()> {
+    let flags = libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV;
+    mount(None, &dev.join("shm"), None, flags, Some(&scratch_opts(tmp_size)))
 }
 
 /// `/dev/shm` of `tmp_size` in the `/dev` at `dev`, then `/dev` read-only.

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::paths::{mkdir_one, new_root, old_root};
+use super::paths::{mkdir_one, new_root};
 use crate::sys::{self, mount};
 
 /// Makes `/` recursively private and moves into a scratch tmpfs (the host's root at
@@ -33,8 +33,8 @@ pub(super) fn enter() -> io::Result<()> {
     Ok(())
 }
 
-/// Seals the new root read-only, drops the old one (and the scratch root with it) and moves
-/// into the view.
+/// Seals the new root read-only and moves into the view, dropping the scratch root and,
+/// beneath it, the host's root in one detach.
 pub(super) fn seal_and_enter() -> io::Result<()> {
     mount(
         None,
@@ -43,12 +43,11 @@ pub(super) fn seal_and_enter() -> io::Result<()> {
         libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
         None,
     )?;
-    // Private first, so that detaching the host's root reaches no other namespace.
-    mount(None, old_root(), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    sys::umount_detach(c"/oldroot")?;
     std::env::set_current_dir(new_root())?;
-    // pivot_root(".", "."): the old root (the scratch tmpfs) stacks beneath the new one and
-    // is detached at once, so no directory of it stays reachable.
+    // pivot_root(".", "."): the old root (the scratch tmpfs, the host's root mounted on
+    // its /oldroot) stacks beneath the new one and is detached at once, with every mount
+    // beneath it, so no directory of either stays reachable. Every mount of this
+    // namespace is private since [`enter`]: the detach reaches no other namespace.
     sys::pivot_root(c".", c".")?;
     sys::umount_detach(c".")?;
     std::env::set_current_dir("/")?;
