@@ -76,6 +76,11 @@ impl Prestarted {
     /// [`crate::spawn_meanwhile`] with this helper: makes the sandbox's cgroup, sends the
     /// spec, runs `meanwhile` while the helper side builds the sandbox, and waits for the
     /// report. The child is parked before `execve` until [`Running::wait`].
+    ///
+    /// From the spec's send on, this process keeps its worker threads (they wait a few
+    /// seconds for the next job before they end) and starts the call's exec supervisor's
+    /// and teardown's ahead: a later [`prestart`] in the same process finds it
+    /// multi-threaded and returns `None` (the spawn then re-executes its helper).
     pub fn spawn_meanwhile<T>(
         mut self,
         spec: &SandboxSpec,
