@@ -22,7 +22,6 @@ use crate::output;
 use crate::setup::{current_dir, fail, hide_state, load_policy_only};
 use crate::state::{check_revocation_list, revocation_list_error, State};
 
-/// Runs `paddock run`; returns the exit code.
 /// The sandbox helper of a `paddock run`, forked before the command line is parsed
 /// ([`paddock_sandbox::prestart`]): it enters its namespaces on the other core while this
 /// process parses its arguments and loads its policy (single-threaded here, so it is
@@ -44,6 +43,7 @@ fn starts_a_sandbox(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool 
     !args.take_while(|a| a != "--").any(|a| a == "--explain" || a == "--help" || a == "-h")
 }
 
+/// Runs `paddock run` with the helper [`helper_ahead`] forked; returns the exit code.
 pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
     pick_agent_preset(&mut a);
     let helper = if a.explain { None } else { helper };

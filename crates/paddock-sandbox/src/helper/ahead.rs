@@ -176,9 +176,8 @@ fn reaper_main(ctl: RawFd, ahead: Ahead, link: OwnedFd, handoff: OwnedFd) -> ! {
     let made = crate::mounts::make_ahead(|| spec_came(ctl));
     let Given { spec, pty, applied, cgroup: cg } = timing::time("spec read", || receive_begin(ctl));
     let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
-    let start = timing::now_ns();
-    let told = proto::send(link.as_raw_fd(), &Msg::Begun { network: spec.network, cgroup_dirs }, &fds);
-    timing::record("helper told", start);
+    let begun = Msg::Begun { network: spec.network, cgroup_dirs };
+    let told = timing::time("helper told", || proto::send(link.as_raw_fd(), &begun, &fds));
     if told.is_err() {
         // The helper is gone: so is this process, by its death signal.
         exit_now(125);

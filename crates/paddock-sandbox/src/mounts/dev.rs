@@ -25,13 +25,11 @@ pub(super) struct Made {
     pub device_missing: bool,
     /// No private devpts (the view is partial only when a pty was asked for).
     pub no_devpts: bool,
-    /// Made whole ([`make_ahead`]): `/dev/shm` of this many bytes, `/dev` read-only.
-    pub whole: Option<u64>,
 }
 
 /// Builds `/dev` in the new root. A missing device or devpts is noted (and makes the view
-/// partial when it matters); anything else is an error. `ahead`: the first part, made
-/// before the spec came, to finish and move into place.
+/// partial when it matters); anything else is an error. `ahead`: the whole of it, made
+/// before the spec came ([`make_ahead`]), to resize and move into place.
 pub(super) fn build(
     pty: bool,
     tmp_size: TmpfsSize,
@@ -43,10 +41,9 @@ pub(super) fn build(
     let made = match ahead {
         Some(made) => {
             let made = made?;
-            match made.whole {
-                Some(bytes) if bytes == tmp_size.bytes => {}
-                Some(_) => resize_shm(dev_ahead(), tmp_size)?,
-                None => finish(dev_ahead(), tmp_size)?,
+            // Made whole, of the default size ([`make_ahead`]).
+            if tmp_size.bytes != TmpfsSize::default_size().bytes {
+                resize_shm(dev_ahead(), tmp_size)?;
             }
             mkdir_one(&dev)?;
             mount(Some(dev_ahead()), &dev, None, libc::MS_MOVE, None)?;
@@ -107,10 +104,8 @@ pub(super) fn make(dev: &Path) -> io::Result<Made> {
 /// All of `/dev` at `dev`, before the spec's tmpfs size is known: [`make`], then
 /// [`finish`] with the size of a spec without `max_memory`.
 pub(super) fn make_ahead(dev: &Path) -> io::Result<Made> {
-    let mut made = make(dev)?;
-    let size = TmpfsSize::default_size();
-    finish(dev, size)?;
-    made.whole = Some(size.bytes);
+    let made = make(dev)?;
+    finish(dev, TmpfsSize::default_size())?;
     Ok(made)
 }
 
