@@ -1,5 +1,6 @@
-//! The target's side: a classic BPF filter whose `execve`/`execveat` wait for the
-//! supervisor, installed with `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
+//! The target's side: a classic BPF program whose `execve`/`execveat` wait for the
+//! supervisor, linked into the one seccomp filter ([`crate::seccomp`]) and installed with it
+//! with `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
 
 use std::os::fd::OwnedFd;
 
@@ -48,15 +49,17 @@ pub(crate) fn program() -> Vec<libc::sock_filter> {
     ]
 }
 
-/// Installs the filter (`no_new_privs` must be set) and returns its listener. The caller
+/// The system calls [`program`] answers other than `ALLOW` (on this architecture).
+pub(crate) const NOTIFIED: [libc::c_long; 3] = [libc::SYS_execve, libc::SYS_execveat, libc::SYS_seccomp];
+
+/// Installs `prog`, a filter that [`program`] is linked into (`no_new_privs` must be set;
+/// [`crate::seccomp`] links it), with a listener, and returns the listener. The caller
 /// must hand the descriptor to the supervisor and close it before the target runs anything.
-pub(crate) fn install() -> Result<OwnedFd, String> {
-    let mut prog = program();
-    let fd = match sys::seccomp_filter_listener(&mut prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV)
-    {
+pub(crate) fn install(prog: &mut [libc::sock_filter]) -> Result<OwnedFd, String> {
+    let fd = match sys::seccomp_filter_listener(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            sys::seccomp_filter_listener(&mut prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
+            sys::seccomp_filter_listener(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)
                 .map_err(|e| format!("seccomp user notification refused: {e}"))?
         }
         Err(e) => return Err(format!("seccomp user notification refused: {e}")),

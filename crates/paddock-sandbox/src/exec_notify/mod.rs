@@ -2,11 +2,12 @@
 //! user-notification filter on `execve`/`execveat` in the target, and a supervisor in the
 //! caller that answers it.
 //!
-//! * [`filter`] (in the target, after `no_new_privs`, before the other seccomp filters):
-//!   `execve` and `execveat` answer `SECCOMP_RET_USER_NOTIF`; `seccomp(2)` asking for a
-//!   listener of its own fails with `EPERM` (a newer listener would be asked first and could
-//!   let the call through); the listener descriptor goes to the caller over the control
-//!   socket (`SCM_RIGHTS`) and is closed in the target before anything else runs.
+//! * [`filter`] (in the target, after `no_new_privs`, linked into the one seccomp filter,
+//!   [`crate::seccomp::install_supervised`]): `execve` and `execveat` answer
+//!   `SECCOMP_RET_USER_NOTIF`; `seccomp(2)` asking for a listener of its own fails with
+//!   `EPERM` (a newer listener would be asked first and could let the call through); the
+//!   listener descriptor goes to the caller over the control socket (`SCM_RIGHTS`,
+//!   [`hand_over`]) and is closed in the target before anything else runs.
 //! * [`listener`] (in the caller, a thread per call, [`supervise`]): receives each
 //!   notification, reads the path and argv from the child's memory ([`memory`]) between two
 //!   `SECCOMP_IOCTL_NOTIF_ID_VALID` checks, resolves the program in the child's own root
@@ -23,7 +24,7 @@
 //! thread of the caller (sharing its memory) before the kernel copies it. The program's
 //! identity does not race (Landlock checks the file the kernel opens).
 
-mod filter;
+pub(crate) mod filter;
 mod listener;
 mod memory;
 mod resolve;
@@ -97,10 +98,12 @@ pub trait ExecDecider: Send + Sync {
     fn decide(&self, exec: &ExecRequest) -> ExecVerdict;
 }
 
-/// In the target: installs the filter and sends its listener to the caller over `ctl`,
-/// then closes it here (the tree must never hold its own supervisor's descriptor).
-pub(crate) fn install_and_send(ctl: RawFd, control: &ExecControl) -> Applied {
-    let fd = match filter::install() {
+/// In the target, once the filter with the exec notification is installed
+/// ([`crate::seccomp::install_supervised`]): sends its `listener` to the caller over `ctl`,
+/// then closes it here (the tree must never hold its own supervisor's descriptor); the
+/// `exec` layer's state and detail.
+pub(crate) fn hand_over(ctl: RawFd, listener: Result<OwnedFd, String>, control: &ExecControl) -> Applied {
+    let fd = match listener {
         Ok(fd) => fd,
         Err(e) => return Applied::new(LayerState::Unavailable, e),
     };

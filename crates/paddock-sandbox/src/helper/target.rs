@@ -78,7 +78,7 @@ fn exec_args(st: &State) -> Exec {
 }
 
 /// Steps 4 to 9 in the order of application, each recorded in the report; whether the
-/// execs are supervised (the exec filter installed and its listener with the caller).
+/// execs are supervised (the exec notification installed and its listener with the caller).
 fn confine(st: &mut State, view: View) -> bool {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
     let ahead = st.landlock_ahead.take();
@@ -88,14 +88,21 @@ fn confine(st: &mut State, view: View) -> bool {
     st.report.record(Layer::Cgroup, st.cgroup.clone());
     st.report.record(Layer::Caps, timing::time("caps", caps::drop_all));
     st.report.record(Layer::NoNewPrivs, caps::no_new_privs());
-    // After no_new_privs: the listener filter; its descriptor goes to the caller.
+    // After no_new_privs: the seccomp filter, with the exec notification linked in when
+    // the execs are supervised (one filter: the kernel translates and compiles it once);
+    // its listener goes to the caller.
     let mut supervised = false;
-    if let Some(control) = &st.spec.exec {
-        let applied = timing::time("exec filter", || crate::exec_notify::install_and_send(st.ctl, control));
-        supervised = applied.state == LayerState::Enforced;
-        st.report.record(Layer::Exec, applied);
+    match &st.spec.exec {
+        Some(control) => {
+            let (applied, listener) = timing::time("seccomp", seccomp::install_supervised);
+            let exec =
+                timing::time("exec listener handed over", || crate::exec_notify::hand_over(st.ctl, listener, control));
+            supervised = exec.state == LayerState::Enforced;
+            st.report.record(Layer::Exec, exec);
+            st.report.record(Layer::Seccomp, applied);
+        }
+        None => st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install)),
     }
-    st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install));
     st.report.record(Layer::Fds, timing::time("fds", || fds::close_inherited(st.ctl)));
     st.report.record(
         Layer::Env,

@@ -18,32 +18,41 @@
 //! so the rules make two programs: the `EPERM` one and the `clone3` `ENOSYS` one.
 //! seccompiler compares system call numbers for equality only, so on x86_64 a third
 //! program, the x32 guard, tests the x32 bit itself: seven straight-line instructions
-//! written out here, the only hand-written BPF (naming every x32 number in a seccompiler
-//! filter instead takes some 2,750 instructions, about 2 ms at each installation and 1 µs
-//! on each call that runs the filters). Every program checks the architecture first and
-//! kills the process on a foreign one.
+//! written out here (naming every x32 number in a seccompiler filter instead takes some
+//! 2,750 instructions, about 2 ms at each installation and 1 µs on each call that runs the
+//! filters). Where the tree's execs are supervised, a fourth: the exec notification
+//! ([`crate::exec_notify`]'s twelve instructions, `execve`/`execveat` wait for the
+//! supervisor). Every program checks the architecture first and kills the process on a
+//! foreign one.
 //!
 //! The programs are linked into one filter ([`link`]) that answers as the kernel would for
 //! them installed one after the other (it runs the filters newest first and keeps the most
 //! restrictive action; between two `ERRNO` answers the newest wins): the x32 guard runs
-//! first, then the `clone3` program, then the `EPERM` one, each `ALLOW` but the last a jump
-//! to the next program. No two programs answer `ERRNO` for the same call (a test checks
-//! it, and another that the linked filter answers as the stack for every number), so
-//! `clone3` and x32 calls answer `ENOSYS` whatever is added to [`DENIED`]. One filter
-//! rather than three: the kernel builds its action cache and JIT image once. The kernel's
-//! action cache lets the calls that the filter allows whatever their arguments (`read`,
-//! `write`, ...) skip it altogether.
+//! first, then the `clone3` program, then the `EPERM` one, then the exec notification, each
+//! `ALLOW` but the last a jump to the next program. No call gets an answer other than
+//! `ALLOW` from two programs (a test checks it, and another that the linked filter answers
+//! as the stack for every number, with and without the notification), so `clone3` and x32
+//! calls answer `ENOSYS` whatever is added to [`DENIED`]. One filter rather than four: the
+//! kernel translates the filter, builds its action cache and compiles its JIT image once
+//! (about 0.05 ms a filter, whatever its length), and installs the exec notification's
+//! listener with it ([`install_supervised`]). The kernel's action cache lets the calls that
+//! the filter allows whatever their arguments (`read`, `write`, ...) skip it altogether.
 //!
-//! In front of the linked programs, a [`dispatch`] (hand-written too, generated from the
-//! numbers the rules name): a binary search that allows at once every number no rule
-//! names, which is what the programs answer for it, and sends the named ones (and every
-//! x32 one) on to them. The kernel builds the action cache by running the filter for each
-//! system call number, and the seccompiler program compares a number with every named one
-//! in turn: with the search first, installing the filter takes about half as long (0.19
-//! → 0.09 ms, `seccomp_cost` in the tests), and what it answers is unchanged (a test
-//! compares it with the programs stacked for every number).
+//! In front of the linked programs, a [`dispatch`] (written out too, generated from the
+//! numbers the rules name): a binary search that answers `EPERM` at once for every call of
+//! [`DENIED`] (what the `EPERM` program answers for it whatever its arguments, so that
+//! program keeps only the rules on arguments), allows at once every number no rule names
+//! (what the programs answer for it), and sends the rest (and every x32 one) on to the
+//! programs. The kernel builds the action cache by running the filter for each system call
+//! number, and a seccompiler program compares a number with every named one in turn; and
+//! the kernel's translation and JIT of a filter go with its length. With the search first
+//! and the outright denials in it, the filter is 199 instructions instead of 386 (the
+//! notification a filter of its own before), and installing it takes 83–114 µs instead of
+//! 147–195 µs (`seccomp_cost` in the tests); what it answers is unchanged (a test compares
+//! it with the programs stacked for every number).
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 
 use seccompiler::sock_filter;
 use seccompiler::{
@@ -156,9 +165,9 @@ fn rule(conditions: &[(u8, SeccompCmpOp, u64)]) -> Result<SeccompRule, BackendEr
     SeccompRule::new(conditions)
 }
 
-/// The rules of the filter that fails with `EPERM`, by system call number.
-fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|(_, nr)| (*nr, Vec::new())).collect();
+/// The `EPERM` rules that look at arguments: `clone`, `ioctl`, `socket`, `personality`.
+fn argument_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
+    let mut rules = BTreeMap::new();
     // clone: the flags are argument 0 on x86_64 and aarch64; one rule per flag, any matches.
     let clone = CLONE_NS_FLAGS
         .iter()
@@ -180,23 +189,31 @@ fn clone3_rules() -> BTreeMap<i64, Vec<SeccompRule>> {
     BTreeMap::from([(libc::SYS_clone3, Vec::new())])
 }
 
-/// The system call numbers a rule of either seccompiler filter names, ascending: every
-/// other number (below the x32 bit) both filters allow whatever its arguments.
-fn named() -> Result<Vec<u32>, BackendError> {
-    let mut nrs: Vec<u32> = eperm_rules()?.keys().chain(clone3_rules().keys()).map(|nr| *nr as u32).collect();
+/// The numbers of [`DENIED`], ascending: the [`dispatch`] answers them itself.
+fn denied_numbers() -> Vec<u32> {
+    let mut nrs: Vec<u32> = DENIED.iter().map(|(_, nr)| *nr as u32).collect();
+    nrs.sort_unstable();
+    nrs.dedup();
+    nrs
+}
+
+/// The numbers the [`dispatch`] sends on to the linked programs, ascending: those whose
+/// answer depends on their arguments or is not `EPERM` (`clone3`), and, with the exec
+/// notification, `execve`, `execveat` and `seccomp`. Every other number below the x32 bit
+/// every program allows whatever its arguments, or answers `EPERM` whatever they are.
+fn passed_on(supervised: bool) -> Result<Vec<u32>, BackendError> {
+    let mut nrs: Vec<u32> = argument_rules()?.keys().chain(clone3_rules().keys()).map(|nr| *nr as u32).collect();
+    if supervised {
+        nrs.extend(crate::exec_notify::filter::NOTIFIED.iter().map(|nr| *nr as u32));
+    }
     nrs.sort_unstable();
     nrs.dedup();
     Ok(nrs)
 }
 
-/// The filter whose rules fail with `EPERM`.
-fn eperm_filter() -> Result<SeccompFilter, BackendError> {
-    SeccompFilter::new(eperm_rules()?, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), ARCH)
-}
-
-/// The filter whose rule fails with `ENOSYS`: `clone3`.
-fn clone3_filter() -> Result<SeccompFilter, BackendError> {
-    SeccompFilter::new(clone3_rules(), SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), ARCH)
+/// A seccompiler filter of `rules`: `action` for a call a rule matches, else allowed.
+fn filter(rules: BTreeMap<i64, Vec<SeccompRule>>, action: SeccompAction) -> Result<BpfProgram, BackendError> {
+    SeccompFilter::new(rules, SeccompAction::Allow, action, ARCH)?.try_into()
 }
 
 /// The x32 guard: any call whose number has [`X32_SYSCALL_BIT`] fails with `ENOSYS` (x32
@@ -222,12 +239,22 @@ fn x32_guard() -> BpfProgram {
     ]
 }
 
-/// Where a [`dispatch`] instruction jumps: to the next one, to one of its own, or past
-/// its end (on to the programs).
+/// The exec notification ([`crate::exec_notify`]) as a program to link: `execve` and
+/// `execveat` wait for the supervisor, a listener of the tree's own is refused.
+fn notification() -> BpfProgram {
+    crate::exec_notify::filter::program()
+        .into_iter()
+        .map(|f| sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k })
+        .collect()
+}
+
+/// Where a [`dispatch`] instruction jumps: to the next one, to one of its own, to its
+/// `EPERM` answer, or past its end (on to the programs).
 #[derive(Clone, Copy)]
 enum To {
     Next,
     At(usize),
+    Deny,
     End,
 }
 
@@ -242,31 +269,36 @@ struct Ins {
 /// Numbers compared one by one at a leaf of the [`dispatch`]'s search.
 const LEAF: usize = 4;
 
-/// The search of [`dispatch`] over `keys` (ascending): a key jumps past the end, a number
-/// between keys returns `ALLOW`.
-fn search(keys: &[u32], out: &mut Vec<Ins>) {
+/// The search of [`dispatch`] over `keys` (ascending, each with where it jumps: past the
+/// end or to the `EPERM` answer); a number between keys returns `ALLOW`.
+fn search(keys: &[(u32, To)], out: &mut Vec<Ins>) {
     let jmp = |op: u32, k: u32, jt: To| Ins { code: libc::BPF_JMP | op | libc::BPF_K, jt, jf: To::Next, k };
     if keys.len() <= LEAF {
-        out.extend(keys.iter().map(|k| jmp(libc::BPF_JEQ, *k, To::End)));
+        out.extend(keys.iter().map(|(k, to)| jmp(libc::BPF_JEQ, *k, *to)));
         out.push(Ins { code: libc::BPF_RET | libc::BPF_K, jt: To::Next, jf: To::Next, k: libc::SECCOMP_RET_ALLOW });
         return;
     }
     let (low, high) = keys.split_at(keys.len() / 2);
     let at = out.len();
-    out.push(jmp(libc::BPF_JGE, high[0], To::Next));
+    out.push(jmp(libc::BPF_JGE, high[0].0, To::Next));
     search(low, out);
     out[at].jt = To::At(out.len());
     search(high, out);
 }
 
-/// The dispatch that the linked filter begins with: a binary search over `named` (the
-/// numbers some rule names, ascending). A foreign architecture is killed, as every program
-/// does first; a number that no rule names, below [`DISPATCH_BELOW`], is allowed at once,
-/// which is what the programs answer for it; any other number goes on to them. Why: the
-/// kernel builds a filter's action cache by running it for every number of the
-/// architecture, and the seccompiler program compares the number with each named one in
-/// turn (some 300 instructions for an allowed number); with the search first, about ten.
-fn dispatch(named: &[u32]) -> Result<BpfProgram, String> {
+/// The dispatch that the linked filter begins with: a binary search over `denied` (the
+/// numbers of [`DENIED`]) and `on` (those [`passed_on`]), both ascending. A foreign
+/// architecture is killed, as every program does first; a denied number fails with `EPERM`
+/// here, which is what the programs answer for it whatever its arguments; a number that
+/// is in neither list, below [`DISPATCH_BELOW`], is allowed at once, which is what the
+/// programs answer for it; any other number goes on to them. Why: the kernel builds a
+/// filter's action cache by running it for every number of the architecture, and a
+/// seccompiler program compares the number with each named one in turn (some 300
+/// instructions for an allowed number); with the search first, about ten. And a call
+/// denied outright costs one comparison here instead of a rule of its own in the program
+/// after it: the filter is about half as long, and the kernel's work to install it (its
+/// translation and JIT) goes with its length.
+fn dispatch(denied: &[u32], on: &[u32]) -> Result<BpfProgram, String> {
     let ld =
         |k: usize| Ins { code: libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, jt: To::Next, jf: To::Next, k: k as u32 };
     let mut out = vec![
@@ -276,12 +308,27 @@ fn dispatch(named: &[u32]) -> Result<BpfProgram, String> {
         ld(std::mem::offset_of!(libc::seccomp_data, nr)),
         Ins { code: libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, jt: To::End, jf: To::Next, k: DISPATCH_BELOW },
     ];
-    search(named, &mut out);
+    let mut keys: Vec<(u32, To)> =
+        denied.iter().map(|k| (*k, To::Deny)).chain(on.iter().map(|k| (*k, To::End))).collect();
+    keys.sort_unstable_by_key(|(k, _)| *k);
+    if keys.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err("a system call number is both denied outright and passed on".into());
+    }
+    search(&keys, &mut out);
+    // The answer of the denied numbers, last: the programs begin right after it.
+    let deny = out.len();
+    out.push(Ins {
+        code: libc::BPF_RET | libc::BPF_K,
+        jt: To::Next,
+        jf: To::Next,
+        k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    });
     let end = out.len();
     let offset = |pc: usize, to: To| -> Result<u8, String> {
         let target = match to {
             To::Next => return Ok(0),
             To::At(t) => t,
+            To::Deny => deny,
             To::End => end,
         };
         u8::try_from(target - pc - 1).map_err(|_| format!("the dispatch's jump from {pc} to {target} is too long"))
@@ -292,21 +339,35 @@ fn dispatch(named: &[u32]) -> Result<BpfProgram, String> {
         .collect()
 }
 
-/// The filter programs with their names, in the order of installation.
-pub(crate) fn programs() -> Result<Vec<(&'static str, BpfProgram)>, BackendError> {
-    let mut progs = vec![("EPERM", eperm_filter()?.try_into()?), ("clone3 ENOSYS", clone3_filter()?.try_into()?)];
+/// The programs linked behind the [`dispatch`], in the order of installation: with
+/// `supervised`, the exec notification first (as when it was a filter of its own installed
+/// before them); the `EPERM` one has only the argument rules (the dispatch answers the calls
+/// denied outright). The tests compare the linked filter with the programs whole.
+fn linked_programs(supervised: bool) -> Result<Vec<(&'static str, BpfProgram)>, BackendError> {
+    stack(supervised, ("EPERM by argument", filter(argument_rules()?, SeccompAction::Errno(libc::EPERM as u32))?))
+}
+
+/// The programs in the order of installation, with `eperm` as the `EPERM` one.
+fn stack(supervised: bool, eperm: (&'static str, BpfProgram)) -> Result<Vec<(&'static str, BpfProgram)>, BackendError> {
+    let mut progs = Vec::new();
+    if supervised {
+        progs.push(("exec notification", notification()));
+    }
+    progs.push(eperm);
+    progs.push(("clone3 ENOSYS", filter(clone3_rules(), SeccompAction::Errno(libc::ENOSYS as u32))?));
     #[cfg(target_arch = "x86_64")]
     progs.push(("x32 guard", x32_guard()));
     Ok(progs)
 }
 
 /// Links `progs` (in the order of installation) into one program that answers as the
-/// kernel answers for them installed one after the other, given that no two of them answer
-/// `ERRNO` for the same call and all begin with the same architecture check (both tested):
-/// the programs run newest first, and a program's `ALLOW` becomes a jump to the start of
-/// the next one, its other answers stay answers. One filter instead of three: the kernel
-/// builds its per-filter action cache (every system call number of both architectures run
-/// through the filter) and JIT image once, about 0.2 ms less at each start.
+/// kernel answers for them installed one after the other, given that no call gets an
+/// answer other than `ALLOW` from two of them and all begin with the same architecture
+/// check (both tested): the programs run newest first, and a program's `ALLOW` becomes a
+/// jump to the start of the next one, its other answers stay answers. One filter instead
+/// of four: the kernel builds its per-filter action cache (every system call number of
+/// both architectures run through the filter) and JIT image once, about 0.05 ms less for
+/// each filter at each start.
 fn link(progs: &[(&'static str, BpfProgram)]) -> BpfProgram {
     let allow = libc::SECCOMP_RET_ALLOW;
     let ret_k = (libc::BPF_RET | libc::BPF_K) as u16;
@@ -332,29 +393,36 @@ fn link(progs: &[(&'static str, BpfProgram)]) -> BpfProgram {
     out
 }
 
-/// The filter installed: the programs linked ([`link`]), and their names and sizes.
+/// A filter to install: the programs linked ([`link`]) behind the [`dispatch`], and the
+/// names and sizes of its parts.
 struct Linked {
     prog: BpfProgram,
     parts: Vec<(&'static str, usize)>,
 }
 
-/// The linked filter, once per process: the zygote compiles it before its first fork, so
-/// every call it starts installs it without compiling again.
-static COMPILED: std::sync::OnceLock<Result<Linked, String>> = std::sync::OnceLock::new();
+/// The two filters: the rules alone, and the rules with the exec notification.
+struct Compiled {
+    plain: Linked,
+    supervised: Linked,
+}
 
-/// Compiles the filter now (idempotent). Called by the zygote at start.
+/// The filters, once per process: the zygote and a run's helper compile them before they
+/// fork, so every call installs one without compiling again.
+static COMPILED: std::sync::OnceLock<Result<Compiled, String>> = std::sync::OnceLock::new();
+
+/// Compiles the filters now (idempotent). Called by the zygote at start.
 pub(crate) fn prepare() {
     let _ = compiled();
 }
 
-fn compiled() -> &'static Result<Linked, String> {
-    COMPILED.get_or_init(build)
+fn compiled() -> &'static Result<Compiled, String> {
+    COMPILED.get_or_init(|| Ok(Compiled { plain: build(false)?, supervised: build(true)? }))
 }
 
-/// The filter: the [`dispatch`], then the [`programs`] linked.
-fn build() -> Result<Linked, String> {
-    let progs = programs().map_err(|e| e.to_string())?;
-    let mut prog = dispatch(&named().map_err(|e| e.to_string())?)?;
+/// The filter: the [`dispatch`], then the [`linked_programs`].
+fn build(supervised: bool) -> Result<Linked, String> {
+    let progs = linked_programs(supervised).map_err(|e| e.to_string())?;
+    let mut prog = dispatch(&denied_numbers(), &passed_on(supervised).map_err(|e| e.to_string())?)?;
     let mut parts: Vec<(&'static str, usize)> = vec![("number dispatch", prog.len())];
     parts.extend(progs.iter().rev().map(|(n, p)| (*n, p.len())));
     prog.extend(link(&progs));
@@ -365,27 +433,58 @@ fn build() -> Result<Linked, String> {
     Ok(Linked { prog, parts })
 }
 
-/// Installs the filter (no_new_privs must already be set); returns the layer state and
-/// detail.
+/// Installs the filter of the rules alone (no_new_privs must already be set); returns the
+/// layer state and detail.
 pub(crate) fn install() -> Applied {
     let linked = match compiled() {
-        Ok(l) => l,
+        Ok(c) => &c.plain,
         Err(e) => return Applied::new(LayerState::Unavailable, format!("seccomp filter not built: {e}")),
     };
     if let Err(e) = seccompiler::apply_filter(&linked.prog) {
         return Applied::new(LayerState::Unavailable, format!("seccomp filter refused: {e}"));
     }
+    Applied::new(LayerState::Enforced, detail(linked, false))
+}
+
+/// Installs the filter of the rules with the exec notification linked in, with a listener
+/// ([`crate::exec_notify`]); returns the seccomp layer's state and detail, and the listener
+/// (which the target hands to the supervisor and closes). Where the kernel refuses the
+/// listener (one per process tree: an enclosing sandbox may hold it), the filter of the
+/// rules alone is installed instead, and the error says why there is no listener.
+pub(crate) fn install_supervised() -> (Applied, Result<OwnedFd, String>) {
+    let linked = match compiled() {
+        Ok(c) => &c.supervised,
+        Err(e) => {
+            let e = format!("seccomp filter not built: {e}");
+            return (Applied::new(LayerState::Unavailable, e.clone()), Err(e));
+        }
+    };
+    let mut prog: Vec<libc::sock_filter> =
+        linked.prog.iter().map(|f| libc::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect();
+    match crate::exec_notify::filter::install(&mut prog) {
+        Ok(listener) => (Applied::new(LayerState::Enforced, detail(linked, true)), Ok(listener)),
+        Err(e) => (install(), Err(e)),
+    }
+}
+
+/// The seccomp layer's detail for `linked`.
+fn detail(linked: &Linked, supervised: bool) -> String {
     let parts: Vec<String> = linked.parts.iter().map(|(n, len)| format!("{n} {len}")).collect();
-    Applied::new(
-        LayerState::Enforced,
-        format!(
-            "one seccomp filter of {} instructions, linked from {} (by seccompiler{}): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, personality flags, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS)",
-            linked.prog.len(),
-            parts.join(" + "),
-            if cfg!(target_arch = "x86_64") { ", the x32 guard written out" } else { "" },
-            DENIED.len(),
-            if cfg!(target_arch = "x86_64") { " and x32 calls" } else { "" },
-        ),
+    let mut written = vec!["the dispatch"];
+    if cfg!(target_arch = "x86_64") {
+        written.push("the x32 guard");
+    }
+    if supervised {
+        written.push("the exec notification");
+    }
+    format!(
+        "one seccomp filter of {} instructions, linked from {} (the rules by seccompiler; {} written out): {} calls denied, namespace clone flags, TIOCSTI/TIOCLINUX, personality flags, socket families other than unix/inet/inet6 (EPERM); clone3{} (ENOSYS){}",
+        linked.prog.len(),
+        parts.join(" + "),
+        written.join(", "),
+        DENIED.len(),
+        if cfg!(target_arch = "x86_64") { " and x32 calls" } else { "" },
+        if supervised { "; execve/execveat wait for the exec supervisor (user notification, in this filter)" } else { "" },
     )
 }
 
