@@ -66,10 +66,12 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     new_session(&mut report, LAUNCH_AHEAD);
     let ns = timing::time("namespaces", || namespaces::enter(&mut report));
     // The seccomp filter does not depend on the spec: compiled while the caller builds it,
-    // the target only installs it. Nor does the scratch root the reaper builds the mount
-    // view in (in the mount namespace just made, which the reaper shares): entered now,
-    // the host's root is at /oldroot from here on.
-    timing::time("seccomp filter compiled", crate::seccomp::prepare);
+    // the target only installs it (the one with the exec notification: paddock supervises
+    // every run's execs; a spec without supervision has its target compile the other).
+    // Nor does the scratch root the reaper builds the mount view in (in the mount
+    // namespace just made, which the reaper shares): entered now, the host's root is at
+    // /oldroot from here on.
+    timing::time("seccomp filter compiled", || crate::seccomp::prepare(true));
     let dev_null = ns.mount.then(|| sys::open_dev_null().ok()).flatten();
     let scratch =
         ns.mount.then(|| timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead));

@@ -400,23 +400,24 @@ struct Linked {
     parts: Vec<(&'static str, usize)>,
 }
 
-/// The two filters: the rules alone, and the rules with the exec notification.
-struct Compiled {
-    plain: Linked,
-    supervised: Linked,
+/// The filters, each compiled once per process when first needed: the rules alone, and
+/// the rules with the exec notification. The zygote and a run's helper compile the one
+/// their calls install before they fork, so no call compiles it again.
+static PLAIN: std::sync::OnceLock<Result<Linked, String>> = std::sync::OnceLock::new();
+static SUPERVISED: std::sync::OnceLock<Result<Linked, String>> = std::sync::OnceLock::new();
+
+/// Compiles the filter with the exec notification when `supervised`, else the rules alone,
+/// now (idempotent).
+pub(crate) fn prepare(supervised: bool) {
+    let _ = compiled(supervised);
 }
 
-/// The filters, once per process: the zygote and a run's helper compile them before they
-/// fork, so every call installs one without compiling again.
-static COMPILED: std::sync::OnceLock<Result<Compiled, String>> = std::sync::OnceLock::new();
-
-/// Compiles the filters now (idempotent). Called by the zygote at start.
-pub(crate) fn prepare() {
-    let _ = compiled();
-}
-
-fn compiled() -> &'static Result<Compiled, String> {
-    COMPILED.get_or_init(|| Ok(Compiled { plain: build(false)?, supervised: build(true)? }))
+fn compiled(supervised: bool) -> &'static Result<Linked, String> {
+    if supervised {
+        SUPERVISED.get_or_init(|| build(true))
+    } else {
+        PLAIN.get_or_init(|| build(false))
+    }
 }
 
 /// The filter: the [`dispatch`], then the [`linked_programs`].
@@ -436,8 +437,8 @@ fn build(supervised: bool) -> Result<Linked, String> {
 /// Installs the filter of the rules alone (no_new_privs must already be set); returns the
 /// layer state and detail.
 pub(crate) fn install() -> Applied {
-    let linked = match compiled() {
-        Ok(c) => &c.plain,
+    let linked = match compiled(false) {
+        Ok(l) => l,
         Err(e) => return Applied::new(LayerState::Unavailable, format!("seccomp filter not built: {e}")),
     };
     if let Err(e) = seccompiler::apply_filter(&linked.prog) {
@@ -452,8 +453,8 @@ pub(crate) fn install() -> Applied {
 /// listener (one per process tree: an enclosing sandbox may hold it), the filter of the
 /// rules alone is installed instead, and the error says why there is no listener.
 pub(crate) fn install_supervised() -> (Applied, Result<OwnedFd, String>) {
-    let linked = match compiled() {
-        Ok(c) => &c.supervised,
+    let linked = match compiled(true) {
+        Ok(l) => l,
         Err(e) => {
             let e = format!("seccomp filter not built: {e}");
             return (Applied::new(LayerState::Unavailable, e.clone()), Err(e));

@@ -404,7 +404,8 @@ fn the_dispatch_denies_allows_and_passes_on() {
 /// the rules alone is installed instead, and the error names the refusal.
 #[test]
 fn kernel_answers_with_the_exec_notification() {
-    prepare();
+    prepare(true);
+    prepare(false);
     let code = in_child(|| {
         // SAFETY: no_new_privs, as the install requires.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };

@@ -41,8 +41,8 @@ pub(crate) fn main(req: Request, ctl: RawFd) -> ! {
     }
     // The calls' helpers are reaped by the kernel (they report to the caller themselves).
     sys::ignore_sigchld(true);
-    // Compile the seccomp filters once: every call forked from here inherits them.
-    crate::seccomp::prepare();
+    // Compile the seccomp filter once: every call forked from here inherits it.
+    crate::seccomp::prepare(req.spec.exec.is_some());
     // The spares check the plan from inside the view, where a hidden path outside it is
     // absent: made again here once, so that check holds while nothing changes.
     let plan = PathPlan::again(plan, &req.spec, &req.spec);
