@@ -288,7 +288,8 @@ impl EnvRules {
         if self.pass_exact.iter().any(|p| p == name) {
             return true;
         }
-        !is_credential_name(name) && self.pass_set.is_match(Path::new(name))
+        // The glob first: most names match none, and the credential check costs more.
+        self.pass_set.is_match(Path::new(name)) && !is_credential_name(name)
     }
 
     /// Whether the caller's `name=value` is passed through: [`passes`](Self::passes), and a
