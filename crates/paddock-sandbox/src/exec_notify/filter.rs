@@ -55,7 +55,7 @@ pub(crate) const NOTIFIED: [libc::c_long; 3] = [libc::SYS_execve, libc::SYS_exec
 /// Installs `prog`, a filter that [`program`] is linked into (`no_new_privs` must be set;
 /// [`crate::seccomp`] links it), with a listener, and returns the listener. The caller
 /// must hand the descriptor to the supervisor and close it before the target runs anything.
-pub(crate) fn install(prog: &mut [libc::sock_filter]) -> Result<OwnedFd, String> {
+pub(crate) fn install(prog: &[libc::sock_filter]) -> Result<OwnedFd, String> {
     let fd = match sys::seccomp_filter_listener(prog, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | WAIT_KILLABLE_RECV) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {

@@ -397,7 +397,15 @@ fn link(progs: &[(&'static str, BpfProgram)]) -> BpfProgram {
 /// names and sizes of its parts.
 struct Linked {
     prog: BpfProgram,
+    /// `prog` in the kernel's own type, which the install with a listener takes (converted
+    /// once, when compiled, not at every install).
+    raw: Vec<libc::sock_filter>,
     parts: Vec<(&'static str, usize)>,
+}
+
+/// `prog` in the kernel's type (seccompiler's `sock_filter` is a type of its own).
+fn to_libc(prog: &[sock_filter]) -> Vec<libc::sock_filter> {
+    prog.iter().map(|f| libc::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect()
 }
 
 /// The filters, each compiled once per process when first needed: the rules alone, and
@@ -431,7 +439,7 @@ fn build(supervised: bool) -> Result<Linked, String> {
     if prog.len() > 4096 {
         return Err(format!("the filter has {} instructions (at most 4096)", prog.len()));
     }
-    Ok(Linked { prog, parts })
+    Ok(Linked { raw: to_libc(&prog), prog, parts })
 }
 
 /// Installs the filter of the rules alone (no_new_privs must already be set); returns the
@@ -460,9 +468,7 @@ pub(crate) fn install_supervised() -> (Applied, Result<OwnedFd, String>) {
             return (Applied::new(LayerState::Unavailable, e.clone()), Err(e));
         }
     };
-    let mut prog: Vec<libc::sock_filter> =
-        linked.prog.iter().map(|f| libc::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect();
-    match crate::exec_notify::filter::install(&mut prog) {
+    match crate::exec_notify::filter::install(&linked.raw) {
         Ok(listener) => (Applied::new(LayerState::Enforced, detail(linked, true)), Ok(listener)),
         Err(e) => (install(), Err(e)),
     }

@@ -461,9 +461,6 @@ fn seccomp_cost() {
     let mut before = dispatch(&[], &named).unwrap();
     before.extend(link(&programs(false).unwrap()));
     let notification = crate::exec_notify::filter::program();
-    let to_libc = |p: &BpfProgram| -> Vec<libc::sock_filter> {
-        p.iter().map(|f| libc::sock_filter { code: f.code, jt: f.jt, jf: f.jf, k: f.k }).collect()
-    };
     let (now, before) = (to_libc(&now), to_libc(&before));
     let time = |progs: &[&[libc::sock_filter]]| -> u64 {
         let (r, w) = crate::stdio::pipe().unwrap();

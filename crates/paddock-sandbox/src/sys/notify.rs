@@ -8,11 +8,13 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: installs `prog` on this thread (with
 /// `no_new_privs` set, or `CAP_SYS_ADMIN`); with `SECCOMP_FILTER_FLAG_NEW_LISTENER` in
 /// `flags`, the listener it returns.
-pub(crate) fn seccomp_filter_listener(prog: &mut [libc::sock_filter], flags: libc::c_ulong) -> io::Result<OwnedFd> {
+pub(crate) fn seccomp_filter_listener(prog: &[libc::sock_filter], flags: libc::c_ulong) -> io::Result<OwnedFd> {
     let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let fprog = libc::sock_fprog { len, filter: prog.as_mut_ptr() };
+    // The kernel only reads the program (libc's type says `*mut`).
+    let fprog = libc::sock_fprog { len, filter: prog.as_ptr().cast_mut() };
     // SAFETY: seccomp(SET_MODE_FILTER) reads `fprog`, which points to `prog` (of `len`
-    // instructions), alive for the call; it returns a new descriptor (the listener) or -1.
+    // instructions), alive for the call, and writes nothing through it; it returns a new
+    // descriptor (the listener) or -1.
     let r = unsafe {
         libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
     };
