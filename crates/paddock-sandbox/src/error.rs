@@ -159,6 +159,9 @@ pub enum SetupError {
     /// A pty was asked for and none came.
     #[error("the sandbox sent no pty")]
     NoPty,
+    /// The report names the tree's execs supervised, and their listener did not come with it.
+    #[error("the sandbox reported its execs supervised but sent no exec listener")]
+    NoExecListener,
     /// The helper ended (its wait status) and nobody reported the child's.
     #[error("the helper ended ({0}) without a status for the child")]
     NoStatus(String),

@@ -1,7 +1,7 @@
 //! The control channel between the parent and the helper side (the "status pipe").
 //!
 //! A `SOCK_SEQPACKET` unix socketpair: one message per datagram, JSON, with descriptors
-//! (the reaper's pidfd, the proxy listener, the pty master) passed as `SCM_RIGHTS`. Upward: `Reaper`, `Pty`,
+//! (the reaper's pidfd, the proxy listener, the pty master, the exec listener with `Ready`) passed as `SCM_RIGHTS`. Upward: `Reaper`, `Pty`,
 //! `Ready` (the report, just before `execve`), `Failed`, `ExecFailed`, `Exit`,
 //! `ReaperLost`. Downward: one byte, [`GO`], that releases the target into `execve` (not
 //! sent to a target whose execs are supervised: its `execve` waits in the supervisor,
@@ -103,7 +103,8 @@ pub(crate) enum Msg {
     /// (descriptor attached).
     Pty,
     /// From the target: every layer is in place; `execve` follows the parent's [`GO`], or
-    /// at once where the supervisor holds it ([`crate::ExecListener`]).
+    /// at once where the supervisor holds it ([`crate::ExecListener`]): the seccomp listener
+    /// of its execs is then attached (exec supervision, issue 16).
     Ready {
         /// The complete report.
         report: EnforcementReport,
@@ -194,9 +195,6 @@ pub(crate) enum Msg {
         #[serde(default)]
         pid1: bool,
     },
-    /// From the target (exec supervision, issue 16): the seccomp listener of its execs
-    /// (descriptor attached), before `Ready`.
-    ExecListener,
 }
 
 /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`.

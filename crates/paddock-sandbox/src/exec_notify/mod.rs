@@ -6,8 +6,8 @@
 //!   [`crate::seccomp::install_supervised`]): `execve` and `execveat` answer
 //!   `SECCOMP_RET_USER_NOTIF`; `seccomp(2)` asking for a listener of its own fails with
 //!   `EPERM` (a newer listener would be asked first and could let the call through); the
-//!   listener descriptor goes to the caller over the control socket (`SCM_RIGHTS`,
-//!   [`hand_over`]) and is closed in the target before anything else runs.
+//!   listener descriptor goes to the caller over the control socket (`SCM_RIGHTS`) with the
+//!   target's report ([`layer`]) and is closed in the target before anything else runs.
 //! * [`listener`] (in the caller, a thread per call, [`supervise`]): receives each
 //!   notification, reads the path and argv from the child's memory ([`memory`]) between two
 //!   `SECCOMP_IOCTL_NOTIF_ID_VALID` checks, resolves the program in the child's own root
@@ -29,11 +29,10 @@ mod listener;
 mod memory;
 mod resolve;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use crate::layer::{Applied, LayerState};
-use crate::proto::{self, Msg};
 use crate::spec::ExecControl;
 
 pub use listener::{supervise, ExecSupervisor};
@@ -99,30 +98,27 @@ pub trait ExecDecider: Send + Sync {
 }
 
 /// In the target, once the filter with the exec notification is installed
-/// ([`crate::seccomp::install_supervised`]): sends its `listener` to the caller over `ctl`,
-/// then closes it here (the tree must never hold its own supervisor's descriptor); the
-/// `exec` layer's state and detail.
-pub(crate) fn hand_over(ctl: RawFd, listener: Result<OwnedFd, String>, control: &ExecControl) -> Applied {
+/// ([`crate::seccomp::install_supervised`]): the `exec` layer's state and detail, and the
+/// `listener` to send to the caller with the target's report (one message: the caller
+/// wakes once for both). The target closes it once sent, before `execve`: the tree must
+/// never hold its own supervisor's descriptor.
+pub(crate) fn layer(listener: Result<OwnedFd, String>, control: &ExecControl) -> (Applied, Option<OwnedFd>) {
     let fd = match listener {
         Ok(fd) => fd,
-        Err(e) => return Applied::new(LayerState::Unavailable, e),
+        Err(e) => return (Applied::new(LayerState::Unavailable, e), None),
     };
-    let sent = proto::send(ctl, &Msg::ExecListener, &[fd.as_raw_fd()]);
-    drop(fd);
-    if let Err(e) = sent {
-        return Applied::new(LayerState::Unavailable, format!("the exec listener could not reach the supervisor: {e}"));
-    }
     let programs = match &control.programs {
         Some(p) => format!("Landlock executes {} files only", p.len()),
         None => "any program of the view may execute".into(),
     };
-    Applied::new(
+    let applied = Applied::new(
         LayerState::Enforced,
         format!(
             "execve/execveat wait for the supervisor (seccomp user notification), which reads \
              and decides each one; {programs}; no listener of the tree's own"
         ),
-    )
+    );
+    (applied, Some(fd))
 }
 
 /// In the target, for Landlock: the program files of [`ExecControl::programs`] that exist

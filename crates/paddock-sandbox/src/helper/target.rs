@@ -2,6 +2,7 @@
 //! waits for the caller's release and `execve`s the program with the spec's environment.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::state::{State, View};
 use crate::error::SetupError;
@@ -42,12 +43,17 @@ pub(super) fn main(mut st: State, view: View) -> ! {
         }
     }
     let exec = exec_args(&st);
-    let supervised = confine(&mut st, view);
+    let listener = confine(&mut st, view);
     st.strict_check();
+    // The exec listener goes with the report: one message, one wake-up of the caller.
     let ready = Msg::Ready { report: st.report.clone(), phases: timing::take() };
-    if proto::send(st.ctl, &ready, &[]).is_err() {
+    let fds: Vec<RawFd> = listener.iter().map(|fd| fd.as_raw_fd()).collect();
+    if proto::send(st.ctl, &ready, &fds).is_err() {
         exit_now(125);
     }
+    // The tree never holds its own supervisor's descriptor.
+    let supervised = listener.is_some();
+    drop(listener);
     // With its execs supervised, the `execve` itself waits: the supervisor answers it
     // once the caller released the child (`crate::ExecListener`). Else the release comes
     // here.
@@ -77,9 +83,9 @@ fn exec_args(st: &State) -> Exec {
     Exec { program, _argv: argv, _envp: envp, argv_p, envp_p }
 }
 
-/// Steps 4 to 9 in the order of application, each recorded in the report; whether the
-/// execs are supervised (the exec notification installed and its listener with the caller).
-fn confine(st: &mut State, view: View) -> bool {
+/// Steps 4 to 9 in the order of application, each recorded in the report; the listener of
+/// the exec notification where the execs are supervised (for the caller, with the report).
+fn confine(st: &mut State, view: View) -> Option<OwnedFd> {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
     let ahead = st.landlock_ahead.take();
     let applied = timing::time("landlock", || landlock::apply(ahead, &st.spec, &st.plan, &facts, view.private_tmp));
@@ -91,24 +97,24 @@ fn confine(st: &mut State, view: View) -> bool {
     // After no_new_privs: the seccomp filter, with the exec notification linked in when
     // the execs are supervised (one filter: the kernel translates and compiles it once);
     // its listener goes to the caller.
-    let mut supervised = false;
+    let mut listener = None;
     match &st.spec.exec {
         Some(control) => {
-            let (applied, listener) = timing::time("seccomp", seccomp::install_supervised);
-            let exec =
-                timing::time("exec listener handed over", || crate::exec_notify::hand_over(st.ctl, listener, control));
-            supervised = exec.state == LayerState::Enforced;
+            let (applied, fd) = timing::time("seccomp", seccomp::install_supervised);
+            let (exec, fd) = crate::exec_notify::layer(fd, control);
+            listener = fd;
             st.report.record(Layer::Exec, exec);
             st.report.record(Layer::Seccomp, applied);
         }
         None => st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install)),
     }
-    st.report.record(Layer::Fds, timing::time("fds", || fds::close_inherited(st.ctl)));
+    let keep: Vec<RawFd> = std::iter::once(st.ctl).chain(listener.iter().map(|fd| fd.as_raw_fd())).collect();
+    st.report.record(Layer::Fds, timing::time("fds", || fds::close_inherited(&keep)));
     st.report.record(
         Layer::Env,
         Applied::new(LayerState::Enforced, format!("{} variables from the spec, nothing inherited", st.spec.env.len())),
     );
-    supervised
+    listener
 }
 
 /// `execve`; on failure the errno goes to the caller and the target exits 127.

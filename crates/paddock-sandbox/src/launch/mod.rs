@@ -26,6 +26,7 @@ pub use running::{finish_teardowns, Killer, Running};
 
 use crate::entry;
 use crate::error::SetupError;
+use crate::layer::{Layer, LayerState};
 use crate::proto::{self, Msg, Request, HELPER_MARKER};
 use crate::pty::{self, RawMode};
 use crate::relay::{self, Sink};
@@ -206,13 +207,16 @@ pub(crate) fn handshake(
                 }
             }
             Some((Msg::Pty, fds)) => master = fds.into_iter().next(),
-            Some((Msg::ExecListener, fds)) => {
-                if let Some(fd) = fds.into_iter().next() {
-                    running.set_exec_listener(fd)?;
-                }
-            }
-            Some((Msg::Ready { report, phases }, _)) => {
+            Some((Msg::Ready { report, phases }, fds)) => {
                 timing::log_remote(&phases, origin);
+                // A supervised tree's exec listener comes with the report: without it the
+                // layer the report names enforced is not (fail closed).
+                let supervised = report.get(Layer::Exec).is_some_and(|l| l.state == LayerState::Enforced);
+                match (supervised, fds.into_iter().next()) {
+                    (true, Some(fd)) => running.set_exec_listener(fd)?,
+                    (true, None) => return Err(SetupError::NoExecListener.into()),
+                    (false, _) => {}
+                }
                 running.report = report;
                 ready = true;
             }

@@ -2,6 +2,7 @@
 //! what the kernel answers when a filter is installed.
 
 use super::*;
+use crate::sys::in_child;
 use seccompiler::sock_filter;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
@@ -271,28 +272,6 @@ fn the_exec_notification_is_linked_in_when_supervised() {
     for prog in [&plain, &supervised] {
         assert_eq!(eval(prog, AUDIT_ARCH, libc::SYS_mount as u32, [0; 6]), errno(libc::EPERM));
         assert_eq!(eval(prog, AUDIT_ARCH, libc::SYS_clone3 as u32, [0; 6]), errno(libc::ENOSYS));
-    }
-}
-
-/// Runs `f` in a forked child and returns its exit code (`f`'s answer; 99 for any other
-/// end). `f` makes system calls and may allocate (glibc's `fork` leaves the allocator
-/// usable in the child), and takes no lock another thread of the test process may hold.
-fn in_child(f: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: the child runs `f` under the terms above and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let code = f();
-        // SAFETY: ends the forked child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        99
     }
 }
 

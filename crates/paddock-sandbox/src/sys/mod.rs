@@ -380,3 +380,26 @@ pub(crate) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize
 pub(crate) fn openat_cwd(path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     openat(rustix::fs::CWD, path, flags)
 }
+
+/// Runs `f` in a forked child and returns its exit code (`f`'s answer; 99 for any other
+/// end). `f` makes system calls and may allocate (glibc's `fork` leaves the allocator
+/// usable in the child), and takes no lock another thread of the test process may hold.
+#[cfg(test)]
+pub(crate) fn in_child(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child runs `f` under the terms above and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the forked child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        99
+    }
+}
