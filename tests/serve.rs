@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[allow(unused_macros)]
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_paddock");
 /// How long anything may take before the test calls it hung.
 const HANG: Duration = Duration::from_secs(60);
@@ -615,8 +618,8 @@ fn wait_health(srv: &Server, field: &str, want: u64) {
 }
 
 /// POSTs `body` from another thread; `None` when the connection closed without a reply.
-fn post_in_thread(srv: &Server, body: &'static str) -> std::thread::JoinHandle<Option<Reply>> {
-    let (addr, token) = (srv.addr.clone(), srv.token());
+fn post_in_thread(srv: &Server, body: impl Into<String>) -> std::thread::JoinHandle<Option<Reply>> {
+    let (addr, token, body) = (srv.addr.clone(), srv.token(), body.into());
     std::thread::spawn(move || {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(HANG)).unwrap();
@@ -713,4 +716,57 @@ fn session_calls_record_and_decide_every_exec_of_their_tree() {
         execs.iter().filter(|r| r["argv"][0] == argv0 && r["decision"] == decision).count()
     };
     assert_eq!((count("sh", "allow"), count("seq", "allow"), count("/usr/bin/id", "deny")), (2, 2, 2), "{execs:#?}");
+}
+
+/// A call that floods the inotify queue of the zygote's view stamp until it overflows, then
+/// plants a `protect` match, is still held to it when another call's check consumes the
+/// overflow first: the change that check found by comparing statuses stays a change, so the
+/// planting call's own check after it is not vouched for by the empty queue it reads.
+#[test]
+fn a_call_that_floods_the_view_stamp_still_has_what_it_planted_moved_aside() {
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
+    if max > 200_000 {
+        return; // too many events to make in a test
+    }
+    let text = format!(
+        "version = 1\n\n[filesystem]\nread = [{}]\nwrite = [\"${{WORKSPACE}}\"]\nprotect = [\"${{WORKSPACE}}/**/.envrc\"]\n",
+        system_reads()
+    );
+    let srv = start(Some(&text), &[]);
+    let ws = srv.ws();
+    std::fs::write(ws.join("go"), "wait").unwrap();
+    for f in ["f0", "f1"] {
+        std::fs::write(ws.join(f), "").unwrap();
+    }
+    // The stamp vouches only for directories past its margin.
+    common::wait_past_ctime_margin(std::slice::from_ref(&ws));
+    // The first call starts the zygote (its stamp), the second sets the watch up.
+    for _ in 0..2 {
+        assert_eq!(srv.call(r#"{"tool":"command","argv":["true"]}"#).json()["exit_code"], 0);
+    }
+    // Events that count for nothing (two files' times, in turn: the kernel merges an event
+    // with the one before it when they are the same) until the queue overflows, then the
+    // plant, whose event is lost; it waits for `go` to say so (a content change: no event
+    // that counts either).
+    let flood = format!(
+        "import os, time\nfor i in range({}): os.utime('f%d' % (i % 2))\nos.makedirs('sub')\nopen('sub/.envrc', 'w').write('touch /tmp/pwned')\nwhile open('go').read() != 'go': time.sleep(0.01)\n",
+        max + 1000
+    );
+    let body = serde_json::json!({"tool": "command", "argv": ["python3", "-c", flood]}).to_string();
+    let planting = post_in_thread(&srv, body);
+    let t = Instant::now();
+    while !ws.join("sub/.envrc").exists() {
+        assert!(t.elapsed() < HANG, "the plant never showed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Another call's check reads the overflow and finds the change (it then fails to start:
+    // its cwd is not there, so it runs no scan of its own).
+    let other = srv.call(r#"{"tool":"command","argv":["true"],"cwd":"nope/x"}"#);
+    assert_eq!(other.json()["exit_code"], 125, "{other:?}");
+    std::fs::write(ws.join("go"), "go").unwrap();
+    let r = planting.join().unwrap().expect("a reply");
+    let o = r.json();
+    assert_eq!(o["exit_code"], 0, "{r:?}");
+    assert!(!ws.join("sub/.envrc").exists(), "the planted .envrc was left: {r:?}");
+    assert!(o["stderr"].as_str().unwrap().contains("moved aside to"), "{r:?}");
 }

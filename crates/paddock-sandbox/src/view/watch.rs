@@ -140,6 +140,12 @@ impl Watch {
         Ok((w, unwatched))
     }
 
+    /// From now on every check says [`Verdict::Changed`]: the caller found a status changed
+    /// (a comparison after [`Verdict::Unsure`], which the queue says only once).
+    pub(super) fn set_changed(&mut self) {
+        self.changed = true;
+    }
+
     /// Reads the queue and polls the mount table.
     pub(super) fn check(&mut self) -> Verdict {
         if self.changed {

@@ -178,6 +178,9 @@ pub(crate) struct Planted {
     file: Option<PathBuf>,
     loaded: usize,
     added: usize,
+    /// Another running call took matches of the start away from the user's
+    /// ([`Planted::restrict`]): they are this call's to move aside if still there.
+    restricted: bool,
 }
 
 /// What a start's scan found ([`Planted::scanned`]), before another running call restricted
@@ -239,7 +242,18 @@ impl Planted {
             let listings = kept_listings.unwrap_or_default();
             let (start, failed) = (s.start.clone(), s.failed.clone());
             tracing::debug!(matches = start.len(), "glob matches before the call: unchanged since the last scan");
-            return Planted { globs, roots, start, failed, loaded: listings.len(), listings, key, file, added: 0 };
+            return Planted {
+                globs,
+                roots,
+                start,
+                failed,
+                loaded: listings.len(),
+                listings,
+                key,
+                file,
+                added: 0,
+                restricted: false,
+            };
         }
         let old = match kept_listings {
             Some(l) => l,
@@ -251,7 +265,7 @@ impl Planted {
         let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
         let mut failed = failed;
         failed.extend(s.failed);
-        Planted { globs, roots, start, failed, listings, key, file, loaded, added: s.added }
+        Planted { globs, roots, start, failed, listings, key, file, loaded, added: s.added, restricted: false }
     }
 
     /// What the scan at the start found, to stand for a later one ([`Planted::before_or`]).
@@ -268,8 +282,13 @@ impl Planted {
     /// What [`Planted::settle`] finds when the caller vouches that nothing of the scanned
     /// directories changed since the start (a session's view stamp): no new match, and the
     /// directories the start could not read, still unchecked. No scan; the start's listings
-    /// are kept for the next one.
+    /// are kept for the next one. Where another running call took matches of the start
+    /// away from the user's, those are not the user's and are still there: the full
+    /// [`Planted::settle`] then moves them aside.
     pub(crate) fn settled_unchanged(self) -> (Vec<MovedAside>, Vec<Unchecked>) {
+        if self.restricted {
+            return self.settle();
+        }
         tracing::debug!("glob matches after the call: nothing changed since the start");
         let unchecked = unchecked(&self.failed);
         kept().get_or_insert_with(HashMap::new).insert(self.key, self.listings);
@@ -298,11 +317,13 @@ impl Planted {
         let theirs: std::collections::HashSet<(&[u8], u64, u64)> =
             other.matches.iter().map(|(p, d, i)| (p.as_slice(), *d, *i)).collect();
         let globs = their_globs(&self.globs, &other.globs);
+        let before = self.start.len();
         self.start.retain(|path, (id, _)| {
             let covered = other.roots.iter().any(|r| beneath(path, Path::new(std::ffi::OsStr::from_bytes(r))))
                 && globs.as_ref().is_none_or(|g| g.is_match(path));
             !covered || theirs.contains(&(path.as_os_str().as_bytes(), id.0, id.1))
         });
+        self.restricted |= self.start.len() < before;
     }
 
     /// Moves aside each match that was not there, as the same object, at the start

@@ -156,8 +156,10 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
 }
 
-#[test]
-fn another_calls_globs_cover_only_their_matches() {
+/// A workspace with two matches: `d/.envrc` (another call's child made it) and `key.pem`
+/// (the user's); the directory that holds it, the workspace, its policy and its root as a
+/// [`Record`] names it.
+fn two_matches() -> (tempfile::TempDir, PathBuf, Policy, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     fs::create_dir_all(ws.join("d")).unwrap();
@@ -165,6 +167,12 @@ fn another_calls_globs_cover_only_their_matches() {
     fs::write(ws.join("key.pem"), "the user's").unwrap();
     let p = policy(&ws);
     let root = ws.as_os_str().as_bytes().to_vec();
+    (dir, ws, p, root)
+}
+
+#[test]
+fn another_calls_globs_cover_only_their_matches() {
+    let (_dir, ws, p, root) = two_matches();
     let other = |globs: Vec<String>| Record { roots: vec![root.clone()], globs, matches: Vec::new() };
     let start = |r: &Record| {
         let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
@@ -187,6 +195,35 @@ fn another_calls_globs_cover_only_their_matches() {
     // Outside its roots, nothing is covered.
     let elsewhere = Record { roots: vec![b"/nowhere".to_vec()], globs: vec!["/**".into()], matches: Vec::new() };
     assert_eq!(start(&elsewhere), vec![ws.join("d/.envrc"), ws.join("key.pem")]);
+}
+
+/// A match another running call's child made (the registry takes it away from the user's)
+/// is moved aside after this call even when nothing changed while it ran: the caller's
+/// word that nothing changed does not make it the user's.
+#[test]
+fn a_match_taken_from_the_users_is_moved_aside_even_when_nothing_changed() {
+    let (_dir, ws, p, root) = two_matches();
+    let globs = Planted::before(&p, std::slice::from_ref(&ws), None).record().globs;
+    // The other call took only `key.pem` as the user's at its start.
+    let pem = ws.join("key.pem");
+    let id = {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::symlink_metadata(&pem).unwrap();
+        (m.dev(), m.ino())
+    };
+    let other = Record { roots: vec![root], globs, matches: vec![(pem.as_os_str().as_bytes().to_vec(), id.0, id.1)] };
+    let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    b.restrict(&other);
+    let (m, u) = b.settled_unchanged();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(moved_from(&m), vec![ws.join("d/.envrc").to_string_lossy().into_owned()]);
+    assert!(!ws.join("d/.envrc").exists());
+    assert_eq!(fs::read_to_string(&pem).unwrap(), "the user's");
+    // Without a restriction, the word stands: nothing is scanned or moved.
+    fs::write(ws.join("d/.envrc"), "another").unwrap();
+    let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    let (m, _) = b.settled_unchanged();
+    assert!(m.is_empty(), "{m:?}");
 }
 
 /// Waits (by the clock) until every directory named is past the margin of kept listings.
