@@ -18,14 +18,15 @@ pub const SCOPE_CALL_RULE: &str = "commands.scope";
 pub(crate) struct ExecAuditor {
     inner: Arc<Inner>,
     call_id: String,
-    /// The last exec a person was asked about (pid, argv) and the answer: a shell that
-    /// tries the same program in the next `PATH` directory (`/usr/bin/id`, then `/bin/id`)
-    /// gets that answer again instead of a second question.
+    /// The last exec a person was asked about (pid, the `ask` entry, argv) and the answer: a
+    /// shell that tries the same program in the next `PATH` directory (`/usr/bin/id`, then
+    /// `/bin/id`) gets that answer again instead of a second question; an exec another
+    /// entry asks about is asked again.
     last_asked: std::sync::Mutex<Option<(AskedExec, Decision)>>,
 }
 
-/// An exec a person was asked about: its pid and argv.
-type AskedExec = (i32, Vec<String>);
+/// An exec a person was asked about: its pid, the rule that asked and its argv.
+type AskedExec = (i32, String, Vec<String>);
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
@@ -34,7 +35,7 @@ impl ExecAuditor {
 
     /// A person's answer on an exec an `ask` entry matched, once per (pid, argv).
     fn ask(&self, policy: &Policy, d: Decision, e: &ExecRequest) -> Decision {
-        let key = (e.pid, e.argv.clone());
+        let key = (e.pid, d.rule.to_string(), e.argv.clone());
         let mut last = self.last_asked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, answer)) = last.as_ref() {
             if *k == key {
@@ -122,7 +123,9 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
         return deny("default", "its arguments are too long or unreadable to be checked against [commands]".into());
     }
     let d = policy.decide_command(Some(program), &e.argv);
-    if !d.is_allow() {
+    // An `ask` gets the checks an `allow` does before a person is asked: the question
+    // names the program and argv the rules matched, which is what must run.
+    if d.verdict == Verdict::Deny {
         return d;
     }
     if rules {
@@ -234,6 +237,27 @@ mod tests {
         // Recorded only under "call".
         let p = policy("version = 1\n[commands]\nallow = [\"ls **\"]\n");
         assert!(decide(&p, &exec(Some("/bin/ls"), &["git-commit"])).is_allow());
+    }
+
+    /// An exec an `ask` entry matches gets the checks an allowed one gets before a person
+    /// is asked: a person approving `ls -l` must not approve what argv[0] makes another
+    /// program of, nor a script whose interpreter the rules refuse.
+    #[test]
+    fn an_ask_is_checked_as_an_allow_before_anyone_is_asked() {
+        let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"sh **\"]\nask = [\"ls **\"]\n");
+        let d = decide(&p, &exec(Some("/bin/ls"), &["ls", "-l"]));
+        assert_eq!((d.verdict, &*d.rule), (Verdict::Ask, "commands.ask[0]"), "the control: {}", d.reason);
+        for a0 in ["ls-remove", "/usr/bin/rm"] {
+            let d = decide(&p, &exec(Some("/bin/ls"), &[a0, "-l"]));
+            assert_eq!((d.verdict, &*d.rule), (Verdict::Deny, "default"), "{a0}: {}", d.reason);
+            assert!(d.reason.contains("argv[0]"), "{}", d.reason);
+        }
+        let mut script = exec(Some("/bin/ls"), &["ls", "-l"]);
+        script.interpreter = Some(std::fs::canonicalize("/bin/true").unwrap());
+        assert_eq!(decide(&p, &script).verdict, Verdict::Deny, "an interpreter the rules do not allow");
+        let mut unresolved = exec(Some("/bin/ls"), &["ls", "-l"]);
+        unresolved.problem = Some("a /proc magic link".into());
+        assert_eq!(decide(&p, &unresolved).verdict, Verdict::Deny);
     }
 
     #[test]

@@ -260,8 +260,7 @@ impl Cache {
                 put_name(&mut out, name);
             }
         }
-        let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp)?;
+        let (tmp, mut f) = new_beside(file)?;
         // This user's alone (whatever the umask), or the next start does not read it.
         f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let r = f.write_all(&out).and_then(|()| std::fs::rename(&tmp, file));
@@ -270,6 +269,25 @@ impl Cache {
         }
         r
     }
+}
+
+/// A new file beside `file` for its next version, and its name. The reaper that saves is
+/// pid 1 of a namespace of its own in every run, so the pid alone would name every run's
+/// file alike: two saves at once would meet, and one left by a reaper killed before its
+/// rename would stop every later save. The name holds the clock's nanoseconds too, and
+/// another is tried when one is taken.
+fn new_beside(file: &Path) -> io::Result<(std::path::PathBuf, std::fs::File)> {
+    let mut last = None;
+    for attempt in 0..8u32 {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = file.with_extension(format!("tmp.{}.{nanos:x}.{attempt}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
 /// The cache file's bytes, when it and its directory are this user's alone: a regular
@@ -370,6 +388,36 @@ mod tests {
         std::fs::hard_link(&elsewhere, &file).unwrap();
         assert_eq!(read_trusted(&file), None, "a file with another name");
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// Saves go on whatever another save left beside the file (a reaper killed between
+    /// its temporary file and the rename), and two saves at once both land.
+    #[test]
+    fn a_save_is_not_stopped_by_another_saves_leftovers() {
+        let dir = tempfile_dir("leftover");
+        let file = dir.join("view-cache-x");
+        for leftover in ["tmp.1", &format!("tmp.{}", std::process::id())] {
+            std::fs::write(file.with_extension(leftover), b"half").unwrap();
+        }
+        let c = Cache::new(1);
+        std::thread::scope(|s| {
+            let saves: Vec<_> = (0..4).map(|_| s.spawn(|| c.save(&file))).collect();
+            for t in saves {
+                t.join().unwrap().unwrap();
+            }
+        });
+        assert!(read_trusted(&file).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A private directory of the test's own.
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("paddock-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
     }
 
     fn st(ctime: i64) -> libc::stat {
