@@ -190,7 +190,7 @@ pub(crate) fn toml_string(s: &str) -> String {
     out
 }
 
-/// What a person answered about, for [`Policy::recheck`].
+/// What a person answered about, for [`Policy::recheck`](crate::Policy::recheck).
 #[derive(Debug, Clone, Copy)]
 pub enum Asked<'a> {
     /// A command call: the program it resolved to, and its argv.

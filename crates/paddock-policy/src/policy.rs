@@ -24,7 +24,7 @@ mod layers;
 /// A loaded, validated, compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// The files it was built from, bases first (or [`DEFAULT_POLICY_NAME`]).
+    /// The files it was built from, bases first (or [`DEFAULT_POLICY_NAME`](crate::DEFAULT_POLICY_NAME)).
     pub files: Vec<PathBuf>,
     /// `[sandbox] enforcement`.
     pub enforcement: Enforcement,
@@ -80,12 +80,12 @@ impl Policy {
         Policy::compile(load::load_text(Path::new(name), text, &base)?, vars)
     }
 
-    /// The embedded default policy ([`DEFAULT_POLICY`]).
+    /// The embedded default policy ([`DEFAULT_POLICY`](crate::DEFAULT_POLICY)).
     pub fn embedded_default(vars: &Vars) -> Result<Policy, PolicyError> {
         Policy::compile(load::load_preset("default")?, vars)
     }
 
-    /// The embedded preset `name` ([`PRESETS`]); `None` when there is no such preset.
+    /// The embedded preset `name` ([`PRESETS`](crate::PRESETS)); `None` when there is no such preset.
     pub fn preset(name: &str, vars: &Vars) -> Option<Result<Policy, PolicyError>> {
         preset_text(name)?;
         Some(load::load_preset(name).and_then(|m| Policy::compile(m, vars)))
@@ -201,7 +201,7 @@ impl Policy {
     }
 
     /// The sandbox PATH: `[env]`'s PATH if set, else the caller's if passed, else
-    /// [`DEFAULT_PATH`].
+    /// [`DEFAULT_PATH`](crate::DEFAULT_PATH).
     pub fn sandbox_path(&self) -> &str {
         &self.sandbox_path
     }

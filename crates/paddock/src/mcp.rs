@@ -5,7 +5,7 @@
 //! [`ToolCall`] (without the `tool` field: the tool's name is it) — and `check`, which takes
 //! a whole tool call (with `tool`) and only decides it. Each call goes through
 //! [`Session::call`]: decided, audited (`call.start` / `call.end` with the session id),
-//! confined. The result carries the [`CallOutcome`](crate::CallOutcome) as JSON text and as
+//! confined. The result carries the [`CallOutcome`] as JSON text and as
 //! `structuredContent`. A denial is a normal result naming the rule and the reason; its
 //! `isError` is `true`, as it is when the call ran and exited non-zero, so that a client
 //! shows the model that the call did not do what it asked. Arguments that do not fit the

@@ -77,7 +77,7 @@ impl Exec {
     }
 
     /// `argv` joined for people (shell quoting), `[...]` when arguments were left out.
-    /// Escape it before printing ([`crate::escape`]).
+    /// Escape it before printing ([`crate::escape()`]).
     pub fn describe(&self) -> String {
         let mut s = self.argv.iter().map(|a| super::target::shell_quote(a)).collect::<Vec<_>>().join(" ");
         if self.argv_omitted > 0 || self.argv_truncated {

@@ -2,11 +2,11 @@
 //!
 //! For each `[secrets.NAME]` a session makes a random placeholder
 //! (`paddock-secret-NAME-<32 hex>`) and puts it in the child's `env` variable; the value
-//! stays in this process ([`Secret`], read from its source by [`SourceState`]). The proxy
+//! stays in this process ([`Secret`], read from its source by `SourceState`). The proxy
 //! terminates TLS for the hosts that have a secret or `[[network.http]]` rules (a session
 //! CA, [`CaBundle`] in the child's view) and shows each request to the session's
-//! [`CallInterceptor`], which, in order:
-//! 1. finds every placeholder in the request ([`inspect`]): header values, inside
+//! `CallInterceptor`, which, in order:
+//! 1. finds every placeholder in the request (`inspect`): header values, inside
 //!    `Authorization: Basic` (git over HTTPS sends a URL's `user:password@` so), the path
 //!    and query, the host; a placeholder anywhere but a header, or bound for a host the
 //!    secret does not name, is refused as exfiltration;
