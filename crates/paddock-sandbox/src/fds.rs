@@ -17,17 +17,16 @@ pub(crate) fn close_inherited(keep: &[RawFd]) -> Applied {
     let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).filter(|&fd| fd > 2).collect();
     keep.sort_unstable();
     keep.dedup();
+    // The gaps between the kept ones (sorted), then everything above the last.
     let mut from = 3u32;
-    let mut r = Ok(());
-    for &k in &keep {
-        if r.is_ok() && k > from {
-            r = close_range(from, k - 1);
-        }
-        from = k + 1;
-    }
-    if r.is_ok() {
-        r = close_range(from, u32::MAX);
-    }
+    let r = keep
+        .iter()
+        .try_for_each(|&k| {
+            let gap = if k > from { close_range(from, k - 1) } else { Ok(()) };
+            from = k + 1;
+            gap
+        })
+        .and_then(|()| close_range(from, u32::MAX));
     let cloexec = keep.iter().try_for_each(|&fd| sys::set_cloexec(fd as RawFd));
     match (r, cloexec) {
         (Ok(()), Ok(())) => Applied::new(LayerState::Enforced, "only 0, 1, 2 are inherited (close_range)"),

@@ -2,7 +2,7 @@
 //! waits for the caller's release and `execve`s the program with the spec's environment.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use super::state::{State, View};
 use crate::error::SetupError;
@@ -47,8 +47,8 @@ pub(super) fn main(mut st: State, view: View) -> ! {
     st.strict_check();
     // The exec listener goes with the report: one message, one wake-up of the caller.
     let ready = Msg::Ready { report: st.report.clone(), phases: timing::take() };
-    let fds: Vec<RawFd> = listener.iter().map(|fd| fd.as_raw_fd()).collect();
-    if proto::send(st.ctl, &ready, &fds).is_err() {
+    let fd = listener.as_ref().map(AsRawFd::as_raw_fd);
+    if proto::send(st.ctl, &ready, fd.as_slice()).is_err() {
         exit_now(125);
     }
     // The tree never holds its own supervisor's descriptor.
@@ -108,7 +108,7 @@ fn confine(st: &mut State, view: View) -> Option<OwnedFd> {
         }
         None => st.report.record(Layer::Seccomp, timing::time("seccomp", seccomp::install)),
     }
-    let keep: Vec<RawFd> = std::iter::once(st.ctl).chain(listener.iter().map(|fd| fd.as_raw_fd())).collect();
+    let keep = [st.ctl, listener.as_ref().map_or(st.ctl, AsRawFd::as_raw_fd)];
     st.report.record(Layer::Fds, timing::time("fds", || fds::close_inherited(&keep)));
     st.report.record(
         Layer::Env,

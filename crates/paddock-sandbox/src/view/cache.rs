@@ -277,17 +277,16 @@ impl Cache {
 /// rename would stop every later save. The name holds the clock's nanoseconds too, and
 /// another is tried when one is taken.
 fn new_beside(file: &Path) -> io::Result<(std::path::PathBuf, std::fs::File)> {
-    let mut last = None;
-    for attempt in 0..8u32 {
+    let mut attempt = 0u32;
+    loop {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let tmp = file.with_extension(format!("tmp.{}.{nanos:x}.{attempt}", std::process::id()));
         match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp) {
             Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 7 => attempt += 1,
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
 }
 
 /// The cache file's bytes, when it and its directory are this user's alone: a regular
