@@ -213,3 +213,58 @@ fn read_all(mut s: TcpStream) -> String {
     let _ = s.read_to_string(&mut v);
     v
 }
+
+/// `paddock revoke network:HOST` cuts the tunnels already open to HOST, not only new ones:
+/// the child holds a keep-alive tunnel, the revocation comes from outside, and the
+/// tunnel ends without the child sending anything more.
+#[test]
+fn a_revocation_cuts_an_open_tunnel() {
+    let fx = Fx::new();
+    let p = fx.up.port;
+    let script = format!(
+        r#"
+import os, socket, time, urllib.parse
+proxy = urllib.parse.urlsplit(os.environ["HTTP_PROXY"])
+s = socket.create_connection((proxy.hostname, proxy.port))
+s.sendall(b"CONNECT allowed.test:{p} HTTP/1.1\r\n\r\n")
+f = s.makefile("rb")
+print("connect", f.readline().decode().strip())
+while f.readline() not in (b"\r\n", b""):
+    pass
+s.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test:{p}\r\n\r\n")
+print("first", f.readline().decode().strip())
+while f.readline() not in (b"\r\n", b""):
+    pass
+print("body", f.read(len("hello from {p}")).decode())
+open("step1", "w").close()
+s.settimeout(20)
+try:
+    print("after the revocation:", "closed" if f.read(1) == b"" else "data")
+except socket.timeout:
+    print("after the revocation: still open")
+"#
+    );
+    let (code, out, err) = std::thread::scope(|s| {
+        let run = s.spawn(|| fx.sh(&format!("python3 -c '{}'", script.replace('\'', "'\\''"))));
+        let step = fx.root.join("ws/step1");
+        let start = std::time::Instant::now();
+        while !step.exists() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(60), "the child never got its first answer");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["revoke", "network:allowed.test"])
+            .env("PADDOCK_STATE_DIR", fx.root.join("state"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run.join().unwrap()
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("connect HTTP/1.1 200") && out.contains(&format!("body hello from {p}")), "{out}{err}");
+    assert!(out.contains("after the revocation: closed"), "{out}{err}");
+    let conns = fx.records("net.connect");
+    let cut = conns.iter().find(|c| c["host"] == "allowed.test").expect("the tunnel's record");
+    let text = cut.to_string();
+    assert!(text.contains("cut while open") && text.contains("revoked by"), "{text}");
+}

@@ -374,7 +374,23 @@ fn placeholder_in_a_tunnel_name_is_refused(user: User) {
     assert!(log.contains("TLS server name (SNI)") && log.contains("CONNECT target"), "{log}");
 }
 
+/// A `command:` secret runs outside the sandbox, so never where the agent writes: in `/`,
+/// not in paddock's own working directory (here, as usually, the workspace), where a
+/// planted `keyring.py` or `./scripts/token` would run unconfined.
+fn a_command_secret_runs_in_the_root_directory(user: User) {
+    let w = World::new(user);
+    let tail = w.tail().replace(&format!("from = \"file:{}\"", w.token_file.display()), "from = \"command:pwd\"");
+    assert!(tail.contains("command:pwd"), "{tail}");
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    let script = r#"curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$1""#;
+    let o = w.f.run(&w.pol(&tail, &shelf), &["sh", "-c", script, "sh", &w.url(API, "/cwd")], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("200"), "{o}");
+    assert_eq!(seen_auth(&w, "/cwd").as_deref(), Some("Bearer /"), "paddock ran in {}", w.f.ws.display());
+}
+
 both_users!(
+    a_command_secret_runs_in_the_root_directory,
     placeholder_in_a_tunnel_name_is_refused,
     secret_is_used_and_never_seen,
     placeholder_elsewhere_and_denied_method_are_refused,

@@ -15,8 +15,12 @@
 //! `network.http[N].allow[M]`, `network.http[N].deny[M]`.
 //!
 //! A request path that is not in normal form (a `.` or `..` segment, an empty segment, an
-//! encoded `/` or `\`, a bad `%` escape) is refused for a host with rules: a server that
-//! normalises it would serve a path no pattern was checked against.
+//! encoded `/` or `\`, a bad `%` escape, an encoded `%`, a `;`, a control character, a
+//! segment that starts or ends with white space) is refused for a host with rules: a
+//! server that normalises it (decodes twice, strips `;` parameters, trims) would serve a
+//! path no pattern was checked against. Deny patterns match the method and the path in
+//! any ASCII case, allow patterns exactly: `DELETE /repos/acme/PRIVATE` meets
+//! `deny = ["DELETE /repos/acme/private/**"]` on a server whose names ignore case.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,17 +91,31 @@ pub struct RequestPattern {
     rest: bool,
 }
 
+/// How a pattern compares names: allow patterns exactly, deny patterns in any ASCII case
+/// (each refuses the most it can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Exact,
+    Folded,
+}
+
 impl RequestPattern {
-    fn matches(&self, method: &str, segments: &[String]) -> bool {
-        if self.method.as_deref().is_some_and(|m| m != method) {
+    fn matches(&self, method: &str, segments: &[String], case: Case) -> bool {
+        let same = |a: &str, b: &str| match case {
+            Case::Exact => a == b,
+            Case::Folded => a.eq_ignore_ascii_case(b),
+        };
+        if self.method.as_deref().is_some_and(|m| !same(m, method)) {
             return false;
         }
+        let fits = |(p, s): (&String, &String)| match case {
+            Case::Exact => segment_matches(p, s),
+            Case::Folded => segment_matches(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()),
+        };
         if self.rest {
-            segments.len() >= self.segments.len()
-                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+            segments.len() >= self.segments.len() && self.segments.iter().zip(segments).all(fits)
         } else {
-            segments.len() == self.segments.len()
-                && self.segments.iter().zip(segments).all(|(p, s)| segment_matches(p, s))
+            segments.len() == self.segments.len() && self.segments.iter().zip(segments).all(fits)
         }
     }
 }
@@ -259,6 +277,18 @@ fn split_path(path: &str) -> Result<Vec<String>, String> {
         if decoded.contains(['/', '\\']) {
             return Err("an encoded `/` or `\\`".into());
         }
+        if decoded.contains('%') {
+            return Err("an encoded `%` (a server that decodes twice would see another path)".into());
+        }
+        if decoded.contains(';') {
+            return Err("a `;` (path parameters, which some servers strip)".into());
+        }
+        if decoded.chars().any(char::is_control) {
+            return Err("a control character".into());
+        }
+        if decoded.starts_with(char::is_whitespace) || decoded.ends_with(char::is_whitespace) {
+            return Err("a segment that starts or ends with white space (which some servers trim)".into());
+        }
         out.push(decoded);
     }
     Ok(out)
@@ -302,7 +332,7 @@ impl HttpRules {
             }
         };
         for p in rules.iter().flat_map(|r| &r.deny) {
-            if p.matches(method, &segments) {
+            if p.matches(method, &segments, Case::Folded) {
                 return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
             }
         }
@@ -313,7 +343,7 @@ impl HttpRules {
             ));
         }
         for p in rules.iter().flat_map(|r| &r.allow) {
-            if p.matches(method, &segments) {
+            if p.matches(method, &segments, Case::Exact) {
                 return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}`", p.raw)));
             }
         }

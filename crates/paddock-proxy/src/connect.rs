@@ -2,7 +2,8 @@
 //!
 //! Order: parse the authority (400), ask the policy (403), take a tunnel slot
 //! (503 past `max_tunnels`), resolve, vet and dial (403/502/504), answer 200,
-//! and once hyper hands over the client socket, relay bytes both ways:
+//! and once hyper hands over the client socket, check its first bytes ([`crate::tunnel`])
+//! and relay bytes both ways:
 //! with `splice(2)` on Linux ([`crate::splice`]), else with
 //! `copy_bidirectional_with_sizes` (either way a half-close on one side is
 //! propagated as a shutdown to the other, the other direction keeps flowing). A tunnel with
@@ -11,21 +12,20 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{copy_bidirectional_with_sizes, AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{copy_bidirectional_with_sizes, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 
 use crate::body::ProxyBody;
+use crate::counted::Counted;
 use crate::event::{EventGuard, Kind, Verdict};
 use crate::gate::{describe, Mode, Refusal};
 use crate::intercept::serve::Intercepted;
@@ -33,7 +33,8 @@ use crate::intercept::Engine;
 use crate::respond::{bad_request, refuse};
 use crate::shared::{Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
-use crate::ProxyConfig;
+use crate::tunnel::First;
+use crate::{HostPolicy, ProxyConfig};
 
 /// Handles one CONNECT request; an admitted tunnel is left in `slot`.
 pub(crate) async fn handle(
@@ -89,16 +90,16 @@ pub(crate) async fn handle(
             guard.update(|d| d.reason = format!("{} (TLS intercepted)", d.reason));
             How::Intercept(Intercepted { shared: Arc::clone(shared), engine, target, decision })
         }
-        Some(engine) => How::Inspect(engine, target, shared.cfg.header_timeout),
-        None => How::Relay,
+        engine => How::Inspect(engine, target, shared.cfg.header_timeout),
     };
+    let gate = Arc::clone(&shared.gate.policy);
     let tunnel = async move {
         let _permit = permit;
         let result = match on_upgrade.await {
             Ok(client) => match how {
-                How::Relay => relay_upgraded(client, admitted.stream, &guard, opts).await,
                 How::Inspect(engine, target, header_timeout) => {
-                    let check = Check { engine: &engine, target: &target, header_timeout };
+                    let policy = &*gate;
+                    let check = Check { engine: engine.as_deref(), target: &target, header_timeout, policy };
                     relay_inspected(client, admitted.stream, &guard, opts, check).await
                 }
                 How::Intercept(ctx) => {
@@ -118,19 +119,31 @@ pub(crate) async fn handle(
 
 /// What an admitted tunnel becomes.
 enum How {
-    /// An opaque byte relay (no interception configured).
-    Relay,
-    /// An opaque relay after its ClientHello's SNI was checked.
-    Inspect(Arc<Engine>, Target, Duration),
+    /// An opaque relay after its first bytes were checked ([`crate::tunnel`]); the
+    /// interception, when there is one, sees its SNI.
+    Inspect(Option<Arc<Engine>>, Target, Duration),
     /// TLS terminated by the proxy.
     Intercept(Intercepted),
 }
 
-/// The SNI check of an opaque tunnel under interception.
+/// The check of an opaque tunnel's first bytes ([`crate::tunnel`]), and the policy that
+/// decides it again while it is open.
 pub(crate) struct Check<'a> {
-    pub engine: &'a Engine,
+    pub engine: Option<&'a Engine>,
     pub target: &'a Target,
     pub header_timeout: Duration,
+    pub policy: &'a dyn HostPolicy,
+}
+
+/// How often an open tunnel's host is decided again: a revocation (`paddock revoke
+/// network:HOST`) cuts the tunnels already open to it within this time, not only new ones.
+const RECHECK: Duration = Duration::from_millis(200);
+
+/// What an open tunnel is decided again against.
+#[derive(Clone, Copy)]
+pub(crate) struct Watch<'a> {
+    policy: &'a dyn HostPolicy,
+    target: &'a Target,
 }
 
 /// [`relay_checked`] for the socket hyper hands over.
@@ -147,9 +160,9 @@ async fn relay_inspected(
     relay_checked(parts.io.into_inner(), parts.read_buf.to_vec(), upstream, guard, opts, check).await
 }
 
-/// Reads the client's first bytes (after `preread`, what was read already) and has the
-/// interceptor check their SNI before any of them reaches the upstream; a refusal closes
-/// the tunnel and is the event's verdict.
+/// Reads the client's first bytes (after `preread`, what was read already) and checks
+/// them before any of them reaches the upstream ([`crate::tunnel`]); a refusal closes the
+/// tunnel and is the event's verdict. Plain HTTP is served request by request.
 pub(crate) async fn relay_checked(
     mut client: TcpStream,
     preread: Vec<u8>,
@@ -159,23 +172,22 @@ pub(crate) async fn relay_checked(
     check: Check<'_>,
 ) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
-    let first = crate::intercept::peek::check(
-        &mut client,
-        &mut upstream,
-        preread,
-        check.engine,
-        check.target,
-        timeouts,
-        &guard.down,
-    )
-    .await;
+    let watch = Watch { policy: check.policy, target: check.target };
+    let first =
+        crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, &guard.down)
+            .await;
     match first {
-        Ok(first) => {
+        Ok(First::Relay(first)) => {
             if !first.is_empty() {
                 upstream.write_all(&first).await?;
                 guard.up.fetch_add(first.len() as u64, Ordering::Relaxed);
             }
-            relay_tcp(client, upstream, guard, opts).await
+            relay_tcp(client, upstream, guard, opts, watch).await
+        }
+        Ok(First::Idle) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("tunnel idle for {:?}", opts.idle))),
+        Ok(First::Http(first)) => {
+            let served = crate::tunnel::http::serve(client, first, upstream, guard, check.target, check.header_timeout);
+            until_idle(served, guard, opts.idle, watch).await
         }
         Err(deny) => {
             tracing::debug!(rule = %deny.rule, reason = %deny.reason, "tunnel closed before relaying");
@@ -223,26 +235,6 @@ impl From<&ProxyConfig> for RelayOpts {
     }
 }
 
-/// Takes the raw client socket back from hyper when possible (no extra
-/// indirection per read), sends what hyper had already buffered, then relays.
-async fn relay_upgraded(
-    client: Upgraded,
-    mut upstream: TcpStream,
-    guard: &EventGuard,
-    opts: RelayOpts,
-) -> io::Result<()> {
-    match client.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => {
-            if !parts.read_buf.is_empty() {
-                upstream.write_all(&parts.read_buf).await?;
-                guard.up.fetch_add(parts.read_buf.len() as u64, Ordering::Relaxed);
-            }
-            relay_tcp(parts.io.into_inner(), upstream, guard, opts).await
-        }
-        Err(client) => relay(TokioIo::new(client), upstream, guard, opts).await,
-    }
-}
-
 /// Socket to socket: `splice(2)` on Linux, a user-space copy elsewhere or
 /// when pipes cannot be had.
 pub(crate) async fn relay_tcp(
@@ -250,44 +242,67 @@ pub(crate) async fn relay_tcp(
     upstream: TcpStream,
     guard: &EventGuard,
     opts: RelayOpts,
+    watch: Watch<'_>,
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if opts.zero_copy {
         match (crate::splice::Pipe::new(opts.buffer), crate::splice::Pipe::new(opts.buffer)) {
             (Ok(a), Ok(b)) => {
                 let spliced = crate::splice::relay(&client, &upstream, (a, b), &guard.up, &guard.down);
-                return until_idle(spliced, guard, opts.idle).await;
+                return until_idle(spliced, guard, opts.idle, watch).await;
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::debug!(error = %e, "no pipes for splice; copying in user space")
             }
         }
     }
-    relay(client, upstream, guard, opts).await
+    relay(client, upstream, guard, opts, watch).await
 }
 
 /// Copies both ways in user space until both sides are done.
-async fn relay<C>(client: C, upstream: TcpStream, guard: &EventGuard, opts: RelayOpts) -> io::Result<()>
+async fn relay<C>(
+    client: C,
+    upstream: TcpStream,
+    guard: &EventGuard,
+    opts: RelayOpts,
+    watch: Watch<'_>,
+) -> io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut client = Counted { inner: client, read: guard.up.clone() };
-    let mut upstream = Counted { inner: upstream, read: guard.down.clone() };
+    let mut client = Counted::new(client, guard.up.clone());
+    let mut upstream = Counted::new(upstream, guard.down.clone());
     let copy = copy_bidirectional_with_sizes(&mut client, &mut upstream, opts.buffer, opts.buffer);
-    until_idle(async move { copy.await.map(|_| ()) }, guard, opts.idle).await
+    until_idle(async move { copy.await.map(|_| ()) }, guard, opts.idle, watch).await
 }
 
-/// Runs `relay` until it ends, or until no byte moved either way for `idle`.
-async fn until_idle(relay: impl Future<Output = io::Result<()>>, guard: &EventGuard, idle: Duration) -> io::Result<()> {
+/// Runs `relay` until it ends, until no byte moved either way for `idle`, or until the
+/// policy no longer lets its host through (a revocation).
+async fn until_idle(
+    relay: impl Future<Output = io::Result<()>>,
+    guard: &EventGuard,
+    idle: Duration,
+    watch: Watch<'_>,
+) -> io::Result<()> {
     tokio::pin!(relay);
     let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut seen = (0, 0);
     let mut quiet_since = Instant::now();
     loop {
         tokio::select! {
             r = &mut relay => return r,
+            _ = recheck.tick() => {
+                let d = watch.policy.decide(&watch.target.host.as_policy_str(), watch.target.port);
+                if !d.allow && !d.ask {
+                    let cut = format!("cut while open: {} now refuses {} ({})", d.rule, watch.target.authority(), d.reason);
+                    guard.update(|e| e.reason = format!("{}; {cut}", e.reason));
+                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, cut));
+                }
+            }
             _ = ticker.tick() => {
                 let now = (guard.up.load(Ordering::Relaxed), guard.down.load(Ordering::Relaxed));
                 if now != seen {
@@ -298,47 +313,5 @@ async fn until_idle(relay: impl Future<Output = io::Result<()>>, guard: &EventGu
                 }
             }
         }
-    }
-}
-
-/// Counts the bytes read from the inner stream.
-struct Counted<T> {
-    inner: T,
-    read: Arc<AtomicU64>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        this.read.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }

@@ -59,9 +59,12 @@
 //!   HTTP/1.1 connections at a time.
 //! - **Tunnels that stay opaque** are still checked by name: [`Interceptor::tunnel`] gets
 //!   the CONNECT target (a refusal is a 403, nothing dialled) and then the SNI of the
-//!   client's ClientHello, read (at most 16 KiB, `header_timeout` once it started)
-//!   before any client byte reaches the upstream; a refusal closes the tunnel. Bytes the
-//!   server sends first flow meanwhile.
+//!   client's ClientHello. With or without interception, every tunnel's first bytes are
+//!   read (at most 16 KiB, `header_timeout` once they started) before any reaches the
+//!   upstream: a ClientHello whose SNI is not the target closes the tunnel (rule
+//!   `proxy.sni`), plain HTTP/1 is served request by request with each `Host` checked
+//!   against the target (421 and the end of the tunnel otherwise, rule
+//!   `proxy.tunnel_host`). Bytes the server sends first flow meanwhile.
 //! - **Crypto**: rustls with the `ring` provider on both sides; the CA key and the leaf
 //!   key are generated in memory per session and never written. [`ca_bundle_pem`] gives
 //!   the system roots plus the session CA, for the child to trust.
@@ -126,6 +129,7 @@ mod addr;
 mod body;
 mod config;
 mod connect;
+mod counted;
 mod event;
 mod forward;
 #[doc(hidden)]
@@ -142,6 +146,7 @@ mod socks;
 #[cfg(target_os = "linux")]
 mod splice;
 mod target;
+mod tunnel;
 mod upstream;
 
 use std::future::Future;

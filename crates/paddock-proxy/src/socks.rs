@@ -189,14 +189,15 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
     }
     let opts = crate::connect::RelayOpts::from(&shared.cfg);
     let relayed = match engine {
-        None => crate::connect::relay_tcp(s, admitted.stream, &guard, opts).await,
         Some(engine) if intercepted => {
             guard.update(|d| d.reason = format!("{} (TLS intercepted)", d.reason));
             let ctx = Intercepted { shared: Arc::clone(&shared), engine, target, decision };
             crate::intercept::serve::run(s, admitted.stream, &guard, ctx).await
         }
-        Some(engine) => {
-            let check = Check { engine: &engine, target: &target, header_timeout: shared.cfg.header_timeout };
+        engine => {
+            let header_timeout = shared.cfg.header_timeout;
+            let policy = &*shared.gate.policy;
+            let check = Check { engine: engine.as_deref(), target: &target, header_timeout, policy };
             crate::connect::relay_checked(s, Vec::new(), admitted.stream, &guard, opts, check).await
         }
     };

@@ -185,6 +185,37 @@ pub fn url_target(url: &str) -> Result<Target, TargetError> {
     parse_authority(auth.as_str(), Some(default))
 }
 
+/// A request's own target (its absolute URI's or HTTP/2 `:authority`, and every `Host`,
+/// each when present) must be `target`, the host its connection was decided and dialled
+/// for (a `Host` without a port means `default_port`). Both are checked: a `Host` beside
+/// an absolute URI would otherwise go upstream and pick another site on a shared front end.
+pub(crate) fn same_target(
+    uri: &hyper::Uri,
+    headers: &hyper::HeaderMap,
+    target: &Target,
+    default_port: u16,
+) -> Result<(), String> {
+    let mut named = Vec::new();
+    if let Some(a) = uri.authority() {
+        named.push(a.as_str().to_owned());
+    }
+    for h in headers.get_all(hyper::header::HOST) {
+        named.push(h.to_str().map_err(|_| "a Host header that is not text".to_owned())?.to_owned());
+    }
+    for named in named {
+        match parse_authority(&named, Some(default_port)) {
+            Ok(t) if t == *target => {}
+            _ => {
+                return Err(format!(
+                    "this connection is for {}; a request for {named} needs its own CONNECT",
+                    target.authority()
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

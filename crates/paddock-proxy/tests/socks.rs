@@ -8,30 +8,6 @@ use paddock_proxy::{Kind, ProxyConfig, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Greets, asks for `addr` (already encoded: ATYP + address) and `port`;
-/// returns the stream and the reply code.
-async fn socks_connect(proxy: std::net::SocketAddr, addr: &[u8], port: u16) -> (TcpStream, u8) {
-    let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(&[5, 1, 0]).await.unwrap();
-    let mut choice = [0u8; 2];
-    s.read_exact(&mut choice).await.unwrap();
-    assert_eq!(choice, [5, 0]);
-    let mut req = vec![5, 1, 0];
-    req.extend_from_slice(addr);
-    req.extend_from_slice(&port.to_be_bytes());
-    s.write_all(&req).await.unwrap();
-    let mut reply = [0u8; 10];
-    s.read_exact(&mut reply).await.unwrap();
-    assert_eq!(reply[0], 5);
-    (s, reply[1])
-}
-
-fn domain(name: &str) -> Vec<u8> {
-    let mut v = vec![3, name.len() as u8];
-    v.extend_from_slice(name.as_bytes());
-    v
-}
-
 #[tokio::test]
 async fn socks5_domain_tunnel_echoes() {
     let echo = echo_upstream().await;

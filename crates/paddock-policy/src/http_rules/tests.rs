@@ -37,9 +37,26 @@ fn requests_are_decided_by_their_host_rules() {
         "/repos//acme/x",
         "/repos/acme/%zz",
         "*",
+        // Forms a server may read as another path: decoded twice, `;` parameters
+        // stripped (`..;` is `..` to some), a NUL or other control, trimmed white space.
+        "/repos/acme/%2565vil",
+        "/repos/acme/x;y/z",
+        "/repos/acme/..;/secret/k",
+        "/repos/acme/x%00",
+        "/repos/acme/x%0a",
+        "/repos/acme/x%20",
+        "/repos/acme/%09x",
     ] {
         assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
     }
+    // Inside a segment, white space is a name like any other.
+    assert_eq!(d("GET", "api.github.com", "/repos/acme/a%20b").0, Verdict::Allow);
+    // Deny patterns meet the method and the path in any case (a server whose names ignore
+    // case serves the same thing); allow patterns only exactly.
+    assert_eq!(d("GET", "api.github.com", "/repos/acme/SECRET/k"), (Verdict::Deny, "network.http[0].deny[1]".into()));
+    assert_eq!(d("GET", "api.github.com", "/REPOS/Acme/Secret/k"), (Verdict::Deny, "network.http[0].deny[1]".into()));
+    assert_eq!(d("delete", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
+    assert_eq!(d("GET", "api.github.com", "/Repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
     // A host without rules: the host decision.
     assert_eq!(d("DELETE", "other.test", "/x"), (Verdict::Allow, "network.allow[1]".into()));
     assert_eq!(d("GET", "nope.test", "/x").0, Verdict::Deny);

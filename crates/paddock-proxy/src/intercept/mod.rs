@@ -14,7 +14,7 @@
 //!    ([`tls`], [`forward`]);
 //! 4. not terminated: the tunnel stays opaque, but its CONNECT target and the SNI of the
 //!    client's ClientHello go through [`Interceptor::tunnel`] before any byte is relayed
-//!    ([`peek`], [`sni`]).
+//!    (read by the check every tunnel gets, `crate::tunnel`).
 //!
 //! Plain-HTTP forward requests go through [`Interceptor::request`] too. Every request
 //! seen in plain text is reported once through [`Interceptor::record`] ([`event`]).
@@ -24,11 +24,9 @@ mod ca;
 mod error;
 mod event;
 pub(crate) mod forward;
-pub(crate) mod peek;
 pub(crate) mod plain;
 pub(crate) mod refuse;
 pub(crate) mod serve;
-mod sni;
 mod tls;
 
 use std::fmt;
@@ -66,7 +64,8 @@ pub trait Interceptor: Send + Sync + 'static {
     /// Called twice for a TLS tunnel: at CONNECT time with `sni: None` (a deny is a 403
     /// and nothing is dialled), then once the ClientHello is read, with its SNI (a deny
     /// closes the tunnel before any client byte reaches the upstream). A ClientHello that
-    /// cannot be read within the bounds closes the tunnel without a second call.
+    /// cannot be read within the bounds, or whose SNI is not the CONNECT target, closes
+    /// the tunnel without a second call.
     fn tunnel(&self, host: &str, port: u16, sni: Option<&str>) -> Option<Deny>;
 
     /// One record per intercepted or forwarded request, after the response ended (or failed).
@@ -139,7 +138,7 @@ pub struct HttpEvent {
 }
 
 /// Everything interception needs; [`ProxyConfig::intercept`](crate::ProxyConfig) holds it
-/// (`None` = no interception, no peeking: the proxy behaves as without this module).
+/// (`None` = no interception: no tunnel is terminated and none goes to an interceptor).
 #[derive(Clone)]
 pub struct Intercept {
     /// The session CA that signs the leaf certificates the child sees.

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::HOST;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -34,7 +33,7 @@ use super::{Engine, HttpRecord, Metered, RequestParts, RequestVerdict};
 use crate::body::ProxyBody;
 use crate::event::EventGuard;
 use crate::shared::Shared;
-use crate::target::{parse_authority, Target};
+use crate::target::{same_target, Target};
 use crate::HostDecision;
 
 /// What an intercepted connection needs besides its sockets.
@@ -138,7 +137,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
         conn.target.port,
         &pq,
     ));
-    if let Err(why) = same_target(&parts, &conn.target) {
+    if let Err(why) = same_target(&parts.uri, &parts.headers, &conn.target, 443) {
         record.error(why.clone());
         return text(StatusCode::MISDIRECTED_REQUEST, format!("paddock: {}\n", one_line(&why)));
     }
@@ -178,30 +177,4 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
             text(f.status, f.message)
         }
     }
-}
-
-/// The request's own target (`:authority` and `Host`, each when present) must be the
-/// CONNECT target: the leaf certificate, the policy decision and the upstream are all for
-/// that one. Both are checked: a `Host` beside an absolute URI or an HTTP/2 `:authority`
-/// would otherwise go upstream and pick another site on a shared front end.
-fn same_target(parts: &hyper::http::request::Parts, target: &Target) -> Result<(), String> {
-    let mut named = Vec::new();
-    if let Some(a) = parts.uri.authority() {
-        named.push(a.as_str().to_owned());
-    }
-    for h in parts.headers.get_all(HOST) {
-        named.push(h.to_str().map_err(|_| "a Host header that is not text".to_owned())?.to_owned());
-    }
-    for named in named {
-        match parse_authority(&named, Some(443)) {
-            Ok(t) if t == *target => {}
-            _ => {
-                return Err(format!(
-                    "this connection is for {}; a request for {named} needs its own CONNECT",
-                    target.authority()
-                ))
-            }
-        }
-    }
-    Ok(())
 }

@@ -55,20 +55,19 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(allow_private: bool, cfg: ProxyConfig) -> Proxy {
+        Proxy::start_with(Arc::new(TestPolicy { allow_private }), cfg).await
+    }
+
+    pub async fn start_with(policy: Arc<dyn HostPolicy>, cfg: ProxyConfig) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let events: Events = Arc::default();
         let sink = events.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            listener,
-            Arc::new(TestPolicy { allow_private }),
-            Arc::new(move |e| sink.lock().unwrap().push(e)),
-            cfg,
-            async move {
+        let task =
+            tokio::spawn(serve(listener, policy, Arc::new(move |e| sink.lock().unwrap().push(e)), cfg, async move {
                 let _ = stopped.await;
-            },
-        ));
+            }));
         Proxy { addr, events, stop: Some(stop), task }
     }
 
@@ -185,4 +184,87 @@ pub async fn read_head(s: &mut TcpStream) -> String {
 
 pub fn status(resp: &str) -> u16 {
     resp.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {resp:?}"))
+}
+
+/// Greets, asks for `addr` (already encoded: ATYP + address) and `port`;
+/// returns the stream and the reply code.
+pub async fn socks_connect(proxy: std::net::SocketAddr, addr: &[u8], port: u16) -> (TcpStream, u8) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut choice = [0u8; 2];
+    s.read_exact(&mut choice).await.unwrap();
+    assert_eq!(choice, [5, 0]);
+    let mut req = vec![5, 1, 0];
+    req.extend_from_slice(addr);
+    req.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&req).await.unwrap();
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 5);
+    (s, reply[1])
+}
+
+pub fn domain(name: &str) -> Vec<u8> {
+    let mut v = vec![3, name.len() as u8];
+    v.extend_from_slice(name.as_bytes());
+    v
+}
+
+/// A TCP upstream that reports how many bytes it received before the other side closed.
+pub async fn counting_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut n = 0;
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                        Ok(Ok(k)) => n += k,
+                    }
+                }
+                let _ = tx.send(n);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A real TLS ClientHello (rustls) with server name `sni`, as a client's first bytes.
+pub fn client_hello(sni: &str) -> Vec<u8> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).unwrap();
+    }
+    out
+}
+
+/// Sends `hello` as the tunnel's first bytes and half-closes; how many bytes the
+/// upstream received.
+pub async fn send_hello(
+    mut tcp: TcpStream,
+    hello: &[u8],
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<usize>,
+) -> usize {
+    tcp.write_all(&hello[..40]).await.unwrap();
+    tcp.write_all(&hello[40..]).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await.unwrap();
+    assert!(closed.is_err() || rest.is_empty(), "the upstream sent nothing");
+    n
 }

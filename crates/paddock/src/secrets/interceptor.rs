@@ -24,6 +24,10 @@ impl CallInterceptor {
     }
 }
 
+/// Headers through which a client names another method than its request line's (Google
+/// APIs, Rails, ASP.NET and others honour them on a `POST`), lower case as hyper keeps them.
+const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
+
 fn exfiltration(name: &str, reason: String) -> Deny {
     Deny { rule: format!("secrets.{name}"), reason, exfiltration: true }
 }
@@ -89,6 +93,18 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     let d = policy.decide_http(method, req.host, req.port, req.path_and_query);
     if !d.is_allow() {
         return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason: d.reason, exfiltration: false });
+    }
+    // A method a server may take from a header instead of the request line is decided too.
+    for (name, value) in req.headers.iter().filter(|(n, _)| METHOD_OVERRIDES.contains(&n.as_str())) {
+        let Ok(other) = value.to_str().map(str::trim) else {
+            let reason = format!("a `{name}` header that is not text: the method a server would take is unknown");
+            return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason, exfiltration: false });
+        };
+        let o = policy.decide_http(other, req.host, req.port, req.path_and_query);
+        if !o.is_allow() {
+            let reason = format!("`{name}: {other}` asks for {other}: {}", o.reason);
+            return RequestVerdict::Deny(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
+        }
     }
     let mut used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
     used.sort_unstable();
@@ -301,6 +317,38 @@ deny = ["DELETE **"]
         assert!(decide_tunnel(Some(&b), &format!("{ph}.other.test"), 443, None).is_some_and(|d| d.exfiltration));
         assert!(decide_tunnel(Some(&b), "other.test", 443, Some(&ph.to_uppercase())).is_some());
         assert!(decide_tunnel(Some(&b), "other.test", 443, Some("other.test")).is_none());
+    }
+
+    #[test]
+    fn a_method_named_in_an_override_header_is_decided_too() {
+        let p = policy();
+        let b = Broker::new(&p, &|_| None).unwrap().unwrap();
+        for (name, value, allowed) in [
+            ("x-http-method-override", "DELETE", false),
+            ("x-http-method", " delete ", false),
+            ("x-method-override", "DELETE", false),
+            ("x-http-method-override", "PATCH", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_str(value).unwrap());
+            let method = Method::POST;
+            let parts = &mut RequestParts {
+                method: &method,
+                host: "api.test",
+                port: 443,
+                path_and_query: "/x",
+                headers: &mut h,
+                tls: true,
+            };
+            match decide_request(&p, Some(&b), parts) {
+                RequestVerdict::Allow { .. } => assert!(allowed, "{name}: {value}"),
+                RequestVerdict::Deny(d) => {
+                    assert!(!allowed, "{name}: {value}: {d:?}");
+                    assert_eq!(d.rule, "network.http[0].deny[0]");
+                    assert!(d.reason.contains(name), "{d:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -123,12 +123,16 @@ impl SourceState {
 
 /// Runs `sh -c cmd` outside the sandbox (paddock's own environment and rights), its
 /// standard output (trimmed) the value. Its standard error is discarded: it might echo
-/// the value, and a message of ours must never.
+/// the value, and a message of ours must never. It runs in `/`, never in paddock's own
+/// working directory: that is usually the workspace, where the agent writes, and a
+/// command that looks there (`python3 -m keyring`, `npx`, `./scripts/token`) would run
+/// what the agent planted, unconfined.
 fn run_command(cmd: &str) -> Result<Secret, SourceError> {
     let err = |reason: String| SourceError::Command { cmd: cmd.to_string(), reason };
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,0 +1,188 @@
+//! Plain HTTP/1 inside a tunnel (`curl -p http://…`, `ws://` through a CONNECT proxy,
+//! HTTP over SOCKS5): served with hyper request by request over the tunnel's one upstream
+//! connection, so that every request's target (its `Host` and absolute URI) is checked
+//! against the tunnel's before it goes upstream, keep-alive and pipelined requests
+//! included. A request for another host is answered 421 and ends the tunnel; the
+//! connection's event is then a denial that says why. A `101 Switching Protocols`
+//! (WebSocket) hands both sides to a byte relay.
+//!
+//! Nothing else of the request is looked at or changed (headers keep their case), and
+//! nothing is decided per request: the tunnel's host was decided at its CONNECT.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION};
+use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+use crate::counted::Counted;
+use crate::event::{EventGuard, Verdict};
+use crate::intercept::refuse::{one_line, text};
+use crate::intercept::Metered;
+use crate::target::{same_target, Target};
+
+/// The rule of a tunnel ended because a request in it named another host.
+pub(crate) const RULE_HOST: &str = "proxy.tunnel_host";
+
+/// Serves the tunnel's requests until either side closes it (`first`: the client's bytes
+/// read already). The caller bounds it by the idle timeout.
+pub(crate) async fn serve(
+    client: TcpStream,
+    first: Vec<u8>,
+    upstream: TcpStream,
+    guard: &EventGuard,
+    target: &Target,
+    header_timeout: Duration,
+) -> io::Result<()> {
+    let client = Counted::new(Prefixed { first, at: 0, inner: client }, Arc::clone(&guard.up));
+    let upstream = Counted::new(upstream, Arc::clone(&guard.down));
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .handshake::<_, Incoming>(TokioIo::new(upstream))
+        .await
+        .map_err(|e| io::Error::other(format!("the upstream connection: {e}")))?;
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let upgrades: Arc<Mutex<Option<(OnUpgrade, OnUpgrade)>>> = Arc::default();
+    let refused = Arc::new(AtomicBool::new(false));
+    let svc = {
+        let (upgrades, refused, target) = (Arc::clone(&upgrades), Arc::clone(&refused), target.clone());
+        service_fn(move |mut req: Request<Incoming>| {
+            let (sender, upgrades, refused, target) =
+                (Arc::clone(&sender), Arc::clone(&upgrades), Arc::clone(&refused), target.clone());
+            async move {
+                if let Err(why) = same_target(req.uri(), req.headers(), &target, target.port) {
+                    refused.store(true, Ordering::SeqCst);
+                    return Ok::<_, io::Error>(misdirected(one_line(&why)));
+                }
+                let client_side = hyper::upgrade::on(&mut req);
+                let mut sender = sender.lock().await;
+                let sent = match sender.ready().await {
+                    Ok(()) => sender.send_request(req).await,
+                    Err(e) => Err(e),
+                };
+                let mut resp = match sent {
+                    Ok(resp) => resp,
+                    Err(e) => {
+                        let mut r = text(StatusCode::BAD_GATEWAY, format!("paddock: the upstream connection: {e}\n"));
+                        r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                        return Ok(r);
+                    }
+                };
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    let upstream_side = hyper::upgrade::on(&mut resp);
+                    *upgrades.lock().unwrap_or_else(|p| p.into_inner()) = Some((client_side, upstream_side));
+                }
+                let (parts, body) = resp.into_parts();
+                Ok(Response::from_parts(parts, ProxyBody::Metered(Metered::new(body, Vec::new(), Vec::new(), None))))
+            }
+        })
+    };
+    let server = hyper::server::conn::http1::Builder::new()
+        .preserve_header_case(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(client), svc)
+        .with_upgrades();
+    let conn = conn.with_upgrades();
+    tokio::pin!(server, conn);
+    let mut upstream_done = false;
+    let served = loop {
+        tokio::select! {
+            r = &mut server => break r,
+            r = &mut conn, if !upstream_done => {
+                upstream_done = true;
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "the tunnel's upstream connection ended with an error");
+                }
+            }
+        }
+    };
+    if refused.load(Ordering::SeqCst) {
+        guard.update(|d| {
+            d.verdict = Verdict::Denied;
+            d.status = 421;
+            d.rule = RULE_HOST.into();
+            d.reason = format!(
+                "a request in this tunnel named another host than {}; the tunnel was ended",
+                target.authority()
+            );
+        });
+    }
+    served.map_err(|e| io::Error::other(format!("plain HTTP in the tunnel: {e}")))?;
+    let taken = upgrades.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((client_side, upstream_side)) = taken {
+        // The upstream side is handed over once its connection has read the 101 out.
+        let upstream_side = async {
+            if !upstream_done {
+                (&mut conn).await.map_err(io::Error::other)?;
+            }
+            upstream_side.await.map_err(io::Error::other)
+        };
+        let client_side = async { client_side.await.map_err(io::Error::other) };
+        let (c, u) = tokio::try_join!(client_side, upstream_side)?;
+        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+        tokio::io::copy_bidirectional(&mut c, &mut u).await?;
+    }
+    Ok(())
+}
+
+/// 421 for a request that names another host; the tunnel ends after it.
+fn misdirected(why: String) -> Response<ProxyBody> {
+    let mut r = text(StatusCode::MISDIRECTED_REQUEST, format!("paddock: {why}\n"));
+    r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// The client's socket, with the bytes read from it already served first.
+struct Prefixed {
+    first: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.first.len() {
+            let n = (this.first.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.first[this.at..this.at + n]);
+            this.at += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,197 @@
+//! What every opaque tunnel is checked for, without interception: a ClientHello whose
+//! server name is not the tunnel's target closes it before any byte reaches the upstream;
+//! plain HTTP in a tunnel is served request by request, and a request for another host
+//! ends it. CONNECT and SOCKS5 alike; loopback only.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use paddock_proxy::{HostDecision, HostPolicy, ProxyConfig, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn a_client_hello_naming_another_host_closes_the_tunnel_before_any_byte() {
+    let (up, mut received) = counting_upstream().await;
+    let proxy = Proxy::default().await;
+    // evil.test is denied by name; other.example is in no allow entry; allowed.test is the target.
+    for (sni, denied) in [("evil.test", true), ("other.example", true), ("allowed.test", false)] {
+        let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        tcp.write_all(format!("CONNECT allowed.test:{} HTTP/1.1\r\n\r\n", up.port()).as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut tcp).await), 200);
+        let hello = client_hello(sni);
+        let n = send_hello(tcp, &hello, &mut received).await;
+        assert_eq!(n, if denied { 0 } else { hello.len() }, "SNI {sni}: bytes the upstream received");
+    }
+    let events = proxy.stop().await;
+    let denied: Vec<_> = events.iter().filter(|e| e.verdict == Verdict::Denied).collect();
+    assert_eq!(denied.len(), 2, "{events:?}");
+    for e in denied {
+        assert_eq!((e.rule.as_str(), e.bytes_up, e.host.as_str()), ("proxy.sni", 0, "allowed.test"), "{e:?}");
+        assert!(e.reason.contains("names ") && e.reason.contains("but this tunnel is for allowed.test"), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_socks5_tunnel_checks_the_client_hello_too() {
+    let (up, mut received) = counting_upstream().await;
+    let proxy = Proxy::default().await;
+    let (s, code) = socks_connect(proxy.addr, &domain("allowed.test"), up.port()).await;
+    assert_eq!(code, 0);
+    assert_eq!(send_hello(s, &client_hello("evil.test"), &mut received).await, 0);
+    let events = proxy.stop().await;
+    assert!(events.iter().any(|e| e.verdict == Verdict::Denied && e.rule == "proxy.sni"), "{events:?}");
+}
+
+/// Reads one response (head and `Content-Length` body) from `s`.
+async fn response(s: &mut TcpStream) -> (u16, String) {
+    let head = read_head(s).await;
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut body)).await.unwrap().unwrap();
+    (status(&head), String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn plain_http_in_a_tunnel_is_checked_request_by_request() {
+    let up = http_upstream().await;
+    let proxy = Proxy::default().await;
+    let port = up.port();
+    // Each case: the requests after the first one for the target, sent in one write
+    // (pipelined); the first passes, the next names another host.
+    let cases = [
+        format!("GET /two HTTP/1.1\r\nHost: evil.test:{port}\r\n\r\n"),
+        format!("GET http://other.example:{port}/two HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n"),
+        format!("GET /two HTTP/1.1\r\nHost: allowed.test:{port}\r\nHost: other.example\r\n\r\n"),
+        format!("GET /two HTTP/1.1\r\nHost: allowed.test:{}\r\n\r\n", port.wrapping_add(1)),
+    ];
+    for next in &cases {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut s).await), 200);
+        // The first request names the target (a Host without a port means the tunnel's).
+        let first = "POST /one HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 2\r\n\r\nhi";
+        s.write_all(format!("{first}{next}").as_bytes()).await.unwrap();
+        let (code, body) = response(&mut s).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.starts_with("POST /one") && body.ends_with("hi"), "{body}");
+        let (code, body) = response(&mut s).await;
+        assert_eq!(code, 421, "{next}: {body}");
+        assert!(body.contains("needs its own CONNECT"), "{body}");
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+        assert!(rest.is_empty(), "the tunnel ended after the 421: {}", String::from_utf8_lossy(&rest));
+    }
+    let events = proxy.stop().await;
+    let ended: Vec<_> = events.iter().filter(|e| e.rule == "proxy.tunnel_host").collect();
+    assert_eq!(ended.len(), cases.len(), "{events:?}");
+    assert!(ended.iter().all(|e| e.verdict == Verdict::Denied && e.status == 421), "{ended:?}");
+}
+
+#[tokio::test]
+async fn plain_http_for_the_target_keeps_its_tunnel_alive() {
+    let up = http_upstream().await;
+    let proxy = Proxy::default().await;
+    let port = up.port();
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut s).await), 200);
+    for i in 0..3 {
+        s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: Allowed.Test.:{port}\r\nX-Case: kept\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let (code, body) = response(&mut s).await;
+        assert_eq!(code, 200, "{body}");
+        assert!(body.starts_with(&format!("GET /{i} ")), "{body}");
+    }
+    drop(s);
+    let events = proxy.stop().await;
+    assert!(events.iter().all(|e| e.verdict == Verdict::Allowed), "{events:?}");
+}
+
+#[tokio::test]
+async fn an_upgrade_in_a_plain_tunnel_becomes_a_byte_relay() {
+    // An upstream that answers the first request with 101, then echoes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("GET /ws HTTP/1.1"), "{head}");
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .await
+            .unwrap();
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+    });
+    let proxy = Proxy::default().await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut s).await), 200);
+    let upgrade =
+        format!("GET /ws HTTP/1.1\r\nHost: allowed.test:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    s.write_all(upgrade.as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut s).await), 101);
+    // Past the upgrade the bytes are not HTTP, and are relayed as they are.
+    let frame = b"\x81\x04ping GET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    s.write_all(frame).await.unwrap();
+    let mut back = vec![0u8; frame.len()];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut back)).await.unwrap().unwrap();
+    assert_eq!(back, frame, "echoed through the relay");
+    drop(s);
+    let events = proxy.stop().await;
+    assert!(events.iter().all(|e| e.verdict == Verdict::Allowed), "{events:?}");
+}
+
+/// The test policy, until `revoked` is set: then `allowed.test` is refused, as
+/// `paddock revoke network:allowed.test` makes a session's policy refuse it.
+struct Revocable {
+    revoked: Arc<AtomicBool>,
+}
+
+impl HostPolicy for Revocable {
+    fn decide(&self, host: &str, port: u16) -> HostDecision {
+        if host == "allowed.test" && self.revoked.load(Ordering::SeqCst) {
+            return HostDecision::deny("revocations[0]", "revoked by `network:allowed.test`");
+        }
+        TestPolicy { allow_private: true }.decide(host, port)
+    }
+    fn pinned(&self, host: &str) -> Option<IpAddr> {
+        TestPolicy { allow_private: true }.pinned(host)
+    }
+    fn private_allowed(&self, addr: IpAddr) -> bool {
+        TestPolicy { allow_private: true }.private_allowed(addr)
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_cuts_the_tunnels_already_open() {
+    let echo = echo_upstream().await;
+    let revoked = Arc::new(AtomicBool::new(false));
+    let proxy = Proxy::start_with(Arc::new(Revocable { revoked: Arc::clone(&revoked) }), ProxyConfig::default()).await;
+    let mut relay = TcpStream::connect(proxy.addr).await.unwrap();
+    relay.write_all(format!("CONNECT allowed.test:{} HTTP/1.1\r\n\r\n", echo.port()).as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut relay).await), 200);
+    relay.write_all(b"ping").await.unwrap();
+    let mut b = [0u8; 4];
+    relay.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ping", "control: the tunnel relays");
+    revoked.store(true, Ordering::SeqCst);
+    // The tunnel is closed without the client doing anything: its read ends.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), relay.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the open tunnel was cut after the revocation");
+    let resp = exchange(proxy.addr, format!("CONNECT allowed.test:{} HTTP/1.1\r\n\r\n", echo.port()).as_bytes()).await;
+    assert_eq!(status(&resp), 403, "a new tunnel is refused: {resp}");
+    let events = proxy.stop().await;
+    let cut = events.iter().find(|e| e.status == 200).expect("the first tunnel's event");
+    assert!(cut.error.as_deref().unwrap_or("").contains("cut while open: revocations[0]"), "{cut:?}");
+}
