@@ -361,6 +361,28 @@ fn routes_methods_and_bodies() {
 // Calls
 // ---------------------------------------------------------------------------------------
 
+/// A call that was recorded but whose sandbox could not start (its `cwd` is gone) still
+/// names its `call.start` in the answer, as a call that ran does: a reviewer finds it.
+#[test]
+fn a_call_whose_sandbox_cannot_start_names_its_record() {
+    let srv = start(None, &[]);
+    let r = srv.call(r#"{"tool":"command","argv":["/bin/true"],"cwd":"gone"}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    let o = r.json();
+    assert_eq!((o["decision"].as_str(), o["exit_code"].as_i64()), (Some("allow"), Some(125)), "{o}");
+    assert!(o["stderr"].as_str().unwrap_or("").contains("could not start the sandbox"), "{o}");
+    let seq = o["audit_seq"].as_u64().expect("audit_seq");
+    assert_ne!(seq, 0, "{o}");
+    let log = srv.audit();
+    let start = log.iter().find(|r| r["seq"] == seq).expect("the record at audit_seq");
+    assert_eq!(start["event"], "call.start", "{start}");
+    assert!(start["cwd"].as_str().unwrap_or("").ends_with("/gone"), "{start}");
+    assert!(
+        log.iter().any(|r| r["event"] == "call.end" && r["call_id"] == start["call_id"] && r["exit_code"] == 125),
+        "call.end recorded"
+    );
+}
+
 #[test]
 fn a_good_call_returns_output_exit_code_and_its_audit_seq() {
     let srv = start(None, &[]);

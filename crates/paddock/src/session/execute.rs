@@ -34,6 +34,31 @@ pub(super) struct Executed {
     pub unchecked: Vec<paddock_audit::Unchecked>,
 }
 
+/// Why [`Inner::execute`] failed, and the `seq` of the call's `call.start` when the call
+/// was recorded before it failed (the API answers with it, as for a call that ran).
+pub(super) struct Failed {
+    pub error: SessionError,
+    pub seq: Option<u64>,
+}
+
+impl Failed {
+    fn recorded(error: impl Into<SessionError>, seq: u64) -> Failed {
+        Failed { error: error.into(), seq: Some(seq) }
+    }
+}
+
+impl From<SessionError> for Failed {
+    fn from(error: SessionError) -> Failed {
+        Failed { error, seq: None }
+    }
+}
+
+impl From<Failed> for SessionError {
+    fn from(f: Failed) -> SessionError {
+        f.error
+    }
+}
+
 /// The proxy sees the session through this: its policy, its log, its observer, its questions.
 impl ProxyHost for Inner {
     fn session_id(&self) -> &str {
@@ -66,7 +91,7 @@ impl Inner {
         child: Child,
         rt: RuntimeSource,
         zygote: Option<&Arc<SessionZygote>>,
-    ) -> Result<Executed, SessionError> {
+    ) -> Result<Executed, Failed> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut spec = match (decision.is_allow(), child) {
             (true, Child::Run(spec)) => *spec,
@@ -74,7 +99,7 @@ impl Inner {
                 // Allowed, but there is nothing to run (the program does not resolve).
                 let code = Child::NOT_FOUND;
                 let seq = self.record_unrun(call, code)?;
-                return Err(SessionError::NotFound { seq, code });
+                return Err(Failed::recorded(SessionError::NotFound { seq, code }, seq));
             }
             _ => {
                 let audit_seq = self.append(&call.start(), true)?;
@@ -123,25 +148,32 @@ impl Inner {
                     ref other => other.exit_code(),
                 };
                 drop(noted);
-                self.record_unrun(call, code)?;
-                return Err(SessionError::Sandbox(e));
+                let seq = self.record_unrun(call, code)?;
+                return Err(Failed::recorded(e, seq));
             }
         };
         let (absent, planted, record) = match noted {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 drop(running); // kills the parked child
-                self.record_unrun(call, 125)?;
-                return Err(SessionError::Internal(e.to_string()));
+                let seq = self.record_unrun(call, 125)?;
+                return Err(Failed::recorded(SessionError::Internal(e.to_string()), seq));
             }
             None => {
                 drop(running);
-                self.record_unrun(call, 125)?;
-                return Err(SessionError::Internal("the sandbox started without the registry's note".into()));
+                let seq = self.record_unrun(call, 125)?;
+                let e = SessionError::Internal("the sandbox started without the registry's note".into());
+                return Err(Failed::recorded(e, seq));
             }
         };
         let t = Instant::now();
-        let proxy = self.start_proxy(&spec, &mut running, &call, rt)?;
+        let proxy = match self.start_proxy(&spec, &mut running, &call, rt) {
+            Ok(p) => p,
+            Err(e) => {
+                drop(running);
+                return Err(Failed::recorded(e, self.record_unrun(call, 125)?));
+            }
+        };
         if proxy.is_some() {
             phase("proxy start", t);
         }
@@ -151,9 +183,16 @@ impl Inner {
         let exec_supervisor = match running.take_exec_listener() {
             Some(fd) => {
                 let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
-                let s = paddock_sandbox::supervise(fd, Arc::new(auditor))?;
-                phase("exec supervisor start", t);
-                Some(s)
+                match paddock_sandbox::supervise(fd, Arc::new(auditor)) {
+                    Ok(s) => {
+                        phase("exec supervisor start", t);
+                        Some(s)
+                    }
+                    Err(e) => {
+                        drop(running);
+                        return Err(Failed::recorded(e, self.record_unrun(call, 125)?));
+                    }
+                }
             }
             None => None,
         };
@@ -206,7 +245,7 @@ impl Inner {
             Err(e) => {
                 let end = AuditOutcome::exited(125).with_moved_aside(moved_aside).with_unchecked(unchecked);
                 self.append(&call.end(end), false)?;
-                return Err(SessionError::Sandbox(e));
+                return Err(Failed::recorded(e, seq));
             }
         };
         let t = Instant::now();

@@ -7,7 +7,7 @@ use paddock_policy::Decision;
 use paddock_proxy::ConnectionEvent;
 use paddock_sandbox::ExitKind;
 
-use super::execute::Executed;
+use super::execute::{Executed, Failed};
 use crate::call::CallOutcome;
 use crate::SessionError;
 
@@ -35,12 +35,7 @@ pub(super) fn http_outcome(o: &mut CallOutcome, refused: Vec<ConnectionEvent>) {
 }
 
 /// The API's view of a call's result. For `read_file` the file goes to `content`.
-pub(super) fn outcome(
-    decision: Decision,
-    result: Result<Executed, SessionError>,
-    read: bool,
-    t0: Instant,
-) -> CallOutcome {
+pub(super) fn outcome(decision: Decision, result: Result<Executed, Failed>, read: bool, t0: Instant) -> CallOutcome {
     let mut o = CallOutcome {
         decision: decision.verdict.as_str().into(),
         rule: decision.rule.to_string(),
@@ -74,14 +69,16 @@ pub(super) fn outcome(
                 o.exit_code = Some(71);
             }
         }
-        Err(SessionError::NotFound { seq, code }) => {
+        Err(Failed { error: SessionError::NotFound { seq, code }, .. }) => {
             o.audit_seq = seq;
             o.exit_code = Some(code);
             o.stderr = "paddock: the program is not found in the sandbox PATH".into();
         }
-        Err(e) => {
-            o.exit_code = Some(e.exit_code());
-            o.stderr = format!("paddock: {e}");
+        Err(Failed { error, seq }) => {
+            // Recorded before it failed: the answer names its `call.start`, as a run's does.
+            o.audit_seq = seq.unwrap_or_default();
+            o.exit_code = Some(error.exit_code());
+            o.stderr = format!("paddock: {error}");
         }
     }
     o
