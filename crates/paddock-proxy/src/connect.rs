@@ -173,9 +173,11 @@ pub(crate) async fn relay_checked(
 ) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
     let watch = Watch { policy: check.policy, target: check.target };
+    let counters = (&*guard.up, &*guard.down);
     let first =
-        crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, &guard.down)
-            .await;
+        crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, counters);
+    // A first line that never ends keeps the tunnel in the check: a revocation cuts it there too.
+    let first = until_idle(async { Ok(first.await) }, guard, opts.idle, watch).await?;
     match first {
         Ok(First::Relay(first)) => {
             if !first.is_empty() {
@@ -278,12 +280,12 @@ where
 
 /// Runs `relay` until it ends, until no byte moved either way for `idle`, or until the
 /// policy no longer lets its host through (a revocation).
-async fn until_idle(
-    relay: impl Future<Output = io::Result<()>>,
+async fn until_idle<T>(
+    relay: impl Future<Output = io::Result<T>>,
     guard: &EventGuard,
     idle: Duration,
     watch: Watch<'_>,
-) -> io::Result<()> {
+) -> io::Result<T> {
     tokio::pin!(relay);
     let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(period);

@@ -97,6 +97,49 @@ async fn plain_http_in_a_tunnel_is_checked_request_by_request() {
 }
 
 #[tokio::test]
+async fn request_lines_a_lenient_server_takes_are_served_request_by_request_too() {
+    let up = http_upstream().await;
+    let proxy = Proxy::default().await;
+    let port = up.port();
+    // Empty lines first, a lower-case method: still HTTP, still checked.
+    for first in ["\r\n\r\nGET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n", "get /x HTTP/1.1\r\nHost: evil.test\r\n\r\n"] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut s).await), 200);
+        s.write_all(first.as_bytes()).await.unwrap();
+        let mut all = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await.unwrap().unwrap();
+        let all = String::from_utf8_lossy(&all);
+        assert!(!all.contains("GET /x"), "the upstream never answered: {all:?}");
+        assert!(all.starts_with("HTTP/1.1 421") || all.starts_with("HTTP/1.1 400"), "{all:?}");
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_line_sent_in_pieces_ends_the_tunnel() {
+    let echo = echo_upstream().await;
+    let proxy = Proxy::default().await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(format!("CONNECT allowed.test:{} HTTP/1.1\r\n\r\n", echo.port()).as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut s).await), 200);
+    // One word is sent on at once (a client waiting for its answer is not held up)...
+    s.write_all(b"GET").await.unwrap();
+    let mut b = [0u8; 3];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut b)).await.unwrap().unwrap();
+    assert_eq!(&b, b"GET");
+    // ...but once the rest makes it a request line, the tunnel ends: none of it went on.
+    s.write_all(b" /x HTTP/1.1\r\nHost: evil.test\r\n\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty(), "nothing more was echoed: {:?}", String::from_utf8_lossy(&rest));
+    let events = proxy.stop().await;
+    let e = events.iter().find(|e| e.verdict == Verdict::Denied).expect("a refusal");
+    assert_eq!((e.rule.as_str(), e.bytes_up), ("proxy.client_hello", 3), "{e:?}");
+    assert!(e.reason.contains("came in pieces"), "{e:?}");
+}
+
+#[tokio::test]
 async fn plain_http_for_the_target_keeps_its_tunnel_alive() {
     let up = http_upstream().await;
     let proxy = Proxy::default().await;

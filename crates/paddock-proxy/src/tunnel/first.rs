@@ -42,9 +42,10 @@ pub(crate) fn hello_deny(reason: String) -> Deny {
     Deny { rule: RULE_HELLO.into(), reason, exfiltration: false }
 }
 
-/// Reads the client's first bytes and decides. `Ok(first)`: how the tunnel goes on.
-/// `Err(deny)`: close the tunnel. Bytes relayed from the upstream meanwhile are added to
-/// `down`. `engine`: the interception, when there is one.
+/// Reads the client's first bytes and decides. `Ok(first)`: how the tunnel goes on (the
+/// bytes in it are the ones not yet sent). `Err(deny)`: close the tunnel. `counters`: the
+/// bytes sent each way meanwhile are added to them (up, down). `engine`: the
+/// interception, when there is one.
 pub(crate) async fn check(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
@@ -52,25 +53,42 @@ pub(crate) async fn check(
     engine: Option<&Engine>,
     target: &Target,
     timeouts: (Duration, Duration),
-    down: &AtomicU64,
+    counters: (&AtomicU64, &AtomicU64),
 ) -> Result<First, Deny> {
     let (header_timeout, idle_timeout) = timeouts;
+    let (up, down) = counters;
     let (mut cr, mut cw) = client.split();
-    let (mut ur, _uw) = upstream.split();
+    let (mut ur, mut uw) = upstream.split();
+    // Bytes of an unfinished first line sent on already (`ping`, `hello there`): a client
+    // that waits for its answer is not held up, and until the line ends no server can
+    // have taken a request from them.
+    let mut sent = 0;
     let mut chunk = vec![0u8; 16 * 1024];
     let mut from_upstream = vec![0u8; 16 * 1024];
     let mut upstream_open = true;
     let started = Instant::now();
     let mut first_byte: Option<Instant> = (!buf.is_empty()).then(Instant::now);
+    let mut last_byte = Instant::now();
     loop {
         match inspect(&buf) {
             Hello::NotTls => match request_line(&buf) {
-                Some(true) => return Ok(First::Http(buf)),
-                Some(false) => return Ok(First::Relay(buf)),
-                None if buf.len() >= MAX_HELLO => {
-                    return Err(hello_deny(format!("no complete first line in the first {MAX_HELLO} bytes")))
+                Line::Http if sent == 0 => return Ok(First::Http(buf)),
+                Line::Http => {
+                    return Err(hello_deny(
+                        "an HTTP request line that came in pieces, its start sent on before it ended: it cannot be served request by request".into(),
+                    ))
                 }
-                None => {}
+                Line::Other => return Ok(First::Relay(buf.split_off(sent))),
+                Line::Word | Line::Pending if buf.len() >= MAX_HELLO => {
+                    return Err(hello_deny(format!("no end of the first line in the first {MAX_HELLO} bytes")))
+                }
+                Line::Word | Line::Pending => {
+                    if let Err(e) = uw.write_all(&buf[sent..]).await {
+                        return Err(hello_deny(format!("writing to the upstream failed: {e}")));
+                    }
+                    up.fetch_add((buf.len() - sent) as u64, Ordering::Relaxed);
+                    sent = buf.len();
+                }
             },
             Hello::Sni(None) => return Ok(First::Relay(buf)),
             Hello::Sni(Some(name)) => {
@@ -94,16 +112,21 @@ pub(crate) async fn check(
             Hello::NeedMore => {}
         }
         let deadline = match first_byte {
+            // Watching an unfinished first line that went on: as any relay, until idle.
+            Some(_) if sent > 0 => last_byte + idle_timeout,
             Some(t) => t + header_timeout,
             None => started + idle_timeout,
         };
         tokio::select! {
             read = cr.read(&mut chunk[..MAX_HELLO - buf.len()]) => match read {
-                Ok(0) if buf.is_empty() => return Ok(First::Relay(buf)), // closed before a byte: nothing to check
+                // Closed with nothing unsent (before a byte, or after an unfinished line):
+                // nothing to check.
+                Ok(0) if sent == buf.len() => return Ok(First::Relay(Vec::new())),
                 Ok(0) => return Err(hello_deny("the client closed before its first bytes could be checked".into())),
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
                     first_byte.get_or_insert_with(Instant::now);
+                    last_byte = Instant::now();
                 }
                 Err(e) => return Err(hello_deny(format!("reading the ClientHello failed: {e}"))),
             },
@@ -117,10 +140,11 @@ pub(crate) async fn check(
                         return Err(hello_deny(format!("writing to the client failed: {e}")));
                     }
                     down.fetch_add(n as u64, Ordering::Relaxed);
+                    last_byte = Instant::now();
                 }
             },
             () = tokio::time::sleep_until(deadline) => {
-                if first_byte.is_none() {
+                if first_byte.is_none() || sent > 0 {
                     return Ok(First::Idle);
                 }
                 return Err(hello_deny(format!("no complete TLS ClientHello or first line within {header_timeout:?}")));
@@ -141,22 +165,44 @@ fn sni_deny(named: &str, target: &Target) -> Deny {
     }
 }
 
-/// Whether `buf` starts with an HTTP/1 request line (`METHOD target HTTP/x`): `None`
-/// while its first line is incomplete and could still be one. A method is a token of
-/// capitals, `-` and `_` (servers take methods case-sensitively); any other first bytes
-/// are another protocol, decided at once (`ping`, a binary greeting).
-fn request_line(buf: &[u8]) -> Option<bool> {
-    let method = buf.iter().take_while(|b| b.is_ascii_uppercase() || matches!(b, b'-' | b'_')).count();
-    if method == buf.len() {
-        return None;
+/// What a tunnel's first bytes that are not TLS say so far.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// An HTTP/1 request line (`METHOD target HTTP/x`, after any empty lines).
+    Http,
+    /// Another protocol.
+    Other,
+    /// One word so far, no space yet (`ping`): could become a request line.
+    Word,
+    /// A word and a space, the line not ended: could be a request line.
+    Pending,
+}
+
+/// Reads the first line the way a lenient server would: empty lines before it skipped, a
+/// method of any token characters in any case, a space or a tab after it, `\r` or `\n`
+/// ending it, the version its last word.
+fn request_line(buf: &[u8]) -> Line {
+    let skipped = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let rest = &buf[skipped..];
+    let method = rest.iter().take_while(|&&b| token_char(b)).count();
+    if method == rest.len() {
+        return Line::Word;
     }
-    if method == 0 || buf[method] != b' ' {
-        return Some(false);
+    if method == 0 || !matches!(rest[method], b' ' | b'\t') {
+        return Line::Other;
     }
-    let end = buf.iter().position(|&b| b == b'\n')?;
-    let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    Some(version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/"))
+    let Some(end) = rest.iter().position(|&b| matches!(b, b'\r' | b'\n')) else { return Line::Pending };
+    let version = rest[..end].split(|b| matches!(b, b' ' | b'\t')).rfind(|w| !w.is_empty()).unwrap_or_default();
+    if version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/") {
+        Line::Http
+    } else {
+        Line::Other
+    }
+}
+
+/// RFC 9110's `tchar`: what a method may be made of.
+fn token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -165,23 +211,27 @@ mod tests {
 
     #[test]
     fn request_lines_are_told_from_other_first_bytes() {
-        let cases: [(&[u8], Option<bool>); 15] = [
-            (b"GET / HTTP/1.1\r\nHost: a\r\n", Some(true)),
-            (b"POST /x http/1.0\n", Some(true)),
-            (b"PRI * HTTP/2.0\r\n", Some(true)),
-            (b"M-SEARCH * HTTP/1.1\r\n", Some(true)),
-            (b"SSH-2.0-x\r\n", Some(false)),
-            (b"EHLO a.example\r\n", Some(false)),
-            (b"PING\r\n", Some(false)),
-            (b"ping", Some(false)),
-            (b"\x00\x01", Some(false)),
-            (b" GET / HTTP/1.1\r\n", Some(false)),
-            // Could still become a request line: wait for more.
-            (b"", None),
-            (b"GE", None),
-            (b"GET", None),
-            (b"GET /index.html HTT", None),
-            (b"M-", None),
+        let cases: [(&[u8], Line); 18] = [
+            (b"GET / HTTP/1.1\r\nHost: a\r\n", Line::Http),
+            (b"post /x http/1.0\n", Line::Http),
+            (b"PRI * HTTP/2.0\r\n", Line::Http),
+            (b"M-SEARCH * HTTP/1.1\r\n", Line::Http),
+            // What lenient servers also take: empty lines first, a tab, a bare CR.
+            (b"\r\n\r\nGET / HTTP/1.1\r\n", Line::Http),
+            (b"GET\t/\tHTTP/1.1\rHost: a", Line::Http),
+            (b"SSH-2.0-x\r\n", Line::Other),
+            (b"EHLO a.example\r\n", Line::Other),
+            (b"PING\r\n", Line::Other),
+            (b"\x00\x01", Line::Other),
+            (b" GET / HTTP/1.1\r\n", Line::Other),
+            // Unfinished: sent on at once, the line watched until it ends.
+            (b"ping", Line::Word),
+            (b"GE", Line::Word),
+            (b"\r\n", Line::Word),
+            (b"*1", Line::Word),
+            (b"GET /index.html HTT", Line::Pending),
+            (b"get ", Line::Pending),
+            (b"AUTH x", Line::Pending),
         ];
         for (bytes, want) in cases {
             assert_eq!(request_line(bytes), want, "{}", String::from_utf8_lossy(bytes));
