@@ -20,7 +20,9 @@
 //! server that normalises it (decodes twice, strips `;` parameters, trims) would serve a
 //! path no pattern was checked against. Deny patterns match the method and the path in
 //! any ASCII case, allow patterns exactly: `DELETE /repos/acme/PRIVATE` meets
-//! `deny = ["DELETE /repos/acme/private/**"]` on a server whose names ignore case.
+//! `deny = ["DELETE /repos/acme/private/**"]` on a server whose names ignore case; and
+//! deny patterns meet a path with a trailing `/` as without it (`/x/` is `/x` to many
+//! routers).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -331,8 +333,15 @@ impl HttpRules {
                 ))
             }
         };
+        // A trailing `/` is the same path to many routers (`/x/` serves `/x`): a deny
+        // pattern meets the path with and without it.
+        let unslashed = match segments.split_last() {
+            Some((last, rest)) if last.is_empty() && !rest.is_empty() => Some(rest),
+            _ => None,
+        };
         for p in rules.iter().flat_map(|r| &r.deny) {
-            if p.matches(method, &segments, Case::Folded) {
+            let bare = unslashed.is_some_and(|s| p.matches(method, s, Case::Folded));
+            if bare || p.matches(method, &segments, Case::Folded) {
                 return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
             }
         }

@@ -57,6 +57,20 @@ fn requests_are_decided_by_their_host_rules() {
     assert_eq!(d("GET", "api.github.com", "/REPOS/Acme/Secret/k"), (Verdict::Deny, "network.http[0].deny[1]".into()));
     assert_eq!(d("delete", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
     assert_eq!(d("GET", "api.github.com", "/Repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
+    // A trailing slash: the same path to many routers, so to the deny patterns too.
+    let p2 = load(
+        "[[network.http]]\nhost = \"api.github.com\"\nallow = [\"* /repos/**\"]\ndeny = [\"* /repos/acme/admin\"]\n",
+    )
+    .unwrap();
+    for path in ["/repos/acme/admin", "/repos/acme/admin/", "/repos/acme/ADMIN/?x=1"] {
+        assert_eq!(
+            p2.decide_http("GET", "api.github.com", 443, path).rule.as_ref(),
+            "network.http[0].deny[0]",
+            "{path}"
+        );
+    }
+    assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/admin/x").is_allow());
+    assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/").is_allow());
     // A host without rules: the host decision.
     assert_eq!(d("DELETE", "other.test", "/x"), (Verdict::Allow, "network.allow[1]".into()));
     assert_eq!(d("GET", "nope.test", "/x").0, Verdict::Deny);

@@ -180,7 +180,9 @@ enum Line {
 
 /// Reads the first line the way a lenient server would: empty lines before it skipped, a
 /// method of any token characters in any case, a space or a tab after it, `\r` or `\n`
-/// ending it, the version its last word.
+/// ending it; a request line when its last word is an `HTTP/` version, or when its second
+/// word is a request target (`/…`, `*`, `scheme://…`), version or not: some servers read
+/// `GET /x` and the headers after it as an HTTP/0.9 request.
 fn request_line(buf: &[u8]) -> Line {
     let skipped = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
     let rest = &buf[skipped..];
@@ -192,8 +194,11 @@ fn request_line(buf: &[u8]) -> Line {
         return Line::Other;
     }
     let Some(end) = rest.iter().position(|&b| matches!(b, b'\r' | b'\n')) else { return Line::Pending };
-    let version = rest[..end].split(|b| matches!(b, b' ' | b'\t')).rfind(|w| !w.is_empty()).unwrap_or_default();
-    if version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/") {
+    let mut words = rest[..end].split(|b| matches!(b, b' ' | b'\t')).filter(|w| !w.is_empty());
+    let target = words.nth(1).unwrap_or_default();
+    let version = words.next_back().unwrap_or(target);
+    let is_target = target.starts_with(b"/") || target == b"*" || target.windows(3).any(|w| w == b"://");
+    if is_target || (version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/")) {
         Line::Http
     } else {
         Line::Other
@@ -211,7 +216,7 @@ mod tests {
 
     #[test]
     fn request_lines_are_told_from_other_first_bytes() {
-        let cases: [(&[u8], Line); 18] = [
+        let cases: [(&[u8], Line); 21] = [
             (b"GET / HTTP/1.1\r\nHost: a\r\n", Line::Http),
             (b"post /x http/1.0\n", Line::Http),
             (b"PRI * HTTP/2.0\r\n", Line::Http),
@@ -219,6 +224,9 @@ mod tests {
             // What lenient servers also take: empty lines first, a tab, a bare CR.
             (b"\r\n\r\nGET / HTTP/1.1\r\n", Line::Http),
             (b"GET\t/\tHTTP/1.1\rHost: a", Line::Http),
+            (b"GET /v09\r\nHost: a\r\n", Line::Http),
+            (b"get http://a.example/ \r\n", Line::Http),
+            (b"OPTIONS * \n", Line::Http),
             (b"SSH-2.0-x\r\n", Line::Other),
             (b"EHLO a.example\r\n", Line::Other),
             (b"PING\r\n", Line::Other),

@@ -56,7 +56,8 @@ fn basic_pair(name: &HeaderName, value: &HeaderValue) -> Option<zeroize::Zeroizi
     STANDARD.decode(v[6..].trim_ascii()).ok().map(zeroize::Zeroizing::new)
 }
 
-fn percent_decoded(s: &str) -> Vec<u8> {
+/// `%XX` escapes decoded (others left as they are).
+pub(crate) fn percent_decoded(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -28,6 +28,38 @@ impl CallInterceptor {
 /// APIs, Rails, ASP.NET and others honour them on a `POST`), lower case as hyper keeps them.
 const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
 
+/// Every method a server may take instead of the request line's, with where it was
+/// written: each comma-separated value of an override header (middleware takes the first,
+/// others the last) and each `_method` query parameter (Express, Laravel, Symfony). `Err`:
+/// a header that is not text, whose method cannot be known.
+fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
+    let mut found = Vec::new();
+    for (name, value) in headers.iter().filter(|(n, _)| METHOD_OVERRIDES.contains(&n.as_str())) {
+        let value = value
+            .to_str()
+            .map_err(|_| format!("a `{name}` header that is not text: the method a server would take is unknown"))?;
+        for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            found.push((format!("`{name}: {value}`"), m.to_string()));
+        }
+    }
+    let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if decoded(key).eq_ignore_ascii_case("_method") {
+            let m = decoded(value);
+            if !m.trim().is_empty() {
+                found.push(("the query's `_method`".to_string(), m.trim().to_string()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A query component as a server reads it: `+` a space, `%XX` its byte (lossy).
+fn decoded(s: &str) -> String {
+    String::from_utf8_lossy(&inspect::percent_decoded(&s.replace('+', " "))).into_owned()
+}
+
 fn exfiltration(name: &str, reason: String) -> Deny {
     Deny { rule: format!("secrets.{name}"), reason, exfiltration: true }
 }
@@ -94,15 +126,15 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     if !d.is_allow() {
         return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason: d.reason, exfiltration: false });
     }
-    // A method a server may take from a header instead of the request line is decided too.
-    for (name, value) in req.headers.iter().filter(|(n, _)| METHOD_OVERRIDES.contains(&n.as_str())) {
-        let Ok(other) = value.to_str().map(str::trim) else {
-            let reason = format!("a `{name}` header that is not text: the method a server would take is unknown");
-            return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason, exfiltration: false });
-        };
-        let o = policy.decide_http(other, req.host, req.port, req.path_and_query);
+    // A method a server may take instead of the request line's is decided too.
+    let overrides = match method_overrides(req.headers, req.path_and_query) {
+        Ok(o) => o,
+        Err(reason) => return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason, exfiltration: false }),
+    };
+    for (place, other) in overrides {
+        let o = policy.decide_http(&other, req.host, req.port, req.path_and_query);
         if !o.is_allow() {
-            let reason = format!("`{name}: {other}` asks for {other}: {}", o.reason);
+            let reason = format!("{place} asks for {other}: {}", o.reason);
             return RequestVerdict::Deny(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
         }
     }
@@ -323,11 +355,19 @@ deny = ["DELETE **"]
     fn a_method_named_in_an_override_header_is_decided_too() {
         let p = policy();
         let b = Broker::new(&p, &|_| None).unwrap().unwrap();
-        for (name, value, allowed) in [
-            ("x-http-method-override", "DELETE", false),
-            ("x-http-method", " delete ", false),
-            ("x-method-override", "DELETE", false),
-            ("x-http-method-override", "PATCH", true),
+        for (name, value, target, allowed) in [
+            ("x-http-method-override", "DELETE", "/x", false),
+            ("x-http-method", " delete ", "/x", false),
+            ("x-method-override", "DELETE", "/x", false),
+            // A list: middleware takes the first value, others the last.
+            ("x-http-method-override", "DELETE, GET", "/x", false),
+            ("x-http-method-override", "GET,DELETE", "/x", false),
+            // `_method` in the query (Express, Laravel, Symfony), encoded or not.
+            ("x-other", "", "/x?a=1&_method=DELETE", false),
+            ("x-other", "", "/x?_METHOD=del%45te", false),
+            ("x-other", "", "/x?%5Fmethod=DELETE", false),
+            ("x-http-method-override", "PATCH", "/x?_method=GET", true),
+            ("x-other", "", "/x?method=DELETE", true),
         ] {
             let mut h = HeaderMap::new();
             h.insert(name, HeaderValue::from_str(value).unwrap());
@@ -336,16 +376,16 @@ deny = ["DELETE **"]
                 method: &method,
                 host: "api.test",
                 port: 443,
-                path_and_query: "/x",
+                path_and_query: target,
                 headers: &mut h,
                 tls: true,
             };
             match decide_request(&p, Some(&b), parts) {
-                RequestVerdict::Allow { .. } => assert!(allowed, "{name}: {value}"),
+                RequestVerdict::Allow { .. } => assert!(allowed, "{name}: {value} {target}"),
                 RequestVerdict::Deny(d) => {
-                    assert!(!allowed, "{name}: {value}: {d:?}");
+                    assert!(!allowed, "{name}: {value} {target}: {d:?}");
                     assert_eq!(d.rule, "network.http[0].deny[0]");
-                    assert!(d.reason.contains(name), "{d:?}");
+                    assert!(d.reason.contains(name) || d.reason.contains("_method"), "{d:?}");
                 }
             }
         }
