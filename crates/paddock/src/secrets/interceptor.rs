@@ -24,42 +24,6 @@ impl CallInterceptor {
     }
 }
 
-/// Headers through which a client names another method than its request line's (Google
-/// APIs, Rails, ASP.NET and others honour them on a `POST`), lower case as hyper keeps them.
-const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
-
-/// Every method a server may take instead of the request line's, with where it was
-/// written: each comma-separated value of an override header (middleware takes the first,
-/// others the last) and each `_method` query parameter (Express, Laravel, Symfony). `Err`:
-/// a header that is not text, whose method cannot be known.
-fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
-    let mut found = Vec::new();
-    for (name, value) in headers.iter().filter(|(n, _)| METHOD_OVERRIDES.contains(&n.as_str())) {
-        let value = value
-            .to_str()
-            .map_err(|_| format!("a `{name}` header that is not text: the method a server would take is unknown"))?;
-        for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            found.push((format!("`{name}: {value}`"), m.to_string()));
-        }
-    }
-    let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if decoded(key).eq_ignore_ascii_case("_method") {
-            let m = decoded(value);
-            if !m.trim().is_empty() {
-                found.push(("the query's `_method`".to_string(), m.trim().to_string()));
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// A query component as a server reads it: `+` a space, `%XX` its byte (lossy).
-fn decoded(s: &str) -> String {
-    String::from_utf8_lossy(&inspect::percent_decoded(&s.replace('+', " "))).into_owned()
-}
-
 fn exfiltration(name: &str, reason: String) -> Deny {
     Deny { rule: format!("secrets.{name}"), reason, exfiltration: true }
 }
@@ -126,17 +90,8 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     if !d.is_allow() {
         return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason: d.reason, exfiltration: false });
     }
-    // A method a server may take instead of the request line's is decided too.
-    let overrides = match method_overrides(req.headers, req.path_and_query) {
-        Ok(o) => o,
-        Err(reason) => return RequestVerdict::Deny(Deny { rule: d.rule.to_string(), reason, exfiltration: false }),
-    };
-    for (place, other) in overrides {
-        let o = policy.decide_http(&other, req.host, req.port, req.path_and_query);
-        if !o.is_allow() {
-            let reason = format!("{place} asks for {other}: {}", o.reason);
-            return RequestVerdict::Deny(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
-        }
+    if let Some(deny) = super::overrides::refused(policy, req, &d.rule) {
+        return RequestVerdict::Deny(deny);
     }
     let mut used: Vec<usize> = found.iter().map(|(i, _)| *i).collect();
     used.sort_unstable();
@@ -388,6 +343,32 @@ deny = ["DELETE **"]
                     assert!(d.reason.contains(name) || d.reason.contains("_method"), "{d:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_path_named_in_a_rewrite_header_is_decided_too() {
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\nallow = [\"GET /ok/**\"]\n";
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        for (name, path, allowed) in [
+            ("x-original-url", "/admin", false),
+            ("x-rewrite-url", "/ok/../admin", false),
+            ("x-original-url", "/ok/x", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_str(path).unwrap());
+            let method = Method::GET;
+            let parts = &mut RequestParts {
+                method: &method,
+                host: "api.test",
+                port: 443,
+                path_and_query: "/ok/y",
+                headers: &mut h,
+                tls: true,
+            };
+            let v = decide_request(&p, None, parts);
+            assert_eq!(matches!(v, RequestVerdict::Allow { .. }), allowed, "{name}: {path}: {v:?}");
         }
     }
 

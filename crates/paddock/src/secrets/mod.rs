@@ -23,6 +23,7 @@ mod bundle;
 mod env;
 mod inspect;
 mod interceptor;
+mod overrides;
 mod placeholder;
 mod secret;
 mod setup;
