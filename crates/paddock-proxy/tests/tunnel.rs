@@ -124,6 +124,29 @@ async fn request_lines_a_lenient_server_takes_are_served_request_by_request_too(
 }
 
 #[tokio::test]
+async fn an_upgrade_other_than_websocket_in_a_plain_tunnel_is_refused() {
+    let (up, mut received) = counting_upstream().await;
+    let proxy = Proxy::default().await;
+    let port = up.port();
+    // Past a 101 the bytes go unread: h2c streams and a TLS ClientHello name hosts of their own.
+    for upgrade in ["h2c", "TLS/1.2", "websocket, h2c"] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut s).await), 200);
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: allowed.test:{port}\r\nConnection: Upgrade\r\nUpgrade: {upgrade}\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let (code, body) = response(&mut s).await;
+        assert_eq!(code, 421, "{upgrade}: {body}");
+        assert!(body.contains("only WebSocket is relayed"), "{body}");
+        let n = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+        assert_eq!(n, 0, "{upgrade}: no byte reached the upstream");
+    }
+    let events = proxy.stop().await;
+    assert_eq!(events.iter().filter(|e| e.rule == "proxy.tunnel_host").count(), 3, "{events:?}");
+}
+
+#[tokio::test]
 async fn a_request_line_sent_in_pieces_ends_the_tunnel() {
     let echo = echo_upstream().await;
     let proxy = Proxy::default().await;

@@ -4,13 +4,13 @@
 //! against the tunnel's before it goes upstream, keep-alive and pipelined requests
 //! included. A request for another host is answered 421 and ends the tunnel; the
 //! connection's event is then a denial that says why. A `101 Switching Protocols`
-//! (WebSocket) hands both sides to a byte relay.
+//! (WebSocket) hands both sides to a byte relay; any other `Upgrade` (`h2c`, `TLS/1.2`,
+//! whose streams or ClientHello would name hosts of their own) is refused the same way.
 //!
 //! Nothing else of the request is looked at or changed (headers keep their case), and
 //! nothing is decided per request: the tunnel's host was decided at its CONNECT.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,16 +51,20 @@ pub(crate) async fn serve(
         .map_err(|e| io::Error::other(format!("the upstream connection: {e}")))?;
     let sender = Arc::new(tokio::sync::Mutex::new(sender));
     let upgrades: Arc<Mutex<Option<(OnUpgrade, OnUpgrade)>>> = Arc::default();
-    let refused = Arc::new(AtomicBool::new(false));
+    let refused: Arc<Mutex<Option<String>>> = Arc::default();
     let svc = {
         let (upgrades, refused, target) = (Arc::clone(&upgrades), Arc::clone(&refused), target.clone());
         service_fn(move |mut req: Request<Incoming>| {
             let (sender, upgrades, refused, target) =
                 (Arc::clone(&sender), Arc::clone(&upgrades), Arc::clone(&refused), target.clone());
             async move {
-                if let Err(why) = same_target(req.uri(), req.headers(), &target, target.port) {
-                    refused.store(true, Ordering::SeqCst);
-                    return Ok::<_, io::Error>(misdirected(one_line(&why)));
+                let why = same_target(req.uri(), req.headers(), &target, target.port)
+                    .err()
+                    .map(|why| one_line(&why))
+                    .or_else(|| other_upgrade(req.headers()));
+                if let Some(why) = why {
+                    *refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                    return Ok::<_, io::Error>(misdirected(why));
                 }
                 let client_side = hyper::upgrade::on(&mut req);
                 let mut sender = sender.lock().await;
@@ -106,15 +110,13 @@ pub(crate) async fn serve(
             }
         }
     };
-    if refused.load(Ordering::SeqCst) {
+    let refused = refused.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(why) = refused {
         guard.update(|d| {
             d.verdict = Verdict::Denied;
             d.status = 421;
             d.rule = RULE_HOST.into();
-            d.reason = format!(
-                "a request in this tunnel named another host than {}; the tunnel was ended",
-                target.authority()
-            );
+            d.reason = format!("{why}; the tunnel to {} was ended", target.authority());
         });
     }
     served.map_err(|e| io::Error::other(format!("plain HTTP in the tunnel: {e}")))?;
@@ -135,7 +137,27 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// 421 for a request that names another host; the tunnel ends after it.
+/// Why an `Upgrade` other than WebSocket is refused: past a `101` the bytes are relayed
+/// unread, and `h2c` (HTTP/2 streams, each with its own `:authority`) or `TLS/1.x` (a
+/// ClientHello with its own server name) would carry other hosts there.
+fn other_upgrade(headers: &hyper::HeaderMap) -> Option<String> {
+    let offered: Vec<String> = headers
+        .get_all(hyper::header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(',').map(|p| p.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let other: Vec<&String> = offered.iter().filter(|p| p.as_str() != "websocket").collect();
+    (!other.is_empty()).then(|| {
+        format!(
+            "an upgrade to {} inside a tunnel: only WebSocket is relayed (what follows another protocol's 101 is not checked)",
+            one_line(&other.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "))
+        )
+    })
+}
+
+/// 421 for a request that names another host (or asks for an upgrade the tunnel does not
+/// relay); the tunnel ends after it.
 fn misdirected(why: String) -> Response<ProxyBody> {
     let mut r = text(StatusCode::MISDIRECTED_REQUEST, format!("paddock: {why}\n"));
     r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
