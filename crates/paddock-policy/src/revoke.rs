@@ -197,7 +197,8 @@ impl Revocations {
     }
 
     pub(crate) fn connect(&self, d: Decision, host: &Host, port: u16) -> Decision {
-        if !d.is_allow() {
+        // An allow, or a question: a revoked host is neither let through nor asked about.
+        if !d.is_allow() && d.verdict != crate::decision::Verdict::Ask {
             return d;
         }
         let hit = self.network.decide_host(host, port);

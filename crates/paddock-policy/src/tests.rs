@@ -438,6 +438,13 @@ fn revocations_of_each_kind_deny_with_revoked() {
     // what was denied stays denied with its own reason
     let d = p.decide_connect("example.com", 443);
     assert!(!d.reason.contains("revoked"), "{}", d.reason);
+    // a host the policy asks about is, once revoked, refused without a question
+    let mut asks = policy("version = 1\n[network]\nask = [\"asked.test\", \"other.test\"]\n");
+    assert_eq!(asks.decide_connect("asked.test", 443).verdict, Verdict::Ask);
+    asks.set_revocations(&[(Revocation::Network("asked.test".into()), None)], Path::new("r")).unwrap();
+    let d = asks.decide_connect("asked.test", 443);
+    assert!(d.verdict == Verdict::Deny && d.reason.contains("revoked by `network:asked.test`"), "{d:?}");
+    assert_eq!(asks.decide_connect("other.test", 443).verdict, Verdict::Ask);
     // no [commands] table: a command revocation still applies
     let mut open = policy("version = 1\n");
     open.set_revocations(&[(Revocation::Command("ls **".into()), None)], Path::new("r")).unwrap();

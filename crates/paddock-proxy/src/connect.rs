@@ -144,6 +144,24 @@ const RECHECK: Duration = Duration::from_millis(200);
 pub(crate) struct Watch<'a> {
     policy: &'a dyn HostPolicy,
     target: &'a Target,
+    /// Let through by a person's answer, its host one the policy asks about: a question
+    /// again is no reason to cut it, a refusal is.
+    asked: bool,
+}
+
+impl<'a> Watch<'a> {
+    fn new(policy: &'a dyn HostPolicy, target: &'a Target) -> Watch<'a> {
+        let asked = policy.decide(&target.host.as_policy_str(), target.port).ask;
+        Watch { policy, target, asked }
+    }
+
+    /// Why the tunnel must be cut now, if it must: its host is refused, or no longer
+    /// allowed by the rule (or the standing answer) that let it through.
+    fn cut(&self) -> Option<String> {
+        let d = self.policy.decide(&self.target.host.as_policy_str(), self.target.port);
+        let stands = d.allow || (d.ask && self.asked);
+        (!stands).then(|| format!("cut while open: {} now refuses {} ({})", d.rule, self.target.authority(), d.reason))
+    }
 }
 
 /// [`relay_checked`] for the socket hyper hands over.
@@ -172,7 +190,7 @@ pub(crate) async fn relay_checked(
     check: Check<'_>,
 ) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
-    let watch = Watch { policy: check.policy, target: check.target };
+    let watch = Watch::new(check.policy, check.target);
     let counters = (&*guard.up, &*guard.down);
     let first =
         crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, counters);
@@ -298,9 +316,7 @@ async fn until_idle<T>(
         tokio::select! {
             r = &mut relay => return r,
             _ = recheck.tick() => {
-                let d = watch.policy.decide(&watch.target.host.as_policy_str(), watch.target.port);
-                if !d.allow && !d.ask {
-                    let cut = format!("cut while open: {} now refuses {} ({})", d.rule, watch.target.authority(), d.reason);
+                if let Some(cut) = watch.cut() {
                     guard.update(|e| e.reason = format!("{}; {cut}", e.reason));
                     return Err(io::Error::new(io::ErrorKind::PermissionDenied, cut));
                 }

@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +108,11 @@ async fn request_lines_a_lenient_server_takes_are_served_request_by_request_too(
         "get /x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
         "GET\t/x\tHTTP/1.1\r\nHost: evil.test\r\n\r\n",
         "GET /x\r\nHost: evil.test\r\n\r\n",
+        // What CPython's http.server also takes: white space first, other white space
+        // between, `GET` and any one word.
+        " GET /x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        "GET\x0b/x\x0bHTTP/1.1\r\nHost: evil.test\r\n\r\n",
+        "GET abc\r\nHost: evil.test\r\n\r\n",
     ] {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
         s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
@@ -267,4 +272,70 @@ async fn a_revocation_cuts_the_tunnels_already_open() {
     let events = proxy.stop().await;
     let cut = events.iter().find(|e| e.status == 200).expect("the first tunnel's event");
     assert!(cut.error.as_deref().unwrap_or("").contains("cut while open: revocations[0]"), "{cut:?}");
+}
+
+/// `allowed.test` by a switch: 0 asked about (and a person allows), 1 allowed by a rule,
+/// 2 refused (revoked).
+struct Switched {
+    mode: Arc<AtomicU8>,
+}
+
+impl HostPolicy for Switched {
+    fn decide(&self, host: &str, port: u16) -> HostDecision {
+        match (host, self.mode.load(Ordering::SeqCst)) {
+            ("allowed.test", 0) => HostDecision { ask: true, ..HostDecision::deny("network.ask[0]", "asked") },
+            ("allowed.test", 2) => HostDecision::deny("network.ask[0]", "revoked by `network:allowed.test`"),
+            _ => TestPolicy { allow_private: true }.decide(host, port),
+        }
+    }
+    fn pinned(&self, host: &str) -> Option<IpAddr> {
+        TestPolicy { allow_private: true }.pinned(host)
+    }
+    fn private_allowed(&self, addr: IpAddr) -> bool {
+        TestPolicy { allow_private: true }.private_allowed(addr)
+    }
+    fn ask(
+        &self,
+        _host: &str,
+        _port: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
+        Box::pin(std::future::ready(HostDecision::allow("approved", "a person allowed it once")))
+    }
+}
+
+/// Opens a tunnel to the echo server and checks that it relays.
+async fn open_tunnel(proxy: &Proxy, port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+    assert_eq!(status(&read_head(&mut s).await), 200);
+    s.write_all(b"\x00ping").await.unwrap();
+    let mut b = [0u8; 5];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut b)).await.unwrap().unwrap();
+    s
+}
+
+/// Whether the proxy ends the tunnel (EOF) within `wait`.
+async fn ended_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut rest = Vec::new();
+    tokio::time::timeout(wait, s.read_to_end(&mut rest)).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_tunnel_a_person_let_through_is_cut_when_refused_not_when_asked_about() {
+    let echo = echo_upstream().await;
+    let mode = Arc::new(AtomicU8::new(0));
+    let proxy = Proxy::start_with(Arc::new(Switched { mode: Arc::clone(&mode) }), ProxyConfig::default()).await;
+    // Let through by a person's answer: its host still asked about, it stays open...
+    let mut asked = open_tunnel(&proxy, echo.port()).await;
+    assert!(!ended_within(&mut asked, Duration::from_millis(700)).await, "an answered tunnel stays open");
+    // ...until the host is refused.
+    mode.store(2, Ordering::SeqCst);
+    assert!(ended_within(&mut asked, Duration::from_secs(10)).await, "cut once refused");
+    // Let through by a rule: once the host is only asked about again (the rule that
+    // allowed it revoked), it is cut.
+    mode.store(1, Ordering::SeqCst);
+    let mut ruled = open_tunnel(&proxy, echo.port()).await;
+    mode.store(0, Ordering::SeqCst);
+    assert!(ended_within(&mut ruled, Duration::from_secs(10)).await, "cut once its rule no longer allows it");
+    proxy.stop().await;
 }

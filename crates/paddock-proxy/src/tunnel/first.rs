@@ -178,31 +178,39 @@ enum Line {
     Pending,
 }
 
-/// Reads the first line the way a lenient server would: empty lines before it skipped, a
-/// method of any token characters in any case, a space or a tab after it, `\r` or `\n`
-/// ending it; a request line when its last word is an `HTTP/` version, or when its second
-/// word is a request target (`/…`, `*`, `scheme://…`), version or not: some servers read
-/// `GET /x` and the headers after it as an HTTP/0.9 request.
+/// Reads the first line the way the most lenient server would (CPython's `http.server`
+/// splits it on any white space, Latin-1's included, and takes `GET x` as HTTP/0.9, the
+/// headers after it still read): white space before it skipped, a method of any token
+/// characters in any case, words split on any white space, the line ended by `\n`. A
+/// request line when a later word is an `HTTP/` version, when the target is a request
+/// target (`/…`, `*`, `scheme://…`), or when it is `GET` and one other word.
 fn request_line(buf: &[u8]) -> Line {
-    let skipped = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+    let skipped = buf.iter().take_while(|&&b| white(b)).count();
     let rest = &buf[skipped..];
     let method = rest.iter().take_while(|&&b| token_char(b)).count();
     if method == rest.len() {
         return Line::Word;
     }
-    if method == 0 || !matches!(rest[method], b' ' | b'\t') {
+    if method == 0 || !white(rest[method]) {
         return Line::Other;
     }
-    let Some(end) = rest.iter().position(|&b| matches!(b, b'\r' | b'\n')) else { return Line::Pending };
-    let mut words = rest[..end].split(|b| matches!(b, b' ' | b'\t')).filter(|w| !w.is_empty());
-    let target = words.nth(1).unwrap_or_default();
-    let version = words.next_back().unwrap_or(target);
+    let Some(end) = rest.iter().position(|&b| b == b'\n') else { return Line::Pending };
+    let words: Vec<&[u8]> = rest[..end].split(|&b| white(b)).filter(|w| !w.is_empty()).collect();
+    let [first, target, ..] = words[..] else { return Line::Other };
+    let versioned = words[1..].iter().any(|w| w.len() >= 5 && w[..5].eq_ignore_ascii_case(b"HTTP/"));
     let is_target = target.starts_with(b"/") || target == b"*" || target.windows(3).any(|w| w == b"://");
-    if is_target || (version.len() >= 5 && version[..5].eq_ignore_ascii_case(b"HTTP/")) {
+    let simple_get = words.len() == 2 && first.eq_ignore_ascii_case(b"GET");
+    if versioned || is_target || simple_get {
         Line::Http
     } else {
         Line::Other
     }
+}
+
+/// White space to some server: ASCII's, the separators `\x1c`–`\x1f` and Latin-1's NEL and
+/// no-break space (what Python's `str.split` splits a Latin-1 request line on).
+fn white(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' | 0x1c..=0x1f | 0x85 | 0xa0)
 }
 
 /// RFC 9110's `tchar`: what a method may be made of.
@@ -216,30 +224,39 @@ mod tests {
 
     #[test]
     fn request_lines_are_told_from_other_first_bytes() {
-        let cases: [(&[u8], Line); 21] = [
+        let cases: [(&[u8], Line); 30] = [
             (b"GET / HTTP/1.1\r\nHost: a\r\n", Line::Http),
             (b"post /x http/1.0\n", Line::Http),
             (b"PRI * HTTP/2.0\r\n", Line::Http),
             (b"M-SEARCH * HTTP/1.1\r\n", Line::Http),
-            // What lenient servers also take: empty lines first, a tab, a bare CR.
+            // What lenient servers also take: white space first or between, no version.
             (b"\r\n\r\nGET / HTTP/1.1\r\n", Line::Http),
-            (b"GET\t/\tHTTP/1.1\rHost: a", Line::Http),
+            (b"GET\t/\tHTTP/1.1\r\nHost: a", Line::Http),
+            (b" GET / HTTP/1.1\r\n", Line::Http),
+            (b"\x0bGET\x0c/\x1cHTTP/1.1\n", Line::Http),
+            (b"GET\xa0/\x85HTTP/1.1\n", Line::Http),
+            (b"GET\r/\rHTTP/1.1\n", Line::Http),
             (b"GET /v09\r\nHost: a\r\n", Line::Http),
+            (b"GET abc\r\n", Line::Http),
             (b"get http://a.example/ \r\n", Line::Http),
             (b"OPTIONS * \n", Line::Http),
+            (b"FOO bar HTTP/1.1 extra\n", Line::Http),
             (b"SSH-2.0-x\r\n", Line::Other),
             (b"EHLO a.example\r\n", Line::Other),
+            (b"a1 LOGIN user pass\r\n", Line::Other),
             (b"PING\r\n", Line::Other),
             (b"\x00\x01", Line::Other),
-            (b" GET / HTTP/1.1\r\n", Line::Other),
+            (b"{\"jsonrpc\":1}", Line::Other),
             // Unfinished: sent on at once, the line watched until it ends.
             (b"ping", Line::Word),
             (b"GE", Line::Word),
             (b"\r\n", Line::Word),
+            (b" \t", Line::Word),
             (b"*1", Line::Word),
             (b"GET /index.html HTT", Line::Pending),
             (b"get ", Line::Pending),
             (b"AUTH x", Line::Pending),
+            (b"GET / HTTP/1.1\rHost: a\r", Line::Pending),
         ];
         for (bytes, want) in cases {
             assert_eq!(request_line(bytes), want, "{}", String::from_utf8_lossy(bytes));
