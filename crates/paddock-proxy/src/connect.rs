@@ -34,6 +34,7 @@ use crate::respond::{bad_request, refuse};
 use crate::shared::{Shared, TunnelSlot};
 use crate::target::{connect_target, Target};
 use crate::tunnel::First;
+use crate::watch::Watch;
 use crate::{HostPolicy, ProxyConfig};
 
 /// Handles one CONNECT request; an admitted tunnel is left in `slot`.
@@ -98,7 +99,7 @@ pub(crate) async fn handle(
         let result = match on_upgrade.await {
             Ok(client) => match how {
                 How::Inspect(engine, target, header_timeout) => {
-                    let policy = &*gate;
+                    let policy = &gate;
                     let check = Check { engine: engine.as_deref(), target: &target, header_timeout, policy };
                     relay_inspected(client, admitted.stream, &guard, opts, check).await
                 }
@@ -132,36 +133,7 @@ pub(crate) struct Check<'a> {
     pub engine: Option<&'a Engine>,
     pub target: &'a Target,
     pub header_timeout: Duration,
-    pub policy: &'a dyn HostPolicy,
-}
-
-/// How often an open tunnel's host is decided again: a revocation (`paddock revoke
-/// network:HOST`) cuts the tunnels already open to it within this time, not only new ones.
-const RECHECK: Duration = Duration::from_millis(200);
-
-/// What an open tunnel is decided again against.
-#[derive(Clone, Copy)]
-pub(crate) struct Watch<'a> {
-    policy: &'a dyn HostPolicy,
-    target: &'a Target,
-    /// Let through by a person's answer, its host one the policy asks about: a question
-    /// again is no reason to cut it, a refusal is.
-    asked: bool,
-}
-
-impl<'a> Watch<'a> {
-    fn new(policy: &'a dyn HostPolicy, target: &'a Target) -> Watch<'a> {
-        let asked = policy.decide(&target.host.as_policy_str(), target.port).ask;
-        Watch { policy, target, asked }
-    }
-
-    /// Why the tunnel must be cut now, if it must: its host is refused, or no longer
-    /// allowed by the rule (or the standing answer) that let it through.
-    fn cut(&self) -> Option<String> {
-        let d = self.policy.decide(&self.target.host.as_policy_str(), self.target.port);
-        let stands = d.allow || (d.ask && self.asked);
-        (!stands).then(|| format!("cut while open: {} now refuses {} ({})", d.rule, self.target.authority(), d.reason))
-    }
+    pub policy: &'a Arc<dyn HostPolicy>,
 }
 
 /// [`relay_checked`] for the socket hyper hands over.
@@ -190,24 +162,24 @@ pub(crate) async fn relay_checked(
     check: Check<'_>,
 ) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
-    let watch = Watch::new(check.policy, check.target);
+    let watch = Watch::new(Arc::clone(check.policy), check.target.clone());
     let counters = (&*guard.up, &*guard.down);
     let first =
         crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, counters);
     // A first line that never ends keeps the tunnel in the check: a revocation cuts it there too.
-    let first = until_idle(async { Ok(first.await) }, guard, opts.idle, watch).await?;
+    let first = until_idle(async { Ok(first.await) }, guard, opts.idle, &watch).await?;
     match first {
         Ok(First::Relay(first)) => {
             if !first.is_empty() {
                 upstream.write_all(&first).await?;
                 guard.up.fetch_add(first.len() as u64, Ordering::Relaxed);
             }
-            relay_tcp(client, upstream, guard, opts, watch).await
+            relay_tcp(client, upstream, guard, opts, &watch).await
         }
         Ok(First::Idle) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("tunnel idle for {:?}", opts.idle))),
         Ok(First::Http(first)) => {
             let served = crate::tunnel::http::serve(client, first, upstream, guard, check.target, check.header_timeout);
-            until_idle(served, guard, opts.idle, watch).await
+            until_idle(served, guard, opts.idle, &watch).await
         }
         Err(deny) => {
             tracing::debug!(rule = %deny.rule, reason = %deny.reason, "tunnel closed before relaying");
@@ -262,7 +234,7 @@ pub(crate) async fn relay_tcp(
     upstream: TcpStream,
     guard: &EventGuard,
     opts: RelayOpts,
-    watch: Watch<'_>,
+    watch: &Watch,
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if opts.zero_copy {
@@ -280,13 +252,7 @@ pub(crate) async fn relay_tcp(
 }
 
 /// Copies both ways in user space until both sides are done.
-async fn relay<C>(
-    client: C,
-    upstream: TcpStream,
-    guard: &EventGuard,
-    opts: RelayOpts,
-    watch: Watch<'_>,
-) -> io::Result<()>
+async fn relay<C>(client: C, upstream: TcpStream, guard: &EventGuard, opts: RelayOpts, watch: &Watch) -> io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -302,25 +268,20 @@ async fn until_idle<T>(
     relay: impl Future<Output = io::Result<T>>,
     guard: &EventGuard,
     idle: Duration,
-    watch: Watch<'_>,
+    watch: &Watch,
 ) -> io::Result<T> {
     tokio::pin!(relay);
     let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
-    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let cut = watch.until_cut();
+    tokio::pin!(cut);
     let mut seen = (0, 0);
     let mut quiet_since = Instant::now();
     loop {
         tokio::select! {
             r = &mut relay => return r,
-            _ = recheck.tick() => {
-                if let Some(cut) = watch.cut() {
-                    guard.update(|e| e.reason = format!("{}; {cut}", e.reason));
-                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, cut));
-                }
-            }
+            why = &mut cut => return Err(watch.record(guard, why)),
             _ = ticker.tick() => {
                 let now = (guard.up.load(Ordering::Relaxed), guard.down.load(Ordering::Relaxed));
                 if now != seen {

@@ -31,6 +31,7 @@ use crate::respond::{bad_request, refuse};
 use crate::shared::Shared;
 use crate::target::{forward_target, Target};
 use crate::upstream::UpstreamProxy;
+use crate::watch::Watch;
 
 /// Handles one non-CONNECT request.
 // Long on purpose: the steps of one request in the order they must run (target, gate
@@ -97,7 +98,9 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
         Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
     };
 
-    let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref()).await {
+    let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone());
+    let cut = (watch, Arc::clone(&guard));
+    let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref(), cut).await {
         Ok(r) => r,
         Err((status, why)) => {
             if let Some(rec) = &record {
@@ -157,21 +160,34 @@ fn upstream_request(
 
 /// Sends `upstream_req` over `stream` and waits up to `idle` for the response head. An
 /// upgrade, and an upstream proxy's `407`, are failures: status and reason for the client.
+/// The upstream connection (the bodies both ways) ends when `watch` cuts it.
 async fn exchange(
     stream: TcpStream,
     upstream_req: Request<ProxyBody>,
     idle: Duration,
     via: Option<&UpstreamProxy>,
+    (watch, guard): (Watch, Arc<EventGuard>),
 ) -> Result<Response<Incoming>, (StatusCode, String)> {
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
         Ok(x) => x,
         Err(e) => return Err((StatusCode::BAD_GATEWAY, format!("upstream handshake failed: {e}"))),
     };
-    let conn_task = tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
+    let cut: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let conn_task = {
+        let cut = Arc::clone(&cut);
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                },
+                why = watch.until_cut() => {
+                    *cut.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                    let e = watch.record(&guard, why);
+                    tracing::debug!(error = %e, "upstream connection cut");
+                }
+            }
+        })
+    };
     let failure = match tokio::time::timeout(idle, sender.send_request(upstream_req)).await {
         Ok(Ok(r)) if r.status() != StatusCode::SWITCHING_PROTOCOLS => Ok(r),
         Ok(Ok(_)) => Err((
@@ -180,6 +196,11 @@ async fn exchange(
         )),
         Ok(Err(e)) => Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {e}"))),
         Err(_) => Err((StatusCode::GATEWAY_TIMEOUT, format!("upstream sent no response within {idle:?}"))),
+    };
+    // Cut before the response came: that, not the failure it caused, is the reason.
+    let failure = match (failure, cut.lock().unwrap_or_else(|p| p.into_inner()).take()) {
+        (Err(_), Some(why)) => Err((StatusCode::FORBIDDEN, why)),
+        (other, _) => other,
     };
     let failure = match (failure, via) {
         (Ok(r), Some(proxy)) if r.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED => Err((

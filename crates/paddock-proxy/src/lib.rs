@@ -148,6 +148,7 @@ mod splice;
 mod target;
 mod tunnel;
 mod upstream;
+mod watch;
 
 use std::future::Future;
 use std::net::IpAddr;

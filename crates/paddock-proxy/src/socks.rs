@@ -196,7 +196,7 @@ pub(crate) async fn handle(mut s: TcpStream, shared: Arc<Shared>) {
         }
         engine => {
             let header_timeout = shared.cfg.header_timeout;
-            let policy = &*shared.gate.policy;
+            let policy = &shared.gate.policy;
             let check = Check { engine: engine.as_deref(), target: &target, header_timeout, policy };
             crate::connect::relay_checked(s, Vec::new(), admitted.stream, &guard, opts, check).await
         }

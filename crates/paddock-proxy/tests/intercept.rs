@@ -258,6 +258,10 @@ struct Setup {
 /// An upstream with a certificate for `allowed.test`, a proxy that intercepts it; the
 /// proxy trusts the upstream's CA when `trust_upstream`.
 async fn setup(trust_upstream: bool) -> Setup {
+    setup_with(trust_upstream, Arc::new(TestPolicy { allow_private: true })).await
+}
+
+async fn setup_with(trust_upstream: bool, policy: Arc<dyn paddock_proxy::HostPolicy>) -> Setup {
     let test_ca = TestCa::new();
     let (upstream, seen) = tls_upstream(test_ca.server(&["allowed.test", "127.0.0.1", "slow.test"])).await;
     let interceptor = Arc::new(TestInterceptor::default());
@@ -268,7 +272,7 @@ async fn setup(trust_upstream: bool) -> Setup {
         upstream_ca: if trust_upstream { vec![test_ca.pem_file.clone()] } else { vec![] },
     };
     intercept.check().unwrap();
-    let proxy = Proxy::start(true, ProxyConfig { intercept: Some(intercept), ..ProxyConfig::default() }).await;
+    let proxy = Proxy::start_with(policy, ProxyConfig { intercept: Some(intercept), ..ProxyConfig::default() }).await;
     Setup { proxy, interceptor, ca, upstream, seen, _test_ca: test_ca }
 }
 
@@ -787,4 +791,33 @@ async fn bench_intercepted_vs_tunnelled() {
         best(&thr_i),
         best(&thr_t)
     );
+}
+
+#[tokio::test]
+async fn a_revocation_cuts_an_intercepted_connection_and_its_requests() {
+    let revoked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = setup_with(true, Arc::new(Revocable { revoked: Arc::clone(&revoked) })).await;
+    let port = s.upstream.port();
+    let mut tls = tls_through(s.proxy.addr, "allowed.test", port, s.ca.cert_pem(), &[b"http/1.1"]).await;
+    tls.write_all(format!("GET /ip HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut first = [0u8; 12];
+    tls.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200", "control: the connection serves");
+    revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The proxy ends the connection without another request from the client.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut b = [0u8; 4096];
+            match tls.read(&mut b).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => rest.extend_from_slice(&b[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "cut after the revocation");
+    let events = s.proxy.stop().await;
+    let e = events.iter().find(|e| e.host == "allowed.test").expect("the connection's event");
+    assert!(e.reason.contains("cut while open: revocations[0]"), "{e:?}");
 }

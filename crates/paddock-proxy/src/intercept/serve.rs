@@ -34,6 +34,7 @@ use crate::body::ProxyBody;
 use crate::event::EventGuard;
 use crate::shared::Shared;
 use crate::target::{same_target, Target};
+use crate::watch::Watch;
 use crate::HostDecision;
 
 /// What an intercepted connection needs besides its sockets.
@@ -62,6 +63,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Intercepted { shared, engine, target, decision } = ctx;
+    let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone());
     let host = target.host.as_policy_str();
     let server = engine.intercept.ca.server_config(&host).map_err(io::Error::other)?;
     let header_timeout = shared.cfg.header_timeout;
@@ -109,9 +111,13 @@ where
         || conn.up.load(Ordering::Relaxed) + conn.down.load(Ordering::Relaxed) + conn.requests.load(Ordering::Relaxed);
     let mut seen = activity();
     let mut quiet_since = Instant::now();
+    // A revocation cuts the connection, and with it every request still streaming.
+    let cut = watch.until_cut();
+    tokio::pin!(cut);
     loop {
         tokio::select! {
             r = &mut served => return r.map_err(|e| io::Error::other(format!("intercepted connection: {e}"))),
+            why = &mut cut => return Err(watch.record(guard, why)),
             _ = ticker.tick() => {
                 let now = activity();
                 if now != seen {

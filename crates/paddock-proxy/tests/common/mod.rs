@@ -268,3 +268,24 @@ pub async fn send_hello(
     assert!(closed.is_err() || rest.is_empty(), "the upstream sent nothing");
     n
 }
+
+/// The test policy, until `revoked` is set: then `allowed.test` is refused, as
+/// `paddock revoke network:allowed.test` makes a session's policy refuse it.
+pub struct Revocable {
+    pub revoked: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HostPolicy for Revocable {
+    fn decide(&self, host: &str, port: u16) -> HostDecision {
+        if host == "allowed.test" && self.revoked.load(std::sync::atomic::Ordering::SeqCst) {
+            return HostDecision::deny("revocations[0]", "revoked by `network:allowed.test`");
+        }
+        TestPolicy { allow_private: true }.decide(host, port)
+    }
+    fn pinned(&self, host: &str) -> Option<IpAddr> {
+        TestPolicy { allow_private: true }.pinned(host)
+    }
+    fn private_allowed(&self, addr: IpAddr) -> bool {
+        TestPolicy { allow_private: true }.private_allowed(addr)
+    }
+}
