@@ -460,6 +460,10 @@ allow = ["GET /repos/acme/**"]
     let o = check("POST https://api.paddock.test/repos/acme/x");
     assert_eq!(o.code(), 77, "{o}");
     assert!(o.out().contains(r#""rule":"network.http[0]""#), "{o}");
+    // A method in the query that a server may take instead is decided, as the proxy does.
+    let o = check("GET https://api.paddock.test/repos/acme/x?_method=DELETE");
+    assert_eq!(o.code(), 77, "{o}");
+    assert!(o.out().contains(r#""rule":"network.http[0]""#) && o.out().contains("the query's `_method`"), "{o}");
     let o = check("post nothing");
     assert_eq!(o.code(), 64, "{o}");
     let r = f.launch(&[f.bin.clone().into(), "revoke".into(), "secret:gh".into()], &[], None);

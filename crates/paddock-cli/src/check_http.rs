@@ -73,7 +73,25 @@ pub fn decide(policy: Arc<Policy>, r: &Request) -> HttpCheck {
     }
     let http = policy.decide_http(&r.method, &host, port, &r.path);
     if !http.is_allow() || http.rule.starts_with("network.http[") {
-        out.decision = http;
+        out.decision = http.clone();
+    }
+    if http.is_allow() {
+        // A `_method` in the query is decided as the proxy decides it.
+        let (method, mut headers) = (paddock::proxy::http::Method::from_bytes(r.method.as_bytes()), Default::default());
+        if let Ok(method) = method {
+            let req = paddock::proxy::RequestParts {
+                method: &method,
+                host: &host,
+                port,
+                path_and_query: &r.path,
+                headers: &mut headers,
+                tls: true,
+            };
+            if let Some(d) = paddock::secrets::override_refusal(&policy, &req, &http.rule) {
+                let verdict = paddock_policy::Verdict::Deny;
+                out.decision = paddock_policy::Decision { verdict, rule: d.rule.into(), reason: d.reason };
+            }
+        }
     }
     if let Ok(h) = paddock_policy::normalize_host(&host) {
         for s in policy.secrets.for_host(&h, port) {

@@ -22,7 +22,7 @@
 //! any ASCII case, allow patterns exactly: `DELETE /repos/acme/PRIVATE` meets
 //! `deny = ["DELETE /repos/acme/private/**"]` on a server whose names ignore case; and
 //! deny patterns meet a path with a trailing `/` as without it (`/x/` is `/x` to many
-//! routers).
+//! routers), and with its last segment's extension as without it (`/x.json`, `/x.`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -313,6 +313,26 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The forms of a path that routers serve as one, for the deny patterns to meet: as
+/// written; without a trailing `/` (`/x/` is `/x` to Express, Rails, Flask); and with its
+/// last segment cut at its first `.` (`/x.json` is `/x` with a format to Rails, `/x.` is
+/// `/x` to IIS).
+fn deny_forms(segments: &[String]) -> Vec<Vec<String>> {
+    let mut forms = vec![segments.to_vec()];
+    let mut bare = segments.to_vec();
+    if bare.len() > 1 && bare.last().is_some_and(|l| l.is_empty()) {
+        bare.pop();
+        forms.push(bare.clone());
+    }
+    if let Some(last) = bare.last_mut() {
+        if let Some(dot) = last.find('.').filter(|&d| d > 0) {
+            last.truncate(dot);
+            forms.push(bare);
+        }
+    }
+    forms
+}
+
 impl HttpRules {
     /// The tables that apply to `host:port`.
     pub fn for_host<'a>(&'a self, host: &'a Host, port: u16) -> impl Iterator<Item = &'a HttpRule> + 'a {
@@ -333,15 +353,9 @@ impl HttpRules {
                 ))
             }
         };
-        // A trailing `/` is the same path to many routers (`/x/` serves `/x`): a deny
-        // pattern meets the path with and without it.
-        let unslashed = match segments.split_last() {
-            Some((last, rest)) if last.is_empty() && !rest.is_empty() => Some(rest),
-            _ => None,
-        };
+        let forms = deny_forms(&segments);
         for p in rules.iter().flat_map(|r| &r.deny) {
-            let bare = unslashed.is_some_and(|s| p.matches(method, s, Case::Folded));
-            if bare || p.matches(method, &segments, Case::Folded) {
+            if forms.iter().any(|s| p.matches(method, s, Case::Folded)) {
                 return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
             }
         }

@@ -62,7 +62,15 @@ fn requests_are_decided_by_their_host_rules() {
         "[[network.http]]\nhost = \"api.github.com\"\nallow = [\"* /repos/**\"]\ndeny = [\"* /repos/acme/admin\"]\n",
     )
     .unwrap();
-    for path in ["/repos/acme/admin", "/repos/acme/admin/", "/repos/acme/ADMIN/?x=1"] {
+    for path in [
+        "/repos/acme/admin",
+        "/repos/acme/admin/",
+        "/repos/acme/ADMIN/?x=1",
+        "/repos/acme/admin.json",
+        "/repos/acme/admin.",
+        "/repos/acme/admin%2e",
+        "/repos/acme/admin.json/",
+    ] {
         assert_eq!(
             p2.decide_http("GET", "api.github.com", 443, path).rule.as_ref(),
             "network.http[0].deny[0]",
@@ -71,6 +79,8 @@ fn requests_are_decided_by_their_host_rules() {
     }
     assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/admin/x").is_allow());
     assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/").is_allow());
+    assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/administrator").is_allow());
+    assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/.admin").is_allow());
     // A host without rules: the host decision.
     assert_eq!(d("DELETE", "other.test", "/x"), (Verdict::Allow, "network.allow[1]".into()));
     assert_eq!(d("GET", "nope.test", "/x").0, Verdict::Deny);

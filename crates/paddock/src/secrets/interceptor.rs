@@ -321,6 +321,11 @@ deny = ["DELETE **"]
             ("x-other", "", "/x?a=1&_method=DELETE", false),
             ("x-other", "", "/x?_METHOD=del%45te", false),
             ("x-other", "", "/x?%5Fmethod=DELETE", false),
+            // As PHP reads a key: `.` and ` ` made `_`, leading spaces dropped; `;` between.
+            ("x-other", "", "/x?.method=DELETE", false),
+            ("x-other", "", "/x?+_method=DELETE", false),
+            ("x-other", "", "/x?%20_method=DELETE", false),
+            ("x-other", "", "/x?a=1;_method=DELETE", false),
             ("x-http-method-override", "PATCH", "/x?_method=GET", true),
             ("x-other", "", "/x?method=DELETE", true),
         ] {
@@ -344,6 +349,29 @@ deny = ["DELETE **"]
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_method_override_and_a_path_override_are_decided_together() {
+        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\ndeny = [\"DELETE /admin\"]\n";
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
+        h.insert("x-original-url", HeaderValue::from_static("/admin"));
+        let method = Method::POST;
+        let parts = &mut RequestParts {
+            method: &method,
+            host: "api.test",
+            port: 443,
+            path_and_query: "/x",
+            headers: &mut h,
+            tls: true,
+        };
+        let RequestVerdict::Deny(d) = decide_request(&p, None, parts) else {
+            panic!("each alone is allowed, together not")
+        };
+        assert!(d.rule == "network.http[0].deny[0]" && d.reason.contains("`DELETE /admin`"), "{d:?}");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!    `Authorization: Basic` (git over HTTPS sends a URL's `user:password@` so), the path
 //!    and query, the host; a placeholder anywhere but a header, or bound for a host the
 //!    secret does not name, is refused as exfiltration;
-//! 2. decides the request by the host's `[[network.http]]` rules;
+//! 2. decides the request by the host's `[[network.http]]` rules, and so every method and
+//!    path a server may take instead of the request line's ([`override_refusal`]);
 //! 3. refuses a secret that is revoked or whose source fails;
 //! 4. replaces each placeholder by the value (`header`/`format` when a header holds the
 //!    placeholder alone) and lets it go.
@@ -35,6 +36,7 @@ use paddock_policy::Policy;
 
 pub use bundle::{CaBundle, CA_BUNDLE_FILE};
 pub(crate) use interceptor::CallInterceptor;
+pub use overrides::refused as override_refusal;
 pub use secret::Secret;
 pub(crate) use setup::SessionIntercept;
 pub use source::SourceError;

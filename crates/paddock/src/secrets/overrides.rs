@@ -8,30 +8,46 @@ use paddock_proxy::{Deny, RequestParts};
 
 /// A method or a path that a server may take from the request instead of its request
 /// line's (override headers, `_method`, rewrite headers), refused by the host's rules:
-/// the refusal. `rule`: the one that allowed the request as it stands.
-pub(crate) fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<Deny> {
-    // A method a server may take instead of the request line's is decided too.
-    let overrides = match method_overrides(req.headers, req.path_and_query) {
-        Ok(o) => o,
-        Err(reason) => return Some(Deny { rule: rule.to_string(), reason, exfiltration: false }),
-    };
-    for (place, other) in overrides {
-        let o = policy.decide_http(&other, req.host, req.port, req.path_and_query);
-        if !o.is_allow() {
-            let reason = format!("{place} asks for {other}: {}", o.reason);
-            return Some(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
-        }
+/// the refusal. Every method is decided with every path (a server that honours both takes
+/// both). `rule`: the one that allowed the request as it stands.
+///
+/// ```
+/// use paddock::policy::{Policy, Vars};
+/// use paddock::proxy::{http::{HeaderMap, Method}, RequestParts};
+///
+/// let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\ndeny = [\"DELETE **\"]\n";
+/// let vars = Vars { workspace: "/ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+/// let policy = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+/// let (method, mut headers) = (Method::POST, HeaderMap::new());
+/// let req = RequestParts { method: &method, host: "api.test", port: 443, path_and_query: "/x?_method=DELETE", headers: &mut headers, tls: true };
+/// let deny = paddock::secrets::override_refusal(&policy, &req, "network.http[0]").unwrap();
+/// assert_eq!(deny.rule, "network.http[0].deny[0]");
+/// ```
+pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<Deny> {
+    let unknown = |reason: String| Some(Deny { rule: rule.to_string(), reason, exfiltration: false });
+    let mut methods = vec![(String::new(), req.method.as_str().to_string())];
+    match method_overrides(req.headers, req.path_and_query) {
+        Ok(o) => methods.extend(o),
+        Err(reason) => return unknown(reason),
     }
-    // So is a path a server may take from a header instead (IIS, Symfony, some proxies).
+    let mut paths = vec![(String::new(), req.path_and_query.to_string())];
     for (name, value) in req.headers.iter().filter(|(n, _)| PATH_OVERRIDES.contains(&n.as_str())) {
         let Ok(path) = value.to_str() else {
-            let reason = format!("a `{name}` header that is not text: the path a server would take is unknown");
-            return Some(Deny { rule: rule.to_string(), reason, exfiltration: false });
+            return unknown(format!("a `{name}` header that is not text: the path a server would take is unknown"));
         };
-        let o = policy.decide_http(req.method.as_str(), req.host, req.port, path);
-        if !o.is_allow() {
-            let reason = format!("`{name}` asks for another path: {}", o.reason);
-            return Some(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
+        paths.push((format!("`{name}`"), path.to_string()));
+    }
+    for (i, (mplace, method)) in methods.iter().enumerate() {
+        for (j, (pplace, path)) in paths.iter().enumerate() {
+            if i == 0 && j == 0 {
+                continue; // the request as it stands, decided already
+            }
+            let o = policy.decide_http(method, req.host, req.port, path);
+            if !o.is_allow() {
+                let by: Vec<&str> = [mplace.as_str(), pplace.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
+                let reason = format!("{} asks for `{method} {path}`: {}", by.join(" with "), o.reason);
+                return Some(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
+            }
         }
     }
     None
@@ -46,7 +62,8 @@ const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
 /// Every method a server may take instead of the request line's, with where it was
 /// written: each comma-separated value of an override header (middleware takes the first,
-/// others the last) and each `_method` query parameter (Express, Laravel, Symfony). `Err`:
+/// others the last) and each `_method` query parameter (Express, Laravel, Symfony; the key
+/// read as PHP reads it, `&` or `;` between parameters). `Err`:
 /// a header that is not text, whose method cannot be known.
 fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
@@ -59,9 +76,11 @@ fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> R
         }
     }
     let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
-    for pair in query.split('&') {
+    for pair in query.split(['&', ';']) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if decoded(key).eq_ignore_ascii_case("_method") {
+        // As PHP reads a key: leading spaces gone, `.`, ` ` and `[` made `_`.
+        let key: String = decoded(key).trim_start().replace(['.', ' ', '['], "_");
+        if key.eq_ignore_ascii_case("_method") {
             let m = decoded(value);
             if !m.trim().is_empty() {
                 found.push(("the query's `_method`".to_string(), m.trim().to_string()));
