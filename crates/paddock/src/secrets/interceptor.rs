@@ -252,6 +252,31 @@ mod tests {
     use paddock_policy::Vars;
     use paddock_proxy::http::{HeaderMap, HeaderValue, Method};
 
+    /// A policy of `api.test` with these `[[network.http]]` lines.
+    fn rules(http: &str) -> Policy {
+        let text =
+            format!("version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\n{http}\n");
+        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        Policy::from_toml_str("p.toml", &text, &vars).unwrap()
+    }
+
+    /// Decides `method target` to api.test with `headers`, without secrets.
+    fn decide(p: &Policy, method: Method, target: &str, headers: &[(&'static str, &str)]) -> RequestVerdict {
+        let mut h = HeaderMap::new();
+        for (name, value) in headers {
+            h.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        let parts = &mut RequestParts {
+            method: &method,
+            host: "api.test",
+            port: 443,
+            path_and_query: target,
+            headers: &mut h,
+            tls: true,
+        };
+        decide_request(p, None, parts)
+    }
+
     fn policy() -> Policy {
         let text = r#"version = 1
 [network]
@@ -309,7 +334,6 @@ deny = ["DELETE **"]
     #[test]
     fn a_method_named_in_an_override_header_is_decided_too() {
         let p = policy();
-        let b = Broker::new(&p, &|_| None).unwrap().unwrap();
         for (name, value, target, allowed) in [
             ("x-http-method-override", "DELETE", "/x", false),
             ("x-http-method", " delete ", "/x", false),
@@ -329,18 +353,7 @@ deny = ["DELETE **"]
             ("x-http-method-override", "PATCH", "/x?_method=GET", true),
             ("x-other", "", "/x?method=DELETE", true),
         ] {
-            let mut h = HeaderMap::new();
-            h.insert(name, HeaderValue::from_str(value).unwrap());
-            let method = Method::POST;
-            let parts = &mut RequestParts {
-                method: &method,
-                host: "api.test",
-                port: 443,
-                path_and_query: target,
-                headers: &mut h,
-                tls: true,
-            };
-            match decide_request(&p, Some(&b), parts) {
+            match decide(&p, Method::POST, target, &[(name, value)]) {
                 RequestVerdict::Allow { .. } => assert!(allowed, "{name}: {value} {target}"),
                 RequestVerdict::Deny(d) => {
                     assert!(!allowed, "{name}: {value} {target}: {d:?}");
@@ -353,22 +366,11 @@ deny = ["DELETE **"]
 
     #[test]
     fn a_method_override_and_a_path_override_are_decided_together() {
-        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\ndeny = [\"DELETE /admin\"]\n";
-        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
-        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
-        h.insert("x-original-url", HeaderValue::from_static("/admin"));
-        let method = Method::POST;
-        let parts = &mut RequestParts {
-            method: &method,
-            host: "api.test",
-            port: 443,
-            path_and_query: "/x",
-            headers: &mut h,
-            tls: true,
-        };
-        let RequestVerdict::Deny(d) = decide_request(&p, None, parts) else {
+        let p = rules("deny = [\"DELETE /admin\"]");
+        let both = [("x-http-method-override", "DELETE"), ("x-original-url", "/admin")];
+        assert!(matches!(decide(&p, Method::POST, "/x", &both[..1]), RequestVerdict::Allow { .. }));
+        assert!(matches!(decide(&p, Method::POST, "/x", &both[1..]), RequestVerdict::Allow { .. }));
+        let RequestVerdict::Deny(d) = decide(&p, Method::POST, "/x", &both) else {
             panic!("each alone is allowed, together not")
         };
         assert!(d.rule == "network.http[0].deny[0]" && d.reason.contains("`DELETE /admin`"), "{d:?}");
@@ -376,26 +378,13 @@ deny = ["DELETE **"]
 
     #[test]
     fn a_path_named_in_a_rewrite_header_is_decided_too() {
-        let text = "version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\nallow = [\"GET /ok/**\"]\n";
-        let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
-        let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let p = rules("allow = [\"GET /ok/**\"]");
         for (name, path, allowed) in [
             ("x-original-url", "/admin", false),
             ("x-rewrite-url", "/ok/../admin", false),
             ("x-original-url", "/ok/x", true),
         ] {
-            let mut h = HeaderMap::new();
-            h.insert(name, HeaderValue::from_str(path).unwrap());
-            let method = Method::GET;
-            let parts = &mut RequestParts {
-                method: &method,
-                host: "api.test",
-                port: 443,
-                path_and_query: "/ok/y",
-                headers: &mut h,
-                tls: true,
-            };
-            let v = decide_request(&p, None, parts);
+            let v = decide(&p, Method::GET, "/ok/y", &[(name, path)]);
             assert_eq!(matches!(v, RequestVerdict::Allow { .. }), allowed, "{name}: {path}: {v:?}");
         }
     }
