@@ -5,8 +5,10 @@
 //! tunnel one served request by request ([`super::http`]).
 //!
 //! Meanwhile the upstream → client direction already flows, so protocols where the
-//! server speaks first (SMTP, SSH banners) are not held up; nothing goes the other way
-//! until the check is done. The bytes read are handed back to be sent first.
+//! server speaks first (SMTP, SSH banners) are not held up. The other way, a ClientHello
+//! or a complete first line waits for the decision (the bytes read are handed back to be
+//! sent first); an unfinished first line goes on as it comes and is watched until it ends
+//! (see [`super`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
