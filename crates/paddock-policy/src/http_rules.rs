@@ -19,10 +19,11 @@
 //! segment that starts or ends with white space) is refused for a host with rules: a
 //! server that normalises it (decodes twice, strips `;` parameters, trims) would serve a
 //! path no pattern was checked against. Deny patterns match the method and the path in
-//! any ASCII case, allow patterns exactly: `DELETE /repos/acme/PRIVATE` meets
-//! `deny = ["DELETE /repos/acme/private/**"]` on a server whose names ignore case; and
-//! deny patterns meet a path with a trailing `/` as without it (`/x/` is `/x` to many
-//! routers), and with its last segment's extension as without it (`/x.json`, `/x.`).
+//! any case (as the most lenient case-insensitive match sees it: `ı` is `i`), allow
+//! patterns exactly: `DELETE /repos/acme/PRIVATE` meets `deny = ["DELETE
+//! /repos/acme/private/**"]` on a server whose names ignore case; and deny patterns meet a
+//! path with a trailing `/` as without it (`/x/` is `/x` to many routers), and with its
+//! last segment's extension as without it (`/x.json`, `/x.`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,12 +94,19 @@ pub struct RequestPattern {
     rest: bool,
 }
 
-/// How a pattern compares names: allow patterns exactly, deny patterns in any ASCII case
+/// How a pattern compares names: allow patterns exactly, deny patterns in any case
 /// (each refuses the most it can).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
     Exact,
     Folded,
+}
+
+/// A name as the most lenient comparison of case sees it: each character upper-cased, then
+/// lower-cased, so that what some server's case-insensitive match takes as one is one here
+/// too (`ı` and `I`, `ſ` and `s`, the Kelvin sign and `k`).
+fn fold(s: &str) -> String {
+    s.chars().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect()
 }
 
 impl RequestPattern {
@@ -112,7 +120,7 @@ impl RequestPattern {
         }
         let fits = |(p, s): (&String, &String)| match case {
             Case::Exact => segment_matches(p, s),
-            Case::Folded => segment_matches(&p.to_ascii_lowercase(), &s.to_ascii_lowercase()),
+            Case::Folded => segment_matches(&fold(p), &fold(s)),
         };
         if self.rest {
             segments.len() >= self.segments.len() && self.segments.iter().zip(segments).all(fits)

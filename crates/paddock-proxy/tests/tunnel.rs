@@ -225,3 +225,54 @@ async fn an_upgrade_in_a_plain_tunnel_becomes_a_byte_relay() {
     let events = proxy.stop().await;
     assert!(events.iter().all(|e| e.verdict == Verdict::Allowed), "{events:?}");
 }
+
+/// An upstream that tells when its first bytes came, then how its connection ended:
+/// `true` for a clean end (FIN), `false` for a reset.
+async fn ending_upstream() -> (u16, tokio::sync::mpsc::UnboundedReceiver<&'static str>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let mut told = false;
+        let end = loop {
+            match s.read(&mut buf).await {
+                Ok(0) => break "clean end",
+                Ok(_) if !told => {
+                    told = true;
+                    let _ = tx.send("bytes");
+                }
+                Ok(_) => {}
+                Err(_) => break "reset",
+            }
+        };
+        let _ = tx.send(end);
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn an_unfinished_request_line_is_never_ended_cleanly_upstream() {
+    let proxy = Proxy::default().await;
+    // The client ends its side after an unfinished request line, or finishes it later:
+    // either way the upstream, which has the start of the line, sees a reset, never the
+    // clean end after which some servers take a line as it is.
+    for finish in [None, Some("\r\n")] {
+        let (port, mut ended) = ending_upstream().await;
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut s).await), 200);
+        s.write_all(b"GET http://evil.test/x HTTP/1.1").await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), ended.recv()).await.unwrap();
+        assert_eq!(first, Some("bytes"), "the unfinished line went on");
+        match finish {
+            None => s.shutdown().await.unwrap(),
+            Some(rest) => s.write_all(rest.as_bytes()).await.unwrap(),
+        }
+        let how = tokio::time::timeout(Duration::from_secs(10), ended.recv()).await.unwrap();
+        assert_eq!(how, Some("reset"), "{finish:?}");
+    }
+    let events = proxy.stop().await;
+    assert_eq!(events.iter().filter(|e| e.rule == "proxy.client_hello").count(), 2, "{events:?}");
+}

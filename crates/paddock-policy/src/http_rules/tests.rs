@@ -70,6 +70,8 @@ fn requests_are_decided_by_their_host_rules() {
         "/repos/acme/admin.",
         "/repos/acme/admin%2e",
         "/repos/acme/admin.json/",
+        // Case as ASP.NET's or Python's case-insensitive matches see it.
+        "/repos/acme/adm%C4%B1n",
     ] {
         assert_eq!(
             p2.decide_http("GET", "api.github.com", 443, path).rule.as_ref(),

@@ -51,6 +51,27 @@ pub(crate) fn hello_deny(reason: String) -> Deny {
 pub(crate) async fn check(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
+    buf: Vec<u8>,
+    engine: Option<&Engine>,
+    target: &Target,
+    timeouts: (Duration, Duration),
+    counters: (&AtomicU64, &AtomicU64),
+) -> Result<First, Deny> {
+    let checked = check_first(client, upstream, buf, engine, target, timeouts, counters).await;
+    if checked.is_err() {
+        // A refused tunnel's upstream is reset, not closed: a server that takes a line cut
+        // short by a clean end (CPython's does) would act on what went on unfinished.
+        if let Err(e) = upstream.set_zero_linger() {
+            tracing::debug!(error = %e, "the refused tunnel's upstream could not be set to reset");
+        }
+    }
+    checked
+}
+
+/// [`check`] itself.
+async fn check_first(
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
     mut buf: Vec<u8>,
     engine: Option<&Engine>,
     target: &Target,
@@ -123,6 +144,11 @@ pub(crate) async fn check(
             read = cr.read(&mut chunk[..MAX_HELLO - buf.len()]) => match read {
                 // Closed with nothing unsent (before a byte, or after an unfinished line):
                 // nothing to check.
+                // A line that went on unfinished and ends with the client's end: some
+                // servers take it as it is.
+                Ok(0) if sent == buf.len() && sent > 0 && request_line(&[&buf[..], b"\n"].concat()) == Line::Http => {
+                    return Err(hello_deny("an HTTP request line that the client's end cut short: it cannot be served request by request".into()))
+                }
                 Ok(0) if sent == buf.len() => return Ok(First::Relay(Vec::new())),
                 Ok(0) => return Err(hello_deny("the client closed before its first bytes could be checked".into())),
                 Ok(n) => {

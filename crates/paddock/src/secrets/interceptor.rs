@@ -350,6 +350,11 @@ deny = ["DELETE **"]
             ("x-other", "", "/x?+_method=DELETE", false),
             ("x-other", "", "/x?%20_method=DELETE", false),
             ("x-other", "", "/x?a=1;_method=DELETE", false),
+            // As CGI, WSGI and PHP read a header's name: `_` for `-`.
+            ("x_http_method_override", "DELETE", "/x", false),
+            ("X_Http_Method", "DELETE", "/x", false),
+            // PHP cuts a key at a NUL.
+            ("x-other", "", "/x?_method%00x=DELETE", false),
             ("x-http-method-override", "PATCH", "/x?_method=GET", true),
             ("x-other", "", "/x?method=DELETE", true),
         ] {
@@ -382,6 +387,7 @@ deny = ["DELETE **"]
         for (name, path, allowed) in [
             ("x-original-url", "/admin", false),
             ("x-rewrite-url", "/ok/../admin", false),
+            ("X_Original_URL", "/admin", false),
             ("x-original-url", "/ok/x", true),
         ] {
             let v = decide(&p, Method::GET, "/ok/y", &[(name, path)]);

@@ -31,7 +31,7 @@ pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<De
         Err(reason) => return unknown(reason),
     }
     let mut paths = vec![(String::new(), req.path_and_query.to_string())];
-    for (name, value) in req.headers.iter().filter(|(n, _)| PATH_OVERRIDES.contains(&n.as_str())) {
+    for (name, value) in req.headers.iter().filter(|(n, _)| named(n.as_str(), PATH_OVERRIDES)) {
         let Ok(path) = value.to_str() else {
             return unknown(format!("a `{name}` header that is not text: the path a server would take is unknown"));
         };
@@ -60,6 +60,13 @@ const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "
 /// Headers through which a client names another path than its request line's.
 const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
+/// Whether header `name` is one of `list`, as a CGI, WSGI or PHP server reads a name (any
+/// case, `_` for `-`: `X_HTTP_METHOD_OVERRIDE` is `HTTP_X_HTTP_METHOD_OVERRIDE` to them too).
+fn named(name: &str, list: &[&str]) -> bool {
+    let name = name.to_ascii_lowercase().replace('_', "-");
+    list.contains(&name.as_str())
+}
+
 /// Every method a server may take instead of the request line's, with where it was
 /// written: each comma-separated value of an override header (middleware takes the first,
 /// others the last) and each `_method` query parameter (Express, Laravel, Symfony; the key
@@ -67,7 +74,7 @@ const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 /// a header that is not text, whose method cannot be known.
 fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
-    for (name, value) in headers.iter().filter(|(n, _)| METHOD_OVERRIDES.contains(&n.as_str())) {
+    for (name, value) in headers.iter().filter(|(n, _)| named(n.as_str(), METHOD_OVERRIDES)) {
         let value = value
             .to_str()
             .map_err(|_| format!("a `{name}` header that is not text: the method a server would take is unknown"))?;
@@ -78,8 +85,9 @@ fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> R
     let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
     for pair in query.split(['&', ';']) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // As PHP reads a key: leading spaces gone, `.`, ` ` and `[` made `_`.
-        let key: String = decoded(key).trim_start().replace(['.', ' ', '['], "_");
+        // As PHP reads a key: cut at a NUL, leading spaces gone, `.`, ` ` and `[` made `_`.
+        let key = decoded(key);
+        let key = key.split('\0').next().unwrap_or_default().trim_start().replace(['.', ' ', '['], "_");
         if key.eq_ignore_ascii_case("_method") {
             let m = decoded(value);
             if !m.trim().is_empty() {
