@@ -99,6 +99,9 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
     };
 
     let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone());
+    if let Some(rec) = &record {
+        watch.request(rec);
+    }
     let cut = (watch, Arc::clone(&guard));
     let resp = match exchange(admitted.stream, upstream_req, shared.cfg.idle_timeout, via.as_deref(), cut).await {
         Ok(r) => r,

@@ -1,13 +1,14 @@
-//! Open connections decided again: a revocation (`paddock revoke network:HOST`, or of the
-//! rule that allowed a host) cuts what is already open to the host, not only what comes
-//! next. Tunnels, intercepted connections and forwarded requests each run beside
+//! Open connections decided again: a revocation (`paddock revoke network:HOST`, of the
+//! rule that allowed a host, or of a request rule or a secret a request streaming in plain
+//! text was let through by) cuts what is already open, not only what comes next. Tunnels, intercepted connections and forwarded requests each run beside
 //! [`Watch::until_cut`].
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::event::EventGuard;
+use crate::intercept::HttpRecord;
 use crate::target::Target;
 use crate::HostPolicy;
 
@@ -21,12 +22,20 @@ pub(crate) struct Watch {
     /// Let through by a person's answer, its host one the policy asks about: a question
     /// again is no reason to cut it, a refusal is.
     asked: bool,
+    /// Requests seen in plain text on the connection, while they stream (their records
+    /// live as long as their bodies): each decided again too.
+    requests: Mutex<Vec<Weak<HttpRecord>>>,
 }
 
 impl Watch {
     pub(crate) fn new(policy: Arc<dyn HostPolicy>, target: Target) -> Watch {
         let asked = policy.decide(&target.host.as_policy_str(), target.port).ask;
-        Watch { policy, target, asked }
+        Watch { policy, target, asked, requests: Mutex::default() }
+    }
+
+    /// Decides `request` again too, for as long as it streams.
+    pub(crate) fn request(&self, request: &Arc<HttpRecord>) {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(request));
     }
 
     /// Why the connection must be cut now, if it must: its host is refused, or no longer
@@ -34,7 +43,17 @@ impl Watch {
     fn cut(&self) -> Option<String> {
         let d = self.policy.decide(&self.target.host.as_policy_str(), self.target.port);
         let stands = d.allow || (d.ask && self.asked);
-        (!stands).then(|| format!("cut while open: {} now refuses {} ({})", d.rule, self.target.authority(), d.reason))
+        if !stands {
+            return Some(format!("cut while open: {} now refuses {} ({})", d.rule, self.target.authority(), d.reason));
+        }
+        let live: Vec<Arc<HttpRecord>> = {
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            requests.retain(|r| r.strong_count() > 0);
+            requests.iter().filter_map(Weak::upgrade).collect()
+        };
+        live.iter().find_map(|r| r.refused_now()).map(|deny| {
+            format!("cut while open: {} now refuses a request still streaming ({})", deny.rule, deny.reason)
+        })
     }
 
     /// Resolves, with the reason, once the connection must be cut.

@@ -46,6 +46,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 #[derive(Default)]
 struct TestInterceptor {
     records: Mutex<Vec<HttpEvent>>,
+    /// Set: `/big` is refused from now on (as a revoked rule would refuse it).
+    big_revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Interceptor for TestInterceptor {
@@ -85,6 +87,14 @@ impl Interceptor for TestInterceptor {
 
     fn record(&self, event: HttpEvent) {
         self.records.lock().unwrap().push(event);
+    }
+
+    fn still(&self, event: &HttpEvent) -> Option<Deny> {
+        (self.big_revoked.load(Ordering::SeqCst) && event.path.starts_with("/big")).then(|| Deny {
+            rule: "network.http[0].allow[0]".into(),
+            reason: "revoked by `rule:network.http[0].allow[0]`".into(),
+            exfiltration: false,
+        })
     }
 }
 
@@ -820,4 +830,33 @@ async fn a_revocation_cuts_an_intercepted_connection_and_its_requests() {
     let events = s.proxy.stop().await;
     let e = events.iter().find(|e| e.host == "allowed.test").expect("the connection's event");
     assert!(e.reason.contains("cut while open: revocations[0]"), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_revoked_request_rule_cuts_a_request_still_streaming() {
+    let s = setup(true).await;
+    let port = s.upstream.port();
+    let tls = tls_through(s.proxy.addr, "allowed.test", port, s.ca.cert_pem(), &[b"http/1.1"]).await;
+    let resp = h1(tls).await.send_request(get(&format!("allowed.test:{port}"), "/big?mib=1000", None)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    // Read a little, then the rule that let the request through is revoked.
+    let first = body.frame().await.expect("a first frame").expect("not cut yet");
+    assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+    s.interceptor.big_revoked.store(true, Ordering::SeqCst);
+    let mut got = 0u64;
+    let cut = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match body.frame().await {
+                Some(Ok(f)) => got += f.data_ref().map_or(0, |d| d.len() as u64),
+                Some(Err(_)) | None => return,
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the download ended");
+    assert!(got < 1000 * MIB, "cut before its end: {got} bytes");
+    let events = s.proxy.stop().await;
+    let e = events.iter().find(|e| e.host == "allowed.test").expect("the connection's event");
+    assert!(e.reason.contains("now refuses a request still streaming"), "{e:?}");
 }

@@ -48,6 +48,15 @@ impl HttpRecord {
         f(&mut self.draft.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Whether the request, let through, would be refused now ([`Interceptor::still`]).
+    pub(crate) fn refused_now(&self) -> Option<Deny> {
+        let event = self.draft.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if event.denied.is_some() {
+            return None; // refused already: nothing of it went upstream
+        }
+        self.interceptor.still(&event)
+    }
+
     pub(crate) fn secret(&self, secret: Option<String>) {
         self.update(|e| e.secret = secret);
     }

@@ -70,6 +70,15 @@ pub trait Interceptor: Send + Sync + 'static {
 
     /// One record per intercepted or forwarded request, after the response ended (or failed).
     fn record(&self, event: HttpEvent);
+
+    /// A request let through earlier, still streaming (`event` as it stands: method, host,
+    /// port, path, the secret put in it), decided again every 200 ms: `Some(deny)` when
+    /// it would be refused now (a revoked rule or secret), which cuts its connection. The
+    /// default: it stands.
+    fn still(&self, event: &HttpEvent) -> Option<Deny> {
+        let _ = event;
+        None
+    }
 }
 
 /// One request as the proxy sees it in plain text, before it goes upstream.

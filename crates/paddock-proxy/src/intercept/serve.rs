@@ -55,6 +55,8 @@ struct Conn {
     down: Arc<AtomicU64>,
     /// Bumped by every request, for the idle check.
     requests: AtomicU64,
+    /// Decides the connection, and each request while it streams, again.
+    watch: Arc<Watch>,
 }
 
 /// Serves the intercepted connection until it ends.
@@ -63,7 +65,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Intercepted { shared, engine, target, decision } = ctx;
-    let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone());
+    let watch = Arc::new(Watch::new(Arc::clone(&shared.gate.policy), target.clone()));
     let host = target.host.as_policy_str();
     let server = engine.intercept.ca.server_config(&host).map_err(io::Error::other)?;
     let header_timeout = shared.cfg.header_timeout;
@@ -90,6 +92,7 @@ where
         up: Arc::clone(&guard.up),
         down: Arc::clone(&guard.down),
         requests: AtomicU64::new(0),
+        watch: Arc::clone(&watch),
     });
     let svc = {
         let conn = Arc::clone(&conn);
@@ -162,7 +165,10 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
             record.denied(deny);
             return resp;
         }
-        RequestVerdict::Allow { secret } => record.secret(secret),
+        RequestVerdict::Allow { secret } => {
+            record.secret(secret);
+            conn.watch.request(&record);
+        }
     }
     let hold: Vec<Arc<dyn Any + Send + Sync>> = vec![record.clone()];
     let body =

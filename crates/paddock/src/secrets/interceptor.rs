@@ -157,6 +157,21 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     RequestVerdict::Allow { secret: Some(names.join(",")) }
 }
 
+/// A request let through, still streaming, decided again: its host's request rules and
+/// every secret put in it, as the policy (its revocations) stands now.
+fn still_allowed(policy: &Policy, e: &HttpEvent) -> Option<Deny> {
+    let d = policy.decide_http(&e.method, &e.host, e.port, &e.path);
+    if !d.is_allow() {
+        return Some(Deny { rule: d.rule.to_string(), reason: d.reason, exfiltration: false });
+    }
+    let names = e.secret.as_deref().unwrap_or_default().split(',').filter(|n| !n.is_empty());
+    names.filter_map(|n| policy.secret_refusal(n)).next().map(|r| Deny {
+        rule: r.rule.to_string(),
+        reason: r.reason,
+        exfiltration: false,
+    })
+}
+
 /// A tunnel that stays opaque: refused when its CONNECT target or SNI holds a placeholder.
 pub(crate) fn decide_tunnel(broker: Option<&Broker>, host: &str, port: u16, sni: Option<&str>) -> Option<Deny> {
     for e in broker.map(|b| b.entries.as_slice()).unwrap_or_default() {
@@ -189,6 +204,10 @@ impl Interceptor for CallInterceptor {
 
     fn tunnel(&self, host: &str, port: u16, sni: Option<&str>) -> Option<Deny> {
         decide_tunnel(self.inner.broker(), host, port, sni)
+    }
+
+    fn still(&self, e: &HttpEvent) -> Option<Deny> {
+        still_allowed(&self.policy(), e)
     }
 
     fn record(&self, e: HttpEvent) {
@@ -393,6 +412,31 @@ deny = ["DELETE **"]
             let v = decide(&p, Method::GET, "/ok/y", &[(name, path)]);
             assert_eq!(matches!(v, RequestVerdict::Allow { .. }), allowed, "{name}: {path}: {v:?}");
         }
+    }
+
+    #[test]
+    fn a_request_still_streaming_is_refused_once_its_rule_or_secret_is_revoked() {
+        let mut p = policy();
+        let e = |path: &str, secret: Option<&str>| HttpEvent {
+            method: "GET".into(),
+            host: "api.test".into(),
+            port: 443,
+            path: path.into(),
+            status: Some(200),
+            bytes_up: 0,
+            bytes_down: 0,
+            secret: secret.map(str::to_string),
+            denied: None,
+            error: None,
+        };
+        assert_eq!(still_allowed(&p, &e("/x", Some("gh"))), None);
+        p.set_revocations(&[(paddock_policy::Revocation::Secret("gh".into()), None)], "r.toml".as_ref()).unwrap();
+        let d = still_allowed(&p, &e("/x", Some("gh"))).expect("its secret revoked");
+        assert!(d.reason.contains("revoked by `secret:gh`"), "{d:?}");
+        assert_eq!(still_allowed(&p, &e("/x", None)), None, "a request without the secret stands");
+        p.set_revocations(&[(paddock_policy::Revocation::Network("api.test".into()), None)], "r.toml".as_ref())
+            .unwrap();
+        assert!(still_allowed(&p, &e("/x", None)).is_some(), "its host revoked");
     }
 
     #[test]
