@@ -93,7 +93,17 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
         via: via.clone(),
     };
 
-    let upstream_req = match upstream_request(req, &target, via.as_deref(), &guard, record.as_ref()) {
+    let (mut parts, body) = req.into_parts();
+    let body = match (&shared.intercept, &record) {
+        (Some(engine), Some(rec)) => {
+            match crate::intercept::plain::form(engine, &mut parts, body, &target, &guard, rec).await {
+                Ok(body) => body,
+                Err(refused) => return *refused,
+            }
+        }
+        _ => Err(body),
+    };
+    let upstream_req = match upstream_request(parts, body, &target, via.as_deref(), &guard, record.as_ref()) {
         Ok(r) => r,
         Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
     };
@@ -130,13 +140,13 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
 /// header, and a body that counts the bytes up and holds the event open. An error: the
 /// absolute form does not parse (a bad request).
 fn upstream_request(
-    req: Request<Incoming>,
+    mut parts: hyper::http::request::Parts,
+    body: Result<bytes::Bytes, Incoming>,
     target: &Target,
     via: Option<&UpstreamProxy>,
     guard: &Arc<EventGuard>,
     record: Option<&Arc<HttpRecord>>,
 ) -> Result<Request<ProxyBody>, InvalidUri> {
-    let (mut parts, body) = req.into_parts();
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
@@ -154,9 +164,16 @@ fn upstream_request(
             parts.headers.insert(HOST, v);
         }
     }
-    let body = match record {
-        Some(rec) => crate::intercept::plain::metered(body, guard, Way::Up, rec),
-        None => ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: Arc::clone(guard) },
+    let body = match (body, record) {
+        (Ok(read), record) => {
+            guard.up.fetch_add(read.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if let Some(rec) = record {
+                rec.up.fetch_add(read.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            ProxyBody::Full(Some(read))
+        }
+        (Err(body), Some(rec)) => crate::intercept::plain::metered(body, guard, Way::Up, rec),
+        (Err(body), None) => ProxyBody::Relayed { inner: body, counter: guard.up.clone(), _guard: Arc::clone(guard) },
     };
     Ok(Request::from_parts(parts, body))
 }
@@ -230,9 +247,7 @@ async fn exchange(
 
 /// `http://host/path?q` → `/path?q`.
 pub(crate) fn origin_form(uri: &Uri) -> Uri {
-    let pq = uri.path_and_query().map(|p| p.as_str()).filter(|p| !p.is_empty()).unwrap_or("/");
-    let pq = if pq.starts_with('/') { pq.to_owned() } else { format!("/{pq}") };
-    pq.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    crate::intercept::plain::origin(uri).parse().unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// The `Host` header for an upstream request that came without one.

@@ -89,6 +89,18 @@ impl Interceptor for TestInterceptor {
         self.records.lock().unwrap().push(event);
     }
 
+    fn reads_forms(&self, host: &str, _port: u16) -> bool {
+        host == "allowed.test"
+    }
+
+    fn form(&self, _req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
+        body.windows(14).any(|w| w == b"_method=DELETE").then(|| Deny {
+            rule: "network.http[0].deny[0]".into(),
+            reason: "the form body's `_method` asks for DELETE".into(),
+            exfiltration: false,
+        })
+    }
+
     fn still(&self, event: &HttpEvent) -> Option<Deny> {
         (self.big_revoked.load(Ordering::SeqCst) && event.path.starts_with("/big")).then(|| Deny {
             rule: "network.http[0].allow[0]".into(),
@@ -859,4 +871,31 @@ async fn a_revoked_request_rule_cuts_a_request_still_streaming() {
     let events = s.proxy.stop().await;
     let e = events.iter().find(|e| e.host == "allowed.test").expect("the connection's event");
     assert!(e.reason.contains("now refuses a request still streaming"), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_form_body_is_read_and_decided_before_it_goes_upstream() {
+    let s = setup(true).await;
+    let port = s.upstream.port();
+    let tls = tls_through(s.proxy.addr, "allowed.test", port, s.ca.cert_pem(), &[b"http/1.1"]).await;
+    let mut c = h1(tls).await;
+    let form = |body: &str| {
+        Request::post("/f")
+            .header("host", format!("allowed.test:{port}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    };
+    let (status, _, body) = text(c.send_request(form("a=1&_method=DELETE")).await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("the form body's `_method`"), "{body}");
+    let (status, _, body) = text(c.send_request(form("a=1&b=2")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("body=a=1&b=2"), "the form went upstream whole: {body}");
+    // Too large to read whole: refused, not streamed unread.
+    let big = "a=".to_owned() + &"x".repeat(2 * 1024 * 1024);
+    let (status, _, body) = text(c.send_request(form(&big)).await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("read whole"), "{body}");
+    assert_eq!(s.seen.requests.load(Ordering::Relaxed), 1, "only the allowed form reached the upstream");
 }

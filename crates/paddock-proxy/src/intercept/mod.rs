@@ -23,6 +23,7 @@ mod body;
 mod ca;
 mod error;
 mod event;
+pub(crate) mod form;
 pub(crate) mod forward;
 pub(crate) mod plain;
 pub(crate) mod refuse;
@@ -77,6 +78,22 @@ pub trait Interceptor: Send + Sync + 'static {
     /// default: it stands.
     fn still(&self, event: &HttpEvent) -> Option<Deny> {
         let _ = event;
+        None
+    }
+
+    /// Whether a form body (`application/x-www-form-urlencoded`, `multipart/form-data`)
+    /// of a request to `host:port` is to be read whole and shown to [`Interceptor::form`]
+    /// before it is sent. The default: no, bodies stream.
+    fn reads_forms(&self, host: &str, port: u16) -> bool {
+        let _ = (host, port);
+        false
+    }
+
+    /// A request's form body, read whole (at most 1 MiB; a larger one is refused), after
+    /// [`Interceptor::request`] let the request through: `Some(deny)` refuses it (403),
+    /// nothing goes upstream. The default: it goes.
+    fn form(&self, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
+        let _ = (req, body);
         None
     }
 }

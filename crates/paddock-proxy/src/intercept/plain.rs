@@ -27,12 +27,7 @@ pub(crate) fn inspect(
     guard: &EventGuard,
 ) -> Result<Arc<HttpRecord>, Box<Response<ProxyBody>>> {
     let host = target.host.as_policy_str();
-    // Origin form, as it goes upstream: `http://host/p?q` → `/p?q`.
-    let pq = match req.uri().path_and_query().map(|p| p.as_str()) {
-        Some(p) if p.starts_with('/') => p.to_owned(),
-        Some(p) if !p.is_empty() => format!("/{p}"),
-        _ => "/".to_owned(),
-    };
+    let pq = origin(req.uri());
     let record = Arc::new(HttpRecord::new(
         Arc::clone(&engine.intercept.interceptor),
         req.method().as_str(),
@@ -55,19 +50,46 @@ pub(crate) fn inspect(
             record.secret(secret);
             Ok(record)
         }
-        RequestVerdict::Deny(deny) => {
-            let mut resp = denied(&deny);
-            resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            guard.update(|d| {
-                d.verdict = Verdict::Denied;
-                d.status = 403;
-                d.rule = deny.rule.clone();
-                d.reason = deny.reason.clone();
-            });
-            record.denied(deny);
-            Err(Box::new(resp))
-        }
+        RequestVerdict::Deny(deny) => Err(refused(deny, guard, &record)),
     }
+}
+
+/// The form body of a request [`inspect`] let through, read and decided when the
+/// interceptor asks for it ([`super::form`]): `Ok(Ok(bytes))` to send, `Ok(Err(body))` to
+/// stream, `Err` the 403, recorded.
+pub(crate) async fn form(
+    engine: &Engine,
+    parts: &mut hyper::http::request::Parts,
+    body: Incoming,
+    target: &Target,
+    guard: &EventGuard,
+    record: &Arc<HttpRecord>,
+) -> Result<Result<bytes::Bytes, Incoming>, Box<Response<ProxyBody>>> {
+    let host = target.host.as_policy_str();
+    let pq = origin(&parts.uri);
+    let mut req = RequestParts {
+        method: &parts.method,
+        host: &host,
+        port: target.port,
+        path_and_query: &pq,
+        headers: &mut parts.headers,
+        tls: false,
+    };
+    super::form::check(engine, &mut req, body).await.map_err(|deny| refused(deny, guard, record))
+}
+
+/// The 403 of a refused plain-HTTP request, recorded on its record and its connection's event.
+fn refused(deny: super::Deny, guard: &EventGuard, record: &HttpRecord) -> Box<Response<ProxyBody>> {
+    let mut resp = denied(&deny);
+    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    guard.update(|d| {
+        d.verdict = Verdict::Denied;
+        d.status = 403;
+        d.rule = deny.rule.clone();
+        d.reason = deny.reason.clone();
+    });
+    record.denied(deny);
+    Box::new(resp)
 }
 
 /// Which way a body goes.
@@ -85,4 +107,13 @@ pub(crate) fn metered(body: Incoming, event: &Arc<EventGuard>, way: Way, record:
     };
     let hold: Vec<Arc<dyn Any + Send + Sync>> = vec![event.clone(), record.clone()];
     ProxyBody::Metered(Metered::new(body, vec![Arc::clone(ev), Arc::clone(rec)], hold, Some(record.clone())))
+}
+
+/// The origin form, as it goes upstream: `http://host/p?q` → `/p?q`.
+pub(crate) fn origin(uri: &hyper::Uri) -> String {
+    match uri.path_and_query().map(|p| p.as_str()) {
+        Some(p) if p.starts_with('/') => p.to_owned(),
+        Some(p) if !p.is_empty() => format!("/{p}"),
+        _ => "/".to_owned(),
+    }
 }

@@ -151,14 +151,15 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
         return text(StatusCode::MISDIRECTED_REQUEST, format!("paddock: {}\n", one_line(&why)));
     }
     clean_headers(&mut parts.headers);
-    let verdict = conn.engine.interceptor().request(&mut RequestParts {
+    let mut shown = RequestParts {
         method: &parts.method,
         host: &conn.host,
         port: conn.target.port,
         path_and_query: &pq,
         headers: &mut parts.headers,
         tls: true,
-    });
+    };
+    let verdict = conn.engine.interceptor().request(&mut shown);
     match verdict {
         RequestVerdict::Deny(deny) => {
             let resp = denied(&deny);
@@ -171,9 +172,26 @@ async fn handle(req: Request<Incoming>, conn: &Conn) -> Response<ProxyBody> {
         }
     }
     let hold: Vec<Arc<dyn Any + Send + Sync>> = vec![record.clone()];
-    let body =
-        Metered::new(body, vec![Arc::clone(&conn.up), Arc::clone(&record.up)], hold.clone(), Some(record.clone()));
-    let upstream_req = Request::from_parts(parts, ProxyBody::Metered(body));
+    let body = match super::form::check(&conn.engine, &mut shown, body).await {
+        Err(deny) => {
+            let resp = denied(&deny);
+            record.denied(deny);
+            return resp;
+        }
+        Ok(Ok(read)) => {
+            for counter in [&conn.up, &record.up] {
+                counter.fetch_add(read.len() as u64, Ordering::Relaxed);
+            }
+            ProxyBody::Full(Some(read))
+        }
+        Ok(Err(body)) => ProxyBody::Metered(Metered::new(
+            body,
+            vec![Arc::clone(&conn.up), Arc::clone(&record.up)],
+            hold.clone(),
+            Some(record.clone()),
+        )),
+    };
+    let upstream_req = Request::from_parts(parts, body);
     match conn.upstream.send(upstream_req).await {
         Ok(resp) => {
             let (mut rparts, rbody) = resp.into_parts();

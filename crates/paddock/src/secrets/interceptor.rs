@@ -210,6 +210,15 @@ impl Interceptor for CallInterceptor {
         still_allowed(&self.policy(), e)
     }
 
+    fn reads_forms(&self, host: &str, port: u16) -> bool {
+        let policy = self.policy();
+        normalize_host(host).is_ok_and(|h| policy.http.for_host(&h, port).next().is_some())
+    }
+
+    fn form(&self, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
+        super::overrides::refused_in_form(&self.policy(), req, body)
+    }
+
     fn record(&self, e: HttpEvent) {
         let verdict = if e.denied.is_some() { AuditDecision::Deny } else { AuditDecision::Allow };
         let (rule, reason) = match &e.denied {
@@ -398,6 +407,36 @@ deny = ["DELETE **"]
             panic!("each alone is allowed, together not")
         };
         assert!(d.rule == "network.http[0].deny[0]" && d.reason.contains("`DELETE /admin`"), "{d:?}");
+    }
+
+    #[test]
+    fn a_method_in_a_form_body_is_decided_too() {
+        let p = rules("allow = [\"POST /repos/**\"]\ndeny = [\"DELETE **\"]");
+        let multipart = "--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n--XX\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--XX--\r\n";
+        for (content_type, body, allowed) in [
+            ("application/x-www-form-urlencoded", "a=1&_method=DELETE", false),
+            ("application/x-www-form-urlencoded; charset=utf-8", "_method=delete", false),
+            ("application/x-www-form-urlencoded", "_method%5B%5D=DELETE", false),
+            ("multipart/form-data; boundary=XX", multipart, false),
+            ("multipart/form-data; boundary=\"XX\"", multipart, false),
+            ("application/x-www-form-urlencoded", "a=1&method=DELETE", true),
+            ("multipart/form-data; boundary=YY", multipart, true),
+            ("application/json", "{\"_method\":\"DELETE\"}", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+            let method = Method::POST;
+            let req = RequestParts {
+                method: &method,
+                host: "api.test",
+                port: 443,
+                path_and_query: "/repos/x",
+                headers: &mut h,
+                tls: true,
+            };
+            let refused = super::super::overrides::refused_in_form(&p, &req, body.as_bytes());
+            assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
+        }
     }
 
     #[test]

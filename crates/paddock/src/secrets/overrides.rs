@@ -1,7 +1,8 @@
 //! What a server may take from a request instead of its request line, decided by the
 //! host's `[[network.http]]` rules as the request line is: a method in an override header
-//! (`X-HTTP-Method-Override` and the like, each value of a list) or a `_method` query
-//! parameter, a path in a rewrite header (`X-Original-URL`, `X-Rewrite-URL`).
+//! (`X-HTTP-Method-Override` and the like, each value of a list), a `_method` query
+//! parameter or form field (urlencoded or multipart), a path in a rewrite header
+//! (`X-Original-URL`, `X-Rewrite-URL`).
 
 use paddock_policy::Policy;
 use paddock_proxy::{Deny, RequestParts};
@@ -24,12 +25,25 @@ use paddock_proxy::{Deny, RequestParts};
 /// assert_eq!(deny.rule, "network.http[0].deny[0]");
 /// ```
 pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<Deny> {
+    refused_with(policy, req, rule, Vec::new())
+}
+
+/// [`refused`], with the methods a form body names besides (`_method` in a form).
+pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
+    let rule = policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule;
+    let content_type = req.headers.get(paddock_proxy::http::header::CONTENT_TYPE);
+    let methods = form_methods(content_type.and_then(|v| v.to_str().ok()).unwrap_or(""), body);
+    refused_with(policy, req, &rule, methods)
+}
+
+fn refused_with(policy: &Policy, req: &RequestParts<'_>, rule: &str, extra: Vec<(String, String)>) -> Option<Deny> {
     let unknown = |reason: String| Some(Deny { rule: rule.to_string(), reason, exfiltration: false });
     let mut methods = vec![(String::new(), req.method.as_str().to_string())];
     match method_overrides(req.headers, req.path_and_query) {
         Ok(o) => methods.extend(o),
         Err(reason) => return unknown(reason),
     }
+    methods.extend(extra);
     let mut paths = vec![(String::new(), req.path_and_query.to_string())];
     for (name, value) in req.headers.iter().filter(|(n, _)| named(n.as_str(), PATH_OVERRIDES)) {
         let Ok(path) = value.to_str() else {
@@ -83,19 +97,58 @@ fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> R
         }
     }
     let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
-    for pair in query.split(['&', ';']) {
+    found.extend(encoded_methods(query).into_iter().map(|m| ("the query's `_method`".to_string(), m)));
+    Ok(found)
+}
+
+/// The `_method` values of `key=value` pairs (a query, a urlencoded form), `&` or `;`
+/// between them, each key read as PHP reads it: cut at a NUL, leading spaces gone, `.`,
+/// ` ` and `[` made `_`.
+fn encoded_methods(pairs: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for pair in pairs.split(['&', ';']) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // As PHP reads a key: cut at a NUL, leading spaces gone, `.`, ` ` and `[` made `_`.
         let key = decoded(key);
         let key = key.split('\0').next().unwrap_or_default().trim_start().replace(['.', ' ', '['], "_");
-        if key.eq_ignore_ascii_case("_method") {
+        if key.eq_ignore_ascii_case("_method") || key.to_ascii_lowercase().starts_with("_method_") {
             let m = decoded(value);
             if !m.trim().is_empty() {
-                found.push(("the query's `_method`".to_string(), m.trim().to_string()));
+                found.push(m.trim().to_string());
             }
         }
     }
-    Ok(found)
+    found
+}
+
+/// The `_method` values of a form body: urlencoded pairs, or the `_method` fields of a
+/// multipart body (their names read as a key is).
+fn form_methods(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
+    let place = || "the form body's `_method`".to_string();
+    let lower = content_type.to_ascii_lowercase();
+    if lower.trim_start().starts_with("application/x-www-form-urlencoded") {
+        return encoded_methods(&String::from_utf8_lossy(body)).into_iter().map(|m| (place(), m)).collect();
+    }
+    let Some(boundary) = content_type.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
+    }) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(body);
+    let mut found = Vec::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n").or_else(|| part.split_once("\n\n")) else { continue };
+        let named = head.lines().filter(|l| l.to_ascii_lowercase().starts_with("content-disposition")).any(|l| {
+            l.split(';').filter_map(|p| p.split_once('=')).any(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("name")
+                    && encoded_methods(&format!("{}=x", v.trim().trim_matches('"'))).len() == 1
+            })
+        });
+        if named && !value.trim().is_empty() {
+            found.push((place(), value.trim().to_string()));
+        }
+    }
+    found
 }
 
 /// A query component as a server reads it: `+` a space, `%XX` its byte (lossy).

@@ -1,0 +1,71 @@
+//! Form bodies (`application/x-www-form-urlencoded`, `multipart/form-data`) of requests
+//! seen in plain text, for hosts whose interceptor asks for them
+//! ([`Interceptor::reads_forms`](super::Interceptor::reads_forms)): read whole, up to
+//! [`MAX_FORM`], before anything of the request goes upstream, and shown to
+//! [`Interceptor::form`](super::Interceptor::form). A server may take a method from a
+//! form (`_method=DELETE` on a `POST`: Rails, Symfony, Laravel); the rules decide it too.
+
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Incoming};
+use hyper::header::CONTENT_TYPE;
+use hyper::HeaderMap;
+
+use super::{Deny, Engine, RequestParts};
+
+/// The largest form body read; a larger one is refused (its method could not be read).
+pub(crate) const MAX_FORM: usize = 1024 * 1024;
+
+/// The rule of a form refused because it could not be read whole.
+pub(crate) const RULE_FORM: &str = "proxy.form";
+
+/// Whether the request's body is a form a server may read a method from.
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers.get_all(CONTENT_TYPE).iter().any(|v| {
+        let v = v.to_str().unwrap_or("").trim_start().to_ascii_lowercase();
+        v.starts_with("application/x-www-form-urlencoded") || v.starts_with("multipart/form-data")
+    })
+}
+
+/// Reads the form (when the interceptor wants it for this host) and has it decided:
+/// `Ok(None)`: not read, stream the body as it is; `Ok(Some(bytes))`: read and let
+/// through, send these; `Err(deny)`: refused, nothing goes upstream.
+pub(crate) async fn check(
+    engine: &Engine,
+    req: &mut RequestParts<'_>,
+    body: Incoming,
+) -> Result<Result<Bytes, Incoming>, Deny> {
+    if !is_form(req.headers) || !engine.interceptor().reads_forms(req.host, req.port) {
+        return Ok(Err(body));
+    }
+    let bytes = match read(body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = format!(
+                "a form body to a host with request rules is read whole, up to {} KiB, before it is sent (a server may take a method from it): {e}",
+                MAX_FORM / 1024
+            );
+            return Err(Deny { rule: RULE_FORM.into(), reason, exfiltration: false });
+        }
+    };
+    match engine.interceptor().form(req, &bytes) {
+        Some(deny) => Err(deny),
+        None => Ok(Ok(bytes)),
+    }
+}
+
+/// The whole body, or why it could not be had within [`MAX_FORM`].
+async fn read(mut body: Incoming) -> Result<Bytes, String> {
+    let mut out = BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| format!("reading it failed: {e}"))?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > MAX_FORM {
+                return Err(format!("it is longer than {} KiB", MAX_FORM / 1024));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(out.freeze())
+}
