@@ -424,7 +424,8 @@ deny = ["DELETE **"]
             ("application/json", "{\"_method\":\"DELETE\"}", true),
         ] {
             let mut h = HeaderMap::new();
-            h.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+            h.append("content-type", HeaderValue::from_static("application/json"));
+            h.append("content-type", HeaderValue::from_str(content_type).unwrap());
             let method = Method::POST;
             let req = RequestParts {
                 method: &method,

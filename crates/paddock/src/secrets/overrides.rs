@@ -31,8 +31,9 @@ pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<De
 /// [`refused`], with the methods a form body names besides (`_method` in a form).
 pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
     let rule = policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule;
-    let content_type = req.headers.get(paddock_proxy::http::header::CONTENT_TYPE);
-    let methods = form_methods(content_type.and_then(|v| v.to_str().ok()).unwrap_or(""), body);
+    // Every `Content-Type` given: a server may read any one of them.
+    let types = req.headers.get_all(paddock_proxy::http::header::CONTENT_TYPE);
+    let methods = types.iter().flat_map(|t| form_methods(&String::from_utf8_lossy(t.as_bytes()), body)).collect();
     refused_with(policy, req, &rule, methods)
 }
 
