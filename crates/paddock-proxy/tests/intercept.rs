@@ -889,6 +889,16 @@ async fn a_form_body_is_read_and_decided_before_it_goes_upstream() {
     let (status, _, body) = text(c.send_request(form("a=1&_method=DELETE")).await.unwrap()).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("the form body's `_method`"), "{body}");
+    // Read as a form too: a POST without a type, any multipart type.
+    for content_type in [None, Some("multipart/mixed; boundary=x")] {
+        let mut req = form("a=1&_method=DELETE");
+        req.headers_mut().remove("content-type");
+        if let Some(t) = content_type {
+            req.headers_mut().insert("content-type", t.parse().unwrap());
+        }
+        let (status, _, body) = text(c.send_request(req).await.unwrap()).await;
+        assert_eq!(status, 403, "{content_type:?}: {body}");
+    }
     let (status, _, body) = text(c.send_request(form("a=1&b=2")).await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("body=a=1&b=2"), "the form went upstream whole: {body}");

@@ -1,4 +1,4 @@
-//! Form bodies (`application/x-www-form-urlencoded`, `multipart/form-data`) of requests
+//! Form bodies (urlencoded, any `multipart/` type, a `POST` without a type) of requests
 //! seen in plain text, for hosts whose interceptor asks for them
 //! ([`Interceptor::reads_forms`](super::Interceptor::reads_forms)): read whole, up to
 //! [`MAX_FORM`], before anything of the request goes upstream, and shown to
@@ -20,12 +20,18 @@ pub(crate) const MAX_FORM: usize = 1024 * 1024;
 /// The rule of a form refused because it could not be read whole.
 pub(crate) const RULE_FORM: &str = "proxy.form";
 
-/// Whether the request's body is a form a server may read a method from.
-pub(crate) fn is_form(headers: &HeaderMap) -> bool {
-    headers.get_all(CONTENT_TYPE).iter().any(|v| {
-        let v = v.to_str().unwrap_or("").trim_start().to_ascii_lowercase();
-        v.starts_with("application/x-www-form-urlencoded") || v.starts_with("multipart/form-data")
-    })
+/// Whether the request's body is a form some server may read a method from: urlencoded,
+/// any `multipart/` type (CGI and Rack parse `multipart/mixed` as a form), or a `POST`
+/// without a type (CGI and Rack read it as urlencoded).
+pub(crate) fn is_form(method: &hyper::Method, headers: &HeaderMap) -> bool {
+    let types: Vec<String> = headers
+        .get_all(CONTENT_TYPE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase())
+        .collect();
+    let untyped = types.iter().all(|t| t.is_empty());
+    (untyped && method == hyper::Method::POST)
+        || types.iter().any(|t| t.starts_with("application/x-www-form-urlencoded") || t.starts_with("multipart/"))
 }
 
 /// Reads the form (when the interceptor wants it for this host) and has it decided:
@@ -36,7 +42,7 @@ pub(crate) async fn check(
     req: &mut RequestParts<'_>,
     body: Incoming,
 ) -> Result<Result<Bytes, Incoming>, Deny> {
-    if !is_form(req.headers) || !engine.interceptor().reads_forms(req.host, req.port) {
+    if !is_form(req.method, req.headers) || !engine.interceptor().reads_forms(req.host, req.port) {
         return Ok(Err(body));
     }
     let bytes = match read(body).await {

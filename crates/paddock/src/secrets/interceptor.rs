@@ -419,13 +419,36 @@ deny = ["DELETE **"]
             ("application/x-www-form-urlencoded", "_method%5B%5D=DELETE", false),
             ("multipart/form-data; boundary=XX", multipart, false),
             ("multipart/form-data; boundary=\"XX\"", multipart, false),
+            // As the loosest parsers read a form: any multipart type, any boundary given,
+            // folded part headers, RFC 2231 names; no type at all on a POST.
+            ("multipart/mixed; boundary=XX", multipart, false),
+            ("multipart/form-data; boundary=AA; boundary=XX", multipart, false),
+            ("multipart/form-data; boundary=XX,CC", multipart, false),
+            ("multipart/form-data; boundary=YY", multipart, false),
+            (
+                "multipart/form-data; boundary=XX",
+                "--XX\r\nContent-Disposition: form-data;\r\n\tname=_method\r\n\r\nDELETE\r\n--XX--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=XX",
+                "--XX\r\nContent-Disposition: form-data; name*=UTF-8''%5Fmethod\r\n\r\nDELETE\r\n--XX--\r\n",
+                false,
+            ),
+            ("", "_method=DELETE", false),
             ("application/x-www-form-urlencoded", "a=1&method=DELETE", true),
-            ("multipart/form-data; boundary=YY", multipart, true),
+            (
+                "multipart/form-data; boundary=XX",
+                "--XX\r\nContent-Disposition: form-data; name=\"payment_method\"\r\n\r\ncard\r\n--XX--\r\n",
+                true,
+            ),
             ("application/json", "{\"_method\":\"DELETE\"}", true),
         ] {
             let mut h = HeaderMap::new();
-            h.append("content-type", HeaderValue::from_static("application/json"));
-            h.append("content-type", HeaderValue::from_str(content_type).unwrap());
+            if !content_type.is_empty() {
+                h.append("content-type", HeaderValue::from_static("application/json"));
+                h.append("content-type", HeaderValue::from_str(content_type).unwrap());
+            }
             let method = Method::POST;
             let req = RequestParts {
                 method: &method,

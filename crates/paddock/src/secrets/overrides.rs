@@ -31,10 +31,12 @@ pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<De
 /// [`refused`], with the methods a form body names besides (`_method` in a form).
 pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
     let rule = policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule;
-    // Every `Content-Type` given: a server may read any one of them.
+    // Every `Content-Type` given (a server may read any one of them), or none.
     let types = req.headers.get_all(paddock_proxy::http::header::CONTENT_TYPE);
-    let methods = types.iter().flat_map(|t| form_methods(&String::from_utf8_lossy(t.as_bytes()), body)).collect();
-    refused_with(policy, req, &rule, methods)
+    let multipart = types
+        .iter()
+        .any(|t| String::from_utf8_lossy(t.as_bytes()).trim().to_ascii_lowercase().starts_with("multipart/"));
+    refused_with(policy, req, &rule, form_methods(multipart, body))
 }
 
 fn refused_with(policy: &Policy, req: &RequestParts<'_>, rule: &str, extra: Vec<(String, String)>) -> Option<Deny> {
@@ -121,35 +123,63 @@ fn encoded_methods(pairs: &str) -> Vec<String> {
     found
 }
 
-/// The `_method` values of a form body: urlencoded pairs, or the `_method` fields of a
-/// multipart body (their names read as a key is).
-fn form_methods(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
+/// The `_method` values of a form body, read as loosely as any parser might: as
+/// urlencoded pairs always (CGI and Rack read an untyped `POST` so), and, for a
+/// `multipart/` type, every part whose header block names `_method` whatever its boundary
+/// (a duplicated or odd `boundary=`, folded headers, `name*=` with RFC 2231 encoding).
+fn form_methods(multipart: bool, body: &[u8]) -> Vec<(String, String)> {
     let place = || "the form body's `_method`".to_string();
-    let lower = content_type.to_ascii_lowercase();
-    if lower.trim_start().starts_with("application/x-www-form-urlencoded") {
-        return encoded_methods(&String::from_utf8_lossy(body)).into_iter().map(|m| (place(), m)).collect();
-    }
-    let Some(boundary) = content_type.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim().trim_matches('"').to_string())
-    }) else {
-        return Vec::new();
-    };
     let text = String::from_utf8_lossy(body);
-    let mut found = Vec::new();
-    for part in text.split(&format!("--{boundary}")) {
-        let Some((head, value)) = part.split_once("\r\n\r\n").or_else(|| part.split_once("\n\n")) else { continue };
-        let named = head.lines().filter(|l| l.to_ascii_lowercase().starts_with("content-disposition")).any(|l| {
-            l.split(';').filter_map(|p| p.split_once('=')).any(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("name")
-                    && encoded_methods(&format!("{}=x", v.trim().trim_matches('"'))).len() == 1
-            })
-        });
-        if named && !value.trim().is_empty() {
-            found.push((place(), value.trim().to_string()));
-        }
+    let mut found: Vec<(String, String)> = encoded_methods(&text).into_iter().map(|m| (place(), m)).collect();
+    if multipart {
+        found.extend(multipart_methods(&text).into_iter().map(|m| (place(), m)));
     }
     found
+}
+
+/// Every part whose header block (from a line that starts with `--` to the next empty
+/// line, folded lines joined) has a `name` or `name*` (RFC 2231) of `_method` once
+/// decoded and read as a key is; its value runs to the next line that starts with `--`.
+fn multipart_methods(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if !lines[i].starts_with("--") {
+            i += 1;
+            continue;
+        }
+        let head_end = (i + 1..lines.len()).find(|&j| lines[j].trim().is_empty()).unwrap_or(lines.len());
+        let head = decoded(&lines[i + 1..head_end].join(" ")).to_ascii_lowercase();
+        let value_end = (head_end + 1..lines.len()).find(|&j| lines[j].starts_with("--")).unwrap_or(lines.len());
+        if names_method(&head) && head_end < lines.len() {
+            let value = lines[head_end + 1..value_end].join("\n");
+            if !value.trim().is_empty() {
+                found.push(value.trim().to_string());
+            }
+        }
+        i = value_end.max(i + 1);
+    }
+    found
+}
+
+/// Whether a part's header block (decoded, lower case) names it `_method`.
+fn names_method(head: &str) -> bool {
+    head.split(';').any(|param| {
+        let Some((key, value)) = param.split_once('=') else { return false };
+        let key = key.trim();
+        if key != "name" && key != "name*" {
+            return false;
+        }
+        let value = value.trim_start();
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or_default(),
+            None => value.split(|c: char| c.is_whitespace()).next().unwrap_or_default(),
+        };
+        // `name*=utf-8'lang'_method`: the value after the charset and language.
+        let value = if key == "name*" { value.rsplit('\'').next().unwrap_or(value) } else { value };
+        encoded_methods(&format!("{value}=x")).len() == 1
+    })
 }
 
 /// A query component as a server reads it: `+` a space, `%XX` its byte (lossy).
