@@ -1,13 +1,15 @@
 //! [`CallInterceptor`]: the proxy's [`Interceptor`] for one call of a session: the
 //! session's policy (revocations re-read as for hosts), its secrets, and its audit log.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use paddock_audit::{Decision as AuditDecision, Event, Exfiltration, HttpRequest};
 use paddock_policy::{normalize_host, Policy};
 use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts, RequestVerdict};
 
 use super::inspect::{self, Place, Substitution};
+use super::overrides::{decide_taken, in_form, taken, Taken};
 use super::Broker;
 use crate::net::blocking;
 use crate::session::inner::Inner;
@@ -16,12 +18,34 @@ use crate::session::inner::Inner;
 pub(crate) struct CallInterceptor {
     pub inner: Arc<Inner>,
     pub call_id: String,
+    /// The methods and paths a server may take instead of the request lines let through
+    /// (override headers, `_method`, rewrite headers), by request as recorded, with how
+    /// many such requests stream: decided again with them while they stream (`still`).
+    pub taken: Mutex<HashMap<String, (usize, Vec<Taken>)>>,
 }
 
 impl CallInterceptor {
     fn policy(&self) -> Arc<Policy> {
         blocking(|| self.inner.policy())
     }
+
+    /// Keeps `pairs` for the request `key` while it streams (`count`: one more such request).
+    fn keep(&self, key: String, pairs: Vec<Taken>, count: bool) {
+        if pairs.is_empty() {
+            return;
+        }
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = taken.entry(key).or_insert((0, Vec::new()));
+        if count || entry.0 == 0 {
+            entry.0 += 1;
+        }
+        entry.1.extend(pairs);
+    }
+}
+
+/// A request as its record names it: method, host, port, path without query values.
+fn request_key(method: &str, host: &str, port: u16, path: &str) -> String {
+    format!("{method} {host}:{port}{path}")
 }
 
 fn exfiltration(name: &str, reason: String) -> Deny {
@@ -199,7 +223,12 @@ impl Interceptor for CallInterceptor {
 
     fn request(&self, req: &mut RequestParts<'_>) -> RequestVerdict {
         let policy = self.policy();
-        decide_request(&policy, self.inner.broker(), req)
+        let verdict = decide_request(&policy, self.inner.broker(), req);
+        if let (RequestVerdict::Allow { .. }, Ok(pairs)) = (&verdict, taken(req, Vec::new())) {
+            let path = paddock_proxy::redact_path(req.path_and_query);
+            self.keep(request_key(req.method.as_str(), req.host, req.port, &path), pairs, true);
+        }
+        verdict
     }
 
     fn tunnel(&self, host: &str, port: u16, sni: Option<&str>) -> Option<Deny> {
@@ -207,7 +236,12 @@ impl Interceptor for CallInterceptor {
     }
 
     fn still(&self, e: &HttpEvent) -> Option<Deny> {
-        still_allowed(&self.policy(), e)
+        let policy = self.policy();
+        still_allowed(&policy, e).or_else(|| {
+            let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+            let pairs = taken.get(&request_key(&e.method, &e.host, e.port, &e.path))?;
+            decide_taken(&policy, &e.host, e.port, &pairs.1)
+        })
     }
 
     fn reads_forms(&self, host: &str, port: u16) -> bool {
@@ -216,10 +250,27 @@ impl Interceptor for CallInterceptor {
     }
 
     fn form(&self, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
-        super::overrides::refused_in_form(&self.policy(), req, body)
+        let refused = super::overrides::refused_in_form(&self.policy(), req, body);
+        if refused.is_none() {
+            if let Ok(pairs) = taken(req, in_form(req, body)) {
+                let path = paddock_proxy::redact_path(req.path_and_query);
+                self.keep(request_key(req.method.as_str(), req.host, req.port, &path), pairs, false);
+            }
+        }
+        refused
     }
 
     fn record(&self, e: HttpEvent) {
+        {
+            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+            let key = request_key(&e.method, &e.host, e.port, &e.path);
+            if let Some(entry) = taken.get_mut(&key) {
+                entry.0 = entry.0.saturating_sub(1);
+                if entry.0 == 0 {
+                    taken.remove(&key);
+                }
+            }
+        }
         let verdict = if e.denied.is_some() { AuditDecision::Deny } else { AuditDecision::Allow };
         let (rule, reason) = match &e.denied {
             Some(d) => (Some(d.rule.clone()), Some(d.reason.clone())),
@@ -286,6 +337,19 @@ mod tests {
             format!("version = 1\n[network]\nallow = [\"api.test\"]\n[[network.http]]\nhost = \"api.test\"\n{http}\n");
         let vars = Vars { workspace: "/nonexistent-ws".into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
         Policy::from_toml_str("p.toml", &text, &vars).unwrap()
+    }
+
+    /// `f` of `POST /repos/x` to api.test with `headers`.
+    fn post_to_repos<R>(headers: &mut HeaderMap, f: impl FnOnce(&RequestParts<'_>) -> R) -> R {
+        let method = Method::POST;
+        f(&RequestParts {
+            method: &method,
+            host: "api.test",
+            port: 443,
+            path_and_query: "/repos/x",
+            headers,
+            tls: true,
+        })
     }
 
     /// Decides `method target` to api.test with `headers`, without secrets.
@@ -449,18 +513,30 @@ deny = ["DELETE **"]
                 h.append("content-type", HeaderValue::from_static("application/json"));
                 h.append("content-type", HeaderValue::from_str(content_type).unwrap());
             }
-            let method = Method::POST;
-            let req = RequestParts {
-                method: &method,
-                host: "api.test",
-                port: 443,
-                path_and_query: "/repos/x",
-                headers: &mut h,
-                tls: true,
-            };
-            let refused = super::super::overrides::refused_in_form(&p, &req, body.as_bytes());
+            let refused =
+                post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&p, req, body.as_bytes()));
             assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
         }
+    }
+
+    #[test]
+    fn what_an_override_took_is_decided_again_once_its_rule_is_revoked() {
+        let mut p = rules("allow = [\"POST /repos/**\", \"PUT /repos/**\"]");
+        let mut h = HeaderMap::new();
+        h.insert("x-http-method-override", HeaderValue::from_static("PUT"));
+        let pairs = post_to_repos(&mut h, |req| taken(req, Vec::new())).unwrap();
+        assert_eq!(
+            pairs.iter().map(|t| (t.method.as_str(), t.path.as_str())).collect::<Vec<_>>(),
+            [("PUT", "/repos/x")]
+        );
+        assert_eq!(decide_taken(&p, "api.test", 443, &pairs), None, "let through");
+        p.set_revocations(
+            &[(paddock_policy::Revocation::Rule("network.http[0].allow[1]".into()), None)],
+            "r.toml".as_ref(),
+        )
+        .unwrap();
+        let d = decide_taken(&p, "api.test", 443, &pairs).expect("refused once the PUT rule is revoked");
+        assert!(d.reason.contains("revoked by `rule:network.http[0].allow[1]`"), "{d:?}");
     }
 
     #[test]

@@ -31,43 +31,71 @@ pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<De
 /// [`refused`], with the methods a form body names besides (`_method` in a form).
 pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
     let rule = policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule;
+    refused_with(policy, req, &rule, in_form(req, body))
+}
+
+/// The methods a form body names (`_method`), read as any parser might.
+pub(crate) fn in_form(req: &RequestParts<'_>, body: &[u8]) -> Vec<(String, String)> {
     // Every `Content-Type` given (a server may read any one of them), or none.
     let types = req.headers.get_all(paddock_proxy::http::header::CONTENT_TYPE);
     let multipart = types
         .iter()
         .any(|t| String::from_utf8_lossy(t.as_bytes()).trim().to_ascii_lowercase().starts_with("multipart/"));
-    refused_with(policy, req, &rule, form_methods(multipart, body))
+    form_methods(multipart, body)
 }
 
 fn refused_with(policy: &Policy, req: &RequestParts<'_>, rule: &str, extra: Vec<(String, String)>) -> Option<Deny> {
-    let unknown = |reason: String| Some(Deny { rule: rule.to_string(), reason, exfiltration: false });
-    let mut methods = vec![(String::new(), req.method.as_str().to_string())];
-    match method_overrides(req.headers, req.path_and_query) {
-        Ok(o) => methods.extend(o),
-        Err(reason) => return unknown(reason),
+    match taken(req, extra) {
+        Ok(pairs) => decide_taken(policy, req.host, req.port, &pairs),
+        Err(reason) => Some(Deny { rule: rule.to_string(), reason, exfiltration: false }),
     }
+}
+
+/// One method and path a server may take instead of the request line's, and where the
+/// request says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub by: String,
+    pub method: String,
+    pub path: String,
+}
+
+/// Every method a server may take (`extra`: a form's besides) with every path it may
+/// take, but the request line's own pair. `Err`: a header whose value cannot be known.
+pub(crate) fn taken(req: &RequestParts<'_>, extra: Vec<(String, String)>) -> Result<Vec<Taken>, String> {
+    let mut methods = vec![(String::new(), req.method.as_str().to_string())];
+    methods.extend(method_overrides(req.headers, req.path_and_query)?);
     methods.extend(extra);
     let mut paths = vec![(String::new(), req.path_and_query.to_string())];
     for (name, value) in req.headers.iter().filter(|(n, _)| named(n.as_str(), PATH_OVERRIDES)) {
         let Ok(path) = value.to_str() else {
-            return unknown(format!("a `{name}` header that is not text: the path a server would take is unknown"));
+            return Err(format!("a `{name}` header that is not text: the path a server would take is unknown"));
         };
         paths.push((format!("`{name}`"), path.to_string()));
     }
+    let mut pairs = Vec::new();
     for (i, (mplace, method)) in methods.iter().enumerate() {
         for (j, (pplace, path)) in paths.iter().enumerate() {
             if i == 0 && j == 0 {
-                continue; // the request as it stands, decided already
+                continue; // the request as it stands, decided on its own
             }
-            let o = policy.decide_http(method, req.host, req.port, path);
-            if !o.is_allow() {
-                let by: Vec<&str> = [mplace.as_str(), pplace.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
-                let reason = format!("{} asks for `{method} {path}`: {}", by.join(" with "), o.reason);
-                return Some(Deny { rule: o.rule.to_string(), reason, exfiltration: false });
-            }
+            let by: Vec<&str> = [mplace.as_str(), pplace.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
+            pairs.push(Taken { by: by.join(" with "), method: method.clone(), path: path.clone() });
         }
     }
-    None
+    Ok(pairs)
+}
+
+/// The refusal of the first pair the host's rules refuse.
+pub(crate) fn decide_taken(policy: &Policy, host: &str, port: u16, pairs: &[Taken]) -> Option<Deny> {
+    pairs.iter().find_map(|t| {
+        let o = policy.decide_http(&t.method, host, port, &t.path);
+        (!o.is_allow()).then(|| Deny {
+            rule: o.rule.to_string(),
+            reason: format!("{} asks for `{} {}`: {}", t.by, t.method, t.path, o.reason),
+            exfiltration: false,
+        })
+    })
 }
 
 /// Headers through which a client names another method than its request line's (Google

@@ -281,6 +281,7 @@ impl Inner {
                     interceptor: Arc::new(crate::secrets::CallInterceptor {
                         inner: Arc::clone(self),
                         call_id: call.call_id.clone(),
+                        taken: Default::default(),
                     }),
                     upstream_ca: self.policy().upstream_ca.clone(),
                 });
