@@ -1,15 +1,16 @@
 //! [`CallInterceptor`]: the proxy's [`Interceptor`] for one call of a session: the
 //! session's policy (revocations re-read as for hosts), its secrets, and its audit log.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use paddock_audit::{Decision as AuditDecision, Event, Exfiltration, HttpRequest};
 use paddock_policy::{normalize_host, Policy};
 use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts, RequestVerdict};
 
+use super::form::in_form;
 use super::inspect::{self, Place, Substitution};
-use super::overrides::{decide_taken, in_form, taken, Taken};
+use super::kept::Kept;
+use super::overrides::taken;
 use super::Broker;
 use crate::net::blocking;
 use crate::session::inner::Inner;
@@ -18,34 +19,15 @@ use crate::session::inner::Inner;
 pub(crate) struct CallInterceptor {
     pub inner: Arc<Inner>,
     pub call_id: String,
-    /// The methods and paths a server may take instead of the request lines let through
-    /// (override headers, `_method`, rewrite headers), by request as recorded, with how
-    /// many such requests stream: decided again with them while they stream (`still`).
-    pub taken: Mutex<HashMap<String, (usize, Vec<Taken>)>>,
+    /// What the requests let through asked for besides their request lines, decided
+    /// again with them while they stream (`still`).
+    pub taken: Kept,
 }
 
 impl CallInterceptor {
     fn policy(&self) -> Arc<Policy> {
         blocking(|| self.inner.policy())
     }
-
-    /// Keeps `pairs` for the request `key` while it streams (`count`: one more such request).
-    fn keep(&self, key: String, pairs: Vec<Taken>, count: bool) {
-        if pairs.is_empty() {
-            return;
-        }
-        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = taken.entry(key).or_insert((0, Vec::new()));
-        if count || entry.0 == 0 {
-            entry.0 += 1;
-        }
-        entry.1.extend(pairs);
-    }
-}
-
-/// A request as its record names it: method, host, port, path without query values.
-fn request_key(method: &str, host: &str, port: u16, path: &str) -> String {
-    format!("{method} {host}:{port}{path}")
 }
 
 fn exfiltration(name: &str, reason: String) -> Deny {
@@ -225,8 +207,9 @@ impl Interceptor for CallInterceptor {
         let policy = self.policy();
         let verdict = decide_request(&policy, self.inner.broker(), req);
         if let (RequestVerdict::Allow { .. }, Ok(pairs)) = (&verdict, taken(req, Vec::new())) {
-            let path = paddock_proxy::redact_path(req.path_and_query);
-            self.keep(request_key(req.method.as_str(), req.host, req.port, &path), pairs, true);
+            if let Err(deny) = self.taken.keep(req, pairs) {
+                return RequestVerdict::Deny(deny);
+            }
         }
         verdict
     }
@@ -237,11 +220,7 @@ impl Interceptor for CallInterceptor {
 
     fn still(&self, e: &HttpEvent) -> Option<Deny> {
         let policy = self.policy();
-        still_allowed(&policy, e).or_else(|| {
-            let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-            let pairs = taken.get(&request_key(&e.method, &e.host, e.port, &e.path))?;
-            decide_taken(&policy, &e.host, e.port, &pairs.1)
-        })
+        still_allowed(&policy, e).or_else(|| self.taken.decide(&policy, e))
     }
 
     fn reads_forms(&self, host: &str, port: u16) -> bool {
@@ -252,25 +231,14 @@ impl Interceptor for CallInterceptor {
     fn form(&self, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
         let refused = super::overrides::refused_in_form(&self.policy(), req, body);
         if refused.is_none() {
-            if let Ok(pairs) = taken(req, in_form(req, body)) {
-                let path = paddock_proxy::redact_path(req.path_and_query);
-                self.keep(request_key(req.method.as_str(), req.host, req.port, &path), pairs, false);
+            if let Ok(pairs) = in_form(req, body).and_then(|extra| taken(req, extra)) {
+                return self.taken.keep(req, pairs).err();
             }
         }
         refused
     }
 
     fn record(&self, e: HttpEvent) {
-        {
-            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-            let key = request_key(&e.method, &e.host, e.port, &e.path);
-            if let Some(entry) = taken.get_mut(&key) {
-                entry.0 = entry.0.saturating_sub(1);
-                if entry.0 == 0 {
-                    taken.remove(&key);
-                }
-            }
-        }
         let verdict = if e.denied.is_some() { AuditDecision::Deny } else { AuditDecision::Allow };
         let (rule, reason) = match &e.denied {
             Some(d) => (Some(d.rule.clone()), Some(d.reason.clone())),
@@ -328,6 +296,7 @@ fn refusal_event(e: &HttpEvent, d: &Deny) -> ConnectionEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::overrides::decide_taken;
     use paddock_policy::Vars;
     use paddock_proxy::http::{HeaderMap, HeaderValue, Method};
 
@@ -447,6 +416,12 @@ deny = ["DELETE **"]
             ("X_Http_Method", "DELETE", "/x", false),
             // PHP cuts a key at a NUL.
             ("x-other", "", "/x?_method%00x=DELETE", false),
+            // As `qs` (Express) and Rack read a key: `[_method]`, an array's first value.
+            ("x-other", "", "/x?%5B_method%5D=DELETE", false),
+            ("x-other", "", "/x?[_method]=DELETE", false),
+            ("x-other", "", "/x?_method[]=DELETE", false),
+            ("x-other", "", "/x?_method[0]=DELETE", false),
+            ("x-other", "", "/x?payment_method=DELETE", true),
             ("x-http-method-override", "PATCH", "/x?_method=GET", true),
             ("x-other", "", "/x?method=DELETE", true),
         ] {
@@ -500,6 +475,69 @@ deny = ["DELETE **"]
                 false,
             ),
             ("", "_method=DELETE", false),
+            // Found by an attack: werkzeug skips part header lines of white space only,
+            // ends lines at a lone CR, joins RFC 2231 continuations; undici decodes base64.
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nX-A: 1\r\n \r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nX-A: 1\r\n\x0c\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\rContent-Disposition: form-data; name=\"_method\"\r\rDELETE\r--BB--\r",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name*0=\"_me\"; name*1=\"thod\"\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name*0*=utf-8''%5Fme; name*1=thod\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=_method\r\nContent-Transfer-Encoding: base64\r\n\r\nREVMRVRF\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=_method\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=44ELE=\r\nTE\r\n--BB--\r\n",
+                false,
+            ),
+            // A value no parser here can read: refused.
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=f\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nabc\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=f\r\nContent-Type: text/plain; charset=utf-16\r\n\r\nabc\r\n--BB--\r\n",
+                false,
+            ),
+            // `qs` (Express's `urlencoded({extended: true})`) reads `[_method]` as `_method`.
+            ("application/x-www-form-urlencoded", "[_method]=DELETE", false),
+            ("application/x-www-form-urlencoded", "%5B_method%5D=DELETE", false),
+            ("application/x-www-form-urlencoded", "_method[0]=DELETE", false),
+            // Charsets that do not read ASCII as ASCII.
+            ("application/x-www-form-urlencoded; charset=utf-16", "a=1", false),
+            ("application/x-www-form-urlencoded; charset=\"UTF-7\"", "a=1", false),
+            ("application/x-www-form-urlencoded", "_charset_=cp037&a=1", false),
+            ("application/x-www-form-urlencoded; charset=ISO-8859-1", "_charset_=utf-8&a=1", true),
+            // A file's text is not a part's header.
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=f; filename=a.html\r\n\r\n<meta charset=shift_jis>\r\n\r\nname=_method\r\n--BB--\r\n",
+                true,
+            ),
             ("application/x-www-form-urlencoded", "a=1&method=DELETE", true),
             (
                 "multipart/form-data; boundary=XX",
@@ -516,6 +554,14 @@ deny = ["DELETE **"]
             let refused =
                 post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&p, req, body.as_bytes()));
             assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
+        }
+        // A body a server would decode first (body-parser inflates gzip and deflate).
+        for (coding, allowed) in [("gzip", false), ("deflate", false), ("br", false), ("identity", true)] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded"));
+            h.insert("content-encoding", HeaderValue::from_static(coding));
+            let refused = post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&p, req, b"a=1"));
+            assert_eq!(refused.is_none(), allowed, "{coding}: {refused:?}");
         }
     }
 

@@ -22,8 +22,10 @@
 
 mod bundle;
 mod env;
+mod form;
 mod inspect;
 mod interceptor;
+mod kept;
 mod overrides;
 mod placeholder;
 mod secret;

@@ -7,6 +7,8 @@
 use paddock_policy::Policy;
 use paddock_proxy::{Deny, RequestParts};
 
+use super::form::{encoded_methods, in_form};
+
 /// A method or a path that a server may take from the request instead of its request
 /// line's (override headers, `_method`, rewrite headers), refused by the host's rules:
 /// the refusal. Every method is decided with every path (a server that honours both takes
@@ -25,7 +27,7 @@ use paddock_proxy::{Deny, RequestParts};
 /// assert_eq!(deny.rule, "network.http[0].deny[0]");
 /// ```
 pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<Deny> {
-    refused_with(policy, req, rule, Vec::new())
+    refused_with(policy, req, rule, Ok(Vec::new()))
 }
 
 /// [`refused`], with the methods a form body names besides (`_method` in a form).
@@ -34,18 +36,13 @@ pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u
     refused_with(policy, req, &rule, in_form(req, body))
 }
 
-/// The methods a form body names (`_method`), read as any parser might.
-pub(crate) fn in_form(req: &RequestParts<'_>, body: &[u8]) -> Vec<(String, String)> {
-    // Every `Content-Type` given (a server may read any one of them), or none.
-    let types = req.headers.get_all(paddock_proxy::http::header::CONTENT_TYPE);
-    let multipart = types
-        .iter()
-        .any(|t| String::from_utf8_lossy(t.as_bytes()).trim().to_ascii_lowercase().starts_with("multipart/"));
-    form_methods(multipart, body)
-}
-
-fn refused_with(policy: &Policy, req: &RequestParts<'_>, rule: &str, extra: Vec<(String, String)>) -> Option<Deny> {
-    match taken(req, extra) {
+fn refused_with(
+    policy: &Policy,
+    req: &RequestParts<'_>,
+    rule: &str,
+    extra: Result<Vec<(String, String)>, String>,
+) -> Option<Deny> {
+    match extra.and_then(|extra| taken(req, extra)) {
         Ok(pairs) => decide_taken(policy, req.host, req.port, &pairs),
         Err(reason) => Some(Deny { rule: rule.to_string(), reason, exfiltration: false }),
     }
@@ -115,8 +112,8 @@ fn named(name: &str, list: &[&str]) -> bool {
 /// Every method a server may take instead of the request line's, with where it was
 /// written: each comma-separated value of an override header (middleware takes the first,
 /// others the last) and each `_method` query parameter (Express, Laravel, Symfony; the key
-/// read as PHP reads it, `&` or `;` between parameters). `Err`:
-/// a header that is not text, whose method cannot be known.
+/// read as every parser reads it, `&` or `;` between parameters: [`encoded_methods`]).
+/// `Err`: a header that is not text, whose method cannot be known.
 fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
     for (name, value) in headers.iter().filter(|(n, _)| named(n.as_str(), METHOD_OVERRIDES)) {
@@ -130,87 +127,4 @@ fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> R
     let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
     found.extend(encoded_methods(query).into_iter().map(|m| ("the query's `_method`".to_string(), m)));
     Ok(found)
-}
-
-/// The `_method` values of `key=value` pairs (a query, a urlencoded form), `&` or `;`
-/// between them, each key read as PHP reads it: cut at a NUL, leading spaces gone, `.`,
-/// ` ` and `[` made `_`.
-fn encoded_methods(pairs: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for pair in pairs.split(['&', ';']) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decoded(key);
-        let key = key.split('\0').next().unwrap_or_default().trim_start().replace(['.', ' ', '['], "_");
-        if key.eq_ignore_ascii_case("_method") || key.to_ascii_lowercase().starts_with("_method_") {
-            let m = decoded(value);
-            if !m.trim().is_empty() {
-                found.push(m.trim().to_string());
-            }
-        }
-    }
-    found
-}
-
-/// The `_method` values of a form body, read as loosely as any parser might: as
-/// urlencoded pairs always (CGI and Rack read an untyped `POST` so), and, for a
-/// `multipart/` type, every part whose header block names `_method` whatever its boundary
-/// (a duplicated or odd `boundary=`, folded headers, `name*=` with RFC 2231 encoding).
-fn form_methods(multipart: bool, body: &[u8]) -> Vec<(String, String)> {
-    let place = || "the form body's `_method`".to_string();
-    let text = String::from_utf8_lossy(body);
-    let mut found: Vec<(String, String)> = encoded_methods(&text).into_iter().map(|m| (place(), m)).collect();
-    if multipart {
-        found.extend(multipart_methods(&text).into_iter().map(|m| (place(), m)));
-    }
-    found
-}
-
-/// Every part whose header block (from a line that starts with `--` to the next empty
-/// line, folded lines joined) has a `name` or `name*` (RFC 2231) of `_method` once
-/// decoded and read as a key is; its value runs to the next line that starts with `--`.
-fn multipart_methods(text: &str) -> Vec<String> {
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if !lines[i].starts_with("--") {
-            i += 1;
-            continue;
-        }
-        let head_end = (i + 1..lines.len()).find(|&j| lines[j].trim().is_empty()).unwrap_or(lines.len());
-        let head = decoded(&lines[i + 1..head_end].join(" ")).to_ascii_lowercase();
-        let value_end = (head_end + 1..lines.len()).find(|&j| lines[j].starts_with("--")).unwrap_or(lines.len());
-        if names_method(&head) && head_end < lines.len() {
-            let value = lines[head_end + 1..value_end].join("\n");
-            if !value.trim().is_empty() {
-                found.push(value.trim().to_string());
-            }
-        }
-        i = value_end.max(i + 1);
-    }
-    found
-}
-
-/// Whether a part's header block (decoded, lower case) names it `_method`.
-fn names_method(head: &str) -> bool {
-    head.split(';').any(|param| {
-        let Some((key, value)) = param.split_once('=') else { return false };
-        let key = key.trim();
-        if key != "name" && key != "name*" {
-            return false;
-        }
-        let value = value.trim_start();
-        let value = match value.strip_prefix('"') {
-            Some(quoted) => quoted.split('"').next().unwrap_or_default(),
-            None => value.split(|c: char| c.is_whitespace()).next().unwrap_or_default(),
-        };
-        // `name*=utf-8'lang'_method`: the value after the charset and language.
-        let value = if key == "name*" { value.rsplit('\'').next().unwrap_or(value) } else { value };
-        encoded_methods(&format!("{value}=x")).len() == 1
-    })
-}
-
-/// A query component as a server reads it: `+` a space, `%XX` its byte (lossy).
-fn decoded(s: &str) -> String {
-    String::from_utf8_lossy(&super::inspect::percent_decoded(&s.replace('+', " "))).into_owned()
 }
