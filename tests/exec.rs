@@ -25,6 +25,7 @@ both_users!(
     door_fileless_memfd,
     door_fileless_memfd_through_proc,
     door_proc_self_fd_of_a_denied_program,
+    door_proc_self_fd_from_a_thread_with_its_own_descriptors,
     proc_self_exe_of_an_allowed_program_runs,
     allowed_git_workflow_is_on_the_record,
     review_groups_execs_per_program,
@@ -191,6 +192,66 @@ fn door_proc_self_fd_of_a_denied_program(u: User) {
         "import os, sys\nfd = os.open({DENIED:?}, os.O_RDONLY)\nos.execv('/proc/self/fd/%d' % fd, ['basename', sys.argv[1]])"
     );
     door(u, "/proc/self/fd of the program", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), true);
+}
+
+/// A thread with a descriptor table of its own (`clone` without `CLONE_FILES`) has the
+/// allowed program at fd 100, its process's leader the denied one; it execs
+/// `/proc/self/fd/100` (or `/dev/fd/100`), which the kernel reads in the leader's table.
+const FD_THREAD_C: &str = r#"
+#define _GNU_SOURCE
+#include <sched.h>
+#include <fcntl.h>
+#include <unistd.h>
+static char stack[1 << 16];
+static char **args;
+static int thread(void *unused) {
+    (void)unused;
+    int f = open(args[2], O_PATH | O_CLOEXEC);
+    if (f < 0 || dup2(f, 100) < 0) _exit(3);
+    char *argv[] = {"cat", args[3], 0};
+    char *envp[] = {0};
+    execve(args[4], argv, envp);
+    _exit(4); /* glibc's _exit ends every thread */
+}
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    args = argv;
+    int d = open(argv[1], O_PATH);
+    if (d < 0 || dup2(d, 100) < 0) return 3;
+    if (clone(thread, stack + sizeof stack, CLONE_VM | CLONE_SIGHAND | CLONE_THREAD, 0) < 0) return 5;
+    for (;;) pause();
+}
+"#;
+
+fn door_proc_self_fd_from_a_thread_with_its_own_descriptors(u: User) {
+    let f = Fixture::new(u);
+    let src = f.root.join("fdthread.c");
+    std::fs::write(&src, FD_THREAD_C).unwrap();
+    let tool = f.ws.join("fdthread");
+    let cc =
+        std::process::Command::new("cc").arg("-o").arg(&tool).arg(&src).output().expect("cc (the Rust linker) runs");
+    assert!(cc.status.success(), "cc: {}", String::from_utf8_lossy(&cc.stderr));
+    chmod(&tool, 0o755);
+    chown(&tool, f.user.uid());
+    let tool = tool.display().to_string();
+    for link in ["/proc/self/fd/100", "/dev/fd/100"] {
+        let marker = format!("M{}", unique());
+        let argv = [tool.as_str(), DENIED, "/usr/bin/cat", marker.as_str(), link];
+        let host = f.host(&argv);
+        assert!(host.out().contains(&marker), "{link}: control on the host failed\n{host}");
+        let t = tree(&format!(", \"{tool} **\""));
+        let o = f.run(&Pol { tail: &t, ..Pol::default() }, &argv, None);
+        assert!(!o.out().contains(&marker), "{link}: the denied program ran as the allowed one\n{o}");
+        let refused: Vec<serde_json::Value> =
+            exec_records(&f).into_iter().filter(|r| r["decision"] == "deny" && r["path"] == link).collect();
+        assert!(
+            refused.iter().any(|r| r["program"] == DENIED),
+            "{link}: the refusal must name the program the kernel would run\n{refused:?}\n{o}"
+        );
+        let c = format!("[commands]\nallow = [{ALLOWED}, \"{tool} **\"]\n");
+        let o = f.run(&Pol { tail: &c, ..Pol::default() }, &argv, None);
+        assert!(o.out().contains(&marker), "{link}: control under scope \"call\" failed\n{o}");
+    }
 }
 
 fn proc_self_exe_of_an_allowed_program_runs(u: User) {

@@ -234,6 +234,24 @@ impl Task {
         Ok(rustix::fs::openat(&self.dir, what, flags | OFlags::CLOEXEC, Mode::empty())?)
     }
 
+    /// Its process: the task of its thread group leader (`Tgid` in its `status`), whose
+    /// files `/proc/self` names for every thread of it.
+    fn process(&self) -> Option<Task> {
+        let fd = self.file("status", OFlags::RDONLY).ok()?;
+        let mut buf = vec![0u8; 4096];
+        let mut n = 0;
+        while n < buf.len() {
+            match rustix::io::read(&fd, &mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => return None,
+            }
+        }
+        let tgid = tgid_in_status(&buf[..n])?;
+        Task::open(tgid).ok()
+    }
+
     /// Its parent's pid, from its `stat`; 0 when unreadable.
     fn ppid(&self) -> i32 {
         let Ok(fd) = self.file("stat", OFlags::RDONLY) else { return 0 };
@@ -252,6 +270,13 @@ impl Task {
         }
         ppid_in_stat(&buf[..n]).unwrap_or(0)
     }
+}
+
+/// The `Tgid:` of a `status` file.
+fn tgid_in_status(status: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    line.trim().parse().ok()
 }
 
 /// The 4th field of a `stat` line (after the name, which may hold spaces and parens), once
@@ -365,11 +390,16 @@ fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32,
                 return false;
             }
         }
-    } else if let Some(own) = own_magic_link(path) {
+    } else if let Some((whose, own)) = own_magic_link(path) {
         // `/proc/self/exe`, `/proc/self/fd/N`, `/dev/fd/N`: the caller's own file, which the
         // kernel reaches through the magic link; decided as that file (or refused when it
-        // has no path: a memfd, a deleted file).
-        match task.link(&own) {
+        // has no path: a memfd, a deleted file). `/proc/self` is the process's (its
+        // leader's descriptors), not the calling thread's, which may have a table of its own.
+        let link = match whose {
+            Whose::Thread => task.link(&own),
+            Whose::Process => task.process().and_then(|p| p.link(&own)),
+        };
+        match link {
             Some(l) if !pathless(&l) => {
                 target = l;
                 base = PathBuf::from("/");
@@ -415,16 +445,30 @@ fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32,
 /// `exe` or `fd/N` for a path that names the calling process's own executable or
 /// descriptor through a magic link (`/proc/self/exe`, `/proc/thread-self/fd/3`,
 /// `/dev/fd/3`); `None` for any other path.
-fn own_magic_link(path: &[u8]) -> Option<String> {
+fn own_magic_link(path: &[u8]) -> Option<(Whose, String)> {
     let s = std::str::from_utf8(path).ok()?;
-    let rest = s
-        .strip_prefix("/proc/self/")
-        .or_else(|| s.strip_prefix("/proc/thread-self/"))
-        .map(str::to_string)
-        .or_else(|| s.strip_prefix("/dev/fd/").map(|n| format!("fd/{n}")))?;
+    let (whose, rest) = match s.strip_prefix("/proc/thread-self/") {
+        Some(rest) => (Whose::Thread, rest.to_string()),
+        None => (
+            Whose::Process,
+            s.strip_prefix("/proc/self/")
+                .map(str::to_string)
+                .or_else(|| s.strip_prefix("/dev/fd/").map(|n| format!("fd/{n}")))?,
+        ),
+    };
     let ok = rest == "exe"
         || rest.strip_prefix("fd/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    ok.then_some(rest)
+    ok.then_some((whose, rest))
+}
+
+/// Whose files a magic link names, as the kernel resolves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    /// `/proc/self` (and `/dev/fd`, a link to `/proc/self/fd`): the process's, through its
+    /// thread group leader (the descriptor table of the leader, whichever thread calls).
+    Process,
+    /// `/proc/thread-self`: the calling thread's own.
+    Thread,
 }
 
 fn describe(e: &Unresolved) -> &'static str {
@@ -438,7 +482,7 @@ fn describe(e: &Unresolved) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{own_magic_link, ppid_in_stat};
+    use super::{own_magic_link, ppid_in_stat, tgid_in_status, Whose};
 
     #[test]
     fn ppid_from_stat_even_with_parens_in_the_name() {
@@ -452,11 +496,40 @@ mod tests {
 
     #[test]
     fn own_magic_links_are_recognised() {
-        assert_eq!(own_magic_link(b"/proc/self/exe").as_deref(), Some("exe"));
-        assert_eq!(own_magic_link(b"/proc/thread-self/fd/3").as_deref(), Some("fd/3"));
-        assert_eq!(own_magic_link(b"/dev/fd/12").as_deref(), Some("fd/12"));
+        let own = |p: &[u8]| own_magic_link(p).map(|(w, r)| (w, r.to_string()));
+        assert_eq!(own(b"/proc/self/exe"), Some((Whose::Process, "exe".into())));
+        assert_eq!(own(b"/proc/thread-self/fd/3"), Some((Whose::Thread, "fd/3".into())));
+        assert_eq!(own(b"/dev/fd/12"), Some((Whose::Process, "fd/12".into())));
         assert_eq!(own_magic_link(b"/proc/self/root/usr/bin/id"), None);
         assert_eq!(own_magic_link(b"/proc/self/fd/"), None);
         assert_eq!(own_magic_link(b"/usr/bin/id"), None);
+    }
+
+    #[test]
+    fn a_threads_process_is_its_tgid() {
+        assert_eq!(
+            tgid_in_status(b"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n"),
+            Some(4242)
+        );
+        assert_eq!(tgid_in_status(b"Name:\tx\n"), None);
+        // A thread of this process (not its leader): its process is this one.
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = tid_rx.recv().unwrap();
+        let me = std::process::id();
+        assert_ne!(tid, me);
+        let process = super::Task::open(tid).unwrap().process().expect("the process of a live thread");
+        let status = std::fs::read_to_string(format!("/proc/{me}/status")).unwrap();
+        let fd = process.file("status", rustix::fs::OFlags::RDONLY).unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = rustix::io::read(&fd, &mut buf).unwrap();
+        let pid_line = |t: &str| t.lines().find(|l| l.starts_with("Pid:")).map(str::to_string);
+        assert_eq!(pid_line(std::str::from_utf8(&buf[..n]).unwrap()), pid_line(&status));
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
     }
 }
