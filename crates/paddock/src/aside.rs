@@ -1,5 +1,6 @@
 //! Moving one name aside after a call, safely: what a call left where a rule forbids it is
-//! renamed `NAME.paddock-moved-SECS-PID` beside itself (never deleted, never overwriting),
+//! renamed `NAME.paddock-moved-SECS-PID` beside itself (never deleted, never overwriting;
+//! when that name is taken, a random number is added, which the call cannot have guessed),
 //! relative to its parent directory's descriptor. The path to that parent is resolved from
 //! a write grant's root one component at a time, never following a symlink and never
 //! leaving the root (`openat2` with `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH |
@@ -62,7 +63,9 @@ pub(crate) fn open_dir_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<Ow
 pub(crate) const MOVED_MARK: &str = ".paddock-moved-";
 
 /// Renames `name` in the directory `parent` to `NAME.paddock-moved-SECS-PID` beside
-/// itself (`-N` appended when that name is taken: an existing file is never replaced;
+/// itself (`-` and a random 64-bit number appended when that name is taken: an existing
+/// file is never replaced, and a call that made the names it could foresee cannot keep
+/// its file in place;
 /// `NAME` shortened when the whole would pass 255 bytes), whatever `name` is (a symlink
 /// is renamed, not followed). When the rename is refused (`EACCES`/`EPERM`) and `parent`
 /// is the user's own (the call may have `chmod a-w` it), `u+wx` is added to `parent` for
@@ -72,7 +75,7 @@ pub(crate) fn move_aside_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let base = format!("{MOVED_MARK}{secs}-{}", std::process::id());
     for n in 0..100u32 {
-        let suffix = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let suffix = if n == 0 { base.clone() } else { format!("{base}-{:016x}", random()?) };
         let keep = NAME_MAX.saturating_sub(suffix.len()).min(name.len());
         let mut to = name.as_bytes()[..keep].to_vec();
         to.extend_from_slice(suffix.as_bytes());
@@ -84,6 +87,20 @@ pub(crate) fn move_aside_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<
         }
     }
     Err(io::Error::new(io::ErrorKind::AlreadyExists, "every name to move it aside to is taken"))
+}
+
+/// A random number from the kernel.
+fn random() -> io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    let mut got = 0;
+    while got < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[got..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => got += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(u64::from_ne_bytes(bytes))
 }
 
 /// `renameat2(RENAME_NOREPLACE)`; on a file system without it, a plain rename after
@@ -209,6 +226,26 @@ mod tests {
         assert_ne!(to, to2);
         assert_eq!(std::fs::read_to_string(dir.path().join(&to)).unwrap(), "a");
         assert_eq!(std::fs::read_to_string(dir.path().join(&to2)).unwrap(), "b");
+    }
+
+    #[test]
+    fn names_a_call_could_foresee_do_not_keep_its_file_in_place() {
+        // Found by an attack: a call made every name of the next seconds (this process's
+        // pid is in them), `-1` to `-99` included, so the move failed and `.envrc` stayed.
+        let dir = tempfile::tempdir().unwrap();
+        let root = open_root(dir.path()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        for secs in now..now + 30 {
+            let base = format!(".envrc{MOVED_MARK}{secs}-{}", std::process::id());
+            std::fs::write(dir.path().join(&base), "").unwrap();
+            for n in 1..100 {
+                std::fs::write(dir.path().join(format!("{base}-{n}")), "").unwrap();
+            }
+        }
+        std::fs::write(dir.path().join(".envrc"), "planted").unwrap();
+        let to = move_aside_at(root.as_fd(), OsStr::new(".envrc")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join(&to)).unwrap(), "planted");
+        assert!(!dir.path().join(".envrc").exists());
     }
 
     #[test]
