@@ -16,6 +16,7 @@ use std::path::Path;
 both_users!(
     new_glob_matches_are_moved_aside,
     git_keeps_working_in_the_workspace,
+    a_repository_made_in_the_workspace_keeps_no_config_or_hooks,
     a_session_call_is_held_to_it,
     a_session_call_after_quiet_calls_is_held_to_it,
     a_directory_that_cannot_be_checked_is_said,
@@ -124,6 +125,41 @@ git log --format=%s";
     // Control: the host sees the same history.
     let o = f.host(&["git", "-c", &format!("safe.directory={}", f.ws.display()), "log", "--format=%s"]);
     assert_eq!(o.out(), "second\nfirst\n", "{o}");
+}
+
+/// Found by an attack: a repository the call makes inside the workspace (`git init sub`,
+/// a clone) has a config git on the host obeys (`core.fsmonitor` runs a command at the
+/// next `git status` there) and hooks it runs.
+fn a_repository_made_in_the_workspace_keeps_no_config_or_hooks(user: User) {
+    let f = Fixture::new(user);
+    let plant = "set -e
+mkdir -p sub && cd sub && git init -q
+git config core.fsmonitor 'touch /tmp/pwned'
+git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m first";
+    // Control: without the rules (the fixture's own policy) they stay.
+    let o = f.run(&Pol::default(), &["sh", "-c", plant], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(read(&f.ws.join("sub/.git/config")).contains("fsmonitor"), "control\n{o}");
+    std::fs::remove_dir_all(f.ws.join("sub")).unwrap();
+
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "{o}");
+    for p in ["sub/.git/config", "sub/.git/hooks"] {
+        assert!(std::fs::symlink_metadata(f.ws.join(p)).is_err(), "{p} was left on the host\n{o}");
+        assert!(o.err().contains(&format!("created {}", f.ws.join(p).display())), "{p} not said\n{o}");
+    }
+    // The repository itself still works, without what was moved aside.
+    let sub = f.ws.join("sub");
+    let o = f.host(&[
+        "git",
+        "-c",
+        &format!("safe.directory={}", sub.display()),
+        "-C",
+        &sub.to_string_lossy(),
+        "log",
+        "--format=%s",
+    ]);
+    assert_eq!(o.out(), "first\n", "{o}");
 }
 
 /// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was
