@@ -383,6 +383,22 @@ fn a_call_whose_sandbox_cannot_start_names_its_record() {
     );
 }
 
+/// A `cwd` the sandbox cannot see is not where the call runs: the call runs in the
+/// workspace, and its record says so (found by an attack: `call.start` named paddock's
+/// state directory as the cwd of a call that ran in the workspace).
+#[test]
+fn a_cwd_the_sandbox_cannot_see_is_recorded_as_where_the_call_ran() {
+    let srv = start(None, &[]);
+    let ws = srv.ws().canonicalize().unwrap();
+    let r = srv.call(r#"{"tool":"command","argv":["pwd"],"cwd":"/nonexistent-paddock-cwd"}"#);
+    let o = r.json();
+    assert_eq!(o["stdout"], format!("{}\n", ws.display()), "{r:?}");
+    let seq = o["audit_seq"].as_u64().expect("audit_seq");
+    let start = srv.audit().into_iter().find(|r| r["seq"] == seq).expect("the record at audit_seq");
+    let cwd = std::path::PathBuf::from(start["cwd"].as_str().unwrap());
+    assert_eq!(cwd.canonicalize().unwrap(), ws, "{start}");
+}
+
 #[test]
 fn a_good_call_returns_output_exit_code_and_its_audit_seq() {
     let srv = start(None, &[]);

@@ -145,13 +145,19 @@ fn escape_glob(p: &str) -> String {
     out
 }
 
-fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
+/// The directory a child asked to run in `cwd` runs in: `cwd` when the policy lets the
+/// sandbox see it, else the workspace, else `/`.
+pub(crate) fn run_dir(policy: &Policy, cwd: &Path) -> PathBuf {
     let ws = &policy.vars.workspace;
-    spec.cwd = [cwd, ws.as_path()]
+    [cwd, ws.as_path()]
         .into_iter()
         .find(|d| policy.check_read(d, d).is_allow())
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn finish(policy: &Policy, mut spec: SandboxSpec, cwd: &Path, stdio: StdioMode) -> SandboxSpec {
+    spec.cwd = run_dir(policy, cwd);
     spec.hidden_paths = policy.hidden_paths().to_vec();
     spec.env = policy.env.child_env(std::env::vars());
     if !spec.env.iter().any(|(k, _)| k == "PATH") {

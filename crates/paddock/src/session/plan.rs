@@ -190,7 +190,9 @@ fn plan_command(
     answered: Option<Decision>,
     view: ViewSource,
 ) -> Plan {
-    let cwd = resolve_cwd(&policy.vars.workspace, cwd);
+    // Where the child will run, decided and recorded as that (a directory the sandbox
+    // cannot see is not where it runs).
+    let cwd = spec::run_dir(policy, &resolve_cwd(&policy.vars.workspace, cwd));
     let d = match answered {
         _ if argv.is_empty() => deny("empty argv".into()),
         Some(d) => d,
