@@ -234,11 +234,11 @@ impl Task {
         Ok(rustix::fs::openat(&self.dir, what, flags | OFlags::CLOEXEC, Mode::empty())?)
     }
 
-    /// Its process: the task of its thread group leader (`Tgid` in its `status`), whose
-    /// files `/proc/self` names for every thread of it.
-    fn process(&self) -> Option<Task> {
-        let fd = self.file("status", OFlags::RDONLY).ok()?;
-        let mut buf = vec![0u8; 4096];
+    /// Reads its file `what` from the start until `enough` finds what it looks for in
+    /// what was read (or the file, or `N` bytes, ends); `None` when unreadable.
+    fn read_until<const N: usize, T>(&self, what: &str, enough: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+        let fd = self.file(what, OFlags::RDONLY).ok()?;
+        let mut buf = [0u8; N];
         let mut n = 0;
         while n < buf.len() {
             match rustix::io::read(&fd, &mut buf[n..]) {
@@ -247,36 +247,32 @@ impl Task {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => return None,
             }
+            if let Some(found) = enough(&buf[..n]) {
+                return Some(found); // the rest is not needed
+            }
         }
-        let tgid = tgid_in_status(&buf[..n])?;
+        enough(&buf[..n])
+    }
+
+    /// Its process: the task of its thread group leader (`Tgid` in its `status`), whose
+    /// files `/proc/self` names for every thread of it.
+    fn process(&self) -> Option<Task> {
+        let tgid = self.read_until::<4096, _>("status", tgid_in_status)?;
         Task::open(tgid).ok()
     }
 
     /// Its parent's pid, from its `stat`; 0 when unreadable.
     fn ppid(&self) -> i32 {
-        let Ok(fd) = self.file("stat", OFlags::RDONLY) else { return 0 };
-        let mut buf = [0u8; 1024];
-        let mut n = 0;
-        while n < buf.len() {
-            match rustix::io::read(&fd, &mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return 0,
-            }
-            if let Some(ppid) = ppid_in_stat(&buf[..n]) {
-                return ppid; // the rest of the line is not needed
-            }
-        }
-        ppid_in_stat(&buf[..n]).unwrap_or(0)
+        self.read_until::<1024, _>("stat", ppid_in_stat).unwrap_or(0)
     }
 }
 
-/// The `Tgid:` of a `status` file.
+/// The `Tgid:` of a `status` file, once its line is whole (ended by a newline).
 fn tgid_in_status(status: &[u8]) -> Option<u32> {
-    let text = std::str::from_utf8(status).ok()?;
-    let line = text.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
-    line.trim().parse().ok()
+    let at = status.windows(6).position(|w| w == b"\nTgid:")? + 6;
+    let line = &status[at..];
+    let end = line.iter().position(|&b| b == b'\n')?;
+    std::str::from_utf8(&line[..end]).ok()?.trim().parse().ok()
 }
 
 /// The 4th field of a `stat` line (after the name, which may hold spaces and parens), once
