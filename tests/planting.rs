@@ -160,6 +160,19 @@ git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m fi
         "--format=%s",
     ]);
     assert_eq!(o.out(), "first\n", "{o}");
+
+    // A submodule's git directory inside that repository, there before the call (found
+    // by an attack: its config and hooks were writable): read-only in the call.
+    let module = f.ws.join("sub/.git/modules/x");
+    std::fs::create_dir_all(module.join("hooks")).unwrap();
+    write(&module.join("config"), "[core]\n", 0o644);
+    for d in [f.ws.join("sub/.git/modules"), module.clone(), module.join("hooks"), module.join("config")] {
+        chown(&d, user.uid());
+    }
+    let touch = "printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > sub/.git/modules/x/config; echo hook > sub/.git/modules/x/hooks/post-checkout; true";
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", touch]);
+    assert_eq!(read(&module.join("config")), "[core]\n", "the submodule's config was rewritten\n{o}");
+    assert!(!module.join("hooks/post-checkout").exists(), "a hook was left in the submodule\n{o}");
 }
 
 /// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was

@@ -502,16 +502,6 @@ deny = ["DELETE **"]
                 "--BB\r\nContent-Disposition: form-data; name*0*=utf-8''%5Fme; name*1=thod\r\n\r\nDELETE\r\n--BB--\r\n",
                 false,
             ),
-            (
-                "multipart/form-data; boundary=BB",
-                "--BB\r\nContent-Disposition: form-data; name=_method\r\nContent-Transfer-Encoding: base64\r\n\r\nREVMRVRF\r\n--BB--\r\n",
-                false,
-            ),
-            (
-                "multipart/form-data; boundary=BB",
-                "--BB\r\nContent-Disposition: form-data; name=_method\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=44ELE=\r\nTE\r\n--BB--\r\n",
-                false,
-            ),
             // A value no parser here can read: refused.
             (
                 "multipart/form-data; boundary=BB",
@@ -532,10 +522,38 @@ deny = ["DELETE **"]
             ("application/x-www-form-urlencoded; charset=\"UTF-7\"", "a=1", false),
             ("application/x-www-form-urlencoded", "_charset_=cp037&a=1", false),
             ("application/x-www-form-urlencoded; charset=ISO-8859-1", "_charset_=utf-8&a=1", true),
-            // A file's text is not a part's header.
+            ("application/x-www-form-urlencoded; charset=windows-1251", "a=1", true),
+            ("application/x-www-form-urlencoded; charset=KOI8-R", "a=1", true),
+            ("application/x-www-form-urlencoded; charset=Shift_JIS", "a=1", false),
+            ("application/x-www-form-urlencoded; charset=iso-2022-jp", "a=1", false),
+            // Found by an attack: an RFC 2231 name in such a charset (Python's `email`
+            // decodes it).
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name*=utf-7''+AF8-method\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name*=cp500''m%94%85%A3%88%96%84\r\n\r\nDELETE\r\n--BB--\r\n",
+                false,
+            ),
+            // A transfer encoding behind a decoy header is still read.
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nX-Content-Transfer-Encoding: 7bit\r\nContent-Disposition: form-data; name=f\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nabc\r\n--BB--\r\n",
+                false,
+            ),
+            // A file's text is not a part's header, lines that start with `--` included
+            // (an SQL dump, found refused by an attack).
             (
                 "multipart/form-data; boundary=BB",
                 "--BB\r\nContent-Disposition: form-data; name=f; filename=a.html\r\n\r\n<meta charset=shift_jis>\r\n\r\nname=_method\r\n--BB--\r\n",
+                true,
+            ),
+            (
+                "multipart/form-data; boundary=BB",
+                "--BB\r\nContent-Disposition: form-data; name=f; filename=d.sql\r\n\r\n-- schema\r\nCREATE TABLE t (a int) DEFAULT CHARSET=utf8mb4;\r\n-- x\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n--BB--\r\n",
                 true,
             ),
             ("application/x-www-form-urlencoded", "a=1&method=DELETE", true),
@@ -554,6 +572,27 @@ deny = ["DELETE **"]
             let refused =
                 post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&p, req, body.as_bytes()));
             assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
+        }
+        // Values in a transfer encoding, decoded by each one the part names (a decoy
+        // header first), under rules that deny `DELETE` only (so that an undecoded value,
+        // not a method, is let through).
+        let deny_only = rules("deny = [\"DELETE **\"]");
+        let part = |headers: &str, value: &str| {
+            format!("--BB\r\nContent-Disposition: form-data; name=_method\r\n{headers}\r\n{value}\r\n--BB--\r\n")
+        };
+        for (headers, value, allowed) in [
+            ("Content-Transfer-Encoding: base64\r\n", "REVMRVRF", false),
+            ("Content-Transfer-Encoding: quoted-printable\r\n", "=44ELE=\r\nTE", false),
+            ("X-Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n", "REVMRVRF", false),
+            ("X-Note: content-transfer-encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n", "REVMRVRF", false),
+            ("Content-Transfer-Encoding: base64\r\n", "R0VU", true),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_static("multipart/form-data; boundary=BB"));
+            let body = part(headers, value);
+            let refused =
+                post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&deny_only, req, body.as_bytes()));
+            assert_eq!(refused.is_none(), allowed, "{body:?}: {refused:?}");
         }
         // A body a server would decode first (body-parser inflates gzip and deflate).
         for (coding, allowed) in [("gzip", false), ("deflate", false), ("br", false), ("identity", true)] {
