@@ -173,6 +173,10 @@ git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m fi
     let o = run_default_in(&f, &f.ws, &["sh", "-c", touch]);
     assert_eq!(read(&module.join("config")), "[core]\n", "the submodule's config was rewritten\n{o}");
     assert!(!module.join("hooks/post-checkout").exists(), "a hook was left in the submodule\n{o}");
+    // Nor can it point the submodule at a git directory of its own.
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "echo ../../../evil > sub/.git/modules/x/commondir"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!module.join("commondir").exists(), "the submodule's commondir was left\n{o}");
 }
 
 /// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was

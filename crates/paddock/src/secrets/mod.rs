@@ -26,6 +26,7 @@ mod form;
 mod inspect;
 mod interceptor;
 mod kept;
+mod multipart;
 mod overrides;
 mod placeholder;
 mod secret;
