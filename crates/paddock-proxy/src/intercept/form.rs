@@ -21,9 +21,14 @@ pub(crate) const MAX_FORM: usize = 1024 * 1024;
 pub(crate) const RULE_FORM: &str = "proxy.form";
 
 /// Whether the request's body is a form some server may read a method from: urlencoded,
-/// any `multipart/` type (CGI and Rack parse `multipart/mixed` as a form), or a `POST`
-/// without a type (CGI and Rack read it as urlencoded).
+/// any `multipart/` type (CGI and Rack parse `multipart/mixed` as a form), a `POST`
+/// without a type (CGI and Rack read it as urlencoded), or a type with a byte other than
+/// printable ASCII (a server may strip it: Python's `strip` takes `\xa0` and `\x85`).
 pub(crate) fn is_form(method: &hyper::Method, headers: &HeaderMap) -> bool {
+    let odd = |v: &[u8]| !v.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if headers.get_all(CONTENT_TYPE).iter().any(|v| odd(v.as_bytes())) {
+        return true;
+    }
     let types: Vec<String> = headers
         .get_all(CONTENT_TYPE)
         .iter()
@@ -74,4 +79,29 @@ async fn read(mut body: Incoming) -> Result<Bytes, String> {
         }
     }
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn typed(value: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_bytes(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn forms_are_known_by_their_type_or_its_odd_bytes() {
+        let post = hyper::Method::POST;
+        assert!(is_form(&post, &HeaderMap::new()), "untyped POST");
+        assert!(!is_form(&hyper::Method::PUT, &HeaderMap::new()));
+        assert!(is_form(&post, &typed(b"application/x-www-form-urlencoded; charset=utf-8")));
+        assert!(is_form(&post, &typed(b"Multipart/Mixed; boundary=x")));
+        assert!(!is_form(&post, &typed(b"application/json")));
+        // Python strips `\xa0` and `\x85` and then reads a form (found by an attack).
+        assert!(is_form(&post, &typed(b"\xa0application/x-www-form-urlencoded")));
+        assert!(is_form(&post, &typed(b"\x85multipart/form-data; boundary=x")));
+    }
 }

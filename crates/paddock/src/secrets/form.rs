@@ -5,8 +5,8 @@
 //! Urlencoded pairs (a query, a urlencoded or untyped body) are read as loosely as any
 //! parser reads them: keys as PHP reads them (cut at a NUL, `.`, ` ` and `[` made `_`) and
 //! as `qs` and Rack read them (`[_method]`, `_method[]`). A multipart body is read
-//! strictly ([`super::multipart`]): parsers differ too much on odd ones, so only the form
-//! every client writes is read, and anything else refused. A form a server would first
+//! strictly ([`super::multipart`]): parsers differ too much on odd ones, so only bodies
+//! every parser reads alike are read, and anything else refused. A form a server would first
 //! decode (a `Content-Encoding`), or read in a charset that does not keep ASCII as it is
 //! (UTF-16, UTF-7, ISO-2022, EBCDIC, Shift_JIS; declared in a `Content-Type`, a part or
 //! `_charset_`), or sent with two `Content-Type`s, has a method that cannot be known here:
@@ -83,12 +83,17 @@ pub(crate) fn in_form(req: &RequestParts<'_>, body: &[u8]) -> Result<Vec<(String
         .headers
         .get_all(CONTENT_TYPE)
         .iter()
-        .map(|t| String::from_utf8_lossy(t.as_bytes()).trim().to_string())
+        .map(|t| String::from_utf8_lossy(t.as_bytes()).trim_matches([' ', '\t']).to_string())
         .collect();
     if types.len() > 1 {
         return Err("a form with more than one `Content-Type` to a host with request rules: a server may read it as any of them".into());
     }
     let content_type = types.into_iter().next().unwrap_or_default();
+    // A byte a server may strip or read otherwise (`\xa0` and `\x85` are white space to
+    // Python, which then reads the form).
+    if !content_type.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return Err("a form whose `Content-Type` holds other bytes than printable ASCII, to a host with request rules: a server may read it as a form".into());
+    }
     charset_known(&content_type.to_ascii_lowercase())?;
     form_methods(&content_type, body)
 }

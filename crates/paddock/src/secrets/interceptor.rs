@@ -555,7 +555,15 @@ deny = ["DELETE **"]
             ("multipart/form-data; boundary=BB abc", method.clone()),
             ("multipart/form-data; boundary=YY", method.clone()),
             ("multipart/form-data", method.clone()),
-            (mp, format!("pre\r\n{method}")),
+            ("multipart/form-data; BOUNDARY=BB", method.clone()),
+            // Found by an eleventh attack: werkzeug and Python's `email` end an unquoted
+            // boundary at `/`, `:`, `=`, `?` or `,`; `email` reads `x'y'z` as RFC 2231;
+            // Rack and PHP look for `boundary=` anywhere in the type.
+            ("multipart/form-data; boundary=BB/CC", format!("--BB/CC\r\nContent-Disposition: form-data; name=a\r\n\r\n{method}\r\n--BB/CC--\r\n")),
+            ("multipart/form-data; boundary=BB:CC", method.clone()),
+            ("multipart/form-data; boundary=us-ascii'en'BB", method.clone()),
+            ("multipart/form-data; boundary=\"BB,CC\"", method.clone()),
+            ("multipart/form-data; boundary=\"xboundary=BB\"", method.clone()),
             (mp, format!("{method}--BB\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--BB--\r\n")),
         ] {
             for p in [&allow_list, &deny_only] {
@@ -568,6 +576,12 @@ deny = ["DELETE **"]
         // a charset, a header).
         let browser = "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW";
         let browser_body = "------WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nhello\r\n------WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a;b.sql\"\r\nContent-Type: application/sql\r\n\r\n-- schema\r\nCREATE TABLE t (a int) DEFAULT CHARSET=utf8mb4;\r\n--\r\n$method = $_SERVER['REQUEST_METHOD'];\r\nBEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nContent-Type: text/calendar; charset=\"ISO-2022-JP\"; method=REQUEST\r\nname=_method\r\n------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n";
+        let method_free = multipart(&[("Content-Disposition: form-data; name=\"a\"", "1")]);
+        let go = multipart(&[(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"C:\\\\dir\\\\a\\\"b.txt\"; filename*=UTF-8''a%C3%A9.txt",
+            "x",
+        )]);
+        let email = "--===============123==\nContent-Type: application/json\n\n{}\n--===============123==\nContent-Type: text/plain\n\ndata\n--===============123==--\n";
         let undici = "multipart/form-data; boundary=----formdata-undici-032818516151";
         let undici_body = "------formdata-undici-032818516151\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n------formdata-undici-032818516151--";
         for (content_type, body) in [
@@ -575,12 +589,28 @@ deny = ["DELETE **"]
             (undici, undici_body.to_string()),
             (mp, multipart(&[("Content-Disposition: form-data; name=\"file\"; filename=\"x.bin\"\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary", "\u{1}\u{2}--x")])),
             ("multipart/related; boundary=BB", multipart(&[("Content-Type: application/json; charset=UTF-8", "{\"name\":\"x\"}"), ("Content-Type: text/plain", "data")])),
+            (mp, go),
+            ("multipart/related; boundary=\"===============123==\"", email.to_string()),
+            (mp, format!("This is a multi-part message in MIME format.\r\n{method_free}\r\n")),
         ] {
             for p in [&allow_list, &deny_only] {
                 let refused = form_refused(p, content_type, &body);
                 assert!(refused.is_none(), "{content_type}: {body:?}: {refused:?}");
             }
         }
+        // A field name in a page's legacy charset (not UTF-8) is read.
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("multipart/form-data; boundary=BB"));
+        let latin1 = b"--BB\r\nContent-Disposition: form-data; name=\"pr\xe9nom\"\r\n\r\nx\r\n--BB--\r\n";
+        assert!(
+            post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&deny_only, req, latin1)).is_none()
+        );
+        // A type with a byte Python strips (`\xa0`): read, and refused.
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_bytes(b"\xa0application/x-www-form-urlencoded").unwrap());
+        assert!(
+            post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&deny_only, req, b"a=1")).is_some()
+        );
         // Two types: a server may read either.
         let mut h = HeaderMap::new();
         h.append("content-type", HeaderValue::from_static("application/json"));

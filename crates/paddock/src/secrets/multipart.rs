@@ -1,21 +1,22 @@
 //! A multipart body read strictly: its parts, or a refusal. Parsers read the same body in
-//! different ways (where a boundary is taken from, which line ends count, how a name's
-//! comments, escapes, encoded words or RFC 2231 pieces are read, which transfer encoding
-//! decodes a value), and every difference is a way to hide a `_method` part from a check
-//! that reads it one way. So only the form every client writes is read (the one browsers,
-//! curl, undici and Python's `requests` send); anything else, on which parsers may
-//! disagree, is refused:
+//! different ways (where a boundary is taken from, which characters end it, which line
+//! ends count, how a name's comments, escapes, encoded words or RFC 2231 pieces are read,
+//! which transfer encoding decodes a value), and every difference is a way to hide a
+//! `_method` part from a check that reads it one way. So only bodies every parser reads
+//! alike are read (the ones browsers, curl, undici, Go, .NET and Python's `requests` and
+//! `email` write); anything else is refused:
 //!
-//! - the `Content-Type`: `multipart/SUBTYPE`, one `boundary` of plain characters (quoted
-//!   or not), at most a `charset` besides;
-//! - the body: the first line is the first delimiter (no preamble); every delimiter ends
-//!   with CRLF, the last with `--` and at most a CRLF after it; the boundary appears
-//!   nowhere else, in any case (a parser that ends lines at a lone LF or CR finds no
-//!   other part);
-//! - a part's headers: `Name: value` lines ended by CRLF, up to an empty line; at most one
-//!   `Content-Disposition`, `form-data` with a quoted or plain `name` (no `\`, no `=?`)
-//!   and optional `filename`s; at most one `Content-Transfer-Encoding`, an identity one;
-//!   a `charset` only of ASCII's supersets.
+//! - the `Content-Type`: `multipart/SUBTYPE` with one `boundary` of letters, digits and
+//!   `-_.+` (`=` too when quoted: Python's `email` writes `"===...=="`), `boundary=`
+//!   nowhere else in it, at most a `charset` besides;
+//! - the body: lines ended by CRLF, or all by LF (Python's `email`); the boundary, in any
+//!   case, nowhere but on the delimiter lines (so a parser that also ends lines at a lone
+//!   CR or LF finds no other part, and a preamble or an epilogue holds none);
+//! - a part's headers: `Name: value` lines up to an empty line (no folding, no white
+//!   space before a name); at most one `Content-Disposition`, `form-data` with a plain or
+//!   quoted `name` (no `\`, `"` or `=?`) and at most one `filename` and one `filename*`;
+//!   at most one `Content-Transfer-Encoding`, an identity one; a `charset` only of ASCII's
+//!   supersets.
 
 /// One part: its name (when it has one) and its value.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,35 +32,42 @@ const MAX_BOUNDARY: usize = 70;
 /// `Err`: a type whose boundary parsers may read differently.
 pub(crate) fn boundary(content_type: &str, charset_ok: &dyn Fn(&str) -> bool) -> Result<String, String> {
     let bad = |why: &str| Err(format!("a multipart form whose `Content-Type` {why}: parsers may read it differently"));
+    if !content_type.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return bad("holds other bytes than printable ASCII");
+    }
+    // Rack takes the last `boundary=` it finds anywhere in the type (in any case), PHP the
+    // first `boundary`: one only, as the parameter's name.
+    if content_type.to_ascii_lowercase().matches("boundary=").count() != 1 {
+        return bad("does not hold `boundary=` exactly once");
+    }
     let mut params = split_params(content_type).into_iter();
     let kind = params.next().unwrap_or_default().trim().to_ascii_lowercase();
-    if !kind.strip_prefix("multipart/").is_some_and(|s| !s.is_empty() && s.bytes().all(token_byte)) {
+    if !kind
+        .strip_prefix("multipart/")
+        .is_some_and(|s| !s.is_empty() && s.bytes().all(token_byte) && !s.contains("boundary"))
+    {
         return bad("is not `multipart/SUBTYPE`");
     }
     let mut boundary = None;
     for param in params {
-        let param = param.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t']);
+        let param = param.trim_matches([' ', '\t']);
         let Some((key, value)) = param.split_once('=') else { return bad("has a parameter that is not `key=value`") };
-        let value = match value.strip_prefix('"') {
+        let (value, quoted) = match value.strip_prefix('"') {
             Some(q) => match q.strip_suffix('"') {
-                Some(inner) if !inner.contains(['"', '\\']) => inner,
+                Some(inner) if !inner.contains(['"', '\\']) => (inner, true),
                 _ => return bad("has a quoted value with escapes"),
             },
-            None => value,
+            None => (value, false),
         };
         match key.to_ascii_lowercase().as_str() {
-            "boundary" if boundary.is_none() => {
-                let plain = |b: u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=?".contains(&b);
-                if value.is_empty()
-                    || value.len() > MAX_BOUNDARY
-                    || !value.bytes().all(plain)
-                    || value.contains(['(', ')'])
-                {
-                    return bad("has a boundary of other characters than letters, digits and `'+_,-./:=?`");
+            "boundary" if key != "boundary" => return bad("spells `boundary` in capitals"),
+            "boundary" => {
+                let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_.+".contains(&b) || (quoted && b == b'=');
+                if value.is_empty() || value.len() > MAX_BOUNDARY || !value.bytes().all(plain) {
+                    return bad("has a boundary of other characters than letters, digits and `-_.+`");
                 }
                 boundary = Some(value.to_string());
             }
-            "boundary" => return bad("names more than one boundary"),
             "charset" if charset_ok(value) => {}
             _ => return bad(&format!("has a parameter `{key}` besides the boundary")),
         }
@@ -74,31 +82,33 @@ pub(crate) fn boundary(content_type: &str, charset_ok: &dyn Fn(&str) -> bool) ->
 pub(crate) fn parts(body: &[u8], boundary: &str, charset_ok: &dyn Fn(&str) -> bool) -> Result<Vec<Part>, String> {
     let bad = |why: &str| Err(format!("a multipart form {why}: parsers may read it differently"));
     let delimiter = format!("--{boundary}");
-    // The boundary, in any case, where no delimiter is: a parser with other line ends
-    // would cut a part there.
-    let lower = body.to_ascii_lowercase();
-    let needle = delimiter.to_ascii_lowercase().into_bytes();
-    let found: Vec<usize> = find_all(&lower, &needle);
-    let Some(mut at) = body.strip_prefix(delimiter.as_bytes()).map(|_| delimiter.len()) else {
-        return bad("that does not begin with its boundary");
+    // Where the boundary is, in any case: on the delimiter lines only, or a parser with
+    // other line ends, or one that reads a preamble or an epilogue, would cut a part there.
+    let found = find_all(&body.to_ascii_lowercase(), delimiter.to_ascii_lowercase().as_bytes());
+    let Some(&first) = found.first() else { return bad("without its boundary") };
+    let eol: &[u8] = match body[first + delimiter.len()..] {
+        [b'\r', b'\n', ..] => b"\r\n",
+        [b'\n', ..] => b"\n",
+        _ => return bad("whose first boundary line ends otherwise than with CRLF or LF"),
     };
-    let mut delimiters = vec![0];
+    // A preamble, if any, ends with the line end before the first delimiter.
+    if first != 0 && !body[..first].ends_with(eol) {
+        return bad("whose first boundary is not on a line of its own");
+    }
+    let separator = [eol, delimiter.as_bytes()].concat();
+    let mut at = first + delimiter.len();
+    let mut delimiters = vec![first];
     let mut parts = Vec::new();
     loop {
         let rest = &body[at..];
-        if let Some(after) = rest.strip_prefix(b"--") {
-            if !(after.is_empty() || after == b"\r\n") {
-                return bad("with anything after its last boundary");
-            }
-            break;
+        if rest.starts_with(b"--") {
+            break; // the close delimiter; an epilogue holds no boundary (checked below)
         }
-        let Some(rest) = rest.strip_prefix(b"\r\n") else { return bad("with a boundary line not ended by CRLF") };
+        let Some(rest) = rest.strip_prefix(eol) else { return bad("with a boundary line ended otherwise") };
         let start = body.len() - rest.len();
-        let Some(end) = find(rest, format!("\r\n{delimiter}").as_bytes()) else {
-            return bad("that never ends");
-        };
-        parts.push(part(&rest[..end], charset_ok)?);
-        at = start + end + 2 + delimiter.len();
+        let Some(end) = find(rest, &separator) else { return bad("that never ends") };
+        parts.push(part(&rest[..end], eol, charset_ok)?);
+        at = start + end + separator.len();
         delimiters.push(at - delimiter.len());
     }
     if found != delimiters {
@@ -107,19 +117,25 @@ pub(crate) fn parts(body: &[u8], boundary: &str, charset_ok: &dyn Fn(&str) -> bo
     Ok(parts)
 }
 
-/// One part: headers, an empty line, the value.
-fn part(raw: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Part, String> {
+/// One part: headers, an empty line, the value; lines end with `eol`.
+fn part(raw: &[u8], eol: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Part, String> {
     let bad = |why: String| Err(format!("a multipart form with a part {why}: parsers may read it differently"));
-    let Some(head_end) = find(raw, b"\r\n\r\n").map(|i| i + 2).or_else(|| raw.starts_with(b"\r\n").then_some(0)) else {
-        return bad("without the empty line after its headers".into());
+    let blank = [eol, eol].concat();
+    let (head, value) = if raw.starts_with(eol) {
+        (&raw[..0], &raw[eol.len()..])
+    } else {
+        match find(raw, &blank) {
+            Some(i) => (&raw[..i], &raw[i + blank.len()..]),
+            None => return bad("without the empty line after its headers".into()),
+        }
     };
-    let head = &raw[..head_end];
-    let value = raw[head_end..].strip_prefix(b"\r\n").unwrap_or(&raw[head_end..]).to_vec();
-    let Ok(head) = std::str::from_utf8(head) else { return bad("whose headers are not text".into()) };
+    // A header in a legacy page charset is not UTF-8; its bytes above 127 are never ASCII.
+    let head = String::from_utf8_lossy(head);
+    let eol = std::str::from_utf8(eol).unwrap_or("\r\n");
     let (mut name, mut disposition, mut coding) = (None, false, false);
-    for line in head.split_terminator("\r\n") {
+    for line in head.split(eol).filter(|l| !head.is_empty() || !l.is_empty()) {
         let Some((key, v)) = line.split_once(':') else { return bad(format!("header line `{line}`")) };
-        if key.is_empty() || !key.bytes().all(token_byte) || line.contains(['\r', '\n']) {
+        if key.is_empty() || !key.bytes().all(token_byte) || line.contains(['\r', '\n', '\0']) {
             return bad(format!("header line `{line}`"));
         }
         let v = v.trim_matches([' ', '\t']);
@@ -138,49 +154,63 @@ fn part(raw: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Part, String> {
             "content-disposition" | "content-transfer-encoding" => return bad(format!("with two `{key}` headers")),
             _ => {}
         }
-        let lower = v.to_ascii_lowercase();
-        if let Some(charset) = lower.split(';').filter_map(|p| p.trim().strip_prefix("charset=")).next() {
-            if !charset_ok(charset.trim_matches('"')) {
-                return bad(format!("in charset `{charset}`"));
+        for p in split_params(&v.to_ascii_lowercase()).into_iter().skip(1) {
+            if let Some(charset) = p.trim().strip_prefix("charset") {
+                let charset = charset.trim_start().trim_start_matches('=').trim().trim_matches('"');
+                if !charset_ok(charset) {
+                    return bad(format!("in charset `{charset}`"));
+                }
             }
         }
     }
-    Ok(Part { name, value })
+    Ok(Part { name, value: value.to_vec() })
 }
 
 /// The `name` of a `form-data` disposition (`None`: it has none). `Err`: a disposition
-/// parsers may read differently (RFC 2231 or encoded-word names, escapes, comments, a
-/// parameter given twice, another parameter than `name` and `filename`).
+/// parsers may read differently (RFC 2231 or encoded-word names, escapes or quotes in a
+/// name, comments, a parameter given twice, another parameter than `name`, `filename`
+/// and `filename*`).
 fn disposition_name(v: &str) -> Result<Option<String>, String> {
     let mut params = split_params(v).into_iter();
     if !params.next().unwrap_or_default().trim().eq_ignore_ascii_case("form-data") {
         return Err(format!("whose `Content-Disposition` is not `form-data`: `{v}`"));
     }
-    let (mut name, mut filename) = (None, false);
+    let (mut name, mut filename, mut filename_ext) = (None, false, false);
     for p in params {
-        let p = p.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t']);
-        let Some((key, value)) = p.split_once('=') else {
+        let p = p.trim_matches([' ', '\t']);
+        let Some((key, raw)) = p.split_once('=') else {
             return Err(format!("with a `Content-Disposition` parameter `{p}`"));
         };
-        let value = match value.strip_prefix('"') {
-            Some(q) => q.strip_suffix('"').filter(|inner| !inner.contains(['"', '\\'])),
-            None => Some(value).filter(|t| !t.is_empty() && t.bytes().all(|b| token_byte(b) || b"[]".contains(&b))),
-        };
-        let Some(value) = value else { return Err(format!("with a `Content-Disposition` value `{p}`")) };
+        let quoted = raw.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+        let token = || Some(raw).filter(|t| !t.is_empty() && t.bytes().all(|b| token_byte(b) || b"[]".contains(&b)));
         match key.to_ascii_lowercase().as_str() {
-            "name" if name.is_none() && !value.contains("=?") => name = Some(value.to_string()),
-            "filename" | "filename*" if !filename => filename = true,
+            "name" if name.is_none() => {
+                let value = match quoted {
+                    Some(inner) if !inner.contains(['"', '\\']) => Some(inner),
+                    Some(_) => None,
+                    None => token(),
+                };
+                match value.filter(|n| !n.contains("=?")) {
+                    Some(n) => name = Some(n.to_string()),
+                    None => return Err(format!("with a `Content-Disposition` name `{raw}`")),
+                }
+            }
+            // A file's name: any quoted string (Go escapes `\` and `"` in it), or a token.
+            "filename" if !filename && (quoted.is_some() || token().is_some()) => filename = true,
+            "filename*" if !filename_ext => filename_ext = true,
             _ => return Err(format!("with a `Content-Disposition` parameter `{key}`")),
         }
     }
     Ok(name)
 }
 
-/// `s` cut at each `;` outside double quotes.
+/// `s` cut at each `;` outside double quotes (a `\` in quotes escapes the next character).
 fn split_params(s: &str) -> Vec<&str> {
-    let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
+    let (mut out, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
     for (i, c) in s.char_indices() {
         match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
             ';' if !quoted => {
                 out.push(&s[start..i]);
