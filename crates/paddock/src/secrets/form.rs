@@ -141,14 +141,15 @@ fn form_methods(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>
     if content_type.to_ascii_lowercase().starts_with("multipart/") {
         let boundary = super::multipart::boundary(content_type, &charset_ok)?;
         for part in super::multipart::parts(body, &boundary, &charset_ok)? {
-            let Some(name) = part.name else { continue };
             let value = String::from_utf8_lossy(&part.value).trim().to_string();
-            // HTML's `_charset_` field names the form's charset to a server that honours it.
-            if name.eq_ignore_ascii_case("_charset_") {
-                charset_named(&value)?;
-            }
-            if (method_key(&name) || method_key(&decoded(&name))) && !value.is_empty() {
-                found.push((place(), value));
+            for name in &part.names {
+                // HTML's `_charset_` field names the form's charset to a server that honours it.
+                if name.eq_ignore_ascii_case("_charset_") {
+                    charset_named(&value)?;
+                }
+                if (method_key(name) || method_key(&decoded(name))) && !value.is_empty() {
+                    found.push((place(), value.clone()));
+                }
             }
         }
         return Ok(found);

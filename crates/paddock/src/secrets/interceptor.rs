@@ -564,6 +564,17 @@ deny = ["DELETE **"]
             ("multipart/form-data; boundary=us-ascii'en'BB", method.clone()),
             ("multipart/form-data; boundary=\"BB,CC\"", method.clone()),
             ("multipart/form-data; boundary=\"xboundary=BB\"", method.clone()),
+            // Found by a twelfth attack: a part without headers (werkzeug and Rack read its
+            // first lines as headers), `name=` inside a filename (formidable takes the
+            // first), a `filename*` not in RFC 8187 form (busboy, Rack), a part named by
+            // its `Content-ID` (Rack).
+            (mp, format!("--BB\r\n\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n{method}")),
+            (mp, "--BB\n\nContent-Disposition: form-data; name=\"_method\"\n\nDELETE\n--BB--\n".into()),
+            (mp, multipart(&[("Content-Disposition: form-data; filename*=utf-8'\"'; name=_method; x=\"y\"", "DELETE")])),
+            (mp, multipart(&[("Content-Disposition: form-data; filename*= \"x;name=_method;y\"; name=\"b\"", "DELETE")])),
+            (mp, multipart(&[("Content-Disposition: form-data; filename=\"x; name=_method\"; name=\"b\"", "DELETE")])),
+            (mp, multipart(&[("Content-ID: <_method>", "DELETE")])),
+            (mp, multipart(&[("Content-Disposition: form-data; filename=\"_method\"", "DELETE")])),
             (mp, format!("{method}--BB\r\nContent-Disposition: form-data; name=_method\r\n\r\nDELETE\r\n--BB--\r\n")),
         ] {
             for p in [&allow_list, &deny_only] {

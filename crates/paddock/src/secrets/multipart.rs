@@ -13,15 +13,19 @@
 //!   case, nowhere but on the delimiter lines (so a parser that also ends lines at a lone
 //!   CR or LF finds no other part, and a preamble or an epilogue holds none);
 //! - a part's headers: `Name: value` lines up to an empty line (no folding, no white
-//!   space before a name); at most one `Content-Disposition`, `form-data` with a plain or
-//!   quoted `name` (no `\`, `"` or `=?`) and at most one `filename` and one `filename*`;
+//!   space before a name), at least one; at most one `Content-Disposition`, `form-data`
+//!   with a plain or quoted `name` (no `\`, `"` or `=?`), `name=` nowhere else in it, and
+//!   at most one `filename` and one `filename*` (RFC 8187 form); a part without a name
+//!   is known by its `filename` and `Content-ID` (Rack names it so);
 //!   at most one `Content-Transfer-Encoding`, an identity one; a `charset` only of ASCII's
 //!   supersets.
 
-/// One part: its name (when it has one) and its value.
+/// One part: the names a parser may give it and its value.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Part {
-    pub name: Option<String>,
+    /// Its `name`; without one, its `filename` and its `Content-ID` (Rack names a part by
+    /// them).
+    pub names: Vec<String>,
     pub value: Vec<u8>,
 }
 
@@ -121,18 +125,16 @@ pub(crate) fn parts(body: &[u8], boundary: &str, charset_ok: &dyn Fn(&str) -> bo
 fn part(raw: &[u8], eol: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Part, String> {
     let bad = |why: String| Err(format!("a multipart form with a part {why}: parsers may read it differently"));
     let blank = [eol, eol].concat();
-    let (head, value) = if raw.starts_with(eol) {
-        (&raw[..0], &raw[eol.len()..])
-    } else {
-        match find(raw, &blank) {
-            Some(i) => (&raw[..i], &raw[i + blank.len()..]),
-            None => return bad("without the empty line after its headers".into()),
-        }
-    };
+    // A part without headers: werkzeug and Rack read its first lines as its headers.
+    if raw.starts_with(eol) {
+        return bad("without headers".into());
+    }
+    let Some(i) = find(raw, &blank) else { return bad("without the empty line after its headers".into()) };
+    let (head, value) = (&raw[..i], &raw[i + blank.len()..]);
     // A header in a legacy page charset is not UTF-8; its bytes above 127 are never ASCII.
     let head = String::from_utf8_lossy(head);
     let eol = std::str::from_utf8(eol).unwrap_or("\r\n");
-    let (mut name, mut disposition, mut coding) = (None, false, false);
+    let (mut names, mut fallback, mut disposition, mut coding) = (Vec::new(), Vec::new(), false, false);
     for line in head.split(eol).filter(|l| !head.is_empty() || !l.is_empty()) {
         let Some((key, v)) = line.split_once(':') else { return bad(format!("header line `{line}`")) };
         if key.is_empty() || !key.bytes().all(token_byte) || line.contains(['\r', '\n', '\0']) {
@@ -142,9 +144,12 @@ fn part(raw: &[u8], eol: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Par
         match key.to_ascii_lowercase().as_str() {
             "content-disposition" if !disposition => {
                 disposition = true;
-                name = disposition_name(v)
+                let (name, filename) = disposition_names(v)
                     .map_err(|why| format!("a multipart form with a part {why}: parsers may read it differently"))?;
+                names.extend(name);
+                fallback.extend(filename);
             }
+            "content-id" => fallback.push(v.trim_matches(['<', '>']).to_string()),
             "content-transfer-encoding" if !coding => {
                 coding = true;
                 if !matches!(v.to_ascii_lowercase().as_str(), "7bit" | "8bit" | "binary") {
@@ -163,19 +168,29 @@ fn part(raw: &[u8], eol: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Par
             }
         }
     }
-    Ok(Part { name, value: value.to_vec() })
+    if names.is_empty() {
+        names = fallback;
+    }
+    Ok(Part { names, value: value.to_vec() })
 }
 
-/// The `name` of a `form-data` disposition (`None`: it has none). `Err`: a disposition
-/// parsers may read differently (RFC 2231 or encoded-word names, escapes or quotes in a
-/// name, comments, a parameter given twice, another parameter than `name`, `filename`
-/// and `filename*`).
-fn disposition_name(v: &str) -> Result<Option<String>, String> {
+/// The `name` and `filename` of a `form-data` disposition. `Err`: a disposition parsers
+/// may read differently (RFC 2231 or encoded-word names, escapes or quotes in a name,
+/// comments, a parameter given twice, another parameter than `name`, `filename` and
+/// `filename*`, a `filename*` not in RFC 8187 form, `name=` anywhere but as the name:
+/// formidable takes the first `name=` it finds).
+fn disposition_names(v: &str) -> Result<(Option<String>, Option<String>), String> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let lower = v.to_ascii_lowercase();
+    let names = lower.match_indices("name=").filter(|(i, _)| *i == 0 || !word(lower.as_bytes()[i - 1])).count();
+    if names > 1 {
+        return Err(format!("whose `Content-Disposition` holds `name=` more than once: `{v}`"));
+    }
     let mut params = split_params(v).into_iter();
     if !params.next().unwrap_or_default().trim().eq_ignore_ascii_case("form-data") {
         return Err(format!("whose `Content-Disposition` is not `form-data`: `{v}`"));
     }
-    let (mut name, mut filename, mut filename_ext) = (None, false, false);
+    let (mut name, mut filename, mut filename_ext) = (None, None, false);
     for p in params {
         let p = p.trim_matches([' ', '\t']);
         let Some((key, raw)) = p.split_once('=') else {
@@ -183,6 +198,7 @@ fn disposition_name(v: &str) -> Result<Option<String>, String> {
         };
         let quoted = raw.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
         let token = || Some(raw).filter(|t| !t.is_empty() && t.bytes().all(|b| token_byte(b) || b"[]".contains(&b)));
+        let odd = || format!("with a `Content-Disposition` parameter `{p}`");
         match key.to_ascii_lowercase().as_str() {
             "name" if name.is_none() => {
                 let value = match quoted {
@@ -190,18 +206,43 @@ fn disposition_name(v: &str) -> Result<Option<String>, String> {
                     Some(_) => None,
                     None => token(),
                 };
-                match value.filter(|n| !n.contains("=?")) {
-                    Some(n) => name = Some(n.to_string()),
-                    None => return Err(format!("with a `Content-Disposition` name `{raw}`")),
-                }
+                name = Some(value.filter(|n| !n.contains("=?")).ok_or_else(odd)?.to_string());
             }
             // A file's name: any quoted string (Go escapes `\` and `"` in it), or a token.
-            "filename" if !filename && (quoted.is_some() || token().is_some()) => filename = true,
-            "filename*" if !filename_ext => filename_ext = true,
-            _ => return Err(format!("with a `Content-Disposition` parameter `{key}`")),
+            "filename" if filename.is_none() => filename = Some(quoted.or_else(token).ok_or_else(odd)?.to_string()),
+            "filename*" if !filename_ext && ext_value(raw) => filename_ext = true,
+            _ => return Err(odd()),
         }
     }
-    Ok(name)
+    Ok((name, filename))
+}
+
+/// An RFC 8187 `ext-value`: `charset'language'value`, the value of attribute characters
+/// and `%XX` only.
+fn ext_value(raw: &str) -> bool {
+    let mut pieces = raw.splitn(3, '\'');
+    let (Some(charset), Some(language), Some(value)) = (pieces.next(), pieces.next(), pieces.next()) else {
+        return false;
+    };
+    let attr = |b: u8| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b);
+    let mut bytes = value.bytes();
+    let value_ok = loop {
+        match bytes.next() {
+            None => break true,
+            Some(b'%') => {
+                let hex = [bytes.next(), bytes.next()];
+                if !hex.iter().all(|h| h.is_some_and(|h| h.is_ascii_hexdigit())) {
+                    break false;
+                }
+            }
+            Some(b) if attr(b) => {}
+            Some(_) => break false,
+        }
+    };
+    !charset.is_empty()
+        && charset.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&+-^_`{}~".contains(&b))
+        && language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && value_ok
 }
 
 /// `s` cut at each `;` outside double quotes (a `\` in quotes escapes the next character).
