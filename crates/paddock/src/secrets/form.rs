@@ -104,11 +104,9 @@ pub(crate) fn encoded_methods(pairs: &str) -> Vec<String> {
     let mut found = Vec::new();
     for pair in pairs.split(['&', ';']) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if method_key(&decoded(key)) {
-            let m = decoded(value);
-            if !m.trim().is_empty() {
-                found.push(m.trim().to_string());
-            }
+        let m = decoded(value);
+        if !m.trim().is_empty() && (method_key(&decoded(key)) || (mentions_method(key) && is_method(&m))) {
+            found.push(m.trim().to_string());
         }
     }
     found
@@ -142,14 +140,13 @@ fn form_methods(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>
         let boundary = super::multipart::boundary(content_type, &charset_ok)?;
         for part in super::multipart::parts(body, &boundary, &charset_ok)? {
             let value = String::from_utf8_lossy(&part.value).trim().to_string();
-            for name in &part.names {
-                // HTML's `_charset_` field names the form's charset to a server that honours it.
-                if name.eq_ignore_ascii_case("_charset_") {
-                    charset_named(&value)?;
-                }
-                if (method_key(name) || method_key(&decoded(name))) && !value.is_empty() {
-                    found.push((place(), value.clone()));
-                }
+            // HTML's `_charset_` field names the form's charset to a server that honours it.
+            if part.names.iter().any(|n| n.eq_ignore_ascii_case("_charset_")) {
+                charset_named(&value)?;
+            }
+            let named = part.names.iter().any(|n| method_key(n) || method_key(&decoded(n)));
+            if !value.is_empty() && (named || (mentions_method(&part.head) && is_method(&value))) {
+                found.push((place(), value));
             }
         }
         return Ok(found);
@@ -162,6 +159,63 @@ fn form_methods(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>
     }
     found.extend(encoded_methods(&text).into_iter().map(|m| (place(), m)));
     Ok(found)
+}
+
+/// Whether `text` (a part's headers, a key) mentions `method` in any case, as sent or
+/// percent-decoded. Parsers disagree on where a part's name ends (`name=_method]x` is
+/// `_method` to werkzeug, `filename="x; name=_method"` to formidable, a `Content-ID` to
+/// Rack when the disposition is long), so a value that is an HTTP method, in a part or
+/// under a key that mentions `method` anywhere, is decided as a method too.
+fn mentions_method(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("method") || decoded(text).to_ascii_lowercase().contains("method")
+}
+
+/// Whether `value` is a method of the IANA registry (or `PURGE`), in any case.
+fn is_method(value: &str) -> bool {
+    const METHODS: &[&str] = &[
+        "ACL",
+        "BASELINE-CONTROL",
+        "BIND",
+        "CHECKIN",
+        "CHECKOUT",
+        "CONNECT",
+        "COPY",
+        "DELETE",
+        "GET",
+        "HEAD",
+        "LABEL",
+        "LINK",
+        "LOCK",
+        "MERGE",
+        "MKACTIVITY",
+        "MKCALENDAR",
+        "MKCOL",
+        "MKREDIRECTREF",
+        "MKWORKSPACE",
+        "MOVE",
+        "OPTIONS",
+        "ORDERPATCH",
+        "PATCH",
+        "POST",
+        "PRI",
+        "PROPFIND",
+        "PROPPATCH",
+        "PURGE",
+        "PUT",
+        "QUERY",
+        "REBIND",
+        "REPORT",
+        "SEARCH",
+        "TRACE",
+        "UNBIND",
+        "UNCHECKOUT",
+        "UNLINK",
+        "UNLOCK",
+        "UPDATE",
+        "UPDATEREDIRECTREF",
+        "VERSION-CONTROL",
+    ];
+    METHODS.iter().any(|m| m.eq_ignore_ascii_case(value.trim()))
 }
 
 /// `Err` when `text` (a `Content-Type`, a part's header block; lower case) declares a

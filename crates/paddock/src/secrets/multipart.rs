@@ -14,9 +14,9 @@
 //!   CR or LF finds no other part, and a preamble or an epilogue holds none);
 //! - a part's headers: `Name: value` lines up to an empty line (no folding, no white
 //!   space before a name), at least one; at most one `Content-Disposition`, `form-data`
-//!   with a plain or quoted `name` (no `\`, `"` or `=?`), `name=` nowhere else in it, and
-//!   at most one `filename` and one `filename*` (RFC 8187 form); a part without a name
-//!   is known by its `filename` and `Content-ID` (Rack names it so);
+//!   with a plain or quoted `name` (no `\`, `"` or `=?`) and at most one `filename` and
+//!   one `filename*` (RFC 8187 form); a part without a name is known by its `filename`
+//!   and `Content-ID` (Rack names it so);
 //!   at most one `Content-Transfer-Encoding`, an identity one; a `charset` only of ASCII's
 //!   supersets.
 
@@ -26,6 +26,8 @@ pub(crate) struct Part {
     /// Its `name`; without one, its `filename` and its `Content-ID` (Rack names a part by
     /// them).
     pub names: Vec<String>,
+    /// Its header lines, as sent (lossy UTF-8).
+    pub head: String,
     pub value: Vec<u8>,
 }
 
@@ -171,21 +173,14 @@ fn part(raw: &[u8], eol: &[u8], charset_ok: &dyn Fn(&str) -> bool) -> Result<Par
     if names.is_empty() {
         names = fallback;
     }
-    Ok(Part { names, value: value.to_vec() })
+    Ok(Part { names, head: head.into_owned(), value: value.to_vec() })
 }
 
 /// The `name` and `filename` of a `form-data` disposition. `Err`: a disposition parsers
 /// may read differently (RFC 2231 or encoded-word names, escapes or quotes in a name,
 /// comments, a parameter given twice, another parameter than `name`, `filename` and
-/// `filename*`, a `filename*` not in RFC 8187 form, `name=` anywhere but as the name:
-/// formidable takes the first `name=` it finds).
+/// `filename*`, a `filename*` not in RFC 8187 form).
 fn disposition_names(v: &str) -> Result<(Option<String>, Option<String>), String> {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let lower = v.to_ascii_lowercase();
-    let names = lower.match_indices("name=").filter(|(i, _)| *i == 0 || !word(lower.as_bytes()[i - 1])).count();
-    if names > 1 {
-        return Err(format!("whose `Content-Disposition` holds `name=` more than once: `{v}`"));
-    }
     let mut params = split_params(v).into_iter();
     if !params.next().unwrap_or_default().trim().eq_ignore_ascii_case("form-data") {
         return Err(format!("whose `Content-Disposition` is not `form-data`: `{v}`"));
