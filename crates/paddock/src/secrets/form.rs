@@ -104,10 +104,8 @@ pub(crate) fn encoded_methods(pairs: &str) -> Vec<String> {
     let mut found = Vec::new();
     for pair in pairs.split(['&', ';']) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let m = decoded(value);
-        if !m.trim().is_empty() && (method_key(&decoded(key)) || (mentions_method(key) && is_method(&m))) {
-            found.push(m.trim().to_string());
-        }
+        let named = method_key(&decoded(key));
+        found.extend(readings(&decoded(value)).into_iter().filter(|m| named || (mentions_method(key) && is_method(m))));
     }
     found
 }
@@ -145,8 +143,10 @@ fn form_methods(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>
                 charset_named(&value)?;
             }
             let named = part.names.iter().any(|n| method_key(n) || method_key(&decoded(n)));
-            if !value.is_empty() && (named || (mentions_method(&part.head) && is_method(&value))) {
-                found.push((place(), value));
+            for m in readings(&value) {
+                if named || (mentions_method(&part.head) && is_method(&m)) {
+                    found.push((place(), m));
+                }
             }
         }
         return Ok(found);
@@ -159,6 +159,54 @@ fn form_methods(content_type: &str, body: &[u8]) -> Result<Vec<(String, String)>
     }
     found.extend(encoded_methods(&text).into_iter().map(|m| (place(), m)));
     Ok(found)
+}
+
+/// The methods a server may read in an override's `value`: upper-cased the Unicode way
+/// (Python's `upper` and Ruby's `upcase` make `ı` an `I`, `ﬁ` an `FI`), then only its
+/// letters and `-` (a server may trim NUL, `\x1c`–`\x1f`, a BOM or a zero-width space
+/// that Rust's `trim` keeps); with numeric character references decoded too (`qs` with
+/// `interpretNumericEntities`). What is left when that leaves nothing: the value, trimmed.
+fn readings(value: &str) -> Vec<String> {
+    let canonical =
+        |v: &str| -> String { v.to_uppercase().chars().filter(|c| c.is_ascii_uppercase() || *c == '-').collect() };
+    let mut out = Vec::new();
+    for v in [value.to_string(), numeric_references(value)] {
+        let c = canonical(&v);
+        let m = if c.is_empty() { v.trim().to_string() } else { c };
+        if !m.is_empty() && !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// `&#68;` and `&#x44;` as the characters they name.
+fn numeric_references(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find("&#") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let (digits, radix) = match after.strip_prefix(['x', 'X']) {
+            Some(hex) => (hex, 16),
+            None => (after, 10),
+        };
+        let len = digits.chars().take_while(|c| c.is_digit(radix)).count();
+        let ch = u32::from_str_radix(&digits[..len], radix).ok().and_then(char::from_u32);
+        match ch {
+            Some(c) if len > 0 => {
+                out.push(c);
+                let used = after.len() - digits.len() + len;
+                rest = after[used..].strip_prefix(';').unwrap_or(&after[used..]);
+            }
+            _ => {
+                out.push_str("&#");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether `text` (a part's headers, a key) mentions `method` in any case, as sent or
