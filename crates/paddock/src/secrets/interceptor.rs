@@ -7,7 +7,6 @@ use paddock_audit::{Decision as AuditDecision, Event, Exfiltration, HttpRequest}
 use paddock_policy::{normalize_host, Policy};
 use paddock_proxy::{ConnectionEvent, Deny, HttpEvent, Interceptor, RequestParts, RequestVerdict};
 
-use super::form::in_form;
 use super::inspect::{self, Place, Substitution};
 use super::kept::Kept;
 use super::overrides::taken;
@@ -229,13 +228,10 @@ impl Interceptor for CallInterceptor {
     }
 
     fn form(&self, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
-        let refused = super::overrides::refused_in_form(&self.policy(), req, body);
-        if refused.is_none() {
-            if let Ok(pairs) = in_form(req, body).and_then(|extra| taken(req, extra)) {
-                return self.taken.keep(req, pairs).err();
-            }
+        match super::overrides::decide_form(&self.policy(), req, body) {
+            Ok(pairs) => self.taken.keep(req, pairs).err(),
+            Err(deny) => Some(deny),
         }
-        refused
     }
 
     fn record(&self, e: HttpEvent) {

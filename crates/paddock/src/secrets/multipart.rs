@@ -34,13 +34,11 @@ pub(crate) struct Part {
 /// The longest boundary (RFC 2046).
 const MAX_BOUNDARY: usize = 70;
 
-/// The boundary of a multipart `Content-Type` (as sent: boundaries are case-sensitive).
-/// `Err`: a type whose boundary parsers may read differently.
+/// The boundary of a multipart `Content-Type` (as sent: boundaries are case-sensitive;
+/// printable ASCII, as [`super::form::in_form`] lets through). `Err`: a type whose
+/// boundary parsers may read differently.
 pub(crate) fn boundary(content_type: &str, charset_ok: &dyn Fn(&str) -> bool) -> Result<String, String> {
     let bad = |why: &str| Err(format!("a multipart form whose `Content-Type` {why}: parsers may read it differently"));
-    if !content_type.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
-        return bad("holds other bytes than printable ASCII");
-    }
     // Rack takes the last `boundary=` it finds anywhere in the type (in any case), PHP the
     // first `boundary`: one only, as the parameter's name.
     if content_type.to_ascii_lowercase().matches("boundary=").count() != 1 {

@@ -31,9 +31,16 @@ pub fn refused(policy: &Policy, req: &RequestParts<'_>, rule: &str) -> Option<De
 }
 
 /// [`refused`], with the methods a form body names besides (`_method` in a form).
+#[cfg(test)]
 pub(crate) fn refused_in_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Option<Deny> {
-    let rule = policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule;
-    refused_with(policy, req, &rule, in_form(req, body))
+    decide_form(policy, req, body).err()
+}
+
+/// What a request with this form body may take instead of its request line (to keep
+/// while it streams), or its refusal: [`refused`], with the methods the form names.
+pub(crate) fn decide_form(policy: &Policy, req: &RequestParts<'_>, body: &[u8]) -> Result<Vec<Taken>, Deny> {
+    let rule = || policy.decide_http(req.method.as_str(), req.host, req.port, req.path_and_query).rule.to_string();
+    decided(policy, req, &rule, in_form(req, body))
 }
 
 fn refused_with(
@@ -42,9 +49,25 @@ fn refused_with(
     rule: &str,
     extra: Result<Vec<(String, String)>, String>,
 ) -> Option<Deny> {
-    match extra.and_then(|extra| taken(req, extra)) {
-        Ok(pairs) => decide_taken(policy, req.host, req.port, &pairs),
-        Err(reason) => Some(Deny { rule: rule.to_string(), reason, exfiltration: false }),
+    decided(policy, req, &|| rule.to_string(), extra).err()
+}
+
+/// The pairs `req` may take (with `extra` methods), or the refusal of the first one the
+/// host's rules refuse; `rule` names the refusal of a request whose pairs cannot be known.
+fn decided(
+    policy: &Policy,
+    req: &RequestParts<'_>,
+    rule: &dyn Fn() -> String,
+    extra: Result<Vec<(String, String)>, String>,
+) -> Result<Vec<Taken>, Deny> {
+    let pairs = extra.and_then(|extra| taken(req, extra)).map_err(|reason| Deny {
+        rule: rule(),
+        reason,
+        exfiltration: false,
+    })?;
+    match decide_taken(policy, req.host, req.port, &pairs) {
+        Some(deny) => Err(deny),
+        None => Ok(pairs),
     }
 }
 
