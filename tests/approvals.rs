@@ -648,6 +648,114 @@ fn mcp_elicitation(user: User) {
     }
 }
 
+/// An answer that came after a wait is decided under the revocations saved meanwhile: a
+/// path revoked while `cat` waited is not in the view the approved call runs with.
+fn an_answer_is_decided_under_what_was_revoked_while_it_waited(user: User) {
+    let f = Fixture::new(user);
+    let shelf = f.shelf.to_str().unwrap();
+    let pol = f.policy(&Pol {
+        read: &[shelf],
+        tail: &tail("50s", "[commands]\nallow = []\nask = [\"cat **\"]\n"),
+        ..Pol::default()
+    });
+    // Control: approved without a revocation, it reads the file.
+    let run = start(&f, &pol, &["cat", f.shelf_file.to_str().unwrap()]);
+    let q = next_question(&f, &[]);
+    assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+    let o = finish(run);
+    assert_eq!((o.code(), o.out()), (0, f.shelf_text.clone()), "{o}");
+    // The same call, with the path revoked while it waits for its answer.
+    let run = start(&f, &pol, &["cat", f.shelf_file.to_str().unwrap()]);
+    let q2 = next_question(&f, &[id(&q)]);
+    let revoked = paddock(&f, &["revoke", &format!("path:{shelf}")]);
+    assert_eq!(revoked.code(), 0, "{revoked}");
+    assert_eq!(paddock(&f, &["approve", &id(&q2)]).code(), 0);
+    let o = finish(run);
+    assert_ne!(o.code(), 0, "{o}");
+    assert!(!o.out().contains(&f.shelf_text), "the revoked path was read after the answer\n{o}");
+    let starts = records(&f, "call.start");
+    let last = starts.last().unwrap();
+    let view = last["view"].to_string();
+    assert!(!view.contains(shelf), "call.start names the revoked grant in its view: {last}");
+}
+
+/// An answer for the session holds for the very same call only: the same argv split
+/// otherwise, another directory or other standard input are asked about again; the
+/// question shows the directory and the input; an argument holding NUL is refused unasked.
+fn a_session_answer_holds_for_the_same_call_only(user: User) {
+    let f = Fixture::new(user);
+    std::fs::create_dir_all(f.ws.join("a")).unwrap();
+    std::fs::create_dir_all(f.ws.join("b")).unwrap();
+    chown(&f.ws.join("a"), user.uid());
+    chown(&f.ws.join("b"), user.uid());
+    let pol = f
+        .policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"cat **\", \"pwd\"]\n"), ..Pol::default() });
+    let (_server, request) = serve(&f, &pol);
+    let call = |body: String| {
+        let request = std::sync::Arc::clone(&request);
+        std::thread::spawn(move || request("POST", "/v1/calls", true, Some(&body)))
+    };
+    let answer = |q: &Value, how: &str| {
+        let path = format!("/v1/approvals/{}", id(q));
+        let scope = if how == "allow" { "session" } else { "once" };
+        let (status, body) = request("POST", &path, true, Some(&format!(r#"{{"answer":"{how}","scope":"{scope}"}}"#)));
+        assert_eq!(status, 200, "{body}");
+    };
+    let mut seen = Vec::new();
+    // `cat` with no argument, approved for the session, with its input shown.
+    let first = call(r#"{"tool":"command","argv":["cat"],"cwd":"a","stdin":"one"}"#.into());
+    let q = next_question(&f, &seen);
+    seen.push(id(&q));
+    assert_eq!(q["cwd"].as_str(), Some(f.ws.join("a").to_str().unwrap()), "{q}");
+    assert_eq!(q["stdin"].as_str(), Some("3 bytes: one"), "{q}");
+    answer(&q, "allow");
+    let (status, body) = first.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""stdout":"one""#), "{body}");
+    // The same again: not asked.
+    let (status, body) =
+        request("POST", "/v1/calls", true, Some(r#"{"tool":"command","argv":["cat"],"cwd":"a","stdin":"one"}"#));
+    assert!(status == 200 && body.contains(r#""stdout":"one""#), "{body}");
+    // Each of these differs from it in one thing, so each is asked about (and denied).
+    for other in [
+        r#"{"tool":"command","argv":["cat",""],"cwd":"a","stdin":"one"}"#,
+        r#"{"tool":"command","argv":["cat"],"cwd":"b","stdin":"one"}"#,
+        r#"{"tool":"command","argv":["cat"],"cwd":"a","stdin":"two"}"#,
+        r#"{"tool":"command","argv":["cat"],"cwd":"a"}"#,
+    ] {
+        let pending = call(other.to_string());
+        let q = next_question(&f, &seen);
+        seen.push(id(&q));
+        answer(&q, "deny");
+        let (status, body) = pending.join().unwrap();
+        assert!(status == 200 && body.contains(r#""decision":"deny""#), "{other}: {body}");
+    }
+    // A NUL in an argument: refused before anyone is asked.
+    let asked = records(&f, "approval.ask").len();
+    let (status, body) = request("POST", "/v1/calls", true, Some(r#"{"tool":"command","argv":["cat","-\u0000x"]}"#));
+    assert!(status == 200 && body.contains(r#""decision":"deny""#) && body.contains("NUL"), "{body}");
+    assert_eq!(records(&f, "approval.ask").len(), asked, "nobody is asked about a call that cannot run");
+}
+
+/// "Always" for a program whose name holds a glob character (no entry can name it) holds
+/// for the session and writes nothing, so later runs still load; the question says so.
+fn always_for_a_program_no_entry_can_name(user: User) {
+    let f = Fixture::new(user);
+    let odd = f.ws.join("a*b");
+    std::fs::copy("/bin/true", &odd).unwrap();
+    chown(&odd, user.uid());
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"*\"]\n"), ..Pol::default() });
+    let run = start(&f, &pol, &["./a*b", "x"]);
+    let q = next_question(&f, &[]);
+    assert!(q["proposed"].as_str().unwrap().starts_with("nothing: no entry can name it"), "{q}");
+    assert_eq!(paddock(&f, &["approve", &id(&q), "--scope", "always"]).code(), 0);
+    let o = finish(run);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!f.root.join("state/approved.toml").exists(), "nothing was written");
+    let o = paddock(&f, &["run", "--workspace", f.ws.to_str().unwrap(), "--", "true"]);
+    assert_eq!(o.code(), 0, "the state still loads: {o}");
+}
+
 both_users!(
     once_then_ask_again,
     session_and_always,
@@ -660,4 +768,7 @@ both_users!(
     storm_of_fifty,
     terminal_prompt,
     mcp_elicitation,
+    an_answer_is_decided_under_what_was_revoked_while_it_waited,
+    a_session_answer_holds_for_the_same_call_only,
+    always_for_a_program_no_entry_can_name,
 );

@@ -215,6 +215,22 @@ impl AuditLog {
         self.inner.append(event, true)
     }
 
+    /// [`AuditLog::append_durable`], if `still` answers `true` once this writer holds the
+    /// file's lock (no other writer, of any process, can append meanwhile); `None`, with
+    /// nothing written, when it answers `false`.
+    ///
+    /// So a record is ordered after every record whose writer changed what `still` looks
+    /// at before appending: `call.start` is written only if the revocation list is still
+    /// the one its call was decided under, so no call recorded after a `revoke` record
+    /// uses what that revocation withdrew.
+    pub fn append_durable_if(
+        &self,
+        event: &Event,
+        still: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<AppendedRecord>, AuditError> {
+        self.inner.append_if(event, true, Some(still))
+    }
+
     /// Syncs every record appended so far to disk.
     pub fn sync(&self) -> Result<(), AuditError> {
         let pending = {
@@ -255,11 +271,26 @@ impl Inner {
     }
 
     fn append(&self, event: &Event, durable: bool) -> Result<AppendedRecord, AuditError> {
+        let appended = self.append_if(event, durable, None)?;
+        Ok(appended.expect("an append without a condition always appends"))
+    }
+
+    fn append_if(
+        &self,
+        event: &Event,
+        durable: bool,
+        still: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<Option<AppendedRecord>, AuditError> {
         let payload = encode_payload(event).map_err(AuditError::Encode)?;
         let kind = event.kind();
 
         let mut st = self.lock_state();
         let flock = FileLock::acquire(&self.file, &self.path)?;
+        if let Some(still) = still {
+            if !still() {
+                return Ok(None);
+            }
+        }
         let len = self.file.metadata().map_err(|e| AuditError::io(&self.path, "inspect", e))?.len();
         let tail = match st.tail {
             Some(t) if t.len == len => t,
@@ -298,7 +329,7 @@ impl Inner {
                 self.wake.notify_one();
             }
         }
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// `fdatasync`; on failure the `pending` records count as unsynced again.

@@ -61,7 +61,13 @@ impl Suggestion {
                 let cwd = Path::new(cwd.unwrap_or("/"));
                 let path = std::env::var("PATH").unwrap_or_else(|_| paddock_policy::DEFAULT_PATH.into());
                 match paddock_policy::resolve_program(&argv[0], &path, cwd) {
-                    Some(program) => self.commands.add(Proposal::command(argv, &program).entry),
+                    Some(program) => {
+                        let p = Proposal::command(argv, &program);
+                        match p.check() {
+                            Ok(()) => self.commands.add(p.entry),
+                            Err(e) => self.skipped.push(format!("`{}`: {e}", shell_words::join(argv))),
+                        }
+                    }
                     None => {
                         self.skipped.push(format!("`{}`: the program does not resolve here", shell_words::join(argv)))
                     }

@@ -151,6 +151,16 @@ impl Proposal {
         Proposal { table: "commands", entry: shell_words::join(words) }
     }
 
+    /// `Ok` when the entry is one its table takes (a command whose program's name holds a
+    /// glob character is not: no pattern can name it), else why not. Offer and keep only
+    /// an entry that passes.
+    pub fn check(&self) -> Result<(), crate::PolicyError> {
+        match self.table {
+            "commands" => crate::commands::check_pattern(&self.entry),
+            _ => Ok(()),
+        }
+    }
+
     /// The entry that allows exactly `host:port` (an allow entry without a port covers 80
     /// and 443, so those are left out).
     pub fn connect(host: &Host, port: u16) -> Proposal {
@@ -273,5 +283,38 @@ mod tests {
         assert!(d.is_allow(), "{d:?}");
         let d = pol.check_command(&["/bin/echo".into(), "axb".into()], Path::new("/"));
         assert!(!d.is_allow(), "{d:?}");
+        assert!(Proposal::command(&["/bin/echo".into(), "a*b".into()], Path::new("/bin/echo")).check().is_ok());
+    }
+
+    #[test]
+    fn a_program_no_pattern_can_name_is_never_proposed_as_an_entry() {
+        for name in ["/ws/a*b", "/ws/x[1", "/ws/{a}", "/ws/a?"] {
+            let p = Proposal::command(&[name.into(), "x".into()], Path::new(name));
+            let e = p.check().expect_err(name).to_string();
+            assert!(e.contains("bad program"), "{name}: {e}");
+            // What the check refuses, the loader refuses too.
+            let text = format!("version = 1\n[commands]\nallow = [{}]\n", toml_string(&p.entry));
+            assert!(Policy::from_toml_str("p.toml", &text, &vars()).is_err(), "{name}");
+        }
+        assert!(Proposal::connect(&Host::Name("a.test".into()), 8080).check().is_ok());
+    }
+
+    #[test]
+    fn a_call_with_a_nul_in_an_argument_is_refused_unasked() {
+        let p = load("version = 1\n[commands]\nask = [\"*\"]\n");
+        let d = p.check_runnable(&["/bin/true".into(), "a\0b".into()], Path::new("/"));
+        assert_eq!(d.verdict, Verdict::Deny, "{d:?}");
+        assert!(d.reason.contains("NUL"), "{d:?}");
+    }
+
+    #[test]
+    fn a_duration_beyond_ten_years_is_refused_where_it_is_written() {
+        let e = Policy::from_toml_str("p.toml", "version = 1\n[sandbox]\nask_timeout = \"99999y\"\n", &vars())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:3:") && e.contains("10 years"), "{e}");
+        assert!(crate::parse_duration("3650days").is_ok());
+        assert!(crate::parse_duration("3651days").is_err());
+        assert!(crate::parse_duration("600000000000s").is_err());
     }
 }

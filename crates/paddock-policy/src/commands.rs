@@ -253,6 +253,17 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
     })
 }
 
+/// `Ok` when `raw` is a command pattern a policy or the approved list takes, else its
+/// problem: a proposal is checked before it is offered or kept, so that an entry paddock
+/// writes never stops its own loader (a program whose name holds a glob character cannot
+/// be named by any pattern).
+pub(crate) fn check_pattern(raw: &str) -> Result<(), crate::PolicyError> {
+    let file = Arc::new(PathBuf::from("(the proposed entry)"));
+    let mut problems = Problems::default();
+    compile_one("allow", 0, RawCommand { raw: raw.to_string(), origin: Origin::at(&file, raw, 0) }, "", &mut problems);
+    problems.into_result()
+}
+
 impl CommandRules {
     pub(crate) fn compile(
         allow: Vec<RawCommand>,

@@ -220,6 +220,13 @@ impl Policy {
     /// [`Policy::check_command`], then [`Policy::program_outside_view`]: the decision on a
     /// command call that is to run (`paddock run`, `check`, a session's calls).
     pub fn check_runnable(&self, argv: &[String], cwd: &Path) -> Decision {
+        // No program can be given a NUL byte (execve ends each argument there): such a call
+        // cannot run as asked, so it is refused before anything decides or asks about it.
+        if argv.iter().any(|a| a.contains('\0')) {
+            return Decision::deny_default(
+                "an argument holds a NUL byte, which no program can be given: refused".into(),
+            );
+        }
         let resolved = argv.first().and_then(|p| self.resolve_program(p, cwd));
         let d = self.decide_command(resolved.as_deref(), argv);
         // An asked call whose program the sandbox could not run is refused, not asked.

@@ -21,12 +21,12 @@ pub(crate) struct ExecAuditor {
     /// The last exec a person was asked about (pid, the `ask` entry, argv) and the answer: a
     /// shell that tries the same program in the next `PATH` directory (`/usr/bin/id`, then
     /// `/bin/id`) gets that answer again instead of a second question; an exec another
-    /// entry asks about is asked again.
+    /// entry asks about, or from another directory, is asked again.
     last_asked: std::sync::Mutex<Option<(AskedExec, Decision)>>,
 }
 
-/// An exec a person was asked about: its pid, the rule that asked and its argv.
-type AskedExec = (i32, String, Vec<String>);
+/// An exec a person was asked about: its pid, the rule that asked, its argv and its cwd.
+type AskedExec = (i32, String, Vec<String>, std::path::PathBuf);
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
@@ -35,7 +35,7 @@ impl ExecAuditor {
 
     /// A person's answer on an exec an `ask` entry matched, once per (pid, argv).
     fn ask(&self, policy: &Policy, d: Decision, e: &ExecRequest) -> Decision {
-        let key = (e.pid, d.rule.to_string(), e.argv.clone());
+        let key = (e.pid, d.rule.to_string(), e.argv.clone(), e.cwd.clone());
         let mut last = self.last_asked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, answer)) = last.as_ref() {
             if *k == key {
@@ -43,7 +43,7 @@ impl ExecAuditor {
             }
         }
         let answer = match &e.program {
-            Some(program) => self.inner.ask_exec(policy, d, &e.argv, program),
+            Some(program) => self.inner.ask_exec(policy, d, &e.argv, program, &e.cwd),
             None => deny("default", format!("{}; but the program does not resolve", d.reason)),
         };
         *last = Some((key, answer.clone()));

@@ -154,3 +154,26 @@ fn a_symlink_in_the_logs_place_is_refused_not_followed() {
         "the target is untouched"
     );
 }
+
+#[test]
+fn a_conditional_append_asks_under_the_lock_and_writes_only_on_yes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).unwrap();
+    let other = AuditLog::open(&path).unwrap();
+    log.append(&ev(1)).unwrap();
+    // While the condition is asked, no other writer can append: a try-lock of the file
+    // from another descriptor fails then.
+    let probe = std::fs::File::open(&path).unwrap();
+    let mut asked = 0;
+    let mut still = || {
+        asked += 1;
+        matches!(probe.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    };
+    let r = log.append_durable_if(&ev(2), &mut still).unwrap().expect("the lock was held, so the answer was yes");
+    assert_eq!((r.seq, r.durable, asked), (2, true, 1));
+    // No: nothing is written, and the chain goes on from the last record.
+    assert!(log.append_durable_if(&ev(3), &mut || false).unwrap().is_none());
+    assert_eq!(lines(&path).len(), 2);
+    assert_eq!(other.append(&ev(4)).unwrap().seq, 3);
+}

@@ -24,12 +24,18 @@ pub const APPROVED_FILE: &str = "approved.toml";
 /// What is asked for.
 #[derive(Debug, Clone)]
 pub enum Subject {
-    /// A command call: its argv and the program it resolved to.
+    /// A command call or exec: its argv, the program it resolved to, where it runs and
+    /// what it is given on standard input.
     Command {
         /// As the agent gave it.
         argv: Vec<String>,
         /// Canonical.
         program: PathBuf,
+        /// Its working directory.
+        cwd: PathBuf,
+        /// The bytes a call is given on standard input; `None` when it reads none the
+        /// agent chose here (`run`'s terminal, an exec in a call's tree).
+        stdin: Option<Vec<u8>>,
     },
     /// A connection.
     Network {
@@ -56,19 +62,43 @@ impl Subject {
         }
     }
 
-    /// The key of a session answer: exactly this program and argv, or this host and port.
+    /// The key of a session answer: exactly this program, argv, directory and standard
+    /// input, or this host and port. Every part is a JSON string (its length is told by its
+    /// quotes), so no two subjects share a key (`["cat"]` and `["cat", ""]`, an argument
+    /// holding what a separator would be).
     fn key(&self) -> String {
         match self {
-            Subject::Command { argv, program } => {
-                format!("command\0{}\0{}", program.display(), argv.get(1..).unwrap_or(&[]).join("\0"))
+            Subject::Command { argv, program, cwd, stdin } => {
+                use sha2::Digest;
+                let stdin = stdin.as_ref().map(|b| paddock_audit::hex::to_hex(&sha2::Sha256::digest(b)));
+                let parts = (program.to_string_lossy(), argv.get(1..).unwrap_or(&[]), cwd.to_string_lossy(), stdin);
+                format!("command {}", serde_json::to_string(&parts).unwrap_or_default())
             }
-            Subject::Network { host, port } => format!("network\0{}", host.authority(*port)),
+            Subject::Network { host, port } => format!("network {}", host.authority(*port)),
         }
+    }
+
+    /// A command's directory, as a question shows it.
+    fn cwd(&self) -> Option<String> {
+        match self {
+            Subject::Command { cwd, .. } => Some(cwd.to_string_lossy().into_owned()),
+            Subject::Network { .. } => None,
+        }
+    }
+
+    /// What a command call reads on standard input, as a question shows it: its size and
+    /// its first bytes (lossy UTF-8; a person's terminal escapes them).
+    fn stdin(&self) -> Option<String> {
+        const SHOWN: usize = 200;
+        let Subject::Command { stdin: Some(b), .. } = self else { return None };
+        let head = String::from_utf8_lossy(&b[..b.len().min(SHOWN)]);
+        let more = if b.len() > SHOWN { " …" } else { "" };
+        Some(format!("{} bytes: {head}{more}", b.len()))
     }
 
     fn proposal(&self) -> Proposal {
         match self {
-            Subject::Command { argv, program } => Proposal::command(argv, program),
+            Subject::Command { argv, program, .. } => Proposal::command(argv, program),
             Subject::Network { host, port } => Proposal::connect(host, *port),
         }
     }
@@ -76,7 +106,7 @@ impl Subject {
     /// `policy`'s decision on it.
     fn decide(&self, policy: &Policy) -> Decision {
         match self {
-            Subject::Command { argv, program } => policy.decide_command(Some(program), argv),
+            Subject::Command { argv, program, .. } => policy.decide_command(Some(program), argv),
             Subject::Network { host, port } => policy.decide_connect(&host.as_policy_str(), *port),
         }
     }
@@ -162,11 +192,17 @@ impl Broker {
     fn ask(&self, policy: &Policy, asked: Decision, subject: Subject, key: String) -> Decision {
         let timeout = policy.ask_timeout();
         let proposal = subject.proposal();
+        // An entry no loader would take is never offered (nor written: it would stop every
+        // later load of the approved list).
+        let proposed = match proposal.check() {
+            Ok(()) => proposal.line("allow"),
+            Err(e) => format!("nothing: no entry can name it ({e}); an answer holds once or for the session"),
+        };
         let q = Question {
             id: new_id(),
             kind: subject.kind().into(),
             subject: subject.shown(),
-            proposed: proposal.line("allow"),
+            proposed,
             session: self.session.clone(),
             pid: std::process::id(),
             workspace: self.workspace.clone(),
@@ -174,6 +210,8 @@ impl Broker {
             rule: asked.rule.to_string(),
             entry: proposal.entry.clone(),
             deadline_ms: now_ms() + timeout.as_millis() as u64,
+            cwd: subject.cwd(),
+            stdin: subject.stdin(),
         };
         let record = Event::ApprovalAsk(ApprovalAsk {
             id: q.id.clone(),
@@ -255,6 +293,13 @@ impl Broker {
                 self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, allow);
                 None
             }
+            Scope::Always if proposal.check().is_err() => {
+                // No entry can name it: the answer holds for the session, as said.
+                self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).insert(key, allow);
+                d.reason =
+                    format!("{}; no entry of the approved list can name it, so it holds for this session", d.reason);
+                None
+            }
             Scope::Always => match self.append_approved(proposal, allow, a) {
                 Ok(n) => {
                     let rule = format!("approved[{n}]");
@@ -322,7 +367,7 @@ impl Broker {
 
 fn subject_ref(s: &Subject) -> paddock_policy::Asked<'_> {
     match s {
-        Subject::Command { argv, program } => paddock_policy::Asked::Command { program, argv },
+        Subject::Command { argv, program, .. } => paddock_policy::Asked::Command { program, argv },
         Subject::Network { host, port } => paddock_policy::Asked::Network { host, port: *port },
     }
 }

@@ -27,6 +27,13 @@ pub struct Question {
     pub entry: String,
     /// When nobody answering means deny (milliseconds since the epoch).
     pub deadline_ms: u64,
+    /// A command's working directory (an answer for the session holds there only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// What a command call is given on its standard input: its size and first bytes (an
+    /// answer for the session holds for these very bytes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
 }
 
 /// A question as `paddock approvals --json` and `GET /v1/approvals` list it.
@@ -48,6 +55,12 @@ pub struct Listed<'a> {
     pub workspace: &'a str,
     /// When it was asked.
     pub asked_at: &'a str,
+    /// A command's working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<&'a str>,
+    /// What a command call is given on its standard input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<&'a str>,
 }
 
 impl Question {
@@ -62,6 +75,8 @@ impl Question {
             pid: self.pid,
             workspace: &self.workspace,
             asked_at: &self.asked_at,
+            cwd: self.cwd.as_deref(),
+            stdin: self.stdin.as_deref(),
         }
     }
 
@@ -69,8 +84,15 @@ impl Question {
     /// the rule that would be added, who asks.
     pub fn describe(&self) -> String {
         use paddock_audit::Escaped;
+        let mut given = String::new();
+        if let Some(cwd) = &self.cwd {
+            given += &format!("\n  in directory: {}", Escaped(cwd));
+        }
+        if let Some(stdin) = &self.stdin {
+            given += &format!("\n  with standard input: {}", Escaped(stdin));
+        }
         format!(
-            "paddock: {} asks for {} `{}` ({} matched)\n  would add: {}\n  asked by session {} (pid {}, workspace {}) at {}\n  answer: paddock approve {} [--scope once|session|always]  |  paddock deny {} [--scope once|always]",
+            "paddock: {} asks for {} `{}` ({} matched){given}\n  would add: {}\n  asked by session {} (pid {}, workspace {}) at {}\n  answer: paddock approve {} [--scope once|session|always]  |  paddock deny {} [--scope once|always]",
             Escaped(&self.session),
             self.kind,
             Escaped(&self.subject),

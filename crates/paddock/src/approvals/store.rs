@@ -185,6 +185,8 @@ mod tests {
             rule: "network.ask[0]".into(),
             entry: "a.test:8080".into(),
             deadline_ms,
+            cwd: None,
+            stdin: None,
         }
     }
 

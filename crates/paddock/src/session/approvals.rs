@@ -44,21 +44,67 @@ impl Inner {
         }
     }
 
-    /// [`Inner::resolve`] for a command call.
-    pub(super) fn ask_command(&self, policy: &Policy, d: Decision, argv: &[String], cwd: &Path) -> Decision {
-        if d.verdict != Verdict::Ask {
-            return d;
+    /// The policy a command call is decided under, and, when that policy asks, the
+    /// decision a person's answer makes (`answer` keeps it, so that a call decided again
+    /// is not asked again). The answer came after a wait: it is decided under the policy in
+    /// force once it came, so a revocation saved meanwhile cuts it (a revoked path leaves
+    /// the call's view too, since the call is planned under that policy).
+    pub(super) fn decide_asked(
+        &self,
+        argv: &[String],
+        cwd: &Path,
+        stdin: Option<&str>,
+        answer: &mut Option<Decision>,
+    ) -> (Arc<Policy>, Option<Decision>) {
+        let mut policy = self.policy();
+        for _ in 0..4 {
+            let d = policy.check_runnable(argv, cwd);
+            if d.verdict != Verdict::Ask {
+                return (policy, None);
+            }
+            let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
+            let given = match (answer.clone(), &program) {
+                (_, None) => return (policy, Some(deny(format!("{}; but the program does not resolve", d.reason)))),
+                (Some(a), Some(program)) => policy.recheck(a, &paddock_policy::Asked::Command { program, argv }),
+                (None, Some(program)) => {
+                    let subject = Subject::Command {
+                        argv: argv.to_vec(),
+                        program: program.clone(),
+                        cwd: cwd.to_path_buf(),
+                        stdin: stdin.map(|s| s.as_bytes().to_vec()),
+                    };
+                    let a = self.resolve(&policy, d, subject);
+                    *answer = Some(a.clone());
+                    a
+                }
+            };
+            let now = self.policy();
+            if Arc::ptr_eq(&now, &policy) {
+                return (policy, Some(given));
+            }
+            policy = now;
         }
-        match argv.first().and_then(|p| policy.resolve_program(p, cwd)) {
-            Some(program) => self.resolve(policy, d, Subject::Command { argv: argv.to_vec(), program }),
-            None => deny(format!("{}; but the program does not resolve", d.reason)),
-        }
+        let reason = "the revocation list kept changing while the call was decided: denied";
+        (policy, Some(deny(reason.into())))
     }
 
     /// [`Inner::resolve`] for an exec in a call's tree (`scope = "tree"`): the exec waits
     /// in the kernel while a person is asked.
-    pub(crate) fn ask_exec(&self, policy: &Policy, d: Decision, argv: &[String], program: &Path) -> Decision {
-        self.resolve(policy, d, Subject::Command { argv: argv.to_vec(), program: program.to_path_buf() })
+    pub(crate) fn ask_exec(
+        &self,
+        policy: &Policy,
+        d: Decision,
+        argv: &[String],
+        program: &Path,
+        cwd: &Path,
+    ) -> Decision {
+        let subject = Subject::Command {
+            argv: argv.to_vec(),
+            program: program.to_path_buf(),
+            cwd: cwd.to_path_buf(),
+            stdin: None,
+        };
+        self.resolve(policy, d, subject)
     }
 
     /// The decision on a connection the proxy holds: the policy's, or a person's.

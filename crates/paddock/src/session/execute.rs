@@ -39,17 +39,25 @@ pub(super) struct Executed {
 pub(super) struct Failed {
     pub error: SessionError,
     pub seq: Option<u64>,
+    /// The revocation list changed after the call was decided and before its `call.start`
+    /// could be written: nothing was recorded or run, and the call is to be decided again.
+    pub stale: bool,
 }
 
 impl Failed {
     fn recorded(error: impl Into<SessionError>, seq: u64) -> Failed {
-        Failed { error: error.into(), seq: Some(seq) }
+        Failed { error: error.into(), seq: Some(seq), stale: false }
+    }
+
+    fn stale() -> Failed {
+        let error = SessionError::Internal("the revocation list changed while the call started".into());
+        Failed { error, seq: None, stale: true }
     }
 }
 
 impl From<SessionError> for Failed {
     fn from(error: SessionError) -> Failed {
-        Failed { error, seq: None }
+        Failed { error, seq: None, stale: false }
     }
 }
 
@@ -87,6 +95,7 @@ impl Inner {
     pub(super) fn execute(
         self: &Arc<Self>,
         call: Call,
+        decided_under: &Arc<Policy>,
         decision: &Decision,
         child: Child,
         rt: RuntimeSource,
@@ -201,7 +210,23 @@ impl Inner {
         // fields; the report, large, stays on `call.start`.)
         let t = Instant::now();
         let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
-        let seq = self.append(&started.start(), true)?; // on error, dropping `running` kills the parked child
+        // Written only under the policy the call was decided under: a revocation saved since
+        // (its list is written before its `revoke` record) makes it stale, so no call
+        // recorded after a `revoke` uses what it withdrew. On error or staleness, dropping
+        // `running` kills the parked child.
+        let seq = match self.append_start(&started.start(), decided_under)? {
+            Some(seq) => seq,
+            None => {
+                drop(running);
+                if let Some(s) = exec_supervisor {
+                    s.stop();
+                }
+                if let Some((task, rt)) = proxy {
+                    rt.block_on(task.stop());
+                }
+                return Err(Failed::stale());
+            }
+        };
         phase("call.start written and synced", t);
         let registered = self.register(&running);
         if self.mode == "run" {

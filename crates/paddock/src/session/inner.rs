@@ -175,6 +175,14 @@ impl Inner {
         self.exec_observer.get()
     }
 
+    /// Appends a call's `call.start` (durably) if the policy in force is still `decided_under`,
+    /// asked under the log's lock (the revocation list re-read if it changed); its `seq`,
+    /// or `None` when a revocation changed the policy since the call was decided.
+    pub(super) fn append_start(&self, event: &Event, decided_under: &Arc<Policy>) -> Result<Option<u64>, SessionError> {
+        let mut still = || Arc::ptr_eq(&self.policy(), decided_under);
+        Ok(self.log.append_durable_if(event, &mut still)?.map(|r| r.seq))
+    }
+
     /// Appends `event` to the session's audit log (`durable`: synced before it returns); its `seq`.
     pub(crate) fn append(&self, event: &Event, durable: bool) -> Result<u64, SessionError> {
         let r = if durable { self.log.append_durable(event) } else { self.log.append(event) };
@@ -220,5 +228,39 @@ mod tests {
         }
         assert!(with_secrets.intercept.is_some());
         assert_eq!(std::fs::read(&seed).unwrap().len(), 32, "secrets: the seed is made and read");
+    }
+
+    #[test]
+    fn a_call_start_is_written_only_under_the_policy_its_call_was_decided_under() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = Vars { workspace: dir.path().to_path_buf(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let text = "version = 1\n[commands]\nallow = [\"cat **\"]\n";
+        let policy = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        let mut cfg = SessionConfig::new(policy, dir.path().join("audit.jsonl"));
+        let list = dir.path().join("revocations.toml");
+        cfg.revocations = Some(list.clone());
+        let inner = Inner::open(cfg).unwrap();
+        let argv = ["cat".to_string(), "x".to_string()];
+        let decided_under = inner.policy();
+        assert!(decided_under.check_command(&argv, dir.path()).is_allow());
+        let start = |p: &Policy| {
+            let d = p.check_command(&argv, dir.path());
+            inner.call_record(Target::command(argv.clone()), &d, dir.path(), p).start()
+        };
+        // Unchanged: written.
+        assert!(inner.append_start(&start(&decided_under), &decided_under).unwrap().is_some());
+        // A revocation saved after the decision (as `paddock revoke` saves it, before its
+        // record): the call decided before it is not recorded as started...
+        let mut revs = paddock_audit::Revocations::load(&list).unwrap();
+        revs.add("command:cat **".parse().unwrap(), None);
+        revs.save().unwrap();
+        let before = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap().lines().count();
+        assert!(inner.append_start(&start(&decided_under), &decided_under).unwrap().is_none());
+        assert_eq!(std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap().lines().count(), before);
+        // ...and decided again, it is denied.
+        let now = inner.policy();
+        assert!(!Arc::ptr_eq(&now, &decided_under));
+        assert!(!now.check_command(&argv, dir.path()).is_allow());
+        assert!(inner.append_start(&start(&now), &now).unwrap().is_some());
     }
 }

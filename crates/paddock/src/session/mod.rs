@@ -56,6 +56,10 @@ use outcome::{http_outcome, outcome};
 use plan::{plan, resolve_cwd, Child, Plan};
 use zygote::SessionZygote;
 
+/// How many times a call is decided when the revocation list keeps changing between its
+/// decision and its `call.start` (each time nothing ran); the last time, the call fails.
+const DECIDE_TRIES: u32 = 4;
+
 /// The result of [`Session::run`]: the decision and, when the call ran, how it ended.
 #[derive(Debug)]
 pub struct RunResult {
@@ -140,22 +144,6 @@ impl Session {
     /// the path of `paddock run`. The proxy, when the policy allows any host, runs on a
     /// runtime of its own started after the sandbox.
     pub fn run(&self, argv: &[String], cwd: &Path, stdio: StdioMode) -> Result<RunResult, SessionError> {
-        let t = Instant::now();
-        let policy = self.inner.policy();
-        let decision = self.inner.ask_command(&policy, policy.check_runnable(argv, cwd), argv, cwd);
-        let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
-        paddock_sandbox::phase("decision", t);
-        let t = Instant::now();
-        let child = if decision.is_allow() {
-            let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
-            // The view cache comes with the session's own touch (`Inner::adorn`).
-            Child::of(program, |program| {
-                spec::build_with(&policy, &spec::fs_view(&policy), program, argv.to_vec(), cwd, stdio)
-            })
-        } else {
-            Child::Denied
-        };
-        paddock_sandbox::phase("sandbox spec built", t);
         let runtime = std::sync::OnceLock::new();
         let rt = || -> Result<tokio::runtime::Handle, SessionError> {
             if let Some(r) = runtime.get() {
@@ -169,9 +157,34 @@ impl Session {
                 .map_err(|e| SessionError::Internal(format!("proxy runtime: {e}")))?;
             Ok(runtime.get_or_init(|| r).handle().clone())
         };
-        let Executed { audit_seq, outcome, moved_aside, unchecked } =
-            self.inner.execute(call, &decision, child, &rt, None)?;
-        Ok(RunResult { decision, outcome, audit_seq, moved_aside, unchecked })
+        let mut answer = None;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let t = Instant::now();
+            let (policy, asked) = self.inner.decide_asked(argv, cwd, None, &mut answer);
+            let decision = asked.unwrap_or_else(|| policy.check_runnable(argv, cwd));
+            let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
+            paddock_sandbox::phase("decision", t);
+            let t = Instant::now();
+            let child = if decision.is_allow() {
+                let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
+                // The view cache comes with the session's own touch (`Inner::adorn`).
+                Child::of(program, |program| {
+                    spec::build_with(&policy, &spec::fs_view(&policy), program, argv.to_vec(), cwd, stdio.clone())
+                })
+            } else {
+                Child::Denied
+            };
+            paddock_sandbox::phase("sandbox spec built", t);
+            match self.inner.execute(call, &policy, &decision, child, &rt, None) {
+                Ok(Executed { audit_seq, outcome, moved_aside, unchecked }) => {
+                    return Ok(RunResult { decision, outcome, audit_seq, moved_aside, unchecked })
+                }
+                Err(f) if f.stale && attempt < DECIDE_TRIES => continue,
+                Err(f) => return Err(f.into()),
+            }
+        }
     }
 
     /// Decides `call` without running it (`POST /v1/check`).
@@ -189,44 +202,56 @@ impl Session {
         let is_http = matches!(call, ToolCall::HttpRequest { .. });
         let _in_flight = InFlight::enter(&self.inner);
         tokio::task::spawn_blocking(move || {
-            let policy = inner.policy();
-            // A command call that asks waits here, before its sandbox starts.
-            let answered = match &call {
-                ToolCall::Command { argv, cwd, .. } if !argv.is_empty() => {
-                    let cwd = resolve_cwd(&policy.vars.workspace, cwd.as_deref());
-                    let d = policy.check_runnable(argv, &cwd);
-                    (d.verdict == paddock_policy::Verdict::Ask).then(|| inner.ask_command(&policy, d, argv, &cwd))
-                }
-                _ => None,
-            };
-            // The zygote (and its filesystem view) only once a call is allowed to run.
-            let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
-            let call = match (call, inner.broker()) {
-                (ToolCall::HttpRequest { url, method, headers: Some(h), body }, Some(b)) => {
-                    let headers = Some(h.into_iter().map(|(k, v)| (k, b.expand(&policy, &v))).collect());
-                    ToolCall::HttpRequest { url, method, headers, body }
-                }
-                (call, _) => call,
-            };
-            let Plan { decision, target, cwd, child } =
-                plan(&policy, call, answered, &mut || match zygote.get_or_insert_with(|| inner.zygote_for(&policy)) {
+            let mut answer = None;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                // A command call that asks waits here, before its sandbox starts; its answer
+                // is decided under the policy in force once it came.
+                let (policy, answered) = match &call {
+                    ToolCall::Command { argv, cwd, stdin, .. } if !argv.is_empty() => {
+                        let cwd = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
+                        inner.decide_asked(argv, &cwd, stdin.as_deref(), &mut answer)
+                    }
+                    _ => (inner.policy(), None),
+                };
+                // The zygote (and its filesystem view) only once a call is allowed to run.
+                let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
+                let this = match (call.clone(), inner.broker()) {
+                    (ToolCall::HttpRequest { url, method, headers: Some(h), body }, Some(b)) => {
+                        let headers = Some(h.into_iter().map(|(k, v)| (k, b.expand(&policy, &v))).collect());
+                        ToolCall::HttpRequest { url, method, headers, body }
+                    }
+                    (call, _) => call,
+                };
+                let Plan { decision, target, cwd, child } = plan(&policy, this, answered, &mut || match zygote
+                    .get_or_insert_with(|| inner.zygote_for(&policy))
+                {
                     Some(z) => z.view(),
                     None => Arc::new(spec::fs_view(&policy)),
                 });
-            let record = inner.call_record(target, &decision, &cwd, &policy);
-            let call_id = record.call_id.clone();
-            if is_http {
-                crate::net::watch_refusals(&call_id);
+                let record = inner.call_record(target, &decision, &cwd, &policy);
+                let call_id = record.call_id.clone();
+                if is_http {
+                    crate::net::watch_refusals(&call_id);
+                }
+                let result =
+                    inner.execute(record, &policy, &decision, child, &|| Ok(rt.clone()), zygote.flatten().as_ref());
+                if matches!(&result, Err(f) if f.stale && attempt < DECIDE_TRIES) {
+                    if is_http {
+                        crate::net::take_refusals(&call_id);
+                    }
+                    continue;
+                }
+                let mut o = outcome(decision, result, is_read, t0);
+                if inner.stopping.load(Ordering::SeqCst) && o.exit_code == Some(128 + 9) {
+                    o.stderr.push_str("paddock: killed: the supervisor stopped before the call ended\n");
+                }
+                if is_http {
+                    http_outcome(&mut o, crate::net::take_refusals(&call_id));
+                }
+                return Ok::<_, SessionError>(o);
             }
-            let result = inner.execute(record, &decision, child, &|| Ok(rt.clone()), zygote.flatten().as_ref());
-            let mut o = outcome(decision, result, is_read, t0);
-            if inner.stopping.load(Ordering::SeqCst) && o.exit_code == Some(128 + 9) {
-                o.stderr.push_str("paddock: killed: the supervisor stopped before the call ended\n");
-            }
-            if is_http {
-                http_outcome(&mut o, crate::net::take_refusals(&call_id));
-            }
-            Ok::<_, SessionError>(o)
         })
         .await
         .map_err(|e| SessionError::Internal(format!("call task: {e}")))?

@@ -74,7 +74,7 @@ pub(super) fn outcome(decision: Decision, result: Result<Executed, Failed>, read
             o.exit_code = Some(code);
             o.stderr = "paddock: the program is not found in the sandbox PATH".into();
         }
-        Err(Failed { error, seq }) => {
+        Err(Failed { error, seq, .. }) => {
             // Recorded before it failed: the answer names its `call.start`, as a run's does.
             o.audit_seq = seq.unwrap_or_default();
             o.exit_code = Some(error.exit_code());

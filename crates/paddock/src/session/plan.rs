@@ -193,16 +193,19 @@ fn plan_command(
     // Where the child will run, decided and recorded as that (a directory the sandbox
     // cannot see is not where it runs).
     let cwd = spec::run_dir(policy, &resolve_cwd(&policy.vars.workspace, cwd));
-    let d = match answered {
+    let timeout = timeout.as_ref().map(Timeout::duration).transpose();
+    let d = match (answered, &timeout) {
         _ if argv.is_empty() => deny("empty argv".into()),
-        Some(d) => d,
-        None => policy.check_runnable(&argv, &cwd),
+        // Read calls are checked as they are read; a library caller's is checked here.
+        (_, Err(e)) => deny(format!("{e}: refused")),
+        (Some(d), _) => d,
+        (None, _) => policy.check_runnable(&argv, &cwd),
     };
     let child = allowed(&d, || {
         Child::of(policy.resolve_program(&argv[0], &cwd), |program| {
             let stdio = StdioMode::Capture { stdin: stdin.map(String::into_bytes) };
             let mut s = spec::build_with(policy, &view(), program, argv.clone(), &cwd, stdio);
-            if let Some(t) = timeout.as_ref().and_then(|t| t.duration()) {
+            if let Ok(Some(t)) = timeout {
                 s.limits.timeout = Some(s.limits.timeout.map_or(t, |p| p.min(t)));
             }
             s
