@@ -355,6 +355,21 @@ fn routes_methods_and_bodies() {
     let r = srv.call(r#"{"tool":"command","argv":["echo","small"]}"#);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["stdout"], "small\n");
+    // A timeout paddock does not take (beyond what a clock holds, zero, not a duration):
+    // 400 saying why, and nothing runs.
+    let before = srv.call(r#"{"tool":"command","argv":["echo","x"]}"#).json()["audit_seq"].as_u64().unwrap();
+    for t in
+        ["9223372036854775807", "18446744073709551615", "\"300000000000s\"", "\"99999y\"", "0", "\"0s\"", "\"soon\""]
+    {
+        let r = srv.call(&format!(r#"{{"tool":"command","argv":["echo","x"],"timeout":{t}}}"#));
+        assert_eq!(r.status, 400, "timeout {t}: {r:?}");
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(e.contains("duration") || e.contains("timeout"), "timeout {t}: {e}");
+    }
+    let r = srv.call(r#"{"tool":"command","argv":["echo","x"],"timeout":"2s"}"#);
+    assert_eq!((r.status, r.json()["stdout"].as_str()), (200, Some("x\n")), "{r:?}");
+    let after = r.json()["audit_seq"].as_u64().unwrap();
+    assert!(after - before <= 4, "the refused calls wrote nothing: {before} -> {after}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -65,7 +65,8 @@ pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
 pub use http_rules::{HttpRule, HttpRules, RequestPattern};
 pub use limits::{
-    format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits, DEFAULT_PATH,
+    check_duration, format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits,
+    DEFAULT_PATH,
 };
 pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
 pub use paths::{normalize, DenyRule, FsRules, PathRule};

@@ -49,14 +49,26 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// The longest duration paddock takes (ten years): a clock plus any longer one could
+/// overflow, and no timeout, grace or wait needs more.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Parses a duration such as `"120s"`, `"5m"` or `"1h 30m"` (humantime syntax), longer
-/// than zero.
+/// than zero and at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s.trim()) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("a duration must be longer than zero".into()),
+        Ok(d) if d.is_zero() => Err("a duration must be longer than zero".into()),
+        Ok(d) => check_duration(d).map_err(|m| format!("bad duration `{s}`: {m}")),
         Err(e) => Err(format!("bad duration `{s}`: {e}")),
     }
+}
+
+/// `d` if it is at most [`MAX_DURATION`]; else why not.
+pub fn check_duration(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err("longer than the longest duration paddock takes (10 years)".into());
+    }
+    Ok(d)
 }
 
 /// Formats a size the way `policy show` writes it.

@@ -50,8 +50,10 @@ pub enum ToolCall {
     },
 }
 
-/// A timeout: a duration string (`"30s"`) or a number of seconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A timeout: a duration string (`"30s"`) or a number of seconds, longer than zero and at
+/// most ten years ([`paddock_policy::parse_duration`]); one that is not is refused as the
+/// call is read (`serve` answers 400).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Timeout {
     /// Seconds.
@@ -61,12 +63,31 @@ pub enum Timeout {
 }
 
 impl Timeout {
-    /// As a duration; `None` when the text is not a duration.
-    pub fn duration(&self) -> Option<std::time::Duration> {
+    /// As a duration; `Err` says why it is not one paddock takes.
+    pub fn duration(&self) -> Result<std::time::Duration, String> {
         match self {
-            Timeout::Seconds(s) => Some(std::time::Duration::from_secs(*s)),
-            Timeout::Text(t) => paddock_policy::parse_duration(t).ok(),
+            Timeout::Seconds(0) => Err("a timeout must be longer than zero".into()),
+            Timeout::Seconds(s) => paddock_policy::check_duration(std::time::Duration::from_secs(*s))
+                .map_err(|m| format!("bad timeout of {s} seconds: {m}")),
+            Timeout::Text(t) => paddock_policy::parse_duration(t),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timeout, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        let t = match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Timeout::Seconds(s),
+            Raw::Text(t) => Timeout::Text(t),
+        };
+        t.duration().map_err(serde::de::Error::custom)?;
+        Ok(t)
     }
 }
 

@@ -335,8 +335,9 @@ impl Running {
     /// The loop of [`Running::wait`]: forwards signals, enforces the timeout and collects
     /// the helper side's messages until the control stream ends.
     fn watch(&mut self, forwarder: Option<&Forwarder>, start: Instant) -> Result<Ended, SandboxError> {
-        let deadline = self.limits.timeout.map(|t| start + t);
-        let mut release_at = self.release_code.map(|d| start + d);
+        // A deadline beyond what the clock can hold is none (it would never come).
+        let deadline = self.limits.timeout.and_then(|t| start.checked_add(t));
+        let mut release_at = self.release_code.and_then(|d| start.checked_add(d));
         let mut ended = Ended::default();
         loop {
             let mut wait_ms = Self::poll_timeout(ended.killed_at, deadline);
