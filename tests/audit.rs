@@ -187,7 +187,13 @@ fn tampering_is_detected_and_named() {
         let (code, stdout, err) = out(&mut fx.cmd(&["audit", "verify"]));
         assert_eq!(code, 1, "{name}: {stdout}{err}");
         assert!(stdout.contains("line "), "{name}: the first bad line is named: {stdout}");
+        // A review of it says so before anything else.
+        let (_, stdout, err) = out(&mut fx.cmd(&["audit", "review"]));
+        assert!(err.contains("hash chain is broken"), "{name}: review of a tampered log: {stdout}{err}");
     }
+    std::fs::write(fx.log(), &good).unwrap();
+    let (code, stdout, err) = out(&mut fx.cmd(&["audit", "review"]));
+    assert!(code == 0 && !err.contains("broken"), "an intact log reviews quietly: {stdout}{err}");
     // a torn last line (a crash mid-write) is a warning, and the next writer chains on
     std::fs::write(fx.log(), format!("{good}{{\"seq\":7,\"ts\":\"2026")).unwrap();
     let (code, stdout, _) = out(&mut fx.cmd(&["audit", "verify"]));

@@ -11,9 +11,9 @@
 //! - C0 controls and DEL: `\t`, `\n`, `\r`, else `\x1b`-style (`\x00`, `\x7f`);
 //! - C1 controls (U+0080–U+009F, e.g. the one-byte CSI U+009B): `\u{9b}`;
 //! - bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the marks
-//!   LRM, RLM and ALM, line and paragraph separators, zero-width and other invisible
-//!   format characters (soft hyphen, U+200B–U+200D, U+2060–U+2064, BOM, tag characters,
-//!   fillers): `\u{202e}`;
+//!   LRM, RLM and ALM, line and paragraph separators, every other format character and
+//!   every default-ignorable code point (soft hyphen, U+200B–U+200D, U+2060–U+2064, BOM,
+//!   variation selectors, tag characters, fillers): `\u{202e}`;
 //! - the backslash itself: `\\`, so an escape shown is never ambiguous with text that
 //!   spells one.
 //!
@@ -67,23 +67,33 @@ fn push_escaped(out: &mut impl Write, c: char) -> fmt::Result {
     }
 }
 
-/// True for what [`escape`] rewrites.
+/// True for what [`escape`] rewrites: controls (general categories Cc), the backslash,
+/// every format character (Cf), line and paragraph separators (Zl, Zp), and every
+/// Default_Ignorable_Code_Point (Unicode 16's `DerivedCoreProperties.txt`, unassigned ones
+/// included: a later font may draw them as nothing), so nothing that shows as nothing, or
+/// reorders what follows, reaches a person unseen.
 pub fn needs_escape(c: char) -> bool {
     let u = c as u32;
     matches!(u,
         0x00..=0x1f | 0x5c | 0x7f..=0x9f // C0, backslash, DEL, C1
         | 0xad // soft hyphen
         | 0x34f // combining grapheme joiner
+        | 0x600..=0x605 | 0x6dd | 0x70f | 0x890..=0x891 | 0x8e2 // Arabic and Syriac format marks
         | 0x61c // Arabic letter mark
         | 0x115f | 0x1160 | 0x3164 | 0xffa0 // Hangul fillers (render as blank)
-        | 0x180e // Mongolian vowel separator
+        | 0x17b4 | 0x17b5 // Khmer inherent vowels
+        | 0x180b..=0x180f // Mongolian free variation selectors, vowel separator
         | 0x200b..=0x200f // zero-width space, non-joiner, joiner; LRM, RLM
         | 0x2028..=0x202e // line and paragraph separators; bidi embeddings and overrides
         | 0x2060..=0x206f // word joiner, invisible operators; bidi isolates; deprecated formats
+        | 0xfe00..=0xfe0f // variation selectors
         | 0xfeff // zero-width no-break space (BOM)
-        | 0xfff9..=0xfffb // interlinear annotation
+        | 0xfff0..=0xfffb // unassigned ignorables; interlinear annotation
+        | 0x110bd | 0x110cd // Kaithi number signs
+        | 0x13430..=0x1343f // Egyptian hieroglyph format controls
+        | 0x1bca0..=0x1bca3 // shorthand format controls
         | 0x1d173..=0x1d17a // musical formatting
-        | 0xe0000..=0xe007f // tag characters
+        | 0xe0000..=0xe0fff // tags, variation selectors supplement, unassigned ignorables
     )
 }
 
@@ -102,6 +112,50 @@ mod tests {
         assert_eq!(escape("\u{2066}x\u{2069}\u{200b}\u{feff}"), r"\u{2066}x\u{2069}\u{200b}\u{feff}");
         assert_eq!(escape(r"C:\x1b"), r"C:\\x1b");
         assert_eq!(escape("tab\there\nnext"), r"tab\there\nnext");
+    }
+
+    #[test]
+    fn every_default_ignorable_and_format_character_is_shown() {
+        // Unicode 16: DerivedCoreProperties.txt, Default_Ignorable_Code_Point, and the
+        // format characters (Cf) of UnicodeData.txt.
+        let ranges: &[(u32, u32)] = &[
+            (0xad, 0xad),
+            (0x34f, 0x34f),
+            (0x600, 0x605),
+            (0x61c, 0x61c),
+            (0x6dd, 0x6dd),
+            (0x70f, 0x70f),
+            (0x890, 0x891),
+            (0x8e2, 0x8e2),
+            (0x115f, 0x1160),
+            (0x17b4, 0x17b5),
+            (0x180b, 0x180f),
+            (0x200b, 0x200f),
+            (0x202a, 0x202e),
+            (0x2060, 0x206f),
+            (0x3164, 0x3164),
+            (0xfe00, 0xfe0f),
+            (0xfeff, 0xfeff),
+            (0xffa0, 0xffa0),
+            (0xfff0, 0xfffb),
+            (0x110bd, 0x110bd),
+            (0x110cd, 0x110cd),
+            (0x13430, 0x1343f),
+            (0x1bca0, 0x1bca3),
+            (0x1d173, 0x1d17a),
+            (0xe0000, 0xe0fff),
+        ];
+        for &(lo, hi) in ranges {
+            for u in lo..=hi {
+                let Some(c) = char::from_u32(u) else { continue };
+                let text = format!("rm{c}-f");
+                assert_eq!(escape(&text), format!("rm\\u{{{u:x}}}-f"), "U+{u:04X}");
+            }
+        }
+        // What shows stays: letters, marks that combine visibly, symbols, CJK.
+        for c in ['é', '\u{301}', '€', '日', '\u{1f600}', '\u{fe10}', '\u{e1000}'] {
+            assert!(!needs_escape(c), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

@@ -53,6 +53,19 @@ pub fn review(a: ReviewArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(exit::CONFIG, format_args!("revocation list: {e}")),
     };
+    // A review reads what the log says; whether the log is what was written is the
+    // chain's to tell, so a broken one is said first.
+    match paddock_audit::verify(&path) {
+        Ok(report) if !report.is_intact() => {
+            let first = report.broken.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            eprintln!(
+                "paddock: warning: this log's hash chain is broken, so what follows may not be what was recorded (broken at {})\n  hint: `paddock audit verify` says where",
+                Escaped(&first)
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("paddock: warning: the log's chain could not be checked: {}", Escaped(&e.to_string())),
+    }
     match paddock_audit::review(&path, since, &policy.grant_ids()) {
         Ok(r) => {
             let r = r.with_revocations(revocations.entries());

@@ -83,6 +83,18 @@ pub fn revoke(a: RevokeArgs) -> i32 {
     if let Err(code) = log(&state, a.audit.as_deref(), &Event::revoke(sel.clone(), a.reason)) {
         return code;
     }
+    if let Selector::Command(p) = &sel {
+        // A pattern is a program and one glob per argument: a bare program matches the
+        // program run with no argument only, which is rarely what is meant.
+        if shell_words::split(p).is_ok_and(|w| w.len() == 1) {
+            eprintln!(
+                "paddock: note: `command:{}` covers `{}` run with no arguments only; `paddock revoke 'command:{} **'` covers every call of it",
+                Escaped(p),
+                Escaped(p),
+                Escaped(p)
+            );
+        }
+    }
     let shown = Escaped(&shown);
     output::println(format_args!(
         "revoked {shown}: every later decision denies what it covers (`paddock unrevoke {shown}` withdraws it)"

@@ -26,7 +26,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses a collector URL.
     pub fn parse(url: &str) -> Result<Endpoint, ExportError> {
-        let bad = |reason: &str| ExportError::BadEndpoint { url: url.to_owned(), reason: reason.to_owned() };
+        // The URL as an error repeats it: credentials in it are not (the error is shown
+        // and may be logged).
+        let shown = redact_userinfo(url);
+        let bad = |reason: &str| ExportError::BadEndpoint { url: shown.clone(), reason: reason.to_owned() };
         let rest = match url.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
             Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
@@ -74,6 +77,16 @@ impl Endpoint {
     }
 }
 
+/// `url` with what stands before an `@` in its authority replaced by `REDACTED`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://REDACTED@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "http://{}{}", self.authority(), self.path)
@@ -103,5 +116,10 @@ mod tests {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
         assert!(Endpoint::parse("https://x").unwrap_err().to_string().contains("Collector"));
+        // An error never repeats the credentials it refuses.
+        for url in ["http://user:hunter2@a:4318/v1/logs", "https://user:hunter2@a", "http://hunter2@a/x@y"] {
+            let e = Endpoint::parse(url).unwrap_err().to_string();
+            assert!(!e.contains("hunter2") && e.contains("REDACTED"), "{e}");
+        }
     }
 }
