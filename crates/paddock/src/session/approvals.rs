@@ -13,6 +13,31 @@ use super::plan::deny;
 use crate::approvals::broker::RecordSink;
 use crate::approvals::{Broker, Subject};
 
+/// How [`Inner::decide_asked`] decided a command call.
+pub(super) enum Decided {
+    /// The policy decided it (no `ask` entry matched).
+    ByPolicy(Decision),
+    /// An `ask` entry matched: a person's answer (or a denial when none could be had).
+    Answered(Decision),
+}
+
+impl Decided {
+    /// The decision, however it was made.
+    pub(super) fn decision(self) -> Decision {
+        match self {
+            Decided::ByPolicy(d) | Decided::Answered(d) => d,
+        }
+    }
+
+    /// A person's answer, if one was asked for.
+    pub(super) fn answered(self) -> Option<Decision> {
+        match self {
+            Decided::ByPolicy(_) => None,
+            Decided::Answered(d) => Some(d),
+        }
+    }
+}
+
 impl Inner {
     /// Makes the session's broker (once; later calls return it): questions go through
     /// `$STATE/approvals/` (`state` is `$STATE`), and its records to the session's log.
@@ -55,16 +80,19 @@ impl Inner {
         cwd: &Path,
         stdin: Option<&str>,
         answer: &mut Option<Decision>,
-    ) -> (Arc<Policy>, Option<Decision>) {
+    ) -> (Arc<Policy>, Decided) {
         let mut policy = self.policy();
         for _ in 0..4 {
             let d = policy.check_runnable(argv, cwd);
             if d.verdict != Verdict::Ask {
-                return (policy, None);
+                return (policy, Decided::ByPolicy(d));
             }
             let program = argv.first().and_then(|p| policy.resolve_program(p, cwd));
             let given = match (answer.clone(), &program) {
-                (_, None) => return (policy, Some(deny(format!("{}; but the program does not resolve", d.reason)))),
+                (_, None) => {
+                    let d = deny(format!("{}; but the program does not resolve", d.reason));
+                    return (policy, Decided::Answered(d));
+                }
                 (Some(a), Some(program)) => policy.recheck(a, &paddock_policy::Asked::Command { program, argv }),
                 (None, Some(program)) => {
                     let subject = Subject::Command {
@@ -80,12 +108,12 @@ impl Inner {
             };
             let now = self.policy();
             if Arc::ptr_eq(&now, &policy) {
-                return (policy, Some(given));
+                return (policy, Decided::Answered(given));
             }
             policy = now;
         }
         let reason = "the revocation list kept changing while the call was decided: denied";
-        (policy, Some(deny(reason.into())))
+        (policy, Decided::Answered(deny(reason.into())))
     }
 
     /// [`Inner::resolve`] for an exec in a call's tree (`scope = "tree"`): the exec waits

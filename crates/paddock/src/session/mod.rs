@@ -162,8 +162,8 @@ impl Session {
         loop {
             attempt += 1;
             let t = Instant::now();
-            let (policy, asked) = self.inner.decide_asked(argv, cwd, None, &mut answer);
-            let decision = asked.unwrap_or_else(|| policy.check_runnable(argv, cwd));
+            let (policy, decided) = self.inner.decide_asked(argv, cwd, None, &mut answer);
+            let decision = decided.decision();
             let call = self.inner.call_record(Target::command(argv), &decision, cwd, &policy);
             paddock_sandbox::phase("decision", t);
             let t = Instant::now();
@@ -211,7 +211,8 @@ impl Session {
                 let (policy, answered) = match &call {
                     ToolCall::Command { argv, cwd, stdin, .. } if !argv.is_empty() => {
                         let cwd = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
-                        inner.decide_asked(argv, &cwd, stdin.as_deref(), &mut answer)
+                        let (policy, decided) = inner.decide_asked(argv, &cwd, stdin.as_deref(), &mut answer);
+                        (policy, decided.answered())
                     }
                     _ => (inner.policy(), None),
                 };
