@@ -464,6 +464,14 @@ allow = ["GET /repos/acme/**"]
     let o = check("GET https://api.paddock.test/repos/acme/x?_method=DELETE");
     assert_eq!(o.code(), 77, "{o}");
     assert!(o.out().contains(r#""rule":"network.http[0]""#) && o.out().contains("the query's `_method`"), "{o}");
+    // A `HEAD` is decided as the `GET` it is served as: allowed where `GET` is.
+    let o = check("HEAD https://api.paddock.test/repos/acme/x");
+    let v: serde_json::Value = serde_json::from_str(o.out().trim()).unwrap_or_else(|e| panic!("{e}: {o}"));
+    assert_eq!((v["decision"].as_str(), v["rule"].as_str()), (Some("allow"), Some("network.http[0].allow[0]")), "{o}");
+    // A `_method` that is not a plain method is refused outright.
+    let o = check("GET https://api.paddock.test/repos/acme/x?_method=LOC%E2%84%AA");
+    assert_eq!(o.code(), 77, "{o}");
+    assert!(o.out().contains("not a plain method"), "{o}");
     let o = check("post nothing");
     assert_eq!(o.code(), 64, "{o}");
     let r = f.launch(&[f.bin.clone().into(), "revoke".into(), "secret:gh".into()], &[], None);
@@ -532,6 +540,12 @@ fn a_serve_session_and_its_http_request_tool_use_secrets() {
     let del = serde_json::json!({"tool": "http_request", "method": "DELETE", "url": w.url(API, "/serve"), "headers": {"Authorization": "Bearer ${GH_TOKEN}"}});
     let r = call(&addr, &token, &del);
     assert_eq!((r["decision"].as_str(), r["rule"].as_str()), (Some("deny"), Some("network.http[0].deny[0]")), "{r}");
+    // A `HEAD` is curl's `--head`: with `-X HEAD`, curl waited for a body until its timeout.
+    let head = serde_json::json!({"tool": "http_request", "method": "HEAD", "url": w.url(API, "/head")});
+    let started = Instant::now();
+    let r = call(&addr, &token, &head);
+    assert_eq!((r["decision"].as_str(), r["status"].as_u64()), (Some("allow"), Some(200)), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(10) && r["exit_code"] == 0, "{r}");
     let steal =
         serde_json::json!({"tool": "http_request", "url": w.url(OTHER, "/x"), "headers": {"X-Key": "${GH_TOKEN}"}});
     let r = call(&addr, &token, &steal);

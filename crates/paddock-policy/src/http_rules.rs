@@ -24,6 +24,11 @@
 //! /repos/acme/private/**"]` on a server whose names ignore case; and deny patterns meet a
 //! path with a trailing `/` as without it (`/x/` is `/x` to many routers), and with its
 //! last segment's extension as without it (`/x.json`, `/x.`).
+//!
+//! A `HEAD` is decided as the `GET` on its path too (routers serve it with the `GET`
+//! handler, which runs in full): denied where the deny patterns meet `HEAD` or `GET`, and,
+//! under an allow list, allowed where `HEAD` or `GET` is (so `curl -I` works where `GET`
+//! does).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,15 +110,31 @@ enum Case {
 /// A name as the most lenient comparison of case sees it: each character upper-cased, then
 /// lower-cased, so that what some server's case-insensitive match takes as one is one here
 /// too (`ı` and `I`, `ſ` and `s`, the Kelvin sign and `k`).
-fn fold(s: &str) -> String {
+pub fn fold(s: &str) -> String {
     s.chars().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect()
+}
+
+/// The methods a request's `method` is served as: itself, and for `HEAD` the `GET` too
+/// (Express, Flask, Rails and most routers answer `HEAD` with the `GET` handler, which
+/// runs in full; only the body is dropped). `case`: how the method is compared (a deny
+/// pattern meets `head` as `HEAD`, an allow pattern only `HEAD`).
+fn served_as(method: &str, case: Case) -> Vec<&str> {
+    let head = match case {
+        Case::Exact => method == "HEAD",
+        Case::Folded => fold(method) == "head",
+    };
+    if head {
+        vec![method, "GET"]
+    } else {
+        vec![method]
+    }
 }
 
 impl RequestPattern {
     fn matches(&self, method: &str, segments: &[String], case: Case) -> bool {
         let same = |a: &str, b: &str| match case {
             Case::Exact => a == b,
-            Case::Folded => a.eq_ignore_ascii_case(b),
+            Case::Folded => fold(a) == fold(b),
         };
         if self.method.as_deref().is_some_and(|m| !same(m, method)) {
             return false;
@@ -152,6 +173,16 @@ fn segment_matches(pattern: &str, s: &str) -> bool {
         }
     }
     true
+}
+
+/// How a decision says that `method` met a pattern as `m`: nothing, or that a `HEAD` was
+/// decided as the `GET` it is served as.
+fn as_get(method: &str, m: &str) -> &'static str {
+    if method == m {
+        ""
+    } else {
+        " (a `HEAD` is served by the `GET` handler, so it is decided as `GET` too)"
+    }
 }
 
 /// One compiled `[[network.http]]` table.
@@ -361,11 +392,8 @@ impl HttpRules {
                 ))
             }
         };
-        let forms = deny_forms(&segments);
-        for p in rules.iter().flat_map(|r| &r.deny) {
-            if forms.iter().any(|s| p.matches(method, s, Case::Folded)) {
-                return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`", p.raw)));
-            }
+        if let Some(denied) = Self::denied_by(&rules, method, &segments, host, &shown) {
+            return Some(denied);
         }
         if rules.iter().all(|r| r.allow.is_empty()) {
             return Some(Decision::allow(
@@ -374,14 +402,44 @@ impl HttpRules {
             ));
         }
         for p in rules.iter().flat_map(|r| &r.allow) {
-            if p.matches(method, &segments, Case::Exact) {
-                return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}`", p.raw)));
+            for m in served_as(method, Case::Exact) {
+                if p.matches(m, &segments, Case::Exact) {
+                    let how = as_get(method, m);
+                    return Some(Decision::allow(&p.id, format!("`{shown}` to {host} is allowed by `{}`{how}", p.raw)));
+                }
             }
         }
         Some(Decision::deny(
             &first.id,
             format!("`{shown}` to {host} matches no allow pattern of {}; add \"{shown}\" to its allow list", first.id),
         ))
+    }
+
+    /// The refusal of a request by the deny patterns of its host alone (`None`: none
+    /// matches, or the host has no tables, or its path is not in normal form, which
+    /// [`HttpRules::decide`] refuses): for a method a server may take from a field that
+    /// only mentions `method` (`StatusCallbackMethod=GET`), which an allow list does not
+    /// have to name.
+    pub(crate) fn denied(&self, method: &str, host: &Host, port: u16, path: &str) -> Option<Decision> {
+        let rules: Vec<&HttpRule> = self.for_host(host, port).collect();
+        let shown = format!("{method} {}", path.split(['?', '#']).next().unwrap_or(""));
+        let segments = split_path(path).ok()?;
+        Self::denied_by(&rules, method, &segments, host, &shown)
+    }
+
+    /// The first deny pattern of `rules` that meets `method` (or the `GET` a `HEAD` is
+    /// served as) on any form of the path.
+    fn denied_by(rules: &[&HttpRule], method: &str, segments: &[String], host: &Host, shown: &str) -> Option<Decision> {
+        let forms = deny_forms(segments);
+        for p in rules.iter().flat_map(|r| &r.deny) {
+            for m in served_as(method, Case::Folded) {
+                if forms.iter().any(|s| p.matches(m, s, Case::Folded)) {
+                    let how = as_get(method, m);
+                    return Some(Decision::deny(&p.id, format!("`{shown}` to {host} is denied by `{}`{how}", p.raw)));
+                }
+            }
+        }
+        None
     }
 
     /// Every allow pattern id and table id (grants, for a review).

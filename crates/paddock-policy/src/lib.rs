@@ -63,7 +63,7 @@ pub use audit::AuditSettings;
 pub use commands::{resolve_program, CommandRule, CommandRules, CommandScope};
 pub use decision::{Decision, Enforcement, Verdict, DENY_ALL_RULE, HIDDEN_RULE};
 pub use error::{Origin, PolicyError, Problem};
-pub use http_rules::{HttpRule, HttpRules, RequestPattern};
+pub use http_rules::{fold, HttpRule, HttpRules, RequestPattern};
 pub use limits::{
     check_duration, format_size, is_credential_name, is_credential_value, parse_duration, parse_size, EnvRules, Limits,
     DEFAULT_PATH,

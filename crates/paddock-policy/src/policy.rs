@@ -359,6 +359,16 @@ impl Policy {
         }
     }
 
+    /// The refusal of `method path` to `host:port` by the host's `[[network.http]]` deny
+    /// patterns alone (a `HEAD` meets the `GET` ones too); `None` when none meets it. For a
+    /// method a server may take from a field that only mentions `method`
+    /// (`StatusCallbackMethod=GET`): refused where it is denied, but never required to be
+    /// on the allow list.
+    pub fn denied_http(&self, method: &str, host: &str, port: u16, path: &str) -> Option<Decision> {
+        let h = normalize_host(host).ok()?;
+        self.http.denied(method, &h, port, path)
+    }
+
     /// Whether the proxy terminates TLS for `host:port`: a secret may be sent there, or it
     /// has `[[network.http]]` rules. Other hosts stay end-to-end tunnels.
     pub fn intercepts(&self, host: &str, port: u16) -> bool {

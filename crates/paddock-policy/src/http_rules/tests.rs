@@ -148,3 +148,48 @@ fn bad_rules_are_located() {
     let e = load("upstream_ca = [\"/nonexistent/ca.pem\"]\n").unwrap_err();
     assert!(e.starts_with("p.toml:4:16: error: upstream_ca `/nonexistent/ca.pem` cannot be read"), "{e}");
 }
+
+#[test]
+fn a_head_is_decided_as_the_get_it_is_served_as() {
+    // Found by a seventeenth attack: Express and Flask answer `HEAD /admin/reset` with the
+    // `GET` handler (which resets); `curl -I` on an allowed `GET` path was refused.
+    let p = load(
+        "[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /repos/acme/**\", \"HEAD /pub/**\"]\ndeny = [\"GET /repos/acme/admin/**\"]\n[[network.http]]\nhost = \"other.test\"\ndeny = [\"GET /admin/**\", \"DELETE **\"]\n",
+    )
+    .unwrap();
+    let d = |m: &str, h: &str, path: &str| {
+        let d = p.decide_http(m, h, 443, path);
+        (d.verdict, d.rule.to_string())
+    };
+    // Denied where its `GET` is, in any case, on every form of the path.
+    for (m, path) in
+        [("HEAD", "/admin/reset"), ("head", "/admin/reset"), ("HEAD", "/admin/reset/"), ("HEAD", "/ADMIN/reset.json")]
+    {
+        assert_eq!(d(m, "other.test", path), (Verdict::Deny, "network.http[1].deny[0]".into()), "{m} {path}");
+    }
+    let r = p.decide_http("HEAD", "other.test", 443, "/admin/reset").reason;
+    assert!(r.contains("`GET /admin/**`") && r.contains("`GET` handler"), "{r}");
+    assert!(p.denied_http("HEAD", "other.test", 443, "/admin/x").is_some());
+    assert_eq!(d("HEAD", "other.test", "/public"), (Verdict::Allow, "network.http[1]".into()));
+    assert_eq!(d("HEAD", "api.github.com", "/repos/acme/admin/x"), (Verdict::Deny, "network.http[0].deny[0]".into()));
+    // Allowed where its `GET` is (or itself): `curl -I`.
+    assert_eq!(d("HEAD", "api.github.com", "/repos/acme/x"), (Verdict::Allow, "network.http[0].allow[0]".into()));
+    assert_eq!(d("HEAD", "api.github.com", "/pub/x"), (Verdict::Allow, "network.http[0].allow[1]".into()));
+    assert_eq!(d("head", "api.github.com", "/repos/acme/x"), (Verdict::Deny, "network.http[0]".into()));
+    // A `GET` is not a `HEAD`.
+    assert_eq!(d("GET", "api.github.com", "/pub/x"), (Verdict::Deny, "network.http[0]".into()));
+    assert_eq!(d("GET", "other.test", "/public"), (Verdict::Allow, "network.http[1]".into()));
+}
+
+#[test]
+fn deny_patterns_alone_decide_a_method_that_only_may_be_taken() {
+    let p = load(RULES).unwrap();
+    let denied = |m: &str, path: &str| p.denied_http(m, "api.github.com", 443, path).map(|d| d.rule.to_string());
+    assert_eq!(denied("DELETE", "/repos/acme/x"), Some("network.http[0].deny[0]".into()));
+    assert_eq!(denied("delete", "/repos/acme/x"), Some("network.http[0].deny[0]".into()));
+    // Not on the allow list: not refused here (the allow list is the request line's).
+    assert_eq!(denied("GET", "/elsewhere"), None);
+    assert_eq!(denied("LINK", "/repos/acme/x/pulls"), None);
+    assert_eq!(denied("GET", "/repos/acme/secret/k"), Some("network.http[0].deny[1]".into()));
+    assert_eq!(p.denied_http("DELETE", "other.test", 443, "/x"), None, "no rules for the host");
+}

@@ -470,6 +470,8 @@ deny = ["DELETE **"]
         let allow_list = rules("allow = [\"POST /repos/**\"]\ndeny = [\"DELETE **\"]");
         let deny_only = rules("deny = [\"DELETE **\"]");
         let mp = "multipart/form-data; boundary=BB";
+        let l1 = "application/x-www-form-urlencoded; charset=iso-8859-1";
+        let twilio = "To=%2B15558675310&From=%2B15017122661&Url=http%3A%2F%2Fdemo.twilio.com%2Fdocs%2Fvoice.xml&Method=GET&StatusCallbackMethod=GET";
         let method = multipart(&[
             ("Content-Disposition: form-data; name=\"f\"", "v"),
             ("Content-Disposition: form-data; name=\"_method\"", "DELETE"),
@@ -502,6 +504,36 @@ deny = ["DELETE **"]
             ("application/x-www-form-urlencoded", "_method=d%C4%B1elete".into(), false),
             (mp, multipart(&[("Content-Disposition: form-data; name=\"_method\"", "DELETE\u{1f}")]), false),
             ("application/x-www-form-urlencoded", "delivery_method=post&_method=post".into(), true),
+            // Found by a seventeenth attack (body-parser's `interpretNumericEntities` under
+            // a latin-1 form; `qs` splits at `&` only and keeps `&#65604;` as `D`): an
+            // override field's value that is not letters and `-` is refused outright; a
+            // field that mentions `method` is read under both splits, its references both
+            // ways.
+            (l1, "_method=%26%2368;ELETE&a=".into(), false),
+            (l1, "_method=%26%2368;%26%2369;%26%2376;%26%2369;%26%2384;E".into(), false),
+            (l1, "_method=%26%231114180%3BELETE".into(), false),
+            (l1, "_method=%26%234294967364%3BELETE".into(), false),
+            (l1, "_method=%26%2365604%3BELETE".into(), false),
+            (l1, "share_method=%26%2368;ELETE".into(), false),
+            (l1, "share_method=%26%231114180%3BELETE".into(), false),
+            (l1, "share_method=%26%234294967364%3BELETE".into(), false),
+            ("application/x-www-form-urlencoded", "_method=PUT;a=1".into(), false),
+            ("application/x-www-form-urlencoded", "_method=+DELETE+".into(), false),
+            ("application/x-www-form-urlencoded", "__method=DELETE".into(), false),
+            ("application/x-www-form-urlencoded", "x-http-method-override=DELETE".into(), false),
+            // The Kelvin sign lower-cases to `k` (`method-override` lower-cases).
+            ("application/x-www-form-urlencoded", "_method=DEL%E2%84%AAETE".into(), false),
+            ("application/x-www-form-urlencoded", "_method=%C7%B0".into(), false),
+            (mp, multipart(&[("Content-Disposition: form-data; name=\"_method\"", "DELETE ")]), false),
+            // An override field without a value names no method.
+            ("application/x-www-form-urlencoded", "_method=&a=1".into(), true),
+            // A field that only mentions `method` need not be on the allow list (Twilio's
+            // `Method`, `StatusCallbackMethod`); only a denied method there is refused.
+            ("application/x-www-form-urlencoded", twilio.into(), true),
+            ("application/x-www-form-urlencoded", "share_method=link".into(), true),
+            ("application/x-www-form-urlencoded", "share_method=Link1".into(), true),
+            ("application/x-www-form-urlencoded", "shipping_method=post".into(), true),
+            ("application/x-www-form-urlencoded", "Method=GET&StatusCallbackMethod=delete".into(), false),
             ("application/x-www-form-urlencoded; charset=ISO-8859-1", "_charset_=utf-8&a=1".into(), true),
             ("application/x-www-form-urlencoded; charset=windows-1251", "a=1".into(), true),
             ("application/x-www-form-urlencoded; charset=KOI8-R", "a=1".into(), true),
@@ -527,8 +559,12 @@ deny = ["DELETE **"]
                 false,
             ),
         ] {
-            let refused = form_refused(&allow_list, content_type, &body);
-            assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
+            // Each refused by the deny list alone too (an allow list hides what `DELETE`
+            // reads as otherwise: any unknown method is off it).
+            for p in [&allow_list, &deny_only] {
+                let refused = form_refused(p, content_type, &body);
+                assert_eq!(refused.is_none(), allowed, "{content_type}: {body:?}: {refused:?}");
+            }
         }
         // Multipart bodies parsers read differently (each found by an attack to hide a
         // `_method` from a reader, or from one parser but not another), refused whatever
@@ -659,6 +695,92 @@ deny = ["DELETE **"]
             let refused =
                 post_to_repos(&mut h, |req| super::super::overrides::refused_in_form(&allow_list, req, b"a=1"));
             assert_eq!(refused.is_none(), allowed, "{coding}: {refused:?}");
+        }
+    }
+
+    /// Whether the rules of `p` refuse a `POST /repos/x` with a form `body` of
+    /// `content_type` and the query of `target`.
+    fn refused_bytes(p: &Policy, content_type: &str, target: &str, body: &[u8]) -> Option<Deny> {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_str(content_type).unwrap());
+        let method = Method::POST;
+        let req = RequestParts {
+            method: &method,
+            host: "api.test",
+            port: 443,
+            path_and_query: target,
+            headers: &mut h,
+            tls: true,
+        };
+        super::super::overrides::refused_in_form(p, &req, body)
+    }
+
+    #[test]
+    fn a_method_is_read_as_the_most_lenient_server_reads_it() {
+        // Found by a seventeenth attack against Express 5, body-parser 2 (`qs`) and
+        // `method-override`; and Rack, whose multipart parts carry their charset.
+        let deny_only = rules("deny = [\"DELETE **\", \"LOCK **\", \"LINK **\", \"GET /repos/x\"]");
+        let allow_list = rules("allow = [\"POST /repos/**\"]\ndeny = [\"DELETE **\", \"LOCK **\", \"LINK **\"]");
+        let form = "application/x-www-form-urlencoded";
+        let mp = "multipart/form-data; boundary=BB";
+        let part = |head: &str, value: &[u8]| {
+            [format!("--BB\r\n{head}\r\n\r\n").as_bytes(), value, b"\r\n--BB--\r\n"].concat()
+        };
+        for (content_type, target, body, refused_deny_only, refused_allow_list) in [
+            // A `HEAD` runs the `GET` handler: decided as `GET`.
+            (form, "/repos/x", b"_method=HEAD".to_vec(), true, true),
+            (form, "/repos/x", b"_method=head".to_vec(), true, true),
+            (form, "/repos/x?_method=HEAD", Vec::new(), true, true),
+            (form, "/repos/x", b"share_method=head".to_vec(), true, false),
+            // The Kelvin sign: refused in an override field, read as `K` elsewhere.
+            (form, "/repos/x", b"_method=LOC%E2%84%AA".to_vec(), true, true),
+            (form, "/repos/x?_method=loc%E2%84%AA", Vec::new(), true, true),
+            (mp, "/repos/x", part("Content-Disposition: form-data; name=\"_method\"", "loc\u{212a}".as_bytes()), true, true),
+            (form, "/repos/x", b"share_method=loc%E2%84%AA".to_vec(), true, true),
+            (form, "/repos/x?share_method=LOC%E2%84%AA", Vec::new(), true, true),
+            (form, "/repos/x", b"share_method=%C5%BF".to_vec(), false, false),
+            // A byte above 127 in a declared single-byte charset may be a letter
+            // (windows-1254's `\xfd` is `\u{131}`, `I` to Ruby's `upcase`).
+            ("application/x-www-form-urlencoded; charset=windows-1254", "/repos/x", b"share_method=L%FDNK".to_vec(), true, true),
+            (form, "/repos/x", b"_charset_=windows-1254&share_method=L%FDNK".to_vec(), true, true),
+            (mp, "/repos/x", part("Content-Disposition: form-data; name=\"share_method\"\r\nContent-Type: text/plain; charset=windows-1254", b"L\xfdNK"), true, true),
+            (mp, "/repos/x", part("Content-Disposition: form-data; name=\"_method\"\r\nContent-Type: text/plain; charset=windows-1254", b"L\xfdNK"), true, true),
+            ("multipart/form-data; boundary=BB; charset=windows-1254", "/repos/x", part("Content-Disposition: form-data; name=\"share_method\"", b"\xfdL\xfdNK\xa0"), true, true),
+            // In UTF-8 such a byte is no letter to any server.
+            (form, "/repos/x", b"share_method=L%FDNK".to_vec(), false, false),
+            (mp, "/repos/x", part("Content-Disposition: form-data; name=\"share_method\"", b"L\xfdNK"), false, false),
+            // A field that only mentions `method`: its denied methods only.
+            (form, "/repos/x", b"To=1&Method=GET&StatusCallbackMethod=GET".to_vec(), true, false),
+            (form, "/repos/x", b"share_method=link".to_vec(), true, true),
+            (form, "/repos/x", b"share_method=copy".to_vec(), false, false),
+            // An override field: as the request line.
+            (form, "/repos/x", b"_method=PATCH".to_vec(), false, true),
+            (form, "/repos/x", b"_method=post".to_vec(), false, false),
+            (form, "/repos/x", b"_HttpMethod=PATCH".to_vec(), false, true),
+            (form, "/repos/x", b"X_HTTP_METHOD=PATCH".to_vec(), false, true),
+            // A long legacy value (a file) is not read letter by letter.
+            ("multipart/form-data; boundary=BB; charset=windows-1254", "/repos/x", part("Content-Disposition: form-data; name=f; filename=x\r\nContent-Type: text/calendar; method=REQUEST", &[b"\xfd".repeat(4000), b"x".repeat(40)].concat()), false, false),
+        ] {
+            for (p, refused) in [(&deny_only, refused_deny_only), (&allow_list, refused_allow_list)] {
+                let d = refused_bytes(p, content_type, target, &body);
+                assert_eq!(d.is_some(), refused, "{content_type} {target} {:?}: {d:?}", String::from_utf8_lossy(&body));
+            }
+        }
+        // The reason names what is wrong with an override's value.
+        let d = refused_bytes(
+            &deny_only,
+            "application/x-www-form-urlencoded; charset=iso-8859-1",
+            "/repos/x",
+            b"_method=%26%2368;ELETE",
+        )
+        .unwrap();
+        assert!(d.reason.contains("`_method` is `&#68;ELETE`") && d.reason.contains("not a plain method"), "{d:?}");
+        // Headers too: a plain method, `HEAD` as `GET`.
+        for (value, refused) in
+            [("HEAD", true), ("head", true), ("PATCH", false), ("DELETE;x", true), ("PUT, GET", true), ("PUT", false)]
+        {
+            let v = decide(&deny_only, Method::POST, "/repos/x", &[("x-http-method-override", value)]);
+            assert_eq!(matches!(v, RequestVerdict::Deny(_)), refused, "{value}: {v:?}");
         }
     }
 

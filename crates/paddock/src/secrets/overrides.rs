@@ -7,7 +7,7 @@
 use paddock_policy::Policy;
 use paddock_proxy::{Deny, RequestParts};
 
-use super::form::{encoded_methods, in_form};
+use super::form::{encoded_methods, in_form, override_value, Named, Scope};
 
 /// A method or a path that a server may take from the request instead of its request
 /// line's (override headers, `_method`, rewrite headers), refused by the host's rules:
@@ -47,7 +47,7 @@ fn refused_with(
     policy: &Policy,
     req: &RequestParts<'_>,
     rule: &str,
-    extra: Result<Vec<(String, String)>, String>,
+    extra: Result<Vec<Named>, String>,
 ) -> Option<Deny> {
     decided(policy, req, &|| rule.to_string(), extra).err()
 }
@@ -58,7 +58,7 @@ fn decided(
     policy: &Policy,
     req: &RequestParts<'_>,
     rule: &dyn Fn() -> String,
-    extra: Result<Vec<(String, String)>, String>,
+    extra: Result<Vec<Named>, String>,
 ) -> Result<Vec<Taken>, Deny> {
     let pairs = extra.and_then(|extra| taken(req, extra)).map_err(|reason| Deny {
         rule: rule(),
@@ -71,19 +71,22 @@ fn decided(
     }
 }
 
-/// One method and path a server may take instead of the request line's, and where the
-/// request says so.
+/// One method and path a server may take instead of the request line's, where the
+/// request says so, and how it is decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Taken {
     pub by: String,
     pub method: String,
     pub path: String,
+    pub scope: Scope,
 }
 
 /// Every method a server may take (`extra`: a form's besides) with every path it may
-/// take, but the request line's own pair. `Err`: a header whose value cannot be known.
-pub(crate) fn taken(req: &RequestParts<'_>, extra: Vec<(String, String)>) -> Result<Vec<Taken>, String> {
-    let mut methods = vec![(String::new(), req.method.as_str().to_string())];
+/// take, but the request line's own pair. `Err`: a header whose value cannot be known, or
+/// an override that holds no plain method.
+pub(crate) fn taken(req: &RequestParts<'_>, extra: Vec<Named>) -> Result<Vec<Taken>, String> {
+    let line = Named { place: String::new(), method: req.method.as_str().to_string(), scope: Scope::Full };
+    let mut methods = vec![line];
     methods.extend(method_overrides(req.headers, req.path_and_query)?);
     methods.extend(extra);
     let mut paths = vec![(String::new(), req.path_and_query.to_string())];
@@ -94,23 +97,27 @@ pub(crate) fn taken(req: &RequestParts<'_>, extra: Vec<(String, String)>) -> Res
         paths.push((format!("`{name}`"), path.to_string()));
     }
     let mut pairs = Vec::new();
-    for (i, (mplace, method)) in methods.iter().enumerate() {
+    for (i, m) in methods.iter().enumerate() {
         for (j, (pplace, path)) in paths.iter().enumerate() {
             if i == 0 && j == 0 {
                 continue; // the request as it stands, decided on its own
             }
-            let by: Vec<&str> = [mplace.as_str(), pplace.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
-            pairs.push(Taken { by: by.join(" with "), method: method.clone(), path: path.clone() });
+            let by: Vec<&str> = [m.place.as_str(), pplace.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
+            pairs.push(Taken { by: by.join(" with "), method: m.method.clone(), path: path.clone(), scope: m.scope });
         }
     }
     Ok(pairs)
 }
 
-/// The refusal of the first pair the host's rules refuse.
+/// The refusal of the first pair the host's rules refuse (a [`Scope::DenyOnly`] one by
+/// the deny patterns alone).
 pub(crate) fn decide_taken(policy: &Policy, host: &str, port: u16, pairs: &[Taken]) -> Option<Deny> {
     pairs.iter().find_map(|t| {
-        let o = policy.decide_http(&t.method, host, port, &t.path);
-        (!o.is_allow()).then(|| Deny {
+        let refusal = match t.scope {
+            Scope::Full => Some(policy.decide_http(&t.method, host, port, &t.path)).filter(|o| !o.is_allow()),
+            Scope::DenyOnly => policy.denied_http(&t.method, host, port, &t.path),
+        };
+        refusal.map(|o| Deny {
             rule: o.rule.to_string(),
             reason: format!("{} asks for `{} {}`: {}", t.by, t.method, t.path, o.reason),
             exfiltration: false,
@@ -134,20 +141,23 @@ fn named(name: &str, list: &[&str]) -> bool {
 
 /// Every method a server may take instead of the request line's, with where it was
 /// written: each comma-separated value of an override header (middleware takes the first,
-/// others the last) and each `_method` query parameter (Express, Laravel, Symfony; the key
-/// read as every parser reads it, `&` or `;` between parameters: [`encoded_methods`]).
-/// `Err`: a header that is not text, whose method cannot be known.
-fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<(String, String)>, String> {
+/// others the last), which must be a plain method ([`override_value`]), and each method a
+/// query's pairs name (Express, Laravel, Symfony read `_method` there: [`encoded_methods`]).
+/// `Err`: a header that is not text or not a plain method, whose method cannot be known.
+fn method_overrides(headers: &paddock_proxy::http::HeaderMap, target: &str) -> Result<Vec<Named>, String> {
     let mut found = Vec::new();
     for (name, value) in headers.iter().filter(|(n, _)| named(n.as_str(), METHOD_OVERRIDES)) {
         let value = value
             .to_str()
             .map_err(|_| format!("a `{name}` header that is not text: the method a server would take is unknown"))?;
-        for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            found.push((format!("`{name}: {value}`"), m.to_string()));
+        let place = format!("`{name}: {value}`");
+        for m in value.split(',').map(|m| m.trim_matches([' ', '\t'])).filter(|m| !m.is_empty()) {
+            if let Some(method) = override_value(m.as_bytes()).map_err(|why| format!("{place} {why}"))? {
+                found.push(Named { place: place.clone(), method, scope: Scope::Full });
+            }
         }
     }
     let query = target.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or("")).unwrap_or("");
-    found.extend(encoded_methods(query).into_iter().map(|m| ("the query's `_method`".to_string(), m)));
+    found.extend(encoded_methods(query, "the query's", false)?);
     Ok(found)
 }

@@ -214,6 +214,34 @@ fn plan_command(
     Plan { decision: d, target: Target::command(&argv), cwd, child }
 }
 
+/// The argv of the `curl` that performs an `http_request` (its body, if any, on stdin).
+/// A `HEAD` is `--head`: with `-X HEAD` curl waits for a body that never comes (until
+/// its timeout, exit 18).
+fn curl_argv<'a>(
+    method: &str,
+    headers: impl Iterator<Item = (&'a String, &'a String)>,
+    body: bool,
+    url: &str,
+) -> Vec<String> {
+    let mut argv: Vec<String> = ["curl", "-sS", "-i", "--suppress-connect-headers"].map(String::from).to_vec();
+    if method == "HEAD" {
+        argv.push("--head".into());
+    } else {
+        argv.extend(["-X".into(), method.to_string()]);
+    }
+    for (k, v) in headers {
+        argv.push("-H".into());
+        argv.push(format!("{k}: {v}"));
+    }
+    if body {
+        argv.push("--data-binary".into());
+        argv.push("@-".into());
+    }
+    argv.push("--".into());
+    argv.push(url.to_string());
+    argv
+}
+
 /// An `http_request` call: decided on the host and port the proxy will see (an ask is left
 /// to the proxy, which holds the connection), performed by `curl` through the proxy.
 fn plan_http(
@@ -226,6 +254,8 @@ fn plan_http(
 ) -> Plan {
     let method = method.unwrap_or_else(|| "GET".into());
     let mut d = match url_target(&url) {
+        // curl sends a `HEAD` only without a body (`--head`).
+        Ok(_) if method == "HEAD" && body.is_some() => deny("an `http_request` with method HEAD has no body".into()),
         Ok(t) => policy.decide_http(&method, &t.host.as_policy_str(), t.port, &url_path(&url)),
         Err(m) => deny(m),
     };
@@ -237,19 +267,49 @@ fn plan_http(
             rule: d.rule,
         };
     }
-    let mut argv: Vec<String> =
-        ["curl", "-sS", "-i", "--suppress-connect-headers", "-X", &method].map(String::from).to_vec();
-    for (k, v) in headers.iter().flatten() {
-        argv.push("-H".into());
-        argv.push(format!("{k}: {v}"));
-    }
-    if body.is_some() {
-        argv.push("--data-binary".into());
-        argv.push("@-".into());
-    }
-    argv.push("--".into());
-    argv.push(url.clone());
+    let argv = curl_argv(&method, headers.iter().flatten(), body.is_some(), &url);
     let body = body.map(String::into_bytes);
     let child = allowed(&d, || helper(policy, view, "curl", argv, body, HelperNet::Proxy));
     Plan { decision: d, target: Target::http_request(&url, Some(&method)), cwd: policy.vars.workspace.clone(), child }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_request_is_curls_head() {
+        let headers = BTreeMap::from([("Accept".to_string(), "*/*".to_string())]);
+        let argv = curl_argv("HEAD", headers.iter(), false, "https://a.test/x");
+        assert_eq!(
+            argv,
+            [
+                "curl",
+                "-sS",
+                "-i",
+                "--suppress-connect-headers",
+                "--head",
+                "-H",
+                "Accept: */*",
+                "--",
+                "https://a.test/x"
+            ]
+        );
+        let argv = curl_argv("DELETE", std::iter::empty(), true, "https://a.test/x");
+        assert_eq!(
+            argv,
+            [
+                "curl",
+                "-sS",
+                "-i",
+                "--suppress-connect-headers",
+                "-X",
+                "DELETE",
+                "--data-binary",
+                "@-",
+                "--",
+                "https://a.test/x"
+            ]
+        );
+    }
 }
