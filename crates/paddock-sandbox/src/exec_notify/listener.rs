@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::memory::ChildMem;
-use super::resolve::{self, Unresolved};
+use super::resolve::{self, Kind, Root, Unresolved};
+use super::script;
 use super::{ExecDecider, ExecListener, ExecRequest, ExecVerdict};
 use crate::sys;
 
@@ -224,10 +225,22 @@ impl Task {
         Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())? })
     }
 
-    /// The target of one of its magic links (`cwd`, `exe`, `fd/N`).
-    fn link(&self, what: &str) -> Option<PathBuf> {
-        let l = rustix::fs::readlinkat(&self.dir, what, Vec::new()).ok()?;
-        Some(PathBuf::from(std::ffi::OsString::from_vec(l.into_bytes())))
+    /// The target of one of its magic links (`cwd`, `exe`, `fd/N`), as text.
+    fn link(&self, what: &str) -> std::io::Result<PathBuf> {
+        let l = rustix::fs::readlinkat(&self.dir, what, Vec::new())?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(l.into_bytes())))
+    }
+
+    /// The identity of the file one of its magic links holds (the link followed, as the
+    /// kernel follows it, whatever its text says).
+    fn identity(&self, what: &str) -> std::io::Result<resolve::FileId> {
+        Ok(resolve::file_id(&rustix::fs::statat(&self.dir, what, AtFlags::empty())?))
+    }
+
+    /// Its root directory: `root` (the magic link, followed at each lookup, never read as
+    /// text) under its `/proc/PID`.
+    fn root(&self) -> Root<'_> {
+        Root { dir: self.dir.as_fd(), prefix: "root" }
     }
 
     fn file(&self, what: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
@@ -310,11 +323,29 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         syscall,
         path: String::new(),
         program: None,
-        interpreter: None,
+        interpreters: Vec::new(),
         problem: None,
         argv: Vec::new(),
         argv_truncated: false,
-        cwd: task.as_ref().ok().and_then(|t| t.link("cwd")).unwrap_or_default(),
+        cwd: PathBuf::new(),
+    };
+    // The working directory the kernel resolves a relative path (and a relative `#!`
+    // interpreter) from: known only as a live path in the view, the task's very directory.
+    // Anything else (unreadable, longer than PATH_MAX, removed, renamed over) refuses the
+    // exec: never a guess such as `/`.
+    let cwd = match &task {
+        Ok(t) => match live_path(t, t, "cwd", Kind::Directory) {
+            Ok(c) => {
+                exec.cwd = c.clone();
+                Some(c)
+            }
+            Err(e) => {
+                exec.cwd = e.text().map(PathBuf::from).unwrap_or_default();
+                note(&mut exec, format!("its working directory {e}"));
+                None
+            }
+        },
+        Err(_) => None, // said below
     };
     let mem = match &task {
         Ok(t) => Ok(ChildMem::new(pid as libc::pid_t, t.dir.as_fd())),
@@ -326,20 +357,23 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
                 Ok((argv, complete)) => {
                     exec.argv = argv.iter().map(|b| lossy(b)).collect();
                     exec.argv_truncated = !complete;
+                    if !p.complete {
+                        note(&mut exec, "the path is longer than PATH_MAX or unreadable".into());
+                    }
                     p.complete.then_some(p.bytes)
                 }
                 Err(e) => {
-                    exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                    note(&mut exec, format!("the exec's arguments could not be read: {e}"));
                     None
                 }
             },
             Err(e) => {
-                exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                note(&mut exec, format!("the exec's arguments could not be read: {e}"));
                 None
             }
         },
         Err(e) => {
-            exec.problem = Some(format!("the process's memory could not be opened: {e}"));
+            note(&mut exec, format!("the process's memory could not be opened: {e}"));
             None
         }
     };
@@ -347,11 +381,9 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     if let Some(p) = &path_bytes {
         exec.path = lossy(p);
         match &task {
-            Ok(task) => not_found = resolve_program(&mut exec, task, p, dirfd, flags),
-            Err(e) => exec.problem = Some(format!("the process's files could not be opened: {e}")),
+            Ok(task) => not_found = resolve_program(&mut exec, task, p, dirfd, flags, cwd.as_deref()),
+            Err(e) => note(&mut exec, format!("the process's files could not be opened: {e}")),
         }
-    } else if exec.problem.is_none() {
-        exec.problem = Some("the path is longer than PATH_MAX or unreadable".into());
     }
     if !id_valid(fd, req.id) {
         return None;
@@ -359,30 +391,108 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     Some((exec, not_found))
 }
 
-/// Fills `program`, `interpreter` or `problem`; true when the path names nothing.
-fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32, flags: i32) -> bool {
-    let fd_link = |fd: i32| task.link(&format!("fd/{fd}"));
-    let pathless = |l: &Path| {
-        let b = l.as_os_str().as_bytes();
-        !l.is_absolute() || b.starts_with(b"/memfd:") || b.ends_with(b" (deleted)")
+/// Adds `problem` to the exec's problems (each one refuses it where rules decide).
+fn note(exec: &mut ExecRequest, problem: String) {
+    exec.problem = Some(match exec.problem.take() {
+        Some(earlier) => format!("{earlier}; {problem}"),
+        None => problem,
+    });
+}
+
+/// Why a magic link (`cwd`, `fd/N`, `exe`) gives no live path in the view.
+#[derive(Debug)]
+enum Unlive {
+    /// The link could not be read, or its file not looked at (`ENAMETOOLONG` for a path
+    /// over PATH_MAX, `EACCES`, `ESRCH`).
+    Unreadable(std::io::Error),
+    /// Its text is no path in the view: a memfd, a pipe, a removed file (` (deleted)`).
+    NoPath(PathBuf),
+    /// Its text does not resolve in the view to a file of the kind needed.
+    Unresolved(PathBuf, Unresolved),
+    /// Its text names another file in the view than the link's own (a removed
+    /// directory's old name taken by another, a file outside the view).
+    Elsewhere(PathBuf),
+}
+
+impl Unlive {
+    /// The link's text, when it could be read.
+    fn text(&self) -> Option<&Path> {
+        match self {
+            Unlive::Unreadable(_) => None,
+            Unlive::NoPath(t) | Unlive::Unresolved(t, _) | Unlive::Elsewhere(t) => Some(t),
+        }
+    }
+}
+
+impl std::fmt::Display for Unlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unlive::Unreadable(e) => write!(f, "could not be read ({e})"),
+            Unlive::NoPath(t) => write!(f, "has no path in the view ({})", t.display()),
+            Unlive::Unresolved(t, why) => write!(f, "`{}` {}", t.display(), why.describe()),
+            Unlive::Elsewhere(t) => {
+                write!(f, "`{}` is not a live path in the view (its name now leads to another file)", t.display())
+            }
+        }
+    }
+}
+
+/// The canonical path in the child's view of the file that `owner`'s magic link `link`
+/// leads to, resolved in `task`'s root: the link's text, resolved there, must lead to the
+/// very file the link holds (the same device and inode). The kernel uses that file (a
+/// working directory, a descriptor), never what its old name names now: a removed
+/// directory reads as `/p/a (deleted)`, and a symlink of that name would lead elsewhere.
+fn live_path(task: &Task, owner: &Task, link: &str, kind: Kind) -> Result<PathBuf, Unlive> {
+    let text = owner.link(link).map_err(Unlive::Unreadable)?;
+    let b = text.as_os_str().as_bytes();
+    if !text.is_absolute() || b.starts_with(b"/memfd:") || b.ends_with(b" (deleted)") {
+        return Err(Unlive::NoPath(text));
+    }
+    let held = owner.identity(link).map_err(Unlive::Unreadable)?;
+    let root = task.root();
+    let path = match resolve::resolve_as(root, &text, kind) {
+        Ok(p) => p,
+        Err(why) => return Err(Unlive::Unresolved(text, why)),
     };
-    let target: PathBuf;
-    let base: PathBuf;
-    if path.is_empty() {
+    match resolve::identity(root, &path) {
+        Ok(id) if id == held => Ok(path),
+        _ => Err(Unlive::Elsewhere(text)),
+    }
+}
+
+/// The name the kernel gives a script's first interpreter (`bprm->filename`): the path as
+/// passed when it is absolute or taken from the working directory, else `/dev/fd/N` or
+/// `/dev/fd/N/PATH`.
+fn kernel_filename(path: &[u8], dirfd: i32) -> String {
+    if dirfd == libc::AT_FDCWD || path.starts_with(b"/") {
+        lossy(path)
+    } else if path.is_empty() {
+        format!("/dev/fd/{dirfd}")
+    } else {
+        format!("/dev/fd/{dirfd}/{}", lossy(path))
+    }
+}
+
+/// Fills `program`, `interpreters` or `problem`; true when the path names nothing.
+fn resolve_program(
+    exec: &mut ExecRequest,
+    task: &Task,
+    path: &[u8],
+    dirfd: i32,
+    flags: i32,
+    cwd: Option<&Path>,
+) -> bool {
+    let root = task.root();
+    let fileless = |e: Unlive| format!("a descriptor with no live path in the view (fileless exec): it {e}");
+    let program = if path.is_empty() {
         if flags & libc::AT_EMPTY_PATH == 0 || dirfd == libc::AT_FDCWD {
-            exec.problem = Some("an empty path".into());
+            note(exec, "an empty path".into());
             return false;
         }
-        match fd_link(dirfd) {
-            Some(l) if !pathless(&l) => {
-                target = l;
-                base = PathBuf::from("/");
-            }
-            l => {
-                exec.problem = Some(format!(
-                    "a descriptor with no path in the view (fileless exec: {})",
-                    l.map_or("unknown".into(), |l| l.display().to_string())
-                ));
+        match live_path(task, task, &format!("fd/{dirfd}"), Kind::File) {
+            Ok(p) => p,
+            Err(e) => {
+                note(exec, fileless(e));
                 return false;
             }
         }
@@ -391,50 +501,63 @@ fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32,
         // kernel reaches through the magic link; decided as that file (or refused when it
         // has no path: a memfd, a deleted file). `/proc/self` is the process's (its
         // leader's descriptors), not the calling thread's, which may have a table of its own.
-        let link = match whose {
-            Whose::Thread => task.link(&own),
-            Whose::Process => task.process().and_then(|p| p.link(&own)),
+        let process;
+        let owner = match whose {
+            Whose::Thread => task,
+            Whose::Process => match task.process() {
+                Some(p) => {
+                    process = p;
+                    &process
+                }
+                None => {
+                    note(exec, "a descriptor of a process whose files could not be opened".into());
+                    return false;
+                }
+            },
         };
-        match link {
-            Some(l) if !pathless(&l) => {
-                target = l;
-                base = PathBuf::from("/");
-            }
-            l => {
-                exec.problem = Some(format!(
-                    "a descriptor with no path in the view (fileless exec: {})",
-                    l.map_or("unknown".into(), |l| l.display().to_string())
-                ));
+        match live_path(task, owner, &own, Kind::File) {
+            Ok(p) => p,
+            Err(e) => {
+                note(exec, fileless(e));
                 return false;
             }
         }
     } else {
-        target = PathBuf::from(std::ffi::OsStr::from_bytes(path));
-        base = if target.is_absolute() || dirfd == libc::AT_FDCWD {
-            exec.cwd.clone()
+        let target = Path::new(std::ffi::OsStr::from_bytes(path));
+        let base: PathBuf = if target.is_absolute() {
+            PathBuf::from("/")
+        } else if dirfd == libc::AT_FDCWD {
+            match cwd {
+                Some(c) => c.to_path_buf(),
+                None => {
+                    note(exec, "a relative path, and no live working directory to take it from".into());
+                    return false;
+                }
+            }
         } else {
-            match fd_link(dirfd) {
-                Some(l) if !pathless(&l) => l,
-                _ => {
-                    exec.problem = Some("a directory descriptor with no path in the view".into());
+            match live_path(task, task, &format!("fd/{dirfd}"), Kind::Directory) {
+                Ok(d) => d,
+                Err(e) => {
+                    note(exec, format!("a path relative to a directory descriptor that {e}"));
                     return false;
                 }
             }
         };
-    }
-    let root = resolve::Root { dir: task.dir.as_fd(), prefix: "root" };
-    match resolve::resolve(root, &base, &target) {
-        Ok(p) => {
-            match resolve::shebang(root, &p, &exec.cwd) {
-                Some(Ok(i)) => exec.interpreter = Some(i),
-                Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
-                None => {}
+        match resolve::resolve(root, &base, target) {
+            Ok(p) => p,
+            Err(Unresolved::NotFound) => return true,
+            Err(e) => {
+                note(exec, e.describe().to_string());
+                return false;
             }
-            exec.program = Some(p);
         }
-        Err(Unresolved::NotFound) => return true,
-        Err(e) => exec.problem = Some(describe(&e).to_string()),
+    };
+    // Every interpreter the kernel will run for a script, with the argv it gives each.
+    match script::chain(root, &program, &kernel_filename(path, dirfd), &exec.argv, cwd) {
+        Ok(levels) => exec.interpreters = levels,
+        Err(e) => note(exec, e.to_string()),
     }
+    exec.program = Some(program);
     false
 }
 
@@ -467,18 +590,62 @@ enum Whose {
     Thread,
 }
 
-fn describe(e: &Unresolved) -> &'static str {
-    match e {
-        Unresolved::NotFound => "does not exist in the sandbox's view",
-        Unresolved::Missing => "is not a regular file in the sandbox's view",
-        Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
-        Unresolved::Loop => "has too many levels of symbolic links",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{own_magic_link, ppid_in_stat, tgid_in_status, Whose};
+    use super::{live_path, own_magic_link, ppid_in_stat, tgid_in_status, Kind, Task, Unlive, Whose};
+
+    /// A working directory is known only as a live path in the view: a removed one (whose
+    /// old name a symlink now takes) and one whose path is over PATH_MAX are refused, never
+    /// taken from their text or guessed.
+    #[test]
+    fn a_working_directory_is_known_only_as_a_live_path() {
+        let dir = std::env::temp_dir().join(format!("paddock-live-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["live", "dead", "elsewhere"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let sleep = |cwd: &std::path::Path| {
+            std::process::Command::new("sleep").arg("30").current_dir(cwd).spawn().expect("sleep runs")
+        };
+        let cwd_of = |child: &std::process::Child| {
+            let task = Task::open(child.id()).unwrap();
+            live_path(&task, &task, "cwd", Kind::Directory)
+        };
+        let mut live = sleep(&dir.join("live"));
+        let mut dead = sleep(&dir.join("dead"));
+        std::fs::remove_dir(dir.join("dead")).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("dead (deleted)")).unwrap();
+        // (A shell's `cd` takes the whole path once it is over PATH_MAX, and fails.)
+        let deep_cwd =
+            "import os, time\nfor _ in range(22):\n    os.mkdir('e' * 200); os.chdir('e' * 200)\ntime.sleep(30)";
+        let mut deep = std::process::Command::new("python3")
+            .args(["-c", deep_cwd])
+            .current_dir(&dir)
+            .spawn()
+            .expect("python3 runs");
+        assert_eq!(cwd_of(&live).ok(), Some(dir.join("live")));
+        match cwd_of(&dead) {
+            Err(Unlive::NoPath(t)) => assert_eq!(t, dir.join("dead (deleted)")),
+            other => panic!("a removed working directory: {other:?}"),
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let too_long = loop {
+            match cwd_of(&deep) {
+                Err(Unlive::Unreadable(e)) => break e,
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => panic!("a working directory over PATH_MAX: {other:?}"),
+            }
+        };
+        assert_eq!(too_long.raw_os_error(), Some(libc::ENAMETOOLONG), "{too_long}");
+        for c in [&mut live, &mut dead, &mut deep] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn ppid_from_stat_even_with_parens_in_the_name() {
