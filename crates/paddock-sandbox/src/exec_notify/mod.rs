@@ -32,6 +32,7 @@ mod listener;
 mod memory;
 mod resolve;
 mod script;
+mod task;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
