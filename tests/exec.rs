@@ -23,6 +23,7 @@ both_users!(
     door_copy_in_workspace,
     door_dynamic_loader,
     door_removed_working_directory,
+    door_directory_descriptor_of_a_removed_directory,
     door_working_directory_longer_than_path_max,
     door_script_whose_interpreter_is_a_script,
     door_fileless_memfd,
@@ -200,6 +201,29 @@ fn door_removed_working_directory(u: User) {
         loader = loader()
     );
     door(u, "a removed working directory", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+/// The same through `execveat` and a descriptor of the removed directory: its path is
+/// not live either (refused before this round too, by its ` (deleted)` text; now also by
+/// its identity).
+fn door_directory_descriptor_of_a_removed_directory(u: User) {
+    let src = format!(
+        "import ctypes, os, sys, tempfile\n\
+         d = tempfile.mkdtemp(dir=os.getcwd())\n\
+         os.chdir(d)\n\
+         os.makedirs('p/a'); os.makedirs('q/r')\n\
+         os.symlink({loader:?}, 'p/x')\n\
+         os.symlink(os.path.realpath('/usr/bin/python3'), 'q/x')\n\
+         os.symlink(d + '/q/r', 'p/a (deleted)')\n\
+         fd = os.open('p/a', os.O_PATH | os.O_DIRECTORY)\n\
+         os.rmdir('p/a')\n\
+         argv = (ctypes.c_char_p * 4)(b'python3', {DENIED:?}.encode(), sys.argv[1].encode(), None)\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.execveat(fd, b'../x', argv, (ctypes.c_char_p * 1)(None), 0)\n\
+         sys.exit('execveat: ' + os.strerror(ctypes.get_errno()))\n",
+        loader = loader()
+    );
+    door(u, "a descriptor of a removed directory", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
 }
 
 /// A relative exec from a working directory whose path is longer than PATH_MAX (its link
