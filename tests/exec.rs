@@ -22,6 +22,10 @@ both_users!(
     door_allowed_script_with_denied_interpreter,
     door_copy_in_workspace,
     door_dynamic_loader,
+    door_removed_working_directory,
+    door_directory_descriptor_of_a_removed_directory,
+    door_working_directory_longer_than_path_max,
+    door_script_whose_interpreter_is_a_script,
     door_fileless_memfd,
     door_fileless_memfd_through_proc,
     door_proc_self_fd_of_a_denied_program,
@@ -165,12 +169,118 @@ fn door_copy_in_workspace(u: User) {
     assert!(o.out().contains(&marker), "a workspace program allowed by its path must run\n{o}");
 }
 
-fn door_dynamic_loader(u: User) {
-    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+/// The dynamic loader, which runs any program it is given as an argument.
+fn loader() -> &'static str {
+    ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .expect("a dynamic loader");
+        .expect("a dynamic loader")
+}
+
+fn door_dynamic_loader(u: User) {
+    let loader = loader();
     door(u, "the dynamic loader", &|_, m| format!("{loader} {DENIED} {m}"), false);
+}
+
+/// A relative exec from a removed working directory: its link reads `/D/p/a (deleted)`,
+/// and a symlink of that very name leads the path's `..` to `q`, whose `x` is python3 (an
+/// allowed program); the kernel takes `..` from the dead directory itself, `p`, whose `x`
+/// is the dynamic loader, which runs the denied program. Refused whatever it names: the
+/// working directory is no live path in the view.
+fn door_removed_working_directory(u: User) {
+    let src = format!(
+        "import os, sys, tempfile\n\
+         d = tempfile.mkdtemp(dir=os.getcwd())\n\
+         os.chdir(d)\n\
+         os.makedirs('p/a'); os.makedirs('q/r')\n\
+         os.symlink({loader:?}, 'p/x')\n\
+         os.symlink(os.path.realpath('/usr/bin/python3'), 'q/x')\n\
+         os.symlink(d + '/q/r', 'p/a (deleted)')\n\
+         os.chdir('p/a'); os.rmdir('../a')\n\
+         os.execve('../x', ['python3', {DENIED:?}, sys.argv[1]], {{}})\n",
+        loader = loader()
+    );
+    door(u, "a removed working directory", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+/// The same through `execveat` and a descriptor of the removed directory: its path is
+/// not live either (refused before this round too, by its ` (deleted)` text; now also by
+/// its identity).
+fn door_directory_descriptor_of_a_removed_directory(u: User) {
+    let src = format!(
+        "import ctypes, os, sys, tempfile\n\
+         d = tempfile.mkdtemp(dir=os.getcwd())\n\
+         os.chdir(d)\n\
+         os.makedirs('p/a'); os.makedirs('q/r')\n\
+         os.symlink({loader:?}, 'p/x')\n\
+         os.symlink(os.path.realpath('/usr/bin/python3'), 'q/x')\n\
+         os.symlink(d + '/q/r', 'p/a (deleted)')\n\
+         fd = os.open('p/a', os.O_PATH | os.O_DIRECTORY)\n\
+         os.rmdir('p/a')\n\
+         argv = (ctypes.c_char_p * 4)(b'python3', {DENIED:?}.encode(), sys.argv[1].encode(), None)\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.execveat(fd, b'../x', argv, (ctypes.c_char_p * 1)(None), 0)\n\
+         sys.exit('execveat: ' + os.strerror(ctypes.get_errno()))\n",
+        loader = loader()
+    );
+    door(u, "a descriptor of a removed directory", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+/// A relative exec from a working directory whose path is longer than PATH_MAX (its link
+/// cannot be read: `ENAMETOOLONG`): `D/y` is python3, the same path relative to the deep
+/// directory the dynamic loader. Refused: the working directory is not known, never taken
+/// to be `/`.
+fn door_working_directory_longer_than_path_max(u: User) {
+    let src = format!(
+        "import os, sys, tempfile\n\
+         d = tempfile.mkdtemp(dir=os.getcwd())\n\
+         os.chdir(d)\n\
+         os.symlink(os.path.realpath('/usr/bin/python3'), 'y')\n\
+         for _ in range(22):\n    os.mkdir('e' * 200); os.chdir('e' * 200)\n\
+         os.makedirs(d[1:])\n\
+         os.symlink({loader:?}, d[1:] + '/y')\n\
+         os.execve(d[1:] + '/y', ['python3', {DENIED:?}, sys.argv[1]], {{}})\n",
+        loader = loader()
+    );
+    door(u, "a working directory over PATH_MAX", &|_, m| format!("python3 -c {} {m}", sh_quote(&src)), false);
+}
+
+/// A script whose interpreter is itself a script: `build.sh` is `#!WS/MARKER`, and
+/// `MARKER` is `#!LOADER DENIED`; both scripts are allowed, so the kernel runs
+/// `LOADER DENIED WS/MARKER WS/build.sh` (the denied program, printing the marker) unless
+/// every level of the chain is decided with the argv the kernel gives it.
+fn door_script_whose_interpreter_is_a_script(u: User) {
+    let f = Fixture::new(u);
+    let marker = format!("M{}", unique());
+    let inner = f.ws.join(&marker);
+    let outer = f.ws.join("build.sh");
+    write(&inner, &format!("#!{} {DENIED}\n", loader()), 0o755);
+    write(&outer, &format!("#!{}\n", inner.display()), 0o755);
+    chown(&inner, f.user.uid());
+    chown(&outer, f.user.uid());
+    let (outer, inner) = (outer.to_str().unwrap(), inner.to_str().unwrap());
+    let host = f.host(&[outer]);
+    assert!(host.out().contains(&marker), "control on the host failed\n{host}");
+    let scripts = format!(", \"{outer} **\", \"{inner} **\"");
+    let t = tree(&scripts);
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", outer], None);
+    assert!(!o.out().contains(&marker), "the loader ran as the interpreter of an allowed script's interpreter\n{o}");
+    assert!(o.err().contains("paddock: refused exec"), "{o}");
+    let recs = exec_records(&f);
+    let refused = recs.iter().find(|r| r["decision"] == "deny" && r["path"] == outer);
+    let refused = refused.unwrap_or_else(|| panic!("no refusal of {outer}: {recs:#?}"));
+    assert!(refused["reason"].as_str().unwrap().contains("level 2"), "{refused}");
+    let chain = refused["interpreters"].as_array().unwrap_or_else(|| panic!("the chain on the record: {refused}"));
+    assert_eq!(chain.len(), 2, "{refused}");
+    assert_eq!(chain[1][1], DENIED, "the #! argument is in the loader's argv: {refused}");
+    assert!(refused["interpreter"].as_str().unwrap().contains("ld-"), "the record names what runs: {refused}");
+    // Controls: under scope "call" it runs; under "tree" with every level allowed, too.
+    let c = call_scope();
+    let o = f.run(&Pol { tail: &c, ..Pol::default() }, &["sh", "-c", outer], None);
+    assert!(o.out().contains(&marker), "control under scope \"call\" failed\n{o}");
+    let t = tree(&format!("{scripts}, \"{} **\"", loader()));
+    let o = f.run(&Pol { tail: &t, ..Pol::default() }, &["sh", "-c", outer], None);
+    assert!(o.out().contains(&marker), "every level allowed, the chain must run\n{o}");
 }
 
 fn door_fileless_memfd(u: User) {

@@ -116,7 +116,9 @@ mod workers;
 mod zygote;
 
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
-pub use exec_notify::{supervise, ExecDecider, ExecListener, ExecRequest, ExecSupervisor, ExecVerdict};
+pub use exec_notify::{
+    supervise, ExecDecider, ExecListener, ExecRequest, ExecSupervisor, ExecVerdict, ScriptInterpreter,
+};
 pub use landlock::{landlock_needs, shared_netns_abi, LandlockNeed};
 pub use launch::{finish_teardowns, prestart, run, spawn, spawn_meanwhile, Killer, Prestarted, Running};
 pub use layer::{Layer, LayerState};

@@ -67,7 +67,8 @@ impl ExecDecider for ExecAuditor {
             pid: e.pid,
             ppid: e.ppid,
             program: e.program.as_deref().map(show),
-            interpreter: e.interpreter.as_deref().map(show),
+            interpreter: e.interpreters.last().map(|i| show(&i.program)),
+            interpreters: chain(&e.interpreters),
             path: e.path.clone(),
             argv,
             argv_omitted,
@@ -96,6 +97,22 @@ impl ExecDecider for ExecAuditor {
     }
 }
 
+/// A chain of more than one interpreter for the record: each as its program, then the
+/// arguments the kernel gives it after argv[0] (bounded as an exec's argv is).
+fn chain(levels: &[paddock_sandbox::ScriptInterpreter]) -> Vec<Vec<String>> {
+    if levels.len() < 2 {
+        return Vec::new();
+    }
+    levels
+        .iter()
+        .map(|i| {
+            let mut argv = vec![i.program.to_string_lossy().into_owned()];
+            argv.extend(i.argv.iter().skip(1).cloned());
+            Exec::bound_argv(&argv).0
+        })
+        .collect()
+}
+
 fn deny(rule: &str, reason: String) -> Decision {
     Decision { verdict: Verdict::Deny, rule: Arc::from(rule), reason }
 }
@@ -122,39 +139,49 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
     if rules && e.argv_truncated {
         return deny("default", "its arguments are too long or unreadable to be checked against [commands]".into());
     }
-    let d = policy.decide_command(Some(program), &e.argv);
+    let d = decide_one(policy, program, &e.argv, rules);
     // An `ask` gets the checks an `allow` does before a person is asked: the question
     // names the program and argv the rules matched, which is what must run.
     if d.verdict == Verdict::Deny {
         return d;
-    }
-    if rules {
-        if let Some(a0) = foreign_argv0(policy, e, program) {
-            return deny(
-                "default",
-                format!(
-                    "argv[0] `{a0}` names another program than `{}`: a multi-call program (git's `git-commit`, busybox) acts as the one argv[0] names, which the rules did not decide",
-                    program.display()
-                ),
-            );
-        }
     }
     if let Some(problem) = &e.problem {
         if rules {
             return deny("default", format!("`{}`: {problem}", program.display()));
         }
     }
-    if let Some(interp) = &e.interpreter {
-        let mut argv = vec![interp.to_string_lossy().into_owned(), program.to_string_lossy().into_owned()];
-        argv.extend(e.argv.iter().skip(1).cloned());
-        let di = policy.decide_command(Some(interp), &argv);
+    // A script: every interpreter of its chain runs (the last one as the process), each
+    // with the argv the kernel gives it, so each is decided as an exec of its own.
+    for (level, i) in e.interpreters.iter().enumerate() {
+        let di = decide_one(policy, &i.program, &i.argv, rules);
         if !di.is_allow() {
-            return Decision {
-                verdict: Verdict::Deny,
-                rule: di.rule,
-                reason: format!("the script's interpreter: {}", di.reason),
+            let which = if level == 0 {
+                "the script's interpreter".to_string()
+            } else {
+                format!("its interpreter's interpreter (level {})", level + 1)
             };
+            return Decision { verdict: Verdict::Deny, rule: di.rule, reason: format!("{which}: {}", di.reason) };
         }
+    }
+    d
+}
+
+/// One program of an exec (the program itself, or an interpreter of its `#!` chain) with
+/// the argv it is given: the command rules, then (under rules) argv[0] naming another
+/// program.
+fn decide_one(policy: &Policy, program: &std::path::Path, argv: &[String], rules: bool) -> Decision {
+    let d = policy.decide_command(Some(program), argv);
+    if d.verdict == Verdict::Deny || !rules {
+        return d;
+    }
+    if let Some(a0) = foreign_argv0(policy, argv, program) {
+        return deny(
+            "default",
+            format!(
+                "argv[0] `{a0}` names another program than `{}`: a multi-call program (git's `git-commit`, busybox) acts as the one argv[0] names, which the rules did not decide",
+                program.display()
+            ),
+        );
     }
     d
 }
@@ -165,8 +192,8 @@ pub(crate) fn decide(policy: &Policy, e: &ExecRequest) -> Decision {
 /// (`exec -a git-commit git log` commits; busybox runs the applet it names), and the rules
 /// match the program and its arguments, so under `"tree"` such an exec is refused. The name
 /// the exec asked for does not count: the agent can make a symlink `git-commit` to git.
-fn foreign_argv0<'a>(policy: &Policy, e: &'a ExecRequest, program: &std::path::Path) -> Option<&'a str> {
-    let a0 = e.argv.first()?;
+fn foreign_argv0<'a>(policy: &Policy, argv: &'a [String], program: &std::path::Path) -> Option<&'a str> {
+    let a0 = argv.first()?;
     let name = a0.rsplit('/').next().unwrap_or(a0);
     let name = name.strip_prefix('-').unwrap_or(name);
     if program.file_name().is_some_and(|n| n.as_encoded_bytes() == name.as_bytes()) {
@@ -207,7 +234,7 @@ mod tests {
             syscall: "execve",
             path: program.unwrap_or("").into(),
             program: program.map(|p| std::fs::canonicalize(p).unwrap()),
-            interpreter: None,
+            interpreters: Vec::new(),
             problem: program.is_none().then(|| "a descriptor with no path".into()),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             argv_truncated: false,
@@ -253,11 +280,49 @@ mod tests {
             assert!(d.reason.contains("argv[0]"), "{}", d.reason);
         }
         let mut script = exec(Some("/bin/ls"), &["ls", "-l"]);
-        script.interpreter = Some(std::fs::canonicalize("/bin/true").unwrap());
+        script.interpreters = vec![paddock_sandbox::ScriptInterpreter {
+            program: std::fs::canonicalize("/bin/true").unwrap(),
+            argv: vec!["/bin/true".into(), "/bin/ls".into(), "-l".into()],
+        }];
         assert_eq!(decide(&p, &script).verdict, Verdict::Deny, "an interpreter the rules do not allow");
         let mut unresolved = exec(Some("/bin/ls"), &["ls", "-l"]);
         unresolved.problem = Some("a /proc magic link".into());
         assert_eq!(decide(&p, &unresolved).verdict, Verdict::Deny);
+    }
+
+    /// A script's interpreter may be a script in turn: every level runs (the kernel follows
+    /// five), each is decided with the argv the kernel gives it (its `#!` argument
+    /// included), and argv[0] (the name on the `#!` line) must name the program.
+    #[test]
+    fn every_interpreter_of_a_chain_is_decided_with_its_argv() {
+        let level = |program: &str, argv: &[&str]| paddock_sandbox::ScriptInterpreter {
+            program: std::fs::canonicalize(program).unwrap(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        };
+        let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"cat **\"]\n");
+        let mut e = exec(Some("/bin/ls"), &["ls", "-l"]);
+        e.interpreters = vec![level("/bin/cat", &["/bin/cat", "./s", "-l"])];
+        assert!(decide(&p, &e).is_allow(), "the control: {}", decide(&p, &e).reason);
+        e.interpreters.push(level("/bin/true", &["/bin/true", "-x", "/bin/cat", "./s", "-l"]));
+        let d = decide(&p, &e);
+        assert_eq!(d.verdict, Verdict::Deny, "{}", d.reason);
+        assert!(d.reason.contains("level 2"), "{}", d.reason);
+        let all = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"cat **\", \"true **\"]\n");
+        assert!(decide(&all, &e).is_allow(), "{}", decide(&all, &e).reason);
+        // The `#!` argument is decided: `true -x` is denied by its own rule.
+        let no_x = policy(
+            "version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"cat **\", \"true **\"]\ndeny = [\"true -x **\"]\n",
+        );
+        assert_eq!(decide(&no_x, &e).verdict, Verdict::Deny);
+        // A `#!` name that makes another program of the interpreter (a link named git-commit).
+        e.interpreters = vec![level("/bin/cat", &["/ws/git-commit", "./s", "-l"])];
+        let d = decide(&p, &e);
+        assert_eq!(d.verdict, Verdict::Deny);
+        assert!(d.reason.contains("argv[0]"), "{}", d.reason);
+        // A problem found while reading the exec (a dead working directory) refuses it.
+        let mut dead = exec(Some("/bin/ls"), &["ls"]);
+        dead.problem = Some("its working directory has no path in the view (/ws/a (deleted))".into());
+        assert_eq!(decide(&p, &dead).verdict, Verdict::Deny);
     }
 
     #[test]

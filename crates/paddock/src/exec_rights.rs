@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use paddock_policy::{CommandScope, Policy};
 use paddock_sandbox::ExecControl;
 
-/// Interpreters of interpreters followed at most (the kernel allows 4 levels too).
-const MAX_DEPTH: usize = 4;
+/// Files the kernel opens for one program followed at most: five `#!` rewrites (the
+/// kernel's most, as the supervisor follows them), then the last one's dynamic loader.
+const MAX_DEPTH: usize = 6;
 
 /// The exec supervision of a call of `program` under `policy`: every exec is seen and
 /// recorded; under scope "tree" with a `[commands]` table, only the listed files execute.

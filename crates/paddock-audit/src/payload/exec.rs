@@ -24,9 +24,15 @@ pub struct Exec {
     /// (symlinks followed); absent when it resolves to no file (`reason` says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
-    /// A `#!` script's interpreter.
+    /// A `#!` script's interpreter: the program that runs (the last of a chain, when the
+    /// interpreter is itself a script).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
+    /// A chain of `#!` interpreters (one a script run by the next), in the order the kernel
+    /// runs them, each with the argv it is given; absent for a program or a script whose
+    /// interpreter is no script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpreters: Vec<Vec<String>>,
     /// The path as the process passed it.
     pub path: String,
     /// The arguments, bounded ([`EXEC_MAX_ARGS`], [`EXEC_MAX_ARG_BYTES`]).

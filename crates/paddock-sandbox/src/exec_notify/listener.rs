@@ -2,15 +2,16 @@
 //! tree ([`supervise`]).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::fs::{Mode, OFlags};
 
 use super::memory::ChildMem;
-use super::resolve::{self, Unresolved};
+use super::resolve::{self, Kind, Unresolved};
+use super::script;
+use super::task::{live_path, Task, Unlive};
 use super::{ExecDecider, ExecListener, ExecRequest, ExecVerdict};
 use crate::sys;
 
@@ -211,81 +212,6 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The notifying task's files, through one descriptor of its `/proc/PID` directory: opened
-/// before the first validity check, it stays the task's own even if the pid is reused
-/// (its files then fail with `ESRCH`), and each file is one lookup from it.
-struct Task {
-    dir: OwnedFd,
-}
-
-impl Task {
-    fn open(pid: u32) -> std::io::Result<Task> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())? })
-    }
-
-    /// The target of one of its magic links (`cwd`, `exe`, `fd/N`).
-    fn link(&self, what: &str) -> Option<PathBuf> {
-        let l = rustix::fs::readlinkat(&self.dir, what, Vec::new()).ok()?;
-        Some(PathBuf::from(std::ffi::OsString::from_vec(l.into_bytes())))
-    }
-
-    fn file(&self, what: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
-        Ok(rustix::fs::openat(&self.dir, what, flags | OFlags::CLOEXEC, Mode::empty())?)
-    }
-
-    /// Reads its file `what` from the start until `enough` finds what it looks for in
-    /// what was read (or the file, or `N` bytes, ends); `None` when unreadable.
-    fn read_until<const N: usize, T>(&self, what: &str, enough: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
-        let fd = self.file(what, OFlags::RDONLY).ok()?;
-        let mut buf = [0u8; N];
-        let mut n = 0;
-        while n < buf.len() {
-            match rustix::io::read(&fd, &mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => return None,
-            }
-            if let Some(found) = enough(&buf[..n]) {
-                return Some(found); // the rest is not needed
-            }
-        }
-        enough(&buf[..n])
-    }
-
-    /// Its process: the task of its thread group leader (`Tgid` in its `status`), whose
-    /// files `/proc/self` names for every thread of it.
-    fn process(&self) -> Option<Task> {
-        let tgid = self.read_until::<4096, _>("status", tgid_in_status)?;
-        Task::open(tgid).ok()
-    }
-
-    /// Its parent's pid, from its `stat`; 0 when unreadable.
-    fn ppid(&self) -> i32 {
-        self.read_until::<1024, _>("stat", ppid_in_stat).unwrap_or(0)
-    }
-}
-
-/// The `Tgid:` of a `status` file, once its line is whole (ended by a newline).
-fn tgid_in_status(status: &[u8]) -> Option<u32> {
-    let at = status.windows(6).position(|w| w == b"\nTgid:")? + 6;
-    let line = &status[at..];
-    let end = line.iter().position(|&b| b == b'\n')?;
-    std::str::from_utf8(&line[..end]).ok()?.trim().parse().ok()
-}
-
-/// The 4th field of a `stat` line (after the name, which may hold spaces and parens), once
-/// it is whole (followed by a space) in `stat`.
-fn ppid_in_stat(stat: &[u8]) -> Option<i32> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    // ") S 123 ...": the state, then the parent's pid, whole once a space follows it
-    let rest = stat[close + 1..].strip_prefix(b" ")?;
-    let after_state = &rest[rest.iter().position(|&b| b == b' ')? + 1..];
-    let end = after_state.iter().position(|&b| b == b' ')?;
-    std::str::from_utf8(&after_state[..end]).ok()?.parse().ok()
-}
-
 /// Reads and resolves one exec; `None` when the notification went stale (checked after
 /// the task's directory is opened and again after everything is read: still valid then,
 /// the task was alive and waiting all along, so what was read by its pid is its own, not a
@@ -310,11 +236,29 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         syscall,
         path: String::new(),
         program: None,
-        interpreter: None,
+        interpreters: Vec::new(),
         problem: None,
         argv: Vec::new(),
         argv_truncated: false,
-        cwd: task.as_ref().ok().and_then(|t| t.link("cwd")).unwrap_or_default(),
+        cwd: PathBuf::new(),
+    };
+    // The working directory the kernel resolves a relative path (and a relative `#!`
+    // interpreter) from: known only as a live path in the view, the task's very directory.
+    // Anything else (unreadable, longer than PATH_MAX, removed, renamed over) refuses the
+    // exec: never a guess such as `/`.
+    let cwd = match &task {
+        Ok(t) => match live_path(t, t, "cwd", Kind::Directory) {
+            Ok(c) => {
+                exec.cwd = c.clone();
+                Some(c)
+            }
+            Err(e) => {
+                exec.cwd = e.text().map(PathBuf::from).unwrap_or_default();
+                note(&mut exec, format!("its working directory {e}"));
+                None
+            }
+        },
+        Err(_) => None, // said below
     };
     let mem = match &task {
         Ok(t) => Ok(ChildMem::new(pid as libc::pid_t, t.dir.as_fd())),
@@ -326,20 +270,23 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
                 Ok((argv, complete)) => {
                     exec.argv = argv.iter().map(|b| lossy(b)).collect();
                     exec.argv_truncated = !complete;
+                    if !p.complete {
+                        note(&mut exec, "the path is longer than PATH_MAX or unreadable".into());
+                    }
                     p.complete.then_some(p.bytes)
                 }
                 Err(e) => {
-                    exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                    note(&mut exec, format!("the exec's arguments could not be read: {e}"));
                     None
                 }
             },
             Err(e) => {
-                exec.problem = Some(format!("the exec's arguments could not be read: {e}"));
+                note(&mut exec, format!("the exec's arguments could not be read: {e}"));
                 None
             }
         },
         Err(e) => {
-            exec.problem = Some(format!("the process's memory could not be opened: {e}"));
+            note(&mut exec, format!("the process's memory could not be opened: {e}"));
             None
         }
     };
@@ -347,11 +294,9 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     if let Some(p) = &path_bytes {
         exec.path = lossy(p);
         match &task {
-            Ok(task) => not_found = resolve_program(&mut exec, task, p, dirfd, flags),
-            Err(e) => exec.problem = Some(format!("the process's files could not be opened: {e}")),
+            Ok(task) => not_found = resolve_program(&mut exec, task, p, dirfd, flags, cwd.as_deref()),
+            Err(e) => note(&mut exec, format!("the process's files could not be opened: {e}")),
         }
-    } else if exec.problem.is_none() {
-        exec.problem = Some("the path is longer than PATH_MAX or unreadable".into());
     }
     if !id_valid(fd, req.id) {
         return None;
@@ -359,30 +304,47 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
     Some((exec, not_found))
 }
 
-/// Fills `program`, `interpreter` or `problem`; true when the path names nothing.
-fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32, flags: i32) -> bool {
-    let fd_link = |fd: i32| task.link(&format!("fd/{fd}"));
-    let pathless = |l: &Path| {
-        let b = l.as_os_str().as_bytes();
-        !l.is_absolute() || b.starts_with(b"/memfd:") || b.ends_with(b" (deleted)")
-    };
-    let target: PathBuf;
-    let base: PathBuf;
-    if path.is_empty() {
+/// Adds `problem` to the exec's problems (each one refuses it where rules decide).
+fn note(exec: &mut ExecRequest, problem: String) {
+    exec.problem = Some(match exec.problem.take() {
+        Some(earlier) => format!("{earlier}; {problem}"),
+        None => problem,
+    });
+}
+
+/// The name the kernel gives a script's first interpreter (`bprm->filename`): the path as
+/// passed when it is absolute or taken from the working directory, else `/dev/fd/N` or
+/// `/dev/fd/N/PATH`.
+fn kernel_filename(path: &[u8], dirfd: i32) -> String {
+    if dirfd == libc::AT_FDCWD || path.starts_with(b"/") {
+        lossy(path)
+    } else if path.is_empty() {
+        format!("/dev/fd/{dirfd}")
+    } else {
+        format!("/dev/fd/{dirfd}/{}", lossy(path))
+    }
+}
+
+/// Fills `program`, `interpreters` or `problem`; true when the path names nothing.
+fn resolve_program(
+    exec: &mut ExecRequest,
+    task: &Task,
+    path: &[u8],
+    dirfd: i32,
+    flags: i32,
+    cwd: Option<&Path>,
+) -> bool {
+    let root = task.root();
+    let fileless = |e: Unlive| format!("a descriptor with no live path in the view (fileless exec): it {e}");
+    let program = if path.is_empty() {
         if flags & libc::AT_EMPTY_PATH == 0 || dirfd == libc::AT_FDCWD {
-            exec.problem = Some("an empty path".into());
+            note(exec, "an empty path".into());
             return false;
         }
-        match fd_link(dirfd) {
-            Some(l) if !pathless(&l) => {
-                target = l;
-                base = PathBuf::from("/");
-            }
-            l => {
-                exec.problem = Some(format!(
-                    "a descriptor with no path in the view (fileless exec: {})",
-                    l.map_or("unknown".into(), |l| l.display().to_string())
-                ));
+        match live_path(task, task, &format!("fd/{dirfd}"), Kind::File) {
+            Ok(p) => p,
+            Err(e) => {
+                note(exec, fileless(e));
                 return false;
             }
         }
@@ -391,50 +353,63 @@ fn resolve_program(exec: &mut ExecRequest, task: &Task, path: &[u8], dirfd: i32,
         // kernel reaches through the magic link; decided as that file (or refused when it
         // has no path: a memfd, a deleted file). `/proc/self` is the process's (its
         // leader's descriptors), not the calling thread's, which may have a table of its own.
-        let link = match whose {
-            Whose::Thread => task.link(&own),
-            Whose::Process => task.process().and_then(|p| p.link(&own)),
+        let process;
+        let owner = match whose {
+            Whose::Thread => task,
+            Whose::Process => match task.process() {
+                Some(p) => {
+                    process = p;
+                    &process
+                }
+                None => {
+                    note(exec, "a descriptor of a process whose files could not be opened".into());
+                    return false;
+                }
+            },
         };
-        match link {
-            Some(l) if !pathless(&l) => {
-                target = l;
-                base = PathBuf::from("/");
-            }
-            l => {
-                exec.problem = Some(format!(
-                    "a descriptor with no path in the view (fileless exec: {})",
-                    l.map_or("unknown".into(), |l| l.display().to_string())
-                ));
+        match live_path(task, owner, &own, Kind::File) {
+            Ok(p) => p,
+            Err(e) => {
+                note(exec, fileless(e));
                 return false;
             }
         }
     } else {
-        target = PathBuf::from(std::ffi::OsStr::from_bytes(path));
-        base = if target.is_absolute() || dirfd == libc::AT_FDCWD {
-            exec.cwd.clone()
+        let target = Path::new(std::ffi::OsStr::from_bytes(path));
+        let base: PathBuf = if target.is_absolute() {
+            PathBuf::from("/")
+        } else if dirfd == libc::AT_FDCWD {
+            match cwd {
+                Some(c) => c.to_path_buf(),
+                None => {
+                    note(exec, "a relative path, and no live working directory to take it from".into());
+                    return false;
+                }
+            }
         } else {
-            match fd_link(dirfd) {
-                Some(l) if !pathless(&l) => l,
-                _ => {
-                    exec.problem = Some("a directory descriptor with no path in the view".into());
+            match live_path(task, task, &format!("fd/{dirfd}"), Kind::Directory) {
+                Ok(d) => d,
+                Err(e) => {
+                    note(exec, format!("a path relative to a directory descriptor that {e}"));
                     return false;
                 }
             }
         };
-    }
-    let root = resolve::Root { dir: task.dir.as_fd(), prefix: "root" };
-    match resolve::resolve(root, &base, &target) {
-        Ok(p) => {
-            match resolve::shebang(root, &p, &exec.cwd) {
-                Some(Ok(i)) => exec.interpreter = Some(i),
-                Some(Err(e)) => exec.problem = Some(format!("its #! interpreter {}", describe(&e))),
-                None => {}
+        match resolve::resolve(root, &base, target) {
+            Ok(p) => p,
+            Err(Unresolved::NotFound) => return true,
+            Err(e) => {
+                note(exec, e.describe().to_string());
+                return false;
             }
-            exec.program = Some(p);
         }
-        Err(Unresolved::NotFound) => return true,
-        Err(e) => exec.problem = Some(describe(&e).to_string()),
+    };
+    // Every interpreter the kernel will run for a script, with the argv it gives each.
+    match script::chain(root, &program, &kernel_filename(path, dirfd), &exec.argv, cwd) {
+        Ok(levels) => exec.interpreters = levels,
+        Err(e) => note(exec, e.to_string()),
     }
+    exec.program = Some(program);
     false
 }
 
@@ -467,28 +442,9 @@ enum Whose {
     Thread,
 }
 
-fn describe(e: &Unresolved) -> &'static str {
-    match e {
-        Unresolved::NotFound => "does not exist in the sandbox's view",
-        Unresolved::Missing => "is not a regular file in the sandbox's view",
-        Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
-        Unresolved::Loop => "has too many levels of symbolic links",
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{own_magic_link, ppid_in_stat, tgid_in_status, Whose};
-
-    #[test]
-    fn ppid_from_stat_even_with_parens_in_the_name() {
-        assert_eq!(ppid_in_stat(b"42 (a) b) c) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(ppid_in_stat(b"42 (sh) S 123"), None, "not known to be whole");
-        assert_eq!(ppid_in_stat(b"42 (sh) S 123 "), Some(123));
-        assert_eq!(ppid_in_stat(b"42 (sh"), None);
-        let own = std::fs::read(format!("/proc/{}/stat", std::process::id())).unwrap();
-        assert_eq!(ppid_in_stat(&own), Some(std::os::unix::process::parent_id() as i32));
-    }
+    use super::{own_magic_link, Whose};
 
     #[test]
     fn own_magic_links_are_recognised() {
@@ -499,33 +455,5 @@ mod tests {
         assert_eq!(own_magic_link(b"/proc/self/root/usr/bin/id"), None);
         assert_eq!(own_magic_link(b"/proc/self/fd/"), None);
         assert_eq!(own_magic_link(b"/usr/bin/id"), None);
-    }
-
-    #[test]
-    fn a_threads_process_is_its_tgid() {
-        assert_eq!(
-            tgid_in_status(b"Name:\tx\nUmask:\t0022\nState:\tS\nTgid:\t4242\nNgid:\t0\nPid:\t4250\n"),
-            Some(4242)
-        );
-        assert_eq!(tgid_in_status(b"Name:\tx\n"), None);
-        // A thread of this process (not its leader): its process is this one.
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32).unwrap();
-            let _ = done_rx.recv();
-        });
-        let tid = tid_rx.recv().unwrap();
-        let me = std::process::id();
-        assert_ne!(tid, me);
-        let process = super::Task::open(tid).unwrap().process().expect("the process of a live thread");
-        let status = std::fs::read_to_string(format!("/proc/{me}/status")).unwrap();
-        let fd = process.file("status", rustix::fs::OFlags::RDONLY).unwrap();
-        let mut buf = vec![0u8; 8192];
-        let n = rustix::io::read(&fd, &mut buf).unwrap();
-        let pid_line = |t: &str| t.lines().find(|l| l.starts_with("Pid:")).map(str::to_string);
-        assert_eq!(pid_line(std::str::from_utf8(&buf[..n]).unwrap()), pid_line(&status));
-        done_tx.send(()).unwrap();
-        thread.join().unwrap();
     }
 }

@@ -11,8 +11,11 @@
 //! * [`listener`] (in the caller, a thread per call, [`supervise`]): receives each
 //!   notification, reads the path and argv from the child's memory ([`memory`]) between two
 //!   `SECCOMP_IOCTL_NOTIF_ID_VALID` checks, resolves the program in the child's own root
-//!   ([`resolve`]), asks an [`ExecDecider`] and answers `CONTINUE` (the kernel then runs
-//!   the exec as usual) or `EACCES`.
+//!   ([`resolve`]) from the directory the kernel starts from (the working directory or
+//!   directory descriptor, each checked to be the very directory the task holds: a removed
+//!   one, or one whose path cannot be read, refuses the exec), follows a `#!` script's
+//!   chain of interpreters as the kernel does ([`script`]), asks an [`ExecDecider`] and
+//!   answers `CONTINUE` (the kernel then runs the exec as usual) or `EACCES`.
 //!
 //! Which programs can run at all is the kernel's: with [`ExecControl::programs`] set,
 //! Landlock grants execute on those files only (no directory grant carries it). The
@@ -28,6 +31,8 @@ pub(crate) mod filter;
 mod listener;
 mod memory;
 mod resolve;
+mod script;
+mod task;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -69,16 +74,32 @@ pub struct ExecRequest {
     /// relative to its cwd or directory descriptor); `None` when it does not resolve to a
     /// regular file there, or names no path (`problem` says why).
     pub program: Option<PathBuf>,
-    /// A `#!` script's interpreter, resolved in the child's view.
-    pub interpreter: Option<PathBuf>,
-    /// Why the program is not resolved (a descriptor without a path, `/proc`, missing).
+    /// A `#!` script's interpreters, in the order the kernel runs them (an interpreter may
+    /// itself be a script), each resolved in the child's view with the argv the kernel
+    /// gives it; the last one is what runs. Empty for a program that is not a script.
+    pub interpreters: Vec<ScriptInterpreter>,
+    /// Why the exec cannot be decided as the kernel will run it: the program does not
+    /// resolve (a descriptor without a path, `/proc`, missing), the working directory or a
+    /// directory descriptor is not a live path in the view, a `#!` chain cannot be followed.
+    /// A decider that decides must refuse such an exec.
     pub problem: Option<String>,
     /// The arguments, `argv[0]` first (lossy UTF-8), bounded.
     pub argv: Vec<String>,
     /// Some arguments (or their bytes) were left out: beyond the bounds or unreadable.
     pub argv_truncated: bool,
-    /// The working directory in the child's view.
+    /// The working directory in the child's view (as read, when `problem` says it is not
+    /// live; empty when it could not be read).
     pub cwd: PathBuf,
+}
+
+/// One interpreter of a `#!` chain: the kernel runs `program` with `argv`
+/// (`[the #! name, its argument if any, the previous file's name, the exec's argv[1..]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInterpreter {
+    /// The interpreter, resolved in the child's view (symlinks followed).
+    pub program: PathBuf,
+    /// The arguments the kernel gives it, `argv[0]` (the name on the `#!` line) first.
+    pub argv: Vec<String>,
 }
 
 /// What the supervisor answers.

@@ -8,7 +8,7 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType};
 
 /// Symlinks followed at most (the kernel's limit).
 const MAX_LINKS: usize = 40;
@@ -26,6 +26,34 @@ pub(crate) enum Unresolved {
     Proc,
     /// Too many symlinks.
     Loop,
+}
+
+impl Unresolved {
+    /// What is wrong with the path, for a refusal's reason.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            Unresolved::NotFound => "does not exist in the sandbox's view",
+            Unresolved::Missing => "is not a regular file (or directory, where one is needed) in the sandbox's view",
+            Unresolved::Proc => "lies in /proc (a descriptor or another process's file, not a program path)",
+            Unresolved::Loop => "has too many levels of symbolic links",
+        }
+    }
+}
+
+/// What a path must name at its end: a program (a regular file) or a directory (a
+/// working directory, a directory descriptor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Directory,
+}
+
+/// A file's identity: its device and inode.
+pub(crate) type FileId = (u64, u64);
+
+/// The identity of `st`.
+pub(crate) fn file_id(st: &rustix::fs::Stat) -> FileId {
+    (st.st_dev, st.st_ino)
 }
 
 /// The child's root directory: `prefix` (`root`, the magic link) under `dir` (its
@@ -51,6 +79,25 @@ impl Root<'_> {
 /// `path` (relative ones from `base`, an absolute directory in the child's view) resolved
 /// under `root`: the canonical path in the child's view of a regular file.
 pub(crate) fn resolve(root: Root<'_>, base: &Path, path: &Path) -> Result<PathBuf, Unresolved> {
+    walk(root, base, path, Kind::File)
+}
+
+/// `path` (absolute) resolved under `root` to `kind`: its canonical path in the child's view.
+pub(crate) fn resolve_as(root: Root<'_>, path: &Path, kind: Kind) -> Result<PathBuf, Unresolved> {
+    walk(root, Path::new("/"), path, kind)
+}
+
+/// The identity of `path` (canonical in the child's view, as [`resolve`] returns it).
+pub(crate) fn identity(root: Root<'_>, path: &Path) -> Result<FileId, rustix::io::Errno> {
+    let rel = Path::new(root.prefix).join(path.strip_prefix("/").unwrap_or(path));
+    rustix::fs::statat(root.dir, &rel, AtFlags::SYMLINK_NOFOLLOW).map(|st| file_id(&st))
+}
+
+fn walk(root: Root<'_>, base: &Path, path: &Path, want: Kind) -> Result<PathBuf, Unresolved> {
+    let want = match want {
+        Kind::File => FileType::RegularFile,
+        Kind::Directory => FileType::Directory,
+    };
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut todo: Vec<Vec<u8>> = Vec::new(); // reversed: the next component last
     let push_all = |todo: &mut Vec<Vec<u8>>, p: &Path| {
@@ -97,40 +144,19 @@ pub(crate) fn resolve(root: Root<'_>, base: &Path, path: &Path) -> Result<PathBu
                 done.clear();
             }
             push_all(&mut todo, &target);
-        } else if (todo.is_empty() && kind != FileType::RegularFile)
-            || (!todo.is_empty() && kind != FileType::Directory)
-        {
-            // The last component must be a regular file; every other one a directory.
+        } else if (todo.is_empty() && kind != want) || (!todo.is_empty() && kind != FileType::Directory) {
+            // The last component must be what is wanted; every other one a directory.
             return Err(Unresolved::Missing);
         }
+    }
+    if done.is_empty() && want != FileType::Directory {
+        return Err(Unresolved::Missing); // `/` itself is no program
     }
     let mut out = PathBuf::from("/");
     for c in &done {
         out.push(OsStr::from_bytes(c));
     }
     Ok(out)
-}
-
-/// The interpreter named by a `#!` line of `program` (a canonical path in the child's view,
-/// as [`resolve`] returns it), resolved in the child's view; `None` when the file does not
-/// start with `#!` (or is no longer a regular file there). A relative interpreter is taken
-/// from `cwd` (the process's working directory in its view), as the kernel takes it.
-pub(crate) fn shebang(root: Root<'_>, program: &Path, cwd: &Path) -> Option<Result<PathBuf, Unresolved>> {
-    let rel = Path::new(root.prefix).join(program.strip_prefix("/").unwrap_or(program));
-    // Never follow a link the tree swapped in (its target would be looked up in the
-    // supervisor's root), never wait on a FIFO.
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = rustix::fs::openat(root.dir, &rel, flags, Mode::empty()).ok()?;
-    let mut head = [0u8; 256];
-    let n = rustix::io::read(&fd, &mut head).ok()?;
-    let line = head[..n].strip_prefix(b"#!")?;
-    let line = line.split(|&b| b == b'\n').next().unwrap_or(line);
-    let interp = line.split(|&b| b == b' ' || b == b'\t').find(|w| !w.is_empty())?;
-    let p = Path::new(OsStr::from_bytes(interp));
-    if p.is_relative() && !cwd.is_absolute() {
-        return Some(Err(Unresolved::Missing)); // no working directory to take it from
-    }
-    Some(resolve(root, cwd, p))
 }
 
 #[cfg(test)]
@@ -159,8 +185,17 @@ mod tests {
         assert_eq!(r("/", "/usr/bin"), Err(Unresolved::Missing));
         assert_eq!(r("/", "/proc/self/exe"), Err(Unresolved::Proc));
         assert_eq!(r("/", "/loop"), Err(Unresolved::Loop));
-        assert_eq!(shebang(root, Path::new("/usr/bin/real"), Path::new("/")), Some(real));
-        assert_eq!(shebang(root, Path::new("/usr/bin/abs"), Path::new("/")), None, "a link is not followed");
+        assert_eq!(r("/", "/"), Err(Unresolved::Missing));
+        let as_dir = |p: &str| resolve_as(root, Path::new(p), Kind::Directory);
+        assert_eq!(as_dir("/bin/../bin"), Ok(PathBuf::from("/usr/bin")));
+        assert_eq!(as_dir("/"), Ok(PathBuf::from("/")));
+        assert_eq!(as_dir("/usr/bin/real"), Err(Unresolved::Missing));
+        let real_id = identity(root, Path::new("/usr/bin/real")).unwrap();
+        assert_eq!(
+            identity(root, Path::new("/usr/bin/rel")).map(|i| i == real_id),
+            Ok(false),
+            "a link is not followed"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
