@@ -402,14 +402,14 @@ pub fn describe(m: &MovedAside) -> String {
         };
         return if !m.error.is_empty() {
             format!(
-                "paddock: the call replaced the symlink {from}, which {rule} protects, and what it put there could not be moved aside: {}; it is still there, and {again}",
+                "paddock: the call replaced the symlink {from}, which {rule} covers, and what it put there could not be moved aside: {}; it is still there, and {again}",
                 paddock_audit::Escaped(&m.error)
             )
         } else if m.to.is_empty() {
-            format!("paddock: the call removed the symlink {from}, which {rule} protects: {again}")
+            format!("paddock: the call removed the symlink {from}, which {rule} covers: {again}")
         } else {
             format!(
-                "paddock: the call replaced the symlink {from}, which {rule} protects: what it put there is moved aside to {}, and {again}",
+                "paddock: the call replaced the symlink {from}, which {rule} covers: what it put there is moved aside to {}, and {again}",
                 paddock_audit::Escaped(&m.to)
             )
         };
