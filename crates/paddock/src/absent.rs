@@ -134,7 +134,9 @@ impl AbsentPaths {
             let root = roots.entry(w.path.clone()).or_insert_with(|| aside::open_root(&w.path).ok().map(Arc::new));
             let Some(root) = root.clone() else { continue }; // no root: nothing to create under
             let Ok(names) = aside::normal_components(p.strip_prefix(&w.path).unwrap_or(p)) else { continue };
-            if names.is_empty() {
+            // Once per path (a deny and a protect rule may name the same one): settled
+            // twice, the user's symlink made again by the first would be the second's to move.
+            if names.is_empty() || noted.iter().any(|n: &Noted| n.root_path == w.path && n.names == names) {
                 continue;
             }
             if let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) {
@@ -598,6 +600,23 @@ mod tests {
         assert!(std::fs::symlink_metadata(&settings).is_err());
         assert!(any_failed(&moved), "the symlink could not be made again: {moved:?}");
         assert!(describe(&moved[0]).contains("could not be made again"), "{}", describe(&moved[0]));
+    }
+
+    /// Two rules naming the same symlink settle it once: made again by the first, it is not
+    /// taken for the call's by the second.
+    #[test]
+    fn a_symlink_two_rules_name_is_settled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        symlink("/some/mcp.json", ws.join(".mcp.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.mcp.json\"", "\"${WORKSPACE}/.mcp.json\"");
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_file(ws.join(".mcp.json")).unwrap();
+        std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(std::fs::read_link(ws.join(".mcp.json")).unwrap(), Path::new("/some/mcp.json"));
     }
 
     /// A symlink on the way to a literal path (`.claude` → the user's directory
