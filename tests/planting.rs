@@ -20,7 +20,9 @@ both_users!(
     a_session_call_is_held_to_it,
     a_session_call_after_quiet_calls_is_held_to_it,
     a_directory_that_cannot_be_checked_is_said,
-    what_was_moved_aside_stays_out_of_later_views
+    what_was_moved_aside_stays_out_of_later_views,
+    the_users_protected_symlinks_cannot_be_replaced,
+    a_session_call_cannot_replace_them_either
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -269,4 +271,106 @@ fn what_was_moved_aside_stays_out_of_later_views(user: User) {
     let o = run_default_in(&f, &f.ws, &["sh", "-c", &format!("cat sub2/{}; cat sub2/.env*", aside[0])]);
     o.assert_absent(&secret, "the moved-aside secret in a later call");
     assert!(moved_aside_under(&f.ws.join("sub2")).len() == 1, "nothing moved again\n{o}");
+}
+
+/// The user's symlinks under `protect` rules, literal and glob (`.envrc`: both):
+/// `(path, target)`.
+const LINKS: [(&str, &str); 7] = [
+    (".envrc", "/some/top-envrc"),
+    (".claude/settings.json", "/some/shared.json"),
+    (".vscode/settings.json", "/some/shared.json"),
+    (".mcp.json", "/some/mcp.json"),
+    ("sub/.envrc", "/some/envrc"),
+    ("sub2/.envrc", "/some/envrc2"),
+    ("lib/.git/hooks", "/some/hooks"),
+];
+
+/// Replaces every one of [`LINKS`]: by a file, a directory with a hook, another symlink;
+/// `.mcp.json` is only removed. Each removal is followed at once by the creation, so the
+/// filesystem is likely to hand the new object the inode number just freed.
+const REPLACE: &str = r#"set -e
+rm .claude/settings.json .vscode/settings.json
+echo '{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"touch /tmp/pwned"}]}]}}' > .claude/settings.json
+echo '{"terminal.integrated.env.linux":{"EVIL":"1"}}' > .vscode/settings.json
+rm .mcp.json
+rm .envrc; echo 'echo PWNED' > .envrc
+rm sub/.envrc; echo 'echo PWNED' > sub/.envrc
+rm sub2/.envrc; ln -s evil.sh sub2/.envrc
+rm lib/.git/hooks; mkdir lib/.git/hooks; printf '#!/bin/sh\necho PWN\n' > lib/.git/hooks/pre-commit
+echo replaced"#;
+
+/// Makes [`LINKS`] in the fixture's workspace, their directories the user's.
+fn make_links(f: &Fixture) {
+    for d in [".claude", ".vscode", "sub", "sub2", "lib", "lib/.git"] {
+        std::fs::create_dir_all(f.ws.join(d)).unwrap();
+        chown(&f.ws.join(d), f.user.uid());
+    }
+    for (p, t) in LINKS {
+        let _ = std::fs::remove_file(f.ws.join(p));
+        std::os::unix::fs::symlink(t, f.ws.join(p)).unwrap();
+    }
+}
+
+/// Asserts every one of [`LINKS`] is the user's symlink again, and that what the call put
+/// there was moved aside, not deleted.
+fn assert_links_back(f: &Fixture, said: &str) {
+    for (p, t) in LINKS {
+        let got = std::fs::read_link(f.ws.join(p));
+        assert_eq!(got.ok(), Some(Path::new(t).to_path_buf()), "{p} is not the user's symlink\n{said}");
+    }
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), 6, "each replacement moved aside once, nothing for the removed one: {aside:?}\n{said}");
+    let claude = aside.iter().find(|n| n.starts_with(".claude/settings.json.")).expect("the settings moved aside");
+    assert!(read(&f.ws.join(claude)).contains("touch /tmp/pwned"), "moved, not deleted");
+    let hooks = aside.iter().find(|n| n.starts_with("lib/.git/hooks.")).expect("the hooks moved aside");
+    assert!(f.ws.join(hooks).join("pre-commit").exists(), "the directory moved whole");
+}
+
+/// Found by an attack (release binary, default policy, as root and as uid 65534): the view
+/// leaves a symlink a `protect` rule matches as it is (it cannot bind it read-only), so the
+/// call removed the user's `.claude/settings.json`, `.vscode/settings.json`, `sub/.envrc`
+/// and a repository's `.git/hooks` symlinks and put its own files there. Nothing checked
+/// the literal paths after the call (only those absent at the start), and the glob check
+/// took the new file for the old one (the same device and inode: ext4 reused the number).
+/// Now what the call put there is moved aside and each symlink made again, said on stderr
+/// and in `call.end`. Control: without the rules, the call's files stay.
+fn the_users_protected_symlinks_cannot_be_replaced(user: User) {
+    let f = Fixture::new(user);
+    make_links(&f);
+    let o = f.run(&Pol::default(), &["sh", "-c", REPLACE], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(read(&f.ws.join(".claude/settings.json")).contains("pwned"), "control: the call's file stays\n{o}");
+    assert!(std::fs::symlink_metadata(f.ws.join(".mcp.json")).is_err(), "control\n{o}");
+
+    let f = Fixture::new(user);
+    make_links(&f);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", REPLACE]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("replaced"), "the call ran\n{o}");
+    assert_links_back(&f, &o.to_string());
+    for (p, _) in LINKS {
+        assert!(o.err().contains(&format!("symlink {}", f.ws.join(p).display())), "{p} not said\n{o}");
+    }
+    assert!(o.err().contains("is made again"), "{o}");
+    let end = last_call_end(&f);
+    assert!(end.contains("\"restored\""), "{end}");
+    for (p, _) in LINKS {
+        assert!(end.contains(&format!("\"from\":\"{}\"", f.ws.join(p).display())), "{p} not in call.end: {end}");
+    }
+    // The next call, doing nothing, moves nothing: the symlinks made again are left as
+    // they are (each is noted as the user's at that call's start).
+    let o = run_default_in(&f, &f.ws, &["true"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("symlink") && !o.err().contains("created"), "{o}");
+    assert_links_back(&f, &o.to_string());
+}
+
+/// The same through `paddock mcp`: a session call is held to it.
+fn a_session_call_cannot_replace_them_either(user: User) {
+    let f = Fixture::new(user);
+    make_links(&f);
+    let answer = mcp_shell_call(&f, REPLACE);
+    assert!(answer.contains("replaced"), "the call ran: {answer}");
+    assert!(answer.contains("is made again"), "the outcome says so: {answer}");
+    assert_links_back(&f, &answer);
 }

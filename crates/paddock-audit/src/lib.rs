@@ -71,7 +71,7 @@ pub use error::AuditError;
 pub use escape::{escape, Escaped};
 pub use payload::{
     redact_url, ApprovalAnswer, ApprovalAsk, Call, CallEnd, CallOutcome, Decision, Exec, MovedAside, NetConnect,
-    RevokeEvent, SessionEnd, SessionStart, Target, Tool, Unchecked,
+    Restored, RevokeEvent, SessionEnd, SessionStart, Target, Tool, Unchecked,
 };
 pub use payload::{strip_query_values, Exfiltration, HttpRequest};
 pub use reader::{records, Records};

@@ -18,7 +18,7 @@ mod session;
 mod target;
 
 pub use approval::{ApprovalAnswer, ApprovalAsk};
-pub use call::{Call, CallEnd, CallOutcome, MovedAside, Unchecked};
+pub use call::{Call, CallEnd, CallOutcome, MovedAside, Restored, Unchecked};
 pub use exec::{Exec, EXEC_MAX_ARGS, EXEC_MAX_ARG_BYTES};
 pub use http::{strip_query_values, Exfiltration, HttpRequest};
 pub use net::NetConnect;

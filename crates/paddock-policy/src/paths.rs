@@ -131,6 +131,10 @@ pub struct DenyRule {
     pub raw: String,
     /// Expanded, its literal prefix normalised; a glob when `is_glob`.
     pub pattern: String,
+    /// Variables expanded, not normalised: the path as named, which differs from a literal
+    /// `pattern` when a symlink on the way was resolved (`.claude/settings.json`, a link to
+    /// a shared file, is `pattern` there; the name itself is this).
+    pub expanded: PathBuf,
     /// Whether `pattern` has glob syntax.
     pub is_glob: bool,
     /// Where it was written.
@@ -213,6 +217,7 @@ impl Masks {
                         raw: e.raw,
                         pattern,
                         is_glob,
+                        expanded: e.expanded,
                         origin: e.origin,
                     });
                 }

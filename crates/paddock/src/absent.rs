@@ -17,6 +17,17 @@
 //! aside whole; a directory is entered. A
 //! symlink planted anywhere on the way is itself what moves, so nothing outside the view is
 //! ever touched, and a `.git` file (`gitdir: ...`) that host git would follow cannot stay.
+//!
+//! A path that is there at the start as a symlink is noted too: the view cannot bind a
+//! symlink read-only (it leaves it as it is), so the call could remove it and put a file
+//! of its own under the rule's name (`.claude/settings.json` with hooks). After the call,
+//! what is there unless it is that very symlink ([`Identity`]: device, inode, type and
+//! birth time, so an object made under the freed inode number is not it) is moved aside
+//! and the symlink made again with its target; one that cannot be made again is said
+//! (`restored.error`), and counts as a move that failed.
+//!
+//! Directories on the way are compared by [`Identity`] too: one the call removed and made
+//! again, under the inode number the old one freed, is not the one there at the start.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -24,12 +35,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use paddock_audit::MovedAside;
+use paddock_audit::{MovedAside, Restored};
 use paddock_policy::Policy;
-use rustix::fs::{AtFlags, FileType};
+use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::aside;
+use crate::identity::{self, Identity, Status};
 
 /// The literal `deny` and `protect` paths absent at a call's start that the call could
 /// create (a `write` grant holds them).
@@ -44,8 +56,8 @@ pub(crate) struct Record {
     root: Vec<u8>,
     names: Vec<Vec<u8>>,
     first: usize,
-    was: Option<Stamp>,
-    dirs: Vec<(u64, u64)>,
+    was: Option<Was>,
+    dirs: Vec<Identity>,
 }
 
 /// One path noted at the start.
@@ -61,25 +73,38 @@ struct Noted {
     names: Vec<OsString>,
     /// The index of the first component that was not a directory at the start.
     first: usize,
-    /// That component's stamp when it was there (a file or a symlink); `None`: absent.
-    was: Option<Stamp>,
-    /// The device and inode of each directory before it: one the call replaced (renamed
-    /// away, a directory of its own put in its place) is the call's creation too.
-    dirs: Vec<(u64, u64)>,
+    /// What that component was when it was there (a file or a symlink); `None`: absent.
+    was: Option<Was>,
+    /// The identity of each directory before it: one the call replaced (renamed away, or
+    /// removed, and a directory of its own put in its place) is the call's creation too.
+    dirs: Vec<Identity>,
 }
 
-/// Device, inode, ctime (s, ns), size: a file the call rewrote or replaced differs (the
-/// call cannot set a ctime).
-type Stamp = (u64, u64, i64, i64, i64);
+/// What was at the first component that is not a directory, at the start.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Was {
+    /// The object.
+    id: Identity,
+    /// Its ctime (s, ns) and size: a file the call rewrote in place differs (the call
+    /// cannot set a ctime).
+    ctime: (i64, u32),
+    size: u64,
+    /// The path itself as a symlink (the user's, which the view leaves as it is): its
+    /// target, to make it again where the call replaced or removed it.
+    link: Option<Vec<u8>>,
+}
 
-fn stamp(st: &rustix::fs::Stat) -> Stamp {
-    #[allow(clippy::unnecessary_cast)]
-    (st.st_dev as u64, st.st_ino as u64, st.st_ctime as i64, st.st_ctime_nsec as i64, st.st_size as i64)
+impl Was {
+    /// Whether `now` is what was there: that very object, and for a file, unchanged (a
+    /// symlink cannot change; a rename back and forth moves its ctime and is harmless).
+    fn holds(&self, now: &Status) -> bool {
+        self.id == now.id && (self.link.is_some() || (self.ctime, self.size) == (now.ctime, now.size))
+    }
 }
 
 /// What is at a name now, not followed: `None` when nothing is.
-fn look(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<Option<rustix::fs::Stat>, Errno> {
-    match aside::with_access(dir, || rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)) {
+fn look(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<Option<Status>, Errno> {
+    match aside::with_access(dir, || identity::status_at(dir, name)) {
         Ok(st) => Ok(Some(st)),
         Err(Errno::NOENT) => Ok(None),
         Err(e) => Err(e),
@@ -92,8 +117,15 @@ impl AbsentPaths {
         let fs = &policy.filesystem;
         let mut roots: HashMap<PathBuf, Option<Arc<OwnedFd>>> = HashMap::new();
         let mut noted = Vec::new();
-        for r in fs.deny.iter().chain(&fs.protect).filter(|r| !r.is_glob) {
-            let p = Path::new(&r.pattern);
+        let literal = fs.deny.iter().chain(&fs.protect).filter(|r| !r.is_glob);
+        // Each rule's path as normalised (symlinks on the way resolved), and as named when
+        // that differs: a symlink there (the user's) is left as it is by the view.
+        let paths = literal.flat_map(|r| {
+            let named = as_named(r, &fs.write).filter(|n| n.as_path() != Path::new(&r.pattern));
+            std::iter::once((r, PathBuf::from(&r.pattern))).chain(named.map(|n| (r, n)))
+        });
+        for (r, p) in paths {
+            let p = p.as_path();
             // The outermost grant: every component below it is the call's to change.
             let Some(w) = fs.write.iter().filter(|w| p.starts_with(&w.path)).min_by_key(|w| w.path.as_os_str().len())
             else {
@@ -102,7 +134,9 @@ impl AbsentPaths {
             let root = roots.entry(w.path.clone()).or_insert_with(|| aside::open_root(&w.path).ok().map(Arc::new));
             let Some(root) = root.clone() else { continue }; // no root: nothing to create under
             let Ok(names) = aside::normal_components(p.strip_prefix(&w.path).unwrap_or(p)) else { continue };
-            if names.is_empty() {
+            // Once per path (a deny and a protect rule may name the same one): settled
+            // twice, the user's symlink made again by the first would be the second's to move.
+            if names.is_empty() || noted.iter().any(|n: &Noted| n.root_path == w.path && n.names == names) {
                 continue;
             }
             if let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) {
@@ -123,7 +157,7 @@ impl AbsentPaths {
                 root: bytes(n.root_path.as_os_str()),
                 names: n.names.iter().map(|s| bytes(s)).collect(),
                 first: n.first,
-                was: n.was,
+                was: n.was.clone(),
                 dirs: n.dirs.clone(),
             })
             .collect()
@@ -159,7 +193,7 @@ impl AbsentPaths {
                 root_path,
                 names,
                 first: r.first,
-                was: r.was,
+                was: r.was.clone(),
                 dirs: r.dirs.clone(),
             });
         }
@@ -173,16 +207,33 @@ impl AbsentPaths {
     }
 }
 
+/// The path literal rule `r` names, as named (`${WORKSPACE}/.claude/settings.json`, not
+/// the shared file a symlink there leads to), beneath the write grant that holds it: the
+/// grant's normalised path joined with what follows it in the expanded form. `None` when
+/// no grant holds it or the rest is not plain names.
+pub(crate) fn as_named(r: &paddock_policy::DenyRule, writes: &[paddock_policy::PathRule]) -> Option<PathBuf> {
+    let named = r.expanded.as_path();
+    writes
+        .iter()
+        .filter_map(|w| {
+            let rel = named.strip_prefix(&w.expanded).or_else(|_| named.strip_prefix(&w.path)).ok()?;
+            aside::normal_components(rel).ok()?;
+            Some(w.path.join(rel))
+        })
+        .min_by_key(|p| p.as_os_str().len())
+}
+
 /// Where a path stops being directories at the start.
 struct Gap {
     first: usize,
-    was: Option<Stamp>,
-    dirs: Vec<(u64, u64)>,
+    was: Option<Was>,
+    dirs: Vec<Identity>,
 }
 
 /// The first component of `names` below `root` that is not a directory now: its index,
-/// its stamp when it is there, and the directories before it. `None` when the whole path
-/// is there (the view masks it) or it cannot be looked at now.
+/// what it is when it is there, and the directories before it; the path itself when it is
+/// a symlink (the view leaves it as it is). `None` when the whole path is there as
+/// anything else (the view masks or binds it) or it cannot be looked at now.
 fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<Gap> {
     let mut dir: Option<OwnedFd> = None;
     let mut dirs = Vec::new();
@@ -196,14 +247,30 @@ fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<Gap> {
                 return None;
             }
         };
+        let was = |link| Was { id: st.id, ctime: st.ctime, size: st.size, link };
         if i + 1 == names.len() {
-            return None; // there: the view masks or binds it
+            if st.file_type() != FileType::Symlink {
+                return None; // there: the view masks or binds it
+            }
+            let link = match identity::link_target(at, name) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(name = %name.to_string_lossy(), error = %e, "a literal rule's symlink cannot be read: not noted");
+                    return None;
+                }
+            };
+            return Some(Gap { first: i, was: Some(was(Some(link))), dirs });
         }
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return Some(Gap { first: i, was: Some(stamp(&st)), dirs });
+        if st.file_type() == FileType::Symlink {
+            // A symlink on the way (`.claude` → a directory elsewhere): the user's, made
+            // again should the call replace it.
+            let link = identity::link_target(at, name).ok()?;
+            return Some(Gap { first: i, was: Some(was(Some(link))), dirs });
         }
-        let (dev, ino, ..) = stamp(&st);
-        dirs.push((dev, ino));
+        if st.file_type() != FileType::Directory {
+            return Some(Gap { first: i, was: Some(was(None)), dirs });
+        }
+        dirs.push(st.id);
         dir = Some(aside::open_dir_at(at, name).ok()?);
     }
     None
@@ -220,16 +287,28 @@ impl Noted {
             path.push(name);
             let at = dir.as_ref().map_or(self.root.as_fd(), |d| d.as_fd());
             let st = match look(at, name) {
-                Ok(None) => return None,
+                // Nothing there. The user's symlink, removed: made again.
+                Ok(None) if i == self.first => {
+                    let restored = self.restore(Ok(at))?;
+                    return Some(MovedAside { restored: Some(restored), ..self.failed(&path, String::new()) });
+                }
+                // A directory on the way to it, gone: nowhere to make the symlink again.
+                Ok(None) => {
+                    let restored = self.restore(Err("a directory on the way to it is gone".into()))?;
+                    let path = self.first_path();
+                    return Some(MovedAside { restored: Some(restored), ..self.failed(&path, String::new()) });
+                }
                 Ok(Some(st)) => st,
                 Err(e) => return Some(self.failed(&path, format!("it cannot be looked at: {e}"))),
             };
-            if i == self.first && self.was == Some(stamp(&st)) {
-                return None; // the file that was there at the start, unchanged
+            if i == self.first && self.was.as_ref().is_some_and(|w| w.holds(&st)) {
+                return None; // the file or symlink that was there at the start, unchanged
             }
-            let (dev, ino, ..) = stamp(&st);
-            let replaced = i < self.first && self.dirs.get(i) != Some(&(dev, ino));
-            if i < last && !replaced && FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            // A directory on the way that is not the one there at the start, or one where
+            // the user's symlink was: the call's, moved whole.
+            let replaced =
+                (i < self.first && self.dirs.get(i) != Some(&st.id)) || (i == self.first && self.link().is_some());
+            if i < last && !replaced && st.file_type() == FileType::Directory {
                 match aside::open_dir_at(at, name) {
                     Ok(d) => dir = Some(d),
                     Err(e) => return Some(self.failed(&path, format!("it cannot be entered: {e}"))),
@@ -241,33 +320,102 @@ impl Noted {
             let moved = aside::move_aside_at(at, name);
             tracing::debug!(rule = %self.rule, path = %path.display(), ok = moved.is_ok(), "moved aside: the call created a path on the way to one a deny or protect rule names");
             return Some(match moved {
-                Ok(to) => MovedAside {
-                    rule: self.rule.clone(),
-                    from: path.to_string_lossy().into_owned(),
-                    to: path.with_file_name(to).to_string_lossy().into_owned(),
-                    error: String::new(),
-                },
-                Err(e) => self.failed(&path, e.to_string()),
+                Ok(to) => {
+                    // The user's symlink made again where the call's object was; a
+                    // directory on the way that moved leaves it no place.
+                    let place =
+                        if i == self.first { Ok(at) } else { Err("a directory on the way to it was replaced".into()) };
+                    MovedAside {
+                        rule: self.rule.clone(),
+                        from: path.to_string_lossy().into_owned(),
+                        to: path.with_file_name(to).to_string_lossy().into_owned(),
+                        error: String::new(),
+                        restored: self.restore(place),
+                    }
+                }
+                Err(e) => {
+                    let restored = self.restore(Err("what the call put there could not be moved aside".into()));
+                    MovedAside { restored, ..self.failed(&path, e.to_string()) }
+                }
             });
         }
         None
     }
 
+    /// The target of the symlink that was at the first component that is not a
+    /// directory (the path itself, or one on the way), if it was one.
+    fn link(&self) -> Option<&[u8]> {
+        self.was.as_ref().and_then(|w| w.link.as_deref())
+    }
+
+    /// The path down to that component.
+    fn first_path(&self) -> PathBuf {
+        self.names.iter().take(self.first + 1).fold(self.root_path.clone(), |p, n| p.join(n))
+    }
+
+    /// Makes the user's symlink again in `place`, the directory that holds the first
+    /// component (or says why there is no place for it); `None` when that component was
+    /// no symlink at the start.
+    fn restore(&self, place: Result<BorrowedFd<'_>, String>) -> Option<Restored> {
+        let link = self.link()?;
+        let name = self.names.get(self.first)?;
+        let error = match place {
+            Ok(at) => match aside::restore_symlink_at(at, name, link) {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            },
+            Err(why) => why,
+        };
+        tracing::debug!(rule = %self.rule, error = %error, "the user's symlink under a deny or protect rule, replaced or removed by the call: made again");
+        Some(Restored { target: String::from_utf8_lossy(link).into_owned(), error })
+    }
+
     fn failed(&self, path: &Path, error: String) -> MovedAside {
-        MovedAside { rule: self.rule.clone(), from: path.to_string_lossy().into_owned(), to: String::new(), error }
+        MovedAside {
+            rule: self.rule.clone(),
+            from: path.to_string_lossy().into_owned(),
+            to: String::new(),
+            error,
+            restored: None,
+        }
     }
 }
 
-/// Whether a move failed: what the call created is still there, and `run` says so and
-/// exits 71 rather than the call's own code.
+/// Whether a move failed (what the call created is still there) or the user's symlink
+/// could not be made again: `run` says so and exits 71 rather than the call's own code.
 pub fn any_failed(moved: &[MovedAside]) -> bool {
-    moved.iter().any(|m| !m.error.is_empty())
+    moved.iter().any(|m| !m.error.is_empty() || m.restored.as_ref().is_some_and(|r| !r.error.is_empty()))
 }
 
 /// The line that tells a person (or an agent's outcome) of one move, escaped. A symlink
-/// moved aside is named with its target (never followed).
+/// moved aside is named with its target (never followed); the user's symlink made again
+/// is named with its own.
 pub fn describe(m: &MovedAside) -> String {
     let (from, rule) = (paddock_audit::Escaped(&m.from), paddock_audit::Escaped(&m.rule));
+    if let Some(r) = &m.restored {
+        let target = paddock_audit::Escaped(&r.target);
+        let again = if r.error.is_empty() {
+            format!("the symlink to {target} that was there is made again")
+        } else {
+            format!(
+                "the symlink to {target} that was there could not be made again: {}",
+                paddock_audit::Escaped(&r.error)
+            )
+        };
+        return if !m.error.is_empty() {
+            format!(
+                "paddock: the call replaced the symlink {from}, which {rule} covers, and what it put there could not be moved aside: {}; it is still there, and {again}",
+                paddock_audit::Escaped(&m.error)
+            )
+        } else if m.to.is_empty() {
+            format!("paddock: the call removed the symlink {from}, which {rule} covers: {again}")
+        } else {
+            format!(
+                "paddock: the call replaced the symlink {from}, which {rule} covers: what it put there is moved aside to {}, and {again}",
+                paddock_audit::Escaped(&m.to)
+            )
+        };
+    }
     if m.error.is_empty() {
         let what = match std::fs::read_link(&m.to) {
             Ok(t) => format!(" (a symlink to {}, not followed)", paddock_audit::Escaped(&t.to_string_lossy())),
@@ -392,6 +540,132 @@ mod tests {
         assert_eq!(std::fs::read_to_string(ws.join(".git-old/config")).unwrap(), "mine");
     }
 
+    /// Found by an attack: the view leaves a symlink as it is, so a call removed the user's
+    /// `.claude/settings.json` symlink and wrote its own file there; nothing checked it
+    /// after the call (only paths absent at the start were noted).
+    #[test]
+    fn the_users_symlink_replaced_or_removed_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        let settings = ws.join(".claude/settings.json");
+        symlink("/some/shared.json", &settings).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        assert_eq!(absent.0.len(), 1, "the symlink is noted");
+        assert!(absent.settle().is_empty(), "the same symlink: nothing moves");
+        let is_the_users = || std::fs::read_link(&settings).unwrap() == Path::new("/some/shared.json");
+
+        // Replaced by a file (a type change: caught whether or not the inode is reused).
+        std::fs::remove_file(&settings).unwrap();
+        std::fs::write(&settings, "{\"hooks\":{}}").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(std::fs::read_to_string(&moved[0].to).unwrap(), "{\"hooks\":{}}");
+        let r = moved[0].restored.as_ref().expect("made again");
+        assert_eq!((r.target.as_str(), r.error.as_str()), ("/some/shared.json", ""));
+        assert!(is_the_users() && !any_failed(&moved));
+        assert!(describe(&moved[0]).contains("is made again"), "{}", describe(&moved[0]));
+
+        // Removed, and made again at once by the call (the same target, maybe the same
+        // inode number): not the user's object. And another target.
+        for target in ["/some/shared.json", "/evil.json"] {
+            let absent = AbsentPaths::before(&p);
+            std::fs::remove_file(&settings).unwrap();
+            symlink(target, &settings).unwrap();
+            let moved = absent.settle();
+            assert_eq!(moved.len(), 1, "{target}: {moved:?}");
+            assert_eq!(std::fs::read_link(&moved[0].to).unwrap(), Path::new(target));
+            assert!(is_the_users(), "{target}");
+        }
+
+        // Removed: made again, nothing moved.
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_file(&settings).unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert!(moved[0].to.is_empty() && moved[0].restored.as_ref().is_some_and(|r| r.error.is_empty()));
+        assert!(is_the_users() && !any_failed(&moved));
+        assert!(describe(&moved[0]).contains("removed the symlink"), "{}", describe(&moved[0]));
+
+        // Its directory removed and made again (maybe under the same inode number): that
+        // directory is the call's, moved aside whole; the symlink has no place then: said.
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_dir_all(ws.join(".claude")).unwrap();
+        std::fs::create_dir(ws.join(".claude")).unwrap();
+        std::fs::write(&settings, "planted").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join(".claude").to_string_lossy());
+        assert!(std::fs::symlink_metadata(&settings).is_err());
+        assert!(any_failed(&moved), "the symlink could not be made again: {moved:?}");
+        assert!(describe(&moved[0]).contains("could not be made again"), "{}", describe(&moved[0]));
+    }
+
+    /// Two rules naming the same symlink settle it once: made again by the first, it is not
+    /// taken for the call's by the second.
+    #[test]
+    fn a_symlink_two_rules_name_is_settled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        symlink("/some/mcp.json", ws.join(".mcp.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.mcp.json\"", "\"${WORKSPACE}/.mcp.json\"");
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_file(ws.join(".mcp.json")).unwrap();
+        std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(std::fs::read_link(ws.join(".mcp.json")).unwrap(), Path::new("/some/mcp.json"));
+    }
+
+    /// A symlink on the way to a literal path (`.claude` → the user's directory
+    /// elsewhere), replaced by a directory of the call's holding the file: that directory
+    /// moves whole and the symlink is made again; the directory it points to is untouched.
+    #[test]
+    fn a_symlink_on_the_way_replaced_by_a_directory_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, shared) = (dir.path().join("ws"), dir.path().join("shared"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::write(shared.join("settings.json"), "{}").unwrap();
+        symlink(&shared, ws.join(".claude")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        assert!(absent.settle().is_empty());
+        std::fs::remove_file(ws.join(".claude")).unwrap();
+        std::fs::create_dir(ws.join(".claude")).unwrap();
+        std::fs::write(ws.join(".claude/settings.json"), "{\"hooks\":{}}").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join(".claude").to_string_lossy(), "the directory moves whole");
+        assert!(moved[0].restored.as_ref().is_some_and(|r| r.error.is_empty()), "{moved:?}");
+        assert_eq!(std::fs::read_link(ws.join(".claude")).unwrap(), shared);
+        assert_eq!(std::fs::read_to_string(shared.join("settings.json")).unwrap(), "{}");
+        assert!(!any_failed(&moved));
+    }
+
+    /// A directory on the way removed and made again by the call, which the filesystem
+    /// may give the freed inode number: not the one there at the start.
+    #[test]
+    fn a_directory_removed_and_made_again_is_not_the_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".git")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.git/config\"", "");
+        for _ in 0..3 {
+            let absent = AbsentPaths::before(&p);
+            std::fs::remove_dir_all(ws.join(".git")).unwrap();
+            std::fs::create_dir(ws.join(".git")).unwrap();
+            std::fs::write(ws.join(".git/config"), "planted").unwrap();
+            let moved = absent.settle();
+            assert_eq!(moved.len(), 1, "{moved:?}");
+            assert_eq!(moved[0].from, ws.join(".git").to_string_lossy(), "the directory moves whole");
+            assert!(moved[0].restored.is_none());
+            std::fs::create_dir(ws.join(".git")).unwrap();
+        }
+    }
+
     #[test]
     fn a_failed_move_is_said_and_counted() {
         let m = MovedAside {
@@ -399,6 +673,7 @@ mod tests {
             from: "/w/.git/config".into(),
             to: String::new(),
             error: "Permission denied".into(),
+            restored: None,
         };
         assert!(any_failed(std::slice::from_ref(&m)));
         assert!(

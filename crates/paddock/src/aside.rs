@@ -10,7 +10,8 @@
 //!
 //! Every move aside of paddock goes through [`move_aside_at`] (or [`move_aside`], which
 //! resolves the parent first): `absent` (literal paths absent at the start) and `planted`
-//! (new glob matches).
+//! (new glob matches). A symlink a rule matched at the start that the call replaced or
+//! removed is made again by [`restore_symlink_at`], in the directory reached the same way.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -28,6 +29,24 @@ const NAME_MAX: usize = 255;
 /// the root's own path are the user's and followed) as an `O_PATH` descriptor.
 pub(crate) fn open_root(root: &Path) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// Opens the parent directory of `path` (beneath `root`, a write grant's root) as
+/// [`open_dir_at`] opens each directory on the way from `root`, never following a symlink:
+/// that directory and the path's last component.
+pub(crate) fn open_parent(root: &Path, path: &Path) -> io::Result<(OwnedFd, OsString)> {
+    let rel = path.strip_prefix(root).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("not beneath {}: {}", root.display(), path.display()))
+    })?;
+    let names = normal_components(rel)?;
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root itself has no parent beneath it"));
+    };
+    let mut dir = open_root(root)?;
+    for name in dirs {
+        dir = open_dir_at(std::os::fd::AsFd::as_fd(&dir), name)?;
+    }
+    Ok((dir, last.clone()))
 }
 
 /// Opens the directory `name` in `parent` (one component) as an `O_PATH` descriptor,
@@ -87,6 +106,19 @@ pub(crate) fn move_aside_at(parent: BorrowedFd<'_>, name: &OsStr) -> io::Result<
         }
     }
     Err(io::Error::new(io::ErrorKind::AlreadyExists, "every name to move it aside to is taken"))
+}
+
+/// Makes the symlink `name` → `target` in the directory `parent` again, where the call
+/// replaced or removed the user's (what it put there already moved aside): never over an
+/// existing name (`EEXIST`), and, as [`move_aside_at`], with `u+wx` added to a `parent` of
+/// the user's that refuses it, its mode restored.
+pub(crate) fn restore_symlink_at(parent: BorrowedFd<'_>, name: &OsStr, target: &[u8]) -> io::Result<()> {
+    check_name(name)?;
+    if target.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "an empty symlink target"));
+    }
+    let target = OsStr::from_bytes(target);
+    Ok(with_access(parent, || rustix::fs::symlinkat(target, parent, name))?)
 }
 
 /// A random number from the kernel.
@@ -178,17 +210,10 @@ mod tests {
     /// resolved from `root` without following a symlink or leaving `root`, then
     /// [`move_aside_at`] renames its last component. The new path.
     fn move_aside(root: &Path, path: &Path) -> io::Result<PathBuf> {
-        let rel = path.strip_prefix(root).unwrap_or(path);
-        let names = normal_components(rel)?;
-        let Some((last, dirs)) = names.split_last() else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root itself is not moved aside"));
-        };
-        let mut dir = open_root(root)?;
-        for name in dirs {
-            dir = open_dir_at(dir.as_fd(), name)?;
-        }
-        let to = move_aside_at(dir.as_fd(), last)?;
-        Ok(root.join(rel).with_file_name(to))
+        let path = if path.is_absolute() { path.to_path_buf() } else { root.join(path) };
+        let (dir, last) = open_parent(root, &path)?;
+        let to = move_aside_at(dir.as_fd(), &last)?;
+        Ok(path.with_file_name(to))
     }
     use std::os::unix::fs::{symlink, PermissionsExt};
 

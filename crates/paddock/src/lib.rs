@@ -66,6 +66,7 @@ mod exec_audit;
 pub mod exec_rights;
 mod file_stamp;
 mod http;
+mod identity;
 #[cfg(feature = "mcp")]
 pub mod mcp;
 mod net;

@@ -14,7 +14,8 @@
 //! - notes, beside its own, every absent path a running call noted (what that call's
 //!   child could have created is not the user's; it is settled by both calls);
 //! - takes a glob match as the user's only if every running call whose scan covered it
-//!   took it as the user's too, as the same object (path, device, inode).
+//!   took it as the user's too, as the same object (path, and [`crate::identity::Identity`]:
+//!   device, inode, type and birth time).
 //!
 //! Each call records the union and the intersection it ends up with, so a chain of
 //! overlapping calls carries them on. The start's noting (reading the registry, both

@@ -125,7 +125,8 @@ pub struct CallOutcome {
     pub truncated: bool,
     /// Paths a `deny` or `protect` rule names that did not exist when the call started
     /// and that the call created: each moved aside to the name given (`from` → `to`; `to`
-    /// empty when the move failed).
+    /// empty when the move failed); and the user's symlinks such a rule matched at the
+    /// start that the call replaced or removed, made again (`restored`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved_aside: Vec<MovedAside>,
     /// Directories under a write grant where a `deny` or `protect` glob can match that
@@ -143,16 +144,32 @@ pub struct Unchecked {
     pub error: String,
 }
 
-/// A path the call created where a `deny` or `protect` rule forbids it, moved aside.
+/// A path the call created where a `deny` or `protect` rule forbids it, moved aside; or a
+/// symlink such a rule matched at the start that the call replaced or removed, put back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovedAside {
     /// The rule (`filesystem.protect[3]`).
     pub rule: String,
     /// The path the call created.
     pub from: String,
-    /// Where it is now; empty when it could not be moved (then `error` says why).
+    /// Where it is now; empty when it could not be moved (then `error` says why), or when
+    /// nothing was there to move (a symlink the call removed: `restored` says so).
     pub to: String,
     /// Why the move failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// The symlink that was at `from` when the call started (the user's, a match of the
+    /// rule), which the call replaced or removed: made again at `from` with its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Restored>,
+}
+
+/// A symlink made again where the call replaced or removed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restored {
+    /// Its target, as it was (lossy where not UTF-8).
+    pub target: String,
+    /// Why it could not be made again; empty when it was.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
 }

@@ -5,8 +5,12 @@
 //! `core.fsmonitor`, a hook), link one, or rename a file or a directory so that it, or
 //! something inside it, lands as one. Literal paths are handled by [`crate::absent`];
 //! this handles the globs the same way: every match present after the call that was not
-//! the same object (path, device and inode) at its start is moved aside (renamed beside
-//! itself, never deleted) and named in `call.end` (`moved_aside`).
+//! the same object at its start (path, and [`crate::identity::Identity`]: device, inode,
+//! type and birth time, so an object made under a freed inode number is not taken for the
+//! one removed) is moved aside (renamed beside itself, never deleted) and named in
+//! `call.end` (`moved_aside`). A match that was a symlink at the start (the view leaves a
+//! symlink as it is, so the call could remove it) and is not that very symlink after the
+//! call is made again with its target, once what the call put there is moved aside.
 //!
 //! How: one scan of the places a glob can match under the call's write grants before the
 //! child runs, one after it ends ([`scan`]), and the difference. Only directories on the
@@ -40,11 +44,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use paddock_audit::{MovedAside, Unchecked};
+use paddock_audit::{MovedAside, Restored, Unchecked};
 use paddock_globs::{literal_prefix, PathGlobs};
 use paddock_policy::Policy;
 
 use scan::{beneath, Listings};
+
+use crate::identity::Identity;
 
 /// Listings of earlier scans in this process, by [`Planted::key`] (the rules and roots
 /// they were made for): each scan takes them and leaves its own.
@@ -101,35 +107,23 @@ static COMPILED: Mutex<Option<CompiledGlobs>> = Mutex::new(None);
 impl Globs {
     /// The globs of `policy`, compiled once per set of rules ([`COMPILED`]).
     fn of(policy: &Policy) -> Result<Arc<Globs>, (String, String)> {
-        let fs = &policy.filesystem;
-        let key: Vec<(String, String)> = fs
-            .deny
-            .iter()
-            .chain(&fs.protect)
-            .filter(|r| r.is_glob && r.pattern.starts_with('/'))
-            .map(|r| (r.id.to_string(), r.pattern.clone()))
-            .collect();
+        let key = glob_rules(policy);
         let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((k, g)) = compiled.as_ref() {
             if *k == key {
                 return Ok(Arc::clone(g));
             }
         }
-        let g = Arc::new(Globs::new(policy)?);
+        let g = Arc::new(Globs::new(&key)?);
         *compiled = Some((key, Arc::clone(&g)));
         Ok(g)
     }
 
-    /// The globs of `policy` (a glob that does not compile: its rule and the reason).
-    fn new(policy: &Policy) -> Result<Globs, (String, String)> {
-        let fs = &policy.filesystem;
-        let rules: Vec<(String, String, PathBuf)> = fs
-            .deny
-            .iter()
-            .chain(&fs.protect)
-            .filter(|r| r.is_glob && r.pattern.starts_with('/'))
-            .map(|r| (r.id.to_string(), r.pattern.clone(), literal_prefix(&r.pattern)))
-            .collect();
+    /// The globs of `rules` ([`glob_rules`]; a glob that does not compile: its rule and
+    /// the reason).
+    fn new(rules: &[(String, String)]) -> Result<Globs, (String, String)> {
+        let rules: Vec<(String, String, PathBuf)> =
+            rules.iter().map(|(id, g)| (id.clone(), g.clone(), literal_prefix(g))).collect();
         let patterns: Vec<&str> = rules.iter().map(|(_, g, _)| g.as_str()).collect();
         let set = PathGlobs::new(&patterns).map_err(|e| (rules[e.index].0.clone(), e.reason))?;
         Ok(Globs { texts: texts(&patterns), rules, set: Arc::new(set) })
@@ -152,22 +146,51 @@ impl Globs {
     }
 }
 
+/// The `deny` and `protect` globs of `policy` (rule id, glob), deny rules first: each as
+/// normalised, and as named where a symlink on its literal prefix made them differ
+/// (`${WORKSPACE}/.git/modules/**/config` with `.git/modules` the user's link elsewhere: the
+/// view protects what it leads to, and the symlink itself is checked here, on the way to
+/// the named prefix).
+fn glob_rules(policy: &Policy) -> Vec<(String, String)> {
+    let fs = &policy.filesystem;
+    let mut out = Vec::new();
+    for r in fs.deny.iter().chain(&fs.protect).filter(|r| r.is_glob && r.pattern.starts_with('/')) {
+        out.push((r.id.to_string(), r.pattern.clone()));
+        let named = crate::absent::as_named(r, &fs.write).map(|n| n.to_string_lossy().into_owned());
+        if let Some(n) = named.filter(|n| *n != r.pattern) {
+            out.push((r.id.to_string(), n));
+        }
+    }
+    out
+}
+
 /// A call's start matches as the registry of running calls keeps them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Record {
     /// The roots scanned and the globs (their text).
     roots: Vec<Vec<u8>>,
     globs: Vec<String>,
-    /// Path, device, inode of each match taken as the user's.
-    matches: Vec<(Vec<u8>, u64, u64)>,
+    /// Path and identity of each match taken as the user's.
+    matches: Vec<(Vec<u8>, Identity)>,
+}
+
+/// A match at a call's start taken as the user's.
+#[derive(Debug, Clone)]
+struct Start {
+    /// What it was.
+    id: Identity,
+    /// The rule it matched.
+    rule: usize,
+    /// Its target, when it was a symlink: made again where the call replaced or removed it.
+    link: Option<Vec<u8>>,
 }
 
 /// The matches of the globs at a call's start, to compare with those after it.
 pub(crate) struct Planted {
     globs: Arc<Globs>,
     roots: Vec<PathBuf>,
-    /// Each match at the start taken as the user's: its path, (device, inode) and rule.
-    start: HashMap<PathBuf, ((u64, u64), usize)>,
+    /// Each match at the start taken as the user's, by path.
+    start: HashMap<PathBuf, Start>,
     /// Directories the start scan could not read.
     failed: Vec<(PathBuf, String)>,
     /// The listings of the start scan, and what they are kept under.
@@ -181,6 +204,8 @@ pub(crate) struct Planted {
     /// Another running call took matches of the start away from the user's
     /// ([`Planted::restrict`]): they are this call's to move aside if still there.
     restricted: bool,
+    /// Paths the literal rules' settling handled already ([`Planted::handled`]).
+    done: std::collections::HashSet<PathBuf>,
 }
 
 /// What a start's scan found ([`Planted::scanned`]), before another running call restricted
@@ -189,7 +214,7 @@ pub(crate) struct Planted {
 #[derive(Clone)]
 pub(crate) struct Scanned {
     key: u64,
-    start: HashMap<PathBuf, ((u64, u64), usize)>,
+    start: HashMap<PathBuf, Start>,
     failed: Vec<(PathBuf, String)>,
 }
 
@@ -253,6 +278,7 @@ impl Planted {
                 file,
                 added: 0,
                 restricted: false,
+                done: Default::default(),
             };
         }
         let old = match kept_listings {
@@ -262,16 +288,36 @@ impl Planted {
         let mut listings = Listings::default();
         let loaded = old.len();
         let s = timed_scan(&globs, &roots, &old, &mut listings, "glob matches before the call");
-        let start = s.found.iter().map(|f| (f.path.clone(), (f.id, f.rule))).collect();
         let mut failed = failed;
         failed.extend(s.failed);
-        Planted { globs, roots, start, failed, listings, key, file, loaded, added: s.added, restricted: false }
+        let start = s.found.iter().filter_map(|f| Some((f.path.clone(), start_of(f, &mut failed)?))).collect();
+        Planted {
+            globs,
+            roots,
+            start,
+            failed,
+            listings,
+            key,
+            file,
+            loaded,
+            added: s.added,
+            restricted: false,
+            done: Default::default(),
+        }
     }
 
     /// What the scan at the start found, to stand for a later one ([`Planted::before_or`]).
     /// Taken before [`Planted::restrict`].
     pub(crate) fn scanned(&self) -> Scanned {
         Scanned { key: self.key, start: self.start.clone(), failed: self.failed.clone() }
+    }
+
+    /// Leaves alone the paths the literal rules' settling ([`crate::absent`]) moved aside
+    /// or made the user's symlink again at: a literal path a glob matches too (the
+    /// workspace's `.envrc`) is settled once, and the symlink made again there is not
+    /// taken for the call's.
+    pub(crate) fn handled(&mut self, moved: &[MovedAside]) {
+        self.done.extend(moved.iter().map(|m| PathBuf::from(&m.from)));
     }
 
     /// The directories scanned (the call's write grants where a glob can match).
@@ -301,7 +347,7 @@ impl Planted {
         Record {
             roots: self.roots.iter().map(|r| bytes(r)).collect(),
             globs: self.globs.texts.clone(),
-            matches: self.start.iter().map(|(p, (id, _))| (bytes(p), id.0, id.1)).collect(),
+            matches: self.start.iter().map(|(p, s)| (bytes(p), s.id)).collect(),
         }
     }
 
@@ -314,14 +360,14 @@ impl Planted {
         if self.start.is_empty() {
             return; // nothing taken as the user's: nothing to give up
         }
-        let theirs: std::collections::HashSet<(&[u8], u64, u64)> =
-            other.matches.iter().map(|(p, d, i)| (p.as_slice(), *d, *i)).collect();
+        let theirs: std::collections::HashSet<(&[u8], Identity)> =
+            other.matches.iter().map(|(p, id)| (p.as_slice(), *id)).collect();
         let globs = their_globs(&self.globs, &other.globs);
         let before = self.start.len();
-        self.start.retain(|path, (id, _)| {
+        self.start.retain(|path, s| {
             let covered = other.roots.iter().any(|r| beneath(path, Path::new(std::ffi::OsStr::from_bytes(r))))
                 && globs.as_ref().is_none_or(|g| g.is_match(path));
-            !covered || theirs.contains(&(path.as_os_str().as_bytes(), id.0, id.1))
+            !covered || theirs.contains(&(path.as_os_str().as_bytes(), s.id))
         });
         self.restricted |= self.start.len() < before;
     }
@@ -346,11 +392,12 @@ impl Planted {
         }
         kept().get_or_insert_with(HashMap::new).insert(self.key, listings);
         let unchecked = unchecked(self.failed.iter().chain(&end.failed));
+        let unknown = |p: &Path| self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(p, d));
+        let there: std::collections::HashSet<PathBuf> = end.found.iter().map(|f| f.path.clone()).collect();
         let mut moved = Vec::new();
         for f in end.found {
-            if self.start.get(&f.path).map(|s| s.0) == Some(f.id)
-                || self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(&f.path, d))
-            {
+            let start = self.start.get(&f.path);
+            if start.map(|s| s.id) == Some(f.id) || unknown(&f.path) || self.done.contains(&f.path) {
                 continue;
             }
             // Beside itself, by the parent's descriptor, never following or overwriting.
@@ -361,10 +408,90 @@ impl Planted {
             };
             let rule = self.globs.rules[f.rule].0.clone();
             tracing::debug!(rule = %rule, path = %f.path.display(), to = %to, error = %error, "moved aside: a new match of a deny or protect glob");
-            moved.push(MovedAside { rule, from: f.path.to_string_lossy().into_owned(), to, error });
+            // The user's symlink, replaced: made again once the replacement is aside.
+            let restored = start.and_then(|s| s.link.as_deref()).map(|link| {
+                let place = if error.is_empty() {
+                    Ok(f.parent.as_fd())
+                } else {
+                    Err("what the call put there could not be moved aside".to_string())
+                };
+                restore(place, name, link)
+            });
+            moved.push(MovedAside { rule, from: f.path.to_string_lossy().into_owned(), to, error, restored });
+        }
+        // The user's symlinks the call removed (or carried away with their directory).
+        let mut gone: Vec<(&PathBuf, &Start)> =
+            self.start.iter().filter(|(p, s)| s.link.is_some() && !there.contains(*p) && !unknown(p)).collect();
+        gone.retain(|(p, _)| !self.done.contains(*p));
+        gone.sort_by(|a, b| a.0.cmp(b.0));
+        for (path, s) in gone {
+            let Some(link) = s.link.as_deref() else { continue };
+            let (mut to, mut error) = (String::new(), String::new());
+            let restored =
+                match self.roots.iter().find(|r| beneath(path, r)).map(|r| crate::aside::open_parent(r, path)) {
+                    Some(Ok((dir, name))) => {
+                        // Something no glob matches by its path put there (a directory where a
+                        // symlink on the way to a prefix was): the call's, moved aside first.
+                        if rustix::fs::statat(&dir, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+                            match crate::aside::move_aside_at(dir.as_fd(), &name) {
+                                Ok(new) => to = path.with_file_name(new).to_string_lossy().into_owned(),
+                                Err(e) => error = e.to_string(),
+                            }
+                        }
+                        let place = if error.is_empty() {
+                            Ok(dir.as_fd())
+                        } else {
+                            Err("what the call put there could not be moved aside".into())
+                        };
+                        restore(place, &name, link)
+                    }
+                    Some(Err(e)) => {
+                        restore(Err(format!("its directory cannot be reached: {e}")), path.as_os_str(), link)
+                    }
+                    None => restore(Err("it is beneath no scanned root".into()), path.as_os_str(), link),
+                };
+            let rule = self.globs.rules[s.rule].0.clone();
+            moved.push(MovedAside {
+                rule,
+                from: path.to_string_lossy().into_owned(),
+                to,
+                error,
+                restored: Some(restored),
+            });
         }
         (moved, unchecked)
     }
+}
+
+/// What the start takes of match `f`: its identity and rule, and a symlink's target (read
+/// by its parent's descriptor; one that cannot be read is noted in `failed`, and the
+/// match not taken as the user's: moved aside should the call leave anything there).
+fn start_of(f: &scan::Found, failed: &mut Vec<(PathBuf, String)>) -> Option<Start> {
+    let mut start = Start { id: f.id, rule: f.rule, link: None };
+    if f.id.file_type() == rustix::fs::FileType::Symlink {
+        let name = std::ffi::OsStr::from_bytes(f.name.to_bytes());
+        match crate::identity::link_target(f.parent.as_fd(), name) {
+            Ok(t) => start.link = Some(t),
+            Err(e) => {
+                failed.push((f.path.clone(), format!("its symlink cannot be read: {e}")));
+                return None;
+            }
+        }
+    }
+    Some(start)
+}
+
+/// Makes the user's symlink `name` → `link` again in `place` (or says why there is no place).
+fn restore(place: Result<std::os::fd::BorrowedFd<'_>, String>, name: &std::ffi::OsStr, link: &[u8]) -> Restored {
+    let error = match place {
+        Ok(dir) => match crate::aside::restore_symlink_at(dir, name, link) {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        },
+        Err(why) => why,
+    };
+    tracing::debug!(name = %name.to_string_lossy(), error = %error, "the user's symlink under a deny or protect glob, replaced or removed by the call: made again");
+    Restored { target: String::from_utf8_lossy(link).into_owned(), error }
 }
 
 /// The directories in `failed` as `call.end` names them, each once.

@@ -33,6 +33,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::Globs;
+use crate::identity::{self, Identity};
 
 /// One match met by a scan.
 pub(super) struct Found {
@@ -40,8 +41,9 @@ pub(super) struct Found {
     pub path: PathBuf,
     /// The index of the rule it matches in [`Globs`].
     pub rule: usize,
-    /// Device and inode.
-    pub id: (u64, u64),
+    /// What it is: device, inode, type and birth time ([`Identity`]), so an object made
+    /// under the inode number a removed one freed is not taken for it.
+    pub id: Identity,
     /// Its parent directory, open, and its name there.
     pub parent: Rc<OwnedFd>,
     pub name: CString,
@@ -386,16 +388,11 @@ fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
         .is_ok()
 }
 
-/// Notes the match `name` of `parent` with its identity.
+/// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was).
 fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, out: &mut Scan) {
-    match rustix::fs::statat(&**parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => out.found.push(Found {
-            path,
-            rule,
-            id: (st.st_dev, st.st_ino),
-            parent: Rc::clone(parent),
-            name: name.to_owned(),
-        }),
+    use std::os::fd::AsFd;
+    match identity::status_at(parent.as_fd(), OsStr::from_bytes(name.to_bytes())) {
+        Ok(st) => out.found.push(Found { path, rule, id: st.id, parent: Rc::clone(parent), name: name.to_owned() }),
         Err(Errno::NOENT) => {}
         Err(e) => out.failed.push((path, e.to_string())),
     }

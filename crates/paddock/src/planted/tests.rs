@@ -127,7 +127,7 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     while now() <= newest + 3 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let globs = Globs::new(&policy(&ws)).unwrap();
+    let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
     let s = scan::scan(&globs, &roots, &Listings::default(), &mut first);
@@ -206,12 +206,9 @@ fn a_match_taken_from_the_users_is_moved_aside_even_when_nothing_changed() {
     let globs = Planted::before(&p, std::slice::from_ref(&ws), None).record().globs;
     // The other call took only `key.pem` as the user's at its start.
     let pem = ws.join("key.pem");
-    let id = {
-        use std::os::unix::fs::MetadataExt;
-        let m = fs::symlink_metadata(&pem).unwrap();
-        (m.dev(), m.ino())
-    };
-    let other = Record { roots: vec![root], globs, matches: vec![(pem.as_os_str().as_bytes().to_vec(), id.0, id.1)] };
+    let dir = rustix::fs::open(&ws, rustix::fs::OFlags::PATH, rustix::fs::Mode::empty()).unwrap();
+    let id = crate::identity::status_at(dir.as_fd(), "key.pem".as_ref()).unwrap().id;
+    let other = Record { roots: vec![root], globs, matches: vec![(pem.as_os_str().as_bytes().to_vec(), id)] };
     let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
     b.restrict(&other);
     let (m, u) = b.settled_unchanged();
@@ -242,7 +239,7 @@ fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_on
     let ws = dir.path().join("ws");
     fs::create_dir_all(ws.join("a/b/c")).unwrap();
     past_margin(&[ws.clone(), ws.join("a"), ws.join("a/b"), ws.join("a/b/c")]);
-    let globs = Globs::new(&policy(&ws)).unwrap();
+    let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
     let s = scan::scan(&globs, &roots, &Listings::default(), &mut first);
@@ -305,4 +302,108 @@ fn kept_listings_are_written_once_made_and_again_only_when_enough_changed() {
         "not rewritten after {} directories",
         paddock_sandbox::LISTINGS_SAVED_AFTER
     );
+}
+
+/// Found by an attack: the view leaves a symlink a glob matches as it is, so a call removed
+/// the user's `sub/.envrc` symlink and made a file of its own there, which the filesystem
+/// gave the freed inode number (the end check compared device and inode only: "the same
+/// object"). Likewise a repository's `.git/hooks` symlink replaced by a directory with a
+/// hook in it. Each is moved aside now and the user's symlink made again, whether or not
+/// the inode number was reused (the type changed, and the birth time).
+#[test]
+fn the_users_symlink_replaced_or_removed_is_moved_aside_and_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("sub")).unwrap();
+    fs::create_dir_all(ws.join("lib/.git")).unwrap();
+    let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\nprotect = [\"${WORKSPACE}/**/.envrc\", \"${WORKSPACE}/**/.git/hooks\"]\n";
+    let vars = Vars { workspace: ws.clone(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+    let p = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+    let (envrc, hooks) = (ws.join("sub/.envrc"), ws.join("lib/.git/hooks"));
+    std::os::unix::fs::symlink("/some/envrc", &envrc).unwrap();
+    std::os::unix::fs::symlink("/some/hooks", &hooks).unwrap();
+    let users = || {
+        (fs::read_link(&envrc).ok(), fs::read_link(&hooks).ok())
+            == (Some(PathBuf::from("/some/envrc")), Some(PathBuf::from("/some/hooks")))
+    };
+    let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    let (m, u) = b.settle();
+    assert!(m.is_empty() && u.is_empty(), "the same symlinks: {m:?} {u:?}");
+
+    // Unlinked, then made again at once (the freed inode number is likely handed out).
+    fs::remove_file(&envrc).unwrap();
+    fs::write(&envrc, "echo PWNED\n").unwrap();
+    fs::remove_file(&hooks).unwrap();
+    fs::create_dir(&hooks).unwrap();
+    fs::write(hooks.join("pre-commit"), "#!/bin/sh\necho PWN\n").unwrap();
+    let (m, u) = b.settle();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(moved_from(&m), vec![hooks.to_string_lossy().into_owned(), envrc.to_string_lossy().into_owned()]);
+    for x in &m {
+        assert!(x.error.is_empty(), "{x:?}");
+        let r = x.restored.as_ref().expect("the user's symlink made again");
+        assert!(r.error.is_empty(), "{r:?}");
+    }
+    assert!(users(), "the user's symlinks are back");
+    let e = m.iter().find(|x| x.from == envrc.to_string_lossy()).unwrap();
+    assert_eq!(fs::read_to_string(&e.to).unwrap(), "echo PWNED\n", "moved, not deleted");
+    let h = m.iter().find(|x| x.from == hooks.to_string_lossy()).unwrap();
+    assert!(Path::new(&h.to).join("pre-commit").exists());
+
+    // A symlink swapped for another (or for one to the same target), and one removed.
+    for (target, remove_only) in [("evil.sh", false), ("/some/envrc", false), ("", true)] {
+        let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+        fs::remove_file(&envrc).unwrap();
+        if !remove_only {
+            std::os::unix::fs::symlink(target, &envrc).unwrap();
+        }
+        let (m, _) = b.settle();
+        assert_eq!(moved_from(&m), vec![envrc.to_string_lossy().into_owned()], "{target}");
+        assert_eq!(m[0].to.is_empty(), remove_only, "{m:?}");
+        assert!(m[0].restored.as_ref().is_some_and(|r| r.error.is_empty() && r.target == "/some/envrc"), "{m:?}");
+        assert!(users(), "{target}");
+    }
+
+    // A symlink on the way to a prefix (`.git/modules`, the user's: the policy resolves
+    // it, the named prefix is checked) replaced by a directory, which no glob matches by
+    // its path: moved aside, the symlink made again.
+    fs::create_dir_all(ws.join(".git")).unwrap();
+    std::os::unix::fs::symlink("/some/modules", ws.join(".git/modules")).unwrap();
+    let b = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    fs::remove_file(ws.join(".git/modules")).unwrap();
+    fs::create_dir_all(ws.join(".git/modules/x")).unwrap();
+    let (m, _) = b.settle();
+    let modules =
+        m.iter().find(|x| x.from == ws.join(".git/modules").to_string_lossy()).unwrap_or_else(|| panic!("{m:?}"));
+    assert!(!modules.to.is_empty() && Path::new(&modules.to).join("x").is_dir(), "{m:?}");
+    assert!(modules.restored.as_ref().is_some_and(|r| r.error.is_empty()), "{m:?}");
+    assert_eq!(fs::read_link(ws.join(".git/modules")).unwrap(), Path::new("/some/modules"));
+
+    // Its directory gone: no place to make it again, said (a failure to count).
+    let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    fs::remove_dir_all(ws.join("sub")).unwrap();
+    let (m, _) = b.settle();
+    assert_eq!(moved_from(&m), vec![envrc.to_string_lossy().into_owned()]);
+    assert!(m[0].restored.as_ref().is_some_and(|r| !r.error.is_empty()), "{m:?}");
+    assert!(crate::absent::any_failed(&m));
+}
+
+/// A directory whose listing is kept, removed and made again (the filesystem may hand it
+/// the freed inode number) with a new match inside: its stored status (ctime to the
+/// nanosecond, 2 s older than the read) cannot be a new directory's, so it is read again
+/// and the match found.
+#[test]
+fn a_kept_directory_removed_and_made_again_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("a/b")).unwrap();
+    past_margin(&[ws.clone(), ws.join("a"), ws.join("a/b")]);
+    let p = policy(&ws);
+    let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    assert!(b.listings.len() >= 2, "the listings are kept");
+    fs::remove_dir(ws.join("a/b")).unwrap();
+    fs::create_dir(ws.join("a/b")).unwrap();
+    fs::write(ws.join("a/b/.envrc"), "planted").unwrap();
+    let (m, _) = b.settle();
+    assert_eq!(moved_from(&m), vec![ws.join("a/b/.envrc").to_string_lossy().into_owned()]);
 }

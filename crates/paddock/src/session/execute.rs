@@ -161,7 +161,7 @@ impl Inner {
                 return Err(Failed::recorded(e, seq));
             }
         };
-        let (absent, planted, record) = match noted {
+        let (absent, mut planted, record) = match noted {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 drop(running); // kills the parked child
@@ -256,6 +256,7 @@ impl Inner {
         }
         let t = Instant::now();
         let mut moved_aside = absent.settle();
+        planted.handled(&moved_aside);
         // Nothing of the scanned directories changed since the zygote's stamp (so since the
         // start): the scan after the call would find what the start did.
         let (globs, unchecked) = match zygote {
