@@ -151,9 +151,19 @@ fn tool_calls_read_back_as_written() {
     TestRunner::new(config(2000))
         .run(&call(), |c| {
             let bytes = serde_json::to_vec(&c).expect("a call encodes");
-            prop_assert_eq!(serde_json::from_slice::<ToolCall>(&bytes).expect("reads back"), c.clone());
-            // MCP: the same fields as tool arguments.
             let value = serde_json::to_value(&c).expect("a call encodes");
+            // A timeout paddock does not take (zero, not a duration, over ten years) is
+            // refused as the call is read, with the reason; any other call reads back as it
+            // was written, from bytes and (MCP: the same fields as tool arguments) a value.
+            if let ToolCall::Command { timeout: Some(t), .. } = &c {
+                if let Err(why) = t.duration() {
+                    let e = serde_json::from_slice::<ToolCall>(&bytes).expect_err("a bad timeout is refused");
+                    prop_assert!(e.to_string().contains(&why), "{} does not say {}", e, why);
+                    prop_assert!(serde_json::from_value::<ToolCall>(value).is_err());
+                    return Ok(());
+                }
+            }
+            prop_assert_eq!(serde_json::from_slice::<ToolCall>(&bytes).expect("reads back"), c.clone());
             prop_assert_eq!(serde_json::from_value::<ToolCall>(value).expect("reads back"), c.clone());
             check(&session, &c)
         })
