@@ -756,6 +756,87 @@ fn always_for_a_program_no_entry_can_name(user: User) {
     assert_eq!(o.code(), 0, "the state still loads: {o}");
 }
 
+/// A command is asked about, and runs, in one directory: the one it will run in (a cwd
+/// the sandbox cannot see is the workspace, and the question says so), and the very
+/// directory that was there when it was asked (a symlink re-pointed during the wait
+/// fails the start instead of running elsewhere).
+fn a_call_runs_in_the_directory_it_was_asked_about(user: User) {
+    let f = Fixture::new(user);
+    let scratch = f.ws.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    chown(&scratch, user.uid());
+    std::os::unix::fs::symlink(&scratch, f.ws.join("link")).unwrap();
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"pwd **\"]\n"), ..Pol::default() });
+    let (_server, request) = serve(&f, &pol);
+    let call = |body: &'static str| {
+        let request = std::sync::Arc::clone(&request);
+        std::thread::spawn(move || request("POST", "/v1/calls", true, Some(body)))
+    };
+    let answer = |q: &Value| {
+        let path = format!("/v1/approvals/{}", id(q));
+        let (status, body) = request("POST", &path, true, Some(r#"{"answer":"allow","scope":"once"}"#));
+        assert_eq!(status, 200, "{body}");
+    };
+    // Outside the view: asked about, and run, in the workspace.
+    let pending = call(r#"{"tool":"command","argv":["pwd"],"cwd":"/nonexistent-outside/dir"}"#);
+    let q = next_question(&f, &[]);
+    assert_eq!(q["cwd"].as_str(), Some(f.ws.to_str().unwrap()), "{q}");
+    answer(&q);
+    let (status, body) = pending.join().unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, v["stdout"].as_str()), (200, Some(format!("{}\n", f.ws.display()).as_str())), "{body}");
+    // Through a symlink: asked about, and run, where it pointed when asked, though it is
+    // re-pointed during the wait.
+    let pending = call(r#"{"tool":"command","argv":["pwd","-P"],"cwd":"link"}"#);
+    let q2 = next_question(&f, &[id(&q)]);
+    assert_eq!(q2["cwd"].as_str(), Some(scratch.to_str().unwrap()), "{q2}");
+    std::fs::remove_file(f.ws.join("link")).unwrap();
+    std::os::unix::fs::symlink(&f.ws, f.ws.join("link")).unwrap();
+    answer(&q2);
+    let (status, body) = pending.join().unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, v["stdout"].as_str()), (200, Some(format!("{}\n", scratch.display()).as_str())), "{body}");
+    // The directory itself swapped for a symlink to the workspace during the wait: the
+    // start fails rather than run in another directory than was asked about.
+    let pending = call(r#"{"tool":"command","argv":["pwd","-P"],"cwd":"scratch"}"#);
+    let q3 = next_question(&f, &[id(&q), id(&q2)]);
+    assert_eq!(q3["cwd"].as_str(), Some(scratch.to_str().unwrap()), "{q3}");
+    std::fs::rename(&scratch, f.ws.join("scratch-old")).unwrap();
+    std::os::unix::fs::symlink(&f.ws, &scratch).unwrap();
+    answer(&q3);
+    let (status, body) = pending.join().unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(v["exit_code"].as_i64(), Some(0), "it ran where the path pointed after the question: {body}");
+    assert!(!v["stdout"].as_str().unwrap_or("").contains(f.ws.to_str().unwrap()), "{body}");
+}
+
+/// Under `scope = "tree"`: the call's own program, approved, is not asked about again as
+/// an exec; an exec whose question waits while its command is revoked does not run
+/// (the answer is decided under the revocations in force once it came).
+fn tree_questions_once_and_under_what_is_revoked_meanwhile(user: User) {
+    let f = Fixture::new(user);
+    let shelf = f.shelf.to_str().unwrap();
+    let cmds = "[commands]\nscope = \"tree\"\nallow = []\nask = [\"sh **\", \"cat **\"]\n";
+    let pol = f.policy(&Pol { read: &[shelf], tail: &tail("50s", cmds), ..Pol::default() });
+    let script = format!("cat {}; echo rc=$?", f.shelf_file.display());
+    let run = start(&f, &pol, &["sh", "-c", &script]);
+    let q = next_question(&f, &[]);
+    assert_eq!(q["subject"].as_str(), Some(format!("sh -c '{script}'").as_str()), "{q}");
+    assert!(q["program"].as_str().is_some_and(|p| p.starts_with('/')), "the question names the program that runs: {q}");
+    assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+    // The next question is cat's, not the shell's own exec again.
+    let q2 = next_question(&f, &[id(&q)]);
+    assert!(q2["subject"].as_str().unwrap().starts_with("cat "), "{q2}");
+    let revoked = paddock(&f, &["revoke", "command:cat **"]);
+    assert_eq!(revoked.code(), 0, "{revoked}");
+    assert_eq!(paddock(&f, &["approve", &id(&q2)]).code(), 0);
+    let o = finish(run);
+    assert!(!o.out().contains(&f.shelf_text), "cat ran after its command was revoked\n{o}");
+    assert!(o.out().contains("rc=") && !o.out().contains("rc=0"), "{o}");
+    assert_eq!(records(&f, "approval.ask").len(), 2, "{o}");
+}
+
 both_users!(
     once_then_ask_again,
     session_and_always,
@@ -771,4 +852,6 @@ both_users!(
     an_answer_is_decided_under_what_was_revoked_while_it_waited,
     a_session_answer_holds_for_the_same_call_only,
     always_for_a_program_no_entry_can_name,
+    a_call_runs_in_the_directory_it_was_asked_about,
+    tree_questions_once_and_under_what_is_revoked_meanwhile,
 );

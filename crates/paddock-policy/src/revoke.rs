@@ -134,7 +134,11 @@ impl Revocations {
     }
 
     fn revoke(&self, d: Decision, i: usize) -> Decision {
-        let what = if d.is_allow() { format!("allowed by {}", d.rule) } else { d.reason.clone() };
+        let what = match d.verdict {
+            crate::decision::Verdict::Allow => format!("allowed by {}", d.rule),
+            crate::decision::Verdict::Ask => format!("asked about by {}", d.rule),
+            _ => d.reason.clone(),
+        };
         Decision {
             verdict: crate::decision::Verdict::Deny,
             rule: d.rule,
@@ -143,7 +147,8 @@ impl Revocations {
     }
 
     fn by_rule(&self, d: &Decision) -> Option<usize> {
-        if d.is_allow() {
+        // An allow, or a question (a revoked `ask` entry asks no more: it denies).
+        if d.is_allow() || d.verdict == crate::decision::Verdict::Ask {
             self.rules.get(&*d.rule).copied()
         } else {
             None
@@ -169,7 +174,8 @@ impl Revocations {
     }
 
     pub(crate) fn command(&self, d: Decision, program: Option<&Path>, args: &[String]) -> Decision {
-        if !d.is_allow() {
+        // An allow, or a question: a revoked command is neither let run nor asked about.
+        if !d.is_allow() && d.verdict != crate::decision::Verdict::Ask {
             return d;
         }
         let by_pattern = program.and_then(|_| {

@@ -608,6 +608,30 @@ fn rule_revocations_leave_the_grant_out_of_views() {
 }
 
 #[test]
+fn a_revoked_command_or_ask_entry_is_not_asked_about() {
+    let mut p = policy(
+        "version = 1\n[commands]\nask = [\"cat **\", \"ls **\"]\n[network]\nask = [\"asked.test\", \"other.test\"]\n",
+    );
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(p.check_command(&argv(&["cat", "x"]), Path::new("/")).verdict, Verdict::Ask);
+    assert_eq!(p.decide_connect("other.test", 8080).verdict, Verdict::Ask);
+    let list = vec![
+        (Revocation::Command("cat **".into()), None),
+        (Revocation::Rule("commands.ask[1]".into()), None),
+        (Revocation::Rule("network.ask[1]".into()), None),
+    ];
+    p.set_revocations(&list, Path::new("revocations.toml")).unwrap();
+    for a in [&["cat", "x"][..], &["ls", "-l"][..]] {
+        let d = p.check_command(&argv(a), Path::new("/"));
+        assert_eq!(d.verdict, Verdict::Deny, "{a:?}: {d:?}");
+        assert!(d.reason.contains("revoked by") && d.reason.contains("asked about by"), "{}", d.reason);
+    }
+    let d = p.decide_connect("other.test", 8080);
+    assert!(d.verdict == Verdict::Deny && d.reason.contains("revoked"), "{d:?}");
+    assert_eq!(p.decide_connect("asked.test", 443).verdict, Verdict::Ask, "what was not revoked still asks");
+}
+
+#[test]
 fn revoking_a_restriction_is_refused() {
     for id in [
         "filesystem.deny[0]",

@@ -205,6 +205,16 @@ pub enum SetupError {
         /// Why `chdir` failed.
         source: OsError,
     },
+    /// The working directory is another directory than the call was decided in.
+    #[error("cwd {} is no longer the directory the call was decided in (device {}, inode {}; now {}, {})", path.display(), want.0, want.1, found.0, found.1)]
+    CwdChanged {
+        /// The spec's working directory.
+        path: PathBuf,
+        /// The device and inode it had when the call was decided.
+        want: (u64, u64),
+        /// What it is now.
+        found: (u64, u64),
+    },
     /// Forking the target.
     #[error("fork of the target failed: {0}")]
     ForkTarget(OsError),

@@ -32,6 +32,11 @@ pub struct SandboxSpec {
     pub argv: Vec<String>,
     /// Absolute working directory; the same path inside the sandbox.
     pub cwd: PathBuf,
+    /// The device and inode `cwd` had when the call was decided: the child starts only
+    /// in that very directory (a path a call could have re-pointed meanwhile, through a
+    /// symlink or a rename, fails the start instead). `None`: not checked.
+    #[serde(default)]
+    pub cwd_identity: Option<(u64, u64)>,
     /// The complete environment of the child: nothing else is inherited.
     pub env: Vec<(String, String)>,
     /// Absolute, normalised paths the child may read and execute (recursive).
@@ -92,6 +97,7 @@ impl SandboxSpec {
             program: program.into(),
             argv,
             cwd: PathBuf::from("/"),
+            cwd_identity: None,
             env: Vec::new(),
             read_paths: Vec::new(),
             write_paths: Vec::new(),

@@ -23,6 +23,10 @@ pub(crate) struct ExecAuditor {
     /// `/bin/id`) gets that answer again instead of a second question; an exec another
     /// entry asks about, or from another directory, is asked again.
     last_asked: std::sync::Mutex<Option<(AskedExec, Decision)>>,
+    /// The call's own program, argv and decision, until its exec comes: an exec an `ask`
+    /// entry matches that is exactly that gets the call's decision (checked again against
+    /// the revocations) instead of a second question.
+    call: std::sync::Mutex<Option<(std::path::PathBuf, Vec<String>, Decision)>>,
 }
 
 /// An exec a person was asked about: its pid, the rule that asked, its argv and its cwd.
@@ -30,11 +34,31 @@ type AskedExec = (i32, String, Vec<String>, std::path::PathBuf);
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
-        ExecAuditor { inner, call_id, last_asked: std::sync::Mutex::new(None) }
+        ExecAuditor { inner, call_id, last_asked: std::sync::Mutex::new(None), call: std::sync::Mutex::new(None) }
+    }
+
+    /// The call's program (as its spec names it), argv and decision (see `call`).
+    pub(crate) fn with_call(self, program: &std::path::Path, argv: &[String], d: Decision) -> ExecAuditor {
+        let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+        *self.call.lock().unwrap_or_else(|p| p.into_inner()) = Some((program, argv.to_vec(), d));
+        self
     }
 
     /// A person's answer on an exec an `ask` entry matched, once per (pid, argv).
     fn ask(&self, policy: &Policy, d: Decision, e: &ExecRequest) -> Decision {
+        {
+            let mut call = self.call.lock().unwrap_or_else(|p| p.into_inner());
+            let is_the_call = |(program, argv, _): &(std::path::PathBuf, Vec<String>, Decision)| {
+                e.program.as_ref() == Some(program) && *argv == e.argv && !e.argv_lossy && e.interpreters.is_empty()
+            };
+            if let Some((program, argv, decided)) = call.take_if(|c| is_the_call(c)) {
+                let argv = argv.as_slice();
+                return self
+                    .inner
+                    .policy()
+                    .recheck(decided, &paddock_policy::Asked::Command { program: &program, argv });
+            }
+        }
         let key = (e.pid, d.rule.to_string(), e.argv.clone(), e.cwd.clone());
         let mut last = self.last_asked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, answer)) = last.as_ref() {
@@ -43,7 +67,7 @@ impl ExecAuditor {
             }
         }
         let answer = match &e.program {
-            Some(program) => self.inner.ask_exec(policy, d, &e.argv, program, &e.cwd),
+            Some(program) => self.inner.ask_exec(policy, d, e, program),
             None => deny("default", format!("{}; but the program does not resolve", d.reason)),
         };
         *last = Some((key, answer.clone()));
@@ -238,6 +262,7 @@ mod tests {
             problem: program.is_none().then(|| "a descriptor with no path".into()),
             argv: argv.iter().map(|s| s.to_string()).collect(),
             argv_truncated: false,
+            argv_lossy: false,
             cwd: PathBuf::from("/"),
         }
     }

@@ -240,6 +240,7 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
         problem: None,
         argv: Vec::new(),
         argv_truncated: false,
+        argv_lossy: false,
         cwd: PathBuf::new(),
     };
     // The working directory the kernel resolves a relative path (and a relative `#!`
@@ -269,6 +270,7 @@ fn read_request(fd: RawFd, req: &libc::seccomp_notif) -> Option<(ExecRequest, bo
             Ok(p) => match mem.string_array(argv_ptr) {
                 Ok((argv, complete)) => {
                     exec.argv = argv.iter().map(|b| lossy(b)).collect();
+                    exec.argv_lossy = argv.iter().any(|b| std::str::from_utf8(b).is_err());
                     exec.argv_truncated = !complete;
                     if !p.complete {
                         note(&mut exec, "the path is longer than PATH_MAX or unreadable".into());

@@ -87,6 +87,9 @@ pub struct ExecRequest {
     pub argv: Vec<String>,
     /// Some arguments (or their bytes) were left out: beyond the bounds or unreadable.
     pub argv_truncated: bool,
+    /// Some argument is not UTF-8: `argv` shows it lossily, so two different argvs can
+    /// read the same there (a person's answer about it holds for this exec only).
+    pub argv_lossy: bool,
     /// The working directory in the child's view (as read, when `problem` says it is not
     /// live; empty when it could not be read).
     pub cwd: PathBuf,

@@ -135,6 +135,14 @@ fn confine_tree(mut st: State, ns: Namespaces, view: View, cg: Option<CgroupEntr
     if let Err(e) = std::env::set_current_dir(&st.spec.cwd) {
         st.fail(SetupError::Cwd { path: st.spec.cwd.clone(), source: e.into() });
     }
+    if let Some(want) = st.spec.cwd_identity {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(".") {
+            Ok(m) if (m.dev(), m.ino()) == want => {}
+            Ok(m) => st.fail(SetupError::CwdChanged { path: st.spec.cwd.clone(), want, found: (m.dev(), m.ino()) }),
+            Err(e) => st.fail(SetupError::Cwd { path: st.spec.cwd.clone(), source: e.into() }),
+        }
+    }
     if !ns.pid {
         // Without a pid namespace, orphans must still come to us to be reaped.
         let _ = sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0);

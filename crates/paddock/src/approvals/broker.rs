@@ -36,6 +36,9 @@ pub enum Subject {
         /// The bytes a call is given on standard input; `None` when it reads none the
         /// agent chose here (`run`'s terminal, an exec in a call's tree).
         stdin: Option<Vec<u8>>,
+        /// Its argv is known only lossily (not UTF-8): an answer holds for it alone, never
+        /// for the session or always (another argv could read the same).
+        once_only: bool,
     },
     /// A connection.
     Network {
@@ -62,16 +65,18 @@ impl Subject {
         }
     }
 
-    /// The key of a session answer: exactly this program, argv, directory and standard
-    /// input, or this host and port. Every part is a JSON string (its length is told by its
+    /// The key of a session answer: exactly this program, argv (argv[0] included),
+    /// directory and standard input, or this host and port. Every part is a JSON string (its length is told by its
     /// quotes), so no two subjects share a key (`["cat"]` and `["cat", ""]`, an argument
     /// holding what a separator would be).
     fn key(&self) -> String {
         match self {
-            Subject::Command { argv, program, cwd, stdin } => {
+            Subject::Command { argv, program, cwd, stdin, .. } => {
                 use sha2::Digest;
                 let stdin = stdin.as_ref().map(|b| paddock_audit::hex::to_hex(&sha2::Sha256::digest(b)));
-                let parts = (program.to_string_lossy(), argv.get(1..).unwrap_or(&[]), cwd.to_string_lossy(), stdin);
+                // argv[0] too: a multi-call program acts as the name it is called by
+                // (`unxz` and `xzcat` are one program).
+                let parts = (program.to_string_lossy(), argv, cwd.to_string_lossy(), stdin);
                 format!("command {}", serde_json::to_string(&parts).unwrap_or_default())
             }
             Subject::Network { host, port } => format!("network {}", host.authority(*port)),
@@ -96,11 +101,39 @@ impl Subject {
         Some(format!("{} bytes: {head}{more}", b.len()))
     }
 
-    fn proposal(&self) -> Proposal {
+    /// The entry an "always" answer adds: a command by the name it was called by only
+    /// when `policy` resolves that name to the very program that runs (a `PATH` of the
+    /// call's own can put another `cat` first), else by its path.
+    fn proposal(&self, policy: &Policy) -> Proposal {
         match self {
-            Subject::Command { argv, program, .. } => Proposal::command(argv, program),
+            Subject::Command { argv, program, cwd, .. } => {
+                let by_name = argv.first().is_some_and(|a| {
+                    !a.contains('/') && policy.resolve_program(a, cwd).as_deref() == Some(program.as_path())
+                });
+                if by_name {
+                    return Proposal::command(argv, program);
+                }
+                let mut by_path = argv.clone();
+                if let Some(a0) = by_path.first_mut() {
+                    *a0 = program.to_string_lossy().into_owned();
+                }
+                Proposal::command(&by_path, program)
+            }
             Subject::Network { host, port } => Proposal::connect(host, *port),
         }
+    }
+
+    /// The program that runs, as a question names it.
+    fn program(&self) -> Option<String> {
+        match self {
+            Subject::Command { program, .. } => Some(program.to_string_lossy().into_owned()),
+            Subject::Network { .. } => None,
+        }
+    }
+
+    /// Whether an answer about it can hold beyond this one call or exec.
+    fn keepable(&self) -> bool {
+        !matches!(self, Subject::Command { once_only: true, .. })
     }
 
     /// `policy`'s decision on it.
@@ -168,7 +201,10 @@ impl Broker {
     pub fn resolve(&self, policy: &Policy, asked: Decision, subject: Subject) -> Decision {
         debug_assert_eq!(asked.verdict, Verdict::Ask);
         let key = subject.key();
-        let known = self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+        let known = match subject.keepable() {
+            true => self.session_answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied(),
+            false => None,
+        };
         if let Some(allow) = known {
             let how = if allow { "allowed" } else { "denied" };
             let d =
@@ -191,10 +227,13 @@ impl Broker {
 
     fn ask(&self, policy: &Policy, asked: Decision, subject: Subject, key: String) -> Decision {
         let timeout = policy.ask_timeout();
-        let proposal = subject.proposal();
+        let proposal = subject.proposal(policy);
         // An entry no loader would take is never offered (nor written: it would stop every
         // later load of the approved list).
         let proposed = match proposal.check() {
+            _ if !subject.keepable() => {
+                "nothing: its arguments are not UTF-8 text, so an answer holds for this exec only".to_string()
+            }
             Ok(()) => proposal.line("allow"),
             Err(e) => format!("nothing: no entry can name it ({e}); an answer holds once or for the session"),
         };
@@ -212,6 +251,7 @@ impl Broker {
             deadline_ms: now_ms() + timeout.as_millis() as u64,
             cwd: subject.cwd(),
             stdin: subject.stdin(),
+            program: subject.program(),
         };
         let record = Event::ApprovalAsk(ApprovalAsk {
             id: q.id.clone(),
@@ -264,7 +304,16 @@ impl Broker {
             &asked.rule,
             format!("`{}` was {how} {} by {} (question {})", q.subject, scope_words(a.scope), a.by, q.id),
         );
-        let approved_rule = self.keep(&q, &a, key, &proposal, &mut d);
+        let approved_rule = match subject.keepable() {
+            true => self.keep(&q, &a, key, &proposal, &mut d),
+            false => {
+                if a.scope != Scope::Once {
+                    d.reason =
+                        format!("{}; its arguments are not UTF-8 text, so it holds for this exec only", d.reason);
+                }
+                None
+            }
+        };
         self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);
         d
     }
@@ -362,6 +411,13 @@ impl Broker {
         }
         std::fs::rename(&tmp, &path)?;
         Ok(n)
+    }
+}
+
+impl Subject {
+    /// What the policy's [`Policy::recheck`] takes.
+    pub(crate) fn asked(&self) -> paddock_policy::Asked<'_> {
+        subject_ref(self)
     }
 }
 

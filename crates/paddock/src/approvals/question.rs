@@ -34,6 +34,10 @@ pub struct Question {
     /// answer for the session holds for these very bytes only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
+    /// The program a command runs (its path: the name it was called by may resolve to
+    /// another program in the call's `PATH` than in the policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
 }
 
 /// A question as `paddock approvals --json` and `GET /v1/approvals` list it.
@@ -61,6 +65,9 @@ pub struct Listed<'a> {
     /// What a command call is given on its standard input.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<&'a str>,
+    /// The program a command runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<&'a str>,
 }
 
 impl Question {
@@ -77,6 +84,7 @@ impl Question {
             asked_at: &self.asked_at,
             cwd: self.cwd.as_deref(),
             stdin: self.stdin.as_deref(),
+            program: self.program.as_deref(),
         }
     }
 
@@ -85,6 +93,9 @@ impl Question {
     pub fn describe(&self) -> String {
         use paddock_audit::Escaped;
         let mut given = String::new();
+        if let Some(program) = &self.program {
+            given += &format!("\n  runs: {}", Escaped(program));
+        }
         if let Some(cwd) = &self.cwd {
             given += &format!("\n  in directory: {}", Escaped(cwd));
         }

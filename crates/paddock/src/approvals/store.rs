@@ -187,6 +187,7 @@ mod tests {
             deadline_ms,
             cwd: None,
             stdin: None,
+            program: None,
         }
     }
 

@@ -54,13 +54,18 @@ impl Inner {
         Ok(Arc::clone(self.approvals.get_or_init(|| Arc::new(broker))))
     }
 
-    /// `d` when it is not an ask; else a person's answer (or a denial when no one can be asked).
+    /// `d` when it is not an ask; else a person's answer (or a denial when no one can be
+    /// asked), decided again under the revocations in force once it came: a revocation
+    /// saved while the question waited cuts the answer.
     fn resolve(&self, policy: &Policy, d: Decision, subject: Subject) -> Decision {
         if d.verdict != Verdict::Ask {
             return d;
         }
         match self.approvals.get() {
-            Some(b) => b.resolve(policy, d, subject),
+            Some(b) => {
+                let answer = b.resolve(policy, d, subject.clone());
+                self.policy().recheck(answer, &subject.asked())
+            }
             None => Decision {
                 verdict: Verdict::Deny,
                 reason: format!("{}; but nobody can be asked here (this session takes no questions): denied", d.reason),
@@ -100,6 +105,7 @@ impl Inner {
                         program: program.clone(),
                         cwd: cwd.to_path_buf(),
                         stdin: stdin.map(|s| s.as_bytes().to_vec()),
+                        once_only: false,
                     };
                     let a = self.resolve(&policy, d, subject);
                     *answer = Some(a.clone());
@@ -117,20 +123,21 @@ impl Inner {
     }
 
     /// [`Inner::resolve`] for an exec in a call's tree (`scope = "tree"`): the exec waits
-    /// in the kernel while a person is asked.
+    /// in the kernel while a person is asked. An argv that is not UTF-8 gets an answer for
+    /// this exec only.
     pub(crate) fn ask_exec(
         &self,
         policy: &Policy,
         d: Decision,
-        argv: &[String],
+        e: &paddock_sandbox::ExecRequest,
         program: &Path,
-        cwd: &Path,
     ) -> Decision {
         let subject = Subject::Command {
-            argv: argv.to_vec(),
+            argv: e.argv.clone(),
             program: program.to_path_buf(),
-            cwd: cwd.to_path_buf(),
+            cwd: e.cwd.clone(),
             stdin: None,
+            once_only: e.argv_lossy,
         };
         self.resolve(policy, d, subject)
     }

@@ -191,7 +191,12 @@ impl Inner {
         let t = Instant::now();
         let exec_supervisor = match running.take_exec_listener() {
             Some(fd) => {
-                let auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
+                let mut auditor = crate::exec_audit::ExecAuditor::new(Arc::clone(self), call.call_id.clone());
+                if decision.is_allow() {
+                    // The call's own program starting is the call: a person who answered
+                    // its question is not asked again about that exec.
+                    auditor = auditor.with_call(&spec.program, &spec.argv, decision.clone());
+                }
                 match paddock_sandbox::supervise(fd, Arc::new(auditor)) {
                     Ok(s) => {
                         phase("exec supervisor start", t);

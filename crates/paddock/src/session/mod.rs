@@ -26,7 +26,7 @@
 //! per-policy zygote and its port leases; `revocations` the revocation list; `plan`
 //! decides a call into a plan and its child (pure); `config` what a session is built from.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +55,12 @@ use inner::Inner;
 use outcome::{http_outcome, outcome};
 use plan::{plan, resolve_cwd, Child, Plan};
 use zygote::SessionZygote;
+
+/// The device and inode of directory `dir` now (symlinks followed, as `chdir` follows them).
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+}
 
 /// How many times a call is decided when the revocation list keeps changing between its
 /// decision and its `call.start` (each time nothing ran); the last time, the call fails.
@@ -208,29 +214,50 @@ impl Session {
                 attempt += 1;
                 // A command call that asks waits here, before its sandbox starts; its answer
                 // is decided under the policy in force once it came.
+                // A command is decided, asked about and run in one directory: where it will
+                // run (one the sandbox cannot see is the workspace), as it is now (device and
+                // inode: a symlink or rename that re-points its path meanwhile fails the start).
+                let mut decided_in: Option<(PathBuf, Option<(u64, u64)>)> = None;
                 let (policy, answered) = match &call {
                     ToolCall::Command { argv, cwd, stdin, .. } if !argv.is_empty() => {
-                        let cwd = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
-                        let (policy, decided) = inner.decide_asked(argv, &cwd, stdin.as_deref(), &mut answer);
+                        let requested = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
+                        let dir = spec::run_dir(&inner.policy(), &requested);
+                        decided_in = Some((dir.clone(), identity(&dir)));
+                        let (policy, decided) = inner.decide_asked(argv, &dir, stdin.as_deref(), &mut answer);
                         (policy, decided.answered())
                     }
                     _ => (inner.policy(), None),
                 };
                 // The zygote (and its filesystem view) only once a call is allowed to run.
                 let mut zygote: Option<Option<Arc<SessionZygote>>> = None;
-                let this = match (call.clone(), inner.broker()) {
+                let mut this = call.clone();
+                if let (ToolCall::Command { cwd, .. }, Some((dir, _))) = (&mut this, &decided_in) {
+                    if let Some(d) = dir.to_str() {
+                        *cwd = Some(d.to_string());
+                    }
+                }
+                let this = match (this, inner.broker()) {
                     (ToolCall::HttpRequest { url, method, headers: Some(h), body }, Some(b)) => {
                         let headers = Some(h.into_iter().map(|(k, v)| (k, b.expand(&policy, &v))).collect());
                         ToolCall::HttpRequest { url, method, headers, body }
                     }
                     (call, _) => call,
                 };
-                let Plan { decision, target, cwd, child } = plan(&policy, this, answered, &mut || match zygote
+                let Plan { decision, target, cwd, mut child } = plan(&policy, this, answered, &mut || match zygote
                     .get_or_insert_with(|| inner.zygote_for(&policy))
                 {
                     Some(z) => z.view(),
                     None => Arc::new(spec::fs_view(&policy)),
                 });
+                if let (Child::Run(spec), Some((dir, Some(id)))) = (&mut child, &decided_in) {
+                    // Where the call can write (a bind of the host's directory, so the same
+                    // device and inode), it could have re-pointed the path: it starts in
+                    // the directory it was decided in, or not at all.
+                    if spec.write_paths.iter().any(|w| dir.starts_with(w)) {
+                        spec.cwd = dir.clone();
+                        spec.cwd_identity = Some(*id);
+                    }
+                }
                 let record = inner.call_record(target, &decision, &cwd, &policy);
                 let call_id = record.call_id.clone();
                 if is_http {
