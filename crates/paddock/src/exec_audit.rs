@@ -223,8 +223,22 @@ fn foreign_argv0<'a>(policy: &Policy, argv: &'a [String], program: &std::path::P
     if program.file_name().is_some_and(|n| n.as_encoded_bytes() == name.as_bytes()) {
         return None;
     }
-    let same = policy.resolve_program(name, std::path::Path::new("/")).is_some_and(|p| p == program);
+    let same = resolve_in_trusted_path(policy, name).is_some_and(|p| p == program);
     (!same).then_some(a0.as_str())
+}
+
+/// `name` looked up in the sandbox's `PATH` as the sandbox sees it, in the directories a
+/// call can neither write (it could plant the name there: a `git-commit` link to git in
+/// an activated `.venv/bin`) nor not see (a pyenv shim outside the view would stand for a
+/// program the sandbox never runs); the program it names, canonical.
+fn resolve_in_trusted_path(policy: &Policy, name: &str) -> Option<std::path::PathBuf> {
+    policy
+        .sandbox_path()
+        .split(':')
+        .map(std::path::Path::new)
+        .filter(|d| d.is_absolute())
+        .filter(|d| policy.decide_read(d).is_allow() && !policy.decide_write(d).is_allow())
+        .find_map(|d| paddock_policy::resolve_program(name, &d.to_string_lossy(), std::path::Path::new("/")))
 }
 
 trait AllowedNote {
@@ -269,7 +283,7 @@ mod tests {
 
     #[test]
     fn argv0_naming_another_program_is_refused_under_tree() {
-        let p = policy("version = 1\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\n");
+        let p = policy("version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\"]\n[commands]\nscope = \"tree\"\nallow = [\"ls **\", \"sh **\"]\n");
         // The control: the program's own name, a path to it, a login shell's dash.
         assert!(decide(&p, &exec(Some("/bin/ls"), &["ls", "-l"])).is_allow());
         assert!(decide(&p, &exec(Some("/bin/ls"), &["/bin/ls", "-l"])).is_allow());
@@ -286,6 +300,24 @@ mod tests {
             assert_eq!((d.is_allow(), &*d.rule), (false, "default"), "{a0}: {}", d.reason);
             assert!(d.reason.contains("argv[0]"), "{}", d.reason);
         }
+        // A name the call could plant in a PATH directory it may write (an activated
+        // `.venv/bin`) does not make argv[0] the program's; the same name in a directory
+        // it may only read does; a PATH directory outside the view does not count.
+        let ws = tempfile::tempdir().unwrap();
+        let bin = ws.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink("/bin/ls", bin.join("ls-remove")).unwrap();
+        let text = |write: &str| {
+            format!(
+                "version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\", {b:?}]\nwrite = [{write}]\n[env]\nset = {{ PATH = \"/nonexistent-shims:{b}:/usr/bin:/bin\" }}\n[commands]\nscope = \"tree\"\nallow = [\"/bin/ls **\"]\n",
+                b = bin.display()
+            )
+        };
+        let planted = policy(&text(&format!("{:?}", ws.path().display().to_string())));
+        let d = decide(&planted, &exec(Some("/bin/ls"), &["ls-remove", "-l"]));
+        assert!(!d.is_allow() && d.reason.contains("argv[0]"), "{}", d.reason);
+        let kept = policy(&text(""));
+        assert!(decide(&kept, &exec(Some("/bin/ls"), &["ls-remove", "-l"])).is_allow());
         // Recorded only under "call".
         let p = policy("version = 1\n[commands]\nallow = [\"ls **\"]\n");
         assert!(decide(&p, &exec(Some("/bin/ls"), &["git-commit"])).is_allow());
