@@ -195,18 +195,31 @@ fn add_methods(
 /// bare `method` is not one: it is an ordinary field too often (Twilio's `Method=GET`, a
 /// payment method), and is decided as a key that mentions `method`.
 pub(crate) fn override_key(key: &str) -> bool {
-    const LETTERS: &[&str] = &["xhttpmethodoverride", "xhttpmethod", "xmethodoverride", "httpmethodoverride"];
+    const LETTERS: &[&str] =
+        &["xhttpmethodoverride", "xhttpmethod", "xmethodoverride", "httpmethodoverride", "methodoverride"];
     let cut = key.split('\0').next().unwrap_or_default();
-    let php = cut.trim_start().replace(['.', ' ', '['], "_").to_ascii_lowercase();
-    if php == "_method" || php.starts_with("_method_") {
+    // PHP: an array's name is what comes before its brackets; `.`, ` ` and an unclosed `[`
+    // become `_`.
+    let php = without_brackets(cut.trim_start()).replace(['.', ' ', '['], "_").to_ascii_lowercase();
+    if php == "_method" || php == "_method_" {
         return true;
     }
     [key, cut].iter().any(|k| {
         let letters: String = k.chars().filter(char::is_ascii_alphabetic).map(|c| c.to_ascii_lowercase()).collect();
-        (letters == "method" && !k.eq_ignore_ascii_case("method"))
+        // `method[]` and `method[0]` are the bare `method` as an array: ordinary fields.
+        (letters == "method" && !without_brackets(k).eq_ignore_ascii_case("method"))
             || (letters == "httpmethod" && k.trim_start().starts_with('_'))
             || LETTERS.contains(&letters.as_str())
     })
+}
+
+/// `key` without the bracket groups that end it (`a[]`, `a[0][b]`: `a`).
+fn without_brackets(key: &str) -> &str {
+    let mut k = key;
+    while let Some(open) = k.strip_suffix(']').and_then(|rest| rest.rfind('[')) {
+        k = &k[..open];
+    }
+    k
 }
 
 /// The method an override field's value names, upper case (`None`: empty, no method). A

@@ -410,6 +410,10 @@ deny = ["DELETE **"]
             // As CGI, WSGI and PHP read a header's name: `_` for `-`.
             ("x_http_method_override", "DELETE", "/x", false),
             ("X_Http_Method", "DELETE", "/x", false),
+            // lighttpd makes every byte of a name but letters and digits `_`.
+            ("x.http.method.override", "DELETE", "/x", false),
+            ("x~http~method~override", "DELETE", "/x", false),
+            ("x*http-method_override", "DELETE", "/x", false),
             // PHP cuts a key at a NUL.
             ("x-other", "", "/x?_method%00x=DELETE", false),
             // As `qs` (Express) and Rack read a key: `[_method]`, an array's first value.
@@ -433,6 +437,33 @@ deny = ["DELETE **"]
                 }
             }
         }
+    }
+
+    #[test]
+    fn override_fields_are_known_by_name_and_ordinary_fields_pass() {
+        let p = rules("allow = [\"POST /x\", \"GET /x\"]");
+        // Flask's `__METHOD_OVERRIDE__` is an override field: decided under the allow list.
+        for target in ["/x?__METHOD_OVERRIDE__=DELETE", "/x?__method_override__=delete"] {
+            assert!(matches!(decide(&p, Method::POST, target, &[]), RequestVerdict::Deny(_)), "{target}");
+        }
+        // A bare `method` as an array, and keys that only start with `_method_`, are
+        // ordinary fields (a checkbox list, an id): not refused for what they hold.
+        for target in ["/x?method[]=credit%20card", "/x?method[0]=card", "/x?method[]=a,b", "/x?_method_id=12"] {
+            assert!(matches!(decide(&p, Method::POST, target, &[]), RequestVerdict::Allow { .. }), "{target}");
+        }
+    }
+
+    #[test]
+    fn a_request_naming_too_many_methods_or_paths_is_refused() {
+        let p = rules("deny = [\"DELETE **\"]");
+        // Distinct override values: each would be decided with every path.
+        let many: Vec<String> = (0..100).map(|i| format!("_method=V{}", "A".repeat(i + 1))).collect();
+        let target = format!("/x?{}", many.join("&"));
+        let RequestVerdict::Deny(d) = decide(&p, Method::POST, &target, &[]) else { panic!("100 methods") };
+        assert!(d.reason.contains("at most 64"), "{d:?}");
+        // The same value a thousand times is one method.
+        let same = vec!["shipping_method=fast"; 1000].join("&");
+        assert!(matches!(decide(&p, Method::POST, &format!("/x?{same}"), &[]), RequestVerdict::Allow { .. }));
     }
 
     #[test]

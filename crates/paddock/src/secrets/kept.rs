@@ -24,9 +24,16 @@ pub(crate) const MAX_KEPT: usize = 4096;
 /// The rule of a request refused because its call keeps [`MAX_KEPT`] names already.
 pub(crate) const RULE_KEPT: &str = "proxy.overrides";
 
+/// The most method and path pairs kept under one request name (one request names at
+/// most 64 methods with 8 paths; requests of one name together at most this).
+pub(crate) const MAX_PAIRS: usize = 4096;
+
+/// The most bytes of kept pairs (methods, paths, where they were written) in one call.
+pub(crate) const MAX_BYTES: usize = 16 << 20;
+
 /// The overrides of one call's requests, by request name.
 #[derive(Debug, Default)]
-pub(crate) struct Kept(Mutex<HashMap<String, Vec<Taken>>>);
+pub(crate) struct Kept(Mutex<(HashMap<String, Vec<Taken>>, usize)>);
 
 impl Kept {
     /// Keeps what `req`, let through, asked for besides its request line (`pairs`, each
@@ -37,7 +44,8 @@ impl Kept {
         }
         let path = paddock_proxy::redact_path(req.path_and_query);
         let key = name(req.method.as_str(), req.host, req.port, &path);
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (kept, bytes) = &mut *guard;
         if !kept.contains_key(&key) && kept.len() >= MAX_KEPT {
             let reason = format!(
                 "this call sent requests with method or path overrides under {MAX_KEPT} names already; each is kept to be decided again while it streams, and no more are"
@@ -46,9 +54,19 @@ impl Kept {
         }
         let entry = kept.entry(key).or_default();
         for p in pairs {
-            if !entry.contains(&p) {
-                entry.push(p);
+            if entry.contains(&p) {
+                continue;
             }
+            let size = p.by.len() + p.method.len() + p.path.len();
+            if entry.len() >= MAX_PAIRS || *bytes + size > MAX_BYTES {
+                let reason = format!(
+                    "requests of this call took more methods and paths besides their own than are kept ({MAX_PAIRS} under one name, {} MiB in all) to be decided again while they stream",
+                    MAX_BYTES >> 20
+                );
+                return Err(Deny { rule: RULE_KEPT.into(), reason, exfiltration: false });
+            }
+            *bytes += size;
+            entry.push(p);
         }
         Ok(())
     }
@@ -56,8 +74,8 @@ impl Kept {
     /// The refusal, under `policy` as it stands, of what any request named as `e` is
     /// asked for besides its request line.
     pub(crate) fn decide(&self, policy: &Policy, e: &HttpEvent) -> Option<Deny> {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let pairs = kept.get(&name(&e.method, &e.host, e.port, &e.path))?;
+        let guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pairs = guard.0.get(&name(&e.method, &e.host, e.port, &e.path))?;
         decide_taken(policy, &e.host, e.port, pairs)
     }
 }
@@ -120,7 +138,7 @@ mod tests {
         keep(&kept, "/repos/x?x=1", Some("PUT")).unwrap();
         keep(&kept, "/repos/x?x=2", None).unwrap();
         keep(&kept, "/repos/x?x=1", Some("PUT")).unwrap();
-        assert_eq!(kept.0.lock().unwrap().values().map(Vec::len).sum::<usize>(), 1, "kept once");
+        assert_eq!(kept.0.lock().unwrap().0.values().map(Vec::len).sum::<usize>(), 1, "kept once");
         assert_eq!(kept.decide(&p, &event("/repos/x?x=")), None, "allowed as it stands");
         p.set_revocations(&[(Revocation::Rule("network.http[0].allow[1]".into()), None)], "r.toml".as_ref()).unwrap();
         let d = kept.decide(&p, &event("/repos/x?x=")).expect("the PUT rule revoked: refused");

@@ -86,15 +86,31 @@ pub(crate) struct Taken {
 /// an override that holds no plain method.
 pub(crate) fn taken(req: &RequestParts<'_>, extra: Vec<Named>) -> Result<Vec<Taken>, String> {
     let line = Named { place: String::new(), method: req.method.as_str().to_string(), scope: Scope::Full };
-    let mut methods = vec![line];
-    methods.extend(method_overrides(req.headers, req.path_and_query)?);
-    methods.extend(extra);
+    // Each method once (where it was first written), each path once: a request that names
+    // thousands (a 1 MiB form of `method=` pairs) costs one decision per distinct one.
+    let mut seen = std::collections::HashSet::new();
+    let mut methods = Vec::new();
+    let all = std::iter::once(line).chain(method_overrides(req.headers, req.path_and_query)?).chain(extra);
+    for m in all {
+        if seen.insert((m.method.clone(), m.scope)) {
+            methods.push(m);
+        }
+    }
     let mut paths = vec![(String::new(), req.path_and_query.to_string())];
     for (name, value) in req.headers.iter().filter(|(n, _)| named(n.as_str(), PATH_OVERRIDES)) {
         let Ok(path) = value.to_str() else {
             return Err(format!("a `{name}` header that is not text: the path a server would take is unknown"));
         };
-        paths.push((format!("`{name}`"), path.to_string()));
+        if !paths.iter().any(|(_, p)| p == path) {
+            paths.push((format!("`{name}`"), path.to_string()));
+        }
+    }
+    if methods.len() > MAX_METHODS || paths.len() > MAX_PATHS {
+        return Err(format!(
+            "the request names {} methods and {} paths a server could take instead of its own (at most {MAX_METHODS} and {MAX_PATHS} are decided): refused",
+            methods.len(),
+            paths.len()
+        ));
     }
     let mut pairs = Vec::new();
     for (i, m) in methods.iter().enumerate() {
@@ -125,6 +141,11 @@ pub(crate) fn decide_taken(policy: &Policy, host: &str, port: u16, pairs: &[Take
     })
 }
 
+/// The most distinct methods (the request line's included) and paths one request may name
+/// for a server to take: every pair is decided, and kept while the request streams.
+const MAX_METHODS: usize = 64;
+const MAX_PATHS: usize = 8;
+
 /// Headers through which a client names another method than its request line's (Google
 /// APIs, Rails, ASP.NET and others honour them on a `POST`), lower case as hyper keeps them.
 const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
@@ -132,11 +153,14 @@ const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "
 /// Headers through which a client names another path than its request line's.
 const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
-/// Whether header `name` is one of `list`, as a CGI, WSGI or PHP server reads a name (any
-/// case, `_` for `-`: `X_HTTP_METHOD_OVERRIDE` is `HTTP_X_HTTP_METHOD_OVERRIDE` to them too).
+/// Whether header `name` is one of `list`, as a CGI, WSGI or PHP server reads a name: by
+/// its letters and digits only, in any case (lighttpd makes every other byte `_`, so
+/// `X.HTTP.Method.Override` and `X_HTTP_METHOD_OVERRIDE` are `HTTP_X_HTTP_METHOD_OVERRIDE`).
 fn named(name: &str, list: &[&str]) -> bool {
-    let name = name.to_ascii_lowercase().replace('_', "-");
-    list.contains(&name.as_str())
+    let letters =
+        |s: &str| s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect::<String>();
+    let name = letters(name);
+    list.iter().any(|l| letters(l) == name)
 }
 
 /// Every method a server may take instead of the request line's, with where it was
