@@ -22,7 +22,9 @@ both_users!(
     a_directory_that_cannot_be_checked_is_said,
     what_was_moved_aside_stays_out_of_later_views,
     the_users_protected_symlinks_cannot_be_replaced,
-    a_session_call_cannot_replace_them_either
+    a_session_call_cannot_replace_them_either,
+    a_chain_of_the_users_symlinks_cannot_be_re_pointed,
+    a_directory_symlink_two_rules_pass_through_is_made_again_once
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -363,6 +365,87 @@ fn the_users_protected_symlinks_cannot_be_replaced(user: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(!o.err().contains("symlink") && !o.err().contains("created"), "{o}");
     assert_links_back(&f, &o.to_string());
+}
+
+/// Two chains of the user's symlinks under `protect` rules: `.claude/settings.json` →
+/// `../cfg/link2` → `../real.json`, and `.vscode/settings.json` → `../shared/settings.json`
+/// with `shared` → `config-v2`.
+fn make_chains(f: &Fixture) {
+    for d in [".claude", "cfg", ".vscode", "config-v2"] {
+        std::fs::create_dir_all(f.ws.join(d)).unwrap();
+        chown(&f.ws.join(d), f.user.uid());
+    }
+    std::fs::write(f.ws.join("real.json"), "{\"user\":1}").unwrap();
+    std::fs::write(f.ws.join("config-v2/settings.json"), "{\"user\":2}").unwrap();
+    for (p, t) in [
+        ("cfg/link2", "../real.json"),
+        (".claude/settings.json", "../cfg/link2"),
+        ("shared", "config-v2"),
+        (".vscode/settings.json", "../shared/settings.json"),
+    ] {
+        std::os::unix::fs::symlink(t, f.ws.join(p)).unwrap();
+    }
+}
+
+/// Replaces the symlink in the middle of each chain: a file for `cfg/link2`, a directory
+/// holding the call's settings for `shared`.
+const RE_POINT: &str = r#"set -e
+rm cfg/link2; echo '{"hooks":"evil"}' > cfg/link2
+rm shared; mkdir shared; echo '{"evil":1}' > shared/settings.json
+echo replaced"#;
+
+/// Found by an attack (H1; default policy, as root and as uid 65534): only the path a rule
+/// names and the final target were noted, so a call replaced the symlink in the middle of
+/// a chain and the rule's name led to its file after the call (exit 0, nothing said). Now
+/// each symlink the resolution passes through is noted and made again. Control: without
+/// the rules, the call's files stay.
+fn a_chain_of_the_users_symlinks_cannot_be_re_pointed(user: User) {
+    let f = Fixture::new(user);
+    make_chains(&f);
+    let o = f.run(&Pol::default(), &["sh", "-c", RE_POINT], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(read(&f.ws.join(".claude/settings.json")).contains("evil"), "control: re-pointed\n{o}");
+    assert!(read(&f.ws.join(".vscode/settings.json")).contains("evil"), "control: re-pointed\n{o}");
+
+    let f = Fixture::new(user);
+    make_chains(&f);
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", RE_POINT]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("replaced"), "the call ran\n{o}");
+    assert_eq!(read(&f.ws.join(".claude/settings.json")), "{\"user\":1}", "{o}");
+    assert_eq!(read(&f.ws.join(".vscode/settings.json")), "{\"user\":2}", "{o}");
+    assert_eq!(std::fs::read_link(f.ws.join("cfg/link2")).ok(), Some("../real.json".into()), "{o}");
+    assert_eq!(std::fs::read_link(f.ws.join("shared")).ok(), Some("config-v2".into()), "{o}");
+    for p in ["cfg/link2", "shared"] {
+        assert!(o.err().contains(&format!("replaced the symlink {}", f.ws.join(p).display())), "{p} not said\n{o}");
+    }
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), 2, "each replacement moved aside once: {aside:?}\n{o}");
+    let end = last_call_end(&f);
+    assert!(end.contains(&format!("\"from\":\"{}\"", f.ws.join("cfg/link2").display())), "{end}");
+    // The next call, doing nothing, moves nothing.
+    let o = run_default_in(&f, &f.ws, &["true"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("symlink") && !o.err().contains("created"), "{o}");
+    assert_eq!(moved_aside_under(&f.ws).len(), 2, "{o}");
+}
+
+/// Found by an attack (B1): a `.claude` directory symlink, which the default policy's
+/// `.claude/settings.json` and `.claude/settings.local.json` rules both pass through, was
+/// settled once per rule; removed by the call, it was made again by the first and taken
+/// for the call's by the second (a spurious `.claude.paddock-moved-*`, a false notice).
+fn a_directory_symlink_two_rules_pass_through_is_made_again_once(user: User) {
+    let f = Fixture::new(user);
+    std::fs::create_dir_all(f.ws.join("claude-real")).unwrap();
+    std::fs::write(f.ws.join("claude-real/settings.json"), "{}").unwrap();
+    std::os::unix::fs::symlink("claude-real", f.ws.join(".claude")).unwrap();
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "rm .claude && echo removed"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("removed"), "the call ran\n{o}");
+    assert_eq!(std::fs::read_link(f.ws.join(".claude")).ok(), Some("claude-real".into()), "{o}");
+    assert!(moved_aside_under(&f.ws).is_empty(), "nothing to move aside\n{o}");
+    assert_eq!(o.err().matches("paddock: the call").count(), 1, "said once\n{o}");
+    assert!(o.err().contains(&format!("removed the symlink {}", f.ws.join(".claude").display())), "{o}");
 }
 
 /// The same through `paddock mcp`: a session call is held to it.

@@ -26,6 +26,11 @@
 //! and the symlink made again with its target; one that cannot be made again is said
 //! (`restored.error`), and counts as a move that failed.
 //!
+//! So is every symlink the resolution of a literal path passes through, at every level of
+//! a chain ([`crate::chain`]: `.claude/settings.json` → `../cfg/link2` → `../real.json`),
+//! each by its own path, once however many rules pass through it: the view leaves each as
+//! it is, and the call could re-point the rule's name by replacing any one of them.
+//!
 //! Directories on the way are compared by [`Identity`] too: one the call removed and made
 //! again, under the inode number the old one freed, is not the one there at the start.
 
@@ -41,6 +46,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use crate::aside;
+use crate::chain;
 use crate::identity::{self, Identity, Status};
 
 /// The literal `deny` and `protect` paths absent at a call's start that the call could
@@ -118,11 +124,15 @@ impl AbsentPaths {
         let mut roots: HashMap<PathBuf, Option<Arc<OwnedFd>>> = HashMap::new();
         let mut noted = Vec::new();
         let literal = fs.deny.iter().chain(&fs.protect).filter(|r| !r.is_glob);
-        // Each rule's path as normalised (symlinks on the way resolved), and as named when
-        // that differs: a symlink there (the user's) is left as it is by the view.
+        // Each rule's path as normalised (symlinks on the way resolved), as named when
+        // that differs, and each symlink resolving it passes through (at every level of a
+        // chain): the view leaves a symlink as it is, and each is the user's.
         let paths = literal.flat_map(|r| {
             let named = as_named(r, &fs.write).filter(|n| n.as_path() != Path::new(&r.pattern));
-            std::iter::once((r, PathBuf::from(&r.pattern))).chain(named.map(|n| (r, n)))
+            let links = chain::links_on_the_way(named.as_deref().unwrap_or(Path::new(&r.pattern)));
+            std::iter::once((r, PathBuf::from(&r.pattern)))
+                .chain(named.map(|n| (r, n)))
+                .chain(links.into_iter().map(move |l| (r, l)))
         });
         for (r, p) in paths {
             let p = p.as_path();
@@ -133,15 +143,23 @@ impl AbsentPaths {
             };
             let root = roots.entry(w.path.clone()).or_insert_with(|| aside::open_root(&w.path).ok().map(Arc::new));
             let Some(root) = root.clone() else { continue }; // no root: nothing to create under
-            let Ok(names) = aside::normal_components(p.strip_prefix(&w.path).unwrap_or(p)) else { continue };
-            // Once per path (a deny and a protect rule may name the same one): settled
-            // twice, the user's symlink made again by the first would be the second's to move.
-            if names.is_empty() || noted.iter().any(|n: &Noted| n.root_path == w.path && n.names == names) {
+            let Ok(mut names) = aside::normal_components(p.strip_prefix(&w.path).unwrap_or(p)) else { continue };
+            if names.is_empty() {
                 continue;
             }
-            if let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) {
-                noted.push(Noted { rule: r.id.to_string(), root, root_path: w.path.clone(), names, first, was, dirs });
+            let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) else { continue };
+            // A symlink is noted by its own path: the walk after the call goes no further
+            // (what lies beyond it is not the call's way to the path).
+            if was.as_ref().is_some_and(|w| w.link.is_some()) {
+                names.truncate(first + 1);
             }
+            // Once per path (a deny and a protect rule may name the same one, two rules may
+            // pass through one `.claude` symlink): settled twice, the user's symlink made
+            // again by the first would be the second's to move.
+            if noted.iter().any(|n: &Noted| n.root_path == w.path && n.names == names) {
+                continue;
+            }
+            noted.push(Noted { rule: r.id.to_string(), root, root_path: w.path.clone(), names, first, was, dirs });
         }
         AbsentPaths(noted)
     }
@@ -301,8 +319,13 @@ impl Noted {
                 Ok(Some(st)) => st,
                 Err(e) => return Some(self.failed(&path, format!("it cannot be looked at: {e}"))),
             };
-            if i == self.first && self.was.as_ref().is_some_and(|w| w.holds(&st)) {
-                return None; // the file or symlink that was there at the start, unchanged
+            // The file or symlink that was there at the start, unchanged (a symlink with
+            // the same target: no call can change one in place, yet it costs one read).
+            if i == self.first
+                && self.was.as_ref().is_some_and(|w| w.holds(&st))
+                && self.link().is_none_or(|l| identity::link_target(at, name).is_ok_and(|t| t == l))
+            {
+                return None;
             }
             // A directory on the way that is not the one there at the start, or one where
             // the user's symlink was: the call's, moved whole.
@@ -325,12 +348,18 @@ impl Noted {
                     // directory on the way that moved leaves it no place.
                     let place =
                         if i == self.first { Ok(at) } else { Err("a directory on the way to it was replaced".into()) };
+                    let mut restored = self.restore(place);
+                    if let Some(r) = restored.as_mut().filter(|_| i < self.first) {
+                        // What moved is the user's directory on the way, not the symlink:
+                        // the notice says so.
+                        r.path = self.first_path().to_string_lossy().into_owned();
+                    }
                     MovedAside {
                         rule: self.rule.clone(),
                         from: path.to_string_lossy().into_owned(),
                         to: path.with_file_name(to).to_string_lossy().into_owned(),
                         error: String::new(),
-                        restored: self.restore(place),
+                        restored,
                     }
                 }
                 Err(e) => {
@@ -367,7 +396,7 @@ impl Noted {
             Err(why) => why,
         };
         tracing::debug!(rule = %self.rule, error = %error, "the user's symlink under a deny or protect rule, replaced or removed by the call: made again");
-        Some(Restored { target: String::from_utf8_lossy(link).into_owned(), error })
+        Some(Restored { target: String::from_utf8_lossy(link).into_owned(), error, path: String::new() })
     }
 
     fn failed(&self, path: &Path, error: String) -> MovedAside {
@@ -402,16 +431,22 @@ pub fn describe(m: &MovedAside) -> String {
                 paddock_audit::Escaped(&r.error)
             )
         };
+        // What was at `from`: the symlink, or a directory on the way to it.
+        let was = if r.path.is_empty() {
+            format!("the symlink {from}")
+        } else {
+            format!("the directory {from} on the way to the symlink {}", paddock_audit::Escaped(&r.path))
+        };
         return if !m.error.is_empty() {
             format!(
-                "paddock: the call replaced the symlink {from}, which {rule} covers, and what it put there could not be moved aside: {}; it is still there, and {again}",
+                "paddock: the call replaced {was}, which {rule} covers, and what it put there could not be moved aside: {}; it is still there, and {again}",
                 paddock_audit::Escaped(&m.error)
             )
         } else if m.to.is_empty() {
-            format!("paddock: the call removed the symlink {from}, which {rule} covers: {again}")
+            format!("paddock: the call removed {was}, which {rule} covers: {again}")
         } else {
             format!(
-                "paddock: the call replaced the symlink {from}, which {rule} covers: what it put there is moved aside to {}, and {again}",
+                "paddock: the call replaced {was}, which {rule} covers: what it put there is moved aside to {}, and {again}",
                 paddock_audit::Escaped(&m.to)
             )
         };
@@ -643,6 +678,100 @@ mod tests {
         assert_eq!(std::fs::read_link(ws.join(".claude")).unwrap(), shared);
         assert_eq!(std::fs::read_to_string(shared.join("settings.json")).unwrap(), "{}");
         assert!(!any_failed(&moved));
+    }
+
+    /// Found by an attack (H1): a chain of symlinks under a literal rule. Only the named
+    /// path and the final target were noted; the link in the middle (`cfg/link2`), or a
+    /// directory symlink the target runs through (`shared`), was the call's to replace.
+    #[test]
+    fn every_symlink_of_a_chain_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().canonicalize().unwrap().join("ws");
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        std::fs::create_dir_all(ws.join("cfg")).unwrap();
+        std::fs::write(ws.join("real.json"), "{\"user\":1}").unwrap();
+        symlink("../real.json", ws.join("cfg/link2")).unwrap();
+        symlink("../cfg/link2", ws.join(".claude/settings.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        assert!(absent.settle().is_empty(), "the same links: nothing moves");
+        std::fs::remove_file(ws.join("cfg/link2")).unwrap();
+        std::fs::write(ws.join("cfg/link2"), "{\"hooks\":\"evil\"}").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join("cfg/link2").to_string_lossy());
+        assert_eq!(std::fs::read_to_string(&moved[0].to).unwrap(), "{\"hooks\":\"evil\"}");
+        assert_eq!(std::fs::read_link(ws.join("cfg/link2")).unwrap(), Path::new("../real.json"));
+        assert_eq!(std::fs::read_to_string(ws.join(".claude/settings.json")).unwrap(), "{\"user\":1}");
+        assert!(!any_failed(&moved));
+
+        // The directory variant: the link's target runs through `shared` → `config-v2`.
+        std::fs::create_dir_all(ws.join(".vscode")).unwrap();
+        std::fs::create_dir_all(ws.join("config-v2")).unwrap();
+        std::fs::write(ws.join("config-v2/settings.json"), "{}").unwrap();
+        symlink("config-v2", ws.join("shared")).unwrap();
+        symlink("../shared/settings.json", ws.join(".vscode/settings.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.vscode/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_file(ws.join("shared")).unwrap();
+        std::fs::create_dir(ws.join("shared")).unwrap();
+        std::fs::write(ws.join("shared/settings.json"), "evil").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join("shared").to_string_lossy(), "the call's directory moves whole");
+        assert!(describe(&moved[0]).contains("replaced the symlink"), "{}", describe(&moved[0]));
+        assert_eq!(std::fs::read_link(ws.join("shared")).unwrap(), Path::new("config-v2"));
+        assert_eq!(std::fs::read_to_string(ws.join(".vscode/settings.json")).unwrap(), "{}");
+        assert!(!any_failed(&moved));
+    }
+
+    /// Found by an attack (B1): a `.claude` directory symlink that two rules pass through
+    /// is settled once; the second rule took the symlink the first made again for the
+    /// call's, moved it aside and said so.
+    #[test]
+    fn a_directory_symlink_two_rules_pass_through_is_settled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, shared) = (dir.path().join("ws"), dir.path().join("shared"));
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&shared).unwrap();
+        symlink(&shared, ws.join(".claude")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\", \"${WORKSPACE}/.claude/settings.local.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        std::fs::remove_file(ws.join(".claude")).unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert!(moved[0].to.is_empty(), "nothing of the call's to move: {moved:?}");
+        assert_eq!(std::fs::read_link(ws.join(".claude")).unwrap(), shared);
+        let names: Vec<_> = std::fs::read_dir(&ws).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [".claude"], "no spurious move");
+    }
+
+    /// A real directory on the way to the user's symlink, renamed away and made again by
+    /// the call: the notice names it as the directory it was, not as the symlink.
+    #[test]
+    fn a_directory_on_the_way_to_a_symlink_is_called_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        symlink("/some/shared.json", ws.join(".claude/settings.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        std::fs::rename(ws.join(".claude"), ws.join(".claude-old")).unwrap();
+        std::fs::create_dir(ws.join(".claude")).unwrap();
+        std::fs::write(ws.join(".claude/settings.json"), "planted").unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join(".claude").to_string_lossy());
+        let line = describe(&moved[0]);
+        assert!(
+            line.contains(&format!(
+                "replaced the directory {} on the way to the symlink {}",
+                ws.join(".claude").display(),
+                ws.join(".claude/settings.json").display()
+            )),
+            "{line}"
+        );
+        assert!(!line.contains("replaced the symlink"), "{line}");
     }
 
     /// A directory on the way removed and made again by the call, which the filesystem

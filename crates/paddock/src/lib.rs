@@ -62,6 +62,7 @@ pub mod api;
 pub mod approvals;
 mod aside;
 mod call;
+mod chain;
 mod exec_audit;
 pub mod exec_rights;
 mod file_stamp;

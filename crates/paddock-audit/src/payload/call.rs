@@ -172,6 +172,10 @@ pub struct Restored {
     /// Why it could not be made again; empty when it was.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// The symlink's own path where it is not `from`: `from` is then a directory on the way
+    /// to it (a real one, the user's) that the call replaced. Empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 impl CallOutcome {

@@ -491,7 +491,7 @@ fn restore(place: Result<std::os::fd::BorrowedFd<'_>, String>, name: &std::ffi::
         Err(why) => why,
     };
     tracing::debug!(name = %name.to_string_lossy(), error = %error, "the user's symlink under a deny or protect glob, replaced or removed by the call: made again");
-    Restored { target: String::from_utf8_lossy(link).into_owned(), error }
+    Restored { target: String::from_utf8_lossy(link).into_owned(), error, path: String::new() }
 }
 
 /// The directories in `failed` as `call.end` names them, each once.

@@ -1,0 +1,117 @@
+//! The symlinks a path's resolution passes through. A literal `deny` or `protect` path is
+//! resolved when the policy loads, and the view masks or binds where it leads; a symlink
+//! on the way (`.claude/settings.json` → `../cfg/link2` → `../real.json`, or a directory
+//! `shared` → `config-v2`) is left as it is by the view, so a call under a write grant
+//! could replace any of them and re-point the rule's name at a file of its own.
+//! [`crate::absent`] notes each of them as the user's and makes it again after the call.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+/// The kernel's bound on symlinks followed in one resolution (`MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// Each symlink that resolving the absolute path `path` passes through, at every level of
+/// a chain (a symlink whose target holds another), named by its own path with the
+/// directories before it resolved; in the order met, each once, at most [`MAX_LINKS`]
+/// followed. The walk stops where a component is absent or cannot be looked at.
+pub(crate) fn links_on_the_way(path: &Path) -> Vec<PathBuf> {
+    let mut links: Vec<PathBuf> = Vec::new();
+    let mut followed = 0;
+    // What is left to resolve, the next component last.
+    let mut todo: Vec<OsString> = Vec::new();
+    push_components(&mut todo, path);
+    let mut at = PathBuf::from("/");
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&next) else { break };
+        if !meta.file_type().is_symlink() {
+            at = next;
+            continue;
+        }
+        let Ok(target) = std::fs::read_link(&next) else { break };
+        followed += 1;
+        if followed > MAX_LINKS {
+            break; // a loop, or a chain the kernel would refuse (ELOOP)
+        }
+        if !links.contains(&next) {
+            links.push(next);
+        }
+        if target.is_absolute() {
+            at = PathBuf::from("/");
+        }
+        push_components(&mut todo, &target);
+    }
+    links
+}
+
+/// Pushes the names of `path` (`..` kept, `.` and the root dropped) onto `todo`, the
+/// first last.
+fn push_components(todo: &mut Vec<OsString>, path: &Path) {
+    let names: Vec<OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    todo.extend(names.into_iter().rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// The attack's two shapes: a link whose target is another link, and a link whose
+    /// target runs through a directory symlink.
+    #[test]
+    fn every_link_of_a_chain_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        std::fs::create_dir_all(ws.join("cfg")).unwrap();
+        std::fs::write(ws.join("real.json"), "{}").unwrap();
+        symlink("../real.json", ws.join("cfg/link2")).unwrap();
+        symlink("../cfg/link2", ws.join(".claude/settings.json")).unwrap();
+        assert_eq!(
+            links_on_the_way(&ws.join(".claude/settings.json")),
+            [ws.join(".claude/settings.json"), ws.join("cfg/link2")]
+        );
+
+        std::fs::create_dir_all(ws.join(".vscode")).unwrap();
+        std::fs::create_dir_all(ws.join("config-v2")).unwrap();
+        std::fs::write(ws.join("config-v2/settings.json"), "{}").unwrap();
+        symlink("config-v2", ws.join("shared")).unwrap();
+        symlink("../shared/settings.json", ws.join(".vscode/settings.json")).unwrap();
+        assert_eq!(
+            links_on_the_way(&ws.join(".vscode/settings.json")),
+            [ws.join(".vscode/settings.json"), ws.join("shared")]
+        );
+
+        // An absolute target, a directory symlink first on the way, and a dangling end.
+        symlink(ws.join(".claude"), ws.join("c")).unwrap();
+        symlink("/nonexistent/x", ws.join("cfg/gone")).unwrap();
+        symlink(ws.join("cfg/gone"), ws.join(".claude/local.json")).unwrap();
+        assert_eq!(
+            links_on_the_way(&ws.join("c/local.json")),
+            [ws.join("c"), ws.join(".claude/local.json"), ws.join("cfg/gone")]
+        );
+        // No symlink: nothing.
+        assert!(links_on_the_way(&ws.join("real.json")).is_empty());
+    }
+
+    #[test]
+    fn a_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().canonicalize().unwrap();
+        symlink("b", ws.join("a")).unwrap();
+        symlink("a", ws.join("b")).unwrap();
+        assert_eq!(links_on_the_way(&ws.join("a/x")), [ws.join("a"), ws.join("b")]);
+    }
+}
