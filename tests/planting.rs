@@ -238,6 +238,13 @@ true";
         assert_eq!(o.code(), 0, "{o}");
     }
     assert!(!f.ws.join("fsmon-ran").exists() && !f.ws.join("wt/fsmon-ran").exists(), "fsmonitor ran on the host");
+
+    // A session's calls are held to it too.
+    let answer = mcp_shell_call(&f, plant);
+    assert_eq!(read(&bare.join("config")), config, "a session call rewrote the config\n{answer}");
+    for p in &planted {
+        assert!(std::fs::symlink_metadata(p).is_err(), "a session call left {}\n{answer}", p.display());
+    }
 }
 
 /// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was
