@@ -17,6 +17,7 @@ both_users!(
     new_glob_matches_are_moved_aside,
     git_keeps_working_in_the_workspace,
     a_repository_made_in_the_workspace_keeps_no_config_or_hooks,
+    a_git_directory_a_dot_git_file_names_keeps_its_config_and_hooks,
     a_session_call_is_held_to_it,
     a_session_call_after_quiet_calls_is_held_to_it,
     a_directory_that_cannot_be_checked_is_said,
@@ -181,6 +182,71 @@ git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m fi
     let o = run_default_in(&f, &f.ws, &["sh", "-c", "echo ../../../evil > sub/.git/modules/x/commondir"]);
     assert_eq!(o.code(), 0, "{o}");
     assert!(!module.join("commondir").exists(), "the submodule's commondir was left\n{o}");
+}
+
+/// Found by an attack: a workspace whose `.git` is a file (`gitdir: ./.bare`, the "bare
+/// repository plus worktrees" layout) got no git protection: the call set
+/// `core.fsmonitor` in `.bare/config` and wrote `.bare/hooks/pre-commit`, and git on the
+/// host ran both. The directory a `.git` file there at the start names (and a linked
+/// worktree's, and its common directory) is protected as a `.git` directory is.
+fn a_git_directory_a_dot_git_file_names_keeps_its_config_and_hooks(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+git init -q --bare .bare && echo 'gitdir: ./.bare' > .git && git config core.bare false
+git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m first
+git worktree add -q -b w wt";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let bare = f.ws.join(".bare");
+    let wt = bare.join("worktrees/wt");
+    let config = read(&bare.join("config"));
+    let commondir = read(&wt.join("commondir"));
+    let plant = "git config core.fsmonitor 'echo FSMON > fsmon-ran; false'
+printf '#!/bin/sh\\necho HOOK\\n' > .bare/hooks/pre-commit; chmod +x .bare/hooks/pre-commit
+printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' > .bare/config.worktree
+printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' > .bare/worktrees/wt/config.worktree
+(cd wt && git config core.hooksPath /tmp)
+echo ../../../evil > .bare/worktrees/wt/commondir
+true";
+    let planted = [bare.join("hooks/pre-commit"), bare.join("config.worktree"), wt.join("config.worktree")];
+
+    // Control: without the rules (the fixture's own policy) it all lands.
+    let o = f.run(&Pol::default(), &["sh", "-c", plant], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+    assert!(read(&bare.join("config")).contains("fsmonitor"), "control\n{o}");
+    for p in &planted {
+        assert!(p.exists(), "control: {} stays\n{o}", p.display());
+        std::fs::remove_file(p).unwrap();
+    }
+    write(&bare.join("config"), &config, 0o644);
+    write(&wt.join("commondir"), &commondir, 0o644);
+    for p in [bare.join("config"), wt.join("commondir")] {
+        chown(&p, user.uid());
+    }
+
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(read(&bare.join("config")), config, "the repository's config was rewritten\n{o}");
+    assert_eq!(read(&wt.join("commondir")), commondir, "the worktree's commondir was rewritten\n{o}");
+    for p in &planted {
+        assert!(std::fs::symlink_metadata(p).is_err(), "{} was left on the host\n{o}", p.display());
+    }
+    for p in [bare.join("config.worktree"), wt.join("config.worktree")] {
+        assert!(o.err().contains(&format!("created {}", p.display())), "{} not said\n{o}", p.display());
+    }
+    // Git on the host still works in both worktrees, and ran nothing of the call's.
+    for dir in [&f.ws, &f.ws.join("wt")] {
+        let o = f.host(&["git", "-C", &dir.to_string_lossy(), "status", "--short"]);
+        assert_eq!(o.code(), 0, "{o}");
+    }
+    assert!(!f.ws.join("fsmon-ran").exists() && !f.ws.join("wt/fsmon-ran").exists(), "fsmonitor ran on the host");
+
+    // A session's calls are held to it too.
+    let answer = mcp_shell_call(&f, plant);
+    assert_eq!(read(&bare.join("config")), config, "a session call rewrote the config\n{answer}");
+    for p in &planted {
+        assert!(std::fs::symlink_metadata(p).is_err(), "a session call left {}\n{answer}", p.display());
+    }
 }
 
 /// Plants `sub/.envrc` through `paddock mcp`'s `command` tool; the outcome says it was

@@ -41,6 +41,7 @@ mod commands;
 mod compile;
 mod decision;
 mod error;
+mod gitfile;
 mod host;
 mod http_rules;
 mod limits;

@@ -255,7 +255,7 @@ impl Masks {
     }
 }
 
-fn has_glob_meta(s: &str) -> bool {
+pub(crate) fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', ']', '{', '}'])
 }
 
@@ -276,6 +276,7 @@ fn normalize_glob(expanded: &str, lookups: &mut Lookups) -> String {
     out
 }
 
+#[derive(Clone)]
 pub(crate) struct RawPathEntry {
     pub raw: String,
     pub expanded: PathBuf,
@@ -321,8 +322,44 @@ impl FsRules {
             }
         }
         (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
+        let extra = rules.gitdir_protects(&protect, &mut lookups);
+        let mut protect = protect;
+        protect.extend(extra);
         (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
         rules
+    }
+
+    /// Protect entries for the git directories that `.git` files in the write paths name
+    /// ([`crate::gitfile`]), after `protect`'s own: each path not already covered by one
+    /// of `protect`, with the origin of the first rule inside a `.git`.
+    fn gitdir_protects(&self, protect: &[RawPathEntry], lookups: &mut Lookups) -> Vec<RawPathEntry> {
+        let expanded: Vec<String> = protect.iter().map(|e| e.expanded.to_string_lossy().into_owned()).collect();
+        let Some(origin) = protect.iter().zip(&expanded).find(|(_, s)| s.contains("/.git/")).map(|(e, _)| &e.origin)
+        else {
+            return Vec::new();
+        };
+        let patterns: Vec<&str> = expanded.iter().map(String::as_str).collect();
+        let (files, trees) = crate::gitfile::places(&patterns);
+        if files.is_empty() && trees.is_empty() {
+            return Vec::new();
+        }
+        // Covered already: the rules as written, compiled on their own.
+        let mut quiet = Problems::default();
+        let (_, own) = Masks::compile("protect", protect.to_vec(), lookups, &mut quiet);
+        let writable = |p: &Path| self.write.iter().any(|w| p.starts_with(&w.path));
+        let found = {
+            let mut normalize = |p: &Path| lookups.normalize(p, Path::new("/"));
+            crate::gitfile::protected(&files, &trees, &writable, &mut normalize)
+        };
+        found
+            .into_iter()
+            .filter(|p| own.first(p).is_none())
+            .map(|p| RawPathEntry {
+                raw: format!("{} (a `.git` file names its directory)", p.display()),
+                expanded: p,
+                origin: origin.clone(),
+            })
+            .collect()
     }
 
     /// The first deny rule covering `path` (already normalised) or one of its ancestors.

@@ -467,6 +467,46 @@ fn protect_keeps_a_path_read_only_under_write() {
     assert!(p.decide_write(Path::new("/ws/.git/HEAD")).is_allow());
 }
 
+#[test]
+fn a_gitfile_in_the_workspace_protects_the_directory_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = crate::paths::normalize(tmp.path(), Path::new("/"));
+    std::fs::create_dir_all(ws.join(".bare/hooks")).unwrap();
+    std::fs::write(ws.join(".git"), "gitdir: ./.bare\n").unwrap();
+    std::fs::create_dir_all(ws.join("wt")).unwrap();
+    std::fs::create_dir_all(ws.join(".bare/worktrees/wt")).unwrap();
+    std::fs::write(ws.join("wt/.git"), "gitdir: ../.bare/worktrees/wt\n").unwrap();
+    std::fs::write(ws.join(".bare/worktrees/wt/commondir"), "../..\n").unwrap();
+    let p = Policy::embedded_default(&vars(ws.to_str().unwrap())).unwrap();
+    for f in [
+        ".bare/config",
+        ".bare/hooks/pre-commit",
+        ".bare/config.worktree",
+        ".bare/commondir",
+        ".bare/worktrees/wt/commondir",
+    ] {
+        let w = p.decide_write(&ws.join(f));
+        assert_eq!(w.verdict, Verdict::Deny, "{f}: {w:?}");
+    }
+    assert!(p.decide_write(&ws.join(".bare/HEAD")).is_allow());
+    assert!(p.decide_write(&ws.join("wt/src.rs")).is_allow());
+    // A linked worktree of a `.git` directory, its checkout in the workspace: its
+    // `commondir` too (the written rules cover its `config*` only).
+    std::fs::create_dir_all(ws.join("r/.git/worktrees/w2")).unwrap();
+    std::fs::create_dir_all(ws.join("w2")).unwrap();
+    std::fs::write(ws.join("w2/.git"), format!("gitdir: {}\n", ws.join("r/.git/worktrees/w2").display())).unwrap();
+    std::fs::write(ws.join("r/.git/worktrees/w2/commondir"), "../..\n").unwrap();
+    let p = Policy::embedded_default(&vars(ws.to_str().unwrap())).unwrap();
+    assert_eq!(p.decide_write(&ws.join("r/.git/worktrees/w2/commondir")).verdict, Verdict::Deny);
+    assert!(p.decide_write(&ws.join("r/.git/worktrees/w2/HEAD")).is_allow());
+    std::fs::remove_file(ws.join("w2/.git")).unwrap();
+    // The same workspace without the `.git` files gets no such rules.
+    std::fs::remove_file(ws.join(".git")).unwrap();
+    std::fs::remove_file(ws.join("wt/.git")).unwrap();
+    let p = Policy::embedded_default(&vars(ws.to_str().unwrap())).unwrap();
+    assert!(p.decide_write(&ws.join(".bare/config")).is_allow());
+}
+
 // ---------- [env]: credentials and expansion ----------
 
 #[test]
