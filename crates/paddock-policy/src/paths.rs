@@ -339,8 +339,8 @@ impl FsRules {
             return Vec::new();
         };
         let patterns: Vec<&str> = expanded.iter().map(String::as_str).collect();
-        let (files, trees) = crate::gitfile::places(&patterns);
-        if files.is_empty() && trees.is_empty() {
+        let files = crate::gitfile::places(&patterns, &has_glob_meta);
+        if files.is_empty() {
             return Vec::new();
         }
         // Covered already: the rules as written, compiled on their own.
@@ -349,7 +349,7 @@ impl FsRules {
         let writable = |p: &Path| self.write.iter().any(|w| p.starts_with(&w.path));
         let found = {
             let mut normalize = |p: &Path| lookups.normalize(p, Path::new("/"));
-            crate::gitfile::protected(&files, &trees, &writable, &mut normalize)
+            crate::gitfile::protected(&files, &writable, &mut normalize, &has_glob_meta)
         };
         found
             .into_iter()
