@@ -25,7 +25,8 @@ both_users!(
     the_users_protected_symlinks_cannot_be_replaced,
     a_session_call_cannot_replace_them_either,
     a_chain_of_the_users_symlinks_cannot_be_re_pointed,
-    a_directory_symlink_two_rules_pass_through_is_made_again_once
+    a_directory_symlink_two_rules_pass_through_is_made_again_once,
+    links_on_the_way_to_git_and_home_configs_are_the_users
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -519,4 +520,47 @@ fn a_session_call_cannot_replace_them_either(user: User) {
     assert!(answer.contains("replaced"), "the call ran: {answer}");
     assert!(answer.contains("is made again"), "the outcome says so: {answer}");
     assert_links_back(&f, &answer);
+}
+
+/// Found by an attack on the mends above: the user's symlinks on the way to a protected
+/// git directory or home file stayed the call's to re-point: a `.git` that is a symlink to
+/// a gitfile (git follows it); a gitfile naming its directory through a symlink
+/// (`gitdir: ./bare`, `bare -> .bare-real`); and `~/.gitconfig` linked into the
+/// workspace through a directory symlink (`cfg -> cfg-v2`). Each is the user's after the
+/// call, and what git reads holds the user's config.
+fn links_on_the_way_to_git_and_home_configs_are_the_users(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+mkdir -p r1 r2 cfg-v2
+(cd r1 && git init -q --bare .bare && echo 'gitdir: ./.bare' > gitlink && ln -s gitlink .git)
+(cd r2 && git init -q --bare .bare-real && ln -s .bare-real bare && echo 'gitdir: ./bare' > .git)
+printf '[user]\\n\\tname = me\\n' > cfg-v2/gitconfig && ln -s cfg-v2 cfg";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let gitconfig = f.home.join(".gitconfig");
+    std::os::unix::fs::symlink(f.ws.join("cfg/gitconfig"), &gitconfig).unwrap();
+    let (c1, c2, home) =
+        (read(&f.ws.join("r1/.bare/config")), read(&f.ws.join("r2/.bare-real/config")), read(&gitconfig));
+    // Each repository as the workspace (its own `.git` is read), then the top for the
+    // home file's link.
+    let o = run_default_in(
+        &f,
+        &f.ws.join("r1"),
+        &["sh", "-c", "cd .. && printf '[core]\\n\\tfsmonitor = touch PWN\\n' >> r1/.bare/config; true"],
+    );
+    assert_eq!(read(&f.ws.join("r1/.bare/config")), c1, "a .git symlink to a gitfile: its config was rewritten\n{o}");
+    let o = run_default_in(&f, &f.ws.join("r2"), &["sh", "-c", "cd .. && cp -r r2/.bare-real r2/evil && printf '[core]\\n\\tfsmonitor = touch PWN\\n' >> r2/evil/config && rm r2/bare && ln -s evil r2/bare; true"]);
+    assert_eq!(
+        std::fs::read_link(f.ws.join("r2/bare")).unwrap(),
+        Path::new(".bare-real"),
+        "the gitdir's link was re-pointed\n{o}"
+    );
+    assert_eq!(read(&f.ws.join("r2/bare/config")), c2, "{o}");
+    let o = run_default_in(
+        &f,
+        &f.ws,
+        &["sh", "-c", "rm cfg && mkdir cfg && printf '[core]\\n\\tfsmonitor = touch PWN\\n' > cfg/gitconfig; true"],
+    );
+    assert_eq!(read(&gitconfig), home, "~/.gitconfig now reads the call's file\n{o}");
+    assert!(std::fs::symlink_metadata(f.ws.join("cfg")).unwrap().file_type().is_symlink(), "{o}");
 }

@@ -59,10 +59,12 @@ pub(crate) fn protected(
     let found: Vec<PathBuf> = files.iter().filter(|f| writable(f)).cloned().collect();
     let mut out = Vec::new();
     for file in found {
-        let Some(dir) = named_dir(&file, normalize) else { continue };
+        let Some((named, dir)) = named_dir(&file, normalize) else { continue };
         if writable(&dir) {
+            // As the file names it (a symlink on the way, `gitdir: ./bare` with `bare` a
+            // link, is then noted and kept as the user's link; the view binds its target).
             for n in IN_GITDIR {
-                push_new(&mut out, dir.join(n));
+                push_new(&mut out, named.join(n));
             }
             // Its linked worktrees' config, as `**/.git/worktrees/*/config*` protects a
             // `.git` directory's (a glob: only where the directory's own path holds none).
@@ -80,17 +82,19 @@ pub(crate) fn protected(
     out
 }
 
-/// The directory a `.git` file at `file` names, normalised; `None` when `file` is not a
-/// regular file holding `gitdir: PATH`.
-fn named_dir(file: &Path, normalize: &mut dyn FnMut(&Path) -> PathBuf) -> Option<PathBuf> {
-    let meta = std::fs::symlink_metadata(file).ok()?;
+/// The directory a `.git` file at `file` names, as it names it and normalised; `None`
+/// when `file` is not a regular file (or a symlink to one, which git follows) holding
+/// `gitdir: PATH`.
+fn named_dir(file: &Path, normalize: &mut dyn FnMut(&Path) -> PathBuf) -> Option<(PathBuf, PathBuf)> {
+    let meta = std::fs::metadata(file).ok()?;
     if !meta.is_file() {
         return None;
     }
     let text = read_head(file)?;
     let rest = text.strip_prefix("gitdir:")?.trim();
-    let base = file.parent()?;
-    Some(normalize(&base.join(rest)))
+    let named = file.parent()?.join(rest);
+    let dir = normalize(&named);
+    Some((named, dir))
 }
 
 /// The path a one-line file at `file` holds (`commondir`), resolved against `base` as git

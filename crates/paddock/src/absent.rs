@@ -129,7 +129,9 @@ impl AbsentPaths {
         // chain): the view leaves a symlink as it is, and each is the user's.
         let paths = literal.flat_map(|r| {
             let named = as_named(r, &fs.write).filter(|n| n.as_path() != Path::new(&r.pattern));
-            let links = chain::links_on_the_way(named.as_deref().unwrap_or(Path::new(&r.pattern)));
+            // From the path as written (a rule outside the write grants, `~/.gitconfig`,
+            // can lead through a symlink of the workspace to its file).
+            let links = chain::links_on_the_way(named.as_deref().unwrap_or(r.expanded.as_path()));
             std::iter::once((r, PathBuf::from(&r.pattern)))
                 .chain(named.map(|n| (r, n)))
                 .chain(links.into_iter().map(move |l| (r, l)))

@@ -237,7 +237,12 @@ fn resolve_in_trusted_path(policy: &Policy, name: &str) -> Option<std::path::Pat
         .split(':')
         .map(std::path::Path::new)
         .filter(|d| d.is_absolute())
-        .filter(|d| policy.decide_read(d).is_allow() && !policy.decide_write(d).is_allow())
+        // Normalised as the grants are (symlinks and `..` resolved): an entry written
+        // through a symlink into a write grant is that grant.
+        .filter(|d| {
+            let root = std::path::Path::new("/");
+            policy.check_read(d, root).is_allow() && !policy.check_write(d, root).is_allow()
+        })
         .find_map(|d| paddock_policy::resolve_program(name, &d.to_string_lossy(), std::path::Path::new("/")))
 }
 
@@ -318,6 +323,24 @@ mod tests {
         assert!(!d.is_allow() && d.reason.contains("argv[0]"), "{}", d.reason);
         let kept = policy(&text(""));
         assert!(decide(&kept, &exec(Some("/bin/ls"), &["ls-remove", "-l"])).is_allow());
+        // The same write grant reached through a symlink, or `..`, in the PATH entry.
+        std::os::unix::fs::symlink(ws.path(), ws.path().with_extension("link")).unwrap();
+        for entry in [ws.path().with_extension("link").join("bin"), ws.path().join("bin/../bin")] {
+            let text = format!(
+                "version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\", \"/tmp\"]\nwrite = [{:?}]\n[env]\nset = {{ PATH = \"{}:/usr/bin:/bin\" }}\n[commands]\nscope = \"tree\"\nallow = [\"/bin/ls **\"]\n",
+                ws.path().display().to_string(),
+                entry.display()
+            );
+            let d = decide(&policy(&text), &exec(Some("/bin/ls"), &["ls-remove", "-l"]));
+            assert!(!d.is_allow(), "{}: {}", entry.display(), d.reason);
+        }
+        std::fs::remove_file(ws.path().with_extension("link")).unwrap();
+        // A PATH of `/bin` alone on a merged-/usr system still finds `sh`.
+        let bin_only = policy(
+            "version = 1\n[filesystem]\nread = [\"/usr\", \"/bin\"]\n[env]\nset = { PATH = \"/bin\" }\n[commands]\nscope = \"tree\"\nallow = [\"sh **\"]\n",
+        );
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        assert!(decide(&bin_only, &exec(Some(sh.to_str().unwrap()), &["sh", "-c", "true"])).is_allow());
         // Recorded only under "call".
         let p = policy("version = 1\n[commands]\nallow = [\"ls **\"]\n");
         assert!(decide(&p, &exec(Some("/bin/ls"), &["git-commit"])).is_allow());
