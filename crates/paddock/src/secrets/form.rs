@@ -288,21 +288,26 @@ fn utf8_like(charset: &str) -> bool {
 /// charset other than UTF-8 (a single-byte one, where a byte above 127 may be a letter
 /// that upper-cases to ASCII: `ı` in windows-1254, `ß`, `ﬁ` in Mac Roman).
 fn declares_legacy(text: &str) -> bool {
+    declared_charsets(text).any(|value| !utf8_like(&value))
+}
+
+/// Each `charset=VALUE` that `text` (a `Content-Type`, a part's header block; lower case)
+/// declares, its value up to white space, `;`, `"` or `,`.
+fn declared_charsets(text: &str) -> impl Iterator<Item = String> + '_ {
     let mut rest = text;
-    while let Some(at) = rest.find("charset") {
+    std::iter::from_fn(move || loop {
+        let at = rest.find("charset")?;
         rest = &rest[at + "charset".len()..];
         let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
-        let value: String = value
-            .trim_start()
-            .trim_start_matches('"')
-            .chars()
-            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '"' | ','))
-            .collect();
-        if !utf8_like(&value) {
-            return true;
-        }
-    }
-    false
+        return Some(
+            value
+                .trim_start()
+                .trim_start_matches('"')
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '"' | ','))
+                .collect(),
+        );
+    })
 }
 
 /// The methods the registry knows (IANA, and `PURGE`), upper case.
@@ -509,19 +514,7 @@ fn mentions_method(text: &str) -> bool {
 /// `Err` when `text` (a `Content-Type`, a part's header block; lower case) declares a
 /// charset other than ASCII's supersets.
 fn charset_known(text: &str) -> Result<(), String> {
-    let mut rest = text;
-    while let Some(at) = rest.find("charset") {
-        rest = &rest[at + "charset".len()..];
-        let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
-        let value: String = value
-            .trim_start()
-            .trim_start_matches('"')
-            .chars()
-            .take_while(|c| !c.is_whitespace() && !matches!(c, ';' | '"' | ','))
-            .collect();
-        charset_named(&value)?;
-    }
-    Ok(())
+    declared_charsets(text).try_for_each(|value| charset_named(&value))
 }
 
 /// `Err` unless `charset` is empty or an [`ascii_superset`].
