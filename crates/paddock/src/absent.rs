@@ -124,6 +124,7 @@ impl AbsentPaths {
         let mut roots: HashMap<PathBuf, Option<Arc<OwnedFd>>> = HashMap::new();
         let mut noted = Vec::new();
         let literal = fs.deny.iter().chain(&fs.protect).filter(|r| !r.is_glob);
+        let mut lookups = chain::Lookups::default();
         // Each rule's path as normalised (symlinks on the way resolved), as named when
         // that differs, and each symlink resolving it passes through (at every level of a
         // chain): the view leaves a symlink as it is, and each is the user's.
@@ -131,7 +132,7 @@ impl AbsentPaths {
             let named = as_named(r, &fs.write).filter(|n| n.as_path() != Path::new(&r.pattern));
             // From the path as written (a rule outside the write grants, `~/.gitconfig`,
             // can lead through a symlink of the workspace to its file).
-            let links = chain::links_on_the_way(named.as_deref().unwrap_or(r.expanded.as_path()));
+            let links = lookups.links_on_the_way(named.as_deref().unwrap_or(r.expanded.as_path()));
             std::iter::once((r, PathBuf::from(&r.pattern)))
                 .chain(named.map(|n| (r, n)))
                 .chain(links.into_iter().map(move |l| (r, l)))

@@ -11,42 +11,74 @@ use std::path::{Component, Path, PathBuf};
 /// The kernel's bound on symlinks followed in one resolution (`MAXSYMLINKS`).
 const MAX_LINKS: usize = 40;
 
-/// Each symlink that resolving the absolute path `path` passes through, at every level of
-/// a chain (a symlink whose target holds another), named by its own path with the
-/// directories before it resolved; in the order met, each once, at most [`MAX_LINKS`]
-/// followed. The walk stops where a component is absent or cannot be looked at.
-pub(crate) fn links_on_the_way(path: &Path) -> Vec<PathBuf> {
-    let mut links: Vec<PathBuf> = Vec::new();
-    let mut followed = 0;
-    // What is left to resolve, the next component last.
-    let mut todo: Vec<OsString> = Vec::new();
-    push_components(&mut todo, path);
-    let mut at = PathBuf::from("/");
-    while let Some(name) = todo.pop() {
-        if name == ".." {
-            at.pop();
-            continue;
+/// [`Lookups::links_on_the_way`] with lookups of its own.
+#[cfg(test)]
+fn links_on_the_way(path: &Path) -> Vec<PathBuf> {
+    Lookups::default().links_on_the_way(path)
+}
+
+/// What one `lstat` (and `readlink`) of a path said: `None` when it cannot be looked at
+/// (absent, or its symlink unreadable), else its target when it is a symlink.
+type Looked = Option<Option<PathBuf>>;
+
+/// The lookups of one batch of walks: a policy's deny and protect paths share most of
+/// their directories (`$HOME`, `/etc`, the workspace), each looked up once per batch.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups {
+    seen: std::collections::HashMap<PathBuf, Looked>,
+}
+
+impl Lookups {
+    fn look(&mut self, path: &Path) -> Looked {
+        if let Some(l) = self.seen.get(path) {
+            return l.clone();
         }
-        let next = at.join(&name);
-        let Ok(meta) = std::fs::symlink_metadata(&next) else { break };
-        if !meta.file_type().is_symlink() {
-            at = next;
-            continue;
-        }
-        let Ok(target) = std::fs::read_link(&next) else { break };
-        followed += 1;
-        if followed > MAX_LINKS {
-            break; // a loop, or a chain the kernel would refuse (ELOOP)
-        }
-        if !links.contains(&next) {
-            links.push(next);
-        }
-        if target.is_absolute() {
-            at = PathBuf::from("/");
-        }
-        push_components(&mut todo, &target);
+        let looked = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => std::fs::read_link(path).ok().map(Some),
+            Ok(_) => Some(None),
+            Err(_) => None,
+        };
+        self.seen.insert(path.to_path_buf(), looked.clone());
+        looked
     }
-    links
+
+    /// Each symlink that resolving the absolute path `path` passes through, at every
+    /// level of a chain (a symlink whose target holds another), named by its own path
+    /// with the directories before it resolved; in the order met, each once, at most
+    /// [`MAX_LINKS`] followed. The walk stops where a component is absent or cannot be
+    /// looked at. What this batch looked up before is not looked up again.
+    pub(crate) fn links_on_the_way(&mut self, path: &Path) -> Vec<PathBuf> {
+        let mut links: Vec<PathBuf> = Vec::new();
+        let mut followed = 0;
+        // What is left to resolve, the next component last.
+        let mut todo: Vec<OsString> = Vec::new();
+        push_components(&mut todo, path);
+        let mut at = PathBuf::from("/");
+        while let Some(name) = todo.pop() {
+            if name == ".." {
+                at.pop();
+                continue;
+            }
+            let next = at.join(&name);
+            let Some(looked) = self.look(&next) else { break };
+            let Some(target) = looked else {
+                at = next;
+                continue;
+            };
+            followed += 1;
+            if followed > MAX_LINKS {
+                break; // a loop, or a chain the kernel would refuse (ELOOP)
+            }
+            if !links.contains(&next) {
+                links.push(next);
+            }
+            if target.is_absolute() {
+                at = PathBuf::from("/");
+            }
+            push_components(&mut todo, &target);
+        }
+        links
+    }
 }
 
 /// Pushes the names of `path` (`..` kept, `.` and the root dropped) onto `todo`, the
@@ -113,5 +145,22 @@ mod tests {
         symlink("b", ws.join("a")).unwrap();
         symlink("a", ws.join("b")).unwrap();
         assert_eq!(links_on_the_way(&ws.join("a/x")), [ws.join("a"), ws.join("b")]);
+    }
+
+    #[test]
+    fn one_batch_looks_each_directory_up_once_and_answers_as_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(ws.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", ws.join("cfg")).unwrap();
+        std::os::unix::fs::symlink("../cfg/x", ws.join("real/y")).unwrap();
+        let mut batch = Lookups::default();
+        for p in ["cfg/a", "cfg/y", "real/y", "missing/z", "cfg/y"] {
+            assert_eq!(batch.links_on_the_way(&ws.join(p)), links_on_the_way(&ws.join(p)), "{p}");
+        }
+        assert_eq!(batch.links_on_the_way(&ws.join("real/y")), [ws.join("real/y"), ws.join("cfg")]);
+        // Each directory of the way once: `/`'s children down to the workspace, and its own.
+        let depth = ws.components().count() - 1;
+        assert_eq!(batch.seen.len(), depth + 6, "{:?}", batch.seen.keys());
     }
 }
