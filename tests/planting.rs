@@ -26,7 +26,9 @@ both_users!(
     a_session_call_cannot_replace_them_either,
     a_chain_of_the_users_symlinks_cannot_be_re_pointed,
     a_directory_symlink_two_rules_pass_through_is_made_again_once,
-    links_on_the_way_to_git_and_home_configs_are_the_users
+    links_on_the_way_to_git_and_home_configs_are_the_users,
+    a_dot_git_file_moved_away_cannot_unprotect_what_it_names,
+    a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -563,4 +565,72 @@ printf '[user]\\n\\tname = me\\n' > cfg-v2/gitconfig && ln -s cfg-v2 cfg";
     );
     assert_eq!(read(&gitconfig), home, "~/.gitconfig now reads the call's file\n{o}");
     assert!(std::fs::symlink_metadata(f.ws.join("cfg")).unwrap().file_type().is_symlink(), "{o}");
+}
+
+/// A bare repository with worktrees (`.git` a file holding `gitdir: ./.bare`): a call
+/// cannot move the `.git` file away so that the next call's policy, finding none, leaves
+/// the repository's config and hooks writable; nor plant a submodule's or a worktree's
+/// submodule's config in the directory it names.
+fn a_dot_git_file_moved_away_cannot_unprotect_what_it_names(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+git init -q --bare .bare && echo 'gitdir: ./.bare' > .git && git config core.bare false
+git -c user.name=t -c user.email=t@example.invalid commit -q --allow-empty -m first
+git worktree add -q -b w wt";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let bare = f.ws.join(".bare");
+    let config = read(&bare.join("config"));
+    // Control: without the rules the `.git` file moves.
+    let o = f.run(&Pol::default(), &["sh", "-c", "mv .git .git-hidden && mv .git-hidden .git"], None);
+    assert_eq!(o.code(), 0, "control\n{o}");
+
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "mv .git .git-hidden; rm -f .git; echo 'gitdir: ./mine' > .git"]);
+    assert_eq!(read(&f.ws.join(".git")), "gitdir: ./.bare\n", "the .git file was moved or rewritten\n{o}");
+    assert!(!f.ws.join(".git-hidden").exists(), "{o}");
+    let plant = "git config core.fsmonitor 'echo FSMON > fsmon-ran; false'
+printf '#!/bin/sh\\necho HOOK\\n' > .bare/hooks/pre-commit
+mkdir -p .bare/modules/lib .bare/worktrees/wt/modules/lib
+printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' > .bare/modules/lib/config
+printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' > .bare/worktrees/wt/modules/lib/config
+true";
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", plant]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(read(&bare.join("config")), config, "the repository's config was rewritten\n{o}");
+    for p in ["hooks/pre-commit", "modules/lib/config", "worktrees/wt/modules/lib/config"] {
+        assert!(std::fs::symlink_metadata(bare.join(p)).is_err(), ".bare/{p} was left on the host\n{o}");
+    }
+    let o = f.host(&["git", "-C", &f.ws.join("wt").to_string_lossy(), "status", "--short"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!f.ws.join("fsmon-ran").exists() && !f.ws.join("wt/fsmon-ran").exists(), "fsmonitor ran on the host");
+}
+
+/// `paddock run --policy ./mine.toml` from the project (the workspace): a call cannot
+/// rewrite that file, nor a file it extends, to choose the policy of the next call.
+fn a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy(user: User) {
+    let f = Fixture::new(user);
+    write(&f.ws.join("base.toml"), "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\n", 0o644);
+    write(&f.ws.join("mine.toml"), "version = 1\nextends = [\"base.toml\", \"default\"]\n", 0o644);
+    for n in ["base.toml", "mine.toml"] {
+        chown(&f.ws.join(n), user.uid());
+    }
+    let (mine, base) = (read(&f.ws.join("mine.toml")), read(&f.ws.join("base.toml")));
+    let argv = |script: &str| -> Vec<std::ffi::OsString> {
+        let ws = f.ws.to_string_lossy().into_owned();
+        let pol = f.ws.join("mine.toml").to_string_lossy().into_owned();
+        [f.bin.to_string_lossy().as_ref(), "run", "--policy", &pol, "--workspace", &ws, "--", "sh", "-c", script]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .collect()
+    };
+    let o = f.launch(&argv("cat mine.toml >/dev/null && echo 'version = 1' > mine.toml; echo 'version = 1' > base.toml; mv base.toml b2; true"), &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(read(&f.ws.join("mine.toml")), mine, "the policy was rewritten\n{o}");
+    assert_eq!(read(&f.ws.join("base.toml")), base, "the file it extends was rewritten\n{o}");
+    // The next call is still held to it: the home's secrets are still denied.
+    std::fs::create_dir_all(f.home.join(".ssh")).unwrap();
+    write(&f.home.join(".ssh/id_ed25519"), "PRIVATE", 0o600);
+    chown(&f.home.join(".ssh/id_ed25519"), user.uid());
+    let o = f.launch(&argv("cat ~/.ssh/id_ed25519"), &[], None);
+    assert!(!o.out().contains("PRIVATE"), "{o}");
 }

@@ -107,7 +107,7 @@ fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
     };
     let (read, write, deny) = (paths(&m.fs_read, problems), paths(&m.fs_write, problems), paths(&m.fs_deny, problems));
     let protect = paths(&m.fs_protect, problems);
-    FsRules::compile(read, write, deny, protect, problems)
+    FsRules::compile(read, write, deny, protect, &m.disk_files, problems)
 }
 
 /// `[env]`: `pass` and `set`.

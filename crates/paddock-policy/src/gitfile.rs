@@ -6,9 +6,10 @@
 //! `.git/config` and `.git/hooks` do not cover when that directory is called anything but
 //! `.git`. So for every protect rule that names something inside a `.git` whose part
 //! before `/.git/` is literal (the workspace's own `.git`), a `.git` file found there
-//! when the policy is compiled gives the directory it names the protection of a `.git`
-//! directory: its `config`, `config.worktree`, `hooks` and `commondir`, and, when it has
-//! a `commondir`, the common directory's `config` and `hooks`. Only directories inside a
+//! when the policy is compiled is protected itself, and gives the directory it names the
+//! protection of a `.git` directory: its `config`, `config.worktree`, `hooks` and
+//! `commondir`, its submodules' and linked worktrees' (`modules/**`, `worktrees/*`), and,
+//! when it has a `commondir`, the common directory's `config` and `hooks`. Only directories inside a
 //! write path count (nothing else is writable). A `.git` file the call makes itself, and
 //! one in a subdirectory of the workspace, are not looked for: documented limits.
 
@@ -21,6 +22,17 @@ const MAX_READ: u64 = 4096;
 
 /// What in a git directory is protected, as in a `.git` directory.
 const IN_GITDIR: [&str; 4] = ["config", "config.worktree", "hooks", "commondir"];
+/// The same, as patterns: its submodules' and its linked worktrees' (and theirs).
+const IN_GITDIR_GLOBS: [&str; 8] = [
+    "modules/**/config",
+    "modules/**/hooks",
+    "modules/**/config.worktree",
+    "modules/**/commondir",
+    "worktrees/*/config*",
+    "worktrees/*/modules/**/config",
+    "worktrees/*/modules/**/hooks",
+    "worktrees/*/modules/**/config.worktree",
+];
 /// What in a common directory is protected.
 const IN_COMMONDIR: [&str; 2] = ["config", "hooks"];
 
@@ -60,16 +72,22 @@ pub(crate) fn protected(
     let mut out = Vec::new();
     for file in found {
         let Some((named, dir)) = named_dir(&file, normalize) else { continue };
+        // The `.git` file itself: moved or rewritten by a call, the next call's policy
+        // would not find the directory it names (nor protect it).
+        push_new(&mut out, file.clone());
         if writable(&dir) {
             // As the file names it (a symlink on the way, `gitdir: ./bare` with `bare` a
             // link, is then noted and kept as the user's link; the view binds its target).
             for n in IN_GITDIR {
                 push_new(&mut out, named.join(n));
             }
-            // Its linked worktrees' config, as `**/.git/worktrees/*/config*` protects a
-            // `.git` directory's (a glob: only where the directory's own path holds none).
+            // Its submodules' and linked worktrees', as `**/.git/modules/**/config` and the
+            // rest protect a `.git` directory's (globs: only where the directory's own path
+            // holds none).
             if !has_glob(&dir.to_string_lossy()) {
-                push_new(&mut out, dir.join("worktrees/*/config*"));
+                for g in IN_GITDIR_GLOBS {
+                    push_new(&mut out, dir.join(g));
+                }
             }
         }
         let Some(common) = read_path(&dir.join("commondir"), &dir, normalize) else { continue };
@@ -158,12 +176,15 @@ mod tests {
         std::fs::write(ws.join(".bare/worktrees/main/commondir"), "../..\n").unwrap();
         let inside = |p: &Path| p.starts_with(&ws);
         let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
-        let want: Vec<PathBuf> =
-            [".bare/config", ".bare/config.worktree", ".bare/hooks", ".bare/commondir", ".bare/worktrees/*/config*"]
-                .iter()
-                .map(|s| ws.join(s))
-                .collect();
+        let want: Vec<PathBuf> = [".git", ".bare/config", ".bare/config.worktree", ".bare/hooks", ".bare/commondir"]
+            .iter()
+            .map(|s| ws.join(s))
+            .chain(IN_GITDIR_GLOBS.iter().map(|g| ws.join(".bare").join(g)))
+            .collect();
         assert_eq!(got, want);
+        assert!(
+            IN_GITDIR_GLOBS.contains(&"modules/**/hooks") && IN_GITDIR_GLOBS.contains(&"worktrees/*/modules/**/config")
+        );
     }
 
     #[test]
@@ -177,9 +198,12 @@ mod tests {
         std::fs::create_dir_all(ws.join("d")).unwrap();
         std::fs::write(ws.join("d/.git"), "not a gitfile\n").unwrap();
         let inside = |p: &Path| p.starts_with(&ws);
-        for f in ["a/.git", "b/.git", "d/.git", ".git"] {
+        for f in ["b/.git", "d/.git", ".git"] {
             assert!(protected(&[ws.join(f)], &inside, &mut |p| norm(p), &has_glob).is_empty(), "{f}");
         }
+        // A gitfile naming a directory outside the write paths: only the file itself (a
+        // call could point it at a directory of its own).
+        assert_eq!(protected(&[ws.join("a/.git")], &inside, &mut |p| norm(p), &has_glob), [ws.join("a/.git")]);
         // Nothing is looked at outside the write paths.
         assert!(protected(&[ws.join("a/.git")], &|_: &Path| false, &mut |p| norm(p), &has_glob).is_empty());
     }

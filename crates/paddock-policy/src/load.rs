@@ -16,6 +16,9 @@ pub(crate) type AllowDeny = (Vec<At<String>>, Vec<At<String>>);
 #[derive(Default)]
 pub(crate) struct Merged {
     pub files: Vec<PathBuf>,
+    /// The files read from disk (not embedded), as named: protected in every view, so a
+    /// call cannot change the policy of the next.
+    pub disk_files: Vec<PathBuf>,
     pub enforcement: Option<At<String>>,
     /// `[sandbox] ask_timeout`.
     pub ask_timeout: Option<At<IntOrString>>,
@@ -121,6 +124,7 @@ impl Loader {
         })?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.merged.disk_files.push(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         self.text(path, &text, &dir, canonical)
     }
 

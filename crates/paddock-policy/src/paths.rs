@@ -289,6 +289,7 @@ impl FsRules {
         write: Vec<RawPathEntry>,
         deny: Vec<RawPathEntry>,
         protect: Vec<RawPathEntry>,
+        policy_files: &[PathBuf],
         problems: &mut Problems,
     ) -> FsRules {
         let mut rules = FsRules::default();
@@ -323,8 +324,10 @@ impl FsRules {
         }
         (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
         let extra = rules.gitdir_protects(&protect, &mut lookups);
+        let own = rules.policy_file_protects(&protect, policy_files, &mut lookups);
         let mut protect = protect;
         protect.extend(extra);
+        protect.extend(own);
         (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
         rules
     }
@@ -360,6 +363,32 @@ impl FsRules {
                 origin: origin.clone(),
             })
             .collect()
+    }
+
+    /// Protect entries for the policy's own files (`--policy ./mine.toml` and what it
+    /// `extends`) that lie in a write path, after `protect`'s own and the git directories':
+    /// a call that rewrote them would choose the policy of every later call.
+    fn policy_file_protects(
+        &self,
+        protect: &[RawPathEntry],
+        files: &[PathBuf],
+        lookups: &mut Lookups,
+    ) -> Vec<RawPathEntry> {
+        let mut out: Vec<RawPathEntry> = Vec::new();
+        for f in files {
+            let path = lookups.normalize(f, Path::new("/"));
+            let covered =
+                out.iter().any(|e| e.expanded == *f) || protect.iter().any(|e| e.expanded == *f || e.expanded == path);
+            if covered || !self.write.iter().any(|w| path.starts_with(&w.path)) {
+                continue;
+            }
+            out.push(RawPathEntry {
+                raw: format!("{} (the policy's own file)", f.display()),
+                expanded: f.clone(),
+                origin: crate::error::Origin { file: std::sync::Arc::new(f.clone()), line: 1, col: 1 },
+            });
+        }
+        out
     }
 
     /// The first deny rule covering `path` (already normalised) or one of its ancestors.

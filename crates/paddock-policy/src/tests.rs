@@ -484,6 +484,16 @@ fn a_gitfile_in_the_workspace_protects_the_directory_it_names() {
     }
     assert!(p.decide_write(&ws.join(".bare/HEAD")).is_allow());
     assert!(p.decide_write(&ws.join("wt/src.rs")).is_allow());
+    // The `.git` file itself (moved away, the next call would not find `.bare`), and what
+    // a `.git` directory's submodules and worktrees have protected.
+    for f in [
+        ".git",
+        ".bare/modules/lib/config",
+        ".bare/modules/a/b/hooks/post-checkout",
+        ".bare/worktrees/wt/modules/lib/config",
+    ] {
+        assert_eq!(p.decide_write(&ws.join(f)).verdict, Verdict::Deny, "{f}");
+    }
     // Only the workspace's own `.git` is read (a subdirectory's is not looked for: that
     // would walk the workspace at every load), so a worktree can still be removed.
     assert!(p.decide_write(&ws.join(".bare/worktrees/wt/commondir")).is_allow());
@@ -493,6 +503,53 @@ fn a_gitfile_in_the_workspace_protects_the_directory_it_names() {
     std::fs::remove_file(ws.join("wt/.git")).unwrap();
     let p = Policy::embedded_default(&vars(ws.to_str().unwrap())).unwrap();
     assert!(p.decide_write(&ws.join(".bare/config")).is_allow());
+}
+
+#[test]
+fn the_presets_protect_what_host_tools_run_in_subprojects_and_worktrees() {
+    for preset in ["default", "ci", "read-only"] {
+        let mut v = vars("/ws");
+        v.home = Some(PathBuf::from("/home/u"));
+        let p = Policy::preset(preset, &v).unwrap().unwrap();
+        for f in [
+            "/ws/.git/worktrees/w/modules/lib/config",
+            "/ws/.git/worktrees/w/modules/lib/hooks/pre-commit",
+            "/ws/sub/.git/worktrees/w/modules/lib/config",
+            "/ws/pkg/.claude/settings.json",
+            "/ws/pkg/.mcp.json",
+            "/ws/pkg/.vscode/tasks.json",
+            "/ws/.vscode/mcp.json",
+            "/ws/.devcontainer/devcontainer.json",
+            "/ws/pkg/.devcontainer.json",
+            "/home/u/.bash_aliases",
+            "/home/u/.config/fish/conf.d/x.fish",
+        ] {
+            let d = p.filesystem.protected(Path::new(f));
+            assert!(d.is_some(), "{preset}: {f} is not protected");
+        }
+    }
+}
+
+#[test]
+fn the_policys_own_files_in_a_write_path_are_protected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = crate::paths::normalize(tmp.path(), Path::new("/"));
+    std::fs::create_dir_all(ws.join("conf")).unwrap();
+    std::fs::write(ws.join("conf/base.toml"), "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\n").unwrap();
+    std::fs::write(ws.join("mine.toml"), "version = 1\nextends = [\"conf/base.toml\", \"default\"]\n").unwrap();
+    let p = Policy::load(&ws.join("mine.toml"), &vars(ws.to_str().unwrap())).unwrap();
+    for f in ["mine.toml", "conf/base.toml"] {
+        let w = p.decide_write(&ws.join(f));
+        assert_eq!(w.verdict, Verdict::Deny, "{f}: {w:?}");
+        assert!(w.reason.contains("policy's own file"), "{}", w.reason);
+        assert!(p.decide_read(&ws.join(f)).is_allow(), "{f} stays readable");
+    }
+    assert!(p.decide_write(&ws.join("conf/other.toml")).is_allow());
+    // Outside every write path: nothing to add (it is read-only already).
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("p.toml"), "version = 1\nextends = [\"default\"]\n").unwrap();
+    let p = Policy::load(&elsewhere.path().join("p.toml"), &vars(ws.to_str().unwrap())).unwrap();
+    assert!(p.filesystem.protect.iter().all(|r| !r.pattern.contains("p.toml")));
 }
 
 // ---------- [env]: credentials and expansion ----------
