@@ -28,7 +28,10 @@ both_users!(
     a_directory_symlink_two_rules_pass_through_is_made_again_once,
     links_on_the_way_to_git_and_home_configs_are_the_users,
     a_dot_git_file_moved_away_cannot_unprotect_what_it_names,
-    a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy
+    a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy,
+    a_commondir_is_protected_as_named,
+    a_directory_a_gitdir_leaves_by_dotdot_is_the_users,
+    a_directory_a_symlink_leaves_by_dotdot_is_the_users
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -633,4 +636,117 @@ fn a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy(user: User
     chown(&f.home.join(".ssh/id_ed25519"), user.uid());
     let o = f.launch(&argv("cat ~/.ssh/id_ed25519"), &[], None);
     assert!(!o.out().contains("PRIVATE"), "{o}");
+}
+
+/// Found by an attack: a gitfile's `commondir` was protected where it led
+/// (`wt/commondir` = `../shared`, `shared -> bare-v2`: `bare-v2/config`), so the `shared`
+/// link was not noted; the call re-pointed it at a repository of its own and host git ran
+/// its `core.fsmonitor`. Now the common directory is protected as named from the git
+/// directory: the link is the user's after the call, and nothing of the call's runs.
+fn a_commondir_is_protected_as_named(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+git init -q --bare bare-v2 && ln -s bare-v2 shared
+mkdir wt && echo 'ref: refs/heads/main' > wt/HEAD && echo ../shared > wt/commondir && echo \"$PWD/.git\" > wt/gitdir
+echo 'gitdir: ./wt' > .git
+git status --short";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let config = read(&f.ws.join("bare-v2/config"));
+    // Nothing changed: nothing moves, and git works in the workspace.
+    let o = run_default_in(&f, &f.ws, &["git", "status", "--short"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(moved_aside_under(&f.ws).is_empty(), "{o}");
+    let pwned = f.home.join("PWNED"); // the user can write there, the call cannot
+    let attack = format!(
+        "cp -r bare-v2 evil; printf '[core]\\n\\tfsmonitor = \"touch {}; false\"\\n' >> evil/config; rm shared; ln -s evil shared; true",
+        pwned.display()
+    );
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", &attack]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(read(&f.ws.join("evil/config")).contains("fsmonitor"), "the call ran\n{o}");
+    assert_eq!(std::fs::read_link(f.ws.join("shared")).unwrap(), Path::new("bare-v2"), "the link was re-pointed\n{o}");
+    assert!(o.err().contains(&format!("symlink {}", f.ws.join("shared").display())), "not said\n{o}");
+    assert_eq!(read(&f.ws.join("bare-v2/config")), config, "{o}");
+    let g = f.host(&["git", "status", "--short"]);
+    assert_eq!(g.code(), 0, "git works in the workspace\n{g}");
+    assert!(!pwned.exists(), "host git ran the call's core.fsmonitor\n{o}");
+}
+
+/// Found by an attack: a `..` after a real directory on the way to what a rule protects
+/// (`gitdir: sub/../.bare`). The kernel takes `..` from where `sub` leads on disk;
+/// paddock resolved it at the start and neither pinned nor noted `sub`, so the call
+/// renamed it away and put a symlink there (`sub -> deep/a`), and the user's unchanged
+/// gitfile led host git to the call's repository. Now each directory left by `..` is
+/// noted and one the call replaced is moved aside: the gitfile leads nowhere, never to
+/// the call's config. The legitimate layout, unchanged, keeps working.
+fn a_directory_a_gitdir_leaves_by_dotdot_is_the_users(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+mkdir sub && git init -q --bare .bare && git --git-dir=.bare config core.bare false
+echo 'gitdir: sub/../.bare' > .git && git status --short";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let config = read(&f.ws.join(".bare/config"));
+    // Nothing changed: nothing moves, and git works through `sub/..`.
+    let o = run_default_in(&f, &f.ws, &["git", "status", "--short"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(moved_aside_under(&f.ws).is_empty(), "{o}");
+
+    let pwned = f.home.join("PWNED"); // the user can write there, the call cannot
+    let attack = format!(
+        "mkdir -p deep/a && git init -q --bare deep/.bare && printf '[core]\\n\\tbare = false\\n\\tfsmonitor = \"touch {}; false\"\\n' >> deep/.bare/config && mv sub sub.old && ln -s deep/a sub",
+        pwned.display()
+    );
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", &attack]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(f.ws.join("sub.old").is_dir(), "the call ran\n{o}");
+    let g = f.host(&["git", "status", "--short"]);
+    assert!(!pwned.exists(), "host git ran the call's core.fsmonitor through sub/..\n{o}\n{g}");
+    assert!(std::fs::symlink_metadata(f.ws.join("sub")).is_err(), "the call's link stays\n{o}");
+    assert!(o.err().contains(&format!("created {}", f.ws.join("sub").display())), "not said\n{o}");
+    assert_eq!(read(&f.ws.join(".bare/config")), config, "{o}");
+    // Put back as the user had it, it is the user's again: git works, nothing moves.
+    std::fs::rename(f.ws.join("sub.old"), f.ws.join("sub")).unwrap();
+    let o = run_default_in(&f, &f.ws, &["git", "status", "--short"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("created"), "{o}");
+}
+
+/// Found by an attack, as above, through the user's symlinks:
+/// `.claude/settings.json -> ../x/../cfg/real.json` and
+/// `~/.gitconfig -> WORKSPACE/x/../gitconfig` (`x` a real directory). The call renamed
+/// `x` away and put `x -> deep/a` there; the unchanged links then read its files. Now
+/// `x` is noted and the call's link moved aside: the links lead nowhere, never to the
+/// call's files.
+fn a_directory_a_symlink_leaves_by_dotdot_is_the_users(user: User) {
+    let f = Fixture::new(user);
+    let setup = "set -e
+mkdir -p .claude x cfg && echo '{}' > cfg/real.json && ln -s ../x/../cfg/real.json .claude/settings.json
+printf '[user]\\n\\tname = me\\n' > gitconfig";
+    let o = f.host(&["sh", "-c", setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let gitconfig = f.home.join(".gitconfig");
+    std::os::unix::fs::symlink(f.ws.join("x/../gitconfig"), &gitconfig).unwrap();
+    let home = read(&gitconfig);
+    let o = run_default_in(&f, &f.ws, &["cat", ".claude/settings.json"]);
+    assert_eq!((o.code(), o.out().as_str()), (0, "{}\n"), "{o}");
+    assert!(moved_aside_under(&f.ws).is_empty(), "{o}");
+
+    let attack = "mkdir -p deep/a deep/cfg && echo '{\"hooks\":\"PWNED\"}' > deep/cfg/real.json
+printf '[core]\\n\\tfsmonitor = \"touch PWNED; false\"\\n' > deep/gitconfig && mv x x.old && ln -s deep/a x";
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", attack]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(f.ws.join("x.old").is_dir(), "the call ran\n{o}");
+    let settings = std::fs::read_to_string(f.ws.join(".claude/settings.json")).unwrap_or_default();
+    assert!(!settings.contains("PWNED"), ".claude/settings.json reads the call's file\n{o}");
+    let now = std::fs::read_to_string(&gitconfig).unwrap_or_default();
+    assert!(!now.contains("fsmonitor"), "~/.gitconfig reads the call's file\n{o}");
+    assert!(o.err().contains(&format!("created {}", f.ws.join("x").display())), "not said\n{o}");
+    // Put back as the user had it, it is the user's again: nothing moves.
+    std::fs::rename(f.ws.join("x.old"), f.ws.join("x")).unwrap();
+    assert_eq!(read(&gitconfig), home);
+    let o = run_default_in(&f, &f.ws, &["cat", ".claude/settings.json"]);
+    assert_eq!((o.code(), o.out().as_str()), (0, "{}\n"), "{o}");
+    assert!(!o.err().contains("created"), "{o}");
 }

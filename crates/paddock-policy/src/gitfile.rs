@@ -90,8 +90,12 @@ pub(crate) fn protected(
                 }
             }
         }
-        let Some(common) = read_path(&dir.join("commondir"), &dir, normalize) else { continue };
-        if writable(&common) {
+        let Some(line) = read_line(&dir.join("commondir")) else { continue };
+        // Git reads it against the git directory; as named from there (`../shared`, a
+        // symlink on the way, is then noted and kept as the user's link; so is a
+        // directory it leaves by `..`), protected where it leads.
+        let common = named.join(line);
+        if writable(&normalize(&common)) {
             for n in IN_COMMONDIR {
                 push_new(&mut out, common.join(n));
             }
@@ -115,9 +119,9 @@ fn named_dir(file: &Path, normalize: &mut dyn FnMut(&Path) -> PathBuf) -> Option
     Some((named, dir))
 }
 
-/// The path a one-line file at `file` holds (`commondir`), resolved against `base` as git
-/// does; `None` when there is no such regular file.
-fn read_path(file: &Path, base: &Path, normalize: &mut dyn FnMut(&Path) -> PathBuf) -> Option<PathBuf> {
+/// The path a one-line file at `file` holds (`commondir`), as written; `None` when there
+/// is no such regular file or its first line is empty.
+fn read_line(file: &Path) -> Option<PathBuf> {
     if !std::fs::symlink_metadata(file).ok()?.is_file() {
         return None;
     }
@@ -126,7 +130,7 @@ fn read_path(file: &Path, base: &Path, normalize: &mut dyn FnMut(&Path) -> PathB
     if line.is_empty() {
         return None;
     }
-    Some(normalize(&base.join(line)))
+    Some(PathBuf::from(line))
 }
 
 /// The first [`MAX_READ`] bytes of `file` as text, when they are UTF-8.
@@ -185,6 +189,29 @@ mod tests {
         assert!(
             IN_GITDIR_GLOBS.contains(&"modules/**/hooks") && IN_GITDIR_GLOBS.contains(&"worktrees/*/modules/**/config")
         );
+    }
+
+    /// Found by an attack: `wt/commondir` = `../shared`, `shared -> bare-v2`. The common
+    /// directory's entries are protected as named from the git directory (the links and
+    /// `..` on the way are then the user's), where they lead only when writable.
+    #[test]
+    fn a_commondir_is_protected_as_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = norm(tmp.path());
+        std::fs::create_dir_all(ws.join("bare-v2")).unwrap();
+        std::fs::create_dir_all(ws.join("wt")).unwrap();
+        std::os::unix::fs::symlink("bare-v2", ws.join("shared")).unwrap();
+        std::fs::write(ws.join("wt/commondir"), "../shared\n").unwrap();
+        std::fs::write(ws.join(".git"), "gitdir: ./wt\n").unwrap();
+        let inside = |p: &Path| p.starts_with(&ws);
+        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
+        let common = ws.join("./wt/../shared");
+        assert_eq!(&got[got.len() - 2..], [common.join("config"), common.join("hooks")]);
+        assert_eq!(norm(&common), ws.join("bare-v2"));
+        // Leading out of the write paths: not protected.
+        std::fs::write(ws.join("wt/commondir"), "/elsewhere\n").unwrap();
+        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
+        assert!(got.iter().all(|p| *p == ws.join(".git") || p.starts_with(ws.join("./wt"))), "{got:?}");
     }
 
     #[test]

@@ -33,6 +33,15 @@
 //!
 //! Directories on the way are compared by [`Identity`] too: one the call removed and made
 //! again, under the inode number the old one freed, is not the one there at the start.
+//!
+//! And every directory such a resolution enters and then leaves by `..` (`x` of a
+//! `gitdir: x/../.bare` line or of a symlink to `x/../real`, [`chain::Way::left`]): the
+//! kernel takes `..` from where `x` leads on disk, so a call that renamed `x` away and put
+//! a symlink there (`x -> deep/a`) would re-point the user's unchanged link or gitfile at
+//! a file of its own. Each is noted, with every directory down to it, as a held
+//! directory; after the call, whatever is at its name unless it is that very directory is
+//! moved aside, so the name leads nowhere rather than to the call's file (the user's
+//! directory, renamed by the call, is not looked for).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -132,12 +141,13 @@ impl AbsentPaths {
             let named = as_named(r, &fs.write).filter(|n| n.as_path() != Path::new(&r.pattern));
             // From the path as written (a rule outside the write grants, `~/.gitconfig`,
             // can lead through a symlink of the workspace to its file).
-            let links = lookups.links_on_the_way(named.as_deref().unwrap_or(r.expanded.as_path()));
-            std::iter::once((r, PathBuf::from(&r.pattern)))
-                .chain(named.map(|n| (r, n)))
-                .chain(links.into_iter().map(move |l| (r, l)))
+            let way = lookups.way(named.as_deref().unwrap_or(r.expanded.as_path()));
+            std::iter::once((r, PathBuf::from(&r.pattern), false))
+                .chain(named.map(|n| (r, n, false)))
+                .chain(way.links.into_iter().map(move |l| (r, l, false)))
+                .chain(way.left.into_iter().map(move |d| (r, d, true)))
         });
-        for (r, p) in paths {
+        for (r, p, held) in paths {
             let p = p.as_path();
             // The outermost grant: every component below it is the call's to change.
             let Some(w) = fs.write.iter().filter(|w| p.starts_with(&w.path)).min_by_key(|w| w.path.as_os_str().len())
@@ -150,7 +160,7 @@ impl AbsentPaths {
             if names.is_empty() {
                 continue;
             }
-            let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names) else { continue };
+            let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names, held) else { continue };
             // A symlink is noted by its own path: the walk after the call goes no further
             // (what lies beyond it is not the call's way to the path).
             if was.as_ref().is_some_and(|w| w.link.is_some()) {
@@ -192,7 +202,9 @@ impl AbsentPaths {
         use std::os::unix::ffi::{OsStrExt, OsStringExt};
         let mut mine = self.records();
         for r in records {
-            if mine.contains(r) || r.names.is_empty() || r.first >= r.names.len() {
+            // `first == names.len()`: a held directory, with the identity of each name.
+            let held = r.first == r.names.len() && r.dirs.len() == r.names.len();
+            if mine.contains(r) || r.names.is_empty() || (r.first >= r.names.len() && !held) {
                 continue;
             }
             let root_path = PathBuf::from(std::ffi::OsStr::from_bytes(&r.root));
@@ -246,6 +258,7 @@ pub(crate) fn as_named(r: &paddock_policy::DenyRule, writes: &[paddock_policy::P
 
 /// Where a path stops being directories at the start.
 struct Gap {
+    /// `names.len()` for a held directory: every name is one.
     first: usize,
     was: Option<Was>,
     dirs: Vec<Identity>,
@@ -255,7 +268,11 @@ struct Gap {
 /// what it is when it is there, and the directories before it; the path itself when it is
 /// a symlink (the view leaves it as it is). `None` when the whole path is there as
 /// anything else (the view masks or binds it) or it cannot be looked at now.
-fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<Gap> {
+///
+/// `held`: the path is a directory a resolution leaves by `..` ([`chain::Way::left`]):
+/// noted with every name a directory (`first` past the last, the identity of each), or
+/// not at all when it is anything else now.
+fn first_gap(root: BorrowedFd<'_>, names: &[OsString], held: bool) -> Option<Gap> {
     let mut dir: Option<OwnedFd> = None;
     let mut dirs = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -269,6 +286,17 @@ fn first_gap(root: BorrowedFd<'_>, names: &[OsString]) -> Option<Gap> {
             }
         };
         let was = |link| Was { id: st.id, ctime: st.ctime, size: st.size, link };
+        if held {
+            if st.file_type() != FileType::Directory {
+                return None; // a link on the way is noted as one ([`chain::Way::links`])
+            }
+            dirs.push(st.id);
+            if i + 1 == names.len() {
+                return Some(Gap { first: names.len(), was: None, dirs });
+            }
+            dir = Some(aside::open_dir_at(at, name).ok()?);
+            continue;
+        }
         if i + 1 == names.len() {
             if st.file_type() != FileType::Symlink {
                 return None; // there: the view masks or binds it
@@ -334,12 +362,17 @@ impl Noted {
             // the user's symlink was: the call's, moved whole.
             let replaced =
                 (i < self.first && self.dirs.get(i) != Some(&st.id)) || (i == self.first && self.link().is_some());
-            if i < last && !replaced && st.file_type() == FileType::Directory {
-                match aside::open_dir_at(at, name) {
-                    Ok(d) => dir = Some(d),
-                    Err(e) => return Some(self.failed(&path, format!("it cannot be entered: {e}"))),
+            if !replaced && st.file_type() == FileType::Directory {
+                if i == last && self.first == self.names.len() {
+                    return None; // the held directory, as it was
                 }
-                continue;
+                if i < last {
+                    match aside::open_dir_at(at, name) {
+                        Ok(d) => dir = Some(d),
+                        Err(e) => return Some(self.failed(&path, format!("it cannot be entered: {e}"))),
+                    }
+                    continue;
+                }
             }
             // P itself, something not a directory on the way to it (a symlink, a
             // gitfile), or a directory that replaced the one there: what the call created.
@@ -796,6 +829,60 @@ mod tests {
             assert!(moved[0].restored.is_none());
             std::fs::create_dir(ws.join(".git")).unwrap();
         }
+    }
+
+    /// Found by an attack: `.claude/settings.json -> ../x/../cfg/real.json`, `x` a real
+    /// directory the kernel leaves by `..` from wherever `x` leads. `x` is held: the same
+    /// directory, nothing moves; a symlink or a directory of the call's in its place is
+    /// moved aside (the link then leads nowhere); gone, nothing is there to move. Another
+    /// running call adopts the note.
+    #[test]
+    fn a_directory_left_by_dotdot_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().canonicalize().unwrap().join("ws");
+        for d in [".claude", "x", "cfg", "deep/a", "deep/cfg"] {
+            std::fs::create_dir_all(ws.join(d)).unwrap();
+        }
+        std::fs::write(ws.join("cfg/real.json"), "{}").unwrap();
+        std::fs::write(ws.join("deep/cfg/real.json"), "evil").unwrap();
+        symlink("../x/../cfg/real.json", ws.join(".claude/settings.json")).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let absent = AbsentPaths::before(&p);
+        let held: Vec<&Noted> = absent.0.iter().filter(|n| n.first == n.names.len()).collect();
+        let names: Vec<PathBuf> = held.iter().map(|n| n.names.iter().collect()).collect();
+        assert_eq!(names, [PathBuf::from(".claude"), PathBuf::from("x")]);
+        assert!(absent.settle().is_empty(), "the same directories: nothing moves");
+
+        let settings = ws.join(".claude/settings.json");
+        std::fs::rename(ws.join("x"), ws.join("x.old")).unwrap();
+        symlink("deep/a", ws.join("x")).unwrap();
+        assert_eq!(std::fs::read_to_string(&settings).unwrap(), "evil", "the attack");
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join("x").to_string_lossy());
+        assert_eq!(std::fs::read_link(&moved[0].to).unwrap(), Path::new("deep/a"));
+        assert!(std::fs::read_to_string(&settings).is_err(), "the link leads nowhere");
+        assert!(!any_failed(&moved));
+
+        // A directory of the call's in its place: not the user's, moved aside too.
+        std::fs::create_dir(ws.join("x")).unwrap();
+        let moved = absent.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join("x").to_string_lossy());
+        // Gone: nothing to move, the link leads nowhere.
+        assert!(absent.settle().is_empty());
+
+        // Put back: the user's again. Adopted by another call, held the same.
+        std::fs::rename(ws.join("x.old"), ws.join("x")).unwrap();
+        assert!(absent.settle().is_empty());
+        let mut other = AbsentPaths::default();
+        other.adopt(&absent.records(), std::slice::from_ref(&ws));
+        assert_eq!(other.records(), absent.records());
+        std::fs::rename(ws.join("x"), ws.join("x.old")).unwrap();
+        symlink("deep/a", ws.join("x")).unwrap();
+        let moved = other.settle();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].from, ws.join("x").to_string_lossy());
     }
 
     #[test]
