@@ -31,7 +31,8 @@ both_users!(
     a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy,
     a_commondir_is_protected_as_named,
     a_directory_a_gitdir_leaves_by_dotdot_is_the_users,
-    a_directory_a_symlink_leaves_by_dotdot_is_the_users
+    a_directory_a_symlink_leaves_by_dotdot_is_the_users,
+    the_way_to_a_git_directory_or_policy_outside_is_the_users
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -749,4 +750,62 @@ printf '[core]\\n\\tfsmonitor = \"touch PWNED; false\"\\n' > deep/gitconfig && m
     let o = run_default_in(&f, &f.ws, &["cat", ".claude/settings.json"]);
     assert_eq!((o.code(), o.out().as_str()), (0, "{}\n"), "{o}");
     assert!(!o.err().contains("created"), "{o}");
+}
+
+/// Found by attacks: a workspace symlink on the way to a git directory or a policy file
+/// that lies outside the write paths was not noted (nothing was protected there, so the
+/// way was not looked at); and a git directory whose name holds glob characters (`b[1]`)
+/// got no protection. The call re-pointed the link (host git then ran its fsmonitor; the
+/// next run obeyed its policy) or wrote `b[1]/config`.
+fn the_way_to_a_git_directory_or_policy_outside_is_the_users(user: User) {
+    let f = Fixture::new(user);
+    let out = f.outside.to_string_lossy().into_owned();
+    let setup = format!(
+        "set -e
+git init -q --bare {out}/repo.git && git --git-dir={out}/repo.git config core.bare false
+ln -s {out}/repo.git repo && echo 'gitdir: ./repo' > .git && git status --short >/dev/null
+ln -s {out} pol"
+    );
+    let o = f.host(&["sh", "-c", &setup]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    write(&f.outside.join("mine.toml"), "version = 1\nextends = [\"default\"]\n", 0o644);
+    let repoint = "git init -q --bare evil; printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' >> evil/config
+rm repo && ln -s evil repo; mkdir evilpol && printf 'version = 1\\n' > evilpol/mine.toml; rm pol && ln -s evilpol pol; true";
+    let ws = f.ws.to_string_lossy().into_owned();
+    let argv: Vec<std::ffi::OsString> = [
+        f.bin.to_string_lossy().as_ref(),
+        "run",
+        "--policy",
+        "./pol/mine.toml",
+        "--workspace",
+        &ws,
+        "--",
+        "sh",
+        "-c",
+        repoint,
+    ]
+    .iter()
+    .map(std::ffi::OsString::from)
+    .collect();
+    let o = f.launch(&argv, &[], None);
+    for (link, to) in [("repo", format!("{out}/repo.git")), ("pol", out.clone())] {
+        let now = std::fs::read_link(f.ws.join(link)).ok().map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(now.as_deref(), Some(to.as_str()), "{link} was re-pointed\n{o}");
+    }
+    let o = f.host(&["git", "status", "--short"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!f.ws.join("fsmon-ran").exists(), "host git ran the call's fsmonitor");
+
+    // A git directory named with glob characters is protected as named.
+    let g = Fixture::new(user);
+    let o = g.host(&[
+        "sh",
+        "-c",
+        "set -e; git init -q --bare 'b[1]'; git --git-dir='b[1]' config core.bare false; echo 'gitdir: ./b[1]' > .git",
+    ]);
+    assert_eq!(o.code(), 0, "setup\n{o}");
+    let config = read(&g.ws.join("b[1]/config"));
+    let o = run_default_in(&g, &g.ws, &["sh", "-c", "git config core.fsmonitor 'touch fsmon-ran; false'; true"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert_eq!(read(&g.ws.join("b[1]/config")), config, "b[1]/config was rewritten\n{o}");
 }

@@ -170,6 +170,29 @@ pub fn check(pattern: &str) -> Result<(), String> {
     parse(trim_trailing_slashes(pattern)).map(drop).map_err(|e| e.kind().to_string())
 }
 
+/// `path` as a glob that matches only itself: each character of glob syntax escaped.
+///
+/// ```
+/// use paddock_globs::{escape, PathGlobs};
+/// use std::path::Path;
+///
+/// let dir = escape("/work/b[1]");
+/// assert_eq!(dir, "/work/b\\[1\\]");
+/// let globs = PathGlobs::new(&[format!("{dir}/**/config")]).unwrap();
+/// assert!(globs.is_match(Path::new("/work/b[1]/modules/x/config")));
+/// assert!(!globs.is_match(Path::new("/work/b1/modules/x/config")));
+/// ```
+pub fn escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if META.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One glob with this crate's options.
 fn parse(glob: &str) -> Result<globset::Glob, globset::Error> {
     GlobBuilder::new(glob).literal_separator(true).backslash_escape(true).build()

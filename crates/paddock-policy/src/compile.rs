@@ -97,7 +97,9 @@ fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
     let paths = |list: &[At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
         list.iter()
             .filter_map(|(raw, origin)| match vars.expand_path(raw) {
-                Ok(expanded) => Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone() }),
+                Ok(expanded) => {
+                    Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone(), literal: false })
+                }
                 Err((msg, hint)) => {
                     problems.push(origin, msg, Some(hint));
                     None

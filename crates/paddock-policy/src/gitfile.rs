@@ -53,55 +53,70 @@ pub(crate) fn places(patterns: &[&str], has_glob: &dyn Fn(&str) -> bool) -> Vec<
     files
 }
 
-fn push_new(v: &mut Vec<PathBuf>, p: PathBuf) {
+fn push_new<T: PartialEq>(v: &mut Vec<T>, p: T) {
     if !v.contains(&p) {
         v.push(p);
     }
 }
 
-/// The paths to protect for the `.git` files at `files`, each inside one of `writable`
-/// (already normalised); `normalize` resolves a path as the policy does, `has_glob` tells
-/// a pattern from a path.
+/// One protect entry a `.git` file gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A path, taken literally whatever characters it holds (as named: the links and `..`
+    /// on its way are noted as the user's).
+    Path(PathBuf),
+    /// A glob: a normalised directory, escaped, then a pattern beneath it.
+    Glob(String),
+}
+
+/// The protect entries for the `.git` files at `files`, each inside one of `writable`
+/// (already normalised); `normalize` resolves a path as the policy does. The entries named
+/// from the `.git` file are given wherever they lead (where that is not writable, the
+/// protection costs nothing, and the way there, which may be, is still the user's); the
+/// globs beneath a directory only where it is writable.
 pub(crate) fn protected(
     files: &[PathBuf],
     writable: &dyn Fn(&Path) -> bool,
     normalize: &mut dyn FnMut(&Path) -> PathBuf,
-    has_glob: &dyn Fn(&str) -> bool,
-) -> Vec<PathBuf> {
+) -> Vec<Entry> {
     let found: Vec<PathBuf> = files.iter().filter(|f| writable(f)).cloned().collect();
     let mut out = Vec::new();
     for file in found {
         let Some((named, dir)) = named_dir(&file, normalize) else { continue };
         // The `.git` file itself: moved or rewritten by a call, the next call's policy
         // would not find the directory it names (nor protect it).
-        push_new(&mut out, file.clone());
-        if writable(&dir) {
-            // As the file names it (a symlink on the way, `gitdir: ./bare` with `bare` a
-            // link, is then noted and kept as the user's link; the view binds its target).
-            for n in IN_GITDIR {
-                push_new(&mut out, named.join(n));
-            }
-            // Its submodules' and linked worktrees', as `**/.git/modules/**/config` and the
-            // rest protect a `.git` directory's (globs: only where the directory's own path
-            // holds none).
-            if !has_glob(&dir.to_string_lossy()) {
-                for g in IN_GITDIR_GLOBS {
-                    push_new(&mut out, dir.join(g));
-                }
-            }
+        push_new(&mut out, Entry::Path(file.clone()));
+        // As the file names it (a symlink on the way, `gitdir: ./bare` with `bare` a link,
+        // is then noted and kept as the user's link; the view binds its target).
+        for n in IN_GITDIR {
+            push_new(&mut out, Entry::Path(named.join(n)));
         }
+        // Its submodules' and linked worktrees', as `**/.git/modules/**/config` and the
+        // rest protect a `.git` directory's.
+        globs_beneath(&mut out, &dir, writable);
         let Some(line) = read_line(&dir.join("commondir")) else { continue };
         // Git reads it against the git directory; as named from there (`../shared`, a
         // symlink on the way, is then noted and kept as the user's link; so is a
         // directory it leaves by `..`), protected where it leads.
         let common = named.join(line);
-        if writable(&normalize(&common)) {
-            for n in IN_COMMONDIR {
-                push_new(&mut out, common.join(n));
-            }
+        for n in IN_COMMONDIR {
+            push_new(&mut out, Entry::Path(common.join(n)));
         }
+        // The common directory holds the other worktrees and the submodules too.
+        globs_beneath(&mut out, &normalize(&common), writable);
     }
     out
+}
+
+/// [`IN_GITDIR_GLOBS`] beneath `dir` (normalised), its path escaped, when it is writable.
+fn globs_beneath(out: &mut Vec<Entry>, dir: &Path, writable: &dyn Fn(&Path) -> bool) {
+    if !writable(dir) {
+        return;
+    }
+    let base = paddock_globs::escape(&dir.to_string_lossy());
+    for g in IN_GITDIR_GLOBS {
+        push_new(out, Entry::Glob(format!("{}/{g}", base.trim_end_matches('/'))));
+    }
 }
 
 /// The directory a `.git` file at `file` names, as it names it and normalised; `None`
@@ -168,6 +183,14 @@ mod tests {
         assert_eq!(files, vec![PathBuf::from("/ws/.git")], "the workspace's own `.git` only");
     }
 
+    fn paths(got: &[Entry]) -> Vec<PathBuf> {
+        got.iter().filter_map(|e| if let Entry::Path(p) = e { Some(p.clone()) } else { None }).collect()
+    }
+
+    fn globs(got: &[Entry]) -> Vec<String> {
+        got.iter().filter_map(|e| if let Entry::Glob(g) = e { Some(g.clone()) } else { None }).collect()
+    }
+
     #[test]
     fn a_gitfile_inside_the_workspace_gives_its_dir_and_common_dir_protection() {
         let tmp = tempfile::tempdir().unwrap();
@@ -179,21 +202,24 @@ mod tests {
             .unwrap();
         std::fs::write(ws.join(".bare/worktrees/main/commondir"), "../..\n").unwrap();
         let inside = |p: &Path| p.starts_with(&ws);
-        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
-        let want: Vec<PathBuf> = [".git", ".bare/config", ".bare/config.worktree", ".bare/hooks", ".bare/commondir"]
-            .iter()
-            .map(|s| ws.join(s))
-            .chain(IN_GITDIR_GLOBS.iter().map(|g| ws.join(".bare").join(g)))
-            .collect();
-        assert_eq!(got, want);
+        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p));
+        let want: Vec<PathBuf> =
+            [".git", "./.bare/config", "./.bare/config.worktree", "./.bare/hooks", "./.bare/commondir"]
+                .iter()
+                .map(|s| ws.join(s))
+                .collect();
+        assert_eq!(paths(&got), want);
+        let want: Vec<String> = IN_GITDIR_GLOBS.iter().map(|g| format!("{}/{g}", ws.join(".bare").display())).collect();
+        assert_eq!(globs(&got), want);
         assert!(
             IN_GITDIR_GLOBS.contains(&"modules/**/hooks") && IN_GITDIR_GLOBS.contains(&"worktrees/*/modules/**/config")
         );
     }
 
-    /// Found by an attack: `wt/commondir` = `../shared`, `shared -> bare-v2`. The common
+    /// Found by attacks: `wt/commondir` = `../shared`, `shared -> bare-v2`. The common
     /// directory's entries are protected as named from the git directory (the links and
-    /// `..` on the way are then the user's), where they lead only when writable.
+    /// `..` on the way are then the user's), wherever they lead; its submodules' and other
+    /// worktrees' too, where it is writable.
     #[test]
     fn a_commondir_is_protected_as_named() {
         let tmp = tempfile::tempdir().unwrap();
@@ -204,14 +230,34 @@ mod tests {
         std::fs::write(ws.join("wt/commondir"), "../shared\n").unwrap();
         std::fs::write(ws.join(".git"), "gitdir: ./wt\n").unwrap();
         let inside = |p: &Path| p.starts_with(&ws);
-        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
+        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p));
         let common = ws.join("./wt/../shared");
-        assert_eq!(&got[got.len() - 2..], [common.join("config"), common.join("hooks")]);
+        let p = paths(&got);
+        assert_eq!(&p[p.len() - 2..], [common.join("config"), common.join("hooks")]);
         assert_eq!(norm(&common), ws.join("bare-v2"));
-        // Leading out of the write paths: not protected.
+        assert!(globs(&got).contains(&format!("{}/worktrees/*/modules/**/config", ws.join("bare-v2").display())));
+        // Leading out of the write paths: still named (the way there is the user's), no globs.
         std::fs::write(ws.join("wt/commondir"), "/elsewhere\n").unwrap();
-        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p), &has_glob);
-        assert!(got.iter().all(|p| *p == ws.join(".git") || p.starts_with(ws.join("./wt"))), "{got:?}");
+        let got = protected(&[ws.join(".git")], &inside, &mut |p| norm(p));
+        assert!(paths(&got).contains(&PathBuf::from("/elsewhere/config")), "{got:?}");
+        assert!(globs(&got).iter().all(|g| g.starts_with(&ws.join("wt").display().to_string())), "{got:?}");
+    }
+
+    /// Found by an attack: a directory named `b[1]` got no protection (its path was taken
+    /// as a pattern).
+    #[test]
+    fn glob_characters_in_a_gitdir_are_literal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = norm(tmp.path());
+        std::fs::create_dir_all(ws.join("b[1]")).unwrap();
+        std::fs::write(ws.join(".git"), "gitdir: ./b[1]\n").unwrap();
+        let got = protected(&[ws.join(".git")], &|p: &Path| p.starts_with(&ws), &mut |p| norm(p));
+        assert!(paths(&got).contains(&ws.join("./b[1]/config")));
+        let g = globs(&got);
+        assert!(
+            g.contains(&format!("{}/modules/**/config", paddock_globs::escape(&ws.join("b[1]").to_string_lossy()))),
+            "{g:?}"
+        );
     }
 
     #[test]
@@ -226,12 +272,15 @@ mod tests {
         std::fs::write(ws.join("d/.git"), "not a gitfile\n").unwrap();
         let inside = |p: &Path| p.starts_with(&ws);
         for f in ["b/.git", "d/.git", ".git"] {
-            assert!(protected(&[ws.join(f)], &inside, &mut |p| norm(p), &has_glob).is_empty(), "{f}");
+            assert!(protected(&[ws.join(f)], &inside, &mut |p| norm(p)).is_empty(), "{f}");
         }
-        // A gitfile naming a directory outside the write paths: only the file itself (a
-        // call could point it at a directory of its own).
-        assert_eq!(protected(&[ws.join("a/.git")], &inside, &mut |p| norm(p), &has_glob), [ws.join("a/.git")]);
+        // A gitfile naming a directory outside the write paths: the file itself (a call could
+        // point it at a directory of its own) and the entries as named (the way there may be
+        // the workspace's), no globs.
+        let got = protected(&[ws.join("a/.git")], &inside, &mut |p| norm(p));
+        assert_eq!(paths(&got)[..2], [ws.join("a/.git"), PathBuf::from("/elsewhere/repo/config")]);
+        assert!(globs(&got).is_empty());
         // Nothing is looked at outside the write paths.
-        assert!(protected(&[ws.join("a/.git")], &|_: &Path| false, &mut |p| norm(p), &has_glob).is_empty());
+        assert!(protected(&[ws.join("a/.git")], &|_: &Path| false, &mut |p| norm(p)).is_empty());
     }
 }

@@ -193,7 +193,7 @@ impl Masks {
         let mut masks = Masks::default();
         for (i, e) in entries.into_iter().enumerate() {
             let s = e.expanded.to_string_lossy().into_owned();
-            let is_glob = has_glob_meta(&s);
+            let is_glob = !e.literal && has_glob_meta(&s);
             let pattern = if is_glob {
                 normalize_glob(&s, lookups)
             } else {
@@ -281,6 +281,9 @@ pub(crate) struct RawPathEntry {
     pub raw: String,
     pub expanded: PathBuf,
     pub origin: Origin,
+    /// A path read from disk (a `.git` file's, the policy's own): literal whatever glob
+    /// characters it holds.
+    pub literal: bool,
 }
 
 impl FsRules {
@@ -324,7 +327,7 @@ impl FsRules {
         }
         (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
         let extra = rules.gitdir_protects(&protect, &mut lookups);
-        let own = rules.policy_file_protects(&protect, policy_files, &mut lookups);
+        let own = rules.policy_file_protects(&protect, policy_files);
         let mut protect = protect;
         protect.extend(extra);
         protect.extend(own);
@@ -352,15 +355,21 @@ impl FsRules {
         let writable = |p: &Path| self.write.iter().any(|w| p.starts_with(&w.path));
         let found = {
             let mut normalize = |p: &Path| lookups.normalize(p, Path::new("/"));
-            crate::gitfile::protected(&files, &writable, &mut normalize, &has_glob_meta)
+            crate::gitfile::protected(&files, &writable, &mut normalize)
         };
         found
             .into_iter()
-            .filter(|p| own.first(p).is_none())
-            .map(|p| RawPathEntry {
-                raw: format!("{} (a `.git` file names its directory)", p.display()),
-                expanded: p,
-                origin: origin.clone(),
+            .filter_map(|e| {
+                let (expanded, literal) = match e {
+                    crate::gitfile::Entry::Path(p) => (p, true),
+                    crate::gitfile::Entry::Glob(g) => (PathBuf::from(g), false),
+                };
+                // Covered already (a glob only: a literal path's links are noted as named).
+                if !literal && own.first(&expanded).is_some() {
+                    return None;
+                }
+                let raw = format!("{} (a `.git` file names its directory)", expanded.display());
+                Some(RawPathEntry { raw, expanded, origin: origin.clone(), literal })
             })
             .collect()
     }
@@ -368,24 +377,19 @@ impl FsRules {
     /// Protect entries for the policy's own files (`--policy ./mine.toml` and what it
     /// `extends`) that lie in a write path, after `protect`'s own and the git directories':
     /// a call that rewrote them would choose the policy of every later call.
-    fn policy_file_protects(
-        &self,
-        protect: &[RawPathEntry],
-        files: &[PathBuf],
-        lookups: &mut Lookups,
-    ) -> Vec<RawPathEntry> {
+    fn policy_file_protects(&self, protect: &[RawPathEntry], files: &[PathBuf]) -> Vec<RawPathEntry> {
         let mut out: Vec<RawPathEntry> = Vec::new();
         for f in files {
-            let path = lookups.normalize(f, Path::new("/"));
-            let covered =
-                out.iter().any(|e| e.expanded == *f) || protect.iter().any(|e| e.expanded == *f || e.expanded == path);
-            if covered || !self.write.iter().any(|w| path.starts_with(&w.path)) {
+            // Wherever it leads (outside the write paths the protection costs nothing, and
+            // the way there, a symlink or a directory left by `..`, may be writable).
+            if out.iter().chain(protect).any(|e| e.expanded == *f) {
                 continue;
             }
             out.push(RawPathEntry {
                 raw: format!("{} (the policy's own file)", f.display()),
                 expanded: f.clone(),
                 origin: crate::error::Origin { file: std::sync::Arc::new(f.clone()), line: 1, col: 1 },
+                literal: true,
             });
         }
         out
@@ -533,6 +537,7 @@ mod tests {
                 raw: g.to_string(),
                 expanded: PathBuf::from(g),
                 origin: Origin { file: Arc::new(PathBuf::from("test.toml")), line: 1, col: 1 },
+                literal: false,
             })
             .collect();
         let mut problems = Problems::default();

@@ -545,11 +545,15 @@ fn the_policys_own_files_in_a_write_path_are_protected() {
         assert!(p.decide_read(&ws.join(f)).is_allow(), "{f} stays readable");
     }
     assert!(p.decide_write(&ws.join("conf/other.toml")).is_allow());
-    // Outside every write path: nothing to add (it is read-only already).
+    // Outside every write path too (read-only already, but the way there, a symlink of
+    // the workspace, is the user's: found by an attack); a name with glob characters is
+    // taken literally (found by an attack: `p[1].toml` was a pattern matching `p1.toml`).
     let elsewhere = tempfile::tempdir().unwrap();
-    std::fs::write(elsewhere.path().join("p.toml"), "version = 1\nextends = [\"default\"]\n").unwrap();
-    let p = Policy::load(&elsewhere.path().join("p.toml"), &vars(ws.to_str().unwrap())).unwrap();
-    assert!(p.filesystem.protect.iter().all(|r| !r.pattern.contains("p.toml")));
+    let outside = elsewhere.path().join("p[1].toml");
+    std::fs::write(&outside, "version = 1\nextends = [\"default\"]\n").unwrap();
+    let p = Policy::load(&outside, &vars(ws.to_str().unwrap())).unwrap();
+    let rule = p.filesystem.protect.iter().find(|r| r.raw.contains("p[1].toml")).expect("protected");
+    assert!(!rule.is_glob && rule.expanded == outside, "{rule:?}");
 }
 
 // ---------- [env]: credentials and expansion ----------

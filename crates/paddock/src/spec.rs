@@ -121,28 +121,19 @@ pub fn fs_view(policy: &Policy) -> FsView {
             deny_paths.push(p);
         }
     }
-    let protect_globs =
-        fs.protect.iter().map(|p| if p.is_glob { p.pattern.clone() } else { escape_glob(&p.pattern) }).collect();
+    let protect_globs = fs
+        .protect
+        .iter()
+        .map(|p| if p.is_glob { p.pattern.clone() } else { paddock_globs::escape(&p.pattern) })
+        .collect();
     let write_paths = paths(&policy.view_write_rules());
     // What a call's end moved aside stays out of every later view: a denied file moved
     // aside under a name its rule does not match is still the secret it was.
     for w in &write_paths {
-        let w = escape_glob(&w.to_string_lossy());
+        let w = paddock_globs::escape(&w.to_string_lossy());
         deny_globs.push(format!("{w}/**/*{}*", crate::aside::MOVED_MARK));
     }
     FsView { read_paths: paths(&policy.view_read_rules()), write_paths, deny_paths, deny_globs, protect_globs }
-}
-
-/// A literal path as a glob that matches only itself.
-fn escape_glob(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The directory a child asked to run in `cwd` runs in: `cwd` when the policy lets the
