@@ -12,7 +12,8 @@
 //!
 //! - a call that starts while another's child has removed the user's symlink a `deny` or
 //!   `protect` rule resolves through (the rule's name, a link in the middle of its chain,
-//!   a workspace link on the way from `~/.gitconfig`) does not start (71), rather than
+//!   a workspace link on the way from `~/.gitconfig`, `.git/modules` on a glob's literal
+//!   prefix) does not start (71), rather than
 //!   start with the rule resolved to the absent name and the user's file open.
 //!
 //! The two calls are ordered by files in the workspace (no race, no sleep): the test
@@ -276,7 +277,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
     use std::os::unix::fs::symlink;
     let f = Fixture::new(user);
     let secret = format!("DB_PASSWORD=s3cr3t-{}", unique());
-    for d in [".claude", "cfg", ".vscode", "config-v2", "cfg2-v2"] {
+    for d in [".claude", "cfg", ".vscode", "config-v2", "cfg2-v2", ".git", "mods", "mods/lib"] {
         std::fs::create_dir(f.ws.join(d)).unwrap();
         chown(&f.ws.join(d), user.uid());
     }
@@ -285,6 +286,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
         (".env.production", secret.as_str()),
         ("config-v2/settings.json", "{}"),
         ("cfg2-v2/gitconfig", "[user]\n"),
+        ("mods/lib/config", "[core]\n"),
     ];
     for (name, text) in files {
         write(&f.ws.join(name), text, 0o666);
@@ -295,6 +297,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
     symlink("../shared/settings.json", f.ws.join(".vscode/settings.json")).unwrap();
     symlink("config-v2", f.ws.join("shared")).unwrap();
     symlink("cfg2-v2", f.ws.join("cfg2")).unwrap();
+    symlink("../mods", f.ws.join(".git/modules")).unwrap();
     symlink(f.ws.join("cfg2/gitconfig"), f.home.join(".gitconfig")).unwrap();
 
     // Runs A (`a`, then it says it is ready and waits) and, once A's child is ready, B
@@ -316,7 +319,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
 
     // Control: one call alone reads nothing of the denied file and writes none of the
     // protected ones; and two calls that leave the links alone run at once.
-    let attack = "cat .env.production; echo '{\"hooks\":\"PWNED\"}' > cfg/real.json; echo PWNED > config-v2/settings.json; echo PWNED >> cfg2-v2/gitconfig; echo B-ran";
+    let attack = "cat .env.production; echo '{\"hooks\":\"PWNED\"}' > cfg/real.json; echo PWNED > config-v2/settings.json; echo PWNED >> cfg2-v2/gitconfig; echo PWNED >> mods/lib/config; echo B-ran";
     let o = run_default_in(&f, &f.ws, &["sh", "-c", attack]);
     assert!(!o.out().contains(&secret), "control\n{o}");
     let (oa, ob) = race("echo a > a.txt", "echo b > b.txt && echo B-ran");
@@ -330,6 +333,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
         (".env", "deny"),
         ("shared", "a link in the middle of a chain"),
         ("cfg2", "a link on the way from ~/.gitconfig"),
+        (".git/modules", "a link on a glob's literal prefix"),
     ] {
         let (oa, ob) = race(&format!("rm {link}"), attack);
         assert_eq!(ob.code(), 71, "{why}: B does not start\nA\n{oa}\nB\n{ob}");

@@ -217,7 +217,8 @@ impl Locked<'_> {
             // a rule resolves through, a `.git` file), changed since by its child: this
             // call's policy may have been resolved without it (its target unmasked,
             // unprotected). Refused rather than guessed; that call makes it again at its end.
-            if let Some((path, how)) = entry.absent.iter().find_map(absent::Record::unsettled) {
+            let unsettled = entry.absent.iter().find_map(absent::Record::unsettled).or_else(|| entry.globs.unsettled());
+            if let Some((path, how)) = unsettled {
                 return Err(NoteError::Unsettled(format!(
                     "{} {how} since the start of a call still running (pid {pid}), which took it as the user's: a deny or protect rule resolves through it, so this call's view could leave the file the user's rule names open; that call makes it again when it ends: run this call again then",
                     path.display()
