@@ -10,6 +10,12 @@
 //! - a directory of the user's made unreadable (`chmod 300`) does not hide what it holds
 //!   from the scans; one the user does not own and cannot read fails the call closed.
 //!
+//! - a call that starts while another's child has removed the user's symlink a `deny` or
+//!   `protect` rule resolves through (the rule's name, a link in the middle of its chain,
+//!   a workspace link on the way from `~/.gitconfig`, `.git/modules` on a glob's literal
+//!   prefix) does not start (71), rather than
+//!   start with the rule resolved to the absent name and the user's file open.
+//!
 //! The two calls are ordered by files in the workspace (no race, no sleep): the test
 //! starts A, waits until A's child has planted, starts B, whose child says it runs, lets
 //! A's child go on and end, then lets B's child go on. Each scenario has its control: the
@@ -32,6 +38,7 @@ both_users!(
     a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users,
     an_unreadable_directory_does_not_hide_a_plant,
     a_session_call_is_held_to_it,
+    a_call_does_not_start_while_a_running_call_has_the_users_link_away,
 );
 
 /// A shell function for the children: waits (at most a minute) for a file to exist.
@@ -258,4 +265,92 @@ wait_for b-started; mv .vscode .vscode-a"
     assert!(answer.contains("B-planted"), "B: {answer}");
     assert!(!tasks.exists(), "B's tasks.json is moved aside: {answer}");
     assert!(answer.contains("moved aside to"), "B's outcome says so: {answer}");
+}
+
+/// Found by an attack (race_symlink, race_deny): call A removes the user's symlink under a
+/// rule (made again when A ends); call B, started meanwhile, compiled its policy without
+/// it, so the file the user's link names was neither masked nor read-only in B's view:
+/// B wrote `cfg/real.json` (the user's `.claude/settings.json` afterwards) and read
+/// `.env.production`. B now does not start (71) and says why; once A ended, the links are
+/// the user's and the files untouched. A normal overlap (links left alone) still runs.
+fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User) {
+    use std::os::unix::fs::symlink;
+    let f = Fixture::new(user);
+    let secret = format!("DB_PASSWORD=s3cr3t-{}", unique());
+    for d in [".claude", "cfg", ".vscode", "config-v2", "cfg2-v2", ".git", "mods", "mods/lib"] {
+        std::fs::create_dir(f.ws.join(d)).unwrap();
+        chown(&f.ws.join(d), user.uid());
+    }
+    let files = [
+        ("cfg/real.json", "{}"),
+        (".env.production", secret.as_str()),
+        ("config-v2/settings.json", "{}"),
+        ("cfg2-v2/gitconfig", "[user]\n"),
+        ("mods/lib/config", "[core]\n"),
+    ];
+    for (name, text) in files {
+        write(&f.ws.join(name), text, 0o666);
+        chown(&f.ws.join(name), user.uid());
+    }
+    symlink("../cfg/real.json", f.ws.join(".claude/settings.json")).unwrap();
+    symlink(".env.production", f.ws.join(".env")).unwrap();
+    symlink("../shared/settings.json", f.ws.join(".vscode/settings.json")).unwrap();
+    symlink("config-v2", f.ws.join("shared")).unwrap();
+    symlink("cfg2-v2", f.ws.join("cfg2")).unwrap();
+    symlink("../mods", f.ws.join(".git/modules")).unwrap();
+    symlink(f.ws.join("cfg2/gitconfig"), f.home.join(".gitconfig")).unwrap();
+
+    // Runs A (`a`, then it says it is ready and waits) and, once A's child is ready, B
+    // alone; lets A end once B has.
+    let race = |a: &str, b: &str| -> (Out, Out) {
+        let a = format!("{WAIT_FOR}{a}; touch a-ready; wait_for b-gone");
+        std::thread::scope(|s| {
+            let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
+            wait_for(&f.ws.join("a-ready"));
+            let second = run_default_in(&f, &f.ws, &["sh", "-c", b]);
+            write(&f.ws.join("b-gone"), "", 0o644);
+            let first = first.join().unwrap();
+            for n in ["a-ready", "b-gone"] {
+                std::fs::remove_file(f.ws.join(n)).unwrap();
+            }
+            (first, second)
+        })
+    };
+
+    // Control: one call alone reads nothing of the denied file and writes none of the
+    // protected ones; and two calls that leave the links alone run at once.
+    let attack = "cat .env.production; echo '{\"hooks\":\"PWNED\"}' > cfg/real.json; echo PWNED > config-v2/settings.json; echo PWNED >> cfg2-v2/gitconfig; echo PWNED >> mods/lib/config; echo B-ran";
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", attack]);
+    assert!(!o.out().contains(&secret), "control\n{o}");
+    let (oa, ob) = race("echo a > a.txt", "echo b > b.txt && echo B-ran");
+    assert_eq!((oa.code(), ob.code()), (0, 0), "a normal overlap runs\nA\n{oa}\nB\n{ob}");
+    assert!(ob.out().contains("B-ran"), "B\n{ob}");
+
+    // The rule's name (protect and deny), a link in the middle of a chain, a workspace
+    // link on the way from a rule outside the workspace (`~/.gitconfig`).
+    for (link, why) in [
+        (".claude/settings.json", "protect"),
+        (".env", "deny"),
+        ("shared", "a link in the middle of a chain"),
+        ("cfg2", "a link on the way from ~/.gitconfig"),
+        (".git/modules", "a link on a glob's literal prefix"),
+    ] {
+        let (oa, ob) = race(&format!("rm {link}"), attack);
+        assert_eq!(ob.code(), 71, "{why}: B does not start\nA\n{oa}\nB\n{ob}");
+        assert!(!ob.out().contains("B-ran") && !ob.out().contains(&secret), "{why}\nB\n{ob}");
+        assert!(
+            ob.err().contains("did not start") && ob.err().contains(&format!("/ws/{link} is gone")),
+            "{why}: B says why\n{ob}"
+        );
+        assert_eq!(oa.code(), 0, "{why}\nA\n{oa}");
+        assert!(
+            std::fs::symlink_metadata(f.ws.join(link)).unwrap().file_type().is_symlink(),
+            "{why}: A's end made the link again\n{oa}"
+        );
+    }
+    for (name, text) in files {
+        assert_eq!(read(&f.ws.join(name)), text, "{name} is the user's");
+    }
+    assert_eq!(read(&f.ws.join(".claude/settings.json")), "{}");
+    assert_eq!(read(&f.home.join(".gitconfig")), "[user]\n");
 }

@@ -70,7 +70,7 @@ pub use limits::{
     DEFAULT_PATH,
 };
 pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, NetworkRules, DEFAULT_ALLOW_PORTS};
-pub use paths::{normalize, DenyRule, FsRules, PathRule};
+pub use paths::{normalize, DenyRule, Drift, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
 pub use revoke::Revocation;

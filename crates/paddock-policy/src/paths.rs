@@ -107,6 +107,38 @@ impl Lookups {
     }
 }
 
+/// A `deny` or `protect` rule the filesystem resolves otherwise now than when it was
+/// compiled ([`FsRules::drift`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// The rule (`filesystem.protect[3]`), or what changed.
+    pub rule: String,
+    /// As written (for a `.git` file's directory: the directory that appeared or went).
+    pub raw: String,
+    /// What it resolved to when compiled.
+    pub was: String,
+    /// What it resolves to now (`None` for a `.git` file's directories).
+    pub now: Option<String>,
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.now {
+            Some(now) => write!(
+                f,
+                "`{}` ({}) named {} when the policy was loaded and names {} now",
+                self.raw, self.rule, self.was, now
+            ),
+            None => write!(
+                f,
+                "the directories `.git` files name changed since the policy was loaded ({}; protected then: {})",
+                self.raw,
+                if self.was.is_empty() { "none" } else { &self.was }
+            ),
+        }
+    }
+}
+
 /// One path entry of `read` or `write`.
 #[derive(Debug, Clone)]
 pub struct PathRule {
@@ -156,6 +188,11 @@ pub struct FsRules {
     write_index: HashMap<PathBuf, usize>,
     deny_match: Masks,
     protect_match: Masks,
+    /// How many of `protect` the policy writes (then its `.git` files' entries, then its own files).
+    written_protect: usize,
+    /// How many protect entries after those come from `.git` files (the policy's own files
+    /// follow them).
+    gitdir_protect: usize,
 }
 
 /// The compiled matcher of one list of path globs (`deny` or `protect`): which entry, if
@@ -329,6 +366,8 @@ impl FsRules {
         let extra = rules.gitdir_protects(&protect, &mut lookups);
         let own = rules.policy_file_protects(&protect, policy_files);
         let mut protect = protect;
+        rules.written_protect = protect.len();
+        rules.gitdir_protect = extra.len();
         protect.extend(extra);
         protect.extend(own);
         (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
@@ -393,6 +432,58 @@ impl FsRules {
             });
         }
         out
+    }
+
+    /// Whether the filesystem still resolves the `deny` and `protect` rules as it did
+    /// when they were compiled: each literal path (and each glob's literal prefix) is
+    /// normalised again, and the `.git` files' directories looked for again. The first
+    /// difference when one is found (a symlink on a rule's way removed, added or
+    /// re-pointed since; a `.git` file that appeared, went or names another directory):
+    /// the mount view made from these rules would mask or bind other objects than the
+    /// rules name now.
+    pub fn drift(&self) -> Option<Drift> {
+        let mut lookups = Lookups::default();
+        for r in self.deny.iter().chain(&self.protect) {
+            let s = r.expanded.to_string_lossy();
+            let now = if r.is_glob {
+                normalize_glob(&s, &mut lookups)
+            } else {
+                lookups.normalize(&r.expanded, Path::new("/")).to_string_lossy().into_owned()
+            };
+            if now != r.pattern {
+                return Some(Drift {
+                    rule: r.id.to_string(),
+                    raw: r.raw.clone(),
+                    was: r.pattern.clone(),
+                    now: Some(now),
+                });
+            }
+        }
+        let written = &self.protect[..self.written_protect.min(self.protect.len())];
+        let raw: Vec<RawPathEntry> = written
+            .iter()
+            .map(|r| RawPathEntry {
+                raw: r.raw.clone(),
+                expanded: r.expanded.clone(),
+                origin: r.origin.clone(),
+                literal: false,
+            })
+            .collect();
+        let extra: Vec<PathBuf> = self.gitdir_protects(&raw, &mut lookups).into_iter().map(|e| e.expanded).collect();
+        let gitdirs = &self.protect[written.len()..(written.len() + self.gitdir_protect).min(self.protect.len())];
+        let had: Vec<&PathBuf> = gitdirs.iter().map(|r| &r.expanded).collect();
+        if extra.iter().ne(had.iter().copied()) {
+            let changed =
+                extra.iter().find(|p| !had.contains(p)).or_else(|| had.iter().copied().find(|p| !extra.contains(p)));
+            let was = gitdirs.iter().map(|r| r.pattern.clone()).collect::<Vec<_>>().join(", ");
+            return Some(Drift {
+                rule: "a `.git` file's directory".into(),
+                raw: changed.map_or_else(String::new, |p| p.display().to_string()),
+                was,
+                now: None,
+            });
+        }
+        None
     }
 
     /// The first deny rule covering `path` (already normalised) or one of its ancestors.
@@ -471,6 +562,47 @@ impl FsRules {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A symlink on a rule's way, or a `.git` file, that changed between the policy's
+    /// compiling and a call's start (another call's child removed it, and its end made it
+    /// again) is a drift: the view made from the rules would not cover what they name.
+    #[test]
+    fn a_rule_resolved_otherwise_now_is_a_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().canonicalize().unwrap().join("ws");
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        std::fs::create_dir_all(ws.join("cfg")).unwrap();
+        std::fs::write(ws.join("cfg/real.json"), "{}").unwrap();
+        let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\ndeny = [\"${WORKSPACE}/.env\"]\nprotect = [\"${WORKSPACE}/.claude/settings.json\", \"${WORKSPACE}/.git/config\"]\n";
+        let vars = crate::Vars { workspace: ws.clone(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        let compile = || crate::Policy::from_toml_str("p.toml", text, &vars).unwrap();
+        // Compiled while the link was away: it is back now.
+        let p = compile();
+        assert_eq!(p.filesystem.drift(), None);
+        std::os::unix::fs::symlink("../cfg/real.json", ws.join(".claude/settings.json")).unwrap();
+        let d = p.filesystem.drift().expect("a drift");
+        assert_eq!(d.rule, "filesystem.protect[0]");
+        assert_eq!(
+            (d.was.as_str(), d.now.as_deref()),
+            (ws.join(".claude/settings.json").to_str().unwrap(), ws.join("cfg/real.json").to_str())
+        );
+        assert!(d.to_string().contains("names"), "{d}");
+        // Compiled with the link: gone now.
+        let p = compile();
+        assert_eq!(p.filesystem.drift(), None);
+        std::fs::remove_file(ws.join(".claude/settings.json")).unwrap();
+        assert!(p.filesystem.drift().is_some());
+        // A `.git` file that appeared since (its directory was not protected).
+        let p = compile();
+        std::fs::create_dir_all(ws.join(".bare")).unwrap();
+        std::fs::write(ws.join(".git"), "gitdir: ./.bare\n").unwrap();
+        let d = p.filesystem.drift().expect("a drift");
+        assert!(d.now.is_none() && d.raw.contains(".git"), "{d:?}");
+        let p = compile();
+        assert_eq!(p.filesystem.drift(), None);
+        std::fs::remove_file(ws.join(".git")).unwrap();
+        assert!(p.filesystem.drift().is_some(), "and one that went");
+    }
 
     #[test]
     fn normalize_folds_dots() {

@@ -75,6 +75,50 @@ pub(crate) struct Record {
     dirs: Vec<Identity>,
 }
 
+impl Record {
+    /// Whether what this record says was there at its call's start, the user's object
+    /// the view leaves as it is (a symlink, at the rule's name or on its way, or a
+    /// `.git` file) and each directory before it, is still there, unchanged: `None`
+    /// when it is (or when nothing was there then), else the path that changed and how.
+    /// A rule a call compiles while a running call's child has removed, replaced or
+    /// moved such an object resolves to another file than the user's state names
+    /// ([`crate::running`] refuses that call's start).
+    pub(crate) fn unsettled(&self) -> Option<(PathBuf, &'static str)> {
+        use std::os::unix::ffi::OsStrExt;
+        let was = self.was.as_ref()?;
+        let root_path = PathBuf::from(std::ffi::OsStr::from_bytes(&self.root));
+        let mut path = root_path.clone();
+        let root = match aside::open_root(&root_path) {
+            Ok(r) => r,
+            Err(_) => return Some((root_path, "cannot be opened")),
+        };
+        let mut dir: Option<OwnedFd> = None;
+        for (i, name) in self.names.iter().enumerate().take(self.first + 1) {
+            let name = std::ffi::OsStr::from_bytes(name);
+            path.push(name);
+            let at = dir.as_ref().map_or(root.as_fd(), |d| d.as_fd());
+            let st = match look(at, name) {
+                Ok(Some(st)) => st,
+                Ok(None) => return Some((path, "is gone")),
+                Err(_) => return Some((path, "cannot be looked at")),
+            };
+            if i == self.first {
+                let same = was.holds(&st)
+                    && was.link.as_ref().is_none_or(|l| identity::link_target(at, name).is_ok_and(|t| &t == l));
+                return (!same).then_some((path, "was replaced or changed"));
+            }
+            if self.dirs.get(i) != Some(&st.id) || st.file_type() != FileType::Directory {
+                return Some((path, "was replaced"));
+            }
+            match aside::open_dir_at(at, name) {
+                Ok(d) => dir = Some(d),
+                Err(_) => return Some((path, "cannot be entered")),
+            }
+        }
+        None
+    }
+}
+
 /// One path noted at the start.
 #[derive(Debug)]
 struct Noted {

@@ -118,6 +118,11 @@ pub enum SessionError {
     /// paddock's own failure.
     #[error("{0}")]
     Internal(String),
+    /// A symlink or `.git` file a `deny` or `protect` rule resolves through is not the
+    /// user's now (another call running removed or replaced it, and makes it again when it
+    /// ends), or resolves otherwise than when the policy was loaded: nothing ran (71).
+    #[error("the call did not start: {0}")]
+    Unsettled(String),
     /// TLS interception could not be set up (the session CA, the bundle, `upstream_ca`).
     #[error("interception: {0}")]
     Intercept(#[from] paddock_proxy::InterceptError),
@@ -134,6 +139,7 @@ impl SessionError {
             }
             SessionError::Sandbox(e) => e.exit_code(),
             SessionError::NotFound { code, .. } => *code,
+            SessionError::Unsettled(_) => 71,
             _ => 125,
         }
     }

@@ -17,6 +17,13 @@
 //!   took it as the user's too, as the same object (path, and [`crate::identity::Identity`]:
 //!   device, inode, type and birth time).
 //!
+//! - does not start (71) while what a running call noted as the user's and the view
+//!   leaves as it is (a symlink a rule resolves through, a `.git` file, the directories on
+//!   the way to them) is not that object now: its policy may have been compiled with it
+//!   away, the rule resolved to the absent name and the user's file left open. That call
+//!   makes it again when it ends. (The policy compiled with it away but started after that
+//!   call ended is refused too: `FsRules::drift`, checked under the same lock.)
+//!
 //! Each call records the union and the intersection it ends up with, so a chain of
 //! overlapping calls carries them on. The start's noting (reading the registry, both
 //! scans, writing its own record) runs under an exclusive `flock` of
@@ -83,6 +90,21 @@ pub(crate) struct Locked<'a> {
 pub(crate) struct Registered {
     dir: OwnedFd,
     name: String,
+}
+
+/// Why a call's start was refused: the registry failed, or the user's state that the
+/// rules resolve through is not the user's now.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NoteError {
+    /// The registry could not be read or written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A symlink or `.git` file a `deny` or `protect` rule resolves through is not what
+    /// the user had (a running call's child removed, replaced or moved it; that call makes
+    /// it again when it ends), or the rules resolve otherwise now than when the policy
+    /// was loaded: the view would mask or bind other objects than the user's rules name.
+    #[error("{0}")]
+    Unsettled(String),
 }
 
 /// Why the registry failed the call.
@@ -156,7 +178,7 @@ impl Locked<'_> {
         absent: &mut AbsentPaths,
         planted: &mut Planted,
         writes: &[PathBuf],
-    ) -> Result<Registered, RegistryError> {
+    ) -> Result<Registered, NoteError> {
         let t = std::time::Instant::now();
         let r = self.registry;
         let mut names = Vec::new();
@@ -170,7 +192,7 @@ impl Locked<'_> {
         }
         for name in names {
             let Some((pid, start)) = owner(&name) else {
-                return Err(r.err(&name, "not a record of this registry"));
+                return Err(r.err(&name, "not a record of this registry").into());
             };
             // This process is alive: its own records need no look at `/proc`.
             let own = pid == std::process::id() && own_start().is_ok_and(|s| s == start);
@@ -189,8 +211,19 @@ impl Locked<'_> {
                 Ok(entry) => entry,
                 // Removed since the listing: that call has settled (a record goes only after).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(r.err(&name, e)),
+                Err(e) => return Err(r.err(&name, e).into()),
             };
+            // What that call took as the user's and the view leaves as it is (a symlink
+            // a rule resolves through, a `.git` file), changed since by its child: this
+            // call's policy may have been resolved without it (its target unmasked,
+            // unprotected). Refused rather than guessed; that call makes it again at its end.
+            let unsettled = entry.absent.iter().find_map(absent::Record::unsettled).or_else(|| entry.globs.unsettled());
+            if let Some((path, how)) = unsettled {
+                return Err(NoteError::Unsettled(format!(
+                    "{} {how} since the start of a call still running (pid {pid}), which took it as the user's: a deny or protect rule resolves through it, so this call's view could leave the file the user's rule names open; that call makes it again when it ends: run this call again then",
+                    path.display()
+                )));
+            }
             absent.adopt(&entry.absent, writes);
             planted.restrict(&entry.globs);
         }
@@ -346,6 +379,34 @@ mod tests {
         std::fs::write(ws.join(".mcp.json"), "{}").unwrap();
         let (absent_c, planted_c, _rec) = start(&reg, &p, &ws);
         assert!(absent_c.settle().is_empty() && planted_c.settle().0.is_empty());
+    }
+
+    /// A call that starts while a running call's child has the user's symlink under a rule
+    /// away does not start; once that call settled (the symlink made again), it does.
+    #[test]
+    fn a_call_does_not_start_while_a_running_call_has_the_users_link_away() {
+        let (_dir, ws, p, reg) = fixture();
+        std::fs::write(ws.join("real.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("real.json", ws.join(".mcp.json")).unwrap();
+        let (absent_a, _planted_a, rec_a) = start(&reg, &p, &ws);
+        let (_, _, rec_b) = start(&reg, &p, &ws);
+        drop(rec_b); // the link as it was: B starts
+        std::fs::remove_file(ws.join(".mcp.json")).unwrap();
+        let locked = reg.lock().unwrap();
+        let (mut a, mut g) = (AbsentPaths::before(&p), Planted::before(&p, std::slice::from_ref(&ws), None));
+        let e = locked.register(&mut a, &mut g, std::slice::from_ref(&ws)).err().expect("refused");
+        assert!(matches!(e, NoteError::Unsettled(_)), "{e}");
+        assert!(e.to_string().contains(&format!("{} is gone", ws.join(".mcp.json").display())), "{e}");
+        // Made again by another object, same target: still not the user's.
+        std::os::unix::fs::symlink("real.json", ws.join(".mcp.json")).unwrap();
+        let locked = reg.lock().unwrap();
+        let (mut a, mut g) = (AbsentPaths::before(&p), Planted::before(&p, std::slice::from_ref(&ws), None));
+        assert!(locked.register(&mut a, &mut g, std::slice::from_ref(&ws)).is_err());
+        // A settles (its symlink made again) and goes: B starts.
+        std::fs::remove_file(ws.join(".mcp.json")).unwrap();
+        assert_eq!(absent_a.settle().len(), 1);
+        drop(rec_a);
+        let (_, _, _rec) = start(&reg, &p, &ws);
     }
 
     /// Another call of this process takes this process's records from memory (neither the

@@ -185,6 +185,25 @@ struct Start {
     link: Option<Vec<u8>>,
 }
 
+impl Record {
+    /// The first symlink this record took as the user's (a match, or a link on the way to
+    /// a glob's literal prefix as named, `.git/modules` → elsewhere) that is not that very
+    /// symlink now (removed, replaced, or moved away and back is fine: the same object), and
+    /// how: a glob a call compiles with it away has its prefix resolved to the absent name.
+    pub(crate) fn unsettled(&self) -> Option<(PathBuf, &'static str)> {
+        use std::os::unix::ffi::OsStrExt;
+        self.matches.iter().filter(|(_, id)| id.file_type() == rustix::fs::FileType::Symlink).find_map(|(p, id)| {
+            let path = Path::new(std::ffi::OsStr::from_bytes(p));
+            match crate::identity::status_at(rustix::fs::CWD, path.as_os_str()) {
+                Ok(st) if st.id == *id => None,
+                Ok(_) => Some((path.to_path_buf(), "was replaced or changed")),
+                Err(rustix::io::Errno::NOENT) => Some((path.to_path_buf(), "is gone")),
+                Err(_) => Some((path.to_path_buf(), "cannot be looked at")),
+            }
+        })
+    }
+}
+
 /// The matches of the globs at a call's start, to compare with those after it.
 pub(crate) struct Planted {
     globs: Arc<Globs>,

@@ -129,6 +129,18 @@ impl Inner {
                 let registry = crate::running::Registry::open(&policy, &writes, self.state_dir().as_deref())?;
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
+                // The view is made from the rules as resolved when the policy was loaded:
+                // a symlink or `.git` file on a rule's way that changed since (a running
+                // call's child removed it, and its end made it again) would leave the
+                // user's file open. Checked under the lock, as the running calls' notes.
+                let t = Instant::now();
+                if let Some(d) = policy.filesystem.drift() {
+                    return Err(crate::running::NoteError::Unsettled(format!(
+                        "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
+                        if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
+                    )));
+                }
+                phase("deny/protect rules resolved again", t);
                 let mut absent = crate::absent::AbsentPaths::before(&policy);
                 // In a session's zygote, the last start's scan stands for this one while
                 // nothing of the stamped directories changed since (`SessionZygote::scanned`).
@@ -139,7 +151,7 @@ impl Inner {
                     z.keep_scanned(&planted);
                 }
                 let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
-                Ok::<_, crate::running::RegistryError>((absent, planted, registered))
+                Ok::<_, crate::running::NoteError>((absent, planted, registered))
             })();
             phase("absent deny/protect paths and glob matches noted", t);
             // The tree's first exec record would start the log's sync thread on the way
@@ -163,6 +175,13 @@ impl Inner {
         };
         let (absent, mut planted, record) = match noted {
             Some(Ok(n)) => n,
+            Some(Err(crate::running::NoteError::Unsettled(why))) => {
+                drop(running); // kills the parked child
+                tracing::debug!(%why, "the call's start is refused: the user's state its rules resolve through changed");
+                let e = SessionError::Unsettled(why);
+                let seq = self.record_unrun(call, e.exit_code())?;
+                return Err(Failed::recorded(e, seq));
+            }
             Some(Err(e)) => {
                 drop(running); // kills the parked child
                 let seq = self.record_unrun(call, 125)?;
