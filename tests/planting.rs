@@ -32,7 +32,8 @@ both_users!(
     a_commondir_is_protected_as_named,
     a_directory_a_gitdir_leaves_by_dotdot_is_the_users,
     a_directory_a_symlink_leaves_by_dotdot_is_the_users,
-    the_way_to_a_git_directory_or_policy_outside_is_the_users
+    the_way_to_a_git_directory_or_policy_outside_is_the_users,
+    a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -808,4 +809,28 @@ rm repo && ln -s evil repo; mkdir evilpol && printf 'version = 1\\n' > evilpol/m
     let o = run_default_in(&g, &g.ws, &["sh", "-c", "git config core.fsmonitor 'touch fsmon-ran; false'; true"]);
     assert_eq!(o.code(), 0, "{o}");
     assert_eq!(read(&g.ws.join("b[1]/config")), config, "b[1]/config was rewritten\n{o}");
+}
+
+/// Found by an attack (uid 65534): a call made a directory on a protected link's way
+/// unsearchable (`chmod 000 .claude`); the next call's policy took the link as absent, so
+/// its target was writable. Now such a directory in a write path fails the load (78), named
+/// with what to do; as root (no search permission needed) nothing changes.
+fn a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call(user: User) {
+    let f = Fixture::new(user);
+    std::fs::create_dir_all(f.ws.join(".claude")).unwrap();
+    std::fs::create_dir_all(f.ws.join("cfg")).unwrap();
+    write(&f.ws.join("cfg/real.json"), "{}", 0o644);
+    std::os::unix::fs::symlink("../cfg/real.json", f.ws.join(".claude/settings.json")).unwrap();
+    for p in [".claude", "cfg", "cfg/real.json", ".claude/settings.json"] {
+        std::os::unix::fs::lchown(f.ws.join(p), Some(user.uid()), Some(user.uid())).unwrap();
+    }
+    let o = run_default_in(&f, &f.ws, &["chmod", "000", ".claude"]);
+    assert_eq!(o.code(), 0, "{o}");
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "chmod 755 .claude; echo '{\"hooks\":1}' > cfg/real.json"]);
+    assert_eq!(read(&f.ws.join("cfg/real.json")), "{}", "the protected target was written\n{o}");
+    if user.uid() != 0 {
+        assert_eq!(o.code(), 78, "{o}");
+        assert!(o.err().contains(".claude cannot be looked at") && o.err().contains("chmod u+rx"), "{o}");
+    }
+    std::fs::set_permissions(f.ws.join(".claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
 }

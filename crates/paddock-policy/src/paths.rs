@@ -48,6 +48,10 @@ pub(crate) struct Lookups {
     /// By the path's bytes (hashing a `Path` parses its components: slower than the
     /// `lstat` it saves).
     seen: HashMap<OsString, Found>,
+    /// The paths that could not be looked at (an error other than "not found": a directory
+    /// made unsearchable), with the error: taken as absent, so where a rule through them
+    /// leads is not known.
+    unreadable: Vec<(PathBuf, std::io::ErrorKind)>,
 }
 
 impl Lookups {
@@ -56,12 +60,30 @@ impl Lookups {
             return f.clone();
         }
         let found = match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => Found::Link(std::fs::read_link(path).ok()),
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(path) {
+                Ok(t) => Found::Link(Some(t)),
+                Err(e) => {
+                    self.unreadable.push((path.to_path_buf(), e.kind()));
+                    Found::Link(None)
+                }
+            },
             Ok(_) => Found::Present,
-            Err(_) => Found::Missing,
+            Err(e) => {
+                // Its directory cannot be searched (or read): that is the one to name.
+                if !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) {
+                    self.unreadable.push((path.parent().unwrap_or(path).to_path_buf(), e.kind()));
+                }
+                Found::Missing
+            }
         };
         self.seen.insert(path.as_os_str().to_os_string(), found.clone());
         found
+    }
+
+    /// The first path of this batch that could not be looked at and lies beneath one of
+    /// `writes` (a call could have made it so), with the error.
+    pub(crate) fn unreadable_in(&self, writes: &[PathRule]) -> Option<&(PathBuf, std::io::ErrorKind)> {
+        self.unreadable.iter().find(|(p, _)| writes.iter().any(|w| p.starts_with(&w.path)))
     }
 
     /// [`normalize`], with this batch's lookups.
@@ -371,7 +393,28 @@ impl FsRules {
         protect.extend(extra);
         protect.extend(own);
         (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
+        // Fail closed: where a rule leads through a directory a call made unsearchable
+        // (`chmod 000`) is not known, so the view could leave the user's file open (found
+        // by an attack: the rule stayed on a symlink's name, its target writable).
+        if let Some((path, kind)) = rules.unreadable(&lookups) {
+            let w = rules.write.iter().find(|w| path.starts_with(&w.path)).map(|w| &w.origin);
+            if let Some(origin) = w {
+                problems.push(
+                    origin,
+                    format!("{} cannot be looked at ({kind}), so where the deny and protect rules through it lead is not known", path.display()),
+                    Some(match kind {
+                        std::io::ErrorKind::PermissionDenied => format!("it lies in a write path, where a call may have changed its permissions: look at it, then `chmod u+rx {}` (or remove it) and run again", path.display()),
+                        _ => "it lies in a write path, where a call may have changed it: look at it (or remove it) and run again".to_string(),
+                    }),
+                );
+            }
+        }
         rules
+    }
+
+    /// [`Lookups::unreadable_in`] of this policy's write paths.
+    fn unreadable(&self, lookups: &Lookups) -> Option<(PathBuf, std::io::ErrorKind)> {
+        lookups.unreadable_in(&self.write).cloned()
     }
 
     /// Protect entries for the git directories that `.git` files in the write paths name
@@ -458,6 +501,16 @@ impl FsRules {
                     now: Some(now),
                 });
             }
+        }
+        // A directory on a rule's way, in a write path, that cannot be looked at now: where
+        // the rule leads is not known (the load refuses the same).
+        if let Some((path, kind)) = self.unreadable(&lookups) {
+            return Some(Drift {
+                rule: "a directory on a deny or protect rule's way".into(),
+                raw: path.display().to_string(),
+                was: "looked at".into(),
+                now: Some(format!("unsearchable ({kind})")),
+            });
         }
         let written = &self.protect[..self.written_protect.min(self.protect.len())];
         let raw: Vec<RawPathEntry> = written

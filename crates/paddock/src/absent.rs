@@ -103,9 +103,13 @@ impl Record {
                 Err(_) => return Some((path, "cannot be looked at")),
             };
             if i == self.first {
+                // Its ctime too, a symlink's included: a link moved away and back (to have
+                // a later call compile its rules without it, then pass this check) is not
+                // the object as noted (found by an attack).
                 let same = was.holds(&st)
+                    && was.ctime == st.ctime
                     && was.link.as_ref().is_none_or(|l| identity::link_target(at, name).is_ok_and(|t| &t == l));
-                return (!same).then_some((path, "was replaced or changed"));
+                return (!same).then_some((path, "was replaced, changed or moved since"));
             }
             if self.dirs.get(i) != Some(&st.id) || st.file_type() != FileType::Directory {
                 return Some((path, "was replaced"));
@@ -658,6 +662,26 @@ mod tests {
     /// Found by an attack: the view leaves a symlink as it is, so a call removed the user's
     /// `.claude/settings.json` symlink and wrote its own file there; nothing checked it
     /// after the call (only paths absent at the start were noted).
+    /// Found by an attack: a running call's child moved the user's link away (so a later
+    /// call compiled its rules without it) and back before that call's registry check,
+    /// which found the same object and target: its ctime tells.
+    #[test]
+    fn a_link_moved_away_and_back_is_unsettled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".claude")).unwrap();
+        let settings = ws.join(".claude/settings.json");
+        symlink("../cfg/real.json", &settings).unwrap();
+        let p = policy(&ws, "\"${WORKSPACE}/.claude/settings.json\"", "");
+        let records = AbsentPaths::before(&p).records();
+        assert!(records.iter().all(|r| r.unsettled().is_none()), "untouched");
+        std::thread::sleep(std::time::Duration::from_millis(20)); // a ctime tick apart
+        std::fs::rename(&settings, ws.join(".claude/away")).unwrap();
+        std::fs::rename(ws.join(".claude/away"), &settings).unwrap();
+        let found: Vec<_> = records.iter().filter_map(Record::unsettled).collect();
+        assert!(found.contains(&(settings, "was replaced, changed or moved since")), "{found:?}");
+    }
+
     #[test]
     fn the_users_symlink_replaced_or_removed_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
