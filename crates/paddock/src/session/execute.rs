@@ -133,13 +133,17 @@ impl Inner {
                 // a symlink or `.git` file on a rule's way that changed since (a running
                 // call's child removed it, and its end made it again) would leave the
                 // user's file open. Checked under the lock, as the running calls' notes.
-                let t = Instant::now();
-                if let Some(d) = policy.filesystem.drift() {
-                    return Err(crate::running::NoteError::Unsettled(format!(
+                let drifted = || {
+                    match policy.filesystem.drift() {
+                    Some(d) => Err(crate::running::NoteError::Unsettled(format!(
                         "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
                         if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
-                    )));
+                    ))),
+                    None => Ok(()),
                 }
+                };
+                let t = Instant::now();
+                drifted()?;
                 phase("deny/protect rules resolved again", t);
                 let mut absent = crate::absent::AbsentPaths::before(&policy);
                 // In a session's zygote, the last start's scan stands for this one while
@@ -151,6 +155,11 @@ impl Inner {
                     z.keep_scanned(&planted);
                 }
                 let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
+                // Once more right after the running calls' notes were checked: a link (or
+                // its directory) a running call's child moved away while this policy loaded
+                // and back before that check is caught here (found by an attack that
+                // flipped `.claude` during the scan above).
+                drifted()?;
                 Ok::<_, crate::running::NoteError>((absent, planted, registered))
             })();
             phase("absent deny/protect paths and glob matches noted", t);
