@@ -129,22 +129,6 @@ impl Inner {
                 let registry = crate::running::Registry::open(&policy, &writes, self.state_dir().as_deref())?;
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
-                // The view is made from the rules as resolved when the policy was loaded:
-                // a symlink or `.git` file on a rule's way that changed since (a running
-                // call's child removed it, and its end made it again) would leave the
-                // user's file open. Checked under the lock, as the running calls' notes.
-                let drifted = || {
-                    match policy.filesystem.drift() {
-                    Some(d) => Err(crate::running::NoteError::Unsettled(format!(
-                        "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
-                        if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
-                    ))),
-                    None => Ok(()),
-                }
-                };
-                let t = Instant::now();
-                drifted()?;
-                phase("deny/protect rules resolved again", t);
                 let mut absent = crate::absent::AbsentPaths::before(&policy);
                 // In a session's zygote, the last start's scan stands for this one while
                 // nothing of the stamped directories changed since (`SessionZygote::scanned`).
@@ -155,11 +139,21 @@ impl Inner {
                     z.keep_scanned(&planted);
                 }
                 let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
-                // Once more right after the running calls' notes were checked: a link (or
-                // its directory) a running call's child moved away while this policy loaded
-                // and back before that check is caught here (found by an attack that
-                // flipped `.claude` during the scan above).
-                drifted()?;
+                // The view is made from the rules as resolved when the policy was loaded:
+                // a symlink or `.git` file on a rule's way that changed since (a running
+                // call's child removed it, and its end made it again) would leave the
+                // user's file open. Checked right after the running calls' notes, so a
+                // link (or its directory) moved away while this policy loaded and back
+                // before that check is caught too (found by an attack that flipped
+                // `.claude` during the scan above).
+                let t = Instant::now();
+                if let Some(d) = policy.filesystem.drift() {
+                    return Err(crate::running::NoteError::Unsettled(format!(
+                        "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
+                        if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
+                    )));
+                }
+                phase("deny/protect rules resolved again", t);
                 Ok::<_, crate::running::NoteError>((absent, planted, registered))
             })();
             phase("absent deny/protect paths and glob matches noted", t);
