@@ -232,12 +232,17 @@ impl EnvRules {
                 );
                 continue;
             }
-            if !p.contains(['*', '?', '[', ']']) {
+            // An exact name is matched as one ([`EnvRules::passes`] asks `pass_exact`
+            // first): only the globs make the set, which is then often empty or small.
+            let exact = !p.contains(['*', '?', '[', ']']);
+            if exact {
                 rules.pass_exact.push(p.clone());
             }
             match Glob::new(&p) {
                 Ok(g) => {
-                    b.add(g);
+                    if !exact {
+                        b.add(g);
+                    }
                     rules.pass.push(p);
                     rules.pass_origins.push(origin);
                 }

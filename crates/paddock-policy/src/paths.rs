@@ -248,9 +248,27 @@ impl Masks {
         lookups: &mut Lookups,
         problems: &mut Problems,
     ) -> (Vec<DenyRule>, Masks) {
-        let mut rules = Vec::new();
-        let mut masks = Masks::default();
+        let (mut rules, mut masks) = (Vec::new(), Masks::default());
+        masks.add(kind, 0, entries, &mut rules, lookups, problems);
+        (rules, masks)
+    }
+
+    /// Compiles `entries` after `rules` (the entries compiled so far, of which there were
+    /// `before`, bad ones included): as `filesystem.KIND[before + i]`, appended to `rules`
+    /// and to this matcher (whose glob set, if built, is built again when next needed).
+    fn add(
+        &mut self,
+        kind: &str,
+        before: usize,
+        entries: Vec<RawPathEntry>,
+        rules: &mut Vec<DenyRule>,
+        lookups: &mut Lookups,
+        problems: &mut Problems,
+    ) {
+        self.set = std::sync::OnceLock::new();
+        let masks = self;
         for (i, e) in entries.into_iter().enumerate() {
+            let i = before + i;
             let s = e.expanded.to_string_lossy().into_owned();
             let is_glob = !e.literal && has_glob_meta(&s);
             let pattern = if is_glob {
@@ -287,7 +305,6 @@ impl Masks {
                 ),
             }
         }
-        (rules, masks)
     }
 
     /// The glob set, built once ([`Masks::set`]).
@@ -385,14 +402,16 @@ impl FsRules {
             }
         }
         (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
-        let extra = rules.gitdir_protects(&protect, &mut lookups);
+        // The rules as written first: what they cover already needs no entry of a `.git`
+        // file's directory (one compile: the entries found are appended to it).
+        let (mut protect_rules, mut protect_match) = Masks::compile("protect", protect.clone(), &mut lookups, problems);
+        let extra = rules.gitdir_protects(&protect, &|p| protect_match.first(p).is_some(), &mut lookups);
         let own = rules.policy_file_protects(&protect, policy_files);
-        let mut protect = protect;
         rules.written_protect = protect.len();
         rules.gitdir_protect = extra.len();
-        protect.extend(extra);
-        protect.extend(own);
-        (rules.protect, rules.protect_match) = Masks::compile("protect", protect, &mut lookups, problems);
+        let found: Vec<RawPathEntry> = extra.into_iter().chain(own).collect();
+        protect_match.add("protect", protect.len(), found, &mut protect_rules, &mut lookups, problems);
+        (rules.protect, rules.protect_match) = (protect_rules, protect_match);
         // Fail closed: where a rule leads through a directory a call made unsearchable
         // (`chmod 000`) is not known, so the view could leave the user's file open (found
         // by an attack: the rule stayed on a symlink's name, its target writable).
@@ -419,8 +438,14 @@ impl FsRules {
 
     /// Protect entries for the git directories that `.git` files in the write paths name
     /// ([`crate::gitfile`]), after `protect`'s own: each path not already covered by one
-    /// of `protect`, with the origin of the first rule inside a `.git`.
-    fn gitdir_protects(&self, protect: &[RawPathEntry], lookups: &mut Lookups) -> Vec<RawPathEntry> {
+    /// of `protect` (`covered`: its compiled matcher), with the origin of the first rule
+    /// inside a `.git`.
+    fn gitdir_protects(
+        &self,
+        protect: &[RawPathEntry],
+        covered: &dyn Fn(&Path) -> bool,
+        lookups: &mut Lookups,
+    ) -> Vec<RawPathEntry> {
         let expanded: Vec<String> = protect.iter().map(|e| e.expanded.to_string_lossy().into_owned()).collect();
         let Some(origin) = protect.iter().zip(&expanded).find(|(_, s)| s.contains("/.git/")).map(|(e, _)| &e.origin)
         else {
@@ -431,9 +456,6 @@ impl FsRules {
         if files.is_empty() {
             return Vec::new();
         }
-        // Covered already: the rules as written, compiled on their own.
-        let mut quiet = Problems::default();
-        let (_, own) = Masks::compile("protect", protect.to_vec(), lookups, &mut quiet);
         let writable = |p: &Path| self.write.iter().any(|w| p.starts_with(&w.path));
         let found = {
             let mut normalize = |p: &Path| lookups.normalize(p, Path::new("/"));
@@ -447,7 +469,7 @@ impl FsRules {
                     crate::gitfile::Entry::Glob(g) => (PathBuf::from(g), false),
                 };
                 // Covered already (a glob only: a literal path's links are noted as named).
-                if !literal && own.first(&expanded).is_some() {
+                if !literal && covered(&expanded) {
                     return None;
                 }
                 let raw = format!("{} (a `.git` file names its directory)", expanded.display());
@@ -522,7 +544,12 @@ impl FsRules {
                 literal: false,
             })
             .collect();
-        let extra: Vec<PathBuf> = self.gitdir_protects(&raw, &mut lookups).into_iter().map(|e| e.expanded).collect();
+        // The rules as written resolve as they did (above), so their part of the compiled
+        // matcher is what compiling them again would give: an entry they cover is one of
+        // theirs (the first covering entry has the lowest index).
+        let covered = |p: &Path| self.protect_match.first(p).is_some_and(|i| i < written.len());
+        let extra: Vec<PathBuf> =
+            self.gitdir_protects(&raw, &covered, &mut lookups).into_iter().map(|e| e.expanded).collect();
         let gitdirs = &self.protect[written.len()..(written.len() + self.gitdir_protect).min(self.protect.len())];
         let had: Vec<&PathBuf> = gitdirs.iter().map(|r| &r.expanded).collect();
         if extra.iter().ne(had.iter().copied()) {

@@ -506,6 +506,36 @@ fn a_gitfile_in_the_workspace_protects_the_directory_it_names() {
 }
 
 #[test]
+fn drift_names_a_changed_way_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = crate::paths::normalize(tmp.path(), Path::new("/"));
+    let load = || Policy::embedded_default(&vars(ws.to_str().unwrap())).unwrap();
+    // A `.git` file naming a directory called `.git` elsewhere in the workspace: some of the
+    // entries found for it are globs the written rules cover already (`**/.git/...`), which
+    // the check must leave out as the load did.
+    std::fs::create_dir_all(ws.join("sub/.git/modules")).unwrap();
+    std::fs::create_dir_all(ws.join("other")).unwrap();
+    std::fs::write(ws.join(".git"), "gitdir: ./sub/.git\n").unwrap();
+    std::fs::create_dir_all(ws.join("real")).unwrap();
+    std::fs::write(ws.join("real/settings.json"), "{}").unwrap();
+    std::os::unix::fs::symlink("real", ws.join(".claude")).unwrap();
+    let p = load();
+    assert_eq!(p.filesystem.drift(), None);
+    assert_eq!(p.decide_write(&ws.join("real/settings.json")).verdict, Verdict::Deny);
+    // The `.git` file names another directory now.
+    std::fs::write(ws.join(".git"), "gitdir: ./other\n").unwrap();
+    let d = p.filesystem.drift().expect("the git directory changed");
+    assert!(d.rule.contains(".git"), "{d:?}");
+    assert_eq!(load().filesystem.drift(), None);
+    // The symlink a protect rule resolves through is gone.
+    let p = load();
+    std::fs::remove_file(ws.join(".claude")).unwrap();
+    let d = p.filesystem.drift().expect("the link is gone");
+    assert!(d.rule.starts_with("filesystem.protect["), "{d:?}");
+    assert_eq!(load().filesystem.drift(), None);
+}
+
+#[test]
 fn the_presets_protect_what_host_tools_run_in_subprojects_and_worktrees() {
     for preset in ["default", "ci", "read-only"] {
         let mut v = vars("/ws");

@@ -5,7 +5,10 @@
 //! asks for another), each in a directory of the scratch root. [`super::build`] then
 //! moves them into the new root at the same point of the order as it would have mounted
 //! them there (after the binds and masks, so nothing of those covers them), and a view
-//! that never gets that far drops them with the scratch root.
+//! that never gets that far drops them with the scratch root. The namespace's mount table,
+//! which the binds read to see which system trees have host mounts beneath them, is read
+//! ahead too: the namespace's mounts are private, so nothing but this process changes it
+//! from then on, and what it mounts ahead lies in the scratch root, beneath no tree.
 
 use std::io;
 
@@ -19,6 +22,8 @@ pub(crate) struct MadeAhead {
     pub(super) proc: Option<io::Result<Vec<String>>>,
     /// `/dev` at [`super::paths::dev_ahead`], read-only, its `/dev/shm` of the default size.
     pub(super) dev: Option<io::Result<dev::Made>>,
+    /// The namespace's `mountinfo` ([`super::binds::read_mountinfo`]), read after those.
+    pub(super) mountinfo: Option<Option<Vec<u8>>>,
 }
 
 /// Makes `/proc`, then `/dev`, ahead, each only while `spec_came()` says the spec has not
@@ -40,5 +45,9 @@ pub(crate) fn make(spec_came: impl Fn() -> bool) -> MadeAhead {
         return made;
     }
     made.dev = Some(crate::timing::time("mounts: /dev, ahead", || dev::make_ahead(dev_dir())));
+    if spec_came() {
+        return made;
+    }
+    made.mountinfo = Some(crate::timing::time("mounts: mount table read, ahead", super::binds::read_mountinfo));
     made
 }

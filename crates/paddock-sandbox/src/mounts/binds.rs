@@ -28,8 +28,8 @@ enum Bound {
 struct Binds {
     bound: Vec<(PathBuf, Bound)>,
     made: HashSet<PathBuf>,
-    /// This namespace's mountinfo (read once, when a tree is first overlaid); `None` when
-    /// it could not be read.
+    /// This namespace's mountinfo (read once, when a tree is first overlaid, unless it was
+    /// read ahead); `None` when it could not be read.
     mountinfo: Option<Option<Vec<u8>>>,
 }
 
@@ -95,13 +95,25 @@ fn mount_private_tmp(size: TmpfsSize) -> io::Result<()> {
 /// Binds the plan's read and write paths into the new root, parents first (a write path
 /// beneath a read path lands on top of it), with the private `/tmp` right after the
 /// top-level binds, below any deeper one. What is skipped goes to `notes`.
-pub(super) fn bind_all(plan: &PathPlan, tmp_size: TmpfsSize, notes: &mut Vec<String>) -> io::Result<BindCounts> {
+/// This mount namespace's `mountinfo`, seen from the scratch root; `None` when it cannot be
+/// read (no `/proc`).
+pub(super) fn read_mountinfo() -> Option<Vec<u8>> {
+    fs::read(old_root().join("proc/self/mountinfo")).ok()
+}
+
+/// `mountinfo`: the namespace's mount table when it was read ahead ([`super::MadeAhead`]).
+pub(super) fn bind_all(
+    plan: &PathPlan,
+    tmp_size: TmpfsSize,
+    mountinfo: Option<Option<Vec<u8>>>,
+    notes: &mut Vec<String>,
+) -> io::Result<BindCounts> {
     let mut binds: Vec<(&PathBuf, bool)> =
         plan.reads.iter().map(|p| (p, false)).chain(plan.writes.iter().map(|p| (p, true))).collect();
     binds.sort_by_key(|(p, w)| (p.components().count(), *w));
     let private_tmp = !plan.is_writable(Path::new("/tmp"));
     let mut tmp_done = false;
-    let mut state = Binds::default();
+    let mut state = Binds { mountinfo, ..Binds::default() };
     let mut made = BindCounts {
         read_only: 0,
         writable: 0,
@@ -201,7 +213,7 @@ impl Binds {
     /// Mounts the host's directory `src` on `dst` through a read-only overlay, unless the
     /// host has mounts beneath it (the overlay would hide them); the error says why not.
     fn overlay(&mut self, p: &Path, src: &Path, dst: &Path) -> Result<(), String> {
-        let info = self.mountinfo.get_or_insert_with(|| fs::read(old_root().join("proc/self/mountinfo")).ok());
+        let info = self.mountinfo.get_or_insert_with(read_mountinfo);
         match info {
             None => return Err("the host's mounts beneath it could not be listed (no /proc)".into()),
             Some(info) if overlay::has_submounts(info, src) => {

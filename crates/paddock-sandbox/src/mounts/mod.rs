@@ -78,14 +78,14 @@ pub(crate) fn build(
     scratch: Option<std::io::Result<()>>,
     ahead: Option<MadeAhead>,
 ) -> Result<MountView, MountError> {
-    let MadeAhead { proc: proc_ahead, dev: dev_ahead } = ahead.unwrap_or_default();
+    let MadeAhead { proc: proc_ahead, dev: dev_ahead, mountinfo } = ahead.unwrap_or_default();
     let mut view = MountView::default();
     let mut notes: Vec<String> = plan.notes.clone();
     // Everything is made in a scratch root, so no step resolves a path of the host's but
     // through /oldroot, and nothing of the scratch root stays once the view is entered.
     scratch.unwrap_or_else(scratch::enter).map_err(MountError::at(MountStep::ScratchRoot))?;
     let start = crate::timing::now_ns();
-    let binds = binds::bind_all(plan, tmp_size, &mut notes).map_err(MountError::at(MountStep::Binds))?;
+    let binds = binds::bind_all(plan, tmp_size, mountinfo, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     crate::timing::record("mounts: binds", start);
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
