@@ -28,8 +28,11 @@
 //! relative glob), grouped by prefix. A glob with no syntax at all (most of a policy's:
 //! `/etc/shadow`, `~/.ssh`) matches exactly its own path, so it is kept as bytes and looked
 //! up in a map, with no `GlobSet` built for it; the few others with no syntax after their
-//! prefix are matched whole. A prefix's set is built when a path beneath it is first
-//! matched. [`literal_prefix`] gives the prefix on its own: every path a glob matches lies
+//! prefix are matched whole. A relative glob of whole components only (`**`, names, names
+//! with `*`: `**/.git/modules/**/config`, `**/.envrc`) is matched component by component,
+//! with no set at all (its regex, or globset's literal automaton, cost a sandbox's view walk
+//! and a call's glob scan half a millisecond each per run); a prefix's set of the others is
+//! built when a path beneath it is first matched. [`literal_prefix`] gives the prefix on its own: every path a glob matches lies
 //! at or beneath it.
 //!
 //! A glob that does not parse is an error of [`PathGlobs::new`]. One that parses but whose
@@ -38,11 +41,14 @@
 //! callers mask or protect what matches, and err on that side.
 #![deny(missing_docs)]
 
+mod components;
+
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use components::Components;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// One prefix's relative globs, parsed; their `GlobSet` is built when a path beneath the
@@ -52,6 +58,10 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 struct Group {
     /// The literal prefix (`/` or `/a/b`, without a trailing `/`).
     prefix: Vec<u8>,
+    /// The globs of whole components, matched without a set ([`Components`]), with their
+    /// index in the list given.
+    by_components: Vec<(usize, Components)>,
+    /// The others, parsed.
     globs: Vec<globset::Glob>,
     /// Built on first use; `None` if the build failed (see [`Group::set`]).
     set: OnceLock<Option<GlobSet>>,
@@ -60,17 +70,25 @@ struct Group {
 }
 
 impl Group {
-    fn new(globs: &[Indexed]) -> Result<Group, PathGlobError> {
-        let parsed = globs
-            .iter()
-            .map(|(i, g)| parse(g).map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() }))
-            .collect::<Result<_, _>>()?;
-        Ok(Group {
+    /// The globs of one prefix (`relative`: the paths it matches are relative to the
+    /// prefix, so the globs of whole components are matched as [`Components`]).
+    fn new(globs: &[Indexed], relative: bool) -> Result<Group, PathGlobError> {
+        let mut group = Group {
             prefix: Vec::new(),
-            globs: parsed,
+            by_components: Vec::new(),
+            globs: Vec::new(),
             set: OnceLock::new(),
-            index: globs.iter().map(|(i, _)| *i).collect(),
-        })
+            index: Vec::new(),
+        };
+        for (i, g) in globs {
+            if let Some(c) = relative.then(|| Components::parse(g)).flatten() {
+                group.by_components.push((*i, c));
+                continue;
+            }
+            group.globs.push(parse(g).map_err(|e| PathGlobError { index: *i, reason: e.kind().to_string() })?);
+            group.index.push(*i);
+        }
+        Ok(group)
     }
 
     /// The set, built now if it was not; `None` if it cannot be: every glob parsed, so
@@ -89,15 +107,31 @@ impl Group {
     }
 
     fn is_match(&self, on: &Path) -> bool {
-        self.set().is_none_or(|s| s.is_match(on))
+        let by_components = || {
+            components::with_names(on.as_os_str().as_bytes(), |names| {
+                self.by_components.iter().any(|(_, c)| c.is_match_names(names))
+            })
+        };
+        (!self.by_components.is_empty() && by_components())
+            || (!self.globs.is_empty() && self.set().is_none_or(|s| s.is_match(on)))
     }
 
-    /// The indices of the globs `on` matches (all of them if the set cannot be built).
+    /// The indices of the globs `on` matches (all of those of the set if it cannot be built).
     fn matches(&self, on: &Path) -> Vec<usize> {
-        match self.set() {
-            Some(s) => s.matches(on).into_iter().map(|k| self.index[k]).collect(),
-            None => self.index.clone(),
+        let mut out: Vec<usize> = if self.by_components.is_empty() {
+            Vec::new()
+        } else {
+            components::with_names(on.as_os_str().as_bytes(), |names| {
+                self.by_components.iter().filter(|(_, c)| c.is_match_names(names)).map(|(i, _)| *i).collect()
+            })
+        };
+        if !self.globs.is_empty() {
+            match self.set() {
+                Some(s) => out.extend(s.matches(on).into_iter().map(|k| self.index[k])),
+                None => out.extend_from_slice(&self.index),
+            }
         }
+        out
     }
 }
 
@@ -228,10 +262,10 @@ impl PathGlobs {
         }
         let mut out = PathGlobs { literal, ..PathGlobs::default() };
         for (prefix, globs) in split_ones {
-            out.groups.push(Group { prefix, ..Group::new(&globs)? });
+            out.groups.push(Group { prefix, ..Group::new(&globs, true)? });
         }
         if !whole.is_empty() {
-            out.whole = Some(Group::new(&whole)?);
+            out.whole = Some(Group::new(&whole, false)?);
         }
         Ok(out)
     }
