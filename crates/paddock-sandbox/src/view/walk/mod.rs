@@ -109,14 +109,20 @@ impl<'a> Walker<'a> {
 
     /// The cache this walk built, when it used one and it is worth writing: at least
     /// [`cache::LISTINGS_SAVED_AFTER`] listings were added, or the loaded cache had none.
-    pub(crate) fn into_cache(self) -> Option<cache::Cache> {
+    ///
+    /// Also returns what is left of the cache loaded, for the caller to drop (or not).
+    pub(crate) fn into_cache(self) -> (Option<cache::Cache>, Option<cache::Cache>) {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
         // was added. The cache file is this set of roots' own: what this walk did not
         // reach (a directory removed since, the listings with matches of other rules) is
         // dropped, so the file stays the size of the view.
-        let new = self.new?;
+        let Some(new) = self.new else { return (None, self.old) };
         let worth = new.added >= cache::LISTINGS_SAVED_AFTER || (new.added > 0 && self.loaded == 0);
-        worth.then_some(new)
+        if worth {
+            (Some(new), self.old)
+        } else {
+            (None, Some(new))
+        }
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
