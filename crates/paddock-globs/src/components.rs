@@ -4,10 +4,11 @@
 //! `**/.git/worktrees/*/config*`), whose build was most of the cost of a first match (a
 //! sandbox's view walk and a call's glob scan each paid it once per run).
 //!
-//! The answers are globset's for the same glob with `literal_separator` on, on the paths
-//! a [`super::PathGlobs`] group matches: relative, non-empty, no empty component (`**` as
-//! the first or a middle component matches zero or more components, as the last one or
-//! more; `*` matches within one component). Anything else (`?`, classes, `{a,b}`, an
+//! The answers are globset's for the same glob with `literal_separator` on (`**` as the
+//! first or a middle component matches zero or more components, as the last one or more;
+//! `*` matches within one component, an empty one included), on the paths a
+//! [`super::PathGlobs`] group matches (relative, non-empty, no empty component) and on odd
+//! ones alike (an empty component, a leading or trailing `/`: tested). Anything else (`?`, classes, `{a,b}`, an
 //! escape, `**` within a name or beside another `**`) is left to globset.
 
 /// One component of a glob.
@@ -52,7 +53,7 @@ impl Components {
         Some(Components(parts))
     }
 
-    /// Whether `path` (relative, non-empty, `/`-separated, no empty component) matches.
+    /// Whether `path` (relative, `/`-separated) matches.
     #[cfg(test)]
     pub(crate) fn is_match(&self, path: &[u8]) -> bool {
         with_names(path, |names| self.is_match_names(names))
@@ -165,6 +166,11 @@ mod tests {
             }
             paths.extend(next.iter().cloned());
             frontier = next;
+        }
+        // Outside what a group is given, too: empty components, a leading or trailing `/`
+        // (globset's `[^/]*` and `.*/` match those as these components do).
+        for odd in ["a//b", "/a", "a/", "/", "//", "a//", ".git//a*b/", "/k.pem/"] {
+            paths.push(odd.as_bytes().to_vec());
         }
         let (mut taken, mut matched) = (0, 0);
         for g in &globs {
