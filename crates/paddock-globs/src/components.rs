@@ -8,8 +8,9 @@
 //! first or a middle component matches zero or more components, as the last one or more;
 //! `*` matches within one component, an empty one included), on the paths a
 //! [`super::PathGlobs`] group matches (relative, non-empty, no empty component) and on odd
-//! ones alike (an empty component, a leading or trailing `/`: tested). Anything else (`?`, classes, `{a,b}`, an
-//! escape, `**` within a name or beside another `**`) is left to globset.
+//! ones alike (an empty component, a leading or trailing `/`: tested). Anything else (`?`,
+//! classes, `{a,b}`, an escape, `**` within a name or beside another `**`) is left to
+//! globset.
 
 /// One component of a glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,15 +93,10 @@ fn parts_match(parts: &[Part], names: &[&[u8]]) -> bool {
         return names.is_empty();
     };
     match first {
-        Part::Any => {
-            // The last `**` needs at least one component (`a/**` is not `a`); the others
-            // take zero or more.
-            let least = usize::from(rest.is_empty());
-            if rest.is_empty() {
-                return names.len() >= least;
-            }
-            (least..=names.len()).any(|skip| parts_match(rest, &names[skip..]))
-        }
+        // The last `**` needs at least one component (`a/**` is not `a`); the others take
+        // zero or more.
+        Part::Any if rest.is_empty() => !names.is_empty(),
+        Part::Any => (0..=names.len()).any(|skip| parts_match(rest, &names[skip..])),
         Part::Name(n) => names.first().is_some_and(|c| n.as_slice() == *c) && parts_match(rest, &names[1..]),
         Part::Wild(w) => names.first().is_some_and(|c| wild(w, c)) && parts_match(rest, &names[1..]),
     }

@@ -32,8 +32,8 @@
 //! with `*`: `**/.git/modules/**/config`, `**/.envrc`) is matched component by component,
 //! with no set at all (its regex, or globset's literal automaton, cost a sandbox's view walk
 //! and a call's glob scan half a millisecond each per run); a prefix's set of the others is
-//! built when a path beneath it is first matched. [`literal_prefix`] gives the prefix on its own: every path a glob matches lies
-//! at or beneath it.
+//! built when a path beneath it is first matched. [`literal_prefix`] gives the prefix on
+//! its own: every path a glob matches lies at or beneath it.
 //!
 //! A glob that does not parse is an error of [`PathGlobs::new`]. One that parses but whose
 //! regex the engine refuses (over its size limit: tens of thousands of `{a,b}`

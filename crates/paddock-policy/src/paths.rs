@@ -266,7 +266,6 @@ impl Masks {
         problems: &mut Problems,
     ) {
         self.set = std::sync::OnceLock::new();
-        let masks = self;
         for (i, e) in entries.into_iter().enumerate() {
             let i = before + i;
             let s = e.expanded.to_string_lossy().into_owned();
@@ -283,11 +282,11 @@ impl Masks {
                 Ok(glob) => {
                     let rule = rules.len();
                     if glob {
-                        masks.globs.push(pattern.clone());
-                        masks.glob_rule.push(rule);
-                        masks.prefixes.push(literal_prefix(&pattern));
+                        self.globs.push(pattern.clone());
+                        self.glob_rule.push(rule);
+                        self.prefixes.push(literal_prefix(&pattern));
                     } else {
-                        masks.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
+                        self.literal.entry(PathBuf::from(&pattern)).or_insert(rule);
                     }
                     rules.push(DenyRule {
                         id: format!("filesystem.{kind}[{i}]").into(),

@@ -92,16 +92,16 @@ fn mount_private_tmp(size: TmpfsSize) -> io::Result<()> {
     mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&scratch_opts(size)))
 }
 
-/// Binds the plan's read and write paths into the new root, parents first (a write path
-/// beneath a read path lands on top of it), with the private `/tmp` right after the
-/// top-level binds, below any deeper one. What is skipped goes to `notes`.
 /// This mount namespace's `mountinfo`, seen from the scratch root; `None` when it cannot be
 /// read (no `/proc`).
 pub(super) fn read_mountinfo() -> Option<Vec<u8>> {
     fs::read(old_root().join("proc/self/mountinfo")).ok()
 }
 
-/// `mountinfo`: the namespace's mount table when it was read ahead ([`super::MadeAhead`]).
+/// Binds the plan's read and write paths into the new root, parents first (a write path
+/// beneath a read path lands on top of it), with the private `/tmp` right after the
+/// top-level binds, below any deeper one. What is skipped goes to `notes`. `mountinfo`:
+/// the namespace's mount table when it was read ahead ([`super::MadeAhead`]).
 pub(super) fn bind_all(
     plan: &PathPlan,
     tmp_size: TmpfsSize,

@@ -61,8 +61,8 @@ pub(super) fn place(
     walker.run(newroot.as_fd(), &roots)?;
     walker.placed.elapsed = start.elapsed();
     let mut placed = walker.placed.clone();
-    let (to_save, rest) = walker.into_cache();
-    if let (Some(f), Some(cache)) = (&cache_file, &to_save) {
+    let (new, worth, old) = walker.into_caches();
+    if let (Some(f), Some(cache), true) = (&cache_file, &new, worth) {
         if let Err(e) = cache.save(f) {
             // Only later starts are slower: the masks of this one are complete.
             placed.notes.push(format!("the view cache was not saved: {e}"));
@@ -71,6 +71,6 @@ pub(super) fn place(
     // The process that builds a view (a run's pid 1, a zygote) builds one and ends with
     // it: the listings (a few small allocations per directory) go with its memory, not
     // one by one on the way to the child (0.2 ms of a start in a 2,000-file repository).
-    std::mem::forget((to_save, rest));
+    std::mem::forget((new, old));
     Ok(placed)
 }

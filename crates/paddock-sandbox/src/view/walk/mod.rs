@@ -99,7 +99,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Uses `old` for listings still exact and builds a new cache from this walk
-    /// ([`Walker::into_cache`]).
+    /// ([`Walker::into_caches`]).
     pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
         self.new = Some(old.renewed(rules));
         self.loaded = old.len();
@@ -107,22 +107,19 @@ impl<'a> Walker<'a> {
         self
     }
 
-    /// The cache this walk built, when it used one and it is worth writing: at least
-    /// [`cache::LISTINGS_SAVED_AFTER`] listings were added, or the loaded cache had none.
-    ///
-    /// Also returns what is left of the cache loaded, for the caller to drop (or not).
-    pub(crate) fn into_cache(self) -> (Option<cache::Cache>, Option<cache::Cache>) {
+    /// The cache this walk built (when it used one), whether it is worth writing (at least
+    /// [`cache::LISTINGS_SAVED_AFTER`] listings were added, or the loaded cache had none),
+    /// and what is left of the cache it loaded.
+    pub(crate) fn into_caches(self) -> (Option<cache::Cache>, bool, Option<cache::Cache>) {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
         // was added. The cache file is this set of roots' own: what this walk did not
         // reach (a directory removed since, the listings with matches of other rules) is
-        // dropped, so the file stays the size of the view.
-        let Some(new) = self.new else { return (None, self.old) };
-        let worth = new.added >= cache::LISTINGS_SAVED_AFTER || (new.added > 0 && self.loaded == 0);
-        if worth {
-            (Some(new), self.old)
-        } else {
-            (None, Some(new))
-        }
+        // left out, so the file stays the size of the view.
+        let worth = self
+            .new
+            .as_ref()
+            .is_some_and(|n| n.added >= cache::LISTINGS_SAVED_AFTER || (n.added > 0 && self.loaded == 0));
+        (self.new, worth, self.old)
     }
 
     /// Walks every root (absolute paths as the child sees them) beneath `newroot`, again
