@@ -50,6 +50,7 @@ both_users!(
     passes_exit_codes,
     streams_stdin,
     separates_stdout_and_stderr,
+    keeps_every_cpu,
     // the call gate
     command_gate_denies_with_77,
 );
@@ -608,6 +609,17 @@ fn separates_stdout_and_stderr(u: User) {
     let f = Fixture::new(u);
     let o = f.run(&Pol::default(), &["sh", "-c", "echo to-out; echo to-err >&2"], None);
     assert_eq!((o.code(), o.out().as_str(), o.err().as_str()), (0, "to-out\n", "to-err\n"), "{o}");
+}
+
+/// The helper is started on another CPU than the caller's (its set narrowed for that), and
+/// takes the caller's whole set back at once: the program may use every CPU the caller may.
+fn keeps_every_cpu(u: User) {
+    let f = Fixture::new(u);
+    let allowed = ["grep", "^Cpus_allowed_list", "/proc/self/status"];
+    let host = f.host(&allowed);
+    assert_eq!(host.code(), 0, "{host}");
+    let o = f.run(&Pol::default(), &allowed, None);
+    assert_eq!((o.code(), o.out()), (0, host.out()), "{o}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -56,14 +56,22 @@ pub(crate) fn fork_helper_side(
     then: impl FnOnce(RawFd) -> std::convert::Infallible,
 ) -> std::io::Result<libc::pid_t> {
     let ctl_fd = ctl.as_raw_fd();
+    // This process goes on working: the helper is started on another CPU (`sys::cpus`).
+    let spread = sys::Spread::plan();
     // SAFETY: the caller checked that this process is single-threaded (`Threads: 1`), and
     // a single thread cannot start another between that check and this fork.
     let pid = unsafe { sys::fork()? };
     if pid != 0 {
+        if let Some(s) = spread {
+            s.parent(pid);
+        }
         return Ok(pid);
     }
     // The child. A panic must never unwind into the caller's code.
     let start = crate::timing::now_ns();
+    if let Some(s) = spread {
+        s.child();
+    }
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         // The caller's subscriber must not write into the child's output.
         std::mem::forget(tracing::dispatcher::set_default(&tracing::Dispatch::none()));

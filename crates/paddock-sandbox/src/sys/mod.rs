@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 mod conv;
+mod cpus;
 mod memory;
 mod mount;
 mod notify;
@@ -15,6 +16,7 @@ mod process;
 mod spawn;
 
 pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
+pub(crate) use cpus::Spread;
 pub(crate) use memory::release_code;
 pub use memory::RELEASE_CODE_AFTER;
 pub(crate) use mount::*;
