@@ -220,6 +220,8 @@ pub(crate) struct Planted {
     file: Option<PathBuf>,
     loaded: usize,
     added: usize,
+    /// Of those, the listings of directories long unchanged ([`paddock_sandbox::settled`]).
+    settled: usize,
     /// Another running call took matches of the start away from the user's
     /// ([`Planted::restrict`]): they are this call's to move aside if still there.
     restricted: bool,
@@ -296,6 +298,7 @@ impl Planted {
                 key,
                 file,
                 added: 0,
+                settled: 0,
                 restricted: false,
                 done: Default::default(),
             };
@@ -320,6 +323,7 @@ impl Planted {
             file,
             loaded,
             added: s.added,
+            settled: s.settled,
             restricted: false,
             done: Default::default(),
         }
@@ -401,9 +405,10 @@ impl Planted {
         let mut listings = Listings::default();
         let end = timed_scan(&self.globs, &self.roots, &self.listings, &mut listings, "glob matches after the call");
         // Written back as the view's cache is: once enough listings were added to be worth
-        // the write (a listing left out costs the next call one read of its directory).
-        let added = self.added + end.added;
-        let worth = added >= paddock_sandbox::LISTINGS_SAVED_AFTER || (added > 0 && self.loaded == 0);
+        // the write, or one of a directory long unchanged (a listing left out costs every
+        // later call one read of its directory).
+        let worth =
+            paddock_sandbox::listings_worth_saving(self.added + end.added, self.settled + end.settled, self.loaded);
         if let Some(f) = self.file.as_deref().filter(|_| worth) {
             if let Err(e) = file::save(f, &listings) {
                 tracing::warn!(path = %f.display(), error = %e, "the glob scan's listings were not saved: the next call reads every directory");

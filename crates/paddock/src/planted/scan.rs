@@ -60,6 +60,8 @@ pub(super) struct Scan {
     pub read: usize,
     /// Of those, the ones whose listing was kept.
     pub added: usize,
+    /// Of those, the ones unchanged for [`paddock_sandbox::SETTLED_SECS`].
+    pub settled: usize,
 }
 
 /// How much older than its read a directory's ctime must be for its listing to be kept.
@@ -284,6 +286,7 @@ impl Walk<'_> {
         }
         if self.keep(st, l) && read_now {
             out.added += 1;
+            out.settled += usize::from(paddock_sandbox::settled(st.st_ctime, self.now));
         }
     }
 }
