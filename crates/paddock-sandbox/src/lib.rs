@@ -129,7 +129,7 @@ pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
 pub use sys::RELEASE_CODE_AFTER;
 pub use timing::{phase, TARGET as TIMING_TARGET};
-pub use view::cache::{listings_worth_saving, settled, InodeHasher, LISTINGS_SAVED_AFTER, SETTLED_SECS};
+pub use view::cache::{listings_worth_saving, long_unchanged, InodeHasher, LISTINGS_SAVED_AFTER, LONG_UNCHANGED_SECS};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use zygote::Zygote;

@@ -36,20 +36,21 @@ pub const LISTINGS_SAVED_AFTER: usize = 8;
 /// [`LISTINGS_SAVED_AFTER`] directories changed with it: `/etc` (147 entries) cost each
 /// start of this machine's empty workspace 0.47 ms (its view walk 1.21 against 0.74 ms,
 /// medians of 15). A `.git` changed by the last command is younger than this.
-pub const SETTLED_SECS: i64 = 60;
+pub const LONG_UNCHANGED_SECS: i64 = 60;
 
 /// Whether a walk's listings are worth writing back: `added` listings were read and kept,
-/// `settled` of them of directories unchanged for [`SETTLED_SECS`], and `loaded` were
-/// there before (none: the first walk's are always written).
-pub fn listings_worth_saving(added: usize, settled: usize, loaded: usize) -> bool {
-    added >= LISTINGS_SAVED_AFTER || settled > 0 || (added > 0 && loaded == 0)
+/// `long_unchanged` of them of directories unchanged for [`LONG_UNCHANGED_SECS`], and
+/// `loaded` were there before (none: the first walk's are always written).
+pub fn listings_worth_saving(added: usize, long_unchanged: usize, loaded: usize) -> bool {
+    added >= LISTINGS_SAVED_AFTER || long_unchanged > 0 || (added > 0 && loaded == 0)
 }
 
 /// Whether a directory of ctime `ctime`, listed at `listed_at` (seconds), had been
-/// unchanged for [`SETTLED_SECS`].
-pub fn settled(ctime: i64, listed_at: i64) -> bool {
-    ctime + SETTLED_SECS < listed_at
+/// unchanged for [`LONG_UNCHANGED_SECS`].
+pub fn long_unchanged(ctime: i64, listed_at: i64) -> bool {
+    ctime + LONG_UNCHANGED_SECS < listed_at
 }
+
 const MAGIC: &[u8; 8] = b"PDVC0002";
 
 /// What the walk keeps of one directory.
@@ -127,8 +128,8 @@ pub(crate) struct Cache {
     map: Map,
     /// Listings added since loading (read and kept).
     pub added: usize,
-    /// Of those, the listings of directories unchanged for [`SETTLED_SECS`] when read.
-    pub settled: usize,
+    /// Of those, the listings of directories unchanged for [`LONG_UNCHANGED_SECS`] when read.
+    pub long_unchanged: usize,
     /// The view's overlays (`mounts/overlay.rs`): their device, which is new at each
     /// start (and may be another overlay's at the next), and the device of the host tree
     /// beneath. Their directories are keyed by the host's device (with `xino` an overlay's
@@ -199,7 +200,7 @@ impl Cache {
         if st.st_ctime + MARGIN_SECS < listed_at {
             self.map.insert(self.key(st), listing);
             self.added += 1;
-            self.settled += usize::from(settled(st.st_ctime, listed_at));
+            self.long_unchanged += usize::from(long_unchanged(st.st_ctime, listed_at));
         }
     }
 
@@ -472,13 +473,13 @@ mod tests {
         let mut c = Cache::new(1);
         let s = st(100);
         c.put(&s, 100 + MARGIN_SECS + 1, listing(&s, None));
-        assert_eq!((c.added, c.settled), (1, 0), "changed {} s before its read", MARGIN_SECS + 1);
-        assert!(!listings_worth_saving(c.added, c.settled, 5));
+        assert_eq!((c.added, c.long_unchanged), (1, 0), "changed {} s before its read", MARGIN_SECS + 1);
+        assert!(!listings_worth_saving(c.added, c.long_unchanged, 5));
         let mut c = Cache::new(1);
-        c.put(&s, 100 + SETTLED_SECS + 1, listing(&s, None));
-        assert_eq!((c.added, c.settled), (1, 1));
-        assert!(listings_worth_saving(c.added, c.settled, 5));
-        assert!(!settled(100, 100 + SETTLED_SECS), "exactly {SETTLED_SECS} s is not past");
+        c.put(&s, 100 + LONG_UNCHANGED_SECS + 1, listing(&s, None));
+        assert_eq!((c.added, c.long_unchanged), (1, 1));
+        assert!(listings_worth_saving(c.added, c.long_unchanged, 5));
+        assert!(!long_unchanged(100, 100 + LONG_UNCHANGED_SECS), "exactly {LONG_UNCHANGED_SECS} s is not past");
         assert!(listings_worth_saving(LISTINGS_SAVED_AFTER, 0, 5));
         assert!(!listings_worth_saving(LISTINGS_SAVED_AFTER - 1, 0, 5));
         assert!(listings_worth_saving(1, 0, 0), "a first walk's listings are written");

@@ -220,8 +220,9 @@ pub(crate) struct Planted {
     file: Option<PathBuf>,
     loaded: usize,
     added: usize,
-    /// Of those, the listings of directories long unchanged ([`paddock_sandbox::settled`]).
-    settled: usize,
+    /// Of those, the listings of directories long unchanged
+    /// ([`paddock_sandbox::long_unchanged`]).
+    long_unchanged: usize,
     /// Another running call took matches of the start away from the user's
     /// ([`Planted::restrict`]): they are this call's to move aside if still there.
     restricted: bool,
@@ -298,7 +299,7 @@ impl Planted {
                 key,
                 file,
                 added: 0,
-                settled: 0,
+                long_unchanged: 0,
                 restricted: false,
                 done: Default::default(),
             };
@@ -323,7 +324,7 @@ impl Planted {
             file,
             loaded,
             added: s.added,
-            settled: s.settled,
+            long_unchanged: s.long_unchanged,
             restricted: false,
             done: Default::default(),
         }
@@ -407,8 +408,11 @@ impl Planted {
         // Written back as the view's cache is: once enough listings were added to be worth
         // the write, or one of a directory long unchanged (a listing left out costs every
         // later call one read of its directory).
-        let worth =
-            paddock_sandbox::listings_worth_saving(self.added + end.added, self.settled + end.settled, self.loaded);
+        let worth = paddock_sandbox::listings_worth_saving(
+            self.added + end.added,
+            self.long_unchanged + end.long_unchanged,
+            self.loaded,
+        );
         if let Some(f) = self.file.as_deref().filter(|_| worth) {
             if let Err(e) = file::save(f, &listings) {
                 tracing::warn!(path = %f.display(), error = %e, "the glob scan's listings were not saved: the next call reads every directory");

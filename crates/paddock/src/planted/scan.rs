@@ -60,8 +60,8 @@ pub(super) struct Scan {
     pub read: usize,
     /// Of those, the ones whose listing was kept.
     pub added: usize,
-    /// Of those, the ones unchanged for [`paddock_sandbox::SETTLED_SECS`].
-    pub settled: usize,
+    /// Of those, the ones unchanged for [`paddock_sandbox::LONG_UNCHANGED_SECS`].
+    pub long_unchanged: usize,
 }
 
 /// How much older than its read a directory's ctime must be for its listing to be kept.
@@ -286,7 +286,7 @@ impl Walk<'_> {
         }
         if self.keep(st, l) && read_now {
             out.added += 1;
-            out.settled += usize::from(paddock_sandbox::settled(st.st_ctime, self.now));
+            out.long_unchanged += usize::from(paddock_sandbox::long_unchanged(st.st_ctime, self.now));
         }
     }
 }

@@ -109,14 +109,15 @@ impl<'a> Walker<'a> {
 
     /// The cache this walk built (when it used one), whether it is worth writing (at least
     /// [`cache::LISTINGS_SAVED_AFTER`] listings were added, one of a directory unchanged for
-    /// [`cache::SETTLED_SECS`], or the loaded cache had none), and what is left of the
+    /// [`cache::LONG_UNCHANGED_SECS`], or the loaded cache had none), and what is left of the
     /// cache it loaded.
     pub(crate) fn into_caches(self) -> (Option<cache::Cache>, bool, Option<cache::Cache>) {
         // Unchanged when every listing came from the cache (taken out of `old`) and none
         // was added. The cache file is this set of roots' own: what this walk did not
         // reach (a directory removed since, the listings with matches of other rules) is
         // left out, so the file stays the size of the view.
-        let worth = self.new.as_ref().is_some_and(|n| cache::listings_worth_saving(n.added, n.settled, self.loaded));
+        let worth =
+            self.new.as_ref().is_some_and(|n| cache::listings_worth_saving(n.added, n.long_unchanged, self.loaded));
         (self.new, worth, self.old)
     }
 
