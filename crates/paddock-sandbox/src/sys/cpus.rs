@@ -92,8 +92,7 @@ mod tests {
             spread.child();
             let mine = sched_getaffinity(None).map(|s| s == before).unwrap_or(false);
             let _ = crate::sys::write_all(w.as_raw_fd(), &[u8::from(mine)]);
-            // SAFETY: ends the forked child without running the parent's exit handlers.
-            unsafe { libc::_exit(0) };
+            crate::sys::exit_now(0);
         }
         drop(w);
         spread.parent(pid);
