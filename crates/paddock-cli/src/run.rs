@@ -158,6 +158,8 @@ pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
         Ok(r) => r,
         Err(e) => return run_error(e, &a.argv, &session),
     };
+    // The call is over: the threads kept for its next job end beside the log's last sync.
+    paddock_sandbox::end_idle_workers();
     for m in &result.moved_aside {
         eprintln!("{}", paddock::moved_aside_line(m));
     }
@@ -182,7 +184,9 @@ pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
     phase("session closed (audit log synced)", t);
     // The sandbox's own end (its namespaces torn down, the cgroup removed, the helper
     // reaped) went on meanwhile: nothing of the run outlives it.
+    let t = Instant::now();
     paddock_sandbox::finish_teardowns();
+    phase("sandbox's own end waited for", t);
     if paddock::moved_aside_failed(&result.moved_aside) {
         // What the call planted where a rule forbids it is still there: not silently.
         eprintln!(

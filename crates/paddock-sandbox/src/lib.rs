@@ -132,6 +132,7 @@ pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use view::cache::{listings_worth_saving, long_unchanged, InodeHasher, LISTINGS_SAVED_AFTER, LONG_UNCHANGED_SECS};
 pub use view::plan::SYSTEM_TREES;
 pub use view::stamp::{view_stamp, ViewStamp};
+pub use workers::end_idle_workers;
 pub use zygote::Zygote;
 
 /// Runs the sandbox helper when this process was started as one, and never returns then;

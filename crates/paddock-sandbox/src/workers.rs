@@ -30,9 +30,11 @@ struct Pool {
     keep: AtomicBool,
     /// The waiting workers: each one's number and the sender of its next job.
     idle: Mutex<Vec<(u64, mpsc::Sender<Task>)>>,
+    /// How long a worker waits for its next job ([`IDLE_FOR`]).
+    idle_for: Duration,
 }
 
-static POOL: Pool = Pool { keep: AtomicBool::new(false), idle: Mutex::new(Vec::new()) };
+static POOL: Pool = Pool { keep: AtomicBool::new(false), idle: Mutex::new(Vec::new()), idle_for: IDLE_FOR };
 
 /// From now on, finished workers wait for the next job: this process keeps other threads
 /// anyway (it never forks a helper directly again).
@@ -45,6 +47,14 @@ pub(crate) fn keep_workers() {
 /// left out: a job then starts its own thread.
 pub(crate) fn start_idle(n: usize) {
     POOL.start_idle(n);
+}
+
+/// Ends the workers waiting for a job, and from now on every worker ends with its job:
+/// for a process whose calls are over (`paddock run` once its call returned), so that
+/// their ends run beside what it still does (its audit log's last sync) instead of in
+/// its own exit.
+pub fn end_idle_workers() {
+    POOL.end_idle();
 }
 
 /// A job handed to a worker: its result once it has run.
@@ -116,6 +126,15 @@ impl Pool {
         Ok(Job { result, done })
     }
 
+    fn end_idle(&self) {
+        self.keep.store(false, Ordering::Relaxed);
+        let idle = std::mem::take(&mut *self.lock());
+        for (_, next) in idle {
+            // A job of nothing: after it, the worker finds workers no longer kept, and ends.
+            let _ = next.send(Box::new(|| {}));
+        }
+    }
+
     fn start_idle(&'static self, n: usize) {
         if !self.keep.load(Ordering::Relaxed) {
             return;
@@ -130,7 +149,8 @@ impl Pool {
         }
     }
 
-    /// A worker: its first job, then each next one until none came for [`IDLE_FOR`].
+    /// A worker: its first job, then each next one until none came for `idle_for`, or
+    /// until workers are no longer kept.
     fn work_on(&self, first: Task) {
         static NUMBER: AtomicU64 = AtomicU64::new(0);
         let me = NUMBER.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +162,7 @@ impl Pool {
                 return;
             }
             self.lock().push((me, inbox.clone()));
-            task = match jobs.recv_timeout(IDLE_FOR) {
+            task = match jobs.recv_timeout(self.idle_for) {
                 Ok(t) => t,
                 Err(RecvTimeoutError::Timeout) => {
                     let mut idle = self.lock();
@@ -172,7 +192,7 @@ mod tests {
     use super::*;
 
     fn pool() -> &'static Pool {
-        Box::leak(Box::new(Pool { keep: AtomicBool::new(false), idle: Mutex::new(Vec::new()) }))
+        Box::leak(Box::new(Pool { keep: AtomicBool::new(false), idle: Mutex::new(Vec::new()), idle_for: IDLE_FOR }))
     }
 
     /// Waits until `n` workers of `pool` wait for a job (a worker puts itself on the list
@@ -250,5 +270,33 @@ mod tests {
         assert_ne!(other, first);
         go_tx.send(()).unwrap();
         assert_eq!(held.join().unwrap().unwrap(), first);
+    }
+
+    /// A worker that waits for a job ends when told the calls are over, long before its
+    /// wait would have run out, and later jobs end with their threads.
+    #[test]
+    fn idle_workers_end_when_told() {
+        thread_local! {
+            /// Dropped when the thread ends.
+            static ON_EXIT: std::cell::RefCell<Option<mpsc::Sender<()>>> = const { std::cell::RefCell::new(None) };
+        }
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            keep: AtomicBool::new(true),
+            idle: Mutex::new(Vec::new()),
+            idle_for: Duration::from_secs(3600),
+        }));
+        let (gone_tx, gone) = mpsc::channel::<()>();
+        pool.spawn(c"paddock-test", move || ON_EXIT.with(|s| *s.borrow_mut() = Some(gone_tx))).unwrap().join().unwrap();
+        wait_idle(pool, 1);
+        pool.end_idle();
+        // Disconnected once the worker's thread has ended; a timeout if it still waits.
+        assert_eq!(
+            gone.recv_timeout(Duration::from_secs(60)),
+            Err(mpsc::RecvTimeoutError::Disconnected),
+            "the idle worker did not end when told"
+        );
+        assert!(pool.lock().is_empty());
+        assert_eq!(pool.spawn(c"paddock-test", || 7).unwrap().join().unwrap(), 7);
+        assert!(pool.lock().is_empty(), "a worker waited for a job after the calls were over");
     }
 }
