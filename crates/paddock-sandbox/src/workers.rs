@@ -10,7 +10,8 @@
 //! ([`keep_workers`]: the session's thread that makes call cgroups ahead says so). A
 //! single-threaded caller forks its helpers and zygotes directly, which one more thread
 //! would forbid ([`crate::sys::fork`]), so there every worker ends with its job, as a
-//! plain thread did.
+//! plain thread did. A process whose calls are over ends the waiting ones
+//! ([`end_idle_workers`]), so that its exit need not.
 
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
