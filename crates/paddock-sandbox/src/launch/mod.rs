@@ -1,8 +1,8 @@
 //! The caller's side: [`spawn`] starts the helper and waits for the report, [`Running::wait`]
 //! releases the child, relays its I/O, enforces the timeout and collects its status.
 //!
-//! Not a confinement step: this runs in the caller. A single-threaded caller (`Threads: 1`
-//! in `/proc/self/status`) forks the helper,
+//! Not a confinement step: this runs in the caller. A single-threaded caller (one thread by
+//! [`sys::thread_count`]) forks the helper,
 //! which runs the helper code at once: nothing can hold a lock across that fork, so the
 //! child may allocate. A multi-threaded caller (e.g. a tokio server) never forks to run
 //! code: `std::process::Command` re-executes `/proc/self/exe` as the helper. The timeout
@@ -41,7 +41,7 @@ use crate::SandboxError;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Forks the helper from this single-threaded process; the child runs [`entry::run`] and
-/// never returns. Only called when `/proc/self/status` says `Threads: 1`.
+/// never returns. Only called when [`sys::thread_count`] is 1.
 pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std::io::Result<libc::pid_t> {
     fork_helper_side(ctl, stdio, move |ctl_fd| entry::run(req, ctl_fd))
 }
@@ -49,7 +49,7 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
 /// Forks a helper-side process from this single-threaded process: the child takes `stdio`
 /// onto 0, 1, 2 (those given), keeps no other descriptor of the caller's but `ctl`, no
 /// handler of the caller's, `/` as its cwd, and runs `then` with `ctl`'s number. Only
-/// called when `/proc/self/status` says `Threads: 1`.
+/// called when [`sys::thread_count`] is 1.
 pub(crate) fn fork_helper_side(
     ctl: OwnedFd,
     stdio: ChildStdio,
@@ -58,7 +58,7 @@ pub(crate) fn fork_helper_side(
     let ctl_fd = ctl.as_raw_fd();
     // This process goes on working: the helper is started on another CPU (`sys::cpus`).
     let spread = sys::Spread::plan();
-    // SAFETY: the caller checked that this process is single-threaded (`Threads: 1`), and
+    // SAFETY: the caller checked that this process is single-threaded (`sys::thread_count`), and
     // a single thread cannot start another between that check and this fork.
     let pid = unsafe { sys::fork()? };
     if pid != 0 {

@@ -61,7 +61,7 @@ pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// # Safety
 ///
 /// The calling process must be single-threaded (the helper, the reaper, a zygote, or a
-/// caller whose `/proc/self/status` says `Threads: 1`): after a fork of a multi-threaded
+/// caller whose [`thread_count`] is 1): after a fork of a multi-threaded
 /// process the child may only call async-signal-safe functions, and everything the child
 /// of this one does (allocate, format, take locks) assumes no other thread held a lock at
 /// the time of the fork.
@@ -99,8 +99,14 @@ pub(crate) unsafe fn fork_into(flags: libc::c_int) -> io::Result<libc::pid_t> {
     }
 }
 
-/// The number of threads of this process (`Threads:` in `/proc/self/status`).
+/// The number of threads of this process: the link count of `/proc/self/task`, which
+/// procfs gives as 2 plus the threads (one `statx`, where `/proc/self/status`, read when
+/// that count is not of that form, is a page of text the kernel writes out).
 pub(crate) fn thread_count() -> Option<usize> {
+    let by_links = rustix::fs::stat("/proc/self/task").ok().and_then(|st| (st.st_nlink as usize).checked_sub(2));
+    if let Some(n) = by_links.filter(|n| *n > 0) {
+        return Some(n);
+    }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
 }
@@ -403,5 +409,40 @@ pub(crate) fn in_child(f: impl FnOnce() -> i32) -> i32 {
         libc::WEXITSTATUS(status)
     } else {
         99
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The count by `/proc/self/task`'s links is the process's own, one thread or more: a
+    /// forked child of the test process has one thread, then one more per thread it starts.
+    #[test]
+    fn thread_count_counts_this_process_threads() {
+        let code = in_child(|| {
+            if thread_count() != Some(1) {
+                return 1;
+            }
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let rx = std::sync::Arc::clone(&rx);
+                    std::thread::spawn(move || drop(rx.lock().map(|r| r.recv())))
+                })
+                .collect();
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let by_status = status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse::<usize>().ok());
+            let (counted, four) = (thread_count(), by_status == Some(4));
+            drop(tx);
+            threads.into_iter().for_each(|t| drop(t.join()));
+            match (counted, four) {
+                (Some(4), true) => 0,
+                (_, false) => 2,
+                _ => 3,
+            }
+        });
+        assert_eq!(code, 0, "1: not one thread in a fresh child, 2: the status disagrees, 3: the count is wrong");
     }
 }
