@@ -20,6 +20,8 @@ const RUN_PHASES: &[&str] = &[
     "helper fork",
     "path plan",
     "cgroup",
+    "absent deny/protect paths noted",
+    "glob matches noted",
     "namespaces",
     "fork reaper",
     "mounts: binds",

@@ -129,15 +129,19 @@ impl Inner {
                 let registry = crate::running::Registry::open(&policy, &writes, self.state_dir().as_deref())?;
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
+                let t = Instant::now();
                 let mut absent = crate::absent::AbsentPaths::before(&policy);
+                phase("absent deny/protect paths noted", t);
                 // In a session's zygote, the last start's scan stands for this one while
                 // nothing of the stamped directories changed since (`SessionZygote::scanned`).
+                let t = Instant::now();
                 let scanned = zygote.and_then(|z| z.scanned());
                 let mut planted =
                     crate::planted::Planted::before_or(&policy, &writes, view_cache.as_deref(), scanned.as_deref());
                 if let (None, Some(z)) = (&scanned, zygote) {
                     z.keep_scanned(&planted);
                 }
+                phase("glob matches noted", t);
                 let registered = locked.map(|l| l.register(&mut absent, &mut planted, &writes)).transpose()?;
                 // The view is made from the rules as resolved when the policy was loaded:
                 // a symlink or `.git` file on a rule's way that changed since (a running
