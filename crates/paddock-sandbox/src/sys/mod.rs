@@ -104,9 +104,11 @@ pub(crate) unsafe fn fork_into(flags: libc::c_int) -> io::Result<libc::pid_t> {
 /// that count is not of that form, is a page of text the kernel writes out).
 pub(crate) fn thread_count() -> Option<usize> {
     let by_links = rustix::fs::stat("/proc/self/task").ok().and_then(|st| (st.st_nlink as usize).checked_sub(2));
-    if let Some(n) = by_links.filter(|n| *n > 0) {
-        return Some(n);
-    }
+    by_links.filter(|n| *n > 0).or_else(threads_by_status)
+}
+
+/// `Threads:` in `/proc/self/status`.
+fn threads_by_status() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
 }
@@ -432,9 +434,7 @@ mod tests {
                     std::thread::spawn(move || drop(rx.lock().map(|r| r.recv())))
                 })
                 .collect();
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let by_status = status.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse::<usize>().ok());
-            let (counted, four) = (thread_count(), by_status == Some(4));
+            let (counted, four) = (thread_count(), threads_by_status() == Some(4));
             drop(tx);
             threads.into_iter().for_each(|t| drop(t.join()));
             match (counted, four) {
