@@ -451,48 +451,76 @@ pub fn mcp_shell_call(f: &Fixture, script: &str) -> String {
 /// [`mcp_shell_call`] for each of `scripts` in turn, in one `paddock mcp` session: the
 /// answers, in order. With `log`, the session's stderr goes there, at `PADDOCK_LOG=debug`.
 pub fn mcp_shell_calls(f: &Fixture, scripts: &[&str], log: Option<&Path>) -> Vec<String> {
-    use std::io::BufRead;
-    let mut cmd = f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
-    match log {
-        Some(p) => {
-            cmd.env("PADDOCK_LOG", "paddock=debug").stderr(std::fs::File::create(p).expect("the log file"));
-        }
-        None => {
-            cmd.stderr(Stdio::null());
-        }
-    }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn paddock mcp");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut send = |s: &str| {
-        writeln!(stdin, "{s}").unwrap();
-        stdin.flush().unwrap();
-    };
-    send(
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
-    );
-    let init = lines.next().expect("an answer").unwrap();
-    assert!(init.contains("\"id\":1"), "{init}");
-    send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-    let mut answers = Vec::new();
-    for (i, script) in scripts.iter().enumerate() {
-        let id = i + 2;
-        let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
-        send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": args}).to_string());
-        let tag = format!("\"id\":{id}");
-        let answer = loop {
-            let l = lines.next().expect("an answer").unwrap();
-            if l.contains(&tag) {
-                break l;
-            }
-        };
-        answers.push(answer);
-    }
-    drop(stdin); // the session ends
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let mut session = McpSession::start(f, log);
+    let answers = scripts.iter().map(|s| session.call(s)).collect();
+    session.end();
     answers
 }
+
+/// A `paddock mcp` session in the fixture's workspace under the embedded default policy,
+/// as the fixture's user, initialised: [`McpSession::call`] makes its calls one at a time.
+pub struct McpSession {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    id: usize,
+}
+
+impl McpSession {
+    /// Starts it. With `log`, the session's stderr goes there, at `PADDOCK_LOG=debug`.
+    pub fn start(f: &Fixture, log: Option<&Path>) -> McpSession {
+        use std::io::BufRead;
+        let mut cmd = f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+        match log {
+            Some(p) => {
+                cmd.env("PADDOCK_LOG", "paddock=debug").stderr(std::fs::File::create(p).expect("the log file"));
+            }
+            None => {
+                cmd.stderr(Stdio::null());
+            }
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn paddock mcp");
+        let stdin = child.stdin.take().unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut s = McpSession { child, stdin, lines, id: 1 };
+        s.send(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        );
+        let init = s.lines.next().expect("an answer").unwrap();
+        assert!(init.contains("\"id\":1"), "{init}");
+        s.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        s
+    }
+
+    fn send(&mut self, s: &str) {
+        writeln!(self.stdin, "{s}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// One `command` call, `sh -c script`: its answer (its JSON-RPC line).
+    pub fn call(&mut self, script: &str) -> String {
+        self.id += 1;
+        let id = self.id;
+        let args = serde_json::json!({"name": "command", "arguments": {"argv": ["sh", "-c", script]}});
+        self.send(&serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": args}).to_string());
+        let tag = format!("\"id\":{id}");
+        loop {
+            let l = self.lines.next().expect("an answer").unwrap();
+            if l.contains(&tag) {
+                return l;
+            }
+        }
+    }
+
+    /// Closes its input: the session must end with success.
+    pub fn end(self) {
+        let McpSession { mut child, stdin, .. } = self;
+        drop(stdin);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
 /// Pids of host processes with `arg` as one of their command-line arguments.
 pub fn processes_with_arg(arg: &str) -> Vec<u32> {
     let mut pids = Vec::new();

@@ -82,6 +82,9 @@ pub(crate) fn protected(
     let found: Vec<PathBuf> = files.iter().filter(|f| writable(f)).cloned().collect();
     let mut out = Vec::new();
     for file in found {
+        // Each file read is looked up on the way there too, so the lookups name every path
+        // the outcome depends on (`FsRules::drift_traced`).
+        normalize(&file);
         let Some((named, dir)) = named_dir(&file, normalize) else { continue };
         // The `.git` file itself: moved or rewritten by a call, the next call's policy
         // would not find the directory it names (nor protect it).
@@ -94,6 +97,7 @@ pub(crate) fn protected(
         // Its submodules' and linked worktrees', as `**/.git/modules/**/config` and the
         // rest protect a `.git` directory's.
         globs_beneath(&mut out, &dir, writable);
+        normalize(&dir.join("commondir"));
         let Some(line) = read_line(&dir.join("commondir")) else { continue };
         // Git reads it against the git directory; as named from there (`../shared`, a
         // symlink on the way, is then noted and kept as the user's link; so is a

@@ -506,11 +506,24 @@ impl FsRules {
     /// the mount view made from these rules would mask or bind other objects than the
     /// rules name now.
     pub fn drift(&self) -> Option<Drift> {
+        self.drift_in(&mut Lookups::default())
+    }
+
+    /// [`FsRules::drift`], and every path it looked at (`lstat`, `readlink`, or a `.git`
+    /// or `commondir` file read, each with the way to it): the verdict holds while none
+    /// of them, nor the directory entry naming it, changed (a session keeps it while an
+    /// inotify watch on them says nothing did).
+    pub fn drift_traced(&self) -> (Option<Drift>, Vec<PathBuf>) {
         let mut lookups = Lookups::default();
+        let drift = self.drift_in(&mut lookups);
+        (drift, lookups.seen.into_keys().map(PathBuf::from).collect())
+    }
+
+    fn drift_in(&self, lookups: &mut Lookups) -> Option<Drift> {
         for r in self.deny.iter().chain(&self.protect) {
             let s = r.expanded.to_string_lossy();
             let now = if r.is_glob {
-                normalize_glob(&s, &mut lookups)
+                normalize_glob(&s, lookups)
             } else {
                 lookups.normalize(&r.expanded, Path::new("/")).to_string_lossy().into_owned()
             };
@@ -525,7 +538,7 @@ impl FsRules {
         }
         // A directory on a rule's way, in a write path, that cannot be looked at now: where
         // the rule leads is not known (the load refuses the same).
-        if let Some((path, kind)) = self.unreadable(&lookups) {
+        if let Some((path, kind)) = self.unreadable(lookups) {
             return Some(Drift {
                 rule: "a directory on a deny or protect rule's way".into(),
                 raw: path.display().to_string(),
@@ -548,7 +561,7 @@ impl FsRules {
         // theirs (the first covering entry has the lowest index).
         let covered = |p: &Path| self.protect_match.first(p).is_some_and(|i| i < written.len());
         let extra: Vec<PathBuf> =
-            self.gitdir_protects(&raw, &covered, &mut lookups).into_iter().map(|e| e.expanded).collect();
+            self.gitdir_protects(&raw, &covered, lookups).into_iter().map(|e| e.expanded).collect();
         let gitdirs = &self.protect[written.len()..(written.len() + self.gitdir_protect).min(self.protect.len())];
         let had: Vec<&PathBuf> = gitdirs.iter().map(|r| &r.expanded).collect();
         if extra.iter().ne(had.iter().copied()) {

@@ -60,7 +60,7 @@ use crate::identity::{self, Identity, Status};
 
 /// The literal `deny` and `protect` paths absent at a call's start that the call could
 /// create (a `write` grant holds them).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct AbsentPaths(Vec<Noted>);
 
 /// One noted path as the registry of running calls keeps it ([`crate::running`]): what
@@ -124,7 +124,7 @@ impl Record {
 }
 
 /// One path noted at the start.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Noted {
     /// The rule (`filesystem.protect[0]`).
     rule: String,
@@ -176,7 +176,16 @@ fn look(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<Option<Status>, E
 
 impl AbsentPaths {
     /// Notes the paths of `policy` that are absent now.
+    #[cfg(test)]
     pub(crate) fn before(policy: &Policy) -> AbsentPaths {
+        AbsentPaths::before_traced(policy, None)
+    }
+
+    /// Notes the paths of `policy` that are absent now; adds to `looked`, when given, every
+    /// path it looked at (the ways resolved, and each path walked from a write grant with
+    /// every directory on the way to it): what it notes holds while none of them, nor the
+    /// directory entry naming it, changed.
+    pub(crate) fn before_traced(policy: &Policy, mut looked: Option<&mut Vec<PathBuf>>) -> AbsentPaths {
         let fs = &policy.filesystem;
         let mut roots: HashMap<PathBuf, Option<Arc<OwnedFd>>> = HashMap::new();
         let mut noted = Vec::new();
@@ -208,6 +217,14 @@ impl AbsentPaths {
             if names.is_empty() {
                 continue;
             }
+            if let Some(looked) = looked.as_deref_mut() {
+                let mut walked = w.path.clone();
+                looked.push(walked.clone());
+                for n in &names {
+                    walked.push(n);
+                    looked.push(walked.clone());
+                }
+            }
             let Some(Gap { first, was, dirs }) = first_gap(root.as_fd(), &names, held) else { continue };
             // A symlink is noted by its own path: the walk after the call goes no further
             // (what lies beyond it is not the call's way to the path).
@@ -221,6 +238,9 @@ impl AbsentPaths {
                 continue;
             }
             noted.push(Noted { rule: r.id.to_string(), root, root_path: w.path.clone(), names, first, was, dirs });
+        }
+        if let Some(looked) = looked {
+            looked.extend(lookups.into_looked());
         }
         AbsentPaths(noted)
     }

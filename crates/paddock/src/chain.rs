@@ -51,6 +51,11 @@ pub(crate) struct Lookups {
 }
 
 impl Lookups {
+    /// Every path this batch looked up.
+    pub(crate) fn into_looked(self) -> impl Iterator<Item = PathBuf> {
+        self.seen.into_keys()
+    }
+
     fn look(&mut self, path: &Path) -> Looked {
         if let Some(l) = self.seen.get(path) {
             return l.clone();

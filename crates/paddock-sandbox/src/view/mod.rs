@@ -27,6 +27,7 @@
 pub(crate) mod cache;
 
 pub(crate) mod mask;
+pub(crate) mod paths_watch;
 pub(crate) mod plan;
 pub(crate) mod stamp;
 pub(crate) mod walk;

@@ -37,6 +37,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::event::{PollFd, PollFlags};
+use rustix::fd::OwnedFd;
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
 
@@ -154,28 +155,19 @@ impl Watch {
         if self.broken {
             return Verdict::Unsure;
         }
-        let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
-        let mut reader = inotify::Reader::new(&self.inotify, &mut buf);
         // Events were lost: once the queue is read to its end, the caller's comparison of
         // every status covers what they said (what comes after is queued again).
         let mut overflowed = false;
-        loop {
-            let event = match reader.next() {
-                Ok(e) => e,
-                Err(Errno::WOULDBLOCK) => break,
-                Err(Errno::INTR) => continue,
-                Err(_) => {
-                    self.broken = true;
-                    return Verdict::Unsure;
-                }
-            };
+        let kinds = &self.kinds;
+        let mut changed = false;
+        let read = read_queue(&self.inotify, |event| {
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
                 overflowed = true;
-                continue;
+                return false;
             }
             let entry_moved = ReadFlags::CREATE | ReadFlags::DELETE | ReadFlags::MOVED_FROM | ReadFlags::MOVED_TO;
-            let counts = match (self.kinds.get(&event.wd()), event.file_name()) {
+            changed = match (kinds.get(&event.wd()), event.file_name()) {
                 // A watch the stamp never added: the wd of one that ended, reused.
                 (None, _) => true,
                 // The directory itself: its attributes, removed, renamed, unmounted.
@@ -185,19 +177,44 @@ impl Watch {
                     flags.intersects(entry_moved) && names.iter().any(|n| n.as_bytes() == name.to_bytes())
                 }
             };
-            if counts {
-                self.changed = true;
-                return Verdict::Changed;
-            }
+            changed
+        });
+        if read.is_err() {
+            self.broken = true;
+            return Verdict::Unsure;
         }
-        let mut fds = [PollFd::new(&self.mounts, PollFlags::PRI)];
-        match rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })) {
-            Ok(0) if !overflowed => Verdict::Quiet,
-            // The mount table changed (this poll saw it: the next one does not, unless it
-            // changes again), or the poll failed.
+        if changed {
+            self.changed = true;
+            return Verdict::Changed;
+        }
+        match mounts_unchanged(&self.mounts) {
+            true if !overflowed => Verdict::Quiet,
             _ => Verdict::Unsure,
         }
     }
+}
+
+/// Reads `inotify`'s queue to its end, or until `each` says an event ends the reading
+/// (`true`). An error: the queue cannot be read.
+pub(super) fn read_queue(inotify: &OwnedFd, mut each: impl FnMut(&inotify::Event<'_>) -> bool) -> io::Result<()> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+    let mut reader = inotify::Reader::new(inotify, &mut buf);
+    loop {
+        match reader.next() {
+            Ok(event) if each(&event) => return Ok(()),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(Errno::WOULDBLOCK) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether the mount table `mounts` (`/proc/self/mountinfo`) did not change since its
+/// last poll: a poll sees a change once, the next one does not unless it changes again.
+/// `false` too when the poll fails.
+pub(super) fn mounts_unchanged(mounts: &File) -> bool {
+    let mut fds = [PollFd::new(mounts, PollFlags::PRI)];
+    matches!(rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(0))
 }
 
 /// Whether `dir` is on one of [`LOCAL_FS`].

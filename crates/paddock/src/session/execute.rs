@@ -129,8 +129,23 @@ impl Inner {
                 let registry = crate::running::Registry::open(&policy, &writes, self.state_dir().as_deref())?;
                 let locked = registry.as_ref().map(|r| r.lock()).transpose()?;
                 phase("registry of running calls opened and locked", t);
+                // In a session's zygote, the last start's notes stand for this one's while
+                // nothing on the rules' ways changed since they were taken (`super::notes`).
                 let t = Instant::now();
-                let mut absent = crate::absent::AbsentPaths::before(&policy);
+                let kept = zygote.and_then(|z| z.notes(&policy)).and_then(|k| Some((k, k.begin()?)));
+                let mut looked = Vec::new();
+                let (mut absent, fresh) = match kept.as_ref().and_then(|(_, b)| b.notes.clone()) {
+                    Some(notes) => {
+                        tracing::debug!("the last start's notes of the rules' ways stand for this call's: nothing on them changed since");
+                        (notes, None)
+                    }
+                    None => {
+                        let trace = kept.is_some().then_some(&mut looked);
+                        let notes = crate::absent::AbsentPaths::before_traced(&policy, trace);
+                        let pristine = kept.is_some().then(|| notes.clone());
+                        (notes, pristine)
+                    }
+                };
                 phase("absent deny/protect paths noted", t);
                 // In a session's zygote, the last start's scan stands for this one while
                 // nothing of the stamped directories changed since (`SessionZygote::scanned`).
@@ -150,12 +165,25 @@ impl Inner {
                 // link (or its directory) moved away while this policy loaded and back
                 // before that check is caught too (found by an attack that flipped
                 // `.claude` during the scan above).
+                // Kept notes: the watch, read again here, says nothing on those ways changed
+                // since they were taken, when the rules resolved as compiled.
                 let t = Instant::now();
-                if let Some(d) = policy.filesystem.drift() {
-                    return Err(crate::running::NoteError::Unsettled(format!(
-                        "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
-                        if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
-                    )));
+                let unchanged = match &kept {
+                    Some((k, b)) if fresh.is_none() => k.still(b.generation),
+                    _ => false,
+                };
+                if !unchanged {
+                    let (drift, ways) = policy.filesystem.drift_traced();
+                    if let Some(d) = drift {
+                        return Err(crate::running::NoteError::Unsettled(format!(
+                            "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
+                            if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
+                        )));
+                    }
+                    if let (Some((k, b)), Some(notes)) = (&kept, fresh) {
+                        looked.extend(ways);
+                        k.keep(b.generation, notes, &looked);
+                    }
                 }
                 phase("deny/protect rules resolved again", t);
                 Ok::<_, crate::running::NoteError>((absent, planted, registered))

@@ -39,6 +39,7 @@ mod approvals;
 mod config;
 mod execute;
 pub(crate) mod inner;
+mod notes;
 mod outcome;
 mod plan;
 mod revocations;

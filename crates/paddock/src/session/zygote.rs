@@ -24,6 +24,8 @@ pub(super) struct SessionZygote {
     /// covered its roots): it stands for a later call's scan, and the scan after a call is
     /// skipped, while the stamp still holds ([`SessionZygote::scanned`]).
     scanned: Mutex<Option<Arc<crate::planted::Scanned>>>,
+    /// The last start's notes of its rules' ways, kept while nothing on them changed.
+    notes: super::notes::KeptNotes,
     /// Proxy ports free for the next call, and the next new one: each concurrent call
     /// listens on a port of its own in the shared network namespace, so its connections
     /// are its own on the audit log and Landlock lets it reach no other call's listener.
@@ -66,6 +68,12 @@ impl SessionZygote {
         if self.unchanged(planted.roots()) {
             *self.scanned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(planted.scanned()));
         }
+    }
+
+    /// The kept notes of a start's rules' ways ([`super::notes`]), when `policy` is the
+    /// one this zygote was started under.
+    pub(super) fn notes(&self, policy: &Arc<Policy>) -> Option<&super::notes::KeptNotes> {
+        Arc::ptr_eq(&self.policy, policy).then_some(&self.notes)
     }
 
     fn lease_port(self: &Arc<Self>) -> Option<PortLease> {
@@ -186,6 +194,7 @@ impl Zygotes {
                     zygote,
                     stamp,
                     scanned: Mutex::new(None),
+                    notes: Default::default(),
                     ports: Mutex::new((Vec::new(), spec::PROXY_PORT)),
                 });
                 *slot = ZygoteSlot::Ready(Arc::clone(&z));

@@ -1,0 +1,269 @@
+//! A watch that says whether anything a set of lookups saw may have changed since: an
+//! inotify watch on each path looked at that exists (not followed) and on every directory
+//! above it, and a poll of the mount table.
+//!
+//! What counts as a change: the object at a watched path (a file, a symlink, a
+//! directory) changed in any way inotify reports (written, its attributes or link count
+//! changed, removed, renamed); in a directory above a path, the entry naming the next
+//! component created, removed, renamed (in or out), written or its attributes changed; a
+//! watched directory's own attributes changed, the directory removed, renamed or
+//! unmounted; the mount table changed; the queue overflowed or cannot be read. Other
+//! entries of a directory above (a sibling created or written) are read and let go.
+//!
+//! What inotify does not report, this watch does not say. So it refuses (an error) a path
+//! on a filesystem whose changes inotify may not all report (only
+//! [`super::watch::LOCAL_FS`]), and a directory this process can search but not read (a
+//! watch needs read permission; a lookup through it needs only search permission); its
+//! holder then looks again every time. A directory it can neither read nor search is not
+//! watched: no lookup went through it, and the directory above names it. Neither is an
+//! object it cannot read: the directory above names it, and says all but a link count
+//! changed by a hard link made elsewhere. Nor does inotify report a file written through a
+//! shared memory mapping.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+use rustix::io::Errno;
+
+use super::watch::{local, mounts_unchanged, read_queue};
+
+/// Every event a watched object (and a directory's entry) may count: contents written (a
+/// `.git` file read for its `gitdir:` line), attributes (a link count too), created,
+/// removed, renamed.
+fn mask() -> WatchFlags {
+    WatchFlags::ATTRIB
+        | WatchFlags::CREATE
+        | WatchFlags::DELETE
+        | WatchFlags::DELETE_SELF
+        | WatchFlags::MODIFY
+        | WatchFlags::MOVE_SELF
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::DONT_FOLLOW
+        | WatchFlags::MASK_ADD
+}
+
+/// The watch on the paths of [`PathsWatch::add`]; [`PathsWatch::quiet`] reads its queue.
+/// Dropping it closes the inotify instance on a thread of its own (see
+/// [`crate::ViewStamp`]'s drop: the close waits for the kernel's grace period).
+#[derive(Debug)]
+pub struct PathsWatch {
+    inotify: Option<rustix::fd::OwnedFd>,
+    mounts: File,
+    /// By watch: `None`, every event counts (a watched path itself); else the names in
+    /// that directory whose entry counts (a directory above watched paths, and not one
+    /// itself: its own events count too).
+    kinds: HashMap<i32, Option<HashSet<OsString>>>,
+    /// The paths added so far, each with the object watched there (device and inode;
+    /// `None`: nothing was).
+    added: HashMap<PathBuf, Option<(u64, u64)>>,
+    /// The queue could not be read once: never quiet again.
+    broken: bool,
+}
+
+impl PathsWatch {
+    /// A watch on nothing yet. An error: no inotify instance, or no mount table to poll.
+    pub fn new() -> io::Result<PathsWatch> {
+        let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
+        let mounts = File::open("/proc/self/mountinfo")?;
+        Ok(PathsWatch { inotify: Some(inotify), mounts, kinds: HashMap::new(), added: HashMap::new(), broken: false })
+    }
+
+    /// Watches each of `paths` (absolute, as looked up: not normalised) and every
+    /// directory above it. `Ok(true)` when every one was watched already, as the object
+    /// there now (so since before the lookups that named it, if it was added then),
+    /// `Ok(false)` when one was added now. An error: a path or a directory above it cannot
+    /// be watched (not on a local filesystem, not readable, the user's inotify limits
+    /// reached); the watch vouches for nothing then.
+    pub fn add<'a>(&mut self, paths: impl IntoIterator<Item = &'a Path>) -> io::Result<bool> {
+        let mut all_there = true;
+        for p in paths {
+            if !p.is_absolute() {
+                return Err(io::Error::other(format!("{} is not absolute", p.display())));
+            }
+            let now = std::fs::symlink_metadata(p).ok();
+            let id = now.as_ref().map(|m| (m.dev(), m.ino()));
+            if self.added.get(p) == Some(&id) {
+                continue;
+            }
+            all_there = false;
+            // Each directory above, for the entry naming the next component.
+            let mut above = p;
+            while let (Some(dir), Some(name)) = (above.parent(), above.file_name()) {
+                self.watch_above(dir, name)?;
+                above = dir;
+            }
+            if let Some(meta) = now {
+                self.watch_itself(p, &meta)?;
+            }
+            self.added.insert(p.to_path_buf(), id);
+        }
+        Ok(all_there)
+    }
+
+    fn inotify(&self) -> io::Result<&rustix::fd::OwnedFd> {
+        self.inotify.as_ref().ok_or_else(|| io::Error::other("the watch has ended"))
+    }
+
+    /// `dir`'s entry `name`; `dir` itself is gone or no directory: nothing to watch there
+    /// (whatever lookup went through it found nothing, and the directory above it that
+    /// holds its entry is watched).
+    fn watch_above(&mut self, dir: &Path, name: &std::ffi::OsStr) -> io::Result<()> {
+        let Some(wd) = self.watch_dir(dir)? else { return Ok(()) };
+        if let Some(names) = self.kinds.entry(wd).or_insert_with(|| Some(HashSet::new())) {
+            names.insert(name.to_os_string());
+        }
+        Ok(())
+    }
+
+    /// A directory, for its own events and the entries [`PathsWatch::watch_above`] names.
+    /// `None`: it is gone, no directory, or this process can neither read nor search it
+    /// (then no lookup went through it, and its own changes show in the directory above).
+    fn watch_dir(&mut self, dir: &Path) -> io::Result<Option<i32>> {
+        let wd = match inotify::add_watch(self.inotify()?, dir, mask() | WatchFlags::ONLYDIR) {
+            Ok(wd) => wd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+            // A watch needs read permission; a lookup through it needs search permission.
+            Err(Errno::ACCESS) if rustix::fs::access(dir, rustix::fs::Access::EXEC_OK).is_err() => return Ok(None),
+            Err(e) => return Err(io::Error::other(format!("{}: {e}", dir.display()))),
+        };
+        if !local(dir)? {
+            return Err(io::Error::other(format!("{} is not on a local filesystem", dir.display())));
+        }
+        Ok(Some(wd))
+    }
+
+    /// The object at `p` (`meta`: its `lstat`), not followed: a directory for its own
+    /// events (its entries count where a path below it names them), anything else for
+    /// every event. One this process cannot read is not watched itself: the directory
+    /// above names it, which says all but a link count changed by a hard link made
+    /// elsewhere.
+    fn watch_itself(&mut self, p: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+        if meta.is_dir() {
+            if let Some(wd) = self.watch_dir(p)? {
+                self.kinds.entry(wd).or_insert_with(|| Some(HashSet::new()));
+            }
+            return Ok(());
+        }
+        let wd = match inotify::add_watch(self.inotify()?, p, mask()) {
+            Ok(wd) => wd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => return Ok(()),
+            Err(e) => return Err(io::Error::other(format!("{}: {e}", p.display()))),
+        };
+        // A symlink's filesystem is its directory's (checked above); `statfs` would follow it.
+        if !meta.file_type().is_symlink() && !local(p)? {
+            return Err(io::Error::other(format!("{} is not on a local filesystem", p.display())));
+        }
+        self.kinds.insert(wd, None);
+        Ok(())
+    }
+
+    /// Whether nothing counted happened since the last call (or since the paths were
+    /// added): reads the queue to its end and polls the mount table. Each event is
+    /// reported once: a later call says `true` again unless something else happened.
+    pub fn quiet(&mut self) -> bool {
+        if self.broken {
+            return false;
+        }
+        let Some(fd) = &self.inotify else { return false };
+        let kinds = &self.kinds;
+        let mut quiet = true;
+        let read = read_queue(fd, |event| {
+            quiet &= match (kinds.get(&event.wd()), event.file_name()) {
+                // An overflow (wd -1), or a watch this one never added.
+                (None, _) | (Some(None), _) => false,
+                // The directory itself.
+                (Some(Some(_)), None) => false,
+                (Some(Some(names)), Some(name)) => !names.iter().any(|n| n.as_bytes() == name.to_bytes()),
+            };
+            false
+        });
+        if read.is_err() {
+            self.broken = true;
+            return false;
+        }
+        // Read even when something counted: a change of the mount table is said once.
+        mounts_unchanged(&self.mounts) && quiet
+    }
+}
+
+impl Drop for PathsWatch {
+    fn drop(&mut self) {
+        if let Some(fd) = self.inotify.take() {
+            let _ = std::thread::Builder::new().name("paddock-unwatch".into()).spawn(move || drop(fd));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory of this test's own, removed when dropped.
+    struct Tmp(PathBuf);
+
+    impl Tmp {
+        fn new(name: &str) -> Tmp {
+            let root = std::env::temp_dir().join(format!("paddock-paths-watch-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            Tmp(root)
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn each_change_on_a_watched_way_is_said_once_and_a_siblings_is_not() {
+        let t = Tmp::new("ways");
+        let d = t.path().join("a");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", d.join("l")).unwrap();
+        let looked = [d.join("f"), d.join("l"), d.join("absent"), d.join("absent/below")];
+        let mut w = PathsWatch::new().unwrap();
+        if !local(t.path()).unwrap() {
+            assert!(w.add(looked.iter().map(PathBuf::as_path)).is_err(), "a filesystem it cannot vouch for");
+            return;
+        }
+        assert!(!w.add(looked.iter().map(PathBuf::as_path)).unwrap(), "added now");
+        assert!(w.add(looked.iter().map(PathBuf::as_path)).unwrap(), "all there already");
+        assert!(w.quiet());
+        // A sibling's entry, above the paths: let go.
+        std::fs::write(d.join("other"), "").unwrap();
+        std::fs::write(t.path().join("other"), "").unwrap();
+        assert!(w.quiet(), "a sibling's entry does not count");
+        let changes: [&dyn Fn(); 6] = [
+            &|| std::fs::write(d.join("f"), "y").unwrap(),
+            &|| std::fs::write(d.join("absent"), "").unwrap(),
+            &|| std::fs::remove_file(d.join("absent")).unwrap(),
+            &|| {
+                std::fs::remove_file(d.join("l")).unwrap();
+                std::os::unix::fs::symlink("other", d.join("l")).unwrap();
+            },
+            &|| std::fs::hard_link(d.join("f"), t.path().join("elsewhere")).unwrap(),
+            &|| std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap(),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            change();
+            assert!(!w.quiet(), "change {i} is said");
+            assert!(w.quiet(), "change {i} is said once");
+        }
+        // The directory above renamed: the entry naming it.
+        std::fs::rename(&d, t.path().join("b")).unwrap();
+        assert!(!w.quiet());
+    }
+}
