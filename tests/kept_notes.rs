@@ -11,7 +11,12 @@
 //!   directory (the workspace's entries stay as they were);
 //! - a symlink on `~/.gitconfig`'s way in a directory the user may search but not read
 //!   (mode 0711, root's): re-pointed by root. A watch needs read permission, so as uid
-//!   65534 nothing is kept (each call looks again); as root the watch says it.
+//!   65534 nothing is kept (each call looks again); as root the watch says it;
+//! - `~/.config/git/config` made a link to a workspace file after the directory holding it
+//!   was replaced (renamed away and made again; removed and made again, often under the
+//!   freed inode number), or made readable (root's, 0700, then 0755), and the session's
+//!   calls took kept notes again since (found by an attack: the new directory's entries
+//!   were not watched, and the call ran).
 
 #[macro_use]
 mod common;
@@ -24,6 +29,7 @@ both_users!(
     a_link_re_pointed_in_the_home_refuses_the_next_call,
     a_git_file_rewritten_in_place_refuses_the_next_call,
     a_link_in_a_directory_the_user_cannot_read_refuses_the_next_call,
+    a_link_made_in_a_directory_replaced_on_the_way_refuses_the_next_call,
 );
 
 /// The debug line of a call that took the last start's notes.
@@ -113,4 +119,59 @@ fn a_link_in_a_directory_the_user_cannot_read_refuses_the_next_call(user: User) 
     std::fs::remove_file(&inner).unwrap();
     symlink(b.join("gitconfig"), &inner).unwrap();
     assert_refused(s, &log, &b.join("gitconfig"));
+}
+
+/// A change made on the host between two calls.
+type Change = dyn Fn(&Fixture);
+
+/// The fixture's `~/.config`.
+fn config(f: &Fixture) -> PathBuf {
+    f.home.join(".config")
+}
+
+fn a_link_made_in_a_directory_replaced_on_the_way_refuses_the_next_call(user: User) {
+    let replacements: [(&str, &Change); 3] = [
+        ("renamed away and made again", &|f| {
+            std::fs::rename(config(f).join("git"), config(f).join("git.old")).unwrap();
+            std::fs::create_dir(config(f).join("git")).unwrap();
+        }),
+        ("removed and made again", &|f| {
+            std::fs::remove_dir(config(f).join("git")).unwrap();
+            std::fs::create_dir(config(f).join("git")).unwrap();
+        }),
+        ("made readable", &|f| {
+            chmod(&config(f), 0o755);
+            std::fs::create_dir(config(f).join("git")).unwrap();
+        }),
+    ];
+    for (how, replace) in replacements {
+        let f = Fixture::new(user);
+        let b = own_dir_with(&f, "cfg-b", "gitconfig", "[b]\n");
+        std::fs::create_dir(config(&f)).unwrap();
+        if how == "made readable" {
+            chmod(&config(&f), 0o700); // root's
+        } else {
+            std::fs::create_dir(config(&f).join("git")).unwrap();
+        }
+        let log = f.root.join("mcp.log");
+        let (mut s, _) = warm(&f, &[f.ws.clone(), b.clone()], &log);
+        replace(&f);
+        // Calls until one takes kept notes again (the change is seen, the new directory
+        // watched, notes kept from the next look).
+        let kept = read(&log).matches(KEPT).count();
+        let mut again = false;
+        for _ in 0..4 {
+            let a = s.call("echo warm");
+            assert!(a.contains(r#"\"exit_code\":0"#), "{how}: {a}");
+            again = read(&log).matches(KEPT).count() > kept;
+            if again {
+                break;
+            }
+        }
+        if user == User::Root || how != "made readable" {
+            assert!(again, "{how}: the calls took kept notes again:\n{}", read(&log));
+        }
+        symlink(b.join("gitconfig"), config(&f).join("git/config")).unwrap();
+        assert_refused(s, &log, &b.join("gitconfig"));
+    }
 }

@@ -25,8 +25,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use rustix::io::Errno;
@@ -60,9 +59,6 @@ pub struct PathsWatch {
     /// that directory whose entry counts (a directory above watched paths, and not one
     /// itself: its own events count too).
     kinds: HashMap<i32, Option<HashSet<OsString>>>,
-    /// The paths added so far, each with the object watched there (device and inode;
-    /// `None`: nothing was).
-    added: HashMap<PathBuf, Option<(u64, u64)>>,
     /// The queue could not be read once: never quiet again.
     broken: bool,
 }
@@ -72,37 +68,49 @@ impl PathsWatch {
     pub fn new() -> io::Result<PathsWatch> {
         let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
         let mounts = File::open("/proc/self/mountinfo")?;
-        Ok(PathsWatch { inotify: Some(inotify), mounts, kinds: HashMap::new(), added: HashMap::new(), broken: false })
+        Ok(PathsWatch { inotify: Some(inotify), mounts, kinds: HashMap::new(), broken: false })
     }
 
-    /// Watches each of `paths` (absolute, as looked up: not normalised) and every
-    /// directory above it. `Ok(true)` when every one was watched already, as the object
-    /// there now (so since before the lookups that named it, if it was added then),
-    /// `Ok(false)` when one was added now. An error: a path or a directory above it cannot
-    /// be watched (not on a local filesystem, not readable, the user's inotify limits
-    /// reached); the watch vouches for nothing then.
+    /// Watches each of `paths` (absolute, as looked up: not normalised) and, in every
+    /// directory above it, the entry naming the next component. `Ok(true)` when each was
+    /// watched already: every directory there now above each path, with that entry, and
+    /// the object at each path (so since before the lookups that named them, if they were
+    /// added then). The kernel says which object a watch is on (a directory replaced, even
+    /// under the freed inode number, takes a new one), so every directory and object is
+    /// asked again each time. `Ok(false)` when one was added now. An error: a path or a
+    /// directory above it cannot be watched (not on a local filesystem, searchable but not
+    /// readable, the user's inotify limits reached); the watch vouches for nothing then.
     pub fn add<'a>(&mut self, paths: impl IntoIterator<Item = &'a Path>) -> io::Result<bool> {
-        let mut all_there = true;
+        let mut above: HashMap<&Path, HashSet<&std::ffi::OsStr>> = HashMap::new();
+        let mut objects: HashSet<&Path> = HashSet::new();
         for p in paths {
             if !p.is_absolute() {
                 return Err(io::Error::other(format!("{} is not absolute", p.display())));
             }
-            let now = std::fs::symlink_metadata(p).ok();
-            let id = now.as_ref().map(|m| (m.dev(), m.ino()));
-            if self.added.get(p) == Some(&id) {
-                continue;
+            objects.insert(p);
+            let mut at = p;
+            while let (Some(dir), Some(name)) = (at.parent(), at.file_name()) {
+                above.entry(dir).or_default().insert(name);
+                at = dir;
             }
-            all_there = false;
-            // Each directory above, for the entry naming the next component.
-            let mut above = p;
-            while let (Some(dir), Some(name)) = (above.parent(), above.file_name()) {
-                self.watch_above(dir, name)?;
-                above = dir;
+        }
+        let mut all_there = true;
+        for (dir, names) in above {
+            let Some(wd) = self.watch_dir(dir)? else { continue };
+            let watched = self.kinds.entry(wd).or_insert_with(|| {
+                all_there = false;
+                Some(HashSet::new())
+            });
+            if let Some(watched) = watched {
+                for n in names {
+                    all_there &= !watched.insert(n.to_os_string());
+                }
             }
-            if let Some(meta) = now {
-                self.watch_itself(p, &meta)?;
-            }
-            self.added.insert(p.to_path_buf(), id);
+        }
+        for p in objects {
+            // Gone since it was looked up: the directory above says so.
+            let Ok(meta) = std::fs::symlink_metadata(p) else { continue };
+            all_there &= !self.watch_itself(p, &meta)?;
         }
         Ok(all_there)
     }
@@ -111,18 +119,7 @@ impl PathsWatch {
         self.inotify.as_ref().ok_or_else(|| io::Error::other("the watch has ended"))
     }
 
-    /// `dir`'s entry `name`; `dir` itself is gone or no directory: nothing to watch there
-    /// (whatever lookup went through it found nothing, and the directory above it that
-    /// holds its entry is watched).
-    fn watch_above(&mut self, dir: &Path, name: &std::ffi::OsStr) -> io::Result<()> {
-        let Some(wd) = self.watch_dir(dir)? else { return Ok(()) };
-        if let Some(names) = self.kinds.entry(wd).or_insert_with(|| Some(HashSet::new())) {
-            names.insert(name.to_os_string());
-        }
-        Ok(())
-    }
-
-    /// A directory, for its own events and the entries [`PathsWatch::watch_above`] names.
+    /// A directory, for its own events and the entries [`PathsWatch::add`] names.
     /// `None`: it is gone, no directory, or this process can neither read nor search it
     /// (then no lookup went through it, and its own changes show in the directory above).
     fn watch_dir(&mut self, dir: &Path) -> io::Result<Option<i32>> {
@@ -141,27 +138,29 @@ impl PathsWatch {
 
     /// The object at `p` (`meta`: its `lstat`), not followed: a directory for its own
     /// events (its entries count where a path below it names them), anything else for
-    /// every event. One this process cannot read is not watched itself: the directory
-    /// above names it, which says all but a link count changed by a hard link made
-    /// elsewhere.
-    fn watch_itself(&mut self, p: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+    /// every event; whether its watch is new. One this process cannot read is not watched
+    /// itself: the directory above names it, which says all but a link count changed by a
+    /// hard link made elsewhere.
+    fn watch_itself(&mut self, p: &Path, meta: &std::fs::Metadata) -> io::Result<bool> {
         if meta.is_dir() {
-            if let Some(wd) = self.watch_dir(p)? {
-                self.kinds.entry(wd).or_insert_with(|| Some(HashSet::new()));
-            }
-            return Ok(());
+            let Some(wd) = self.watch_dir(p)? else { return Ok(false) };
+            let mut new = false;
+            self.kinds.entry(wd).or_insert_with(|| {
+                new = true;
+                Some(HashSet::new())
+            });
+            return Ok(new);
         }
         let wd = match inotify::add_watch(self.inotify()?, p, mask()) {
             Ok(wd) => wd,
-            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => return Ok(()),
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => return Ok(false),
             Err(e) => return Err(io::Error::other(format!("{}: {e}", p.display()))),
         };
         // A symlink's filesystem is its directory's (checked above); `statfs` would follow it.
         if !meta.file_type().is_symlink() && !local(p)? {
             return Err(io::Error::other(format!("{} is not on a local filesystem", p.display())));
         }
-        self.kinds.insert(wd, None);
-        Ok(())
+        Ok(self.kinds.insert(wd, None).is_none())
     }
 
     /// Whether nothing counted happened since the last call (or since the paths were
@@ -204,6 +203,7 @@ impl Drop for PathsWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// A fresh directory of this test's own, removed when dropped.
     struct Tmp(PathBuf);
@@ -265,5 +265,44 @@ mod tests {
         // The directory above renamed: the entry naming it.
         std::fs::rename(&d, t.path().join("b")).unwrap();
         assert!(!w.quiet());
+    }
+
+    #[test]
+    fn a_directory_on_the_way_replaced_is_watched_anew_with_the_entries_below_it() {
+        let t = Tmp::new("replaced");
+        let d = t.path().join("d");
+        let looked = [d.join("absent")];
+        let paths = || looked.iter().map(PathBuf::as_path);
+        for (i, replace) in [
+            &(|| {
+                std::fs::rename(&d, t.path().join("d.old")).unwrap();
+                std::fs::create_dir(&d).unwrap();
+            }) as &dyn Fn(),
+            // The freed inode number is often the new directory's.
+            &|| {
+                std::fs::remove_dir(&d).unwrap();
+                std::fs::create_dir(&d).unwrap();
+            },
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let _ = std::fs::remove_dir_all(t.path().join("d.old"));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir(&d).unwrap();
+            let mut w = PathsWatch::new().unwrap();
+            if !local(t.path()).unwrap() {
+                assert!(w.add(paths()).is_err());
+                return;
+            }
+            assert!(!w.add(paths()).unwrap());
+            assert!(w.add(paths()).unwrap() && w.quiet());
+            replace();
+            assert!(!w.quiet(), "{i}: the replacement is said");
+            assert!(!w.add(paths()).unwrap(), "{i}: the new directory takes a watch of its own");
+            assert!(w.add(paths()).unwrap() && w.quiet(), "{i}");
+            std::os::unix::fs::symlink("elsewhere", d.join("absent")).unwrap();
+            assert!(!w.quiet(), "{i}: the entry made in the new directory is said");
+        }
     }
 }
