@@ -15,8 +15,9 @@
 //! where the drift check was, after the running calls' notes. Notes are kept only when the
 //! watch was on every path before they were looked up (a path first watched now vouches
 //! for the next start), and only when nothing happened meanwhile: every reading of the
-//! watch that saw something moves a generation on, and notes are taken only under the
-//! generation they were kept in. A watch that cannot vouch (a rule's way on a network or
+//! watch that saw something, and every keeping that added a watch, moves a generation on;
+//! a start keeps its notes only if the generation is the one it began in, and notes are
+//! taken only under the generation they were kept in. A watch that cannot vouch (a rule's way on a network or
 //! FUSE filesystem, a directory this process may search but not read, the inotify limits
 //! reached) ends the keeping: every call looks again, as without a zygote. What inotify
 //! does not report is taken from the kept notes until something else changes: a file
@@ -43,7 +44,8 @@ struct State {
     watch: Option<PathsWatch>,
     /// The watch could not vouch: nothing is kept any more.
     off: bool,
-    /// Moved on by each reading of the watch that saw something.
+    /// Moved on by each reading of the watch that saw something, and by each keeping that
+    /// added a watch.
     generation: u64,
     /// The notes, and the generation they were kept in.
     kept: Option<(u64, AbsentPaths)>,
@@ -119,8 +121,13 @@ impl KeptNotes {
                     s.kept = Some((generation, notes));
                 }
             }
-            // Watched from now on: the next start's notes are kept.
-            Ok(false) => s.kept = None,
+            // Watched from now on: the next start's notes are kept, not those of a start
+            // that looked before (found by an attack: two starts at once, the first to keep
+            // adding the watches, the second keeping what it saw before they were on).
+            Ok(false) => {
+                s.generation += 1;
+                s.kept = None;
+            }
             Err(e) => s.stop(&e),
         }
     }
@@ -171,5 +178,12 @@ mod tests {
         let b = k.begin().unwrap();
         k.keep(b.generation, AbsentPaths::default(), &looked);
         assert!(taken(&k), "kept again once nothing changed");
+        // Two starts at once: the first to keep adds a path's watch; the second looked
+        // before it was on.
+        let more = [p.clone(), dir.path().join("y")];
+        let (first, second) = (k.begin().unwrap(), k.begin().unwrap());
+        k.keep(first.generation, AbsentPaths::default(), &more);
+        k.keep(second.generation, AbsentPaths::default(), &more);
+        assert!(!taken(&k), "not kept from a look made before its paths were watched");
     }
 }
