@@ -12,13 +12,14 @@
 //!
 //! What inotify does not report, this watch does not say. So it refuses (an error) a path
 //! on a filesystem whose changes inotify may not all report (only
-//! [`super::watch::LOCAL_FS`]), and a directory this process can search but not read (a
-//! watch needs read permission; a lookup through it needs only search permission); its
-//! holder then looks again every time. A directory it can neither read nor search is not
+//! [`super::watch::LOCAL_FS`]), a directory this process can search but not read (a
+//! watch needs read permission; a lookup through it needs only search permission), and an
+//! encrypted or case-insensitive directory ([`names_as_stored`]); its holder then looks
+//! again every time. A directory it can neither read nor search is not
 //! watched: no lookup went through it, and the directory above names it. Neither is an
 //! object it cannot read: the directory above names it, and says all but a link count
 //! changed by a hard link made elsewhere. Nor does inotify report a file written through a
-//! shared memory mapping.
+//! shared memory mapping or by Linux AIO (`io_submit`).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -28,6 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+use rustix::fs::{Mode, OFlags, StatxAttributes, StatxFlags};
 use rustix::io::Errno;
 
 use super::watch::{local, mounts_unchanged, read_queue};
@@ -133,6 +135,7 @@ impl PathsWatch {
         if !local(dir)? {
             return Err(io::Error::other(format!("{} is not on a local filesystem", dir.display())));
         }
+        names_as_stored(dir)?;
         Ok(Some(wd))
     }
 
@@ -189,6 +192,43 @@ impl PathsWatch {
         }
         // Read even when something counted: a change of the mount table is said once.
         mounts_unchanged(&self.mounts) && quiet
+    }
+}
+
+/// `FS_CASEFOLD_FL` (`linux/fs.h`): the directory's names match whatever their case.
+const FS_CASEFOLD_FL: u32 = 0x4000_0000;
+
+/// Whether a lookup in `dir` finds names as their entries hold them, so that an event's
+/// name is the one looked up and every change of what a name finds is an entry's event:
+/// not so in an encrypted directory (fscrypt: adding or removing its key changes every
+/// name a lookup finds, and inotify says nothing; found by an attack) nor in a
+/// case-insensitive one (`CONFIG` made is what a lookup of `config` finds). Checked at
+/// each keeping, for every directory watched. An error names why not.
+fn names_as_stored(dir: &Path) -> io::Result<()> {
+    let st = rustix::fs::statx(rustix::fs::CWD, dir, rustix::fs::AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS)?;
+    let fd =
+        rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let flags = match rustix::fs::ioctl_getflags(&fd) {
+        Ok(f) => f.bits(),
+        // No flags on this filesystem: none is case-insensitive.
+        Err(Errno::NOTTY | Errno::INVAL | Errno::OPNOTSUPP) => 0,
+        Err(e) => return Err(io::Error::other(format!("{}: its flags: {e}", dir.display()))),
+    };
+    match lookup_differs(st.stx_attributes, flags) {
+        Some(why) => Err(io::Error::other(format!("{} is {why}", dir.display()))),
+        None => Ok(()),
+    }
+}
+
+/// Why a lookup in a directory with `statx` attributes `attrs` and inode flags `flags`
+/// may find what its entries' events do not name; `None` when it cannot.
+fn lookup_differs(attrs: StatxAttributes, flags: u32) -> Option<&'static str> {
+    if attrs.contains(StatxAttributes::ENCRYPTED) {
+        Some("encrypted (fscrypt): adding or removing its key changes its names unseen")
+    } else if flags & FS_CASEFOLD_FL != 0 {
+        Some("case-insensitive: a name made in another case is found unseen")
+    } else {
+        None
     }
 }
 
@@ -304,5 +344,16 @@ mod tests {
             std::os::unix::fs::symlink("elsewhere", d.join("absent")).unwrap();
             assert!(!w.quiet(), "{i}: the entry made in the new directory is said");
         }
+    }
+
+    #[test]
+    fn an_encrypted_or_case_insensitive_directory_cannot_be_vouched_for() {
+        assert_eq!(lookup_differs(StatxAttributes::empty(), 0), None);
+        assert_eq!(lookup_differs(StatxAttributes::IMMUTABLE | StatxAttributes::MOUNT_ROOT, 0x10), None);
+        assert!(lookup_differs(StatxAttributes::ENCRYPTED, 0).is_some_and(|w| w.contains("fscrypt")));
+        assert!(lookup_differs(StatxAttributes::empty(), FS_CASEFOLD_FL).is_some_and(|w| w.contains("case")));
+        // A plain directory here is one.
+        let t = Tmp::new("plain");
+        names_as_stored(t.path()).unwrap();
     }
 }

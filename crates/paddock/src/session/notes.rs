@@ -18,12 +18,13 @@
 //! watch that saw something, and every keeping that added a watch, moves a generation on;
 //! a start keeps its notes only if the generation is the one it began in, and notes are
 //! taken only under the generation they were kept in. A watch that cannot vouch (a rule's way on a network or
-//! FUSE filesystem, a directory this process may search but not read, the inotify limits
-//! reached) ends the keeping: every call looks again, as without a zygote. What inotify
-//! does not report is taken from the kept notes until something else changes: a file
-//! written through a shared memory mapping (the view keeps the `.git` files read here
-//! read-only to calls), and a link count changed by a hard link made elsewhere to a file
-//! this process cannot read ([`PathsWatch`]'s docs).
+//! FUSE filesystem, a directory this process may search but not read, an encrypted or
+//! case-insensitive directory, the inotify limits reached) ends the keeping: every call
+//! looks again, as without a zygote. What inotify does not report is taken from the kept
+//! notes until something else changes: a file written through a shared memory mapping or
+//! by Linux AIO (the view keeps the `.git` files read here read-only to calls), and a link
+//! count changed by a hard link made elsewhere to a file this process cannot read
+//! ([`PathsWatch`]'s docs).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
