@@ -368,6 +368,12 @@ pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
     Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
 }
 
+/// Whether the object open at `fd` is encrypted (fscrypt: `STATX_ATTR_ENCRYPTED`).
+pub(crate) fn encrypted(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let st = rustix::fs::statx(fd, "", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::empty())?;
+    Ok(st.stx_attributes.contains(rustix::fs::StatxAttributes::ENCRYPTED))
+}
+
 /// Whether this process may search (`X_OK`, effective ids) the directory `dir`.
 pub(crate) fn can_search(dir: BorrowedFd<'_>) -> bool {
     rustix::fs::accessat(dir, c".", rustix::fs::Access::EXEC_OK, rustix::fs::AtFlags::EACCESS).is_ok()

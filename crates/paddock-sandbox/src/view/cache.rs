@@ -8,6 +8,10 @@
 //! [`MARGIN_SECS`] older than the moment the listing was read (git's "racily clean" rule:
 //! a change within the same timestamp tick as the read can never be mistaken for none).
 //! An entry that holds matches is also tied to the directory's path and to the rules.
+//! An encrypted (fscrypt) directory is never kept: adding its key changes the names it
+//! shows, and neither its ctime nor its mtime (a listing read while it was locked holds
+//! encoded names; files written before version `PDVC0003` of this file may hold one, so
+//! they are not read).
 //!
 //! The file is read and written only by paddock's own helper before `pivot_root`, never by
 //! the child, and it is itself masked in every view ([`crate::SandboxSpec::view_cache`]).
@@ -51,7 +55,7 @@ pub fn long_unchanged(ctime: i64, listed_at: i64) -> bool {
     ctime + LONG_UNCHANGED_SECS < listed_at
 }
 
-const MAGIC: &[u8; 8] = b"PDVC0002";
+const MAGIC: &[u8; 8] = b"PDVC0003";
 
 /// What the walk keeps of one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

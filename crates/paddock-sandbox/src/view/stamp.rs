@@ -192,6 +192,11 @@ impl ViewStamp {
                 .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            // Unlocked while the zygote runs, an encrypted directory shows names its walk
+            // did not see, with no event and no change of its status: never vouched for.
+            if sys::encrypted(dir.as_fd()).map_err(|e| format!("{}: {e}", path.display()))? {
+                return Err(format!("{} is encrypted (fscrypt): its key added shows names unseen", path.display()));
+            }
             if parent_dev != Some(k[0] as u64) {
                 let t = sys::fs_type(dir.as_fd()).map_err(|e| format!("{}: {e}", path.display()))?;
                 if PSEUDO_FS.contains(&t) {

@@ -86,7 +86,12 @@ impl Walker<'_> {
             }
             self.visit(&parent, st.st_dev, &path, e, verdict, 0, stack)?;
         }
-        if let Some(c) = &mut self.new {
+        // An encrypted directory's listing is never kept: read while its key was absent, it
+        // holds encoded names, and adding the key changes neither its ctime nor its mtime
+        // (found by an attack: `vault/.env` unmasked by a listing kept while locked).
+        let encrypted =
+            sys::encrypted(parent.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+        if let Some(c) = self.new.as_mut().filter(|_| !encrypted) {
             // Read again though the cache held it (a directory in a protected tree, a
             // root that was not a plain directory to keep): unchanged if the listing is
             // the same.
