@@ -509,14 +509,17 @@ impl FsRules {
         self.drift_in(&mut Lookups::default())
     }
 
-    /// [`FsRules::drift`], and every path it looked at (`lstat`, `readlink`, or a `.git`
-    /// or `commondir` file read, each with the way to it): the verdict holds while none
-    /// of them, nor the directory entry naming it, changed (a session keeps it while an
-    /// inotify watch on them says nothing did).
-    pub fn drift_traced(&self) -> (Option<Drift>, Vec<PathBuf>) {
+    /// [`FsRules::drift`]; adds to `looked`, when given, every path it looked at (`lstat`,
+    /// `readlink`, or a `.git` or `commondir` file read, each with the way to it): the
+    /// verdict holds while none of them, nor the directory entry naming it, changed (a
+    /// session keeps it while an inotify watch on them says nothing did).
+    pub fn drift_traced(&self, looked: Option<&mut Vec<PathBuf>>) -> Option<Drift> {
         let mut lookups = Lookups::default();
         let drift = self.drift_in(&mut lookups);
-        (drift, lookups.seen.into_keys().map(PathBuf::from).collect())
+        if let Some(looked) = looked {
+            looked.extend(lookups.seen.into_keys().map(PathBuf::from));
+        }
+        drift
     }
 
     fn drift_in(&self, lookups: &mut Lookups) -> Option<Drift> {

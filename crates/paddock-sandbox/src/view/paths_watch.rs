@@ -97,7 +97,7 @@ impl PathsWatch {
             }
         }
         let mut all_there = true;
-        for (dir, names) in above {
+        for (&dir, names) in &above {
             let Some(wd) = self.watch_dir(dir)? else { continue };
             let watched = self.kinds.entry(wd).or_insert_with(|| {
                 all_there = false;
@@ -110,6 +110,10 @@ impl PathsWatch {
             }
         }
         for p in objects {
+            // A directory above another path: watched just now, with its own events.
+            if above.contains_key(p) {
+                continue;
+            }
             // Gone since it was looked up: the directory above says so.
             let Ok(meta) = std::fs::symlink_metadata(p) else { continue };
             all_there &= !self.watch_itself(p, &meta)?;

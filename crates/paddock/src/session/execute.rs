@@ -173,15 +173,14 @@ impl Inner {
                     _ => false,
                 };
                 if !unchanged {
-                    let (drift, ways) = policy.filesystem.drift_traced();
-                    if let Some(d) = drift {
+                    let trace = fresh.is_some().then_some(&mut looked);
+                    if let Some(d) = policy.filesystem.drift_traced(trace) {
                         return Err(crate::running::NoteError::Unsettled(format!(
                             "{d}: a symlink or `.git` file on its way changed since (another call running then may have removed it; paddock makes such a link again when that call ends), so this call's view would not cover what the rule names now; run it again{}",
                             if self.mode == "run" { "" } else { " (a session: start it again, or load its policy again)" }
                         )));
                     }
                     if let (Some((k, b)), Some(notes)) = (&kept, fresh) {
-                        looked.extend(ways);
                         k.keep(b.generation, notes, &looked);
                     }
                 }
