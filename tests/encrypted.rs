@@ -8,7 +8,13 @@
 //!   walk made while it was locked.
 //!
 //! Now an encrypted directory is never vouched for by a view stamp (the next call gets a
-//! new zygote) nor kept in the view cache. The workspace is an ext4 image made with
+//! new zygote) nor kept in the view cache.
+//!
+//! The same unlock, seen by the scans for glob matches before and after a call: a listing
+//! kept while the directory was locked (encoded names) stood for it at the next call's
+//! start, and the scan after that call, reading it again once the call had changed it,
+//! took the user's own `vault/.env` for a match the call had made and moved it aside. Now
+//! no scan keeps an encrypted directory's listing either. The workspace is an ext4 image made with
 //! `-O encrypt`, loop-mounted over the fixture's workspace (so this runs as root, and the
 //! calls as root and as uid 65534); the key is added and removed with the fscrypt ioctls.
 
@@ -19,7 +25,10 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-both_users!(a_directory_unlocked_after_its_walk_is_still_masked);
+both_users!(
+    a_directory_unlocked_after_its_walk_is_still_masked,
+    a_match_in_a_directory_unlocked_after_a_scan_is_not_moved_aside
+);
 
 /// The fscrypt ioctls (`linux/fscrypt.h`): `add MNT` prints the key's identifier, `remove
 /// MNT ID`, `set DIR ID` (a v2 policy on an empty directory: AES-256-XTS, AES-256-CTS).
@@ -72,14 +81,15 @@ impl Drop for Image {
     }
 }
 
-fn a_directory_unlocked_after_its_walk_is_still_masked(user: User) {
-    let f = Fixture::new(user);
-    let _image = Image::mount(&f.root.join("ws.img"), &f.ws);
+/// The fixture's workspace on an encrypted image, unlocked: `vault/.env` (denied by the
+/// default policy's `${WORKSPACE}/**/.env`) holds the returned secret in the encrypted
+/// `vault`, both the user's. Also the image and the key's identifier.
+fn encrypted_workspace(f: &Fixture, user: User) -> (Image, String, String) {
+    let image = Image::mount(&f.root.join("ws.img"), &f.ws);
     let _ = std::fs::remove_dir(f.ws.join("lost+found"));
     chown(&f.ws, user.uid());
     chmod(&f.ws, 0o755);
-    let ws = f.ws.to_string_lossy().into_owned();
-    let id = fscrypt(&["add", &ws]);
+    let id = fscrypt(&["add", &f.ws.to_string_lossy()]);
     let vault = f.ws.join("vault");
     std::fs::create_dir(&vault).unwrap();
     fscrypt(&["set", &vault.to_string_lossy(), &id]);
@@ -89,6 +99,14 @@ fn a_directory_unlocked_after_its_walk_is_still_masked(user: User) {
         chown(p, user.uid());
     }
     chmod(&vault, 0o755);
+    (image, id, secret)
+}
+
+fn a_directory_unlocked_after_its_walk_is_still_masked(user: User) {
+    let f = Fixture::new(user);
+    let (_image, id, secret) = encrypted_workspace(&f, user);
+    let ws = f.ws.to_string_lossy().into_owned();
+    let vault = f.ws.join("vault");
     let read = "cat vault/.env; echo rc=$?";
     // Control: unlocked, the rule masks it (a state directory of its own: no view cache
     // of an unlocked walk for what follows).
@@ -118,5 +136,27 @@ fn a_directory_unlocked_after_its_walk_is_still_masked(user: User) {
     assert!(!a.contains(&secret) && a.contains("rc=1"), "the session's call after the unlock: {a}");
     let o = run_default_in(&f, &f.ws, &["sh", "-c", read]);
     assert!(!o.out().contains(&secret) && o.out().contains("rc=1"), "a run with the kept view cache\n{o}");
+    fscrypt(&["remove", &ws, &id]);
+}
+
+fn a_match_in_a_directory_unlocked_after_a_scan_is_not_moved_aside(user: User) {
+    let f = Fixture::new(user);
+    let (_image, id, secret) = encrypted_workspace(&f, user);
+    let ws = f.ws.to_string_lossy().into_owned();
+    let vault = f.ws.join("vault");
+    fscrypt(&["remove", &ws, &id]);
+    wait_past_ctime_margin(&[f.ws.clone(), vault.clone()]);
+    // Locked: each run's scans list `vault` (encoded names) and would keep that listing.
+    for _ in 0..2 {
+        let o = run_default_in(&f, &f.ws, &["true"]);
+        assert_eq!(o.code(), 0, "locked\n{o}");
+    }
+    fscrypt(&["add", &ws]);
+    // Unlocked, a call that changes `vault` (so the scan after it reads it again).
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "echo x > vault/new; echo rc=$?"]);
+    assert!(o.out().contains("rc=0"), "the call writes in vault\n{o}");
+    assert!(!o.err().contains("moved aside"), "the user's own vault/.env was there at the start\n{o}");
+    assert_eq!(std::fs::read_to_string(vault.join(".env")).unwrap(), secret, "vault/.env left where it was\n{o}");
+    assert_eq!(o.code(), 0, "{o}");
     fscrypt(&["remove", &ws, &id]);
 }

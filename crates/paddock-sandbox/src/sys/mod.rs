@@ -368,8 +368,10 @@ pub(crate) fn fs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
     Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
 }
 
-/// Whether the object open at `fd` is encrypted (fscrypt: `STATX_ATTR_ENCRYPTED`).
-pub(crate) fn encrypted(fd: BorrowedFd<'_>) -> io::Result<bool> {
+/// Whether the object open at `fd` is encrypted (fscrypt: `STATX_ATTR_ENCRYPTED`). Adding
+/// or removing an encrypted directory's key changes the names it lists with no inotify
+/// event and no change of its ctime or mtime, so no listing of one is kept.
+pub fn encrypted(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let st = rustix::fs::statx(fd, "", rustix::fs::AtFlags::EMPTY_PATH, rustix::fs::StatxFlags::empty())?;
     Ok(st.stx_attributes.contains(rustix::fs::StatxAttributes::ENCRYPTED))
 }

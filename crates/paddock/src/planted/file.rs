@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use super::scan::{Listing, Listings};
 
-const MAGIC: &[u8; 8] = b"PDGS0002";
+// 0003: listings of encrypted directories are no longer kept; those kept before are not read.
+const MAGIC: &[u8; 8] = b"PDGS0003";
 
 /// The file for listings kept under `key`, beside `view_cache`.
 pub(super) fn path_for(view_cache: &Path, key: u64) -> PathBuf {

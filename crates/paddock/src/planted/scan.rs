@@ -8,6 +8,8 @@
 //! than the read (a change within the same timestamp tick is never mistaken for none); the
 //! agent can set mtime, not ctime, and every change of a directory's entries moves its
 //! ctime. So the scan after a call reads only the directories the call (or anyone) changed.
+//! An encrypted (fscrypt) directory is the exception, never kept: adding or removing its
+//! key changes the names it lists and moves neither time.
 //! A directory whose listing is kept is not even opened: one `lstat` by path from its
 //! nearest opened ancestor checks it is the very object its parent listed (device and
 //! inode) with the status stored ([`Walk::listed`]); only a directory that changed, holds a
@@ -23,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -270,6 +273,10 @@ impl Walk<'_> {
                 None => return,
             },
         };
+        // An encrypted directory's listing is never kept: read while its key was absent it
+        // holds encoded names, and adding the key changes neither its ctime nor its mtime
+        // (the scan after a call would then take the user's own match for the call's).
+        let keepable = !read_now || matches!(paddock_sandbox::encrypted(parent.as_fd()), Ok(false));
         for (name, rule) in &l.matches {
             note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
         }
@@ -284,7 +291,7 @@ impl Walk<'_> {
                 stack.push(Dir::Listed { base: Rc::clone(parent), skip, path: full, id });
             }
         }
-        if self.keep(st, l) && read_now {
+        if keepable && self.keep(st, l) && read_now {
             out.added += 1;
             out.long_unchanged += usize::from(paddock_sandbox::long_unchanged(st.st_ctime, self.now));
         }
@@ -393,7 +400,6 @@ fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
 
 /// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was).
 fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, out: &mut Scan) {
-    use std::os::fd::AsFd;
     match identity::status_at(parent.as_fd(), OsStr::from_bytes(name.to_bytes())) {
         Ok(st) => out.found.push(Found { path, rule, id: st.id, parent: Rc::clone(parent), name: name.to_owned() }),
         Err(Errno::NOENT) => {}
