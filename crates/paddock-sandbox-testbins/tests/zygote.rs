@@ -164,3 +164,25 @@ both_users!(zygote_calls_run_after_the_spare_call_helper_is_killed, |user, name|
     assert_eq!(layer(o, "pid_ns").0, "enforced", "{r:#?}");
     assert_eq!(layer(o, "mounts").0, "enforced", "{r:#?}");
 });
+
+// A zygote's spare empties the capability bounding set before its call comes, while it
+// keeps its own capabilities for the call's mounts; the call holds none at all, as a
+// one-shot sandbox's does (`confinement.rs`), and the report says so.
+both_users!(zygote_calls_have_no_capabilities, |user, name| {
+    let mut s = Scratch::new(name, user);
+    s.zygote_calls = 2;
+    let r = s.run(&capture(&s, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"));
+    assert_eq!(r.code, 0, "{r:#?}");
+    let o = r.ok();
+    let out = text(&o["stdout"]);
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = out.lines().find(|l| l.starts_with(cap)).unwrap_or_else(|| panic!("{cap}: {out}"));
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let (state, detail) = layer(o, "caps");
+    assert_eq!(
+        (state, detail),
+        ("enforced", "no capabilities: bounding, ambient, inheritable, effective and permitted sets empty")
+    );
+});

@@ -176,6 +176,10 @@ fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Infallible, Ahead> {
 fn reaper_main(ctl: RawFd, ahead: Ahead, link: OwnedFd, handoff: OwnedFd) -> ! {
     reaper::begin();
     let made = crate::mounts::make_ahead(|| spec_came(ctl));
+    if !spec_came(ctl) {
+        // As a zygote's spare does ([`crate::caps`]); the target reports the layer.
+        let _ = timing::time("capability bounding set emptied, ahead", crate::caps::empty_bounding_set);
+    }
     let Given { spec, pty, applied, cgroup: cg } = timing::time("spec read", || receive_begin(ctl));
     let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
     let begun = Msg::Begun { network: spec.network, cgroup_dirs };

@@ -65,6 +65,9 @@ pub(crate) fn spare(mut st: State, ns: Namespaces, z: ZygoteView, zygote: RawFd,
         st.landlock_ahead = crate::landlock::prepare(&st.spec, &st.plan, &facts, z.private_tmp);
         timing::record("spare: landlock ruleset, made ahead", start);
     }
+    // Only what an `execve` may grant: the spare keeps its effective capabilities. The
+    // target empties what is left of it and reports the layer.
+    let _ = timing::time("spare: capability bounding set emptied, ahead", crate::caps::empty_bounding_set);
     let (body, fds) = loop {
         match proto::recv_raw_shared(zygote) {
             Ok(Some((body, fds))) if fds.len() >= 4 => break (body, fds),
