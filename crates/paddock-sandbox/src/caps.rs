@@ -12,7 +12,7 @@
 //! call ([`empty_bounding_set`]) while it waits, keeping its own effective capabilities for
 //! the mounts; the target inherits the empty set, and its own step reads each
 //! capability and drops only one still there. Each drop commits new credentials (about
-//! 1.5 µs a capability here, 41 of them); a read costs a third of that.
+//! 1.5 µs a capability here, 41 of them); a read costs a fifth of that.
 
 use std::io;
 
