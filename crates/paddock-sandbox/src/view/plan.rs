@@ -172,28 +172,13 @@ impl Rules {
 /// bound in them on the host is reachable through it, however and by whomever it was bound,
 /// so they are walked only where a rule can match (walking them whole for sockets cost
 /// every start ~130,000 entries). A tree that cannot be overlaid is bound and walked whole.
-/// `/etc` goes through the overlay too in a one-shot run ([`ONE_SHOT_OVERLAY_TREES`]);
-/// `/opt` and `/boot`, where services and installers do write, are bound and walked whole
-/// like any other grant.
+/// `/etc`, `/opt` and `/boot`, where services and installers do write, are bound and walked
+/// whole like any other grant: about a thousand entries, cached.
 pub const SYSTEM_TREES: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
-/// The host's configuration, which a one-shot run (`paddock run`, [`crate::spawn`]) mounts
-/// through the same read-only overlay as the [`SYSTEM_TREES`] when only read: its sockets
-/// are then unreachable rather than looked for, and it is walked only beneath the rules'
-/// prefixes (`/etc/ssl/private`), not whole (about 170 directories and 1,250 entries,
-/// 0.4 ms of each start here). A zygote binds and walks it as any grant: its view serves a
-/// session's calls for as long as nothing there changes, which the session's stamp of the
-/// walked directories tells ([`crate::ViewStamp`]); an overlay's directories would show
-/// what the host replaced there late or not at all. So would a long run's: a file the host
-/// replaces in `/etc` while a run goes on may show its old content to the run, as in `/usr`.
-pub const ONE_SHOT_OVERLAY_TREES: &[&str] = &["/etc"];
-
-/// Whether `p` lies in a tree mounted through an overlay when only read (a system tree, or
-/// with `one_shot` the host's configuration too) and is only read.
-pub(crate) fn overlay_candidate(plan: &PathPlan, p: &Path, one_shot: bool) -> bool {
-    let config: &[&str] = if one_shot { ONE_SHOT_OVERLAY_TREES } else { &[] };
-    SYSTEM_TREES.iter().chain(config).any(|t| p.starts_with(t))
-        && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
+/// Whether `p` lies in a system tree and is only read: mounted through an overlay.
+pub(crate) fn overlay_candidate(plan: &PathPlan, p: &Path) -> bool {
+    SYSTEM_TREES.iter().any(|t| p.starts_with(t)) && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
 }
 
 /// The places to walk: every read and write path of the view that no other one contains,
@@ -340,13 +325,10 @@ mod tests {
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
-        assert!(overlay_candidate(&p, Path::new("/usr"), false) && overlay_candidate(&p, Path::new("/lib"), false));
-        assert!(!overlay_candidate(&p, Path::new("/etc"), false) && !overlay_candidate(&p, Path::new("/usrx"), true));
-        // A one-shot run overlays `/etc` too; `/opt` stays bound.
-        assert!(overlay_candidate(&p, Path::new("/etc"), true) && overlay_candidate(&p, Path::new("/etc/ssl"), true));
-        assert!(!overlay_candidate(&p, Path::new("/etcx"), true) && !overlay_candidate(&p, Path::new("/opt"), true));
+        assert!(overlay_candidate(&p, Path::new("/usr")) && overlay_candidate(&p, Path::new("/lib")));
+        assert!(!overlay_candidate(&p, Path::new("/etc")) && !overlay_candidate(&p, Path::new("/usrx")));
         let overlaid = [PathBuf::from("/usr"), "/lib".into()];
-        // Bound (a zygote's `/etc`, and `/opt`, where services write), walked whole like any grant.
+        // `/etc` and `/opt`, where services write, are walked whole like any grant.
         let want: Vec<PathBuf> =
             ["/etc", "/opt", "/srv", "/usr/lib/secret", "/usr/share/ssl", "/ws"].iter().map(PathBuf::from).collect();
         assert_eq!(roots(&p, &rules, &overlaid), want);
@@ -362,25 +344,8 @@ mod tests {
     #[test]
     fn a_system_tree_with_a_write_path_is_not_overlaid() {
         let p = PathPlan { reads: vec!["/usr".into()], writes: vec!["/usr/local/cache".into()], ..PathPlan::default() };
-        assert!(!overlay_candidate(&p, Path::new("/usr"), true));
-        assert!(!overlay_candidate(&p, Path::new("/usr/local"), true));
-        assert!(overlay_candidate(&p, Path::new("/usr/lib"), true));
-        // The same for the host's configuration in a one-shot run.
-        let p = PathPlan { reads: vec!["/etc".into()], writes: vec!["/etc/app".into()], ..PathPlan::default() };
-        assert!(!overlay_candidate(&p, Path::new("/etc"), true));
-        assert!(overlay_candidate(&p, Path::new("/etc/ssl"), true));
-    }
-
-    #[test]
-    fn an_overlaid_etc_is_walked_only_beneath_its_rules() {
-        let p = PathPlan {
-            reads: vec!["/etc".into()],
-            denies: vec!["/etc/shadow".into(), "/etc/ssl/private".into()],
-            ..PathPlan::default()
-        };
-        let rules = Rules::new(&p).unwrap();
-        let want: Vec<PathBuf> = ["/etc/shadow", "/etc/ssl/private"].iter().map(PathBuf::from).collect();
-        assert_eq!(roots(&p, &rules, &[PathBuf::from("/etc")]), want);
-        assert_eq!(roots(&p, &rules, &[]), vec![PathBuf::from("/etc")]);
+        assert!(!overlay_candidate(&p, Path::new("/usr")));
+        assert!(!overlay_candidate(&p, Path::new("/usr/local")));
+        assert!(overlay_candidate(&p, Path::new("/usr/lib")));
     }
 }
