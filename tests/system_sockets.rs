@@ -2,8 +2,9 @@
 //! view mounts through a read-only overlay instead of walking them: unreachable from the
 //! sandbox however they were bound (a relative path, another network namespace, an
 //! absolute path) and by a root daemon whoever runs paddock; deny rules beneath them still
-//! masked; a tree that cannot be overlaid walked whole instead. A socket under `/etc`
-//! (bound and walked, not overlaid) stays hidden too. As root and as uid 65534, each with a
+//! masked; a tree that cannot be overlaid walked whole instead. A one-shot run mounts
+//! `/etc` through the overlay too (a zygote binds and walks it): a socket under it stays
+//! unreachable, and deny rules beneath it masked. As root and as uid 65534, each with a
 //! control showing the same connect works outside the sandbox.
 
 #[macro_use]
@@ -19,6 +20,7 @@ both_users!(
     a_host_socket_in_a_system_tree_is_unreachable_however_bound,
     a_socket_under_etc_bound_by_a_relative_path_is_hidden,
     a_deny_beneath_a_system_tree_stays_masked,
+    a_run_overlays_etc_and_masks_the_deny_rules_beneath_it,
     a_system_tree_with_a_mount_beneath_is_walked_whole,
     a_tree_the_kernel_will_not_overlay_is_walked_whole_or_refused,
 );
@@ -104,6 +106,16 @@ fn assert_unreachable(f: &Fixture, cases: &[(&str, Listener, PathBuf)]) {
     }
 }
 
+/// Writes `secret` into each of `files` (mode 0644); the script that prints what the
+/// sandbox can read of them, in order, then a newline.
+fn cat_each(files: &[&PathBuf], secret: &str) -> String {
+    for p in files {
+        write(p, secret, 0o644);
+    }
+    let quoted: Vec<String> = files.iter().map(|p| sh_quote(p.to_str().unwrap())).collect();
+    format!("cat {} 2>/dev/null; echo", quoted.join(" "))
+}
+
 /// Whether this process can make a network namespace (the other-namespace case needs one).
 fn unshare_net_works() -> bool {
     Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success())
@@ -159,15 +171,7 @@ fn a_deny_beneath_a_system_tree_stays_masked(user: User) {
     let dir = TestDir::new("/usr/lib");
     let secret = format!("SECRET-usr-{}", unique());
     let (denied, globbed, kept) = (dir.0.join("secret.txt"), dir.0.join("a.key"), dir.0.join("kept.txt"));
-    for p in [&denied, &globbed, &kept] {
-        write(p, &secret, 0o644);
-    }
-    let script = format!(
-        "cat {} {} {} 2>/dev/null; echo",
-        sh_quote(denied.to_str().unwrap()),
-        sh_quote(globbed.to_str().unwrap()),
-        sh_quote(kept.to_str().unwrap())
-    );
+    let script = cat_each(&[&denied, &globbed, &kept], &secret);
     // Control: without the rules, the sandbox reads all three through the overlay.
     let o = f.run(&Pol::default(), &["sh", "-c", &script], None);
     assert_eq!(o.out(), format!("{}\n", secret.repeat(3)), "control: the files are in the view\n{o}");
@@ -175,6 +179,44 @@ fn a_deny_beneath_a_system_tree_stays_masked(user: User) {
     let deny = [denied.to_str().unwrap(), glob.as_str()];
     let o = f.run(&Pol { deny: &deny, ..Pol::default() }, &["sh", "-c", &script], None);
     assert_eq!(o.out(), format!("{secret}\n"), "only the file no deny rule names is read\n{o}");
+}
+
+/// A one-shot run mounts `/etc` through the overlay (its report says so, or why not where
+/// the host has mounts beneath it) and walks it only beneath its rules, which still mask
+/// what they name: a file, a glob's match, a directory.
+fn a_run_overlays_etc_and_masks_the_deny_rules_beneath_it(user: User) {
+    let f = Fixture::new(user);
+    let dir = TestDir::new("/etc");
+    let secret = format!("SECRET-etc-{}", unique());
+    let sub = dir.0.join("private");
+    std::fs::create_dir(&sub).unwrap();
+    chmod(&sub, 0o755);
+    let (denied, globbed, inner, kept) =
+        (dir.0.join("secret.txt"), dir.0.join("a.key"), sub.join("inner.txt"), dir.0.join("kept.txt"));
+    let script = cat_each(&[&denied, &globbed, &inner, &kept], &secret);
+    // Control: without the rules, the sandbox reads all four.
+    let o = f.run(&Pol::default(), &["sh", "-c", &script], None);
+    assert_eq!(o.out(), format!("{}\n", secret.repeat(4)), "control: the files are in the view\n{o}");
+    let glob = format!("{}/*.key", dir.0.display());
+    let deny = [denied.to_str().unwrap(), glob.as_str(), sub.to_str().unwrap()];
+    let pol = Pol { deny: &deny, ..Pol::default() };
+    let o = f.run(&pol, &["sh", "-c", &script], None);
+    assert_eq!(o.out(), format!("{secret}\n"), "only the file no deny rule names is read\n{o}");
+    // The report: `/etc` among the overlays, or the reason it is bound and walked whole.
+    let mut argv = f.paddock_argv(&pol);
+    argv.insert(1, "-v".into());
+    argv.push("true".into());
+    let o = f.launch(&argv, &[], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let mounts = o.err().lines().find(|l| l.trim_start().starts_with("mounts ")).unwrap_or_default().to_string();
+    let overlaid = mounts
+        .split("read-only overlays")
+        .nth(1)
+        .is_some_and(|rest| rest.split(',').next().unwrap_or_default().split_whitespace().any(|w| w == "/etc"));
+    assert!(
+        overlaid || mounts.contains("/etc bound and walked whole: "),
+        "a run's report names /etc among its overlays (or says why not)\n{o}"
+    );
 }
 
 /// A system tree with a mount beneath it on the host is not overlaid (the overlay would hide

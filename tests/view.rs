@@ -279,7 +279,7 @@ fn sockets_are_hidden_however_bound(user: User) {
     }
 }
 
-/// `/etc` and `/opt`, where services write, are walked whole: a socket a root daemon binds
+/// `/opt`, where services write, is walked whole (and `/etc` in a zygote's view): a socket a root daemon binds
 /// there, by an absolute path or by a relative one from another network namespace, is
 /// hidden. (The package manager's trees, overlays in the view: tests/system_sockets.rs.)
 fn a_root_daemon_socket_in_a_system_tree_is_hidden(user: User) {

@@ -131,7 +131,7 @@ pub use sys::{encrypted, RELEASE_CODE_AFTER};
 pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use view::cache::{listings_worth_saving, long_unchanged, InodeHasher, LISTINGS_SAVED_AFTER, LONG_UNCHANGED_SECS};
 pub use view::paths_watch::PathsWatch;
-pub use view::plan::SYSTEM_TREES;
+pub use view::plan::{ONE_SHOT_OVERLAY_TREES, SYSTEM_TREES};
 pub use view::stamp::{view_stamp, ViewStamp};
 pub use workers::end_idle_workers;
 pub use zygote::Zygote;

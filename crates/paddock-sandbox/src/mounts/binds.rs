@@ -101,9 +101,12 @@ pub(super) fn read_mountinfo() -> Option<Vec<u8>> {
 /// Binds the plan's read and write paths into the new root, parents first (a write path
 /// beneath a read path lands on top of it), with the private `/tmp` right after the
 /// top-level binds, below any deeper one. What is skipped goes to `notes`. `mountinfo`:
-/// the namespace's mount table when it was read ahead ([`super::MadeAhead`]).
+/// the namespace's mount table when it was read ahead ([`super::MadeAhead`]). `one_shot`:
+/// the view of one run, not a zygote's (its `/etc` goes through an overlay too,
+/// [`plan::ONE_SHOT_OVERLAY_TREES`]).
 pub(super) fn bind_all(
     plan: &PathPlan,
+    one_shot: bool,
     tmp_size: TmpfsSize,
     mountinfo: Option<Option<Vec<u8>>>,
     notes: &mut Vec<String>,
@@ -138,7 +141,7 @@ pub(super) fn bind_all(
             // ancestor (e.g. /usr/bin beneath /usr): another bind would change nothing.
             continue;
         }
-        let overlay = !writable && plan::overlay_candidate(plan, p);
+        let overlay = !writable && plan::overlay_candidate(plan, p, one_shot);
         match bind_one(&mut state, p, writable, overlay, notes)? {
             Made::Nothing => continue,
             Made::Overlay(devs) => {

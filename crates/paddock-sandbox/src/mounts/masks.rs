@@ -55,8 +55,7 @@ pub(super) fn place(
     // one file per set of roots, so a start reads only the listings of its own view.
     let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), &view::cache::file_for(p, &roots)));
     if let Some(f) = &cache_file {
-        let fp = rules.fingerprint();
-        walker = walker.with_cache(view::cache::Cache::load(f, fp).with_overlays(overlay_devs.to_vec()), fp);
+        walker = walker.with_cache(view::cache::Cache::load(f).with_overlays(overlay_devs.to_vec()));
     }
     walker.run(newroot.as_fd(), &roots)?;
     walker.placed.elapsed = start.elapsed();

@@ -4,7 +4,8 @@
 //! `/` becomes recursively private; a tmpfs on `/tmp` (of this namespace only) becomes a
 //! scratch root with the host's root under `/oldroot`; a second tmpfs, `/newroot`, receives
 //! read-only binds of the read paths (`ro,nosuid,nodev`, recursive through `mount_setattr`;
-//! the package manager's trees, only read, through a read-only overlay instead: [`overlay`]),
+//! the package manager's trees, only read, and a one-shot run's `/etc`, through a read-only
+//! overlay instead: [`overlay`]),
 //! read-write binds of the write paths (`nosuid,nodev`), then the masks ([`crate::view`]:
 //! deny, hidden and protect rules and sockets, found by a walk of the view itself and placed
 //! by descriptor; a read-only empty tmpfs of mode 000 on a directory, a bind of an empty
@@ -85,7 +86,8 @@ pub(crate) fn build(
     // through /oldroot, and nothing of the scratch root stays once the view is entered.
     scratch.unwrap_or_else(scratch::enter).map_err(MountError::at(MountStep::ScratchRoot))?;
     let start = crate::timing::now_ns();
-    let binds = binds::bind_all(plan, tmp_size, mountinfo, &mut notes).map_err(MountError::at(MountStep::Binds))?;
+    let binds =
+        binds::bind_all(plan, !zygote, tmp_size, mountinfo, &mut notes).map_err(MountError::at(MountStep::Binds))?;
     crate::timing::record("mounts: binds", start);
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.

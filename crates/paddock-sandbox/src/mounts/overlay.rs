@@ -1,5 +1,6 @@
 //! The package manager's read-only trees (`/usr`, `/lib`, ...; [`crate::SYSTEM_TREES`]),
-//! mounted in the view through a read-only overlay instead of a bind.
+//! and in a one-shot run the host's `/etc` ([`crate::ONE_SHOT_OVERLAY_TREES`]), mounted in
+//! the view through a read-only overlay instead of a bind.
 //!
 //! Why: a unix socket is reached by the inode it was bound on, and an overlay's inodes are
 //! its own. A host socket in the tree shows through the overlay as an `s` file, but

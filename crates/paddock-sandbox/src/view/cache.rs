@@ -7,7 +7,9 @@
 //! entries moves its ctime), and it was stored only if that ctime was at least
 //! [`MARGIN_SECS`] older than the moment the listing was read (git's "racily clean" rule:
 //! a change within the same timestamp tick as the read can never be mistaken for none).
-//! An entry that holds matches is also tied to the directory's path and to the rules.
+//! An entry that holds matches is also tied to the directory's path and to the rules that
+//! can match in that directory (only those: a rule elsewhere, such as the protected policy
+//! file, changes no listing of the workspace).
 //! An encrypted (fscrypt) directory is never kept: adding its key changes the names it
 //! shows, and neither its ctime nor its mtime (a listing read while it was locked holds
 //! encoded names; files written before version `PDVC0003` of this file may hold one, so
@@ -64,7 +66,8 @@ pub(crate) struct Listing {
     pub stamp: [i64; 6],
     /// The directory's path when it held matches (a match depends on the path).
     pub path: Option<Vec<u8>>,
-    /// The fingerprint of the rules its matches were found with (0 without a path).
+    /// The fingerprint of the rules its matches were found with, those that can match in
+    /// this directory (0 without a path).
     pub rules: u64,
     /// Entries in the directory (for the report).
     pub count: u32,
@@ -125,10 +128,9 @@ impl std::hash::Hasher for InodeHasher {
 /// Listings by (device, inode).
 type Map = HashMap<(u64, u64), Listing, std::hash::BuildHasherDefault<InodeHasher>>;
 
-/// The cache: listings by (device, inode), for one fingerprint of the rules.
+/// The cache: listings by (device, inode).
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
-    rules: u64,
     map: Map,
     /// Listings added since loading (read and kept).
     pub added: usize,
@@ -142,9 +144,9 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// An empty cache for rules of fingerprint `rules`.
-    pub(crate) fn new(rules: u64) -> Cache {
-        Cache { rules, ..Cache::default() }
+    /// An empty cache.
+    pub(crate) fn new() -> Cache {
+        Cache::default()
     }
 
     /// Keys the directories of the overlays `(overlay device, host device)` by the host's
@@ -154,10 +156,10 @@ impl Cache {
         self
     }
 
-    /// An empty cache for rules of fingerprint `rules`, with the same overlays.
-    pub(crate) fn renewed(&self, rules: u64) -> Cache {
+    /// An empty cache with the same overlays.
+    pub(crate) fn renewed(&self) -> Cache {
         let map = Map::with_capacity_and_hasher(self.map.len(), Default::default());
-        Cache { rules, map, overlays: self.overlays.clone(), ..Cache::default() }
+        Cache { map, overlays: self.overlays.clone(), ..Cache::default() }
     }
 
     /// The key of the directory of status `st`.
@@ -171,36 +173,32 @@ impl Cache {
         self.map.len()
     }
 
-    /// The fingerprint of the rules this cache serves.
-    pub(crate) fn rules(&self) -> u64 {
-        self.rules
-    }
-
-    /// The listing of the directory of status `st` at `path`, if it is still exact.
-    pub(crate) fn get(&self, st: &libc::stat, path: &Path, relevant: bool) -> Option<&Listing> {
+    /// The listing of the directory of status `st` at `path`, if it is still exact: of the
+    /// same status and, where rules can match (`rules`: their fingerprint there,
+    /// [`crate::view::plan::Rules::fingerprint_of`]), listed at this path under these rules.
+    pub(crate) fn get(&self, st: &libc::stat, path: &Path, rules: Option<u64>) -> Option<&Listing> {
         let l = self.map.get(&self.key(st))?;
         if l.stamp != stamp(st) {
             return None;
         }
-        if relevant && (l.path.as_deref() != Some(path.as_os_str().as_bytes()) || l.rules != self.rules) {
-            return None;
+        if let Some(rules) = rules {
+            if l.path.as_deref() != Some(path.as_os_str().as_bytes()) || l.rules != rules {
+                return None;
+            }
         }
         Some(l)
     }
 
     /// Takes the listing of the directory of status `st` at `path` out of the cache, if it
     /// is still exact (as [`Cache::get`]).
-    pub(crate) fn take(&mut self, st: &libc::stat, path: &Path, relevant: bool) -> Option<Listing> {
-        self.get(st, path, relevant)?;
+    pub(crate) fn take(&mut self, st: &libc::stat, path: &Path, rules: Option<u64>) -> Option<Listing> {
+        self.get(st, path, rules)?;
         self.map.remove(&self.key(st))
     }
 
     /// Keeps `listing` of the directory of status `st` read at `listed_at` (seconds), if
     /// its ctime is old enough (see the module docs).
-    pub(crate) fn put(&mut self, st: &libc::stat, listed_at: i64, mut listing: Listing) {
-        if listing.path.is_some() {
-            listing.rules = self.rules;
-        }
+    pub(crate) fn put(&mut self, st: &libc::stat, listed_at: i64, listing: Listing) {
         if st.st_ctime + MARGIN_SECS < listed_at {
             self.map.insert(self.key(st), listing);
             self.added += 1;
@@ -213,10 +211,10 @@ impl Cache {
         self.map.insert(self.key(st), listing);
     }
 
-    /// Reads a cache file for rules of fingerprint `rules`; anything wrong with it gives an
-    /// empty cache. Listings with matches of other rules stay, unused under these.
-    pub(crate) fn load(file: &Path, rules: u64) -> Cache {
-        let mut c = Cache::new(rules);
+    /// Reads a cache file; anything wrong with it gives an empty cache. Listings with
+    /// matches of other rules stay, unused under these.
+    pub(crate) fn load(file: &Path) -> Cache {
+        let mut c = Cache::new();
         let Some(buf) = read_trusted(file) else { return c };
         let mut r = Reader { buf: &buf, off: 0 };
         let ok = (|| -> Option<()> {
@@ -252,7 +250,7 @@ impl Cache {
             Some(())
         })();
         if ok.is_none() {
-            return Cache::new(rules);
+            return Cache::new();
         }
         c
     }
@@ -427,7 +425,7 @@ mod tests {
         for leftover in ["tmp.1", &format!("tmp.{}", std::process::id())] {
             std::fs::write(file.with_extension(leftover), b"half").unwrap();
         }
-        let c = Cache::new(1);
+        let c = Cache::new();
         std::thread::scope(|s| {
             let saves: Vec<_> = (0..4).map(|_| s.spawn(|| c.save(&file))).collect();
             for t in saves {
@@ -474,12 +472,12 @@ mod tests {
     /// such listings came together.
     #[test]
     fn a_long_unchanged_directory_is_written_back() {
-        let mut c = Cache::new(1);
+        let mut c = Cache::new();
         let s = st(100);
         c.put(&s, 100 + MARGIN_SECS + 1, listing(&s, None));
         assert_eq!((c.added, c.long_unchanged), (1, 0), "changed {} s before its read", MARGIN_SECS + 1);
         assert!(!listings_worth_saving(c.added, c.long_unchanged, 5));
-        let mut c = Cache::new(1);
+        let mut c = Cache::new();
         c.put(&s, 100 + LONG_UNCHANGED_SECS + 1, listing(&s, None));
         assert_eq!((c.added, c.long_unchanged), (1, 1));
         assert!(listings_worth_saving(c.added, c.long_unchanged, 5));
@@ -493,48 +491,48 @@ mod tests {
     #[test]
     fn overlay_directories_are_keyed_by_the_host_device() {
         // Start 1: the overlay of the host's device 3 is device 7.
-        let mut c = Cache::new(1).with_overlays(vec![(7, 3)]);
+        let mut c = Cache::new().with_overlays(vec![(7, 3)]);
         let s = st(100);
         c.put(&s, 200, listing(&s, None));
         // Start 2: the same tree's overlay is device 8; device 7 is another overlay's, of
         // another host filesystem (5), whose inode 42 is another directory.
-        let mut c2 = Cache::new(1).with_overlays(vec![(8, 3), (7, 5)]);
+        let mut c2 = Cache::new().with_overlays(vec![(8, 3), (7, 5)]);
         c2.map = std::mem::take(&mut c.map);
         let mut same = s;
         same.st_dev = 8;
-        assert!(c2.get(&same, Path::new("/usr/x"), false).is_some(), "the same directory of the host");
-        assert!(c2.get(&s, Path::new("/lib/x"), false).is_none(), "device 7 is another filesystem now");
-        assert_eq!(c2.renewed(2).overlays, c2.overlays);
+        assert!(c2.get(&same, Path::new("/usr/x"), None).is_some(), "the same directory of the host");
+        assert!(c2.get(&s, Path::new("/lib/x"), None).is_none(), "device 7 is another filesystem now");
+        assert_eq!(c2.renewed().overlays, c2.overlays);
     }
 
     #[test]
     fn racily_clean_listings_are_not_kept() {
-        let mut c = Cache::new(1);
+        let mut c = Cache::new();
         let s = st(100);
         c.put(&s, 101, listing(&s, None));
-        assert!(c.get(&s, Path::new("/x"), false).is_none(), "ctime within the margin of the read");
+        assert!(c.get(&s, Path::new("/x"), None).is_none(), "ctime within the margin of the read");
         c.put(&s, 100 + MARGIN_SECS + 1, listing(&s, None));
-        assert!(c.get(&s, Path::new("/x"), false).is_some());
+        assert!(c.get(&s, Path::new("/x"), None).is_some());
     }
 
     #[test]
     fn any_change_of_status_or_path_invalidates() {
-        let mut c = Cache::new(1);
+        let mut c = Cache::new();
         let s = st(100);
         c.put(&s, 200, listing(&s, Some("/ws/a")));
-        assert!(c.get(&s, Path::new("/ws/a"), true).is_some());
-        assert!(c.get(&s, Path::new("/ws/b"), true).is_none(), "renamed: matches depend on the path");
+        assert!(c.get(&s, Path::new("/ws/a"), Some(0)).is_some());
+        assert!(c.get(&s, Path::new("/ws/b"), Some(0)).is_none(), "renamed: matches depend on the path");
         let mut t = s;
         t.st_ctime_nsec = 1;
-        assert!(c.get(&t, Path::new("/ws/a"), true).is_none());
+        assert!(c.get(&t, Path::new("/ws/a"), Some(0)).is_none());
         let mut t = s;
         t.st_mtime = 5;
-        assert!(c.get(&t, Path::new("/ws/a"), true).is_none());
+        assert!(c.get(&t, Path::new("/ws/a"), Some(0)).is_none());
         // A listing without a path serves only where no rule can match.
-        let mut c = Cache::new(1);
+        let mut c = Cache::new();
         c.put(&s, 200, listing(&s, None));
-        assert!(c.get(&s, Path::new("/ws/a"), true).is_none());
-        assert!(c.get(&s, Path::new("/usr/a"), false).is_some());
+        assert!(c.get(&s, Path::new("/ws/a"), Some(0)).is_none());
+        assert!(c.get(&s, Path::new("/usr/a"), None).is_some());
     }
 
     #[test]
@@ -543,21 +541,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let f = dir.join("view-cache");
-        let mut c = Cache::new(9);
+        let mut c = Cache::new();
         let s = st(100);
-        c.put(&s, 200, listing(&s, Some("/ws/a")));
+        let mut l = listing(&s, Some("/ws/a"));
+        l.rules = 9;
+        c.put(&s, 200, l);
         let mut s2 = st(100);
         s2.st_ino = 50;
         c.put(&s2, 200, listing(&s2, None));
         c.save(&f).unwrap();
-        let d = Cache::load(&f, 9);
+        let d = Cache::load(&f);
         assert_eq!(d.map, c.map);
-        assert!(d.get(&s, Path::new("/ws/a"), true).is_some());
-        let e = Cache::load(&f, 10);
-        assert!(e.get(&s, Path::new("/ws/a"), true).is_none(), "matches of other rules are not used");
-        assert!(e.get(&s2, Path::new("/usr/a"), false).is_some());
+        assert!(d.get(&s, Path::new("/ws/a"), Some(9)).is_some());
+        assert!(d.get(&s, Path::new("/ws/a"), Some(10)).is_none(), "matches of other rules are not used");
+        assert!(d.get(&s2, Path::new("/usr/a"), None).is_some());
         std::fs::write(&f, b"garbage").unwrap();
-        assert!(Cache::load(&f, 9).map.is_empty());
+        assert!(Cache::load(&f).map.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

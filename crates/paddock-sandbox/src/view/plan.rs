@@ -41,8 +41,9 @@ pub(crate) struct Rules {
     /// The literal prefix of every rule: only directories on the way to one, or beneath
     /// one, can hold a match.
     prefixes: Vec<PathBuf>,
-    /// Every rule as written (for the fingerprint).
-    patterns: Vec<String>,
+    /// Each rule's literal prefix and a hash of the rule as written, by hash (for
+    /// [`Rules::fingerprint_of`]).
+    keyed: Vec<(PathBuf, u64)>,
     /// The binds of the view, each with whether it is writable (for [`Rules::pins`]).
     binds: Vec<(PathBuf, bool)>,
 }
@@ -75,13 +76,23 @@ impl Rules {
         // By bytes: the order is only for `dedup`, and `Path`'s is component by component.
         prefixes.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
         prefixes.dedup();
-        let mut patterns: Vec<String> = plan.deny_globs.iter().map(|g| format!("deny {g}")).collect();
-        patterns.extend(plan.protect_globs.iter().map(|g| format!("protect {g}")));
-        let mut literal: Vec<&PathBuf> = plan.denies.iter().collect();
-        literal.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
-        patterns.extend(literal.iter().map(|p| format!("literal {}", p.display())));
+        let hash = |kind: &str, rule: &[u8]| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (kind, rule).hash(&mut h);
+            h.finish()
+        };
+        let mut keyed: Vec<(PathBuf, u64)> = plan
+            .deny_globs
+            .iter()
+            .map(|g| (literal_prefix(g), hash("deny", g.as_bytes())))
+            .chain(plan.protect_globs.iter().map(|g| (literal_prefix(g), hash("protect", g.as_bytes()))))
+            .chain(plan.denies.iter().map(|p| (p.clone(), hash("literal", bytes(p)))))
+            .collect();
+        keyed.sort_unstable_by_key(|(_, h)| *h);
+        keyed.dedup_by_key(|(_, h)| *h);
         Ok(Rules {
-            patterns,
+            keyed,
             deny: compile(&plan.deny_globs)?,
             protect: compile(&plan.protect_globs)?,
             literal: plan.denies.iter().cloned().collect(),
@@ -139,13 +150,21 @@ impl Rules {
         out
     }
 
-    /// A fingerprint of the rules: cached listings that hold matches are only used under
-    /// the same rules.
-    pub(crate) fn fingerprint(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.patterns.hash(&mut h);
-        h.finish()
+    /// A fingerprint of the rules that can match in directory `dir` (those whose literal
+    /// prefix is `dir`, above it or beneath it), or `None` where none can
+    /// ([`Rules::relevant`]): a cached listing that holds matches is used only under the same
+    /// rules. Rules elsewhere (the protected policy file, another tree's deny) leave it
+    /// usable, and the order the policy gives its rules in does not count.
+    pub(crate) fn fingerprint_of(&self, dir: &Path) -> Option<u64> {
+        let d = dir.as_os_str().as_bytes();
+        let mut fp = None;
+        for (prefix, h) in &self.keyed {
+            if on_one_line(d, prefix.as_os_str().as_bytes()) {
+                let acc = fp.unwrap_or(0xcbf2_9ce4_8422_2325_u64);
+                fp = Some((acc ^ h).wrapping_mul(0x0100_0000_01b3));
+            }
+        }
+        fp
     }
 
     /// What the view does with a walk root: as [`Rules::verdict`], but a match of one of
@@ -172,13 +191,28 @@ impl Rules {
 /// bound in them on the host is reachable through it, however and by whomever it was bound,
 /// so they are walked only where a rule can match (walking them whole for sockets cost
 /// every start ~130,000 entries). A tree that cannot be overlaid is bound and walked whole.
-/// `/etc`, `/opt` and `/boot`, where services and installers do write, are bound and walked
-/// whole like any other grant: about a thousand entries, cached.
+/// `/etc` goes through the overlay too in a one-shot run ([`ONE_SHOT_OVERLAY_TREES`]);
+/// `/opt` and `/boot`, where services and installers do write, are bound and walked whole
+/// like any other grant.
 pub const SYSTEM_TREES: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
-/// Whether `p` lies in a system tree and is only read: mounted through an overlay.
-pub(crate) fn overlay_candidate(plan: &PathPlan, p: &Path) -> bool {
-    SYSTEM_TREES.iter().any(|t| p.starts_with(t)) && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
+/// The host's configuration, which a one-shot run (`paddock run`, [`crate::spawn`]) mounts
+/// through the same read-only overlay as the [`SYSTEM_TREES`] when only read: its sockets
+/// are then unreachable rather than looked for, and it is walked only beneath the rules'
+/// prefixes (`/etc/ssl/private`), not whole (about 170 directories and 1,250 entries,
+/// 0.4 ms of each start here). A zygote binds and walks it as any grant: its view serves a
+/// session's calls for as long as nothing there changes, which the session's stamp of the
+/// walked directories tells ([`crate::ViewStamp`]); an overlay's directories would show
+/// what the host replaced there late or not at all. So would a long run's: a file the host
+/// replaces in `/etc` while a run goes on may show its old content to the run, as in `/usr`.
+pub const ONE_SHOT_OVERLAY_TREES: &[&str] = &["/etc"];
+
+/// Whether `p` lies in a tree mounted through an overlay when only read (a system tree, or
+/// with `one_shot` the host's configuration too) and is only read.
+pub(crate) fn overlay_candidate(plan: &PathPlan, p: &Path, one_shot: bool) -> bool {
+    let config: &[&str] = if one_shot { ONE_SHOT_OVERLAY_TREES } else { &[] };
+    SYSTEM_TREES.iter().chain(config).any(|t| p.starts_with(t))
+        && !plan.writes.iter().any(|w| p.starts_with(w) || w.starts_with(p))
 }
 
 /// The places to walk: every read and write path of the view that no other one contains,
@@ -299,6 +333,26 @@ mod tests {
         assert_eq!(literal_prefix("/a/b/c"), PathBuf::from("/a/b/c"));
     }
 
+    /// A cached listing is tied to the rules that can match in its directory, and to no
+    /// other: a new policy file (protected) or a deny in another tree leaves the
+    /// workspace's listings usable; a rule that can match there does not.
+    #[test]
+    fn a_directorys_fingerprint_holds_only_the_rules_that_can_match_there() {
+        let fp = |deny: &[&str], protect: &[&str], dir: &str| {
+            Rules::new(&plan(deny, protect, &[])).unwrap().fingerprint_of(Path::new(dir))
+        };
+        let base = fp(&["/ws/**/*.pem"], &["/etc/policy-1.toml"], "/ws/a");
+        assert!(base.is_some());
+        assert_eq!(fp(&["/ws/**/*.pem"], &["/etc/policy-2.toml"], "/ws/a"), base, "a rule outside /ws");
+        assert_eq!(fp(&["/ws/**/*.pem", "/home/**/.env"], &[], "/ws/a"), base, "a deny in another tree");
+        assert_eq!(fp(&["/other/x", "/ws/**/*.pem"], &[], "/ws/a"), base, "the order of the rules");
+        assert_ne!(fp(&["/ws/**/*.pem", "/ws/**/.env"], &[], "/ws/a"), base, "another rule of /ws");
+        assert_ne!(fp(&["/ws/**/*.pem"], &["/ws/a/b/.git/config"], "/ws/a"), base, "a rule beneath");
+        assert_ne!(fp(&["/**/*.pem"], &[], "/ws/a"), base, "a rule above");
+        assert_ne!(fp(&[], &["/ws/**/*.pem"], "/ws/a"), base, "protect is not deny");
+        assert_eq!(fp(&["/ws/**/*.pem"], &[], "/usr/lib"), None, "no rule can match there");
+    }
+
     #[test]
     fn bad_globs_are_errors() {
         assert!(Rules::new(&plan(&["/ws/[a"], &[], &[])).is_err());
@@ -325,10 +379,13 @@ mod tests {
             ..PathPlan::default()
         };
         let rules = Rules::new(&p).unwrap();
-        assert!(overlay_candidate(&p, Path::new("/usr")) && overlay_candidate(&p, Path::new("/lib")));
-        assert!(!overlay_candidate(&p, Path::new("/etc")) && !overlay_candidate(&p, Path::new("/usrx")));
+        assert!(overlay_candidate(&p, Path::new("/usr"), false) && overlay_candidate(&p, Path::new("/lib"), false));
+        assert!(!overlay_candidate(&p, Path::new("/etc"), false) && !overlay_candidate(&p, Path::new("/usrx"), true));
+        // A one-shot run overlays `/etc` too; `/opt` stays bound.
+        assert!(overlay_candidate(&p, Path::new("/etc"), true) && overlay_candidate(&p, Path::new("/etc/ssl"), true));
+        assert!(!overlay_candidate(&p, Path::new("/etcx"), true) && !overlay_candidate(&p, Path::new("/opt"), true));
         let overlaid = [PathBuf::from("/usr"), "/lib".into()];
-        // `/etc` and `/opt`, where services write, are walked whole like any grant.
+        // Bound (a zygote's `/etc`, and `/opt`, where services write), walked whole like any grant.
         let want: Vec<PathBuf> =
             ["/etc", "/opt", "/srv", "/usr/lib/secret", "/usr/share/ssl", "/ws"].iter().map(PathBuf::from).collect();
         assert_eq!(roots(&p, &rules, &overlaid), want);
@@ -344,8 +401,25 @@ mod tests {
     #[test]
     fn a_system_tree_with_a_write_path_is_not_overlaid() {
         let p = PathPlan { reads: vec!["/usr".into()], writes: vec!["/usr/local/cache".into()], ..PathPlan::default() };
-        assert!(!overlay_candidate(&p, Path::new("/usr")));
-        assert!(!overlay_candidate(&p, Path::new("/usr/local")));
-        assert!(overlay_candidate(&p, Path::new("/usr/lib")));
+        assert!(!overlay_candidate(&p, Path::new("/usr"), true));
+        assert!(!overlay_candidate(&p, Path::new("/usr/local"), true));
+        assert!(overlay_candidate(&p, Path::new("/usr/lib"), true));
+        // The same for the host's configuration in a one-shot run.
+        let p = PathPlan { reads: vec!["/etc".into()], writes: vec!["/etc/app".into()], ..PathPlan::default() };
+        assert!(!overlay_candidate(&p, Path::new("/etc"), true));
+        assert!(overlay_candidate(&p, Path::new("/etc/ssl"), true));
+    }
+
+    #[test]
+    fn an_overlaid_etc_is_walked_only_beneath_its_rules() {
+        let p = PathPlan {
+            reads: vec!["/etc".into()],
+            denies: vec!["/etc/shadow".into(), "/etc/ssl/private".into()],
+            ..PathPlan::default()
+        };
+        let rules = Rules::new(&p).unwrap();
+        let want: Vec<PathBuf> = ["/etc/shadow", "/etc/ssl/private"].iter().map(PathBuf::from).collect();
+        assert_eq!(roots(&p, &rules, &[PathBuf::from("/etc")]), want);
+        assert_eq!(roots(&p, &rules, &[]), vec![PathBuf::from("/etc")]);
     }
 }

@@ -126,7 +126,7 @@ impl ViewStamp {
         // The system trees the view will mount through an overlay (where one cannot be
         // mounted, the view walks the tree whole at its start, but this stamp does not
         // watch it: what is bound there later is not seen, as in any view after its start).
-        let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p)).cloned().collect();
+        let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p, false)).cloned().collect();
         let roots = roots(plan, &rules, &overlaid);
         let mut local = Vec::new();
         if let Err(why) = s.scan(&roots, now, &mut local) {

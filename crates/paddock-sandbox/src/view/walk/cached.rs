@@ -34,9 +34,9 @@ impl Walker<'_> {
             .map_err(|_| ViewError::Open { path: path.clone(), source: io::ErrorKind::InvalidInput.into() })?;
         let st = sys::lstatat(base.as_fd(), &below).ok();
         if let Some(st) = st.filter(|st| kind(st) == libc::S_IFDIR && (st.st_ino == ino || st.st_dev != parent_dev)) {
-            let own = self.rules.relevant(&path);
+            let own = self.rules.fingerprint_of(&path);
             if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, &path, own)) {
-                return self.cached(None, Some((base, skip)), &st, path, own, l, stack);
+                return self.cached(None, Some((base, skip)), &st, path, own.is_some(), l, stack);
             }
         }
         // The view's root, shared (not duplicated: this runs once per cached directory).

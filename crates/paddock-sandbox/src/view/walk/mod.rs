@@ -100,8 +100,8 @@ impl<'a> Walker<'a> {
 
     /// Uses `old` for listings still exact and builds a new cache from this walk
     /// ([`Walker::into_caches`]).
-    pub(crate) fn with_cache(mut self, old: cache::Cache, rules: u64) -> Walker<'a> {
-        self.new = Some(old.renewed(rules));
+    pub(crate) fn with_cache(mut self, old: cache::Cache) -> Walker<'a> {
+        self.new = Some(old.renewed());
         self.loaded = old.len();
         self.old = Some(old);
         self
@@ -160,9 +160,9 @@ impl<'a> Walker<'a> {
         // directories beneath are (it was read again on every start: `/etc`'s 150
         // entries, each directory among them opened to be checked).
         if verdict == Verdict::Keep && entry::kind(&st) == libc::S_IFDIR {
-            let own = self.rules.relevant(root);
+            let own = self.rules.fingerprint_of(root);
             if let Some(l) = self.old.as_mut().and_then(|c| c.take(&st, root, own)) {
-                self.cached(Some(fd), None, &st, root.to_path_buf(), own, l, &mut stack)?;
+                self.cached(Some(fd), None, &st, root.to_path_buf(), own.is_some(), l, &mut stack)?;
                 return self.drain(stack);
             }
         }
@@ -186,10 +186,10 @@ impl<'a> Walker<'a> {
                             let st = sys::fstat(fd.as_fd())
                                 .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
                             if st.st_ino == ino || st.st_dev != parent_dev {
-                                let own = self.rules.relevant(&path);
+                                let own = self.rules.fingerprint_of(&path);
                                 let hit = self.old.as_mut().and_then(|c| c.take(&st, &path, own));
                                 match hit {
-                                    Some(l) => self.cached(Some(fd), None, &st, path, own, l, &mut stack)?,
+                                    Some(l) => self.cached(Some(fd), None, &st, path, own.is_some(), l, &mut stack)?,
                                     None => self.dir(fd, parent_dev, path, &mut stack)?,
                                 }
                                 continue;

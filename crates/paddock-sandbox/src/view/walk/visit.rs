@@ -55,12 +55,13 @@ impl Walker<'_> {
             }
         }
         let entries = list(&mut self.buf, dir.as_fd(), &path, Some(st))?;
-        let relevant = self.rules.relevant(&path);
+        let rules = self.rules.fingerprint_of(&path);
+        let relevant = rules.is_some();
         let parent = Rc::new(dir);
         let mut listing = cache::Listing {
             stamp: cache::stamp(st),
             path: relevant.then(|| path.as_os_str().as_bytes().to_vec()),
-            rules: if relevant { self.new.as_ref().map_or(0, cache::Cache::rules) } else { 0 },
+            rules: rules.unwrap_or(0),
             count: 0,
             dirs: Vec::new(),
             special: Vec::new(),
@@ -95,7 +96,7 @@ impl Walker<'_> {
             // Read again though the cache held it (a directory in a protected tree, a
             // root that was not a plain directory to keep): unchanged if the listing is
             // the same.
-            let before = self.old.as_mut().and_then(|o| o.take(st, &path, relevant));
+            let before = self.old.as_mut().and_then(|o| o.take(st, &path, rules));
             if before.as_ref() == Some(&listing) {
                 c.keep(st, listing);
             } else {
