@@ -70,12 +70,6 @@ impl Rules {
     /// Compiles the plan's deny and protect globs (with paddock-policy's options) and its
     /// literal masks.
     pub(crate) fn new(plan: &PathPlan) -> Result<Rules, BadGlob> {
-        let mut prefixes: Vec<PathBuf> =
-            plan.deny_globs.iter().chain(&plan.protect_globs).map(|g| literal_prefix(g)).collect();
-        prefixes.extend(plan.denies.iter().cloned());
-        // By bytes: the order is only for `dedup`, and `Path`'s is component by component.
-        prefixes.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
-        prefixes.dedup();
         let hash = |kind: &str, rule: &[u8]| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -91,6 +85,10 @@ impl Rules {
             .collect();
         keyed.sort_unstable_by_key(|(_, h)| *h);
         keyed.dedup_by_key(|(_, h)| *h);
+        let mut prefixes: Vec<PathBuf> = keyed.iter().map(|(p, _)| p.clone()).collect();
+        // By bytes: the order is only for `dedup`, and `Path`'s is component by component.
+        prefixes.sort_unstable_by(|a, b| bytes(a).cmp(bytes(b)));
+        prefixes.dedup();
         Ok(Rules {
             keyed,
             deny: compile(&plan.deny_globs)?,
