@@ -1,5 +1,5 @@
 //! Resolving an exec's path the way the kernel will, in the child's own view: under the
-//! child's root (`root/...` from its `/proc/PID` directory), one component at a time,
+//! child's root (a descriptor of it, opened through its `/proc/PID/root`), one component at a time,
 //! following every symlink by hand (an absolute link target is taken from the child's root,
 //! never from the supervisor's).
 
@@ -56,8 +56,8 @@ pub(crate) fn file_id(st: &rustix::fs::Stat) -> FileId {
     (st.st_dev, st.st_ino)
 }
 
-/// The child's root directory: `prefix` (`root`, the magic link) under `dir` (its
-/// `/proc/PID`).
+/// The child's root directory: `prefix` under `dir` (`.` under a descriptor of that root,
+/// or `root`, the magic link, under its `/proc/PID`).
 #[derive(Clone, Copy)]
 pub(crate) struct Root<'a> {
     pub dir: BorrowedFd<'a>,

@@ -14,12 +14,15 @@ use super::resolve::{self, Kind, Root, Unresolved};
 /// (its files then fail with `ESRCH`), and each file is one lookup from it.
 pub(crate) struct Task {
     pub(crate) dir: OwnedFd,
+    /// Its root directory, opened through the `root` magic link at the first lookup in it
+    /// (`None`: that open failed, and each lookup goes through the link and fails as it).
+    root: std::cell::OnceCell<Option<OwnedFd>>,
 }
 
 impl Task {
     pub(crate) fn open(pid: u32) -> std::io::Result<Task> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())? })
+        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())?, root: Default::default() })
     }
 
     /// The target of one of its magic links (`cwd`, `exe`, `fd/N`), as text.
@@ -34,10 +37,21 @@ impl Task {
         Ok(resolve::file_id(&rustix::fs::statat(&self.dir, what, AtFlags::empty())?))
     }
 
-    /// Its root directory: `root` (the magic link, followed at each lookup, never read as
-    /// text) under its `/proc/PID`.
+    /// Its root directory: `root` (the magic link, never read as text) under its
+    /// `/proc/PID`, followed once, at the first lookup: an exec's resolution looks up
+    /// every component of every path from it, and each lookup through the link was a
+    /// `/proc` lookup and a ptrace access check (most of the supervisor's time per exec).
+    /// The task waits in its exec meanwhile; its root can change only with `chroot` or
+    /// `pivot_root`, which the sandbox's processes cannot call (no capabilities).
     pub(crate) fn root(&self) -> Root<'_> {
-        Root { dir: self.dir.as_fd(), prefix: "root" }
+        let opened = self.root.get_or_init(|| {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            rustix::fs::openat(&self.dir, "root", flags, Mode::empty()).ok()
+        });
+        match opened {
+            Some(fd) => Root { dir: fd.as_fd(), prefix: "." },
+            None => Root { dir: self.dir.as_fd(), prefix: "root" },
+        }
     }
 
     fn file(&self, what: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
