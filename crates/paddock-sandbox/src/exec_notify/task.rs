@@ -9,6 +9,9 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::resolve::{self, Kind, Root, Unresolved};
 
+/// How the task's directories are opened: as handles to look up from, never read.
+const DIR: OFlags = OFlags::PATH.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC);
+
 /// The notifying task's files, through one descriptor of its `/proc/PID` directory: opened
 /// before the first validity check, it stays the task's own even if the pid is reused
 /// (its files then fail with `ESRCH`), and each file is one lookup from it.
@@ -21,8 +24,7 @@ pub(crate) struct Task {
 
 impl Task {
     pub(crate) fn open(pid: u32) -> std::io::Result<Task> {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), flags, Mode::empty())?, root: Default::default() })
+        Ok(Task { dir: rustix::fs::open(format!("/proc/{pid}"), DIR, Mode::empty())?, root: Default::default() })
     }
 
     /// The target of one of its magic links (`cwd`, `exe`, `fd/N`), as text.
@@ -40,14 +42,11 @@ impl Task {
     /// Its root directory: `root` (the magic link, never read as text) under its
     /// `/proc/PID`, followed once, at the first lookup: an exec's resolution looks up
     /// every component of every path from it, and each lookup through the link was a
-    /// `/proc` lookup and a ptrace access check (most of the supervisor's time per exec).
-    /// The task waits in its exec meanwhile; its root can change only with `chroot` or
-    /// `pivot_root`, which the sandbox's processes cannot call (no capabilities).
+    /// `/proc` lookup and a ptrace access check besides. The task waits in its exec
+    /// meanwhile; its root can change only with `chroot` or `pivot_root`, which the
+    /// sandbox's processes cannot call (no capabilities; seccomp refuses `pivot_root`).
     pub(crate) fn root(&self) -> Root<'_> {
-        let opened = self.root.get_or_init(|| {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-            rustix::fs::openat(&self.dir, "root", flags, Mode::empty()).ok()
-        });
+        let opened = self.root.get_or_init(|| rustix::fs::openat(&self.dir, "root", DIR, Mode::empty()).ok());
         match opened {
             Some(fd) => Root { dir: fd.as_fd(), prefix: "." },
             None => Root { dir: self.dir.as_fd(), prefix: "root" },
