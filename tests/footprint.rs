@@ -80,10 +80,18 @@ allow = ["footprint.test:443"]
 /// Once a run's command has started and only runs, every paddock process of the run (the
 /// caller, the helper and the reaper, each after its first 100 ms of waiting) has handed back the
 /// code it ran to get there: what stays resident of the binary's code is what the waiting
-/// runs, well under an eighth of it (the caller had most of it resident before).
+/// runs, well under an eighth of it (the caller had most of it resident before, the helper
+/// and the reaper about a sixth).
+///
+/// The binary runs from a tmpfs of small pages ([`SmallPages`]): a page the waiting process
+/// touches again maps back in with its neighbours, and from a file system of large folios
+/// (ext4 since Linux 6.16) a whole folio of up to 2 MiB maps back in at once, so that what
+/// is resident after a release depends on how the file came into the page cache.
 fn a_waiting_run_hands_back_its_start_up_code(u: User) {
     let f = Fixture::new(u);
-    let argv = default_argv(&f, &f.ws, &["sleep", "30"]);
+    let small = SmallPages::copy(&f);
+    let mut argv = default_argv(&f, &f.ws, &["sleep", "30"]);
+    argv[0] = small.bin.clone().into();
     let mut cmd = f.command(&argv);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = spawn(&mut cmd).unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
@@ -91,7 +99,7 @@ fn a_waiting_run_hands_back_its_start_up_code(u: User) {
     let mut last = Vec::new();
     let handed_back = loop {
         if let Some(s) = child.try_wait().unwrap() {
-            panic!("({u:?}) the run ended before its code was handed back: {s}");
+            panic!("({u:?}) the run ended ({s}) before its code was handed back: resident code (KiB, of the mapping's KiB): {last:?}");
         }
         if start.elapsed() > HANG {
             break false;
@@ -108,6 +116,37 @@ fn a_waiting_run_hands_back_its_start_up_code(u: User) {
     let _ = child.kill();
     let _ = child.wait();
     assert!(handed_back, "({u:?}) resident code of the binary (KiB, of the mapping's KiB) stayed: {last:?}");
+}
+
+/// A copy of the fixture's binary on a tmpfs of its own mounted with `huge=never`: its page
+/// cache holds single pages only. Unmounted when dropped.
+struct SmallPages {
+    mount: PathBuf,
+    bin: PathBuf,
+}
+
+impl SmallPages {
+    fn copy(f: &Fixture) -> SmallPages {
+        let mount = f.root.join("small-pages");
+        std::fs::create_dir(&mount).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0755,huge=never,size=512m", "paddock-footprint"])
+            .arg(&mount)
+            .status()
+            .unwrap_or_else(|e| panic!("mount: {e}"));
+        assert!(status.success(), "mount a tmpfs on {}: {status}", mount.display());
+        let small = SmallPages { bin: mount.join("paddock"), mount };
+        std::fs::copy(&f.bin, &small.bin).unwrap_or_else(|e| panic!("copy the binary to the tmpfs: {e}"));
+        chmod(&small.bin, 0o755);
+        small
+    }
+}
+
+impl Drop for SmallPages {
+    fn drop(&mut self) {
+        // Lazily: a process of a failed run may still hold the binary.
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
 }
 
 /// The KiB of `pid`'s mappings of its own binary's code (`r-xp`) that are resident, and

@@ -17,9 +17,9 @@
 //!   command ends. A pid namespace's init only receives signals it has a handler for, so
 //!   without these handlers the signal would be dropped.
 //! * Target: resets the three signals to their default right after the fork.
-//! * A one-shot run's reaper, once the target runs: a `SIGALRM` a while later
-//!   ([`reaper_alarm`]) interrupts its wait, so it can hand back its start-up code and go
-//!   on reaping.
+//! * A one-shot run's reaper, once the target runs: a `SIGALRM` a while later, repeated
+//!   until it has done so ([`reaper_alarm`]), interrupts its wait, so it can hand back its
+//!   start-up code and go on reaping.
 //!
 //! If paddock itself is killed (`SIGKILL`), the helper sees the control socket hang up and
 //! kills the reaper, and with it the whole pid namespace. A zygote spare's reaper is its
@@ -273,15 +273,27 @@ extern "C" fn alarm_handler(_sig: libc::c_int) {
 }
 
 /// In the reaper, after the target's fork (which so keeps the default): a `SIGALRM` in
-/// `after`, whose handler only notes it ([`alarm_rang`]) and, without `SA_RESTART`,
-/// interrupts the wait it arrives in (`EINTR`).
+/// `after`, and again every `after` until [`reaper_alarm_off`], whose handler only notes it
+/// ([`alarm_rang`]) and, without `SA_RESTART`, interrupts the wait it arrives in (`EINTR`).
+/// It repeats because one signal can arrive before the wait has begun: the note is taken
+/// then, and the next signal interrupts the wait.
 pub(crate) fn reaper_alarm(after: std::time::Duration) -> io::Result<()> {
     let mut sa = action(alarm_handler as *const () as libc::sighandler_t);
     sa.sa_flags = 0;
     sigaction(libc::SIGALRM, Some(&sa))?;
-    let value =
+    let every =
         libc::timeval { tv_sec: after.as_secs() as libc::time_t, tv_usec: after.subsec_micros() as libc::suseconds_t };
-    let timer = libc::itimerval { it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 }, it_value: value };
+    set_alarm(libc::itimerval { it_interval: every, it_value: every })
+}
+
+/// Stops [`reaper_alarm`]'s signals (one already sent may still come, and is ignored by a
+/// wait that goes on).
+pub(crate) fn reaper_alarm_off() -> io::Result<()> {
+    let zero = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    set_alarm(libc::itimerval { it_interval: zero, it_value: zero })
+}
+
+fn set_alarm(timer: libc::itimerval) -> io::Result<()> {
     // SAFETY: a valid `itimerval`; the old value is not asked for.
     cvt(unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) }).map(drop)
 }
@@ -312,5 +324,72 @@ pub(crate) fn reset_all_handlers() {
                 let _ = sigaction(sig, Some(&dfl));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The reaper's alarm rings again after one that came before the wait began: the wait
+    /// that follows is interrupted and the alarm noted. In a forked child (the alarm and
+    /// its handler are process-wide), which exits 0 if so; a child whose wait is never
+    /// interrupted is killed after 30 s and fails the test.
+    #[test]
+    fn an_alarm_before_the_wait_is_followed_by_one_that_interrupts_it() {
+        // SAFETY: the child makes system calls only (`sigaction`, `setitimer`, `fork`,
+        // `pause`, `waitpid`, `kill`), spins on an atomic, and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: a process group of its own, so the parent can end the grandchild too.
+            unsafe { libc::setpgid(0, 0) };
+            // SAFETY: as above; the grandchild only waits for a signal.
+            let sleeper = unsafe { libc::fork() };
+            if sleeper == 0 {
+                loop {
+                    // SAFETY: no preconditions.
+                    unsafe { libc::pause() };
+                }
+            }
+            let code = if sleeper < 0 || reaper_alarm(Duration::from_millis(20)).is_err() {
+                2
+            } else {
+                // The first signal comes while no wait runs.
+                while !RANG.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+                match crate::sys::wait_any() {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted && alarm_rang() => 0,
+                    _ => 3,
+                }
+            };
+            // SAFETY: ends the grandchild, then this forked child without running the
+            // parent's exit handlers.
+            unsafe {
+                if sleeper > 0 {
+                    libc::kill(sleeper, libc::SIGKILL);
+                }
+                libc::_exit(code)
+            };
+        }
+        let start = Instant::now();
+        let mut ws = 0;
+        loop {
+            // SAFETY: polling this test's own child into a valid int.
+            let r = unsafe { libc::waitpid(pid, &mut ws, libc::WNOHANG) };
+            assert!(r >= 0, "waitpid: {}", io::Error::last_os_error());
+            if r == pid {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                // SAFETY: the child's process group, made by this test.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                panic!("the wait after a missed alarm was never interrupted");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(libc::WIFEXITED(ws) && libc::WEXITSTATUS(ws) == 0, "the child's wait status: {ws:#x}");
     }
 }

@@ -318,6 +318,10 @@ fn reap_until(ctl: libc::c_int, target: libc::pid_t, release: bool, pid_ns: bool
             Err(e) if e.raw_os_error() == Some(libc::ECHILD) => exit_now(0),
             Err(e) if release && e.kind() == std::io::ErrorKind::Interrupted && signals::alarm_rang() => {
                 release = false;
+                // Stopping a timer with valid values cannot fail (`setitimer` fails
+                // only on a bad value or address); were it left running, it would only
+                // interrupt each wait, which goes on.
+                let _ = signals::reaper_alarm_off();
                 sys::release_code();
             }
             // Another process reaped, or EINTR: keep reaping.
