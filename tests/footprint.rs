@@ -83,10 +83,10 @@ allow = ["footprint.test:443"]
 /// runs, well under an eighth of it (the caller had most of it resident before, the helper
 /// and the reaper about a sixth).
 ///
-/// The binary runs from a tmpfs of small pages ([`SmallPages`]): a page the waiting process
-/// touches again maps back in with its neighbours, and from a file system of large folios
-/// (ext4 since Linux 6.16) a whole folio of up to 2 MiB maps back in at once, so that what
-/// is resident after a release depends on how the file came into the page cache.
+/// The binary runs from a tmpfs of single pages ([`SmallPages`]): a page the waiting
+/// process touches again maps back in with its neighbours, and from a file system that
+/// caches large folios (ext4 since Linux 6.16) more of them can, so that what is resident
+/// after a release would depend on how the file came into the page cache.
 fn a_waiting_run_hands_back_its_start_up_code(u: User) {
     let f = Fixture::new(u);
     let small = SmallPages::copy(&f);

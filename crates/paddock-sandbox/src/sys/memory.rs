@@ -145,9 +145,9 @@ mod tests {
 
     /// `/proc/self/smaps` as it is now, read into `buf` with as little of this binary's
     /// code as can be (the descriptor and the buffer made beforehand, `read(2)` called
-    /// directly): a page of code run again maps back with its neighbours, up to a whole
-    /// large folio of the page cache, so the code run between a release and the reading
-    /// should be the least there is.
+    /// directly): a page of code run again maps back with its neighbours (more of them
+    /// where the page cache holds large folios), so the code run between a release and the
+    /// reading should be the least there is.
     fn smaps_now(buf: &mut [u8]) -> usize {
         let file = std::fs::File::open("/proc/self/smaps").unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
