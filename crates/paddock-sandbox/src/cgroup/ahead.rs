@@ -12,6 +12,11 @@
 //! zygotes without re-executing itself, which one more thread would forbid) and every
 //! call makes its own.
 //!
+//! The thread is woken once a call has started ([`CallCgroups::started`]), not when the
+//! call takes its cgroup: a `mkdir` in the cgroup file system holds its locks, and one made
+//! while a call checks and enters its own cgroup made that call wait for it (a quarter of
+//! a session's calls took 0.14–0.19 ms to take a cgroup made ahead instead of 0.02 ms).
+//!
 //! A cgroup made ahead that is gone when a call comes (removed by someone else) is not
 //! handed out; one made for other limits, or left when the zygote goes, is removed.
 
@@ -75,7 +80,8 @@ impl std::fmt::Debug for CallCgroups {
 
 impl CallCgroups {
     /// The cgroup of a call with `limits`: the one made ahead when it was made for the same
-    /// limits and is still there, else one made now; the thread then makes the next.
+    /// limits and is still there, else one made now; the thread makes the next once the
+    /// call has [`started`](Self::started).
     pub(crate) fn take(&self, limits: &Limits) -> Setup {
         let k = key(limits);
         // No cgroup wanted, or no thread to make one ahead: made now.
@@ -104,13 +110,20 @@ impl CallCgroups {
         maker.is_some()
     }
 
-    /// The cgroup made ahead for `k`, if there is one and it is still there; asks the
-    /// thread for the next. One made for other limits, or gone, is removed.
+    /// A call has started (its sandbox is set up, or failed to be): the thread makes the
+    /// next call's cgroup, if one was wanted and none is ready.
+    pub(crate) fn started(&self) {
+        if self.maker.get().is_some_and(|m| m.is_some()) {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// The cgroup made ahead for `k`, if there is one and it is still there; the next is
+    /// wanted for the same limits. One made for other limits, or gone, is removed.
     fn made_ahead(&self, k: Key) -> Option<Setup> {
         let ready = {
             let mut slot = self.shared.lock();
             slot.want = Some(k);
-            self.shared.wake.notify_one();
             slot.ready.take()
         };
         let (made_for, setup) = ready?;
@@ -212,6 +225,8 @@ mod tests {
         let c = CallCgroups::default();
         let limits = Limits { max_processes: Some(64), ..Limits::default() };
         let first = c.take(&limits);
+        // The thread makes the next once a call has started.
+        c.started();
         if first.cgroup.is_none() {
             assert_ne!(first.applied.state, crate::layer::LayerState::Enforced, "{first:?}");
             assert_eq!(ready_name(&c), None, "the thread stops when no cgroup can be made");
@@ -223,6 +238,7 @@ mod tests {
         // The same limits: the one made ahead.
         let ahead = ready_name(&c).expect("made ahead");
         let second = c.take(&limits);
+        c.started();
         assert_eq!(name(&second), ahead);
         assert_eq!(second.applied.state, made[0].applied.state);
         made.push(second);
@@ -230,6 +246,7 @@ mod tests {
         let ahead = ready_name(&c).expect("made ahead");
         let other_limits = Limits { max_processes: Some(32), ..Limits::default() };
         let other = c.take(&other_limits);
+        c.started();
         assert_ne!(name(&other), ahead);
         made.push(other);
         // Removed by someone else meanwhile: not handed out.

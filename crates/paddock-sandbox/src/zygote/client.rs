@@ -166,11 +166,16 @@ impl Zygote {
         let started = std::time::Instant::now();
         let (running, ends) = match self.send_call(call, started) {
             Ok(s) => s,
-            Err(e) => return (Err(e), None),
+            Err(e) => {
+                self.cgroups.started();
+                return (Err(e), None);
+            }
         };
         let done = meanwhile();
         let r = launch::handshake(running, ends, call, false, origin);
         crate::timing::phase("zygote call start, in all", started);
+        // The next call's cgroup is made from now on, not while this one entered its own.
+        self.cgroups.started();
         (r, Some(done))
     }
 
