@@ -6,7 +6,7 @@
 //! caller's "call cgroup" phase took 0.17 ms at the median and 15.7 ms at the 99th
 //! percentile, the only phase of a call with such a tail. So once a session's calls are
 //! served by several threads anyway, a thread of the zygote's makes the next call's
-//! cgroup after each call took its own; a call whose limits match takes it, any other
+//! cgroup after each call has started; a call whose limits match takes it, any other
 //! call (limits of its own, or calls coming faster than the thread) makes its own as
 //! before. In a single-threaded caller no thread is started (it forks its helpers and
 //! zygotes without re-executing itself, which one more thread would forbid) and every
