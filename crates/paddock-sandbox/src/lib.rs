@@ -87,6 +87,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlock and seccomp");
 
+mod beside;
 mod caps;
 mod cgroup;
 mod entry;
@@ -115,6 +116,7 @@ mod view;
 mod workers;
 mod zygote;
 
+pub use beside::new_file_beside;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{
     supervise, ExecDecider, ExecListener, ExecRequest, ExecSupervisor, ExecVerdict, ScriptInterpreter,

@@ -287,32 +287,13 @@ impl Cache {
                 put_name(&mut out, name);
             }
         }
-        let (tmp, mut f) = new_beside(file)?;
-        // This user's alone (whatever the umask), or the next start does not read it.
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        // This user's alone (0600 whatever the umask), or the next start does not read it.
+        let (tmp, mut f) = crate::beside::new_file_beside(file)?;
         let r = f.write_all(&out).and_then(|()| std::fs::rename(&tmp, file));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp); // best effort: the error below is what counts
         }
         r
-    }
-}
-
-/// A new file beside `file` for its next version, and its name. The reaper that saves is
-/// pid 1 of a namespace of its own in every run, so the pid alone would name every run's
-/// file alike: two saves at once would meet, and one left by a reaper killed before its
-/// rename would stop every later save. The name holds the clock's nanoseconds too, and
-/// another is tried when one is taken.
-fn new_beside(file: &Path) -> io::Result<(std::path::PathBuf, std::fs::File)> {
-    let mut attempt = 0u32;
-    loop {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let tmp = file.with_extension(format!("tmp.{}.{nanos:x}.{attempt}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).custom_flags_nofollow().open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 7 => attempt += 1,
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -341,17 +322,6 @@ fn read_trusted(file: &Path) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).ok()?;
     Some(buf)
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).mode(0o600)
-    }
 }
 
 fn put_name(out: &mut Vec<u8>, name: &CString) {

@@ -51,15 +51,13 @@ pub(super) fn save(path: &Path, listings: &Listings) -> std::io::Result<()> {
             out.extend((*rule as u32).to_le_bytes());
         }
     }
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(format!(".{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::OpenOptions::new();
-    std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
-    let mut f = f.write(true).create(true).truncate(true).open(&tmp)?;
-    f.write_all(&out)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    // A name of this call's own: sessions of one `serve` settle their calls at once.
+    let (tmp, mut f) = paddock_sandbox::new_file_beside(path)?;
+    let r = f.write_all(&out).and_then(|()| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp); // best effort: the error returned is what counts
+    }
+    r
 }
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {

@@ -43,23 +43,16 @@ pub fn read_seed(path: &Path) -> std::io::Result<[u8; 32]> {
     }
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let tmp = path.with_extension(format!("tmp.{}.{nanos}", std::process::id()));
-    let made = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::hard_link(&tmp, path)
-    })();
+    // A name of this call's own: threads of one process (sessions of `serve`) make the
+    // seed at once too.
+    let (tmp, mut f) = paddock_sandbox::new_file_beside(path)?;
+    let made = f.write_all(&bytes).and_then(|()| f.sync_all()).and_then(|()| std::fs::hard_link(&tmp, path));
+    drop(f);
     // The temporary name goes whatever happened; an error removing it changes nothing.
     let _ = std::fs::remove_file(&tmp);
     match made {
         Ok(()) => Ok(bytes),
+        // Only the link can find the name taken: another session made the seed first.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_existing(path),
         Err(e) => Err(e),
     }
