@@ -742,7 +742,7 @@ fn a_session_answer_holds_for_the_same_call_only(user: User) {
 fn always_for_a_program_no_entry_can_name(user: User) {
     let f = Fixture::new(user);
     let odd = f.ws.join("a*b");
-    std::fs::copy("/bin/true", &odd).unwrap();
+    copy_executable(Path::new("/bin/true"), &odd);
     chown(&odd, user.uid());
     let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"*\"]\n"), ..Pol::default() });
     let run = start(&f, &pol, &["./a*b", "x"]);

@@ -1,6 +1,9 @@
 //! End-to-end: the audit log written by `paddock run`, `paddock audit verify|review`,
 //! `paddock revoke|unrevoke`, driving the built binary.
 
+#[allow(unused_macros)]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -330,7 +333,7 @@ fn an_unwritable_home_falls_back_to_a_private_state_dir() {
     let dir = tempfile::Builder::new().prefix("paddock-e2e-").tempdir_in("/tmp").unwrap();
     let root = dir.path();
     let bin = root.join("paddock");
-    std::fs::copy(env!("CARGO_BIN_EXE_paddock"), &bin).unwrap();
+    common::copy_executable(Path::new(env!("CARGO_BIN_EXE_paddock")), &bin);
     let (tmp, ws) = (root.join("tmp"), root.join("ws"));
     std::fs::create_dir(&tmp).unwrap();
     std::fs::create_dir(&ws).unwrap();

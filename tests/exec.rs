@@ -153,8 +153,7 @@ fn door_copy_in_workspace(u: User) {
     let copy = |f: &Fixture, m: &str| {
         let p = f.ws.join("mybasename");
         if !p.exists() {
-            std::fs::copy(DENIED, &p).unwrap();
-            chmod(&p, 0o755);
+            copy_executable(Path::new(DENIED), &p);
             chown(&p, f.user.uid());
         }
         format!("./mybasename {m}")

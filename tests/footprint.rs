@@ -136,8 +136,7 @@ impl SmallPages {
             .unwrap_or_else(|e| panic!("mount: {e}"));
         assert!(status.success(), "mount a tmpfs on {}: {status}", mount.display());
         let small = SmallPages { bin: mount.join("paddock"), mount };
-        std::fs::copy(&f.bin, &small.bin).unwrap_or_else(|e| panic!("copy the binary to the tmpfs: {e}"));
-        chmod(&small.bin, 0o755);
+        copy_executable(&f.bin, &small.bin);
         small
     }
 }
@@ -252,8 +251,7 @@ fn run_memory(u: User, policy: Option<&str>) {
     let bin: PathBuf = match std::env::var_os("PADDOCK_FOOTPRINT_BIN") {
         Some(b) => {
             let copy = f.root.join("paddock-measured");
-            std::fs::copy(&b, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", Path::new(&b).display()));
-            chmod(&copy, 0o755);
+            copy_executable(Path::new(&b), &copy);
             copy
         }
         None => f.bin.clone(),

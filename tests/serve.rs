@@ -687,13 +687,19 @@ fn post_in_thread(srv: &Server, body: impl Into<String>) -> std::thread::JoinHan
 #[test]
 fn calls_beyond_the_concurrency_limit_wait_and_a_full_queue_gets_503() {
     let srv = start(None, &["--max-concurrent", "1", "--max-queue", "1"]);
-    let running = post_in_thread(&srv, r#"{"tool":"command","argv":["sh","-c","sleep 1; echo first"]}"#);
+    // The first call holds the only slot until the test lets it go: however slow the
+    // machine, the queue is full when the third call comes.
+    let running = post_in_thread(
+        &srv,
+        r#"{"tool":"command","argv":["sh","-c","while [ ! -e go ]; do sleep 0.02; done; echo first"]}"#,
+    );
     wait_health(&srv, "running", 1);
     let queued = post_in_thread(&srv, r#"{"tool":"command","argv":["echo","second"]}"#);
     wait_health(&srv, "waiting", 1);
     let r = srv.call(r#"{"tool":"command","argv":["echo","third"]}"#);
     assert_eq!(r.status, 503, "{r:?}");
     assert!(r.head.to_ascii_lowercase().contains("retry-after"), "{r:?}");
+    std::fs::write(srv.ws().join("go"), "").unwrap();
     let r = running.join().unwrap().expect("a reply");
     assert_eq!(r.json()["stdout"], "first\n", "{r:?}");
     let r = queued.join().unwrap().expect("a reply");

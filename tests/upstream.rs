@@ -178,10 +178,13 @@ fn proxy_one(s: TcpStream, mode: Mode, seen: &Mutex<Vec<Seen>>) {
     }
 }
 
-/// A loopback port with nothing listening (bound, then closed).
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port with nothing listening, and the socket that holds it: bound, never
+/// listened on, so a connection to it is refused and no other socket takes the port while
+/// the socket is kept.
+fn closed_port() -> (u16, tokio::net::TcpSocket) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (s.local_addr().unwrap().port(), s)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -360,7 +363,8 @@ fn upstream_failures_are_502_with_the_reason_on_record(u: User) {
     let tail = net(&[format!("registry.test:{o}")], "");
     let wants_auth = UpProxy::start(Mode::Auth("dTpw"));
     let broken = UpProxy::start(Mode::Status(503));
-    let refused = format!("http://127.0.0.1:{}", closed_port());
+    let (refused_port, _held) = closed_port();
+    let refused = format!("http://127.0.0.1:{refused_port}");
     // (case, upstream, why, what plain HTTP gets: an upstream's 5xx to a plain request is
     // an answer like any other and is relayed; to CONNECT it is a failure, 502)
     let cases: [(&str, String, &str, &str); 3] = [

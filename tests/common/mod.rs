@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod tls;
+// Shared with crates/paddock-sandbox-testbins/tests/common.
+mod copy;
+pub use copy::copy_executable;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -184,13 +187,7 @@ impl Fixture {
         let root = tmp.path().to_path_buf();
         chmod(&root, 0o755);
         let bin = root.join("paddock");
-        std::fs::copy(env!("CARGO_BIN_EXE_paddock"), &bin).expect("copy the paddock binary");
-        chmod(&bin, 0o755);
-        // Once the copy has been executed once, no process holds it open for writing any
-        // more (see `spawn`): later execs, through setpriv too, cannot fail with ETXTBSY.
-        let mut probe = Command::new(&bin);
-        probe.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        spawn(&mut probe).and_then(|mut c| c.wait()).expect("run the copied paddock binary");
+        copy_executable(Path::new(env!("CARGO_BIN_EXE_paddock")), &bin);
         let [ws, home, outside, shelf, state] = ["ws", "home", "outside", "shelf", "state"].map(|d| root.join(d));
         for d in [&ws, &home, &outside, &shelf, &state] {
             std::fs::create_dir(d).unwrap();

@@ -110,11 +110,15 @@ async fn a_revocation_cuts_a_forwarded_request_still_streaming() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, mut ended) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let (flowing, mut first_bytes) = tokio::sync::mpsc::unbounded_channel::<()>();
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 4096];
         let mut n = 0;
         while let Ok(k @ 1..) = s.read(&mut buf).await {
+            if n == 0 {
+                let _ = flowing.send(());
+            }
             n += k;
         }
         let _ = tx.send(n);
@@ -132,7 +136,8 @@ async fn a_revocation_cuts_a_forwarded_request_still_streaming() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Revoked once the request flows upstream, not after a guess at how long that takes.
+    tokio::time::timeout(Duration::from_secs(10), first_bytes.recv()).await.expect("the request reached upstream");
     assert!(ended.try_recv().is_err(), "control: the upload is still going");
     revoked.store(true, Ordering::SeqCst);
     let n = tokio::time::timeout(Duration::from_secs(10), ended.recv()).await.expect("the upload was cut").unwrap();

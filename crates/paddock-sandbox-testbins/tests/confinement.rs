@@ -182,7 +182,7 @@ both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
     // One name per variant (comm keeps 15 bytes): the variants run side by side.
     let variant = s.variant();
     let marker = format!("pdkm{}{variant}", std::process::id() % 100000);
-    std::fs::copy("/bin/sleep", s.ws.join(&marker)).unwrap();
+    common::copy_executable(std::path::Path::new("/bin/sleep"), &s.ws.join(&marker));
     if user == User::Nobody {
         common::chown(&s.ws.join(&marker));
     }
@@ -191,7 +191,9 @@ both_users!(timeout_kills_a_double_forked_daemon, |user, name| {
          ( ./{marker} 301 & ); echo started > started; exec ./{marker} 302"
     );
     let mut spec = s.sh(&script);
-    spec.limits.timeout = Some(Duration::from_secs(2));
+    // Room for the start and the forks on a loaded machine: the daemons must be running
+    // when the time is up.
+    spec.limits.timeout = Some(Duration::from_secs(5));
     let t = std::time::Instant::now();
     let r = s.run(&spec);
     assert_eq!(r.code, 124, "{r:#?}");

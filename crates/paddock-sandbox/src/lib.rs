@@ -116,6 +116,11 @@ mod view;
 mod workers;
 mod zygote;
 
+/// Held by the tests that mount in the host's mount namespace and by those that assert
+/// that a watch saw nothing change: a watch counts any change of the mount table.
+#[cfg(test)]
+pub(crate) static HOST_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub use beside::new_file_beside;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{

@@ -183,6 +183,7 @@ mod tests {
             std::fs::create_dir_all(p.join(d)).unwrap();
         }
         let opts = format!("lowerdir={0}/l,upperdir={0}/u,workdir={0}/w", p.display());
+        let _mounts = crate::HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let mount = std::process::Command::new("mount")
             .args(["-t", "overlay", "overlay", "-o", &opts])
             .arg(p.join("m"))

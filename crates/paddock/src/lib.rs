@@ -56,6 +56,11 @@
 //! ```
 #![deny(missing_docs)]
 
+/// Held by the tests that mount in the host's mount namespace and by those that assert
+/// that a watch saw nothing change: a watch counts any change of the mount table.
+#[cfg(test)]
+pub(crate) static HOST_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 mod absent;
 #[cfg(feature = "serve")]
 pub mod api;

@@ -152,10 +152,13 @@ pub async fn echo_upstream() -> SocketAddr {
     addr
 }
 
-/// A loopback port with nothing listening.
-pub async fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
+/// A loopback port with nothing listening, and the socket that holds it: bound, never
+/// listened on, so a connection to it is refused and no other socket takes the port while
+/// the socket is kept.
+pub fn closed_port() -> (u16, tokio::net::TcpSocket) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (s.local_addr().unwrap().port(), s)
 }
 
 /// Sends raw bytes, half-closes, and reads the whole answer.

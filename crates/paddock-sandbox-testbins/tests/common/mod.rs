@@ -9,6 +9,11 @@ use std::sync::OnceLock;
 
 use paddock_sandbox::{Enforcement, Limits, NetworkMode, SandboxSpec, StdioMode};
 
+// One copy of the workspace's end-to-end tests' helper.
+#[path = "../../../../tests/common/copy.rs"]
+mod copy;
+pub use copy::copy_executable;
+
 pub const NOBODY: u32 = 65534;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +36,7 @@ fn bin_dir() -> &'static Path {
         ] {
             let dst = d.join(name);
             let tmp = d.join(format!("{name}.{}", std::process::id()));
-            std::fs::copy(src, &tmp).unwrap();
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            copy_executable(Path::new(src), &tmp);
             std::fs::rename(&tmp, &dst).unwrap(); // atomic: a running copy is never rewritten
         }
         d
@@ -99,7 +103,7 @@ impl Scratch {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         // The test probe runs from the workspace (it is executable there).
-        std::fs::copy(bin_dir().join("testprobe"), ws.join("testprobe")).unwrap();
+        copy_executable(&bin_dir().join("testprobe"), &ws.join("testprobe"));
         std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET\n").unwrap();
         std::fs::set_permissions(outside.join("secret.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
         if user == User::Nobody {

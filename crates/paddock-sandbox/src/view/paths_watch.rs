@@ -272,6 +272,7 @@ mod tests {
 
     #[test]
     fn each_change_on_a_watched_way_is_said_once_and_a_siblings_is_not() {
+        let _mounts = crate::HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let t = Tmp::new("ways");
         let d = t.path().join("a");
         std::fs::create_dir(&d).unwrap();
@@ -313,6 +314,7 @@ mod tests {
 
     #[test]
     fn a_directory_on_the_way_replaced_is_watched_anew_with_the_entries_below_it() {
+        let _mounts = crate::HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let t = Tmp::new("replaced");
         let d = t.path().join("d");
         let looked = [d.join("absent")];

@@ -474,6 +474,7 @@ mod tests {
         let other = root.join("other");
         std::fs::create_dir(&other).unwrap();
         assert!(s.unchanged(), "a sibling of the root");
+        let _mounts = crate::HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         if rustix::mount::mount_bind(&other, &target).is_err() {
             assert!(!rustix::process::geteuid().is_root(), "root may bind");
             std::fs::remove_dir_all(&root).unwrap();

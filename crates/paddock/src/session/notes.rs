@@ -149,6 +149,7 @@ mod tests {
 
     #[test]
     fn notes_are_kept_from_a_start_whose_paths_were_watched_and_taken_while_nothing_changed() {
+        let _mounts = crate::HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
         let looked = [p.clone()];

@@ -84,7 +84,9 @@ fn one_shot_gives_up_within_its_time() {
     let dir = tempfile::tempdir().unwrap();
     append(&AuditLog::open(dir.path().join("audit.jsonl")).unwrap(), 1);
     let (port, seqs, tries) = collector(usize::MAX);
-    let e = export_pending(&config(dir.path(), port), Duration::from_millis(200)).unwrap_err();
+    // Long enough that a slow first try (its spool's fsync on a busy disk) leaves room for
+    // a second: the backoff starts at 10 ms.
+    let e = export_pending(&config(dir.path(), port), Duration::from_secs(2)).unwrap_err();
     assert!(e.to_string().contains("HTTP 503"), "{e}");
     assert!(tries.load(Ordering::SeqCst) >= 2, "retried");
     assert!(seqs.lock().unwrap().is_empty());
