@@ -144,8 +144,20 @@ pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the socket path has no file name"))?;
-    let staging = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    // A name of this call's own, short (the socket's path inside it must fit `sun_path`):
+    // the pid and a counter of this process; one left by a killed process whose pid this
+    // one reuses is skipped.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut attempt = 0;
+    let staging = loop {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = parent.join(format!(".{}.{}.{n}.tmp", name.to_string_lossy(), std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&staging) {
+            Ok(()) => break staging,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 7 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
     let inner = staging.join("s");
     let result = (|| {
         let listener = std::os::unix::net::UnixListener::bind(&inner)?;
