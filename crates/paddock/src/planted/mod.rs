@@ -425,11 +425,14 @@ impl Planted {
         let mut moved = Vec::new();
         for f in end.found {
             let start = self.start.get(&f.path);
-            if start.map(|s| s.id) == Some(f.id) || unknown(&f.path) || self.done.contains(&f.path) {
+            let name = std::ffi::OsStr::from_bytes(f.name.to_bytes());
+            if start.is_some_and(|s| s.id == f.id && same_link(s, &f, name))
+                || unknown(&f.path)
+                || self.done.contains(&f.path)
+            {
                 continue;
             }
             // Beside itself, by the parent's descriptor, never following or overwriting.
-            let name = std::ffi::OsStr::from_bytes(f.name.to_bytes());
             let (to, error) = match crate::aside::move_aside_at(f.parent.as_fd(), name) {
                 Ok(new) => (f.path.with_file_name(new).to_string_lossy().into_owned(), String::new()),
                 Err(e) => (String::new(), e.to_string()),
@@ -489,6 +492,15 @@ impl Planted {
         }
         (moved, unchecked)
     }
+}
+
+/// Whether match `f` (named `name` in its parent), of the same identity as the user's
+/// `start`, still points where the user's symlink did. A symlink cannot be changed in
+/// place, but where timestamps are coarse (kernels before multigrain timestamps) one made
+/// within the same tick under the inode number the user's freed has its identity: its
+/// target tells them apart. One whose target cannot be read is not the user's.
+fn same_link(start: &Start, f: &scan::Found, name: &std::ffi::OsStr) -> bool {
+    start.link.as_ref().is_none_or(|t| crate::identity::link_target(f.parent.as_fd(), name).is_ok_and(|now| now == *t))
 }
 
 /// What the start takes of match `f`: its identity and rule, and a symlink's target (read

@@ -304,6 +304,39 @@ fn kept_listings_are_written_once_made_and_again_only_when_enough_changed() {
     );
 }
 
+/// Where timestamps are coarse, a symlink made within one tick under the inode number the
+/// user's freed has its identity (device, inode, type, birth time): the target tells them
+/// apart. The reuse is forced here by giving the start the new link's identity.
+#[test]
+fn a_symlink_with_the_users_identity_and_another_target_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(&ws).unwrap();
+    let envrc = ws.join(".envrc");
+    std::os::unix::fs::symlink("/some/envrc", &envrc).unwrap();
+    let p = policy(&ws);
+    let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    fs::remove_file(&envrc).unwrap();
+    std::os::unix::fs::symlink("evil.sh", &envrc).unwrap();
+    let now = crate::identity::status_at(rustix::fs::CWD, envrc.as_os_str()).unwrap().id;
+    b.start.get_mut(&envrc).expect("the user's symlink was taken at the start").id = now;
+    let (m, u) = b.settle();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(moved_from(&m), vec![envrc.to_string_lossy().into_owned()]);
+    assert!(m[0].restored.as_ref().is_some_and(|r| r.error.is_empty() && r.target == "/some/envrc"), "{m:?}");
+    assert_eq!(fs::read_link(&envrc).unwrap(), PathBuf::from("/some/envrc"));
+    assert_eq!(fs::read_link(&m[0].to).unwrap(), PathBuf::from("evil.sh"), "moved, not deleted");
+
+    // The same target under the same identity: the user's link, left alone.
+    let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    fs::remove_file(&envrc).unwrap();
+    std::os::unix::fs::symlink("/some/envrc", &envrc).unwrap();
+    let now = crate::identity::status_at(rustix::fs::CWD, envrc.as_os_str()).unwrap().id;
+    b.start.get_mut(&envrc).unwrap().id = now;
+    let (m, u) = b.settle();
+    assert!(m.is_empty() && u.is_empty(), "{m:?} {u:?}");
+}
+
 /// Found by an attack: the view leaves a symlink a glob matches as it is, so a call removed
 /// the user's `sub/.envrc` symlink and made a file of its own there, which the filesystem
 /// gave the freed inode number (the end check compared device and inode only: "the same
