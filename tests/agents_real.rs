@@ -471,10 +471,12 @@ fn claude_s_tui_starts_and_exits(user: User) {
     }
     let mut w = child.stdin.take().unwrap();
     // Typed, then Enter once the box shows it (all at once, it would be a paste).
-    let before = text().len();
+    // Counted, not sliced at a length: a character or escape sequence cut by a read is
+    // decoded differently once its end has come, and the text before it changes length.
+    let before = text().matches("/exit").count();
     w.write_all(b"/exit").unwrap();
     let start = Instant::now();
-    while !text()[before..].contains("/exit") {
+    while text().matches("/exit").count() <= before {
         assert!(start.elapsed() < AGENT_HANG, "claude never echoed /exit\n--- screen ---\n{}", text());
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -559,9 +559,12 @@ fn terminal_prompt(user: User) {
 
     // The child has the terminal (an interactive agent): printed, answered elsewhere; then
     // the child gets SIGWINCH, so a full-screen program redraws what the question covered.
-    // (It waits for the signal for at most 20 s, leaving at once when it comes.)
-    let wait_winch = "i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; echo no redraw";
-    let mut run = under_script("", "pty", ("trap 'echo redraw asked; exit 0' WINCH; ", wait_winch));
+    // (It waits for the signal for at most 20 s, leaving at once when it comes. The trap
+    // only notes the signal: it can come while curl still runs, and the shell runs a trap
+    // as soon as curl ends, before the line that says how curl ended.)
+    let wait_winch = "i=0; while [ -z \"$w\" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; \
+                      if [ -n \"$w\" ]; then echo redraw asked; else echo no redraw; fi";
+    let mut run = under_script("", "pty", ("w=; trap 'w=1' WINCH; ", wait_winch));
     let keys = run.stdin.take().unwrap();
     let q2 = next_question(&f, &[id(&q)]);
     assert_eq!(paddock(&f, &["approve", &id(&q2)]).code(), 0);

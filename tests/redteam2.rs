@@ -350,7 +350,10 @@ ask = ["ask.paddock.test:1"]
 [network.hosts]
 "ask.paddock.test" = "127.0.0.1"
 "#;
+    // The question comes once the test has seen the first line on the terminal (which
+    // the relay could otherwise still hold when the question is asked).
     let script = r#"echo BEFORE-QUESTION
+while [ ! -e go0 ]; do sleep 0.02; done
 curl -s -o /dev/null https://ask.paddock.test:1/ &
 while [ ! -e go ]; do sleep 0.02; done
 printf '\033[4A\033[2KFORGED-%s\n' allow-api.github.com
@@ -394,9 +397,11 @@ wait"#;
         }
     });
     let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    // Control: the child's output reaches the terminal while no question is open.
+    wait_until("the child's first line on the terminal", || text().contains("BEFORE-QUESTION"));
+    write(&f.ws.join("go0"), "", 0o666);
     wait_until("the question", || !questions(&state).is_empty() && text().contains(asked));
     let id = questions(&state).remove(0);
-    assert!(text().contains("BEFORE-QUESTION"), "control: the child's output reaches the terminal: {}", text());
     write(&f.ws.join("go"), "", 0o666);
     wait_until("the child's forged redraw", || f.ws.join("printed").exists());
     let start = Instant::now();

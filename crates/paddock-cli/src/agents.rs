@@ -180,15 +180,14 @@ mod tests {
 
     #[test]
     fn state_dirs_are_made_once() {
-        let home = std::env::temp_dir().join(format!("paddock-agents-{}", std::process::id()));
-        std::fs::create_dir_all(&home).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
         let codex = known("codex").unwrap();
-        let made = codex.make_state_dirs(&home).unwrap();
+        let made = codex.make_state_dirs(home).unwrap();
         assert_eq!(made.len(), 2, "{made:?}");
         assert!(home.join(".codex").is_dir());
         assert_eq!(std::fs::read_to_string(home.join(".codex/config.toml")).unwrap(), "");
-        assert!(codex.make_state_dirs(&home).unwrap().is_empty());
-        std::fs::remove_dir_all(&home).unwrap();
+        assert!(codex.make_state_dirs(home).unwrap().is_empty());
     }
 
     #[test]

@@ -97,25 +97,22 @@ mod tests {
     #[test]
     fn concurrent_first_reads_agree() {
         for round in 0..20 {
-            let dir = std::env::temp_dir().join(format!("paddock-seed-race-{}-{round}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join("seed");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("seed");
             let seeds: Vec<[u8; 32]> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..8).map(|_| s.spawn(|| super::read_seed(&path))).collect();
                 hs.into_iter().map(|h| h.join().unwrap().expect("every reader gets the seed")).collect()
             });
             assert!(seeds.iter().all(|x| *x == seeds[0]), "one seed for all");
-            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert_eq!(names, vec![std::ffi::OsString::from("seed")], "no temporary file left");
-            std::fs::remove_dir_all(&dir).unwrap();
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("seed")], "no temporary file left {round}");
         }
     }
 
     #[test]
     fn seeded_placeholders_are_stable_per_seed_and_name() {
-        let dir = std::env::temp_dir().join(format!("paddock-seed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("seed");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed");
         let s1 = super::read_seed(&path).unwrap();
         assert_eq!(super::read_seed(&path).unwrap(), s1, "read back, not remade");
         let a = super::derive(&s1, "gh");
@@ -125,6 +122,5 @@ mod tests {
         assert_ne!(a, super::derive(&[7; 32], "gh"));
         std::fs::write(&path, b"short").unwrap();
         assert!(super::read_seed(&path).is_err(), "a seed of the wrong size is refused");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
