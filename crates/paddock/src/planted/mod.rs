@@ -172,6 +172,10 @@ pub(crate) struct Record {
     globs: Vec<String>,
     /// Path and identity of each match taken as the user's.
     matches: Vec<(Vec<u8>, Identity)>,
+    /// Path and target of each of those that is a symlink (a record written before this
+    /// field has none: identities alone are compared).
+    #[serde(default)]
+    links: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A match at a call's start taken as the user's.
@@ -194,8 +198,16 @@ impl Record {
         use std::os::unix::ffi::OsStrExt;
         self.matches.iter().filter(|(_, id)| id.file_type() == rustix::fs::FileType::Symlink).find_map(|(p, id)| {
             let path = Path::new(std::ffi::OsStr::from_bytes(p));
+            // The target too: where timestamps are coarse, a symlink made within one tick
+            // under the freed inode number has the same identity.
+            let target = self.links.iter().find(|(l, _)| l == p).map(|(_, t)| t);
+            let same_target = || {
+                target.is_none_or(|t| {
+                    crate::identity::link_target(rustix::fs::CWD, path.as_os_str()).is_ok_and(|now| now == *t)
+                })
+            };
             match crate::identity::status_at(rustix::fs::CWD, path.as_os_str()) {
-                Ok(st) if st.id == *id => None,
+                Ok(st) if st.id == *id && same_target() => None,
                 Ok(_) => Some((path.to_path_buf(), "was replaced or changed")),
                 Err(rustix::io::Errno::NOENT) => Some((path.to_path_buf(), "is gone")),
                 Err(_) => Some((path.to_path_buf(), "cannot be looked at")),
@@ -372,6 +384,7 @@ impl Planted {
             roots: self.roots.iter().map(|r| bytes(r)).collect(),
             globs: self.globs.texts.clone(),
             matches: self.start.iter().map(|(p, s)| (bytes(p), s.id)).collect(),
+            links: self.start.iter().filter_map(|(p, s)| Some((bytes(p), s.link.clone()?))).collect(),
         }
     }
 

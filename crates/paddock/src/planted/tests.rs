@@ -173,7 +173,8 @@ fn two_matches() -> (tempfile::TempDir, PathBuf, Policy, Vec<u8>) {
 #[test]
 fn another_calls_globs_cover_only_their_matches() {
     let (_dir, ws, p, root) = two_matches();
-    let other = |globs: Vec<String>| Record { roots: vec![root.clone()], globs, matches: Vec::new() };
+    let other =
+        |globs: Vec<String>| Record { roots: vec![root.clone()], globs, matches: Vec::new(), links: Vec::new() };
     let start = |r: &Record| {
         let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
         b.restrict(r);
@@ -193,7 +194,8 @@ fn another_calls_globs_cover_only_their_matches() {
     // Globs that do not compile cover every path.
     assert_eq!(start(&other(vec!["/[".into()])), Vec::<PathBuf>::new());
     // Outside its roots, nothing is covered.
-    let elsewhere = Record { roots: vec![b"/nowhere".to_vec()], globs: vec!["/**".into()], matches: Vec::new() };
+    let elsewhere =
+        Record { roots: vec![b"/nowhere".to_vec()], globs: vec!["/**".into()], matches: Vec::new(), links: Vec::new() };
     assert_eq!(start(&elsewhere), vec![ws.join("d/.envrc"), ws.join("key.pem")]);
 }
 
@@ -208,7 +210,12 @@ fn a_match_taken_from_the_users_is_moved_aside_even_when_nothing_changed() {
     let pem = ws.join("key.pem");
     let dir = rustix::fs::open(&ws, rustix::fs::OFlags::PATH, rustix::fs::Mode::empty()).unwrap();
     let id = crate::identity::status_at(dir.as_fd(), "key.pem".as_ref()).unwrap().id;
-    let other = Record { roots: vec![root], globs, matches: vec![(pem.as_os_str().as_bytes().to_vec(), id)] };
+    let other = Record {
+        roots: vec![root],
+        globs,
+        matches: vec![(pem.as_os_str().as_bytes().to_vec(), id)],
+        links: Vec::new(),
+    };
     let mut b = Planted::before(&p, std::slice::from_ref(&ws), None);
     b.restrict(&other);
     let (m, u) = b.settled_unchanged();
@@ -335,6 +342,18 @@ fn a_symlink_with_the_users_identity_and_another_target_is_moved_aside() {
     b.start.get_mut(&envrc).unwrap().id = now;
     let (m, u) = b.settle();
     assert!(m.is_empty() && u.is_empty(), "{m:?} {u:?}");
+
+    // What another running call checks before it starts (the record in the registry).
+    let b = Planted::before(&p, std::slice::from_ref(&ws), None);
+    let mut record = b.record();
+    assert!(record.unsettled().is_none(), "untouched");
+    fs::remove_file(&envrc).unwrap();
+    std::os::unix::fs::symlink("evil.sh", &envrc).unwrap();
+    let now = crate::identity::status_at(rustix::fs::CWD, envrc.as_os_str()).unwrap().id;
+    record.matches.iter_mut().for_each(|(_, id)| *id = now);
+    assert_eq!(record.unsettled().map(|(p, _)| p), Some(envrc.clone()), "another target under its identity");
+    record.links.clear();
+    assert!(record.unsettled().is_none(), "control: a record without targets compares identities alone");
 }
 
 /// Found by an attack: the view leaves a symlink a glob matches as it is, so a call removed
