@@ -198,8 +198,8 @@ impl Record {
         use std::os::unix::ffi::OsStrExt;
         self.matches.iter().filter(|(_, id)| id.file_type() == rustix::fs::FileType::Symlink).find_map(|(p, id)| {
             let path = Path::new(std::ffi::OsStr::from_bytes(p));
-            // The target too: where timestamps are coarse, a symlink made within one tick
-            // under the freed inode number has the same identity.
+            // The target too: where timestamps are coarse, a symlink made within the tick
+            // the user's was made in, under its freed inode number, has its identity.
             let target = self.links.iter().find(|(l, _)| l == p).map(|(_, t)| t);
             let same_target = || {
                 target.is_none_or(|t| {
@@ -509,9 +509,9 @@ impl Planted {
 
 /// Whether match `f` (named `name` in its parent), of the same identity as the user's
 /// `start`, still points where the user's symlink did. A symlink cannot be changed in
-/// place, but where timestamps are coarse (kernels before multigrain timestamps) one made
-/// within the same tick under the inode number the user's freed has its identity: its
-/// target tells them apart. One whose target cannot be read is not the user's.
+/// place, but where the filesystem's timestamps are coarse (whole seconds on ext4 with
+/// 128-byte inodes, which keep no birth time) one made within the same tick as the user's,
+/// under the inode number the user's freed, has its identity: its target tells them apart. One whose target cannot be read is not the user's.
 fn same_link(start: &Start, f: &scan::Found, name: &std::ffi::OsStr) -> bool {
     start.link.as_ref().is_none_or(|t| crate::identity::link_target(f.parent.as_fd(), name).is_ok_and(|now| now == *t))
 }

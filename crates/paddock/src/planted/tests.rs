@@ -311,9 +311,10 @@ fn kept_listings_are_written_once_made_and_again_only_when_enough_changed() {
     );
 }
 
-/// Where timestamps are coarse, a symlink made within one tick under the inode number the
-/// user's freed has its identity (device, inode, type, birth time): the target tells them
-/// apart. The reuse is forced here by giving the start the new link's identity.
+/// Where timestamps are coarse, a symlink made within the tick the user's was made in,
+/// under the inode number the user's freed, has its identity (device, inode, type, birth
+/// time): the target tells them apart. The reuse is forced here by giving the start the
+/// new link's identity.
 #[test]
 fn a_symlink_with_the_users_identity_and_another_target_is_moved_aside() {
     let dir = tempfile::tempdir().unwrap();
