@@ -5,6 +5,12 @@
 //! Run: `cargo bench -p paddock-cli --bench run` (set `PADDOCK_BENCH_N` for more rounds).
 //! As root, `PADDOCK_BENCH_USER=nobody` runs all three as uid 65534 (through `setpriv`, with
 //! a world-readable copy of the binary and a workspace and state directory of that user).
+//!
+//! `PADDOCK_BENCH_BASELINE=PATH` (another build's `paddock`, e.g. of the commit before a
+//! change) adds that build to every series, with a state directory of its own, the two
+//! builds alternated in both orders round by round; each series then ends with the median
+//! of the paired differences (this build's time minus the baseline's in the same round),
+//! the measure of a change on this noisy shared machine.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,6 +43,37 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// This build against the baseline, round by round: the baseline's series and the median
+/// (and p10, p90) of the paired differences.
+fn against_baseline(name: &str, this: &[Duration], baseline: Vec<Duration>, base: Option<Duration>) {
+    let mut diffs: Vec<f64> = this.iter().zip(&baseline).map(|(a, b)| ms(*a) - ms(*b)).collect();
+    let b = stats(&format!("{name} (baseline build)"), baseline, base);
+    diffs.sort_by(f64::total_cmp);
+    let p = |q: f64| diffs[((diffs.len() - 1) as f64 * q) as usize];
+    let mut this = this.to_vec();
+    this.sort();
+    println!(
+        "  this build - baseline, paired by round: median {:+.3} ms   p10 {:+.3} ms   p90 {:+.3} ms   (medians {:.3} / {:.3} ms)",
+        p(0.5),
+        p(0.1),
+        p(0.9),
+        ms(this[(this.len() - 1) / 2]),
+        ms(b)
+    );
+}
+
+/// Runs `a` then `b` in even rounds and `b` then `a` in odd ones, so that neither build
+/// always comes second (after the other's page cache and CPU state).
+fn alternated(round: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) {
+    if round.is_multiple_of(2) {
+        a();
+        b();
+    } else {
+        b();
+        a();
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe the harness
@@ -47,20 +84,37 @@ fn main() {
     let ws = dir.path().join("ws");
     let repo = dir.path().join("repo");
     let state = dir.path().join("state");
+    let state_base = dir.path().join("state-baseline");
     let mut paddock = std::path::PathBuf::from(env!("CARGO_BIN_EXE_paddock"));
-    for d in [&ws, &state] {
+    let mut baseline = std::env::var_os("PADDOCK_BENCH_BASELINE").map(std::path::PathBuf::from);
+    if let Some(b) = &baseline {
+        assert!(b.is_file(), "PADDOCK_BENCH_BASELINE: {} is not a file", b.display());
+    }
+    for d in [&ws, &state, &state_base] {
         std::fs::create_dir(d).expect("mkdir");
     }
     let git = make_repo(&repo);
-    if nobody {
+    // With a baseline, both builds run from copies made the same way, side by side in one
+    // directory (how a binary came into the page cache decides the size of the folios its
+    // pages are in, and so how many faults its start takes); as uid 65534 the copies are
+    // also what that user can run.
+    if nobody || baseline.is_some() {
         use std::os::unix::fs::PermissionsExt;
-        let copy = dir.path().join("paddock");
-        std::fs::copy(&paddock, &copy).expect("copy the binary");
-        paddock = copy;
         let chmod = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
         chmod(dir.path(), 0o755);
-        chmod(&paddock, 0o755);
-        for d in [&ws, &state] {
+        let copy = dir.path().join("paddock");
+        std::fs::copy(&paddock, &copy).expect("copy the binary");
+        chmod(&copy, 0o755);
+        paddock = copy;
+        if let Some(b) = baseline.take() {
+            let copy = dir.path().join("paddock-baseline");
+            std::fs::copy(&b, &copy).expect("copy the baseline binary");
+            chmod(&copy, 0o755);
+            baseline = Some(copy);
+        }
+    }
+    if nobody {
+        for d in [&ws, &state, &state_base] {
             std::os::unix::fs::chown(d, Some(65534), Some(65534)).expect("chown (run as root)");
         }
         if git {
@@ -69,7 +123,8 @@ fn main() {
         }
     }
     // Every command the same way: as this user or through setpriv as uid 65534.
-    let cmd_in = |cwd: &Path, argv: &[&std::ffi::OsStr]| {
+    // `st`: the state directory of the build that runs (each build keeps its own caches).
+    let cmd_in = |cwd: &Path, st: &Path, argv: &[&std::ffi::OsStr]| {
         let mut full: Vec<&std::ffi::OsStr> = Vec::new();
         if nobody {
             full.extend(
@@ -79,33 +134,43 @@ fn main() {
         }
         full.extend_from_slice(argv);
         let mut c = Command::new(full[0]);
-        c.args(&full[1..]).env("PADDOCK_STATE_DIR", &state).current_dir(cwd);
+        c.args(&full[1..]).env("PADDOCK_STATE_DIR", st).current_dir(cwd);
         if nobody {
             c.env("HOME", &ws);
         }
         c
     };
-    let cmd = |argv: &[&std::ffi::OsStr]| cmd_in(&ws, argv);
-    let run_argv: Vec<&std::ffi::OsStr> = [
-        paddock.as_os_str(),
-        "run".as_ref(),
-        "--workspace".as_ref(),
-        ws.as_os_str(),
-        "--".as_ref(),
-        "/bin/true".as_ref(),
-    ]
-    .to_vec();
+    let cmd = |argv: &[&std::ffi::OsStr]| cmd_in(&ws, &state, argv);
+    let run_of = |bin: &Path| -> Vec<std::ffi::OsString> {
+        [bin.as_os_str(), "run".as_ref(), "--workspace".as_ref(), ws.as_os_str(), "--".as_ref(), "/bin/true".as_ref()]
+            .map(std::ffi::OsStr::to_os_string)
+            .to_vec()
+    };
+    let run_owned = run_of(&paddock);
+    let run_argv: Vec<&std::ffi::OsStr> = run_owned.iter().map(|a| a.as_os_str()).collect();
+    let base_owned = baseline.as_deref().map(run_of);
+    let base_argv: Option<Vec<&std::ffi::OsStr>> =
+        base_owned.as_ref().map(|v| v.iter().map(|a| a.as_os_str()).collect());
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].into_iter().find(|p| Path::new(p).exists());
     let mut plain = Vec::with_capacity(n);
     let mut confined = Vec::with_capacity(n);
+    let mut based = Vec::with_capacity(n);
     let mut bw = Vec::with_capacity(n);
     // warm-up
     for _ in 0..5 {
         time(&mut cmd(&run_argv));
+        if let Some(b) = &base_argv {
+            time(&mut cmd_in(&ws, &state_base, b));
+        }
     }
-    for _ in 0..n {
+    for round in 0..n {
         plain.push(time(&mut cmd(&["/bin/true".as_ref()])));
-        confined.push(time(&mut cmd(&run_argv)));
+        match &base_argv {
+            Some(b) => alternated(round, &mut || confined.push(time(&mut cmd(&run_argv))), &mut || {
+                based.push(time(&mut cmd_in(&ws, &state_base, b)))
+            }),
+            None => confined.push(time(&mut cmd(&run_argv))),
+        }
         if let Some(b) = bwrap {
             bw.push(time(&mut cmd(&[b, "--unshare-all", "--ro-bind", "/", "/", "true"].map(std::ffi::OsStr::new))));
         }
@@ -115,14 +180,19 @@ fn main() {
     let base = stats("plain spawn of /bin/true", plain, None);
     if bw.is_empty() {
         println!("bubblewrap not installed: no comparison");
-        stats("paddock run -- /bin/true (all layers)", confined, Some(base));
+        stats("paddock run -- /bin/true (all layers)", confined.clone(), Some(base));
     } else {
         let b = stats("bwrap --unshare-all --ro-bind / / true", bw, Some(base));
-        let p = stats("paddock run -- /bin/true (all layers)", confined, Some(base));
+        let p = stats("paddock run -- /bin/true (all layers)", confined.clone(), Some(base));
         println!("paddock / bubblewrap = {:.2}", p.as_secs_f64() / b.as_secs_f64());
     }
+    if base_argv.is_some() {
+        against_baseline("paddock run -- /bin/true", &confined, based, Some(base));
+    }
     if git {
-        git_status(n, &paddock, &repo, bwrap, &cmd_in);
+        let builds =
+            Builds { this: (&paddock, &state), baseline: baseline.as_deref().map(|b| (b, state_base.as_path())) };
+        git_status(n, &builds, &repo, bwrap, &cmd_in);
     } else {
         println!("git not installed: no `git status` series");
     }
@@ -157,30 +227,57 @@ fn make_repo(repo: &Path) -> bool {
     true
 }
 
+/// The paddock builds a series runs: this one and, with `PADDOCK_BENCH_BASELINE`, the
+/// baseline, each with its state directory.
+struct Builds<'a> {
+    this: (&'a Path, &'a Path),
+    baseline: Option<(&'a Path, &'a Path)>,
+}
+
 /// `git status` in the repository: plain, under bubblewrap and under `paddock run` (the
 /// repository its workspace), interleaved like the `/bin/true` series. bubblewrap gets
 /// `--dev /dev`: git opens `/dev/null` for writing, which the read-only bind of the host's
 /// `/dev` refuses (paddock's view has a minimal `/dev` of its own).
 fn git_status(
     n: usize,
-    paddock: &Path,
+    builds: &Builds,
     repo: &Path,
     bwrap: Option<&str>,
-    cmd_in: &dyn Fn(&Path, &[&std::ffi::OsStr]) -> Command,
+    cmd_in: &dyn Fn(&Path, &Path, &[&std::ffi::OsStr]) -> Command,
 ) {
     let os = |s: &'static str| std::ffi::OsStr::new(s);
-    let run: Vec<&std::ffi::OsStr> =
-        vec![paddock.as_os_str(), os("run"), os("--workspace"), repo.as_os_str(), os("--"), os("git"), os("status")];
-    let (mut plain, mut confined, mut bw) = (Vec::new(), Vec::new(), Vec::new());
+    let argv = |bin: &Path| -> Vec<std::ffi::OsString> {
+        [bin.as_os_str(), os("run"), os("--workspace"), repo.as_os_str(), os("--"), os("git"), os("status")]
+            .map(std::ffi::OsStr::to_os_string)
+            .to_vec()
+    };
+    let (this_bin, this_state) = builds.this;
+    let run_owned = argv(this_bin);
+    let run: Vec<&std::ffi::OsStr> = run_owned.iter().map(|a| a.as_os_str()).collect();
+    let base_owned = builds.baseline.map(|(b, st)| (argv(b), st));
+    let base_run: Option<(Vec<&std::ffi::OsStr>, &Path)> =
+        base_owned.as_ref().map(|(v, st)| (v.iter().map(|a| a.as_os_str()).collect(), *st));
+    let (mut plain, mut confined, mut based, mut bw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
-        time(&mut cmd_in(repo, &run));
+        time(&mut cmd_in(repo, this_state, &run));
+        if let Some((b, st)) = &base_run {
+            time(&mut cmd_in(repo, st, b));
+        }
     }
-    for _ in 0..n {
-        plain.push(time(&mut cmd_in(repo, &[os("git"), os("status")])));
-        confined.push(time(&mut cmd_in(repo, &run)));
+    for round in 0..n {
+        plain.push(time(&mut cmd_in(repo, this_state, &[os("git"), os("status")])));
+        match &base_run {
+            Some((b, st)) => {
+                alternated(round, &mut || confined.push(time(&mut cmd_in(repo, this_state, &run))), &mut || {
+                    based.push(time(&mut cmd_in(repo, st, b)))
+                })
+            }
+            None => confined.push(time(&mut cmd_in(repo, this_state, &run))),
+        }
         if let Some(b) = bwrap {
             bw.push(time(&mut cmd_in(
                 repo,
+                this_state,
                 &[b, "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "git", "status"]
                     .map(std::ffi::OsStr::new),
             )));
@@ -189,11 +286,14 @@ fn git_status(
     println!("`git status` in a repository of {REPO_FILES} files, {n} rounds, interleaved");
     let base = stats("plain git status", plain, None);
     if bw.is_empty() {
-        stats("paddock run -- git status", confined, Some(base));
+        stats("paddock run -- git status", confined.clone(), Some(base));
     } else {
         let b = stats("bwrap --unshare-all --ro-bind / / --dev /dev git status", bw, Some(base));
-        let p = stats("paddock run -- git status", confined, Some(base));
+        let p = stats("paddock run -- git status", confined.clone(), Some(base));
         println!("paddock / bubblewrap (git status) = {:.2}", p.as_secs_f64() / b.as_secs_f64());
+    }
+    if base_run.is_some() {
+        against_baseline("paddock run -- git status", &confined, based, Some(base));
     }
 }
 
