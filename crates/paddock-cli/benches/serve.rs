@@ -10,6 +10,12 @@
 //! `PADDOCK_BENCH_STATE_DIR`: every call's `call.start` is fsync'd there, so the file system
 //! under it counts. `PADDOCK_BENCH_MATCHES=N` puts N files that the default policy's
 //! `**/*.pem` deny glob matches in the workspace (each a mask in the session's view).
+//!
+//! `PADDOCK_BENCH_BASELINE=PATH` (another build's `paddock`) then starts that build's
+//! server too, beside this one's (each with its own workspace and state directory), and
+//! compares them: one client alternating its calls between the two (both orders, round by
+//! round), with the median of the paired differences; then 8 clients against each in turn,
+//! alternated over 4 rounds.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -111,7 +117,7 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
-fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
+fn start_server(bin: &std::path::Path, dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
     std::fs::create_dir_all(dir.join("ws")).unwrap();
     // PADDOCK_BENCH_MATCHES=N: N files the default policy's `**/*.pem` deny glob matches,
     // each a mask in the session's view.
@@ -127,7 +133,7 @@ fn start_server(dir: &std::path::Path, state: &std::path::Path) -> (Child, Strin
     // two seconds would start one (compared in whole seconds: up to three). This measures
     // the steady state: a workspace older than that, as a real one is.
     std::thread::sleep(Duration::from_millis(3_100));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+    let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--workspace"])
         .arg(dir.join("ws"))
         .env("PADDOCK_STATE_DIR", state)
@@ -162,7 +168,7 @@ fn main() {
         Some(d) => tempfile::tempdir_in(d).expect("state dir").keep(),
         None => dir.path().join("state"),
     };
-    let (mut server, addr) = start_server(dir.path(), &state);
+    let (mut server, addr) = start_server(std::path::Path::new(env!("CARGO_BIN_EXE_paddock")), dir.path(), &state);
     let pid = server.id();
     std::thread::sleep(Duration::from_millis(300));
     let idle_rss = vm_rss_kib(pid);
@@ -262,7 +268,15 @@ fn main() {
         idle_rss.max(later_rss) as f64 / 1024.0
     );
 
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    if let Some(bin) = std::env::var_os("PADDOCK_BENCH_BASELINE") {
+        against_baseline(std::path::Path::new(&bin), n, (&addr, &token));
+    }
+    stop(&mut server);
+}
+
+/// Stops a server: `SIGTERM`, then `SIGKILL` after 15 s.
+fn stop(server: &mut Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
     let t = Instant::now();
     while server.try_wait().ok().flatten().is_none() {
         if t.elapsed() > Duration::from_secs(15) {
@@ -272,4 +286,78 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = server.wait();
+}
+
+/// `n` calls of this build's server (at `this`: address, token) and of the baseline
+/// build's, alternated call by call in both orders; then 8 clients against each in turn.
+fn against_baseline(bin: &std::path::Path, n: usize, this: (&str, &str)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let (mut server, addr) = start_server(bin, dir.path(), &state);
+    let token = std::fs::read_to_string(state.join("token")).unwrap().trim().to_string();
+    let (mut a, mut b) = (Client::new(this.0, this.1), Client::new(&addr, &token));
+    for _ in 0..20 {
+        a.call();
+        b.call();
+    }
+    let (mut ours, mut theirs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for round in 0..n {
+        if round % 2 == 0 {
+            ours.push(a.call());
+            theirs.push(b.call());
+        } else {
+            theirs.push(b.call());
+            ours.push(a.call());
+        }
+    }
+    let mut diffs: Vec<f64> = ours.iter().zip(&theirs).map(|(x, y)| ms(*x) - ms(*y)).collect();
+    diffs.sort_by(f64::total_cmp);
+    let q = |v: &[f64], f: f64| v[((v.len() - 1) as f64 * f) as usize];
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        ms(v[(v.len() - 1) / 2])
+    };
+    println!("against the baseline build {} ({n} calls each, alternated)", bin.display());
+    println!(
+        "  1 client, this build - baseline, paired by round: median {:+.3} ms   p10 {:+.3} ms   p90 {:+.3} ms   (p50 {:.3} / {:.3} ms)",
+        q(&diffs, 0.5),
+        q(&diffs, 0.1),
+        q(&diffs, 0.9),
+        median(&mut ours),
+        median(&mut theirs)
+    );
+    let eight = |addr: &str, token: &str| {
+        let per = n.div_ceil(8);
+        let t = Instant::now();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (addr, token) = (addr.to_string(), token.to_string());
+                std::thread::spawn(move || {
+                    let mut c = Client::new(&addr, &token);
+                    (0..per).for_each(|_| {
+                        c.call();
+                    })
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|h| h.join().expect("client"));
+        (per * 8) as f64 / t.elapsed().as_secs_f64()
+    };
+    let (mut r_ours, mut r_theirs) = (Vec::new(), Vec::new());
+    for round in 0..4 {
+        if round % 2 == 0 {
+            r_ours.push(eight(this.0, this.1));
+            r_theirs.push(eight(&addr, &token));
+        } else {
+            r_theirs.push(eight(&addr, &token));
+            r_ours.push(eight(this.0, this.1));
+        }
+    }
+    let show = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+    println!(
+        "  8 clients, calls/s in 4 alternated rounds: this build {} / baseline {}",
+        show(&r_ours),
+        show(&r_theirs)
+    );
+    stop(&mut server);
 }
