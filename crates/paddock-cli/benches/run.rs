@@ -12,6 +12,8 @@
 //! of the paired differences (this build's time minus the baseline's in the same round),
 //! the measure of a change on this noisy shared machine.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,35 +45,23 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// This build against the baseline, round by round: the baseline's series and the median
-/// (and p10, p90) of the paired differences.
+/// This build against the baseline, round by round: the baseline's series, then the paired
+/// differences.
 fn against_baseline(name: &str, this: &[Duration], baseline: Vec<Duration>, base: Option<Duration>) {
-    let mut diffs: Vec<f64> = this.iter().zip(&baseline).map(|(a, b)| ms(*a) - ms(*b)).collect();
-    let b = stats(&format!("{name} (baseline build)"), baseline, base);
-    diffs.sort_by(f64::total_cmp);
-    let p = |q: f64| diffs[((diffs.len() - 1) as f64 * q) as usize];
-    let mut this = this.to_vec();
-    this.sort();
-    println!(
-        "  this build - baseline, paired by round: median {:+.3} ms   p10 {:+.3} ms   p90 {:+.3} ms   (medians {:.3} / {:.3} ms)",
-        p(0.5),
-        p(0.1),
-        p(0.9),
-        ms(this[(this.len() - 1) / 2]),
-        ms(b)
-    );
+    let line = common::paired(this, &baseline);
+    stats(&format!("{name} (baseline build)"), baseline, base);
+    println!("  {line}");
 }
 
-/// Runs `a` then `b` in even rounds and `b` then `a` in odd ones, so that neither build
-/// always comes second (after the other's page cache and CPU state).
-fn alternated(round: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) {
-    if round.is_multiple_of(2) {
-        a();
-        b();
-    } else {
-        b();
-        a();
-    }
+/// `paddock run --workspace WS -- PROGRAM...` of the build `bin`.
+fn paddock_run(bin: &Path, ws: &Path, program: &[&str]) -> Vec<std::ffi::OsString> {
+    let head = [bin.as_os_str(), "run".as_ref(), "--workspace".as_ref(), ws.as_os_str(), "--".as_ref()];
+    head.into_iter().chain(program.iter().map(std::ffi::OsStr::new)).map(std::ffi::OsStr::to_os_string).collect()
+}
+
+/// Borrowed, as the commands take them.
+fn borrowed(argv: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    argv.iter().map(|a| a.as_os_str()).collect()
 }
 
 fn main() {
@@ -141,16 +131,10 @@ fn main() {
         c
     };
     let cmd = |argv: &[&std::ffi::OsStr]| cmd_in(&ws, &state, argv);
-    let run_of = |bin: &Path| -> Vec<std::ffi::OsString> {
-        [bin.as_os_str(), "run".as_ref(), "--workspace".as_ref(), ws.as_os_str(), "--".as_ref(), "/bin/true".as_ref()]
-            .map(std::ffi::OsStr::to_os_string)
-            .to_vec()
-    };
-    let run_owned = run_of(&paddock);
-    let run_argv: Vec<&std::ffi::OsStr> = run_owned.iter().map(|a| a.as_os_str()).collect();
-    let base_owned = baseline.as_deref().map(run_of);
-    let base_argv: Option<Vec<&std::ffi::OsStr>> =
-        base_owned.as_ref().map(|v| v.iter().map(|a| a.as_os_str()).collect());
+    let run_owned = paddock_run(&paddock, &ws, &["/bin/true"]);
+    let run_argv = borrowed(&run_owned);
+    let base_owned = baseline.as_deref().map(|b| paddock_run(b, &ws, &["/bin/true"]));
+    let base_argv = base_owned.as_deref().map(borrowed);
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"].into_iter().find(|p| Path::new(p).exists());
     let mut plain = Vec::with_capacity(n);
     let mut confined = Vec::with_capacity(n);
@@ -166,7 +150,7 @@ fn main() {
     for round in 0..n {
         plain.push(time(&mut cmd(&["/bin/true".as_ref()])));
         match &base_argv {
-            Some(b) => alternated(round, &mut || confined.push(time(&mut cmd(&run_argv))), &mut || {
+            Some(b) => common::alternated(round, &mut || confined.push(time(&mut cmd(&run_argv))), &mut || {
                 based.push(time(&mut cmd_in(&ws, &state_base, b)))
             }),
             None => confined.push(time(&mut cmd(&run_argv))),
@@ -246,17 +230,11 @@ fn git_status(
     cmd_in: &dyn Fn(&Path, &Path, &[&std::ffi::OsStr]) -> Command,
 ) {
     let os = |s: &'static str| std::ffi::OsStr::new(s);
-    let argv = |bin: &Path| -> Vec<std::ffi::OsString> {
-        [bin.as_os_str(), os("run"), os("--workspace"), repo.as_os_str(), os("--"), os("git"), os("status")]
-            .map(std::ffi::OsStr::to_os_string)
-            .to_vec()
-    };
     let (this_bin, this_state) = builds.this;
-    let run_owned = argv(this_bin);
-    let run: Vec<&std::ffi::OsStr> = run_owned.iter().map(|a| a.as_os_str()).collect();
-    let base_owned = builds.baseline.map(|(b, st)| (argv(b), st));
-    let base_run: Option<(Vec<&std::ffi::OsStr>, &Path)> =
-        base_owned.as_ref().map(|(v, st)| (v.iter().map(|a| a.as_os_str()).collect(), *st));
+    let run_owned = paddock_run(this_bin, repo, &["git", "status"]);
+    let run = borrowed(&run_owned);
+    let base_owned = builds.baseline.map(|(b, st)| (paddock_run(b, repo, &["git", "status"]), st));
+    let base_run = base_owned.as_ref().map(|(v, st)| (borrowed(v), *st));
     let (mut plain, mut confined, mut based, mut bw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         time(&mut cmd_in(repo, this_state, &run));
@@ -268,7 +246,7 @@ fn git_status(
         plain.push(time(&mut cmd_in(repo, this_state, &[os("git"), os("status")])));
         match &base_run {
             Some((b, st)) => {
-                alternated(round, &mut || confined.push(time(&mut cmd_in(repo, this_state, &run))), &mut || {
+                common::alternated(round, &mut || confined.push(time(&mut cmd_in(repo, this_state, &run))), &mut || {
                     based.push(time(&mut cmd_in(repo, st, b)))
                 })
             }

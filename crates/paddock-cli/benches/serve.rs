@@ -17,6 +17,8 @@
 //! round), with the median of the paired differences; then 8 clients against each in turn,
 //! alternated over 4 rounds.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -302,30 +304,15 @@ fn against_baseline(bin: &std::path::Path, n: usize, this: (&str, &str)) {
     }
     let (mut ours, mut theirs) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for round in 0..n {
-        if round % 2 == 0 {
-            ours.push(a.call());
-            theirs.push(b.call());
-        } else {
-            theirs.push(b.call());
-            ours.push(a.call());
-        }
+        common::alternated(round, &mut || ours.push(a.call()), &mut || theirs.push(b.call()));
     }
-    let mut diffs: Vec<f64> = ours.iter().zip(&theirs).map(|(x, y)| ms(*x) - ms(*y)).collect();
-    diffs.sort_by(f64::total_cmp);
-    let q = |v: &[f64], f: f64| v[((v.len() - 1) as f64 * f) as usize];
+    let line = common::paired(&ours, &theirs);
     let median = |v: &mut Vec<Duration>| {
         v.sort();
         ms(v[(v.len() - 1) / 2])
     };
     println!("against the baseline build {} ({n} calls each, alternated)", bin.display());
-    println!(
-        "  1 client, this build - baseline, paired by round: median {:+.3} ms   p10 {:+.3} ms   p90 {:+.3} ms   (p50 {:.3} / {:.3} ms)",
-        q(&diffs, 0.5),
-        q(&diffs, 0.1),
-        q(&diffs, 0.9),
-        median(&mut ours),
-        median(&mut theirs)
-    );
+    println!("  1 client, {line}   (p50 {:.3} / {:.3} ms)", median(&mut ours), median(&mut theirs));
     let eight = |addr: &str, token: &str| {
         let per = n.div_ceil(8);
         let t = Instant::now();
@@ -345,13 +332,9 @@ fn against_baseline(bin: &std::path::Path, n: usize, this: (&str, &str)) {
     };
     let (mut r_ours, mut r_theirs) = (Vec::new(), Vec::new());
     for round in 0..4 {
-        if round % 2 == 0 {
-            r_ours.push(eight(this.0, this.1));
-            r_theirs.push(eight(&addr, &token));
-        } else {
-            r_theirs.push(eight(&addr, &token));
-            r_ours.push(eight(this.0, this.1));
-        }
+        common::alternated(round, &mut || r_ours.push(eight(this.0, this.1)), &mut || {
+            r_theirs.push(eight(&addr, &token))
+        });
     }
     let show = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
     println!(
