@@ -117,3 +117,42 @@ both_users!(sigkill_of_the_caller_kills_a_zygote_calls_tree, |user, name| {
     s.zygote_calls = 1;
     assert_sigkill_of_the_caller_kills_the_tree(&s, user);
 });
+
+/// The sandbox's pid 1 among the harness's descendants (`paddock-reaper`): the harness's
+/// child when it was cloned ahead with no helper, the helper's child otherwise.
+fn sandbox_pid1(harness: &std::process::Child) -> libc::pid_t {
+    let children = |pid: libc::pid_t| -> Vec<libc::pid_t> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(list.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()));
+        }
+        out
+    };
+    let comm = |pid: libc::pid_t| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let mut todo = vec![harness.id() as libc::pid_t];
+    while let Some(pid) = todo.pop() {
+        for c in children(pid) {
+            if comm(c).trim_end() == "paddock-reaper" {
+                return c;
+            }
+            todo.push(c);
+        }
+    }
+    panic!("no paddock-reaper under the harness");
+}
+
+// The sandbox's pid 1 killed outright while the command runs (the OOM killer, another
+// root process): the run ends as killed by SIGKILL (128 + 9), whichever process started
+// it (a helper that reports the reaper's end, or the caller that reaps a pid 1 it cloned
+// ahead itself), never as an unknown end.
+both_users!(a_killed_sandbox_pid1_ends_the_run_as_killed, |user, name| {
+    let s = Scratch::new(name, user);
+    let child = start(&s, "touch started; sleep 30");
+    let pid1 = sandbox_pid1(&child);
+    // SAFETY: kill(2) of a process of this test's own tree, found just above.
+    assert_eq!(unsafe { libc::kill(pid1, libc::SIGKILL) }, 0);
+    let r = s.finish(child);
+    assert_eq!(r.code, 137, "{r:#?}");
+    assert_eq!(r.ok()["status"]["Signaled"], 9, "{r:#?}");
+});

@@ -7,7 +7,10 @@
 //! supplementary groups are dropped first. Then, inside: hostname `paddock`, `lo` up, and,
 //! in proxy mode, the TCP listener on `127.0.0.1:port` that is passed to the parent.
 //! The pid namespace applies to the helper's children: the reaper is its pid 1.
-//! A [`crate::Zygote`] enters [`ZYGOTE`] once and each of its calls [`PER_CALL`].
+//! A [`crate::Zygote`] enters [`ZYGOTE`] once and each of its calls [`PER_CALL`]. A
+//! one-shot run's pid 1 forked ahead ([`crate::prestart`]) is cloned into [`CLONED`] (its
+//! caller holds no supplementary group to drop) and enters the others itself
+//! ([`cloned_then_entered`]): there is no helper then.
 
 use std::fs;
 use std::io;
@@ -56,24 +59,60 @@ pub(crate) const PER_CALL: &[Layer] = &[Layer::PidNs, Layer::MountNs, Layer::Ipc
 
 /// Enters the namespaces named in `only` (all of them when empty) and records each.
 pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Namespaces {
+    let (uid, gid) = sys::ids();
+    enter_after(report, only, &[], uid, gid)
+}
+
+/// What a one-shot run's pid 1 forked ahead is cloned into ([`crate::prestart`],
+/// [`crate::sys::fork_into`] with [`flags_of`]): its user namespace, and the pid
+/// namespace it is pid 1 of. The caller's clone makes them; the other namespaces, whose
+/// making costs more (the network namespace's above all), the pid 1 enters itself
+/// ([`cloned_then_entered`]), beside the caller's own work.
+pub(crate) const CLONED: &[Layer] = &[Layer::UserNs, Layer::PidNs];
+
+/// In a process cloned into [`CLONED`] by a caller whose ids were `uid` and `gid` (inside,
+/// until the maps are written, they read as the overflow ids) and that held no
+/// supplementary group ([`crate::sys::no_supplementary_groups`]): enters the other
+/// namespaces, writes the id maps, and records each, as [`enter_only`] does.
+pub(crate) fn cloned_then_entered(report: &mut EnforcementReport, uid: libc::uid_t, gid: libc::gid_t) -> Namespaces {
+    enter_after(report, &[], CLONED, uid, gid)
+}
+
+/// [`enter_only`], where the namespaces of `cloned` are already this process's (from its
+/// clone): the others are unshared, then each is set up inside and recorded, in the
+/// report's order.
+fn enter_after(
+    report: &mut EnforcementReport,
+    only: &[Layer],
+    cloned: &[Layer],
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> Namespaces {
     let wanted: Vec<(Layer, libc::c_int)> =
         ALL.iter().copied().filter(|(n, _)| only.is_empty() || only.contains(n)).collect();
-    let (uid, gid) = sys::ids();
     let mut groups_note = String::new();
-    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) && sys::drop_supplementary_groups() {
-        groups_note = ", supplementary groups dropped".into();
+    if uid == 0 && wanted.iter().any(|(n, _)| *n == Layer::UserNs) {
+        if cloned.contains(&Layer::UserNs) {
+            groups_note = ", no supplementary groups".into();
+        } else if sys::drop_supplementary_groups() {
+            groups_note = ", supplementary groups dropped".into();
+        }
     }
-    let all = wanted.iter().fold(0, |acc, (_, f)| acc | f);
+    let to_enter: Vec<(Layer, libc::c_int)> = wanted.iter().copied().filter(|(n, _)| !cloned.contains(n)).collect();
+    let all = to_enter.iter().fold(0, |acc, (_, f)| acc | f);
     let mut ok: Vec<(Layer, Result<(), io::Error>)> = Vec::new();
     match unshare(all) {
-        Ok(()) => ok.extend(wanted.iter().map(|(n, _)| (*n, Ok(())))),
+        Ok(()) => ok.extend(to_enter.iter().map(|(n, _)| (*n, Ok(())))),
         Err(e) => {
             tracing::debug!("unshare of all namespaces failed ({e}); trying one by one");
-            for (name, flag) in &wanted {
+            for (name, flag) in &to_enter {
                 ok.push((*name, unshare(*flag)));
             }
         }
     }
+    ok.extend(cloned.iter().filter(|n| wanted.iter().any(|(w, _)| w == *n)).map(|n| (*n, Ok(()))));
+    // In the report's order (the user namespace's maps first).
+    ok.sort_by_key(|(n, _)| ALL.iter().position(|(a, _)| a == n));
     let has = |n: Layer| ok.iter().any(|(m, r)| *m == n && r.is_ok());
     let mut ns = Namespaces {
         user: has(Layer::UserNs),

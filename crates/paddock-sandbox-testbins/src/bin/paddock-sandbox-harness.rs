@@ -61,9 +61,16 @@ fn main() {
             assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
             let helper = paddock_sandbox::prestart().expect("a single-threaded process forks its helper ahead");
             let [pid] = children("self")[..] else { panic!("one helper: {:?}", children("self")) };
-            // Its namespaces made, the helper forks the reaper ahead.
+            // Its namespaces made, the helper forks the reaper ahead (a pid 1 forked ahead,
+            // straight into its namespaces, is the reaper itself: it mounts its `/proc`).
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while children(&pid.to_string()).is_empty() {
+            let reaper_ahead = |pid: i32| {
+                if is_reaper(pid) {
+                    return Some(pid);
+                }
+                children(&pid.to_string()).first().copied()
+            };
+            while reaper_ahead(pid).is_none_or(|r| !proc_made(r)) {
                 assert!(std::time::Instant::now() < deadline, "no reaper forked ahead in 30 s");
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -98,7 +105,10 @@ fn main() {
                         let mounts = std::fs::read_to_string(format!("/proc/{reaper}/mountinfo")).unwrap_or_default();
                         mounts.lines().any(|l| l.split(' ').nth(4) == Some("/dev-ahead/shm"))
                     };
-                    while !children(&helper.to_string()).first().is_some_and(|r| made(*r)) {
+                    // A pid 1 forked ahead straight into its namespaces is the reaper itself.
+                    let reaper =
+                        |h: i32| if is_reaper(h) { Some(h) } else { children(&h.to_string()).first().copied() };
+                    while !reaper(helper).is_some_and(made) {
                         assert!(std::time::Instant::now() < deadline, "no /dev made ahead in 30 s");
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
@@ -202,6 +212,17 @@ fn main() {
 static ZYGOTE_CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
 /// The pids `/proc` lists as children of `pid` (of each of its threads).
+/// Whether `pid` is a sandbox's reaper (`paddock-reaper`).
+fn is_reaper(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "paddock-reaper")
+}
+
+/// Whether the reaper `pid` mounted its `/proc` ahead (in the scratch root).
+fn proc_made(pid: i32) -> bool {
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    mounts.lines().any(|l| l.split(' ').nth(4) == Some("/proc-ahead"))
+}
+
 fn children(pid: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {

@@ -23,7 +23,9 @@
 //! reaper right after forking it, while the reaper builds its mount view, and the reaper
 //! waits for the helper's word (it moves itself when the helper could not make the pipe).
 //! The helper removes the cgroup once the reaper is reaped: the pid namespace is dead
-//! then, so it is empty.
+//! then, so it is empty. A one-shot run whose reaper was cloned ahead with no helper
+//! ([`crate::prestart`]) has the caller play that part: a worker thread of its moves the
+//! reaper ([`Mover`]), and it removes the cgroup once it reaped the reaper.
 //! For a [`crate::Zygote`]'s call the caller makes the cgroup (`paddock-<pid>-z<n>`, its
 //! host view and credentials; a multi-threaded caller one call ahead, [`CallCgroups`]),
 //! and hands the descriptors to the call: a spare (the call's pid 1) moves itself in and
@@ -118,6 +120,13 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// Duplicates of the directories' `cgroup.procs`, to move a process in from another
+    /// thread ([`Mover::place`]) while this one keeps the cgroup.
+    pub(crate) fn mover(&self) -> io::Result<Mover> {
+        let procs = self.parts.iter().map(|p| p.procs.try_clone()).collect::<io::Result<_>>()?;
+        Ok(Mover { procs })
+    }
+
     /// What a zygote's call needs to enter and remove the cgroup: for each directory its
     /// name, and the descriptors of its `cgroup.procs`, of its parent and of its
     /// [`Part::own`] file.
@@ -171,6 +180,24 @@ impl SandboxCgroup {
                 tracing::debug!(name = ?p.name, "the sandbox cgroup could not be removed");
             }
         }
+    }
+}
+
+/// A [`SandboxCgroup`]'s `cgroup.procs` files, for [`Mover::place`] ([`SandboxCgroup::mover`]).
+#[derive(Debug)]
+pub(crate) struct Mover {
+    procs: Vec<OwnedFd>,
+}
+
+impl Mover {
+    /// Moves `pid` (in this process's pid namespace) into every directory, as
+    /// [`SandboxCgroup::place`] does.
+    pub(crate) fn place(&self, pid: libc::pid_t) -> io::Result<()> {
+        let word = pid.to_string();
+        for fd in &self.procs {
+            write_all(fd.as_raw_fd(), word.as_bytes())?;
+        }
+        Ok(())
     }
 }
 

@@ -27,7 +27,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use super::reaper::{self, CgroupEntry};
-use super::{new_session, reaper_started, start_reaper, stop, strict_check_before_reaper, HelperSide, State};
+use super::{
+    new_session, reaper_started, start_reaper, stop, strict_check_before_reaper, tell_reaper, HelperSide, State,
+};
 use crate::cgroup::SandboxCgroup;
 use crate::error::SetupError;
 use crate::layer::Applied;
@@ -40,6 +42,8 @@ use crate::timing;
 
 /// How a helper forked ahead was started, for the report.
 const LAUNCH_AHEAD: &str = "helper forked from the single-threaded caller before its spec was known (no re-exec)";
+/// How a pid 1 forked ahead was started, for the report.
+const LAUNCH_PID1: &str = "the sandbox's pid 1 forked from the single-threaded caller before its spec was known, straight into its namespaces (no helper process, no re-exec)";
 
 /// What the helper made before its spec, for the steps after it.
 struct Ahead {
@@ -90,6 +94,34 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     let st = state(ctl, ahead, spec, pty, plan, applied);
     strict_check_before_reaper(&st, cg.as_ref());
     start_reaper(st, ns, cg, None)
+}
+
+/// Runs the sandbox's pid 1 forked ahead straight into every namespace ([`crate::prestart`]
+/// cloned it into its user and pid namespaces, [`namespaces::CLONED`]): it is the reaper and, for the steps a
+/// helper takes, its own helper. Step 1's `setsid`, step 2's id maps, `lo` and hostname,
+/// the seccomp filter and the scratch root, as a helper forked ahead makes them; then the
+/// reaper's part forked ahead ([`reaper_main`]), telling the caller its own pidfd once the
+/// spec came. `handoff`: where the caller says how its move of this process into the
+/// cgroup went (where that move is not quick). `ids`: the caller's uid and gid, read
+/// before the clone.
+pub(crate) fn run_pid1_ahead(ctl: RawFd, handoff: OwnedFd, ids: (libc::uid_t, libc::gid_t)) -> ! {
+    reaper::begin();
+    let mut report = EnforcementReport::default();
+    new_session(&mut report, LAUNCH_PID1);
+    let ns = timing::time("namespaces", || namespaces::cloned_then_entered(&mut report, ids.0, ids.1));
+    timing::time("seccomp filter compiled", || crate::seccomp::prepare(true));
+    let dev_null = sys::open_dev_null().ok();
+    let scratch = timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead);
+    let ahead = Ahead { report, ns, dev_null, scratch: Some(scratch) };
+    reaper_main(ctl, ahead, Tell::Caller, handoff)
+}
+
+/// Whom the reaper forked ahead tells, once the spec came, what the spec says of it.
+enum Tell {
+    /// The helper it was forked from, on their own socket ([`Msg::Begun`]).
+    Helper(OwnedFd),
+    /// The caller itself ([`super::tell_reaper`]): this process is its own helper.
+    Caller,
 }
 
 /// Where the host's root is: under the scratch root once it is entered.
@@ -161,7 +193,8 @@ fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Infallible, Ahead> {
         Ok(0) => {
             timing::record("fork reaper", start);
             drop((link, handoff_w));
-            reaper_main(ctl, ahead, link_child, handoff_r)
+            reaper::begin();
+            reaper_main(ctl, ahead, Tell::Helper(link_child), handoff_r)
         }
         Ok(pid) => {
             drop((link_child, handoff_r));
@@ -171,33 +204,58 @@ fn fork_reaper_ahead(ctl: RawFd, ahead: Ahead) -> Result<Infallible, Ahead> {
     }
 }
 
-/// The reaper forked ahead: `/proc` and `/dev` made, the spec read, the helper told over
-/// `link`; then the reaper's steps.
-fn reaper_main(ctl: RawFd, ahead: Ahead, link: OwnedFd, handoff: OwnedFd) -> ! {
-    reaper::begin();
-    let made = crate::mounts::make_ahead(|| spec_came(ctl));
+/// The reaper forked ahead (its [`reaper::begin`] done): `/proc` and `/dev` made (in the
+/// scratch root, when it was entered), the spec read, the helper or the caller told
+/// ([`Tell`]); then the reaper's steps.
+fn reaper_main(ctl: RawFd, ahead: Ahead, tell: Tell, handoff: OwnedFd) -> ! {
+    let made = matches!(ahead.scratch, Some(Ok(()))).then(|| crate::mounts::make_ahead(|| spec_came(ctl)));
     if !spec_came(ctl) {
         // As a zygote's spare does ([`crate::caps`]); the target reports the layer.
         let _ = timing::time("capability bounding set emptied, ahead", crate::caps::empty_bounding_set);
     }
     let Given { spec, pty, applied, cgroup: cg } = timing::time("spec read", || receive_begin(ctl));
-    let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
-    let begun = Msg::Begun { network: spec.network, cgroup_dirs };
-    let told = timing::time("helper told", || proto::send(link.as_raw_fd(), &begun, &fds));
-    if told.is_err() {
-        // The helper is gone: so is this process, by its death signal.
-        exit_now(125);
+    match tell {
+        Tell::Helper(link) => {
+            let (cgroup_dirs, fds) = cg.as_ref().map(SandboxCgroup::handover).unwrap_or_default();
+            let begun = Msg::Begun { network: spec.network, cgroup_dirs };
+            let told = timing::time("helper told", || proto::send(link.as_raw_fd(), &begun, &fds));
+            if told.is_err() {
+                // The helper is gone: so is this process, by its death signal.
+                exit_now(125);
+            }
+        }
+        Tell::Caller => tell_caller(ctl, &spec, cg.as_ref()),
     }
-    drop(link);
-    let plan = timing::time("path plan", || PathPlan::with_host_root(&spec, crate::mounts::host_root()));
+    let plan = timing::time("path plan", || PathPlan::with_host_root(&spec, host_root(&ahead.scratch)));
     let ns = ahead.ns;
     let mut st = state(ctl, ahead, spec, pty, plan, applied);
-    st.mounts_ahead = Some(made);
+    st.mounts_ahead = made;
     strict_check_before_reaper(&st, cg.as_ref());
     // As a reaper forked after the spec enters it: moved by the helper where that move is
     // slow, by itself in cgroup v1.
     let entry = cg.map(|c| if c.quick_self_move() { CgroupEntry::Itself(c) } else { CgroupEntry::Helper(handoff) });
     reaper::main(st, ns, entry)
+}
+
+/// A pid 1 forked ahead, its spec read: passes the caller its own pidfd (and in proxy mode
+/// the listener) as a helper would, then ends with the caller's end of `ctl` (`SIGIO`,
+/// as a zygote's spare does), since no helper watches it. On failure the cgroup goes
+/// first (the caller removes it too).
+fn tell_caller(ctl: RawFd, spec: &SandboxSpec, cg: Option<&SandboxCgroup>) {
+    let fail = |e: SetupError| -> ! {
+        if let Some(c) = cg {
+            c.remove();
+        }
+        stop(ctl, Failure::Setup(e))
+    };
+    match tell_reaper(ctl, sys::getpid(), spec.network, timing::take()) {
+        Ok(_) => {}
+        Err(Some(e)) => fail(e),
+        Err(None) => exit_now(125),
+    }
+    if let Err(e) = crate::signals::reaper_watch_caller(ctl) {
+        fail(SetupError::WatchCaller(e.into()));
+    }
 }
 
 /// Whether the spec is there to read on `ctl` (or the stream ended).

@@ -10,12 +10,19 @@
 //! the spec comes (it then reads the spec itself: [`crate::helper`]'s `ahead`). A helper
 //! that is never given a spec reads the end of its control stream when the [`Prestarted`]
 //! is dropped and exits: it made nothing but namespaces of its own, which go with it.
+//!
+//! Where this process holds no supplementary group, [`prestart`] clones the sandbox's pid 1
+//! itself into a new user and pid namespace instead of forking a helper
+//! ([`crate::helper::run_pid1_ahead`]): one process fewer per run. This process then plays
+//! the rest of the helper's part: it moves the pid 1 into the cgroup where that move waits
+//! for a grace period (on a worker thread, while the pid 1 builds its view), reaps it,
+//! and removes the cgroup ([`Running`]).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::{fork_helper_side, handshake, Running};
-use crate::cgroup;
+use super::{fork_helper_side, fork_side_into, handshake, Running};
+use crate::cgroup::{self, SandboxCgroup};
 use crate::error::SetupError;
 use crate::proto::{self, Msg};
 use crate::pty;
@@ -38,6 +45,10 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Prestarted {
     pid: libc::pid_t,
+    /// The process forked is the sandbox's pid 1 itself, cloned into its namespaces
+    /// ([`crate::helper::run_pid1_ahead`]), not a helper: where its move into the cgroup
+    /// is not quick, this process makes it and says how it went on this pipe.
+    pid1: Option<OwnedFd>,
     /// `None` once handed to the [`Running`] it started.
     ctl: Option<OwnedFd>,
     /// When it was forked (`CLOCK_MONOTONIC`): the origin of its phases' offsets.
@@ -67,9 +78,42 @@ pub fn prestart() -> Option<Prestarted> {
     let origin = timing::now_ns();
     let (ctl, ctl_child) = proto::socketpair().ok()?;
     let ctl_child = above_stdio(ctl_child).ok()?;
-    let none = ChildStdio { stdin: None, stdout: None, stderr: None };
-    let pid = fork_helper_side(ctl_child, none, |ctl| crate::helper::run_ahead(ctl)).ok()?;
-    Some(Prestarted { pid, ctl: Some(ctl), origin, forked_in: started.elapsed(), warm: None })
+    let none = || ChildStdio { stdin: None, stdout: None, stderr: None };
+    // The sandbox's pid 1 cloned straight into its namespaces: no helper process between
+    // this one and the sandbox. Only where the user namespace would keep no supplementary
+    // group (a helper drops them before it enters one) and the kernel takes the clone;
+    // otherwise a helper forked as before.
+    if sys::no_supplementary_groups() {
+        if let (Ok(ctl_child), Ok((handoff_r, handoff_w))) = (ctl_child.try_clone(), crate::stdio::pipe()) {
+            let flags = crate::namespaces::flags_of(crate::namespaces::CLONED);
+            let ids = sys::ids();
+            // This clone is the reaper's fork: its phase, in the reaper's time line.
+            let fork_start = timing::now_ns();
+            let run = move |ctl, handoff: Option<OwnedFd>| {
+                timing::record("fork reaper", fork_start);
+                match handoff {
+                    Some(h) => crate::helper::run_pid1_ahead(ctl, h, ids),
+                    None => sys::exit_now(125),
+                }
+            };
+            match fork_side_into(flags, ctl_child, Some(handoff_r), none(), run) {
+                Ok(pid) => {
+                    let forked_in = started.elapsed();
+                    return Some(Prestarted {
+                        pid,
+                        pid1: Some(handoff_w),
+                        ctl: Some(ctl),
+                        origin,
+                        forked_in,
+                        warm: None,
+                    });
+                }
+                Err(e) => tracing::debug!("no clone into every namespace ahead ({e}): a helper is forked instead"),
+            }
+        }
+    }
+    let pid = fork_helper_side(ctl_child, none(), |ctl| crate::helper::run_ahead(ctl)).ok()?;
+    Some(Prestarted { pid, pid1: None, ctl: Some(ctl), origin, forked_in: started.elapsed(), warm: None })
 }
 
 impl Prestarted {
@@ -87,7 +131,7 @@ impl Prestarted {
         meanwhile: &mut dyn FnMut() -> T,
     ) -> (Result<Running, SandboxError>, Option<T>) {
         let started = Instant::now();
-        let (running, ends, use_pty) = match self.begin(spec) {
+        let (running, ends, use_pty, placing) = match self.begin(spec) {
             Ok(s) => s,
             // The helper is gone before it got its spec (killed): one started now.
             Err(Begin::Gone(e)) => {
@@ -105,13 +149,17 @@ impl Prestarted {
         crate::workers::keep_workers();
         crate::workers::start_idle(IDLE_WORKERS);
         let r = handshake(running, ends, spec, use_pty, self.origin);
+        // Done by now where the sandbox is ready (its pid 1 waited for the word).
+        if let Some(job) = placing {
+            let _ = job.join();
+        }
         timing::phase("sandbox start, in all", started);
         (r, Some(done))
     }
 
     /// The cgroup made, the spec and the descriptors sent: a [`Running`] that now owns the
     /// helper.
-    fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool), Begin> {
+    fn begin(&mut self, spec: &SandboxSpec) -> Result<(Running, ParentStdio, bool, Placing), Begin> {
         timing::phase_took("helper fork", self.forked_in);
         let failed = |e: SandboxError| Begin::Failed(e);
         spec.validate().map_err(failed)?;
@@ -127,7 +175,11 @@ impl Prestarted {
         let (stdio, ends) = make_stdio(spec, use_pty).map_err(|e| failed(e.into()))?;
         let t = Instant::now();
         let cg = cgroup::create(&spec.limits);
-        self.warm = cg.warm_up();
+        // A pid 1 forked ahead is moved by a thread of this process ([`Prestarted::place`]),
+        // whose move starts the grace period itself.
+        if self.pid1.is_none() {
+            self.warm = cg.warm_up();
+        }
         timing::phase("cgroup", t);
         let given = [&stdio.stdin, &stdio.stdout, &stdio.stderr];
         let mut fds: Vec<RawFd> = given.iter().filter_map(|f| f.as_ref().map(|f| f.as_raw_fd())).collect();
@@ -150,14 +202,68 @@ impl Prestarted {
             return Err(Begin::Gone(e));
         }
         drop(stdio);
+        let pid1 = self.pid1.is_some();
+        let placing = self.place(cg.cgroup.as_ref());
         let mut running = Running::new(spec, ctl, Some(self.pid));
         // The helper removes it once the tree is gone; this process too, if the helper
-        // never says so (the removal of a removed directory is a no-op).
+        // never says so (the removal of a removed directory is a no-op). A pid 1 forked
+        // ahead has no helper: this process removes it.
         running.set_cgroup(cg.cgroup);
+        running.set_helper_is_pid1(pid1);
         self.pid = 0; // the Running reaps it
-        Ok((running, ends, use_pty))
+        Ok((running, ends, use_pty, placing))
+    }
+
+    /// A pid 1 forked ahead, where its own move into `cg` would wait for an RCU grace
+    /// period (not cgroup v1): moves it there on a worker thread (as a helper would, while
+    /// it builds its view) and writes how that went on its pipe (a word: 0, or the errno);
+    /// on this thread if no worker can start. The job, to be joined once the sandbox is
+    /// ready. Nothing to do otherwise: the pid 1 moves itself, or there is no cgroup.
+    fn place(&mut self, cg: Option<&SandboxCgroup>) -> Placing {
+        let handoff = self.pid1.take()?;
+        let cg = cg.filter(|c| !c.quick_self_move())?;
+        let pid = self.pid;
+        // Without its descriptors the move is made here: the pid 1 waits for the word.
+        let mover = cg.mover();
+        let work = move || {
+            let t = Instant::now();
+            let moved = match &mover {
+                Ok(m) => m.place(pid),
+                Err(e) => Err(std::io::Error::from(e.kind())),
+            };
+            let word = match moved {
+                Ok(()) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            };
+            timing::phase("cgroup: pid 1 moved in, by the caller", t);
+            // A pid 1 that is gone ends the run anyway; the caller hears of it.
+            let _ = sys::write_all(handoff.as_raw_fd(), &i32::to_ne_bytes(word));
+        };
+        crate::workers::keep_workers();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = crate::workers::spawn(c"paddock-cgroup", move || work_once(&rx));
+        match job {
+            Ok(j) => {
+                let _ = tx.send(Box::new(work) as Box<dyn FnOnce() + Send>);
+                Some(j)
+            }
+            Err(_) => {
+                work();
+                None
+            }
+        }
     }
 }
+
+/// Runs the one job sent on `rx`.
+fn work_once(rx: &std::sync::mpsc::Receiver<Box<dyn FnOnce() + Send>>) {
+    if let Ok(work) = rx.recv() {
+        work();
+    }
+}
+
+/// The move of a pid 1 forked ahead into its cgroup, on a worker ([`Prestarted::place`]).
+type Placing = Option<crate::workers::Job<()>>;
 
 /// Why [`Prestarted::begin`] did not start the sandbox.
 enum Begin {

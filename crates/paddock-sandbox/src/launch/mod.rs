@@ -46,21 +46,41 @@ pub(crate) fn fork_helper(req: Request, ctl: OwnedFd, stdio: ChildStdio) -> std:
     fork_helper_side(ctl, stdio, move |ctl_fd| entry::run(req, ctl_fd))
 }
 
-/// Forks a helper-side process from this single-threaded process: the child takes `stdio`
-/// onto 0, 1, 2 (those given), keeps no other descriptor of the caller's but `ctl`, no
-/// handler of the caller's, `/` as its cwd, and runs `then` with `ctl`'s number. Only
-/// called when [`sys::thread_count`] is 1.
+/// [`fork_side_into`] as a plain fork (no new namespace), keeping `ctl` alone.
 pub(crate) fn fork_helper_side(
     ctl: OwnedFd,
     stdio: ChildStdio,
     then: impl FnOnce(RawFd) -> std::convert::Infallible,
 ) -> std::io::Result<libc::pid_t> {
+    fork_side_into(0, ctl, None, stdio, move |ctl, _| then(ctl))
+}
+
+/// Forks a helper-side process from this single-threaded process, into the new
+/// namespaces `flags` (`CLONE_NEW*`, [`sys::fork_into`]; 0: none, a plain fork): the child
+/// takes `stdio` onto 0, 1, 2 (those given), keeps no other descriptor of the caller's but
+/// `ctl` and `also`, no handler of the caller's, `/` as its cwd, and runs `then` with
+/// `ctl`'s number and `also`. Only called when [`sys::thread_count`] is 1.
+pub(crate) fn fork_side_into(
+    flags: libc::c_int,
+    ctl: OwnedFd,
+    also: Option<OwnedFd>,
+    stdio: ChildStdio,
+    then: impl FnOnce(RawFd, Option<OwnedFd>) -> std::convert::Infallible,
+) -> std::io::Result<libc::pid_t> {
     let ctl_fd = ctl.as_raw_fd();
     // This process goes on working: the helper is started on another CPU (`sys::cpus`).
     let spread = sys::Spread::plan();
     // SAFETY: the caller checked that this process is single-threaded (`sys::thread_count`), and
-    // a single thread cannot start another between that check and this fork.
-    let pid = unsafe { sys::fork()? };
+    // a single thread cannot start another between that check and this fork. With
+    // namespace flags, the child uses nothing that reads glibc's cached thread id
+    // ([`sys::fork_into`]): it runs the helper's or the reaper's code, as a spare does.
+    let pid = unsafe {
+        if flags == 0 {
+            sys::fork()?
+        } else {
+            sys::fork_into(flags)?
+        }
+    };
     if pid != 0 {
         if let Some(s) = spread {
             s.parent(pid);
@@ -88,8 +108,9 @@ pub(crate) fn fork_helper_side(
         // None of them is used after (the OwnedFds in `stdio` are forgotten below, never
         // closed twice). A kernel without close_range leaves them: the target's `fds` step
         // closes what is left before `execve` and reports it if it cannot.
-        let _ = sys::close_range(3, (ctl_fd - 1) as u32);
-        let _ = sys::close_range((ctl_fd + 1) as u32, u32::MAX);
+        let mut keep = vec![ctl_fd];
+        keep.extend(also.as_ref().map(AsRawFd::as_raw_fd));
+        sys::close_all_above_stdio_but(&mut keep);
         std::mem::forget(stdio);
         std::mem::forget(ctl);
         crate::signals::reset_all_handlers();
@@ -97,7 +118,7 @@ pub(crate) fn fork_helper_side(
             sys::exit_now(125);
         }
         crate::timing::record("helper: the caller's descriptors and handlers dropped", start);
-        match then(ctl_fd) {}
+        match then(ctl_fd, also) {}
     }));
     sys::exit_now(125)
 }

@@ -45,6 +45,10 @@ pub struct Running {
     /// The zygote call's helper is its pid 1 too (a spare): no process is left to report
     /// how that one ended.
     pub(super) remote_pid1: bool,
+    /// The process [`Running::helper`] names is the sandbox's pid 1 itself (forked ahead
+    /// into its namespaces, [`crate::prestart`]): no helper is left to report how it
+    /// ended, so its own wait status says it.
+    pub(super) helper_is_pid1: bool,
     /// A zygote's call: the cgroup the caller made for it, removed once the call ends.
     pub(super) cgroup: Option<crate::cgroup::SandboxCgroup>,
     /// Exec supervision: the seccomp listener of the tree's execs.
@@ -105,6 +109,7 @@ impl Running {
             helper: None,
             remote: None,
             remote_pid1: false,
+            helper_is_pid1: false,
             cgroup: None,
             exec_listener: None,
             exec_release: None,
@@ -115,6 +120,11 @@ impl Running {
     /// A zygote's call: the cgroup to remove once it ends.
     pub(crate) fn set_cgroup(&mut self, cg: Option<crate::cgroup::SandboxCgroup>) {
         self.cgroup = cg;
+    }
+
+    /// The process it reaps is the sandbox's pid 1, not a helper ([`Running::helper_is_pid1`]).
+    pub(crate) fn set_helper_is_pid1(&mut self, pid1: bool) {
+        self.helper_is_pid1 = pid1;
     }
 }
 
@@ -388,6 +398,11 @@ impl Running {
                     // ending the call, `Session::kill_running`, the OOM killer).
                     if self.remote_pid1 && !ended.known() {
                         ended.lost = Some(libc::SIGKILL);
+                    }
+                    // A pid 1 of this process's that ended without the target's status:
+                    // its own wait status says how (it closed the stream on its way out).
+                    if self.helper_is_pid1 && !ended.known() {
+                        ended.lost = Some(self.reap_helper().unwrap_or(libc::SIGKILL));
                     }
                     return Ok(ended);
                 }

@@ -273,6 +273,24 @@ pub(crate) fn close_range(first: u32, last: u32) -> io::Result<()> {
     cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
 }
 
+/// Closes every descriptor above 2 but those of `keep` (sorted here), with
+/// [`close_range`]; a kernel without it leaves them (the target's `fds` step closes what
+/// is left before `execve` and reports it if it cannot).
+///
+/// Precondition: as [`close_range`]'s, for every descriptor closed.
+pub(crate) fn close_all_above_stdio_but(keep: &mut [RawFd]) {
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for &fd in keep.iter().filter(|fd| **fd >= 3) {
+        let fd = fd as u32;
+        if fd > first {
+            let _ = close_range(first, fd - 1);
+        }
+        first = first.max(fd + 1);
+    }
+    let _ = close_range(first, u32::MAX);
+}
+
 /// `_exit(2)`: leaves without running destructors or atexit handlers (inherited state such
 /// as buffered output must not be flushed twice after a fork).
 pub(crate) fn exit_now(code: i32) -> ! {

@@ -28,6 +28,12 @@ pub(crate) fn ids() -> (libc::uid_t, libc::gid_t) {
     (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw())
 }
 
+/// Whether this process holds no supplementary group (`getgroups(2)` lists none), so a
+/// user namespace entered now keeps none of them either. `false` when it cannot be told.
+pub(crate) fn no_supplementary_groups() -> bool {
+    rustix::process::getgroups().is_ok_and(|g| g.is_empty())
+}
+
 /// `setgroups(0, NULL)`: drops every supplementary group (of every thread: the libc call,
 /// not the per-thread system call). Whether it worked.
 pub(crate) fn drop_supplementary_groups() -> bool {
