@@ -9,7 +9,7 @@
 //! The pid namespace applies to the helper's children: the reaper is its pid 1.
 //! A [`crate::Zygote`] enters [`ZYGOTE`] once and each of its calls [`PER_CALL`]. A
 //! one-shot run's pid 1 forked ahead ([`crate::prestart`]) is cloned into [`CLONED`] (its
-//! caller holds no supplementary group to drop) and enters the others itself
+//! caller is not root, or holds no supplementary group to drop) and enters the others itself
 //! ([`cloned_then_entered`]): there is no helper then.
 
 use std::fs;
@@ -71,8 +71,9 @@ pub(crate) fn enter_only(report: &mut EnforcementReport, only: &[Layer]) -> Name
 pub(crate) const CLONED: &[Layer] = &[Layer::UserNs, Layer::PidNs];
 
 /// In a process cloned into [`CLONED`] by a caller whose ids were `uid` and `gid` (inside,
-/// until the maps are written, they read as the overflow ids) and that held no
-/// supplementary group ([`crate::sys::no_supplementary_groups`]): enters the other
+/// until the maps are written, they read as the overflow ids), not root or root without
+/// supplementary groups ([`crate::sys::no_supplementary_groups`]; a user other than root
+/// keeps its groups either way): enters the other
 /// namespaces, writes the id maps, and records each, as [`enter_only`] does.
 pub(crate) fn cloned_then_entered(report: &mut EnforcementReport, uid: libc::uid_t, gid: libc::gid_t) -> Namespaces {
     enter_after(report, &[], CLONED, uid, gid)

@@ -10,8 +10,9 @@
 //! A third way, [`crate::prestart`], forks it before the caller knows its spec: it runs
 //! step 1's `setsid` and step 2's namespaces at once, forks the reaper ahead too where it
 //! can (which mounts its `/proc` and most of its `/dev` while it waits), and the spec and
-//! the cgroup the caller made come after ([`run_ahead`], [`mod@ahead`]). Where the caller
-//! holds no supplementary group, `prestart` clones the reaper itself instead, pid 1 of
+//! the cgroup the caller made come after ([`run_ahead`], [`mod@ahead`]). Unless the caller
+//! is root with supplementary groups (which a helper drops before it enters a user
+//! namespace, and a clone into one cannot), `prestart` clones the reaper itself instead, pid 1 of
 //! its new pid namespace from the start, with no helper ([`run_pid1_ahead`]): it plays the
 //! helper's part as a zygote's spare does, and the caller moves it into the cgroup where
 //! that move is slow, reaps it and removes the cgroup.

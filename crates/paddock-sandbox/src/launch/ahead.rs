@@ -11,7 +11,8 @@
 //! that is never given a spec reads the end of its control stream when the [`Prestarted`]
 //! is dropped and exits: it made nothing but namespaces of its own, which go with it.
 //!
-//! Where this process holds no supplementary group, [`prestart`] clones the sandbox's pid 1
+//! Unless this process is root with supplementary groups (which a helper drops before it
+//! enters a user namespace, and a clone into one cannot), [`prestart`] clones the sandbox's pid 1
 //! itself into a new user and pid namespace instead of forking a helper
 //! ([`crate::helper::run_pid1_ahead`]): one process fewer per run. This process then plays
 //! the rest of the helper's part: it moves the pid 1 into the cgroup where that move waits
@@ -80,10 +81,11 @@ pub fn prestart() -> Option<Prestarted> {
     let ctl_child = above_stdio(ctl_child).ok()?;
     let none = || ChildStdio { stdin: None, stdout: None, stderr: None };
     // The sandbox's pid 1 cloned straight into its namespaces: no helper process between
-    // this one and the sandbox. Only where the user namespace would keep no supplementary
-    // group (a helper drops them before it enters one) and the kernel takes the clone;
-    // otherwise a helper forked as before.
-    if sys::no_supplementary_groups() {
+    // this one and the sandbox. Unless this process is root with supplementary groups (a
+    // helper drops them before it enters a user namespace; a clone into one cannot, and a
+    // user other than root keeps its groups either way), and where the kernel takes the
+    // clone; otherwise a helper forked as before.
+    if sys::ids().0 != 0 || sys::no_supplementary_groups() {
         if let (Ok(ctl_child), Ok((handoff_r, handoff_w))) = (ctl_child.try_clone(), crate::stdio::pipe()) {
             let flags = crate::namespaces::flags_of(crate::namespaces::CLONED);
             let ids = sys::ids();
