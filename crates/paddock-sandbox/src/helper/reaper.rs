@@ -206,13 +206,18 @@ fn enter_cgroup(st: &mut State, ns: &Namespaces, cg: CgroupEntry) {
     }
 }
 
-/// Waits for the helper's word on moving this process into the cgroup: 0, or the errno.
+/// Waits for the word on moving this process into the cgroup (from the helper, or from
+/// the caller for a pid 1 cloned with no helper): 0, or the errno.
 fn placed_by_helper(fd: &OwnedFd) -> std::io::Result<()> {
     let mut word = [0u8; 4];
     let mut got = 0;
     while got < word.len() {
         match sys::read(fd.as_raw_fd(), &mut word[got..])? {
-            0 => return Err(std::io::Error::other("the helper ended before it moved the reaper")),
+            0 => {
+                return Err(std::io::Error::other(
+                    "the process that moves the reaper (its helper, or the caller) ended before it did",
+                ))
+            }
             n => got += n,
         }
     }
