@@ -211,7 +211,6 @@ fn main() {
 /// What the zygote had forked when its last call started ([`children`] of it).
 static ZYGOTE_CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
-/// The pids `/proc` lists as children of `pid` (of each of its threads).
 /// Whether `pid` is a sandbox's reaper (`paddock-reaper`).
 fn is_reaper(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "paddock-reaper")
@@ -223,6 +222,7 @@ fn proc_made(pid: i32) -> bool {
     mounts.lines().any(|l| l.split(' ').nth(4) == Some("/proc-ahead"))
 }
 
+/// The pids `/proc` lists as children of `pid` (of each of its threads).
 fn children(pid: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {

@@ -113,11 +113,7 @@ impl SandboxCgroup {
     /// In the helper, right after the reaper's fork: moves the reaper (`pid`, in this
     /// process's pid namespace) into every directory, while the reaper builds its view.
     pub(crate) fn place(&self, pid: libc::pid_t) -> io::Result<()> {
-        let word = pid.to_string();
-        for fd in self.parts.iter().map(|p| &p.procs) {
-            write_all(fd.as_raw_fd(), word.as_bytes())?;
-        }
-        Ok(())
+        place_in(self.parts.iter().map(|p| &p.procs), pid)
     }
 
     /// Duplicates of the directories' `cgroup.procs`, to move a process in from another
@@ -193,12 +189,17 @@ impl Mover {
     /// Moves `pid` (in this process's pid namespace) into every directory, as
     /// [`SandboxCgroup::place`] does.
     pub(crate) fn place(&self, pid: libc::pid_t) -> io::Result<()> {
-        let word = pid.to_string();
-        for fd in &self.procs {
-            write_all(fd.as_raw_fd(), word.as_bytes())?;
-        }
-        Ok(())
+        place_in(self.procs.iter(), pid)
     }
+}
+
+/// Writes `pid` to each of `procs` (`cgroup.procs` files), in order.
+fn place_in<'a>(procs: impl Iterator<Item = &'a OwnedFd>, pid: libc::pid_t) -> io::Result<()> {
+    let word = pid.to_string();
+    for fd in procs {
+        write_all(fd.as_raw_fd(), word.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Creates the sandbox's cgroup for `limits`, in the helper, before the namespaces.

@@ -29,7 +29,8 @@ pub(crate) fn ids() -> (libc::uid_t, libc::gid_t) {
 }
 
 /// Whether this process holds no supplementary group (`getgroups(2)` lists none): root
-/// entering a user namespace without [`drop_supplementary_groups`] first then keeps none. `false` when it cannot be told.
+/// entering a user namespace without [`drop_supplementary_groups`] first then keeps none.
+/// `false` when it cannot be told.
 pub(crate) fn no_supplementary_groups() -> bool {
     rustix::process::getgroups().is_ok_and(|g| g.is_empty())
 }
