@@ -35,6 +35,31 @@ both_users!(a_helper_forked_ahead_that_died_is_replaced, |user, name| {
     assert!(launch.contains("forked from the single-threaded caller (no re-exec)"), "{launch}");
 });
 
+// Root with supplementary groups: a user namespace entered by a clone would keep them, so
+// the start ahead forks a helper, which drops them before it enters one; the command sees
+// none. Without them (every other test here, as root) the sandbox's pid 1 is cloned with no
+// helper, and says so.
+#[test]
+fn root_with_supplementary_groups_starts_through_a_helper_that_drops_them() {
+    for groups in [Some("100,4"), None] {
+        let mut s = Scratch::new(&format!("root_groups_{}-ahead", groups.is_some()), User::Root);
+        s.root_groups = groups;
+        let r = s.run(&s.sh("grep '^Groups:' /proc/self/status"));
+        assert_eq!(r.code, 0, "{groups:?}: {r:#?}");
+        assert_eq!(r.stdout.trim_end(), "Groups:", "{groups:?}: {r:#?}");
+        let layers = r.ok()["report"]["layers"].as_array().unwrap();
+        let detail = |name: &str| layers.iter().find(|l| l["name"] == name).unwrap()["detail"].as_str().unwrap();
+        let (launch, user_ns) = (detail("session"), detail("user_ns"));
+        if groups.is_some() {
+            assert!(launch.contains("helper forked from the single-threaded caller before its spec"), "{launch}");
+            assert!(user_ns.contains("supplementary groups dropped"), "{user_ns}");
+        } else {
+            assert!(launch.contains("the sandbox's pid 1 forked from the single-threaded caller"), "{launch}");
+            assert!(user_ns.contains("no supplementary groups"), "{user_ns}");
+        }
+    }
+}
+
 both_users!(exit_code_and_output_pass_through, |user, name| {
     let s = Scratch::new(name, user);
     let r = s.run(&s.sh("echo hello; echo oops >&2; exit 7"));

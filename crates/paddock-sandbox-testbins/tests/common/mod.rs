@@ -88,6 +88,8 @@ pub struct Scratch {
     pub ahead_killed: bool,
     /// With `ahead`: the spec is sent only once the reaper forked ahead has made `/dev`.
     pub ahead_made: bool,
+    /// As root: the harness runs with these supplementary groups (`setpriv --groups`).
+    pub root_groups: Option<&'static str>,
 }
 
 impl Scratch {
@@ -122,6 +124,7 @@ impl Scratch {
             ahead: name.ends_with("-ahead"),
             ahead_killed: false,
             ahead_made: false,
+            root_groups: None,
         }
     }
 
@@ -174,11 +177,18 @@ impl Scratch {
         let harness = bin_dir().join("harness");
         let script = format!("{prelude} exec {} run {} {}", harness.display(), spec_path.display(), out_path.display());
         let mut cmd = match self.user {
-            User::Root => {
-                let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(&script);
-                c
-            }
+            User::Root => match self.root_groups {
+                Some(groups) => {
+                    let mut c = Command::new("setpriv");
+                    c.arg(format!("--groups={groups}")).args(["/bin/sh", "-c", &script]);
+                    c
+                }
+                None => {
+                    let mut c = Command::new("/bin/sh");
+                    c.arg("-c").arg(&script);
+                    c
+                }
+            },
             User::Nobody => {
                 let mut c = Command::new("setpriv");
                 c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "/bin/sh", "-c", &script]);
