@@ -64,13 +64,7 @@ fn main() {
             // Its namespaces made, the helper forks the reaper ahead (a pid 1 forked ahead,
             // straight into its namespaces, is the reaper itself: it mounts its `/proc`).
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            let reaper_ahead = |pid: i32| {
-                if is_reaper(pid) {
-                    return Some(pid);
-                }
-                children(&pid.to_string()).first().copied()
-            };
-            while reaper_ahead(pid).is_none_or(|r| !proc_made(r)) {
+            while reaper_of(pid).is_none_or(|r| !proc_made(r)) {
                 assert!(std::time::Instant::now() < deadline, "no reaper forked ahead in 30 s");
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -105,10 +99,7 @@ fn main() {
                         let mounts = std::fs::read_to_string(format!("/proc/{reaper}/mountinfo")).unwrap_or_default();
                         mounts.lines().any(|l| l.split(' ').nth(4) == Some("/dev-ahead/shm"))
                     };
-                    // A pid 1 forked ahead straight into its namespaces is the reaper itself.
-                    let reaper =
-                        |h: i32| if is_reaper(h) { Some(h) } else { children(&h.to_string()).first().copied() };
-                    while !reaper(helper).is_some_and(made) {
+                    while !reaper_of(helper).is_some_and(made) {
                         assert!(std::time::Instant::now() < deadline, "no /dev made ahead in 30 s");
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
@@ -211,9 +202,15 @@ fn main() {
 /// What the zygote had forked when its last call started ([`children`] of it).
 static ZYGOTE_CHILDREN: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
 
-/// Whether `pid` is a sandbox's reaper (`paddock-reaper`).
-fn is_reaper(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "paddock-reaper")
+/// The reaper of what `prestart` forked (`pid`): the process itself when it is the
+/// sandbox's pid 1, cloned straight into its namespaces (named `paddock-reaper`), else the
+/// helper's first child, once it has one.
+fn reaper_of(pid: i32) -> Option<i32> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim_end() == "paddock-reaper" {
+        return Some(pid);
+    }
+    children(&pid.to_string()).first().copied()
 }
 
 /// Whether the reaper `pid` mounted its `/proc` ahead (in the scratch root).

@@ -69,17 +69,7 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     let mut report = EnforcementReport::default();
     new_session(&mut report, LAUNCH_AHEAD);
     let ns = timing::time("namespaces", || namespaces::enter(&mut report));
-    // The seccomp filter does not depend on the spec: compiled while the caller builds it,
-    // the target only installs it (the one with the exec notification: paddock supervises
-    // every run's execs; a spec without supervision has its target compile the other).
-    // Nor does the scratch root the reaper builds the mount view in (in the mount
-    // namespace just made, which the reaper shares): entered now, the host's root is at
-    // /oldroot from here on.
-    timing::time("seccomp filter compiled", || crate::seccomp::prepare(true));
-    let dev_null = ns.mount.then(|| sys::open_dev_null().ok()).flatten();
-    let scratch =
-        ns.mount.then(|| timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead));
-    let mut ahead = Ahead { report, ns, dev_null, scratch };
+    let mut ahead = before_the_spec(report, ns);
     if ns.pid && matches!(ahead.scratch, Some(Ok(()))) {
         ahead = match fork_reaper_ahead(ctl, ahead) {
             Ok(never) => match never {},
@@ -96,9 +86,23 @@ pub(crate) fn run_ahead(ctl: RawFd) -> ! {
     start_reaper(st, ns, cg, None)
 }
 
-/// Runs the sandbox's pid 1 forked ahead straight into every namespace ([`crate::prestart`]
-/// cloned it into its user and pid namespaces, [`namespaces::CLONED`]): it is the reaper and, for the steps a
-/// helper takes, its own helper. Step 1's `setsid`, step 2's id maps, `lo` and hostname,
+/// What does not depend on the spec, made once the namespaces `ns` are entered. The seccomp
+/// filter: compiled while the caller builds the spec, the target only installs it (the one
+/// with the exec notification: paddock supervises every run's execs; a spec without
+/// supervision has its target compile the other). And, in a mount namespace of this
+/// process's own, the scratch root the reaper builds the mount view in: entered now, the
+/// host's root is at /oldroot from here on.
+fn before_the_spec(report: EnforcementReport, ns: Namespaces) -> Ahead {
+    timing::time("seccomp filter compiled", || crate::seccomp::prepare(true));
+    let dev_null = ns.mount.then(|| sys::open_dev_null().ok()).flatten();
+    let scratch =
+        ns.mount.then(|| timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead));
+    Ahead { report, ns, dev_null, scratch }
+}
+
+/// Runs the sandbox's pid 1 forked ahead straight into its namespaces ([`crate::prestart`]
+/// cloned it into its user and pid namespaces, [`namespaces::CLONED`]; it enters the
+/// others): it is the reaper and, for the steps a helper takes, its own helper. Step 1's `setsid`, step 2's id maps, `lo` and hostname,
 /// the seccomp filter and the scratch root, as a helper forked ahead makes them; then the
 /// reaper's part forked ahead ([`reaper_main`]), telling the caller its own pidfd once the
 /// spec came. `handoff`: where the caller says how its move of this process into the
@@ -109,10 +113,7 @@ pub(crate) fn run_pid1_ahead(ctl: RawFd, handoff: OwnedFd, ids: (libc::uid_t, li
     let mut report = EnforcementReport::default();
     new_session(&mut report, LAUNCH_PID1);
     let ns = timing::time("namespaces", || namespaces::cloned_then_entered(&mut report, ids.0, ids.1));
-    timing::time("seccomp filter compiled", || crate::seccomp::prepare(true));
-    let dev_null = sys::open_dev_null().ok();
-    let scratch = timing::time("mounts: scratch root, entered ahead", crate::mounts::enter_scratch_ahead);
-    let ahead = Ahead { report, ns, dev_null, scratch: Some(scratch) };
+    let ahead = before_the_spec(report, ns);
     reaper_main(ctl, ahead, Tell::Caller, handoff)
 }
 

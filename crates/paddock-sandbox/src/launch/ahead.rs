@@ -85,10 +85,10 @@ pub fn prestart() -> Option<Prestarted> {
     // helper drops them before it enters a user namespace; a clone into one cannot, and a
     // user other than root keeps its groups either way), and where the kernel takes the
     // clone; otherwise a helper forked as before.
-    if sys::ids().0 != 0 || sys::no_supplementary_groups() {
+    let ids = sys::ids();
+    if ids.0 != 0 || sys::no_supplementary_groups() {
         if let (Ok(ctl_child), Ok((handoff_r, handoff_w))) = (ctl_child.try_clone(), crate::stdio::pipe()) {
             let flags = crate::namespaces::flags_of(crate::namespaces::CLONED);
-            let ids = sys::ids();
             // This clone is the reaper's fork: its phase, in the reaper's time line.
             let fork_start = timing::now_ns();
             let run = move |ctl, handoff: Option<OwnedFd>| {

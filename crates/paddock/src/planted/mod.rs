@@ -511,7 +511,8 @@ impl Planted {
 /// `start`, still points where the user's symlink did. A symlink cannot be changed in
 /// place, but where the filesystem's timestamps are coarse (whole seconds on ext4 with
 /// 128-byte inodes, which keep no birth time) one made within the same tick as the user's,
-/// under the inode number the user's freed, has its identity: its target tells them apart. One whose target cannot be read is not the user's.
+/// under the inode number the user's freed, has its identity: its target tells them apart.
+/// One whose target cannot be read is not the user's.
 fn same_link(start: &Start, f: &scan::Found, name: &std::ffi::OsStr) -> bool {
     start.link.as_ref().is_none_or(|t| crate::identity::link_target(f.parent.as_fd(), name).is_ok_and(|now| now == *t))
 }
