@@ -466,8 +466,14 @@ pub struct McpSession {
 impl McpSession {
     /// Starts it. With `log`, the session's stderr goes there, at `PADDOCK_LOG=debug`.
     pub fn start(f: &Fixture, log: Option<&Path>) -> McpSession {
+        McpSession::start_with_state(f, log, &f.root.join("state"))
+    }
+
+    /// [`McpSession::start`] with `state` as its `PADDOCK_STATE_DIR`.
+    pub fn start_with_state(f: &Fixture, log: Option<&Path>, state: &Path) -> McpSession {
         use std::io::BufRead;
         let mut cmd = f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+        cmd.env("PADDOCK_STATE_DIR", state);
         match log {
             Some(p) => {
                 cmd.env("PADDOCK_LOG", "paddock=debug").stderr(std::fs::File::create(p).expect("the log file"));

@@ -10,6 +10,8 @@
 //! `PADDOCK_BENCH_STATE_DIR`: every call's `call.start` is fsync'd there, so the file system
 //! under it counts. `PADDOCK_BENCH_MATCHES=N` puts N files that the default policy's
 //! `**/*.pem` deny glob matches in the workspace (each a mask in the session's view).
+//! `PADDOCK_BENCH_STATE_IN_WORKSPACE=1` puts the state dir inside the workspace
+//! (`ws/.paddock-state`, as with a workspace that is the home): every call changes it.
 //!
 //! `PADDOCK_BENCH_BASELINE=PATH` (another build's `paddock`) then starts that build's
 //! server too, beside this one's (each with its own workspace and state directory), and
@@ -119,6 +121,20 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// The state dir of a server in `dir`: `dir/state`, or with
+/// `PADDOCK_BENCH_STATE_IN_WORKSPACE=1` `dir/ws/.paddock-state`, made now (before the
+/// workspace's wait to age in [`start_server`]).
+fn state_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    if std::env::var_os("PADDOCK_BENCH_STATE_IN_WORKSPACE").is_some_and(|v| v == "1") {
+        let state = dir.join("ws").join(".paddock-state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        state
+    } else {
+        dir.join("state")
+    }
+}
+
 fn start_server(bin: &std::path::Path, dir: &std::path::Path, state: &std::path::Path) -> (Child, String) {
     std::fs::create_dir_all(dir.join("ws")).unwrap();
     // PADDOCK_BENCH_MATCHES=N: N files the default policy's `**/*.pem` deny glob matches,
@@ -168,7 +184,7 @@ fn main() {
     // PADDOCK_BENCH_STATE_DIR puts the state dir elsewhere (e.g. on a tmpfs).
     let state = match std::env::var_os("PADDOCK_BENCH_STATE_DIR") {
         Some(d) => tempfile::tempdir_in(d).expect("state dir").keep(),
-        None => dir.path().join("state"),
+        None => state_dir(dir.path()),
     };
     let (mut server, addr) = start_server(std::path::Path::new(env!("CARGO_BIN_EXE_paddock")), dir.path(), &state);
     let pid = server.id();
@@ -294,7 +310,7 @@ fn stop(server: &mut Child) {
 /// build's, alternated call by call in both orders; then 8 clients against each in turn.
 fn against_baseline(bin: &std::path::Path, n: usize, this: (&str, &str)) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let state = dir.path().join("state");
+    let state = state_dir(dir.path());
     let (mut server, addr) = start_server(bin, dir.path(), &state);
     let token = std::fs::read_to_string(state.join("token")).unwrap().trim().to_string();
     let (mut a, mut b) = (Client::new(this.0, this.1), Client::new(&addr, &token));

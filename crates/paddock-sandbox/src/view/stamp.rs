@@ -13,6 +13,13 @@
 //!
 //! Where it can, a stamp also watches those directories ([`super::watch`]): the check then
 //! reads a queue and `lstat`s only what the queue cannot vouch for.
+//!
+//! A directory the view masks whole (a hidden path such as `$STATE`, a literal deny path, a
+//! deny glob's match) met beneath a stamped one is neither stamped nor walked: what it holds
+//! never enters the view (the walk does not go in either), and which object its name is
+//! the stamped parent's entries say (a rename, removal or new directory there moves the
+//! parent's ctime). So a session whose workspace holds `$STATE` keeps its zygote while each
+//! call changes `$STATE/running`; before, every call of such a session started a new one.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -22,7 +29,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::MARGIN_SECS;
-use super::plan::{overlay_candidate, roots, Rules};
+use super::plan::{overlay_candidate, roots, Rules, Verdict as PathVerdict};
 use super::walk::PSEUDO_FS;
 use super::watch::{self, Verdict, Watch};
 use crate::spec::{PathPlan, SandboxSpec};
@@ -35,6 +42,10 @@ type Status = Option<[i64; 8]>;
 #[derive(Debug)]
 pub struct ViewStamp {
     dirs: Vec<(PathBuf, Status)>,
+    /// Directories masked whole met beneath a stamped one: not stamped, not walked (the
+    /// module docs). A scan that reads them (the one for glob matches does) cannot lean on
+    /// this stamp there ([`ViewStamp::covers`]).
+    whole: Vec<PathBuf>,
     /// Why the stamp cannot vouch for the view (a directory changed while it was taken or
     /// too recently, or could not be read): [`ViewStamp::unchanged`] is then always false.
     stale: Option<String>,
@@ -59,7 +70,12 @@ enum Watching {
 /// A clone compares by `lstat` (a watch's queue has one reader).
 impl Clone for ViewStamp {
     fn clone(&self) -> ViewStamp {
-        ViewStamp { dirs: self.dirs.clone(), stale: self.stale.clone(), watch: Mutex::new(Watching::Off) }
+        ViewStamp {
+            dirs: self.dirs.clone(),
+            whole: self.whole.clone(),
+            stale: self.stale.clone(),
+            watch: Mutex::new(Watching::Off),
+        }
     }
 }
 
@@ -115,7 +131,7 @@ impl ViewStamp {
 
     fn take_watched(plan: &PathPlan, watched: bool) -> ViewStamp {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut s = ViewStamp { dirs: Vec::new(), stale: None, watch: Mutex::new(Watching::Off) };
+        let mut s = ViewStamp { dirs: Vec::new(), whole: Vec::new(), stale: None, watch: Mutex::new(Watching::Off) };
         let rules = match Rules::new(plan) {
             Ok(r) => r,
             Err(e) => {
@@ -129,9 +145,10 @@ impl ViewStamp {
         let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p, false)).cloned().collect();
         let roots = roots(plan, &rules, &overlaid);
         let mut local = Vec::new();
-        if let Err(why) = s.scan(&roots, now, &mut local) {
+        if let Err(why) = s.scan(&roots, &rules, now, &mut local) {
             s.stale = Some(why);
             s.dirs.clear();
+            s.whole.clear();
             return s;
         }
         if watched {
@@ -160,9 +177,10 @@ impl ViewStamp {
         self.dirs.iter().all(as_stamped)
     }
 
-    /// Stamps every directory beneath `roots`; `local[i]` says whether `self.dirs[i]` is a
-    /// directory on a filesystem a watch can vouch for ([`watch::LOCAL_FS`]).
-    fn scan(&mut self, roots: &[PathBuf], now: i64, local: &mut Vec<bool>) -> Result<(), String> {
+    /// Stamps every directory beneath `roots` but those `rules` mask whole (noted in
+    /// `self.whole`); `local[i]` says whether `self.dirs[i]` is a directory on a filesystem
+    /// a watch can vouch for ([`watch::LOCAL_FS`]).
+    fn scan(&mut self, roots: &[PathBuf], rules: &Rules, now: i64, local: &mut Vec<bool>) -> Result<(), String> {
         // The filesystem type of each device met: whether its directories can be watched.
         let mut devs: Vec<(u64, bool)> = Vec::new();
         let mut stack: Vec<(PathBuf, Option<u64>)> = roots.iter().map(|r| (r.clone(), None)).collect();
@@ -213,10 +231,17 @@ impl ViewStamp {
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !sys::can_search(dir.as_fd()) => continue,
                 Err(e) => return Err(format!("{}: {e}", path.display())),
             };
+            // Only beneath a rule's literal prefix can an entry be masked.
+            let relevant = rules.relevant(&path);
             for e in entries {
                 let e = e.map_err(|e| format!("{}: {e}", path.display()))?;
                 if e.file_type().map_err(|e| format!("{}: {e}", path.display()))?.is_dir() {
-                    stack.push((e.path(), Some(k[0] as u64)));
+                    let child = e.path();
+                    if relevant && rules.verdict(&child) == PathVerdict::Mask {
+                        self.whole.push(child);
+                        continue;
+                    }
+                    stack.push((child, Some(k[0] as u64)));
                 }
             }
         }
@@ -285,11 +310,13 @@ impl ViewStamp {
         self.stale.as_deref()
     }
 
-    /// Whether `dir` is one of the directories stamped: then so is every directory beneath
-    /// it that the view walk reaches (and any new one is a change of one stamped).
+    /// Whether `dir` is one of the directories stamped and none beneath it is masked whole:
+    /// then so is every directory beneath it (and any new one is a change of one stamped).
+    /// Beneath a directory masked whole only the view's walk goes no further.
     pub fn covers(&self, dir: &Path) -> bool {
         let d = dir.as_os_str().as_encoded_bytes();
         self.dirs.iter().any(|(p, st)| st.is_some() && p.as_os_str().as_encoded_bytes() == d)
+            && !self.whole.iter().any(|w| w.starts_with(dir))
     }
 
     /// How many directories the stamp holds (what [`ViewStamp::unchanged`] stats).
@@ -363,6 +390,50 @@ mod tests {
 
     fn watched(s: &ViewStamp) -> bool {
         matches!(&*s.watch.lock().unwrap(), Watching::On(_, others) if others.is_empty())
+    }
+
+    /// A directory the view masks whole (a hidden path such as `$STATE`, a deny glob's
+    /// match) is held by its parent's entries only: what changes inside it is no change,
+    /// its name given to another directory is one. A root with one beneath it is not
+    /// covered (the glob scan reads beneath it; this stamp does not).
+    #[test]
+    fn a_directory_masked_whole_is_held_by_its_parent() {
+        let root = tree("whole", 60);
+        for d in ["state/running", "certs.pem/old"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        settle();
+        let plan = PathPlan {
+            writes: vec![root.clone()],
+            deny_globs: vec![format!("{}/**/*.pem", root.display())],
+            denies: vec![root.join("state")],
+            ..PathPlan::default()
+        };
+        for watch in [true, false] {
+            let s = ViewStamp::take_watched(&plan, watch);
+            assert!(s.unchanged(), "{:?}", s.stale_reason());
+            assert_eq!(watched(&s), watch);
+            assert!(s.covers(&root.join("d0")));
+            assert!(!s.covers(&root), "two directories beneath it are masked whole");
+            // What each holds changes, as a session's `$STATE/running` does at every call.
+            std::fs::write(root.join("state/running/c1"), "x").unwrap();
+            std::fs::create_dir(root.join("state/new")).unwrap();
+            std::fs::write(root.join("certs.pem/key"), "x").unwrap();
+            std::fs::remove_dir(root.join("certs.pem/old")).unwrap();
+            assert!(s.unchanged(), "changes inside directories masked whole (watched: {watch})");
+            // The name given to another directory: the parent's entries changed.
+            std::fs::rename(root.join("state"), root.join("state.old")).unwrap();
+            std::fs::create_dir(root.join("state")).unwrap();
+            assert!(!s.unchanged(), "a directory masked whole replaced (watched: {watch})");
+            std::fs::remove_dir(root.join("state")).unwrap();
+            std::fs::rename(root.join("state.old"), root.join("state")).unwrap();
+            std::fs::remove_file(root.join("state/running/c1")).unwrap();
+            std::fs::remove_dir(root.join("state/new")).unwrap();
+            std::fs::create_dir(root.join("certs.pem/old")).unwrap();
+            std::fs::remove_file(root.join("certs.pem/key")).unwrap();
+            settle();
+        }
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
