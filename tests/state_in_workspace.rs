@@ -2,12 +2,13 @@
 //! the project, or a workspace that is the home, holding `~/.local/state/paddock`) keeps
 //! its zygote from call to call. Every call changes `$STATE` (its record in
 //! `$STATE/running`), which every view masks whole; the zygote's view stamp holds a
-//! directory masked whole by its parent's entries only (`paddock_sandbox::view_stamp`).
-//! Until 2026-12-04 every call of such a session started a new zygote, about ten times a
-//! call's own time. The calls still see nothing of `$STATE`; and a directory masked whole
-//! (a deny glob's match) that the host fills between two calls stays masked in the same
-//! zygote, while one whose name the host gives to another directory gets a new zygote,
-//! whose view masks the new one.
+//! directory masked whole by its parent's entries only (`paddock_sandbox::view_stamp`), and
+//! the scan for glob matches does not look in paddock's own state (nothing there is ever
+//! moved aside), so the last start's scan stands for the next. Until 2026-12-04 every call
+//! of such a session started a new zygote, about ten times a call's own time. The calls
+//! still see nothing of `$STATE`; a directory masked whole (a deny glob's match) that the
+//! host fills between two calls stays masked in the same zygote; and one whose name the
+//! host gives to another directory gets a new zygote, whose view masks the new one.
 
 #[macro_use]
 mod common;
@@ -22,6 +23,9 @@ both_users!(
 
 /// The debug line of each zygote a session starts.
 const STARTED: &str = "zygote started";
+
+/// The debug line of a call whose scan for glob matches the last start's stood for.
+const KEPT_SCAN: &str = "glob matches before the call: unchanged since the last scan";
 
 /// A directory of the workspace owned by the fixture's user, with `mode`.
 fn own_dir(f: &Fixture, p: &Path, mode: u32) {
@@ -51,6 +55,8 @@ fn a_session_with_its_state_in_the_workspace_keeps_its_zygote(user: User) {
     let log = read(&log);
     assert_eq!(log.matches(STARTED).count(), 1, "one zygote for the session's five calls:\n{log}");
     assert!(!log.contains("new zygote"), "{log}");
+    // Nor does the scan for glob matches look in `$STATE`: the stamp stands for it.
+    assert!(log.contains(KEPT_SCAN), "later calls took the kept scan:\n{log}");
 }
 
 fn a_directory_masked_whole_and_replaced_on_the_host_stays_masked(user: User) {

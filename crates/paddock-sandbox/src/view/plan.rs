@@ -112,6 +112,11 @@ impl Rules {
         self.prefixes.iter().any(|p| on_one_line(d, p.as_os_str().as_bytes()))
     }
 
+    /// Whether `path` is a literal deny or hidden path (masked whole by name).
+    pub(crate) fn is_literal(&self, path: &Path) -> bool {
+        self.literal.contains(path)
+    }
+
     /// What the view does with `path` (deny beats protect).
     pub(crate) fn verdict(&self, path: &Path) -> Verdict {
         if self.literal.contains(path) || self.deny.is_match(path) {

@@ -42,10 +42,11 @@ type Status = Option<[i64; 8]>;
 #[derive(Debug)]
 pub struct ViewStamp {
     dirs: Vec<(PathBuf, Status)>,
-    /// Directories masked whole met beneath a stamped one: not stamped, not walked (the
-    /// module docs). A scan that reads them (the one for glob matches does) cannot lean on
-    /// this stamp there ([`ViewStamp::covers`]).
-    whole: Vec<PathBuf>,
+    /// Of the directories masked whole met beneath a stamped one (not stamped, not walked:
+    /// the module docs), those of a literal deny path: the scan for glob matches reads
+    /// beneath them (not beneath a glob's match, nor paddock's own state), so it cannot
+    /// lean on this stamp there ([`ViewStamp::covers`]).
+    read_beneath: Vec<PathBuf>,
     /// Why the stamp cannot vouch for the view (a directory changed while it was taken or
     /// too recently, or could not be read): [`ViewStamp::unchanged`] is then always false.
     stale: Option<String>,
@@ -72,7 +73,7 @@ impl Clone for ViewStamp {
     fn clone(&self) -> ViewStamp {
         ViewStamp {
             dirs: self.dirs.clone(),
-            whole: self.whole.clone(),
+            read_beneath: self.read_beneath.clone(),
             stale: self.stale.clone(),
             watch: Mutex::new(Watching::Off),
         }
@@ -131,7 +132,8 @@ impl ViewStamp {
 
     fn take_watched(plan: &PathPlan, watched: bool) -> ViewStamp {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut s = ViewStamp { dirs: Vec::new(), whole: Vec::new(), stale: None, watch: Mutex::new(Watching::Off) };
+        let mut s =
+            ViewStamp { dirs: Vec::new(), read_beneath: Vec::new(), stale: None, watch: Mutex::new(Watching::Off) };
         let rules = match Rules::new(plan) {
             Ok(r) => r,
             Err(e) => {
@@ -145,10 +147,10 @@ impl ViewStamp {
         let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p, false)).cloned().collect();
         let roots = roots(plan, &rules, &overlaid);
         let mut local = Vec::new();
-        if let Err(why) = s.scan(&roots, &rules, now, &mut local) {
+        if let Err(why) = s.scan(&roots, &rules, &plan.hidden_present, now, &mut local) {
             s.stale = Some(why);
             s.dirs.clear();
-            s.whole.clear();
+            s.read_beneath.clear();
             return s;
         }
         if watched {
@@ -177,10 +179,18 @@ impl ViewStamp {
         self.dirs.iter().all(as_stamped)
     }
 
-    /// Stamps every directory beneath `roots` but those `rules` mask whole (noted in
-    /// `self.whole`); `local[i]` says whether `self.dirs[i]` is a directory on a filesystem
-    /// a watch can vouch for ([`watch::LOCAL_FS`]).
-    fn scan(&mut self, roots: &[PathBuf], rules: &Rules, now: i64, local: &mut Vec<bool>) -> Result<(), String> {
+    /// Stamps every directory beneath `roots` but those `rules` mask whole (a literal deny
+    /// path's, not paddock's own state `hidden`, noted in `self.read_beneath`); `local[i]`
+    /// says whether `self.dirs[i]` is a directory on a filesystem a watch can vouch for
+    /// ([`watch::LOCAL_FS`]).
+    fn scan(
+        &mut self,
+        roots: &[PathBuf],
+        rules: &Rules,
+        hidden: &[PathBuf],
+        now: i64,
+        local: &mut Vec<bool>,
+    ) -> Result<(), String> {
         // The filesystem type of each device met: whether its directories can be watched.
         let mut devs: Vec<(u64, bool)> = Vec::new();
         let mut stack: Vec<(PathBuf, Option<u64>)> = roots.iter().map(|r| (r.clone(), None)).collect();
@@ -238,7 +248,9 @@ impl ViewStamp {
                 if e.file_type().map_err(|e| format!("{}: {e}", path.display()))?.is_dir() {
                     let child = e.path();
                     if relevant && rules.verdict(&child) == PathVerdict::Mask {
-                        self.whole.push(child);
+                        if rules.is_literal(&child) && !hidden.contains(&child) {
+                            self.read_beneath.push(child);
+                        }
                         continue;
                     }
                     stack.push((child, Some(k[0] as u64)));
@@ -310,13 +322,14 @@ impl ViewStamp {
         self.stale.as_deref()
     }
 
-    /// Whether `dir` is one of the directories stamped and none beneath it is masked whole:
-    /// then so is every directory beneath it (and any new one is a change of one stamped).
-    /// Beneath a directory masked whole only the view's walk goes no further.
+    /// Whether `dir` is one of the directories stamped: then so is every directory beneath
+    /// it that the view walk or the scan for glob matches reads (and any new one is a change
+    /// of one stamped). Not when a literal deny path's directory lies beneath it (the scan
+    /// reads beneath it, the stamp does not).
     pub fn covers(&self, dir: &Path) -> bool {
         let d = dir.as_os_str().as_encoded_bytes();
         self.dirs.iter().any(|(p, st)| st.is_some() && p.as_os_str().as_encoded_bytes() == d)
-            && !self.whole.iter().any(|w| w.starts_with(dir))
+            && !self.read_beneath.iter().any(|w| w.starts_with(dir))
     }
 
     /// How many directories the stamp holds (what [`ViewStamp::unchanged`] stats).
@@ -392,45 +405,54 @@ mod tests {
         matches!(&*s.watch.lock().unwrap(), Watching::On(_, others) if others.is_empty())
     }
 
-    /// A directory the view masks whole (a hidden path such as `$STATE`, a deny glob's
-    /// match) is held by its parent's entries only: what changes inside it is no change,
-    /// its name given to another directory is one. A root with one beneath it is not
-    /// covered (the glob scan reads beneath it; this stamp does not).
+    /// A directory the view masks whole (paddock's own state, a deny glob's match, a
+    /// literal deny path) is held by its parent's entries only: what changes inside it is no
+    /// change, its name given to another directory is one. A root is still covered with
+    /// the first two beneath it (the scan for glob matches does not read beneath them), not
+    /// with the third (it does).
     #[test]
     fn a_directory_masked_whole_is_held_by_its_parent() {
         let root = tree("whole", 60);
-        for d in ["state/running", "certs.pem/old"] {
+        for d in ["state/running", "certs.pem/old", "vault/inner"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         settle();
-        let plan = PathPlan {
+        let plan = |vault: bool| PathPlan {
             writes: vec![root.clone()],
             deny_globs: vec![format!("{}/**/*.pem", root.display())],
-            denies: vec![root.join("state")],
+            denies: [Some(root.join("state")), vault.then(|| root.join("vault"))].into_iter().flatten().collect(),
+            hidden_present: vec![root.join("state")],
             ..PathPlan::default()
         };
         for watch in [true, false] {
-            let s = ViewStamp::take_watched(&plan, watch);
-            assert!(s.unchanged(), "{:?}", s.stale_reason());
-            assert_eq!(watched(&s), watch);
-            assert!(s.covers(&root.join("d0")));
-            assert!(!s.covers(&root), "two directories beneath it are masked whole");
+            let (s, t) = (ViewStamp::take_watched(&plan(false), watch), ViewStamp::take_watched(&plan(true), watch));
+            for s in [&s, &t] {
+                assert!(s.unchanged(), "{:?}", s.stale_reason());
+                assert_eq!(watched(s), watch);
+                assert!(s.covers(&root.join("d0")));
+            }
+            assert!(s.covers(&root), "paddock's own state and a glob's match beneath");
+            assert!(!t.covers(&root), "a literal deny path's directory beneath");
             // What each holds changes, as a session's `$STATE/running` does at every call.
             std::fs::write(root.join("state/running/c1"), "x").unwrap();
             std::fs::create_dir(root.join("state/new")).unwrap();
             std::fs::write(root.join("certs.pem/key"), "x").unwrap();
             std::fs::remove_dir(root.join("certs.pem/old")).unwrap();
-            assert!(s.unchanged(), "changes inside directories masked whole (watched: {watch})");
+            assert!(s.unchanged() && t.unchanged(), "changes inside directories masked whole (watched: {watch})");
+            std::fs::write(root.join("vault/inner/key"), "x").unwrap();
+            assert!(t.unchanged(), "a change inside the literal deny path's directory");
+            assert!(!s.unchanged(), "control: where no rule masks it, the same change is one");
             // The name given to another directory: the parent's entries changed.
             std::fs::rename(root.join("state"), root.join("state.old")).unwrap();
             std::fs::create_dir(root.join("state")).unwrap();
-            assert!(!s.unchanged(), "a directory masked whole replaced (watched: {watch})");
+            assert!(!t.unchanged(), "a directory masked whole replaced (watched: {watch})");
             std::fs::remove_dir(root.join("state")).unwrap();
             std::fs::rename(root.join("state.old"), root.join("state")).unwrap();
             std::fs::remove_file(root.join("state/running/c1")).unwrap();
             std::fs::remove_dir(root.join("state/new")).unwrap();
             std::fs::create_dir(root.join("certs.pem/old")).unwrap();
             std::fs::remove_file(root.join("certs.pem/key")).unwrap();
+            std::fs::remove_file(root.join("vault/inner/key")).unwrap();
             settle();
         }
         std::fs::remove_dir_all(&root).unwrap();

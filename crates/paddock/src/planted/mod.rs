@@ -220,6 +220,10 @@ impl Record {
 pub(crate) struct Planted {
     globs: Arc<Globs>,
     roots: Vec<PathBuf>,
+    /// paddock's own state beneath the roots ([`Policy::hidden_paths`]): every view masks
+    /// it, so no call can plant anything there, and nothing there is ever moved aside; the
+    /// scans do not look in.
+    own: Vec<PathBuf>,
     /// Each match at the start taken as the user's, by path.
     start: HashMap<PathBuf, Start>,
     /// Directories the start scan could not read.
@@ -278,11 +282,14 @@ impl Planted {
                 (Arc::new(none), vec![(PathBuf::from(rule), e)])
             }
         };
-        let mut roots: Vec<PathBuf> = writes.iter().filter(|w| globs.relevant(w)).cloned().collect();
+        let own_state = policy.hidden_paths();
+        let mut roots: Vec<PathBuf> =
+            writes.iter().filter(|w| globs.relevant(w) && !own_state.iter().any(|o| beneath(w, o))).cloned().collect();
         roots.sort();
         roots.dedup();
         let all = roots.clone();
         roots.retain(|r| !all.iter().any(|o| o != r && beneath(r, o)));
+        let own: Vec<PathBuf> = own_state.iter().filter(|o| roots.iter().any(|r| beneath(o, r))).cloned().collect();
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -290,6 +297,7 @@ impl Planted {
                 (id, g.as_str()).hash(&mut h);
             }
             roots.hash(&mut h);
+            own.hash(&mut h);
             h.finish()
         };
         let file = view_cache.map(|v| file::path_for(v, key)).filter(|f| {
@@ -304,6 +312,7 @@ impl Planted {
             return Planted {
                 globs,
                 roots,
+                own,
                 start,
                 failed,
                 loaded: listings.len(),
@@ -322,13 +331,14 @@ impl Planted {
         };
         let mut listings = Listings::default();
         let loaded = old.len();
-        let s = timed_scan(&globs, &roots, &old, &mut listings, "glob matches before the call");
+        let s = timed_scan(&globs, &roots, &own, &old, &mut listings, "glob matches before the call");
         let mut failed = failed;
         failed.extend(s.failed);
         let start = s.found.iter().filter_map(|f| Some((f.path.clone(), start_of(f, &mut failed)?))).collect();
         Planted {
             globs,
             roots,
+            own,
             start,
             failed,
             listings,
@@ -417,7 +427,14 @@ impl Planted {
             return (Vec::new(), Vec::new());
         }
         let mut listings = Listings::default();
-        let end = timed_scan(&self.globs, &self.roots, &self.listings, &mut listings, "glob matches after the call");
+        let end = timed_scan(
+            &self.globs,
+            &self.roots,
+            &self.own,
+            &self.listings,
+            &mut listings,
+            "glob matches after the call",
+        );
         // Written back as the view's cache is: once enough listings were added to be worth
         // the write, or one of a directory long unchanged (a listing left out costs every
         // later call one read of its directory).
@@ -561,9 +578,16 @@ fn unchecked<'a>(failed: impl IntoIterator<Item = &'a (PathBuf, String)>) -> Vec
 }
 
 /// [`scan::scan`], logged (at debug) with what it read, kept and found, and how long it took.
-fn timed_scan(globs: &Globs, roots: &[PathBuf], old: &Listings, listings: &mut Listings, what: &str) -> scan::Scan {
+fn timed_scan(
+    globs: &Globs,
+    roots: &[PathBuf],
+    own: &[PathBuf],
+    old: &Listings,
+    listings: &mut Listings,
+    what: &str,
+) -> scan::Scan {
     let t = std::time::Instant::now();
-    let s = scan::scan(globs, roots, old, listings);
+    let s = scan::scan(globs, roots, own, old, listings);
     tracing::debug!(
         read = s.read,
         kept = listings.len(),

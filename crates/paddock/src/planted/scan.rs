@@ -94,11 +94,12 @@ fn stamp(st: &rustix::fs::Stat) -> [i64; 6] {
 const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// Scans each root (a write grant, or a rule's prefix beneath one), with the listings of
-/// `old` still exact; the listings of this scan are left in `new`.
-pub(super) fn scan(globs: &Globs, roots: &[PathBuf], old: &Listings, new: &mut Listings) -> Scan {
+/// `old` still exact, but not `own` (paddock's own state: neither a match nor looked in);
+/// the listings of this scan are left in `new`.
+pub(super) fn scan(globs: &Globs, roots: &[PathBuf], own: &[PathBuf], old: &Listings, new: &mut Listings) -> Scan {
     let mut out = Scan::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let mut w = Walk { globs, old, new, now };
+    let mut w = Walk { globs, own, old, new, now };
     for root in roots {
         match open_dir(rustix::fs::CWD, root.as_os_str()) {
             Ok((fd, restore)) => w.walk(fd, restore, root.clone(), &mut out),
@@ -112,6 +113,7 @@ pub(super) fn scan(globs: &Globs, roots: &[PathBuf], old: &Listings, new: &mut L
 
 struct Walk<'a> {
     globs: &'a Globs,
+    own: &'a [PathBuf],
     old: &'a Listings,
     new: &'a mut Listings,
     now: i64,
@@ -265,7 +267,7 @@ impl Walk<'_> {
     ) {
         let (l, read_now) = match self.kept(st, path) {
             Some(l) => (l, false),
-            None => match read(self.globs, parent, path, out) {
+            None => match read(self.globs, self.own, parent, path, out) {
                 Some(mut l) => {
                     l.stamp = stamp(st);
                     (Arc::new(l), true)
@@ -338,11 +340,14 @@ fn restore_mode(dir: &OwnedFd, restore: Option<u32>, path: &Path) {
     }
 }
 
-/// Lists directory `parent` (at `path`): its matches and the subdirectories to follow; `None`
-/// (noted in `out`) when it cannot be read.
-fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Option<Listing> {
+/// Lists directory `parent` (at `path`): its matches and the subdirectories to follow, but
+/// not the entries that are paddock's own state (`own`); `None` (noted in `out`) when it
+/// cannot be read.
+fn read(globs: &Globs, own: &[PathBuf], parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Option<Listing> {
     out.read += 1;
     let mut l = Listing { stamp: [0; 6], path: path.to_path_buf(), dirs: Vec::new(), matches: Vec::new() };
+    // The names of `own` in this directory (compared by name, not per entry by path).
+    let own_here: Vec<&OsStr> = own.iter().filter(|o| o.parent() == Some(path)).filter_map(|o| o.file_name()).collect();
     {
         let dir = match rustix::fs::Dir::read_from(&**parent) {
             Ok(d) => d,
@@ -361,6 +366,9 @@ fn read(globs: &Globs, parent: &Rc<OwnedFd>, path: &Path, out: &mut Scan) -> Opt
             };
             let name = entry.file_name();
             if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            if own_here.contains(&OsStr::from_bytes(name.to_bytes())) {
                 continue;
             }
             let full = path.join(OsStr::from_bytes(name.to_bytes()));

@@ -51,6 +51,38 @@ fn new_matches_are_moved_aside_and_old_ones_stay() {
     assert_eq!(fs::read_to_string(ws.join("old/.envrc")).unwrap(), "kept");
 }
 
+/// paddock's own state under a write grant (`$STATE` in the workspace) is neither a match
+/// nor looked in: every view masks it, so no call plants anything there, and what paddock
+/// or the user puts there meanwhile (`paddock revoke` writing a new `revocations.toml`
+/// while a call runs) is never moved aside.
+#[test]
+fn paddocks_own_state_is_neither_scanned_nor_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let state = ws.join(".state");
+    fs::create_dir_all(state.join("sub")).unwrap();
+    fs::write(state.join("key.pem"), "paddock's").unwrap();
+    let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\ndeny = [\"${WORKSPACE}/**/*.pem\"]\nprotect = [\"${WORKSPACE}/**/*.toml\"]\n";
+    let vars = Vars { workspace: ws.clone(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+    let mut pol = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+    pol.hide_paths([state.clone(), dir.path().join("elsewhere")]);
+    let p = Planted::before(&pol, std::slice::from_ref(&ws), None);
+    assert!(p.start.is_empty(), "nothing of `$STATE` taken as a match: {:?}", p.start.keys().collect::<Vec<_>>());
+    // Made and replaced during the call, by paddock (or the user) on the host.
+    fs::write(state.join("revocations.toml.new"), "[[revoked]]").unwrap();
+    fs::rename(state.join("revocations.toml.new"), state.join("revocations.toml")).unwrap();
+    fs::write(state.join("sub/other.pem"), "x").unwrap();
+    fs::remove_file(state.join("key.pem")).unwrap();
+    fs::write(state.join("key.pem"), "paddock's, again").unwrap();
+    // Control: the same in the workspace is the call's.
+    fs::write(ws.join("planted.toml"), "x").unwrap();
+    let (m, u) = p.settle();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(moved_from(&m), vec![ws.join("planted.toml").to_string_lossy().into_owned()]);
+    assert_eq!(fs::read_to_string(state.join("revocations.toml")).unwrap(), "[[revoked]]");
+    assert!(state.join("sub/other.pem").exists() && state.join("key.pem").exists());
+}
+
 #[test]
 fn a_match_replaced_by_another_object_is_new() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,10 +162,10 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
-    let s = scan::scan(&globs, &roots, &Listings::default(), &mut first);
+    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first);
     assert_eq!((s.read, first.len()), (5, 5), "all read, all kept");
     let mut second = Listings::default();
-    let s = scan::scan(&globs, &roots, &first, &mut second);
+    let s = scan::scan(&globs, &roots, &[], &first, &mut second);
     assert_eq!(s.read, 0, "nothing changed: nothing read");
     // A match appears in a kept directory and its mtime is set back (the agent can do
     // that); its ctime moves all the same.
@@ -142,7 +174,7 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     fs::write(b.join(".envrc"), "planted").unwrap();
     fs::File::open(&b).unwrap().set_modified(mtime).unwrap();
     let mut third = Listings::default();
-    let s = scan::scan(&globs, &roots, &second, &mut third);
+    let s = scan::scan(&globs, &roots, &[], &second, &mut third);
     assert_eq!(s.read, 1, "only the changed directory is read");
     let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![b.join(".envrc").as_path()]);
@@ -150,7 +182,7 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     fs::create_dir_all(ws.join(".git/modules")).unwrap();
     fs::write(ws.join("d/config"), "x").unwrap();
     fs::rename(ws.join("d"), ws.join(".git/modules/x")).unwrap();
-    let s = scan::scan(&globs, &roots, &third, &mut Listings::default());
+    let s = scan::scan(&globs, &roots, &[], &third, &mut Listings::default());
     let mut found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     found.sort();
     assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
@@ -249,7 +281,7 @@ fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_on
     let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
-    let s = scan::scan(&globs, &roots, &Listings::default(), &mut first);
+    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first);
     assert_eq!((s.read, first.len()), (4, 4), "all read, all kept");
     // The kept tree now lives under another name, a symlink where it was, and a match in
     // its deepest directory.
@@ -257,16 +289,16 @@ fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_on
     std::os::unix::fs::symlink("z", ws.join("a")).unwrap();
     fs::write(ws.join("z/b/c/.envrc"), "planted").unwrap();
     let mut second = Listings::default();
-    let s = scan::scan(&globs, &roots, &first, &mut second);
+    let s = scan::scan(&globs, &roots, &[], &first, &mut second);
     let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // Nothing changed since: every directory from its kept listing, the match found again.
     past_margin(&[ws.clone(), ws.join("z"), ws.join("z/b"), ws.join("z/b/c")]);
     let mut third = Listings::default();
-    let s = scan::scan(&globs, &roots, &second, &mut third);
+    let s = scan::scan(&globs, &roots, &[], &second, &mut third);
     let mut fourth = Listings::default();
-    let s2 = scan::scan(&globs, &roots, &third, &mut fourth);
+    let s2 = scan::scan(&globs, &roots, &[], &third, &mut fourth);
     assert_eq!(s2.read, 0, "{} read before", s.read);
     let found: Vec<&Path> = s2.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);
