@@ -26,6 +26,7 @@
 
 pub(crate) mod cache;
 
+mod keeper;
 pub(crate) mod mask;
 pub(crate) mod paths_watch;
 pub(crate) mod plan;

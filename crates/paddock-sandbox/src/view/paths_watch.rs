@@ -98,6 +98,7 @@ impl PathsWatch {
         }
         let mut all_there = true;
         for (&dir, names) in &above {
+            super::keeper::keep(dir);
             let Some(wd) = self.watch_dir(dir)? else { continue };
             let watched = self.kinds.entry(wd).or_insert_with(|| {
                 all_there = false;

@@ -118,6 +118,7 @@ impl Watch {
                 if !local(&above)? {
                     return Err(io::Error::other(format!("{} is not on a local filesystem", above.display())));
                 }
+                super::keeper::keep(&above);
                 let wd = inotify::add_watch(&w.inotify, &above, mask())?;
                 match w.kinds.entry(wd).or_insert_with(|| Kind::Above(Vec::new())) {
                     Kind::Above(names) => names.push(name.to_os_string()),
