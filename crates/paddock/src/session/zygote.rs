@@ -181,11 +181,16 @@ impl Zygotes {
         );
         adorn(&mut template);
         // Before the start: a change while the zygote walks its view is a change.
+        let t = std::time::Instant::now();
         let stamp = paddock_sandbox::view_stamp(&template);
+        paddock_sandbox::phase("zygote: view stamp taken", t);
         if let Some(why) = stamp.stale_reason() {
             tracing::debug!(session = %session, "the next call gets a new zygote ({why})");
         }
-        match Zygote::start(&template) {
+        let t = std::time::Instant::now();
+        let started = Zygote::start(&template);
+        paddock_sandbox::phase("zygote: started (its namespaces and view)", t);
+        match started {
             Ok(zygote) => {
                 tracing::debug!(session = %session, dirs = stamp.len(), "zygote started");
                 let z = Arc::new(SessionZygote {
