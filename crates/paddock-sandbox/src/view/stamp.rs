@@ -9,10 +9,19 @@
 //! a symlink (a directory swapped for another or for a symlink is another inode). Directories
 //! whose ctime is within [`super::cache::MARGIN_SECS`] of the moment the stamp was taken
 //! count as changed (the view cache's "racily clean" rule: a change in the same clock tick
-//! leaves ctime as it was).
+//! leaves ctime as it was), unless a watch vouches for them.
 //!
-//! Where it can, a stamp also watches those directories ([`super::watch`]): the check then
-//! reads a queue and `lstat`s only what the queue cannot vouch for.
+//! Where it can, a stamp also watches those directories ([`super::watch`]), from the start:
+//! each directory's watch is added before its status is taken, top down (a directory's
+//! watch is on before it is listed, and the directories above each root are watched
+//! first), so any change after a status is an event, whatever its ctime. The check then
+//! reads a queue and `lstat`s only what the queue cannot vouch for; a directory within the
+//! margin is vouched for by its watch alone, so once the queue cannot say (an overflow, a
+//! change of the mount table) such a stamp counts as changed. Before 2026-12-04 the
+//! watches were added at the first check that found the view unchanged, and a directory
+//! within the margin made the stamp stale: in a session whose calls change the workspace
+//! (a `git status` rewrites `.git/index`) the next zygote's stamp was stale too, and every
+//! call for 2 s started another zygote.
 //!
 //! A directory the view masks whole (a hidden path such as `$STATE`, a literal deny path, a
 //! deny glob's match) met beneath a stamped one is neither stamped nor walked: what it holds
@@ -38,6 +47,23 @@ use crate::sys;
 /// Device, inode, ctime (s, ns), mtime (s, ns), size, link count; `None`: absent.
 type Status = Option<[i64; 8]>;
 
+/// Why a stamp's scan stopped.
+enum ScanError {
+    /// The stamp cannot vouch for the view (the reason).
+    Stale(String),
+    /// The watch cannot go on (the reason): the stamp is taken again unwatched.
+    Lost(String),
+}
+use ScanError::{Lost, Stale};
+
+impl ScanError {
+    fn why(self) -> String {
+        match self {
+            Stale(why) | Lost(why) => why,
+        }
+    }
+}
+
 /// The status of the directories a view walk visits, taken before the view was built.
 #[derive(Debug)]
 pub struct ViewStamp {
@@ -47,6 +73,10 @@ pub struct ViewStamp {
     /// beneath them (not beneath a glob's match, nor paddock's own state), so it cannot
     /// lean on this stamp there ([`ViewStamp::covers`]).
     read_beneath: Vec<PathBuf>,
+    /// Whether a directory changed within the 2 s margin was vouched for by its watch
+    /// alone: a comparison of statuses cannot vouch for it, so once the queue cannot say
+    /// (an overflow, a change of the mount table) the view counts as changed.
+    watch_only: bool,
     /// Why the stamp cannot vouch for the view (a directory changed while it was taken or
     /// too recently, or could not be read): [`ViewStamp::unchanged`] is then always false.
     stale: Option<String>,
@@ -58,11 +88,9 @@ pub struct ViewStamp {
 /// Whether a stamp's directories are watched.
 #[derive(Debug)]
 enum Watching {
-    /// Not yet: these are the roots, and which of `dirs` are on a filesystem a watch can
-    /// vouch for.
-    Later { roots: Vec<PathBuf>, local: Vec<bool> },
-    /// The watch, and the indices of `dirs` it does not cover (compared by `lstat` at
-    /// every check).
+    /// The watch, set up as the stamp was taken (each directory watched before its status
+    /// was), and the indices of `dirs` it does not cover (compared by `lstat` at every
+    /// check).
     On(Watch, Vec<usize>),
     /// None: every check compares every status.
     Off,
@@ -74,7 +102,8 @@ impl Clone for ViewStamp {
         ViewStamp {
             dirs: self.dirs.clone(),
             read_beneath: self.read_beneath.clone(),
-            stale: self.stale.clone(),
+            watch_only: self.watch_only,
+            stale: if self.watch_only { Some("vouched for by its watch alone".into()) } else { self.stale.clone() },
             watch: Mutex::new(Watching::Off),
         }
     }
@@ -132,8 +161,13 @@ impl ViewStamp {
 
     fn take_watched(plan: &PathPlan, watched: bool) -> ViewStamp {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let mut s =
-            ViewStamp { dirs: Vec::new(), read_beneath: Vec::new(), stale: None, watch: Mutex::new(Watching::Off) };
+        let mut s = ViewStamp {
+            dirs: Vec::new(),
+            read_beneath: Vec::new(),
+            watch_only: false,
+            stale: None,
+            watch: Mutex::new(Watching::Off),
+        };
         let rules = match Rules::new(plan) {
             Ok(r) => r,
             Err(e) => {
@@ -146,33 +180,34 @@ impl ViewStamp {
         // watch it: what is bound there later is not seen, as in any view after its start).
         let overlaid: Vec<PathBuf> = plan.reads.iter().filter(|p| overlay_candidate(plan, p, false)).cloned().collect();
         let roots = roots(plan, &rules, &overlaid);
-        let mut local = Vec::new();
-        if let Err(why) = s.scan(&roots, &rules, &plan.hidden_present, now, &mut local) {
-            s.stale = Some(why);
+        // Watched from the start where it can be: each directory's watch is added before
+        // its status is taken, so a change after the status is an event whatever its
+        // ctime, and only a directory no watch covers needs the 2 s margin.
+        let mut watch = if watched { Watch::begin(&roots).ok() } else { None };
+        let mut on = Vec::new();
+        let mut scanned = s.scan(&roots, &rules, &plan.hidden_present, now, watch.as_mut(), &mut on);
+        if scanned.is_err() && watch.is_some() {
+            if let Err(Lost(why)) = &scanned {
+                tracing::debug!(%why, "the view stamp's watch could not go on: taken again unwatched");
+                s.dirs.clear();
+                s.read_beneath.clear();
+                s.watch_only = false;
+                on.clear();
+                watch = None;
+                scanned = s.scan(&roots, &rules, &plan.hidden_present, now, None, &mut on);
+            }
+        }
+        if let Err(e) = scanned {
+            s.stale = Some(e.why());
             s.dirs.clear();
             s.read_beneath.clear();
             return s;
         }
-        if watched {
-            s.watch = Mutex::new(Watching::Later { roots, local });
+        if let Some(w) = watch {
+            let others: Vec<usize> = (0..s.dirs.len()).filter(|i| !on[*i]).collect();
+            s.watch = Mutex::new(Watching::On(w, others));
         }
         s
-    }
-
-    /// Watches the stamped directories on a local filesystem (`local[i]`) and compares
-    /// every status once more: a change before its watch was added shows there, one after
-    /// in the queue. `Off` when a watch cannot be set or a status changed.
-    fn watch_dirs(&self, roots: &[PathBuf], local: &[bool]) -> Watching {
-        let dirs =
-            self.dirs.iter().enumerate().zip(local).filter(|(_, l)| **l).map(|((i, (p, _)), _)| (i, p.as_path()));
-        let Ok((w, unwatched)) = Watch::new(dirs, roots) else { return Watching::Off };
-        if !self.compare_all() {
-            return Watching::Off;
-        }
-        let mut others: Vec<usize> = (0..self.dirs.len()).filter(|i| !local[*i]).collect();
-        others.extend(unwatched);
-        others.sort_unstable();
-        Watching::On(w, others)
     }
 
     fn compare_all(&self) -> bool {
@@ -180,72 +215,97 @@ impl ViewStamp {
     }
 
     /// Stamps every directory beneath `roots` but those `rules` mask whole (a literal deny
-    /// path's, not paddock's own state `hidden`, noted in `self.read_beneath`); `local[i]`
-    /// says whether `self.dirs[i]` is a directory on a filesystem a watch can vouch for
-    /// ([`watch::LOCAL_FS`]).
+    /// path's, not paddock's own state `hidden`, noted in `self.read_beneath`), each watched
+    /// by `watch` (when given) before its status is taken; `on[i]` says whether `self.dirs[i]`
+    /// is watched (a directory on a filesystem a watch can vouch for, [`watch::LOCAL_FS`]).
     fn scan(
         &mut self,
         roots: &[PathBuf],
         rules: &Rules,
         hidden: &[PathBuf],
         now: i64,
-        local: &mut Vec<bool>,
-    ) -> Result<(), String> {
+        mut watch: Option<&mut Watch>,
+        on: &mut Vec<bool>,
+    ) -> Result<(), ScanError> {
         // The filesystem type of each device met: whether its directories can be watched.
         let mut devs: Vec<(u64, bool)> = Vec::new();
         let mut stack: Vec<(PathBuf, Option<u64>)> = roots.iter().map(|r| (r.clone(), None)).collect();
         while let Some((path, parent_dev)) = stack.pop() {
+            // Its watch first: a change after its status is then an event.
+            let wd = match watch.as_deref_mut() {
+                Some(w) => w.add_stamped(&path).map_err(|e| Lost(format!("{}: {e}", path.display())))?,
+                None => None,
+            };
             let md = match std::fs::symlink_metadata(&path) {
                 Ok(m) => Some(m),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(Stale(format!("{}: {e}", path.display()))),
             };
             self.dirs.push((path.clone(), md.as_ref().map(key)));
-            local.push(false);
+            on.push(false);
             let Some(md) = md else {
                 if parent_dev.is_some() {
-                    return Err(format!("{} moved while the stamp was taken", path.display()));
+                    return Err(Stale(format!("{} moved while the stamp was taken", path.display())));
                 }
                 continue; // an absent root: compared as absent
             };
             let k = key(&md);
-            if k[2] + MARGIN_SECS >= now {
-                return Err(format!("{} changed too recently", path.display()));
-            }
+            let racy = k[2] + MARGIN_SECS >= now;
             if !md.is_dir() {
+                if racy {
+                    return Err(Stale(format!("{} changed too recently", path.display())));
+                }
                 continue;
             }
             let dir = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
                 .open(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| Stale(format!("{}: {e}", path.display())))?;
             // Unlocked while the zygote runs, an encrypted directory shows names its walk
             // did not see, with no event and no change of its status: never vouched for.
-            if sys::encrypted(dir.as_fd()).map_err(|e| format!("{}: {e}", path.display()))? {
-                return Err(format!("{} is encrypted (fscrypt): its key added shows names unseen", path.display()));
+            if sys::encrypted(dir.as_fd()).map_err(|e| Stale(format!("{}: {e}", path.display())))? {
+                return Err(Stale(format!(
+                    "{} is encrypted (fscrypt): its key added shows names unseen",
+                    path.display()
+                )));
             }
             if parent_dev != Some(k[0] as u64) {
-                let t = sys::fs_type(dir.as_fd()).map_err(|e| format!("{}: {e}", path.display()))?;
+                let t = sys::fs_type(dir.as_fd()).map_err(|e| Stale(format!("{}: {e}", path.display())))?;
                 if PSEUDO_FS.contains(&t) {
                     continue;
                 }
                 devs.push((k[0] as u64, watch::LOCAL_FS.contains(&t)));
             }
-            if let Some(l) = local.last_mut() {
-                *l = devs.iter().any(|&(dev, ok)| dev == k[0] as u64 && ok);
+            // Watched, and on a filesystem whose every change a watch reports: vouched for
+            // by the watch, whatever its ctime; else by its status, past the margin.
+            let local = devs.iter().any(|&(dev, ok)| dev == k[0] as u64 && ok);
+            match (wd, watch.as_deref_mut()) {
+                (Some(_), Some(_)) if local => {
+                    if let Some(o) = on.last_mut() {
+                        *o = true;
+                    }
+                }
+                (Some(wd), Some(w)) => w.remove(wd),
+                _ => {}
+            }
+            if racy {
+                if !on.last().copied().unwrap_or(false) {
+                    return Err(Stale(format!("{} changed too recently", path.display())));
+                }
+                self.watch_only = true;
             }
             let entries = match std::fs::read_dir(&path) {
                 Ok(r) => r,
                 // The child, with the same ids and no more capabilities, cannot reach in.
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !sys::can_search(dir.as_fd()) => continue,
-                Err(e) => return Err(format!("{}: {e}", path.display())),
+                Err(e) => return Err(Stale(format!("{}: {e}", path.display()))),
             };
             // Only beneath a rule's literal prefix can an entry be masked.
             let relevant = rules.relevant(&path);
             for e in entries {
-                let e = e.map_err(|e| format!("{}: {e}", path.display()))?;
-                if e.file_type().map_err(|e| format!("{}: {e}", path.display()))?.is_dir() {
+                let e = e.map_err(|e| Stale(format!("{}: {e}", path.display())))?;
+                if e.file_type().map_err(|e| Stale(format!("{}: {e}", path.display())))?.is_dir() {
                     let child = e.path();
                     if relevant && rules.verdict(&child) == PathVerdict::Mask {
                         if rules.is_literal(&child) && !hidden.contains(&child) {
@@ -272,17 +332,6 @@ impl ViewStamp {
         match &mut *watching {
             Watching::On(w, others) => self.watched(w, others),
             Watching::Off => self.compare_all(),
-            Watching::Later { roots, local } => {
-                if !self.compare_all() {
-                    *watching = Watching::Off;
-                    return false;
-                }
-                // Unchanged by its statuses: watched from now on, if a watch can vouch for
-                // this very state (else this check's verdict stands).
-                let (roots, local) = (std::mem::take(roots), std::mem::take(local));
-                *watching = self.watch_dirs(&roots, &local);
-                true
-            }
         }
     }
 
@@ -296,7 +345,7 @@ impl ViewStamp {
         let mut watching = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *watching {
             Watching::On(w, others) => Some(self.watched(w, others)),
-            Watching::Off | Watching::Later { .. } => None,
+            Watching::Off => None,
         }
     }
 
@@ -309,7 +358,7 @@ impl ViewStamp {
         let unchanged = match w.check() {
             Verdict::Quiet => others.iter().all(|i| as_stamped(&self.dirs[*i])),
             Verdict::Changed => return false,
-            Verdict::Unsure => self.compare_all(),
+            Verdict::Unsure => !self.watch_only && self.compare_all(),
         };
         if !unchanged {
             w.set_changed();
@@ -507,9 +556,8 @@ mod tests {
     /// for nothing (on a sibling of the root); `None` where the queue is too long to fill.
     fn overflowed(root: &Path) -> Option<ViewStamp> {
         let s = ViewStamp::take(&PathPlan { writes: vec![root.join("d0")], ..PathPlan::default() });
-        assert!(!watched(&s), "watched from the first check that finds it unchanged");
+        assert!(watched(&s), "watched from the start");
         assert!(s.unchanged(), "{:?}", s.stale_reason());
-        assert!(watched(&s));
         let max: usize =
             std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
         if max > 200_000 {
@@ -579,12 +627,41 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// A tree changed within the 2 s margin: a stamp that compares statuses cannot vouch
+    /// for it (a change in the same timestamp tick leaves ctime as it was), one whose
+    /// watches were added before the statuses can, until its queue cannot say (an
+    /// overflow): then it counts as changed, and so does a clone (which compares statuses).
     #[test]
-    fn a_fresh_tree_is_racily_changed() {
+    fn a_fresh_tree_is_vouched_for_by_its_watch_alone() {
         let root = tree("racy", 3);
-        let s = ViewStamp::take(&plan(&root));
+        let s = ViewStamp::take_watched(&plan(&root), false);
         assert!(s.stale_reason().is_some());
         assert!(!s.unchanged());
+        let s = ViewStamp::take(&plan(&root));
+        assert!(s.stale_reason().is_none(), "{:?}", s.stale_reason());
+        assert!(watched(&s));
+        assert!(s.unchanged());
+        assert!(!s.clone().unchanged(), "a clone compares statuses");
+        std::fs::write(root.join("d0/e1/late.pem"), "x").unwrap();
+        assert!(!s.unchanged(), "a change after the stamp");
+        let s = ViewStamp::take(&plan(&root));
+        assert!(s.unchanged());
+        let max: usize =
+            std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events").unwrap().trim().parse().unwrap();
+        if max <= 200_000 {
+            // A directory made just now, its queue then overflowed by events that each
+            // count for nothing (on a sibling): nothing of it changed.
+            let fresh = root.join("fresh");
+            std::fs::create_dir(&fresh).unwrap();
+            let s2 = ViewStamp::take(&PathPlan { writes: vec![fresh], ..PathPlan::default() });
+            assert!(s2.unchanged(), "{:?}", s2.stale_reason());
+            let sibling = root.join("sibling");
+            for _ in 0..max / 2 + 10 {
+                std::fs::write(&sibling, "").unwrap();
+                std::fs::remove_file(&sibling).unwrap();
+            }
+            assert!(!s2.unchanged(), "an overflow, with a directory vouched for by its watch alone");
+        }
         std::fs::remove_dir_all(&root).unwrap();
     }
 

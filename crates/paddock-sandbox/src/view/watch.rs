@@ -99,15 +99,10 @@ pub(super) struct Watch {
 }
 
 impl Watch {
-    /// Watches `dirs` (stamped directories, all on [`LOCAL_FS`], with their index among the
-    /// stamp's) and every directory above each of `roots`. Also returns the indices of the
-    /// directories this process may not watch (it cannot read them: another user's private
-    /// directory), which the stamp then compares by `lstat` at every check. An error: no
-    /// watch (the stamp compares everything, every time).
-    pub(super) fn new<'a>(
-        dirs: impl Iterator<Item = (usize, &'a Path)>,
-        roots: &[PathBuf],
-    ) -> io::Result<(Watch, Vec<usize>)> {
+    /// Starts a watch: the mount table, and every directory above each of `roots`. The
+    /// stamped directories are added one by one ([`Watch::add_stamped`]), each before its
+    /// status is taken. An error: no watch (the stamp compares everything, every time).
+    pub(super) fn begin(roots: &[PathBuf]) -> io::Result<Watch> {
         let inotify = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
         let mounts = File::open("/proc/self/mountinfo")?;
         let mut w = Watch { inotify, mounts, kinds: HashMap::new(), changed: false, broken: false };
@@ -127,19 +122,32 @@ impl Watch {
                 above.push(name);
             }
         }
-        let mut unwatched = Vec::new();
-        for (i, dir) in dirs {
-            match inotify::add_watch(&w.inotify, dir, mask()) {
-                Ok(wd) => {
-                    w.kinds.insert(wd, Kind::Stamped);
-                }
-                // A watch needs read permission; its status needs none (search on the
-                // parent), so the stamp compares it instead.
-                Err(Errno::ACCESS) => unwatched.push(i),
-                Err(e) => return Err(e.into()),
+        Ok(w)
+    }
+
+    /// Watches the directory at `dir` (not followed), to be stamped next: its watch
+    /// descriptor, or `None` when there is no directory there to watch or this process
+    /// may not watch it (it cannot read it: another user's private directory; its status
+    /// needs no read permission, so the stamp compares that instead). An error: the watch
+    /// cannot go on (the user's `fs.inotify.max_user_watches`).
+    pub(super) fn add_stamped(&mut self, dir: &Path) -> io::Result<Option<i32>> {
+        match inotify::add_watch(&self.inotify, dir, mask()) {
+            Ok(wd) => {
+                self.kinds.insert(wd, Kind::Stamped);
+                Ok(Some(wd))
             }
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        Ok((w, unwatched))
+    }
+
+    /// Takes back the watch `wd` of a stamped directory this watch cannot vouch for (not
+    /// on a local filesystem): events on it no longer count.
+    pub(super) fn remove(&mut self, wd: i32) {
+        if matches!(self.kinds.get(&wd), Some(Kind::Stamped)) {
+            self.kinds.remove(&wd);
+            let _ = inotify::remove_watch(&self.inotify, wd);
+        }
     }
 
     /// From now on every check says [`Verdict::Changed`]: the caller found a status changed
