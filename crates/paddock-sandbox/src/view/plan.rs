@@ -117,6 +117,12 @@ impl Rules {
         self.literal.contains(path)
     }
 
+    /// Whether `path` is a rule's literal prefix or on the way to one (what is there
+    /// decides where a rule's match is, or is the match).
+    pub(crate) fn on_a_way(&self, path: &Path) -> bool {
+        self.prefixes.iter().any(|p| p.starts_with(path))
+    }
+
     /// What the view does with `path` (deny beats protect).
     pub(crate) fn verdict(&self, path: &Path) -> Verdict {
         if self.literal.contains(path) || self.deny.is_match(path) {

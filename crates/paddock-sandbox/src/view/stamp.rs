@@ -17,11 +17,15 @@
 //! first), so any change after a status is an event, whatever its ctime. The check then
 //! reads a queue and `lstat`s only what the queue cannot vouch for; a directory within the
 //! margin is vouched for by its watch alone, so once the queue cannot say (an overflow, a
-//! change of the mount table) such a stamp counts as changed. Before 2026-12-04 the
+//! change of the mount table) such a stamp counts as changed. An entry of a stamped
+//! directory made, removed or renamed is a change unless it is a regular file no rule
+//! matches and no rule's prefix is or lies beneath ([`ViewStamp::plain`]): the view masks
+//! matches and sockets and walks directories, and a plain file needs none of that (a
+//! status comparison cannot tell it apart: it is a change there). Before 2026-12-04 the
 //! watches were added at the first check that found the view unchanged, and a directory
-//! within the margin made the stamp stale: in a session whose calls change the workspace
-//! (a `git status` rewrites `.git/index`) the next zygote's stamp was stale too, and every
-//! call for 2 s started another zygote.
+//! within the margin made the stamp stale, and any entry was a change: in a session whose
+//! calls change the workspace (a `git status` rewrites `.git/index`) every call started a
+//! new zygote, and so did every call of the 2 s after.
 //!
 //! A directory the view masks whole (a hidden path such as `$STATE`, a literal deny path, a
 //! deny glob's match) met beneath a stamped one is neither stamped nor walked: what it holds
@@ -77,6 +81,9 @@ pub struct ViewStamp {
     /// alone: a comparison of statuses cannot vouch for it, so once the queue cannot say
     /// (an overflow, a change of the mount table) the view counts as changed.
     watch_only: bool,
+    /// The view's rules, to tell a plain file's entry from one the view cares about
+    /// ([`ViewStamp::plain`]).
+    rules: Option<std::sync::Arc<Rules>>,
     /// Why the stamp cannot vouch for the view (a directory changed while it was taken or
     /// too recently, or could not be read): [`ViewStamp::unchanged`] is then always false.
     stale: Option<String>,
@@ -103,6 +110,7 @@ impl Clone for ViewStamp {
             dirs: self.dirs.clone(),
             read_beneath: self.read_beneath.clone(),
             watch_only: self.watch_only,
+            rules: self.rules.clone(),
             stale: if self.watch_only { Some("vouched for by its watch alone".into()) } else { self.stale.clone() },
             watch: Mutex::new(Watching::Off),
         }
@@ -165,6 +173,7 @@ impl ViewStamp {
             dirs: Vec::new(),
             read_beneath: Vec::new(),
             watch_only: false,
+            rules: None,
             stale: None,
             watch: Mutex::new(Watching::Off),
         };
@@ -207,7 +216,29 @@ impl ViewStamp {
             let others: Vec<usize> = (0..s.dirs.len()).filter(|i| !on[*i]).collect();
             s.watch = Mutex::new(Watching::On(w, others));
         }
+        s.rules = Some(std::sync::Arc::new(rules));
         s
+    }
+
+    /// Whether an entry created, removed or renamed at `path` (not a directory: the watch
+    /// counts those) changes nothing the view placed: no rule matches it and no rule's
+    /// prefix is it or lies beneath it, and unless it was removed, what is there now is a
+    /// regular file or nothing. A socket, symlink, device or fifo, a rule's match (made or
+    /// removed), or anything on a rule's way is a change. A regular file no rule matches
+    /// needs nothing in the view: the view masks matches and sockets and walks directories.
+    /// (A `git status` rewrites `.git/index` through `index.lock` and a rename.)
+    fn plain(&self, path: &Path, removed: bool) -> bool {
+        let Some(rules) = &self.rules else { return false };
+        if rules.verdict(path) != PathVerdict::Keep || rules.on_a_way(path) {
+            return false;
+        }
+        if removed {
+            return true;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(m) => m.file_type().is_file(),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
     }
 
     fn compare_all(&self) -> bool {
@@ -355,7 +386,7 @@ impl ViewStamp {
     /// otherwise vouch for the view again (a call flooding the queue to hide what it
     /// planted, or calls that waited for this check).
     fn watched(&self, w: &mut Watch, others: &[usize]) -> bool {
-        let unchanged = match w.check() {
+        let unchanged = match w.check(&|p, removed| self.plain(p, removed)) {
             Verdict::Quiet => others.iter().all(|i| as_stamped(&self.dirs[*i])),
             Verdict::Changed => return false,
             Verdict::Unsure => !self.watch_only && self.compare_all(),
@@ -488,7 +519,7 @@ mod tests {
             std::fs::write(root.join("certs.pem/key"), "x").unwrap();
             std::fs::remove_dir(root.join("certs.pem/old")).unwrap();
             assert!(s.unchanged() && t.unchanged(), "changes inside directories masked whole (watched: {watch})");
-            std::fs::write(root.join("vault/inner/key"), "x").unwrap();
+            std::fs::create_dir(root.join("vault/inner/sub")).unwrap();
             assert!(t.unchanged(), "a change inside the literal deny path's directory");
             assert!(!s.unchanged(), "control: where no rule masks it, the same change is one");
             // The name given to another directory: the parent's entries changed.
@@ -501,7 +532,7 @@ mod tests {
             std::fs::remove_dir(root.join("state/new")).unwrap();
             std::fs::create_dir(root.join("certs.pem/old")).unwrap();
             std::fs::remove_file(root.join("certs.pem/key")).unwrap();
-            std::fs::remove_file(root.join("vault/inner/key")).unwrap();
+            std::fs::remove_dir(root.join("vault/inner/sub")).unwrap();
             settle();
         }
         std::fs::remove_dir_all(&root).unwrap();
@@ -545,10 +576,68 @@ mod tests {
         std::fs::write(root.join("sibling"), "x").unwrap();
         std::fs::create_dir(root.join("d0.sibling")).unwrap();
         assert!(s.unchanged());
-        // An entry created beneath, then removed again: the directory's ctime moved.
-        std::fs::write(root.join("d0/e2/new"), "x").unwrap();
+        // A plain file made, renamed and removed beneath, no rule matching it: nothing the
+        // view placed changes (the watch lets it go; a comparison of statuses would not).
+        std::fs::write(root.join("d0/e2/new.lock"), "x").unwrap();
+        std::fs::rename(root.join("d0/e2/new.lock"), root.join("d0/e2/new")).unwrap();
         std::fs::remove_file(root.join("d0/e2/new")).unwrap();
+        assert!(s.unchanged());
+        assert!(!s.clone().unchanged(), "a clone compares statuses");
+        // A directory made beneath, then removed again: a change.
+        std::fs::create_dir(root.join("d0/e2/new")).unwrap();
+        std::fs::remove_dir(root.join("d0/e2/new")).unwrap();
         assert!(!s.unchanged());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// What a watch lets go in a stamped directory and what it does not: a regular file no
+    /// rule matches, made, replaced by a rename (as `git status` rewrites `.git/index`) or
+    /// removed, is nothing the view placed; a rule's match made or removed, a symlink, a
+    /// socket, a fifo and a directory are changes, and so is any of them made then replaced
+    /// by a plain file only if the plain file is all that is there when the check looks.
+    #[test]
+    fn a_plain_file_is_let_go_and_anything_else_is_a_change() {
+        let root = tree("plain", 10);
+        std::fs::write(root.join("d0/e1/index"), "x").unwrap();
+        std::fs::write(root.join("d0/e1/old.pem"), "k").unwrap();
+        settle();
+        let stamp = || {
+            let s = ViewStamp::take(&plan(&root));
+            assert!(s.unchanged() && watched(&s), "{:?}", s.stale_reason());
+            s
+        };
+        let d = root.join("d0/e1");
+        let s = stamp();
+        std::fs::write(d.join("index.lock"), "y").unwrap();
+        std::fs::rename(d.join("index.lock"), d.join("index")).unwrap();
+        std::fs::write(d.join("notes"), "z").unwrap();
+        std::fs::remove_file(d.join("notes")).unwrap();
+        assert!(s.unchanged(), "plain files");
+        type Make = fn(&Path);
+        let changes: [(&str, Make); 6] = [
+            ("a match made", |d| std::fs::write(d.join("new.pem"), "k").unwrap()),
+            ("a match removed", |d| std::fs::remove_file(d.join("old.pem")).unwrap()),
+            ("a symlink", |d| std::os::unix::fs::symlink("/", d.join("link")).unwrap()),
+            ("a socket", |d| drop(std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap())),
+            ("a directory", |d| std::fs::create_dir(d.join("sub")).unwrap()),
+            ("a rule's match renamed away", |d| std::fs::rename(d.join("old.pem"), d.join("plain")).unwrap()),
+        ];
+        for (what, make) in changes {
+            let s = stamp();
+            make(&d);
+            assert!(!s.unchanged(), "{what}");
+            for n in ["new.pem", "link", "sock", "plain"] {
+                let _ = std::fs::remove_file(d.join(n));
+            }
+            let _ = std::fs::remove_dir(d.join("sub"));
+            std::fs::write(d.join("old.pem"), "k").unwrap();
+        }
+        // A socket that a plain file replaced before the check: only the file is there.
+        let s = stamp();
+        drop(std::os::unix::net::UnixListener::bind(d.join("x")).unwrap());
+        std::fs::remove_file(d.join("x")).unwrap();
+        std::fs::write(d.join("x"), "plain").unwrap();
+        assert!(s.unchanged(), "what is there when the check looks");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -577,7 +666,7 @@ mod tests {
         settle();
         if let Some(s) = overflowed(&root) {
             let check = || match &mut *s.watch.lock().unwrap() {
-                Watching::On(w, _) => w.check(),
+                Watching::On(w, _) => w.check(&|_, _| false),
                 _ => panic!("not watched"),
             };
             assert_eq!(check(), Verdict::Unsure, "an overflow");

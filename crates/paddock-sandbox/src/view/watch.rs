@@ -70,8 +70,9 @@ fn mask() -> WatchFlags {
 /// What a watched directory is to the stamp.
 #[derive(Debug)]
 enum Kind {
-    /// A stamped directory: any of its entries created, removed or renamed is a change.
-    Stamped,
+    /// A stamped directory (its path): an entry created, removed or renamed there is a
+    /// change unless the stamp's judge lets it go ([`Watch::check`]).
+    Stamped(PathBuf),
     /// A directory above a root: only these entries (the next component of a root's path).
     Above(Vec<OsString>),
 }
@@ -117,7 +118,7 @@ impl Watch {
                 let wd = inotify::add_watch(&w.inotify, &above, mask())?;
                 match w.kinds.entry(wd).or_insert_with(|| Kind::Above(Vec::new())) {
                     Kind::Above(names) => names.push(name.to_os_string()),
-                    Kind::Stamped => {}
+                    Kind::Stamped(_) => {}
                 }
                 above.push(name);
             }
@@ -133,7 +134,7 @@ impl Watch {
     pub(super) fn add_stamped(&mut self, dir: &Path) -> io::Result<Option<i32>> {
         match inotify::add_watch(&self.inotify, dir, mask()) {
             Ok(wd) => {
-                self.kinds.insert(wd, Kind::Stamped);
+                self.kinds.insert(wd, Kind::Stamped(dir.to_path_buf()));
                 Ok(Some(wd))
             }
             Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::ACCESS) => Ok(None),
@@ -144,7 +145,7 @@ impl Watch {
     /// Takes back the watch `wd` of a stamped directory this watch cannot vouch for (not
     /// on a local filesystem): events on it no longer count.
     pub(super) fn remove(&mut self, wd: i32) {
-        if matches!(self.kinds.get(&wd), Some(Kind::Stamped)) {
+        if matches!(self.kinds.get(&wd), Some(Kind::Stamped(_))) {
             self.kinds.remove(&wd);
             let _ = inotify::remove_watch(&self.inotify, wd);
         }
@@ -156,8 +157,11 @@ impl Watch {
         self.changed = true;
     }
 
-    /// Reads the queue and polls the mount table.
-    pub(super) fn check(&mut self) -> Verdict {
+    /// Reads the queue and polls the mount table. An entry of a stamped directory created,
+    /// removed or renamed (not a directory's) is let go when `plain(path, removed)` says it
+    /// changes nothing the view placed, asked once the queue is read (so of what is there
+    /// then); anything else that counts is a change.
+    pub(super) fn check(&mut self, plain: &dyn Fn(&Path, bool) -> bool) -> Verdict {
         if self.changed {
             return Verdict::Changed;
         }
@@ -169,6 +173,7 @@ impl Watch {
         let mut overflowed = false;
         let kinds = &self.kinds;
         let mut changed = false;
+        let mut entries: Vec<(PathBuf, bool)> = Vec::new();
         let read = read_queue(&self.inotify, |event| {
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
@@ -181,7 +186,17 @@ impl Watch {
                 (None, _) => true,
                 // The directory itself: its attributes, removed, renamed, unmounted.
                 (Some(_), None) => true,
-                (Some(Kind::Stamped), Some(_)) => flags.intersects(entry_moved),
+                (Some(Kind::Stamped(dir)), Some(name)) if flags.intersects(entry_moved) => {
+                    // A directory made, removed or moved in or out: always a change.
+                    if flags.contains(ReadFlags::ISDIR) {
+                        true
+                    } else {
+                        let removed = flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM);
+                        entries.push((dir.join(std::ffi::OsStr::from_bytes(name.to_bytes())), removed));
+                        false
+                    }
+                }
+                (Some(Kind::Stamped(_)), Some(_)) => false,
                 (Some(Kind::Above(names)), Some(name)) => {
                     flags.intersects(entry_moved) && names.iter().any(|n| n.as_bytes() == name.to_bytes())
                 }
@@ -191,6 +206,9 @@ impl Watch {
         if read.is_err() {
             self.broken = true;
             return Verdict::Unsure;
+        }
+        if !changed && !overflowed {
+            changed = entries.iter().any(|(p, removed)| !plain(p, *removed));
         }
         if changed {
             self.changed = true;
