@@ -304,6 +304,10 @@ impl ViewStamp {
             if parent_dev != Some(k[0] as u64) {
                 let t = sys::fs_type(dir.as_fd()).map_err(|e| Stale(format!("{}: {e}", path.display())))?;
                 if PSEUDO_FS.contains(&t) {
+                    // Not walked (no socket lives there): compared by its status alone.
+                    if let (Some(wd), Some(w)) = (wd, watch.as_deref_mut()) {
+                        w.remove(wd);
+                    }
                     continue;
                 }
                 devs.push((k[0] as u64, watch::LOCAL_FS.contains(&t)));
