@@ -195,16 +195,15 @@ impl ViewStamp {
         let mut watch = if watched { Watch::begin(&roots).ok() } else { None };
         let mut on = Vec::new();
         let mut scanned = s.scan(&roots, &rules, &plan.hidden_present, now, watch.as_mut(), &mut on);
-        if scanned.is_err() && watch.is_some() {
-            if let Err(Lost(why)) = &scanned {
-                tracing::debug!(%why, "the view stamp's watch could not go on: taken again unwatched");
-                s.dirs.clear();
-                s.read_beneath.clear();
-                s.watch_only = false;
-                on.clear();
-                watch = None;
-                scanned = s.scan(&roots, &rules, &plan.hidden_present, now, None, &mut on);
-            }
+        // Lost only where there was a watch: taken again without one.
+        if let Err(Lost(why)) = &scanned {
+            tracing::debug!(%why, "the view stamp's watch could not go on: taken again unwatched");
+            s.dirs.clear();
+            s.read_beneath.clear();
+            s.watch_only = false;
+            on.clear();
+            watch = None;
+            scanned = s.scan(&roots, &rules, &plan.hidden_present, now, None, &mut on);
         }
         if let Err(e) = scanned {
             s.stale = Some(e.why());
