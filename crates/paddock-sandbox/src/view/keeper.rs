@@ -56,17 +56,26 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    /// The inodes the keeping instance watches, from its `fdinfo`.
-    fn kept_inodes() -> Vec<u64> {
+    /// The files the keeping instance watches, from its `fdinfo`: each one's device, as the
+    /// kernel numbers it (`major << 20 | minor`), and inode.
+    fn kept() -> Vec<(u64, u64)> {
         use std::os::fd::AsRawFd;
         let k = KEEPER.lock().unwrap();
         let fd = k.as_ref().expect("made").as_raw_fd();
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
-        info.lines()
-            .filter(|l| l.starts_with("inotify wd:"))
-            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("ino:")))
-            .map(|h| u64::from_str_radix(h, 16).unwrap())
-            .collect()
+        let field = |l: &str, name: &str| {
+            let h = l.split_whitespace().find_map(|w| w.strip_prefix(name)).unwrap();
+            u64::from_str_radix(h, 16).unwrap()
+        };
+        info.lines().filter(|l| l.starts_with("inotify wd:")).map(|l| (field(l, "sdev:"), field(l, "ino:"))).collect()
+    }
+
+    /// `path`'s device and inode, numbered as [`kept`] numbers them: inode numbers alone
+    /// repeat across filesystems.
+    fn id(path: &Path) -> (u64, u64) {
+        let m = std::fs::metadata(path).unwrap();
+        let dev = m.dev();
+        (u64::from(rustix::fs::major(dev)) << 20 | u64::from(rustix::fs::minor(dev)), m.ino())
     }
 
     #[test]
@@ -74,8 +83,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("paddock-keeper-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         keep(&dir);
-        let ino = std::fs::metadata(&dir).unwrap().ino();
-        assert!(kept_inodes().contains(&ino), "watched by the keeping instance");
+        assert!(kept().contains(&id(&dir)), "watched by the keeping instance");
         // A child's attribute change queues an event; the next keep reads it away.
         std::fs::write(dir.join("f"), "x").unwrap();
         std::fs::set_permissions(dir.join("f"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -94,7 +102,7 @@ mod tests {
         // A path that is no directory is not watched, and says so only at debug level.
         drop(k);
         keep(&dir.join("f"));
-        assert!(!kept_inodes().contains(&std::fs::metadata(dir.join("f")).unwrap().ino()));
+        assert!(!kept().contains(&id(&dir.join("f"))));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
