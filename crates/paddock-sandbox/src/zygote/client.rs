@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cgroup;
 use crate::error::SetupError;
 use crate::launch::{self, Running};
+use crate::layer::Applied;
 use crate::proto::{self, Msg, Request};
 use crate::report::EnforcementReport;
 use crate::spec::{NetworkMode, SandboxSpec, StdioMode};
@@ -30,6 +31,8 @@ pub struct Zygote {
     warmer: std::sync::OnceLock<Option<crate::cgroup::Warmer>>,
     /// The calls' cgroups, made one call ahead where this process is multi-threaded.
     cgroups: cgroup::CallCgroups,
+    /// The report each recent call shape started with ([`super::expect`]).
+    expected: super::expect::Expected,
 }
 
 impl std::fmt::Debug for Zygote {
@@ -72,6 +75,7 @@ impl Zygote {
             template: template.clone(),
             warmer: std::sync::OnceLock::new(),
             cgroups: cgroup::CallCgroups::default(),
+            expected: Default::default(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -152,39 +156,50 @@ impl Zygote {
     /// each concurrent call needs a port of its own (the listener is bound in the shared
     /// network namespace).
     pub fn spawn(&self, call: &SandboxSpec) -> Result<Running, SandboxError> {
-        self.spawn_meanwhile(call, &mut || ()).0
+        self.spawn_meanwhile(call, &mut |_| ()).0
     }
 
     /// [`Zygote::spawn`], running `meanwhile` in this process while the call's helper sets
     /// the call up, as [`crate::spawn_meanwhile`] does; `None` when the call was not sent.
+    ///
+    /// `meanwhile` is given the report the call is expected to start with: the one the
+    /// zygote's last call of the same shape (its spec but the argv and the environment's
+    /// values) reported, with this call's cgroup status. So the caller can record the call
+    /// while it is set up, and let it run only if [`Running::report`] is that report. `None`
+    /// for the first call of a shape, and for every call once an expectation did not hold.
     pub fn spawn_meanwhile<T>(
         &self,
         call: &SandboxSpec,
-        meanwhile: &mut dyn FnMut() -> T,
+        meanwhile: &mut dyn FnMut(Option<&EnforcementReport>) -> T,
     ) -> (Result<Running, SandboxError>, Option<T>) {
         let origin = crate::timing::now_ns();
         let started = std::time::Instant::now();
-        let (running, ends) = match self.send_call(call, started) {
+        let (running, ends, cgroup) = match self.send_call(call, started) {
             Ok(s) => s,
             Err(e) => {
                 self.cgroups.started();
                 return (Err(e), None);
             }
         };
-        let done = meanwhile();
+        let expected = self.expected.of(call, &cgroup);
+        let done = meanwhile(expected.as_ref());
         let r = launch::handshake(running, ends, call, false, origin);
         crate::timing::phase("zygote call start, in all", started);
+        if let Ok(r) = &r {
+            self.expected.started(call, expected.as_ref(), r.report());
+        }
         // The next call's cgroup is made from now on, not while this one entered its own.
         self.cgroups.started();
         (r, Some(done))
     }
 
-    /// The first half of [`Zygote::spawn`]: the call's cgroup made, its `Spawn` sent.
+    /// The first half of [`Zygote::spawn`]: the call's cgroup made, its `Spawn` sent; the
+    /// cgroup's status as the call will report it.
     fn send_call(
         &self,
         call: &SandboxSpec,
         started: std::time::Instant,
-    ) -> Result<(Running, ParentStdio), SandboxError> {
+    ) -> Result<(Running, ParentStdio, Applied), SandboxError> {
         call.validate()?;
         self.accepts(call)?;
         let cg = self.cgroups.take(&call.limits);
@@ -209,6 +224,7 @@ impl Zygote {
         let mut fds = vec![ctl_child.as_raw_fd(), stdin.as_raw_fd(), out.as_raw_fd(), err.as_raw_fd()];
         let cgroup_dirs = cg.hand_over(&mut fds);
         let spec = call.for_helper();
+        let applied = cg.applied.clone();
         let msg = Msg::Spawn { spec: Box::new(spec), cgroup: cg.applied, cgroup_dirs };
         if let Err(e) = proto::send(self.ctl.as_raw_fd(), &msg, &fds) {
             if let Some(c) = &cg.cgroup {
@@ -219,7 +235,7 @@ impl Zygote {
         drop((ctl_child, stdin, out, err));
         let mut running = Running::new(call, ctl, None);
         running.set_cgroup(cg.cgroup);
-        Ok((running, ends))
+        Ok((running, ends, applied))
     }
 }
 

@@ -30,6 +30,12 @@
 //! Each call has its own pid namespace and `/proc`, its own SysV IPC, `/tmp` (when the
 //! view's is private) and `/dev/shm`, its own cgroup, Landlock domain and seccomp filter.
 //!
+//! A call's caller may record the call while it is set up: [`Zygote::spawn_meanwhile`]
+//! gives it the report the call is expected to start with (the last report of a call of
+//! the same shape, with this call's cgroup status; [`expect`]), and the caller lets the
+//! call run only if [`Running::report`](crate::Running::report) is that report. A call
+//! that reported otherwise turns the zygote's expectations off.
+//!
 //! One `Spawn` message is read at a time from the zygote's control socket (concurrent
 //! [`Zygote::spawn`] calls are separate datagrams, each taken by one of the spares); the
 //! call's side then talks to the caller on the call's own socket as [`crate::spawn`]'s
@@ -40,6 +46,7 @@
 
 mod call;
 mod client;
+mod expect;
 pub(crate) mod server;
 mod spare;
 

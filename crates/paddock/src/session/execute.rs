@@ -9,7 +9,9 @@ use std::time::Instant;
 use paddock_audit::{Call, CallOutcome as AuditOutcome};
 use paddock_policy::{Decision, Policy};
 use paddock_proxy::ConnectionEvent;
-use paddock_sandbox::{phase, ExitKind, NetworkMode, RunOutcome, Running, SandboxError, SandboxSpec};
+use paddock_sandbox::{
+    phase, EnforcementReport, ExitKind, NetworkMode, RunOutcome, Running, SandboxError, SandboxSpec,
+};
 use tokio::runtime::Handle;
 
 use super::inner::Inner;
@@ -39,8 +41,10 @@ pub(super) struct Executed {
 pub(super) struct Failed {
     pub error: SessionError,
     pub seq: Option<u64>,
-    /// The revocation list changed after the call was decided and before its `call.start`
-    /// could be written: nothing was recorded or run, and the call is to be decided again.
+    /// Nothing ran, and the call is to be decided and started again: the revocation list
+    /// changed after the call was decided and before its `call.start` could be written
+    /// (nothing was recorded), or its `call.start`, written while it was set up, did not hold
+    /// the layers it reported (that record has its `call.end`).
     pub stale: bool,
 }
 
@@ -52,6 +56,13 @@ impl Failed {
     fn stale() -> Failed {
         let error = SessionError::Internal("the revocation list changed while the call started".into());
         Failed { error, seq: None, stale: true }
+    }
+
+    /// The call's `call.start` (`seq`), recorded while it was set up, did not hold the
+    /// layers it then reported: it did not run (its `call.end` says 125), and starts again.
+    fn again(seq: u64) -> Failed {
+        let error = SessionError::Internal("the call's layers differed from those recorded for it".into());
+        Failed { error, seq: Some(seq), stale: true }
     }
 }
 
@@ -65,6 +76,11 @@ impl From<Failed> for SessionError {
     fn from(f: Failed) -> SessionError {
         f.error
     }
+}
+
+/// `call` with what was enforced around its child: its `call.start`.
+fn enforced(call: &Call, report: &EnforcementReport) -> Call {
+    call.clone().with_enforcement(serde_json::to_value(report).unwrap_or_default())
 }
 
 /// The proxy sees the session through this: its policy, its log, its observer, its questions.
@@ -107,7 +123,7 @@ impl Inner {
             (true, Child::NotFound) => {
                 // Allowed, but there is nothing to run (the program does not resolve).
                 let code = Child::NOT_FOUND;
-                let seq = self.record_unrun(call, code)?;
+                let seq = self.record_unrun(call, None, code)?;
                 return Err(Failed::recorded(SessionError::NotFound { seq, code }, seq));
             }
             _ => {
@@ -121,7 +137,7 @@ impl Inner {
         // Done while the helper side builds the sandbox (the child is parked before
         // `execve` until `wait`), so on a second core it costs the start nothing.
         let (writes, view_cache) = (spec.write_paths.clone(), spec.view_cache.clone());
-        let mut note = || {
+        let note = || {
             let t = Instant::now();
             let policy = self.policy();
             let noted = (|| {
@@ -193,8 +209,40 @@ impl Inner {
             self.log.start_sync_thread();
             noted
         };
+        // Recorded ahead: where the session's zygote expects the call's report (its last
+        // call of the same shape reported it), `call.start` with that report is written and
+        // synced while the call is set up, once the notes are taken. It stands only if the
+        // call then reports exactly that; else the child never runs (below).
+        let mut ahead_record: Option<(Result<Option<u64>, SessionError>, EnforcementReport)> = None;
+        let mut meanwhile = |expected: Option<&EnforcementReport>| {
+            let noted = note();
+            if let (Some(report), Ok(_)) = (expected, &noted) {
+                let t = Instant::now();
+                let started = enforced(&call, report);
+                ahead_record = Some((self.append_start(&started.start(), decided_under), report.clone()));
+                phase("call.start written and synced, while the call is set up", t);
+            }
+            noted
+        };
         let ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, ahead, &mut note);
+        let (started, noted) = self.zygotes.start_child(&self.id, &mut spec, zygote, ahead, &mut meanwhile);
+        let recorded = match ahead_record {
+            None => None,
+            // Not written (the log failed, or a revocation came since the decision): the
+            // child, parked before `execve`, is killed as `started` is dropped.
+            Some((Err(e), _)) => return Err(e.into()),
+            Some((Ok(None), _)) => return Err(Failed::stale()),
+            Some((Ok(Some(seq)), report)) => match &started {
+                Ok((running, _)) if *running.report() == report => Some(seq),
+                Ok(_) => {
+                    drop(started); // kills the parked child: it never runs
+                    tracing::warn!(call = %call.call_id, "the call's layers differed from those its call.start recorded: it did not run, and starts again");
+                    self.append(&call.end(AuditOutcome::exited(125)), false)?;
+                    return Err(Failed::again(seq));
+                }
+                Err(_) => Some(seq),
+            },
+        };
         let (mut running, _port) = match started {
             Ok(r) => r,
             Err(e) => {
@@ -203,7 +251,7 @@ impl Inner {
                     ref other => other.exit_code(),
                 };
                 drop(noted);
-                let seq = self.record_unrun(call, code)?;
+                let seq = self.record_unrun(call, recorded, code)?;
                 return Err(Failed::recorded(e, seq));
             }
         };
@@ -213,17 +261,17 @@ impl Inner {
                 drop(running); // kills the parked child
                 tracing::debug!(%why, "the call's start is refused: the user's state its rules resolve through changed");
                 let e = SessionError::Unsettled(why);
-                let seq = self.record_unrun(call, e.exit_code())?;
+                let seq = self.record_unrun(call, recorded, e.exit_code())?;
                 return Err(Failed::recorded(e, seq));
             }
             Some(Err(e)) => {
                 drop(running); // kills the parked child
-                let seq = self.record_unrun(call, 125)?;
+                let seq = self.record_unrun(call, recorded, 125)?;
                 return Err(Failed::recorded(SessionError::Internal(e.to_string()), seq));
             }
             None => {
                 drop(running);
-                let seq = self.record_unrun(call, 125)?;
+                let seq = self.record_unrun(call, recorded, 125)?;
                 let e = SessionError::Internal("the sandbox started without the registry's note".into());
                 return Err(Failed::recorded(e, seq));
             }
@@ -233,7 +281,7 @@ impl Inner {
             Ok(p) => p,
             Err(e) => {
                 drop(running);
-                return Err(Failed::recorded(e, self.record_unrun(call, 125)?));
+                return Err(Failed::recorded(e, self.record_unrun(call, recorded, 125)?));
             }
         };
         if proxy.is_some() {
@@ -257,22 +305,30 @@ impl Inner {
                     }
                     Err(e) => {
                         drop(running);
-                        return Err(Failed::recorded(e, self.record_unrun(call, 125)?));
+                        return Err(Failed::recorded(e, self.record_unrun(call, recorded, 125)?));
                     }
                 }
             }
             None => None,
         };
         // Every layer is in place and the child is parked before exec: record the call,
-        // with what was enforced, durably, then let it run. (`call.end` repeats the call's
+        // with what was enforced, durably, then let it run; unless its record, written while
+        // it was set up, holds this very report (above). (`call.end` repeats the call's
         // fields; the report, large, stays on `call.start`.)
-        let t = Instant::now();
-        let started = call.clone().with_enforcement(serde_json::to_value(running.report()).unwrap_or_default());
         // Written only under the policy the call was decided under: a revocation saved since
         // (its list is written before its `revoke` record) makes it stale, so no call
         // recorded after a `revoke` uses what it withdrew. On error or staleness, dropping
         // `running` kills the parked child.
-        let seq = match self.append_start(&started.start(), decided_under)? {
+        let written = match recorded {
+            Some(seq) => Some(seq),
+            None => {
+                let t = Instant::now();
+                let written = self.append_start(&enforced(&call, running.report()).start(), decided_under)?;
+                phase("call.start written and synced", t);
+                written
+            }
+        };
+        let seq = match written {
             Some(seq) => seq,
             None => {
                 drop(running);
@@ -285,7 +341,6 @@ impl Inner {
                 return Err(Failed::stale());
             }
         };
-        phase("call.start written and synced", t);
         let registered = self.register(&running);
         if self.mode == "run" {
             // This process only waits from here on: what it ran to get here is handed
@@ -340,8 +395,13 @@ impl Inner {
     }
 
     /// Records a call that was allowed but ran nothing (`code`: why): `call.start` with no
-    /// view, then `call.end`; the `seq` of `call.start`.
-    fn record_unrun(&self, call: Call, code: i32) -> Result<u64, SessionError> {
+    /// view (unless it was `recorded` already, with this `seq`), then `call.end`; the `seq`
+    /// of `call.start`.
+    fn record_unrun(&self, call: Call, recorded: Option<u64>, code: i32) -> Result<u64, SessionError> {
+        if let Some(seq) = recorded {
+            self.append(&call.end(AuditOutcome::exited(code)), false)?;
+            return Ok(seq);
+        }
         let call = call.with_view(Vec::new());
         let seq = self.append(&call.start(), true)?;
         self.append(&call.end(AuditOutcome::exited(code)), false)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use paddock_policy::Policy;
-use paddock_sandbox::{NetworkMode, SandboxError, SandboxSpec, StdioMode, ViewStamp, Zygote};
+use paddock_sandbox::{EnforcementReport, NetworkMode, SandboxError, SandboxSpec, StdioMode, ViewStamp, Zygote};
 
 use crate::spec::{self, FsView};
 
@@ -225,6 +225,8 @@ impl Zygotes {
     /// sandbox of its own. The port lease (proxy mode in a zygote) lives as long as the call.
     /// `meanwhile` runs while the sandbox is set up, before the child can run
     /// ([`paddock_sandbox::spawn_meanwhile`]); its result is `None` when no sandbox started.
+    /// It is given the report the child is expected to start with, when the zygote has one
+    /// ([`paddock_sandbox::Zygote::spawn_meanwhile`]); a sandbox of its own expects none.
     /// A sandbox of its own is started by `ahead`, a helper forked ahead, when given.
     pub(super) fn start_child<T>(
         &self,
@@ -232,9 +234,10 @@ impl Zygotes {
         spec: &mut SandboxSpec,
         zygote: Option<&Arc<SessionZygote>>,
         mut ahead: Option<paddock_sandbox::Prestarted>,
-        meanwhile: &mut dyn FnMut() -> T,
+        meanwhile: &mut dyn FnMut(Option<&EnforcementReport>) -> T,
     ) -> (Result<Started, SandboxError>, Option<T>) {
-        let mut own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut() -> T| {
+        let mut own = |spec: &SandboxSpec, lease, meanwhile: &mut dyn FnMut(Option<&EnforcementReport>) -> T| {
+            let meanwhile = &mut || meanwhile(None);
             let (r, done) = match ahead.take() {
                 Some(helper) => helper.spawn_meanwhile(spec, meanwhile),
                 None => paddock_sandbox::spawn_meanwhile(spec, meanwhile),
