@@ -471,8 +471,16 @@ impl McpSession {
 
     /// [`McpSession::start`] with `state` as its `PADDOCK_STATE_DIR`.
     pub fn start_with_state(f: &Fixture, log: Option<&Path>, state: &Path) -> McpSession {
+        McpSession::start_with_args(f, log, state, &[])
+    }
+
+    /// [`McpSession::start_with_state`] with `args` after `mcp --workspace WS`.
+    pub fn start_with_args(f: &Fixture, log: Option<&Path>, state: &Path, args: &[&str]) -> McpSession {
         use std::io::BufRead;
-        let mut cmd = f.command(&[f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()]);
+        let mut argv: Vec<std::ffi::OsString> =
+            vec![f.bin.clone().into(), "mcp".into(), "--workspace".into(), f.ws.clone().into()];
+        argv.extend(args.iter().map(std::ffi::OsString::from));
+        let mut cmd = f.command(&argv);
         cmd.env("PADDOCK_STATE_DIR", state);
         match log {
             Some(p) => {

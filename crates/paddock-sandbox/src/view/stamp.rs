@@ -331,8 +331,22 @@ impl ViewStamp {
             }
             let entries = match std::fs::read_dir(&path) {
                 Ok(r) => r,
-                // The child, with the same ids and no more capabilities, cannot reach in.
-                Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !sys::can_search(dir.as_fd()) => continue,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !sys::can_search(dir.as_fd()) => {
+                    // The child has the same ids and no capabilities: it cannot reach into
+                    // another owner's directory. Its owner's it can open up (`chmod`), and
+                    // the view's walk, with the user namespace's capabilities over the
+                    // user's own files, went in: what it holds is not stamped, so never
+                    // vouched for.
+                    if sys::fstat(dir.as_fd()).map_err(|e| Stale(format!("{}: {e}", path.display())))?.st_uid
+                        == rustix::process::geteuid().as_raw()
+                    {
+                        return Err(Stale(format!(
+                            "{} cannot be listed by its owner, this user, who can open it up: what it holds is not stamped",
+                            path.display()
+                        )));
+                    }
+                    continue;
+                }
                 Err(e) => return Err(Stale(format!("{}: {e}", path.display()))),
             };
             // Only beneath a rule's literal prefix can an entry be masked.
