@@ -7,6 +7,13 @@
 //! grant no deny or protect glob scans). The view's walk goes in (the user namespace's
 //! capabilities cover the user's own files), so the stamp now counts such a directory as
 //! not vouched for: each call gets a zygote whose view masks what is there.
+//!
+//! The walk's own counterpart: those capabilities cover only files whose owner and group
+//! are both mapped. A directory the user owns with another group (made in a setgid
+//! directory, say) and no search right for its owner was skipped by the walk as "not
+//! reachable by the child either", though the child, its owner, can `chmod` it open: a
+//! deny glob's match inside was readable, in `run` and sessions alike. Such a directory is
+//! now masked whole.
 
 #[macro_use]
 mod common;
@@ -15,7 +22,10 @@ use common::*;
 use std::io::Write;
 use std::os::unix::net::UnixListener;
 
-both_users!(a_socket_bound_beneath_an_unlisted_directory_of_the_user_stays_unreachable);
+both_users!(
+    a_socket_bound_beneath_an_unlisted_directory_of_the_user_stays_unreachable,
+    a_match_beneath_an_unwalkable_directory_of_the_user_stays_unreadable
+);
 
 fn a_socket_bound_beneath_an_unlisted_directory_of_the_user_stays_unreachable(user: User) {
     let f = Fixture::new(user);
@@ -61,6 +71,32 @@ fn a_socket_bound_beneath_an_unlisted_directory_of_the_user_stays_unreachable(us
     if user != User::Root {
         // The stamp cannot list it (root can: its watch reports the socket).
         assert!(read(&log).contains("cannot be listed by its owner"), "{}", read(&log));
+    }
+}
+
+fn a_match_beneath_an_unwalkable_directory_of_the_user_stays_unreadable(user: User) {
+    let f = Fixture::new(user);
+    let locked = f.ws.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let secret = format!("SECRET-pem-{}", unique());
+    let pem = locked.join("key.pem");
+    std::fs::write(&pem, &secret).unwrap();
+    chown(&pem, user.uid());
+    // The user's, with a group the sandbox's user namespace does not map.
+    let other_group = if user == User::Root { 65534 } else { 0 };
+    std::os::unix::fs::chown(&locked, Some(user.uid()), Some(other_group)).unwrap();
+    let pol = Pol { deny: &["${WORKSPACE}/**/*.pem"], ..Pol::default() };
+    let script = "chmod 700 locked; cat locked/key.pem; echo done";
+    // Neither listed nor searched (000), and listed but not searched (600).
+    for mode in [0o000, 0o600] {
+        chmod(&locked, mode);
+        // Control: its owner opens it up and reads it on the host.
+        let host = f.host(&["sh", "-c", script]);
+        assert!(host.out().contains(&secret), "control, mode {mode:o}: {host}");
+        chmod(&locked, mode);
+        let o = f.run(&pol, &["sh", "-c", script], None);
+        assert!(o.out().contains("done"), "mode {mode:o}: {o}");
+        assert!(!o.out().contains(&secret), "a deny glob's match was read, mode {mode:o}: {o}");
     }
 }
 

@@ -12,8 +12,11 @@
 //!   left the directory is "lost", and the whole walk runs again (objects already masked
 //!   are skipped) until a walk loses nothing; then, or after [`WALKS`] walks, it fails.
 //! * A directory this process cannot list is skipped only when it cannot search it
-//!   either: the walker has the child's uid and gid and at least its capabilities (the
-//!   child drops them all), so the child cannot reach into it. Otherwise the walk fails.
+//!   either and another user owns it: the walker has the child's uid and gid and at least
+//!   its capabilities (the child drops them all), so the child cannot reach into it.
+//!   Otherwise the walk fails. A directory of the child's own that this process cannot
+//!   search (the user namespace's capabilities cover only files whose owner and group are
+//!   both mapped) is masked whole: its owner could `chmod` it open.
 //! * Pseudo filesystems (proc, sysfs, cgroup, ...) hold no sockets and are not entered.
 
 mod cached;

@@ -26,7 +26,12 @@ impl Walker<'_> {
         let dir = match sys::openat(fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW) {
             Ok(d) => d,
             Err(e) if e.raw_os_error() == Some(libc::EACCES) && !sys::can_search(fd.as_fd()) => {
-                // Neither listed nor searched by this process, so not by the child either.
+                // Neither listed nor searched by this process, so not by the child either,
+                // unless the child owns it (below).
+                let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
+                if st.st_uid == rustix::process::geteuid().as_raw() {
+                    return self.mask_unwalked(fd.as_fd(), path);
+                }
                 self.placed.notes.push(format!("{} not walked: the sandbox cannot enter it", path.display()));
                 return Ok(());
             }
@@ -34,6 +39,21 @@ impl Walker<'_> {
         };
         let st = sys::fstat(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
         self.read_dir(dir, &st, parent_dev, path, stack)
+    }
+
+    /// Masks whole the directory `fd`, which this process cannot walk and the child owns.
+    /// This process has the child's ids, and the user namespace's capabilities did not let
+    /// it in: they cover only files whose owner and group are both mapped, and its group is
+    /// another. Its owner can open it up (`chmod`), so what it holds, unknown here, would be
+    /// reachable: nothing of it is in the view.
+    fn mask_unwalked(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf) -> Result<(), ViewError> {
+        self.mask(fd, true, &path)?;
+        self.placed.masks += 1;
+        self.placed.notes.push(format!(
+            "{} masked whole: the sandbox's user owns it and could open it up, and it could not be walked",
+            path.display()
+        ));
+        Ok(())
     }
 
     /// Lists `dir` (open for reading, `st` its status) and handles each entry.
@@ -47,6 +67,13 @@ impl Walker<'_> {
     ) -> Result<(), ViewError> {
         if self.masker.devs.contains(&st.st_dev) {
             return Ok(()); // a mask already
+        }
+        // Listed, but its entries not reachable by this process, and its owner's: below.
+        if st.st_uid == rustix::process::geteuid().as_raw()
+            && st.st_mode & libc::S_IXUSR == 0
+            && !sys::can_search(dir.as_fd())
+        {
+            return self.mask_unwalked(dir.as_fd(), path);
         }
         if st.st_dev != parent_dev {
             let t = sys::fs_type(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
