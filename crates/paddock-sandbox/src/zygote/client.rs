@@ -181,12 +181,13 @@ impl Zygote {
                 return (Err(e), None);
             }
         };
-        let expected = self.expected.of(call, &cgroup);
+        let shape = super::expect::shape(call);
+        let expected = self.expected.of(&shape, &cgroup);
         let done = meanwhile(expected.as_ref());
         let r = launch::handshake(running, ends, call, false, origin);
         crate::timing::phase("zygote call start, in all", started);
         if let Ok(r) = &r {
-            self.expected.started(call, expected.as_ref(), r.report());
+            self.expected.started(shape, expected.as_ref(), r.report());
         }
         // The next call's cgroup is made from now on, not while this one entered its own.
         self.cgroups.started();

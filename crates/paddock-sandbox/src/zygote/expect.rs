@@ -39,7 +39,7 @@ struct State {
 
 /// `call` without what no layer's status depends on: its argv, its environment's values
 /// and the data for its standard input.
-fn shape(call: &SandboxSpec) -> SandboxSpec {
+pub(crate) fn shape(call: &SandboxSpec) -> SandboxSpec {
     let mut s = call.clone();
     s.argv.clear();
     for (_, v) in &mut s.env {
@@ -52,23 +52,22 @@ fn shape(call: &SandboxSpec) -> SandboxSpec {
 }
 
 impl Expected {
-    /// What `call`, whose cgroup status is `cgroup`, is expected to report; `None` when no
-    /// call of its shape started here yet (or expectations are off).
-    pub(crate) fn of(&self, call: &SandboxSpec, cgroup: &Applied) -> Option<EnforcementReport> {
+    /// What a call of `shape` ([`shape`]), whose cgroup status is `cgroup`, is expected to
+    /// report; `None` when no call of its shape started here yet (or expectations are off).
+    pub(crate) fn of(&self, shape: &SandboxSpec, cgroup: &Applied) -> Option<EnforcementReport> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.off {
             return None;
         }
-        let shape = shape(call);
-        let (_, last) = st.shapes.iter().find(|(s, _)| *s == shape)?;
+        let (_, last) = st.shapes.iter().find(|(s, _)| s == shape)?;
         let mut report = last.clone();
         report.record(Layer::Cgroup, cgroup.clone());
         Some(report)
     }
 
-    /// Notes what `call` reported once set up; `expected`, what it was expected to report.
-    /// A call that reported otherwise turns expectations off.
-    pub(crate) fn started(&self, call: &SandboxSpec, expected: Option<&EnforcementReport>, report: &EnforcementReport) {
+    /// Notes what a call of `shape` reported once set up; `expected`, what it was expected
+    /// to report. A call that reported otherwise turns expectations off.
+    pub(crate) fn started(&self, shape: SandboxSpec, expected: Option<&EnforcementReport>, report: &EnforcementReport) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.off {
             return;
@@ -79,7 +78,6 @@ impl Expected {
             st.shapes.clear();
             return;
         }
-        let shape = shape(call);
         st.shapes.retain(|(s, _)| *s != shape);
         st.shapes.push_front((shape, report.clone()));
         st.shapes.truncate(KEPT);
@@ -110,39 +108,39 @@ mod tests {
         let e = Expected::default();
         let first = call(&["echo", "a"], "1");
         let cg = |d: &str| Applied::new(LayerState::Enforced, d);
-        assert_eq!(e.of(&first, &cg("z1")), None, "nothing started yet");
-        e.started(&first, None, &report("z1"));
+        assert_eq!(e.of(&shape(&first), &cg("z1")), None, "nothing started yet");
+        e.started(shape(&first), None, &report("z1"));
         // Another argv and another value: the same shape; the cgroup is this call's.
         let second = call(&["echo", "b"], "2");
         let want = report("z2");
-        assert_eq!(e.of(&second, &cg("z2")), Some(want.clone()));
+        assert_eq!(e.of(&shape(&second), &cg("z2")), Some(want.clone()));
         // The layers' order is the report's (the cgroup replaced in place).
-        assert_eq!(e.of(&second, &cg("z2")).unwrap().layers, want.layers);
+        assert_eq!(e.of(&shape(&second), &cg("z2")).unwrap().layers, want.layers);
         // Another program, another environment variable, other limits: other shapes.
         let mut other = call(&["x"], "1");
         other.program = "/bin/cat".into();
-        assert_eq!(e.of(&other, &cg("z2")), None);
+        assert_eq!(e.of(&shape(&other), &cg("z2")), None);
         let mut other = call(&["x"], "1");
         other.env.push(("B".into(), String::new()));
-        assert_eq!(e.of(&other, &cg("z2")), None);
+        assert_eq!(e.of(&shape(&other), &cg("z2")), None);
         let mut other = call(&["x"], "1");
         other.limits.max_processes = Some(7);
-        assert_eq!(e.of(&other, &cg("z2")), None);
+        assert_eq!(e.of(&shape(&other), &cg("z2")), None);
     }
 
     #[test]
     fn an_expectation_that_did_not_hold_turns_them_off() {
         let e = Expected::default();
         let c = call(&["echo"], "");
-        e.started(&c, None, &report("z1"));
-        let expected = e.of(&c, &Applied::new(LayerState::Enforced, "z2")).unwrap();
+        e.started(shape(&c), None, &report("z1"));
+        let expected = e.of(&shape(&c), &Applied::new(LayerState::Enforced, "z2")).unwrap();
         let mut actual = expected.clone();
         actual.set(Layer::Landlock, LayerState::Partial, "landlock ABI 3");
-        e.started(&c, Some(&expected), &actual);
-        assert_eq!(e.of(&c, &Applied::new(LayerState::Enforced, "z3")), None);
+        e.started(shape(&c), Some(&expected), &actual);
+        assert_eq!(e.of(&shape(&c), &Applied::new(LayerState::Enforced, "z3")), None);
         // Even once a call reports as the last one did.
-        e.started(&c, None, &actual);
-        assert_eq!(e.of(&c, &Applied::new(LayerState::Enforced, "z3")), None);
+        e.started(shape(&c), None, &actual);
+        assert_eq!(e.of(&shape(&c), &Applied::new(LayerState::Enforced, "z3")), None);
     }
 
     #[test]
@@ -157,9 +155,9 @@ mod tests {
             })
             .collect();
         for c in &calls {
-            e.started(c, None, &report("z"));
+            e.started(shape(c), None, &report("z"));
         }
-        assert_eq!(e.of(&calls[0], &cg), None, "the oldest shape went");
-        assert!(calls[1..].iter().all(|c| e.of(c, &cg).is_some()));
+        assert_eq!(e.of(&shape(&calls[0]), &cg), None, "the oldest shape went");
+        assert!(calls[1..].iter().all(|c| e.of(&shape(c), &cg).is_some()));
     }
 }

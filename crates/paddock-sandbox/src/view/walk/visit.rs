@@ -69,8 +69,8 @@ impl Walker<'_> {
             return Ok(()); // a mask already
         }
         // Listed, but its entries not reachable by this process, and its owner's: below.
-        if st.st_uid == rustix::process::geteuid().as_raw()
-            && st.st_mode & libc::S_IXUSR == 0
+        if st.st_mode & libc::S_IXUSR == 0
+            && st.st_uid == rustix::process::geteuid().as_raw()
             && !sys::can_search(dir.as_fd())
         {
             return self.mask_unwalked(dir.as_fd(), path);
