@@ -328,22 +328,40 @@ fn a_directory_that_cannot_be_checked_is_said(user: User) {
 /// A denied file moved aside takes a name its rule no longer matches (`.env` →
 /// `.env.paddock-moved-…`): the user's `sub/.env` carried to `sub2/.env` by a rename of its
 /// directory was moved aside, and the next call read the secret there. Every view now
-/// masks moved-aside names under its write grants. Control: the host reads it.
+/// masks moved-aside names under its write grants. Since 2026-12-05 a match carried under
+/// the same rule is the user's and stays where it lands (masked there in the next call);
+/// carried to where another rule matches it, it is still moved aside, and that name is
+/// masked. Controls: the host reads both.
 fn what_was_moved_aside_stays_out_of_later_views(user: User) {
     let f = Fixture::new(user);
     let secret = format!("TOKEN-{}", unique());
-    std::fs::create_dir(f.ws.join("sub")).unwrap();
-    chown(&f.ws.join("sub"), user.uid());
+    for d in ["sub", "deep"] {
+        std::fs::create_dir(f.ws.join(d)).unwrap();
+        chown(&f.ws.join(d), user.uid());
+    }
     write(&f.ws.join("sub/.env"), &format!("API_TOKEN={secret}\n"), 0o644);
     let o = run_default_in(&f, &f.ws, &["sh", "-c", "cat sub/.env; mv sub sub2 && echo renamed"]);
     assert!(o.out().contains("renamed") && !o.out().contains(&secret), "{o}");
-    let aside = moved_aside_under(&f.ws.join("sub2"));
+    assert!(moved_aside_under(&f.ws.join("sub2")).is_empty(), "the user's .env, carried under its rule, stays\n{o}");
+    assert!(!last_call_end(&f).contains("\"moved_aside\""), "and is not recorded as the call's");
+    assert!(read(&f.ws.join("sub2/.env")).contains(&secret), "control: the host reads it");
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", "cat sub2/.env"]);
+    o.assert_absent(&secret, "the carried secret in a later call");
+
+    // `*/.env` at the start, `**/.env` after: another rule's match, moved aside.
+    let pol = Pol { deny: &["${WORKSPACE}/*/.env", "${WORKSPACE}/**/.env"], ..Pol::default() };
+    let o = f.run(&pol, &["sh", "-c", "cat sub2/.env; mv sub2 deep/sub3 && echo renamed"], None);
+    assert!(o.out().contains("renamed") && !o.out().contains(&secret), "{o}");
+    let dir = f.ws.join("deep/sub3");
+    let aside = moved_aside_under(&dir);
     assert_eq!(aside.len(), 1, "the relocated .env is moved aside\n{o}");
-    let host = f.host(&["sh", "-c", &format!("cat sub2/{}", aside[0])]);
+    let host = f.host(&["sh", "-c", &format!("cat deep/sub3/{}", aside[0])]);
     assert!(host.out().contains(&secret), "control: the host reads it\n{host}");
-    let o = run_default_in(&f, &f.ws, &["sh", "-c", &format!("cat sub2/{}; cat sub2/.env*", aside[0])]);
+    let o = f.run(&pol, &["sh", "-c", &format!("cat deep/sub3/{}; cat deep/sub3/.env*", aside[0])], None);
     o.assert_absent(&secret, "the moved-aside secret in a later call");
-    assert!(moved_aside_under(&f.ws.join("sub2")).len() == 1, "nothing moved again\n{o}");
+    let o = run_default_in(&f, &f.ws, &["sh", "-c", &format!("cat deep/sub3/{}; cat deep/sub3/.env*", aside[0])]);
+    o.assert_absent(&secret, "the moved-aside secret in a later call, under the default policy");
+    assert!(moved_aside_under(&dir).len() == 1, "nothing moved again\n{o}");
 }
 
 /// The user's symlinks under `protect` rules, literal and glob (`.envrc`: both):

@@ -105,10 +105,10 @@ fn glob_match_ancestor_is_pinned_only_where_the_glob_names_it(u: User) {
     o.assert_absent(&secret, "the key after its grandparent's rename");
     let o = f.run(&pol, &["cat", "b/.ssh/id"], None);
     o.assert_absent(&secret, "the key in a later call");
-    // The renamed match was moved aside when the call ended (a deny glob's match at a new
-    // path): kept, never deleted.
+    // The match, carried under the same rule, is the user's key still: it stays where the
+    // rename put it (until 2026-12-05 it was taken for the call's and moved aside).
     let kept = f.host(&["grep", "-rl", &secret, "b"]);
-    assert!(kept.out().contains("paddock-moved"), "the key is kept, moved aside\n{kept}");
+    assert_eq!(kept.out().trim(), "b/.ssh/id", "the key stays, not moved aside\n{kept}");
 }
 
 /// F3: `$STATE` under the workspace: `mv sub sub-moved; mkdir -p sub/state` and an empty

@@ -73,6 +73,12 @@ impl Identity {
     pub(crate) fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.kind)
     }
+
+    /// Whether it holds a stamp of the object's making (a birth time, or a non-directory's
+    /// ctime): without one, a new object under a freed inode number has this identity.
+    pub(crate) fn stamped(&self) -> bool {
+        self.born != Born::Unknown
+    }
 }
 
 /// The mask asked of `statx`: what an [`Identity`] and a [`Status`] hold.

@@ -8,7 +8,9 @@
 //! the same object at its start (path, and [`crate::identity::Identity`]: device, inode,
 //! type and birth time, so an object made under a freed inode number is not taken for the
 //! one removed) is moved aside (renamed beside itself, never deleted) and named in
-//! `call.end` (`moved_aside`). A match that was a symlink at the start (the view leaves a
+//! `call.end` (`moved_aside`); but a match of the start that the call carried elsewhere by
+//! renaming a directory above it, where the same rule still matches it, is the user's
+//! object and stays ([`Planted::carried`]). A match that was a symlink at the start (the view leaves a
 //! symlink as it is, so the call could remove it) and is not that very symlink after the
 //! call is made again with its target, once what the call put there is moved aside.
 //!
@@ -419,6 +421,20 @@ impl Planted {
         self.restricted |= self.start.len() < before;
     }
 
+    /// Identity and rule of each match of the start that is not a symlink: a match after
+    /// the call at another path, of the same rule and the same object (device, inode, type
+    /// and a stamp of its making that no object made during the call has), is the user's,
+    /// carried there when the call renamed a directory above it. A symlink is not: the
+    /// settling of the user's symlinks is by path ([`Planted::settle`] makes one that is
+    /// gone again); nor an identity without a stamp ([`Identity::stamped`]).
+    fn carried(&self) -> std::collections::HashSet<(Identity, usize)> {
+        self.start
+            .values()
+            .filter(|s| s.link.is_none() && s.id.file_type() != rustix::fs::FileType::Symlink && s.id.stamped())
+            .map(|s| (s.id, s.rule))
+            .collect()
+    }
+
     /// Moves aside each match that was not there, as the same object, at the start
     /// (`NAME` → `NAME.paddock-moved-SECS-PID`, by its parent's descriptor); returns the
     /// moves, failed ones with their error, and the directories that could not be checked.
@@ -452,6 +468,7 @@ impl Planted {
         let unchecked = unchecked(self.failed.iter().chain(&end.failed));
         let unknown = |p: &Path| self.failed.iter().chain(&end.failed).any(|(d, _)| beneath(p, d));
         let there: std::collections::HashSet<PathBuf> = end.found.iter().map(|f| f.path.clone()).collect();
+        let carried = self.carried();
         let mut moved = Vec::new();
         for f in end.found {
             let start = self.start.get(&f.path);
@@ -460,6 +477,13 @@ impl Planted {
                 || unknown(&f.path)
                 || self.done.contains(&f.path)
             {
+                continue;
+            }
+            if start.is_none() && carried.contains(&(f.id, f.rule)) {
+                // The user's match, carried to this path with a directory the call renamed
+                // (`mv p q` with `p/key.pem`): not made by the call, and its content is the
+                // user's (masked or read-only throughout), so it stays where it now is.
+                tracing::debug!(path = %f.path.display(), "a match of the start, moved with its directory by the call: left as it is");
                 continue;
             }
             // Beside itself, by the parent's descriptor, never following or overwriting.

@@ -96,6 +96,44 @@ fn a_match_replaced_by_another_object_is_new() {
     assert_eq!(moved_from(&m), vec![ws.join("d/.envrc").to_string_lossy().into_owned()]);
 }
 
+/// A call that renames a directory holding the user's matches (`mv p q`, `p/key.pem` masked
+/// throughout) moves nothing new into place: those matches are the user's objects still,
+/// under the same rule, and stay (before, each was reported as made by the call and moved
+/// aside). What the call made beside them, and a match of the start carried to where
+/// another rule matches it, are the call's to answer for.
+#[test]
+fn the_users_matches_carried_with_a_renamed_directory_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir_all(ws.join("p/locked")).unwrap();
+    fs::write(ws.join("p/locked/key.pem"), "user's key").unwrap();
+    fs::write(ws.join("p/.envrc"), "user's envrc").unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    assert_eq!(p.start.len(), 2, "{:?}", p.start.keys().collect::<Vec<_>>());
+    fs::rename(ws.join("p"), ws.join("q")).unwrap();
+    fs::write(ws.join("q/new.pem"), "planted").unwrap();
+    let (m, u) = p.settle();
+    assert!(u.is_empty(), "{u:?}");
+    assert_eq!(moved_from(&m), vec![ws.join("q/new.pem").to_string_lossy().into_owned()]);
+    assert_eq!(fs::read_to_string(ws.join("q/locked/key.pem")).unwrap(), "user's key");
+    assert_eq!(fs::read_to_string(ws.join("q/.envrc")).unwrap(), "user's envrc");
+
+    // The same object where another rule matches it: `secrets/.envrc` is under the deny
+    // rule, `sub/.envrc` under the protect rule.
+    let ws = dir.path().join("ws2");
+    fs::create_dir_all(ws.join("secrets")).unwrap();
+    fs::write(ws.join("secrets/.envrc"), "user's").unwrap();
+    let text = "version = 1\n[filesystem]\nwrite = [\"${WORKSPACE}\"]\ndeny = [\"${WORKSPACE}/secrets/**\"]\nprotect = [\"${WORKSPACE}/**/.envrc\"]\n";
+    let vars = Vars { workspace: ws.clone(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+    let pol = Policy::from_toml_str("p.toml", text, &vars).unwrap();
+    let p = Planted::before(&pol, std::slice::from_ref(&ws), None);
+    assert_eq!(p.start.len(), 1, "{:?}", p.start.keys().collect::<Vec<_>>());
+    fs::rename(ws.join("secrets"), ws.join("sub")).unwrap();
+    let (m, _) = p.settle();
+    assert_eq!(moved_from(&m), vec![ws.join("sub/.envrc").to_string_lossy().into_owned()]);
+    assert_eq!(m[0].rule, "filesystem.protect[0]");
+}
+
 #[test]
 fn a_symlink_on_the_way_to_a_prefix_is_moved_and_links_are_not_followed() {
     let dir = tempfile::tempdir().unwrap();
