@@ -393,12 +393,20 @@ fn a_walk_that_cannot_finish_fails_closed(user: User) {
     let o = f.launch(&argv, &[], None);
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.err().contains("masks incomplete") && o.err().contains(&locked.display().to_string()), "{o}");
+    // Without `-v` too, before the program runs (its line comes first).
+    let o = f.run(&be, &["sh", "-c", "echo RAN >&2"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let said = o.err().find("paddock: best-effort: the mounts layer is partial");
+    assert!(said.is_some() && o.err().contains("masks incomplete"), "said by default\n{o}");
+    assert!(said < o.err().find("RAN"), "said before the program ran\n{o}");
 
     // Neither listable nor searchable: the child cannot reach in either, so the run goes on.
     chmod(&locked, 0o700);
     let o = f.run(&pol, &["cat", "locked/in/key.pem"], None);
     o.assert_absent(&secret, "an unsearchable directory");
     assert_eq!(o.code(), 1, "runs; cat is refused by the permissions\n{o}");
+    let o = f.run(&be, &["true"], None);
+    assert!(!o.err().contains("masks incomplete"), "nothing missing, nothing said\n{o}");
 }
 
 fn the_cache_never_skips_a_changed_directory(user: User) {

@@ -141,6 +141,15 @@ pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
             }
         }));
     }
+    // A best-effort policy runs without what this machine lacks: said before the program
+    // runs, one line a layer, not only in the audit record and `-v`'s report.
+    if !a.quiet && session.policy().enforcement == Enforcement::BestEffort {
+        session.set_start_observer(Arc::new(|r: &EnforcementReport| {
+            for l in r.layers.iter().filter(|l| l.state != LayerState::Enforced && !l.name.is_optional()) {
+                eprintln!("{}", best_effort_line(l));
+            }
+        }));
+    }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     match state.enable_approvals(&session) {
         Ok(Some(broker)) => {
@@ -436,6 +445,11 @@ fn probe(policy: &Policy) -> EnforcementReport {
         Ok(running) => running.report().clone(),
         Err(_) => paddock_sandbox::probe(),
     }
+}
+
+/// The line that says a best-effort run goes ahead with layer `l` short of enforced.
+fn best_effort_line(l: &paddock_sandbox::LayerStatus) -> String {
+    format!("paddock: best-effort: the {} layer is {}: {}", l.name, state_str(l.state), Escaped(&l.detail))
 }
 
 fn state_str(s: LayerState) -> &'static str {

@@ -90,6 +90,7 @@ pub use net::{decide_connection, lint_network, upstream_for, upstream_from_proce
 pub use planted::describe_unchecked as unchecked_line;
 pub use session::{
     apply_revocations, revocation_of, ConnectionObserver, ExecObserver, RunResult, Session, SessionConfig,
+    StartObserver,
 };
 
 pub use paddock_audit as audit;

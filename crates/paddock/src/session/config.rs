@@ -11,6 +11,11 @@ use paddock_proxy::ConnectionEvent;
 /// a refused exec).
 pub type ExecObserver = Arc<dyn Fn(&Exec) + Send + Sync>;
 
+/// A callback that sees the enforcement report of each call once its `call.start` is
+/// written, before the program runs (for `paddock run`'s lines on what a best-effort
+/// policy ran without).
+pub type StartObserver = Arc<dyn Fn(&paddock_sandbox::EnforcementReport) + Send + Sync>;
+
 /// A callback that sees every proxied connection (for `paddock run -v`).
 pub type ConnectionObserver = Arc<dyn Fn(&ConnectionEvent) + Send + Sync>;
 

@@ -341,6 +341,9 @@ impl Inner {
                 return Err(Failed::stale());
             }
         };
+        if let Some(observe) = self.start_observer.get() {
+            observe(running.report());
+        }
         let registered = self.register(&running);
         if self.mode == "run" {
             // This process only waits from here on: what it ran to get here is handed

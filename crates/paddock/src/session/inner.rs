@@ -10,7 +10,7 @@ use paddock_audit::{AuditLog, Call, Decision as AuditDecision, Event, Target};
 use paddock_policy::{Decision, Policy};
 use paddock_sandbox::{Killer, SandboxSpec};
 
-use super::config::{ConnectionObserver, ExecObserver, SessionConfig};
+use super::config::{ConnectionObserver, ExecObserver, SessionConfig, StartObserver};
 use super::revocations::RevocationState;
 use super::zygote::{SessionZygote, Zygotes};
 use crate::SessionError;
@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) intercept: Option<crate::secrets::SessionIntercept>,
     /// Sees every `exec` record (issue 16; [`Session::set_exec_observer`]).
     pub(super) exec_observer: OnceLock<ExecObserver>,
+    /// Sees each call's report before its program runs ([`Session::set_start_observer`]).
+    pub(super) start_observer: OnceLock<StartObserver>,
     /// A sandbox helper forked ahead ([`Session::give_helper`]): the next call that gets a
     /// sandbox of its own takes it.
     pub(super) ahead: Mutex<Option<paddock_sandbox::Prestarted>>,
@@ -105,6 +107,7 @@ impl Inner {
             in_flight: AtomicUsize::new(0),
             approvals: OnceLock::new(),
             exec_observer: OnceLock::new(),
+            start_observer: OnceLock::new(),
             ahead: Mutex::new(None),
             state_dir: cfg.state_dir,
         });

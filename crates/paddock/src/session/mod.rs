@@ -45,7 +45,7 @@ mod plan;
 mod revocations;
 mod zygote;
 
-pub use config::{ConnectionObserver, ExecObserver, SessionConfig};
+pub use config::{ConnectionObserver, ExecObserver, SessionConfig, StartObserver};
 pub use revocations::{apply_revocations, revocation_of};
 
 use crate::approvals::Broker;
@@ -122,6 +122,13 @@ impl Session {
     /// returns `false` and changes nothing.
     pub fn set_exec_observer(&self, observer: ExecObserver) -> bool {
         self.inner.exec_observer.set(observer).is_ok()
+    }
+
+    /// Sets the callback that sees each call's enforcement report once its `call.start` is
+    /// written, before its program runs (`paddock run` says what a best-effort policy ran
+    /// without); once: a second call returns `false` and changes nothing.
+    pub fn set_start_observer(&self, observer: StartObserver) -> bool {
+        self.inner.start_observer.set(observer).is_ok()
     }
 
     /// Gives the session a sandbox helper forked ahead ([`paddock_sandbox::prestart`],
