@@ -6,6 +6,7 @@
 mod common;
 use common::*;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,7 +40,11 @@ mod protect {
 }
 mod walk {
     use super::*;
-    both_users!(a_walk_that_cannot_finish_fails_closed, the_cache_never_skips_a_changed_directory);
+    both_users!(
+        a_walk_that_cannot_finish_fails_closed,
+        the_cache_never_skips_a_changed_directory,
+        a_bind_mount_inside_a_grant_is_walked
+    );
 }
 
 fn no_cap_on_deny_matches(user: User) {
@@ -407,6 +412,48 @@ fn a_walk_that_cannot_finish_fails_closed(user: User) {
     assert_eq!(o.code(), 1, "runs; cat is refused by the permissions\n{o}");
     let o = f.run(&be, &["true"], None);
     assert!(!o.err().contains("masks incomplete"), "nothing missing, nothing said\n{o}");
+}
+
+/// `argv` as the fixture's user, in a mount namespace of its own where `src` is bound on
+/// `dst` (the mount made as root, then the user's prefix).
+fn with_bind(f: &Fixture, src: &Path, dst: &Path, argv: Vec<OsString>) -> Out {
+    let script = "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"";
+    let mut full: Vec<OsString> =
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"].map(OsString::from).to_vec();
+    full.extend([src.as_os_str().to_owned(), dst.as_os_str().to_owned()]);
+    full.extend(f.user.prefix());
+    full.extend(argv);
+    f.launch_as(User::Root, &full, &[], None, HANG)
+}
+
+/// A bind mount of the same filesystem inside a grant (`alias` → a directory beside the
+/// workspace): its parent lists the directory the mount covers, whose inode is not the
+/// mount's root's, and the walk took it for an entry that kept moving: every run failed
+/// with 71 ("kept changing while the view was walked"). Now the mount's root is walked;
+/// what a rule denies beneath it is masked, a first run and a cached one alike.
+fn a_bind_mount_inside_a_grant_is_walked(user: User) {
+    let f = Fixture::new(user);
+    let secret = cert(&f);
+    let src = f.root.join("bound");
+    let alias = f.ws.join("alias");
+    for d in [&src, &alias] {
+        std::fs::create_dir(d).unwrap();
+        chown(d, user.uid());
+    }
+    write(&src.join("a.txt"), "hello\n", 0o644);
+    write(&src.join("key.pem"), &secret, 0o644);
+    let o = with_bind(&f, &src, &alias, ["cat", "alias/a.txt", "alias/key.pem"].map(OsString::from).to_vec());
+    assert!(o.out().contains("hello") && o.out().contains(&secret), "control: the host reads both\n{o}");
+    let pol = Pol { deny: &[PEM], ..Pol::default() };
+    let mut argv = f.paddock_argv(&pol);
+    argv.extend(["sh", "-c", "cat alias/a.txt; cat alias/key.pem"].map(OsString::from));
+    for run in ["first", "cached"] {
+        let o = with_bind(&f, &src, &alias, argv.clone());
+        assert!(!o.err().contains("kept changing"), "{run} run\n{o}");
+        assert_eq!(o.code(), 1, "{run} run: runs, and only the key is refused\n{o}");
+        assert!(o.out().contains("hello"), "{run} run\n{o}");
+        o.assert_absent(&secret, "a match beneath a bind mount in the workspace");
+    }
 }
 
 fn the_cache_never_skips_a_changed_directory(user: User) {

@@ -288,7 +288,13 @@ impl Fixture {
     /// `argv` as the fixture's user (its prefix first) in the workspace, with only `PATH`,
     /// `HOME` and `PADDOCK_STATE_DIR` in its environment; stdio is the caller's to set.
     pub fn command(&self, argv: &[OsString]) -> Command {
-        let mut full = self.user.prefix();
+        self.command_as(self.user, argv)
+    }
+
+    /// [`Fixture::command`] with `user`'s prefix (root: none, for a wrapper that does a
+    /// root's step first and then runs the fixture user's prefix itself).
+    pub fn command_as(&self, user: User, argv: &[OsString]) -> Command {
+        let mut full = user.prefix();
         full.extend_from_slice(argv);
         let mut cmd = Command::new(&full[0]);
         cmd.args(&full[1..])
@@ -302,7 +308,19 @@ impl Fixture {
 
     /// `launch`, for a program that may take up to `hang` (a real agent CLI).
     pub fn launch_within(&self, argv: &[OsString], env: &[(&str, &str)], stdin: Option<&[u8]>, hang: Duration) -> Out {
-        let mut cmd = self.command(argv);
+        self.launch_as(self.user, argv, env, stdin, hang)
+    }
+
+    /// [`Fixture::launch_within`] with `user`'s prefix ([`Fixture::command_as`]).
+    pub fn launch_as(
+        &self,
+        user: User,
+        argv: &[OsString],
+        env: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+        hang: Duration,
+    ) -> Out {
+        let mut cmd = self.command_as(user, argv);
         cmd.envs(env.iter().copied())
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::entry::{kind, rel_c, skip_of, Entry, Item};
+use super::entry::{is_listed, kind, rel_c, skip_of, Entry, Item};
 use super::Walker;
 use crate::sys;
 use crate::view::cache;
@@ -48,7 +48,7 @@ impl Walker<'_> {
         match sys::openat_beneath(root.as_fd(), &rel, libc::O_PATH | libc::O_NOFOLLOW) {
             Ok(fd) => {
                 let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-                if (st.st_ino == ino || st.st_dev != parent_dev) && kind(&st) == libc::S_IFDIR {
+                if is_listed(fd.as_fd(), &st, ino, parent_dev) && kind(&st) == libc::S_IFDIR {
                     return self.dir(fd, parent_dev, path, stack);
                 }
                 // Another object now: the listed one moved; walk again.

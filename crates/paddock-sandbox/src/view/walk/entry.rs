@@ -42,6 +42,24 @@ pub(super) fn same(a: &libc::stat, b: &libc::stat) -> bool {
         == (b.st_dev, b.st_ino, b.st_nlink, b.st_size, b.st_mtime, b.st_mtime_nsec, b.st_ctime, b.st_ctime_nsec)
 }
 
+/// Whether `st`, the status of `fd` opened under a name its parent (on device
+/// `parent_dev`) listed with inode `ino`, is the object listed: the same inode, or the root
+/// of a mount there: another filesystem's, or a bind mount of the parent's own (its entry
+/// names the directory the mount covers, whose inode differs from the mount's root; until
+/// 2026-12-05 such a bind inside a grant read as an entry that kept moving, and every run
+/// failed with 71). Only a mismatch on one device costs a `statx`.
+pub(super) fn is_listed(fd: BorrowedFd<'_>, st: &libc::stat, ino: u64, parent_dev: u64) -> bool {
+    st.st_ino == ino || st.st_dev != parent_dev || mount_root(fd)
+}
+
+/// Whether `fd` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`, Linux 5.8; an older
+/// kernel says nothing, and the entry reads as moved).
+fn mount_root(fd: BorrowedFd<'_>) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
+    rustix::fs::statx(fd, c"", AtFlags::EMPTY_PATH, StatxFlags::empty())
+        .is_ok_and(|s| (s.stx_attributes & s.stx_attributes_mask).contains(StatxAttributes::MOUNT_ROOT))
+}
+
 pub(super) fn kind(st: &libc::stat) -> u32 {
     st.st_mode & libc::S_IFMT
 }

@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use entry::{Entry, Item, DT_DIR};
+use entry::{is_listed, Entry, Item, DT_DIR};
 
 use super::cache;
 use super::mask::Masker;
@@ -188,7 +188,7 @@ impl<'a> Walker<'a> {
                         if let Ok(fd) = sys::openat(parent.as_fd(), &name, flags) {
                             let st = sys::fstat(fd.as_fd())
                                 .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-                            if st.st_ino == ino || st.st_dev != parent_dev {
+                            if is_listed(fd.as_fd(), &st, ino, parent_dev) {
                                 let own = self.rules.fingerprint_of(&path);
                                 let hit = self.old.as_mut().and_then(|c| c.take(&st, &path, own));
                                 match hit {
@@ -204,7 +204,7 @@ impl<'a> Walker<'a> {
                     if let Ok(dir) = sys::openat(parent.as_fd(), &name, flags) {
                         let st =
                             sys::fstat(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-                        if st.st_ino == ino || st.st_dev != parent_dev {
+                        if is_listed(dir.as_fd(), &st, ino, parent_dev) {
                             self.read_dir(dir, &st, parent_dev, path, &mut stack)?;
                             continue;
                         }

@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::entry::{kind, list, Entry, Item, DT_DIR, DT_SOCK, DT_UNKNOWN, TRIES};
+use super::entry::{is_listed, kind, list, Entry, Item, DT_DIR, DT_SOCK, DT_UNKNOWN, TRIES};
 use super::{Walker, PSEUDO_FS};
 use crate::sys;
 use crate::view::cache;
@@ -202,7 +202,7 @@ impl Walker<'_> {
             Err(err) => return Err(ViewError::Open { path, source: err }),
         };
         let st = sys::fstat(fd.as_fd()).map_err(|err| ViewError::Open { path: path.clone(), source: err })?;
-        if st.st_ino != e.ino && st.st_dev == parent_dev {
+        if !is_listed(fd.as_fd(), &st, e.ino, parent_dev) {
             // Another object under this name now: handle it, and follow the listed one.
             self.moved(parent, parent_dev, parent_path, e, relevant, depth, stack)?;
         }
