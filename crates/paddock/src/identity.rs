@@ -59,6 +59,8 @@ pub(crate) struct Status {
     pub(crate) ctime: (i64, u32),
     /// Its size.
     pub(crate) size: u64,
+    /// Its number of names (hard links).
+    pub(crate) links: u32,
 }
 
 impl Status {
@@ -82,8 +84,12 @@ impl Identity {
 }
 
 /// The mask asked of `statx`: what an [`Identity`] and a [`Status`] hold.
-const MASK: StatxFlags =
-    StatxFlags::TYPE.union(StatxFlags::INO).union(StatxFlags::BTIME).union(StatxFlags::CTIME).union(StatxFlags::SIZE);
+const MASK: StatxFlags = StatxFlags::TYPE
+    .union(StatxFlags::INO)
+    .union(StatxFlags::BTIME)
+    .union(StatxFlags::CTIME)
+    .union(StatxFlags::SIZE)
+    .union(StatxFlags::NLINK);
 
 /// The status of `name` in directory `dir`, not followed (a symlink is itself looked at).
 pub(crate) fn status_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<Status, Errno> {
@@ -106,7 +112,7 @@ fn status(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, stx: &rustix::fs::Statx) 
     } else {
         Born::Unknown
     };
-    Status { id: Identity { dev, ino: stx.stx_ino, kind, born }, ctime, size: stx.stx_size }
+    Status { id: Identity { dev, ino: stx.stx_ino, kind, born }, ctime, size: stx.stx_size, links: stx.stx_nlink }
 }
 
 /// `OVERLAYFS_SUPER_MAGIC`.

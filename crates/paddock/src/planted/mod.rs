@@ -423,8 +423,8 @@ impl Planted {
 
     /// Identity and rule of each match of the start that is not a symlink: a match after
     /// the call at another path, of the same rule and the same object (device, inode, type
-    /// and a stamp of its making that no object made during the call has), is the user's,
-    /// carried there when the call renamed a directory above it. A symlink is not: the
+    /// and a stamp of its making that no object made during the call has), with no other
+    /// name, is the user's, carried there when the call renamed a directory above it. A symlink is not: the
     /// settling of the user's symlinks is by path ([`Planted::settle`] makes one that is
     /// gone again); nor an identity without a stamp ([`Identity::stamped`]).
     fn carried(&self) -> std::collections::HashSet<(Identity, usize)> {
@@ -479,10 +479,14 @@ impl Planted {
             {
                 continue;
             }
-            if start.is_none() && carried.contains(&(f.id, f.rule)) {
+            let one_name = f.links == 1 || f.id.file_type() == rustix::fs::FileType::Directory;
+            if start.is_none() && one_name && carried.contains(&(f.id, f.rule)) {
                 // The user's match, carried to this path with a directory the call renamed
                 // (`mv p q` with `p/key.pem`): not made by the call, and its content is the
-                // user's (masked or read-only throughout), so it stays where it now is.
+                // user's (masked or read-only throughout), so it stays where it now is. Only
+                // an object of one name: a second name of the user's match is a link the
+                // call made (through a name of the user's no rule matches: red team), and
+                // the match's own name still holds it (a mount point cannot be removed).
                 tracing::debug!(path = %f.path.display(), "a match of the start, moved with its directory by the call: left as it is");
                 continue;
             }

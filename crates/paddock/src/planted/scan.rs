@@ -50,6 +50,8 @@ pub(super) struct Found {
     /// Its parent directory, open, and its name there.
     pub parent: Rc<OwnedFd>,
     pub name: CString,
+    /// Its number of names (hard links).
+    pub links: u32,
 }
 
 /// What one scan met.
@@ -409,7 +411,14 @@ fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
 /// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was).
 fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, out: &mut Scan) {
     match identity::status_at(parent.as_fd(), OsStr::from_bytes(name.to_bytes())) {
-        Ok(st) => out.found.push(Found { path, rule, id: st.id, parent: Rc::clone(parent), name: name.to_owned() }),
+        Ok(st) => out.found.push(Found {
+            path,
+            rule,
+            id: st.id,
+            parent: Rc::clone(parent),
+            name: name.to_owned(),
+            links: st.links,
+        }),
         Err(Errno::NOENT) => {}
         Err(e) => out.failed.push((path, e.to_string())),
     }

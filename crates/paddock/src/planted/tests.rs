@@ -118,6 +118,22 @@ fn the_users_matches_carried_with_a_renamed_directory_stay() {
     assert_eq!(fs::read_to_string(ws.join("q/locked/key.pem")).unwrap(), "user's key");
     assert_eq!(fs::read_to_string(ws.join("q/.envrc")).unwrap(), "user's envrc");
 
+    // A second name of the user's match, linked to another match path through a name of
+    // the user's that no rule matches (the red team's): the call's, moved aside, though it
+    // is the same object under the same rule.
+    fs::hard_link(ws.join("q/.envrc"), ws.join("q/envrc.orig")).unwrap();
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    fs::create_dir(ws.join("sub")).unwrap();
+    fs::hard_link(ws.join("q/envrc.orig"), ws.join("sub/.envrc")).unwrap();
+    let (m, _) = p.settle();
+    assert_eq!(moved_from(&m), vec![ws.join("sub/.envrc").to_string_lossy().into_owned()]);
+    // Carried with its directory while it has a second name: moved aside too (one name is
+    // what tells a carried match from a linked one).
+    let p = Planted::before(&policy(&ws), std::slice::from_ref(&ws), None);
+    fs::rename(ws.join("q"), ws.join("r")).unwrap();
+    let (m, _) = p.settle();
+    assert_eq!(moved_from(&m), vec![ws.join("r/.envrc").to_string_lossy().into_owned()]);
+
     // The same object where another rule matches it: `secrets/.envrc` is under the deny
     // rule, `sub/.envrc` under the protect rule.
     let ws = dir.path().join("ws2");
