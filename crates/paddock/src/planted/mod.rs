@@ -10,9 +10,10 @@
 //! one removed) is moved aside (renamed beside itself, never deleted) and named in
 //! `call.end` (`moved_aside`); but a match of the start that the call carried elsewhere by
 //! renaming a directory above it, where the same rule still matches it, is the user's
-//! object and stays ([`Planted::carried`]). A match that was a symlink at the start (the view leaves a
-//! symlink as it is, so the call could remove it) and is not that very symlink after the
-//! call is made again with its target, once what the call put there is moved aside.
+//! object and stays ([`Planted::carried`]). A match that was a symlink at the start (the
+//! view leaves a symlink as it is, so the call could remove it) and is not that very
+//! symlink after the call is made again with its target, once what the call put there is
+//! moved aside.
 //!
 //! How: one scan of the places a glob can match under the call's write grants before the
 //! child runs, one after it ends ([`scan`]), and the difference. Only directories on the
@@ -424,9 +425,10 @@ impl Planted {
     /// Identity and rule of each match of the start that is not a symlink: a match after
     /// the call at another path, of the same rule and the same object (device, inode, type
     /// and a stamp of its making that no object made during the call has), with no other
-    /// name, is the user's, carried there when the call renamed a directory above it. A symlink is not: the
-    /// settling of the user's symlinks is by path ([`Planted::settle`] makes one that is
-    /// gone again); nor an identity without a stamp ([`Identity::stamped`]).
+    /// name, is the user's, carried there when the call renamed a directory above it. A
+    /// symlink is not: the settling of the user's symlinks is by path ([`Planted::settle`]
+    /// makes one that is gone again); nor an identity without a stamp
+    /// ([`Identity::stamped`]).
     fn carried(&self) -> std::collections::HashSet<(Identity, usize)> {
         self.start
             .values()
