@@ -389,6 +389,12 @@ fn a_walk_that_cannot_finish_fails_closed(user: User) {
     o.assert_absent(&secret, "a match in a directory the walk could not list");
     assert_eq!(o.code(), 71, "strict: fails closed\n{o}");
     assert!(o.err().contains(&locked.display().to_string()), "the error names the directory\n{o}");
+    assert!(o.err().contains("chmod u+r") && o.err().contains("[filesystem] deny"), "and how to go on\n{o}");
+    // What it suggests works: denied whole, the directory is masked without being listed.
+    let whole = Pol { deny: &[PEM, "${WORKSPACE}/locked"], ..Pol::default() };
+    let o = f.run(&whole, &["cat", "locked/in/key.pem"], None);
+    o.assert_absent(&secret, "a match in a directory denied whole");
+    assert_eq!(o.code(), 1, "strict, denied whole: runs, and cat is refused\n{o}");
 
     // Best-effort: runs, and the report says what is missing.
     let be = Pol { deny: &[PEM], tail: "[sandbox]\nenforcement = \"best-effort\"\n", ..Pol::default() };

@@ -49,7 +49,10 @@ pub(crate) enum ViewError {
     #[error("/newroot: {0}")]
     Root(io::Error),
     /// A directory the child could reach into could not be listed.
-    #[error("{}: cannot list the directory ({source}), so what it holds cannot be masked", path.display())]
+    #[error(
+        "{}: cannot list the directory ({source}), so what it holds cannot be masked; make it readable (`chmod u+r`, by its owner) or deny it whole in the policy (`[filesystem] deny`)",
+        path.display()
+    )]
     ReadDir {
         /// The directory, as the child sees it.
         path: PathBuf,
