@@ -43,7 +43,9 @@ mod walk {
     both_users!(
         a_walk_that_cannot_finish_fails_closed,
         the_cache_never_skips_a_changed_directory,
-        a_bind_mount_inside_a_grant_is_walked
+        a_bind_mount_inside_a_grant_is_walked,
+        a_socket_mounted_over_a_files_name_is_hidden,
+        paddocks_state_under_another_name_is_masked
     );
 }
 
@@ -460,6 +462,69 @@ fn a_bind_mount_inside_a_grant_is_walked(user: User) {
         assert!(o.out().contains("hello"), "{run} run\n{o}");
         o.assert_absent(&secret, "a match beneath a bind mount in the workspace");
     }
+}
+
+/// A host socket bind-mounted over a plain file's name inside a grant (as Docker makes a
+/// file to mount a socket on): the directory's listing gives the mount point the type of
+/// the file it covers, and the walk, which opens only what a rule names or what is listed
+/// as a directory or socket, never saw it: the sandbox connected to the host's listener
+/// (found by an attack). Now the host's mount points are opened by name; a first run and a
+/// cached one (mounting changes no status of the directory) alike.
+fn a_socket_mounted_over_a_files_name_is_hidden(user: User) {
+    let f = Fixture::new(user);
+    let src = f.root.join("sockets");
+    std::fs::create_dir(&src).unwrap();
+    chown(&src, user.uid());
+    let sock = src.join("host.sock");
+    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    let name = f.ws.join("plain-name");
+    write(&name, "", 0o644);
+    chown(&name, user.uid());
+    let connect = |argv: Vec<OsString>| with_bind(&f, &sock, &name, argv);
+    let o = connect(py(CONNECT, &["plain-name"]).into_iter().map(OsString::from).collect());
+    assert!(o.out().starts_with("connected hello"), "control: the host connects through the name\n{o}");
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv.extend(py(CONNECT, &["plain-name"]).into_iter().map(OsString::from));
+    // The workspace's listing kept by the first run, used by the second.
+    wait_past_ctime_margin(std::slice::from_ref(&f.ws));
+    for run in ["first", "cached"] {
+        let o = connect(argv.clone());
+        assert_eq!(o.code(), 0, "{run} run\n{o}");
+        assert!(o.out().starts_with("refused"), "{run} run: the host socket was reachable\n{o}");
+    }
+}
+
+/// paddock's own state (`$STATE`: the audit log, the view cache, the token) bind-mounted
+/// into the workspace, or a directory above it: masked by its path only, it was readable
+/// and writable under the other name; the child appended to the audit log, and rewrote the
+/// view cache so that the next start left a secret unmasked (found by an attack). Now the
+/// walk masks the same directory under any name. Control: the host sees the log there.
+fn paddocks_state_under_another_name_is_masked(user: User) {
+    let f = Fixture::new(user);
+    let state = f.root.join("state");
+    let alias = f.ws.join("alias");
+    std::fs::create_dir(&alias).unwrap();
+    chown(&alias, user.uid());
+    let o = f.run(&Pol::default(), &["true"], None);
+    assert_eq!(o.code(), 0, "a first run writes the log\n{o}");
+    let log = read(&state.join("audit.jsonl"));
+    let o = with_bind(&f, &state, &alias, ["cat", "alias/audit.jsonl"].map(OsString::from).to_vec());
+    assert_eq!(o.out(), log, "control: the host reads the log through the bind\n{o}");
+    for (what, src) in [("the state directory", &state), ("a directory above it", &f.root)] {
+        let mut argv = f.paddock_argv(&Pol::default());
+        let script = "ls alias alias/state; cat alias/audit.jsonl alias/state/audit.jsonl; echo x >> alias/audit.jsonl; echo x >> alias/state/audit.jsonl; true";
+        argv.extend(["sh", "-c", script].map(OsString::from));
+        let o = with_bind(&f, src, &alias, argv);
+        assert_eq!(o.code(), 0, "{what}\n{o}");
+        assert!(
+            !o.out().contains("audit.jsonl") && !o.out().contains("call.start"),
+            "{what}: the state was readable\n{o}"
+        );
+        let now = read(&state.join("audit.jsonl"));
+        assert!(!now.lines().any(|l| l == "x"), "{what}: the sandbox wrote the audit log\n{o}");
+    }
+    let o = f.run(&Pol::default(), &["true"], None);
+    assert_eq!(o.code(), 0, "the log is whole: later runs go on\n{o}");
 }
 
 fn the_cache_never_skips_a_changed_directory(user: User) {

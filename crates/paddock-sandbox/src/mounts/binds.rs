@@ -78,6 +78,9 @@ pub(super) struct BindCounts {
     pub overlay_devs: Vec<(u64, u64)>,
     /// The system trees bound instead of overlaid, and why (walked whole).
     pub not_overlaid: Vec<String>,
+    /// This namespace's mountinfo as read before the binds (the host's mounts), when it
+    /// was read; for the view walk ([`super::masks::place`]).
+    pub mountinfo: Option<Option<Vec<u8>>>,
 }
 
 /// Paths the sandbox provides itself; the spec cannot bind over them.
@@ -124,6 +127,7 @@ pub(super) fn bind_all(
         overlaid: Vec::new(),
         overlay_devs: Vec::new(),
         not_overlaid: Vec::new(),
+        mountinfo: None,
     };
     for (p, writable) in binds {
         if private_tmp && !tmp_done && p.components().count() > 2 {
@@ -163,6 +167,7 @@ pub(super) fn bind_all(
     if private_tmp && !tmp_done {
         mount_private_tmp(tmp_size)?;
     }
+    made.mountinfo = state.mountinfo.take();
     Ok(made)
 }
 

@@ -21,6 +21,7 @@ pub(super) fn place(
     plan: &PathPlan,
     overlaid: &[PathBuf],
     overlay_devs: &[(u64, u64)],
+    mountinfo: Option<&[u8]>,
 ) -> Result<view::Placed, view::ViewError> {
     let rules = view::plan::Rules::new(plan)?;
     let roots = view::plan::roots(plan, &rules, overlaid);
@@ -50,7 +51,9 @@ pub(super) fn place(
     let (d, f, newroot) = setup().map_err(view::ViewError::Root)?;
     let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
     let start = std::time::Instant::now();
-    let mut walker = view::walk::Walker::new(&rules, &masker);
+    let mut walker = view::walk::Walker::new(&rules, &masker)
+        .with_hidden(hidden_identities(plan))
+        .with_mount_points(mountinfo.map(host_mount_points).unwrap_or_default());
     // The cache file of these roots, reached through the host's root (still at /oldroot):
     // one file per set of roots, so a start reads only the listings of its own view.
     let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), &view::cache::file_for(p, &roots)));
@@ -71,5 +74,37 @@ pub(super) fn place(
     // it: the listings (a few small allocations per directory) go with its memory, not
     // one by one on the way to the child (0.2 ms of a start in a 2,000-file repository).
     std::mem::forget((new, old));
+    if mountinfo.is_none() {
+        placed
+            .notes
+            .push("the mount table could not be read: a socket mounted over a file's name is not looked for".into());
+    }
     Ok(placed)
+}
+
+/// Device and inode of each of paddock's own paths (`$STATE`, hidden whatever the grants)
+/// on the host: the walk masks the same object reached under another name (a bind mount of
+/// it, or of a directory above it, inside a grant), not only its own path.
+fn hidden_identities(plan: &PathPlan) -> std::collections::HashSet<(u64, u64)> {
+    let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
+        return Default::default();
+    };
+    plan.hidden_present.iter().filter_map(|p| sys::identity_in_root(host.as_fd(), p)).collect()
+}
+
+/// The host's mount points in `mountinfo` (read in this namespace, its paths under
+/// [`old_root`]), by their parent directory as the child sees it: a directory's listing
+/// gives a mount point the type of the file it covers (a socket bound over a plain file's
+/// name reads as a plain file), so the walk opens these by name.
+fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>> {
+    let mut by_parent: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>> = Default::default();
+    for line in mountinfo.split(|&c| c == b'\n') {
+        let Some(point) = line.split(|&c| c == b' ').nth(4).map(super::overlay::unescape_octal) else { continue };
+        let Ok(host) = point.strip_prefix(old_root()) else { continue };
+        let host = Path::new("/").join(host);
+        if let (Some(parent), Some(name)) = (host.parent(), host.file_name()) {
+            by_parent.entry(parent.to_path_buf()).or_default().push(name.to_os_string());
+        }
+    }
+    by_parent
 }

@@ -92,7 +92,8 @@ pub(crate) fn build(
     view.private_tmp = binds.private_tmp;
     // Deny, hidden and protected paths and sockets, on the objects the child will see.
     let masks_summary = match crate::timing::time("mounts: view walk and masks", || {
-        masks::place(new_root(), plan, &binds.overlaid, &binds.overlay_devs)
+        let mountinfo = binds.mountinfo.clone().unwrap_or_else(binds::read_mountinfo);
+        masks::place(new_root(), plan, &binds.overlaid, &binds.overlay_devs, mountinfo.as_deref())
     }) {
         Ok(placed) => {
             let summary = placed.summary();

@@ -123,7 +123,7 @@ pub(super) fn has_submounts(mountinfo: &[u8], src: &Path) -> bool {
 }
 
 /// A mount point as `mountinfo` writes it, with `\040`-style octal escapes undone.
-fn unescape_octal(b: &[u8]) -> PathBuf {
+pub(super) fn unescape_octal(b: &[u8]) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {

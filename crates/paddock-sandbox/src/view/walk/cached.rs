@@ -79,6 +79,19 @@ impl Walker<'_> {
         if self.masker.devs.contains(&st.st_dev) {
             return Ok(());
         }
+        let hidden = self.hidden.contains(&(st.st_dev, st.st_ino));
+        if hidden || self.mount_points.contains_key(&path) {
+            // paddock's own state under another name, or a directory holding a mount
+            // point (its listing cannot show it): not from the cache.
+            let fd = match fd {
+                Some(fd) => fd,
+                None => match self.reopened(&path, st)? {
+                    Some(fd) => fd,
+                    None => return Ok(()),
+                },
+            };
+            return if hidden { self.mask_alias(fd.as_fd(), path) } else { self.dir(fd, st.st_dev, path, stack) };
+        }
         self.placed.entries += l.count as usize + l.dirs.len();
         self.placed.cached += 1;
         let fd = fd.map(Rc::new);
@@ -107,17 +120,10 @@ impl Walker<'_> {
             // be the one listed.
             let parent = match fd {
                 Some(fd) => fd,
-                None => {
-                    let root = self.root.as_ref().ok_or_else(|| ViewError::Root(io::ErrorKind::NotFound.into()))?;
-                    let fd = sys::openat_beneath(root.as_fd(), &rel_c(&path)?, libc::O_PATH | libc::O_NOFOLLOW)
-                        .map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-                    let now = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-                    if cache::stamp(&now) != cache::stamp(st) || now.st_ino != st.st_ino {
-                        self.lost.push(path);
-                        return Ok(());
-                    }
-                    Rc::new(fd)
-                }
+                None => match self.reopened(&path, st)? {
+                    Some(fd) => Rc::new(fd),
+                    None => return Ok(()),
+                },
             };
             for (name, ino, t) in &l.special {
                 let e = Entry { name: name.clone(), ino: *ino, dtype: *t };
@@ -128,5 +134,19 @@ impl Walker<'_> {
             c.keep(st, l);
         }
         Ok(())
+    }
+
+    /// The directory at `path` (status `st` when listed) opened `O_PATH` beneath the view's
+    /// root; `None` when another object is there now (noted as lost: the walk runs again).
+    fn reopened(&mut self, path: &std::path::Path, st: &libc::stat) -> Result<Option<OwnedFd>, ViewError> {
+        let root = self.root.as_ref().ok_or_else(|| ViewError::Root(io::ErrorKind::NotFound.into()))?;
+        let fd = sys::openat_beneath(root.as_fd(), &rel_c(path)?, libc::O_PATH | libc::O_NOFOLLOW)
+            .map_err(|e| ViewError::Open { path: path.to_path_buf(), source: e })?;
+        let now = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.to_path_buf(), source: e })?;
+        if cache::stamp(&now) != cache::stamp(st) || now.st_ino != st.st_ino {
+            self.lost.push(path.to_path_buf());
+            return Ok(None);
+        }
+        Ok(Some(fd))
     }
 }

@@ -78,6 +78,11 @@ pub(crate) struct Walker<'a> {
     new: Option<cache::Cache>,
     /// Wall-clock seconds when this walk began (for [`cache::Cache::put`]).
     now: i64,
+    /// Device and inode of paddock's own directories (`$STATE`): masked whole wherever
+    /// the walk meets them ([`Walker::with_hidden`]).
+    pub(super) hidden: std::collections::HashSet<(u64, u64)>,
+    /// The host's mount points, by parent directory ([`Walker::with_mount_points`]).
+    pub(super) mount_points: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>>,
     /// What was placed.
     pub placed: Placed,
 }
@@ -97,8 +102,33 @@ impl<'a> Walker<'a> {
             loaded: 0,
             new: None,
             now: 0,
+            hidden: Default::default(),
+            mount_points: Default::default(),
             placed: Placed::default(),
         }
+    }
+
+    /// Masks whole every directory of these (device, inode) the walk meets: paddock's own
+    /// state, masked by its path too, but reachable under another name through a bind
+    /// mount of it or of a directory above it inside a grant (found by an attack: the
+    /// child rewrote the view cache there, and the next start trusted a listing without
+    /// a secret's name).
+    pub(crate) fn with_hidden(mut self, ids: std::collections::HashSet<(u64, u64)>) -> Walker<'a> {
+        self.hidden = ids;
+        self
+    }
+
+    /// The host's mount points, by parent directory as the child sees it: a listing gives
+    /// a mount point the type of the file it covers, so these names are opened whatever
+    /// their listed type (a socket bound over a plain file's name reads as a plain file:
+    /// found by an attack), and a directory holding one is read afresh, not from the cache
+    /// (mounting changes no status of the directory).
+    pub(crate) fn with_mount_points(
+        mut self,
+        points: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>>,
+    ) -> Walker<'a> {
+        self.mount_points = points;
+        self
     }
 
     /// Uses `old` for listings still exact and builds a new cache from this walk

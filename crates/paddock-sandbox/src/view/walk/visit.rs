@@ -56,6 +56,17 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// Masks whole the directory `fd`, paddock's own state reached under another name.
+    pub(super) fn mask_alias(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf) -> Result<(), ViewError> {
+        self.mask(fd, true, &path)?;
+        self.placed.masks += 1;
+        self.placed.notes.push(format!(
+            "{} masked whole: paddock's own state, reached under this name (a bind mount)",
+            path.display()
+        ));
+        Ok(())
+    }
+
     /// Lists `dir` (open for reading, `st` its status) and handles each entry.
     pub(super) fn read_dir(
         &mut self,
@@ -67,6 +78,9 @@ impl Walker<'_> {
     ) -> Result<(), ViewError> {
         if self.masker.devs.contains(&st.st_dev) {
             return Ok(()); // a mask already
+        }
+        if self.hidden.contains(&(st.st_dev, st.st_ino)) {
+            return self.mask_alias(dir.as_fd(), path);
         }
         // Listed, but its entries not reachable by this process, and its owner's: below.
         if st.st_mode & libc::S_IXUSR == 0
@@ -85,6 +99,7 @@ impl Walker<'_> {
         let rules = self.rules.fingerprint_of(&path);
         let relevant = rules.is_some();
         let parent = Rc::new(dir);
+        let mounted = self.mount_points.get(&path).cloned().unwrap_or_default();
         let mut listing = cache::Listing {
             stamp: cache::stamp(st),
             path: relevant.then(|| path.as_os_str().as_bytes().to_vec()),
@@ -95,6 +110,14 @@ impl Walker<'_> {
         };
         for e in &entries {
             self.placed.entries += 1;
+            // A mount point: its listed type is the covered file's, not the mount's.
+            let unknown;
+            let e = if e.dtype != DT_DIR && mounted.iter().any(|n| n.as_bytes() == e.name.to_bytes()) {
+                unknown = Entry { name: e.name.clone(), ino: e.ino, dtype: DT_UNKNOWN };
+                &unknown
+            } else {
+                e
+            };
             let special = e.dtype == DT_DIR || e.dtype == DT_SOCK || e.dtype == DT_UNKNOWN;
             if !relevant && !special {
                 listing.count += 1;
