@@ -47,23 +47,19 @@ impl Walker<'_> {
     /// another. Its owner can open it up (`chmod`), so what it holds, unknown here, would be
     /// reachable: nothing of it is in the view.
     fn mask_unwalked(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf) -> Result<(), ViewError> {
-        self.mask(fd, true, &path)?;
-        self.placed.masks += 1;
-        self.placed.notes.push(format!(
-            "{} masked whole: the sandbox's user owns it and could open it up, and it could not be walked",
-            path.display()
-        ));
-        Ok(())
+        self.mask_whole(fd, path, "the sandbox's user owns it and could open it up, and it could not be walked")
     }
 
     /// Masks whole the directory `fd`, paddock's own state reached under another name.
     pub(super) fn mask_alias(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf) -> Result<(), ViewError> {
+        self.mask_whole(fd, path, "paddock's own state, reached under this name (a bind mount)")
+    }
+
+    /// Masks whole the directory `fd` at `path`, noting `why`.
+    fn mask_whole(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf, why: &str) -> Result<(), ViewError> {
         self.mask(fd, true, &path)?;
         self.placed.masks += 1;
-        self.placed.notes.push(format!(
-            "{} masked whole: paddock's own state, reached under this name (a bind mount)",
-            path.display()
-        ));
+        self.placed.notes.push(format!("{} masked whole: {why}", path.display()));
         Ok(())
     }
 
