@@ -45,6 +45,7 @@ mod walk {
         the_cache_never_skips_a_changed_directory,
         a_bind_mount_inside_a_grant_is_walked,
         a_socket_mounted_over_a_files_name_is_hidden,
+        a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden,
         paddocks_state_under_another_name_is_masked
     );
 }
@@ -494,6 +495,43 @@ fn a_socket_mounted_over_a_files_name_is_hidden(user: User) {
     }
 }
 
+/// The same under a grant named through a symlinked directory (`lnk/d`, `lnk` → `real`):
+/// the mount point was looked up by the host's path (`real/d`), the view walked the grant
+/// as named, and the socket was reachable (found by an attack). Mount points are now known
+/// by their directory's device and inode.
+fn a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden(user: User) {
+    let f = Fixture::new(user);
+    let real = f.root.join("real");
+    let d = real.join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::os::unix::fs::symlink("real", f.root.join("lnk")).unwrap();
+    let src = f.root.join("sockets");
+    std::fs::create_dir(&src).unwrap();
+    chown(&src, user.uid());
+    let sock = src.join("host.sock");
+    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    write(&d.join("f"), "", 0o644);
+    let named = f.root.join("lnk/d");
+    let named_f = named.join("f");
+    let target = named_f.to_str().unwrap();
+    let o = with_bind(&f, &sock, &d.join("f"), py(CONNECT, &[target]).into_iter().map(OsString::from).collect());
+    assert!(o.out().starts_with("connected hello"), "control: the host connects through the name\n{o}");
+    let policy = f.root.join("through-link.toml");
+    let text = format!("version = 1\nextends = [\"default\"]\n[filesystem]\nread = [{:?}]\n", named.to_str().unwrap());
+    write(&policy, &text, 0o644);
+    let ws = f.ws.to_str().unwrap();
+    let mut argv: Vec<OsString> = [f.bin.to_str().unwrap(), "run", "--policy", policy.to_str().unwrap()]
+        .into_iter()
+        .chain(["--workspace", ws, "--"])
+        .map(OsString::from)
+        .collect();
+    argv.extend(py(CONNECT, &[target]).into_iter().map(OsString::from));
+    let o = with_bind(&f, &sock, &d.join("f"), argv);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().starts_with("refused"), "the host socket was reachable through the symlinked grant\n{o}");
+    assert!(!o.out().contains("No such file"), "the grant is in the view under the name it was given\n{o}");
+}
+
 /// paddock's own state (`$STATE`: the audit log, the view cache, the token) bind-mounted
 /// into the workspace, or a directory above it: masked by its path only, it was readable
 /// and writable under the other name; the child appended to the audit log, and rewrote the
@@ -510,18 +548,33 @@ fn paddocks_state_under_another_name_is_masked(user: User) {
     let log = read(&state.join("audit.jsonl"));
     let o = with_bind(&f, &state, &alias, ["cat", "alias/audit.jsonl"].map(OsString::from).to_vec());
     assert_eq!(o.out(), log, "control: the host reads the log through the bind\n{o}");
-    for (what, src) in [("the state directory", &state), ("a directory above it", &f.root)] {
+    let log_file = f.ws.join("alias-file");
+    write(&log_file, "", 0o644);
+    chown(&log_file, user.uid());
+    let running = state.join("running");
+    assert!(running.is_dir(), "a run keeps its registry of running calls in $STATE/running");
+    // Each bound into the workspace: the directory, one above it, one in it, a file of it.
+    let cases: [(&str, &Path, &Path); 4] = [
+        ("the state directory", &state, &alias),
+        ("a directory above it", &f.root, &alias),
+        ("a directory in it", &running, &alias),
+        ("its audit log alone", &state.join("audit.jsonl"), &log_file),
+    ];
+    for (what, src, dst) in cases {
         let mut argv = f.paddock_argv(&Pol::default());
-        let script = "ls alias alias/state; cat alias/audit.jsonl alias/state/audit.jsonl; echo x >> alias/audit.jsonl; echo x >> alias/state/audit.jsonl; true";
+        let script = "ls alias alias/state; cat alias/audit.jsonl alias/state/audit.jsonl alias-file; \
+                      echo x >> alias/audit.jsonl; echo x >> alias/state/audit.jsonl; echo x >> alias-file; \
+                      echo x > alias/planted; true";
         argv.extend(["sh", "-c", script].map(OsString::from));
-        let o = with_bind(&f, src, &alias, argv);
+        let o = with_bind(&f, src, dst, argv);
         assert_eq!(o.code(), 0, "{what}\n{o}");
         assert!(
-            !o.out().contains("audit.jsonl") && !o.out().contains("call.start"),
+            !o.out().contains("audit.jsonl") && !o.out().contains("call.start") && !o.out().contains("lock"),
             "{what}: the state was readable\n{o}"
         );
         let now = read(&state.join("audit.jsonl"));
         assert!(!now.lines().any(|l| l == "x"), "{what}: the sandbox wrote the audit log\n{o}");
+        assert!(!running.join("planted").exists(), "{what}: the sandbox wrote in $STATE/running\n{o}");
     }
     let o = f.run(&Pol::default(), &["true"], None);
     assert_eq!(o.code(), 0, "the log is whole: later runs go on\n{o}");

@@ -82,28 +82,58 @@ pub(super) fn place(
     Ok(placed)
 }
 
+/// How many objects of paddock's own state [`hidden_identities`] takes at most.
+const HIDDEN_MAX: usize = 100_000;
+
 /// Device and inode of each of paddock's own paths (`$STATE`, hidden whatever the grants)
-/// on the host: the walk masks the same object reached under another name (a bind mount of
-/// it, or of a directory above it, inside a grant), not only its own path.
+/// on the host, and of everything beneath those that are directories: the walk masks the
+/// same object reached under another name (a bind mount of it, of a directory above it or
+/// of a file or directory in it, inside a grant), not only its own path.
 fn hidden_identities(plan: &PathPlan) -> std::collections::HashSet<(u64, u64)> {
+    let mut ids = std::collections::HashSet::new();
     let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
-        return Default::default();
+        return ids;
     };
-    plan.hidden_present.iter().filter_map(|p| sys::identity_in_root(host.as_fd(), p)).collect()
+    for p in &plan.hidden_present {
+        let Some(id) = sys::identity_in_root(host.as_fd(), p) else { continue };
+        ids.insert(id);
+        // What it holds, by descriptor, on its own device (a mount beneath is another's).
+        let mut stack: Vec<PathBuf> = vec![under(old_root(), p)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                use std::os::unix::fs::MetadataExt;
+                if m.dev() != id.0 || ids.len() >= HIDDEN_MAX {
+                    continue;
+                }
+                ids.insert((m.dev(), m.ino()));
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    ids
 }
 
 /// The host's mount points in `mountinfo` (read in this namespace, its paths under
-/// [`old_root`]), by their parent directory as the child sees it: a directory's listing
-/// gives a mount point the type of the file it covers (a socket bound over a plain file's
-/// name reads as a plain file), so the walk opens these by name.
-fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>> {
-    let mut by_parent: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>> = Default::default();
+/// [`old_root`]), by their parent directory's (device, inode) on the host: a directory's
+/// listing gives a mount point the type of the file it covers (a socket bound over a plain
+/// file's name reads as a plain file), so the walk opens these by name, in that directory
+/// under whatever path a grant names it.
+fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>> {
+    let mut by_parent: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>> = Default::default();
+    let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
+        return by_parent;
+    };
     for line in mountinfo.split(|&c| c == b'\n') {
         let Some(point) = line.split(|&c| c == b' ').nth(4).map(super::overlay::unescape_octal) else { continue };
-        let Ok(host) = point.strip_prefix(old_root()) else { continue };
-        let host = Path::new("/").join(host);
-        if let (Some(parent), Some(name)) = (host.parent(), host.file_name()) {
-            by_parent.entry(parent.to_path_buf()).or_default().push(name.to_os_string());
+        let Ok(host_path) = point.strip_prefix(old_root()) else { continue };
+        let host_path = Path::new("/").join(host_path);
+        let (Some(parent), Some(name)) = (host_path.parent(), host_path.file_name()) else { continue };
+        if let Some(id) = sys::identity_in_root(host.as_fd(), parent) {
+            by_parent.entry(id).or_default().push(name.to_os_string());
         }
     }
     by_parent

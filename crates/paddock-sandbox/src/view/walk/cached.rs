@@ -80,7 +80,7 @@ impl Walker<'_> {
             return Ok(());
         }
         let hidden = self.hidden.contains(&(st.st_dev, st.st_ino));
-        if hidden || self.mount_points.contains_key(&path) {
+        if hidden || self.mount_points.contains_key(&(st.st_dev, st.st_ino)) {
             // paddock's own state under another name, or a directory holding a mount
             // point (its listing cannot show it): not from the cache.
             let fd = match fd {

@@ -81,8 +81,9 @@ pub(crate) struct Walker<'a> {
     /// Device and inode of paddock's own directories (`$STATE`): masked whole wherever
     /// the walk meets them ([`Walker::with_hidden`]).
     pub(super) hidden: std::collections::HashSet<(u64, u64)>,
-    /// The host's mount points, by parent directory ([`Walker::with_mount_points`]).
-    pub(super) mount_points: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>>,
+    /// The host's mount points, by their parent directory's (device, inode)
+    /// ([`Walker::with_mount_points`]).
+    pub(super) mount_points: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>>,
     /// What was placed.
     pub placed: Placed,
 }
@@ -108,24 +109,27 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Masks whole every directory of these (device, inode) the walk meets: paddock's own
-    /// state, masked by its path too, but reachable under another name through a bind
-    /// mount of it or of a directory above it inside a grant (found by an attack: the
-    /// child rewrote the view cache there, and the next start trusted a listing without
-    /// a secret's name).
+    /// Masks every object of these (device, inode) the walk meets, a directory whole:
+    /// paddock's own state and what it holds, masked by its path too, but reachable under
+    /// another name through a bind mount of it, of a directory above it or of one of its
+    /// files inside a grant (found by an attack: the child rewrote the view cache there,
+    /// and the next start trusted a listing without a secret's name). A file is met where
+    /// it is opened: a mount point (below) or a rule's match.
     pub(crate) fn with_hidden(mut self, ids: std::collections::HashSet<(u64, u64)>) -> Walker<'a> {
         self.hidden = ids;
         self
     }
 
-    /// The host's mount points, by parent directory as the child sees it: a listing gives
-    /// a mount point the type of the file it covers, so these names are opened whatever
-    /// their listed type (a socket bound over a plain file's name reads as a plain file:
-    /// found by an attack), and a directory holding one is read afresh, not from the cache
-    /// (mounting changes no status of the directory).
+    /// The host's mount points, by their parent directory's (device, inode), the same
+    /// object in the view under whatever path a grant names it (through a symlinked
+    /// directory: found by an attack): a listing gives a mount point the type of the file
+    /// it covers, so these names are opened whatever their listed type (a socket bound
+    /// over a plain file's name reads as a plain file: found by an attack), and a directory
+    /// holding one is read afresh, not from the cache (mounting changes no status of the
+    /// directory).
     pub(crate) fn with_mount_points(
         mut self,
-        points: std::collections::HashMap<PathBuf, Vec<std::ffi::OsString>>,
+        points: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>>,
     ) -> Walker<'a> {
         self.mount_points = points;
         self

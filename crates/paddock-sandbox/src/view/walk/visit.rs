@@ -95,7 +95,7 @@ impl Walker<'_> {
         let rules = self.rules.fingerprint_of(&path);
         let relevant = rules.is_some();
         let parent = Rc::new(dir);
-        let mounted = self.mount_points.get(&path).cloned().unwrap_or_default();
+        let mounted = self.mount_points.get(&(st.st_dev, st.st_ino)).cloned().unwrap_or_default();
         let mut listing = cache::Listing {
             stamp: cache::stamp(st),
             path: relevant.then(|| path.as_os_str().as_bytes().to_vec()),
@@ -275,6 +275,15 @@ impl Walker<'_> {
             return Ok(()); // masked by an earlier walk
         }
         let t = kind(st);
+        if self.hidden.contains(&(st.st_dev, st.st_ino)) {
+            // paddock's own, under another name (a bind mount of it).
+            if t == libc::S_IFDIR {
+                return self.mask_alias(fd.as_fd(), path);
+            }
+            self.mask(fd.as_fd(), false, &path)?;
+            self.placed.masks += 1;
+            return Ok(());
+        }
         match (verdict, t) {
             (_, libc::S_IFLNK) => {
                 if verdict != Verdict::Keep {
