@@ -275,8 +275,9 @@ impl Walker<'_> {
             return Ok(()); // masked by an earlier walk
         }
         let t = kind(st);
-        if self.hidden.contains(&(st.st_dev, st.st_ino)) {
-            // paddock's own, under another name (a bind mount of it).
+        // paddock's own under another name (a bind mount of it); under its own path, a
+        // literal mask like any other (pinned on its way, below).
+        if verdict != Verdict::Mask && self.hidden.contains(&(st.st_dev, st.st_ino)) {
             if t == libc::S_IFDIR {
                 return self.mask_alias(fd.as_fd(), path);
             }
