@@ -46,6 +46,7 @@ mod walk {
         a_bind_mount_inside_a_grant_is_walked,
         a_socket_mounted_over_a_files_name_is_hidden,
         a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden,
+        mounts_inside_a_pseudo_filesystem_are_walked,
         paddocks_state_under_another_name_is_masked
     );
 }
@@ -426,10 +427,15 @@ fn a_walk_that_cannot_finish_fails_closed(user: User) {
 /// `argv` as the fixture's user, in a mount namespace of its own where `src` is bound on
 /// `dst` (the mount made as root, then the user's prefix).
 fn with_bind(f: &Fixture, src: &Path, dst: &Path, argv: Vec<OsString>) -> Out {
-    let script = "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"";
+    with_mounts(f, &format!("mount --bind {:?} {:?}", src, dst), argv)
+}
+
+/// `argv` as the fixture's user, in a mount namespace of its own where `mounts` (a shell
+/// script, run as root) made its mounts first.
+fn with_mounts(f: &Fixture, mounts: &str, argv: Vec<OsString>) -> Out {
+    let script = format!("{mounts} && exec \"$@\"");
     let mut full: Vec<OsString> =
-        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh"].map(OsString::from).to_vec();
-    full.extend([src.as_os_str().to_owned(), dst.as_os_str().to_owned()]);
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"].map(OsString::from).to_vec();
     full.extend(f.user.prefix());
     full.extend(argv);
     f.launch_as(User::Root, &full, &[], None, HANG)
@@ -530,6 +536,55 @@ fn a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden(user: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.out().starts_with("refused"), "the host socket was reachable through the symlinked grant\n{o}");
     assert!(!o.out().contains("No such file"), "the grant is in the view under the name it was given\n{o}");
+}
+
+/// The walk does not enter a pseudo filesystem (`sysfs`, cgroup, ...): a `sysfs` mounted in
+/// the workspace with `$STATE` bound over one of its directories and a host socket over
+/// one of its files passed both over, readable and reachable (found by an attack). Now
+/// what else is mounted inside a pseudo filesystem is walked from its own root.
+fn mounts_inside_a_pseudo_filesystem_are_walked(user: User) {
+    let f = Fixture::new(user);
+    let o = f.run(&Pol::default(), &["true"], None);
+    assert_eq!(o.code(), 0, "a first run writes the state\n{o}");
+    // A file of sysfs to mount the socket on (any: the same superblock as the host's /sys).
+    let file = std::fs::read_dir("/sys/kernel")
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .expect("a file in /sys/kernel")
+        .file_name();
+    let src = f.root.join("sockets");
+    std::fs::create_dir(&src).unwrap();
+    chown(&src, user.uid());
+    let sock = src.join("host.sock");
+    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    let sysm = f.ws.join("sysm");
+    std::fs::create_dir(&sysm).unwrap();
+    chown(&sysm, user.uid());
+    let on = format!("sysm/kernel/{}", file.to_str().unwrap());
+    let mounts = format!(
+        "mount -t sysfs sysfs {:?} && mount --bind {:?} {:?} && mount --bind {:?} {:?}",
+        sysm,
+        f.root.join("state"),
+        sysm.join("fs"),
+        sock,
+        f.ws.join(&on)
+    );
+    let connect = py(CONNECT, &[&on]);
+    let o = with_mounts(&f, &mounts, connect.iter().map(OsString::from).collect());
+    assert!(o.out().starts_with("connected hello"), "control: the host connects there\n{o}");
+    let o = with_mounts(&f, &mounts, ["cat", "sysm/fs/audit.jsonl"].map(OsString::from).to_vec());
+    assert!(o.out().contains("call.start"), "control: the host reads the log there\n{o}");
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv.extend(connect.iter().map(OsString::from));
+    let o = with_mounts(&f, &mounts, argv);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().starts_with("refused"), "the host socket inside sysfs was reachable\n{o}");
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv.extend(["sh", "-c", "ls sysm/fs; cat sysm/fs/audit.jsonl; true"].map(OsString::from));
+    let o = with_mounts(&f, &mounts, argv);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.out().contains("audit.jsonl") && !o.out().contains("call.start"), "the state was readable\n{o}");
 }
 
 /// paddock's own state (`$STATE`: the audit log, the view cache, the token) bind-mounted

@@ -53,7 +53,8 @@ pub(super) fn place(
     let start = std::time::Instant::now();
     let mut walker = view::walk::Walker::new(&rules, &masker)
         .with_hidden(hidden_identities(plan))
-        .with_mount_points(mountinfo.map(host_mount_points).unwrap_or_default());
+        .with_mount_points(mountinfo.map(host_mount_points).unwrap_or_default())
+        .with_view_mounts(old_root().join("proc/self/mountinfo"), root.to_path_buf());
     // The cache file of these roots, reached through the host's root (still at /oldroot):
     // one file per set of roots, so a start reads only the listings of its own view.
     let cache_file = plan.view_cache.as_ref().map(|p| under(old_root(), &view::cache::file_for(p, &roots)));
@@ -128,7 +129,7 @@ fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), 
         return by_parent;
     };
     for line in mountinfo.split(|&c| c == b'\n') {
-        let Some(point) = line.split(|&c| c == b' ').nth(4).map(super::overlay::unescape_octal) else { continue };
+        let Some(point) = line.split(|&c| c == b' ').nth(4).map(view::walk::unescape_octal) else { continue };
         let Ok(host_path) = point.strip_prefix(old_root()) else { continue };
         let host_path = Path::new("/").join(host_path);
         let (Some(parent), Some(name)) = (host_path.parent(), host_path.file_name()) else { continue };

@@ -21,10 +21,10 @@
 //! in place, so its read and execute rules (a `[commands]` program's file included) are on
 //! the overlay's inodes, the ones the child reaches.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::CWD;
@@ -32,6 +32,8 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags,
     MoveMountFlags,
 };
+
+use crate::view::walk::unescape_octal;
 
 /// A step of mounting an overlay, for the error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,26 +122,6 @@ pub(super) fn has_submounts(mountinfo: &[u8], src: &Path) -> bool {
         .filter_map(|l| l.split(|&c| c == b' ').nth(4))
         .map(unescape_octal)
         .any(|m| m.starts_with(src) && m != src)
-}
-
-/// A mount point as `mountinfo` writes it, with `\040`-style octal escapes undone.
-pub(super) fn unescape_octal(b: &[u8]) -> PathBuf {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(OsString::from_vec(out))
 }
 
 #[cfg(test)]

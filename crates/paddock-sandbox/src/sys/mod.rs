@@ -365,12 +365,19 @@ pub(crate) fn present_in_root(root: BorrowedFd<'_>, path: &std::path::Path) -> b
 /// Device and inode of `path` looked up beneath `root` as if it were `/` (a symlink on the
 /// way resolved within it, the last one followed); `None` when it is not there.
 pub(crate) fn identity_in_root(root: BorrowedFd<'_>, path: &std::path::Path) -> Option<(u64, u64)> {
-    use rustix::fs::ResolveFlags;
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = cpath(if rel.as_os_str().is_empty() { std::path::Path::new(".") } else { rel }).ok()?;
-    let fd = openat2(root, &rel, libc::O_PATH, ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS).ok()?;
+    let fd = openat_in_root(root, &rel).ok()?;
     let st = fstat(fd.as_fd()).ok()?;
     Some((st.st_dev, st.st_ino))
+}
+
+/// `rel` opened `O_PATH` beneath `root` as if it were `/` (a symlink on the way resolved
+/// within it, the last one followed).
+pub(crate) fn openat_in_root(root: BorrowedFd<'_>, rel: &CStr) -> io::Result<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let rel = if rel.is_empty() { c"." } else { rel };
+    openat2(root, rel, libc::O_PATH, ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
 }
 
 /// `fstat(2)`.

@@ -84,6 +84,11 @@ pub(crate) struct Walker<'a> {
     /// The host's mount points, by their parent directory's (device, inode)
     /// ([`Walker::with_mount_points`]).
     pub(super) mount_points: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>>,
+    /// Where this namespace's mount table is read, and the view's root in it
+    /// ([`Walker::with_view_mounts`]); the mounts of the view other than pseudo
+    /// filesystems, by path as the child sees them, and their kinds, once read.
+    view_mounts: Option<(PathBuf, PathBuf)>,
+    other_mounts: Option<Vec<(PathBuf, String)>>,
     /// What was placed.
     pub placed: Placed,
 }
@@ -105,6 +110,8 @@ impl<'a> Walker<'a> {
             now: 0,
             hidden: Default::default(),
             mount_points: Default::default(),
+            view_mounts: None,
+            other_mounts: None,
             placed: Placed::default(),
         }
     }
@@ -118,6 +125,39 @@ impl<'a> Walker<'a> {
     pub(crate) fn with_hidden(mut self, ids: std::collections::HashSet<(u64, u64)>) -> Walker<'a> {
         self.hidden = ids;
         self
+    }
+
+    /// Where to read this namespace's mount table (`mountinfo`) and the view's root as it
+    /// names it: when the walk meets a pseudo filesystem, which it does not enter, it
+    /// reads the table (once) and walks each mount of another kind beneath it from that
+    /// mount's root (found by an attack: `$STATE` and a host socket bound over entries of
+    /// a `sysfs` mounted in the workspace were passed over with it).
+    pub(crate) fn with_view_mounts(mut self, mountinfo: PathBuf, root: PathBuf) -> Walker<'a> {
+        self.view_mounts = Some((mountinfo, root));
+        self
+    }
+
+    /// The mounts of the view other than pseudo filesystems strictly beneath `path` (as
+    /// the child sees it), the topmost of them only (one beneath another is met by that
+    /// one's walk). The mount table is read the first time; one that cannot be read is an
+    /// error (what is beneath is not known).
+    pub(super) fn other_mounts_beneath(&mut self, path: &Path) -> Result<Vec<PathBuf>, ViewError> {
+        if self.other_mounts.is_none() {
+            let Some((file, root)) = &self.view_mounts else { return Ok(Vec::new()) };
+            let table = std::fs::read(file).map_err(|e| ViewError::Open { path: file.clone(), source: e })?;
+            self.other_mounts = Some(other_mounts(&table, root));
+        }
+        let mounts = self.other_mounts.as_deref().unwrap_or_default();
+        let beneath: Vec<&PathBuf> =
+            mounts.iter().map(|(m, _)| m).filter(|m| m.starts_with(path) && *m != path).collect();
+        let mut top: Vec<PathBuf> = beneath
+            .iter()
+            .filter(|m| !beneath.iter().any(|o| o != *m && m.starts_with(o)))
+            .map(|m| (*m).clone())
+            .collect();
+        top.sort();
+        top.dedup();
+        Ok(top)
     }
 
     /// The host's mount points, by their parent directory's (device, inode), the same
@@ -300,4 +340,69 @@ impl<'a> Walker<'a> {
             ViewError::Mask { path: path.to_path_buf(), step, source: e }
         }
     }
+}
+
+/// The kinds of filesystem (as `mountinfo` names them) that hold no socket or file of the
+/// user's: inside a pseudo filesystem, the walk passes them over with it.
+const PSEUDO_KINDS: [&str; 20] = [
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "pstore",
+    "bpf",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "efivarfs",
+    "mqueue",
+    "hugetlbfs",
+    "devpts",
+    "autofs",
+    "rpc_pipefs",
+    "nfsd",
+    "selinuxfs",
+];
+
+/// The mounts in `table` (a `mountinfo`) beneath `root` other than pseudo filesystems, by
+/// path beneath `root` (as the child sees them), with their kinds.
+fn other_mounts(table: &[u8], root: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for line in table.split(|&c| c == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
+        // The filesystem's kind is the first field after the separator `-`.
+        let Some(sep) = fields.iter().position(|f| *f == b"-") else { continue };
+        let Some(kind) = fields.get(sep + 1).and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+        if PSEUDO_KINDS.contains(&kind) {
+            continue;
+        }
+        let Some(point) = fields.get(4).map(|p| unescape_octal(p)) else { continue };
+        if let Ok(rel) = point.strip_prefix(root) {
+            out.push((Path::new("/").join(rel), kind.to_string()));
+        }
+    }
+    out
+}
+
+/// A path as `mountinfo` writes it, with `\040`-style octal escapes undone.
+pub(crate) fn unescape_octal(b: &[u8]) -> PathBuf {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], oct) {
+            (b'\\', Some(d)) => {
+                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
 }

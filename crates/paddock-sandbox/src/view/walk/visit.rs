@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::entry::{is_listed, kind, list, Entry, Item, DT_DIR, DT_SOCK, DT_UNKNOWN, TRIES};
+use super::entry::{is_listed, kind, list, rel_c, Entry, Item, DT_DIR, DT_SOCK, DT_UNKNOWN, TRIES};
 use super::{Walker, PSEUDO_FS};
 use crate::sys;
 use crate::view::cache;
@@ -50,6 +50,17 @@ impl Walker<'_> {
         self.mask_whole(fd, path, "the sandbox's user owns it and could open it up, and it could not be walked")
     }
 
+    /// A mount at `path` inside a pseudo filesystem (of device `dev`) that the walk does
+    /// not enter: its root opened beneath the view's root and handled as an entry met there.
+    fn mounted_in_pseudo(&mut self, path: &Path, dev: u64, stack: &mut Vec<Item>) -> Result<(), ViewError> {
+        let root = self.root.clone().ok_or_else(|| ViewError::Root(std::io::ErrorKind::NotFound.into()))?;
+        let fd = sys::openat_beneath(root.as_fd(), &rel_c(path)?, libc::O_PATH | libc::O_NOFOLLOW)
+            .map_err(|e| ViewError::Open { path: path.to_path_buf(), source: e })?;
+        let st = sys::fstat(fd.as_fd()).map_err(|e| ViewError::Open { path: path.to_path_buf(), source: e })?;
+        let verdict = self.rules.verdict(path);
+        self.object(fd, &st, path.to_path_buf(), verdict, dev, stack)
+    }
+
     /// Masks whole the directory `fd`, paddock's own state reached under another name.
     pub(super) fn mask_alias(&mut self, fd: std::os::fd::BorrowedFd<'_>, path: PathBuf) -> Result<(), ViewError> {
         self.mask_whole(fd, path, "paddock's own state, reached under this name (a bind mount)")
@@ -88,6 +99,12 @@ impl Walker<'_> {
         if st.st_dev != parent_dev {
             let t = sys::fs_type(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
             if PSEUDO_FS.contains(&t) {
+                // Not entered; what else is mounted inside it is walked from its own root
+                // (found by an attack: `$STATE` and a host socket bound over entries of a
+                // `sysfs` mounted in the workspace were passed over with it).
+                for mount in self.other_mounts_beneath(&path)? {
+                    self.mounted_in_pseudo(&mount, st.st_dev, stack)?;
+                }
                 return Ok(());
             }
         }
