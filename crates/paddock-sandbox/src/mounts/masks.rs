@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::paths::{mkdir_one, old_root, under};
@@ -52,7 +53,7 @@ pub(super) fn place(
     let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
     let start = std::time::Instant::now();
     let mut walker = view::walk::Walker::new(&rules, &masker)
-        .with_hidden(hidden_identities(plan))
+        .with_hidden(hidden_identities(plan, mountinfo))
         .with_mount_points(mountinfo.map(host_mount_points).unwrap_or_default())
         .with_view_mounts(old_root().join("proc/self/mountinfo"), root.to_path_buf());
     // The cache file of these roots, reached through the host's root (still at /oldroot):
@@ -83,21 +84,49 @@ pub(super) fn place(
     Ok(placed)
 }
 
+/// Whether a mount of the host's in `mountinfo` (those under [`old_root`]) of one of
+/// `devices` (as `major:minor`) can show a directory under a second name: one whose root
+/// is not its filesystem's (a bind of a directory), or the filesystem mounted twice. A
+/// device no mount names (a btrfs subvolume's, say) may have any: `true`.
+fn may_alias(mountinfo: &[u8], devices: &[String]) -> bool {
+    let old = old_root().as_os_str().as_bytes();
+    let mut seen = std::collections::HashSet::new();
+    let mut aliased = false;
+    for line in mountinfo.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+        let f: Vec<&[u8]> = line.split(|&c| c == b' ').take(5).collect();
+        let [_, _, dev, root, point] = f[..] else { return true };
+        let host = point == old || point.strip_prefix(old).is_some_and(|r| r.first() == Some(&b'/'));
+        if host && devices.iter().any(|d| d.as_bytes() == dev) {
+            aliased |= root != b"/" || !seen.insert(dev);
+        }
+    }
+    aliased || seen.len() < devices.iter().collect::<std::collections::HashSet<_>>().len()
+}
+
 /// How many objects of paddock's own state [`hidden_identities`] takes at most.
 const HIDDEN_MAX: usize = 100_000;
 
 /// Device and inode of each of paddock's own paths (`$STATE`, hidden whatever the grants)
 /// on the host, and of everything beneath those that are directories: the walk masks the
 /// same object reached under another name (a bind mount of it, of a directory above it or
-/// of a file or directory in it, inside a grant), not only its own path.
-fn hidden_identities(plan: &PathPlan) -> std::collections::HashSet<(u64, u64)> {
+/// of a file or directory in it, inside a grant), not only its own path. What is beneath
+/// is listed only where a mount of the host's (`mountinfo`, when read) can show their
+/// filesystem under a second name ([`may_alias`]): else nothing of it has one.
+fn hidden_identities(plan: &PathPlan, mountinfo: Option<&[u8]>) -> std::collections::HashSet<(u64, u64)> {
     let mut ids = std::collections::HashSet::new();
     let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
         return ids;
     };
-    for p in &plan.hidden_present {
-        let Some(id) = sys::identity_in_root(host.as_fd(), p) else { continue };
+    let tops: Vec<(&PathBuf, (u64, u64))> =
+        plan.hidden_present.iter().filter_map(|p| Some((p, sys::identity_in_root(host.as_fd(), p)?))).collect();
+    let devices: Vec<String> =
+        tops.iter().map(|(_, (dev, _))| format!("{}:{}", rustix::fs::major(*dev), rustix::fs::minor(*dev))).collect();
+    let list = mountinfo.is_none_or(|m| may_alias(m, &devices));
+    for (p, id) in tops {
         ids.insert(id);
+        if !list {
+            continue;
+        }
         // What it holds, by descriptor, on its own device (a mount beneath is another's).
         let mut stack: Vec<PathBuf> = vec![under(old_root(), p)];
         while let Some(dir) = stack.pop() {
@@ -133,6 +162,12 @@ fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), 
         let Ok(host_path) = point.strip_prefix(old_root()) else { continue };
         let host_path = Path::new("/").join(host_path);
         let (Some(parent), Some(name)) = (host_path.parent(), host_path.file_name()) else { continue };
+        // paddock's own `/proc` and `/dev` stand there in every view, and the walk meets
+        // what is mounted inside a pseudo filesystem such as `/sys` from the view's own
+        // mount table: one lookup fewer per mount of those trees, on every start.
+        if ["/proc", "/dev", "/sys"].iter().any(|t| host_path.starts_with(t)) {
+            continue;
+        }
         if let Some(id) = sys::identity_in_root(host.as_fd(), parent) {
             by_parent.entry(id).or_default().push(name.to_os_string());
         }
