@@ -631,6 +631,25 @@ fn paddocks_state_under_another_name_is_masked(user: User) {
         assert!(!now.lines().any(|l| l == "x"), "{what}: the sandbox wrote the audit log\n{o}");
         assert!(!running.join("planted").exists(), "{what}: the sandbox wrote in $STATE/running\n{o}");
     }
+    // An overlay with the state as its lower layer shows it under the overlay's device.
+    let (upper, work) = (f.root.join("ov-upper"), f.root.join("ov-work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let overlay = format!(
+        "mount -t overlay ov -o lowerdir={},upperdir={},workdir={} {:?}",
+        state.display(),
+        upper.display(),
+        work.display(),
+        alias
+    );
+    let o = with_mounts(&f, &overlay, ["cat", "alias/audit.jsonl"].map(OsString::from).to_vec());
+    assert!(o.out().contains("call.start"), "control: the host reads the log through the overlay\n{o}");
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv.extend(["sh", "-c", "ls alias; cat alias/audit.jsonl; true"].map(OsString::from));
+    let o = with_mounts(&f, &overlay, argv);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.out().contains("audit.jsonl") && !o.out().contains("call.start"), "an overlay of the state\n{o}");
     let o = f.run(&Pol::default(), &["true"], None);
     assert_eq!(o.code(), 0, "the log is whole: later runs go on\n{o}");
 }

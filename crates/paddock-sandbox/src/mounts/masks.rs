@@ -122,6 +122,13 @@ fn hidden_identities(plan: &PathPlan, mountinfo: Option<&[u8]>) -> std::collecti
     let devices: Vec<String> =
         tops.iter().map(|(_, (dev, _))| format!("{}:{}", rustix::fs::major(*dev), rustix::fs::minor(*dev))).collect();
     let list = mountinfo.is_none_or(|m| may_alias(m, &devices));
+    // An overlay with one of them, or a directory above or below one, as a layer shows
+    // it under the overlay's own device: the overlay is masked whole wherever met.
+    if let Some(m) = mountinfo {
+        for point in overlays_over(m, &tops.iter().map(|(p, _)| p.as_path()).collect::<Vec<_>>()) {
+            ids.extend(sys::identity_in_root(host.as_fd(), &point));
+        }
+    }
     for (p, id) in tops {
         ids.insert(id);
         if !list {
@@ -173,4 +180,28 @@ fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), 
         }
     }
     by_parent
+}
+
+/// The host's overlay mounts in `mountinfo` (their mount points as the host names them)
+/// with a layer (`lowerdir`, `upperdir`) that is one of `hidden`, or above or below one.
+fn overlays_over(mountinfo: &[u8], hidden: &[&Path]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in mountinfo.split(|&c| c == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == b"-") else { continue };
+        if fields.get(sep + 1) != Some(&&b"overlay"[..]) {
+            continue;
+        }
+        let Some(options) = fields.get(sep + 3) else { continue };
+        let layers = options.split(|&c| c == b',').filter_map(|o| {
+            let v = o.strip_prefix(b"lowerdir=").or_else(|| o.strip_prefix(b"upperdir="))?;
+            Some(v.split(|&c| c == b':').map(view::walk::unescape_octal).collect::<Vec<_>>())
+        });
+        let touches = layers.flatten().any(|l| hidden.iter().any(|h| h.starts_with(&l) || l.starts_with(h)));
+        let Some(point) = fields.get(4).map(|p| view::walk::unescape_octal(p)) else { continue };
+        if let (true, Ok(host)) = (touches, point.strip_prefix(old_root())) {
+            out.push(Path::new("/").join(host));
+        }
+    }
+    out
 }
