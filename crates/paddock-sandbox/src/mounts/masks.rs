@@ -3,7 +3,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::paths::{mkdir_one, old_root, under};
@@ -52,9 +51,18 @@ pub(super) fn place(
     let (d, f, newroot) = setup().map_err(view::ViewError::Root)?;
     let masker = view::mask::Masker::new(d, f).map_err(view::ViewError::Root)?;
     let start = std::time::Instant::now();
+    // The host's root, where paddock's own paths and the host's mount points are looked up.
+    let host = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY));
+    let (hidden, points) = match &host {
+        Ok(host) => (
+            hidden_identities(host.as_fd(), plan, mountinfo),
+            mountinfo.map(|m| host_mount_points(host.as_fd(), m)).unwrap_or_default(),
+        ),
+        Err(_) => Default::default(),
+    };
     let mut walker = view::walk::Walker::new(&rules, &masker)
-        .with_hidden(hidden_identities(plan, mountinfo))
-        .with_mount_points(mountinfo.map(host_mount_points).unwrap_or_default())
+        .with_hidden(hidden)
+        .with_mount_points(points)
         .with_view_mounts(old_root().join("proc/self/mountinfo"), root.to_path_buf());
     // The cache file of these roots, reached through the host's root (still at /oldroot):
     // one file per set of roots, so a start reads only the listings of its own view.
@@ -89,15 +97,11 @@ pub(super) fn place(
 /// is not its filesystem's (a bind of a directory), or the filesystem mounted twice. A
 /// device no mount names (a btrfs subvolume's, say) may have any: `true`.
 fn may_alias(mountinfo: &[u8], devices: &[String]) -> bool {
-    let old = old_root().as_os_str().as_bytes();
     let mut seen = std::collections::HashSet::new();
     let mut aliased = false;
-    for line in mountinfo.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-        let f: Vec<&[u8]> = line.split(|&c| c == b' ').take(5).collect();
-        let [_, _, dev, root, point] = f[..] else { return true };
-        let host = point == old || point.strip_prefix(old).is_some_and(|r| r.first() == Some(&b'/'));
-        if host && devices.iter().any(|d| d.as_bytes() == dev) {
-            aliased |= root != b"/" || !seen.insert(dev);
+    for m in view::mountinfo::mounts(mountinfo) {
+        if m.point.starts_with(old_root()) && devices.iter().any(|d| d.as_bytes() == m.dev) {
+            aliased |= m.root != b"/" || !seen.insert(m.dev);
         }
     }
     aliased || seen.len() < devices.iter().collect::<std::collections::HashSet<_>>().len()
@@ -107,18 +111,20 @@ fn may_alias(mountinfo: &[u8], devices: &[String]) -> bool {
 const HIDDEN_MAX: usize = 100_000;
 
 /// Device and inode of each of paddock's own paths (`$STATE`, hidden whatever the grants)
-/// on the host, and of everything beneath those that are directories: the walk masks the
-/// same object reached under another name (a bind mount of it, of a directory above it or
-/// of a file or directory in it, inside a grant), not only its own path. What is beneath
-/// is listed only where a mount of the host's (`mountinfo`, when read) can show their
-/// filesystem under a second name ([`may_alias`]): else nothing of it has one.
-fn hidden_identities(plan: &PathPlan, mountinfo: Option<&[u8]>) -> std::collections::HashSet<(u64, u64)> {
+/// on the host (`host`, its root), and of everything beneath those that are directories:
+/// the walk masks the same object reached under another name (a bind mount of it, of a
+/// directory above it or of a file or directory in it, inside a grant), not only its own
+/// path. What is beneath is listed only where a mount of the host's (`mountinfo`, when
+/// read) can show their filesystem under a second name ([`may_alias`]): else nothing of it
+/// has one. An overlay with one of them as a layer is added whole ([`overlays_over`]).
+fn hidden_identities(
+    host: std::os::fd::BorrowedFd<'_>,
+    plan: &PathPlan,
+    mountinfo: Option<&[u8]>,
+) -> std::collections::HashSet<(u64, u64)> {
     let mut ids = std::collections::HashSet::new();
-    let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
-        return ids;
-    };
     let tops: Vec<(&PathBuf, (u64, u64))> =
-        plan.hidden_present.iter().filter_map(|p| Some((p, sys::identity_in_root(host.as_fd(), p)?))).collect();
+        plan.hidden_present.iter().filter_map(|p| Some((p, sys::identity_in_root(host, p)?))).collect();
     let devices: Vec<String> =
         tops.iter().map(|(_, (dev, _))| format!("{}:{}", rustix::fs::major(*dev), rustix::fs::minor(*dev))).collect();
     let list = mountinfo.is_none_or(|m| may_alias(m, &devices));
@@ -126,7 +132,7 @@ fn hidden_identities(plan: &PathPlan, mountinfo: Option<&[u8]>) -> std::collecti
     // it under the overlay's own device: the overlay is masked whole wherever met.
     if let Some(m) = mountinfo {
         for point in overlays_over(m, &tops.iter().map(|(p, _)| p.as_path()).collect::<Vec<_>>()) {
-            ids.extend(sys::identity_in_root(host.as_fd(), &point));
+            ids.extend(sys::identity_in_root(host, &point));
         }
     }
     for (p, id) in tops {
@@ -154,20 +160,23 @@ fn hidden_identities(plan: &PathPlan, mountinfo: Option<&[u8]>) -> std::collecti
     ids
 }
 
+/// A mount point of the table (its path under [`old_root`]) as the host names it.
+fn host_path(point: &Path) -> Option<PathBuf> {
+    Some(Path::new("/").join(point.strip_prefix(old_root()).ok()?))
+}
+
 /// The host's mount points in `mountinfo` (read in this namespace, its paths under
-/// [`old_root`]), by their parent directory's (device, inode) on the host: a directory's
-/// listing gives a mount point the type of the file it covers (a socket bound over a plain
-/// file's name reads as a plain file), so the walk opens these by name, in that directory
-/// under whatever path a grant names it.
-fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>> {
+/// [`old_root`]), by their parent directory's (device, inode) on the host (`host`, its
+/// root): a directory's listing gives a mount point the type of the file it covers (a
+/// socket bound over a plain file's name reads as a plain file), so the walk opens these
+/// by name, in that directory under whatever path a grant names it.
+fn host_mount_points(
+    host: std::os::fd::BorrowedFd<'_>,
+    mountinfo: &[u8],
+) -> std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>> {
     let mut by_parent: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>> = Default::default();
-    let Ok(host) = cpath(old_root()).and_then(|p| sys::openat_cwd(&p, libc::O_PATH | libc::O_DIRECTORY)) else {
-        return by_parent;
-    };
-    for line in mountinfo.split(|&c| c == b'\n') {
-        let Some(point) = line.split(|&c| c == b' ').nth(4).map(view::walk::unescape_octal) else { continue };
-        let Ok(host_path) = point.strip_prefix(old_root()) else { continue };
-        let host_path = Path::new("/").join(host_path);
+    for m in view::mountinfo::mounts(mountinfo) {
+        let Some(host_path) = host_path(&m.point) else { continue };
         let (Some(parent), Some(name)) = (host_path.parent(), host_path.file_name()) else { continue };
         // paddock's own `/proc` and `/dev` stand there in every view, and the walk meets
         // what is mounted inside a pseudo filesystem such as `/sys` from the view's own
@@ -175,7 +184,7 @@ fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), 
         if ["/proc", "/dev", "/sys"].iter().any(|t| host_path.starts_with(t)) {
             continue;
         }
-        if let Some(id) = sys::identity_in_root(host.as_fd(), parent) {
+        if let Some(id) = sys::identity_in_root(host, parent) {
             by_parent.entry(id).or_default().push(name.to_os_string());
         }
     }
@@ -185,23 +194,15 @@ fn host_mount_points(mountinfo: &[u8]) -> std::collections::HashMap<(u64, u64), 
 /// The host's overlay mounts in `mountinfo` (their mount points as the host names them)
 /// with a layer (`lowerdir`, `upperdir`) that is one of `hidden`, or above or below one.
 fn overlays_over(mountinfo: &[u8], hidden: &[&Path]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for line in mountinfo.split(|&c| c == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == b"-") else { continue };
-        if fields.get(sep + 1) != Some(&&b"overlay"[..]) {
-            continue;
-        }
-        let Some(options) = fields.get(sep + 3) else { continue };
-        let layers = options.split(|&c| c == b',').filter_map(|o| {
-            let v = o.strip_prefix(b"lowerdir=").or_else(|| o.strip_prefix(b"upperdir="))?;
-            Some(v.split(|&c| c == b':').map(view::walk::unescape_octal).collect::<Vec<_>>())
-        });
-        let touches = layers.flatten().any(|l| hidden.iter().any(|h| h.starts_with(&l) || l.starts_with(h)));
-        let Some(point) = fields.get(4).map(|p| view::walk::unescape_octal(p)) else { continue };
-        if let (true, Ok(host)) = (touches, point.strip_prefix(old_root())) {
-            out.push(Path::new("/").join(host));
-        }
-    }
-    out
+    view::mountinfo::mounts(mountinfo)
+        .filter(|m| m.kind == b"overlay")
+        .filter(|m| {
+            let layers = m.options.split(|&c| c == b',').filter_map(|o| {
+                let v = o.strip_prefix(b"lowerdir=").or_else(|| o.strip_prefix(b"upperdir="))?;
+                Some(v.split(|&c| c == b':').map(view::mountinfo::unescape_octal))
+            });
+            layers.flatten().any(|l| hidden.iter().any(|h| h.starts_with(&l) || l.starts_with(h)))
+        })
+        .filter_map(|m| host_path(&m.point))
+        .collect()
 }

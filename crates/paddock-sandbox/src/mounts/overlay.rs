@@ -33,7 +33,7 @@ use rustix::mount::{
     MoveMountFlags,
 };
 
-use crate::view::walk::unescape_octal;
+use crate::view::mountinfo;
 
 /// A step of mounting an overlay, for the error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,12 +116,8 @@ fn escape(p: &Path) -> Vec<u8> {
 
 /// Whether a mount lies strictly beneath `src` in `mountinfo` (this namespace's
 /// `/proc/self/mountinfo`): an overlay would hide it (and show what it covers instead).
-pub(super) fn has_submounts(mountinfo: &[u8], src: &Path) -> bool {
-    mountinfo
-        .split(|&c| c == b'\n')
-        .filter_map(|l| l.split(|&c| c == b' ').nth(4))
-        .map(unescape_octal)
-        .any(|m| m.starts_with(src) && m != src)
+pub(super) fn has_submounts(table: &[u8], src: &Path) -> bool {
+    mountinfo::mounts(table).any(|m| m.point.starts_with(src) && m.point != src)
 }
 
 #[cfg(test)]
@@ -138,7 +134,7 @@ mod tests {
         assert!(!has_submounts(info, Path::new("/oldroot/lib")));
         assert!(has_submounts(info, Path::new("/oldroot/opt")));
         assert!(has_submounts(info, Path::new("/oldroot")));
-        assert_eq!(unescape_octal(b"/a\\040b\\\\x"), PathBuf::from("/a b\\\\x"));
+        assert_eq!(mountinfo::unescape_octal(b"/a\\040b\\\\x"), PathBuf::from("/a b\\\\x"));
     }
 
     #[test]

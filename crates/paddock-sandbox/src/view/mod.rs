@@ -28,6 +28,7 @@ pub(crate) mod cache;
 
 mod keeper;
 pub(crate) mod mask;
+pub(crate) mod mountinfo;
 pub(crate) mod paths_watch;
 pub(crate) mod plan;
 pub(crate) mod stamp;

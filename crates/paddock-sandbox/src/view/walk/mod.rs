@@ -86,9 +86,9 @@ pub(crate) struct Walker<'a> {
     pub(super) mount_points: std::collections::HashMap<(u64, u64), Vec<std::ffi::OsString>>,
     /// Where this namespace's mount table is read, and the view's root in it
     /// ([`Walker::with_view_mounts`]); the mounts of the view other than pseudo
-    /// filesystems, by path as the child sees them, and their kinds, once read.
+    /// filesystems, by path as the child sees them, once read.
     view_mounts: Option<(PathBuf, PathBuf)>,
-    other_mounts: Option<Vec<(PathBuf, String)>>,
+    other_mounts: Option<Vec<PathBuf>>,
     /// What was placed.
     pub placed: Placed,
 }
@@ -148,8 +148,7 @@ impl<'a> Walker<'a> {
             self.other_mounts = Some(other_mounts(&table, root));
         }
         let mounts = self.other_mounts.as_deref().unwrap_or_default();
-        let beneath: Vec<&PathBuf> =
-            mounts.iter().map(|(m, _)| m).filter(|m| m.starts_with(path) && *m != path).collect();
+        let beneath: Vec<&PathBuf> = mounts.iter().filter(|m| m.starts_with(path) && *m != path).collect();
         let mut top: Vec<PathBuf> = beneath
             .iter()
             .filter(|m| !beneath.iter().any(|o| o != *m && m.starts_with(o)))
@@ -368,41 +367,10 @@ const PSEUDO_KINDS: [&str; 20] = [
 ];
 
 /// The mounts in `table` (a `mountinfo`) beneath `root` other than pseudo filesystems, by
-/// path beneath `root` (as the child sees them), with their kinds.
-fn other_mounts(table: &[u8], root: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for line in table.split(|&c| c == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&c| c == b' ').collect();
-        // The filesystem's kind is the first field after the separator `-`.
-        let Some(sep) = fields.iter().position(|f| *f == b"-") else { continue };
-        let Some(kind) = fields.get(sep + 1).and_then(|k| std::str::from_utf8(k).ok()) else { continue };
-        if PSEUDO_KINDS.contains(&kind) {
-            continue;
-        }
-        let Some(point) = fields.get(4).map(|p| unescape_octal(p)) else { continue };
-        if let Ok(rel) = point.strip_prefix(root) {
-            out.push((Path::new("/").join(rel), kind.to_string()));
-        }
-    }
-    out
-}
-
-/// A path as `mountinfo` writes it, with `\040`-style octal escapes undone.
-pub(crate) fn unescape_octal(b: &[u8]) -> PathBuf {
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+/// path beneath `root` (as the child sees them).
+fn other_mounts(table: &[u8], root: &Path) -> Vec<PathBuf> {
+    super::mountinfo::mounts(table)
+        .filter(|m| std::str::from_utf8(m.kind).is_ok_and(|k| !PSEUDO_KINDS.contains(&k)))
+        .filter_map(|m| Some(Path::new("/").join(m.point.strip_prefix(root).ok()?)))
+        .collect()
 }
