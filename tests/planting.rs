@@ -10,6 +10,7 @@
 mod common;
 use common::*;
 
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -33,7 +34,9 @@ both_users!(
     a_directory_a_gitdir_leaves_by_dotdot_is_the_users,
     a_directory_a_symlink_leaves_by_dotdot_is_the_users,
     the_way_to_a_git_directory_or_policy_outside_is_the_users,
-    a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call
+    a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call,
+    a_mount_the_host_makes_during_a_call_is_not_scanned,
+    a_pseudo_filesystem_in_the_workspace_is_not_scanned
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -638,12 +641,12 @@ fn a_policy_file_in_the_workspace_cannot_choose_the_next_calls_policy(user: User
         chown(&f.ws.join(n), user.uid());
     }
     let (mine, base) = (read(&f.ws.join("mine.toml")), read(&f.ws.join("base.toml")));
-    let argv = |script: &str| -> Vec<std::ffi::OsString> {
+    let argv = |script: &str| -> Vec<OsString> {
         let ws = f.ws.to_string_lossy().into_owned();
         let pol = f.ws.join("mine.toml").to_string_lossy().into_owned();
         [f.bin.to_string_lossy().as_ref(), "run", "--policy", &pol, "--workspace", &ws, "--", "sh", "-c", script]
             .iter()
-            .map(std::ffi::OsString::from)
+            .map(OsString::from)
             .collect()
     };
     let o = f.launch(&argv("cat mine.toml >/dev/null && echo 'version = 1' > mine.toml; echo 'version = 1' > base.toml; mv base.toml b2; true"), &[], None);
@@ -791,7 +794,7 @@ ln -s {out} pol"
     let repoint = "git init -q --bare evil; printf '[core]\\n\\tfsmonitor = touch fsmon-ran\\n' >> evil/config
 rm repo && ln -s evil repo; mkdir evilpol && printf 'version = 1\\n' > evilpol/mine.toml; rm pol && ln -s evilpol pol; true";
     let ws = f.ws.to_string_lossy().into_owned();
-    let argv: Vec<std::ffi::OsString> = [
+    let argv: Vec<OsString> = [
         f.bin.to_string_lossy().as_ref(),
         "run",
         "--policy",
@@ -804,7 +807,7 @@ rm repo && ln -s evil repo; mkdir evilpol && printf 'version = 1\\n' > evilpol/m
         repoint,
     ]
     .iter()
-    .map(std::ffi::OsString::from)
+    .map(OsString::from)
     .collect();
     let o = f.launch(&argv, &[], None);
     for (link, to) in [("repo", format!("{out}/repo.git")), ("pol", out.clone())] {
@@ -851,4 +854,96 @@ fn a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call(user: User) 
         assert!(o.err().contains(".claude cannot be looked at") && o.err().contains("chmod u+rx"), "{o}");
     }
     std::fs::set_permissions(f.ws.join(".claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `argv` (paddock's, run as the fixture's user) in a private mount namespace of root's,
+/// where `host` (a shell script, run as root) runs once the call has made `started` in
+/// the workspace, and then makes `go` there, which the call waits for.
+fn with_host_during_call(f: &Fixture, host: &str, argv: Vec<OsString>) -> Out {
+    let ws = sh_quote(&f.ws.to_string_lossy());
+    let script = format!(
+        "\"$@\" & p=$!
+while [ ! -e {ws}/started ] && kill -0 $p 2>/dev/null; do sleep 0.01; done
+{host}
+touch {ws}/go
+wait $p"
+    );
+    let mut full: Vec<OsString> =
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"].map(OsString::from).to_vec();
+    full.extend(f.user.prefix());
+    full.extend(argv);
+    f.launch_as(User::Root, &full, &[], None, HANG)
+}
+
+/// What a call runs to wait for the host ([`with_host_during_call`]), and then plants.
+const WAIT_THEN_PLANT: &str =
+    "touch started; while [ ! -e go ]; do sleep 0.01; done; mkdir -p own && echo 'export EVIL=1' > own/.envrc";
+
+/// A directory the host mounts into the workspace while a call runs (found by an attack):
+/// the call's mount namespace, a private copy made before, never shows it, yet the scan
+/// after the call took the matches it holds for the call's: as root it moved the `.envrc`
+/// of the mount's source, outside the workspace, aside; as uid 65534 the run failed with
+/// 71. A mount made after the call's view is now not scanned; what the call plants beside
+/// it still is. The next call's view holds the mount: there its match is the user's.
+fn a_mount_the_host_makes_during_a_call_is_not_scanned(user: User) {
+    let f = Fixture::new(user);
+    let src = f.root.join("hostdir");
+    std::fs::create_dir(&src).unwrap();
+    write(&src.join(".envrc"), "export HOST=1\n", 0o600);
+    std::fs::create_dir(src.join("inner")).unwrap();
+    write(&src.join("inner/.envrc"), "export HOST=2\n", 0o600);
+    let k = f.ws.join("k");
+    std::fs::create_dir(&k).unwrap();
+    chown(&k, user.uid());
+    let mount = format!("mount --bind {} {}", sh_quote(&src.to_string_lossy()), sh_quote(&k.to_string_lossy()));
+    let o = with_host_during_call(&f, &mount, default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(
+        moved_aside_under(&src).is_empty(),
+        "the host's files were moved aside: {:?}\n{o}",
+        moved_aside_under(&src)
+    );
+    assert_eq!(read(&src.join(".envrc")), "export HOST=1\n");
+    assert_eq!(read(&src.join("inner/.envrc")), "export HOST=2\n");
+    assert!(!o.err().contains("k/"), "{o}");
+    assert!(!o.err().contains("could not be checked"), "{o}");
+    // Control: the scan still ran, and caught what the call planted beside the mount.
+    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "{o}");
+    assert_eq!(moved_aside_under(&f.ws).len(), 1, "{:?}", moved_aside_under(&f.ws));
+    // A mount over a match's own name, made during the call: not the call's either.
+    std::fs::remove_file(f.ws.join("go")).unwrap();
+    std::fs::remove_file(f.ws.join("started")).unwrap();
+    write(&f.ws.join(".envrc"), "export MINE=1\n", 0o644);
+    chown(&f.ws.join(".envrc"), user.uid());
+    let over = format!(
+        "mount --bind {} {}",
+        sh_quote(&src.join(".envrc").to_string_lossy()),
+        sh_quote(&f.ws.join(".envrc").to_string_lossy())
+    );
+    let o = with_host_during_call(&f, &over, default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains(&format!("created {}", f.ws.join(".envrc").display())), "{o}");
+    assert!(!o.err().contains("could not"), "{o}");
+    assert!(moved_aside_under(&src).is_empty(), "{o}");
+    assert_eq!(read(&f.ws.join(".envrc")), "export MINE=1\n");
+}
+
+/// A `proc` mounted in the workspace by the host: the scan after each call walked the
+/// host's processes, with hundreds of "could not be checked" lines (found by an attack).
+/// A pseudo filesystem is not scanned, as the view's walk does not enter one; no call can
+/// leave a file there.
+fn a_pseudo_filesystem_in_the_workspace_is_not_scanned(user: User) {
+    let f = Fixture::new(user);
+    let p = f.ws.join("p");
+    std::fs::create_dir(&p).unwrap();
+    chown(&p, user.uid());
+    let script = format!("mount -t proc proc {} && exec \"$@\"", sh_quote(&p.to_string_lossy()));
+    let mut full: Vec<OsString> =
+        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"].map(OsString::from).to_vec();
+    full.extend(f.user.prefix());
+    full.extend(default_argv(&f, &f.ws, &["sh", "-c", "mkdir -p own && echo 'export EVIL=1' > own/.envrc"]));
+    let o = f.launch_as(User::Root, &full, &[], None, HANG);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("could not be checked"), "{o}");
+    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "control: scanned\n{o}");
 }

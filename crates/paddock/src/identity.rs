@@ -61,6 +61,9 @@ pub(crate) struct Status {
     pub(crate) size: u64,
     /// Its number of names (hard links).
     pub(crate) links: u32,
+    /// The unique id of the mount it is the root of, if it is one (and the kernel, Linux
+    /// 6.8 on, tells it).
+    pub(crate) mount: Option<u64>,
 }
 
 impl Status {
@@ -89,7 +92,17 @@ const MASK: StatxFlags = StatxFlags::TYPE
     .union(StatxFlags::BTIME)
     .union(StatxFlags::CTIME)
     .union(StatxFlags::SIZE)
-    .union(StatxFlags::NLINK);
+    .union(StatxFlags::NLINK)
+    .union(MNT_ID_UNIQUE);
+
+/// `STATX_MNT_ID_UNIQUE` (Linux 6.8), which rustix does not name.
+pub(crate) const MNT_ID_UNIQUE: StatxFlags = StatxFlags::from_bits_retain(0x4000);
+
+/// The unique id of the mount `stx` is the root of, if it is one and the kernel tells it.
+pub(crate) fn mount_root(stx: &rustix::fs::Statx) -> Option<u64> {
+    let root = (stx.stx_attributes & stx.stx_attributes_mask).contains(rustix::fs::StatxAttributes::MOUNT_ROOT);
+    (root && StatxFlags::from_bits_retain(stx.stx_mask).contains(MNT_ID_UNIQUE)).then_some(stx.stx_mnt_id)
+}
 
 /// The status of `name` in directory `dir`, not followed (a symlink is itself looked at).
 pub(crate) fn status_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<Status, Errno> {
@@ -112,7 +125,13 @@ fn status(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, stx: &rustix::fs::Statx) 
     } else {
         Born::Unknown
     };
-    Status { id: Identity { dev, ino: stx.stx_ino, kind, born }, ctime, size: stx.stx_size, links: stx.stx_nlink }
+    Status {
+        id: Identity { dev, ino: stx.stx_ino, kind, born },
+        ctime,
+        size: stx.stx_size,
+        links: stx.stx_nlink,
+        mount: mount_root(stx),
+    }
 }
 
 /// `OVERLAYFS_SUPER_MAGIC`.

@@ -203,3 +203,69 @@ pub(crate) fn move_mount_to(from: BorrowedFd<'_>, path: &Path) -> io::Result<()>
     .map(drop)
     .map_err(|e| io::Error::new(e.kind(), format!("move_mount {}: {e}", path.display())))
 }
+
+/// `listmount(2)`'s number (the same on every architecture: added after the tables were
+/// unified).
+const SYS_LISTMOUNT: libc::c_long = 458;
+/// `LSMT_ROOT` of `listmount(2)`: the mounts beneath the caller's root.
+const LSMT_ROOT: u64 = u64::MAX;
+/// `LISTMOUNT_REVERSE` of `listmount(2)` (Linux 6.14): newest first.
+const LISTMOUNT_REVERSE: libc::c_uint = 1;
+
+/// `struct mnt_id_req` of `listmount(2)`, its first version.
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+/// `listmount(2)` of the mounts beneath this process's root after unique mount id `after`
+/// (`0`: from the first; reversed: from the newest), into `ids`: how many it filled.
+fn listmount(after: u64, ids: &mut [u64], flags: libc::c_uint) -> io::Result<usize> {
+    let req = MntIdReq { size: std::mem::size_of::<MntIdReq>() as u32, spare: 0, mnt_id: LSMT_ROOT, param: after };
+    // SAFETY: `req` is a valid `mnt_id_req` of the size it states, and `ids` a valid
+    // writable buffer of `ids.len()` ids, for the whole call.
+    let n = unsafe { libc::syscall(SYS_LISTMOUNT, &req as *const MntIdReq, ids.as_mut_ptr(), ids.len(), flags) };
+    cvt_long(n).map(|n| n as usize)
+}
+
+/// The unique id (`STATX_MNT_ID_UNIQUE`) of the newest mount now beneath this process's
+/// root; unique ids only grow, so a mount with a greater one was made after this call.
+/// `None` before Linux 6.8 (no `listmount(2)`, no unique ids).
+pub fn newest_mount() -> io::Result<Option<u64>> {
+    let mut ids = [0u64; 256];
+    match listmount(0, &mut ids[..1], LISTMOUNT_REVERSE) {
+        Ok(n) => return Ok((n > 0).then_some(ids[0])),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(None),
+        // Before Linux 6.14 (no `LISTMOUNT_REVERSE`): every id, in ascending order.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(e) => return Err(e),
+    }
+    let mut newest = None;
+    loop {
+        let n = listmount(newest.unwrap_or(0), &mut ids, 0)?;
+        if n == 0 {
+            return Ok(newest);
+        }
+        newest = Some(ids[n - 1]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The newest mount is at least as new as the one `/` is on (where the kernel tells).
+    #[test]
+    fn the_newest_mount_is_no_older_than_the_roots() {
+        let unique = rustix::fs::StatxFlags::from_bits_retain(0x4000);
+        let root = rustix::fs::statx(rustix::fs::CWD, "/", rustix::fs::AtFlags::empty(), unique).unwrap();
+        match super::newest_mount().unwrap() {
+            Some(newest) => {
+                assert!(rustix::fs::StatxFlags::from_bits_retain(root.stx_mask).contains(unique));
+                assert!(root.stx_mnt_id <= newest, "{} > {newest}", root.stx_mnt_id);
+            }
+            None => assert!(!rustix::fs::StatxFlags::from_bits_retain(root.stx_mask).contains(unique)),
+        }
+    }
+}

@@ -247,6 +247,8 @@ pub(crate) struct Planted {
     restricted: bool,
     /// Paths the literal rules' settling handled already ([`Planted::handled`]).
     done: std::collections::HashSet<PathBuf>,
+    /// The newest mount the call's view could hold ([`Planted::viewed`]).
+    newest_mount: Option<u64>,
 }
 
 /// What a start's scan found ([`Planted::scanned`]), before another running call restricted
@@ -326,6 +328,7 @@ impl Planted {
                 long_unchanged: 0,
                 restricted: false,
                 done: Default::default(),
+                newest_mount: None,
             };
         }
         let old = match kept_listings {
@@ -334,7 +337,7 @@ impl Planted {
         };
         let mut listings = Listings::default();
         let loaded = old.len();
-        let s = timed_scan(&globs, &roots, &own, &old, &mut listings, "glob matches before the call");
+        let s = timed_scan(&globs, &roots, &own, &old, &mut listings, None, "glob matches before the call");
         let mut failed = failed;
         failed.extend(s.failed);
         let start = s.found.iter().filter_map(|f| Some((f.path.clone(), start_of(f, &mut failed)?))).collect();
@@ -352,7 +355,25 @@ impl Planted {
             long_unchanged: s.long_unchanged,
             restricted: false,
             done: Default::default(),
+            newest_mount: None,
         }
+    }
+
+    /// Notes that the call's view is made (its mount namespace, a private copy of this
+    /// one, holds no mount made from now on): the scan after the call enters no mount
+    /// newer than the newest now (the host's, which the call never saw). Where the kernel
+    /// cannot tell (before Linux 6.8), every mount is scanned, as before.
+    pub(crate) fn viewed(&mut self) {
+        if self.roots.is_empty() {
+            return;
+        }
+        self.newest_mount = match paddock_sandbox::newest_mount() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "the newest mount is not known: the scan after the call enters every mount");
+                None
+            }
+        };
     }
 
     /// What the scan at the start found, to stand for a later one ([`Planted::before_or`]).
@@ -451,6 +472,7 @@ impl Planted {
             &self.own,
             &self.listings,
             &mut listings,
+            self.newest_mount,
             "glob matches after the call",
         );
         // Written back as the view's cache is: once enough listings were added to be worth
@@ -614,10 +636,11 @@ fn timed_scan(
     own: &[PathBuf],
     old: &Listings,
     listings: &mut Listings,
+    newest_mount: Option<u64>,
     what: &str,
 ) -> scan::Scan {
     let t = std::time::Instant::now();
-    let s = scan::scan(globs, roots, own, old, listings);
+    let s = scan::scan(globs, roots, own, old, listings, newest_mount);
     tracing::debug!(
         read = s.read,
         kept = listings.len(),

@@ -22,6 +22,15 @@
 //! added, the directory read, and its mode restored. Only one the user does not own and
 //! cannot search stays unread (the child, with the user's uid, cannot reach into it or
 //! change its mode either); one it cannot read but could reach is reported.
+//!
+//! Mounts met on the way: a pseudo filesystem (`proc`, `sysfs`, …) is not entered, as the
+//! view's walk does not enter one (nothing of the user's lives there, and no call can
+//! leave a file there). The scan after a call does not enter a mount made after the
+//! call's view either ([`paddock_sandbox::newest_mount`] then, compared with each mount
+//! root's unique id): the call's mount namespace is a private copy, so the call never saw
+//! it, and what it holds is the host's (an attack mounted a directory of `.env` files into
+//! the workspace during a call: they were moved aside in the mount's source, outside the
+//! workspace, as planted by the call).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -32,7 +41,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Statx, StatxAttributes, StatxFlags};
 use rustix::io::Errno;
 
 use super::Globs;
@@ -98,10 +107,19 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::
 /// Scans each root (a write grant, or a rule's prefix beneath one), with the listings of
 /// `old` still exact, but not `own` (paddock's own state: neither a match nor looked in);
 /// the listings of this scan are left in `new`.
-pub(super) fn scan(globs: &Globs, roots: &[PathBuf], own: &[PathBuf], old: &Listings, new: &mut Listings) -> Scan {
+/// Mounts whose unique id is greater than `newest` (when given) are neither entered nor
+/// matched: they were made after the call's view.
+pub(super) fn scan(
+    globs: &Globs,
+    roots: &[PathBuf],
+    own: &[PathBuf],
+    old: &Listings,
+    new: &mut Listings,
+    newest: Option<u64>,
+) -> Scan {
     let mut out = Scan::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let mut w = Walk { globs, own, old, new, now };
+    let mut w = Walk { globs, own, old, new, now, newest };
     for root in roots {
         match open_dir(rustix::fs::CWD, root.as_os_str()) {
             Ok((fd, restore)) => w.walk(fd, restore, root.clone(), &mut out),
@@ -119,7 +137,43 @@ struct Walk<'a> {
     old: &'a Listings,
     new: &'a mut Listings,
     now: i64,
+    /// The newest mount the call's view could hold ([`scan`]).
+    newest: Option<u64>,
 }
+
+/// What the scan reads of a directory's status.
+struct DirStatus {
+    dev: u64,
+    ino: u64,
+    /// See [`stamp`]; its first element is the ctime's seconds.
+    stamp: [i64; 6],
+}
+
+impl DirStatus {
+    fn of_stat(st: &rustix::fs::Stat) -> DirStatus {
+        DirStatus { dev: st.st_dev, ino: st.st_ino, stamp: stamp(st) }
+    }
+
+    fn of_statx(st: &Statx) -> DirStatus {
+        let stamp = [
+            st.stx_ctime.tv_sec,
+            i64::from(st.stx_ctime.tv_nsec),
+            st.stx_mtime.tv_sec,
+            i64::from(st.stx_mtime.tv_nsec),
+            st.stx_size as i64,
+            i64::from(st.stx_nlink),
+        ];
+        DirStatus { dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor), ino: st.stx_ino, stamp }
+    }
+
+    fn ctime(&self) -> i64 {
+        self.stamp[0]
+    }
+}
+
+/// What [`Walk::open`] asks of a directory: its [`DirStatus`], mode and owner, whether it
+/// is a mount's root, and the mount's unique id (Linux 6.8).
+const DIR_STATX: StatxFlags = StatxFlags::BASIC_STATS.union(identity::MNT_ID_UNIQUE);
 
 /// A directory on the scan's stack.
 enum Dir {
@@ -145,7 +199,7 @@ impl Walk<'_> {
     /// and its mode would not let the scan read or search it.
     fn open(&mut self, fd: OwnedFd, mut restore: Option<u32>, path: PathBuf, stack: &mut Vec<Dir>, out: &mut Scan) {
         let parent = Rc::new(fd);
-        let st = match rustix::fs::fstat(&*parent) {
+        let stx = match rustix::fs::statx(&*parent, "", AtFlags::EMPTY_PATH, DIR_STATX) {
             Ok(st) => st,
             Err(e) => {
                 restore_mode(&parent, restore, &path);
@@ -153,10 +207,18 @@ impl Walk<'_> {
                 return;
             }
         };
+        if (stx.stx_attributes & stx.stx_attributes_mask).contains(StatxAttributes::MOUNT_ROOT)
+            && !self.entered(&parent, &stx, &path)
+        {
+            restore_mode(&parent, restore, &path);
+            return;
+        }
+        let st = DirStatus::of_statx(&stx);
+        let encrypted = stx.stx_attributes.contains(StatxAttributes::ENCRYPTED);
         // Readable (opened) but not searchable, or the reverse: the user's own is
         // opened up for the scan (the modes a scan cannot work with).
-        let mode = st.st_mode & 0o7777;
-        if restore.is_none() && mode & 0o500 != 0o500 && st.st_uid == rustix::process::geteuid().as_raw() {
+        let mode = u32::from(stx.stx_mode) & 0o7777;
+        if restore.is_none() && mode & 0o500 != 0o500 && stx.stx_uid == rustix::process::geteuid().as_raw() {
             match rustix::fs::fchmod(&*parent, Mode::from_raw_mode(mode | 0o500)) {
                 Ok(()) => restore = Some(mode),
                 Err(e) => {
@@ -167,8 +229,24 @@ impl Walk<'_> {
         }
         // Its subdirectories are opened now, while it can be searched, when its mode is
         // put back after: they cannot be reached by path then.
-        self.list(&parent, &st, &path, restore.is_some(), stack, out);
+        self.list(&parent, &st, encrypted, &path, restore.is_some(), stack, out);
         restore_mode(&parent, restore, &path);
+    }
+
+    /// Whether the scan goes into the mount whose root is open at `fd` (status `st`, at
+    /// `path`): not a pseudo filesystem, nor one made after the call's view.
+    fn entered(&self, fd: &OwnedFd, st: &Statx, path: &Path) -> bool {
+        if let (Some(newest), Some(id)) = (self.newest, identity::mount_root(st)) {
+            if id > newest {
+                tracing::debug!(path = %path.display(), "not scanned: mounted after the call's view was made");
+                return false;
+            }
+        }
+        match paddock_sandbox::pseudo_filesystem(fd.as_fd()) {
+            Ok(pseudo) => !pseudo,
+            // Not known: scanned as any other.
+            Err(_) => true,
+        }
     }
 
     /// A directory its parent's listing named, by (device, inode): its kept listing is
@@ -193,12 +271,13 @@ impl Walk<'_> {
     ) {
         let bytes = path.as_os_str().as_bytes();
         let rel = Path::new(OsStr::from_bytes(&bytes[skip.min(bytes.len())..]));
-        if let Ok(st) = rustix::fs::statat(&*base, rel, AtFlags::SYMLINK_NOFOLLOW) {
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory && (st.st_dev, st.st_ino) == id {
+        if let Ok(stat) = rustix::fs::statat(&*base, rel, AtFlags::SYMLINK_NOFOLLOW) {
+            let st = DirStatus::of_stat(&stat);
+            if FileType::from_raw_mode(stat.st_mode) == FileType::Directory && (st.dev, st.ino) == id {
                 if let Some(l) = self.kept(&st, &path).filter(|l| l.matches.is_empty()) {
                     for (name, ino) in &l.dirs {
                         let child = path.join(OsStr::from_bytes(name.to_bytes()));
-                        stack.push(Dir::Listed { base: Rc::clone(&base), skip, path: child, id: (st.st_dev, *ino) });
+                        stack.push(Dir::Listed { base: Rc::clone(&base), skip, path: child, id: (st.dev, *ino) });
                     }
                     self.keep(&st, l);
                     return;
@@ -240,16 +319,16 @@ impl Walk<'_> {
     }
 
     /// The kept listing of the directory of status `st` at `path`, when still exact.
-    fn kept(&self, st: &rustix::fs::Stat, path: &Path) -> Option<Arc<Listing>> {
-        self.old.get(&(st.st_dev, st.st_ino)).filter(|l| l.stamp == stamp(st) && same_path(&l.path, path)).cloned()
+    fn kept(&self, st: &DirStatus, path: &Path) -> Option<Arc<Listing>> {
+        self.old.get(&(st.dev, st.ino)).filter(|l| l.stamp == st.stamp && same_path(&l.path, path)).cloned()
     }
 
     /// Keeps listing `l` of the directory of status `st` for the next scan, when its
     /// ctime is past the margin.
-    fn keep(&mut self, st: &rustix::fs::Stat, l: Arc<Listing>) -> bool {
-        let old_enough = st.st_ctime <= self.now - MARGIN_SECS;
+    fn keep(&mut self, st: &DirStatus, l: Arc<Listing>) -> bool {
+        let old_enough = st.ctime() <= self.now - MARGIN_SECS;
         if old_enough {
-            self.new.insert((st.st_dev, st.st_ino), l);
+            self.new.insert((st.dev, st.ino), l);
         }
         old_enough
     }
@@ -258,10 +337,12 @@ impl Walk<'_> {
     /// matches and puts its subdirectories onto `stack`: opened now when `open_now` or
     /// when no listing of theirs is kept (one would be read anyway), else to be reached
     /// by path ([`Dir::Listed`]).
+    #[allow(clippy::too_many_arguments)]
     fn list(
         &mut self,
         parent: &Rc<OwnedFd>,
-        st: &rustix::fs::Stat,
+        st: &DirStatus,
+        encrypted: bool,
         path: &Path,
         open_now: bool,
         stack: &mut Vec<Dir>,
@@ -271,7 +352,7 @@ impl Walk<'_> {
             Some(l) => (l, false),
             None => match read(self.globs, self.own, parent, path, out) {
                 Some(mut l) => {
-                    l.stamp = stamp(st);
+                    l.stamp = st.stamp;
                     (Arc::new(l), true)
                 }
                 None => return,
@@ -280,15 +361,15 @@ impl Walk<'_> {
         // An encrypted directory's listing is never kept: read while its key was absent it
         // holds encoded names, and adding the key changes neither its ctime nor its mtime
         // (the scan after a call would then take the user's own match for the call's).
-        let keepable = !read_now || matches!(paddock_sandbox::encrypted(parent.as_fd()), Ok(false));
+        let keepable = !read_now || !encrypted;
         for (name, rule) in &l.matches {
-            note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, out);
+            note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, self.newest, out);
         }
         let bytes = path.as_os_str().as_bytes();
         let skip = if bytes.ends_with(b"/") { bytes.len() } else { bytes.len() + 1 };
         for (name, ino) in &l.dirs {
             let full = path.join(OsStr::from_bytes(name.to_bytes()));
-            let id = (st.st_dev, *ino);
+            let id = (st.dev, *ino);
             if open_now || !self.old.contains_key(&id) {
                 self.child(parent, OsStr::from_bytes(name.to_bytes()), full, stack, out);
             } else {
@@ -297,7 +378,7 @@ impl Walk<'_> {
         }
         if keepable && self.keep(st, l) && read_now {
             out.added += 1;
-            out.long_unchanged += usize::from(paddock_sandbox::long_unchanged(st.st_ctime, self.now));
+            out.long_unchanged += usize::from(paddock_sandbox::long_unchanged(st.ctime(), self.now));
         }
     }
 }
@@ -408,9 +489,13 @@ fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
         .is_ok()
 }
 
-/// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was).
-fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, out: &mut Scan) {
+/// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was),
+/// unless it is a mount made after `newest` ([`scan`]).
+fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, newest: Option<u64>, out: &mut Scan) {
     match identity::status_at(parent.as_fd(), OsStr::from_bytes(name.to_bytes())) {
+        Ok(st) if newest.zip(st.mount).is_some_and(|(newest, id)| id > newest) => {
+            tracing::debug!(path = %path.display(), "not a match of the call's: mounted after its view was made");
+        }
         Ok(st) => out.found.push(Found {
             path,
             rule,

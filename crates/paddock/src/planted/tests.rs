@@ -216,10 +216,10 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first);
+    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first, None);
     assert_eq!((s.read, first.len()), (5, 5), "all read, all kept");
     let mut second = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &first, &mut second);
+    let s = scan::scan(&globs, &roots, &[], &first, &mut second, None);
     assert_eq!(s.read, 0, "nothing changed: nothing read");
     // A match appears in a kept directory and its mtime is set back (the agent can do
     // that); its ctime moves all the same.
@@ -228,7 +228,7 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     fs::write(b.join(".envrc"), "planted").unwrap();
     fs::File::open(&b).unwrap().set_modified(mtime).unwrap();
     let mut third = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &second, &mut third);
+    let s = scan::scan(&globs, &roots, &[], &second, &mut third, None);
     assert_eq!(s.read, 1, "only the changed directory is read");
     let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![b.join(".envrc").as_path()]);
@@ -236,7 +236,7 @@ fn a_later_scan_reads_only_changed_directories_and_never_misses_a_change() {
     fs::create_dir_all(ws.join(".git/modules")).unwrap();
     fs::write(ws.join("d/config"), "x").unwrap();
     fs::rename(ws.join("d"), ws.join(".git/modules/x")).unwrap();
-    let s = scan::scan(&globs, &roots, &[], &third, &mut Listings::default());
+    let s = scan::scan(&globs, &roots, &[], &third, &mut Listings::default(), None);
     let mut found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     found.sort();
     assert_eq!(found, vec![ws.join(".git/modules/x/config").as_path(), b.join(".envrc").as_path()]);
@@ -335,7 +335,7 @@ fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_on
     let globs = Globs::new(&glob_rules(&policy(&ws))).unwrap();
     let roots = [ws.clone()];
     let mut first = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first);
+    let s = scan::scan(&globs, &roots, &[], &Listings::default(), &mut first, None);
     assert_eq!((s.read, first.len()), (4, 4), "all read, all kept");
     // The kept tree now lives under another name, a symlink where it was, and a match in
     // its deepest directory.
@@ -343,16 +343,16 @@ fn a_kept_directory_moved_and_replaced_by_a_symlink_is_walked_by_its_new_name_on
     std::os::unix::fs::symlink("z", ws.join("a")).unwrap();
     fs::write(ws.join("z/b/c/.envrc"), "planted").unwrap();
     let mut second = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &first, &mut second);
+    let s = scan::scan(&globs, &roots, &[], &first, &mut second, None);
     let found: Vec<&Path> = s.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // Nothing changed since: every directory from its kept listing, the match found again.
     past_margin(&[ws.clone(), ws.join("z"), ws.join("z/b"), ws.join("z/b/c")]);
     let mut third = Listings::default();
-    let s = scan::scan(&globs, &roots, &[], &second, &mut third);
+    let s = scan::scan(&globs, &roots, &[], &second, &mut third, None);
     let mut fourth = Listings::default();
-    let s2 = scan::scan(&globs, &roots, &[], &third, &mut fourth);
+    let s2 = scan::scan(&globs, &roots, &[], &third, &mut fourth, None);
     assert_eq!(s2.read, 0, "{} read before", s.read);
     let found: Vec<&Path> = s2.found.iter().map(|f| f.path.as_path()).collect();
     assert_eq!(found, vec![ws.join("z/b/c/.envrc").as_path()]);

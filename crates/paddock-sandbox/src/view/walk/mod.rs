@@ -59,6 +59,14 @@ pub(crate) const PSEUDO_FS: [i64; 13] = [
     0x4249_4e4d, // binfmt_misc
 ];
 
+/// Whether the directory open at `fd` lies on a pseudo filesystem ([`PSEUDO_FS`]: `proc`,
+/// `sysfs`, `cgroup` and the like), where no file of the user's lives and no call can
+/// leave one: the view's walk does not enter one, nor does the scan for matches a call
+/// planted.
+pub fn pseudo_filesystem(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(PSEUDO_FS.contains(&sys::fs_type(fd)?))
+}
+
 /// The walk's state across roots and walks.
 pub(crate) struct Walker<'a> {
     pub(super) rules: &'a Rules,
