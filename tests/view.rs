@@ -46,6 +46,7 @@ mod walk {
         a_bind_mount_inside_a_grant_is_walked,
         a_socket_mounted_over_a_files_name_is_hidden,
         a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden,
+        a_grant_named_through_absolute_symlinks_is_in_the_view,
         mounts_inside_a_pseudo_filesystem_are_walked,
         paddocks_state_under_another_name_is_masked
     );
@@ -536,6 +537,76 @@ fn a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden(user: User) {
     assert_eq!(o.code(), 0, "{o}");
     assert!(o.out().starts_with("refused"), "the host socket was reachable through the symlinked grant\n{o}");
     assert!(!o.out().contains("No such file"), "the grant is in the view under the name it was given\n{o}");
+}
+
+/// A grant named through absolute symlinks on its way (`hop` → `/…/lnk`, `lnk` →
+/// `/…/real`, then `d`): the policy grants the path it resolves to as well, which is
+/// bound, but the view had nothing under the named path: the links, resolved from the
+/// scratch root while the view is built, reached nothing (a relative link worked). Now
+/// each link on the way is made in the view, and the named path reaches the same objects
+/// under the same rules: read-only where read, writable where written, a deny glob's
+/// match masked, a host socket unreachable.
+fn a_grant_named_through_absolute_symlinks_is_in_the_view(user: User) {
+    let f = Fixture::new(user);
+    let secret = cert(&f);
+    let real = f.root.join("real");
+    let d = real.join("d");
+    std::fs::create_dir_all(&d).unwrap();
+    write(&d.join("a.txt"), "hello\n", 0o644);
+    write(&d.join("key.pem"), &secret, 0o644);
+    std::os::unix::fs::symlink(&real, f.root.join("lnk")).unwrap();
+    std::os::unix::fs::symlink(f.root.join("lnk"), f.root.join("hop")).unwrap();
+    let wreal = f.root.join("wreal");
+    std::fs::create_dir(&wreal).unwrap();
+    chown(&wreal, user.uid());
+    std::os::unix::fs::symlink(&wreal, f.root.join("wlnk")).unwrap();
+    chown(&d, user.uid());
+    let _listener = listen(&f, &[], &d, "s.bind('host.sock')\nos.chmod('host.sock', 0o777)");
+    chown(&d, 0);
+    let named = f.root.join("hop/d");
+    let wnamed = f.root.join("wlnk");
+    let q = |p: &Path| sh_quote(&p.to_string_lossy());
+    let script = format!(
+        "cat {a}; cat {key} >/dev/null 2>&1 && echo key-read; echo w > {w}/new.txt && echo written; echo x > {b} 2>/dev/null && echo ro-written; cd {named} && pwd; python3 -c \"$0\" {sock}",
+        a = q(&named.join("a.txt")),
+        key = q(&named.join("key.pem")),
+        w = q(&wnamed),
+        b = q(&named.join("b.txt")),
+        named = q(&named),
+        sock = q(&named.join("host.sock")),
+    );
+    let o = f.host(&["sh", "-c", &script, CONNECT]);
+    assert!(
+        o.out().contains("hello") && o.out().contains("key-read") && o.out().contains("connected hello"),
+        "control: the host\n{o}"
+    );
+    std::fs::remove_file(wreal.join("new.txt")).unwrap();
+    let policy = f.root.join("through-links.toml");
+    let text = format!(
+        "version = 1\nextends = [\"default\"]\n[filesystem]\nread = [{:?}]\nwrite = [{:?}]\ndeny = [{:?}]\n",
+        named.to_str().unwrap(),
+        wnamed.to_str().unwrap(),
+        format!("{}/**/*.pem", named.to_str().unwrap()),
+    );
+    write(&policy, &text, 0o644);
+    let argv: Vec<OsString> = [f.bin.to_str().unwrap(), "run", "--policy", policy.to_str().unwrap()]
+        .into_iter()
+        .chain(["--workspace", f.ws.to_str().unwrap(), "--", "sh", "-c", &script, CONNECT])
+        .map(OsString::from)
+        .collect();
+    for run in ["first", "cached"] {
+        let o = f.launch(&argv, &[], None);
+        assert_eq!(o.code(), 0, "{run} run\n{o}");
+        assert!(o.out().contains("hello\n"), "{run} run: the grant is read through its named path\n{o}");
+        assert!(o.out().contains("written"), "{run} run: the write grant is written through its named path\n{o}");
+        assert_eq!(read(&wreal.join("new.txt")), "w\n");
+        assert!(o.out().contains(&format!("{}\n", named.display())), "{run} run: the named path is a directory\n{o}");
+        assert!(!o.out().contains("key-read"), "{run} run: the deny glob's match was read\n{o}");
+        assert!(!o.out().contains("ro-written"), "{run} run: the read grant was written\n{o}");
+        assert!(o.out().contains("refused"), "{run} run: the host socket was reachable\n{o}");
+        o.assert_absent(&secret, "a deny match under a grant named through symlinks");
+        std::fs::remove_file(wreal.join("new.txt")).unwrap();
+    }
 }
 
 /// The walk does not enter a pseudo filesystem (`sysfs`, cgroup, ...): a `sysfs` mounted in

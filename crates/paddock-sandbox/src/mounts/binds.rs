@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::links;
 use super::overlay;
 use super::paths::{mkdir_one, mkdir_p, mountpoint, new_root, old_root, scratch_opts, touch, under};
 use crate::spec::{PathPlan, TmpfsSize};
@@ -189,7 +190,13 @@ fn bind_one(state: &mut Binds, p: &Path, writable: bool, overlay: bool, notes: &
     let src = under(old_root(), p);
     let dst = under(new_root(), p);
     let Ok(meta) = fs::symlink_metadata(&src) else {
-        notes.push(format!("{} skipped: does not exist", p.display()));
+        // Named through an absolute symlink on the way, resolved from the scratch root
+        // here: the links are made in the view, to the path they resolve to (bound).
+        match links::on_the_way(p) {
+            Ok(on_way) if !on_way.is_empty() => links::reproduce(&on_way)?,
+            Ok(_) => notes.push(format!("{} skipped: does not exist", p.display())),
+            Err(e) => notes.push(format!("{} skipped: its way could not be read: {e}", p.display())),
+        }
         return Ok(Made::Nothing);
     };
     if meta.file_type().is_symlink() {

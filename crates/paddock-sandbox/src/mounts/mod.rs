@@ -22,6 +22,7 @@
 mod ahead;
 mod binds;
 mod dev;
+mod links;
 mod masks;
 mod overlay;
 mod paths;
