@@ -35,8 +35,9 @@ both_users!(
     a_directory_a_symlink_leaves_by_dotdot_is_the_users,
     the_way_to_a_git_directory_or_policy_outside_is_the_users,
     a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call,
-    a_mount_the_host_makes_during_a_call_is_not_scanned,
-    a_pseudo_filesystem_in_the_workspace_is_not_scanned
+    what_the_host_mounts_during_a_call_is_said_and_left_alone,
+    a_mount_remounted_moved_in_or_gone_during_a_call_is_said,
+    a_pseudo_filesystem_is_not_scanned_but_what_is_mounted_in_it_is
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -856,15 +857,18 @@ fn a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call(user: User) 
     std::fs::set_permissions(f.ws.join(".claude"), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// `argv` (paddock's, run as the fixture's user) in a private mount namespace of root's,
-/// where `host` (a shell script, run as root) runs once the call has made `started` in
-/// the workspace, and then makes `go` there, which the call waits for.
-fn with_host_during_call(f: &Fixture, host: &str, argv: Vec<OsString>) -> Out {
+/// `argv` (paddock's, run as the fixture's user) in a private mount namespace of root's:
+/// `before` (a shell script, run as root) runs first; `during` runs once the call has
+/// made `started` in the workspace, and then `go` is made there, which the call waits for.
+fn with_host_mounts(f: &Fixture, before: &str, during: &str, argv: Vec<OsString>) -> Out {
     let ws = sh_quote(&f.ws.to_string_lossy());
     let script = format!(
-        "\"$@\" & p=$!
+        "set -e
+{before}
+set +e
+\"$@\" & p=$!
 while [ ! -e {ws}/started ] && kill -0 $p 2>/dev/null; do sleep 0.01; done
-{host}
+{during}
 touch {ws}/go
 wait $p"
     );
@@ -872,78 +876,137 @@ wait $p"
         ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"].map(OsString::from).to_vec();
     full.extend(f.user.prefix());
     full.extend(argv);
-    f.launch_as(User::Root, &full, &[], None, HANG)
+    let o = f.launch_as(User::Root, &full, &[], None, HANG);
+    for name in ["started", "go"] {
+        let _ = std::fs::remove_file(f.ws.join(name));
+    }
+    o
 }
 
-/// What a call runs to wait for the host ([`with_host_during_call`]), and then plants.
+/// What a call runs to wait for the host ([`with_host_mounts`]), and then plants.
 const WAIT_THEN_PLANT: &str =
     "touch started; while [ ! -e go ]; do sleep 0.01; done; mkdir -p own && echo 'export EVIL=1' > own/.envrc";
 
-/// A directory the host mounts into the workspace while a call runs (found by an attack):
-/// the call's mount namespace, a private copy made before, never shows it, yet the scan
-/// after the call took the matches it holds for the call's: as root it moved the `.envrc`
-/// of the mount's source, outside the workspace, aside; as uid 65534 the run failed with
-/// 71. A mount made after the call's view is now not scanned; what the call plants beside
-/// it still is. The next call's view holds the mount: there its match is the user's.
-fn a_mount_the_host_makes_during_a_call_is_not_scanned(user: User) {
-    let f = Fixture::new(user);
-    let src = f.root.join("hostdir");
-    std::fs::create_dir(&src).unwrap();
+/// `mount --bind FROM TO` as a shell line.
+fn bind_line(from: &Path, to: &Path) -> String {
+    format!("mount --bind {} {}", sh_quote(&from.to_string_lossy()), sh_quote(&to.to_string_lossy()))
+}
+
+/// A directory holding `.envrc` and `inner/.envrc`, outside the workspace.
+fn host_dir(f: &Fixture, name: &str) -> std::path::PathBuf {
+    let src = f.root.join(name);
+    std::fs::create_dir_all(src.join("inner")).unwrap();
     write(&src.join(".envrc"), "export HOST=1\n", 0o600);
-    std::fs::create_dir(src.join("inner")).unwrap();
     write(&src.join("inner/.envrc"), "export HOST=2\n", 0o600);
-    let k = f.ws.join("k");
+    src
+}
+
+/// A directory `name` of the user's in the workspace, to mount on.
+fn mount_point(f: &Fixture, name: &str) -> std::path::PathBuf {
+    let k = f.ws.join(name);
     std::fs::create_dir(&k).unwrap();
-    chown(&k, user.uid());
-    let mount = format!("mount --bind {} {}", sh_quote(&src.to_string_lossy()), sh_quote(&k.to_string_lossy()));
-    let o = with_host_during_call(&f, &mount, default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    chown(&k, f.user.uid());
+    k
+}
+
+/// The scan after the call ran, and caught what the call planted beside the mounts.
+fn assert_own_plant_caught(f: &Fixture, o: &Out) {
+    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "{o}");
+    let aside = moved_aside_under(&f.ws);
+    assert_eq!(aside.len(), 1, "{aside:?}\n{o}");
+    std::fs::remove_dir_all(f.ws.join("own")).unwrap();
+}
+
+/// A directory the host mounts into the workspace while a call runs (found by an attack):
+/// the call's mount namespace, a private copy, never shows it, yet the scan after the call
+/// took the matches it holds for the call's: as root it moved the `.envrc` of the mount's
+/// source, outside the workspace, aside; as uid 65534 the run failed with 71. A mount the
+/// scan at the start did not meet is now not scanned, nothing in it is moved, and it is
+/// said (`unchecked`); what the call plants beside it is still moved aside. So is a file
+/// the host mounts over the user's match.
+fn what_the_host_mounts_during_a_call_is_said_and_left_alone(user: User) {
+    let f = Fixture::new(user);
+    let src = host_dir(&f, "hostdir");
+    let k = mount_point(&f, "k");
+    let argv = default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]);
+    let o = with_host_mounts(&f, "true", &bind_line(&src, &k), argv.clone());
     assert_eq!(o.code(), 0, "{o}");
-    assert!(
-        moved_aside_under(&src).is_empty(),
-        "the host's files were moved aside: {:?}\n{o}",
-        moved_aside_under(&src)
-    );
+    assert!(moved_aside_under(&src).is_empty(), "the host's files were moved aside\n{o}");
     assert_eq!(read(&src.join(".envrc")), "export HOST=1\n");
     assert_eq!(read(&src.join("inner/.envrc")), "export HOST=2\n");
-    assert!(!o.err().contains("k/"), "{o}");
-    assert!(!o.err().contains("could not be checked"), "{o}");
-    // Control: the scan still ran, and caught what the call planted beside the mount.
-    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "{o}");
-    assert_eq!(moved_aside_under(&f.ws).len(), 1, "{:?}", moved_aside_under(&f.ws));
-    // A mount over a match's own name, made during the call: not the call's either.
-    std::fs::remove_file(f.ws.join("go")).unwrap();
-    std::fs::remove_file(f.ws.join("started")).unwrap();
-    write(&f.ws.join(".envrc"), "export MINE=1\n", 0o644);
-    chown(&f.ws.join(".envrc"), user.uid());
-    let over = format!(
-        "mount --bind {} {}",
-        sh_quote(&src.join(".envrc").to_string_lossy()),
-        sh_quote(&f.ws.join(".envrc").to_string_lossy())
-    );
-    let o = with_host_during_call(&f, &over, default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    assert!(!o.err().contains(&format!("created {}/", k.display())), "{o}");
+    assert!(o.err().contains(&format!("{} could not be checked", k.display())), "{o}");
+    assert!(o.err().contains("mounted there during the call"), "{o}");
+    assert!(last_call_end(&f).contains("\"unchecked\""), "{}", last_call_end(&f));
+    assert_own_plant_caught(&f, &o);
+    // A file mounted over the user's match during the call.
+    let envrc = f.ws.join(".envrc");
+    write(&envrc, "export MINE=1\n", 0o644);
+    chown(&envrc, user.uid());
+    let o = with_host_mounts(&f, "true", &bind_line(&src.join(".envrc"), &envrc), argv);
     assert_eq!(o.code(), 0, "{o}");
-    assert!(!o.err().contains(&format!("created {}", f.ws.join(".envrc").display())), "{o}");
-    assert!(!o.err().contains("could not"), "{o}");
+    assert!(!o.err().contains(&format!("created {}", envrc.display())), "{o}");
+    assert!(o.err().contains(&format!("{} could not be checked", envrc.display())), "{o}");
     assert!(moved_aside_under(&src).is_empty(), "{o}");
-    assert_eq!(read(&f.ws.join(".envrc")), "export MINE=1\n");
+    assert_eq!(read(&envrc), "export MINE=1\n");
+    assert_own_plant_caught(&f, &o);
+}
+
+/// A mount in the workspace mounted again during a call (what an automounter does to an
+/// idle one), one moved in (`mount --move` of an older mount), and one unmounted: what the
+/// call left in the first and the last is out of the scan's reach or not comparable with
+/// the start, and the second holds the host's files: each is said, nothing in it moved
+/// (found by an attack on the first version, which passed over the first silently and
+/// moved the host's files aside in the second).
+fn a_mount_remounted_moved_in_or_gone_during_a_call_is_said(user: User) {
+    let f = Fixture::new(user);
+    let src = host_dir(&f, "hostdir");
+    let elsewhere = f.root.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let (again, moved, gone) = (mount_point(&f, "again"), mount_point(&f, "moved"), mount_point(&f, "gone"));
+    let before = [bind_line(&src, &again), bind_line(&src, &elsewhere), bind_line(&src, &gone)].join("\n");
+    let q = |p: &Path| sh_quote(&p.to_string_lossy());
+    let during = format!(
+        "umount {a} && {rebind}\nmount --move {e} {m}\numount {g}",
+        a = q(&again),
+        rebind = bind_line(&src, &again),
+        e = q(&elsewhere),
+        m = q(&moved),
+        g = q(&gone)
+    );
+    let o = with_host_mounts(&f, &before, &during, default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(moved_aside_under(&src).is_empty(), "the host's files were moved aside\n{o}");
+    for p in [&again, &moved] {
+        assert!(o.err().contains(&format!("{} could not be checked", p.display())), "{}\n{o}", p.display());
+    }
+    assert!(o.err().contains(&format!("{} could not be checked", gone.display())), "{o}");
+    assert!(o.err().contains("is gone"), "{o}");
+    assert_own_plant_caught(&f, &o);
+    // Control: the same mounts, unchanged during a call, are scanned: the user's matches
+    // in them stay, unsaid.
+    let o = with_host_mounts(&f, &before, "true", default_argv(&f, &f.ws, &["sh", "-c", WAIT_THEN_PLANT]));
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("could not be checked"), "{o}");
+    assert_own_plant_caught(&f, &o);
 }
 
 /// A `proc` mounted in the workspace by the host: the scan after each call walked the
 /// host's processes, with hundreds of "could not be checked" lines (found by an attack).
-/// A pseudo filesystem is not scanned, as the view's walk does not enter one; no call can
-/// leave a file there.
-fn a_pseudo_filesystem_in_the_workspace_is_not_scanned(user: User) {
+/// A pseudo filesystem is not scanned, as the view's walk does not enter one; but what is
+/// mounted inside one (a tmpfs over a `proc` directory, as container runtimes mask them)
+/// is, from its own root: the call can write there (found by an attack on the first
+/// version, which passed over it).
+fn a_pseudo_filesystem_is_not_scanned_but_what_is_mounted_in_it_is(user: User) {
     let f = Fixture::new(user);
-    let p = f.ws.join("p");
-    std::fs::create_dir(&p).unwrap();
-    chown(&p, user.uid());
-    let script = format!("mount -t proc proc {} && exec \"$@\"", sh_quote(&p.to_string_lossy()));
-    let mut full: Vec<OsString> =
-        ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script, "sh"].map(OsString::from).to_vec();
-    full.extend(f.user.prefix());
-    full.extend(default_argv(&f, &f.ws, &["sh", "-c", "mkdir -p own && echo 'export EVIL=1' > own/.envrc"]));
-    let o = f.launch_as(User::Root, &full, &[], None, HANG);
+    let p = mount_point(&f, "p");
+    let q = |p: &Path| sh_quote(&p.to_string_lossy());
+    let before = format!("mount -t proc proc {p}\nmount -t tmpfs -o mode=1777 tmpfs {p}/sys/fs", p = q(&p));
+    let plant =
+        "touch started; mkdir -p own && echo 'export EVIL=1' > own/.envrc && echo 'export EVIL=2' > p/sys/fs/.envrc";
+    let o = with_host_mounts(&f, &before, "true", default_argv(&f, &f.ws, &["sh", "-c", plant]));
     assert_eq!(o.code(), 0, "{o}");
     assert!(!o.err().contains("could not be checked"), "{o}");
-    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "control: scanned\n{o}");
+    assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "{o}");
+    assert!(o.err().contains(&format!("created {}", p.join("sys/fs/.envrc").display())), "{o}");
 }

@@ -134,13 +134,13 @@ pub use proto::HELPER_MARKER;
 pub use relay::{hold_terminal, readable_within, TerminalHold};
 pub use report::{EnforcementReport, ExitKind, LayerStatus, RunOutcome};
 pub use spec::{Enforcement, ExecControl, Limits, NetworkMode, SandboxSpec, StdioMode, DEFAULT_TMPFS_SIZE};
-pub use sys::{encrypted, newest_mount, RELEASE_CODE_AFTER};
+pub use sys::{encrypted, RELEASE_CODE_AFTER};
 pub use timing::{phase, TARGET as TIMING_TARGET};
 pub use view::cache::{listings_worth_saving, long_unchanged, InodeHasher, LISTINGS_SAVED_AFTER, LONG_UNCHANGED_SECS};
 pub use view::paths_watch::PathsWatch;
 pub use view::plan::{ONE_SHOT_OVERLAY_TREES, SYSTEM_TREES};
 pub use view::stamp::{view_stamp, ViewStamp};
-pub use view::walk::pseudo_filesystem;
+pub use view::walk::{mounts_in_pseudo, pseudo_filesystem};
 pub use workers::end_idle_workers;
 pub use zygote::Zygote;
 

@@ -61,8 +61,7 @@ pub(crate) struct Status {
     pub(crate) size: u64,
     /// Its number of names (hard links).
     pub(crate) links: u32,
-    /// The unique id of the mount it is the root of, if it is one (and the kernel, Linux
-    /// 6.8 on, tells it).
+    /// The id of the mount it is the root of, if it is one ([`mount_root`]).
     pub(crate) mount: Option<u64>,
 }
 
@@ -93,15 +92,16 @@ const MASK: StatxFlags = StatxFlags::TYPE
     .union(StatxFlags::CTIME)
     .union(StatxFlags::SIZE)
     .union(StatxFlags::NLINK)
-    .union(MNT_ID_UNIQUE);
+    .union(MNT_IDS);
 
-/// `STATX_MNT_ID_UNIQUE` (Linux 6.8), which rustix does not name.
-pub(crate) const MNT_ID_UNIQUE: StatxFlags = StatxFlags::from_bits_retain(0x4000);
+/// The mount id `statx` is asked for: `STATX_MNT_ID_UNIQUE` (Linux 6.8, never reused),
+/// which rustix does not name, where the kernel has it, else `STATX_MNT_ID` (Linux 5.8).
+pub(crate) const MNT_IDS: StatxFlags = StatxFlags::from_bits_retain(0x4000).union(StatxFlags::MNT_ID);
 
-/// The unique id of the mount `stx` is the root of, if it is one and the kernel tells it.
+/// The id of the mount `stx` is the root of, if it is one and the kernel tells it.
 pub(crate) fn mount_root(stx: &rustix::fs::Statx) -> Option<u64> {
     let root = (stx.stx_attributes & stx.stx_attributes_mask).contains(rustix::fs::StatxAttributes::MOUNT_ROOT);
-    (root && StatxFlags::from_bits_retain(stx.stx_mask).contains(MNT_ID_UNIQUE)).then_some(stx.stx_mnt_id)
+    (root && StatxFlags::from_bits_retain(stx.stx_mask).intersects(MNT_IDS)).then_some(stx.stx_mnt_id)
 }
 
 /// The status of `name` in directory `dir`, not followed (a symlink is itself looked at).

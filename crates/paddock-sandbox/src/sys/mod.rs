@@ -19,7 +19,6 @@ pub(crate) use conv::{cpath, cstring, cvt, cvt_long};
 pub(crate) use cpus::Spread;
 pub(crate) use memory::release_code;
 pub use memory::RELEASE_CODE_AFTER;
-pub use mount::newest_mount;
 pub(crate) use mount::*;
 pub(crate) use notify::*;
 pub(crate) use process::*;

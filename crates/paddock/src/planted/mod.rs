@@ -247,8 +247,8 @@ pub(crate) struct Planted {
     restricted: bool,
     /// Paths the literal rules' settling handled already ([`Planted::handled`]).
     done: std::collections::HashSet<PathBuf>,
-    /// The newest mount the call's view could hold ([`Planted::viewed`]).
-    newest_mount: Option<u64>,
+    /// The mounts the start scan met, for the scan after the call.
+    mounts: scan::Mounts,
 }
 
 /// What a start's scan found ([`Planted::scanned`]), before another running call restricted
@@ -259,6 +259,7 @@ pub(crate) struct Scanned {
     key: u64,
     start: HashMap<PathBuf, Start>,
     failed: Vec<(PathBuf, String)>,
+    mounts: scan::Mounts,
 }
 
 impl Planted {
@@ -312,7 +313,7 @@ impl Planted {
         if let Some(s) = scanned.filter(|s| s.key == key) {
             // The listings stay for the scan after the call, should something change.
             let listings = kept_listings.unwrap_or_default();
-            let (start, failed) = (s.start.clone(), s.failed.clone());
+            let (start, failed, mounts) = (s.start.clone(), s.failed.clone(), s.mounts.clone());
             tracing::debug!(matches = start.len(), "glob matches before the call: unchanged since the last scan");
             return Planted {
                 globs,
@@ -328,7 +329,7 @@ impl Planted {
                 long_unchanged: 0,
                 restricted: false,
                 done: Default::default(),
-                newest_mount: None,
+                mounts,
             };
         }
         let old = match kept_listings {
@@ -337,7 +338,8 @@ impl Planted {
         };
         let mut listings = Listings::default();
         let loaded = old.len();
-        let s = timed_scan(&globs, &roots, &own, &old, &mut listings, None, "glob matches before the call");
+        let mut s = timed_scan(&globs, &roots, &own, &old, &mut listings, None, "glob matches before the call");
+        let mounts = std::mem::take(&mut s.mounts);
         let mut failed = failed;
         failed.extend(s.failed);
         let start = s.found.iter().filter_map(|f| Some((f.path.clone(), start_of(f, &mut failed)?))).collect();
@@ -355,31 +357,14 @@ impl Planted {
             long_unchanged: s.long_unchanged,
             restricted: false,
             done: Default::default(),
-            newest_mount: None,
+            mounts,
         }
-    }
-
-    /// Notes that the call's view is made (its mount namespace, a private copy of this
-    /// one, holds no mount made from now on): the scan after the call enters no mount
-    /// newer than the newest now (the host's, which the call never saw). Where the kernel
-    /// cannot tell (before Linux 6.8), every mount is scanned, as before.
-    pub(crate) fn viewed(&mut self) {
-        if self.roots.is_empty() {
-            return;
-        }
-        self.newest_mount = match paddock_sandbox::newest_mount() {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(error = %e, "the newest mount is not known: the scan after the call enters every mount");
-                None
-            }
-        };
     }
 
     /// What the scan at the start found, to stand for a later one ([`Planted::before_or`]).
     /// Taken before [`Planted::restrict`].
     pub(crate) fn scanned(&self) -> Scanned {
-        Scanned { key: self.key, start: self.start.clone(), failed: self.failed.clone() }
+        Scanned { key: self.key, start: self.start.clone(), failed: self.failed.clone(), mounts: self.mounts.clone() }
     }
 
     /// Leaves alone the paths the literal rules' settling ([`crate::absent`]) moved aside
@@ -472,7 +457,7 @@ impl Planted {
             &self.own,
             &self.listings,
             &mut listings,
-            self.newest_mount,
+            Some(&self.mounts),
             "glob matches after the call",
         );
         // Written back as the view's cache is: once enough listings were added to be worth
@@ -636,11 +621,11 @@ fn timed_scan(
     own: &[PathBuf],
     old: &Listings,
     listings: &mut Listings,
-    newest_mount: Option<u64>,
+    start_mounts: Option<&scan::Mounts>,
     what: &str,
 ) -> scan::Scan {
     let t = std::time::Instant::now();
-    let s = scan::scan(globs, roots, own, old, listings, newest_mount);
+    let s = scan::scan(globs, roots, own, old, listings, start_mounts);
     tracing::debug!(
         read = s.read,
         kept = listings.len(),

@@ -24,13 +24,15 @@
 //! change its mode either); one it cannot read but could reach is reported.
 //!
 //! Mounts met on the way: a pseudo filesystem (`proc`, `sysfs`, …) is not entered, as the
-//! view's walk does not enter one (nothing of the user's lives there, and no call can
-//! leave a file there). The scan after a call does not enter a mount made after the
-//! call's view either ([`paddock_sandbox::newest_mount`] then, compared with each mount
-//! root's unique id): the call's mount namespace is a private copy, so the call never saw
-//! it, and what it holds is the host's (an attack mounted a directory of `.env` files into
-//! the workspace during a call: they were moved aside in the mount's source, outside the
-//! workspace, as planted by the call).
+//! view's walk does not enter one, but each mount inside it that is not one is scanned from
+//! its own root (found in the mount table). Each scan notes the mounts it meets (their
+//! ids); the scan after a call enters no mount, and takes no match that is a mount, which
+//! the scan at the start did not meet, and names each mount of the start it no longer
+//! meets: a mount made, moved or mounted again there during the call (by the host: the
+//! call's mount namespace is a private copy), or one gone, holds what neither scan can
+//! compare. Each is reported as not checked, and nothing in it is moved (an attack mounted
+//! a directory of `.env` files into the workspace during a call: they were moved aside in
+//! the mount's source, outside the workspace, as planted by the call).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
@@ -45,7 +47,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Statx, StatxAttr
 use rustix::io::Errno;
 
 use super::Globs;
-use crate::identity::{self, Identity};
+use crate::identity::{self, Identity, Status};
 
 /// One match met by a scan.
 pub(super) struct Found {
@@ -76,7 +78,18 @@ pub(super) struct Scan {
     pub added: usize,
     /// Of those, the ones unchanged for [`paddock_sandbox::LONG_UNCHANGED_SECS`].
     pub long_unchanged: usize,
+    /// The mounts met (their roots, and matches that are mounts), by mount id.
+    pub mounts: Mounts,
 }
+
+/// Mount ids (`STATX_MNT_ID_UNIQUE`, or the older `STATX_MNT_ID`) and where each was met.
+pub(super) type Mounts = HashMap<u64, PathBuf>;
+
+/// Why a mount the scan after a call met was not scanned.
+const MOUNTED_DURING: &str =
+    "mounted there during the call (made, moved or mounted again since its start): not scanned, nothing in it moved";
+/// Why a mount of the start is not checked.
+const MOUNT_GONE: &str = "a mount there at the call's start is gone: what the call left in it is not checked";
 
 /// How much older than its read a directory's ctime must be for its listing to be kept.
 const MARGIN_SECS: i64 = 2;
@@ -107,19 +120,18 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::
 /// Scans each root (a write grant, or a rule's prefix beneath one), with the listings of
 /// `old` still exact, but not `own` (paddock's own state: neither a match nor looked in);
 /// the listings of this scan are left in `new`.
-/// Mounts whose unique id is greater than `newest` (when given) are neither entered nor
-/// matched: they were made after the call's view.
+/// `start`: for the scan after a call, the mounts the scan at its start met.
 pub(super) fn scan(
     globs: &Globs,
     roots: &[PathBuf],
     own: &[PathBuf],
     old: &Listings,
     new: &mut Listings,
-    newest: Option<u64>,
+    start: Option<&Mounts>,
 ) -> Scan {
     let mut out = Scan::default();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let mut w = Walk { globs, own, old, new, now, newest };
+    let mut w = Walk { globs, own, old, new, now, start };
     for root in roots {
         match open_dir(rustix::fs::CWD, root.as_os_str()) {
             Ok((fd, restore)) => w.walk(fd, restore, root.clone(), &mut out),
@@ -128,7 +140,21 @@ pub(super) fn scan(
             Err(e) => out.failed.push((root.clone(), e.to_string())),
         }
     }
+    if let Some(start) = start {
+        for (id, path) in start {
+            if !out.mounts.contains_key(id) && !still_mounted(path, *id) {
+                out.failed.push((path.clone(), MOUNT_GONE.to_string()));
+            }
+        }
+    }
     out
+}
+
+/// Whether the mount `id` is still at `path` (a mount the scan did not open: the bind of a
+/// directory onto itself shows its parent's listing the inode it covers, and is passed by).
+fn still_mounted(path: &Path, id: u64) -> bool {
+    rustix::fs::statx(rustix::fs::CWD, path, AtFlags::SYMLINK_NOFOLLOW, identity::MNT_IDS)
+        .is_ok_and(|st| identity::mount_root(&st) == Some(id))
 }
 
 struct Walk<'a> {
@@ -137,8 +163,8 @@ struct Walk<'a> {
     old: &'a Listings,
     new: &'a mut Listings,
     now: i64,
-    /// The newest mount the call's view could hold ([`scan`]).
-    newest: Option<u64>,
+    /// The mounts the scan at the call's start met ([`scan`]).
+    start: Option<&'a Mounts>,
 }
 
 /// What the scan reads of a directory's status.
@@ -172,8 +198,8 @@ impl DirStatus {
 }
 
 /// What [`Walk::open`] asks of a directory: its [`DirStatus`], mode and owner, whether it
-/// is a mount's root, and the mount's unique id (Linux 6.8).
-const DIR_STATX: StatxFlags = StatxFlags::BASIC_STATS.union(identity::MNT_ID_UNIQUE);
+/// is a mount's root, and the mount's id.
+const DIR_STATX: StatxFlags = StatxFlags::BASIC_STATS.union(identity::MNT_IDS);
 
 /// A directory on the scan's stack.
 enum Dir {
@@ -207,11 +233,11 @@ impl Walk<'_> {
                 return;
             }
         };
-        if (stx.stx_attributes & stx.stx_attributes_mask).contains(StatxAttributes::MOUNT_ROOT)
-            && !self.entered(&parent, &stx, &path)
-        {
-            restore_mode(&parent, restore, &path);
-            return;
+        if let Some(id) = identity::mount_root(&stx) {
+            if !self.entered(&parent, id, &path, stack, out) {
+                restore_mode(&parent, restore, &path);
+                return;
+            }
         }
         let st = DirStatus::of_statx(&stx);
         let encrypted = stx.stx_attributes.contains(StatxAttributes::ENCRYPTED);
@@ -233,17 +259,34 @@ impl Walk<'_> {
         restore_mode(&parent, restore, &path);
     }
 
-    /// Whether the scan goes into the mount whose root is open at `fd` (status `st`, at
-    /// `path`): not a pseudo filesystem, nor one made after the call's view.
-    fn entered(&self, fd: &OwnedFd, st: &Statx, path: &Path) -> bool {
-        if let (Some(newest), Some(id)) = (self.newest, identity::mount_root(st)) {
-            if id > newest {
-                tracing::debug!(path = %path.display(), "not scanned: mounted after the call's view was made");
-                return false;
-            }
+    /// Whether the scan goes into the mount `id` whose root is open at `fd` (at `path`):
+    /// noted as met, not one the start did not meet (noted as not checked), and not a
+    /// pseudo filesystem, whose mounts of other kinds are put on `stack` instead.
+    fn entered(&mut self, fd: &OwnedFd, id: u64, path: &Path, stack: &mut Vec<Dir>, out: &mut Scan) -> bool {
+        out.mounts.insert(id, path.to_path_buf());
+        if self.start.is_some_and(|start| !start.contains_key(&id)) {
+            out.failed.push((path.to_path_buf(), MOUNTED_DURING.to_string()));
+            return false;
         }
         match paddock_sandbox::pseudo_filesystem(fd.as_fd()) {
-            Ok(pseudo) => !pseudo,
+            Ok(false) => true,
+            Ok(true) => {
+                match paddock_sandbox::mounts_in_pseudo(path) {
+                    Ok(points) => {
+                        for p in points.into_iter().filter(|p| self.globs.relevant(p)) {
+                            let how = ResolveFlags::NO_SYMLINKS;
+                            match rustix::fs::openat2(rustix::fs::CWD, &p, DIR_FLAGS, Mode::empty(), how) {
+                                Ok(fd) => stack.push(Dir::Open(fd, None, p)),
+                                // A file's mount, or gone since the table was read.
+                                Err(Errno::NOTDIR | Errno::NOENT) => {}
+                                Err(e) => out.failed.push((p, e.to_string())),
+                            }
+                        }
+                    }
+                    Err(e) => out.failed.push((path.to_path_buf(), format!("its mounts could not be listed: {e}"))),
+                }
+                false
+            }
             // Not known: scanned as any other.
             Err(_) => true,
         }
@@ -363,7 +406,7 @@ impl Walk<'_> {
         // (the scan after a call would then take the user's own match for the call's).
         let keepable = !read_now || !encrypted;
         for (name, rule) in &l.matches {
-            note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, self.newest, out);
+            note(parent, name, path.join(OsStr::from_bytes(name.to_bytes())), *rule, self.start, out);
         }
         let bytes = path.as_os_str().as_bytes();
         let skip = if bytes.ends_with(b"/") { bytes.len() } else { bytes.len() + 1 };
@@ -489,21 +532,27 @@ fn searchable(parent: &OwnedFd, name: &OsStr) -> bool {
         .is_ok()
 }
 
-/// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was),
-/// unless it is a mount made after `newest` ([`scan`]).
-fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, newest: Option<u64>, out: &mut Scan) {
+/// Notes the match `name` of `parent` with its identity (one `statx`, as a `stat` was);
+/// a match that is a mount the start did not meet ([`scan`]) is noted as not checked.
+fn note(parent: &Rc<OwnedFd>, name: &CStr, path: PathBuf, rule: usize, start: Option<&Mounts>, out: &mut Scan) {
     match identity::status_at(parent.as_fd(), OsStr::from_bytes(name.to_bytes())) {
-        Ok(st) if newest.zip(st.mount).is_some_and(|(newest, id)| id > newest) => {
-            tracing::debug!(path = %path.display(), "not a match of the call's: mounted after its view was made");
+        Ok(Status { mount: Some(id), .. }) if start.is_some_and(|start| !start.contains_key(&id)) => {
+            out.mounts.insert(id, path.clone());
+            out.failed.push((path, MOUNTED_DURING.to_string()));
         }
-        Ok(st) => out.found.push(Found {
-            path,
-            rule,
-            id: st.id,
-            parent: Rc::clone(parent),
-            name: name.to_owned(),
-            links: st.links,
-        }),
+        Ok(st) => {
+            if let Some(id) = st.mount {
+                out.mounts.insert(id, path.clone());
+            }
+            out.found.push(Found {
+                path,
+                rule,
+                id: st.id,
+                parent: Rc::clone(parent),
+                name: name.to_owned(),
+                links: st.links,
+            })
+        }
         Err(Errno::NOENT) => {}
         Err(e) => out.failed.push((path, e.to_string())),
     }

@@ -276,8 +276,6 @@ impl Inner {
                 return Err(Failed::recorded(e, seq));
             }
         };
-        // The call's view is made: no mount made from now on is in it.
-        planted.viewed();
         let t = Instant::now();
         let proxy = match self.start_proxy(&spec, &mut running, &call, rt) {
             Ok(p) => p,

@@ -67,6 +67,30 @@ pub fn pseudo_filesystem(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(PSEUDO_FS.contains(&sys::fs_type(fd)?))
 }
 
+/// The mounts of this process's mount namespace inside the pseudo filesystem mounted at
+/// `point` that are not pseudo filesystems themselves, by mount point: those whose nearest
+/// mount above is a pseudo filesystem's (what is mounted beneath them is met from them). A
+/// scan that does not enter a pseudo filesystem starts again from each of these.
+pub fn mounts_in_pseudo(point: &Path) -> io::Result<Vec<PathBuf>> {
+    Ok(in_pseudo(&std::fs::read("/proc/self/mountinfo")?, point))
+}
+
+/// [`mounts_in_pseudo`] of the mount table `table`.
+fn in_pseudo(table: &[u8], point: &Path) -> Vec<PathBuf> {
+    let all: Vec<(PathBuf, bool)> = super::mountinfo::mounts(table).map(|m| (m.point, pseudo_kind(m.kind))).collect();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (p, pseudo) in &all {
+        if *pseudo || p == point || !p.starts_with(point) || out.contains(p) {
+            continue;
+        }
+        let above = all.iter().filter(|(q, _)| q != p && p.starts_with(q)).max_by_key(|(q, _)| q.as_os_str().len());
+        if above.is_some_and(|(_, pseudo)| *pseudo) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
 /// The walk's state across roots and walks.
 pub(crate) struct Walker<'a> {
     pub(super) rules: &'a Rules,
@@ -374,11 +398,36 @@ const PSEUDO_KINDS: [&str; 20] = [
     "selinuxfs",
 ];
 
+/// Whether `kind` (as `mountinfo` names it) is a pseudo filesystem's.
+fn pseudo_kind(kind: &[u8]) -> bool {
+    std::str::from_utf8(kind).is_ok_and(|k| PSEUDO_KINDS.contains(&k))
+}
+
 /// The mounts in `table` (a `mountinfo`) beneath `root` other than pseudo filesystems, by
 /// path beneath `root` (as the child sees them).
 fn other_mounts(table: &[u8], root: &Path) -> Vec<PathBuf> {
     super::mountinfo::mounts(table)
-        .filter(|m| std::str::from_utf8(m.kind).is_ok_and(|k| !PSEUDO_KINDS.contains(&k)))
+        .filter(|m| !pseudo_kind(m.kind))
         .filter_map(|m| Some(Path::new("/").join(m.point.strip_prefix(root).ok()?)))
         .collect()
+}
+
+#[cfg(test)]
+mod pseudo_tests {
+    use super::*;
+
+    #[test]
+    fn the_mounts_in_a_pseudo_filesystem_are_those_right_beneath_it() {
+        let t = b"1 0 8:1 / / rw - ext4 /dev/sda1 rw
+2 1 0:5 / /ws/p rw - proc proc rw
+3 2 0:6 / /ws/p/sys/fs rw - tmpfs tmpfs rw
+4 3 0:7 / /ws/p/sys/fs/deeper rw - tmpfs tmpfs rw
+5 2 0:8 / /ws/p/bus rw - sysfs sysfs rw
+6 5 0:9 / /ws/p/bus/x rw - tmpfs tmpfs rw
+7 1 0:10 / /ws/pp rw - tmpfs tmpfs rw
+";
+        let got = in_pseudo(t, Path::new("/ws/p"));
+        assert_eq!(got, [PathBuf::from("/ws/p/sys/fs"), PathBuf::from("/ws/p/bus/x")]);
+        assert!(in_pseudo(t, Path::new("/ws/pp")).is_empty());
+    }
 }
