@@ -8,9 +8,11 @@
 #[macro_use]
 mod common;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::tls::Upstream;
@@ -36,8 +38,13 @@ impl World {
         let f = Fixture::new(user);
         let up = Upstream::start(&f.root, &[API, OTHER, PLAIN]);
         // The secret's file lives on the shelf, which the policy lets the child read (a
-        // writable path would be refused): paddock must mask the file in the view.
-        let token_file = f.shelf.join("gh-token");
+        // writable path would be refused), in a directory the policy denies whole (else
+        // refused too: a rotation by rename would be readable): paddock masks the file in
+        // the view either way.
+        let secret_dir = f.shelf.join("secret");
+        std::fs::create_dir(&secret_dir).unwrap();
+        chown(&secret_dir, user.uid());
+        let token_file = secret_dir.join("gh-token");
         let value = format!("ghp_REALVALUE{}", unique());
         write(&token_file, &format!("{value}\n"), 0o644);
         chown(&token_file, user.uid());
@@ -74,7 +81,9 @@ host = "{OTHER}"
     }
 
     fn pol<'a>(&'a self, tail: &'a str, shelf: &'a [&'a str]) -> Pol<'a> {
-        Pol { tail, read: shelf, ..Pol::default() }
+        let dir = self.token_file.parent().unwrap().to_str().unwrap().to_string();
+        let deny: &'static [&'static str] = Box::leak(vec![&*Box::leak(dir.into_boxed_str())].into_boxed_slice());
+        Pol { tail, read: shelf, deny, ..Pol::default() }
     }
 
     fn run(&self, argv: &[&str]) -> Out {
@@ -241,12 +250,13 @@ fn rotation_and_revocation_apply_to_the_next_request(user: User) {
 req() { curl -sS -o /dev/null -w "$1 %{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$2"; }
 waitfor() { while [ ! -e "$1" ]; do sleep 0.05; done; }
 req one "$1"; : > step1; waitfor go1
+cat "$2" 2>/dev/null && echo READ-AFTER-ROTATION
 req two "$1"; : > step2; waitfor go2
 curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$1"
 "#;
     let rotated = format!("ghp_ROTATED{}", unique());
     let out = std::thread::scope(|s| {
-        let run = s.spawn(|| w.run(&["sh", "-c", script, "sh", &api]));
+        let run = s.spawn(|| w.run(&["sh", "-c", script, "sh", &api, w.token_file.to_str().unwrap()]));
         wait_for(&w.f.ws.join("step1"));
         // Rotation: a new file renamed into place.
         let tmp = w.f.root.join("new-token");
@@ -260,6 +270,9 @@ curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$1"
         run.join().unwrap()
     });
     let text = out.out();
+    // The new file, renamed over the masked one, is not readable either: its directory
+    // is denied whole (a policy without that is refused, below).
+    assert!(!text.contains("READ-AFTER-ROTATION") && !text.contains(&rotated), "{out}");
     assert!(text.contains("one 200") && text.contains("two 200"), "{out}");
     assert!(text.contains(" 403") && text.contains("revoked by `secret:gh`"), "{out}");
     let auths: Vec<String> =
@@ -389,7 +402,84 @@ fn a_command_secret_runs_in_the_root_directory(user: User) {
     assert_eq!(seen_auth(&w, "/cwd").as_deref(), Some("Bearer /"), "paddock ran in {}", w.f.ws.display());
 }
 
+/// A `command:` secret whose program, script or `PATH` directory the call can write (found
+/// by an attack: `command:WS/get-token.sh`, rewritten by the call, ran on the host with the
+/// user's rights, outside every namespace and filter, at the secret's first use): refused
+/// when the policy loads, with where and why, so nothing runs. Control: the same script on
+/// the read-only shelf serves the secret.
+fn a_command_secret_the_call_could_rewrite_is_refused(user: User) {
+    let w = World::new(user);
+    let marker = w.f.outside.join("ran");
+    let body = format!("#!/bin/sh\ntouch {}\necho from-the-script\n", marker.display());
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    let script = r#"curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$1""#;
+    for (place, how) in [(&w.f.ws, "exec"), (&w.f.ws, "sh"), (&w.f.shelf, "exec")] {
+        let file = place.join("get-token.sh");
+        write(&file, &body, 0o755);
+        let cmd = if how == "sh" { format!("sh {}", file.display()) } else { file.display().to_string() };
+        let tail = w
+            .tail()
+            .replace(&format!("from = \"file:{}\"", w.token_file.display()), &format!("from = \"command:{cmd}\""));
+        let o = w.f.run(&w.pol(&tail, &shelf), &["sh", "-c", script, "sh", &w.url(API, "/cmd")], None);
+        if *place == w.f.shelf {
+            assert_eq!(o.code(), 0, "control: {o}");
+            assert_eq!(seen_auth(&w, "/cmd").as_deref(), Some("Bearer from-the-script"), "{o}");
+            assert!(marker.exists(), "control: the script ran");
+            continue;
+        }
+        assert_eq!(o.code(), 78, "{cmd}: {o}");
+        assert!(o.err().contains(&format!("runs or reads {}", file.display())), "{o}");
+        assert!(o.err().contains("under a writable path"), "{o}");
+        assert!(!marker.exists(), "{cmd}: the script ran");
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+/// The process that holds the secrets' values dumps no core (found by an attack: its
+/// core size limit was the caller's, `unlimited`, and a crash with `core_pattern=core`
+/// would write the values into its working directory, the workspace).
+fn the_process_holding_secrets_dumps_no_core(user: User) {
+    let w = World::new(user);
+    let tail = w.tail();
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    // Started with an unlimited core size, so the limit seen is paddock's own doing.
+    let mut argv: Vec<OsString> =
+        ["sh", "-c", "ulimit -Hc unlimited && ulimit -c unlimited && exec \"$@\"", "sh"].map(OsString::from).to_vec();
+    argv.extend(user.prefix());
+    argv.extend(w.f.paddock_argv(&w.pol(&tail, &shelf)));
+    argv.extend(["sh", "-c", "touch started; while [ ! -e go ]; do sleep 0.01; done"].map(OsString::from));
+    let mut child = spawn(w.f.command_as(User::Root, &argv).stdout(Stdio::null()).stderr(Stdio::null())).unwrap();
+    let started = w.f.ws.join("started");
+    let t = std::time::Instant::now();
+    while !started.exists() {
+        assert!(t.elapsed() < HANG && child.try_wait().unwrap().is_none(), "the call did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let limits = read(Path::new(&format!("/proc/{}/limits", child.id())));
+    write(&w.f.ws.join("go"), "", 0o644);
+    assert!(child.wait().unwrap().success());
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).expect("a core line");
+    assert_eq!(core.split_whitespace().collect::<Vec<_>>()[4..6], ["0", "0"], "{core}");
+}
+
+/// A `file:` secret whose directory a read grant covers, not denied whole: refused when
+/// the policy loads (found by an attack: the mask holds the file there at the start, and a
+/// rotation by rename, or a file made later, was readable in the running sandbox).
+fn a_file_secret_in_a_readable_directory_is_refused(user: User) {
+    let w = World::new(user);
+    let tail = w.tail();
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    let o = w.f.run(&Pol { tail: &tail, read: &shelf, ..Pol::default() }, &["true"], None);
+    assert_eq!(o.code(), 78, "{o}");
+    let dir = w.token_file.parent().unwrap().display().to_string();
+    assert!(o.err().contains(&format!("is in {dir}, which the child may read")), "{o}");
+    assert!(o.err().contains(&format!("deny = [{dir:?}]")), "{o}");
+}
+
 both_users!(
+    a_file_secret_in_a_readable_directory_is_refused,
+    the_process_holding_secrets_dumps_no_core,
+    a_command_secret_the_call_could_rewrite_is_refused,
     a_command_secret_runs_in_the_root_directory,
     placeholder_in_a_tunnel_name_is_refused,
     secret_is_used_and_never_seen,

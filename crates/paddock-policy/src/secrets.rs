@@ -145,6 +145,7 @@ pub fn valid_secret_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+mod command;
 pub(crate) mod table;
 
 #[cfg(test)]

@@ -122,6 +122,70 @@ pub(crate) fn compile(
                     );
                     continue;
                 }
+                // Masked in every view; but a mask holds the object there at the start: a
+                // new file renamed over it (a rotation, which paddock follows) or one made
+                // later is readable where a read grant covers its directory (found by an
+                // attack). That directory, as named and as resolved, must be denied whole.
+                let named = m.from.as_ref().and_then(|(raw, _)| {
+                    let rest = raw.split_once(':')?.1.trim();
+                    vars.expand_path(rest).ok()
+                });
+                let dirs: Vec<std::path::PathBuf> = [named.as_deref(), Some(p.as_path())]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.parent())
+                    .map(|d| crate::paths::normalize(d, std::path::Path::new("/")))
+                    .collect();
+                let readable = dirs.into_iter().map(|d| (fs.decide_read(&d), d)).find(|(r, _)| r.is_allow());
+                if let Some((r, dir)) = readable {
+                    let o = m.from.as_ref().map_or(&m.name.1, |f| &f.1);
+                    problems.push(
+                        o,
+                        format!(
+                            "the file of secret `{}` is in {}, which the child may read ({}): a new file renamed over it (a rotation) or made later would be readable in a running sandbox",
+                            s.name,
+                            dir.display(),
+                            r.rule
+                        ),
+                        Some(format!(
+                            "keep a secret's file in a directory no read grant covers (e.g. ~/.config/paddock/), or deny that directory whole: deny = [{:?}]",
+                            dir.display().to_string()
+                        )),
+                    );
+                    continue;
+                }
+            }
+            // Nor may it write what a `command:` source runs: the supervisor runs it
+            // unconfined, with the user's rights.
+            if let SecretSource::Command(cmd) = &s.source {
+                let o = m.from.as_ref().map_or(&m.name.1, |f| &f.1);
+                let path_var = vars.caller_path.as_deref().unwrap_or(crate::DEFAULT_PATH);
+                match super::command::writable_use(cmd, path_var, fs) {
+                    Ok(None) => {}
+                    Ok(Some((path, rule))) => {
+                        problems.push(
+                            o,
+                            format!(
+                                "the command of secret `{}` runs or reads {}, under a writable path ({rule}): the child could replace it, and paddock runs the command outside the sandbox",
+                                s.name,
+                                path.display()
+                            ),
+                            Some("keep what a secret's command runs, and the PATH it is found on, outside [filesystem] write (e.g. in ~/.config/paddock/ or a system directory)".to_string()),
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        problems.push(
+                            o,
+                            format!(
+                                "the command of secret `{}` cannot be read as shell words ({e}), to check what it runs",
+                                s.name
+                            ),
+                            Some("quote it as a shell would: command:gh auth token".to_string()),
+                        );
+                        continue;
+                    }
+                }
             }
             if let Some(other) = env_names.insert(s.env.clone(), s.name.clone()) {
                 let o = m.env.as_ref().map_or(&m.name.1, |e| &e.1);

@@ -103,3 +103,22 @@ fn mistakes_are_located() {
     let e = load("[secrets.a]\nfrom = \"env:X\"\nhosts = [\"other.test\"]\nenv = \"T\"\n[secrets.b]\nfrom = \"env:Y\"\nhosts = [\"other.test\"]\nenv = \"T\"\n").unwrap_err();
     assert!(e.contains("both use the variable `T`"), "{e}");
 }
+
+/// A `file:` secret in a directory a read grant covers: refused (a rotation by rename would
+/// be readable in a running sandbox), unless that directory is denied whole. And a
+/// `command:` source running a script under a write grant: refused (it runs unconfined).
+#[test]
+fn secrets_the_child_could_read_after_a_rotation_or_rewrite_are_refused() {
+    let secret = |from: &str| format!("[secrets.g]\nfrom = \"{from}\"\nhosts = [\"other.test\"]\nenv = \"T\"\n");
+    let e = load(&format!("[filesystem]\nread = [\"/srv/keys\"]\n{}", secret("file:/srv/keys/tok"))).unwrap_err();
+    assert!(e.starts_with("p.toml:7:8: error:"), "{e}");
+    assert!(e.contains("is in /srv/keys, which the child may read") && e.contains("deny = [\"/srv/keys\"]"), "{e}");
+    load(&format!("[filesystem]\nread = [\"/srv/keys\"]\ndeny = [\"/srv/keys\"]\n{}", secret("file:/srv/keys/tok")))
+        .unwrap();
+    load(&format!("[filesystem]\nread = [\"/srv/other\"]\n{}", secret("file:/srv/keys/tok"))).unwrap();
+    let ws = "[filesystem]\nwrite = [\"/nonexistent-ws\"]\n";
+    let e = load(&format!("{ws}{}", secret("command:/nonexistent-ws/bin/token --fresh"))).unwrap_err();
+    assert!(e.starts_with("p.toml:7:8: error:"), "{e}");
+    assert!(e.contains("runs or reads /nonexistent-ws/bin/token, under a writable path"), "{e}");
+    load(&format!("{ws}{}", secret("command:/usr/bin/pass show g"))).unwrap();
+}

@@ -3,7 +3,7 @@
 //!
 //! A placeholder is looked for in every header value (case-insensitively), inside
 //! `Authorization: Basic base64(user:password)`, in the path and query (raw and
-//! percent-decoded) and in the host. Replacement: a header that holds the placeholder
+//! percent-decoded), in the host, in every header's name and in the method. Replacement: a header that holds the placeholder
 //! alone, and is the secret's `header`, gets the secret's `format` (`Bearer {}` by
 //! default, or `Basic base64(user:value)`); anywhere else in a header value (`token
 //! PLACEHOLDER`, a Basic pair) the placeholder becomes the bare value.
@@ -25,6 +25,10 @@ pub(crate) enum Place {
     Target,
     /// In the host name.
     Host,
+    /// In a header's name.
+    HeaderName,
+    /// In the method.
+    Method,
 }
 
 impl Place {
@@ -35,6 +39,8 @@ impl Place {
             Place::BasicAuth => "in the Basic credentials (a URL's user:password)".into(),
             Place::Target => "in the path or query".into(),
             Place::Host => "in the host name".into(),
+            Place::HeaderName => "in a header's name".into(),
+            Place::Method => "in the method".into(),
         }
     }
 }
@@ -78,12 +84,24 @@ pub(crate) fn percent_decoded(s: &str) -> Vec<u8> {
 }
 
 /// Every `(index into placeholders, place)` where a placeholder appears.
-pub(crate) fn find(placeholders: &[&str], host: &str, target: &str, headers: &HeaderMap) -> Vec<(usize, Place)> {
+pub(crate) fn find(
+    placeholders: &[&str],
+    method: &str,
+    host: &str,
+    target: &str,
+    headers: &HeaderMap,
+) -> Vec<(usize, Place)> {
     let mut out = Vec::new();
     let decoded = percent_decoded(target);
     for (i, p) in placeholders.iter().enumerate() {
         if contains_ci(host.as_bytes(), p) {
             out.push((i, Place::Host));
+        }
+        if contains_ci(method.as_bytes(), p) {
+            out.push((i, Place::Method));
+        }
+        if headers.keys().any(|name| contains_ci(name.as_str().as_bytes(), p)) {
+            out.push((i, Place::HeaderName));
         }
         if contains_ci(target.as_bytes(), p) || contains_ci(&decoded, p) {
             out.push((i, Place::Target));
@@ -223,13 +241,18 @@ mod tests {
     fn found_everywhere() {
         let basic = format!("Basic {}", STANDARD.encode(format!("x-access-token:{PH}")));
         let h = headers(&[("authorization", &basic), ("x-other", &format!("a {} b", PH.to_uppercase()))]);
-        let f = find(&[PH], "api.test", &format!("/a?t={}", PH.replace('-', "%2D")), &h);
+        let f = find(&[PH], "GET", "api.test", &format!("/a?t={}", PH.replace('-', "%2D")), &h);
         assert!(f.contains(&(0, Place::BasicAuth)), "{f:?}");
         assert!(f.contains(&(0, Place::Header("x-other".into()))), "{f:?}");
         assert!(f.contains(&(0, Place::Target)), "{f:?}");
-        let f = find(&[PH], &format!("{PH}.evil.test"), "/", &HeaderMap::new());
+        let f = find(&[PH], "GET", &format!("{PH}.evil.test"), "/", &HeaderMap::new());
         assert_eq!(f, vec![(0, Place::Host)]);
-        assert!(find(&[PH], "api.test", "/x", &headers(&[("authorization", "Bearer other")])).is_empty());
+        assert!(find(&[PH], "GET", "api.test", "/x", &headers(&[("authorization", "Bearer other")])).is_empty());
+        // A header's name and the method (found by an attack: neither was looked at).
+        let f = find(&[PH], "GET", "api.test", "/x", &headers(&[(&PH.to_uppercase(), "1")]));
+        assert_eq!(f, vec![(0, Place::HeaderName)]);
+        let f = find(&[PH], PH, "api.test", "/x", &HeaderMap::new());
+        assert_eq!(f, vec![(0, Place::Method)]);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
     let method = req.method.as_str();
     let entries = broker.map(|b| b.entries.as_slice()).unwrap_or_default();
     let placeholders: Vec<&str> = entries.iter().map(|e| e.placeholder.as_str()).collect();
-    let found = inspect::find(&placeholders, req.host, req.path_and_query, req.headers);
+    let found = inspect::find(&placeholders, method, req.host, req.path_and_query, req.headers);
     let host = normalize_host(req.host).ok();
     let authority = match &host {
         Some(h) => h.authority(req.port),
@@ -52,11 +52,11 @@ pub(crate) fn decide_request(policy: &Policy, broker: Option<&Broker>, req: &mut
         let name = &entries[*i].name;
         let covered = host.as_ref().is_some_and(|h| policy.secrets.get(name).is_some_and(|s| s.covers(h, req.port)));
         match place {
-            Place::Target | Place::Host => {
+            Place::Target | Place::Host | Place::HeaderName | Place::Method => {
                 return RequestVerdict::Deny(exfiltration(
                     name,
                     format!(
-                        "the placeholder of secret `{name}` is {} of a request to {authority}: a secret goes in a header only",
+                        "the placeholder of secret `{name}` is {} of a request to {authority}: a secret goes in a header's value only",
                         place.describe()
                     ),
                 ))

@@ -75,6 +75,8 @@ pub struct Broker {
 impl Broker {
     /// The broker for `policy`'s secrets; `None` when it has none. Placeholders come from
     /// the kernel's random source: an error there fails the session (never a guessable one).
+    /// With secrets, this process's core size limit is set to 0 (soft and hard): it holds
+    /// their values.
     pub fn new(policy: &Policy, var: &dyn Fn(&str) -> Option<String>) -> std::io::Result<Option<Broker>> {
         Broker::with_seed(policy, var, None)
     }
@@ -88,6 +90,12 @@ impl Broker {
     ) -> std::io::Result<Option<Broker>> {
         if policy.secrets.is_empty() {
             return Ok(None);
+        }
+        // A process that holds secret values dumps no core: a crash would write them to a
+        // file, in its working directory (usually the workspace) with `core_pattern=core`.
+        let none = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+        if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
+            tracing::warn!(error = %e, "RLIMIT_CORE could not be set to 0: a crash of this process could dump the secrets it holds");
         }
         let mut entries = Vec::new();
         for s in &policy.secrets.list {

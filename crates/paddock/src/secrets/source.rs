@@ -34,11 +34,12 @@ pub enum SourceError {
         /// Why.
         reason: String,
     },
-    /// `command:CMD` failed, timed out or printed nothing.
-    #[error("the command `{cmd}` {reason}")]
+    /// `command:CMD` failed, timed out or printed nothing. The message does not hold the
+    /// command: it reaches the child (the refused request's answer) and the audit log, and
+    /// a command may carry a credential of its own (`curl -H 'X-Vault-Token: ...'`; found
+    /// by an attack). The policy says what it is.
+    #[error("its command {reason}")]
     Command {
-        /// The command as written.
-        cmd: String,
         /// What went wrong.
         reason: String,
     },
@@ -128,7 +129,7 @@ impl SourceState {
 /// command that looks there (`python3 -m keyring`, `npx`, `./scripts/token`) would run
 /// what the agent planted, unconfined.
 fn run_command(cmd: &str) -> Result<Secret, SourceError> {
-    let err = |reason: String| SourceError::Command { cmd: cmd.to_string(), reason };
+    let err = |reason: String| SourceError::Command { reason };
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
@@ -231,7 +232,7 @@ mod tests {
         );
         let e = bad.get().unwrap_err().to_string();
         assert!(e.contains("failed (exit status: 3)"), "{e}");
-        assert_eq!(e.matches("sekrit").count(), 2, "the command as written only: {e}");
+        assert!(!e.contains("sekrit"), "neither the command nor its output: {e}");
         let mut empty = SourceState::new(&SecretSource::Command("true".into()), Duration::ZERO, &no_env);
         assert!(empty.get().unwrap_err().to_string().contains("printed nothing"));
     }

@@ -1,0 +1,103 @@
+//! What a `command:` source runs, against the write grants. The supervisor runs it outside
+//! the sandbox, with the user's rights: a program, script or `PATH` directory it uses that
+//! a call can write would let the call run code of its own there, unconfined (found by an
+//! attack: `command:/home/u/proj/get-token.sh` in the workspace, rewritten by the call, ran
+//! on the next refresh). Read as shell words: the first word and each word after `|`,
+//! `&&`, `||` or `;` is a program, found on `PATH` when it has no `/`; every word holding a
+//! `/` (an argument `python3 /ws/tok.py`, `--config=/ws/c`, a redirection `</ws/x`) is a
+//! path, relative ones to `/`, where the command runs. What a script reads on its own, or
+//! a word built at run time (`$(...)`, `$VAR`), is not seen: what the command names beyond
+//! these is the user's to trust.
+
+use std::path::{Path, PathBuf};
+
+use crate::paths::FsRules;
+
+/// The words after which a program is named.
+const SEPARATORS: [&str; 6] = ["|", "||", "&&", ";", "&", "!"];
+
+/// The first path `cmd` runs or names that a call could write, with the rule granting it;
+/// `Err` when `cmd` cannot be read as shell words.
+pub(crate) fn writable_use(cmd: &str, path_var: &str, fs: &FsRules) -> Result<Option<(PathBuf, String)>, String> {
+    let words = shell_words::split(cmd).map_err(|e| e.to_string())?;
+    let writable = |p: &Path| {
+        let p = crate::paths::normalize(p, Path::new("/"));
+        let d = fs.decide_write(&p);
+        d.is_allow().then(|| (p, d.rule.to_string()))
+    };
+    let mut program_next = true;
+    for w in &words {
+        if SEPARATORS.contains(&w.as_str()) {
+            program_next = true;
+            continue;
+        }
+        let is_program = std::mem::replace(&mut program_next, false);
+        // `VAR=value` before the program: the value is looked at, the next word is the program.
+        if is_program && !w.contains('/') && w.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+            program_next = true;
+        }
+        if is_program && !w.contains('/') && !w.contains('=') {
+            // Each `PATH` directory up to the one holding it: a call could put a program of
+            // that name in any of them first.
+            for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+                let dir = Path::new(dir);
+                if let Some(found) = writable(dir) {
+                    return Ok(Some(found));
+                }
+                let candidate = dir.join(w);
+                if candidate.is_file() {
+                    if let Some(found) = writable(&candidate) {
+                        return Ok(Some(found));
+                    }
+                    break;
+                }
+            }
+            continue;
+        }
+        for part in w.split(['=', '<', '>']).filter(|p| p.contains('/')) {
+            if let Some(found) = writable(Path::new(part)) {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(ws: &Path) -> FsRules {
+        let text = format!("version = 1\n[filesystem]\nwrite = [{:?}]\n", ws.to_str().unwrap());
+        let vars = crate::Vars { workspace: ws.into(), home: None, tmpdir: "/tmp".into(), caller_path: None };
+        crate::Policy::from_toml_str("p.toml", &text, &vars).unwrap().filesystem
+    }
+
+    #[test]
+    fn programs_paths_and_path_directories_a_call_can_write_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("tok"), "").unwrap();
+        std::fs::write(ws.join("tok"), "").unwrap();
+        let fs = fs(&ws);
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let ws_path = format!("{}:{}", ws.display(), bin.display());
+        let hit = |cmd: &str, path_var: &str| writable_use(cmd, path_var, &fs).unwrap().map(|(p, _)| p);
+        // A program or script in the workspace, however named.
+        assert_eq!(hit(&format!("{}/tok", ws.display()), &path), Some(ws.join("tok")));
+        assert_eq!(hit(&format!("python3 {}/tok --x", ws.display()), &path), Some(ws.join("tok")));
+        assert_eq!(hit(&format!("tok --config={}/c", ws.display()), &path), Some(ws.join("c")));
+        assert_eq!(hit(&format!("cat <{}/t | tok", ws.display()), &path), Some(ws.join("t")));
+        assert_eq!(hit(&format!("true && X=1 {}/tok", ws.display()), &path), Some(ws.join("tok")));
+        // A PATH directory the call can write, before the program's own.
+        assert_eq!(hit("tok", &ws_path), Some(ws.clone()));
+        // Nothing writable: the program found in `bin`, system programs, plain words.
+        assert_eq!(hit("tok --user me", &path), None);
+        assert_eq!(hit("gh auth token", &path), None);
+        assert_eq!(hit("printf %s abc", &path), None);
+        assert!(writable_use("echo 'unterminated", &path, &fs).is_err());
+    }
+}
