@@ -840,7 +840,147 @@ fn tree_questions_once_and_under_what_is_revoked_meanwhile(user: User) {
     assert_eq!(records(&f, "approval.ask").len(), 2, "{o}");
 }
 
+/// Python: asks to exec `/usr/bin/head -n1 README` with an environment too large for the
+/// kernel (the answer comes first; then the kernel fails it, `E2BIG`), makes `failed`,
+/// waits for `go`, then execs `sys.argv[1]` under the same argv.
+const RETRY: &str = r#"
+import os, sys, time
+argv = ["head", "-n1", "README"]
+try:
+    os.execve("/usr/bin/head", argv, {"PAD": "x" * 300000})
+except OSError as e:
+    print("first failed", e.errno, flush=True)
+open("failed", "w").close()
+while not os.path.exists("go"):
+    time.sleep(0.02)
+os.execve(sys.argv[1], argv, {"PATH": "/usr/bin:/bin"})
+"#;
+
+/// An answer about an exec stands for a retry of that very exec only (found by an attack:
+/// an exec allowed once that the kernel then failed was followed by the agent's own
+/// `./head` under the same argv, which ran on that answer, recorded as the person's), and
+/// is decided again against the revocations (an "always" answer revoked meanwhile let the
+/// same process's retry run).
+fn an_exec_answer_holds_for_that_program_and_until_revoked(user: User) {
+    let f = Fixture::new(user);
+    write(&f.ws.join("README"), "hello\n", 0o644);
+    write(&f.ws.join("head"), "#!/bin/sh\necho PWNED\n", 0o755);
+    let cmds = "[commands]\nscope = \"tree\"\nallow = [\"/usr/bin/python3 **\", \"sh **\"]\nask = [\"*\"]\n";
+    let pol = f.policy(&Pol { tail: &tail("50s", cmds), ..Pol::default() });
+    // Allowed once, failed by the kernel, then another program under the same argv: asked
+    // about on its own, and denied.
+    let run = start(&f, &pol, &["/usr/bin/python3", "-c", RETRY, "./head"]);
+    let q = next_question(&f, &[]);
+    assert_eq!(q["program"].as_str(), Some("/usr/bin/head"), "{q}");
+    assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+    wait_for_file(&f.ws.join("failed"));
+    write(&f.ws.join("go"), "", 0o666);
+    let q2 = next_question(&f, &[id(&q)]);
+    assert_eq!(q2["program"].as_str(), Some(f.ws.join("head").to_str().unwrap()), "asked about ./head: {q2}");
+    assert_eq!(paddock(&f, &["deny", &id(&q2)]).code(), 0);
+    let o = finish(run);
+    assert!(o.out().contains("first failed 7"), "{o}");
+    assert!(!o.out().contains("PWNED"), "the agent's program ran on the answer about /usr/bin/head\n{o}");
+    assert!(o.err().contains("Permission denied"), "{o}");
+    let execs = records(&f, "exec");
+    let last = execs.last().unwrap();
+    assert_eq!(last["decision"].as_str(), Some("deny"), "{last}");
+    assert!(!last["reason"].as_str().unwrap().contains("allowed once"), "{last}");
+    for name in ["failed", "go"] {
+        std::fs::remove_file(f.ws.join(name)).unwrap();
+    }
+    // Allowed always, failed by the kernel, revoked, then the same exec again.
+    let run = start(&f, &pol, &["/usr/bin/python3", "-c", RETRY, "/usr/bin/head"]);
+    let q = next_question(&f, &[]);
+    assert_eq!(paddock(&f, &["approve", &id(&q), "--scope", "always"]).code(), 0);
+    wait_for_file(&f.ws.join("failed"));
+    let r = paddock(&f, &["revoke", "rule:approved[0]"]);
+    assert_eq!(r.code(), 0, "{r}");
+    write(&f.ws.join("go"), "", 0o666);
+    let o = finish(run);
+    assert!(o.out().contains("first failed 7"), "{o}");
+    assert!(!o.out().contains("hello"), "the revoked answer let the retry run\n{o}");
+    let execs = records(&f, "exec");
+    let last = execs.last().unwrap();
+    assert_eq!((last["decision"].as_str(), last["program"].as_str()), (Some("deny"), Some("/usr/bin/head")), "{last}");
+}
+
+/// Polls until `p` exists, for at most `HANG`.
+fn wait_for_file(p: &Path) {
+    let start = Instant::now();
+    while !p.exists() {
+        assert!(start.elapsed() < HANG, "{} never appeared", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A call whose program is named through a symlink (`./tool` → `/usr/bin/head`): the
+/// person is shown what runs; a link re-pointed while the question waits (by another call,
+/// here by the host) made the answer run the agent's script instead (found by an attack).
+/// The call now runs the file the person was asked about, or not at all.
+fn a_call_runs_the_program_it_was_asked_about(user: User) {
+    let f = Fixture::new(user);
+    write(&f.ws.join("README"), "hello\n", 0o644);
+    write(&f.ws.join("evil.sh"), "#!/bin/sh\necho PWNED\n", 0o755);
+    let tool = f.ws.join("tool");
+    std::os::unix::fs::symlink("/usr/bin/head", &tool).unwrap();
+    let cmds = "[commands]\nallow = [\"sh **\"]\nask = [\"*\"]\n";
+    let pol = f.policy(&Pol { tail: &tail("50s", cmds), ..Pol::default() });
+    for repoint in [false, true] {
+        let run = start(&f, &pol, &["./tool", "-n1", "README"]);
+        let q = next_question(&f, &[]);
+        assert_eq!(q["program"].as_str(), Some("/usr/bin/head"), "{q}");
+        if repoint {
+            std::fs::remove_file(&tool).unwrap();
+            std::os::unix::fs::symlink("evil.sh", &tool).unwrap();
+        }
+        assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
+        let o = finish(run);
+        assert!(!o.out().contains("PWNED"), "the agent's script ran on the answer about /usr/bin/head\n{o}");
+        if repoint {
+            assert_ne!(o.code(), 0, "{o}");
+            assert!(o.err().contains("changed while the question waited"), "{o}");
+        } else {
+            assert_eq!((o.code(), o.out().as_str()), (0, "hello\n"), "control: the answer runs head\n{o}");
+        }
+    }
+}
+
+/// A session answer about a call given no input (it reads nothing: a no-op for `cat`)
+/// stands for that only, never for an exec in a call's tree fed input paddock does not
+/// know (found by an attack: `echo CODE | python3` ran on an answer about `python3`).
+fn a_session_answer_about_no_input_does_not_cover_piped_input(user: User) {
+    let f = Fixture::new(user);
+    let cmds = "[commands]\nscope = \"tree\"\nallow = [\"sh **\"]\nask = [\"cat\"]\n";
+    let pol = f.policy(&Pol { tail: &tail("50s", cmds), ..Pol::default() });
+    let (_server, request) = serve(&f, &pol);
+    let call = |body: &str| {
+        let (request, body) = (std::sync::Arc::clone(&request), body.to_string());
+        std::thread::spawn(move || request("POST", "/v1/calls", true, Some(&body)))
+    };
+    let answer = |q: &Value, how: &str, scope: &str| {
+        let body = format!(r#"{{"answer":"{how}","scope":"{scope}"}}"#);
+        let (status, body) = request("POST", &format!("/v1/approvals/{}", id(q)), true, Some(&body));
+        assert_eq!(status, 200, "{body}");
+    };
+    let first = call(r#"{"tool":"command","argv":["cat"]}"#);
+    let q = next_question(&f, &[]);
+    assert_eq!(q["stdin"].as_str(), Some("0 bytes: "), "the question says the call reads nothing: {q}");
+    answer(&q, "allow", "session");
+    let (status, body) = first.join().unwrap();
+    assert!(status == 200 && body.contains(r#""exit_code":0"#), "{body}");
+    let piped = call(r#"{"tool":"command","argv":["sh","-c","echo CODE | cat"]}"#);
+    let q2 = next_question(&f, &[id(&q)]);
+    assert_eq!(q2["subject"].as_str(), Some("cat"), "asked again, about the piped cat: {q2}");
+    answer(&q2, "deny", "once");
+    let (status, body) = piped.join().unwrap();
+    assert!(status == 200 && !body.contains(r#""stdout":"CODE"#), "{body}");
+}
+
 both_users!(
+    a_session_answer_about_no_input_does_not_cover_piped_input,
+    a_call_runs_the_program_it_was_asked_about,
+    an_exec_answer_holds_for_that_program_and_until_revoked,
     once_then_ask_again,
     session_and_always,
     no_answer_is_a_denial,

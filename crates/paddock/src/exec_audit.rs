@@ -29,8 +29,28 @@ pub(crate) struct ExecAuditor {
     call: std::sync::Mutex<Option<(std::path::PathBuf, Vec<String>, Decision)>>,
 }
 
-/// An exec a person was asked about: its pid, the rule that asked, its argv and its cwd.
-type AskedExec = (i32, String, Vec<String>, std::path::PathBuf);
+/// An exec a person was asked about: its pid, the rule that asked, its argv, its cwd, and
+/// what runs: the program and its interpreters, each by path, device and inode (an answer
+/// about one program never stands for another under the same argv; found by an attack: an
+/// exec allowed once that the kernel then failed, `E2BIG`, was followed by one of the
+/// agent's own file under the same argv, which ran on that answer).
+type AskedExec = (i32, String, Vec<String>, std::path::PathBuf, Vec<ProgramId>);
+
+/// A program's path, device and inode (0, 0 when it cannot be looked at).
+type ProgramId = (std::path::PathBuf, u64, u64);
+
+/// What `e` runs, by [`ProgramId`]: its program, then its interpreters.
+fn programs_of(e: &ExecRequest) -> Vec<ProgramId> {
+    use std::os::unix::fs::MetadataExt;
+    e.program
+        .iter()
+        .chain(e.interpreters.iter().map(|i| &i.program))
+        .map(|p| {
+            let (dev, ino) = std::fs::metadata(p).map_or((0, 0), |m| (m.dev(), m.ino()));
+            (p.clone(), dev, ino)
+        })
+        .collect()
+}
 
 impl ExecAuditor {
     pub(crate) fn new(inner: Arc<Inner>, call_id: String) -> ExecAuditor {
@@ -59,11 +79,16 @@ impl ExecAuditor {
                     .recheck(decided, &paddock_policy::Asked::Command { program: &program, argv });
             }
         }
-        let key = (e.pid, d.rule.to_string(), e.argv.clone(), e.cwd.clone());
+        let key = (e.pid, d.rule.to_string(), e.argv.clone(), e.cwd.clone(), programs_of(e));
         let mut last = self.last_asked.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, answer)) = last.as_ref() {
-            if *k == key {
-                return answer.clone();
+            // Not for an argv that is not UTF-8: two such argvs can read the same here. And
+            // decided again against the revocations (one since the answer withdraws it).
+            if *k == key && !e.argv_lossy {
+                if let Some(program) = &e.program {
+                    let asked = paddock_policy::Asked::Command { program, argv: &e.argv };
+                    return self.inner.policy().recheck(answer.clone(), &asked);
+                }
             }
         }
         let answer = match &e.program {

@@ -38,6 +38,28 @@ impl Decided {
     }
 }
 
+/// A program's path, device and inode (0, 0 when it cannot be looked at).
+pub(super) type ProgramId = (std::path::PathBuf, u64, u64);
+
+/// [`ProgramId`] of `program` now.
+fn program_id(program: &Path) -> ProgramId {
+    use std::os::unix::fs::MetadataExt;
+    let (dev, ino) = std::fs::metadata(program).map_or((0, 0), |m| (m.dev(), m.ino()));
+    (program.to_path_buf(), dev, ino)
+}
+
+/// A denial when `program` (what argv[0] resolves to now) is not the program `asked`
+/// named when the person was asked.
+pub(super) fn changed(asked: &ProgramId, program: &Path) -> Option<Decision> {
+    (program_id(program) != *asked).then(|| {
+        deny(format!(
+            "the person was asked about {}, and the call's program is {} now (changed while the question waited): denied",
+            asked.0.display(),
+            program.display()
+        ))
+    })
+}
+
 impl Inner {
     /// Makes the session's broker (once; later calls return it): questions go through
     /// `$STATE/approvals/` (`state` is `$STATE`), and its records to the session's log.
@@ -84,7 +106,7 @@ impl Inner {
         argv: &[String],
         cwd: &Path,
         stdin: Option<&str>,
-        answer: &mut Option<Decision>,
+        answer: &mut Option<(Decision, ProgramId)>,
     ) -> (Arc<Policy>, Decided) {
         let mut policy = self.policy();
         for _ in 0..4 {
@@ -98,8 +120,12 @@ impl Inner {
                     let d = deny(format!("{}; but the program does not resolve", d.reason));
                     return (policy, Decided::Answered(d));
                 }
-                (Some(a), Some(program)) => policy.recheck(a, &paddock_policy::Asked::Command { program, argv }),
+                (Some((a, asked)), Some(program)) => match changed(&asked, program) {
+                    Some(d) => d,
+                    None => policy.recheck(a, &paddock_policy::Asked::Command { program, argv }),
+                },
                 (None, Some(program)) => {
+                    let asked = program_id(program);
                     let subject = Subject::Command {
                         argv: argv.to_vec(),
                         program: program.clone(),
@@ -108,7 +134,18 @@ impl Inner {
                         once_only: false,
                     };
                     let a = self.resolve(&policy, d, subject);
-                    *answer = Some(a.clone());
+                    // What argv[0] names now is what the person was asked about: a symlink
+                    // re-pointed (or a file replaced) while the question waited runs
+                    // something else (found by an attack).
+                    let now = argv.first().and_then(|p| self.policy().resolve_program(p, cwd));
+                    let a = match now.as_deref().map_or_else(
+                        || Some(deny(format!("`{}` no longer resolves since the person was asked: denied", argv[0]))),
+                        |now| changed(&asked, now),
+                    ) {
+                        Some(d) => d,
+                        None => a,
+                    };
+                    *answer = Some((a.clone(), asked));
                     a
                 }
             };

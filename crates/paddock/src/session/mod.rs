@@ -231,7 +231,12 @@ impl Session {
                         let requested = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
                         let dir = spec::run_dir(&inner.policy(), &requested);
                         decided_in = Some((dir.clone(), identity(&dir)));
-                        let (policy, decided) = inner.decide_asked(argv, &dir, stdin.as_deref(), &mut answer);
+                        // No input given is empty input (it reads `/dev/null`), never the
+                        // unknown input of an exec in a call's tree: an answer about one
+                        // does not stand for the other (found by an attack: a session answer
+                        // about `python3` given nothing allowed `echo CODE | python3`).
+                        let given = Some(stdin.as_deref().unwrap_or(""));
+                        let (policy, decided) = inner.decide_asked(argv, &dir, given, &mut answer);
                         (policy, decided.answered())
                     }
                     _ => (inner.policy(), None),
@@ -257,6 +262,14 @@ impl Session {
                     Some(z) => z.view(),
                     None => Arc::new(spec::fs_view(&policy)),
                 });
+                // Started with the program the person was asked about, or not at all (the
+                // answer was checked against it; this is the path it starts by).
+                let mut decision = decision;
+                if let (Child::Run(spec), Some((_, asked))) = (&child, &answer) {
+                    if let Some(d) = approvals::changed(asked, &spec.program) {
+                        (decision, child) = (d, Child::Denied);
+                    }
+                }
                 if let (Child::Run(spec), Some((dir, Some(id)))) = (&mut child, &decided_in) {
                     // Where the call can write (a bind of the host's directory, so the same
                     // device and inode), it could have re-pointed the path: it starts in
