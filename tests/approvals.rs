@@ -873,7 +873,7 @@ fn an_exec_answer_holds_for_that_program_and_until_revoked(user: User) {
     let q = next_question(&f, &[]);
     assert_eq!(q["program"].as_str(), Some("/usr/bin/head"), "{q}");
     assert_eq!(paddock(&f, &["approve", &id(&q)]).code(), 0);
-    wait_for_file(&f.ws.join("failed"));
+    wait_for_path(&f.ws.join("failed"));
     write(&f.ws.join("go"), "", 0o666);
     let q2 = next_question(&f, &[id(&q)]);
     assert_eq!(q2["program"].as_str(), Some(f.ws.join("head").to_str().unwrap()), "asked about ./head: {q2}");
@@ -893,7 +893,7 @@ fn an_exec_answer_holds_for_that_program_and_until_revoked(user: User) {
     let run = start(&f, &pol, &["/usr/bin/python3", "-c", RETRY, "/usr/bin/head"]);
     let q = next_question(&f, &[]);
     assert_eq!(paddock(&f, &["approve", &id(&q), "--scope", "always"]).code(), 0);
-    wait_for_file(&f.ws.join("failed"));
+    wait_for_path(&f.ws.join("failed"));
     let r = paddock(&f, &["revoke", "rule:approved[0]"]);
     assert_eq!(r.code(), 0, "{r}");
     write(&f.ws.join("go"), "", 0o666);
@@ -903,15 +903,6 @@ fn an_exec_answer_holds_for_that_program_and_until_revoked(user: User) {
     let execs = records(&f, "exec");
     let last = execs.last().unwrap();
     assert_eq!((last["decision"].as_str(), last["program"].as_str()), (Some("deny"), Some("/usr/bin/head")), "{last}");
-}
-
-/// Polls until `p` exists, for at most `HANG`.
-fn wait_for_file(p: &Path) {
-    let start = Instant::now();
-    while !p.exists() {
-        assert!(start.elapsed() < HANG, "{} never appeared", p.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A call whose program is named through a symlink (`./tool` → `/usr/bin/head`): the

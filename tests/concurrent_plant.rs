@@ -29,7 +29,6 @@ use common::*;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 both_users!(
     a_git_dir_a_concurrent_call_made_is_not_the_users,
@@ -45,15 +44,6 @@ both_users!(
 const WAIT_FOR: &str =
     "wait_for() { i=0; while [ ! -e \"$1\" ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 9; sleep 0.05; done; }\n";
 
-/// Waits on the host (at most a minute) for `path` to exist.
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs call A (`a`, which must touch `a-ready`, then wait for `b-started`) and, once A's
 /// child is ready, call B (`b`, which must touch `b-started`, then wait for `a-gone`);
 /// `a-gone` is made once A's process has ended. Both outcomes.
@@ -62,7 +52,7 @@ fn overlap(f: &Fixture, a: &str, b: &str) -> (Out, Out) {
     let b = format!("{WAIT_FOR}{b}");
     std::thread::scope(|s| {
         let first = s.spawn(|| run_default_in(f, &f.ws, &["sh", "-c", &a]));
-        wait_for(&f.ws.join("a-ready"));
+        wait_for_path(&f.ws.join("a-ready"));
         let second = s.spawn(|| run_default_in(f, &f.ws, &["sh", "-c", &b]));
         let first = first.join().unwrap();
         write(&f.ws.join("a-gone"), "", 0o644);
@@ -183,7 +173,7 @@ fn a_match_a_call_on_an_enclosing_workspace_put_in_place_is_not_the_users(user: 
     let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; ln x .envrc && echo B-linked");
     let (oa, ob) = std::thread::scope(|s| {
         let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
-        wait_for(&f.ws.join("a-ready"));
+        wait_for_path(&f.ws.join("a-ready"));
         let second = s.spawn(|| run_default_in(&f, &d, &["sh", "-c", &b]));
         let first = first.join().unwrap();
         write(&d.join("a-gone"), "", 0o644);
@@ -255,7 +245,7 @@ wait_for b-started; mv .vscode .vscode-a"
     let b = format!("{WAIT_FOR}touch b-started; wait_for a-gone; test ! -e .vscode && {plant} && echo B-planted");
     let (oa, answer) = std::thread::scope(|s| {
         let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
-        wait_for(&f.ws.join("a-ready"));
+        wait_for_path(&f.ws.join("a-ready"));
         let second = s.spawn(|| mcp_shell_call(&f, &b));
         let first = first.join().unwrap();
         write(&f.ws.join("a-gone"), "", 0o644);
@@ -306,7 +296,7 @@ fn a_call_does_not_start_while_a_running_call_has_the_users_link_away(user: User
         let a = format!("{WAIT_FOR}{a}; touch a-ready; wait_for b-gone");
         std::thread::scope(|s| {
             let first = s.spawn(|| run_default_in(&f, &f.ws, &["sh", "-c", &a]));
-            wait_for(&f.ws.join("a-ready"));
+            wait_for_path(&f.ws.join("a-ready"));
             let second = run_default_in(&f, &f.ws, &["sh", "-c", b]);
             write(&f.ws.join("b-gone"), "", 0o644);
             let first = first.join().unwrap();

@@ -234,15 +234,6 @@ curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$4"
     assert!(r.out().contains("Exfiltration attempts (3):") && r.out().contains("Secrets used (1):"), "{r}");
 }
 
-/// Polls until `path` exists (the child's signal), for at most `HANG`.
-fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(start.elapsed() < HANG, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn rotation_and_revocation_apply_to_the_next_request(user: User) {
     let w = World::new(user);
     let api = w.url(API, "/rot");
@@ -257,13 +248,13 @@ curl -sS -D - -H "Authorization: Bearer $GH_TOKEN" "$1"
     let rotated = format!("ghp_ROTATED{}", unique());
     let out = std::thread::scope(|s| {
         let run = s.spawn(|| w.run(&["sh", "-c", script, "sh", &api, w.token_file.to_str().unwrap()]));
-        wait_for(&w.f.ws.join("step1"));
+        wait_for_path(&w.f.ws.join("step1"));
         // Rotation: a new file renamed into place.
         let tmp = w.f.root.join("new-token");
         write(&tmp, &rotated, 0o644);
         std::fs::rename(&tmp, &w.token_file).unwrap();
         write(&w.f.ws.join("go1"), "", 0o666);
-        wait_for(&w.f.ws.join("step2"));
+        wait_for_path(&w.f.ws.join("step2"));
         let r = w.f.launch(&[w.f.bin.clone().into(), "revoke".into(), "secret:gh".into()], &[], None);
         assert_eq!(r.code(), 0, "{r}");
         write(&w.f.ws.join("go2"), "", 0o666);

@@ -88,6 +88,15 @@ pub fn wait_past_ctime_margin(paths: &[std::path::PathBuf]) {
     }
 }
 
+/// Polls until `path` exists (a child's signal), for at most `HANG`.
+pub fn wait_for_path(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < HANG, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }
