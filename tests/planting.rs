@@ -37,7 +37,8 @@ both_users!(
     a_directory_made_unsearchable_on_a_rules_way_stops_the_next_call,
     what_the_host_mounts_during_a_call_is_said_and_left_alone,
     a_mount_remounted_moved_in_or_gone_during_a_call_is_said,
-    a_pseudo_filesystem_is_not_scanned_but_what_is_mounted_in_it_is
+    a_pseudo_filesystem_is_not_scanned_but_what_is_mounted_in_it_is,
+    a_directory_bound_onto_itself_is_scanned_call_after_call
 );
 
 /// Files under `dir` (recursively) whose name holds `.paddock-moved-`.
@@ -1009,4 +1010,25 @@ fn a_pseudo_filesystem_is_not_scanned_but_what_is_mounted_in_it_is(user: User) {
     assert!(!o.err().contains("could not be checked"), "{o}");
     assert!(o.err().contains(&format!("created {}", f.ws.join("own/.envrc").display())), "{o}");
     assert!(o.err().contains(&format!("created {}", p.join("sys/fs/.envrc").display())), "{o}");
+}
+
+/// A directory bound onto itself (its mount's root is the very directory its parent
+/// lists): from the second call on, its kept listing stood for it unopened, its mount was
+/// not noted at the start, and a call that planted there got "mounted there during the
+/// call" and its match was left (found by an attack on the second version). It is noted
+/// wherever it is met now: what each call plants there is moved aside.
+fn a_directory_bound_onto_itself_is_scanned_call_after_call(user: User) {
+    let f = Fixture::new(user);
+    let d = mount_point(&f, "d");
+    write(&d.join("readme"), "hi\n", 0o644);
+    let before = bind_line(&d, &d);
+    // Past the margin, so the first call keeps the listings the second starts from.
+    wait_past_ctime_margin(&[f.ws.clone(), d.clone()]);
+    let o = with_host_mounts(&f, &before, "true", default_argv(&f, &f.ws, &["true"]));
+    assert_eq!(o.code(), 0, "{o}");
+    let plant = "echo 'export EVIL=1' > d/.envrc";
+    let o = with_host_mounts(&f, &before, "true", default_argv(&f, &f.ws, &["sh", "-c", plant]));
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(!o.err().contains("could not be checked"), "{o}");
+    assert!(o.err().contains(&format!("created {}", d.join(".envrc").display())), "{o}");
 }

@@ -43,7 +43,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::MARGIN_SECS;
 use super::plan::{overlay_candidate, roots, Rules, Verdict as PathVerdict};
-use super::walk::PSEUDO_FS;
+use super::walk::pseudo_type;
 use super::watch::{self, Verdict, Watch};
 use crate::spec::{PathPlan, SandboxSpec};
 use crate::sys;
@@ -302,7 +302,7 @@ impl ViewStamp {
             }
             if parent_dev != Some(k[0] as u64) {
                 let t = sys::fs_type(dir.as_fd()).map_err(|e| Stale(format!("{}: {e}", path.display())))?;
-                if PSEUDO_FS.contains(&t) {
+                if pseudo_type(t) {
                     // Not walked (no socket lives there): compared by its status alone.
                     if let (Some(wd), Some(w)) = (wd, watch.as_deref_mut()) {
                         w.remove(wd);

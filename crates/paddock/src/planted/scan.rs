@@ -111,10 +111,6 @@ pub(super) struct Listing {
 pub(super) type Listings =
     HashMap<(u64, u64), Arc<Listing>, std::hash::BuildHasherDefault<paddock_sandbox::InodeHasher>>;
 
-fn stamp(st: &rustix::fs::Stat) -> [i64; 6] {
-    [st.st_ctime, st.st_ctime_nsec as i64, st.st_mtime, st.st_mtime_nsec as i64, st.st_size, st.st_nlink as i64]
-}
-
 const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 
 /// Scans each root (a write grant, or a rule's prefix beneath one), with the listings of
@@ -171,15 +167,11 @@ struct Walk<'a> {
 struct DirStatus {
     dev: u64,
     ino: u64,
-    /// See [`stamp`]; its first element is the ctime's seconds.
+    /// As [`Listing::stamp`]: ctime (s, ns), mtime (s, ns), size, link count.
     stamp: [i64; 6],
 }
 
 impl DirStatus {
-    fn of_stat(st: &rustix::fs::Stat) -> DirStatus {
-        DirStatus { dev: st.st_dev, ino: st.st_ino, stamp: stamp(st) }
-    }
-
     fn of_statx(st: &Statx) -> DirStatus {
         let stamp = [
             st.stx_ctime.tv_sec,
@@ -279,6 +271,9 @@ impl Walk<'_> {
                                 Ok(fd) => stack.push(Dir::Open(fd, None, p)),
                                 // A file's mount, or gone since the table was read.
                                 Err(Errno::NOTDIR | Errno::NOENT) => {}
+                                // Not searched by paddock (with the child's uid and at least
+                                // its capabilities), so not reached by the child either.
+                                Err(Errno::ACCESS) if !reachable(&p) => {}
                                 Err(e) => out.failed.push((p, e.to_string())),
                             }
                         }
@@ -314,9 +309,19 @@ impl Walk<'_> {
     ) {
         let bytes = path.as_os_str().as_bytes();
         let rel = Path::new(OsStr::from_bytes(&bytes[skip.min(bytes.len())..]));
-        if let Ok(stat) = rustix::fs::statat(&*base, rel, AtFlags::SYMLINK_NOFOLLOW) {
-            let st = DirStatus::of_stat(&stat);
-            if FileType::from_raw_mode(stat.st_mode) == FileType::Directory && (st.dev, st.ino) == id {
+        if let Ok(stx) = rustix::fs::statx(&*base, rel, AtFlags::SYMLINK_NOFOLLOW, DIR_STATX) {
+            let st = DirStatus::of_statx(&stx);
+            let directory = FileType::from_raw_mode(u32::from(stx.stx_mode)) == FileType::Directory;
+            // The bind of a directory onto itself is its listed object: noted as a mount
+            // met here, as when opened.
+            if let (true, Some(mount)) = (directory && (st.dev, st.ino) == id, identity::mount_root(&stx)) {
+                out.mounts.insert(mount, path.clone());
+                if self.start.is_some_and(|start| !start.contains_key(&mount)) {
+                    out.failed.push((path, MOUNTED_DURING.to_string()));
+                    return;
+                }
+            }
+            if directory && (st.dev, st.ino) == id {
                 if let Some(l) = self.kept(&st, &path).filter(|l| l.matches.is_empty()) {
                     for (name, ino) in &l.dirs {
                         let child = path.join(OsStr::from_bytes(name.to_bytes()));
@@ -524,6 +529,11 @@ fn read(globs: &Globs, own: &[PathBuf], parent: &Rc<OwnedFd>, path: &Path, out: 
 /// `Path`'s own equality parses both into components, a cost on every directory).
 fn same_path(a: &Path, b: &Path) -> bool {
     a.as_os_str().as_bytes() == b.as_os_str().as_bytes()
+}
+
+/// Whether this process may search the directory at `path` and every one on its way.
+fn reachable(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 /// Whether this process may search directory `name` of `parent`.

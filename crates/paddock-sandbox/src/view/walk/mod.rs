@@ -42,35 +42,42 @@ pub(crate) const WALKS: usize = 4;
 /// The `getdents64` buffer: directories up to a few thousand entries are read in one call.
 pub(super) const BUF: usize = 256 * 1024;
 
-/// Filesystems that hold no socket files and are never walked.
-pub(crate) const PSEUDO_FS: [i64; 13] = [
-    0x9fa0,      // proc
-    0x6265_6572, // sysfs
-    0x0027_e0eb, // cgroup
-    0x6367_7270, // cgroup2
-    0x6462_6720, // debugfs
-    0x7472_6163, // tracefs
-    0x7363_6673, // securityfs
-    0xcafe_4a11, // bpf
-    0x1cd1,      // devpts
-    0x6165_676c, // pstore
-    0x6265_6570, // configfs
-    0x6573_5543, // fusectl
-    0x4249_4e4d, // binfmt_misc
+/// Filesystems that hold no socket and no file of the user's, and are never walked, nor
+/// scanned for what a call planted (no call can make a file there): as `mountinfo` names
+/// them, and their `f_type`. One table for every check, by name or by type.
+const PSEUDO: [(&str, i64); 13] = [
+    ("proc", 0x9fa0),
+    ("sysfs", 0x6265_6572),
+    ("cgroup", 0x0027_e0eb),
+    ("cgroup2", 0x6367_7270),
+    ("debugfs", 0x6462_6720),
+    ("tracefs", 0x7472_6163),
+    ("securityfs", 0x7363_6673),
+    ("bpf", 0xcafe_4a11),
+    ("devpts", 0x1cd1),
+    ("pstore", 0x6165_676c),
+    ("configfs", 0x6265_6570),
+    ("fusectl", 0x6573_5543),
+    ("binfmt_misc", 0x4249_4e4d),
 ];
+
+/// Whether `f_type` is a pseudo filesystem's ([`PSEUDO`]).
+pub(crate) fn pseudo_type(f_type: i64) -> bool {
+    PSEUDO.iter().any(|(_, t)| *t == f_type)
+}
 
 /// Whether the directory open at `fd` lies on a pseudo filesystem ([`PSEUDO_FS`]: `proc`,
 /// `sysfs`, `cgroup` and the like), where no file of the user's lives and no call can
 /// leave one: the view's walk does not enter one, nor does the scan for matches a call
 /// planted.
 pub fn pseudo_filesystem(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    Ok(PSEUDO_FS.contains(&sys::fs_type(fd)?))
+    Ok(pseudo_type(sys::fs_type(fd)?))
 }
 
 /// The mounts of this process's mount namespace inside the pseudo filesystem mounted at
-/// `point` that are not pseudo filesystems themselves, by mount point: those whose nearest
-/// mount above is a pseudo filesystem's (what is mounted beneath them is met from them). A
-/// scan that does not enter a pseudo filesystem starts again from each of these.
+/// `point` that are not pseudo filesystems themselves, by mount point: those with only
+/// pseudo filesystems between (what is mounted beneath them is met from them). A scan that
+/// does not enter a pseudo filesystem starts again from each of these.
 pub fn mounts_in_pseudo(point: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(in_pseudo(&std::fs::read("/proc/self/mountinfo")?, point))
 }
@@ -83,8 +90,10 @@ fn in_pseudo(table: &[u8], point: &Path) -> Vec<PathBuf> {
         if *pseudo || p == point || !p.starts_with(point) || out.contains(p) {
             continue;
         }
-        let above = all.iter().filter(|(q, _)| q != p && p.starts_with(q)).max_by_key(|(q, _)| q.as_os_str().len());
-        if above.is_some_and(|(_, pseudo)| *pseudo) {
+        // Only pseudo filesystems between: one beneath another kind of mount is met from
+        // that one's root (else it was scanned twice).
+        let between = all.iter().filter(|(q, _)| q != p && q != point && p.starts_with(q) && q.starts_with(point));
+        if between.clone().all(|(_, pseudo)| *pseudo) {
             out.push(p.clone());
         }
     }
@@ -373,34 +382,9 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// The kinds of filesystem (as `mountinfo` names them) that hold no socket or file of the
-/// user's: inside a pseudo filesystem, the walk passes them over with it.
-const PSEUDO_KINDS: [&str; 20] = [
-    "proc",
-    "sysfs",
-    "cgroup",
-    "cgroup2",
-    "debugfs",
-    "tracefs",
-    "securityfs",
-    "pstore",
-    "bpf",
-    "configfs",
-    "fusectl",
-    "binfmt_misc",
-    "efivarfs",
-    "mqueue",
-    "hugetlbfs",
-    "devpts",
-    "autofs",
-    "rpc_pipefs",
-    "nfsd",
-    "selinuxfs",
-];
-
 /// Whether `kind` (as `mountinfo` names it) is a pseudo filesystem's.
 fn pseudo_kind(kind: &[u8]) -> bool {
-    std::str::from_utf8(kind).is_ok_and(|k| PSEUDO_KINDS.contains(&k))
+    PSEUDO.iter().any(|(name, _)| name.as_bytes() == kind)
 }
 
 /// The mounts in `table` (a `mountinfo`) beneath `root` other than pseudo filesystems, by
@@ -428,6 +412,15 @@ mod pseudo_tests {
 ";
         let got = in_pseudo(t, Path::new("/ws/p"));
         assert_eq!(got, [PathBuf::from("/ws/p/sys/fs"), PathBuf::from("/ws/p/bus/x")]);
+        // sysfs > tmpfs > sysfs > tmpfs: the innermost is the inner sysfs's only.
+        let chain = b"1 0 8:1 / / rw - ext4 /dev/sda1 rw
+2 1 0:5 / /ws/s rw - sysfs sysfs rw
+3 2 0:6 / /ws/s/a rw - tmpfs tmpfs rw
+4 3 0:7 / /ws/s/a/s rw - sysfs sysfs rw
+5 4 0:8 / /ws/s/a/s/b rw - tmpfs tmpfs rw
+";
+        assert_eq!(in_pseudo(chain, Path::new("/ws/s")), [PathBuf::from("/ws/s/a")]);
+        assert_eq!(in_pseudo(chain, Path::new("/ws/s/a/s")), [PathBuf::from("/ws/s/a/s/b")]);
         assert!(in_pseudo(t, Path::new("/ws/pp")).is_empty());
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::entry::{is_listed, kind, list, rel_c, Entry, Item, DT_DIR, DT_SOCK, DT_UNKNOWN, TRIES};
-use super::{Walker, PSEUDO_FS};
+use super::{pseudo_type, Walker};
 use crate::sys;
 use crate::view::cache;
 use crate::view::plan::Verdict;
@@ -98,7 +98,7 @@ impl Walker<'_> {
         }
         if st.st_dev != parent_dev {
             let t = sys::fs_type(dir.as_fd()).map_err(|e| ViewError::Open { path: path.clone(), source: e })?;
-            if PSEUDO_FS.contains(&t) {
+            if pseudo_type(t) {
                 // Not entered; what else is mounted inside it is walked from its own root
                 // (found by an attack: `$STATE` and a host socket bound over entries of a
                 // `sysfs` mounted in the workspace were passed over with it).
