@@ -58,6 +58,9 @@ pub fn serve(a: ServeArgs) -> i32 {
     cfg.max_body = max_body;
     cfg.max_queue = a.max_queue;
     cfg.shutdown_grace = grace;
+    // A view masks the token file there at its start, not a file renamed into its place.
+    let token_dir = own(&token_file).parent().map(|d| paddock_policy::normalize(d, std::path::Path::new("/")));
+    cfg.token_in_reach = token_dir.is_some_and(|d| policy.decide_read(&d).is_allow());
     if let Some(n) = a.max_concurrent {
         cfg.max_concurrent = n.max(1);
     }

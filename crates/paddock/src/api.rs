@@ -65,6 +65,9 @@ pub struct ApiConfig {
     pub max_queue: usize,
     /// How long running calls may take to finish on shutdown (default 10 s).
     pub shutdown_grace: Duration,
+    /// The token file lies in a directory a call may read (default false): a new file
+    /// renamed into its place is refused, never taken as the token ([`TokenError::ReplacedInReach`]).
+    pub token_in_reach: bool,
 }
 
 impl ApiConfig {
@@ -77,6 +80,7 @@ impl ApiConfig {
             max_concurrent: (2 * cores).max(2),
             max_queue: 256,
             shutdown_grace: Duration::from_secs(10),
+            token_in_reach: false,
         }
     }
 }
@@ -133,7 +137,7 @@ impl Server {
     /// `Listen::Tcp` must hold a loopback address (from [`parse_listen`]); it is checked
     /// again here.
     pub async fn bind(listen: &Listen, cfg: ApiConfig) -> Result<Server, ApiError> {
-        let token = Token::load(&cfg.token_file)?;
+        let token = Token::load_in(&cfg.token_file, cfg.token_in_reach)?;
         let bound = match listen {
             Listen::Tcp(addr) => {
                 let addr = parse_listen(&addr.to_string())?;

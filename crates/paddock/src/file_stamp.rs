@@ -31,4 +31,10 @@ impl FileStamp {
             mode: m.mode(),
         }
     }
+
+    /// Whether `other` is a version of the same file (device and inode): not one renamed
+    /// into its place.
+    pub(crate) fn same_file(&self, other: &FileStamp) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
 }

@@ -38,6 +38,13 @@ pub enum TokenError {
         /// How many names it has.
         links: u64,
     },
+    /// The file was replaced by another (renamed into place) where a call can read it:
+    /// a call running then may have read the new token, so no token is taken until a
+    /// restart with the file out of calls' reach (or rewritten in place).
+    #[error(
+        "token file {0}: replaced by another file (renamed into place) in a directory a call may read: a call running then could read the new token, so no token is accepted; move the token file out of the policy's grants (the default $STATE/token is) and restart, or rotate it by rewriting it in place"
+    )]
+    ReplacedInReach(String),
     /// Reading or creating the file failed.
     #[error("token file {path}: {source}")]
     Io {
@@ -79,12 +86,21 @@ pub fn ensure_token_file(path: &Path) -> Result<bool, TokenError> {
 pub struct Token {
     path: PathBuf,
     cached: Mutex<Option<(crate::file_stamp::FileStamp, [u8; 32])>>,
+    /// The file lies where a call can read a file renamed into its place (a view masks the
+    /// file there at its start, not what replaces it): a replacement is refused.
+    in_reach: bool,
 }
 
 impl Token {
     /// Reads and checks the token file now (so that a bad file stops `serve` at start).
     pub fn load(path: &Path) -> Result<Token, TokenError> {
-        let t = Token { path: path.to_path_buf(), cached: Mutex::new(None) };
+        Token::load_in(path, false)
+    }
+
+    /// [`Token::load`]; `in_reach`: the file's directory is one a call may read, where a
+    /// new file renamed into the token file's place is refused ([`TokenError::ReplacedInReach`]).
+    pub fn load_in(path: &Path, in_reach: bool) -> Result<Token, TokenError> {
+        let t = Token { path: path.to_path_buf(), cached: Mutex::new(None), in_reach };
         t.current()?;
         Ok(t)
     }
@@ -109,6 +125,13 @@ impl Token {
         if let Some((s, digest)) = *cached {
             if s == stamp {
                 return Ok(digest);
+            }
+            if self.in_reach && !s.same_file(&stamp) {
+                tracing::error!(
+                    "token file {} was replaced where a call may read it: no token is accepted",
+                    self.path.display()
+                );
+                return Err(TokenError::ReplacedInReach(self.path.display().to_string()));
             }
         }
         let shown = || self.path.display().to_string();
@@ -197,6 +220,29 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, "  \n").unwrap();
         assert!(matches!(t.verify("x"), Err(TokenError::Empty(_))));
+    }
+
+    /// In a directory a call may read, a token file renamed into place is refused (a call
+    /// running then could read it: found by an attack); one rewritten in place is taken.
+    /// Elsewhere a rename is a rotation like any other.
+    #[test]
+    fn a_token_renamed_into_reach_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let put = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            p
+        };
+        put("token", "one\n");
+        let (reach, elsewhere) = (Token::load_in(&path, true).unwrap(), Token::load_in(&path, false).unwrap());
+        std::fs::write(&path, "two\n").unwrap();
+        assert!(reach.verify("two").unwrap() && elsewhere.verify("two").unwrap(), "rewritten in place");
+        std::fs::rename(put("token.new", "three\n"), &path).unwrap();
+        assert!(elsewhere.verify("three").unwrap());
+        assert!(matches!(reach.verify("three"), Err(TokenError::ReplacedInReach(_))));
+        assert!(matches!(reach.verify("two"), Err(TokenError::ReplacedInReach(_))), "nor the old one");
     }
 
     #[test]
