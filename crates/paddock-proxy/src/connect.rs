@@ -162,7 +162,7 @@ pub(crate) async fn relay_checked(
     check: Check<'_>,
 ) -> io::Result<()> {
     let timeouts = (check.header_timeout, opts.idle);
-    let watch = Watch::new(Arc::clone(check.policy), check.target.clone());
+    let watch = Watch::new(Arc::clone(check.policy), check.target.clone(), guard.rule());
     let counters = (&*guard.up, &*guard.down);
     let first =
         crate::tunnel::check(&mut client, &mut upstream, preread, check.engine, check.target, timeouts, counters);

@@ -178,6 +178,11 @@ impl EventGuard {
         let mut d = self.draft.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut d);
     }
+
+    /// The rule the connection was decided by, so far.
+    pub(crate) fn rule(&self) -> String {
+        self.draft.lock().unwrap_or_else(|p| p.into_inner()).rule.clone()
+    }
 }
 
 impl Drop for EventGuard {

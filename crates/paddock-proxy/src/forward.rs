@@ -108,7 +108,7 @@ pub(crate) async fn handle(mut req: Request<Incoming>, shared: &Arc<Shared>, sta
         Err(e) => return bad_request(&guard, target.host.as_policy_str(), e),
     };
 
-    let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone());
+    let watch = Watch::new(Arc::clone(&shared.gate.policy), target.clone(), guard.rule());
     if let Some(rec) = &record {
         watch.request(rec);
     }

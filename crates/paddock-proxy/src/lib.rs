@@ -200,6 +200,15 @@ pub trait HostPolicy: Send + Sync + 'static {
             HostDecision::deny("default", format!("{host}:{port} needs a person's answer, and nobody can be asked"));
         Box::pin(std::future::ready(d))
     }
+
+    /// Decides again an open connection to `host:port` that a person's answer let through
+    /// (`rule`: the rule that answer gave, `approved[N]` for a standing one) while its host
+    /// is still only asked about: a refusal now (that rule revoked) cuts it. The default:
+    /// the answer stands.
+    fn recheck_answer(&self, host: &str, port: u16, rule: &str) -> Option<HostDecision> {
+        let _ = (host, port, rule);
+        None
+    }
 }
 
 /// A policy's answer for one host and port.

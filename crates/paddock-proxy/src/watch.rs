@@ -20,16 +20,18 @@ pub(crate) struct Watch {
     policy: Arc<dyn HostPolicy>,
     target: Target,
     /// Let through by a person's answer, its host one the policy asks about: a question
-    /// again is no reason to cut it, a refusal is.
-    asked: bool,
+    /// again is no reason to cut it, a refusal is, and so is the answer's rule revoked
+    /// ([`HostPolicy::recheck_answer`]). The rule it was let through by.
+    asked: Option<String>,
     /// Requests seen in plain text on the connection, while they stream (their records
     /// live as long as their bodies): each decided again too.
     requests: Mutex<Vec<Weak<HttpRecord>>>,
 }
 
 impl Watch {
-    pub(crate) fn new(policy: Arc<dyn HostPolicy>, target: Target) -> Watch {
-        let asked = policy.decide(&target.host.as_policy_str(), target.port).ask;
+    /// `rule`: the rule the connection was let through by.
+    pub(crate) fn new(policy: Arc<dyn HostPolicy>, target: Target, rule: String) -> Watch {
+        let asked = policy.decide(&target.host.as_policy_str(), target.port).ask.then_some(rule);
         Watch { policy, target, asked, requests: Mutex::default() }
     }
 
@@ -41,9 +43,16 @@ impl Watch {
     /// Why the connection must be cut now, if it must: its host is refused, or no longer
     /// allowed by the rule (or the standing answer) that let it through.
     fn cut(&self) -> Option<String> {
-        let d = self.policy.decide(&self.target.host.as_policy_str(), self.target.port);
-        let stands = d.allow || (d.ask && self.asked);
-        if !stands {
+        let host = self.target.host.as_policy_str();
+        let mut d = self.policy.decide(&host, self.target.port);
+        if let (true, Some(rule)) = (d.ask, &self.asked) {
+            // Still only asked about: the answer that let it through decides.
+            match self.policy.recheck_answer(&host, self.target.port, rule) {
+                Some(refused) => d = refused,
+                None => d.allow = true,
+            }
+        }
+        if !d.allow {
             return Some(format!("cut while open: {} now refuses {} ({})", d.rule, self.target.authority(), d.reason));
         }
         let live: Vec<Arc<HttpRecord>> = {

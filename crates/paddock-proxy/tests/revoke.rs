@@ -39,7 +39,7 @@ async fn a_revocation_cuts_the_tunnels_already_open() {
 }
 
 /// `allowed.test` by a switch: 0 asked about (and a person allows), 1 allowed by a rule,
-/// 2 refused (revoked).
+/// 2 refused (revoked), 3 asked about with the answer's own rule revoked.
 struct Switched {
     mode: Arc<AtomicU8>,
 }
@@ -47,7 +47,7 @@ struct Switched {
 impl HostPolicy for Switched {
     fn decide(&self, host: &str, port: u16) -> HostDecision {
         match (host, self.mode.load(Ordering::SeqCst)) {
-            ("allowed.test", 0) => HostDecision { ask: true, ..HostDecision::deny("network.ask[0]", "asked") },
+            ("allowed.test", 0 | 3) => HostDecision { ask: true, ..HostDecision::deny("network.ask[0]", "asked") },
             ("allowed.test", 2) => HostDecision::deny("network.ask[0]", "revoked by `network:allowed.test`"),
             _ => TestPolicy { allow_private: true }.decide(host, port),
         }
@@ -63,7 +63,11 @@ impl HostPolicy for Switched {
         _host: &str,
         _port: u16,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
-        Box::pin(std::future::ready(HostDecision::allow("approved", "a person allowed it once")))
+        Box::pin(std::future::ready(HostDecision::allow("approved[0]", "a person allowed it always")))
+    }
+    fn recheck_answer(&self, _host: &str, _port: u16, rule: &str) -> Option<HostDecision> {
+        (self.mode.load(Ordering::SeqCst) == 3 && rule == "approved[0]")
+            .then(|| HostDecision::deny("approved[0]", "revoked by `rule:approved[0]`"))
     }
 }
 
@@ -95,6 +99,12 @@ async fn a_tunnel_a_person_let_through_is_cut_when_refused_not_when_asked_about(
     // ...until the host is refused.
     mode.store(2, Ordering::SeqCst);
     assert!(ended_within(&mut asked, Duration::from_secs(10)).await, "cut once refused");
+    // Or until the answer itself is revoked (`revoke rule:approved[N]`), its host still
+    // only asked about (found by an attack: such a tunnel kept streaming).
+    mode.store(0, Ordering::SeqCst);
+    let mut answered = open_tunnel(&proxy, echo.port()).await;
+    mode.store(3, Ordering::SeqCst);
+    assert!(ended_within(&mut answered, Duration::from_secs(10)).await, "cut once its answer is revoked");
     // Let through by a rule: once the host is only asked about again (the rule that
     // allowed it revoked), it is cut.
     mode.store(1, Ordering::SeqCst);

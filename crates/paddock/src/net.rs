@@ -227,6 +227,20 @@ impl HostPolicy for PolicyGate {
     fn private_allowed(&self, addr: IpAddr) -> bool {
         self.policy().private_allowed(addr)
     }
+    fn recheck_answer(&self, host: &str, port: u16, rule: &str) -> Option<HostDecision> {
+        // The answer as a decision, decided again under the revocations in force (a
+        // standing answer's `approved[N]` revoked: found by an attack, the connection it
+        // let through kept streaming after `revoke rule:approved[N]`).
+        let policy = self.policy().0;
+        let h = paddock_policy::normalize_host(host).ok()?;
+        let answer = paddock_policy::Decision {
+            verdict: paddock_policy::Verdict::Allow,
+            rule: rule.into(),
+            reason: String::new(),
+        };
+        let d = policy.recheck(answer, &paddock_policy::Asked::Network { host: &h, port });
+        (!d.is_allow()).then(|| HostDecision { allow: false, rule: d.rule.to_string(), reason: d.reason, ask: false })
+    }
     fn ask(&self, host: &str, port: u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostDecision> + Send>> {
         // The wait is a person's: on a blocking thread, the proxy's other connections go on.
         let (inner, host) = (Arc::clone(&self.0), host.to_string());

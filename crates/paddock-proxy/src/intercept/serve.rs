@@ -65,7 +65,7 @@ where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Intercepted { shared, engine, target, decision } = ctx;
-    let watch = Arc::new(Watch::new(Arc::clone(&shared.gate.policy), target.clone()));
+    let watch = Arc::new(Watch::new(Arc::clone(&shared.gate.policy), target.clone(), guard.rule()));
     let host = target.host.as_policy_str();
     let server = engine.intercept.ca.server_config(&host).map_err(io::Error::other)?;
     let header_timeout = shared.cfg.header_timeout;
