@@ -33,7 +33,8 @@ impl FileStamp {
     }
 
     /// Whether `other` is a version of the same file (device and inode): not one renamed
-    /// into its place.
+    /// into its place. (The serve token's check.)
+    #[cfg(feature = "serve")]
     pub(crate) fn same_file(&self, other: &FileStamp) -> bool {
         (self.dev, self.ino) == (other.dev, other.ino)
     }
