@@ -18,7 +18,9 @@
 //! encoded `/` or `\`, a bad `%` escape, an encoded `%`, a `;`, a control character, a
 //! segment that starts or ends with white space) is refused for a host with rules: a
 //! server that normalises it (decodes twice, strips `;` parameters, trims) would serve a
-//! path no pattern was checked against. Deny patterns match the method and the path in
+//! path no pattern was checked against. For a host with deny patterns, so is one a server
+//! may read as another ([`ambiguous`]: a segment before the last ending in `.`, an encoded
+//! `?` or `#`, a character outside ASCII, `::$`). Deny patterns match the method and the path in
 //! any case (as the most lenient case-insensitive match sees it: `ı` is `i`), allow
 //! patterns exactly: `DELETE /repos/acme/PRIVATE` meets `deny = ["DELETE
 //! /repos/acme/private/**"]` on a server whose names ignore case; and deny patterns meet a
@@ -335,6 +337,35 @@ fn split_path(path: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Why a path in normal form may still be read by some server as a path the deny patterns
+/// would refuse, if it may: a segment before the last that ends in `.` (IIS and Windows
+/// drop it), an encoded `?` or `#` (a front end that decodes and forwards makes it a query
+/// or a fragment), a character outside ASCII (a server that folds Unicode, NFKC, reads
+/// fullwidth `ａｄｍｉｎ` as `admin`, and one that drops zero-width characters), an NTFS
+/// stream name (`::$DATA`). Checked for a host with deny patterns (found by an attack: each
+/// reached a denied path with the secret); an allow pattern meets such a path only as
+/// written, so a host with allow patterns alone refuses it where none matches.
+fn ambiguous(segments: &[String]) -> Option<&'static str> {
+    let before_last = segments.len().saturating_sub(1);
+    if segments[..before_last].iter().any(|s| s.ends_with('.')) {
+        return Some("a segment that ends in `.` (which some servers drop)");
+    }
+    for s in segments {
+        if s.contains(['?', '#']) {
+            return Some(
+                "an encoded `?` or `#` (which a server that decodes and forwards reads as a query or fragment)",
+            );
+        }
+        if !s.is_ascii() {
+            return Some("a character outside ASCII (which a server that folds Unicode may read as another name)");
+        }
+        if s.contains("::$") {
+            return Some("an NTFS stream name (`::$`)");
+        }
+    }
+    None
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -383,7 +414,12 @@ impl HttpRules {
         let rules: Vec<&HttpRule> = self.for_host(host, port).collect();
         let first = rules.first()?;
         let shown = format!("{method} {}", path.split(['?', '#']).next().unwrap_or(""));
-        let segments = match split_path(path) {
+        let has_deny = rules.iter().any(|r| !r.deny.is_empty());
+        let segments = match split_path(path)
+            .and_then(|s| match ambiguous(&s).filter(|_| has_deny) {
+                Some(why) => Err(why.to_string()),
+                None => Ok(s),
+            }) {
             Ok(s) => s,
             Err(why) => {
                 return Some(Decision::deny(

@@ -49,6 +49,23 @@ fn requests_are_decided_by_their_host_rules() {
     ] {
         assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
     }
+    // Forms a server may read as a denied path, for a host with deny patterns (found by
+    // an attack, each reaching `/repos/acme/secret/k` on some server).
+    for path in [
+        "/repos/acme/secret./k",
+        "/repos/acme/secret%2e/k",
+        "/repos/acme/secret%3F/k",
+        "/repos/acme/secret%23/k",
+        "/repos/acme/%EF%BD%93ecret/k",
+        "/repos/acme/ｓecret/k",
+        "/repos/acme/secret%E2%80%8B/k",
+        "/repos/acme/secret::$DATA",
+    ] {
+        assert_eq!(d("GET", "api.github.com", path), (Verdict::Deny, "network.http[0]".into()), "{path}");
+    }
+    // A host with allow patterns alone: such a path is matched as written.
+    let allow_only = load("[[network.http]]\nhost = \"api.github.com\"\nallow = [\"GET /repos/acme/**\"]\n").unwrap();
+    assert!(allow_only.decide_http("GET", "api.github.com", 443, "/repos/acme/caf%C3%A9").is_allow());
     // Inside a segment, white space is a name like any other.
     assert_eq!(d("GET", "api.github.com", "/repos/acme/a%20b").0, Verdict::Allow);
     // Deny patterns meet the method and the path in any case (a server whose names ignore
@@ -70,8 +87,6 @@ fn requests_are_decided_by_their_host_rules() {
         "/repos/acme/admin.",
         "/repos/acme/admin%2e",
         "/repos/acme/admin.json/",
-        // Case as ASP.NET's or Python's case-insensitive matches see it.
-        "/repos/acme/adm%C4%B1n",
     ] {
         assert_eq!(
             p2.decide_http("GET", "api.github.com", 443, path).rule.as_ref(),
@@ -79,6 +94,9 @@ fn requests_are_decided_by_their_host_rules() {
             "{path}"
         );
     }
+    // Case as ASP.NET's or Python's case-insensitive matches see it (`ı`): outside ASCII,
+    // refused before any pattern for a host with deny patterns.
+    assert!(!p2.decide_http("GET", "api.github.com", 443, "/repos/acme/adm%C4%B1n").is_allow());
     assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/admin/x").is_allow());
     assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/").is_allow());
     assert!(p2.decide_http("GET", "api.github.com", 443, "/repos/acme/administrator").is_allow());
