@@ -5,9 +5,10 @@
 //! on the next refresh). Read as shell words: the first word and each word after `|`,
 //! `&&`, `||` or `;` is a program, found on `PATH` when it has no `/`; every word holding a
 //! `/` (an argument `python3 /ws/tok.py`, `--config=/ws/c`, a redirection `</ws/x`) is a
-//! path, relative ones to `/`, where the command runs. What a script reads on its own, or
-//! a word built at run time (`$(...)`, `$VAR`), is not seen: what the command names beyond
-//! these is the user's to trust.
+//! path, relative ones to `/`, where the command runs, `~/`, `$HOME/` and `${HOME}/` at
+//! its start expanded. What a script reads on its own, or a word built at run time
+//! (`$(...)`, another `$VAR`), is not seen: what the command names beyond these is the
+//! user's to trust.
 
 use std::path::{Path, PathBuf};
 
@@ -18,10 +19,22 @@ const SEPARATORS: [&str; 6] = ["|", "||", "&&", ";", "&", "!"];
 
 /// The first path `cmd` runs or names that a call could write, with the rule granting it;
 /// `Err` when `cmd` cannot be read as shell words.
-pub(crate) fn writable_use(cmd: &str, path_var: &str, fs: &FsRules) -> Result<Option<(PathBuf, String)>, String> {
+pub(crate) fn writable_use(
+    cmd: &str,
+    path_var: &str,
+    home: Option<&Path>,
+    fs: &FsRules,
+) -> Result<Option<(PathBuf, String)>, String> {
     let words = shell_words::split(cmd).map_err(|e| e.to_string())?;
     let writable = |p: &Path| {
-        let p = crate::paths::normalize(p, Path::new("/"));
+        // `~`, `$HOME` and `${HOME}` as the shell expands them at a word's start.
+        let text = p.to_string_lossy();
+        let rest = ["~/", "$HOME/", "${HOME}/"].iter().find_map(|pre| text.strip_prefix(pre));
+        let expanded = match (rest, home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => p.to_path_buf(),
+        };
+        let p = crate::paths::normalize(&expanded, Path::new("/"));
         let d = fs.decide_write(&p);
         d.is_allow().then(|| (p, d.rule.to_string()))
     };
@@ -85,19 +98,23 @@ mod tests {
         let fs = fs(&ws);
         let path = format!("{}:/usr/bin:/bin", bin.display());
         let ws_path = format!("{}:{}", ws.display(), bin.display());
-        let hit = |cmd: &str, path_var: &str| writable_use(cmd, path_var, &fs).unwrap().map(|(p, _)| p);
+        let hit =
+            |cmd: &str, path_var: &str| writable_use(cmd, path_var, Some(dir.path()), &fs).unwrap().map(|(p, _)| p);
         // A program or script in the workspace, however named.
         assert_eq!(hit(&format!("{}/tok", ws.display()), &path), Some(ws.join("tok")));
         assert_eq!(hit(&format!("python3 {}/tok --x", ws.display()), &path), Some(ws.join("tok")));
         assert_eq!(hit(&format!("tok --config={}/c", ws.display()), &path), Some(ws.join("c")));
         assert_eq!(hit(&format!("cat <{}/t | tok", ws.display()), &path), Some(ws.join("t")));
         assert_eq!(hit(&format!("true && X=1 {}/tok", ws.display()), &path), Some(ws.join("tok")));
+        // The home's `~`, as the shell expands it (`cd ~/ws && make` runs the call's Makefile).
+        assert_eq!(hit("cd ~/ws && make", &path), Some(ws.clone()));
+        assert_eq!(hit("sh ${HOME}/ws/tok", &path), Some(ws.join("tok")));
         // A PATH directory the call can write, before the program's own.
         assert_eq!(hit("tok", &ws_path), Some(ws.clone()));
         // Nothing writable: the program found in `bin`, system programs, plain words.
         assert_eq!(hit("tok --user me", &path), None);
         assert_eq!(hit("gh auth token", &path), None);
         assert_eq!(hit("printf %s abc", &path), None);
-        assert!(writable_use("echo 'unterminated", &path, &fs).is_err());
+        assert!(writable_use("echo 'unterminated", &path, None, &fs).is_err());
     }
 }

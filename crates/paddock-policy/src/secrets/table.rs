@@ -160,7 +160,7 @@ pub(crate) fn compile(
             if let SecretSource::Command(cmd) = &s.source {
                 let o = m.from.as_ref().map_or(&m.name.1, |f| &f.1);
                 let path_var = vars.caller_path.as_deref().unwrap_or(crate::DEFAULT_PATH);
-                match super::command::writable_use(cmd, path_var, fs) {
+                match super::command::writable_use(cmd, path_var, vars.home.as_deref(), fs) {
                     Ok(None) => {}
                     Ok(Some((path, rule))) => {
                         problems.push(
