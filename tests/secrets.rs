@@ -467,7 +467,33 @@ fn a_file_secret_in_a_readable_directory_is_refused(user: User) {
     assert!(o.err().contains(&format!("deny = [{dir:?}]")), "{o}");
 }
 
+/// A `command:` source whose words the policy's check cannot follow (no space around
+/// `&&`, a `cd`: found by an attack, the agent's script ran on the host) still cannot
+/// read, write or run anything beneath a write grant: the kernel (Landlock) refuses it,
+/// so the script never runs and the secret has no value. Control: a command that reads
+/// what no call can write serves it.
+fn a_command_secret_runs_away_from_the_write_grants(user: User) {
+    let w = World::new(user);
+    let marker = w.f.outside.join("ran");
+    write(&w.f.ws.join("get-token.sh"), &format!("#!/bin/sh\ntouch {}\necho planted\n", marker.display()), 0o755);
+    let shelf = [w.f.shelf.to_str().unwrap()];
+    let script = r#"curl -sS -o /dev/null -w "%{http_code}\n" -H "Authorization: Bearer $GH_TOKEN" "$1""#;
+    let from = |cmd: &str| {
+        w.tail().replace(&format!("from = \"file:{}\"", w.token_file.display()), &format!("from = \"command:{cmd}\""))
+    };
+    let hidden = from(&format!("cd {}&&./get-token.sh", w.f.ws.display()));
+    let o = w.f.run(&w.pol(&hidden, &shelf), &["sh", "-c", script, "sh", &w.url(API, "/away")], None);
+    assert!(o.out().contains("403"), "{o}");
+    assert!(!marker.exists(), "the agent's script ran outside the sandbox");
+    assert_eq!(seen_auth(&w, "/away"), None, "{o}");
+    let reads = from(&format!("cat {}", w.token_file.display()));
+    let o = w.f.run(&w.pol(&reads, &shelf), &["sh", "-c", script, "sh", &w.url(API, "/kept")], None);
+    assert!(o.out().contains("200"), "control: {o}");
+    assert_eq!(seen_auth(&w, "/kept"), Some(format!("Bearer {}", w.value)), "{o}");
+}
+
 both_users!(
+    a_command_secret_runs_away_from_the_write_grants,
     a_file_secret_in_a_readable_directory_is_refused,
     the_process_holding_secrets_dumps_no_core,
     a_command_secret_the_call_could_rewrite_is_refused,

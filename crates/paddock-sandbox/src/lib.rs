@@ -87,6 +87,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("paddock-sandbox confines processes with Linux namespaces, Landlock and seccomp");
 
+mod away;
 mod beside;
 mod caps;
 mod cgroup;
@@ -121,6 +122,7 @@ mod zygote;
 #[cfg(test)]
 pub(crate) static HOST_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+pub use away::Away;
 pub use beside::new_file_beside;
 pub use error::{MountError, MountStep, OsError, SandboxError, SetupError};
 pub use exec_notify::{

@@ -3,10 +3,12 @@
 //! a call can write would let the call run code of its own there, unconfined (found by an
 //! attack: `command:/home/u/proj/get-token.sh` in the workspace, rewritten by the call, ran
 //! on the next refresh). Read as shell words: the first word and each word after `|`,
-//! `&&`, `||` or `;` is a program, found on `PATH` when it has no `/`; every word holding a
-//! `/` (an argument `python3 /ws/tok.py`, `--config=/ws/c`, a redirection `</ws/x`) is a
-//! path, relative ones to `/`, where the command runs, `~/`, `$HOME/` and `${HOME}/` at
-//! its start expanded. What a script reads on its own, or a word built at run time
+//! `&&`, `||` or `;` is a program, found on `PATH` when it has no `/` (relative to `/`,
+//! where the command runs, when it has one); every word, or part after `=`, `<` or `>`,
+//! that starts at `/` or the home (`python3 /ws/tok.py`, `--config=/ws/c`, `</ws/x`,
+//! `~/ws`: `~/`, `$HOME/` and `${HOME}/` expanded) is a path. This only explains a mistake
+//! early: what the command does is kept away from the write grants by the kernel when it
+//! runs (Landlock, applied by the supervisor: `paddock_sandbox::Away`). What a script reads on its own, or a word built at run time
 //! (`$(...)`, another `$VAR`), is not seen: what the command names beyond these is the
 //! user's to trust.
 
@@ -67,7 +69,10 @@ pub(crate) fn writable_use(
             }
             continue;
         }
-        for part in w.split(['=', '<', '>']).filter(|p| p.contains('/')) {
+        // Paths from the root or the home: an item name with a `/` (`pass show tmp/github`)
+        // is no path (the command itself is kept away from the write grants when it runs).
+        let rooted = |p: &&str| ["/", "~/", "$HOME/", "${HOME}/"].iter().any(|pre| p.starts_with(pre));
+        for part in w.split(['=', '<', '>']).filter(rooted) {
             if let Some(found) = writable(Path::new(part)) {
                 return Ok(Some(found));
             }
@@ -115,6 +120,8 @@ mod tests {
         assert_eq!(hit("tok --user me", &path), None);
         assert_eq!(hit("gh auth token", &path), None);
         assert_eq!(hit("printf %s abc", &path), None);
+        // An item name with a `/` is no path.
+        assert_eq!(hit("tok show ws/tok", &path), None);
         assert!(writable_use("echo 'unterminated", &path, None, &fs).is_err());
     }
 }

@@ -163,14 +163,20 @@ pub(crate) fn compile(
                 match super::command::writable_use(cmd, path_var, vars.home.as_deref(), fs) {
                     Ok(None) => {}
                     Ok(Some((path, rule))) => {
+                        let on_path = path_var.split(':').any(|d| std::path::Path::new(d) == path);
+                        let (what, hint) = if on_path {
+                            ("finds its program on PATH through", "start paddock with a PATH whose directories no call can write (a virtualenv's or direnv's bin in the workspace is one)")
+                        } else {
+                            ("runs or reads", "keep what a secret's command runs outside [filesystem] write (e.g. in ~/.config/paddock/ or a system directory)")
+                        };
                         problems.push(
                             o,
                             format!(
-                                "the command of secret `{}` runs or reads {}, under a writable path ({rule}): the child could replace it, and paddock runs the command outside the sandbox",
+                                "the command of secret `{}` {what} {}, under a writable path ({rule}): the child could replace what runs, and paddock runs the command outside the sandbox",
                                 s.name,
                                 path.display()
                             ),
-                            Some("keep what a secret's command runs, and the PATH it is found on, outside [filesystem] write (e.g. in ~/.config/paddock/ or a system directory)".to_string()),
+                            Some(hint.to_string()),
                         );
                         continue;
                     }

@@ -97,6 +97,15 @@ impl Broker {
         if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, none) {
             tracing::warn!(error = %e, "RLIMIT_CORE could not be set to 0: a crash of this process could dump the secrets it holds");
         }
+        // What a call can change, which a `command:` source never touches.
+        let mut writable: Vec<std::path::PathBuf> = Vec::new();
+        for r in policy.view_write_rules() {
+            for p in [&r.path, &r.expanded] {
+                if !writable.contains(p) {
+                    writable.push(p.clone());
+                }
+            }
+        }
         let mut entries = Vec::new();
         for s in &policy.secrets.list {
             entries.push(Entry {
@@ -105,7 +114,7 @@ impl Broker {
                     Some(seed) => placeholder::derive(seed, &s.name),
                     None => placeholder::generate(&s.name)?,
                 },
-                source: Mutex::new(SourceState::new(&s.source, s.ttl, var)),
+                source: Mutex::new(SourceState::new(&s.source, s.ttl, var).away_from(writable.clone())),
             });
         }
         Ok(Some(Broker { entries }))

@@ -47,9 +47,21 @@ pub enum SourceError {
 
 /// One secret's source and the value last read from it.
 pub(crate) enum SourceState {
-    Env { var: String, value: Option<Arc<Secret>> },
-    File { path: PathBuf, cached: Option<(crate::file_stamp::FileStamp, Arc<Secret>)> },
-    Command { cmd: String, ttl: Duration, cached: Option<(Instant, Arc<Secret>)> },
+    Env {
+        var: String,
+        value: Option<Arc<Secret>>,
+    },
+    File {
+        path: PathBuf,
+        cached: Option<(crate::file_stamp::FileStamp, Arc<Secret>)>,
+    },
+    /// `away`: the paths the command is kept away from ([`SourceState::away_from`]).
+    Command {
+        cmd: String,
+        ttl: Duration,
+        cached: Option<(Instant, Arc<Secret>)>,
+        away: Vec<PathBuf>,
+    },
 }
 
 impl SourceState {
@@ -61,8 +73,20 @@ impl SourceState {
                 SourceState::Env { var: name.clone(), value }
             }
             SecretSource::File(path) => SourceState::File { path: path.clone(), cached: None },
-            SecretSource::Command(cmd) => SourceState::Command { cmd: cmd.clone(), ttl, cached: None },
+            SecretSource::Command(cmd) => {
+                SourceState::Command { cmd: cmd.clone(), ttl, cached: None, away: Vec::new() }
+            }
         }
+    }
+
+    /// A `command:` source run where it can read, write or execute nothing beneath `paths`
+    /// (the write grants: what a call can change), by the kernel ([`paddock_sandbox::Away`]);
+    /// other sources are as they were.
+    pub(crate) fn away_from(mut self, paths: Vec<PathBuf>) -> SourceState {
+        if let SourceState::Command { away, .. } = &mut self {
+            *away = paths;
+        }
+        self
     }
 
     /// Whether this is an `env:` source whose variable was unset or empty at session start.
@@ -108,13 +132,13 @@ impl SourceState {
                 *cached = Some((stamp, Arc::clone(&value)));
                 Ok(value)
             }
-            SourceState::Command { cmd, ttl, cached } => {
+            SourceState::Command { cmd, ttl, cached, away } => {
                 if let Some((at, v)) = cached.as_ref() {
                     if at.elapsed() < *ttl {
                         return Ok(Arc::clone(v));
                     }
                 }
-                let value = Arc::new(run_command(cmd)?);
+                let value = Arc::new(run_command(cmd, away)?);
                 *cached = Some((Instant::now(), Arc::clone(&value)));
                 Ok(value)
             }
@@ -127,18 +151,28 @@ impl SourceState {
 /// the value, and a message of ours must never. It runs in `/`, never in paddock's own
 /// working directory: that is usually the workspace, where the agent writes, and a
 /// command that looks there (`python3 -m keyring`, `npx`, `./scripts/token`) would run
-/// what the agent planted, unconfined.
-fn run_command(cmd: &str) -> Result<Secret, SourceError> {
+/// what the agent planted, unconfined. And it can read, write or execute nothing beneath
+/// `away` (the write grants): Landlock, applied before its exec; where the kernel has no
+/// Landlock it does not run (found by an attack: shell lines the policy's check of its
+/// words cannot follow, `cd && cd proj && ./tok.sh`, ran the agent's script unconfined).
+fn run_command(cmd: &str, away: &[PathBuf]) -> Result<Secret, SourceError> {
     let err = |reason: String| SourceError::Command { reason };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| err(format!("could not start: {e}")))?;
+    let mut command = Command::new("/bin/sh");
+    command.arg("-c").arg(cmd).current_dir("/").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let kept = match paddock_sandbox::Away::from(away) {
+        Ok(Some(a)) => Some(a),
+        Ok(None) if away.is_empty() => None,
+        Ok(None) => {
+            return Err(err(
+                "was not run: this kernel has no Landlock, which keeps it away from what a call can write".into()
+            ))
+        }
+        Err(e) => return Err(err(format!("was not run: its confinement could not be made: {e}"))),
+    };
+    if let Some(a) = &kept {
+        a.confine(&mut command);
+    }
+    let mut child = command.spawn().map_err(|e| err(format!("could not start: {e}")))?;
     let mut stdout = child.stdout.take().ok_or_else(|| err("has no standard output".into()))?;
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
