@@ -86,6 +86,12 @@ impl Lookups {
         self.unreadable.iter().find(|(p, _)| writes.iter().any(|w| p.starts_with(&w.path)))
     }
 
+    /// The symlinks this batch's lookups met (each where it lies: a path with no symlink
+    /// on its way).
+    pub(crate) fn links(&self) -> impl Iterator<Item = &Path> {
+        self.seen.iter().filter(|(_, f)| matches!(f, Found::Link(_))).map(|(p, _)| Path::new(p.as_os_str()))
+    }
+
     /// [`normalize`], with this batch's lookups.
     pub(crate) fn normalize(&mut self, path: &Path, cwd: &Path) -> PathBuf {
         let joined;

@@ -123,19 +123,24 @@ pub(crate) fn compile(
                     continue;
                 }
                 // Masked in every view; but a mask holds the object there at the start: a
-                // new file renamed over it (a rotation, which paddock follows) or one made
-                // later is readable where a read grant covers its directory (found by an
-                // attack). That directory, as named and as resolved, must be denied whole.
+                // new file renamed over it (a rotation, which paddock follows), one made
+                // later, or a symlink on its way re-pointed (a kubelet's `..data`) is
+                // readable where a read grant covers the directory it happens in (found by
+                // attacks). Each such directory (the one of each symlink on the way, and the
+                // file's own) must be denied whole; the hint names the topmost.
                 let named = m.from.as_ref().and_then(|(raw, _)| {
                     let rest = raw.split_once(':')?.1.trim();
                     vars.expand_path(rest).ok()
                 });
-                let dirs: Vec<std::path::PathBuf> = [named.as_deref(), Some(p.as_path())]
-                    .into_iter()
-                    .flatten()
+                let mut lookups = crate::paths::Lookups::default();
+                let resolved = lookups.normalize(named.as_deref().unwrap_or(p), std::path::Path::new("/"));
+                let mut dirs: Vec<std::path::PathBuf> = lookups
+                    .links()
+                    .chain([resolved.as_path(), p.as_path()])
                     .filter_map(|f| f.parent())
-                    .map(|d| crate::paths::normalize(d, std::path::Path::new("/")))
+                    .map(std::path::Path::to_path_buf)
                     .collect();
+                dirs.sort_by_key(|d| d.as_os_str().len());
                 let readable = dirs.into_iter().map(|d| (fs.decide_read(&d), d)).find(|(r, _)| r.is_allow());
                 if let Some((r, dir)) = readable {
                     let o = m.from.as_ref().map_or(&m.name.1, |f| &f.1);

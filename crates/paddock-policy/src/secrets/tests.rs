@@ -122,3 +122,28 @@ fn secrets_the_child_could_read_after_a_rotation_or_rewrite_are_refused() {
     assert!(e.contains("runs or reads /nonexistent-ws/bin/token, under a writable path"), "{e}");
     load(&format!("{ws}{}", secret("command:/usr/bin/pass show g"))).unwrap();
 }
+
+/// A `file:` secret through symlinks a rotation re-points (a kubelet's `token` →
+/// `..data/token`, `..data` → `..v1`): the directory holding those links must be denied,
+/// not only the versioned one the file resolves to (found by an attack: following a hint
+/// that named `..v1`, the rotated value was readable).
+#[test]
+fn a_file_secret_through_rotated_links_needs_their_directory_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let k8s = root.join("k8s");
+    std::fs::create_dir_all(k8s.join("..v1")).unwrap();
+    std::fs::write(k8s.join("..v1/token"), "t").unwrap();
+    std::os::unix::fs::symlink("..v1", k8s.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/token", k8s.join("token")).unwrap();
+    let secret = format!(
+        "[secrets.g]\nfrom = \"file:{}\"\nhosts = [\"other.test\"]\nenv = \"T\"\n",
+        k8s.join("token").display()
+    );
+    let with = |deny: &str| {
+        load(&format!("[filesystem]\nread = [{:?}]\ndeny = [{deny}]\n{secret}", k8s.display().to_string()))
+    };
+    let e = with(&format!("{:?}", k8s.join("..v1").display().to_string())).unwrap_err();
+    assert!(e.contains(&format!("is in {}, which the child may read", k8s.display())), "{e}");
+    with(&format!("{:?}", k8s.display().to_string())).unwrap();
+}
