@@ -11,6 +11,10 @@
 //! on the way to a kept-away path (a directory above one is searched, never listed; a new
 //! entry made there later is not granted). Symlinks among them are left out (a rule on a
 //! link's target could name a kept-away path): what they lead to is granted where it lies.
+//!
+//! Not covered, as Landlock goes by the path taken: a kept-away file's other names (hard
+//! links elsewhere), and a kept-away directory, or one above it, mounted a second time
+//! elsewhere (a bind), reached by that path.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -66,7 +70,9 @@ impl Away {
         let fd = self.fd.as_raw_fd();
         // SAFETY: the closure runs in the child between fork and exec and calls only
         // `prctl`, `syscall` and `_exit`, all async-signal-safe, with no allocation; `fd`
-        // is the parent's open ruleset descriptor, inherited by the child until its exec.
+        // is the parent's open ruleset descriptor, inherited by the child until its exec;
+        // the descriptors `close_range` closes are the child's copies, none of which it
+        // uses again (its standard streams, 0 to 2, are already in place).
         unsafe {
             cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
@@ -74,6 +80,9 @@ impl Away {
                 {
                     libc::_exit(126);
                 }
+                // Nothing of the supervisor's past its standard streams (the ruleset's
+                // descriptor included, now applied).
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                 Ok(())
             });
         }
@@ -83,11 +92,18 @@ impl Away {
 /// The entries of every directory above one of `paths` that are neither one of them nor
 /// above one, symlinks left out.
 fn granted_around(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    // Only the outermost: the directories above one beneath another kept-away path lie in
+    // that one, and their entries must not be granted (found by an attack: the workspace
+    // and `${WORKSPACE}/target`, or the home and `~/.cache/pip`, granted the outer one).
+    let kept: BTreeSet<&Path> = paths
+        .iter()
+        .map(PathBuf::as_path)
+        .filter(|p| !paths.iter().any(|o| o.as_path() != *p && p.starts_with(o)))
+        .collect();
     let mut above: BTreeSet<PathBuf> = BTreeSet::new();
-    for p in paths {
+    for p in &kept {
         above.extend(p.ancestors().skip(1).map(Path::to_path_buf));
     }
-    let kept: BTreeSet<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let mut out = Vec::new();
     for dir in &above {
         let entries = match std::fs::read_dir(dir) {
@@ -136,6 +152,11 @@ mod tests {
         for not in ["home/u/ws", "home/u", "home", "home/u/link"] {
             assert!(!got.contains(&root.join(not)), "{not}: {got:?}");
         }
+        // A kept-away path beneath another: nothing in the outer one is granted.
+        std::fs::create_dir_all(ws.join("target")).unwrap();
+        std::fs::write(ws.join("usercustomize.py"), "").unwrap();
+        let nested = granted_around(&[ws.clone(), ws.join("target")]).unwrap();
+        assert!(!nested.iter().any(|p| p.starts_with(&ws)), "{nested:?}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

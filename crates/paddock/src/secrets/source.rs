@@ -2,7 +2,8 @@
 //! start (the caller's environment); `file:` whenever the file's identity, size or mtime
 //! changed (one `stat` per request); `command:` again once `ttl` has passed. A source that
 //! fails refuses the request that needed it, with a message naming the secret and never
-//! the value; a failure is not cached, so a fixed source serves the next request.
+//! the value; a failure is not cached, so a fixed source serves the next request (a
+//! `command:` one, the first request 5 s on: it is not run again at once).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ const MAX_VALUE_BYTES: u64 = 64 * 1024;
 
 /// How long a `command:` source may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long after a failure a `command:` source is not run again.
+const FAILED_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a source gave no value (never contains the value).
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +59,14 @@ pub(crate) enum SourceState {
         path: PathBuf,
         cached: Option<(crate::file_stamp::FileStamp, Arc<Secret>)>,
     },
-    /// `away`: the paths the command is kept away from ([`SourceState::away_from`]).
+    /// `away`: the paths the command is kept away from ([`SourceState::away_from`]);
+    /// `failed`: when it last failed, and why.
     Command {
         cmd: String,
         ttl: Duration,
         cached: Option<(Instant, Arc<Secret>)>,
         away: Vec<PathBuf>,
+        failed: Option<(Instant, String)>,
     },
 }
 
@@ -74,7 +80,7 @@ impl SourceState {
             }
             SecretSource::File(path) => SourceState::File { path: path.clone(), cached: None },
             SecretSource::Command(cmd) => {
-                SourceState::Command { cmd: cmd.clone(), ttl, cached: None, away: Vec::new() }
+                SourceState::Command { cmd: cmd.clone(), ttl, cached: None, away: Vec::new(), failed: None }
             }
         }
     }
@@ -132,13 +138,29 @@ impl SourceState {
                 *cached = Some((stamp, Arc::clone(&value)));
                 Ok(value)
             }
-            SourceState::Command { cmd, ttl, cached, away } => {
+            SourceState::Command { cmd, ttl, cached, away, failed } => {
                 if let Some((at, v)) = cached.as_ref() {
                     if at.elapsed() < *ttl {
                         return Ok(Arc::clone(v));
                     }
                 }
-                let value = Arc::new(run_command(cmd, away)?);
+                // Not run again at once after a failure: each request would run it (a
+                // password manager's or a hardware key's prompt, again and again: found by
+                // an attack).
+                if let Some((at, why)) = failed.as_ref().filter(|(at, _)| at.elapsed() < FAILED_WAIT) {
+                    let left = FAILED_WAIT.saturating_sub(at.elapsed()).as_secs() + 1;
+                    return Err(SourceError::Command { reason: format!("{why} (run again in {left} s)") });
+                }
+                let value = match run_command(cmd, away) {
+                    Ok(v) => Arc::new(v),
+                    Err(e) => {
+                        if let SourceError::Command { reason } = &e {
+                            *failed = Some((Instant::now(), reason.clone()));
+                        }
+                        return Err(e);
+                    }
+                };
+                *failed = None;
                 *cached = Some((Instant::now(), Arc::clone(&value)));
                 Ok(value)
             }
@@ -269,5 +291,17 @@ mod tests {
         assert!(!e.contains("sekrit"), "neither the command nor its output: {e}");
         let mut empty = SourceState::new(&SecretSource::Command("true".into()), Duration::ZERO, &no_env);
         assert!(empty.get().unwrap_err().to_string().contains("printed nothing"));
+        // Not run again at once after a failure.
+        let runs = dir.path().join("runs");
+        let failing = format!("echo x >> {}; exit 1", runs.display());
+        let mut f = SourceState::new(&SecretSource::Command(failing), Duration::ZERO, &no_env);
+        for _ in 0..3 {
+            assert!(f.get().is_err());
+        }
+        assert_eq!(
+            std::fs::read_to_string(&runs).unwrap().lines().count(),
+            1,
+            "run once, then refused without running"
+        );
     }
 }
