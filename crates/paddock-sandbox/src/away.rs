@@ -14,11 +14,13 @@
 //!
 //! Not covered, as Landlock goes by the path taken: a kept-away file's other names (hard
 //! links elsewhere), and a kept-away directory, or one above it, mounted a second time
-//! elsewhere (a bind), reached by that path.
+//! deeper elsewhere (a bind), reached by that path (one mounted right at an entry that would
+//! be granted is left out).
 
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -104,6 +106,12 @@ fn granted_around(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     for p in &kept {
         above.extend(p.ancestors().skip(1).map(Path::to_path_buf));
     }
+    // A rule names an object, and grants beneath it wherever it is mounted: an entry that is
+    // a kept-away directory or one above it, mounted a second time there (a bind), would
+    // grant it whole (found by an attack). Such an entry is left out.
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let held: BTreeSet<(u64, u64)> =
+        above.iter().map(PathBuf::as_path).chain(kept.iter().copied()).filter_map(id).collect();
     let mut out = Vec::new();
     for dir in &above {
         let entries = match std::fs::read_dir(dir) {
@@ -119,6 +127,9 @@ fn granted_around(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
                 continue;
             }
             if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
+            if id(&path).is_some_and(|i| held.contains(&i)) {
                 continue;
             }
             out.push(path);
