@@ -968,7 +968,47 @@ fn a_session_answer_about_no_input_does_not_cover_piped_input(user: User) {
     assert!(status == 200 && !body.contains(r#""stdout":"CODE"#), "{body}");
 }
 
+/// A session answer about a program in the workspace stands for that very file: another
+/// renamed over its path (new content) is asked about again (found by a test: a later call
+/// ran it on the session's answer, matched by path alone).
+fn a_session_answer_holds_for_that_very_file(user: User) {
+    let f = Fixture::new(user);
+    let prog = f.ws.join("prog");
+    std::fs::copy("/bin/echo", &prog).unwrap();
+    chown(&prog, user.uid());
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"*\"]\n"), ..Pol::default() });
+    let (_server, request) = serve(&f, &pol);
+    let call = || {
+        let request = std::sync::Arc::clone(&request);
+        std::thread::spawn(move || {
+            request("POST", "/v1/calls", true, Some(r#"{"tool":"command","argv":["./prog","hi"]}"#))
+        })
+    };
+    let answer = |q: &Value, how: &str, scope: &str| {
+        let body = format!(r#"{{"answer":"{how}","scope":"{scope}"}}"#);
+        let (status, body) = request("POST", &format!("/v1/approvals/{}", id(q)), true, Some(&body));
+        assert_eq!(status, 200, "{body}");
+    };
+    let first = call();
+    let q = next_question(&f, &[]);
+    answer(&q, "allow", "session");
+    let (status, body) = first.join().unwrap();
+    assert!(status == 200 && body.contains(r#""stdout":"hi\n""#), "{body}");
+    let (status, body) = request("POST", "/v1/calls", true, Some(r#"{"tool":"command","argv":["./prog","hi"]}"#));
+    assert!(status == 200 && body.contains(r#""stdout":"hi\n""#), "the same file again: not asked\n{body}");
+    let other = f.ws.join("prog.new");
+    std::fs::copy("/bin/true", &other).unwrap();
+    chown(&other, user.uid());
+    std::fs::rename(&other, &prog).unwrap();
+    let again = call();
+    let q2 = next_question(&f, &[id(&q)]);
+    answer(&q2, "deny", "once");
+    let (status, body) = again.join().unwrap();
+    assert!(status == 200 && body.contains(r#""decision":"deny""#), "{body}");
+}
+
 both_users!(
+    a_session_answer_holds_for_that_very_file,
     a_session_answer_about_no_input_does_not_cover_piped_input,
     a_call_runs_the_program_it_was_asked_about,
     an_exec_answer_holds_for_that_program_and_until_revoked,

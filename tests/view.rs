@@ -556,6 +556,9 @@ fn a_grant_named_through_absolute_symlinks_is_in_the_view(user: User) {
     write(&d.join("key.pem"), &secret, 0o644);
     std::os::unix::fs::symlink(&real, f.root.join("lnk")).unwrap();
     std::os::unix::fs::symlink(f.root.join("lnk"), f.root.join("hop")).unwrap();
+    // A grant that is itself such a chain (`tail` -> `/…/lnk` -> `/…/real`).
+    std::os::unix::fs::symlink(f.root.join("lnk"), f.root.join("tail")).unwrap();
+    write(&d.join("c.txt"), "world\n", 0o644);
     let wreal = f.root.join("wreal");
     std::fs::create_dir(&wreal).unwrap();
     chown(&wreal, user.uid());
@@ -567,7 +570,8 @@ fn a_grant_named_through_absolute_symlinks_is_in_the_view(user: User) {
     let wnamed = f.root.join("wlnk");
     let q = |p: &Path| sh_quote(&p.to_string_lossy());
     let script = format!(
-        "cat {a}; cat {key} >/dev/null 2>&1 && echo key-read; echo w > {w}/new.txt && echo written; echo x > {b} 2>/dev/null && echo ro-written; cd {named} && pwd; python3 -c \"$0\" {sock}",
+        "cat {a}; cat {tail}; cat {key} >/dev/null 2>&1 && echo key-read; echo w > {w}/new.txt && echo written; echo x > {b} 2>/dev/null && echo ro-written; cd {named} && pwd; python3 -c \"$0\" {sock}",
+        tail = q(&f.root.join("tail/d/c.txt")),
         a = q(&named.join("a.txt")),
         key = q(&named.join("key.pem")),
         w = q(&wnamed),
@@ -583,8 +587,9 @@ fn a_grant_named_through_absolute_symlinks_is_in_the_view(user: User) {
     std::fs::remove_file(wreal.join("new.txt")).unwrap();
     let policy = f.root.join("through-links.toml");
     let text = format!(
-        "version = 1\nextends = [\"default\"]\n[filesystem]\nread = [{:?}]\nwrite = [{:?}]\ndeny = [{:?}]\n",
+        "version = 1\nextends = [\"default\"]\n[filesystem]\nread = [{:?}, {:?}]\nwrite = [{:?}]\ndeny = [{:?}]\n",
         named.to_str().unwrap(),
+        f.root.join("tail").to_str().unwrap(),
         wnamed.to_str().unwrap(),
         format!("{}/**/*.pem", named.to_str().unwrap()),
     );
@@ -598,6 +603,7 @@ fn a_grant_named_through_absolute_symlinks_is_in_the_view(user: User) {
         let o = f.launch(&argv, &[], None);
         assert_eq!(o.code(), 0, "{run} run\n{o}");
         assert!(o.out().contains("hello\n"), "{run} run: the grant is read through its named path\n{o}");
+        assert!(o.out().contains("world\n"), "{run} run: a grant that is a chain of links is read by its name\n{o}");
         assert!(o.out().contains("written"), "{run} run: the write grant is written through its named path\n{o}");
         assert_eq!(read(&wreal.join("new.txt")), "w\n");
         assert!(o.out().contains(&format!("{}\n", named.display())), "{run} run: the named path is a directory\n{o}");

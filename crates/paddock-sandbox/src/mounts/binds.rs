@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::links;
@@ -200,14 +200,10 @@ fn bind_one(state: &mut Binds, p: &Path, writable: bool, overlay: bool, notes: &
         return Ok(Made::Nothing);
     };
     if meta.file_type().is_symlink() {
-        // Reproduce the link (e.g. /bin -> usr/bin); its target needs its own entry.
-        let target = fs::read_link(&src)?;
-        if fs::symlink_metadata(&dst).is_err() {
-            if let Some(parent) = dst.parent() {
-                mkdir_p(parent)?;
-            }
-            symlink(&target, &dst)?;
-        }
+        // Reproduce the link (e.g. /bin -> usr/bin), and every link its resolution passes
+        // on the way (`hop` -> `/x/lnk` -> `/x/real`: found by a test of the named grants);
+        // what it resolves to needs its own entry.
+        links::reproduce(&links::on_the_way(p)?)?;
         return Ok(Made::Nothing);
     }
     state.mountpoint(p, &dst, meta.is_dir())?;

@@ -65,18 +65,22 @@ impl Subject {
         }
     }
 
-    /// The key of a session answer: exactly this program, argv (argv[0] included),
-    /// directory and standard input, or this host and port. Every part is a JSON string (its length is told by its
+    /// The key of a session answer: exactly this program (its path and its file), argv
+    /// (argv[0] included), directory and standard input, or this host and port. Every part is a JSON string (its length is told by its
     /// quotes), so no two subjects share a key (`["cat"]` and `["cat", ""]`, an argument
     /// holding what a separator would be).
     fn key(&self) -> String {
         match self {
             Subject::Command { argv, program, cwd, stdin, .. } => {
                 use sha2::Digest;
+                use std::os::unix::fs::MetadataExt;
                 let stdin = stdin.as_ref().map(|b| paddock_audit::hex::to_hex(&sha2::Sha256::digest(b)));
-                // argv[0] too: a multi-call program acts as the name it is called by
-                // (`unxz` and `xzcat` are one program).
-                let parts = (program.to_string_lossy(), argv, cwd.to_string_lossy(), stdin);
+                // The program's file too (device and inode): another file renamed over its
+                // path is another program (found by a test: a later call ran one on the
+                // session's answer). argv[0] too: a multi-call program acts as the name it
+                // is called by (`unxz` and `xzcat` are one program).
+                let file = std::fs::metadata(program).map_or((0, 0), |m| (m.dev(), m.ino()));
+                let parts = (program.to_string_lossy(), file, argv, cwd.to_string_lossy(), stdin);
                 format!("command {}", serde_json::to_string(&parts).unwrap_or_default())
             }
             Subject::Network { host, port } => format!("network {}", host.authority(*port)),
