@@ -230,6 +230,17 @@ fn listen_as(mut argv: Vec<std::ffi::OsString>, cwd: &Path, bind: &str) -> Liste
     Listener { child }
 }
 
+/// A listener of the fixture's user on `sockets/host.sock` beside the workspace, which
+/// anyone may connect to: its path, and the listener.
+fn host_socket(f: &Fixture) -> (PathBuf, Listener) {
+    let src = f.root.join("sockets");
+    std::fs::create_dir(&src).unwrap();
+    chown(&src, f.user.uid());
+    let sock = src.join("host.sock");
+    let listener = listen(f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    (sock, listener)
+}
+
 const CONNECT: &str = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n    print('connected', s.recv(5).decode())\nexcept OSError as e:\n    print('refused', e)\n";
 
 fn sockets_are_hidden_however_bound(user: User) {
@@ -480,11 +491,7 @@ fn a_bind_mount_inside_a_grant_is_walked(user: User) {
 /// cached one (mounting changes no status of the directory) alike.
 fn a_socket_mounted_over_a_files_name_is_hidden(user: User) {
     let f = Fixture::new(user);
-    let src = f.root.join("sockets");
-    std::fs::create_dir(&src).unwrap();
-    chown(&src, user.uid());
-    let sock = src.join("host.sock");
-    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    let (sock, _listener) = host_socket(&f);
     let name = f.ws.join("plain-name");
     write(&name, "", 0o644);
     chown(&name, user.uid());
@@ -512,11 +519,7 @@ fn a_socket_mounted_in_a_grant_named_through_a_symlink_is_hidden(user: User) {
     let d = real.join("d");
     std::fs::create_dir_all(&d).unwrap();
     std::os::unix::fs::symlink("real", f.root.join("lnk")).unwrap();
-    let src = f.root.join("sockets");
-    std::fs::create_dir(&src).unwrap();
-    chown(&src, user.uid());
-    let sock = src.join("host.sock");
-    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    let (sock, _listener) = host_socket(&f);
     write(&d.join("f"), "", 0o644);
     let named = f.root.join("lnk/d");
     let named_f = named.join("f");
@@ -630,11 +633,7 @@ fn mounts_inside_a_pseudo_filesystem_are_walked(user: User) {
         .find(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .expect("a file in /sys/kernel")
         .file_name();
-    let src = f.root.join("sockets");
-    std::fs::create_dir(&src).unwrap();
-    chown(&src, user.uid());
-    let sock = src.join("host.sock");
-    let _listener = listen(&f, &[], &src, &format!("s.bind({sock:?})\nos.chmod({sock:?}, 0o777)"));
+    let (sock, _listener) = host_socket(&f);
     let sysm = f.ws.join("sysm");
     std::fs::create_dir(&sysm).unwrap();
     chown(&sysm, user.uid());

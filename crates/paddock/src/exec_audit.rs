@@ -9,6 +9,7 @@ use paddock_audit::{Decision as AuditDecision, Event, Exec};
 use paddock_policy::{CommandScope, Decision, Policy, Verdict};
 use paddock_sandbox::{ExecDecider, ExecRequest, ExecVerdict};
 
+use crate::approvals::broker::{program_id, ProgramId};
 use crate::session::inner::Inner;
 
 /// The rule of an exec that scope "call" lets through undecided (it is recorded).
@@ -36,20 +37,9 @@ pub(crate) struct ExecAuditor {
 /// agent's own file under the same argv, which ran on that answer).
 type AskedExec = (i32, String, Vec<String>, std::path::PathBuf, Vec<ProgramId>);
 
-/// A program's path, device and inode (0, 0 when it cannot be looked at).
-type ProgramId = (std::path::PathBuf, u64, u64);
-
 /// What `e` runs, by [`ProgramId`]: its program, then its interpreters.
 fn programs_of(e: &ExecRequest) -> Vec<ProgramId> {
-    use std::os::unix::fs::MetadataExt;
-    e.program
-        .iter()
-        .chain(e.interpreters.iter().map(|i| &i.program))
-        .map(|p| {
-            let (dev, ino) = std::fs::metadata(p).map_or((0, 0), |m| (m.dev(), m.ino()));
-            (p.clone(), dev, ino)
-        })
-        .collect()
+    e.program.iter().chain(e.interpreters.iter().map(|i| &i.program)).map(|p| program_id(p)).collect()
 }
 
 impl ExecAuditor {

@@ -49,6 +49,17 @@ pub enum Subject {
     },
 }
 
+/// A program's path, device and inode (0, 0 when it cannot be looked at): the file a
+/// person's answer is about, never another renamed over its path.
+pub(crate) type ProgramId = (PathBuf, u64, u64);
+
+/// [`ProgramId`] of `program` now.
+pub(crate) fn program_id(program: &Path) -> ProgramId {
+    use std::os::unix::fs::MetadataExt;
+    let (dev, ino) = std::fs::metadata(program).map_or((0, 0), |m| (m.dev(), m.ino()));
+    (program.to_path_buf(), dev, ino)
+}
+
 impl Subject {
     fn kind(&self) -> &'static str {
         match self {
@@ -73,14 +84,13 @@ impl Subject {
         match self {
             Subject::Command { argv, program, cwd, stdin, .. } => {
                 use sha2::Digest;
-                use std::os::unix::fs::MetadataExt;
                 let stdin = stdin.as_ref().map(|b| paddock_audit::hex::to_hex(&sha2::Sha256::digest(b)));
                 // The program's file too (device and inode): another file renamed over its
                 // path is another program (found by a test: a later call ran one on the
                 // session's answer). argv[0] too: a multi-call program acts as the name it
                 // is called by (`unxz` and `xzcat` are one program).
-                let file = std::fs::metadata(program).map_or((0, 0), |m| (m.dev(), m.ino()));
-                let parts = (program.to_string_lossy(), file, argv, cwd.to_string_lossy(), stdin);
+                let (_, dev, ino) = program_id(program);
+                let parts = (program.to_string_lossy(), (dev, ino), argv, cwd.to_string_lossy(), stdin);
                 format!("command {}", serde_json::to_string(&parts).unwrap_or_default())
             }
             Subject::Network { host, port } => format!("network {}", host.authority(*port)),

@@ -11,6 +11,7 @@ use paddock_policy::{Decision, Policy, Verdict};
 use super::inner::Inner;
 use super::plan::deny;
 use crate::approvals::broker::RecordSink;
+use crate::approvals::broker::{program_id, ProgramId};
 use crate::approvals::{Broker, Subject};
 
 /// How [`Inner::decide_asked`] decided a command call.
@@ -36,16 +37,6 @@ impl Decided {
             Decided::Answered(d) => Some(d),
         }
     }
-}
-
-/// A program's path, device and inode (0, 0 when it cannot be looked at).
-pub(super) type ProgramId = (std::path::PathBuf, u64, u64);
-
-/// [`ProgramId`] of `program` now.
-fn program_id(program: &Path) -> ProgramId {
-    use std::os::unix::fs::MetadataExt;
-    let (dev, ino) = std::fs::metadata(program).map_or((0, 0), |m| (m.dev(), m.ino()));
-    (program.to_path_buf(), dev, ino)
 }
 
 /// A denial when `program` (what argv[0] resolves to now) is not the program `asked`
