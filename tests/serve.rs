@@ -829,3 +829,53 @@ fn a_call_that_floods_the_view_stamp_still_has_what_it_planted_moved_aside() {
     assert!(!ws.join("sub/.envrc").exists(), "the planted .envrc was left: {r:?}");
     assert!(o["stderr"].as_str().unwrap().contains("moved aside to"), "{r:?}");
 }
+
+/// A server's policy names programs that do not exist yet when it starts, or that become
+/// other files: made during the session (a build's output, a script the agent writes), each
+/// pattern decides as `paddock check`, a fresh load, does. A program made later runs, also
+/// as an exec inside a call's tree (its Landlock execute right); a denied name made later as
+/// a link to an allowed program denies it, as the load of now would.
+#[test]
+fn programs_made_after_the_server_started_are_matched_by_their_patterns() {
+    let bin = tempfile::tempdir().unwrap();
+    let [tool, alias, made] = ["tool", "alias", "made"].map(|n| bin.path().join(n));
+    common::write(&tool, "#!/bin/sh\necho tool ran \"$@\"\n", 0o755);
+    let pol = policy_text(&format!(
+        "[commands]\nscope = \"tree\"\nallow = [\"sh **\", \"{} **\", \"{} **\"]\ndeny = [\"{} **\"]\n",
+        tool.display(),
+        made.display(),
+        alias.display()
+    ))
+    .replace("read = [", &format!("read = [{:?}, ", bin.path()));
+    let srv = start(Some(&pol), &[]);
+    let call = |argv: &[&str]| srv.call(&serde_json::json!({"tool": "command", "argv": argv}).to_string()).json();
+    let checked = |argv: &[&str]| {
+        let out = srv.paddock(
+            &[&["check", "--json", "--policy", srv.dir.path().join("policy.toml").to_str().unwrap(), "--"], argv]
+                .concat(),
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("check --json");
+        v["decision"].clone()
+    };
+    let r = call(&[made.to_str().unwrap(), "x"]);
+    assert_eq!(r["decision"], "deny", "not made yet: {r}");
+
+    common::write(&made, "#!/bin/sh\necho made ran \"$@\"\n", 0o755);
+    let r = call(&[made.to_str().unwrap(), "x"]);
+    assert_eq!((&r["decision"], &r["stdout"]), (&"allow".into(), &"made ran x\n".into()), "{r}");
+    let r = call(&["sh", "-c", &format!("{} y", made.display())]);
+    assert_eq!((&r["decision"], &r["stdout"]), (&"allow".into(), &"made ran y\n".into()), "{r}");
+
+    let r = call(&[tool.to_str().unwrap(), "x"]);
+    assert_eq!((&r["decision"], &r["stdout"]), (&"allow".into(), &"tool ran x\n".into()), "{r}");
+    std::os::unix::fs::symlink(&tool, &alias).unwrap();
+    for argv in [[alias.to_str().unwrap(), "z"], [tool.to_str().unwrap(), "z"]] {
+        let r = call(&argv);
+        assert_eq!(
+            (&r["decision"], &r["rule"], &r["stdout"]),
+            (&"deny".into(), &"commands.deny[0]".into(), &"".into()),
+            "{argv:?}: {r}"
+        );
+        assert_eq!(checked(&argv), "deny", "{argv:?}");
+    }
+}

@@ -169,9 +169,9 @@ pub(crate) struct Approved {
 }
 
 impl Approved {
-    /// The compiled approved `commands.allow` entries.
-    pub(crate) fn command_allow_rules(&self) -> impl Iterator<Item = &crate::commands::CommandRule> {
-        self.commands.allow.iter()
+    /// The programs the approved `commands.allow` entries name now.
+    pub(crate) fn command_allow_programs(&self) -> Vec<std::path::PathBuf> {
+        self.commands.allowed_programs()
     }
 }
 

@@ -43,8 +43,9 @@ impl AskRules {
     }
 
     /// The compiled `[commands] ask` entries.
-    pub(crate) fn command_rules(&self) -> impl Iterator<Item = &crate::commands::CommandRule> {
-        self.commands.allow.iter()
+    /// The programs the `ask` command entries name now.
+    pub(crate) fn command_programs(&self) -> Vec<std::path::PathBuf> {
+        self.commands.allowed_programs()
     }
 
     pub(crate) fn compile(

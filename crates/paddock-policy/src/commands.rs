@@ -5,10 +5,12 @@
 //! same canonical absolute path. Each later token is a glob for exactly one argument; a
 //! final `**` matches zero or more remaining arguments. `deny` beats `allow`.
 
+mod resolved;
+
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 
@@ -53,8 +55,8 @@ pub struct CommandRule {
     pub id: Arc<str>,
     /// As written.
     pub raw: String,
-    /// The program's canonical path, `None` when it does not resolve (then it matches nothing).
-    pub program: Option<PathBuf>,
+    /// The program as written: a bare name or an absolute path.
+    pub program: String,
     /// Where it was written.
     pub origin: Origin,
     args: Vec<ArgMatcher>,
@@ -124,14 +126,34 @@ impl ProgramIndex {
 }
 
 /// The compiled `[commands]` table.
-#[derive(Debug, Clone, Default)]
+///
+/// Its programs are resolved when it compiles and again whenever what that resolution read
+/// has changed (see `resolved.rs`): a table that outlives its load (a session's) matches a
+/// program made, shadowed or re-linked since, as a fresh load would.
+#[derive(Debug, Default)]
 pub struct CommandRules {
     /// `allow` in order.
     pub allow: Vec<CommandRule>,
     /// `deny` in order.
     pub deny: Vec<CommandRule>,
-    allow_by_program: HashMap<PathBuf, ProgramIndex>,
-    deny_by_program: HashMap<PathBuf, ProgramIndex>,
+    path_var: String,
+    /// The distinct programs as written, and each rule's (allow, then deny) among them.
+    tokens: Vec<String>,
+    token_of: Vec<usize>,
+    resolved: RwLock<Arc<resolved::Resolution>>,
+}
+
+impl Clone for CommandRules {
+    fn clone(&self) -> CommandRules {
+        CommandRules {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            path_var: self.path_var.clone(),
+            tokens: self.tokens.clone(),
+            token_of: self.token_of.clone(),
+            resolved: RwLock::new(self.current()),
+        }
+    }
 }
 
 /// Resolves a program the way the sandbox will: a name with a slash as given (relative to
@@ -168,7 +190,7 @@ const PATTERN_HINT: &str =
 // Long on purpose: the checks of one pattern, in order (split into words, the program,
 // each argument glob), each pushing its own located problem; they share the entry's
 // origin and the partial result, which separate functions would have to pass around.
-fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &mut Problems) -> Option<CommandRule> {
+fn compile_one(kind: &str, i: usize, e: RawCommand, problems: &mut Problems) -> Option<CommandRule> {
     let tokens = match shell_words::split(&e.raw) {
         Ok(t) => t,
         Err(err) => {
@@ -239,14 +261,10 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
             }
         }
     }
-    let resolved = resolve_program(program, path_var, Path::new("/"));
-    if resolved.is_none() {
-        tracing::debug!(pattern = %e.raw, "command pattern's program does not resolve; it matches nothing");
-    }
     Some(CommandRule {
         id: format!("commands.{kind}[{i}]").into(),
         raw: e.raw,
-        program: resolved,
+        program: program.clone(),
         origin: e.origin,
         args: globs,
         rest,
@@ -260,7 +278,7 @@ fn compile_one(kind: &str, i: usize, e: RawCommand, path_var: &str, problems: &m
 pub(crate) fn check_pattern(raw: &str) -> Result<(), crate::PolicyError> {
     let file = Arc::new(PathBuf::from("(the proposed entry)"));
     let mut problems = Problems::default();
-    compile_one("allow", 0, RawCommand { raw: raw.to_string(), origin: Origin::at(&file, raw, 0) }, "", &mut problems);
+    compile_one("allow", 0, RawCommand { raw: raw.to_string(), origin: Origin::at(&file, raw, 0) }, &mut problems);
     problems.into_result()
 }
 
@@ -271,29 +289,63 @@ impl CommandRules {
         path_var: &str,
         problems: &mut Problems,
     ) -> CommandRules {
-        let mut rules = CommandRules::default();
+        let mut rules = CommandRules { path_var: path_var.to_string(), ..CommandRules::default() };
         for (i, e) in allow.into_iter().enumerate() {
-            if let Some(r) = compile_one("allow", i, e, path_var, problems) {
-                if let Some(p) = &r.program {
-                    rules.allow_by_program.entry(p.clone()).or_default().add(&r, rules.allow.len());
-                }
-                rules.allow.push(r);
-            }
+            rules.allow.extend(compile_one("allow", i, e, problems));
         }
         for (i, e) in deny.into_iter().enumerate() {
-            if let Some(r) = compile_one("deny", i, e, path_var, problems) {
-                if let Some(p) = &r.program {
-                    rules.deny_by_program.entry(p.clone()).or_default().add(&r, rules.deny.len());
-                }
-                rules.deny.push(r);
-            }
+            rules.deny.extend(compile_one("deny", i, e, problems));
         }
+        for r in rules.allow.iter().chain(&rules.deny) {
+            let k = match rules.tokens.iter().position(|t| *t == r.program) {
+                Some(k) => k,
+                None => {
+                    rules.tokens.push(r.program.clone());
+                    rules.tokens.len() - 1
+                }
+            };
+            rules.token_of.push(k);
+        }
+        rules.resolved = RwLock::new(Arc::new(rules.resolve()));
         rules
     }
 
-    /// Patterns whose program does not resolve (they match nothing): worth a lint warning.
-    pub fn unresolved(&self) -> impl Iterator<Item = &CommandRule> {
-        self.allow.iter().chain(&self.deny).filter(|r| r.program.is_none())
+    /// Resolves every program now and indexes the rules by it.
+    fn resolve(&self) -> resolved::Resolution {
+        let mut r = resolved::Resolution::new(&self.tokens, &self.path_var);
+        let all = self.allow.iter().map(|x| (0, x)).chain(self.deny.iter().map(|x| (1, x)));
+        let mut n = [0, 0];
+        for ((side, rule), &k) in all.zip(&self.token_of) {
+            if let Some(p) = &r.programs[k] {
+                r.by_program[side].entry(p.clone()).or_default().add(rule, n[side]);
+            }
+            n[side] += 1;
+        }
+        r
+    }
+
+    /// The resolution of now: the last one while what it read holds, else a new one.
+    fn current(&self) -> Arc<resolved::Resolution> {
+        let last = self.resolved.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if self.tokens.is_empty() || last.holds() {
+            return last;
+        }
+        let now = Arc::new(self.resolve());
+        *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = now.clone();
+        now
+    }
+
+    /// Patterns whose program does not resolve now (they match nothing): worth a lint warning.
+    pub fn unresolved(&self) -> Vec<&CommandRule> {
+        let now = self.current();
+        let all = self.allow.iter().chain(&self.deny);
+        all.zip(&self.token_of).filter(|(_, &k)| now.programs[k].is_none()).map(|(r, _)| r).collect()
+    }
+
+    /// The programs the allow patterns name now.
+    pub fn allowed_programs(&self) -> Vec<PathBuf> {
+        let now = self.current();
+        self.token_of[..self.allow.len()].iter().filter_map(|&k| now.programs[k].clone()).collect()
     }
 
     /// Decides a call of `program` (already resolved, `None` if it did not) with `args`.
@@ -303,15 +355,17 @@ impl CommandRules {
                 "`{shown}` does not resolve to an executable in the sandbox PATH, so no [commands] pattern matches it"
             ));
         };
-        if let Some(i) = self.deny_by_program.get(program).and_then(|x| x.first_match(&self.deny, args)) {
+        let now = self.current();
+        let [allow_by_program, deny_by_program] = &now.by_program;
+        if let Some(i) = deny_by_program.get(program).and_then(|x| x.first_match(&self.deny, args)) {
             let r = &self.deny[i];
             return Decision::deny(&r.id, format!("`{}` is denied by `{}`", shown, r.raw));
         }
-        if let Some(i) = self.allow_by_program.get(program).and_then(|x| x.first_match(&self.allow, args)) {
+        if let Some(i) = allow_by_program.get(program).and_then(|x| x.first_match(&self.allow, args)) {
             let r = &self.allow[i];
             return Decision::allow(&r.id, format!("`{}` is allowed by `{}`", shown, r.raw));
         }
-        let hint = if self.allow_by_program.contains_key(program) {
+        let hint = if allow_by_program.contains_key(program) {
             "its arguments match no allow pattern of that program"
         } else {
             "no allow pattern names that program"

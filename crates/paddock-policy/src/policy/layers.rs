@@ -49,9 +49,8 @@ impl Policy {
         if self.ask.asks_any_command() {
             return None;
         }
-        let allow = self.commands.iter().flat_map(|c| c.allow.iter());
-        let rules = allow.chain(self.approved.command_allow_rules()).chain(self.ask.command_rules());
-        Some(rules.filter_map(|r| r.program.clone()).collect())
+        let allow = self.commands.iter().flat_map(|c| c.allowed_programs());
+        Some(allow.chain(self.approved.command_allow_programs()).chain(self.ask.command_programs()).collect())
     }
 
     /// The layers after a command's own rules: approved deny, approved allow, ask.
