@@ -1007,7 +1007,47 @@ fn a_session_answer_holds_for_that_very_file(user: User) {
     assert!(status == 200 && body.contains(r#""decision":"deny""#), "{body}");
 }
 
+/// A question left by a run that was killed while it waited is taken down: not listed, and
+/// an answer to it is refused (exit 64), not reported as kept while nothing keeps it.
+/// Control: the same answer to a live run's question is carried out and said so.
+fn a_question_of_a_killed_run_takes_no_answer(user: User) {
+    let f = Fixture::new(user);
+    let pol = f.policy(&Pol { tail: &tail("50s", "[commands]\nallow = []\nask = [\"echo **\"]\n"), ..Pol::default() });
+    let approved = f.root.join("state/approved.toml");
+    let mut run = start(&f, &pol, &["echo", "killed"]);
+    let q = next_question(&f, &[]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let o = paddock(&f, &["approve", &id(&q), "--scope", "always"]);
+    assert_eq!(o.code(), 64, "{o}");
+    assert!(o.err().contains("has ended") && !o.out().contains("allowed"), "{o}");
+    assert!(!approved.exists(), "nothing kept");
+    let o = paddock(&f, &["approvals", "--json"]);
+    assert_eq!(o.out().trim(), r#"{"approvals":[]}"#, "{o}");
+
+    // Listed first: taken down by the listing.
+    let mut run = start(&f, &pol, &["echo", "killed", "again"]);
+    let q = next_question(&f, &[id(&q)]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let o = paddock(&f, &["approvals", "--json"]);
+    assert_eq!(o.out().trim(), r#"{"approvals":[]}"#, "{o}");
+    let o = paddock(&f, &["deny", &id(&q), "--scope", "always"]);
+    assert_eq!(o.code(), 64, "{o}");
+    assert!(o.err().contains("no open question"), "{o}");
+    assert!(!approved.exists(), "nothing kept");
+
+    let run = start(&f, &pol, &["echo", "live"]);
+    let q = next_question(&f, &[id(&q)]);
+    let o = paddock(&f, &["approve", &id(&q), "--scope", "always"]);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().contains("command `echo live` allowed (always)"), "{o}");
+    assert!(read(&approved).contains("echo live"), "kept before the answer was said taken");
+    assert_eq!(finish(run).out(), "live\n");
+}
+
 both_users!(
+    a_question_of_a_killed_run_takes_no_answer,
     a_session_answer_holds_for_that_very_file,
     a_session_answer_about_no_input_does_not_cover_piped_input,
     a_call_runs_the_program_it_was_asked_about,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use paddock::approvals::{this_process, Answer, AnswerError, Scope, Store, Verdict};
+use paddock::approvals::{this_process, Answer, AnswerError, Scope, Store, Taken, Verdict};
 
 use crate::args::{ApprovalsArgs, ApproveArgs, DenyArgs};
 use crate::exit::{self, fail};
@@ -69,6 +69,10 @@ pub fn list(a: ApprovalsArgs) -> i32 {
     }
 }
 
+/// How long `approve` and `deny` wait for the asker to take their answer (it looks every
+/// few tens of milliseconds).
+const TAKEN_WITHIN: Duration = Duration::from_secs(5);
+
 /// `paddock approve ID`.
 pub fn approve(a: ApproveArgs) -> i32 {
     let scope = if a.always {
@@ -104,9 +108,23 @@ fn answer(id: &str, verdict: Verdict, scope: Scope) -> i32 {
             let what =
                 question.map(|q| format!("{} `{}`", q.kind, paddock_audit::Escaped(&q.subject))).unwrap_or_default();
             let how = if verdict == Verdict::Allow { "allowed" } else { "denied" };
-            output::println(format_args!("{shown}: {what} {how} ({})", scope.as_str())).err().unwrap_or(exit::OK)
+            match store.taken(id, TAKEN_WITHIN) {
+                Taken::Yes => {
+                    output::println(format_args!("{shown}: {what} {how} ({})", scope.as_str())).err().unwrap_or(exit::OK)
+                }
+                Taken::AskerEnded => fail(
+                    exit::USAGE,
+                    format_args!("{shown}: the call that asked ended before it took the answer: nothing was {how}, and nothing kept"),
+                ),
+                Taken::NotYet => output::println(format_args!(
+                    "{shown}: {what} {how} ({}), but the call that asked has not taken the answer yet (it is stopped or busy); what it does with it goes to the audit log",
+                    scope.as_str()
+                ))
+                .err()
+                .unwrap_or(exit::OK),
+            }
         }
-        Err(e @ (AnswerError::Unknown(_) | AnswerError::Answered(_))) => {
+        Err(e @ (AnswerError::Unknown(_) | AnswerError::Answered(_) | AnswerError::Ended(_))) => {
             fail(exit::USAGE, paddock_audit::Escaped(&e.to_string()))
         }
         Err(e) => fail(exit::INTERNAL, paddock_audit::Escaped(&e.to_string())),

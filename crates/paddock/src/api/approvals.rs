@@ -49,6 +49,7 @@ pub(super) fn answer(session: &Session, id: &str, body: &[u8]) -> (StatusCode, V
         Ok(()) => (StatusCode::OK, json!({ "id": id, "answer": posted.answer, "scope": posted.scope })),
         Err(e @ AnswerError::Unknown(_)) => (StatusCode::NOT_FOUND, json!({ "error": e.to_string() })),
         Err(e @ AnswerError::Answered(_)) => (StatusCode::CONFLICT, json!({ "error": e.to_string() })),
+        Err(e @ AnswerError::Ended(_)) => (StatusCode::GONE, json!({ "error": e.to_string() })),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": e.to_string() })),
     }
 }

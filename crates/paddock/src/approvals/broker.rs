@@ -181,6 +181,10 @@ pub struct Broker {
 /// How often a waiting question looks for its answer.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long after a question's deadline its asker still looks for an answer given just
+/// before it.
+const GRACE: Duration = Duration::from_secs(1);
+
 impl Broker {
     /// A broker for `session` keeping its questions in `state` (`$STATE`).
     pub fn new(state: &Path, session: &str, workspace: &Path, record: RecordSink) -> std::io::Result<Broker> {
@@ -283,22 +287,25 @@ impl Broker {
                 format!("{}; the question cannot be recorded, so none is asked: {e}", asked.reason),
             );
         }
-        if let Err(e) = self.store.put(&q) {
-            let d = decision(
-                false,
-                &asked.rule,
-                format!("{}; the question cannot be put up, so the answer is no: {e}", asked.reason),
-            );
-            self.answered(&q, None, "error", &d, None);
-            return d;
-        }
+        let asking = match self.store.put(&q) {
+            Ok(h) => h,
+            Err(e) => {
+                let d = decision(
+                    false,
+                    &asked.rule,
+                    format!("{}; the question cannot be put up, so the answer is no: {e}", asked.reason),
+                );
+                self.answered(&q, None, "error", &d, None);
+                return d;
+            }
+        };
         let prompt = self.prompt.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(p) = prompt {
             p(&q, &self.store);
         }
         let answer = self.wait_answer(&q.id, timeout);
-        self.store.remove(&q.id);
         let Some(a) = answer else {
+            self.store.remove(&q.id);
             let d = decision(
                 false,
                 &asked.rule,
@@ -328,13 +335,18 @@ impl Broker {
                 None
             }
         };
+        // Down only now: its answerer reads "taken" from the question being gone.
+        self.store.remove(&q.id);
+        drop(asking);
         self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);
         d
     }
 
-    /// The answer to question `id`, polled every [`POLL`] until `timeout` passes.
+    /// The answer to question `id`, polled every [`POLL`] until `timeout` passes, and
+    /// [`GRACE`] after it: the store takes answers until the question's deadline, and one
+    /// taken then is carried out, not left behind.
     fn wait_answer(&self, id: &str, timeout: Duration) -> Option<Answer> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout + GRACE;
         loop {
             if let Some(a) = self.store.answered(id) {
                 return Some(a);

@@ -11,4 +11,4 @@ pub mod store;
 
 pub use broker::{Broker, Prompt, Subject, APPROVED_FILE};
 pub use question::{this_process, Answer, Question, Scope, Verdict};
-pub use store::{AnswerError, Store, APPROVALS_DIR};
+pub use store::{AnswerError, Asking, Store, Taken, APPROVALS_DIR};

@@ -3,8 +3,14 @@
 //! file, mode 0600, renamed or linked into place), so any process of the same user can
 //! list the questions and answer them, and a reader never sees half a file. The first
 //! answer wins: an answer is linked into place, which fails when one is there.
+//!
+//! The asker holds a shared lock on its question's file while it waits, and takes the
+//! files down only once it has done what the answer says (kept it in the approved list, for
+//! "always"). So a question whose lock is free was left by an asker that ended: it is not
+//! listed, and it takes no answer that nobody would carry out; and an answerer can tell
+//! that its answer was taken from the question's file being gone.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -23,15 +29,45 @@ pub const APPROVALS_DIR: &str = "approvals";
 pub enum AnswerError {
     /// No open question has this id.
     #[error(
-        "no open question `{0}` (it was answered, timed out, or never asked): `paddock approvals` lists the open ones"
+        "no open question `{0}` (it was answered, timed out, never asked, or the call that asked has ended): `paddock approvals` lists the open ones"
     )]
     Unknown(String),
     /// Someone answered first.
     #[error("question `{0}` was already answered")]
     Answered(String),
+    /// The asker ended before it had an answer: nothing would carry one out.
+    #[error("the call that asked question `{0}` has ended: nothing was answered, and nothing kept")]
+    Ended(String),
     /// The file could not be written.
     #[error("cannot write the answer to `{0}`: {1}")]
     Io(String, std::io::Error),
+}
+
+/// The asker's hold on its open question (a shared lock on the question's file), until
+/// dropped.
+#[derive(Debug)]
+pub struct Asking {
+    _held: File,
+}
+
+/// What became of an answer, as its answerer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// The asker took it and did what it says.
+    Yes,
+    /// The asker ended before it took it.
+    AskerEnded,
+    /// The asker has not taken it yet (it is stopped, or very busy).
+    NotYet,
+}
+
+/// Whether the asker of a question is still there.
+#[derive(Debug, PartialEq, Eq)]
+enum Asker {
+    Waiting,
+    Ended,
+    /// The question is gone.
+    Gone,
 }
 
 /// The questions directory of one `$STATE`.
@@ -70,23 +106,40 @@ impl Store {
         self.dir.join(format!("{id}.answer.json"))
     }
 
-    /// Writes `bytes` to a new temporary file (0600) in the directory; its path.
-    fn temp(&self, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    /// Writes `bytes` to a new temporary file (0600) in the directory; its path and file.
+    fn temp(&self, bytes: &[u8]) -> std::io::Result<(PathBuf, File)> {
         static N: AtomicU64 = AtomicU64::new(0);
         let tmp = self.dir.join(format!(".tmp-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        Ok(tmp)
+        Ok((tmp, f))
     }
 
-    /// Puts a question up.
-    pub fn put(&self, q: &Question) -> std::io::Result<()> {
+    /// Puts a question up; it stays answerable while the returned hold lives.
+    pub fn put(&self, q: &Question) -> std::io::Result<Asking> {
         let bytes = serde_json::to_vec(q).map_err(std::io::Error::other)?;
-        let tmp = self.temp(&bytes)?;
-        std::fs::rename(&tmp, self.question_path(&q.id)).inspect_err(|_| {
+        let (tmp, held) = self.temp(&bytes)?;
+        let put = held.lock_shared().and_then(|()| std::fs::rename(&tmp, self.question_path(&q.id)));
+        put.inspect_err(|_| {
             std::fs::remove_file(&tmp).ok();
-        })
+        })?;
+        Ok(Asking { _held: held })
+    }
+
+    /// Whether the asker of question `id` still holds it.
+    fn asker(&self, id: &str) -> Asker {
+        let f = match File::open(self.question_path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Asker::Gone,
+            // Unreadable: taken as held, so that it is neither removed nor answered blind.
+            Err(_) => return Asker::Waiting,
+        };
+        match f.try_lock() {
+            Ok(()) => Asker::Ended,
+            Err(TryLockError::WouldBlock) => Asker::Waiting,
+            Err(TryLockError::Error(_)) => Asker::Waiting,
+        }
     }
 
     /// The open question `id`, if there is one (answered or not).
@@ -106,7 +159,7 @@ impl Store {
             let name = entry?.file_name();
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".question.json")) else { continue };
             let Some(q) = self.get(id) else { continue };
-            if q.deadline_ms.saturating_add(STALE_MS) <= now {
+            if q.deadline_ms.saturating_add(STALE_MS) <= now || self.asker(id) == Asker::Ended {
                 // Its asker ended while it waited (a waiting asker removes its own).
                 self.remove(id);
                 continue;
@@ -126,15 +179,40 @@ impl Store {
         if q.deadline_ms <= now_ms() {
             return Err(AnswerError::Unknown(id.to_string()));
         }
+        match self.asker(id) {
+            Asker::Waiting => {}
+            Asker::Gone => return Err(AnswerError::Unknown(id.to_string())),
+            Asker::Ended => {
+                self.remove(id);
+                return Err(AnswerError::Ended(id.to_string()));
+            }
+        }
         let shown = self.answer_path(id).display().to_string();
         let bytes = serde_json::to_vec(answer).map_err(|e| AnswerError::Io(shown.clone(), std::io::Error::other(e)))?;
-        let tmp = self.temp(&bytes).map_err(|e| AnswerError::Io(shown.clone(), e))?;
+        let (tmp, _) = self.temp(&bytes).map_err(|e| AnswerError::Io(shown.clone(), e))?;
         let linked = std::fs::hard_link(&tmp, self.answer_path(id));
         std::fs::remove_file(&tmp).ok();
         match linked {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(AnswerError::Answered(id.to_string())),
             Err(e) => Err(AnswerError::Io(shown, e)),
+        }
+    }
+
+    /// What became of the answer given to `id`, waiting up to `within` for its asker to
+    /// take it (an asker looks every few tens of milliseconds).
+    pub fn taken(&self, id: &str, within: std::time::Duration) -> Taken {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match self.asker(id) {
+                Asker::Gone => return Taken::Yes,
+                Asker::Ended => {
+                    self.remove(id);
+                    return Taken::AskerEnded;
+                }
+                Asker::Waiting if std::time::Instant::now() >= deadline => return Taken::NotYet,
+                Asker::Waiting => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
         }
     }
 
@@ -196,9 +274,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.put(&q("q1", now_ms() + 60_000)).unwrap();
-        s.put(&q("q2", now_ms() - 1)).unwrap();
-        s.put(&q("q3", now_ms() - STALE_MS - 1)).unwrap();
+        let _held = [
+            s.put(&q("q1", now_ms() + 60_000)).unwrap(),
+            s.put(&q("q2", now_ms() - 1)).unwrap(),
+            s.put(&q("q3", now_ms() - STALE_MS - 1)).unwrap(),
+        ];
         assert_eq!(
             s.list().unwrap().iter().map(|q| q.id.as_str()).collect::<Vec<_>>(),
             ["q1"],
@@ -217,5 +297,33 @@ mod tests {
         s.remove("q1");
         assert!(s.get("q1").is_none());
         assert!(Answer::new(Verdict::Deny, Scope::Session, "me".into()).is_err());
+    }
+
+    #[test]
+    fn a_question_whose_asker_ended_is_neither_listed_nor_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let held = s.put(&q("q1", now_ms() + 60_000)).unwrap();
+        let a = Answer::new(Verdict::Allow, Scope::Always, "me".into()).unwrap();
+        assert_eq!(s.list().unwrap().len(), 1);
+        assert_eq!(s.taken("q1", std::time::Duration::ZERO), Taken::NotYet, "not answered, still held");
+        drop(held);
+        assert!(s.list().unwrap().is_empty(), "its asker ended");
+        assert!(s.get("q1").is_none(), "taken down");
+
+        let held = s.put(&q("q2", now_ms() + 60_000)).unwrap();
+        drop(held);
+        assert!(matches!(s.answer("q2", &a), Err(AnswerError::Ended(_))));
+        assert!(s.answered("q2").is_none(), "no answer written");
+
+        let held = s.put(&q("q3", now_ms() + 60_000)).unwrap();
+        s.answer("q3", &a).unwrap();
+        drop(held);
+        assert_eq!(s.taken("q3", std::time::Duration::from_secs(5)), Taken::AskerEnded);
+
+        let _held = s.put(&q("q4", now_ms() + 60_000)).unwrap();
+        s.answer("q4", &a).unwrap();
+        s.remove("q4");
+        assert_eq!(s.taken("q4", std::time::Duration::from_secs(5)), Taken::Yes, "the asker took it down");
     }
 }
