@@ -879,3 +879,30 @@ fn programs_made_after_the_server_started_are_matched_by_their_patterns() {
         assert_eq!(checked(&argv), "deny", "{argv:?}");
     }
 }
+
+/// A token file replaced where calls can read it makes the server take no token: a client
+/// is told so with 503 and nothing about the file (its path is for the server's log, which
+/// says why), whether or not it sent the old token.
+#[test]
+fn a_token_file_replaced_in_reach_takes_no_token_and_names_nothing_to_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("tok");
+    let pol = policy_text("").replace("read = [", &format!("read = [{:?}, ", dir.path()));
+    let srv = start(Some(&pol), &["--token-file", tok.to_str().unwrap()]);
+    let old = std::fs::read_to_string(&tok).unwrap().trim().to_string();
+    let auth = format!("Authorization: Bearer {old}");
+    assert_eq!(srv.request("GET", "/v1/health", &[&auth], None).status, 200);
+    common::write(&dir.path().join("new"), &format!("{}\n", "7".repeat(64)), 0o600);
+    std::fs::rename(dir.path().join("new"), &tok).unwrap();
+    for (headers, status) in [(auth.as_str(), 503), ("-Authorization", 401), ("Authorization: Bearer 7777", 503)] {
+        let r = srv.request("GET", "/v1/health", &[headers], None);
+        assert_eq!(r.status, status, "{headers:?}: {r:?}");
+        assert!(!r.body.contains(dir.path().to_str().unwrap()), "{r:?}");
+    }
+    let t = Instant::now();
+    while !srv.stderr.lock().unwrap().contains("replaced by another file") {
+        assert!(t.elapsed() < HANG, "the server's log does not say why: {}", srv.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(srv.stderr.lock().unwrap().contains(tok.to_str().unwrap()));
+}

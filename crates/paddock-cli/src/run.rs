@@ -329,7 +329,7 @@ pub(crate) fn warn_if_state_writable(policy: &Policy, audit_log: &Path) {
     for p in own {
         if let Some(w) = policy.filesystem.write.iter().find(|w| p.starts_with(&w.path)) {
             eprintln!(
-                "paddock: warning: paddock's state {} lies under the write grant {} ({}): it is hidden from the sandbox and cannot be renamed away, but keep it outside what a call may write (set PADDOCK_STATE_DIR, or pass --workspace DIR)",
+                "paddock: warning: {} (paddock's own: its state, audit log, serve token or socket) lies under the write grant {} ({}): it is hidden from the sandbox and cannot be renamed away, but keep it outside what a call may write (PADDOCK_STATE_DIR, --audit, --token-file, or --workspace DIR)",
                 Escaped(&p.to_string_lossy()),
                 Escaped(&w.path.to_string_lossy()),
                 w.id

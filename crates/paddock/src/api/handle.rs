@@ -167,10 +167,12 @@ fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Box<Resp>> {
     match bearer(req).map(|t| state.token.verify(t)) {
         Some(Ok(true)) => {}
         Some(Err(e)) => {
+            // Why, and where the file is, goes to the server's log, not to a client that
+            // has not shown it holds the token.
             tracing::error!("{e}");
             return Err(boxed_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the server's token file is unusable: {e}"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server's token file is unusable, so no token is accepted: the server's log says why",
             ));
         }
         Some(Ok(false)) | None => {
