@@ -780,8 +780,13 @@ fn a_call_runs_in_the_directory_it_was_asked_about(user: User) {
         let (status, body) = request("POST", &path, true, Some(r#"{"answer":"allow","scope":"once"}"#));
         assert_eq!(status, 200, "{body}");
     };
-    // Outside the view: asked about, and run, in the workspace.
-    let pending = call(r#"{"tool":"command","argv":["pwd"],"cwd":"/nonexistent-outside/dir"}"#);
+    // Outside the view: refused, nobody asked.
+    let (status, body) = call(r#"{"tool":"command","argv":["pwd"],"cwd":"/nonexistent-outside/dir"}"#).join().unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, v["decision"].as_str(), v["stdout"].as_str()), (200, Some("deny"), Some("")), "{body}");
+    assert!(records(&f, "approval.ask").is_empty(), "{body}");
+    // In the workspace: asked about, and run, there.
+    let pending = call(r#"{"tool":"command","argv":["pwd"]}"#);
     let q = next_question(&f, &[]);
     assert_eq!(q["cwd"].as_str(), Some(f.ws.to_str().unwrap()), "{q}");
     answer(&q);

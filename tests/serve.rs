@@ -398,20 +398,42 @@ fn a_call_whose_sandbox_cannot_start_names_its_record() {
     );
 }
 
-/// A `cwd` the sandbox cannot see is not where the call runs: the call runs in the
-/// workspace, and its record says so (found by an attack: `call.start` named paddock's
-/// state directory as the cwd of a call that ran in the workspace).
+/// A `cwd` the sandbox cannot see is refused, never swapped for another directory (found by
+/// a test: a call asking for `/root`, a denied directory or one that does not exist ran in
+/// the workspace, and its record named the workspace), and the refusal's record names the
+/// directory asked for. An empty `cwd` is refused too; none at all is the workspace, and a
+/// relative one is taken from it.
 #[test]
-fn a_cwd_the_sandbox_cannot_see_is_recorded_as_where_the_call_ran() {
-    let srv = start(None, &[]);
+fn a_cwd_the_sandbox_cannot_see_is_refused_not_swapped() {
+    let srv = start(Some(&policy_text("")), &[]);
     let ws = srv.ws().canonicalize().unwrap();
-    let r = srv.call(r#"{"tool":"command","argv":["pwd"],"cwd":"/nonexistent-paddock-cwd"}"#);
-    let o = r.json();
-    assert_eq!(o["stdout"], format!("{}\n", ws.display()), "{r:?}");
-    let seq = o["audit_seq"].as_u64().expect("audit_seq");
-    let start = srv.audit().into_iter().find(|r| r["seq"] == seq).expect("the record at audit_seq");
-    let cwd = std::path::PathBuf::from(start["cwd"].as_str().unwrap());
-    assert_eq!(cwd.canonicalize().unwrap(), ws, "{start}");
+    std::fs::create_dir_all(ws.join("sub")).unwrap();
+    std::fs::create_dir_all(ws.join(".env")).unwrap();
+    let call = |cwd: Option<&str>| {
+        let mut body = serde_json::json!({"tool": "command", "argv": ["pwd"]});
+        if let Some(c) = cwd {
+            body["cwd"] = c.into();
+        }
+        srv.call(&body.to_string()).json()
+    };
+    let denied_dir = ws.join(".env");
+    for cwd in ["/nonexistent-paddock-cwd", "/root", denied_dir.to_str().unwrap(), ""] {
+        let o = call(Some(cwd));
+        assert_eq!(
+            (&o["decision"], &o["stdout"], &o["exit_code"]),
+            (&"deny".into(), &"".into(), &Value::Null),
+            "{cwd:?}: {o}"
+        );
+        assert!(o["reason"].as_str().unwrap().contains("cwd"), "{o}");
+        let seq = o["audit_seq"].as_u64().expect("audit_seq");
+        let start = srv.audit().into_iter().find(|r| r["seq"] == seq).expect("the record at audit_seq");
+        assert_eq!(start["decision"], "deny", "{start}");
+        if !cwd.is_empty() {
+            assert_eq!(start["cwd"], cwd, "the record names the directory asked for: {start}");
+        }
+    }
+    assert_eq!(call(None)["stdout"], format!("{}\n", ws.display()));
+    assert_eq!(call(Some("sub"))["stdout"], format!("{}\n", ws.join("sub").display()));
 }
 
 #[test]

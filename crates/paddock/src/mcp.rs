@@ -100,7 +100,7 @@ fn command_schema() -> Value {
         "type": "object",
         "properties": {
             "argv": { "type": "array", "items": { "type": "string" }, "minItems": 1, "description": "Program and arguments, e.g. [\"git\", \"status\"]. No shell: use [\"sh\", \"-c\", \"...\"] for one, if the policy allows sh." },
-            "cwd": { "type": "string", "description": "Working directory: absolute, or relative to the workspace (default: the workspace)." },
+            "cwd": { "type": "string", "description": "Working directory: absolute, or relative to the workspace (default: the workspace); one the sandbox cannot see is refused." },
             "stdin": { "type": "string", "description": "Text for the program's standard input." },
             "timeout": { "oneOf": [{ "type": "string" }, { "type": "integer", "minimum": 0 }], "description": "A timeout shorter than the policy's: \"30s\", \"2m\", or seconds." }
         },

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use paddock_policy::{Enforcement, PathRule, Policy};
+use paddock_policy::{Decision, Enforcement, PathRule, Policy, Verdict};
 use paddock_sandbox::{NetworkMode, SandboxSpec, StdioMode};
 
 /// The port paddock's proxy listens on inside each sandbox's own network namespace (only
@@ -136,8 +136,34 @@ pub fn fs_view(policy: &Policy) -> FsView {
     FsView { read_paths: paths(&policy.view_read_rules()), write_paths, deny_paths, deny_globs, protect_globs }
 }
 
+/// The directory a session's command call runs in: the workspace (or `/`, when the
+/// sandbox cannot see it) when the call names none; else the one it names (relative to the
+/// workspace), or a denial when the sandbox cannot see that one: a call is never moved to
+/// another directory than it asked for (until 2026-12-05 it ran in the workspace,
+/// silently: an `rm -rf build` meant for another checkout hit the workspace's).
+pub(crate) fn call_dir(policy: &Policy, cwd: Option<&str>) -> Result<PathBuf, Decision> {
+    let ws = &policy.vars.workspace;
+    let Some(c) = cwd else { return Ok(run_dir(policy, ws)) };
+    if c.is_empty() {
+        let reason = "the call's cwd is empty: name a directory, or leave cwd out for the workspace".to_string();
+        return Err(Decision { verdict: Verdict::Deny, rule: "default".into(), reason });
+    }
+    let dir = paddock_policy::normalize(Path::new(c), ws);
+    let d = policy.decide_read(&dir);
+    if d.is_allow() {
+        return Ok(dir);
+    }
+    let reason = format!(
+        "the call's cwd {} is not visible in the sandbox, so the call cannot run there: {}",
+        dir.display(),
+        d.reason
+    );
+    Err(Decision { reason, ..d })
+}
+
 /// The directory a child asked to run in `cwd` runs in: `cwd` when the policy lets the
-/// sandbox see it, else the workspace, else `/`.
+/// sandbox see it, else the workspace, else `/` (`paddock run`, whose `cwd` is where it
+/// was started, not a directory the agent named).
 pub(crate) fn run_dir(policy: &Policy, cwd: &Path) -> PathBuf {
     let ws = &policy.vars.workspace;
     [cwd, ws.as_path()]

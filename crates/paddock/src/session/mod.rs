@@ -54,7 +54,7 @@ use crate::{spec, SessionError};
 use execute::Executed;
 use inner::Inner;
 use outcome::{http_outcome, outcome};
-use plan::{plan, resolve_cwd, Child, Plan};
+use plan::{plan, Child, Plan};
 use zygote::SessionZygote;
 
 /// The device and inode of directory `dir` now (symlinks followed, as `chdir` follows them).
@@ -223,13 +223,18 @@ impl Session {
                 // A command call that asks waits here, before its sandbox starts; its answer
                 // is decided under the policy in force once it came.
                 // A command is decided, asked about and run in one directory: where it will
-                // run (one the sandbox cannot see is the workspace), as it is now (device and
-                // inode: a symlink or rename that re-points its path meanwhile fails the start).
+                // run, as it is now (device and inode: a symlink or rename that re-points its
+                // path meanwhile fails the start). One the sandbox cannot see is refused by
+                // the plan, unasked.
                 let mut decided_in: Option<(PathBuf, Option<(u64, u64)>)> = None;
-                let (policy, answered) = match &call {
-                    ToolCall::Command { argv, cwd, stdin, .. } if !argv.is_empty() => {
-                        let requested = resolve_cwd(&inner.base.vars.workspace, cwd.as_deref());
-                        let dir = spec::run_dir(&inner.policy(), &requested);
+                let dir = match &call {
+                    ToolCall::Command { argv, cwd, .. } if !argv.is_empty() => {
+                        spec::call_dir(&inner.policy(), cwd.as_deref()).ok()
+                    }
+                    _ => None,
+                };
+                let (policy, answered) = match (&call, dir) {
+                    (ToolCall::Command { argv, stdin, .. }, Some(dir)) => {
                         decided_in = Some((dir.clone(), identity(&dir)));
                         // No input given is empty input (it reads `/dev/null`), never the
                         // unknown input of an exec in a call's tree: an answer about one

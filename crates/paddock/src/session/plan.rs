@@ -100,7 +100,10 @@ fn url_path(url: &str) -> String {
 pub(super) fn check(policy: &Arc<Policy>, call: &ToolCall) -> Decision {
     let ws = policy.vars.workspace.clone();
     match call {
-        ToolCall::Command { argv, cwd, .. } => policy.check_runnable(argv, &resolve_cwd(&ws, cwd.as_deref())),
+        ToolCall::Command { argv, cwd, .. } => match spec::call_dir(policy, cwd.as_deref()) {
+            Ok(dir) => policy.check_runnable(argv, &dir),
+            Err(d) => d,
+        },
         ToolCall::ReadFile { path } => policy.check_read(Path::new(path), &ws),
         ToolCall::WriteFile { path, .. } => policy.check_write(Path::new(path), &ws),
         ToolCall::HttpRequest { url, method, .. } => match url_target(url) {
@@ -190,16 +193,20 @@ fn plan_command(
     answered: Option<Decision>,
     view: ViewSource,
 ) -> Plan {
-    // Where the child will run, decided and recorded as that (a directory the sandbox
-    // cannot see is not where it runs).
-    let cwd = spec::run_dir(policy, &resolve_cwd(&policy.vars.workspace, cwd));
+    // Where the child will run, decided and recorded as that; a directory the sandbox
+    // cannot see is refused, and recorded as asked for.
+    let (cwd, unseen) = match spec::call_dir(policy, cwd) {
+        Ok(dir) => (dir, None),
+        Err(d) => (resolve_cwd(&policy.vars.workspace, cwd), Some(d)),
+    };
     let timeout = timeout.as_ref().map(Timeout::duration).transpose();
-    let d = match (answered, &timeout) {
+    let d = match (unseen, answered, &timeout) {
         _ if argv.is_empty() => deny("empty argv".into()),
+        (Some(d), _, _) => d,
         // Read calls are checked as they are read; a library caller's is checked here.
-        (_, Err(e)) => deny(format!("{e}: refused")),
-        (Some(d), _) => d,
-        (None, _) => policy.check_runnable(&argv, &cwd),
+        (None, _, Err(e)) => deny(format!("{e}: refused")),
+        (None, Some(d), _) => d,
+        (None, None, _) => policy.check_runnable(&argv, &cwd),
     };
     let child = allowed(&d, || {
         Child::of(policy.resolve_program(&argv[0], &cwd), |program| {
