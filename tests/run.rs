@@ -43,6 +43,7 @@ both_users!(
     limits_processes,
     limits_memory,
     limits_output,
+    output_nobody_takes_ends_the_writer,
     // must work
     reads_system_and_workspace_files,
     writes_in_workspace,
@@ -545,6 +546,41 @@ except MemoryError:
     assert!(!o.out().contains("ALLOCATED"), "allocated 1 GiB under max_memory = 256MiB\n{o}");
     // RLIMIT_AS gives MemoryError; a cgroup's OOM killer gives SIGKILL (137).
     assert!(o.out().contains("MEMORYERROR") || o.code == Some(137), "the allocation did not fail as expected\n{o}");
+}
+
+/// Output nobody takes ends the program that writes it, as without paddock: a closed
+/// stdout (`paddock run -- yes | head -c 2`) and a stream past `max_output` drained for as
+/// much again (at least 64 MiB) are closed, and the program's next write gets `SIGPIPE`
+/// (found by a test: `yes` kept running, draining into nothing, until killed).
+fn output_nobody_takes_ends_the_writer(u: User) {
+    use std::io::Read;
+    let f = Fixture::new(u);
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv.push("yes".into());
+    let mut cmd = f.command(&argv);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = spawn(&mut cmd).expect("spawn paddock run -- yes");
+    let mut two = [0u8; 2];
+    child.stdout.take().unwrap().read_exact(&mut two).unwrap();
+    assert_eq!(&two, b"y\n");
+    // The pipe is closed now: `yes` must end, by SIGPIPE (13).
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > HANG {
+            let _ = child.kill();
+            panic!("`paddock run -- yes` kept running after its stdout was closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + 13), "{status:?}");
+
+    let pol = Pol { tail: "[limits]\nmax_output = \"1KiB\"\n", ..Pol::default() };
+    let o = f.run(&pol, &["yes"], None);
+    assert_eq!(o.code(), 128 + 13, "{o}");
+    assert!(o.stdout.len() == 1024 && o.err().contains("truncated"), "{} bytes\n{}", o.stdout.len(), o.err());
 }
 
 fn limits_output(u: User) {

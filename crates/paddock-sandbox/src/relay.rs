@@ -2,10 +2,14 @@
 //! bytes.
 //!
 //! Not a confinement step in the child: it runs in the parent for the whole run. Each
-//! stream is read to its end; bytes past `max_output` are drained and dropped, and the
-//! stream is flagged as truncated. In capture mode the bytes are collected instead of
-//! written. A write error on the caller's side (e.g. a closed pipe) stops the writing, not
-//! the draining.
+//! stream is read to its end, or until nobody takes it: bytes past `max_output` are
+//! drained and dropped, and the stream is flagged as truncated; past [`drain_limit`] (as
+//! much again, at least [`DRAIN_MIN`]) the stream is closed, and so is it at once when
+//! the caller's side cannot be written (a closed pipe: `paddock run -- yes | head -1`).
+//! The program's next write then fails (`SIGPIPE`, `EPIPE`), as under `| head`: a
+//! program that writes without end is not kept running by a reader that drops all it
+//! reads (until 2026-12-05 it ran until killed). In capture mode the bytes are collected
+//! instead of written.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -92,6 +96,16 @@ impl ReadBuf {
     }
 }
 
+/// The least a stream past `max_output` is drained before it is closed.
+pub(crate) const DRAIN_MIN: u64 = 64 * 1024 * 1024;
+
+/// How many bytes of a stream capped at `cap` are read before it is closed: the cap, then
+/// as much again, at least [`DRAIN_MIN`] (a program that writes a little past the cap and
+/// goes on with its work is not cut short; one that writes without end is).
+pub(crate) fn drain_limit(cap: u64) -> u64 {
+    cap.saturating_add(cap.max(DRAIN_MIN))
+}
+
 /// What one relayed stream amounted to.
 #[derive(Debug, Default)]
 pub(crate) struct StreamResult {
@@ -120,7 +134,7 @@ pub(crate) fn spawn_stream(
     workers::spawn(c"paddock-relay", move || {
         let mut res = StreamResult::default();
         let mut buf = ReadBuf::new();
-        let mut sink_ok = true;
+        let closing = cap.map(drain_limit);
         loop {
             let n = match buf.read_from(&mut src) {
                 Ok(0) => break,
@@ -138,19 +152,21 @@ pub(crate) fn spawn_stream(
             if allowed < n {
                 res.truncated = true;
             }
-            if allowed == 0 {
-                continue;
-            }
             match &sink {
+                _ if allowed == 0 => {}
                 Sink::Capture => res.captured.extend_from_slice(&buf[..allowed]),
-                Sink::Fd(fd) if sink_ok => {
+                // Nobody reads the caller's side: neither does paddock any more.
+                Sink::Fd(fd) => {
                     if write_out(*fd, &buf[..allowed]).is_err() {
-                        sink_ok = false;
+                        break;
                     }
                 }
-                Sink::Fd(_) => {}
+            }
+            if closing.is_some_and(|c| res.total >= c) {
+                break;
             }
         }
+        // `src`, the stream's read end, is closed as this returns.
         res
     })
 }

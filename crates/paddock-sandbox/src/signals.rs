@@ -303,10 +303,13 @@ pub(crate) fn alarm_rang() -> bool {
     RANG.swap(false, Ordering::SeqCst)
 }
 
-/// In the target, first thing: the default dispositions back.
+/// In the target, first thing: the default dispositions back, `SIGPIPE`'s too (Rust's
+/// runtime ignores it in paddock, and an ignored signal stays ignored through `execve`:
+/// `yes | head` would end in `EPIPE` and exit 1 rather than die of the signal, as it
+/// does without paddock and under `std::process::Command`).
 pub(crate) fn target_reset() {
     let sa = action(libc::SIG_DFL);
-    for sig in FORWARDED.into_iter().chain([libc::SIGIO]) {
+    for sig in FORWARDED.into_iter().chain([libc::SIGIO, libc::SIGPIPE]) {
         let _ = sigaction(sig, Some(&sa));
     }
 }
