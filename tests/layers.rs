@@ -13,6 +13,7 @@ mod common;
 use common::*;
 
 both_users!(
+    without_a_mount_view_landlock_keeps_the_globs_matches,
     seccomp_refuses_kcmp_pidfd_getfd_modify_ldt,
     landlock_reports_the_kernel_status,
     explain_lists_what_strict_requires_of_landlock,
@@ -380,6 +381,46 @@ if sys.argv[1] == "hide":
     assert libc.prctl(22, 2, ctypes.byref(fp), 0, 0) == 0, "seccomp: %d" % ctypes.get_errno()
 os.execv(sys.argv[2], sys.argv[2:])
 "#;
+
+/// Without a mount view (best-effort where no namespace can be made: here paddock inside
+/// paddock, whose seccomp refuses them), Landlock alone still keeps the deny globs' and the
+/// protect rules' matches of the start as the view would: a `**/*.pem` unread, `.git/config`
+/// and the policy file unwritten; and what it does not cover is said (found by an attack:
+/// they were not looked at, and the report said Landlock was fully enforced). Control:
+/// a file no rule names is read and written.
+fn without_a_mount_view_landlock_keeps_the_globs_matches(u: User) {
+    let f = Fixture::new(u);
+    std::fs::create_dir_all(f.ws.join("deep")).unwrap();
+    std::fs::create_dir_all(f.ws.join(".git")).unwrap();
+    let pem = format!("PEM-{}", unique());
+    write(&f.ws.join("deep/c.pem"), &pem, 0o644);
+    write(&f.ws.join(".git/config"), "[core]\n", 0o644);
+    write(&f.ws.join("plain.txt"), "plain\n", 0o666);
+    write(
+        &f.ws.join("inner.toml"),
+        "version = 1\nextends = [\"default\"]\n[sandbox]\nenforcement = \"best-effort\"\n",
+        0o666,
+    );
+    for p in ["deep", ".git", "deep/c.pem", ".git/config", "plain.txt", "inner.toml"] {
+        chown(&f.ws.join(p), u.uid());
+    }
+    let outer = f.policy(&Pol { read: &[f.bin.to_str().unwrap()], ..Pol::default() });
+    let inner = format!(
+        "mkdir -p /tmp/h /tmp/st && HOME=/tmp/h PADDOCK_STATE_DIR=/tmp/st {} run --policy inner.toml -- sh -c \
+         'cat deep/c.pem; cat plain.txt; echo evil >> .git/config; echo evil >> inner.toml; echo more >> plain.txt'",
+        f.bin.display()
+    );
+    let mut argv = f.paddock_argv(&Pol::default());
+    argv[3] = outer.into();
+    argv.extend(["sh", "-c", &inner].map(Into::into));
+    let o = f.launch(&argv, &[], None);
+    assert!(o.err().contains("best-effort: the mounts layer is unavailable"), "not Landlock only\n{o}");
+    assert!(o.err().contains("unix sockets outside the grants are reachable"), "{o}");
+    assert!(o.out().contains("plain\n") && !o.out().contains(&pem), "{o}");
+    assert_eq!(read(&f.ws.join(".git/config")), "[core]\n", "{o}");
+    assert!(!read(&f.ws.join("inner.toml")).contains("evil"), "{o}");
+    assert_eq!(read(&f.ws.join("plain.txt")), "plain\nmore\n", "{o}");
+}
 
 /// Without Landlock on the machine, strict stops with 71 naming it; best-effort runs and
 /// reports it unavailable; the same wrapper without the filter runs under strict.

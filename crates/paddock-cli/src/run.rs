@@ -141,14 +141,8 @@ pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
             }
         }));
     }
-    // A best-effort policy runs without what this machine lacks: said before the program
-    // runs, one line a layer, not only in the audit record and `-v`'s report.
-    if !a.quiet && session.policy().enforcement == Enforcement::BestEffort {
-        session.set_start_observer(Arc::new(|r: &EnforcementReport| {
-            for l in r.layers.iter().filter(|l| l.state != LayerState::Enforced && !l.name.is_optional()) {
-                eprintln!("{}", best_effort_line(l));
-            }
-        }));
+    if !a.quiet {
+        say_best_effort(&session);
     }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     match state.enable_approvals(&session) {
@@ -445,6 +439,25 @@ fn probe(policy: &Policy) -> EnforcementReport {
         Ok(running) => running.report().clone(),
         Err(_) => paddock_sandbox::probe(),
     }
+}
+
+/// A best-effort policy runs without what this machine lacks: said on stderr before the
+/// program runs, one line a layer short of enforced, not only in the audit record and
+/// `-v`'s report; in a session (`serve`, `mcp`) once for each, not at every call.
+pub(crate) fn say_best_effort(session: &paddock::Session) {
+    if session.policy().enforcement != Enforcement::BestEffort {
+        return;
+    }
+    let said = std::sync::Mutex::new(std::collections::HashSet::new());
+    session.set_start_observer(Arc::new(move |r: &EnforcementReport| {
+        let mut said = said.lock().unwrap_or_else(|p| p.into_inner());
+        for l in r.layers.iter().filter(|l| l.state != LayerState::Enforced && !l.name.is_optional()) {
+            let line = best_effort_line(l);
+            if said.insert(line.clone()) {
+                eprintln!("{line}");
+            }
+        }
+    }));
 }
 
 /// The line that says a best-effort run goes ahead with layer `l` short of enforced.

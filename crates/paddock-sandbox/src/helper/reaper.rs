@@ -230,11 +230,7 @@ fn placed_by_helper(fd: &OwnedFd) -> std::io::Result<()> {
 /// A one-shot run's mount view, built here in the reaper's mount namespace.
 fn own_view(st: &mut State, ns: &Namespaces) -> View {
     if !ns.mount {
-        st.report.set(
-            Layer::Mounts,
-            LayerState::Unavailable,
-            "no mount namespace: the host's filesystem, Landlock only",
-        );
+        st.report.set(Layer::Mounts, LayerState::Unavailable, mounts::NO_VIEW);
         return View { built: false, private_tmp: false };
     }
     let ahead = st.mounts_ahead.take();

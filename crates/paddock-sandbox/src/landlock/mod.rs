@@ -40,6 +40,7 @@
 //! detail lists each missing right with what covers it (or, under `best-effort`, that
 //! nothing does).
 
+mod globs;
 mod paths;
 mod rights;
 mod ruleset;
@@ -205,10 +206,24 @@ fn rules_detail(
     net_rule_port: Option<u16>,
     abi: i64,
 ) -> String {
-    let deny_note = if mounts_ok || plan.denies.is_empty() {
+    let f = &rules.found;
+    let deny_note = if mounts_ok {
         String::new()
     } else {
-        ", deny paths excluded by granting their siblings".into()
+        let unlisted = match f.unlisted.first() {
+            Some((dir, why)) => format!(
+                "; {} directories could not be listed for matches (first: {}: {why})",
+                f.unlisted.len(),
+                dir.display()
+            ),
+            None => String::new(),
+        };
+        format!(
+            ", deny paths ({}) and the {} deny-glob matches there at the start excluded by granting their siblings, the {} protect matches read only{unlisted}; without a mount view, matches made later and unix sockets outside the grants are not covered",
+            plan.denies.len(),
+            f.denied.len(),
+            f.protected.len()
+        )
     };
     let mut detail =
         format!("landlock ABI {abi}: {} read, {} write path rules{deny_note}", rules.reads.len(), rules.writes.len());

@@ -1,5 +1,7 @@
 //! Which paths get which rule: the read, write and device paths of the plan, with a deny
-//! path's siblings granted instead of its parent when there is no mount view.
+//! path's siblings granted instead of its parent when there is no mount view, and so for
+//! each match of a deny glob there then, and each protect match granted read only
+//! ([`super::globs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,8 @@ pub(super) struct PathRules {
     pub read_only: Vec<PathBuf>,
     /// The sandbox's own device files: read, write, truncate, ioctl.
     pub dev_files: Vec<&'static str>,
+    /// Without a mount view: the globs' matches found at the start.
+    pub found: super::globs::Found,
 }
 
 /// The rules for `plan`. In the mount view, a rule beneath another that grants as much
@@ -22,19 +26,27 @@ pub(super) struct PathRules {
 /// `landlock_add_rule` and a close. Without one, deny paths are left out by granting
 /// their siblings along the way.
 pub(super) fn plan(plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> PathRules {
-    let expand = |paths: &[PathBuf]| -> Vec<PathBuf> {
+    let expand = |paths: &[PathBuf], except: &[PathBuf]| -> Vec<PathBuf> {
         let mut out = Vec::new();
         for p in paths {
-            rules_excluding(p, &plan.denies, &mut out);
+            rules_excluding(p, except, &mut out);
         }
         out
     };
+    let mut found = super::globs::Found::default();
     let (reads, mut writes) = if mounts_ok {
         let writes = without_nested(&plan.writes, &plan.writes);
         let covers: Vec<PathBuf> = plan.reads.iter().chain(&plan.writes).cloned().collect();
         (without_nested(&plan.reads, &covers), writes)
     } else {
-        (expand(&plan.reads), expand(&plan.writes))
+        found = super::globs::found(plan);
+        let denied: Vec<PathBuf> = plan.denies.iter().chain(&found.denied).cloned().collect();
+        let unwritable: Vec<PathBuf> = denied.iter().chain(&found.protected).cloned().collect();
+        let mut reads = expand(&plan.reads, &denied);
+        // A protect match beneath a write path is read only; beneath a deny, nothing.
+        let protected = found.protected.iter().filter(|p| !denied.iter().any(|d| p.starts_with(d)));
+        reads.extend(expand(&protected.cloned().collect::<Vec<_>>(), &denied));
+        (reads, expand(&plan.writes, &unwritable))
     };
     let mut dev_files = vec![
         "/dev/null",
@@ -57,7 +69,7 @@ pub(super) fn plan(plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> PathR
     } else {
         dev_files.retain(|f| *f != "/dev/shm");
     }
-    PathRules { reads, writes, read_only, dev_files }
+    PathRules { reads, writes, read_only, dev_files, found }
 }
 
 /// Grants `access` on `root`, except on the deny paths beneath it (their siblings get it).

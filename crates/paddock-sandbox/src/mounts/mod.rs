@@ -40,6 +40,10 @@ use crate::error::{MountError, MountStep};
 use crate::layer::{Applied, LayerState};
 use crate::spec::{PathPlan, TmpfsSize};
 
+/// The mounts layer's detail without a mount namespace: what Landlock alone covers, and
+/// what it does not ([`crate::landlock`] without a view).
+pub(crate) const NO_VIEW: &str = "no mount namespace: the host's filesystem, Landlock only: the deny and protect globs' matches there at the start are covered, not those made later, and unix sockets outside the grants are reachable";
+
 /// The state and detail of the `mounts` layer for `view`: a view whose masks are
 /// incomplete is unavailable under strict enforcement (the run stops, 71, naming the path)
 /// and partial otherwise (the run goes on and the report says what is missing).

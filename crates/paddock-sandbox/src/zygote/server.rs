@@ -90,7 +90,7 @@ fn build_view(
     ctl: RawFd,
 ) -> ZygoteView {
     if !ns.mount {
-        report.set(Layer::Mounts, LayerState::Unavailable, "no mount namespace: the host's filesystem, Landlock only");
+        report.set(Layer::Mounts, LayerState::Unavailable, mounts::NO_VIEW);
         return ZygoteView { built: false, private_tmp: false };
     }
     match mounts::build(plan, false, true, spec.limits.tmpfs_size(), None, None) {
