@@ -276,3 +276,36 @@ async fn an_unfinished_request_line_is_never_ended_cleanly_upstream() {
     let events = proxy.stop().await;
     assert_eq!(events.iter().filter(|e| e.rule == "proxy.client_hello").count(), 2, "{events:?}");
 }
+
+/// A PROXY protocol header (HAProxy's, text or binary) as a tunnel's first bytes closes
+/// it before any byte reaches the upstream: a front end that takes it would route the
+/// request after it by its `Host`, unchecked (found by an attack: the header is no
+/// request line, and the tunnel was relayed as another protocol). Also when it comes in
+/// pieces.
+#[tokio::test]
+async fn a_proxy_protocol_header_closes_the_tunnel_before_any_byte() {
+    let (up, mut received) = counting_upstream().await;
+    let proxy = Proxy::default().await;
+    let port = up.port();
+    let request = "GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let v1 = format!("PROXY TCP4 10.9.8.7 10.9.8.6 1111 80\r\n{request}");
+    let v2 =
+        [&b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"[..], &[10, 9, 8, 7, 10, 9, 8, 6, 4, 87, 0, 80], request.as_bytes()]
+            .concat();
+    for pieces in [vec![v1.as_bytes().to_vec()], vec![v2.clone()], vec![b"PRO".to_vec(), v1.as_bytes()[3..].to_vec()]] {
+        let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+        s.write_all(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes()).await.unwrap();
+        assert_eq!(status(&read_head(&mut s).await), 200);
+        for p in &pieces {
+            let _ = s.write_all(p).await;
+        }
+        let mut all = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut all)).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+        assert_eq!(n, 0, "{pieces:?}: no byte reached the upstream");
+    }
+    let events = proxy.stop().await;
+    let denied: Vec<_> = events.iter().filter(|e| e.verdict == Verdict::Denied).collect();
+    assert_eq!(denied.len(), 3, "{events:?}");
+    assert!(denied.iter().all(|e| e.reason.contains("PROXY protocol")), "{denied:?}");
+}

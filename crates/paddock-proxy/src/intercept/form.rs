@@ -6,6 +6,7 @@
 //! form (`_method=DELETE` on a `POST`: Rails, Symfony, Laravel); the rules decide it too.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Incoming};
@@ -19,6 +20,53 @@ pub(crate) const MAX_FORM: usize = 1024 * 1024;
 
 /// The rule of a form refused because it could not be read whole.
 pub(crate) const RULE_FORM: &str = "proxy.form";
+
+/// The most all the form bodies being read at once hold, in this process (its proxies
+/// serve every call of a session, or of a `serve`): a form past it is refused. Without it
+/// a call held 1 MiB on each of hundreds of streams it never ended, in paddock's memory,
+/// outside the call's `max_memory` (found by an attack: 2.5 GB in 2,400 streams).
+const HELD_MAX: usize = 64 * 1024 * 1024;
+
+/// Bytes held by the forms being read, against a ceiling.
+struct Budget {
+    held: AtomicUsize,
+    max: usize,
+}
+
+static FORMS: Budget = Budget { held: AtomicUsize::new(0), max: HELD_MAX };
+
+/// One form's share of a [`Budget`], given back when dropped.
+struct Share<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Budget {
+    fn share(&self) -> Share<'_> {
+        Share { budget: self, bytes: 0 }
+    }
+}
+
+impl Share<'_> {
+    /// Takes `n` more bytes; false (nothing taken) when the budget has not that many left.
+    fn take(&mut self, n: usize) -> bool {
+        let max = self.budget.max;
+        let taken = self
+            .budget
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| h.checked_add(n).filter(|t| *t <= max));
+        if taken.is_ok() {
+            self.bytes += n;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
 
 /// Whether the request's body is a form some server may read a method from: urlencoded,
 /// any `multipart/` type (CGI and Rack parse `multipart/mixed` as a form), a `POST`
@@ -66,14 +114,22 @@ pub(crate) async fn check(
     }
 }
 
-/// The whole body, or why it could not be had within [`MAX_FORM`].
+/// The whole body, or why it could not be had within [`MAX_FORM`] and this process's
+/// share for forms ([`HELD_MAX`]).
 async fn read(mut body: Incoming) -> Result<Bytes, String> {
     let mut out = BytesMut::new();
+    let mut share = FORMS.share();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|e| format!("reading it failed: {e}"))?;
         if let Some(data) = frame.data_ref() {
             if out.len() + data.len() > MAX_FORM {
                 return Err(format!("it is longer than {} KiB", MAX_FORM / 1024));
+            }
+            if !share.take(data.len()) {
+                return Err(format!(
+                    "the form bodies being read at once already hold {} MiB, the most paddock holds for them",
+                    HELD_MAX / (1024 * 1024)
+                ));
             }
             out.extend_from_slice(data);
         }
@@ -90,6 +146,21 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_bytes(value).unwrap());
         h
+    }
+
+    #[test]
+    fn forms_read_at_once_share_one_ceiling_and_give_back_what_they_held() {
+        let budget = Budget { held: AtomicUsize::new(0), max: 100 };
+        let mut a = budget.share();
+        let mut b = budget.share();
+        assert!(a.take(60) && b.take(40), "up to the ceiling");
+        assert!(!b.take(1), "past it: refused");
+        assert!(!a.take(usize::MAX), "no overflow");
+        assert_eq!(budget.held.load(Ordering::Acquire), 100, "a refusal takes nothing");
+        drop(a);
+        assert!(b.take(60), "what a finished form held is free again");
+        drop(b);
+        assert_eq!(budget.held.load(Ordering::Acquire), 0);
     }
 
     #[test]

@@ -94,6 +94,13 @@ async fn check_first(
     let mut last_byte = Instant::now();
     loop {
         match inspect(&buf) {
+            Hello::NotTls if preamble(&buf) == Preamble::Yes => {
+                return Err(hello_deny(
+                    "a PROXY protocol header: a front end that takes it would route what follows unchecked, and believe the source it names; a sandbox has no source to forward".into(),
+                ))
+            }
+            // Could still become one: nothing is sent on until it is told.
+            Hello::NotTls if preamble(&buf) == Preamble::Maybe => {}
             Hello::NotTls => match request_line(&buf) {
                 Line::Http if sent == 0 => return Ok(First::Http(buf)),
                 Line::Http => {
@@ -181,6 +188,33 @@ async fn check_first(
     }
 }
 
+/// HAProxy's PROXY protocol headers: version 1's text and version 2's binary signature.
+const PROXY_V1: &[u8] = b"PROXY ";
+const PROXY_V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Whether a tunnel's first bytes are a PROXY protocol header.
+#[derive(Debug, PartialEq, Eq)]
+enum Preamble {
+    Yes,
+    /// A beginning of one so far.
+    Maybe,
+    No,
+}
+
+/// Whether `buf` starts with a PROXY protocol header (found by an attack: the header is no
+/// request line, so the tunnel was relayed as another protocol, and a front end that
+/// takes the header routed the request after it by its `Host`, unchecked).
+fn preamble(buf: &[u8]) -> Preamble {
+    let sigs = [PROXY_V1, PROXY_V2];
+    if sigs.iter().any(|s| buf.starts_with(s)) {
+        Preamble::Yes
+    } else if sigs.iter().any(|s| s.starts_with(buf)) {
+        Preamble::Maybe
+    } else {
+        Preamble::No
+    }
+}
+
 /// The refusal of a ClientHello that names another host than the tunnel's target.
 fn sni_deny(named: &str, target: &Target) -> Deny {
     Deny {
@@ -249,6 +283,17 @@ fn token_char(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_protocol_headers_are_told_from_their_beginnings_and_from_the_rest() {
+        assert_eq!(preamble(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"), Preamble::Yes);
+        assert_eq!(preamble(b"\r\n\r\n\0\r\nQUIT\n\x21\x11"), Preamble::Yes);
+        assert_eq!(preamble(b"PRO"), Preamble::Maybe);
+        assert_eq!(preamble(b"\r\n\r\n"), Preamble::Maybe);
+        assert_eq!(preamble(b"PROXYX"), Preamble::No);
+        assert_eq!(preamble(b"POST / HTTP/1.1\r\n"), Preamble::No);
+        assert_eq!(preamble(b"\r\nGET / HTTP/1.1\r\n"), Preamble::No);
+    }
 
     #[test]
     fn request_lines_are_told_from_other_first_bytes() {
