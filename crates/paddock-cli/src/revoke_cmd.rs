@@ -19,6 +19,16 @@ fn parse(s: &str) -> Result<Selector, i32> {
         eprintln!("  hint: {SELECTOR_HINT}");
         exit::USAGE
     })?;
+    if let Selector::Rule(id) = &sel {
+        if let Err(why) = paddock_policy::check_rule_id(id) {
+            eprintln!("paddock: bad selector `{}`: {}", Escaped(s), Escaped(&why));
+            eprintln!(
+                "  hint: rule ids are {}; `paddock check` and the audit log name the rule of each decision",
+                paddock_policy::REVOCABLE_RULES
+            );
+            return Err(exit::USAGE);
+        }
+    }
     let ws = current_dir()?;
     let mut probe = Policy::embedded_default(&Vars::from_env(ws)).map_err(|e| fail(exit::INTERNAL, e))?;
     probe.set_revocations(&[(paddock::revocation_of(&sel), None)], std::path::Path::new("<selector>")).map_err(

@@ -73,7 +73,7 @@ pub use network::{normalize_host, split_host_port, Host, HostError, HostRule, Ne
 pub use paths::{normalize, DenyRule, Drift, FsRules, PathRule};
 pub use policy::Policy;
 pub use presets::{preset_display_name, preset_names, preset_text, DEFAULT_POLICY, DEFAULT_POLICY_NAME, PRESETS};
-pub use revoke::Revocation;
+pub use revoke::{check_rule_id, Revocation, REVOCABLE_RULES};
 pub use secrets::{
     valid_secret_name, SecretFormat, SecretRule, SecretRules, SecretSource, CA_BUNDLE_VARS, DEFAULT_SECRET_TTL,
 };

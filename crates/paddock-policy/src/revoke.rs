@@ -46,6 +46,52 @@ fn is_restriction(id: &str) -> bool {
         || id == HIDDEN_RULE
 }
 
+/// The forms of the rule ids a `rule:` revocation can name (`N`, `M`: indexes).
+pub const REVOCABLE_RULES: &str = "filesystem.read[N], filesystem.write[N], commands.allow[N], commands.ask[N], network.allow[N], network.ask[N], network.allow_private[N], network.http[N], network.http[N].allow[M], approved[N], secrets.NAME";
+
+/// Whether `id` is the id of a grant some policy can have ([`REVOCABLE_RULES`], or a
+/// restriction's, which the list refuses with its own reason); else what is wrong with it.
+/// A `rule:` revocation of another id would never match, while `revoke` said it was in
+/// force (found by a test: `rule:command.allow[0]`, `rule:commands.allow[-1]`).
+pub fn check_rule_id(id: &str) -> Result<(), String> {
+    if is_restriction(id) || id == "default" {
+        return Ok(());
+    }
+    if let Some(name) = id.strip_prefix("secrets.") {
+        return match name.is_empty() {
+            true => Err("`secrets.` names no secret".into()),
+            false => Ok(()),
+        };
+    }
+    let index = |s: &str| -> Option<()> {
+        let n = s.strip_prefix('[')?.strip_suffix(']')?;
+        (!n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit())).then_some(())
+    };
+    let (head, tail) = id.split_at(id.find('[').unwrap_or(id.len()));
+    let ok = match head {
+        "filesystem.read"
+        | "filesystem.write"
+        | "commands.allow"
+        | "commands.ask"
+        | "network.allow"
+        | "network.ask"
+        | "network.allow_private"
+        | "approved" => index(tail).is_some(),
+        "network.http" => match tail.split_once("].allow") {
+            Some((n, m)) => index(&format!("{n}]")).and(index(m)).is_some(),
+            None => index(tail).is_some(),
+        },
+        _ => false,
+    };
+    match ok {
+        true => Ok(()),
+        false if tail.is_empty() || index(tail).is_some() || head.contains('.') => {
+            Err(format!("`{id}` is not the id of a rule any policy has, so its revocation would never match"))
+        }
+        false => Err(format!("`{id}` has no index a rule can have (a number from 0, in brackets)")),
+    }
+}
+
 /// Revocations compiled against a policy's sandbox PATH and variables.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Revocations {
@@ -92,6 +138,8 @@ impl Revocations {
                     Some("revocations only withdraw grants (`commands.allow[N]`, `network.allow[N]`, `filesystem.read[N]`, `filesystem.write[N]`); to lift a deny or protect rule, edit the policy".into()),
                 ),
                 Revocation::Rule(id) => {
+                    // Kept even when no policy has it (a list written by hand, or before
+                    // `revoke` checked ids): it matches nothing, as said when it is made.
                     r.rules.entry(id.clone()).or_insert(i);
                 }
                 Revocation::Secret(name) => {
@@ -215,6 +263,47 @@ impl Revocations {
         match by_host.or_else(|| self.by_rule(&d)) {
             Some(i) => self.revoke(d, i),
             None => d,
+        }
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::check_rule_id;
+
+    #[test]
+    fn rule_ids_a_policy_can_have_are_told_from_the_rest() {
+        for ok in [
+            "filesystem.read[0]",
+            "filesystem.write[12]",
+            "commands.allow[2]",
+            "commands.ask[0]",
+            "network.allow[3]",
+            "network.ask[1]",
+            "network.allow_private[0]",
+            "network.http[0]",
+            "network.http[1].allow[2]",
+            "approved[4]",
+            "secrets.github",
+            "default",
+            "filesystem.deny[0]",
+        ] {
+            assert_eq!(check_rule_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "command.allow[0]",
+            "network.alow[0]",
+            "nope[1]",
+            "commands.allow[-1]",
+            "commands.allow[99999999999999999999]",
+            "commands.allow",
+            "commands.allow[]",
+            "commands.allow[1]x",
+            "network.http[0].allow",
+            "secrets.",
+            "x",
+        ] {
+            assert!(check_rule_id(bad).is_err(), "{bad}");
         }
     }
 }
