@@ -43,6 +43,7 @@ both_users!(
     limits_processes,
     limits_memory,
     limits_output,
+    limits_above_the_hard_limit_hold_to_the_hard_limit,
     output_nobody_takes_ends_the_writer,
     // must work
     reads_system_and_workspace_files,
@@ -581,6 +582,26 @@ fn output_nobody_takes_ends_the_writer(u: User) {
     let o = f.run(&pol, &["yes"], None);
     assert_eq!(o.code(), 128 + 13, "{o}");
     assert!(o.stdout.len() == 1024 && o.err().contains("truncated"), "{} bytes\n{}", o.stdout.len(), o.err());
+}
+
+/// A `max_open_files` above what the caller may set holds the child to the caller's hard
+/// limit, less than asked, and the report says so as enforced (found by a test: the limit
+/// was left as it was and the layer reported `partial`, while `--explain` said every layer
+/// was available).
+fn limits_above_the_hard_limit_hold_to_the_hard_limit(u: User) {
+    let f = Fixture::new(u);
+    let hard: u64 = f.host(&["sh", "-c", "ulimit -Hn"]).out().trim().parse().expect("the host's hard limit");
+    let pol = Pol { tail: "[limits]\nmax_open_files = 99999999999\n", ..Pol::default() };
+    let o = f.run(&pol, &["sh", "-c", "ulimit -n; ulimit -Hn"], None);
+    assert_eq!(o.code(), 0, "{o}");
+    let got: Vec<u64> = o.out().lines().map(|l| l.parse().unwrap()).collect();
+    assert!(got.len() == 2 && got.iter().all(|n| *n <= hard.max(1 << 20)), "{got:?} against {hard}\n{o}");
+    let mut argv = f.paddock_argv(&pol);
+    argv.insert(1, "-v".into());
+    argv.extend(["true".into()]);
+    let v = f.launch(&argv, &[], None);
+    let line = v.err().lines().find(|l| l.trim_start().starts_with("rlimits ")).map(str::to_string).unwrap_or_default();
+    assert!(line.contains(" enforced ") && line.contains("its hard limit: 99999999999 was asked"), "{v}");
 }
 
 fn limits_output(u: User) {

@@ -502,12 +502,15 @@ fn print_explain(policy: &Policy, r: &EnforcementReport) -> Result<(), i32> {
     }
     let missing: Vec<&str> =
         r.layers.iter().filter(|l| l.state == LayerState::Unavailable).map(|l| l.name.as_str()).collect();
+    let partial: Vec<&str> =
+        r.layers.iter().filter(|l| l.state == LayerState::Partial).map(|l| l.name.as_str()).collect();
     let lacks = landlock_lines(policy.enforcement, &mut text);
     let verdict = match (r.first_missing(), policy.enforcement) {
         (None, Enforcement::Strict) if !lacks.is_empty() => {
             format!("a run would stop with exit 71: `landlock` lacks {}", lacks.join(", "))
         }
-        (None, _) if missing.is_empty() => "every layer is available".to_string(),
+        (None, _) if missing.is_empty() && partial.is_empty() => "every layer is available".to_string(),
+        (None, _) if missing.is_empty() => format!("a run goes ahead; partly applied: {}", partial.join(", ")),
         (None, _) => format!("a run goes ahead; optional layers missing: {}", missing.join(", ")),
         (Some(l), Enforcement::Strict) => format!("a run would stop with exit 71: `{}` is unavailable", l.name),
         (Some(_), Enforcement::BestEffort) => format!("a run would go ahead without: {}", missing.join(", ")),

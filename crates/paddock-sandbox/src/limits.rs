@@ -20,6 +20,19 @@ fn set(resource: Resource, value: u64) -> std::io::Result<()> {
     rustix::process::setrlimit(resource, lim).map_err(Into::into)
 }
 
+/// Sets `resource` to `value`, or, when `value` is above what this process may set (its
+/// hard limit, or for `RLIMIT_NOFILE` the kernel's `nr_open`), to its hard limit: the
+/// child is then held to less than the policy asked, never more. The limit set, and
+/// whether it is that lower one.
+fn set_at_most(resource: Resource, value: u64) -> std::io::Result<(u64, bool)> {
+    let Err(e) = set(resource, value) else { return Ok((value, false)) };
+    let hard = rustix::process::getrlimit(resource).maximum;
+    match hard {
+        Some(h) if h < value => set(resource, h).map(|()| (h, true)),
+        _ => Err(e),
+    }
+}
+
 /// Ignores `SIGXFSZ` in this process (and, through execve, in the child). Raw `signal(2)`:
 /// rustix has no call that sets a signal's disposition (as in `signals.rs`).
 fn ignore_sigxfsz() -> std::io::Result<()> {
@@ -36,8 +49,10 @@ pub(crate) fn apply(limits: &Limits) -> Applied {
     let mut failed = vec![];
     let mut one = |name: &str, res, v: Option<u64>, note: &str| {
         if let Some(v) = v {
-            match set(res, v) {
-                Ok(()) => done.push(format!("{name}={v}{note}")),
+            match set_at_most(res, v) {
+                Ok((v, false)) => done.push(format!("{name}={v}{note}")),
+                Ok((h, true)) => done
+                    .push(format!("{name}={h}{note} (its hard limit: {v} was asked, more than this process may set)")),
                 Err(e) => failed.push(format!("{name}: {e}")),
             }
         }
