@@ -43,6 +43,7 @@ both_users!(
     limits_processes,
     limits_memory,
     limits_output,
+    the_oom_killer_takes_the_call_first,
     limits_above_the_hard_limit_hold_to_the_hard_limit,
     output_nobody_takes_ends_the_writer,
     // must work
@@ -602,6 +603,31 @@ fn limits_above_the_hard_limit_hold_to_the_hard_limit(u: User) {
     let v = f.launch(&argv, &[], None);
     let line = v.err().lines().find(|l| l.trim_start().starts_with("rlimits ")).map(str::to_string).unwrap_or_default();
     assert!(line.contains(" enforced ") && line.contains("its hard limit: 99999999999 was asked"), "{v}");
+}
+
+/// The call is what the OOM killer takes first (`oom_score_adj` 1000 in the target, and so
+/// in all it starts): where a memory cgroup bounds the call, one that fills its private
+/// `/tmp` and `/dev/shm` past `max_memory` loses the process that asked for more, not the
+/// sandbox's pid 1, and goes on (found by an attack: the pid 1 was taken, the call ended
+/// with signal 9 and its own status was lost).
+fn the_oom_killer_takes_the_call_first(u: User) {
+    let f = Fixture::new(u);
+    let pol = Pol { tail: "[limits]\nmax_memory = \"64MiB\"\ntimeout = \"60s\"\n", ..Pol::default() };
+    let o = f.run(&pol, &["cat", "/proc/self/oom_score_adj"], None);
+    assert_eq!((o.code(), o.out().trim()), (0, "1000"), "{o}");
+    let mut argv = f.paddock_argv(&pol);
+    argv.insert(1, "-v".into());
+    argv.extend(["true".into()]);
+    let report = f.launch(&argv, &[], None);
+    if !report.err().lines().any(|l| {
+        l.trim_start().starts_with("cgroup ") && (l.contains("memory.limit_in_bytes") || l.contains("memory.max"))
+    }) {
+        return; // no memory cgroup (unprivileged here): RLIMIT_AS bounds each process instead
+    }
+    let fill = "dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null; dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null; \
+                dd if=/dev/zero of=/dev/shm/more bs=1M count=8 2>/dev/null; echo went on";
+    let o = f.run(&pol, &["sh", "-c", fill], None);
+    assert_eq!((o.code(), o.out().as_str()), (0, "went on\n"), "{o}");
 }
 
 fn limits_output(u: User) {

@@ -43,10 +43,25 @@ fn ignore_sigxfsz() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Applies the rlimits; returns the layer state and detail.
-pub(crate) fn apply(limits: &Limits) -> Applied {
+/// Makes this process, and what it starts, the first the OOM killer takes
+/// (`oom_score_adj` 1000, which needs no privilege to raise): before Landlock, which
+/// grants `/proc` read only. Without it a call that filled its private `/tmp` and
+/// `/dev/shm` (charged to its cgroup, held by no process) had the OOM killer take the
+/// sandbox's pid 1, the largest process there, and the call's own status was lost (found
+/// by an attack).
+pub(crate) fn oom_first() -> std::io::Result<()> {
+    std::fs::write("/proc/self/oom_score_adj", "1000")
+}
+
+/// Applies the rlimits (with `oom`, what [`oom_first`] did); returns the layer state and
+/// detail.
+pub(crate) fn apply(limits: &Limits, oom: std::io::Result<()>) -> Applied {
     let mut done = vec![];
     let mut failed = vec![];
+    match oom {
+        Ok(()) => done.push("oom_score_adj=1000 (the OOM killer takes the call first)".to_string()),
+        Err(e) => failed.push(format!("oom_score_adj: {e}")),
+    }
     let mut one = |name: &str, res, v: Option<u64>, note: &str| {
         if let Some(v) = v {
             match set_at_most(res, v) {

@@ -87,10 +87,11 @@ fn exec_args(st: &State) -> Exec {
 /// the exec notification where the execs are supervised (for the caller, with the report).
 fn confine(st: &mut State, view: View) -> Option<OwnedFd> {
     let facts = landlock::Facts::of(&st.spec, &st.report, view.built, st.zygote_view.is_some());
+    let oom = limits::oom_first();
     let ahead = st.landlock_ahead.take();
     let applied = timing::time("landlock", || landlock::apply(ahead, &st.spec, &st.plan, &facts, view.private_tmp));
     st.report.record(Layer::Landlock, applied);
-    st.report.record(Layer::Rlimits, timing::time("rlimits", || limits::apply(&st.spec.limits)));
+    st.report.record(Layer::Rlimits, timing::time("rlimits", || limits::apply(&st.spec.limits, oom)));
     st.report.record(Layer::Cgroup, st.cgroup.clone());
     st.report.record(Layer::Caps, timing::time("caps", caps::drop_all));
     st.report.record(Layer::NoNewPrivs, caps::no_new_privs());
