@@ -213,3 +213,29 @@ fn show_prints_a_policy_that_lints_and_merges_extends() {
     assert_eq!(code, 0);
     assert_eq!(json(&out)["rule"], "network.allow[1]");
 }
+
+/// Lint's words about pins and addresses: "an unspecified address", no `allow_private`
+/// entry suggested for 0.0.0.0, and an octet out of range said as such.
+#[test]
+fn pin_and_address_wording() {
+    let t = tempfile::tempdir().unwrap();
+    let p = write_policy(
+        t.path(),
+        "p.toml",
+        "version = 1\n[network]\nallow = [\"a.test\"]\n[network.hosts]\n\"a.test\" = \"0.0.0.0\"\n",
+    );
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("pinned to 0.0.0.0, an unspecified address"), "{err}");
+    assert!(
+        err.contains("pin the name to the address of the server it should reach") && !err.contains("0.0.0.0/32"),
+        "{err}"
+    );
+    let (code, _, err) = run(paddock().args(["check", "--connect", "999.1.1.1"]));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("each of its four numbers must be from 0 to 255") && !err.contains("dotted quad"), "{err}");
+    let p = write_policy(t.path(), "q.toml", "version = 1\n[network]\nallow = [\"999.1.1.1\"]\n");
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("must be from 0 to 255"), "{err}");
+}
