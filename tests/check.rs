@@ -239,3 +239,22 @@ fn pin_and_address_wording() {
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("must be from 0 to 255"), "{err}");
 }
+
+/// Lints a policy of `text` written as `name`; it must fail with 78: stderr.
+fn lint_78(dir: &Path, name: &str, text: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 78, "{name}: {err}");
+    assert!(!err.contains("--policy") && !err.contains("panicked"), "{err}");
+    err
+}
+
+/// A duplicate key is named.
+#[test]
+fn a_duplicate_key_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let err = lint_78(t.path(), "dup.toml", b"version = 1\n[commands]\nallow = []\nallow = [\"ls\"]\n");
+    assert!(err.contains("dup.toml:4:1: error: duplicate key `allow`"), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+}
