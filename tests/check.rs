@@ -258,3 +258,18 @@ fn a_duplicate_key_is_named() {
     assert!(err.contains("dup.toml:4:1: error: duplicate key `allow`"), "{err}");
     assert!(err.contains("hint: "), "{err}");
 }
+
+/// Two `[network.hosts]` pins of one file for one name are an error naming both.
+#[test]
+fn two_pins_for_one_name_are_located() {
+    let t = tempfile::tempdir().unwrap();
+    let err = lint_78(
+        t.path(),
+        "pins.toml",
+        b"version = 1\n[network]\nallow = [\"a.test\"]\n[network.hosts]\n\"a.test\" = \"127.0.0.2\"\n\"A.TEST.\" = \"127.0.0.1\"\n",
+    );
+    assert!(
+        err.contains("pins.toml:6:1: error: `A.TEST.` in [network.hosts] names the same host as `a.test` (at 5:1)"),
+        "{err}"
+    );
+}

@@ -112,6 +112,40 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The name a `[network.hosts]` key pins, as the proxy looks it up: `A.TEST.` is `a.test`.
+/// A key that does not normalise keeps its text (compiling reports it).
+fn pin_key(raw: &str) -> String {
+    crate::network::normalize_host(raw).map(|h| h.to_string()).unwrap_or_else(|_| raw.to_ascii_lowercase())
+}
+
+/// Two `[network.hosts]` keys of one file that name the same host (`a.test`, `A.TEST.`):
+/// one would silently replace the other.
+fn duplicate_pins(raw: &RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin, problems: &mut Problems) {
+    let Some(n) = &raw.network else { return };
+    let mut seen: BTreeMap<String, (&str, Origin)> = BTreeMap::new();
+    // In file order: the later key is the one reported.
+    let mut keys: Vec<_> = n.hosts.keys().collect();
+    keys.sort_by_key(|k| k.span().start);
+    for k in keys {
+        let origin = at(k.span());
+        match seen.get(&pin_key(k.get_ref())) {
+            Some((first, o)) => problems.push(
+                &origin,
+                format!(
+                    "`{}` in [network.hosts] names the same host as `{first}` (at {}:{}): one would replace the other",
+                    k.get_ref(),
+                    o.line,
+                    o.col
+                ),
+                Some("host names ignore case and a trailing dot: keep one pin for the name".to_string()),
+            ),
+            None => {
+                seen.insert(pin_key(k.get_ref()), (k.get_ref().as_str(), origin));
+            }
+        }
+    }
+}
+
 impl Loader {
     fn file(&mut self, path: &Path, from: Option<&Origin>) -> Result<(), PolicyError> {
         let text = read_capped(path).map_err(|e| {
@@ -150,6 +184,7 @@ impl Loader {
             ),
             Some(_) => {}
         }
+        duplicate_pins(&raw, &at, &mut problems);
         problems.into_result()?;
 
         self.stack.push(canonical);
@@ -284,7 +319,8 @@ impl Loader {
             }
             for (k, v) in n.hosts {
                 let (ko, vo) = (at(k.span()), at(v.span()));
-                let key = k.get_ref().to_ascii_lowercase();
+                // The name the pin applies to: a later file's `A.test.` replaces `a.test`.
+                let key = pin_key(k.get_ref());
                 m.net_hosts.insert(key, ((k.into_inner(), ko), (v.into_inner(), vo)));
             }
         }

@@ -376,6 +376,25 @@ fn pins_and_private_ranges() {
     assert!(!p.network.private_allowed("10.0.0.1".parse().unwrap()));
 }
 
+/// Two pins of one file for the same name (case, a trailing dot) are an error naming
+/// both; a later file's pin replaces a base's however it spells the name.
+#[test]
+fn pins_for_the_same_name() {
+    let e = error("version = 1\n[network.hosts]\n\"a.test\" = \"127.0.0.2\"\n\"A.TEST.\" = \"127.0.0.1\"\n");
+    assert!(
+        e.starts_with("p.toml:4:1: error: `A.TEST.` in [network.hosts] names the same host as `a.test` (at 3:1)"),
+        "{e}"
+    );
+    assert!(e.contains("hint: "), "{e}");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("base.toml"), "version = 1\n[network.hosts]\n\"a.test.\" = \"127.0.0.2\"\n").unwrap();
+    let child = t.path().join("child.toml");
+    std::fs::write(&child, "version = 1\nextends = [\"base.toml\"]\n[network.hosts]\n\"A.test\" = \"127.0.0.1\"\n")
+        .unwrap();
+    let p = Policy::load(&child, &vars("/w")).unwrap();
+    assert_eq!(p.network.pinned("a.test"), Some("127.0.0.1".parse().unwrap()));
+}
+
 #[test]
 fn effective_policy_round_trips() {
     let p = policy("version = 1\n[filesystem]\nread = [\"/usr\"]\n[commands]\nallow = [\"ls *\"]\n[network]\nallow = [\"a.com\"]\n[limits]\ntimeout = \"2m\"\nmax_output = \"8MiB\"\n");
