@@ -273,3 +273,15 @@ fn two_pins_for_one_name_are_located() {
         "{err}"
     );
 }
+
+/// `extends` of a bare name that is neither a file nor a preset lists the presets.
+#[test]
+fn extends_of_an_unknown_bare_name_lists_the_presets() {
+    let t = tempfile::tempdir().unwrap();
+    let err = lint_78(t.path(), "ext.toml", b"version = 1\nextends = [\"nosuchpreset\"]\n");
+    assert!(
+        err.contains("ext.toml:2:12: error: `extends` names `nosuchpreset`: no such file, and not an embedded preset"),
+        "{err}"
+    );
+    assert!(err.contains("claude") && err.contains("gemini"), "{err}");
+}

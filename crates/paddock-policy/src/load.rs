@@ -250,6 +250,14 @@ impl Loader {
                 );
                 self.embedded = outer;
                 r
+            } else if bare && std::fs::symlink_metadata(&target).is_err() {
+                // `extends = ["nosuchpreset"]`: a typo of a preset as likely as of a file.
+                self.stack.pop();
+                return Err(PolicyError::one(
+                    origin,
+                    format!("`extends` names `{raw_name}`: no such file, and not an embedded preset"),
+                    Some(format!("{}; a policy file is named by its path, e.g. \"./{raw_name}.toml\"", presets_hint())),
+                ));
             } else {
                 self.file(&target, Some(&origin))
             };

@@ -205,6 +205,25 @@ fn extends_merges_and_detects_cycles() {
     assert!(e.contains("badbase.toml:3:9: error: relative path"), "{e}");
 }
 
+/// `extends = ["nosuchpreset"]`: neither a file nor a preset; the error lists the presets.
+#[test]
+fn extends_of_an_unknown_bare_name_lists_the_presets() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("p.toml");
+    std::fs::write(&f, "version = 1\nextends = [\"nosuchpreset\"]\n").unwrap();
+    let e = Policy::load(&f, &vars("/w")).unwrap_err().to_string();
+    assert!(
+        e.contains("p.toml:2:12: error: `extends` names `nosuchpreset`: no such file, and not an embedded preset"),
+        "{e}"
+    );
+    for name in preset_names() {
+        assert!(e.contains(name), "{name} not listed: {e}");
+    }
+    // A file of that name beside the policy is still read.
+    std::fs::write(t.path().join("nosuchpreset"), "version = 1\n").unwrap();
+    Policy::load(&f, &vars("/w")).unwrap();
+}
+
 // ---------- commands ----------
 
 #[test]
