@@ -285,3 +285,12 @@ fn extends_of_an_unknown_bare_name_lists_the_presets() {
     );
     assert!(err.contains("claude") && err.contains("gemini"), "{err}");
 }
+
+/// A byte that is not UTF-8 is located where it is, without the hint about paths.
+#[test]
+fn invalid_utf8_is_located_at_the_bad_byte() {
+    let t = tempfile::tempdir().unwrap();
+    let err = lint_78(t.path(), "utf8.toml", b"version = 1\n# caf\xe9\n");
+    assert!(err.contains("utf8.toml:2:6: error: byte 0xe9 is not UTF-8 text"), "{err}");
+    assert!(!err.contains("extends"), "{err}");
+}

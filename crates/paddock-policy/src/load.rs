@@ -96,7 +96,7 @@ pub(crate) fn presets_hint() -> String {
 /// Largest policy file read: `extends = ["/dev/zero"]` must fail, not fill memory.
 const MAX_POLICY_BYTES: u64 = 1 << 20;
 
-fn read_capped(path: &Path) -> std::io::Result<String> {
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     // A FIFO would block the open until a writer comes (a policy, or an `extends` entry
     // in the workspace the agent writes, replaced by one hangs paddock): regular files
@@ -104,8 +104,8 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(std::io::Error::other("not a regular file (a FIFO, socket, device or directory): not a policy"));
     }
-    let mut text = String::new();
-    std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_end(&mut text)?;
     if text.len() as u64 > MAX_POLICY_BYTES {
         return Err(std::io::Error::other(format!("larger than {MAX_POLICY_BYTES} bytes: not a policy")));
     }
@@ -146,9 +146,24 @@ fn duplicate_pins(raw: &RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin
     }
 }
 
+/// The file's text, or an error at its first byte that is not UTF-8.
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, PolicyError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let before = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();
+        let origin = Origin::at(&Arc::new(path.to_path_buf()), before, valid);
+        let byte = e.as_bytes()[valid];
+        PolicyError::one(
+            origin,
+            format!("byte 0x{byte:02x} is not UTF-8 text (a policy is UTF-8)"),
+            Some("save the file as UTF-8; a non-ASCII path or name is written in UTF-8 too".into()),
+        )
+    })
+}
+
 impl Loader {
     fn file(&mut self, path: &Path, from: Option<&Origin>) -> Result<(), PolicyError> {
-        let text = read_capped(path).map_err(|e| {
+        let bytes = read_capped(path).map_err(|e| {
             let msg = format!("cannot read policy `{}`: {e}", path.display());
             let hint = Some("check the path; `extends` entries are relative to the file that names them".to_string());
             match from {
@@ -156,6 +171,7 @@ impl Loader {
                 None => PolicyError::file(path, msg, hint),
             }
         })?;
+        let text = utf8(path, bytes)?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.merged.disk_files.push(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));

@@ -224,6 +224,21 @@ fn extends_of_an_unknown_bare_name_lists_the_presets() {
     Policy::load(&f, &vars("/w")).unwrap();
 }
 
+/// A byte that is not UTF-8 is located where it is, with no hint about paths.
+#[test]
+fn invalid_utf8_is_located_at_the_bad_byte() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("p.toml");
+    std::fs::write(&f, b"version = 1\n[filesystem]\nread = [\"/tmp/\xe9t\xff\"]\n").unwrap();
+    let e = Policy::load(&f, &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("p.toml:3:15: error: byte 0xe9 is not UTF-8 text"), "{e}");
+    assert!(!e.contains("extends"), "{e}");
+    // In a file that `extends` names, too.
+    std::fs::write(t.path().join("top.toml"), "version = 1\nextends = [\"p.toml\"]\n").unwrap();
+    let e = Policy::load(&t.path().join("top.toml"), &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("p.toml:3:15: error: byte 0xe9"), "{e}");
+}
+
 // ---------- commands ----------
 
 #[test]
