@@ -294,3 +294,28 @@ fn invalid_utf8_is_located_at_the_bad_byte() {
     assert!(err.contains("utf8.toml:2:6: error: byte 0xe9 is not UTF-8 text"), "{err}");
     assert!(!err.contains("extends"), "{err}");
 }
+
+/// `[filesystem]` paths the kernel cannot take (a NUL, over PATH_MAX, a name over
+/// NAME_MAX) are policy errors, located, from lint and from every command that loads.
+#[test]
+fn paths_the_kernel_cannot_take_are_located_policy_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let long = format!("/{}", "a/".repeat(2100));
+    let name = format!("/tmp/{}", "n".repeat(256));
+    for (file, entry, want) in [
+        ("nul.toml", "/tmp/a\\u0000b".to_string(), "contains a NUL byte"),
+        ("long.toml", long, "longer than a path can be"),
+        ("name.toml", name, "a name of 256 bytes"),
+    ] {
+        let p = write_policy(t.path(), file, &format!("version = 1\n[filesystem]\nread = [\"{entry}\"]\n"));
+        for args in [vec!["policy", "lint"], vec!["check", "--read", "/tmp/x", "--policy"]] {
+            let (code, out, err) = run(paddock().args(&args).arg(&p));
+            assert_eq!(code, 78, "{file}: {out}{err}");
+            assert!(
+                err.contains(&format!("{}:3:9: error: path `", p.display())) && err.contains(want),
+                "{file}: {err}"
+            );
+            assert!(err.contains("hint: ") && err.len() < 1000, "{file}: {err}");
+        }
+    }
+}

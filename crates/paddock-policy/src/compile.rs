@@ -96,13 +96,15 @@ fn enforcement(m: &Merged, problems: &mut Problems) -> Enforcement {
 fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
     let paths = |list: &[At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
         list.iter()
-            .filter_map(|(raw, origin)| match vars.expand_path(raw) {
-                Ok(expanded) => {
-                    Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone(), literal: false })
-                }
-                Err((msg, hint)) => {
-                    problems.push(origin, msg, Some(hint));
-                    None
+            .filter_map(|(raw, origin)| {
+                match vars.expand_path(raw).and_then(|p| crate::path_limits::check(raw, &p).map(|()| p)) {
+                    Ok(expanded) => {
+                        Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone(), literal: false })
+                    }
+                    Err((msg, hint)) => {
+                        problems.push(origin, msg, Some(hint));
+                        None
+                    }
                 }
             })
             .collect()
