@@ -319,3 +319,17 @@ fn paths_the_kernel_cannot_take_are_located_policy_errors() {
         }
     }
 }
+
+/// A `max_memory` no process can start under is refused, naming the floor.
+#[test]
+fn a_max_memory_too_small_to_start_anything_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let p = write_policy(t.path(), "p.toml", "version = 1\n[limits]\nmax_memory = \"1B\"\n");
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains(":3:14: error: max_memory = 1B is too small to start a process"), "{err}");
+    assert!(err.contains("max_memory is at least 8MiB"), "{err}");
+    let p = write_policy(t.path(), "ok.toml", "version = 1\n[limits]\nmax_memory = \"8MiB\"\n");
+    let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 0, "{err}");
+}

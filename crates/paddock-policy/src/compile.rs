@@ -177,7 +177,7 @@ fn limit_values(m: &Merged, problems: &mut Problems) -> Limits {
         limits.max_output = limits::size(v, o, "max_output", problems);
     }
     if let Some((v, o)) = &m.max_memory {
-        limits.max_memory = limits::size(v, o, "max_memory", problems);
+        limits.max_memory = limits::memory(v, o, problems);
     }
     if let Some((v, o)) = &m.max_file_size {
         limits.max_file_size = limits::size(v, o, "max_file_size", problems);

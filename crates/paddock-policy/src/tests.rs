@@ -135,6 +135,8 @@ fn bad_limits() {
         ("timeout = \"0s\"", "longer than zero"),
         ("max_output = \"8 MeB\"", "unknown size unit"),
         ("max_memory = -1", "must be positive"),
+        ("max_memory = \"1B\"", "max_memory = 1B is too small to start a process"),
+        ("max_memory = \"7MiB\"", "max_memory = 7MiB is too small to start a process"),
         ("max_processes = 0", "positive integer"),
         ("max_open_files = \"many\"", "invalid type"),
         ("max_file_size = \"1 furlong\"", "unknown size unit"),
