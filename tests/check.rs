@@ -333,3 +333,31 @@ fn a_max_memory_too_small_to_start_anything_is_refused() {
     let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&p));
     assert_eq!(code, 0, "{err}");
 }
+
+/// `policy lint` warns of an `ask` entry an allow or deny entry of the same pattern
+/// decides first, naming both.
+#[test]
+fn lint_warns_of_an_ask_entry_never_asked() {
+    let t = tempfile::tempdir().unwrap();
+    let p = write_policy(
+        t.path(),
+        "p.toml",
+        "version = 1\n[network]\ndeny = [\"a.test\"]\nask = [\"a.test\"]\n[commands]\nallow = [\"ls **\"]\nask = [\"ls **\"]\n",
+    );
+    let (code, out, err) = run(paddock().args(["policy", "lint"]).arg(&p));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": ok"), "{out}");
+    let at = p.display();
+    assert!(
+        err.contains(&format!(
+            "{at}:4:8: warning: network.ask[0] `a.test` is never asked: network.deny[0] `a.test` (at 3:9)"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{at}:7:8: warning: commands.ask[0] `ls **` is never asked: commands.allow[0] `ls **` (at 6:10)"
+        )),
+        "{err}"
+    );
+}

@@ -38,6 +38,9 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
                         p.sandbox_path()
                     ));
                 }
+                for (origin, message) in p.shadowed_asks() {
+                    eprint_lines(format_args!("{origin}: warning: {message}"));
+                }
                 for (origin, message) in p.env.warnings() {
                     eprint_lines(format_args!("{origin}: warning: {message}"));
                 }
