@@ -361,3 +361,34 @@ fn lint_warns_of_an_ask_entry_never_asked() {
         "{err}"
     );
 }
+
+/// `check --http` does not promise a secret whose `env:` source variable is unset.
+#[test]
+fn check_http_says_when_a_secret_source_is_unset() {
+    let t = tempfile::tempdir().unwrap();
+    let p = write_policy(
+        t.path(),
+        "p.toml",
+        "version = 1\n[network]\nallow = [\"a.test\"]\n[secrets.s]\nfrom = \"env:PADDOCK_TEST_NOPE_TOK\"\nhosts = [\"a.test\"]\nenv = \"S_TOK\"\n",
+    );
+    let check = |value: Option<&str>| {
+        let mut c = paddock();
+        c.args(["check", "--http", "GET https://a.test/x", "--policy"]).arg(&p).current_dir(t.path());
+        match value {
+            Some(v) => c.env("PADDOCK_TEST_NOPE_TOK", v),
+            None => c.env_remove("PADDOCK_TEST_NOPE_TOK"),
+        };
+        run(&mut c)
+    };
+    for value in [None, Some("")] {
+        let (code, out, err) = check(value);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(!out.contains("would be injected"), "{out}");
+        assert!(
+            out.contains("secret `s` would not be injected: its source variable PADDOCK_TEST_NOPE_TOK is unset"),
+            "{out}"
+        );
+    }
+    let (_, out, _) = check(Some("tok"));
+    assert!(out.contains("secret `s` would be injected"), "{out}");
+}
