@@ -392,3 +392,30 @@ fn check_http_says_when_a_secret_source_is_unset() {
     let (_, out, _) = check(Some("tok"));
     assert!(out.contains("secret `s` would be injected"), "{out}");
 }
+
+/// `policy suggest` on a log whose hash chain is broken says so, as `audit review` does.
+#[test]
+fn suggest_warns_of_a_broken_chain() {
+    let t = tempfile::tempdir().unwrap();
+    let log = t.path().join("audit.jsonl");
+    for verb in ["revoke", "unrevoke"] {
+        let (code, _, err) =
+            run(paddock().env("PADDOCK_STATE_DIR", t.path()).args([verb, "network:a.test", "--audit"]).arg(&log));
+        assert_eq!(code, 0, "{err}");
+    }
+    let suggest = || run(paddock().env("PADDOCK_STATE_DIR", t.path()).args(["policy", "suggest", "--audit"]).arg(&log));
+    let (code, _, err) = suggest();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("broken"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap().replacen("a.test", "b.test", 1);
+    std::fs::write(&log, text).unwrap();
+    let (code, _, err) = suggest();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: this log's hash chain is broken, so what follows may not be what was recorded"),
+        "{err}"
+    );
+    let (_, _, review) =
+        run(paddock().env("PADDOCK_STATE_DIR", t.path()).args(["audit", "review", "--audit"]).arg(&log));
+    assert_eq!(err.lines().next(), review.lines().next(), "the same warning");
+}
