@@ -419,3 +419,15 @@ fn suggest_warns_of_a_broken_chain() {
         run(paddock().env("PADDOCK_STATE_DIR", t.path()).args(["audit", "review", "--audit"]).arg(&log));
     assert_eq!(err.lines().next(), review.lines().next(), "the same warning");
 }
+
+/// Every `--help` that lists the presets lists all of them.
+#[test]
+fn help_lists_every_preset() {
+    for cmd in [&["run"][..], &["check"], &["serve"], &["mcp"], &["policy", "show"], &["audit", "review"]] {
+        let (code, out, err) = run(paddock().args(cmd).arg("--help"));
+        assert_eq!(code, 0, "{cmd:?}: {err}");
+        let flat = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        let listed = format!("embedded preset: {}", paddock_policy::preset_names().collect::<Vec<_>>().join(", "));
+        assert!(flat.contains(&listed), "{cmd:?}: expected `{listed}` in:\n{out}");
+    }
+}
