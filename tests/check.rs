@@ -431,3 +431,19 @@ fn help_lists_every_preset() {
         assert!(flat.contains(&listed), "{cmd:?}: expected `{listed}` in:\n{out}");
     }
 }
+
+/// `policy lint FILE` of a file it cannot read says so without a word about `--policy`.
+#[test]
+fn lint_of_an_unreadable_file_has_no_policy_flag_hint() {
+    let t = tempfile::tempdir().unwrap();
+    for f in [t.path().join("missing.toml"), t.path().to_path_buf()] {
+        let (code, _, err) = run(paddock().args(["policy", "lint"]).arg(&f));
+        assert_eq!(code, 78, "{err}");
+        assert!(err.contains("cannot read policy"), "{err}");
+        assert!(!err.contains("--policy"), "{err}");
+    }
+    // `--policy` still gets its hint.
+    let (code, _, err) = run(paddock().args(["check", "--connect", "a.test", "--policy"]).arg(t.path()));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("hint: --policy takes"), "{err}");
+}
