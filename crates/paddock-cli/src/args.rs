@@ -302,12 +302,20 @@ pub struct UnrevokeArgs {
     pub audit: Option<PathBuf>,
 }
 
+/// `--policy`'s help, naming every embedded preset.
+fn policy_help() -> String {
+    let presets: Vec<&str> = paddock_policy::preset_names().collect();
+    format!(
+        "Policy file, or the name of an embedded preset: {} (default: the embedded default policy)",
+        presets.join(", ")
+    )
+}
+
 /// Where the policy and the workspace come from.
 #[derive(Args, Debug, Clone)]
 pub struct PolicyArgs {
-    /// Policy file, or the name of an embedded preset: default, coding-agent, ci,
-    /// read-only (default: the embedded default policy).
-    #[arg(long, value_name = "FILE|PRESET")]
+    // The help lists the presets from `paddock_policy::PRESETS`, the one list of them.
+    #[arg(long, value_name = "FILE|PRESET", help = policy_help())]
     pub policy: Option<PathBuf>,
     /// The workspace, `${WORKSPACE}` in the policy (default: the current directory).
     #[arg(long, value_name = "DIR")]

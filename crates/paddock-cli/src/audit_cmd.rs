@@ -33,6 +33,23 @@ pub fn verify(audit: Option<&Path>) -> i32 {
     }
 }
 
+/// Says on stderr when the hash chain of the log at `path` is broken (or cannot be
+/// checked): what a command reads from it may not be what was recorded. `audit review`
+/// and `policy suggest` say it before anything else.
+pub fn warn_if_chain_broken(path: &Path) {
+    match paddock_audit::verify(path) {
+        Ok(report) if !report.is_intact() => {
+            let first = report.broken.as_ref().map(|b| b.to_string()).unwrap_or_default();
+            eprintln!(
+                "paddock: warning: this log's hash chain is broken, so what follows may not be what was recorded (broken at {})\n  hint: `paddock audit verify` says where",
+                Escaped(&first)
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("paddock: warning: the log's chain could not be checked: {}", Escaped(&e.to_string())),
+    }
+}
+
 /// Per grant: uses, first and last, the calls; grants never used; denied attempts;
 /// connections by host.
 pub fn review(a: ReviewArgs) -> i32 {
@@ -55,17 +72,7 @@ pub fn review(a: ReviewArgs) -> i32 {
     };
     // A review reads what the log says; whether the log is what was written is the
     // chain's to tell, so a broken one is said first.
-    match paddock_audit::verify(&path) {
-        Ok(report) if !report.is_intact() => {
-            let first = report.broken.as_ref().map(|b| b.to_string()).unwrap_or_default();
-            eprintln!(
-                "paddock: warning: this log's hash chain is broken, so what follows may not be what was recorded (broken at {})\n  hint: `paddock audit verify` says where",
-                Escaped(&first)
-            );
-        }
-        Ok(_) => {}
-        Err(e) => eprintln!("paddock: warning: the log's chain could not be checked: {}", Escaped(&e.to_string())),
-    }
+    warn_if_chain_broken(&path);
     match paddock_audit::review(&path, since, &policy.grant_ids()) {
         Ok(r) => {
             let r = r.with_revocations(revocations.entries());

@@ -52,6 +52,9 @@ pub struct HttpCheck {
     intercepted: bool,
     secrets: Vec<String>,
     revoked: Vec<(String, String)>,
+    /// Secrets whose `env:` source variable is unset or empty here: a session started
+    /// with this environment has no value for them, and injects nothing.
+    unset: Vec<(String, String)>,
 }
 
 /// Decides `r` under `policy`.
@@ -67,6 +70,7 @@ pub fn decide(policy: Arc<Policy>, r: &Request) -> HttpCheck {
         intercepted: policy.intercepts(&host, port),
         secrets: Vec::new(),
         revoked: Vec::new(),
+        unset: Vec::new(),
     };
     if !c.decision.is_allow() {
         return out;
@@ -95,9 +99,15 @@ pub fn decide(policy: Arc<Policy>, r: &Request) -> HttpCheck {
     }
     if let Ok(h) = paddock_policy::normalize_host(&host) {
         for s in policy.secrets.for_host(&h, port) {
-            match policy.secret_refusal(&s.name) {
-                Some(d) => out.revoked.push((s.name.clone(), d.reason)),
-                None => out.secrets.push(s.name.clone()),
+            match (policy.secret_refusal(&s.name), &s.source) {
+                (Some(d), _) => out.revoked.push((s.name.clone(), d.reason)),
+                // The session reads the variable when it starts, as this does.
+                (None, paddock_policy::SecretSource::Env(var))
+                    if std::env::var_os(var).is_none_or(|v| v.is_empty()) =>
+                {
+                    out.unset.push((s.name.clone(), var.clone()))
+                }
+                (None, _) => out.secrets.push(s.name.clone()),
             }
         }
     }
@@ -105,7 +115,7 @@ pub fn decide(policy: Arc<Policy>, r: &Request) -> HttpCheck {
 }
 
 impl HttpCheck {
-    /// `{"decision","rule","reason","intercepted","secrets","revoked_secrets"}`.
+    /// `{"decision","rule","reason","intercepted","secrets","revoked_secrets","unset_secrets"}`.
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "decision": self.decision.verdict.as_str(),
@@ -116,6 +126,7 @@ impl HttpCheck {
             "intercepted": self.intercepted,
             "secrets": self.secrets,
             "revoked_secrets": self.revoked.iter().map(|(n, why)| serde_json::json!({"secret": n, "reason": why})).collect::<Vec<_>>(),
+            "unset_secrets": self.unset.iter().map(|(n, var)| serde_json::json!({"secret": n, "variable": var})).collect::<Vec<_>>(),
         })
     }
 
@@ -135,6 +146,13 @@ impl HttpCheck {
             for n in &self.secrets {
                 s +=
                     &format!("\n  secret `{}` would be injected where the request carries its placeholder", Escaped(n));
+            }
+            for (n, var) in &self.unset {
+                s += &format!(
+                    "\n  secret `{}` would not be injected: its source variable {} is unset (or empty) here, so a session started like this has no value for it",
+                    Escaped(n),
+                    Escaped(var)
+                );
             }
             for (n, why) in &self.revoked {
                 s += &format!("\n  secret `{}` would be refused: {}", Escaped(n), Escaped(why));

@@ -7,7 +7,7 @@ use paddock_policy::{Policy, Vars};
 use crate::args::PolicyArgs;
 use crate::exit;
 use crate::output;
-use crate::setup::{current_dir, eprint_lines, load_policy, policy_file_readable, preset_name};
+use crate::setup::{current_dir, eprint_lines, lint_file_readable, load_policy, preset_name};
 
 /// Lints each file; prints `FILE: ok` or its located errors. Exit 78 if any is invalid.
 /// `resolve`: also look up the allowed names (see [`paddock::lint_network`]).
@@ -21,7 +21,7 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
     for f in files {
         let loaded = match preset_name(f).and_then(|name| Policy::preset(name, &vars)) {
             Some(loaded) => loaded,
-            None if policy_file_readable(f).is_err() => {
+            None if lint_file_readable(f).is_err() => {
                 code = exit::CONFIG;
                 continue;
             }
@@ -37,6 +37,9 @@ pub fn lint(files: &[PathBuf], resolve: bool) -> i32 {
                         r.raw,
                         p.sandbox_path()
                     ));
+                }
+                for (origin, message) in p.shadowed_asks() {
+                    eprint_lines(format_args!("{origin}: warning: {message}"));
                 }
                 for (origin, message) in p.env.warnings() {
                     eprint_lines(format_args!("{origin}: warning: {message}"));

@@ -156,17 +156,32 @@ fn unknown_preset(name: &str) -> i32 {
 /// Says so, and returns 78, when the policy file named on the command line cannot be read
 /// (a missing file is not a located error inside it).
 pub fn policy_file_readable(path: &Path) -> Result<(), i32> {
+    file_readable(path).map_err(|why| policy_unreadable(path, &why, true))
+}
+
+/// [`policy_file_readable`] for a file named to `policy lint`: no word about `--policy`,
+/// which the user did not pass.
+pub fn lint_file_readable(path: &Path) -> Result<(), i32> {
+    file_readable(path).map_err(|why| policy_unreadable(path, &why, false))
+}
+
+/// Why `path` cannot be read as a policy, if it cannot.
+fn file_readable(path: &Path) -> Result<(), String> {
     // Inspected before it is opened: opening a FIFO waits for a writer.
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Err(policy_unreadable(path, "it is a directory")),
-        Ok(m) if !m.is_file() => Err(policy_unreadable(path, "not a regular file (a FIFO, socket or device)")),
-        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| policy_unreadable(path, &io_message(&e))),
-        Err(e) => Err(policy_unreadable(path, &io_message(&e))),
+        Ok(m) if m.is_dir() => Err("it is a directory".into()),
+        Ok(m) if !m.is_file() => Err("not a regular file (a FIFO, socket or device)".into()),
+        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| io_message(&e)),
+        Err(e) => Err(io_message(&e)),
     }
 }
 
-fn policy_unreadable(path: &Path, why: &str) -> i32 {
+/// Says that `path` cannot be read; `policy_hint`: with the hint about `--policy`.
+fn policy_unreadable(path: &Path, why: &str, policy_hint: bool) -> i32 {
     eprintln!("paddock: cannot read policy {}: {why}", paddock_audit::Escaped(&path.to_string_lossy()));
+    if !policy_hint {
+        return exit::CONFIG;
+    }
     eprintln!(
         "  hint: --policy takes a TOML policy file or the name of an embedded preset ({}); without --policy the embedded default applies (`paddock policy show` prints it)",
         paddock_policy::preset_names().collect::<Vec<_>>().join(", ")

@@ -178,6 +178,8 @@ pub fn suggest(a: SuggestArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(exit::INTERNAL, format_args!("cannot read {}: {e}", path.display())),
     };
+    // What follows is pasted into a policy: a log that is not what was recorded is said.
+    crate::audit_cmd::warn_if_chain_broken(&path);
     let mut s = Suggestion::default();
     for r in records {
         let Ok(r) = r else { continue }; // `audit verify` reports unreadable lines

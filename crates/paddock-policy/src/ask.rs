@@ -8,6 +8,8 @@
 //! every call or host that nothing else decided. The policy engine only says "ask": who
 //! asks, and how long to wait (`[sandbox] ask_timeout`), is the supervisor's.
 
+mod shadowed;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

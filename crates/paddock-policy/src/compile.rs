@@ -96,13 +96,15 @@ fn enforcement(m: &Merged, problems: &mut Problems) -> Enforcement {
 fn filesystem(m: &Merged, vars: &Vars, problems: &mut Problems) -> FsRules {
     let paths = |list: &[At<String>], problems: &mut Problems| -> Vec<paths::RawPathEntry> {
         list.iter()
-            .filter_map(|(raw, origin)| match vars.expand_path(raw) {
-                Ok(expanded) => {
-                    Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone(), literal: false })
-                }
-                Err((msg, hint)) => {
-                    problems.push(origin, msg, Some(hint));
-                    None
+            .filter_map(|(raw, origin)| {
+                match vars.expand_path(raw).and_then(|p| crate::path_limits::check(raw, &p).map(|()| p)) {
+                    Ok(expanded) => {
+                        Some(paths::RawPathEntry { raw: raw.clone(), expanded, origin: origin.clone(), literal: false })
+                    }
+                    Err((msg, hint)) => {
+                        problems.push(origin, msg, Some(hint));
+                        None
+                    }
                 }
             })
             .collect()
@@ -175,7 +177,7 @@ fn limit_values(m: &Merged, problems: &mut Problems) -> Limits {
         limits.max_output = limits::size(v, o, "max_output", problems);
     }
     if let Some((v, o)) = &m.max_memory {
-        limits.max_memory = limits::size(v, o, "max_memory", problems);
+        limits.max_memory = limits::memory(v, o, problems);
     }
     if let Some((v, o)) = &m.max_file_size {
         limits.max_file_size = limits::size(v, o, "max_file_size", problems);

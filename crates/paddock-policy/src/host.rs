@@ -71,6 +71,9 @@ pub enum HostError {
     /// The name looks like a number a resolver could read as an IPv4 address.
     #[error("host {0:?} looks like an IP address in a non-standard form; write it as a dotted quad")]
     NumericName(String),
+    /// Four decimal numbers, one of them over 255 (`999.1.1.1`): no IPv4 address.
+    #[error("host {0:?} is not an IPv4 address: each of its four numbers must be from 0 to 255")]
+    OctetOutOfRange(String),
 }
 
 /// Normalises a host as a client or a policy wrote it (no port): case, one trailing dot,
@@ -137,9 +140,22 @@ pub fn normalize_host(raw: &str) -> Result<Host, HostError> {
     let last = ascii.rsplit('.').next().unwrap_or_default();
     let hex = last.strip_prefix("0x").is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
     if hex || last.chars().all(|c| c.is_ascii_digit()) {
+        if out_of_range_quad(&ascii) {
+            return Err(HostError::OctetOutOfRange(raw.into()));
+        }
         return Err(HostError::NumericName(raw.into()));
     }
     Ok(Host::Name(ascii))
+}
+
+/// A dotted quad of decimal numbers without leading zeros, one of them over 255.
+fn out_of_range_quad(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    let decimal =
+        |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'));
+    parts.len() == 4
+        && parts.iter().all(decimal)
+        && parts.iter().any(|p| p.len() > 3 || p.parse::<u16>().is_ok_and(|n| n > 255))
 }
 
 fn check_labels(raw: &str, name: &str) -> Result<(), HostError> {
@@ -202,6 +218,15 @@ mod tests {
         for bad in ["", ".", "a..b", "a b", "evil.com@x", "127.1", "0x7f.1", "2130706433", "a/b", "x%2e.com"] {
             assert!(normalize_host(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_octet_out_of_range_is_said_so() {
+        assert_eq!(normalize_host("999.1.1.1"), Err(HostError::OctetOutOfRange("999.1.1.1".into())));
+        assert_eq!(normalize_host("1.2.3.1000"), Err(HostError::OctetOutOfRange("1.2.3.1000".into())));
+        // A leading zero is octal to inet_aton: a non-standard form, not a range error.
+        assert_eq!(normalize_host("010.1.1.999"), Err(HostError::NumericName("010.1.1.999".into())));
+        assert_eq!(normalize_host("127.1"), Err(HostError::NumericName("127.1".into())));
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod http_rules;
 mod limits;
 mod load;
 mod network;
+mod path_limits;
 mod paths;
 mod policy;
 mod presets;

@@ -95,6 +95,28 @@ pub(crate) fn size(v: &IntOrString, origin: &Origin, key: &str, problems: &mut P
     r.map_err(|m| problems.push(origin, format!("bad size for `{key}`: {m}"), Some(SIZE_HINT.into()))).ok()
 }
 
+/// The smallest `max_memory`: below it no ordinary program starts (measured: `sh -c 'echo
+/// hi'` needs 3 MiB of address space, `git --version` 5 MiB, and the sandbox's own helper
+/// is killed under 512 KiB), and the failure would not name the limit.
+pub(crate) const MIN_MEMORY: u64 = 8 << 20;
+
+/// `max_memory`: a size, at least [`MIN_MEMORY`].
+pub(crate) fn memory(v: &IntOrString, origin: &Origin, problems: &mut Problems) -> Option<u64> {
+    let n = size(v, origin, "max_memory", problems)?;
+    if n < MIN_MEMORY {
+        problems.push(
+            origin,
+            format!("max_memory = {} is too small to start a process", format_size(n)),
+            Some(format!(
+                "max_memory is at least {} (it bounds each process's address space, libraries included)",
+                format_size(MIN_MEMORY)
+            )),
+        );
+        return None;
+    }
+    Some(n)
+}
+
 pub(crate) fn duration(v: &IntOrString, origin: &Origin, key: &str, problems: &mut Problems) -> Option<Duration> {
     match v {
         IntOrString::Int(n) => {

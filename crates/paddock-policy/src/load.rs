@@ -96,7 +96,7 @@ pub(crate) fn presets_hint() -> String {
 /// Largest policy file read: `extends = ["/dev/zero"]` must fail, not fill memory.
 const MAX_POLICY_BYTES: u64 = 1 << 20;
 
-fn read_capped(path: &Path) -> std::io::Result<String> {
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     // A FIFO would block the open until a writer comes (a policy, or an `extends` entry
     // in the workspace the agent writes, replaced by one hangs paddock): regular files
@@ -104,17 +104,66 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(std::io::Error::other("not a regular file (a FIFO, socket, device or directory): not a policy"));
     }
-    let mut text = String::new();
-    std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
+    let mut text = Vec::new();
+    std::fs::File::open(path)?.take(MAX_POLICY_BYTES + 1).read_to_end(&mut text)?;
     if text.len() as u64 > MAX_POLICY_BYTES {
         return Err(std::io::Error::other(format!("larger than {MAX_POLICY_BYTES} bytes: not a policy")));
     }
     Ok(text)
 }
 
+/// The name a `[network.hosts]` key pins, as the proxy looks it up: `A.TEST.` is `a.test`.
+/// A key that does not normalise keeps its text (compiling reports it).
+fn pin_key(raw: &str) -> String {
+    crate::network::normalize_host(raw).map(|h| h.to_string()).unwrap_or_else(|_| raw.to_ascii_lowercase())
+}
+
+/// Two `[network.hosts]` keys of one file that name the same host (`a.test`, `A.TEST.`):
+/// one would silently replace the other.
+fn duplicate_pins(raw: &RawPolicy, at: &dyn Fn(std::ops::Range<usize>) -> Origin, problems: &mut Problems) {
+    let Some(n) = &raw.network else { return };
+    let mut seen: BTreeMap<String, (&str, Origin)> = BTreeMap::new();
+    // In file order: the later key is the one reported.
+    let mut keys: Vec<_> = n.hosts.keys().collect();
+    keys.sort_by_key(|k| k.span().start);
+    for k in keys {
+        let origin = at(k.span());
+        match seen.get(&pin_key(k.get_ref())) {
+            Some((first, o)) => problems.push(
+                &origin,
+                format!(
+                    "`{}` in [network.hosts] names the same host as `{first}` (at {}:{}): one would replace the other",
+                    k.get_ref(),
+                    o.line,
+                    o.col
+                ),
+                Some("host names ignore case and a trailing dot: keep one pin for the name".to_string()),
+            ),
+            None => {
+                seen.insert(pin_key(k.get_ref()), (k.get_ref().as_str(), origin));
+            }
+        }
+    }
+}
+
+/// The file's text, or an error at its first byte that is not UTF-8.
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, PolicyError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let before = std::str::from_utf8(&e.as_bytes()[..valid]).unwrap_or_default();
+        let origin = Origin::at(&Arc::new(path.to_path_buf()), before, valid);
+        let byte = e.as_bytes()[valid];
+        PolicyError::one(
+            origin,
+            format!("byte 0x{byte:02x} is not UTF-8 text (a policy is UTF-8)"),
+            Some("save the file as UTF-8; a non-ASCII path or name is written in UTF-8 too".into()),
+        )
+    })
+}
+
 impl Loader {
     fn file(&mut self, path: &Path, from: Option<&Origin>) -> Result<(), PolicyError> {
-        let text = read_capped(path).map_err(|e| {
+        let bytes = read_capped(path).map_err(|e| {
             let msg = format!("cannot read policy `{}`: {e}", path.display());
             let hint = Some("check the path; `extends` entries are relative to the file that names them".to_string());
             match from {
@@ -122,6 +171,7 @@ impl Loader {
                 None => PolicyError::file(path, msg, hint),
             }
         })?;
+        let text = utf8(path, bytes)?;
         let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.merged.disk_files.push(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
@@ -150,6 +200,7 @@ impl Loader {
             ),
             Some(_) => {}
         }
+        duplicate_pins(&raw, &at, &mut problems);
         problems.into_result()?;
 
         self.stack.push(canonical);
@@ -215,6 +266,14 @@ impl Loader {
                 );
                 self.embedded = outer;
                 r
+            } else if bare && std::fs::symlink_metadata(&target).is_err() {
+                // `extends = ["nosuchpreset"]`: a typo of a preset as likely as of a file.
+                self.stack.pop();
+                return Err(PolicyError::one(
+                    origin,
+                    format!("`extends` names `{raw_name}`: no such file, and not an embedded preset"),
+                    Some(format!("{}; a policy file is named by its path, e.g. \"./{raw_name}.toml\"", presets_hint())),
+                ));
             } else {
                 self.file(&target, Some(&origin))
             };
@@ -284,7 +343,8 @@ impl Loader {
             }
             for (k, v) in n.hosts {
                 let (ko, vo) = (at(k.span()), at(v.span()));
-                let key = k.get_ref().to_ascii_lowercase();
+                // The name the pin applies to: a later file's `A.test.` replaces `a.test`.
+                let key = pin_key(k.get_ref());
                 m.net_hosts.insert(key, ((k.into_inner(), ko), (v.into_inner(), vo)));
             }
         }

@@ -148,6 +148,18 @@ fn explain_toml_error(msg: &str, text: &str, span: Option<std::ops::Range<usize>
         };
         return (format!("unknown key `{key}` {where_}"), Some(hint));
     }
+    if msg == "duplicate key" {
+        // toml's message names no key; its span is the second one, as written.
+        let key = span.and_then(|s| text.get(s)).map(str::trim).unwrap_or_default();
+        if !key.is_empty() {
+            return (
+                format!("duplicate key `{key}`"),
+                Some(format!(
+                    "a key may appear once in a table: keep one `{key}` (a list is written once, with every entry)"
+                )),
+            );
+        }
+    }
     if msg.starts_with("invalid type") {
         return (msg, Some("see policy v1 in DESIGN.md: lists are `[\"...\"]`, tables are `[section]`".into()));
     }
@@ -214,6 +226,16 @@ mod tests {
     fn wrong_type_is_located() {
         let e = err("version = 1\n[filesystem]\nread = \"/usr\"\n");
         assert!(e.starts_with("p.toml:3:8: error: invalid type"), "{e}");
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named() {
+        let e = err("version = 1\nversion = 1\n");
+        assert!(e.starts_with("p.toml:2:1: error: duplicate key `version`\n  hint: "), "{e}");
+        let e = err("version = 1\n[commands]\nallow = []\nallow = [\"ls\"]\n");
+        assert!(e.starts_with("p.toml:4:1: error: duplicate key `allow`"), "{e}");
+        let e = err("version = 1\n[network.hosts]\n\"a.test\" = \"127.0.0.1\"\n\"a.test\" = \"127.0.0.2\"\n");
+        assert!(e.starts_with("p.toml:4:1: error: duplicate key `\"a.test\"`"), "{e}");
     }
 
     #[test]

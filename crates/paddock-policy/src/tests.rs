@@ -135,6 +135,8 @@ fn bad_limits() {
         ("timeout = \"0s\"", "longer than zero"),
         ("max_output = \"8 MeB\"", "unknown size unit"),
         ("max_memory = -1", "must be positive"),
+        ("max_memory = \"1B\"", "max_memory = 1B is too small to start a process"),
+        ("max_memory = \"7MiB\"", "max_memory = 7MiB is too small to start a process"),
         ("max_processes = 0", "positive integer"),
         ("max_open_files = \"many\"", "invalid type"),
         ("max_file_size = \"1 furlong\"", "unknown size unit"),
@@ -203,6 +205,40 @@ fn extends_merges_and_detects_cycles() {
     std::fs::write(d.join("usesbad.toml"), "version = 1\nextends = [\"badbase.toml\"]\n").unwrap();
     let e = Policy::load(&d.join("usesbad.toml"), &vars("/w")).unwrap_err().to_string();
     assert!(e.contains("badbase.toml:3:9: error: relative path"), "{e}");
+}
+
+/// `extends = ["nosuchpreset"]`: neither a file nor a preset; the error lists the presets.
+#[test]
+fn extends_of_an_unknown_bare_name_lists_the_presets() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("p.toml");
+    std::fs::write(&f, "version = 1\nextends = [\"nosuchpreset\"]\n").unwrap();
+    let e = Policy::load(&f, &vars("/w")).unwrap_err().to_string();
+    assert!(
+        e.contains("p.toml:2:12: error: `extends` names `nosuchpreset`: no such file, and not an embedded preset"),
+        "{e}"
+    );
+    for name in preset_names() {
+        assert!(e.contains(name), "{name} not listed: {e}");
+    }
+    // A file of that name beside the policy is still read.
+    std::fs::write(t.path().join("nosuchpreset"), "version = 1\n").unwrap();
+    Policy::load(&f, &vars("/w")).unwrap();
+}
+
+/// A byte that is not UTF-8 is located where it is, with no hint about paths.
+#[test]
+fn invalid_utf8_is_located_at_the_bad_byte() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("p.toml");
+    std::fs::write(&f, b"version = 1\n[filesystem]\nread = [\"/tmp/\xe9t\xff\"]\n").unwrap();
+    let e = Policy::load(&f, &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("p.toml:3:15: error: byte 0xe9 is not UTF-8 text"), "{e}");
+    assert!(!e.contains("extends"), "{e}");
+    // In a file that `extends` names, too.
+    std::fs::write(t.path().join("top.toml"), "version = 1\nextends = [\"p.toml\"]\n").unwrap();
+    let e = Policy::load(&t.path().join("top.toml"), &vars("/w")).unwrap_err().to_string();
+    assert!(e.contains("p.toml:3:15: error: byte 0xe9"), "{e}");
 }
 
 // ---------- commands ----------
@@ -374,6 +410,25 @@ fn pins_and_private_ranges() {
     assert!(p.network.private_allowed("::ffff:127.0.0.1".parse().unwrap()));
     assert!(p.network.private_allowed("fd00::1".parse().unwrap()));
     assert!(!p.network.private_allowed("10.0.0.1".parse().unwrap()));
+}
+
+/// Two pins of one file for the same name (case, a trailing dot) are an error naming
+/// both; a later file's pin replaces a base's however it spells the name.
+#[test]
+fn pins_for_the_same_name() {
+    let e = error("version = 1\n[network.hosts]\n\"a.test\" = \"127.0.0.2\"\n\"A.TEST.\" = \"127.0.0.1\"\n");
+    assert!(
+        e.starts_with("p.toml:4:1: error: `A.TEST.` in [network.hosts] names the same host as `a.test` (at 3:1)"),
+        "{e}"
+    );
+    assert!(e.contains("hint: "), "{e}");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("base.toml"), "version = 1\n[network.hosts]\n\"a.test.\" = \"127.0.0.2\"\n").unwrap();
+    let child = t.path().join("child.toml");
+    std::fs::write(&child, "version = 1\nextends = [\"base.toml\"]\n[network.hosts]\n\"A.test\" = \"127.0.0.1\"\n")
+        .unwrap();
+    let p = Policy::load(&child, &vars("/w")).unwrap();
+    assert_eq!(p.network.pinned("a.test"), Some("127.0.0.1".parse().unwrap()));
 }
 
 #[test]

@@ -57,6 +57,21 @@ impl AddrClass {
         self == AddrClass::Public
     }
 
+    /// The indefinite article of [`AddrClass::as_str`]: "an unspecified", "a private".
+    pub fn article(self) -> &'static str {
+        if self == AddrClass::Unspecified {
+            "an"
+        } else {
+            "a"
+        }
+    }
+
+    /// True for the classes no connection can usefully reach (`0.0.0.0`, broadcast,
+    /// multicast): allowing one in `allow_private` is never the fix.
+    pub fn is_unreachable(self) -> bool {
+        matches!(self, AddrClass::Unspecified | AddrClass::Broadcast | AddrClass::Multicast)
+    }
+
     /// A short lowercase name, as used in refusal messages and events.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -154,8 +154,10 @@ pub fn vet(
         IpAddr::V6(_) => format!("{ip}/128"),
     };
     let reason = match host {
-        Host::Ip(_) => format!("{ip} is a {class} address, which allow_private does not cover"),
-        Host::Name(n) => format!("{n} resolves to {ip}, a {class} address, which allow_private does not cover"),
+        Host::Ip(_) => format!("{ip} is {} {class} address, which allow_private does not cover", class.article()),
+        Host::Name(n) => {
+            format!("{n} resolves to {ip}, {} {class} address, which allow_private does not cover", class.article())
+        }
     };
     Err(AddressRefusal {
         address: SocketAddr::new(ip, port),

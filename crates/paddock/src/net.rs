@@ -164,11 +164,17 @@ pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Orig
     for (name, &ip) in &net.hosts {
         let (Some(port), Some((ip, class))) = (allowed_port(name), refused(ip)) else { continue };
         let Some(origin) = net.host_origins.get(name) else { continue };
+        // `0.0.0.0`, broadcast and multicast serve nobody: the pin is the mistake.
+        let fix = if class.is_unreachable() {
+            "pin the name to the address of the server it should reach".to_string()
+        } else {
+            format!("add \"{}\" to [network] allow_private", entry(ip))
+        };
         out.push((
             origin.clone(),
             format!(
-                "`{name}` is allowed but pinned to {ip}, a {class} address that allow_private does not cover: every connection to it (e.g. port {port}) will be refused; add \"{}\" to [network] allow_private",
-                entry(ip)
+                "`{name}` is allowed but pinned to {ip}, {} {class} address that allow_private does not cover: every connection to it (e.g. port {port}) will be refused; {fix}",
+                class.article()
             ),
         ));
     }
@@ -194,7 +200,8 @@ pub fn lint_network(policy: &Policy, resolve: bool) -> Vec<(paddock_policy::Orig
                         out.push((
                             r.origin.clone(),
                             format!(
-                                "`{name}` is allowed but resolves (here, now) to {ip}, a {class} address that allow_private does not cover: a direct connection to it will be refused; add \"{}\" to [network] allow_private (or pin the name in [network.hosts])",
+                                "`{name}` is allowed but resolves (here, now) to {ip}, {} {class} address that allow_private does not cover: a direct connection to it will be refused; add \"{}\" to [network] allow_private (or pin the name in [network.hosts])",
+                                class.article(),
                                 entry(ip)
                             ),
                         ));

@@ -432,6 +432,16 @@ fn source(raw: &str, o: &Origin, vars: &Vars, problems: &mut Problems) -> Option
             None
         }
         "file" => match vars.expand_path(rest) {
+            // A file not there yet is read when it comes; one that is there must be a
+            // file (a directory or a device such as /dev/zero holds no value).
+            Ok(p) if std::fs::metadata(&p).is_ok_and(|m| !m.is_file()) => {
+                problems.push(
+                    o,
+                    format!("bad `from` `{raw}`: {} is not a regular file", p.display()),
+                    Some("a `file:` secret names a regular file that holds the value".into()),
+                );
+                None
+            }
             Ok(p) => Some(SecretSource::File(crate::paths::normalize(&p, std::path::Path::new("/")))),
             Err((msg, h)) => {
                 problems.push(o, format!("bad `from` `{raw}`: {msg}"), Some(h));

@@ -147,3 +147,16 @@ fn a_file_secret_through_rotated_links_needs_their_directory_denied() {
     assert!(e.contains(&format!("is in {}, which the child may read", k8s.display())), "{e}");
     with(&format!("{:?}", k8s.display().to_string())).unwrap();
 }
+
+/// A `file:` source that is there but holds no value (a directory, a device) is a located
+/// error; one not there yet is read when it comes.
+#[test]
+fn a_file_source_that_is_not_a_regular_file_is_refused() {
+    let secret = |from: &str| format!("[secrets.s]\nfrom = \"{from}\"\nhosts = [\"other.test\"]\nenv = \"S\"\n");
+    for from in ["file:/dev/zero", "file:/etc"] {
+        let e = load(&secret(from)).unwrap_err();
+        assert!(e.starts_with(&format!("p.toml:5:8: error: bad `from` `{from}`: ")), "{e}");
+        assert!(e.contains("is not a regular file") && e.contains("hint: "), "{e}");
+    }
+    load(&secret("file:/nonexistent-dir/tok")).unwrap();
+}
