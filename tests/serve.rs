@@ -928,3 +928,55 @@ fn a_token_file_replaced_in_reach_takes_no_token_and_names_nothing_to_clients() 
     }
     assert!(srv.stderr.lock().unwrap().contains(tok.to_str().unwrap()));
 }
+
+/// Runs `paddock serve ARGS` with its own state dir; its exit code and stderr. One that
+/// starts serving instead of refusing is killed and gets `None`.
+fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env("PADDOCK_STATE_DIR", dir.path().join("state"))
+        .env_remove("PADDOCK_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::fs::read_to_string(&err_path).unwrap().contains("listening on") || t.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(code.is_none() || !dir.path().join("state/token").exists(), "{args:?}: a token was made before refusing");
+    (code, std::fs::read_to_string(&err_path).unwrap())
+}
+
+/// A token far too short to be secret, and limits of 0, are usage errors naming what is
+/// wrong (rtC M12: they were served, or changed to 1 without a word).
+#[test]
+fn a_short_token_and_zero_limits_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    common::write(&short, "short\n", 0o600);
+    let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", "--token-file", short.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains(short.to_str().unwrap()) && err.contains("5 characters, fewer than the 32"), "{err}");
+    let enough = dir.path().join("enough");
+    common::write(&enough, &format!("{}\n", "k".repeat(32)), 0o600);
+    let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", "--token-file", enough.to_str().unwrap()]);
+    assert_eq!(code, None, "32 characters are enough: {err}");
+    for (flag, more) in [("--max-concurrent", "must be at least 1"), ("--max-body", "must be at least 1 byte")] {
+        let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", flag, "0"]);
+        assert_eq!(code, Some(64), "{flag} 0: {err}");
+        assert!(err.contains(flag) && err.contains(more), "{flag} 0: {err}");
+    }
+}

@@ -5,8 +5,8 @@
 //! 1. an `Origin` header (any value) → 403: browsers send one, agents do not;
 //! 2. a `Host` header that is not loopback (`127.x.x.x`, `localhost`, `[::1]`, with an
 //!    optional port) → 403: a page that rebound a DNS name to 127.0.0.1 is refused;
-//! 3. `Authorization: Bearer TOKEN` missing or wrong → 401 ([`Token`]: 0600 file, constant
-//!    time, re-read when it changes);
+//! 3. `Authorization: Bearer TOKEN` missing or wrong → 401 ([`Token`]: 0600 file, at least
+//!    32 characters, constant time, re-read when it changes);
 //! 4. routing: `POST /v1/calls`, `POST /v1/check`, `GET /v1/health`; another path → 404,
 //!    another method → 405;
 //! 5. the body: over [`ApiConfig::max_body`] → 413, not a tool call → 400 saying why.
