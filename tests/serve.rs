@@ -980,3 +980,24 @@ fn a_short_token_and_zero_limits_are_usage_errors() {
         assert!(err.contains(flag) && err.contains(more), "{flag} 0: {err}");
     }
 }
+
+/// Two `Host` headers, or two `Authorization` headers, are a bad request whatever their
+/// order (rtC L9: a loopback Host first let an `evil.test` one through).
+#[test]
+fn more_than_one_host_or_authorization_header_is_a_bad_request() {
+    let srv = start(None, &[]);
+    let right = format!("Authorization: Bearer {}", srv.token());
+    let wrong = format!("Authorization: Bearer {}", "0".repeat(64));
+    for headers in [
+        ["Host: 127.0.0.1", "Host: evil.test"],
+        ["Host: evil.test", "Host: 127.0.0.1"],
+        ["Host: 127.0.0.1", "Host: 127.0.0.1"],
+        [right.as_str(), wrong.as_str()],
+        [wrong.as_str(), right.as_str()],
+    ] {
+        let r = srv.request("GET", "/v1/health", &headers, None);
+        assert_eq!(r.status, 400, "{headers:?}: {r:?}");
+        assert!(r.json()["error"].as_str().unwrap().contains("headers: send exactly one"), "{r:?}");
+    }
+    assert_eq!(srv.request("GET", "/v1/health", &["Host: 127.0.0.1", &right], None).status, 200);
+}
