@@ -1001,3 +1001,24 @@ fn more_than_one_host_or_authorization_header_is_a_bad_request() {
     }
     assert_eq!(srv.request("GET", "/v1/health", &["Host: 127.0.0.1", &right], None).status, 200);
 }
+
+/// A `--socket` path in a missing directory, on a file that is not a socket, or longer than
+/// `sun_path` is a usage error naming the path (and the limit), before anything is set up
+/// (rtC L11: exit 125, and "path must be shorter" without the limit).
+#[test]
+fn a_bad_socket_path_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let long = dir.path().join("l".repeat(110));
+    for (path, says) in [
+        (dir.path().join("missing/api.sock"), "No such file"),
+        (file.clone(), "exists and is not a socket"),
+        (long, "longer than the 107 bytes"),
+    ] {
+        let (code, err) = serve_refusal(&["--socket", path.to_str().unwrap()]);
+        assert_eq!(code, Some(64), "{path:?}: {err}");
+        assert!(err.contains(path.to_str().unwrap()) && err.contains(says), "{path:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"", "the file is left alone");
+}

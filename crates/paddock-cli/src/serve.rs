@@ -18,7 +18,10 @@ use crate::setup::{fail, session_inputs};
 pub fn serve(a: ServeArgs) -> i32 {
     // The address first: a refused address never gets as far as a socket.
     let listen = match &a.socket {
-        Some(p) => Listen::Unix(p.clone()),
+        Some(p) => match api::check_socket_path(p) {
+            Ok(()) => Listen::Unix(p.clone()),
+            Err(e) => return fail(exit::USAGE, e),
+        },
         None => match api::parse_listen(&a.listen) {
             Ok(addr) => Listen::Tcp(addr),
             Err(e) => return fail(exit::USAGE, e),

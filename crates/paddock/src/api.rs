@@ -48,7 +48,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::Semaphore;
 
-pub use listen::{bind_unix, is_loopback_host, parse_listen, Listen, ListenError, DEFAULT_LISTEN};
+pub use listen::{
+    bind_unix, check_socket_path, is_loopback_host, parse_listen, Listen, ListenError, DEFAULT_LISTEN, SOCKET_PATH_MAX,
+};
 pub use token::{ensure_token_file, Token, TokenError};
 
 use crate::Session;
@@ -149,7 +151,9 @@ impl Server {
                 Bound::Tcp(l)
             }
             Listen::Unix(path) => Bound::Unix(
-                bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })?,
+                check_socket_path(path).map_err(ApiError::Listen).and_then(|()| {
+                    bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })
+                })?,
                 path.clone(),
             ),
         };
