@@ -224,3 +224,74 @@ fn sigterm_ends_an_mcp_session() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(mcp.audit().last().unwrap()["event"], "session.end");
 }
+
+impl Mcp {
+    /// Sends `bytes` as they are, then a newline.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let w = self.stdin.as_mut().expect("stdin open");
+        w.write_all(bytes).unwrap();
+        w.write_all(b"\n").unwrap();
+        w.flush().unwrap();
+    }
+
+    /// The next frame whose `id` is `id` (`null` only when the frame has an `"id": null`).
+    fn reply_to(&mut self, id: &Value) -> Value {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no reply with id {id}"));
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a frame ({e}): {line:?}"));
+            if v.get("id") == Some(id) {
+                return v;
+            }
+        }
+    }
+
+    /// Closes stdin and waits for the exit code.
+    fn close(&mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(t.elapsed() < HANG, "paddock mcp did not exit when stdin closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A message longer than 16 MiB, and a line that is not UTF-8, are answered with a JSON-RPC
+/// error (with the id when it comes early enough to read, else `"id": null`), and the
+/// session goes on (rtC M8: no reply at all, so the client waited forever).
+#[test]
+fn an_oversized_or_invalid_utf8_message_is_answered() {
+    let mut mcp = Mcp::start(None);
+    mcp.initialize();
+    let big = "x".repeat(17 << 20);
+    let id_first = format!(
+        r#"{{"jsonrpc":"2.0","id":"big-1","method":"tools/call","params":{{"name":"write_file","arguments":{{"path":"big","content":"{big}"}}}}}}"#
+    );
+    mcp.send_raw(id_first.as_bytes());
+    let r = mcp.reply_to(&json!("big-1"));
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let says = r["error"]["message"].as_str().unwrap();
+    assert!(says.contains("16 MiB") && says.contains("16777216 bytes"), "{r}");
+    let id_last = format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"write_file","arguments":{{"path":"big","content":"{big}"}}}},"id":2}}"#
+    );
+    mcp.send_raw(id_last.as_bytes());
+    let r = mcp.reply_to(&Value::Null);
+    assert!(r["error"]["message"].as_str().unwrap().contains("16 MiB"), "{r}");
+    mcp.send_raw(b"\xff\xfe");
+    let r = mcp.reply_to(&Value::Null);
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("not UTF-8"), "{r}");
+    // The session goes on, and nothing was written.
+    let r = mcp.request("ping", json!({}));
+    assert!(r["result"].is_object(), "{r}");
+    assert!(!mcp.dir.path().join("ws/big").exists());
+    assert_eq!(mcp.close(), Some(0));
+}

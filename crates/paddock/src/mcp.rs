@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 use crate::{CallOutcome, Session, ToolCall};
 
 mod elicit;
+mod lines;
 
 /// The MCP server: a [`ServerHandler`] over a session.
 #[derive(Clone)]
@@ -309,13 +310,20 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// stdin and stdout as MCP's transport, a message a line ([`lines`]: each line that is not
+/// a message is answered, where rmcp's own transport drops some without a word).
+fn stdio() -> lines::Lines<rmcp::transport::StdioReader, rmcp::transport::StdioWriter> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    lines::Lines::new(read, write, lines::MAX_LINE)
+}
+
 /// Serves MCP over stdin/stdout until the client closes stdin or `shutdown` completes.
 /// The session is left open: the caller closes it.
 pub async fn serve_stdio(session: Session, shutdown: impl Future<Output = ()>) -> Result<(), McpServeError> {
     tokio::pin!(shutdown);
     let server = McpServer::new(session.clone());
     let running = tokio::select! {
-        r = server.serve(rmcp::transport::stdio_pipes()) => match r {
+        r = server.serve(stdio()) => match r {
             Ok(r) => r,
             Err(e) => {
                 // stdin closed before `initialize`: nothing was asked, nothing to report.
