@@ -30,6 +30,11 @@ impl Drop for Mcp {
 
 impl Mcp {
     fn start(policy: Option<&str>) -> Mcp {
+        Mcp::start_with(policy, Stdio::null())
+    }
+
+    /// [`Mcp::start`] with paddock's stderr going to `stderr`.
+    fn start_with(policy: Option<&str>, stderr: Stdio) -> Mcp {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ws")).unwrap();
         let mut cmd = Command::new(BIN);
@@ -43,7 +48,7 @@ impl Mcp {
             .env_remove("PADDOCK_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn paddock mcp");
         let stdin = child.stdin.take();
@@ -294,4 +299,30 @@ fn an_oversized_or_invalid_utf8_message_is_answered() {
     assert!(r["result"].is_object(), "{r}");
     assert!(!mcp.dir.path().join("ws/big").exists());
     assert_eq!(mcp.close(), Some(0));
+}
+
+/// Requests that are not understood get the JSON-RPC error that says why: an unknown method
+/// -32601 naming it, `tools/call` without params -32602, a line that is not JSON -32700 with
+/// `"id": null`; and stderr holds no Rust debug notation (rtC L8).
+#[test]
+fn requests_not_understood_get_errors_that_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut mcp = Mcp::start_with(None, Stdio::from(std::fs::File::create(&log).unwrap()));
+    mcp.initialize();
+    let r = mcp.request("nope", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().starts_with("unknown method `nope`"), "{r}");
+    mcp.send(&json!({ "jsonrpc": "2.0", "id": "no-params", "method": "tools/call" }));
+    let r = mcp.reply_to(&json!("no-params"));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("invalid params for `tools/call`"), "{r}");
+    mcp.send_raw(b"{this is not json");
+    let r = mcp.reply_to(&Value::Null);
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = mcp.request("tools/call", json!({ "name": "launch_missiles", "arguments": {} }));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(mcp.close(), Some(0));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(!err.contains("ErrorData {") && !err.contains("ErrorCode("), "{err}");
 }
