@@ -30,6 +30,11 @@ impl Drop for Mcp {
 
 impl Mcp {
     fn start(policy: Option<&str>) -> Mcp {
+        Mcp::start_with(policy, Stdio::null())
+    }
+
+    /// [`Mcp::start`] with paddock's stderr going to `stderr`.
+    fn start_with(policy: Option<&str>, stderr: Stdio) -> Mcp {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ws")).unwrap();
         let mut cmd = Command::new(BIN);
@@ -43,7 +48,7 @@ impl Mcp {
             .env_remove("PADDOCK_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn paddock mcp");
         let stdin = child.stdin.take();
@@ -223,4 +228,101 @@ fn sigterm_ends_an_mcp_session() {
     };
     assert_eq!(status.code(), Some(0));
     assert_eq!(mcp.audit().last().unwrap()["event"], "session.end");
+}
+
+impl Mcp {
+    /// Sends `bytes` as they are, then a newline.
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let w = self.stdin.as_mut().expect("stdin open");
+        w.write_all(bytes).unwrap();
+        w.write_all(b"\n").unwrap();
+        w.flush().unwrap();
+    }
+
+    /// The next frame whose `id` is `id` (`null` only when the frame has an `"id": null`).
+    fn reply_to(&mut self, id: &Value) -> Value {
+        let deadline = Instant::now() + HANG;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no reply with id {id}"));
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a frame ({e}): {line:?}"));
+            if v.get("id") == Some(id) {
+                return v;
+            }
+        }
+    }
+
+    /// Closes stdin and waits for the exit code.
+    fn close(&mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(t.elapsed() < HANG, "paddock mcp did not exit when stdin closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A message longer than 16 MiB, and a line that is not UTF-8, are answered with a JSON-RPC
+/// error (with the id when it comes early enough to read, else `"id": null`), and the
+/// session goes on (rtC M8: no reply at all, so the client waited forever).
+#[test]
+fn an_oversized_or_invalid_utf8_message_is_answered() {
+    let mut mcp = Mcp::start(None);
+    mcp.initialize();
+    let big = "x".repeat(17 << 20);
+    let id_first = format!(
+        r#"{{"jsonrpc":"2.0","id":"big-1","method":"tools/call","params":{{"name":"write_file","arguments":{{"path":"big","content":"{big}"}}}}}}"#
+    );
+    mcp.send_raw(id_first.as_bytes());
+    let r = mcp.reply_to(&json!("big-1"));
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let says = r["error"]["message"].as_str().unwrap();
+    assert!(says.contains("16 MiB") && says.contains("16777216 bytes"), "{r}");
+    let id_last = format!(
+        r#"{{"jsonrpc":"2.0","method":"tools/call","params":{{"name":"write_file","arguments":{{"path":"big","content":"{big}"}}}},"id":2}}"#
+    );
+    mcp.send_raw(id_last.as_bytes());
+    let r = mcp.reply_to(&Value::Null);
+    assert!(r["error"]["message"].as_str().unwrap().contains("16 MiB"), "{r}");
+    mcp.send_raw(b"\xff\xfe");
+    let r = mcp.reply_to(&Value::Null);
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("not UTF-8"), "{r}");
+    // The session goes on, and nothing was written.
+    let r = mcp.request("ping", json!({}));
+    assert!(r["result"].is_object(), "{r}");
+    assert!(!mcp.dir.path().join("ws/big").exists());
+    assert_eq!(mcp.close(), Some(0));
+}
+
+/// Requests that are not understood get the JSON-RPC error that says why: an unknown method
+/// -32601 naming it, `tools/call` without params -32602, a line that is not JSON -32700 with
+/// `"id": null`; and stderr holds no Rust debug notation (rtC L8).
+#[test]
+fn requests_not_understood_get_errors_that_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut mcp = Mcp::start_with(None, Stdio::from(std::fs::File::create(&log).unwrap()));
+    mcp.initialize();
+    let r = mcp.request("nope", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().starts_with("unknown method `nope`"), "{r}");
+    mcp.send(&json!({ "jsonrpc": "2.0", "id": "no-params", "method": "tools/call" }));
+    let r = mcp.reply_to(&json!("no-params"));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("invalid params for `tools/call`"), "{r}");
+    mcp.send_raw(b"{this is not json");
+    let r = mcp.reply_to(&Value::Null);
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = mcp.request("tools/call", json!({ "name": "launch_missiles", "arguments": {} }));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(mcp.close(), Some(0));
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(!err.contains("ErrorData {") && !err.contains("ErrorCode("), "{err}");
 }

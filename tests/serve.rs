@@ -928,3 +928,97 @@ fn a_token_file_replaced_in_reach_takes_no_token_and_names_nothing_to_clients() 
     }
     assert!(srv.stderr.lock().unwrap().contains(tok.to_str().unwrap()));
 }
+
+/// Runs `paddock serve ARGS` with its own state dir; its exit code and stderr. One that
+/// starts serving instead of refusing is killed and gets `None`.
+fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err_path = dir.path().join("stderr");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env("PADDOCK_STATE_DIR", dir.path().join("state"))
+        .env_remove("PADDOCK_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::fs::read_to_string(&err_path).unwrap().contains("listening on") || t.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(code.is_none() || !dir.path().join("state/token").exists(), "{args:?}: a token was made before refusing");
+    (code, std::fs::read_to_string(&err_path).unwrap())
+}
+
+/// A token far too short to be secret, and limits of 0, are usage errors naming what is
+/// wrong (rtC M12: they were served, or changed to 1 without a word).
+#[test]
+fn a_short_token_and_zero_limits_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    common::write(&short, "short\n", 0o600);
+    let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", "--token-file", short.to_str().unwrap()]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains(short.to_str().unwrap()) && err.contains("5 characters, fewer than the 32"), "{err}");
+    let enough = dir.path().join("enough");
+    common::write(&enough, &format!("{}\n", "k".repeat(32)), 0o600);
+    let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", "--token-file", enough.to_str().unwrap()]);
+    assert_eq!(code, None, "32 characters are enough: {err}");
+    for (flag, more) in [("--max-concurrent", "must be at least 1"), ("--max-body", "must be at least 1 byte")] {
+        let (code, err) = serve_refusal(&["--listen", "127.0.0.1:0", flag, "0"]);
+        assert_eq!(code, Some(64), "{flag} 0: {err}");
+        assert!(err.contains(flag) && err.contains(more), "{flag} 0: {err}");
+    }
+}
+
+/// Two `Host` headers, or two `Authorization` headers, are a bad request whatever their
+/// order (rtC L9: a loopback Host first let an `evil.test` one through).
+#[test]
+fn more_than_one_host_or_authorization_header_is_a_bad_request() {
+    let srv = start(None, &[]);
+    let right = format!("Authorization: Bearer {}", srv.token());
+    let wrong = format!("Authorization: Bearer {}", "0".repeat(64));
+    for headers in [
+        ["Host: 127.0.0.1", "Host: evil.test"],
+        ["Host: evil.test", "Host: 127.0.0.1"],
+        ["Host: 127.0.0.1", "Host: 127.0.0.1"],
+        [right.as_str(), wrong.as_str()],
+        [wrong.as_str(), right.as_str()],
+    ] {
+        let r = srv.request("GET", "/v1/health", &headers, None);
+        assert_eq!(r.status, 400, "{headers:?}: {r:?}");
+        assert!(r.json()["error"].as_str().unwrap().contains("headers: send exactly one"), "{r:?}");
+    }
+    assert_eq!(srv.request("GET", "/v1/health", &["Host: 127.0.0.1", &right], None).status, 200);
+}
+
+/// A `--socket` path in a missing directory, on a file that is not a socket, or longer than
+/// `sun_path` is a usage error naming the path (and the limit), before anything is set up
+/// (rtC L11: exit 125, and "path must be shorter" without the limit).
+#[test]
+fn a_bad_socket_path_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let long = dir.path().join("l".repeat(110));
+    for (path, says) in [
+        (dir.path().join("missing/api.sock"), "No such file"),
+        (file.clone(), "exists and is not a socket"),
+        (long, "longer than the 107 bytes"),
+    ] {
+        let (code, err) = serve_refusal(&["--socket", path.to_str().unwrap()]);
+        assert_eq!(code, Some(64), "{path:?}: {err}");
+        assert!(err.contains(path.to_str().unwrap()) && err.contains(says), "{path:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"", "the file is left alone");
+}

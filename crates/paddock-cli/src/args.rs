@@ -176,8 +176,8 @@ pub struct ServeArgs {
     /// Largest request body (`1MiB`, `65536`); larger bodies get 413.
     #[arg(long, value_name = "SIZE", default_value = "1MiB")]
     pub max_body: String,
-    /// Calls that run at once (default: 2 x cores); more wait in the queue.
-    #[arg(long, value_name = "N")]
+    /// Calls that run at once (default: 2 x cores; at least 1); more wait in the queue.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub max_concurrent: Option<usize>,
     /// Calls that may wait for a slot; more get 503.
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -185,6 +185,15 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long running calls may take to finish before they are killed.
     #[arg(long, value_name = "DUR", default_value = "10s")]
     pub shutdown_grace: String,
+}
+
+/// A count that must be at least 1 (`--max-concurrent 0` would run no call).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would run no call)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: expected a whole number, at least 1")),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -18,13 +18,22 @@ use crate::setup::{fail, session_inputs};
 pub fn serve(a: ServeArgs) -> i32 {
     // The address first: a refused address never gets as far as a socket.
     let listen = match &a.socket {
-        Some(p) => Listen::Unix(p.clone()),
+        Some(p) => match api::check_socket_path(p) {
+            Ok(()) => Listen::Unix(p.clone()),
+            Err(e) => return fail(exit::USAGE, e),
+        },
         None => match api::parse_listen(&a.listen) {
             Ok(addr) => Listen::Tcp(addr),
             Err(e) => return fail(exit::USAGE, e),
         },
     };
     let max_body = match paddock_policy::parse_size(&a.max_body) {
+        Ok(0) => {
+            return fail(
+                exit::USAGE,
+                format_args!("--max-body {}: must be at least 1 byte (0 refuses every call)", a.max_body),
+            )
+        }
         Ok(n) => n as usize,
         Err(m) => return fail(exit::USAGE, format_args!("--max-body {}: {m}", a.max_body)),
     };
@@ -62,7 +71,7 @@ pub fn serve(a: ServeArgs) -> i32 {
     let token_dir = own(&token_file).parent().map(|d| paddock_policy::normalize(d, std::path::Path::new("/")));
     cfg.token_in_reach = token_dir.is_some_and(|d| policy.decide_read(&d).is_allow());
     if let Some(n) = a.max_concurrent {
-        cfg.max_concurrent = n.max(1);
+        cfg.max_concurrent = n;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

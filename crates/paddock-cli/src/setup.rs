@@ -22,7 +22,10 @@ pub fn init_logging(verbose: u8) {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    let fallback = || tracing_subscriber::filter::Targets::new().with_default(default);
+    // rmcp's warnings are about what a client sent, in Rust's debug notation (`ErrorData {
+    // code: ErrorCode(-32601), .. }`); the client has its answer. They show from -v on.
+    let rmcp = if verbose == 0 { tracing::Level::ERROR } else { default };
+    let fallback = || tracing_subscriber::filter::Targets::new().with_default(default).with_target("rmcp", rmcp);
     let filter = match std::env::var("PADDOCK_LOG") {
         Ok(v) if !v.trim().is_empty() => v.parse().unwrap_or_else(|e| {
             eprintln!(

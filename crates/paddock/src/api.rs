@@ -2,14 +2,16 @@
 //!
 //! It listens on loopback or a unix socket only ([`Listen`], [`parse_listen`]). Each request
 //! passes, in this order:
-//! 1. an `Origin` header (any value) → 403: browsers send one, agents do not;
-//! 2. a `Host` header that is not loopback (`127.x.x.x`, `localhost`, `[::1]`, with an
+//! 1. more than one `Host` or `Authorization` header → 400 (RFC 9112 §3.2: judging only
+//!    the first would let a second through unchecked);
+//! 2. an `Origin` header (any value) → 403: browsers send one, agents do not;
+//! 3. a `Host` header that is not loopback (`127.x.x.x`, `localhost`, `[::1]`, with an
 //!    optional port) → 403: a page that rebound a DNS name to 127.0.0.1 is refused;
-//! 3. `Authorization: Bearer TOKEN` missing or wrong → 401 ([`Token`]: 0600 file, constant
-//!    time, re-read when it changes);
-//! 4. routing: `POST /v1/calls`, `POST /v1/check`, `GET /v1/health`; another path → 404,
+//! 4. `Authorization: Bearer TOKEN` missing or wrong → 401 ([`Token`]: 0600 file, at least
+//!    32 characters, constant time, re-read when it changes);
+//! 5. routing: `POST /v1/calls`, `POST /v1/check`, `GET /v1/health`; another path → 404,
 //!    another method → 405;
-//! 5. the body: over [`ApiConfig::max_body`] → 413, not a tool call → 400 saying why.
+//! 6. the body: over [`ApiConfig::max_body`] → 413, not a tool call → 400 saying why.
 //!
 //! `POST /v1/calls` answers 200 with the [`CallOutcome`](crate::CallOutcome) — a denial is an
 //! outcome — after waiting for one of [`ApiConfig::max_concurrent`] slots; when
@@ -46,7 +48,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::Semaphore;
 
-pub use listen::{bind_unix, is_loopback_host, parse_listen, Listen, ListenError, DEFAULT_LISTEN};
+pub use listen::{
+    bind_unix, check_socket_path, is_loopback_host, parse_listen, Listen, ListenError, DEFAULT_LISTEN, SOCKET_PATH_MAX,
+};
 pub use token::{ensure_token_file, Token, TokenError};
 
 use crate::Session;
@@ -147,7 +151,9 @@ impl Server {
                 Bound::Tcp(l)
             }
             Listen::Unix(path) => Bound::Unix(
-                bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })?,
+                check_socket_path(path).map_err(ApiError::Listen).and_then(|()| {
+                    bind_unix(path).map_err(|source| ApiError::Io { what: format!("bind {}", path.display()), source })
+                })?,
                 path.clone(),
             ),
         };

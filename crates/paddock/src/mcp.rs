@@ -27,8 +27,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest, CustomResult, ErrorCode,
+    Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
@@ -38,6 +39,7 @@ use tokio::sync::Semaphore;
 use crate::{CallOutcome, Session, ToolCall};
 
 mod elicit;
+mod lines;
 
 /// The MCP server: a [`ServerHandler`] over a session.
 #[derive(Clone)]
@@ -263,6 +265,16 @@ impl ServerHandler for McpServer {
         Ok(ListToolsResult::with_all_items(McpServer::tools()))
     }
 
+    /// A request rmcp could not read as one it knows: an unknown method, or a known one
+    /// whose params do not fit.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        Err(not_understood(&request.method, request.params.as_ref()))
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         McpServer::tools().into_iter().find(|t| t.name == name)
     }
@@ -309,13 +321,48 @@ impl ServerHandler for McpServer {
     }
 }
 
+/// The error for a request that reached [`ServerHandler::on_custom_request`]: `-32602`
+/// naming what is wrong for a method paddock serves whose params do not fit (rmcp sent
+/// those to the custom handler as `-32601`), else `-32601` naming the method, escaped.
+fn not_understood(method: &str, params: Option<&Value>) -> McpError {
+    let shown = paddock_audit::Escaped(method);
+    match method {
+        "tools/call" => {
+            let why = match params.map(|p| serde_json::from_value::<CallToolRequestParams>(p.clone())) {
+                None => "it has none".to_string(),
+                Some(Err(e)) => paddock_audit::Escaped(&e.to_string()).to_string(),
+                Some(Ok(_)) => "they were not understood".to_string(),
+            };
+            McpError::invalid_params(
+                format!("invalid params for `tools/call`: {why}; send {{\"name\": TOOL, \"arguments\": {{...}}}}"),
+                None,
+            )
+        }
+        "initialize" | "ping" | "tools/list" => {
+            McpError::invalid_params(format!("invalid params for `{shown}`: they were not understood"), None)
+        }
+        _ => McpError::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            format!("unknown method `{shown}`: paddock serves initialize, ping, tools/list and tools/call"),
+            None,
+        ),
+    }
+}
+
+/// stdin and stdout as MCP's transport, a message a line ([`lines`]: each line that is not
+/// a message is answered, where rmcp's own transport drops some without a word).
+fn stdio() -> lines::Lines<rmcp::transport::StdioReader, rmcp::transport::StdioWriter> {
+    let (read, write) = rmcp::transport::stdio_pipes();
+    lines::Lines::new(read, write, lines::MAX_LINE)
+}
+
 /// Serves MCP over stdin/stdout until the client closes stdin or `shutdown` completes.
 /// The session is left open: the caller closes it.
 pub async fn serve_stdio(session: Session, shutdown: impl Future<Output = ()>) -> Result<(), McpServeError> {
     tokio::pin!(shutdown);
     let server = McpServer::new(session.clone());
     let running = tokio::select! {
-        r = server.serve(rmcp::transport::stdio_pipes()) => match r {
+        r = server.serve(stdio()) => match r {
             Ok(r) => r,
             Err(e) => {
                 // stdin closed before `initialize`: nothing was asked, nothing to report.
@@ -373,6 +420,19 @@ mod tests {
             assert_eq!(t.input_schema.get("type"), Some(&json!("object")), "{}", t.name);
         }
         assert_eq!(tools[0].input_schema["required"], json!(["argv"]));
+    }
+
+    #[test]
+    fn requests_not_understood_say_what_is_wrong() {
+        let e = not_understood("nope\u{1b}[2J", None);
+        assert_eq!(e.code, ErrorCode::METHOD_NOT_FOUND);
+        assert!(e.message.starts_with("unknown method `nope\\x1b[2J`"), "{}", e.message);
+        let e = not_understood("tools/call", None);
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert!(e.message.contains("invalid params for `tools/call`: it has none"), "{}", e.message);
+        let e = not_understood("tools/call", Some(&json!({ "arguments": {} })));
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+        assert!(e.message.contains("name"), "{}", e.message);
     }
 
     #[test]

@@ -152,9 +152,17 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     }
 }
 
-/// The checks every request passes, in order: no `Origin`, a loopback (or socket) host,
-/// the bearer token.
+/// The checks every request passes, in order: one `Host` and at most one `Authorization`
+/// header, no `Origin`, a loopback (or socket) host, the bearer token.
 fn gate(state: &State, req: &Request<Incoming>) -> Result<(), Box<Resp>> {
+    // RFC 9112 §3.2: more than one Host is a bad request; so is more than one token. Either
+    // would otherwise be judged by its first copy alone.
+    for (name, shown) in [(HOST, "Host"), (AUTHORIZATION, "Authorization")] {
+        let n = req.headers().get_all(&name).iter().count();
+        if n > 1 {
+            return Err(boxed_error(StatusCode::BAD_REQUEST, format_args!("{n} {shown} headers: send exactly one")));
+        }
+    }
     if req.headers().contains_key(ORIGIN) {
         return Err(boxed_error(
             StatusCode::FORBIDDEN,

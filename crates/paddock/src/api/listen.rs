@@ -41,6 +41,61 @@ pub enum ListenError {
         /// The port asked for.
         port: u16,
     },
+    /// A `--socket` path longer than a unix socket's address may be.
+    #[error(
+        "--socket {path}: {len} bytes, longer than the {SOCKET_PATH_MAX} bytes a unix socket's path may have; choose a shorter path"
+    )]
+    SocketTooLong {
+        /// The path (escaped).
+        path: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A `--socket` path where no socket can be made: its directory is missing, or a file
+    /// that is not a socket is there.
+    #[error("--socket {path}: {why}")]
+    SocketPath {
+        /// The path (escaped).
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// The longest path a unix socket may be bound or reached at: `sun_path` holds 108 bytes
+/// with the terminating NUL.
+pub const SOCKET_PATH_MAX: usize = 107;
+
+/// Checks a `--socket` path before anything is set up: short enough for `sun_path`, in a
+/// directory that exists, and not an existing file other than a socket (a stale socket is
+/// replaced when bound; a live one is refused then).
+pub fn check_socket_path(path: &Path) -> Result<(), ListenError> {
+    let shown = || paddock_audit::Escaped(&path.to_string_lossy()).to_string();
+    let len = path.as_os_str().len();
+    if len > SOCKET_PATH_MAX {
+        return Err(ListenError::SocketTooLong { path: shown(), len });
+    }
+    let refused = |why: String| ListenError::SocketPath { path: shown(), why };
+    if path.file_name().is_none() {
+        return Err(refused("names no file".into()));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(refused(format!("{} is not a directory", paddock_audit::Escaped(&dir.to_string_lossy())))),
+        Err(e) => {
+            return Err(refused(format!(
+                "its directory {} cannot be used: {e}",
+                paddock_audit::Escaped(&dir.to_string_lossy())
+            )))
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_socket() => {
+            Err(refused("exists and is not a socket; remove it or choose another path".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Parses `--listen`: `127.x.x.x:PORT`, `[::1]:PORT` or `localhost:PORT` (taken as
@@ -160,7 +215,19 @@ pub fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     };
     let inner = staging.join("s");
     let result = (|| {
-        let listener = std::os::unix::net::UnixListener::bind(&inner)?;
+        // The staging path is longer than `path` when the socket's name is short: past the
+        // limit of `sun_path`, it is bound through a descriptor of the staging directory.
+        let listener = if inner.as_os_str().len() <= SOCKET_PATH_MAX {
+            std::os::unix::net::UnixListener::bind(&inner)?
+        } else {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::fs::OpenOptionsExt;
+            let dir = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&staging)?;
+            std::os::unix::net::UnixListener::bind(format!("/proc/self/fd/{}/s", dir.as_raw_fd()))?
+        };
         std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&inner, path)?;
         listener.set_nonblocking(true)?;
@@ -226,6 +293,35 @@ mod tests {
         ] {
             assert!(!is_loopback_host(h), "{h}");
         }
+    }
+
+    /// A path of the longest length a socket may have is bound (its staging path is
+    /// longer); one byte more, a missing directory or a file that is not a socket are
+    /// refused naming the path.
+    #[tokio::test]
+    async fn socket_paths_up_to_the_limit_are_bound_and_others_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |len: usize| {
+            let base = dir.path().join("");
+            let base = base.to_str().unwrap();
+            PathBuf::from(format!("{base}{}", "s".repeat(len - base.len())))
+        };
+        let longest = at(SOCKET_PATH_MAX);
+        check_socket_path(&longest).unwrap();
+        let _l = bind_unix(&longest).unwrap();
+        assert!(std::fs::symlink_metadata(&longest).unwrap().file_type().is_socket());
+        let e = check_socket_path(&at(SOCKET_PATH_MAX + 1)).unwrap_err();
+        assert!(matches!(e, ListenError::SocketTooLong { len: 108, .. }), "{e}");
+        assert!(e.to_string().contains("107 bytes") && e.to_string().contains(dir.path().to_str().unwrap()), "{e}");
+        let missing = dir.path().join("nope/api.sock");
+        let e = check_socket_path(&missing).unwrap_err().to_string();
+        assert!(e.contains(missing.to_str().unwrap()) && e.contains("No such file"), "{e}");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let e = check_socket_path(&file).unwrap_err().to_string();
+        assert!(e.contains("not a socket"), "{e}");
+        let e = check_socket_path(&file.join("api.sock")).unwrap_err().to_string();
+        assert!(e.contains("is not a directory"), "{e}");
     }
 
     #[tokio::test]

@@ -25,6 +25,16 @@ pub enum TokenError {
     /// The file holds no token.
     #[error("token file {0}: empty; write a random token into it (or delete it: paddock creates one)")]
     Empty(String),
+    /// The token is shorter than [`MIN_TOKEN_LEN`] characters: one that can be guessed.
+    #[error(
+        "token file {path}: the token has {len} characters, fewer than the {MIN_TOKEN_LEN} required (a short one can be guessed); write a longer random one, or delete the file and paddock creates one with 256 random bits"
+    )]
+    TooShort {
+        /// The file.
+        path: String,
+        /// The token's length in characters.
+        len: usize,
+    },
     /// The file is not a regular file.
     #[error("token file {0}: not a regular file")]
     NotAFile(String),
@@ -54,6 +64,9 @@ pub enum TokenError {
         source: std::io::Error,
     },
 }
+
+/// The fewest characters a token may have: 32 (128 bits as hex); paddock's own has 64.
+pub const MIN_TOKEN_LEN: usize = 32;
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TokenError + '_ {
     move |source| TokenError::Io { path: path.display().to_string(), source }
@@ -150,6 +163,10 @@ impl Token {
         if token.is_empty() {
             return Err(TokenError::Empty(shown()));
         }
+        let len = token.chars().count();
+        if len < MIN_TOKEN_LEN {
+            return Err(TokenError::TooShort { path: shown(), len });
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if cached.is_some() {
             tracing::info!("token file {} changed: the new token is in force", self.path.display());
@@ -203,19 +220,44 @@ mod tests {
         assert!(!t.verify("").unwrap());
     }
 
+    /// `word`, padded to a token of the shortest length accepted.
+    fn long(word: &str) -> String {
+        format!("{word:-<MIN_TOKEN_LEN$}")
+    }
+
+    /// A token shorter than 32 characters is refused at load and when rotated to; 32 is
+    /// taken (the length is the trimmed token's, in characters).
+    #[test]
+    fn a_short_token_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "short\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = Token::load(&path).err().expect("a 5-character token is refused");
+        assert!(matches!(e, TokenError::TooShort { len: 5, .. }), "{e}");
+        assert!(e.to_string().contains("fewer than the 32"), "{e}");
+        let exact = "x".repeat(MIN_TOKEN_LEN);
+        std::fs::write(&path, format!("  {exact}\n")).unwrap();
+        let t = Token::load(&path).unwrap();
+        assert!(t.verify(&exact).unwrap());
+        std::fs::write(&path, format!("{}\n", "é".repeat(MIN_TOKEN_LEN - 1))).unwrap();
+        assert!(matches!(t.verify(&exact), Err(TokenError::TooShort { len: 31, .. })), "rotated to a short one");
+    }
+
     #[test]
     fn rotation_takes_effect_and_loose_modes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
-        std::fs::write(&path, "one\n").unwrap();
+        let (one, two) = (long("one"), long("two-two"));
+        std::fs::write(&path, format!("{one}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let t = Token::load(&path).unwrap();
-        assert!(t.verify("one").unwrap());
-        std::fs::write(&path, "two-two\n").unwrap();
-        assert!(t.verify("two-two").unwrap());
-        assert!(!t.verify("one").unwrap());
+        assert!(t.verify(&one).unwrap());
+        std::fs::write(&path, format!("{two}\n")).unwrap();
+        assert!(t.verify(&two).unwrap());
+        assert!(!t.verify(&one).unwrap());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(matches!(t.verify("two-two"), Err(TokenError::Permissions { .. })));
+        assert!(matches!(t.verify(&two), Err(TokenError::Permissions { .. })));
         assert!(matches!(Token::load(&path), Err(TokenError::Permissions { .. })));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::write(&path, "  \n").unwrap();
@@ -235,14 +277,15 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
             p
         };
-        put("token", "one\n");
+        let (one, two, three) = (long("one"), long("two"), long("three"));
+        put("token", &format!("{one}\n"));
         let (reach, elsewhere) = (Token::load_in(&path, true).unwrap(), Token::load_in(&path, false).unwrap());
-        std::fs::write(&path, "two\n").unwrap();
-        assert!(reach.verify("two").unwrap() && elsewhere.verify("two").unwrap(), "rewritten in place");
-        std::fs::rename(put("token.new", "three\n"), &path).unwrap();
-        assert!(elsewhere.verify("three").unwrap());
-        assert!(matches!(reach.verify("three"), Err(TokenError::ReplacedInReach(_))));
-        assert!(matches!(reach.verify("two"), Err(TokenError::ReplacedInReach(_))), "nor the old one");
+        std::fs::write(&path, format!("{two}\n")).unwrap();
+        assert!(reach.verify(&two).unwrap() && elsewhere.verify(&two).unwrap(), "rewritten in place");
+        std::fs::rename(put("token.new", &format!("{three}\n")), &path).unwrap();
+        assert!(elsewhere.verify(&three).unwrap());
+        assert!(matches!(reach.verify(&three), Err(TokenError::ReplacedInReach(_))));
+        assert!(matches!(reach.verify(&two), Err(TokenError::ReplacedInReach(_))), "nor the old one");
     }
 
     #[test]
