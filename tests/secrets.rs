@@ -671,3 +671,24 @@ fn a_serve_session_and_its_http_request_tool_use_secrets() {
     assert!(!bundle.exists(), "the CA bundle is removed when the session ends");
     assert!(!w.audit().contains(&w.value));
 }
+
+/// A secret whose `env:` variable is unset where the session starts has no value: `run`
+/// says so on stderr, naming the secret and the variable, and the child gets no variable
+/// for it (it was silent). Control: with the variable set, no note and a placeholder.
+#[test]
+fn an_env_secret_with_no_value_is_said() {
+    let f = Fixture::new(User::Root);
+    let tail = format!(
+        "[network]\nallow = [\"{API}\"]\nallow_private = [\"127.0.0.1/32\"]\n[network.hosts]\n\"{API}\" = \"127.0.0.1\"\n[secrets.gh]\nfrom = \"env:PADDOCK_TEST_GH_VALUE\"\nhosts = [\"{API}\"]\nenv = \"GH_TOKEN\"\n"
+    );
+    let pol = f.policy(&Pol { tail: &tail, ..Pol::default() });
+    let mut argv: Vec<std::ffi::OsString> = f.paddock_argv(&Pol::default());
+    argv[3] = pol.into();
+    argv.extend(["sh", "-c", "echo ${GH_TOKEN:-none}"].map(Into::into));
+    let o = f.launch(&argv, &[], None);
+    assert_eq!((o.code(), o.out().as_str()), (0, "none\n"), "{o}");
+    assert!(o.err().contains("secret `gh` has no value: its source variable PADDOCK_TEST_GH_VALUE is unset"), "{o}");
+    let o = f.launch(&argv, &[("PADDOCK_TEST_GH_VALUE", "ghp_x")], None);
+    assert_eq!(o.code(), 0, "{o}");
+    assert!(o.out().trim() != "none" && !o.out().contains("ghp_x") && !o.err().contains("has no value"), "{o}");
+}

@@ -98,16 +98,13 @@ pub fn decide(policy: Arc<Policy>, r: &Request) -> HttpCheck {
         }
     }
     if let Ok(h) = paddock_policy::normalize_host(&host) {
+        // The session reads the variable when it starts, as this does.
+        let unset: Vec<(&str, &str)> = policy.secrets.unset_here().map(|(s, var)| (s.name.as_str(), var)).collect();
         for s in policy.secrets.for_host(&h, port) {
-            match (policy.secret_refusal(&s.name), &s.source) {
+            match (policy.secret_refusal(&s.name), unset.iter().find(|(n, _)| *n == s.name)) {
                 (Some(d), _) => out.revoked.push((s.name.clone(), d.reason)),
-                // The session reads the variable when it starts, as this does.
-                (None, paddock_policy::SecretSource::Env(var))
-                    if std::env::var_os(var).is_none_or(|v| v.is_empty()) =>
-                {
-                    out.unset.push((s.name.clone(), var.clone()))
-                }
-                (None, _) => out.secrets.push(s.name.clone()),
+                (None, Some((_, var))) => out.unset.push((s.name.clone(), var.to_string())),
+                (None, None) => out.secrets.push(s.name.clone()),
             }
         }
     }

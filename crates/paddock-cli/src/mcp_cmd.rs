@@ -61,6 +61,7 @@ pub fn mcp(a: McpArgs) -> i32 {
         if let Err(code) = state.enable_approvals(&session) {
             return code;
         }
+        crate::run::say_at_start(&session);
         if let Some(reason) = session.policy().denies_all() {
             eprintln!("paddock: warning: {reason}");
         }

@@ -142,7 +142,7 @@ pub fn run(mut a: RunArgs, verbose: u8, helper: Option<Prestarted>) -> i32 {
         }));
     }
     if !a.quiet {
-        say_best_effort(&session);
+        say_at_start(&session);
     }
     let stdio = if std::io::stdin().is_terminal() { StdioMode::Pty } else { StdioMode::Inherit };
     match state.enable_approvals(&session) {
@@ -441,10 +441,18 @@ fn probe(policy: &Policy) -> EnforcementReport {
     }
 }
 
+/// What a person is told on stderr when a session starts, in `run`, `serve` and `mcp`
+/// alike: the layers a best-effort policy goes without (as each call finds them), and the
+/// secrets with no value here.
+pub(crate) fn say_at_start(session: &paddock::Session) {
+    say_best_effort(session);
+    say_unset_secrets(&session.policy());
+}
+
 /// A best-effort policy runs without what this machine lacks: said on stderr before the
 /// program runs, one line a layer short of enforced, not only in the audit record and
 /// `-v`'s report; in a session (`serve`, `mcp`) once for each, not at every call.
-pub(crate) fn say_best_effort(session: &paddock::Session) {
+fn say_best_effort(session: &paddock::Session) {
     if session.policy().enforcement != Enforcement::BestEffort {
         return;
     }
@@ -458,6 +466,18 @@ pub(crate) fn say_best_effort(session: &paddock::Session) {
             }
         }
     }));
+}
+
+/// One line on stderr for each `env:` secret whose variable is unset or empty here: the
+/// session has no value for it (the child gets no variable for it).
+fn say_unset_secrets(policy: &Policy) {
+    for (s, var) in policy.secrets.unset_here() {
+        eprintln!(
+            "paddock: note: secret `{}` has no value: its source variable {} is unset (or empty) here, so nothing is injected for it",
+            Escaped(&s.name),
+            Escaped(var)
+        );
+    }
 }
 
 /// The line that says a best-effort run goes ahead with layer `l` short of enforced.

@@ -137,6 +137,7 @@ async fn run(
     if let Err(code) = state.enable_approvals(&session) {
         return code;
     }
+    crate::run::say_at_start(&session);
     if let Some(reason) = session.policy().denies_all() {
         eprintln!("paddock: warning: {reason}");
     }

@@ -137,6 +137,15 @@ impl SecretRules {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+
+    /// The secrets whose `env:` source variable is unset or empty in this process, each
+    /// with the variable: a session started here has no value for them.
+    pub fn unset_here(&self) -> impl Iterator<Item = (&SecretRule, &str)> {
+        self.list.iter().filter_map(|s| match &s.source {
+            SecretSource::Env(var) if std::env::var_os(var).is_none_or(|v| v.is_empty()) => Some((s, var.as_str())),
+            _ => None,
+        })
+    }
 }
 
 /// Whether `name` is a valid secret name: letters, digits, `_` and `-` (it becomes part of
