@@ -64,11 +64,15 @@ pub enum AuditError {
     Encode(#[source] serde_json::Error),
 
     /// The revocation file is not valid.
-    #[error("{path}: invalid revocation list: {message}; expected [[revoked]] tables with selector, reason and ts")]
+    #[error("{}:{line}:{col}: invalid revocation list: {message}; expected [[revoked]] tables with selector, reason and ts", path.display())]
     RevocationsParse {
         /// The revocation file.
         path: PathBuf,
-        /// The parser's message (with line and column).
+        /// Where the parser stopped (1-based).
+        line: usize,
+        /// The column there (1-based, in characters).
+        col: usize,
+        /// The parser's message, one line.
         message: String,
     },
 

@@ -265,9 +265,13 @@ fn read_list(path: &Path) -> Result<(Vec<Revocation>, Option<Stamp>), AuditError
     if text.len() as u64 > MAX_LIST_BYTES {
         return Err(refuse("larger than 16 MiB: not a revocation list paddock wrote"));
     }
-    let file: FileFormat = toml::from_str(&text).map_err(|e| AuditError::RevocationsParse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_owned(),
+    let file: FileFormat = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start).min(text.len());
+        let before = text.get(..at).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+        let message = e.message().lines().next().unwrap_or_default().trim_end().to_owned();
+        AuditError::RevocationsParse { path: path.to_path_buf(), line, col, message }
     })?;
     Ok((file.revoked, stamp))
 }
