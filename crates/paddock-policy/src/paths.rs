@@ -611,12 +611,35 @@ impl FsRules {
         })
     }
 
+    /// The denial of `path` when the grant `r` (of `kind`) covers it only from `/tmp` or
+    /// above: unless a write path covers `/tmp`, the sandbox's `/tmp` is a private tmpfs
+    /// of its own, and only grants beneath it are bound there, so `r` does not show the
+    /// host's file (found by a test: `check` allowed what `run` could not see, under
+    /// `read = ["/"]`).
+    fn in_private_tmp(&self, path: &Path, r: &PathRule, kind: &str) -> Option<Decision> {
+        let tmp = Path::new("/tmp");
+        let hidden = path.starts_with(tmp)
+            && path != tmp
+            && tmp.starts_with(&r.path)
+            && !self.write.iter().any(|w| tmp.starts_with(&w.path));
+        hidden.then(|| {
+            Decision::deny_default(format!(
+                "{} is in the sandbox's private /tmp, where the {kind} path `{}` does not show the host's: grant it, or a directory beneath /tmp that holds it, by name",
+                path.display(),
+                r.raw
+            ))
+        })
+    }
+
     /// Decides a read of `path`, which must already be normalised ([`normalize`]).
     pub fn decide_read(&self, path: &Path) -> Decision {
         if let Some(d) = self.deny_decision(path) {
             return d;
         }
         if let Some((r, kind)) = self.granting(path, true) {
+            if let Some(d) = self.in_private_tmp(path, r, kind) {
+                return d;
+            }
             return Decision::allow(&r.id, format!("{} is under {kind} path `{}`", path.display(), r.raw));
         }
         Decision::deny_default(format!(
@@ -637,6 +660,9 @@ impl FsRules {
             );
         }
         if let Some((r, kind)) = self.granting(path, false) {
+            if let Some(d) = self.in_private_tmp(path, r, kind) {
+                return d;
+            }
             return Decision::allow(&r.id, format!("{} is under {kind} path `{}`", path.display(), r.raw));
         }
         let read_only = path.ancestors().find_map(|a| self.read_index.get(a)).map(|&i| &self.read[i]);

@@ -941,3 +941,21 @@ fn the_effective_policy_shows_the_scope_and_reloads_the_same() {
         assert_eq!((again.command_scope, again.commands.is_some()), (p.command_scope, p.commands.is_some()), "{shown}");
     }
 }
+
+/// The sandbox's `/tmp` is private unless a write path covers it: a grant of `/` or `/tmp`
+/// does not show the host's files there, so no decision says it does; a grant beneath
+/// `/tmp` does (it is bound over the private tmpfs).
+#[test]
+fn a_grant_from_tmp_or_above_does_not_reach_into_the_private_tmp() {
+    let p = policy("version = 1\n[filesystem]\nread = [\"/\", \"/tmp/shown\"]\n");
+    let d = p.decide_read(Path::new("/tmp/x/y"));
+    assert_eq!(rule(&d), ("deny", "default"));
+    assert!(d.reason.contains("private /tmp"), "{}", d.reason);
+    assert_eq!(rule(&p.decide_read(Path::new("/tmp/shown/y"))), ("allow", "filesystem.read[1]"));
+    assert_eq!(rule(&p.decide_read(Path::new("/tmp"))), ("allow", "filesystem.read[0]"));
+    assert_eq!(rule(&p.decide_read(Path::new("/etc/hosts"))), ("allow", "filesystem.read[0]"));
+    let p = policy("version = 1\n[filesystem]\nread = [\"/tmp\"]\n");
+    assert_eq!(rule(&p.decide_read(Path::new("/tmp/x"))), ("deny", "default"));
+    let p = policy("version = 1\n[filesystem]\nread = [\"/\"]\nwrite = [\"/tmp\"]\n");
+    assert_eq!(rule(&p.decide_read(Path::new("/tmp/x"))), ("allow", "filesystem.write[0]"));
+}
