@@ -254,7 +254,7 @@ impl Policy {
             None => dir.display().to_string(),
         };
         let hint = if read.rule.as_ref() == "default" {
-            format!("add \"{entry}\" to [filesystem] read to run it")
+            format!("add \"{entry}\" to [filesystem] read to run it{}", manager_hint(program))
         } else {
             format!("{} hides it: {}", read.rule, read.reason)
         };
@@ -406,5 +406,23 @@ impl Policy {
         ids.extend(self.http.grant_ids());
         ids.extend(self.secrets.list.iter().map(|s| s.id.to_string()));
         ids
+    }
+}
+
+/// More for a program that is a version manager's front (a rustup proxy, a pyenv or
+/// asdf shim): it runs the real tool from the manager's own directory, which the sandbox
+/// must show too (found by a test: following the bare hint, rustup found no
+/// `~/.rustup` and failed to make one on the read-only view).
+fn manager_hint(program: &Path) -> &'static str {
+    let name = program.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let within = |dir: &str| program.components().any(|c| c.as_os_str() == dir);
+    if name == "rustup" || name == "rustup-init" {
+        "; it is rustup, which runs the toolchains in ~/.rustup: add \"~/.rustup\" too, or use --policy coding-agent, which reads both"
+    } else if within(".pyenv") {
+        "; it is a pyenv shim, which runs pyenv and the Pythons in ~/.pyenv: add \"~/.pyenv\" to `read` instead"
+    } else if within(".asdf") {
+        "; it is an asdf shim, which runs the tools in ~/.asdf: add \"~/.asdf\" to `read` instead"
+    } else {
+        ""
     }
 }

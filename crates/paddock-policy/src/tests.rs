@@ -959,3 +959,18 @@ fn a_grant_from_tmp_or_above_does_not_reach_into_the_private_tmp() {
     let p = policy("version = 1\n[filesystem]\nread = [\"/\"]\nwrite = [\"/tmp\"]\n");
     assert_eq!(rule(&p.decide_read(Path::new("/tmp/x"))), ("allow", "filesystem.write[0]"));
 }
+
+/// A program outside the view that is a version manager's front gets a hint for the
+/// manager's own directory too (found by a test: following the bare hint for `cargo`, a
+/// rustup proxy, still failed).
+#[test]
+fn a_version_managers_front_outside_the_view_names_its_directory() {
+    let p = policy("version = 1\n[filesystem]\nread = [\"/usr\"]\n");
+    let hint = |name: &str, program: &str| p.program_outside_view(name, Path::new(program)).unwrap().reason;
+    let r = hint("cargo", "/h/.cargo/bin/rustup");
+    assert!(r.contains("add \"/h/.cargo/bin\" to [filesystem] read") && r.contains("~/.rustup"), "{r}");
+    let r = hint("python3", "/h/.pyenv/shims/python3");
+    assert!(r.contains("~/.pyenv"), "{r}");
+    let r = hint("tool", "/opt/tool/bin/tool");
+    assert!(r.ends_with("add \"/opt/tool/bin\" to [filesystem] read to run it"), "{r}");
+}
