@@ -104,7 +104,7 @@ async fn run(
     };
     let server = match api::Server::bind(&listen, cfg).await {
         Ok(s) => s,
-        Err(e @ (ApiError::Token(_) | ApiError::Listen(_))) => return fail(exit::USAGE, e),
+        Err(e @ (ApiError::Token(_) | ApiError::Listen(_) | ApiError::Setting(_))) => return fail(exit::USAGE, e),
         Err(e) => return fail(exit::INTERNAL, e),
     };
     // `[audit] export`: shipped from a thread of its own; the last attempt after the

@@ -98,6 +98,9 @@ pub enum ApiError {
     /// The token file cannot be used.
     #[error("{0}")]
     Token(#[from] TokenError),
+    /// A setting of [`ApiConfig`] that no server can work with.
+    #[error("{0}")]
+    Setting(String),
     /// Binding or accepting failed.
     #[error("{what}: {source}")]
     Io {
@@ -141,6 +144,12 @@ impl Server {
     /// `Listen::Tcp` must hold a loopback address (from [`parse_listen`]); it is checked
     /// again here.
     pub async fn bind(listen: &Listen, cfg: ApiConfig) -> Result<Server, ApiError> {
+        if cfg.max_concurrent == 0 {
+            return Err(ApiError::Setting("max_concurrent is 0: no call could ever run".into()));
+        }
+        if cfg.max_body == 0 {
+            return Err(ApiError::Setting("max_body is 0: every call would be refused as too large".into()));
+        }
         let token = Token::load_in(&cfg.token_file, cfg.token_in_reach)?;
         let bound = match listen {
             Listen::Tcp(addr) => {
@@ -178,7 +187,7 @@ impl Server {
             session,
             token,
             max_body: cfg.max_body,
-            slots: Semaphore::new(cfg.max_concurrent.max(1)),
+            slots: Semaphore::new(cfg.max_concurrent),
             waiting: AtomicUsize::new(0),
             max_queue: cfg.max_queue,
             running: AtomicUsize::new(0),
@@ -273,4 +282,24 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
             _ = int.recv() => tracing::info!("SIGINT"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings no server can work with are refused when it binds, before the token is
+    /// read or anything listens: 0 slots used to become 1 silently.
+    #[tokio::test]
+    async fn zero_slots_or_a_zero_body_limit_are_refused() {
+        let listen = Listen::Tcp(parse_listen("127.0.0.1:0").unwrap());
+        for (slots, body) in [(0, 1024), (1, 0)] {
+            let cfg = ApiConfig { max_concurrent: slots, max_body: body, ..ApiConfig::new("/nonexistent/token") };
+            match Server::bind(&listen, cfg).await {
+                Err(ApiError::Setting(why)) => assert!(why.contains(" is 0"), "{why}"),
+                Err(e) => panic!("{slots} {body}: {e}"),
+                Ok(_) => panic!("{slots} {body}: bound"),
+            }
+        }
+    }
 }
