@@ -164,7 +164,12 @@ pub fn vet(
         class,
         rule: RULE_PRIVATE,
         reason,
-        hint: format!("to allow it add \"{cidr}\" to [network] allow_private"),
+        hint: match class.is_unreachable() {
+            true => {
+                format!("{ip} names no host a connection can reach: pin the name to the address of the server meant")
+            }
+            false => format!("to allow it add \"{cidr}\" to [network] allow_private"),
+        },
     })
 }
 

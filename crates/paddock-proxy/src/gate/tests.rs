@@ -110,6 +110,18 @@ fn preview_gives_the_proxy_verdict_without_dialing() {
         }
         other => panic!("{other:?}"),
     }
+    // An address no connection can reach: allowing it is never the hint.
+    match preview(&All, &t("0.0.0.0", 443)) {
+        Preview::Refused { refusal, .. } => {
+            assert_eq!(refusal.class, AddrClass::Unspecified);
+            assert!(
+                !refusal.hint.contains("allow_private") && refusal.hint.contains("pin the name"),
+                "{}",
+                refusal.hint
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     // A mapped pin covered by allow_private, and a public literal: the addresses dialled.
     match preview(&All, &t("mapped.test", 80)) {
         Preview::Allowed { addresses, .. } => assert_eq!(addresses, ["127.0.0.1:80".parse().unwrap()]),
