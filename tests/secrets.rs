@@ -515,7 +515,7 @@ allow_private = []
 [network.hosts]
 "{API}" = "127.0.0.1"
 [secrets.gh]
-from = "env:NOT_SET_ANYWHERE"
+from = "env:PADDOCK_TEST_GH_SOURCE"
 hosts = ["{API}"]
 env = "GH_TOKEN"
 [[network.http]]
@@ -534,7 +534,7 @@ allow = ["GET /repos/acme/**"]
             "--http".into(),
             req.into(),
         ];
-        f.launch(&argv, &[], None)
+        f.launch(&argv, &[("PADDOCK_TEST_GH_SOURCE", "ghp_x")], None)
     };
     let o = check("GET https://api.paddock.test/repos/acme/x?per_page=1");
     let v: serde_json::Value = serde_json::from_str(o.out().trim()).unwrap_or_else(|e| panic!("{e}: {o}"));
@@ -553,7 +553,7 @@ allow = ["GET /repos/acme/**"]
             "--http".into(),
             req.into(),
         ];
-        f.launch(&argv, &[], None)
+        f.launch(&argv, &[("PADDOCK_TEST_GH_SOURCE", "ghp_x")], None)
     };
     let o = check("GET https://api.paddock.test/repos/acme/x?per_page=1");
     let v: serde_json::Value = serde_json::from_str(o.out().trim()).unwrap_or_else(|e| panic!("{e}: {o}"));
