@@ -179,16 +179,20 @@ fn file_readable(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Says that `path` cannot be read; `policy_hint`: with the hint about `--policy`.
+/// Says that `path` cannot be read; `policy_hint`: with the hint about `--policy`, else
+/// with `policy lint`'s.
 fn policy_unreadable(path: &Path, why: &str, policy_hint: bool) -> i32 {
     eprintln!("paddock: cannot read policy {}: {why}", paddock_audit::Escaped(&path.to_string_lossy()));
-    if !policy_hint {
-        return exit::CONFIG;
+    let presets = paddock_policy::preset_names().collect::<Vec<_>>().join(", ");
+    if policy_hint {
+        eprintln!(
+            "  hint: --policy takes a TOML policy file or the name of an embedded preset ({presets}); without --policy the embedded default applies (`paddock policy show` prints it)"
+        );
+    } else {
+        eprintln!(
+            "  hint: `policy lint` takes the path of a TOML policy file (the embedded presets, {presets}, need no linting)"
+        );
     }
-    eprintln!(
-        "  hint: --policy takes a TOML policy file or the name of an embedded preset ({}); without --policy the embedded default applies (`paddock policy show` prints it)",
-        paddock_policy::preset_names().collect::<Vec<_>>().join(", ")
-    );
     exit::CONFIG
 }
 
