@@ -41,17 +41,22 @@ impl State {
             Err(e @ (AuditError::RelativeStateDir { .. } | AuditError::UntrustedStateDir { .. })) => {
                 Err(fail(exit::CONFIG, e))
             }
-            Err(e) => Err(fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}"))),
+            Err(e) => {
+                let named = match std::env::var_os("PADDOCK_STATE_DIR") {
+                    Some(_) => " (PADDOCK_STATE_DIR names it: point it at a directory this user can create or own)",
+                    None => " (set PADDOCK_STATE_DIR to a directory this user can create or own)",
+                };
+                Err(fail(exit::INTERNAL, format_args!("cannot create the state directory: {e}{named}")))
+            }
         }
     }
 
-    /// `$STATE`, or `None` when there is no state directory at all; a state directory that
-    /// exists but cannot be used is an error (78).
+    /// `$STATE`, or `None` when there is no state directory at all; one that cannot be
+    /// used is the error [`State::dir`] gives (the same code and words for every command).
     pub fn dir_if_any(&self) -> Result<Option<&Path>, i32> {
         match self.resolved() {
-            Ok(d) => Ok(Some(d)),
             Err(AuditError::NoStateDir) => Ok(None),
-            Err(e) => Err(fail(exit::CONFIG, format_args!("state directory: {e}; set PADDOCK_STATE_DIR"))),
+            _ => self.dir().map(Some),
         }
     }
 
