@@ -383,14 +383,13 @@ fn exec_refused_line(e: &paddock_audit::Exec) -> String {
 /// allow it. Host and reason are the agent's text: escaped.
 fn refused_line(e: &ConnectionEvent) -> String {
     let addr = e.address.map(|a| format!(" (address {})", a.ip())).unwrap_or_default();
-    let mut line = format!(
-        "paddock: refused {} {}:{}{addr} by {}: {}",
-        e.kind,
-        Escaped(&e.host),
-        e.port,
-        Escaped(&e.rule),
-        Escaped(&e.reason)
-    );
+    // A request the proxy could not read names no host (nor port): said as such.
+    let target = match e.host.is_empty() {
+        true => "(no host could be read)".to_string(),
+        false => format!("{}:{}", Escaped(&e.host), e.port),
+    };
+    let mut line =
+        format!("paddock: refused {} {target}{addr} by {}: {}", e.kind, Escaped(&e.rule), Escaped(&e.reason));
     // A policy's default refusal already says which line allows it.
     if let Some(h) = e.hint.as_ref().filter(|_| !e.reason.contains("to [network] allow")) {
         line += &format!("; {}", Escaped(h));
