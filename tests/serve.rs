@@ -1022,3 +1022,21 @@ fn a_bad_socket_path_is_a_usage_error_naming_it() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"", "the file is left alone");
 }
+
+/// An address another server holds is the user's to change: 64 and a message saying so,
+/// not paddock's own failure (125). Loopback only: the port is one this test holds.
+#[test]
+fn an_address_in_use_is_a_usage_error() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr])
+        .env("PADDOCK_STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run paddock serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("another server listens there"), "{err}");
+}

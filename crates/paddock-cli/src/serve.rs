@@ -105,6 +105,13 @@ async fn run(
     let server = match api::Server::bind(&listen, cfg).await {
         Ok(s) => s,
         Err(e @ (ApiError::Token(_) | ApiError::Listen(_) | ApiError::Setting(_))) => return fail(exit::USAGE, e),
+        // Another server has the address: the user's to choose another.
+        Err(e @ ApiError::Io { .. }) if matches!(&e, ApiError::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse) => {
+            return fail(
+                exit::USAGE,
+                format_args!("{e}: another server listens there; choose another --listen port or --socket path"),
+            )
+        }
         Err(e) => return fail(exit::INTERNAL, e),
     };
     // `[audit] export`: shipped from a thread of its own; the last attempt after the
