@@ -404,10 +404,16 @@ fn without_a_mount_view_landlock_keeps_the_globs_matches(u: User) {
     for p in ["deep", ".git", "deep/c.pem", ".git/config", "plain.txt", "inner.toml"] {
         chown(&f.ws.join(p), u.uid());
     }
-    let outer = f.policy(&Pol { read: &[f.bin.to_str().unwrap()], ..Pol::default() });
+    // Symlinks beside the match, whose siblings get rules one by one: to a directory no
+    // grant covers, and to a protected file (found by an attack: each rule was made on
+    // the link's target).
+    std::os::unix::fs::symlink(&f.outside, f.ws.join("deep/l")).unwrap();
+    std::os::unix::fs::symlink(f.ws.join(".git/config"), f.ws.join("deep/alias")).unwrap();
+    // The outer sandbox shows `outside`; the inner policy grants nothing there.
+    let outer = f.policy(&Pol { read: &[f.bin.to_str().unwrap(), f.outside.to_str().unwrap()], ..Pol::default() });
     let inner = format!(
         "mkdir -p /tmp/h /tmp/st && HOME=/tmp/h PADDOCK_STATE_DIR=/tmp/st {} run --policy inner.toml -- sh -c \
-         'cat deep/c.pem; cat plain.txt; echo evil >> .git/config; echo evil >> inner.toml; echo more >> plain.txt'",
+         'cat deep/c.pem; cat plain.txt; cat deep/l/secret.txt; echo evil >> .git/config; echo evil >> deep/alias; echo evil >> inner.toml; echo more >> plain.txt'",
         f.bin.display()
     );
     let mut argv = f.paddock_argv(&Pol::default());
@@ -416,7 +422,7 @@ fn without_a_mount_view_landlock_keeps_the_globs_matches(u: User) {
     let o = f.launch(&argv, &[], None);
     assert!(o.err().contains("best-effort: the mounts layer is unavailable"), "not Landlock only\n{o}");
     assert!(o.err().contains("unix sockets outside the grants are reachable"), "{o}");
-    assert!(o.out().contains("plain\n") && !o.out().contains(&pem), "{o}");
+    assert!(o.out().contains("plain\n") && !o.out().contains(&pem) && !o.out().contains(&f.secret), "{o}");
     assert_eq!(read(&f.ws.join(".git/config")), "[core]\n", "{o}");
     assert!(!read(&f.ws.join("inner.toml")).contains("evil"), "{o}");
     assert_eq!(read(&f.ws.join("plain.txt")), "plain\nmore\n", "{o}");

@@ -173,8 +173,8 @@ fn create(
     }
     let mut created = handle(Ruleset::default(), needs)?
         .create()?
-        .add_rules(path_beneath_rules(&rules.read_only, fs_read))?
-        .add_rules(path_beneath_rules(&rules.writes, fs_all))?
+        .add_rules(paths::rules_on(&rules.read_only, fs_read, &rules.named))?
+        .add_rules(paths::rules_on(&rules.writes, fs_all, &rules.named))?
         .add_rules(path_beneath_rules(&rules.dev_files, dev_rw))?;
     if let Some(files) = exec_files {
         created = created.add_rules(path_beneath_rules(files, AccessFs::Execute | AccessFs::ReadFile))?;

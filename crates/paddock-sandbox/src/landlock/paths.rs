@@ -3,7 +3,10 @@
 //! each match of a deny glob there then, and each protect match granted read only
 //! ([`super::globs`]).
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use ::landlock::{AccessFs, BitFlags, PathBeneath, RulesetError};
 
 use crate::spec::PathPlan;
 
@@ -19,6 +22,11 @@ pub(super) struct PathRules {
     pub dev_files: Vec<&'static str>,
     /// Without a mount view: the globs' matches found at the start.
     pub found: super::globs::Found,
+    /// The paths the plan names itself (its grants, `/tmp`, `/proc`): a rule on one of
+    /// them follows its symlinks, as the grant was written. Every other path here was
+    /// found by listing a directory (a deny's siblings, a glob's match), and its rule is
+    /// made only on what that path is without following any symlink.
+    pub named: Vec<PathBuf>,
 }
 
 /// The rules for `plan`. In the mount view, a rule beneath another that grants as much
@@ -40,11 +48,14 @@ pub(super) fn plan(plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> PathR
         (without_nested(&plan.reads, &covers), writes)
     } else {
         found = super::globs::found(plan);
-        let denied: Vec<PathBuf> = plan.denies.iter().chain(&found.denied).cloned().collect();
+        // A directory that could not be listed may hold a match: left out whole.
+        let unlisted = found.unlisted.iter().map(|(d, _)| d.clone());
+        let denied: Vec<PathBuf> = plan.denies.iter().chain(&found.denied).cloned().chain(unlisted).collect();
         let unwritable: Vec<PathBuf> = denied.iter().chain(&found.protected).cloned().collect();
         let mut reads = expand(&plan.reads, &denied);
         // A protect match beneath a write path is read only; beneath a deny, nothing.
-        let protected = found.protected.iter().filter(|p| !denied.iter().any(|d| p.starts_with(d)));
+        let link = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        let protected = found.protected.iter().filter(|p| !denied.iter().any(|d| p.starts_with(d)) && !link(p));
         reads.extend(expand(&protected.cloned().collect::<Vec<_>>(), &denied));
         (reads, expand(&plan.writes, &unwritable))
     };
@@ -69,7 +80,8 @@ pub(super) fn plan(plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> PathR
     } else {
         dev_files.retain(|f| *f != "/dev/shm");
     }
-    PathRules { reads, writes, read_only, dev_files, found }
+    let named = plan.reads.iter().chain(&plan.writes).cloned().chain(["/tmp", "/proc"].map(PathBuf::from)).collect();
+    PathRules { reads, writes, read_only, dev_files, found, named }
 }
 
 /// Grants `access` on `root`, except on the deny paths beneath it (their siblings get it).
@@ -83,12 +95,88 @@ pub(super) fn rules_excluding(root: &Path, denies: &[PathBuf], out: &mut Vec<Pat
     }
     if let Ok(rd) = std::fs::read_dir(root) {
         for e in rd.flatten() {
+            // A symlink gets no rule: Landlock's rule would be on what it points at,
+            // anywhere (found by an attack: a sibling link to a denied file or to a
+            // directory outside every grant made it readable). Its target is granted, or
+            // not, on its own; the link itself needs no right to be read.
+            if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                continue;
+            }
             rules_excluding(&e.path(), denies, out);
         }
     }
 }
 
+/// The rules granting `access` on `paths`: on each path `named` holds as the path
+/// resolves; on any other (found by listing a directory) only when no symlink is on its
+/// way, the last component included (one swapped in since the listing gets no rule). A
+/// path that cannot be opened gets none; a file gets only the rights a file can have.
+pub(super) fn rules_on<'a>(
+    paths: &'a [PathBuf],
+    access: BitFlags<AccessFs>,
+    named: &'a [PathBuf],
+) -> impl Iterator<Item = Result<PathBeneath<OwnedFd>, RulesetError>> + 'a {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    paths.iter().filter_map(move |p| {
+        let flags = OFlags::PATH | OFlags::CLOEXEC;
+        let fd = if named.contains(p) {
+            rustix::fs::open(p, flags, Mode::empty())
+        } else {
+            rustix::fs::openat2(CWD, p, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS)
+        };
+        let fd = fd.ok()?;
+        let is_file = rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT != libc::S_IFDIR);
+        let access = if is_file { access & AccessFs::from_file(super::TARGET_ABI) } else { access };
+        Some(Ok(PathBeneath::new(fd, access)))
+    })
+}
+
 /// `paths` without those strictly beneath one of `covers`.
 pub(super) fn without_nested(paths: &[PathBuf], covers: &[PathBuf]) -> Vec<PathBuf> {
     paths.iter().filter(|p| !covers.iter().any(|c| c != *p && p.starts_with(c))).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a mount view, a deny match's siblings are granted one by one: a symlink
+    /// among them gets no rule (a rule on it would be on its target, anywhere), nor does a
+    /// symlink matching a protect rule.
+    #[test]
+    fn siblings_granted_around_a_match_leave_symlinks_out() {
+        let d = std::env::temp_dir().join(format!("paddock-landlock-paths-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let ws = d.join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::write(ws.join("sub/k.pem"), "x").unwrap();
+        std::fs::write(ws.join("sub/plain"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", ws.join("sub/l")).unwrap();
+        std::os::unix::fs::symlink(ws.join("sub/k.pem"), ws.join("sub/alias")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", ws.join("cfg")).unwrap();
+        let g = |s: &str| format!("{}/{s}", ws.display());
+        let plan = PathPlan {
+            writes: vec![ws.clone()],
+            deny_globs: vec![g("**/*.pem")],
+            protect_globs: vec![g("cfg")],
+            ..PathPlan::default()
+        };
+        let rules = plan_rules(&plan);
+        assert!(rules.writes.contains(&ws.join("sub/plain")), "{:?}", rules.writes);
+        for left_out in ["sub/k.pem", "sub/l", "sub/alias", "cfg"] {
+            let p = ws.join(left_out);
+            assert!(
+                !rules.writes.contains(&p) && !rules.reads.contains(&p),
+                "{left_out}: {:?} {:?}",
+                rules.writes,
+                rules.reads
+            );
+        }
+        assert!(!rules.writes.contains(&ws), "the workspace itself is split");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn plan_rules(plan: &PathPlan) -> PathRules {
+        super::plan(plan, false, false)
+    }
 }
