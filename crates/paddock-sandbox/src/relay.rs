@@ -96,6 +96,20 @@ impl ReadBuf {
     }
 }
 
+/// The cap of a captured stream when the policy sets no `max_output`: captured output is
+/// held in the supervisor's memory, outside the call's cgroup (found by an attack: 500 MB
+/// came back whole, and an endless writer had the supervisor killed by the OOM killer).
+pub(crate) const CAPTURE_CAP: u64 = 64 * 1024 * 1024;
+
+/// The cap of a stream: `max_output`, or for a captured one (held in paddock's memory)
+/// [`CAPTURE_CAP`] when the policy sets none.
+pub(crate) fn cap_of(max_output: Option<u64>, captured: bool) -> Option<u64> {
+    match (max_output, captured) {
+        (None, true) => Some(CAPTURE_CAP),
+        (cap, _) => cap,
+    }
+}
+
 /// The least a stream past `max_output` is drained before it is closed.
 pub(crate) const DRAIN_MIN: u64 = 64 * 1024 * 1024;
 
@@ -242,6 +256,14 @@ pub(crate) fn spawn_pty(master: OwnedFd, cap: Option<u64>, stop: Arc<AtomicBool>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_output_always_has_a_cap() {
+        assert_eq!(cap_of(None, true), Some(CAPTURE_CAP), "held in memory: capped");
+        assert_eq!(cap_of(None, false), None, "streamed: as the policy says");
+        assert_eq!(cap_of(Some(10), true), Some(10));
+        assert_eq!(drain_limit(CAPTURE_CAP), 2 * CAPTURE_CAP);
+    }
 
     /// A reader that hands out at most `chunk` bytes a read, as a pipe does.
     struct Chunks<'a> {

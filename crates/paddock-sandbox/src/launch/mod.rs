@@ -192,8 +192,8 @@ pub(crate) fn handshake(
     use_pty: bool,
     origin: u64,
 ) -> Result<Running, SandboxError> {
-    let cap = spec.limits.max_output;
     let capture = matches!(spec.stdio, StdioMode::Capture { .. });
+    let cap = relay::cap_of(spec.limits.max_output, capture);
     if let Some(out) = ends.out_r {
         running.stdout =
             Some(relay::spawn_stream(File::from(out), if capture { Sink::Capture } else { Sink::Fd(1) }, cap)?);
