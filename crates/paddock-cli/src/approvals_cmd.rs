@@ -112,6 +112,10 @@ fn answer(id: &str, verdict: Verdict, scope: Scope) -> i32 {
                 Taken::Yes => {
                     output::println(format_args!("{shown}: {what} {how} ({})", scope.as_str())).err().unwrap_or(exit::OK)
                 }
+                Taken::TooLate => fail(
+                    exit::USAGE,
+                    format_args!("{shown}: the call that asked stopped waiting (its ask_timeout passed) before the answer came: nothing was {how}, and nothing kept"),
+                ),
                 Taken::AskerEnded => fail(
                     exit::USAGE,
                     format_args!("{shown}: the call that asked ended before it took the answer: nothing was {how}, and nothing kept"),

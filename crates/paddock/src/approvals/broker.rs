@@ -335,7 +335,8 @@ impl Broker {
                 None
             }
         };
-        // Down only now: its answerer reads "taken" from the question being gone.
+        // Marked and down only now: its answerer reads "taken" from the mark.
+        self.store.mark_taken(&q.id);
         self.store.remove(&q.id);
         drop(asking);
         self.answered(&q, Some(&a), a.scope.as_str(), &d, approved_rule);

@@ -57,6 +57,8 @@ pub enum Taken {
     Yes,
     /// The asker ended before it took it.
     AskerEnded,
+    /// The asker stopped waiting (its deadline passed) before the answer came.
+    TooLate,
     /// The asker has not taken it yet (it is stopped, or very busy).
     NotYet,
 }
@@ -104,6 +106,26 @@ impl Store {
 
     fn answer_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.answer.json"))
+    }
+
+    /// Where an asker leaves the answer it took, for its answerer to see.
+    fn taken_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.taken.json"))
+    }
+
+    /// Says that the answer to `id` was taken and carried out (the asker's last step
+    /// before it takes the question down): the answer file becomes the taken one. Only an
+    /// answer marked so is "taken" to its answerer; a question taken down without it timed
+    /// out (found by a test: an answer that came after the asker's deadline was said kept).
+    pub fn mark_taken(&self, id: &str) {
+        if let Err(e) = std::fs::rename(self.answer_path(id), self.taken_path(id)) {
+            tracing::warn!(id, "cannot mark the answer taken: {e}");
+        }
+    }
+
+    /// Takes the taken mark of `id` away; whether there was one.
+    fn take_mark(&self, id: &str) -> bool {
+        std::fs::remove_file(self.taken_path(id)).is_ok()
     }
 
     /// Writes `bytes` to a new temporary file (0600) in the directory; its path and file.
@@ -156,7 +178,16 @@ impl Store {
         let now = now_ms();
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
-            let name = entry?.file_name();
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.ends_with(".taken.json")) {
+                // A mark whose answerer went away before it looked.
+                let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if old.is_some_and(|age| age.as_millis() as u64 > STALE_MS) {
+                    std::fs::remove_file(entry.path()).ok();
+                }
+                continue;
+            }
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".question.json")) else { continue };
             let Some(q) = self.get(id) else { continue };
             if q.deadline_ms.saturating_add(STALE_MS) <= now || self.asker(id) == Asker::Ended {
@@ -204,8 +235,16 @@ impl Store {
     pub fn taken(&self, id: &str, within: std::time::Duration) -> Taken {
         let deadline = std::time::Instant::now() + within;
         loop {
+            if self.take_mark(id) {
+                return Taken::Yes;
+            }
             match self.asker(id) {
-                Asker::Gone => return Taken::Yes,
+                // Marked just before the question went: looked at again.
+                Asker::Gone if self.take_mark(id) => return Taken::Yes,
+                Asker::Gone => {
+                    self.remove(id);
+                    return Taken::TooLate;
+                }
                 Asker::Ended => {
                     self.remove(id);
                     return Taken::AskerEnded;
@@ -321,9 +360,23 @@ mod tests {
         drop(held);
         assert_eq!(s.taken("q3", std::time::Duration::from_secs(5)), Taken::AskerEnded);
 
-        let _held = s.put(&q("q4", now_ms() + 60_000)).unwrap();
+        let held = s.put(&q("q4", now_ms() + 60_000)).unwrap();
         s.answer("q4", &a).unwrap();
+        s.mark_taken("q4");
         s.remove("q4");
-        assert_eq!(s.taken("q4", std::time::Duration::from_secs(5)), Taken::Yes, "the asker took it down");
+        drop(held);
+        assert_eq!(
+            s.taken("q4", std::time::Duration::from_secs(5)),
+            Taken::Yes,
+            "the asker took it, then took it down"
+        );
+        assert!(!s.dir().join("q4.taken.json").exists(), "the mark is the answerer's to take away");
+
+        // Taken down without the mark: the asker stopped waiting first.
+        let held = s.put(&q("q5", now_ms() + 60_000)).unwrap();
+        s.answer("q5", &a).unwrap();
+        s.remove("q5");
+        drop(held);
+        assert_eq!(s.taken("q5", std::time::Duration::from_secs(5)), Taken::TooLate);
     }
 }
