@@ -618,6 +618,14 @@ impl FsRules {
     /// `read = ["/"]`).
     fn in_private_tmp(&self, path: &Path, r: &PathRule, kind: &str) -> Option<Decision> {
         let tmp = Path::new("/tmp");
+        let shm = Path::new("/dev/shm");
+        // `/dev` is the sandbox's own: its `/dev/shm` is private whatever is granted.
+        if path.starts_with(shm) && path != shm {
+            return Some(Decision::deny_default(format!(
+                "{} is in the sandbox's private /dev/shm, where no grant shows the host's",
+                path.display()
+            )));
+        }
         let hidden = path.starts_with(tmp)
             && path != tmp
             && tmp.starts_with(&r.path)

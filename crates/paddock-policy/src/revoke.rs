@@ -65,7 +65,9 @@ pub fn check_rule_id(id: &str) -> Result<(), String> {
     }
     let index = |s: &str| -> Option<()> {
         let n = s.strip_prefix('[')?.strip_suffix(']')?;
-        (!n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit())).then_some(())
+        // As a policy writes its ids: decimal, no leading zero (`[01]` names no rule).
+        let plain = !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit());
+        (plain && (n == "0" || !n.starts_with('0'))).then_some(())
     };
     let (head, tail) = id.split_at(id.find('[').unwrap_or(id.len()));
     let ok = match head {
@@ -298,6 +300,8 @@ mod id_tests {
             "commands.allow[99999999999999999999]",
             "commands.allow",
             "commands.allow[]",
+            "commands.allow[01]",
+            "network.http[00].allow[1]",
             "commands.allow[1]x",
             "network.http[0].allow",
             "secrets.",

@@ -958,6 +958,10 @@ fn a_grant_from_tmp_or_above_does_not_reach_into_the_private_tmp() {
     assert_eq!(rule(&p.decide_read(Path::new("/tmp/x"))), ("deny", "default"));
     let p = policy("version = 1\n[filesystem]\nread = [\"/\"]\nwrite = [\"/tmp\"]\n");
     assert_eq!(rule(&p.decide_read(Path::new("/tmp/x"))), ("allow", "filesystem.write[0]"));
+    // `/dev/shm` is private whatever a grant says.
+    let p = policy("version = 1\n[filesystem]\nread = [\"/\"]\nwrite = [\"/dev/shm\"]\n");
+    assert_eq!(rule(&p.decide_read(Path::new("/dev/shm/x"))), ("deny", "default"));
+    assert_eq!(rule(&p.decide_write(Path::new("/dev/shm/x"))), ("deny", "default"));
 }
 
 /// A program outside the view that is a version manager's front gets a hint for the

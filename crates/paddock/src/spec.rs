@@ -153,11 +153,17 @@ pub(crate) fn call_dir(policy: &Policy, cwd: Option<&str>) -> Result<PathBuf, De
     if d.is_allow() {
         return Ok(dir);
     }
-    let reason = format!(
-        "the call's cwd {} is not visible in the sandbox, so the call cannot run there: {}",
-        dir.display(),
-        d.reason
-    );
+    // The sandbox's own /tmp and /dev/shm: no grant of them shows the host's.
+    let why = if dir == Path::new("/tmp") || dir == Path::new("/dev/shm") {
+        format!(
+            "the sandbox's {} is its own, empty when a call starts, not the host's: name a directory in the workspace, or grant the one beneath it by name",
+            dir.display()
+        )
+    } else {
+        d.reason.clone()
+    };
+    let reason =
+        format!("the call's cwd {} is not visible in the sandbox, so the call cannot run there: {why}", dir.display());
     Err(Decision { reason, ..d })
 }
 

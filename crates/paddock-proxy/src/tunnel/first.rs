@@ -205,13 +205,24 @@ enum Preamble {
 /// request line, so the tunnel was relayed as another protocol, and a front end that
 /// takes the header routed the request after it by its `Host`, unchecked).
 fn preamble(buf: &[u8]) -> Preamble {
-    let sigs = [PROXY_V1, PROXY_V2];
-    if sigs.iter().any(|s| buf.starts_with(s)) {
-        Preamble::Yes
-    } else if sigs.iter().any(|s| s.starts_with(buf)) {
-        Preamble::Maybe
-    } else {
-        Preamble::No
+    // Version 2's signature exactly; version 1's word in any case, after any white space
+    // and followed by any (what a lenient front end might still take; found by the
+    // re-check: `proxy `, `PROXY\t`, a leading space or CRLF went on).
+    if buf.starts_with(PROXY_V2) {
+        return Preamble::Yes;
+    }
+    if PROXY_V2.starts_with(buf) {
+        return Preamble::Maybe;
+    }
+    let rest = &buf[buf.iter().take_while(|&&b| white(b)).count()..];
+    let word = &PROXY_V1[..5];
+    match rest.len() {
+        n if n > word.len() => match rest[..5].eq_ignore_ascii_case(word) && white(rest[5]) {
+            true => Preamble::Yes,
+            false => Preamble::No,
+        },
+        _ if word[..rest.len()].eq_ignore_ascii_case(rest) => Preamble::Maybe,
+        _ => Preamble::No,
     }
 }
 
@@ -291,6 +302,10 @@ mod tests {
         assert_eq!(preamble(b"PRO"), Preamble::Maybe);
         assert_eq!(preamble(b"\r\n\r\n"), Preamble::Maybe);
         assert_eq!(preamble(b"PROXYX"), Preamble::No);
+        for v in [&b"proxy TCP4 "[..], b"PROXY\tTCP4", b" PROXY TCP4", b"\r\nPROXY TCP4", b"pRoXy UNKNOWN"] {
+            assert_eq!(preamble(v), Preamble::Yes, "{:?}", String::from_utf8_lossy(v));
+        }
+        assert_eq!(preamble(b"  prox"), Preamble::Maybe);
         assert_eq!(preamble(b"POST / HTTP/1.1\r\n"), Preamble::No);
         assert_eq!(preamble(b"\r\nGET / HTTP/1.1\r\n"), Preamble::No);
     }
