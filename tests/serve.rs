@@ -1040,3 +1040,34 @@ fn an_address_in_use_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(err.contains("another server listens there"), "{err}");
 }
+
+/// A socket whose directory another user could change is refused before anything listens
+/// (64): in a directory anyone may write, a socket renamed away and one bound in its place
+/// was sent every client's token (found by an attack). So is a path ending with a slash.
+/// Control: the same directory made private takes the socket.
+#[test]
+fn a_socket_others_could_replace_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let serve = |socket: &str| {
+        Command::new(BIN)
+            .args(["serve", "--socket", socket])
+            .env("PADDOCK_STATE_DIR", dir.path().join("state"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run paddock serve")
+    };
+    let sock = open.join("s");
+    let out = serve(sock.to_str().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("writable by its group or others") && err.contains("token"), "{err}");
+    assert!(!sock.exists(), "nothing bound");
+    let out = serve(&format!("{}/", sock.display()));
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let srv = start(None, &["--socket", sock.to_str().unwrap()]);
+    assert_eq!(srv.request("GET", "/v1/health", &[], None).status, 200);
+}

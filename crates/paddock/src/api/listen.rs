@@ -76,8 +76,8 @@ pub fn check_socket_path(path: &Path) -> Result<(), ListenError> {
         return Err(ListenError::SocketTooLong { path: shown(), len });
     }
     let refused = |why: String| ListenError::SocketPath { path: shown(), why };
-    if path.file_name().is_none() {
-        return Err(refused("names no file".into()));
+    if path.file_name().is_none() || std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).ends_with(b"/") {
+        return Err(refused("names no file (it ends with a slash)".into()));
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     match std::fs::metadata(dir) {
@@ -90,12 +90,42 @@ pub fn check_socket_path(path: &Path) -> Result<(), ListenError> {
             )))
         }
     }
+    if let Some((d, why)) = open_to_others(dir) {
+        return Err(refused(format!(
+            "the directory {} on its way {why}: another user could put a socket of their own in its place and be sent the token of every client; choose a path whose directories only you (or root) can change",
+            paddock_audit::Escaped(&d.to_string_lossy())
+        )));
+    }
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_socket() => {
             Err(refused("exists and is not a socket; remove it or choose another path".into()))
         }
         _ => Ok(()),
     }
+}
+
+/// The first directory on the way to `dir` (itself and its ancestors, as named and as
+/// resolved) that another user could change an entry of: owned by another user than
+/// this one or root, or writable by its group or others without the sticky bit; and why
+/// (found by an attack: in a directory anyone could write, a socket renamed away and one
+/// bound in its place received a client's token).
+fn open_to_others(dir: &Path) -> Option<(PathBuf, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let given = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| given.clone());
+    let mut ways: Vec<PathBuf> = given.ancestors().chain(resolved.ancestors()).map(Path::to_path_buf).collect();
+    ways.dedup();
+    for d in ways {
+        let Ok(m) = std::fs::metadata(&d) else { continue };
+        if m.uid() != 0 && m.uid() != me {
+            return Some((d, format!("belongs to uid {}", m.uid())));
+        }
+        if m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+            return Some((d, "is writable by its group or others, without the sticky bit".into()));
+        }
+    }
+    None
 }
 
 /// Parses `--listen`: `127.x.x.x:PORT`, `[::1]:PORT` or `localhost:PORT` (taken as
