@@ -23,6 +23,9 @@ use tokio::task::JoinSet;
 /// The longest message read (16 MiB, rmcp's limit too); a longer one gets an error.
 pub const MAX_LINE: usize = 16 << 20;
 
+/// The error replies that may wait to be written before no more input is read.
+const MAX_PENDING_REPLIES: usize = 64;
+
 /// The transport: lines from `R`, lines to `W`.
 pub struct Lines<R, W> {
     read: BufReader<R>,
@@ -67,7 +70,12 @@ impl<R: AsyncRead + Unpin, W> Lines<R, W> {
                     Err(e) => return Read::Failed(e),
                 };
                 if available.is_empty() {
-                    return Read::Eof;
+                    // A last line without its newline is a line too (found by a test: it
+                    // got no answer).
+                    return match self.line.is_empty() || self.discarding {
+                        true => Read::Eof,
+                        false => Read::Line,
+                    };
                 }
                 let newline = available.iter().position(|b| *b == b'\n');
                 let take = newline.map_or(available.len(), |i| i + 1);
@@ -232,6 +240,14 @@ where
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
+            // No more is read while this many error replies wait for a client that does
+            // not read them (found by an attack: each held its reply, and paddock grew past
+            // 2 GiB). `join_next` is cancel-safe.
+            while self.replies.len() >= MAX_PENDING_REPLIES {
+                if self.replies.join_next().await.is_none() {
+                    break;
+                }
+            }
             match self.read_line().await {
                 Read::Line => {}
                 Read::TooLong => {
@@ -353,5 +369,39 @@ mod tests {
         assert_eq!(replies[0]["error"]["code"], -32600);
         assert!(replies[0]["error"]["message"].as_str().unwrap().contains("(64 bytes)"), "{replies:?}");
         assert!(replies[1].get("id").is_some_and(Value::is_null), "an id past the limit is not read: {replies:?}");
+    }
+
+    /// A client that never reads its replies stops paddock reading, once
+    /// [`MAX_PENDING_REPLIES`] wait: what is held is bounded.
+    #[tokio::test]
+    async fn error_replies_nobody_reads_stop_the_reading() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let (read, write) = tokio::io::split(server);
+        let mut t = Lines::new(read, write, 1 << 10);
+        let writer = tokio::spawn(async move {
+            for _ in 0..10_000 {
+                if client.write_all(b"x\n").await.is_err() {
+                    break;
+                }
+            }
+            client
+        });
+        let held = tokio::time::timeout(std::time::Duration::from_millis(300), t.receive()).await;
+        assert!(held.is_err(), "receive waits for the replies to be read");
+        assert!(t.replies.len() <= MAX_PENDING_REPLIES, "{}", t.replies.len());
+        writer.abort();
+    }
+
+    /// A last line without its newline is still read and answered.
+    #[tokio::test]
+    async fn a_last_line_without_a_newline_is_read() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (read, write) = tokio::io::split(server);
+        let mut t = Lines::new(read, write, 1 << 10);
+        client.write_all(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).await.unwrap();
+        client.shutdown().await.unwrap();
+        let m = t.receive().await.expect("the ping");
+        assert!(matches!(m, JsonRpcMessage::Request(ref r) if r.id.to_string() == "3"), "{m:?}");
+        assert!(t.receive().await.is_none(), "then the end");
     }
 }
