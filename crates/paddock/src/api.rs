@@ -199,24 +199,38 @@ impl Server {
         // A client that does not finish sending its headers within 30 s is dropped.
         http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
         tokio::pin!(shutdown);
+        let open = Arc::new(AtomicUsize::new(0));
+        let cap = connection_cap(rustix::process::getrlimit(rustix::process::Resource::Nofile).current);
+        let mut full = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = accept(&bound) => match accepted {
+                    // Past the cap a connection is closed at once: the descriptors the
+                    // calls need are never all held by idle clients (found by an attack:
+                    // 20,000 idle connections from another local user left a client with
+                    // the token unanswered, "Too many open files").
+                    Ok(_) if open.load(Ordering::Acquire) >= cap => {
+                        if !std::mem::replace(&mut full, true) {
+                            tracing::warn!("{cap} connections open: new ones are closed until some end");
+                        }
+                    }
                     Ok(Conn::Tcp(s)) => {
+                        full = false;
                         let _ = s.set_nodelay(true);
                         let conn = http.serve_connection(TokioIo::new(s), hyper::service::service_fn({
                             let state = Arc::clone(&state);
                             move |req| serve_request(Arc::clone(&state), req)
                         }));
-                        tokio::spawn(graceful.watch(conn));
+                        tokio::spawn(counted(&open, graceful.watch(conn)));
                     }
                     Ok(Conn::Unix(s)) => {
+                        full = false;
                         let conn = http.serve_connection(TokioIo::new(s), hyper::service::service_fn({
                             let state = Arc::clone(&state);
                             move |req| serve_request(Arc::clone(&state), req)
                         }));
-                        tokio::spawn(graceful.watch(conn));
+                        tokio::spawn(counted(&open, graceful.watch(conn)));
                     }
                     Err(e) => {
                         // EMFILE and the like: back off instead of spinning.
@@ -262,6 +276,28 @@ enum Conn {
     Unix(tokio::net::UnixStream),
 }
 
+/// The most connections served at once: a quarter of the descriptors this process may
+/// open (the rest are the calls'), between 16 and 512; more are closed as they come.
+fn connection_cap(nofile: Option<u64>) -> usize {
+    nofile.map_or(512, |n| (n / 4) as usize).clamp(16, 512)
+}
+
+/// `conn`, counted in `open` while it lives.
+fn counted<F: Future>(open: &Arc<AtomicUsize>, conn: F) -> impl Future<Output = F::Output> {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    open.fetch_add(1, Ordering::AcqRel);
+    let held = Counted(Arc::clone(open));
+    async move {
+        let _held = held;
+        conn.await
+    }
+}
+
 async fn accept(bound: &Bound) -> std::io::Result<Conn> {
     match bound {
         Bound::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
@@ -287,6 +323,14 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_capped_by_the_descriptors_there_are() {
+        assert_eq!(connection_cap(Some(1024)), 256);
+        assert_eq!(connection_cap(Some(1 << 20)), 512);
+        assert_eq!(connection_cap(Some(20)), 16);
+        assert_eq!(connection_cap(None), 512);
+    }
 
     /// Settings no server can work with are refused when it binds, before the token is
     /// read or anything listens: 0 slots used to become 1 silently.
