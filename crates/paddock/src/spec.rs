@@ -144,9 +144,12 @@ pub fn fs_view(policy: &Policy) -> FsView {
 pub(crate) fn call_dir(policy: &Policy, cwd: Option<&str>) -> Result<PathBuf, Decision> {
     let ws = &policy.vars.workspace;
     let Some(c) = cwd else { return Ok(run_dir(policy, ws)) };
-    if c.is_empty() {
-        let reason = "the call's cwd is empty: name a directory, or leave cwd out for the workspace".to_string();
-        return Err(Decision { verdict: Verdict::Deny, rule: "default".into(), reason });
+    if c.is_empty() || c.contains('\0') {
+        let reason = match c.is_empty() {
+            true => "the call's cwd is empty: name a directory, or leave cwd out for the workspace",
+            false => "the call's cwd holds a NUL byte, which no path can: refused",
+        };
+        return Err(Decision { verdict: Verdict::Deny, rule: "default".into(), reason: reason.into() });
     }
     let dir = paddock_policy::normalize(Path::new(c), ws);
     let d = policy.decide_read(&dir);

@@ -25,6 +25,12 @@ pub enum TokenError {
     /// The file holds no token.
     #[error("token file {0}: empty; write a random token into it (or delete it: paddock creates one)")]
     Empty(String),
+    /// The token holds a character no `Authorization` header can carry (white space, a
+    /// control character, a second line, a byte above ASCII): no client could ever send it.
+    #[error(
+        "token file {0}: the token holds white space, a control character or a byte that is not ASCII, which no client can send as `Authorization: Bearer TOKEN`; write one line of visible ASCII, or delete the file to get a new token"
+    )]
+    Unsendable(String),
     /// The token is shorter than [`MIN_TOKEN_LEN`] characters: one that can be guessed.
     #[error(
         "token file {path}: the token has {len} characters, fewer than the {MIN_TOKEN_LEN} required (a short one can be guessed); write a longer random one, or delete the file and paddock creates one with 256 random bits"
@@ -163,6 +169,10 @@ impl Token {
         if token.is_empty() {
             return Err(TokenError::Empty(shown()));
         }
+        // What a client can send in `Authorization: Bearer`: visible ASCII, no space.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::Unsendable(shown()));
+        }
         let len = token.chars().count();
         if len < MIN_TOKEN_LEN {
             return Err(TokenError::TooShort { path: shown(), len });
@@ -225,6 +235,24 @@ mod tests {
         format!("{word:-<MIN_TOKEN_LEN$}")
     }
 
+    #[test]
+    fn a_token_no_client_can_send_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            "ab                              cd",
+            "a\rbcdefghijklmnopqrstuvwxyz0123456789",
+            "first-line-of-a-token-xxxxxxxxxxxxx\nsecond",
+        ] {
+            let path = dir.path().join("t");
+            std::fs::write(&path, bad).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            match Token::load(&path) {
+                Err(e) => assert!(matches!(e, TokenError::Unsendable(_)), "{bad:?}: {e}"),
+                Ok(_) => panic!("{bad:?} was taken"),
+            }
+        }
+    }
+
     /// A token shorter than 32 characters is refused at load and when rotated to; 32 is
     /// taken (the length is the trimmed token's, in characters).
     #[test]
@@ -240,7 +268,7 @@ mod tests {
         std::fs::write(&path, format!("  {exact}\n")).unwrap();
         let t = Token::load(&path).unwrap();
         assert!(t.verify(&exact).unwrap());
-        std::fs::write(&path, format!("{}\n", "é".repeat(MIN_TOKEN_LEN - 1))).unwrap();
+        std::fs::write(&path, format!("{}\n", "e".repeat(MIN_TOKEN_LEN - 1))).unwrap();
         assert!(matches!(t.verify(&exact), Err(TokenError::TooShort { len: 31, .. })), "rotated to a short one");
     }
 
