@@ -41,6 +41,7 @@ both_users!(
     rule_revocation_of_a_read_grant_leaves_the_serve_view,
     revoking_a_restriction_is_refused,
     revoking_a_rule_no_policy_has_is_refused,
+    a_nested_grant_a_call_re_points_is_refused,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -658,6 +659,40 @@ fn revoking_a_restriction_is_refused(u: User) {
     assert!(o.out().contains("no revocations in force"), "{o}");
     // control: a grant of the same kind is revoked
     assert_eq!(paddock(&f, &["revoke", "rule:filesystem.read[0]"], &[]).code(), 0);
+}
+
+/// A grant nested in a write path cannot be re-pointed by a call: one call swaps the
+/// granted directory for a symlink to `outside` (its parent renamed away, a link in its
+/// place), and the next load refuses the grant (78, naming the link) rather than grant
+/// `outside` (found by an attack: the next call read and wrote the link's target).
+/// Control: before the swap the same policy runs.
+fn a_nested_grant_a_call_re_points_is_refused(u: User) {
+    let f = Fixture::new(u);
+    std::fs::create_dir_all(f.ws.join("out/build")).unwrap();
+    for p in ["out", "out/build"] {
+        chown(&f.ws.join(p), u.uid());
+    }
+    let pol = Pol { tail: "", ..Pol::default() };
+    let policy = f.policy(&pol);
+    let text = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace("write = [\"${WORKSPACE}\"]", "write = [\"${WORKSPACE}\", \"${WORKSPACE}/out/build\"]");
+    std::fs::write(&policy, text).unwrap();
+    let run = |script: &str| {
+        let mut argv = f.paddock_argv(&pol);
+        argv[3] = policy.clone().into();
+        argv.extend(["sh", "-c", script].map(OsString::from));
+        f.launch(&argv, &[], None)
+    };
+    let o = run("echo ok > out/build/f && cat out/build/f");
+    assert_eq!((o.code(), o.out().as_str()), (0, "ok\n"), "control: {o}");
+    let swap = format!("mv out out2 && mkdir out && ln -s {} out/build", f.outside.display());
+    let o = run(&swap);
+    assert_eq!(o.code(), 0, "{o}");
+    let o = run(&format!("cat out/build/secret.txt; echo x > {}/planted", f.outside.display()));
+    assert_eq!(o.code(), 78, "{o}");
+    assert!(o.err().contains("reached through the symlink"), "{o}");
+    assert!(!o.out().contains(&f.secret) && !f.outside.join("planted").exists(), "{o}");
 }
 
 /// A `rule:` selector no policy's rule can have is refused (64), not said to be in force

@@ -1067,6 +1067,19 @@ fn a_socket_others_could_replace_is_refused() {
     assert!(!sock.exists(), "nothing bound");
     let out = serve(&format!("{}/", sock.display()));
     assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    // Through a symlink another user owns, in a sticky directory: theirs to re-point.
+    let sticky = dir.path().join("sticky");
+    let private = dir.path().join("private");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&private, sticky.join("link")).unwrap();
+    std::os::unix::fs::lchown(sticky.join("link"), Some(65534), Some(65534)).unwrap();
+    let out = serve(sticky.join("link/s").to_str().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("symlink owned by uid 65534"), "{err}");
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
     let srv = start(None, &["--socket", sock.to_str().unwrap()]);
     assert_eq!(srv.request("GET", "/v1/health", &[], None).status, 200);

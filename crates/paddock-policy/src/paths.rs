@@ -406,6 +406,7 @@ impl FsRules {
                 vec.push(rule);
             }
         }
+        rules.refuse_grants_through_writable_links(problems);
         (rules.deny, rules.deny_match) = Masks::compile("deny", deny, &mut lookups, problems);
         // The rules as written first: what they cover already needs no entry of a `.git`
         // file's directory (one compile: the entries found are appended to it).
@@ -439,6 +440,38 @@ impl FsRules {
     /// [`Lookups::unreadable_in`] of this policy's write paths.
     fn unreadable(&self, lookups: &Lookups) -> Option<(PathBuf, std::io::ErrorKind)> {
         lookups.unreadable_in(&self.write).cloned()
+    }
+
+    /// A read or write entry whose path runs through a symlink that lies beneath a write
+    /// path is refused: a call can point that link elsewhere, and the grant would follow
+    /// it at the next load to anything on the host (found by an attack: `mv out out2;
+    /// mkdir out; ln -s /elsewhere out/build` made `write = ["${WORKSPACE}/out/build"]`
+    /// a grant of `/elsewhere`). Name the directory itself, or keep the link outside the
+    /// write paths.
+    fn refuse_grants_through_writable_links(&self, problems: &mut Problems) {
+        for (kind, r) in self.read.iter().map(|r| ("read", r)).chain(self.write.iter().map(|r| ("write", r))) {
+            let mut lookups = Lookups::default();
+            lookups.normalize(&r.expanded, Path::new("/"));
+            let mut links: Vec<&Path> = lookups.links().collect();
+            links.sort();
+            let writable = links.into_iter().find_map(|l| {
+                let dir = l.parent()?;
+                self.write.iter().find(|w| dir.starts_with(&w.path)).map(|w| (l.to_path_buf(), w))
+            });
+            if let Some((link, w)) = writable {
+                problems.push(
+                    &r.origin,
+                    format!(
+                        "`filesystem.{kind}` entry `{}` is reached through the symlink {}, which lies under the write path `{}` ({}): a call could point it elsewhere, and this grant would follow it",
+                        r.raw,
+                        link.display(),
+                        w.raw,
+                        w.id
+                    ),
+                    Some("name the directory the link points to, or keep the link out of the write paths".into()),
+                );
+            }
+        }
     }
 
     /// Protect entries for the git directories that `.git` files in the write paths name

@@ -114,6 +114,16 @@ fn open_to_others(dir: &Path) -> Option<(PathBuf, String)> {
     let me = rustix::process::geteuid().as_raw();
     let given = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let resolved = std::fs::canonicalize(dir).unwrap_or_else(|_| given.clone());
+    // A link on the way is its owner's to re-point, sticky directory or not (found by an
+    // attack: a link another user owned in /tmp, re-pointed at their socket).
+    for d in given.ancestors() {
+        match std::fs::symlink_metadata(d) {
+            Ok(m) if m.file_type().is_symlink() && m.uid() != 0 && m.uid() != me => {
+                return Some((d.to_path_buf(), format!("is a symlink owned by uid {}", m.uid())));
+            }
+            _ => {}
+        }
+    }
     let mut ways: Vec<PathBuf> = given.ancestors().chain(resolved.ancestors()).map(Path::to_path_buf).collect();
     ways.dedup();
     for d in ways {
