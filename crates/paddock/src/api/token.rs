@@ -165,8 +165,9 @@ impl Token {
         }
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(io(&self.path))?;
-        let token = text.trim();
-        if token.is_empty() {
+        // The line as `$(cat FILE)` gives it: only its line ends are not the token.
+        let token = text.trim_end_matches(['\n', '\r']);
+        if token.trim().is_empty() {
             return Err(TokenError::Empty(shown()));
         }
         // What a client can send in `Authorization: Bearer`: visible ASCII, no space.
@@ -242,6 +243,8 @@ mod tests {
             "ab                              cd",
             "a\rbcdefghijklmnopqrstuvwxyz0123456789",
             "first-line-of-a-token-xxxxxxxxxxxxx\nsecond",
+            "abcdefghijklmnopqrstuvwxyz0123456789\u{a0}",
+            "  abcdefghijklmnopqrstuvwxyz0123456789",
         ] {
             let path = dir.path().join("t");
             std::fs::write(&path, bad).unwrap();
@@ -265,7 +268,7 @@ mod tests {
         assert!(matches!(e, TokenError::TooShort { len: 5, .. }), "{e}");
         assert!(e.to_string().contains("fewer than the 32"), "{e}");
         let exact = "x".repeat(MIN_TOKEN_LEN);
-        std::fs::write(&path, format!("  {exact}\n")).unwrap();
+        std::fs::write(&path, format!("{exact}\r\n")).unwrap();
         let t = Token::load(&path).unwrap();
         assert!(t.verify(&exact).unwrap());
         std::fs::write(&path, format!("{}\n", "e".repeat(MIN_TOKEN_LEN - 1))).unwrap();
