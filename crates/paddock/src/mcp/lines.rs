@@ -26,6 +26,39 @@ pub const MAX_LINE: usize = 16 << 20;
 /// The error replies that may wait to be written before no more input is read.
 const MAX_PENDING_REPLIES: usize = 64;
 
+/// The requests read and not yet answered before no more input is read: their replies
+/// wait in paddock's memory for a client that reads them (found by an attack: a client
+/// that never read its replies had paddock hold every finished call's, past 1.5 GiB).
+const MAX_OUTSTANDING: usize = 32;
+
+/// Requests read and not answered yet, and a wake-up when one is.
+#[derive(Default)]
+struct Outstanding {
+    count: std::sync::atomic::AtomicUsize,
+    answered: tokio::sync::Notify,
+}
+
+impl Outstanding {
+    fn done(&self) {
+        let _ =
+            self.count.fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                n.checked_sub(1)
+            });
+        self.answered.notify_waiters();
+    }
+
+    /// Waits until fewer than [`MAX_OUTSTANDING`] requests are unanswered (cancel-safe).
+    async fn room(&self) {
+        loop {
+            let answered = self.answered.notified();
+            if self.count.load(std::sync::atomic::Ordering::Acquire) < MAX_OUTSTANDING {
+                return;
+            }
+            answered.await;
+        }
+    }
+}
+
 /// The transport: lines from `R`, lines to `W`.
 pub struct Lines<R, W> {
     read: BufReader<R>,
@@ -38,6 +71,7 @@ pub struct Lines<R, W> {
     write: Arc<Mutex<Option<W>>>,
     /// Error replies being written (awaited before the end of input is reported).
     replies: JoinSet<()>,
+    outstanding: Arc<Outstanding>,
 }
 
 enum Read {
@@ -57,6 +91,7 @@ impl<R: AsyncRead + Unpin, W> Lines<R, W> {
             discarding: false,
             write: Arc::new(Mutex::new(Some(write))),
             replies: JoinSet::new(),
+            outstanding: Arc::default(),
         }
     }
 
@@ -235,7 +270,16 @@ where
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let write = Arc::clone(&self.write);
         let frame = frame(&item);
-        async move { write_frame(&write, frame?).await }
+        // A reply to a request frees its place once written (or failed).
+        let reply = matches!(item, JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_));
+        let outstanding = Arc::clone(&self.outstanding);
+        async move {
+            let written = write_frame(&write, frame?).await;
+            if reply {
+                outstanding.done();
+            }
+            written
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
@@ -248,6 +292,7 @@ where
                     break;
                 }
             }
+            self.outstanding.room().await;
             match self.read_line().await {
                 Read::Line => {}
                 Read::TooLong => {
@@ -276,7 +321,21 @@ where
             let parsed = parse(&self.line);
             self.line.clear();
             match parsed {
-                Parsed::Message(m) => return Some(*m),
+                Parsed::Message(m) => {
+                    match &*m {
+                        JsonRpcMessage::Request(_) => {
+                            self.outstanding.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        }
+                        // A request the client gave up: no reply may come for it.
+                        JsonRpcMessage::Notification(n)
+                            if matches!(n.notification, rmcp::model::ClientNotification::CancelledNotification(_)) =>
+                        {
+                            self.outstanding.done();
+                        }
+                        _ => {}
+                    }
+                    return Some(*m);
+                }
                 Parsed::Nothing => {}
                 Parsed::Error(id, error) => {
                     tracing::debug!("MCP line not understood: {}", error.message);
@@ -403,5 +462,29 @@ mod tests {
         let m = t.receive().await.expect("the ping");
         assert!(matches!(m, JsonRpcMessage::Request(ref r) if r.id.to_string() == "3"), "{m:?}");
         assert!(t.receive().await.is_none(), "then the end");
+    }
+
+    /// Past [`MAX_OUTSTANDING`] unanswered requests no more is read; a reply written makes
+    /// room again.
+    #[tokio::test]
+    async fn unanswered_requests_stop_the_reading_until_one_is_answered() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let (read, write) = tokio::io::split(server);
+        let mut t = Lines::new(read, write, 1 << 10);
+        let mut input = String::new();
+        for i in 0..MAX_OUTSTANDING + 2 {
+            input += &format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"ping\"}}\n");
+        }
+        client.write_all(input.as_bytes()).await.unwrap();
+        for _ in 0..MAX_OUTSTANDING {
+            assert!(t.receive().await.is_some());
+        }
+        let wait = std::time::Duration::from_millis(200);
+        assert!(tokio::time::timeout(wait, t.receive()).await.is_err(), "no room: nothing more is read");
+        let reply =
+            TxJsonRpcMessage::<RoleServer>::error(ErrorData::internal_error("x", None), Some(RequestId::Number(0)));
+        t.send(reply).await.unwrap();
+        assert!(tokio::time::timeout(wait, t.receive()).await.unwrap().is_some(), "a reply made room");
+        assert!(tokio::time::timeout(wait, t.receive()).await.is_err(), "full again");
     }
 }
