@@ -107,6 +107,8 @@ mod proto;
 mod pty;
 mod relay;
 mod report;
+#[cfg(test)]
+mod scratch;
 mod seccomp;
 mod signals;
 mod spec;

@@ -90,8 +90,8 @@ mod tests {
 
     #[test]
     fn matches_beneath_the_grants_are_found_and_nothing_else() {
-        let d = std::env::temp_dir().join(format!("paddock-landlock-globs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let scratch = crate::scratch::Scratch::new("landlock-globs");
+        let d = scratch.path();
         let ws = d.join("ws");
         for dir in ["a/b", ".git/hooks", "other"] {
             std::fs::create_dir_all(ws.join(dir)).unwrap();
@@ -111,6 +111,5 @@ mod tests {
         assert_eq!(f.denied, [ws.join("a/b/k.pem")]);
         assert_eq!(f.protected, [ws.join(".git/config"), ws.join(".git/hooks")]);
         assert!(f.unlisted.is_empty(), "{:?}", f.unlisted);
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -145,9 +145,8 @@ mod tests {
     /// symlink matching a protect rule.
     #[test]
     fn siblings_granted_around_a_match_leave_symlinks_out() {
-        let d = std::env::temp_dir().join(format!("paddock-landlock-paths-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let ws = d.join("ws");
+        let scratch = crate::scratch::Scratch::new("landlock-paths");
+        let ws = scratch.path().join("ws");
         std::fs::create_dir_all(ws.join("sub")).unwrap();
         std::fs::write(ws.join("sub/k.pem"), "x").unwrap();
         std::fs::write(ws.join("sub/plain"), "x").unwrap();
@@ -173,7 +172,6 @@ mod tests {
             );
         }
         assert!(!rules.writes.contains(&ws), "the workspace itself is split");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     fn plan_rules(plan: &PathPlan) -> PathRules {
