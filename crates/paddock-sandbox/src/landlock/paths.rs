@@ -3,6 +3,7 @@
 //! each match of a deny glob there then, and each protect match granted read only
 //! ([`super::globs`]).
 
+use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -22,11 +23,12 @@ pub(super) struct PathRules {
     pub dev_files: Vec<&'static str>,
     /// Without a mount view: the globs' matches found at the start.
     pub found: super::globs::Found,
-    /// The paths the plan names itself (its grants, `/tmp`, `/proc`): a rule on one of
-    /// them follows its symlinks, as the grant was written. Every other path here was
-    /// found by listing a directory (a deny's siblings, a glob's match), and its rule is
-    /// made only on what that path is without following any symlink.
-    pub named: Vec<PathBuf>,
+    /// Without a mount view, the paths the plan names itself (its grants, `/tmp`,
+    /// `/proc`): a rule on one of them follows its symlinks, as the grant was written.
+    /// Every other path here was found by listing a directory (a deny's siblings, a
+    /// glob's match), and its rule is made only on what that path is without following
+    /// any symlink. `None` in the mount view, where every path is one the plan names.
+    pub named: Option<HashSet<PathBuf>>,
 }
 
 /// The rules for `plan`. In the mount view, a rule beneath another that grants as much
@@ -80,7 +82,8 @@ pub(super) fn plan(plan: &PathPlan, mounts_ok: bool, private_tmp: bool) -> PathR
     } else {
         dev_files.retain(|f| *f != "/dev/shm");
     }
-    let named = plan.reads.iter().chain(&plan.writes).cloned().chain(["/tmp", "/proc"].map(PathBuf::from)).collect();
+    let named = (!mounts_ok)
+        .then(|| plan.reads.iter().chain(&plan.writes).cloned().chain(["/tmp", "/proc"].map(PathBuf::from)).collect());
     PathRules { reads, writes, read_only, dev_files, found, named }
 }
 
@@ -107,19 +110,20 @@ pub(super) fn rules_excluding(root: &Path, denies: &[PathBuf], out: &mut Vec<Pat
     }
 }
 
-/// The rules granting `access` on `paths`: on each path `named` holds as the path
+/// The rules granting `access` on `paths`: on each path `named` holds (every path without
+/// `named`) as the path
 /// resolves; on any other (found by listing a directory) only when no symlink is on its
 /// way, the last component included (one swapped in since the listing gets no rule). A
 /// path that cannot be opened gets none; a file gets only the rights a file can have.
 pub(super) fn rules_on<'a>(
     paths: &'a [PathBuf],
     access: BitFlags<AccessFs>,
-    named: &'a [PathBuf],
+    named: &'a Option<HashSet<PathBuf>>,
 ) -> impl Iterator<Item = Result<PathBeneath<OwnedFd>, RulesetError>> + 'a {
     use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
     paths.iter().filter_map(move |p| {
         let flags = OFlags::PATH | OFlags::CLOEXEC;
-        let fd = if named.contains(p) {
+        let fd = if named.as_ref().is_none_or(|n| n.contains(p)) {
             rustix::fs::open(p, flags, Mode::empty())
         } else {
             rustix::fs::openat2(CWD, p, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS)
